@@ -1,0 +1,374 @@
+import Foundation
+import GRDB
+import GRPCCore
+import Logging
+import LumenAPI
+import RPCSupport
+import Storage
+
+/// The accounts service: organisations, users, groups, clients and their managers.
+public struct AccountsService: Sendable {
+    let store: AccountsStore
+    let clock: WallClock
+    let logger: Logger
+
+    /// Opens (and migrates) the accounts database at `location`.
+    public init(location: ServiceDatabase.Location, clock: WallClock = .system, logger: Logger) throws {
+        self.store = try AccountsStore(location: location)
+        self.clock = clock
+        self.logger = logger
+    }
+
+    static let maxNameLength = 100
+
+    static func name(_ raw: String, param: String) throws -> String {
+        let name = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !name.isEmpty, name.count <= maxNameLength else {
+            throw AccountsError.invalidName(param, "\(param) must be 1–\(maxNameLength) characters")
+        }
+        return name
+    }
+
+    static func email(_ raw: String) throws -> String {
+        let email = raw.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+        let parts = email.split(separator: "@", omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty, parts[1].contains("."), !parts[1].hasPrefix("."),
+            !parts[1].hasSuffix("."), email.count <= 254, !email.contains(where: \.isWhitespace)
+        else { throw AccountsError.invalidEmail(raw) }
+        return email
+    }
+
+    static func displayName(_ raw: String, email: String) throws -> String {
+        let trimmed = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+        if trimmed.isEmpty { return String(email.prefix(while: { $0 != "@" })) }
+        return try name(trimmed, param: "display_name")
+    }
+
+    /// Turns SQLite's unique-constraint failure into the service's ALREADY_EXISTS error.
+    static func unique<T>(_ conflict: @autoclosure () -> ServiceError, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
+            throw conflict()
+        }
+    }
+
+    func userMessage(_ record: UserRecord, _ db: Database) throws -> Lumen_Accounts_V1_User {
+        let groups = try store.groupIDs(userID: record.id, db)
+        return .with {
+            $0.id = record.id
+            $0.organizationID = record.organizationID
+            $0.email = record.email
+            $0.displayName = record.displayName
+            $0.isAdmin = record.isAdmin
+            $0.active = record.active
+            $0.groupIds = groups
+            $0.createdAt = .init(millis: record.createdAt)
+        }
+    }
+
+    func clientMessage(_ record: ClientRecord, _ db: Database) throws -> Lumen_Accounts_V1_Client {
+        let managers = try store.managerIDs(clientID: record.id, db)
+        return .with {
+            $0.id = record.id
+            $0.organizationID = record.organizationID
+            $0.name = record.name
+            $0.description_p = record.description
+            $0.active = record.active
+            $0.managerUserIds = managers
+            $0.createdAt = .init(millis: record.createdAt)
+        }
+    }
+
+    func fetchUser(id: String, organizationID: String, _ db: Database) throws -> UserRecord {
+        guard let record = try UserRecord.filter(Column("id") == id && Column("organization_id") == organizationID).fetchOne(db)
+        else { throw AccountsError.userNotFound(id) }
+        return record
+    }
+
+    func fetchClient(id: String, organizationID: String, _ db: Database) throws -> ClientRecord {
+        guard let record = try ClientRecord.filter(Column("id") == id && Column("organization_id") == organizationID).fetchOne(db)
+        else { throw AccountsError.clientNotFound(id) }
+        return record
+    }
+}
+
+extension OrganizationRecord {
+    var message: Lumen_Accounts_V1_Organization {
+        .with {
+            $0.id = id
+            $0.name = name
+            $0.createdAt = .init(millis: createdAt)
+        }
+    }
+}
+
+extension GroupRecord {
+    var message: Lumen_Accounts_V1_Group {
+        .with {
+            $0.id = id
+            $0.organizationID = organizationID
+            $0.name = name
+            $0.description_p = description
+            $0.createdAt = .init(millis: createdAt)
+        }
+    }
+}
+
+extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtocol {
+    public func bootstrapOrganization(
+        request: Lumen_Accounts_V1_BootstrapOrganizationRequest, context: ServerContext
+    ) async throws -> Lumen_Accounts_V1_BootstrapOrganizationResponse {
+        try Caller.requireInternal()
+        let name = try Self.name(request.organizationName, param: "organization_name")
+        let email = try Self.email(request.adminEmail)
+        let displayName = try Self.displayName(request.adminDisplayName, email: email)
+        let now = clock.nowMillis
+        let organization = OrganizationRecord(id: Identifier.make("org"), name: name, createdAt: now)
+        let admin = UserRecord(
+            id: Identifier.make("usr"), organizationID: organization.id, email: email,
+            displayName: displayName, isAdmin: true, active: true, createdAt: now)
+        let response = try await store.writer.write { db in
+            try Self.unique(AccountsError.organizationExists(name)) { try organization.insert(db) }
+            try admin.insert(db)
+            return try Lumen_Accounts_V1_BootstrapOrganizationResponse.with {
+                $0.organization = organization.message
+                $0.admin = try userMessage(admin, db)
+            }
+        }
+        logger.info("organisation bootstrapped", metadata: ["organization_id": "\(organization.id)"])
+        return response
+    }
+
+    public func getOrganization(
+        request: Lumen_Accounts_V1_GetOrganizationRequest, context: ServerContext
+    ) async throws -> Lumen_Accounts_V1_GetOrganizationResponse {
+        let organizationID = try Caller.organization(request.organizationID)
+        guard let record = try await store.writer.read({ try OrganizationRecord.fetchOne($0, key: organizationID) }) else {
+            throw AccountsError.organizationNotFound(organizationID)
+        }
+        return .with { $0.organization = record.message }
+    }
+
+    public func listOrganizations(
+        request: Lumen_Accounts_V1_ListOrganizationsRequest, context: ServerContext
+    ) async throws -> Lumen_Accounts_V1_ListOrganizationsResponse {
+        try Caller.requireInternal()
+        let records = try await store.writer.read { try OrganizationRecord.order(Column("created_at"), Column("id")).fetchAll($0) }
+        return .with { $0.organizations = records.map(\.message) }
+    }
+
+    public func createUser(
+        request: Lumen_Accounts_V1_CreateUserRequest, context: ServerContext
+    ) async throws -> Lumen_Accounts_V1_CreateUserResponse {
+        let organizationID = try Caller.organization(request.organizationID)
+        let email = try Self.email(request.email)
+        let record = UserRecord(
+            id: Identifier.make("usr"), organizationID: organizationID, email: email,
+            displayName: try Self.displayName(request.displayName, email: email),
+            isAdmin: request.isAdmin, active: true, createdAt: clock.nowMillis)
+        let user = try await store.writer.write { db in
+            guard try OrganizationRecord.exists(db, key: organizationID) else {
+                throw AccountsError.organizationNotFound(organizationID)
+            }
+            try Self.unique(AccountsError.userExists(email)) { try record.insert(db) }
+            try store.setGroups(userID: record.id, organizationID: organizationID, groupIDs: request.groupIds, db)
+            return try userMessage(record, db)
+        }
+        return .with { $0.user = user }
+    }
+
+    public func getUser(
+        request: Lumen_Accounts_V1_GetUserRequest, context: ServerContext
+    ) async throws -> Lumen_Accounts_V1_GetUserResponse {
+        let organizationID = try Caller.organization(request.organizationID)
+        let user = try await store.writer.read { db in
+            switch request.lookup {
+            case .userID(let id):
+                return try userMessage(try fetchUser(id: id, organizationID: organizationID, db), db)
+            case .email(let email):
+                let email = email.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+                guard
+                    let record = try UserRecord.filter(Column("email") == email && Column("organization_id") == organizationID)
+                        .fetchOne(db)
+                else { throw AccountsError.userNotFound(email) }
+                return try userMessage(record, db)
+            case nil:
+                throw ServiceError.invalid("invalid_lookup", "give user_id or email", param: "user_id")
+            }
+        }
+        return .with { $0.user = user }
+    }
+
+    public func listUsers(
+        request: Lumen_Accounts_V1_ListUsersRequest, context: ServerContext
+    ) async throws -> Lumen_Accounts_V1_ListUsersResponse {
+        let organizationID = try Caller.organization(request.organizationID)
+        let page = max(1, Int(request.page.page))
+        let limit = request.page.limit == 0 ? 50 : Int(request.page.limit)
+        guard (1...100).contains(limit) else {
+            throw ServiceError.invalid("invalid_limit", "limit must be between 1 and 100", param: "limit")
+        }
+        let (users, total) = try await store.writer.read { db in
+            var query = UserRecord.filter(Column("organization_id") == organizationID)
+            if !request.search.isEmpty {
+                query = query.filter(
+                    sql: "(instr(lower(email), lower(?)) > 0 OR instr(lower(display_name), lower(?)) > 0)",
+                    arguments: [request.search, request.search])
+            }
+            let total = try query.fetchCount(db)
+            let records = try query.order(Column("email")).limit(limit, offset: (page - 1) * limit).fetchAll(db)
+            return (try records.map { try userMessage($0, db) }, total)
+        }
+        return .with {
+            $0.users = users
+            $0.pageInfo = .with {
+                $0.page = Int32(page)
+                $0.limit = Int32(limit)
+                $0.total = Int64(total)
+                $0.hasMore_p = page * limit < total
+            }
+        }
+    }
+
+    public func updateUser(
+        request: Lumen_Accounts_V1_UpdateUserRequest, context: ServerContext
+    ) async throws -> Lumen_Accounts_V1_UpdateUserResponse {
+        let organizationID = try Caller.organization(request.organizationID)
+        let displayName = request.hasDisplayName ? try Self.name(request.displayName, param: "display_name") : nil
+        let user = try await store.writer.write { db in
+            var record = try fetchUser(id: request.userID, organizationID: organizationID, db)
+            if let displayName { record.displayName = displayName }
+            if request.hasIsAdmin { record.isAdmin = request.isAdmin }
+            if request.hasActive { record.active = request.active }
+            try record.update(db)
+            if request.hasGroups {
+                try store.setGroups(userID: record.id, organizationID: organizationID, groupIDs: request.groups.ids, db)
+            }
+            return try userMessage(record, db)
+        }
+        return .with { $0.user = user }
+    }
+
+    public func createGroup(
+        request: Lumen_Accounts_V1_CreateGroupRequest, context: ServerContext
+    ) async throws -> Lumen_Accounts_V1_CreateGroupResponse {
+        let organizationID = try Caller.organization(request.organizationID)
+        let name = try Self.name(request.name, param: "name")
+        let record = GroupRecord(
+            id: Identifier.make("grp"), organizationID: organizationID, name: name,
+            description: request.description_p, createdAt: clock.nowMillis)
+        try await store.writer.write { db in
+            guard try OrganizationRecord.exists(db, key: organizationID) else {
+                throw AccountsError.organizationNotFound(organizationID)
+            }
+            try Self.unique(AccountsError.groupExists(name)) { try record.insert(db) }
+        }
+        return .with { $0.group = record.message }
+    }
+
+    public func listGroups(
+        request: Lumen_Accounts_V1_ListGroupsRequest, context: ServerContext
+    ) async throws -> Lumen_Accounts_V1_ListGroupsResponse {
+        let organizationID = try Caller.organization(request.organizationID)
+        let records = try await store.writer.read { db in
+            try GroupRecord.filter(Column("organization_id") == organizationID).order(Column("name")).fetchAll(db)
+        }
+        return .with { $0.groups = records.map(\.message) }
+    }
+
+    public func createClient(
+        request: Lumen_Accounts_V1_CreateClientRequest, context: ServerContext
+    ) async throws -> Lumen_Accounts_V1_CreateClientResponse {
+        let organizationID = try Caller.organization(request.organizationID)
+        let name = try Self.name(request.name, param: "name")
+        let record = ClientRecord(
+            id: Identifier.make("cli"), organizationID: organizationID, name: name,
+            description: request.description_p, active: true, createdAt: clock.nowMillis)
+        let client = try await store.writer.write { db in
+            guard try OrganizationRecord.exists(db, key: organizationID) else {
+                throw AccountsError.organizationNotFound(organizationID)
+            }
+            try Self.unique(AccountsError.clientExists(name)) { try record.insert(db) }
+            for userID in Set(request.managerUserIds) {
+                _ = try fetchUser(id: userID, organizationID: organizationID, db)
+                try db.execute(
+                    sql: "INSERT INTO client_managers (client_id, user_id) VALUES (?, ?)", arguments: [record.id, userID])
+            }
+            return try clientMessage(record, db)
+        }
+        return .with { $0.client = client }
+    }
+
+    public func getClient(
+        request: Lumen_Accounts_V1_GetClientRequest, context: ServerContext
+    ) async throws -> Lumen_Accounts_V1_GetClientResponse {
+        let organizationID = try Caller.organization(request.organizationID)
+        let client = try await store.writer.read { db in
+            try clientMessage(try fetchClient(id: request.clientID, organizationID: organizationID, db), db)
+        }
+        return .with { $0.client = client }
+    }
+
+    public func listClients(
+        request: Lumen_Accounts_V1_ListClientsRequest, context: ServerContext
+    ) async throws -> Lumen_Accounts_V1_ListClientsResponse {
+        let organizationID = try Caller.organization(request.organizationID)
+        let clients = try await store.writer.read { db in
+            var query = ClientRecord.filter(Column("organization_id") == organizationID)
+            if !request.includeInactive { query = query.filter(Column("active") == true) }
+            if !request.managedByUserID.isEmpty {
+                query = query.filter(
+                    sql: "id IN (SELECT client_id FROM client_managers WHERE user_id = ?)",
+                    arguments: [request.managedByUserID])
+            }
+            return try query.order(Column("name")).fetchAll(db).map { try clientMessage($0, db) }
+        }
+        return .with { $0.clients = clients }
+    }
+
+    public func updateClient(
+        request: Lumen_Accounts_V1_UpdateClientRequest, context: ServerContext
+    ) async throws -> Lumen_Accounts_V1_UpdateClientResponse {
+        let organizationID = try Caller.organization(request.organizationID)
+        let name = request.hasName ? try Self.name(request.name, param: "name") : nil
+        let client = try await store.writer.write { db in
+            var record = try fetchClient(id: request.clientID, organizationID: organizationID, db)
+            if let name { record.name = name }
+            if request.hasDescription_p { record.description = request.description_p }
+            if request.hasActive { record.active = request.active }
+            try Self.unique(AccountsError.clientExists(record.name)) { try record.update(db) }
+            return try clientMessage(record, db)
+        }
+        return .with { $0.client = client }
+    }
+
+    public func addClientManager(
+        request: Lumen_Accounts_V1_AddClientManagerRequest, context: ServerContext
+    ) async throws -> Lumen_Accounts_V1_AddClientManagerResponse {
+        let organizationID = try Caller.organization(request.organizationID)
+        let client = try await store.writer.write { db in
+            let record = try fetchClient(id: request.clientID, organizationID: organizationID, db)
+            _ = try fetchUser(id: request.userID, organizationID: organizationID, db)
+            try db.execute(
+                sql: "INSERT OR IGNORE INTO client_managers (client_id, user_id) VALUES (?, ?)",
+                arguments: [record.id, request.userID])
+            return try clientMessage(record, db)
+        }
+        return .with { $0.client = client }
+    }
+
+    public func removeClientManager(
+        request: Lumen_Accounts_V1_RemoveClientManagerRequest, context: ServerContext
+    ) async throws -> Lumen_Accounts_V1_RemoveClientManagerResponse {
+        let organizationID = try Caller.organization(request.organizationID)
+        let client = try await store.writer.write { db in
+            let record = try fetchClient(id: request.clientID, organizationID: organizationID, db)
+            try db.execute(
+                sql: "DELETE FROM client_managers WHERE client_id = ? AND user_id = ?",
+                arguments: [record.id, request.userID])
+            return try clientMessage(record, db)
+        }
+        return .with { $0.client = client }
+    }
+}

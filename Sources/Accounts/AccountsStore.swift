@@ -1,0 +1,151 @@
+import Foundation
+import GRDB
+import Storage
+
+/// The accounts service's tables. Nothing outside this module reads them.
+struct AccountsStore: Sendable {
+    let writer: any DatabaseWriter
+
+    init(location: ServiceDatabase.Location) throws {
+        self.writer = try ServiceDatabase.open(name: "accounts", at: location, migrator: Self.migrator)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: organisations, users, groups, clients") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE organizations (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+                        created_at INTEGER NOT NULL
+                    );
+                    CREATE TABLE users (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        organization_id TEXT NOT NULL REFERENCES organizations(id),
+                        email TEXT NOT NULL,
+                        display_name TEXT NOT NULL,
+                        is_admin INTEGER NOT NULL DEFAULT 0,
+                        active INTEGER NOT NULL DEFAULT 1,
+                        created_at INTEGER NOT NULL,
+                        UNIQUE (organization_id, email)
+                    );
+                    CREATE TABLE groups (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        organization_id TEXT NOT NULL REFERENCES organizations(id),
+                        name TEXT NOT NULL COLLATE NOCASE,
+                        description TEXT NOT NULL DEFAULT '',
+                        created_at INTEGER NOT NULL,
+                        UNIQUE (organization_id, name)
+                    );
+                    CREATE TABLE user_groups (
+                        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                        group_id TEXT NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+                        PRIMARY KEY (user_id, group_id)
+                    );
+                    CREATE TABLE clients (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        organization_id TEXT NOT NULL REFERENCES organizations(id),
+                        name TEXT NOT NULL COLLATE NOCASE,
+                        description TEXT NOT NULL DEFAULT '',
+                        active INTEGER NOT NULL DEFAULT 1,
+                        created_at INTEGER NOT NULL,
+                        UNIQUE (organization_id, name)
+                    );
+                    CREATE TABLE client_managers (
+                        client_id TEXT NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+                        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                        PRIMARY KEY (client_id, user_id)
+                    );
+                    """)
+        }
+        return migrator
+    }
+}
+
+struct OrganizationRecord: Codable, Sendable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "organizations"
+    var id: String
+    var name: String
+    var createdAt: Int64
+
+    enum CodingKeys: String, CodingKey {
+        case id, name
+        case createdAt = "created_at"
+    }
+}
+
+struct UserRecord: Codable, Sendable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "users"
+    var id: String
+    var organizationID: String
+    var email: String
+    var displayName: String
+    var isAdmin: Bool
+    var active: Bool
+    var createdAt: Int64
+
+    enum CodingKeys: String, CodingKey {
+        case id, email, active
+        case organizationID = "organization_id"
+        case displayName = "display_name"
+        case isAdmin = "is_admin"
+        case createdAt = "created_at"
+    }
+}
+
+struct GroupRecord: Codable, Sendable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "groups"
+    var id: String
+    var organizationID: String
+    var name: String
+    var description: String
+    var createdAt: Int64
+
+    enum CodingKeys: String, CodingKey {
+        case id, name, description
+        case organizationID = "organization_id"
+        case createdAt = "created_at"
+    }
+}
+
+struct ClientRecord: Codable, Sendable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "clients"
+    var id: String
+    var organizationID: String
+    var name: String
+    var description: String
+    var active: Bool
+    var createdAt: Int64
+
+    enum CodingKeys: String, CodingKey {
+        case id, name, description, active
+        case organizationID = "organization_id"
+        case createdAt = "created_at"
+    }
+}
+
+extension AccountsStore {
+    func groupIDs(userID: String, _ db: Database) throws -> [String] {
+        try String.fetchAll(
+            db, sql: "SELECT group_id FROM user_groups WHERE user_id = ? ORDER BY group_id", arguments: [userID])
+    }
+
+    func managerIDs(clientID: String, _ db: Database) throws -> [String] {
+        try String.fetchAll(
+            db, sql: "SELECT user_id FROM client_managers WHERE client_id = ? ORDER BY user_id", arguments: [clientID])
+    }
+
+    func setGroups(userID: String, organizationID: String, groupIDs: [String], _ db: Database) throws {
+        let unique = Array(Set(groupIDs)).sorted()
+        let known = try String.fetchAll(
+            db, GroupRecord.select(Column("id")).filter(unique.contains(Column("id")) && Column("organization_id") == organizationID))
+        if let missing = unique.first(where: { !known.contains($0) }) {
+            throw AccountsError.groupNotFound(missing)
+        }
+        try db.execute(sql: "DELETE FROM user_groups WHERE user_id = ?", arguments: [userID])
+        for groupID in unique {
+            try db.execute(sql: "INSERT INTO user_groups (user_id, group_id) VALUES (?, ?)", arguments: [userID, groupID])
+        }
+    }
+}

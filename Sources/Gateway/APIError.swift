@@ -1,0 +1,92 @@
+import Foundation
+import GRPCCore
+import HTTPTypes
+import Hummingbird
+import RPCSupport
+
+/// An error as the REST and OpenAI-compatible APIs show it:
+/// `{"error": {"type", "code", "message", "param"}}` with a 4xx or 5xx status.
+public struct APIError: Error, HTTPResponseError, Sendable {
+    public var status: HTTPResponse.Status
+    public var code: String
+    public var message: String
+    public var param: String?
+
+    public init(_ status: HTTPResponse.Status, code: String, message: String, param: String? = nil) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.param = param
+    }
+
+    /// A 400 for one bad input field.
+    static func invalid(_ code: String, _ message: String, param: String? = nil) -> APIError {
+        APIError(.badRequest, code: code, message: message, param: param)
+    }
+
+    /// The OpenAI error type for a status.
+    var type: String {
+        switch status.code {
+        case 401: "authentication_error"
+        case 402: "insufficient_quota"
+        case 403: "permission_error"
+        case 429: "rate_limit_error"
+        case 400..<500: "invalid_request_error"
+        default: "api_error"
+        }
+    }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        let body = APIErrorBody(error: .init(type: type, code: code, message: message, param: param))
+        var response = try JSONResponse(body, status: status).response(from: request, context: context)
+        if status == .unauthorized {
+            response.headers[HTTPField.Name("WWW-Authenticate")!] = "Bearer"
+        }
+        return response
+    }
+}
+
+extension APIError {
+    /// Translates a service's error; `params` renames the service's field names to the
+    /// names the REST body uses. This is the one place gRPC codes become HTTP statuses
+    /// (the table of google/rpc/code.proto).
+    init(_ error: ServiceError, params: [String: String] = [:]) {
+        let status: HTTPResponse.Status =
+            switch error.status {
+            case .invalidArgument, .failedPrecondition, .outOfRange: .badRequest
+            case .unauthenticated: .unauthorized
+            case .permissionDenied: .forbidden
+            case .notFound: .notFound
+            case .alreadyExists, .aborted: .conflict
+            case .resourceExhausted: .tooManyRequests
+            case .cancelled: HTTPResponse.Status(code: 499, reasonPhrase: "Client Closed Request")
+            case .unimplemented: .notImplemented
+            case .unavailable: .serviceUnavailable
+            case .deadlineExceeded: .gatewayTimeout
+            default: .internalServerError
+            }
+        let param = error.param.map { params[$0] ?? $0 }
+        self.init(status, code: error.code, message: error.message, param: param)
+    }
+}
+
+    /// The JSON of an `APIError`; `param` is written as null when absent.
+struct APIErrorBody: Encodable {
+        struct Inner: Encodable {
+            var type: String
+            var code: String
+            var message: String
+            var param: String?
+
+            func encode(to encoder: any Encoder) throws {
+                var container = encoder.container(keyedBy: CodingKeys.self)
+                try container.encode(type, forKey: .type)
+                try container.encode(code, forKey: .code)
+                try container.encode(message, forKey: .message)
+                try container.encode(param, forKey: .param)
+            }
+
+            enum CodingKeys: String, CodingKey { case type, code, message, param }
+        }
+        var error: Inner
+    }

@@ -1,0 +1,29 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// A JSON body with a status, encoded with the facade's one encoder configuration.
+struct JSONResponse<Value: Encodable>: ResponseGenerator {
+    var value: Value
+    var status: HTTPResponse.Status
+
+    init(_ value: Value, status: HTTPResponse.Status = .ok) {
+        self.value = value
+        self.status = status
+    }
+
+    static var encoder: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        let data = try Self.encoder.encode(value)
+        return Response(
+            status: status,
+            headers: [.contentType: "application/json; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}

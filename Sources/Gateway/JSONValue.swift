@@ -1,0 +1,56 @@
+import Foundation
+
+/// Any JSON value, decoded without losing the difference between `null` and absent, or the
+/// exact decimal digits of a number (money must not pass through a binary float).
+enum JSONValue: Decodable, Sendable, Equatable {
+    case null
+    case bool(Bool)
+    case number(Decimal)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            self = .null
+        } else if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(String.self) {
+            self = .string(value)
+        } else if let value = try? container.decode(Decimal.self) {
+            self = .number(value)
+        } else if let value = try? container.decode([JSONValue].self) {
+            self = .array(value)
+        } else {
+            self = .object(try container.decode([String: JSONValue].self))
+        }
+    }
+
+    /// The JSON type's name, for error messages.
+    var typeName: String {
+        switch self {
+        case .null: "null"
+        case .bool: "a boolean"
+        case .number: "a number"
+        case .string: "a string"
+        case .array: "an array"
+        case .object: "an object"
+        }
+    }
+
+    /// Decodes a request body that must be a JSON object; an empty body is `{}`.
+    static func object(from data: Data) throws(APIError) -> [String: JSONValue] {
+        if data.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) { return [:] }
+        let value: JSONValue
+        do {
+            value = try JSONDecoder().decode(JSONValue.self, from: data)
+        } catch {
+            throw APIError.invalid("invalid_json", "the request body is not valid JSON")
+        }
+        guard case .object(let object) = value else {
+            throw APIError.invalid("invalid_json", "the request body must be a JSON object, not \(value.typeName)")
+        }
+        return object
+    }
+}

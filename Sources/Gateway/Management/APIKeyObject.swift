@@ -1,0 +1,78 @@
+import Foundation
+import LumenAPI
+import RPCSupport
+
+/// An API key as the management API shows it (seed 003): never the secret, except `key`
+/// in the response to its creation.
+struct APIKeyObject: Encodable {
+    var id: String
+    var name: String
+    var keyPrefix: String
+    var hint: String
+    var status: String
+    var limitAmount: Decimal?
+    var usedAmount: Decimal
+    var models: [String]
+    var expiresAt: String?
+    var lastUsedAt: String?
+    var createdAt: String
+    /// The full secret: set only in the response to POST.
+    var key: String?
+
+    init(_ key: Lumen_Keys_V1_Key, secret: String? = nil) {
+        self.id = key.id
+        self.name = key.name
+        self.keyPrefix = key.keyPrefix
+        self.hint = key.hint
+        self.status = Self.statusName(key.status)
+        self.limitAmount = key.hasLimitMicros ? USD.amount(key.limitMicros) : nil
+        self.usedAmount = USD.amount(key.usedMicros)
+        self.models = key.models
+        self.expiresAt = key.hasExpiresAt ? RFC3339.format(millis: key.expiresAt.millis) : nil
+        self.lastUsedAt = key.hasLastUsedAt ? RFC3339.format(millis: key.lastUsedAt.millis) : nil
+        self.createdAt = RFC3339.format(millis: key.createdAt.millis)
+        self.key = secret
+    }
+
+    static func statusName(_ status: Lumen_Keys_V1_KeyStatus) -> String {
+        switch status {
+        case .active: "active"
+        case .inactive: "inactive"
+        case .suspended: "suspended"
+        case .revoked: "revoked"
+        default: "unknown"
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, name, hint, status, models, key
+        case keyPrefix = "key_prefix"
+        case limitAmount = "limit_amount"
+        case usedAmount = "used_amount"
+        case expiresAt = "expires_at"
+        case lastUsedAt = "last_used_at"
+        case createdAt = "created_at"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(name, forKey: .name)
+        try container.encode(keyPrefix, forKey: .keyPrefix)
+        try container.encode(hint, forKey: .hint)
+        try container.encode(status, forKey: .status)
+        try container.encode(limitAmount, forKey: .limitAmount)
+        try container.encode(usedAmount, forKey: .usedAmount)
+        try container.encode(models, forKey: .models)
+        try container.encode(expiresAt, forKey: .expiresAt)
+        try container.encode(lastUsedAt, forKey: .lastUsedAt)
+        try container.encode(createdAt, forKey: .createdAt)
+        try container.encodeIfPresent(key, forKey: .key)
+    }
+}
+
+/// `{"object": "list", "data": [...]}`.
+struct ListObject<Item: Encodable>: Encodable {
+    var object = "list"
+    var data: [Item]
+}

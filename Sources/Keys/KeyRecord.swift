@@ -1,0 +1,55 @@
+import Foundation
+import GRDB
+
+/// One row of the `keys` table: a credential's metadata and the SHA-256 digest of its secret.
+///
+/// Times are milliseconds since 1970; money is micro-USD.
+struct KeyRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "keys"
+
+    var id: String
+    var organizationID: String
+    var kind: Int
+    var ownerType: Int
+    var ownerID: String
+    var name: String
+    var secretSHA256: Data
+    var hint: String
+    var keyPrefix: String
+    var status: Int
+    var models: [String]
+    var limitMicros: Int64?
+    var usedMicros: Int64
+    var requestCount: Int64
+    var tokenCount: Int64
+    var lastUsedAt: Int64?
+    var expiresAt: Int64?
+    var createdAt: Int64
+    var updatedAt: Int64
+    var revokedAt: Int64?
+    var createdByUserID: String
+
+    enum CodingKeys: String, CodingKey {
+        case id
+        case organizationID = "organization_id"
+        case kind
+        case ownerType = "owner_type"
+        case ownerID = "owner_id"
+        case name
+        case secretSHA256 = "secret_sha256"
+        case hint
+        case keyPrefix = "key_prefix"
+        case status
+        case models
+        case limitMicros = "limit_micros"
+        case usedMicros = "used_micros"
+        case requestCount = "request_count"
+        case tokenCount = "token_count"
+        case lastUsedAt = "last_used_at"
+        case expiresAt = "expires_at"
+        case createdAt = "created_at"
+        case updatedAt = "updated_at"
+        case revokedAt = "revoked_at"
+        case createdByUserID = "created_by_user_id"
+    }
+}

@@ -1,0 +1,313 @@
+import Foundation
+import GRPCCore
+import Logging
+import LumenAPI
+import RPCSupport
+import ServiceLifecycle
+import Storage
+
+/// The keys service: `sk-` inference keys and `mt-` management tokens.
+///
+/// Secrets are generated here, returned once by `createKey`, and stored only as SHA-256
+/// digests; this type never logs a secret.
+public struct KeysService: Sendable {
+    let store: KeysStore
+    let events: KeyEventHub
+    let clock: WallClock
+    let logger: Logger
+
+    /// Opens (and migrates) the keys database at `location`.
+    public init(location: ServiceDatabase.Location, clock: WallClock = .system, logger: Logger) throws {
+        self.store = try KeysStore(location: location)
+        self.events = KeyEventHub()
+        self.clock = clock
+        self.logger = logger
+    }
+
+    /// The number of open WatchKeys streams.
+    public var watcherCount: Int { events.subscriberCount }
+}
+
+extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
+    public func createKey(
+        request: Lumen_Keys_V1_CreateKeyRequest, context: ServerContext
+    ) async throws -> Lumen_Keys_V1_CreateKeyResponse {
+        let organizationID = try Caller.organization(request.organizationID)
+        let now = clock.nowMillis
+        let kind: Lumen_Keys_V1_KeyKind = request.kind == .management ? .management : .inference
+        let name = request.hasName ? try KeyRules.name(request.name) : KeyRules.defaultName
+        try KeyRules.currency(request.limitCurrency)
+        let limit = request.hasLimitMicros ? try KeyRules.limit(request.limitMicros) : nil
+        let models = try KeyRules.models(request.models)
+        let expiry = request.hasExpiresAt ? try KeyRules.expiry(request.expiresAt.millis, now: now) : nil
+        let owner = try owner(request.hasOwner ? request.owner : nil, kind: kind, organizationID: organizationID)
+
+        let secret = Secret.make(kind: kind)
+        let record = KeyRecord(
+            id: Identifier.make("key"),
+            organizationID: organizationID,
+            kind: kind.rawValue,
+            ownerType: owner.type.rawValue,
+            ownerID: owner.id,
+            name: name,
+            secretSHA256: Secret.digest(secret),
+            hint: Secret.hint(secret),
+            keyPrefix: Secret.displayPrefix(secret),
+            status: Lumen_Keys_V1_KeyStatus.active.rawValue,
+            models: models,
+            limitMicros: limit,
+            usedMicros: 0,
+            requestCount: 0,
+            tokenCount: 0,
+            lastUsedAt: nil,
+            expiresAt: expiry,
+            createdAt: now,
+            updatedAt: now,
+            revokedAt: nil,
+            createdByUserID: request.createdByUserID.isEmpty ? (Caller.current?.userID ?? "") : request.createdByUserID
+        )
+        try await store.insert(record)
+        publish(record)
+        logger.info(
+            "key created",
+            metadata: ["key_id": "\(record.id)", "organization_id": "\(organizationID)", "kind": "\(kind)"])
+        return .with {
+            $0.key = record.message
+            $0.secret = secret
+        }
+    }
+
+    public func getKey(
+        request: Lumen_Keys_V1_GetKeyRequest, context: ServerContext
+    ) async throws -> Lumen_Keys_V1_GetKeyResponse {
+        let organizationID = try Caller.organization(request.organizationID)
+        guard let record = try await store.key(id: request.keyID, organizationID: organizationID) else {
+            throw KeysError.keyNotFound(request.keyID)
+        }
+        return .with { $0.key = record.message }
+    }
+
+    public func listKeys(
+        request: Lumen_Keys_V1_ListKeysRequest, context: ServerContext
+    ) async throws -> Lumen_Keys_V1_ListKeysResponse {
+        let organizationID = try Caller.organization(request.organizationID)
+        let page = max(1, Int(request.page.page))
+        let limit = request.page.limit == 0 ? 100 : Int(request.page.limit)
+        guard (1...1000).contains(limit) else {
+            throw ServiceError.invalid("invalid_limit", "limit must be between 1 and 1000", param: "limit")
+        }
+        let query = KeysStore.ListQuery(
+            organizationID: organizationID,
+            kind: (request.kind == .management ? Lumen_Keys_V1_KeyKind.management : .inference).rawValue,
+            ownerType: request.hasOwner ? request.owner.type.rawValue : nil,
+            ownerID: request.hasOwner ? request.owner.id : nil,
+            includeRevoked: request.includeDeleted,
+            nameContains: request.nameContains,
+            sort: request.sort,
+            reverse: request.reverse,
+            offset: (page - 1) * limit,
+            limit: limit
+        )
+        let (records, total) = try await store.list(query, revokedStatus: Lumen_Keys_V1_KeyStatus.revoked.rawValue)
+        return .with {
+            $0.keys = records.map(\.message)
+            $0.pageInfo = .with {
+                $0.page = Int32(page)
+                $0.limit = Int32(limit)
+                $0.total = Int64(total)
+                $0.hasMore_p = page * limit < total
+            }
+        }
+    }
+
+    public func updateKey(
+        request: Lumen_Keys_V1_UpdateKeyRequest, context: ServerContext
+    ) async throws -> Lumen_Keys_V1_UpdateKeyResponse {
+        let organizationID = try Caller.organization(request.organizationID)
+        let now = clock.nowMillis
+        // Validate everything before touching the row: a bad field writes nothing.
+        let name = request.hasName ? try KeyRules.name(request.name) : nil
+        try KeyRules.currency(request.limitCurrency)
+        let newLimit: Int64?? =
+            switch request.limit {
+            case .unlimited(true): .some(nil)
+            case .limitMicros(let micros): .some(try KeyRules.limit(micros))
+            case .unlimited(false), nil: nil
+            }
+        let models = request.hasModels ? try KeyRules.models(request.models.models) : nil
+        let newExpiry: Int64?? =
+            switch request.expiry {
+            case .noExpiry(true): .some(nil)
+            case .expiresAt(let timestamp): .some(try KeyRules.expiry(timestamp.millis, now: now))
+            case .noExpiry(false), nil: nil
+            }
+        let status: Lumen_Keys_V1_KeyStatus? =
+            switch request.status {
+            case .unspecified: nil
+            case .active, .inactive, .suspended, .revoked: request.status
+            case .UNRECOGNIZED(let value):
+                throw ServiceError.invalid("invalid_status", "unknown status \(value)", param: "status")
+            }
+        guard name != nil || newLimit != nil || models != nil || newExpiry != nil || status != nil else {
+            throw KeysError.emptyUpdate
+        }
+
+        let keyID = request.keyID
+        let updated = try await store.update(id: keyID, organizationID: organizationID) { record in
+            guard record.status != Lumen_Keys_V1_KeyStatus.revoked.rawValue else { throw KeysError.revoked(keyID) }
+            if let name { record.name = name }
+            if let newLimit { record.limitMicros = newLimit }
+            if let models { record.models = models }
+            if let newExpiry { record.expiresAt = newExpiry }
+            if let status {
+                record.status = status.rawValue
+                if status == .revoked { record.revokedAt = now }
+            }
+            record.updatedAt = now
+        }
+        guard let updated else { throw KeysError.keyNotFound(keyID) }
+        publish(updated)
+        logger.info("key updated", metadata: ["key_id": "\(keyID)", "organization_id": "\(organizationID)"])
+        return .with { $0.key = updated.message }
+    }
+
+    public func revokeKey(
+        request: Lumen_Keys_V1_RevokeKeyRequest, context: ServerContext
+    ) async throws -> Lumen_Keys_V1_RevokeKeyResponse {
+        let organizationID = try Caller.organization(request.organizationID)
+        let now = clock.nowMillis
+        let updated = try await store.update(id: request.keyID, organizationID: organizationID) { record in
+            guard record.status != Lumen_Keys_V1_KeyStatus.revoked.rawValue else { return }
+            record.status = Lumen_Keys_V1_KeyStatus.revoked.rawValue
+            record.revokedAt = now
+            record.updatedAt = now
+        }
+        guard let updated else { throw KeysError.keyNotFound(request.keyID) }
+        if updated.revokedAt == now && updated.updatedAt == now {
+            publish(updated)
+            logger.info("key revoked", metadata: ["key_id": "\(updated.id)", "organization_id": "\(organizationID)"])
+        }
+        return .with { $0.key = updated.message }
+    }
+
+    public func authenticate(
+        request: Lumen_Keys_V1_AuthenticateRequest, context: ServerContext
+    ) async throws -> Lumen_Keys_V1_AuthenticateResponse {
+        try Caller.requireInternal()
+        let digest = Secret.digest(request.secret)
+        guard let record = try await store.key(secretSHA256: digest),
+            AuthInterceptor.constantTimeEqual(record.secretSHA256, digest)
+        else { throw KeysError.unknownSecret }
+        let status = Lumen_Keys_V1_KeyStatus(rawValue: record.status) ?? .inactive
+        guard status == .active else { throw KeysError.unusable(status) }
+        if let expiresAt = record.expiresAt, expiresAt <= clock.nowMillis { throw KeysError.expired }
+        return .with { $0.key = record.message }
+    }
+
+    public func recordKeyUsage(
+        request: Lumen_Keys_V1_RecordKeyUsageRequest, context: ServerContext
+    ) async throws -> Lumen_Keys_V1_RecordKeyUsageResponse {
+        try Caller.requireInternal()
+        let deltas = try request.deltas.map { delta in
+            guard delta.requests >= 0, delta.tokens >= 0, delta.costMicros >= 0 else {
+                throw ServiceError.invalid("invalid_usage", "usage deltas must not be negative", param: "deltas")
+            }
+            return KeysStore.UsageDelta(
+                keyID: delta.keyID, requests: delta.requests, tokens: delta.tokens,
+                costMicros: delta.costMicros, lastUsedAt: delta.lastUsedAt.millis)
+        }
+        let applied = try await store.recordUsage(deltas)
+        return .with { $0.applied = Int32(applied) }
+    }
+
+    public func watchKeys(
+        request: Lumen_Keys_V1_WatchKeysRequest,
+        response: RPCWriter<Lumen_Keys_V1_KeyEvent>,
+        context: ServerContext
+    ) async throws {
+        try Caller.requireInternal()
+        let organizationID = request.organizationID.isEmpty ? nil : request.organizationID
+        // Subscribe before reading the snapshot so that no change falls between the two;
+        // a change seen twice is harmless because events are whole upserts.
+        let live = events.subscribe(organizationID: organizationID)
+        for record in try await store.all(organizationID: organizationID) {
+            try await response.write(record.event)
+        }
+        try await response.write(.with { $0.type = .synced })
+        for await event in live.cancelOnGracefulShutdown() {
+            try await response.write(event)
+        }
+    }
+
+    private func publish(_ record: KeyRecord) {
+        events.publish(record.event)
+    }
+
+    private func owner(
+        _ requested: Lumen_Common_V1_PrincipalRef?, kind: Lumen_Keys_V1_KeyKind, organizationID: String
+    ) throws -> Lumen_Common_V1_PrincipalRef {
+        guard let requested, requested.type != .unspecified else {
+            return .with {
+                $0.type = .organization
+                $0.id = organizationID
+            }
+        }
+        switch requested.type {
+        case .organization:
+            guard requested.id.isEmpty || requested.id == organizationID else {
+                throw KeysError.invalidOwner("an organisation-owned key must name its own organisation")
+            }
+            return .with {
+                $0.type = .organization
+                $0.id = organizationID
+            }
+        case .user, .client:
+            guard !requested.id.isEmpty else { throw KeysError.invalidOwner("owner.id is required") }
+            if kind == .management && requested.type == .client {
+                throw KeysError.invalidOwner("management tokens are owned by a user or the organisation")
+            }
+            return requested
+        default:
+            throw KeysError.invalidOwner("a key is owned by the organisation, a user or a client")
+        }
+    }
+}
+
+extension KeyRecord {
+    /// The record as the API shows it: never the secret or its digest.
+    var message: Lumen_Keys_V1_Key {
+        .with {
+            $0.id = id
+            $0.organizationID = organizationID
+            $0.kind = Lumen_Keys_V1_KeyKind(rawValue: kind) ?? .unspecified
+            $0.owner = .with {
+                $0.type = Lumen_Common_V1_PrincipalType(rawValue: ownerType) ?? .unspecified
+                $0.id = ownerID
+            }
+            $0.name = name
+            $0.hint = hint
+            $0.keyPrefix = keyPrefix
+            $0.status = Lumen_Keys_V1_KeyStatus(rawValue: status) ?? .unspecified
+            $0.models = models
+            if let limitMicros { $0.limitMicros = limitMicros }
+            $0.usedMicros = usedMicros
+            $0.requestCount = requestCount
+            $0.tokenCount = tokenCount
+            if let lastUsedAt { $0.lastUsedAt = .init(millis: lastUsedAt) }
+            if let expiresAt { $0.expiresAt = .init(millis: expiresAt) }
+            $0.createdAt = .init(millis: createdAt)
+            $0.updatedAt = .init(millis: updatedAt)
+            if let revokedAt { $0.revokedAt = .init(millis: revokedAt) }
+            $0.createdByUserID = createdByUserID
+        }
+    }
+
+    /// The watch event for this record, with the digest the watcher authenticates against.
+    var event: Lumen_Keys_V1_KeyEvent {
+        .with {
+            $0.type = .upsert
+            $0.key = message
+            $0.secretSha256 = secretSHA256
+        }
+    }
+}

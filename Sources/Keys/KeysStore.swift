@@ -1,0 +1,168 @@
+import Foundation
+import GRDB
+import LumenAPI
+import Storage
+
+/// The keys service's tables. Nothing outside this module reads them.
+struct KeysStore: Sendable {
+    let writer: any DatabaseWriter
+
+    init(location: ServiceDatabase.Location) throws {
+        self.writer = try ServiceDatabase.open(name: "keys", at: location, migrator: Self.migrator)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: keys") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE keys (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        organization_id TEXT NOT NULL,
+                        kind INTEGER NOT NULL,
+                        owner_type INTEGER NOT NULL,
+                        owner_id TEXT NOT NULL,
+                        name TEXT NOT NULL,
+                        secret_sha256 BLOB NOT NULL UNIQUE,
+                        hint TEXT NOT NULL,
+                        key_prefix TEXT NOT NULL,
+                        status INTEGER NOT NULL,
+                        models TEXT NOT NULL DEFAULT '[]',
+                        limit_micros INTEGER,
+                        used_micros INTEGER NOT NULL DEFAULT 0,
+                        request_count INTEGER NOT NULL DEFAULT 0,
+                        token_count INTEGER NOT NULL DEFAULT 0,
+                        last_used_at INTEGER,
+                        expires_at INTEGER,
+                        created_at INTEGER NOT NULL,
+                        updated_at INTEGER NOT NULL,
+                        revoked_at INTEGER,
+                        created_by_user_id TEXT NOT NULL DEFAULT ''
+                    );
+                    CREATE INDEX keys_by_organization ON keys(organization_id, kind, created_at);
+                    CREATE INDEX keys_by_owner ON keys(organization_id, owner_type, owner_id);
+                    """)
+        }
+        return migrator
+    }
+
+    func insert(_ record: KeyRecord) async throws {
+        try await writer.write { db in try record.insert(db) }
+    }
+
+    func key(id: String, organizationID: String) async throws -> KeyRecord? {
+        try await writer.read { db in
+            try KeyRecord.filter(Column("id") == id && Column("organization_id") == organizationID).fetchOne(db)
+        }
+    }
+
+    func key(secretSHA256: Data) async throws -> KeyRecord? {
+        try await writer.read { db in
+            try KeyRecord.filter(Column("secret_sha256") == secretSHA256).fetchOne(db)
+        }
+    }
+
+    /// Reads the key, lets `change` modify it, writes it back, all in one transaction.
+    /// Returns nil when there is no such key in the organisation.
+    func update(
+        id: String, organizationID: String, _ change: @escaping @Sendable (inout KeyRecord) throws -> Void
+    ) async throws -> KeyRecord? {
+        try await writer.write { db in
+            guard
+                var record = try KeyRecord.filter(Column("id") == id && Column("organization_id") == organizationID)
+                    .fetchOne(db)
+            else { return nil }
+            try change(&record)
+            try record.update(db)
+            return record
+        }
+    }
+
+    struct ListQuery: Sendable {
+        var organizationID: String
+        var kind: Int
+        var ownerType: Int?
+        var ownerID: String?
+        var includeRevoked: Bool
+        var nameContains: String
+        var sort: Lumen_Keys_V1_KeySort
+        var reverse: Bool
+        var offset: Int
+        var limit: Int
+    }
+
+    func list(_ query: ListQuery, revokedStatus: Int) async throws -> (records: [KeyRecord], total: Int) {
+        try await writer.read { db in
+            var request = KeyRecord.filter(Column("organization_id") == query.organizationID && Column("kind") == query.kind)
+            if let ownerType = query.ownerType, let ownerID = query.ownerID {
+                request = request.filter(Column("owner_type") == ownerType && Column("owner_id") == ownerID)
+            }
+            if !query.includeRevoked {
+                request = request.filter(Column("status") != revokedStatus)
+            }
+            if !query.nameContains.isEmpty {
+                request = request.filter(sql: "instr(lower(name), lower(?)) > 0", arguments: [query.nameContains])
+            }
+            let total = try request.fetchCount(db)
+            let descending = !query.reverse
+            let order: [SQLOrdering]
+            switch query.sort {
+            case .name:
+                order = [query.reverse ? Column("name").collating(.nocase).desc : Column("name").collating(.nocase).asc]
+            case .requests:
+                order = [descending ? Column("request_count").desc : Column("request_count").asc]
+            case .tokens:
+                order = [descending ? Column("token_count").desc : Column("token_count").asc]
+            case .cost:
+                order = [descending ? Column("used_micros").desc : Column("used_micros").asc]
+            case .lastUsed:
+                order = [descending ? Column("last_used_at").desc : Column("last_used_at").asc]
+            case .created:
+                order = [query.reverse ? Column("created_at").desc : Column("created_at").asc]
+            default:
+                order = [descending ? Column("created_at").desc : Column("created_at").asc]
+            }
+            let records = try request.order(order + [Column("id").asc]).limit(query.limit, offset: query.offset).fetchAll(db)
+            return (records, total)
+        }
+    }
+
+    func all(organizationID: String?) async throws -> [KeyRecord] {
+        try await writer.read { db in
+            var request = KeyRecord.all()
+            if let organizationID { request = request.filter(Column("organization_id") == organizationID) }
+            return try request.order(Column("created_at")).fetchAll(db)
+        }
+    }
+
+    struct UsageDelta: Sendable {
+        var keyID: String
+        var requests: Int64
+        var tokens: Int64
+        var costMicros: Int64
+        var lastUsedAt: Int64
+    }
+
+    /// Adds counters in one transaction; returns how many deltas matched a key.
+    func recordUsage(_ deltas: [UsageDelta]) async throws -> Int {
+        try await writer.write { db in
+            var applied = 0
+            let statement = try db.cachedStatement(
+                sql: """
+                    UPDATE keys SET
+                        request_count = request_count + ?,
+                        token_count = token_count + ?,
+                        used_micros = used_micros + ?,
+                        last_used_at = max(coalesce(last_used_at, 0), ?)
+                    WHERE id = ?
+                    """)
+            for delta in deltas {
+                try statement.execute(arguments: [
+                    delta.requests, delta.tokens, delta.costMicros, delta.lastUsedAt, delta.keyID,
+                ])
+                applied += db.changesCount
+            }
+            return applied
+        }
+    }
+}

@@ -1,0 +1,35 @@
+import GRPCCore
+import GRPCInProcessTransport
+import LumenAPI
+
+/// Runs services in this process behind `AuthInterceptor`, reachable through an in-process
+/// transport, for as long as `body` runs. Used by one-shot commands (`lumen admin …`) and
+/// tests; `lumen serve` wires the same pieces as long-lived services.
+///
+/// Management tokens are resolved by the keys service among `services`.
+public func withLocalServices<Result: Sendable>(
+    _ services: [any RegistrableRPCService],
+    internalToken: String,
+    _ body: @Sendable (GRPCClient<InProcessTransport.Client>) async throws -> Result
+) async throws -> Result {
+    let transport = InProcessTransport()
+    let client = GRPCClient(transport: transport.client)
+    let resolver = KeysTokenResolver(keys: Lumen_Keys_V1_KeysService.Client(wrapping: client), internalToken: internalToken)
+    let server = GRPCServer(
+        transport: transport.server, services: services,
+        interceptors: [AuthInterceptor(internalToken: internalToken, resolver: resolver)])
+    return try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { try await server.serve() }
+        group.addTask { try await client.runConnections() }
+        let result: Swift.Result<Result, any Error>
+        do {
+            result = .success(try await body(client))
+        } catch {
+            result = .failure(error)
+        }
+        client.beginGracefulShutdown()
+        server.beginGracefulShutdown()
+        try await group.waitForAll()
+        return try result.get()
+    }
+}

@@ -1,0 +1,78 @@
+import GRPCCore
+import GRPCProtobuf
+
+/// An error a Lumen service returns to its caller.
+///
+/// It becomes a gRPC status whose details carry a `google.rpc.ErrorInfo` with `reason` = the
+/// machine-readable `code` (the same string the REST API puts in `error.code`), domain
+/// `lumen`, and metadata `param` naming the input field at fault, if one is.
+public struct ServiceError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var status: RPCError.Code
+    public var code: String
+    public var message: String
+    public var param: String?
+
+    public init(_ status: RPCError.Code, _ code: String, _ message: String, param: String? = nil) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.param = param
+    }
+
+    /// INVALID_ARGUMENT for one bad input field.
+    public static func invalid(_ code: String, _ message: String, param: String) -> ServiceError {
+        ServiceError(.invalidArgument, code, message, param: param)
+    }
+
+    /// UNIMPLEMENTED, naming where the capability arrives.
+    public static func unimplemented(_ what: String) -> ServiceError {
+        ServiceError(.unimplemented, "not_implemented", "\(what) is not implemented yet")
+    }
+
+    public var description: String { "\(status) \(code): \(message)" }
+
+    public static let domain = "lumen"
+}
+
+extension ServiceError: RPCErrorConvertible {
+    public var rpcErrorCode: RPCError.Code { status }
+    public var rpcErrorMessage: String { message }
+    public var rpcErrorMetadata: Metadata {
+        var metadata: [String: String] = [:]
+        if let param { metadata["param"] = param }
+        let status = GoogleRPCStatus(
+            code: status, message: message,
+            details: [.errorInfo(reason: code, domain: Self.domain, metadata: metadata)])
+        return status.rpcErrorMetadata
+    }
+}
+
+extension ServiceError {
+    /// Recovers the code and param a Lumen service put into an RPC error; for errors from
+    /// elsewhere (transport failures, UNIMPLEMENTED from an older server) the code is derived
+    /// from the status.
+    public init(_ error: RPCError) {
+        let info = (try? error.unpackGoogleRPCStatus())?.details.lazy.compactMap(\.errorInfo).first
+        if let info, info.domain == Self.domain {
+            self.init(error.code, info.reason, error.message, param: info.metadata["param"])
+        } else {
+            self.init(error.code, Self.defaultCode(for: error.code), error.message)
+        }
+    }
+
+    static func defaultCode(for status: RPCError.Code) -> String {
+        switch status {
+        case .invalidArgument, .outOfRange, .failedPrecondition: "invalid_request"
+        case .unauthenticated: "unauthenticated"
+        case .permissionDenied: "permission_denied"
+        case .notFound: "not_found"
+        case .alreadyExists, .aborted: "conflict"
+        case .resourceExhausted: "resource_exhausted"
+        case .unimplemented: "not_implemented"
+        case .unavailable: "service_unavailable"
+        case .deadlineExceeded: "timeout"
+        case .cancelled: "cancelled"
+        default: "internal_error"
+        }
+    }
+}

@@ -1,0 +1,110 @@
+import Accounts
+import ArgumentParser
+import Foundation
+import GRPCCore
+import Keys
+import Logging
+import LumenAPI
+import RPCSupport
+import Storage
+
+struct Admin: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Manage a deployment from the command line.",
+        subcommands: [Bootstrap.self]
+    )
+}
+
+struct Bootstrap: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create an organisation, its first administrator and a management token.",
+        discussion: """
+            Prints JSON {"organization_id", "admin_user_id", "management_token"}. The token is
+            shown this once: store it now. Refuses to create a second organisation of the same
+            name. Works on the data directory directly, so it may run while `lumen serve` runs.
+            """
+    )
+
+    @Option(help: "Name of the new organisation.")
+    var org: String
+
+    @Option(help: "Email of its first administrator.")
+    var adminEmail: String
+
+    @Option(help: "Display name of the administrator (default: the part of the email before @).")
+    var adminName: String?
+
+    @Option(help: "Directory of the SQLite databases. (LUMEN_DATA_DIR, default ./data)")
+    var dataDir: String?
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let directory = dataDir ?? environment["LUMEN_DATA_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "./data"
+        var logger = Logger(label: "lumen")
+        logger.logLevel = .warning
+        let location = ServiceDatabase.Location.directory(directory)
+        let services: [any RegistrableRPCService]
+        do {
+            services = [
+                try AccountsService(location: location, logger: logger),
+                try KeysService(location: location, logger: logger),
+            ]
+        } catch let error as StorageError {
+            throw ValidationError(error.description)
+        }
+        let token = "it-" + Identifier.secret(count: 48)
+        let (org, adminEmail, adminName) = (org, adminEmail, adminName ?? "")
+        do {
+            let output = try await withLocalServices(services, internalToken: token) { client in
+                let accounts = Lumen_Accounts_V1_AccountsService.Client(wrapping: client)
+                let keys = Lumen_Keys_V1_KeysService.Client(wrapping: client)
+                let created = try await accounts.bootstrapOrganization(
+                    .with {
+                        $0.organizationName = org
+                        $0.adminEmail = adminEmail
+                        $0.adminDisplayName = adminName
+                    }, metadata: .bearer(token))
+                let management = try await keys.createKey(
+                    .with {
+                        $0.organizationID = created.organization.id
+                        $0.kind = .management
+                        $0.owner = .with {
+                            $0.type = .user
+                            $0.id = created.admin.id
+                        }
+                        $0.name = "Bootstrap token"
+                        $0.createdByUserID = created.admin.id
+                    }, metadata: .bearer(token))
+                return BootstrapOutput(
+                    organizationID: created.organization.id, adminUserID: created.admin.id,
+                    managementToken: management.secret)
+            }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(output), as: UTF8.self))
+        } catch let error as RPCError {
+            let cause = ServiceError(error)
+            var standardError = FileHandleOutputStream.standardError
+            print("error: \(cause.message) (\(cause.code))", to: &standardError)
+            throw ExitCode.failure
+        }
+    }
+}
+
+struct BootstrapOutput: Encodable {
+    var organizationID: String
+    var adminUserID: String
+    var managementToken: String
+
+    enum CodingKeys: String, CodingKey {
+        case organizationID = "organization_id"
+        case adminUserID = "admin_user_id"
+        case managementToken = "management_token"
+    }
+}
+
+struct FileHandleOutputStream: TextOutputStream {
+    let handle: FileHandle
+    static var standardError: Self { .init(handle: .standardError) }
+    mutating func write(_ string: String) { handle.write(Data(string.utf8)) }
+}

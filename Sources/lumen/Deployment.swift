@@ -1,0 +1,117 @@
+import Accounts
+import GRPCCore
+import GRPCInProcessTransport
+import GRPCNIOTransportHTTP2
+import Gateway
+import Hummingbird
+import Keys
+import Ledger
+import Logging
+import LumenAPI
+import ModelRegistry
+import RPCSupport
+import ServiceLifecycle
+import Storage
+
+/// The wiring of one `lumen serve` process: which services run here, how the facade reaches
+/// each service (in-process or over HTTP/2), and the lifecycle that runs it all.
+struct Deployment {
+    let configuration: ServeConfiguration
+    let internalToken: String
+    let logger: Logger
+
+    func run() async throws {
+        let local = configuration.components
+        let location = ServiceDatabase.Location.directory(configuration.dataDirectory)
+        var services: [any RegistrableRPCService] = []
+        do {
+            if local.contains(.accounts) { services.append(try AccountsService(location: location, logger: logger)) }
+            if local.contains(.keys) { services.append(try KeysService(location: location, logger: logger)) }
+            if local.contains(.ledger) { services.append(try LedgerService(location: location, logger: logger)) }
+            if local.contains(.registry) { services.append(try ModelRegistryService(location: location, logger: logger)) }
+        } catch let error as StorageError {
+            throw ConfigurationError(error.description)
+        }
+
+        let inProcess = InProcessTransport()
+        let inProcessClient = GRPCClient(transport: inProcess.client)
+        var lifecycle: [any Service] = [GRPCClientService(client: inProcessClient)]
+        var remote: [Component: GRPCClient<HTTP2ClientTransport.Posix>] = [:]
+        for (component, address) in configuration.addresses.sorted(by: { $0.key < $1.key }) where !local.contains(component) {
+            let (host, port) = ServeConfiguration.split(address)
+            let client = GRPCClient(
+                transport: try HTTP2ClientTransport.Posix(
+                    target: .dns(host: host, port: port), transportSecurity: .plaintext))
+            remote[component] = client
+            lifecycle.append(GRPCClientService(client: client))
+        }
+
+        func missing(_ component: Component) -> ConfigurationError {
+            ConfigurationError(
+                "this process needs the \(component.rawValue) service: run it here (--services) or give --\(component.rawValue)-address")
+        }
+        /// The RPC client of a service: in-process when it runs here, HTTP/2 when it has an address.
+        func client<C>(
+            _ component: Component, _ make: (GRPCClient<InProcessTransport.Client>) -> C,
+            _ makeRemote: (GRPCClient<HTTP2ClientTransport.Posix>) -> C
+        ) throws -> C {
+            if local.contains(component) { return make(inProcessClient) }
+            if let client = remote[component] { return makeRemote(client) }
+            throw missing(component)
+        }
+
+        if !services.isEmpty {
+            let keys: any Lumen_Keys_V1_KeysService.ClientProtocol = try client(
+                .keys, { Lumen_Keys_V1_KeysService.Client(wrapping: $0) }, { Lumen_Keys_V1_KeysService.Client(wrapping: $0) })
+            let interceptor = AuthInterceptor(
+                internalToken: internalToken, resolver: KeysTokenResolver(keys: keys, internalToken: internalToken))
+            let inProcessServer = GRPCServer(transport: inProcess.server, services: services, interceptors: [interceptor])
+            let transport = HTTP2ServerTransport.Posix(
+                address: .ipv4(host: configuration.grpcHost, port: configuration.grpcPort),
+                transportSecurity: .plaintext)
+            let grpcServer = GRPCServer(transport: transport, services: services, interceptors: [interceptor])
+            let names = local.filter { $0 != .gateway }.sorted().map(\.rawValue).joined(separator: ",")
+            let logger = logger
+            lifecycle.append(GRPCServerService(server: inProcessServer))
+            lifecycle.append(
+                GRPCServerService(server: grpcServer) {
+                    let address = try await transport.listeningAddress
+                    let text = address.ipv4.map { "\($0.host):\($0.port)" } ?? "\(address)"
+                    logger.notice("gRPC listening on \(text) (services: \(names))")
+                })
+        }
+
+        if local.contains(.gateway) {
+            let gatewayServices = GatewayServices(
+                accounts: try client(
+                    .accounts, { Lumen_Accounts_V1_AccountsService.Client(wrapping: $0) },
+                    { Lumen_Accounts_V1_AccountsService.Client(wrapping: $0) }),
+                keys: try client(
+                    .keys, { Lumen_Keys_V1_KeysService.Client(wrapping: $0) }, { Lumen_Keys_V1_KeysService.Client(wrapping: $0) }),
+                ledger: try client(
+                    .ledger, { Lumen_Ledger_V1_LedgerService.Client(wrapping: $0) },
+                    { Lumen_Ledger_V1_LedgerService.Client(wrapping: $0) }),
+                registry: try client(
+                    .registry, { Lumen_Registry_V1_ModelRegistryService.Client(wrapping: $0) },
+                    { Lumen_Registry_V1_ModelRegistryService.Client(wrapping: $0) })
+            )
+            let host = configuration.httpHost
+            let logger = logger
+            lifecycle.append(
+                buildApplication(
+                    configuration: .init(host: host, port: configuration.httpPort),
+                    services: gatewayServices, logger: logger,
+                    onServerRunning: { port in logger.notice("HTTP listening on \(host):\(port)") }))
+        }
+
+        logger.info(
+            "starting",
+            metadata: [
+                "data_dir": "\(configuration.dataDirectory)",
+                "services": "\(local.sorted().map(\.rawValue).joined(separator: ","))",
+            ])
+        let group = ServiceGroup(
+            configuration: .init(services: lifecycle, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}

@@ -1,0 +1,122 @@
+import ArgumentParser
+import Foundation
+import Logging
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the gateway and its services.",
+        discussion: """
+            By default everything runs in this process: the HTTP facade (REST management API,
+            OpenAI-compatible endpoints) on 127.0.0.1:8080 and the four RPC services (accounts,
+            keys, ledger, registry), which the facade calls in-process and which are also served
+            over gRPC (HTTP/2, plaintext) on 127.0.0.1:9090. Data lives in SQLite files under
+            --data-dir.
+
+            Every option can also be set by a LUMEN_* environment variable or a key of the YAML
+            file given with --config (see gateway/lumen.example.yaml); flags win over variables,
+            variables over the file. Port 0 picks a free port; the chosen ports are logged.
+
+            Split deployment: run a subset with --services and point the gateway at services in
+            other processes with --keys-address and friends. The processes authenticate each
+            other with a shared secret in LUMEN_INTERNAL_TOKEN (required when splitting; never
+            put it in the config file).
+            """
+    )
+
+    @Option(help: "YAML configuration file. (LUMEN_CONFIG)")
+    var config: String?
+
+    @Option(help: "Directory of the SQLite databases, created if missing. (LUMEN_DATA_DIR, default ./data)")
+    var dataDir: String?
+
+    @Option(help: "Interface of the HTTP facade. (LUMEN_HTTP_HOST, default 127.0.0.1)")
+    var httpHost: String?
+
+    @Option(help: "Port of the HTTP facade; 0 picks a free one. (LUMEN_HTTP_PORT, default 8080)")
+    var httpPort: Int?
+
+    @Option(help: "Interface of the gRPC port. (LUMEN_GRPC_HOST, default 127.0.0.1)")
+    var grpcHost: String?
+
+    @Option(help: "Port of the gRPC services; 0 picks a free one. (LUMEN_GRPC_PORT, default 9090)")
+    var grpcPort: Int?
+
+    @Option(help: "Components to run here: comma-separated accounts, keys, ledger, registry, gateway, or all. (LUMEN_SERVICES, default all)")
+    var services: String?
+
+    @Option(help: "host:port of a keys service in another process. (LUMEN_KEYS_ADDRESS)")
+    var keysAddress: String?
+
+    @Option(help: "host:port of an accounts service in another process. (LUMEN_ACCOUNTS_ADDRESS)")
+    var accountsAddress: String?
+
+    @Option(help: "host:port of a ledger service in another process. (LUMEN_LEDGER_ADDRESS)")
+    var ledgerAddress: String?
+
+    @Option(help: "host:port of a registry service in another process. (LUMEN_REGISTRY_ADDRESS)")
+    var registryAddress: String?
+
+    @Option(help: "trace, debug, info, notice, warning, error or critical. (LUMEN_LOG_LEVEL, default info)")
+    var logLevel: String?
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let configuration: ServeConfiguration
+        do {
+            configuration = try resolve(environment: environment)
+        } catch let error as ConfigurationError {
+            throw ValidationError(error.description)
+        }
+        let logger = try LogSetup.bootstrap(level: configuration.logLevel)
+        let internalToken: String
+        do {
+            internalToken = try InternalToken.resolve(environment["LUMEN_INTERNAL_TOKEN"], configuration: configuration)
+        } catch let error as ConfigurationError {
+            throw ValidationError(error.description)
+        }
+        do {
+            try await Deployment(configuration: configuration, internalToken: internalToken, logger: logger).run()
+        } catch let error as ConfigurationError {
+            logger.critical("\(error.description)")
+            throw ExitCode.failure
+        }
+    }
+
+    /// Flags over `LUMEN_*` variables over the file over defaults.
+    func resolve(environment: [String: String]) throws -> ServeConfiguration {
+        var configuration = ServeConfiguration()
+        if let path = config ?? environment["LUMEN_CONFIG"] {
+            let text: String
+            do {
+                text = try String(contentsOfFile: path, encoding: .utf8)
+            } catch {
+                throw ConfigurationError("cannot read the configuration file \(path): \(error.localizedDescription)")
+            }
+            try configuration.apply(yaml: text, path: path)
+        }
+        func pick(_ flag: String?, _ variable: String) -> String? {
+            flag ?? environment[variable].flatMap { $0.isEmpty ? nil : $0 }
+        }
+        if let value = pick(dataDir, "LUMEN_DATA_DIR") { configuration.dataDirectory = value }
+        if let value = pick(httpHost, "LUMEN_HTTP_HOST") { configuration.httpHost = value }
+        if let value = pick(httpPort.map(String.init), "LUMEN_HTTP_PORT") {
+            configuration.httpPort = try ServeConfiguration.port(value, "the HTTP port")
+        }
+        if let value = pick(grpcHost, "LUMEN_GRPC_HOST") { configuration.grpcHost = value }
+        if let value = pick(grpcPort.map(String.init), "LUMEN_GRPC_PORT") {
+            configuration.grpcPort = try ServeConfiguration.port(value, "the gRPC port")
+        }
+        if let value = pick(services, "LUMEN_SERVICES") { configuration.components = try Component.parseList(value) }
+        let addressFlags: [(Component, String?)] = [
+            (.accounts, accountsAddress), (.keys, keysAddress), (.ledger, ledgerAddress), (.registry, registryAddress),
+        ]
+        for (component, flag) in addressFlags {
+            let variable = "LUMEN_\(component.rawValue.uppercased())_ADDRESS"
+            if let value = pick(flag, variable) {
+                configuration.addresses[component] = try ServeConfiguration.address(value, "--\(component.rawValue)-address")
+            }
+        }
+        if let value = pick(logLevel, "LUMEN_LOG_LEVEL") { configuration.logLevel = value }
+        return configuration
+    }
+}

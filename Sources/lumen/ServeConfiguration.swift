@@ -1,0 +1,140 @@
+import Foundation
+import Yams
+
+/// The parts a deployment can run in one process.
+enum Component: String, CaseIterable, Sendable, Comparable {
+    case accounts, keys, ledger, registry, gateway
+
+    static func < (a: Component, b: Component) -> Bool {
+        (allCases.firstIndex(of: a) ?? 0) < (allCases.firstIndex(of: b) ?? 0)
+    }
+
+    /// The RPC services (everything but the HTTP facade).
+    static let services: [Component] = [.accounts, .keys, .ledger, .registry]
+
+    /// `accounts,keys` → the set; `all` means every component.
+    static func parseList(_ text: String) throws -> Set<Component> {
+        var result = Set<Component>()
+        for raw in text.split(separator: ",") {
+            let name = raw.trimmingCharacters(in: .whitespaces).lowercased()
+            if name == "all" {
+                result.formUnion(allCases)
+            } else if let component = Component(rawValue: name == "model-registry" ? "registry" : name) {
+                result.insert(component)
+            } else {
+                throw ConfigurationError(
+                    "unknown service \"\(name)\"; choose from \(allCases.map(\.rawValue).joined(separator: ", ")) or all")
+            }
+        }
+        guard !result.isEmpty else { throw ConfigurationError("--services names no service") }
+        return result
+    }
+}
+
+struct ConfigurationError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Everything `lumen serve` needs, resolved from flags, `LUMEN_*` variables, the YAML file
+/// and defaults, in that order of precedence.
+struct ServeConfiguration: Sendable, Equatable {
+    var dataDirectory = "./data"
+    var httpHost = "127.0.0.1"
+    var httpPort = 8080
+    var grpcHost = "127.0.0.1"
+    var grpcPort = 9090
+    var components = Set(Component.allCases)
+    /// `host:port` of services that run in another process.
+    var addresses: [Component: String] = [:]
+    var logLevel = "info"
+
+    /// Keys of the YAML file (see gateway/lumen.example.yaml).
+    static let fileKeys: Set<String> = ["data_dir", "log_level", "http", "grpc", "services", "remote"]
+
+    /// Applies a YAML configuration file.
+    mutating func apply(yaml text: String, path: String) throws {
+        let loaded: Any?
+        do {
+            loaded = try Yams.load(yaml: text)
+        } catch {
+            throw ConfigurationError("\(path) is not valid YAML: \(error)")
+        }
+        guard let root = loaded as? [String: Any] else {
+            if loaded == nil { return }
+            throw ConfigurationError("\(path) must be a YAML mapping of settings")
+        }
+        if let unknown = root.keys.sorted().first(where: { !Self.fileKeys.contains($0) }) {
+            throw ConfigurationError(
+                "\(path): unknown setting \"\(unknown)\"; known: \(Self.fileKeys.sorted().joined(separator: ", "))")
+        }
+        func string(_ value: Any?, _ key: String) throws -> String? {
+            guard let value else { return nil }
+            if let text = value as? String { return text }
+            if let number = value as? Int { return String(number) }
+            throw ConfigurationError("\(path): \(key) must be a string")
+        }
+        func port(_ value: Any?, _ key: String) throws -> Int? {
+            guard let value else { return nil }
+            guard let number = value as? Int else { throw ConfigurationError("\(path): \(key) must be a port number") }
+            return try Self.port(number, key)
+        }
+        func section(_ key: String, allowed: Set<String>) throws -> [String: Any] {
+            guard let value = root[key] else { return [:] }
+            guard let mapping = value as? [String: Any] else { throw ConfigurationError("\(path): \(key) must be a mapping") }
+            if let unknown = mapping.keys.sorted().first(where: { !allowed.contains($0) }) {
+                throw ConfigurationError("\(path): unknown setting \(key).\(unknown)")
+            }
+            return mapping
+        }
+        if let value = try string(root["data_dir"], "data_dir") { dataDirectory = value }
+        if let value = try string(root["log_level"], "log_level") { logLevel = value }
+        let http = try section("http", allowed: ["host", "port"])
+        if let value = try string(http["host"], "http.host") { httpHost = value }
+        if let value = try port(http["port"], "http.port") { httpPort = value }
+        let grpc = try section("grpc", allowed: ["host", "port"])
+        if let value = try string(grpc["host"], "grpc.host") { grpcHost = value }
+        if let value = try port(grpc["port"], "grpc.port") { grpcPort = value }
+        if let value = root["services"] {
+            if let list = value as? [Any] {
+                components = try Component.parseList(list.map { "\($0)" }.joined(separator: ","))
+            } else if let text = value as? String {
+                components = try Component.parseList(text)
+            } else {
+                throw ConfigurationError("\(path): services must be a list of service names")
+            }
+        }
+        let remote = try section("remote", allowed: Set(Component.services.map(\.rawValue)))
+        for component in Component.services {
+            if let value = try string(remote[component.rawValue], "remote.\(component.rawValue)") {
+                addresses[component] = try Self.address(value, "remote.\(component.rawValue)")
+            }
+        }
+    }
+
+    static func port(_ value: Int, _ name: String) throws -> Int {
+        guard (0...65535).contains(value) else { throw ConfigurationError("\(name) must be between 0 and 65535, not \(value)") }
+        return value
+    }
+
+    static func port(_ text: String, _ name: String) throws -> Int {
+        guard let value = Int(text) else { throw ConfigurationError("\(name) must be a port number, not \"\(text)\"") }
+        return try port(value, name)
+    }
+
+    /// Checks a `host:port` address.
+    static func address(_ text: String, _ name: String) throws -> String {
+        guard let colon = text.lastIndex(of: ":"), colon != text.startIndex,
+            let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port)
+        else { throw ConfigurationError("\(name) must be host:port, not \"\(text)\"") }
+        return text
+    }
+
+    /// Splits a checked `host:port` address.
+    static func split(_ address: String) -> (host: String, port: Int) {
+        guard let colon = address.lastIndex(of: ":") else { return (address, 0) }
+        var host = String(address[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return (host, Int(address[address.index(after: colon)...]) ?? 0)
+    }
+}
