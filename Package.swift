@@ -108,5 +108,46 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+
+        // Tests
+        /// Services over the in-process transport, with an organisation and a management token, for tests.
+        .target(
+            name: "LumenTesting",
+            dependencies: [
+                "LumenAPI", "RPCSupport", "Storage", "Accounts", "Keys", "Ledger", "ModelRegistry", "Gateway",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
+            ],
+            path: "Tests/LumenTesting",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "KeysTests",
+            dependencies: ["Keys", "LumenTesting", .product(name: "GRPCCore", package: "grpc-swift-2")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "AccountsTests",
+            dependencies: ["Accounts", "LumenTesting", .product(name: "GRPCCore", package: "grpc-swift-2")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GatewayTests",
+            dependencies: [
+                "Gateway", "LumenTesting",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "lumenTests",
+            dependencies: [
+                "lumen", "LumenTesting",
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
     ]
 )

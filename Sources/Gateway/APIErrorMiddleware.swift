@@ -1,6 +1,7 @@
 import GRPCCore
 import Hummingbird
 import Logging
+import NIOCore
 import RPCSupport
 
 /// Turns every error a route throws into the API's JSON error, so that a client never sees
@@ -22,6 +23,8 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             throw APIError(serviceError)
         } catch let error as ServiceError {
             throw APIError(error)
+        } catch is NIOTooManyBytesError {
+            throw APIError(.contentTooLarge, code: "request_too_large", message: "the request body is too large")
         } catch let error as HTTPError {
             throw APIError(
                 error.status, code: Self.code(for: error.status),

@@ -10,9 +10,15 @@ final class KeyEventHub: Sendable {
 
     private let state = Mutex<(next: Int, subscribers: [Int: Subscriber])>((0, [:]))
 
-    /// A stream of every event published from now on (for one organisation, or all).
-    /// The stream ends when the subscriber stops iterating.
-    func subscribe(organizationID: String?) -> AsyncStream<Lumen_Keys_V1_KeyEvent> {
+    /// Every event published from now on (for one organisation, or all), until `finish()`.
+    struct Subscription: Sendable {
+        let stream: AsyncStream<Lumen_Keys_V1_KeyEvent>
+        let continuation: AsyncStream<Lumen_Keys_V1_KeyEvent>.Continuation
+
+        func finish() { continuation.finish() }
+    }
+
+    func subscribe(organizationID: String?) -> Subscription {
         let (stream, continuation) = AsyncStream<Lumen_Keys_V1_KeyEvent>.makeStream(bufferingPolicy: .unbounded)
         let id = state.withLock { state in
             state.next += 1
@@ -22,7 +28,7 @@ final class KeyEventHub: Sendable {
         continuation.onTermination = { [weak self] _ in
             _ = self?.state.withLock { $0.subscribers.removeValue(forKey: id) }
         }
-        return stream
+        return Subscription(stream: stream, continuation: continuation)
     }
 
     func publish(_ event: Lumen_Keys_V1_KeyEvent) {

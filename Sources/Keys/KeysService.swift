@@ -230,12 +230,18 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
         // Subscribe before reading the snapshot so that no change falls between the two;
         // a change seen twice is harmless because events are whole upserts.
         let live = events.subscribe(organizationID: organizationID)
+        defer { live.finish() }
         for record in try await store.all(organizationID: organizationID) {
             try await response.write(record.event)
         }
         try await response.write(.with { $0.type = .synced })
-        for await event in live.cancelOnGracefulShutdown() {
-            try await response.write(event)
+        // The stream ends when the client goes away (RPC cancellation) or the server shuts down.
+        try await withRPCCancellationHandler {
+            for await event in live.stream.cancelOnGracefulShutdown() {
+                try await response.write(event)
+            }
+        } onCancelRPC: {
+            live.finish()
         }
     }
 

@@ -27,8 +27,10 @@ public func withLocalServices<Result: Sendable>(
         } catch {
             result = .failure(error)
         }
+        // Nothing outlives `body`: open streams (watches) are cancelled, not awaited.
         client.beginGracefulShutdown()
         server.beginGracefulShutdown()
+        group.cancelAll()
         try await group.waitForAll()
         return try result.get()
     }

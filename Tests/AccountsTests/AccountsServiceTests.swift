@@ -1,0 +1,149 @@
+import GRPCCore
+import LumenAPI
+import LumenTesting
+import Testing
+
+@Suite("Accounts service over the in-process transport")
+struct AccountsServiceTests {
+    @Test("Bootstrap creates an organisation and its administrator, and refuses a second one of the same name")
+    func bootstrap() async throws {
+        try await TestServices.run { services in
+            let created = try await services.accounts.bootstrapOrganization(
+                .with {
+                    $0.organizationName = "  Acme Research "
+                    $0.adminEmail = "Ada@Acme.Test"
+                }, metadata: services.asInternal)
+            #expect(created.organization.name == "Acme Research")
+            #expect(created.organization.id.hasPrefix("org_"))
+            #expect(created.admin.email == "ada@acme.test")
+            #expect(created.admin.displayName == "ada")
+            #expect(created.admin.isAdmin)
+            #expect(created.admin.organizationID == created.organization.id)
+
+            do {
+                _ = try await services.accounts.bootstrapOrganization(
+                    .with {
+                        $0.organizationName = "acme research"
+                        $0.adminEmail = "bob@acme.test"
+                    }, metadata: services.asInternal)
+                Issue.record("expected ALREADY_EXISTS")
+            } catch let error as RPCError {
+                #expect(error.code == .alreadyExists)
+                #expect(reason(of: error) == "organization_exists")
+            }
+            let all = try await services.accounts.listOrganizations(.init(), metadata: services.asInternal)
+            #expect(all.organizations.map(\.name) == ["Acme Research"])
+        }
+    }
+
+    @Test("Bootstrap validates its input and is reserved for Lumen's own processes")
+    func bootstrapRules() async throws {
+        try await TestServices.run { services in
+            for (name, email, expected) in [("", "a@b.test", "invalid_name"), ("Acme", "not-an-email", "invalid_email")] {
+                do {
+                    _ = try await services.accounts.bootstrapOrganization(
+                        .with {
+                            $0.organizationName = name
+                            $0.adminEmail = email
+                        }, metadata: services.asInternal)
+                    Issue.record("expected \(expected)")
+                } catch let error as RPCError {
+                    #expect(error.code == .invalidArgument)
+                    #expect(reason(of: error) == expected)
+                }
+            }
+            let tenant = try await services.tenant()
+            do {
+                _ = try await services.accounts.bootstrapOrganization(
+                    .with {
+                        $0.organizationName = "Other"
+                        $0.adminEmail = "x@y.test"
+                    }, metadata: tenant.metadata)
+                Issue.record("expected PERMISSION_DENIED")
+            } catch let error as RPCError {
+                #expect(error.code == .permissionDenied)
+            }
+        }
+    }
+
+    @Test("Users: created in the caller's organisation, unique by email, found, searched, updated")
+    func users() async throws {
+        try await TestServices.run { services in
+            let tenant = try await services.tenant("Acme")
+            let other = try await services.tenant("Globex")
+            let group = try await services.accounts.createGroup(.with { $0.name = "research" }, metadata: tenant.metadata).group
+            let user = try await services.accounts.createUser(
+                .with {
+                    $0.email = "grace@acme.test"
+                    $0.displayName = "Grace"
+                    $0.groupIds = [group.id]
+                }, metadata: tenant.metadata
+            ).user
+            #expect(user.organizationID == tenant.organizationID)
+            #expect(user.groupIds == [group.id])
+            #expect(user.active && !user.isAdmin)
+
+            do {
+                _ = try await services.accounts.createUser(.with { $0.email = "GRACE@acme.test" }, metadata: tenant.metadata)
+                Issue.record("expected user_exists")
+            } catch let error as RPCError {
+                #expect(reason(of: error) == "user_exists")
+            }
+            // The same email is free in another organisation.
+            _ = try await services.accounts.createUser(.with { $0.email = "grace@acme.test" }, metadata: other.metadata)
+
+            let byEmail = try await services.accounts.getUser(.with { $0.email = "Grace@Acme.test" }, metadata: tenant.metadata)
+            #expect(byEmail.user.id == user.id)
+            let search = try await services.accounts.listUsers(.with { $0.search = "GRA" }, metadata: tenant.metadata)
+            #expect(search.users.map(\.id) == [user.id])
+
+            let updated = try await services.accounts.updateUser(
+                .with {
+                    $0.userID = user.id
+                    $0.isAdmin = true
+                    $0.groups = .init()
+                }, metadata: tenant.metadata
+            ).user
+            #expect(updated.isAdmin && updated.groupIds.isEmpty && updated.displayName == "Grace")
+
+            do {
+                _ = try await services.accounts.getUser(.with { $0.userID = user.id }, metadata: other.metadata)
+                Issue.record("expected user_not_found")
+            } catch let error as RPCError {
+                #expect(error.code == .notFound)
+            }
+        }
+    }
+
+    @Test("Clients have managers from their own organisation")
+    func clients() async throws {
+        try await TestServices.run { services in
+            let tenant = try await services.tenant()
+            let client = try await services.accounts.createClient(
+                .with {
+                    $0.name = "ci-runner"
+                    $0.managerUserIds = [tenant.adminUserID]
+                }, metadata: tenant.metadata
+            ).client
+            #expect(client.managerUserIds == [tenant.adminUserID])
+            let managed = try await services.accounts.listClients(
+                .with { $0.managedByUserID = tenant.adminUserID }, metadata: tenant.metadata)
+            #expect(managed.clients.map(\.id) == [client.id])
+            let removed = try await services.accounts.removeClientManager(
+                .with {
+                    $0.clientID = client.id
+                    $0.userID = tenant.adminUserID
+                }, metadata: tenant.metadata
+            ).client
+            #expect(removed.managerUserIds.isEmpty)
+            let inactive = try await services.accounts.updateClient(
+                .with {
+                    $0.clientID = client.id
+                    $0.active = false
+                }, metadata: tenant.metadata
+            ).client
+            #expect(!inactive.active)
+            #expect(try await services.accounts.listClients(.init(), metadata: tenant.metadata).clients.isEmpty)
+        }
+    }
+}

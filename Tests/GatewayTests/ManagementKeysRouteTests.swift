@@ -1,0 +1,265 @@
+import Foundation
+import HTTPTypes
+import LumenTesting
+import Testing
+
+@Suite("Management API: /v1/management/api-keys (seed 003)")
+struct ManagementKeysRouteTests {
+    static let keyFields: Set<String> = [
+        "id", "name", "key_prefix", "hint", "status", "limit_amount", "used_amount", "models", "expires_at",
+        "last_used_at", "created_at",
+    ]
+
+    @Test("GET /healthz answers without a token")
+    func health() async throws {
+        try await GatewayHarness.run { gateway in
+            let (status, body) = try await gateway.send(.get, "/healthz", token: .none)
+            #expect(status == 200)
+            #expect(body["status"] as? String == "ok")
+        }
+    }
+
+    @Test("Requests without a valid management token get 401 with a code")
+    func authentication() async throws {
+        try await GatewayHarness.run { gateway in
+            let key = try await gateway.send(.post, "/v1/management/api-keys", json: "{}").body["key"] as? String
+            let cases: [(String??, String)] = [
+                (.none, "missing_authorization"),
+                (.some(key), "invalid_management_token"),
+                (.some("mt-doesnotexist"), "invalid_management_token"),
+                (.some(""), "invalid_management_token"),
+            ]
+            for (token, code) in cases {
+                let (status, body) = try await gateway.send(.get, "/v1/management/api-keys", token: token)
+                #expect(status == 401, "token \(String(describing: token))")
+                #expect(GatewayHarness.error(body).code == code)
+            }
+            // A revoked management token stops working at once.
+            let token = try await gateway.services.keys.createKey(
+                .with {
+                    $0.kind = .management
+                    $0.organizationID = gateway.tenant.organizationID
+                }, metadata: gateway.services.asInternal)
+            #expect(try await gateway.send(.get, "/v1/management/api-keys", token: .some(token.secret)).status == 200)
+            _ = try await gateway.services.keys.revokeKey(
+                .with {
+                    $0.keyID = token.key.id
+                    $0.organizationID = gateway.tenant.organizationID
+                }, metadata: gateway.services.asInternal)
+            let (status, body) = try await gateway.send(.get, "/v1/management/api-keys", token: .some(token.secret))
+            #expect(status == 401)
+            #expect(GatewayHarness.error(body).code == "key_revoked")
+        }
+    }
+
+    @Test("POST creates a key: defaults, trimming, the secret once, the seed's fields")
+    func create() async throws {
+        try await GatewayHarness.run { gateway in
+            let (status, created) = try await gateway.send(
+                .post, "/v1/management/api-keys",
+                json: #"{"name": "  Backend Worker  ", "limitAmount": 500.25, "models": ["gpt-4o-mini", "claude-3-7-sonnet"], "expiresAt": "2099-04-30T02:00:00+02:00"}"#
+            )
+            #expect(status == 200)
+            let secret = try #require(created["key"] as? String)
+            #expect(secret.hasPrefix("sk-"))
+            #expect(Set(created.keys) == Self.keyFields.union(["key"]))
+            #expect(created["name"] as? String == "Backend Worker")
+            #expect(created["status"] as? String == "active")
+            #expect((created["limit_amount"] as? NSNumber)?.decimalValue == Decimal(string: "500.25"))
+            #expect((created["used_amount"] as? NSNumber)?.intValue == 0)
+            #expect(created["models"] as? [String] == ["gpt-4o-mini", "claude-3-7-sonnet"])
+            #expect(created["expires_at"] as? String == "2099-04-30T00:00:00.000Z")
+            #expect(created["last_used_at"] is NSNull)
+            #expect(created["key_prefix"] as? String == String(secret.prefix(9)) + "...")
+            #expect(created["hint"] as? String == "\(secret.prefix(4))...\(secret.suffix(4))")
+            #expect((created["id"] as? String)?.hasPrefix("key_") == true)
+
+            let (_, defaults) = try await gateway.send(.post, "/v1/management/api-keys", json: nil)
+            #expect(defaults["name"] as? String == "Default Key")
+            #expect(defaults["limit_amount"] is NSNull)
+            #expect(defaults["models"] as? [String] == [])
+            #expect(defaults["expires_at"] is NSNull)
+
+            let (listStatus, list) = try await gateway.send(.get, "/v1/management/api-keys")
+            #expect(listStatus == 200)
+            #expect(list["object"] as? String == "list")
+            let items = try #require(list["data"] as? [[String: Any]])
+            #expect(items.count == 2)
+            for item in items { #expect(Set(item.keys) == Self.keyFields) }
+            let text = String(describing: list)
+            #expect(!text.contains(secret))
+            #expect(text.contains(secret.suffix(4)))
+        }
+    }
+
+    @Test("limitAmount: null or omitted is unlimited, 0 is zero quota, positive values are capped at 100,000")
+    func limits() async throws {
+        try await GatewayHarness.run { gateway in
+            let cases: [(String, String?)] = [
+                (#"{}"#, nil), (#"{"limitAmount": null}"#, nil), (#"{"limitAmount": 0}"#, "0"),
+                (#"{"limitAmount": 0.3}"#, "0.3"), (#"{"limitAmount": 100000}"#, "100000"),
+                (#"{"limitAmount": 999999.99}"#, "100000"), (#"{"limitAmount": 1000000}"#, "100000"),
+                (#"{"limitAmount": 12.5, "limitCurrency": "USD"}"#, "12.5"),
+            ]
+            for (json, expected) in cases {
+                let (status, body) = try await gateway.send(.post, "/v1/management/api-keys", json: json)
+                #expect(status == 200, "\(json)")
+                if let expected {
+                    #expect((body["limit_amount"] as? NSNumber)?.decimalValue == Decimal(string: expected), "\(json)")
+                } else {
+                    #expect(body["limit_amount"] is NSNull, "\(json)")
+                }
+            }
+        }
+    }
+
+    @Test("POST rejects every bad input with 400, its code and param, and creates nothing")
+    func createRejects() async throws {
+        try await GatewayHarness.run { gateway in
+            let longName = String(repeating: "n", count: 51)
+            let cases: [(String, String, String?)] = [
+                (#"{"name": ""}"#, "invalid_name", "name"),
+                (#"{"name": "   "}"#, "invalid_name", "name"),
+                (#"{"name": "\#(longName)"}"#, "invalid_name", "name"),
+                (#"{"name": 5}"#, "invalid_name", "name"),
+                (#"{"limitAmount": -0.01}"#, "invalid_limit_amount", "limitAmount"),
+                (#"{"limitAmount": 1000000.01}"#, "invalid_limit_amount", "limitAmount"),
+                (#"{"limitAmount": 1e30}"#, "invalid_limit_amount", "limitAmount"),
+                (#"{"limitAmount": "10"}"#, "invalid_limit_amount", "limitAmount"),
+                (#"{"limitAmount": 0.0000001}"#, "invalid_limit_amount", "limitAmount"),
+                (#"{"limitAmount": 10, "limitCurrency": "CNY"}"#, "currency_retired", "limitCurrency"),
+                (#"{"limitCurrency": "EUR"}"#, "invalid_currency", "limitCurrency"),
+                (#"{"models": "gpt-4o"}"#, "invalid_models", "models"),
+                (#"{"models": [1]}"#, "invalid_models", "models"),
+                (#"{"models": [""]}"#, "invalid_models", "models"),
+                (#"{"expiresAt": "2026-13-01T00:00:00Z"}"#, "invalid_expires_at", "expiresAt"),
+                (#"{"expiresAt": "2099-01-01T00:00:00"}"#, "invalid_expires_at", "expiresAt"),
+                (#"{"expiresAt": "2099-01-01"}"#, "invalid_expires_at", "expiresAt"),
+                (#"{"expiresAt": "2001-01-01T00:00:00Z"}"#, "invalid_expires_at", "expiresAt"),
+                (#"{"expiresAt": 1893456000}"#, "invalid_expires_at", "expiresAt"),
+                (#"{"status": "active"}"#, "unknown_parameter", "status"),
+                (#"{"limit_amount": 5}"#, "unknown_parameter", "limit_amount"),
+                (#"{"name": "x""#, "invalid_json", nil),
+                (#"["x"]"#, "invalid_json", nil),
+            ]
+            for (json, code, param) in cases {
+                let (status, body) = try await gateway.send(.post, "/v1/management/api-keys", json: json)
+                #expect(status == 400, "\(json)")
+                let error = GatewayHarness.error(body)
+                #expect(error.code == code, "\(json)")
+                #expect(error.param == param, "\(json)")
+                let detail = body["error"] as? [String: Any]
+                #expect(detail?["type"] as? String == "invalid_request_error")
+                #expect((detail?["message"] as? String)?.isEmpty == false)
+            }
+            let (_, list) = try await gateway.send(.get, "/v1/management/api-keys")
+            #expect((list["data"] as? [Any])?.isEmpty == true)
+        }
+    }
+
+    @Test("PATCH updates each field; null clears the cap and the expiry")
+    func update() async throws {
+        try await GatewayHarness.run { gateway in
+            let (_, created) = try await gateway.send(
+                .post, "/v1/management/api-keys",
+                json: #"{"name": "worker", "limitAmount": 50, "expiresAt": "2099-01-01T00:00:00Z"}"#)
+            let path = "/v1/management/api-keys/\(created["id"] as? String ?? "")"
+
+            var (status, body) = try await gateway.send(.patch, path, json: #"{"name": " batch "}"#)
+            #expect(status == 200)
+            #expect(body["name"] as? String == "batch")
+            #expect((body["limit_amount"] as? NSNumber)?.intValue == 50)
+            #expect(body["key"] == nil)
+
+            (status, body) = try await gateway.send(.patch, path, json: #"{"limitAmount": 2000000.0}"#)
+            #expect(status == 400)
+            #expect(GatewayHarness.error(body).code == "invalid_limit_amount")
+
+            (status, body) = try await gateway.send(.patch, path, json: #"{"limitAmount": 250000}"#)
+            #expect((body["limit_amount"] as? NSNumber)?.intValue == 100_000)
+            (status, body) = try await gateway.send(.patch, path, json: #"{"limitAmount": null, "expiresAt": null}"#)
+            #expect(status == 200)
+            #expect(body["limit_amount"] is NSNull)
+            #expect(body["expires_at"] is NSNull)
+            (status, body) = try await gateway.send(.patch, path, json: #"{"models": ["gpt-4o", "gpt-4o"]}"#)
+            #expect(body["models"] as? [String] == ["gpt-4o"])
+            (status, body) = try await gateway.send(.patch, path, json: #"{"expiresAt": "2099-06-01T12:00:00.250Z"}"#)
+            #expect(body["expires_at"] as? String == "2099-06-01T12:00:00.250Z")
+
+            for state in ["inactive", "suspended", "active", "revoked"] {
+                (status, body) = try await gateway.send(.patch, path, json: #"{"status": "\#(state)"}"#)
+                #expect(status == 200)
+                #expect(body["status"] as? String == state)
+            }
+            (status, body) = try await gateway.send(.patch, path, json: #"{"status": "active"}"#)
+            #expect(status == 400)
+            #expect(GatewayHarness.error(body).code == "key_revoked")
+
+            let (_, list) = try await gateway.send(.get, "/v1/management/api-keys")
+            let item = (list["data"] as? [[String: Any]])?.first
+            #expect(item?["status"] as? String == "revoked")
+        }
+    }
+
+    @Test("PATCH rejects bad input and unknown keys")
+    func updateRejects() async throws {
+        try await GatewayHarness.run { gateway in
+            let (_, created) = try await gateway.send(.post, "/v1/management/api-keys", json: #"{"name": "keep"}"#)
+            let path = "/v1/management/api-keys/\(created["id"] as? String ?? "")"
+            let cases: [(String?, Int, String, String?)] = [
+                (nil, 400, "empty_update", nil),
+                ("{}", 400, "empty_update", nil),
+                (#"{"limitCurrency": "USD"}"#, 400, "empty_update", nil),
+                (#"{"status": "paused"}"#, 400, "invalid_status", "status"),
+                (#"{"status": null}"#, 400, "invalid_status", "status"),
+                (#"{"name": null}"#, 400, "invalid_name", "name"),
+                (#"{"name": ""}"#, 400, "invalid_name", "name"),
+                (#"{"models": null}"#, 400, "invalid_models", "models"),
+                (#"{"limitAmount": -1}"#, 400, "invalid_limit_amount", "limitAmount"),
+                (#"{"limitAmount": 5, "limitCurrency": "CNY"}"#, 400, "currency_retired", "limitCurrency"),
+                (#"{"expiresAt": "yesterday"}"#, 400, "invalid_expires_at", "expiresAt"),
+                (#"{"owner": "me"}"#, 400, "unknown_parameter", "owner"),
+            ]
+            for (json, expectedStatus, code, param) in cases {
+                let (status, body) = try await gateway.send(.patch, path, json: json)
+                #expect(status == expectedStatus, "\(json ?? "no body")")
+                #expect(GatewayHarness.error(body).code == code, "\(json ?? "no body")")
+                #expect(GatewayHarness.error(body).param == param, "\(json ?? "no body")")
+            }
+            let (_, unchanged) = try await gateway.send(.get, path)
+            #expect(unchanged["name"] as? String == "keep")
+
+            let (status, body) = try await gateway.send(.patch, "/v1/management/api-keys/key_doesnotexist", json: #"{"name": "x"}"#)
+            #expect(status == 404)
+            #expect(GatewayHarness.error(body).code == "key_not_found")
+            #expect(GatewayHarness.error(body).param == "keyId")
+        }
+    }
+
+    @Test("One organisation's token cannot see or change another's keys")
+    func organisationsAreIsolated() async throws {
+        try await GatewayHarness.run { gateway in
+            let (_, created) = try await gateway.send(.post, "/v1/management/api-keys", json: #"{"name": "mine"}"#)
+            let other = try await gateway.services.tenant("Globex")
+            let (_, list) = try await gateway.send(.get, "/v1/management/api-keys", token: .some(other.managementToken))
+            #expect((list["data"] as? [Any])?.isEmpty == true)
+            let path = "/v1/management/api-keys/\(created["id"] as? String ?? "")"
+            let (status, body) = try await gateway.send(.patch, path, json: #"{"name": "theirs"}"#, token: .some(other.managementToken))
+            #expect(status == 404)
+            #expect(GatewayHarness.error(body).code == "key_not_found")
+        }
+    }
+
+    @Test("Unknown routes and oversized bodies get JSON errors, never a bare 500")
+    func edges() async throws {
+        try await GatewayHarness.run { gateway in
+            var (status, body) = try await gateway.send(.get, "/v1/management/nothing-here")
+            #expect(status == 404)
+            #expect(GatewayHarness.error(body).code == "not_found")
+            let huge = #"{"name": "\#(String(repeating: "x", count: 100_000))"}"#
+            (status, body) = try await gateway.send(.post, "/v1/management/api-keys", json: huge)
+            #expect(status == 413)
+            #expect(GatewayHarness.error(body).code == "request_too_large")
+        }
+    }
+}

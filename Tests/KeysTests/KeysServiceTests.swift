@@ -1,0 +1,312 @@
+import Foundation
+import GRPCCore
+import Keys
+import LumenAPI
+import LumenTesting
+import RPCSupport
+import Storage
+import Testing
+
+@Suite("Keys service over the in-process transport")
+struct KeysServiceTests {
+    @Test("A created key's secret is returned once; reads show only its hint and prefix")
+    func secretShownOnce() async throws {
+        try await TestServices.run { services in
+            let tenant = try await services.tenant()
+            let created = try await services.keys.createKey(.with { $0.name = "Backend Worker" }, metadata: tenant.metadata)
+            let secret = created.secret
+            #expect(secret.hasPrefix("sk-"))
+            #expect(secret.count == 51)
+            #expect(created.key.id.hasPrefix("key_"))
+            #expect(created.key.keyPrefix == String(secret.prefix(9)) + "...")
+            #expect(created.key.hint == "\(secret.prefix(4))...\(secret.suffix(4))")
+            #expect(created.key.status == .active)
+            #expect(created.key.owner.type == .organization)
+            #expect(created.key.owner.id == tenant.organizationID)
+
+            let fetched = try await services.keys.getKey(.with { $0.keyID = created.key.id }, metadata: tenant.metadata)
+            let listed = try await services.keys.listKeys(.init(), metadata: tenant.metadata)
+            #expect(fetched.key == created.key)
+            #expect(listed.keys == [created.key])
+            #expect(!"\(fetched)".contains(secret))
+            #expect(!"\(listed)".contains(secret))
+        }
+    }
+
+    @Test("Only the SHA-256 digest of a secret reaches the database file")
+    func secretsHashedAtRest() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("lumen-keys-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let secret = try await TestServices.run(location: .directory(directory)) { services in
+            let tenant = try await services.tenant()
+            return try await services.keys.createKey(.init(), metadata: tenant.metadata).secret
+        }
+        var bytes = Data()
+        for file in try FileManager.default.contentsOfDirectory(atPath: directory) where file.hasPrefix("keys.sqlite") {
+            bytes += try Data(contentsOf: URL(fileURLWithPath: directory).appendingPathComponent(file))
+        }
+        #expect(!bytes.isEmpty)
+        #expect(bytes.range(of: Data(secret.utf8)) == nil)
+        #expect(bytes.range(of: Data(secret.dropFirst(3).utf8)) == nil)
+    }
+
+    @Test("Authenticate resolves active keys and refuses revoked, inactive, suspended, expired and unknown ones")
+    func authenticate() async throws {
+        let clock = ManualClock()
+        try await TestServices.run(clock: clock.wallClock) { services in
+            let tenant = try await services.tenant()
+            func create(_ change: (inout Lumen_Keys_V1_CreateKeyRequest) -> Void = { _ in }) async throws -> Lumen_Keys_V1_CreateKeyResponse {
+                var request = Lumen_Keys_V1_CreateKeyRequest()
+                change(&request)
+                return try await services.keys.createKey(request, metadata: tenant.metadata)
+            }
+            func authenticate(_ secret: String) async throws -> Lumen_Keys_V1_Key {
+                try await services.keys.authenticate(.with { $0.secret = secret }, metadata: services.asInternal).key
+            }
+            func reasonOf(_ secret: String) async -> String? {
+                do {
+                    _ = try await authenticate(secret)
+                    return nil
+                } catch let error as RPCError {
+                    #expect(error.code == .unauthenticated)
+                    return reason(of: error)
+                } catch {
+                    return "\(error)"
+                }
+            }
+
+            let good = try await create()
+            #expect(try await authenticate(good.secret).id == good.key.id)
+            #expect(await reasonOf("sk-" + String(repeating: "a", count: 48)) == "invalid_api_key")
+
+            for (status, expected) in [(Lumen_Keys_V1_KeyStatus.inactive, "key_inactive"), (.suspended, "key_suspended"), (.revoked, "key_revoked")] {
+                let key = try await create()
+                _ = try await services.keys.updateKey(
+                    .with {
+                        $0.keyID = key.key.id
+                        $0.status = status
+                    }, metadata: tenant.metadata)
+                #expect(await reasonOf(key.secret) == expected)
+            }
+
+            let expiring = try await create { $0.expiresAt = .init(millis: clock.nowMillis + 60_000) }
+            #expect(try await authenticate(expiring.secret).id == expiring.key.id)
+            clock.advance(seconds: 61)
+            #expect(await reasonOf(expiring.secret) == "key_expired")
+
+            // Authenticate is for Lumen's own processes only.
+            await #expect(throws: RPCError.self) {
+                _ = try await services.keys.authenticate(.with { $0.secret = good.secret }, metadata: tenant.metadata)
+            }
+        }
+    }
+
+    @Test("Calls without a valid credential are UNAUTHENTICATED; another organisation is off limits")
+    func credentialsAndOrganisations() async throws {
+        try await TestServices.run { services in
+            let acme = try await services.tenant("Acme")
+            let globex = try await services.tenant("Globex")
+            let globexKey = try await services.keys.createKey(.init(), metadata: globex.metadata)
+
+            for metadata: Metadata in [[:], .bearer("mt-unknown"), .bearer(globexKey.secret), ["authorization": "Basic abc"]] {
+                do {
+                    _ = try await services.keys.listKeys(.init(), metadata: metadata)
+                    Issue.record("expected UNAUTHENTICATED for \(metadata)")
+                } catch let error as RPCError {
+                    #expect(error.code == .unauthenticated)
+                }
+            }
+            do {
+                _ = try await services.keys.listKeys(.with { $0.organizationID = globex.organizationID }, metadata: acme.metadata)
+                Issue.record("expected PERMISSION_DENIED")
+            } catch let error as RPCError {
+                #expect(error.code == .permissionDenied)
+            }
+            do {
+                _ = try await services.keys.getKey(.with { $0.keyID = globexKey.key.id }, metadata: acme.metadata)
+                Issue.record("expected NOT_FOUND")
+            } catch let error as RPCError {
+                #expect(error.code == .notFound)
+                #expect(reason(of: error) == "key_not_found")
+            }
+            #expect(try await services.keys.listKeys(.init(), metadata: acme.metadata).keys.isEmpty)
+        }
+    }
+
+    @Test("Limits: 0 to 1,000,000 USD accepted, stored at most 100,000 USD; CNY is retired")
+    func limitRules() async throws {
+        try await TestServices.run { services in
+            let tenant = try await services.tenant()
+            func create(limit: Int64?, currency: String = "") async throws -> Lumen_Keys_V1_Key {
+                try await services.keys.createKey(
+                    .with {
+                        if let limit { $0.limitMicros = limit }
+                        $0.limitCurrency = currency
+                    }, metadata: tenant.metadata
+                ).key
+            }
+            #expect(try await create(limit: nil).hasLimitMicros == false)
+            #expect(try await create(limit: 0).limitMicros == 0)
+            #expect(try await create(limit: 500_250_000).limitMicros == 500_250_000)
+            #expect(try await create(limit: 999_999_000_000).limitMicros == 100_000_000_000)
+            #expect(try await create(limit: 1_000_000_000_000).limitMicros == 100_000_000_000)
+            for (limit, currency, expected) in [
+                (Int64(-1), "", "invalid_limit_amount"), (1_000_000_000_001, "", "invalid_limit_amount"),
+                (5_000_000, "CNY", "currency_retired"), (5_000_000, "EUR", "invalid_currency"),
+            ] {
+                do {
+                    _ = try await create(limit: limit, currency: currency)
+                    Issue.record("expected \(expected)")
+                } catch let error as RPCError {
+                    #expect(error.code == .invalidArgument)
+                    #expect(reason(of: error) == expected)
+                }
+            }
+            #expect(try await services.keys.listKeys(.init(), metadata: tenant.metadata).keys.count == 5)
+        }
+    }
+
+    @Test("Updates change only what they name, need at least one change, and never touch a revoked key")
+    func updates() async throws {
+        try await TestServices.run { services in
+            let tenant = try await services.tenant()
+            let key = try await services.keys.createKey(
+                .with {
+                    $0.name = "worker"
+                    $0.limitMicros = 5_000_000
+                    $0.models = ["gpt-4o"]
+                }, metadata: tenant.metadata
+            ).key
+            func update(_ change: (inout Lumen_Keys_V1_UpdateKeyRequest) -> Void) async throws -> Lumen_Keys_V1_Key {
+                var request = Lumen_Keys_V1_UpdateKeyRequest()
+                request.keyID = key.id
+                change(&request)
+                return try await services.keys.updateKey(request, metadata: tenant.metadata).key
+            }
+            let renamed = try await update { $0.name = "  batch  " }
+            #expect(renamed.name == "batch")
+            #expect(renamed.limitMicros == 5_000_000)
+            #expect(renamed.models == ["gpt-4o"])
+
+            let unlimited = try await update { $0.limit = .unlimited(true) }
+            #expect(!unlimited.hasLimitMicros)
+            let restricted = try await update { $0.models = .with { $0.models = [" a ", "b", "a"] } }
+            #expect(restricted.models == ["a", "b"])
+            let open = try await update { $0.models = .init() }
+            #expect(open.models.isEmpty)
+
+            do {
+                _ = try await update { $0.limitCurrency = "USD" }
+                Issue.record("expected empty_update")
+            } catch let error as RPCError {
+                #expect(reason(of: error) == "empty_update")
+            }
+            do {
+                _ = try await update {
+                    $0.name = "fine"
+                    $0.limit = .limitMicros(-5)
+                }
+                Issue.record("expected invalid_limit_amount")
+            } catch let error as RPCError {
+                #expect(reason(of: error) == "invalid_limit_amount")
+            }
+            // The failed update above wrote nothing.
+            #expect(try await services.keys.getKey(.with { $0.keyID = key.id }, metadata: tenant.metadata).key.name == "batch")
+
+            let revoked = try await services.keys.revokeKey(.with { $0.keyID = key.id }, metadata: tenant.metadata).key
+            #expect(revoked.status == .revoked)
+            #expect(revoked.hasRevokedAt)
+            do {
+                _ = try await update { $0.status = .active }
+                Issue.record("expected key_revoked")
+            } catch let error as RPCError {
+                #expect(error.code == .failedPrecondition)
+                #expect(reason(of: error) == "key_revoked")
+            }
+        }
+    }
+
+    @Test("Listing filters by owner and name, hides revoked keys unless asked, sorts and pages")
+    func listing() async throws {
+        try await TestServices.run { services in
+            let tenant = try await services.tenant()
+            var ids: [String: String] = [:]
+            for name in ["charlie", "alpha", "Bravo", "delta"] {
+                let owner: Lumen_Common_V1_PrincipalRef =
+                    name == "delta" ? .with { $0.type = .user; $0.id = tenant.adminUserID } : .init()
+                ids[name] = try await services.keys.createKey(
+                    .with {
+                        $0.name = name
+                        $0.owner = owner
+                    }, metadata: tenant.metadata
+                ).key.id
+            }
+            _ = try await services.keys.revokeKey(.with { $0.keyID = ids["charlie"]! }, metadata: tenant.metadata)
+            _ = try await services.keys.recordKeyUsage(
+                .with {
+                    $0.deltas = [
+                        .with { $0.keyID = ids["alpha"]!; $0.requests = 3; $0.tokens = 30; $0.costMicros = 300 },
+                        .with { $0.keyID = ids["Bravo"]!; $0.requests = 7; $0.tokens = 10; $0.costMicros = 900 },
+                        .with { $0.keyID = "key_missing"; $0.requests = 1 },
+                    ]
+                }, metadata: services.asInternal)
+
+            func names(_ change: (inout Lumen_Keys_V1_ListKeysRequest) -> Void) async throws -> [String] {
+                var request = Lumen_Keys_V1_ListKeysRequest()
+                change(&request)
+                return try await services.keys.listKeys(request, metadata: tenant.metadata).keys.map(\.name)
+            }
+            #expect(try await names { $0.sort = .name } == ["alpha", "Bravo", "delta"])
+            #expect(try await names { $0.sort = .name; $0.includeDeleted = true } == ["alpha", "Bravo", "charlie", "delta"])
+            #expect(try await names { $0.sort = .requests } == ["Bravo", "alpha", "delta"])
+            #expect(try await names { $0.sort = .tokens } == ["alpha", "Bravo", "delta"])
+            #expect(try await names { $0.sort = .cost; $0.reverse = true } == ["delta", "alpha", "Bravo"])
+            #expect(try await names { $0.nameContains = "LT" } == ["delta"])
+            #expect(try await names { $0.owner = .with { $0.type = .user; $0.id = tenant.adminUserID } } == ["delta"])
+
+            let page = try await services.keys.listKeys(
+                .with {
+                    $0.sort = .name
+                    $0.page = .with { $0.page = 2; $0.limit = 2 }
+                }, metadata: tenant.metadata)
+            #expect(page.keys.map(\.name) == ["delta"])
+            #expect(page.pageInfo.total == 3)
+            #expect(page.pageInfo.hasMore_p == false)
+
+            let alpha = try await services.keys.getKey(.with { $0.keyID = ids["alpha"]! }, metadata: tenant.metadata).key
+            #expect(alpha.requestCount == 3 && alpha.tokenCount == 30 && alpha.usedMicros == 300 && alpha.hasLastUsedAt)
+        }
+    }
+
+    @Test("WatchKeys sends a snapshot, a SYNCED marker, then live changes with the secret's digest")
+    func watch() async throws {
+        try await TestServices.run { services in
+            let tenant = try await services.tenant()
+            let first = try await services.keys.createKey(.with { $0.name = "first" }, metadata: tenant.metadata)
+            let events = try await services.keys.watchKeys(
+                .with { $0.organizationID = tenant.organizationID }, metadata: services.asInternal
+            ) { response in
+                var seen: [Lumen_Keys_V1_KeyEvent] = []
+                for try await event in response.messages {
+                    seen.append(event)
+                    if event.type == .synced {
+                        _ = try await services.keys.updateKey(
+                            .with {
+                                $0.keyID = first.key.id
+                                $0.name = "renamed"
+                            }, metadata: tenant.metadata)
+                    }
+                    if event.key.name == "renamed" { break }
+                }
+                return seen
+            }
+            // The snapshot holds the management token and the first key.
+            #expect(events.map(\.type) == [.upsert, .upsert, .synced, .upsert])
+            #expect(events.contains { $0.key.id == first.key.id && $0.key.name == "first" })
+            let live = try #require(events.last)
+            #expect(live.key.name == "renamed")
+            #expect(live.secretSha256.count == 32)
+            #expect(!"\(events)".contains(first.secret))
+        }
+    }
+}

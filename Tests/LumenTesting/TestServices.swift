@@ -1,0 +1,109 @@
+import Synchronization
+import Accounts
+import Foundation
+import GRPCCore
+import GRPCInProcessTransport
+import Gateway
+import Keys
+import Ledger
+import Logging
+import LumenAPI
+import ModelRegistry
+import RPCSupport
+import Storage
+
+/// The four services on in-memory databases behind the real `AuthInterceptor`, reached over
+/// the in-process transport, for the duration of a test.
+public struct TestServices: Sendable {
+    public let client: GRPCClient<InProcessTransport.Client>
+    public let internalToken: String
+    /// The keys service itself, for what only its owner can see (watchers).
+    public let keysService: KeysService
+
+    public var accounts: Lumen_Accounts_V1_AccountsService.Client<InProcessTransport.Client> { .init(wrapping: client) }
+    public var keys: Lumen_Keys_V1_KeysService.Client<InProcessTransport.Client> { .init(wrapping: client) }
+    public var ledger: Lumen_Ledger_V1_LedgerService.Client<InProcessTransport.Client> { .init(wrapping: client) }
+    public var registry: Lumen_Registry_V1_ModelRegistryService.Client<InProcessTransport.Client> { .init(wrapping: client) }
+
+    /// What the HTTP facade needs, wired to these services.
+    public var gatewayServices: GatewayServices {
+        GatewayServices(accounts: accounts, keys: keys, ledger: ledger, registry: registry)
+    }
+
+    /// Metadata of the deployment's internal caller.
+    public var asInternal: Metadata { .bearer(internalToken) }
+
+    /// Runs `body` with fresh services; `clock` is what they take for now.
+    public static func run<Result: Sendable>(
+        clock: WallClock = .system,
+        location: ServiceDatabase.Location = .inMemory,
+        _ body: @Sendable (TestServices) async throws -> Result
+    ) async throws -> Result {
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let keysService = try KeysService(location: location, clock: clock, logger: logger)
+        let services: [any RegistrableRPCService] = [
+            try AccountsService(location: location, clock: clock, logger: logger),
+            keysService,
+            try LedgerService(location: location, logger: logger),
+            try ModelRegistryService(location: location, logger: logger),
+        ]
+        let token = "it-test-" + Identifier.secret(count: 32)
+        return try await withLocalServices(services, internalToken: token) { client in
+            try await body(TestServices(client: client, internalToken: token, keysService: keysService))
+        }
+    }
+
+    /// An organisation with its administrator and a management token.
+    public struct Tenant: Sendable {
+        public var organizationID: String
+        public var adminUserID: String
+        public var managementToken: String
+        public var metadata: Metadata { .bearer(managementToken) }
+    }
+
+    /// Bootstraps an organisation the way `lumen admin bootstrap` does.
+    public func tenant(_ name: String = "Acme \(Identifier.secret(count: 6))") async throws -> Tenant {
+        let created = try await accounts.bootstrapOrganization(
+            .with {
+                $0.organizationName = name
+                $0.adminEmail = "admin@\(name.lowercased().filter(\.isLetter)).test"
+            }, metadata: asInternal)
+        let token = try await keys.createKey(
+            .with {
+                $0.organizationID = created.organization.id
+                $0.kind = .management
+                $0.owner = .with {
+                    $0.type = .user
+                    $0.id = created.admin.id
+                }
+                $0.name = "Test token"
+            }, metadata: asInternal)
+        return Tenant(
+            organizationID: created.organization.id, adminUserID: created.admin.id, managementToken: token.secret)
+    }
+}
+
+/// The machine-readable reason a Lumen service gave for an RPC error.
+public func reason(of error: RPCError) -> String {
+    ServiceError(error).code
+}
+
+/// A clock the test moves by hand.
+public final class ManualClock: Sendable {
+    private let millis: Mutex<Int64>
+
+    public init(_ start: Date = Date(timeIntervalSince1970: 1_800_000_000)) {
+        self.millis = Mutex(WallClock.millis(start))
+    }
+
+    public var wallClock: WallClock {
+        WallClock { Date(timeIntervalSince1970: Double(self.millis.withLock { $0 }) / 1000) }
+    }
+
+    public func advance(seconds: Int64) {
+        millis.withLock { $0 += seconds * 1000 }
+    }
+
+    public var nowMillis: Int64 { millis.withLock { $0 } }
+}
