@@ -40,45 +40,9 @@ struct Bootstrap: AsyncParsableCommand {
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         let directory = dataDir ?? environment["LUMEN_DATA_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "./data"
-        var logger = Logger(label: "lumen")
-        logger.logLevel = .warning
-        let location = ServiceDatabase.Location.directory(directory)
-        let services: [any RegistrableRPCService]
         do {
-            services = [
-                try AccountsService(location: location, logger: logger),
-                try KeysService(location: location, logger: logger),
-            ]
-        } catch let error as StorageError {
-            throw ValidationError(error.description)
-        }
-        let token = "it-" + Identifier.secret(count: 48)
-        let (org, adminEmail, adminName) = (org, adminEmail, adminName ?? "")
-        do {
-            let output = try await withLocalServices(services, internalToken: token) { client in
-                let accounts = Lumen_Accounts_V1_AccountsService.Client(wrapping: client)
-                let keys = Lumen_Keys_V1_KeysService.Client(wrapping: client)
-                let created = try await accounts.bootstrapOrganization(
-                    .with {
-                        $0.organizationName = org
-                        $0.adminEmail = adminEmail
-                        $0.adminDisplayName = adminName
-                    }, metadata: .bearer(token))
-                let management = try await keys.createKey(
-                    .with {
-                        $0.organizationID = created.organization.id
-                        $0.kind = .management
-                        $0.owner = .with {
-                            $0.type = .user
-                            $0.id = created.admin.id
-                        }
-                        $0.name = "Bootstrap token"
-                        $0.createdByUserID = created.admin.id
-                    }, metadata: .bearer(token))
-                return BootstrapOutput(
-                    organizationID: created.organization.id, adminUserID: created.admin.id,
-                    managementToken: management.secret)
-            }
+            let output = try await Self.perform(
+                location: .directory(directory), organization: org, adminEmail: adminEmail, adminName: adminName ?? "")
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             print(String(decoding: try encoder.encode(output), as: UTF8.self))
@@ -87,6 +51,46 @@ struct Bootstrap: AsyncParsableCommand {
             var standardError = FileHandleOutputStream.standardError
             print("error: \(cause.message) (\(cause.code))", to: &standardError)
             throw ExitCode.failure
+        } catch let error as StorageError {
+            throw ValidationError(error.description)
+        }
+    }
+
+    /// Creates the organisation, its administrator and a management token in the databases
+    /// at `location`, through the accounts and keys services run in-process for the occasion.
+    static func perform(
+        location: ServiceDatabase.Location, organization: String, adminEmail: String, adminName: String
+    ) async throws -> BootstrapOutput {
+        var logger = Logger(label: "lumen")
+        logger.logLevel = .warning
+        let services: [any RegistrableRPCService] = [
+            try AccountsService(location: location, logger: logger),
+            try KeysService(location: location, logger: logger),
+        ]
+        let token = "it-" + Identifier.secret(count: 48)
+        return try await withLocalServices(services, internalToken: token) { client in
+            let accounts = Lumen_Accounts_V1_AccountsService.Client(wrapping: client)
+            let keys = Lumen_Keys_V1_KeysService.Client(wrapping: client)
+            let created = try await accounts.bootstrapOrganization(
+                .with {
+                    $0.organizationName = organization
+                    $0.adminEmail = adminEmail
+                    $0.adminDisplayName = adminName
+                }, metadata: .bearer(token))
+            let management = try await keys.createKey(
+                .with {
+                    $0.organizationID = created.organization.id
+                    $0.kind = .management
+                    $0.owner = .with {
+                        $0.type = .user
+                        $0.id = created.admin.id
+                    }
+                    $0.name = "Bootstrap token"
+                    $0.createdByUserID = created.admin.id
+                }, metadata: .bearer(token))
+            return BootstrapOutput(
+                organizationID: created.organization.id, adminUserID: created.admin.id,
+                managementToken: management.secret)
         }
     }
 }

@@ -16,9 +16,17 @@ import Storage
 /// The wiring of one `lumen serve` process: which services run here, how the facade reaches
 /// each service (in-process or over HTTP/2), and the lifecycle that runs it all.
 struct Deployment {
+    /// A listener that is bound and accepting connections.
+    enum Listener: Sendable, Equatable {
+        case http(host: String, port: Int)
+        case grpc(host: String, port: Int)
+    }
+
     let configuration: ServeConfiguration
     let internalToken: String
     let logger: Logger
+    /// Told about each listener once it is bound (after it was logged).
+    var onListening: @Sendable (Listener) async -> Void = { _ in }
 
     func run() async throws {
         let local = configuration.components
@@ -71,13 +79,14 @@ struct Deployment {
                 transportSecurity: .plaintext)
             let grpcServer = GRPCServer(transport: transport, services: services, interceptors: [interceptor])
             let names = local.filter { $0 != .gateway }.sorted().map(\.rawValue).joined(separator: ",")
-            let logger = logger
+            let (logger, onListening, host) = (logger, onListening, configuration.grpcHost)
             lifecycle.append(GRPCServerService(server: inProcessServer))
             lifecycle.append(
                 GRPCServerService(server: grpcServer) {
                     let address = try await transport.listeningAddress
-                    let text = address.ipv4.map { "\($0.host):\($0.port)" } ?? "\(address)"
-                    logger.notice("gRPC listening on \(text) (services: \(names))")
+                    let port = address.ipv4?.port ?? address.ipv6?.port ?? configuration.grpcPort
+                    logger.notice("gRPC listening on \(host):\(port) (services: \(names))")
+                    await onListening(.grpc(host: host, port: port))
                 })
         }
 
@@ -95,13 +104,15 @@ struct Deployment {
                     .registry, { Lumen_Registry_V1_ModelRegistryService.Client(wrapping: $0) },
                     { Lumen_Registry_V1_ModelRegistryService.Client(wrapping: $0) })
             )
-            let host = configuration.httpHost
-            let logger = logger
+            let (host, logger, onListening) = (configuration.httpHost, logger, onListening)
             lifecycle.append(
                 buildApplication(
                     configuration: .init(host: host, port: configuration.httpPort),
                     services: gatewayServices, logger: logger,
-                    onServerRunning: { port in logger.notice("HTTP listening on \(host):\(port)") }))
+                    onServerRunning: { port in
+                        logger.notice("HTTP listening on \(host):\(port)")
+                        await onListening(.http(host: host, port: port))
+                    }))
         }
 
         logger.info(

@@ -1,0 +1,219 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import HTTPTypes
+import HummingbirdTesting
+import Logging
+import LumenAPI
+import LumenTesting
+import NIOCore
+import RPCSupport
+import Testing
+
+@testable import lumen
+
+/// `lumen serve` wirings, each over real sockets on loopback: the gRPC port speaks HTTP/2,
+/// and a split deployment's gateway reaches its services over HTTP/2 too.
+@Suite("Wiring over real HTTP/2")
+struct WiringTests {
+    @Test("All-in-one: the gRPC port serves the keys service to management tokens, and the facade works")
+    func allInOne() async throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let tenant = try await Bootstrap.perform(
+            location: .directory(directory), organization: "Acme", adminEmail: "admin@acme.test", adminName: "")
+        let other = try await Bootstrap.perform(
+            location: .directory(directory), organization: "Globex", adminEmail: "admin@globex.test", adminName: "")
+        var configuration = ServeConfiguration()
+        configuration.dataDirectory = directory
+        configuration.httpPort = 0
+        configuration.grpcPort = 0
+        try await withDeployment(configuration, internalToken: nil) { listeners in
+            let grpcPort = try #require(listeners.grpc)
+            try await withHTTP2Client(port: grpcPort) { client in
+                let keys = Lumen_Keys_V1_KeysService.Client(wrapping: client)
+                let created = try await keys.createKey(.with { $0.name = "over h2" }, metadata: .bearer(tenant.managementToken))
+                #expect(created.secret.hasPrefix("sk-"))
+                let listed = try await keys.listKeys(.init(), metadata: .bearer(tenant.managementToken))
+                #expect(listed.keys.map(\.id) == [created.key.id])
+
+                await expectCode(.unauthenticated) { _ = try await keys.listKeys(.init(), metadata: [:]) }
+                await expectCode(.unauthenticated) { _ = try await keys.listKeys(.init(), metadata: .bearer("it-guessing-the-internal-token")) }
+                await expectCode(.permissionDenied) {
+                    _ = try await keys.listKeys(.with { $0.organizationID = other.organizationID }, metadata: .bearer(tenant.managementToken))
+                }
+                await expectCode(.unimplemented) {
+                    _ = try await Lumen_Ledger_V1_LedgerService.Client(wrapping: client)
+                        .getOrganizationBalance(.init(), metadata: .bearer(tenant.managementToken))
+                }
+            }
+            let httpPort = try #require(listeners.http)
+            try await TestClient.withClient(host: "127.0.0.1", port: httpPort) { client in
+                var headers = HTTPFields()
+                headers[.authorization] = "Bearer \(tenant.managementToken)"
+                let response = try await client.get("/v1/management/api-keys", headers: headers)
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body ?? ByteBuffer()).contains("over h2"))
+            }
+        }
+    }
+
+    @Test("Split: keys, the other services and the gateway in three deployments, joined over HTTP/2 by the internal token")
+    func split() async throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let tenant = try await Bootstrap.perform(
+            location: .directory(directory), organization: "Acme", adminEmail: "admin@acme.test", adminName: "")
+        let internalToken = "it-split-" + UUID().uuidString
+        var keysOnly = ServeConfiguration()
+        keysOnly.dataDirectory = directory
+        keysOnly.grpcPort = 0
+        keysOnly.components = [.keys]
+        let base = keysOnly
+        try await withDeployment(keysOnly, internalToken: internalToken) { keysListeners in
+            let keysAddress = "127.0.0.1:\(try #require(keysListeners.grpc))"
+            var rest = base
+            rest.components = [.accounts, .ledger, .registry]
+            rest.addresses = [.keys: keysAddress]
+            try await withDeployment(rest, internalToken: internalToken) { restListeners in
+                let restAddress = "127.0.0.1:\(try #require(restListeners.grpc))"
+                var gateway = ServeConfiguration()
+                gateway.httpPort = 0
+                gateway.components = [.gateway]
+                gateway.addresses = [.keys: keysAddress, .accounts: restAddress, .ledger: restAddress, .registry: restAddress]
+                try await withDeployment(gateway, internalToken: internalToken) { gatewayListeners in
+                    #expect(gatewayListeners.grpc == nil)
+                    let httpPort = try #require(gatewayListeners.http)
+                    try await TestClient.withClient(host: "127.0.0.1", port: httpPort) { client in
+                        var headers = HTTPFields()
+                        headers[.authorization] = "Bearer \(tenant.managementToken)"
+                        let created = try await client.post(
+                            "/v1/management/api-keys", headers: headers, body: ByteBuffer(string: #"{"name": "split"}"#))
+                        #expect(created.status == .ok)
+                        let list = try await client.get("/v1/management/api-keys", headers: headers)
+                        #expect(String(buffer: list.body ?? ByteBuffer()).contains("split"))
+                        let bad = try await client.get("/v1/management/api-keys", headers: [.authorization: "Bearer mt-nope"])
+                        #expect(bad.status == .unauthorized)
+                    }
+                }
+                // The accounts process resolves a management token through the keys process.
+                try await withHTTP2Client(port: try #require(restListeners.grpc)) { client in
+                    let accounts = Lumen_Accounts_V1_AccountsService.Client(wrapping: client)
+                    let organization = try await accounts.getOrganization(.init(), metadata: .bearer(tenant.managementToken))
+                    #expect(organization.organization.id == tenant.organizationID)
+                    let viaInternal = try await accounts.getOrganization(
+                        .with { $0.organizationID = tenant.organizationID }, metadata: .bearer(internalToken))
+                    #expect(viaInternal.organization.name == "Acme")
+                    await expectCode(.unauthenticated) {
+                        _ = try await accounts.getOrganization(.init(), metadata: .bearer("it-wrong-internal-token"))
+                    }
+                }
+            }
+        }
+    }
+
+    @Test("Configuration: flags beat variables beat the file; bad values are refused with a message")
+    func configuration() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("lumen-\(UUID()).yaml").path
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        try """
+            data_dir: /var/lib/lumen
+            http: {host: 0.0.0.0, port: 8000}
+            grpc: {port: 9000}
+            services: [keys, accounts]
+            remote: {ledger: "ledger.internal:9090"}
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        let serve = try Serve.parse(["--config", file, "--http-port", "8081"])
+        let resolved = try serve.resolve(environment: ["LUMEN_HTTP_PORT": "7000", "LUMEN_GRPC_PORT": "7001"])
+        #expect(resolved.dataDirectory == "/var/lib/lumen")
+        #expect(resolved.httpHost == "0.0.0.0")
+        #expect(resolved.httpPort == 8081)
+        #expect(resolved.grpcPort == 7001)
+        #expect(resolved.components == [.keys, .accounts])
+        #expect(resolved.addresses == [.ledger: "ledger.internal:9090"])
+
+        #expect(throws: ConfigurationError.self) { try Serve.parse(["--services", "keys,bogus"]).resolve(environment: [:]) }
+        #expect(throws: ConfigurationError.self) { try Serve.parse(["--keys-address", "nohost"]).resolve(environment: [:]) }
+        #expect(throws: ConfigurationError.self) { try Serve.parse([]).resolve(environment: ["LUMEN_HTTP_PORT": "70000"]) }
+        try "htp: {port: 1}".write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(throws: ConfigurationError.self) { try Serve.parse(["--config", file]).resolve(environment: [:]) }
+        // Splitting needs a shared internal token.
+        #expect(throws: ConfigurationError.self) { try InternalToken.resolve(nil, configuration: resolved) }
+        #expect(try InternalToken.resolve(nil, configuration: ServeConfiguration()).count > 32)
+    }
+}
+
+// MARK: - Helpers
+
+func temporaryDirectory() -> String {
+    FileManager.default.temporaryDirectory.appendingPathComponent("lumen-wiring-\(UUID())").path
+}
+
+extension [Deployment.Listener] {
+    var http: Int? {
+        for case .http(_, let port) in self { return port }
+        return nil
+    }
+    var grpc: Int? {
+        for case .grpc(_, let port) in self { return port }
+        return nil
+    }
+}
+
+/// Runs a deployment until `body` is done; `body` gets its bound listeners.
+func withDeployment(
+    _ configuration: ServeConfiguration, internalToken: String?,
+    _ body: @Sendable ([Deployment.Listener]) async throws -> Void
+) async throws {
+    var logger = Logger(label: "wiring-test")
+    logger.logLevel = .critical
+    let (stream, continuation) = AsyncStream<Deployment.Listener>.makeStream()
+    let deployment = Deployment(
+        configuration: configuration,
+        internalToken: try InternalToken.resolve(internalToken, configuration: configuration),
+        logger: logger,
+        onListening: { continuation.yield($0) })
+    let expected = (configuration.components.contains(.gateway) ? 1 : 0)
+        + (configuration.components.subtracting([.gateway]).isEmpty ? 0 : 1)
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask {
+            defer { continuation.finish() }
+            try await deployment.run()
+        }
+        var listeners: [Deployment.Listener] = []
+        for await listener in stream {
+            listeners.append(listener)
+            if listeners.count == expected { break }
+        }
+        try #require(listeners.count == expected, "the deployment stopped before listening")
+        do {
+            try await body(listeners)
+        } catch {
+            group.cancelAll()
+            throw error
+        }
+        group.cancelAll()
+        while let result = await group.nextResult() {
+            if case .failure(let error) = result, !(error is CancellationError) { _ = error }
+        }
+    }
+}
+
+func withHTTP2Client(port: Int, _ body: @Sendable (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> Void) async throws {
+    try await withGRPCClient(
+        transport: try .http2NIOPosix(target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: .plaintext)
+    ) { client in
+        try await body(client)
+    }
+}
+
+func expectCode(_ code: RPCError.Code, sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> Void) async {
+    do {
+        try await body()
+        Issue.record("expected \(code)", sourceLocation: sourceLocation)
+    } catch let error as RPCError {
+        #expect(error.code == code, sourceLocation: sourceLocation)
+    } catch {
+        Issue.record("unexpected \(error)", sourceLocation: sourceLocation)
+    }
+}
