@@ -1,0 +1,117 @@
+"""Fixtures for the interop tests: a real `lumen serve` process and a Python client
+generated from proto/ with grpcio-tools.
+
+The binary is LUMEN_BIN, or .build/debug/lumen at the repository root (built by
+`swift build`). Every server a test starts is stopped by the fixture.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def lumen_binary() -> str:
+    binary = os.environ.get("LUMEN_BIN") or str(ROOT / ".build" / "debug" / "lumen")
+    if not Path(binary).exists():
+        pytest.fail(f"no lumen binary at {binary}: run `swift build` first or set LUMEN_BIN")
+    return binary
+
+
+@pytest.fixture(scope="session")
+def lumen_api(tmp_path_factory):
+    """Generates Python modules from proto/ and returns a namespace of them."""
+    from grpc_tools import protoc
+    import grpc_tools
+
+    out = tmp_path_factory.mktemp("generated")
+    protos = sorted(str(p.relative_to(ROOT / "proto")) for p in (ROOT / "proto").rglob("*.proto"))
+    include = str(Path(grpc_tools.__file__).parent / "_proto")
+    code = protoc.main(
+        ["grpc_tools.protoc", f"-I{ROOT / 'proto'}", f"-I{include}", f"--python_out={out}", f"--grpc_python_out={out}"]
+        + protos
+    )
+    assert code == 0, "grpc_tools.protoc failed on proto/"
+    sys.path.insert(0, str(out))
+    from lumen.keys.v1 import keys_pb2, keys_pb2_grpc
+    from lumen.accounts.v1 import accounts_pb2, accounts_pb2_grpc
+
+    class API:
+        pass
+
+    api = API()
+    api.keys_pb2, api.keys_pb2_grpc = keys_pb2, keys_pb2_grpc
+    api.accounts_pb2, api.accounts_pb2_grpc = accounts_pb2, accounts_pb2_grpc
+    return api
+
+
+class Server:
+    def __init__(self, process, log_path, http_port, grpc_port, data_dir):
+        self.process = process
+        self.log_path = log_path
+        self.http_port = http_port
+        self.grpc_port = grpc_port
+        self.data_dir = data_dir
+
+    @property
+    def http(self):
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def grpc_target(self):
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def log(self):
+        return Path(self.log_path).read_text(errors="replace")
+
+    def bootstrap(self, org, email):
+        result = subprocess.run(
+            [lumen_binary(), "admin", "bootstrap", "--org", org, "--admin-email", email, "--data-dir", self.data_dir],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+
+@pytest.fixture
+def server(tmp_path):
+    """`lumen serve` on free loopback ports, logging at trace level to a file."""
+    data_dir = tmp_path / "data"
+    log_path = tmp_path / "lumen.log"
+    log = open(log_path, "w")
+    process = subprocess.Popen(
+        [lumen_binary(), "serve", "--data-dir", str(data_dir), "--http-port", "0", "--grpc-port", "0",
+         "--log-level", "trace"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.time() + 60
+        http_port = grpc_port = None
+        while time.time() < deadline and (http_port is None or grpc_port is None):
+            if process.poll() is not None:
+                pytest.fail(f"lumen serve exited early:\n{log_path.read_text()}")
+            text = log_path.read_text(errors="replace")
+            if m := re.search(r"HTTP listening on [\d.]+:(\d+)", text):
+                http_port = int(m.group(1))
+            if m := re.search(r"gRPC listening on [\d.]+:(\d+)", text):
+                grpc_port = int(m.group(1))
+            time.sleep(0.05)
+        if http_port is None or grpc_port is None:
+            pytest.fail(f"lumen serve did not report its ports:\n{log_path.read_text()}")
+        yield Server(process, log_path, http_port, grpc_port, str(data_dir))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
