@@ -179,6 +179,7 @@ public nonisolated struct Lumen_Accounts_V1_Client: Sendable {
   fileprivate var _createdAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
 }
 
+/// The request of AccountsService.BootstrapOrganization.
 public nonisolated struct Lumen_Accounts_V1_BootstrapOrganizationRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -198,6 +199,7 @@ public nonisolated struct Lumen_Accounts_V1_BootstrapOrganizationRequest: Sendab
   public init() {}
 }
 
+/// The response of AccountsService.BootstrapOrganization.
 public nonisolated struct Lumen_Accounts_V1_BootstrapOrganizationResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -231,6 +233,7 @@ public nonisolated struct Lumen_Accounts_V1_BootstrapOrganizationResponse: Senda
   fileprivate var _admin: Lumen_Accounts_V1_User? = nil
 }
 
+/// The request of AccountsService.GetOrganization.
 public nonisolated struct Lumen_Accounts_V1_GetOrganizationRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -244,6 +247,7 @@ public nonisolated struct Lumen_Accounts_V1_GetOrganizationRequest: Sendable {
   public init() {}
 }
 
+/// The response of AccountsService.GetOrganization.
 public nonisolated struct Lumen_Accounts_V1_GetOrganizationResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -266,6 +270,7 @@ public nonisolated struct Lumen_Accounts_V1_GetOrganizationResponse: Sendable {
   fileprivate var _organization: Lumen_Accounts_V1_Organization? = nil
 }
 
+/// The request of AccountsService.ListOrganizations.
 public nonisolated struct Lumen_Accounts_V1_ListOrganizationsRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -276,6 +281,7 @@ public nonisolated struct Lumen_Accounts_V1_ListOrganizationsRequest: Sendable {
   public init() {}
 }
 
+/// The response of AccountsService.ListOrganizations.
 public nonisolated struct Lumen_Accounts_V1_ListOrganizationsResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -289,6 +295,7 @@ public nonisolated struct Lumen_Accounts_V1_ListOrganizationsResponse: Sendable 
   public init() {}
 }
 
+/// The request of AccountsService.CreateUser.
 public nonisolated struct Lumen_Accounts_V1_CreateUserRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -314,6 +321,7 @@ public nonisolated struct Lumen_Accounts_V1_CreateUserRequest: Sendable {
   public init() {}
 }
 
+/// The response of AccountsService.CreateUser.
 public nonisolated struct Lumen_Accounts_V1_CreateUserResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -336,6 +344,7 @@ public nonisolated struct Lumen_Accounts_V1_CreateUserResponse: Sendable {
   fileprivate var _user: Lumen_Accounts_V1_User? = nil
 }
 
+/// The request of AccountsService.GetUser.
 public nonisolated struct Lumen_Accounts_V1_GetUserRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -379,6 +388,7 @@ public nonisolated struct Lumen_Accounts_V1_GetUserRequest: Sendable {
   public init() {}
 }
 
+/// The response of AccountsService.GetUser.
 public nonisolated struct Lumen_Accounts_V1_GetUserResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -401,6 +411,7 @@ public nonisolated struct Lumen_Accounts_V1_GetUserResponse: Sendable {
   fileprivate var _user: Lumen_Accounts_V1_User? = nil
 }
 
+/// The request of AccountsService.ListUsers.
 public nonisolated struct Lumen_Accounts_V1_ListUsersRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -429,6 +440,7 @@ public nonisolated struct Lumen_Accounts_V1_ListUsersRequest: Sendable {
   fileprivate var _page: Lumen_Common_V1_PageRequest? = nil
 }
 
+/// The response of AccountsService.ListUsers.
 public nonisolated struct Lumen_Accounts_V1_ListUsersResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -468,6 +480,7 @@ public nonisolated struct Lumen_Accounts_V1_GroupIds: Sendable {
   public init() {}
 }
 
+/// The request of AccountsService.UpdateUser.
 public nonisolated struct Lumen_Accounts_V1_UpdateUserRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -529,6 +542,7 @@ public nonisolated struct Lumen_Accounts_V1_UpdateUserRequest: Sendable {
   fileprivate var _groups: Lumen_Accounts_V1_GroupIds? = nil
 }
 
+/// The response of AccountsService.UpdateUser.
 public nonisolated struct Lumen_Accounts_V1_UpdateUserResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -551,6 +565,7 @@ public nonisolated struct Lumen_Accounts_V1_UpdateUserResponse: Sendable {
   fileprivate var _user: Lumen_Accounts_V1_User? = nil
 }
 
+/// The request of AccountsService.CreateGroup.
 public nonisolated struct Lumen_Accounts_V1_CreateGroupRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -570,6 +585,7 @@ public nonisolated struct Lumen_Accounts_V1_CreateGroupRequest: Sendable {
   public init() {}
 }
 
+/// The response of AccountsService.CreateGroup.
 public nonisolated struct Lumen_Accounts_V1_CreateGroupResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -592,6 +608,7 @@ public nonisolated struct Lumen_Accounts_V1_CreateGroupResponse: Sendable {
   fileprivate var _group: Lumen_Accounts_V1_Group? = nil
 }
 
+/// The request of AccountsService.ListGroups.
 public nonisolated struct Lumen_Accounts_V1_ListGroupsRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -605,6 +622,7 @@ public nonisolated struct Lumen_Accounts_V1_ListGroupsRequest: Sendable {
   public init() {}
 }
 
+/// The response of AccountsService.ListGroups.
 public nonisolated struct Lumen_Accounts_V1_ListGroupsResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -618,6 +636,7 @@ public nonisolated struct Lumen_Accounts_V1_ListGroupsResponse: Sendable {
   public init() {}
 }
 
+/// The request of AccountsService.CreateClient.
 public nonisolated struct Lumen_Accounts_V1_CreateClientRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -640,6 +659,7 @@ public nonisolated struct Lumen_Accounts_V1_CreateClientRequest: Sendable {
   public init() {}
 }
 
+/// The response of AccountsService.CreateClient.
 public nonisolated struct Lumen_Accounts_V1_CreateClientResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -662,6 +682,7 @@ public nonisolated struct Lumen_Accounts_V1_CreateClientResponse: Sendable {
   fileprivate var _client: Lumen_Accounts_V1_Client? = nil
 }
 
+/// The request of AccountsService.GetClient.
 public nonisolated struct Lumen_Accounts_V1_GetClientRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -678,6 +699,7 @@ public nonisolated struct Lumen_Accounts_V1_GetClientRequest: Sendable {
   public init() {}
 }
 
+/// The response of AccountsService.GetClient.
 public nonisolated struct Lumen_Accounts_V1_GetClientResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -700,6 +722,7 @@ public nonisolated struct Lumen_Accounts_V1_GetClientResponse: Sendable {
   fileprivate var _client: Lumen_Accounts_V1_Client? = nil
 }
 
+/// The request of AccountsService.ListClients.
 public nonisolated struct Lumen_Accounts_V1_ListClientsRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -719,6 +742,7 @@ public nonisolated struct Lumen_Accounts_V1_ListClientsRequest: Sendable {
   public init() {}
 }
 
+/// The response of AccountsService.ListClients.
 public nonisolated struct Lumen_Accounts_V1_ListClientsResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -732,6 +756,7 @@ public nonisolated struct Lumen_Accounts_V1_ListClientsResponse: Sendable {
   public init() {}
 }
 
+/// The request of AccountsService.UpdateClient.
 public nonisolated struct Lumen_Accounts_V1_UpdateClientRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -782,6 +807,7 @@ public nonisolated struct Lumen_Accounts_V1_UpdateClientRequest: Sendable {
   fileprivate var _active: Bool? = nil
 }
 
+/// The response of AccountsService.UpdateClient.
 public nonisolated struct Lumen_Accounts_V1_UpdateClientResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -804,6 +830,7 @@ public nonisolated struct Lumen_Accounts_V1_UpdateClientResponse: Sendable {
   fileprivate var _client: Lumen_Accounts_V1_Client? = nil
 }
 
+/// The request of AccountsService.AddClientManager.
 public nonisolated struct Lumen_Accounts_V1_AddClientManagerRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -823,6 +850,7 @@ public nonisolated struct Lumen_Accounts_V1_AddClientManagerRequest: Sendable {
   public init() {}
 }
 
+/// The response of AccountsService.AddClientManager.
 public nonisolated struct Lumen_Accounts_V1_AddClientManagerResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -845,6 +873,7 @@ public nonisolated struct Lumen_Accounts_V1_AddClientManagerResponse: Sendable {
   fileprivate var _client: Lumen_Accounts_V1_Client? = nil
 }
 
+/// The request of AccountsService.RemoveClientManager.
 public nonisolated struct Lumen_Accounts_V1_RemoveClientManagerRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -864,6 +893,7 @@ public nonisolated struct Lumen_Accounts_V1_RemoveClientManagerRequest: Sendable
   public init() {}
 }
 
+/// The response of AccountsService.RemoveClientManager.
 public nonisolated struct Lumen_Accounts_V1_RemoveClientManagerResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for

@@ -367,6 +367,7 @@ public nonisolated struct Lumen_Keys_V1_Key: @unchecked Sendable {
   fileprivate var _storage = _StorageClass.defaultInstance
 }
 
+/// The request of KeysService.CreateKey.
 public nonisolated struct Lumen_Keys_V1_CreateKeyRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -441,6 +442,7 @@ public nonisolated struct Lumen_Keys_V1_CreateKeyRequest: Sendable {
   fileprivate var _expiresAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
 }
 
+/// The response of KeysService.CreateKey.
 public nonisolated struct Lumen_Keys_V1_CreateKeyResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -466,6 +468,7 @@ public nonisolated struct Lumen_Keys_V1_CreateKeyResponse: Sendable {
   fileprivate var _key: Lumen_Keys_V1_Key? = nil
 }
 
+/// The request of KeysService.GetKey.
 public nonisolated struct Lumen_Keys_V1_GetKeyRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -482,6 +485,7 @@ public nonisolated struct Lumen_Keys_V1_GetKeyRequest: Sendable {
   public init() {}
 }
 
+/// The response of KeysService.GetKey.
 public nonisolated struct Lumen_Keys_V1_GetKeyResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -504,6 +508,7 @@ public nonisolated struct Lumen_Keys_V1_GetKeyResponse: Sendable {
   fileprivate var _key: Lumen_Keys_V1_Key? = nil
 }
 
+/// The request of KeysService.ListKeys.
 public nonisolated struct Lumen_Keys_V1_ListKeysRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -555,6 +560,7 @@ public nonisolated struct Lumen_Keys_V1_ListKeysRequest: Sendable {
   fileprivate var _page: Lumen_Common_V1_PageRequest? = nil
 }
 
+/// The response of KeysService.ListKeys.
 public nonisolated struct Lumen_Keys_V1_ListKeysResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -594,6 +600,7 @@ public nonisolated struct Lumen_Keys_V1_ModelList: Sendable {
   public init() {}
 }
 
+/// The request of KeysService.UpdateKey.
 public nonisolated struct Lumen_Keys_V1_UpdateKeyRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -699,6 +706,7 @@ public nonisolated struct Lumen_Keys_V1_UpdateKeyRequest: Sendable {
   fileprivate var _models: Lumen_Keys_V1_ModelList? = nil
 }
 
+/// The response of KeysService.UpdateKey.
 public nonisolated struct Lumen_Keys_V1_UpdateKeyResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -721,6 +729,7 @@ public nonisolated struct Lumen_Keys_V1_UpdateKeyResponse: Sendable {
   fileprivate var _key: Lumen_Keys_V1_Key? = nil
 }
 
+/// The request of KeysService.RevokeKey.
 public nonisolated struct Lumen_Keys_V1_RevokeKeyRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -737,6 +746,7 @@ public nonisolated struct Lumen_Keys_V1_RevokeKeyRequest: Sendable {
   public init() {}
 }
 
+/// The response of KeysService.RevokeKey.
 public nonisolated struct Lumen_Keys_V1_RevokeKeyResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -759,6 +769,7 @@ public nonisolated struct Lumen_Keys_V1_RevokeKeyResponse: Sendable {
   fileprivate var _key: Lumen_Keys_V1_Key? = nil
 }
 
+/// The request of KeysService.Authenticate.
 public nonisolated struct Lumen_Keys_V1_AuthenticateRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -772,6 +783,7 @@ public nonisolated struct Lumen_Keys_V1_AuthenticateRequest: Sendable {
   public init() {}
 }
 
+/// The response of KeysService.Authenticate.
 public nonisolated struct Lumen_Keys_V1_AuthenticateResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -829,6 +841,7 @@ public nonisolated struct Lumen_Keys_V1_KeyUsageDelta: Sendable {
   fileprivate var _lastUsedAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
 }
 
+/// The request of KeysService.RecordKeyUsage.
 public nonisolated struct Lumen_Keys_V1_RecordKeyUsageRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -842,6 +855,7 @@ public nonisolated struct Lumen_Keys_V1_RecordKeyUsageRequest: Sendable {
   public init() {}
 }
 
+/// The response of KeysService.RecordKeyUsage.
 public nonisolated struct Lumen_Keys_V1_RecordKeyUsageResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -855,6 +869,7 @@ public nonisolated struct Lumen_Keys_V1_RecordKeyUsageResponse: Sendable {
   public init() {}
 }
 
+/// The request of KeysService.WatchKeys.
 public nonisolated struct Lumen_Keys_V1_WatchKeysRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for

@@ -197,6 +197,7 @@ public nonisolated struct Lumen_Ledger_V1_Pool: Sendable {
   fileprivate var _asOf: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
 }
 
+/// The request of LedgerService.GetPool.
 public nonisolated struct Lumen_Ledger_V1_GetPoolRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -222,6 +223,7 @@ public nonisolated struct Lumen_Ledger_V1_GetPoolRequest: Sendable {
   fileprivate var _owner: Lumen_Common_V1_PrincipalRef? = nil
 }
 
+/// The response of LedgerService.GetPool.
 public nonisolated struct Lumen_Ledger_V1_GetPoolResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -244,6 +246,7 @@ public nonisolated struct Lumen_Ledger_V1_GetPoolResponse: Sendable {
   fileprivate var _pool: Lumen_Ledger_V1_Pool? = nil
 }
 
+/// The request of LedgerService.ConfigurePool.
 public nonisolated struct Lumen_Ledger_V1_ConfigurePoolRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -286,6 +289,7 @@ public nonisolated struct Lumen_Ledger_V1_ConfigurePoolRequest: Sendable {
   fileprivate var _limitMicros: Int64? = nil
 }
 
+/// The response of LedgerService.ConfigurePool.
 public nonisolated struct Lumen_Ledger_V1_ConfigurePoolResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -354,6 +358,7 @@ public nonisolated struct Lumen_Ledger_V1_GrantRecord: Sendable {
   fileprivate var _createdAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
 }
 
+/// The request of LedgerService.Grant.
 public nonisolated struct Lumen_Ledger_V1_GrantRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -388,6 +393,7 @@ public nonisolated struct Lumen_Ledger_V1_GrantRequest: Sendable {
   fileprivate var _owner: Lumen_Common_V1_PrincipalRef? = nil
 }
 
+/// The response of LedgerService.Grant.
 public nonisolated struct Lumen_Ledger_V1_GrantResponse: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -420,6 +426,7 @@ public nonisolated struct Lumen_Ledger_V1_GrantResponse: @unchecked Sendable {
   fileprivate var _storage = _StorageClass.defaultInstance
 }
 
+/// The request of LedgerService.ListGrants.
 public nonisolated struct Lumen_Ledger_V1_ListGrantsRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -456,6 +463,7 @@ public nonisolated struct Lumen_Ledger_V1_ListGrantsRequest: Sendable {
   fileprivate var _page: Lumen_Common_V1_PageRequest? = nil
 }
 
+/// The response of LedgerService.ListGrants.
 public nonisolated struct Lumen_Ledger_V1_ListGrantsResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -481,6 +489,7 @@ public nonisolated struct Lumen_Ledger_V1_ListGrantsResponse: Sendable {
   fileprivate var _pageInfo: Lumen_Common_V1_PageInfo? = nil
 }
 
+/// The request of LedgerService.GetOrganizationBalance.
 public nonisolated struct Lumen_Ledger_V1_GetOrganizationBalanceRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -494,6 +503,7 @@ public nonisolated struct Lumen_Ledger_V1_GetOrganizationBalanceRequest: Sendabl
   public init() {}
 }
 
+/// The response of LedgerService.GetOrganizationBalance.
 public nonisolated struct Lumen_Ledger_V1_GetOrganizationBalanceResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -534,6 +544,7 @@ public nonisolated struct Lumen_Ledger_V1_GetOrganizationBalanceResponse: Sendab
   fileprivate var _asOf: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
 }
 
+/// The request of LedgerService.Reserve.
 public nonisolated struct Lumen_Ledger_V1_ReserveRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -591,6 +602,7 @@ public nonisolated struct Lumen_Ledger_V1_ReserveRequest: Sendable {
   fileprivate var _keyLimitMicros: Int64? = nil
 }
 
+/// The response of LedgerService.Reserve.
 public nonisolated struct Lumen_Ledger_V1_ReserveResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -614,6 +626,7 @@ public nonisolated struct Lumen_Ledger_V1_ReserveResponse: Sendable {
   fileprivate var _expiresAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
 }
 
+/// The request of LedgerService.Settle.
 public nonisolated struct Lumen_Ledger_V1_SettleRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -645,6 +658,7 @@ public nonisolated struct Lumen_Ledger_V1_SettleRequest: Sendable {
   public init() {}
 }
 
+/// The response of LedgerService.Settle.
 public nonisolated struct Lumen_Ledger_V1_SettleResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -667,6 +681,7 @@ public nonisolated struct Lumen_Ledger_V1_SettleResponse: Sendable {
   fileprivate var _line: Lumen_Ledger_V1_UsageLine? = nil
 }
 
+/// The request of LedgerService.Release.
 public nonisolated struct Lumen_Ledger_V1_ReleaseRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -680,6 +695,7 @@ public nonisolated struct Lumen_Ledger_V1_ReleaseRequest: Sendable {
   public init() {}
 }
 
+/// The response of LedgerService.Release.
 public nonisolated struct Lumen_Ledger_V1_ReleaseResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -952,6 +968,7 @@ public nonisolated struct Lumen_Ledger_V1_UsageFilter: Sendable {
   fileprivate var _endTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
 }
 
+/// The request of LedgerService.ListUsage.
 public nonisolated struct Lumen_Ledger_V1_ListUsageRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -985,6 +1002,7 @@ public nonisolated struct Lumen_Ledger_V1_ListUsageRequest: Sendable {
   fileprivate var _page: Lumen_Common_V1_PageRequest? = nil
 }
 
+/// The response of LedgerService.ListUsage.
 public nonisolated struct Lumen_Ledger_V1_ListUsageResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -1039,6 +1057,7 @@ public nonisolated struct Lumen_Ledger_V1_BillingBucket: Sendable {
   public init() {}
 }
 
+/// The request of LedgerService.GetBilling.
 public nonisolated struct Lumen_Ledger_V1_GetBillingRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -1061,6 +1080,7 @@ public nonisolated struct Lumen_Ledger_V1_GetBillingRequest: Sendable {
   fileprivate var _filter: Lumen_Ledger_V1_UsageFilter? = nil
 }
 
+/// The response of LedgerService.GetBilling.
 public nonisolated struct Lumen_Ledger_V1_GetBillingResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for

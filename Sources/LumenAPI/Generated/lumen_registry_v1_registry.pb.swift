@@ -371,6 +371,7 @@ public nonisolated struct Lumen_Registry_V1_Backend: Sendable {
   fileprivate var _circuitOpenUntil: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
 }
 
+/// The request of ModelRegistryService.ListModels.
 public nonisolated struct Lumen_Registry_V1_ListModelsRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -384,6 +385,7 @@ public nonisolated struct Lumen_Registry_V1_ListModelsRequest: Sendable {
   public init() {}
 }
 
+/// The response of ModelRegistryService.ListModels.
 public nonisolated struct Lumen_Registry_V1_ListModelsResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -397,6 +399,7 @@ public nonisolated struct Lumen_Registry_V1_ListModelsResponse: Sendable {
   public init() {}
 }
 
+/// The request of ModelRegistryService.GetModel.
 public nonisolated struct Lumen_Registry_V1_GetModelRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -410,6 +413,7 @@ public nonisolated struct Lumen_Registry_V1_GetModelRequest: Sendable {
   public init() {}
 }
 
+/// The response of ModelRegistryService.GetModel.
 public nonisolated struct Lumen_Registry_V1_GetModelResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -432,6 +436,7 @@ public nonisolated struct Lumen_Registry_V1_GetModelResponse: Sendable {
   fileprivate var _model: Lumen_Registry_V1_Model? = nil
 }
 
+/// The request of ModelRegistryService.UpsertModel.
 public nonisolated struct Lumen_Registry_V1_UpsertModelRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -454,6 +459,7 @@ public nonisolated struct Lumen_Registry_V1_UpsertModelRequest: Sendable {
   fileprivate var _model: Lumen_Registry_V1_Model? = nil
 }
 
+/// The response of ModelRegistryService.UpsertModel.
 public nonisolated struct Lumen_Registry_V1_UpsertModelResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -476,6 +482,7 @@ public nonisolated struct Lumen_Registry_V1_UpsertModelResponse: Sendable {
   fileprivate var _model: Lumen_Registry_V1_Model? = nil
 }
 
+/// The request of ModelRegistryService.UpsertBackend.
 public nonisolated struct Lumen_Registry_V1_UpsertBackendRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -498,6 +505,7 @@ public nonisolated struct Lumen_Registry_V1_UpsertBackendRequest: Sendable {
   fileprivate var _backend: Lumen_Registry_V1_Backend? = nil
 }
 
+/// The response of ModelRegistryService.UpsertBackend.
 public nonisolated struct Lumen_Registry_V1_UpsertBackendResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -520,6 +528,7 @@ public nonisolated struct Lumen_Registry_V1_UpsertBackendResponse: Sendable {
   fileprivate var _backend: Lumen_Registry_V1_Backend? = nil
 }
 
+/// The request of ModelRegistryService.RemoveBackend.
 public nonisolated struct Lumen_Registry_V1_RemoveBackendRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -536,6 +545,7 @@ public nonisolated struct Lumen_Registry_V1_RemoveBackendRequest: Sendable {
   public init() {}
 }
 
+/// The response of ModelRegistryService.RemoveBackend.
 public nonisolated struct Lumen_Registry_V1_RemoveBackendResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -566,6 +576,7 @@ public nonisolated struct Lumen_Registry_V1_ModelAccess: Sendable {
   public init() {}
 }
 
+/// The request of ModelRegistryService.GetModelAccess.
 public nonisolated struct Lumen_Registry_V1_GetModelAccessRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -597,6 +608,7 @@ public nonisolated struct Lumen_Registry_V1_GetModelAccessRequest: Sendable {
   fileprivate var _principal: Lumen_Common_V1_PrincipalRef? = nil
 }
 
+/// The response of ModelRegistryService.GetModelAccess.
 public nonisolated struct Lumen_Registry_V1_GetModelAccessResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -653,6 +665,7 @@ public nonisolated struct Lumen_Registry_V1_Consent: Sendable {
   fileprivate var _createdAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
 }
 
+/// The request of ModelRegistryService.GrantConsent.
 public nonisolated struct Lumen_Registry_V1_GrantConsentRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -684,6 +697,7 @@ public nonisolated struct Lumen_Registry_V1_GrantConsentRequest: Sendable {
   fileprivate var _principal: Lumen_Common_V1_PrincipalRef? = nil
 }
 
+/// The response of ModelRegistryService.GrantConsent.
 public nonisolated struct Lumen_Registry_V1_GrantConsentResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -706,6 +720,7 @@ public nonisolated struct Lumen_Registry_V1_GrantConsentResponse: Sendable {
   fileprivate var _consent: Lumen_Registry_V1_Consent? = nil
 }
 
+/// The request of ModelRegistryService.RevokeConsent.
 public nonisolated struct Lumen_Registry_V1_RevokeConsentRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -734,6 +749,7 @@ public nonisolated struct Lumen_Registry_V1_RevokeConsentRequest: Sendable {
   fileprivate var _principal: Lumen_Common_V1_PrincipalRef? = nil
 }
 
+/// The response of ModelRegistryService.RevokeConsent.
 public nonisolated struct Lumen_Registry_V1_RevokeConsentResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -744,6 +760,7 @@ public nonisolated struct Lumen_Registry_V1_RevokeConsentResponse: Sendable {
   public init() {}
 }
 
+/// The request of ModelRegistryService.ListConsents.
 public nonisolated struct Lumen_Registry_V1_ListConsentsRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -769,6 +786,7 @@ public nonisolated struct Lumen_Registry_V1_ListConsentsRequest: Sendable {
   fileprivate var _principal: Lumen_Common_V1_PrincipalRef? = nil
 }
 
+/// The response of ModelRegistryService.ListConsents.
 public nonisolated struct Lumen_Registry_V1_ListConsentsResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -782,6 +800,7 @@ public nonisolated struct Lumen_Registry_V1_ListConsentsResponse: Sendable {
   public init() {}
 }
 
+/// The request of ModelRegistryService.GetModelStatus.
 public nonisolated struct Lumen_Registry_V1_GetModelStatusRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -792,6 +811,7 @@ public nonisolated struct Lumen_Registry_V1_GetModelStatusRequest: Sendable {
   public init() {}
 }
 
+/// The response of ModelRegistryService.GetModelStatus.
 public nonisolated struct Lumen_Registry_V1_GetModelStatusResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -840,6 +860,7 @@ public nonisolated struct Lumen_Registry_V1_BackendReport: Sendable {
   fileprivate var _observedAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
 }
 
+/// The request of ModelRegistryService.ReportBackendHealth.
 public nonisolated struct Lumen_Registry_V1_ReportBackendHealthRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -853,6 +874,7 @@ public nonisolated struct Lumen_Registry_V1_ReportBackendHealthRequest: Sendable
   public init() {}
 }
 
+/// The response of ModelRegistryService.ReportBackendHealth.
 public nonisolated struct Lumen_Registry_V1_ReportBackendHealthResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -863,6 +885,7 @@ public nonisolated struct Lumen_Registry_V1_ReportBackendHealthResponse: Sendabl
   public init() {}
 }
 
+/// The request of ModelRegistryService.WatchRegistry.
 public nonisolated struct Lumen_Registry_V1_WatchRegistryRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
