@@ -83,8 +83,14 @@ struct Deployment {
             lifecycle.append(GRPCServerService(server: inProcessServer))
             lifecycle.append(
                 GRPCServerService(server: grpcServer) {
-                    let address = try await transport.listeningAddress
-                    let port = address.ipv4?.port ?? address.ipv6?.port ?? configuration.grpcPort
+                    let port: Int
+                    do {
+                        let address = try await transport.listeningAddress
+                        port = address.ipv4?.port ?? address.ipv6?.port ?? configuration.grpcPort
+                    } catch {
+                        throw ConfigurationError(
+                            "cannot listen for gRPC on \(host):\(configuration.grpcPort); is the port in use? (\(error))")
+                    }
                     logger.notice("gRPC listening on \(host):\(port) (services: \(names))")
                     await onListening(.grpc(host: host, port: port))
                 })

@@ -62,17 +62,16 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         let configuration: ServeConfiguration
-        do {
-            configuration = try resolve(environment: environment)
-        } catch let error as ConfigurationError {
-            throw ValidationError(error.description)
-        }
-        let logger = try LogSetup.bootstrap(level: configuration.logLevel)
+        let logger: Logger
         let internalToken: String
         do {
+            configuration = try resolve(environment: environment)
+            logger = try LogSetup.bootstrap(level: configuration.logLevel)
             internalToken = try InternalToken.resolve(environment["LUMEN_INTERNAL_TOKEN"], configuration: configuration)
         } catch let error as ConfigurationError {
-            throw ValidationError(error.description)
+            var standardError = FileHandleOutputStream.standardError
+            print("error: \(error.description)", to: &standardError)
+            throw ExitCode.validationFailure
         }
         do {
             try await Deployment(configuration: configuration, internalToken: internalToken, logger: logger).run()
