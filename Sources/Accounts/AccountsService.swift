@@ -204,11 +204,7 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
         request: Lumen_Accounts_V1_ListUsersRequest, context: ServerContext
     ) async throws -> Lumen_Accounts_V1_ListUsersResponse {
         let organizationID = try Caller.organization(request.organizationID)
-        let page = max(1, Int(request.page.page))
-        let limit = request.page.limit == 0 ? 50 : Int(request.page.limit)
-        guard (1...100).contains(limit) else {
-            throw ServiceError.invalid("invalid_limit", "limit must be between 1 and 100", param: "limit")
-        }
+        let page = try Page(request.page, defaultLimit: 50, maxLimit: 100)
         let (users, total) = try await store.writer.read { db in
             var query = UserRecord.filter(Column("organization_id") == organizationID)
             if !request.search.isEmpty {
@@ -217,17 +213,12 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
                     arguments: [request.search, request.search])
             }
             let total = try query.fetchCount(db)
-            let records = try query.order(Column("email")).limit(limit, offset: (page - 1) * limit).fetchAll(db)
+            let records = try query.order(Column("email")).limit(page.limit, offset: page.offset).fetchAll(db)
             return (try records.map { try userMessage($0, db) }, total)
         }
         return .with {
             $0.users = users
-            $0.pageInfo = .with {
-                $0.page = Int32(page)
-                $0.limit = Int32(limit)
-                $0.total = Int64(total)
-                $0.hasMore_p = page * limit < total
-            }
+            $0.pageInfo = page.info(total: total)
         }
     }
 

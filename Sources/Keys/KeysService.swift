@@ -91,11 +91,7 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
         request: Lumen_Keys_V1_ListKeysRequest, context: ServerContext
     ) async throws -> Lumen_Keys_V1_ListKeysResponse {
         let organizationID = try Caller.organization(request.organizationID)
-        let page = max(1, Int(request.page.page))
-        let limit = request.page.limit == 0 ? 100 : Int(request.page.limit)
-        guard (1...1000).contains(limit) else {
-            throw ServiceError.invalid("invalid_limit", "limit must be between 1 and 1000", param: "limit")
-        }
+        let page = try Page(request.page, defaultLimit: 100, maxLimit: 1000)
         let query = KeysStore.ListQuery(
             organizationID: organizationID,
             kind: (request.kind == .management ? Lumen_Keys_V1_KeyKind.management : .inference).rawValue,
@@ -105,18 +101,13 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
             nameContains: request.nameContains,
             sort: request.sort,
             reverse: request.reverse,
-            offset: (page - 1) * limit,
-            limit: limit
+            offset: page.offset,
+            limit: page.limit
         )
         let (records, total) = try await store.list(query, revokedStatus: Lumen_Keys_V1_KeyStatus.revoked.rawValue)
         return .with {
             $0.keys = records.map(\.message)
-            $0.pageInfo = .with {
-                $0.page = Int32(page)
-                $0.limit = Int32(limit)
-                $0.total = Int64(total)
-                $0.hasMore_p = page * limit < total
-            }
+            $0.pageInfo = page.info(total: total)
         }
     }
 

@@ -68,30 +68,15 @@ struct Bootstrap: AsyncParsableCommand {
             try KeysService(location: location, logger: logger),
         ]
         let token = "it-" + Identifier.secret(count: 48)
-        return try await withLocalServices(services, internalToken: token) { client in
-            let accounts = Lumen_Accounts_V1_AccountsService.Client(wrapping: client)
-            let keys = Lumen_Keys_V1_KeysService.Client(wrapping: client)
-            let created = try await accounts.bootstrapOrganization(
-                .with {
-                    $0.organizationName = organization
-                    $0.adminEmail = adminEmail
-                    $0.adminDisplayName = adminName
-                }, metadata: .bearer(token))
-            let management = try await keys.createKey(
-                .with {
-                    $0.organizationID = created.organization.id
-                    $0.kind = .management
-                    $0.owner = .with {
-                        $0.type = .user
-                        $0.id = created.admin.id
-                    }
-                    $0.name = "Bootstrap token"
-                    $0.createdByUserID = created.admin.id
-                }, metadata: .bearer(token))
-            return BootstrapOutput(
-                organizationID: created.organization.id, adminUserID: created.admin.id,
-                managementToken: management.secret)
+        let result = try await withLocalServices(services, internalToken: token) { client in
+            try await OrganizationBootstrap.run(
+                organization: organization, adminEmail: adminEmail, adminName: adminName,
+                accounts: Lumen_Accounts_V1_AccountsService.Client(wrapping: client),
+                keys: Lumen_Keys_V1_KeysService.Client(wrapping: client), internalToken: token)
         }
+        return BootstrapOutput(
+            organizationID: result.organizationID, adminUserID: result.adminUserID,
+            managementToken: result.managementToken)
     }
 }
 

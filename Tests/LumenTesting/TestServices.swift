@@ -64,23 +64,12 @@ public struct TestServices: Sendable {
 
     /// Bootstraps an organisation the way `lumen admin bootstrap` does.
     public func tenant(_ name: String = "Acme \(Identifier.secret(count: 6))") async throws -> Tenant {
-        let created = try await accounts.bootstrapOrganization(
-            .with {
-                $0.organizationName = name
-                $0.adminEmail = "admin@\(name.lowercased().filter(\.isLetter)).test"
-            }, metadata: asInternal)
-        let token = try await keys.createKey(
-            .with {
-                $0.organizationID = created.organization.id
-                $0.kind = .management
-                $0.owner = .with {
-                    $0.type = .user
-                    $0.id = created.admin.id
-                }
-                $0.name = "Test token"
-            }, metadata: asInternal)
+        let result = try await OrganizationBootstrap.run(
+            organization: name, adminEmail: "admin@\(name.lowercased().filter(\.isLetter)).test",
+            accounts: accounts, keys: keys, internalToken: internalToken)
         return Tenant(
-            organizationID: created.organization.id, adminUserID: created.admin.id, managementToken: token.secret)
+            organizationID: result.organizationID, adminUserID: result.adminUserID,
+            managementToken: result.managementToken)
     }
 }
 
