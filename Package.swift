@@ -79,7 +79,10 @@ let package = Package(
         ),
         .target(
             name: "ModelRegistry",
-            dependencies: ["LumenAPI", "Storage", "RPCSupport"],
+            dependencies: [
+                "LumenAPI", "Storage", "RPCSupport",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         /// The HTTP facade: REST/JSON and OpenAI-compatible routes translated into RPC calls.
@@ -124,6 +127,11 @@ let package = Package(
         .testTarget(
             name: "KeysTests",
             dependencies: ["Keys", "LumenTesting", .product(name: "GRPCCore", package: "grpc-swift-2")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ModelRegistryTests",
+            dependencies: ["ModelRegistry", "LumenTesting", .product(name: "GRPCCore", package: "grpc-swift-2")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

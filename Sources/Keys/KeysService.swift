@@ -12,14 +12,14 @@ import Storage
 /// digests; this type never logs a secret.
 public struct KeysService: Sendable {
     let store: KeysStore
-    let events: KeyEventHub
+    let events: EventHub<Lumen_Keys_V1_KeyEvent>
     let clock: WallClock
     let logger: Logger
 
     /// Opens (and migrates) the keys database at `location`.
     public init(location: ServiceDatabase.Location, clock: WallClock = .system, logger: Logger) throws {
         self.store = try KeysStore(location: location)
-        self.events = KeyEventHub()
+        self.events = EventHub()
         self.clock = clock
         self.logger = logger
     }
@@ -220,7 +220,7 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
         let organizationID = request.organizationID.isEmpty ? nil : request.organizationID
         // Subscribe before reading the snapshot so that no change falls between the two;
         // a change seen twice is harmless because events are whole upserts.
-        let live = events.subscribe(organizationID: organizationID)
+        let live = events.subscribe { organizationID == nil || $0.key.organizationID == organizationID }
         defer { live.finish() }
         for record in try await store.all(organizationID: organizationID) {
             try await response.write(record.event)

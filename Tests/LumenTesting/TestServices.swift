@@ -46,7 +46,7 @@ public struct TestServices: Sendable {
             try AccountsService(location: location, clock: clock, logger: logger),
             keysService,
             try LedgerService(location: location, logger: logger),
-            try ModelRegistryService(location: location, logger: logger),
+            try ModelRegistryService(location: location, clock: clock, logger: logger),
         ]
         let token = "it-test-" + Identifier.secret(count: 32)
         return try await withLocalServices(services, internalToken: token) { client in

@@ -10,8 +10,14 @@
 /// request for non-token scenes. Backend credentials are never stored: a backend names the
 /// environment variable that holds its upstream key.
 ///
-/// Authorisation: management tokens read models and manage consents of their organisation;
-/// ReportBackendHealth and WatchRegistry are internal only.
+/// Authorisation: management tokens read models and manage consents of their organisation.
+/// Models and backends are deployment-wide: UpsertModel, UpsertBackend and RemoveBackend take
+/// the internal token or a management token (an administrator). ReportBackendHealth and
+/// WatchRegistry are internal only.
+///
+/// Passive health: a backend whose calls fail 3 times in a row is unhealthy and gets no traffic
+/// for a 30-second cooldown; then one trial call decides (success: healthy again; failure: a
+/// new cooldown).
 
 // DO NOT EDIT.
 // swift-format-ignore-file

@@ -1,0 +1,97 @@
+import Foundation
+import LumenAPI
+
+/// What a model or backend definition must satisfy before it is stored.
+enum ModelRules {
+    static let defaultMaxOutputTokens: Int64 = 1024
+    static let defaultTimeoutMs = 60_000
+
+    static func record(_ model: Lumen_Registry_V1_Model, now: Int64) throws -> ModelRecord {
+        let name = model.name.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !name.isEmpty, name.count <= 100, !name.contains(where: { $0.isWhitespace || $0.isNewline }) else {
+            throw RegistryError.invalidModel("a model name is 1–100 characters without spaces", param: "model.name")
+        }
+        let vendor = model.vendor.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !vendor.isEmpty, vendor.count <= 100 else {
+            throw RegistryError.invalidModel("a vendor is 1–100 characters", param: "model.vendor")
+        }
+        var scenes: [Int] = []
+        for scene in model.scenes {
+            switch scene {
+            case .unspecified, .UNRECOGNIZED:
+                throw RegistryError.invalidModel("unknown scene \(scene)", param: "model.scenes")
+            default:
+                if !scenes.contains(scene.rawValue) { scenes.append(scene.rawValue) }
+            }
+        }
+        let prices = model.prices
+        for (value, field) in [
+            (prices.inputPerMillionMicros, "input"), (prices.cachedInputPerMillionMicros, "cached_input"),
+            (prices.outputPerMillionMicros, "output"), (prices.perRequestMicros, "per_request"),
+        ] where value < 0 {
+            throw RegistryError.invalidModel("prices must not be negative", param: "model.prices.\(field)")
+        }
+        guard (0...10_000_000).contains(model.defaultMaxOutputTokens) else {
+            throw RegistryError.invalidModel(
+                "default_max_output_tokens must be between 0 and 10000000", param: "model.default_max_output_tokens")
+        }
+        return ModelRecord(
+            name: name, vendor: vendor,
+            scenes: scenes.isEmpty ? [Lumen_Common_V1_Scene.chat.rawValue] : scenes,
+            inputPerMillionMicros: prices.inputPerMillionMicros,
+            cachedInputPerMillionMicros: prices.cachedInputPerMillionMicros,
+            outputPerMillionMicros: prices.outputPerMillionMicros,
+            perRequestMicros: prices.perRequestMicros,
+            consentRequired: model.consentRequired, enabled: model.enabled,
+            defaultMaxOutputTokens: model.defaultMaxOutputTokens == 0 ? defaultMaxOutputTokens : model.defaultMaxOutputTokens,
+            allowedGroupIDs: unique(model.allowedGroupIds), blockedGroupIDs: unique(model.blockedGroupIds),
+            description: model.description_p, updatedAt: now)
+    }
+
+    static func record(_ backend: Lumen_Registry_V1_Backend, keeping health: BackendRecord?) throws -> BackendRecord {
+        let id = backend.id.trimmingCharacters(in: .whitespacesAndNewlines)
+        let idCharacters = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "._-"))
+        guard !id.isEmpty, id.count <= 64, id.unicodeScalars.allSatisfy({ idCharacters.contains($0) && $0.isASCII }) else {
+            throw RegistryError.invalidBackend("a backend id is 1–64 letters, digits, '.', '_' or '-'", param: "backend.id")
+        }
+        switch backend.provider {
+        case .openai:
+            guard let url = URL(string: backend.baseURL), ["http", "https"].contains(url.scheme?.lowercased() ?? ""),
+                url.host?.isEmpty == false
+            else {
+                throw RegistryError.invalidBackend(
+                    "an openai backend needs an http(s) base_url, such as https://api.openai.com/v1", param: "backend.base_url")
+            }
+        case .mock:
+            break
+        default:
+            throw RegistryError.invalidBackend("provider must be openai or mock", param: "backend.provider")
+        }
+        let env = backend.credentialEnv
+        guard env.isEmpty || env.range(of: "^[A-Za-z_][A-Za-z0-9_]*$", options: .regularExpression) != nil else {
+            throw RegistryError.invalidBackend(
+                "credential_env names an environment variable (letters, digits, _), never holds the secret itself",
+                param: "backend.credential_env")
+        }
+        guard (0...1000).contains(backend.weight) else {
+            throw RegistryError.invalidBackend("weight must be between 1 and 1000", param: "backend.weight")
+        }
+        guard (0...3_600_000).contains(backend.timeoutMs) else {
+            throw RegistryError.invalidBackend("timeout_ms must be between 1 and 3600000", param: "backend.timeout_ms")
+        }
+        return BackendRecord(
+            model: backend.model, id: id, provider: backend.provider.rawValue,
+            baseURL: backend.baseURL.trimmingCharacters(in: .whitespacesAndNewlines),
+            credentialEnv: env, upstreamModel: backend.upstreamModel.trimmingCharacters(in: .whitespacesAndNewlines),
+            weight: backend.weight == 0 ? 1 : Int(backend.weight),
+            timeoutMs: backend.timeoutMs == 0 ? defaultTimeoutMs : Int(backend.timeoutMs),
+            health: health?.health ?? Lumen_Registry_V1_BackendHealth.unspecified.rawValue,
+            consecutiveFailures: health?.consecutiveFailures ?? 0,
+            circuitOpenUntil: health?.circuitOpenUntil)
+    }
+
+    static func unique(_ values: [String]) -> [String] {
+        var seen = Set<String>()
+        return values.filter { !$0.isEmpty && seen.insert($0).inserted }
+    }
+}

@@ -1,0 +1,225 @@
+import GRPCCore
+import LumenAPI
+import LumenTesting
+import Testing
+
+@Suite("Model registry over the in-process transport")
+struct ModelRegistryServiceTests {
+    static func gpt(_ change: (inout Lumen_Registry_V1_Model) -> Void = { _ in }) -> Lumen_Registry_V1_Model {
+        var model = Lumen_Registry_V1_Model.with {
+            $0.name = "gpt-4o-mini"
+            $0.vendor = "openai"
+            $0.enabled = true
+            $0.prices = .with {
+                $0.inputPerMillionMicros = 150_000
+                $0.cachedInputPerMillionMicros = 75_000
+                $0.outputPerMillionMicros = 600_000
+            }
+        }
+        change(&model)
+        return model
+    }
+
+    static func backend(_ id: String, model: String = "gpt-4o-mini") -> Lumen_Registry_V1_Backend {
+        .with {
+            $0.id = id
+            $0.model = model
+            $0.provider = .openai
+            $0.baseURL = "http://127.0.0.1:9/v1"
+            $0.credentialEnv = "UPSTREAM_KEY"
+        }
+    }
+
+    @Test("Models and backends are stored with defaults; status follows reported health")
+    func modelsBackendsAndStatus() async throws {
+        let clock = ManualClock()
+        try await TestServices.run(clock: clock.wallClock) { services in
+            let asInternal = services.asInternal
+            let created = try await services.registry.upsertModel(.with { $0.model = Self.gpt() }, metadata: asInternal).model
+            #expect(created.scenes == [.chat])
+            #expect(created.defaultMaxOutputTokens == 1024)
+            #expect(created.status == .down)  // no backend yet
+
+            let primary = try await services.registry.upsertBackend(.with { $0.backend = Self.backend("primary") }, metadata: asInternal).backend
+            #expect(primary.weight == 1 && primary.timeoutMs == 60_000)
+            _ = try await services.registry.upsertBackend(.with { $0.backend = Self.backend("secondary") }, metadata: asInternal)
+            func status() async throws -> Lumen_Registry_V1_Model {
+                try await services.registry.getModel(.with { $0.name = "gpt-4o-mini" }, metadata: asInternal).model
+            }
+            #expect(try await status().status == .ok)
+
+            func report(_ backend: String, successes: Int32 = 0, failures: Int32 = 0) async throws {
+                _ = try await services.registry.reportBackendHealth(
+                    .with {
+                        $0.reports = [.with {
+                            $0.model = "gpt-4o-mini"
+                            $0.backendID = backend
+                            $0.successes = successes
+                            $0.failures = failures
+                        }]
+                    }, metadata: asInternal)
+            }
+            try await report("primary", failures: 3)
+            var model = try await status()
+            #expect(model.status == .degraded)
+            let down = try #require(model.backends.first { $0.id == "primary" })
+            #expect(down.health == .unhealthy && down.consecutiveFailures == 3)
+            #expect(down.circuitOpenUntil.millis == clock.nowMillis + 30_000)
+
+            try await report("secondary", failures: 5)
+            #expect(try await status().status == .down)
+            try await report("primary", successes: 1)
+            model = try await status()
+            #expect(model.status == .degraded)
+            #expect(model.backends.first { $0.id == "primary" }?.health == .healthy)
+
+            // Re-declaring a backend keeps its health; removing one changes the status.
+            _ = try await services.registry.upsertBackend(.with { $0.backend = Self.backend("secondary") }, metadata: asInternal)
+            #expect(try await status().backends.first { $0.id == "secondary" }?.health == .unhealthy)
+            _ = try await services.registry.removeBackend(
+                .with {
+                    $0.model = "gpt-4o-mini"
+                    $0.backendID = "secondary"
+                }, metadata: asInternal)
+            #expect(try await status().status == .ok)
+
+            _ = try await services.registry.upsertModel(.with { $0.model = Self.gpt { $0.enabled = false } }, metadata: asInternal)
+            #expect(try await status().status == .disabled)
+            #expect(try await services.registry.listModels(.init(), metadata: asInternal).models.isEmpty)
+            #expect(try await services.registry.listModels(.with { $0.includeDisabled = true }, metadata: asInternal).models.count == 1)
+        }
+    }
+
+    @Test("Bad definitions are refused with a reason and the field at fault")
+    func validation() async throws {
+        try await TestServices.run { services in
+            let asInternal = services.asInternal
+            _ = try await services.registry.upsertModel(.with { $0.model = Self.gpt() }, metadata: asInternal)
+            let models: [(Lumen_Registry_V1_Model, String)] = [
+                (Self.gpt { $0.name = "has space" }, "model.name"),
+                (Self.gpt { $0.vendor = "" }, "model.vendor"),
+                (Self.gpt { $0.prices.outputPerMillionMicros = -1 }, "model.prices.output"),
+                (Self.gpt { $0.scenes = [.unspecified] }, "model.scenes"),
+            ]
+            for (model, param) in models {
+                do {
+                    _ = try await services.registry.upsertModel(.with { $0.model = model }, metadata: asInternal)
+                    Issue.record("expected invalid_model for \(param)")
+                } catch let error as RPCError {
+                    #expect(error.code == .invalidArgument)
+                    #expect(reason(of: error) == "invalid_model")
+                }
+            }
+            var noURL = Self.backend("a")
+            noURL.baseURL = "ftp://x"
+            var secretInEnv = Self.backend("b")
+            secretInEnv.credentialEnv = "sk-live-123"
+            var noProvider = Self.backend("c")
+            noProvider.provider = .unspecified
+            for backend in [noURL, secretInEnv, noProvider] {
+                do {
+                    _ = try await services.registry.upsertBackend(.with { $0.backend = backend }, metadata: asInternal)
+                    Issue.record("expected invalid_backend")
+                } catch let error as RPCError {
+                    #expect(reason(of: error) == "invalid_backend")
+                }
+            }
+            do {
+                _ = try await services.registry.upsertBackend(.with { $0.backend = Self.backend("x", model: "nope") }, metadata: asInternal)
+                Issue.record("expected model_not_found")
+            } catch let error as RPCError {
+                #expect(error.code == .notFound)
+            }
+            #expect(try await services.registry.getModel(.with { $0.name = "gpt-4o-mini" }, metadata: asInternal).model.backends.isEmpty)
+        }
+    }
+
+    @Test("Access and consent: per principal, per organisation; health reports are asInternal only")
+    func accessAndConsent() async throws {
+        try await TestServices.run { services in
+            let asInternal = services.asInternal
+            let acme = try await services.tenant("Acme")
+            let globex = try await services.tenant("Globex")
+            _ = try await services.registry.upsertModel(.with { $0.model = Self.gpt() }, metadata: asInternal)
+            _ = try await services.registry.upsertModel(
+                .with {
+                    $0.model = Self.gpt {
+                        $0.name = "o1-research"
+                        $0.consentRequired = true
+                        $0.allowedGroupIds = ["grp_research"]
+                    }
+                }, metadata: asInternal)
+            let user = Lumen_Common_V1_PrincipalRef.with {
+                $0.type = .user
+                $0.id = acme.adminUserID
+            }
+            func levels(_ tenant: TestServices.Tenant, groups: [String]) async throws -> [String: Lumen_Registry_V1_AccessLevel] {
+                let access = try await services.registry.getModelAccess(
+                    .with {
+                        $0.principal = user
+                        $0.groupIds = groups
+                    }, metadata: tenant.metadata)
+                return Dictionary(uniqueKeysWithValues: access.access.map { ($0.model, $0.level) })
+            }
+            #expect(try await levels(acme, groups: []) == ["gpt-4o-mini": .allowed, "o1-research": .blocked])
+            #expect(try await levels(acme, groups: ["grp_research"])["o1-research"] == .needsConsent)
+
+            let consent = try await services.registry.grantConsent(
+                .with {
+                    $0.principal = user
+                    $0.model = "o1-research"
+                }, metadata: acme.metadata
+            ).consent
+            #expect(consent.grantedByUserID == acme.adminUserID)
+            #expect(try await levels(acme, groups: ["grp_research"])["o1-research"] == .consented)
+            // The consent belongs to Acme only.
+            #expect(try await levels(globex, groups: ["grp_research"])["o1-research"] == .needsConsent)
+            #expect(try await services.registry.listConsents(.init(), metadata: globex.metadata).consents.isEmpty)
+
+            do {
+                _ = try await services.registry.grantConsent(
+                    .with {
+                        $0.principal = user
+                        $0.model = "gpt-4o-mini"
+                    }, metadata: acme.metadata)
+                Issue.record("expected consent_not_required")
+            } catch let error as RPCError {
+                #expect(reason(of: error) == "consent_not_required")
+            }
+            _ = try await services.registry.revokeConsent(
+                .with {
+                    $0.principal = user
+                    $0.model = "o1-research"
+                }, metadata: acme.metadata)
+            #expect(try await levels(acme, groups: ["grp_research"])["o1-research"] == .needsConsent)
+
+            do {
+                _ = try await services.registry.reportBackendHealth(.init(), metadata: acme.metadata)
+                Issue.record("expected PERMISSION_DENIED")
+            } catch let error as RPCError {
+                #expect(error.code == .permissionDenied)
+            }
+        }
+    }
+
+    @Test("WatchRegistry sends the registry, SYNCED, then each change")
+    func watch() async throws {
+        try await TestServices.run { services in
+            let asInternal = services.asInternal
+            _ = try await services.registry.upsertModel(.with { $0.model = Self.gpt() }, metadata: asInternal)
+            let events = try await services.registry.watchRegistry(.init(), metadata: asInternal) { response in
+                var seen: [Lumen_Registry_V1_RegistryEvent] = []
+                for try await event in response.messages {
+                    seen.append(event)
+                    if event.type == .synced {
+                        _ = try await services.registry.upsertBackend(.with { $0.backend = Self.backend("primary") }, metadata: asInternal)
+                    }
+                    if event.type == .modelUpsert && !event.model.backends.isEmpty { break }
+                }
+                return seen
+            }
+            #expect(events.map(\.type) == [.modelUpsert, .synced, .modelUpsert])
+            #expect(events.last?.model.status == .ok)
+        }
+    }
+}
