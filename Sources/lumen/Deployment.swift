@@ -36,9 +36,17 @@ struct Deployment {
             if local.contains(.accounts) { services.append(try AccountsService(location: location, logger: logger)) }
             if local.contains(.keys) { services.append(try KeysService(location: location, logger: logger)) }
             if local.contains(.ledger) { services.append(try LedgerService(location: location, logger: logger)) }
-            if local.contains(.registry) { services.append(try ModelRegistryService(location: location, logger: logger)) }
+            if local.contains(.registry) {
+                let registry = try ModelRegistryService(location: location, logger: logger)
+                try await applyCatalog(to: registry)
+                services.append(registry)
+            }
         } catch let error as StorageError {
             throw ConfigurationError(error.description)
+        }
+
+        if !local.contains(.registry) && !configuration.catalog.models.isEmpty {
+            logger.warning("the models in the configuration are applied by the process that runs the registry, not this one")
         }
 
         let inProcess = InProcessTransport()
@@ -130,5 +138,30 @@ struct Deployment {
         let group = ServiceGroup(
             configuration: .init(services: lifecycle, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+    }
+
+    /// Upserts the configuration's models and backends, through the registry's own RPCs so
+    /// that its rules apply: a bad definition stops the start with the registry's message.
+    func applyCatalog(to registry: ModelRegistryService) async throws {
+        let catalog = configuration.catalog
+        guard !catalog.models.isEmpty else { return }
+        let token = internalToken
+        do {
+            try await withLocalServices([registry], internalToken: token) { client in
+                let registry = Lumen_Registry_V1_ModelRegistryService.Client(wrapping: client)
+                for model in catalog.models {
+                    _ = try await registry.upsertModel(.with { $0.model = model }, metadata: .bearer(token))
+                }
+                for backend in catalog.backends {
+                    _ = try await registry.upsertBackend(.with { $0.backend = backend }, metadata: .bearer(token))
+                }
+            }
+        } catch let error as RPCError {
+            let cause = ServiceError(error)
+            throw ConfigurationError("the models in the configuration are not valid: \(cause.message) (\(cause.param ?? cause.code))")
+        }
+        logger.info(
+            "registry updated from the configuration",
+            metadata: ["models": "\(catalog.models.count)", "backends": "\(catalog.backends.count)"])
     }
 }

@@ -48,9 +48,11 @@ struct ServeConfiguration: Sendable, Equatable {
     /// `host:port` of services that run in another process.
     var addresses: [Component: String] = [:]
     var logLevel = "info"
+    /// Models and backends to upsert into the registry at start (the file's `models:`).
+    var catalog = ModelCatalog()
 
     /// Keys of the YAML file (see gateway/lumen.example.yaml).
-    static let fileKeys: Set<String> = ["data_dir", "log_level", "http", "grpc", "services", "remote"]
+    static let fileKeys: Set<String> = ["data_dir", "log_level", "http", "grpc", "services", "remote", "models"]
 
     /// Applies a YAML configuration file.
     mutating func apply(yaml text: String, path: String) throws {
@@ -103,6 +105,13 @@ struct ServeConfiguration: Sendable, Equatable {
             } else {
                 throw ConfigurationError("\(path): services must be a list of service names")
             }
+        }
+        do {
+            catalog = try ModelCatalog.parse(yaml: text, path: path)
+        } catch let error as ConfigurationError {
+            throw error
+        } catch {
+            throw ConfigurationError("\(path) is not valid YAML: \(error)")
         }
         let remote = try section("remote", allowed: Set(Component.services.map(\.rawValue)))
         for component in Component.services {

@@ -112,6 +112,65 @@ struct WiringTests {
         }
     }
 
+    @Test("The configuration's models reach the registry at start, prices exact to the micro-dollar")
+    func catalogAtStart() async throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let tenant = try await Bootstrap.perform(
+            location: .directory(directory), organization: "Acme", adminEmail: "admin@acme.test", adminName: "")
+        var configuration = ServeConfiguration()
+        configuration.dataDirectory = directory
+        configuration.httpPort = 0
+        configuration.grpcPort = 0
+        configuration.components = Set(Component.services)
+        configuration.catalog = try ModelCatalog.parse(
+            yaml: """
+                models:
+                  - name: gpt-4o-mini
+                    vendor: openai
+                    prices: {input: 0.15, cached_input: 0.075, output: 0.6}
+                    backends:
+                      - {id: primary, provider: openai, base_url: "http://127.0.0.1:9/v1", credential_env: OPENAI_API_KEY}
+                      - {id: local, provider: mock, weight: 3}
+                  - name: embed
+                    vendor: lumen
+                    scenes: [embedding]
+                    prices: {input: 0.02}
+                """, path: "test.yaml")
+        try await withDeployment(configuration, internalToken: "it-catalog-test-token-0123456789") { listeners in
+            try await withHTTP2Client(port: try #require(listeners.grpc)) { client in
+                let registry = Lumen_Registry_V1_ModelRegistryService.Client(wrapping: client)
+                let models = try await registry.listModels(.init(), metadata: .bearer(tenant.managementToken)).models
+                #expect(models.map(\.name) == ["embed", "gpt-4o-mini"])
+                let gpt = try #require(models.last)
+                #expect(gpt.prices.inputPerMillionMicros == 150_000)
+                #expect(gpt.prices.cachedInputPerMillionMicros == 75_000)
+                #expect(gpt.prices.outputPerMillionMicros == 600_000)
+                #expect(gpt.backends.map(\.id) == ["local", "primary"])
+                #expect(gpt.backends.first?.weight == 3)
+                #expect(gpt.status == .ok)
+                #expect(models.first?.scenes == [.embedding])
+            }
+        }
+    }
+
+    @Test("A bad models section is refused with the place and the reason")
+    func catalogErrors() throws {
+        let cases = [
+            "models: {name: x}",
+            "models:\n  - vendor: v",
+            "models:\n  - {name: m, prices: {input: -1}}",
+            "models:\n  - {name: m, prices: {input: 0.0000001}}",
+            "models:\n  - {name: m, prices: {inptu: 1}}",
+            "models:\n  - {name: m, scenes: [chatting]}",
+            "models:\n  - {name: m, backends: [{provider: grpc}]}",
+            "models:\n  - {name: m, api_key: sk-123}",
+        ]
+        for yaml in cases {
+            #expect(throws: ConfigurationError.self, "\(yaml)") { try ModelCatalog.parse(yaml: yaml, path: "lumen.yaml") }
+        }
+    }
+
     @Test("Configuration: flags beat variables beat the file; bad values are refused with a message")
     func configuration() throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("lumen-\(UUID()).yaml").path
