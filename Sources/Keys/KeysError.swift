@@ -41,16 +41,4 @@ enum KeysError {
     static func revoked(_ id: String) -> ServiceError {
         ServiceError(.failedPrecondition, "key_revoked", "key \(id) is revoked and cannot be changed", param: "key_id")
     }
-
-    static let unknownSecret = ServiceError(.unauthenticated, "invalid_api_key", "the API key is not valid")
-
-    static func unusable(_ status: Lumen_Keys_V1_KeyStatus) -> ServiceError {
-        switch status {
-        case .revoked: ServiceError(.unauthenticated, "key_revoked", "the API key has been revoked")
-        case .suspended: ServiceError(.unauthenticated, "key_suspended", "the API key is suspended")
-        default: ServiceError(.unauthenticated, "key_inactive", "the API key is inactive")
-        }
-    }
-
-    static let expired = ServiceError(.unauthenticated, "key_expired", "the API key has expired")
 }

@@ -188,11 +188,10 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
         let digest = Secret.digest(request.secret)
         guard let record = try await store.key(secretSHA256: digest),
             AuthInterceptor.constantTimeEqual(record.secretSHA256, digest)
-        else { throw KeysError.unknownSecret }
-        let status = Lumen_Keys_V1_KeyStatus(rawValue: record.status) ?? .inactive
-        guard status == .active else { throw KeysError.unusable(status) }
-        if let expiresAt = record.expiresAt, expiresAt <= clock.nowMillis { throw KeysError.expired }
-        return .with { $0.key = record.message }
+        else { throw KeyAdmission.unknown }
+        let key = record.message
+        if let refusal = KeyAdmission.refusal(key, nowMillis: clock.nowMillis) { throw refusal }
+        return .with { $0.key = key }
     }
 
     public func recordKeyUsage(

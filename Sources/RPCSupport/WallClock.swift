@@ -1,6 +1,6 @@
 import Foundation
 
-/// The current time as the services see it; injected so tests can move time.
+/// The current time as the services and the gateway see it; injected so tests can move time.
 public struct WallClock: Sendable {
     private let read: @Sendable () -> Date
 
