@@ -55,6 +55,7 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -68,7 +69,6 @@ let package = Package(
             dependencies: [
                 "LumenAPI", "Storage", "RPCSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -79,10 +79,7 @@ let package = Package(
         ),
         .target(
             name: "ModelRegistry",
-            dependencies: [
-                "LumenAPI", "Storage", "RPCSupport",
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ],
+            dependencies: ["LumenAPI", "Storage", "RPCSupport"],
             swiftSettings: swiftSettings
         ),
         /// The HTTP facade: REST/JSON and OpenAI-compatible routes translated into RPC calls.

@@ -3,7 +3,6 @@ import GRPCCore
 import Logging
 import LumenAPI
 import RPCSupport
-import ServiceLifecycle
 import Storage
 
 /// The keys service: `sk-` inference keys and `mt-` management tokens.
@@ -217,22 +216,11 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
     ) async throws {
         try Caller.requireInternal()
         let organizationID = request.organizationID.isEmpty ? nil : request.organizationID
-        // Subscribe before reading the snapshot so that no change falls between the two;
-        // a change seen twice is harmless because events are whole upserts.
-        let live = events.subscribe { organizationID == nil || $0.key.organizationID == organizationID }
-        defer { live.finish() }
-        for record in try await store.all(organizationID: organizationID) {
-            try await response.write(record.event)
-        }
-        try await response.write(.with { $0.type = .synced })
-        // The stream ends when the client goes away (RPC cancellation) or the server shuts down.
-        try await withRPCCancellationHandler {
-            for await event in live.stream.cancelOnGracefulShutdown() {
-                try await response.write(event)
-            }
-        } onCancelRPC: {
-            live.finish()
-        }
+        try await events.serve(
+            to: response,
+            where: { organizationID == nil || $0.key.organizationID == organizationID },
+            snapshot: { try await store.all(organizationID: organizationID).map(\.event) },
+            synced: .with { $0.type = .synced })
     }
 
     private func publish(_ record: KeyRecord) {

@@ -4,7 +4,6 @@ import GRPCCore
 import Logging
 import LumenAPI
 import RPCSupport
-import ServiceLifecycle
 import Storage
 
 /// The model registry: logical models, their backends and health, access and consents.
@@ -338,31 +337,15 @@ extension ModelRegistryService: Lumen_Registry_V1_ModelRegistryService.SimpleSer
         context: ServerContext
     ) async throws {
         try Caller.requireInternal()
-        // Subscribe before the snapshot so that no change falls between the two.
-        let live = events.subscribe()
-        defer { live.finish() }
-        let (models, consents) = try await store.writer.read { db in
-            (try allModels(includeDisabled: true, db), try ConsentRecord.fetchAll(db))
-        }
-        for model in models {
-            try await response.write(.with {
-                $0.type = .modelUpsert
-                $0.model = model
-            })
-        }
-        for consent in consents {
-            try await response.write(.with {
-                $0.type = .consentGranted
-                $0.consent = consent.message
-            })
-        }
-        try await response.write(.with { $0.type = .synced })
-        try await withRPCCancellationHandler {
-            for await event in live.stream.cancelOnGracefulShutdown() {
-                try await response.write(event)
-            }
-        } onCancelRPC: {
-            live.finish()
-        }
+        try await events.serve(
+            to: response,
+            snapshot: {
+                let (models, consents) = try await store.writer.read { db in
+                    (try allModels(includeDisabled: true, db), try ConsentRecord.fetchAll(db))
+                }
+                return models.map { model in .with { $0.type = .modelUpsert; $0.model = model } }
+                    + consents.map { consent in .with { $0.type = .consentGranted; $0.consent = consent.message } }
+            },
+            synced: .with { $0.type = .synced })
     }
 }

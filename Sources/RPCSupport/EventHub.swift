@@ -1,3 +1,5 @@
+import GRPCCore
+import ServiceLifecycle
 import Synchronization
 
 /// Fans committed changes out to the server streams that watch them (`WatchKeys`,
@@ -42,4 +44,31 @@ public final class EventHub<Event: Sendable>: Sendable {
 
     /// The number of open subscriptions.
     public var subscriberCount: Int { state.withLock { $0.subscribers.count } }
+}
+
+extension EventHub {
+    /// Serves a watch RPC: the events of `snapshot`, then `synced`, then every event published
+    /// afterwards that `accepts` lets through, until the client goes away (RPC cancellation)
+    /// or the server shuts down gracefully.
+    ///
+    /// It subscribes before reading the snapshot so that no change falls between the two; a
+    /// change seen twice is harmless because watch events are whole upserts.
+    public func serve(
+        to writer: RPCWriter<Event>,
+        where accepts: @escaping @Sendable (Event) -> Bool = { _ in true },
+        snapshot: () async throws -> [Event],
+        synced: Event
+    ) async throws {
+        let live = subscribe(where: accepts)
+        defer { live.finish() }
+        try await writer.write(contentsOf: try await snapshot())
+        try await writer.write(synced)
+        try await withRPCCancellationHandler {
+            for await event in live.stream.cancelOnGracefulShutdown() {
+                try await writer.write(event)
+            }
+        } onCancelRPC: {
+            live.finish()
+        }
+    }
 }
