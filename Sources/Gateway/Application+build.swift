@@ -10,18 +10,36 @@ public struct GatewayServices: Sendable {
     public var keys: any Lumen_Keys_V1_KeysService.ClientProtocol
     public var ledger: any Lumen_Ledger_V1_LedgerService.ClientProtocol
     public var registry: any Lumen_Registry_V1_ModelRegistryService.ClientProtocol
+    /// The deployment's internal token, with which the gateway opens its watch streams.
+    public var internalToken: String
 
     public init(
         accounts: any Lumen_Accounts_V1_AccountsService.ClientProtocol,
         keys: any Lumen_Keys_V1_KeysService.ClientProtocol,
         ledger: any Lumen_Ledger_V1_LedgerService.ClientProtocol,
-        registry: any Lumen_Registry_V1_ModelRegistryService.ClientProtocol
+        registry: any Lumen_Registry_V1_ModelRegistryService.ClientProtocol,
+        internalToken: String
     ) {
         self.accounts = accounts
         self.keys = keys
         self.ledger = ledger
         self.registry = registry
+        self.internalToken = internalToken
     }
+}
+
+/// The gateway's in-memory copies of the keys and the registry (lifecycle services).
+public struct GatewayCaches: Sendable {
+    public let keys: KeyCache
+    public let registry: RegistryCache
+
+    public init(services: GatewayServices, logger: Logger) {
+        self.keys = KeyCache(keys: services.keys, internalToken: services.internalToken, logger: logger)
+        self.registry = RegistryCache(registry: services.registry, internalToken: services.internalToken, logger: logger)
+    }
+
+    /// Whether both caches hold a complete snapshot.
+    public var isSynced: Bool { keys.isSynced && registry.isSynced }
 }
 
 /// Where the facade listens.
@@ -38,26 +56,34 @@ public struct GatewayConfiguration: Sendable {
 }
 
 /// The routes of the facade.
-public func buildRouter(services: GatewayServices) -> Router<BasicRequestContext> {
+public func buildRouter(services: GatewayServices, caches: GatewayCaches) -> Router<BasicRequestContext> {
     let router = Router(context: BasicRequestContext.self)
     router.add(middleware: APIErrorMiddleware())
+    // Ready once the caches hold the keys and the registry: before that, inference requests
+    // would be refused, so load balancers should wait.
     router.get("healthz") { _, _ in
-        JSONResponse(["status": "ok"])
+        caches.isSynced
+            ? JSONResponse(["status": "ok"]) : JSONResponse(["status": "starting"], status: .serviceUnavailable)
     }
     APIKeysController(keys: services.keys).addRoutes(to: router.group("v1/management"))
+    OpenAIController(admission: InferenceAdmission(keys: caches.keys, registry: caches.registry))
+        .addRoutes(to: router.group("v1"))
     return router
 }
 
-/// The facade as a runnable application. `onServerRunning` receives the bound port.
+/// The facade as a runnable application, with its caches as services of its own.
+/// `onServerRunning` receives the bound port.
 public func buildApplication(
     configuration: GatewayConfiguration,
     services: GatewayServices,
     logger: Logger,
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
-    Application(
-        router: buildRouter(services: services),
+    let caches = GatewayCaches(services: services, logger: logger)
+    return Application(
+        router: buildRouter(services: services, caches: caches),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "lumen"),
+        services: [caches.keys, caches.registry],
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
         logger: logger
     )

@@ -116,7 +116,8 @@ struct Deployment {
                     { Lumen_Ledger_V1_LedgerService.Client(wrapping: $0) }),
                 registry: try client(
                     .registry, { Lumen_Registry_V1_ModelRegistryService.Client(wrapping: $0) },
-                    { Lumen_Registry_V1_ModelRegistryService.Client(wrapping: $0) })
+                    { Lumen_Registry_V1_ModelRegistryService.Client(wrapping: $0) }),
+                internalToken: internalToken
             )
             let (host, logger, onListening) = (configuration.httpHost, logger, onListening)
             lifecycle.append(

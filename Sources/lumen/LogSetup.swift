@@ -1,3 +1,4 @@
+import RPCSupport
 import Foundation
 import Storage
 import Logging

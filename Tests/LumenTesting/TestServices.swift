@@ -27,7 +27,7 @@ public struct TestServices: Sendable {
 
     /// What the HTTP facade needs, wired to these services.
     public var gatewayServices: GatewayServices {
-        GatewayServices(accounts: accounts, keys: keys, ledger: ledger, registry: registry)
+        GatewayServices(accounts: accounts, keys: keys, ledger: ledger, registry: registry, internalToken: internalToken)
     }
 
     /// Metadata of the deployment's internal caller.

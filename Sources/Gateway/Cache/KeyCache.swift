@@ -59,7 +59,7 @@ public final class KeyCache: Service, Sendable {
         await WatchLoop.run("keys", logger: logger, onDisconnect: { self.state.withLock { $0.synced = false } }) {
             try await self.keys.watchKeys(.init(), metadata: .bearer(self.internalToken)) { response in
                 var snapshot: [Data: Lumen_Keys_V1_Key]? = [:]
-                for try await event in response.messages.cancelOnGracefulShutdown() {
+                for try await event in response.messages {
                     switch event.type {
                     case .upsert:
                         if snapshot != nil {

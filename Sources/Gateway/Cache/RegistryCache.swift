@@ -80,7 +80,7 @@ public final class RegistryCache: Service, Sendable {
         await WatchLoop.run("registry", logger: logger, onDisconnect: { self.state.withLock { $0.synced = false } }) {
             try await self.registry.watchRegistry(.init(), metadata: .bearer(self.internalToken)) { response in
                 var loading: Snapshot? = Snapshot()
-                for try await event in response.messages.cancelOnGracefulShutdown() {
+                for try await event in response.messages {
                     if event.type == .synced {
                         let loaded = loading ?? Snapshot()
                         loading = nil

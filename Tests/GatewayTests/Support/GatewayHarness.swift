@@ -6,6 +6,7 @@ import HummingbirdTesting
 import Logging
 import LumenTesting
 import NIOCore
+import Testing
 
 /// The facade over real in-process services, driven through Hummingbird's router test client.
 struct GatewayHarness {
@@ -13,17 +14,39 @@ struct GatewayHarness {
     let services: TestServices
     let tenant: TestServices.Tenant
 
-    static func run(_ body: @Sendable @escaping (GatewayHarness) async throws -> Void) async throws {
+    /// Runs `body` against a facade whose caches have synced; `prepare` runs first, so what it
+    /// creates is in the caches' snapshot.
+    static func run(
+        prepare: @Sendable @escaping (TestServices, TestServices.Tenant) async throws -> Void = { _, _ in },
+        _ body: @Sendable @escaping (GatewayHarness) async throws -> Void
+    ) async throws {
         try await TestServices.run { services in
             let tenant = try await services.tenant()
+            try await prepare(services, tenant)
             var logger = Logger(label: "gateway-test")
             logger.logLevel = .critical
             let app = buildApplication(
                 configuration: .init(host: "127.0.0.1", port: 0), services: services.gatewayServices, logger: logger)
             try await app.test(.router) { client in
-                try await body(GatewayHarness(client: client, services: services, tenant: tenant))
+                let harness = GatewayHarness(client: client, services: services, tenant: tenant)
+                let deadline = ContinuousClock.now + .seconds(10)
+                while try await harness.send(.get, "/healthz", token: .none).status != 200 {
+                    guard ContinuousClock.now < deadline else {
+                        Issue.record("the gateway's caches did not sync")
+                        return
+                    }
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+                try await body(harness)
             }
         }
+    }
+
+    /// The raw response, for SSE bodies and headers.
+    func raw(_ method: HTTPRequest.Method, _ path: String, json: String?, bearer: String?) async throws -> TestResponse {
+        var headers: HTTPFields = [:]
+        if let bearer { headers[.authorization] = "Bearer \(bearer)" }
+        return try await client.execute(uri: path, method: method, headers: headers, body: json.map { ByteBuffer(string: $0) })
     }
 
     /// Sends a request; `token` nil sends no Authorization header.

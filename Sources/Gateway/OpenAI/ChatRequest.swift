@@ -1,0 +1,80 @@
+import Foundation
+
+/// The parts of an OpenAI chat completion request that Lumen reads; everything else is
+/// passed to the upstream untouched.
+struct ChatRequest {
+    var model: String
+    var stream: Bool
+    var includeUsage: Bool
+    var maxTokens: Int?
+    /// The text of every message, for counting prompt tokens.
+    var promptText: String
+    /// The text of the last user message.
+    var lastUserText: String
+
+    init(_ body: [String: JSONValue]) throws(APIError) {
+        guard case .string(let model)? = body["model"], !model.isEmpty else {
+            throw APIError.invalid("missing_model", "model is required: the name of a model from GET /v1/models", param: "model")
+        }
+        guard case .array(let messages)? = body["messages"], !messages.isEmpty else {
+            throw APIError.invalid("invalid_messages", "messages must be a non-empty array", param: "messages")
+        }
+        var texts: [String] = []
+        var lastUser = ""
+        for message in messages {
+            guard case .object(let fields) = message, case .string(let role)? = fields["role"] else {
+                throw APIError.invalid("invalid_messages", "each message needs a role", param: "messages")
+            }
+            let text = Self.text(of: fields["content"])
+            texts.append(text)
+            if role == "user" { lastUser = text }
+        }
+        switch body["stream"] {
+        case nil, .null?: stream = false
+        case .bool(let value)?: stream = value
+        default: throw APIError.invalid("invalid_stream", "stream must be true or false", param: "stream")
+        }
+        if case .object(let options)? = body["stream_options"], case .bool(let include)? = options["include_usage"] {
+            includeUsage = include
+        } else {
+            includeUsage = false
+        }
+        maxTokens = nil
+        for field in ["max_completion_tokens", "max_tokens"] {
+            switch body[field] {
+            case nil, .null?: continue
+            case .number(let value)?:
+                guard value >= 1, value <= 10_000_000, value == value.rounded() else { fallthrough }
+                maxTokens = Int(value.description)
+            default:
+                throw APIError.invalid("invalid_max_tokens", "\(field) must be a whole number ≥ 1", param: field)
+            }
+            break
+        }
+        self.model = model
+        self.promptText = texts.joined(separator: "\n")
+        self.lastUserText = lastUser
+    }
+
+    /// A message's text: a string, or the text parts of an array of content parts.
+    static func text(of content: JSONValue?) -> String {
+        switch content {
+        case .string(let text)?: return text
+        case .array(let parts)?:
+            return parts.compactMap { part -> String? in
+                guard case .object(let fields) = part, case .string(let text)? = fields["text"] else { return nil }
+                return text
+            }.joined(separator: "\n")
+        default: return ""
+        }
+    }
+}
+
+extension Decimal {
+    func rounded() -> Decimal {
+        var value = self
+        var result = Decimal()
+        NSDecimalRound(&result, &value, 0, .plain)
+        return result
+    }
+}

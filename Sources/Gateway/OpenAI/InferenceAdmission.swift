@@ -1,0 +1,66 @@
+import HTTPTypes
+import Hummingbird
+import LumenAPI
+import RPCSupport
+
+/// Who may call which model, decided from the gateway's caches without an RPC, in the order
+/// the API promises: the key (401), the model's existence (404), the key's allowlist (403),
+/// consent (403 `consent_required`), the model's status (503 `model_unavailable`).
+struct InferenceAdmission: Sendable {
+    let keys: KeyCache
+    let registry: RegistryCache
+
+    /// The key of a request's `Authorization: Bearer sk-…`.
+    func key(_ request: Request) throws(APIError) -> Lumen_Keys_V1_Key {
+        guard let header = request.headers[.authorization], let secret = AuthInterceptor.bearerToken(header) else {
+            throw APIError(
+                .unauthorized, code: "missing_api_key", message: "send your API key: `Authorization: Bearer sk-…`")
+        }
+        guard secret.hasPrefix("sk-") else {
+            throw APIError(.unauthorized, code: "invalid_api_key", message: "the model endpoints take an sk- API key")
+        }
+        switch keys.authenticate(secret) {
+        case .success(let key):
+            guard key.kind == .inference else {
+                throw APIError(.unauthorized, code: "invalid_api_key", message: "the model endpoints take an sk- API key")
+            }
+            return key
+        case .failure(let error):
+            throw APIError(error)
+        }
+    }
+
+    /// Whether the key may call the model right now, without consent or status checks.
+    func permits(_ key: Lumen_Keys_V1_Key, _ model: Lumen_Registry_V1_Model) -> Bool {
+        key.models.isEmpty || key.models.contains(model.name)
+    }
+
+    /// Whether the key's owner has acknowledged a model that requires it.
+    func consented(_ key: Lumen_Keys_V1_Key, _ model: Lumen_Registry_V1_Model) -> Bool {
+        !model.consentRequired || registry.hasConsent(organizationID: key.organizationID, principal: key.owner, model: model.name)
+    }
+
+    /// The model a key may call now, or the error that stops it.
+    func model(_ name: String, for key: Lumen_Keys_V1_Key) throws(APIError) -> Lumen_Registry_V1_Model {
+        guard let model = registry.model(name) else {
+            throw APIError(.notFound, code: "model_not_found", message: "the model \(name) does not exist", param: "model")
+        }
+        guard permits(key, model) else {
+            throw APIError(.forbidden, code: "model_not_allowed", message: "this API key may not use \(name)", param: "model")
+        }
+        guard consented(key, model) else {
+            throw APIError(
+                .forbidden, code: "consent_required",
+                message: "\(name) needs a one-time acknowledgment before use; grant consent in the dashboard or through the registry",
+                param: "model")
+        }
+        switch model.status {
+        case .ok, .degraded: return model
+        case .disabled:
+            throw APIError(.serviceUnavailable, code: "model_unavailable", message: "\(name) is turned off", param: "model")
+        default:
+            throw APIError(
+                .serviceUnavailable, code: "model_unavailable", message: "\(name) has no healthy backend right now", param: "model")
+        }
+    }
+}

@@ -1,0 +1,25 @@
+/// Lumen's built-in deterministic model (provider `mock`): it answers by echoing the last user
+/// message, counts tokens the same way every time and streams word by word. No network, so
+/// `lumen serve --demo` and the tests work anywhere.
+enum MockModel {
+    /// Tokens in a text, counted as about four characters each (at least 1 for non-empty text).
+    static func tokens(_ text: String) -> Int {
+        text.isEmpty ? 0 : max(1, (text.unicodeScalars.count + 3) / 4)
+    }
+
+    /// The answer to a conversation, at most `maxTokens` tokens long, split into the pieces a
+    /// stream sends (one word each, with its leading space).
+    static func reply(to prompt: String, maxTokens: Int?) -> (pieces: [String], finishReason: String) {
+        let words = "You said: \(prompt.isEmpty ? "nothing" : prompt)".split(separator: " ", omittingEmptySubsequences: true)
+        var pieces: [String] = []
+        var used = 0
+        for (index, word) in words.enumerated() {
+            let piece = index == 0 ? String(word) : " " + word
+            let cost = tokens(piece)
+            if let maxTokens, used + cost > maxTokens { return (pieces, "length") }
+            pieces.append(piece)
+            used += cost
+        }
+        return (pieces, "stop")
+    }
+}

@@ -1,0 +1,218 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import LumenAPI
+import NIOCore
+import RPCSupport
+
+
+/// The OpenAI-compatible endpoints: `GET /v1/models` and `POST /v1/chat/completions`
+/// (non-streaming and SSE streaming), served by the built-in mock provider.
+struct OpenAIController<Context: RequestContext>: Sendable {
+    let admission: InferenceAdmission
+    static var maxBodyBytes: Int { 4 * 1024 * 1024 }
+
+    func addRoutes(to group: RouterGroup<Context>) {
+        group.get("models", use: models)
+        group.post("chat/completions", use: chatCompletions)
+    }
+
+    @Sendable func models(_ request: Request, context: Context) async throws -> Response {
+        let requestID = Identifier.make("req")
+        let key = try admission.key(request)
+        let usable = admission.registry.models.filter { model in
+            model.enabled && admission.permits(key, model) && admission.consented(key, model)
+        }
+        let body = ListObject(data: usable.map { ModelObject(id: $0.name, ownedBy: $0.vendor) })
+        var response = try JSONResponse(body).response(from: request, context: context)
+        response.headers[Self.requestIDHeader] = requestID
+        return response
+    }
+
+    @Sendable func chatCompletions(_ request: Request, context: Context) async throws -> Response {
+        let requestID = Identifier.make("req")
+        do {
+            let key = try admission.key(request)
+            let buffer = try await request.body.collect(upTo: Self.maxBodyBytes)
+            let chat = try ChatRequest(try JSONValue.object(from: Data(buffer.readableBytesView)))
+            let model = try admission.model(chat.model, for: key)
+            guard model.backends.contains(where: { $0.provider == .mock && $0.health != .unhealthy }) else {
+                throw APIError(
+                    .notImplemented, code: "not_implemented",
+                    message: "calls to OpenAI-compatible upstreams are not implemented yet; only mock backends answer",
+                    param: "model")
+            }
+            let reply = MockModel.reply(to: chat.lastUserText, maxTokens: chat.maxTokens)
+            let usage = Usage(
+                promptTokens: MockModel.tokens(chat.promptText),
+                completionTokens: reply.pieces.reduce(0) { $0 + MockModel.tokens($1) })
+            let completionID = "chatcmpl-" + requestID.dropFirst(4)
+            let created = Int(Date().timeIntervalSince1970)
+            var response: Response
+            if chat.stream {
+                response = Self.stream(
+                    id: completionID, created: created, model: model.name, reply: reply,
+                    usage: chat.includeUsage ? usage : nil)
+            } else {
+                let completion = ChatCompletion(
+                    id: completionID, created: created, model: model.name,
+                    content: reply.pieces.joined(), finishReason: reply.finishReason, usage: usage)
+                response = try JSONResponse(completion).response(from: request, context: context)
+            }
+            response.headers[Self.requestIDHeader] = requestID
+            return response
+        } catch let error as APIError {
+            var response = try error.response(from: request, context: context)
+            response.headers[Self.requestIDHeader] = requestID
+            return response
+        }
+    }
+
+    static var requestIDHeader: HTTPField.Name { .requestID }
+
+    /// An SSE response: a role chunk, one chunk per piece, the finishing chunk, the usage chunk
+    /// when asked for, then `[DONE]`.
+    static func stream(
+        id: String, created: Int, model: String, reply: (pieces: [String], finishReason: String), usage: Usage?
+    ) -> Response {
+        var chunks: [ChatChunk] = [ChatChunk(id: id, created: created, model: model, delta: .init(role: "assistant", content: ""))]
+        chunks += reply.pieces.map { ChatChunk(id: id, created: created, model: model, delta: .init(content: $0)) }
+        chunks.append(ChatChunk(id: id, created: created, model: model, delta: .init(), finishReason: reply.finishReason))
+        if let usage { chunks.append(ChatChunk(id: id, created: created, model: model, usage: usage)) }
+        let events = chunks
+        let body = ResponseBody { writer in
+            let encoder = JSONResponse<ChatChunk>.encoder
+            for chunk in events {
+                var buffer = ByteBuffer(string: "data: ")
+                buffer.writeBytes(try encoder.encode(chunk))
+                buffer.writeString("\n\n")
+                try await writer.write(buffer)
+            }
+            try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+            try await writer.finish(nil)
+        }
+        return Response(
+            status: .ok,
+            headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
+            body: body)
+    }
+}
+
+struct ModelObject: Encodable {
+    var id: String
+    var object = "model"
+    var created = 0
+    var ownedBy: String
+
+    enum CodingKeys: String, CodingKey {
+        case id, object, created
+        case ownedBy = "owned_by"
+    }
+}
+
+struct Usage: Encodable {
+    var promptTokens: Int
+    var completionTokens: Int
+    var totalTokens: Int { promptTokens + completionTokens }
+
+    enum CodingKeys: String, CodingKey {
+        case promptTokens = "prompt_tokens"
+        case completionTokens = "completion_tokens"
+        case totalTokens = "total_tokens"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(promptTokens, forKey: .promptTokens)
+        try container.encode(completionTokens, forKey: .completionTokens)
+        try container.encode(totalTokens, forKey: .totalTokens)
+    }
+}
+
+struct ChatCompletion: Encodable {
+    struct Message: Encodable {
+        var role = "assistant"
+        var content: String
+    }
+
+    struct Choice: Encodable {
+        var index = 0
+        var message: Message
+        var finishReason: String
+
+        enum CodingKeys: String, CodingKey {
+            case index, message
+            case finishReason = "finish_reason"
+        }
+    }
+
+    var id: String
+    var object = "chat.completion"
+    var created: Int
+    var model: String
+    var choices: [Choice]
+    var usage: Usage
+
+    init(id: String, created: Int, model: String, content: String, finishReason: String, usage: Usage) {
+        self.id = id
+        self.created = created
+        self.model = model
+        self.choices = [Choice(message: Message(content: content), finishReason: finishReason)]
+        self.usage = usage
+    }
+}
+
+struct ChatChunk: Encodable {
+    struct Delta: Encodable {
+        var role: String?
+        var content: String?
+    }
+
+    struct Choice: Encodable {
+        var index = 0
+        var delta: Delta
+        var finishReason: String?
+
+        enum CodingKeys: String, CodingKey {
+            case index, delta
+            case finishReason = "finish_reason"
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(index, forKey: .index)
+            try container.encode(delta, forKey: .delta)
+            try container.encode(finishReason, forKey: .finishReason)
+        }
+    }
+
+    var id: String
+    var object = "chat.completion.chunk"
+    var created: Int
+    var model: String
+    var choices: [Choice]
+    var usage: Usage?
+
+    /// A content chunk.
+    init(id: String, created: Int, model: String, delta: Delta, finishReason: String? = nil) {
+        self.id = id
+        self.created = created
+        self.model = model
+        self.choices = [Choice(delta: delta, finishReason: finishReason)]
+        self.usage = nil
+    }
+
+    /// The usage chunk: no choices.
+    init(id: String, created: Int, model: String, usage: Usage) {
+        self.id = id
+        self.created = created
+        self.model = model
+        self.choices = []
+        self.usage = usage
+    }
+}
+
+extension HTTPField.Name {
+    /// The id of a request, the same as its usage line's `request_id`.
+    static let requestID = HTTPField.Name("x-request-id")!
+}

@@ -1,0 +1,168 @@
+import Synchronization
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import LumenAPI
+import LumenTesting
+import Testing
+
+@Suite("OpenAI-compatible endpoints with the mock provider")
+struct ChatCompletionsRouteTests {
+    struct Keys: Sendable {
+        var open = ""
+        var restricted = ""
+        var revoked = ""
+    }
+
+    /// Where `prepare` leaves the secrets it created.
+    final class Box: Sendable {
+        let keys: Mutex<Keys>
+        init() { keys = Mutex(Keys()) }
+        func withLock<R>(_ body: (inout Keys) -> R) -> R { keys.withLock { body(&$0) } }
+    }
+
+    /// Models: `echo` (mock), `o1` (mock, needs consent), `off` (disabled), `nowhere` (no
+    /// backend), `upstream` (an OpenAI-compatible backend only).
+    static func prepare(_ keys: Box) -> @Sendable (TestServices, TestServices.Tenant) async throws -> Void {
+        { services, tenant in
+            let asInternal = services.asInternal
+            for (name, consent, enabled) in [("echo", false, true), ("o1", true, true), ("off", false, false), ("nowhere", false, true), ("upstream", false, true)] {
+                _ = try await services.registry.upsertModel(
+                    .with {
+                        $0.model = .with {
+                            $0.name = name
+                            $0.vendor = "lumen"
+                            $0.enabled = enabled
+                            $0.consentRequired = consent
+                        }
+                    }, metadata: asInternal)
+                guard name != "nowhere" else { continue }
+                _ = try await services.registry.upsertBackend(
+                    .with {
+                        $0.backend = .with {
+                            $0.model = name
+                            $0.id = "b"
+                            $0.provider = name == "upstream" ? .openai : .mock
+                            $0.baseURL = "http://127.0.0.1:9/v1"
+                        }
+                    }, metadata: asInternal)
+            }
+            let open = try await services.keys.createKey(.init(), metadata: tenant.metadata).secret
+            let restricted = try await services.keys.createKey(.with { $0.models = ["o1"] }, metadata: tenant.metadata).secret
+            let revoked = try await services.keys.createKey(.init(), metadata: tenant.metadata)
+            _ = try await services.keys.revokeKey(.with { $0.keyID = revoked.key.id }, metadata: tenant.metadata)
+            keys.withLock { $0 = Keys(open: open, restricted: restricted, revoked: revoked.secret) }
+        }
+    }
+
+    @Test("GET /v1/models lists only what the key may call now")
+    func models() async throws {
+        let keys = Box()
+        try await GatewayHarness.run(prepare: Self.prepare(keys)) { gateway in
+            let open = keys.withLock { $0.open }
+            let (status, body) = try await gateway.send(.get, "/v1/models", token: .some(open))
+            #expect(status == 200)
+            #expect(body["object"] as? String == "list")
+            let ids = (body["data"] as? [[String: Any]])?.compactMap { $0["id"] as? String }
+            #expect(ids == ["echo", "nowhere", "upstream"])
+            let restricted = keys.withLock { $0.restricted }
+            let (_, none) = try await gateway.send(.get, "/v1/models", token: .some(restricted))
+            #expect((none["data"] as? [Any])?.isEmpty == true)
+        }
+    }
+
+    @Test("A chat completion answers in OpenAI's shape with usage and the request id")
+    func nonStreaming() async throws {
+        let keys = Box()
+        try await GatewayHarness.run(prepare: Self.prepare(keys)) { gateway in
+            let response = try await gateway.raw(
+                .post, "/v1/chat/completions",
+                json: #"{"model": "echo", "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello there"}]}"#,
+                bearer: keys.withLock { $0.open })
+            #expect(response.status == .ok)
+            let requestID = try #require(response.headers[HTTPField.Name("x-request-id")!])
+            #expect(requestID.hasPrefix("req_"))
+            let body = try #require(try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any])
+            #expect(body["object"] as? String == "chat.completion")
+            #expect(body["model"] as? String == "echo")
+            let choice = try #require((body["choices"] as? [[String: Any]])?.first)
+            #expect((choice["message"] as? [String: Any])?["content"] as? String == "You said: hello there")
+            #expect(choice["finish_reason"] as? String == "stop")
+            let usage = try #require(body["usage"] as? [String: Int])
+            // About four characters a token: "be brief\nhello there" is 20 characters, 5 tokens;
+            // the answer is counted per streamed word: "You" 1, " said:" 2, " hello" 2, " there" 2.
+            #expect(usage["prompt_tokens"] == 5)
+            #expect(usage["completion_tokens"] == 7)
+            #expect(usage["total_tokens"] == 12)
+
+            let (_, short) = try await gateway.send(
+                .post, "/v1/chat/completions",
+                json: #"{"model": "echo", "max_tokens": 2, "messages": [{"role": "user", "content": "a b c d e f"}]}"#,
+                token: .some(keys.withLock { $0.open }))
+            let shortChoice = (short["choices"] as? [[String: Any]])?.first
+            #expect(shortChoice?["finish_reason"] as? String == "length")
+        }
+    }
+
+    @Test("stream: true answers with server-sent events ending in [DONE]; usage only when asked")
+    func streaming() async throws {
+        let keys = Box()
+        try await GatewayHarness.run(prepare: Self.prepare(keys)) { gateway in
+            for includeUsage in [false, true] {
+                let response = try await gateway.raw(
+                    .post, "/v1/chat/completions",
+                    json: #"{"model": "echo", "stream": true, "stream_options": {"include_usage": \#(includeUsage)}, "messages": [{"role": "user", "content": "stream me"}]}"#,
+                    bearer: keys.withLock { $0.open })
+                #expect(response.status == .ok)
+                #expect(response.headers[.contentType] == "text/event-stream")
+                let events = String(decoding: response.body.readableBytesView, as: UTF8.self)
+                    .components(separatedBy: "\n\n").filter { !$0.isEmpty }
+                #expect(events.allSatisfy { $0.hasPrefix("data: ") })
+                #expect(events.last == "data: [DONE]")
+                let chunks = events.dropLast().compactMap {
+                    try? JSONSerialization.jsonObject(with: Data($0.dropFirst(6).utf8)) as? [String: Any]
+                }
+                let text = chunks.compactMap { (($0["choices"] as? [[String: Any]])?.first?["delta"] as? [String: Any])?["content"] as? String }
+                    .joined()
+                #expect(text == "You said: stream me")
+                let usageChunks = chunks.filter { $0["usage"] is [String: Any] }
+                #expect(usageChunks.count == (includeUsage ? 1 : 0))
+                if includeUsage { #expect((usageChunks.first?["choices"] as? [Any])?.isEmpty == true) }
+            }
+        }
+    }
+
+    @Test("Admission refuses in order, each with its status and code")
+    func admission() async throws {
+        let keys = Box()
+        try await GatewayHarness.run(prepare: Self.prepare(keys)) { gateway in
+            let k = keys.withLock { $0 }
+            func chat(_ model: String, token: String??) -> String {
+                #"{"model": "\#(model)", "messages": [{"role": "user", "content": "hi"}]}"#
+            }
+            let cases: [(String, String??, Int, String)] = [
+                (chat("echo", token: nil), .none, 401, "missing_api_key"),
+                (chat("echo", token: nil), .some("sk-not-a-key"), 401, "invalid_api_key"),
+                (chat("echo", token: nil), .some(gateway.tenant.managementToken), 401, "invalid_api_key"),
+                (chat("echo", token: nil), .some(k.revoked), 401, "key_revoked"),
+                (chat("missing", token: nil), .some(k.open), 404, "model_not_found"),
+                (chat("echo", token: nil), .some(k.restricted), 403, "model_not_allowed"),
+                (chat("o1", token: nil), .some(k.restricted), 403, "consent_required"),
+                (chat("off", token: nil), .some(k.open), 503, "model_unavailable"),
+                (chat("nowhere", token: nil), .some(k.open), 503, "model_unavailable"),
+                (chat("upstream", token: nil), .some(k.open), 501, "not_implemented"),
+                (#"{"messages": [{"role": "user", "content": "hi"}]}"#, .some(k.open), 400, "missing_model"),
+                (#"{"model": "echo", "messages": []}"#, .some(k.open), 400, "invalid_messages"),
+                (#"{"model": "echo", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0}"#, .some(k.open), 400, "invalid_max_tokens"),
+                ("{oops", .some(k.open), 400, "invalid_json"),
+            ]
+            for (json, token, status, code) in cases {
+                let response = try await gateway.raw(.post, "/v1/chat/completions", json: json, bearer: token ?? nil)
+                let body = (try? JSONSerialization.jsonObject(with: Data(response.body.readableBytesView))) as? [String: Any] ?? [:]
+                #expect(Int(response.status.code) == status, "\(code)")
+                #expect(GatewayHarness.error(body).code == code)
+                #expect(response.headers[HTTPField.Name("x-request-id")!] != nil, "\(code)")
+            }
+        }
+    }
+}
