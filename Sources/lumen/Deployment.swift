@@ -44,6 +44,12 @@ struct Deployment {
         } catch let error as StorageError {
             throw ConfigurationError(error.description)
         }
+        if configuration.demo {
+            guard local == Set(Component.allCases) else {
+                throw ConfigurationError("--demo runs everything in one process; drop --services")
+            }
+            try await Demo.setUp(services: services, internalToken: internalToken, logger: logger)
+        }
 
         if !local.contains(.registry) && !configuration.catalog.models.isEmpty {
             logger.warning("the models in the configuration are applied by the process that runs the registry, not this one")

@@ -59,6 +59,13 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "trace, debug, info, notice, warning, error or critical. (LUMEN_LOG_LEVEL, default info)")
     var logLevel: String?
 
+    @Flag(help: """
+        Demo mode: on an empty data directory, create a demo organisation, a demo model served by the \
+        built-in mock provider and an API key, and print {"api_key", "management_token", "model"} \
+        as the first line of standard output. No network needed. (LUMEN_DEMO=1)
+        """)
+    var demo = false
+
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         let configuration: ServeConfiguration
@@ -116,6 +123,7 @@ struct Serve: AsyncParsableCommand {
             }
         }
         if let value = pick(logLevel, "LUMEN_LOG_LEVEL") { configuration.logLevel = value }
+        configuration.demo = demo || ["1", "true", "yes"].contains(environment["LUMEN_DEMO"]?.lowercased() ?? "")
         return configuration
     }
 }

@@ -48,6 +48,8 @@ struct ServeConfiguration: Sendable, Equatable {
     /// `host:port` of services that run in another process.
     var addresses: [Component: String] = [:]
     var logLevel = "info"
+    /// Set up a demo organisation, key and mock model on an empty data directory.
+    var demo = false
     /// Models and backends to upsert into the registry at start (the file's `models:`).
     var catalog = ModelCatalog()
 

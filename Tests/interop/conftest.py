@@ -81,16 +81,18 @@ class Server:
         return json.loads(result.stdout)
 
 
-@pytest.fixture
-def server(tmp_path):
-    """`lumen serve` on free loopback ports, logging at trace level to a file."""
+def start_server(tmp_path, *extra):
+    """Starts `lumen serve` on free loopback ports, logging at trace level to a file, and
+    yields it; stops it afterwards."""
     data_dir = tmp_path / "data"
     log_path = tmp_path / "lumen.log"
+    out_path = tmp_path / "lumen.out"
     log = open(log_path, "w")
+    out = open(out_path, "w")
     process = subprocess.Popen(
         [lumen_binary(), "serve", "--data-dir", str(data_dir), "--http-port", "0", "--grpc-port", "0",
-         "--log-level", "trace"],
-        stdout=log, stderr=subprocess.STDOUT,
+         "--log-level", "trace", *extra],
+        stdout=out, stderr=log,
     )
     try:
         deadline = time.time() + 60
@@ -106,7 +108,9 @@ def server(tmp_path):
             time.sleep(0.05)
         if http_port is None or grpc_port is None:
             pytest.fail(f"lumen serve did not report its ports:\n{log_path.read_text()}")
-        yield Server(process, log_path, http_port, grpc_port, str(data_dir))
+        server = Server(process, log_path, http_port, grpc_port, str(data_dir))
+        server.stdout_path = out_path
+        yield server
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -115,3 +119,30 @@ def server(tmp_path):
             process.kill()
             process.wait()
         log.close()
+        out.close()
+
+
+@pytest.fixture
+def server(tmp_path):
+    """`lumen serve` on an empty data directory."""
+    yield from start_server(tmp_path)
+
+
+@pytest.fixture
+def demo(tmp_path):
+    """`lumen serve --demo`, with the credentials it printed as its first line of output."""
+    for server in start_server(tmp_path, "--demo"):
+        first = Path(server.stdout_path).read_text().splitlines()[0]
+        server.credentials = json.loads(first)
+        deadline = time.time() + 30
+        import urllib.request
+        while True:  # ready once the gateway's caches have synced
+            try:
+                with urllib.request.urlopen(server.http + "/healthz", timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except Exception:
+                pass
+            assert time.time() < deadline, "the gateway did not become ready"
+            time.sleep(0.05)
+        yield server

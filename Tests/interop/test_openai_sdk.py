@@ -1,0 +1,60 @@
+"""The official OpenAI Python SDK against `lumen serve --demo`: it must work exactly as
+against OpenAI, with no network and no configuration."""
+
+import openai
+import pytest
+from openai import OpenAI
+
+
+def client(demo, key=None):
+    return OpenAI(api_key=key or demo.credentials["api_key"], base_url=demo.http + "/v1", max_retries=0)
+
+
+def test_demo_prints_credentials_first(demo):
+    credentials = demo.credentials
+    assert credentials["api_key"].startswith("sk-")
+    assert credentials["management_token"].startswith("mt-")
+    assert credentials["model"] == "lumen-demo"
+    log = demo.log()
+    assert credentials["api_key"] not in log and credentials["management_token"] not in log
+
+
+def test_models_and_chat(demo):
+    sdk = client(demo)
+    assert [m.id for m in sdk.models.list().data] == ["lumen-demo"]
+
+    completion = sdk.chat.completions.create(
+        model="lumen-demo", messages=[{"role": "user", "content": "Hello Lumen"}])
+    assert completion.choices[0].message.content == "You said: Hello Lumen"
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.usage.total_tokens == completion.usage.prompt_tokens + completion.usage.completion_tokens > 0
+
+    raw = sdk.chat.completions.with_raw_response.create(
+        model="lumen-demo", messages=[{"role": "user", "content": "id?"}])
+    assert raw.headers["x-request-id"].startswith("req_")
+
+
+def test_streaming(demo):
+    sdk = client(demo)
+    stream = sdk.chat.completions.create(
+        model="lumen-demo", stream=True, stream_options={"include_usage": True},
+        messages=[{"role": "user", "content": "stream this please"}])
+    text, usage = "", None
+    for chunk in stream:
+        if chunk.choices:
+            text += chunk.choices[0].delta.content or ""
+        if chunk.usage:
+            usage = chunk.usage
+    assert text == "You said: stream this please"
+    assert usage is not None and usage.completion_tokens > 0
+
+
+def test_errors_reach_the_sdk_as_openai_errors(demo):
+    with pytest.raises(openai.AuthenticationError) as unauthenticated:
+        client(demo, key="sk-wrong").chat.completions.create(
+            model="lumen-demo", messages=[{"role": "user", "content": "hi"}])
+    assert unauthenticated.value.code == "invalid_api_key"
+
+    with pytest.raises(openai.NotFoundError) as missing:
+        client(demo).chat.completions.create(model="gpt-7", messages=[{"role": "user", "content": "hi"}])
+    assert missing.value.code == "model_not_found"
