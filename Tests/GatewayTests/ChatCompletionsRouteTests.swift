@@ -68,6 +68,9 @@ struct ChatCompletionsRouteTests {
             let restricted = keys.withLock { $0.restricted }
             let (_, none) = try await gateway.send(.get, "/v1/models", token: .some(restricted))
             #expect((none["data"] as? [Any])?.isEmpty == true)
+            let refused = try await gateway.raw(.get, "/v1/models", json: nil, bearer: nil)
+            #expect(refused.status == .unauthorized)
+            #expect(refused.headers[HTTPField.Name("x-request-id")!]?.hasPrefix("req_") == true)
         }
     }
 

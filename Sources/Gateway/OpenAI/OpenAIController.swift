@@ -13,62 +13,46 @@ struct OpenAIController<Context: RequestContext>: Sendable {
     static var maxBodyBytes: Int { 4 * 1024 * 1024 }
 
     func addRoutes(to group: RouterGroup<Context>) {
+        group.add(middleware: RequestIDMiddleware())
         group.get("models", use: models)
         group.post("chat/completions", use: chatCompletions)
     }
 
-    @Sendable func models(_ request: Request, context: Context) async throws -> Response {
-        let requestID = Identifier.make("req")
+    @Sendable func models(_ request: Request, context: Context) async throws -> JSONResponse<ListObject<ModelObject>> {
         let key = try admission.key(request)
         let usable = admission.registry.models.filter { model in
             model.enabled && admission.permits(key, model) && admission.consented(key, model)
         }
-        let body = ListObject(data: usable.map { ModelObject(id: $0.name, ownedBy: $0.vendor) })
-        var response = try JSONResponse(body).response(from: request, context: context)
-        response.headers[Self.requestIDHeader] = requestID
-        return response
+        return JSONResponse(ListObject(data: usable.map { ModelObject(id: $0.name, ownedBy: $0.vendor) }))
     }
 
     @Sendable func chatCompletions(_ request: Request, context: Context) async throws -> Response {
-        let requestID = Identifier.make("req")
-        do {
-            let key = try admission.key(request)
-            let buffer = try await request.body.collect(upTo: Self.maxBodyBytes)
-            let chat = try ChatRequest(try JSONValue.object(from: Data(buffer.readableBytesView)))
-            let model = try admission.model(chat.model, for: key)
-            guard model.backends.contains(where: { $0.provider == .mock && $0.health != .unhealthy }) else {
-                throw APIError(
-                    .notImplemented, code: "not_implemented",
-                    message: "calls to OpenAI-compatible upstreams are not implemented yet; only mock backends answer",
-                    param: "model")
-            }
-            let reply = MockModel.reply(to: chat.lastUserText, maxTokens: chat.maxTokens)
-            let usage = Usage(
-                promptTokens: MockModel.tokens(chat.promptText),
-                completionTokens: reply.pieces.reduce(0) { $0 + MockModel.tokens($1) })
-            let completionID = "chatcmpl-" + requestID.dropFirst(4)
-            let created = Int(Date().timeIntervalSince1970)
-            var response: Response
-            if chat.stream {
-                response = Self.stream(
-                    id: completionID, created: created, model: model.name, reply: reply,
-                    usage: chat.includeUsage ? usage : nil)
-            } else {
-                let completion = ChatCompletion(
-                    id: completionID, created: created, model: model.name,
-                    content: reply.pieces.joined(), finishReason: reply.finishReason, usage: usage)
-                response = try JSONResponse(completion).response(from: request, context: context)
-            }
-            response.headers[Self.requestIDHeader] = requestID
-            return response
-        } catch let error as APIError {
-            var response = try error.response(from: request, context: context)
-            response.headers[Self.requestIDHeader] = requestID
-            return response
+        let key = try admission.key(request)
+        let buffer = try await request.body.collect(upTo: Self.maxBodyBytes)
+        let chat = try ChatRequest(try JSONValue.object(from: Data(buffer.readableBytesView)))
+        let model = try admission.model(chat.model, for: key)
+        guard model.backends.contains(where: { $0.provider == .mock && $0.health != .unhealthy }) else {
+            throw APIError(
+                .notImplemented, code: "not_implemented",
+                message: "calls to OpenAI-compatible upstreams are not implemented yet; only mock backends answer",
+                param: "model")
         }
+        let reply = MockModel.reply(to: chat.lastUserText, maxTokens: chat.maxTokens)
+        let usage = Usage(
+            promptTokens: MockModel.tokens(chat.promptText),
+            completionTokens: reply.pieces.reduce(0) { $0 + MockModel.tokens($1) })
+        let completionID = "chatcmpl-" + RequestID.current.dropFirst(4)
+        let created = Int(Date().timeIntervalSince1970)
+        if chat.stream {
+            return Self.stream(
+                id: completionID, created: created, model: model.name, reply: reply,
+                usage: chat.includeUsage ? usage : nil)
+        }
+        let completion = ChatCompletion(
+            id: completionID, created: created, model: model.name,
+            content: reply.pieces.joined(), finishReason: reply.finishReason, usage: usage)
+        return try JSONResponse(completion).response(from: request, context: context)
     }
-
-    static var requestIDHeader: HTTPField.Name { .requestID }
 
     /// An SSE response: a role chunk, one chunk per piece, the finishing chunk, the usage chunk
     /// when asked for, then `[DONE]`.
@@ -210,9 +194,4 @@ struct ChatChunk: Encodable {
         self.choices = []
         self.usage = usage
     }
-}
-
-extension HTTPField.Name {
-    /// The id of a request, the same as its usage line's `request_id`.
-    static let requestID = HTTPField.Name("x-request-id")!
 }
