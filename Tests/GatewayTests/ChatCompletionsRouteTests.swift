@@ -26,7 +26,7 @@ struct ChatCompletionsRouteTests {
     static func prepare(_ keys: Box) -> @Sendable (TestServices, TestServices.Tenant) async throws -> Void {
         { services, tenant in
             let asInternal = services.asInternal
-            for (name, consent, enabled) in [("echo", false, true), ("o1", true, true), ("off", false, false), ("nowhere", false, true), ("upstream", false, true)] {
+            for (name, consent, enabled) in [("echo", false, true), ("o1", true, true), ("off", false, false), ("nowhere", false, true), ("upstream", false, true), ("vectors", false, true)] {
                 _ = try await services.registry.upsertModel(
                     .with {
                         $0.model = .with {
@@ -34,6 +34,7 @@ struct ChatCompletionsRouteTests {
                             $0.vendor = "lumen"
                             $0.enabled = enabled
                             $0.consentRequired = consent
+                            if name == "vectors" { $0.scenes = [.embedding] }
                         }
                     }, metadata: asInternal)
                 guard name != "nowhere" else { continue }
@@ -64,7 +65,7 @@ struct ChatCompletionsRouteTests {
             #expect(status == 200)
             #expect(body["object"] as? String == "list")
             let ids = (body["data"] as? [[String: Any]])?.compactMap { $0["id"] as? String }
-            #expect(ids == ["echo", "nowhere", "upstream"])
+            #expect(ids == ["echo", "nowhere", "upstream", "vectors"])
             let restricted = keys.withLock { $0.restricted }
             let (_, none) = try await gateway.send(.get, "/v1/models", token: .some(restricted))
             #expect((none["data"] as? [Any])?.isEmpty == true)
@@ -132,6 +133,49 @@ struct ChatCompletionsRouteTests {
                 #expect(usageChunks.count == (includeUsage ? 1 : 0))
                 if includeUsage { #expect((usageChunks.first?["choices"] as? [Any])?.isEmpty == true) }
             }
+        }
+    }
+
+    @Test("Embeddings: one deterministic unit vector per input, as floats or base64")
+    func embeddings() async throws {
+        let keys = Box()
+        try await GatewayHarness.run(prepare: Self.prepare(keys)) { gateway in
+            let open = keys.withLock { $0.open }
+            func vectors(_ json: String) async throws -> (Int, [String: Any]) {
+                try await gateway.send(.post, "/v1/embeddings", json: json, token: .some(open))
+            }
+            let (status, body) = try await vectors(#"{"model": "vectors", "input": ["alpha", "beta", "alpha"]}"#)
+            #expect(status == 200)
+            #expect(body["object"] as? String == "list")
+            let data = try #require(body["data"] as? [[String: Any]])
+            let floats = data.compactMap { ($0["embedding"] as? [NSNumber])?.map(\.doubleValue) }
+            #expect(floats.count == 3)
+            #expect(floats.allSatisfy { $0.count == 16 })
+            #expect(abs(floats[0].reduce(0) { $0 + $1 * $1 } - 1) < 1e-4)
+            #expect(floats[0] == floats[2] && floats[0] != floats[1])
+            #expect(data.map { $0["index"] as? Int } == [0, 1, 2])
+            #expect((body["usage"] as? [String: Int])?["prompt_tokens"] == 5)  // alpha 2, beta 1, alpha 2
+
+            let (_, encoded) = try await vectors(#"{"model": "vectors", "input": "alpha", "encoding_format": "base64", "dimensions": 8}"#)
+            let text = try #require((encoded["data"] as? [[String: Any]])?.first?["embedding"] as? String)
+            let bytes = try #require(Data(base64Encoded: text))
+            #expect(bytes.count == 8 * 4)
+
+            for (json, code) in [
+                (#"{"model": "echo", "input": "x"}"#, "model_not_supported"),
+                (#"{"model": "vectors", "input": []}"#, "invalid_input"),
+                (#"{"model": "vectors", "input": "x", "encoding_format": "hex"}"#, "invalid_encoding_format"),
+                (#"{"model": "vectors", "input": "x", "dimensions": 0}"#, "invalid_dimensions"),
+            ] {
+                let (status, body) = try await vectors(json)
+                #expect(status == 400, "\(json)")
+                #expect(GatewayHarness.error(body).code == code)
+            }
+            let (chatStatus, chatBody) = try await gateway.send(
+                .post, "/v1/chat/completions", json: #"{"model": "vectors", "messages": [{"role": "user", "content": "hi"}]}"#,
+                token: .some(open))
+            #expect(chatStatus == 400)
+            #expect(GatewayHarness.error(chatBody).code == "model_not_supported")
         }
     }
 

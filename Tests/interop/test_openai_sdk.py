@@ -58,3 +58,15 @@ def test_errors_reach_the_sdk_as_openai_errors(demo):
     with pytest.raises(openai.NotFoundError) as missing:
         client(demo).chat.completions.create(model="gpt-7", messages=[{"role": "user", "content": "hi"}])
     assert missing.value.code == "model_not_found"
+
+
+def test_embeddings(demo):
+    sdk = client(demo)
+    # The SDK asks for base64 by default and decodes it: both encodings are exercised.
+    result = sdk.embeddings.create(model="lumen-demo", input=["first text", "second text"])
+    assert [item.index for item in result.data] == [0, 1]
+    assert all(len(item.embedding) == 16 for item in result.data)
+    assert abs(sum(x * x for x in result.data[0].embedding) - 1) < 1e-4
+    floats = sdk.embeddings.create(model="lumen-demo", input="first text", encoding_format="float")
+    assert [round(x, 5) for x in floats.data[0].embedding] == [round(x, 5) for x in result.data[0].embedding]
+    assert result.usage.prompt_tokens > 0

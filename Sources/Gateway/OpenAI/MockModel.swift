@@ -1,7 +1,22 @@
 /// Lumen's built-in deterministic model (provider `mock`): it answers by echoing the last user
 /// message, counts tokens the same way every time and streams word by word. No network, so
 /// `lumen serve --demo` and the tests work anywhere.
+import Crypto
+
 enum MockModel {
+    /// A unit vector derived from the text's SHA-256: the same text always embeds the same.
+    static func embedding(_ text: String, dimensions: Int) -> [Float] {
+        var bytes: [UInt8] = []
+        var block = 0
+        while bytes.count < dimensions {
+            bytes += SHA256.hash(data: Array("\(block):\(text)".utf8))
+            block += 1
+        }
+        let raw = bytes.prefix(dimensions).map { Float($0) / 127.5 - 1 }
+        let norm = raw.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        return norm > 0 ? raw.map { $0 / norm } : raw
+    }
+
     /// Tokens in a text, counted as about four characters each (at least 1 for non-empty text).
     static func tokens(_ text: String) -> Int {
         text.isEmpty ? 0 : max(1, (text.unicodeScalars.count + 3) / 4)

@@ -16,6 +16,40 @@ struct OpenAIController<Context: RequestContext>: Sendable {
         group.add(middleware: RequestIDMiddleware())
         group.get("models", use: models)
         group.post("chat/completions", use: chatCompletions)
+        group.post("embeddings", use: embeddings)
+    }
+
+    /// The model a request may call for `scene`, answered by a mock backend.
+    func mockModel(_ name: String, scene: Lumen_Common_V1_Scene, for key: Lumen_Keys_V1_Key) throws -> Lumen_Registry_V1_Model {
+        let model = try admission.model(name, for: key)
+        guard model.scenes.contains(scene) else {
+            throw APIError.invalid(
+                "model_not_supported", "\(name) does not serve this endpoint (\(scene))", param: "model")
+        }
+        guard model.backends.contains(where: { $0.provider == .mock && $0.health != .unhealthy }) else {
+            throw APIError(
+                .notImplemented, code: "not_implemented",
+                message: "calls to OpenAI-compatible upstreams are not implemented yet; only mock backends answer",
+                param: "model")
+        }
+        return model
+    }
+
+    @Sendable func embeddings(_ request: Request, context: Context) async throws -> JSONResponse<EmbeddingList> {
+        let key = try admission.key(request)
+        let buffer = try await request.body.collect(upTo: Self.maxBodyBytes)
+        let embeddings = try EmbeddingsRequest(try JSONValue.object(from: Data(buffer.readableBytesView)))
+        let model = try mockModel(embeddings.model, scene: .embedding, for: key)
+        let dimensions = embeddings.dimensions ?? 16
+        let data = embeddings.inputs.enumerated().map { index, text in
+            let vector = MockModel.embedding(text, dimensions: dimensions)
+            return EmbeddingObject(
+                index: index,
+                embedding: embeddings.base64
+                    ? .base64(vector.withUnsafeBytes { Data($0) }.base64EncodedString()) : .floats(vector))
+        }
+        let tokens = embeddings.inputs.reduce(0) { $0 + MockModel.tokens($1) }
+        return JSONResponse(EmbeddingList(data: data, model: model.name, usage: .init(promptTokens: tokens, totalTokens: tokens)))
     }
 
     @Sendable func models(_ request: Request, context: Context) async throws -> JSONResponse<ListObject<ModelObject>> {
@@ -30,13 +64,7 @@ struct OpenAIController<Context: RequestContext>: Sendable {
         let key = try admission.key(request)
         let buffer = try await request.body.collect(upTo: Self.maxBodyBytes)
         let chat = try ChatRequest(try JSONValue.object(from: Data(buffer.readableBytesView)))
-        let model = try admission.model(chat.model, for: key)
-        guard model.backends.contains(where: { $0.provider == .mock && $0.health != .unhealthy }) else {
-            throw APIError(
-                .notImplemented, code: "not_implemented",
-                message: "calls to OpenAI-compatible upstreams are not implemented yet; only mock backends answer",
-                param: "model")
-        }
+        let model = try mockModel(chat.model, scene: .chat, for: key)
         let reply = MockModel.reply(to: chat.lastUserText, maxTokens: chat.maxTokens)
         let usage = Usage(
             promptTokens: MockModel.tokens(chat.promptText),
@@ -194,4 +222,40 @@ struct ChatChunk: Encodable {
         self.choices = []
         self.usage = usage
     }
+}
+
+struct EmbeddingObject: Encodable {
+    enum Vector: Encodable {
+        case floats([Float])
+        case base64(String)
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.singleValueContainer()
+            switch self {
+            case .floats(let values): try container.encode(values)
+            case .base64(let text): try container.encode(text)
+            }
+        }
+    }
+
+    var object = "embedding"
+    var index: Int
+    var embedding: Vector
+}
+
+struct EmbeddingList: Encodable {
+    struct Usage: Encodable {
+        var promptTokens: Int
+        var totalTokens: Int
+
+        enum CodingKeys: String, CodingKey {
+            case promptTokens = "prompt_tokens"
+            case totalTokens = "total_tokens"
+        }
+    }
+
+    var object = "list"
+    var data: [EmbeddingObject]
+    var model: String
+    var usage: Usage
 }

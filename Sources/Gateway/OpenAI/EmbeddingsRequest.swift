@@ -1,0 +1,42 @@
+import Foundation
+
+/// The parts of an OpenAI embeddings request that Lumen reads.
+struct EmbeddingsRequest {
+    var model: String
+    /// Each input as text (token arrays are read as their numbers joined by spaces).
+    var inputs: [String]
+    var base64: Bool
+    var dimensions: Int?
+
+    init(_ body: [String: JSONValue]) throws(APIError) {
+        guard case .string(let model)? = body["model"], !model.isEmpty else {
+            throw APIError.invalid("missing_model", "model is required: the name of a model from GET /v1/models", param: "model")
+        }
+        self.model = model
+        switch body["input"] {
+        case .string(let text)?: inputs = [text]
+        case .array(let items)? where !items.isEmpty:
+            inputs = try items.map { item throws(APIError) -> String in
+                switch item {
+                case .string(let text): return text
+                case .number(let token): return token.description
+                case .array(let tokens): return tokens.map { if case .number(let n) = $0 { n.description } else { "" } }.joined(separator: " ")
+                default: throw APIError.invalid("invalid_input", "input must be a string, an array of strings or token arrays", param: "input")
+                }
+            }
+        default:
+            throw APIError.invalid("invalid_input", "input must be a non-empty string or array", param: "input")
+        }
+        switch body["encoding_format"] {
+        case nil, .null?, .string("float")?: base64 = false
+        case .string("base64")?: base64 = true
+        default: throw APIError.invalid("invalid_encoding_format", "encoding_format must be float or base64", param: "encoding_format")
+        }
+        switch body["dimensions"] {
+        case nil, .null?: dimensions = nil
+        case .number(let value)? where value >= 1 && value <= 4096 && value == value.rounded():
+            dimensions = Int(value.description)
+        default: throw APIError.invalid("invalid_dimensions", "dimensions must be a whole number from 1 to 4096", param: "dimensions")
+        }
+    }
+}
