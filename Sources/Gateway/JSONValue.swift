@@ -39,6 +39,18 @@ enum JSONValue: Decodable, Sendable, Equatable {
         }
     }
 
+    /// An optional whole-number field: nil when absent or null; otherwise the number, which must
+    /// be whole and within `range` (`2`, `2.0` and `2e0` all are), or `error`.
+    static func wholeNumber(_ value: JSONValue?, in range: ClosedRange<Int>, else error: APIError) throws(APIError) -> Int? {
+        switch value {
+        case nil, .null?: return nil
+        case .number(let number)?:
+            guard let whole = Int(number.description), range.contains(whole) else { throw error }
+            return whole
+        default: throw error
+        }
+    }
+
     /// Decodes a request body that must be a JSON object; an empty body is `{}`.
     static func object(from data: Data) throws(APIError) -> [String: JSONValue] {
         if data.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) { return [:] }

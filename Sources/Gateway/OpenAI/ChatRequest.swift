@@ -39,17 +39,12 @@ struct ChatRequest {
         } else {
             includeUsage = false
         }
+        // max_completion_tokens is OpenAI's current name; max_tokens the older one.
         maxTokens = nil
-        for field in ["max_completion_tokens", "max_tokens"] {
-            switch body[field] {
-            case nil, .null?: continue
-            case .number(let value)?:
-                guard value >= 1, value <= 10_000_000, value == value.rounded() else { fallthrough }
-                maxTokens = Int(value.description)
-            default:
-                throw APIError.invalid("invalid_max_tokens", "\(field) must be a whole number ≥ 1", param: field)
-            }
-            break
+        for field in ["max_completion_tokens", "max_tokens"] where maxTokens == nil {
+            maxTokens = try JSONValue.wholeNumber(
+                body[field], in: 1...10_000_000,
+                else: APIError.invalid("invalid_max_tokens", "\(field) must be a whole number ≥ 1", param: field))
         }
         self.model = model
         self.promptText = texts.joined(separator: "\n")
@@ -67,14 +62,5 @@ struct ChatRequest {
             }.joined(separator: "\n")
         default: return ""
         }
-    }
-}
-
-extension Decimal {
-    func rounded() -> Decimal {
-        var value = self
-        var result = Decimal()
-        NSDecimalRound(&result, &value, 0, .plain)
-        return result
     }
 }

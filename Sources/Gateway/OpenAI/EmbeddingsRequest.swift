@@ -32,11 +32,8 @@ struct EmbeddingsRequest {
         case .string("base64")?: base64 = true
         default: throw APIError.invalid("invalid_encoding_format", "encoding_format must be float or base64", param: "encoding_format")
         }
-        switch body["dimensions"] {
-        case nil, .null?: dimensions = nil
-        case .number(let value)? where value >= 1 && value <= 4096 && value == value.rounded():
-            dimensions = Int(value.description)
-        default: throw APIError.invalid("invalid_dimensions", "dimensions must be a whole number from 1 to 4096", param: "dimensions")
-        }
+        dimensions = try JSONValue.wholeNumber(
+            body["dimensions"], in: 1...4096,
+            else: APIError.invalid("invalid_dimensions", "dimensions must be a whole number from 1 to 4096", param: "dimensions"))
     }
 }
