@@ -134,6 +134,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "LedgerTests",
+            dependencies: ["Ledger", "LumenTesting", .product(name: "GRPCCore", package: "grpc-swift-2")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "AccountsTests",
             dependencies: ["Accounts", "LumenTesting", .product(name: "GRPCCore", package: "grpc-swift-2")],
             swiftSettings: swiftSettings

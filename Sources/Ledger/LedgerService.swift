@@ -7,27 +7,100 @@ import Storage
 
 /// The ledger service: pools, holds, usage lines and billing.
 ///
-/// Served and reachable today, but every call answers UNIMPLEMENTED: the ledger arrives
-/// with the inference and ledger issues, and nothing here pretends to work before then.
+/// Reserve, settle and release — one at a time or many in flight over `Meter` — go through
+/// one `GroupCommit`, so concurrent holds share a durable transaction. Pool administration
+/// (configure, grant, balances) and billing aggregates arrive with the ledger issue and
+/// answer UNIMPLEMENTED until then.
 public struct LedgerService: Sendable {
     let writer: any DatabaseWriter
+    let clock: WallClock
     let logger: Logger
+    let committer: GroupCommit<Metering.Operation, Metering.Outcome>
 
-    /// Opens the ledger database at `location` (its tables arrive with the ledger itself).
-    public init(location: ServiceDatabase.Location, logger: Logger) throws {
-        self.writer = try ServiceDatabase.open(name: "ledger", at: location, migrator: DatabaseMigrator())
+    /// Opens the ledger database at `location`.
+    public init(location: ServiceDatabase.Location, clock: WallClock = .system, logger: Logger) throws {
+        let writer = try ServiceDatabase.open(name: "ledger", at: location, migrator: LedgerStore.migrator)
+        self.writer = writer
+        self.clock = clock
         self.logger = logger
+        self.committer = GroupCommit(writer: writer) { db, operation in
+            try Metering.apply(db, operation, now: clock.nowMillis)
+        }
     }
 
     private func unimplemented(_ method: String) throws -> Never {
         _ = try Caller.require()
         throw ServiceError.unimplemented("LedgerService.\(method)")
     }
+
+    /// Runs one metering operation through the group commit.
+    func meter(_ operation: Metering.Operation) async throws -> Metering.Outcome {
+        do {
+            return try await committer.submit(operation)
+        } catch let error as ServiceError {
+            throw error
+        } catch {
+            logger.error("ledger write failed", metadata: ["request_id": "\(operation.requestID)", "error": "\(error)"])
+            throw ServiceError(.unavailable, "ledger_unavailable", "the ledger could not record this request; try again")
+        }
+    }
+
+    /// The answer to one operation of the `Meter` stream; failures become a status, not an error.
+    func answer(_ message: Lumen_Ledger_V1_MeterRequest) async -> Lumen_Ledger_V1_MeterResponse {
+        let operation: Metering.Operation
+        switch message.op {
+        case .reserve(let request): operation = .reserve(request)
+        case .settle(let request): operation = .settle(request)
+        case .release(let request): operation = .release(request)
+        case nil:
+            return .with {
+                $0.statusCode = Int32(RPCError.Code.invalidArgument.rawValue)
+                $0.reason = "empty_operation"
+                $0.message = "a MeterRequest needs one of reserve, settle, release"
+            }
+        }
+        do {
+            let outcome = try await meter(operation)
+            return .with {
+                $0.requestID = operation.requestID
+                if case .reserved(let expiresAt) = outcome { $0.holdExpiresAt = .init(millis: expiresAt) }
+            }
+        } catch {
+            let failure = error as? ServiceError ?? ServiceError(.internalError, "internal_error", "\(error)")
+            return .with {
+                $0.requestID = operation.requestID
+                $0.statusCode = Int32(failure.status.rawValue)
+                $0.reason = failure.code
+                $0.message = failure.message
+            }
+        }
+    }
 }
 
 extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
     public func getPool(request: Lumen_Ledger_V1_GetPoolRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_GetPoolResponse {
-        try unimplemented("GetPool")
+        let organizationID = try Caller.organization(request.organizationID)
+        guard request.owner.type != .unspecified, !request.owner.id.isEmpty else {
+            throw ServiceError.invalid("invalid_owner", "owner is required", param: "owner")
+        }
+        let now = clock.nowMillis
+        let pool = try await writer.read { db in
+            try PoolRecord.load(db, organizationID: organizationID, owner: request.owner, now: now)
+        }
+        return .with {
+            $0.pool = .with {
+                $0.organizationID = organizationID
+                $0.owner = request.owner
+                $0.mode = pool.poolMode
+                $0.balanceMicros = pool.balanceMicros
+                $0.reservedMicros = pool.reservedMicros
+                if let limit = pool.limitMicros { $0.limitMicros = limit }
+                $0.refillPerHourMicros = pool.refillPerHourMicros
+                if let next = pool.nextRefillAt { $0.nextRefillAt = .init(millis: next) }
+                $0.spentMicros = pool.spentMicros
+                $0.asOf = .init(millis: now)
+            }
+        }
     }
     public func configurePool(request: Lumen_Ledger_V1_ConfigurePoolRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_ConfigurePoolResponse {
         try unimplemented("ConfigurePool")
@@ -42,23 +115,59 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
         try unimplemented("GetOrganizationBalance")
     }
     public func reserve(request: Lumen_Ledger_V1_ReserveRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_ReserveResponse {
-        try unimplemented("Reserve")
+        try Caller.requireInternal()
+        guard case .reserved(let expiresAt) = try await meter(.reserve(request)) else { return .init() }
+        return .with { $0.expiresAt = .init(millis: expiresAt) }
     }
     public func settle(request: Lumen_Ledger_V1_SettleRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_SettleResponse {
-        try unimplemented("Settle")
+        try Caller.requireInternal()
+        guard case .settled(let line) = try await meter(.settle(request)) else { return .init() }
+        return .with { $0.line = line }
     }
     public func release(request: Lumen_Ledger_V1_ReleaseRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_ReleaseResponse {
-        try unimplemented("Release")
+        try Caller.requireInternal()
+        _ = try await meter(.release(request))
+        return .init()
     }
+
+    /// Every operation is answered as soon as its batch commits, in whatever order that is;
+    /// answers go back through one writer task because an `RPCWriter` takes one write at a time.
     public func meter(
         request: RPCAsyncSequence<Lumen_Ledger_V1_MeterRequest, any Error>,
         response: RPCWriter<Lumen_Ledger_V1_MeterResponse>,
         context: ServerContext
     ) async throws {
-        try unimplemented("Meter")
+        try Caller.requireInternal()
+        let (answers, outbox) = AsyncStream.makeStream(of: Lumen_Ledger_V1_MeterResponse.self)
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask {
+                for await answer in answers { try await response.write(answer) }
+            }
+            defer { outbox.finish() }
+            try await withThrowingDiscardingTaskGroup { operations in
+                for try await message in request {
+                    operations.addTask { outbox.yield(await self.answer(message)) }
+                }
+            }
+        }
     }
+
     public func listUsage(request: Lumen_Ledger_V1_ListUsageRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_ListUsageResponse {
-        try unimplemented("ListUsage")
+        let organizationID = try Caller.organization(request.filter.organizationID)
+        let filter = try UsageQuery(request.filter, organizationID: organizationID)
+        let page = try Page(request.page, defaultLimit: 50, maxLimit: 100)
+        let (lines, total) = try await writer.read { db in
+            let query = filter.request
+            return (
+                try query.order(Column("created_at").desc, Column("request_id").desc)
+                    .limit(page.limit, offset: page.offset).fetchAll(db),
+                try query.fetchCount(db)
+            )
+        }
+        return .with {
+            $0.lines = lines.map(\.message)
+            $0.pageInfo = page.info(total: total)
+        }
     }
     public func getBilling(request: Lumen_Ledger_V1_GetBillingRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_GetBillingResponse {
         try unimplemented("GetBilling")

@@ -45,7 +45,7 @@ public struct TestServices: Sendable {
         let services: [any RegistrableRPCService] = [
             try AccountsService(location: location, clock: clock, logger: logger),
             keysService,
-            try LedgerService(location: location, logger: logger),
+            try LedgerService(location: location, clock: clock, logger: logger),
             try ModelRegistryService(location: location, clock: clock, logger: logger),
         ]
         let token = "it-test-" + Identifier.secret(count: 32)

@@ -1,0 +1,256 @@
+import Foundation
+import GRDB
+import LumenAPI
+import RPCSupport
+import Storage
+
+/// The ledger's tables. Nothing outside this module reads them.
+///
+/// - `pools`: one row per (organisation, principal) that has been configured or has spent;
+///   keys are principals too (their spending cap is checked against their row).
+/// - `holds`: one row per request in flight; Σ of a pool's holds is its `reserved_micros`.
+/// - `usage_lines`: one row per request, pending while held, settled with its final cost.
+enum LedgerStore {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: pools, holds, usage lines") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE pools (
+                        organization_id TEXT NOT NULL,
+                        owner_type INTEGER NOT NULL,
+                        owner_id TEXT NOT NULL,
+                        mode INTEGER NOT NULL DEFAULT 0,
+                        balance_micros INTEGER NOT NULL DEFAULT 0,
+                        reserved_micros INTEGER NOT NULL DEFAULT 0,
+                        limit_micros INTEGER,
+                        refill_per_hour_micros INTEGER NOT NULL DEFAULT 0,
+                        refilled_at INTEGER NOT NULL,
+                        spent_micros INTEGER NOT NULL DEFAULT 0,
+                        granted_micros INTEGER NOT NULL DEFAULT 0,
+                        PRIMARY KEY (organization_id, owner_type, owner_id)
+                    ) WITHOUT ROWID;
+                    CREATE TABLE holds (
+                        request_id TEXT PRIMARY KEY NOT NULL,
+                        organization_id TEXT NOT NULL,
+                        key_id TEXT NOT NULL,
+                        owner_type INTEGER NOT NULL,
+                        owner_id TEXT NOT NULL,
+                        estimate_micros INTEGER NOT NULL,
+                        created_at INTEGER NOT NULL,
+                        expires_at INTEGER NOT NULL
+                    );
+                    CREATE INDEX holds_by_expiry ON holds(expires_at);
+                    CREATE TABLE usage_lines (
+                        request_id TEXT PRIMARY KEY NOT NULL,
+                        billing_transaction_id TEXT,
+                        created_at INTEGER NOT NULL,
+                        settled_at INTEGER,
+                        organization_id TEXT NOT NULL,
+                        key_id TEXT NOT NULL,
+                        owner_type INTEGER NOT NULL,
+                        owner_id TEXT NOT NULL,
+                        logical_model TEXT NOT NULL,
+                        model_vendor TEXT NOT NULL,
+                        scene INTEGER NOT NULL,
+                        access_channel INTEGER NOT NULL,
+                        input_tokens INTEGER NOT NULL DEFAULT 0,
+                        cached_input_tokens INTEGER NOT NULL DEFAULT 0,
+                        output_tokens INTEGER NOT NULL DEFAULT 0,
+                        cost_micros INTEGER NOT NULL,
+                        latency_ms INTEGER NOT NULL DEFAULT 0,
+                        status INTEGER NOT NULL,
+                        estimated INTEGER NOT NULL DEFAULT 0
+                    );
+                    CREATE INDEX usage_by_key ON usage_lines(organization_id, key_id, created_at);
+                    """)
+        }
+        return migrator
+    }
+}
+
+/// A row of `pools`.
+struct PoolRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "pools"
+
+    var organizationID: String
+    var ownerType: Int
+    var ownerID: String
+    var mode: Int
+    var balanceMicros: Int64
+    var reservedMicros: Int64
+    var limitMicros: Int64?
+    var refillPerHourMicros: Int64
+    var refilledAt: Int64
+    var spentMicros: Int64
+    var grantedMicros: Int64
+
+    enum CodingKeys: String, CodingKey {
+        case organizationID = "organization_id"
+        case ownerType = "owner_type"
+        case ownerID = "owner_id"
+        case mode
+        case balanceMicros = "balance_micros"
+        case reservedMicros = "reserved_micros"
+        case limitMicros = "limit_micros"
+        case refillPerHourMicros = "refill_per_hour_micros"
+        case refilledAt = "refilled_at"
+        case spentMicros = "spent_micros"
+        case grantedMicros = "granted_micros"
+    }
+
+    init(organizationID: String, owner: Lumen_Common_V1_PrincipalRef, now: Int64) {
+        self.organizationID = organizationID
+        self.ownerType = owner.type.rawValue
+        self.ownerID = owner.id
+        self.mode = Lumen_Ledger_V1_PoolMode.unspecified.rawValue
+        self.balanceMicros = 0
+        self.reservedMicros = 0
+        self.limitMicros = nil
+        self.refillPerHourMicros = 0
+        self.refilledAt = now
+        self.spentMicros = 0
+        self.grantedMicros = 0
+    }
+
+    var poolMode: Lumen_Ledger_V1_PoolMode { .init(rawValue: mode) ?? .unspecified }
+
+    /// The pool's row, or a fresh unconfigured one (not yet written).
+    static func load(
+        _ db: Database, organizationID: String, owner: Lumen_Common_V1_PrincipalRef, now: Int64
+    ) throws -> PoolRecord {
+        let existing = try PoolRecord.fetchOne(
+            db,
+            key: ["organization_id": organizationID, "owner_type": owner.type.rawValue, "owner_id": owner.id])
+        var pool = existing ?? PoolRecord(organizationID: organizationID, owner: owner, now: now)
+        pool.refill(now: now)
+        return pool
+    }
+
+    /// Applies the hourly refills due by `now`: each whole hour since the last refill adds
+    /// the rate, never lifting the balance above the ceiling (a balance already above it,
+    /// after a grant, stays).
+    mutating func refill(now: Int64) {
+        guard poolMode == .balance, refillPerHourMicros > 0, now > refilledAt else { return }
+        let hours = (now - refilledAt) / PoolRecord.hourMillis
+        guard hours > 0 else { return }
+        refilledAt += hours * PoolRecord.hourMillis
+        let ceiling = limitMicros ?? Int64.max
+        guard balanceMicros < ceiling else { return }
+        let (added, overflow) = refillPerHourMicros.multipliedReportingOverflow(by: hours)
+        let (sum, overflow2) = balanceMicros.addingReportingOverflow(overflow ? Int64.max : added)
+        balanceMicros = min(ceiling, overflow || overflow2 ? Int64.max : sum)
+    }
+
+    /// When the next refill happens, if one is due at all.
+    var nextRefillAt: Int64? {
+        guard poolMode == .balance, refillPerHourMicros > 0 else { return nil }
+        return refilledAt + PoolRecord.hourMillis
+    }
+
+    static let hourMillis: Int64 = 3_600_000
+}
+
+/// A row of `holds`.
+struct HoldRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "holds"
+
+    var requestID: String
+    var organizationID: String
+    var keyID: String
+    var ownerType: Int
+    var ownerID: String
+    var estimateMicros: Int64
+    var createdAt: Int64
+    var expiresAt: Int64
+
+    enum CodingKeys: String, CodingKey {
+        case requestID = "request_id"
+        case organizationID = "organization_id"
+        case keyID = "key_id"
+        case ownerType = "owner_type"
+        case ownerID = "owner_id"
+        case estimateMicros = "estimate_micros"
+        case createdAt = "created_at"
+        case expiresAt = "expires_at"
+    }
+
+    var owner: Lumen_Common_V1_PrincipalRef {
+        .with {
+            $0.type = .init(rawValue: ownerType) ?? .unspecified
+            $0.id = ownerID
+        }
+    }
+}
+
+/// A row of `usage_lines`.
+struct UsageLineRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "usage_lines"
+
+    var requestID: String
+    var billingTransactionID: String?
+    var createdAt: Int64
+    var settledAt: Int64?
+    var organizationID: String
+    var keyID: String
+    var ownerType: Int
+    var ownerID: String
+    var logicalModel: String
+    var modelVendor: String
+    var scene: Int
+    var accessChannel: Int
+    var inputTokens: Int64
+    var cachedInputTokens: Int64
+    var outputTokens: Int64
+    var costMicros: Int64
+    var latencyMs: Int64
+    var status: Int
+    var estimated: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case requestID = "request_id"
+        case billingTransactionID = "billing_transaction_id"
+        case createdAt = "created_at"
+        case settledAt = "settled_at"
+        case organizationID = "organization_id"
+        case keyID = "key_id"
+        case ownerType = "owner_type"
+        case ownerID = "owner_id"
+        case logicalModel = "logical_model"
+        case modelVendor = "model_vendor"
+        case scene
+        case accessChannel = "access_channel"
+        case inputTokens = "input_tokens"
+        case cachedInputTokens = "cached_input_tokens"
+        case outputTokens = "output_tokens"
+        case costMicros = "cost_micros"
+        case latencyMs = "latency_ms"
+        case status
+        case estimated
+    }
+
+    var message: Lumen_Ledger_V1_UsageLine {
+        .with {
+            $0.requestID = requestID
+            $0.billingTransactionID = billingTransactionID ?? ""
+            $0.createdAt = .init(millis: createdAt)
+            $0.organizationID = organizationID
+            $0.keyID = keyID
+            $0.owner = .with {
+                $0.type = .init(rawValue: ownerType) ?? .unspecified
+                $0.id = ownerID
+            }
+            $0.logicalModel = logicalModel
+            $0.modelVendor = modelVendor
+            $0.scene = .init(rawValue: scene) ?? .unspecified
+            $0.accessChannel = .init(rawValue: accessChannel) ?? .unspecified
+            $0.inputTokens = inputTokens
+            $0.cachedInputTokens = cachedInputTokens
+            $0.outputTokens = outputTokens
+            $0.costMicros = costMicros
+            $0.latencyMs = latencyMs
+            $0.status = .init(rawValue: status) ?? .unspecified
+            $0.estimated = estimated
+        }
+    }
+}

@@ -1,0 +1,219 @@
+import Foundation
+import GRPCCore
+import Ledger
+import LumenAPI
+import LumenTesting
+import RPCSupport
+import Synchronization
+import Testing
+
+@Suite("Ledger holds, settlements and usage lines")
+struct MeteringTests {
+    static func reserve(
+        _ requestID: String, organization: String = "org_1", key: String = "key_1", estimate: Int64,
+        cap: Int64? = nil, channel: Lumen_Common_V1_AccessChannel = .platform
+    ) -> Lumen_Ledger_V1_ReserveRequest {
+        .with {
+            $0.requestID = requestID
+            $0.organizationID = organization
+            $0.keyID = key
+            $0.owner = .with { $0.type = .organization; $0.id = organization }
+            if let cap { $0.keyLimitMicros = cap }
+            $0.estimateMicros = estimate
+            $0.logicalModel = "gpt-test"
+            $0.modelVendor = "OpenAI"
+            $0.scene = .chat
+            $0.accessChannel = channel
+        }
+    }
+
+    static func settle(_ requestID: String, cost: Int64, input: Int64 = 10, output: Int64 = 20) -> Lumen_Ledger_V1_SettleRequest {
+        .with {
+            $0.requestID = requestID
+            $0.inputTokens = input
+            $0.outputTokens = output
+            $0.costMicros = cost
+            $0.latencyMs = 42
+        }
+    }
+
+    static func keyPool(_ services: TestServices, key: String = "key_1") async throws -> Lumen_Ledger_V1_Pool {
+        try await services.ledger.getPool(
+            .with {
+                $0.organizationID = "org_1"
+                $0.owner = .with { $0.type = .key; $0.id = key }
+            }, metadata: services.asInternal
+        ).pool
+    }
+
+    @Test("Reserve writes a pending line and a hold; settle replaces it by the actual cost, once")
+    func reserveThenSettle() async throws {
+        try await TestServices.run { services in
+            let ledger = services.ledger
+            _ = try await ledger.reserve(Self.reserve("req_a", estimate: 5_000), metadata: services.asInternal)
+            var pool = try await Self.keyPool(services)
+            #expect(pool.reservedMicros == 5_000)
+            #expect(pool.spentMicros == 0)
+
+            let pending = try await ledger.listUsage(
+                .with { $0.filter = .with { $0.organizationID = "org_1"; $0.keyID = "key_1" } }, metadata: services.asInternal)
+            #expect(pending.lines.map(\.status) == [.pending])
+            #expect(pending.lines.first?.billingTransactionID == "")
+
+            let settled = try await ledger.settle(Self.settle("req_a", cost: 1_234), metadata: services.asInternal).line
+            #expect(settled.status == .settled)
+            #expect(settled.costMicros == 1_234)
+            #expect(settled.inputTokens == 10 && settled.outputTokens == 20 && settled.latencyMs == 42)
+            #expect(settled.billingTransactionID.hasPrefix("btx_"))
+
+            // Idempotent: the same settle again answers the same line and charges nothing more.
+            let again = try await ledger.settle(Self.settle("req_a", cost: 9_999), metadata: services.asInternal).line
+            #expect(again == settled)
+            pool = try await Self.keyPool(services)
+            #expect(pool.reservedMicros == 0)
+            #expect(pool.spentMicros == 1_234)
+
+            // A settled request cannot be reserved again.
+            await #expect {
+                _ = try await ledger.reserve(Self.reserve("req_a", estimate: 1), metadata: services.asInternal)
+            } throws: { error in
+                (error as? RPCError).map(reason(of:)) == "request_settled"
+            }
+        }
+    }
+
+    @Test("A key's cap refuses what would exceed it, counting holds in flight; release frees the hold")
+    func keyCap() async throws {
+        try await TestServices.run { services in
+            let ledger = services.ledger
+            _ = try await ledger.reserve(Self.reserve("req_1", estimate: 600, cap: 1_000), metadata: services.asInternal)
+            // The same reserve again is idempotent, not a second hold.
+            _ = try await ledger.reserve(Self.reserve("req_1", estimate: 600, cap: 1_000), metadata: services.asInternal)
+            await #expect {
+                _ = try await ledger.reserve(Self.reserve("req_2", estimate: 600, cap: 1_000), metadata: services.asInternal)
+            } throws: { error in
+                let error = error as? RPCError
+                return error?.code == .resourceExhausted && error.map(reason(of:)) == "insufficient_quota"
+            }
+            _ = try await ledger.release(.with { $0.requestID = "req_1" }, metadata: services.asInternal)
+            _ = try await ledger.reserve(Self.reserve("req_2", estimate: 600, cap: 1_000), metadata: services.asInternal)
+            _ = try await ledger.settle(Self.settle("req_2", cost: 900), metadata: services.asInternal)
+            await #expect(throws: RPCError.self) {
+                _ = try await ledger.reserve(Self.reserve("req_3", estimate: 101, cap: 1_000), metadata: services.asInternal)
+            }
+            _ = try await ledger.reserve(Self.reserve("req_3", estimate: 100, cap: 1_000), metadata: services.asInternal)
+
+            // A released request leaves no line.
+            let lines = try await ledger.listUsage(
+                .with { $0.filter = .with { $0.organizationID = "org_1"; $0.keyID = "key_1" } }, metadata: services.asInternal)
+            #expect(Set(lines.lines.map(\.requestID)) == ["req_2", "req_3"])
+        }
+    }
+
+    @Test("Concurrent reserves over the Meter stream never exceed a cap")
+    func concurrentMeterStream() async throws {
+        try await TestServices.run { services in
+            let answers = try await services.ledger.meter(
+                request: StreamingClientRequest(metadata: services.asInternal) { writer in
+                    for index in 0..<200 {
+                        try await writer.write(.with { $0.reserve = Self.reserve("req_\(index)", estimate: 10, cap: 1_000) })
+                    }
+                }
+            ) { response in
+                var answers: [Lumen_Ledger_V1_MeterResponse] = []
+                for try await answer in response.messages { answers.append(answer) }
+                return answers
+            }
+            #expect(answers.count == 200)
+            #expect(Set(answers.map(\.requestID)).count == 200)
+            #expect(answers.filter { $0.statusCode == 0 }.count == 100)
+            let refused = answers.filter { $0.statusCode != 0 }
+            #expect(refused.allSatisfy { $0.reason == "insufficient_quota" && $0.statusCode == Int32(RPCError.Code.resourceExhausted.rawValue) })
+            #expect(try await Self.keyPool(services).reservedMicros == 1_000)
+        }
+    }
+
+    @Test("BYOK requests hold nothing and charge nothing, but keep their line")
+    func byok() async throws {
+        try await TestServices.run { services in
+            _ = try await services.ledger.reserve(
+                Self.reserve("req_b", estimate: 5_000, cap: 0, channel: .byok), metadata: services.asInternal)
+            let line = try await services.ledger.settle(Self.settle("req_b", cost: 700), metadata: services.asInternal).line
+            #expect(line.accessChannel == .byok)
+            #expect(line.costMicros == 0)
+            #expect(line.outputTokens == 20)
+            let pool = try await Self.keyPool(services)
+            #expect(pool.spentMicros == 0 && pool.reservedMicros == 0)
+        }
+    }
+
+    @Test("Holds and settlements are internal: a management token is refused")
+    func internalOnly() async throws {
+        try await TestServices.run { services in
+            let tenant = try await services.tenant()
+            await #expect {
+                _ = try await services.ledger.reserve(
+                    Self.reserve("req_x", organization: tenant.organizationID, estimate: 1), metadata: tenant.metadata)
+            } throws: { error in
+                (error as? RPCError)?.code == .permissionDenied
+            }
+        }
+    }
+
+    @Test("Bad reserves are refused with the field at fault and write nothing")
+    func invalidReserve() async throws {
+        try await TestServices.run { services in
+            var request = Self.reserve("req_bad", estimate: -1)
+            await #expect {
+                _ = try await services.ledger.reserve(request, metadata: services.asInternal)
+            } throws: { error in
+                (error as? RPCError).map(reason(of:)) == "invalid_estimate"
+            }
+            request = Self.reserve("req_bad", estimate: 1)
+            request.accessChannel = .unspecified
+            await #expect(throws: RPCError.self) {
+                _ = try await services.ledger.reserve(request, metadata: services.asInternal)
+            }
+            let lines = try await services.ledger.listUsage(
+                .with { $0.filter = .with { $0.organizationID = "org_1"; $0.keyID = "key_1" } }, metadata: services.asInternal)
+            #expect(lines.lines.isEmpty)
+            #expect(try await Self.keyPool(services).reservedMicros == 0)
+        }
+    }
+}
+
+@Suite("Prices, estimates and costs in micro-USD")
+struct PricingTests {
+    static let prices = Lumen_Registry_V1_Prices.with {
+        $0.inputPerMillionMicros = 150_000  // $0.15 per million
+        $0.cachedInputPerMillionMicros = 75_000
+        $0.outputPerMillionMicros = 600_000  // $0.60 per million
+    }
+
+    @Test("Cost is Σ tokens × price ÷ 1e6, rounded once, half up")
+    func cost() {
+        // 1000 × 0.15 + 0 + 500 × 0.60 = 150 + 300 micro-USD.
+        #expect(Pricing.cost(.init(input: 1_000, output: 500), at: Self.prices) == 450)
+        // 7 × 0.15 + 3 × 0.075 + 2 × 0.6 = 1.05 + 0.225 + 1.2 = 2.475 → 2.
+        #expect(Pricing.cost(.init(input: 7, cachedInput: 3, output: 2), at: Self.prices) == 2)
+        // 10 × 0.15 = 1.5 → 2 (half up); 1 token → 0.15 → 0.
+        #expect(Pricing.cost(.init(input: 10, output: 0), at: Self.prices) == 2)
+        #expect(Pricing.cost(.init(input: 1, output: 0), at: Self.prices) == 0)
+        // Per-request prices add on top.
+        var perRequest = Self.prices
+        perRequest.perRequestMicros = 40_000
+        #expect(Pricing.cost(.init(input: 0, output: 0), at: perRequest) == 40_000)
+        // Absurd counts saturate instead of wrapping to a negative cost.
+        #expect(Pricing.cost(.init(input: .max, output: .max), at: Self.prices) > 0)
+    }
+
+    @Test("The estimate holds the prompt plus max_tokens, or the model's default output")
+    func estimate() {
+        let model = Lumen_Registry_V1_Model.with {
+            $0.prices = Self.prices
+            $0.defaultMaxOutputTokens = 1_000
+        }
+        #expect(Pricing.estimate(promptTokens: 2_000, maxOutputTokens: 100, model: model) == 300 + 60)
+        #expect(Pricing.estimate(promptTokens: 2_000, maxOutputTokens: nil, model: model) == 300 + 600)
+    }
+}
