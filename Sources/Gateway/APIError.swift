@@ -58,6 +58,8 @@ extension APIError {
             case .permissionDenied: .forbidden
             case .notFound: .notFound
             case .alreadyExists, .aborted: .conflict
+            // Out of money is not out of requests: OpenAI SDKs tell 402 from 429.
+            case .resourceExhausted where error.code == "insufficient_quota": .paymentRequired
             case .resourceExhausted: .tooManyRequests
             case .cancelled: HTTPResponse.Status(code: 499, reasonPhrase: "Client Closed Request")
             case .unimplemented: .notImplemented
@@ -68,6 +70,11 @@ extension APIError {
         let param = error.param.map { params[$0] ?? $0 }
         self.init(status, code: error.code, message: error.message, param: param)
     }
+}
+
+extension HTTPResponse.Status {
+    /// 402, which swift-http-types does not name.
+    static let paymentRequired = HTTPResponse.Status(code: 402, reasonPhrase: "Payment Required")
 }
 
     /// The JSON of an `APIError`; `param` is written as null when absent.

@@ -2,6 +2,8 @@ import Hummingbird
 import Logging
 import LumenAPI
 import NIOCore
+import RPCSupport
+import ServiceLifecycle
 
 /// The RPC clients the facade translates into. Each may reach its service in-process or over
 /// HTTP/2; the facade cannot tell and does not care.
@@ -42,6 +44,38 @@ public struct GatewayCaches: Sendable {
     public var isSynced: Bool { keys.isSynced && registry.isSynced }
 }
 
+/// What the metered endpoints need besides the caches: the ledger's Meter stream, the
+/// upstream HTTP client and router, and the batched key counters (lifecycle services).
+public struct GatewayInference: Sendable {
+    public let meter: LedgerMeter
+    public let http: UpstreamHTTP
+    let router: BackendRouter
+    let keyUsage: BatchReporter<Lumen_Keys_V1_KeyUsageDelta, String>
+
+    public init(services: GatewayServices, clock: WallClock = .system, logger: Logger) {
+        self.meter = LedgerMeter(ledger: services.ledger, internalToken: services.internalToken, logger: logger)
+        self.http = UpstreamHTTP()
+        self.router = BackendRouter(
+            http: http, registry: services.registry, internalToken: services.internalToken, clock: clock, logger: logger)
+        let keys = services.keys
+        let token = services.internalToken
+        self.keyUsage = BatchReporter(
+            "key usage", interval: .seconds(1), logger: logger,
+            merge: { pending, more in
+                pending.requests += more.requests
+                pending.tokens += more.tokens
+                pending.costMicros += more.costMicros
+                if more.lastUsedAt.millis > pending.lastUsedAt.millis { pending.lastUsedAt = more.lastUsedAt }
+            },
+            flush: { deltas in
+                _ = try await keys.recordKeyUsage(.with { $0.deltas = deltas }, metadata: .bearer(token))
+            })
+    }
+
+    /// The long-lived parts, to run next to the HTTP server.
+    public var services: [any Service] { [meter, http, router.health, keyUsage] }
+}
+
 /// Where the facade listens.
 public struct GatewayConfiguration: Sendable {
     /// Interface to bind; `127.0.0.1` by default so that nothing is exposed by accident.
@@ -56,18 +90,23 @@ public struct GatewayConfiguration: Sendable {
 }
 
 /// The routes of the facade.
-public func buildRouter(services: GatewayServices, caches: GatewayCaches) -> Router<BasicRequestContext> {
+public func buildRouter(
+    services: GatewayServices, caches: GatewayCaches, inference: GatewayInference, clock: WallClock = .system,
+    logger: Logger
+) -> Router<BasicRequestContext> {
     let router = Router(context: BasicRequestContext.self)
     router.add(middleware: APIErrorMiddleware())
     // Ready once the caches hold the keys and the registry: before that, inference requests
     // would be refused, so load balancers should wait.
     router.get("healthz") { _, _ in
-        caches.isSynced
+        caches.isSynced && inference.meter.isConnected
             ? JSONResponse(["status": "ok"]) : JSONResponse(["status": "starting"], status: .serviceUnavailable)
     }
     APIKeysController(keys: services.keys).addRoutes(to: router.group("v1/management"))
-    OpenAIController(admission: InferenceAdmission(keys: caches.keys, registry: caches.registry))
-        .addRoutes(to: router.group("v1"))
+    let pipeline = InferencePipeline(
+        admission: InferenceAdmission(keys: caches.keys, registry: caches.registry, clock: clock),
+        meter: inference.meter, router: inference.router, keyUsage: inference.keyUsage, clock: clock, logger: logger)
+    OpenAIController(pipeline: pipeline).addRoutes(to: router.group("v1"))
     return router
 }
 
@@ -80,10 +119,11 @@ public func buildApplication(
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
     let caches = GatewayCaches(services: services, logger: logger)
+    let inference = GatewayInference(services: services, logger: logger)
     return Application(
-        router: buildRouter(services: services, caches: caches),
+        router: buildRouter(services: services, caches: caches, inference: inference, logger: logger),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "lumen"),
-        services: [caches.keys, caches.registry],
+        services: [caches.keys, caches.registry] + inference.services,
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
         logger: logger
     )

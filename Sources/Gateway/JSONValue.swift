@@ -2,7 +2,7 @@ import Foundation
 
 /// Any JSON value, decoded without losing the difference between `null` and absent, or the
 /// exact decimal digits of a number (money must not pass through a binary float).
-enum JSONValue: Decodable, Sendable, Equatable {
+enum JSONValue: Codable, Sendable, Equatable {
     case null
     case bool(Bool)
     case number(Decimal)
@@ -24,6 +24,18 @@ enum JSONValue: Decodable, Sendable, Equatable {
             self = .array(value)
         } else {
             self = .object(try container.decode([String: JSONValue].self))
+        }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .null: try container.encodeNil()
+        case .bool(let value): try container.encode(value)
+        case .number(let value): try container.encode(value)
+        case .string(let value): try container.encode(value)
+        case .array(let value): try container.encode(value)
+        case .object(let value): try container.encode(value)
         }
     }
 

@@ -1,4 +1,5 @@
 import LumenAPI
+import RPCSupport
 
 /// Passive health: how reported call outcomes move a backend between healthy and unhealthy.
 ///
@@ -50,7 +51,7 @@ public struct BackendHealthPolicy: Sendable, Equatable {
     /// Whether requests may be routed to the backend at `now`: healthy, untried, or unhealthy
     /// with its cooldown over (a trial request).
     public func isRoutable(_ state: State, now: Int64) -> Bool {
-        state.health != .unhealthy || (state.circuitOpenUntil ?? 0) <= now
+        BackendCircuit.isRoutable(health: state.health, circuitOpenUntil: state.circuitOpenUntil, now: now)
     }
 
     /// A model's status from whether it is enabled and its backends' health: ok when none is

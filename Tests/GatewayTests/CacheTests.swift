@@ -128,3 +128,17 @@ extension Result {
         return nil
     }
 }
+
+/// Waits until an asynchronous condition holds (for state that arrives in a later batch).
+func eventuallyAsync(
+    _ what: String, sourceLocation: SourceLocation = #_sourceLocation, _ condition: @Sendable () async throws -> Bool
+) async throws {
+    let deadline = ContinuousClock.now + .seconds(10)
+    while try await !condition() {
+        guard ContinuousClock.now < deadline else {
+            Issue.record("timed out waiting until \(what)", sourceLocation: sourceLocation)
+            return
+        }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+}

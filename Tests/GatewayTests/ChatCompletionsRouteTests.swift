@@ -22,7 +22,7 @@ struct ChatCompletionsRouteTests {
     }
 
     /// Models: `echo` (mock), `o1` (mock, needs consent), `off` (disabled), `nowhere` (no
-    /// backend), `upstream` (an OpenAI-compatible backend only).
+    /// backend), `upstream` (an OpenAI-compatible backend on a closed port).
     static func prepare(_ keys: Box) -> @Sendable (TestServices, TestServices.Tenant) async throws -> Void {
         { services, tenant in
             let asInternal = services.asInternal
@@ -197,7 +197,7 @@ struct ChatCompletionsRouteTests {
                 (chat("o1", token: nil), .some(k.restricted), 403, "consent_required"),
                 (chat("off", token: nil), .some(k.open), 503, "model_unavailable"),
                 (chat("nowhere", token: nil), .some(k.open), 503, "model_unavailable"),
-                (chat("upstream", token: nil), .some(k.open), 501, "not_implemented"),
+                (chat("upstream", token: nil), .some(k.open), 502, "upstream_unavailable"),
                 (#"{"messages": [{"role": "user", "content": "hi"}]}"#, .some(k.open), 400, "missing_model"),
                 (#"{"model": "echo", "messages": []}"#, .some(k.open), 400, "invalid_messages"),
                 (#"{"model": "echo", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0}"#, .some(k.open), 400, "invalid_max_tokens"),

@@ -13,9 +13,7 @@ struct ChatRequest {
     var lastUserText: String
 
     init(_ body: [String: JSONValue]) throws(APIError) {
-        guard case .string(let model)? = body["model"], !model.isEmpty else {
-            throw APIError.invalid("missing_model", "model is required: the name of a model from GET /v1/models", param: "model")
-        }
+        let model = try InferenceRequest.model(body)
         guard case .array(let messages)? = body["messages"], !messages.isEmpty else {
             throw APIError.invalid("invalid_messages", "messages must be a non-empty array", param: "messages")
         }
@@ -29,23 +27,10 @@ struct ChatRequest {
             texts.append(text)
             if role == "user" { lastUser = text }
         }
-        switch body["stream"] {
-        case nil, .null?: stream = false
-        case .bool(let value)?: stream = value
-        default: throw APIError.invalid("invalid_stream", "stream must be true or false", param: "stream")
-        }
-        if case .object(let options)? = body["stream_options"], case .bool(let include)? = options["include_usage"] {
-            includeUsage = include
-        } else {
-            includeUsage = false
-        }
+        stream = try InferenceRequest.stream(body)
+        includeUsage = InferenceRequest.includeUsage(body)
         // max_completion_tokens is OpenAI's current name; max_tokens the older one.
-        maxTokens = nil
-        for field in ["max_completion_tokens", "max_tokens"] where maxTokens == nil {
-            maxTokens = try JSONValue.wholeNumber(
-                body[field], in: 1...10_000_000,
-                else: APIError.invalid("invalid_max_tokens", "\(field) must be a whole number ≥ 1", param: field))
-        }
+        maxTokens = try InferenceRequest.maxTokens(body, fields: ["max_completion_tokens", "max_tokens"])
         self.model = model
         self.promptText = texts.joined(separator: "\n")
         self.lastUserText = lastUser

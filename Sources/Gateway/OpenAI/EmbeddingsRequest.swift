@@ -9,9 +9,7 @@ struct EmbeddingsRequest {
     var dimensions: Int?
 
     init(_ body: [String: JSONValue]) throws(APIError) {
-        guard case .string(let model)? = body["model"], !model.isEmpty else {
-            throw APIError.invalid("missing_model", "model is required: the name of a model from GET /v1/models", param: "model")
-        }
+        let model = try InferenceRequest.model(body)
         self.model = model
         switch body["input"] {
         case .string(let text)?: inputs = [text]

@@ -5,10 +5,12 @@ import RPCSupport
 
 /// Who may call which model, decided from the gateway's caches without an RPC, in the order
 /// the API promises: the key (401), the model's existence (404), the key's allowlist (403),
-/// consent (403 `consent_required`), the model's status (503 `model_unavailable`).
+/// consent (403 `consent_required`), the model's state (503 `model_unavailable` when it is
+/// turned off or no backend is routable).
 struct InferenceAdmission: Sendable {
     let keys: KeyCache
     let registry: RegistryCache
+    let clock: WallClock
 
     /// The key of a request's `Authorization: Bearer sk-…`.
     func key(_ request: Request) throws(APIError) -> Lumen_Keys_V1_Key {
@@ -54,13 +56,15 @@ struct InferenceAdmission: Sendable {
                 message: "\(name) needs a one-time acknowledgment before use; grant consent in the dashboard or through the registry",
                 param: "model")
         }
-        switch model.status {
-        case .ok, .degraded: return model
-        case .disabled:
+        guard model.enabled, model.status != .disabled else {
             throw APIError(.serviceUnavailable, code: "model_unavailable", message: "\(name) is turned off", param: "model")
-        default:
+        }
+        // Down means every circuit is open; once a cooldown is over, a trial request goes through.
+        let now = clock.nowMillis
+        guard model.backends.contains(where: { $0.isRoutable(at: now) }) else {
             throw APIError(
                 .serviceUnavailable, code: "model_unavailable", message: "\(name) has no healthy backend right now", param: "model")
         }
+        return model
     }
 }

@@ -17,11 +17,6 @@ enum MockModel {
         return norm > 0 ? raw.map { $0 / norm } : raw
     }
 
-    /// Tokens in a text, counted as about four characters each (at least 1 for non-empty text).
-    static func tokens(_ text: String) -> Int {
-        text.isEmpty ? 0 : max(1, (text.unicodeScalars.count + 3) / 4)
-    }
-
     /// The answer to a conversation, at most `maxTokens` tokens long, split into the pieces a
     /// stream sends (one word each, with its leading space).
     static func reply(to prompt: String, maxTokens: Int?) -> (pieces: [String], finishReason: String) {
@@ -30,7 +25,7 @@ enum MockModel {
         var used = 0
         for (index, word) in words.enumerated() {
             let piece = index == 0 ? String(word) : " " + word
-            let cost = tokens(piece)
+            let cost = TokenEstimate.count(piece)
             if let maxTokens, used + cost > maxTokens { return (pieces, "length") }
             pieces.append(piece)
             used += cost

@@ -1,0 +1,217 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import LumenAPI
+import NIOCore
+import RPCSupport
+
+/// One metered inference request from admission to settlement:
+///
+/// 1. admission from the caches (key 401, model 404, allowlist 403, consent 403, status 503,
+///    scene 400);
+/// 2. a hold of the estimate on the ledger's Meter stream (402 `insufficient_quota`);
+/// 3. the upstream call with failover (the hold is released when nothing was produced);
+/// 4. the answer relayed — as received, or event by event for a stream — and settled with
+///    the upstream's usage, or Lumen's own count marked estimated when none came; a caller
+///    who disconnects mid-stream is billed for what was produced;
+/// 5. key counters batched to the keys service.
+struct InferencePipeline: Sendable {
+    let admission: InferenceAdmission
+    let meter: LedgerMeter
+    let router: BackendRouter
+    let keyUsage: BatchReporter<Lumen_Keys_V1_KeyUsageDelta, String>
+    let clock: WallClock
+    let logger: Logger
+
+    static let maxBodyBytes = 4 * 1024 * 1024
+    static let maxUpstreamBodyBytes = 64 * 1024 * 1024
+    static let byokHeader = HTTPField.Name("X-Upstream-Authorization")!
+
+    /// What a request is about, once admitted and held.
+    struct Admitted: Sendable {
+        var requestID: String
+        var key: Lumen_Keys_V1_Key
+        var model: Lumen_Registry_V1_Model
+        var request: InferenceRequest
+        var byok: Bool
+        var started: ContinuousClock.Instant
+    }
+
+    func handle(_ endpoint: InferenceEndpoint, _ httpRequest: Request) async throws -> Response {
+        let started = ContinuousClock.now
+        let requestID = RequestID.current
+        let key = try admission.key(httpRequest)
+        let buffer = try await httpRequest.body.collect(upTo: Self.maxBodyBytes)
+        let request = try InferenceRequest(endpoint, body: try JSONValue.object(from: Data(buffer.readableBytesView)))
+        let model = try admission.model(request.model, for: key)
+        guard model.scenes.contains(endpoint.scene) else {
+            throw APIError.invalid(
+                "model_not_supported", "\(model.name) does not serve /v1/\(endpoint.rawValue)", param: "model")
+        }
+        let callerCredential = try Self.callerCredential(httpRequest)
+        let admitted = Admitted(
+            requestID: requestID, key: key, model: model, request: request, byok: callerCredential != nil, started: started)
+
+        try await reserve(admitted)
+        let backendResponse: (Lumen_Registry_V1_Backend, UpstreamResponse)
+        do {
+            backendResponse = try await router.call(request, model: model, callerCredential: callerCredential, requestID: requestID)
+        } catch {
+            await release(admitted)
+            throw error
+        }
+        let upstream = backendResponse.1
+        guard upstream.status.code < 300 else {
+            // The upstream refused the request itself (4xx): its error goes back as it came.
+            let body = try await upstream.collect(upTo: Self.maxUpstreamBodyBytes)
+            await release(admitted)
+            return Response(
+                status: upstream.status, headers: [.contentType: upstream.contentType ?? "application/json"],
+                body: .init(byteBuffer: body))
+        }
+        if request.stream {
+            return relayStream(upstream, admitted)
+        }
+        let body = try await upstream.collect(upTo: Self.maxUpstreamBodyBytes)
+        let reported = MeteredPayload.decode(body.readableBytesView)
+        await settle(admitted, reported: reported?.reported, producedText: reported?.text ?? "")
+        return Response(
+            status: upstream.status, headers: [.contentType: upstream.contentType ?? "application/json"],
+            body: .init(byteBuffer: body))
+    }
+
+    /// Relays an SSE stream event by event. The usage chunk Lumen asked for is dropped unless
+    /// the caller asked for it too; the line is settled before `[DONE]` reaches the caller,
+    /// or when the stream ends or the caller leaves.
+    func relayStream(_ upstream: UpstreamResponse, _ admitted: Admitted) -> Response {
+        let body = ResponseBody { writer in
+            var parser = SSEParser()
+            var reported: Pricing.Tokens?
+            var produced = ""
+            var settled = false
+            var callerGone = false
+            func relay(_ event: SSEEvent) async throws {
+                if let data = event.data, !event.isDone, let payload = MeteredPayload.decode(Array(data.utf8)) {
+                    produced += payload.text
+                    if let tokens = payload.reported {
+                        reported = tokens
+                        if payload.hasNoChoices && !admitted.request.includeUsage { return }
+                    }
+                }
+                if event.isDone {
+                    await settle(admitted, reported: reported, producedText: produced)
+                    settled = true
+                }
+                do {
+                    try await writer.write(event.raw)
+                } catch {
+                    callerGone = true
+                    throw error
+                }
+            }
+            do {
+                try await upstream.forEachChunk { chunk in
+                    for event in parser.feed(chunk) { try await relay(event) }
+                }
+                if let rest = parser.finish() { try await relay(rest) }
+            } catch {
+                if !callerGone {
+                    logger.warning("upstream stream broke off", metadata: ["request_id": "\(admitted.requestID)", "error": "\(error)"])
+                }
+            }
+            if !settled { await settle(admitted, reported: reported, producedText: produced) }
+            if !callerGone { try? await writer.finish(nil) }
+        }
+        return Response(
+            status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
+    }
+
+    // MARK: Ledger
+
+    func reserve(_ admitted: Admitted) async throws {
+        let estimate = admitted.byok
+            ? 0
+            : Pricing.estimate(
+                promptTokens: admitted.request.promptTokens,
+                maxOutputTokens: admitted.request.maxOutputTokens.map(Int64.init), model: admitted.model)
+        do {
+            try await meter.reserve(
+                .with {
+                    $0.requestID = admitted.requestID
+                    $0.organizationID = admitted.key.organizationID
+                    $0.keyID = admitted.key.id
+                    $0.owner = admitted.key.owner
+                    if admitted.key.hasLimitMicros { $0.keyLimitMicros = admitted.key.limitMicros }
+                    $0.estimateMicros = estimate
+                    $0.logicalModel = admitted.model.name
+                    $0.modelVendor = admitted.model.vendor
+                    $0.scene = admitted.request.endpoint.scene
+                    $0.accessChannel = admitted.byok ? .byok : .platform
+                })
+        } catch let error as ServiceError {
+            throw APIError(error)
+        }
+    }
+
+    func release(_ admitted: Admitted) async {
+        do {
+            try await meter.release(requestID: admitted.requestID)
+        } catch {
+            logger.error("release failed; the hold will expire", metadata: ["request_id": "\(admitted.requestID)", "error": "\(error)"])
+        }
+    }
+
+    /// Settles with the upstream's usage, or with Lumen's count (marked estimated) when the
+    /// upstream reported none: the prompt as counted for the hold plus the text produced.
+    func settle(_ admitted: Admitted, reported: Pricing.Tokens?, producedText: String) async {
+        let tokens = reported
+            ?? Pricing.Tokens(input: admitted.request.promptTokens, output: Int64(TokenEstimate.count(producedText)))
+        let cost = Pricing.cost(tokens, at: admitted.model.prices)
+        let latency = admitted.started.duration(to: .now)
+        let latencyMs = latency.components.seconds * 1000 + latency.components.attoseconds / 1_000_000_000_000_000
+        do {
+            try await meter.settle(
+                .with {
+                    $0.requestID = admitted.requestID
+                    $0.inputTokens = tokens.input
+                    $0.cachedInputTokens = tokens.cachedInput
+                    $0.outputTokens = tokens.output
+                    $0.costMicros = cost
+                    $0.latencyMs = latencyMs
+                    $0.estimated = reported == nil
+                })
+        } catch {
+            logger.error(
+                "settle failed; the hold will be settled at its estimate when it expires",
+                metadata: ["request_id": "\(admitted.requestID)", "error": "\(error)"])
+        }
+        keyUsage.record(
+            .with {
+                $0.keyID = admitted.key.id
+                $0.requests = 1
+                $0.tokens = tokens.total
+                $0.costMicros = admitted.byok ? 0 : cost
+                $0.lastUsedAt = .init(millis: clock.nowMillis)
+            }, under: admitted.key.id)
+        logger.info(
+            "inference",
+            metadata: [
+                "request_id": "\(admitted.requestID)", "key_id": "\(admitted.key.id)", "model": "\(admitted.model.name)",
+                "endpoint": "\(admitted.request.endpoint.rawValue)", "input_tokens": "\(tokens.input)",
+                "output_tokens": "\(tokens.output)", "cost_micros": "\(admitted.byok ? 0 : cost)",
+                "estimated": "\(reported == nil)", "latency_ms": "\(latencyMs)",
+            ])
+    }
+
+    /// The caller's own upstream key from `X-Upstream-Authorization` (`Bearer …` or bare).
+    static func callerCredential(_ request: Request) throws(APIError) -> String? {
+        guard let header = request.headers[byokHeader] else { return nil }
+        let credential = AuthInterceptor.bearerToken(header) ?? header.trimmingCharacters(in: .whitespaces)
+        guard !credential.isEmpty, !credential.contains(where: { $0.isNewline }) else {
+            throw APIError.invalid(
+                "invalid_upstream_authorization", "X-Upstream-Authorization must be `Bearer <your upstream key>`")
+        }
+        return credential
+    }
+}

@@ -1,0 +1,144 @@
+import Foundation
+import LumenAPI
+
+/// The OpenAI endpoints Lumen meters by tokens.
+enum InferenceEndpoint: String, Sendable {
+    case chatCompletions = "chat/completions"
+    case completions
+    case embeddings
+    case responses
+
+    /// The scene a model must serve to answer this endpoint.
+    var scene: Lumen_Common_V1_Scene {
+        switch self {
+        case .chatCompletions, .completions, .responses: .chat
+        case .embeddings: .embedding
+        }
+    }
+}
+
+/// What Lumen reads of an inference request; the body itself goes upstream untouched apart
+/// from the model name and, when streaming chat or completions, `stream_options.include_usage`.
+struct InferenceRequest: Sendable {
+    var endpoint: InferenceEndpoint
+    var body: [String: JSONValue]
+    var model: String
+    var stream: Bool
+    /// Whether the caller asked for the usage chunk of a stream.
+    var includeUsage: Bool
+    /// The most output the caller allows (`max_tokens`, `max_completion_tokens`, `max_output_tokens`).
+    var maxOutputTokens: Int?
+    /// The prompt's text, counted for the estimate (and for the line when the upstream reports no usage).
+    var promptText: String
+    /// The text of the last user turn, which the mock model echoes.
+    var lastUserText: String
+    /// Embedding inputs, one text each.
+    var inputs: [String] = []
+
+    var promptTokens: Int64 {
+        endpoint == .embeddings
+            ? Int64(inputs.reduce(0) { $0 + TokenEstimate.count($1) }) : Int64(TokenEstimate.count(promptText))
+    }
+
+    init(_ endpoint: InferenceEndpoint, body: [String: JSONValue]) throws(APIError) {
+        self.endpoint = endpoint
+        self.body = body
+        switch endpoint {
+        case .chatCompletions:
+            let chat = try ChatRequest(body)
+            model = chat.model
+            stream = chat.stream
+            includeUsage = chat.includeUsage
+            maxOutputTokens = chat.maxTokens
+            promptText = chat.promptText
+            lastUserText = chat.lastUserText
+        case .embeddings:
+            let embeddings = try EmbeddingsRequest(body)
+            model = embeddings.model
+            stream = false
+            includeUsage = false
+            maxOutputTokens = 0
+            promptText = embeddings.inputs.joined(separator: "\n")
+            lastUserText = promptText
+            inputs = embeddings.inputs
+        case .completions:
+            model = try Self.model(body)
+            switch body["prompt"] {
+            case .string(let text)?: promptText = text
+            case .array(let items)? where !items.isEmpty:
+                promptText = items.map { if case .string(let text) = $0 { text } else { "" } }.joined(separator: "\n")
+            default:
+                throw APIError.invalid("invalid_prompt", "prompt must be a non-empty string or array of strings", param: "prompt")
+            }
+            lastUserText = promptText
+            stream = try Self.stream(body)
+            includeUsage = Self.includeUsage(body)
+            maxOutputTokens = try Self.maxTokens(body, fields: ["max_tokens"])
+        case .responses:
+            model = try Self.model(body)
+            var texts: [String] = []
+            if case .string(let instructions)? = body["instructions"] { texts.append(instructions) }
+            switch body["input"] {
+            case .string(let text)?: texts.append(text)
+            case .array(let items)? where !items.isEmpty:
+                for item in items {
+                    guard case .object(let fields) = item else { continue }
+                    texts.append(ChatRequest.text(of: fields["content"]))
+                }
+            default:
+                throw APIError.invalid("invalid_input", "input must be a non-empty string or array of items", param: "input")
+            }
+            promptText = texts.joined(separator: "\n")
+            lastUserText = texts.last ?? ""
+            stream = try Self.stream(body)
+            includeUsage = true
+            maxOutputTokens = try Self.maxTokens(body, fields: ["max_output_tokens"])
+        }
+    }
+
+    /// The body for one backend: its model name and, for streamed chat and completions, usage
+    /// asked for so that the line is exact (the chunk is removed again unless the caller asked).
+    func upstreamBody(model upstreamModel: String) -> [String: JSONValue] {
+        var body = self.body
+        body["model"] = .string(upstreamModel)
+        if stream, endpoint == .chatCompletions || endpoint == .completions {
+            var options: [String: JSONValue] = [:]
+            if case .object(let existing)? = body["stream_options"] { options = existing }
+            options["include_usage"] = .bool(true)
+            body["stream_options"] = .object(options)
+        }
+        return body
+    }
+
+    static func model(_ body: [String: JSONValue]) throws(APIError) -> String {
+        guard case .string(let model)? = body["model"], !model.isEmpty else {
+            throw APIError.invalid("missing_model", "model is required: the name of a model from GET /v1/models", param: "model")
+        }
+        return model
+    }
+
+    static func stream(_ body: [String: JSONValue]) throws(APIError) -> Bool {
+        switch body["stream"] {
+        case nil, .null?: return false
+        case .bool(let value)?: return value
+        default: throw APIError.invalid("invalid_stream", "stream must be true or false", param: "stream")
+        }
+    }
+
+    static func includeUsage(_ body: [String: JSONValue]) -> Bool {
+        if case .object(let options)? = body["stream_options"], case .bool(let include)? = options["include_usage"] {
+            return include
+        }
+        return false
+    }
+
+    static func maxTokens(_ body: [String: JSONValue], fields: [String]) throws(APIError) -> Int? {
+        var value: Int?
+        for field in fields where value == nil {
+            value = try JSONValue.wholeNumber(
+                body[field], in: 1...10_000_000,
+                else: APIError.invalid("invalid_max_tokens", "\(field) must be a whole number ≥ 1", param: field))
+        }
+        return value
+    }
+}

@@ -1,0 +1,67 @@
+import NIOCore
+
+/// One server-sent event: its raw bytes (to relay unchanged) and its `data` field.
+struct SSEEvent: Sendable {
+    /// The event as received, including the blank line that ends it.
+    var raw: ByteBuffer
+    /// The `data:` lines joined by newlines; nil for an event without data (a comment).
+    var data: String?
+
+    var isDone: Bool { data == "[DONE]" }
+}
+
+/// Splits an SSE byte stream into events, whatever the chunk boundaries are (an event may
+/// arrive in pieces, several may arrive in one chunk). Lines end in LF or CRLF.
+struct SSEParser {
+    private var pending = ByteBuffer()
+
+    /// The events completed by `chunk`.
+    mutating func feed(_ chunk: ByteBuffer) -> [SSEEvent] {
+        var chunk = chunk
+        pending.writeBuffer(&chunk)
+        var events: [SSEEvent] = []
+        while let event = nextEvent() { events.append(event) }
+        if pending.readerIndex > 4096 { pending.discardReadBytes() }
+        return events
+    }
+
+    /// What is left when the stream ends without a final blank line.
+    mutating func finish() -> SSEEvent? {
+        guard pending.readableBytes > 0 else { return nil }
+        let raw = pending.readSlice(length: pending.readableBytes)!
+        return SSEEvent(raw: raw, data: Self.data(of: raw))
+    }
+
+    private mutating func nextEvent() -> SSEEvent? {
+        let view = pending.readableBytesView
+        var lineStart = view.startIndex
+        var index = view.startIndex
+        while index < view.endIndex {
+            if view[index] == UInt8(ascii: "\n") {
+                var lineEnd = index
+                if lineEnd > lineStart, view[lineEnd - 1] == UInt8(ascii: "\r") { lineEnd -= 1 }
+                if lineEnd == lineStart {
+                    // A blank line ends the event (blank lines before any field are skipped).
+                    let length = index + 1 - view.startIndex
+                    let raw = pending.readSlice(length: length)!
+                    if length <= 2 { return nextEvent() }
+                    return SSEEvent(raw: raw, data: Self.data(of: raw))
+                }
+                lineStart = index + 1
+            }
+            index += 1
+        }
+        return nil
+    }
+
+    private static func data(of raw: ByteBuffer) -> String? {
+        var lines: [Substring] = []
+        for line in String(buffer: raw).split(omittingEmptySubsequences: true, whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }) {
+            guard line.hasPrefix("data:") else { continue }
+            var value = line.dropFirst(5)
+            if value.first == " " { value = value.dropFirst() }
+            lines.append(value)
+        }
+        return lines.isEmpty ? nil : lines.joined(separator: "\n")
+    }
+}

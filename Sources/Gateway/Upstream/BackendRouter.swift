@@ -1,0 +1,140 @@
+import AsyncHTTPClient
+import Foundation
+import GRPCCore
+import HTTPTypes
+import Logging
+import LumenAPI
+import NIOCore
+import RPCSupport
+import Synchronization
+
+/// Chooses backends for a request and fails over between them.
+///
+/// - Order: a weighted random permutation of the model's routable backends (a backend of
+///   weight 2 comes first twice as often as one of weight 1); one that failed in this
+///   gateway within the last `demoteMillis` goes last, before the registry has even heard.
+/// - Failover: a connection failure, a timeout before the response head, a 5xx or a 429
+///   moves on to the next backend; nothing has reached the caller yet. Any other answer,
+///   4xx included, is the answer.
+/// - Health: every outcome is reported to the registry in batches (`ReportBackendHealth`),
+///   which opens and closes circuits; the gateway sees the result through its registry watch.
+final class BackendRouter: Sendable {
+    let http: UpstreamHTTP
+    let health: BatchReporter<Lumen_Registry_V1_BackendReport, String>
+    let clock: WallClock
+    let logger: Logger
+    private let recentFailures = Mutex<[String: Int64]>([:])
+    static let demoteMillis: Int64 = 5_000
+
+    init(http: UpstreamHTTP, registry: any Lumen_Registry_V1_ModelRegistryService.ClientProtocol, internalToken: String, clock: WallClock, logger: Logger) {
+        self.http = http
+        self.clock = clock
+        self.logger = logger
+        self.health = BatchReporter(
+            "backend health", interval: .milliseconds(250), logger: logger,
+            merge: { pending, more in
+                pending.successes += more.successes
+                pending.failures += more.failures
+                if more.observedAt.millis > pending.observedAt.millis { pending.observedAt = more.observedAt }
+            },
+            flush: { reports in
+                _ = try await registry.reportBackendHealth(.with { $0.reports = reports }, metadata: .bearer(internalToken))
+            })
+    }
+
+    /// The order in which to try `backends`: weighted random among the routable ones.
+    static func order(
+        _ backends: [Lumen_Registry_V1_Backend], now: Int64, demoted: Set<String> = [],
+        using random: inout some RandomNumberGenerator
+    ) -> [Lumen_Registry_V1_Backend] {
+        // Efraimidis–Spirakis: sorting by u^(1/w) draws without replacement proportionally to w.
+        let keyed = backends.filter { $0.isRoutable(at: now) }.map { backend -> (Lumen_Registry_V1_Backend, Double) in
+            let weight = Double(max(backend.weight, 0))
+            let u = Double.random(in: Double.ulpOfOne...1, using: &random)
+            var key = weight > 0 ? pow(u, 1 / weight) : -1 + u / 2
+            if demoted.contains(Self.key(backend)) { key -= 2 }
+            return (backend, key)
+        }
+        return keyed.sorted { $0.1 > $1.1 }.map(\.0)
+    }
+
+    /// Sends `request` to the first backend of `model` that answers, in routing order.
+    func call(
+        _ request: InferenceRequest, model: Lumen_Registry_V1_Model, callerCredential: String?, requestID: String
+    ) async throws -> (Lumen_Registry_V1_Backend, UpstreamResponse) {
+        let now = clock.nowMillis
+        let demoted = recentFailures.withLock { failures in
+            Set(failures.filter { now - $0.value < Self.demoteMillis }.map(\.key))
+        }
+        var generator = SystemRandomNumberGenerator()
+        let candidates = Self.order(model.backends, now: now, demoted: demoted, using: &generator)
+        var lastProblem = "no backend of \(model.name) is routable"
+        for backend in candidates {
+            let started = ContinuousClock.now
+            do {
+                let response: UpstreamResponse
+                switch backend.provider {
+                case .mock:
+                    response = try MockProvider.respond(to: request, model: model.name, id: String(requestID.dropFirst(4)))
+                case .openai:
+                    let upstream = UpstreamRequest(
+                        path: request.endpoint.rawValue,
+                        body: request.upstreamBody(model: backend.upstreamModel.isEmpty ? model.name : backend.upstreamModel),
+                        stream: request.stream, callerCredential: callerCredential)
+                    response = try await http.call(upstream, backend: backend)
+                default:
+                    continue
+                }
+                let code = response.status.code
+                if code >= 500 || code == 429 {
+                    lastProblem = "backend \(backend.id) answered \(code)"
+                    _ = try? await response.collect(upTo: 64 * 1024)
+                    if code >= 500 { outcome(of: backend, success: false) }
+                    logger.warning("upstream refused; trying the next backend", metadata: ["model": "\(model.name)", "backend": "\(backend.id)", "status": "\(code)"])
+                    continue
+                }
+                outcome(of: backend, success: true)
+                return (backend, response)
+            } catch {
+                if Task.isCancelled { throw CancellationError() }
+                outcome(of: backend, success: false)
+                lastProblem = "backend \(backend.id) failed after \(ContinuousClock.now - started): \(Self.describe(error))"
+                logger.warning("upstream failed; trying the next backend", metadata: ["model": "\(model.name)", "backend": "\(backend.id)", "error": "\(Self.describe(error))"])
+            }
+        }
+        throw APIError(
+            .badGateway, code: "upstream_unavailable",
+            message: "no upstream of \(model.name) answered (\(candidates.count) tried); last: \(lastProblem)", param: nil)
+    }
+
+    /// Records a call's outcome for the registry's health (and for local demotion).
+    func outcome(of backend: Lumen_Registry_V1_Backend, success: Bool) {
+        let now = clock.nowMillis
+        recentFailures.withLock { failures in
+            if success { failures[Self.key(backend)] = nil } else { failures[Self.key(backend)] = now }
+        }
+        health.record(
+            .with {
+                $0.model = backend.model
+                $0.backendID = backend.id
+                $0.successes = success ? 1 : 0
+                $0.failures = success ? 0 : 1
+                $0.observedAt = .init(millis: now)
+            }, under: Self.key(backend))
+    }
+
+    static func key(_ backend: Lumen_Registry_V1_Backend) -> String {
+        backend.model + "\u{0}" + backend.id
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? HTTPClientError {
+            switch error {
+            case .deadlineExceeded: return "timed out"
+            case .connectTimeout: return "connect timed out"
+            default: return "\(error)"
+            }
+        }
+        return "\(error)"
+    }
+}

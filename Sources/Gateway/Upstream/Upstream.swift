@@ -1,0 +1,109 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import Logging
+import LumenAPI
+import NIOCore
+import NIOHTTP1
+import ServiceLifecycle
+
+/// One call to an upstream backend, as the gateway prepared it.
+struct UpstreamRequest: Sendable {
+    /// The OpenAI path below the backend's base URL, without a leading slash (`chat/completions`).
+    var path: String
+    /// The request body as parsed (the model already replaced by the backend's upstream name).
+    var body: [String: JSONValue]
+    /// Whether an SSE stream is asked for.
+    var stream: Bool
+    /// The caller's own upstream credential (`X-Upstream-Authorization`), for BYOK.
+    var callerCredential: String?
+}
+
+/// An upstream's answer: its status, content type and body, buffered or streamed.
+struct UpstreamResponse: Sendable {
+    var status: HTTPResponse.Status
+    var contentType: String?
+    var body: Body
+
+    enum Body: Sendable {
+        /// The whole body.
+        case buffered(ByteBuffer)
+        /// Chunks as the upstream sends them.
+        case streamed(HTTPClientResponse.Body)
+        /// Chunks produced in-process (the mock provider).
+        case chunks([ByteBuffer])
+    }
+
+    /// Reads the body to the end (at most `limit` bytes).
+    func collect(upTo limit: Int) async throws -> ByteBuffer {
+        switch body {
+        case .buffered(let buffer): return buffer
+        case .streamed(let stream): return try await stream.collect(upTo: limit)
+        case .chunks(let chunks):
+            var all = ByteBuffer()
+            for var chunk in chunks { all.writeBuffer(&chunk) }
+            return all
+        }
+    }
+
+    /// Hands each chunk of the body to `body`, in order.
+    func forEachChunk(_ body: (ByteBuffer) async throws -> Void) async throws {
+        switch self.body {
+        case .buffered(let buffer): try await body(buffer)
+        case .streamed(let stream): for try await chunk in stream { try await body(chunk) }
+        case .chunks(let chunks): for chunk in chunks { try await body(chunk) }
+        }
+    }
+}
+
+/// The shared HTTP client for upstream calls: one connection pool per upstream host, kept
+/// alive between requests. A lifecycle service so that it is shut down with the gateway.
+public final class UpstreamHTTP: Service, Sendable {
+    let client: HTTPClient
+
+    public init() {
+        var configuration = HTTPClient.Configuration()
+        // Connecting is bounded here; the time to the response head by each backend's timeout;
+        // a stream may pause between tokens for up to the read timeout.
+        configuration.timeout = .init(connect: .seconds(5), read: .seconds(300))
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 512)
+        // A refused connection fails at once and the router tries the next backend; AHC's own
+        // retry would hold the request until the connect timeout instead.
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.decompression = .disabled
+        configuration.redirectConfiguration = .disallow
+        self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    public func run() async throws {
+        try? await gracefulShutdown()
+        try await client.shutdown()
+    }
+
+    /// Calls an OpenAI-compatible backend: `POST {base_url}/{path}` with the backend's
+    /// credential (from its environment variable) or the caller's own.
+    func call(_ request: UpstreamRequest, backend: Lumen_Registry_V1_Backend) async throws -> UpstreamResponse {
+        var base = backend.baseURL
+        while base.hasSuffix("/") { base.removeLast() }
+        var call = HTTPClientRequest(url: base + "/" + request.path)
+        call.method = .POST
+        call.headers.add(name: "content-type", value: "application/json")
+        call.headers.add(name: "accept", value: request.stream ? "text/event-stream" : "application/json")
+        if let credential = request.callerCredential ?? Self.credential(backend.credentialEnv) {
+            call.headers.add(name: "authorization", value: "Bearer " + credential)
+        }
+        call.body = .bytes(ByteBuffer(data: try JSONEncoder().encode(request.body)))
+        let timeout = TimeAmount.milliseconds(Int64(backend.timeoutMs > 0 ? backend.timeoutMs : 60_000))
+        let response = try await client.execute(call, timeout: timeout)
+        let status = HTTPResponse.Status(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase)
+        let contentType = response.headers.first(name: "content-type")
+        return UpstreamResponse(status: status, contentType: contentType, body: .streamed(response.body))
+    }
+
+    /// The secret in the environment variable `name`, if it is set and not empty.
+    static func credential(_ name: String) -> String? {
+        guard !name.isEmpty, let value = getenv(name) else { return nil }
+        let secret = String(cString: value)
+        return secret.isEmpty ? nil : secret
+    }
+}

@@ -1,0 +1,224 @@
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import LumenAPI
+import LumenTesting
+import NIOCore
+import Synchronization
+import Testing
+
+@testable import Gateway
+
+/// Secrets `prepare` hands to the test body.
+final class Secrets: Sendable {
+    private let values = Mutex<[String: String]>([:])
+    func withLock<R>(_ body: (inout [String: String]) -> R) -> R { values.withLock { body(&$0) } }
+}
+
+@Suite("Metering: holds, usage lines and key counters from gateway requests")
+struct MeteringRouteTests {
+    /// `priced`: a mock model at $2 / $8 per million input / output tokens, 100 output tokens
+    /// by default; returns an open key and one capped at 10 micro-USD.
+    static func prepare(_ secrets: Secrets) -> @Sendable (TestServices, TestServices.Tenant) async throws -> Void {
+        { services, tenant in
+            _ = try await services.registry.upsertModel(
+                .with {
+                    $0.model = .with {
+                        $0.name = "priced"
+                        $0.vendor = "Lumen"
+                        $0.enabled = true
+                        $0.scenes = [.chat]
+                        $0.defaultMaxOutputTokens = 100
+                        $0.prices = .with {
+                            $0.inputPerMillionMicros = 2_000_000
+                            $0.outputPerMillionMicros = 8_000_000
+                        }
+                    }
+                }, metadata: services.asInternal)
+            _ = try await services.registry.upsertBackend(
+                .with { $0.backend = .with { $0.model = "priced"; $0.id = "mock"; $0.provider = .mock } },
+                metadata: services.asInternal)
+            let open = try await services.keys.createKey(.init(), metadata: tenant.metadata)
+            let capped = try await services.keys.createKey(.with { $0.limitMicros = 10 }, metadata: tenant.metadata)
+            secrets.withLock {
+                $0 = ["open": open.secret, "open_id": open.key.id, "capped": capped.secret, "capped_id": capped.key.id]
+            }
+        }
+    }
+
+    static func lines(_ gateway: GatewayHarness, key: String) async throws -> [Lumen_Ledger_V1_UsageLine] {
+        try await gateway.services.ledger.listUsage(
+            .with { $0.filter = .with { $0.keyID = key } }, metadata: gateway.tenant.metadata
+        ).lines
+    }
+
+    @Test("A completion leaves one settled line: its request id, tokens and cost at the model's prices")
+    func settledLine() async throws {
+        let secrets = Secrets()
+        try await GatewayHarness.run(prepare: Self.prepare(secrets)) { gateway in
+            let (open, keyID) = secrets.withLock { ($0["open"]!, $0["open_id"]!) }
+            let response = try await gateway.raw(
+                .post, "/v1/chat/completions",
+                json: #"{"model": "priced", "messages": [{"role": "user", "content": "hello there"}]}"#, bearer: open)
+            #expect(response.status == .ok)
+            let requestID = try #require(response.headers[HTTPField.Name("x-request-id")!])
+            let lines = try await Self.lines(gateway, key: keyID)
+            let line = try #require(lines.first)
+            #expect(lines.count == 1)
+            #expect(line.requestID == requestID)
+            #expect(line.status == .settled)
+            #expect(line.billingTransactionID.hasPrefix("btx_"))
+            #expect(line.logicalModel == "priced" && line.modelVendor == "Lumen")
+            #expect(line.scene == .chat && line.accessChannel == .platform)
+            // "hello there": 3 prompt tokens; "You said: hello there": 7 completion tokens.
+            #expect(line.inputTokens == 3 && line.outputTokens == 7)
+            #expect(line.costMicros == 3 * 2 + 7 * 8)
+            #expect(!line.estimated)
+
+            // The key's counters follow in the next batch.
+            let keys = gateway.services.keys
+            let metadata = gateway.tenant.metadata
+            try await eventuallyAsync("the key's counters include the request") {
+                let key = try await keys.getKey(.with { $0.keyID = keyID }, metadata: metadata).key
+                return key.requestCount == 1 && key.usedMicros == 62 && key.tokenCount == 10 && key.hasLastUsedAt
+            }
+        }
+    }
+
+    @Test("A stream is settled with the upstream's usage even when the caller did not ask for it")
+    func streamedLine() async throws {
+        let secrets = Secrets()
+        try await GatewayHarness.run(prepare: Self.prepare(secrets)) { gateway in
+            let (open, keyID) = secrets.withLock { ($0["open"]!, $0["open_id"]!) }
+            let response = try await gateway.raw(
+                .post, "/v1/chat/completions",
+                json: #"{"model": "priced", "stream": true, "messages": [{"role": "user", "content": "hello there"}]}"#,
+                bearer: open)
+            let text = String(buffer: response.body)
+            #expect(!text.contains("\"usage\":{"))
+            #expect(text.hasSuffix("data: [DONE]\n\n"))
+            let line = try #require(try await Self.lines(gateway, key: keyID).first)
+            #expect(line.status == .settled)
+            #expect(line.inputTokens == 3 && line.outputTokens == 7 && line.costMicros == 62)
+            #expect(!line.estimated)
+        }
+    }
+
+    @Test("A key whose cap cannot cover the estimate gets 402 insufficient_quota and no line")
+    func insufficientQuota() async throws {
+        let secrets = Secrets()
+        try await GatewayHarness.run(prepare: Self.prepare(secrets)) { gateway in
+            let (capped, keyID) = secrets.withLock { ($0["capped"]!, $0["capped_id"]!) }
+            let (status, body) = try await gateway.send(
+                .post, "/v1/chat/completions",
+                json: #"{"model": "priced", "messages": [{"role": "user", "content": "hello"}]}"#, token: .some(capped))
+            #expect(status == 402)
+            #expect(GatewayHarness.error(body).code == "insufficient_quota")
+            #expect((body["error"] as? [String: Any])?["type"] as? String == "insufficient_quota")
+            #expect(try await Self.lines(gateway, key: keyID).isEmpty)
+        }
+    }
+
+    @Test("BYOK: the caller's upstream key is taken, the line is kept and nothing is charged")
+    func byok() async throws {
+        let secrets = Secrets()
+        try await GatewayHarness.run(prepare: Self.prepare(secrets)) { gateway in
+            let (capped, keyID) = secrets.withLock { ($0["capped"]!, $0["capped_id"]!) }
+            var headers: HTTPFields = [.authorization: "Bearer \(capped)"]
+            headers[HTTPField.Name("X-Upstream-Authorization")!] = "Bearer sk-upstream-own"
+            let response = try await gateway.client.execute(
+                uri: "/v1/chat/completions", method: .post, headers: headers,
+                body: ByteBuffer(string: #"{"model": "priced", "messages": [{"role": "user", "content": "hello"}]}"#))
+            #expect(response.status == .ok)
+            let line = try #require(try await Self.lines(gateway, key: keyID).first)
+            #expect(line.accessChannel == .byok)
+            #expect(line.costMicros == 0)
+            #expect(line.outputTokens > 0)
+        }
+    }
+}
+
+@Suite("Routing: weighted order among routable backends")
+struct BackendOrderTests {
+    static func backend(_ id: String, weight: Int32, unhealthyUntil: Int64? = nil) -> Lumen_Registry_V1_Backend {
+        .with {
+            $0.model = "m"
+            $0.id = id
+            $0.weight = weight
+            if let unhealthyUntil {
+                $0.health = .unhealthy
+                $0.circuitOpenUntil = .init(millis: unhealthyUntil)
+            }
+        }
+    }
+
+    /// A deterministic generator (SplitMix64), so the test cannot flake.
+    struct SplitMix: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    @Test("Backends come first in proportion to their weight")
+    func weighted() {
+        var generator = SplitMix(state: 42)
+        let backends = [Self.backend("a", weight: 1), Self.backend("b", weight: 3)]
+        var first: [String: Int] = [:]
+        for _ in 0..<20_000 {
+            let order = BackendRouter.order(backends, now: 0, using: &generator)
+            #expect(order.count == 2)
+            first[order[0].id, default: 0] += 1
+        }
+        let share = Double(first["b", default: 0]) / 20_000
+        #expect(abs(share - 0.75) < 0.02)
+    }
+
+    @Test("Open circuits are skipped until their cooldown ends; local failures go last")
+    func healthAndDemotion() {
+        var generator = SplitMix(state: 7)
+        let backends = [Self.backend("down", weight: 100, unhealthyUntil: 1_000), Self.backend("up", weight: 1)]
+        #expect(BackendRouter.order(backends, now: 999, using: &generator).map(\.id) == ["up"])
+        #expect(Set(BackendRouter.order(backends, now: 1_000, using: &generator).map(\.id)) == ["down", "up"])
+        for _ in 0..<100 {
+            let order = BackendRouter.order(
+                backends, now: 5_000, demoted: [BackendRouter.key(backends[0])], using: &generator)
+            #expect(order.map(\.id) == ["up", "down"])
+        }
+    }
+}
+
+@Suite("Server-sent events split whatever the chunk boundaries")
+struct SSEParserTests {
+    @Test("Events arrive whole, in pieces or several at once, with LF or CRLF")
+    func chunking() {
+        let stream = "data: {\"a\":1}\n\ndata: {\"b\":2}\r\n\r\n: comment\n\ndata: [DONE]\n\n"
+        for size in [1, 2, 3, 7, 100] {
+            var parser = SSEParser()
+            var events: [SSEEvent] = []
+            var rest = Substring(stream)
+            while !rest.isEmpty {
+                events += parser.feed(ByteBuffer(string: String(rest.prefix(size))))
+                rest = rest.dropFirst(size)
+            }
+            #expect(events.map(\.data) == ["{\"a\":1}", "{\"b\":2}", nil, "[DONE]"], "chunks of \(size)")
+            #expect(events.last?.isDone == true)
+            #expect(events.map { String(buffer: $0.raw) }.joined() == stream)
+        }
+    }
+
+    @Test("Usage is read in both OpenAI shapes; cached tokens are priced apart")
+    func usageShapes() throws {
+        let chat = try #require(MeteredPayload.decode(Array(#"{"choices":[],"usage":{"prompt_tokens":10,"completion_tokens":4,"prompt_tokens_details":{"cached_tokens":6}}}"#.utf8)))
+        #expect(chat.reported == .init(input: 4, cachedInput: 6, output: 4))
+        #expect(chat.hasNoChoices)
+        let responses = try #require(MeteredPayload.decode(Array(#"{"type":"response.completed","response":{"usage":{"input_tokens":9,"output_tokens":3}}}"#.utf8)))
+        #expect(responses.reported == .init(input: 9, output: 3))
+        let delta = try #require(MeteredPayload.decode(Array(#"{"choices":[{"index":0,"delta":{"content":"Hi"}}],"usage":null}"#.utf8)))
+        #expect(delta.reported == nil && delta.text == "Hi" && !delta.hasNoChoices)
+    }
+}
