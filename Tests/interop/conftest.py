@@ -43,6 +43,8 @@ def lumen_api(tmp_path_factory):
     sys.path.insert(0, str(out))
     from lumen.keys.v1 import keys_pb2, keys_pb2_grpc
     from lumen.accounts.v1 import accounts_pb2, accounts_pb2_grpc
+    from lumen.ledger.v1 import ledger_pb2, ledger_pb2_grpc
+    from lumen.registry.v1 import registry_pb2, registry_pb2_grpc
 
     class API:
         pass
@@ -50,6 +52,8 @@ def lumen_api(tmp_path_factory):
     api = API()
     api.keys_pb2, api.keys_pb2_grpc = keys_pb2, keys_pb2_grpc
     api.accounts_pb2, api.accounts_pb2_grpc = accounts_pb2, accounts_pb2_grpc
+    api.ledger_pb2, api.ledger_pb2_grpc = ledger_pb2, ledger_pb2_grpc
+    api.registry_pb2, api.registry_pb2_grpc = registry_pb2, registry_pb2_grpc
     return api
 
 
@@ -81,9 +85,9 @@ class Server:
         return json.loads(result.stdout)
 
 
-def start_server(tmp_path, *extra):
+def start_server(tmp_path, *extra, env=None):
     """Starts `lumen serve` on free loopback ports, logging at trace level to a file, and
-    yields it; stops it afterwards."""
+    yields it; stops it afterwards. `env` adds environment variables."""
     data_dir = tmp_path / "data"
     log_path = tmp_path / "lumen.log"
     out_path = tmp_path / "lumen.out"
@@ -92,7 +96,7 @@ def start_server(tmp_path, *extra):
     process = subprocess.Popen(
         [lumen_binary(), "serve", "--data-dir", str(data_dir), "--http-port", "0", "--grpc-port", "0",
          "--log-level", "trace", *extra],
-        stdout=out, stderr=log,
+        stdout=out, stderr=log, env={**os.environ, **(env or {})},
     )
     try:
         deadline = time.time() + 60
@@ -122,6 +126,21 @@ def start_server(tmp_path, *extra):
         out.close()
 
 
+def wait_ready(server, timeout=30):
+    """Waits until /healthz is 200: the gateway's caches have synced and the ledger stream is open."""
+    import urllib.request
+    deadline = time.time() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(server.http + "/healthz", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except Exception:
+            pass
+        assert time.time() < deadline, "the gateway did not become ready"
+        time.sleep(0.05)
+
+
 @pytest.fixture
 def server(tmp_path):
     """`lumen serve` on an empty data directory."""
@@ -134,15 +153,5 @@ def demo(tmp_path):
     for server in start_server(tmp_path, "--demo"):
         first = Path(server.stdout_path).read_text().splitlines()[0]
         server.credentials = json.loads(first)
-        deadline = time.time() + 30
-        import urllib.request
-        while True:  # ready once the gateway's caches have synced
-            try:
-                with urllib.request.urlopen(server.http + "/healthz", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except Exception:
-                pass
-            assert time.time() < deadline, "the gateway did not become ready"
-            time.sleep(0.05)
+        wait_ready(server)
         yield server

@@ -43,18 +43,25 @@ struct MeteredPayload: Decodable, Sendable {
     var responseUsage: ReportedUsage?
     /// Whether `choices` is present and empty (the usage-only chunk of a chat stream).
     var hasNoChoices = false
-    /// Generated text in this payload: chat deltas, completion text, responses text deltas.
+    /// Generated text in this payload: chat messages and deltas, completion text, responses
+    /// output and text deltas.
     var text = ""
 
     private struct Choice: Decodable {
-        struct Delta: Decodable { var content: String? }
-        var delta: Delta?
+        struct Content: Decodable { var content: String? }
+        var delta: Content?
+        var message: Content?
         var text: String?
+    }
+
+    private struct OutputItem: Decodable {
+        struct Part: Decodable { var text: String? }
+        var content: [Part]?
     }
 
     private struct Response: Decodable { var usage: ReportedUsage? }
 
-    enum CodingKeys: String, CodingKey { case usage, response, choices, delta, type }
+    enum CodingKeys: String, CodingKey { case usage, response, choices, delta, type, output }
 
     init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -62,7 +69,10 @@ struct MeteredPayload: Decodable, Sendable {
         responseUsage = (try? container.decodeIfPresent(Response.self, forKey: .response))??.usage
         if let choices = try? container.decodeIfPresent([Choice].self, forKey: .choices) {
             hasNoChoices = choices.isEmpty
-            text = choices.map { ($0.delta?.content ?? "") + ($0.text ?? "") }.joined()
+            text = choices.map { ($0.delta?.content ?? "") + ($0.message?.content ?? "") + ($0.text ?? "") }.joined()
+        }
+        if let output = try? container.decodeIfPresent([OutputItem].self, forKey: .output) {
+            text += output.flatMap { $0.content ?? [] }.compactMap(\.text).joined()
         }
         if let type = try? container.decodeIfPresent(String.self, forKey: .type), type.hasSuffix(".delta"),
             let delta = try? container.decodeIfPresent(String.self, forKey: .delta)

@@ -1,0 +1,130 @@
+"""A small OpenAI-compatible upstream for the interop tests: it answers chat completions,
+completions, embeddings and responses with fixed usage figures, records what it received,
+and can be told to fail, to omit usage, or to stream slowly."""
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+# What every answer reports; the tests compute the expected cost from these.
+USAGE = {"prompt_tokens": 1234, "completion_tokens": 567, "total_tokens": 1801,
+         "prompt_tokens_details": {"cached_tokens": 200}}
+WORDS = ["Hello", " from", " the", " upstream", "."]
+
+
+class MockUpstream:
+    def __init__(self):
+        self.requests = []          # (path, headers dict, body dict)
+        self.mode = "ok"            # ok | fail | no_usage | slow
+        self.lock = threading.Lock()
+        upstream = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                length = int(self.headers.get("content-length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                with upstream.lock:
+                    upstream.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                    mode = upstream.mode
+                if mode == "fail":
+                    return self.send_json(500, {"error": {"message": "upstream exploded", "type": "server_error"}})
+                path = self.path.split("?")[0]
+                if path.endswith("/chat/completions"):
+                    return self.chat(body, mode)
+                if path.endswith("/completions"):
+                    return self.completion(body, mode)
+                if path.endswith("/embeddings"):
+                    inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+                    data = [{"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]} for i in range(len(inputs))]
+                    answer = {"object": "list", "data": data, "model": body["model"]}
+                    if mode != "no_usage":
+                        answer["usage"] = {"prompt_tokens": 1234, "total_tokens": 1234}
+                    return self.send_json(200, answer)
+                if path.endswith("/responses"):
+                    answer = {"id": "resp_1", "object": "response", "created_at": 1, "status": "completed",
+                              "model": body["model"], "output": [{"id": "msg_1", "type": "message", "status": "completed",
+                              "role": "assistant", "content": [{"type": "output_text", "text": "".join(WORDS), "annotations": []}]}],
+                              "usage": {"input_tokens": 1234, "output_tokens": 567, "total_tokens": 1801,
+                                        "input_tokens_details": {"cached_tokens": 200},
+                                        "output_tokens_details": {"reasoning_tokens": 0}}}
+                    return self.send_json(200, answer)
+                self.send_json(404, {"error": {"message": "no such path", "type": "invalid_request_error"}})
+
+            def send_json(self, status, value):
+                data = json.dumps(value).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def chat(self, body, mode):
+                base = {"id": "chatcmpl-up", "created": 1, "model": body["model"]}
+                if not body.get("stream"):
+                    answer = dict(base, object="chat.completion", choices=[{"index": 0, "finish_reason": "stop",
+                                  "message": {"role": "assistant", "content": "".join(WORDS)}}])
+                    if mode != "no_usage":
+                        answer["usage"] = USAGE
+                    return self.send_json(200, answer)
+                chunks = [dict(base, object="chat.completion.chunk", choices=[{"index": 0, "delta": {"content": w}, "finish_reason": None}])
+                          for w in (WORDS * (200 if mode == "slow" else 1))]
+                chunks.append(dict(base, object="chat.completion.chunk", choices=[{"index": 0, "delta": {}, "finish_reason": "stop"}]))
+                if mode != "no_usage" and (body.get("stream_options") or {}).get("include_usage"):
+                    chunks.append(dict(base, object="chat.completion.chunk", choices=[], usage=USAGE))
+                self.stream(chunks, slow=mode == "slow")
+
+            def completion(self, body, mode):
+                base = {"id": "cmpl-up", "object": "text_completion", "created": 1, "model": body["model"]}
+                if not body.get("stream"):
+                    answer = dict(base, choices=[{"index": 0, "text": "".join(WORDS), "finish_reason": "stop", "logprobs": None}])
+                    if mode != "no_usage":
+                        answer["usage"] = USAGE
+                    return self.send_json(200, answer)
+                chunks = [dict(base, choices=[{"index": 0, "text": w, "finish_reason": None, "logprobs": None}]) for w in WORDS]
+                if mode != "no_usage" and (body.get("stream_options") or {}).get("include_usage"):
+                    chunks.append(dict(base, choices=[], usage=USAGE))
+                self.stream(chunks)
+
+            def stream(self, chunks, slow=False):
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.send_header("connection", "close")
+                self.end_headers()
+                self.close_connection = True
+                try:
+                    for chunk in chunks:
+                        self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+                        self.wfile.flush()
+                        if slow:
+                            time.sleep(0.02)
+                    self.wfile.write(b"data: [DONE]\n\n")
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self):
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def received(self, suffix):
+        with self.lock:
+            return [r for r in self.requests if r[0].endswith(suffix)]
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()

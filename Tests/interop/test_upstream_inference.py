@@ -1,0 +1,256 @@
+"""The official OpenAI Python SDK against `lumen serve` routing to a mock OpenAI-compatible
+upstream that the test starts: failover from a dead backend, admission errors with their
+statuses and codes, and usage lines whose cost is the upstream's usage times the configured
+prices, to the micro-dollar."""
+
+import json
+import socket
+import time
+from decimal import ROUND_HALF_UP, Decimal
+
+import grpc
+import httpx
+import openai
+import pytest
+from openai import OpenAI
+
+from conftest import start_server, wait_ready
+from mock_upstream import USAGE, MockUpstream
+from test_management_http import call
+
+PRICES = {"input": Decimal("0.15"), "cached_input": Decimal("0.075"), "output": Decimal("0.60")}
+UPSTREAM_SECRET = "upstream-secret-for-tests"
+
+
+def closed_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def expected_cost_micros(input_tokens, cached, output):
+    """Tokens × USD per million tokens = micro-USD, rounded once, half up."""
+    micros = input_tokens * PRICES["input"] + cached * PRICES["cached_input"] + output * PRICES["output"]
+    return int(micros.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+@pytest.fixture
+def upstream():
+    with MockUpstream() as server:
+        yield server
+
+
+@pytest.fixture
+def gateway(tmp_path, upstream):
+    dead = f"http://127.0.0.1:{closed_port()}/v1"
+    prices = "{input: 0.15, cached_input: 0.075, output: 0.60}"
+    config = tmp_path / "lumen.yaml"
+    config.write_text(f"""
+models:
+  - name: gpt-test
+    vendor: OpenAI
+    scenes: [chat]
+    prices: {prices}
+    default_max_output_tokens: 1024
+    backends:
+      - {{id: dead, provider: openai, base_url: "{dead}", weight: 1000, timeout_ms: 2000}}
+      - {{id: live, provider: openai, base_url: "{upstream.base_url}", credential_env: LUMEN_TEST_UPSTREAM_KEY,
+          upstream_model: upstream-model-v1, weight: 1, timeout_ms: 5000}}
+  - name: embed-test
+    vendor: OpenAI
+    scenes: [embedding]
+    prices: {{input: 0.02}}
+    backends:
+      - {{id: live, provider: openai, base_url: "{upstream.base_url}", credential_env: LUMEN_TEST_UPSTREAM_KEY}}
+  - name: careful-model
+    vendor: Lumen
+    consent_required: true
+    backends: [{{id: live, provider: openai, base_url: "{upstream.base_url}"}}]
+  - name: off-model
+    vendor: Lumen
+    enabled: false
+    backends: [{{id: live, provider: openai, base_url: "{upstream.base_url}"}}]
+  - name: doomed-model
+    vendor: Lumen
+    prices: {prices}
+    backends: [{{id: dead, provider: openai, base_url: "{dead}"}}]
+""")
+    for server in start_server(tmp_path, "--config", str(config), env={"LUMEN_TEST_UPSTREAM_KEY": UPSTREAM_SECRET}):
+        wait_ready(server)
+        tenant = server.bootstrap("Acme", "admin@acme.test")
+        server.token = tenant["management_token"]
+        server.keys = {}
+        for name, body in {
+            "open": {"name": "open"},
+            "restricted": {"name": "restricted", "models": ["embed-test"]},
+            "poor": {"name": "poor", "limitAmount": 0.0001},
+        }.items():
+            status, created = call(server, "POST", "/v1/management/api-keys", server.token, body)
+            assert status == 200, created
+            server.keys[name] = created
+        # The gateway learns of new keys through its watch; wait until the last one works.
+        deadline = time.time() + 10
+        while call(server, "GET", "/v1/models", server.keys["poor"]["key"])[0] != 200:
+            assert time.time() < deadline
+            time.sleep(0.02)
+        yield server
+
+
+def sdk(server, key="open", **kwargs):
+    return OpenAI(api_key=server.keys[key]["key"], base_url=server.http + "/v1", max_retries=0, **kwargs)
+
+
+def usage_lines(server, lumen_api, key="open"):
+    pb, rpc = lumen_api.ledger_pb2, lumen_api.ledger_pb2_grpc
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        response = rpc.LedgerServiceStub(channel).ListUsage(
+            pb.ListUsageRequest(filter=pb.UsageFilter(key_id=server.keys[key]["id"])),
+            metadata=(("authorization", f"Bearer {server.token}"),))
+    return list(response.lines)
+
+
+def test_chat_fails_over_from_a_dead_backend_and_bills_the_upstream_usage(gateway, upstream, lumen_api):
+    raw = sdk(gateway).chat.completions.with_raw_response.create(
+        model="gpt-test", messages=[{"role": "user", "content": "Hello"}], max_tokens=50)
+    completion = raw.parse()
+    assert completion.choices[0].message.content == "Hello from the upstream."
+    assert completion.usage.prompt_tokens == USAGE["prompt_tokens"]
+
+    (path, headers, body), = upstream.received("/chat/completions")
+    assert headers["authorization"] == f"Bearer {UPSTREAM_SECRET}"
+    assert body["model"] == "upstream-model-v1"
+    assert body["max_tokens"] == 50
+
+    (line,) = usage_lines(gateway, lumen_api)
+    pb = lumen_api.ledger_pb2
+    assert line.request_id == raw.headers["x-request-id"]
+    assert line.status == pb.USAGE_STATUS_SETTLED and line.billing_transaction_id.startswith("btx_")
+    assert (line.input_tokens, line.cached_input_tokens, line.output_tokens) == (1034, 200, 567)
+    assert line.cost_micros == expected_cost_micros(1034, 200, 567) == 510
+    assert line.logical_model == "gpt-test" and line.model_vendor == "OpenAI"
+    assert not line.estimated
+
+
+def test_streaming_asks_the_upstream_for_usage_and_hides_it_unless_asked(gateway, upstream, lumen_api):
+    stream = sdk(gateway).chat.completions.create(
+        model="gpt-test", stream=True, messages=[{"role": "user", "content": "Stream"}])
+    chunks = list(stream)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello from the upstream."
+    assert all(c.usage is None for c in chunks)
+    (_, _, body), = upstream.received("/chat/completions")
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+
+    asked = sdk(gateway).chat.completions.create(
+        model="gpt-test", stream=True, stream_options={"include_usage": True},
+        messages=[{"role": "user", "content": "Stream"}])
+    usage = [c.usage for c in asked if c.usage]
+    assert len(usage) == 1 and usage[0].completion_tokens == 567
+
+    lines = usage_lines(gateway, lumen_api)
+    assert len(lines) == 2
+    assert all(l.cost_micros == 510 and not l.estimated for l in lines)
+
+
+def test_an_upstream_without_usage_is_counted_and_marked_estimated(gateway, upstream, lumen_api):
+    upstream.mode = "no_usage"
+    sdk(gateway).chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "Hello there"}])
+    list(sdk(gateway).chat.completions.create(
+        model="gpt-test", stream=True, messages=[{"role": "user", "content": "Hello there"}]))
+    lines = usage_lines(gateway, lumen_api)
+    assert len(lines) == 2
+    for line in lines:
+        assert line.estimated
+        # About four characters a token: "Hello there" is 3, "Hello from the upstream." 6.
+        assert (line.input_tokens, line.output_tokens) == (3, 6)
+        assert line.cost_micros == expected_cost_micros(3, 0, 6)
+
+
+def test_a_caller_who_leaves_mid_stream_pays_for_what_was_produced(gateway, upstream, lumen_api):
+    upstream.mode = "slow"  # 1000 words, 20 ms apart
+    with httpx.Client(timeout=30) as client:
+        with client.stream("POST", gateway.http + "/v1/chat/completions",
+                           headers={"authorization": "Bearer " + gateway.keys["open"]["key"]},
+                           json={"model": "gpt-test", "stream": True, "max_tokens": 4000,
+                                 "messages": [{"role": "user", "content": "Talk"}]}) as response:
+            assert response.status_code == 200
+            events = 0
+            for line in response.iter_lines():
+                if line.startswith("data: "):
+                    events += 1
+                if events == 10:
+                    break
+    deadline = time.time() + 15
+    while True:
+        lines = usage_lines(gateway, lumen_api)
+        if lines and lines[0].status == lumen_api.ledger_pb2.USAGE_STATUS_SETTLED:
+            break
+        assert time.time() < deadline, "the interrupted stream was not settled"
+        time.sleep(0.1)
+    (line,) = lines
+    assert line.estimated
+    reservation = expected_cost_micros(1, 0, 4000)
+    assert 0 < line.output_tokens < 1000
+    assert 0 < line.cost_micros < reservation
+
+
+def test_completions_embeddings_and_responses(gateway, upstream, lumen_api):
+    text = sdk(gateway).completions.create(model="gpt-test", prompt="Say hi")
+    assert text.choices[0].text == "Hello from the upstream."
+    vectors = sdk(gateway).embeddings.create(model="embed-test", input=["a", "b"], encoding_format="float")
+    assert [len(d.embedding) for d in vectors.data] == [3, 3]
+    response = sdk(gateway).responses.create(model="gpt-test", input="Hi")
+    assert response.output_text == "Hello from the upstream."
+
+    lines = usage_lines(gateway, lumen_api)
+    assert len(lines) == 3
+    (embedding,) = [l for l in lines if l.logical_model == "embed-test"]
+    assert embedding.input_tokens == 1234 and embedding.cost_micros == 25  # 1234 × $0.02/M = 24.68
+    chat_lines = [l for l in lines if l.logical_model == "gpt-test"]
+    assert len(chat_lines) == 2 and all(l.cost_micros == 510 for l in chat_lines)
+
+
+def test_byok_forwards_the_callers_key_and_charges_nothing(gateway, upstream, lumen_api):
+    client = sdk(gateway, "poor", default_headers={"X-Upstream-Authorization": "Bearer sk-my-own-upstream"})
+    client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "mine"}])
+    (_, headers, _), = upstream.received("/chat/completions")
+    assert headers["authorization"] == "Bearer sk-my-own-upstream"
+    (line,) = usage_lines(gateway, lumen_api, "poor")
+    from lumen.common.v1 import common_pb2
+    assert line.access_channel == common_pb2.ACCESS_CHANNEL_BYOK
+    assert line.cost_micros == 0 and line.output_tokens == 567
+
+
+def test_admission_errors_reach_the_sdk_with_status_and_code(gateway, upstream):
+    def fails(exception, status, code, model="gpt-test", key="open"):
+        with pytest.raises(exception) as caught:
+            sdk(gateway, key).chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+        assert caught.value.status_code == status
+        assert caught.value.code == code, caught.value
+        return caught.value
+
+    with pytest.raises(openai.AuthenticationError) as unknown:
+        OpenAI(api_key="sk-unknown", base_url=gateway.http + "/v1", max_retries=0).chat.completions.create(
+            model="gpt-test", messages=[{"role": "user", "content": "hi"}])
+    assert unknown.value.status_code == 401
+    fails(openai.PermissionDeniedError, 403, "model_not_allowed", key="restricted")
+    fails(openai.PermissionDeniedError, 403, "consent_required", model="careful-model")
+    fails(openai.NotFoundError, 404, "model_not_found", model="gpt-nonexistent")
+    fails(openai.InternalServerError, 503, "model_unavailable", model="off-model")
+    fails(openai.APIStatusError, 402, "insufficient_quota", key="poor")
+    assert upstream.received("/chat/completions") == []
+
+
+def test_a_dead_backend_opens_its_circuit_and_the_model_goes_down(gateway, upstream):
+    for _ in range(3):
+        with pytest.raises(openai.APIStatusError) as failed:
+            sdk(gateway).chat.completions.create(model="doomed-model", messages=[{"role": "user", "content": "hi"}])
+        assert (failed.value.status_code, failed.value.code) == (502, "upstream_unavailable")
+    deadline = time.time() + 10
+    while True:
+        with pytest.raises(openai.APIStatusError) as refused:
+            sdk(gateway).chat.completions.create(model="doomed-model", messages=[{"role": "user", "content": "hi"}])
+        if refused.value.status_code == 503:
+            assert refused.value.code == "model_unavailable"
+            break
+        assert time.time() < deadline, "the circuit did not open"
+        time.sleep(0.1)
