@@ -11,6 +11,8 @@ public struct APIError: Error, HTTPResponseError, Sendable {
     public var code: String
     public var message: String
     public var param: String?
+    /// Seconds after which a retry may succeed (`Retry-After`), for 429.
+    public var retryAfter: Int64?
 
     public init(_ status: HTTPResponse.Status, code: String, message: String, param: String? = nil) {
         self.status = status
@@ -41,6 +43,9 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         var response = try JSONResponse(body, status: status).response(from: request, context: context)
         if status == .unauthorized {
             response.headers[HTTPField.Name("WWW-Authenticate")!] = "Bearer"
+        }
+        if let retryAfter {
+            response.headers[HTTPField.Name("Retry-After")!] = String(retryAfter)
         }
         return response
     }

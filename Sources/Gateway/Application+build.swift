@@ -105,7 +105,8 @@ public func buildRouter(
     APIKeysController(keys: services.keys).addRoutes(to: router.group("v1/management"))
     let pipeline = InferencePipeline(
         admission: InferenceAdmission(keys: caches.keys, registry: caches.registry, clock: clock),
-        meter: inference.meter, router: inference.router, keyUsage: inference.keyUsage, clock: clock, logger: logger)
+        meter: inference.meter, router: inference.router, keyUsage: inference.keyUsage, limiter: RateLimiter(),
+        clock: clock, logger: logger)
     OpenAIController(pipeline: pipeline).addRoutes(to: router.group("v1"))
     return router
 }

@@ -28,6 +28,10 @@ struct KeyRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableReco
     var updatedAt: Int64
     var revokedAt: Int64?
     var createdByUserID: String
+    /// Requests per minute; 0: no limit.
+    var rpmLimit: Int64 = 0
+    /// Tokens per minute; 0: no limit.
+    var tpmLimit: Int64 = 0
 
     enum CodingKeys: String, CodingKey {
         case id
@@ -51,5 +55,7 @@ struct KeyRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableReco
         case updatedAt = "updated_at"
         case revokedAt = "revoked_at"
         case createdByUserID = "created_by_user_id"
+        case rpmLimit = "rpm_limit"
+        case tpmLimit = "tpm_limit"
     }
 }

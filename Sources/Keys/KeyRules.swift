@@ -34,6 +34,22 @@ enum KeyRules {
         return min(requested, maxStoredLimitMicros)
     }
 
+    /// A requests-per-minute limit: 0 (none) to 1,000,000.
+    static func rpmLimit(_ requested: Int64) throws -> Int64 {
+        guard (0...1_000_000).contains(requested) else {
+            throw ServiceError.invalid("invalid_rpm_limit", "rpm_limit must be between 0 (no limit) and 1000000", param: "rpm_limit")
+        }
+        return requested
+    }
+
+    /// A tokens-per-minute limit: 0 (none) to 1,000,000,000.
+    static func tpmLimit(_ requested: Int64) throws -> Int64 {
+        guard (0...1_000_000_000).contains(requested) else {
+            throw ServiceError.invalid("invalid_tpm_limit", "tpm_limit must be between 0 (no limit) and 1000000000", param: "tpm_limit")
+        }
+        return requested
+    }
+
     static func currency(_ raw: String) throws {
         switch raw.uppercased() {
         case "", "USD": return

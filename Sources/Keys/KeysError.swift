@@ -36,7 +36,7 @@ enum KeysError {
 
     static let emptyUpdate = ServiceError(
         .invalidArgument, "empty_update",
-        "provide at least one of status, name, limit, models, expiry")
+        "provide at least one of status, name, limit, models, expiry, rpm_limit, tpm_limit")
 
     static func revoked(_ id: String) -> ServiceError {
         ServiceError(.failedPrecondition, "key_revoked", "key \(id) is revoked and cannot be changed", param: "key_id")

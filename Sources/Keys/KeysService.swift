@@ -38,6 +38,8 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
         try KeyRules.currency(request.limitCurrency)
         let limit = request.hasLimitMicros ? try KeyRules.limit(request.limitMicros) : nil
         let models = try KeyRules.models(request.models)
+        let rpmLimit = try KeyRules.rpmLimit(Int64(request.rpmLimit))
+        let tpmLimit = try KeyRules.tpmLimit(request.tpmLimit)
         let expiry = request.hasExpiresAt ? try KeyRules.expiry(request.expiresAt.millis, now: now) : nil
         let owner = try owner(request.hasOwner ? request.owner : nil, kind: kind, organizationID: organizationID)
 
@@ -63,7 +65,9 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
             createdAt: now,
             updatedAt: now,
             revokedAt: nil,
-            createdByUserID: request.createdByUserID.isEmpty ? (Caller.current?.userID ?? "") : request.createdByUserID
+            createdByUserID: request.createdByUserID.isEmpty ? (Caller.current?.userID ?? "") : request.createdByUserID,
+            rpmLimit: rpmLimit,
+            tpmLimit: tpmLimit
         )
         try await store.insert(record)
         publish(record)
@@ -125,6 +129,8 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
             case .unlimited(false), nil: nil
             }
         let models = request.hasModels ? try KeyRules.models(request.models.models) : nil
+        let rpmLimit = request.hasRpmLimit ? try KeyRules.rpmLimit(Int64(request.rpmLimit)) : nil
+        let tpmLimit = request.hasTpmLimit ? try KeyRules.tpmLimit(request.tpmLimit) : nil
         let newExpiry: Int64?? =
             switch request.expiry {
             case .noExpiry(true): .some(nil)
@@ -138,7 +144,9 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
             case .UNRECOGNIZED(let value):
                 throw ServiceError.invalid("invalid_status", "unknown status \(value)", param: "status")
             }
-        guard name != nil || newLimit != nil || models != nil || newExpiry != nil || status != nil else {
+        guard name != nil || newLimit != nil || models != nil || newExpiry != nil || status != nil || rpmLimit != nil
+            || tpmLimit != nil
+        else {
             throw KeysError.emptyUpdate
         }
 
@@ -149,6 +157,8 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
             if let newLimit { record.limitMicros = newLimit }
             if let models { record.models = models }
             if let newExpiry { record.expiresAt = newExpiry }
+            if let rpmLimit { record.rpmLimit = rpmLimit }
+            if let tpmLimit { record.tpmLimit = tpmLimit }
             if let status {
                 record.status = status.rawValue
                 if status == .revoked { record.revokedAt = now }
@@ -283,6 +293,8 @@ extension KeyRecord {
             $0.updatedAt = .init(millis: updatedAt)
             if let revokedAt { $0.revokedAt = .init(millis: revokedAt) }
             $0.createdByUserID = createdByUserID
+            $0.rpmLimit = Int32(rpmLimit)
+            $0.tpmLimit = tpmLimit
         }
     }
 

@@ -43,6 +43,13 @@ struct KeysStore: Sendable {
                     CREATE INDEX keys_by_owner ON keys(organization_id, owner_type, owner_id);
                     """)
         }
+        migrator.registerMigration("v2: per-key rate limits") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE keys ADD COLUMN rpm_limit INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE keys ADD COLUMN tpm_limit INTEGER NOT NULL DEFAULT 0;
+                    """)
+        }
         return migrator
     }
 

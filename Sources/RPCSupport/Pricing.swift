@@ -39,8 +39,12 @@ public enum Pricing {
     public static func estimate(
         promptTokens: Int64, maxOutputTokens: Int64?, model: Lumen_Registry_V1_Model
     ) -> Int64 {
-        let output = maxOutputTokens ?? (model.defaultMaxOutputTokens > 0 ? model.defaultMaxOutputTokens : 4096)
-        return cost(Tokens(input: promptTokens, output: output), at: model.prices)
+        cost(Tokens(input: promptTokens, output: maxOutput(maxOutputTokens, model: model)), at: model.prices)
+    }
+
+    /// The most output a request may produce: its own limit, else the model's default, else 4096.
+    public static func maxOutput(_ maxOutputTokens: Int64?, model: Lumen_Registry_V1_Model) -> Int64 {
+        maxOutputTokens ?? (model.defaultMaxOutputTokens > 0 ? model.defaultMaxOutputTokens : 4096)
     }
 
     /// tokens × price, saturating: absurd counts cost the most, never wrap to a refund.

@@ -7,7 +7,7 @@ import Testing
 struct ManagementKeysRouteTests {
     static let keyFields: Set<String> = [
         "id", "name", "key_prefix", "hint", "status", "limit_amount", "used_amount", "models", "expires_at",
-        "last_used_at", "created_at",
+        "last_used_at", "created_at", "rpm_limit", "tpm_limit",
     ]
 
     @Test("GET /healthz answers without a token")
@@ -139,6 +139,10 @@ struct ManagementKeysRouteTests {
                 (#"{"expiresAt": 1893456000}"#, "invalid_expires_at", "expiresAt"),
                 (#"{"status": "active"}"#, "unknown_parameter", "status"),
                 (#"{"limit_amount": 5}"#, "unknown_parameter", "limit_amount"),
+                (#"{"rpmLimit": -1}"#, "invalid_rpm_limit", "rpmLimit"),
+                (#"{"rpmLimit": 1.5}"#, "invalid_rpm_limit", "rpmLimit"),
+                (#"{"rpmLimit": 1000001}"#, "invalid_rpm_limit", "rpmLimit"),
+                (#"{"tpmLimit": "many"}"#, "invalid_tpm_limit", "tpmLimit"),
                 (#"{"name": "x""#, "invalid_json", nil),
                 (#"["x"]"#, "invalid_json", nil),
             ]
@@ -185,6 +189,11 @@ struct ManagementKeysRouteTests {
             #expect(body["models"] as? [String] == ["gpt-4o"])
             (status, body) = try await gateway.send(.patch, path, json: #"{"expiresAt": "2099-06-01T12:00:00.250Z"}"#)
             #expect(body["expires_at"] as? String == "2099-06-01T12:00:00.250Z")
+            #expect(body["rpm_limit"] is NSNull && body["tpm_limit"] is NSNull)
+            (status, body) = try await gateway.send(.patch, path, json: #"{"rpmLimit": 60, "tpmLimit": 100000}"#)
+            #expect((body["rpm_limit"] as? Int, body["tpm_limit"] as? Int) == (60, 100_000))
+            (status, body) = try await gateway.send(.patch, path, json: #"{"tpmLimit": null}"#)
+            #expect(body["rpm_limit"] as? Int == 60 && body["tpm_limit"] is NSNull)
 
             for state in ["inactive", "suspended", "active", "revoked"] {
                 (status, body) = try await gateway.send(.patch, path, json: #"{"status": "\#(state)"}"#)

@@ -40,8 +40,17 @@ struct MeteringRouteTests {
                 metadata: services.asInternal)
             let open = try await services.keys.createKey(.init(), metadata: tenant.metadata)
             let capped = try await services.keys.createKey(.with { $0.limitMicros = 10 }, metadata: tenant.metadata)
+            let slow = try await services.keys.createKey(.with { $0.rpmLimit = 2 }, metadata: tenant.metadata)
+            let slowAndPoor = try await services.keys.createKey(
+                .with {
+                    $0.rpmLimit = 1
+                    $0.limitMicros = 1_000
+                }, metadata: tenant.metadata)
             secrets.withLock {
-                $0 = ["open": open.secret, "open_id": open.key.id, "capped": capped.secret, "capped_id": capped.key.id]
+                $0 = [
+                    "open": open.secret, "open_id": open.key.id, "capped": capped.secret, "capped_id": capped.key.id,
+                    "slow": slow.secret, "slow_id": slow.key.id, "slow_poor": slowAndPoor.secret,
+                ]
             }
         }
     }
@@ -116,6 +125,34 @@ struct MeteringRouteTests {
             #expect(GatewayHarness.error(body).code == "insufficient_quota")
             #expect((body["error"] as? [String: Any])?["type"] as? String == "insufficient_quota")
             #expect(try await Self.lines(gateway, key: keyID).isEmpty)
+        }
+    }
+
+    @Test("Beyond its requests per minute a key gets 429 with Retry-After; out of money and rate, 402 comes first")
+    func rateLimited() async throws {
+        let secrets = Secrets()
+        try await GatewayHarness.run(prepare: Self.prepare(secrets)) { gateway in
+            let (slow, slowID, slowPoor) = secrets.withLock { ($0["slow"]!, $0["slow_id"]!, $0["slow_poor"]!) }
+            let json = #"{"model": "priced", "max_tokens": 10, "messages": [{"role": "user", "content": "hello"}]}"#
+            for _ in 0..<2 {
+                #expect(try await gateway.raw(.post, "/v1/chat/completions", json: json, bearer: slow).status == .ok)
+            }
+            let refused = try await gateway.raw(.post, "/v1/chat/completions", json: json, bearer: slow)
+            #expect(refused.status == .tooManyRequests)
+            let retryAfter = try #require(refused.headers[HTTPField.Name("Retry-After")!].flatMap { Int($0) })
+            #expect((1...60).contains(retryAfter))
+            let body = try #require(try JSONSerialization.jsonObject(with: Data(refused.body.readableBytesView)) as? [String: Any])
+            #expect(GatewayHarness.error(body).code == "rate_limit_exceeded")
+            #expect((body["error"] as? [String: Any])?["type"] as? String == "rate_limit_error")
+            #expect(try await Self.lines(gateway, key: slowID).count == 2)
+
+            // 1 request per minute and a 1,000 micro-USD cap: the first fits (estimate 10 × $8/M + 2 × $2/M).
+            #expect(try await gateway.raw(.post, "/v1/chat/completions", json: json, bearer: slowPoor).status == .ok)
+            #expect(try await gateway.raw(.post, "/v1/chat/completions", json: json, bearer: slowPoor).status == .tooManyRequests)
+            let expensive = #"{"model": "priced", "max_tokens": 1000, "messages": [{"role": "user", "content": "hello"}]}"#
+            let (status, poor) = try await gateway.send(.post, "/v1/chat/completions", json: expensive, token: .some(slowPoor))
+            #expect(status == 402)
+            #expect(GatewayHarness.error(poor).code == "insufficient_quota")
         }
     }
 

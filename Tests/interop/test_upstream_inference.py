@@ -84,6 +84,7 @@ models:
             "open": {"name": "open"},
             "restricted": {"name": "restricted", "models": ["embed-test"]},
             "poor": {"name": "poor", "limitAmount": 0.0001},
+            "hasty": {"name": "hasty", "rpmLimit": 1},
         }.items():
             status, created = call(server, "POST", "/v1/management/api-keys", server.token, body)
             assert status == 200, created
@@ -238,6 +239,11 @@ def test_admission_errors_reach_the_sdk_with_status_and_code(gateway, upstream):
     fails(openai.InternalServerError, 503, "model_unavailable", model="off-model")
     fails(openai.APIStatusError, 402, "insufficient_quota", key="poor")
     assert upstream.received("/chat/completions") == []
+
+    sdk(gateway, "hasty").chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "hi"}])
+    limited = fails(openai.RateLimitError, 429, "rate_limit_exceeded", key="hasty")
+    assert 1 <= int(limited.response.headers["retry-after"]) <= 60
+    assert len(upstream.received("/chat/completions")) == 1
 
 
 def test_a_dead_backend_opens_its_circuit_and_the_model_goes_down(gateway, upstream):

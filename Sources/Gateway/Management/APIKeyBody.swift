@@ -7,13 +7,16 @@ import SwiftProtobuf
 /// requests. Only the shape is checked here (types, unknown fields, number and date syntax);
 /// the rules (lengths, ranges, the currency, at least one change) are the keys service's.
 enum APIKeyBody {
-    static let createFields: Set<String> = ["name", "limitAmount", "limitCurrency", "models", "expiresAt"]
+    static let createFields: Set<String> = [
+        "name", "limitAmount", "limitCurrency", "models", "expiresAt", "rpmLimit", "tpmLimit",
+    ]
     static let updateFields: Set<String> = createFields.union(["status"])
 
     /// The service's field names as this body calls them, for `param` in errors.
     static let params = [
         "name": "name", "limit_micros": "limitAmount", "limit_currency": "limitCurrency",
         "models": "models", "expires_at": "expiresAt", "status": "status", "key_id": "keyId",
+        "rpm_limit": "rpmLimit", "tpm_limit": "tpmLimit",
     ]
 
     static func create(_ body: [String: JSONValue]) throws(APIError) -> Lumen_Keys_V1_CreateKeyRequest {
@@ -35,6 +38,8 @@ enum APIKeyBody {
         if case .some(.some(let millis)) = try expiry(body["expiresAt"]) {
             request.expiresAt = .init(millis: millis)
         }
+        if let rpm = try rate(body["rpmLimit"], field: "rpmLimit", max: 1_000_000) { request.rpmLimit = Int32(rpm) }
+        if let tpm = try rate(body["tpmLimit"], field: "tpmLimit", max: 1_000_000_000) { request.tpmLimit = tpm }
         return request
     }
 
@@ -64,7 +69,19 @@ enum APIKeyBody {
         case .some(.none): request.expiry = .noExpiry(true)
         case .none: break
         }
+        if let rpm = try rate(body["rpmLimit"], field: "rpmLimit", max: 1_000_000) { request.rpmLimit = Int32(rpm) }
+        if let tpm = try rate(body["tpmLimit"], field: "tpmLimit", max: 1_000_000_000) { request.tpmLimit = tpm }
         return request
+    }
+
+    /// A per-minute limit: nil when absent; null or 0 means no limit (0).
+    static func rate(_ value: JSONValue?, field: String, max: Int) throws(APIError) -> Int64? {
+        if case .null? = value { return 0 }
+        let code = field == "rpmLimit" ? "invalid_rpm_limit" : "invalid_tpm_limit"
+        return try JSONValue.wholeNumber(
+            value, in: 0...max,
+            else: APIError.invalid(code, "\(field) must be a whole number from 0 (no limit) to \(max), or null", param: field)
+        ).map(Int64.init)
     }
 
     static func rejectUnknown(_ body: [String: JSONValue], allowed: Set<String>) throws(APIError) {

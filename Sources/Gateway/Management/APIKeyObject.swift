@@ -16,6 +16,9 @@ struct APIKeyObject: Encodable {
     var expiresAt: String?
     var lastUsedAt: String?
     var createdAt: String
+    /// Requests / tokens per minute; nil when unlimited.
+    var rpmLimit: Int?
+    var tpmLimit: Int64?
     /// The full secret: set only in the response to POST.
     var key: String?
 
@@ -31,6 +34,8 @@ struct APIKeyObject: Encodable {
         self.expiresAt = key.hasExpiresAt ? RFC3339.format(millis: key.expiresAt.millis) : nil
         self.lastUsedAt = key.hasLastUsedAt ? RFC3339.format(millis: key.lastUsedAt.millis) : nil
         self.createdAt = RFC3339.format(millis: key.createdAt.millis)
+        self.rpmLimit = key.rpmLimit > 0 ? Int(key.rpmLimit) : nil
+        self.tpmLimit = key.tpmLimit > 0 ? key.tpmLimit : nil
         self.key = secret
     }
 
@@ -52,6 +57,8 @@ struct APIKeyObject: Encodable {
         case expiresAt = "expires_at"
         case lastUsedAt = "last_used_at"
         case createdAt = "created_at"
+        case rpmLimit = "rpm_limit"
+        case tpmLimit = "tpm_limit"
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -67,6 +74,8 @@ struct APIKeyObject: Encodable {
         try container.encode(expiresAt, forKey: .expiresAt)
         try container.encode(lastUsedAt, forKey: .lastUsedAt)
         try container.encode(createdAt, forKey: .createdAt)
+        try container.encode(rpmLimit, forKey: .rpmLimit)
+        try container.encode(tpmLimit, forKey: .tpmLimit)
         try container.encodeIfPresent(key, forKey: .key)
     }
 }

@@ -21,6 +21,7 @@ struct InferencePipeline: Sendable {
     let meter: LedgerMeter
     let router: BackendRouter
     let keyUsage: BatchReporter<Lumen_Keys_V1_KeyUsageDelta, String>
+    let limiter: RateLimiter
     let clock: WallClock
     let logger: Logger
 
@@ -36,6 +37,9 @@ struct InferencePipeline: Sendable {
         var request: InferenceRequest
         var byok: Bool
         var started: ContinuousClock.Instant
+        /// Tokens counted against the key's per-minute limit, and the second they count in.
+        var rateTokens: Int64 = 0
+        var rateSecond: Int64?
     }
 
     func handle(_ endpoint: InferenceEndpoint, _ httpRequest: Request) async throws -> Response {
@@ -50,10 +54,9 @@ struct InferencePipeline: Sendable {
                 "model_not_supported", "\(model.name) does not serve /v1/\(endpoint.rawValue)", param: "model")
         }
         let callerCredential = try Self.callerCredential(httpRequest)
-        let admitted = Admitted(
+        var admitted = Admitted(
             requestID: requestID, key: key, model: model, request: request, byok: callerCredential != nil, started: started)
-
-        try await reserve(admitted)
+        try await admit(&admitted)
         let backendResponse: (Lumen_Registry_V1_Backend, UpstreamResponse)
         do {
             backendResponse = try await router.call(request, model: model, callerCredential: callerCredential, requestID: requestID)
@@ -127,6 +130,35 @@ struct InferencePipeline: Sendable {
             status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
     }
 
+    // MARK: Budget and rate
+
+    /// Holds the estimate and counts the request against the key's per-minute limits. A
+    /// request refused by both answers 402 (budget comes before rate in the API's order).
+    func admit(_ admitted: inout Admitted) async throws {
+        admitted.rateTokens = admitted.request.promptTokens
+            + Pricing.maxOutput(admitted.request.maxOutputTokens.map(Int64.init), model: admitted.model)
+        let limits = RateLimiter.Limits(
+            requestsPerMinute: Int64(admitted.key.rpmLimit), tokensPerMinute: admitted.key.tpmLimit)
+        switch limiter.acquire(key: admitted.key.id, limits: limits, tokens: admitted.rateTokens, nowMillis: clock.nowMillis) {
+        case .unlimited:
+            try await reserve(admitted)
+        case .admitted(let second):
+            admitted.rateSecond = second
+            do {
+                try await reserve(admitted)
+            } catch {
+                limiter.adjust(key: admitted.key.id, second: second, tokens: -admitted.rateTokens, request: true)
+                throw error
+            }
+        case .limited(let retryAfter, let reason):
+            try await reserve(admitted)
+            await release(admitted)
+            var error = APIError(.tooManyRequests, code: "rate_limit_exceeded", message: "\(reason); retry in \(retryAfter) s")
+            error.retryAfter = retryAfter
+            throw error
+        }
+    }
+
     // MARK: Ledger
 
     func reserve(_ admitted: Admitted) async throws {
@@ -168,6 +200,9 @@ struct InferencePipeline: Sendable {
         let tokens = reported
             ?? Pricing.Tokens(input: admitted.request.promptTokens, output: Int64(TokenEstimate.count(producedText)))
         let cost = Pricing.cost(tokens, at: admitted.model.prices)
+        if let second = admitted.rateSecond {
+            limiter.adjust(key: admitted.key.id, second: second, tokens: tokens.total - admitted.rateTokens)
+        }
         let latency = admitted.started.duration(to: .now)
         let latencyMs = latency.components.seconds * 1000 + latency.components.attoseconds / 1_000_000_000_000_000
         do {

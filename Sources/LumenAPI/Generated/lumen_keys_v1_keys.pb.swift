@@ -360,6 +360,20 @@ public nonisolated struct Lumen_Keys_V1_Key: @unchecked Sendable {
     set {_uniqueStorage()._createdByUserID = newValue}
   }
 
+  /// Requests per minute the gateway admits with this key (sliding minute); 0 means no limit.
+  /// Beyond it: HTTP 429 `rate_limit_exceeded` with Retry-After.
+  public var rpmLimit: Int32 {
+    get {_storage._rpmLimit}
+    set {_uniqueStorage()._rpmLimit = newValue}
+  }
+
+  /// Tokens per minute (prompt plus the most output a request may produce) the gateway admits
+  /// with this key; 0 means no limit.
+  public var tpmLimit: Int64 {
+    get {_storage._tpmLimit}
+    set {_uniqueStorage()._tpmLimit = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -431,6 +445,12 @@ public nonisolated struct Lumen_Keys_V1_CreateKeyRequest: Sendable {
 
   /// The user on whose behalf the key is created, for the record.
   public var createdByUserID: String = String()
+
+  /// Requests per minute; 0 means no limit. At most 1,000,000.
+  public var rpmLimit: Int32 = 0
+
+  /// Tokens per minute; 0 means no limit. At most 1,000,000,000.
+  public var tpmLimit: Int64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -680,6 +700,26 @@ public nonisolated struct Lumen_Keys_V1_UpdateKeyRequest: Sendable {
     set {expiry = .expiresAt(newValue)}
   }
 
+  /// New requests-per-minute limit, if set; 0 removes it (same bounds as CreateKey).
+  public var rpmLimit: Int32 {
+    get {_rpmLimit ?? 0}
+    set {_rpmLimit = newValue}
+  }
+  /// Returns true if `rpmLimit` has been explicitly set.
+  public var hasRpmLimit: Bool {self._rpmLimit != nil}
+  /// Clears the value of `rpmLimit`. Subsequent reads from it will return its default value.
+  public mutating func clearRpmLimit() {self._rpmLimit = nil}
+
+  /// New tokens-per-minute limit, if set; 0 removes it (same bounds as CreateKey).
+  public var tpmLimit: Int64 {
+    get {_tpmLimit ?? 0}
+    set {_tpmLimit = newValue}
+  }
+  /// Returns true if `tpmLimit` has been explicitly set.
+  public var hasTpmLimit: Bool {self._tpmLimit != nil}
+  /// Clears the value of `tpmLimit`. Subsequent reads from it will return its default value.
+  public mutating func clearTpmLimit() {self._tpmLimit = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   /// New spending cap, if set.
@@ -704,6 +744,8 @@ public nonisolated struct Lumen_Keys_V1_UpdateKeyRequest: Sendable {
 
   fileprivate var _name: String? = nil
   fileprivate var _models: Lumen_Keys_V1_ModelList? = nil
+  fileprivate var _rpmLimit: Int32? = nil
+  fileprivate var _tpmLimit: Int64? = nil
 }
 
 /// The response of KeysService.UpdateKey.
@@ -976,7 +1018,7 @@ nonisolated extension Lumen_Keys_V1_KeySort: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Lumen_Keys_V1_Key: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Key"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}organization_id\0\u{1}kind\0\u{1}owner\0\u{1}name\0\u{1}hint\0\u{3}key_prefix\0\u{1}status\0\u{1}models\0\u{3}limit_micros\0\u{3}used_micros\0\u{3}request_count\0\u{3}token_count\0\u{3}last_used_at\0\u{3}expires_at\0\u{3}created_at\0\u{3}updated_at\0\u{3}revoked_at\0\u{3}created_by_user_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}organization_id\0\u{1}kind\0\u{1}owner\0\u{1}name\0\u{1}hint\0\u{3}key_prefix\0\u{1}status\0\u{1}models\0\u{3}limit_micros\0\u{3}used_micros\0\u{3}request_count\0\u{3}token_count\0\u{3}last_used_at\0\u{3}expires_at\0\u{3}created_at\0\u{3}updated_at\0\u{3}revoked_at\0\u{3}created_by_user_id\0\u{3}rpm_limit\0\u{3}tpm_limit\0")
 
   fileprivate class _StorageClass {
     var _id: String = String()
@@ -998,6 +1040,8 @@ nonisolated extension Lumen_Keys_V1_Key: SwiftProtobuf.Message, SwiftProtobuf._M
     var _updatedAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
     var _revokedAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
     var _createdByUserID: String = String()
+    var _rpmLimit: Int32 = 0
+    var _tpmLimit: Int64 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1027,6 +1071,8 @@ nonisolated extension Lumen_Keys_V1_Key: SwiftProtobuf.Message, SwiftProtobuf._M
       _updatedAt = source._updatedAt
       _revokedAt = source._revokedAt
       _createdByUserID = source._createdByUserID
+      _rpmLimit = source._rpmLimit
+      _tpmLimit = source._tpmLimit
     }
   }
 
@@ -1064,6 +1110,8 @@ nonisolated extension Lumen_Keys_V1_Key: SwiftProtobuf.Message, SwiftProtobuf._M
         case 17: try { try decoder.decodeSingularMessageField(value: &_storage._updatedAt) }()
         case 18: try { try decoder.decodeSingularMessageField(value: &_storage._revokedAt) }()
         case 19: try { try decoder.decodeSingularStringField(value: &_storage._createdByUserID) }()
+        case 20: try { try decoder.decodeSingularInt32Field(value: &_storage._rpmLimit) }()
+        case 21: try { try decoder.decodeSingularInt64Field(value: &_storage._tpmLimit) }()
         default: break
         }
       }
@@ -1133,6 +1181,12 @@ nonisolated extension Lumen_Keys_V1_Key: SwiftProtobuf.Message, SwiftProtobuf._M
       if !_storage._createdByUserID.isEmpty {
         try visitor.visitSingularStringField(value: _storage._createdByUserID, fieldNumber: 19)
       }
+      if _storage._rpmLimit != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._rpmLimit, fieldNumber: 20)
+      }
+      if _storage._tpmLimit != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._tpmLimit, fieldNumber: 21)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1161,6 +1215,8 @@ nonisolated extension Lumen_Keys_V1_Key: SwiftProtobuf.Message, SwiftProtobuf._M
         if _storage._updatedAt != rhs_storage._updatedAt {return false}
         if _storage._revokedAt != rhs_storage._revokedAt {return false}
         if _storage._createdByUserID != rhs_storage._createdByUserID {return false}
+        if _storage._rpmLimit != rhs_storage._rpmLimit {return false}
+        if _storage._tpmLimit != rhs_storage._tpmLimit {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -1172,7 +1228,7 @@ nonisolated extension Lumen_Keys_V1_Key: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Lumen_Keys_V1_CreateKeyRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CreateKeyRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}organization_id\0\u{1}kind\0\u{1}owner\0\u{1}name\0\u{3}limit_micros\0\u{3}limit_currency\0\u{1}models\0\u{3}expires_at\0\u{3}created_by_user_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}organization_id\0\u{1}kind\0\u{1}owner\0\u{1}name\0\u{3}limit_micros\0\u{3}limit_currency\0\u{1}models\0\u{3}expires_at\0\u{3}created_by_user_id\0\u{3}rpm_limit\0\u{3}tpm_limit\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1189,6 +1245,8 @@ nonisolated extension Lumen_Keys_V1_CreateKeyRequest: SwiftProtobuf.Message, Swi
       case 7: try { try decoder.decodeRepeatedStringField(value: &self.models) }()
       case 8: try { try decoder.decodeSingularMessageField(value: &self._expiresAt) }()
       case 9: try { try decoder.decodeSingularStringField(value: &self.createdByUserID) }()
+      case 10: try { try decoder.decodeSingularInt32Field(value: &self.rpmLimit) }()
+      case 11: try { try decoder.decodeSingularInt64Field(value: &self.tpmLimit) }()
       default: break
       }
     }
@@ -1226,6 +1284,12 @@ nonisolated extension Lumen_Keys_V1_CreateKeyRequest: SwiftProtobuf.Message, Swi
     if !self.createdByUserID.isEmpty {
       try visitor.visitSingularStringField(value: self.createdByUserID, fieldNumber: 9)
     }
+    if self.rpmLimit != 0 {
+      try visitor.visitSingularInt32Field(value: self.rpmLimit, fieldNumber: 10)
+    }
+    if self.tpmLimit != 0 {
+      try visitor.visitSingularInt64Field(value: self.tpmLimit, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1239,6 +1303,8 @@ nonisolated extension Lumen_Keys_V1_CreateKeyRequest: SwiftProtobuf.Message, Swi
     if lhs.models != rhs.models {return false}
     if lhs._expiresAt != rhs._expiresAt {return false}
     if lhs.createdByUserID != rhs.createdByUserID {return false}
+    if lhs.rpmLimit != rhs.rpmLimit {return false}
+    if lhs.tpmLimit != rhs.tpmLimit {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1492,7 +1558,7 @@ nonisolated extension Lumen_Keys_V1_ModelList: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Lumen_Keys_V1_UpdateKeyRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".UpdateKeyRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}organization_id\0\u{3}key_id\0\u{1}name\0\u{1}status\0\u{1}unlimited\0\u{3}limit_micros\0\u{3}limit_currency\0\u{1}models\0\u{3}no_expiry\0\u{3}expires_at\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}organization_id\0\u{3}key_id\0\u{1}name\0\u{1}status\0\u{1}unlimited\0\u{3}limit_micros\0\u{3}limit_currency\0\u{1}models\0\u{3}no_expiry\0\u{3}expires_at\0\u{3}rpm_limit\0\u{3}tpm_limit\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1543,6 +1609,8 @@ nonisolated extension Lumen_Keys_V1_UpdateKeyRequest: SwiftProtobuf.Message, Swi
           self.expiry = .expiresAt(v)
         }
       }()
+      case 11: try { try decoder.decodeSingularInt32Field(value: &self._rpmLimit) }()
+      case 12: try { try decoder.decodeSingularInt64Field(value: &self._tpmLimit) }()
       default: break
       }
     }
@@ -1593,6 +1661,12 @@ nonisolated extension Lumen_Keys_V1_UpdateKeyRequest: SwiftProtobuf.Message, Swi
     }()
     case nil: break
     }
+    try { if let v = self._rpmLimit {
+      try visitor.visitSingularInt32Field(value: v, fieldNumber: 11)
+    } }()
+    try { if let v = self._tpmLimit {
+      try visitor.visitSingularInt64Field(value: v, fieldNumber: 12)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1605,6 +1679,8 @@ nonisolated extension Lumen_Keys_V1_UpdateKeyRequest: SwiftProtobuf.Message, Swi
     if lhs.limitCurrency != rhs.limitCurrency {return false}
     if lhs._models != rhs._models {return false}
     if lhs.expiry != rhs.expiry {return false}
+    if lhs._rpmLimit != rhs._rpmLimit {return false}
+    if lhs._tpmLimit != rhs._tpmLimit {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
