@@ -35,9 +35,21 @@ struct MeteringRouteTests {
                         }
                     }
                 }, metadata: services.asInternal)
-            _ = try await services.registry.upsertBackend(
-                .with { $0.backend = .with { $0.model = "priced"; $0.id = "mock"; $0.provider = .mock } },
-                metadata: services.asInternal)
+            _ = try await services.registry.upsertModel(
+                .with {
+                    $0.model = .with {
+                        $0.name = "painter"
+                        $0.vendor = "Lumen"
+                        $0.enabled = true
+                        $0.scenes = [.image, .audio]
+                        $0.prices = .with { $0.perRequestMicros = 40_000 }
+                    }
+                }, metadata: services.asInternal)
+            for model in ["priced", "painter"] {
+                _ = try await services.registry.upsertBackend(
+                    .with { $0.backend = .with { $0.model = model; $0.id = "mock"; $0.provider = .mock } },
+                    metadata: services.asInternal)
+            }
             let open = try await services.keys.createKey(.init(), metadata: tenant.metadata)
             let capped = try await services.keys.createKey(.with { $0.limitMicros = 10 }, metadata: tenant.metadata)
             let slow = try await services.keys.createKey(.with { $0.rpmLimit = 2 }, metadata: tenant.metadata)
@@ -153,6 +165,38 @@ struct MeteringRouteTests {
             let (status, poor) = try await gateway.send(.post, "/v1/chat/completions", json: expensive, token: .some(slowPoor))
             #expect(status == 402)
             #expect(GatewayHarness.error(poor).code == "insufficient_quota")
+        }
+    }
+
+    @Test("Pass-through paths take their scene from the path and are billed per request, JSON or multipart")
+    func passthrough() async throws {
+        let secrets = Secrets()
+        try await GatewayHarness.run(prepare: Self.prepare(secrets)) { gateway in
+            let (open, keyID) = secrets.withLock { ($0["open"]!, $0["open_id"]!) }
+            let (status, image) = try await gateway.send(
+                .post, "/v1/images/generations", json: #"{"model": "painter", "prompt": "a lighthouse"}"#, token: .some(open))
+            #expect(status == 200)
+            #expect(((image["data"] as? [[String: Any]])?.first?["b64_json"] as? String)?.isEmpty == false)
+
+            let boundary = "lumen-test-boundary"
+            let form = "--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\nContent-Type: audio/wav\r\n\r\nRIFF....\r\n"
+                + "--\(boundary)\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\npainter\r\n--\(boundary)--\r\n"
+            let transcription = try await gateway.client.execute(
+                uri: "/v1/audio/transcriptions", method: .post,
+                headers: [.authorization: "Bearer \(open)", .contentType: "multipart/form-data; boundary=\(boundary)"],
+                body: ByteBuffer(string: form))
+            #expect(transcription.status == .ok)
+            #expect(String(buffer: transcription.body).contains("mock transcription"))
+
+            let (chatStatus, chat) = try await gateway.send(
+                .post, "/v1/moderations", json: #"{"model": "painter", "input": "hi"}"#, token: .some(open))
+            #expect(chatStatus == 400)
+            #expect(GatewayHarness.error(chat).code == "model_not_supported")
+
+            let lines = try await Self.lines(gateway, key: keyID)
+            #expect(lines.count == 2)
+            #expect(Set(lines.map(\.scene)) == [.image, .audio])
+            #expect(lines.allSatisfy { $0.costMicros == 40_000 && !$0.estimated && $0.status == .settled })
         }
     }
 

@@ -46,6 +46,11 @@ class MockUpstream:
                     if mode != "no_usage":
                         answer["usage"] = {"prompt_tokens": 1234, "total_tokens": 1234}
                     return self.send_json(200, answer)
+                if path.endswith("/images/generations"):
+                    return self.send_json(200, {"created": 1, "data": [{"url": "https://images.example/1.png"}]})
+                if path.endswith("/moderations"):
+                    return self.send_json(200, {"id": "modr-1", "model": body["model"], "results": [
+                        {"flagged": False, "categories": {}, "category_scores": {}}]})
                 if path.endswith("/responses"):
                     answer = {"id": "resp_1", "object": "response", "created_at": 1, "status": "completed",
                               "model": body["model"], "output": [{"id": "msg_1", "type": "message", "status": "completed",

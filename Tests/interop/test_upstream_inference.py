@@ -62,6 +62,12 @@ models:
     prices: {{input: 0.02}}
     backends:
       - {{id: live, provider: openai, base_url: "{upstream.base_url}", credential_env: LUMEN_TEST_UPSTREAM_KEY}}
+  - name: image-test
+    vendor: OpenAI
+    scenes: [image, chat]
+    prices: {{per_request: 0.04}}
+    backends:
+      - {{id: live, provider: openai, base_url: "{upstream.base_url}", upstream_model: dall-e-up}}
   - name: careful-model
     vendor: Lumen
     consent_required: true
@@ -208,6 +214,20 @@ def test_completions_embeddings_and_responses(gateway, upstream, lumen_api):
     assert embedding.input_tokens == 1234 and embedding.cost_micros == 25  # 1234 × $0.02/M = 24.68
     chat_lines = [l for l in lines if l.logical_model == "gpt-test"]
     assert len(chat_lines) == 2 and all(l.cost_micros == 510 for l in chat_lines)
+
+
+def test_pass_through_paths_are_billed_per_request(gateway, upstream, lumen_api):
+    image = sdk(gateway).images.generate(model="image-test", prompt="a lighthouse at dusk")
+    assert image.data[0].url == "https://images.example/1.png"
+    (_, _, body), = upstream.received("/images/generations")
+    assert body == {"model": "dall-e-up", "prompt": "a lighthouse at dusk"}
+    moderation = sdk(gateway).moderations.create(model="image-test", input="hello")
+    assert moderation.results[0].flagged is False
+
+    from lumen.common.v1 import common_pb2
+    lines = usage_lines(gateway, lumen_api)
+    assert sorted(l.scene for l in lines) == sorted([common_pb2.SCENE_IMAGE, common_pb2.SCENE_CHAT])
+    assert all(l.cost_micros == 40_000 and not l.estimated for l in lines)
 
 
 def test_byok_forwards_the_callers_key_and_charges_nothing(gateway, upstream, lumen_api):

@@ -26,6 +26,8 @@ struct InferencePipeline: Sendable {
     let logger: Logger
 
     static let maxBodyBytes = 4 * 1024 * 1024
+    /// Uploads (images, audio) may be larger; OpenAI takes 25 MB of audio.
+    static let maxUploadBytes = 32 * 1024 * 1024
     static let maxUpstreamBodyBytes = 64 * 1024 * 1024
     static let byokHeader = HTTPField.Name("X-Upstream-Authorization")!
 
@@ -46,8 +48,8 @@ struct InferencePipeline: Sendable {
         let started = ContinuousClock.now
         let requestID = RequestID.current
         let key = try admission.key(httpRequest)
-        let buffer = try await httpRequest.body.collect(upTo: Self.maxBodyBytes)
-        let request = try InferenceRequest(endpoint, body: try JSONValue.object(from: Data(buffer.readableBytesView)))
+        let buffer = try await httpRequest.body.collect(upTo: endpoint.isPassthrough ? Self.maxUploadBytes : Self.maxBodyBytes)
+        let request = try InferenceRequest(endpoint, bytes: buffer, contentType: httpRequest.headers[.contentType])
         let model = try admission.model(request.model, for: key)
         guard model.scenes.contains(endpoint.scene) else {
             throw APIError.invalid(
@@ -196,9 +198,14 @@ struct InferencePipeline: Sendable {
 
     /// Settles with the upstream's usage, or with Lumen's count (marked estimated) when the
     /// upstream reported none: the prompt as counted for the hold plus the text produced.
+    /// Pass-through requests are billed per request, plus any tokens the upstream reports.
     func settle(_ admitted: Admitted, reported: Pricing.Tokens?, producedText: String) async {
+        let passthrough = admitted.request.endpoint.isPassthrough
         let tokens = reported
-            ?? Pricing.Tokens(input: admitted.request.promptTokens, output: Int64(TokenEstimate.count(producedText)))
+            ?? (passthrough
+                ? Pricing.Tokens(input: 0, output: 0)
+                : Pricing.Tokens(input: admitted.request.promptTokens, output: Int64(TokenEstimate.count(producedText))))
+        let estimated = reported == nil && !passthrough
         let cost = Pricing.cost(tokens, at: admitted.model.prices)
         if let second = admitted.rateSecond {
             limiter.adjust(key: admitted.key.id, second: second, tokens: tokens.total - admitted.rateTokens)
@@ -214,7 +221,7 @@ struct InferencePipeline: Sendable {
                     $0.outputTokens = tokens.output
                     $0.costMicros = cost
                     $0.latencyMs = latencyMs
-                    $0.estimated = reported == nil
+                    $0.estimated = estimated
                 })
         } catch {
             logger.error(
@@ -235,7 +242,7 @@ struct InferencePipeline: Sendable {
                 "request_id": "\(admitted.requestID)", "key_id": "\(admitted.key.id)", "model": "\(admitted.model.name)",
                 "endpoint": "\(admitted.request.endpoint.rawValue)", "input_tokens": "\(tokens.input)",
                 "output_tokens": "\(tokens.output)", "cost_micros": "\(admitted.byok ? 0 : cost)",
-                "estimated": "\(reported == nil)", "latency_ms": "\(latencyMs)",
+                "estimated": "\(estimated)", "latency_ms": "\(latencyMs)",
             ])
     }
 

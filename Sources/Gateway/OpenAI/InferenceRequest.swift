@@ -1,18 +1,40 @@
 import Foundation
 import LumenAPI
+import NIOCore
 
-/// The OpenAI endpoints Lumen meters by tokens.
-enum InferenceEndpoint: String, Sendable {
+/// The OpenAI endpoints Lumen meters: by tokens (chat, completions, embeddings, responses)
+/// or, passed through with their scene taken from the path, per request.
+enum InferenceEndpoint: String, Sendable, CaseIterable {
     case chatCompletions = "chat/completions"
     case completions
     case embeddings
     case responses
+    case imageGenerations = "images/generations"
+    case imageEdits = "images/edits"
+    case imageVariations = "images/variations"
+    case audioSpeech = "audio/speech"
+    case audioTranscriptions = "audio/transcriptions"
+    case audioTranslations = "audio/translations"
+    case moderations
+    case rerank
 
     /// The scene a model must serve to answer this endpoint.
     var scene: Lumen_Common_V1_Scene {
         switch self {
-        case .chatCompletions, .completions, .responses: .chat
+        case .chatCompletions, .completions, .responses, .moderations: .chat
         case .embeddings: .embedding
+        case .imageGenerations, .imageEdits, .imageVariations: .image
+        case .audioSpeech, .audioTranscriptions: .audio
+        case .audioTranslations: .translation
+        case .rerank: .rerank
+        }
+    }
+
+    /// Passed through as received and billed per request (plus tokens if the upstream reports any).
+    var isPassthrough: Bool {
+        switch self {
+        case .chatCompletions, .completions, .embeddings, .responses: false
+        default: true
         }
     }
 }
@@ -22,6 +44,8 @@ enum InferenceEndpoint: String, Sendable {
 struct InferenceRequest: Sendable {
     var endpoint: InferenceEndpoint
     var body: [String: JSONValue]
+    /// A pass-through body that is not JSON (multipart uploads), sent upstream as received.
+    var rawBody: (bytes: ByteBuffer, contentType: String)?
     var model: String
     var stream: Bool
     /// Whether the caller asked for the usage chunk of a stream.
@@ -40,7 +64,44 @@ struct InferenceRequest: Sendable {
             ? Int64(inputs.reduce(0) { $0 + TokenEstimate.count($1) }) : Int64(TokenEstimate.count(promptText))
     }
 
+    /// Reads a request body: JSON for every endpoint, or multipart form data for uploads
+    /// (image edits, transcriptions), of which only the `model` field is read.
+    init(_ endpoint: InferenceEndpoint, bytes: ByteBuffer, contentType: String?) throws(APIError) {
+        if endpoint.isPassthrough, let contentType, contentType.lowercased().hasPrefix("multipart/form-data") {
+            guard let model = MultipartForm.field("model", in: bytes, contentType: contentType), !model.isEmpty else {
+                throw APIError.invalid("missing_model", "model is required: the name of a model from GET /v1/models", param: "model")
+            }
+            self.init(passthrough: endpoint, model: model, body: [:])
+            rawBody = (bytes, contentType)
+            return
+        }
+        try self.init(endpoint, body: try JSONValue.object(from: Data(bytes.readableBytesView)))
+    }
+
+    private init(passthrough endpoint: InferenceEndpoint, model: String, body: [String: JSONValue]) {
+        self.endpoint = endpoint
+        self.body = body
+        self.model = model
+        stream = false
+        includeUsage = false
+        maxOutputTokens = 0
+        promptText = ""
+        // What the mock echoes or ranks by: speech `input`, rerank `query`.
+        switch body["input"] ?? body["query"] {
+        case .string(let text)?: lastUserText = text
+        default: lastUserText = ""
+        }
+    }
+
     init(_ endpoint: InferenceEndpoint, body: [String: JSONValue]) throws(APIError) {
+        if endpoint.isPassthrough {
+            self.init(passthrough: endpoint, model: try Self.model(body), body: body)
+        } else {
+            try self.init(metered: endpoint, body: body)
+        }
+    }
+
+    private init(metered endpoint: InferenceEndpoint, body: [String: JSONValue]) throws(APIError) {
         self.endpoint = endpoint
         self.body = body
         switch endpoint {
@@ -93,12 +154,16 @@ struct InferenceRequest: Sendable {
             stream = try Self.stream(body)
             includeUsage = true
             maxOutputTokens = try Self.maxTokens(body, fields: ["max_output_tokens"])
+        default:
+            preconditionFailure("pass-through endpoints return above")
         }
     }
 
     /// The body for one backend: its model name and, for streamed chat and completions, usage
     /// asked for so that the line is exact (the chunk is removed again unless the caller asked).
-    func upstreamBody(model upstreamModel: String) -> [String: JSONValue] {
+    func upstreamBody(model upstreamModel: String) -> UpstreamRequest.Body {
+        // A multipart upload goes as it came: its model field is not rewritten.
+        if let rawBody { return .raw(rawBody.bytes, contentType: rawBody.contentType) }
         var body = self.body
         body["model"] = .string(upstreamModel)
         if stream, endpoint == .chatCompletions || endpoint == .completions {
@@ -107,7 +172,7 @@ struct InferenceRequest: Sendable {
             options["include_usage"] = .bool(true)
             body["stream_options"] = .object(options)
         }
-        return body
+        return .json(body)
     }
 
     static func model(_ body: [String: JSONValue]) throws(APIError) -> String {

@@ -7,7 +7,8 @@ import RPCSupport
 
 
 /// The OpenAI-compatible endpoints: `GET /v1/models` and the metered ones,
-/// `POST /v1/chat/completions`, `/v1/completions`, `/v1/embeddings` and `/v1/responses`.
+/// `POST /v1/chat/completions`, `/v1/completions`, `/v1/embeddings` and `/v1/responses`, and
+/// the pass-through paths (images, audio, moderations, rerank) billed per request.
 struct OpenAIController<Context: RequestContext>: Sendable {
     let pipeline: InferencePipeline
 
@@ -16,7 +17,7 @@ struct OpenAIController<Context: RequestContext>: Sendable {
     func addRoutes(to group: RouterGroup<Context>) {
         group.add(middleware: RequestIDMiddleware())
         group.get("models", use: models)
-        for endpoint in [InferenceEndpoint.chatCompletions, .completions, .embeddings, .responses] {
+        for endpoint in InferenceEndpoint.allCases {
             group.post(RouterPath(endpoint.rawValue)) { request, _ in
                 try await pipeline.handle(endpoint, request)
             }

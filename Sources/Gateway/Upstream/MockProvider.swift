@@ -78,8 +78,43 @@ enum MockProvider {
             }
             events.append(ResponseEvent(type: "response.completed", sequenceNumber: reply.pieces.count + 1, response: final))
             return try sse(events, done: false)
+
+        case .imageGenerations, .imageEdits, .imageVariations:
+            // A 1×1 transparent PNG, whatever was asked.
+            let image: JSONValue = .object(["b64_json": .string(tinyPNG)])
+            let created: JSONValue = .number(Decimal(created))
+            return try json(JSONValue.object(["created": created, "data": .array([image])]))
+        case .audioSpeech:
+            let text = request.lastUserText.isEmpty ? "nothing" : request.lastUserText
+            return UpstreamResponse(
+                status: .ok, contentType: "audio/mpeg", body: .buffered(ByteBuffer(string: "MOCK-AUDIO:" + text)))
+        case .audioTranscriptions, .audioTranslations:
+            return try json(JSONValue.object(["text": .string("This is the mock transcription.")]))
+        case .moderations:
+            let result: JSONValue = .object(["flagged": .bool(false), "categories": .object([:]), "category_scores": .object([:])])
+            return try json(JSONValue.object(["id": .string("modr-" + id), "model": .string(model), "results": .array([result])]))
+        case .rerank:
+            // Documents ranked by how many of the query's words they share.
+            let query = Set(request.lastUserText.lowercased().split(separator: " "))
+            var documents: [String] = []
+            if case .array(let items)? = request.body["documents"] {
+                documents = items.map { if case .string(let text) = $0 { text } else { "" } }
+            }
+            let divisor = Decimal(max(1, query.count))
+            var scored: [(Int, Decimal)] = []
+            for (index, text) in documents.enumerated() {
+                let shared = Set(text.lowercased().split(separator: " ")).intersection(query).count
+                scored.append((index, Decimal(shared) / divisor))
+            }
+            scored.sort { left, right in left.1 > right.1 || (left.1 == right.1 && left.0 < right.0) }
+            let results: [JSONValue] = scored.map { index, score in
+                JSONValue.object(["index": JSONValue.number(Decimal(index)), "relevance_score": JSONValue.number(score)])
+            }
+            return try json(JSONValue.object(["id": .string("rerank-" + id), "model": .string(model), "results": .array(results)]))
         }
     }
+
+    static let tinyPNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
 }
 struct Usage: Encodable {
     var promptTokens: Int

@@ -11,8 +11,14 @@ import ServiceLifecycle
 struct UpstreamRequest: Sendable {
     /// The OpenAI path below the backend's base URL, without a leading slash (`chat/completions`).
     var path: String
-    /// The request body as parsed (the model already replaced by the backend's upstream name).
-    var body: [String: JSONValue]
+    /// The request body: JSON as parsed (the model already replaced by the backend's
+    /// upstream name), or bytes sent as received (multipart uploads).
+    var body: Body
+
+    enum Body: Sendable {
+        case json([String: JSONValue])
+        case raw(ByteBuffer, contentType: String)
+    }
     /// Whether an SSE stream is asked for.
     var stream: Bool
     /// The caller's own upstream credential (`X-Upstream-Authorization`), for BYOK.
@@ -87,12 +93,18 @@ public final class UpstreamHTTP: Service, Sendable {
         while base.hasSuffix("/") { base.removeLast() }
         var call = HTTPClientRequest(url: base + "/" + request.path)
         call.method = .POST
-        call.headers.add(name: "content-type", value: "application/json")
-        call.headers.add(name: "accept", value: request.stream ? "text/event-stream" : "application/json")
+        switch request.body {
+        case .json(let body):
+            call.headers.add(name: "content-type", value: "application/json")
+            call.body = .bytes(ByteBuffer(data: try JSONEncoder().encode(body)))
+        case .raw(let bytes, let contentType):
+            call.headers.add(name: "content-type", value: contentType)
+            call.body = .bytes(bytes)
+        }
+        if request.stream { call.headers.add(name: "accept", value: "text/event-stream") }
         if let credential = request.callerCredential ?? Self.credential(backend.credentialEnv) {
             call.headers.add(name: "authorization", value: "Bearer " + credential)
         }
-        call.body = .bytes(ByteBuffer(data: try JSONEncoder().encode(request.body)))
         let timeout = TimeAmount.milliseconds(Int64(backend.timeoutMs > 0 ? backend.timeoutMs : 60_000))
         let response = try await client.execute(call, timeout: timeout)
         let status = HTTPResponse.Status(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase)
