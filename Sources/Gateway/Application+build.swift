@@ -49,14 +49,17 @@ public struct GatewayCaches: Sendable {
 public struct GatewayInference: Sendable {
     public let meter: LedgerMeter
     public let http: UpstreamHTTP
+    public let metrics: GatewayMetrics
     let router: BackendRouter
     let keyUsage: BatchReporter<Lumen_Keys_V1_KeyUsageDelta, String>
 
     public init(services: GatewayServices, clock: WallClock = .system, logger: Logger) {
         self.meter = LedgerMeter(ledger: services.ledger, internalToken: services.internalToken, logger: logger)
         self.http = UpstreamHTTP()
+        self.metrics = GatewayMetrics()
         self.router = BackendRouter(
-            http: http, registry: services.registry, internalToken: services.internalToken, clock: clock, logger: logger)
+            http: http, registry: services.registry, internalToken: services.internalToken, metrics: metrics, clock: clock,
+            logger: logger)
         let keys = services.keys
         let token = services.internalToken
         self.keyUsage = BatchReporter(
@@ -102,11 +105,18 @@ public func buildRouter(
         caches.isSynced && inference.meter.isConnected
             ? JSONResponse(["status": "ok"]) : JSONResponse(["status": "starting"], status: .serviceUnavailable)
     }
+    // Prometheus text; like /healthz it is open, so bind the gateway to a trusted interface.
+    router.get("metrics") { _, _ in
+        Response(
+            status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(
+                string: inference.metrics.render(caches: caches, meter: inference.meter, nowMillis: clock.nowMillis))))
+    }
     APIKeysController(keys: services.keys).addRoutes(to: router.group("v1/management"))
     let pipeline = InferencePipeline(
         admission: InferenceAdmission(keys: caches.keys, registry: caches.registry, clock: clock),
         meter: inference.meter, router: inference.router, keyUsage: inference.keyUsage, limiter: RateLimiter(),
-        clock: clock, logger: logger)
+        metrics: inference.metrics, clock: clock, logger: logger)
     OpenAIController(pipeline: pipeline).addRoutes(to: router.group("v1"))
     return router
 }

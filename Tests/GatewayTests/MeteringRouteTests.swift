@@ -200,6 +200,31 @@ struct MeteringRouteTests {
         }
     }
 
+    @Test("GET /metrics: requests by model, status and scene, latencies, holds, caches and circuits")
+    func metrics() async throws {
+        let secrets = Secrets()
+        try await GatewayHarness.run(prepare: Self.prepare(secrets)) { gateway in
+            let (open, capped) = secrets.withLock { ($0["open"]!, $0["capped"]!) }
+            let json = #"{"model": "priced", "messages": [{"role": "user", "content": "hello"}]}"#
+            _ = try await gateway.raw(.post, "/v1/chat/completions", json: json, bearer: open)
+            _ = try await gateway.raw(.post, "/v1/chat/completions", json: json, bearer: capped)
+            _ = try await gateway.raw(.post, "/v1/chat/completions", json: #"{"model": "made-up", "messages": [{"role": "user", "content": "x"}]}"#, bearer: open)
+            let response = try await gateway.raw(.get, "/metrics", json: nil, bearer: nil)
+            #expect(response.status == .ok)
+            let text = String(buffer: response.body)
+            #expect(text.contains(#"lumen_requests_total{model="priced",status="200",scene="chat"} 1"#))
+            #expect(text.contains(#"lumen_requests_total{model="priced",status="402",scene="chat"} 1"#))
+            #expect(text.contains(#"lumen_requests_total{model="-",status="404",scene="chat"} 1"#))
+            #expect(!text.contains("made-up"))
+            #expect(text.contains(#"lumen_request_duration_seconds_count{model="priced",scene="chat"} 1"#))
+            #expect(text.contains(#"lumen_time_to_first_token_seconds_bucket{model="priced""#))
+            #expect(text.contains("lumen_holds_open 0"))
+            #expect(text.contains(#"lumen_gateway_cache_synced{cache="keys"} 1"#))
+            #expect(text.contains(#"lumen_backend_circuit_open{model="priced",backend="mock"} 0"#))
+            #expect(!text.contains(open) && !text.contains("hello"))
+        }
+    }
+
     @Test("BYOK: the caller's upstream key is taken, the line is kept and nothing is charged")
     func byok() async throws {
         let secrets = Secrets()

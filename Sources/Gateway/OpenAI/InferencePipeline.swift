@@ -22,6 +22,7 @@ struct InferencePipeline: Sendable {
     let router: BackendRouter
     let keyUsage: BatchReporter<Lumen_Keys_V1_KeyUsageDelta, String>
     let limiter: RateLimiter
+    let metrics: GatewayMetrics
     let clock: WallClock
     let logger: Logger
 
@@ -44,13 +45,36 @@ struct InferencePipeline: Sendable {
         var rateSecond: Int64?
     }
 
+    /// Serves one request and counts it in the metrics (the model label only once the model
+    /// is known to exist, so callers cannot inflate the label set).
     func handle(_ endpoint: InferenceEndpoint, _ httpRequest: Request) async throws -> Response {
         let started = ContinuousClock.now
+        var label = "-"
+        do {
+            let response = try await serve(endpoint, httpRequest, started: started, label: &label)
+            metrics.request(model: label, scene: endpoint.scene, status: Int(response.status.code))
+            if !(response.headers[.contentType]?.hasPrefix("text/event-stream") ?? false) {
+                metrics.latency(model: label, scene: endpoint.scene, started.duration(to: .now))
+            }
+            return response
+        } catch let error as APIError {
+            metrics.request(model: label, scene: endpoint.scene, status: Int(error.status.code))
+            throw error
+        } catch {
+            metrics.request(model: label, scene: endpoint.scene, status: 500)
+            throw error
+        }
+    }
+
+    func serve(
+        _ endpoint: InferenceEndpoint, _ httpRequest: Request, started: ContinuousClock.Instant, label: inout String
+    ) async throws -> Response {
         let requestID = RequestID.current
         let key = try admission.key(httpRequest)
         let buffer = try await httpRequest.body.collect(upTo: endpoint.isPassthrough ? Self.maxUploadBytes : Self.maxBodyBytes)
         let request = try InferenceRequest(endpoint, bytes: buffer, contentType: httpRequest.headers[.contentType])
         let model = try admission.model(request.model, for: key)
+        label = model.name
         guard model.scenes.contains(endpoint.scene) else {
             throw APIError.invalid(
                 "model_not_supported", "\(model.name) does not serve /v1/\(endpoint.rawValue)", param: "model")
@@ -67,6 +91,7 @@ struct InferencePipeline: Sendable {
             throw error
         }
         let upstream = backendResponse.1
+        if !request.stream { metrics.timeToFirstToken(model: model.name, started.duration(to: .now)) }
         guard upstream.status.code < 300 else {
             // The upstream refused the request itself (4xx): its error goes back as it came.
             let body = try await upstream.collect(upTo: Self.maxUpstreamBodyBytes)
@@ -96,6 +121,7 @@ struct InferencePipeline: Sendable {
             var produced = ""
             var settled = false
             var callerGone = false
+            var first = true
             func relay(_ event: SSEEvent) async throws {
                 if let data = event.data, !event.isDone, let payload = MeteredPayload.decode(Array(data.utf8)) {
                     produced += payload.text
@@ -110,6 +136,10 @@ struct InferencePipeline: Sendable {
                 }
                 do {
                     try await writer.write(event.raw)
+                    if first {
+                        first = false
+                        metrics.timeToFirstToken(model: admitted.model.name, admitted.started.duration(to: .now))
+                    }
                 } catch {
                     callerGone = true
                     throw error
@@ -127,6 +157,7 @@ struct InferencePipeline: Sendable {
             }
             if !settled { await settle(admitted, reported: reported, producedText: produced) }
             if !callerGone { try? await writer.finish(nil) }
+            metrics.latency(model: admitted.model.name, scene: admitted.request.endpoint.scene, admitted.started.duration(to: .now))
         }
         return Response(
             status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
@@ -183,12 +214,14 @@ struct InferencePipeline: Sendable {
                     $0.scene = admitted.request.endpoint.scene
                     $0.accessChannel = admitted.byok ? .byok : .platform
                 })
+            metrics.holdPlaced()
         } catch let error as ServiceError {
             throw APIError(error)
         }
     }
 
     func release(_ admitted: Admitted) async {
+        metrics.holdClosed()
         do {
             try await meter.release(requestID: admitted.requestID)
         } catch {
@@ -206,6 +239,7 @@ struct InferencePipeline: Sendable {
                 ? Pricing.Tokens(input: 0, output: 0)
                 : Pricing.Tokens(input: admitted.request.promptTokens, output: Int64(TokenEstimate.count(producedText))))
         let estimated = reported == nil && !passthrough
+        metrics.holdClosed()
         let cost = Pricing.cost(tokens, at: admitted.model.prices)
         if let second = admitted.rateSecond {
             limiter.adjust(key: admitted.key.id, second: second, tokens: tokens.total - admitted.rateTokens)

@@ -23,11 +23,16 @@ final class BackendRouter: Sendable {
     let health: BatchReporter<Lumen_Registry_V1_BackendReport, String>
     let clock: WallClock
     let logger: Logger
+    let metrics: GatewayMetrics
     private let recentFailures = Mutex<[String: Int64]>([:])
     static let demoteMillis: Int64 = 5_000
 
-    init(http: UpstreamHTTP, registry: any Lumen_Registry_V1_ModelRegistryService.ClientProtocol, internalToken: String, clock: WallClock, logger: Logger) {
+    init(
+        http: UpstreamHTTP, registry: any Lumen_Registry_V1_ModelRegistryService.ClientProtocol, internalToken: String,
+        metrics: GatewayMetrics, clock: WallClock, logger: Logger
+    ) {
         self.http = http
+        self.metrics = metrics
         self.clock = clock
         self.logger = logger
         self.health = BatchReporter(
@@ -89,7 +94,11 @@ final class BackendRouter: Sendable {
                 if code >= 500 || code == 429 {
                     lastProblem = "backend \(backend.id) answered \(code)"
                     _ = try? await response.collect(upTo: 64 * 1024)
-                    if code >= 500 { outcome(of: backend, success: false) }
+                    if code >= 500 {
+                        outcome(of: backend, success: false)
+                    } else {
+                        metrics.upstreamError(model: backend.model, backend: backend.id)
+                    }
                     logger.warning("upstream refused; trying the next backend", metadata: ["model": "\(model.name)", "backend": "\(backend.id)", "status": "\(code)"])
                     continue
                 }
@@ -110,6 +119,7 @@ final class BackendRouter: Sendable {
     /// Records a call's outcome for the registry's health (and for local demotion).
     func outcome(of backend: Lumen_Registry_V1_Backend, success: Bool) {
         let now = clock.nowMillis
+        if !success { metrics.upstreamError(model: backend.model, backend: backend.id) }
         recentFailures.withLock { failures in
             if success { failures[Self.key(backend)] = nil } else { failures[Self.key(backend)] = now }
         }

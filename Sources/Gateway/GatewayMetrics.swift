@@ -1,0 +1,97 @@
+import CoreMetrics
+import Foundation
+import Hummingbird
+import LumenAPI
+import Prometheus
+import RPCSupport
+import Synchronization
+
+/// The gateway's Prometheus metrics, served as text at `GET /metrics`.
+///
+/// swift-metrics types backed by one swift-prometheus registry per application (no global
+/// bootstrap, so several gateways can live in one process, as in tests). Labels never carry
+/// a key, a secret or a prompt.
+public final class GatewayMetrics: Sendable {
+    let registry = PrometheusCollectorRegistry()
+    let factory: PrometheusMetricsFactory
+    private let holdsOpen = Atomic<Int>(0)
+
+    public init() {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        let latencyBuckets: [Duration] = [
+            .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+            .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5),
+            .seconds(10), .seconds(30), .seconds(60),
+        ]
+        factory.defaultDurationHistogramBuckets = latencyBuckets
+        self.factory = factory
+    }
+
+    /// A finished (or streaming-started) request: count by model, status and scene.
+    func request(model: String, scene: Lumen_Common_V1_Scene, status: Int) {
+        Counter(
+            label: "lumen_requests_total",
+            dimensions: [("model", model), ("status", String(status)), ("scene", Self.name(scene))], factory: factory
+        ).increment()
+    }
+
+    /// Time from the request's arrival to its last byte.
+    func latency(model: String, scene: Lumen_Common_V1_Scene, _ duration: Duration) {
+        Timer(label: "lumen_request_duration_seconds", dimensions: [("model", model), ("scene", Self.name(scene))], factory: factory)
+            .recordNanoseconds(Self.nanoseconds(duration))
+    }
+
+    /// Time from the request's arrival to the first byte of the answer.
+    func timeToFirstToken(model: String, _ duration: Duration) {
+        Timer(label: "lumen_time_to_first_token_seconds", dimensions: [("model", model)], factory: factory)
+            .recordNanoseconds(Self.nanoseconds(duration))
+    }
+
+    /// A failed upstream call (connection, timeout, 5xx, 429).
+    func upstreamError(model: String, backend: String) {
+        Counter(label: "lumen_upstream_errors_total", dimensions: [("model", model), ("backend", backend)], factory: factory)
+            .increment()
+    }
+
+    func holdPlaced() { holdsOpen.add(1, ordering: .relaxed) }
+    func holdClosed() { holdsOpen.subtract(1, ordering: .relaxed) }
+
+    /// The exposition text, with the gauges read now: holds open, cache state, circuits.
+    func render(caches: GatewayCaches, meter: LedgerMeter, nowMillis: Int64) -> String {
+        Gauge(label: "lumen_holds_open", factory: factory).record(holdsOpen.load(ordering: .relaxed))
+        for (name, synced, entries) in [
+            ("keys", caches.keys.isSynced, caches.keys.count), ("registry", caches.registry.isSynced, caches.registry.models.count),
+        ] {
+            Gauge(label: "lumen_gateway_cache_synced", dimensions: [("cache", name)], factory: factory).record(synced ? 1 : 0)
+            Gauge(label: "lumen_gateway_cache_entries", dimensions: [("cache", name)], factory: factory).record(entries)
+        }
+        Gauge(label: "lumen_ledger_stream_connected", factory: factory).record(meter.isConnected ? 1 : 0)
+        for model in caches.registry.models {
+            for backend in model.backends {
+                let open = !backend.isRoutable(at: nowMillis) ? 1 : 0
+                Gauge(label: "lumen_backend_circuit_open", dimensions: [("model", model.name), ("backend", backend.id)], factory: factory)
+                    .record(open)
+            }
+        }
+        return registry.emitToString()
+    }
+
+    static func name(_ scene: Lumen_Common_V1_Scene) -> String {
+        switch scene {
+        case .chat: "chat"
+        case .image: "image"
+        case .audio: "audio"
+        case .video: "video"
+        case .embedding: "embedding"
+        case .rerank: "rerank"
+        case .translation: "translation"
+        case .music: "music"
+        case .scene3D: "3d"
+        default: "unspecified"
+        }
+    }
+
+    static func nanoseconds(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
+    }
+}
