@@ -9,7 +9,8 @@ let package = Package(
     name: "lumen",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "lumen", targets: ["lumen"])
+        .executable(name: "lumen", targets: ["lumen"]),
+        .executable(name: "bench-upstream", targets: ["bench-upstream"]),
     ],
     dependencies: [
         .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
@@ -114,6 +115,13 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Yams", package: "Yams"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        /// A fast OpenAI-compatible upstream for the benchmark (bench/run.sh).
+        .executableTarget(
+            name: "bench-upstream",
+            dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
+            path: "bench/MockUpstream",
             swiftSettings: swiftSettings
         ),
 

@@ -11,6 +11,14 @@ import Storage
 /// - `holds`: one row per request in flight; Σ of a pool's holds is its `reserved_micros`.
 /// - `usage_lines`: one row per request, pending while held, settled with its final cost.
 enum LedgerStore {
+    /// A principal as stored (type number and id) in its message form.
+    static func principal(type: Int, id: String) -> Lumen_Common_V1_PrincipalRef {
+        .with {
+            $0.type = .init(rawValue: type) ?? .unspecified
+            $0.id = id
+        }
+    }
+
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1: pools, holds, usage lines") { db in
@@ -175,12 +183,7 @@ struct HoldRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRec
         case expiresAt = "expires_at"
     }
 
-    var owner: Lumen_Common_V1_PrincipalRef {
-        .with {
-            $0.type = .init(rawValue: ownerType) ?? .unspecified
-            $0.id = ownerID
-        }
-    }
+    var owner: Lumen_Common_V1_PrincipalRef { LedgerStore.principal(type: ownerType, id: ownerID) }
 }
 
 /// A row of `usage_lines`.
@@ -236,10 +239,7 @@ struct UsageLineRecord: Codable, Sendable, Equatable, FetchableRecord, Persistab
             $0.createdAt = .init(millis: createdAt)
             $0.organizationID = organizationID
             $0.keyID = keyID
-            $0.owner = .with {
-                $0.type = .init(rawValue: ownerType) ?? .unspecified
-                $0.id = ownerID
-            }
+            $0.owner = LedgerStore.principal(type: ownerType, id: ownerID)
             $0.logicalModel = logicalModel
             $0.modelVendor = modelVendor
             $0.scene = .init(rawValue: scene) ?? .unspecified
