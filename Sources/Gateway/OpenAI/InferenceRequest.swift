@@ -58,11 +58,17 @@ struct InferenceRequest: Sendable {
     var lastUserText: String
     /// Embedding inputs, one text each.
     var inputs: [String] = []
+    /// `encoding_format` is base64, and `dimensions`, of an embeddings request.
+    var embeddingOptions: (base64: Bool, dimensions: Int?) = (false, nil)
 
+    /// Prompt tokens as Lumen counts them, once: the estimate, the rate limit and an
+    /// estimated line all use this figure.
     var promptTokens: Int64 {
-        endpoint == .embeddings
+        if let countedPromptTokens { return countedPromptTokens }
+        return endpoint == .embeddings
             ? Int64(inputs.reduce(0) { $0 + TokenEstimate.count($1) }) : Int64(TokenEstimate.count(promptText))
     }
+    private var countedPromptTokens: Int64?
 
     /// Reads a request body: JSON for every endpoint, or multipart form data for uploads
     /// (image edits, transcriptions), of which only the `model` field is read.
@@ -122,6 +128,7 @@ struct InferenceRequest: Sendable {
             promptText = embeddings.inputs.joined(separator: "\n")
             lastUserText = promptText
             inputs = embeddings.inputs
+            embeddingOptions = (embeddings.base64, embeddings.dimensions)
         case .completions:
             model = try Self.model(body)
             switch body["prompt"] {
@@ -157,6 +164,7 @@ struct InferenceRequest: Sendable {
         default:
             preconditionFailure("pass-through endpoints return above")
         }
+        countedPromptTokens = promptTokens
     }
 
     /// The body for one backend: its model name and, for streamed chat and completions, usage

@@ -26,8 +26,7 @@ enum MockProvider {
         let promptTokens = Int(request.promptTokens)
         switch request.endpoint {
         case .embeddings:
-            let dimensions = (try? EmbeddingsRequest(request.body).dimensions) ?? nil
-            let base64 = (try? EmbeddingsRequest(request.body).base64) ?? false
+            let (base64, dimensions) = request.embeddingOptions
             let data = request.inputs.enumerated().map { index, text in
                 let vector = MockModel.embedding(text, dimensions: dimensions ?? 16)
                 return EmbeddingObject(
