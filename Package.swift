@@ -11,6 +11,7 @@ let package = Package(
     products: [
         .executable(name: "lumen", targets: ["lumen"]),
         .executable(name: "bench-upstream", targets: ["bench-upstream"]),
+        .executable(name: "bench-proxy-floor", targets: ["bench-proxy-floor"]),
     ],
     dependencies: [
         .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
@@ -122,6 +123,16 @@ let package = Package(
             name: "bench-upstream",
             dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
             path: "bench/MockUpstream",
+            swiftSettings: swiftSettings
+        ),
+        /// Hummingbird in front of AsyncHTTPClient with nothing between: the floor under Lumen's figures.
+        .executableTarget(
+            name: "bench-proxy-floor",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            path: "bench/ProxyFloor",
             swiftSettings: swiftSettings
         ),
 

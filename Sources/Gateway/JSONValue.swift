@@ -64,17 +64,39 @@ enum JSONValue: Codable, Sendable, Equatable {
     }
 
     /// Decodes a request body that must be a JSON object; an empty body is `{}`.
-    static func object(from data: Data) throws(APIError) -> [String: JSONValue] {
-        if data.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) { return [:] }
+    static func object(from bytes: some Collection<UInt8>) throws(APIError) -> [String: JSONValue] {
+        if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) { return [:] }
         let value: JSONValue
         do {
-            value = try JSONDecoder().decode(JSONValue.self, from: data)
+            value = try JSONValue.parse(bytes)
         } catch {
-            throw APIError.invalid("invalid_json", "the request body is not valid JSON")
+            throw APIError.invalid("invalid_json", "the request body is not valid JSON: \(error)")
         }
         guard case .object(let object) = value else {
             throw APIError.invalid("invalid_json", "the request body must be a JSON object, not \(value.typeName)")
         }
         return object
+    }
+
+    /// The member `key` of an object; nil for anything else.
+    subscript(key: String) -> JSONValue? {
+        guard case .object(let members) = self else { return nil }
+        return members[key]
+    }
+
+    var stringValue: String? {
+        guard case .string(let string) = self else { return nil }
+        return string
+    }
+
+    var arrayValue: [JSONValue]? {
+        guard case .array(let elements) = self else { return nil }
+        return elements
+    }
+
+    /// A whole number that fits `Int64`; nil for anything else.
+    var int64Value: Int64? {
+        guard case .number(let number) = self else { return nil }
+        return Int64(number.description)
     }
 }

@@ -23,8 +23,11 @@ public struct LedgerService: Sendable {
         self.writer = writer
         self.clock = clock
         self.logger = logger
-        self.committer = GroupCommit(writer: writer) { db, operation in
-            try Metering.apply(db, operation, now: clock.nowMillis)
+        let book = Book()
+        self.committer = GroupCommit(
+            writer: writer, savepoints: false, beforeCommit: { db in try book.flush(db) }, afterRollback: { book.reset() }
+        ) { db, operation in
+            try Metering.apply(db, book, operation, now: clock.nowMillis)
         }
     }
 

@@ -8,8 +8,9 @@ import Storage
 ///
 /// - `pools`: one row per (organisation, principal) that has been configured or has spent;
 ///   keys are principals too (their spending cap is checked against their row).
-/// - `holds`: one row per request in flight; Σ of a pool's holds is its `reserved_micros`.
-/// - `usage_lines`: one row per request, pending while held, settled with its final cost.
+/// - `usage_lines`: one row per request, pending while held (its cost is then the estimate
+///   held, and Σ of a pool's pending lines is its `reserved_micros`), settled with its
+///   final cost. (Until v2 a `holds` table repeated the pending lines.)
 enum LedgerStore {
     /// A principal as stored (type number and id) in its message form.
     static func principal(type: Int, id: String) -> Lumen_Common_V1_PrincipalRef {
@@ -73,6 +74,13 @@ enum LedgerStore {
                     CREATE INDEX usage_by_key ON usage_lines(organization_id, key_id, created_at);
                     """)
         }
+        migrator.registerMigration("v2: holds are the pending usage lines") { db in
+            try db.execute(
+                sql: """
+                    CREATE INDEX usage_pending ON usage_lines(created_at) WHERE status = 1;
+                    DROP TABLE holds;
+                    """)
+        }
         return migrator
     }
 }
@@ -107,10 +115,10 @@ struct PoolRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRec
         case grantedMicros = "granted_micros"
     }
 
-    init(organizationID: String, owner: Lumen_Common_V1_PrincipalRef, now: Int64) {
+    init(organizationID: String, ownerType: Int, ownerID: String, now: Int64) {
         self.organizationID = organizationID
-        self.ownerType = owner.type.rawValue
-        self.ownerID = owner.id
+        self.ownerType = ownerType
+        self.ownerID = ownerID
         self.mode = Lumen_Ledger_V1_PoolMode.unspecified.rawValue
         self.balanceMicros = 0
         self.reservedMicros = 0
@@ -130,7 +138,7 @@ struct PoolRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRec
         let existing = try PoolRecord.fetchOne(
             db,
             key: ["organization_id": organizationID, "owner_type": owner.type.rawValue, "owner_id": owner.id])
-        var pool = existing ?? PoolRecord(organizationID: organizationID, owner: owner, now: now)
+        var pool = existing ?? PoolRecord(organizationID: organizationID, ownerType: owner.type.rawValue, ownerID: owner.id, now: now)
         pool.refill(now: now)
         return pool
     }
@@ -157,33 +165,6 @@ struct PoolRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRec
     }
 
     static let hourMillis: Int64 = 3_600_000
-}
-
-/// A row of `holds`.
-struct HoldRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
-    static let databaseTableName = "holds"
-
-    var requestID: String
-    var organizationID: String
-    var keyID: String
-    var ownerType: Int
-    var ownerID: String
-    var estimateMicros: Int64
-    var createdAt: Int64
-    var expiresAt: Int64
-
-    enum CodingKeys: String, CodingKey {
-        case requestID = "request_id"
-        case organizationID = "organization_id"
-        case keyID = "key_id"
-        case ownerType = "owner_type"
-        case ownerID = "owner_id"
-        case estimateMicros = "estimate_micros"
-        case createdAt = "created_at"
-        case expiresAt = "expires_at"
-    }
-
-    var owner: Lumen_Common_V1_PrincipalRef { LedgerStore.principal(type: ownerType, id: ownerID) }
 }
 
 /// A row of `usage_lines`.

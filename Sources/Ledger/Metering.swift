@@ -38,15 +38,15 @@ enum Metering {
     /// How long a hold lives before the reconciler settles it at its estimate.
     static let holdTTLMillis: Int64 = 15 * 60 * 1000
 
-    static func apply(_ db: Database, _ operation: Operation, now: Int64) throws -> Outcome {
-        guard !operation.requestID.isEmpty, operation.requestID.count <= 100 else {
+    static func apply(_ db: Database, _ book: Book, _ operation: Operation, now: Int64) throws -> Outcome {
+        guard !operation.requestID.isEmpty, operation.requestID.utf8.count <= 100 else {
             throw ServiceError.invalid("invalid_request_id", "request_id must be 1–100 characters", param: "request_id")
         }
         switch operation {
-        case .reserve(let request): return try reserve(db, request, now: now)
-        case .settle(let request): return .settled(try settle(db, request, now: now))
+        case .reserve(let request): return try reserve(db, book, request, now: now)
+        case .settle(let request): return .settled(try settle(db, book, request, now: now))
         case .release(let request):
-            try release(db, request, now: now)
+            try release(db, book, request, now: now)
             return .released
         }
     }
@@ -59,21 +59,23 @@ enum Metering {
         return path
     }
 
-    static func reserve(_ db: Database, _ request: Lumen_Ledger_V1_ReserveRequest, now: Int64) throws -> Outcome {
-        if let hold = try HoldRecord.fetchOne(db, key: request.requestID) {
+    // Each operation writes with one statement, after every check and before touching the
+    // book, so an operation that throws has changed nothing (no savepoint needed).
+
+    static func reserve(_ db: Database, _ book: Book, _ request: Lumen_Ledger_V1_ReserveRequest, now: Int64) throws -> Outcome {
+        if let hold = try book.hold(db, request.requestID) {
             return .reserved(expiresAt: hold.expiresAt)
-        }
-        if try UsageLineRecord.exists(db, key: request.requestID) {
-            throw ServiceError(
-                .alreadyExists, "request_settled", "request \(request.requestID) was already settled",
-                param: "request_id")
         }
         try validate(request)
         let byok = request.accessChannel == .byok
-        let estimate = byok ? 0 : request.estimateMicros
-        var pools = try path(organizationID: request.organizationID, keyID: request.keyID, owner: request.owner)
-            .map { try PoolRecord.load(db, organizationID: request.organizationID, owner: $0, now: now) }
+        let hold = Book.Hold(
+            organizationID: request.organizationID, keyID: request.keyID, owner: request.owner,
+            logicalModel: request.logicalModel, modelVendor: request.modelVendor, scene: request.scene,
+            accessChannel: request.accessChannel, estimateMicros: byok ? 0 : request.estimateMicros, createdAt: now)
+        let path = hold.path
+        var pools = try path.map { try book.pool(db, $0, now: now) }
         if !byok {
+            let estimate = hold.estimateMicros
             if request.hasKeyLimitMicros {
                 let key = pools[0]
                 if key.spentMicros + key.reservedMicros + estimate > request.keyLimitMicros {
@@ -86,29 +88,33 @@ enum Metering {
                 }
             }
         }
-        for index in pools.indices {
-            pools[index].reservedMicros += estimate
-            try pools[index].save(db)
+        do {
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO usage_lines (request_id, created_at, organization_id, key_id, owner_type, owner_id,
+                        logical_model, model_vendor, scene, access_channel, cost_micros, status)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """
+            ).execute(arguments: [
+                request.requestID, now, hold.organizationID, hold.keyID, hold.owner.type.rawValue, hold.owner.id,
+                hold.logicalModel, hold.modelVendor, hold.scene.rawValue, hold.accessChannel.rawValue,
+                hold.estimateMicros, Lumen_Ledger_V1_UsageStatus.pending.rawValue,
+            ])
+        } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_PRIMARYKEY {
+            // No open hold but a line: the request was settled already.
+            throw ServiceError(
+                .alreadyExists, "request_settled", "request \(request.requestID) was already settled", param: "request_id")
         }
-        let expiresAt = now + holdTTLMillis
-        try HoldRecord(
-            requestID: request.requestID, organizationID: request.organizationID, keyID: request.keyID,
-            ownerType: request.owner.type.rawValue, ownerID: request.owner.id, estimateMicros: estimate,
-            createdAt: now, expiresAt: expiresAt
-        ).insert(db)
-        try UsageLineRecord(
-            requestID: request.requestID, billingTransactionID: nil, createdAt: now, settledAt: nil,
-            organizationID: request.organizationID, keyID: request.keyID, ownerType: request.owner.type.rawValue,
-            ownerID: request.owner.id, logicalModel: request.logicalModel, modelVendor: request.modelVendor,
-            scene: request.scene.rawValue, accessChannel: request.accessChannel.rawValue, inputTokens: 0,
-            cachedInputTokens: 0, outputTokens: 0, costMicros: estimate, latencyMs: 0,
-            status: Lumen_Ledger_V1_UsageStatus.pending.rawValue, estimated: false
-        ).insert(db)
-        return .reserved(expiresAt: expiresAt)
+        book.open(request.requestID, hold)
+        for (key, index) in zip(path, pools.indices) {
+            pools[index].reservedMicros += hold.estimateMicros
+            book.update(key, pools[index])
+        }
+        return .reserved(expiresAt: hold.expiresAt)
     }
 
-    static func settle(_ db: Database, _ request: Lumen_Ledger_V1_SettleRequest, now: Int64) throws -> Lumen_Ledger_V1_UsageLine {
-        guard let hold = try HoldRecord.fetchOne(db, key: request.requestID) else {
+    static func settle(_ db: Database, _ book: Book, _ request: Lumen_Ledger_V1_SettleRequest, now: Int64) throws -> Lumen_Ledger_V1_UsageLine {
+        guard let hold = try book.hold(db, request.requestID) else {
             if let line = try UsageLineRecord.fetchOne(db, key: request.requestID),
                 line.status == Lumen_Ledger_V1_UsageStatus.settled.rawValue
             {
@@ -122,41 +128,60 @@ enum Metering {
         ] where value < 0 {
             throw ServiceError.invalid("invalid_usage", "\(name) must not be negative", param: name)
         }
-        guard var line = try UsageLineRecord.fetchOne(db, key: request.requestID) else {
-            throw ServiceError(.internalError, "ledger_inconsistent", "hold \(request.requestID) has no usage line")
+        let charge = hold.accessChannel == .byok ? 0 : request.costMicros
+        let path = hold.path
+        var pools = try path.map { try book.pool(db, $0, now: now) }
+        let transaction = Identifier.make("btx")
+        try db.cachedStatement(
+            sql: """
+                UPDATE usage_lines SET billing_transaction_id = ?, settled_at = ?, input_tokens = ?,
+                    cached_input_tokens = ?, output_tokens = ?, cost_micros = ?, latency_ms = ?, status = ?, estimated = ?
+                WHERE request_id = ?
+                """
+        ).execute(arguments: [
+            transaction, now, request.inputTokens, request.cachedInputTokens, request.outputTokens, charge,
+            request.latencyMs, Lumen_Ledger_V1_UsageStatus.settled.rawValue, request.estimated, request.requestID,
+        ])
+        book.close(request.requestID)
+        for (key, index) in zip(path, pools.indices) {
+            pools[index].reservedMicros -= hold.estimateMicros
+            pools[index].spentMicros += charge
+            if pools[index].poolMode == .balance { pools[index].balanceMicros -= charge }
+            book.update(key, pools[index])
         }
-        let byok = line.accessChannel == Lumen_Common_V1_AccessChannel.byok.rawValue
-        let charge = byok ? 0 : request.costMicros
-        try draw(db, hold: hold, charge: charge, now: now)
-        line.billingTransactionID = Identifier.make("btx")
-        line.settledAt = now
-        line.inputTokens = request.inputTokens
-        line.cachedInputTokens = request.cachedInputTokens
-        line.outputTokens = request.outputTokens
-        line.costMicros = charge
-        line.latencyMs = request.latencyMs
-        line.status = Lumen_Ledger_V1_UsageStatus.settled.rawValue
-        line.estimated = request.estimated
-        try line.update(db)
-        return line.message
+        return .with {
+            $0.requestID = request.requestID
+            $0.billingTransactionID = transaction
+            $0.createdAt = .init(millis: hold.createdAt)
+            $0.organizationID = hold.organizationID
+            $0.keyID = hold.keyID
+            $0.owner = hold.owner
+            $0.logicalModel = hold.logicalModel
+            $0.modelVendor = hold.modelVendor
+            $0.scene = hold.scene
+            $0.accessChannel = hold.accessChannel
+            $0.inputTokens = request.inputTokens
+            $0.cachedInputTokens = request.cachedInputTokens
+            $0.outputTokens = request.outputTokens
+            $0.costMicros = charge
+            $0.latencyMs = request.latencyMs
+            $0.status = .settled
+            $0.estimated = request.estimated
+        }
     }
 
-    static func release(_ db: Database, _ request: Lumen_Ledger_V1_ReleaseRequest, now: Int64) throws {
-        guard let hold = try HoldRecord.fetchOne(db, key: request.requestID) else { return }
-        try draw(db, hold: hold, charge: 0, now: now)
-        try UsageLineRecord.deleteOne(db, key: request.requestID)
-    }
-
-    /// Drops `hold` from every pool of its path and charges `charge` to each.
-    static func draw(_ db: Database, hold: HoldRecord, charge: Int64, now: Int64) throws {
-        for owner in path(organizationID: hold.organizationID, keyID: hold.keyID, owner: hold.owner) {
-            var pool = try PoolRecord.load(db, organizationID: hold.organizationID, owner: owner, now: now)
+    /// Drops the hold and its line (nothing was produced); releasing twice, or a request
+    /// never held, changes nothing.
+    static func release(_ db: Database, _ book: Book, _ request: Lumen_Ledger_V1_ReleaseRequest, now: Int64) throws {
+        guard let hold = try book.hold(db, request.requestID) else { return }
+        let path = hold.path
+        let pools = try path.map { try book.pool(db, $0, now: now) }
+        try db.cachedStatement(sql: "DELETE FROM usage_lines WHERE request_id = ?").execute(arguments: [request.requestID])
+        book.close(request.requestID)
+        for (key, var pool) in zip(path, pools) {
             pool.reservedMicros -= hold.estimateMicros
-            pool.spentMicros += charge
-            if pool.poolMode == .balance { pool.balanceMicros -= charge }
-            try pool.save(db)
+            book.update(key, pool)
         }
-        try hold.delete(db)
     }
 
     static func validate(_ request: Lumen_Ledger_V1_ReserveRequest) throws {

@@ -17,9 +17,28 @@ public enum Identifier {
         random(count: count, from: alphabet)
     }
 
+    /// Each random byte below the largest multiple of the alphabet's size picks one
+    /// character (the rest are skipped, so every character is equally likely); one call to
+    /// the generator yields eight bytes, so an id costs two or three system calls, not one
+    /// per character.
     static func random(count: Int, from alphabet: [UInt8]) -> String {
+        precondition(!alphabet.isEmpty && alphabet.count <= 256)
         var generator = SystemRandomNumberGenerator()
-        let bytes = (0..<count).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &generator)] }
-        return String(decoding: bytes, as: UTF8.self)
+        let usable = 256 / alphabet.count * alphabet.count
+        return String(unsafeUninitializedCapacity: count) { buffer in
+            var filled = 0
+            while filled < count {
+                var word: UInt64 = generator.next()
+                for _ in 0..<8 where filled < count {
+                    let byte = Int(word & 0xff)
+                    word >>= 8
+                    if byte < usable {
+                        buffer[filled] = alphabet[byte % alphabet.count]
+                        filled += 1
+                    }
+                }
+            }
+            return count
+        }
     }
 }

@@ -10,15 +10,23 @@ import Synchronization
 /// and delivers the results. No background task is needed, and an operation is answered only
 /// after the transaction holding it has committed.
 ///
-/// An operation that throws is rolled back alone (its savepoint) and its caller gets the
-/// error; the rest of the batch commits. If the commit itself fails, every caller of the
-/// batch gets that error.
+/// An operation that throws is rolled back alone and its caller gets the error; the rest of
+/// the batch commits. With `savepoints` (the default) each operation runs in its own
+/// savepoint; without, an operation must leave the database unchanged when it throws (write
+/// with a single statement, or throw before writing) — savepoints cost two statements per
+/// operation. `beforeCommit` runs once per batch, after its operations and inside its
+/// transaction (to write state the operations accumulated in memory). If it or the commit
+/// fails, every caller of the batch gets that error and `afterRollback` runs, on the writer,
+/// so that such in-memory state can be dropped.
 public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable {
     public typealias Apply = @Sendable (Database, Operation) throws -> Outcome
 
     private let writer: any DatabaseWriter
     private let apply: Apply
     private let maxBatch: Int
+    private let savepoints: Bool
+    private let beforeCommit: (@Sendable (Database) throws -> Void)?
+    private let afterRollback: (@Sendable () -> Void)?
     private let state = Mutex(State())
 
     struct State {
@@ -26,10 +34,17 @@ public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable
         var leading = false
     }
 
-    public init(writer: any DatabaseWriter, maxBatch: Int = 512, apply: @escaping Apply) {
+    public init(
+        writer: any DatabaseWriter, maxBatch: Int = 512, savepoints: Bool = true,
+        beforeCommit: (@Sendable (Database) throws -> Void)? = nil, afterRollback: (@Sendable () -> Void)? = nil,
+        apply: @escaping Apply
+    ) {
         self.writer = writer
         self.apply = apply
         self.maxBatch = maxBatch
+        self.savepoints = savepoints
+        self.beforeCommit = beforeCommit
+        self.afterRollback = afterRollback
     }
 
     /// Applies `operation` in the next batch and returns its outcome once that batch is durable.
@@ -60,13 +75,14 @@ public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable
             return Array(state.pending.prefix(count))
         }
         let operations = batch.map(\.0)
-        let apply = self.apply
+        let (apply, savepoints, beforeCommit, afterRollback) = (self.apply, self.savepoints, self.beforeCommit, self.afterRollback)
         // The completion-handler form is not cancelled with the leader's task: a cancelled
         // request must not roll back the writes of the others in its batch.
         let results: Result<[Result<Outcome, any Error>], any Error> = await withCheckedContinuation { continuation in
             writer.asyncWrite({ db in
-                operations.map { operation in
+                let outcomes = operations.map { operation -> Result<Outcome, any Error> in
                     do {
+                        guard savepoints else { return .success(try apply(db, operation)) }
                         var outcome: Outcome?
                         try db.inSavepoint {
                             outcome = try apply(db, operation)
@@ -77,7 +93,12 @@ public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable
                         return .failure(error)
                     }
                 }
-            }, completion: { _, result in continuation.resume(returning: result) })
+                try beforeCommit?(db)
+                return outcomes
+            }, completion: { _, result in
+                if case .failure = result { afterRollback?() }
+                continuation.resume(returning: result)
+            })
         }
         let next = state.withLock { state -> Ticket? in
             if let first = state.pending.first { return first.1 }

@@ -133,6 +133,29 @@ struct MeteringTests {
         }
     }
 
+    @Test("Holds and pool totals survive a restart: a hold placed before it is settled after it")
+    func restart() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("lumen-ledger-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try await TestServices.run(location: .directory(directory)) { services in
+            _ = try await services.ledger.reserve(Self.reserve("req_open", estimate: 700, cap: 1_000), metadata: services.asInternal)
+            _ = try await services.ledger.reserve(Self.reserve("req_done", estimate: 200, cap: 1_000), metadata: services.asInternal)
+            _ = try await services.ledger.settle(Self.settle("req_done", cost: 150), metadata: services.asInternal)
+        }
+        try await TestServices.run(location: .directory(directory)) { services in
+            var pool = try await Self.keyPool(services)
+            #expect(pool.reservedMicros == 700 && pool.spentMicros == 150)
+            // The open hold still counts against the cap, and is still there to settle.
+            await #expect(throws: RPCError.self) {
+                _ = try await services.ledger.reserve(Self.reserve("req_more", estimate: 200, cap: 1_000), metadata: services.asInternal)
+            }
+            let line = try await services.ledger.settle(Self.settle("req_open", cost: 300), metadata: services.asInternal).line
+            #expect(line.status == .settled && line.costMicros == 300 && line.logicalModel == "gpt-test")
+            pool = try await Self.keyPool(services)
+            #expect(pool.reservedMicros == 0 && pool.spentMicros == 450)
+        }
+    }
+
     @Test("BYOK requests hold nothing and charge nothing, but keep their line")
     func byok() async throws {
         try await TestServices.run { services in

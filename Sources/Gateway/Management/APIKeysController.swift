@@ -77,6 +77,6 @@ struct APIKeysController<Context: RequestContext>: Sendable {
         // The body is read as JSON whatever its Content-Type says: `curl -d` sends
         // form-urlencoded by default, and rejecting that helps nobody.
         let buffer = try await request.body.collect(upTo: maxBodyBytes)
-        return try JSONValue.object(from: Data(buffer.readableBytesView))
+        return try JSONValue.object(from: buffer.readableBytesView)
     }
 }

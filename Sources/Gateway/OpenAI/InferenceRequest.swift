@@ -81,7 +81,7 @@ struct InferenceRequest: Sendable {
             rawBody = (bytes, contentType)
             return
         }
-        try self.init(endpoint, body: try JSONValue.object(from: Data(bytes.readableBytesView)))
+        try self.init(endpoint, body: try JSONValue.object(from: bytes.readableBytesView))
     }
 
     private init(passthrough endpoint: InferenceEndpoint, model: String, body: [String: JSONValue]) {

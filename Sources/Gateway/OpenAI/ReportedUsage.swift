@@ -4,39 +4,36 @@ import RPCSupport
 /// The `usage` object an upstream reports, in either of OpenAI's shapes: chat/completions/
 /// embeddings (`prompt_tokens`, `completion_tokens`, `prompt_tokens_details.cached_tokens`) or
 /// responses (`input_tokens`, `output_tokens`, `input_tokens_details.cached_tokens`).
-struct ReportedUsage: Decodable, Sendable {
-    struct Details: Decodable, Sendable {
-        var cachedTokens: Int64?
-        enum CodingKeys: String, CodingKey { case cachedTokens = "cached_tokens" }
-    }
-
+struct ReportedUsage: Sendable {
     var promptTokens: Int64?
     var completionTokens: Int64?
     var inputTokens: Int64?
     var outputTokens: Int64?
-    var promptTokensDetails: Details?
-    var inputTokensDetails: Details?
+    var promptCachedTokens: Int64?
+    var inputCachedTokens: Int64?
 
-    enum CodingKeys: String, CodingKey {
-        case promptTokens = "prompt_tokens"
-        case completionTokens = "completion_tokens"
-        case inputTokens = "input_tokens"
-        case outputTokens = "output_tokens"
-        case promptTokensDetails = "prompt_tokens_details"
-        case inputTokensDetails = "input_tokens_details"
+    /// Reads a `usage` object; nil when `value` is not an object.
+    init?(_ value: JSONValue?) {
+        guard let value, case .object = value else { return nil }
+        promptTokens = value["prompt_tokens"]?.int64Value
+        completionTokens = value["completion_tokens"]?.int64Value
+        inputTokens = value["input_tokens"]?.int64Value
+        outputTokens = value["output_tokens"]?.int64Value
+        promptCachedTokens = value["prompt_tokens_details"]?["cached_tokens"]?.int64Value
+        inputCachedTokens = value["input_tokens_details"]?["cached_tokens"]?.int64Value
     }
 
     /// The counts Lumen bills: input excludes the cached part, which is priced apart.
     var tokens: Pricing.Tokens? {
         guard let input = promptTokens ?? inputTokens else { return nil }
-        let cached = min(input, max(0, promptTokensDetails?.cachedTokens ?? inputTokensDetails?.cachedTokens ?? 0))
+        let cached = min(input, max(0, promptCachedTokens ?? inputCachedTokens ?? 0))
         return Pricing.Tokens(input: input - cached, cachedInput: cached, output: completionTokens ?? outputTokens ?? 0)
     }
 }
 
 /// The parts of a response body or stream event that metering reads; anything it does not
 /// understand is ignored, never an error.
-struct MeteredPayload: Decodable, Sendable {
+struct MeteredPayload: Sendable {
     /// Top-level `usage` (chat, completions, embeddings; responses when not streamed).
     var usage: ReportedUsage?
     /// `response.usage` of a responses stream's `response.completed` event.
@@ -47,42 +44,29 @@ struct MeteredPayload: Decodable, Sendable {
     /// output and text deltas.
     var text = ""
 
-    private struct Choice: Decodable {
-        struct Content: Decodable { var content: String? }
-        var delta: Content?
-        var message: Content?
-        var text: String?
-    }
-
-    private struct OutputItem: Decodable {
-        struct Part: Decodable { var text: String? }
-        var content: [Part]?
-    }
-
-    private struct Response: Decodable { var usage: ReportedUsage? }
-
-    enum CodingKeys: String, CodingKey { case usage, response, choices, delta, type, output }
-
-    init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        usage = try? container.decodeIfPresent(ReportedUsage.self, forKey: .usage)
-        responseUsage = (try? container.decodeIfPresent(Response.self, forKey: .response))??.usage
-        if let choices = try? container.decodeIfPresent([Choice].self, forKey: .choices) {
+    /// Reads a payload; nil when it is not a JSON object.
+    init?(_ payload: JSONValue) {
+        guard case .object = payload else { return nil }
+        usage = ReportedUsage(payload["usage"])
+        responseUsage = ReportedUsage(payload["response"]?["usage"])
+        if let choices = payload["choices"]?.arrayValue {
             hasNoChoices = choices.isEmpty
-            text = choices.map { ($0.delta?.content ?? "") + ($0.message?.content ?? "") + ($0.text ?? "") }.joined()
+            for choice in choices {
+                text += choice["delta"]?["content"]?.stringValue ?? ""
+                text += choice["message"]?["content"]?.stringValue ?? ""
+                text += choice["text"]?.stringValue ?? ""
+            }
         }
-        if let output = try? container.decodeIfPresent([OutputItem].self, forKey: .output) {
-            text += output.flatMap { $0.content ?? [] }.compactMap(\.text).joined()
+        for item in payload["output"]?.arrayValue ?? [] {
+            for part in item["content"]?.arrayValue ?? [] { text += part["text"]?.stringValue ?? "" }
         }
-        if let type = try? container.decodeIfPresent(String.self, forKey: .type), type.hasSuffix(".delta"),
-            let delta = try? container.decodeIfPresent(String.self, forKey: .delta)
-        {
+        if let type = payload["type"]?.stringValue, type.hasSuffix(".delta"), let delta = payload["delta"]?.stringValue {
             text += delta
         }
     }
 
-    static func decode(_ data: some DataProtocol) -> MeteredPayload? {
-        try? JSONDecoder().decode(MeteredPayload.self, from: Data(data))
+    static func decode(_ bytes: some Collection<UInt8>) -> MeteredPayload? {
+        (try? JSONValue.parse(bytes)).flatMap(MeteredPayload.init)
     }
 
     var reported: Pricing.Tokens? { (usage ?? responseUsage)?.tokens }

@@ -96,7 +96,7 @@ public final class UpstreamHTTP: Service, Sendable {
         switch request.body {
         case .json(let body):
             call.headers.add(name: "content-type", value: "application/json")
-            call.body = .bytes(ByteBuffer(data: try JSONEncoder().encode(body)))
+            call.body = .bytes(JSONValue.object(body).bytes)
         case .raw(let bytes, let contentType):
             call.headers.add(name: "content-type", value: contentType)
             call.body = .bytes(bytes)

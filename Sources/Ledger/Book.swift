@@ -1,0 +1,151 @@
+import GRDB
+import LumenAPI
+
+/// The ledger's working state, kept in memory so that a hold or a settlement costs one SQL
+/// statement: the open holds (every pending usage line) and the pools the metering touched.
+///
+/// The database stays the record. The ledger is the only writer of its tables, and every
+/// change is written in the transaction that makes it: the usage line by the operation
+/// itself, the pools it changed once per batch (`flush`, from the group commit's
+/// `beforeCommit`). When a batch rolls back, `reset` drops everything and the next batch
+/// reloads from the database.
+///
+/// Only touched on the database writer (inside `GroupCommit`'s transactions), which
+/// serialises all access; hence `@unchecked Sendable`.
+final class Book: @unchecked Sendable {
+    /// An open hold: what settling or releasing it needs, without reading its line back.
+    struct Hold {
+        var organizationID: String
+        var keyID: String
+        var owner: Lumen_Common_V1_PrincipalRef
+        var logicalModel: String
+        var modelVendor: String
+        var scene: Lumen_Common_V1_Scene
+        var accessChannel: Lumen_Common_V1_AccessChannel
+        var estimateMicros: Int64
+        var createdAt: Int64
+
+        var expiresAt: Int64 { createdAt + Metering.holdTTLMillis }
+
+        var path: [PoolKey] {
+            Metering.path(organizationID: organizationID, keyID: keyID, owner: owner).map {
+                PoolKey(organizationID: organizationID, owner: $0)
+            }
+        }
+    }
+
+    struct PoolKey: Hashable {
+        var organizationID: String
+        var ownerType: Int
+        var ownerID: String
+
+        init(organizationID: String, owner: Lumen_Common_V1_PrincipalRef) {
+            self.organizationID = organizationID
+            self.ownerType = owner.type.rawValue
+            self.ownerID = owner.id
+        }
+    }
+
+    /// Pools kept between batches at most; past it the cache starts again (clean entries only).
+    static let poolCacheLimit = 100_000
+
+    private var holds: [String: Hold] = [:]
+    private var holdsLoaded = false
+    private var pools: [PoolKey: PoolRecord] = [:]
+    private var dirty: Set<PoolKey> = []
+
+    /// The open hold of `requestID`, if any.
+    func hold(_ db: Database, _ requestID: String) throws -> Hold? {
+        try loadHolds(db)
+        return holds[requestID]
+    }
+
+    func open(_ requestID: String, _ hold: Hold) { holds[requestID] = hold }
+
+    func close(_ requestID: String) { holds[requestID] = nil }
+
+    /// The pool of `key` with the refills due by `now` applied; an unconfigured pool that
+    /// has no row yet is a fresh one (written when changed).
+    func pool(_ db: Database, _ key: PoolKey, now: Int64) throws -> PoolRecord {
+        var pool: PoolRecord
+        if let cached = pools[key] {
+            pool = cached
+        } else {
+            let statement = try db.cachedStatement(
+                sql: "SELECT * FROM pools WHERE organization_id = ? AND owner_type = ? AND owner_id = ?")
+            pool = try PoolRecord.fetchOne(statement, arguments: [key.organizationID, key.ownerType, key.ownerID])
+                ?? PoolRecord(organizationID: key.organizationID, ownerType: key.ownerType, ownerID: key.ownerID, now: now)
+            pools[key] = pool
+        }
+        let before = (pool.balanceMicros, pool.refilledAt)
+        pool.refill(now: now)
+        if before != (pool.balanceMicros, pool.refilledAt) { update(key, pool) }
+        return pool
+    }
+
+    /// Records a changed pool, to be written when the batch commits.
+    func update(_ key: PoolKey, _ pool: PoolRecord) {
+        pools[key] = pool
+        dirty.insert(key)
+    }
+
+    /// Writes the pools changed in this batch. Only the columns metering changes are
+    /// updated on an existing row; configuration is written by its own operations.
+    func flush(_ db: Database) throws {
+        guard !dirty.isEmpty else {
+            if pools.count > Self.poolCacheLimit { pools.removeAll(keepingCapacity: true) }
+            return
+        }
+        let statement = try db.cachedStatement(
+            sql: """
+                INSERT INTO pools (organization_id, owner_type, owner_id, mode, balance_micros, reserved_micros,
+                    limit_micros, refill_per_hour_micros, refilled_at, spent_micros, granted_micros)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (organization_id, owner_type, owner_id) DO UPDATE SET
+                    balance_micros = excluded.balance_micros, reserved_micros = excluded.reserved_micros,
+                    refilled_at = excluded.refilled_at, spent_micros = excluded.spent_micros
+                """)
+        for key in dirty {
+            guard let pool = pools[key] else { continue }
+            try statement.execute(arguments: [
+                pool.organizationID, pool.ownerType, pool.ownerID, pool.mode, pool.balanceMicros, pool.reservedMicros,
+                pool.limitMicros, pool.refillPerHourMicros, pool.refilledAt, pool.spentMicros, pool.grantedMicros,
+            ])
+        }
+        dirty.removeAll(keepingCapacity: true)
+    }
+
+    /// Forgets everything; the next batch reloads from the database.
+    func reset() {
+        holds = [:]
+        holdsLoaded = false
+        pools = [:]
+        dirty = []
+    }
+
+    /// Forgets one pool (after its configuration changed in the database).
+    func forget(_ key: PoolKey) {
+        pools[key] = nil
+        dirty.remove(key)
+    }
+
+    private func loadHolds(_ db: Database) throws {
+        guard !holdsLoaded else { return }
+        let rows = try Row.fetchCursor(
+            db,
+            sql: """
+                SELECT request_id, organization_id, key_id, owner_type, owner_id, logical_model, model_vendor,
+                    scene, access_channel, cost_micros, created_at
+                FROM usage_lines WHERE status = 1
+                """)  // 1: pending; written out so that the partial index `usage_pending` applies
+        var loaded: [String: Hold] = [:]
+        while let row = try rows.next() {
+            loaded[row[0]] = Hold(
+                organizationID: row[1], keyID: row[2], owner: LedgerStore.principal(type: row[3], id: row[4]),
+                logicalModel: row[5], modelVendor: row[6], scene: .init(rawValue: row[7]) ?? .unspecified,
+                accessChannel: .init(rawValue: row[8]) ?? .unspecified, estimateMicros: row[9], createdAt: row[10])
+        }
+        holds = loaded
+        holdsLoaded = true
+    }
+}
