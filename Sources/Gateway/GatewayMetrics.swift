@@ -15,6 +15,9 @@ public final class GatewayMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
     let factory: PrometheusMetricsFactory
     private let holdsOpen = Atomic<Int>(0)
+    /// Per-request handles by label set, so a request looks one up instead of registering it.
+    private let counters = Mutex<[String: CoreMetrics.Counter]>([:])
+    private let timers = Mutex<[String: CoreMetrics.Timer]>([:])
 
     public init() {
         var factory = PrometheusMetricsFactory(registry: registry)
@@ -29,28 +32,44 @@ public final class GatewayMetrics: Sendable {
 
     /// A finished (or streaming-started) request: count by model, status and scene.
     func request(model: String, scene: Lumen_Common_V1_Scene, status: Int) {
-        Counter(
-            label: "lumen_requests_total",
-            dimensions: [("model", model), ("status", String(status)), ("scene", Self.name(scene))], factory: factory
-        ).increment()
+        counter("lumen_requests_total", [("model", model), ("status", String(status)), ("scene", Self.name(scene))]).increment()
     }
 
     /// Time from the request's arrival to its last byte.
     func latency(model: String, scene: Lumen_Common_V1_Scene, _ duration: Duration) {
-        Timer(label: "lumen_request_duration_seconds", dimensions: [("model", model), ("scene", Self.name(scene))], factory: factory)
+        timer("lumen_request_duration_seconds", [("model", model), ("scene", Self.name(scene))])
             .recordNanoseconds(Self.nanoseconds(duration))
     }
 
     /// Time from the request's arrival to the first byte of the answer.
     func timeToFirstToken(model: String, _ duration: Duration) {
-        Timer(label: "lumen_time_to_first_token_seconds", dimensions: [("model", model)], factory: factory)
-            .recordNanoseconds(Self.nanoseconds(duration))
+        timer("lumen_time_to_first_token_seconds", [("model", model)]).recordNanoseconds(Self.nanoseconds(duration))
     }
 
     /// A failed upstream call (connection, timeout, 5xx, 429).
     func upstreamError(model: String, backend: String) {
-        Counter(label: "lumen_upstream_errors_total", dimensions: [("model", model), ("backend", backend)], factory: factory)
-            .increment()
+        counter("lumen_upstream_errors_total", [("model", model), ("backend", backend)]).increment()
+    }
+
+    private func counter(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Counter {
+        let key = Self.handleKey(label, dimensions)
+        if let counter = counters.withLock({ $0[key] }) { return counter }
+        let counter = Counter(label: label, dimensions: dimensions, factory: factory)
+        counters.withLock { $0[key] = counter }
+        return counter
+    }
+
+    private func timer(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Timer {
+        let key = Self.handleKey(label, dimensions)
+        if let timer = timers.withLock({ $0[key] }) { return timer }
+        let timer = Timer(label: label, dimensions: dimensions, factory: factory)
+        timers.withLock { $0[key] = timer }
+        return timer
+    }
+
+    /// Label values are model names, statuses and backend ids: none contains a newline.
+    private static func handleKey(_ label: String, _ dimensions: [(String, String)]) -> String {
+        dimensions.reduce(label) { $0 + "\n" + $1.1 }
     }
 
     func holdPlaced() { holdsOpen.add(1, ordering: .relaxed) }

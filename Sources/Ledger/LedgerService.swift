@@ -4,6 +4,7 @@ import Logging
 import LumenAPI
 import RPCSupport
 import Storage
+import Synchronization
 
 /// The ledger service: pools, holds, usage lines and billing.
 ///
@@ -38,40 +39,32 @@ public struct LedgerService: Sendable {
 
     /// Runs one metering operation through the group commit.
     func meter(_ operation: Metering.Operation) async throws -> Metering.Outcome {
-        do {
-            return try await committer.submit(operation)
-        } catch let error as ServiceError {
-            throw error
-        } catch {
+        let result = await withCheckedContinuation { continuation in
+            committer.enqueue(operation) { continuation.resume(returning: self.settled($0, operation)) }
+        }
+        return try result.get()
+    }
+
+    /// A committed operation's result, with storage failures logged and turned into
+    /// `ledger_unavailable` (the caller may retry: every operation is idempotent).
+    func settled(_ result: Result<Metering.Outcome, any Error>, _ operation: Metering.Operation) -> Result<Metering.Outcome, ServiceError> {
+        switch result {
+        case .success(let outcome): return .success(outcome)
+        case .failure(let error as ServiceError): return .failure(error)
+        case .failure(let error):
             logger.error("ledger write failed", metadata: ["request_id": "\(operation.requestID)", "error": "\(error)"])
-            throw ServiceError(.unavailable, "ledger_unavailable", "the ledger could not record this request; try again")
+            return .failure(ServiceError(.unavailable, "ledger_unavailable", "the ledger could not record this request; try again"))
         }
     }
 
-    /// The answer to one operation of the `Meter` stream; failures become a status, not an error.
-    func answer(_ message: Lumen_Ledger_V1_MeterRequest) async -> Lumen_Ledger_V1_MeterResponse {
-        let operation: Metering.Operation
-        switch message.op {
-        case .reserve(let request): operation = .reserve(request)
-        case .settle(let request): operation = .settle(request)
-        case .release(let request): operation = .release(request)
-        case nil:
-            return .with {
-                $0.statusCode = Int32(RPCError.Code.invalidArgument.rawValue)
-                $0.reason = "empty_operation"
-                $0.message = "a MeterRequest needs one of reserve, settle, release"
-            }
-        }
-        do {
-            let outcome = try await meter(operation)
-            return .with {
-                $0.requestID = operation.requestID
-                if case .reserved(let expiresAt) = outcome { $0.holdExpiresAt = .init(millis: expiresAt) }
-            }
-        } catch {
-            let failure = error as? ServiceError ?? ServiceError(.internalError, "internal_error", "\(error)")
-            return .with {
-                $0.requestID = operation.requestID
+    /// The `Meter` stream's message for an operation's result; failures are a status, not an error.
+    static func answer(_ result: Result<Metering.Outcome, ServiceError>, requestID: String) -> Lumen_Ledger_V1_MeterResponse {
+        .with {
+            $0.requestID = requestID
+            switch result {
+            case .success(.reserved(let expiresAt)): $0.holdExpiresAt = .init(millis: expiresAt)
+            case .success: break
+            case .failure(let failure):
                 $0.statusCode = Int32(failure.status.rawValue)
                 $0.reason = failure.code
                 $0.message = failure.message
@@ -133,8 +126,10 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
         return .init()
     }
 
-    /// Every operation is answered as soon as its batch commits, in whatever order that is;
-    /// answers go back through one writer task because an `RPCWriter` takes one write at a time.
+    /// Every operation is answered as soon as its batch commits, in whatever order that is.
+    /// Messages go straight into the group commit as they arrive (no task per message);
+    /// answers go back through one writer task because an `RPCWriter` takes one write at a
+    /// time. The stream ends once every operation received has been answered.
     public func meter(
         request: RPCAsyncSequence<Lumen_Ledger_V1_MeterRequest, any Error>,
         response: RPCWriter<Lumen_Ledger_V1_MeterResponse>,
@@ -142,14 +137,44 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
     ) async throws {
         try Caller.requireInternal()
         let (answers, outbox) = AsyncStream.makeStream(of: Lumen_Ledger_V1_MeterResponse.self)
+        // Operations in flight, and whether the caller has sent its last.
+        let open = Mutex((inFlight: 0, ended: false))
+        @Sendable func answered(_ answer: Lumen_Ledger_V1_MeterResponse) {
+            outbox.yield(answer)
+            let done = open.withLock { state in
+                state.inFlight -= 1
+                return state.ended && state.inFlight == 0
+            }
+            if done { outbox.finish() }
+        }
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask {
                 for await answer in answers { try await response.write(answer) }
             }
-            defer { outbox.finish() }
-            try await withThrowingDiscardingTaskGroup { operations in
-                for try await message in request {
-                    operations.addTask { outbox.yield(await self.answer(message)) }
+            defer {
+                let done = open.withLock { state in
+                    state.ended = true
+                    return state.inFlight == 0
+                }
+                if done { outbox.finish() }
+            }
+            for try await message in request {
+                let operation: Metering.Operation
+                switch message.op {
+                case .reserve(let request): operation = .reserve(request)
+                case .settle(let request): operation = .settle(request)
+                case .release(let request): operation = .release(request)
+                case nil:
+                    outbox.yield(.with {
+                        $0.statusCode = Int32(RPCError.Code.invalidArgument.rawValue)
+                        $0.reason = "empty_operation"
+                        $0.message = "a MeterRequest needs one of reserve, settle, release"
+                    })
+                    continue
+                }
+                open.withLock { $0.inFlight += 1 }
+                committer.enqueue(operation) { result in
+                    answered(Self.answer(self.settled(result, operation), requestID: operation.requestID))
                 }
             }
         }

@@ -75,10 +75,21 @@ public struct AuthInterceptor: ServerInterceptor {
 
     /// The token of an `Authorization: Bearer <token>` value (scheme case-insensitive).
     public static func bearerToken(_ header: String) -> String? {
-        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
-        let token = parts[1].trimmingCharacters(in: .whitespaces)
-        return token.isEmpty ? nil : token
+        // By bytes: this runs on every request (`Bearer`, any case, then spaces, then the token).
+        let utf8 = header.utf8
+        var index = utf8.startIndex
+        for expected in "bearer".utf8 {
+            guard index != utf8.endIndex, utf8[index] | 0x20 == expected else { return nil }
+            index = utf8.index(after: index)
+        }
+        guard index != utf8.endIndex, utf8[index] == UInt8(ascii: " ") || utf8[index] == UInt8(ascii: "\t") else { return nil }
+        var end = utf8.endIndex
+        while index != end, utf8[index] == UInt8(ascii: " ") || utf8[index] == UInt8(ascii: "\t") { index = utf8.index(after: index) }
+        while index != end, utf8[utf8.index(before: end)] == UInt8(ascii: " ") || utf8[utf8.index(before: end)] == UInt8(ascii: "\t") {
+            end = utf8.index(before: end)
+        }
+        guard index != end else { return nil }
+        return String(header[index..<end])
     }
 
     /// Compares two digests without an early exit, so timing tells nothing about where they differ.
