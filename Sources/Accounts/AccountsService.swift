@@ -9,6 +9,7 @@ import Storage
 /// The accounts service: organisations, users, groups, clients and their managers.
 public struct AccountsService: Sendable {
     let store: AccountsStore
+    let memberships = EventHub<Lumen_Accounts_V1_MembershipEvent>()
     let clock: WallClock
     let logger: Logger
 
@@ -175,6 +176,7 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
             try store.setGroups(userID: record.id, organizationID: organizationID, groupIDs: request.groupIds, db)
             return try userMessage(record, db)
         }
+        publishMembership(user)
         return .with { $0.user = user }
     }
 
@@ -238,7 +240,29 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
             }
             return try userMessage(record, db)
         }
+        if request.hasGroups { publishMembership(user) }
         return .with { $0.user = user }
+    }
+
+    /// Tells the membership watchers (the gateways) a user's groups as just committed.
+    func publishMembership(_ user: Lumen_Accounts_V1_User) {
+        memberships.publish(.with {
+            $0.type = .upsert
+            $0.organizationID = user.organizationID
+            $0.userID = user.id
+            $0.groupIds = user.groupIds
+        })
+    }
+
+    public func watchMemberships(
+        request: Lumen_Accounts_V1_WatchMembershipsRequest,
+        response: RPCWriter<Lumen_Accounts_V1_MembershipEvent>,
+        context: ServerContext
+    ) async throws {
+        try Caller.requireInternal()
+        try await memberships.serve(
+            to: response, snapshot: { try await store.writer.read { try store.memberships($0) } },
+            synced: .with { $0.type = .synced })
     }
 
     public func createGroup(

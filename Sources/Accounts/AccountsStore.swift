@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import LumenAPI
 import Storage
 
 /// The accounts service's tables. Nothing outside this module reads them.
@@ -147,5 +148,29 @@ extension AccountsStore {
         for groupID in unique {
             try db.execute(sql: "INSERT INTO user_groups (user_id, group_id) VALUES (?, ?)", arguments: [userID, groupID])
         }
+    }
+
+    /// Every user's groups, as membership events (users without a group included).
+    func memberships(_ db: Database) throws -> [Lumen_Accounts_V1_MembershipEvent] {
+        let rows = try Row.fetchAll(
+            db,
+            sql: """
+                SELECT users.id, users.organization_id, user_groups.group_id FROM users
+                LEFT JOIN user_groups ON user_groups.user_id = users.id
+                ORDER BY users.id, user_groups.group_id
+                """)
+        var events: [Lumen_Accounts_V1_MembershipEvent] = []
+        for row in rows {
+            let userID: String = row[0]
+            if events.last?.userID != userID {
+                events.append(.with {
+                    $0.type = .upsert
+                    $0.userID = userID
+                    $0.organizationID = row[1]
+                })
+            }
+            if let groupID: String = row[2] { events[events.count - 1].groupIds.append(groupID) }
+        }
+        return events
     }
 }

@@ -30,18 +30,24 @@ public struct GatewayServices: Sendable {
     }
 }
 
-/// The gateway's in-memory copies of the keys and the registry (lifecycle services).
+/// The gateway's in-memory copies of the keys, the registry and the users' groups
+/// (lifecycle services).
 public struct GatewayCaches: Sendable {
     public let keys: KeyCache
     public let registry: RegistryCache
+    public let memberships: MembershipCache
 
     public init(services: GatewayServices, logger: Logger) {
         self.keys = KeyCache(keys: services.keys, internalToken: services.internalToken, logger: logger)
         self.registry = RegistryCache(registry: services.registry, internalToken: services.internalToken, logger: logger)
+        self.memberships = MembershipCache(accounts: services.accounts, internalToken: services.internalToken, logger: logger)
     }
 
-    /// Whether both caches hold a complete snapshot.
-    public var isSynced: Bool { keys.isSynced && registry.isSynced }
+    /// Whether every cache holds a complete snapshot.
+    public var isSynced: Bool { keys.isSynced && registry.isSynced && memberships.isSynced }
+
+    /// The long-lived parts, to run next to the HTTP server.
+    public var services: [any Service] { [keys, registry, memberships] }
 }
 
 /// What the metered endpoints need besides the caches: the ledger's Meter stream, the
@@ -99,7 +105,7 @@ public func buildRouter(
 ) -> Router<BasicRequestContext> {
     let router = Router(context: BasicRequestContext.self)
     router.add(middleware: APIErrorMiddleware())
-    // Ready once the caches hold the keys and the registry: before that, inference requests
+    // Ready once the caches hold the keys, the registry and the groups: before that, inference requests
     // would be refused, so load balancers should wait.
     router.get("healthz") { _, _ in
         caches.isSynced && inference.meter.isConnected
@@ -114,7 +120,7 @@ public func buildRouter(
     }
     APIKeysController(keys: services.keys).addRoutes(to: router.group("v1/management"))
     let pipeline = InferencePipeline(
-        admission: InferenceAdmission(keys: caches.keys, registry: caches.registry, clock: clock),
+        admission: InferenceAdmission(keys: caches.keys, registry: caches.registry, memberships: caches.memberships, clock: clock),
         meter: inference.meter, router: inference.router, keyUsage: inference.keyUsage, limiter: RateLimiter(),
         metrics: inference.metrics, clock: clock, logger: logger)
     OpenAIController(pipeline: pipeline).addRoutes(to: router.group("v1"))
@@ -134,7 +140,7 @@ public func buildApplication(
     return Application(
         router: buildRouter(services: services, caches: caches, inference: inference, logger: logger),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "lumen"),
-        services: [caches.keys, caches.registry] + inference.services,
+        services: caches.services + inference.services,
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
         logger: logger
     )

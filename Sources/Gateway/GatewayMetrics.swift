@@ -80,6 +80,7 @@ public final class GatewayMetrics: Sendable {
         Gauge(label: "lumen_holds_open", factory: factory).record(holdsOpen.load(ordering: .relaxed))
         for (name, synced, entries) in [
             ("keys", caches.keys.isSynced, caches.keys.count), ("registry", caches.registry.isSynced, caches.registry.models.count),
+            ("memberships", caches.memberships.isSynced, caches.memberships.count),
         ] {
             Gauge(label: "lumen_gateway_cache_synced", dimensions: [("cache", name)], factory: factory).record(synced ? 1 : 0)
             Gauge(label: "lumen_gateway_cache_entries", dimensions: [("cache", name)], factory: factory).record(entries)

@@ -212,4 +212,61 @@ struct ChatCompletionsRouteTests {
             }
         }
     }
+
+    @Test("A model's groups: blocked members and outsiders of an allow list get 403 model_blocked; changes apply live")
+    func groups() async throws {
+        let secret = Mutex("")
+        let ids = Mutex((user: "", interns: "", research: ""))
+        try await GatewayHarness.run(prepare: { services, tenant in
+            let interns = try await services.accounts.createGroup(.with { $0.name = "interns" }, metadata: tenant.metadata).group.id
+            let research = try await services.accounts.createGroup(.with { $0.name = "research" }, metadata: tenant.metadata).group.id
+            let user = try await services.accounts.createUser(
+                .with {
+                    $0.email = "intern@example.test"
+                    $0.groupIds = [interns]
+                }, metadata: tenant.metadata
+            ).user.id
+            for (name, allowed, blocked) in [("open", [String](), [String]()), ("no-interns", [], [interns]), ("research-only", [research], [])] {
+                _ = try await services.registry.upsertModel(
+                    .with {
+                        $0.model = .with {
+                            $0.name = name
+                            $0.vendor = "lumen"
+                            $0.enabled = true
+                            $0.allowedGroupIds = allowed
+                            $0.blockedGroupIds = blocked
+                        }
+                    }, metadata: services.asInternal)
+                _ = try await services.registry.upsertBackend(
+                    .with { $0.backend = .with { $0.model = name; $0.id = "b"; $0.provider = .mock } }, metadata: services.asInternal)
+            }
+            let key = try await services.keys.createKey(
+                .with { $0.owner = .with { $0.type = .user; $0.id = user } }, metadata: tenant.metadata)
+            secret.withLock { $0 = key.secret }
+            ids.withLock { $0 = (user, interns, research) }
+        }) { gateway in
+            let key = secret.withLock { $0 }
+            let (user, _, research) = ids.withLock { $0 }
+            @Sendable func chat(_ model: String) async throws -> (Int, String?) {
+                let (status, body) = try await gateway.send(
+                    .post, "/v1/chat/completions", json: #"{"model": "\#(model)", "messages": [{"role": "user", "content": "hi"}]}"#,
+                    token: .some(key))
+                return (status, GatewayHarness.error(body).code)
+            }
+            #expect(try await chat("open") == (200, nil))
+            #expect(try await chat("no-interns") == (403, "model_blocked"))
+            #expect(try await chat("research-only") == (403, "model_blocked"))
+            let (_, listed) = try await gateway.send(.get, "/v1/models", token: .some(key))
+            #expect((listed["data"] as? [[String: Any]])?.compactMap { $0["id"] as? String } == ["open"])
+
+            // Moved from interns to research: the gateway learns it from the watch, no restart.
+            _ = try await gateway.services.accounts.updateUser(
+                .with {
+                    $0.userID = user
+                    $0.groups = .with { $0.ids = [research] }
+                }, metadata: gateway.tenant.metadata)
+            try await eventuallyAsync("the move reaches the gateway") { try await chat("research-only").0 == 200 }
+            #expect(try await chat("no-interns") == (200, nil))
+        }
+    }
 }

@@ -1,5 +1,6 @@
 import LumenAPI
 import ModelRegistry
+import RPCSupport
 import Testing
 
 @Suite("Backend health: the passive circuit and the model status it implies")

@@ -4,12 +4,14 @@ import LumenAPI
 import RPCSupport
 
 /// Who may call which model, decided from the gateway's caches without an RPC, in the order
-/// the API promises: the key (401), the model's existence (404), the key's allowlist (403),
-/// consent (403 `consent_required`), the model's state (503 `model_unavailable` when it is
-/// turned off or no backend is routable).
+/// the API promises: the key (401), the model's existence (404), the key's allowlist (403
+/// `model_not_allowed`), the model's allowed and blocked groups for the key's owner (403
+/// `model_blocked`), consent (403 `consent_required`), the model's state (503
+/// `model_unavailable` when it is turned off or no backend is routable).
 struct InferenceAdmission: Sendable {
     let keys: KeyCache
     let registry: RegistryCache
+    let memberships: MembershipCache
     let clock: WallClock
 
     /// The key of a request's `Authorization: Bearer sk-…`.
@@ -32,9 +34,22 @@ struct InferenceAdmission: Sendable {
         }
     }
 
-    /// Whether the key may call the model right now, without consent or status checks.
-    func permits(_ key: Lumen_Keys_V1_Key, _ model: Lumen_Registry_V1_Model) -> Bool {
+    /// Whether the key's allowlist names the model (an empty list allows every model).
+    func allowlisted(_ key: Lumen_Keys_V1_Key, _ model: Lumen_Registry_V1_Model) -> Bool {
         key.models.isEmpty || key.models.contains(model.name)
+    }
+
+    /// Whether the model's groups let the key's owner in: a user by its groups; the
+    /// organisation and clients belong to no group.
+    func groupsPermit(_ key: Lumen_Keys_V1_Key, _ model: Lumen_Registry_V1_Model) -> Bool {
+        if model.allowedGroupIds.isEmpty && model.blockedGroupIds.isEmpty { return true }
+        let groups = key.owner.type == .user ? memberships.groups(ofUser: key.owner.id) : []
+        return ModelAccessPolicy.groupsPermit(model, groups)
+    }
+
+    /// Whether the key may call the model, without consent or status checks.
+    func permits(_ key: Lumen_Keys_V1_Key, _ model: Lumen_Registry_V1_Model) -> Bool {
+        allowlisted(key, model) && groupsPermit(key, model)
     }
 
     /// Whether the key's owner has acknowledged a model that requires it.
@@ -47,8 +62,17 @@ struct InferenceAdmission: Sendable {
         guard let model = registry.model(name) else {
             throw APIError(.notFound, code: "model_not_found", message: "the model \(name) does not exist", param: "model")
         }
-        guard permits(key, model) else {
+        guard allowlisted(key, model) else {
             throw APIError(.forbidden, code: "model_not_allowed", message: "this API key may not use \(name)", param: "model")
+        }
+        if !(model.allowedGroupIds.isEmpty && model.blockedGroupIds.isEmpty) && !memberships.isSynced {
+            throw APIError(
+                .serviceUnavailable, code: "accounts_unavailable", message: "the gateway is still loading group memberships; retry shortly")
+        }
+        guard groupsPermit(key, model) else {
+            throw APIError(
+                .forbidden, code: "model_blocked", message: "the owner of this API key is not in a group allowed to use \(name)",
+                param: "model")
         }
         guard consented(key, model) else {
             throw APIError(

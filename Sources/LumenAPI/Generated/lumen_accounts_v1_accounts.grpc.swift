@@ -224,6 +224,19 @@ public enum Lumen_Accounts_V1_AccountsService: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "WatchMemberships" metadata.
+        public enum WatchMemberships: Sendable {
+            /// Request type for "WatchMemberships".
+            public typealias Input = Lumen_Accounts_V1_WatchMembershipsRequest
+            /// Response type for "WatchMemberships".
+            public typealias Output = Lumen_Accounts_V1_MembershipEvent
+            /// Descriptor for "WatchMemberships".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.accounts.v1.AccountsService"),
+                method: "WatchMemberships",
+                type: .serverStreaming
+            )
+        }
         /// Descriptors for all methods in the "lumen.accounts.v1.AccountsService" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             BootstrapOrganization.descriptor,
@@ -240,7 +253,8 @@ public enum Lumen_Accounts_V1_AccountsService: Sendable {
             ListClients.descriptor,
             UpdateClient.descriptor,
             AddClientManager.descriptor,
-            RemoveClientManager.descriptor
+            RemoveClientManager.descriptor,
+            WatchMemberships.descriptor
         ]
     }
 }
@@ -543,6 +557,26 @@ extension Lumen_Accounts_V1_AccountsService {
             request: GRPCCore.StreamingServerRequest<Lumen_Accounts_V1_RemoveClientManagerRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_RemoveClientManagerResponse>
+
+        /// Handle the "WatchMemberships" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Streams every user's group membership: the current state (one UPSERT per user), one
+        /// > SYNCED, then each change as it is committed. Internal only: the gateway keeps a copy
+        /// > to apply model access policies (allowed and blocked groups) without an RPC per request.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Lumen_Accounts_V1_WatchMembershipsRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Accounts_V1_MembershipEvent` messages.
+        func watchMemberships(
+            request: GRPCCore.StreamingServerRequest<Lumen_Accounts_V1_WatchMembershipsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_MembershipEvent>
     }
 
     /// Service protocol for the "lumen.accounts.v1.AccountsService" service.
@@ -829,6 +863,26 @@ extension Lumen_Accounts_V1_AccountsService {
             request: GRPCCore.ServerRequest<Lumen_Accounts_V1_RemoveClientManagerRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Lumen_Accounts_V1_RemoveClientManagerResponse>
+
+        /// Handle the "WatchMemberships" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Streams every user's group membership: the current state (one UPSERT per user), one
+        /// > SYNCED, then each change as it is committed. Internal only: the gateway keeps a copy
+        /// > to apply model access policies (allowed and blocked groups) without an RPC per request.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_WatchMembershipsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Accounts_V1_MembershipEvent` messages.
+        func watchMemberships(
+            request: GRPCCore.ServerRequest<Lumen_Accounts_V1_WatchMembershipsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_MembershipEvent>
     }
 
     /// Simple service protocol for the "lumen.accounts.v1.AccountsService" service.
@@ -1113,6 +1167,27 @@ extension Lumen_Accounts_V1_AccountsService {
             request: Lumen_Accounts_V1_RemoveClientManagerRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Lumen_Accounts_V1_RemoveClientManagerResponse
+
+        /// Handle the "WatchMemberships" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Streams every user's group membership: the current state (one UPSERT per user), one
+        /// > SYNCED, then each change as it is committed. Internal only: the gateway keeps a copy
+        /// > to apply model access policies (allowed and blocked groups) without an RPC per request.
+        ///
+        /// - Parameters:
+        ///   - request: A `Lumen_Accounts_V1_WatchMembershipsRequest` message.
+        ///   - response: A response stream of `Lumen_Accounts_V1_MembershipEvent` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func watchMemberships(
+            request: Lumen_Accounts_V1_WatchMembershipsRequest,
+            response: GRPCCore.RPCWriter<Lumen_Accounts_V1_MembershipEvent>,
+            context: GRPCCore.ServerContext
+        ) async throws
     }
 }
 
@@ -1280,6 +1355,17 @@ extension Lumen_Accounts_V1_AccountsService.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_RemoveClientManagerResponse>(),
             handler: { request, context in
                 try await self.removeClientManager(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Lumen_Accounts_V1_AccountsService.Method.WatchMemberships.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Accounts_V1_WatchMembershipsRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_MembershipEvent>(),
+            handler: { request, context in
+                try await self.watchMemberships(
                     request: request,
                     context: context
                 )
@@ -1454,6 +1540,17 @@ extension Lumen_Accounts_V1_AccountsService.ServiceProtocol {
             context: context
         )
         return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func watchMemberships(
+        request: GRPCCore.StreamingServerRequest<Lumen_Accounts_V1_WatchMembershipsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_MembershipEvent> {
+        let response = try await self.watchMemberships(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return response
     }
 }
 
@@ -1652,6 +1749,23 @@ extension Lumen_Accounts_V1_AccountsService.SimpleServiceProtocol {
                 context: context
             ),
             metadata: [:]
+        )
+    }
+
+    public func watchMemberships(
+        request: GRPCCore.ServerRequest<Lumen_Accounts_V1_WatchMembershipsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_MembershipEvent> {
+        return GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_MembershipEvent>(
+            metadata: [:],
+            producer: { writer in
+                try await self.watchMemberships(
+                    request: request.message,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
         )
     }
 }
@@ -2015,6 +2129,31 @@ extension Lumen_Accounts_V1_AccountsService {
             deserializer: some GRPCCore.MessageDeserializer<Lumen_Accounts_V1_RemoveClientManagerResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_RemoveClientManagerResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "WatchMemberships" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Streams every user's group membership: the current state (one UPSERT per user), one
+        /// > SYNCED, then each change as it is committed. Internal only: the gateway keeps a copy
+        /// > to apply model access policies (allowed and blocked groups) without an RPC per request.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_WatchMembershipsRequest` message.
+        ///   - serializer: A serializer for `Lumen_Accounts_V1_WatchMembershipsRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Accounts_V1_MembershipEvent` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func watchMemberships<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Accounts_V1_WatchMembershipsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Accounts_V1_WatchMembershipsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Accounts_V1_MembershipEvent>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Lumen_Accounts_V1_MembershipEvent>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -2550,6 +2689,40 @@ extension Lumen_Accounts_V1_AccountsService {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "WatchMemberships" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Streams every user's group membership: the current state (one UPSERT per user), one
+        /// > SYNCED, then each change as it is committed. Internal only: the gateway keeps a copy
+        /// > to apply model access policies (allowed and blocked groups) without an RPC per request.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_WatchMembershipsRequest` message.
+        ///   - serializer: A serializer for `Lumen_Accounts_V1_WatchMembershipsRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Accounts_V1_MembershipEvent` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func watchMemberships<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Accounts_V1_WatchMembershipsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Accounts_V1_WatchMembershipsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Accounts_V1_MembershipEvent>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Lumen_Accounts_V1_MembershipEvent>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.serverStreaming(
+                request: request,
+                descriptor: Lumen_Accounts_V1_AccountsService.Method.WatchMemberships.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -2989,6 +3162,35 @@ extension Lumen_Accounts_V1_AccountsService.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_RemoveClientManagerRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Accounts_V1_RemoveClientManagerResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "WatchMemberships" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Streams every user's group membership: the current state (one UPSERT per user), one
+    /// > SYNCED, then each change as it is committed. Internal only: the gateway keeps a copy
+    /// > to apply model access policies (allowed and blocked groups) without an RPC per request.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Lumen_Accounts_V1_WatchMembershipsRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func watchMemberships<Result>(
+        request: GRPCCore.ClientRequest<Lumen_Accounts_V1_WatchMembershipsRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Lumen_Accounts_V1_MembershipEvent>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.watchMemberships(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_WatchMembershipsRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Accounts_V1_MembershipEvent>(),
             options: options,
             onResponse: handleResponse
         )
@@ -3490,6 +3692,39 @@ extension Lumen_Accounts_V1_AccountsService.ClientProtocol {
             metadata: metadata
         )
         return try await self.removeClientManager(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "WatchMemberships" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Streams every user's group membership: the current state (one UPSERT per user), one
+    /// > SYNCED, then each change as it is committed. Internal only: the gateway keeps a copy
+    /// > to apply model access policies (allowed and blocked groups) without an RPC per request.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func watchMemberships<Result>(
+        _ message: Lumen_Accounts_V1_WatchMembershipsRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Lumen_Accounts_V1_MembershipEvent>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Lumen_Accounts_V1_WatchMembershipsRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.watchMemberships(
             request: request,
             options: options,
             onResponse: handleResponse

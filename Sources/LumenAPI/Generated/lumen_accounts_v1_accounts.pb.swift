@@ -916,6 +916,85 @@ public nonisolated struct Lumen_Accounts_V1_RemoveClientManagerResponse: Sendabl
   fileprivate var _client: Lumen_Accounts_V1_Client? = nil
 }
 
+/// The request of AccountsService.WatchMemberships.
+public nonisolated struct Lumen_Accounts_V1_WatchMembershipsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// One event of WatchMemberships.
+public nonisolated struct Lumen_Accounts_V1_MembershipEvent: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// What happened.
+  public var type: Lumen_Accounts_V1_MembershipEvent.TypeEnum = .unspecified
+
+  /// The user's organisation (empty for SYNCED).
+  public var organizationID: String = String()
+
+  /// The user (empty for SYNCED).
+  public var userID: String = String()
+
+  /// Every group the user belongs to; it replaces what an earlier event said.
+  public var groupIds: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  /// What happened.
+  public nonisolated enum TypeEnum: SwiftProtobuf.Enum, Swift.CaseIterable {
+    public typealias RawValue = Int
+
+    /// Never sent.
+    case unspecified // = 0
+
+    /// The user's groups are now `group_ids` (part of the initial snapshot, or a change).
+    case upsert // = 1
+
+    /// The initial snapshot is complete; later events are live changes.
+    case synced // = 2
+    case UNRECOGNIZED(Int)
+
+    public init() {
+      self = .unspecified
+    }
+
+    public init?(rawValue: Int) {
+      switch rawValue {
+      case 0: self = .unspecified
+      case 1: self = .upsert
+      case 2: self = .synced
+      default: self = .UNRECOGNIZED(rawValue)
+      }
+    }
+
+    public var rawValue: Int {
+      switch self {
+      case .unspecified: return 0
+      case .upsert: return 1
+      case .synced: return 2
+      case .UNRECOGNIZED(let i): return i
+      }
+    }
+
+    // The compiler won't synthesize support with the UNRECOGNIZED case.
+    public static let allCases: [Lumen_Accounts_V1_MembershipEvent.TypeEnum] = [
+      .unspecified,
+      .upsert,
+      .synced,
+    ]
+
+  }
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "lumen.accounts.v1"
@@ -2315,4 +2394,72 @@ nonisolated extension Lumen_Accounts_V1_RemoveClientManagerResponse: SwiftProtob
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
+}
+
+nonisolated extension Lumen_Accounts_V1_WatchMembershipsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".WatchMembershipsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Accounts_V1_WatchMembershipsRequest, rhs: Lumen_Accounts_V1_WatchMembershipsRequest) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Accounts_V1_MembershipEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MembershipEvent"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}type\0\u{3}organization_id\0\u{3}user_id\0\u{3}group_ids\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularEnumField(value: &self.type) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.organizationID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.userID) }()
+      case 4: try { try decoder.decodeRepeatedStringField(value: &self.groupIds) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.type != .unspecified {
+      try visitor.visitSingularEnumField(value: self.type, fieldNumber: 1)
+    }
+    if !self.organizationID.isEmpty {
+      try visitor.visitSingularStringField(value: self.organizationID, fieldNumber: 2)
+    }
+    if !self.userID.isEmpty {
+      try visitor.visitSingularStringField(value: self.userID, fieldNumber: 3)
+    }
+    if !self.groupIds.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.groupIds, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Accounts_V1_MembershipEvent, rhs: Lumen_Accounts_V1_MembershipEvent) -> Bool {
+    if lhs.type != rhs.type {return false}
+    if lhs.organizationID != rhs.organizationID {return false}
+    if lhs.userID != rhs.userID {return false}
+    if lhs.groupIds != rhs.groupIds {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Accounts_V1_MembershipEvent.TypeEnum: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0TYPE_UNSPECIFIED\0\u{1}TYPE_UPSERT\0\u{1}TYPE_SYNCED\0")
 }
