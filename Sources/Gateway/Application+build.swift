@@ -91,10 +91,14 @@ public struct GatewayConfiguration: Sendable {
     public var host: String
     /// Port; 0 picks a free one (logged once bound).
     public var port: Int
+    /// How often to probe every upstream backend actively (`GET {base_url}/models`); nil: never,
+    /// health then comes from requests alone.
+    public var probeInterval: Duration?
 
-    public init(host: String = "127.0.0.1", port: Int = 8080) {
+    public init(host: String = "127.0.0.1", port: Int = 8080, probeInterval: Duration? = nil) {
         self.host = host
         self.port = port
+        self.probeInterval = probeInterval
     }
 }
 
@@ -137,10 +141,15 @@ public func buildApplication(
 ) -> some ApplicationProtocol {
     let caches = GatewayCaches(services: services, logger: logger)
     let inference = GatewayInference(services: services, logger: logger)
+    var background = caches.services + inference.services
+    if let interval = configuration.probeInterval {
+        background.append(
+            HealthProber(interval: interval, registry: caches.registry, http: inference.http, router: inference.router, logger: logger))
+    }
     return Application(
         router: buildRouter(services: services, caches: caches, inference: inference, logger: logger),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "lumen"),
-        services: caches.services + inference.services,
+        services: background,
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
         logger: logger
     )

@@ -128,7 +128,9 @@ struct Deployment {
             let (host, logger, onListening) = (configuration.httpHost, logger, onListening)
             lifecycle.append(
                 buildApplication(
-                    configuration: .init(host: host, port: configuration.httpPort),
+                    configuration: .init(
+                        host: host, port: configuration.httpPort,
+                        probeInterval: configuration.probeIntervalSeconds > 0 ? .seconds(configuration.probeIntervalSeconds) : nil),
                     services: gatewayServices, logger: logger,
                     onServerRunning: { port in
                         logger.notice("HTTP listening on \(host):\(port)")

@@ -59,6 +59,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "trace, debug, info, notice, warning, error or critical. (LUMEN_LOG_LEVEL, default info)")
     var logLevel: String?
 
+    @Option(help: "Seconds between active health probes (GET {base_url}/models) of every upstream backend; 0: off, health then comes from requests alone. (LUMEN_PROBE_INTERVAL, default 0)")
+    var probeInterval: Int?
+
     @Flag(help: """
         Demo mode: on an empty data directory, create a demo organisation, a demo model served by the \
         built-in mock provider and an API key, and print {"api_key", "management_token", "model"} \
@@ -123,6 +126,12 @@ struct Serve: AsyncParsableCommand {
             }
         }
         if let value = pick(logLevel, "LUMEN_LOG_LEVEL") { configuration.logLevel = value }
+        if let value = pick(probeInterval.map(String.init), "LUMEN_PROBE_INTERVAL") {
+            guard let seconds = Int(value) else {
+                throw ConfigurationError("--probe-interval must be a number of seconds, not \"\(value)\"")
+            }
+            configuration.probeIntervalSeconds = try ServeConfiguration.probeInterval(seconds, "--probe-interval")
+        }
         configuration.demo = demo || ["1", "true", "yes"].contains(environment["LUMEN_DEMO"]?.lowercased() ?? "")
         return configuration
     }

@@ -48,13 +48,17 @@ struct ServeConfiguration: Sendable, Equatable {
     /// `host:port` of services that run in another process.
     var addresses: [Component: String] = [:]
     var logLevel = "info"
+    /// Seconds between active health probes of the upstream backends; 0: passive health only.
+    var probeIntervalSeconds = 0
     /// Set up a demo organisation, key and mock model on an empty data directory.
     var demo = false
     /// Models and backends to upsert into the registry at start (the file's `models:`).
     var catalog = ModelCatalog()
 
     /// Keys of the YAML file (see gateway/lumen.example.yaml).
-    static let fileKeys: Set<String> = ["data_dir", "log_level", "http", "grpc", "services", "remote", "models"]
+    static let fileKeys: Set<String> = [
+        "data_dir", "log_level", "http", "grpc", "services", "remote", "models", "probe_interval",
+    ]
 
     /// Applies a YAML configuration file.
     mutating func apply(yaml text: String, path: String) throws {
@@ -93,6 +97,10 @@ struct ServeConfiguration: Sendable, Equatable {
         }
         if let value = try string(root["data_dir"], "data_dir") { dataDirectory = value }
         if let value = try string(root["log_level"], "log_level") { logLevel = value }
+        if let value = root["probe_interval"] {
+            guard let seconds = value as? Int else { throw ConfigurationError("\(path): probe_interval must be a number of seconds") }
+            probeIntervalSeconds = try Self.probeInterval(seconds, "probe_interval")
+        }
         let http = try section("http", allowed: ["host", "port"])
         if let value = try string(http["host"], "http.host") { httpHost = value }
         if let value = try port(http["port"], "http.port") { httpPort = value }
@@ -121,6 +129,14 @@ struct ServeConfiguration: Sendable, Equatable {
                 addresses[component] = try Self.address(value, "remote.\(component.rawValue)")
             }
         }
+    }
+
+    /// 0 (off) or 1–3600 seconds.
+    static func probeInterval(_ seconds: Int, _ name: String) throws -> Int {
+        guard (0...3600).contains(seconds) else {
+            throw ConfigurationError("\(name) must be 0 (off) or 1–3600 seconds, not \(seconds)")
+        }
+        return seconds
     }
 
     static func port(_ value: Int, _ name: String) throws -> Int {

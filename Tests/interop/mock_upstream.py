@@ -26,6 +26,17 @@ class MockUpstream:
             def log_message(self, *args):
                 pass
 
+            def do_GET(self):
+                # Lumen's active health probe asks GET /models.
+                with upstream.lock:
+                    upstream.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}, None))
+                    mode = upstream.mode
+                if mode == "fail":
+                    return self.send_json(500, {"error": {"message": "upstream exploded", "type": "server_error"}})
+                if self.path.split("?")[0].endswith("/models"):
+                    return self.send_json(200, {"object": "list", "data": [{"id": "upstream-model-v1", "object": "model"}]})
+                return self.send_json(404, {"error": {"message": "no such path", "type": "invalid_request_error"}})
+
             def do_POST(self):
                 length = int(self.headers.get("content-length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")

@@ -280,3 +280,44 @@ def test_a_dead_backend_opens_its_circuit_and_the_model_goes_down(gateway, upstr
             break
         assert time.time() < deadline, "the circuit did not open"
         time.sleep(0.1)
+
+
+def model_status(server, lumen_api, name):
+    pb, rpc = lumen_api.registry_pb2, lumen_api.registry_pb2_grpc
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        model = rpc.ModelRegistryServiceStub(channel).GetModel(
+            pb.GetModelRequest(name=name), metadata=(("authorization", f"Bearer {server.token}"),)).model
+    return pb.ModelStatus.Name(model.status), [pb.BackendHealth.Name(b.health) for b in model.backends]
+
+
+def test_active_probes_take_a_failing_backend_out_and_bring_it_back_without_any_request(tmp_path, upstream, lumen_api):
+    config = tmp_path / "lumen.yaml"
+    config.write_text(f"""
+probe_interval: 1
+models:
+  - name: probed-model
+    vendor: Lumen
+    backends: [{{id: live, provider: openai, base_url: "{upstream.base_url}", credential_env: LUMEN_TEST_UPSTREAM_KEY}}]
+""")
+    for server in start_server(tmp_path, "--config", str(config), env={"LUMEN_TEST_UPSTREAM_KEY": UPSTREAM_SECRET}):
+        wait_ready(server)
+        server.token = server.bootstrap("Acme", "admin@acme.test")["management_token"]
+        deadline = time.time() + 15
+        while model_status(server, lumen_api, "probed-model") != ("MODEL_STATUS_OK", ["BACKEND_HEALTH_HEALTHY"]):
+            assert time.time() < deadline, "the first probes did not mark the backend healthy"
+            time.sleep(0.2)
+        probes = upstream.received("/models")
+        assert probes and probes[0][1]["authorization"] == f"Bearer {UPSTREAM_SECRET}"
+
+        upstream.mode = "fail"  # three failed probes open the circuit: the model is down
+        deadline = time.time() + 15
+        while model_status(server, lumen_api, "probed-model")[0] != "MODEL_STATUS_DOWN":
+            assert time.time() < deadline, "failing probes did not take the backend out"
+            time.sleep(0.2)
+
+        upstream.mode = "ok"  # one good probe closes it, long before the 30 s cooldown
+        deadline = time.time() + 10
+        while model_status(server, lumen_api, "probed-model")[0] != "MODEL_STATUS_OK":
+            assert time.time() < deadline, "a good probe did not bring the backend back"
+            time.sleep(0.2)
+        assert not upstream.received("/chat/completions")

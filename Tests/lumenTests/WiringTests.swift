@@ -181,6 +181,7 @@ struct WiringTests {
             grpc: {port: 9000}
             services: [keys, accounts]
             remote: {ledger: "ledger.internal:9090"}
+            probe_interval: 15
             """.write(toFile: file, atomically: true, encoding: .utf8)
         let serve = try Serve.parse(["--config", file, "--http-port", "8081"])
         let resolved = try serve.resolve(environment: ["LUMEN_HTTP_PORT": "7000", "LUMEN_GRPC_PORT": "7001"])
@@ -190,6 +191,10 @@ struct WiringTests {
         #expect(resolved.grpcPort == 7001)
         #expect(resolved.components == [.keys, .accounts])
         #expect(resolved.addresses == [.ledger: "ledger.internal:9090"])
+        #expect(resolved.probeIntervalSeconds == 15)
+        #expect(try serve.resolve(environment: ["LUMEN_PROBE_INTERVAL": "0"]).probeIntervalSeconds == 0)
+        #expect(throws: ConfigurationError.self) { try Serve.parse(["--probe-interval", "7200"]).resolve(environment: [:]) }
+        #expect(throws: ConfigurationError.self) { try Serve.parse([]).resolve(environment: ["LUMEN_PROBE_INTERVAL": "soon"]) }
 
         #expect(throws: ConfigurationError.self) { try Serve.parse(["--services", "keys,bogus"]).resolve(environment: [:]) }
         #expect(throws: ConfigurationError.self) { try Serve.parse(["--keys-address", "nohost"]).resolve(environment: [:]) }

@@ -112,6 +112,20 @@ public final class UpstreamHTTP: Service, Sendable {
         return UpstreamResponse(status: status, contentType: contentType, body: .streamed(response.body))
     }
 
+    /// `GET {base_url}/models` with the backend's credential; the status code of the answer.
+    func probe(_ backend: Lumen_Registry_V1_Backend, timeout: TimeAmount) async throws -> Int {
+        var base = backend.baseURL
+        while base.hasSuffix("/") { base.removeLast() }
+        var call = HTTPClientRequest(url: base + "/models")
+        call.method = .GET
+        if let credential = Self.credential(backend.credentialEnv) {
+            call.headers.add(name: "authorization", value: "Bearer " + credential)
+        }
+        let response = try await client.execute(call, timeout: timeout)
+        _ = try? await response.body.collect(upTo: 1 << 20)
+        return Int(response.status.code)
+    }
+
     /// The secret in the environment variable `name`, if it is set and not empty.
     static func credential(_ name: String) -> String? {
         guard !name.isEmpty, let value = getenv(name) else { return nil }

@@ -1,0 +1,70 @@
+import AsyncHTTPClient
+import Logging
+import LumenAPI
+import NIOCore
+import ServiceLifecycle
+
+/// The optional active health check (`lumen serve --probe-interval`): every interval, each
+/// `openai` backend of every enabled model is asked `GET {base_url}/models`, and the outcome
+/// is reported like a request's — so a dead backend's circuit opens before a caller meets
+/// it, and an open circuit closes as soon as the backend answers again instead of waiting
+/// for a trial request after the cooldown.
+///
+/// An answer below 500 (401, 404 included: the server is up) counts as a success; a
+/// connection failure, a timeout or a 5xx as a failure; a 429 as neither.
+final class HealthProber: Service, Sendable {
+    let interval: Duration
+    let registry: RegistryCache
+    let http: UpstreamHTTP
+    let router: BackendRouter
+    let logger: Logger
+
+    /// A probe waits at most this long, or the backend's own timeout if shorter.
+    static let probeTimeout: Int64 = 5_000
+
+    init(interval: Duration, registry: RegistryCache, http: UpstreamHTTP, router: BackendRouter, logger: Logger) {
+        self.interval = interval
+        self.registry = registry
+        self.http = http
+        self.router = router
+        self.logger = logger
+    }
+
+    func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                try await Task.sleep(for: interval)
+            } catch {
+                return
+            }
+            await probeAll()
+        }
+    }
+
+    /// Probes every backend once, concurrently.
+    func probeAll() async {
+        let backends = registry.models.filter(\.enabled).flatMap(\.backends).filter { $0.provider == .openai }
+        await withTaskGroup(of: Void.self) { group in
+            for backend in backends {
+                group.addTask { await self.probe(backend) }
+            }
+        }
+    }
+
+    func probe(_ backend: Lumen_Registry_V1_Backend) async {
+        let timeout = min(Self.probeTimeout, backend.timeoutMs > 0 ? Int64(backend.timeoutMs) : Self.probeTimeout)
+        do {
+            let status = try await http.probe(backend, timeout: .milliseconds(timeout))
+            if status == 429 { return }
+            if status >= 500 {
+                logger.warning("health probe failed", metadata: ["model": "\(backend.model)", "backend": "\(backend.id)", "status": "\(status)"])
+            }
+            router.outcome(of: backend, success: status < 500)
+        } catch {
+            logger.warning(
+                "health probe failed",
+                metadata: ["model": "\(backend.model)", "backend": "\(backend.id)", "error": "\(BackendRouter.describe(error))"])
+            router.outcome(of: backend, success: false)
+        }
+    }
+}
