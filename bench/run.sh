@@ -15,6 +15,7 @@ DURATION="${DURATION:-10s}"
 CONNECTIONS="${CONNECTIONS:-64}"
 UPSTREAM_PORT="${UPSTREAM_PORT:-9700}"
 GATEWAY_PORT="${GATEWAY_PORT:-9780}"
+FLOOR_PORT="${FLOOR_PORT:-9790}"
 
 if ! command -v wrk >/dev/null; then
     sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
@@ -23,6 +24,7 @@ fi
 scripts/setup.sh >/dev/null
 swift build -c release --product lumen >/dev/null
 swift build -c release --product bench-upstream >/dev/null
+swift build -c release --product bench-proxy-floor >/dev/null
 BIN="$(swift build -c release --show-bin-path)"
 
 WORK="$(mktemp -d)"
@@ -38,6 +40,10 @@ cpus="$(nproc)"
 gateway_cpu=0; other_cpu=$(( cpus > 1 ? 1 : 0 ))
 
 taskset -c "$other_cpu" "$BIN/bench-upstream" "$UPSTREAM_PORT" >"$WORK/upstream.log" 2>&1 &
+PIDS+=($!)
+
+# The floor: Hummingbird + AsyncHTTPClient with nothing between, on the gateway's core.
+taskset -c "$gateway_cpu" "$BIN/bench-proxy-floor" "$FLOOR_PORT" "http://127.0.0.1:$UPSTREAM_PORT/v1" >"$WORK/floor.log" 2>&1 &
 PIDS+=($!)
 
 cat >"$WORK/lumen.yaml" <<YAML
@@ -82,20 +88,24 @@ run() {  # name url stream connections result-name
 
 UP="http://127.0.0.1:$UPSTREAM_PORT"
 GW="http://127.0.0.1:$GATEWAY_PORT"
+FL="http://127.0.0.1:$FLOOR_PORT"
 echo "Lumen bench: $DURATION per run, $CONNECTIONS connections, gateway on CPU $gateway_cpu ($(nproc) CPUs)"
 printf "%-34s %10s %10s %10s %8s\n" "scenario" "req/s" "p50 ms" "p99 ms" "errors"
 run "upstream direct, JSON" "$UP" 0 "$CONNECTIONS" up_json
+run "bare proxy (floor), JSON" "$FL" 0 "$CONNECTIONS" fl_json
 run "through Lumen, JSON" "$GW" 0 "$CONNECTIONS" gw_json
 run "upstream direct, streaming" "$UP" 1 "$CONNECTIONS" up_sse
 run "through Lumen, streaming" "$GW" 1 "$CONNECTIONS" gw_sse
 run "upstream direct, JSON, 1 conn" "$UP" 0 1 up_one
+run "bare proxy (floor), JSON, 1 conn" "$FL" 0 1 fl_one
 run "through Lumen, JSON, 1 conn" "$GW" 0 1 gw_one
 
-python3 - "$RPS_up_json" "$RPS_gw_json" "$RPS_up_sse" "$RPS_gw_sse" "$P50_up_one" "$P50_gw_one" <<'PY'
+python3 - "$RPS_up_json" "$RPS_gw_json" "$RPS_up_sse" "$RPS_gw_sse" "$P50_up_one" "$P50_gw_one" "$RPS_fl_json" "$P50_fl_one" <<'PY'
 import sys
-up, gw, up_s, gw_s, p50_up, p50_gw = map(float, sys.argv[1:])
+up, gw, up_s, gw_s, p50_up, p50_gw, floor, p50_floor = map(float, sys.argv[1:])
 print(f"through Lumen / direct: JSON {gw / up:.2f}, streaming {gw_s / up_s:.2f}")
-print(f"median added by Lumen on one connection: {p50_gw - p50_up:.3f} ms")
+print(f"through Lumen / bare proxy: JSON {gw / floor:.2f}")
+print(f"median added on one connection: by Lumen {p50_gw - p50_up:.3f} ms, by the bare proxy {p50_floor - p50_up:.3f} ms")
 PY
 LINES="$(curl -fs "http://127.0.0.1:$GATEWAY_PORT/metrics" | grep '^lumen_requests_total' || true)"
 echo "$LINES"
