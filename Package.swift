@@ -79,7 +79,10 @@ let package = Package(
         ),
         .target(
             name: "Ledger",
-            dependencies: ["LumenAPI", "Storage", "RPCSupport"],
+            dependencies: [
+                "LumenAPI", "Storage", "RPCSupport",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -160,7 +163,10 @@ let package = Package(
         ),
         .testTarget(
             name: "LedgerTests",
-            dependencies: ["Ledger", "LumenTesting", .product(name: "GRPCCore", package: "grpc-swift-2")],
+            dependencies: [
+                "Ledger", "LumenTesting", .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -62,6 +62,15 @@ final class Book: @unchecked Sendable {
 
     func open(_ requestID: String, _ hold: Hold) { holds[requestID] = hold }
 
+    /// The open holds whose time is up at `now`, oldest first.
+    func expired(_ db: Database, now: Int64) throws -> [(requestID: String, hold: Hold)] {
+        try loadHolds(db)
+        return holds.filter { $0.value.expiresAt <= now }.map { ($0.key, $0.value) }.sorted { $0.hold.createdAt < $1.hold.createdAt }
+    }
+
+    /// The number of open holds.
+    var openCount: Int { holds.count }
+
     func close(_ requestID: String) { holds[requestID] = nil }
 
     /// The pool of `key` with the refills due by `now` applied; an unconfigured pool that

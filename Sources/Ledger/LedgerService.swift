@@ -3,6 +3,7 @@ import GRPCCore
 import Logging
 import LumenAPI
 import RPCSupport
+import ServiceLifecycle
 import Storage
 import Synchronization
 
@@ -35,6 +36,20 @@ public struct LedgerService: Sendable {
     private func unimplemented(_ method: String) throws -> Never {
         _ = try Caller.require()
         throw ServiceError.unimplemented("LedgerService.\(method)")
+    }
+
+    /// Settles every hold expired by now at its estimate (see `Metering.reconcile`); how many.
+    public func reconcileExpiredHolds() async throws -> Int {
+        guard case .reconciled(let count) = try await meter(.reconcile) else { return 0 }
+        if count > 0 {
+            logger.warning("expired holds settled at their estimate", metadata: ["holds": "\(count)"])
+        }
+        return count
+    }
+
+    /// The reconciler, to run next to the service: a sweep every `interval`.
+    public func reconciler(every interval: Duration = .seconds(60)) -> some Service {
+        HoldReconciler(ledger: self, interval: interval)
     }
 
     /// Runs one metering operation through the group commit.
@@ -199,5 +214,27 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
     }
     public func getBilling(request: Lumen_Ledger_V1_GetBillingRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_GetBillingResponse {
         try unimplemented("GetBilling")
+    }
+}
+
+/// Sweeps expired holds on a timer (`LedgerService.reconcileExpiredHolds`) until shutdown.
+struct HoldReconciler: Service {
+    let ledger: LedgerService
+    let interval: Duration
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully {
+            do {
+                try await Task.sleep(for: interval)
+            } catch {
+                return
+            }
+            do {
+                // A sweep settles at most a batch; keep going while there were that many.
+                while try await ledger.reconcileExpiredHolds() >= Metering.reconcileBatch {}
+            } catch {
+                ledger.logger.error("reconciling expired holds failed; will retry", metadata: ["error": "\(error)"])
+            }
+        }
     }
 }

@@ -81,6 +81,9 @@ enum LedgerStore {
                     DROP TABLE holds;
                     """)
         }
+        migrator.registerMigration("v3: lines settled by the reconciler are flagged") { db in
+            try db.execute(sql: "ALTER TABLE usage_lines ADD COLUMN expired INTEGER NOT NULL DEFAULT 0")
+        }
         return migrator
     }
 }
@@ -190,6 +193,7 @@ struct UsageLineRecord: Codable, Sendable, Equatable, FetchableRecord, Persistab
     var latencyMs: Int64
     var status: Int
     var estimated: Bool
+    var expired: Bool
 
     enum CodingKeys: String, CodingKey {
         case requestID = "request_id"
@@ -211,6 +215,7 @@ struct UsageLineRecord: Codable, Sendable, Equatable, FetchableRecord, Persistab
         case latencyMs = "latency_ms"
         case status
         case estimated
+        case expired
     }
 
     var message: Lumen_Ledger_V1_UsageLine {
@@ -232,6 +237,7 @@ struct UsageLineRecord: Codable, Sendable, Equatable, FetchableRecord, Persistab
             $0.latencyMs = latencyMs
             $0.status = .init(rawValue: status) ?? .unspecified
             $0.estimated = estimated
+            $0.expired = expired
         }
     }
 }

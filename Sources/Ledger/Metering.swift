@@ -19,12 +19,15 @@ enum Metering {
         case reserve(Lumen_Ledger_V1_ReserveRequest)
         case settle(Lumen_Ledger_V1_SettleRequest)
         case release(Lumen_Ledger_V1_ReleaseRequest)
+        /// Settle every hold expired by now at its estimate (the reconciler's sweep).
+        case reconcile
 
         var requestID: String {
             switch self {
             case .reserve(let request): request.requestID
             case .settle(let request): request.requestID
             case .release(let request): request.requestID
+            case .reconcile: ""
             }
         }
     }
@@ -33,12 +36,15 @@ enum Metering {
         case reserved(expiresAt: Int64)
         case settled(Lumen_Ledger_V1_UsageLine)
         case released
+        /// How many expired holds a sweep settled.
+        case reconciled(Int)
     }
 
     /// How long a hold lives before the reconciler settles it at its estimate.
     static let holdTTLMillis: Int64 = 15 * 60 * 1000
 
     static func apply(_ db: Database, _ book: Book, _ operation: Operation, now: Int64) throws -> Outcome {
+        if case .reconcile = operation { return .reconciled(try reconcile(db, book, now: now)) }
         guard !operation.requestID.isEmpty, operation.requestID.utf8.count <= 100 else {
             throw ServiceError.invalid("invalid_request_id", "request_id must be 1–100 characters", param: "request_id")
         }
@@ -48,6 +54,8 @@ enum Metering {
         case .release(let request):
             try release(db, book, request, now: now)
             return .released
+        case .reconcile:
+            return .reconciled(try reconcile(db, book, now: now))
         }
     }
 
@@ -129,26 +137,9 @@ enum Metering {
             throw ServiceError.invalid("invalid_usage", "\(name) must not be negative", param: name)
         }
         let charge = hold.accessChannel == .byok ? 0 : request.costMicros
-        let path = hold.path
-        var pools = try path.map { try book.pool(db, $0, now: now) }
-        let transaction = Identifier.make("btx")
-        try db.cachedStatement(
-            sql: """
-                UPDATE usage_lines SET billing_transaction_id = ?, settled_at = ?, input_tokens = ?,
-                    cached_input_tokens = ?, output_tokens = ?, cost_micros = ?, latency_ms = ?, status = ?, estimated = ?
-                WHERE request_id = ?
-                """
-        ).execute(arguments: [
-            transaction, now, request.inputTokens, request.cachedInputTokens, request.outputTokens, charge,
-            request.latencyMs, Lumen_Ledger_V1_UsageStatus.settled.rawValue, request.estimated, request.requestID,
-        ])
-        book.close(request.requestID)
-        for (key, index) in zip(path, pools.indices) {
-            pools[index].reservedMicros -= hold.estimateMicros
-            pools[index].spentMicros += charge
-            if pools[index].poolMode == .balance { pools[index].balanceMicros -= charge }
-            book.update(key, pools[index])
-        }
+        let transaction = try close(
+            db, book, request.requestID, hold, charge: charge, tokens: request, estimated: request.estimated, expired: false,
+            now: now)
         return .with {
             $0.requestID = request.requestID
             $0.billingTransactionID = transaction
@@ -169,6 +160,51 @@ enum Metering {
             $0.estimated = request.estimated
         }
     }
+
+    /// Settles a hold's line with `charge` and draws it from every pool of the path; the
+    /// line's billing transaction id.
+    static func close(
+        _ db: Database, _ book: Book, _ requestID: String, _ hold: Book.Hold, charge: Int64,
+        tokens: Lumen_Ledger_V1_SettleRequest, estimated: Bool, expired: Bool, now: Int64
+    ) throws -> String {
+        let path = hold.path
+        var pools = try path.map { try book.pool(db, $0, now: now) }
+        let transaction = Identifier.make("btx")
+        try db.cachedStatement(
+            sql: """
+                UPDATE usage_lines SET billing_transaction_id = ?, settled_at = ?, input_tokens = ?,
+                    cached_input_tokens = ?, output_tokens = ?, cost_micros = ?, latency_ms = ?, status = ?, estimated = ?,
+                    expired = ?
+                WHERE request_id = ?
+                """
+        ).execute(arguments: [
+            transaction, now, tokens.inputTokens, tokens.cachedInputTokens, tokens.outputTokens, charge,
+            tokens.latencyMs, Lumen_Ledger_V1_UsageStatus.settled.rawValue, estimated, expired, requestID,
+        ])
+        book.close(requestID)
+        for (key, index) in zip(path, pools.indices) {
+            pools[index].reservedMicros -= hold.estimateMicros
+            pools[index].spentMicros += charge
+            if pools[index].poolMode == .balance { pools[index].balanceMicros -= charge }
+            book.update(key, pools[index])
+        }
+        return transaction
+    }
+
+    /// Settles every hold whose time is up at its estimate, flagged `expired` and
+    /// `estimated`: a request whose settlement never came (the gateway died, the stream
+    /// broke) is charged what was held for it — never nothing, never more. At most
+    /// `reconcileBatch` per sweep, so one sweep never holds the writer for long.
+    static func reconcile(_ db: Database, _ book: Book, now: Int64) throws -> Int {
+        let expired = try book.expired(db, now: now).prefix(reconcileBatch)
+        for (requestID, hold) in expired {
+            _ = try close(
+                db, book, requestID, hold, charge: hold.estimateMicros, tokens: .init(), estimated: true, expired: true, now: now)
+        }
+        return expired.count
+    }
+
+    static let reconcileBatch = 1_000
 
     /// Drops the hold and its line (nothing was produced); releasing twice, or a request
     /// never held, changes nothing.

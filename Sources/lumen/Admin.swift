@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import GRPCCore
 import Keys
+import Ledger
 import Logging
 import LumenAPI
 import RPCSupport
@@ -11,8 +12,47 @@ import Storage
 struct Admin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Manage a deployment from the command line.",
-        subcommands: [Bootstrap.self]
+        subcommands: [Bootstrap.self, LedgerAdmin.self]
     )
+}
+
+struct LedgerAdmin: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ledger", abstract: "Inspect the ledger.", subcommands: [LedgerCheckCommand.self])
+}
+
+struct LedgerCheckCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Check that every pool's reservation equals the sum of its open holds.",
+        discussion: """
+            Prints JSON {"ok", "pools", "open_holds", "violations": [{"organization_id", "owner", \
+            "reserved_micros", "open_holds_micros"}]} and exits with status 1 when a pool disagrees. \
+            Reads the ledger database directly (one consistent snapshot), so it may run while \
+            `lumen serve` runs.
+            """
+    )
+
+    @Option(help: "Directory of the SQLite databases. (LUMEN_DATA_DIR, default ./data)")
+    var dataDir: String?
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let directory = dataDir ?? environment["LUMEN_DATA_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "./data"
+        guard FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent("ledger.sqlite")) else {
+            throw ValidationError("no ledger database in \(directory) (ledger.sqlite); give --data-dir")
+        }
+        let report: LedgerCheck.Report
+        do {
+            report = try LedgerCheck.run(location: .directory(directory))
+        } catch let error as StorageError {
+            throw ValidationError(error.description)
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        if !report.ok { throw ExitCode.failure }
+    }
 }
 
 struct Bootstrap: AsyncParsableCommand {

@@ -32,10 +32,15 @@ struct Deployment {
         let local = configuration.components
         let location = ServiceDatabase.Location.directory(configuration.dataDirectory)
         var services: [any RegistrableRPCService] = []
+        var background: [any Service] = []
         do {
             if local.contains(.accounts) { services.append(try AccountsService(location: location, logger: logger)) }
             if local.contains(.keys) { services.append(try KeysService(location: location, logger: logger)) }
-            if local.contains(.ledger) { services.append(try LedgerService(location: location, logger: logger)) }
+            if local.contains(.ledger) {
+                let ledger = try LedgerService(location: location, logger: logger)
+                services.append(ledger)
+                background.append(ledger.reconciler())
+            }
             if local.contains(.registry) {
                 let registry = try ModelRegistryService(location: location, logger: logger)
                 try await applyCatalog(to: registry)
@@ -57,7 +62,7 @@ struct Deployment {
 
         let inProcess = InProcessTransport()
         let inProcessClient = GRPCClient(transport: inProcess.client)
-        var lifecycle: [any Service] = [GRPCClientService(client: inProcessClient)]
+        var lifecycle: [any Service] = [GRPCClientService(client: inProcessClient)] + background
         var remote: [Component: GRPCClient<HTTP2ClientTransport.Posix>] = [:]
         for (component, address) in configuration.addresses.sorted(by: { $0.key < $1.key }) where !local.contains(component) {
             let (host, port) = ServeConfiguration.split(address)

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import GRPCCore
 import Ledger
 import LumenAPI
@@ -154,6 +155,66 @@ struct MeteringTests {
             pool = try await Self.keyPool(services)
             #expect(pool.reservedMicros == 0 && pool.spentMicros == 450)
         }
+    }
+
+    @Test("Expired holds are settled at their estimate and flagged; a late settle changes nothing")
+    func reconcile() async throws {
+        let now = Mutex(Date(timeIntervalSince1970: 1_800_000_000))
+        try await TestServices.run(clock: WallClock { now.withLock { $0 } }) { services in
+            let ledger = services.ledger
+            _ = try await ledger.reserve(Self.reserve("req_lost", estimate: 700, cap: 10_000), metadata: services.asInternal)
+            _ = try await ledger.reserve(Self.reserve("req_byok", estimate: 500, channel: .byok), metadata: services.asInternal)
+            now.withLock { $0 += 10 * 60 }
+            _ = try await ledger.reserve(Self.reserve("req_young", estimate: 100, cap: 10_000), metadata: services.asInternal)
+            #expect(try await services.ledgerService.reconcileExpiredHolds() == 0)  // 10 minutes: not yet
+
+            now.withLock { $0 += 6 * 60 }  // the first two are 16 minutes old, past the 15-minute TTL
+            #expect(try await services.ledgerService.reconcileExpiredHolds() == 2)
+            #expect(try await services.ledgerService.reconcileExpiredHolds() == 0)
+            let lines = try await ledger.listUsage(
+                .with { $0.filter = .with { $0.organizationID = "org_1"; $0.keyID = "key_1" } }, metadata: services.asInternal
+            ).lines
+            let lost = try #require(lines.first { $0.requestID == "req_lost" })
+            #expect(lost.status == .settled && lost.costMicros == 700 && lost.expired && lost.estimated)
+            #expect(lost.billingTransactionID.hasPrefix("btx_"))
+            let byok = try #require(lines.first { $0.requestID == "req_byok" })
+            #expect(byok.status == .settled && byok.costMicros == 0 && byok.expired)
+            #expect(lines.first { $0.requestID == "req_young" }?.status == .pending)
+            var pool = try await Self.keyPool(services)
+            #expect(pool.spentMicros == 700 && pool.reservedMicros == 100)
+
+            // The settlement arriving after all: answered with the line as reconciled, no second charge.
+            let late = try await ledger.settle(Self.settle("req_lost", cost: 9_000), metadata: services.asInternal).line
+            #expect(late.costMicros == 700 && late.expired)
+            pool = try await Self.keyPool(services)
+            #expect(pool.spentMicros == 700)
+        }
+    }
+
+    @Test("The invariant check: reservations equal open holds on every path; a tampered pool is named")
+    func invariantCheck() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("lumen-check-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try await TestServices.run(location: .directory(directory)) { services in
+            var user = Self.reserve("req_u", estimate: 300)
+            user.owner = .with { $0.type = .user; $0.id = "usr_1" }
+            for request in [Self.reserve("req_1", estimate: 700), Self.reserve("req_2", estimate: 50), user] {
+                _ = try await services.ledger.reserve(request, metadata: services.asInternal)
+            }
+            _ = try await services.ledger.settle(Self.settle("req_2", cost: 40), metadata: services.asInternal)
+        }
+        let report = try LedgerCheck.run(location: .directory(directory))
+        #expect(report.ok && report.openHolds == 2 && report.pools == 3)  // key_1, usr_1, org_1
+
+        let queue = try DatabaseQueue(path: directory + "/ledger.sqlite")
+        try await queue.write { db in
+            try db.execute(sql: "UPDATE pools SET reserved_micros = reserved_micros + 5 WHERE owner_id = 'org_1'")
+        }
+        let tampered = try LedgerCheck.run(location: .directory(directory))
+        #expect(!tampered.ok)
+        #expect(tampered.violations == [
+            .init(organizationID: "org_1", owner: "organization:org_1", reservedMicros: 1_005, openHoldsMicros: 1_000)
+        ])
     }
 
     @Test("BYOK requests hold nothing and charge nothing, but keep their line")

@@ -19,6 +19,8 @@ public struct TestServices: Sendable {
     public let internalToken: String
     /// The keys service itself, for what only its owner can see (watchers).
     public let keysService: KeysService
+    /// The ledger service itself, for its maintenance (the reconciler's sweep).
+    public let ledgerService: LedgerService
 
     public var accounts: Lumen_Accounts_V1_AccountsService.Client<InProcessTransport.Client> { .init(wrapping: client) }
     public var keys: Lumen_Keys_V1_KeysService.Client<InProcessTransport.Client> { .init(wrapping: client) }
@@ -42,15 +44,16 @@ public struct TestServices: Sendable {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         let keysService = try KeysService(location: location, clock: clock, logger: logger)
+        let ledgerService = try LedgerService(location: location, clock: clock, logger: logger)
         let services: [any RegistrableRPCService] = [
             try AccountsService(location: location, clock: clock, logger: logger),
             keysService,
-            try LedgerService(location: location, clock: clock, logger: logger),
+            ledgerService,
             try ModelRegistryService(location: location, clock: clock, logger: logger),
         ]
         let token = "it-test-" + Identifier.secret(count: 32)
         return try await withLocalServices(services, internalToken: token) { client in
-            try await body(TestServices(client: client, internalToken: token, keysService: keysService))
+            try await body(TestServices(client: client, internalToken: token, keysService: keysService, ledgerService: ledgerService))
         }
     }
 

@@ -5,6 +5,7 @@ prices, to the micro-dollar."""
 
 import json
 import socket
+import subprocess
 import time
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -14,7 +15,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from conftest import start_server, wait_ready
+from conftest import lumen_binary, start_server, wait_ready
 from mock_upstream import USAGE, MockUpstream
 from test_management_http import call
 
@@ -116,6 +117,18 @@ def usage_lines(server, lumen_api, key="open"):
     return list(response.lines)
 
 
+def test_the_ledger_invariant_holds_after_settled_failed_and_refused_requests(gateway, upstream):
+    client = sdk(gateway)
+    for _ in range(3):
+        client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(openai.APIStatusError):
+        client.chat.completions.create(model="doomed-model", messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(openai.APIStatusError):
+        sdk(gateway, key="poor").chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "hi"}])
+    report = ledger_check(gateway)
+    assert report["ok"] and report["violations"] == [] and report["open_holds"] == 0 and report["pools"] > 0
+
+
 def test_chat_fails_over_from_a_dead_backend_and_bills_the_upstream_usage(gateway, upstream, lumen_api):
     raw = sdk(gateway).chat.completions.with_raw_response.create(
         model="gpt-test", messages=[{"role": "user", "content": "Hello"}], max_tokens=50)
@@ -198,6 +211,16 @@ def test_a_caller_who_leaves_mid_stream_pays_for_what_was_produced(gateway, upst
     reservation = expected_cost_micros(1, 0, 4000)
     assert 0 < line.output_tokens < 1000
     assert 0 < line.cost_micros < reservation
+    assert ledger_check(gateway)["ok"]
+
+
+def ledger_check(server):
+    """`lumen admin ledger check` on the running server's data directory."""
+    result = subprocess.run([lumen_binary(), "admin", "ledger", "check", "--data-dir", server.data_dir],
+                            capture_output=True, text=True, timeout=60)
+    report = json.loads(result.stdout)
+    assert result.returncode == (0 if report["ok"] else 1), result.stderr
+    return report
 
 
 def test_completions_embeddings_and_responses(gateway, upstream, lumen_api):

@@ -909,6 +909,13 @@ public nonisolated struct Lumen_Ledger_V1_UsageLine: @unchecked Sendable {
     set {_uniqueStorage()._estimated = newValue}
   }
 
+  /// True when the settlement never came and the ledger's reconciler settled the expired
+  /// hold at its estimate (then `estimated` is true too).
+  public var expired: Bool {
+    get {_storage._expired}
+    set {_uniqueStorage()._expired = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2133,7 +2140,7 @@ nonisolated extension Lumen_Ledger_V1_MeterResponse: SwiftProtobuf.Message, Swif
 
 nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".UsageLine"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}billing_transaction_id\0\u{3}created_at\0\u{3}organization_id\0\u{3}key_id\0\u{1}owner\0\u{3}logical_model\0\u{3}model_vendor\0\u{1}scene\0\u{3}access_channel\0\u{3}input_tokens\0\u{3}cached_input_tokens\0\u{3}output_tokens\0\u{3}cost_micros\0\u{3}latency_ms\0\u{1}status\0\u{1}estimated\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}billing_transaction_id\0\u{3}created_at\0\u{3}organization_id\0\u{3}key_id\0\u{1}owner\0\u{3}logical_model\0\u{3}model_vendor\0\u{1}scene\0\u{3}access_channel\0\u{3}input_tokens\0\u{3}cached_input_tokens\0\u{3}output_tokens\0\u{3}cost_micros\0\u{3}latency_ms\0\u{1}status\0\u{1}estimated\0\u{1}expired\0")
 
   fileprivate class _StorageClass {
     var _requestID: String = String()
@@ -2153,6 +2160,7 @@ nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftPro
     var _latencyMs: Int64 = 0
     var _status: Lumen_Ledger_V1_UsageStatus = .unspecified
     var _estimated: Bool = false
+    var _expired: Bool = false
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -2180,6 +2188,7 @@ nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftPro
       _latencyMs = source._latencyMs
       _status = source._status
       _estimated = source._estimated
+      _expired = source._expired
     }
   }
 
@@ -2215,6 +2224,7 @@ nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftPro
         case 15: try { try decoder.decodeSingularInt64Field(value: &_storage._latencyMs) }()
         case 16: try { try decoder.decodeSingularEnumField(value: &_storage._status) }()
         case 17: try { try decoder.decodeSingularBoolField(value: &_storage._estimated) }()
+        case 18: try { try decoder.decodeSingularBoolField(value: &_storage._expired) }()
         default: break
         }
       }
@@ -2278,6 +2288,9 @@ nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftPro
       if _storage._estimated != false {
         try visitor.visitSingularBoolField(value: _storage._estimated, fieldNumber: 17)
       }
+      if _storage._expired != false {
+        try visitor.visitSingularBoolField(value: _storage._expired, fieldNumber: 18)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -2304,6 +2317,7 @@ nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftPro
         if _storage._latencyMs != rhs_storage._latencyMs {return false}
         if _storage._status != rhs_storage._status {return false}
         if _storage._estimated != rhs_storage._estimated {return false}
+        if _storage._expired != rhs_storage._expired {return false}
         return true
       }
       if !storagesAreEqual {return false}
