@@ -123,6 +123,7 @@ public func buildRouter(
                 string: inference.metrics.render(caches: caches, meter: inference.meter, nowMillis: clock.nowMillis))))
     }
     APIKeysController(keys: services.keys).addRoutes(to: router.group("v1/management"))
+    KeyUsageController(keys: services.keys, ledger: services.ledger).addRoutes(to: router.group("v1/management"))
     let pipeline = InferencePipeline(
         admission: InferenceAdmission(keys: caches.keys, registry: caches.registry, memberships: caches.memberships, clock: clock),
         meter: inference.meter, router: inference.router, keyUsage: inference.keyUsage, limiter: RateLimiter(),

@@ -328,3 +328,85 @@ struct SSEParserTests {
         #expect(delta.reported == nil && delta.text == "Hi" && !delta.hasNoChoices)
     }
 }
+
+@Suite("GET /v1/management/api-keys/{keyId}/usage: the usage filter contract")
+struct KeyUsageRouteTests {
+    @Test("Lines come back newest first with public fields, USD cost, paging and filters")
+    func usagePage() async throws {
+        let secrets = Secrets()
+        try await GatewayHarness.run(prepare: MeteringRouteTests.prepare(secrets)) { gateway in
+            let (open, keyID) = secrets.withLock { ($0["open"]!, $0["open_id"]!) }
+            var requestIDs: [String] = []
+            for _ in 0..<3 {
+                let response = try await gateway.raw(
+                    .post, "/v1/chat/completions",
+                    json: #"{"model": "priced", "messages": [{"role": "user", "content": "hello there"}]}"#, bearer: open)
+                #expect(response.status == .ok)
+                requestIDs.append(try #require(response.headers[HTTPField.Name("x-request-id")!]))
+            }
+            let path = "/v1/management/api-keys/\(keyID)/usage"
+            let (status, body) = try await gateway.send(.get, path + "?limit=2")
+            #expect(status == 200)
+            #expect(body["object"] as? String == "list")
+            #expect(body["page"] as? Int == 1 && body["limit"] as? Int == 2 && body["total"] as? Int == 3)
+            #expect(body["has_more"] as? Bool == true)
+            let data = try #require(body["data"] as? [[String: Any]])
+            #expect(data.count == 2)
+            let line = data[0]
+            #expect(Set(line.keys) == [
+                "request_id", "billing_transaction_id", "created_at", "logical_model", "model_vendor", "scene",
+                "access_channel", "input_tokens", "cached_input_tokens", "output_tokens", "cost", "status", "estimated",
+            ])
+            #expect(requestIDs.contains(line["request_id"] as? String ?? ""))
+            #expect((line["billing_transaction_id"] as? String)?.hasPrefix("btx_") == true)
+            #expect(line["logical_model"] as? String == "priced" && line["model_vendor"] as? String == "Lumen")
+            #expect(line["scene"] as? String == "chat" && line["access_channel"] as? String == "platform")
+            #expect(line["status"] as? String == "settled")
+            #expect((line["created_at"] as? String)?.hasSuffix("Z") == true)
+            let lines = try await MeteringRouteTests.lines(gateway, key: keyID)
+            let expectedCost = Decimal(lines[0].costMicros) / 1_000_000
+            #expect((line["cost"] as? NSNumber)?.decimalValue == expectedCost)
+
+            let (_, second) = try await gateway.send(.get, path + "?limit=2&page=2")
+            #expect((second["data"] as? [Any])?.count == 1 && second["has_more"] as? Bool == false)
+            let today = String(RFC3339.format(millis: Int64(Date().timeIntervalSince1970 * 1000)).prefix(10))
+            for (query, count) in [
+                ("logicalModel=priced&scene=chat&accessChannel=platform", 3), ("logicalModel=painter", 0),
+                ("accessChannel=byok", 0), ("startDate=\(today)&endDate=\(today)", 3), ("endDate=2000-01-01", 0),
+                ("startDate=2000-01-01T00:00:00%2B02:00", 3), ("modelVendor=Lumen", 3),
+            ] {
+                let (status, body) = try await gateway.send(.get, path + "?" + query)
+                #expect(status == 200, "\(query)")
+                #expect(body["total"] as? Int == count, "\(query)")
+            }
+        }
+    }
+
+    @Test("Every rule of the filter contract refuses bad input with 400 naming the parameter")
+    func badInput() async throws {
+        let secrets = Secrets()
+        try await GatewayHarness.run(prepare: MeteringRouteTests.prepare(secrets)) { gateway in
+            let keyID = secrets.withLock { $0["open_id"]! }
+            let long = String(repeating: "m", count: 101)
+            for (query, code, param) in [
+                ("page=0", "invalid_page", "page"), ("page=x", "invalid_page", "page"), ("limit=0", "invalid_limit", "limit"),
+                ("limit=101", "invalid_limit", "limit"), ("logicalModel=\(long)", "invalid_logical_model", "logicalModel"),
+                ("modelVendor=\(long)", "invalid_model_vendor", "modelVendor"), ("scene=poetry", "invalid_scene", "scene"),
+                ("accessChannel=free", "invalid_access_channel", "accessChannel"),
+                ("startDate=yesterday", "invalid_start_date", "startDate"), ("endDate=2026-02-30", "invalid_end_date", "endDate"),
+                ("startDate=2026-01-01T00:00:00", "invalid_start_date", "startDate"),
+                ("startDate=2026-02-01&endDate=2026-01-31", "invalid_date_range", "endDate"),
+                ("colour=blue", "unknown_parameter", "colour"), ("page=1&page=2", "duplicate_parameter", "page"),
+            ] {
+                let (status, body) = try await gateway.send(.get, "/v1/management/api-keys/\(keyID)/usage?" + query)
+                #expect(status == 400, "\(query)")
+                #expect(GatewayHarness.error(body).code == code, "\(query)")
+                #expect(GatewayHarness.error(body).param == param, "\(query)")
+            }
+            let (status, body) = try await gateway.send(.get, "/v1/management/api-keys/key_nope/usage")
+            #expect(status == 404 && GatewayHarness.error(body).code == "key_not_found")
+            let (unauthorized, _) = try await gateway.send(.get, "/v1/management/api-keys/\(keyID)/usage", token: .none)
+            #expect(unauthorized == 401)
+        }
+    }
+}

@@ -150,6 +150,16 @@ def test_chat_fails_over_from_a_dead_backend_and_bills_the_upstream_usage(gatewa
     assert line.logical_model == "gpt-test" and line.model_vendor == "OpenAI"
     assert not line.estimated
 
+    # The same line through the management API, cost in USD to the micro-dollar.
+    status, page = call(gateway, "GET", f"/v1/management/api-keys/{gateway.keys['open']['id']}/usage?scene=chat",
+                        gateway.token)
+    assert status == 200 and page["total"] == 1 and page["has_more"] is False
+    (item,) = page["data"]
+    assert item["request_id"] == line.request_id and item["billing_transaction_id"] == line.billing_transaction_id
+    assert Decimal(str(item["cost"])) == Decimal("0.000510")
+    assert (item["input_tokens"], item["cached_input_tokens"], item["output_tokens"]) == (1034, 200, 567)
+    assert item["status"] == "settled" and item["access_channel"] == "platform" and item["scene"] == "chat"
+
 
 def test_streaming_asks_the_upstream_for_usage_and_hides_it_unless_asked(gateway, upstream, lumen_api):
     stream = sdk(gateway).chat.completions.create(

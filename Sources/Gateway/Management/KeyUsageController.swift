@@ -1,0 +1,202 @@
+import Foundation
+import GRPCCore
+import Hummingbird
+import LumenAPI
+import RPCSupport
+
+/// `GET /v1/management/api-keys/{keyId}/usage`: one key's usage lines, newest first, with the
+/// usage filter contract of seed 003 translated into the ledger's `ListUsage`. The key must
+/// belong to the management token's organisation (the keys service says so, 404 otherwise).
+struct KeyUsageController<Context: RequestContext>: Sendable {
+    let keys: any Lumen_Keys_V1_KeysService.ClientProtocol
+    let ledger: any Lumen_Ledger_V1_LedgerService.ClientProtocol
+
+    func addRoutes(to group: RouterGroup<Context>) {
+        group.get("api-keys/{keyId}/usage", use: usage)
+    }
+
+    @Sendable func usage(_ request: Request, context: Context) async throws -> JSONResponse<UsagePage> {
+        let metadata = try ManagementAuth.metadata(request)
+        let keyID = try context.parameters.require("keyId")
+        let query = try KeyUsageQuery.request(request.uri.queryParameters, keyID: keyID)
+        do {
+            _ = try await keys.getKey(.with { $0.keyID = keyID }, metadata: metadata)
+            let response = try await ledger.listUsage(query, metadata: metadata)
+            return JSONResponse(UsagePage(response))
+        } catch let error as RPCError {
+            throw APIError(ServiceError(error), params: KeyUsageQuery.params)
+        }
+    }
+}
+
+/// The usage filter contract of seed 003: query parameters to a `ListUsage` request.
+enum KeyUsageQuery {
+    /// The ledger's field names as the query parameters name them.
+    static let params = [
+        "key_id": "keyId", "logical_model": "logicalModel", "model_vendor": "modelVendor", "scene": "scene",
+        "access_channel": "accessChannel", "start_time": "startDate", "end_time": "endDate", "page": "page", "limit": "limit",
+    ]
+
+    static let parameters: Set<String> = [
+        "page", "limit", "logicalModel", "modelVendor", "scene", "accessChannel", "startDate", "endDate",
+    ]
+
+    /// The `ListUsage` request of a query string, or 400 naming the parameter at fault.
+    static func request(_ parameters: Parameters, keyID: String) throws(APIError) -> Lumen_Ledger_V1_ListUsageRequest {
+        var values: [String: String] = [:]
+        for (name, value) in parameters {
+            let name = String(name)
+            guard Self.parameters.contains(name) else {
+                throw APIError.invalid(
+                    "unknown_parameter", "unknown query parameter \(name); known: \(Self.parameters.sorted().joined(separator: ", "))",
+                    param: name)
+            }
+            guard values[name] == nil else {
+                throw APIError.invalid("duplicate_parameter", "\(name) is given more than once", param: name)
+            }
+            values[name] = String(value)
+        }
+        var request = Lumen_Ledger_V1_ListUsageRequest()
+        request.filter.keyID = keyID
+        if let text = values["page"] {
+            guard let page = Int32(text), page >= 1 else {
+                throw APIError.invalid("invalid_page", "page must be a whole number, at least 1", param: "page")
+            }
+            request.page.page = page
+        }
+        if let text = values["limit"] {
+            guard let limit = Int32(text), (1...100).contains(limit) else {
+                throw APIError.invalid("invalid_limit", "limit must be a whole number from 1 to 100", param: "limit")
+            }
+            request.page.limit = limit
+        }
+        if let model = values["logicalModel"] { request.filter.logicalModel = model }
+        if let vendor = values["modelVendor"] { request.filter.modelVendor = vendor }
+        if let text = values["scene"] {
+            guard let scene = Self.scenes[text] else {
+                throw APIError.invalid(
+                    "invalid_scene", "scene must be one of \(Self.scenes.keys.sorted().joined(separator: ", "))", param: "scene")
+            }
+            request.filter.scene = scene
+        }
+        if let text = values["accessChannel"] {
+            switch text {
+            case "platform": request.filter.accessChannel = .platform
+            case "byok": request.filter.accessChannel = .byok
+            default: throw APIError.invalid("invalid_access_channel", "accessChannel must be platform or byok", param: "accessChannel")
+            }
+        }
+        if let text = values["startDate"] {
+            guard let millis = RFC3339.parseMillis(text) ?? RFC3339.parseDateMillis(text) else {
+                throw APIError.invalid(
+                    "invalid_start_date", "startDate must be YYYY-MM-DD or an RFC 3339 date-time with a time zone",
+                    param: "startDate")
+            }
+            request.filter.startTime = .init(millis: millis)
+        }
+        if let text = values["endDate"] {
+            // A bare day is inclusive: up to its last millisecond.
+            guard let millis = RFC3339.parseMillis(text) ?? RFC3339.parseDateMillis(text).map({ $0 + 86_400_000 - 1 }) else {
+                throw APIError.invalid(
+                    "invalid_end_date", "endDate must be YYYY-MM-DD or an RFC 3339 date-time with a time zone", param: "endDate")
+            }
+            request.filter.endTime = .init(millis: millis)
+        }
+        if request.filter.hasStartTime, request.filter.hasEndTime, request.filter.endTime.millis < request.filter.startTime.millis {
+            throw APIError.invalid("invalid_date_range", "startDate must be earlier than or equal to endDate", param: "endDate")
+        }
+        return request
+    }
+
+    static let scenes: [String: Lumen_Common_V1_Scene] = [
+        "chat": .chat, "image": .image, "audio": .audio, "video": .video, "embedding": .embedding, "rerank": .rerank,
+        "translation": .translation, "music": .music, "3d": .scene3D,
+    ]
+}
+
+/// A page of usage lines: `{"object": "list", "data", "page", "limit", "total", "has_more"}`.
+struct UsagePage: Encodable {
+    var object = "list"
+    var data: [UsageLineObject]
+    var page: Int
+    var limit: Int
+    var total: Int64
+    var hasMore: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case object, data, page, limit, total
+        case hasMore = "has_more"
+    }
+
+    init(_ response: Lumen_Ledger_V1_ListUsageResponse) {
+        data = response.lines.map(UsageLineObject.init)
+        page = Int(response.pageInfo.page)
+        limit = Int(response.pageInfo.limit)
+        total = response.pageInfo.total
+        hasMore = response.pageInfo.hasMore_p
+    }
+}
+
+/// One usage line as the management API shows it: public fields only, money in USD.
+struct UsageLineObject: Encodable {
+    var requestID: String
+    var billingTransactionID: String?
+    var createdAt: String
+    var logicalModel: String
+    var modelVendor: String
+    var scene: String
+    var accessChannel: String
+    var inputTokens: Int64
+    var cachedInputTokens: Int64
+    var outputTokens: Int64
+    var cost: Decimal
+    var status: String
+    var estimated: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case requestID = "request_id"
+        case billingTransactionID = "billing_transaction_id"
+        case createdAt = "created_at"
+        case logicalModel = "logical_model"
+        case modelVendor = "model_vendor"
+        case scene
+        case accessChannel = "access_channel"
+        case inputTokens = "input_tokens"
+        case cachedInputTokens = "cached_input_tokens"
+        case outputTokens = "output_tokens"
+        case cost, status, estimated
+    }
+
+    init(_ line: Lumen_Ledger_V1_UsageLine) {
+        requestID = line.requestID
+        billingTransactionID = line.billingTransactionID.isEmpty ? nil : line.billingTransactionID
+        createdAt = RFC3339.format(millis: line.createdAt.millis)
+        logicalModel = line.logicalModel
+        modelVendor = line.modelVendor
+        scene = GatewayMetrics.name(line.scene)
+        accessChannel = line.accessChannel == .byok ? "byok" : "platform"
+        inputTokens = line.inputTokens
+        cachedInputTokens = line.cachedInputTokens
+        outputTokens = line.outputTokens
+        cost = USD.amount(line.costMicros)
+        status = line.status == .settled ? "settled" : "pending"
+        estimated = line.estimated
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(requestID, forKey: .requestID)
+        try container.encode(billingTransactionID, forKey: .billingTransactionID)  // null until settled
+        try container.encode(createdAt, forKey: .createdAt)
+        try container.encode(logicalModel, forKey: .logicalModel)
+        try container.encode(modelVendor, forKey: .modelVendor)
+        try container.encode(scene, forKey: .scene)
+        try container.encode(accessChannel, forKey: .accessChannel)
+        try container.encode(inputTokens, forKey: .inputTokens)
+        try container.encode(cachedInputTokens, forKey: .cachedInputTokens)
+        try container.encode(outputTokens, forKey: .outputTokens)
+        try container.encode(cost, forKey: .cost)
+        try container.encode(status, forKey: .status)
+        try container.encode(estimated, forKey: .estimated)
+    }
+}
