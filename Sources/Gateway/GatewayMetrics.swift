@@ -52,19 +52,22 @@ public final class GatewayMetrics: Sendable {
     }
 
     private func counter(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Counter {
-        let key = Self.handleKey(label, dimensions)
-        if let counter = counters.withLock({ $0[key] }) { return counter }
-        let counter = Counter(label: label, dimensions: dimensions, factory: factory)
-        counters.withLock { $0[key] = counter }
-        return counter
+        Self.handle(in: counters, label, dimensions) { CoreMetrics.Counter(label: label, dimensions: dimensions, factory: factory) }
     }
 
     private func timer(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Timer {
-        let key = Self.handleKey(label, dimensions)
-        if let timer = timers.withLock({ $0[key] }) { return timer }
-        let timer = Timer(label: label, dimensions: dimensions, factory: factory)
-        timers.withLock { $0[key] = timer }
-        return timer
+        Self.handle(in: timers, label, dimensions) { CoreMetrics.Timer(label: label, dimensions: dimensions, factory: factory) }
+    }
+
+    /// The cached handle of a label set, made (and registered) on first use.
+    private static func handle<Handle: Sendable>(
+        in cache: borrowing Mutex<[String: Handle]>, _ label: String, _ dimensions: [(String, String)], make: () -> Handle
+    ) -> Handle {
+        let key = handleKey(label, dimensions)
+        if let handle = cache.withLock({ $0[key] }) { return handle }
+        let handle = make()
+        cache.withLock { $0[key] = handle }
+        return handle
     }
 
     /// Label values are model names, statuses and backend ids: none contains a newline.
