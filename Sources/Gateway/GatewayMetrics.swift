@@ -32,12 +32,12 @@ public final class GatewayMetrics: Sendable {
 
     /// A finished (or streaming-started) request: count by model, status and scene.
     func request(model: String, scene: Lumen_Common_V1_Scene, status: Int) {
-        counter("lumen_requests_total", [("model", model), ("status", String(status)), ("scene", Self.name(scene))]).increment()
+        counter("lumen_requests_total", [("model", model), ("status", String(status)), ("scene", scene.publicName)]).increment()
     }
 
     /// Time from the request's arrival to its last byte.
     func latency(model: String, scene: Lumen_Common_V1_Scene, _ duration: Duration) {
-        timer("lumen_request_duration_seconds", [("model", model), ("scene", Self.name(scene))])
+        timer("lumen_request_duration_seconds", [("model", model), ("scene", scene.publicName)])
             .recordNanoseconds(Self.nanoseconds(duration))
     }
 
@@ -97,21 +97,6 @@ public final class GatewayMetrics: Sendable {
             }
         }
         return registry.emitToString()
-    }
-
-    static func name(_ scene: Lumen_Common_V1_Scene) -> String {
-        switch scene {
-        case .chat: "chat"
-        case .image: "image"
-        case .audio: "audio"
-        case .video: "video"
-        case .embedding: "embedding"
-        case .rerank: "rerank"
-        case .translation: "translation"
-        case .music: "music"
-        case .scene3D: "3d"
-        default: "unspecified"
-        }
     }
 
     static func nanoseconds(_ duration: Duration) -> Int64 {

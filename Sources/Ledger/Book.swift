@@ -6,8 +6,8 @@ import LumenAPI
 ///
 /// The database stays the record. The ledger is the only writer of its tables, and every
 /// change is written in the transaction that makes it: the usage line by the operation
-/// itself, the pools it changed once per batch (`flush`, from the group commit's
-/// `beforeCommit`). When a batch rolls back, `reset` drops everything and the next batch
+/// itself, the pools it changed (metering, configuration and grants alike) and the rollups
+/// of the lines it settled once per batch (`flush`, from the group commit's `beforeCommit`). When a batch rolls back, `reset` drops everything and the next batch
 /// reloads from the database.
 ///
 /// Only touched on the database writer (inside `GroupCommit`'s transactions), which
@@ -53,6 +53,8 @@ final class Book: @unchecked Sendable {
     private var holdsLoaded = false
     private var pools: [PoolKey: PoolRecord] = [:]
     private var dirty: Set<PoolKey> = []
+    /// The batch's additions to the usage rollups.
+    private var rollups: [Rollups.Key: Rollups.Totals] = [:]
 
     /// The open hold of `requestID`, if any.
     func hold(_ db: Database, _ requestID: String) throws -> Hold? {
@@ -98,9 +100,17 @@ final class Book: @unchecked Sendable {
         dirty.insert(key)
     }
 
-    /// Writes the pools changed in this batch. Only the columns metering changes are
-    /// updated on an existing row; configuration is written by its own operations.
+    /// Adds a settled line to the batch's rollups.
+    func roll(_ hold: Hold, _ totals: Rollups.Totals) {
+        for key in Rollups.keys(of: hold) { rollups[key, default: Rollups.Totals()].add(totals) }
+    }
+
+    /// Writes the pools changed in this batch, and its rollups.
     func flush(_ db: Database) throws {
+        if !rollups.isEmpty {
+            try Rollups.write(db, rollups)
+            rollups.removeAll(keepingCapacity: true)
+        }
         guard !dirty.isEmpty else {
             if pools.count > Self.poolCacheLimit { pools.removeAll(keepingCapacity: true) }
             return
@@ -111,8 +121,10 @@ final class Book: @unchecked Sendable {
                     limit_micros, refill_per_hour_micros, refilled_at, spent_micros, granted_micros)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (organization_id, owner_type, owner_id) DO UPDATE SET
-                    balance_micros = excluded.balance_micros, reserved_micros = excluded.reserved_micros,
-                    refilled_at = excluded.refilled_at, spent_micros = excluded.spent_micros
+                    mode = excluded.mode, balance_micros = excluded.balance_micros,
+                    reserved_micros = excluded.reserved_micros, limit_micros = excluded.limit_micros,
+                    refill_per_hour_micros = excluded.refill_per_hour_micros, refilled_at = excluded.refilled_at,
+                    spent_micros = excluded.spent_micros, granted_micros = excluded.granted_micros
                 """)
         for key in dirty {
             guard let pool = pools[key] else { continue }
@@ -130,12 +142,7 @@ final class Book: @unchecked Sendable {
         holdsLoaded = false
         pools = [:]
         dirty = []
-    }
-
-    /// Forgets one pool (after its configuration changed in the database).
-    func forget(_ key: PoolKey) {
-        pools[key] = nil
-        dirty.remove(key)
+        rollups = [:]
     }
 
     private func loadHolds(_ db: Database) throws {

@@ -11,15 +11,19 @@ public enum LedgerCheck {
     /// A pool whose reservation disagrees with its open holds.
     public struct Violation: Sendable, Equatable, Encodable {
         public var organizationID: String
+        /// The pool's owner as `type:id` (`user:usr_…`, `organization:org_…`).
         public var owner: String
         public var reservedMicros: Int64
         public var openHoldsMicros: Int64
+        /// The pool's owner as a message.
+        var principal: Lumen_Common_V1_PrincipalRef
 
-        public init(organizationID: String, owner: String, reservedMicros: Int64, openHoldsMicros: Int64) {
+        public init(organizationID: String, ownerType: Int, ownerID: String, reservedMicros: Int64, openHoldsMicros: Int64) {
             self.organizationID = organizationID
-            self.owner = owner
+            self.owner = LedgerCheck.describe(ownerType, ownerID)
             self.reservedMicros = reservedMicros
             self.openHoldsMicros = openHoldsMicros
+            self.principal = LedgerStore.principal(type: ownerType, id: ownerID)
         }
 
         enum CodingKeys: String, CodingKey {
@@ -59,21 +63,21 @@ public enum LedgerCheck {
     }
 
     static func check(_ db: Database) throws -> Report {
-        let pending = Lumen_Ledger_V1_UsageStatus.pending.rawValue
         let (key, organization) = (Lumen_Common_V1_PrincipalType.key.rawValue, Lumen_Common_V1_PrincipalType.organization.rawValue)
         // Expected reservation per (organisation, owner type, owner id), from the open holds.
+        // `status = 1` (pending) is written out so that the partial index of open holds applies.
         let rows = try Row.fetchAll(
             db,
             sql: """
                 SELECT organization_id, ? AS owner_type, key_id AS owner_id, SUM(cost_micros) AS held
-                    FROM usage_lines WHERE status = ? GROUP BY organization_id, key_id
+                    FROM usage_lines WHERE status = 1 GROUP BY organization_id, key_id
                 UNION ALL
                 SELECT organization_id, owner_type, owner_id, SUM(cost_micros)
-                    FROM usage_lines WHERE status = ? AND owner_type != ? GROUP BY organization_id, owner_type, owner_id
+                    FROM usage_lines WHERE status = 1 AND owner_type != ? GROUP BY organization_id, owner_type, owner_id
                 UNION ALL
                 SELECT organization_id, ?, organization_id, SUM(cost_micros)
-                    FROM usage_lines WHERE status = ? GROUP BY organization_id
-                """, arguments: [key, pending, pending, organization, organization, pending])
+                    FROM usage_lines WHERE status = 1 GROUP BY organization_id
+                """, arguments: [key, organization, organization])
         var expected: [String: (String, Int, String, Int64)] = [:]
         for row in rows {
             let (org, type, id, held): (String, Int, String, Int64) = (row[0], row[1], row[2], row[3])
@@ -86,15 +90,15 @@ public enum LedgerCheck {
             let held = expected.removeValue(forKey: id)?.3 ?? 0
             if held != pool.reservedMicros {
                 violations.append(Violation(
-                    organizationID: pool.organizationID, owner: describe(pool.ownerType, pool.ownerID),
+                    organizationID: pool.organizationID, ownerType: pool.ownerType, ownerID: pool.ownerID,
                     reservedMicros: pool.reservedMicros, openHoldsMicros: held))
             }
         }
         // Holds on a path whose pool has no row at all (a reservation never recorded).
         for (org, type, id, held) in expected.values where held != 0 {
-            violations.append(Violation(organizationID: org, owner: describe(type, id), reservedMicros: 0, openHoldsMicros: held))
+            violations.append(Violation(organizationID: org, ownerType: type, ownerID: id, reservedMicros: 0, openHoldsMicros: held))
         }
-        let open = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM usage_lines WHERE status = ?", arguments: [pending]) ?? 0
+        let open = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM usage_lines WHERE status = 1") ?? 0
         return Report(
             pools: pools.count, openHolds: open,
             violations: violations.sorted { ($0.organizationID, $0.owner) < ($1.organizationID, $1.owner) })

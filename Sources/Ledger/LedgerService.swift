@@ -9,10 +9,11 @@ import Synchronization
 
 /// The ledger service: pools, holds, usage lines and billing.
 ///
-/// Reserve, settle and release — one at a time or many in flight over `Meter` — go through
-/// one `GroupCommit`, so concurrent holds share a durable transaction. Pool administration
-/// (configure, grant, balances) and billing aggregates arrive with the ledger issue and
-/// answer UNIMPLEMENTED until then.
+/// Every write — reserve, settle and release (one at a time or many in flight over `Meter`),
+/// the reconciler's sweeps, pool configuration and grants — goes through one `GroupCommit`
+/// and its in-memory `Book`, so concurrent operations share a durable transaction and a
+/// grant is seen by the next reserve. Reads (pools, balances, usage, billing) use SQLite
+/// snapshots of committed batches.
 public struct LedgerService: Sendable {
     let writer: any DatabaseWriter
     let clock: WallClock
@@ -33,11 +34,6 @@ public struct LedgerService: Sendable {
         }
     }
 
-    private func unimplemented(_ method: String) throws -> Never {
-        _ = try Caller.require()
-        throw ServiceError.unimplemented("LedgerService.\(method)")
-    }
-
     /// Settles every hold expired by now at its estimate (see `Metering.reconcile`); how many.
     public func reconcileExpiredHolds() async throws -> Int {
         guard case .reconciled(let count) = try await meter(.reconcile) else { return 0 }
@@ -47,9 +43,29 @@ public struct LedgerService: Sendable {
         return count
     }
 
-    /// The reconciler, to run next to the service: a sweep every `interval`.
-    public func reconciler(every interval: Duration = .seconds(60)) -> some Service {
-        HoldReconciler(ledger: self, interval: interval)
+    /// Deletes settled usage lines created before the UTC day `retentionDays` days before
+    /// today, in chunks so that metering waits at most one chunk; how many. Rollups stay.
+    public func pruneUsage(retentionDays: Int) async throws -> Int {
+        guard retentionDays > 0 else { return 0 }
+        let today = clock.nowMillis / Rollups.day * Rollups.day
+        let cutoff = today - Int64(retentionDays) * Rollups.day
+        var total = 0
+        while true {
+            let deleted = try await writer.write { db in try Retention.prune(db, before: cutoff, limit: Retention.chunk) }
+            total += deleted
+            if deleted < Retention.chunk { break }
+        }
+        if total > 0 {
+            logger.info("usage lines past retention deleted", metadata: ["lines": "\(total)", "retention_days": "\(retentionDays)"])
+        }
+        return total
+    }
+
+    /// The reconciler, to run next to the service: a sweep of expired holds every
+    /// `interval`, and every hour the deletion of lines older than `usageRetentionDays`
+    /// (0: lines are kept forever).
+    public func reconciler(every interval: Duration = .seconds(60), usageRetentionDays: Int = 0) -> some Service {
+        HoldReconciler(ledger: self, interval: interval, usageRetentionDays: usageRetentionDays)
     }
 
     /// Runs one metering operation through the group commit.
@@ -91,40 +107,78 @@ public struct LedgerService: Sendable {
 extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
     public func getPool(request: Lumen_Ledger_V1_GetPoolRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_GetPoolResponse {
         let organizationID = try Caller.organization(request.organizationID)
-        guard request.owner.type != .unspecified, !request.owner.id.isEmpty else {
-            throw ServiceError.invalid("invalid_owner", "owner is required", param: "owner")
-        }
+        let key = try PoolAdministration.poolKey(organizationID: organizationID, owner: request.owner)
         let now = clock.nowMillis
-        let pool = try await writer.read { db in
-            try PoolRecord.load(db, organizationID: organizationID, owner: request.owner, now: now)
+        let pool = try await writer.read { db in try PoolRecord.load(db, key, now: now) }
+        return .with { $0.pool = pool.message(now: now) }
+    }
+
+    public func configurePool(request: Lumen_Ledger_V1_ConfigurePoolRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_ConfigurePoolResponse {
+        let organizationID = try Caller.organization(request.organizationID)
+        let now = clock.nowMillis
+        guard case .pool(let pool) = try await meter(.configure(organizationID: organizationID, request)) else { return .init() }
+        logger.notice(
+            "pool configured",
+            metadata: ["organization_id": "\(organizationID)", "owner": "\(LedgerCheck.describe(pool.ownerType, pool.ownerID))",
+                       "mode": "\(pool.poolMode)"])
+        return .with { $0.pool = pool.message(now: now) }
+    }
+
+    public func grant(request: Lumen_Ledger_V1_GrantRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_GrantResponse {
+        let organizationID = try Caller.organization(request.organizationID)
+        let grantedBy = try Caller.require().userID ?? ""
+        let now = clock.nowMillis
+        guard case .granted(let grant, let pool) = try await meter(.grant(organizationID: organizationID, grantedBy: grantedBy, request))
+        else { return .init() }
+        logger.notice(
+            "grant",
+            metadata: ["organization_id": "\(organizationID)", "grant_id": "\(grant.id)",
+                       "owner": "\(LedgerCheck.describe(grant.ownerType, grant.ownerID))", "amount_micros": "\(grant.amountMicros)"])
+        return .with {
+            $0.grant = grant.message
+            $0.pool = pool.message(now: now)
+        }
+    }
+
+    public func listGrants(request: Lumen_Ledger_V1_ListGrantsRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_ListGrantsResponse {
+        let organizationID = try Caller.organization(request.organizationID)
+        let page = try Page(request.page, defaultLimit: 50, maxLimit: 100)
+        var query = GrantRow.filter(Column("organization_id") == organizationID)
+        if request.hasOwner {
+            let key = try PoolAdministration.poolKey(organizationID: organizationID, owner: request.owner)
+            query = query.filter(Column("owner_type") == key.ownerType && Column("owner_id") == key.ownerID)
+        }
+        let (grants, total) = try await writer.read { [query] db in
+            (
+                try query.order(Column("created_at").desc, Column("id").desc).limit(page.limit, offset: page.offset).fetchAll(db),
+                try query.fetchCount(db)
+            )
         }
         return .with {
-            $0.pool = .with {
-                $0.organizationID = organizationID
-                $0.owner = request.owner
-                $0.mode = pool.poolMode
-                $0.balanceMicros = pool.balanceMicros
-                $0.reservedMicros = pool.reservedMicros
-                if let limit = pool.limitMicros { $0.limitMicros = limit }
-                $0.refillPerHourMicros = pool.refillPerHourMicros
-                if let next = pool.nextRefillAt { $0.nextRefillAt = .init(millis: next) }
-                $0.spentMicros = pool.spentMicros
-                $0.asOf = .init(millis: now)
-            }
+            $0.grants = grants.map(\.message)
+            $0.pageInfo = page.info(total: total)
         }
     }
-    public func configurePool(request: Lumen_Ledger_V1_ConfigurePoolRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_ConfigurePoolResponse {
-        try unimplemented("ConfigurePool")
-    }
-    public func grant(request: Lumen_Ledger_V1_GrantRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_GrantResponse {
-        try unimplemented("Grant")
-    }
-    public func listGrants(request: Lumen_Ledger_V1_ListGrantsRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_ListGrantsResponse {
-        try unimplemented("ListGrants")
-    }
+
     public func getOrganizationBalance(request: Lumen_Ledger_V1_GetOrganizationBalanceRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_GetOrganizationBalanceResponse {
-        try unimplemented("GetOrganizationBalance")
+        let organizationID = try Caller.organization(request.organizationID)
+        let now = clock.nowMillis
+        let key = try PoolAdministration.poolKey(organizationID: organizationID, owner: .with { $0.type = .organization })
+        let pool = try await writer.read { db in try PoolRecord.load(db, key, now: now) }
+        return .with {
+            $0.mode = pool.poolMode
+            $0.balanceMicros = pool.balanceMicros
+            $0.reservedMicros = pool.reservedMicros
+            $0.availableMicros = pool.balanceMicros - pool.reservedMicros
+            $0.spentMicros = pool.spentMicros
+            $0.grantedMicros = pool.grantedMicros
+            $0.asOf = .init(millis: now)
+            if let limit = pool.limitMicros { $0.limitMicros = limit }
+            $0.refillPerHourMicros = pool.refillPerHourMicros
+            if let next = pool.nextRefillAt { $0.nextRefillAt = .init(millis: next) }
+        }
     }
+
     public func reserve(request: Lumen_Ledger_V1_ReserveRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_ReserveResponse {
         try Caller.requireInternal()
         guard case .reserved(let expiresAt) = try await meter(.reserve(request)) else { return .init() }
@@ -195,34 +249,64 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
         }
     }
 
+    /// The page's lines come from the `usage_by_key` index in its order; the total is counted
+    /// from the rollups (settled lines) and the open holds (pending ones), never by scanning
+    /// the key's lines.
     public func listUsage(request: Lumen_Ledger_V1_ListUsageRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_ListUsageResponse {
         let organizationID = try Caller.organization(request.filter.organizationID)
         let filter = try UsageQuery(request.filter, organizationID: organizationID)
         let page = try Page(request.page, defaultLimit: 50, maxLimit: 100)
         let (lines, total) = try await writer.read { db in
-            let query = filter.request
-            return (
-                try query.order(Column("created_at").desc, Column("request_id").desc)
-                    .limit(page.limit, offset: page.offset).fetchAll(db),
-                try query.fetchCount(db)
-            )
+            let retainedFrom = try Retention.retainedFrom(db)
+            let range = max(filter.range.lowerBound, retainedFrom)..<max(filter.range.upperBound, retainedFrom)
+            let settled = try Rollups.settled(db, filter, range: range).values.reduce(0) { $0 + $1.requests }
+            let total = settled + (try Rollups.pendingCount(db, filter, range: range))
+            guard page.offset < total else { return ([UsageLineRecord](), Int(total)) }
+            let lines = try filter.request.filter(Column("created_at") >= retainedFrom)
+                .order(Column("created_at").desc, Column("request_id").desc)
+                .limit(page.limit, offset: page.offset).fetchAll(db)
+            return (lines, Int(total))
         }
         return .with {
             $0.lines = lines.map(\.message)
             $0.pageInfo = page.info(total: total)
         }
     }
+
     public func getBilling(request: Lumen_Ledger_V1_GetBillingRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_GetBillingResponse {
-        try unimplemented("GetBilling")
+        let organizationID = try Caller.organization(request.filter.organizationID)
+        let filter = try UsageQuery(request.filter, organizationID: organizationID)
+        let groups = try await writer.read { db in try Rollups.settled(db, filter, range: filter.range) }
+        return Billing.response(groups)
+    }
+
+    public func checkInvariant(request: Lumen_Ledger_V1_CheckInvariantRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_CheckInvariantResponse {
+        try Caller.requireInternal()
+        let report = try await writer.read(LedgerCheck.check)
+        return .with {
+            $0.pools = Int64(report.pools)
+            $0.openHolds = Int64(report.openHolds)
+            $0.violations = report.violations.map { violation in
+                .with {
+                    $0.organizationID = violation.organizationID
+                    $0.owner = violation.principal
+                    $0.reservedMicros = violation.reservedMicros
+                    $0.openHoldsMicros = violation.openHoldsMicros
+                }
+            }
+        }
     }
 }
 
-/// Sweeps expired holds on a timer (`LedgerService.reconcileExpiredHolds`) until shutdown.
+/// Sweeps expired holds on a timer (`LedgerService.reconcileExpiredHolds`) and applies the
+/// usage retention (`LedgerService.pruneUsage`) once an hour, until shutdown.
 struct HoldReconciler: Service {
     let ledger: LedgerService
     let interval: Duration
+    let usageRetentionDays: Int
 
     func run() async throws {
+        var lastPrune: ContinuousClock.Instant?
         while !Task.isShuttingDownGracefully {
             do {
                 try await Task.sleep(for: interval)
@@ -234,6 +318,14 @@ struct HoldReconciler: Service {
                 while try await ledger.reconcileExpiredHolds() >= Metering.reconcileBatch {}
             } catch {
                 ledger.logger.error("reconciling expired holds failed; will retry", metadata: ["error": "\(error)"])
+            }
+            if usageRetentionDays > 0, lastPrune.map({ $0.duration(to: .now) >= .seconds(3600) }) ?? true {
+                lastPrune = .now
+                do {
+                    _ = try await ledger.pruneUsage(retentionDays: usageRetentionDays)
+                } catch {
+                    ledger.logger.error("deleting usage lines past retention failed; will retry", metadata: ["error": "\(error)"])
+                }
             }
         }
     }

@@ -10,7 +10,13 @@ import Storage
 ///   keys are principals too (their spending cap is checked against their row).
 /// - `usage_lines`: one row per request, pending while held (its cost is then the estimate
 ///   held, and Σ of a pool's pending lines is its `reserved_micros`), settled with its
-///   final cost. (Until v2 a `holds` table repeated the pending lines.)
+///   final cost. (Until v2 a `holds` table repeated the pending lines.) Settled lines older
+///   than the retention period are deleted; their rollups stay.
+/// - `grants`: every manual change of a pool's balance, with who and why.
+/// - `usage_rollups`: per key, hour (`span` 3,600,000) or UTC day (86,400,000) of
+///   `created_at`, model, vendor, scene and channel, the totals of the settled lines;
+///   maintained in the transaction that settles them, so billing never scans raw lines.
+/// - `ledger_settings`: `retained_from`, the time before which raw lines were deleted.
 enum LedgerStore {
     /// A principal as stored (type number and id) in its message form.
     static func principal(type: Int, id: String) -> Lumen_Common_V1_PrincipalRef {
@@ -84,6 +90,59 @@ enum LedgerStore {
         migrator.registerMigration("v3: lines settled by the reconciler are flagged") { db in
             try db.execute(sql: "ALTER TABLE usage_lines ADD COLUMN expired INTEGER NOT NULL DEFAULT 0")
         }
+        migrator.registerMigration("v4: grants, usage rollups, usage pages in index order") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE grants (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        organization_id TEXT NOT NULL,
+                        owner_type INTEGER NOT NULL,
+                        owner_id TEXT NOT NULL,
+                        amount_micros INTEGER NOT NULL,
+                        reason TEXT NOT NULL,
+                        granted_by_user_id TEXT NOT NULL DEFAULT '',
+                        idempotency_key TEXT,
+                        created_at INTEGER NOT NULL
+                    );
+                    CREATE UNIQUE INDEX grants_by_idempotency_key ON grants(organization_id, idempotency_key)
+                        WHERE idempotency_key IS NOT NULL;
+                    CREATE INDEX grants_by_owner ON grants(organization_id, owner_type, owner_id, created_at);
+                    CREATE INDEX grants_by_organization ON grants(organization_id, created_at);
+                    CREATE TABLE usage_rollups (
+                        organization_id TEXT NOT NULL,
+                        key_id TEXT NOT NULL,
+                        span INTEGER NOT NULL,
+                        bucket INTEGER NOT NULL,
+                        logical_model TEXT NOT NULL,
+                        model_vendor TEXT NOT NULL,
+                        scene INTEGER NOT NULL,
+                        access_channel INTEGER NOT NULL,
+                        requests INTEGER NOT NULL,
+                        input_tokens INTEGER NOT NULL,
+                        cached_input_tokens INTEGER NOT NULL,
+                        output_tokens INTEGER NOT NULL,
+                        cost_micros INTEGER NOT NULL,
+                        PRIMARY KEY (organization_id, key_id, span, bucket, logical_model, model_vendor, scene, access_channel)
+                    ) WITHOUT ROWID;
+                    CREATE TABLE ledger_settings (
+                        name TEXT PRIMARY KEY NOT NULL,
+                        value INTEGER NOT NULL
+                    );
+                    DROP INDEX usage_by_key;
+                    CREATE INDEX usage_by_key ON usage_lines(organization_id, key_id, created_at, request_id);
+                    """)
+            for span in [Rollups.hour, Rollups.day] {
+                try db.execute(
+                    sql: """
+                        INSERT INTO usage_rollups
+                        SELECT organization_id, key_id, ?1, created_at - created_at % ?1, logical_model, model_vendor, scene,
+                            access_channel, COUNT(*), SUM(input_tokens), SUM(cached_input_tokens), SUM(output_tokens),
+                            SUM(cost_micros)
+                        FROM usage_lines WHERE status = 2
+                        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+                        """, arguments: [span])
+            }
+        }
         return migrator
     }
 }
@@ -134,14 +193,12 @@ struct PoolRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRec
 
     var poolMode: Lumen_Ledger_V1_PoolMode { .init(rawValue: mode) ?? .unspecified }
 
-    /// The pool's row, or a fresh unconfigured one (not yet written).
-    static func load(
-        _ db: Database, organizationID: String, owner: Lumen_Common_V1_PrincipalRef, now: Int64
-    ) throws -> PoolRecord {
+    /// The pool's committed row with the refills due by `now` applied, or a fresh
+    /// unconfigured one (for reads; metering and administration go through `Book.pool`).
+    static func load(_ db: Database, _ key: Book.PoolKey, now: Int64) throws -> PoolRecord {
         let existing = try PoolRecord.fetchOne(
-            db,
-            key: ["organization_id": organizationID, "owner_type": owner.type.rawValue, "owner_id": owner.id])
-        var pool = existing ?? PoolRecord(organizationID: organizationID, ownerType: owner.type.rawValue, ownerID: owner.id, now: now)
+            db, key: ["organization_id": key.organizationID, "owner_type": key.ownerType, "owner_id": key.ownerID])
+        var pool = existing ?? PoolRecord(organizationID: key.organizationID, ownerType: key.ownerType, ownerID: key.ownerID, now: now)
         pool.refill(now: now)
         return pool
     }
@@ -168,6 +225,44 @@ struct PoolRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRec
     }
 
     static let hourMillis: Int64 = 3_600_000
+}
+
+/// A row of `grants`.
+struct GrantRow: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "grants"
+
+    var id: String
+    var organizationID: String
+    var ownerType: Int
+    var ownerID: String
+    var amountMicros: Int64
+    var reason: String
+    var grantedByUserID: String
+    var idempotencyKey: String?
+    var createdAt: Int64
+
+    enum CodingKeys: String, CodingKey {
+        case id
+        case organizationID = "organization_id"
+        case ownerType = "owner_type"
+        case ownerID = "owner_id"
+        case amountMicros = "amount_micros"
+        case reason
+        case grantedByUserID = "granted_by_user_id"
+        case idempotencyKey = "idempotency_key"
+        case createdAt = "created_at"
+    }
+
+    var message: Lumen_Ledger_V1_GrantRecord {
+        .with {
+            $0.id = id
+            $0.owner = LedgerStore.principal(type: ownerType, id: ownerID)
+            $0.amountMicros = amountMicros
+            $0.reason = reason
+            $0.grantedByUserID = grantedByUserID
+            $0.createdAt = .init(millis: createdAt)
+        }
+    }
 }
 
 /// A row of `usage_lines`.

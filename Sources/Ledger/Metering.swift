@@ -21,13 +21,17 @@ enum Metering {
         case release(Lumen_Ledger_V1_ReleaseRequest)
         /// Settle every hold expired by now at its estimate (the reconciler's sweep).
         case reconcile
+        /// Set a pool's mode, ceiling and refill (`PoolAdministration.configure`).
+        case configure(organizationID: String, Lumen_Ledger_V1_ConfigurePoolRequest)
+        /// Add money to a pool (`PoolAdministration.grant`).
+        case grant(organizationID: String, grantedBy: String, Lumen_Ledger_V1_GrantRequest)
 
         var requestID: String {
             switch self {
             case .reserve(let request): request.requestID
             case .settle(let request): request.requestID
             case .release(let request): request.requestID
-            case .reconcile: ""
+            case .reconcile, .configure, .grant: ""
             }
         }
     }
@@ -38,24 +42,41 @@ enum Metering {
         case released
         /// How many expired holds a sweep settled.
         case reconciled(Int)
+        /// A pool after its configuration changed.
+        case pool(PoolRecord)
+        /// A grant and its pool after it.
+        case granted(GrantRow, PoolRecord)
     }
 
     /// How long a hold lives before the reconciler settles it at its estimate.
     static let holdTTLMillis: Int64 = 15 * 60 * 1000
 
     static func apply(_ db: Database, _ book: Book, _ operation: Operation, now: Int64) throws -> Outcome {
-        if case .reconcile = operation { return .reconciled(try reconcile(db, book, now: now)) }
-        guard !operation.requestID.isEmpty, operation.requestID.utf8.count <= 100 else {
-            throw ServiceError.invalid("invalid_request_id", "request_id must be 1–100 characters", param: "request_id")
-        }
         switch operation {
-        case .reserve(let request): return try reserve(db, book, request, now: now)
-        case .settle(let request): return .settled(try settle(db, book, request, now: now))
+        case .reserve(let request):
+            try validateRequestID(request.requestID)
+            return try reserve(db, book, request, now: now)
+        case .settle(let request):
+            try validateRequestID(request.requestID)
+            return .settled(try settle(db, book, request, now: now))
         case .release(let request):
+            try validateRequestID(request.requestID)
             try release(db, book, request, now: now)
             return .released
         case .reconcile:
             return .reconciled(try reconcile(db, book, now: now))
+        case .configure(let organizationID, let request):
+            return .pool(try PoolAdministration.configure(db, book, organizationID: organizationID, request, now: now))
+        case .grant(let organizationID, let userID, let request):
+            let (grant, pool) = try PoolAdministration.grant(
+                db, book, organizationID: organizationID, grantedBy: userID, request, now: now)
+            return .granted(grant, pool)
+        }
+    }
+
+    static func validateRequestID(_ requestID: String) throws {
+        guard !requestID.isEmpty, requestID.utf8.count <= 100 else {
+            throw ServiceError.invalid("invalid_request_id", "request_id must be 1–100 characters", param: "request_id")
         }
     }
 
@@ -182,6 +203,9 @@ enum Metering {
             tokens.latencyMs, Lumen_Ledger_V1_UsageStatus.settled.rawValue, estimated, expired, requestID,
         ])
         book.close(requestID)
+        book.roll(hold, Rollups.Totals(
+            requests: 1, inputTokens: tokens.inputTokens, cachedInputTokens: tokens.cachedInputTokens,
+            outputTokens: tokens.outputTokens, costMicros: charge))
         for (key, index) in zip(path, pools.indices) {
             pools[index].reservedMicros -= hold.estimateMicros
             pools[index].spentMicros += charge

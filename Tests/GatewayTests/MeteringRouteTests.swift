@@ -4,6 +4,7 @@ import HummingbirdTesting
 import LumenAPI
 import LumenTesting
 import NIOCore
+import RPCSupport
 import Synchronization
 import Testing
 

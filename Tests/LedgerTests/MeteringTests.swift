@@ -213,7 +213,9 @@ struct MeteringTests {
         let tampered = try LedgerCheck.run(location: .directory(directory))
         #expect(!tampered.ok)
         #expect(tampered.violations == [
-            .init(organizationID: "org_1", owner: "organization:org_1", reservedMicros: 1_005, openHoldsMicros: 1_000)
+            .init(
+                organizationID: "org_1", ownerType: Lumen_Common_V1_PrincipalType.organization.rawValue, ownerID: "org_1",
+                reservedMicros: 1_005, openHoldsMicros: 1_000)
         ])
     }
 

@@ -73,9 +73,9 @@ enum KeyUsageQuery {
         if let model = values["logicalModel"] { request.filter.logicalModel = model }
         if let vendor = values["modelVendor"] { request.filter.modelVendor = vendor }
         if let text = values["scene"] {
-            guard let scene = Self.scenes[text] else {
+            guard let scene = Lumen_Common_V1_Scene.byPublicName[text] else {
                 throw APIError.invalid(
-                    "invalid_scene", "scene must be one of \(Self.scenes.keys.sorted().joined(separator: ", "))", param: "scene")
+                    "invalid_scene", "scene must be one of \(Lumen_Common_V1_Scene.byPublicName.keys.sorted().joined(separator: ", "))", param: "scene")
             }
             request.filter.scene = scene
         }
@@ -107,11 +107,6 @@ enum KeyUsageQuery {
         }
         return request
     }
-
-    static let scenes: [String: Lumen_Common_V1_Scene] = [
-        "chat": .chat, "image": .image, "audio": .audio, "video": .video, "embedding": .embedding, "rerank": .rerank,
-        "translation": .translation, "music": .music, "3d": .scene3D,
-    ]
 }
 
 /// A page of usage lines: `{"object": "list", "data", "page", "limit", "total", "has_more"}`.
@@ -173,8 +168,8 @@ struct UsageLineObject: Encodable {
         createdAt = RFC3339.format(millis: line.createdAt.millis)
         logicalModel = line.logicalModel
         modelVendor = line.modelVendor
-        scene = GatewayMetrics.name(line.scene)
-        accessChannel = line.accessChannel == .byok ? "byok" : "platform"
+        scene = line.scene.publicName
+        accessChannel = line.accessChannel.publicName
         inputTokens = line.inputTokens
         cachedInputTokens = line.cachedInputTokens
         outputTokens = line.outputTokens

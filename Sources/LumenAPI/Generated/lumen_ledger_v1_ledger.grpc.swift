@@ -176,6 +176,19 @@ public enum Lumen_Ledger_V1_LedgerService: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "CheckInvariant" metadata.
+        public enum CheckInvariant: Sendable {
+            /// Request type for "CheckInvariant".
+            public typealias Input = Lumen_Ledger_V1_CheckInvariantRequest
+            /// Response type for "CheckInvariant".
+            public typealias Output = Lumen_Ledger_V1_CheckInvariantResponse
+            /// Descriptor for "CheckInvariant".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.ledger.v1.LedgerService"),
+                method: "CheckInvariant",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "lumen.ledger.v1.LedgerService" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             GetPool.descriptor,
@@ -188,7 +201,8 @@ public enum Lumen_Ledger_V1_LedgerService: Sendable {
             Release.descriptor,
             Meter.descriptor,
             ListUsage.descriptor,
-            GetBilling.descriptor
+            GetBilling.descriptor,
+            CheckInvariant.descriptor
         ]
     }
 }
@@ -406,7 +420,7 @@ extension Lumen_Ledger_V1_LedgerService {
         /// > Source IDL Documentation:
         /// >
         /// > Aggregated billing of one key by model, vendor, scene, access channel and day
-        /// > (`GET /v1/management/api-keys/{id}/billing`).
+        /// > (`GET /v1/management/api-keys/{id}/billing`), from the hourly and daily rollups.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Lumen_Ledger_V1_GetBillingRequest` messages.
@@ -419,6 +433,25 @@ extension Lumen_Ledger_V1_LedgerService {
             request: GRPCCore.StreamingServerRequest<Lumen_Ledger_V1_GetBillingRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_GetBillingResponse>
+
+        /// Handle the "CheckInvariant" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Checks the invariant "every pool's reserved amount equals the sum of the open holds on
+        /// > it" on one consistent snapshot (the gateway exports it at `/metrics`). Internal only.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Lumen_Ledger_V1_CheckInvariantRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Ledger_V1_CheckInvariantResponse` messages.
+        func checkInvariant(
+            request: GRPCCore.StreamingServerRequest<Lumen_Ledger_V1_CheckInvariantRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_CheckInvariantResponse>
     }
 
     /// Service protocol for the "lumen.ledger.v1.LedgerService" service.
@@ -620,7 +653,7 @@ extension Lumen_Ledger_V1_LedgerService {
         /// > Source IDL Documentation:
         /// >
         /// > Aggregated billing of one key by model, vendor, scene, access channel and day
-        /// > (`GET /v1/management/api-keys/{id}/billing`).
+        /// > (`GET /v1/management/api-keys/{id}/billing`), from the hourly and daily rollups.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Ledger_V1_GetBillingRequest` message.
@@ -633,6 +666,25 @@ extension Lumen_Ledger_V1_LedgerService {
             request: GRPCCore.ServerRequest<Lumen_Ledger_V1_GetBillingRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_GetBillingResponse>
+
+        /// Handle the "CheckInvariant" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Checks the invariant "every pool's reserved amount equals the sum of the open holds on
+        /// > it" on one consistent snapshot (the gateway exports it at `/metrics`). Internal only.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_CheckInvariantRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Lumen_Ledger_V1_CheckInvariantResponse` message.
+        func checkInvariant(
+            request: GRPCCore.ServerRequest<Lumen_Ledger_V1_CheckInvariantRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_CheckInvariantResponse>
     }
 
     /// Simple service protocol for the "lumen.ledger.v1.LedgerService" service.
@@ -833,7 +885,7 @@ extension Lumen_Ledger_V1_LedgerService {
         /// > Source IDL Documentation:
         /// >
         /// > Aggregated billing of one key by model, vendor, scene, access channel and day
-        /// > (`GET /v1/management/api-keys/{id}/billing`).
+        /// > (`GET /v1/management/api-keys/{id}/billing`), from the hourly and daily rollups.
         ///
         /// - Parameters:
         ///   - request: A `Lumen_Ledger_V1_GetBillingRequest` message.
@@ -846,6 +898,25 @@ extension Lumen_Ledger_V1_LedgerService {
             request: Lumen_Ledger_V1_GetBillingRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Lumen_Ledger_V1_GetBillingResponse
+
+        /// Handle the "CheckInvariant" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Checks the invariant "every pool's reserved amount equals the sum of the open holds on
+        /// > it" on one consistent snapshot (the gateway exports it at `/metrics`). Internal only.
+        ///
+        /// - Parameters:
+        ///   - request: A `Lumen_Ledger_V1_CheckInvariantRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Lumen_Ledger_V1_CheckInvariantResponse` to respond with.
+        func checkInvariant(
+            request: Lumen_Ledger_V1_CheckInvariantRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Lumen_Ledger_V1_CheckInvariantResponse
     }
 }
 
@@ -974,6 +1045,17 @@ extension Lumen_Ledger_V1_LedgerService.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Lumen_Ledger_V1_LedgerService.Method.CheckInvariant.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Ledger_V1_CheckInvariantRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Ledger_V1_CheckInvariantResponse>(),
+            handler: { request, context in
+                try await self.checkInvariant(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -1084,6 +1166,17 @@ extension Lumen_Ledger_V1_LedgerService.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_GetBillingResponse> {
         let response = try await self.getBilling(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func checkInvariant(
+        request: GRPCCore.StreamingServerRequest<Lumen_Ledger_V1_CheckInvariantRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_CheckInvariantResponse> {
+        let response = try await self.checkInvariant(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -1234,6 +1327,19 @@ extension Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_GetBillingResponse> {
         return GRPCCore.ServerResponse<Lumen_Ledger_V1_GetBillingResponse>(
             message: try await self.getBilling(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func checkInvariant(
+        request: GRPCCore.ServerRequest<Lumen_Ledger_V1_CheckInvariantRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_CheckInvariantResponse> {
+        return GRPCCore.ServerResponse<Lumen_Ledger_V1_CheckInvariantResponse>(
+            message: try await self.checkInvariant(
                 request: request.message,
                 context: context
             ),
@@ -1492,7 +1598,7 @@ extension Lumen_Ledger_V1_LedgerService {
         /// > Source IDL Documentation:
         /// >
         /// > Aggregated billing of one key by model, vendor, scene, access channel and day
-        /// > (`GET /v1/management/api-keys/{id}/billing`).
+        /// > (`GET /v1/management/api-keys/{id}/billing`), from the hourly and daily rollups.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Ledger_V1_GetBillingRequest` message.
@@ -1509,6 +1615,30 @@ extension Lumen_Ledger_V1_LedgerService {
             deserializer: some GRPCCore.MessageDeserializer<Lumen_Ledger_V1_GetBillingResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_GetBillingResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "CheckInvariant" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Checks the invariant "every pool's reserved amount equals the sum of the open holds on
+        /// > it" on one consistent snapshot (the gateway exports it at `/metrics`). Internal only.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_CheckInvariantRequest` message.
+        ///   - serializer: A serializer for `Lumen_Ledger_V1_CheckInvariantRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Ledger_V1_CheckInvariantResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func checkInvariant<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Ledger_V1_CheckInvariantRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Ledger_V1_CheckInvariantRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Ledger_V1_CheckInvariantResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_CheckInvariantResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -1877,7 +2007,7 @@ extension Lumen_Ledger_V1_LedgerService {
         /// > Source IDL Documentation:
         /// >
         /// > Aggregated billing of one key by model, vendor, scene, access channel and day
-        /// > (`GET /v1/management/api-keys/{id}/billing`).
+        /// > (`GET /v1/management/api-keys/{id}/billing`), from the hourly and daily rollups.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Ledger_V1_GetBillingRequest` message.
@@ -1900,6 +2030,41 @@ extension Lumen_Ledger_V1_LedgerService {
             try await self.client.unary(
                 request: request,
                 descriptor: Lumen_Ledger_V1_LedgerService.Method.GetBilling.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "CheckInvariant" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Checks the invariant "every pool's reserved amount equals the sum of the open holds on
+        /// > it" on one consistent snapshot (the gateway exports it at `/metrics`). Internal only.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_CheckInvariantRequest` message.
+        ///   - serializer: A serializer for `Lumen_Ledger_V1_CheckInvariantRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Ledger_V1_CheckInvariantResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func checkInvariant<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Ledger_V1_CheckInvariantRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Ledger_V1_CheckInvariantRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Ledger_V1_CheckInvariantResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_CheckInvariantResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Lumen_Ledger_V1_LedgerService.Method.CheckInvariant.descriptor,
                 serializer: serializer,
                 deserializer: deserializer,
                 options: options,
@@ -2207,7 +2372,7 @@ extension Lumen_Ledger_V1_LedgerService.ClientProtocol {
     /// > Source IDL Documentation:
     /// >
     /// > Aggregated billing of one key by model, vendor, scene, access channel and day
-    /// > (`GET /v1/management/api-keys/{id}/billing`).
+    /// > (`GET /v1/management/api-keys/{id}/billing`), from the hourly and daily rollups.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Lumen_Ledger_V1_GetBillingRequest` message.
@@ -2227,6 +2392,36 @@ extension Lumen_Ledger_V1_LedgerService.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Ledger_V1_GetBillingRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Ledger_V1_GetBillingResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "CheckInvariant" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Checks the invariant "every pool's reserved amount equals the sum of the open holds on
+    /// > it" on one consistent snapshot (the gateway exports it at `/metrics`). Internal only.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Lumen_Ledger_V1_CheckInvariantRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func checkInvariant<Result>(
+        request: GRPCCore.ClientRequest<Lumen_Ledger_V1_CheckInvariantRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_CheckInvariantResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.checkInvariant(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Ledger_V1_CheckInvariantRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Ledger_V1_CheckInvariantResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -2572,7 +2767,7 @@ extension Lumen_Ledger_V1_LedgerService.ClientProtocol {
     /// > Source IDL Documentation:
     /// >
     /// > Aggregated billing of one key by model, vendor, scene, access channel and day
-    /// > (`GET /v1/management/api-keys/{id}/billing`).
+    /// > (`GET /v1/management/api-keys/{id}/billing`), from the hourly and daily rollups.
     ///
     /// - Parameters:
     ///   - message: request message to send.
@@ -2595,6 +2790,40 @@ extension Lumen_Ledger_V1_LedgerService.ClientProtocol {
             metadata: metadata
         )
         return try await self.getBilling(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "CheckInvariant" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Checks the invariant "every pool's reserved amount equals the sum of the open holds on
+    /// > it" on one consistent snapshot (the gateway exports it at `/metrics`). Internal only.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func checkInvariant<Result>(
+        _ message: Lumen_Ledger_V1_CheckInvariantRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_CheckInvariantResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Lumen_Ledger_V1_CheckInvariantRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.checkInvariant(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -537,11 +537,36 @@ public nonisolated struct Lumen_Ledger_V1_GetOrganizationBalanceResponse: Sendab
   /// Clears the value of `asOf`. Subsequent reads from it will return its default value.
   public mutating func clearAsOf() {self._asOf = nil}
 
+  /// The refill ceiling, if any.
+  public var limitMicros: Int64 {
+    get {_limitMicros ?? 0}
+    set {_limitMicros = newValue}
+  }
+  /// Returns true if `limitMicros` has been explicitly set.
+  public var hasLimitMicros: Bool {self._limitMicros != nil}
+  /// Clears the value of `limitMicros`. Subsequent reads from it will return its default value.
+  public mutating func clearLimitMicros() {self._limitMicros = nil}
+
+  /// Auto-refill per hour, micro-USD; 0 means none.
+  public var refillPerHourMicros: Int64 = 0
+
+  /// When the next refill happens; unset if none is due.
+  public var nextRefillAt: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_nextRefillAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_nextRefillAt = newValue}
+  }
+  /// Returns true if `nextRefillAt` has been explicitly set.
+  public var hasNextRefillAt: Bool {self._nextRefillAt != nil}
+  /// Clears the value of `nextRefillAt`. Subsequent reads from it will return its default value.
+  public mutating func clearNextRefillAt() {self._nextRefillAt = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _asOf: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+  fileprivate var _limitMicros: Int64? = nil
+  fileprivate var _nextRefillAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
 }
 
 /// The request of LedgerService.Reserve.
@@ -1064,6 +1089,69 @@ public nonisolated struct Lumen_Ledger_V1_BillingBucket: Sendable {
   public init() {}
 }
 
+/// The request of LedgerService.CheckInvariant.
+public nonisolated struct Lumen_Ledger_V1_CheckInvariantRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A pool whose reservation disagrees with its open holds.
+public nonisolated struct Lumen_Ledger_V1_InvariantViolation: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The organisation.
+  public var organizationID: String = String()
+
+  /// Whose pool.
+  public var owner: Lumen_Common_V1_PrincipalRef {
+    get {_owner ?? Lumen_Common_V1_PrincipalRef()}
+    set {_owner = newValue}
+  }
+  /// Returns true if `owner` has been explicitly set.
+  public var hasOwner: Bool {self._owner != nil}
+  /// Clears the value of `owner`. Subsequent reads from it will return its default value.
+  public mutating func clearOwner() {self._owner = nil}
+
+  /// What the pool says is reserved, micro-USD.
+  public var reservedMicros: Int64 = 0
+
+  /// The sum of the open holds on the pool, micro-USD.
+  public var openHoldsMicros: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _owner: Lumen_Common_V1_PrincipalRef? = nil
+}
+
+/// The response of LedgerService.CheckInvariant.
+public nonisolated struct Lumen_Ledger_V1_CheckInvariantResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Pools checked.
+  public var pools: Int64 = 0
+
+  /// Open holds (pending usage lines).
+  public var openHolds: Int64 = 0
+
+  /// Every pool that disagrees; empty when the ledger is consistent.
+  public var violations: [Lumen_Ledger_V1_InvariantViolation] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 /// The request of LedgerService.GetBilling.
 public nonisolated struct Lumen_Ledger_V1_GetBillingRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
@@ -1087,7 +1175,9 @@ public nonisolated struct Lumen_Ledger_V1_GetBillingRequest: Sendable {
   fileprivate var _filter: Lumen_Ledger_V1_UsageFilter? = nil
 }
 
-/// The response of LedgerService.GetBilling.
+/// The response of LedgerService.GetBilling. Settled lines only (a pending line's cost is an
+/// estimate); answered from the hourly and daily rollups, with raw lines only for the partial
+/// hours at the edges of the time range.
 public nonisolated struct Lumen_Ledger_V1_GetBillingResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -1682,7 +1772,7 @@ nonisolated extension Lumen_Ledger_V1_GetOrganizationBalanceRequest: SwiftProtob
 
 nonisolated extension Lumen_Ledger_V1_GetOrganizationBalanceResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GetOrganizationBalanceResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}mode\0\u{3}balance_micros\0\u{3}reserved_micros\0\u{3}available_micros\0\u{3}spent_micros\0\u{3}granted_micros\0\u{3}as_of\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}mode\0\u{3}balance_micros\0\u{3}reserved_micros\0\u{3}available_micros\0\u{3}spent_micros\0\u{3}granted_micros\0\u{3}as_of\0\u{3}limit_micros\0\u{3}refill_per_hour_micros\0\u{3}next_refill_at\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1697,6 +1787,9 @@ nonisolated extension Lumen_Ledger_V1_GetOrganizationBalanceResponse: SwiftProto
       case 5: try { try decoder.decodeSingularInt64Field(value: &self.spentMicros) }()
       case 6: try { try decoder.decodeSingularInt64Field(value: &self.grantedMicros) }()
       case 7: try { try decoder.decodeSingularMessageField(value: &self._asOf) }()
+      case 8: try { try decoder.decodeSingularInt64Field(value: &self._limitMicros) }()
+      case 9: try { try decoder.decodeSingularInt64Field(value: &self.refillPerHourMicros) }()
+      case 10: try { try decoder.decodeSingularMessageField(value: &self._nextRefillAt) }()
       default: break
       }
     }
@@ -1728,6 +1821,15 @@ nonisolated extension Lumen_Ledger_V1_GetOrganizationBalanceResponse: SwiftProto
     try { if let v = self._asOf {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
     } }()
+    try { if let v = self._limitMicros {
+      try visitor.visitSingularInt64Field(value: v, fieldNumber: 8)
+    } }()
+    if self.refillPerHourMicros != 0 {
+      try visitor.visitSingularInt64Field(value: self.refillPerHourMicros, fieldNumber: 9)
+    }
+    try { if let v = self._nextRefillAt {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1739,6 +1841,9 @@ nonisolated extension Lumen_Ledger_V1_GetOrganizationBalanceResponse: SwiftProto
     if lhs.spentMicros != rhs.spentMicros {return false}
     if lhs.grantedMicros != rhs.grantedMicros {return false}
     if lhs._asOf != rhs._asOf {return false}
+    if lhs._limitMicros != rhs._limitMicros {return false}
+    if lhs.refillPerHourMicros != rhs.refillPerHourMicros {return false}
+    if lhs._nextRefillAt != rhs._nextRefillAt {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2524,6 +2629,114 @@ nonisolated extension Lumen_Ledger_V1_BillingBucket: SwiftProtobuf.Message, Swif
     if lhs.cachedInputTokens != rhs.cachedInputTokens {return false}
     if lhs.outputTokens != rhs.outputTokens {return false}
     if lhs.costMicros != rhs.costMicros {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Ledger_V1_CheckInvariantRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CheckInvariantRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Ledger_V1_CheckInvariantRequest, rhs: Lumen_Ledger_V1_CheckInvariantRequest) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Ledger_V1_InvariantViolation: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".InvariantViolation"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}organization_id\0\u{1}owner\0\u{3}reserved_micros\0\u{3}open_holds_micros\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.organizationID) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._owner) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.reservedMicros) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.openHoldsMicros) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.organizationID.isEmpty {
+      try visitor.visitSingularStringField(value: self.organizationID, fieldNumber: 1)
+    }
+    try { if let v = self._owner {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    if self.reservedMicros != 0 {
+      try visitor.visitSingularInt64Field(value: self.reservedMicros, fieldNumber: 3)
+    }
+    if self.openHoldsMicros != 0 {
+      try visitor.visitSingularInt64Field(value: self.openHoldsMicros, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Ledger_V1_InvariantViolation, rhs: Lumen_Ledger_V1_InvariantViolation) -> Bool {
+    if lhs.organizationID != rhs.organizationID {return false}
+    if lhs._owner != rhs._owner {return false}
+    if lhs.reservedMicros != rhs.reservedMicros {return false}
+    if lhs.openHoldsMicros != rhs.openHoldsMicros {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Ledger_V1_CheckInvariantResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CheckInvariantResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}pools\0\u{3}open_holds\0\u{1}violations\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.pools) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.openHolds) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.violations) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.pools != 0 {
+      try visitor.visitSingularInt64Field(value: self.pools, fieldNumber: 1)
+    }
+    if self.openHolds != 0 {
+      try visitor.visitSingularInt64Field(value: self.openHolds, fieldNumber: 2)
+    }
+    if !self.violations.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.violations, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Ledger_V1_CheckInvariantResponse, rhs: Lumen_Ledger_V1_CheckInvariantResponse) -> Bool {
+    if lhs.pools != rhs.pools {return false}
+    if lhs.openHolds != rhs.openHolds {return false}
+    if lhs.violations != rhs.violations {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,12 +1,12 @@
 import Foundation
 
-/// RFC 3339 timestamps as the management API reads and writes them.
-enum RFC3339 {
+/// RFC 3339 timestamps as the management API reads and writes them (and UTC days as billing names them).
+public enum RFC3339 {
     /// Parses `2026-04-30T00:00:00Z`, `2026-04-30T02:00:00.5+02:00` and the like: a date, `T`
     /// (or `t` / space), a time with optional fraction, and `Z` or a numeric offset. Returns
     /// milliseconds since 1970, or nil for anything else (including impossible dates such as
     /// February 30th).
-    static func parseMillis(_ text: String) -> Int64? {
+    public static func parseMillis(_ text: String) -> Int64? {
         let bytes = Array(text.utf8)
         func digits(_ start: Int, _ count: Int) -> Int? {
             guard start + count <= bytes.count else { return nil }
@@ -64,7 +64,7 @@ enum RFC3339 {
     }
 
     /// `YYYY-MM-DD` → milliseconds at 00:00:00 UTC that day, or nil.
-    static func parseDateMillis(_ text: String) -> Int64? {
+    public static func parseDateMillis(_ text: String) -> Int64? {
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
         guard text.utf8.count == 10, parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
             text.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || $0 == UInt8(ascii: "-") }),
@@ -75,7 +75,7 @@ enum RFC3339 {
     }
 
     /// Days from 1970-01-01 to a valid proleptic Gregorian date (Howard Hinnant's algorithm).
-    static func daysSinceEpoch(year: Int, month: Int, day: Int) -> Int? {
+    public static func daysSinceEpoch(year: Int, month: Int, day: Int) -> Int? {
         guard (1...12).contains(month), day >= 1 else { return nil }
         let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
         let lengths = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
@@ -89,7 +89,7 @@ enum RFC3339 {
     }
 
     /// `2026-04-30T00:00:00.000Z`: UTC, always with milliseconds.
-    static func format(millis: Int64) -> String {
+    public static func format(millis: Int64) -> String {
         let seconds = millis >= 0 ? millis / 1000 : (millis - 999) / 1000
         let milliseconds = Int(millis - seconds * 1000)
         var days = Int(seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400)
@@ -110,5 +110,10 @@ enum RFC3339 {
         }
         return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(secondOfDay / 3600, 2)):"
             + "\(pad(secondOfDay / 60 % 60, 2)):\(pad(secondOfDay % 60, 2)).\(pad(milliseconds, 3))Z"
+    }
+
+    /// `2026-04-30`: the UTC day of a time.
+    public static func formatDay(millis: Int64) -> String {
+        String(format(millis: millis).prefix(10))
     }
 }

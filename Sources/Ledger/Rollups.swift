@@ -1,0 +1,168 @@
+import GRDB
+import LumenAPI
+
+/// Hourly and daily totals of settled usage lines (`usage_rollups`), and the queries that
+/// answer billing and usage totals from them.
+///
+/// A settled line is added to the rollup of its key, hour and UTC day of `created_at`, model,
+/// vendor, scene and channel in the transaction that settles it (`Book.flush` writes the
+/// batch's sums). A time range is then answered as whole days from the daily rollups, whole
+/// hours from the hourly ones, and only the partial hours at its two ends from raw lines —
+/// at most two hours of one key, found through the `usage_by_key` index.
+enum Rollups {
+    static let hour: Int64 = 3_600_000
+    static let day: Int64 = 86_400_000
+
+    /// The identity of one rollup row.
+    struct Key: Hashable {
+        var organizationID: String
+        var keyID: String
+        var span: Int64
+        var bucket: Int64
+        var logicalModel: String
+        var modelVendor: String
+        var scene: Int
+        var accessChannel: Int
+    }
+
+    /// Sums of a group of settled lines.
+    struct Totals: Equatable, Sendable {
+        var requests: Int64 = 0
+        var inputTokens: Int64 = 0
+        var cachedInputTokens: Int64 = 0
+        var outputTokens: Int64 = 0
+        var costMicros: Int64 = 0
+
+        mutating func add(_ other: Totals) {
+            requests += other.requests
+            inputTokens += other.inputTokens
+            cachedInputTokens += other.cachedInputTokens
+            outputTokens += other.outputTokens
+            costMicros += other.costMicros
+        }
+    }
+
+    /// The rollup rows (hour and day) a settled line adds to.
+    static func keys(of hold: Book.Hold) -> [Key] {
+        [hour, day].map { span in
+            Key(
+                organizationID: hold.organizationID, keyID: hold.keyID, span: span,
+                bucket: hold.createdAt - hold.createdAt % span, logicalModel: hold.logicalModel,
+                modelVendor: hold.modelVendor, scene: hold.scene.rawValue, accessChannel: hold.accessChannel.rawValue)
+        }
+    }
+
+    /// Writes the sums of a batch: one upsert per rollup row touched.
+    static func write(_ db: Database, _ deltas: [Key: Totals]) throws {
+        let statement = try db.cachedStatement(
+            sql: """
+                INSERT INTO usage_rollups (organization_id, key_id, span, bucket, logical_model, model_vendor, scene,
+                    access_channel, requests, input_tokens, cached_input_tokens, output_tokens, cost_micros)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT DO UPDATE SET
+                    requests = requests + excluded.requests, input_tokens = input_tokens + excluded.input_tokens,
+                    cached_input_tokens = cached_input_tokens + excluded.cached_input_tokens,
+                    output_tokens = output_tokens + excluded.output_tokens, cost_micros = cost_micros + excluded.cost_micros
+                """)
+        for (key, totals) in deltas {
+            try statement.execute(arguments: [
+                key.organizationID, key.keyID, key.span, key.bucket, key.logicalModel, key.modelVendor, key.scene,
+                key.accessChannel, totals.requests, totals.inputTokens, totals.cachedInputTokens, totals.outputTokens,
+                totals.costMicros,
+            ])
+        }
+    }
+
+    /// How a half-open time range `[start, end)` is answered: whole days, whole hours, raw edges.
+    struct Plan: Equatable {
+        var days: Range<Int64>?
+        var hours: [Range<Int64>] = []
+        var raw: [Range<Int64>] = []
+    }
+
+    static func plan(_ range: Range<Int64>) -> Plan {
+        func up(_ time: Int64, _ span: Int64) -> Int64 {
+            let down = time - ((time % span) + span) % span
+            return down == time ? time : down + span
+        }
+        func down(_ time: Int64, _ span: Int64) -> Int64 { time - ((time % span) + span) % span }
+        var plan = Plan()
+        let (h0, h1) = (up(range.lowerBound, hour), down(range.upperBound, hour))
+        guard h0 < h1 else {
+            if !range.isEmpty { plan.raw = [range] }
+            return plan
+        }
+        plan.raw = [range.lowerBound..<h0, h1..<range.upperBound].filter { !$0.isEmpty }
+        let (d0, d1) = (up(range.lowerBound, day), down(range.upperBound, day))
+        if d0 < d1 {
+            plan.days = d0..<d1
+            plan.hours = [h0..<d0, d1..<h1].filter { !$0.isEmpty }
+        } else {
+            plan.hours = [h0..<h1]
+        }
+        return plan
+    }
+
+    /// Settled totals by (model, vendor, scene, channel, UTC day) over a filter's time range.
+    struct Group: Hashable {
+        var logicalModel: String
+        var modelVendor: String
+        var scene: Int
+        var accessChannel: Int
+        var day: Int64
+    }
+
+    /// The settled lines matching `filter` within `range`, grouped, from rollups and raw edges.
+    static func settled(_ db: Database, _ filter: UsageQuery, range: Range<Int64>) throws -> [Group: Totals] {
+        var groups: [Group: Totals] = [:]
+        func collect(_ sql: String, _ arguments: StatementArguments) throws {
+            let rows = try Row.fetchCursor(db, sql: sql, arguments: arguments)
+            while let row = try rows.next() {
+                let group = Group(logicalModel: row[0], modelVendor: row[1], scene: row[2], accessChannel: row[3], day: row[4])
+                groups[group, default: Totals()].add(Totals(
+                    requests: row[5], inputTokens: row[6], cachedInputTokens: row[7], outputTokens: row[8], costMicros: row[9]))
+            }
+        }
+        let (dimensions, dimensionArguments) = filter.dimensionsSQL
+        let plan = plan(range)
+        let rollupSQL = """
+            SELECT logical_model, model_vendor, scene, access_channel, bucket - bucket % \(day), SUM(requests),
+                SUM(input_tokens), SUM(cached_input_tokens), SUM(output_tokens), SUM(cost_micros)
+            FROM usage_rollups
+            WHERE organization_id = ? AND key_id = ? AND span = ? AND bucket >= ? AND bucket < ?\(dimensions)
+            GROUP BY 1, 2, 3, 4, 5
+            """
+        for (span, ranges) in [(day, plan.days.map { [$0] } ?? []), (hour, plan.hours)] {
+            for range in ranges {
+                let arguments: StatementArguments = [filter.organizationID, filter.keyID, span, range.lowerBound, range.upperBound]
+                try collect(rollupSQL, arguments + dimensionArguments)
+            }
+        }
+        let rawSQL = """
+            SELECT logical_model, model_vendor, scene, access_channel, created_at - created_at % \(day), COUNT(*),
+                SUM(input_tokens), SUM(cached_input_tokens), SUM(output_tokens), SUM(cost_micros)
+            FROM usage_lines
+            WHERE organization_id = ? AND key_id = ? AND created_at >= ? AND created_at < ? AND status = 2\(dimensions)
+            GROUP BY 1, 2, 3, 4, 5
+            """
+        for range in plan.raw {
+            let arguments: StatementArguments = [filter.organizationID, filter.keyID, range.lowerBound, range.upperBound]
+            try collect(rawSQL, arguments + dimensionArguments)
+        }
+        return groups
+    }
+
+    /// The number of pending lines matching `filter` within `range` (through the partial
+    /// index of open holds, which are few).
+    static func pendingCount(_ db: Database, _ filter: UsageQuery, range: Range<Int64>) throws -> Int64 {
+        let (dimensions, dimensionArguments) = filter.dimensionsSQL
+        let arguments: StatementArguments = [range.lowerBound, range.upperBound, filter.organizationID, filter.keyID]
+        return try Int64.fetchOne(
+            db,
+            sql: """
+                SELECT COUNT(*) FROM usage_lines INDEXED BY usage_pending
+                WHERE status = 1 AND created_at >= ? AND created_at < ? AND organization_id = ? AND key_id = ?\(dimensions)
+                """,
+            arguments: arguments + dimensionArguments) ?? 0
+    }
+}

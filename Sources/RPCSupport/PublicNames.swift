@@ -1,0 +1,38 @@
+import LumenAPI
+
+/// The names the public API (REST, metrics, billing buckets) gives to scenes and channels.
+extension Lumen_Common_V1_Scene {
+    /// `chat`, `image`, `audio`, `video`, `embedding`, `rerank`, `translation`, `music`, `3d`;
+    /// `unspecified` otherwise.
+    public var publicName: String {
+        switch self {
+        case .chat: "chat"
+        case .image: "image"
+        case .audio: "audio"
+        case .video: "video"
+        case .embedding: "embedding"
+        case .rerank: "rerank"
+        case .translation: "translation"
+        case .music: "music"
+        case .scene3D: "3d"
+        default: "unspecified"
+        }
+    }
+
+    /// Every scene with a public name, by that name.
+    public static let byPublicName: [String: Lumen_Common_V1_Scene] = Dictionary(
+        uniqueKeysWithValues: [.chat, .image, .audio, .video, .embedding, .rerank, .translation, .music, .scene3D].map {
+            ($0.publicName, $0)
+        })
+}
+
+extension Lumen_Common_V1_AccessChannel {
+    /// `platform` or `byok`; `unspecified` otherwise.
+    public var publicName: String {
+        switch self {
+        case .platform: "platform"
+        case .byok: "byok"
+        default: "unspecified"
+        }
+    }
+}

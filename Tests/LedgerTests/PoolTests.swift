@@ -1,0 +1,255 @@
+import Foundation
+import GRPCCore
+@testable import Ledger
+import LumenAPI
+import LumenTesting
+import RPCSupport
+import Testing
+
+@Suite("Pools: the four states, refills, grants and the organisation balance")
+struct PoolTests {
+    static let user: Lumen_Common_V1_PrincipalRef = .with { $0.type = .user; $0.id = "usr_1" }
+
+    static func reserve(_ requestID: String, estimate: Int64) -> Lumen_Ledger_V1_ReserveRequest {
+        .with {
+            $0.requestID = requestID
+            $0.organizationID = "org_1"
+            $0.keyID = "key_1"
+            $0.owner = user
+            $0.estimateMicros = estimate
+            $0.logicalModel = "gpt-test"
+            $0.modelVendor = "OpenAI"
+            $0.scene = .chat
+            $0.accessChannel = .platform
+        }
+    }
+
+    static func configure(
+        _ services: TestServices, mode: Lumen_Ledger_V1_PoolMode, limit: Int64? = nil, refill: Int64 = 0,
+        owner: Lumen_Common_V1_PrincipalRef = user
+    ) async throws -> Lumen_Ledger_V1_Pool {
+        try await services.ledger.configurePool(
+            .with {
+                $0.organizationID = "org_1"
+                $0.owner = owner
+                $0.mode = mode
+                if let limit { $0.limitMicros = limit }
+                $0.refillPerHourMicros = refill
+            }, metadata: services.asInternal
+        ).pool
+    }
+
+    static func grant(
+        _ services: TestServices, _ amount: Int64, key: String = "", owner: Lumen_Common_V1_PrincipalRef = user
+    ) async throws -> Lumen_Ledger_V1_GrantResponse {
+        try await services.ledger.grant(
+            .with {
+                $0.organizationID = "org_1"
+                $0.owner = owner
+                $0.amountMicros = amount
+                $0.reason = "test grant"
+                $0.idempotencyKey = key
+            }, metadata: services.asInternal)
+    }
+
+    static func pool(_ services: TestServices, owner: Lumen_Common_V1_PrincipalRef = user) async throws -> Lumen_Ledger_V1_Pool {
+        try await services.ledger.getPool(.with { $0.organizationID = "org_1"; $0.owner = owner }, metadata: services.asInternal).pool
+    }
+
+    static func code(_ body: () async throws -> Void) async -> (RPCError.Code?, String?) {
+        do {
+            try await body()
+            return (nil, nil)
+        } catch let error as RPCError {
+            return (error.code, reason(of: error))
+        } catch {
+            return (nil, "\(error)")
+        }
+    }
+
+    @Test("A pool refills hourly at its rate, never above its ceiling, and says when the next refill is")
+    func refill() async throws {
+        let clock = ManualClock()
+        let start = clock.nowMillis
+        try await TestServices.run(clock: clock.wallClock) { services in
+            var pool = try await Self.configure(services, mode: .balance, limit: 2_500_000, refill: 1_000_000)
+            #expect(pool.balanceMicros == 0)
+            #expect(pool.nextRefillAt.millis == start + 3_600_000)
+
+            clock.advance(seconds: 3_599)
+            pool = try await Self.pool(services)
+            #expect(pool.balanceMicros == 0)
+            #expect(pool.nextRefillAt.millis == start + 3_600_000)
+
+            clock.advance(seconds: 1)
+            pool = try await Self.pool(services)
+            #expect(pool.balanceMicros == 1_000_000)
+            #expect(pool.nextRefillAt.millis == start + 7_200_000)
+
+            // Five more hours would add five dollars; the ceiling stops it at 2.5.
+            clock.advance(seconds: 5 * 3_600 + 60)
+            pool = try await Self.pool(services)
+            #expect(pool.balanceMicros == 2_500_000)
+            #expect(pool.limitMicros == 2_500_000)
+            #expect(pool.nextRefillAt.millis == start + 7 * 3_600_000)
+
+            // Spending lowers it; the next refill tops it up, again only to the ceiling.
+            _ = try await services.ledger.reserve(Self.reserve("req_1", estimate: 1_200_000), metadata: services.asInternal)
+            _ = try await services.ledger.settle(
+                .with { $0.requestID = "req_1"; $0.costMicros = 1_200_000 }, metadata: services.asInternal)
+            pool = try await Self.pool(services)
+            #expect(pool.balanceMicros == 1_300_000)
+            #expect(pool.spentMicros == 1_200_000)
+            clock.advance(seconds: 3_600)
+            pool = try await Self.pool(services)
+            #expect(pool.balanceMicros == 2_300_000)
+            clock.advance(seconds: 3_600)
+            #expect(try await Self.pool(services).balanceMicros == 2_500_000)
+
+            // A grant may lift the balance above the ceiling; refills then add nothing.
+            pool = try await Self.grant(services, 1_000_000).pool
+            #expect(pool.balanceMicros == 3_500_000)
+            clock.advance(seconds: 2 * 3_600)
+            #expect(try await Self.pool(services).balanceMicros == 3_500_000)
+        }
+    }
+
+    @Test("The four states: not configured and Unlimited never block; a balance at 0 or below blocks until a grant or a refill")
+    func states() async throws {
+        let clock = ManualClock()
+        try await TestServices.run(clock: clock.wallClock) { services in
+            let ledger = services.ledger
+            // Not configured (`—`): no limit from this pool.
+            #expect(try await Self.pool(services).mode == .unspecified)
+            _ = try await ledger.reserve(Self.reserve("req_free", estimate: 5_000_000), metadata: services.asInternal)
+            _ = try await ledger.release(.with { $0.requestID = "req_free" }, metadata: services.asInternal)
+
+            // Unlimited.
+            #expect(try await Self.configure(services, mode: .unlimited).mode == .unlimited)
+            _ = try await ledger.reserve(Self.reserve("req_unlimited", estimate: 5_000_000), metadata: services.asInternal)
+            _ = try await ledger.release(.with { $0.requestID = "req_unlimited" }, metadata: services.asInternal)
+            let unlimitedGrant = await Self.code { _ = try await Self.grant(services, 1) }
+            #expect(unlimitedGrant == (.failedPrecondition, "pool_unlimited"))
+
+            // A balance of 0 blocks.
+            _ = try await Self.configure(services, mode: .balance, refill: 100_000)
+            let blocked = await Self.code {
+                _ = try await ledger.reserve(Self.reserve("req_zero", estimate: 1), metadata: services.asInternal)
+            }
+            #expect(blocked == (.resourceExhausted, "insufficient_quota"))
+
+            // A grant unblocks; an overrun (actual > estimate) leaves it negative: blocked again.
+            _ = try await Self.grant(services, 50_000)
+            _ = try await ledger.reserve(Self.reserve("req_ok", estimate: 40_000), metadata: services.asInternal)
+            _ = try await ledger.settle(.with { $0.requestID = "req_ok"; $0.costMicros = 80_000 }, metadata: services.asInternal)
+            #expect(try await Self.pool(services).balanceMicros == -30_000)
+            let negative = await Self.code {
+                _ = try await ledger.reserve(Self.reserve("req_neg", estimate: 1), metadata: services.asInternal)
+            }
+            #expect(negative == (.resourceExhausted, "insufficient_quota"))
+
+            // The hourly refill brings it back above 0.
+            clock.advance(seconds: 3_600)
+            #expect(try await Self.pool(services).balanceMicros == 70_000)
+            _ = try await ledger.reserve(Self.reserve("req_refilled", estimate: 70_000), metadata: services.asInternal)
+
+            // Back to not configured: the pool no longer limits.
+            #expect(try await Self.configure(services, mode: .unspecified).mode == .unspecified)
+            _ = try await ledger.reserve(Self.reserve("req_again", estimate: 9_000_000), metadata: services.asInternal)
+        }
+    }
+
+    @Test("Grants: recorded with who and why, idempotent by key, listed newest first; bad input changes nothing")
+    func grants() async throws {
+        try await TestServices.run { services in
+            let tenant = try await services.tenant()
+            let ledger = services.ledger
+            let organization: Lumen_Common_V1_PrincipalRef = .with { $0.type = .organization }
+            let first = try await ledger.grant(
+                .with {
+                    $0.owner = organization
+                    $0.amountMicros = 100_000_000
+                    $0.reason = "  monthly budget  "
+                    $0.idempotencyKey = "budget-2026-11"
+                }, metadata: tenant.metadata)
+            #expect(first.grant.id.hasPrefix("grt_"))
+            #expect(first.grant.reason == "monthly budget")
+            #expect(first.grant.grantedByUserID == tenant.adminUserID)
+            #expect(first.pool.mode == .balance && first.pool.balanceMicros == 100_000_000)
+
+            // The same idempotency key answers the first grant and adds nothing.
+            let replay = try await ledger.grant(
+                .with {
+                    $0.owner = organization
+                    $0.amountMicros = 100_000_000
+                    $0.reason = "monthly budget"
+                    $0.idempotencyKey = "budget-2026-11"
+                }, metadata: tenant.metadata)
+            #expect(replay.grant == first.grant)
+            #expect(replay.pool.balanceMicros == 100_000_000)
+            let reused = await Self.code {
+                _ = try await ledger.grant(
+                    .with {
+                        $0.owner = organization
+                        $0.amountMicros = 5
+                        $0.reason = "other"
+                        $0.idempotencyKey = "budget-2026-11"
+                    }, metadata: tenant.metadata)
+            }
+            #expect(reused == (.alreadyExists, "idempotency_key_reused"))
+
+            let second = try await ledger.grant(
+                .with { $0.owner = organization; $0.amountMicros = -25_000_000; $0.reason = "correction" }, metadata: tenant.metadata)
+            #expect(second.pool.balanceMicros == 75_000_000)
+
+            let balance = try await ledger.getOrganizationBalance(.init(), metadata: tenant.metadata)
+            #expect(balance.mode == .balance)
+            #expect(balance.balanceMicros == 75_000_000 && balance.availableMicros == 75_000_000)
+            #expect(balance.grantedMicros == 75_000_000 && balance.spentMicros == 0)
+
+            let listed = try await ledger.listGrants(.init(), metadata: tenant.metadata)
+            #expect(listed.grants.map(\.id) == [second.grant.id, first.grant.id])
+            #expect(listed.pageInfo.total == 2)
+
+            for (request, expected) in [
+                (Lumen_Ledger_V1_GrantRequest.with { $0.owner = organization; $0.reason = "zero" }, "invalid_amount"),
+                (.with { $0.owner = organization; $0.amountMicros = 1 }, "invalid_reason"),
+                (.with { $0.owner = organization; $0.amountMicros = 1; $0.reason = String(repeating: "x", count: 501) }, "invalid_reason"),
+                (.with { $0.amountMicros = 1; $0.reason = "no owner" }, "invalid_owner"),
+                (.with { $0.owner = .with { $0.type = .organization; $0.id = "org_other" }; $0.amountMicros = 1; $0.reason = "x" }, "invalid_owner"),
+                (.with { $0.owner = organization; $0.amountMicros = PoolAdministration.maxAmountMicros + 1; $0.reason = "x" }, "invalid_amount"),
+            ] {
+                let outcome = await Self.code { _ = try await ledger.grant(request, metadata: tenant.metadata) }
+                #expect(outcome == (.invalidArgument, expected))
+            }
+            let otherOrganization = await Self.code {
+                _ = try await ledger.grant(
+                    .with { $0.organizationID = "org_other"; $0.owner = organization; $0.amountMicros = 1; $0.reason = "x" },
+                    metadata: tenant.metadata)
+            }
+            #expect(otherOrganization == (.permissionDenied, "organization_mismatch"))
+            #expect(try await ledger.listGrants(.init(), metadata: tenant.metadata).pageInfo.total == 2)
+            #expect(try await ledger.getOrganizationBalance(.init(), metadata: tenant.metadata).balanceMicros == 75_000_000)
+        }
+    }
+
+    @Test("Configuration is validated field by field and changes nothing when refused")
+    func configureValidation() async throws {
+        try await TestServices.run { services in
+            _ = try await Self.configure(services, mode: .balance, limit: 1_000, refill: 10)
+            for (mode, limit, refill, expected) in [
+                (Lumen_Ledger_V1_PoolMode.unlimited, Int64?(5), Int64(0), "invalid_limit"),
+                (.balance, -1, 0, "invalid_limit"),
+                (.balance, nil, -5, "invalid_refill"),
+                (.unspecified, nil, 5, "invalid_refill"),
+                (.balance, PoolAdministration.maxAmountMicros + 1, 0, "invalid_limit"),
+                (.init(rawValue: 9)!, nil, 0, "invalid_mode"),
+            ] {
+                let outcome = await Self.code { _ = try await Self.configure(services, mode: mode, limit: limit, refill: refill) }
+                #expect(outcome == (.invalidArgument, expected))
+            }
+            let pool = try await Self.pool(services)
+            #expect(pool.mode == .balance && pool.limitMicros == 1_000 && pool.refillPerHourMicros == 10)
+        }
+    }
+}
