@@ -116,14 +116,19 @@ public func buildRouter(
             ? JSONResponse(["status": "ok"]) : JSONResponse(["status": "starting"], status: .serviceUnavailable)
     }
     // Prometheus text; like /healthz it is open, so bind the gateway to a trusted interface.
+    // The ledger's invariant is checked at each scrape (one read of its open holds and pools).
     router.get("metrics") { _, _ in
-        Response(
+        let invariant = try? await services.ledger.checkInvariant(.init(), metadata: .bearer(services.internalToken))
+        return Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
             body: .init(byteBuffer: ByteBuffer(
-                string: inference.metrics.render(caches: caches, meter: inference.meter, nowMillis: clock.nowMillis))))
+                string: inference.metrics.render(
+                    caches: caches, meter: inference.meter, invariant: invariant, nowMillis: clock.nowMillis))))
     }
-    APIKeysController(keys: services.keys).addRoutes(to: router.group("v1/management"))
-    KeyUsageController(keys: services.keys, ledger: services.ledger).addRoutes(to: router.group("v1/management"))
+    let management = router.group("v1/management")
+    APIKeysController(keys: services.keys).addRoutes(to: management)
+    KeyUsageController(keys: services.keys, ledger: services.ledger).addRoutes(to: management)
+    BalanceController(ledger: services.ledger).addRoutes(to: management)
     let pipeline = InferencePipeline(
         admission: InferenceAdmission(keys: caches.keys, registry: caches.registry, memberships: caches.memberships, clock: clock),
         meter: inference.meter, router: inference.router, keyUsage: inference.keyUsage, limiter: RateLimiter(),

@@ -78,9 +78,18 @@ public final class GatewayMetrics: Sendable {
     func holdPlaced() { holdsOpen.add(1, ordering: .relaxed) }
     func holdClosed() { holdsOpen.subtract(1, ordering: .relaxed) }
 
-    /// The exposition text, with the gauges read now: holds open, cache state, circuits.
-    func render(caches: GatewayCaches, meter: LedgerMeter, nowMillis: Int64) -> String {
+    /// The exposition text, with the gauges read now: holds open, cache state, circuits, and
+    /// the ledger's invariant (`invariant` nil: the ledger did not answer the check).
+    func render(
+        caches: GatewayCaches, meter: LedgerMeter, invariant: Lumen_Ledger_V1_CheckInvariantResponse?, nowMillis: Int64
+    ) -> String {
         Gauge(label: "lumen_holds_open", factory: factory).record(holdsOpen.load(ordering: .relaxed))
+        Gauge(label: "lumen_ledger_invariant_checked", factory: factory).record(invariant == nil ? 0 : 1)
+        if let invariant {
+            // Pools whose reserved amount differs from the sum of their open holds; 0 when the ledger is exact.
+            Gauge(label: "lumen_ledger_invariant_violations", factory: factory).record(invariant.violations.count)
+            Gauge(label: "lumen_ledger_open_holds", factory: factory).record(invariant.openHolds)
+        }
         for (name, synced, entries) in [
             ("keys", caches.keys.isSynced, caches.keys.count), ("registry", caches.registry.isSynced, caches.registry.models.count),
             ("memberships", caches.memberships.isSynced, caches.memberships.count),

@@ -19,4 +19,30 @@ public enum USD {
     public static func amount(_ micros: Int64) -> Decimal {
         Decimal(micros) / 1_000_000
     }
+
+    /// Micro-USD for a decimal amount written as text (`12`, `-0.5`, `0.000001`), or nil when
+    /// it is not a plain decimal number or has more than six decimal places. Read digit by
+    /// digit, never through a binary float: `0.1` and `0.2` add up to exactly `0.3`.
+    public static func micros(parsing text: String) -> Int64? {
+        var bytes = Array(text.utf8)[...]
+        let negative = bytes.first == UInt8(ascii: "-")
+        if negative || bytes.first == UInt8(ascii: "+") { bytes = bytes.dropFirst() }
+        let parts = bytes.split(separator: UInt8(ascii: "."), maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count <= 2, let whole = parts.first, !whole.isEmpty, whole.count <= 13,
+            whole.allSatisfy({ (48...57).contains($0) })
+        else { return nil }
+        let fraction = parts.count == 2 ? parts[1] : []
+        guard parts.count == 1 || (!fraction.isEmpty && fraction.count <= 6), fraction.allSatisfy({ (48...57).contains($0) }) else {
+            return nil
+        }
+        var micros: Int64 = 0
+        for digit in whole { micros = micros * 10 + Int64(digit - 48) }
+        var places = 0
+        for digit in fraction {
+            micros = micros * 10 + Int64(digit - 48)
+            places += 1
+        }
+        for _ in places..<6 { micros *= 10 }
+        return negative ? -micros : micros
+    }
 }

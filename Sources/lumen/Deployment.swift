@@ -39,7 +39,7 @@ struct Deployment {
             if local.contains(.ledger) {
                 let ledger = try LedgerService(location: location, logger: logger)
                 services.append(ledger)
-                background.append(ledger.reconciler())
+                background.append(ledger.reconciler(usageRetentionDays: configuration.usageRetentionDays))
             }
             if local.contains(.registry) {
                 let registry = try ModelRegistryService(location: location, logger: logger)

@@ -62,6 +62,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds between active health probes (GET {base_url}/models) of every upstream backend; 0: off, health then comes from requests alone. (LUMEN_PROBE_INTERVAL, default 0)")
     var probeInterval: Int?
 
+    @Option(help: "Days of raw usage lines to keep; older settled lines are deleted hourly, their billing totals stay. 0: keep forever. (LUMEN_USAGE_RETENTION_DAYS, default 0)")
+    var usageRetentionDays: Int?
+
     @Flag(help: """
         Demo mode: on an empty data directory, create a demo organisation, a demo model served by the \
         built-in mock provider and an API key, and print {"api_key", "management_token", "model"} \
@@ -131,6 +134,12 @@ struct Serve: AsyncParsableCommand {
                 throw ConfigurationError("--probe-interval must be a number of seconds, not \"\(value)\"")
             }
             configuration.probeIntervalSeconds = try ServeConfiguration.probeInterval(seconds, "--probe-interval")
+        }
+        if let value = pick(usageRetentionDays.map(String.init), "LUMEN_USAGE_RETENTION_DAYS") {
+            guard let days = Int(value) else {
+                throw ConfigurationError("--usage-retention-days must be a number of days, not \"\(value)\"")
+            }
+            configuration.usageRetentionDays = try ServeConfiguration.retentionDays(days, "--usage-retention-days")
         }
         configuration.demo = demo || ["1", "true", "yes"].contains(environment["LUMEN_DEMO"]?.lowercased() ?? "")
         return configuration

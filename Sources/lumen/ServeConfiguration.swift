@@ -50,6 +50,8 @@ struct ServeConfiguration: Sendable, Equatable {
     var logLevel = "info"
     /// Seconds between active health probes of the upstream backends; 0: passive health only.
     var probeIntervalSeconds = 0
+    /// Days of raw usage lines the ledger keeps; 0: forever.
+    var usageRetentionDays = 0
     /// Set up a demo organisation, key and mock model on an empty data directory.
     var demo = false
     /// Models and backends to upsert into the registry at start (the file's `models:`).
@@ -57,7 +59,7 @@ struct ServeConfiguration: Sendable, Equatable {
 
     /// Keys of the YAML file (see gateway/lumen.example.yaml).
     static let fileKeys: Set<String> = [
-        "data_dir", "log_level", "http", "grpc", "services", "remote", "models", "probe_interval",
+        "data_dir", "log_level", "http", "grpc", "services", "remote", "models", "probe_interval", "usage_retention_days",
     ]
 
     /// Applies a YAML configuration file.
@@ -101,6 +103,10 @@ struct ServeConfiguration: Sendable, Equatable {
             guard let seconds = value as? Int else { throw ConfigurationError("\(path): probe_interval must be a number of seconds") }
             probeIntervalSeconds = try Self.probeInterval(seconds, "probe_interval")
         }
+        if let value = root["usage_retention_days"] {
+            guard let days = value as? Int else { throw ConfigurationError("\(path): usage_retention_days must be a number of days") }
+            usageRetentionDays = try Self.retentionDays(days, "usage_retention_days")
+        }
         let http = try section("http", allowed: ["host", "port"])
         if let value = try string(http["host"], "http.host") { httpHost = value }
         if let value = try port(http["port"], "http.port") { httpPort = value }
@@ -137,6 +143,14 @@ struct ServeConfiguration: Sendable, Equatable {
             throw ConfigurationError("\(name) must be 0 (off) or 1–3600 seconds, not \(seconds)")
         }
         return seconds
+    }
+
+    /// 0 (keep forever) or 1–36500 days.
+    static func retentionDays(_ days: Int, _ name: String) throws -> Int {
+        guard (0...36_500).contains(days) else {
+            throw ConfigurationError("\(name) must be 0 (keep forever) or 1–36500 days, not \(days)")
+        }
+        return days
     }
 
     static func port(_ value: Int, _ name: String) throws -> Int {

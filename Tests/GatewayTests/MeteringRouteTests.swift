@@ -220,6 +220,8 @@ struct MeteringRouteTests {
             #expect(text.contains(#"lumen_request_duration_seconds_count{model="priced",scene="chat"} 1"#))
             #expect(text.contains(#"lumen_time_to_first_token_seconds_bucket{model="priced""#))
             #expect(text.contains("lumen_holds_open 0"))
+            #expect(text.contains("lumen_ledger_invariant_checked 1"))
+            #expect(text.contains("lumen_ledger_invariant_violations 0"))
             #expect(text.contains(#"lumen_gateway_cache_synced{cache="keys"} 1"#))
             #expect(text.contains(#"lumen_backend_circuit_open{model="priced",backend="mock"} 0"#))
             #expect(!text.contains(open) && !text.contains("hello"))
@@ -407,6 +409,99 @@ struct KeyUsageRouteTests {
             let (status, body) = try await gateway.send(.get, "/v1/management/api-keys/key_nope/usage")
             #expect(status == 404 && GatewayHarness.error(body).code == "key_not_found")
             let (unauthorized, _) = try await gateway.send(.get, "/v1/management/api-keys/\(keyID)/usage", token: .none)
+            #expect(unauthorized == 401)
+        }
+    }
+
+    @Test("GET /billing: settled totals by model, vendor, scene, channel and day, in USD, with the usage filters")
+    func billing() async throws {
+        let secrets = Secrets()
+        try await GatewayHarness.run(prepare: MeteringRouteTests.prepare(secrets)) { gateway in
+            let (open, keyID) = secrets.withLock { ($0["open"]!, $0["open_id"]!) }
+            for _ in 0..<3 {
+                let response = try await gateway.raw(
+                    .post, "/v1/chat/completions",
+                    json: #"{"model": "priced", "messages": [{"role": "user", "content": "hello there"}]}"#, bearer: open)
+                #expect(response.status == .ok)
+            }
+            let image = try await gateway.raw(
+                .post, "/v1/images/generations", json: #"{"model": "painter", "prompt": "a lighthouse"}"#, bearer: open)
+            #expect(image.status == .ok)
+            let lines = try await MeteringRouteTests.lines(gateway, key: keyID)
+            let path = "/v1/management/api-keys/\(keyID)/billing"
+            let (status, body) = try await gateway.send(.get, path)
+            #expect(status == 200)
+            #expect(body["object"] as? String == "billing" && body["key_id"] as? String == keyID && body["currency"] as? String == "USD")
+            #expect(body["page"] == nil && body["has_more"] == nil)
+            let total = try #require(body["total"] as? [String: Any])
+            #expect(total["requests"] as? Int == 4)
+            let expectedCost = Decimal(lines.reduce(0) { $0 + $1.costMicros }) / 1_000_000
+            #expect((total["cost"] as? NSNumber)?.decimalValue == expectedCost)
+            #expect(total["output_tokens"] as? Int == Int(lines.reduce(0) { $0 + $1.outputTokens }))
+            let byModel = try #require(body["by_model"] as? [[String: Any]])
+            #expect(byModel.map { $0["logical_model"] as? String } == ["painter", "priced"])
+            #expect(byModel.map { $0["requests"] as? Int } == [1, 3])
+            #expect((byModel[0]["cost"] as? NSNumber)?.decimalValue == Decimal(string: "0.04"))
+            let byScene = try #require(body["by_scene"] as? [[String: Any]])
+            #expect(byScene.map { $0["scene"] as? String } == ["chat", "image"])
+            #expect((body["by_access_channel"] as? [[String: Any]])?.map { $0["access_channel"] as? String } == ["platform"])
+            #expect((body["by_vendor"] as? [[String: Any]])?.map { $0["model_vendor"] as? String } == ["Lumen"])
+            let today = RFC3339.formatDay(millis: Int64(Date().timeIntervalSince1970 * 1000))
+            #expect((body["by_day"] as? [[String: Any]])?.map { $0["date"] as? String } == [today])
+
+            let (_, filtered) = try await gateway.send(.get, path + "?logicalModel=priced&startDate=\(today)&endDate=\(today)")
+            #expect((filtered["total"] as? [String: Any])?["requests"] as? Int == 3)
+            let (_, none) = try await gateway.send(.get, path + "?endDate=2000-01-01")
+            #expect((none["total"] as? [String: Any])?["requests"] as? Int == 0)
+            #expect((none["by_day"] as? [Any])?.isEmpty == true)
+
+            for (query, code, param) in [
+                ("page=1", "unknown_parameter", "page"), ("limit=10", "unknown_parameter", "limit"),
+                ("scene=poetry", "invalid_scene", "scene"), ("startDate=2026-02-01&endDate=2026-01-31", "invalid_date_range", "endDate"),
+                ("logicalModel=\(String(repeating: "m", count: 101))", "invalid_logical_model", "logicalModel"),
+            ] {
+                let (status, body) = try await gateway.send(.get, path + "?" + query)
+                #expect(status == 400, "\(query)")
+                #expect(GatewayHarness.error(body).code == code && GatewayHarness.error(body).param == param, "\(query)")
+            }
+            let (missing, missingBody) = try await gateway.send(.get, "/v1/management/api-keys/key_nope/billing")
+            #expect(missing == 404 && GatewayHarness.error(missingBody).code == "key_not_found")
+        }
+    }
+
+    @Test("GET /balance: not configured, then a granted balance that requests spend, in USD")
+    func balance() async throws {
+        let secrets = Secrets()
+        try await GatewayHarness.run(prepare: MeteringRouteTests.prepare(secrets)) { gateway in
+            let open = secrets.withLock { $0["open"]! }
+            var (status, body) = try await gateway.send(.get, "/v1/management/balance")
+            #expect(status == 200)
+            #expect(body["object"] as? String == "balance" && body["currency"] as? String == "USD")
+            #expect(body["state"] as? String == "not_configured")
+            #expect(body["limit"] is NSNull && body["next_refill_at"] is NSNull)
+
+            _ = try await gateway.services.ledger.grant(
+                .with {
+                    $0.owner = .with { $0.type = .organization }
+                    $0.amountMicros = 10_100_000
+                    $0.reason = "welcome"
+                }, metadata: gateway.tenant.metadata)
+            let response = try await gateway.raw(
+                .post, "/v1/chat/completions", json: #"{"model": "priced", "messages": [{"role": "user", "content": "hi"}]}"#,
+                bearer: open)
+            #expect(response.status == .ok)
+            let spent = try await MeteringRouteTests.lines(gateway, key: secrets.withLock { $0["open_id"]! })[0].costMicros
+            (status, body) = try await gateway.send(.get, "/v1/management/balance")
+            #expect(body["state"] as? String == "balance")
+            #expect((body["granted"] as? NSNumber)?.decimalValue == Decimal(string: "10.1"))
+            #expect((body["spent"] as? NSNumber)?.decimalValue == Decimal(spent) / 1_000_000)
+            #expect((body["balance"] as? NSNumber)?.decimalValue == Decimal(10_100_000 - spent) / 1_000_000)
+            #expect((body["available"] as? NSNumber)?.decimalValue == Decimal(10_100_000 - spent) / 1_000_000)
+            #expect((body["reserved"] as? NSNumber)?.decimalValue == 0)
+
+            let (bad, badBody) = try await gateway.send(.get, "/v1/management/balance?currency=CNY")
+            #expect(bad == 400 && GatewayHarness.error(badBody).code == "unknown_parameter")
+            let (unauthorized, _) = try await gateway.send(.get, "/v1/management/balance", token: .none)
             #expect(unauthorized == 401)
         }
     }

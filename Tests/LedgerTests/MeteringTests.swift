@@ -293,6 +293,25 @@ struct PricingTests {
         #expect(Pricing.cost(.init(input: .max, output: .max), at: Self.prices) > 0)
     }
 
+    @Test("Decimal input converts exactly: 0.1 + 0.2 is 0.3, six places at most, no floats, no junk")
+    func decimalInput() throws {
+        let tenth = try #require(USD.micros(parsing: "0.1"))
+        let fifth = try #require(USD.micros(parsing: "0.2"))
+        #expect(tenth + fifth == USD.micros(parsing: "0.3"))
+        #expect(tenth + fifth == 300_000)
+        #expect(USD.micros(Decimal(string: "0.1")!)! + USD.micros(Decimal(string: "0.2")!)! == 300_000)
+        for (text, micros) in [
+            ("12", Int64(12_000_000)), ("12.5", 12_500_000), ("-0.5", -500_000), ("+3", 3_000_000), ("0.000001", 1),
+            ("100000", 100_000_000_000), ("0.123456", 123_456), ("007.10", 7_100_000),
+        ] {
+            #expect(USD.micros(parsing: text) == micros, "\(text)")
+        }
+        for text in ["", "-", ".5", "5.", "0.0000001", "1e3", "12abc", "1,5", " 1", "1.2.3", "NaN", "--1", "99999999999999"] {
+            #expect(USD.micros(parsing: text) == nil, "\(text)")
+        }
+        #expect(USD.amount(300_000) == Decimal(string: "0.3"))
+    }
+
     @Test("The estimate holds the prompt plus max_tokens, or the model's default output")
     func estimate() {
         let model = Lumen_Registry_V1_Model.with {

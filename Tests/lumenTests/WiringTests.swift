@@ -42,9 +42,11 @@ struct WiringTests {
                 await expectCode(.permissionDenied) {
                     _ = try await keys.listKeys(.with { $0.organizationID = other.organizationID }, metadata: .bearer(tenant.managementToken))
                 }
-                await expectCode(.unimplemented) {
-                    _ = try await Lumen_Ledger_V1_LedgerService.Client(wrapping: client)
-                        .getOrganizationBalance(.init(), metadata: .bearer(tenant.managementToken))
+                let ledger = Lumen_Ledger_V1_LedgerService.Client(wrapping: client)
+                let balance = try await ledger.getOrganizationBalance(.init(), metadata: .bearer(tenant.managementToken))
+                #expect(balance.mode == .unspecified && balance.balanceMicros == 0)
+                await expectCode(.permissionDenied) {
+                    _ = try await ledger.checkInvariant(.init(), metadata: .bearer(tenant.managementToken))
                 }
             }
             let httpPort = try #require(listeners.http)
@@ -182,6 +184,7 @@ struct WiringTests {
             services: [keys, accounts]
             remote: {ledger: "ledger.internal:9090"}
             probe_interval: 15
+            usage_retention_days: 400
             """.write(toFile: file, atomically: true, encoding: .utf8)
         let serve = try Serve.parse(["--config", file, "--http-port", "8081"])
         let resolved = try serve.resolve(environment: ["LUMEN_HTTP_PORT": "7000", "LUMEN_GRPC_PORT": "7001"])
@@ -195,6 +198,11 @@ struct WiringTests {
         #expect(try serve.resolve(environment: ["LUMEN_PROBE_INTERVAL": "0"]).probeIntervalSeconds == 0)
         #expect(throws: ConfigurationError.self) { try Serve.parse(["--probe-interval", "7200"]).resolve(environment: [:]) }
         #expect(throws: ConfigurationError.self) { try Serve.parse([]).resolve(environment: ["LUMEN_PROBE_INTERVAL": "soon"]) }
+        #expect(resolved.usageRetentionDays == 400)
+        #expect(try serve.resolve(environment: ["LUMEN_USAGE_RETENTION_DAYS": "30"]).usageRetentionDays == 30)
+        #expect(try Serve.parse([]).resolve(environment: [:]).usageRetentionDays == 0)
+        #expect(throws: ConfigurationError.self) { try Serve.parse(["--usage-retention-days", "36501"]).resolve(environment: [:]) }
+        #expect(throws: ConfigurationError.self) { try Serve.parse([]).resolve(environment: ["LUMEN_USAGE_RETENTION_DAYS": "a year"]) }
 
         #expect(throws: ConfigurationError.self) { try Serve.parse(["--services", "keys,bogus"]).resolve(environment: [:]) }
         #expect(throws: ConfigurationError.self) { try Serve.parse(["--keys-address", "nohost"]).resolve(environment: [:]) }

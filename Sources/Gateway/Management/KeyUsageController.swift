@@ -5,14 +5,30 @@ import LumenAPI
 import RPCSupport
 
 /// `GET /v1/management/api-keys/{keyId}/usage`: one key's usage lines, newest first, with the
-/// usage filter contract of seed 003 translated into the ledger's `ListUsage`. The key must
-/// belong to the management token's organisation (the keys service says so, 404 otherwise).
+/// usage filter contract of seed 003 translated into the ledger's `ListUsage`; and
+/// `GET /v1/management/api-keys/{keyId}/billing`: the same filters, aggregated (`GetBilling`),
+/// without pagination. The key must belong to the management token's organisation (the keys
+/// service says so, 404 otherwise).
 struct KeyUsageController<Context: RequestContext>: Sendable {
     let keys: any Lumen_Keys_V1_KeysService.ClientProtocol
     let ledger: any Lumen_Ledger_V1_LedgerService.ClientProtocol
 
     func addRoutes(to group: RouterGroup<Context>) {
         group.get("api-keys/{keyId}/usage", use: usage)
+        group.get("api-keys/{keyId}/billing", use: billing)
+    }
+
+    @Sendable func billing(_ request: Request, context: Context) async throws -> JSONResponse<BillingObject> {
+        let metadata = try ManagementAuth.metadata(request)
+        let keyID = try context.parameters.require("keyId")
+        let filter = try KeyUsageQuery.filter(request.uri.queryParameters, keyID: keyID, paged: false)
+        do {
+            _ = try await keys.getKey(.with { $0.keyID = keyID }, metadata: metadata)
+            let response = try await ledger.getBilling(.with { $0.filter = filter.filter }, metadata: metadata)
+            return JSONResponse(BillingObject(keyID: keyID, response))
+        } catch let error as RPCError {
+            throw APIError(ServiceError(error), params: KeyUsageQuery.params)
+        }
     }
 
     @Sendable func usage(_ request: Request, context: Context) async throws -> JSONResponse<UsagePage> {
@@ -37,18 +53,25 @@ enum KeyUsageQuery {
         "access_channel": "accessChannel", "start_time": "startDate", "end_time": "endDate", "page": "page", "limit": "limit",
     ]
 
-    static let parameters: Set<String> = [
-        "page", "limit", "logicalModel", "modelVendor", "scene", "accessChannel", "startDate", "endDate",
+    static let filterParameters: Set<String> = [
+        "logicalModel", "modelVendor", "scene", "accessChannel", "startDate", "endDate",
     ]
 
     /// The `ListUsage` request of a query string, or 400 naming the parameter at fault.
     static func request(_ parameters: Parameters, keyID: String) throws(APIError) -> Lumen_Ledger_V1_ListUsageRequest {
+        try filter(parameters, keyID: keyID, paged: true)
+    }
+
+    /// The filter (and, when `paged`, the page) of a query string, or 400 naming the
+    /// parameter at fault. `/billing` is not paged: `page` and `limit` are unknown there.
+    static func filter(_ parameters: Parameters, keyID: String, paged: Bool) throws(APIError) -> Lumen_Ledger_V1_ListUsageRequest {
+        let known = paged ? filterParameters.union(["page", "limit"]) : filterParameters
         var values: [String: String] = [:]
         for (name, value) in parameters {
             let name = String(name)
-            guard Self.parameters.contains(name) else {
+            guard known.contains(name) else {
                 throw APIError.invalid(
-                    "unknown_parameter", "unknown query parameter \(name); known: \(Self.parameters.sorted().joined(separator: ", "))",
+                    "unknown_parameter", "unknown query parameter \(name); known: \(known.sorted().joined(separator: ", "))",
                     param: name)
             }
             guard values[name] == nil else {
