@@ -25,8 +25,6 @@ final class Book: @unchecked Sendable {
         var estimateMicros: Int64
         var createdAt: Int64
 
-        var expiresAt: Int64 { createdAt + Metering.holdTTLMillis }
-
         var path: [PoolKey] {
             Metering.path(organizationID: organizationID, keyID: keyID, owner: owner).map {
                 PoolKey(organizationID: organizationID, owner: $0)
@@ -45,6 +43,16 @@ final class Book: @unchecked Sendable {
             self.ownerID = owner.id
         }
     }
+
+    /// How long a hold lives before the reconciler settles it at its estimate.
+    let holdTTLMillis: Int64
+
+    init(holdTTLMillis: Int64) {
+        self.holdTTLMillis = holdTTLMillis
+    }
+
+    /// When `hold` expires.
+    func expiry(of hold: Hold) -> Int64 { hold.createdAt + holdTTLMillis }
 
     /// Pools kept between batches at most; past it the cache starts again (clean entries only).
     static let poolCacheLimit = 100_000
@@ -67,7 +75,7 @@ final class Book: @unchecked Sendable {
     /// The open holds whose time is up at `now`, oldest first.
     func expired(_ db: Database, now: Int64) throws -> [(requestID: String, hold: Hold)] {
         try loadHolds(db)
-        return holds.filter { $0.value.expiresAt <= now }.map { ($0.key, $0.value) }.sorted { $0.hold.createdAt < $1.hold.createdAt }
+        return holds.filter { expiry(of: $0.value) <= now }.map { ($0.key, $0.value) }.sorted { $0.hold.createdAt < $1.hold.createdAt }
     }
 
     /// The number of open holds.

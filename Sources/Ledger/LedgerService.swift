@@ -19,14 +19,24 @@ public struct LedgerService: Sendable {
     let clock: WallClock
     let logger: Logger
     let committer: GroupCommit<Metering.Operation, Metering.Outcome>
+    let holdTTL: Duration
 
-    /// Opens the ledger database at `location`.
-    public init(location: ServiceDatabase.Location, clock: WallClock = .system, logger: Logger) throws {
+    /// How long a hold lives by default: 15 minutes.
+    public static let defaultHoldTTL: Duration = .seconds(15 * 60)
+
+    /// Opens the ledger database at `location`. A hold not settled or released within
+    /// `holdTTL` is settled at its estimate by the reconciler: it must outlast the longest
+    /// request (a long stream), or that request is billed its estimate.
+    public init(
+        location: ServiceDatabase.Location, clock: WallClock = .system, holdTTL: Duration = LedgerService.defaultHoldTTL,
+        logger: Logger
+    ) throws {
         let writer = try ServiceDatabase.open(name: "ledger", at: location, migrator: LedgerStore.migrator)
         self.writer = writer
         self.clock = clock
         self.logger = logger
-        let book = Book()
+        self.holdTTL = holdTTL
+        let book = Book(holdTTLMillis: holdTTL.components.seconds * 1000 + holdTTL.components.attoseconds / 1_000_000_000_000_000)
         self.committer = GroupCommit(
             writer: writer, savepoints: false, beforeCommit: { db in try book.flush(db) }, afterRollback: { book.reset() }
         ) { db, operation in
@@ -62,10 +72,11 @@ public struct LedgerService: Sendable {
     }
 
     /// The reconciler, to run next to the service: a sweep of expired holds every
-    /// `interval`, and every hour the deletion of lines older than `usageRetentionDays`
-    /// (0: lines are kept forever).
-    public func reconciler(every interval: Duration = .seconds(60), usageRetentionDays: Int = 0) -> some Service {
-        HoldReconciler(ledger: self, interval: interval, usageRetentionDays: usageRetentionDays)
+    /// `interval` (by default a quarter of the hold TTL, between 1 and 60 seconds), and every
+    /// hour the deletion of lines older than `usageRetentionDays` (0: lines are kept forever).
+    public func reconciler(every interval: Duration? = nil, usageRetentionDays: Int = 0) -> some Service {
+        let sweep = interval ?? min(.seconds(60), max(.seconds(1), holdTTL / 4))
+        return HoldReconciler(ledger: self, interval: sweep, usageRetentionDays: usageRetentionDays)
     }
 
     /// Runs one metering operation through the group commit.

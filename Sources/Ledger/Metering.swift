@@ -48,8 +48,6 @@ enum Metering {
         case granted(GrantRow, PoolRecord)
     }
 
-    /// How long a hold lives before the reconciler settles it at its estimate.
-    static let holdTTLMillis: Int64 = 15 * 60 * 1000
 
     static func apply(_ db: Database, _ book: Book, _ operation: Operation, now: Int64) throws -> Outcome {
         switch operation {
@@ -93,7 +91,7 @@ enum Metering {
 
     static func reserve(_ db: Database, _ book: Book, _ request: Lumen_Ledger_V1_ReserveRequest, now: Int64) throws -> Outcome {
         if let hold = try book.hold(db, request.requestID) {
-            return .reserved(expiresAt: hold.expiresAt)
+            return .reserved(expiresAt: book.expiry(of: hold))
         }
         try validate(request)
         let byok = request.accessChannel == .byok
@@ -139,7 +137,7 @@ enum Metering {
             pools[index].reservedMicros += hold.estimateMicros
             book.update(key, pools[index])
         }
-        return .reserved(expiresAt: hold.expiresAt)
+        return .reserved(expiresAt: book.expiry(of: hold))
     }
 
     static func settle(_ db: Database, _ book: Book, _ request: Lumen_Ledger_V1_SettleRequest, now: Int64) throws -> Lumen_Ledger_V1_UsageLine {

@@ -37,7 +37,8 @@ struct Deployment {
             if local.contains(.accounts) { services.append(try AccountsService(location: location, logger: logger)) }
             if local.contains(.keys) { services.append(try KeysService(location: location, logger: logger)) }
             if local.contains(.ledger) {
-                let ledger = try LedgerService(location: location, logger: logger)
+                let ledger = try LedgerService(
+                    location: location, holdTTL: .seconds(configuration.holdTTLSeconds), logger: logger)
                 services.append(ledger)
                 background.append(ledger.reconciler(usageRetentionDays: configuration.usageRetentionDays))
             }

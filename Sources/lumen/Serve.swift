@@ -62,6 +62,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds between active health probes (GET {base_url}/models) of every upstream backend; 0: off, health then comes from requests alone. (LUMEN_PROBE_INTERVAL, default 0)")
     var probeInterval: Int?
 
+    @Option(help: "Seconds a request's hold lives; one never settled (the gateway died) is then settled at its estimate. Must outlast the longest request. (LUMEN_HOLD_TTL, default 900)")
+    var holdTTL: Int?
+
     @Option(help: "Days of raw usage lines to keep; older settled lines are deleted hourly, their billing totals stay. 0: keep forever. (LUMEN_USAGE_RETENTION_DAYS, default 0)")
     var usageRetentionDays: Int?
 
@@ -134,6 +137,12 @@ struct Serve: AsyncParsableCommand {
                 throw ConfigurationError("--probe-interval must be a number of seconds, not \"\(value)\"")
             }
             configuration.probeIntervalSeconds = try ServeConfiguration.probeInterval(seconds, "--probe-interval")
+        }
+        if let value = pick(holdTTL.map(String.init), "LUMEN_HOLD_TTL") {
+            guard let seconds = Int(value) else {
+                throw ConfigurationError("--hold-ttl must be a number of seconds, not \"\(value)\"")
+            }
+            configuration.holdTTLSeconds = try ServeConfiguration.holdTTL(seconds, "--hold-ttl")
         }
         if let value = pick(usageRetentionDays.map(String.init), "LUMEN_USAGE_RETENTION_DAYS") {
             guard let days = Int(value) else {

@@ -50,6 +50,8 @@ struct ServeConfiguration: Sendable, Equatable {
     var logLevel = "info"
     /// Seconds between active health probes of the upstream backends; 0: passive health only.
     var probeIntervalSeconds = 0
+    /// Seconds a hold lives before the reconciler settles it at its estimate.
+    var holdTTLSeconds = 900
     /// Days of raw usage lines the ledger keeps; 0: forever.
     var usageRetentionDays = 0
     /// Set up a demo organisation, key and mock model on an empty data directory.
@@ -59,7 +61,7 @@ struct ServeConfiguration: Sendable, Equatable {
 
     /// Keys of the YAML file (see gateway/lumen.example.yaml).
     static let fileKeys: Set<String> = [
-        "data_dir", "log_level", "http", "grpc", "services", "remote", "models", "probe_interval", "usage_retention_days",
+        "data_dir", "log_level", "http", "grpc", "services", "remote", "models", "probe_interval", "usage_retention_days", "hold_ttl",
     ]
 
     /// Applies a YAML configuration file.
@@ -103,6 +105,10 @@ struct ServeConfiguration: Sendable, Equatable {
             guard let seconds = value as? Int else { throw ConfigurationError("\(path): probe_interval must be a number of seconds") }
             probeIntervalSeconds = try Self.probeInterval(seconds, "probe_interval")
         }
+        if let value = root["hold_ttl"] {
+            guard let seconds = value as? Int else { throw ConfigurationError("\(path): hold_ttl must be a number of seconds") }
+            holdTTLSeconds = try Self.holdTTL(seconds, "hold_ttl")
+        }
         if let value = root["usage_retention_days"] {
             guard let days = value as? Int else { throw ConfigurationError("\(path): usage_retention_days must be a number of days") }
             usageRetentionDays = try Self.retentionDays(days, "usage_retention_days")
@@ -141,6 +147,14 @@ struct ServeConfiguration: Sendable, Equatable {
     static func probeInterval(_ seconds: Int, _ name: String) throws -> Int {
         guard (0...3600).contains(seconds) else {
             throw ConfigurationError("\(name) must be 0 (off) or 1–3600 seconds, not \(seconds)")
+        }
+        return seconds
+    }
+
+    /// 1–86400 seconds.
+    static func holdTTL(_ seconds: Int, _ name: String) throws -> Int {
+        guard (1...86_400).contains(seconds) else {
+            throw ConfigurationError("\(name) must be 1–86400 seconds, not \(seconds)")
         }
         return seconds
     }

@@ -185,6 +185,7 @@ struct WiringTests {
             remote: {ledger: "ledger.internal:9090"}
             probe_interval: 15
             usage_retention_days: 400
+            hold_ttl: 1800
             """.write(toFile: file, atomically: true, encoding: .utf8)
         let serve = try Serve.parse(["--config", file, "--http-port", "8081"])
         let resolved = try serve.resolve(environment: ["LUMEN_HTTP_PORT": "7000", "LUMEN_GRPC_PORT": "7001"])
@@ -199,6 +200,10 @@ struct WiringTests {
         #expect(throws: ConfigurationError.self) { try Serve.parse(["--probe-interval", "7200"]).resolve(environment: [:]) }
         #expect(throws: ConfigurationError.self) { try Serve.parse([]).resolve(environment: ["LUMEN_PROBE_INTERVAL": "soon"]) }
         #expect(resolved.usageRetentionDays == 400)
+        #expect(resolved.holdTTLSeconds == 1800)
+        #expect(try Serve.parse(["--hold-ttl", "5"]).resolve(environment: ["LUMEN_HOLD_TTL": "60"]).holdTTLSeconds == 5)
+        #expect(try Serve.parse([]).resolve(environment: [:]).holdTTLSeconds == 900)
+        #expect(throws: ConfigurationError.self) { try Serve.parse(["--hold-ttl", "0"]).resolve(environment: [:]) }
         #expect(try serve.resolve(environment: ["LUMEN_USAGE_RETENTION_DAYS": "30"]).usageRetentionDays == 30)
         #expect(try Serve.parse([]).resolve(environment: [:]).usageRetentionDays == 0)
         #expect(throws: ConfigurationError.self) { try Serve.parse(["--usage-retention-days", "36501"]).resolve(environment: [:]) }
