@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "lumen", targets: ["lumen"]),
         .executable(name: "bench-upstream", targets: ["bench-upstream"]),
         .executable(name: "bench-proxy-floor", targets: ["bench-proxy-floor"]),
+        .executable(name: "bench-ledger", targets: ["bench-ledger"]),
     ],
     dependencies: [
         .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
@@ -136,6 +137,18 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "bench/ProxyFloor",
+            swiftSettings: swiftSettings
+        ),
+        /// The ledger at scale: usage and billing queries over millions of lines, hold+settle throughput.
+        .executableTarget(
+            name: "bench-ledger",
+            dependencies: [
+                "Ledger", "Gateway", "RPCSupport", "LumenAPI", "Storage",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "bench/LedgerBench",
             swiftSettings: swiftSettings
         ),
 

@@ -1,0 +1,92 @@
+import GRDB
+import LumenAPI
+import Storage
+
+/// Bulk-loads synthetic settled usage lines, with their rollups, into a ledger database: the
+/// data set of `bench-ledger`. Nothing else uses it. Lines are written directly (no holds, no
+/// pools), ids and times ascending, in transactions of 100,000.
+public enum SyntheticUsage {
+    public struct Plan: Sendable {
+        public var organizationID = "org_bench"
+        /// Lines in all.
+        public var lines = 10_000_000
+        /// Keys `key_0` … ; `key_0` gets half of all lines, the others share the rest.
+        public var keys = 20
+        /// Lines are spread evenly over this many days, ending at `end`.
+        public var days = 90
+        /// Milliseconds since 1970 of the last line.
+        public var end: Int64
+
+        public init(end: Int64) {
+            self.end = end
+        }
+
+        public var start: Int64 { end - Int64(days) * Rollups.day }
+    }
+
+    static let models = [
+        ("gpt-4o-mini", "OpenAI"), ("gpt-4o", "OpenAI"), ("claude-3-7-sonnet", "Anthropic"),
+        ("claude-3-5-haiku", "Anthropic"), ("gemini-2.0-flash", "Google"), ("text-embedding-3-small", "OpenAI"),
+    ]
+
+    /// Writes the plan's lines into the ledger database at `location` (created if needed);
+    /// `progress` is called after each transaction with the lines written so far.
+    public static func load(_ plan: Plan, at location: ServiceDatabase.Location, progress: (Int) -> Void = { _ in }) throws {
+        let writer = try ServiceDatabase.open(name: "ledger", at: location, migrator: LedgerStore.migrator)
+        let step = max(1, (plan.end - plan.start) / Int64(max(1, plan.lines)))
+        var random: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next() -> UInt64 {
+            random ^= random << 13
+            random ^= random >> 7
+            random ^= random << 17
+            return random
+        }
+        var rollups: [Rollups.Key: Rollups.Totals] = [:]
+        var written = 0
+        let chunk = 100_000
+        while written < plan.lines {
+            let upper = min(plan.lines, written + chunk)
+            try writer.write { db in
+                let statement = try db.makeStatement(
+                    sql: """
+                        INSERT INTO usage_lines (request_id, billing_transaction_id, created_at, settled_at, organization_id,
+                            key_id, owner_type, owner_id, logical_model, model_vendor, scene, access_channel, input_tokens,
+                            cached_input_tokens, output_tokens, cost_micros, latency_ms, status, estimated, expired)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 2, 0, 0)
+                        """)
+                for index in written..<upper {
+                    let roll = next()
+                    let key = roll % 2 == 0 ? 0 : Int(1 + (roll >> 1) % UInt64(max(1, plan.keys - 1)))
+                    let (model, vendor) = models[Int((roll >> 8) % UInt64(models.count))]
+                    let scene: Lumen_Common_V1_Scene = model.hasPrefix("text-embedding") ? .embedding : .chat
+                    let channel: Lumen_Common_V1_AccessChannel = (roll >> 16) % 10 == 0 ? .byok : .platform
+                    let input = Int64((roll >> 20) % 4_000)
+                    let cached = input / 4
+                    let output = scene == .embedding ? 0 : Int64((roll >> 32) % 1_000)
+                    let cost = channel == .byok ? 0 : (input * 150 + cached * 75 + output * 600) / 1_000
+                    let createdAt = plan.start + Int64(index) * step
+                    let suffix = String(index)
+                    let id = String(repeating: "0", count: max(0, 12 - suffix.count)) + suffix
+                    try statement.execute(arguments: [
+                        "req_" + id, "btx_" + id, createdAt, createdAt + 500, plan.organizationID, "key_\(key)",
+                        Lumen_Common_V1_PrincipalType.organization.rawValue, plan.organizationID, model, vendor,
+                        scene.rawValue, channel.rawValue, input - cached, cached, output, cost, 500,
+                    ])
+                    let hold = Book.Hold(
+                        organizationID: plan.organizationID, keyID: "key_\(key)",
+                        owner: LedgerStore.principal(type: Lumen_Common_V1_PrincipalType.organization.rawValue, id: plan.organizationID),
+                        logicalModel: model, modelVendor: vendor, scene: scene, accessChannel: channel, estimateMicros: cost,
+                        createdAt: createdAt)
+                    for rollupKey in Rollups.keys(of: hold) {
+                        rollups[rollupKey, default: Rollups.Totals()].add(Rollups.Totals(
+                            requests: 1, inputTokens: input - cached, cachedInputTokens: cached, outputTokens: output,
+                            costMicros: cost))
+                    }
+                }
+            }
+            written = upper
+            progress(written)
+        }
+        try writer.write { db in try Rollups.write(db, rollups) }
+    }
+}
