@@ -105,13 +105,6 @@ public enum LedgerCheck {
     }
 
     static func describe(_ type: Int, _ id: String) -> String {
-        let name = switch Lumen_Common_V1_PrincipalType(rawValue: type) {
-        case .organization: "organization"
-        case .user: "user"
-        case .client: "client"
-        case .key: "key"
-        default: "principal"
-        }
-        return "\(name):\(id)"
+        LedgerStore.principal(type: type, id: id).publicName
     }
 }

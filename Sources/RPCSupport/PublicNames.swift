@@ -36,3 +36,32 @@ extension Lumen_Common_V1_AccessChannel {
         }
     }
 }
+
+extension Lumen_Ledger_V1_PoolMode {
+    /// The pool states of the dashboard: `balance`, `unlimited`, or `not_configured` (`—`).
+    public var publicName: String {
+        switch self {
+        case .balance: "balance"
+        case .unlimited: "unlimited"
+        default: "not_configured"
+        }
+    }
+}
+
+extension Lumen_Common_V1_PrincipalType {
+    /// `organization`, `user`, `client` or `key`; `principal` otherwise.
+    public var publicName: String {
+        switch self {
+        case .organization: "organization"
+        case .user: "user"
+        case .client: "client"
+        case .key: "key"
+        default: "principal"
+        }
+    }
+}
+
+extension Lumen_Common_V1_PrincipalRef {
+    /// `type:id`, as logs and reports name a pool's owner (`user:usr_…`).
+    public var publicName: String { "\(type.publicName):\(id)" }
+}

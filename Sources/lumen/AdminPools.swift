@@ -208,17 +208,6 @@ private func printJSON(_ value: some Encodable) throws {
     print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }
 
-private func ownerName(_ owner: Lumen_Common_V1_PrincipalRef) -> String {
-    let type = switch owner.type {
-    case .organization: "organization"
-    case .user: "user"
-    case .client: "client"
-    case .key: "key"
-    default: "principal"
-    }
-    return "\(type):\(owner.id)"
-}
-
 struct PoolOutput: Encodable {
     var organizationID: String
     var owner: String
@@ -241,12 +230,8 @@ struct PoolOutput: Encodable {
 
     init(_ pool: Lumen_Ledger_V1_Pool) {
         organizationID = pool.organizationID
-        owner = ownerName(pool.owner)
-        state = switch pool.mode {
-        case .balance: "balance"
-        case .unlimited: "unlimited"
-        default: "not_configured"
-        }
+        owner = pool.owner.publicName
+        state = pool.mode.publicName
         balance = USD.amount(pool.balanceMicros)
         reserved = USD.amount(pool.reservedMicros)
         spent = USD.amount(pool.spentMicros)
@@ -288,7 +273,7 @@ struct GrantOutput: Encodable {
 
         init(_ grant: Lumen_Ledger_V1_GrantRecord) {
             id = grant.id
-            owner = ownerName(grant.owner)
+            owner = grant.owner.publicName
             amount = USD.amount(grant.amountMicros)
             reason = grant.reason
             grantedByUserID = grant.grantedByUserID

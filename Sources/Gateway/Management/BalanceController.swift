@@ -50,11 +50,7 @@ struct BalanceObject: Encodable {
     }
 
     init(_ response: Lumen_Ledger_V1_GetOrganizationBalanceResponse) {
-        state = switch response.mode {
-        case .balance: "balance"
-        case .unlimited: "unlimited"
-        default: "not_configured"
-        }
+        state = response.mode.publicName
         balance = USD.amount(response.balanceMicros)
         reserved = USD.amount(response.reservedMicros)
         available = USD.amount(response.availableMicros)
