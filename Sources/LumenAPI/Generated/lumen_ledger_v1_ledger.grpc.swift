@@ -255,7 +255,10 @@ extension Lumen_Ledger_V1_LedgerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Sets a pool's mode, ceiling and refill rate (administrators only).
+        /// > Sets a pool's mode, ceiling and refill rate (administrators only). Refills due under the
+        /// > old settings are applied first; a refill that starts is first due an hour later. A limit
+        /// > or a refill on a pool that is not BALANCE is INVALID_ARGUMENT (`invalid_limit`,
+        /// > `invalid_refill`). Goes through the same group commit as metering: the next reserve sees it.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Lumen_Ledger_V1_ConfigurePoolRequest` messages.
@@ -273,7 +276,9 @@ extension Lumen_Ledger_V1_LedgerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Adds (or, with a negative amount, removes) money to a pool and records the grant.
+        /// > Adds (or, with a negative amount, removes) money to a pool and records the grant with the
+        /// > token's user. FAILED_PRECONDITION `pool_unlimited` on an UNLIMITED pool; ALREADY_EXISTS
+        /// > `idempotency_key_reused` when the key was used for a different grant.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Lumen_Ledger_V1_GrantRequest` messages.
@@ -402,6 +407,8 @@ extension Lumen_Ledger_V1_LedgerService {
         /// > Source IDL Documentation:
         /// >
         /// > Usage lines of one key, filtered and paginated (`GET /v1/management/api-keys/{id}/usage`).
+        /// > The total is counted from the rollups and the open holds. Lines older than the usage
+        /// > retention period are gone (their billing totals stay).
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Lumen_Ledger_V1_ListUsageRequest` messages.
@@ -488,7 +495,10 @@ extension Lumen_Ledger_V1_LedgerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Sets a pool's mode, ceiling and refill rate (administrators only).
+        /// > Sets a pool's mode, ceiling and refill rate (administrators only). Refills due under the
+        /// > old settings are applied first; a refill that starts is first due an hour later. A limit
+        /// > or a refill on a pool that is not BALANCE is INVALID_ARGUMENT (`invalid_limit`,
+        /// > `invalid_refill`). Goes through the same group commit as metering: the next reserve sees it.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Ledger_V1_ConfigurePoolRequest` message.
@@ -506,7 +516,9 @@ extension Lumen_Ledger_V1_LedgerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Adds (or, with a negative amount, removes) money to a pool and records the grant.
+        /// > Adds (or, with a negative amount, removes) money to a pool and records the grant with the
+        /// > token's user. FAILED_PRECONDITION `pool_unlimited` on an UNLIMITED pool; ALREADY_EXISTS
+        /// > `idempotency_key_reused` when the key was used for a different grant.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Ledger_V1_GrantRequest` message.
@@ -635,6 +647,8 @@ extension Lumen_Ledger_V1_LedgerService {
         /// > Source IDL Documentation:
         /// >
         /// > Usage lines of one key, filtered and paginated (`GET /v1/management/api-keys/{id}/usage`).
+        /// > The total is counted from the rollups and the open holds. Lines older than the usage
+        /// > retention period are gone (their billing totals stay).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Ledger_V1_ListUsageRequest` message.
@@ -719,7 +733,10 @@ extension Lumen_Ledger_V1_LedgerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Sets a pool's mode, ceiling and refill rate (administrators only).
+        /// > Sets a pool's mode, ceiling and refill rate (administrators only). Refills due under the
+        /// > old settings are applied first; a refill that starts is first due an hour later. A limit
+        /// > or a refill on a pool that is not BALANCE is INVALID_ARGUMENT (`invalid_limit`,
+        /// > `invalid_refill`). Goes through the same group commit as metering: the next reserve sees it.
         ///
         /// - Parameters:
         ///   - request: A `Lumen_Ledger_V1_ConfigurePoolRequest` message.
@@ -737,7 +754,9 @@ extension Lumen_Ledger_V1_LedgerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Adds (or, with a negative amount, removes) money to a pool and records the grant.
+        /// > Adds (or, with a negative amount, removes) money to a pool and records the grant with the
+        /// > token's user. FAILED_PRECONDITION `pool_unlimited` on an UNLIMITED pool; ALREADY_EXISTS
+        /// > `idempotency_key_reused` when the key was used for a different grant.
         ///
         /// - Parameters:
         ///   - request: A `Lumen_Ledger_V1_GrantRequest` message.
@@ -867,6 +886,8 @@ extension Lumen_Ledger_V1_LedgerService {
         /// > Source IDL Documentation:
         /// >
         /// > Usage lines of one key, filtered and paginated (`GET /v1/management/api-keys/{id}/usage`).
+        /// > The total is counted from the rollups and the open holds. Lines older than the usage
+        /// > retention period are gone (their billing totals stay).
         ///
         /// - Parameters:
         ///   - request: A `Lumen_Ledger_V1_ListUsageRequest` message.
@@ -1388,7 +1409,10 @@ extension Lumen_Ledger_V1_LedgerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Sets a pool's mode, ceiling and refill rate (administrators only).
+        /// > Sets a pool's mode, ceiling and refill rate (administrators only). Refills due under the
+        /// > old settings are applied first; a refill that starts is first due an hour later. A limit
+        /// > or a refill on a pool that is not BALANCE is INVALID_ARGUMENT (`invalid_limit`,
+        /// > `invalid_refill`). Goes through the same group commit as metering: the next reserve sees it.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Ledger_V1_ConfigurePoolRequest` message.
@@ -1411,7 +1435,9 @@ extension Lumen_Ledger_V1_LedgerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Adds (or, with a negative amount, removes) money to a pool and records the grant.
+        /// > Adds (or, with a negative amount, removes) money to a pool and records the grant with the
+        /// > token's user. FAILED_PRECONDITION `pool_unlimited` on an UNLIMITED pool; ALREADY_EXISTS
+        /// > `idempotency_key_reused` when the key was used for a different grant.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Ledger_V1_GrantRequest` message.
@@ -1575,6 +1601,8 @@ extension Lumen_Ledger_V1_LedgerService {
         /// > Source IDL Documentation:
         /// >
         /// > Usage lines of one key, filtered and paginated (`GET /v1/management/api-keys/{id}/usage`).
+        /// > The total is counted from the rollups and the open holds. Lines older than the usage
+        /// > retention period are gone (their billing totals stay).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Ledger_V1_ListUsageRequest` message.
@@ -1700,7 +1728,10 @@ extension Lumen_Ledger_V1_LedgerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Sets a pool's mode, ceiling and refill rate (administrators only).
+        /// > Sets a pool's mode, ceiling and refill rate (administrators only). Refills due under the
+        /// > old settings are applied first; a refill that starts is first due an hour later. A limit
+        /// > or a refill on a pool that is not BALANCE is INVALID_ARGUMENT (`invalid_limit`,
+        /// > `invalid_refill`). Goes through the same group commit as metering: the next reserve sees it.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Ledger_V1_ConfigurePoolRequest` message.
@@ -1734,7 +1765,9 @@ extension Lumen_Ledger_V1_LedgerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Adds (or, with a negative amount, removes) money to a pool and records the grant.
+        /// > Adds (or, with a negative amount, removes) money to a pool and records the grant with the
+        /// > token's user. FAILED_PRECONDITION `pool_unlimited` on an UNLIMITED pool; ALREADY_EXISTS
+        /// > `idempotency_key_reused` when the key was used for a different grant.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Ledger_V1_GrantRequest` message.
@@ -1973,6 +2006,8 @@ extension Lumen_Ledger_V1_LedgerService {
         /// > Source IDL Documentation:
         /// >
         /// > Usage lines of one key, filtered and paginated (`GET /v1/management/api-keys/{id}/usage`).
+        /// > The total is counted from the rollups and the open holds. Lines older than the usage
+        /// > retention period are gone (their billing totals stay).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Ledger_V1_ListUsageRequest` message.
@@ -2110,7 +2145,10 @@ extension Lumen_Ledger_V1_LedgerService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Sets a pool's mode, ceiling and refill rate (administrators only).
+    /// > Sets a pool's mode, ceiling and refill rate (administrators only). Refills due under the
+    /// > old settings are applied first; a refill that starts is first due an hour later. A limit
+    /// > or a refill on a pool that is not BALANCE is INVALID_ARGUMENT (`invalid_limit`,
+    /// > `invalid_refill`). Goes through the same group commit as metering: the next reserve sees it.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Lumen_Ledger_V1_ConfigurePoolRequest` message.
@@ -2139,7 +2177,9 @@ extension Lumen_Ledger_V1_LedgerService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Adds (or, with a negative amount, removes) money to a pool and records the grant.
+    /// > Adds (or, with a negative amount, removes) money to a pool and records the grant with the
+    /// > token's user. FAILED_PRECONDITION `pool_unlimited` on an UNLIMITED pool; ALREADY_EXISTS
+    /// > `idempotency_key_reused` when the key was used for a different grant.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Lumen_Ledger_V1_GrantRequest` message.
@@ -2343,6 +2383,8 @@ extension Lumen_Ledger_V1_LedgerService.ClientProtocol {
     /// > Source IDL Documentation:
     /// >
     /// > Usage lines of one key, filtered and paginated (`GET /v1/management/api-keys/{id}/usage`).
+    /// > The total is counted from the rollups and the open holds. Lines older than the usage
+    /// > retention period are gone (their billing totals stay).
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Lumen_Ledger_V1_ListUsageRequest` message.
@@ -2468,7 +2510,10 @@ extension Lumen_Ledger_V1_LedgerService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Sets a pool's mode, ceiling and refill rate (administrators only).
+    /// > Sets a pool's mode, ceiling and refill rate (administrators only). Refills due under the
+    /// > old settings are applied first; a refill that starts is first due an hour later. A limit
+    /// > or a refill on a pool that is not BALANCE is INVALID_ARGUMENT (`invalid_limit`,
+    /// > `invalid_refill`). Goes through the same group commit as metering: the next reserve sees it.
     ///
     /// - Parameters:
     ///   - message: request message to send.
@@ -2501,7 +2546,9 @@ extension Lumen_Ledger_V1_LedgerService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Adds (or, with a negative amount, removes) money to a pool and records the grant.
+    /// > Adds (or, with a negative amount, removes) money to a pool and records the grant with the
+    /// > token's user. FAILED_PRECONDITION `pool_unlimited` on an UNLIMITED pool; ALREADY_EXISTS
+    /// > `idempotency_key_reused` when the key was used for a different grant.
     ///
     /// - Parameters:
     ///   - message: request message to send.
@@ -2734,6 +2781,8 @@ extension Lumen_Ledger_V1_LedgerService.ClientProtocol {
     /// > Source IDL Documentation:
     /// >
     /// > Usage lines of one key, filtered and paginated (`GET /v1/management/api-keys/{id}/usage`).
+    /// > The total is counted from the rollups and the open holds. Lines older than the usage
+    /// > retention period are gone (their billing totals stay).
     ///
     /// - Parameters:
     ///   - message: request message to send.
