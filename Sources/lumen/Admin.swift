@@ -12,7 +12,7 @@ import Storage
 struct Admin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Manage a deployment from the command line.",
-        subcommands: [Bootstrap.self, GrantCommand.self, PoolAdmin.self, LedgerAdmin.self]
+        subcommands: [Bootstrap.self, GrantCommand.self, GrantsCommand.self, PoolAdmin.self, LedgerAdmin.self]
     )
 }
 

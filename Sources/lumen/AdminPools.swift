@@ -194,6 +194,64 @@ struct GrantCommand: AsyncParsableCommand {
     }
 }
 
+struct GrantsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "grants",
+        abstract: "List grants, newest first.",
+        discussion: """
+            Every pool's grants of the organisation, or one pool's with --user, --client, --key or \
+            --organization. Prints JSON {"grants": [...], "page", "limit", "total", "has_more"}, amounts in USD.
+            """)
+
+    @OptionGroup var server: ServerOptions
+    @OptionGroup var owner: PoolOwnerOptions
+
+    @Flag(help: "Only the organisation pool's grants.")
+    var organization = false
+
+    @Option(help: "Page, from 1.")
+    var page = 1
+
+    @Option(help: "Grants per page, 1–100.")
+    var limit = 50
+
+    func run() async throws {
+        let owner = try owner.owner
+        guard !(organization && owner.type != .organization) else {
+            throw ValidationError("give --organization or one of --user, --client, --key, not both")
+        }
+        let filtered = organization || owner.type != .organization
+        guard page >= 1, (1...100).contains(limit) else { throw ValidationError("--page must be at least 1 and --limit 1–100") }
+        let (page, limit) = (Int32(page), Int32(limit))
+        let response = try await server.withLedger { ledger, metadata in
+            try await ledger.listGrants(
+                .with {
+                    if filtered { $0.owner = owner }
+                    $0.page = .with {
+                        $0.page = page
+                        $0.limit = limit
+                    }
+                }, metadata: metadata)
+        }
+        try printJSON(GrantList(
+            grants: response.grants.map(GrantOutput.Grant.init), page: Int(response.pageInfo.page),
+            limit: Int(response.pageInfo.limit), total: response.pageInfo.total, hasMore: response.pageInfo.hasMore_p))
+    }
+}
+
+struct GrantList: Encodable {
+    var grants: [GrantOutput.Grant]
+    var page: Int
+    var limit: Int
+    var total: Int64
+    var hasMore: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case grants, page, limit, total
+        case hasMore = "has_more"
+    }
+}
+
 /// Micro-USD of a USD amount typed on the command line, exactly.
 private func usd(_ text: String, option: String) throws -> Int64 {
     guard let micros = USD.micros(parsing: text) else {

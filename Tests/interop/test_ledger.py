@@ -221,3 +221,56 @@ def test_kill_9_mid_load_loses_no_answered_request_and_charges_nothing_twice(tmp
         # And the restarted server meters new requests as before.
         status, _ = call(server, "POST", "/v1/chat/completions", key["key"], body)
         assert status == 200
+
+
+def test_the_admin_cli_grants_configures_and_lists_over_the_grpc_port(server):
+    import json
+    import subprocess
+    from decimal import Decimal
+
+    from conftest import lumen_binary
+
+    wait_ready(server)
+    tenant = server.bootstrap("Acme", "admin@acme.test")
+    token = tenant["management_token"]
+
+    def admin(*args):
+        result = subprocess.run([lumen_binary(), "admin", *args, "--server", server.grpc_target, "--token", token],
+                                capture_output=True, text=True, timeout=60)
+        return result.returncode, result.stdout, result.stderr
+
+    # Exact decimals: 0.1 + 0.2 is 0.3 in the ledger and at the REST edge.
+    for amount in ("0.1", "0.2"):
+        code, out, err = admin("grant", "--amount", amount, "--reason", "top-up")
+        assert code == 0, err
+        grant = json.loads(out, parse_float=Decimal)
+        assert grant["grant"]["amount"] == Decimal(amount) and grant["grant"]["id"].startswith("grt_")
+        assert grant["grant"]["granted_by_user_id"] == tenant["admin_user_id"]
+    status, balance = call(server, "GET", "/v1/management/balance", token)
+    assert status == 200 and balance["state"] == "balance"
+    assert Decimal(str(balance["balance"])) == Decimal("0.3") and Decimal(str(balance["granted"])) == Decimal("0.3")
+
+    code, out, err = admin("grant", "--amount", "-0.05", "--reason", "correction", "--idempotency-key", "fix-1")
+    assert code == 0, err
+    code, again, err = admin("grant", "--amount", "-0.05", "--reason", "correction", "--idempotency-key", "fix-1")
+    assert code == 0 and json.loads(again)["grant"]["id"] == json.loads(out)["grant"]["id"]
+    assert Decimal(str(json.loads(again, parse_float=Decimal)["pool"]["balance"])) == Decimal("0.25")
+
+    code, out, err = admin("pool", "set", "--user", "usr_someone", "--mode", "balance", "--limit", "10", "--refill-per-hour", "1")
+    assert code == 0, err
+    pool = json.loads(out)
+    assert pool["state"] == "balance" and pool["limit"] == 10 and pool["refill_per_hour"] == 1 and pool["next_refill_at"]
+    code, out, err = admin("grants")
+    listed = json.loads(out)
+    assert code == 0 and listed["total"] == 3 and [g["reason"] for g in listed["grants"]] == ["correction", "top-up", "top-up"]
+
+    # Refusals: a clear message on standard error and a failing exit status, nothing written.
+    code, out, err = admin("pool", "set", "--mode", "unlimited")
+    assert code == 0, err
+    code, out, err = admin("grant", "--amount", "5", "--reason", "no")
+    assert code == 1 and "pool_unlimited" in err
+    code, out, err = admin("grant", "--amount", "1.0000001", "--reason", "too precise")
+    assert code != 0 and "6 decimal places" in err
+    code, out, err = admin("grant", "--amount", "5", "--reason", " ")
+    assert code == 1 and "invalid_reason" in err
+    assert json.loads(admin("grants")[1])["total"] == 3
