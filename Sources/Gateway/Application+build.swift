@@ -1,3 +1,4 @@
+import GRPCCore
 import Hummingbird
 import Logging
 import LumenAPI
@@ -116,9 +117,13 @@ public func buildRouter(
             ? JSONResponse(["status": "ok"]) : JSONResponse(["status": "starting"], status: .serviceUnavailable)
     }
     // Prometheus text; like /healthz it is open, so bind the gateway to a trusted interface.
-    // The ledger's invariant is checked at each scrape (one read of its open holds and pools).
-    router.get("metrics") { _, _ in
-        let invariant = try? await services.ledger.checkInvariant(.init(), metadata: .bearer(services.internalToken))
+    // The ledger's invariant is checked at each scrape (one read of its open holds and pools),
+    // for at most two seconds: a slow or absent ledger leaves the check out, not the scrape.
+    var checkOptions = CallOptions.defaults
+    checkOptions.timeout = .seconds(2)
+    router.get("metrics") { [checkOptions] _, _ in
+        let invariant = try? await services.ledger.checkInvariant(
+            .init(), metadata: .bearer(services.internalToken), options: checkOptions)
         return Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
             body: .init(byteBuffer: ByteBuffer(

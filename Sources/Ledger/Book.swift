@@ -7,8 +7,9 @@ import LumenAPI
 /// The database stays the record. The ledger is the only writer of its tables, and every
 /// change is written in the transaction that makes it: the usage line by the operation
 /// itself, the pools it changed (metering, configuration and grants alike) and the rollups
-/// of the lines it settled once per batch (`flush`, from the group commit's `beforeCommit`). When a batch rolls back, `reset` drops everything and the next batch
-/// reloads from the database.
+/// of the lines it settled once per batch (`flush`, from the group commit's `beforeCommit`).
+/// When a batch rolls back, `reset` drops everything and the next batch reloads from the
+/// database.
 ///
 /// Only touched on the database writer (inside `GroupCommit`'s transactions), which
 /// serialises all access; hence `@unchecked Sendable`.

@@ -273,10 +273,7 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
             let settled = try Rollups.settled(db, filter, range: range).values.reduce(0) { $0 + $1.requests }
             let total = settled + (try Rollups.pendingCount(db, filter, range: range))
             guard page.offset < total else { return ([UsageLineRecord](), Int(total)) }
-            let lines = try filter.request.filter(Column("created_at") >= retainedFrom)
-                .order(Column("created_at").desc, Column("request_id").desc)
-                .limit(page.limit, offset: page.offset).fetchAll(db)
-            return (lines, Int(total))
+            return (try filter.page(db, range: range, limit: page.limit, offset: page.offset), Int(total))
         }
         return .with {
             $0.lines = lines.map(\.message)

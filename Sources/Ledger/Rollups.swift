@@ -80,12 +80,10 @@ enum Rollups {
         var raw: [Range<Int64>] = []
     }
 
+    /// `range` starts at 0 or later (`UsageQuery` clamps it).
     static func plan(_ range: Range<Int64>) -> Plan {
-        func up(_ time: Int64, _ span: Int64) -> Int64 {
-            let down = time - ((time % span) + span) % span
-            return down == time ? time : down + span
-        }
-        func down(_ time: Int64, _ span: Int64) -> Int64 { time - ((time % span) + span) % span }
+        func down(_ time: Int64, _ span: Int64) -> Int64 { time - time % span }
+        func up(_ time: Int64, _ span: Int64) -> Int64 { down(time + span - 1, span) }
         var plan = Plan()
         let (h0, h1) = (up(range.lowerBound, hour), down(range.upperBound, hour))
         guard h0 < h1 else {

@@ -2,9 +2,9 @@ import GRDB
 import LumenAPI
 import RPCSupport
 
-/// A validated `UsageFilter` as a query over `usage_lines`.
+/// A validated `UsageFilter`: its key, its time range and its other conditions as SQL, shared
+/// by the usage page, the usage total and billing.
 struct UsageQuery: Sendable {
-    let request: QueryInterfaceRequest<UsageLineRecord>
     let organizationID: String
     let keyID: String
     /// The filter's time bounds as a half-open range of `created_at` milliseconds.
@@ -30,16 +30,6 @@ struct UsageQuery: Sendable {
         if filter.hasStartTime, filter.hasEndTime, filter.endTime.millis < filter.startTime.millis {
             throw ServiceError.invalid("invalid_date_range", "end_time must not be before start_time", param: "end_time")
         }
-        var query = UsageLineRecord.filter(Column("organization_id") == organizationID && Column("key_id") == filter.keyID)
-        if !filter.logicalModel.isEmpty { query = query.filter(Column("logical_model") == filter.logicalModel) }
-        if !filter.modelVendor.isEmpty { query = query.filter(Column("model_vendor") == filter.modelVendor) }
-        if filter.scene != .unspecified { query = query.filter(Column("scene") == filter.scene.rawValue) }
-        if filter.accessChannel != .unspecified {
-            query = query.filter(Column("access_channel") == filter.accessChannel.rawValue)
-        }
-        if filter.hasStartTime { query = query.filter(Column("created_at") >= filter.startTime.millis) }
-        if filter.hasEndTime { query = query.filter(Column("created_at") <= filter.endTime.millis) }
-        self.request = query
         self.organizationID = organizationID
         self.keyID = filter.keyID
         let start = filter.hasStartTime ? max(0, filter.startTime.millis) : 0
@@ -64,5 +54,20 @@ struct UsageQuery: Sendable {
             arguments += [filter.accessChannel.rawValue]
         }
         self.dimensionsSQL = (sql, arguments)
+    }
+
+    /// A page of the lines created within `range`, newest first, in the order of the
+    /// `usage_by_key` index.
+    func page(_ db: Database, range: Range<Int64>, limit: Int, offset: Int) throws -> [UsageLineRecord] {
+        let (dimensions, dimensionArguments) = dimensionsSQL
+        let arguments: StatementArguments = [organizationID, keyID, range.lowerBound, range.upperBound]
+        return try UsageLineRecord.fetchAll(
+            db,
+            sql: """
+                SELECT * FROM usage_lines
+                WHERE organization_id = ? AND key_id = ? AND created_at >= ? AND created_at < ?\(dimensions)
+                ORDER BY created_at DESC, request_id DESC LIMIT ? OFFSET ?
+                """,
+            arguments: arguments + dimensionArguments + [limit, offset])
     }
 }
