@@ -174,9 +174,10 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
             }
             try Self.unique(AccountsError.userExists(email)) { try record.insert(db) }
             try store.setGroups(userID: record.id, organizationID: organizationID, groupIDs: request.groupIds, db)
-            return try userMessage(record, db)
+            let user = try userMessage(record, db)
+            publishMembership(user, afterCommit: db)
+            return user
         }
-        publishMembership(user)
         return .with { $0.user = user }
     }
 
@@ -238,20 +239,24 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
             if request.hasGroups {
                 try store.setGroups(userID: record.id, organizationID: organizationID, groupIDs: request.groups.ids, db)
             }
-            return try userMessage(record, db)
+            let user = try userMessage(record, db)
+            if request.hasGroups { publishMembership(user, afterCommit: db) }
+            return user
         }
-        if request.hasGroups { publishMembership(user) }
         return .with { $0.user = user }
     }
 
-    /// Tells the membership watchers (the gateways) a user's groups as just committed.
-    func publishMembership(_ user: Lumen_Accounts_V1_User) {
-        memberships.publish(.with {
+    /// Tells the membership watchers (the gateways) a user's groups once the transaction of `db`
+    /// commits: on the writer, so events go out in commit order and a watcher never applies an
+    /// older membership after a newer one.
+    func publishMembership(_ user: Lumen_Accounts_V1_User, afterCommit db: Database) {
+        let event = Lumen_Accounts_V1_MembershipEvent.with {
             $0.type = .upsert
             $0.organizationID = user.organizationID
             $0.userID = user.id
             $0.groupIds = user.groupIds
-        })
+        }
+        db.afterNextTransaction { _ in memberships.publish(event) }
     }
 
     public func watchMemberships(

@@ -52,13 +52,12 @@ public struct GatewayCaches: Sendable {
 }
 
 /// What the metered endpoints need besides the caches: the ledger's Meter stream, the
-/// upstream HTTP client and router, and the batched key counters (lifecycle services).
+/// upstream HTTP client and router (lifecycle services).
 public struct GatewayInference: Sendable {
     public let meter: LedgerMeter
     public let http: UpstreamHTTP
     public let metrics: GatewayMetrics
     let router: BackendRouter
-    let keyUsage: BatchReporter<Lumen_Keys_V1_KeyUsageDelta, String>
 
     public init(services: GatewayServices, clock: WallClock = .system, logger: Logger) {
         self.meter = LedgerMeter(ledger: services.ledger, internalToken: services.internalToken, logger: logger)
@@ -67,23 +66,10 @@ public struct GatewayInference: Sendable {
         self.router = BackendRouter(
             http: http, registry: services.registry, internalToken: services.internalToken, metrics: metrics, clock: clock,
             logger: logger)
-        let keys = services.keys
-        let token = services.internalToken
-        self.keyUsage = BatchReporter(
-            "key usage", interval: .seconds(1), logger: logger,
-            merge: { pending, more in
-                pending.requests += more.requests
-                pending.tokens += more.tokens
-                pending.costMicros += more.costMicros
-                if more.lastUsedAt.millis > pending.lastUsedAt.millis { pending.lastUsedAt = more.lastUsedAt }
-            },
-            flush: { deltas in
-                _ = try await keys.recordKeyUsage(.with { $0.deltas = deltas }, metadata: .bearer(token))
-            })
     }
 
     /// The long-lived parts, to run next to the HTTP server.
-    public var services: [any Service] { [meter, http, router.health, keyUsage] }
+    public var services: [any Service] { [meter, http, router.health] }
 }
 
 /// Where the facade listens.
@@ -131,25 +117,49 @@ public func buildRouter(
                     caches: caches, meter: inference.meter, invariant: invariant, nowMillis: clock.nowMillis))))
     }
     let management = router.group("v1/management")
-    APIKeysController(keys: services.keys).addRoutes(to: management)
+    APIKeysController(keys: services.keys, ledger: services.ledger).addRoutes(to: management)
     KeyUsageController(keys: services.keys, ledger: services.ledger).addRoutes(to: management)
     BalanceController(ledger: services.ledger).addRoutes(to: management)
     let pipeline = InferencePipeline(
         admission: InferenceAdmission(keys: caches.keys, registry: caches.registry, memberships: caches.memberships, clock: clock),
-        meter: inference.meter, router: inference.router, keyUsage: inference.keyUsage, limiter: RateLimiter(),
+        meter: inference.meter, router: inference.router, limiter: RateLimiter(),
         metrics: inference.metrics, clock: clock, logger: logger)
     OpenAIController(pipeline: pipeline).addRoutes(to: router.group("v1"))
     return router
 }
 
-/// The facade as a runnable application, with its caches as services of its own.
-/// `onServerRunning` receives the bound port.
+/// The facade as a runnable application, with its caches and metering as services of its own
+/// (tests run it whole with `app.test(.router)`). `onServerRunning` receives the bound port.
 public func buildApplication(
     configuration: GatewayConfiguration,
     services: GatewayServices,
     logger: Logger,
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
+    var gateway = buildGateway(
+        configuration: configuration, services: services, logger: logger, onServerRunning: onServerRunning)
+    gateway.application.addServices(gateway.background)
+    return gateway.application
+}
+
+/// The facade's two halves: the HTTP server with its routes, and the long-lived services it
+/// relies on (caches, the ledger's Meter stream, batched reports, the health prober).
+///
+/// A deployment runs `background` beside the application and shuts the application down
+/// first, so that requests still in flight at shutdown settle their holds over a Meter stream
+/// that is still open.
+public struct Gateway {
+    public var application: Application<RouterResponder<BasicRequestContext>>
+    public var background: [any Service]
+}
+
+/// The facade's parts, unassembled (see `Gateway`).
+public func buildGateway(
+    configuration: GatewayConfiguration,
+    services: GatewayServices,
+    logger: Logger,
+    onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+) -> Gateway {
     let caches = GatewayCaches(services: services, logger: logger)
     let inference = GatewayInference(services: services, logger: logger)
     var background = caches.services + inference.services
@@ -157,11 +167,11 @@ public func buildApplication(
         background.append(
             HealthProber(interval: interval, registry: caches.registry, http: inference.http, router: inference.router, logger: logger))
     }
-    return Application(
+    let application = Application(
         router: buildRouter(services: services, caches: caches, inference: inference, logger: logger),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "lumen"),
-        services: background,
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
         logger: logger
     )
+    return Gateway(application: application, background: background)
 }

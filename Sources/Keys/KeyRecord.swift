@@ -3,7 +3,8 @@ import GRDB
 
 /// One row of the `keys` table: a credential's metadata and the SHA-256 digest of its secret.
 ///
-/// Times are milliseconds since 1970; money is micro-USD.
+/// Times are milliseconds since 1970; money is micro-USD. What a key has used is the
+/// ledger's (`GetKeyTotals`), not a column here.
 struct KeyRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
     static let databaseTableName = "keys"
 
@@ -19,10 +20,6 @@ struct KeyRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableReco
     var status: Int
     var models: [String]
     var limitMicros: Int64?
-    var usedMicros: Int64
-    var requestCount: Int64
-    var tokenCount: Int64
-    var lastUsedAt: Int64?
     var expiresAt: Int64?
     var createdAt: Int64
     var updatedAt: Int64
@@ -46,10 +43,6 @@ struct KeyRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableReco
         case status
         case models
         case limitMicros = "limit_micros"
-        case usedMicros = "used_micros"
-        case requestCount = "request_count"
-        case tokenCount = "token_count"
-        case lastUsedAt = "last_used_at"
         case expiresAt = "expires_at"
         case createdAt = "created_at"
         case updatedAt = "updated_at"

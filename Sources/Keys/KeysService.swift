@@ -57,10 +57,6 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
             status: Lumen_Keys_V1_KeyStatus.active.rawValue,
             models: models,
             limitMicros: limit,
-            usedMicros: 0,
-            requestCount: 0,
-            tokenCount: 0,
-            lastUsedAt: nil,
             expiresAt: expiry,
             createdAt: now,
             updatedAt: now,
@@ -69,8 +65,7 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
             rpmLimit: rpmLimit,
             tpmLimit: tpmLimit
         )
-        try await store.insert(record)
-        publish(record)
+        try await store.insert(record, committed: publish)
         logger.info(
             "key created",
             metadata: ["key_id": "\(record.id)", "organization_id": "\(organizationID)", "kind": "\(kind)"])
@@ -95,6 +90,11 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
     ) async throws -> Lumen_Keys_V1_ListKeysResponse {
         let organizationID = try Caller.organization(request.organizationID)
         let page = try Page(request.page, defaultLimit: 100, maxLimit: 1000)
+        if case .UNRECOGNIZED(let value) = request.sort {
+            throw ServiceError.invalid(
+                "invalid_sort", "unknown sort \(value); sort by name or creation (usage totals are the ledger's: GetKeyTotals)",
+                param: "sort")
+        }
         let query = KeysStore.ListQuery(
             organizationID: organizationID,
             kind: (request.kind == .management ? Lumen_Keys_V1_KeyKind.management : .inference).rawValue,
@@ -164,9 +164,8 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
                 if status == .revoked { record.revokedAt = now }
             }
             record.updatedAt = now
-        }
+        } committed: { publish($0) }
         guard let updated else { throw KeysError.keyNotFound(keyID) }
-        publish(updated)
         logger.info("key updated", metadata: ["key_id": "\(keyID)", "organization_id": "\(organizationID)"])
         return .with { $0.key = updated.message }
     }
@@ -181,10 +180,9 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
             record.status = Lumen_Keys_V1_KeyStatus.revoked.rawValue
             record.revokedAt = now
             record.updatedAt = now
-        }
+        } committed: { publish($0) }
         guard let updated else { throw KeysError.keyNotFound(request.keyID) }
         if updated.revokedAt == now && updated.updatedAt == now {
-            publish(updated)
             logger.info("key revoked", metadata: ["key_id": "\(updated.id)", "organization_id": "\(organizationID)"])
         }
         return .with { $0.key = updated.message }
@@ -203,22 +201,6 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
         return .with { $0.key = key }
     }
 
-    public func recordKeyUsage(
-        request: Lumen_Keys_V1_RecordKeyUsageRequest, context: ServerContext
-    ) async throws -> Lumen_Keys_V1_RecordKeyUsageResponse {
-        try Caller.requireInternal()
-        let deltas = try request.deltas.map { delta in
-            guard delta.requests >= 0, delta.tokens >= 0, delta.costMicros >= 0 else {
-                throw ServiceError.invalid("invalid_usage", "usage deltas must not be negative", param: "deltas")
-            }
-            return KeysStore.UsageDelta(
-                keyID: delta.keyID, requests: delta.requests, tokens: delta.tokens,
-                costMicros: delta.costMicros, lastUsedAt: delta.lastUsedAt.millis)
-        }
-        let applied = try await store.recordUsage(deltas)
-        return .with { $0.applied = Int32(applied) }
-    }
-
     public func watchKeys(
         request: Lumen_Keys_V1_WatchKeysRequest,
         response: RPCWriter<Lumen_Keys_V1_KeyEvent>,
@@ -233,6 +215,57 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
             synced: .with { $0.type = .synced })
     }
 
+    public func createOperatorToken(
+        request: Lumen_Keys_V1_CreateOperatorTokenRequest, context: ServerContext
+    ) async throws -> Lumen_Keys_V1_CreateOperatorTokenResponse {
+        try Caller.requireInternal()
+        let name = request.hasName ? try KeyRules.name(request.name) : "Operator token"
+        let now = clock.nowMillis
+        let secret = Secret.make(kind: .operator)
+        let record = KeyRecord(
+            id: Identifier.make("key"), organizationID: "", kind: Lumen_Keys_V1_KeyKind.operator.rawValue,
+            ownerType: Lumen_Common_V1_PrincipalType.unspecified.rawValue, ownerID: "", name: name,
+            secretSHA256: Secret.digest(secret), hint: Secret.hint(secret), keyPrefix: Secret.displayPrefix(secret),
+            status: Lumen_Keys_V1_KeyStatus.active.rawValue, models: [], limitMicros: nil,
+            expiresAt: nil, createdAt: now, updatedAt: now,
+            revokedAt: nil, createdByUserID: "", rpmLimit: 0, tpmLimit: 0)
+        try await store.insert(record)
+        logger.notice("operator token created", metadata: ["key_id": "\(record.id)"])
+        return .with {
+            $0.key = record.message
+            $0.secret = secret
+        }
+    }
+
+    public func listOperatorTokens(
+        request: Lumen_Keys_V1_ListOperatorTokensRequest, context: ServerContext
+    ) async throws -> Lumen_Keys_V1_ListOperatorTokensResponse {
+        try Caller.requireInternal()
+        let records = try await store.operatorTokens()
+        return .with { $0.keys = records.map(\.message) }
+    }
+
+    public func revokeOperatorToken(
+        request: Lumen_Keys_V1_RevokeOperatorTokenRequest, context: ServerContext
+    ) async throws -> Lumen_Keys_V1_RevokeOperatorTokenResponse {
+        try Caller.requireInternal()
+        let now = clock.nowMillis
+        let operatorKind = Lumen_Keys_V1_KeyKind.operator.rawValue
+        let keyID = request.keyID
+        let updated = try await store.update(id: keyID, organizationID: "") { record in
+            guard record.kind == operatorKind else { throw KeysError.keyNotFound(keyID) }
+            guard record.status != Lumen_Keys_V1_KeyStatus.revoked.rawValue else { return }
+            record.status = Lumen_Keys_V1_KeyStatus.revoked.rawValue
+            record.revokedAt = now
+            record.updatedAt = now
+        }
+        guard let updated else { throw KeysError.keyNotFound(keyID) }
+        logger.notice("operator token revoked", metadata: ["key_id": "\(keyID)"])
+        return .with { $0.key = updated.message }
+    }
+
+    /// Tells the watchers (gateways) a key as committed; the store calls it on its writer,
+    /// after the commit, so events go out in commit order.
     private func publish(_ record: KeyRecord) {
         events.publish(record.event)
     }
@@ -284,10 +317,6 @@ extension KeyRecord {
             $0.status = Lumen_Keys_V1_KeyStatus(rawValue: status) ?? .unspecified
             $0.models = models
             if let limitMicros { $0.limitMicros = limitMicros }
-            $0.usedMicros = usedMicros
-            $0.requestCount = requestCount
-            $0.tokenCount = tokenCount
-            if let lastUsedAt { $0.lastUsedAt = .init(millis: lastUsedAt) }
             if let expiresAt { $0.expiresAt = .init(millis: expiresAt) }
             $0.createdAt = .init(millis: createdAt)
             $0.updatedAt = .init(millis: updatedAt)

@@ -50,11 +50,27 @@ struct KeysStore: Sendable {
                     ALTER TABLE keys ADD COLUMN tpm_limit INTEGER NOT NULL DEFAULT 0;
                     """)
         }
+        migrator.registerMigration("v3: usage counters are the ledger's") { db in
+            // Counted here from the gateway's reports, they drifted from the ledger after a crash;
+            // the ledger's key totals are the record now.
+            try db.execute(
+                sql: """
+                    ALTER TABLE keys DROP COLUMN used_micros;
+                    ALTER TABLE keys DROP COLUMN request_count;
+                    ALTER TABLE keys DROP COLUMN token_count;
+                    ALTER TABLE keys DROP COLUMN last_used_at;
+                    """)
+        }
         return migrator
     }
 
-    func insert(_ record: KeyRecord) async throws {
-        try await writer.write { db in try record.insert(db) }
+    /// Inserts a key; `committed` runs once the transaction commits, on the writer, so that what
+    /// it publishes goes out in commit order.
+    func insert(_ record: KeyRecord, committed: @escaping @Sendable (KeyRecord) -> Void = { _ in }) async throws {
+        try await writer.write { db in
+            try record.insert(db)
+            db.afterNextTransaction { _ in committed(record) }
+        }
     }
 
     func key(id: String, organizationID: String) async throws -> KeyRecord? {
@@ -69,18 +85,24 @@ struct KeysStore: Sendable {
         }
     }
 
-    /// Reads the key, lets `change` modify it, writes it back, all in one transaction.
+    /// Reads the key, lets `change` modify it, writes it back, all in one transaction; when the
+    /// row changed, `committed` runs once the transaction commits, on the writer (commit order).
     /// Returns nil when there is no such key in the organisation.
     func update(
-        id: String, organizationID: String, _ change: @escaping @Sendable (inout KeyRecord) throws -> Void
+        id: String, organizationID: String, _ change: @escaping @Sendable (inout KeyRecord) throws -> Void,
+        committed: @escaping @Sendable (KeyRecord) -> Void = { _ in }
     ) async throws -> KeyRecord? {
         try await writer.write { db in
             guard
                 var record = try KeyRecord.filter(Column("id") == id && Column("organization_id") == organizationID)
                     .fetchOne(db)
             else { return nil }
+            let before = record
             try change(&record)
+            guard record != before else { return record }
             try record.update(db)
+            let changed = record
+            db.afterNextTransaction { _ in committed(changed) }
             return record
         }
     }
@@ -116,14 +138,6 @@ struct KeysStore: Sendable {
             switch query.sort {
             case .name:
                 order = [query.reverse ? Column("name").collating(.nocase).desc : Column("name").collating(.nocase).asc]
-            case .requests:
-                order = [descending ? Column("request_count").desc : Column("request_count").asc]
-            case .tokens:
-                order = [descending ? Column("token_count").desc : Column("token_count").asc]
-            case .cost:
-                order = [descending ? Column("used_micros").desc : Column("used_micros").asc]
-            case .lastUsed:
-                order = [descending ? Column("last_used_at").desc : Column("last_used_at").asc]
             case .created:
                 order = [query.reverse ? Column("created_at").desc : Column("created_at").asc]
             default:
@@ -134,42 +148,20 @@ struct KeysStore: Sendable {
         }
     }
 
+    /// The keys of one organisation, or of every one; never the operator tokens.
     func all(organizationID: String?) async throws -> [KeyRecord] {
         try await writer.read { db in
-            var request = KeyRecord.all()
+            var request = KeyRecord.filter(Column("kind") != Lumen_Keys_V1_KeyKind.operator.rawValue)
             if let organizationID { request = request.filter(Column("organization_id") == organizationID) }
             return try request.order(Column("created_at")).fetchAll(db)
         }
     }
 
-    struct UsageDelta: Sendable {
-        var keyID: String
-        var requests: Int64
-        var tokens: Int64
-        var costMicros: Int64
-        var lastUsedAt: Int64
-    }
-
-    /// Adds counters in one transaction; returns how many deltas matched a key.
-    func recordUsage(_ deltas: [UsageDelta]) async throws -> Int {
-        try await writer.write { db in
-            var applied = 0
-            let statement = try db.cachedStatement(
-                sql: """
-                    UPDATE keys SET
-                        request_count = request_count + ?,
-                        token_count = token_count + ?,
-                        used_micros = used_micros + ?,
-                        last_used_at = max(coalesce(last_used_at, 0), ?)
-                    WHERE id = ?
-                    """)
-            for delta in deltas {
-                try statement.execute(arguments: [
-                    delta.requests, delta.tokens, delta.costMicros, delta.lastUsedAt, delta.keyID,
-                ])
-                applied += db.changesCount
-            }
-            return applied
+    /// Every operator token, revoked ones too, oldest first.
+    func operatorTokens() async throws -> [KeyRecord] {
+        try await writer.read { db in
+            try KeyRecord.filter(Column("kind") == Lumen_Keys_V1_KeyKind.operator.rawValue)
+                .order(Column("created_at"), Column("id")).fetchAll(db)
         }
     }
 }

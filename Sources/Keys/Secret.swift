@@ -6,13 +6,19 @@ import Storage
 
 /// Secrets of keys and tokens: made once, shown once, stored only as SHA-256 digests.
 ///
-/// A secret is a prefix (`sk-` or `mt-`) and 48 random letters and digits (about 285 bits),
+/// A secret is a prefix (`sk-`, `mt-` or `op-`) and 48 random letters and digits (about 285 bits),
 /// so a plain SHA-256 digest is safe to store: there is nothing to guess.
 enum Secret {
     static let randomLength = 48
 
     static func make(kind: Lumen_Keys_V1_KeyKind) -> String {
-        (kind == .management ? "mt-" : "sk-") + Identifier.secret(count: randomLength)
+        let prefix =
+            switch kind {
+            case .management: "mt-"
+            case .operator: "op-"
+            default: "sk-"
+            }
+        return prefix + Identifier.secret(count: randomLength)
     }
 
     static func digest(_ secret: String) -> Data {

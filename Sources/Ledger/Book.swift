@@ -7,7 +7,7 @@ import LumenAPI
 /// The database stays the record. The ledger is the only writer of its tables, and every
 /// change is written in the transaction that makes it: the usage line by the operation
 /// itself, the pools it changed (metering, configuration and grants alike) and the rollups
-/// of the lines it settled once per batch (`flush`, from the group commit's `beforeCommit`).
+/// and key totals of the lines it settled once per batch (`flush`, from the group commit's `beforeCommit`).
 /// When a batch rolls back, `reset` drops everything and the next batch reloads from the
 /// database.
 ///
@@ -64,6 +64,8 @@ final class Book: @unchecked Sendable {
     private var dirty: Set<PoolKey> = []
     /// The batch's additions to the usage rollups.
     private var rollups: [Rollups.Key: Rollups.Totals] = [:]
+    /// The batch's additions to the keys' totals.
+    private var keyTotals: [KeyTotals.Key: KeyTotals.Delta] = [:]
 
     /// The open hold of `requestID`, if any.
     func hold(_ db: Database, _ requestID: String) throws -> Hold? {
@@ -112,6 +114,8 @@ final class Book: @unchecked Sendable {
     /// Adds a settled line to the batch's rollups.
     func roll(_ hold: Hold, _ totals: Rollups.Totals) {
         for key in Rollups.keys(of: hold) { rollups[key, default: Rollups.Totals()].add(totals) }
+        keyTotals[KeyTotals.Key(organizationID: hold.organizationID, keyID: hold.keyID), default: KeyTotals.Delta()]
+            .add(totals, at: hold.createdAt)
     }
 
     /// Writes the pools changed in this batch, and its rollups.
@@ -119,6 +123,10 @@ final class Book: @unchecked Sendable {
         if !rollups.isEmpty {
             try Rollups.write(db, rollups)
             rollups.removeAll(keepingCapacity: true)
+        }
+        if !keyTotals.isEmpty {
+            try KeyTotals.write(db, keyTotals)
+            keyTotals.removeAll(keepingCapacity: true)
         }
         guard !dirty.isEmpty else {
             if pools.count > Self.poolCacheLimit { pools.removeAll(keepingCapacity: true) }
@@ -152,6 +160,7 @@ final class Book: @unchecked Sendable {
         pools = [:]
         dirty = []
         rollups = [:]
+        keyTotals = [:]
     }
 
     private func loadHolds(_ db: Database) throws {

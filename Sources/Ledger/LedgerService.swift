@@ -288,6 +288,16 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
         return Billing.response(groups)
     }
 
+    public func getKeyTotals(request: Lumen_Ledger_V1_GetKeyTotalsRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_GetKeyTotalsResponse {
+        let organizationID = try Caller.organization(request.organizationID)
+        guard request.keyIds.count <= 1000 else {
+            throw ServiceError.invalid("too_many_keys", "ask for at most 1,000 keys at once", param: "key_ids")
+        }
+        let keyIDs = request.keyIds
+        let totals = try await writer.read { db in try KeyTotals.fetch(db, organizationID: organizationID, keyIDs: keyIDs) }
+        return .with { $0.totals = totals }
+    }
+
     public func checkInvariant(request: Lumen_Ledger_V1_CheckInvariantRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_CheckInvariantResponse {
         try Caller.requireInternal()
         let report = try await writer.read(LedgerCheck.check)
@@ -317,7 +327,8 @@ struct HoldReconciler: Service {
         var lastPrune: ContinuousClock.Instant?
         while !Task.isShuttingDownGracefully {
             do {
-                try await Task.sleep(for: interval)
+                // The sleep ends at graceful shutdown: the process must not wait out an interval.
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
             } catch {
                 return
             }

@@ -17,6 +17,8 @@ import Storage
 ///   `created_at`, model, vendor, scene and channel, the totals of the settled lines;
 ///   maintained in the transaction that settles them, so billing never scans raw lines.
 /// - `ledger_settings`: `retained_from`, the time before which raw lines were deleted.
+/// - `key_totals`: per key, the sums of its settled lines and the latest one's time (what the
+///   key has used), maintained with the rollups; retention leaves it whole.
 enum LedgerStore {
     /// A principal as stored (type number and id) in its message form.
     static func principal(type: Int, id: String) -> Lumen_Common_V1_PrincipalRef {
@@ -142,6 +144,34 @@ enum LedgerStore {
                         GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
                         """, arguments: [span])
             }
+        }
+        migrator.registerMigration("v5: key totals") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE key_totals (
+                        organization_id TEXT NOT NULL,
+                        key_id TEXT NOT NULL,
+                        requests INTEGER NOT NULL,
+                        input_tokens INTEGER NOT NULL,
+                        cached_input_tokens INTEGER NOT NULL,
+                        output_tokens INTEGER NOT NULL,
+                        cost_micros INTEGER NOT NULL,
+                        last_used_at INTEGER,
+                        PRIMARY KEY (organization_id, key_id)
+                    ) WITHOUT ROWID;
+                    INSERT INTO key_totals
+                    SELECT organization_id, key_id, SUM(requests), SUM(input_tokens), SUM(cached_input_tokens),
+                        SUM(output_tokens), SUM(cost_micros), NULL
+                    FROM usage_rollups WHERE span = \(Rollups.day)
+                    GROUP BY organization_id, key_id;
+                    UPDATE key_totals SET last_used_at = coalesce(
+                        (SELECT max(created_at) FROM usage_lines AS line
+                         WHERE line.organization_id = key_totals.organization_id AND line.key_id = key_totals.key_id
+                             AND line.status = 2),
+                        (SELECT max(bucket) FROM usage_rollups AS rollup
+                         WHERE rollup.organization_id = key_totals.organization_id AND rollup.key_id = key_totals.key_id
+                             AND rollup.span = \(Rollups.hour)));
+                    """)
         }
         return migrator
     }

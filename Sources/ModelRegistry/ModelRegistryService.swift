@@ -28,11 +28,6 @@ public struct ModelRegistryService: Sendable {
         self.logger = logger
     }
 
-    /// Callers that may change models and backends: the deployment itself and administrators.
-    private func requireAdministrator() throws {
-        _ = try Caller.require()
-    }
-
     func loadModel(named name: String, _ db: Database) throws -> Lumen_Registry_V1_Model {
         guard let record = try ModelRecord.fetchOne(db, key: name) else { throw RegistryError.modelNotFound(name) }
         return try message(record, db)
@@ -68,11 +63,17 @@ public struct ModelRegistryService: Sendable {
         return try query.fetchAll(db).map { try message($0, db) }
     }
 
-    func publish(_ model: Lumen_Registry_V1_Model) {
-        events.publish(.with {
+    /// Publishes a model's new state once the transaction of `db` commits: on the writer, so
+    /// watchers get events in commit order and never apply an older state after a newer one.
+    func publish(_ model: Lumen_Registry_V1_Model, afterCommit db: Database) {
+        publish(.with {
             $0.type = .modelUpsert
             $0.model = model
-        })
+        }, afterCommit: db)
+    }
+
+    func publish(_ event: Lumen_Registry_V1_RegistryEvent, afterCommit db: Database) {
+        db.afterNextTransaction { _ in events.publish(event) }
     }
 
     static func principal(_ principal: Lumen_Common_V1_PrincipalRef, organizationID: String) throws -> Lumen_Common_V1_PrincipalRef {
@@ -150,13 +151,14 @@ extension ModelRegistryService: Lumen_Registry_V1_ModelRegistryService.SimpleSer
     public func upsertModel(
         request: Lumen_Registry_V1_UpsertModelRequest, context: ServerContext
     ) async throws -> Lumen_Registry_V1_UpsertModelResponse {
-        try requireAdministrator()
+        try Caller.requireOperator()
         let record = try ModelRules.record(request.model, now: clock.nowMillis)
         let model = try await store.writer.write { db in
             try record.save(db)
-            return try message(record, db)
+            let model = try message(record, db)
+            publish(model, afterCommit: db)
+            return model
         }
-        publish(model)
         logger.info("model upserted", metadata: ["model": "\(model.name)"])
         return .with { $0.model = model }
     }
@@ -164,17 +166,17 @@ extension ModelRegistryService: Lumen_Registry_V1_ModelRegistryService.SimpleSer
     public func upsertBackend(
         request: Lumen_Registry_V1_UpsertBackendRequest, context: ServerContext
     ) async throws -> Lumen_Registry_V1_UpsertBackendResponse {
-        try requireAdministrator()
-        let (backend, model) = try await store.writer.write { db in
+        try Caller.requireOperator()
+        let backend = try await store.writer.write { db in
             guard try ModelRecord.exists(db, key: request.backend.model) else {
                 throw RegistryError.modelNotFound(request.backend.model)
             }
             let existing = try BackendRecord.fetchOne(db, key: ["model": request.backend.model, "id": request.backend.id])
             let record = try ModelRules.record(request.backend, keeping: existing)
             try record.save(db)
-            return (record.message, try loadModel(named: record.model, db))
+            publish(try loadModel(named: record.model, db), afterCommit: db)
+            return record.message
         }
-        publish(model)
         logger.info("backend upserted", metadata: ["model": "\(backend.model)", "backend": "\(backend.id)"])
         return .with { $0.backend = backend }
     }
@@ -182,14 +184,13 @@ extension ModelRegistryService: Lumen_Registry_V1_ModelRegistryService.SimpleSer
     public func removeBackend(
         request: Lumen_Registry_V1_RemoveBackendRequest, context: ServerContext
     ) async throws -> Lumen_Registry_V1_RemoveBackendResponse {
-        try requireAdministrator()
-        let model = try await store.writer.write { db in
+        try Caller.requireOperator()
+        try await store.writer.write { db in
             guard try BackendRecord.deleteOne(db, key: ["model": request.model, "id": request.backendID]) else {
                 throw RegistryError.backendNotFound(request.model, request.backendID)
             }
-            return try loadModel(named: request.model, db)
+            publish(try loadModel(named: request.model, db), afterCommit: db)
         }
-        publish(model)
         return .init()
     }
 
@@ -239,12 +240,12 @@ extension ModelRegistryService: Lumen_Registry_V1_ModelRegistryService.SimpleSer
                 organizationID: organizationID, principalType: principal.type.rawValue, principalID: principal.id,
                 model: model.name, grantedByUserID: grantedBy, createdAt: now)
             try record.insert(db)
+            publish(.with {
+                $0.type = .consentGranted
+                $0.consent = record.message
+            }, afterCommit: db)
             return record
         }
-        events.publish(.with {
-            $0.type = .consentGranted
-            $0.consent = consent.message
-        })
         return .with { $0.consent = consent.message }
     }
 
@@ -253,23 +254,22 @@ extension ModelRegistryService: Lumen_Registry_V1_ModelRegistryService.SimpleSer
     ) async throws -> Lumen_Registry_V1_RevokeConsentResponse {
         let organizationID = try Caller.organization(request.organizationID)
         let principal = try Self.principal(request.principal, organizationID: organizationID)
-        let removed = try await store.writer.write { db in
-            try ConsentRecord.deleteOne(
+        try await store.writer.write { db in
+            let removed = try ConsentRecord.deleteOne(
                 db,
                 key: [
                     "organization_id": organizationID, "principal_type": principal.type.rawValue,
                     "principal_id": principal.id, "model": request.model,
                 ])
-        }
-        if removed {
-            events.publish(.with {
+            guard removed else { return }
+            publish(.with {
                 $0.type = .consentRevoked
                 $0.consent = .with {
                     $0.organizationID = organizationID
                     $0.principal = principal
                     $0.model = request.model
                 }
-            })
+            }, afterCommit: db)
         }
         return .init()
     }
@@ -303,7 +303,7 @@ extension ModelRegistryService: Lumen_Registry_V1_ModelRegistryService.SimpleSer
         try Caller.requireInternal()
         let now = clock.nowMillis
         let policy = health
-        let changed = try await store.writer.write { db in
+        try await store.writer.write { db in
             var changedModels = Set<String>()
             for report in request.reports where report.successes > 0 || report.failures > 0 {
                 guard var record = try BackendRecord.fetchOne(db, key: ["model": report.model, "id": report.backendID]) else {
@@ -325,9 +325,8 @@ extension ModelRegistryService: Lumen_Registry_V1_ModelRegistryService.SimpleSer
                 try record.update(db)
                 changedModels.insert(record.model)
             }
-            return try changedModels.sorted().map { try loadModel(named: $0, db) }
+            for name in changedModels.sorted() { publish(try loadModel(named: name, db), afterCommit: db) }
         }
-        changed.forEach(publish)
         return .init()
     }
 

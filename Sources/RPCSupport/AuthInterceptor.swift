@@ -2,23 +2,24 @@ import Crypto
 import Foundation
 import GRPCCore
 
-/// Resolves a management token (`mt-…`) to the caller it stands for.
-public protocol ManagementTokenResolver: Sendable {
+/// Resolves a management token (`mt-…`) or an operator token (`op-…`) to the caller it stands for.
+public protocol CredentialResolver: Sendable {
     /// - Throws: `ServiceError` with status UNAUTHENTICATED when the token is unknown,
     ///   revoked, inactive, suspended or expired.
-    func resolve(managementToken: String) async throws -> Caller
+    func resolve(token: String) async throws -> Caller
 }
 
 /// Establishes `Caller.current` for every RPC from the `authorization` metadata entry.
 ///
-/// `Bearer mt-…` is a management token, resolved through a `ManagementTokenResolver`;
+/// `Bearer mt-…` (a management token) and `Bearer op-…` (an operator token) are resolved
+/// through a `CredentialResolver`;
 /// `Bearer <token>` equal to the deployment's internal token is `Caller.internal`. Anything
 /// else, or nothing, fails the call with UNAUTHENTICATED before it reaches a service.
 public struct AuthInterceptor: ServerInterceptor {
     private let internalTokenDigest: SHA256.Digest
-    private let resolver: any ManagementTokenResolver
+    private let resolver: any CredentialResolver
 
-    public init(internalToken: String, resolver: any ManagementTokenResolver) {
+    public init(internalToken: String, resolver: any CredentialResolver) {
         self.internalTokenDigest = SHA256.hash(data: Array(internalToken.utf8))
         self.resolver = resolver
     }
@@ -53,14 +54,14 @@ public struct AuthInterceptor: ServerInterceptor {
         guard let header = metadata[stringValues: "authorization"].first(where: { _ in true }) else {
             throw ServiceError(
                 .unauthenticated, "missing_credentials",
-                "every call needs `authorization: Bearer <management token or internal token>` metadata")
+                "every call needs `authorization: Bearer <management, operator or internal token>` metadata")
         }
         guard let token = Self.bearerToken(header) else {
             throw ServiceError(
                 .unauthenticated, "invalid_authorization", "the authorization metadata must be `Bearer <token>`")
         }
-        if token.hasPrefix("mt-") {
-            return try await resolver.resolve(managementToken: token)
+        if token.hasPrefix("mt-") || token.hasPrefix("op-") {
+            return try await resolver.resolve(token: token)
         }
         if Self.constantTimeEqual(SHA256.hash(data: Array(token.utf8)), internalTokenDigest) {
             return .internal

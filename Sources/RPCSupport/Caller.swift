@@ -10,6 +10,9 @@ public enum Caller: Sendable, Equatable {
     case `internal`
     /// A management token (`mt-…`): an administrator of one organisation.
     case management(organizationID: String, tokenID: String, userID: String)
+    /// An operator token (`op-…`): the deployment's operator, who owns what every organisation
+    /// shares (models, backends, prices) and acts for no organisation.
+    case `operator`(tokenID: String)
 
     @TaskLocal public static var current: Caller?
 
@@ -27,6 +30,19 @@ public enum Caller: Sendable, Equatable {
             throw ServiceError(
                 .permissionDenied, "internal_only",
                 "this call is reserved for Lumen's own processes")
+        }
+    }
+
+    /// Passes the deployment's own callers: the internal token (the configuration file) and
+    /// operator tokens. An organisation's management token gets PERMISSION_DENIED.
+    public static func requireOperator() throws {
+        switch try require() {
+        case .internal, .operator: return
+        case .management:
+            throw ServiceError(
+                .permissionDenied, "operator_only",
+                "models, backends and prices belong to the deployment: use an operator token (op-…, `lumen admin operator-token create` on the machine) or the configuration file"
+            )
         }
     }
 
@@ -49,6 +65,10 @@ public enum Caller: Sendable, Equatable {
             throw ServiceError(
                 .permissionDenied, "organization_mismatch",
                 "this management token belongs to another organisation")
+        case .operator:
+            throw ServiceError(
+                .permissionDenied, "organization_token_required",
+                "an operator token acts for no organisation: use the organisation's management token (mt-…)")
         }
     }
 

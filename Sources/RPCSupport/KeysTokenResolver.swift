@@ -1,9 +1,9 @@
 import GRPCCore
 import LumenAPI
 
-/// Resolves management tokens through the keys service's `Authenticate`, wherever that
+/// Resolves management and operator tokens through the keys service's `Authenticate`, wherever that
 /// service runs (in this process or another), calling it with the internal token.
-public struct KeysTokenResolver: ManagementTokenResolver {
+public struct KeysTokenResolver: CredentialResolver {
     let keys: any Lumen_Keys_V1_KeysService.ClientProtocol
     let internalToken: String
 
@@ -12,22 +12,26 @@ public struct KeysTokenResolver: ManagementTokenResolver {
         self.internalToken = internalToken
     }
 
-    public func resolve(managementToken: String) async throws -> Caller {
+    public func resolve(token: String) async throws -> Caller {
+        let noun = token.hasPrefix("op-") ? "operator token" : "management token"
         let key: Lumen_Keys_V1_Key
         do {
-            key = try await keys.authenticate(.with { $0.secret = managementToken }, metadata: .bearer(internalToken)).key
+            key = try await keys.authenticate(.with { $0.secret = token }, metadata: .bearer(internalToken)).key
         } catch let error as RPCError {
             let cause = ServiceError(error)
             switch cause.status {
             case .unauthenticated where cause.code == "invalid_api_key":
-                throw ServiceError(.unauthenticated, "invalid_management_token", "the management token is not valid")
+                throw ServiceError(.unauthenticated, "invalid_\(noun.replacingOccurrences(of: " ", with: "_"))", "the \(noun) is not valid")
             case .unauthenticated:
-                throw ServiceError(.unauthenticated, cause.code, cause.message.replacingOccurrences(of: "API key", with: "management token"))
+                throw ServiceError(.unauthenticated, cause.code, cause.message.replacingOccurrences(of: "API key", with: noun))
             default:
                 throw ServiceError(.unavailable, "keys_unavailable", "cannot check the credential: the keys service is unavailable")
             }
         }
-        guard key.kind == .management else {
+        if key.kind == .operator, token.hasPrefix("op-") {
+            return .operator(tokenID: key.id)
+        }
+        guard key.kind == .management, token.hasPrefix("mt-") else {
             throw ServiceError(
                 .unauthenticated, "invalid_management_token",
                 "sk- keys call the model endpoints; this API takes an mt- management token")

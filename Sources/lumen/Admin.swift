@@ -12,7 +12,10 @@ import Storage
 struct Admin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Manage a deployment from the command line.",
-        subcommands: [Bootstrap.self, GrantCommand.self, GrantsCommand.self, PoolAdmin.self, LedgerAdmin.self]
+        subcommands: [
+            Bootstrap.self, GrantCommand.self, GrantsCommand.self, PoolAdmin.self, LedgerAdmin.self, OperatorTokenAdmin.self,
+            ModelsAdmin.self,
+        ]
     )
 }
 
@@ -33,12 +36,10 @@ struct LedgerCheckCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "Directory of the SQLite databases. (LUMEN_DATA_DIR, default ./data)")
-    var dataDir: String?
+    @OptionGroup var data: DataDirectoryOptions
 
     func run() async throws {
-        let environment = ProcessInfo.processInfo.environment
-        let directory = dataDir ?? environment["LUMEN_DATA_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "./data"
+        let directory = data.path
         guard FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent("ledger.sqlite")) else {
             throw ValidationError("no ledger database in \(directory) (ledger.sqlite); give --data-dir")
         }
@@ -74,12 +75,10 @@ struct Bootstrap: AsyncParsableCommand {
     @Option(help: "Display name of the administrator (default: the part of the email before @).")
     var adminName: String?
 
-    @Option(help: "Directory of the SQLite databases. (LUMEN_DATA_DIR, default ./data)")
-    var dataDir: String?
+    @OptionGroup var data: DataDirectoryOptions
 
     func run() async throws {
-        let environment = ProcessInfo.processInfo.environment
-        let directory = dataDir ?? environment["LUMEN_DATA_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "./data"
+        let directory = data.path
         do {
             let output = try await Self.perform(
                 location: .directory(directory), organization: org, adminEmail: adminEmail, adminName: adminName ?? "")

@@ -15,7 +15,27 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "A management token (mt-…) of the organisation. (LUMEN_MANAGEMENT_TOKEN)")
     var token: String?
 
-    func resolved() throws -> (host: String, port: Int, token: String) {
+    /// Runs `body` with a ledger client on the server; an RPC error is printed as
+    /// `error: message (code)` and exits 1.
+    func withLedger<Result: Sendable>(
+        _ body: (Lumen_Ledger_V1_LedgerService.Client<HTTP2ClientTransport.Posix>, Metadata) async throws -> Result
+    ) async throws -> Result {
+        let target = try GRPCTarget(
+            server: server, token: token, tokenVariable: "LUMEN_MANAGEMENT_TOKEN", prefix: "mt-", noun: "a management token")
+        return try await target.call(service: "the ledger") { client, metadata in
+            try await body(Lumen_Ledger_V1_LedgerService.Client(wrapping: client), metadata)
+        }
+    }
+}
+
+/// A running server's gRPC port and the token to call it with, as the admin commands take them.
+struct GRPCTarget {
+    var host: String
+    var port: Int
+    var token: String
+
+    /// Reads `--server` (or LUMEN_GRPC_ADDRESS) and `--token` (or `tokenVariable`), which must start with `prefix`.
+    init(server: String?, token: String?, tokenVariable: String, prefix: String, noun: String) throws {
         let environment = ProcessInfo.processInfo.environment
         func value(_ flag: String?, _ name: String) -> String? {
             flag ?? environment[name].flatMap { $0.isEmpty ? nil : $0 }
@@ -25,31 +45,30 @@ struct ServerOptions: ParsableArguments {
         guard !host.isEmpty, (1...65_535).contains(port) else {
             throw ValidationError("--server must be host:port, not \(address)")
         }
-        guard let token = value(token, "LUMEN_MANAGEMENT_TOKEN") else {
-            throw ValidationError("a management token is required: --token mt-… or LUMEN_MANAGEMENT_TOKEN")
+        guard let token = value(token, tokenVariable) else {
+            throw ValidationError("\(noun) is required: --token \(prefix)… or \(tokenVariable)")
         }
-        guard token.hasPrefix("mt-") else {
-            throw ValidationError("--token must be a management token (mt-…)")
+        guard token.hasPrefix(prefix) else {
+            throw ValidationError("--token must be \(noun) (\(prefix)…)")
         }
-        return (host, port, token)
+        (self.host, self.port, self.token) = (host, port, token)
     }
 
-    /// Runs `body` with a ledger client on the server; an RPC error is printed as
-    /// `error: message (code)` and exits 1.
-    func withLedger<Result: Sendable>(
-        _ body: (Lumen_Ledger_V1_LedgerService.Client<HTTP2ClientTransport.Posix>, Metadata) async throws -> Result
+    /// Runs `body` with a client of the server; an RPC error is printed as `error: message (code)`
+    /// and exits 1.
+    func call<Result: Sendable>(
+        service: String, _ body: (GRPCClient<HTTP2ClientTransport.Posix>, Metadata) async throws -> Result
     ) async throws -> Result {
-        let (host, port, token) = try resolved()
         do {
             return try await withGRPCClient(
                 transport: try HTTP2ClientTransport.Posix(target: .dns(host: host, port: port), transportSecurity: .plaintext)
             ) { client in
-                try await body(Lumen_Ledger_V1_LedgerService.Client(wrapping: client), .bearer(token))
+                try await body(client, .bearer(token))
             }
         } catch let error as RPCError {
             var standardError = FileHandleOutputStream.standardError
             if error.code == .unavailable && ServiceError(error).code == "service_unavailable" {
-                print("error: cannot reach the ledger at \(host):\(port) (is `lumen serve` running? --server)", to: &standardError)
+                print("error: cannot reach \(service) at \(host):\(port) (is `lumen serve` running? --server)", to: &standardError)
             } else {
                 let cause = ServiceError(error)
                 print("error: \(cause.message) (\(cause.code))", to: &standardError)
@@ -260,7 +279,7 @@ private func usd(_ text: String, option: String) throws -> Int64 {
     return micros
 }
 
-private func printJSON(_ value: some Encodable) throws {
+func printJSON(_ value: some Encodable) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys]
     print(String(decoding: try encoder.encode(value), as: UTF8.self))

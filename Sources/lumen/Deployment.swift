@@ -132,16 +132,20 @@ struct Deployment {
                 internalToken: internalToken
             )
             let (host, logger, onListening) = (configuration.httpHost, logger, onListening)
+            let gateway = buildGateway(
+                configuration: .init(
+                    host: host, port: configuration.httpPort,
+                    probeInterval: configuration.probeIntervalSeconds > 0 ? .seconds(configuration.probeIntervalSeconds) : nil),
+                services: gatewayServices, logger: logger,
+                onServerRunning: { port in
+                    logger.notice("HTTP listening on \(host):\(port)")
+                    await onListening(.http(host: host, port: port))
+                })
+            // Shut down in reverse order: the HTTP server first (requests in flight finish within
+            // the grace), then the caches and the Meter stream they settled over, then the services.
+            lifecycle += gateway.background
             lifecycle.append(
-                buildApplication(
-                    configuration: .init(
-                        host: host, port: configuration.httpPort,
-                        probeInterval: configuration.probeIntervalSeconds > 0 ? .seconds(configuration.probeIntervalSeconds) : nil),
-                    services: gatewayServices, logger: logger,
-                    onServerRunning: { port in
-                        logger.notice("HTTP listening on \(host):\(port)")
-                        await onListening(.http(host: host, port: port))
-                    }))
+                ShutdownGrace(base: gateway.application, grace: .seconds(configuration.shutdownGraceSeconds), logger: logger))
         }
 
         logger.info(
@@ -150,8 +154,12 @@ struct Deployment {
                 "data_dir": "\(configuration.dataDirectory)",
                 "services": "\(local.sorted().map(\.rawValue).joined(separator: ","))",
             ])
-        let group = ServiceGroup(
-            configuration: .init(services: lifecycle, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: lifecycle, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        // A safety net: past the HTTP grace, the rest (flushes, streams, servers) gets 5 s more.
+        groupConfiguration.maximumGracefulShutdownDuration = .seconds(configuration.shutdownGraceSeconds + 5)
+        groupConfiguration.maximumCancellationDuration = .seconds(5)
+        let group = ServiceGroup(configuration: groupConfiguration)
         try await group.run()
     }
 

@@ -68,6 +68,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Days of raw usage lines to keep; older settled lines are deleted hourly, their billing totals stay. 0: keep forever. (LUMEN_USAGE_RETENTION_DAYS, default 0)")
     var usageRetentionDays: Int?
 
+    @Option(help: "Seconds that requests in flight at SIGTERM/SIGINT may take to finish (no new ones are accepted); then they are cancelled and billed for what they produced, and the process exits. (LUMEN_SHUTDOWN_GRACE, default 10)")
+    var shutdownGrace: Int?
+
     @Flag(help: """
         Demo mode: on an empty data directory, create a demo organisation, a demo model served by the \
         built-in mock provider and an API key, and print {"api_key", "management_token", "model"} \
@@ -132,23 +135,22 @@ struct Serve: AsyncParsableCommand {
             }
         }
         if let value = pick(logLevel, "LUMEN_LOG_LEVEL") { configuration.logLevel = value }
-        if let value = pick(probeInterval.map(String.init), "LUMEN_PROBE_INTERVAL") {
-            guard let seconds = Int(value) else {
-                throw ConfigurationError("--probe-interval must be a number of seconds, not \"\(value)\"")
-            }
+        func number(_ flag: Int?, _ variable: String, _ option: String, unit: String) throws -> Int? {
+            guard let value = pick(flag.map(String.init), variable) else { return nil }
+            guard let number = Int(value) else { throw ConfigurationError("\(option) must be a number of \(unit), not \"\(value)\"") }
+            return number
+        }
+        if let seconds = try number(probeInterval, "LUMEN_PROBE_INTERVAL", "--probe-interval", unit: "seconds") {
             configuration.probeIntervalSeconds = try ServeConfiguration.probeInterval(seconds, "--probe-interval")
         }
-        if let value = pick(holdTTL.map(String.init), "LUMEN_HOLD_TTL") {
-            guard let seconds = Int(value) else {
-                throw ConfigurationError("--hold-ttl must be a number of seconds, not \"\(value)\"")
-            }
+        if let seconds = try number(holdTTL, "LUMEN_HOLD_TTL", "--hold-ttl", unit: "seconds") {
             configuration.holdTTLSeconds = try ServeConfiguration.holdTTL(seconds, "--hold-ttl")
         }
-        if let value = pick(usageRetentionDays.map(String.init), "LUMEN_USAGE_RETENTION_DAYS") {
-            guard let days = Int(value) else {
-                throw ConfigurationError("--usage-retention-days must be a number of days, not \"\(value)\"")
-            }
+        if let days = try number(usageRetentionDays, "LUMEN_USAGE_RETENTION_DAYS", "--usage-retention-days", unit: "days") {
             configuration.usageRetentionDays = try ServeConfiguration.retentionDays(days, "--usage-retention-days")
+        }
+        if let seconds = try number(shutdownGrace, "LUMEN_SHUTDOWN_GRACE", "--shutdown-grace", unit: "seconds") {
+            configuration.shutdownGraceSeconds = try ServeConfiguration.shutdownGrace(seconds, "--shutdown-grace")
         }
         configuration.demo = demo || ["1", "true", "yes"].contains(environment["LUMEN_DEMO"]?.lowercased() ?? "")
         return configuration

@@ -54,6 +54,8 @@ struct ServeConfiguration: Sendable, Equatable {
     var holdTTLSeconds = 900
     /// Days of raw usage lines the ledger keeps; 0: forever.
     var usageRetentionDays = 0
+    /// Seconds requests in flight at shutdown may take to finish before they are cancelled.
+    var shutdownGraceSeconds = 10
     /// Set up a demo organisation, key and mock model on an empty data directory.
     var demo = false
     /// Models and backends to upsert into the registry at start (the file's `models:`).
@@ -62,6 +64,7 @@ struct ServeConfiguration: Sendable, Equatable {
     /// Keys of the YAML file (see gateway/lumen.example.yaml).
     static let fileKeys: Set<String> = [
         "data_dir", "log_level", "http", "grpc", "services", "remote", "models", "probe_interval", "usage_retention_days", "hold_ttl",
+        "shutdown_grace",
     ]
 
     /// Applies a YAML configuration file.
@@ -101,17 +104,20 @@ struct ServeConfiguration: Sendable, Equatable {
         }
         if let value = try string(root["data_dir"], "data_dir") { dataDirectory = value }
         if let value = try string(root["log_level"], "log_level") { logLevel = value }
-        if let value = root["probe_interval"] {
-            guard let seconds = value as? Int else { throw ConfigurationError("\(path): probe_interval must be a number of seconds") }
+        func number(_ key: String, unit: String) throws -> Int? {
+            guard let value = root[key] else { return nil }
+            guard let number = value as? Int else { throw ConfigurationError("\(path): \(key) must be a number of \(unit)") }
+            return number
+        }
+        if let seconds = try number("probe_interval", unit: "seconds") {
             probeIntervalSeconds = try Self.probeInterval(seconds, "probe_interval")
         }
-        if let value = root["hold_ttl"] {
-            guard let seconds = value as? Int else { throw ConfigurationError("\(path): hold_ttl must be a number of seconds") }
-            holdTTLSeconds = try Self.holdTTL(seconds, "hold_ttl")
-        }
-        if let value = root["usage_retention_days"] {
-            guard let days = value as? Int else { throw ConfigurationError("\(path): usage_retention_days must be a number of days") }
+        if let seconds = try number("hold_ttl", unit: "seconds") { holdTTLSeconds = try Self.holdTTL(seconds, "hold_ttl") }
+        if let days = try number("usage_retention_days", unit: "days") {
             usageRetentionDays = try Self.retentionDays(days, "usage_retention_days")
+        }
+        if let seconds = try number("shutdown_grace", unit: "seconds") {
+            shutdownGraceSeconds = try Self.shutdownGrace(seconds, "shutdown_grace")
         }
         let http = try section("http", allowed: ["host", "port"])
         if let value = try string(http["host"], "http.host") { httpHost = value }
@@ -155,6 +161,14 @@ struct ServeConfiguration: Sendable, Equatable {
     static func holdTTL(_ seconds: Int, _ name: String) throws -> Int {
         guard (1...86_400).contains(seconds) else {
             throw ConfigurationError("\(name) must be 1–86400 seconds, not \(seconds)")
+        }
+        return seconds
+    }
+
+    /// 0–3600 seconds.
+    static func shutdownGrace(_ seconds: Int, _ name: String) throws -> Int {
+        guard (0...3600).contains(seconds) else {
+            throw ConfigurationError("\(name) must be 0–3600 seconds, not \(seconds)")
         }
         return seconds
     }

@@ -97,13 +97,18 @@ struct MeteringRouteTests {
             #expect(line.costMicros == 3 * 2 + 7 * 8)
             #expect(!line.estimated)
 
-            // The key's counters follow in the next batch.
-            let keys = gateway.services.keys
-            let metadata = gateway.tenant.metadata
-            try await eventuallyAsync("the key's counters include the request") {
-                let key = try await keys.getKey(.with { $0.keyID = keyID }, metadata: metadata).key
-                return key.requestCount == 1 && key.usedMicros == 62 && key.tokenCount == 10 && key.hasLastUsedAt
-            }
+            // The key's totals are the ledger's, counted by the time the answer arrived.
+            let totals = try await gateway.services.ledger.getKeyTotals(
+                .with { $0.keyIds = [keyID, "key_of_nobody"] }, metadata: gateway.tenant.metadata
+            ).totals
+            #expect(totals.count == 2)
+            #expect(totals[0].requests == 1 && totals[0].costMicros == 62)
+            #expect(totals[0].inputTokens == 3 && totals[0].outputTokens == 7 && totals[0].hasLastUsedAt)
+            #expect(totals[1].keyID == "key_of_nobody" && totals[1].requests == 0 && !totals[1].hasLastUsedAt)
+            let (status, object) = try await gateway.send(.get, "/v1/management/api-keys/\(keyID)")
+            #expect(status == 200)
+            #expect((object["used_amount"] as? NSNumber)?.decimalValue == Decimal(string: "0.000062"))
+            #expect(object["last_used_at"] is String)
         }
     }
 

@@ -202,6 +202,97 @@ struct ModelRegistryServiceTests {
         }
     }
 
+    @Test("Models, backends and prices are the operator's: an organisation's token is refused, an operator token is not")
+    func operatorOnly() async throws {
+        try await TestServices.run { services in
+            let acme = try await services.tenant("Acme")
+            let intruder = try await services.tenant("Intruder")
+            _ = try await services.registry.upsertModel(.with { $0.model = Self.gpt() }, metadata: services.asInternal)
+            _ = try await services.registry.upsertBackend(.with { $0.backend = Self.backend("primary") }, metadata: services.asInternal)
+
+            func refused(_ what: String, _ call: () async throws -> Void) async {
+                do {
+                    try await call()
+                    Issue.record("\(what): an organisation's management token was accepted")
+                } catch let error as RPCError {
+                    #expect(error.code == .permissionDenied, "\(what)")
+                    #expect(reason(of: error) == "operator_only", "\(what)")
+                } catch {
+                    Issue.record("\(what): \(error)")
+                }
+            }
+            for tenant in [acme, intruder] {
+                var hijack = Self.backend("hijack")
+                hijack.weight = 1000
+                hijack.baseURL = "http://127.0.0.1:1/v1"
+                await refused("UpsertBackend") {
+                    _ = try await services.registry.upsertBackend(.with { $0.backend = hijack }, metadata: tenant.metadata)
+                }
+                await refused("RemoveBackend") {
+                    _ = try await services.registry.removeBackend(
+                        .with {
+                            $0.model = "gpt-4o-mini"
+                            $0.backendID = "primary"
+                        }, metadata: tenant.metadata)
+                }
+                await refused("UpsertModel") {
+                    _ = try await services.registry.upsertModel(
+                        .with { $0.model = Self.gpt { $0.prices.outputPerMillionMicros = 0 } }, metadata: tenant.metadata)
+                }
+            }
+            // Nothing changed: one backend, the original price.
+            var model = try await services.registry.getModel(.with { $0.name = "gpt-4o-mini" }, metadata: acme.metadata).model
+            #expect(model.backends.map(\.id) == ["primary"])
+            #expect(model.prices.outputPerMillionMicros == 600_000)
+
+            // An operator token (made on the machine, as the internal caller) may change them.
+            let created = try await services.keys.createOperatorToken(.with { $0.name = "ops" }, metadata: services.asInternal)
+            #expect(created.secret.hasPrefix("op-"))
+            #expect(created.key.kind == .operator && created.key.organizationID.isEmpty)
+            let asOperator = Metadata.bearer(created.secret)
+            _ = try await services.registry.upsertModel(
+                .with { $0.model = Self.gpt { $0.prices.outputPerMillionMicros = 700_000 } }, metadata: asOperator)
+            _ = try await services.registry.upsertBackend(.with { $0.backend = Self.backend("secondary") }, metadata: asOperator)
+            model = try await services.registry.getModel(.with { $0.name = "gpt-4o-mini" }, metadata: asOperator).model
+            #expect(model.backends.map(\.id) == ["primary", "secondary"])
+            #expect(model.prices.outputPerMillionMicros == 700_000)
+
+            // It acts for no organisation, and it cannot make operator tokens itself.
+            do {
+                _ = try await services.keys.listKeys(.init(), metadata: asOperator)
+                Issue.record("an operator token listed an organisation's keys")
+            } catch let error as RPCError {
+                #expect(error.code == .permissionDenied)
+            }
+            do {
+                _ = try await services.keys.createOperatorToken(.init(), metadata: acme.metadata)
+                Issue.record("a management token made an operator token")
+            } catch let error as RPCError {
+                #expect(error.code == .permissionDenied)
+            }
+            // Never streamed to gateways, and revoked at once.
+            #expect(try await services.keys.listOperatorTokens(.init(), metadata: services.asInternal).keys.map(\.id) == [created.key.id])
+            _ = try await services.keys.revokeOperatorToken(.with { $0.keyID = created.key.id }, metadata: services.asInternal)
+            do {
+                _ = try await services.registry.removeBackend(
+                    .with {
+                        $0.model = "gpt-4o-mini"
+                        $0.backendID = "secondary"
+                    }, metadata: asOperator)
+                Issue.record("a revoked operator token was accepted")
+            } catch let error as RPCError {
+                #expect(error.code == .unauthenticated)
+                #expect(reason(of: error) == "key_revoked")
+            }
+            do {
+                _ = try await services.keys.revokeOperatorToken(.with { $0.keyID = "key_nope" }, metadata: services.asInternal)
+                Issue.record("expected key_not_found")
+            } catch let error as RPCError {
+                #expect(error.code == .notFound)
+            }
+        }
+    }
+
     @Test("WatchRegistry sends the registry, SYNCED, then each change")
     func watch() async throws {
         try await TestServices.run { services in

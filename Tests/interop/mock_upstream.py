@@ -17,6 +17,7 @@ class MockUpstream:
     def __init__(self):
         self.requests = []          # (path, headers dict, body dict)
         self.mode = "ok"            # ok | fail | no_usage | slow
+        self.slow_repeat = 200      # slow streams send WORDS this many times, 20 ms a chunk
         self.lock = threading.Lock()
         upstream = self
 
@@ -89,7 +90,7 @@ class MockUpstream:
                         answer["usage"] = USAGE
                     return self.send_json(200, answer)
                 chunks = [dict(base, object="chat.completion.chunk", choices=[{"index": 0, "delta": {"content": w}, "finish_reason": None}])
-                          for w in (WORDS * (200 if mode == "slow" else 1))]
+                          for w in (WORDS * (upstream.slow_repeat if mode == "slow" else 1))]
                 chunks.append(dict(base, object="chat.completion.chunk", choices=[{"index": 0, "delta": {}, "finish_reason": "stop"}]))
                 if mode != "no_usage" and (body.get("stream_options") or {}).get("include_usage"):
                     chunks.append(dict(base, object="chat.completion.chunk", choices=[], usage=USAGE))

@@ -218,9 +218,24 @@ def test_kill_9_mid_load_loses_no_answered_request_and_charges_nothing_twice(tmp
         assert status == 200 and micros(billing["total"]["cost"]) == total
         assert billing["total"]["requests"] == len(lines)
 
-        # And the restarted server meters new requests as before.
+        # The key's counters are the ledger's: exactly Σ of its lines, after the crash too.
+        status, listed = call(server, "GET", "/v1/management/api-keys", token)
+        (listed_key,) = [k for k in listed["data"] if k["id"] == key["id"]]
+        assert micros(listed_key["used_amount"]) == total
+        assert listed_key["last_used_at"] is not None
+        with grpc.insecure_channel(server.grpc_target) as channel:
+            (totals,) = lumen_api.ledger_pb2_grpc.LedgerServiceStub(channel).GetKeyTotals(
+                lumen_api.ledger_pb2.GetKeyTotalsRequest(key_ids=[key["id"]]),
+                metadata=(("authorization", f"Bearer {token}"),)).totals
+        assert totals.requests == len(lines) and totals.cost_micros == total
+        assert totals.input_tokens == sum(line["input_tokens"] for line in lines.values())
+        assert totals.output_tokens == sum(line["output_tokens"] for line in lines.values())
+
+        # And the restarted server meters new requests as before, counted on the key at once.
         status, _ = call(server, "POST", "/v1/chat/completions", key["key"], body)
         assert status == 200
+        status, after = call(server, "GET", f"/v1/management/api-keys/{key['id']}", token)
+        assert status == 200 and micros(after["used_amount"]) > total
 
 
 def test_the_admin_cli_grants_configures_and_lists_over_the_grpc_port(server):

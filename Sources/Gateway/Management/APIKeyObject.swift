@@ -22,17 +22,18 @@ struct APIKeyObject: Encodable {
     /// The full secret: set only in the response to POST.
     var key: String?
 
-    init(_ key: Lumen_Keys_V1_Key, secret: String? = nil) {
+    /// `totals` is what the ledger recorded for the key (none: a new key, nothing used).
+    init(_ key: Lumen_Keys_V1_Key, totals: Lumen_Ledger_V1_KeyTotals? = nil, secret: String? = nil) {
         self.id = key.id
         self.name = key.name
         self.keyPrefix = key.keyPrefix
         self.hint = key.hint
         self.status = Self.statusName(key.status)
         self.limitAmount = key.hasLimitMicros ? USD.amount(key.limitMicros) : nil
-        self.usedAmount = USD.amount(key.usedMicros)
+        self.usedAmount = USD.amount(totals?.costMicros ?? 0)
         self.models = key.models
         self.expiresAt = key.hasExpiresAt ? RFC3339.format(millis: key.expiresAt.millis) : nil
-        self.lastUsedAt = key.hasLastUsedAt ? RFC3339.format(millis: key.lastUsedAt.millis) : nil
+        self.lastUsedAt = totals.flatMap { $0.hasLastUsedAt ? RFC3339.format(millis: $0.lastUsedAt.millis) : nil }
         self.createdAt = RFC3339.format(millis: key.createdAt.millis)
         self.rpmLimit = key.rpmLimit > 0 ? Int(key.rpmLimit) : nil
         self.tpmLimit = key.tpmLimit > 0 ? key.tpmLimit : nil

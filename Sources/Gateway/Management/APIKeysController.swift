@@ -5,9 +5,11 @@ import LumenAPI
 import RPCSupport
 
 /// `/v1/management/api-keys`: list, create, read and update the organisation's inference keys
-/// (seed 003). Authorised by the management token, which the keys service checks.
+/// (seed 003). Authorised by the management token, which the services check. What a key has
+/// used (`used_amount`, `last_used_at`) comes from the ledger, the record of money, at each read.
 struct APIKeysController<Context: RequestContext>: Sendable {
     let keys: any Lumen_Keys_V1_KeysService.ClientProtocol
+    let ledger: any Lumen_Ledger_V1_LedgerService.ClientProtocol
     static var maxBodyBytes: Int { 64 * 1024 }
 
     func addRoutes(to group: RouterGroup<Context>) {
@@ -33,7 +35,8 @@ struct APIKeysController<Context: RequestContext>: Sendable {
                         }
                     }, metadata: metadata)
             }
-            keys += response.keys.map { APIKeyObject($0) }
+            let totals = try await self.totals(of: response.keys, metadata: metadata)
+            keys += zip(response.keys, totals).map { APIKeyObject($0, totals: $1) }
             guard response.pageInfo.hasMore_p else { break }
             page += 1
         }
@@ -45,14 +48,14 @@ struct APIKeysController<Context: RequestContext>: Sendable {
         let body = try await Self.body(request, context: context)
         let message = try APIKeyBody.create(body)
         let response = try await call { try await keys.createKey(message, metadata: metadata) }
-        return JSONResponse(APIKeyObject(response.key, secret: response.secret))
+        return JSONResponse(APIKeyObject(response.key, totals: nil, secret: response.secret))
     }
 
     @Sendable func get(_ request: Request, context: Context) async throws -> JSONResponse<APIKeyObject> {
         let metadata = try ManagementAuth.metadata(request)
         let keyID = try context.parameters.require("keyId")
         let response = try await call { try await keys.getKey(.with { $0.keyID = keyID }, metadata: metadata) }
-        return JSONResponse(APIKeyObject(response.key))
+        return JSONResponse(APIKeyObject(response.key, totals: try await totals(of: [response.key], metadata: metadata)[0]))
     }
 
     @Sendable func update(_ request: Request, context: Context) async throws -> JSONResponse<APIKeyObject> {
@@ -61,7 +64,17 @@ struct APIKeysController<Context: RequestContext>: Sendable {
         let body = try await Self.body(request, context: context)
         let message = try APIKeyBody.update(body, keyID: keyID)
         let response = try await call { try await keys.updateKey(message, metadata: metadata) }
-        return JSONResponse(APIKeyObject(response.key))
+        return JSONResponse(APIKeyObject(response.key, totals: try await totals(of: [response.key], metadata: metadata)[0]))
+    }
+
+    /// The ledger's totals of `keys`, in order.
+    private func totals(of keys: [Lumen_Keys_V1_Key], metadata: Metadata) async throws -> [Lumen_Ledger_V1_KeyTotals] {
+        guard !keys.isEmpty else { return [] }
+        do {
+            return try await ledger.getKeyTotals(.with { $0.keyIds = keys.map(\.id) }, metadata: metadata).totals
+        } catch let error as RPCError {
+            throw APIError(ServiceError(error))
+        }
     }
 
     /// Runs a keys-service call, naming the fields of its errors as this API's body does.

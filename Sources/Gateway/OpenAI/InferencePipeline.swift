@@ -20,7 +20,6 @@ struct InferencePipeline: Sendable {
     let admission: InferenceAdmission
     let meter: LedgerMeter
     let router: BackendRouter
-    let keyUsage: BatchReporter<Lumen_Keys_V1_KeyUsageDelta, String>
     let limiter: RateLimiter
     let metrics: GatewayMetrics
     let clock: WallClock
@@ -262,14 +261,6 @@ struct InferencePipeline: Sendable {
                 "settle failed; the hold will be settled at its estimate when it expires",
                 metadata: ["request_id": "\(admitted.requestID)", "error": "\(error)"])
         }
-        keyUsage.record(
-            .with {
-                $0.keyID = admitted.key.id
-                $0.requests = 1
-                $0.tokens = tokens.total
-                $0.costMicros = admitted.byok ? 0 : cost
-                $0.lastUsedAt = .init(millis: clock.nowMillis)
-            }, under: admitted.key.id)
         logger.info(
             "inference",
             metadata: [

@@ -33,7 +33,7 @@ final class HealthProber: Service, Sendable {
     func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do {
-                try await Task.sleep(for: interval)
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: self.interval) }
             } catch {
                 return
             }

@@ -4,6 +4,9 @@
 ///   model endpoints.
 /// - Management tokens (`mt-…`) act as an administrator of their organisation on the
 ///   management API and on the gRPC port.
+/// - Operator tokens (`op-…`) belong to the deployment, not to an organisation: they change
+///   what every organisation shares (models, backends, prices) on the gRPC port. They are made
+///   on the machine (`lumen admin operator-token create`), never through an organisation.
 ///
 /// A secret is returned exactly once, by CreateKey. The service stores only its SHA-256
 /// digest, compares digests in constant time and never logs a secret. Afterwards a key is
@@ -11,8 +14,9 @@
 /// its prefix (`sk-abc123...`).
 ///
 /// Authorisation: a management token may manage the keys of its own organisation;
-/// `organization_id` may be left empty, meaning the caller's organisation. Authenticate and
-/// WatchKeys are internal only.
+/// `organization_id` may be left empty, meaning the caller's organisation. Authenticate,
+/// WatchKeys and the operator-token RPCs are internal only. WatchKeys never streams operator
+/// tokens.
 
 // DO NOT EDIT.
 // swift-format-ignore-file
@@ -114,19 +118,6 @@ public enum Lumen_Keys_V1_KeysService: Sendable {
                 type: .unary
             )
         }
-        /// Namespace for "RecordKeyUsage" metadata.
-        public enum RecordKeyUsage: Sendable {
-            /// Request type for "RecordKeyUsage".
-            public typealias Input = Lumen_Keys_V1_RecordKeyUsageRequest
-            /// Response type for "RecordKeyUsage".
-            public typealias Output = Lumen_Keys_V1_RecordKeyUsageResponse
-            /// Descriptor for "RecordKeyUsage".
-            public static let descriptor = GRPCCore.MethodDescriptor(
-                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.keys.v1.KeysService"),
-                method: "RecordKeyUsage",
-                type: .unary
-            )
-        }
         /// Namespace for "WatchKeys" metadata.
         public enum WatchKeys: Sendable {
             /// Request type for "WatchKeys".
@@ -140,6 +131,45 @@ public enum Lumen_Keys_V1_KeysService: Sendable {
                 type: .serverStreaming
             )
         }
+        /// Namespace for "CreateOperatorToken" metadata.
+        public enum CreateOperatorToken: Sendable {
+            /// Request type for "CreateOperatorToken".
+            public typealias Input = Lumen_Keys_V1_CreateOperatorTokenRequest
+            /// Response type for "CreateOperatorToken".
+            public typealias Output = Lumen_Keys_V1_CreateOperatorTokenResponse
+            /// Descriptor for "CreateOperatorToken".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.keys.v1.KeysService"),
+                method: "CreateOperatorToken",
+                type: .unary
+            )
+        }
+        /// Namespace for "ListOperatorTokens" metadata.
+        public enum ListOperatorTokens: Sendable {
+            /// Request type for "ListOperatorTokens".
+            public typealias Input = Lumen_Keys_V1_ListOperatorTokensRequest
+            /// Response type for "ListOperatorTokens".
+            public typealias Output = Lumen_Keys_V1_ListOperatorTokensResponse
+            /// Descriptor for "ListOperatorTokens".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.keys.v1.KeysService"),
+                method: "ListOperatorTokens",
+                type: .unary
+            )
+        }
+        /// Namespace for "RevokeOperatorToken" metadata.
+        public enum RevokeOperatorToken: Sendable {
+            /// Request type for "RevokeOperatorToken".
+            public typealias Input = Lumen_Keys_V1_RevokeOperatorTokenRequest
+            /// Response type for "RevokeOperatorToken".
+            public typealias Output = Lumen_Keys_V1_RevokeOperatorTokenResponse
+            /// Descriptor for "RevokeOperatorToken".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.keys.v1.KeysService"),
+                method: "RevokeOperatorToken",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "lumen.keys.v1.KeysService" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             CreateKey.descriptor,
@@ -148,8 +178,10 @@ public enum Lumen_Keys_V1_KeysService: Sendable {
             UpdateKey.descriptor,
             RevokeKey.descriptor,
             Authenticate.descriptor,
-            RecordKeyUsage.descriptor,
-            WatchKeys.descriptor
+            WatchKeys.descriptor,
+            CreateOperatorToken.descriptor,
+            ListOperatorTokens.descriptor,
+            RevokeOperatorToken.descriptor
         ]
     }
 }
@@ -297,25 +329,6 @@ extension Lumen_Keys_V1_KeysService {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Keys_V1_AuthenticateResponse>
 
-        /// Handle the "RecordKeyUsage" method.
-        ///
-        /// > Source IDL Documentation:
-        /// >
-        /// > Adds request, token and cost counters to keys and sets their last-used time; the
-        /// > gateway sends them in batches. Internal only.
-        ///
-        /// - Parameters:
-        ///   - request: A streaming request of `Lumen_Keys_V1_RecordKeyUsageRequest` messages.
-        ///   - context: Context providing information about the RPC.
-        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
-        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
-        ///     to an internal error.
-        /// - Returns: A streaming response of `Lumen_Keys_V1_RecordKeyUsageResponse` messages.
-        func recordKeyUsage(
-            request: GRPCCore.StreamingServerRequest<Lumen_Keys_V1_RecordKeyUsageRequest>,
-            context: GRPCCore.ServerContext
-        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Keys_V1_RecordKeyUsageResponse>
-
         /// Handle the "WatchKeys" method.
         ///
         /// > Source IDL Documentation:
@@ -334,6 +347,63 @@ extension Lumen_Keys_V1_KeysService {
             request: GRPCCore.StreamingServerRequest<Lumen_Keys_V1_WatchKeysRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Keys_V1_KeyEvent>
+
+        /// Handle the "CreateOperatorToken" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Creates a deployment operator token and returns its secret (`op-…`), this once.
+        /// > Internal only: `lumen admin operator-token create` runs it on the machine.
+        /// > INVALID_ARGUMENT `invalid_name`.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Lumen_Keys_V1_CreateOperatorTokenRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Keys_V1_CreateOperatorTokenResponse` messages.
+        func createOperatorToken(
+            request: GRPCCore.StreamingServerRequest<Lumen_Keys_V1_CreateOperatorTokenRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Keys_V1_CreateOperatorTokenResponse>
+
+        /// Handle the "ListOperatorTokens" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Lists the operator tokens, revoked ones too, oldest first. Internal only.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Lumen_Keys_V1_ListOperatorTokensRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Keys_V1_ListOperatorTokensResponse` messages.
+        func listOperatorTokens(
+            request: GRPCCore.StreamingServerRequest<Lumen_Keys_V1_ListOperatorTokensRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Keys_V1_ListOperatorTokensResponse>
+
+        /// Handle the "RevokeOperatorToken" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Revokes an operator token at once. NOT_FOUND (`key_not_found`) for an unknown id.
+        /// > Internal only.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Lumen_Keys_V1_RevokeOperatorTokenRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Keys_V1_RevokeOperatorTokenResponse` messages.
+        func revokeOperatorToken(
+            request: GRPCCore.StreamingServerRequest<Lumen_Keys_V1_RevokeOperatorTokenRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Keys_V1_RevokeOperatorTokenResponse>
     }
 
     /// Service protocol for the "lumen.keys.v1.KeysService" service.
@@ -465,25 +535,6 @@ extension Lumen_Keys_V1_KeysService {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Lumen_Keys_V1_AuthenticateResponse>
 
-        /// Handle the "RecordKeyUsage" method.
-        ///
-        /// > Source IDL Documentation:
-        /// >
-        /// > Adds request, token and cost counters to keys and sets their last-used time; the
-        /// > gateway sends them in batches. Internal only.
-        ///
-        /// - Parameters:
-        ///   - request: A request containing a single `Lumen_Keys_V1_RecordKeyUsageRequest` message.
-        ///   - context: Context providing information about the RPC.
-        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
-        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
-        ///     to an internal error.
-        /// - Returns: A response containing a single `Lumen_Keys_V1_RecordKeyUsageResponse` message.
-        func recordKeyUsage(
-            request: GRPCCore.ServerRequest<Lumen_Keys_V1_RecordKeyUsageRequest>,
-            context: GRPCCore.ServerContext
-        ) async throws -> GRPCCore.ServerResponse<Lumen_Keys_V1_RecordKeyUsageResponse>
-
         /// Handle the "WatchKeys" method.
         ///
         /// > Source IDL Documentation:
@@ -502,6 +553,63 @@ extension Lumen_Keys_V1_KeysService {
             request: GRPCCore.ServerRequest<Lumen_Keys_V1_WatchKeysRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Keys_V1_KeyEvent>
+
+        /// Handle the "CreateOperatorToken" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Creates a deployment operator token and returns its secret (`op-…`), this once.
+        /// > Internal only: `lumen admin operator-token create` runs it on the machine.
+        /// > INVALID_ARGUMENT `invalid_name`.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Keys_V1_CreateOperatorTokenRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Lumen_Keys_V1_CreateOperatorTokenResponse` message.
+        func createOperatorToken(
+            request: GRPCCore.ServerRequest<Lumen_Keys_V1_CreateOperatorTokenRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Lumen_Keys_V1_CreateOperatorTokenResponse>
+
+        /// Handle the "ListOperatorTokens" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Lists the operator tokens, revoked ones too, oldest first. Internal only.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Keys_V1_ListOperatorTokensRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Lumen_Keys_V1_ListOperatorTokensResponse` message.
+        func listOperatorTokens(
+            request: GRPCCore.ServerRequest<Lumen_Keys_V1_ListOperatorTokensRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Lumen_Keys_V1_ListOperatorTokensResponse>
+
+        /// Handle the "RevokeOperatorToken" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Revokes an operator token at once. NOT_FOUND (`key_not_found`) for an unknown id.
+        /// > Internal only.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Keys_V1_RevokeOperatorTokenRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Lumen_Keys_V1_RevokeOperatorTokenResponse` message.
+        func revokeOperatorToken(
+            request: GRPCCore.ServerRequest<Lumen_Keys_V1_RevokeOperatorTokenRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Lumen_Keys_V1_RevokeOperatorTokenResponse>
     }
 
     /// Simple service protocol for the "lumen.keys.v1.KeysService" service.
@@ -631,25 +739,6 @@ extension Lumen_Keys_V1_KeysService {
             context: GRPCCore.ServerContext
         ) async throws -> Lumen_Keys_V1_AuthenticateResponse
 
-        /// Handle the "RecordKeyUsage" method.
-        ///
-        /// > Source IDL Documentation:
-        /// >
-        /// > Adds request, token and cost counters to keys and sets their last-used time; the
-        /// > gateway sends them in batches. Internal only.
-        ///
-        /// - Parameters:
-        ///   - request: A `Lumen_Keys_V1_RecordKeyUsageRequest` message.
-        ///   - context: Context providing information about the RPC.
-        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
-        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
-        ///     to an internal error.
-        /// - Returns: A `Lumen_Keys_V1_RecordKeyUsageResponse` to respond with.
-        func recordKeyUsage(
-            request: Lumen_Keys_V1_RecordKeyUsageRequest,
-            context: GRPCCore.ServerContext
-        ) async throws -> Lumen_Keys_V1_RecordKeyUsageResponse
-
         /// Handle the "WatchKeys" method.
         ///
         /// > Source IDL Documentation:
@@ -669,6 +758,63 @@ extension Lumen_Keys_V1_KeysService {
             response: GRPCCore.RPCWriter<Lumen_Keys_V1_KeyEvent>,
             context: GRPCCore.ServerContext
         ) async throws
+
+        /// Handle the "CreateOperatorToken" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Creates a deployment operator token and returns its secret (`op-…`), this once.
+        /// > Internal only: `lumen admin operator-token create` runs it on the machine.
+        /// > INVALID_ARGUMENT `invalid_name`.
+        ///
+        /// - Parameters:
+        ///   - request: A `Lumen_Keys_V1_CreateOperatorTokenRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Lumen_Keys_V1_CreateOperatorTokenResponse` to respond with.
+        func createOperatorToken(
+            request: Lumen_Keys_V1_CreateOperatorTokenRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Lumen_Keys_V1_CreateOperatorTokenResponse
+
+        /// Handle the "ListOperatorTokens" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Lists the operator tokens, revoked ones too, oldest first. Internal only.
+        ///
+        /// - Parameters:
+        ///   - request: A `Lumen_Keys_V1_ListOperatorTokensRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Lumen_Keys_V1_ListOperatorTokensResponse` to respond with.
+        func listOperatorTokens(
+            request: Lumen_Keys_V1_ListOperatorTokensRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Lumen_Keys_V1_ListOperatorTokensResponse
+
+        /// Handle the "RevokeOperatorToken" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Revokes an operator token at once. NOT_FOUND (`key_not_found`) for an unknown id.
+        /// > Internal only.
+        ///
+        /// - Parameters:
+        ///   - request: A `Lumen_Keys_V1_RevokeOperatorTokenRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Lumen_Keys_V1_RevokeOperatorTokenResponse` to respond with.
+        func revokeOperatorToken(
+            request: Lumen_Keys_V1_RevokeOperatorTokenRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Lumen_Keys_V1_RevokeOperatorTokenResponse
     }
 }
 
@@ -743,22 +889,44 @@ extension Lumen_Keys_V1_KeysService.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
-            forMethod: Lumen_Keys_V1_KeysService.Method.RecordKeyUsage.descriptor,
-            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Keys_V1_RecordKeyUsageRequest>(),
-            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Keys_V1_RecordKeyUsageResponse>(),
+            forMethod: Lumen_Keys_V1_KeysService.Method.WatchKeys.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Keys_V1_WatchKeysRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Keys_V1_KeyEvent>(),
             handler: { request, context in
-                try await self.recordKeyUsage(
+                try await self.watchKeys(
                     request: request,
                     context: context
                 )
             }
         )
         router.registerHandler(
-            forMethod: Lumen_Keys_V1_KeysService.Method.WatchKeys.descriptor,
-            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Keys_V1_WatchKeysRequest>(),
-            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Keys_V1_KeyEvent>(),
+            forMethod: Lumen_Keys_V1_KeysService.Method.CreateOperatorToken.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Keys_V1_CreateOperatorTokenRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Keys_V1_CreateOperatorTokenResponse>(),
             handler: { request, context in
-                try await self.watchKeys(
+                try await self.createOperatorToken(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Lumen_Keys_V1_KeysService.Method.ListOperatorTokens.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Keys_V1_ListOperatorTokensRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Keys_V1_ListOperatorTokensResponse>(),
+            handler: { request, context in
+                try await self.listOperatorTokens(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Lumen_Keys_V1_KeysService.Method.RevokeOperatorToken.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Keys_V1_RevokeOperatorTokenRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Keys_V1_RevokeOperatorTokenResponse>(),
+            handler: { request, context in
+                try await self.revokeOperatorToken(
                     request: request,
                     context: context
                 )
@@ -836,17 +1004,6 @@ extension Lumen_Keys_V1_KeysService.ServiceProtocol {
         return GRPCCore.StreamingServerResponse(single: response)
     }
 
-    public func recordKeyUsage(
-        request: GRPCCore.StreamingServerRequest<Lumen_Keys_V1_RecordKeyUsageRequest>,
-        context: GRPCCore.ServerContext
-    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Keys_V1_RecordKeyUsageResponse> {
-        let response = try await self.recordKeyUsage(
-            request: GRPCCore.ServerRequest(stream: request),
-            context: context
-        )
-        return GRPCCore.StreamingServerResponse(single: response)
-    }
-
     public func watchKeys(
         request: GRPCCore.StreamingServerRequest<Lumen_Keys_V1_WatchKeysRequest>,
         context: GRPCCore.ServerContext
@@ -856,6 +1013,39 @@ extension Lumen_Keys_V1_KeysService.ServiceProtocol {
             context: context
         )
         return response
+    }
+
+    public func createOperatorToken(
+        request: GRPCCore.StreamingServerRequest<Lumen_Keys_V1_CreateOperatorTokenRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Keys_V1_CreateOperatorTokenResponse> {
+        let response = try await self.createOperatorToken(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func listOperatorTokens(
+        request: GRPCCore.StreamingServerRequest<Lumen_Keys_V1_ListOperatorTokensRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Keys_V1_ListOperatorTokensResponse> {
+        let response = try await self.listOperatorTokens(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func revokeOperatorToken(
+        request: GRPCCore.StreamingServerRequest<Lumen_Keys_V1_RevokeOperatorTokenRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Keys_V1_RevokeOperatorTokenResponse> {
+        let response = try await self.revokeOperatorToken(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
     }
 }
 
@@ -940,19 +1130,6 @@ extension Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
         )
     }
 
-    public func recordKeyUsage(
-        request: GRPCCore.ServerRequest<Lumen_Keys_V1_RecordKeyUsageRequest>,
-        context: GRPCCore.ServerContext
-    ) async throws -> GRPCCore.ServerResponse<Lumen_Keys_V1_RecordKeyUsageResponse> {
-        return GRPCCore.ServerResponse<Lumen_Keys_V1_RecordKeyUsageResponse>(
-            message: try await self.recordKeyUsage(
-                request: request.message,
-                context: context
-            ),
-            metadata: [:]
-        )
-    }
-
     public func watchKeys(
         request: GRPCCore.ServerRequest<Lumen_Keys_V1_WatchKeysRequest>,
         context: GRPCCore.ServerContext
@@ -967,6 +1144,45 @@ extension Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
                 )
                 return [:]
             }
+        )
+    }
+
+    public func createOperatorToken(
+        request: GRPCCore.ServerRequest<Lumen_Keys_V1_CreateOperatorTokenRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Lumen_Keys_V1_CreateOperatorTokenResponse> {
+        return GRPCCore.ServerResponse<Lumen_Keys_V1_CreateOperatorTokenResponse>(
+            message: try await self.createOperatorToken(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func listOperatorTokens(
+        request: GRPCCore.ServerRequest<Lumen_Keys_V1_ListOperatorTokensRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Lumen_Keys_V1_ListOperatorTokensResponse> {
+        return GRPCCore.ServerResponse<Lumen_Keys_V1_ListOperatorTokensResponse>(
+            message: try await self.listOperatorTokens(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func revokeOperatorToken(
+        request: GRPCCore.ServerRequest<Lumen_Keys_V1_RevokeOperatorTokenRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Lumen_Keys_V1_RevokeOperatorTokenResponse> {
+        return GRPCCore.ServerResponse<Lumen_Keys_V1_RevokeOperatorTokenResponse>(
+            message: try await self.revokeOperatorToken(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
         )
     }
 }
@@ -1131,30 +1347,6 @@ extension Lumen_Keys_V1_KeysService {
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Keys_V1_AuthenticateResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
-        /// Call the "RecordKeyUsage" method.
-        ///
-        /// > Source IDL Documentation:
-        /// >
-        /// > Adds request, token and cost counters to keys and sets their last-used time; the
-        /// > gateway sends them in batches. Internal only.
-        ///
-        /// - Parameters:
-        ///   - request: A request containing a single `Lumen_Keys_V1_RecordKeyUsageRequest` message.
-        ///   - serializer: A serializer for `Lumen_Keys_V1_RecordKeyUsageRequest` messages.
-        ///   - deserializer: A deserializer for `Lumen_Keys_V1_RecordKeyUsageResponse` messages.
-        ///   - options: Options to apply to this RPC.
-        ///   - handleResponse: A closure which handles the response and returns its result to
-        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
-        ///       already finished.
-        /// - Returns: The result of `handleResponse`.
-        func recordKeyUsage<Result>(
-            request: GRPCCore.ClientRequest<Lumen_Keys_V1_RecordKeyUsageRequest>,
-            serializer: some GRPCCore.MessageSerializer<Lumen_Keys_V1_RecordKeyUsageRequest>,
-            deserializer: some GRPCCore.MessageDeserializer<Lumen_Keys_V1_RecordKeyUsageResponse>,
-            options: GRPCCore.CallOptions,
-            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Keys_V1_RecordKeyUsageResponse>) async throws -> Result
-        ) async throws -> Result where Result: Sendable
-
         /// Call the "WatchKeys" method.
         ///
         /// > Source IDL Documentation:
@@ -1177,6 +1369,78 @@ extension Lumen_Keys_V1_KeysService {
             deserializer: some GRPCCore.MessageDeserializer<Lumen_Keys_V1_KeyEvent>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Lumen_Keys_V1_KeyEvent>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "CreateOperatorToken" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Creates a deployment operator token and returns its secret (`op-…`), this once.
+        /// > Internal only: `lumen admin operator-token create` runs it on the machine.
+        /// > INVALID_ARGUMENT `invalid_name`.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Keys_V1_CreateOperatorTokenRequest` message.
+        ///   - serializer: A serializer for `Lumen_Keys_V1_CreateOperatorTokenRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Keys_V1_CreateOperatorTokenResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func createOperatorToken<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Keys_V1_CreateOperatorTokenRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Keys_V1_CreateOperatorTokenRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Keys_V1_CreateOperatorTokenResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Keys_V1_CreateOperatorTokenResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ListOperatorTokens" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Lists the operator tokens, revoked ones too, oldest first. Internal only.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Keys_V1_ListOperatorTokensRequest` message.
+        ///   - serializer: A serializer for `Lumen_Keys_V1_ListOperatorTokensRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Keys_V1_ListOperatorTokensResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func listOperatorTokens<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Keys_V1_ListOperatorTokensRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Keys_V1_ListOperatorTokensRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Keys_V1_ListOperatorTokensResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Keys_V1_ListOperatorTokensResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "RevokeOperatorToken" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Revokes an operator token at once. NOT_FOUND (`key_not_found`) for an unknown id.
+        /// > Internal only.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Keys_V1_RevokeOperatorTokenRequest` message.
+        ///   - serializer: A serializer for `Lumen_Keys_V1_RevokeOperatorTokenRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Keys_V1_RevokeOperatorTokenResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func revokeOperatorToken<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Keys_V1_RevokeOperatorTokenRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Keys_V1_RevokeOperatorTokenRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Keys_V1_RevokeOperatorTokenResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Keys_V1_RevokeOperatorTokenResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -1413,41 +1677,6 @@ extension Lumen_Keys_V1_KeysService {
             )
         }
 
-        /// Call the "RecordKeyUsage" method.
-        ///
-        /// > Source IDL Documentation:
-        /// >
-        /// > Adds request, token and cost counters to keys and sets their last-used time; the
-        /// > gateway sends them in batches. Internal only.
-        ///
-        /// - Parameters:
-        ///   - request: A request containing a single `Lumen_Keys_V1_RecordKeyUsageRequest` message.
-        ///   - serializer: A serializer for `Lumen_Keys_V1_RecordKeyUsageRequest` messages.
-        ///   - deserializer: A deserializer for `Lumen_Keys_V1_RecordKeyUsageResponse` messages.
-        ///   - options: Options to apply to this RPC.
-        ///   - handleResponse: A closure which handles the response and returns its result to
-        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
-        ///       already finished.
-        /// - Returns: The result of `handleResponse`.
-        public func recordKeyUsage<Result>(
-            request: GRPCCore.ClientRequest<Lumen_Keys_V1_RecordKeyUsageRequest>,
-            serializer: some GRPCCore.MessageSerializer<Lumen_Keys_V1_RecordKeyUsageRequest>,
-            deserializer: some GRPCCore.MessageDeserializer<Lumen_Keys_V1_RecordKeyUsageResponse>,
-            options: GRPCCore.CallOptions = .defaults,
-            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Keys_V1_RecordKeyUsageResponse>) async throws -> Result = { response in
-                try response.message
-            }
-        ) async throws -> Result where Result: Sendable {
-            try await self.client.unary(
-                request: request,
-                descriptor: Lumen_Keys_V1_KeysService.Method.RecordKeyUsage.descriptor,
-                serializer: serializer,
-                deserializer: deserializer,
-                options: options,
-                onResponse: handleResponse
-            )
-        }
-
         /// Call the "WatchKeys" method.
         ///
         /// > Source IDL Documentation:
@@ -1474,6 +1703,111 @@ extension Lumen_Keys_V1_KeysService {
             try await self.client.serverStreaming(
                 request: request,
                 descriptor: Lumen_Keys_V1_KeysService.Method.WatchKeys.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "CreateOperatorToken" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Creates a deployment operator token and returns its secret (`op-…`), this once.
+        /// > Internal only: `lumen admin operator-token create` runs it on the machine.
+        /// > INVALID_ARGUMENT `invalid_name`.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Keys_V1_CreateOperatorTokenRequest` message.
+        ///   - serializer: A serializer for `Lumen_Keys_V1_CreateOperatorTokenRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Keys_V1_CreateOperatorTokenResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func createOperatorToken<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Keys_V1_CreateOperatorTokenRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Keys_V1_CreateOperatorTokenRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Keys_V1_CreateOperatorTokenResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Keys_V1_CreateOperatorTokenResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Lumen_Keys_V1_KeysService.Method.CreateOperatorToken.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ListOperatorTokens" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Lists the operator tokens, revoked ones too, oldest first. Internal only.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Keys_V1_ListOperatorTokensRequest` message.
+        ///   - serializer: A serializer for `Lumen_Keys_V1_ListOperatorTokensRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Keys_V1_ListOperatorTokensResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func listOperatorTokens<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Keys_V1_ListOperatorTokensRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Keys_V1_ListOperatorTokensRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Keys_V1_ListOperatorTokensResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Keys_V1_ListOperatorTokensResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Lumen_Keys_V1_KeysService.Method.ListOperatorTokens.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "RevokeOperatorToken" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Revokes an operator token at once. NOT_FOUND (`key_not_found`) for an unknown id.
+        /// > Internal only.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Keys_V1_RevokeOperatorTokenRequest` message.
+        ///   - serializer: A serializer for `Lumen_Keys_V1_RevokeOperatorTokenRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Keys_V1_RevokeOperatorTokenResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func revokeOperatorToken<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Keys_V1_RevokeOperatorTokenRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Keys_V1_RevokeOperatorTokenRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Keys_V1_RevokeOperatorTokenResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Keys_V1_RevokeOperatorTokenResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Lumen_Keys_V1_KeysService.Method.RevokeOperatorToken.descriptor,
                 serializer: serializer,
                 deserializer: deserializer,
                 options: options,
@@ -1669,36 +2003,6 @@ extension Lumen_Keys_V1_KeysService.ClientProtocol {
         )
     }
 
-    /// Call the "RecordKeyUsage" method.
-    ///
-    /// > Source IDL Documentation:
-    /// >
-    /// > Adds request, token and cost counters to keys and sets their last-used time; the
-    /// > gateway sends them in batches. Internal only.
-    ///
-    /// - Parameters:
-    ///   - request: A request containing a single `Lumen_Keys_V1_RecordKeyUsageRequest` message.
-    ///   - options: Options to apply to this RPC.
-    ///   - handleResponse: A closure which handles the response and returns its result to
-    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
-    ///       already finished.
-    /// - Returns: The result of `handleResponse`.
-    public func recordKeyUsage<Result>(
-        request: GRPCCore.ClientRequest<Lumen_Keys_V1_RecordKeyUsageRequest>,
-        options: GRPCCore.CallOptions = .defaults,
-        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Keys_V1_RecordKeyUsageResponse>) async throws -> Result = { response in
-            try response.message
-        }
-    ) async throws -> Result where Result: Sendable {
-        try await self.recordKeyUsage(
-            request: request,
-            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Keys_V1_RecordKeyUsageRequest>(),
-            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Keys_V1_RecordKeyUsageResponse>(),
-            options: options,
-            onResponse: handleResponse
-        )
-    }
-
     /// Call the "WatchKeys" method.
     ///
     /// > Source IDL Documentation:
@@ -1722,6 +2026,96 @@ extension Lumen_Keys_V1_KeysService.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Keys_V1_WatchKeysRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Keys_V1_KeyEvent>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "CreateOperatorToken" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Creates a deployment operator token and returns its secret (`op-…`), this once.
+    /// > Internal only: `lumen admin operator-token create` runs it on the machine.
+    /// > INVALID_ARGUMENT `invalid_name`.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Lumen_Keys_V1_CreateOperatorTokenRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func createOperatorToken<Result>(
+        request: GRPCCore.ClientRequest<Lumen_Keys_V1_CreateOperatorTokenRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Keys_V1_CreateOperatorTokenResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.createOperatorToken(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Keys_V1_CreateOperatorTokenRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Keys_V1_CreateOperatorTokenResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListOperatorTokens" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Lists the operator tokens, revoked ones too, oldest first. Internal only.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Lumen_Keys_V1_ListOperatorTokensRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listOperatorTokens<Result>(
+        request: GRPCCore.ClientRequest<Lumen_Keys_V1_ListOperatorTokensRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Keys_V1_ListOperatorTokensResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.listOperatorTokens(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Keys_V1_ListOperatorTokensRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Keys_V1_ListOperatorTokensResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RevokeOperatorToken" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Revokes an operator token at once. NOT_FOUND (`key_not_found`) for an unknown id.
+    /// > Internal only.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Lumen_Keys_V1_RevokeOperatorTokenRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func revokeOperatorToken<Result>(
+        request: GRPCCore.ClientRequest<Lumen_Keys_V1_RevokeOperatorTokenRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Keys_V1_RevokeOperatorTokenResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.revokeOperatorToken(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Keys_V1_RevokeOperatorTokenRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Keys_V1_RevokeOperatorTokenResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -1938,40 +2332,6 @@ extension Lumen_Keys_V1_KeysService.ClientProtocol {
         )
     }
 
-    /// Call the "RecordKeyUsage" method.
-    ///
-    /// > Source IDL Documentation:
-    /// >
-    /// > Adds request, token and cost counters to keys and sets their last-used time; the
-    /// > gateway sends them in batches. Internal only.
-    ///
-    /// - Parameters:
-    ///   - message: request message to send.
-    ///   - metadata: Additional metadata to send, defaults to empty.
-    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
-    ///   - handleResponse: A closure which handles the response and returns its result to
-    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
-    ///       already finished.
-    /// - Returns: The result of `handleResponse`.
-    public func recordKeyUsage<Result>(
-        _ message: Lumen_Keys_V1_RecordKeyUsageRequest,
-        metadata: GRPCCore.Metadata = [:],
-        options: GRPCCore.CallOptions = .defaults,
-        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Keys_V1_RecordKeyUsageResponse>) async throws -> Result = { response in
-            try response.message
-        }
-    ) async throws -> Result where Result: Sendable {
-        let request = GRPCCore.ClientRequest<Lumen_Keys_V1_RecordKeyUsageRequest>(
-            message: message,
-            metadata: metadata
-        )
-        return try await self.recordKeyUsage(
-            request: request,
-            options: options,
-            onResponse: handleResponse
-        )
-    }
-
     /// Call the "WatchKeys" method.
     ///
     /// > Source IDL Documentation:
@@ -1998,6 +2358,108 @@ extension Lumen_Keys_V1_KeysService.ClientProtocol {
             metadata: metadata
         )
         return try await self.watchKeys(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "CreateOperatorToken" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Creates a deployment operator token and returns its secret (`op-…`), this once.
+    /// > Internal only: `lumen admin operator-token create` runs it on the machine.
+    /// > INVALID_ARGUMENT `invalid_name`.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func createOperatorToken<Result>(
+        _ message: Lumen_Keys_V1_CreateOperatorTokenRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Keys_V1_CreateOperatorTokenResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Lumen_Keys_V1_CreateOperatorTokenRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.createOperatorToken(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListOperatorTokens" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Lists the operator tokens, revoked ones too, oldest first. Internal only.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listOperatorTokens<Result>(
+        _ message: Lumen_Keys_V1_ListOperatorTokensRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Keys_V1_ListOperatorTokensResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Lumen_Keys_V1_ListOperatorTokensRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.listOperatorTokens(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RevokeOperatorToken" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Revokes an operator token at once. NOT_FOUND (`key_not_found`) for an unknown id.
+    /// > Internal only.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func revokeOperatorToken<Result>(
+        _ message: Lumen_Keys_V1_RevokeOperatorTokenRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Keys_V1_RevokeOperatorTokenResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Lumen_Keys_V1_RevokeOperatorTokenRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.revokeOperatorToken(
             request: request,
             options: options,
             onResponse: handleResponse

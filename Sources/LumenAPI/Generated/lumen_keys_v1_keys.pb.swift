@@ -14,6 +14,9 @@
 ///   model endpoints.
 /// - Management tokens (`mt-…`) act as an administrator of their organisation on the
 ///   management API and on the gRPC port.
+/// - Operator tokens (`op-…`) belong to the deployment, not to an organisation: they change
+///   what every organisation shares (models, backends, prices) on the gRPC port. They are made
+///   on the machine (`lumen admin operator-token create`), never through an organisation.
 ///
 /// A secret is returned exactly once, by CreateKey. The service stores only its SHA-256
 /// digest, compares digests in constant time and never logs a secret. Afterwards a key is
@@ -21,8 +24,9 @@
 /// its prefix (`sk-abc123...`).
 ///
 /// Authorisation: a management token may manage the keys of its own organisation;
-/// `organization_id` may be left empty, meaning the caller's organisation. Authenticate and
-/// WatchKeys are internal only.
+/// `organization_id` may be left empty, meaning the caller's organisation. Authenticate,
+/// WatchKeys and the operator-token RPCs are internal only. WatchKeys never streams operator
+/// tokens.
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -53,6 +57,10 @@ public nonisolated enum Lumen_Keys_V1_KeyKind: SwiftProtobuf.Enum, Swift.CaseIte
 
   /// An `mt-…` management token for the management API and the gRPC port.
   case management // = 2
+
+  /// An `op-…` deployment operator token: models, backends and prices on the gRPC port. Its
+  /// `organization_id` is empty and it has no owner.
+  case `operator` // = 3
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -64,6 +72,7 @@ public nonisolated enum Lumen_Keys_V1_KeyKind: SwiftProtobuf.Enum, Swift.CaseIte
     case 0: self = .unspecified
     case 1: self = .inference
     case 2: self = .management
+    case 3: self = .operator
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -73,6 +82,7 @@ public nonisolated enum Lumen_Keys_V1_KeyKind: SwiftProtobuf.Enum, Swift.CaseIte
     case .unspecified: return 0
     case .inference: return 1
     case .management: return 2
+    case .operator: return 3
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -82,6 +92,7 @@ public nonisolated enum Lumen_Keys_V1_KeyKind: SwiftProtobuf.Enum, Swift.CaseIte
     .unspecified,
     .inference,
     .management,
+    .operator,
   ]
 
 }
@@ -153,18 +164,6 @@ public nonisolated enum Lumen_Keys_V1_KeySort: SwiftProtobuf.Enum, Swift.CaseIte
   /// By name, A–Z.
   case name // = 1
 
-  /// By request count, most first.
-  case requests // = 2
-
-  /// By token count, most first.
-  case tokens // = 3
-
-  /// By cost, most first.
-  case cost // = 4
-
-  /// By last use, most recent first; never-used keys last.
-  case lastUsed // = 5
-
   /// Oldest first (created_at ascending).
   case created // = 6
   case UNRECOGNIZED(Int)
@@ -177,10 +176,6 @@ public nonisolated enum Lumen_Keys_V1_KeySort: SwiftProtobuf.Enum, Swift.CaseIte
     switch rawValue {
     case 0: self = .unspecified
     case 1: self = .name
-    case 2: self = .requests
-    case 3: self = .tokens
-    case 4: self = .cost
-    case 5: self = .lastUsed
     case 6: self = .created
     default: self = .UNRECOGNIZED(rawValue)
     }
@@ -190,10 +185,6 @@ public nonisolated enum Lumen_Keys_V1_KeySort: SwiftProtobuf.Enum, Swift.CaseIte
     switch self {
     case .unspecified: return 0
     case .name: return 1
-    case .requests: return 2
-    case .tokens: return 3
-    case .cost: return 4
-    case .lastUsed: return 5
     case .created: return 6
     case .UNRECOGNIZED(let i): return i
     }
@@ -203,10 +194,6 @@ public nonisolated enum Lumen_Keys_V1_KeySort: SwiftProtobuf.Enum, Swift.CaseIte
   public static let allCases: [Lumen_Keys_V1_KeySort] = [
     .unspecified,
     .name,
-    .requests,
-    .tokens,
-    .cost,
-    .lastUsed,
     .created,
   ]
 
@@ -276,7 +263,8 @@ public nonisolated struct Lumen_Keys_V1_Key: @unchecked Sendable {
     set {_uniqueStorage()._models = newValue}
   }
 
-  /// Spending cap in micro-USD; unset means unlimited, 0 means no spending at all.
+  /// Spending cap in micro-USD; unset means unlimited, 0 means no spending at all. The ledger
+  /// checks it against the key's spending at each reserve.
   public var limitMicros: Int64 {
     get {_storage._limitMicros ?? 0}
     set {_uniqueStorage()._limitMicros = newValue}
@@ -285,34 +273,6 @@ public nonisolated struct Lumen_Keys_V1_Key: @unchecked Sendable {
   public var hasLimitMicros: Bool {_storage._limitMicros != nil}
   /// Clears the value of `limitMicros`. Subsequent reads from it will return its default value.
   public mutating func clearLimitMicros() {_uniqueStorage()._limitMicros = nil}
-
-  /// Amount spent through the key, micro-USD.
-  public var usedMicros: Int64 {
-    get {_storage._usedMicros}
-    set {_uniqueStorage()._usedMicros = newValue}
-  }
-
-  /// Number of requests made with the key.
-  public var requestCount: Int64 {
-    get {_storage._requestCount}
-    set {_uniqueStorage()._requestCount = newValue}
-  }
-
-  /// Input + output tokens consumed through the key.
-  public var tokenCount: Int64 {
-    get {_storage._tokenCount}
-    set {_uniqueStorage()._tokenCount = newValue}
-  }
-
-  /// Last time the key was used; unset if never.
-  public var lastUsedAt: SwiftProtobuf.Google_Protobuf_Timestamp {
-    get {_storage._lastUsedAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
-    set {_uniqueStorage()._lastUsedAt = newValue}
-  }
-  /// Returns true if `lastUsedAt` has been explicitly set.
-  public var hasLastUsedAt: Bool {_storage._lastUsedAt != nil}
-  /// Clears the value of `lastUsedAt`. Subsequent reads from it will return its default value.
-  public mutating func clearLastUsedAt() {_uniqueStorage()._lastUsedAt = nil}
 
   /// When the key stops working; unset means never.
   public var expiresAt: SwiftProtobuf.Google_Protobuf_Timestamp {
@@ -817,7 +777,7 @@ public nonisolated struct Lumen_Keys_V1_AuthenticateRequest: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// The full secret as presented by a caller (`sk-…` or `mt-…`).
+  /// The full secret as presented by a caller (`sk-…`, `mt-…` or `op-…`).
   public var secret: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -846,69 +806,6 @@ public nonisolated struct Lumen_Keys_V1_AuthenticateResponse: Sendable {
   public init() {}
 
   fileprivate var _key: Lumen_Keys_V1_Key? = nil
-}
-
-/// Counters to add to one key.
-public nonisolated struct Lumen_Keys_V1_KeyUsageDelta: Sendable {
-  // SwiftProtobuf.Message conformance is added in an extension below. See the
-  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
-  // methods supported on all messages.
-
-  /// The key.
-  public var keyID: String = String()
-
-  /// Requests to add.
-  public var requests: Int64 = 0
-
-  /// Tokens to add.
-  public var tokens: Int64 = 0
-
-  /// Cost to add, micro-USD.
-  public var costMicros: Int64 = 0
-
-  /// Time of the latest request in the batch; last_used_at never moves backwards.
-  public var lastUsedAt: SwiftProtobuf.Google_Protobuf_Timestamp {
-    get {_lastUsedAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
-    set {_lastUsedAt = newValue}
-  }
-  /// Returns true if `lastUsedAt` has been explicitly set.
-  public var hasLastUsedAt: Bool {self._lastUsedAt != nil}
-  /// Clears the value of `lastUsedAt`. Subsequent reads from it will return its default value.
-  public mutating func clearLastUsedAt() {self._lastUsedAt = nil}
-
-  public var unknownFields = SwiftProtobuf.UnknownStorage()
-
-  public init() {}
-
-  fileprivate var _lastUsedAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
-}
-
-/// The request of KeysService.RecordKeyUsage.
-public nonisolated struct Lumen_Keys_V1_RecordKeyUsageRequest: Sendable {
-  // SwiftProtobuf.Message conformance is added in an extension below. See the
-  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
-  // methods supported on all messages.
-
-  /// Deltas, applied in one transaction. Unknown key ids are skipped.
-  public var deltas: [Lumen_Keys_V1_KeyUsageDelta] = []
-
-  public var unknownFields = SwiftProtobuf.UnknownStorage()
-
-  public init() {}
-}
-
-/// The response of KeysService.RecordKeyUsage.
-public nonisolated struct Lumen_Keys_V1_RecordKeyUsageResponse: Sendable {
-  // SwiftProtobuf.Message conformance is added in an extension below. See the
-  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
-  // methods supported on all messages.
-
-  /// How many deltas matched a key.
-  public var applied: Int32 = 0
-
-  public var unknownFields = SwiftProtobuf.UnknownStorage()
-
-  public init() {}
 }
 
 /// The request of KeysService.WatchKeys.
@@ -1000,12 +897,123 @@ public nonisolated struct Lumen_Keys_V1_KeyEvent: Sendable {
   fileprivate var _key: Lumen_Keys_V1_Key? = nil
 }
 
+/// The request of KeysService.CreateOperatorToken.
+public nonisolated struct Lumen_Keys_V1_CreateOperatorTokenRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Display name; unset means `Operator token`. Same rules as CreateKey.
+  public var name: String {
+    get {_name ?? String()}
+    set {_name = newValue}
+  }
+  /// Returns true if `name` has been explicitly set.
+  public var hasName: Bool {self._name != nil}
+  /// Clears the value of `name`. Subsequent reads from it will return its default value.
+  public mutating func clearName() {self._name = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _name: String? = nil
+}
+
+/// The response of KeysService.CreateOperatorToken.
+public nonisolated struct Lumen_Keys_V1_CreateOperatorTokenResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The token's metadata (kind OPERATOR).
+  public var key: Lumen_Keys_V1_Key {
+    get {_key ?? Lumen_Keys_V1_Key()}
+    set {_key = newValue}
+  }
+  /// Returns true if `key` has been explicitly set.
+  public var hasKey: Bool {self._key != nil}
+  /// Clears the value of `key`. Subsequent reads from it will return its default value.
+  public mutating func clearKey() {self._key = nil}
+
+  /// The full secret (`op-…`). Shown this once.
+  public var secret: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _key: Lumen_Keys_V1_Key? = nil
+}
+
+/// The request of KeysService.ListOperatorTokens.
+public nonisolated struct Lumen_Keys_V1_ListOperatorTokensRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The response of KeysService.ListOperatorTokens.
+public nonisolated struct Lumen_Keys_V1_ListOperatorTokensResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Every operator token, revoked ones too, oldest first.
+  public var keys: [Lumen_Keys_V1_Key] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The request of KeysService.RevokeOperatorToken.
+public nonisolated struct Lumen_Keys_V1_RevokeOperatorTokenRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The token to revoke (`key_…`).
+  public var keyID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The response of KeysService.RevokeOperatorToken.
+public nonisolated struct Lumen_Keys_V1_RevokeOperatorTokenResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The token after revocation.
+  public var key: Lumen_Keys_V1_Key {
+    get {_key ?? Lumen_Keys_V1_Key()}
+    set {_key = newValue}
+  }
+  /// Returns true if `key` has been explicitly set.
+  public var hasKey: Bool {self._key != nil}
+  /// Clears the value of `key`. Subsequent reads from it will return its default value.
+  public mutating func clearKey() {self._key = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _key: Lumen_Keys_V1_Key? = nil
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "lumen.keys.v1"
 
 nonisolated extension Lumen_Keys_V1_KeyKind: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0KEY_KIND_UNSPECIFIED\0\u{1}KEY_KIND_INFERENCE\0\u{1}KEY_KIND_MANAGEMENT\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0KEY_KIND_UNSPECIFIED\0\u{1}KEY_KIND_INFERENCE\0\u{1}KEY_KIND_MANAGEMENT\0\u{1}KEY_KIND_OPERATOR\0")
 }
 
 nonisolated extension Lumen_Keys_V1_KeyStatus: SwiftProtobuf._ProtoNameProviding {
@@ -1013,12 +1021,12 @@ nonisolated extension Lumen_Keys_V1_KeyStatus: SwiftProtobuf._ProtoNameProviding
 }
 
 nonisolated extension Lumen_Keys_V1_KeySort: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0KEY_SORT_UNSPECIFIED\0\u{1}KEY_SORT_NAME\0\u{1}KEY_SORT_REQUESTS\0\u{1}KEY_SORT_TOKENS\0\u{1}KEY_SORT_COST\0\u{1}KEY_SORT_LAST_USED\0\u{1}KEY_SORT_CREATED\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0KEY_SORT_UNSPECIFIED\0\u{1}KEY_SORT_NAME\0\u{2}\u{5}KEY_SORT_CREATED\0")
 }
 
 nonisolated extension Lumen_Keys_V1_Key: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Key"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}organization_id\0\u{1}kind\0\u{1}owner\0\u{1}name\0\u{1}hint\0\u{3}key_prefix\0\u{1}status\0\u{1}models\0\u{3}limit_micros\0\u{3}used_micros\0\u{3}request_count\0\u{3}token_count\0\u{3}last_used_at\0\u{3}expires_at\0\u{3}created_at\0\u{3}updated_at\0\u{3}revoked_at\0\u{3}created_by_user_id\0\u{3}rpm_limit\0\u{3}tpm_limit\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}organization_id\0\u{1}kind\0\u{1}owner\0\u{1}name\0\u{1}hint\0\u{3}key_prefix\0\u{1}status\0\u{1}models\0\u{3}limit_micros\0\u{4}\u{5}expires_at\0\u{3}created_at\0\u{3}updated_at\0\u{3}revoked_at\0\u{3}created_by_user_id\0\u{3}rpm_limit\0\u{3}tpm_limit\0\u{b}used_micros\0\u{b}request_count\0\u{b}token_count\0\u{b}last_used_at\0\u{c}\u{b}\u{1}\u{c}\u{c}\u{1}\u{c}\u{d}\u{1}\u{c}\u{e}\u{1}")
 
   fileprivate class _StorageClass {
     var _id: String = String()
@@ -1031,10 +1039,6 @@ nonisolated extension Lumen_Keys_V1_Key: SwiftProtobuf.Message, SwiftProtobuf._M
     var _status: Lumen_Keys_V1_KeyStatus = .unspecified
     var _models: [String] = []
     var _limitMicros: Int64? = nil
-    var _usedMicros: Int64 = 0
-    var _requestCount: Int64 = 0
-    var _tokenCount: Int64 = 0
-    var _lastUsedAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
     var _expiresAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
     var _createdAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
     var _updatedAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
@@ -1062,10 +1066,6 @@ nonisolated extension Lumen_Keys_V1_Key: SwiftProtobuf.Message, SwiftProtobuf._M
       _status = source._status
       _models = source._models
       _limitMicros = source._limitMicros
-      _usedMicros = source._usedMicros
-      _requestCount = source._requestCount
-      _tokenCount = source._tokenCount
-      _lastUsedAt = source._lastUsedAt
       _expiresAt = source._expiresAt
       _createdAt = source._createdAt
       _updatedAt = source._updatedAt
@@ -1101,10 +1101,6 @@ nonisolated extension Lumen_Keys_V1_Key: SwiftProtobuf.Message, SwiftProtobuf._M
         case 8: try { try decoder.decodeSingularEnumField(value: &_storage._status) }()
         case 9: try { try decoder.decodeRepeatedStringField(value: &_storage._models) }()
         case 10: try { try decoder.decodeSingularInt64Field(value: &_storage._limitMicros) }()
-        case 11: try { try decoder.decodeSingularInt64Field(value: &_storage._usedMicros) }()
-        case 12: try { try decoder.decodeSingularInt64Field(value: &_storage._requestCount) }()
-        case 13: try { try decoder.decodeSingularInt64Field(value: &_storage._tokenCount) }()
-        case 14: try { try decoder.decodeSingularMessageField(value: &_storage._lastUsedAt) }()
         case 15: try { try decoder.decodeSingularMessageField(value: &_storage._expiresAt) }()
         case 16: try { try decoder.decodeSingularMessageField(value: &_storage._createdAt) }()
         case 17: try { try decoder.decodeSingularMessageField(value: &_storage._updatedAt) }()
@@ -1154,18 +1150,6 @@ nonisolated extension Lumen_Keys_V1_Key: SwiftProtobuf.Message, SwiftProtobuf._M
       try { if let v = _storage._limitMicros {
         try visitor.visitSingularInt64Field(value: v, fieldNumber: 10)
       } }()
-      if _storage._usedMicros != 0 {
-        try visitor.visitSingularInt64Field(value: _storage._usedMicros, fieldNumber: 11)
-      }
-      if _storage._requestCount != 0 {
-        try visitor.visitSingularInt64Field(value: _storage._requestCount, fieldNumber: 12)
-      }
-      if _storage._tokenCount != 0 {
-        try visitor.visitSingularInt64Field(value: _storage._tokenCount, fieldNumber: 13)
-      }
-      try { if let v = _storage._lastUsedAt {
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
-      } }()
       try { if let v = _storage._expiresAt {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
       } }()
@@ -1206,10 +1190,6 @@ nonisolated extension Lumen_Keys_V1_Key: SwiftProtobuf.Message, SwiftProtobuf._M
         if _storage._status != rhs_storage._status {return false}
         if _storage._models != rhs_storage._models {return false}
         if _storage._limitMicros != rhs_storage._limitMicros {return false}
-        if _storage._usedMicros != rhs_storage._usedMicros {return false}
-        if _storage._requestCount != rhs_storage._requestCount {return false}
-        if _storage._tokenCount != rhs_storage._tokenCount {return false}
-        if _storage._lastUsedAt != rhs_storage._lastUsedAt {return false}
         if _storage._expiresAt != rhs_storage._expiresAt {return false}
         if _storage._createdAt != rhs_storage._createdAt {return false}
         if _storage._updatedAt != rhs_storage._updatedAt {return false}
@@ -1853,120 +1833,6 @@ nonisolated extension Lumen_Keys_V1_AuthenticateResponse: SwiftProtobuf.Message,
   }
 }
 
-nonisolated extension Lumen_Keys_V1_KeyUsageDelta: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".KeyUsageDelta"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}key_id\0\u{1}requests\0\u{1}tokens\0\u{3}cost_micros\0\u{3}last_used_at\0")
-
-  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.keyID) }()
-      case 2: try { try decoder.decodeSingularInt64Field(value: &self.requests) }()
-      case 3: try { try decoder.decodeSingularInt64Field(value: &self.tokens) }()
-      case 4: try { try decoder.decodeSingularInt64Field(value: &self.costMicros) }()
-      case 5: try { try decoder.decodeSingularMessageField(value: &self._lastUsedAt) }()
-      default: break
-      }
-    }
-  }
-
-  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if !self.keyID.isEmpty {
-      try visitor.visitSingularStringField(value: self.keyID, fieldNumber: 1)
-    }
-    if self.requests != 0 {
-      try visitor.visitSingularInt64Field(value: self.requests, fieldNumber: 2)
-    }
-    if self.tokens != 0 {
-      try visitor.visitSingularInt64Field(value: self.tokens, fieldNumber: 3)
-    }
-    if self.costMicros != 0 {
-      try visitor.visitSingularInt64Field(value: self.costMicros, fieldNumber: 4)
-    }
-    try { if let v = self._lastUsedAt {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
-    } }()
-    try unknownFields.traverse(visitor: &visitor)
-  }
-
-  public static func ==(lhs: Lumen_Keys_V1_KeyUsageDelta, rhs: Lumen_Keys_V1_KeyUsageDelta) -> Bool {
-    if lhs.keyID != rhs.keyID {return false}
-    if lhs.requests != rhs.requests {return false}
-    if lhs.tokens != rhs.tokens {return false}
-    if lhs.costMicros != rhs.costMicros {return false}
-    if lhs._lastUsedAt != rhs._lastUsedAt {return false}
-    if lhs.unknownFields != rhs.unknownFields {return false}
-    return true
-  }
-}
-
-nonisolated extension Lumen_Keys_V1_RecordKeyUsageRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".RecordKeyUsageRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}deltas\0")
-
-  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.deltas) }()
-      default: break
-      }
-    }
-  }
-
-  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if !self.deltas.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.deltas, fieldNumber: 1)
-    }
-    try unknownFields.traverse(visitor: &visitor)
-  }
-
-  public static func ==(lhs: Lumen_Keys_V1_RecordKeyUsageRequest, rhs: Lumen_Keys_V1_RecordKeyUsageRequest) -> Bool {
-    if lhs.deltas != rhs.deltas {return false}
-    if lhs.unknownFields != rhs.unknownFields {return false}
-    return true
-  }
-}
-
-nonisolated extension Lumen_Keys_V1_RecordKeyUsageResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".RecordKeyUsageResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}applied\0")
-
-  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularInt32Field(value: &self.applied) }()
-      default: break
-      }
-    }
-  }
-
-  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if self.applied != 0 {
-      try visitor.visitSingularInt32Field(value: self.applied, fieldNumber: 1)
-    }
-    try unknownFields.traverse(visitor: &visitor)
-  }
-
-  public static func ==(lhs: Lumen_Keys_V1_RecordKeyUsageResponse, rhs: Lumen_Keys_V1_RecordKeyUsageResponse) -> Bool {
-    if lhs.applied != rhs.applied {return false}
-    if lhs.unknownFields != rhs.unknownFields {return false}
-    return true
-  }
-}
-
 nonisolated extension Lumen_Keys_V1_WatchKeysRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".WatchKeysRequest"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}organization_id\0")
@@ -2043,4 +1909,190 @@ nonisolated extension Lumen_Keys_V1_KeyEvent: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Lumen_Keys_V1_KeyEvent.TypeEnum: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0TYPE_UNSPECIFIED\0\u{1}TYPE_UPSERT\0\u{1}TYPE_SYNCED\0")
+}
+
+nonisolated extension Lumen_Keys_V1_CreateOperatorTokenRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CreateOperatorTokenRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self._name) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._name {
+      try visitor.visitSingularStringField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Keys_V1_CreateOperatorTokenRequest, rhs: Lumen_Keys_V1_CreateOperatorTokenRequest) -> Bool {
+    if lhs._name != rhs._name {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Keys_V1_CreateOperatorTokenResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CreateOperatorTokenResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}secret\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._key) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.secret) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._key {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if !self.secret.isEmpty {
+      try visitor.visitSingularStringField(value: self.secret, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Keys_V1_CreateOperatorTokenResponse, rhs: Lumen_Keys_V1_CreateOperatorTokenResponse) -> Bool {
+    if lhs._key != rhs._key {return false}
+    if lhs.secret != rhs.secret {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Keys_V1_ListOperatorTokensRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListOperatorTokensRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Keys_V1_ListOperatorTokensRequest, rhs: Lumen_Keys_V1_ListOperatorTokensRequest) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Keys_V1_ListOperatorTokensResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListOperatorTokensResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}keys\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.keys) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.keys.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.keys, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Keys_V1_ListOperatorTokensResponse, rhs: Lumen_Keys_V1_ListOperatorTokensResponse) -> Bool {
+    if lhs.keys != rhs.keys {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Keys_V1_RevokeOperatorTokenRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RevokeOperatorTokenRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}key_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.keyID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.keyID.isEmpty {
+      try visitor.visitSingularStringField(value: self.keyID, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Keys_V1_RevokeOperatorTokenRequest, rhs: Lumen_Keys_V1_RevokeOperatorTokenRequest) -> Bool {
+    if lhs.keyID != rhs.keyID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Keys_V1_RevokeOperatorTokenResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RevokeOperatorTokenResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._key) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._key {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Keys_V1_RevokeOperatorTokenResponse, rhs: Lumen_Keys_V1_RevokeOperatorTokenResponse) -> Bool {
+    if lhs._key != rhs._key {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
 }

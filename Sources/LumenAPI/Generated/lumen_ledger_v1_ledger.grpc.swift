@@ -176,6 +176,19 @@ public enum Lumen_Ledger_V1_LedgerService: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "GetKeyTotals" metadata.
+        public enum GetKeyTotals: Sendable {
+            /// Request type for "GetKeyTotals".
+            public typealias Input = Lumen_Ledger_V1_GetKeyTotalsRequest
+            /// Response type for "GetKeyTotals".
+            public typealias Output = Lumen_Ledger_V1_GetKeyTotalsResponse
+            /// Descriptor for "GetKeyTotals".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.ledger.v1.LedgerService"),
+                method: "GetKeyTotals",
+                type: .unary
+            )
+        }
         /// Namespace for "CheckInvariant" metadata.
         public enum CheckInvariant: Sendable {
             /// Request type for "CheckInvariant".
@@ -202,6 +215,7 @@ public enum Lumen_Ledger_V1_LedgerService: Sendable {
             Meter.descriptor,
             ListUsage.descriptor,
             GetBilling.descriptor,
+            GetKeyTotals.descriptor,
             CheckInvariant.descriptor
         ]
     }
@@ -440,6 +454,28 @@ extension Lumen_Ledger_V1_LedgerService {
             request: GRPCCore.StreamingServerRequest<Lumen_Ledger_V1_GetBillingRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_GetBillingResponse>
+
+        /// Handle the "GetKeyTotals" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > What keys have used — settled requests, tokens, cost and the last request's time — from
+        /// > the ledger's durable records (kept in the transaction that settles each line), so that
+        /// > they always equal the sums of the keys' usage lines, after a crash too. Every requested id
+        /// > is answered, in order; a key without settled lines, or of another organisation, has
+        /// > zeros. At most 1,000 ids (INVALID_ARGUMENT `too_many_keys`).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Lumen_Ledger_V1_GetKeyTotalsRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Ledger_V1_GetKeyTotalsResponse` messages.
+        func getKeyTotals(
+            request: GRPCCore.StreamingServerRequest<Lumen_Ledger_V1_GetKeyTotalsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_GetKeyTotalsResponse>
 
         /// Handle the "CheckInvariant" method.
         ///
@@ -681,6 +717,28 @@ extension Lumen_Ledger_V1_LedgerService {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_GetBillingResponse>
 
+        /// Handle the "GetKeyTotals" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > What keys have used — settled requests, tokens, cost and the last request's time — from
+        /// > the ledger's durable records (kept in the transaction that settles each line), so that
+        /// > they always equal the sums of the keys' usage lines, after a crash too. Every requested id
+        /// > is answered, in order; a key without settled lines, or of another organisation, has
+        /// > zeros. At most 1,000 ids (INVALID_ARGUMENT `too_many_keys`).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_GetKeyTotalsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Lumen_Ledger_V1_GetKeyTotalsResponse` message.
+        func getKeyTotals(
+            request: GRPCCore.ServerRequest<Lumen_Ledger_V1_GetKeyTotalsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_GetKeyTotalsResponse>
+
         /// Handle the "CheckInvariant" method.
         ///
         /// > Source IDL Documentation:
@@ -920,6 +978,28 @@ extension Lumen_Ledger_V1_LedgerService {
             context: GRPCCore.ServerContext
         ) async throws -> Lumen_Ledger_V1_GetBillingResponse
 
+        /// Handle the "GetKeyTotals" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > What keys have used — settled requests, tokens, cost and the last request's time — from
+        /// > the ledger's durable records (kept in the transaction that settles each line), so that
+        /// > they always equal the sums of the keys' usage lines, after a crash too. Every requested id
+        /// > is answered, in order; a key without settled lines, or of another organisation, has
+        /// > zeros. At most 1,000 ids (INVALID_ARGUMENT `too_many_keys`).
+        ///
+        /// - Parameters:
+        ///   - request: A `Lumen_Ledger_V1_GetKeyTotalsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Lumen_Ledger_V1_GetKeyTotalsResponse` to respond with.
+        func getKeyTotals(
+            request: Lumen_Ledger_V1_GetKeyTotalsRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Lumen_Ledger_V1_GetKeyTotalsResponse
+
         /// Handle the "CheckInvariant" method.
         ///
         /// > Source IDL Documentation:
@@ -1067,6 +1147,17 @@ extension Lumen_Ledger_V1_LedgerService.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
+            forMethod: Lumen_Ledger_V1_LedgerService.Method.GetKeyTotals.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Ledger_V1_GetKeyTotalsRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Ledger_V1_GetKeyTotalsResponse>(),
+            handler: { request, context in
+                try await self.getKeyTotals(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
             forMethod: Lumen_Ledger_V1_LedgerService.Method.CheckInvariant.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Ledger_V1_CheckInvariantRequest>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Ledger_V1_CheckInvariantResponse>(),
@@ -1187,6 +1278,17 @@ extension Lumen_Ledger_V1_LedgerService.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_GetBillingResponse> {
         let response = try await self.getBilling(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func getKeyTotals(
+        request: GRPCCore.StreamingServerRequest<Lumen_Ledger_V1_GetKeyTotalsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_GetKeyTotalsResponse> {
+        let response = try await self.getKeyTotals(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -1348,6 +1450,19 @@ extension Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_GetBillingResponse> {
         return GRPCCore.ServerResponse<Lumen_Ledger_V1_GetBillingResponse>(
             message: try await self.getBilling(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func getKeyTotals(
+        request: GRPCCore.ServerRequest<Lumen_Ledger_V1_GetKeyTotalsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_GetKeyTotalsResponse> {
+        return GRPCCore.ServerResponse<Lumen_Ledger_V1_GetKeyTotalsResponse>(
+            message: try await self.getKeyTotals(
                 request: request.message,
                 context: context
             ),
@@ -1643,6 +1758,33 @@ extension Lumen_Ledger_V1_LedgerService {
             deserializer: some GRPCCore.MessageDeserializer<Lumen_Ledger_V1_GetBillingResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_GetBillingResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "GetKeyTotals" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > What keys have used — settled requests, tokens, cost and the last request's time — from
+        /// > the ledger's durable records (kept in the transaction that settles each line), so that
+        /// > they always equal the sums of the keys' usage lines, after a crash too. Every requested id
+        /// > is answered, in order; a key without settled lines, or of another organisation, has
+        /// > zeros. At most 1,000 ids (INVALID_ARGUMENT `too_many_keys`).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_GetKeyTotalsRequest` message.
+        ///   - serializer: A serializer for `Lumen_Ledger_V1_GetKeyTotalsRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Ledger_V1_GetKeyTotalsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func getKeyTotals<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Ledger_V1_GetKeyTotalsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Ledger_V1_GetKeyTotalsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Ledger_V1_GetKeyTotalsResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_GetKeyTotalsResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "CheckInvariant" method.
@@ -2072,6 +2214,44 @@ extension Lumen_Ledger_V1_LedgerService {
             )
         }
 
+        /// Call the "GetKeyTotals" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > What keys have used — settled requests, tokens, cost and the last request's time — from
+        /// > the ledger's durable records (kept in the transaction that settles each line), so that
+        /// > they always equal the sums of the keys' usage lines, after a crash too. Every requested id
+        /// > is answered, in order; a key without settled lines, or of another organisation, has
+        /// > zeros. At most 1,000 ids (INVALID_ARGUMENT `too_many_keys`).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_GetKeyTotalsRequest` message.
+        ///   - serializer: A serializer for `Lumen_Ledger_V1_GetKeyTotalsRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Ledger_V1_GetKeyTotalsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func getKeyTotals<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Ledger_V1_GetKeyTotalsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Ledger_V1_GetKeyTotalsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Ledger_V1_GetKeyTotalsResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_GetKeyTotalsResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Lumen_Ledger_V1_LedgerService.Method.GetKeyTotals.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
         /// Call the "CheckInvariant" method.
         ///
         /// > Source IDL Documentation:
@@ -2434,6 +2614,39 @@ extension Lumen_Ledger_V1_LedgerService.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Ledger_V1_GetBillingRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Ledger_V1_GetBillingResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetKeyTotals" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > What keys have used — settled requests, tokens, cost and the last request's time — from
+    /// > the ledger's durable records (kept in the transaction that settles each line), so that
+    /// > they always equal the sums of the keys' usage lines, after a crash too. Every requested id
+    /// > is answered, in order; a key without settled lines, or of another organisation, has
+    /// > zeros. At most 1,000 ids (INVALID_ARGUMENT `too_many_keys`).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Lumen_Ledger_V1_GetKeyTotalsRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getKeyTotals<Result>(
+        request: GRPCCore.ClientRequest<Lumen_Ledger_V1_GetKeyTotalsRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_GetKeyTotalsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.getKeyTotals(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Ledger_V1_GetKeyTotalsRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Ledger_V1_GetKeyTotalsResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -2839,6 +3052,43 @@ extension Lumen_Ledger_V1_LedgerService.ClientProtocol {
             metadata: metadata
         )
         return try await self.getBilling(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetKeyTotals" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > What keys have used — settled requests, tokens, cost and the last request's time — from
+    /// > the ledger's durable records (kept in the transaction that settles each line), so that
+    /// > they always equal the sums of the keys' usage lines, after a crash too. Every requested id
+    /// > is answered, in order; a key without settled lines, or of another organisation, has
+    /// > zeros. At most 1,000 ids (INVALID_ARGUMENT `too_many_keys`).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getKeyTotals<Result>(
+        _ message: Lumen_Ledger_V1_GetKeyTotalsRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_GetKeyTotalsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Lumen_Ledger_V1_GetKeyTotalsRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.getKeyTotals(
             request: request,
             options: options,
             onResponse: handleResponse

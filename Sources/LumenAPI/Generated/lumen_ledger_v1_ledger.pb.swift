@@ -1215,6 +1215,78 @@ public nonisolated struct Lumen_Ledger_V1_GetBillingResponse: Sendable {
   fileprivate var _total: Lumen_Ledger_V1_BillingBucket? = nil
 }
 
+/// The request of LedgerService.GetKeyTotals.
+public nonisolated struct Lumen_Ledger_V1_GetKeyTotalsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The organisation; empty means the caller's.
+  public var organizationID: String = String()
+
+  /// The keys (`key_…`), at most 1,000.
+  public var keyIds: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// What one key has used: the sums of its settled usage lines.
+public nonisolated struct Lumen_Ledger_V1_KeyTotals: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The key.
+  public var keyID: String = String()
+
+  /// Settled requests.
+  public var requests: Int64 = 0
+
+  /// Input tokens, excluding cached ones.
+  public var inputTokens: Int64 = 0
+
+  /// Cached input tokens.
+  public var cachedInputTokens: Int64 = 0
+
+  /// Output tokens.
+  public var outputTokens: Int64 = 0
+
+  /// Cost, micro-USD.
+  public var costMicros: Int64 = 0
+
+  /// When the key's latest settled request was made; unset if never.
+  public var lastUsedAt: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_lastUsedAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_lastUsedAt = newValue}
+  }
+  /// Returns true if `lastUsedAt` has been explicitly set.
+  public var hasLastUsedAt: Bool {self._lastUsedAt != nil}
+  /// Clears the value of `lastUsedAt`. Subsequent reads from it will return its default value.
+  public mutating func clearLastUsedAt() {self._lastUsedAt = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _lastUsedAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+}
+
+/// The response of LedgerService.GetKeyTotals.
+public nonisolated struct Lumen_Ledger_V1_GetKeyTotalsResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// One per requested id, in the request's order.
+  public var totals: [Lumen_Ledger_V1_KeyTotals] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "lumen.ledger.v1"
@@ -2830,6 +2902,135 @@ nonisolated extension Lumen_Ledger_V1_GetBillingResponse: SwiftProtobuf.Message,
     if lhs.byScene != rhs.byScene {return false}
     if lhs.byAccessChannel != rhs.byAccessChannel {return false}
     if lhs.byDay != rhs.byDay {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Ledger_V1_GetKeyTotalsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetKeyTotalsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}organization_id\0\u{3}key_ids\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.organizationID) }()
+      case 2: try { try decoder.decodeRepeatedStringField(value: &self.keyIds) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.organizationID.isEmpty {
+      try visitor.visitSingularStringField(value: self.organizationID, fieldNumber: 1)
+    }
+    if !self.keyIds.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.keyIds, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Ledger_V1_GetKeyTotalsRequest, rhs: Lumen_Ledger_V1_GetKeyTotalsRequest) -> Bool {
+    if lhs.organizationID != rhs.organizationID {return false}
+    if lhs.keyIds != rhs.keyIds {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Ledger_V1_KeyTotals: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".KeyTotals"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}key_id\0\u{1}requests\0\u{3}input_tokens\0\u{3}cached_input_tokens\0\u{3}output_tokens\0\u{3}cost_micros\0\u{3}last_used_at\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.keyID) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.requests) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.inputTokens) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.cachedInputTokens) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.outputTokens) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.costMicros) }()
+      case 7: try { try decoder.decodeSingularMessageField(value: &self._lastUsedAt) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.keyID.isEmpty {
+      try visitor.visitSingularStringField(value: self.keyID, fieldNumber: 1)
+    }
+    if self.requests != 0 {
+      try visitor.visitSingularInt64Field(value: self.requests, fieldNumber: 2)
+    }
+    if self.inputTokens != 0 {
+      try visitor.visitSingularInt64Field(value: self.inputTokens, fieldNumber: 3)
+    }
+    if self.cachedInputTokens != 0 {
+      try visitor.visitSingularInt64Field(value: self.cachedInputTokens, fieldNumber: 4)
+    }
+    if self.outputTokens != 0 {
+      try visitor.visitSingularInt64Field(value: self.outputTokens, fieldNumber: 5)
+    }
+    if self.costMicros != 0 {
+      try visitor.visitSingularInt64Field(value: self.costMicros, fieldNumber: 6)
+    }
+    try { if let v = self._lastUsedAt {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Ledger_V1_KeyTotals, rhs: Lumen_Ledger_V1_KeyTotals) -> Bool {
+    if lhs.keyID != rhs.keyID {return false}
+    if lhs.requests != rhs.requests {return false}
+    if lhs.inputTokens != rhs.inputTokens {return false}
+    if lhs.cachedInputTokens != rhs.cachedInputTokens {return false}
+    if lhs.outputTokens != rhs.outputTokens {return false}
+    if lhs.costMicros != rhs.costMicros {return false}
+    if lhs._lastUsedAt != rhs._lastUsedAt {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Ledger_V1_GetKeyTotalsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetKeyTotalsResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}totals\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.totals) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.totals.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.totals, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Ledger_V1_GetKeyTotalsResponse, rhs: Lumen_Ledger_V1_GetKeyTotalsResponse) -> Bool {
+    if lhs.totals != rhs.totals {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -11,9 +11,11 @@
 /// environment variable that holds its upstream key.
 ///
 /// Authorisation: management tokens read models and manage consents of their organisation.
-/// Models and backends are deployment-wide: UpsertModel, UpsertBackend and RemoveBackend take
-/// the internal token or a management token (an administrator). ReportBackendHealth and
-/// WatchRegistry are internal only.
+/// Models and backends are deployment-wide, so changing them belongs to the deployment's
+/// operator, never to an organisation: UpsertModel, UpsertBackend and RemoveBackend take the
+/// internal token (the configuration file, applied at start) or an operator token (`op-…`,
+/// made on the machine by `lumen admin operator-token create`); a management token gets
+/// PERMISSION_DENIED (`operator_only`). ReportBackendHealth and WatchRegistry are internal only.
 ///
 /// Passive health: a backend whose calls fail 3 times in a row is unhealthy and gets no traffic
 /// for a 30-second cooldown; then one trial call decides (success: healthy again; failure: a
@@ -281,7 +283,7 @@ extension Lumen_Registry_V1_ModelRegistryService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Creates or replaces a model's definition (not its backends).
+        /// > Creates or replaces a model's definition (not its backends). Operator only.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Lumen_Registry_V1_UpsertModelRequest` messages.
@@ -299,7 +301,7 @@ extension Lumen_Registry_V1_ModelRegistryService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Creates or replaces a backend of a model.
+        /// > Creates or replaces a backend of a model. Operator only.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Lumen_Registry_V1_UpsertBackendRequest` messages.
@@ -317,7 +319,7 @@ extension Lumen_Registry_V1_ModelRegistryService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Removes a backend.
+        /// > Removes a backend. Operator only.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Lumen_Registry_V1_RemoveBackendRequest` messages.
@@ -512,7 +514,7 @@ extension Lumen_Registry_V1_ModelRegistryService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Creates or replaces a model's definition (not its backends).
+        /// > Creates or replaces a model's definition (not its backends). Operator only.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Registry_V1_UpsertModelRequest` message.
@@ -530,7 +532,7 @@ extension Lumen_Registry_V1_ModelRegistryService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Creates or replaces a backend of a model.
+        /// > Creates or replaces a backend of a model. Operator only.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Registry_V1_UpsertBackendRequest` message.
@@ -548,7 +550,7 @@ extension Lumen_Registry_V1_ModelRegistryService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Removes a backend.
+        /// > Removes a backend. Operator only.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Registry_V1_RemoveBackendRequest` message.
@@ -741,7 +743,7 @@ extension Lumen_Registry_V1_ModelRegistryService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Creates or replaces a model's definition (not its backends).
+        /// > Creates or replaces a model's definition (not its backends). Operator only.
         ///
         /// - Parameters:
         ///   - request: A `Lumen_Registry_V1_UpsertModelRequest` message.
@@ -759,7 +761,7 @@ extension Lumen_Registry_V1_ModelRegistryService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Creates or replaces a backend of a model.
+        /// > Creates or replaces a backend of a model. Operator only.
         ///
         /// - Parameters:
         ///   - request: A `Lumen_Registry_V1_UpsertBackendRequest` message.
@@ -777,7 +779,7 @@ extension Lumen_Registry_V1_ModelRegistryService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Removes a backend.
+        /// > Removes a backend. Operator only.
         ///
         /// - Parameters:
         ///   - request: A `Lumen_Registry_V1_RemoveBackendRequest` message.
@@ -1424,7 +1426,7 @@ extension Lumen_Registry_V1_ModelRegistryService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Creates or replaces a model's definition (not its backends).
+        /// > Creates or replaces a model's definition (not its backends). Operator only.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Registry_V1_UpsertModelRequest` message.
@@ -1447,7 +1449,7 @@ extension Lumen_Registry_V1_ModelRegistryService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Creates or replaces a backend of a model.
+        /// > Creates or replaces a backend of a model. Operator only.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Registry_V1_UpsertBackendRequest` message.
@@ -1470,7 +1472,7 @@ extension Lumen_Registry_V1_ModelRegistryService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Removes a backend.
+        /// > Removes a backend. Operator only.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Registry_V1_RemoveBackendRequest` message.
@@ -1745,7 +1747,7 @@ extension Lumen_Registry_V1_ModelRegistryService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Creates or replaces a model's definition (not its backends).
+        /// > Creates or replaces a model's definition (not its backends). Operator only.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Registry_V1_UpsertModelRequest` message.
@@ -1779,7 +1781,7 @@ extension Lumen_Registry_V1_ModelRegistryService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Creates or replaces a backend of a model.
+        /// > Creates or replaces a backend of a model. Operator only.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Registry_V1_UpsertBackendRequest` message.
@@ -1813,7 +1815,7 @@ extension Lumen_Registry_V1_ModelRegistryService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Removes a backend.
+        /// > Removes a backend. Operator only.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Registry_V1_RemoveBackendRequest` message.
@@ -2148,7 +2150,7 @@ extension Lumen_Registry_V1_ModelRegistryService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Creates or replaces a model's definition (not its backends).
+    /// > Creates or replaces a model's definition (not its backends). Operator only.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Lumen_Registry_V1_UpsertModelRequest` message.
@@ -2177,7 +2179,7 @@ extension Lumen_Registry_V1_ModelRegistryService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Creates or replaces a backend of a model.
+    /// > Creates or replaces a backend of a model. Operator only.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Lumen_Registry_V1_UpsertBackendRequest` message.
@@ -2206,7 +2208,7 @@ extension Lumen_Registry_V1_ModelRegistryService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Removes a backend.
+    /// > Removes a backend. Operator only.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Lumen_Registry_V1_RemoveBackendRequest` message.
@@ -2508,7 +2510,7 @@ extension Lumen_Registry_V1_ModelRegistryService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Creates or replaces a model's definition (not its backends).
+    /// > Creates or replaces a model's definition (not its backends). Operator only.
     ///
     /// - Parameters:
     ///   - message: request message to send.
@@ -2541,7 +2543,7 @@ extension Lumen_Registry_V1_ModelRegistryService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Creates or replaces a backend of a model.
+    /// > Creates or replaces a backend of a model. Operator only.
     ///
     /// - Parameters:
     ///   - message: request message to send.
@@ -2574,7 +2576,7 @@ extension Lumen_Registry_V1_ModelRegistryService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Removes a backend.
+    /// > Removes a backend. Operator only.
     ///
     /// - Parameters:
     ///   - message: request message to send.

@@ -21,9 +21,11 @@
 /// environment variable that holds its upstream key.
 ///
 /// Authorisation: management tokens read models and manage consents of their organisation.
-/// Models and backends are deployment-wide: UpsertModel, UpsertBackend and RemoveBackend take
-/// the internal token or a management token (an administrator). ReportBackendHealth and
-/// WatchRegistry are internal only.
+/// Models and backends are deployment-wide, so changing them belongs to the deployment's
+/// operator, never to an organisation: UpsertModel, UpsertBackend and RemoveBackend take the
+/// internal token (the configuration file, applied at start) or an operator token (`op-…`,
+/// made on the machine by `lumen admin operator-token create`); a management token gets
+/// PERMISSION_DENIED (`operator_only`). ReportBackendHealth and WatchRegistry are internal only.
 ///
 /// Passive health: a backend whose calls fail 3 times in a row is unhealthy and gets no traffic
 /// for a 30-second cooldown; then one trial call decides (success: healthy again; failure: a

@@ -1,0 +1,67 @@
+import GRDB
+import LumenAPI
+
+/// What each key has used — the sums of its settled lines and the latest one's time — in
+/// `key_totals`, added to in the transaction that settles the lines (`Book.flush`), so that it
+/// equals Σ of the key's lines after any crash.
+enum KeyTotals {
+    struct Key: Hashable {
+        var organizationID: String
+        var keyID: String
+    }
+
+    /// A batch's additions to one key.
+    struct Delta {
+        var totals = Rollups.Totals()
+        var lastUsedAt: Int64 = 0
+
+        mutating func add(_ more: Rollups.Totals, at createdAt: Int64) {
+            totals.add(more)
+            lastUsedAt = max(lastUsedAt, createdAt)
+        }
+    }
+
+    static func write(_ db: Database, _ deltas: [Key: Delta]) throws {
+        let statement = try db.cachedStatement(
+            sql: """
+                INSERT INTO key_totals (organization_id, key_id, requests, input_tokens, cached_input_tokens,
+                    output_tokens, cost_micros, last_used_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT DO UPDATE SET
+                    requests = requests + excluded.requests, input_tokens = input_tokens + excluded.input_tokens,
+                    cached_input_tokens = cached_input_tokens + excluded.cached_input_tokens,
+                    output_tokens = output_tokens + excluded.output_tokens, cost_micros = cost_micros + excluded.cost_micros,
+                    last_used_at = max(coalesce(last_used_at, 0), excluded.last_used_at)
+                """)
+        for (key, delta) in deltas {
+            let totals = delta.totals
+            try statement.execute(arguments: [
+                key.organizationID, key.keyID, totals.requests, totals.inputTokens, totals.cachedInputTokens,
+                totals.outputTokens, totals.costMicros, delta.lastUsedAt,
+            ])
+        }
+    }
+
+    /// The totals of `keyIDs` in `organizationID`, in the order asked; zeros for a key without lines.
+    static func fetch(_ db: Database, organizationID: String, keyIDs: [String]) throws -> [Lumen_Ledger_V1_KeyTotals] {
+        var found: [String: Lumen_Ledger_V1_KeyTotals] = [:]
+        let statement = try db.cachedStatement(
+            sql: """
+                SELECT key_id, requests, input_tokens, cached_input_tokens, output_tokens, cost_micros, last_used_at
+                FROM key_totals WHERE organization_id = ? AND key_id = ?
+                """)
+        for keyID in Set(keyIDs) {
+            guard let row = try Row.fetchOne(statement, arguments: [organizationID, keyID]) else { continue }
+            found[keyID] = .with {
+                $0.keyID = row[0]
+                $0.requests = row[1]
+                $0.inputTokens = row[2]
+                $0.cachedInputTokens = row[3]
+                $0.outputTokens = row[4]
+                $0.costMicros = row[5]
+                if let lastUsedAt: Int64 = row[6] { $0.lastUsedAt = .init(millis: lastUsedAt) }
+            }
+        }
+        return keyIDs.map { keyID in found[keyID] ?? .with { $0.keyID = keyID } }
+    }
+}

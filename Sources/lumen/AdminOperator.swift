@@ -1,0 +1,245 @@
+import ArgumentParser
+import Foundation
+import GRPCCore
+import GRPCInProcessTransport
+import GRPCNIOTransportHTTP2
+import Keys
+import Logging
+import LumenAPI
+import RPCSupport
+import Storage
+import SwiftProtobuf
+
+/// The data directory the commands that work on the databases directly take.
+struct DataDirectoryOptions: ParsableArguments {
+    @Option(help: "Directory of the SQLite databases. (LUMEN_DATA_DIR, default ./data)")
+    var dataDir: String?
+
+    var path: String {
+        dataDir ?? ProcessInfo.processInfo.environment["LUMEN_DATA_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "./data"
+    }
+}
+
+/// `lumen admin operator-token`: the deployment operator's credentials, made on the machine.
+struct OperatorTokenAdmin: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "operator-token",
+        abstract: "Create, list or revoke deployment operator tokens (op-…).",
+        discussion: """
+            An operator token changes what every organisation shares — models, backends and \
+            prices — through `lumen admin models` on the gRPC port. An organisation's management \
+            token never can. These commands work on the keys database directly (like bootstrap), \
+            so only someone on the machine can make one; they may run while `lumen serve` runs, \
+            and a revocation takes effect at the next call.
+            """,
+        subcommands: [OperatorTokenCreate.self, OperatorTokenList.self, OperatorTokenRevoke.self])
+
+    /// Runs `body` with the keys service over the databases in `directory`, as the internal caller.
+    static func withKeys<Result: Sendable>(
+        _ directory: String,
+        _ body: @Sendable (Lumen_Keys_V1_KeysService.Client<InProcessTransport.Client>, Metadata) async throws -> Result
+    ) async throws -> Result {
+        var logger = Logger(label: "lumen")
+        logger.logLevel = .warning
+        let token = "it-" + Identifier.secret(count: 48)
+        do {
+            let keys = try KeysService(location: .directory(directory), logger: logger)
+            return try await withLocalServices([keys], internalToken: token) { client in
+                try await body(Lumen_Keys_V1_KeysService.Client(wrapping: client), .bearer(token))
+            }
+        } catch let error as StorageError {
+            throw ValidationError(error.description)
+        } catch let error as RPCError {
+            let cause = ServiceError(error)
+            var standardError = FileHandleOutputStream.standardError
+            print("error: \(cause.message) (\(cause.code))", to: &standardError)
+            throw ExitCode.failure
+        }
+    }
+}
+
+struct OperatorTokenCreate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "create",
+        abstract: "Create an operator token and print it once.",
+        discussion: #"Prints JSON {"id", "name", "operator_token"}. The secret is shown this once: store it now."#)
+
+    @Option(help: "A name to recognise the token by (default: Operator token).")
+    var name: String?
+
+    @OptionGroup var data: DataDirectoryOptions
+
+    func run() async throws {
+        let name = self.name
+        let response = try await OperatorTokenAdmin.withKeys(data.path) { keys, metadata in
+            try await keys.createOperatorToken(.with { if let name { $0.name = name } }, metadata: metadata)
+        }
+        try printJSON(["id": response.key.id, "name": response.key.name, "operator_token": response.secret] as [String: String])
+    }
+}
+
+struct OperatorTokenList: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list",
+        abstract: "List the operator tokens, revoked ones too (never a secret).",
+        discussion: #"Prints JSON [{"id", "name", "hint", "status", "created_at"}], oldest first."#)
+
+    @OptionGroup var data: DataDirectoryOptions
+
+    func run() async throws {
+        let response = try await OperatorTokenAdmin.withKeys(data.path) { keys, metadata in
+            try await keys.listOperatorTokens(.init(), metadata: metadata)
+        }
+        try printJSON(response.keys.map(OperatorTokenOutput.init))
+    }
+}
+
+struct OperatorTokenRevoke: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "revoke", abstract: "Revoke an operator token at once.", discussion: "Prints the token as JSON.")
+
+    @Argument(help: "The token's id (key_…), as `list` shows it.")
+    var id: String
+
+    @OptionGroup var data: DataDirectoryOptions
+
+    func run() async throws {
+        let id = self.id
+        let response = try await OperatorTokenAdmin.withKeys(data.path) { keys, metadata in
+            try await keys.revokeOperatorToken(.with { $0.keyID = id }, metadata: metadata)
+        }
+        try printJSON(OperatorTokenOutput(response.key))
+    }
+}
+
+struct OperatorTokenOutput: Encodable {
+    var id: String
+    var name: String
+    var hint: String
+    var status: String
+    var createdAt: String
+
+    init(_ key: Lumen_Keys_V1_Key) {
+        self.id = key.id
+        self.name = key.name
+        self.hint = key.hint
+        self.status = key.status == .revoked ? "revoked" : key.status == .active ? "active" : "inactive"
+        self.createdAt = RFC3339.format(millis: key.createdAt.millis)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, name, hint, status
+        case createdAt = "created_at"
+    }
+}
+
+/// Where the running server's gRPC port is, and the operator token to act with.
+struct OperatorServerOptions: ParsableArguments {
+    @Option(help: "host:port of the gRPC port of `lumen serve` (the process running the registry). (LUMEN_GRPC_ADDRESS, default 127.0.0.1:9090)")
+    var server: String?
+
+    @Option(help: "An operator token (op-…, from `lumen admin operator-token create`). (LUMEN_OPERATOR_TOKEN)")
+    var token: String?
+
+    /// Runs `body` with a registry client on the server; an RPC error is printed and exits 1.
+    func withRegistry<Result: Sendable>(
+        _ body: (Lumen_Registry_V1_ModelRegistryService.Client<HTTP2ClientTransport.Posix>, Metadata) async throws -> Result
+    ) async throws -> Result {
+        let target = try GRPCTarget(
+            server: server, token: token, tokenVariable: "LUMEN_OPERATOR_TOKEN", prefix: "op-", noun: "an operator token")
+        return try await target.call(service: "the registry") { client, metadata in
+            try await body(Lumen_Registry_V1_ModelRegistryService.Client(wrapping: client), metadata)
+        }
+    }
+}
+
+/// `lumen admin models`: the deployment's models and backends, changed by its operator.
+struct ModelsAdmin: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "models",
+        abstract: "List, apply or remove the deployment's models and backends (operator token).",
+        subcommands: [ModelsList.self, ModelsApply.self, BackendRemove.self])
+}
+
+struct ModelsList: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list",
+        abstract: "Print every model, disabled ones too, with its backends and their health, as JSON.")
+
+    @OptionGroup var server: OperatorServerOptions
+
+    func run() async throws {
+        let response = try await server.withRegistry { registry, metadata in
+            try await registry.listModels(.with { $0.includeDisabled = true }, metadata: metadata)
+        }
+        print(try response.jsonString())
+    }
+}
+
+struct ModelsApply: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "apply",
+        abstract: "Create or replace the models and backends of a YAML file's `models:` section.",
+        discussion: """
+            The file has the configuration file's `models:` section (a whole configuration file \
+            will do; other sections are ignored). Each model and each backend it lists is created \
+            or replaced, through the registry's own rules; models and backends it does not list \
+            are left alone (`lumen admin models remove-backend` removes one). Gateways route by \
+            the change at once. Prints {"models": N, "backends": N}.
+            """)
+
+    @Option(name: .shortAndLong, help: "The YAML file.")
+    var file: String
+
+    @OptionGroup var server: OperatorServerOptions
+
+    func run() async throws {
+        let text: String
+        do {
+            text = try String(contentsOfFile: file, encoding: .utf8)
+        } catch {
+            throw ValidationError("cannot read \(file): \(error.localizedDescription)")
+        }
+        let catalog: ModelCatalog
+        do {
+            catalog = try ModelCatalog.parse(yaml: text, path: file)
+        } catch let error as ConfigurationError {
+            throw ValidationError(error.description)
+        }
+        guard !catalog.models.isEmpty else { throw ValidationError("\(file) has no `models:` list") }
+        try await server.withRegistry { registry, metadata in
+            for model in catalog.models {
+                _ = try await registry.upsertModel(.with { $0.model = model }, metadata: metadata)
+            }
+            for backend in catalog.backends {
+                _ = try await registry.upsertBackend(.with { $0.backend = backend }, metadata: metadata)
+            }
+        }
+        try printJSON(["models": catalog.models.count, "backends": catalog.backends.count])
+    }
+}
+
+struct BackendRemove: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "remove-backend", abstract: "Remove one backend of a model.")
+
+    @Option(help: "The logical model.")
+    var model: String
+
+    @Option(help: "The backend's id.")
+    var backend: String
+
+    @OptionGroup var server: OperatorServerOptions
+
+    func run() async throws {
+        let (model, backend) = (self.model, self.backend)
+        try await server.withRegistry { registry, metadata in
+            _ = try await registry.removeBackend(
+                .with {
+                    $0.model = model
+                    $0.backendID = backend
+                }, metadata: metadata)
+        }
+        try printJSON(["removed": backend, "model": model])
+    }
+}
