@@ -13,25 +13,34 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     ) async throws -> Response {
         do {
             return try await next(request, context)
-        } catch let error as APIError {
-            throw error
-        } catch let error as RPCError {
+        } catch {
+            throw Self.apiError(for: error, request: request, logger: context.logger)
+        }
+    }
+
+    /// The API's error for anything a route throws: the one translation, used here and by the
+    /// inference pipeline's metrics (so that a 413 is counted as a 413).
+    static func apiError(for error: any Error, request: Request, logger: Logger) -> APIError {
+        switch error {
+        case let error as APIError:
+            return error
+        case let error as RPCError:
             let serviceError = ServiceError(error)
             if serviceError.status == .unknown || serviceError.status == .internalError {
-                context.logger.error("service call failed", metadata: ["error": "\(error)"])
+                logger.error("service call failed", metadata: ["error": "\(error)"])
             }
-            throw APIError(serviceError)
-        } catch let error as ServiceError {
-            throw APIError(error)
-        } catch is NIOTooManyBytesError {
-            throw APIError(.contentTooLarge, code: "request_too_large", message: "the request body is too large")
-        } catch let error as HTTPError {
-            throw APIError(
+            return APIError(serviceError)
+        case let error as ServiceError:
+            return APIError(error)
+        case is NIOTooManyBytesError:
+            return APIError(.contentTooLarge, code: "request_too_large", message: "the request body is too large")
+        case let error as HTTPError:
+            return APIError(
                 error.status, code: Self.code(for: error.status),
                 message: error.body ?? Self.message(for: error.status, request: request))
-        } catch {
-            context.logger.error("request failed", metadata: ["error": "\(error)"])
-            throw APIError(.internalServerError, code: "internal_error", message: "internal error")
+        default:
+            logger.error("request failed", metadata: ["error": "\(error)"])
+            return APIError(.internalServerError, code: "internal_error", message: "internal error")
         }
     }
 

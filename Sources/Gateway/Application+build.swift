@@ -72,7 +72,7 @@ public struct GatewayInference: Sendable {
     public var services: [any Service] { [meter, http, router.health] }
 }
 
-/// Where the facade listens.
+/// Where the facade listens, and how it treats connections.
 public struct GatewayConfiguration: Sendable {
     /// Interface to bind; `127.0.0.1` by default so that nothing is exposed by accident.
     public var host: String
@@ -81,30 +81,58 @@ public struct GatewayConfiguration: Sendable {
     /// How often to probe every upstream backend actively (`GET {base_url}/models`); nil: never,
     /// health then comes from requests alone.
     public var probeInterval: Duration?
+    /// Timeouts and the connection cap of the HTTP port.
+    public var limits: ConnectionLimits
+    /// Where `/metrics` (and a second `/healthz`) are served: a listener of their own, on
+    /// loopback by default, so that traffic figures are not open to whoever reaches the API.
+    /// nil: no such listener.
+    public var metrics: (host: String, port: Int)?
 
-    public init(host: String = "127.0.0.1", port: Int = 8080, probeInterval: Duration? = nil) {
+    public init(
+        host: String = "127.0.0.1", port: Int = 8080, probeInterval: Duration? = nil, limits: ConnectionLimits = .init(),
+        metrics: (host: String, port: Int)? = ("127.0.0.1", 9464)
+    ) {
         self.host = host
         self.port = port
         self.probeInterval = probeInterval
+        self.limits = limits
+        self.metrics = metrics
     }
 }
 
-/// The routes of the facade.
+/// The public routes of the facade: `/healthz`, the management API and the OpenAI-compatible
+/// endpoints. Every response carries an `x-request-id`, errors included.
 public func buildRouter(
     services: GatewayServices, caches: GatewayCaches, inference: GatewayInference, clock: WallClock = .system,
     logger: Logger
 ) -> Router<BasicRequestContext> {
     let router = Router(context: BasicRequestContext.self)
+    router.add(middleware: RequestIDMiddleware())
     router.add(middleware: APIErrorMiddleware())
-    // Ready once the caches hold the keys, the registry and the groups: before that, inference requests
-    // would be refused, so load balancers should wait.
-    router.get("healthz") { _, _ in
-        caches.isSynced && inference.meter.isConnected
-            ? JSONResponse(["status": "ok"]) : JSONResponse(["status": "starting"], status: .serviceUnavailable)
-    }
-    // Prometheus text; like /healthz it is open, so bind the gateway to a trusted interface.
-    // The ledger's invariant is checked at each scrape (one read of its open holds and pools),
-    // for at most two seconds: a slow or absent ledger leaves the check out, not the scrape.
+    addHealth(to: router, caches: caches, inference: inference)
+    let management = router.group("v1/management")
+    APIKeysController(keys: services.keys, ledger: services.ledger).addRoutes(to: management)
+    KeyUsageController(keys: services.keys, ledger: services.ledger).addRoutes(to: management)
+    BalanceController(ledger: services.ledger).addRoutes(to: management)
+    let pipeline = InferencePipeline(
+        admission: InferenceAdmission(keys: caches.keys, registry: caches.registry, memberships: caches.memberships, clock: clock),
+        meter: inference.meter, router: inference.router, limiter: RateLimiter(),
+        metrics: inference.metrics, clock: clock, logger: logger)
+    OpenAIController(pipeline: pipeline).addRoutes(to: router.group("v1"))
+    return router
+}
+
+/// The operations routes, for the metrics listener: `/metrics` and `/healthz`.
+public func buildOperationsRouter(
+    services: GatewayServices, caches: GatewayCaches, inference: GatewayInference, clock: WallClock = .system
+) -> Router<BasicRequestContext> {
+    let router = Router(context: BasicRequestContext.self)
+    router.add(middleware: RequestIDMiddleware())
+    router.add(middleware: APIErrorMiddleware())
+    addHealth(to: router, caches: caches, inference: inference)
+    // Prometheus text. The ledger's invariant is checked at each scrape (one read of its open
+    // holds and pools), for at most two seconds: a slow or absent ledger leaves the check out,
+    // not the scrape.
     var checkOptions = CallOptions.defaults
     checkOptions.timeout = .seconds(2)
     router.get("metrics") { [checkOptions] _, _ in
@@ -116,16 +144,17 @@ public func buildRouter(
                 string: inference.metrics.render(
                     caches: caches, meter: inference.meter, invariant: invariant, nowMillis: clock.nowMillis))))
     }
-    let management = router.group("v1/management")
-    APIKeysController(keys: services.keys, ledger: services.ledger).addRoutes(to: management)
-    KeyUsageController(keys: services.keys, ledger: services.ledger).addRoutes(to: management)
-    BalanceController(ledger: services.ledger).addRoutes(to: management)
-    let pipeline = InferencePipeline(
-        admission: InferenceAdmission(keys: caches.keys, registry: caches.registry, memberships: caches.memberships, clock: clock),
-        meter: inference.meter, router: inference.router, limiter: RateLimiter(),
-        metrics: inference.metrics, clock: clock, logger: logger)
-    OpenAIController(pipeline: pipeline).addRoutes(to: router.group("v1"))
     return router
+}
+
+/// `/healthz`: ready once the caches hold the keys, the registry and the groups and the Meter
+/// stream is open (before that, inference requests would be refused, so load balancers should
+/// wait). It tells nothing but that.
+private func addHealth(to router: Router<BasicRequestContext>, caches: GatewayCaches, inference: GatewayInference) {
+    router.get("healthz") { _, _ in
+        caches.isSynced && inference.meter.isConnected
+            ? JSONResponse(["status": "ok"]) : JSONResponse(["status": "starting"], status: .serviceUnavailable)
+    }
 }
 
 /// The facade as a runnable application, with its caches and metering as services of its own
@@ -142,23 +171,28 @@ public func buildApplication(
     return gateway.application
 }
 
-/// The facade's two halves: the HTTP server with its routes, and the long-lived services it
-/// relies on (caches, the ledger's Meter stream, batched reports, the health prober).
+/// The facade's parts: the HTTP server of the API, the operations routes (and their listener,
+/// when configured), and the long-lived services they rely on (caches, the ledger's Meter
+/// stream, batched reports, the health prober).
 ///
-/// A deployment runs `background` beside the application and shuts the application down
-/// first, so that requests still in flight at shutdown settle their holds over a Meter stream
-/// that is still open.
+/// A deployment runs `background` beside the servers and shuts the servers down first, so
+/// that requests still in flight at shutdown settle their holds over a Meter stream that is
+/// still open.
 public struct Gateway {
     public var application: Application<RouterResponder<BasicRequestContext>>
+    public var operationsRouter: Router<BasicRequestContext>
+    public var operations: Application<RouterResponder<BasicRequestContext>>?
     public var background: [any Service]
 }
 
-/// The facade's parts, unassembled (see `Gateway`).
+/// The facade's parts, unassembled (see `Gateway`). `onServerRunning` receives the API's bound
+/// port, `onOperationsRunning` the metrics listener's.
 public func buildGateway(
     configuration: GatewayConfiguration,
     services: GatewayServices,
     logger: Logger,
-    onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in },
+    onOperationsRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> Gateway {
     let caches = GatewayCaches(services: services, logger: logger)
     let inference = GatewayInference(services: services, logger: logger)
@@ -169,9 +203,19 @@ public func buildGateway(
     }
     let application = Application(
         router: buildRouter(services: services, caches: caches, inference: inference, logger: logger),
+        server: configuration.limits.server(logger: logger),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "lumen"),
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
         logger: logger
     )
-    return Gateway(application: application, background: background)
+    let operationsRouter = buildOperationsRouter(services: services, caches: caches, inference: inference)
+    let operations = configuration.metrics.map { address in
+        Application(
+            router: operationsRouter,
+            server: configuration.limits.server(logger: logger),
+            configuration: .init(address: .hostname(address.host, port: address.port), serverName: "lumen"),
+            onServerRunning: { channel in await onOperationsRunning(channel.localAddress?.port ?? address.port) },
+            logger: logger)
+    }
+    return Gateway(application: application, operationsRouter: operationsRouter, operations: operations, background: background)
 }

@@ -20,6 +20,7 @@ struct Deployment {
     enum Listener: Sendable, Equatable {
         case http(host: String, port: Int)
         case grpc(host: String, port: Int)
+        case metrics(host: String, port: Int)
     }
 
     let configuration: ServeConfiguration
@@ -132,18 +133,29 @@ struct Deployment {
                 internalToken: internalToken
             )
             let (host, logger, onListening) = (configuration.httpHost, logger, onListening)
+            let metricsHost = configuration.metricsHost
             let gateway = buildGateway(
                 configuration: .init(
                     host: host, port: configuration.httpPort,
-                    probeInterval: configuration.probeIntervalSeconds > 0 ? .seconds(configuration.probeIntervalSeconds) : nil),
+                    probeInterval: configuration.probeIntervalSeconds > 0 ? .seconds(configuration.probeIntervalSeconds) : nil,
+                    limits: .init(
+                        readHeaderTimeout: .seconds(configuration.readHeaderTimeoutSeconds),
+                        bodyTimeout: .seconds(configuration.bodyTimeoutSeconds),
+                        idleTimeout: .seconds(configuration.idleTimeoutSeconds), maxConnections: configuration.maxConnections),
+                    metrics: (metricsHost, configuration.metricsPort)),
                 services: gatewayServices, logger: logger,
                 onServerRunning: { port in
                     logger.notice("HTTP listening on \(host):\(port)")
                     await onListening(.http(host: host, port: port))
+                },
+                onOperationsRunning: { port in
+                    logger.notice("metrics listening on \(metricsHost):\(port)")
+                    await onListening(.metrics(host: metricsHost, port: port))
                 })
             // Shut down in reverse order: the HTTP server first (requests in flight finish within
             // the grace), then the caches and the Meter stream they settled over, then the services.
             lifecycle += gateway.background
+            if let operations = gateway.operations { lifecycle.append(operations) }
             lifecycle.append(
                 ShutdownGrace(base: gateway.application, grace: .seconds(configuration.shutdownGraceSeconds), logger: logger))
         }

@@ -7,7 +7,8 @@ struct Serve: AsyncParsableCommand {
         abstract: "Run the gateway and its services.",
         discussion: """
             By default everything runs in this process: the HTTP facade (REST management API,
-            OpenAI-compatible endpoints) on 127.0.0.1:8080 and the four RPC services (accounts,
+            OpenAI-compatible endpoints) on 127.0.0.1:8080, its metrics (/metrics) on
+            127.0.0.1:9464, and the four RPC services (accounts,
             keys, ledger, registry), which the facade calls in-process and which are also served
             over gRPC (HTTP/2, plaintext) on 127.0.0.1:9090. Data lives in SQLite files under
             --data-dir.
@@ -40,6 +41,24 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "Port of the gRPC services; 0 picks a free one. (LUMEN_GRPC_PORT, default 9090)")
     var grpcPort: Int?
+
+    @Option(help: "Interface of the metrics listener (/metrics, /healthz). (LUMEN_METRICS_HOST, default 127.0.0.1)")
+    var metricsHost: String?
+
+    @Option(help: "Port of the metrics listener; 0 picks a free one. (LUMEN_METRICS_PORT, default 9464)")
+    var metricsPort: Int?
+
+    @Option(help: "Seconds from a request's first byte to the end of its headers; a slower client is disconnected. (LUMEN_READ_HEADER_TIMEOUT, default 10)")
+    var readHeaderTimeout: Int?
+
+    @Option(help: "Seconds from the end of a request's headers to the end of its body. (LUMEN_BODY_TIMEOUT, default 60)")
+    var bodyTimeout: Int?
+
+    @Option(help: "Seconds a keep-alive connection may wait for its next request. (LUMEN_IDLE_TIMEOUT, default 75)")
+    var idleTimeout: Int?
+
+    @Option(help: "HTTP connections held at once; more are closed on arrival. (LUMEN_MAX_CONNECTIONS, default 10000)")
+    var maxConnections: Int?
 
     @Option(help: "Components to run here: comma-separated accounts, keys, ledger, registry, gateway, or all. (LUMEN_SERVICES, default all)")
     var services: String?
@@ -124,6 +143,10 @@ struct Serve: AsyncParsableCommand {
         if let value = pick(grpcPort.map(String.init), "LUMEN_GRPC_PORT") {
             configuration.grpcPort = try ServeConfiguration.port(value, "the gRPC port")
         }
+        if let value = pick(metricsHost, "LUMEN_METRICS_HOST") { configuration.metricsHost = value }
+        if let value = pick(metricsPort.map(String.init), "LUMEN_METRICS_PORT") {
+            configuration.metricsPort = try ServeConfiguration.port(value, "the metrics port")
+        }
         if let value = pick(services, "LUMEN_SERVICES") { configuration.components = try Component.parseList(value) }
         let addressFlags: [(Component, String?)] = [
             (.accounts, accountsAddress), (.keys, keysAddress), (.ledger, ledgerAddress), (.registry, registryAddress),
@@ -148,6 +171,18 @@ struct Serve: AsyncParsableCommand {
         }
         if let days = try number(usageRetentionDays, "LUMEN_USAGE_RETENTION_DAYS", "--usage-retention-days", unit: "days") {
             configuration.usageRetentionDays = try ServeConfiguration.retentionDays(days, "--usage-retention-days")
+        }
+        if let seconds = try number(readHeaderTimeout, "LUMEN_READ_HEADER_TIMEOUT", "--read-header-timeout", unit: "seconds") {
+            configuration.readHeaderTimeoutSeconds = try ServeConfiguration.timeout(seconds, "--read-header-timeout")
+        }
+        if let seconds = try number(bodyTimeout, "LUMEN_BODY_TIMEOUT", "--body-timeout", unit: "seconds") {
+            configuration.bodyTimeoutSeconds = try ServeConfiguration.timeout(seconds, "--body-timeout")
+        }
+        if let seconds = try number(idleTimeout, "LUMEN_IDLE_TIMEOUT", "--idle-timeout", unit: "seconds") {
+            configuration.idleTimeoutSeconds = try ServeConfiguration.timeout(seconds, "--idle-timeout")
+        }
+        if let count = try number(maxConnections, "LUMEN_MAX_CONNECTIONS", "--max-connections", unit: "connections") {
+            configuration.maxConnections = try ServeConfiguration.maxConnections(count, "--max-connections")
         }
         if let seconds = try number(shutdownGrace, "LUMEN_SHUTDOWN_GRACE", "--shutdown-grace", unit: "seconds") {
             configuration.shutdownGraceSeconds = try ServeConfiguration.shutdownGrace(seconds, "--shutdown-grace")

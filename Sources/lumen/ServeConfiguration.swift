@@ -44,6 +44,17 @@ struct ServeConfiguration: Sendable, Equatable {
     var httpPort = 8080
     var grpcHost = "127.0.0.1"
     var grpcPort = 9090
+    /// Where `/metrics` is served (a listener of its own).
+    var metricsHost = "127.0.0.1"
+    var metricsPort = 9464
+    /// Seconds from a request's first byte to the end of its headers.
+    var readHeaderTimeoutSeconds = 10
+    /// Seconds from the end of a request's headers to the end of its body.
+    var bodyTimeoutSeconds = 60
+    /// Seconds a keep-alive connection may stay idle.
+    var idleTimeoutSeconds = 75
+    /// HTTP connections held at once.
+    var maxConnections = 10_000
     var components = Set(Component.allCases)
     /// `host:port` of services that run in another process.
     var addresses: [Component: String] = [:]
@@ -63,7 +74,7 @@ struct ServeConfiguration: Sendable, Equatable {
 
     /// Keys of the YAML file (see gateway/lumen.example.yaml).
     static let fileKeys: Set<String> = [
-        "data_dir", "log_level", "http", "grpc", "services", "remote", "models", "probe_interval", "usage_retention_days", "hold_ttl",
+        "data_dir", "log_level", "http", "grpc", "metrics", "services", "remote", "models", "probe_interval", "usage_retention_days", "hold_ttl",
         "shutdown_grace",
     ]
 
@@ -104,11 +115,12 @@ struct ServeConfiguration: Sendable, Equatable {
         }
         if let value = try string(root["data_dir"], "data_dir") { dataDirectory = value }
         if let value = try string(root["log_level"], "log_level") { logLevel = value }
-        func number(_ key: String, unit: String) throws -> Int? {
-            guard let value = root[key] else { return nil }
+        func whole(_ value: Any?, _ key: String, unit: String) throws -> Int? {
+            guard let value else { return nil }
             guard let number = value as? Int else { throw ConfigurationError("\(path): \(key) must be a number of \(unit)") }
             return number
         }
+        func number(_ key: String, unit: String) throws -> Int? { try whole(root[key], key, unit: unit) }
         if let seconds = try number("probe_interval", unit: "seconds") {
             probeIntervalSeconds = try Self.probeInterval(seconds, "probe_interval")
         }
@@ -119,9 +131,25 @@ struct ServeConfiguration: Sendable, Equatable {
         if let seconds = try number("shutdown_grace", unit: "seconds") {
             shutdownGraceSeconds = try Self.shutdownGrace(seconds, "shutdown_grace")
         }
-        let http = try section("http", allowed: ["host", "port"])
+        let http = try section(
+            "http", allowed: ["host", "port", "read_header_timeout", "body_timeout", "idle_timeout", "max_connections"])
         if let value = try string(http["host"], "http.host") { httpHost = value }
         if let value = try port(http["port"], "http.port") { httpPort = value }
+        if let seconds = try whole(http["read_header_timeout"], "http.read_header_timeout", unit: "seconds") {
+            readHeaderTimeoutSeconds = try Self.timeout(seconds, "http.read_header_timeout")
+        }
+        if let seconds = try whole(http["body_timeout"], "http.body_timeout", unit: "seconds") {
+            bodyTimeoutSeconds = try Self.timeout(seconds, "http.body_timeout")
+        }
+        if let seconds = try whole(http["idle_timeout"], "http.idle_timeout", unit: "seconds") {
+            idleTimeoutSeconds = try Self.timeout(seconds, "http.idle_timeout")
+        }
+        if let count = try whole(http["max_connections"], "http.max_connections", unit: "connections") {
+            maxConnections = try Self.maxConnections(count, "http.max_connections")
+        }
+        let metrics = try section("metrics", allowed: ["host", "port"])
+        if let value = try string(metrics["host"], "metrics.host") { metricsHost = value }
+        if let value = try port(metrics["port"], "metrics.port") { metricsPort = value }
         let grpc = try section("grpc", allowed: ["host", "port"])
         if let value = try string(grpc["host"], "grpc.host") { grpcHost = value }
         if let value = try port(grpc["port"], "grpc.port") { grpcPort = value }
@@ -163,6 +191,22 @@ struct ServeConfiguration: Sendable, Equatable {
             throw ConfigurationError("\(name) must be 1–86400 seconds, not \(seconds)")
         }
         return seconds
+    }
+
+    /// 1–3600 seconds.
+    static func timeout(_ seconds: Int, _ name: String) throws -> Int {
+        guard (1...3600).contains(seconds) else {
+            throw ConfigurationError("\(name) must be 1–3600 seconds, not \(seconds)")
+        }
+        return seconds
+    }
+
+    /// 1–1,000,000 connections.
+    static func maxConnections(_ count: Int, _ name: String) throws -> Int {
+        guard (1...1_000_000).contains(count) else {
+            throw ConfigurationError("\(name) must be 1–1000000 connections, not \(count)")
+        }
+        return count
     }
 
     /// 0–3600 seconds.

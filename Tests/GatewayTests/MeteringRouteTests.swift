@@ -215,7 +215,8 @@ struct MeteringRouteTests {
             _ = try await gateway.raw(.post, "/v1/chat/completions", json: json, bearer: open)
             _ = try await gateway.raw(.post, "/v1/chat/completions", json: json, bearer: capped)
             _ = try await gateway.raw(.post, "/v1/chat/completions", json: #"{"model": "made-up", "messages": [{"role": "user", "content": "x"}]}"#, bearer: open)
-            let response = try await gateway.raw(.get, "/metrics", json: nil, bearer: nil)
+            #expect(try await gateway.raw(.get, "/metrics", json: nil, bearer: nil).status == .notFound)
+            let response = try await gateway.operations { try await $0.execute(uri: "/metrics", method: .get) }
             #expect(response.status == .ok)
             let text = String(buffer: response.body)
             #expect(text.contains(#"lumen_requests_total{model="priced",status="200",scene="chat"} 1"#))

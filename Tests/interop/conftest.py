@@ -95,13 +95,13 @@ def start_server(tmp_path, *extra, env=None):
     out = open(out_path, "w")
     process = subprocess.Popen(
         [lumen_binary(), "serve", "--data-dir", str(data_dir), "--http-port", "0", "--grpc-port", "0",
-         "--log-level", "trace", *extra],
+         "--metrics-port", "0", "--log-level", "trace", *extra],
         stdout=out, stderr=log, env={**os.environ, **(env or {})},
     )
     try:
         deadline = time.time() + 60
-        http_port = grpc_port = None
-        while time.time() < deadline and (http_port is None or grpc_port is None):
+        http_port = grpc_port = metrics_port = None
+        while time.time() < deadline and (http_port is None or grpc_port is None or metrics_port is None):
             if process.poll() is not None:
                 pytest.fail(f"lumen serve exited early:\n{log_path.read_text()}")
             text = log_path.read_text(errors="replace")
@@ -109,10 +109,13 @@ def start_server(tmp_path, *extra, env=None):
                 http_port = int(m.group(1))
             if m := re.search(r"gRPC listening on [\d.]+:(\d+)", text):
                 grpc_port = int(m.group(1))
+            if m := re.search(r"metrics listening on [\d.]+:(\d+)", text):
+                metrics_port = int(m.group(1))
             time.sleep(0.05)
         if http_port is None or grpc_port is None:
             pytest.fail(f"lumen serve did not report its ports:\n{log_path.read_text()}")
         server = Server(process, log_path, http_port, grpc_port, str(data_dir))
+        server.metrics = f"http://127.0.0.1:{metrics_port}"
         server.stdout_path = out_path
         yield server
     finally:

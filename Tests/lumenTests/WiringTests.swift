@@ -56,6 +56,19 @@ struct WiringTests {
                 let response = try await client.get("/v1/management/api-keys", headers: headers)
                 #expect(response.status == .ok)
                 #expect(String(buffer: response.body ?? ByteBuffer()).contains("over h2"))
+                // Traffic figures are not served to whoever reaches the API port…
+                let metrics = try await client.get("/metrics")
+                #expect(metrics.status == .notFound)
+                #expect(metrics.headers[HTTPField.Name("x-request-id")!]?.hasPrefix("req_") == true)
+                let trace = try await client.execute(TestClient.Request("/v1/models", method: .trace))
+                #expect(trace.status == .methodNotAllowed)
+            }
+            // …but on the metrics listener (loopback by default).
+            try await TestClient.withClient(host: "127.0.0.1", port: try #require(listeners.metrics)) { client in
+                let metrics = try await client.get("/metrics")
+                #expect(metrics.status == .ok)
+                #expect(String(buffer: metrics.body ?? ByteBuffer()).contains("lumen_gateway_cache_synced"))
+                #expect(try await client.get("/healthz").status == .ok)
             }
         }
     }
@@ -235,6 +248,10 @@ extension [Deployment.Listener] {
         for case .grpc(_, let port) in self { return port }
         return nil
     }
+    var metrics: Int? {
+        for case .metrics(_, let port) in self { return port }
+        return nil
+    }
 }
 
 /// Runs a deployment until `body` is done; `body` gets its bound listeners.
@@ -242,6 +259,8 @@ func withDeployment(
     _ configuration: ServeConfiguration, internalToken: String?,
     _ body: @Sendable ([Deployment.Listener]) async throws -> Void
 ) async throws {
+    var configuration = configuration
+    configuration.metricsPort = 0
     var logger = Logger(label: "wiring-test")
     logger.logLevel = .critical
     let (stream, continuation) = AsyncStream<Deployment.Listener>.makeStream()
@@ -250,7 +269,7 @@ func withDeployment(
         internalToken: try InternalToken.resolve(internalToken, configuration: configuration),
         logger: logger,
         onListening: { continuation.yield($0) })
-    let expected = (configuration.components.contains(.gateway) ? 1 : 0)
+    let expected = (configuration.components.contains(.gateway) ? 2 : 0)  // HTTP and metrics
         + (configuration.components.subtracting([.gateway]).isEmpty ? 0 : 1)
     try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask {

@@ -14,8 +14,8 @@ import RPCSupport
 /// 3. the upstream call with failover (the hold is released when nothing was produced);
 /// 4. the answer relayed — as received, or event by event for a stream — and settled with
 ///    the upstream's usage, or Lumen's own count marked estimated when none came; a caller
-///    who disconnects mid-stream is billed for what was produced;
-/// 5. key counters batched to the keys service.
+///    who disconnects mid-stream is billed for what was produced (the ledger's key totals
+///    count it in the same transaction).
 struct InferencePipeline: Sendable {
     let admission: InferenceAdmission
     let meter: LedgerMeter
@@ -56,12 +56,10 @@ struct InferencePipeline: Sendable {
                 metrics.latency(model: label, scene: endpoint.scene, started.duration(to: .now))
             }
             return response
-        } catch let error as APIError {
-            metrics.request(model: label, scene: endpoint.scene, status: Int(error.status.code))
-            throw error
         } catch {
-            metrics.request(model: label, scene: endpoint.scene, status: 500)
-            throw error
+            let apiError = APIErrorMiddleware<BasicRequestContext>.apiError(for: error, request: httpRequest, logger: logger)
+            metrics.request(model: label, scene: endpoint.scene, status: Int(apiError.status.code))
+            throw apiError
         }
     }
 

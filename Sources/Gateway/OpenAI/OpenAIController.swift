@@ -15,7 +15,6 @@ struct OpenAIController<Context: RequestContext>: Sendable {
     var admission: InferenceAdmission { pipeline.admission }
 
     func addRoutes(to group: RouterGroup<Context>) {
-        group.add(middleware: RequestIDMiddleware())
         group.get("models", use: models)
         for endpoint in InferenceEndpoint.allCases {
             group.post(RouterPath(endpoint.rawValue)) { request, _ in

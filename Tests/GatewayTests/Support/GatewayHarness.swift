@@ -13,6 +13,8 @@ struct GatewayHarness {
     let client: any TestClientProtocol
     let services: TestServices
     let tenant: TestServices.Tenant
+    /// Runs a request against the operations routes (`/metrics`), served on a listener of their own.
+    let operations: @Sendable (@Sendable (any TestClientProtocol) async throws -> TestResponse) async throws -> TestResponse
 
     /// Runs `body` against a facade whose caches have synced; `prepare` runs first, so what it
     /// creates is in the caches' snapshot.
@@ -25,10 +27,15 @@ struct GatewayHarness {
             try await prepare(services, tenant)
             var logger = Logger(label: "gateway-test")
             logger.logLevel = .critical
-            let app = buildApplication(
-                configuration: .init(host: "127.0.0.1", port: 0), services: services.gatewayServices, logger: logger)
-            try await app.test(.router) { client in
-                let harness = GatewayHarness(client: client, services: services, tenant: tenant)
+            var gateway = buildGateway(
+                configuration: .init(host: "127.0.0.1", port: 0, metrics: nil), services: services.gatewayServices,
+                logger: logger)
+            gateway.application.addServices(gateway.background)
+            let operations = Application(router: gateway.operationsRouter)
+            try await gateway.application.test(.router) { client in
+                let harness = GatewayHarness(
+                    client: client, services: services, tenant: tenant,
+                    operations: { request in try await operations.test(.router) { try await request($0) } })
                 let deadline = ContinuousClock.now + .seconds(10)
                 while try await harness.send(.get, "/healthz", token: .none).status != 200 {
                     guard ContinuousClock.now < deadline else {
