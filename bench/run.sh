@@ -15,6 +15,7 @@ DURATION="${DURATION:-10s}"
 CONNECTIONS="${CONNECTIONS:-64}"
 UPSTREAM_PORT="${UPSTREAM_PORT:-9700}"
 GATEWAY_PORT="${GATEWAY_PORT:-9780}"
+METRICS_PORT="${METRICS_PORT:-9781}"
 FLOOR_PORT="${FLOOR_PORT:-9790}"
 
 if ! command -v wrk >/dev/null; then
@@ -56,7 +57,7 @@ models:
       - {id: local, provider: openai, base_url: "http://127.0.0.1:$UPSTREAM_PORT/v1", timeout_ms: 5000}
 YAML
 taskset -c "$gateway_cpu" "$BIN/lumen" serve --data-dir "$WORK/data" --config "$WORK/lumen.yaml" \
-    --http-port "$GATEWAY_PORT" --grpc-port 0 --log-level warning >"$WORK/lumen.log" 2>&1 &
+    --http-port "$GATEWAY_PORT" --grpc-port 0 --metrics-port "$METRICS_PORT" --log-level warning >"$WORK/lumen.log" 2>&1 &
 PIDS+=($!)
 
 wait_for() {  # url
@@ -107,5 +108,5 @@ print(f"through Lumen / direct: JSON {gw / up:.2f}, streaming {gw_s / up_s:.2f}"
 print(f"through Lumen / bare proxy: JSON {gw / floor:.2f}")
 print(f"median added on one connection: by Lumen {p50_gw - p50_up:.3f} ms, by the bare proxy {p50_floor - p50_up:.3f} ms")
 PY
-LINES="$(curl -fs "http://127.0.0.1:$GATEWAY_PORT/metrics" | grep '^lumen_requests_total' || true)"
+LINES="$(curl -fs "http://127.0.0.1:$METRICS_PORT/metrics" | grep '^lumen_requests_total' || true)"
 echo "$LINES"
