@@ -8,7 +8,10 @@ import NIOCore
 /// The parser takes RFC 8259 JSON only: no comments, no trailing commas, no leading zeros,
 /// no `NaN`; strings must be valid UTF-8 with valid escapes (a lone surrogate is an error);
 /// numbers keep their exact decimal value (`Decimal`), and one `Decimal` cannot hold
-/// (beyond about 38 digits or an exponent past ±127) is an error, as before.
+/// (beyond about 38 digits or an exponent past ±127) is an error — or, with
+/// `.clampingHugeNumbers` (management bodies, which validate every field's range and never
+/// relay the text), the largest or smallest `Decimal` of its sign, which every field's bounds
+/// refuse with the field's own error.
 extension JSONValue {
     /// Why a text is not JSON, with the byte offset where that was found.
     struct SyntaxError: Error, CustomStringConvertible {
@@ -20,14 +23,24 @@ extension JSONValue {
     /// The deepest nesting accepted: enough for any real request, and no stack overflow.
     static let maxDepth = 256
 
+    /// What to do with a number `Decimal` cannot hold.
+    enum NumberPolicy: Sendable {
+        /// A syntax error ("number out of range"): the text is relayed upstream, so no value may change.
+        case refuseHugeNumbers
+        /// Its sign's largest (or, for a tiny one, smallest nonzero) `Decimal`.
+        case clampingHugeNumbers
+    }
+
     /// Parses one JSON text (surrounding whitespace allowed).
-    static func parse(_ bytes: some Collection<UInt8>) throws(SyntaxError) -> JSONValue {
+    static func parse(_ bytes: some Collection<UInt8>, numbers: NumberPolicy = .refuseHugeNumbers) throws(SyntaxError) -> JSONValue {
         if let result = bytes.withContiguousStorageIfAvailable({ buffer in
-            Result(catching: { () throws(SyntaxError) in try parse(UnsafeRawBufferPointer(buffer)) })
+            Result(catching: { () throws(SyntaxError) in try parse(UnsafeRawBufferPointer(buffer), numbers: numbers) })
         }) {
             return try result.get()
         }
-        return try Array(bytes).withUnsafeBytes { buffer in Result(catching: { () throws(SyntaxError) in try parse(buffer) }) }.get()
+        return try Array(bytes).withUnsafeBytes { buffer in
+            Result(catching: { () throws(SyntaxError) in try parse(buffer, numbers: numbers) })
+        }.get()
     }
 
     /// Parses the readable bytes of `buffer` without copying them.
@@ -35,8 +48,8 @@ extension JSONValue {
         try buffer.withUnsafeReadableBytes { bytes in Result(catching: { () throws(SyntaxError) in try parse(bytes) }) }.get()
     }
 
-    static func parse(_ bytes: UnsafeRawBufferPointer) throws(SyntaxError) -> JSONValue {
-        var parser = Parser(bytes: bytes)
+    static func parse(_ bytes: UnsafeRawBufferPointer, numbers: NumberPolicy = .refuseHugeNumbers) throws(SyntaxError) -> JSONValue {
+        var parser = Parser(bytes: bytes, numbers: numbers)
         parser.skipWhitespace()
         let value = try parser.value(depth: 0)
         parser.skipWhitespace()
@@ -108,9 +121,13 @@ extension JSONValue {
 
     private struct Parser {
         let bytes: UnsafeRawBufferPointer
+        let numbers: NumberPolicy
         var index = 0
 
-        init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+        init(bytes: UnsafeRawBufferPointer, numbers: NumberPolicy) {
+            self.bytes = bytes
+            self.numbers = numbers
+        }
 
         func error(_ reason: String) -> SyntaxError { SyntaxError(offset: index, reason: reason) }
 
@@ -305,10 +322,20 @@ extension JSONValue {
             let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
             // Small integers, the common case, without Decimal's string parser.
             if index - start <= 18, let whole = Int64(text) { return Decimal(whole) }
-            guard let number = Decimal(string: text, locale: nil), !number.isNaN else {
-                throw SyntaxError(offset: start, reason: "number out of range")
-            }
-            return number
+            if let number = Decimal(string: text, locale: nil), !number.isNaN { return number }
+            guard numbers == .clampingHugeNumbers else { throw SyntaxError(offset: start, reason: "number out of range") }
+            // Too many digits or too large an exponent: huge, unless the exponent is negative
+            // (or the number starts 0.), then tiny.
+            let negative = text.hasPrefix("-")
+            let unsigned = negative ? text.dropFirst() : Substring(text)
+            let tiny =
+                if let e = unsigned.firstIndex(where: { $0 == "e" || $0 == "E" }) {
+                    unsigned[unsigned.index(after: e)] == "-"
+                } else {
+                    unsigned.hasPrefix("0")
+                }
+            let magnitude = tiny ? Decimal.leastNonzeroMagnitude : Decimal.greatestFiniteMagnitude
+            return negative ? -magnitude : magnitude
         }
     }
 }

@@ -51,7 +51,8 @@ enum KeyRules {
     }
 
     static func currency(_ raw: String) throws {
-        switch raw.uppercased() {
+        // Exactly `USD` (empty: unset, in proto3): a lower-case or unknown code is refused.
+        switch raw {
         case "", "USD": return
         case "CNY": throw KeysError.currencyRetired
         default: throw KeysError.invalidCurrency(raw)

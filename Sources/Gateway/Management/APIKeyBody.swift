@@ -31,9 +31,7 @@ enum APIKeyBody {
         case .some(.some(let micros)): request.limitMicros = micros
         default: break
         }
-        if let currency = try string(body["limitCurrency"], field: "limitCurrency", code: "invalid_currency", nullable: true) {
-            request.limitCurrency = currency
-        }
+        if let currency = try currency(body["limitCurrency"], nullable: true) { request.limitCurrency = currency }
         if let models = try models(body["models"], nullable: true) { request.models = models }
         if case .some(.some(let millis)) = try expiry(body["expiresAt"]) {
             request.expiresAt = .init(millis: millis)
@@ -58,9 +56,7 @@ enum APIKeyBody {
         case .some(.none): request.limit = .unlimited(true)
         case .none: break
         }
-        if let currency = try string(body["limitCurrency"], field: "limitCurrency", code: "invalid_currency", nullable: false) {
-            request.limitCurrency = currency
-        }
+        if let currency = try currency(body["limitCurrency"], nullable: false) { request.limitCurrency = currency }
         if let models = try models(body["models"], nullable: false) {
             request.models = .with { $0.models = models }
         }
@@ -90,6 +86,16 @@ enum APIKeyBody {
                 "unknown_parameter",
                 "unknown field \(unknown); accepted: \(allowed.sorted().joined(separator: ", "))", param: unknown)
         }
+    }
+
+    /// `limitCurrency`: the keys service checks the code; an explicit `""` is refused here, where
+    /// it still differs from an absent field (the RPC's empty string means unset).
+    static func currency(_ value: JSONValue?, nullable: Bool) throws(APIError) -> String? {
+        let currency = try string(value, field: "limitCurrency", code: "invalid_currency", nullable: nullable)
+        if currency == "" {
+            throw APIError.invalid("invalid_currency", "limitCurrency must be USD (or left out)", param: "limitCurrency")
+        }
+        return currency
     }
 
     /// nil when absent (or null where `nullable`).

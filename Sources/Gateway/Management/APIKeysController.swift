@@ -90,6 +90,8 @@ struct APIKeysController<Context: RequestContext>: Sendable {
         // The body is read as JSON whatever its Content-Type says: `curl -d` sends
         // form-urlencoded by default, and rejecting that helps nobody.
         let buffer = try await request.body.collect(upTo: maxBodyBytes)
-        return try JSONValue.object(from: buffer.readableBytesView)
+        // Every field is range-checked into the RPC and the text is never relayed: a number too
+        // large for a Decimal gets its field's own error (`invalid_limit_amount`), not `invalid_json`.
+        return try JSONValue.object(from: buffer.readableBytesView, numbers: .clampingHugeNumbers)
     }
 }

@@ -28,7 +28,7 @@ struct ChatRequest {
             if role == "user" { lastUser = text }
         }
         stream = try InferenceRequest.stream(body)
-        includeUsage = InferenceRequest.includeUsage(body)
+        includeUsage = try InferenceRequest.includeUsage(body)
         // max_completion_tokens is OpenAI's current name; max_tokens the older one.
         maxTokens = try InferenceRequest.maxTokens(body, fields: ["max_completion_tokens", "max_tokens"])
         self.model = model

@@ -1,5 +1,15 @@
 import Foundation
 
+extension Decimal {
+    /// Rounded half away from zero to `places` decimal places.
+    func rounded(toPlaces places: Int) -> Decimal {
+        var value = self
+        var result = Decimal()
+        NSDecimalRound(&result, &value, places, .plain)
+        return result
+    }
+}
+
 /// The parts of an OpenAI embeddings request that Lumen reads.
 struct EmbeddingsRequest {
     var model: String
@@ -17,8 +27,15 @@ struct EmbeddingsRequest {
             inputs = try items.map { item throws(APIError) -> String in
                 switch item {
                 case .string(let text): return text
-                case .number(let token): return token.description
-                case .array(let tokens): return tokens.map { if case .number(let n) = $0 { n.description } else { "" } }.joined(separator: " ")
+                case .number(let token) where token >= 0 && token == token.rounded(toPlaces: 0): return token.description
+                case .array(let tokens) where !tokens.isEmpty:
+                    return try tokens.map { token throws(APIError) -> String in
+                        guard case .number(let id) = token, id >= 0, id == id.rounded(toPlaces: 0) else {
+                            throw APIError.invalid(
+                                "invalid_input", "a token array holds whole token ids ≥ 0, not \(token.typeName)", param: "input")
+                        }
+                        return id.description
+                    }.joined(separator: " ")
                 default: throw APIError.invalid("invalid_input", "input must be a string, an array of strings or token arrays", param: "input")
                 }
             }

@@ -140,7 +140,7 @@ struct InferenceRequest: Sendable {
             }
             lastUserText = promptText
             stream = try Self.stream(body)
-            includeUsage = Self.includeUsage(body)
+            includeUsage = try Self.includeUsage(body)
             maxOutputTokens = try Self.maxTokens(body, fields: ["max_tokens"])
         case .responses:
             model = try Self.model(body)
@@ -198,11 +198,25 @@ struct InferenceRequest: Sendable {
         }
     }
 
-    static func includeUsage(_ body: [String: JSONValue]) -> Bool {
-        if case .object(let options)? = body["stream_options"], case .bool(let include)? = options["include_usage"] {
-            return include
+    /// `stream_options.include_usage`; `stream_options` must be an object (or null) and
+    /// `include_usage` true or false (or absent).
+    static func includeUsage(_ body: [String: JSONValue]) throws(APIError) -> Bool {
+        switch body["stream_options"] {
+        case nil, .null?:
+            return false
+        case .object(let options)?:
+            switch options["include_usage"] {
+            case nil, .null?: return false
+            case .bool(let include)?: return include
+            case let other?:
+                throw APIError.invalid(
+                    "invalid_stream_options", "stream_options.include_usage must be true or false, not \(other.typeName)",
+                    param: "stream_options.include_usage")
+            }
+        case let other?:
+            throw APIError.invalid(
+                "invalid_stream_options", "stream_options must be an object, not \(other.typeName)", param: "stream_options")
         }
-        return false
     }
 
     static func maxTokens(_ body: [String: JSONValue], fields: [String]) throws(APIError) -> Int? {
