@@ -20,6 +20,10 @@ public struct LedgerService: Sendable {
     let logger: Logger
     let committer: GroupCommit<Metering.Operation, Metering.Outcome>
     let holdTTL: Duration
+    /// Who exists (accounts' users and clients, keys): asked before a pool or a key's usage is
+    /// touched, so that a typo is NOT_FOUND, not a phantom pool. nil: not checked (tools that
+    /// open the ledger alone).
+    let directory: (any PrincipalDirectory)?
 
     /// How long a hold lives by default: 15 minutes.
     public static let defaultHoldTTL: Duration = .seconds(15 * 60)
@@ -29,13 +33,14 @@ public struct LedgerService: Sendable {
     /// request (a long stream), or that request is billed its estimate.
     public init(
         location: ServiceDatabase.Location, clock: WallClock = .system, holdTTL: Duration = LedgerService.defaultHoldTTL,
-        logger: Logger
+        directory: (any PrincipalDirectory)? = nil, logger: Logger
     ) throws {
         let writer = try ServiceDatabase.open(name: "ledger", at: location, migrator: LedgerStore.migrator)
         self.writer = writer
         self.clock = clock
         self.logger = logger
         self.holdTTL = holdTTL
+        self.directory = directory
         let book = Book(holdTTLMillis: holdTTL.components.seconds * 1000 + holdTTL.components.attoseconds / 1_000_000_000_000_000)
         self.committer = GroupCommit(
             writer: writer, savepoints: false, beforeCommit: { db in try book.flush(db) }, afterRollback: { book.reset() }
@@ -79,6 +84,14 @@ public struct LedgerService: Sendable {
         return HoldReconciler(ledger: self, interval: sweep, usageRetentionDays: usageRetentionDays)
     }
 
+    /// Throws NOT_FOUND unless `owner` exists in the organisation (when a directory is set).
+    /// Asked for management tokens — people, who mistype; Lumen's own processes (the internal
+    /// token) name principals from their records.
+    func requireExists(_ owner: Lumen_Common_V1_PrincipalRef, organizationID: String, param: String) async throws {
+        guard let directory, owner.type != .organization, case .management = Caller.current else { return }
+        try await directory.requireExists(owner, organizationID: organizationID, param: param)
+    }
+
     /// Runs one metering operation through the group commit.
     func meter(_ operation: Metering.Operation) async throws -> Metering.Outcome {
         let result = await withCheckedContinuation { continuation in
@@ -119,6 +132,7 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
     public func getPool(request: Lumen_Ledger_V1_GetPoolRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_GetPoolResponse {
         let organizationID = try Caller.organization(request.organizationID)
         let key = try PoolAdministration.poolKey(organizationID: organizationID, owner: request.owner)
+        try await requireExists(request.owner, organizationID: organizationID, param: "owner")
         let now = clock.nowMillis
         let pool = try await writer.read { db in try PoolRecord.load(db, key, now: now) }
         return .with { $0.pool = pool.message(now: now) }
@@ -126,6 +140,8 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
 
     public func configurePool(request: Lumen_Ledger_V1_ConfigurePoolRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_ConfigurePoolResponse {
         let organizationID = try Caller.organization(request.organizationID)
+        _ = try PoolAdministration.poolKey(organizationID: organizationID, owner: request.owner)
+        try await requireExists(request.owner, organizationID: organizationID, param: "owner")
         let now = clock.nowMillis
         guard case .pool(let pool) = try await meter(.configure(organizationID: organizationID, request)) else { return .init() }
         logger.notice(
@@ -137,6 +153,8 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
 
     public func grant(request: Lumen_Ledger_V1_GrantRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_GrantResponse {
         let organizationID = try Caller.organization(request.organizationID)
+        _ = try PoolAdministration.poolKey(organizationID: organizationID, owner: request.owner)
+        try await requireExists(request.owner, organizationID: organizationID, param: "owner")
         let grantedBy = try Caller.require().userID ?? ""
         let now = clock.nowMillis
         guard case .granted(let grant, let pool) = try await meter(.grant(organizationID: organizationID, grantedBy: grantedBy, request))
@@ -157,6 +175,7 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
         var query = GrantRow.filter(Column("organization_id") == organizationID)
         if request.hasOwner {
             let key = try PoolAdministration.poolKey(organizationID: organizationID, owner: request.owner)
+            try await requireExists(request.owner, organizationID: organizationID, param: "owner")
             query = query.filter(Column("owner_type") == key.ownerType && Column("owner_id") == key.ownerID)
         }
         let (grants, total) = try await writer.read { [query] db in
@@ -266,6 +285,7 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
     public func listUsage(request: Lumen_Ledger_V1_ListUsageRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_ListUsageResponse {
         let organizationID = try Caller.organization(request.filter.organizationID)
         let filter = try UsageQuery(request.filter, organizationID: organizationID)
+        try await requireExists(.with { $0.type = .key; $0.id = filter.keyID }, organizationID: organizationID, param: "key_id")
         let page = try Page(request.page, defaultLimit: 50, maxLimit: 100)
         let (lines, total) = try await writer.read { db in
             let retainedFrom = try Retention.retainedFrom(db)
@@ -284,6 +304,7 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
     public func getBilling(request: Lumen_Ledger_V1_GetBillingRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_GetBillingResponse {
         let organizationID = try Caller.organization(request.filter.organizationID)
         let filter = try UsageQuery(request.filter, organizationID: organizationID)
+        try await requireExists(.with { $0.type = .key; $0.id = filter.keyID }, organizationID: organizationID, param: "key_id")
         let groups = try await writer.read { db in try Rollups.settled(db, filter, range: filter.range) }
         return Billing.response(groups)
     }

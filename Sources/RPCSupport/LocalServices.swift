@@ -12,8 +12,19 @@ public func withLocalServices<Result: Sendable>(
     internalToken: String,
     _ body: @Sendable (GRPCClient<InProcessTransport.Client>) async throws -> Result
 ) async throws -> Result {
+    try await withLocalServices(internalToken: internalToken, making: { _ in services }, body)
+}
+
+/// Like `withLocalServices(_:internalToken:_:)`, with services made from the in-process
+/// client, for services that call each other (the ledger asks accounts and keys who exists).
+public func withLocalServices<Result: Sendable>(
+    internalToken: String,
+    making: (GRPCClient<InProcessTransport.Client>) throws -> [any RegistrableRPCService],
+    _ body: @Sendable (GRPCClient<InProcessTransport.Client>) async throws -> Result
+) async throws -> Result {
     let transport = InProcessTransport()
     let client = GRPCClient(transport: transport.client)
+    let services = try making(client)
     let resolver = KeysTokenResolver(keys: Lumen_Keys_V1_KeysService.Client(wrapping: client), internalToken: internalToken)
     let server = GRPCServer(
         transport: transport.server, services: services,

@@ -32,14 +32,58 @@ struct Deployment {
     func run() async throws {
         let local = configuration.components
         let location = ServiceDatabase.Location.directory(configuration.dataDirectory)
+
+        // The clients first: services that ask each other (the ledger asks accounts and keys who
+        // exists) get them at construction; their connections run with the lifecycle.
+        let inProcess = InProcessTransport()
+        let inProcessClient = GRPCClient(transport: inProcess.client)
+        var clients: [any Service] = [GRPCClientService(client: inProcessClient)]
+        var remote: [Component: GRPCClient<HTTP2ClientTransport.Posix>] = [:]
+        for (component, address) in configuration.addresses.sorted(by: { $0.key < $1.key }) where !local.contains(component) {
+            let (host, port) = ServeConfiguration.split(address)
+            let client = GRPCClient(
+                transport: try HTTP2ClientTransport.Posix(
+                    target: .dns(host: host, port: port), transportSecurity: .plaintext))
+            remote[component] = client
+            clients.append(GRPCClientService(client: client))
+        }
+
+        func missing(_ component: Component) -> ConfigurationError {
+            ConfigurationError(
+                "this process needs the \(component.rawValue) service: run it here (--services) or give --\(component.rawValue)-address")
+        }
+        /// The RPC client of a service: in-process when it runs here, HTTP/2 when it has an address.
+        func client<C>(
+            _ component: Component, _ make: (GRPCClient<InProcessTransport.Client>) -> C,
+            _ makeRemote: (GRPCClient<HTTP2ClientTransport.Posix>) -> C
+        ) throws -> C {
+            if local.contains(component) { return make(inProcessClient) }
+            if let client = remote[component] { return makeRemote(client) }
+            throw missing(component)
+        }
+
         var services: [any RegistrableRPCService] = []
         var background: [any Service] = []
         do {
             if local.contains(.accounts) { services.append(try AccountsService(location: location, logger: logger)) }
             if local.contains(.keys) { services.append(try KeysService(location: location, logger: logger)) }
             if local.contains(.ledger) {
+                let directory: ServiceDirectory?
+                do {
+                    directory = ServiceDirectory(
+                        accounts: try client(
+                            .accounts, { Lumen_Accounts_V1_AccountsService.Client(wrapping: $0) },
+                            { Lumen_Accounts_V1_AccountsService.Client(wrapping: $0) }),
+                        keys: try client(
+                            .keys, { Lumen_Keys_V1_KeysService.Client(wrapping: $0) }, { Lumen_Keys_V1_KeysService.Client(wrapping: $0) }),
+                        internalToken: internalToken)
+                } catch {
+                    directory = nil
+                    logger.warning(
+                        "the ledger cannot check that pool owners and keys exist: give it --accounts-address and --keys-address")
+                }
                 let ledger = try LedgerService(
-                    location: location, holdTTL: .seconds(configuration.holdTTLSeconds), logger: logger)
+                    location: location, holdTTL: .seconds(configuration.holdTTLSeconds), directory: directory, logger: logger)
                 services.append(ledger)
                 background.append(ledger.reconciler(usageRetentionDays: configuration.usageRetentionDays))
             }
@@ -62,32 +106,7 @@ struct Deployment {
             logger.warning("the models in the configuration are applied by the process that runs the registry, not this one")
         }
 
-        let inProcess = InProcessTransport()
-        let inProcessClient = GRPCClient(transport: inProcess.client)
-        var lifecycle: [any Service] = [GRPCClientService(client: inProcessClient)] + background
-        var remote: [Component: GRPCClient<HTTP2ClientTransport.Posix>] = [:]
-        for (component, address) in configuration.addresses.sorted(by: { $0.key < $1.key }) where !local.contains(component) {
-            let (host, port) = ServeConfiguration.split(address)
-            let client = GRPCClient(
-                transport: try HTTP2ClientTransport.Posix(
-                    target: .dns(host: host, port: port), transportSecurity: .plaintext))
-            remote[component] = client
-            lifecycle.append(GRPCClientService(client: client))
-        }
-
-        func missing(_ component: Component) -> ConfigurationError {
-            ConfigurationError(
-                "this process needs the \(component.rawValue) service: run it here (--services) or give --\(component.rawValue)-address")
-        }
-        /// The RPC client of a service: in-process when it runs here, HTTP/2 when it has an address.
-        func client<C>(
-            _ component: Component, _ make: (GRPCClient<InProcessTransport.Client>) -> C,
-            _ makeRemote: (GRPCClient<HTTP2ClientTransport.Posix>) -> C
-        ) throws -> C {
-            if local.contains(component) { return make(inProcessClient) }
-            if let client = remote[component] { return makeRemote(client) }
-            throw missing(component)
-        }
+        var lifecycle: [any Service] = clients + background
 
         if !services.isEmpty {
             let keys: any Lumen_Keys_V1_KeysService.ClientProtocol = try client(

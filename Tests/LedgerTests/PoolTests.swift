@@ -252,4 +252,73 @@ struct PoolTests {
             #expect(pool.mode == .balance && pool.limitMicros == 1_000 && pool.refillPerHourMicros == 10)
         }
     }
+
+    @Test("An owner or key that does not exist in the organisation is NOT_FOUND, and nothing is written")
+    func unknownOwners() async throws {
+        try await TestServices.run { services in
+            let acme = try await services.tenant("Acme")
+            let globex = try await services.tenant("Globex")
+            let user = try await services.accounts.createUser(.with { $0.email = "ada@acme.test" }, metadata: acme.metadata).user
+            let client = try await services.accounts.createClient(.with { $0.name = "worker" }, metadata: acme.metadata).client
+            let key = try await services.keys.createKey(.init(), metadata: acme.metadata).key
+            let globexKey = try await services.keys.createKey(.init(), metadata: globex.metadata).key
+
+            func ref(_ type: Lumen_Common_V1_PrincipalType, _ id: String) -> Lumen_Common_V1_PrincipalRef {
+                .with {
+                    $0.type = type
+                    $0.id = id
+                }
+            }
+            // Real principals of Acme work.
+            for owner in [ref(.user, user.id), ref(.client, client.id), ref(.key, key.id)] {
+                _ = try await services.ledger.grant(
+                    .with {
+                        $0.owner = owner
+                        $0.amountMicros = 1_000_000
+                        $0.reason = "welcome"
+                    }, metadata: acme.metadata)
+            }
+            // Typos and Globex's key are not found, on every pool call.
+            let strangers = [
+                (ref(.user, "usr_typo"), "user_not_found"), (ref(.client, "cli_typo"), "client_not_found"),
+                (ref(.key, globexKey.id), "key_not_found"),
+            ]
+            for (owner, code) in strangers {
+                let calls: [(String, () async throws -> Void)] = [
+                    ("Grant", { _ = try await services.ledger.grant(.with { $0.owner = owner; $0.amountMicros = 5; $0.reason = "x" }, metadata: acme.metadata) }),
+                    ("GetPool", { _ = try await services.ledger.getPool(.with { $0.owner = owner }, metadata: acme.metadata) }),
+                    ("ConfigurePool", { _ = try await services.ledger.configurePool(.with { $0.owner = owner; $0.mode = .unlimited }, metadata: acme.metadata) }),
+                    ("ListGrants", { _ = try await services.ledger.listGrants(.with { $0.owner = owner }, metadata: acme.metadata) }),
+                ]
+                for (name, call) in calls {
+                    do {
+                        try await call()
+                        Issue.record("\(name) accepted \(owner.id)")
+                    } catch let error as RPCError {
+                        #expect(error.code == .notFound, "\(name) \(owner.id)")
+                        #expect(reason(of: error) == code, "\(name) \(owner.id)")
+                        #expect(ServiceError(error).param == "owner", "\(name) \(owner.id)")
+                    }
+                }
+            }
+            // Another organisation's key: its usage and billing are not found either.
+            let filter = Lumen_Ledger_V1_UsageFilter.with { $0.keyID = globexKey.id }
+            for (name, call) in [
+                ("ListUsage", { _ = try await services.ledger.listUsage(.with { $0.filter = filter }, metadata: acme.metadata) }),
+                ("GetBilling", { _ = try await services.ledger.getBilling(.with { $0.filter = filter }, metadata: acme.metadata) }),
+            ] as [(String, () async throws -> Void)] {
+                do {
+                    try await call()
+                    Issue.record("\(name) answered for another organisation's key")
+                } catch let error as RPCError {
+                    #expect(error.code == .notFound && reason(of: error) == "key_not_found", "\(name)")
+                }
+            }
+            _ = try await services.ledger.listUsage(.with { $0.filter = .with { $0.keyID = key.id } }, metadata: acme.metadata)
+            // Only the three real grants were written.
+            let grants = try await services.ledger.listGrants(.init(), metadata: acme.metadata)
+            #expect(grants.grants.count == 3)
+            #expect(Set(grants.grants.map(\.owner.id)) == [user.id, client.id, key.id])
+        }
+    }
 }

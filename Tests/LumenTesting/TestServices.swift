@@ -44,16 +44,29 @@ public struct TestServices: Sendable {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         let keysService = try KeysService(location: location, clock: clock, logger: logger)
-        let ledgerService = try LedgerService(location: location, clock: clock, logger: logger)
-        let services: [any RegistrableRPCService] = [
-            try AccountsService(location: location, clock: clock, logger: logger),
-            keysService,
-            ledgerService,
-            try ModelRegistryService(location: location, clock: clock, logger: logger),
-        ]
         let token = "it-test-" + Identifier.secret(count: 32)
-        return try await withLocalServices(services, internalToken: token) { client in
-            try await body(TestServices(client: client, internalToken: token, keysService: keysService, ledgerService: ledgerService))
+        let made = Made()
+        return try await withLocalServices(
+            internalToken: token,
+            making: { client in
+                // The ledger asks accounts and keys who exists, as in `lumen serve`.
+                let ledger = try LedgerService(
+                    location: location, clock: clock,
+                    directory: ServiceDirectory(
+                        accounts: Lumen_Accounts_V1_AccountsService.Client(wrapping: client),
+                        keys: Lumen_Keys_V1_KeysService.Client(wrapping: client), internalToken: token),
+                    logger: logger)
+                made.ledger.withLock { $0 = ledger }
+                return [
+                    try AccountsService(location: location, clock: clock, logger: logger),
+                    keysService,
+                    ledger,
+                    try ModelRegistryService(location: location, clock: clock, logger: logger),
+                ]
+            }
+        ) { client in
+            let ledger = made.ledger.withLock { $0 }!  // set by `making`, which ran first
+            return try await body(TestServices(client: client, internalToken: token, keysService: keysService, ledgerService: ledger))
         }
     }
 
@@ -74,6 +87,11 @@ public struct TestServices: Sendable {
             organizationID: result.organizationID, adminUserID: result.adminUserID,
             managementToken: result.managementToken)
     }
+}
+
+/// What `run` made inside the services' factory.
+private final class Made: Sendable {
+    let ledger = Mutex<LedgerService?>(nil)
 }
 
 /// The machine-readable reason a Lumen service gave for an RPC error.

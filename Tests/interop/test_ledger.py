@@ -271,7 +271,11 @@ def test_the_admin_cli_grants_configures_and_lists_over_the_grpc_port(server):
     assert code == 0 and json.loads(again)["grant"]["id"] == json.loads(out)["grant"]["id"]
     assert Decimal(str(json.loads(again, parse_float=Decimal)["pool"]["balance"])) == Decimal("0.25")
 
-    code, out, err = admin("pool", "set", "--user", "usr_someone", "--mode", "balance", "--limit", "10", "--refill-per-hour", "1")
+    # A typo is not a phantom pool: the user must exist in the organisation.
+    code, out, err = admin("pool", "set", "--user", "usr_someone", "--mode", "balance", "--limit", "10")
+    assert code == 1 and "user_not_found" in err
+    code, out, err = admin("pool", "set", "--user", tenant["admin_user_id"], "--mode", "balance", "--limit", "10",
+                           "--refill-per-hour", "1")
     assert code == 0, err
     pool = json.loads(out)
     assert pool["state"] == "balance" and pool["limit"] == 10 and pool["refill_per_hour"] == 1 and pool["next_refill_at"]

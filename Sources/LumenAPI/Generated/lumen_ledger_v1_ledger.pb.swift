@@ -20,6 +20,11 @@
 /// All amounts are int64 micro-USD. Reserve, Settle and Release are idempotent by request id.
 /// Authorisation: management tokens read their own organisation's pools, usage and billing
 /// and may grant; Reserve, Settle, Release and Meter are internal only.
+///
+/// A pool owner (user, client, key) or a usage filter's key named by a management token must
+/// exist in its organisation — the ledger asks the accounts and keys services — or the call is
+/// NOT_FOUND (`user_not_found`, `client_not_found`, `key_not_found`) and writes nothing;
+/// another organisation's ids are not found either.
 
 import SwiftProtobuf
 
