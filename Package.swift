@@ -13,6 +13,9 @@ let package = Package(
         .executable(name: "bench-upstream", targets: ["bench-upstream"]),
         .executable(name: "bench-proxy-floor", targets: ["bench-proxy-floor"]),
         .executable(name: "bench-ledger", targets: ["bench-ledger"]),
+        .executable(name: "fuzz-json", targets: ["fuzz-json"]),
+        .executable(name: "fuzz-sse", targets: ["fuzz-sse"]),
+        .executable(name: "fuzz-multipart", targets: ["fuzz-multipart"]),
     ],
     dependencies: [
         .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
@@ -93,11 +96,18 @@ let package = Package(
             dependencies: ["LumenAPI", "Storage", "RPCSupport"],
             swiftSettings: swiftSettings
         ),
+        /// The hand-written parsers of the inference path — JSON, server-sent events, multipart
+        /// fields — with nothing but NIOCore beneath them, so that the fuzzers build them alone.
+        .target(
+            name: "WireFormats",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
         /// The HTTP facade: REST/JSON and OpenAI-compatible routes translated into RPC calls.
         .target(
             name: "Gateway",
             dependencies: [
-                "LumenAPI", "RPCSupport",
+                "LumenAPI", "RPCSupport", "WireFormats",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -159,6 +169,19 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // Fuzzing (scripts/fuzz.sh): libFuzzer targets over WireFormats, and the checks they share
+        // with WireFormatsTests, which replays the committed corpus in every test run.
+        .target(
+            name: "FuzzChecks",
+            dependencies: ["WireFormats", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Fuzz/Checks",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(name: "fuzz-json", dependencies: ["FuzzChecks"], path: "Fuzz/JSON", swiftSettings: swiftSettings),
+        .executableTarget(name: "fuzz-sse", dependencies: ["FuzzChecks"], path: "Fuzz/SSE", swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "fuzz-multipart", dependencies: ["FuzzChecks"], path: "Fuzz/Multipart", swiftSettings: swiftSettings),
+
         // Tests
         /// Services over the in-process transport, with an organisation and a management token, for tests.
         .target(
@@ -169,6 +192,11 @@ let package = Package(
                 .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
             ],
             path: "Tests/LumenTesting",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "WireFormatsTests",
+            dependencies: ["WireFormats", "FuzzChecks"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

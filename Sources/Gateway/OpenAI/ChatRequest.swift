@@ -1,3 +1,4 @@
+import WireFormats
 import Foundation
 
 /// The parts of an OpenAI chat completion request that Lumen reads; everything else is

@@ -1,3 +1,4 @@
+import WireFormats
 import AsyncHTTPClient
 import Foundation
 import HTTPTypes

@@ -14,17 +14,17 @@ import NIOCore
 /// refuse with the field's own error.
 extension JSONValue {
     /// Why a text is not JSON, with the byte offset where that was found.
-    struct SyntaxError: Error, CustomStringConvertible {
-        var offset: Int
-        var reason: String
-        var description: String { "\(reason) at byte \(offset)" }
+    public struct SyntaxError: Error, CustomStringConvertible {
+        public var offset: Int
+        public var reason: String
+        public var description: String { "\(reason) at byte \(offset)" }
     }
 
     /// The deepest nesting accepted: enough for any real request, and no stack overflow.
-    static let maxDepth = 256
+    public static let maxDepth = 256
 
     /// What to do with a number `Decimal` cannot hold.
-    enum NumberPolicy: Sendable {
+    public enum NumberPolicy: Sendable {
         /// A syntax error ("number out of range"): the text is relayed upstream, so no value may change.
         case refuseHugeNumbers
         /// Its sign's largest (or, for a tiny one, smallest nonzero) `Decimal`.
@@ -32,7 +32,7 @@ extension JSONValue {
     }
 
     /// Parses one JSON text (surrounding whitespace allowed).
-    static func parse(_ bytes: some Collection<UInt8>, numbers: NumberPolicy = .refuseHugeNumbers) throws(SyntaxError) -> JSONValue {
+    public static func parse(_ bytes: some Collection<UInt8>, numbers: NumberPolicy = .refuseHugeNumbers) throws(SyntaxError) -> JSONValue {
         if let result = bytes.withContiguousStorageIfAvailable({ buffer in
             Result(catching: { () throws(SyntaxError) in try parse(UnsafeRawBufferPointer(buffer), numbers: numbers) })
         }) {
@@ -44,11 +44,11 @@ extension JSONValue {
     }
 
     /// Parses the readable bytes of `buffer` without copying them.
-    static func parse(_ buffer: ByteBuffer) throws(SyntaxError) -> JSONValue {
+    public static func parse(_ buffer: ByteBuffer) throws(SyntaxError) -> JSONValue {
         try buffer.withUnsafeReadableBytes { bytes in Result(catching: { () throws(SyntaxError) in try parse(bytes) }) }.get()
     }
 
-    static func parse(_ bytes: UnsafeRawBufferPointer, numbers: NumberPolicy = .refuseHugeNumbers) throws(SyntaxError) -> JSONValue {
+    public static func parse(_ bytes: UnsafeRawBufferPointer, numbers: NumberPolicy = .refuseHugeNumbers) throws(SyntaxError) -> JSONValue {
         var parser = Parser(bytes: bytes, numbers: numbers)
         parser.skipWhitespace()
         let value = try parser.value(depth: 0)
@@ -58,7 +58,7 @@ extension JSONValue {
     }
 
     /// The compact JSON text of this value (object members in no particular order).
-    var bytes: ByteBuffer {
+    public var bytes: ByteBuffer {
         var buffer = ByteBuffer()
         buffer.reserveCapacity(256)
         Self.write(self, to: &buffer)

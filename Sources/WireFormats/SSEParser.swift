@@ -1,22 +1,24 @@
 import NIOCore
 
 /// One server-sent event: its raw bytes (to relay unchanged) and its `data` field.
-struct SSEEvent: Sendable {
+public struct SSEEvent: Sendable {
     /// The event as received, including the blank line that ends it.
-    var raw: ByteBuffer
+    public var raw: ByteBuffer
     /// The `data:` lines joined by newlines; nil for an event without data (a comment).
-    var data: String?
+    public var data: String?
 
-    var isDone: Bool { data == "[DONE]" }
+    public var isDone: Bool { data == "[DONE]" }
 }
 
 /// Splits an SSE byte stream into events, whatever the chunk boundaries are (an event may
 /// arrive in pieces, several may arrive in one chunk). Lines end in LF or CRLF.
-struct SSEParser {
+public struct SSEParser: Sendable {
     private var pending = ByteBuffer()
 
+    public init() {}
+
     /// The events completed by `chunk`.
-    mutating func feed(_ chunk: ByteBuffer) -> [SSEEvent] {
+    public mutating func feed(_ chunk: ByteBuffer) -> [SSEEvent] {
         var chunk = chunk
         pending.writeBuffer(&chunk)
         var events: [SSEEvent] = []
@@ -26,7 +28,7 @@ struct SSEParser {
     }
 
     /// What is left when the stream ends without a final blank line.
-    mutating func finish() -> SSEEvent? {
+    public mutating func finish() -> SSEEvent? {
         guard pending.readableBytes > 0 else { return nil }
         let raw = pending.readSlice(length: pending.readableBytes)!
         return SSEEvent(raw: raw, data: Self.data(of: raw))

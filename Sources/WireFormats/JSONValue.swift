@@ -2,7 +2,7 @@ import Foundation
 
 /// Any JSON value, decoded without losing the difference between `null` and absent, or the
 /// exact decimal digits of a number (money must not pass through a binary float).
-enum JSONValue: Codable, Sendable, Equatable {
+public enum JSONValue: Codable, Sendable, Equatable {
     case null
     case bool(Bool)
     case number(Decimal)
@@ -10,7 +10,7 @@ enum JSONValue: Codable, Sendable, Equatable {
     case array([JSONValue])
     case object([String: JSONValue])
 
-    init(from decoder: any Decoder) throws {
+    public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         if container.decodeNil() {
             self = .null
@@ -27,7 +27,7 @@ enum JSONValue: Codable, Sendable, Equatable {
         }
     }
 
-    func encode(to encoder: any Encoder) throws {
+    public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         switch self {
         case .null: try container.encodeNil()
@@ -40,7 +40,7 @@ enum JSONValue: Codable, Sendable, Equatable {
     }
 
     /// The JSON type's name, for error messages.
-    var typeName: String {
+    public var typeName: String {
         switch self {
         case .null: "null"
         case .bool: "a boolean"
@@ -53,7 +53,9 @@ enum JSONValue: Codable, Sendable, Equatable {
 
     /// An optional whole-number field: nil when absent or null; otherwise the number, which must
     /// be whole and within `range` (`2`, `2.0` and `2e0` all are), or `error`.
-    static func wholeNumber(_ value: JSONValue?, in range: ClosedRange<Int>, else error: APIError) throws(APIError) -> Int? {
+    public static func wholeNumber<Failure: Error>(
+        _ value: JSONValue?, in range: ClosedRange<Int>, else error: Failure
+    ) throws(Failure) -> Int? {
         switch value {
         case nil, .null?: return nil
         case .number(let number)?:
@@ -63,41 +65,24 @@ enum JSONValue: Codable, Sendable, Equatable {
         }
     }
 
-    /// Decodes a request body that must be a JSON object; an empty body is `{}`.
-    static func object(
-        from bytes: some Collection<UInt8>, numbers: NumberPolicy = .refuseHugeNumbers
-    ) throws(APIError) -> [String: JSONValue] {
-        if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) { return [:] }
-        let value: JSONValue
-        do {
-            value = try JSONValue.parse(bytes, numbers: numbers)
-        } catch {
-            throw APIError.invalid("invalid_json", "the request body is not valid JSON: \(error)")
-        }
-        guard case .object(let object) = value else {
-            throw APIError.invalid("invalid_json", "the request body must be a JSON object, not \(value.typeName)")
-        }
-        return object
-    }
-
     /// The member `key` of an object; nil for anything else.
-    subscript(key: String) -> JSONValue? {
+    public subscript(key: String) -> JSONValue? {
         guard case .object(let members) = self else { return nil }
         return members[key]
     }
 
-    var stringValue: String? {
+    public var stringValue: String? {
         guard case .string(let string) = self else { return nil }
         return string
     }
 
-    var arrayValue: [JSONValue]? {
+    public var arrayValue: [JSONValue]? {
         guard case .array(let elements) = self else { return nil }
         return elements
     }
 
     /// A whole number that fits `Int64`; nil for anything else.
-    var int64Value: Int64? {
+    public var int64Value: Int64? {
         guard case .number(let number) = self else { return nil }
         return Int64(number.description)
     }

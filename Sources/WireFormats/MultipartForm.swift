@@ -3,8 +3,8 @@ import NIOCore
 
 /// Reads one text field of a `multipart/form-data` body (RFC 7578) without decoding the rest:
 /// enough to learn which model an upload (image edit, transcription) is for.
-enum MultipartForm {
-    static func field(_ name: String, in body: ByteBuffer, contentType: String) -> String? {
+public enum MultipartForm {
+    public static func field(_ name: String, in body: ByteBuffer, contentType: String) -> String? {
         guard let boundary = boundary(of: contentType) else { return nil }
         let text = String(decoding: body.readableBytesView, as: UTF8.self)
         for part in text.components(separatedBy: "--" + boundary).dropFirst() {
@@ -18,7 +18,7 @@ enum MultipartForm {
         return nil
     }
 
-    static func boundary(of contentType: String) -> String? {
+    public static func boundary(of contentType: String) -> String? {
         for parameter in contentType.split(separator: ";").dropFirst() {
             let pair = parameter.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             if pair.count == 2, pair[0].lowercased() == "boundary" {
