@@ -13,6 +13,8 @@ public struct APIError: Error, HTTPResponseError, Sendable {
     public var param: String?
     /// Seconds after which a retry may succeed (`Retry-After`), for 429.
     public var retryAfter: Int64?
+    /// The methods the resource serves (`Allow`), for 405.
+    public var allow: String?
 
     public init(_ status: HTTPResponse.Status, code: String, message: String, param: String? = nil) {
         self.status = status
@@ -47,6 +49,9 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         if let retryAfter {
             response.headers[HTTPField.Name("Retry-After")!] = String(retryAfter)
         }
+        if let allow {
+            response.headers[.allow] = allow
+        }
         return response
     }
 }
@@ -58,6 +63,8 @@ extension APIError {
     init(_ error: ServiceError, params: [String: String] = [:]) {
         let status: HTTPResponse.Status =
             switch error.status {
+            // A revoked key is a state the request cannot change: a conflict, not a bad request.
+            case .failedPrecondition where error.code == "key_revoked": .conflict
             case .invalidArgument, .failedPrecondition, .outOfRange: .badRequest
             case .unauthenticated: .unauthorized
             case .permissionDenied: .forbidden

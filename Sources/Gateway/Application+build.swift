@@ -107,7 +107,8 @@ public func buildRouter(
     logger: Logger
 ) -> Router<BasicRequestContext> {
     let router = Router(context: BasicRequestContext.self)
-    router.add(middleware: RequestIDMiddleware())
+    let routes = RouteTable()
+    router.add(middleware: RequestIDMiddleware(routes: routes))
     router.add(middleware: APIErrorMiddleware())
     addHealth(to: router, caches: caches, inference: inference)
     let management = router.group("v1/management")
@@ -119,6 +120,7 @@ public func buildRouter(
         meter: inference.meter, router: inference.router, limiter: RateLimiter(),
         metrics: inference.metrics, clock: clock, logger: logger)
     OpenAIController(pipeline: pipeline).addRoutes(to: router.group("v1"))
+    routes.record(router.routes)
     return router
 }
 
@@ -127,7 +129,8 @@ public func buildOperationsRouter(
     services: GatewayServices, caches: GatewayCaches, inference: GatewayInference, clock: WallClock = .system
 ) -> Router<BasicRequestContext> {
     let router = Router(context: BasicRequestContext.self)
-    router.add(middleware: RequestIDMiddleware())
+    let routes = RouteTable()
+    router.add(middleware: RequestIDMiddleware(routes: routes))
     router.add(middleware: APIErrorMiddleware())
     addHealth(to: router, caches: caches, inference: inference)
     // Prometheus text. The ledger's invariant is checked at each scrape (one read of its open
@@ -144,6 +147,7 @@ public func buildOperationsRouter(
                 string: inference.metrics.render(
                     caches: caches, meter: inference.meter, invariant: invariant, nowMillis: clock.nowMillis))))
     }
+    routes.record(router.routes)
     return router
 }
 

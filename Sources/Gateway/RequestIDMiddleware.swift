@@ -1,21 +1,35 @@
 import HTTPTypes
 import Hummingbird
 import RPCSupport
+import Synchronization
 
 /// Gives every request a fresh id (`req_…`; for an inference request, its usage line's
 /// `request_id`), gives it to the handler as `RequestID.current` (a client's own
 /// `x-request-id` is never trusted) and returns it on every response, errors included. TRACE
 /// (which would echo the request, credentials included) is refused with 405.
 struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
+    /// The router's paths and methods, for the `Allow` header of a 405 (filled once the routes exist).
+    let routes: RouteTable
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let requestID = Identifier.make("req")
         var response: Response
         do {
             guard request.method != .trace else {
-                throw APIError(.methodNotAllowed, code: "method_not_allowed", message: "TRACE is not served")
+                guard let allowed = routes.methods(for: request.uri.path) else {
+                    throw APIError(.notFound, code: "not_found", message: "no route for \(request.uri.path)")
+                }
+                var error = APIError(.methodNotAllowed, code: "method_not_allowed", message: "TRACE is not served")
+                error.allow = allowed
+                throw error
             }
             response = try await RequestID.$current.withValue(requestID) { try await next(request, context) }
-        } catch let error as APIError {
+        } catch var error as APIError {
+            // The router's own 404 for a path it serves with other methods is a 405 with `Allow`.
+            if error.status == .notFound, error.code == "not_found", let allowed = routes.methods(for: request.uri.path) {
+                error = APIError(.methodNotAllowed, code: "method_not_allowed", message: "\(request.method) is not served here")
+                error.allow = allowed
+            }
             response = try error.response(from: request, context: context)
         }
         response.headers[.requestID] = requestID
@@ -31,4 +45,31 @@ extension HTTPField.Name {
 /// The id of the inference request being handled.
 enum RequestID {
     @TaskLocal static var current = ""
+}
+
+/// Which methods each of a router's paths serves (`{name}` captures match any one component).
+final class RouteTable: Sendable {
+    private let table = Mutex<[(components: [Substring], methods: [String])]>([])
+
+    /// Records the routes of `router`, once they are all added.
+    func record(_ routes: [Router<BasicRequestContext>.RouteDescription]) {
+        var byPath: [String: [String]] = [:]
+        for route in routes { byPath["\(route.path)", default: []].append(route.method.rawValue) }
+        table.withLock { table in
+            table = byPath.map { (path, methods) in
+                (path.split(separator: "/"), (methods + (methods.contains("GET") ? ["HEAD"] : [])).sorted())
+            }
+        }
+    }
+
+    /// The `Allow` value for `path`, or nil when no route matches it.
+    func methods(for path: String) -> String? {
+        let components = path.split(separator: "/")
+        return table.withLock { table in
+            table.first { entry in
+                entry.components.count == components.count
+                    && zip(entry.components, components).allSatisfy { $0.hasPrefix("{") || $0.hasPrefix(":") || $0 == $1 }
+            }.map { $0.methods.joined(separator: ", ") }
+        }
+    }
 }

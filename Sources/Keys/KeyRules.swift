@@ -16,8 +16,9 @@ enum KeyRules {
     static func name(_ raw: String) throws -> String {
         let name = raw.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !name.isEmpty else { throw KeysError.invalidName("name must not be empty") }
-        guard name.count <= maxNameLength else {
-            throw KeysError.invalidName("name must be at most \(maxNameLength) characters (got \(name.count))")
+        // Counted in Unicode scalars, as JSON Schema's maxLength counts (gateway/openapi.yaml).
+        guard name.unicodeScalars.count <= maxNameLength else {
+            throw KeysError.invalidName("name must be at most \(maxNameLength) characters (got \(name.unicodeScalars.count))")
         }
         guard !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
             throw KeysError.invalidName("name must not contain control characters")
@@ -68,7 +69,7 @@ enum KeyRules {
         var models: [String] = []
         for entry in raw {
             let model = entry.trimmingCharacters(in: .whitespacesAndNewlines)
-            guard !model.isEmpty, model.count <= maxModelNameLength else {
+            guard !model.isEmpty, model.unicodeScalars.count <= maxModelNameLength else {
                 throw KeysError.invalidModels("each model name must be 1–\(maxModelNameLength) characters")
             }
             if seen.insert(model).inserted { models.append(model) }

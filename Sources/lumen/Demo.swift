@@ -35,7 +35,8 @@ enum Demo {
                     $0.model = .with {
                         $0.name = model
                         $0.vendor = "lumen"
-                        $0.scenes = [.chat, .embedding]
+                        // Every endpoint: the mock answers each as an upstream would.
+                        $0.scenes = [.chat, .embedding, .image, .audio, .translation, .rerank]
                         $0.enabled = true
                         $0.description_p = "Lumen's built-in echo model, for trying the gateway without an upstream."
                         $0.prices = .with {

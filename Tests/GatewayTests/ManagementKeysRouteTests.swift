@@ -201,7 +201,7 @@ struct ManagementKeysRouteTests {
                 #expect(body["status"] as? String == state)
             }
             (status, body) = try await gateway.send(.patch, path, json: #"{"status": "active"}"#)
-            #expect(status == 400)
+            #expect(status == 409)
             #expect(GatewayHarness.error(body).code == "key_revoked")
 
             let (_, list) = try await gateway.send(.get, "/v1/management/api-keys")

@@ -276,7 +276,8 @@ struct InferencePipeline: Sendable {
         let credential = AuthInterceptor.bearerToken(header) ?? header.trimmingCharacters(in: .whitespaces)
         guard !credential.isEmpty, !credential.contains(where: { $0.isNewline }) else {
             throw APIError.invalid(
-                "invalid_upstream_authorization", "X-Upstream-Authorization must be `Bearer <your upstream key>`")
+                "invalid_upstream_authorization", "X-Upstream-Authorization must be `Bearer <your upstream key>`",
+                param: "X-Upstream-Authorization")
         }
         return credential
     }

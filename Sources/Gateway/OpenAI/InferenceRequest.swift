@@ -221,11 +221,13 @@ struct InferenceRequest: Sendable {
     }
 
     static func maxTokens(_ body: [String: JSONValue], fields: [String]) throws(APIError) -> Int? {
+        // Every field given is checked; the first one given counts.
         var value: Int?
-        for field in fields where value == nil {
-            value = try JSONValue.wholeNumber(
+        for field in fields {
+            let given = try JSONValue.wholeNumber(
                 body[field], in: 1...10_000_000,
-                else: APIError.invalid("invalid_max_tokens", "\(field) must be a whole number ≥ 1", param: field))
+                else: APIError.invalid("invalid_max_tokens", "\(field) must be a whole number from 1 to 10000000", param: field))
+            if value == nil { value = given }
         }
         return value
     }
