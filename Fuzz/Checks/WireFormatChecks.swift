@@ -67,6 +67,12 @@ public enum WireFormatChecks {
 }
 
 extension WireFormatChecks {
+    /// Runs `check` on every input of `paths` (a fuzz target built without libFuzzer replays
+    /// the files it is given, to reproduce a crash).
+    public static func replay(_ paths: some Sequence<String>, _ check: (UnsafeRawBufferPointer) -> Void) throws {
+        for input in try inputs(paths) { input.withUnsafeBytes(check) }
+    }
+
     /// The contents of `paths`: files as they are, folders as their files (sorted by name).
     public static func inputs(_ paths: some Sequence<String>) throws -> [Data] {
         var inputs: [Data] = []

@@ -1,4 +1,3 @@
-import Foundation
 import FuzzChecks
 
 #if FUZZING
@@ -9,20 +8,14 @@ public func fuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ count: Int) -> C
     return 0
 }
 
-/// SwiftPM names an executable's entry point after its module; hand it to libFuzzer's driver.
+/// SwiftPM names an executable's entry point after its module; it hands over to libFuzzer.
 @_cdecl("fuzz_json_main")
 public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
     WireFormatChecks.runFuzzer(argc, argv, fuzzerTestOneInput)
 }
 #else
-/// Built ordinarily: replays the files (or folders of files) given as arguments, for
-/// reproducing a crash the fuzzer reported.
-@main
-enum Replay {
-    static func main() throws {
-        for input in try WireFormatChecks.inputs(CommandLine.arguments.dropFirst()) {
-            input.withUnsafeBytes { WireFormatChecks.json($0) }
-        }
-    }
+/// Built ordinarily: replays the files (or folders) given, to reproduce a crash.
+@main enum Replay {
+    static func main() throws { try WireFormatChecks.replay(CommandLine.arguments.dropFirst(), WireFormatChecks.json) }
 }
 #endif

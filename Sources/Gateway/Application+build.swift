@@ -106,11 +106,7 @@ public func buildRouter(
     services: GatewayServices, caches: GatewayCaches, inference: GatewayInference, clock: WallClock = .system,
     logger: Logger
 ) -> Router<BasicRequestContext> {
-    let router = Router(context: BasicRequestContext.self)
-    let routes = RouteTable()
-    router.add(middleware: RequestIDMiddleware(routes: routes))
-    router.add(middleware: APIErrorMiddleware())
-    addHealth(to: router, caches: caches, inference: inference)
+    let (router, routes) = baseRouter(caches: caches, inference: inference)
     let management = router.group("v1/management")
     APIKeysController(keys: services.keys, ledger: services.ledger).addRoutes(to: management)
     KeyUsageController(keys: services.keys, ledger: services.ledger).addRoutes(to: management)
@@ -128,11 +124,7 @@ public func buildRouter(
 public func buildOperationsRouter(
     services: GatewayServices, caches: GatewayCaches, inference: GatewayInference, clock: WallClock = .system
 ) -> Router<BasicRequestContext> {
-    let router = Router(context: BasicRequestContext.self)
-    let routes = RouteTable()
-    router.add(middleware: RequestIDMiddleware(routes: routes))
-    router.add(middleware: APIErrorMiddleware())
-    addHealth(to: router, caches: caches, inference: inference)
+    let (router, routes) = baseRouter(caches: caches, inference: inference)
     // Prometheus text. The ledger's invariant is checked at each scrape (one read of its open
     // holds and pools), for at most two seconds: a slow or absent ledger leaves the check out,
     // not the scrape.
@@ -151,14 +143,20 @@ public func buildOperationsRouter(
     return router
 }
 
-/// `/healthz`: ready once the caches hold the keys, the registry and the groups and the Meter
+/// A router with what every listener has: request ids and JSON errors on every response, and
+/// `/healthz` — ready once the caches hold the keys, the registry and the groups and the Meter
 /// stream is open (before that, inference requests would be refused, so load balancers should
-/// wait). It tells nothing but that.
-private func addHealth(to router: Router<BasicRequestContext>, caches: GatewayCaches, inference: GatewayInference) {
+/// wait); it tells nothing but that. Record the routes in the table once they are all added.
+private func baseRouter(caches: GatewayCaches, inference: GatewayInference) -> (Router<BasicRequestContext>, RouteTable) {
+    let router = Router(context: BasicRequestContext.self)
+    let routes = RouteTable()
+    router.add(middleware: RequestIDMiddleware(routes: routes))
+    router.add(middleware: APIErrorMiddleware())
     router.get("healthz") { _, _ in
         caches.isSynced && inference.meter.isConnected
             ? JSONResponse(["status": "ok"]) : JSONResponse(["status": "starting"], status: .serviceUnavailable)
     }
+    return (router, routes)
 }
 
 /// The facade as a runnable application, with its caches and metering as services of its own

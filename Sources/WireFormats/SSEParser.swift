@@ -14,6 +14,11 @@ public struct SSEEvent: Sendable {
 /// arrive in pieces, several may arrive in one chunk). Lines end in LF or CRLF.
 public struct SSEParser: Sendable {
     private var pending = ByteBuffer()
+    /// Bytes of `pending` (from its reader index) already scanned without finding an event's
+    /// end, and where the unfinished line among them starts: each byte is looked at once,
+    /// however small the chunks (one-byte chunks were quadratic in the event's size).
+    private var scanned = 0
+    private var lineStartOffset = 0
 
     public init() {}
 
@@ -29,6 +34,7 @@ public struct SSEParser: Sendable {
 
     /// What is left when the stream ends without a final blank line.
     public mutating func finish() -> SSEEvent? {
+        (scanned, lineStartOffset) = (0, 0)
         guard pending.readableBytes > 0 else { return nil }
         let raw = pending.readSlice(length: pending.readableBytes)!
         return SSEEvent(raw: raw, data: Self.data(of: raw))
@@ -36,8 +42,8 @@ public struct SSEParser: Sendable {
 
     private mutating func nextEvent() -> SSEEvent? {
         let view = pending.readableBytesView
-        var lineStart = view.startIndex
-        var index = view.startIndex
+        var lineStart = view.startIndex + lineStartOffset
+        var index = view.startIndex + scanned
         while index < view.endIndex {
             if view[index] == UInt8(ascii: "\n") {
                 var lineEnd = index
@@ -46,6 +52,7 @@ public struct SSEParser: Sendable {
                     // A blank line ends the event (blank lines before any field are skipped).
                     let length = index + 1 - view.startIndex
                     let raw = pending.readSlice(length: length)!
+                    (scanned, lineStartOffset) = (0, 0)
                     if length <= 2 { return nextEvent() }
                     return SSEEvent(raw: raw, data: Self.data(of: raw))
                 }
@@ -53,6 +60,7 @@ public struct SSEParser: Sendable {
             }
             index += 1
         }
+        (scanned, lineStartOffset) = (index - view.startIndex, lineStart - view.startIndex)
         return nil
     }
 
