@@ -1,7 +1,7 @@
-import WireFormats
 import Foundation
 import NIOCore
 import Testing
+import WireFormats
 
 @testable import Gateway
 

@@ -1,4 +1,3 @@
-import WireFormats
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
@@ -8,6 +7,7 @@ import NIOCore
 import RPCSupport
 import Synchronization
 import Testing
+import WireFormats
 
 @testable import Gateway
 

@@ -1,8 +1,8 @@
-import WireFormats
 import Foundation
 import LumenAPI
 import RPCSupport
 import SwiftProtobuf
+import WireFormats
 
 /// Translates the JSON bodies of `POST` and `PATCH /v1/management/api-keys` into keys-service
 /// requests. Only the shape is checked here (types, unknown fields, number and date syntax);

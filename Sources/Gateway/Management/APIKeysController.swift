@@ -1,9 +1,9 @@
-import WireFormats
 import Foundation
 import GRPCCore
 import Hummingbird
 import LumenAPI
 import RPCSupport
+import WireFormats
 
 /// `/v1/management/api-keys`: list, create, read and update the organisation's inference keys
 /// (seed 003). Authorised by the management token, which the services check. What a key has
@@ -37,7 +37,7 @@ struct APIKeysController<Context: RequestContext>: Sendable {
                     }, metadata: metadata)
             }
             let totals = try await self.totals(of: response.keys, metadata: metadata)
-            keys += zip(response.keys, totals).map { APIKeyObject($0, totals: $1) }
+            keys += response.keys.map { APIKeyObject($0, totals: totals[$0.id]) }
             guard response.pageInfo.hasMore_p else { break }
             page += 1
         }
@@ -56,7 +56,7 @@ struct APIKeysController<Context: RequestContext>: Sendable {
         let metadata = try ManagementAuth.metadata(request)
         let keyID = try context.parameters.require("keyId")
         let response = try await call { try await keys.getKey(.with { $0.keyID = keyID }, metadata: metadata) }
-        return JSONResponse(APIKeyObject(response.key, totals: try await totals(of: [response.key], metadata: metadata)[0]))
+        return JSONResponse(APIKeyObject(response.key, totals: try await totals(of: [response.key], metadata: metadata)[response.key.id]))
     }
 
     @Sendable func update(_ request: Request, context: Context) async throws -> JSONResponse<APIKeyObject> {
@@ -65,14 +65,15 @@ struct APIKeysController<Context: RequestContext>: Sendable {
         let body = try await Self.body(request, context: context)
         let message = try APIKeyBody.update(body, keyID: keyID)
         let response = try await call { try await keys.updateKey(message, metadata: metadata) }
-        return JSONResponse(APIKeyObject(response.key, totals: try await totals(of: [response.key], metadata: metadata)[0]))
+        return JSONResponse(APIKeyObject(response.key, totals: try await totals(of: [response.key], metadata: metadata)[response.key.id]))
     }
 
-    /// The ledger's totals of `keys`, in order.
-    private func totals(of keys: [Lumen_Keys_V1_Key], metadata: Metadata) async throws -> [Lumen_Ledger_V1_KeyTotals] {
-        guard !keys.isEmpty else { return [] }
+    /// The ledger's totals of `keys`, by key id.
+    private func totals(of keys: [Lumen_Keys_V1_Key], metadata: Metadata) async throws -> [String: Lumen_Ledger_V1_KeyTotals] {
+        guard !keys.isEmpty else { return [:] }
         do {
-            return try await ledger.getKeyTotals(.with { $0.keyIds = keys.map(\.id) }, metadata: metadata).totals
+            let totals = try await ledger.getKeyTotals(.with { $0.keyIds = keys.map(\.id) }, metadata: metadata).totals
+            return Dictionary(totals.map { ($0.keyID, $0) }, uniquingKeysWith: { first, _ in first })
         } catch let error as RPCError {
             throw APIError(ServiceError(error))
         }

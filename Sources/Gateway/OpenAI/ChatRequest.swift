@@ -1,5 +1,5 @@
-import WireFormats
 import Foundation
+import WireFormats
 
 /// The parts of an OpenAI chat completion request that Lumen reads; everything else is
 /// passed to the upstream untouched.

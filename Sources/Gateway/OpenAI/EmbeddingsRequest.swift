@@ -1,5 +1,5 @@
-import WireFormats
 import Foundation
+import WireFormats
 
 extension Decimal {
     /// Rounded half away from zero to `places` decimal places.

@@ -1,4 +1,3 @@
-import WireFormats
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -6,6 +5,7 @@ import Logging
 import LumenAPI
 import NIOCore
 import RPCSupport
+import WireFormats
 
 /// One metered inference request from admission to settlement:
 ///

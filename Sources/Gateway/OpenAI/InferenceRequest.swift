@@ -1,7 +1,7 @@
-import WireFormats
 import Foundation
 import LumenAPI
 import NIOCore
+import WireFormats
 
 /// The OpenAI endpoints Lumen meters: by tokens (chat, completions, embeddings, responses)
 /// or, passed through with their scene taken from the path, per request.

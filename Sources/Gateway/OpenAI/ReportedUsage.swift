@@ -1,6 +1,6 @@
-import WireFormats
 import Foundation
 import RPCSupport
+import WireFormats
 
 /// The `usage` object an upstream reports, in either of OpenAI's shapes: chat/completions/
 /// embeddings (`prompt_tokens`, `completion_tokens`, `prompt_tokens_details.cached_tokens`) or

@@ -1,7 +1,7 @@
-import WireFormats
 import Foundation
 import HTTPTypes
 import NIOCore
+import WireFormats
 
 /// Lumen's built-in deterministic model (provider `mock`) as an upstream: it answers every
 /// metered endpoint with the bytes an OpenAI-compatible server would send — JSON, or SSE with

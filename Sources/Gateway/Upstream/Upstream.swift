@@ -1,4 +1,3 @@
-import WireFormats
 import AsyncHTTPClient
 import Foundation
 import HTTPTypes
@@ -7,6 +6,7 @@ import LumenAPI
 import NIOCore
 import NIOHTTP1
 import ServiceLifecycle
+import WireFormats
 
 /// One call to an upstream backend, as the gateway prepared it.
 struct UpstreamRequest: Sendable {
