@@ -179,50 +179,37 @@ struct ServeConfiguration: Sendable, Equatable {
 
     /// 0 (off) or 1–3600 seconds.
     static func probeInterval(_ seconds: Int, _ name: String) throws -> Int {
-        guard (0...3600).contains(seconds) else {
-            throw ConfigurationError("\(name) must be 0 (off) or 1–3600 seconds, not \(seconds)")
-        }
-        return seconds
+        try bounded(seconds, 0...3600, "seconds", name, zero: "off")
     }
 
     /// 1–86400 seconds.
-    static func holdTTL(_ seconds: Int, _ name: String) throws -> Int {
-        guard (1...86_400).contains(seconds) else {
-            throw ConfigurationError("\(name) must be 1–86400 seconds, not \(seconds)")
-        }
-        return seconds
-    }
+    static func holdTTL(_ seconds: Int, _ name: String) throws -> Int { try bounded(seconds, 1...86_400, "seconds", name) }
 
     /// 1–3600 seconds.
-    static func timeout(_ seconds: Int, _ name: String) throws -> Int {
-        guard (1...3600).contains(seconds) else {
-            throw ConfigurationError("\(name) must be 1–3600 seconds, not \(seconds)")
-        }
-        return seconds
-    }
+    static func timeout(_ seconds: Int, _ name: String) throws -> Int { try bounded(seconds, 1...3600, "seconds", name) }
 
     /// 1–1,000,000 connections.
     static func maxConnections(_ count: Int, _ name: String) throws -> Int {
-        guard (1...1_000_000).contains(count) else {
-            throw ConfigurationError("\(name) must be 1–1000000 connections, not \(count)")
-        }
-        return count
+        try bounded(count, 1...1_000_000, "connections", name)
     }
 
     /// 0–3600 seconds.
-    static func shutdownGrace(_ seconds: Int, _ name: String) throws -> Int {
-        guard (0...3600).contains(seconds) else {
-            throw ConfigurationError("\(name) must be 0–3600 seconds, not \(seconds)")
-        }
-        return seconds
-    }
+    static func shutdownGrace(_ seconds: Int, _ name: String) throws -> Int { try bounded(seconds, 0...3600, "seconds", name) }
 
     /// 0 (keep forever) or 1–36500 days.
     static func retentionDays(_ days: Int, _ name: String) throws -> Int {
-        guard (0...36_500).contains(days) else {
-            throw ConfigurationError("\(name) must be 0 (keep forever) or 1–36500 days, not \(days)")
+        try bounded(days, 0...36_500, "days", name, zero: "keep forever")
+    }
+
+    /// `value` when it lies in `range`, else the error naming the option, its range and unit
+    /// (and what 0 means, when it means something of its own).
+    static func bounded(_ value: Int, _ range: ClosedRange<Int>, _ unit: String, _ name: String, zero: String? = nil) throws -> Int {
+        guard range.contains(value) else {
+            let span =
+                if let zero, range.lowerBound == 0 { "0 (\(zero)) or 1–\(range.upperBound)" } else { "\(range.lowerBound)–\(range.upperBound)" }
+            throw ConfigurationError("\(name) must be \(span) \(unit), not \(value)")
         }
-        return days
+        return value
     }
 
     static func port(_ value: Int, _ name: String) throws -> Int {
