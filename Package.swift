@@ -1,8 +1,11 @@
 // swift-tools-version:6.2
 import PackageDescription
 
+// Every target of this package builds without a warning: a warning is an error here (and only
+// here: SwiftPM applies this to the root package's targets, never to dependencies).
 let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
+    .treatAllWarnings(as: .error),
 ]
 
 let package = Package(

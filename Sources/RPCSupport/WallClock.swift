@@ -1,4 +1,3 @@
-import RPCSupport
 import Foundation
 
 /// The current time as the services and the gateway see it; injected so tests can move time.

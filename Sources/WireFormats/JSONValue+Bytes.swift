@@ -68,7 +68,7 @@ extension JSONValue {
     private static func write(_ value: JSONValue, to buffer: inout ByteBuffer) {
         switch value {
         case .null: buffer.writeStaticString("null")
-        case .bool(let flag): flag ? buffer.writeStaticString("true") : buffer.writeStaticString("false")
+        case .bool(let flag): buffer.writeStaticString(flag ? "true" : "false")
         case .number(let number): buffer.writeString(number.description)
         case .string(let string): writeString(string, to: &buffer)
         case .array(let elements):

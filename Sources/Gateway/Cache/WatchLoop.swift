@@ -11,7 +11,7 @@ enum WatchLoop {
         onDisconnect: @escaping @Sendable () -> Void,
         _ watch: @escaping @Sendable () async throws -> Void
     ) async {
-        _ = try? await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             await loop(name, logger: logger, onDisconnect: onDisconnect, watch)
         }
     }

@@ -66,7 +66,7 @@ enum KeyUsageQuery {
         for pair in query.split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             let name = String(parts[0]).removingPercentEncoding
-            guard let name, parts.count < 2 || String(parts[1]).removingPercentEncoding != nil else {
+            guard name != nil, parts.count < 2 || String(parts[1]).removingPercentEncoding != nil else {
                 let param = name ?? String(parts[0])
                 throw APIError.invalid("invalid_encoding", "the query parameter \(param) is not UTF-8 text", param: param)
             }
