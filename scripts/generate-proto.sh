@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates Sources/LumenAPI/Generated/ from proto/.
 #
-# Needs protoc (Debian's protobuf-compiler, installed here if missing) and the two Swift
+# Needs protoc (Debian's protobuf-compiler, installed by scripts/setup.sh if missing) and the two Swift
 # plugins, protoc-gen-swift (swift-protobuf) and protoc-gen-grpc-swift-2 (grpc-swift-protobuf),
 # which are built once in release mode into the ignored cache folder .build-protoc/ at the
 # versions Package.swift resolves.
@@ -12,10 +12,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 out="${1:-Sources/LumenAPI/Generated}"
 
-if ! command -v protoc >/dev/null 2>&1; then
-  echo "generate-proto: installing protobuf-compiler" >&2
-  apt-get update -qq && apt-get install -y -qq protobuf-compiler >/dev/null
-fi
+command -v protoc >/dev/null 2>&1 || scripts/setup.sh --proto
 
 cache="$root/.build-protoc"
 bin="$cache/release"

@@ -1,20 +1,30 @@
 #!/usr/bin/env bash
 # Installs the system packages Lumen needs on Debian/Ubuntu (with Swift already installed):
-# the SQLite headers GRDB links against and, with --tests, Python's venv for the interop tests.
-# Installs only what is missing; needs root or sudo for that.
+# the SQLite headers GRDB links against; with --tests, Python's venv for the interop tests;
+# with --proto, protoc for scripts/generate-proto.sh.
+# Installs only what is missing, with apt-get: as root, or through sudo otherwise.
 set -euo pipefail
 packages=(libsqlite3-dev)
-if [ "${1:-}" = "--tests" ]; then
-  packages+=(python3)
-  python3 -m venv --help >/dev/null 2>&1 || packages+=(python3-venv)
-fi
+for option in "$@"; do
+  case "$option" in
+    --tests)
+      packages+=(python3 curl)
+      python3 -m venv --help >/dev/null 2>&1 || packages+=(python3-venv)
+      ;;
+    --proto) packages+=(protobuf-compiler) ;;
+    *) echo "setup: unknown option $option (known: --tests, --proto)" >&2; exit 2 ;;
+  esac
+done
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { echo "setup: ${missing[*]} must be installed: run as root, or install sudo" >&2; exit 1; }
+    sudo="sudo"
+  fi
   echo "setup: installing ${missing[*]}" >&2
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -39,7 +39,7 @@ struct LedgerCheckCommand: AsyncParsableCommand {
     @OptionGroup var data: DataDirectoryOptions
 
     func run() async throws {
-        let directory = data.path
+        let directory = try data.path
         guard FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent("ledger.sqlite")) else {
             throw ValidationError("no ledger database in \(directory) (ledger.sqlite); give --data-dir")
         }
@@ -59,9 +59,10 @@ struct LedgerCheckCommand: AsyncParsableCommand {
 struct Bootstrap: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Create an organisation, its first administrator and a management token.",
+        usage: "lumen admin bootstrap --org <name> --admin-email <email> [<options>]",
         discussion: """
-            Prints JSON {"organization_id", "admin_user_id", "management_token"}. The token is
-            shown this once: store it now. Refuses to create a second organisation of the same
+            Prints JSON {"organization_id", "admin_user_id", "management_token"}. The token is \
+            shown this once: store it now. Refuses to create a second organisation of the same \
             name. Works on the data directory directly, so it may run while `lumen serve` runs.
             """
     )
@@ -78,7 +79,7 @@ struct Bootstrap: AsyncParsableCommand {
     @OptionGroup var data: DataDirectoryOptions
 
     func run() async throws {
-        let directory = data.path
+        let directory = try data.path
         do {
             let output = try await Self.perform(
                 location: .directory(directory), organization: org, adminEmail: adminEmail, adminName: adminName ?? "")

@@ -12,11 +12,24 @@ import SwiftProtobuf
 
 /// The data directory the commands that work on the databases directly take.
 struct DataDirectoryOptions: ParsableArguments {
-    @Option(help: "Directory of the SQLite databases. (LUMEN_DATA_DIR, default ./data)")
+    @Option(help: "Directory of the SQLite databases. (LUMEN_DATA_DIR, default: the configuration's data_dir, else ./data)")
     var dataDir: String?
 
+    @Option(help: "The YAML configuration file of `lumen serve --config`, to read its data_dir. (LUMEN_CONFIG)")
+    var config: String?
+
     var path: String {
-        dataDir ?? ProcessInfo.processInfo.environment["LUMEN_DATA_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "./data"
+        get throws { try resolve(environment: ProcessInfo.processInfo.environment) }
+    }
+
+    /// The directory `lumen serve` with the same flag, variables and file would use.
+    func resolve(environment: [String: String]) throws -> String {
+        if let directory = dataDir ?? environment["LUMEN_DATA_DIR"].flatMap({ $0.isEmpty ? nil : $0 }) { return directory }
+        do {
+            return try ServeConfiguration.load(file: config, environment: environment).dataDirectory
+        } catch let error as ConfigurationError {
+            throw ValidationError(error.description)
+        }
     }
 }
 
@@ -62,6 +75,7 @@ struct OperatorTokenCreate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "create",
         abstract: "Create an operator token and print it once.",
+        usage: "lumen admin operator-token create [--name <name>] [<options>]",
         discussion: #"Prints JSON {"id", "name", "operator_token"}. The secret is shown this once: store it now."#)
 
     @Option(help: "A name to recognise the token by (default: Operator token).")
@@ -71,7 +85,7 @@ struct OperatorTokenCreate: AsyncParsableCommand {
 
     func run() async throws {
         let name = self.name
-        let response = try await OperatorTokenAdmin.withKeys(data.path) { keys, metadata in
+        let response = try await OperatorTokenAdmin.withKeys(try data.path) { keys, metadata in
             try await keys.createOperatorToken(.with { if let name { $0.name = name } }, metadata: metadata)
         }
         try printJSON(["id": response.key.id, "name": response.key.name, "operator_token": response.secret] as [String: String])
@@ -82,12 +96,13 @@ struct OperatorTokenList: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "list",
         abstract: "List the operator tokens, revoked ones too (never a secret).",
+        usage: "lumen admin operator-token list [<options>]",
         discussion: #"Prints JSON [{"id", "name", "hint", "status", "created_at"}], oldest first."#)
 
     @OptionGroup var data: DataDirectoryOptions
 
     func run() async throws {
-        let response = try await OperatorTokenAdmin.withKeys(data.path) { keys, metadata in
+        let response = try await OperatorTokenAdmin.withKeys(try data.path) { keys, metadata in
             try await keys.listOperatorTokens(.init(), metadata: metadata)
         }
         try printJSON(response.keys.map(OperatorTokenOutput.init))
@@ -96,7 +111,8 @@ struct OperatorTokenList: AsyncParsableCommand {
 
 struct OperatorTokenRevoke: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "revoke", abstract: "Revoke an operator token at once.", discussion: "Prints the token as JSON.")
+        commandName: "revoke", abstract: "Revoke an operator token at once.",
+        usage: "lumen admin operator-token revoke <id> [<options>]", discussion: "Prints the token as JSON.")
 
     @Argument(help: "The token's id (key_…), as `list` shows it.")
     var id: String
@@ -105,7 +121,7 @@ struct OperatorTokenRevoke: AsyncParsableCommand {
 
     func run() async throws {
         let id = self.id
-        let response = try await OperatorTokenAdmin.withKeys(data.path) { keys, metadata in
+        let response = try await OperatorTokenAdmin.withKeys(try data.path) { keys, metadata in
             try await keys.revokeOperatorToken(.with { $0.keyID = id }, metadata: metadata)
         }
         try printJSON(OperatorTokenOutput(response.key))
@@ -180,6 +196,7 @@ struct ModelsApply: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "apply",
         abstract: "Create or replace the models and backends of a YAML file's `models:` section.",
+        usage: "lumen admin models apply --file <file> [<options>]",
         discussion: """
             The file has the configuration file's `models:` section (a whole configuration file \
             will do; other sections are ignored). Each model and each backend it lists is created \
@@ -221,7 +238,8 @@ struct ModelsApply: AsyncParsableCommand {
 
 struct BackendRemove: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "remove-backend", abstract: "Remove one backend of a model.")
+        commandName: "remove-backend", abstract: "Remove one backend of a model.",
+        usage: "lumen admin models remove-backend --model <m> --backend <id> [<options>]")
 
     @Option(help: "The logical model.")
     var model: String

@@ -80,7 +80,7 @@ struct GRPCTarget {
 
 /// Whose pool: `--user`, `--client`, `--key`, or the organisation's when none is given.
 struct PoolOwnerOptions: ParsableArguments {
-    @Option(help: "A user's pool (usr_…).")
+    @Option(help: "A user's pool (usr_…). Without --user, --client or --key: the organisation's pool.")
     var user: String?
 
     @Option(help: "A client's pool (cli_…).")
@@ -111,6 +111,7 @@ struct PoolShow: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "show",
         abstract: "Print a pool as JSON, refills applied up to now.",
+        usage: "lumen admin pool show [<pool>] [<options>]",
         discussion: "The organisation's pool unless --user, --client or --key names another. Amounts in USD.")
 
     @OptionGroup var server: ServerOptions
@@ -129,10 +130,11 @@ struct PoolSet: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "set",
         abstract: "Set a pool's mode, refill ceiling and hourly refill.",
+        usage: "lumen admin pool set --mode <mode> [<pool>] [<options>]",
         discussion: """
             --mode balance: requests spend the pool's balance and are refused at 0 or below until a \
             refill or a grant; unlimited: never refused by this pool; none: no budget set up (not \
-            limited; the dashboard shows —). --refill-per-hour adds that many USD each hour, never \
+            limited; shown as —). --refill-per-hour adds that many USD each hour, never \
             above --limit. Prints the pool as JSON.
             """)
 
@@ -177,6 +179,7 @@ struct GrantCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "grant",
         abstract: "Add money to a pool (or remove it, with a negative amount).",
+        usage: "lumen admin grant --amount <usd> --reason <text> [<pool>] [<options>]",
         discussion: """
             Records the grant with its reason and the token's user. A pool with no budget set up \
             becomes a balance pool; an unlimited pool refuses grants. --idempotency-key makes a \
@@ -217,6 +220,7 @@ struct GrantsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "grants",
         abstract: "List grants, newest first.",
+        usage: "lumen admin grants [<pool> | --organization] [<options>]",
         discussion: """
             Every pool's grants of the organisation, or one pool's with --user, --client, --key or \
             --organization. Prints JSON {"grants": [...], "page", "limit", "total", "has_more"}, amounts in USD.

@@ -6,9 +6,54 @@ struct Lumen: AsyncParsableCommand {
         commandName: "lumen",
         abstract: "Lumen, an organisation's gateway to language models.",
         discussion: """
-            `lumen serve` runs the gateway and its services (all in one process by default, on
+            `lumen serve` runs the gateway and its services (all in one process by default, on \
             SQLite under ./data). `lumen admin` manages a deployment from the command line.
             """,
         subcommands: [Serve.self, Admin.self]
     )
+
+    /// ArgumentParser's own `main`, except that an error a subcommand throws while running is
+    /// reported with that subcommand's usage, not the top-level one.
+    static func main() async {
+        let command: any ParsableCommand
+        do {
+            command = try parseAsRoot()
+        } catch {
+            exit(withError: error)
+        }
+        do {
+            if var command = command as? any AsyncParsableCommand {
+                try await command.run()
+            } else {
+                var command = command
+                try command.run()
+            }
+        } catch let error as ValidationError {
+            // What a subcommand refuses once parsed: the message, then that subcommand's usage.
+            let path = commandPath(to: type(of: command)).joined(separator: " ")
+            var standardError = FileHandleOutputStream.standardError
+            print(
+                """
+                Error: \(error.message)
+                Usage: \(usageString(for: type(of: command)))
+                  See '\(path) --help' for more information.
+                """, to: &standardError)
+            exit(withError: ExitCode.validationFailure)
+        } catch {
+            exit(withError: error)
+        }
+    }
+
+    /// The command names from `lumen` down to `target` (just `lumen` when it is not found).
+    static func commandPath(to target: any ParsableCommand.Type) -> [String] {
+        func search(_ command: any ParsableCommand.Type, _ path: [String]) -> [String]? {
+            let path = path + [command._commandName]
+            if command == target { return path }
+            for subcommand in command.configuration.subcommands {
+                if let found = search(subcommand, path) { return found }
+            }
+            return nil
+        }
+        return search(Lumen.self, []) ?? [_commandName]
+    }
 }

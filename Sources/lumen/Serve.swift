@@ -6,20 +6,20 @@ struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the gateway and its services.",
         discussion: """
-            By default everything runs in this process: the HTTP facade (REST management API,
-            OpenAI-compatible endpoints) on 127.0.0.1:8080, its metrics (/metrics) on
-            127.0.0.1:9464, and the four RPC services (accounts,
-            keys, ledger, registry), which the facade calls in-process and which are also served
-            over gRPC (HTTP/2, plaintext) on 127.0.0.1:9090. Data lives in SQLite files under
+            By default everything runs in this process: the HTTP facade (REST management API, \
+            OpenAI-compatible endpoints) on 127.0.0.1:8080, its metrics (/metrics) on \
+            127.0.0.1:9464, and the four RPC services (accounts, \
+            keys, ledger, registry), which the facade calls in-process and which are also served \
+            over gRPC (HTTP/2, plaintext) on 127.0.0.1:9090. Data lives in SQLite files under \
             --data-dir.
 
-            Every option can also be set by a LUMEN_* environment variable or a key of the YAML
-            file given with --config (see gateway/lumen.example.yaml); flags win over variables,
+            Every option can also be set by a LUMEN_* environment variable or a key of the YAML \
+            file given with --config (see gateway/lumen.example.yaml); flags win over variables, \
             variables over the file. Port 0 picks a free port; the chosen ports are logged.
 
-            Split deployment: run a subset with --services and point the gateway at services in
-            other processes with --keys-address and friends. The processes authenticate each
-            other with a shared secret in LUMEN_INTERNAL_TOKEN (required when splitting; never
+            Split deployment: run a subset with --services and point the gateway at services in \
+            other processes with --keys-address and friends. The processes authenticate each \
+            other with a shared secret in LUMEN_INTERNAL_TOKEN (required when splitting; never \
             put it in the config file).
             """
     )
@@ -121,16 +121,7 @@ struct Serve: AsyncParsableCommand {
 
     /// Flags over `LUMEN_*` variables over the file over defaults.
     func resolve(environment: [String: String]) throws -> ServeConfiguration {
-        var configuration = ServeConfiguration()
-        if let path = config ?? environment["LUMEN_CONFIG"] {
-            let text: String
-            do {
-                text = try String(contentsOfFile: path, encoding: .utf8)
-            } catch {
-                throw ConfigurationError("cannot read the configuration file \(path): \(error.localizedDescription)")
-            }
-            try configuration.apply(yaml: text, path: path)
-        }
+        var configuration = try ServeConfiguration.load(file: config, environment: environment)
         func pick(_ flag: String?, _ variable: String) -> String? {
             flag ?? environment[variable].flatMap { $0.isEmpty ? nil : $0 }
         }

@@ -79,6 +79,20 @@ struct ServeConfiguration: Sendable, Equatable {
     ]
 
     /// Applies a YAML configuration file.
+    /// The defaults with the YAML file `path` (else `LUMEN_CONFIG`, else none) applied.
+    static func load(file path: String?, environment: [String: String]) throws -> ServeConfiguration {
+        var configuration = ServeConfiguration()
+        guard let path = path ?? environment["LUMEN_CONFIG"].flatMap({ $0.isEmpty ? nil : $0 }) else { return configuration }
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigurationError("cannot read the configuration file \(path): \(error.localizedDescription)")
+        }
+        try configuration.apply(yaml: text, path: path)
+        return configuration
+    }
+
     mutating func apply(yaml text: String, path: String) throws {
         let loaded: Any?
         do {

@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
@@ -200,6 +201,14 @@ struct WiringTests {
             usage_retention_days: 400
             hold_ttl: 1800
             """.write(toFile: file, atomically: true, encoding: .utf8)
+        // The admin commands that work on the data directory find it as `serve` does.
+        let bootstrap = try Bootstrap.parse(["--org", "Acme", "--admin-email", "a@acme.test", "--config", file])
+        #expect(try bootstrap.data.resolve(environment: [:]) == "/var/lib/lumen")
+        #expect(try bootstrap.data.resolve(environment: ["LUMEN_DATA_DIR": "/srv/lumen"]) == "/srv/lumen")
+        #expect(try Bootstrap.parse(["--org", "A", "--admin-email", "a@a.test"]).data.resolve(environment: ["LUMEN_CONFIG": file]) == "/var/lib/lumen")
+        #expect(try OperatorTokenCreate.parse(["--config", file, "--data-dir", "d"]).data.resolve(environment: [:]) == "d")
+        #expect(try LedgerCheckCommand.parse([]).data.resolve(environment: [:]) == "./data")
+        #expect(throws: ValidationError.self) { try LedgerCheckCommand.parse(["--config", file + ".missing"]).data.resolve(environment: [:]) }
         let serve = try Serve.parse(["--config", file, "--http-port", "8081"])
         let resolved = try serve.resolve(environment: ["LUMEN_HTTP_PORT": "7000", "LUMEN_GRPC_PORT": "7001"])
         #expect(resolved.dataDirectory == "/var/lib/lumen")
