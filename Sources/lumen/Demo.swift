@@ -10,7 +10,7 @@ enum Demo {
     static let organization = "Demo"
     static let model = "lumen-demo"
 
-    struct Credentials: Encodable {
+    struct Credentials: Codable, Equatable {
         var apiKey: String
         var managementToken: String
         var model: String
@@ -22,11 +22,20 @@ enum Demo {
         }
     }
 
-    /// On an empty data directory: creates the demo organisation, model and key, and prints
-    /// their credentials as one JSON line on standard output. Otherwise only makes sure the
-    /// demo model exists.
-    static func setUp(services: [any RegistrableRPCService], internalToken token: String, logger: Logger) async throws {
-        let credentials = try await withLocalServices(services, internalToken: token) { client in
+    /// Where the demo keeps its credentials: `demo.json` in the data directory, mode 0600.
+    static func credentialsPath(_ dataDirectory: String) -> String {
+        (dataDirectory as NSString).appendingPathComponent("demo.json")
+    }
+
+    /// On an empty data directory: creates the demo organisation, model and key and keeps
+    /// their credentials in `demo.json`; on a directory the demo set up before, reads them
+    /// back. Either way prints them as one JSON line on standard output (the first line) and
+    /// returns them. On a directory set up otherwise, only makes sure the demo model exists.
+    static func setUp(
+        services: [any RegistrableRPCService], internalToken token: String, dataDirectory: String, logger: Logger
+    ) async throws -> Credentials? {
+        let path = credentialsPath(dataDirectory)
+        let created = try await withLocalServices(services, internalToken: token) { client in
             let accounts = Lumen_Accounts_V1_AccountsService.Client(wrapping: client)
             let keys = Lumen_Keys_V1_KeysService.Client(wrapping: client)
             let registry = Lumen_Registry_V1_ModelRegistryService.Client(wrapping: client)
@@ -66,13 +75,70 @@ enum Demo {
                 }, metadata: .bearer(token))
             return Credentials(apiKey: key.secret, managementToken: tenant.managementToken, model: model)
         }
-        guard let credentials else {
+        let credentials: Credentials
+        if let created {
+            credentials = created
+            try keep(credentials, at: path)
+        } else if let kept = try? JSONDecoder().decode(Credentials.self, from: Data(contentsOf: URL(fileURLWithPath: path))) {
+            credentials = kept
+        } else {
             logger.notice(
-                "demo: the data directory is already set up; its keys were printed when it was created (start on an empty --data-dir for new ones)")
-            return
+                "demo: the data directory was set up without --demo (no demo.json); start on an empty --data-dir for demo credentials")
+            return nil
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         FileHandle.standardOutput.write(try encoder.encode(credentials) + Data("\n".utf8))
+        return credentials
+    }
+
+    /// Writes `demo.json`, readable by this user alone from its first byte.
+    private static func keep(_ credentials: Credentials, at path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        let bytes = Array(try encoder.encode(credentials) + Data("\n".utf8))
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else {
+            throw ConfigurationError("cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { _ = close(descriptor) }
+        _ = fchmod(descriptor, 0o600)
+        let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        guard written == bytes.count else {
+            throw ConfigurationError("cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// The credentials again, last and framed, once the server listens: what a person looks
+    /// for after the first start, below every log line. On standard error, beside the logs;
+    /// standard output keeps its one JSON line.
+    static func announce(_ credentials: Credentials, httpHost: String, httpPort: Int, dataDirectory: String) {
+        let host = httpHost == "0.0.0.0" || httpHost == "::" ? "127.0.0.1" : httpHost
+        let base = "http://\(host):\(httpPort)"
+        let lines = [
+            "Lumen is running (demo mode). Your credentials:",
+            "",
+            "  API key           \(credentials.apiKey)",
+            "  management token  \(credentials.managementToken)",
+            "  model             \(credentials.model)",
+            "",
+            "Try it from another shell (the OpenAI SDKs read the same variables):",
+            "  export OPENAI_BASE_URL=\(base)/v1",
+            "  export OPENAI_API_KEY=\(credentials.apiKey)",
+            "  curl $OPENAI_BASE_URL/chat/completions \\",
+            "    -H \"Authorization: Bearer $OPENAI_API_KEY\" \\",
+            "    -d '{\"model\":\"\(credentials.model)\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}'",
+            "",
+            "Kept in \(credentialsPath(dataDirectory)), the same on every restart.",
+            "Ctrl-C stops the server.",
+        ]
+        let width = lines.map(\.count).max() ?? 0
+        let rule = String(repeating: "═", count: width + 2)
+        var text = "\n╔\(rule)╗\n"
+        for line in lines {
+            text += "║ \(line)\(String(repeating: " ", count: width - line.count)) ║\n"
+        }
+        text += "╚\(rule)╝\n"
+        FileHandle.standardError.write(Data(text.utf8))
     }
 }

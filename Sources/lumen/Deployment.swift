@@ -33,6 +33,12 @@ struct Deployment {
         let local = configuration.components
         let location = ServiceDatabase.Location.directory(configuration.dataDirectory)
 
+        // Nothing touches the data directory before every port is known to be free and the
+        // directory's databases are this process's alone.
+        try await StartupChecks.ensureFree(StartupChecks.listeners(configuration))
+        let lock = try DataDirectoryLock(directory: configuration.dataDirectory, services: Component.services.filter(local.contains))
+        defer { lock.release() }
+
         // The clients first: services that ask each other (the ledger asks accounts and keys who
         // exists) get them at construction; their connections run with the lifecycle.
         let inProcess = InProcessTransport()
@@ -95,11 +101,24 @@ struct Deployment {
         } catch let error as StorageError {
             throw ConfigurationError(error.description)
         }
+        var demo: Demo.Credentials?
         if configuration.demo {
             guard local == Set(Component.allCases) else {
                 throw ConfigurationError("--demo runs everything in one process; drop --services")
             }
-            try await Demo.setUp(services: services, internalToken: internalToken, logger: logger)
+            demo = try await Demo.setUp(
+                services: services, internalToken: internalToken, dataDirectory: configuration.dataDirectory, logger: logger)
+        }
+        // Every listener reports here; once all are up, the demo's credentials are shown last.
+        let startup = StartupReport(expected: StartupChecks.listeners(configuration).count) { [configuration, demo] listeners in
+            guard let demo, let http = listeners.first(where: { if case .http = $0 { true } else { false } }),
+                case .http(_, let port) = http
+            else { return }
+            Demo.announce(demo, httpHost: configuration.httpHost, httpPort: port, dataDirectory: configuration.dataDirectory)
+        }
+        let onListening: @Sendable (Listener) async -> Void = { [onListening] listener in
+            await onListening(listener)
+            await startup.listening(listener)
         }
 
         if !local.contains(.registry) && !configuration.catalog.models.isEmpty {
@@ -217,5 +236,23 @@ struct Deployment {
         logger.info(
             "registry updated from the configuration",
             metadata: ["models": "\(catalog.models.count)", "backends": "\(catalog.backends.count)"])
+    }
+}
+
+/// Collects the listeners as they come up and runs `whenAllUp` once with them, when the last
+/// expected one has reported.
+actor StartupReport {
+    private let expected: Int
+    private var listeners: [Deployment.Listener] = []
+    private let whenAllUp: @Sendable ([Deployment.Listener]) -> Void
+
+    init(expected: Int, whenAllUp: @escaping @Sendable ([Deployment.Listener]) -> Void) {
+        self.expected = expected
+        self.whenAllUp = whenAllUp
+    }
+
+    func listening(_ listener: Deployment.Listener) {
+        listeners.append(listener)
+        if listeners.count == expected { whenAllUp(listeners) }
     }
 }

@@ -1,0 +1,106 @@
+"""A newcomer's first starts: the demo's credentials come last and survive a restart, a taken
+port is named with its flag, and a data directory in use by a live process is refused — with
+nothing written by the process that was refused."""
+
+import json
+import signal
+import stat
+import subprocess
+import urllib.request
+from pathlib import Path
+
+from conftest import lumen_binary, start_server, wait_ready
+
+
+def run_lumen(*args, timeout=60):
+    return subprocess.run([lumen_binary(), *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_demo_credentials_come_last_and_are_the_same_after_a_restart(tmp_path):
+    first_dir = tmp_path / "first"
+    first_dir.mkdir()
+    for server in start_server(first_dir, "--demo", "--log-level", "info"):
+        wait_ready(server)
+        credentials = json.loads(Path(server.stdout_path).read_text().splitlines()[0])
+        data_dir = Path(server.data_dir)
+        # Once it listens, the last lines of the output (as a newcomer runs it, at the default
+        # log level) are the credentials, framed.
+        log = server.log()
+        listening = max(log.rfind("HTTP listening on"), log.rfind("gRPC listening on"), log.rfind("metrics listening on"))
+        box = log[listening:]
+    assert credentials["api_key"] in box and credentials["management_token"] in box
+    box_lines = box[box.index("╔"):].splitlines()
+    assert box_lines[-1].startswith("╚"), "nothing may come between the box and the ready server"
+    assert all(line.startswith(("╔", "║", "╚")) for line in box_lines)
+    assert len({len(line) for line in box_lines}) == 1, "a closed frame"
+    # It fits an 80-column terminal (with ./data; this test's directory is a longer path).
+    contents = [line[2:-2].rstrip() for line in box_lines[1:-1] if "demo.json" not in line]
+    assert all(len(content) + 4 <= 80 for content in contents), contents
+    assert "export OPENAI_API_KEY=" + credentials["api_key"] in box
+    # Kept in the data directory, for this user only.
+    kept = data_dir / "demo.json"
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert json.loads(kept.read_text()) == credentials
+
+    # A restart over the same directory prints the same credentials first, and they work.
+    second_dir = tmp_path / "second"
+    second_dir.mkdir()
+    for server in start_server(second_dir, "--demo", "--data-dir", str(data_dir)):
+        wait_ready(server)
+        assert json.loads(Path(server.stdout_path).read_text().splitlines()[0]) == credentials
+        import httpx
+        response = httpx.post(
+            server.http + "/v1/chat/completions",
+            headers={"Authorization": f"Bearer {credentials['api_key']}"},
+            json={"model": credentials["model"], "messages": [{"role": "user", "content": "again"}]},
+        )
+        assert response.status_code == 200, response.text
+    assert credentials["api_key"] in (second_dir / "lumen.log").read_text().split("╔")[-1]
+
+
+def test_a_taken_port_is_named_with_its_flag_and_nothing_is_written(tmp_path):
+    running_dir = tmp_path / "running"
+    running_dir.mkdir()
+    for server in start_server(running_dir):
+        metrics_port = int(server.metrics.rsplit(":", 1)[1])
+        cases = [
+            ("--http-port", server.http_port, "HTTP"),
+            ("--grpc-port", server.grpc_port, "gRPC"),
+            ("--metrics-port", metrics_port, "metrics"),
+        ]
+        for flag, port, name in cases:
+            data_dir = tmp_path / f"refused-{name}"
+            ports = {"--http-port": "0", "--grpc-port": "0", "--metrics-port": "0", flag: str(port)}
+            result = run_lumen("serve", "--demo", "--data-dir", str(data_dir), *[x for item in ports.items() for x in item])
+            assert result.returncode != 0
+            assert f"{name} port 127.0.0.1:{port} is already in use" in result.stderr, result.stderr
+            assert flag in result.stderr, result.stderr
+            assert "errno" not in result.stderr, "a person's message, not the socket call's"
+            assert not data_dir.exists(), "the refused process created its data directory"
+        assert server.process.poll() is None
+
+
+def test_a_data_directory_in_use_is_refused_with_the_holders_pid(tmp_path):
+    running_dir = tmp_path / "running"
+    running_dir.mkdir()
+    for server in start_server(running_dir):
+        wait_ready(server)
+        data_dir = Path(server.data_dir)
+        before = sorted(p.name for p in data_dir.iterdir())
+        result = run_lumen("serve", "--demo", "--data-dir", str(data_dir),
+                           "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0")
+        assert result.returncode != 0
+        assert f"the data directory {data_dir} is in use by another Lumen process (PID {server.process.pid})" in result.stderr, result.stderr
+        assert "--data-dir" in result.stderr
+        assert sorted(p.name for p in data_dir.iterdir()) == before, "the refused --demo wrote into the directory"
+        assert not (data_dir / "demo.json").exists()
+        with urllib.request.urlopen(server.http + "/healthz", timeout=5) as response:
+            assert response.status == 200
+
+        # A process killed with SIGKILL leaves no lock behind.
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait(timeout=10)
+        restarted_dir = tmp_path / "restarted"
+        restarted_dir.mkdir()
+        for again in start_server(restarted_dir, "--data-dir", str(data_dir)):
+            wait_ready(again)
