@@ -110,8 +110,8 @@ enum Demo {
     }
 
     /// The credentials again, last and framed, once the server listens: what a person looks
-    /// for after the first start, below every log line. On standard error, beside the logs;
-    /// standard output keeps its one JSON line.
+    /// for after the first start, below every log line. On standard output, after the JSON
+    /// line: secrets never go to standard error, where the logs are.
     static func announce(_ credentials: Credentials, httpHost: String, httpPort: Int, dataDirectory: String) {
         let host = httpHost == "0.0.0.0" || httpHost == "::" ? "127.0.0.1" : httpHost
         let base = "http://\(host):\(httpPort)"
@@ -139,6 +139,6 @@ enum Demo {
             text += "║ \(line)\(String(repeating: " ", count: width - line.count)) ║\n"
         }
         text += "╚\(rule)╝\n"
-        FileHandle.standardError.write(Data(text.utf8))
+        FileHandle.standardOutput.write(Data(text.utf8))
     }
 }

@@ -23,14 +23,15 @@ def test_demo_credentials_come_last_and_are_the_same_after_a_restart(tmp_path):
         wait_ready(server)
         credentials = json.loads(Path(server.stdout_path).read_text().splitlines()[0])
         data_dir = Path(server.data_dir)
-        # Once it listens, the last lines of the output (as a newcomer runs it, at the default
-        # log level) are the credentials, framed.
+        # Once it listens, the credentials come again, framed, on standard output after the
+        # JSON line; the log (standard error) never holds a secret.
         log = server.log()
-        listening = max(log.rfind("HTTP listening on"), log.rfind("gRPC listening on"), log.rfind("metrics listening on"))
-        box = log[listening:]
+        assert all(f"{name} listening on" in log for name in ("HTTP", "gRPC", "metrics"))
+        box = Path(server.stdout_path).read_text().split("\n", 1)[1]
+    assert credentials["api_key"] not in log and credentials["management_token"] not in log
     assert credentials["api_key"] in box and credentials["management_token"] in box
     box_lines = box[box.index("╔"):].splitlines()
-    assert box_lines[-1].startswith("╚"), "nothing may come between the box and the ready server"
+    assert box_lines[-1].startswith("╚"), "the frame is the last thing printed"
     assert all(line.startswith(("╔", "║", "╚")) for line in box_lines)
     assert len({len(line) for line in box_lines}) == 1, "a closed frame"
     # It fits an 80-column terminal (with ./data; this test's directory is a longer path).
@@ -55,7 +56,7 @@ def test_demo_credentials_come_last_and_are_the_same_after_a_restart(tmp_path):
             json={"model": credentials["model"], "messages": [{"role": "user", "content": "again"}]},
         )
         assert response.status_code == 200, response.text
-    assert credentials["api_key"] in (second_dir / "lumen.log").read_text().split("╔")[-1]
+    assert credentials["api_key"] in (second_dir / "lumen.out").read_text().split("╔")[-1]
 
 
 def test_a_taken_port_is_named_with_its_flag_and_nothing_is_written(tmp_path):
