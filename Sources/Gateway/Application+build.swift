@@ -199,6 +199,7 @@ public func buildGateway(
     let caches = GatewayCaches(services: services, logger: logger)
     let inference = GatewayInference(services: services, logger: logger)
     var background = caches.services + inference.services
+    background.append(BackendConfigurationCheck(registry: caches.registry, router: inference.router, logger: logger))
     if let interval = configuration.probeInterval {
         background.append(
             HealthProber(interval: interval, registry: caches.registry, http: inference.http, router: inference.router, logger: logger))

@@ -112,6 +112,7 @@ extension BackendRecord {
             $0.health = Lumen_Registry_V1_BackendHealth(rawValue: health) ?? .unspecified
             $0.consecutiveFailures = Int32(consecutiveFailures)
             if let circuitOpenUntil { $0.circuitOpenUntil = .init(millis: circuitOpenUntil) }
+            $0.problem = problem
         }
     }
 }
@@ -305,10 +306,22 @@ extension ModelRegistryService: Lumen_Registry_V1_ModelRegistryService.SimpleSer
         let policy = health
         try await store.writer.write { db in
             var changedModels = Set<String>()
-            for report in request.reports where report.successes > 0 || report.failures > 0 {
+            for report in request.reports where report.successes > 0 || report.failures > 0 || report.hasProblem {
                 guard var record = try BackendRecord.fetchOne(db, key: ["model": report.model, "id": report.backendID]) else {
                     continue
                 }
+                if report.hasProblem && report.problem != record.problem {
+                    // Bounded: words from a gateway, not a document.
+                    record.problem = String(report.problem.prefix(500))
+                    if !record.problem.isEmpty {
+                        logger.notice(
+                            "backend misconfigured",
+                            metadata: ["model": "\(record.model)", "backend": "\(record.id)", "problem": "\(record.problem)"])
+                    }
+                    try record.update(db)
+                    changedModels.insert(record.model)
+                }
+                guard report.successes > 0 || report.failures > 0 else { continue }
                 let observed = report.hasObservedAt ? min(report.observedAt.millis, now) : now
                 let next = policy.apply(
                     successes: Int(max(0, report.successes)), failures: Int(max(0, report.failures)),

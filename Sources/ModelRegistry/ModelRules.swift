@@ -87,7 +87,7 @@ enum ModelRules {
             timeoutMs: backend.timeoutMs == 0 ? defaultTimeoutMs : Int(backend.timeoutMs),
             health: health?.health ?? Lumen_Registry_V1_BackendHealth.unspecified.rawValue,
             consecutiveFailures: health?.consecutiveFailures ?? 0,
-            circuitOpenUntil: health?.circuitOpenUntil)
+            circuitOpenUntil: health?.circuitOpenUntil, problem: "")
     }
 
     static func unique(_ values: [String]) -> [String] {

@@ -56,6 +56,9 @@ struct RegistryStore: Sendable {
                     );
                     """)
         }
+        migrator.registerMigration("v2: what a gateway found wrong with a backend") { db in
+            try db.execute(sql: "ALTER TABLE backends ADD COLUMN problem TEXT NOT NULL DEFAULT ''")
+        }
         return migrator
     }
 }
@@ -104,9 +107,11 @@ struct BackendRecord: Codable, Sendable, Equatable, FetchableRecord, Persistable
     var health: Int
     var consecutiveFailures: Int
     var circuitOpenUntil: Int64?
+    /// What a gateway last reported wrong with it (`Backend.problem`); empty when nothing.
+    var problem: String
 
     enum CodingKeys: String, CodingKey {
-        case model, id, provider, weight, health
+        case model, id, provider, weight, health, problem
         case baseURL = "base_url"
         case credentialEnv = "credential_env"
         case upstreamModel = "upstream_model"

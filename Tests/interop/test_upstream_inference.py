@@ -134,6 +134,8 @@ def test_chat_fails_over_from_a_dead_backend_and_bills_the_upstream_usage(gatewa
         model="gpt-test", messages=[{"role": "user", "content": "Hello"}], max_tokens=50)
     completion = raw.parse()
     assert completion.choices[0].message.content == "Hello from the upstream."
+    # The answer names the model the caller asked for; the upstream's name stays in the log.
+    assert completion.model == "gpt-test"
     assert completion.usage.prompt_tokens == USAGE["prompt_tokens"]
 
     (path, headers, body), = upstream.received("/chat/completions")
@@ -166,6 +168,7 @@ def test_streaming_asks_the_upstream_for_usage_and_hides_it_unless_asked(gateway
         model="gpt-test", stream=True, messages=[{"role": "user", "content": "Stream"}])
     chunks = list(stream)
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello from the upstream."
+    assert chunks and all(c.model == "gpt-test" for c in chunks)
     assert all(c.usage is None for c in chunks)
     (_, _, body), = upstream.received("/chat/completions")
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
@@ -240,6 +243,8 @@ def test_completions_embeddings_and_responses(gateway, upstream, lumen_api):
     assert [len(d.embedding) for d in vectors.data] == [3, 3]
     response = sdk(gateway).responses.create(model="gpt-test", input="Hi")
     assert response.output_text == "Hello from the upstream."
+    assert (text.model, vectors.model, response.model) == ("gpt-test", "embed-test", "gpt-test")
+    assert "upstream_model=upstream-model-v1" in gateway.log()
 
     lines = usage_lines(gateway, lumen_api)
     assert len(lines) == 3
@@ -354,3 +359,41 @@ models:
             assert time.time() < deadline, "a good probe did not bring the backend back"
             time.sleep(0.2)
         assert not upstream.received("/chat/completions")
+
+
+def test_an_unset_credential_env_is_warned_about_and_shown_on_the_backend(tmp_path, upstream):
+    config = tmp_path / "lumen.yaml"
+    config.write_text(f"""
+models:
+  - name: keyless
+    vendor: OpenAI
+    backends:
+      - {{id: forgotten, provider: openai, base_url: "{upstream.base_url}", credential_env: LUMEN_TEST_NEVER_SET}}
+      - {{id: fine, provider: openai, base_url: "{upstream.base_url}", credential_env: LUMEN_TEST_UPSTREAM_KEY}}
+""")
+    for server in start_server(tmp_path, "--config", str(config), env={"LUMEN_TEST_UPSTREAM_KEY": UPSTREAM_SECRET}):
+        wait_ready(server)
+        operator = subprocess.run(
+            [lumen_binary(), "admin", "operator-token", "create", "--data-dir", server.data_dir],
+            capture_output=True, text=True, timeout=60)
+        assert operator.returncode == 0, operator.stderr
+        token = json.loads(operator.stdout)["operator_token"]
+        deadline = time.time() + 15
+        while True:
+            listed = subprocess.run(
+                [lumen_binary(), "admin", "models", "list", "--server", server.grpc_target, "--token", token],
+                capture_output=True, text=True, timeout=60)
+            assert listed.returncode == 0, listed.stderr
+            backends = {b["id"]: b for m in json.loads(listed.stdout)["models"] for b in m.get("backends", [])}
+            if backends["forgotten"].get("problem"):
+                break
+            assert time.time() < deadline, listed.stdout
+            time.sleep(0.2)
+        assert backends["forgotten"]["problem"] == "credential_env LUMEN_TEST_NEVER_SET is not set in the gateway's environment"
+        assert not backends["fine"].get("problem")
+        log = server.log()
+        # Warned once, at start, naming the variable and the backend.
+        (warning,) = [line for line in log.splitlines()
+                      if " warning " in line and "credential_env LUMEN_TEST_NEVER_SET is not set" in line]
+        assert "backend=forgotten" in warning and "model=keyless" in warning
+        assert UPSTREAM_SECRET not in log

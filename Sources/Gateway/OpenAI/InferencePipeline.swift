@@ -43,6 +43,9 @@ struct InferencePipeline: Sendable {
         /// Tokens counted against the key's per-minute limit, and the second they count in.
         var rateTokens: Int64 = 0
         var rateSecond: Int64?
+        /// The backend that answered, once one has; the answer carries the logical name, the
+        /// log line both.
+        var backend: Lumen_Registry_V1_Backend?
     }
 
     /// Serves one request and counts it in the metrics (the model label only once the model
@@ -89,6 +92,7 @@ struct InferencePipeline: Sendable {
             throw error
         }
         let upstream = backendResponse.1
+        admitted.backend = backendResponse.0
         if !request.stream { metrics.timeToFirstToken(model: model.name, started.duration(to: .now)) }
         guard upstream.status.code < 300 else {
             // The upstream refused the request itself (4xx): its error goes back as it came.
@@ -104,9 +108,10 @@ struct InferencePipeline: Sendable {
         let body = try await upstream.collect(upTo: Self.maxUpstreamBodyBytes)
         let reported = MeteredPayload.decode(body.readableBytesView)
         await settle(admitted, reported: reported?.reported, producedText: reported?.text ?? "")
+        let answer = ModelNameRewrite.applies(to: upstream.contentType) ? ModelNameRewrite.rewrite(body, to: model.name) : body
         return Response(
             status: upstream.status, headers: [.contentType: upstream.contentType ?? "application/json"],
-            body: .init(byteBuffer: body))
+            body: .init(byteBuffer: answer))
     }
 
     /// Relays an SSE stream event by event. The usage chunk Lumen asked for is dropped unless
@@ -133,7 +138,7 @@ struct InferencePipeline: Sendable {
                     settled = true
                 }
                 do {
-                    try await writer.write(event.raw)
+                    try await writer.write(event.data == nil ? event.raw : ModelNameRewrite.rewrite(event.raw, to: admitted.model.name))
                     if first {
                         first = false
                         metrics.timeToFirstToken(model: admitted.model.name, admitted.started.duration(to: .now))
@@ -266,7 +271,8 @@ struct InferencePipeline: Sendable {
                 "request_id": "\(admitted.requestID)", "key_id": "\(admitted.key.id)", "model": "\(admitted.model.name)",
                 "endpoint": "\(admitted.request.endpoint.rawValue)", "input_tokens": "\(tokens.input)",
                 "output_tokens": "\(tokens.output)", "cost_micros": "\(admitted.byok ? 0 : cost)",
-                "estimated": "\(estimated)", "latency_ms": "\(latencyMs)",
+                "estimated": "\(estimated)", "latency_ms": "\(latencyMs)", "backend": "\(admitted.backend?.id ?? "")",
+                "upstream_model": "\(admitted.backend.map { $0.upstreamModel.isEmpty ? admitted.model.name : $0.upstreamModel } ?? "")",
             ])
     }
 

@@ -41,6 +41,7 @@ final class BackendRouter: Sendable {
                 pending.successes += more.successes
                 pending.failures += more.failures
                 if more.observedAt.millis > pending.observedAt.millis { pending.observedAt = more.observedAt }
+                if more.hasProblem { pending.problem = more.problem }
             },
             flush: { reports in
                 _ = try await registry.reportBackendHealth(.with { $0.reports = reports }, metadata: .bearer(internalToken))
@@ -130,6 +131,17 @@ final class BackendRouter: Sendable {
                 $0.successes = success ? 1 : 0
                 $0.failures = success ? 0 : 1
                 $0.observedAt = .init(millis: now)
+            }, under: Self.key(backend))
+    }
+
+    /// Tells the registry what this gateway finds wrong with a backend's configuration
+    /// (`Backend.problem`; empty: nothing).
+    func report(problem: String, of backend: Lumen_Registry_V1_Backend) {
+        health.record(
+            .with {
+                $0.model = backend.model
+                $0.backendID = backend.id
+                $0.problem = problem
             }, under: Self.key(backend))
     }
 

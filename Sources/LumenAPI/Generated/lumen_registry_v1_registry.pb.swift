@@ -372,6 +372,14 @@ public nonisolated struct Lumen_Registry_V1_Backend: Sendable {
   /// Clears the value of `circuitOpenUntil`. Subsequent reads from it will return its default value.
   public mutating func clearCircuitOpenUntil() {self._circuitOpenUntil = nil}
 
+  /// What a gateway found wrong with this backend's configuration, in words (output only);
+  /// empty when nothing. Today: `credential_env NAME is not set in the gateway's environment`,
+  /// when the variable the backend names is unset or empty where the gateway runs, so the
+  /// upstream gets no key. Gateways report it (ReportBackendHealth) at start and whenever the
+  /// backend changes; with several gateways, the last report wins. Replacing the backend
+  /// (UpsertBackend) clears it until a gateway looks again.
+  public var problem: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -861,11 +869,22 @@ public nonisolated struct Lumen_Registry_V1_BackendReport: Sendable {
   /// Clears the value of `observedAt`. Subsequent reads from it will return its default value.
   public mutating func clearObservedAt() {self._observedAt = nil}
 
+  /// When set, replaces the backend's `problem` (empty: the reporter sees nothing wrong).
+  public var problem: String {
+    get {_problem ?? String()}
+    set {_problem = newValue}
+  }
+  /// Returns true if `problem` has been explicitly set.
+  public var hasProblem: Bool {self._problem != nil}
+  /// Clears the value of `problem`. Subsequent reads from it will return its default value.
+  public mutating func clearProblem() {self._problem = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _observedAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+  fileprivate var _problem: String? = nil
 }
 
 /// The request of ModelRegistryService.ReportBackendHealth.
@@ -1156,7 +1175,7 @@ nonisolated extension Lumen_Registry_V1_Model: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Lumen_Registry_V1_Backend: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Backend"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}model\0\u{1}provider\0\u{3}base_url\0\u{3}credential_env\0\u{3}upstream_model\0\u{1}weight\0\u{3}timeout_ms\0\u{1}health\0\u{3}consecutive_failures\0\u{3}circuit_open_until\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}model\0\u{1}provider\0\u{3}base_url\0\u{3}credential_env\0\u{3}upstream_model\0\u{1}weight\0\u{3}timeout_ms\0\u{1}health\0\u{3}consecutive_failures\0\u{3}circuit_open_until\0\u{1}problem\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1175,6 +1194,7 @@ nonisolated extension Lumen_Registry_V1_Backend: SwiftProtobuf.Message, SwiftPro
       case 9: try { try decoder.decodeSingularEnumField(value: &self.health) }()
       case 10: try { try decoder.decodeSingularInt32Field(value: &self.consecutiveFailures) }()
       case 11: try { try decoder.decodeSingularMessageField(value: &self._circuitOpenUntil) }()
+      case 12: try { try decoder.decodeSingularStringField(value: &self.problem) }()
       default: break
       }
     }
@@ -1218,6 +1238,9 @@ nonisolated extension Lumen_Registry_V1_Backend: SwiftProtobuf.Message, SwiftPro
     try { if let v = self._circuitOpenUntil {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
     } }()
+    if !self.problem.isEmpty {
+      try visitor.visitSingularStringField(value: self.problem, fieldNumber: 12)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1233,6 +1256,7 @@ nonisolated extension Lumen_Registry_V1_Backend: SwiftProtobuf.Message, SwiftPro
     if lhs.health != rhs.health {return false}
     if lhs.consecutiveFailures != rhs.consecutiveFailures {return false}
     if lhs._circuitOpenUntil != rhs._circuitOpenUntil {return false}
+    if lhs.problem != rhs.problem {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1991,7 +2015,7 @@ nonisolated extension Lumen_Registry_V1_GetModelStatusResponse: SwiftProtobuf.Me
 
 nonisolated extension Lumen_Registry_V1_BackendReport: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".BackendReport"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}model\0\u{3}backend_id\0\u{1}successes\0\u{1}failures\0\u{3}observed_at\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}model\0\u{3}backend_id\0\u{1}successes\0\u{1}failures\0\u{3}observed_at\0\u{1}problem\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2004,6 +2028,7 @@ nonisolated extension Lumen_Registry_V1_BackendReport: SwiftProtobuf.Message, Sw
       case 3: try { try decoder.decodeSingularInt32Field(value: &self.successes) }()
       case 4: try { try decoder.decodeSingularInt32Field(value: &self.failures) }()
       case 5: try { try decoder.decodeSingularMessageField(value: &self._observedAt) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self._problem) }()
       default: break
       }
     }
@@ -2029,6 +2054,9 @@ nonisolated extension Lumen_Registry_V1_BackendReport: SwiftProtobuf.Message, Sw
     try { if let v = self._observedAt {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
     } }()
+    try { if let v = self._problem {
+      try visitor.visitSingularStringField(value: v, fieldNumber: 6)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2038,6 +2066,7 @@ nonisolated extension Lumen_Registry_V1_BackendReport: SwiftProtobuf.Message, Sw
     if lhs.successes != rhs.successes {return false}
     if lhs.failures != rhs.failures {return false}
     if lhs._observedAt != rhs._observedAt {return false}
+    if lhs._problem != rhs._problem {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
