@@ -47,7 +47,8 @@ enum RequestID {
     @TaskLocal static var current = ""
 }
 
-/// Which methods each of a router's paths serves (`{name}` captures match any one component).
+/// Which methods each of a router's paths serves (`{name}` captures match any one component,
+/// a final `**` any one or more).
 final class RouteTable: Sendable {
     private let table = Mutex<[(components: [Substring], methods: [String])]>([])
 
@@ -67,8 +68,10 @@ final class RouteTable: Sendable {
         let components = path.split(separator: "/")
         return table.withLock { table in
             table.first { entry in
-                entry.components.count == components.count
-                    && zip(entry.components, components).allSatisfy { $0.hasPrefix("{") || $0.hasPrefix(":") || $0 == $1 }
+                let catchAll = entry.components.last == "**"
+                let fixed = catchAll ? entry.components.dropLast() : entry.components[...]
+                return (catchAll ? components.count > fixed.count : components.count == fixed.count)
+                    && zip(fixed, components).allSatisfy { $0.hasPrefix("{") || $0.hasPrefix(":") || $0 == $1 }
             }.map { $0.methods.joined(separator: ", ") }
         }
     }

@@ -22,6 +22,12 @@ def test_demo_prints_credentials_first(demo):
 def test_models_and_chat(demo):
     sdk = client(demo)
     assert [m.id for m in sdk.models.list().data] == ["lumen-demo"]
+    # models.retrieve, often a tool's first call to check that a model exists.
+    model = sdk.models.retrieve("lumen-demo")
+    assert (model.id, model.object, model.owned_by) == ("lumen-demo", "model", "lumen")
+    with pytest.raises(openai.NotFoundError) as missing:
+        sdk.models.retrieve("no-such-model")
+    assert missing.value.code == "model_not_found"
 
     completion = sdk.chat.completions.create(
         model="lumen-demo", messages=[{"role": "user", "content": "Hello Lumen"}])

@@ -279,6 +279,16 @@ def test_byok_forwards_the_callers_key_and_charges_nothing(gateway, upstream, lu
     assert line.cost_micros == 0 and line.output_tokens == 567
 
 
+def test_models_retrieve_answers_only_what_the_key_may_use(gateway, upstream):
+    assert sdk(gateway, "restricted").models.retrieve("embed-test").id == "embed-test"
+    for key, name in [("restricted", "gpt-test"), ("open", "off-model"), ("open", "careful-model"), ("open", "nope/with-slash")]:
+        with pytest.raises(openai.NotFoundError) as refused:
+            sdk(gateway, key).models.retrieve(name)
+        assert refused.value.code == "model_not_found", (key, name)
+    # The same answer whether the model exists or not: nothing to probe.
+    assert sdk(gateway).models.retrieve("gpt-test").owned_by == "OpenAI"
+
+
 def test_admission_errors_reach_the_sdk_with_status_and_code(gateway, upstream):
     def fails(exception, status, code, model="gpt-test", key="open"):
         with pytest.raises(exception) as caught:
