@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs the system packages Lumen needs on Debian/Ubuntu (with Swift already installed):
-# the SQLite headers GRDB links against; with --tests, Python's venv for the interop tests;
-# with --proto, protoc for scripts/generate-proto.sh.
+# the SQLite headers GRDB links against, and curl and jq, which the README's tour uses; with
+# --tests, Python's venv for the interop tests; with --proto, protoc for
+# scripts/generate-proto.sh.
 # Installs only what is missing, with apt-get: as root, or through sudo otherwise.
 set -euo pipefail
-packages=(libsqlite3-dev)
+packages=(libsqlite3-dev curl jq)
 for option in "$@"; do
   case "$option" in
     --tests)
-      packages+=(python3 curl)
+      packages+=(python3)
       python3 -m venv --help >/dev/null 2>&1 || packages+=(python3-venv)
       ;;
     --proto) packages+=(protobuf-compiler) ;;

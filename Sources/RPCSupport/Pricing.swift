@@ -37,14 +37,16 @@ public enum Pricing {
     /// The hold placed before the upstream call: the prompt at the input price plus the most
     /// output the request may produce (`max_tokens`, or the model's default) at the output price.
     public static func estimate(
-        promptTokens: Int64, maxOutputTokens: Int64?, model: Lumen_Registry_V1_Model
+        promptTokens: Int64, maxOutputTokens: Int64?, choices: Int64 = 1, model: Lumen_Registry_V1_Model
     ) -> Int64 {
-        cost(Tokens(input: promptTokens, output: maxOutput(maxOutputTokens, model: model)), at: model.prices)
+        cost(Tokens(input: promptTokens, output: maxOutput(maxOutputTokens, choices: choices, model: model)), at: model.prices)
     }
 
-    /// The most output a request may produce: its own limit, else the model's default, else 4096.
-    public static func maxOutput(_ maxOutputTokens: Int64?, model: Lumen_Registry_V1_Model) -> Int64 {
-        maxOutputTokens ?? (model.defaultMaxOutputTokens > 0 ? model.defaultMaxOutputTokens : 4096)
+    /// The most output a request may produce: its own limit, else the model's default, else
+    /// 4096 — per choice, times the choices asked for (`n`).
+    public static func maxOutput(_ maxOutputTokens: Int64?, choices: Int64 = 1, model: Lumen_Registry_V1_Model) -> Int64 {
+        let each = maxOutputTokens ?? (model.defaultMaxOutputTokens > 0 ? model.defaultMaxOutputTokens : 4096)
+        return product(each, max(1, choices))
     }
 
     /// tokens × price, saturating: absurd counts cost the most, never wrap to a refund.

@@ -312,7 +312,7 @@ struct PricingTests {
         #expect(USD.amount(300_000) == Decimal(string: "0.3"))
     }
 
-    @Test("The estimate holds the prompt plus max_tokens, or the model's default output")
+    @Test("The estimate holds the prompt plus max_tokens, or the model's default output, for each choice")
     func estimate() {
         let model = Lumen_Registry_V1_Model.with {
             $0.prices = Self.prices
@@ -320,5 +320,8 @@ struct PricingTests {
         }
         #expect(Pricing.estimate(promptTokens: 2_000, maxOutputTokens: 100, model: model) == 300 + 60)
         #expect(Pricing.estimate(promptTokens: 2_000, maxOutputTokens: nil, model: model) == 300 + 600)
+        // `n` choices may each produce the most output.
+        #expect(Pricing.estimate(promptTokens: 2_000, maxOutputTokens: 100, choices: 3, model: model) == 300 + 180)
+        #expect(Pricing.maxOutput(nil, choices: 2, model: model) == 2_000)
     }
 }

@@ -172,7 +172,8 @@ struct InferencePipeline: Sendable {
     /// request refused by both answers 402 (budget comes before rate in the API's order).
     func admit(_ admitted: inout Admitted) async throws {
         admitted.rateTokens = admitted.request.promptTokens
-            + Pricing.maxOutput(admitted.request.maxOutputTokens.map(Int64.init), model: admitted.model)
+            + Pricing.maxOutput(
+                admitted.request.maxOutputTokens.map(Int64.init), choices: Int64(admitted.request.choices), model: admitted.model)
         let limits = RateLimiter.Limits(
             requestsPerMinute: Int64(admitted.key.rpmLimit), tokensPerMinute: admitted.key.tpmLimit)
         switch limiter.acquire(key: admitted.key.id, limits: limits, tokens: admitted.rateTokens, nowMillis: clock.nowMillis) {
@@ -202,7 +203,8 @@ struct InferencePipeline: Sendable {
             ? 0
             : Pricing.estimate(
                 promptTokens: admitted.request.promptTokens,
-                maxOutputTokens: admitted.request.maxOutputTokens.map(Int64.init), model: admitted.model)
+                maxOutputTokens: admitted.request.maxOutputTokens.map(Int64.init), choices: Int64(admitted.request.choices),
+                model: admitted.model)
         do {
             try await meter.reserve(
                 .with {

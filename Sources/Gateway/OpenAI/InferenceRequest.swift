@@ -51,8 +51,11 @@ struct InferenceRequest: Sendable {
     var stream: Bool
     /// Whether the caller asked for the usage chunk of a stream.
     var includeUsage: Bool
-    /// The most output the caller allows (`max_tokens`, `max_completion_tokens`, `max_output_tokens`).
+    /// The most output the caller allows (`max_tokens`, `max_completion_tokens`, `max_output_tokens`), per choice.
     var maxOutputTokens: Int?
+    /// How many choices the caller asked for (`n` of chat and completions, 1–128): the hold
+    /// and the rate limit count that many outputs.
+    var choices = 1
     /// The prompt's text, counted for the estimate (and for the line when the upstream reports no usage).
     var promptText: String
     /// The text of the last user turn, which the mock model echoes.
@@ -120,6 +123,7 @@ struct InferenceRequest: Sendable {
             maxOutputTokens = chat.maxTokens
             promptText = chat.promptText
             lastUserText = chat.lastUserText
+            choices = try Self.choices(body)
         case .embeddings:
             let embeddings = try EmbeddingsRequest(body)
             model = embeddings.model
@@ -143,6 +147,7 @@ struct InferenceRequest: Sendable {
             stream = try Self.stream(body)
             includeUsage = try Self.includeUsage(body)
             maxOutputTokens = try Self.maxTokens(body, fields: ["max_tokens"])
+            choices = try Self.choices(body)
         case .responses:
             model = try Self.model(body)
             var texts: [String] = []
@@ -218,6 +223,11 @@ struct InferenceRequest: Sendable {
             throw APIError.invalid(
                 "invalid_stream_options", "stream_options must be an object, not \(other.typeName)", param: "stream_options")
         }
+    }
+
+    static func choices(_ body: [String: JSONValue]) throws(APIError) -> Int {
+        try JSONValue.wholeNumber(
+            body["n"], in: 1...128, else: APIError.invalid("invalid_n", "n must be a whole number from 1 to 128", param: "n")) ?? 1
     }
 
     static func maxTokens(_ body: [String: JSONValue], fields: [String]) throws(APIError) -> Int? {

@@ -13,9 +13,12 @@ enum MockProvider {
         func json(_ value: some Encodable) throws -> UpstreamResponse {
             UpstreamResponse(status: .ok, contentType: "application/json", body: .buffered(ByteBuffer(data: try encoder.encode(value))))
         }
-        func sse(_ events: [any Encodable], done: Bool = true) throws -> UpstreamResponse {
-            var chunks = try events.map { event -> ByteBuffer in
-                var buffer = ByteBuffer(string: "data: ")
+        /// Server-sent events, `event:` lines first where the API names its events (responses).
+        func sse(_ events: [any Encodable], named names: [String]? = nil, done: Bool = true) throws -> UpstreamResponse {
+            var chunks = try events.enumerated().map { index, event -> ByteBuffer in
+                var buffer = ByteBuffer()
+                if let names { buffer.writeString("event: \(names[index])\n") }
+                buffer.writeString("data: ")
                 buffer.writeBytes(try encoder.encode(event))
                 buffer.writeString("\n\n")
                 return buffer
@@ -37,47 +40,96 @@ enum MockProvider {
             return try json(EmbeddingList(data: data, model: model, usage: .init(promptTokens: promptTokens, totalTokens: promptTokens)))
 
         case .chatCompletions, .completions:
+            // `n` choices, each the same echo (the mock is deterministic), each counted.
             let reply = MockModel.reply(to: request.lastUserText, maxTokens: request.maxOutputTokens)
-            let usage = Usage(promptTokens: promptTokens, completionTokens: reply.pieces.reduce(0) { $0 + TokenEstimate.count($1) })
+            let choices = 0..<request.choices
+            let perChoice = reply.pieces.reduce(0) { $0 + TokenEstimate.count($1) }
+            let usage = Usage(promptTokens: promptTokens, completionTokens: perChoice * request.choices)
             let chat = request.endpoint == .chatCompletions
             let completionID = (chat ? "chatcmpl-" : "cmpl-") + id
             if !request.stream {
                 return chat
-                    ? try json(ChatCompletion(id: completionID, created: created, model: model, content: reply.pieces.joined(), finishReason: reply.finishReason, usage: usage))
-                    : try json(TextCompletion(id: completionID, created: created, model: model, text: reply.pieces.joined(), finishReason: reply.finishReason, usage: usage))
+                    ? try json(
+                        ChatCompletion(
+                            id: completionID, created: created, model: model,
+                            choices: choices.map { .init(index: $0, message: .init(content: reply.pieces.joined()), finishReason: reply.finishReason) },
+                            usage: usage))
+                    : try json(
+                        TextCompletion(
+                            id: completionID, created: created, model: model,
+                            choices: choices.map { .init(text: reply.pieces.joined(), index: $0, finishReason: reply.finishReason) },
+                            usage: usage))
             }
             if chat {
-                var events: [ChatChunk] = [ChatChunk(id: completionID, created: created, model: model, delta: .init(role: "assistant", content: ""))]
-                events += reply.pieces.map { ChatChunk(id: completionID, created: created, model: model, delta: .init(content: $0)) }
-                events.append(ChatChunk(id: completionID, created: created, model: model, delta: .init(), finishReason: reply.finishReason))
+                var events: [ChatChunk] = choices.map {
+                    ChatChunk(id: completionID, created: created, model: model, index: $0, delta: .init(role: "assistant", content: ""))
+                }
+                for piece in reply.pieces {
+                    events += choices.map { ChatChunk(id: completionID, created: created, model: model, index: $0, delta: .init(content: piece)) }
+                }
+                events += choices.map {
+                    ChatChunk(id: completionID, created: created, model: model, index: $0, delta: .init(), finishReason: reply.finishReason)
+                }
                 events.append(ChatChunk(id: completionID, created: created, model: model, usage: usage))
                 return try sse(events)
             }
-            var events = reply.pieces.map { TextCompletion(id: completionID, created: created, model: model, text: $0, finishReason: nil, usage: nil) }
-            events.append(TextCompletion(id: completionID, created: created, model: model, text: "", finishReason: reply.finishReason, usage: nil))
-            events.append(TextCompletion(id: completionID, created: created, model: model, usage: usage))
+            var events: [TextCompletion] = []
+            for piece in reply.pieces {
+                events += choices.map {
+                    TextCompletion(id: completionID, created: created, model: model, choices: [.init(text: piece, index: $0, finishReason: nil)])
+                }
+            }
+            events += choices.map {
+                TextCompletion(id: completionID, created: created, model: model, choices: [.init(text: "", index: $0, finishReason: reply.finishReason)])
+            }
+            events.append(TextCompletion(id: completionID, created: created, model: model, choices: [], usage: usage))
             return try sse(events)
 
         case .responses:
             let reply = MockModel.reply(to: request.lastUserText, maxTokens: request.maxOutputTokens)
+            let text = reply.pieces.joined()
+            let complete = reply.finishReason == "stop"
             let output = reply.pieces.reduce(0) { $0 + TokenEstimate.count($1) }
-            let responseID = "resp_" + id
-            let final = ResponseObject(
-                id: responseID, createdAt: created, model: model, text: reply.pieces.joined(),
-                usage: .init(inputTokens: promptTokens, outputTokens: output), complete: reply.finishReason == "stop")
+            let response = MockResponse(request: request, id: "resp_" + id, created: created, model: model)
+            let usage = MockResponse.usage(input: promptTokens, output: output)
+            let final = response.object(status: complete ? "completed" : "incomplete", output: [response.message(text, done: true, complete: complete)], usage: usage)
             guard request.stream else { return try json(final) }
-            var inProgress = final
-            inProgress.status = "in_progress"
-            inProgress.output = []
-            inProgress.usage = nil
-            var events: [any Encodable] = [
-                ResponseEvent(type: "response.created", sequenceNumber: 0, response: inProgress),
-            ]
-            for (index, piece) in reply.pieces.enumerated() {
-                events.append(ResponseEvent(type: "response.output_text.delta", sequenceNumber: index + 1, itemID: final.output[0].id, delta: piece))
+            // The events OpenAI sends, in its order, so that the SDKs' stream helpers can follow.
+            let itemID = response.itemID
+            var events: [JSONValue] = []
+            func event(_ type: String, _ fields: [String: JSONValue]) {
+                var fields = fields
+                fields["type"] = .string(type)
+                fields["sequence_number"] = .number(Decimal(events.count))
+                events.append(.object(fields))
             }
-            events.append(ResponseEvent(type: "response.completed", sequenceNumber: reply.pieces.count + 1, response: final))
-            return try sse(events, done: false)
+            let inProgress = response.object(status: "in_progress", output: [], usage: .null)
+            func part(_ text: String) -> JSONValue {
+                var part: [String: JSONValue] = [:]
+                part["type"] = .string("output_text")
+                part["text"] = .string(text)
+                part["annotations"] = .array([])
+                part["logprobs"] = .array([])
+                return .object(part)
+            }
+            var position: [String: JSONValue] = [:]
+            position["item_id"] = .string(itemID)
+            position["output_index"] = .number(0)
+            position["content_index"] = .number(0)
+            event("response.created", ["response": inProgress])
+            event("response.in_progress", ["response": inProgress])
+            event("response.output_item.added", ["output_index": .number(0), "item": response.message("", done: false, complete: false)])
+            event("response.content_part.added", position.merging(["part": part("")]) { $1 })
+            for piece in reply.pieces {
+                event("response.output_text.delta", position.merging(["delta": .string(piece), "logprobs": .array([])]) { $1 })
+            }
+            event("response.output_text.done", position.merging(["text": .string(text), "logprobs": .array([])]) { $1 })
+            event("response.content_part.done", position.merging(["part": part(text)]) { $1 })
+            event(
+                "response.output_item.done",
+                ["output_index": .number(0), "item": response.message(text, done: true, complete: complete)])
+            event(complete ? "response.completed" : "response.incomplete", ["response": final])
+            return try sse(events, named: events.map { $0["type"]?.stringValue ?? "" }, done: false)
 
         case .imageGenerations, .imageEdits, .imageVariations:
             // A 1×1 transparent PNG, whatever was asked.
@@ -139,16 +191,36 @@ struct ChatCompletion: Encodable {
     struct Message: Encodable {
         var role = "assistant"
         var content: String
+        var refusal: String? = nil
+        var annotations: [String] = []
+
+        enum CodingKeys: String, CodingKey { case role, content, refusal, annotations }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(role, forKey: .role)
+            try container.encode(content, forKey: .content)
+            try container.encode(refusal, forKey: .refusal)
+            try container.encode(annotations, forKey: .annotations)
+        }
     }
 
     struct Choice: Encodable {
-        var index = 0
+        var index: Int
         var message: Message
         var finishReason: String
 
         enum CodingKeys: String, CodingKey {
-            case index, message
+            case index, message, logprobs
             case finishReason = "finish_reason"
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(index, forKey: .index)
+            try container.encode(message, forKey: .message)
+            try container.encodeNil(forKey: .logprobs)
+            try container.encode(finishReason, forKey: .finishReason)
         }
     }
 
@@ -159,11 +231,11 @@ struct ChatCompletion: Encodable {
     var choices: [Choice]
     var usage: Usage
 
-    init(id: String, created: Int, model: String, content: String, finishReason: String, usage: Usage) {
+    init(id: String, created: Int, model: String, choices: [Choice], usage: Usage) {
         self.id = id
         self.created = created
         self.model = model
-        self.choices = [Choice(message: Message(content: content), finishReason: finishReason)]
+        self.choices = choices
         self.usage = usage
     }
 }
@@ -175,12 +247,12 @@ struct ChatChunk: Encodable {
     }
 
     struct Choice: Encodable {
-        var index = 0
+        var index: Int
         var delta: Delta
         var finishReason: String?
 
         enum CodingKeys: String, CodingKey {
-            case index, delta
+            case index, delta, logprobs
             case finishReason = "finish_reason"
         }
 
@@ -188,6 +260,7 @@ struct ChatChunk: Encodable {
             var container = encoder.container(keyedBy: CodingKeys.self)
             try container.encode(index, forKey: .index)
             try container.encode(delta, forKey: .delta)
+            try container.encodeNil(forKey: .logprobs)
             try container.encode(finishReason, forKey: .finishReason)
         }
     }
@@ -199,12 +272,12 @@ struct ChatChunk: Encodable {
     var choices: [Choice]
     var usage: Usage?
 
-    /// A content chunk.
-    init(id: String, created: Int, model: String, delta: Delta, finishReason: String? = nil) {
+    /// A content chunk of one choice.
+    init(id: String, created: Int, model: String, index: Int, delta: Delta, finishReason: String? = nil) {
         self.id = id
         self.created = created
         self.model = model
-        self.choices = [Choice(delta: delta, finishReason: finishReason)]
+        self.choices = [Choice(index: index, delta: delta, finishReason: finishReason)]
         self.usage = nil
     }
 
@@ -258,8 +331,7 @@ struct EmbeddingList: Encodable {
 struct TextCompletion: Encodable {
     struct Choice: Encodable {
         var text: String
-        var index = 0
-        var logprobs: String? = nil
+        var index: Int
         var finishReason: String?
 
         enum CodingKeys: String, CodingKey {
@@ -271,7 +343,7 @@ struct TextCompletion: Encodable {
             var container = encoder.container(keyedBy: CodingKeys.self)
             try container.encode(text, forKey: .text)
             try container.encode(index, forKey: .index)
-            try container.encode(logprobs, forKey: .logprobs)
+            try container.encodeNil(forKey: .logprobs)
             try container.encode(finishReason, forKey: .finishReason)
         }
     }
@@ -283,127 +355,94 @@ struct TextCompletion: Encodable {
     var choices: [Choice]
     var usage: Usage?
 
-    init(id: String, created: Int, model: String, text: String, finishReason: String?, usage: Usage?) {
+    init(id: String, created: Int, model: String, choices: [Choice], usage: Usage? = nil) {
         self.id = id
         self.created = created
         self.model = model
-        self.choices = [Choice(text: text, finishReason: finishReason)]
-        self.usage = usage
-    }
-
-    /// The usage chunk of a stream: no choices.
-    init(id: String, created: Int, model: String, usage: Usage) {
-        self.id = id
-        self.created = created
-        self.model = model
-        self.choices = []
+        self.choices = choices
         self.usage = usage
     }
 }
 
-/// A `/v1/responses` answer.
-struct ResponseObject: Encodable {
-    struct Content: Encodable {
-        var type = "output_text"
-        var text: String
-        var annotations: [String] = []
+/// A `/v1/responses` answer as OpenAI's response object has it: every field its schema
+/// requires, the request's own settings echoed (instructions, tools, temperature…), the
+/// defaults OpenAI reports for those not given.
+struct MockResponse {
+    let request: InferenceRequest
+    let id: String
+    let created: Int
+    let model: String
+
+    var itemID: String { "msg_" + id.dropFirst("resp_".count) }
+
+    static func usage(input: Int, output: Int) -> JSONValue {
+        var usage: [String: JSONValue] = [:]
+        usage["input_tokens"] = .number(Decimal(input))
+        usage["input_tokens_details"] = .object(["cached_tokens": .number(0), "cache_write_tokens": .number(0)])
+        usage["output_tokens"] = .number(Decimal(output))
+        usage["output_tokens_details"] = .object(["reasoning_tokens": .number(0)])
+        usage["total_tokens"] = .number(Decimal(input + output))
+        return .object(usage)
     }
 
-    struct Item: Encodable {
-        var id: String
-        var type = "message"
-        var status = "completed"
-        var role = "assistant"
-        var content: [Content]
-    }
-
-    struct ResponseUsage: Encodable {
-        struct InputDetails: Encodable {
-            var cachedTokens = 0
-            enum CodingKeys: String, CodingKey { case cachedTokens = "cached_tokens" }
+    /// The assistant message of the output: in progress (empty) while streaming, then done.
+    func message(_ text: String, done: Bool, complete: Bool) -> JSONValue {
+        var content: [JSONValue] = []
+        if done {
+            var part: [String: JSONValue] = [:]
+            part["type"] = .string("output_text")
+            part["text"] = .string(text)
+            part["annotations"] = .array([])
+            part["logprobs"] = .array([])
+            content.append(.object(part))
         }
-        struct OutputDetails: Encodable {
-            var reasoningTokens = 0
-            enum CodingKeys: String, CodingKey { case reasoningTokens = "reasoning_tokens" }
+        var item: [String: JSONValue] = [:]
+        item["id"] = .string(itemID)
+        item["type"] = .string("message")
+        item["role"] = .string("assistant")
+        item["status"] = .string(done ? (complete ? "completed" : "incomplete") : "in_progress")
+        item["content"] = .array(content)
+        return .object(item)
+    }
+
+    func object(status: String, output: [JSONValue], usage: JSONValue) -> JSONValue {
+        let body = request.body
+        func given(_ key: String, else fallback: JSONValue) -> JSONValue {
+            guard let value = body[key], value != .null else { return fallback }
+            return value
         }
-
-        var inputTokens: Int
-        var outputTokens: Int
-        var totalTokens: Int
-        var inputTokensDetails = InputDetails()
-        var outputTokensDetails = OutputDetails()
-
-        init(inputTokens: Int, outputTokens: Int) {
-            self.inputTokens = inputTokens
-            self.outputTokens = outputTokens
-            self.totalTokens = inputTokens + outputTokens
-        }
-
-        enum CodingKeys: String, CodingKey {
-            case inputTokens = "input_tokens"
-            case outputTokens = "output_tokens"
-            case totalTokens = "total_tokens"
-            case inputTokensDetails = "input_tokens_details"
-            case outputTokensDetails = "output_tokens_details"
-        }
-    }
-
-    var id: String
-    var object = "response"
-    var createdAt: Int
-    var status: String
-    var model: String
-    var output: [Item]
-    var usage: ResponseUsage?
-    var incompleteDetails: [String: String]?
-
-    init(id: String, createdAt: Int, model: String, text: String, usage: ResponseUsage, complete: Bool) {
-        self.id = id
-        self.createdAt = createdAt
-        self.status = complete ? "completed" : "incomplete"
-        self.model = model
-        self.output = [Item(id: "msg_" + id.dropFirst(5), content: [Content(text: text)])]
-        self.usage = usage
-        self.incompleteDetails = complete ? nil : ["reason": "max_output_tokens"]
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case id, object, status, model, output, usage
-        case createdAt = "created_at"
-        case incompleteDetails = "incomplete_details"
-    }
-}
-
-/// One event of a `/v1/responses` stream.
-struct ResponseEvent: Encodable {
-    var type: String
-    var sequenceNumber: Int
-    var response: ResponseObject?
-    var itemID: String?
-    var outputIndex: Int?
-    var contentIndex: Int?
-    var delta: String?
-
-    init(type: String, sequenceNumber: Int, response: ResponseObject) {
-        self.type = type
-        self.sequenceNumber = sequenceNumber
-        self.response = response
-    }
-
-    init(type: String, sequenceNumber: Int, itemID: String, delta: String) {
-        self.type = type
-        self.sequenceNumber = sequenceNumber
-        self.itemID = itemID
-        self.outputIndex = 0
-        self.contentIndex = 0
-        self.delta = delta
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case type, response, delta
-        case sequenceNumber = "sequence_number"
-        case itemID = "item_id"
-        case outputIndex = "output_index"
-        case contentIndex = "content_index"
+        var tools: JSONValue = .array([])
+        if case .array? = body["tools"] { tools = body["tools"]! }
+        var metadata: JSONValue = .object([:])
+        if case .object? = body["metadata"] { metadata = body["metadata"]! }
+        var fields: [String: JSONValue] = [:]
+        fields["id"] = .string(id)
+        fields["object"] = .string("response")
+        fields["created_at"] = .number(Decimal(created))
+        fields["status"] = .string(status)
+        fields["background"] = .bool(false)
+        fields["error"] = .null
+        fields["incomplete_details"] = status == "incomplete" ? .object(["reason": .string("max_output_tokens")]) : .null
+        fields["instructions"] = body["instructions"]?.stringValue.map(JSONValue.string) ?? .null
+        fields["max_output_tokens"] = request.maxOutputTokens.map { JSONValue.number(Decimal($0)) } ?? .null
+        fields["max_tool_calls"] = .null
+        fields["model"] = .string(model)
+        fields["output"] = .array(output)
+        fields["parallel_tool_calls"] = given("parallel_tool_calls", else: .bool(true))
+        fields["previous_response_id"] = body["previous_response_id"]?.stringValue.map(JSONValue.string) ?? .null
+        fields["reasoning"] = .object(["effort": .null, "summary": .null])
+        fields["service_tier"] = .string("default")
+        fields["store"] = .bool(false)
+        fields["temperature"] = given("temperature", else: .number(1))
+        fields["text"] = .object(["format": .object(["type": .string("text")]), "verbosity": .string("medium")])
+        fields["tool_choice"] = given("tool_choice", else: .string("auto"))
+        fields["tools"] = tools
+        fields["top_logprobs"] = .number(0)
+        fields["top_p"] = given("top_p", else: .number(1))
+        fields["truncation"] = .string("disabled")
+        // Left out until known (OpenAI's schema has no null usage).
+        if usage != .null { fields["usage"] = usage }
+        fields["metadata"] = metadata
+        return .object(fields)
     }
 }

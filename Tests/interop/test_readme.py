@@ -1,0 +1,144 @@
+"""The README's promises, kept: its tour runs, block by block, against `lumen serve --demo`
+exactly as a newcomer pastes it (only the ports, the binary's path and the data directory
+differ), and every output it shows (`# {…}` after a command) is checked against what came.
+The models of "Connect a real upstream" are applied to a running server as they are written.
+
+A shown output is a fragment: `"key":value` pairs must appear in the answer (anywhere in it),
+`"usr_…"` is a prefix, `…` stands for anything. A command whose shown output is an error
+envelope must answer 4xx; every other curl must answer 2xx; every command must exit 0."""
+
+import json
+import os
+import re
+import subprocess
+from decimal import Decimal
+from pathlib import Path
+
+from conftest import ROOT, lumen_binary, start_server, wait_ready
+
+README = (ROOT / "README.md").read_text()
+
+
+def section(heading):
+    """The text under a `### heading` up to the next heading."""
+    start = README.index(f"\n{heading}\n")
+    following = re.search(r"\n#{2,3} ", README[start + len(heading) + 2:])
+    return README[start: start + len(heading) + 2 + (following.start() if following else len(README))]
+
+
+def blocks(text, language):
+    return re.findall(rf"```{language}\n(.*?)```", text, re.S)
+
+
+def commands(block):
+    """Commands (continuation lines joined) with the output shown right after each, if any."""
+    result = []
+    lines = block.splitlines()
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        index += 1
+        if not line.strip():
+            continue
+        if line.lstrip().startswith("#"):
+            if line.startswith("# {") and result and result[-1]["expected"] is None:
+                result[-1]["expected"] = line[2:]
+            continue
+        text = line
+        while text.endswith("\\") and index < len(lines):
+            text += "\n" + lines[index]
+            index += 1
+        result.append({"text": text, "expected": None})
+    return result
+
+
+PAIR = re.compile(r'"(\w+)":("(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?|true|false|null|\[[^\[\]{}…]*\]|\[\{|\{|…)')
+
+
+def pairs(value, found=None):
+    """Every (member name, value) pair anywhere in a JSON value."""
+    found = [] if found is None else found
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found.append((key, item))
+            pairs(item, found)
+    elif isinstance(value, list):
+        for item in value:
+            pairs(item, found)
+    return found
+
+
+def check_shown(shown, answer, where):
+    actual = pairs(answer)
+    names = {key for key, _ in actual}
+    for key, raw in PAIR.findall(shown):
+        assert key in names, f"{where}: the README shows {key!r}, the answer has none:\n{answer}"
+        if raw in ("{", "[{", "…"):
+            continue
+        if raw.startswith('"') and "…" in raw:
+            prefix = raw[1:raw.index("…")]
+            assert any(k == key and isinstance(v, str) and v.startswith(prefix) for k, v in actual), \
+                f"{where}: the README shows {key}={raw}, the answer has {[v for k, v in actual if k == key]}"
+            continue
+        expected = json.loads(raw, parse_float=Decimal)
+        values = [v for k, v in actual if k == key]
+        normalized = [Decimal(str(v)) if isinstance(v, float) else v for v in values]
+        assert expected in normalized, f"{where}: the README shows {key}={raw}, the answer has {values}"
+
+
+def test_the_tour_runs_as_written_and_shows_what_comes(tmp_path):
+    tour = [command for block in blocks(section("### A short tour"), "sh") for command in commands(block)]
+    assert len(tour) >= 15 and sum(1 for c in tour if c["expected"]) >= 8, "the tour lost its commands or outputs"
+    server_dir = tmp_path / "server"
+    server_dir.mkdir()
+    work = tmp_path / "shell"
+    work.mkdir()
+    for server in start_server(server_dir, "--demo"):
+        wait_ready(server)
+        script = ["set -o pipefail", "curl() { command curl -w '%{stderr}\\nHTTP_STATUS=%{http_code}\\n' \"$@\"; }"]
+        for number, command in enumerate(tour):
+            text = command["text"].replace("localhost:8080", f"localhost:{server.http_port}")
+            text = text.replace(".build/debug/lumen", lumen_binary())
+            script.append(f"{{ {text}\n}} > out.{number} 2> err.{number}; echo $? > rc.{number}")
+        env = {key: value for key, value in os.environ.items() if not key.startswith("LUMEN_")}
+        env.update(LUMEN_GRPC_ADDRESS=server.grpc_target, LUMEN_DATA_DIR=server.data_dir)
+        ran = subprocess.run(["bash", "-c", "\n".join(script)], cwd=work, env=env, capture_output=True, text=True, timeout=300)
+        assert ran.returncode == 0, ran.stderr
+        for number, command in enumerate(tour):
+            where = f"tour command {number + 1} ({command['text'].splitlines()[0][:70]})"
+            rc = int((work / f"rc.{number}").read_text())
+            out = (work / f"out.{number}").read_text()
+            err = (work / f"err.{number}").read_text()
+            assert rc == 0, f"{where} exited {rc}:\n{out}\n{err}"
+            statuses = re.findall(r"HTTP_STATUS=(\d+)", err)
+            shown = command["expected"]
+            if statuses:
+                status = int(statuses[-1])
+                if shown and shown.startswith('{"error"'):
+                    assert 400 <= status < 500, f"{where}: status {status}, the README shows an error:\n{out}"
+                else:
+                    assert 200 <= status < 300, f"{where}: status {status}:\n{out}"
+            if shown:
+                answer = json.loads(out.strip().splitlines()[-1] if out.strip() else "null")
+                check_shown(shown, answer, where)
+
+
+def test_the_upstream_models_shown_are_accepted_as_written(tmp_path):
+    part = section("### Connect a real upstream")
+    (yaml_block,) = blocks(part, "yaml")
+    config = tmp_path / "upstream.yaml"
+    config.write_text(yaml_block)
+    for server in start_server(tmp_path, env={"OPENAI_API_KEY": "", "OPENROUTER_API_KEY": "sk-or-test"}):
+        wait_ready(server)
+        created = subprocess.run([lumen_binary(), "admin", "operator-token", "create", "--data-dir", server.data_dir],
+                                 capture_output=True, text=True, timeout=60)
+        assert created.returncode == 0, created.stderr
+        env = {**os.environ, "LUMEN_OPERATOR_TOKEN": json.loads(created.stdout)["operator_token"],
+               "LUMEN_GRPC_ADDRESS": server.grpc_target}
+        applied = subprocess.run([lumen_binary(), "admin", "models", "apply", "--file", str(config)],
+                                 capture_output=True, text=True, timeout=60, env=env)
+        assert applied.returncode == 0, applied.stderr
+        listed = subprocess.run([lumen_binary(), "admin", "models", "list"], capture_output=True, text=True, timeout=60, env=env)
+        models = {m["name"]: m for m in json.loads(listed.stdout)["models"]}
+        assert {"gpt-4o-mini", "llama-3.1-8b", "qwen2.5", "claude-sonnet"} <= set(models)
+        assert models["llama-3.1-8b"]["backends"][0]["upstream_model"] == "meta-llama/Llama-3.1-8B-Instruct"
