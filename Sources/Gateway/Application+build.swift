@@ -108,7 +108,7 @@ public func buildRouter(
 ) -> Router<BasicRequestContext> {
     let (router, routes) = baseRouter(caches: caches, inference: inference)
     let management = router.group("v1/management")
-    APIKeysController(keys: services.keys, ledger: services.ledger).addRoutes(to: management)
+    APIKeysController(keys: services.keys, ledger: services.ledger, cache: caches.keys).addRoutes(to: management)
     KeyUsageController(keys: services.keys, ledger: services.ledger).addRoutes(to: management)
     BalanceController(ledger: services.ledger).addRoutes(to: management)
     let pipeline = InferencePipeline(

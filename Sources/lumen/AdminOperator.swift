@@ -188,7 +188,10 @@ struct ModelsList: AsyncParsableCommand {
         let response = try await server.withRegistry { registry, metadata in
             try await registry.listModels(.with { $0.includeDisabled = true }, metadata: metadata)
         }
-        print(try response.jsonString())
+        // The proto's own field names (`upstream_model`, `credential_env`), as the YAML has them.
+        var options = JSONEncodingOptions()
+        options.preserveProtoFieldNames = true
+        print(try response.jsonString(options: options))
     }
 }
 

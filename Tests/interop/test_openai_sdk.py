@@ -76,3 +76,19 @@ def test_embeddings(demo):
     floats = sdk.embeddings.create(model="lumen-demo", input="first text", encoding_format="float")
     assert [round(x, 5) for x in floats.data[0].embedding] == [round(x, 5) for x in result.data[0].embedding]
     assert result.usage.prompt_tokens > 0
+
+
+def test_a_key_created_or_suspended_here_takes_effect_at_once(demo):
+    """Read your own writes: the gateway that made a change answers the next request with it,
+    without waiting for its watch of the keys service."""
+    from test_management_http import call
+    token = demo.credentials["management_token"]
+    for round in range(20):
+        status, key = call(demo, "POST", "/v1/management/api-keys", token, {"name": f"fresh {round}"})
+        assert status == 200, key
+        status, models = call(demo, "GET", "/v1/models", key["key"])
+        assert status == 200, (round, models)
+        status, _ = call(demo, "PATCH", f"/v1/management/api-keys/{key['id']}", token, {"status": "suspended"})
+        assert status == 200
+        status, refused = call(demo, "GET", "/v1/models", key["key"])
+        assert (status, refused["error"]["code"]) == (401, "key_suspended"), round

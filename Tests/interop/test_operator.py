@@ -121,7 +121,7 @@ models:
     (model,) = json.loads(listed.stdout)["models"]
     assert model["name"] == "shared-model"
     assert sorted(b["id"] for b in model["backends"]) == ["primary", "secondary"]
-    assert model["prices"]["outputPerMillionMicros"] == "900000"
+    assert model["prices"]["output_per_million_micros"] == "900000"
 
     removed = admin(gateway, "models", "remove-backend", "--model", "shared-model", "--backend", "primary",
                     "--token", token["operator_token"])

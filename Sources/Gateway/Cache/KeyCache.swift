@@ -55,6 +55,20 @@ public final class KeyCache: Service, Sendable {
         return .success(key)
     }
 
+    /// A change a management call through this gateway has just made, applied at once, so
+    /// that the caller's next request sees it (a new key works, a suspended one is refused)
+    /// without waiting for the watch, which brings the same change a moment later. A new key
+    /// comes with its secret, for the digest; a changed one replaces the entry of its id.
+    func apply(_ key: Lumen_Keys_V1_Key, secret: String? = nil) {
+        state.withLock { state in
+            if let secret {
+                state.byDigest[Data(SHA256.hash(data: Array(secret.utf8)))] = key
+            } else if let digest = state.byDigest.first(where: { $0.value.id == key.id })?.key {
+                state.byDigest[digest] = key
+            }
+        }
+    }
+
     public func run() async throws {
         await WatchLoop.run("keys", logger: logger, onDisconnect: { self.state.withLock { $0.synced = false } }) {
             try await self.keys.watchKeys(.init(), metadata: .bearer(self.internalToken)) { response in

@@ -11,6 +11,8 @@ import WireFormats
 struct APIKeysController<Context: RequestContext>: Sendable {
     let keys: any Lumen_Keys_V1_KeysService.ClientProtocol
     let ledger: any Lumen_Ledger_V1_LedgerService.ClientProtocol
+    /// This gateway's key cache, told of every change made here (read your own writes).
+    var cache: KeyCache?
     static var maxBodyBytes: Int { 64 * 1024 }
 
     func addRoutes(to group: RouterGroup<Context>) {
@@ -49,6 +51,7 @@ struct APIKeysController<Context: RequestContext>: Sendable {
         let body = try await Self.body(request, context: context)
         let message = try APIKeyBody.create(body)
         let response = try await call { try await keys.createKey(message, metadata: metadata) }
+        cache?.apply(response.key, secret: response.secret)
         return JSONResponse(APIKeyObject(response.key, totals: nil, secret: response.secret))
     }
 
@@ -65,6 +68,7 @@ struct APIKeysController<Context: RequestContext>: Sendable {
         let body = try await Self.body(request, context: context)
         let message = try APIKeyBody.update(body, keyID: keyID)
         let response = try await call { try await keys.updateKey(message, metadata: metadata) }
+        cache?.apply(response.key)
         return JSONResponse(APIKeyObject(response.key, totals: try await totals(of: [response.key], metadata: metadata)[response.key.id]))
     }
 
