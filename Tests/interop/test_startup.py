@@ -3,13 +3,14 @@ port is named with its flag, and a data directory in use by a live process is re
 nothing written by the process that was refused."""
 
 import json
+import os
 import signal
 import stat
 import subprocess
 import urllib.request
 from pathlib import Path
 
-from conftest import lumen_binary, start_server, wait_ready
+from conftest import ROOT, lumen_binary, start_server, wait_ready
 
 
 def run_lumen(*args, timeout=60):
@@ -105,3 +106,30 @@ def test_a_data_directory_in_use_is_refused_with_the_holders_pid(tmp_path):
         restarted_dir.mkdir()
         for again in start_server(restarted_dir, "--data-dir", str(data_dir)):
             wait_ready(again)
+
+
+def test_the_quick_start_command_ends_with_the_demo_credentials(tmp_path):
+    """`scripts/serve.sh --demo`, as the README's first command, with standard output and error
+    in one place as a terminal shows them: quiet build, logs, then the credentials last."""
+    import time
+    combined = tmp_path / "terminal"
+    with open(combined, "w") as terminal:
+        process = subprocess.Popen(
+            [str(ROOT / "scripts" / "serve.sh"), "--demo", "--data-dir", str(tmp_path / "data"),
+             "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0"],
+            stdout=terminal, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+        try:
+            deadline = time.time() + 600
+            while "╚" not in combined.read_text(errors="replace"):
+                assert process.poll() is None, combined.read_text()
+                assert time.time() < deadline, combined.read_text()
+                time.sleep(0.2)
+            time.sleep(0.5)
+            text = combined.read_text()
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+    lines = text.rstrip("\n").splitlines()
+    assert lines[-1].startswith("╚") and any("API key" in line and "sk-" in line for line in lines[-20:]), text
+    assert not any("Compiling" in line for line in lines), "the build log belongs in .build/lumen-build.log"
+    assert json.loads(lines[[i for i, line in enumerate(lines) if line.startswith("{")][0]])["model"] == "lumen-demo"
