@@ -187,40 +187,26 @@ struct Usage: Encodable {
     }
 }
 
+// Members OpenAI sends as null (`refusal`, `logprobs`, a stream's `finish_reason` until the
+// last chunk) are `JSONValue`s: a synthesized `Encodable` leaves a nil optional out.
+
 struct ChatCompletion: Encodable {
     struct Message: Encodable {
         var role = "assistant"
         var content: String
-        var refusal: String? = nil
+        var refusal = JSONValue.null
         var annotations: [String] = []
-
-        enum CodingKeys: String, CodingKey { case role, content, refusal, annotations }
-
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(role, forKey: .role)
-            try container.encode(content, forKey: .content)
-            try container.encode(refusal, forKey: .refusal)
-            try container.encode(annotations, forKey: .annotations)
-        }
     }
 
     struct Choice: Encodable {
         var index: Int
         var message: Message
+        var logprobs = JSONValue.null
         var finishReason: String
 
         enum CodingKeys: String, CodingKey {
             case index, message, logprobs
             case finishReason = "finish_reason"
-        }
-
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(index, forKey: .index)
-            try container.encode(message, forKey: .message)
-            try container.encodeNil(forKey: .logprobs)
-            try container.encode(finishReason, forKey: .finishReason)
         }
     }
 
@@ -230,14 +216,6 @@ struct ChatCompletion: Encodable {
     var model: String
     var choices: [Choice]
     var usage: Usage
-
-    init(id: String, created: Int, model: String, choices: [Choice], usage: Usage) {
-        self.id = id
-        self.created = created
-        self.model = model
-        self.choices = choices
-        self.usage = usage
-    }
 }
 
 struct ChatChunk: Encodable {
@@ -249,19 +227,12 @@ struct ChatChunk: Encodable {
     struct Choice: Encodable {
         var index: Int
         var delta: Delta
-        var finishReason: String?
+        var logprobs = JSONValue.null
+        var finishReason: JSONValue
 
         enum CodingKeys: String, CodingKey {
             case index, delta, logprobs
             case finishReason = "finish_reason"
-        }
-
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(index, forKey: .index)
-            try container.encode(delta, forKey: .delta)
-            try container.encodeNil(forKey: .logprobs)
-            try container.encode(finishReason, forKey: .finishReason)
         }
     }
 
@@ -277,7 +248,7 @@ struct ChatChunk: Encodable {
         self.id = id
         self.created = created
         self.model = model
-        self.choices = [Choice(index: index, delta: delta, finishReason: finishReason)]
+        self.choices = [Choice(index: index, delta: delta, finishReason: finishReason.map(JSONValue.string) ?? .null)]
         self.usage = nil
     }
 
@@ -332,19 +303,18 @@ struct TextCompletion: Encodable {
     struct Choice: Encodable {
         var text: String
         var index: Int
-        var finishReason: String?
+        var logprobs = JSONValue.null
+        var finishReason: JSONValue
+
+        init(text: String, index: Int, finishReason: String?) {
+            self.text = text
+            self.index = index
+            self.finishReason = finishReason.map(JSONValue.string) ?? .null
+        }
 
         enum CodingKeys: String, CodingKey {
             case text, index, logprobs
             case finishReason = "finish_reason"
-        }
-
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(text, forKey: .text)
-            try container.encode(index, forKey: .index)
-            try container.encodeNil(forKey: .logprobs)
-            try container.encode(finishReason, forKey: .finishReason)
         }
     }
 
@@ -354,14 +324,6 @@ struct TextCompletion: Encodable {
     var model: String
     var choices: [Choice]
     var usage: Usage?
-
-    init(id: String, created: Int, model: String, choices: [Choice], usage: Usage? = nil) {
-        self.id = id
-        self.created = created
-        self.model = model
-        self.choices = choices
-        self.usage = usage
-    }
 }
 
 /// A `/v1/responses` answer as OpenAI's response object has it: every field its schema
