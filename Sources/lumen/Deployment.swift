@@ -111,10 +111,10 @@ struct Deployment {
         }
         // Every listener reports here; once all are up, the demo's credentials are shown last.
         let startup = StartupReport(expected: StartupChecks.listeners(configuration).count) { [configuration, demo] listeners in
-            guard let demo, let http = listeners.first(where: { if case .http = $0 { true } else { false } }),
-                case .http(_, let port) = http
-            else { return }
-            Demo.announce(demo, httpHost: configuration.httpHost, httpPort: port, dataDirectory: configuration.dataDirectory)
+            guard let demo else { return }
+            for case .http(_, let port) in listeners {
+                Demo.announce(demo, httpHost: configuration.httpHost, httpPort: port, dataDirectory: configuration.dataDirectory)
+            }
         }
         let onListening: @Sendable (Listener) async -> Void = { [onListening] listener in
             await onListening(listener)
