@@ -133,3 +133,26 @@ def test_the_quick_start_command_ends_with_the_demo_credentials(tmp_path):
     assert lines[-1].startswith("╚") and any("API key" in line and "sk-" in line for line in lines[-20:]), text
     assert not any("Compiling" in line for line in lines), "the build log belongs in .build/lumen-build.log"
     assert json.loads(lines[[i for i, line in enumerate(lines) if line.startswith("{")][0]])["model"] == "lumen-demo"
+
+
+COMMANDS = [[], ["serve"], ["admin"], ["admin", "bootstrap"], ["admin", "grant"], ["admin", "grants"], ["admin", "pool"],
+            ["admin", "pool", "show"], ["admin", "pool", "set"], ["admin", "ledger", "check"], ["admin", "operator-token"],
+            ["admin", "operator-token", "create"], ["admin", "operator-token", "list"], ["admin", "operator-token", "revoke"],
+            ["admin", "models"], ["admin", "models", "list"], ["admin", "models", "apply"], ["admin", "models", "remove-backend"]]
+
+
+def test_help_reads_well_at_80_columns_and_errors_show_the_subcommands_usage(tmp_path):
+    env = {**os.environ, "COLUMNS": "80"}
+    for command in COMMANDS:
+        shown = subprocess.run([lumen_binary(), *command, "--help"], capture_output=True, text=True, timeout=30, env=env)
+        assert shown.returncode == 0, (command, shown.stderr)
+        lines = shown.stdout.splitlines()
+        assert all(len(line) <= 80 for line in lines), (command, [line for line in lines if len(line) > 80])
+        # A paragraph wrapped twice leaves a word alone on a line ("…by default,\non\nSQLite").
+        assert not [line for line in lines if line.strip() and len(line.strip()) <= 3 and not line.strip().startswith("-")], \
+            (command, shown.stdout)
+        assert "dashboard" not in shown.stdout, "no help text promises what does not exist yet"
+    refused = run_lumen("admin", "ledger", "check", "--data-dir", str(tmp_path / "nothing"))
+    assert refused.returncode == 64
+    assert "Usage: lumen admin ledger check" in refused.stderr and "Usage: lumen <subcommand>" not in refused.stderr
+    assert "See 'lumen admin ledger check --help'" in refused.stderr
