@@ -13,17 +13,21 @@ struct JSONResponse<Value: Encodable>: ResponseGenerator {
         self.status = status
     }
 
-    static var encoder: JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
-    }
-
     func response(from request: Request, context: some RequestContext) throws -> Response {
-        let data = try Self.encoder.encode(value)
+        let data = try JSONBody.encoder.encode(value)
         return Response(
             status: status,
             headers: [.contentType: "application/json; charset=utf-8"],
             body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
+}
+
+/// The facade's one JSON encoder configuration, built once (encoding with a shared encoder is
+/// safe across threads).
+enum JSONBody {
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
 }

@@ -2,7 +2,6 @@ import Crypto
 import Foundation
 import LumenAPI
 import RPCSupport
-import Storage
 
 /// Secrets of keys and tokens: made once, shown once, stored only as SHA-256 digests.
 ///

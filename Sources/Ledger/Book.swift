@@ -81,9 +81,6 @@ final class Book: @unchecked Sendable {
         return holds.filter { expiry(of: $0.value) <= now }.map { ($0.key, $0.value) }.sorted { $0.hold.createdAt < $1.hold.createdAt }
     }
 
-    /// The number of open holds.
-    var openCount: Int { holds.count }
-
     func close(_ requestID: String) { holds[requestID] = nil }
 
     /// The pool of `key` with the refills due by `now` applied; an unconfigured pool that

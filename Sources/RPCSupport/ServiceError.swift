@@ -24,11 +24,6 @@ public struct ServiceError: Error, Sendable, Equatable, CustomStringConvertible 
         ServiceError(.invalidArgument, code, message, param: param)
     }
 
-    /// UNIMPLEMENTED, naming where the capability arrives.
-    public static func unimplemented(_ what: String) -> ServiceError {
-        ServiceError(.unimplemented, "not_implemented", "\(what) is not implemented yet")
-    }
-
     public var description: String { "\(status) \(code): \(message)" }
 
     public static let domain = "lumen"

@@ -61,13 +61,13 @@ struct ChatCompletionsRouteTests {
         let keys = Box()
         try await GatewayHarness.run(prepare: Self.prepare(keys)) { gateway in
             let open = keys.withLock { $0.open }
-            let (status, body) = try await gateway.send(.get, "/v1/models", token: .some(open))
+            let (status, body) = try await gateway.send(.get, "/v1/models", as: .bearer(open))
             #expect(status == 200)
             #expect(body["object"] as? String == "list")
             let ids = (body["data"] as? [[String: Any]])?.compactMap { $0["id"] as? String }
             #expect(ids == ["echo", "nowhere", "upstream", "vectors"])
             let restricted = keys.withLock { $0.restricted }
-            let (_, none) = try await gateway.send(.get, "/v1/models", token: .some(restricted))
+            let (_, none) = try await gateway.send(.get, "/v1/models", as: .bearer(restricted))
             #expect((none["data"] as? [Any])?.isEmpty == true)
             let refused = try await gateway.raw(.get, "/v1/models", json: nil, bearer: nil)
             #expect(refused.status == .unauthorized)
@@ -102,7 +102,7 @@ struct ChatCompletionsRouteTests {
             let (_, short) = try await gateway.send(
                 .post, "/v1/chat/completions",
                 json: #"{"model": "echo", "max_tokens": 2, "messages": [{"role": "user", "content": "a b c d e f"}]}"#,
-                token: .some(keys.withLock { $0.open }))
+                as: .bearer(keys.withLock { $0.open }))
             let shortChoice = (short["choices"] as? [[String: Any]])?.first
             #expect(shortChoice?["finish_reason"] as? String == "length")
         }
@@ -142,7 +142,7 @@ struct ChatCompletionsRouteTests {
         try await GatewayHarness.run(prepare: Self.prepare(keys)) { gateway in
             let open = keys.withLock { $0.open }
             func vectors(_ json: String) async throws -> (Int, [String: Any]) {
-                try await gateway.send(.post, "/v1/embeddings", json: json, token: .some(open))
+                try await gateway.send(.post, "/v1/embeddings", json: json, as: .bearer(open))
             }
             let (status, body) = try await vectors(#"{"model": "vectors", "input": ["alpha", "beta", "alpha"]}"#)
             #expect(status == 200)
@@ -173,7 +173,7 @@ struct ChatCompletionsRouteTests {
             }
             let (chatStatus, chatBody) = try await gateway.send(
                 .post, "/v1/chat/completions", json: #"{"model": "vectors", "messages": [{"role": "user", "content": "hi"}]}"#,
-                token: .some(open))
+                as: .bearer(open))
             #expect(chatStatus == 400)
             #expect(GatewayHarness.error(chatBody).code == "model_not_supported")
         }
@@ -184,27 +184,27 @@ struct ChatCompletionsRouteTests {
         let keys = Box()
         try await GatewayHarness.run(prepare: Self.prepare(keys)) { gateway in
             let k = keys.withLock { $0 }
-            func chat(_ model: String, token: String??) -> String {
+            func chat(_ model: String) -> String {
                 #"{"model": "\#(model)", "messages": [{"role": "user", "content": "hi"}]}"#
             }
-            let cases: [(String, String??, Int, String)] = [
-                (chat("echo", token: nil), .none, 401, "missing_api_key"),
-                (chat("echo", token: nil), .some("sk-not-a-key"), 401, "invalid_api_key"),
-                (chat("echo", token: nil), .some(gateway.tenant.managementToken), 401, "invalid_api_key"),
-                (chat("echo", token: nil), .some(k.revoked), 401, "key_revoked"),
-                (chat("missing", token: nil), .some(k.open), 404, "model_not_found"),
-                (chat("echo", token: nil), .some(k.restricted), 403, "model_not_allowed"),
-                (chat("o1", token: nil), .some(k.restricted), 403, "consent_required"),
-                (chat("off", token: nil), .some(k.open), 503, "model_unavailable"),
-                (chat("nowhere", token: nil), .some(k.open), 503, "model_unavailable"),
-                (chat("upstream", token: nil), .some(k.open), 502, "upstream_unavailable"),
-                (#"{"messages": [{"role": "user", "content": "hi"}]}"#, .some(k.open), 400, "missing_model"),
-                (#"{"model": "echo", "messages": []}"#, .some(k.open), 400, "invalid_messages"),
-                (#"{"model": "echo", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0}"#, .some(k.open), 400, "invalid_max_tokens"),
-                ("{oops", .some(k.open), 400, "invalid_json"),
+            let cases: [(String, String?, Int, String)] = [
+                (chat("echo"), nil, 401, "missing_api_key"),
+                (chat("echo"), "sk-not-a-key", 401, "invalid_api_key"),
+                (chat("echo"), gateway.tenant.managementToken, 401, "invalid_api_key"),
+                (chat("echo"), k.revoked, 401, "key_revoked"),
+                (chat("missing"), k.open, 404, "model_not_found"),
+                (chat("echo"), k.restricted, 403, "model_not_allowed"),
+                (chat("o1"), k.restricted, 403, "consent_required"),
+                (chat("off"), k.open, 503, "model_unavailable"),
+                (chat("nowhere"), k.open, 503, "model_unavailable"),
+                (chat("upstream"), k.open, 502, "upstream_unavailable"),
+                (#"{"messages": [{"role": "user", "content": "hi"}]}"#, k.open, 400, "missing_model"),
+                (#"{"model": "echo", "messages": []}"#, k.open, 400, "invalid_messages"),
+                (#"{"model": "echo", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0}"#, k.open, 400, "invalid_max_tokens"),
+                ("{oops", k.open, 400, "invalid_json"),
             ]
             for (json, token, status, code) in cases {
-                let response = try await gateway.raw(.post, "/v1/chat/completions", json: json, bearer: token ?? nil)
+                let response = try await gateway.raw(.post, "/v1/chat/completions", json: json, bearer: token)
                 let body = (try? JSONSerialization.jsonObject(with: Data(response.body.readableBytesView))) as? [String: Any] ?? [:]
                 #expect(Int(response.status.code) == status, "\(code)")
                 #expect(GatewayHarness.error(body).code == code)
@@ -250,13 +250,13 @@ struct ChatCompletionsRouteTests {
             @Sendable func chat(_ model: String) async throws -> (Int, String?) {
                 let (status, body) = try await gateway.send(
                     .post, "/v1/chat/completions", json: #"{"model": "\#(model)", "messages": [{"role": "user", "content": "hi"}]}"#,
-                    token: .some(key))
+                    as: .bearer(key))
                 return (status, GatewayHarness.error(body).code)
             }
             #expect(try await chat("open") == (200, nil))
             #expect(try await chat("no-interns") == (403, "model_blocked"))
             #expect(try await chat("research-only") == (403, "model_blocked"))
-            let (_, listed) = try await gateway.send(.get, "/v1/models", token: .some(key))
+            let (_, listed) = try await gateway.send(.get, "/v1/models", as: .bearer(key))
             #expect((listed["data"] as? [[String: Any]])?.compactMap { $0["id"] as? String } == ["open"])
 
             // Moved from interns to research: the gateway learns it from the watch, no restart.

@@ -56,13 +56,13 @@ struct InputValidationTests {
                 ("/v1/embeddings", #"{"model": "vectors", "input": [1.5]}"#, "invalid_input", "input"),
             ]
             for (path, body, code, param) in cases {
-                let (status, answer) = try await gateway.send(.post, path, json: body, token: key)
+                let (status, answer) = try await gateway.send(.post, path, json: body, as: .bearer(key))
                 #expect(status == 400, "\(body)")
                 #expect(GatewayHarness.error(answer).code == code, "\(body)")
                 #expect(GatewayHarness.error(answer).param == param, "\(body)")
             }
             let (status, _) = try await gateway.send(
-                .post, "/v1/embeddings", json: #"{"model": "vectors", "input": [[1, 2, 3]]}"#, token: key)
+                .post, "/v1/embeddings", json: #"{"model": "vectors", "input": [[1, 2, 3]]}"#, as: .bearer(key))
             #expect(status == 200)
         }
     }

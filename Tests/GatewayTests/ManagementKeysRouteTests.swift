@@ -13,7 +13,7 @@ struct ManagementKeysRouteTests {
     @Test("GET /healthz answers without a token")
     func health() async throws {
         try await GatewayHarness.run { gateway in
-            let (status, body) = try await gateway.send(.get, "/healthz", token: .none)
+            let (status, body) = try await gateway.send(.get, "/healthz", as: .none)
             #expect(status == 200)
             #expect(body["status"] as? String == "ok")
         }
@@ -22,16 +22,16 @@ struct ManagementKeysRouteTests {
     @Test("Requests without a valid management token get 401 with a code")
     func authentication() async throws {
         try await GatewayHarness.run { gateway in
-            let key = try await gateway.send(.post, "/v1/management/api-keys", json: "{}").body["key"] as? String
-            let cases: [(String??, String)] = [
+            let key = try #require(try await gateway.send(.post, "/v1/management/api-keys", json: "{}").body["key"] as? String)
+            let cases: [(GatewayHarness.Credential, String)] = [
                 (.none, "missing_authorization"),
-                (.some(key), "invalid_management_token"),
-                (.some("mt-doesnotexist"), "invalid_management_token"),
-                (.some(""), "invalid_management_token"),
+                (.bearer(key), "invalid_management_token"),
+                (.bearer("mt-doesnotexist"), "invalid_management_token"),
+                (.bearer(""), "invalid_management_token"),
             ]
-            for (token, code) in cases {
-                let (status, body) = try await gateway.send(.get, "/v1/management/api-keys", token: token)
-                #expect(status == 401, "token \(String(describing: token))")
+            for (credential, code) in cases {
+                let (status, body) = try await gateway.send(.get, "/v1/management/api-keys", as: credential)
+                #expect(status == 401, "credential \(credential)")
                 #expect(GatewayHarness.error(body).code == code)
             }
             // A revoked management token stops working at once.
@@ -40,13 +40,13 @@ struct ManagementKeysRouteTests {
                     $0.kind = .management
                     $0.organizationID = gateway.tenant.organizationID
                 }, metadata: gateway.services.asInternal)
-            #expect(try await gateway.send(.get, "/v1/management/api-keys", token: .some(token.secret)).status == 200)
+            #expect(try await gateway.send(.get, "/v1/management/api-keys", as: .bearer(token.secret)).status == 200)
             _ = try await gateway.services.keys.revokeKey(
                 .with {
                     $0.keyID = token.key.id
                     $0.organizationID = gateway.tenant.organizationID
                 }, metadata: gateway.services.asInternal)
-            let (status, body) = try await gateway.send(.get, "/v1/management/api-keys", token: .some(token.secret))
+            let (status, body) = try await gateway.send(.get, "/v1/management/api-keys", as: .bearer(token.secret))
             #expect(status == 401)
             #expect(GatewayHarness.error(body).code == "key_revoked")
         }
@@ -167,7 +167,7 @@ struct ManagementKeysRouteTests {
             let (_, created) = try await gateway.send(
                 .post, "/v1/management/api-keys",
                 json: #"{"name": "worker", "limitAmount": 50, "expiresAt": "2099-01-01T00:00:00Z"}"#)
-            let path = "/v1/management/api-keys/\(created["id"] as? String ?? "")"
+            let path = "/v1/management/api-keys/\(try #require(created["id"] as? String))"
 
             var (status, body) = try await gateway.send(.patch, path, json: #"{"name": " batch "}"#)
             #expect(status == 200)
@@ -214,7 +214,7 @@ struct ManagementKeysRouteTests {
     func updateRejects() async throws {
         try await GatewayHarness.run { gateway in
             let (_, created) = try await gateway.send(.post, "/v1/management/api-keys", json: #"{"name": "keep"}"#)
-            let path = "/v1/management/api-keys/\(created["id"] as? String ?? "")"
+            let path = "/v1/management/api-keys/\(try #require(created["id"] as? String))"
             let cases: [(String?, Int, String, String?)] = [
                 (nil, 400, "empty_update", nil),
                 ("{}", 400, "empty_update", nil),
@@ -250,10 +250,10 @@ struct ManagementKeysRouteTests {
         try await GatewayHarness.run { gateway in
             let (_, created) = try await gateway.send(.post, "/v1/management/api-keys", json: #"{"name": "mine"}"#)
             let other = try await gateway.services.tenant("Globex")
-            let (_, list) = try await gateway.send(.get, "/v1/management/api-keys", token: .some(other.managementToken))
+            let (_, list) = try await gateway.send(.get, "/v1/management/api-keys", as: .bearer(other.managementToken))
             #expect((list["data"] as? [Any])?.isEmpty == true)
-            let path = "/v1/management/api-keys/\(created["id"] as? String ?? "")"
-            let (status, body) = try await gateway.send(.patch, path, json: #"{"name": "theirs"}"#, token: .some(other.managementToken))
+            let path = "/v1/management/api-keys/\(try #require(created["id"] as? String))"
+            let (status, body) = try await gateway.send(.patch, path, json: #"{"name": "theirs"}"#, as: .bearer(other.managementToken))
             #expect(status == 404)
             #expect(GatewayHarness.error(body).code == "key_not_found")
         }

@@ -139,7 +139,7 @@ struct MeteringRouteTests {
             let (capped, keyID) = secrets.withLock { ($0["capped"]!, $0["capped_id"]!) }
             let (status, body) = try await gateway.send(
                 .post, "/v1/chat/completions",
-                json: #"{"model": "priced", "messages": [{"role": "user", "content": "hello"}]}"#, token: .some(capped))
+                json: #"{"model": "priced", "messages": [{"role": "user", "content": "hello"}]}"#, as: .bearer(capped))
             #expect(status == 402)
             #expect(GatewayHarness.error(body).code == "insufficient_quota")
             #expect((body["error"] as? [String: Any])?["type"] as? String == "insufficient_quota")
@@ -169,7 +169,7 @@ struct MeteringRouteTests {
             #expect(try await gateway.raw(.post, "/v1/chat/completions", json: json, bearer: slowPoor).status == .ok)
             #expect(try await gateway.raw(.post, "/v1/chat/completions", json: json, bearer: slowPoor).status == .tooManyRequests)
             let expensive = #"{"model": "priced", "max_tokens": 1000, "messages": [{"role": "user", "content": "hello"}]}"#
-            let (status, poor) = try await gateway.send(.post, "/v1/chat/completions", json: expensive, token: .some(slowPoor))
+            let (status, poor) = try await gateway.send(.post, "/v1/chat/completions", json: expensive, as: .bearer(slowPoor))
             #expect(status == 402)
             #expect(GatewayHarness.error(poor).code == "insufficient_quota")
         }
@@ -181,7 +181,7 @@ struct MeteringRouteTests {
         try await GatewayHarness.run(prepare: Self.prepare(secrets)) { gateway in
             let (open, keyID) = secrets.withLock { ($0["open"]!, $0["open_id"]!) }
             let (status, image) = try await gateway.send(
-                .post, "/v1/images/generations", json: #"{"model": "painter", "prompt": "a lighthouse"}"#, token: .some(open))
+                .post, "/v1/images/generations", json: #"{"model": "painter", "prompt": "a lighthouse"}"#, as: .bearer(open))
             #expect(status == 200)
             #expect(((image["data"] as? [[String: Any]])?.first?["b64_json"] as? String)?.isEmpty == false)
 
@@ -196,7 +196,7 @@ struct MeteringRouteTests {
             #expect(String(buffer: transcription.body).contains("mock transcription"))
 
             let (chatStatus, chat) = try await gateway.send(
-                .post, "/v1/moderations", json: #"{"model": "painter", "input": "hi"}"#, token: .some(open))
+                .post, "/v1/moderations", json: #"{"model": "painter", "input": "hi"}"#, as: .bearer(open))
             #expect(chatStatus == 400)
             #expect(GatewayHarness.error(chat).code == "model_not_supported")
 
@@ -249,7 +249,8 @@ struct MeteringRouteTests {
             let line = try #require(try await Self.lines(gateway, key: keyID).first)
             #expect(line.accessChannel == .byok)
             #expect(line.costMicros == 0)
-            #expect(line.outputTokens > 0)
+            // "You said: hello": "You" 1 + " said:" 2 + " hello" 2, counted as the mock counts.
+            #expect(line.outputTokens == 5)
         }
     }
 }
@@ -415,7 +416,7 @@ struct KeyUsageRouteTests {
             }
             let (status, body) = try await gateway.send(.get, "/v1/management/api-keys/key_nope/usage")
             #expect(status == 404 && GatewayHarness.error(body).code == "key_not_found")
-            let (unauthorized, _) = try await gateway.send(.get, "/v1/management/api-keys/\(keyID)/usage", token: .none)
+            let (unauthorized, _) = try await gateway.send(.get, "/v1/management/api-keys/\(keyID)/usage", as: .none)
             #expect(unauthorized == 401)
         }
     }
@@ -508,7 +509,7 @@ struct KeyUsageRouteTests {
 
             let (bad, badBody) = try await gateway.send(.get, "/v1/management/balance?currency=CNY")
             #expect(bad == 400 && GatewayHarness.error(badBody).code == "unknown_parameter")
-            let (unauthorized, _) = try await gateway.send(.get, "/v1/management/balance", token: .none)
+            let (unauthorized, _) = try await gateway.send(.get, "/v1/management/balance", as: .none)
             #expect(unauthorized == 401)
         }
     }

@@ -9,7 +9,7 @@ import WireFormats
 enum MockProvider {
     static func respond(to request: InferenceRequest, model: String, id: String) throws -> UpstreamResponse {
         let created = Int(Date().timeIntervalSince1970)
-        let encoder = JSONResponse<Usage>.encoder
+        let encoder = JSONBody.encoder
         func json(_ value: some Encodable) throws -> UpstreamResponse {
             UpstreamResponse(status: .ok, contentType: "application/json", body: .buffered(ByteBuffer(data: try encoder.encode(value))))
         }

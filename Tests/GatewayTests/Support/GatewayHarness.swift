@@ -37,7 +37,7 @@ struct GatewayHarness {
                     client: client, services: services, tenant: tenant,
                     operations: { request in try await operations.test(.router) { try await request($0) } })
                 let deadline = ContinuousClock.now + .seconds(10)
-                while try await harness.send(.get, "/healthz", token: .none).status != 200 {
+                while try await harness.send(.get, "/healthz", as: .none).status != 200 {
                     guard ContinuousClock.now < deadline else {
                         Issue.record("the gateway's caches did not sync")
                         return
@@ -56,14 +56,24 @@ struct GatewayHarness {
         return try await client.execute(uri: path, method: method, headers: headers, body: json.map { ByteBuffer(string: $0) })
     }
 
-    /// Sends a request; `token` nil sends no Authorization header.
+    /// Who a request comes from.
+    enum Credential {
+        /// The harness tenant's administrator (its management token).
+        case tenant
+        /// `Authorization: Bearer <secret>`.
+        case bearer(String)
+        /// No Authorization header.
+        case none
+    }
+
+    /// Sends a request, by default as the tenant's administrator.
     func send(
-        _ method: HTTPRequest.Method, _ path: String, json: String? = nil, token: String?? = .some(nil)
+        _ method: HTTPRequest.Method, _ path: String, json: String? = nil, as credential: Credential = .tenant
     ) async throws -> (status: Int, body: [String: Any]) {
         var headers: HTTPFields = [:]
-        switch token {
-        case .some(.some(let token)): headers[.authorization] = "Bearer \(token)"
-        case .some(.none): headers[.authorization] = "Bearer \(tenant.managementToken)"
+        switch credential {
+        case .tenant: headers[.authorization] = "Bearer \(tenant.managementToken)"
+        case .bearer(let secret): headers[.authorization] = "Bearer \(secret)"
         case .none: break
         }
         let response = try await client.execute(
