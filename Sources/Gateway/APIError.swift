@@ -109,3 +109,15 @@ struct APIErrorBody: Encodable {
         }
         var error: Inner
     }
+
+extension APIError {
+    /// Runs service calls, turning the gRPC error of a failed one into the API's, with the
+    /// fields renamed as this API's body names them (`params`: service name → API name).
+    static func translating<T>(params: [String: String] = [:], _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as RPCError {
+            throw APIError(ServiceError(error), params: params)
+        }
+    }
+}

@@ -38,12 +38,12 @@ public final class GatewayMetrics: Sendable {
     /// Time from the request's arrival to its last byte.
     func latency(model: String, scene: Lumen_Common_V1_Scene, _ duration: Duration) {
         timer("lumen_request_duration_seconds", [("model", model), ("scene", scene.publicName)])
-            .recordNanoseconds(Self.nanoseconds(duration))
+            .recordNanoseconds(duration.wholeNanoseconds)
     }
 
     /// Time from the request's arrival to the first byte of the answer.
     func timeToFirstToken(model: String, _ duration: Duration) {
-        timer("lumen_time_to_first_token_seconds", [("model", model)]).recordNanoseconds(Self.nanoseconds(duration))
+        timer("lumen_time_to_first_token_seconds", [("model", model)]).recordNanoseconds(duration.wholeNanoseconds)
     }
 
     /// A failed upstream call (connection, timeout, 5xx, 429).
@@ -106,9 +106,5 @@ public final class GatewayMetrics: Sendable {
             }
         }
         return registry.emitToString()
-    }
-
-    static func nanoseconds(_ duration: Duration) -> Int64 {
-        duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
     }
 }

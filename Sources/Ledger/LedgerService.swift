@@ -41,7 +41,7 @@ public struct LedgerService: Sendable {
         self.logger = logger
         self.holdTTL = holdTTL
         self.directory = directory
-        let book = Book(holdTTLMillis: holdTTL.components.seconds * 1000 + holdTTL.components.attoseconds / 1_000_000_000_000_000)
+        let book = Book(holdTTLMillis: holdTTL.wholeMilliseconds)
         self.committer = GroupCommit(
             writer: writer, savepoints: false, beforeCommit: { db in try book.flush(db) }, afterRollback: { book.reset() }
         ) { db, operation in

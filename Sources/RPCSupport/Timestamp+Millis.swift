@@ -13,3 +13,11 @@ extension Google_Protobuf_Timestamp {
         seconds * 1000 + Int64(nanos / 1_000_000)
     }
 }
+
+extension Duration {
+    /// Whole milliseconds, rounded toward zero.
+    public var wholeMilliseconds: Int64 { components.seconds * 1_000 + components.attoseconds / 1_000_000_000_000_000 }
+
+    /// Whole nanoseconds, rounded toward zero.
+    public var wholeNanoseconds: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
+}

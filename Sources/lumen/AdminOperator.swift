@@ -24,7 +24,7 @@ struct DataDirectoryOptions: ParsableArguments {
 
     /// The directory `lumen serve` with the same flag, variables and file would use.
     func resolve(environment: [String: String]) throws -> String {
-        if let directory = dataDir ?? environment["LUMEN_DATA_DIR"].flatMap({ $0.isEmpty ? nil : $0 }) { return directory }
+        if let directory = dataDir ?? environment.nonEmpty("LUMEN_DATA_DIR") { return directory }
         do {
             return try ServeConfiguration.load(file: config, environment: environment).dataDirectory
         } catch let error as ConfigurationError {

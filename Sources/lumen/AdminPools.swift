@@ -38,7 +38,7 @@ struct GRPCTarget {
     init(server: String?, token: String?, tokenVariable: String, prefix: String, noun: String) throws {
         let environment = ProcessInfo.processInfo.environment
         func value(_ flag: String?, _ name: String) -> String? {
-            flag ?? environment[name].flatMap { $0.isEmpty ? nil : $0 }
+            flag ?? environment.nonEmpty(name)
         }
         let address = value(server, "LUMEN_GRPC_ADDRESS") ?? "127.0.0.1:9090"
         let (host, port) = ServeConfiguration.split(address)

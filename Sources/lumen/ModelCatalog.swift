@@ -20,10 +20,7 @@ struct ModelCatalog: Sendable, Equatable {
     static let backendKeys: Set<String> = [
         "id", "provider", "base_url", "credential_env", "upstream_model", "weight", "timeout_ms",
     ]
-    static let scenes: [String: Lumen_Common_V1_Scene] = [
-        "chat": .chat, "image": .image, "audio": .audio, "video": .video, "embedding": .embedding,
-        "rerank": .rerank, "translation": .translation, "music": .music, "3d": .scene3D,
-    ]
+    static let scenes = Lumen_Common_V1_Scene.byPublicName
 
     /// Reads the `models` key of a configuration file, if it has one.
     static func parse(yaml text: String, path: String) throws -> ModelCatalog {
@@ -128,8 +125,7 @@ struct ModelCatalog: Sendable, Equatable {
     /// An exact USD amount (≤ 6 decimals, ≥ 0) as micro-USD.
     static func usd(_ node: Node?, _ place: String) throws -> Int64 {
         guard let node else { return 0 }
-        guard case .scalar(let scalar) = node, let amount = Decimal(string: scalar.string, locale: Locale(identifier: "en_US_POSIX")),
-            amount >= 0, let micros = USD.micros(amount), micros < Int64.max
+        guard case .scalar(let scalar) = node, let micros = USD.micros(parsing: scalar.string), micros >= 0
         else { throw ConfigurationError("\(place) must be a USD amount ≥ 0 with at most 6 decimals") }
         return micros
     }

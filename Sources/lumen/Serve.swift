@@ -123,7 +123,7 @@ struct Serve: AsyncParsableCommand {
     func resolve(environment: [String: String]) throws -> ServeConfiguration {
         var configuration = try ServeConfiguration.load(file: config, environment: environment)
         func pick(_ flag: String?, _ variable: String) -> String? {
-            flag ?? environment[variable].flatMap { $0.isEmpty ? nil : $0 }
+            flag ?? environment.nonEmpty(variable)
         }
         if let value = pick(dataDir, "LUMEN_DATA_DIR") { configuration.dataDirectory = value }
         if let value = pick(httpHost, "LUMEN_HTTP_HOST") { configuration.httpHost = value }

@@ -82,7 +82,7 @@ struct ServeConfiguration: Sendable, Equatable {
     /// The defaults with the YAML file `path` (else `LUMEN_CONFIG`, else none) applied.
     static func load(file path: String?, environment: [String: String]) throws -> ServeConfiguration {
         var configuration = ServeConfiguration()
-        guard let path = path ?? environment["LUMEN_CONFIG"].flatMap({ $0.isEmpty ? nil : $0 }) else { return configuration }
+        guard let path = path ?? environment.nonEmpty("LUMEN_CONFIG") else { return configuration }
         let text: String
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
@@ -250,5 +250,12 @@ struct ServeConfiguration: Sendable, Equatable {
         var host = String(address[..<colon])
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         return (host, Int(address[address.index(after: colon)...]) ?? 0)
+    }
+}
+
+extension Dictionary where Key == String, Value == String {
+    /// The environment variable `name`, unless it is unset or empty (empty counts as unset).
+    func nonEmpty(_ name: String) -> String? {
+        self[name].flatMap { $0.isEmpty ? nil : $0 }
     }
 }

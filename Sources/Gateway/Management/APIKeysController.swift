@@ -75,21 +75,15 @@ struct APIKeysController<Context: RequestContext>: Sendable {
     /// The ledger's totals of `keys`, by key id.
     private func totals(of keys: [Lumen_Keys_V1_Key], metadata: Metadata) async throws -> [String: Lumen_Ledger_V1_KeyTotals] {
         guard !keys.isEmpty else { return [:] }
-        do {
-            let totals = try await ledger.getKeyTotals(.with { $0.keyIds = keys.map(\.id) }, metadata: metadata).totals
-            return Dictionary(totals.map { ($0.keyID, $0) }, uniquingKeysWith: { first, _ in first })
-        } catch let error as RPCError {
-            throw APIError(ServiceError(error))
+        let totals = try await APIError.translating {
+            try await ledger.getKeyTotals(.with { $0.keyIds = keys.map(\.id) }, metadata: metadata).totals
         }
+        return Dictionary(totals.map { ($0.keyID, $0) }, uniquingKeysWith: { first, _ in first })
     }
 
     /// Runs a keys-service call, naming the fields of its errors as this API's body does.
     private func call<T>(_ body: () async throws -> T) async throws -> T {
-        do {
-            return try await body()
-        } catch let error as RPCError {
-            throw APIError(ServiceError(error), params: APIKeyBody.params)
-        }
+        try await APIError.translating(params: APIKeyBody.params, body)
     }
 
     static func body(_ request: Request, context: Context) async throws -> [String: JSONValue] {

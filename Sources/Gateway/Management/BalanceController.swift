@@ -18,10 +18,8 @@ struct BalanceController<Context: RequestContext>: Sendable {
         if let name = request.uri.queryParameters.first?.key {
             throw APIError.invalid("unknown_parameter", "GET /v1/management/balance takes no query parameter", param: String(name))
         }
-        do {
-            return JSONResponse(BalanceObject(try await ledger.getOrganizationBalance(.init(), metadata: metadata)))
-        } catch let error as RPCError {
-            throw APIError(ServiceError(error))
+        return try await APIError.translating {
+            JSONResponse(BalanceObject(try await ledger.getOrganizationBalance(.init(), metadata: metadata)))
         }
     }
 }

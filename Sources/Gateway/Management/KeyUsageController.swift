@@ -23,12 +23,10 @@ struct KeyUsageController<Context: RequestContext>: Sendable {
         let keyID = try context.parameters.require("keyId")
         try KeyUsageQuery.checkEncoding(request.uri.query)
         let filter = try KeyUsageQuery.filter(request.uri.queryParameters, keyID: keyID, paged: false)
-        do {
+        return try await APIError.translating(params: KeyUsageQuery.params) {
             _ = try await keys.getKey(.with { $0.keyID = keyID }, metadata: metadata)
             let response = try await ledger.getBilling(.with { $0.filter = filter.filter }, metadata: metadata)
             return JSONResponse(BillingObject(keyID: keyID, response))
-        } catch let error as RPCError {
-            throw APIError(ServiceError(error), params: KeyUsageQuery.params)
         }
     }
 
@@ -37,12 +35,10 @@ struct KeyUsageController<Context: RequestContext>: Sendable {
         let keyID = try context.parameters.require("keyId")
         try KeyUsageQuery.checkEncoding(request.uri.query)
         let query = try KeyUsageQuery.request(request.uri.queryParameters, keyID: keyID)
-        do {
+        return try await APIError.translating(params: KeyUsageQuery.params) {
             _ = try await keys.getKey(.with { $0.keyID = keyID }, metadata: metadata)
             let response = try await ledger.listUsage(query, metadata: metadata)
             return JSONResponse(UsagePage(response))
-        } catch let error as RPCError {
-            throw APIError(ServiceError(error), params: KeyUsageQuery.params)
         }
     }
 }

@@ -250,7 +250,7 @@ struct InferencePipeline: Sendable {
             limiter.adjust(key: admitted.key.id, second: second, tokens: tokens.total - admitted.rateTokens)
         }
         let latency = admitted.started.duration(to: .now)
-        let latencyMs = latency.components.seconds * 1000 + latency.components.attoseconds / 1_000_000_000_000_000
+        let latencyMs = latency.wholeMilliseconds
         do {
             try await meter.settle(
                 .with {
