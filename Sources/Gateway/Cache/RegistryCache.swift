@@ -4,7 +4,6 @@ import Logging
 import LumenAPI
 import RPCSupport
 import ServiceLifecycle
-import Synchronization
 
 /// The gateway's copy of the model registry (models, backends, health, consents), kept fresh
 /// by `WatchRegistry`, so that routing and access checks need no RPC per request.
@@ -44,7 +43,7 @@ public final class RegistryCache: Service, Sendable {
         }
     }
 
-    private let state = Mutex((snapshot: Snapshot(), synced: false))
+    private let replica = Replica(empty: Snapshot())
     private let registry: any Lumen_Registry_V1_ModelRegistryService.ClientProtocol
     private let internalToken: String
     private let logger: Logger
@@ -57,40 +56,30 @@ public final class RegistryCache: Service, Sendable {
         self.logger = logger
     }
 
-    public var isSynced: Bool { state.withLock { $0.synced } }
+    public var isSynced: Bool { replica.isSynced }
 
     /// A model by its public name.
     public func model(_ name: String) -> Lumen_Registry_V1_Model? {
-        state.withLock { $0.snapshot.models[name] }
+        replica.read { snapshot, _ in snapshot.models[name] }
     }
 
     /// Every model, ordered by name.
     public var models: [Lumen_Registry_V1_Model] {
-        state.withLock { $0.snapshot.models.values.sorted { $0.name < $1.name } }
+        replica.read { snapshot, _ in snapshot.models.values.sorted { $0.name < $1.name } }
     }
 
     /// Whether a principal of an organisation has consented to a model.
     public func hasConsent(organizationID: String, principal: Lumen_Common_V1_PrincipalRef, model: String) -> Bool {
         let key = ConsentKey(
             organizationID: organizationID, principalType: principal.type.rawValue, principalID: principal.id, model: model)
-        return state.withLock { $0.snapshot.consents.contains(key) }
+        return replica.read { snapshot, _ in snapshot.consents.contains(key) }
     }
 
     public func run() async throws {
-        await WatchLoop.run("registry", logger: logger, onDisconnect: { self.state.withLock { $0.synced = false } }) {
+        await replica.run("registry", logger: logger) {
             try await self.registry.watchRegistry(.init(), metadata: .bearer(self.internalToken)) { response in
-                var loading: Snapshot? = Snapshot()
-                for try await event in response.messages {
-                    if event.type == .synced {
-                        let loaded = loading ?? Snapshot()
-                        loading = nil
-                        self.state.withLock { $0 = (loaded, true) }
-                        self.logger.debug("registry cache synced", metadata: ["models": "\(loaded.models.count)"])
-                    } else if loading != nil {
-                        loading?.apply(event)
-                    } else {
-                        self.state.withLock { $0.snapshot.apply(event) }
-                    }
+                try await self.replica.follow(response.messages, isMarker: { $0.type == .synced }) { snapshot, event in
+                    snapshot.apply(event)
                 }
             }
         }
