@@ -58,7 +58,8 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        /// Who is calling an RPC: credentials in metadata, resolved once per call by an interceptor.
+        /// The RPC plumbing: who is calling (credentials in metadata, resolved once per call by an
+        /// interceptor), the error contract on the wire, event streams, in-process service calls.
         .target(
             name: "RPCSupport",
             dependencies: [
@@ -73,15 +74,25 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        /// The rules the services and the gateway share: money (USD, prices), ids, time, key
+        /// admission, model access, backend circuits, pages, the public names of enums.
+        .target(
+            name: "SharedRules",
+            dependencies: [
+                "LumenAPI", "RPCSupport",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "Accounts",
-            dependencies: ["LumenAPI", "Storage", "RPCSupport"],
+            dependencies: ["LumenAPI", "Storage", "RPCSupport", "SharedRules"],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "Keys",
             dependencies: [
-                "LumenAPI", "Storage", "RPCSupport",
+                "LumenAPI", "Storage", "RPCSupport", "SharedRules",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
@@ -89,14 +100,14 @@ let package = Package(
         .target(
             name: "Ledger",
             dependencies: [
-                "LumenAPI", "Storage", "RPCSupport",
+                "LumenAPI", "Storage", "RPCSupport", "SharedRules",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "ModelRegistry",
-            dependencies: ["LumenAPI", "Storage", "RPCSupport"],
+            dependencies: ["LumenAPI", "Storage", "RPCSupport", "SharedRules"],
             swiftSettings: swiftSettings
         ),
         /// The hand-written parsers of the inference path — JSON, server-sent events, multipart
@@ -110,7 +121,7 @@ let package = Package(
         .target(
             name: "Gateway",
             dependencies: [
-                "LumenAPI", "RPCSupport", "WireFormats",
+                "LumenAPI", "RPCSupport", "SharedRules", "WireFormats",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -129,7 +140,7 @@ let package = Package(
         .executableTarget(
             name: "lumen",
             dependencies: [
-                "LumenAPI", "Storage", "RPCSupport", "Accounts", "Keys", "Ledger", "ModelRegistry", "Gateway",
+                "LumenAPI", "Storage", "RPCSupport", "SharedRules", "Accounts", "Keys", "Ledger", "ModelRegistry", "Gateway",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
@@ -165,7 +176,7 @@ let package = Package(
         .executableTarget(
             name: "bench-ledger",
             dependencies: [
-                "Ledger", "Gateway", "RPCSupport", "LumenAPI", "Storage",
+                "Ledger", "Gateway", "RPCSupport", "SharedRules", "LumenAPI", "Storage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "Logging", package: "swift-log"),
@@ -192,7 +203,7 @@ let package = Package(
         .target(
             name: "LumenTesting",
             dependencies: [
-                "LumenAPI", "RPCSupport", "Storage", "Accounts", "Keys", "Ledger", "ModelRegistry", "Gateway",
+                "LumenAPI", "RPCSupport", "SharedRules", "Storage", "Accounts", "Keys", "Ledger", "ModelRegistry", "Gateway",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
             ],

@@ -1,4 +1,5 @@
 import RPCSupport
+import SharedRules
 
 /// The errors of the accounts service.
 enum AccountsError {

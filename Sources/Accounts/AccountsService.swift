@@ -4,6 +4,7 @@ import GRPCCore
 import Logging
 import LumenAPI
 import RPCSupport
+import SharedRules
 import Storage
 
 /// The accounts service: organisations, users, groups, clients and their managers.

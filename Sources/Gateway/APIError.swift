@@ -3,6 +3,7 @@ import GRPCCore
 import HTTPTypes
 import Hummingbird
 import RPCSupport
+import SharedRules
 
 /// An error as the REST and OpenAI-compatible APIs show it:
 /// `{"error": {"type", "code", "message", "param"}}` with a 4xx or 5xx status.

@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import RPCSupport
+import SharedRules
 
 /// Turns every error a route throws into the API's JSON error, so that a client never sees
 /// an empty 500: service errors keep their code, unknown routes become `not_found`, and

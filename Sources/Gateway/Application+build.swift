@@ -4,6 +4,7 @@ import Logging
 import LumenAPI
 import NIOCore
 import RPCSupport
+import SharedRules
 import ServiceLifecycle
 
 /// The RPC clients the facade translates into. Each may reach its service in-process or over

@@ -7,6 +7,7 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
 import RPCSupport
+import SharedRules
 import Synchronization
 
 /// How long a client may take over each part of a request, and how many connections the

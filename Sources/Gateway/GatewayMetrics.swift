@@ -4,6 +4,7 @@ import Hummingbird
 import LumenAPI
 import Prometheus
 import RPCSupport
+import SharedRules
 import Synchronization
 
 /// The gateway's Prometheus metrics, served as text at `GET /metrics`.

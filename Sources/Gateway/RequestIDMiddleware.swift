@@ -1,6 +1,7 @@
 import HTTPTypes
 import Hummingbird
 import RPCSupport
+import SharedRules
 import Synchronization
 
 /// Gives every request a fresh id (`req_…`; for an inference request, its usage line's

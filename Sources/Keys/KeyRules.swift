@@ -1,5 +1,6 @@
 import Foundation
 import RPCSupport
+import SharedRules
 
 /// The business rules of a key's editable fields (seed 003's body contract).
 enum KeyRules {

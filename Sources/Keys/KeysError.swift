@@ -1,5 +1,6 @@
 import LumenAPI
 import RPCSupport
+import SharedRules
 
 /// The errors of the keys service. Each carries the machine-readable code the REST API shows.
 enum KeysError {

@@ -3,6 +3,7 @@ import GRPCCore
 import Logging
 import LumenAPI
 import RPCSupport
+import SharedRules
 import Storage
 
 /// The keys service: `sk-` inference keys and `mt-` management tokens.

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import LumenAPI
 import RPCSupport
+import SharedRules
 
 /// Secrets of keys and tokens: made once, shown once, stored only as SHA-256 digests.
 ///

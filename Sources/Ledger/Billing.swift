@@ -1,5 +1,6 @@
 import LumenAPI
 import RPCSupport
+import SharedRules
 
 /// `GetBilling`'s answer: the settled totals of one key, broken down by model, vendor,
 /// scene, access channel and UTC day.

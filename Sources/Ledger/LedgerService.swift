@@ -3,6 +3,7 @@ import GRPCCore
 import Logging
 import LumenAPI
 import RPCSupport
+import SharedRules
 import ServiceLifecycle
 import Storage
 import Synchronization

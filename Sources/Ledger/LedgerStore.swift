@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import LumenAPI
 import RPCSupport
+import SharedRules
 import Storage
 
 /// The ledger's tables. Nothing outside this module reads them.

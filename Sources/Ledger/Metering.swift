@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import LumenAPI
 import RPCSupport
+import SharedRules
 
 /// Reserve, settle and release: the rules of holds, applied inside one (group-committed)
 /// transaction. Each is idempotent by request id.

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import LumenAPI
 import RPCSupport
+import SharedRules
 
 /// Configuring pools and granting money: the administrator's side of the pools, applied
 /// through the same group commit and `Book` as metering, so a grant is seen by the very next

@@ -1,6 +1,7 @@
 import GRDB
 import LumenAPI
 import RPCSupport
+import SharedRules
 
 /// A validated `UsageFilter`: its key, its time range and its other conditions as SQL, shared
 /// by the usage page, the usage total and billing.

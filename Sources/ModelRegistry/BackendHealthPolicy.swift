@@ -1,5 +1,6 @@
 import LumenAPI
 import RPCSupport
+import SharedRules
 
 /// Passive health: how reported call outcomes move a backend between healthy and unhealthy.
 ///

@@ -4,6 +4,7 @@ import GRPCCore
 import Logging
 import LumenAPI
 import RPCSupport
+import SharedRules
 import Storage
 
 /// The model registry: logical models, their backends and health, access and consents.

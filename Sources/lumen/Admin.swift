@@ -7,6 +7,7 @@ import Ledger
 import Logging
 import LumenAPI
 import RPCSupport
+import SharedRules
 import Storage
 
 struct Admin: AsyncParsableCommand {

@@ -7,6 +7,7 @@ import Keys
 import Logging
 import LumenAPI
 import RPCSupport
+import SharedRules
 import Storage
 import SwiftProtobuf
 

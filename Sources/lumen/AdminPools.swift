@@ -4,6 +4,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import LumenAPI
 import RPCSupport
+import SharedRules
 
 /// Where the running server's gRPC port is, and the management token to act with. Pool
 /// changes go through the ledger service (never the database file): the running ledger keeps

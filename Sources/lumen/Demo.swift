@@ -3,6 +3,7 @@ import GRPCCore
 import Logging
 import LumenAPI
 import RPCSupport
+import SharedRules
 
 /// `lumen serve --demo`: everything a newcomer needs for a first chat completion, on the
 /// built-in mock provider, with no network and no configuration.

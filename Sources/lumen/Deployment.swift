@@ -10,6 +10,7 @@ import Logging
 import LumenAPI
 import ModelRegistry
 import RPCSupport
+import SharedRules
 import ServiceLifecycle
 import Storage
 

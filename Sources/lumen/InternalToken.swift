@@ -1,4 +1,5 @@
 import RPCSupport
+import SharedRules
 
 enum InternalToken {
     /// The secret the processes of a deployment authenticate each other with.

@@ -1,6 +1,7 @@
 import Foundation
 import LumenAPI
 import RPCSupport
+import SharedRules
 import Yams
 
 /// The `models:` section of the configuration file: logical models with their prices and

@@ -1,4 +1,5 @@
 import RPCSupport
+import SharedRules
 import Testing
 
 @Suite("Authorization header parsing")

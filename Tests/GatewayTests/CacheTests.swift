@@ -4,6 +4,7 @@ import Logging
 import LumenAPI
 import LumenTesting
 import RPCSupport
+import SharedRules
 import Testing
 
 /// Waits (up to 10 s) for a condition that a watch stream makes true; fails the test otherwise.

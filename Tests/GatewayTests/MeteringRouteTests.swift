@@ -5,6 +5,7 @@ import LumenAPI
 import LumenTesting
 import NIOCore
 import RPCSupport
+import SharedRules
 import Synchronization
 import Testing
 import WireFormats

@@ -4,6 +4,7 @@ import GRPCCore
 import LumenAPI
 import LumenTesting
 import RPCSupport
+import SharedRules
 import Storage
 import Synchronization
 import Testing

@@ -4,6 +4,7 @@ import Ledger
 import LumenAPI
 import LumenTesting
 import RPCSupport
+import SharedRules
 import Testing
 
 @Suite("Billing and usage totals from the hourly and daily rollups")

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 @testable import Ledger
 import RPCSupport
+import SharedRules
 import Testing
 
 /// A ledger written before key totals existed gets them from its records on upgrade.

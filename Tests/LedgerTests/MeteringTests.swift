@@ -5,6 +5,7 @@ import Ledger
 import LumenAPI
 import LumenTesting
 import RPCSupport
+import SharedRules
 import Synchronization
 import Testing
 

@@ -4,6 +4,7 @@ import GRPCCore
 import LumenAPI
 import LumenTesting
 import RPCSupport
+import SharedRules
 import Testing
 
 @Suite("Pools: the four states, refills, grants and the organisation balance")

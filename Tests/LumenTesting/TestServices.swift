@@ -10,6 +10,7 @@ import Logging
 import LumenAPI
 import ModelRegistry
 import RPCSupport
+import SharedRules
 import Storage
 
 /// The four services on in-memory databases behind the real `AuthInterceptor`, reached over

@@ -1,6 +1,7 @@
 import LumenAPI
 import ModelRegistry
 import RPCSupport
+import SharedRules
 import Testing
 
 @Suite("Backend health: the passive circuit and the model status it implies")

@@ -9,6 +9,7 @@ import LumenAPI
 import LumenTesting
 import NIOCore
 import RPCSupport
+import SharedRules
 import Testing
 
 @testable import lumen

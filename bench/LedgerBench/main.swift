@@ -6,6 +6,7 @@ import Ledger
 import Logging
 import LumenAPI
 import RPCSupport
+import SharedRules
 import Storage
 import Synchronization
 

@@ -4,6 +4,7 @@ import GRPCCore
 import Logging
 import LumenAPI
 import RPCSupport
+import SharedRules
 import ServiceLifecycle
 
 /// The gateway's copy of every key, kept fresh by the keys service's `WatchKeys` stream.

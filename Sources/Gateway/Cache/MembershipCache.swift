@@ -2,6 +2,7 @@ import GRPCCore
 import Logging
 import LumenAPI
 import RPCSupport
+import SharedRules
 import ServiceLifecycle
 
 /// The gateway's copy of every user's groups, kept fresh by the accounts service's

@@ -3,6 +3,7 @@ import GRPCCore
 import Logging
 import LumenAPI
 import RPCSupport
+import SharedRules
 import ServiceLifecycle
 
 /// The gateway's copy of the model registry (models, backends, health, consents), kept fresh

@@ -1,6 +1,7 @@
 import Foundation
 import LumenAPI
 import RPCSupport
+import SharedRules
 import SwiftProtobuf
 import WireFormats
 

@@ -1,6 +1,7 @@
 import Foundation
 import LumenAPI
 import RPCSupport
+import SharedRules
 
 /// An API key as the management API shows it (seed 003): never the secret, except `key`
 /// in the response to its creation.

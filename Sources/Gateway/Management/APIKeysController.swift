@@ -3,6 +3,7 @@ import GRPCCore
 import Hummingbird
 import LumenAPI
 import RPCSupport
+import SharedRules
 import WireFormats
 
 /// `/v1/management/api-keys`: list, create, read and update the organisation's inference keys

@@ -3,6 +3,7 @@ import GRPCCore
 import Hummingbird
 import LumenAPI
 import RPCSupport
+import SharedRules
 
 /// `GET /v1/management/balance`: the organisation's balance totals (seed 003), from the
 /// ledger's organisation pool; money in USD.

@@ -1,6 +1,7 @@
 import Foundation
 import LumenAPI
 import RPCSupport
+import SharedRules
 
 /// A key's billing as the management API shows it: settled totals, by model, vendor, scene,
 /// access channel and UTC day; money in USD.

@@ -3,6 +3,7 @@ import GRPCCore
 import Hummingbird
 import LumenAPI
 import RPCSupport
+import SharedRules
 
 /// `GET /v1/management/api-keys/{keyId}/usage`: one key's usage lines, newest first, with the
 /// usage filter contract of seed 003 translated into the ledger's `ListUsage`; and

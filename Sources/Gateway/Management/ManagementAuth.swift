@@ -2,6 +2,7 @@ import GRPCCore
 import HTTPTypes
 import Hummingbird
 import RPCSupport
+import SharedRules
 
 /// Reads the management token of a request and forwards it to the services, which decide
 /// what it may do. Only `mt-` tokens are accepted here: the deployment's internal token is

@@ -2,6 +2,7 @@ import GRPCCore
 import Logging
 import LumenAPI
 import RPCSupport
+import SharedRules
 import ServiceLifecycle
 import Synchronization
 

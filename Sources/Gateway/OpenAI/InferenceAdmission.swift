@@ -2,6 +2,7 @@ import HTTPTypes
 import Hummingbird
 import LumenAPI
 import RPCSupport
+import SharedRules
 
 /// Who may call which model, decided from the gateway's caches without an RPC, in the order
 /// the API promises: the key (401), the model's existence (404), the key's allowlist (403

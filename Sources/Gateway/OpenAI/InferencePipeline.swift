@@ -5,6 +5,7 @@ import Logging
 import LumenAPI
 import NIOCore
 import RPCSupport
+import SharedRules
 import WireFormats
 
 /// One metered inference request from admission to settlement:

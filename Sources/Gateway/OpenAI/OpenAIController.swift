@@ -4,6 +4,7 @@ import Hummingbird
 import LumenAPI
 import NIOCore
 import RPCSupport
+import SharedRules
 
 
 /// The OpenAI-compatible endpoints: `GET /v1/models` and the metered ones,

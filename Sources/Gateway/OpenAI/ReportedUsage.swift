@@ -1,5 +1,6 @@
 import Foundation
 import RPCSupport
+import SharedRules
 import WireFormats
 
 /// The `usage` object an upstream reports, in either of OpenAI's shapes: chat/completions/

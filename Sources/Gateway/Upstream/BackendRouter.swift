@@ -6,6 +6,7 @@ import Logging
 import LumenAPI
 import NIOCore
 import RPCSupport
+import SharedRules
 import Synchronization
 
 /// Chooses backends for a request and fails over between them.
