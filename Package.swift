@@ -137,9 +137,30 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        /// A deployment's wiring: its configuration (flags, variables, file), which services run
+        /// in this process and how each is reached, the startup checks and the lifecycle.
+        .target(
+            name: "LumenServer",
+            dependencies: [
+                "LumenAPI", "Storage", "RPCSupport", "SharedRules", "Accounts", "Keys", "Ledger", "ModelRegistry", "Gateway",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        /// The command line: parses arguments and calls LumenServer (serve) or the services (admin).
         .executableTarget(
             name: "lumen",
             dependencies: [
+                "LumenServer",
                 "LumenAPI", "Storage", "RPCSupport", "SharedRules", "Accounts", "Keys", "Ledger", "ModelRegistry", "Gateway",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -250,7 +271,7 @@ let package = Package(
         .testTarget(
             name: "lumenTests",
             dependencies: [
-                "lumen", "LumenTesting",
+                "lumen", "LumenServer", "LumenTesting",
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -1,3 +1,4 @@
+import LumenServer
 import Accounts
 import ArgumentParser
 import Foundation

@@ -1,3 +1,4 @@
+import LumenServer
 import ArgumentParser
 
 @main

@@ -1,3 +1,4 @@
+import LumenServer
 import ArgumentParser
 import Foundation
 import Logging

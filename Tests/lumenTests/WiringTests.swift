@@ -1,3 +1,4 @@
+@testable import LumenServer
 import ArgumentParser
 import Foundation
 import GRPCCore

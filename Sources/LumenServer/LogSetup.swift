@@ -1,8 +1,8 @@
 import Logging
 
-enum LogSetup {
+public enum LogSetup {
     /// Sends every log line to standard error (unbuffered) at `level` and returns the root logger.
-    static func bootstrap(level: String) throws -> Logger {
+    public static func bootstrap(level: String) throws -> Logger {
         guard let parsed = Logger.Level(rawValue: level.lowercased()) else {
             throw ConfigurationError(
                 "unknown log level \"\(level)\"; choose trace, debug, info, notice, warning, error or critical")

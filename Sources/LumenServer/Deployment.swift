@@ -16,21 +16,32 @@ import Storage
 
 /// The wiring of one `lumen serve` process: which services run here, how the facade reaches
 /// each service (in-process or over HTTP/2), and the lifecycle that runs it all.
-struct Deployment {
+public struct Deployment: Sendable {
     /// A listener that is bound and accepting connections.
-    enum Listener: Sendable, Equatable {
+    public enum Listener: Sendable, Equatable {
         case http(host: String, port: Int)
         case grpc(host: String, port: Int)
         case metrics(host: String, port: Int)
     }
 
-    let configuration: ServeConfiguration
-    let internalToken: String
-    let logger: Logger
+    public let configuration: ServeConfiguration
+    public let internalToken: String
+    public let logger: Logger
     /// Told about each listener once it is bound (after it was logged).
-    var onListening: @Sendable (Listener) async -> Void = { _ in }
+    public var onListening: @Sendable (Listener) async -> Void
 
-    func run() async throws {
+    public init(
+        configuration: ServeConfiguration, internalToken: String, logger: Logger,
+        onListening: @escaping @Sendable (Listener) async -> Void = { _ in }
+    ) {
+        self.configuration = configuration
+        self.internalToken = internalToken
+        self.logger = logger
+        self.onListening = onListening
+    }
+
+    /// Runs this process's part of the deployment until SIGTERM or SIGINT.
+    public func run() async throws {
         let local = configuration.components
         let location = ServiceDatabase.Location.directory(configuration.dataDirectory)
 

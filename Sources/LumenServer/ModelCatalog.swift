@@ -9,9 +9,11 @@ import Yams
 ///
 /// Prices are USD per million tokens (`per_request` in USD per request), read as exact
 /// decimals: `0.15` is 150,000 micro-USD per million tokens, never a binary float.
-struct ModelCatalog: Sendable, Equatable {
-    var models: [Lumen_Registry_V1_Model] = []
-    var backends: [Lumen_Registry_V1_Backend] = []
+public struct ModelCatalog: Sendable, Equatable {
+    public var models: [Lumen_Registry_V1_Model] = []
+    public var backends: [Lumen_Registry_V1_Backend] = []
+
+    public init() {}
 
     static let modelKeys: Set<String> = [
         "name", "vendor", "scenes", "prices", "consent_required", "enabled", "default_max_output_tokens",
@@ -24,7 +26,7 @@ struct ModelCatalog: Sendable, Equatable {
     static let scenes = Lumen_Common_V1_Scene.byPublicName
 
     /// Reads the `models` key of a configuration file, if it has one.
-    static func parse(yaml text: String, path: String) throws -> ModelCatalog {
+    public static func parse(yaml text: String, path: String) throws -> ModelCatalog {
         guard let root = try Yams.compose(yaml: text), let list = root["models"] else { return ModelCatalog() }
         guard case .sequence(let entries) = list else { throw ConfigurationError("\(path): models must be a list") }
         var catalog = ModelCatalog()

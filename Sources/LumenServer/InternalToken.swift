@@ -1,12 +1,12 @@
 import RPCSupport
 import SharedRules
 
-enum InternalToken {
+public enum InternalToken {
     /// The secret the processes of a deployment authenticate each other with.
     ///
     /// All-in-one, a fresh random token serves the in-process calls. Split, every process
     /// must share the same LUMEN_INTERNAL_TOKEN, so it is required.
-    static func resolve(_ value: String?, configuration: ServeConfiguration) throws -> String {
+    public static func resolve(_ value: String?, configuration: ServeConfiguration) throws -> String {
         if let value, !value.isEmpty {
             guard value.count >= 16 else { throw ConfigurationError("LUMEN_INTERNAL_TOKEN must be at least 16 characters") }
             guard !value.hasPrefix("mt-"), !value.hasPrefix("sk-") else {

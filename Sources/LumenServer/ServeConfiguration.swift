@@ -2,18 +2,18 @@ import Foundation
 import Yams
 
 /// The parts a deployment can run in one process.
-enum Component: String, CaseIterable, Sendable, Comparable {
+public enum Component: String, CaseIterable, Sendable, Comparable {
     case accounts, keys, ledger, registry, gateway
 
-    static func < (a: Component, b: Component) -> Bool {
+    public static func < (a: Component, b: Component) -> Bool {
         (allCases.firstIndex(of: a) ?? 0) < (allCases.firstIndex(of: b) ?? 0)
     }
 
     /// The RPC services (everything but the HTTP facade).
-    static let services: [Component] = [.accounts, .keys, .ledger, .registry]
+    public static let services: [Component] = [.accounts, .keys, .ledger, .registry]
 
     /// `accounts,keys` → the set; `all` means every component.
-    static func parseList(_ text: String) throws -> Set<Component> {
+    public static func parseList(_ text: String) throws -> Set<Component> {
         var result = Set<Component>()
         for raw in text.split(separator: ",") {
             let name = raw.trimmingCharacters(in: .whitespaces).lowercased()
@@ -31,46 +31,48 @@ enum Component: String, CaseIterable, Sendable, Comparable {
     }
 }
 
-struct ConfigurationError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
+public struct ConfigurationError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// Everything `lumen serve` needs, resolved from flags, `LUMEN_*` variables, the YAML file
 /// and defaults, in that order of precedence.
-struct ServeConfiguration: Sendable, Equatable {
-    var dataDirectory = "./data"
-    var httpHost = "127.0.0.1"
-    var httpPort = 8080
-    var grpcHost = "127.0.0.1"
-    var grpcPort = 9090
+public struct ServeConfiguration: Sendable, Equatable {
+    public init() {}
+
+    public var dataDirectory = "./data"
+    public var httpHost = "127.0.0.1"
+    public var httpPort = 8080
+    public var grpcHost = "127.0.0.1"
+    public var grpcPort = 9090
     /// Where `/metrics` is served (a listener of its own).
-    var metricsHost = "127.0.0.1"
-    var metricsPort = 9464
+    public var metricsHost = "127.0.0.1"
+    public var metricsPort = 9464
     /// Seconds from a request's first byte to the end of its headers.
-    var readHeaderTimeoutSeconds = 10
+    public var readHeaderTimeoutSeconds = 10
     /// Seconds from the end of a request's headers to the end of its body.
-    var bodyTimeoutSeconds = 60
+    public var bodyTimeoutSeconds = 60
     /// Seconds a keep-alive connection may stay idle.
-    var idleTimeoutSeconds = 75
+    public var idleTimeoutSeconds = 75
     /// HTTP connections held at once.
-    var maxConnections = 10_000
-    var components = Set(Component.allCases)
+    public var maxConnections = 10_000
+    public var components = Set(Component.allCases)
     /// `host:port` of services that run in another process.
-    var addresses: [Component: String] = [:]
-    var logLevel = "info"
+    public var addresses: [Component: String] = [:]
+    public var logLevel = "info"
     /// Seconds between active health probes of the upstream backends; 0: passive health only.
-    var probeIntervalSeconds = 0
+    public var probeIntervalSeconds = 0
     /// Seconds a hold lives before the reconciler settles it at its estimate.
-    var holdTTLSeconds = 900
+    public var holdTTLSeconds = 900
     /// Days of raw usage lines the ledger keeps; 0: forever.
-    var usageRetentionDays = 0
+    public var usageRetentionDays = 0
     /// Seconds requests in flight at shutdown may take to finish before they are cancelled.
-    var shutdownGraceSeconds = 10
+    public var shutdownGraceSeconds = 10
     /// Set up a demo organisation, key and mock model on an empty data directory.
-    var demo = false
+    public var demo = false
     /// Models and backends to upsert into the registry at start (the file's `models:`).
-    var catalog = ModelCatalog()
+    public var catalog = ModelCatalog()
 
     /// Keys of the YAML file (see gateway/lumen.example.yaml).
     static let fileKeys: Set<String> = [
@@ -80,7 +82,7 @@ struct ServeConfiguration: Sendable, Equatable {
 
     /// Applies a YAML configuration file.
     /// The defaults with the YAML file `path` (else `LUMEN_CONFIG`, else none) applied.
-    static func load(file path: String?, environment: [String: String]) throws -> ServeConfiguration {
+    public static func load(file path: String?, environment: [String: String]) throws -> ServeConfiguration {
         var configuration = ServeConfiguration()
         guard let path = path ?? environment.nonEmpty("LUMEN_CONFIG") else { return configuration }
         let text: String
@@ -93,7 +95,7 @@ struct ServeConfiguration: Sendable, Equatable {
         return configuration
     }
 
-    mutating func apply(yaml text: String, path: String) throws {
+    public mutating func apply(yaml text: String, path: String) throws {
         let loaded: Any?
         do {
             loaded = try Yams.load(yaml: text)
@@ -192,32 +194,32 @@ struct ServeConfiguration: Sendable, Equatable {
     }
 
     /// 0 (off) or 1–3600 seconds.
-    static func probeInterval(_ seconds: Int, _ name: String) throws -> Int {
+    public static func probeInterval(_ seconds: Int, _ name: String) throws -> Int {
         try bounded(seconds, 0...3600, "seconds", name, zero: "off")
     }
 
     /// 1–86400 seconds.
-    static func holdTTL(_ seconds: Int, _ name: String) throws -> Int { try bounded(seconds, 1...86_400, "seconds", name) }
+    public static func holdTTL(_ seconds: Int, _ name: String) throws -> Int { try bounded(seconds, 1...86_400, "seconds", name) }
 
     /// 1–3600 seconds.
-    static func timeout(_ seconds: Int, _ name: String) throws -> Int { try bounded(seconds, 1...3600, "seconds", name) }
+    public static func timeout(_ seconds: Int, _ name: String) throws -> Int { try bounded(seconds, 1...3600, "seconds", name) }
 
     /// 1–1,000,000 connections.
-    static func maxConnections(_ count: Int, _ name: String) throws -> Int {
+    public static func maxConnections(_ count: Int, _ name: String) throws -> Int {
         try bounded(count, 1...1_000_000, "connections", name)
     }
 
     /// 0–3600 seconds.
-    static func shutdownGrace(_ seconds: Int, _ name: String) throws -> Int { try bounded(seconds, 0...3600, "seconds", name) }
+    public static func shutdownGrace(_ seconds: Int, _ name: String) throws -> Int { try bounded(seconds, 0...3600, "seconds", name) }
 
     /// 0 (keep forever) or 1–36500 days.
-    static func retentionDays(_ days: Int, _ name: String) throws -> Int {
+    public static func retentionDays(_ days: Int, _ name: String) throws -> Int {
         try bounded(days, 0...36_500, "days", name, zero: "keep forever")
     }
 
     /// `value` when it lies in `range`, else the error naming the option, its range and unit
     /// (and what 0 means, when it means something of its own).
-    static func bounded(_ value: Int, _ range: ClosedRange<Int>, _ unit: String, _ name: String, zero: String? = nil) throws -> Int {
+    public static func bounded(_ value: Int, _ range: ClosedRange<Int>, _ unit: String, _ name: String, zero: String? = nil) throws -> Int {
         guard range.contains(value) else {
             let span =
                 if let zero, range.lowerBound == 0 { "0 (\(zero)) or 1–\(range.upperBound)" } else { "\(range.lowerBound)–\(range.upperBound)" }
@@ -226,18 +228,18 @@ struct ServeConfiguration: Sendable, Equatable {
         return value
     }
 
-    static func port(_ value: Int, _ name: String) throws -> Int {
+    public static func port(_ value: Int, _ name: String) throws -> Int {
         guard (0...65535).contains(value) else { throw ConfigurationError("\(name) must be between 0 and 65535, not \(value)") }
         return value
     }
 
-    static func port(_ text: String, _ name: String) throws -> Int {
+    public static func port(_ text: String, _ name: String) throws -> Int {
         guard let value = Int(text) else { throw ConfigurationError("\(name) must be a port number, not \"\(text)\"") }
         return try port(value, name)
     }
 
     /// Checks a `host:port` address.
-    static func address(_ text: String, _ name: String) throws -> String {
+    public static func address(_ text: String, _ name: String) throws -> String {
         guard let colon = text.lastIndex(of: ":"), colon != text.startIndex,
             let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port)
         else { throw ConfigurationError("\(name) must be host:port, not \"\(text)\"") }
@@ -245,7 +247,7 @@ struct ServeConfiguration: Sendable, Equatable {
     }
 
     /// Splits a checked `host:port` address.
-    static func split(_ address: String) -> (host: String, port: Int) {
+    public static func split(_ address: String) -> (host: String, port: Int) {
         guard let colon = address.lastIndex(of: ":") else { return (address, 0) }
         var host = String(address[..<colon])
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
@@ -255,7 +257,7 @@ struct ServeConfiguration: Sendable, Equatable {
 
 extension Dictionary where Key == String, Value == String {
     /// The environment variable `name`, unless it is unset or empty (empty counts as unset).
-    func nonEmpty(_ name: String) -> String? {
+    public func nonEmpty(_ name: String) -> String? {
         self[name].flatMap { $0.isEmpty ? nil : $0 }
     }
 }
