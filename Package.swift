@@ -137,12 +137,23 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        /// Lumen's built-in deterministic model (provider `mock`): answers as an OpenAI upstream
+        /// would, in-process, for `--demo` and the tests. Not part of the gateway.
+        .target(
+            name: "LumenMock",
+            dependencies: [
+                "Gateway", "SharedRules", "WireFormats",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         /// A deployment's wiring: its configuration (flags, variables, file), which services run
         /// in this process and how each is reached, the startup checks and the lifecycle.
         .target(
             name: "LumenServer",
             dependencies: [
-                "LumenAPI", "Storage", "RPCSupport", "SharedRules", "Accounts", "Keys", "Ledger", "ModelRegistry", "Gateway",
+                "LumenMock", "LumenAPI", "Storage", "RPCSupport", "SharedRules", "Accounts", "Keys", "Ledger", "ModelRegistry", "Gateway",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
@@ -262,7 +273,7 @@ let package = Package(
         .testTarget(
             name: "GatewayTests",
             dependencies: [
-                "Gateway", "LumenTesting",
+                "Gateway", "LumenMock", "LumenTesting",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],

@@ -60,13 +60,15 @@ public struct GatewayInference: Sendable {
     public let metrics: GatewayMetrics
     let router: BackendRouter
 
-    public init(services: GatewayServices, clock: WallClock = .system, logger: Logger) {
+    public init(
+        services: GatewayServices, inProcess: (any InProcessProvider)? = nil, clock: WallClock = .system, logger: Logger
+    ) {
         self.meter = LedgerMeter(ledger: services.ledger, internalToken: services.internalToken, logger: logger)
         self.http = UpstreamHTTP()
         self.metrics = GatewayMetrics()
         self.router = BackendRouter(
-            http: http, registry: services.registry, internalToken: services.internalToken, metrics: metrics, clock: clock,
-            logger: logger)
+            http: http, registry: services.registry, internalToken: services.internalToken, metrics: metrics,
+            inProcess: inProcess, clock: clock, logger: logger)
     }
 
     /// The long-lived parts, to run next to the HTTP server.
@@ -88,16 +90,20 @@ public struct GatewayConfiguration: Sendable {
     /// loopback by default, so that traffic figures are not open to whoever reaches the API.
     /// nil: no such listener.
     public var metrics: (host: String, port: Int)?
+    /// What answers the backends of provider `mock` (Lumen's built-in model, `LumenMock`); nil:
+    /// such backends are skipped as unreachable.
+    public var inProcess: (any InProcessProvider)?
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, probeInterval: Duration? = nil, limits: ConnectionLimits = .init(),
-        metrics: (host: String, port: Int)? = ("127.0.0.1", 9464)
+        metrics: (host: String, port: Int)? = ("127.0.0.1", 9464), inProcess: (any InProcessProvider)? = nil
     ) {
         self.host = host
         self.port = port
         self.probeInterval = probeInterval
         self.limits = limits
         self.metrics = metrics
+        self.inProcess = inProcess
     }
 }
 
@@ -198,7 +204,7 @@ public func buildGateway(
     onOperationsRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> Gateway {
     let caches = GatewayCaches(services: services, logger: logger)
-    let inference = GatewayInference(services: services, logger: logger)
+    let inference = GatewayInference(services: services, inProcess: configuration.inProcess, logger: logger)
     var background = caches.services + inference.services
     background.append(BackendConfigurationCheck(registry: caches.registry, router: inference.router, logger: logger))
     if let interval = configuration.probeInterval {

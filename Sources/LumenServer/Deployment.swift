@@ -8,6 +8,7 @@ import Keys
 import Ledger
 import Logging
 import LumenAPI
+import LumenMock
 import ModelRegistry
 import RPCSupport
 import SharedRules
@@ -192,7 +193,7 @@ public struct Deployment: Sendable {
                         readHeaderTimeout: .seconds(configuration.readHeaderTimeoutSeconds),
                         bodyTimeout: .seconds(configuration.bodyTimeoutSeconds),
                         idleTimeout: .seconds(configuration.idleTimeoutSeconds), maxConnections: configuration.maxConnections),
-                    metrics: (metricsHost, configuration.metricsPort)),
+                    metrics: (metricsHost, configuration.metricsPort), inProcess: MockProvider()),
                 services: gatewayServices, logger: logger,
                 onServerRunning: { port in
                     logger.notice("HTTP listening on \(host):\(port)")

@@ -1,11 +1,12 @@
 import Foundation
 import LumenAPI
 import NIOCore
+import SharedRules
 import WireFormats
 
 /// The OpenAI endpoints Lumen meters: by tokens (chat, completions, embeddings, responses)
 /// or, passed through with their scene taken from the path, per request.
-enum InferenceEndpoint: String, Sendable, CaseIterable {
+public enum InferenceEndpoint: String, Sendable, CaseIterable {
     case chatCompletions = "chat/completions"
     case completions
     case embeddings

@@ -73,11 +73,3 @@ struct MeteredPayload: Sendable {
 
     var reported: Pricing.Tokens? { (usage ?? responseUsage)?.tokens }
 }
-
-/// Tokens in a text as Lumen counts them when an upstream reports none: about four
-/// characters each, at least one for non-empty text.
-enum TokenEstimate {
-    static func count(_ text: String) -> Int {
-        text.isEmpty ? 0 : max(1, (text.unicodeScalars.count + 3) / 4)
-    }
-}

@@ -25,14 +25,17 @@ final class BackendRouter: Sendable {
     let clock: WallClock
     let logger: Logger
     let metrics: GatewayMetrics
+    /// What answers the backends of provider `mock`, if anything.
+    let inProcess: (any InProcessProvider)?
     private let recentFailures = Mutex<[String: Int64]>([:])
     static let demoteMillis: Int64 = 5_000
 
     init(
         http: UpstreamHTTP, registry: any Lumen_Registry_V1_ModelRegistryService.ClientProtocol, internalToken: String,
-        metrics: GatewayMetrics, clock: WallClock, logger: Logger
+        metrics: GatewayMetrics, inProcess: (any InProcessProvider)?, clock: WallClock, logger: Logger
     ) {
         self.http = http
+        self.inProcess = inProcess
         self.metrics = metrics
         self.clock = clock
         self.logger = logger
@@ -82,7 +85,11 @@ final class BackendRouter: Sendable {
                 let response: UpstreamResponse
                 switch backend.provider {
                 case .mock:
-                    response = try MockProvider.respond(to: request, model: model.name, id: String(requestID.dropFirst(4)))
+                    guard let inProcess else {
+                        lastProblem = "backend \(backend.id) is of provider mock, which this gateway was not given"
+                        continue
+                    }
+                    response = UpstreamResponse(try inProcess.respond(to: request.inProcessCall(model: model.name, id: String(requestID.dropFirst(4)))))
                 case .openai:
                     let upstream = UpstreamRequest(
                         path: request.endpoint.rawValue,

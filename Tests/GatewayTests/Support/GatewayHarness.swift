@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Logging
+import LumenMock
 import LumenTesting
 import NIOCore
 import Testing
@@ -28,7 +29,7 @@ struct GatewayHarness {
             var logger = Logger(label: "gateway-test")
             logger.logLevel = .critical
             var gateway = buildGateway(
-                configuration: .init(host: "127.0.0.1", port: 0, metrics: nil), services: services.gatewayServices,
+                configuration: .init(host: "127.0.0.1", port: 0, metrics: nil, inProcess: MockProvider()), services: services.gatewayServices,
                 logger: logger)
             gateway.application.addServices(gateway.background)
             let operations = Application(router: gateway.operationsRouter)

@@ -1,20 +1,33 @@
 import Foundation
+import Gateway
 import HTTPTypes
 import NIOCore
+import SharedRules
 import WireFormats
 
 /// Lumen's built-in deterministic model (provider `mock`) as an upstream: it answers every
 /// metered endpoint with the bytes an OpenAI-compatible server would send — JSON, or SSE with
 /// the usage chunk — so the mock goes through exactly the metering and relaying of a real one.
-enum MockProvider {
-    static func respond(to request: InferenceRequest, model: String, id: String) throws -> UpstreamResponse {
+/// `lumen serve` hands it to the gateway (`GatewayConfiguration.inProcess`) for `--demo` and for
+/// any backend of provider `mock`.
+public struct MockProvider: InProcessProvider {
+    public init() {}
+
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
+    public func respond(to request: InProcessCall) throws -> InProcessAnswer {
+        let (model, id) = (request.model, request.id)
         let created = Int(Date().timeIntervalSince1970)
-        let encoder = JSONBody.encoder
-        func json(_ value: some Encodable) throws -> UpstreamResponse {
-            UpstreamResponse(status: .ok, contentType: "application/json", body: .buffered(ByteBuffer(data: try encoder.encode(value))))
+        let encoder = Self.encoder
+        func json(_ value: some Encodable) throws -> InProcessAnswer {
+            InProcessAnswer(contentType: "application/json", body: .whole(ByteBuffer(data: try encoder.encode(value))))
         }
         /// Server-sent events, `event:` lines first where the API names its events (responses).
-        func sse(_ events: [any Encodable], named names: [String]? = nil, done: Bool = true) throws -> UpstreamResponse {
+        func sse(_ events: [any Encodable], named names: [String]? = nil, done: Bool = true) throws -> InProcessAnswer {
             var chunks = try events.enumerated().map { index, event -> ByteBuffer in
                 var buffer = ByteBuffer()
                 if let names { buffer.writeString("event: \(names[index])\n") }
@@ -24,13 +37,13 @@ enum MockProvider {
                 return buffer
             }
             if done { chunks.append(ByteBuffer(string: "data: [DONE]\n\n")) }
-            return UpstreamResponse(status: .ok, contentType: "text/event-stream", body: .chunks(chunks))
+            return InProcessAnswer(contentType: "text/event-stream", body: .chunks(chunks))
         }
 
         let promptTokens = Int(request.promptTokens)
         switch request.endpoint {
         case .embeddings:
-            let (base64, dimensions) = request.embeddingOptions
+            let (base64, dimensions) = (request.embeddingBase64, request.embeddingDimensions)
             let data = request.inputs.enumerated().map { index, text in
                 let vector = MockModel.embedding(text, dimensions: dimensions ?? 16)
                 return EmbeddingObject(
@@ -133,13 +146,12 @@ enum MockProvider {
 
         case .imageGenerations, .imageEdits, .imageVariations:
             // A 1×1 transparent PNG, whatever was asked.
-            let image: JSONValue = .object(["b64_json": .string(tinyPNG)])
+            let image: JSONValue = .object(["b64_json": .string(Self.tinyPNG)])
             let created: JSONValue = .number(Decimal(created))
             return try json(JSONValue.object(["created": created, "data": .array([image])]))
         case .audioSpeech:
             let text = request.lastUserText.isEmpty ? "nothing" : request.lastUserText
-            return UpstreamResponse(
-                status: .ok, contentType: "audio/mpeg", body: .buffered(ByteBuffer(string: "MOCK-AUDIO:" + text)))
+            return InProcessAnswer(contentType: "audio/mpeg", body: .whole(ByteBuffer(string: "MOCK-AUDIO:" + text)))
         case .audioTranscriptions, .audioTranslations:
             return try json(JSONValue.object(["text": .string("This is the mock transcription.")]))
         case .moderations:
@@ -330,7 +342,7 @@ struct TextCompletion: Encodable {
 /// requires, the request's own settings echoed (instructions, tools, temperature…), the
 /// defaults OpenAI reports for those not given.
 struct MockResponse {
-    let request: InferenceRequest
+    let request: InProcessCall
     let id: String
     let created: Int
     let model: String

@@ -2,6 +2,7 @@
 /// message, counts tokens the same way every time and streams word by word. No network, so
 /// `lumen serve --demo` and the tests work anywhere.
 import Crypto
+import SharedRules
 
 enum MockModel {
     /// A unit vector derived from the text's SHA-256: the same text always embeds the same.
