@@ -1,6 +1,12 @@
 import Foundation
 
 /// RFC 3339 timestamps as the management API reads and writes them (and UTC days as billing names them).
+///
+/// Why not Foundation's ISO 8601 parsing (`ISO8601DateFormatter`, `Date.ISO8601FormatStyle`),
+/// measured with Swift 6.3's Foundation on Linux: it accepts `2026-02-30T00:00:00Z` (as March 2nd)
+/// and `24:00:00`, so a typo would silently filter another day, and it refuses the lowercase
+/// `t`/`z` and the space separator that RFC 3339 allows. The usage filter's contract (seed 003)
+/// needs the exact rule, so it is written here, digit by digit.
 public enum RFC3339 {
     /// Parses `2026-04-30T00:00:00Z`, `2026-04-30T02:00:00.5+02:00` and the like: a date, `T`
     /// (or `t` / space), a time with optional fraction, and `Z` or a numeric offset. Returns
