@@ -1,4 +1,3 @@
-import LumenServer
 import Accounts
 import ArgumentParser
 import Foundation
@@ -7,6 +6,7 @@ import Keys
 import Ledger
 import Logging
 import LumenAPI
+import LumenServer
 import RPCSupport
 import SharedRules
 import Storage
@@ -83,11 +83,12 @@ struct Bootstrap: AsyncParsableCommand {
     func run() async throws {
         let directory = try data.path
         do {
-            let output = try await Self.perform(
-                location: .directory(directory), organization: org, adminEmail: adminEmail, adminName: adminName ?? "")
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(output), as: UTF8.self))
+            let result = try await DataDirectory.bootstrap(
+                organization: org, adminEmail: adminEmail, adminName: adminName ?? "", in: .directory(directory))
+            try printJSON(
+                BootstrapOutput(
+                    organizationID: result.organizationID, adminUserID: result.adminUserID,
+                    managementToken: result.managementToken))
         } catch let error as RPCError {
             let cause = ServiceError(error)
             var standardError = FileHandleOutputStream.standardError
@@ -96,29 +97,6 @@ struct Bootstrap: AsyncParsableCommand {
         } catch let error as StorageError {
             throw ValidationError(error.description)
         }
-    }
-
-    /// Creates the organisation, its administrator and a management token in the databases
-    /// at `location`, through the accounts and keys services run in-process for the occasion.
-    static func perform(
-        location: ServiceDatabase.Location, organization: String, adminEmail: String, adminName: String
-    ) async throws -> BootstrapOutput {
-        var logger = Logger(label: "lumen")
-        logger.logLevel = .warning
-        let services: [any RegistrableRPCService] = [
-            try AccountsService(location: location, logger: logger),
-            try KeysService(location: location, logger: logger),
-        ]
-        let token = "it-" + Identifier.secret(count: 48)
-        let result = try await withLocalServices(services, internalToken: token) { client in
-            try await OrganizationBootstrap.run(
-                organization: organization, adminEmail: adminEmail, adminName: adminName,
-                accounts: Lumen_Accounts_V1_AccountsService.Client(wrapping: client),
-                keys: Lumen_Keys_V1_KeysService.Client(wrapping: client), internalToken: token)
-        }
-        return BootstrapOutput(
-            organizationID: result.organizationID, adminUserID: result.adminUserID,
-            managementToken: result.managementToken)
     }
 }
 

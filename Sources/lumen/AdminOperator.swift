@@ -1,4 +1,3 @@
-import LumenServer
 import ArgumentParser
 import Foundation
 import GRPCCore
@@ -7,6 +6,7 @@ import GRPCNIOTransportHTTP2
 import Keys
 import Logging
 import LumenAPI
+import LumenServer
 import RPCSupport
 import SharedRules
 import Storage
@@ -54,14 +54,8 @@ struct OperatorTokenAdmin: AsyncParsableCommand {
         _ directory: String,
         _ body: @Sendable (Lumen_Keys_V1_KeysService.Client<InProcessTransport.Client>, Metadata) async throws -> Result
     ) async throws -> Result {
-        var logger = Logger(label: "lumen")
-        logger.logLevel = .warning
-        let token = "it-" + Identifier.secret(count: 48)
         do {
-            let keys = try KeysService(location: .directory(directory), logger: logger)
-            return try await withLocalServices([keys], internalToken: token) { client in
-                try await body(Lumen_Keys_V1_KeysService.Client(wrapping: client), .bearer(token))
-            }
+            return try await DataDirectory.withKeys(in: directory, body)
         } catch let error as StorageError {
             throw ValidationError(error.description)
         } catch let error as RPCError {

@@ -1,9 +1,9 @@
-import LumenServer
 import ArgumentParser
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import LumenAPI
+import LumenServer
 import RPCSupport
 import SharedRules
 

@@ -1,5 +1,5 @@
-import LumenServer
 import ArgumentParser
+import LumenServer
 
 @main
 struct Lumen: AsyncParsableCommand {

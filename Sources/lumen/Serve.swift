@@ -1,7 +1,7 @@
-import LumenServer
 import ArgumentParser
 import Foundation
 import Logging
+import LumenServer
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,4 +1,3 @@
-@testable import LumenServer
 import ArgumentParser
 import Foundation
 import GRPCCore
@@ -13,6 +12,7 @@ import RPCSupport
 import SharedRules
 import Testing
 
+@testable import LumenServer
 @testable import lumen
 
 /// `lumen serve` wirings, each over real sockets on loopback: the gRPC port speaks HTTP/2,
@@ -23,10 +23,10 @@ struct WiringTests {
     func allInOne() async throws {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let tenant = try await Bootstrap.perform(
-            location: .directory(directory), organization: "Acme", adminEmail: "admin@acme.test", adminName: "")
-        let other = try await Bootstrap.perform(
-            location: .directory(directory), organization: "Globex", adminEmail: "admin@globex.test", adminName: "")
+        let tenant = try await DataDirectory.bootstrap(
+            organization: "Acme", adminEmail: "admin@acme.test", adminName: "", in: .directory(directory))
+        let other = try await DataDirectory.bootstrap(
+            organization: "Globex", adminEmail: "admin@globex.test", adminName: "", in: .directory(directory))
         var configuration = ServeConfiguration()
         configuration.dataDirectory = directory
         configuration.httpPort = 0
@@ -80,8 +80,8 @@ struct WiringTests {
     func split() async throws {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let tenant = try await Bootstrap.perform(
-            location: .directory(directory), organization: "Acme", adminEmail: "admin@acme.test", adminName: "")
+        let tenant = try await DataDirectory.bootstrap(
+            organization: "Acme", adminEmail: "admin@acme.test", adminName: "", in: .directory(directory))
         let internalToken = "it-split-" + UUID().uuidString
         var keysOnly = ServeConfiguration()
         keysOnly.dataDirectory = directory
@@ -134,8 +134,8 @@ struct WiringTests {
     func catalogAtStart() async throws {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let tenant = try await Bootstrap.perform(
-            location: .directory(directory), organization: "Acme", adminEmail: "admin@acme.test", adminName: "")
+        let tenant = try await DataDirectory.bootstrap(
+            organization: "Acme", adminEmail: "admin@acme.test", adminName: "", in: .directory(directory))
         var configuration = ServeConfiguration()
         configuration.dataDirectory = directory
         configuration.httpPort = 0
