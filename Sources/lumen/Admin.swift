@@ -45,15 +45,8 @@ struct LedgerCheckCommand: AsyncParsableCommand {
         guard FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent("ledger.sqlite")) else {
             throw ValidationError("no ledger database in \(directory) (ledger.sqlite); give --data-dir")
         }
-        let report: LedgerCheck.Report
-        do {
-            report = try LedgerCheck.run(location: .directory(directory))
-        } catch let error as StorageError {
-            throw ValidationError(error.description)
-        }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        let report = try LedgerCheck.run(location: .directory(directory))
+        try printJSON(report)
         if !report.ok { throw ExitCode.failure }
     }
 }
@@ -81,22 +74,11 @@ struct Bootstrap: AsyncParsableCommand {
     @OptionGroup var data: DataDirectoryOptions
 
     func run() async throws {
-        let directory = try data.path
-        do {
-            let result = try await DataDirectory.bootstrap(
-                organization: org, adminEmail: adminEmail, adminName: adminName ?? "", in: .directory(directory))
-            try printJSON(
-                BootstrapOutput(
-                    organizationID: result.organizationID, adminUserID: result.adminUserID,
-                    managementToken: result.managementToken))
-        } catch let error as RPCError {
-            let cause = ServiceError(error)
-            var standardError = FileHandleOutputStream.standardError
-            print("error: \(cause.message) (\(cause.code))", to: &standardError)
-            throw ExitCode.failure
-        } catch let error as StorageError {
-            throw ValidationError(error.description)
-        }
+        let result = try await DataDirectory.bootstrap(
+            organization: org, adminEmail: adminEmail, adminName: adminName ?? "", in: .directory(try data.path))
+        try printJSON(
+            BootstrapOutput(
+                organizationID: result.organizationID, adminUserID: result.adminUserID, managementToken: result.managementToken))
     }
 }
 

@@ -48,23 +48,6 @@ struct OperatorTokenAdmin: AsyncParsableCommand {
             and a revocation takes effect at the next call.
             """,
         subcommands: [OperatorTokenCreate.self, OperatorTokenList.self, OperatorTokenRevoke.self])
-
-    /// Runs `body` with the keys service over the databases in `directory`, as the internal caller.
-    static func withKeys<Result: Sendable>(
-        _ directory: String,
-        _ body: @Sendable (Lumen_Keys_V1_KeysService.Client<InProcessTransport.Client>, Metadata) async throws -> Result
-    ) async throws -> Result {
-        do {
-            return try await DataDirectory.withKeys(in: directory, body)
-        } catch let error as StorageError {
-            throw ValidationError(error.description)
-        } catch let error as RPCError {
-            let cause = ServiceError(error)
-            var standardError = FileHandleOutputStream.standardError
-            print("error: \(cause.message) (\(cause.code))", to: &standardError)
-            throw ExitCode.failure
-        }
-    }
 }
 
 struct OperatorTokenCreate: AsyncParsableCommand {
@@ -81,7 +64,7 @@ struct OperatorTokenCreate: AsyncParsableCommand {
 
     func run() async throws {
         let name = self.name
-        let response = try await OperatorTokenAdmin.withKeys(try data.path) { keys, metadata in
+        let response = try await DataDirectory.withKeys(in: try data.path) { keys, metadata in
             try await keys.createOperatorToken(.with { if let name { $0.name = name } }, metadata: metadata)
         }
         try printJSON(["id": response.key.id, "name": response.key.name, "operator_token": response.secret] as [String: String])
@@ -98,7 +81,7 @@ struct OperatorTokenList: AsyncParsableCommand {
     @OptionGroup var data: DataDirectoryOptions
 
     func run() async throws {
-        let response = try await OperatorTokenAdmin.withKeys(try data.path) { keys, metadata in
+        let response = try await DataDirectory.withKeys(in: try data.path) { keys, metadata in
             try await keys.listOperatorTokens(.init(), metadata: metadata)
         }
         try printJSON(response.keys.map(OperatorTokenOutput.init))
@@ -117,7 +100,7 @@ struct OperatorTokenRevoke: AsyncParsableCommand {
 
     func run() async throws {
         let id = self.id
-        let response = try await OperatorTokenAdmin.withKeys(try data.path) { keys, metadata in
+        let response = try await DataDirectory.withKeys(in: try data.path) { keys, metadata in
             try await keys.revokeOperatorToken(.with { $0.keyID = id }, metadata: metadata)
         }
         try printJSON(OperatorTokenOutput(response.key))

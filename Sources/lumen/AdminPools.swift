@@ -56,8 +56,8 @@ struct GRPCTarget {
         (self.host, self.port, self.token) = (host, port, token)
     }
 
-    /// Runs `body` with a client of the server; an RPC error is printed as `error: message (code)`
-    /// and exits 1.
+    /// Runs `body` with a client of the server; a server that cannot be reached is named (other
+    /// RPC errors are reported by `Lumen.main`).
     func call<Result: Sendable>(
         service: String, _ body: (GRPCClient<HTTP2ClientTransport.Posix>, Metadata) async throws -> Result
     ) async throws -> Result {
@@ -67,14 +67,9 @@ struct GRPCTarget {
             ) { client in
                 try await body(client, .bearer(token))
             }
-        } catch let error as RPCError {
+        } catch let error as RPCError where error.code == .unavailable && ServiceError(error).code == "service_unavailable" {
             var standardError = FileHandleOutputStream.standardError
-            if error.code == .unavailable && ServiceError(error).code == "service_unavailable" {
-                print("error: cannot reach \(service) at \(host):\(port) (is `lumen serve` running? --server)", to: &standardError)
-            } else {
-                let cause = ServiceError(error)
-                print("error: \(cause.message) (\(cause.code))", to: &standardError)
-            }
+            print("error: cannot reach \(service) at \(host):\(port) (is `lumen serve` running? --server)", to: &standardError)
             throw ExitCode.failure
         }
     }

@@ -1,5 +1,8 @@
 import ArgumentParser
+import GRPCCore
 import LumenServer
+import RPCSupport
+import Storage
 
 @main
 struct Lumen: AsyncParsableCommand {
@@ -30,19 +33,32 @@ struct Lumen: AsyncParsableCommand {
                 try command.run()
             }
         } catch let error as ValidationError {
-            // What a subcommand refuses once parsed: the message, then that subcommand's usage.
-            let path = commandPath(to: type(of: command)).joined(separator: " ")
+            refuse(error.message, by: type(of: command))
+        } catch let error as StorageError {
+            // A data directory that cannot be opened is the user's to fix, like a bad option.
+            refuse(error.description, by: type(of: command))
+        } catch let error as RPCError {
+            // What a service refused, in the API's words and code.
+            let cause = ServiceError(error)
             var standardError = FileHandleOutputStream.standardError
-            print(
-                """
-                Error: \(error.message)
-                Usage: \(usageString(for: type(of: command)))
-                  See '\(path) --help' for more information.
-                """, to: &standardError)
-            exit(withError: ExitCode.validationFailure)
+            print("error: \(cause.message) (\(cause.code))", to: &standardError)
+            exit(withError: ExitCode.failure)
         } catch {
             exit(withError: error)
         }
+    }
+
+    /// What a subcommand refuses once parsed: the message, then that subcommand's usage.
+    static func refuse(_ message: String, by command: any ParsableCommand.Type) -> Never {
+        let path = commandPath(to: command).joined(separator: " ")
+        var standardError = FileHandleOutputStream.standardError
+        print(
+            """
+            Error: \(message)
+            Usage: \(usageString(for: command))
+              See '\(path) --help' for more information.
+            """, to: &standardError)
+        exit(withError: ExitCode.validationFailure)
     }
 
     /// The command names from `lumen` down to `target` (just `lumen` when it is not found).
