@@ -167,23 +167,14 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        /// The command line: parses arguments and calls LumenServer (serve) or the services (admin).
+        /// The command line: parses arguments and calls LumenServer.
         .executableTarget(
             name: "lumen",
             dependencies: [
-                "LumenServer",
-                "LumenAPI", "Storage", "RPCSupport", "SharedRules", "Accounts", "Keys", "Ledger", "ModelRegistry", "Gateway",
+                "LumenServer", "LumenAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "GRPCCore", package: "grpc-swift-2"),
-                .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
-                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
-                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Yams", package: "Yams"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -1,7 +1,9 @@
 import Accounts
+import Foundation
 import GRPCCore
 import GRPCInProcessTransport
 import Keys
+import Ledger
 import Logging
 import LumenAPI
 import RPCSupport
@@ -40,6 +42,15 @@ public enum DataDirectory {
                 accounts: Lumen_Accounts_V1_AccountsService.Client(wrapping: client),
                 keys: Lumen_Keys_V1_KeysService.Client(wrapping: client), internalToken: token)
         }
+    }
+
+    /// Checks that every pool's reservation equals the sum of its open holds, on one
+    /// consistent snapshot of the ledger database of `directory` (read-only; the server may run).
+    public static func checkLedger(in directory: String) throws -> LedgerCheck.Report {
+        guard FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent("ledger.sqlite")) else {
+            throw ConfigurationError("no ledger database in \(directory) (ledger.sqlite); give --data-dir")
+        }
+        return try LedgerCheck.run(location: .directory(directory))
     }
 
     /// The services' own logging, warnings and worse only: a command prints its result.

@@ -80,7 +80,6 @@ public struct ServeConfiguration: Sendable, Equatable {
         "shutdown_grace",
     ]
 
-    /// Applies a YAML configuration file.
     /// The defaults with the YAML file `path` (else `LUMEN_CONFIG`, else none) applied.
     public static func load(file path: String?, environment: [String: String]) throws -> ServeConfiguration {
         var configuration = ServeConfiguration()
@@ -95,6 +94,14 @@ public struct ServeConfiguration: Sendable, Equatable {
         return configuration
     }
 
+    /// The data directory `lumen serve` with the same flag, variables and file would use:
+    /// `flag`, else `LUMEN_DATA_DIR`, else the file's `data_dir`, else ./data.
+    public static func dataDirectory(flag: String?, file: String?, environment: [String: String]) throws -> String {
+        if let directory = flag ?? environment.nonEmpty("LUMEN_DATA_DIR") { return directory }
+        return try load(file: file, environment: environment).dataDirectory
+    }
+
+    /// Applies the text of a YAML configuration file (`path` names it in errors).
     public mutating func apply(yaml text: String, path: String) throws {
         let loaded: Any?
         do {

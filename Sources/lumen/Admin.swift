@@ -1,15 +1,6 @@
-import Accounts
 import ArgumentParser
 import Foundation
-import GRPCCore
-import Keys
-import Ledger
-import Logging
-import LumenAPI
 import LumenServer
-import RPCSupport
-import SharedRules
-import Storage
 
 struct Admin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -41,11 +32,7 @@ struct LedgerCheckCommand: AsyncParsableCommand {
     @OptionGroup var data: DataDirectoryOptions
 
     func run() async throws {
-        let directory = try data.path
-        guard FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent("ledger.sqlite")) else {
-            throw ValidationError("no ledger database in \(directory) (ledger.sqlite); give --data-dir")
-        }
-        let report = try LedgerCheck.run(location: .directory(directory))
+        let report = try DataDirectory.checkLedger(in: try data.path)
         try printJSON(report)
         if !report.ok { throw ExitCode.failure }
     }
@@ -76,22 +63,12 @@ struct Bootstrap: AsyncParsableCommand {
     func run() async throws {
         let result = try await DataDirectory.bootstrap(
             organization: org, adminEmail: adminEmail, adminName: adminName ?? "", in: .directory(try data.path))
-        try printJSON(
-            BootstrapOutput(
-                organizationID: result.organizationID, adminUserID: result.adminUserID, managementToken: result.managementToken))
+        try printJSON(BootstrapOutput(result))
     }
 }
 
-struct BootstrapOutput: Encodable {
-    var organizationID: String
-    var adminUserID: String
-    var managementToken: String
-
-    enum CodingKeys: String, CodingKey {
-        case organizationID = "organization_id"
-        case adminUserID = "admin_user_id"
-        case managementToken = "management_token"
-    }
+func printJSON(_ value: some Encodable) throws {
+    print(try AdminOutput.json(value))
 }
 
 struct FileHandleOutputStream: TextOutputStream {

@@ -1,15 +1,7 @@
 import ArgumentParser
 import Foundation
-import GRPCCore
-import GRPCInProcessTransport
-import GRPCNIOTransportHTTP2
-import Keys
-import Logging
 import LumenAPI
 import LumenServer
-import RPCSupport
-import SharedRules
-import Storage
 import SwiftProtobuf
 
 /// The data directory the commands that work on the databases directly take.
@@ -26,12 +18,7 @@ struct DataDirectoryOptions: ParsableArguments {
 
     /// The directory `lumen serve` with the same flag, variables and file would use.
     func resolve(environment: [String: String]) throws -> String {
-        if let directory = dataDir ?? environment.nonEmpty("LUMEN_DATA_DIR") { return directory }
-        do {
-            return try ServeConfiguration.load(file: config, environment: environment).dataDirectory
-        } catch let error as ConfigurationError {
-            throw ValidationError(error.description)
-        }
+        try ServeConfiguration.dataDirectory(flag: dataDir, file: config, environment: environment)
     }
 }
 
@@ -107,27 +94,6 @@ struct OperatorTokenRevoke: AsyncParsableCommand {
     }
 }
 
-struct OperatorTokenOutput: Encodable {
-    var id: String
-    var name: String
-    var hint: String
-    var status: String
-    var createdAt: String
-
-    init(_ key: Lumen_Keys_V1_Key) {
-        self.id = key.id
-        self.name = key.name
-        self.hint = key.hint
-        self.status = key.status == .revoked ? "revoked" : key.status == .active ? "active" : "inactive"
-        self.createdAt = RFC3339.format(millis: key.createdAt.millis)
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case id, name, hint, status
-        case createdAt = "created_at"
-    }
-}
-
 /// Where the running server's gRPC port is, and the operator token to act with.
 struct OperatorServerOptions: ParsableArguments {
     @Option(help: "host:port of the gRPC port of `lumen serve` (the process running the registry). (LUMEN_GRPC_ADDRESS, default 127.0.0.1:9090)")
@@ -136,14 +102,9 @@ struct OperatorServerOptions: ParsableArguments {
     @Option(help: "An operator token (op-…, from `lumen admin operator-token create`). (LUMEN_OPERATOR_TOKEN)")
     var token: String?
 
-    /// Runs `body` with a registry client on the server; an RPC error is printed and exits 1.
-    func withRegistry<Result: Sendable>(
-        _ body: (Lumen_Registry_V1_ModelRegistryService.Client<HTTP2ClientTransport.Posix>, Metadata) async throws -> Result
-    ) async throws -> Result {
-        let target = try GRPCTarget(
-            server: server, token: token, tokenVariable: "LUMEN_OPERATOR_TOKEN", prefix: "op-", noun: "an operator token")
-        return try await target.call(service: "the registry") { client, metadata in
-            try await body(Lumen_Registry_V1_ModelRegistryService.Client(wrapping: client), metadata)
+    var connection: AdminConnection {
+        get throws {
+            try AdminConnection(server: server, token: token, credential: .operatorToken, environment: ProcessInfo.processInfo.environment)
         }
     }
 }
@@ -164,7 +125,7 @@ struct ModelsList: AsyncParsableCommand {
     @OptionGroup var server: OperatorServerOptions
 
     func run() async throws {
-        let response = try await server.withRegistry { registry, metadata in
+        let response = try await server.connection.withRegistry { registry, metadata in
             try await registry.listModels(.with { $0.includeDisabled = true }, metadata: metadata)
         }
         // The proto's own field names (`upstream_model`, `credential_env`), as the YAML has them.
@@ -199,14 +160,9 @@ struct ModelsApply: AsyncParsableCommand {
         } catch {
             throw ValidationError("cannot read \(file): \(error.localizedDescription)")
         }
-        let catalog: ModelCatalog
-        do {
-            catalog = try ModelCatalog.parse(yaml: text, path: file)
-        } catch let error as ConfigurationError {
-            throw ValidationError(error.description)
-        }
+        let catalog = try ModelCatalog.parse(yaml: text, path: file)
         guard !catalog.models.isEmpty else { throw ValidationError("\(file) has no `models:` list") }
-        try await server.withRegistry { registry, metadata in
+        try await server.connection.withRegistry { registry, metadata in
             for model in catalog.models {
                 _ = try await registry.upsertModel(.with { $0.model = model }, metadata: metadata)
             }
@@ -233,7 +189,7 @@ struct BackendRemove: AsyncParsableCommand {
 
     func run() async throws {
         let (model, backend) = (self.model, self.backend)
-        try await server.withRegistry { registry, metadata in
+        try await server.connection.withRegistry { registry, metadata in
             _ = try await registry.removeBackend(
                 .with {
                     $0.model = model

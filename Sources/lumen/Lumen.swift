@@ -1,8 +1,5 @@
 import ArgumentParser
-import GRPCCore
 import LumenServer
-import RPCSupport
-import Storage
 
 @main
 struct Lumen: AsyncParsableCommand {
@@ -34,17 +31,19 @@ struct Lumen: AsyncParsableCommand {
             }
         } catch let error as ValidationError {
             refuse(error.message, by: type(of: command))
-        } catch let error as StorageError {
-            // A data directory that cannot be opened is the user's to fix, like a bad option.
-            refuse(error.description, by: type(of: command))
-        } catch let error as RPCError {
-            // What a service refused, in the API's words and code.
-            let cause = ServiceError(error)
-            var standardError = FileHandleOutputStream.standardError
-            print("error: \(cause.message) (\(cause.code))", to: &standardError)
-            exit(withError: ExitCode.failure)
         } catch {
-            exit(withError: error)
+            switch CommandFailure(error) {
+            case .usage(let message)?:
+                // A bad value, file or data directory is the user's to fix, like a bad option.
+                refuse(message, by: type(of: command))
+            case .refused(let message)?:
+                // What a service refused, in the API's words and code; a server not reached.
+                var standardError = FileHandleOutputStream.standardError
+                print("error: \(message)", to: &standardError)
+                exit(withError: ExitCode.failure)
+            case nil:
+                exit(withError: error)
+            }
         }
     }
 

@@ -120,66 +120,25 @@ struct Serve: AsyncParsableCommand {
         }
     }
 
-    /// Flags over `LUMEN_*` variables over the file over defaults.
-    func resolve(environment: [String: String]) throws -> ServeConfiguration {
-        var configuration = try ServeConfiguration.load(file: config, environment: environment)
-        func pick(_ flag: String?, _ variable: String) -> String? {
-            flag ?? environment.nonEmpty(variable)
-        }
-        if let value = pick(dataDir, "LUMEN_DATA_DIR") { configuration.dataDirectory = value }
-        if let value = pick(httpHost, "LUMEN_HTTP_HOST") { configuration.httpHost = value }
-        if let value = pick(httpPort.map(String.init), "LUMEN_HTTP_PORT") {
-            configuration.httpPort = try ServeConfiguration.port(value, "the HTTP port")
-        }
-        if let value = pick(grpcHost, "LUMEN_GRPC_HOST") { configuration.grpcHost = value }
-        if let value = pick(grpcPort.map(String.init), "LUMEN_GRPC_PORT") {
-            configuration.grpcPort = try ServeConfiguration.port(value, "the gRPC port")
-        }
-        if let value = pick(metricsHost, "LUMEN_METRICS_HOST") { configuration.metricsHost = value }
-        if let value = pick(metricsPort.map(String.init), "LUMEN_METRICS_PORT") {
-            configuration.metricsPort = try ServeConfiguration.port(value, "the metrics port")
-        }
-        if let value = pick(services, "LUMEN_SERVICES") { configuration.components = try Component.parseList(value) }
-        let addressFlags: [(Component, String?)] = [
-            (.accounts, accountsAddress), (.keys, keysAddress), (.ledger, ledgerAddress), (.registry, registryAddress),
+    /// The options given, keyed by flag, as typed.
+    var flags: [String: String] {
+        let given: [String: String?] = [
+            "--data-dir": dataDir, "--http-host": httpHost, "--http-port": httpPort.map(String.init),
+            "--grpc-host": grpcHost, "--grpc-port": grpcPort.map(String.init),
+            "--metrics-host": metricsHost, "--metrics-port": metricsPort.map(String.init),
+            "--read-header-timeout": readHeaderTimeout.map(String.init), "--body-timeout": bodyTimeout.map(String.init),
+            "--idle-timeout": idleTimeout.map(String.init), "--max-connections": maxConnections.map(String.init),
+            "--services": services, "--keys-address": keysAddress, "--accounts-address": accountsAddress,
+            "--ledger-address": ledgerAddress, "--registry-address": registryAddress, "--log-level": logLevel,
+            "--probe-interval": probeInterval.map(String.init), "--hold-ttl": holdTTL.map(String.init),
+            "--usage-retention-days": usageRetentionDays.map(String.init), "--shutdown-grace": shutdownGrace.map(String.init),
+            "--demo": demo ? "true" : nil,
         ]
-        for (component, flag) in addressFlags {
-            let variable = "LUMEN_\(component.rawValue.uppercased())_ADDRESS"
-            if let value = pick(flag, variable) {
-                configuration.addresses[component] = try ServeConfiguration.address(value, "--\(component.rawValue)-address")
-            }
-        }
-        if let value = pick(logLevel, "LUMEN_LOG_LEVEL") { configuration.logLevel = value }
-        func number(_ flag: Int?, _ variable: String, _ option: String, unit: String) throws -> Int? {
-            guard let value = pick(flag.map(String.init), variable) else { return nil }
-            guard let number = Int(value) else { throw ConfigurationError("\(option) must be a number of \(unit), not \"\(value)\"") }
-            return number
-        }
-        if let seconds = try number(probeInterval, "LUMEN_PROBE_INTERVAL", "--probe-interval", unit: "seconds") {
-            configuration.probeIntervalSeconds = try ServeConfiguration.probeInterval(seconds, "--probe-interval")
-        }
-        if let seconds = try number(holdTTL, "LUMEN_HOLD_TTL", "--hold-ttl", unit: "seconds") {
-            configuration.holdTTLSeconds = try ServeConfiguration.holdTTL(seconds, "--hold-ttl")
-        }
-        if let days = try number(usageRetentionDays, "LUMEN_USAGE_RETENTION_DAYS", "--usage-retention-days", unit: "days") {
-            configuration.usageRetentionDays = try ServeConfiguration.retentionDays(days, "--usage-retention-days")
-        }
-        if let seconds = try number(readHeaderTimeout, "LUMEN_READ_HEADER_TIMEOUT", "--read-header-timeout", unit: "seconds") {
-            configuration.readHeaderTimeoutSeconds = try ServeConfiguration.timeout(seconds, "--read-header-timeout")
-        }
-        if let seconds = try number(bodyTimeout, "LUMEN_BODY_TIMEOUT", "--body-timeout", unit: "seconds") {
-            configuration.bodyTimeoutSeconds = try ServeConfiguration.timeout(seconds, "--body-timeout")
-        }
-        if let seconds = try number(idleTimeout, "LUMEN_IDLE_TIMEOUT", "--idle-timeout", unit: "seconds") {
-            configuration.idleTimeoutSeconds = try ServeConfiguration.timeout(seconds, "--idle-timeout")
-        }
-        if let count = try number(maxConnections, "LUMEN_MAX_CONNECTIONS", "--max-connections", unit: "connections") {
-            configuration.maxConnections = try ServeConfiguration.maxConnections(count, "--max-connections")
-        }
-        if let seconds = try number(shutdownGrace, "LUMEN_SHUTDOWN_GRACE", "--shutdown-grace", unit: "seconds") {
-            configuration.shutdownGraceSeconds = try ServeConfiguration.shutdownGrace(seconds, "--shutdown-grace")
-        }
-        configuration.demo = demo || ["1", "true", "yes"].contains(environment["LUMEN_DEMO"]?.lowercased() ?? "")
-        return configuration
+        return given.compactMapValues { $0 }
+    }
+
+    /// Flags over `LUMEN_*` variables over the file over defaults (LumenServer decides).
+    func resolve(environment: [String: String]) throws -> ServeConfiguration {
+        try ServeConfiguration.resolve(flags: flags, file: config, environment: environment)
     }
 }

@@ -152,3 +152,50 @@ def test_the_upstream_models_shown_are_accepted_as_written(tmp_path):
         assert "OPENAI_API_KEY" in models["gpt-4o-mini"]["backends"][0]["problem"]
         assert not models["claude-sonnet"]["backends"][0].get("problem")
         assert not models["llama-3.1-8b"]["backends"][0].get("problem")
+
+
+def test_the_module_graph_and_table_match_package_swift():
+    """README's module graph and table say what `Package.swift` says: every module Lumen is
+    built from appears in both, every arrow of the graph is a dependency of the manifest, and
+    what each module reaches through the arrows is what it reaches in the manifest."""
+    manifest = json.loads(subprocess.run(
+        ["swift", "package", "dump-package"], cwd=ROOT, check=True, capture_output=True, text=True).stdout)
+    tooling = ("bench-", "fuzz-", "Fuzz", "LumenTesting")
+    modules = {target["name"] for target in manifest["targets"]
+               if target["type"] in ("regular", "executable") and not target["name"].startswith(tooling)}
+    declared = {}
+    for target in manifest["targets"]:
+        if target["name"] in modules:
+            names = [next(iter(dependency.values()))[0] for dependency in target["dependencies"]
+                     if "byName" in dependency or "target" in dependency]
+            declared[target["name"]] = {name for name in names if name in modules}
+
+    architecture = section("## Architecture")
+    table = set()
+    for row in re.findall(r"^\| (`[^|]+`) \|", architecture, re.M):
+        table.update(re.findall(r"`([^`]+)`", row))
+    assert table == modules, f"README's module table lists {sorted(table)}, Package.swift has {sorted(modules)}"
+
+    graph_block = next(block for block in blocks(architecture, "") if "──►" in block)
+    drawn = {module: set() for module in modules}
+    for line in graph_block.strip().splitlines():
+        users, used = (side.split(",") for side in line.split("──►"))
+        for user in map(str.strip, users):
+            assert user in modules, f"the graph names {user}, which Package.swift does not build"
+            drawn[user].update(map(str.strip, used))
+    for user, used in drawn.items():
+        assert used <= declared[user], f"the graph draws {user} ──► {sorted(used - declared[user])}; Package.swift does not"
+
+    def reach(graph, start):
+        seen, stack = set(), [start]
+        while stack:
+            for nxt in graph[stack.pop()]:
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+        return seen
+
+    for module in sorted(modules):
+        assert reach(drawn, module) == reach(declared, module), (
+            f"{module} reaches {sorted(reach(declared, module))} in Package.swift, "
+            f"{sorted(reach(drawn, module))} in the README's graph")

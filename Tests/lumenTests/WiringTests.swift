@@ -210,7 +210,7 @@ struct WiringTests {
         #expect(try Bootstrap.parse(["--org", "A", "--admin-email", "a@a.test"]).data.resolve(environment: ["LUMEN_CONFIG": file]) == "/var/lib/lumen")
         #expect(try OperatorTokenCreate.parse(["--config", file, "--data-dir", "d"]).data.resolve(environment: [:]) == "d")
         #expect(try LedgerCheckCommand.parse([]).data.resolve(environment: [:]) == "./data")
-        #expect(throws: ValidationError.self) { try LedgerCheckCommand.parse(["--config", file + ".missing"]).data.resolve(environment: [:]) }
+        #expect(throws: ConfigurationError.self) { try LedgerCheckCommand.parse(["--config", file + ".missing"]).data.resolve(environment: [:]) }
         let serve = try Serve.parse(["--config", file, "--http-port", "8081"])
         let resolved = try serve.resolve(environment: ["LUMEN_HTTP_PORT": "7000", "LUMEN_GRPC_PORT": "7001"])
         #expect(resolved.dataDirectory == "/var/lib/lumen")
@@ -238,6 +238,31 @@ struct WiringTests {
         #expect(throws: ConfigurationError.self) { try Serve.parse([]).resolve(environment: ["LUMEN_HTTP_PORT": "70000"]) }
         try "htp: {port: 1}".write(toFile: file, atomically: true, encoding: .utf8)
         #expect(throws: ConfigurationError.self) { try Serve.parse(["--config", file]).resolve(environment: [:]) }
+        // Every option of `serve` is a setting with its variable, and each reaches the configuration.
+        let everything = try Serve.parse([
+            "--data-dir", "d", "--http-host", "::1", "--http-port", "1", "--grpc-host", "::2", "--grpc-port", "2",
+            "--metrics-host", "::3", "--metrics-port", "3", "--read-header-timeout", "4", "--body-timeout", "5",
+            "--idle-timeout", "6", "--max-connections", "7", "--services", "gateway", "--keys-address", "k:1",
+            "--accounts-address", "a:1", "--ledger-address", "l:1", "--registry-address", "r:1", "--log-level", "debug",
+            "--probe-interval", "8", "--hold-ttl", "9", "--usage-retention-days", "10", "--shutdown-grace", "11", "--demo",
+        ])
+        #expect(Set(everything.flags.keys) == ServeConfiguration.flags)
+        let all = try everything.resolve(environment: [:])
+        let numbers: [Int] = [
+            all.httpPort, all.grpcPort, all.metricsPort, all.readHeaderTimeoutSeconds, all.bodyTimeoutSeconds, all.idleTimeoutSeconds,
+            all.maxConnections, all.probeIntervalSeconds, all.holdTTLSeconds, all.usageRetentionDays, all.shutdownGraceSeconds,
+        ]
+        #expect(numbers == Array(1...11))
+        #expect([all.dataDirectory, all.httpHost, all.grpcHost, all.metricsHost, all.logLevel] == ["d", "::1", "::2", "::3", "debug"])
+        #expect(all.components == [.gateway] && all.demo)
+        #expect(all.addresses == [.keys: "k:1", .accounts: "a:1", .ledger: "l:1", .registry: "r:1"])
+        let fromVariables = try Serve.parse([]).resolve(environment: [
+            "LUMEN_MAX_CONNECTIONS": "12", "LUMEN_REGISTRY_ADDRESS": "r:2", "LUMEN_DEMO": "1", "LUMEN_SHUTDOWN_GRACE": "0",
+        ])
+        #expect(fromVariables.maxConnections == 12 && fromVariables.addresses == [.registry: "r:2"])
+        #expect(fromVariables.demo && fromVariables.shutdownGraceSeconds == 0)
+        #expect(try !Serve.parse([]).resolve(environment: ["LUMEN_DEMO": "no"]).demo)
+
         // Splitting needs a shared internal token.
         #expect(throws: ConfigurationError.self) { try InternalToken.resolve(nil, configuration: resolved) }
         #expect(try InternalToken.resolve(nil, configuration: ServeConfiguration()).count > 32)

@@ -1,0 +1,82 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import LumenAPI
+import RPCSupport
+
+/// A running server's gRPC port and the token `lumen admin` acts with: `--server` (else
+/// `LUMEN_GRPC_ADDRESS`, else 127.0.0.1:9090) and `--token` (else the credential's variable).
+public struct AdminConnection: Sendable {
+    /// Which token a command acts with.
+    public enum Credential: Sendable {
+        /// An organisation's management token (`mt-…`, `LUMEN_MANAGEMENT_TOKEN`).
+        case managementToken
+        /// The deployment operator's token (`op-…`, `LUMEN_OPERATOR_TOKEN`).
+        case operatorToken
+
+        var prefix: String { self == .managementToken ? "mt-" : "op-" }
+        var variable: String { self == .managementToken ? "LUMEN_MANAGEMENT_TOKEN" : "LUMEN_OPERATOR_TOKEN" }
+        var noun: String { self == .managementToken ? "a management token" : "an operator token" }
+    }
+
+    public typealias Transport = HTTP2ClientTransport.Posix
+
+    public let host: String
+    public let port: Int
+    let token: String
+
+    /// Checks the address and the token; a missing or malformed one is a `ConfigurationError`.
+    public init(server: String?, token: String?, credential: Credential, environment: [String: String]) throws {
+        let address = server ?? environment.nonEmpty("LUMEN_GRPC_ADDRESS") ?? "127.0.0.1:9090"
+        let (host, port) = ServeConfiguration.split(address)
+        guard !host.isEmpty, (1...65_535).contains(port) else {
+            throw ConfigurationError("--server must be host:port, not \(address)")
+        }
+        guard let token = token ?? environment.nonEmpty(credential.variable) else {
+            throw ConfigurationError("\(credential.noun) is required: --token \(credential.prefix)… or \(credential.variable)")
+        }
+        guard token.hasPrefix(credential.prefix) else {
+            throw ConfigurationError("--token must be \(credential.noun) (\(credential.prefix)…)")
+        }
+        (self.host, self.port, self.token) = (host, port, token)
+    }
+
+    /// Runs `body` with the server's ledger.
+    public func withLedger<Result: Sendable>(
+        _ body: (Lumen_Ledger_V1_LedgerService.Client<Transport>, Metadata) async throws -> Result
+    ) async throws -> Result {
+        try await call(service: "the ledger") { client, metadata in
+            try await body(Lumen_Ledger_V1_LedgerService.Client(wrapping: client), metadata)
+        }
+    }
+
+    /// Runs `body` with the server's model registry.
+    public func withRegistry<Result: Sendable>(
+        _ body: (Lumen_Registry_V1_ModelRegistryService.Client<Transport>, Metadata) async throws -> Result
+    ) async throws -> Result {
+        try await call(service: "the registry") { client, metadata in
+            try await body(Lumen_Registry_V1_ModelRegistryService.Client(wrapping: client), metadata)
+        }
+    }
+
+    /// Runs `body` with a client of the server; a server that cannot be reached is an
+    /// `AdminConnection.Unreachable` naming it (other RPC errors pass through).
+    func call<Result: Sendable>(
+        service: String, _ body: (GRPCClient<Transport>, Metadata) async throws -> Result
+    ) async throws -> Result {
+        do {
+            return try await withGRPCClient(
+                transport: try Transport(target: .dns(host: host, port: port), transportSecurity: .plaintext)
+            ) { client in
+                try await body(client, .bearer(token))
+            }
+        } catch let error as RPCError where error.code == .unavailable && ServiceError(error).code == "service_unavailable" {
+            throw Unreachable(description: "cannot reach \(service) at \(host):\(port) (is `lumen serve` running? --server)")
+        }
+    }
+
+    /// The server did not answer at all.
+    public struct Unreachable: Error, CustomStringConvertible {
+        public var description: String
+    }
+}

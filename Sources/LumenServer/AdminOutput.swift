@@ -1,0 +1,174 @@
+import Foundation
+import LumenAPI
+import RPCSupport
+import SharedRules
+
+/// What `lumen admin` prints: JSON with sorted keys, snake_case names, amounts in USD and
+/// times in RFC 3339.
+public enum AdminOutput {
+    public static func json(_ value: some Encodable) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    /// Whose pool a command means: `--user`, `--client`, `--key`, or the organisation's when none is given.
+    public static func poolOwner(user: String?, client: String?, key: String?) throws -> Lumen_Common_V1_PrincipalRef {
+        let given = [(Lumen_Common_V1_PrincipalType.user, user), (.client, client), (.key, key)].filter { $0.1 != nil }
+        guard given.count <= 1 else { throw ConfigurationError("give at most one of --user, --client, --key") }
+        guard let (type, id) = given.first, let id else { return .with { $0.type = .organization } }
+        return .with {
+            $0.type = type
+            $0.id = id
+        }
+    }
+
+    /// Micro-USD of a USD amount typed on the command line, exactly.
+    public static func usd(_ text: String, option: String) throws -> Int64 {
+        guard let micros = USD.micros(parsing: text) else {
+            throw ConfigurationError("\(option) must be a USD amount such as 12.50 (at most 6 decimal places), not \(text)")
+        }
+        return micros
+    }
+}
+
+public struct BootstrapOutput: Encodable {
+    public var organizationID: String
+    public var adminUserID: String
+    public var managementToken: String
+
+    public init(_ result: OrganizationBootstrap) {
+        (organizationID, adminUserID, managementToken) = (result.organizationID, result.adminUserID, result.managementToken)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case organizationID = "organization_id"
+        case adminUserID = "admin_user_id"
+        case managementToken = "management_token"
+    }
+}
+
+public struct OperatorTokenOutput: Encodable {
+    public var id: String
+    public var name: String
+    public var hint: String
+    public var status: String
+    public var createdAt: String
+
+    public init(_ key: Lumen_Keys_V1_Key) {
+        self.id = key.id
+        self.name = key.name
+        self.hint = key.hint
+        self.status = key.status == .revoked ? "revoked" : key.status == .active ? "active" : "inactive"
+        self.createdAt = RFC3339.format(millis: key.createdAt.millis)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, name, hint, status
+        case createdAt = "created_at"
+    }
+}
+
+public struct PoolOutput: Encodable {
+    public var organizationID: String
+    public var owner: String
+    public var state: String
+    public var balance: Decimal
+    public var reserved: Decimal
+    public var spent: Decimal
+    public var limit: Decimal?
+    public var refillPerHour: Decimal
+    public var nextRefillAt: String?
+    public var asOf: String
+
+    enum CodingKeys: String, CodingKey {
+        case organizationID = "organization_id"
+        case owner, state, balance, reserved, spent, limit
+        case refillPerHour = "refill_per_hour"
+        case nextRefillAt = "next_refill_at"
+        case asOf = "as_of"
+    }
+
+    public init(_ pool: Lumen_Ledger_V1_Pool) {
+        organizationID = pool.organizationID
+        owner = pool.owner.publicName
+        state = pool.mode.publicName
+        balance = USD.amount(pool.balanceMicros)
+        reserved = USD.amount(pool.reservedMicros)
+        spent = USD.amount(pool.spentMicros)
+        limit = pool.hasLimitMicros ? USD.amount(pool.limitMicros) : nil
+        refillPerHour = USD.amount(pool.refillPerHourMicros)
+        nextRefillAt = pool.hasNextRefillAt ? RFC3339.format(millis: pool.nextRefillAt.millis) : nil
+        asOf = RFC3339.format(millis: pool.asOf.millis)
+    }
+
+    /// Every key, `limit` and `next_refill_at` as null when absent.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(organizationID, forKey: .organizationID)
+        try container.encode(owner, forKey: .owner)
+        try container.encode(state, forKey: .state)
+        try container.encode(balance, forKey: .balance)
+        try container.encode(reserved, forKey: .reserved)
+        try container.encode(spent, forKey: .spent)
+        try container.encode(limit, forKey: .limit)
+        try container.encode(refillPerHour, forKey: .refillPerHour)
+        try container.encode(nextRefillAt, forKey: .nextRefillAt)
+        try container.encode(asOf, forKey: .asOf)
+    }
+}
+
+public struct GrantOutput: Encodable {
+    public struct Grant: Encodable {
+        public var id: String
+        public var owner: String
+        public var amount: Decimal
+        public var reason: String
+        public var grantedByUserID: String
+        public var createdAt: String
+
+        enum CodingKeys: String, CodingKey {
+            case id, owner, amount, reason
+            case grantedByUserID = "granted_by_user_id"
+            case createdAt = "created_at"
+        }
+
+        public init(_ grant: Lumen_Ledger_V1_GrantRecord) {
+            id = grant.id
+            owner = grant.owner.publicName
+            amount = USD.amount(grant.amountMicros)
+            reason = grant.reason
+            grantedByUserID = grant.grantedByUserID
+            createdAt = RFC3339.format(millis: grant.createdAt.millis)
+        }
+    }
+
+    public var grant: Grant
+    public var pool: PoolOutput
+
+    public init(_ response: Lumen_Ledger_V1_GrantResponse) {
+        grant = Grant(response.grant)
+        pool = PoolOutput(response.pool)
+    }
+}
+
+public struct GrantListOutput: Encodable {
+    public var grants: [GrantOutput.Grant]
+    public var page: Int
+    public var limit: Int
+    public var total: Int64
+    public var hasMore: Bool
+
+    public init(_ response: Lumen_Ledger_V1_ListGrantsResponse) {
+        grants = response.grants.map(GrantOutput.Grant.init)
+        page = Int(response.pageInfo.page)
+        limit = Int(response.pageInfo.limit)
+        total = response.pageInfo.total
+        hasMore = response.pageInfo.hasMore_p
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case grants, page, limit, total
+        case hasMore = "has_more"
+    }
+}

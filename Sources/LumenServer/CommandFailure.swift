@@ -1,0 +1,25 @@
+import GRPCCore
+import RPCSupport
+import Storage
+
+/// How a command reports what went wrong once its arguments parsed: the user's to fix (shown
+/// with the command's usage) or refused by a service (its message and code, as the API says it).
+public enum CommandFailure: Equatable, Sendable {
+    /// A bad option value, a configuration file or data directory that cannot be used.
+    case usage(String)
+    /// What a service refused, or a server that cannot be reached: `error: …`, exit 1.
+    case refused(String)
+
+    /// The failure `error` is, or nil for an error of another kind.
+    public init?(_ error: any Error) {
+        switch error {
+        case let error as ConfigurationError: self = .usage(error.description)
+        case let error as StorageError: self = .usage(error.description)
+        case let error as AdminConnection.Unreachable: self = .refused(error.description)
+        case let error as RPCError:
+            let cause = ServiceError(error)
+            self = .refused("\(cause.message) (\(cause.code))")
+        default: return nil
+        }
+    }
+}
