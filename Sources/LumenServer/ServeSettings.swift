@@ -1,7 +1,7 @@
 /// `lumen serve`'s settings as flags and `LUMEN_*` variables, and the one place that decides
 /// which wins: a flag over its variable over the configuration file over the default.
 ///
-/// Not swift-configuration (in the dependency graph through swift-service-lifecycle), measured
+/// Not swift-configuration (in the dependency graph through Hummingbird and AsyncHTTPClient), measured
 /// with its 1.4.0 on this project's files: its `FileProvider<YAMLSnapshot>` refuses
 /// `gateway/lumen.example.yaml` ("Unexpected non-scalar value in array at models at index: 0" —
 /// the `models:` list holds mappings); `int(forKey:default:)` answers the default for
