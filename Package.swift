@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -86,7 +87,11 @@ let package = Package(
         ),
         .target(
             name: "Accounts",
-            dependencies: ["LumenAPI", "Storage", "RPCSupport", "SharedRules"],
+            dependencies: [
+                "LumenAPI", "Storage", "RPCSupport", "SharedRules",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -137,6 +142,19 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        /// The dashboard's JSON API (`/api`, seeds 000 and 001): sessions, sign-in, the pages' data,
+        /// translated into calls made as the person signed in.
+        .target(
+            name: "Dashboard",
+            dependencies: [
+                "Gateway", "LumenAPI", "RPCSupport", "SharedRules", "WireFormats",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         /// Lumen's built-in deterministic model (provider `mock`): answers as an OpenAI upstream
         /// would, in-process, for `--demo` and the tests. Not part of the gateway.
         .target(
@@ -154,6 +172,7 @@ let package = Package(
             name: "LumenServer",
             dependencies: [
                 "LumenMock", "LumenAPI", "Storage", "RPCSupport", "SharedRules", "Accounts", "Keys", "Ledger", "ModelRegistry", "Gateway",
+                "Dashboard",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
@@ -259,6 +278,12 @@ let package = Package(
         .testTarget(
             name: "AccountsTests",
             dependencies: ["Accounts", "LumenTesting", .product(name: "GRPCCore", package: "grpc-swift-2")],
+            swiftSettings: swiftSettings
+        ),
+        /// Who may do what, decided by the services: seed 000's table over the RPC API.
+        .testTarget(
+            name: "AccessTests",
+            dependencies: ["LumenTesting", "RPCSupport", "LumenAPI", .product(name: "GRPCCore", package: "grpc-swift-2")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -13,11 +13,15 @@ public struct AccountsService: Sendable {
     let memberships = EventHub<Lumen_Accounts_V1_MembershipEvent>()
     let clock: WallClock
     let logger: Logger
+    let passwords: Passwords
+    let throttle = SignInThrottle()
 
-    /// Opens (and migrates) the accounts database at `location`.
-    public init(location: ServiceDatabase.Location, clock: WallClock = .system, logger: Logger) throws {
+    /// Opens (and migrates) the accounts database at `location`. `passwordCost` is bcrypt's
+    /// work factor for new passwords (12: about a quarter of a second a hash).
+    public init(location: ServiceDatabase.Location, clock: WallClock = .system, passwordCost: UInt8 = 12, logger: Logger) throws {
         self.store = try AccountsStore(location: location)
         self.clock = clock
+        self.passwords = Passwords(cost: passwordCost)
         self.logger = logger
     }
 
@@ -164,7 +168,9 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
         request: Lumen_Accounts_V1_CreateUserRequest, context: ServerContext
     ) async throws -> Lumen_Accounts_V1_CreateUserResponse {
         let organizationID = try Caller.organization(request.organizationID)
+        try Caller.requireAdmin(to: "create users")
         let email = try Self.email(request.email)
+        let passwordHash = request.password.isEmpty ? nil : await passwords.hash(try Passwords.check(request.password))
         let record = UserRecord(
             id: Identifier.make("usr"), organizationID: organizationID, email: email,
             displayName: try Self.displayName(request.displayName, email: email),
@@ -174,6 +180,9 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
                 throw AccountsError.organizationNotFound(organizationID)
             }
             try Self.unique(AccountsError.userExists(email)) { try record.insert(db) }
+            if let passwordHash {
+                try db.execute(sql: "UPDATE users SET password_hash = ? WHERE id = ?", arguments: [passwordHash, record.id])
+            }
             try store.setGroups(userID: record.id, organizationID: organizationID, groupIDs: request.groupIds, db)
             let user = try userMessage(record, db)
             publishMembership(user, afterCommit: db)
@@ -186,28 +195,41 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
         request: Lumen_Accounts_V1_GetUserRequest, context: ServerContext
     ) async throws -> Lumen_Accounts_V1_GetUserResponse {
         let organizationID = try Caller.organization(request.organizationID)
-        let user = try await store.writer.read { db in
-            switch request.lookup {
-            case .userID(let id):
-                return try userMessage(try fetchUser(id: id, organizationID: organizationID, db), db)
-            case .email(let email):
-                let email = email.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
-                guard
-                    let record = try UserRecord.filter(Column("email") == email && Column("organization_id") == organizationID)
-                        .fetchOne(db)
-                else { throw AccountsError.userNotFound(email) }
-                return try userMessage(record, db)
-            case nil:
-                throw ServiceError.invalid("invalid_lookup", "give user_id or email", param: "user_id")
-            }
+        let (user, managed) = try await store.writer.read { db in
+            let user = try { () throws -> Lumen_Accounts_V1_User in
+                switch request.lookup {
+                case .userID(let id):
+                    return try userMessage(try fetchUser(id: id, organizationID: organizationID, db), db)
+                case .email(let email):
+                    let email = email.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+                    guard
+                        let record = try UserRecord.filter(Column("email") == email && Column("organization_id") == organizationID)
+                            .fetchOne(db)
+                    else { throw AccountsError.userNotFound(email) }
+                    return try userMessage(record, db)
+                case nil:
+                    throw ServiceError.invalid("invalid_lookup", "give user_id or email", param: "user_id")
+                }
+            }()
+            return (user, try store.managedClientIDs(userID: user.id, db))
         }
-        return .with { $0.user = user }
+        // A person sees themselves; administrators and managers (who pick managers) see anyone.
+        if let person = Caller.current?.person, !person.isAdmin, person.managedClientIDs.isEmpty, person.userID != user.id {
+            throw ServiceError(.permissionDenied, "not_permitted", "you may look up only yourself")
+        }
+        return .with {
+            $0.user = user
+            $0.managedClientIds = managed
+        }
     }
 
     public func listUsers(
         request: Lumen_Accounts_V1_ListUsersRequest, context: ServerContext
     ) async throws -> Lumen_Accounts_V1_ListUsersResponse {
         let organizationID = try Caller.organization(request.organizationID)
+        if let person = Caller.current?.person, !person.isAdmin, person.managedClientIDs.isEmpty {
+            throw ServiceError(.permissionDenied, "not_permitted", "only administrators and client managers may search users")
+        }
         let page = try Page(request.page, defaultLimit: 50, maxLimit: 100)
         let (users, total) = try await store.writer.read { db in
             var query = UserRecord.filter(Column("organization_id") == organizationID)
@@ -230,6 +252,7 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
         request: Lumen_Accounts_V1_UpdateUserRequest, context: ServerContext
     ) async throws -> Lumen_Accounts_V1_UpdateUserResponse {
         let organizationID = try Caller.organization(request.organizationID)
+        try Caller.requireAdmin(to: "change users")
         let displayName = request.hasDisplayName ? try Self.name(request.displayName, param: "display_name") : nil
         let user = try await store.writer.write { db in
             var record = try fetchUser(id: request.userID, organizationID: organizationID, db)
@@ -237,6 +260,8 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
             if request.hasIsAdmin { record.isAdmin = request.isAdmin }
             if request.hasActive { record.active = request.active }
             try record.update(db)
+            // A deactivated user is signed out everywhere at once.
+            if !record.active { try db.execute(sql: "DELETE FROM sessions WHERE user_id = ?", arguments: [record.id]) }
             if request.hasGroups {
                 try store.setGroups(userID: record.id, organizationID: organizationID, groupIDs: request.groups.ids, db)
             }
@@ -275,6 +300,7 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
         request: Lumen_Accounts_V1_CreateGroupRequest, context: ServerContext
     ) async throws -> Lumen_Accounts_V1_CreateGroupResponse {
         let organizationID = try Caller.organization(request.organizationID)
+        try Caller.requireAdmin(to: "create groups")
         let name = try Self.name(request.name, param: "name")
         let record = GroupRecord(
             id: Identifier.make("grp"), organizationID: organizationID, name: name,
@@ -302,6 +328,7 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
         request: Lumen_Accounts_V1_CreateClientRequest, context: ServerContext
     ) async throws -> Lumen_Accounts_V1_CreateClientResponse {
         let organizationID = try Caller.organization(request.organizationID)
+        try Caller.requireAdmin(to: "create clients")
         let name = try Self.name(request.name, param: "name")
         let record = ClientRecord(
             id: Identifier.make("cli"), organizationID: organizationID, name: name,
@@ -328,6 +355,7 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
         let client = try await store.writer.read { db in
             try clientMessage(try fetchClient(id: request.clientID, organizationID: organizationID, db), db)
         }
+        try Caller.requireActing(for: .client(client.id), to: "see a client")
         return .with { $0.client = client }
     }
 
@@ -335,13 +363,21 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
         request: Lumen_Accounts_V1_ListClientsRequest, context: ServerContext
     ) async throws -> Lumen_Accounts_V1_ListClientsResponse {
         let organizationID = try Caller.organization(request.organizationID)
-        let clients = try await store.writer.read { db in
+        // A member sees the clients they manage; administrators see any user's, or all.
+        var managedBy = request.managedByUserID
+        if let person = Caller.current?.person, !person.isAdmin {
+            guard managedBy.isEmpty || managedBy == person.userID else {
+                throw ServiceError(.permissionDenied, "not_permitted", "you may list only the clients you manage")
+            }
+            managedBy = person.userID
+        }
+        let clients = try await store.writer.read { [managedBy] db in
             var query = ClientRecord.filter(Column("organization_id") == organizationID)
             if !request.includeInactive { query = query.filter(Column("active") == true) }
-            if !request.managedByUserID.isEmpty {
+            if !managedBy.isEmpty {
                 query = query.filter(
                     sql: "id IN (SELECT client_id FROM client_managers WHERE user_id = ?)",
-                    arguments: [request.managedByUserID])
+                    arguments: [managedBy])
             }
             return try query.order(Column("name")).fetchAll(db).map { try clientMessage($0, db) }
         }
@@ -355,6 +391,9 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
         let name = request.hasName ? try Self.name(request.name, param: "name") : nil
         let client = try await store.writer.write { db in
             var record = try fetchClient(id: request.clientID, organizationID: organizationID, db)
+            // Managers rename and describe their client; activating it is an administrator's.
+            if request.hasActive { try Caller.requireAdmin(to: "activate or deactivate clients") }
+            try Caller.requireActing(for: .client(record.id), to: "change a client")
             if let name { record.name = name }
             if request.hasDescription_p { record.description = request.description_p }
             if request.hasActive { record.active = request.active }
@@ -370,6 +409,7 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
         let organizationID = try Caller.organization(request.organizationID)
         let client = try await store.writer.write { db in
             let record = try fetchClient(id: request.clientID, organizationID: organizationID, db)
+            try Caller.requireAdmin(to: "add managers")
             _ = try fetchUser(id: request.userID, organizationID: organizationID, db)
             try db.execute(
                 sql: "INSERT OR IGNORE INTO client_managers (client_id, user_id) VALUES (?, ?)",
@@ -385,6 +425,7 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
         let organizationID = try Caller.organization(request.organizationID)
         let client = try await store.writer.write { db in
             let record = try fetchClient(id: request.clientID, organizationID: organizationID, db)
+            try Caller.requireAdmin(to: "remove managers")
             try db.execute(
                 sql: "DELETE FROM client_managers WHERE client_id = ? AND user_id = ?",
                 arguments: [record.id, request.userID])

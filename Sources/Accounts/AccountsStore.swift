@@ -4,6 +4,12 @@ import LumenAPI
 import Storage
 
 /// The accounts service's tables. Nothing outside this module reads them.
+///
+/// - `organizations`, `users` (with `password_hash`, bcrypt, NULL until one is set), `groups`,
+///   `user_groups`, `clients`, `client_managers`.
+/// - `invites`: one-time invitations to set a password, by the SHA-256 of their secret.
+/// - `sessions`: the dashboard's sessions, by the SHA-256 of their id, with the facade's opaque
+///   data; deleted when they expire (at the next read or write) or their user is deactivated.
 struct AccountsStore: Sendable {
     let writer: any DatabaseWriter
 
@@ -58,6 +64,26 @@ struct AccountsStore: Sendable {
                         user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
                         PRIMARY KEY (client_id, user_id)
                     );
+                    """)
+        }
+        migrator.registerMigration("v2: passwords, invitations, dashboard sessions") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE users ADD COLUMN password_hash TEXT;
+                    CREATE TABLE invites (
+                        token_sha256 BLOB PRIMARY KEY NOT NULL,
+                        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                        expires_at INTEGER NOT NULL,
+                        used_at INTEGER
+                    );
+                    CREATE TABLE sessions (
+                        id_sha256 BLOB PRIMARY KEY NOT NULL,
+                        user_id TEXT NOT NULL DEFAULT '',
+                        data BLOB NOT NULL,
+                        expires_at INTEGER NOT NULL
+                    );
+                    CREATE INDEX sessions_by_user ON sessions(user_id);
+                    CREATE INDEX sessions_by_expiry ON sessions(expires_at);
                     """)
         }
         return migrator
@@ -135,6 +161,12 @@ extension AccountsStore {
     func managerIDs(clientID: String, _ db: Database) throws -> [String] {
         try String.fetchAll(
             db, sql: "SELECT user_id FROM client_managers WHERE client_id = ? ORDER BY user_id", arguments: [clientID])
+    }
+
+    /// The clients a user manages, by id.
+    func managedClientIDs(userID: String, _ db: Database) throws -> [String] {
+        try String.fetchAll(
+            db, sql: "SELECT client_id FROM client_managers WHERE user_id = ? ORDER BY client_id", arguments: [userID])
     }
 
     func setGroups(userID: String, organizationID: String, groupIDs: [String], _ db: Database) throws {

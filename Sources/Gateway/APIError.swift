@@ -25,7 +25,7 @@ public struct APIError: Error, HTTPResponseError, Sendable {
     }
 
     /// A 400 for one bad input field.
-    static func invalid(_ code: String, _ message: String, param: String? = nil) -> APIError {
+    public static func invalid(_ code: String, _ message: String, param: String? = nil) -> APIError {
         APIError(.badRequest, code: code, message: message, param: param)
     }
 
@@ -61,7 +61,7 @@ extension APIError {
     /// Translates a service's error; `params` renames the service's field names to the
     /// names the REST body uses. This is the one place gRPC codes become HTTP statuses
     /// (the table of google/rpc/code.proto).
-    init(_ error: ServiceError, params: [String: String] = [:]) {
+    public init(_ error: ServiceError, params: [String: String] = [:]) {
         let status: HTTPResponse.Status =
             switch error.status {
             // A revoked key is a state the request cannot change: a conflict, not a bad request.
@@ -114,7 +114,7 @@ struct APIErrorBody: Encodable {
 extension APIError {
     /// Runs service calls, turning the gRPC error of a failed one into the API's, with the
     /// fields renamed as this API's body names them (`params`: service name → API name).
-    static func translating<T>(params: [String: String] = [:], _ body: () async throws -> T) async throws -> T {
+    public static func translating<T>(params: [String: String] = [:], _ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
         } catch let error as RPCError {

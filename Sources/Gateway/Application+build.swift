@@ -108,12 +108,13 @@ public struct GatewayConfiguration: Sendable {
 }
 
 /// The public routes of the facade: `/healthz`, the management API and the OpenAI-compatible
-/// endpoints. Every response carries an `x-request-id`, errors included.
-public func buildRouter(
-    services: GatewayServices, caches: GatewayCaches, inference: GatewayInference, clock: WallClock = .system,
-    logger: Logger
-) -> Router<BasicRequestContext> {
-    let (router, routes) = baseRouter(caches: caches, inference: inference)
+/// endpoints, then whatever `more` adds (the dashboard's). Every response carries an
+/// `x-request-id`, errors included.
+public func buildRouter<Context: RequestContext>(
+    context: Context.Type, services: GatewayServices, caches: GatewayCaches, inference: GatewayInference,
+    clock: WallClock = .system, logger: Logger, more: (Router<Context>) -> Void = { _ in }
+) -> Router<Context> {
+    let (router, routes) = baseRouter(context: Context.self, caches: caches, inference: inference)
     let management = router.group("v1/management")
     APIKeysController(keys: services.keys, ledger: services.ledger, cache: caches.keys).addRoutes(to: management)
     KeyUsageController(keys: services.keys, ledger: services.ledger).addRoutes(to: management)
@@ -123,6 +124,7 @@ public func buildRouter(
         meter: inference.meter, router: inference.router, limiter: RateLimiter(),
         metrics: inference.metrics, clock: clock, logger: logger)
     OpenAIController(pipeline: pipeline).addRoutes(to: router.group("v1"))
+    more(router)
     routes.record(router.routes)
     return router
 }
@@ -131,7 +133,7 @@ public func buildRouter(
 public func buildOperationsRouter(
     services: GatewayServices, caches: GatewayCaches, inference: GatewayInference, clock: WallClock = .system
 ) -> Router<BasicRequestContext> {
-    let (router, routes) = baseRouter(caches: caches, inference: inference)
+    let (router, routes) = baseRouter(context: BasicRequestContext.self, caches: caches, inference: inference)
     // Prometheus text. The ledger's invariant is checked at each scrape (one read of its open
     // holds and pools), for at most two seconds: a slow or absent ledger leaves the check out,
     // not the scrape.
@@ -154,8 +156,10 @@ public func buildOperationsRouter(
 /// `/healthz` — ready once the caches hold the keys, the registry and the groups and the Meter
 /// stream is open (before that, inference requests would be refused, so load balancers should
 /// wait); it tells nothing but that. Record the routes in the table once they are all added.
-private func baseRouter(caches: GatewayCaches, inference: GatewayInference) -> (Router<BasicRequestContext>, RouteTable) {
-    let router = Router(context: BasicRequestContext.self)
+private func baseRouter<Context: RequestContext>(
+    context: Context.Type, caches: GatewayCaches, inference: GatewayInference
+) -> (Router<Context>, RouteTable) {
+    let router = Router(context: Context.self)
     let routes = RouteTable()
     router.add(middleware: RequestIDMiddleware(routes: routes))
     router.add(middleware: APIErrorMiddleware())
@@ -187,22 +191,38 @@ public func buildApplication(
 /// A deployment runs `background` beside the servers and shuts the servers down first, so
 /// that requests still in flight at shutdown settle their holds over a Meter stream that is
 /// still open.
-public struct Gateway {
-    public var application: Application<RouterResponder<BasicRequestContext>>
+public struct Gateway<Context: RequestContext> where Context: InitializableFromSource<ApplicationRequestContextSource> {
+    public var application: Application<RouterResponder<Context>>
     public var operationsRouter: Router<BasicRequestContext>
     public var operations: Application<RouterResponder<BasicRequestContext>>?
     public var background: [any Service]
 }
 
-/// The facade's parts, unassembled (see `Gateway`). `onServerRunning` receives the API's bound
-/// port, `onOperationsRunning` the metrics listener's.
+/// The facade's parts, unassembled (see `Gateway`), its requests in a `BasicRequestContext`.
 public func buildGateway(
     configuration: GatewayConfiguration,
     services: GatewayServices,
     logger: Logger,
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in },
     onOperationsRunning: @escaping @Sendable (Int) async -> Void = { _ in }
-) -> Gateway {
+) -> Gateway<BasicRequestContext> {
+    buildGateway(
+        context: BasicRequestContext.self, configuration: configuration, services: services, logger: logger,
+        onServerRunning: onServerRunning, onOperationsRunning: onOperationsRunning)
+}
+
+/// The facade's parts, unassembled (see `Gateway`), with the routes `more` adds (the
+/// dashboard's), its requests in a `Context`. `onServerRunning` receives the API's bound
+/// port, `onOperationsRunning` the metrics listener's.
+public func buildGateway<Context: RequestContext>(
+    context: Context.Type,
+    configuration: GatewayConfiguration,
+    services: GatewayServices,
+    logger: Logger,
+    more: (Router<Context>) -> Void = { _ in },
+    onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in },
+    onOperationsRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+) -> Gateway<Context> where Context: InitializableFromSource<ApplicationRequestContextSource> {
     let caches = GatewayCaches(services: services, logger: logger)
     let inference = GatewayInference(services: services, inProcess: configuration.inProcess, logger: logger)
     var background = caches.services + inference.services
@@ -212,7 +232,7 @@ public func buildGateway(
             HealthProber(interval: interval, registry: caches.registry, http: inference.http, router: inference.router, logger: logger))
     }
     let application = Application(
-        router: buildRouter(services: services, caches: caches, inference: inference, logger: logger),
+        router: buildRouter(context: Context.self, services: services, caches: caches, inference: inference, logger: logger, more: more),
         server: configuration.limits.server(logger: logger),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "lumen"),
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },

@@ -4,16 +4,16 @@ import Hummingbird
 import NIOCore
 
 /// A JSON body with a status, encoded with the facade's one encoder configuration.
-struct JSONResponse<Value: Encodable>: ResponseGenerator {
-    var value: Value
-    var status: HTTPResponse.Status
+public struct JSONResponse<Value: Encodable>: ResponseGenerator {
+    public var value: Value
+    public var status: HTTPResponse.Status
 
-    init(_ value: Value, status: HTTPResponse.Status = .ok) {
+    public init(_ value: Value, status: HTTPResponse.Status = .ok) {
         self.value = value
         self.status = status
     }
 
-    func response(from request: Request, context: some RequestContext) throws -> Response {
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
         let data = try JSONBody.encoder.encode(value)
         return Response(
             status: status,

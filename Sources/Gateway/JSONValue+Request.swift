@@ -3,7 +3,7 @@ import WireFormats
 
 extension JSONValue {
     /// Decodes a request body that must be a JSON object; an empty body is `{}`.
-    static func object(
+    public static func object(
         from bytes: some Collection<UInt8>, numbers: NumberPolicy = .refuseHugeNumbers
     ) throws(APIError) -> [String: JSONValue] {
         if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) { return [:] }

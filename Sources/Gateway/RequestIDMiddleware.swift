@@ -54,7 +54,7 @@ final class RouteTable: Sendable {
     private let table = Mutex<[(components: [Substring], methods: [String])]>([])
 
     /// Records the routes of `router`, once they are all added.
-    func record(_ routes: [Router<BasicRequestContext>.RouteDescription]) {
+    func record<Context: RequestContext>(_ routes: [Router<Context>.RouteDescription]) {
         var byPath: [String: [String]] = [:]
         for route in routes { byPath["\(route.path)", default: []].append(route.method.rawValue) }
         table.withLock { table in

@@ -15,12 +15,19 @@ public struct KeysService: Sendable {
     let events: EventHub<Lumen_Keys_V1_KeyEvent>
     let clock: WallClock
     let logger: Logger
+    /// Where the keys service asks whether a key's owner (a user, a client) exists.
+    let directory: (any PrincipalDirectory)?
 
-    /// Opens (and migrates) the keys database at `location`.
-    public init(location: ServiceDatabase.Location, clock: WallClock = .system, logger: Logger) throws {
+    /// Opens (and migrates) the keys database at `location`. With a `directory`, a key's owner
+    /// named by a person or a management token must exist in the organisation (NOT_FOUND
+    /// `user_not_found`, `client_not_found` otherwise).
+    public init(
+        location: ServiceDatabase.Location, clock: WallClock = .system, directory: (any PrincipalDirectory)? = nil, logger: Logger
+    ) throws {
         self.store = try KeysStore(location: location)
         self.events = EventHub()
         self.clock = clock
+        self.directory = directory
         self.logger = logger
     }
 
@@ -43,6 +50,8 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
         let tpmLimit = try KeyRules.tpmLimit(request.tpmLimit)
         let expiry = request.hasExpiresAt ? try KeyRules.expiry(request.expiresAt.millis, now: now) : nil
         let owner = try owner(request.hasOwner ? request.owner : nil, kind: kind, organizationID: organizationID)
+        try await Caller.requireExists(owner, organizationID: organizationID, param: "owner", in: directory)
+        try Self.requireActing(kind: kind.rawValue, owner: owner, to: "create keys")
 
         let secret = Secret.make(kind: kind)
         let record = KeyRecord(
@@ -83,6 +92,7 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
         guard let record = try await store.key(id: request.keyID, organizationID: organizationID) else {
             throw KeysError.keyNotFound(request.keyID)
         }
+        try Self.requireActing(on: record, to: "see keys")
         return .with { $0.key = record.message }
     }
 
@@ -95,6 +105,17 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
             throw ServiceError.invalid(
                 "invalid_sort", "unknown sort \(value); sort by name or creation (usage totals are the ledger's: GetKeyTotals)",
                 param: "sort")
+        }
+        if request.hasOwner {
+            try await Caller.requireExists(request.owner, organizationID: organizationID, param: "owner", in: directory)
+        }
+        if let person = Caller.current?.person, !person.isAdmin {
+            // A member lists one owner's keys at a time: their own or a managed client's.
+            guard request.hasOwner, request.owner.type == .user || request.owner.type == .client else {
+                throw ServiceError(
+                    .permissionDenied, "not_permitted", "give owner: your user id or a client you manage", param: "owner")
+            }
+            try Self.requireActing(kind: request.kind == .management ? Lumen_Keys_V1_KeyKind.management.rawValue : Lumen_Keys_V1_KeyKind.inference.rawValue, owner: request.owner, to: "list keys")
         }
         let query = KeysStore.ListQuery(
             organizationID: organizationID,
@@ -153,6 +174,7 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
 
         let keyID = request.keyID
         let updated = try await store.update(id: keyID, organizationID: organizationID) { record in
+            try Self.requireActing(on: record, to: "change keys")
             guard record.status != Lumen_Keys_V1_KeyStatus.revoked.rawValue else { throw KeysError.revoked(keyID) }
             if let name { record.name = name }
             if let newLimit { record.limitMicros = newLimit }
@@ -177,6 +199,7 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
         let organizationID = try Caller.organization(request.organizationID)
         let now = clock.nowMillis
         let updated = try await store.update(id: request.keyID, organizationID: organizationID) { record in
+            try Self.requireActing(on: record, to: "revoke keys")
             guard record.status != Lumen_Keys_V1_KeyStatus.revoked.rawValue else { return }
             record.status = Lumen_Keys_V1_KeyStatus.revoked.rawValue
             record.revokedAt = now
@@ -269,6 +292,17 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
     /// after the commit, so events go out in commit order.
     private func publish(_ record: KeyRecord) {
         events.publish(record.event)
+    }
+
+    /// A person acts on keys of their own and of the clients they manage; management tokens
+    /// are administrators' alone.
+    static func requireActing(kind: Int, owner: Lumen_Common_V1_PrincipalRef, to action: String) throws {
+        if kind == Lumen_Keys_V1_KeyKind.management.rawValue { try Caller.requireAdmin(to: "manage management tokens") }
+        try Caller.requireActing(for: owner, to: action)
+    }
+
+    static func requireActing(on record: KeyRecord, to action: String) throws {
+        try requireActing(kind: record.kind, owner: record.message.owner, to: action)
     }
 
     private func owner(

@@ -86,12 +86,27 @@ public struct LedgerService: Sendable {
     }
 
     /// Throws NOT_FOUND unless `owner` exists in the organisation (when a directory is set).
-    /// Asked for management tokens — people, who mistype; Lumen's own processes (the internal
-    /// token) name principals from their records.
+    /// Asked for management tokens and persons — people, who mistype; Lumen's own processes
+    /// (the internal token) name principals from their records.
     func requireExists(_ owner: Lumen_Common_V1_PrincipalRef, organizationID: String, param: String) async throws {
-        guard let directory, owner.type != .organization, case .management = Caller.current else { return }
-        try await directory.requireExists(owner, organizationID: organizationID, param: param)
+        try await Caller.requireExists(owner, organizationID: organizationID, param: param, in: directory)
     }
+
+    /// For a person: passes when they may act for `principal` (a key: for its owner, which the
+    /// keys service tells); the organisation's pool is an administrator's. Others pass.
+    func requireActing(for principal: Lumen_Common_V1_PrincipalRef, organizationID: String, param: String, to action: String) async throws {
+        guard Caller.current?.person != nil else { return }
+        var owner = principal
+        if principal.type == .key {
+            guard let directory else { throw Self.noDirectory }
+            owner = try await directory.owner(ofKey: principal.id, organizationID: organizationID, param: param)
+        }
+        if owner.type == .organization || owner.type == .unspecified { try Caller.requireAdmin(to: action) }
+        try Caller.requireActing(for: owner, to: action)
+    }
+
+    static let noDirectory = ServiceError(
+        .unavailable, "directory_unavailable", "this ledger cannot tell whose a key is: give it --keys-address")
 
     /// Runs one metering operation through the group commit.
     func meter(_ operation: Metering.Operation) async throws -> Metering.Outcome {
@@ -134,6 +149,7 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
         let organizationID = try Caller.organization(request.organizationID)
         let key = try PoolAdministration.poolKey(organizationID: organizationID, owner: request.owner)
         try await requireExists(request.owner, organizationID: organizationID, param: "owner")
+        try await requireActing(for: request.owner, organizationID: organizationID, param: "owner", to: "see pools")
         let now = clock.nowMillis
         let pool = try await writer.read { db in try PoolRecord.load(db, key, now: now) }
         return .with { $0.pool = pool.message(now: now) }
@@ -143,6 +159,7 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
         let organizationID = try Caller.organization(request.organizationID)
         _ = try PoolAdministration.poolKey(organizationID: organizationID, owner: request.owner)
         try await requireExists(request.owner, organizationID: organizationID, param: "owner")
+        try Caller.requireAdmin(to: "configure pools")
         let now = clock.nowMillis
         guard case .pool(let pool) = try await meter(.configure(organizationID: organizationID, request)) else { return .init() }
         logger.notice(
@@ -156,6 +173,7 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
         let organizationID = try Caller.organization(request.organizationID)
         _ = try PoolAdministration.poolKey(organizationID: organizationID, owner: request.owner)
         try await requireExists(request.owner, organizationID: organizationID, param: "owner")
+        try Caller.requireAdmin(to: "grant")
         let grantedBy = try Caller.require().userID ?? ""
         let now = clock.nowMillis
         guard case .granted(let grant, let pool) = try await meter(.grant(organizationID: organizationID, grantedBy: grantedBy, request))
@@ -172,6 +190,7 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
 
     public func listGrants(request: Lumen_Ledger_V1_ListGrantsRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_ListGrantsResponse {
         let organizationID = try Caller.organization(request.organizationID)
+        try Caller.requireAdmin(to: "list grants")
         let page = try Page(request.page, defaultLimit: 50, maxLimit: 100)
         var query = GrantRow.filter(Column("organization_id") == organizationID)
         if request.hasOwner {
@@ -193,6 +212,7 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
 
     public func getOrganizationBalance(request: Lumen_Ledger_V1_GetOrganizationBalanceRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_GetOrganizationBalanceResponse {
         let organizationID = try Caller.organization(request.organizationID)
+        try Caller.requireAdmin(to: "see the organisation's balance")
         let now = clock.nowMillis
         let key = try PoolAdministration.poolKey(organizationID: organizationID, owner: .with { $0.type = .organization })
         let pool = try await writer.read { db in try PoolRecord.load(db, key, now: now) }
@@ -287,6 +307,8 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
         let organizationID = try Caller.organization(request.filter.organizationID)
         let filter = try UsageQuery(request.filter, organizationID: organizationID)
         try await requireExists(.with { $0.type = .key; $0.id = filter.keyID }, organizationID: organizationID, param: "key_id")
+        try await requireActing(
+            for: .with { $0.type = .key; $0.id = filter.keyID }, organizationID: organizationID, param: "key_id", to: "see usage")
         let page = try Page(request.page, defaultLimit: 50, maxLimit: 100)
         let (lines, total) = try await writer.read { db in
             let retainedFrom = try Retention.retainedFrom(db)
@@ -306,6 +328,8 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
         let organizationID = try Caller.organization(request.filter.organizationID)
         let filter = try UsageQuery(request.filter, organizationID: organizationID)
         try await requireExists(.with { $0.type = .key; $0.id = filter.keyID }, organizationID: organizationID, param: "key_id")
+        try await requireActing(
+            for: .with { $0.type = .key; $0.id = filter.keyID }, organizationID: organizationID, param: "key_id", to: "see usage")
         let groups = try await writer.read { db in try Rollups.settled(db, filter, range: filter.range) }
         return Billing.response(groups)
     }
@@ -316,6 +340,19 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
             throw ServiceError.invalid("too_many_keys", "ask for at most 1,000 keys at once", param: "key_ids")
         }
         let keyIDs = request.keyIds
+        if Caller.current?.person != nil {
+            // A person names whose keys they ask about, and gets only that owner's.
+            guard request.hasOwner else {
+                throw ServiceError(.permissionDenied, "not_permitted", "give owner: whose keys these are", param: "owner")
+            }
+            try await requireExists(request.owner, organizationID: organizationID, param: "owner")
+            try await requireActing(for: request.owner, organizationID: organizationID, param: "owner", to: "see usage")
+            guard let directory else { throw Self.noDirectory }
+            let owned = try await directory.keyIDs(ownedBy: request.owner, organizationID: organizationID)
+            if let other = keyIDs.first(where: { !owned.contains($0) }) {
+                throw ServiceError(.permissionDenied, "not_permitted", "\(other) is not a key of \(request.owner.id)", param: "key_ids")
+            }
+        }
         let totals = try await writer.read { db in try KeyTotals.fetch(db, organizationID: organizationID, keyIDs: keyIDs) }
         return .with { $0.totals = totals }
     }

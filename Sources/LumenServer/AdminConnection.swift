@@ -50,6 +50,15 @@ public struct AdminConnection: Sendable {
         }
     }
 
+    /// Runs `body` with the server's accounts service.
+    public func withAccounts<Result: Sendable>(
+        _ body: (Lumen_Accounts_V1_AccountsService.Client<Transport>, Metadata) async throws -> Result
+    ) async throws -> Result {
+        try await call(service: "the accounts service") { client, metadata in
+            try await body(Lumen_Accounts_V1_AccountsService.Client(wrapping: client), metadata)
+        }
+    }
+
     /// Runs `body` with the server's model registry.
     public func withRegistry<Result: Sendable>(
         _ body: (Lumen_Registry_V1_ModelRegistryService.Client<Transport>, Metadata) async throws -> Result

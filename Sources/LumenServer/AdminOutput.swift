@@ -23,6 +23,15 @@ public enum AdminOutput {
         }
     }
 
+    /// The first line of `input` (a password piped in), without its line end; refused when empty.
+    public static func secretLine(_ input: Data, option: String) throws -> String {
+        let text = String(decoding: input, as: UTF8.self)
+        let line = text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        let trimmed = line.hasSuffix("\r") ? String(line.dropLast()) : line
+        guard !trimmed.isEmpty else { throw ConfigurationError("\(option): standard input holds no password") }
+        return trimmed
+    }
+
     /// Micro-USD of a USD amount typed on the command line, exactly.
     public static func usd(_ text: String, option: String) throws -> Int64 {
         guard let micros = USD.micros(parsing: text) else {
@@ -45,6 +54,37 @@ public struct BootstrapOutput: Encodable {
         case organizationID = "organization_id"
         case adminUserID = "admin_user_id"
         case managementToken = "management_token"
+    }
+}
+
+public struct UserOutput: Encodable {
+    public var id: String
+    public var organizationID: String
+    public var email: String
+    public var displayName: String
+    public var isAdmin: Bool
+    public var active: Bool
+    public var groupIDs: [String]
+    public var createdAt: String
+
+    public init(_ user: Lumen_Accounts_V1_User) {
+        id = user.id
+        organizationID = user.organizationID
+        email = user.email
+        displayName = user.displayName
+        isAdmin = user.isAdmin
+        active = user.active
+        groupIDs = user.groupIds
+        createdAt = RFC3339.format(millis: user.createdAt.millis)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, email, active
+        case organizationID = "organization_id"
+        case displayName = "display_name"
+        case isAdmin = "is_admin"
+        case groupIDs = "group_ids"
+        case createdAt = "created_at"
     }
 }
 

@@ -10,16 +10,21 @@ import SharedRules
 enum Demo {
     static let organization = "Demo"
     static let model = "lumen-demo"
+    static let adminEmail = "admin@demo.lumen.invalid"
 
     struct Credentials: Codable, Equatable {
         var apiKey: String
         var managementToken: String
         var model: String
+        /// The demo administrator's sign-in for the dashboard (absent in a demo.json written
+        /// before people could sign in).
+        var email: String?
+        var password: String?
 
         enum CodingKeys: String, CodingKey {
             case apiKey = "api_key"
             case managementToken = "management_token"
-            case model
+            case model, email, password
         }
     }
 
@@ -66,15 +71,23 @@ enum Demo {
             let existing = try await accounts.listOrganizations(.init(), metadata: .bearer(token)).organizations
             guard existing.isEmpty else { return nil as Credentials? }
             let tenant = try await OrganizationBootstrap.run(
-                organization: organization, adminEmail: "admin@demo.lumen.invalid", adminName: "Demo admin",
+                organization: organization, adminEmail: adminEmail, adminName: "Demo admin",
                 accounts: accounts, keys: keys, internalToken: token)
+            let password = Identifier.secret(count: 16)
+            _ = try await accounts.setPassword(
+                .with {
+                    $0.organizationID = tenant.organizationID
+                    $0.userID = tenant.adminUserID
+                    $0.password = password
+                }, metadata: .bearer(token))
             let key = try await keys.createKey(
                 .with {
                     $0.organizationID = tenant.organizationID
                     $0.name = "Demo key"
                     $0.createdByUserID = tenant.adminUserID
                 }, metadata: .bearer(token))
-            return Credentials(apiKey: key.secret, managementToken: tenant.managementToken, model: model)
+            return Credentials(
+                apiKey: key.secret, managementToken: tenant.managementToken, model: model, email: adminEmail, password: password)
         }
         let credentials: Credentials
         if let created {
@@ -116,12 +129,21 @@ enum Demo {
     static func announce(_ credentials: Credentials, httpHost: String, httpPort: Int, dataDirectory: String) {
         let host = httpHost == "0.0.0.0" || httpHost == "::" ? "127.0.0.1" : httpHost
         let base = "http://\(host):\(httpPort)"
-        let lines = [
+        let head = [
             "Lumen is running (demo mode). Your credentials:",
             "",
             "  API key           \(credentials.apiKey)",
             "  management token  \(credentials.managementToken)",
             "  model             \(credentials.model)",
+        ]
+        var signIn: [String] = []
+        if let email = credentials.email, let password = credentials.password {
+            signIn = [
+                "  dashboard sign-in \(email)",
+                "  password          \(password)",
+            ]
+        }
+        let rest = [
             "",
             "Try it from another shell (the OpenAI SDKs read the same variables):",
             "  export OPENAI_BASE_URL=\(base)/v1",
@@ -133,6 +155,7 @@ enum Demo {
             "Kept in \(credentialsPath(dataDirectory)), the same on every restart.",
             "Ctrl-C stops the server.",
         ]
+        let lines = head + signIn + rest
         let width = lines.map(\.count).max() ?? 0
         let rule = String(repeating: "═", count: width + 2)
         var text = "\n╔\(rule)╗\n"

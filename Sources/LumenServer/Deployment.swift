@@ -2,6 +2,7 @@ import Accounts
 import GRPCCore
 import GRPCInProcessTransport
 import GRPCNIOTransportHTTP2
+import Dashboard
 import Gateway
 import Hummingbird
 import Keys
@@ -83,31 +84,36 @@ public struct Deployment: Sendable {
 
         var services: [any RegistrableRPCService] = []
         var background: [any Service] = []
+        // The services that check principals named by people (keys, ledger, registry) ask the
+        // accounts and keys services who exists, wherever those run.
+        let directory: ServiceDirectory?
+        do {
+            directory = ServiceDirectory(
+                accounts: try client(
+                    .accounts, { Lumen_Accounts_V1_AccountsService.Client(wrapping: $0) },
+                    { Lumen_Accounts_V1_AccountsService.Client(wrapping: $0) }),
+                keys: try client(
+                    .keys, { Lumen_Keys_V1_KeysService.Client(wrapping: $0) }, { Lumen_Keys_V1_KeysService.Client(wrapping: $0) }),
+                internalToken: internalToken)
+        } catch {
+            directory = nil
+            if !local.isDisjoint(with: [.keys, .ledger, .registry]) {
+                logger.warning(
+                    "without --accounts-address and --keys-address this process cannot check that the users, clients and keys people name exist, nor whose a key is"
+                )
+            }
+        }
         do {
             if local.contains(.accounts) { services.append(try AccountsService(location: location, logger: logger)) }
-            if local.contains(.keys) { services.append(try KeysService(location: location, logger: logger)) }
+            if local.contains(.keys) { services.append(try KeysService(location: location, directory: directory, logger: logger)) }
             if local.contains(.ledger) {
-                let directory: ServiceDirectory?
-                do {
-                    directory = ServiceDirectory(
-                        accounts: try client(
-                            .accounts, { Lumen_Accounts_V1_AccountsService.Client(wrapping: $0) },
-                            { Lumen_Accounts_V1_AccountsService.Client(wrapping: $0) }),
-                        keys: try client(
-                            .keys, { Lumen_Keys_V1_KeysService.Client(wrapping: $0) }, { Lumen_Keys_V1_KeysService.Client(wrapping: $0) }),
-                        internalToken: internalToken)
-                } catch {
-                    directory = nil
-                    logger.warning(
-                        "the ledger cannot check that pool owners and keys exist: give it --accounts-address and --keys-address")
-                }
                 let ledger = try LedgerService(
                     location: location, holdTTL: .seconds(configuration.holdTTLSeconds), directory: directory, logger: logger)
                 services.append(ledger)
                 background.append(ledger.reconciler(usageRetentionDays: configuration.usageRetentionDays))
             }
             if local.contains(.registry) {
-                let registry = try ModelRegistryService(location: location, logger: logger)
+                let registry = try ModelRegistryService(location: location, directory: directory, logger: logger)
                 try await applyCatalog(to: registry)
                 services.append(registry)
             }
@@ -185,7 +191,9 @@ public struct Deployment: Sendable {
             )
             let (host, logger, onListening) = (configuration.httpHost, logger, onListening)
             let metricsHost = configuration.metricsHost
+            let dashboard = Dashboard(services: gatewayServices)
             let gateway = buildGateway(
+                context: DashboardContext.self,
                 configuration: .init(
                     host: host, port: configuration.httpPort,
                     probeInterval: configuration.probeIntervalSeconds > 0 ? .seconds(configuration.probeIntervalSeconds) : nil,
@@ -194,7 +202,7 @@ public struct Deployment: Sendable {
                         bodyTimeout: .seconds(configuration.bodyTimeoutSeconds),
                         idleTimeout: .seconds(configuration.idleTimeoutSeconds), maxConnections: configuration.maxConnections),
                     metrics: (metricsHost, configuration.metricsPort), inProcess: MockProvider()),
-                services: gatewayServices, logger: logger,
+                services: gatewayServices, logger: logger, more: dashboard.addRoutes,
                 onServerRunning: { port in
                     logger.notice("HTTP listening on \(host):\(port)")
                     await onListening(.http(host: host, port: port))

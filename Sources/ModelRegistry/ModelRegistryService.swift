@@ -17,15 +17,19 @@ public struct ModelRegistryService: Sendable {
     let health: BackendHealthPolicy
     let clock: WallClock
     let logger: Logger
+    /// Where the registry asks whether a consent's principal (a user, a client) exists.
+    let directory: (any PrincipalDirectory)?
 
-    /// Opens (and migrates) the registry database at `location`.
+    /// Opens (and migrates) the registry database at `location`. With a `directory`, a
+    /// principal named by a person or a management token must exist in the organisation.
     public init(
         location: ServiceDatabase.Location, health: BackendHealthPolicy = .init(), clock: WallClock = .system,
-        logger: Logger
+        directory: (any PrincipalDirectory)? = nil, logger: Logger
     ) throws {
         self.store = try RegistryStore(location: location)
         self.health = health
         self.clock = clock
+        self.directory = directory
         self.logger = logger
     }
 
@@ -75,6 +79,13 @@ public struct ModelRegistryService: Sendable {
 
     func publish(_ event: Lumen_Registry_V1_RegistryEvent, afterCommit db: Database) {
         db.afterNextTransaction { _ in events.publish(event) }
+    }
+
+    /// A person acts for themselves and the clients they manage; the organisation is its
+    /// administrators'.
+    static func requireActing(for principal: Lumen_Common_V1_PrincipalRef, to action: String) throws {
+        if principal.type == .organization { try Caller.requireAdmin(to: action) }
+        try Caller.requireActing(for: principal, to: action)
     }
 
     static func principal(_ principal: Lumen_Common_V1_PrincipalRef, organizationID: String) throws -> Lumen_Common_V1_PrincipalRef {
@@ -201,6 +212,8 @@ extension ModelRegistryService: Lumen_Registry_V1_ModelRegistryService.SimpleSer
     ) async throws -> Lumen_Registry_V1_GetModelAccessResponse {
         let organizationID = try Caller.organization(request.organizationID)
         let principal = try Self.principal(request.principal, organizationID: organizationID)
+        try await Caller.requireExists(principal, organizationID: organizationID, param: "principal", in: directory)
+        try Self.requireActing(for: principal, to: "see model access")
         let groups = Set(request.groupIds)
         let (models, consented) = try await store.writer.read { db in
             let models = try allModels(includeDisabled: request.includeDisabled, db)
@@ -226,6 +239,8 @@ extension ModelRegistryService: Lumen_Registry_V1_ModelRegistryService.SimpleSer
     ) async throws -> Lumen_Registry_V1_GrantConsentResponse {
         let organizationID = try Caller.organization(request.organizationID)
         let principal = try Self.principal(request.principal, organizationID: organizationID)
+        try await Caller.requireExists(principal, organizationID: organizationID, param: "principal", in: directory)
+        try Self.requireActing(for: principal, to: "consent")
         let grantedBy = request.grantedByUserID.isEmpty ? (Caller.current?.userID ?? "") : request.grantedByUserID
         let now = clock.nowMillis
         let consent = try await store.writer.write { db in
@@ -256,6 +271,8 @@ extension ModelRegistryService: Lumen_Registry_V1_ModelRegistryService.SimpleSer
     ) async throws -> Lumen_Registry_V1_RevokeConsentResponse {
         let organizationID = try Caller.organization(request.organizationID)
         let principal = try Self.principal(request.principal, organizationID: organizationID)
+        try await Caller.requireExists(principal, organizationID: organizationID, param: "principal", in: directory)
+        try Self.requireActing(for: principal, to: "revoke consents")
         try await store.writer.write { db in
             let removed = try ConsentRecord.deleteOne(
                 db,
@@ -281,6 +298,12 @@ extension ModelRegistryService: Lumen_Registry_V1_ModelRegistryService.SimpleSer
     ) async throws -> Lumen_Registry_V1_ListConsentsResponse {
         let organizationID = try Caller.organization(request.organizationID)
         let principal = request.hasPrincipal ? try Self.principal(request.principal, organizationID: organizationID) : nil
+        if let principal {
+            try await Caller.requireExists(principal, organizationID: organizationID, param: "principal", in: directory)
+            try Self.requireActing(for: principal, to: "see consents")
+        } else {
+            try Caller.requireAdmin(to: "list every consent of the organisation")
+        }
         let records = try await store.writer.read { db in
             var query = ConsentRecord.filter(Column("organization_id") == organizationID)
             if let principal {

@@ -13,7 +13,8 @@ public protocol CredentialResolver: Sendable {
 ///
 /// `Bearer mt-…` (a management token) and `Bearer op-…` (an operator token) are resolved
 /// through a `CredentialResolver`;
-/// `Bearer <token>` equal to the deployment's internal token is `Caller.internal`. Anything
+/// `Bearer <token>` equal to the deployment's internal token is `Caller.internal`, or
+/// `Caller.person` when `lumen-acting-*` metadata names a person (see `Person`). Anything
 /// else, or nothing, fails the call with UNAUTHENTICATED before it reaches a service.
 public struct AuthInterceptor: ServerInterceptor {
     private let internalTokenDigest: SHA256.Digest
@@ -64,6 +65,8 @@ public struct AuthInterceptor: ServerInterceptor {
             return try await resolver.resolve(token: token)
         }
         if Self.constantTimeEqual(SHA256.hash(data: Array(token.utf8)), internalTokenDigest) {
+            // A Lumen process, for itself or for a person it names.
+            if let person = try Person.from(metadata) { return .person(person) }
             return .internal
         }
         if token.hasPrefix("sk-") {

@@ -1,4 +1,5 @@
 import GRPCCore
+import LumenAPI
 
 /// Who is making the current RPC, as established by `AuthInterceptor`.
 ///
@@ -13,6 +14,9 @@ public enum Caller: Sendable, Equatable {
     /// An operator token (`op-…`): the deployment's operator, who owns what every organisation
     /// shares (models, backends, prices) and acts for no organisation.
     case `operator`(tokenID: String)
+    /// A person of an organisation, acting through a Lumen facade: an administrator of it or
+    /// a member (who acts for themselves and the clients they manage).
+    case person(Person)
 
     @TaskLocal public static var current: Caller?
 
@@ -24,7 +28,7 @@ public enum Caller: Sendable, Equatable {
         return caller
     }
 
-    /// Passes only the internal token; a management token gets PERMISSION_DENIED.
+    /// Passes only the internal token; a management token or a person gets PERMISSION_DENIED.
     public static func requireInternal() throws {
         guard case .internal = try require() else {
             throw ServiceError(
@@ -38,7 +42,7 @@ public enum Caller: Sendable, Equatable {
     public static func requireOperator() throws {
         switch try require() {
         case .internal, .operator: return
-        case .management:
+        case .management, .person:
             throw ServiceError(
                 .permissionDenied, "operator_only",
                 "models, backends and prices belong to the deployment: use an operator token (op-…, `lumen admin operator-token create` on the machine) or the configuration file"
@@ -65,6 +69,9 @@ public enum Caller: Sendable, Equatable {
             throw ServiceError(
                 .permissionDenied, "organization_mismatch",
                 "this management token belongs to another organisation")
+        case .person(let person):
+            if requested.isEmpty || requested == person.organizationID { return person.organizationID }
+            throw ServiceError(.permissionDenied, "organization_mismatch", "you belong to another organisation")
         case .operator:
             throw ServiceError(
                 .permissionDenied, "organization_token_required",
@@ -72,9 +79,42 @@ public enum Caller: Sendable, Equatable {
         }
     }
 
-    /// The user behind a management token, if any.
+    /// The user behind a management token or the person acting, if any.
     public var userID: String? {
-        if case .management(_, _, let userID) = self, !userID.isEmpty { return userID }
+        switch self {
+        case .management(_, _, let userID) where !userID.isEmpty: userID
+        case .person(let person): person.userID
+        default: nil
+        }
+    }
+
+    /// The person acting, if the caller is one.
+    public var person: Person? {
+        if case .person(let person) = self { return person }
         return nil
+    }
+
+    /// Passes the organisation's administrators: management tokens, admin persons, and the
+    /// internal caller. A member gets PERMISSION_DENIED `admin_required`, saying what needs it.
+    /// Call after `organization(_:)`, which refuses operators and other organisations.
+    public static func requireAdmin(to action: String) throws {
+        if case .person(let person) = try require(), !person.isAdmin {
+            throw ServiceError(.permissionDenied, "admin_required", "only an organisation's administrators may \(action)")
+        }
+    }
+
+    /// Passes callers who may act for `principal`'s own things (keys, consents, usage, pool):
+    /// administrators and the internal caller for anyone of the organisation; a member for
+    /// themselves and the clients they manage (PERMISSION_DENIED `not_permitted` otherwise).
+    /// The organisation itself is an administrator's. A key is judged by its owner.
+    public static func requireActing(for principal: Lumen_Common_V1_PrincipalRef, to action: String) throws {
+        guard case .person(let person) = try require(), !person.mayActFor(principal) else { return }
+        let whose =
+            switch principal.type {
+            case .client: "for clients you manage"
+            case .user: "for yourself"
+            default: "for yourself or clients you manage"
+            }
+        throw ServiceError(.permissionDenied, "not_permitted", "you may \(action) only \(whose)")
     }
 }

@@ -7,7 +7,7 @@ import LumenServer
 /// changes go through the ledger service (never the database file): the running ledger keeps
 /// its pools in memory and is their only writer.
 struct ServerOptions: ParsableArguments {
-    @Option(help: "host:port of the gRPC port of `lumen serve` (the process running the ledger). (LUMEN_GRPC_ADDRESS, default 127.0.0.1:9090)")
+    @Option(help: "host:port of the gRPC port of `lumen serve` (the process running the service the command calls). (LUMEN_GRPC_ADDRESS, default 127.0.0.1:9090)")
     var server: String?
 
     @Option(help: "A management token (mt-…) of the organisation. (LUMEN_MANAGEMENT_TOKEN)")

@@ -44,32 +44,45 @@ public struct TestServices: Sendable {
     ) async throws -> Result {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        let keysService = try KeysService(location: location, clock: clock, logger: logger)
         let token = "it-test-" + Identifier.secret(count: 32)
         let made = Made()
         return try await withLocalServices(
             internalToken: token,
             making: { client in
-                // The ledger asks accounts and keys who exists, as in `lumen serve`.
-                let ledger = try LedgerService(
-                    location: location, clock: clock,
-                    directory: ServiceDirectory(
-                        accounts: Lumen_Accounts_V1_AccountsService.Client(wrapping: client),
-                        keys: Lumen_Keys_V1_KeysService.Client(wrapping: client), internalToken: token),
-                    logger: logger)
-                made.ledger.withLock { $0 = ledger }
+                // Keys, the ledger and the registry ask accounts and keys who exists, as in `lumen serve`.
+                let directory = ServiceDirectory(
+                    accounts: Lumen_Accounts_V1_AccountsService.Client(wrapping: client),
+                    keys: Lumen_Keys_V1_KeysService.Client(wrapping: client), internalToken: token)
+                let keys = try KeysService(location: location, clock: clock, directory: directory, logger: logger)
+                let ledger = try LedgerService(location: location, clock: clock, directory: directory, logger: logger)
+                made.services.withLock { $0 = (keys, ledger) }
                 return [
                     try AccountsService(location: location, clock: clock, logger: logger),
-                    keysService,
+                    keys,
                     ledger,
-                    try ModelRegistryService(location: location, clock: clock, logger: logger),
+                    try ModelRegistryService(location: location, clock: clock, directory: directory, logger: logger),
                 ]
             }
         ) { client in
-            let ledger = made.ledger.withLock { $0 }!  // set by `making`, which ran first
-            return try await body(TestServices(client: client, internalToken: token, keysService: keysService, ledgerService: ledger))
+            let (keys, ledger) = made.services.withLock { $0 }!  // set by `making`, which ran first
+            return try await body(TestServices(client: client, internalToken: token, keysService: keys, ledgerService: ledger))
         }
     }
+
+    /// The person `userID` is, as the facade establishes it for a signed-in request.
+    public func person(_ userID: String, organizationID: String) async throws -> Person {
+        let response = try await accounts.getUser(
+            .with {
+                $0.organizationID = organizationID
+                $0.userID = userID
+            }, metadata: asInternal)
+        return Person(
+            organizationID: organizationID, userID: userID, isAdmin: response.user.isAdmin,
+            managedClientIDs: Set(response.managedClientIds))
+    }
+
+    /// Metadata of a Lumen process acting for `person`.
+    public func acting(_ person: Person) -> Metadata { .acting(as: person, internalToken: internalToken) }
 
     /// An organisation with its administrator and a management token.
     public struct Tenant: Sendable {
@@ -92,7 +105,7 @@ public struct TestServices: Sendable {
 
 /// What `run` made inside the services' factory.
 private final class Made: Sendable {
-    let ledger = Mutex<LedgerService?>(nil)
+    let services = Mutex<(KeysService, LedgerService)?>(nil)
 }
 
 /// The machine-readable reason a Lumen service gave for an RPC error.

@@ -172,8 +172,13 @@ struct ModelRegistryServiceTests {
             ).consent
             #expect(consent.grantedByUserID == acme.adminUserID)
             #expect(try await levels(acme, groups: ["grp_research"])["o1-research"] == .consented)
-            // The consent belongs to Acme only.
-            #expect(try await levels(globex, groups: ["grp_research"])["o1-research"] == .needsConsent)
+            // The consent belongs to Acme only; Globex cannot even name Acme's user.
+            do {
+                _ = try await levels(globex, groups: ["grp_research"])
+                Issue.record("expected user_not_found")
+            } catch let error as RPCError {
+                #expect(error.code == .notFound && reason(of: error) == "user_not_found")
+            }
             #expect(try await services.registry.listConsents(.init(), metadata: globex.metadata).consents.isEmpty)
 
             do {

@@ -6,6 +6,8 @@ one accepted (the document says exactly what the server enforces)."""
 import os
 import subprocess
 import sys
+
+import httpx
 from pathlib import Path
 
 from conftest import ROOT
@@ -20,8 +22,13 @@ PHASES = os.environ.get("LUMEN_SCHEMATHESIS_PHASES", "fuzzing,stateful")
 
 def test_the_openapi_document_and_the_server_agree(demo, tmp_path):
     schemathesis = Path(sys.executable).parent / "schemathesis"
+    # The dashboard's routes are tried as the demo administrator, signed in.
+    signed_in = httpx.post(demo.http + "/api/session",
+                           json={"email": demo.credentials["email"], "password": demo.credentials["password"]})
+    assert signed_in.status_code == 200, signed_in.text
     env = {
         **os.environ,
+        "LUMEN_SESSION": signed_in.cookies["lumen_session"],
         "LUMEN_MANAGEMENT_TOKEN": demo.credentials["management_token"],
         "LUMEN_API_KEY": demo.credentials["api_key"],
         # Hooks for what JSON Schema cannot say (a future expiresAt): Tests/schemathesis/lumen_hooks.py.

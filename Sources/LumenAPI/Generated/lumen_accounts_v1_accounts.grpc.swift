@@ -2,10 +2,15 @@
 /// managers of clients. It owns who exists and who may manage what; credentials live in the
 /// keys service and money in the ledger.
 ///
-/// Authorisation: a management token acts as an administrator of its own organisation.
-/// `organization_id` may be left empty in requests, meaning the caller's organisation; a
-/// management token naming another organisation gets PERMISSION_DENIED. Calls marked
-/// "internal" accept only the internal token of the deployment.
+/// Authorisation: a management token acts as an administrator of its own organisation. A
+/// person (a user signed in to the dashboard) reaches the services through a Lumen process,
+/// which sends the internal token with `lumen-acting-user`, `lumen-acting-organization`,
+/// `lumen-acting-role` (`admin` or `member`) and `lumen-acting-manages` (client ids, comma-
+/// separated) metadata; administrators may do what a management token may, members what each
+/// call says (PERMISSION_DENIED `admin_required` or `not_permitted` otherwise).
+/// `organization_id` may be left empty in requests, meaning the caller's organisation; naming
+/// another organisation gets PERMISSION_DENIED, and another organisation's ids are NOT_FOUND.
+/// Calls marked "internal" accept only the internal token of the deployment.
 
 // DO NOT EDIT.
 // swift-format-ignore-file
@@ -237,6 +242,97 @@ public enum Lumen_Accounts_V1_AccountsService: Sendable {
                 type: .serverStreaming
             )
         }
+        /// Namespace for "SignIn" metadata.
+        public enum SignIn: Sendable {
+            /// Request type for "SignIn".
+            public typealias Input = Lumen_Accounts_V1_SignInRequest
+            /// Response type for "SignIn".
+            public typealias Output = Lumen_Accounts_V1_SignInResponse
+            /// Descriptor for "SignIn".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.accounts.v1.AccountsService"),
+                method: "SignIn",
+                type: .unary
+            )
+        }
+        /// Namespace for "SetPassword" metadata.
+        public enum SetPassword: Sendable {
+            /// Request type for "SetPassword".
+            public typealias Input = Lumen_Accounts_V1_SetPasswordRequest
+            /// Response type for "SetPassword".
+            public typealias Output = Lumen_Accounts_V1_SetPasswordResponse
+            /// Descriptor for "SetPassword".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.accounts.v1.AccountsService"),
+                method: "SetPassword",
+                type: .unary
+            )
+        }
+        /// Namespace for "CreateInvite" metadata.
+        public enum CreateInvite: Sendable {
+            /// Request type for "CreateInvite".
+            public typealias Input = Lumen_Accounts_V1_CreateInviteRequest
+            /// Response type for "CreateInvite".
+            public typealias Output = Lumen_Accounts_V1_CreateInviteResponse
+            /// Descriptor for "CreateInvite".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.accounts.v1.AccountsService"),
+                method: "CreateInvite",
+                type: .unary
+            )
+        }
+        /// Namespace for "AcceptInvite" metadata.
+        public enum AcceptInvite: Sendable {
+            /// Request type for "AcceptInvite".
+            public typealias Input = Lumen_Accounts_V1_AcceptInviteRequest
+            /// Response type for "AcceptInvite".
+            public typealias Output = Lumen_Accounts_V1_AcceptInviteResponse
+            /// Descriptor for "AcceptInvite".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.accounts.v1.AccountsService"),
+                method: "AcceptInvite",
+                type: .unary
+            )
+        }
+        /// Namespace for "PutSession" metadata.
+        public enum PutSession: Sendable {
+            /// Request type for "PutSession".
+            public typealias Input = Lumen_Accounts_V1_PutSessionRequest
+            /// Response type for "PutSession".
+            public typealias Output = Lumen_Accounts_V1_PutSessionResponse
+            /// Descriptor for "PutSession".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.accounts.v1.AccountsService"),
+                method: "PutSession",
+                type: .unary
+            )
+        }
+        /// Namespace for "GetSession" metadata.
+        public enum GetSession: Sendable {
+            /// Request type for "GetSession".
+            public typealias Input = Lumen_Accounts_V1_GetSessionRequest
+            /// Response type for "GetSession".
+            public typealias Output = Lumen_Accounts_V1_GetSessionResponse
+            /// Descriptor for "GetSession".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.accounts.v1.AccountsService"),
+                method: "GetSession",
+                type: .unary
+            )
+        }
+        /// Namespace for "DeleteSession" metadata.
+        public enum DeleteSession: Sendable {
+            /// Request type for "DeleteSession".
+            public typealias Input = Lumen_Accounts_V1_DeleteSessionRequest
+            /// Response type for "DeleteSession".
+            public typealias Output = Lumen_Accounts_V1_DeleteSessionResponse
+            /// Descriptor for "DeleteSession".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.accounts.v1.AccountsService"),
+                method: "DeleteSession",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "lumen.accounts.v1.AccountsService" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             BootstrapOrganization.descriptor,
@@ -254,7 +350,14 @@ public enum Lumen_Accounts_V1_AccountsService: Sendable {
             UpdateClient.descriptor,
             AddClientManager.descriptor,
             RemoveClientManager.descriptor,
-            WatchMemberships.descriptor
+            WatchMemberships.descriptor,
+            SignIn.descriptor,
+            SetPassword.descriptor,
+            CreateInvite.descriptor,
+            AcceptInvite.descriptor,
+            PutSession.descriptor,
+            GetSession.descriptor,
+            DeleteSession.descriptor
         ]
     }
 }
@@ -345,7 +448,8 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Creates a user. ALREADY_EXISTS (`user_exists`) if the email is taken in the organisation.
+        /// > Creates a user (administrators). ALREADY_EXISTS (`user_exists`) if the email is taken in the
+        /// > organisation.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Lumen_Accounts_V1_CreateUserRequest` messages.
@@ -363,7 +467,8 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Returns one user by id or by email. NOT_FOUND (`user_not_found`).
+        /// > Returns one user by id or by email, with the clients they manage. NOT_FOUND
+        /// > (`user_not_found`). A member may look up only themselves unless they manage a client.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Lumen_Accounts_V1_GetUserRequest` messages.
@@ -381,7 +486,8 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Lists the users of an organisation, optionally filtered by a search string.
+        /// > Lists the users of an organisation, optionally filtered by a search string
+        /// > (administrators and client managers).
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Lumen_Accounts_V1_ListUsersRequest` messages.
@@ -400,7 +506,7 @@ extension Lumen_Accounts_V1_AccountsService {
         /// > Source IDL Documentation:
         /// >
         /// > Changes a user's display name, admin flag, active flag or groups; fields left unset keep
-        /// > their value.
+        /// > their value (administrators).
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Lumen_Accounts_V1_UpdateUserRequest` messages.
@@ -418,7 +524,7 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Creates a group. ALREADY_EXISTS (`group_exists`) if the name is taken.
+        /// > Creates a group (administrators). ALREADY_EXISTS (`group_exists`) if the name is taken.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Lumen_Accounts_V1_CreateGroupRequest` messages.
@@ -454,7 +560,7 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Creates a client (service account).
+        /// > Creates a client (service account; administrators).
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Lumen_Accounts_V1_CreateClientRequest` messages.
@@ -472,7 +578,8 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Returns one client with its managers. NOT_FOUND (`client_not_found`).
+        /// > Returns one client with its managers (administrators and its managers). NOT_FOUND
+        /// > (`client_not_found`).
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Lumen_Accounts_V1_GetClientRequest` messages.
@@ -490,7 +597,8 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Lists the clients of an organisation; `managed_by_user_id` narrows to the clients a user manages.
+        /// > Lists the clients of an organisation; `managed_by_user_id` narrows to the clients a user
+        /// > manages. A member sees only the clients they manage.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Lumen_Accounts_V1_ListClientsRequest` messages.
@@ -508,7 +616,8 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Renames, activates or deactivates a client (administrators only).
+        /// > Renames, describes, activates or deactivates a client: administrators; its managers may
+        /// > rename and describe it but not change `active`.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Lumen_Accounts_V1_UpdateClientRequest` messages.
@@ -577,6 +686,144 @@ extension Lumen_Accounts_V1_AccountsService {
             request: GRPCCore.StreamingServerRequest<Lumen_Accounts_V1_WatchMembershipsRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_MembershipEvent>
+
+        /// Handle the "SignIn" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Checks a person's email and password (internal only: the facade's sign-in). An unknown
+        /// > email, a wrong password, a user without a password and an inactive user all get the same
+        /// > UNAUTHENTICATED (`invalid_credentials`), in about the same time, so that the answer never
+        /// > tells whether an email exists. After 10 failures for one email within a minute, every
+        /// > attempt for that email gets RESOURCE_EXHAUSTED (`too_many_sign_ins`) until the minute has
+        /// > passed. An email used in several organisations signs in to the oldest user whose
+        /// > password matches.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Lumen_Accounts_V1_SignInRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Accounts_V1_SignInResponse` messages.
+        func signIn(
+            request: GRPCCore.StreamingServerRequest<Lumen_Accounts_V1_SignInRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_SignInResponse>
+
+        /// Handle the "SetPassword" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Sets a user's password (administrators). INVALID_ARGUMENT (`invalid_password`) unless it
+        /// > has 8 to 72 bytes. Passwords are stored as bcrypt hashes only and never logged.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Lumen_Accounts_V1_SetPasswordRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Accounts_V1_SetPasswordResponse` messages.
+        func setPassword(
+            request: GRPCCore.StreamingServerRequest<Lumen_Accounts_V1_SetPasswordRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_SetPasswordResponse>
+
+        /// Handle the "CreateInvite" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Creates a one-time invitation for a user to set their password, valid for 24 hours
+        /// > (administrators). Its secret is returned this once; only its SHA-256 is stored.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Lumen_Accounts_V1_CreateInviteRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Accounts_V1_CreateInviteResponse` messages.
+        func createInvite(
+            request: GRPCCore.StreamingServerRequest<Lumen_Accounts_V1_CreateInviteRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_CreateInviteResponse>
+
+        /// Handle the "AcceptInvite" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Sets the password of an invitation's user and uses the invitation up (internal only: the
+        /// > facade's invitation page). NOT_FOUND (`invite_not_found`) for an unknown, used or
+        /// > expired invitation; INVALID_ARGUMENT (`invalid_password`) as SetPassword.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Lumen_Accounts_V1_AcceptInviteRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Accounts_V1_AcceptInviteResponse` messages.
+        func acceptInvite(
+            request: GRPCCore.StreamingServerRequest<Lumen_Accounts_V1_AcceptInviteRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_AcceptInviteResponse>
+
+        /// Handle the "PutSession" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Stores a dashboard session (internal only: the facade's session store). Sessions are kept
+        /// > by the SHA-256 of their id, never the id itself; a user's sessions end when the user is
+        /// > deactivated. ALREADY_EXISTS (`session_exists`) when `create_only` and the id is taken.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Lumen_Accounts_V1_PutSessionRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Accounts_V1_PutSessionResponse` messages.
+        func putSession(
+            request: GRPCCore.StreamingServerRequest<Lumen_Accounts_V1_PutSessionRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_PutSessionResponse>
+
+        /// Handle the "GetSession" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Returns a session that has not expired (internal only). NOT_FOUND (`session_not_found`).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Lumen_Accounts_V1_GetSessionRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Accounts_V1_GetSessionResponse` messages.
+        func getSession(
+            request: GRPCCore.StreamingServerRequest<Lumen_Accounts_V1_GetSessionRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_GetSessionResponse>
+
+        /// Handle the "DeleteSession" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Ends a session (internal only); ending one that does not exist is not an error.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Lumen_Accounts_V1_DeleteSessionRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Accounts_V1_DeleteSessionResponse` messages.
+        func deleteSession(
+            request: GRPCCore.StreamingServerRequest<Lumen_Accounts_V1_DeleteSessionRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_DeleteSessionResponse>
     }
 
     /// Service protocol for the "lumen.accounts.v1.AccountsService" service.
@@ -651,7 +898,8 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Creates a user. ALREADY_EXISTS (`user_exists`) if the email is taken in the organisation.
+        /// > Creates a user (administrators). ALREADY_EXISTS (`user_exists`) if the email is taken in the
+        /// > organisation.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_CreateUserRequest` message.
@@ -669,7 +917,8 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Returns one user by id or by email. NOT_FOUND (`user_not_found`).
+        /// > Returns one user by id or by email, with the clients they manage. NOT_FOUND
+        /// > (`user_not_found`). A member may look up only themselves unless they manage a client.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_GetUserRequest` message.
@@ -687,7 +936,8 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Lists the users of an organisation, optionally filtered by a search string.
+        /// > Lists the users of an organisation, optionally filtered by a search string
+        /// > (administrators and client managers).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_ListUsersRequest` message.
@@ -706,7 +956,7 @@ extension Lumen_Accounts_V1_AccountsService {
         /// > Source IDL Documentation:
         /// >
         /// > Changes a user's display name, admin flag, active flag or groups; fields left unset keep
-        /// > their value.
+        /// > their value (administrators).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_UpdateUserRequest` message.
@@ -724,7 +974,7 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Creates a group. ALREADY_EXISTS (`group_exists`) if the name is taken.
+        /// > Creates a group (administrators). ALREADY_EXISTS (`group_exists`) if the name is taken.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_CreateGroupRequest` message.
@@ -760,7 +1010,7 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Creates a client (service account).
+        /// > Creates a client (service account; administrators).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_CreateClientRequest` message.
@@ -778,7 +1028,8 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Returns one client with its managers. NOT_FOUND (`client_not_found`).
+        /// > Returns one client with its managers (administrators and its managers). NOT_FOUND
+        /// > (`client_not_found`).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_GetClientRequest` message.
@@ -796,7 +1047,8 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Lists the clients of an organisation; `managed_by_user_id` narrows to the clients a user manages.
+        /// > Lists the clients of an organisation; `managed_by_user_id` narrows to the clients a user
+        /// > manages. A member sees only the clients they manage.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_ListClientsRequest` message.
@@ -814,7 +1066,8 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Renames, activates or deactivates a client (administrators only).
+        /// > Renames, describes, activates or deactivates a client: administrators; its managers may
+        /// > rename and describe it but not change `active`.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_UpdateClientRequest` message.
@@ -883,6 +1136,144 @@ extension Lumen_Accounts_V1_AccountsService {
             request: GRPCCore.ServerRequest<Lumen_Accounts_V1_WatchMembershipsRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_MembershipEvent>
+
+        /// Handle the "SignIn" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Checks a person's email and password (internal only: the facade's sign-in). An unknown
+        /// > email, a wrong password, a user without a password and an inactive user all get the same
+        /// > UNAUTHENTICATED (`invalid_credentials`), in about the same time, so that the answer never
+        /// > tells whether an email exists. After 10 failures for one email within a minute, every
+        /// > attempt for that email gets RESOURCE_EXHAUSTED (`too_many_sign_ins`) until the minute has
+        /// > passed. An email used in several organisations signs in to the oldest user whose
+        /// > password matches.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_SignInRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Lumen_Accounts_V1_SignInResponse` message.
+        func signIn(
+            request: GRPCCore.ServerRequest<Lumen_Accounts_V1_SignInRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Lumen_Accounts_V1_SignInResponse>
+
+        /// Handle the "SetPassword" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Sets a user's password (administrators). INVALID_ARGUMENT (`invalid_password`) unless it
+        /// > has 8 to 72 bytes. Passwords are stored as bcrypt hashes only and never logged.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_SetPasswordRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Lumen_Accounts_V1_SetPasswordResponse` message.
+        func setPassword(
+            request: GRPCCore.ServerRequest<Lumen_Accounts_V1_SetPasswordRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Lumen_Accounts_V1_SetPasswordResponse>
+
+        /// Handle the "CreateInvite" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Creates a one-time invitation for a user to set their password, valid for 24 hours
+        /// > (administrators). Its secret is returned this once; only its SHA-256 is stored.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_CreateInviteRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Lumen_Accounts_V1_CreateInviteResponse` message.
+        func createInvite(
+            request: GRPCCore.ServerRequest<Lumen_Accounts_V1_CreateInviteRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Lumen_Accounts_V1_CreateInviteResponse>
+
+        /// Handle the "AcceptInvite" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Sets the password of an invitation's user and uses the invitation up (internal only: the
+        /// > facade's invitation page). NOT_FOUND (`invite_not_found`) for an unknown, used or
+        /// > expired invitation; INVALID_ARGUMENT (`invalid_password`) as SetPassword.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_AcceptInviteRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Lumen_Accounts_V1_AcceptInviteResponse` message.
+        func acceptInvite(
+            request: GRPCCore.ServerRequest<Lumen_Accounts_V1_AcceptInviteRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Lumen_Accounts_V1_AcceptInviteResponse>
+
+        /// Handle the "PutSession" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Stores a dashboard session (internal only: the facade's session store). Sessions are kept
+        /// > by the SHA-256 of their id, never the id itself; a user's sessions end when the user is
+        /// > deactivated. ALREADY_EXISTS (`session_exists`) when `create_only` and the id is taken.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_PutSessionRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Lumen_Accounts_V1_PutSessionResponse` message.
+        func putSession(
+            request: GRPCCore.ServerRequest<Lumen_Accounts_V1_PutSessionRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Lumen_Accounts_V1_PutSessionResponse>
+
+        /// Handle the "GetSession" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Returns a session that has not expired (internal only). NOT_FOUND (`session_not_found`).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_GetSessionRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Lumen_Accounts_V1_GetSessionResponse` message.
+        func getSession(
+            request: GRPCCore.ServerRequest<Lumen_Accounts_V1_GetSessionRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Lumen_Accounts_V1_GetSessionResponse>
+
+        /// Handle the "DeleteSession" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Ends a session (internal only); ending one that does not exist is not an error.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_DeleteSessionRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Lumen_Accounts_V1_DeleteSessionResponse` message.
+        func deleteSession(
+            request: GRPCCore.ServerRequest<Lumen_Accounts_V1_DeleteSessionRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Lumen_Accounts_V1_DeleteSessionResponse>
     }
 
     /// Simple service protocol for the "lumen.accounts.v1.AccountsService" service.
@@ -955,7 +1346,8 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Creates a user. ALREADY_EXISTS (`user_exists`) if the email is taken in the organisation.
+        /// > Creates a user (administrators). ALREADY_EXISTS (`user_exists`) if the email is taken in the
+        /// > organisation.
         ///
         /// - Parameters:
         ///   - request: A `Lumen_Accounts_V1_CreateUserRequest` message.
@@ -973,7 +1365,8 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Returns one user by id or by email. NOT_FOUND (`user_not_found`).
+        /// > Returns one user by id or by email, with the clients they manage. NOT_FOUND
+        /// > (`user_not_found`). A member may look up only themselves unless they manage a client.
         ///
         /// - Parameters:
         ///   - request: A `Lumen_Accounts_V1_GetUserRequest` message.
@@ -991,7 +1384,8 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Lists the users of an organisation, optionally filtered by a search string.
+        /// > Lists the users of an organisation, optionally filtered by a search string
+        /// > (administrators and client managers).
         ///
         /// - Parameters:
         ///   - request: A `Lumen_Accounts_V1_ListUsersRequest` message.
@@ -1010,7 +1404,7 @@ extension Lumen_Accounts_V1_AccountsService {
         /// > Source IDL Documentation:
         /// >
         /// > Changes a user's display name, admin flag, active flag or groups; fields left unset keep
-        /// > their value.
+        /// > their value (administrators).
         ///
         /// - Parameters:
         ///   - request: A `Lumen_Accounts_V1_UpdateUserRequest` message.
@@ -1028,7 +1422,7 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Creates a group. ALREADY_EXISTS (`group_exists`) if the name is taken.
+        /// > Creates a group (administrators). ALREADY_EXISTS (`group_exists`) if the name is taken.
         ///
         /// - Parameters:
         ///   - request: A `Lumen_Accounts_V1_CreateGroupRequest` message.
@@ -1064,7 +1458,7 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Creates a client (service account).
+        /// > Creates a client (service account; administrators).
         ///
         /// - Parameters:
         ///   - request: A `Lumen_Accounts_V1_CreateClientRequest` message.
@@ -1082,7 +1476,8 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Returns one client with its managers. NOT_FOUND (`client_not_found`).
+        /// > Returns one client with its managers (administrators and its managers). NOT_FOUND
+        /// > (`client_not_found`).
         ///
         /// - Parameters:
         ///   - request: A `Lumen_Accounts_V1_GetClientRequest` message.
@@ -1100,7 +1495,8 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Lists the clients of an organisation; `managed_by_user_id` narrows to the clients a user manages.
+        /// > Lists the clients of an organisation; `managed_by_user_id` narrows to the clients a user
+        /// > manages. A member sees only the clients they manage.
         ///
         /// - Parameters:
         ///   - request: A `Lumen_Accounts_V1_ListClientsRequest` message.
@@ -1118,7 +1514,8 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Renames, activates or deactivates a client (administrators only).
+        /// > Renames, describes, activates or deactivates a client: administrators; its managers may
+        /// > rename and describe it but not change `active`.
         ///
         /// - Parameters:
         ///   - request: A `Lumen_Accounts_V1_UpdateClientRequest` message.
@@ -1188,6 +1585,144 @@ extension Lumen_Accounts_V1_AccountsService {
             response: GRPCCore.RPCWriter<Lumen_Accounts_V1_MembershipEvent>,
             context: GRPCCore.ServerContext
         ) async throws
+
+        /// Handle the "SignIn" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Checks a person's email and password (internal only: the facade's sign-in). An unknown
+        /// > email, a wrong password, a user without a password and an inactive user all get the same
+        /// > UNAUTHENTICATED (`invalid_credentials`), in about the same time, so that the answer never
+        /// > tells whether an email exists. After 10 failures for one email within a minute, every
+        /// > attempt for that email gets RESOURCE_EXHAUSTED (`too_many_sign_ins`) until the minute has
+        /// > passed. An email used in several organisations signs in to the oldest user whose
+        /// > password matches.
+        ///
+        /// - Parameters:
+        ///   - request: A `Lumen_Accounts_V1_SignInRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Lumen_Accounts_V1_SignInResponse` to respond with.
+        func signIn(
+            request: Lumen_Accounts_V1_SignInRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Lumen_Accounts_V1_SignInResponse
+
+        /// Handle the "SetPassword" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Sets a user's password (administrators). INVALID_ARGUMENT (`invalid_password`) unless it
+        /// > has 8 to 72 bytes. Passwords are stored as bcrypt hashes only and never logged.
+        ///
+        /// - Parameters:
+        ///   - request: A `Lumen_Accounts_V1_SetPasswordRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Lumen_Accounts_V1_SetPasswordResponse` to respond with.
+        func setPassword(
+            request: Lumen_Accounts_V1_SetPasswordRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Lumen_Accounts_V1_SetPasswordResponse
+
+        /// Handle the "CreateInvite" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Creates a one-time invitation for a user to set their password, valid for 24 hours
+        /// > (administrators). Its secret is returned this once; only its SHA-256 is stored.
+        ///
+        /// - Parameters:
+        ///   - request: A `Lumen_Accounts_V1_CreateInviteRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Lumen_Accounts_V1_CreateInviteResponse` to respond with.
+        func createInvite(
+            request: Lumen_Accounts_V1_CreateInviteRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Lumen_Accounts_V1_CreateInviteResponse
+
+        /// Handle the "AcceptInvite" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Sets the password of an invitation's user and uses the invitation up (internal only: the
+        /// > facade's invitation page). NOT_FOUND (`invite_not_found`) for an unknown, used or
+        /// > expired invitation; INVALID_ARGUMENT (`invalid_password`) as SetPassword.
+        ///
+        /// - Parameters:
+        ///   - request: A `Lumen_Accounts_V1_AcceptInviteRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Lumen_Accounts_V1_AcceptInviteResponse` to respond with.
+        func acceptInvite(
+            request: Lumen_Accounts_V1_AcceptInviteRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Lumen_Accounts_V1_AcceptInviteResponse
+
+        /// Handle the "PutSession" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Stores a dashboard session (internal only: the facade's session store). Sessions are kept
+        /// > by the SHA-256 of their id, never the id itself; a user's sessions end when the user is
+        /// > deactivated. ALREADY_EXISTS (`session_exists`) when `create_only` and the id is taken.
+        ///
+        /// - Parameters:
+        ///   - request: A `Lumen_Accounts_V1_PutSessionRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Lumen_Accounts_V1_PutSessionResponse` to respond with.
+        func putSession(
+            request: Lumen_Accounts_V1_PutSessionRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Lumen_Accounts_V1_PutSessionResponse
+
+        /// Handle the "GetSession" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Returns a session that has not expired (internal only). NOT_FOUND (`session_not_found`).
+        ///
+        /// - Parameters:
+        ///   - request: A `Lumen_Accounts_V1_GetSessionRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Lumen_Accounts_V1_GetSessionResponse` to respond with.
+        func getSession(
+            request: Lumen_Accounts_V1_GetSessionRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Lumen_Accounts_V1_GetSessionResponse
+
+        /// Handle the "DeleteSession" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Ends a session (internal only); ending one that does not exist is not an error.
+        ///
+        /// - Parameters:
+        ///   - request: A `Lumen_Accounts_V1_DeleteSessionRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Lumen_Accounts_V1_DeleteSessionResponse` to respond with.
+        func deleteSession(
+            request: Lumen_Accounts_V1_DeleteSessionRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Lumen_Accounts_V1_DeleteSessionResponse
     }
 }
 
@@ -1366,6 +1901,83 @@ extension Lumen_Accounts_V1_AccountsService.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_MembershipEvent>(),
             handler: { request, context in
                 try await self.watchMemberships(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Lumen_Accounts_V1_AccountsService.Method.SignIn.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Accounts_V1_SignInRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_SignInResponse>(),
+            handler: { request, context in
+                try await self.signIn(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Lumen_Accounts_V1_AccountsService.Method.SetPassword.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Accounts_V1_SetPasswordRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_SetPasswordResponse>(),
+            handler: { request, context in
+                try await self.setPassword(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Lumen_Accounts_V1_AccountsService.Method.CreateInvite.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Accounts_V1_CreateInviteRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_CreateInviteResponse>(),
+            handler: { request, context in
+                try await self.createInvite(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Lumen_Accounts_V1_AccountsService.Method.AcceptInvite.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Accounts_V1_AcceptInviteRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_AcceptInviteResponse>(),
+            handler: { request, context in
+                try await self.acceptInvite(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Lumen_Accounts_V1_AccountsService.Method.PutSession.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Accounts_V1_PutSessionRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_PutSessionResponse>(),
+            handler: { request, context in
+                try await self.putSession(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Lumen_Accounts_V1_AccountsService.Method.GetSession.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Accounts_V1_GetSessionRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_GetSessionResponse>(),
+            handler: { request, context in
+                try await self.getSession(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Lumen_Accounts_V1_AccountsService.Method.DeleteSession.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Accounts_V1_DeleteSessionRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_DeleteSessionResponse>(),
+            handler: { request, context in
+                try await self.deleteSession(
                     request: request,
                     context: context
                 )
@@ -1551,6 +2163,83 @@ extension Lumen_Accounts_V1_AccountsService.ServiceProtocol {
             context: context
         )
         return response
+    }
+
+    public func signIn(
+        request: GRPCCore.StreamingServerRequest<Lumen_Accounts_V1_SignInRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_SignInResponse> {
+        let response = try await self.signIn(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func setPassword(
+        request: GRPCCore.StreamingServerRequest<Lumen_Accounts_V1_SetPasswordRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_SetPasswordResponse> {
+        let response = try await self.setPassword(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func createInvite(
+        request: GRPCCore.StreamingServerRequest<Lumen_Accounts_V1_CreateInviteRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_CreateInviteResponse> {
+        let response = try await self.createInvite(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func acceptInvite(
+        request: GRPCCore.StreamingServerRequest<Lumen_Accounts_V1_AcceptInviteRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_AcceptInviteResponse> {
+        let response = try await self.acceptInvite(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func putSession(
+        request: GRPCCore.StreamingServerRequest<Lumen_Accounts_V1_PutSessionRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_PutSessionResponse> {
+        let response = try await self.putSession(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func getSession(
+        request: GRPCCore.StreamingServerRequest<Lumen_Accounts_V1_GetSessionRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_GetSessionResponse> {
+        let response = try await self.getSession(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func deleteSession(
+        request: GRPCCore.StreamingServerRequest<Lumen_Accounts_V1_DeleteSessionRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_DeleteSessionResponse> {
+        let response = try await self.deleteSession(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
     }
 }
 
@@ -1768,6 +2457,97 @@ extension Lumen_Accounts_V1_AccountsService.SimpleServiceProtocol {
             }
         )
     }
+
+    public func signIn(
+        request: GRPCCore.ServerRequest<Lumen_Accounts_V1_SignInRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Lumen_Accounts_V1_SignInResponse> {
+        return GRPCCore.ServerResponse<Lumen_Accounts_V1_SignInResponse>(
+            message: try await self.signIn(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func setPassword(
+        request: GRPCCore.ServerRequest<Lumen_Accounts_V1_SetPasswordRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Lumen_Accounts_V1_SetPasswordResponse> {
+        return GRPCCore.ServerResponse<Lumen_Accounts_V1_SetPasswordResponse>(
+            message: try await self.setPassword(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func createInvite(
+        request: GRPCCore.ServerRequest<Lumen_Accounts_V1_CreateInviteRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Lumen_Accounts_V1_CreateInviteResponse> {
+        return GRPCCore.ServerResponse<Lumen_Accounts_V1_CreateInviteResponse>(
+            message: try await self.createInvite(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func acceptInvite(
+        request: GRPCCore.ServerRequest<Lumen_Accounts_V1_AcceptInviteRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Lumen_Accounts_V1_AcceptInviteResponse> {
+        return GRPCCore.ServerResponse<Lumen_Accounts_V1_AcceptInviteResponse>(
+            message: try await self.acceptInvite(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func putSession(
+        request: GRPCCore.ServerRequest<Lumen_Accounts_V1_PutSessionRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Lumen_Accounts_V1_PutSessionResponse> {
+        return GRPCCore.ServerResponse<Lumen_Accounts_V1_PutSessionResponse>(
+            message: try await self.putSession(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func getSession(
+        request: GRPCCore.ServerRequest<Lumen_Accounts_V1_GetSessionRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Lumen_Accounts_V1_GetSessionResponse> {
+        return GRPCCore.ServerResponse<Lumen_Accounts_V1_GetSessionResponse>(
+            message: try await self.getSession(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func deleteSession(
+        request: GRPCCore.ServerRequest<Lumen_Accounts_V1_DeleteSessionRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Lumen_Accounts_V1_DeleteSessionResponse> {
+        return GRPCCore.ServerResponse<Lumen_Accounts_V1_DeleteSessionResponse>(
+            message: try await self.deleteSession(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
 }
 
 // MARK: lumen.accounts.v1.AccountsService (client)
@@ -1858,7 +2638,8 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Creates a user. ALREADY_EXISTS (`user_exists`) if the email is taken in the organisation.
+        /// > Creates a user (administrators). ALREADY_EXISTS (`user_exists`) if the email is taken in the
+        /// > organisation.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_CreateUserRequest` message.
@@ -1881,7 +2662,8 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Returns one user by id or by email. NOT_FOUND (`user_not_found`).
+        /// > Returns one user by id or by email, with the clients they manage. NOT_FOUND
+        /// > (`user_not_found`). A member may look up only themselves unless they manage a client.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_GetUserRequest` message.
@@ -1904,7 +2686,8 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Lists the users of an organisation, optionally filtered by a search string.
+        /// > Lists the users of an organisation, optionally filtered by a search string
+        /// > (administrators and client managers).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_ListUsersRequest` message.
@@ -1928,7 +2711,7 @@ extension Lumen_Accounts_V1_AccountsService {
         /// > Source IDL Documentation:
         /// >
         /// > Changes a user's display name, admin flag, active flag or groups; fields left unset keep
-        /// > their value.
+        /// > their value (administrators).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_UpdateUserRequest` message.
@@ -1951,7 +2734,7 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Creates a group. ALREADY_EXISTS (`group_exists`) if the name is taken.
+        /// > Creates a group (administrators). ALREADY_EXISTS (`group_exists`) if the name is taken.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_CreateGroupRequest` message.
@@ -1997,7 +2780,7 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Creates a client (service account).
+        /// > Creates a client (service account; administrators).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_CreateClientRequest` message.
@@ -2020,7 +2803,8 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Returns one client with its managers. NOT_FOUND (`client_not_found`).
+        /// > Returns one client with its managers (administrators and its managers). NOT_FOUND
+        /// > (`client_not_found`).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_GetClientRequest` message.
@@ -2043,7 +2827,8 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Lists the clients of an organisation; `managed_by_user_id` narrows to the clients a user manages.
+        /// > Lists the clients of an organisation; `managed_by_user_id` narrows to the clients a user
+        /// > manages. A member sees only the clients they manage.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_ListClientsRequest` message.
@@ -2066,7 +2851,8 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Renames, activates or deactivates a client (administrators only).
+        /// > Renames, describes, activates or deactivates a client: administrators; its managers may
+        /// > rename and describe it but not change `active`.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_UpdateClientRequest` message.
@@ -2154,6 +2940,179 @@ extension Lumen_Accounts_V1_AccountsService {
             deserializer: some GRPCCore.MessageDeserializer<Lumen_Accounts_V1_MembershipEvent>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Lumen_Accounts_V1_MembershipEvent>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "SignIn" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Checks a person's email and password (internal only: the facade's sign-in). An unknown
+        /// > email, a wrong password, a user without a password and an inactive user all get the same
+        /// > UNAUTHENTICATED (`invalid_credentials`), in about the same time, so that the answer never
+        /// > tells whether an email exists. After 10 failures for one email within a minute, every
+        /// > attempt for that email gets RESOURCE_EXHAUSTED (`too_many_sign_ins`) until the minute has
+        /// > passed. An email used in several organisations signs in to the oldest user whose
+        /// > password matches.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_SignInRequest` message.
+        ///   - serializer: A serializer for `Lumen_Accounts_V1_SignInRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Accounts_V1_SignInResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func signIn<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Accounts_V1_SignInRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Accounts_V1_SignInRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Accounts_V1_SignInResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_SignInResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "SetPassword" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Sets a user's password (administrators). INVALID_ARGUMENT (`invalid_password`) unless it
+        /// > has 8 to 72 bytes. Passwords are stored as bcrypt hashes only and never logged.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_SetPasswordRequest` message.
+        ///   - serializer: A serializer for `Lumen_Accounts_V1_SetPasswordRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Accounts_V1_SetPasswordResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func setPassword<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Accounts_V1_SetPasswordRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Accounts_V1_SetPasswordRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Accounts_V1_SetPasswordResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_SetPasswordResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "CreateInvite" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Creates a one-time invitation for a user to set their password, valid for 24 hours
+        /// > (administrators). Its secret is returned this once; only its SHA-256 is stored.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_CreateInviteRequest` message.
+        ///   - serializer: A serializer for `Lumen_Accounts_V1_CreateInviteRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Accounts_V1_CreateInviteResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func createInvite<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Accounts_V1_CreateInviteRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Accounts_V1_CreateInviteRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Accounts_V1_CreateInviteResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_CreateInviteResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "AcceptInvite" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Sets the password of an invitation's user and uses the invitation up (internal only: the
+        /// > facade's invitation page). NOT_FOUND (`invite_not_found`) for an unknown, used or
+        /// > expired invitation; INVALID_ARGUMENT (`invalid_password`) as SetPassword.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_AcceptInviteRequest` message.
+        ///   - serializer: A serializer for `Lumen_Accounts_V1_AcceptInviteRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Accounts_V1_AcceptInviteResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func acceptInvite<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Accounts_V1_AcceptInviteRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Accounts_V1_AcceptInviteRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Accounts_V1_AcceptInviteResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_AcceptInviteResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "PutSession" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Stores a dashboard session (internal only: the facade's session store). Sessions are kept
+        /// > by the SHA-256 of their id, never the id itself; a user's sessions end when the user is
+        /// > deactivated. ALREADY_EXISTS (`session_exists`) when `create_only` and the id is taken.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_PutSessionRequest` message.
+        ///   - serializer: A serializer for `Lumen_Accounts_V1_PutSessionRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Accounts_V1_PutSessionResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func putSession<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Accounts_V1_PutSessionRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Accounts_V1_PutSessionRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Accounts_V1_PutSessionResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_PutSessionResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "GetSession" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Returns a session that has not expired (internal only). NOT_FOUND (`session_not_found`).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_GetSessionRequest` message.
+        ///   - serializer: A serializer for `Lumen_Accounts_V1_GetSessionRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Accounts_V1_GetSessionResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func getSession<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Accounts_V1_GetSessionRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Accounts_V1_GetSessionRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Accounts_V1_GetSessionResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_GetSessionResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "DeleteSession" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Ends a session (internal only); ending one that does not exist is not an error.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_DeleteSessionRequest` message.
+        ///   - serializer: A serializer for `Lumen_Accounts_V1_DeleteSessionRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Accounts_V1_DeleteSessionResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func deleteSession<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Accounts_V1_DeleteSessionRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Accounts_V1_DeleteSessionRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Accounts_V1_DeleteSessionResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_DeleteSessionResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -2285,7 +3244,8 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Creates a user. ALREADY_EXISTS (`user_exists`) if the email is taken in the organisation.
+        /// > Creates a user (administrators). ALREADY_EXISTS (`user_exists`) if the email is taken in the
+        /// > organisation.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_CreateUserRequest` message.
@@ -2319,7 +3279,8 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Returns one user by id or by email. NOT_FOUND (`user_not_found`).
+        /// > Returns one user by id or by email, with the clients they manage. NOT_FOUND
+        /// > (`user_not_found`). A member may look up only themselves unless they manage a client.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_GetUserRequest` message.
@@ -2353,7 +3314,8 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Lists the users of an organisation, optionally filtered by a search string.
+        /// > Lists the users of an organisation, optionally filtered by a search string
+        /// > (administrators and client managers).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_ListUsersRequest` message.
@@ -2388,7 +3350,7 @@ extension Lumen_Accounts_V1_AccountsService {
         /// > Source IDL Documentation:
         /// >
         /// > Changes a user's display name, admin flag, active flag or groups; fields left unset keep
-        /// > their value.
+        /// > their value (administrators).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_UpdateUserRequest` message.
@@ -2422,7 +3384,7 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Creates a group. ALREADY_EXISTS (`group_exists`) if the name is taken.
+        /// > Creates a group (administrators). ALREADY_EXISTS (`group_exists`) if the name is taken.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_CreateGroupRequest` message.
@@ -2490,7 +3452,7 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Creates a client (service account).
+        /// > Creates a client (service account; administrators).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_CreateClientRequest` message.
@@ -2524,7 +3486,8 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Returns one client with its managers. NOT_FOUND (`client_not_found`).
+        /// > Returns one client with its managers (administrators and its managers). NOT_FOUND
+        /// > (`client_not_found`).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_GetClientRequest` message.
@@ -2558,7 +3521,8 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Lists the clients of an organisation; `managed_by_user_id` narrows to the clients a user manages.
+        /// > Lists the clients of an organisation; `managed_by_user_id` narrows to the clients a user
+        /// > manages. A member sees only the clients they manage.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_ListClientsRequest` message.
@@ -2592,7 +3556,8 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Renames, activates or deactivates a client (administrators only).
+        /// > Renames, describes, activates or deactivates a client: administrators; its managers may
+        /// > rename and describe it but not change `active`.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_UpdateClientRequest` message.
@@ -2723,6 +3688,256 @@ extension Lumen_Accounts_V1_AccountsService {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "SignIn" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Checks a person's email and password (internal only: the facade's sign-in). An unknown
+        /// > email, a wrong password, a user without a password and an inactive user all get the same
+        /// > UNAUTHENTICATED (`invalid_credentials`), in about the same time, so that the answer never
+        /// > tells whether an email exists. After 10 failures for one email within a minute, every
+        /// > attempt for that email gets RESOURCE_EXHAUSTED (`too_many_sign_ins`) until the minute has
+        /// > passed. An email used in several organisations signs in to the oldest user whose
+        /// > password matches.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_SignInRequest` message.
+        ///   - serializer: A serializer for `Lumen_Accounts_V1_SignInRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Accounts_V1_SignInResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func signIn<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Accounts_V1_SignInRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Accounts_V1_SignInRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Accounts_V1_SignInResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_SignInResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Lumen_Accounts_V1_AccountsService.Method.SignIn.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "SetPassword" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Sets a user's password (administrators). INVALID_ARGUMENT (`invalid_password`) unless it
+        /// > has 8 to 72 bytes. Passwords are stored as bcrypt hashes only and never logged.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_SetPasswordRequest` message.
+        ///   - serializer: A serializer for `Lumen_Accounts_V1_SetPasswordRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Accounts_V1_SetPasswordResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func setPassword<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Accounts_V1_SetPasswordRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Accounts_V1_SetPasswordRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Accounts_V1_SetPasswordResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_SetPasswordResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Lumen_Accounts_V1_AccountsService.Method.SetPassword.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "CreateInvite" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Creates a one-time invitation for a user to set their password, valid for 24 hours
+        /// > (administrators). Its secret is returned this once; only its SHA-256 is stored.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_CreateInviteRequest` message.
+        ///   - serializer: A serializer for `Lumen_Accounts_V1_CreateInviteRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Accounts_V1_CreateInviteResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func createInvite<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Accounts_V1_CreateInviteRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Accounts_V1_CreateInviteRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Accounts_V1_CreateInviteResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_CreateInviteResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Lumen_Accounts_V1_AccountsService.Method.CreateInvite.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "AcceptInvite" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Sets the password of an invitation's user and uses the invitation up (internal only: the
+        /// > facade's invitation page). NOT_FOUND (`invite_not_found`) for an unknown, used or
+        /// > expired invitation; INVALID_ARGUMENT (`invalid_password`) as SetPassword.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_AcceptInviteRequest` message.
+        ///   - serializer: A serializer for `Lumen_Accounts_V1_AcceptInviteRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Accounts_V1_AcceptInviteResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func acceptInvite<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Accounts_V1_AcceptInviteRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Accounts_V1_AcceptInviteRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Accounts_V1_AcceptInviteResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_AcceptInviteResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Lumen_Accounts_V1_AccountsService.Method.AcceptInvite.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "PutSession" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Stores a dashboard session (internal only: the facade's session store). Sessions are kept
+        /// > by the SHA-256 of their id, never the id itself; a user's sessions end when the user is
+        /// > deactivated. ALREADY_EXISTS (`session_exists`) when `create_only` and the id is taken.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_PutSessionRequest` message.
+        ///   - serializer: A serializer for `Lumen_Accounts_V1_PutSessionRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Accounts_V1_PutSessionResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func putSession<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Accounts_V1_PutSessionRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Accounts_V1_PutSessionRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Accounts_V1_PutSessionResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_PutSessionResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Lumen_Accounts_V1_AccountsService.Method.PutSession.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "GetSession" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Returns a session that has not expired (internal only). NOT_FOUND (`session_not_found`).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_GetSessionRequest` message.
+        ///   - serializer: A serializer for `Lumen_Accounts_V1_GetSessionRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Accounts_V1_GetSessionResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func getSession<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Accounts_V1_GetSessionRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Accounts_V1_GetSessionRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Accounts_V1_GetSessionResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_GetSessionResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Lumen_Accounts_V1_AccountsService.Method.GetSession.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "DeleteSession" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Ends a session (internal only); ending one that does not exist is not an error.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_DeleteSessionRequest` message.
+        ///   - serializer: A serializer for `Lumen_Accounts_V1_DeleteSessionRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Accounts_V1_DeleteSessionResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func deleteSession<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Accounts_V1_DeleteSessionRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Accounts_V1_DeleteSessionRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Accounts_V1_DeleteSessionResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_DeleteSessionResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Lumen_Accounts_V1_AccountsService.Method.DeleteSession.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -2822,7 +4037,8 @@ extension Lumen_Accounts_V1_AccountsService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Creates a user. ALREADY_EXISTS (`user_exists`) if the email is taken in the organisation.
+    /// > Creates a user (administrators). ALREADY_EXISTS (`user_exists`) if the email is taken in the
+    /// > organisation.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Lumen_Accounts_V1_CreateUserRequest` message.
@@ -2851,7 +4067,8 @@ extension Lumen_Accounts_V1_AccountsService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Returns one user by id or by email. NOT_FOUND (`user_not_found`).
+    /// > Returns one user by id or by email, with the clients they manage. NOT_FOUND
+    /// > (`user_not_found`). A member may look up only themselves unless they manage a client.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Lumen_Accounts_V1_GetUserRequest` message.
@@ -2880,7 +4097,8 @@ extension Lumen_Accounts_V1_AccountsService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Lists the users of an organisation, optionally filtered by a search string.
+    /// > Lists the users of an organisation, optionally filtered by a search string
+    /// > (administrators and client managers).
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Lumen_Accounts_V1_ListUsersRequest` message.
@@ -2910,7 +4128,7 @@ extension Lumen_Accounts_V1_AccountsService.ClientProtocol {
     /// > Source IDL Documentation:
     /// >
     /// > Changes a user's display name, admin flag, active flag or groups; fields left unset keep
-    /// > their value.
+    /// > their value (administrators).
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Lumen_Accounts_V1_UpdateUserRequest` message.
@@ -2939,7 +4157,7 @@ extension Lumen_Accounts_V1_AccountsService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Creates a group. ALREADY_EXISTS (`group_exists`) if the name is taken.
+    /// > Creates a group (administrators). ALREADY_EXISTS (`group_exists`) if the name is taken.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Lumen_Accounts_V1_CreateGroupRequest` message.
@@ -2997,7 +4215,7 @@ extension Lumen_Accounts_V1_AccountsService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Creates a client (service account).
+    /// > Creates a client (service account; administrators).
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Lumen_Accounts_V1_CreateClientRequest` message.
@@ -3026,7 +4244,8 @@ extension Lumen_Accounts_V1_AccountsService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Returns one client with its managers. NOT_FOUND (`client_not_found`).
+    /// > Returns one client with its managers (administrators and its managers). NOT_FOUND
+    /// > (`client_not_found`).
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Lumen_Accounts_V1_GetClientRequest` message.
@@ -3055,7 +4274,8 @@ extension Lumen_Accounts_V1_AccountsService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Lists the clients of an organisation; `managed_by_user_id` narrows to the clients a user manages.
+    /// > Lists the clients of an organisation; `managed_by_user_id` narrows to the clients a user
+    /// > manages. A member sees only the clients they manage.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Lumen_Accounts_V1_ListClientsRequest` message.
@@ -3084,7 +4304,8 @@ extension Lumen_Accounts_V1_AccountsService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Renames, activates or deactivates a client (administrators only).
+    /// > Renames, describes, activates or deactivates a client: administrators; its managers may
+    /// > rename and describe it but not change `active`.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Lumen_Accounts_V1_UpdateClientRequest` message.
@@ -3191,6 +4412,221 @@ extension Lumen_Accounts_V1_AccountsService.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_WatchMembershipsRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Accounts_V1_MembershipEvent>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SignIn" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Checks a person's email and password (internal only: the facade's sign-in). An unknown
+    /// > email, a wrong password, a user without a password and an inactive user all get the same
+    /// > UNAUTHENTICATED (`invalid_credentials`), in about the same time, so that the answer never
+    /// > tells whether an email exists. After 10 failures for one email within a minute, every
+    /// > attempt for that email gets RESOURCE_EXHAUSTED (`too_many_sign_ins`) until the minute has
+    /// > passed. An email used in several organisations signs in to the oldest user whose
+    /// > password matches.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Lumen_Accounts_V1_SignInRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func signIn<Result>(
+        request: GRPCCore.ClientRequest<Lumen_Accounts_V1_SignInRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_SignInResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.signIn(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_SignInRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Accounts_V1_SignInResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SetPassword" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Sets a user's password (administrators). INVALID_ARGUMENT (`invalid_password`) unless it
+    /// > has 8 to 72 bytes. Passwords are stored as bcrypt hashes only and never logged.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Lumen_Accounts_V1_SetPasswordRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func setPassword<Result>(
+        request: GRPCCore.ClientRequest<Lumen_Accounts_V1_SetPasswordRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_SetPasswordResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.setPassword(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_SetPasswordRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Accounts_V1_SetPasswordResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "CreateInvite" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Creates a one-time invitation for a user to set their password, valid for 24 hours
+    /// > (administrators). Its secret is returned this once; only its SHA-256 is stored.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Lumen_Accounts_V1_CreateInviteRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func createInvite<Result>(
+        request: GRPCCore.ClientRequest<Lumen_Accounts_V1_CreateInviteRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_CreateInviteResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.createInvite(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_CreateInviteRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Accounts_V1_CreateInviteResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "AcceptInvite" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Sets the password of an invitation's user and uses the invitation up (internal only: the
+    /// > facade's invitation page). NOT_FOUND (`invite_not_found`) for an unknown, used or
+    /// > expired invitation; INVALID_ARGUMENT (`invalid_password`) as SetPassword.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Lumen_Accounts_V1_AcceptInviteRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func acceptInvite<Result>(
+        request: GRPCCore.ClientRequest<Lumen_Accounts_V1_AcceptInviteRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_AcceptInviteResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.acceptInvite(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_AcceptInviteRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Accounts_V1_AcceptInviteResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "PutSession" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Stores a dashboard session (internal only: the facade's session store). Sessions are kept
+    /// > by the SHA-256 of their id, never the id itself; a user's sessions end when the user is
+    /// > deactivated. ALREADY_EXISTS (`session_exists`) when `create_only` and the id is taken.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Lumen_Accounts_V1_PutSessionRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func putSession<Result>(
+        request: GRPCCore.ClientRequest<Lumen_Accounts_V1_PutSessionRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_PutSessionResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.putSession(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_PutSessionRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Accounts_V1_PutSessionResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetSession" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Returns a session that has not expired (internal only). NOT_FOUND (`session_not_found`).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Lumen_Accounts_V1_GetSessionRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getSession<Result>(
+        request: GRPCCore.ClientRequest<Lumen_Accounts_V1_GetSessionRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_GetSessionResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.getSession(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_GetSessionRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Accounts_V1_GetSessionResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "DeleteSession" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Ends a session (internal only); ending one that does not exist is not an error.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Lumen_Accounts_V1_DeleteSessionRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func deleteSession<Result>(
+        request: GRPCCore.ClientRequest<Lumen_Accounts_V1_DeleteSessionRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_DeleteSessionResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.deleteSession(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_DeleteSessionRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Accounts_V1_DeleteSessionResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -3305,7 +4741,8 @@ extension Lumen_Accounts_V1_AccountsService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Creates a user. ALREADY_EXISTS (`user_exists`) if the email is taken in the organisation.
+    /// > Creates a user (administrators). ALREADY_EXISTS (`user_exists`) if the email is taken in the
+    /// > organisation.
     ///
     /// - Parameters:
     ///   - message: request message to send.
@@ -3338,7 +4775,8 @@ extension Lumen_Accounts_V1_AccountsService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Returns one user by id or by email. NOT_FOUND (`user_not_found`).
+    /// > Returns one user by id or by email, with the clients they manage. NOT_FOUND
+    /// > (`user_not_found`). A member may look up only themselves unless they manage a client.
     ///
     /// - Parameters:
     ///   - message: request message to send.
@@ -3371,7 +4809,8 @@ extension Lumen_Accounts_V1_AccountsService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Lists the users of an organisation, optionally filtered by a search string.
+    /// > Lists the users of an organisation, optionally filtered by a search string
+    /// > (administrators and client managers).
     ///
     /// - Parameters:
     ///   - message: request message to send.
@@ -3405,7 +4844,7 @@ extension Lumen_Accounts_V1_AccountsService.ClientProtocol {
     /// > Source IDL Documentation:
     /// >
     /// > Changes a user's display name, admin flag, active flag or groups; fields left unset keep
-    /// > their value.
+    /// > their value (administrators).
     ///
     /// - Parameters:
     ///   - message: request message to send.
@@ -3438,7 +4877,7 @@ extension Lumen_Accounts_V1_AccountsService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Creates a group. ALREADY_EXISTS (`group_exists`) if the name is taken.
+    /// > Creates a group (administrators). ALREADY_EXISTS (`group_exists`) if the name is taken.
     ///
     /// - Parameters:
     ///   - message: request message to send.
@@ -3504,7 +4943,7 @@ extension Lumen_Accounts_V1_AccountsService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Creates a client (service account).
+    /// > Creates a client (service account; administrators).
     ///
     /// - Parameters:
     ///   - message: request message to send.
@@ -3537,7 +4976,8 @@ extension Lumen_Accounts_V1_AccountsService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Returns one client with its managers. NOT_FOUND (`client_not_found`).
+    /// > Returns one client with its managers (administrators and its managers). NOT_FOUND
+    /// > (`client_not_found`).
     ///
     /// - Parameters:
     ///   - message: request message to send.
@@ -3570,7 +5010,8 @@ extension Lumen_Accounts_V1_AccountsService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Lists the clients of an organisation; `managed_by_user_id` narrows to the clients a user manages.
+    /// > Lists the clients of an organisation; `managed_by_user_id` narrows to the clients a user
+    /// > manages. A member sees only the clients they manage.
     ///
     /// - Parameters:
     ///   - message: request message to send.
@@ -3603,7 +5044,8 @@ extension Lumen_Accounts_V1_AccountsService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Renames, activates or deactivates a client (administrators only).
+    /// > Renames, describes, activates or deactivates a client: administrators; its managers may
+    /// > rename and describe it but not change `active`.
     ///
     /// - Parameters:
     ///   - message: request message to send.
@@ -3725,6 +5167,249 @@ extension Lumen_Accounts_V1_AccountsService.ClientProtocol {
             metadata: metadata
         )
         return try await self.watchMemberships(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SignIn" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Checks a person's email and password (internal only: the facade's sign-in). An unknown
+    /// > email, a wrong password, a user without a password and an inactive user all get the same
+    /// > UNAUTHENTICATED (`invalid_credentials`), in about the same time, so that the answer never
+    /// > tells whether an email exists. After 10 failures for one email within a minute, every
+    /// > attempt for that email gets RESOURCE_EXHAUSTED (`too_many_sign_ins`) until the minute has
+    /// > passed. An email used in several organisations signs in to the oldest user whose
+    /// > password matches.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func signIn<Result>(
+        _ message: Lumen_Accounts_V1_SignInRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_SignInResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Lumen_Accounts_V1_SignInRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.signIn(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SetPassword" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Sets a user's password (administrators). INVALID_ARGUMENT (`invalid_password`) unless it
+    /// > has 8 to 72 bytes. Passwords are stored as bcrypt hashes only and never logged.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func setPassword<Result>(
+        _ message: Lumen_Accounts_V1_SetPasswordRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_SetPasswordResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Lumen_Accounts_V1_SetPasswordRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.setPassword(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "CreateInvite" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Creates a one-time invitation for a user to set their password, valid for 24 hours
+    /// > (administrators). Its secret is returned this once; only its SHA-256 is stored.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func createInvite<Result>(
+        _ message: Lumen_Accounts_V1_CreateInviteRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_CreateInviteResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Lumen_Accounts_V1_CreateInviteRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.createInvite(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "AcceptInvite" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Sets the password of an invitation's user and uses the invitation up (internal only: the
+    /// > facade's invitation page). NOT_FOUND (`invite_not_found`) for an unknown, used or
+    /// > expired invitation; INVALID_ARGUMENT (`invalid_password`) as SetPassword.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func acceptInvite<Result>(
+        _ message: Lumen_Accounts_V1_AcceptInviteRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_AcceptInviteResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Lumen_Accounts_V1_AcceptInviteRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.acceptInvite(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "PutSession" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Stores a dashboard session (internal only: the facade's session store). Sessions are kept
+    /// > by the SHA-256 of their id, never the id itself; a user's sessions end when the user is
+    /// > deactivated. ALREADY_EXISTS (`session_exists`) when `create_only` and the id is taken.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func putSession<Result>(
+        _ message: Lumen_Accounts_V1_PutSessionRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_PutSessionResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Lumen_Accounts_V1_PutSessionRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.putSession(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetSession" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Returns a session that has not expired (internal only). NOT_FOUND (`session_not_found`).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getSession<Result>(
+        _ message: Lumen_Accounts_V1_GetSessionRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_GetSessionResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Lumen_Accounts_V1_GetSessionRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.getSession(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "DeleteSession" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Ends a session (internal only); ending one that does not exist is not an error.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func deleteSession<Result>(
+        _ message: Lumen_Accounts_V1_DeleteSessionRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_DeleteSessionResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Lumen_Accounts_V1_DeleteSessionRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.deleteSession(
             request: request,
             options: options,
             onResponse: handleResponse

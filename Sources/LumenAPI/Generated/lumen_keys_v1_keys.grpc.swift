@@ -14,7 +14,11 @@
 /// its prefix (`sk-abc123...`).
 ///
 /// Authorisation: a management token may manage the keys of its own organisation;
-/// `organization_id` may be left empty, meaning the caller's organisation. Authenticate,
+/// `organization_id` may be left empty, meaning the caller's organisation. A person (see
+/// accounts.proto) who administers the organisation may do the same; a member creates, lists,
+/// changes and revokes the keys of themselves and of the clients they manage (ListKeys then
+/// needs `owner`), never management tokens (PERMISSION_DENIED `not_permitted` /
+/// `admin_required`). Another organisation's keys are NOT_FOUND. Authenticate,
 /// WatchKeys and the operator-token RPCs are internal only. WatchKeys never streams operator
 /// tokens.
 

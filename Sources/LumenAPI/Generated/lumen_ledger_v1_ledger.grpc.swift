@@ -9,7 +9,12 @@
 ///
 /// All amounts are int64 micro-USD. Reserve, Settle and Release are idempotent by request id.
 /// Authorisation: management tokens read their own organisation's pools, usage and billing
-/// and may grant; Reserve, Settle, Release and Meter are internal only.
+/// and may grant; Reserve, Settle, Release and Meter are internal only. A person (see
+/// accounts.proto: the internal token with `lumen-acting-*` metadata) who administers the
+/// organisation may do what a management token may; a member reads the pool and usage of
+/// themselves and of the clients they manage (a key's: its owner's) and nothing else —
+/// ConfigurePool, Grant, ListGrants and GetOrganizationBalance are administrators' (PERMISSION_DENIED
+/// `admin_required`; `not_permitted` for another's pool or usage).
 ///
 /// A pool owner (user, client, key) or a usage filter's key named by a management token must
 /// exist in its organisation — the ledger asks the accounts and keys services — or the call is

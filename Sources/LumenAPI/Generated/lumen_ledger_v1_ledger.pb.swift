@@ -19,7 +19,12 @@
 ///
 /// All amounts are int64 micro-USD. Reserve, Settle and Release are idempotent by request id.
 /// Authorisation: management tokens read their own organisation's pools, usage and billing
-/// and may grant; Reserve, Settle, Release and Meter are internal only.
+/// and may grant; Reserve, Settle, Release and Meter are internal only. A person (see
+/// accounts.proto: the internal token with `lumen-acting-*` metadata) who administers the
+/// organisation may do what a management token may; a member reads the pool and usage of
+/// themselves and of the clients they manage (a key's: its owner's) and nothing else —
+/// ConfigurePool, Grant, ListGrants and GetOrganizationBalance are administrators' (PERMISSION_DENIED
+/// `admin_required`; `not_permitted` for another's pool or usage).
 ///
 /// A pool owner (user, client, key) or a usage filter's key named by a management token must
 /// exist in its organisation — the ledger asks the accounts and keys services — or the call is
@@ -1232,9 +1237,22 @@ public nonisolated struct Lumen_Ledger_V1_GetKeyTotalsRequest: Sendable {
   /// The keys (`key_…`), at most 1,000.
   public var keyIds: [String] = []
 
+  /// Whose keys they are: required of a person (see the authorisation note), who may ask only
+  /// about keys of an owner they act for (PERMISSION_DENIED `not_permitted` otherwise).
+  public var owner: Lumen_Common_V1_PrincipalRef {
+    get {_owner ?? Lumen_Common_V1_PrincipalRef()}
+    set {_owner = newValue}
+  }
+  /// Returns true if `owner` has been explicitly set.
+  public var hasOwner: Bool {self._owner != nil}
+  /// Clears the value of `owner`. Subsequent reads from it will return its default value.
+  public mutating func clearOwner() {self._owner = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _owner: Lumen_Common_V1_PrincipalRef? = nil
 }
 
 /// What one key has used: the sums of its settled usage lines.
@@ -2914,7 +2932,7 @@ nonisolated extension Lumen_Ledger_V1_GetBillingResponse: SwiftProtobuf.Message,
 
 nonisolated extension Lumen_Ledger_V1_GetKeyTotalsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GetKeyTotalsRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}organization_id\0\u{3}key_ids\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}organization_id\0\u{3}key_ids\0\u{1}owner\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2924,24 +2942,33 @@ nonisolated extension Lumen_Ledger_V1_GetKeyTotalsRequest: SwiftProtobuf.Message
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.organizationID) }()
       case 2: try { try decoder.decodeRepeatedStringField(value: &self.keyIds) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._owner) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.organizationID.isEmpty {
       try visitor.visitSingularStringField(value: self.organizationID, fieldNumber: 1)
     }
     if !self.keyIds.isEmpty {
       try visitor.visitRepeatedStringField(value: self.keyIds, fieldNumber: 2)
     }
+    try { if let v = self._owner {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Lumen_Ledger_V1_GetKeyTotalsRequest, rhs: Lumen_Ledger_V1_GetKeyTotalsRequest) -> Bool {
     if lhs.organizationID != rhs.organizationID {return false}
     if lhs.keyIds != rhs.keyIds {return false}
+    if lhs._owner != rhs._owner {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -16,6 +16,9 @@
 /// internal token (the configuration file, applied at start) or an operator token (`op-…`,
 /// made on the machine by `lumen admin operator-token create`); a management token gets
 /// PERMISSION_DENIED (`operator_only`). ReportBackendHealth and WatchRegistry are internal only.
+/// A person (see accounts.proto) reads models; an administrator manages every consent of the
+/// organisation, a member those of themselves and of the clients they manage (PERMISSION_DENIED
+/// `not_permitted` otherwise; `admin_required` for the organisation's).
 ///
 /// Passive health: a backend whose calls fail 3 times in a row is unhealthy and gets no traffic
 /// for a 30-second cooldown; then one trial call decides (success: healthy again; failure: a

@@ -1,0 +1,119 @@
+import Foundation
+import GRPCCore
+import Gateway
+import HTTPTypes
+import Hummingbird
+import HummingbirdAuth
+import LumenAPI
+import RPCSupport
+import SharedRules
+import WireFormats
+
+/// `/api/session`, `/api/me` and invitations: signing in and out, who is signed in, and an
+/// administrator's one-time link for a user to set a password.
+struct SessionController: Sendable {
+    let accounts: any Lumen_Accounts_V1_AccountsService.ClientProtocol
+    let internalToken: String
+    let sessions: SessionStorage<DashboardSession>
+
+    static let maxBodyBytes = 16 * 1024
+
+    func addPublicRoutes(to group: RouterGroup<DashboardContext>) {
+        group.post("session", use: signIn)
+        group.post("invites/{token}", use: acceptInvite)
+    }
+
+    func addRoutes(to group: RouterGroup<DashboardContext>) {
+        group.delete("session", use: signOut)
+        group.get("me", use: me)
+        group.post("users/{userId}/invite", use: invite)
+    }
+
+    /// `{"email", "password"}` → the session cookie and `{"user", "managed_client_ids", "csrf_token"}`.
+    @Sendable func signIn(_ request: Request, context: DashboardContext) async throws -> JSONResponse<SessionObject> {
+        let body = try await Self.body(request)
+        let email = try Self.text(body, "email")
+        let password = try Self.text(body, "password")
+        let response = try await APIError.translating {
+            try await accounts.signIn(
+                .with {
+                    $0.email = email
+                    $0.password = password
+                }, metadata: .bearer(internalToken))
+        }
+        // A sign-in replaces the session the browser had (if any): its id stops working.
+        if sessions.getId(request: request) != nil { _ = try? await sessions.delete(request: request) }
+        let session = DashboardSession(
+            userID: response.user.id, organizationID: response.user.organizationID, csrfToken: Identifier.secret(count: 40))
+        context.sessions.createSession(session)
+        let managed = try await managedClients(of: session)
+        return JSONResponse(SessionObject(user: UserObject(response.user), managedClientIDs: managed, csrfToken: session.csrfToken))
+    }
+
+    /// Ends the session; its cookie is expired.
+    @Sendable func signOut(_ request: Request, context: DashboardContext) async throws -> Response {
+        context.sessions.clearSession()
+        return Response(status: .noContent)
+    }
+
+    @Sendable func me(_ request: Request, context: DashboardContext) async throws -> JSONResponse<SessionObject> {
+        let person = try context.person
+        guard let session = context.sessions.session else { throw APIError(.unauthorized, code: "not_signed_in", message: "sign in first") }
+        let response = try await APIError.translating {
+            try await accounts.getUser(.with { $0.userID = person.userID }, metadata: .acting(as: person, internalToken: internalToken))
+        }
+        return JSONResponse(
+            SessionObject(user: UserObject(response.user), managedClientIDs: response.managedClientIds, csrfToken: session.csrfToken))
+    }
+
+    /// An administrator's one-time link (24 hours) for a user to set their password.
+    @Sendable func invite(_ request: Request, context: DashboardContext) async throws -> JSONResponse<InviteObject> {
+        let person = try context.person
+        let userID = try context.parameters.require("userId")
+        let response = try await APIError.translating {
+            try await accounts.createInvite(.with { $0.userID = userID }, metadata: .acting(as: person, internalToken: internalToken))
+        }
+        let scheme = request.headers[HTTPField.Name("X-Forwarded-Proto")!] == "https" ? "https" : "http"
+        let host = request.head.authority ?? "localhost"
+        return JSONResponse(
+            InviteObject(
+                url: "\(scheme)://\(host)/invite/\(response.token)", token: response.token,
+                expiresAt: RFC3339.format(millis: response.expiresAt.millis)))
+    }
+
+    /// `{"password"}`: sets the invited user's password and uses the invitation up.
+    @Sendable func acceptInvite(_ request: Request, context: DashboardContext) async throws -> JSONResponse<[String: UserObject]> {
+        let token = try context.parameters.require("token")
+        let password = try Self.text(try await Self.body(request), "password")
+        let response = try await APIError.translating {
+            try await accounts.acceptInvite(
+                .with {
+                    $0.token = token
+                    $0.password = password
+                }, metadata: .bearer(internalToken))
+        }
+        return JSONResponse(["user": UserObject(response.user)])
+    }
+
+    private func managedClients(of session: DashboardSession) async throws -> [String] {
+        try await accounts.getUser(
+            .with {
+                $0.organizationID = session.organizationID
+                $0.userID = session.userID
+            }, metadata: .bearer(internalToken)
+        ).managedClientIds
+    }
+
+    static func body(_ request: Request) async throws -> [String: JSONValue] {
+        let buffer = try await request.body.collect(upTo: maxBodyBytes)
+        return try JSONValue.object(from: buffer.readableBytesView)
+    }
+
+    /// A required string field.
+    static func text(_ body: [String: JSONValue], _ name: String) throws -> String {
+        guard case .string(let value)? = body[name], !value.isEmpty else {
+            throw APIError.invalid("invalid_\(name)", "\(name) is required (a string)", param: name)
+        }
+        return value
+    }
+}
