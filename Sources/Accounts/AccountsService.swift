@@ -266,7 +266,7 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
                 try store.setGroups(userID: record.id, organizationID: organizationID, groupIDs: request.groups.ids, db)
             }
             let user = try userMessage(record, db)
-            if request.hasGroups { publishMembership(user, afterCommit: db) }
+            publishMembership(user, afterCommit: db)
             return user
         }
         return .with { $0.user = user }
@@ -281,6 +281,18 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
             $0.organizationID = user.organizationID
             $0.userID = user.id
             $0.groupIds = user.groupIds
+            $0.inactive = !user.active
+        }
+        db.afterNextTransaction { _ in memberships.publish(event) }
+    }
+
+    /// Tells the watchers whether a client is active, once the transaction of `db` commits.
+    func publishMembership(_ client: Lumen_Accounts_V1_Client, afterCommit db: Database) {
+        let event = Lumen_Accounts_V1_MembershipEvent.with {
+            $0.type = .upsert
+            $0.organizationID = client.organizationID
+            $0.clientID = client.id
+            $0.inactive = !client.active
         }
         db.afterNextTransaction { _ in memberships.publish(event) }
     }
@@ -343,7 +355,9 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
                 try db.execute(
                     sql: "INSERT INTO client_managers (client_id, user_id) VALUES (?, ?)", arguments: [record.id, userID])
             }
-            return try clientMessage(record, db)
+            let client = try clientMessage(record, db)
+            publishMembership(client, afterCommit: db)
+            return client
         }
         return .with { $0.client = client }
     }
@@ -398,7 +412,9 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
             if request.hasDescription_p { record.description = request.description_p }
             if request.hasActive { record.active = request.active }
             try Self.unique(AccountsError.clientExists(record.name)) { try record.update(db) }
-            return try clientMessage(record, db)
+            let client = try clientMessage(record, db)
+            if request.hasActive { publishMembership(client, afterCommit: db) }
+            return client
         }
         return .with { $0.client = client }
     }

@@ -182,12 +182,12 @@ extension AccountsStore {
         }
     }
 
-    /// Every user's groups, as membership events (users without a group included).
+    /// Every user's groups and activity, then every client's activity, as membership events.
     func memberships(_ db: Database) throws -> [Lumen_Accounts_V1_MembershipEvent] {
         let rows = try Row.fetchAll(
             db,
             sql: """
-                SELECT users.id, users.organization_id, user_groups.group_id FROM users
+                SELECT users.id, users.organization_id, users.active, user_groups.group_id FROM users
                 LEFT JOIN user_groups ON user_groups.user_id = users.id
                 ORDER BY users.id, user_groups.group_id
                 """)
@@ -199,9 +199,18 @@ extension AccountsStore {
                     $0.type = .upsert
                     $0.userID = userID
                     $0.organizationID = row[1]
+                    $0.inactive = !(row[2] as Bool)
                 })
             }
-            if let groupID: String = row[2] { events[events.count - 1].groupIds.append(groupID) }
+            if let groupID: String = row[3] { events[events.count - 1].groupIds.append(groupID) }
+        }
+        for row in try Row.fetchAll(db, sql: "SELECT id, organization_id, active FROM clients ORDER BY id") {
+            events.append(.with {
+                $0.type = .upsert
+                $0.clientID = row[0]
+                $0.organizationID = row[1]
+                $0.inactive = !(row[2] as Bool)
+            })
         }
         return events
     }

@@ -15,15 +15,17 @@ public struct Dashboard: Sendable {
     public static let sessionLifetime: Duration = .seconds(12 * 3600)
 
     let services: GatewayServices
+    let coins: Coins
     let store: AccountsSessionStore
 
-    public init(services: GatewayServices, clock: WallClock = .system) {
+    public init(services: GatewayServices, coins: Coins = Coins(), clock: WallClock = .system) {
         self.services = services
+        self.coins = coins
         self.store = AccountsSessionStore(accounts: services.accounts, internalToken: services.internalToken, clock: clock)
     }
 
-    /// Adds `/api/…` to `router`.
-    public func addRoutes(to router: Router<DashboardContext>) {
+    /// Adds `/api/…` to `router`; keys made or revoked here reach `caches` at once.
+    public func addRoutes(to router: Router<DashboardContext>, caches: GatewayCaches?) {
         let sessions = SessionStorage<DashboardSession>(
             store,
             configuration: .init(
@@ -36,5 +38,9 @@ public struct Dashboard: Sendable {
         controller.addPublicRoutes(to: api)
         let signedIn = api.group().add(middleware: SignedIn())
         controller.addRoutes(to: signedIn)
+        let keys = KeysController(services: services, coins: coins, cache: caches?.keys)
+        keys.addRoutes(to: signedIn)
+        ClientsController(services: services, coins: coins, keys: keys).addRoutes(to: signedIn)
+        PoolsController(services: services, coins: coins).addRoutes(to: signedIn)
     }
 }

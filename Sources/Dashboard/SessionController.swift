@@ -16,8 +16,6 @@ struct SessionController: Sendable {
     let internalToken: String
     let sessions: SessionStorage<DashboardSession>
 
-    static let maxBodyBytes = 16 * 1024
-
     func addPublicRoutes(to group: RouterGroup<DashboardContext>) {
         group.post("session", use: signIn)
         group.post("invites/{token}", use: acceptInvite)
@@ -31,9 +29,9 @@ struct SessionController: Sendable {
 
     /// `{"email", "password"}` → the session cookie and `{"user", "managed_client_ids", "csrf_token"}`.
     @Sendable func signIn(_ request: Request, context: DashboardContext) async throws -> JSONResponse<SessionObject> {
-        let body = try await Self.body(request)
-        let email = try Self.text(body, "email")
-        let password = try Self.text(body, "password")
+        let body = try await Body.object(request)
+        let email = try Body.text(body, "email")
+        let password = try Body.text(body, "password")
         let response = try await APIError.translating {
             try await accounts.signIn(
                 .with {
@@ -69,7 +67,7 @@ struct SessionController: Sendable {
     /// An administrator's one-time link (24 hours) for a user to set their password.
     @Sendable func invite(_ request: Request, context: DashboardContext) async throws -> JSONResponse<InviteObject> {
         let person = try context.person
-        let userID = try context.parameters.require("userId")
+        let userID = try context.path("userId")
         let response = try await APIError.translating {
             try await accounts.createInvite(.with { $0.userID = userID }, metadata: .acting(as: person, internalToken: internalToken))
         }
@@ -83,8 +81,8 @@ struct SessionController: Sendable {
 
     /// `{"password"}`: sets the invited user's password and uses the invitation up.
     @Sendable func acceptInvite(_ request: Request, context: DashboardContext) async throws -> JSONResponse<[String: UserObject]> {
-        let token = try context.parameters.require("token")
-        let password = try Self.text(try await Self.body(request), "password")
+        let token = try context.path("token")
+        let password = try Body.text(try await Body.object(request), "password")
         let response = try await APIError.translating {
             try await accounts.acceptInvite(
                 .with {
@@ -102,18 +100,5 @@ struct SessionController: Sendable {
                 $0.userID = session.userID
             }, metadata: .bearer(internalToken)
         ).managedClientIds
-    }
-
-    static func body(_ request: Request) async throws -> [String: JSONValue] {
-        let buffer = try await request.body.collect(upTo: maxBodyBytes)
-        return try JSONValue.object(from: buffer.readableBytesView)
-    }
-
-    /// A required string field.
-    static func text(_ body: [String: JSONValue], _ name: String) throws -> String {
-        guard case .string(let value)? = body[name], !value.isEmpty else {
-            throw APIError.invalid("invalid_\(name)", "\(name) is required (a string)", param: name)
-        }
-        return value
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Gateway
 import HTTPTypes
 import Hummingbird
@@ -35,5 +36,13 @@ extension DashboardContext {
             guard let identity else { throw APIError(.unauthorized, code: "not_signed_in", message: "sign in first") }
             return identity
         }
+    }
+}
+
+extension DashboardContext {
+    /// A path parameter, percent-decoded (an id in a URL is the id itself).
+    func path(_ name: String) throws -> String {
+        let raw = try parameters.require(name)
+        return raw.removingPercentEncoding ?? raw
     }
 }

@@ -108,11 +108,11 @@ public struct GatewayConfiguration: Sendable {
 }
 
 /// The public routes of the facade: `/healthz`, the management API and the OpenAI-compatible
-/// endpoints, then whatever `more` adds (the dashboard's). Every response carries an
+/// endpoints, then whatever `more` adds (the dashboard's, which may use the caches). Every response carries an
 /// `x-request-id`, errors included.
 public func buildRouter<Context: RequestContext>(
     context: Context.Type, services: GatewayServices, caches: GatewayCaches, inference: GatewayInference,
-    clock: WallClock = .system, logger: Logger, more: (Router<Context>) -> Void = { _ in }
+    clock: WallClock = .system, logger: Logger, more: (Router<Context>, GatewayCaches) -> Void = { _, _ in }
 ) -> Router<Context> {
     let (router, routes) = baseRouter(context: Context.self, caches: caches, inference: inference)
     let management = router.group("v1/management")
@@ -124,7 +124,7 @@ public func buildRouter<Context: RequestContext>(
         meter: inference.meter, router: inference.router, limiter: RateLimiter(),
         metrics: inference.metrics, clock: clock, logger: logger)
     OpenAIController(pipeline: pipeline).addRoutes(to: router.group("v1"))
-    more(router)
+    more(router, caches)
     routes.record(router.routes)
     return router
 }
@@ -219,7 +219,7 @@ public func buildGateway<Context: RequestContext>(
     configuration: GatewayConfiguration,
     services: GatewayServices,
     logger: Logger,
-    more: (Router<Context>) -> Void = { _ in },
+    more: (Router<Context>, GatewayCaches) -> Void = { _, _ in },
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in },
     onOperationsRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> Gateway<Context> where Context: InitializableFromSource<ApplicationRequestContextSource> {

@@ -99,7 +99,7 @@ public struct OperatorTokenOutput: Encodable {
         self.id = key.id
         self.name = key.name
         self.hint = key.hint
-        self.status = key.status == .revoked ? "revoked" : key.status == .active ? "active" : "inactive"
+        self.status = key.status.publicName
         self.createdAt = RFC3339.format(millis: key.createdAt.millis)
     }
 

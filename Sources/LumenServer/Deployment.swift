@@ -191,7 +191,7 @@ public struct Deployment: Sendable {
             )
             let (host, logger, onListening) = (configuration.httpHost, logger, onListening)
             let metricsHost = configuration.metricsHost
-            let dashboard = Dashboard(services: gatewayServices)
+            let dashboard = Dashboard(services: gatewayServices, coins: Coins(perUSD: Int64(configuration.coinsPerUSD)))
             let gateway = buildGateway(
                 context: DashboardContext.self,
                 configuration: .init(

@@ -69,6 +69,8 @@ public struct ServeConfiguration: Sendable, Equatable {
     public var usageRetentionDays = 0
     /// Seconds requests in flight at shutdown may take to finish before they are cancelled.
     public var shutdownGraceSeconds = 10
+    /// Coins to the dollar: the dashboard's unit of money.
+    public var coinsPerUSD = 100
     /// Set up a demo organisation, key and mock model on an empty data directory.
     public var demo = false
     /// Models and backends to upsert into the registry at start (the file's `models:`).
@@ -77,7 +79,7 @@ public struct ServeConfiguration: Sendable, Equatable {
     /// Keys of the YAML file (see gateway/lumen.example.yaml).
     static let fileKeys: Set<String> = [
         "data_dir", "log_level", "http", "grpc", "metrics", "services", "remote", "models", "probe_interval", "usage_retention_days", "hold_ttl",
-        "shutdown_grace",
+        "shutdown_grace", "coins_per_usd",
     ]
 
     /// The defaults with the YAML file `path` (else `LUMEN_CONFIG`, else none) applied.
@@ -154,6 +156,7 @@ public struct ServeConfiguration: Sendable, Equatable {
         if let seconds = try number("shutdown_grace", unit: "seconds") {
             shutdownGraceSeconds = try Self.shutdownGrace(seconds, "shutdown_grace")
         }
+        if let coins = try number("coins_per_usd", unit: "coins") { coinsPerUSD = try Self.coinsPerUSD(coins, "coins_per_usd") }
         let http = try section(
             "http", allowed: ["host", "port", "read_header_timeout", "body_timeout", "idle_timeout", "max_connections"])
         if let value = try string(http["host"], "http.host") { httpHost = value }
@@ -218,6 +221,11 @@ public struct ServeConfiguration: Sendable, Equatable {
 
     /// 0–3600 seconds.
     public static func shutdownGrace(_ seconds: Int, _ name: String) throws -> Int { try bounded(seconds, 0...3600, "seconds", name) }
+
+    /// 1–1,000,000 coins to the dollar.
+    public static func coinsPerUSD(_ coins: Int, _ name: String) throws -> Int {
+        try bounded(coins, 1...1_000_000, "coins", name)
+    }
 
     /// 0 (keep forever) or 1–36500 days.
     public static func retentionDays(_ days: Int, _ name: String) throws -> Int {

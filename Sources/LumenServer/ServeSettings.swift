@@ -64,6 +64,7 @@ extension ServeConfiguration {
         .number("--idle-timeout", unit: "seconds", \.idleTimeoutSeconds, ServeConfiguration.timeout),
         .number("--max-connections", unit: "connections", \.maxConnections, ServeConfiguration.maxConnections),
         .number("--shutdown-grace", unit: "seconds", \.shutdownGraceSeconds, ServeConfiguration.shutdownGrace),
+        .number("--coins-per-usd", unit: "coins", \.coinsPerUSD, ServeConfiguration.coinsPerUSD),
         Setting(flag: "--demo") { configuration, value, _ in configuration.demo = ["1", "true", "yes"].contains(value.lowercased()) },
         ]
     }

@@ -37,6 +37,19 @@ extension Lumen_Common_V1_AccessChannel {
     }
 }
 
+extension Lumen_Keys_V1_KeyStatus {
+    /// `active`, `inactive`, `suspended` or `revoked` (seed 003's key states); `unknown` otherwise.
+    public var publicName: String {
+        switch self {
+        case .active: "active"
+        case .inactive: "inactive"
+        case .suspended: "suspended"
+        case .revoked: "revoked"
+        default: "unknown"
+        }
+    }
+}
+
 extension Lumen_Ledger_V1_PoolMode {
     /// The pool states of the dashboard: `balance`, `unlimited`, or `not_configured` (`—`).
     public var publicName: String {

@@ -91,6 +91,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds that requests in flight at SIGTERM/SIGINT may take to finish (no new ones are accepted); then they are cancelled and billed for what they produced, and the process exits. (LUMEN_SHUTDOWN_GRACE, default 10)")
     var shutdownGrace: Int?
 
+    @Option(help: "Coins to the dollar: the unit in which /api shows money (1–1000000). (LUMEN_COINS_PER_USD, default 100)")
+    var coinsPerUSD: Int?
+
     @Flag(help: """
         Demo mode: on an empty data directory, create a demo organisation, a demo model served by the \
         built-in mock provider and an API key, and print {"api_key", "management_token", "model"} \
@@ -132,7 +135,7 @@ struct Serve: AsyncParsableCommand {
             "--ledger-address": ledgerAddress, "--registry-address": registryAddress, "--log-level": logLevel,
             "--probe-interval": probeInterval.map(String.init), "--hold-ttl": holdTTL.map(String.init),
             "--usage-retention-days": usageRetentionDays.map(String.init), "--shutdown-grace": shutdownGrace.map(String.init),
-            "--demo": demo ? "true" : nil,
+            "--coins-per-usd": coinsPerUSD.map(String.init), "--demo": demo ? "true" : nil,
         ]
         return given.compactMapValues { $0 }
     }

@@ -244,15 +244,17 @@ struct WiringTests {
             "--metrics-host", "::3", "--metrics-port", "3", "--read-header-timeout", "4", "--body-timeout", "5",
             "--idle-timeout", "6", "--max-connections", "7", "--services", "gateway", "--keys-address", "k:1",
             "--accounts-address", "a:1", "--ledger-address", "l:1", "--registry-address", "r:1", "--log-level", "debug",
-            "--probe-interval", "8", "--hold-ttl", "9", "--usage-retention-days", "10", "--shutdown-grace", "11", "--demo",
+            "--probe-interval", "8", "--hold-ttl", "9", "--usage-retention-days", "10", "--shutdown-grace", "11", "--coins-per-usd", "12",
+            "--demo",
         ])
         #expect(Set(everything.flags.keys) == ServeConfiguration.flags)
         let all = try everything.resolve(environment: [:])
         let numbers: [Int] = [
             all.httpPort, all.grpcPort, all.metricsPort, all.readHeaderTimeoutSeconds, all.bodyTimeoutSeconds, all.idleTimeoutSeconds,
             all.maxConnections, all.probeIntervalSeconds, all.holdTTLSeconds, all.usageRetentionDays, all.shutdownGraceSeconds,
+            all.coinsPerUSD,
         ]
-        #expect(numbers == Array(1...11))
+        #expect(numbers == Array(1...12))
         #expect([all.dataDirectory, all.httpHost, all.grpcHost, all.metricsHost, all.logLevel] == ["d", "::1", "::2", "::3", "debug"])
         #expect(all.components == [.gateway] && all.demo)
         #expect(all.addresses == [.keys: "k:1", .accounts: "a:1", .ledger: "l:1", .registry: "r:1"])

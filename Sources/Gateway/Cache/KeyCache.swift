@@ -54,7 +54,7 @@ public final class KeyCache: Service, Sendable {
     /// that the caller's next request sees it (a new key works, a suspended one is refused)
     /// without waiting for the watch, which brings the same change a moment later. A new key
     /// comes with its secret, for the digest; a changed one replaces the entry of its id.
-    func apply(_ key: Lumen_Keys_V1_Key, secret: String? = nil) {
+    public func apply(_ key: Lumen_Keys_V1_Key, secret: String? = nil) {
         replica.update { keys in
             if let secret {
                 keys[Data(SHA256.hash(data: Array(secret.utf8)))] = key

@@ -29,7 +29,7 @@ struct APIKeyObject: Encodable {
         self.name = key.name
         self.keyPrefix = key.keyPrefix
         self.hint = key.hint
-        self.status = Self.statusName(key.status)
+        self.status = key.status.publicName
         self.limitAmount = key.hasLimitMicros ? USD.amount(key.limitMicros) : nil
         self.usedAmount = USD.amount(totals?.costMicros ?? 0)
         self.models = key.models
@@ -39,16 +39,6 @@ struct APIKeyObject: Encodable {
         self.rpmLimit = key.rpmLimit > 0 ? Int(key.rpmLimit) : nil
         self.tpmLimit = key.tpmLimit > 0 ? key.tpmLimit : nil
         self.key = secret
-    }
-
-    static func statusName(_ status: Lumen_Keys_V1_KeyStatus) -> String {
-        switch status {
-        case .active: "active"
-        case .inactive: "inactive"
-        case .suspended: "suspended"
-        case .revoked: "revoked"
-        default: "unknown"
-        }
     }
 
     enum CodingKeys: String, CodingKey {

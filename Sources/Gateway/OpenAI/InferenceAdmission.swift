@@ -5,7 +5,8 @@ import RPCSupport
 import SharedRules
 
 /// Who may call which model, decided from the gateway's caches without an RPC, in the order
-/// the API promises: the key (401), the model's existence (404), the key's allowlist (403
+/// the API promises: the key and its owner (401; a deactivated user's or client's keys are
+/// refused), the model's existence (404), the key's allowlist (403
 /// `model_not_allowed`), the model's allowed and blocked groups for the key's owner (403
 /// `model_blocked`), consent (403 `consent_required`), the model's state (503
 /// `model_unavailable` when it is turned off or no backend is routable).
@@ -28,6 +29,11 @@ struct InferenceAdmission: Sendable {
         case .success(let key):
             guard key.kind == .inference else {
                 throw APIError(.unauthorized, code: "invalid_api_key", message: "the model endpoints take an sk- API key")
+            }
+            if (key.owner.type == .user || key.owner.type == .client) && memberships.isInactive(key.owner.id) {
+                throw APIError(
+                    .unauthorized, code: "owner_inactive",
+                    message: "the \(key.owner.type == .client ? "client" : "user") that owns this API key is deactivated")
             }
             return key
         case .failure(let error):

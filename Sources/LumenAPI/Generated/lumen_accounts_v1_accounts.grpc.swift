@@ -671,9 +671,11 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Streams every user's group membership: the current state (one UPSERT per user), one
-        /// > SYNCED, then each change as it is committed. Internal only: the gateway keeps a copy
-        /// > to apply model access policies (allowed and blocked groups) without an RPC per request.
+        /// > Streams every user's group membership and whether each user and client is active: the
+        /// > current state (one UPSERT per user and per client), one SYNCED, then each change as it
+        /// > is committed. Internal only: the gateway keeps a copy to apply model access policies
+        /// > (allowed and blocked groups) and to refuse the keys of deactivated users and clients,
+        /// > without an RPC per request.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Lumen_Accounts_V1_WatchMembershipsRequest` messages.
@@ -1121,9 +1123,11 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Streams every user's group membership: the current state (one UPSERT per user), one
-        /// > SYNCED, then each change as it is committed. Internal only: the gateway keeps a copy
-        /// > to apply model access policies (allowed and blocked groups) without an RPC per request.
+        /// > Streams every user's group membership and whether each user and client is active: the
+        /// > current state (one UPSERT per user and per client), one SYNCED, then each change as it
+        /// > is committed. Internal only: the gateway keeps a copy to apply model access policies
+        /// > (allowed and blocked groups) and to refuse the keys of deactivated users and clients,
+        /// > without an RPC per request.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_WatchMembershipsRequest` message.
@@ -1569,9 +1573,11 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Streams every user's group membership: the current state (one UPSERT per user), one
-        /// > SYNCED, then each change as it is committed. Internal only: the gateway keeps a copy
-        /// > to apply model access policies (allowed and blocked groups) without an RPC per request.
+        /// > Streams every user's group membership and whether each user and client is active: the
+        /// > current state (one UPSERT per user and per client), one SYNCED, then each change as it
+        /// > is committed. Internal only: the gateway keeps a copy to apply model access policies
+        /// > (allowed and blocked groups) and to refuse the keys of deactivated users and clients,
+        /// > without an RPC per request.
         ///
         /// - Parameters:
         ///   - request: A `Lumen_Accounts_V1_WatchMembershipsRequest` message.
@@ -2921,9 +2927,11 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Streams every user's group membership: the current state (one UPSERT per user), one
-        /// > SYNCED, then each change as it is committed. Internal only: the gateway keeps a copy
-        /// > to apply model access policies (allowed and blocked groups) without an RPC per request.
+        /// > Streams every user's group membership and whether each user and client is active: the
+        /// > current state (one UPSERT per user and per client), one SYNCED, then each change as it
+        /// > is committed. Internal only: the gateway keeps a copy to apply model access policies
+        /// > (allowed and blocked groups) and to refuse the keys of deactivated users and clients,
+        /// > without an RPC per request.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_WatchMembershipsRequest` message.
@@ -3659,9 +3667,11 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Streams every user's group membership: the current state (one UPSERT per user), one
-        /// > SYNCED, then each change as it is committed. Internal only: the gateway keeps a copy
-        /// > to apply model access policies (allowed and blocked groups) without an RPC per request.
+        /// > Streams every user's group membership and whether each user and client is active: the
+        /// > current state (one UPSERT per user and per client), one SYNCED, then each change as it
+        /// > is committed. Internal only: the gateway keeps a copy to apply model access policies
+        /// > (allowed and blocked groups) and to refuse the keys of deactivated users and clients,
+        /// > without an RPC per request.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_WatchMembershipsRequest` message.
@@ -4392,9 +4402,11 @@ extension Lumen_Accounts_V1_AccountsService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Streams every user's group membership: the current state (one UPSERT per user), one
-    /// > SYNCED, then each change as it is committed. Internal only: the gateway keeps a copy
-    /// > to apply model access policies (allowed and blocked groups) without an RPC per request.
+    /// > Streams every user's group membership and whether each user and client is active: the
+    /// > current state (one UPSERT per user and per client), one SYNCED, then each change as it
+    /// > is committed. Internal only: the gateway keeps a copy to apply model access policies
+    /// > (allowed and blocked groups) and to refuse the keys of deactivated users and clients,
+    /// > without an RPC per request.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Lumen_Accounts_V1_WatchMembershipsRequest` message.
@@ -5144,9 +5156,11 @@ extension Lumen_Accounts_V1_AccountsService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Streams every user's group membership: the current state (one UPSERT per user), one
-    /// > SYNCED, then each change as it is committed. Internal only: the gateway keeps a copy
-    /// > to apply model access policies (allowed and blocked groups) without an RPC per request.
+    /// > Streams every user's group membership and whether each user and client is active: the
+    /// > current state (one UPSERT per user and per client), one SYNCED, then each change as it
+    /// > is committed. Internal only: the gateway keeps a copy to apply model access policies
+    /// > (allowed and blocked groups) and to refuse the keys of deactivated users and clients,
+    /// > without an RPC per request.
     ///
     /// - Parameters:
     ///   - message: request message to send.

@@ -952,14 +952,20 @@ public nonisolated struct Lumen_Accounts_V1_MembershipEvent: Sendable {
   /// What happened.
   public var type: Lumen_Accounts_V1_MembershipEvent.TypeEnum = .unspecified
 
-  /// The user's organisation (empty for SYNCED).
+  /// The user's or client's organisation (empty for SYNCED).
   public var organizationID: String = String()
 
-  /// The user (empty for SYNCED).
+  /// The user (empty for SYNCED and for a client's event).
   public var userID: String = String()
 
   /// Every group the user belongs to; it replaces what an earlier event said.
   public var groupIds: [String] = []
+
+  /// The user or client is deactivated: its keys are refused.
+  public var inactive: Bool = false
+
+  /// The client, for a client's event (then `user_id` and `group_ids` are empty).
+  public var clientID: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2708,7 +2714,7 @@ nonisolated extension Lumen_Accounts_V1_WatchMembershipsRequest: SwiftProtobuf.M
 
 nonisolated extension Lumen_Accounts_V1_MembershipEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".MembershipEvent"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}type\0\u{3}organization_id\0\u{3}user_id\0\u{3}group_ids\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}type\0\u{3}organization_id\0\u{3}user_id\0\u{3}group_ids\0\u{1}inactive\0\u{3}client_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2720,6 +2726,8 @@ nonisolated extension Lumen_Accounts_V1_MembershipEvent: SwiftProtobuf.Message, 
       case 2: try { try decoder.decodeSingularStringField(value: &self.organizationID) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.userID) }()
       case 4: try { try decoder.decodeRepeatedStringField(value: &self.groupIds) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.inactive) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.clientID) }()
       default: break
       }
     }
@@ -2738,6 +2746,12 @@ nonisolated extension Lumen_Accounts_V1_MembershipEvent: SwiftProtobuf.Message, 
     if !self.groupIds.isEmpty {
       try visitor.visitRepeatedStringField(value: self.groupIds, fieldNumber: 4)
     }
+    if self.inactive != false {
+      try visitor.visitSingularBoolField(value: self.inactive, fieldNumber: 5)
+    }
+    if !self.clientID.isEmpty {
+      try visitor.visitSingularStringField(value: self.clientID, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2746,6 +2760,8 @@ nonisolated extension Lumen_Accounts_V1_MembershipEvent: SwiftProtobuf.Message, 
     if lhs.organizationID != rhs.organizationID {return false}
     if lhs.userID != rhs.userID {return false}
     if lhs.groupIds != rhs.groupIds {return false}
+    if lhs.inactive != rhs.inactive {return false}
+    if lhs.clientID != rhs.clientID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

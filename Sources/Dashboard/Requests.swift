@@ -1,0 +1,136 @@
+import Foundation
+import Gateway
+import Hummingbird
+import WireFormats
+
+/// Reading `/api` request bodies: a JSON object (an empty body is `{}`), at most 16 KiB, each
+/// field checked by its name, unknown fields refused (400 `unknown_parameter`) so that a typo
+/// never goes unnoticed.
+enum Body {
+    static let maxBytes = 16 * 1024
+
+    static func object(_ request: Request) async throws -> [String: JSONValue] {
+        let buffer = try await request.body.collect(upTo: maxBytes)
+        return try JSONValue.object(from: buffer.readableBytesView)
+    }
+
+    static func refuseUnknown(_ body: [String: JSONValue], allowed: Set<String>) throws {
+        if let unknown = body.keys.sorted().first(where: { !allowed.contains($0) }) {
+            throw APIError.invalid(
+                "unknown_parameter", "unknown field \(unknown); known: \(allowed.sorted().joined(separator: ", "))", param: unknown)
+        }
+    }
+
+    /// A required, non-empty string field.
+    static func text(_ body: [String: JSONValue], _ name: String) throws -> String {
+        guard let value = try optionalText(body, name), !value.isEmpty else {
+            throw APIError.invalid("invalid_\(name)", "\(name) is required (a string)", param: name)
+        }
+        return value
+    }
+
+    /// A string field, or nil when absent or null.
+    static func optionalText(_ body: [String: JSONValue], _ name: String) throws -> String? {
+        switch body[name] {
+        case nil, .null?: return nil
+        case .string(let value)?: return value
+        default: throw APIError.invalid("invalid_\(name)", "\(name) must be a string", param: name)
+        }
+    }
+
+    /// A boolean field, or nil when absent or null.
+    static func optionalBool(_ body: [String: JSONValue], _ name: String) throws -> Bool? {
+        switch body[name] {
+        case nil, .null?: return nil
+        case .bool(let value)?: return value
+        default: throw APIError.invalid("invalid_\(name)", "\(name) must be true or false", param: name)
+        }
+    }
+
+    /// A decimal number field (exact: read from the JSON text), or nil when absent or null.
+    static func optionalDecimal(_ body: [String: JSONValue], _ name: String) throws -> Decimal? {
+        switch body[name] {
+        case nil, .null?: return nil
+        case .number(let value)?: return value
+        default: throw APIError.invalid("invalid_\(name)", "\(name) must be a number", param: name)
+        }
+    }
+}
+
+/// A list's query: `sort`, `order` (`asc`, `desc`), `query` (the name contains it, any case)
+/// and `show_deleted` / `show_disabled`; anything else is 400 `unknown_parameter`.
+struct ListQuery {
+    var sort: String
+    var descending: Bool
+    var text: String?
+    var showDeleted = false
+    var showDisabled = false
+
+    init(_ request: Request, sorts: [String], defaultSort: String, flags: Set<String> = ["show_deleted"]) throws {
+        let parameters = request.uri.queryParameters
+        let known = Set(["sort", "order", "query"]).union(flags)
+        if let unknown = parameters.first(where: { !known.contains(String($0.key)) }) {
+            throw APIError.invalid(
+                "unknown_parameter", "unknown query parameter \(unknown.key); known: \(known.sorted().joined(separator: ", "))",
+                param: String(unknown.key))
+        }
+        sort = parameters["sort"].map(String.init) ?? defaultSort
+        guard sorts.contains(sort) else {
+            throw APIError.invalid("invalid_sort", "sort by \(sorts.joined(separator: ", "))", param: "sort")
+        }
+        switch parameters["order"].map(String.init) {
+        case nil, "asc": descending = false
+        case "desc": descending = true
+        default: throw APIError.invalid("invalid_order", "order is asc or desc", param: "order")
+        }
+        text = parameters["query"].map(String.init).flatMap { $0.isEmpty ? nil : $0.lowercased() }
+        for flag in flags {
+            let value: Bool
+            switch parameters[Substring(flag)].map(String.init) {
+            case nil, "false", "0": value = false
+            case "true", "1": value = true
+            default: throw APIError.invalid("invalid_\(flag)", "\(flag) is true or false", param: flag)
+            }
+            if flag == "show_deleted" { showDeleted = value } else if flag == "show_disabled" { showDisabled = value }
+        }
+    }
+
+    /// Whether `name` contains the query (always, without one).
+    func matches(_ name: String) -> Bool {
+        guard let text else { return true }
+        return name.lowercased().contains(text)
+    }
+
+    /// `items` in the asked order; ties keep the order they came in.
+    func sorted<T>(_ items: [T], by key: (T, String) -> SortValue) throws -> [T] {
+        let ordered = items.enumerated().sorted { a, b in
+            let (x, y) = (key(a.element, sort), key(b.element, sort))
+            if x == y { return a.offset < b.offset }
+            return descending ? y < x : x < y
+        }
+        return ordered.map(\.element)
+    }
+}
+
+/// What a column sorts by.
+enum SortValue: Equatable, Comparable {
+    case number(Int64)
+    case text(String)
+
+    static func < (a: SortValue, b: SortValue) -> Bool {
+        switch (a, b) {
+        case (.number(let x), .number(let y)): x < y
+        case (.text(let x), .text(let y)): x < y
+        case (.number, .text): true
+        case (.text, .number): false
+        }
+    }
+}
+
+/// `{"object": "list", "data": […]}`.
+struct ListOf<Item: Encodable & Sendable>: Encodable, Sendable {
+    var object = "list"
+    var data: [Item]
+
+    init(data: [Item]) { self.data = data }
+}
