@@ -42,5 +42,7 @@ public struct Dashboard: Sendable {
         keys.addRoutes(to: signedIn)
         ClientsController(services: services, coins: coins, keys: keys).addRoutes(to: signedIn)
         PoolsController(services: services, coins: coins).addRoutes(to: signedIn)
+        ModelsController(services: services, coins: coins).addRoutes(to: signedIn)
+        ProfileController(services: services, coins: coins).addRoutes(to: signedIn)
     }
 }

@@ -146,7 +146,7 @@ struct KeyObject: Encodable, Sendable {
     var hint: String
     var status: String
     var requests: Int64
-    /// Input + output tokens.
+    /// Input (cached included) + output tokens.
     var tokens: Int64
     var coins: Decimal
     var lastUsedAt: String?
@@ -163,7 +163,7 @@ struct KeyObject: Encodable, Sendable {
         hint = key.hint
         status = key.status.publicName
         requests = totals?.requests ?? 0
-        tokens = (totals?.inputTokens ?? 0) + (totals?.outputTokens ?? 0)
+        tokens = (totals?.inputTokens ?? 0) + (totals?.cachedInputTokens ?? 0) + (totals?.outputTokens ?? 0)
         costMicros = totals?.costMicros ?? 0
         self.coins = coins.amount(micros: costMicros)
         lastUsedMillis = totals?.hasLastUsedAt == true ? totals!.lastUsedAt.millis : 0

@@ -7,7 +7,7 @@ import LumenAPI
 /// The database stays the record. The ledger is the only writer of its tables, and every
 /// change is written in the transaction that makes it: the usage line by the operation
 /// itself, the pools it changed (metering, configuration and grants alike) and the rollups
-/// and key totals of the lines it settled once per batch (`flush`, from the group commit's `beforeCommit`).
+/// and key and owner totals of the lines it settled once per batch (`flush`, from the group commit's `beforeCommit`).
 /// When a batch rolls back, `reset` drops everything and the next batch reloads from the
 /// database.
 ///
@@ -66,6 +66,8 @@ final class Book: @unchecked Sendable {
     private var rollups: [Rollups.Key: Rollups.Totals] = [:]
     /// The batch's additions to the keys' totals.
     private var keyTotals: [KeyTotals.Key: KeyTotals.Delta] = [:]
+    /// The batch's additions to the users' and clients' totals by model.
+    private var ownerTotals: [OwnerTotals.Key: KeyTotals.Delta] = [:]
 
     /// The open hold of `requestID`, if any.
     func hold(_ db: Database, _ requestID: String) throws -> Hold? {
@@ -113,6 +115,12 @@ final class Book: @unchecked Sendable {
         for key in Rollups.keys(of: hold) { rollups[key, default: Rollups.Totals()].add(totals) }
         keyTotals[KeyTotals.Key(organizationID: hold.organizationID, keyID: hold.keyID), default: KeyTotals.Delta()]
             .add(totals, at: hold.createdAt)
+        if hold.owner.type == .user || hold.owner.type == .client {
+            let key = OwnerTotals.Key(
+                organizationID: hold.organizationID, ownerType: hold.owner.type.rawValue, ownerID: hold.owner.id,
+                logicalModel: hold.logicalModel)
+            ownerTotals[key, default: KeyTotals.Delta()].add(totals, at: hold.createdAt)
+        }
     }
 
     /// Writes the pools changed in this batch, and its rollups.
@@ -124,6 +132,10 @@ final class Book: @unchecked Sendable {
         if !keyTotals.isEmpty {
             try KeyTotals.write(db, keyTotals)
             keyTotals.removeAll(keepingCapacity: true)
+        }
+        if !ownerTotals.isEmpty {
+            try OwnerTotals.write(db, ownerTotals)
+            ownerTotals.removeAll(keepingCapacity: true)
         }
         guard !dirty.isEmpty else {
             if pools.count > Self.poolCacheLimit { pools.removeAll(keepingCapacity: true) }
@@ -158,6 +170,7 @@ final class Book: @unchecked Sendable {
         dirty = []
         rollups = [:]
         keyTotals = [:]
+        ownerTotals = [:]
     }
 
     private func loadHolds(_ db: Database) throws {

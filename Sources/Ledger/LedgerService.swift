@@ -357,6 +357,18 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
         return .with { $0.totals = totals }
     }
 
+    public func getOwnerUsage(request: Lumen_Ledger_V1_GetOwnerUsageRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_GetOwnerUsageResponse {
+        let organizationID = try Caller.organization(request.organizationID)
+        guard request.owner.type == .user || request.owner.type == .client, !request.owner.id.isEmpty else {
+            throw ServiceError.invalid("invalid_owner", "owner must be a user or a client", param: "owner")
+        }
+        try await requireExists(request.owner, organizationID: organizationID, param: "owner")
+        try await requireActing(for: request.owner, organizationID: organizationID, param: "owner", to: "see usage")
+        let owner = request.owner
+        let models = try await writer.read { db in try OwnerTotals.fetch(db, organizationID: organizationID, owner: owner) }
+        return .with { $0.models = models }
+    }
+
     public func checkInvariant(request: Lumen_Ledger_V1_CheckInvariantRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_CheckInvariantResponse {
         try Caller.requireInternal()
         let report = try await writer.read(LedgerCheck.check)

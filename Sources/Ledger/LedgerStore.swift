@@ -20,6 +20,8 @@ import Storage
 /// - `ledger_settings`: `retained_from`, the time before which raw lines were deleted.
 /// - `key_totals`: per key, the sums of its settled lines and the latest one's time (what the
 ///   key has used), maintained with the rollups; retention leaves it whole.
+/// - `owner_model_totals`: the same per user or client (the owner of the keys) and model, for
+///   the dashboard's profile, model and client pages.
 enum LedgerStore {
     /// A principal as stored (type number and id) in its message form.
     static func principal(type: Int, id: String) -> Lumen_Common_V1_PrincipalRef {
@@ -173,6 +175,9 @@ enum LedgerStore {
                          WHERE rollup.organization_id = key_totals.organization_id AND rollup.key_id = key_totals.key_id
                              AND rollup.span = \(Rollups.hour)));
                     """)
+        }
+        migrator.registerMigration("v6: owner totals by model") { db in
+            try db.execute(sql: OwnerTotals.migration)
         }
         return migrator
     }

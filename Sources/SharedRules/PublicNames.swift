@@ -78,3 +78,38 @@ extension Lumen_Common_V1_PrincipalRef {
     /// `type:id`, as logs and reports name a pool's owner (`user:usr_…`).
     public var publicName: String { "\(type.publicName):\(id)" }
 }
+
+extension Lumen_Registry_V1_AccessLevel {
+    /// Seed 001's access badges: `allowed`, `needs_consent`, `consented`, `blocked`.
+    public var publicName: String {
+        switch self {
+        case .allowed: "allowed"
+        case .needsConsent: "needs_consent"
+        case .consented: "consented"
+        default: "blocked"
+        }
+    }
+}
+
+extension Lumen_Registry_V1_ModelStatus {
+    /// Seed 001's status badges: `ok`, `degraded`, `down`, `disabled`.
+    public var publicName: String {
+        switch self {
+        case .ok: "ok"
+        case .degraded: "degraded"
+        case .disabled: "disabled"
+        default: "down"
+        }
+    }
+}
+
+extension Lumen_Registry_V1_BackendHealth {
+    /// `healthy` or `unhealthy`; `unknown` before the first report.
+    public var publicName: String {
+        switch self {
+        case .healthy: "healthy"
+        case .unhealthy: "unhealthy"
+        default: "unknown"
+        }
+    }
+}

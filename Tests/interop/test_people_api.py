@@ -181,3 +181,139 @@ def test_a_deactivated_client_s_keys_fail_within_a_second_and_work_again(world):
     assert page["usage"]["tokens"] == sum(key["tokens"] for key in keys) > 0
     assert page["usage"]["coins_spent"] == pytest.approx(sum(key["coins"] for key in keys), abs=0)
     assert sum(key["requests"] for key in keys) == 2
+
+
+def apply_models(server, yaml_text, tmp_path):
+    env = {"LUMEN_DATA_DIR": server.data_dir, "LUMEN_GRPC_ADDRESS": server.grpc_target, "PATH": "/usr/bin:/bin"}
+    made = subprocess.run([lumen_binary(), "admin", "operator-token", "create"], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert made.returncode == 0, made.stderr
+    models = tmp_path / "models.yaml"
+    models.write_text(yaml_text)
+    applied = subprocess.run([lumen_binary(), "admin", "models", "apply", "--file", str(models)], capture_output=True,
+                             text=True, env={**env, "LUMEN_OPERATOR_TOKEN": json.loads(made.stdout)["operator_token"]},
+                             timeout=60)
+    assert applied.returncode == 0, applied.stderr
+
+
+def test_consent_end_to_end_with_the_openai_sdk(world, tmp_path):
+    apply_models(world, """
+models:
+  - name: careful-model
+    vendor: lumen
+    description: Needs a one-time acknowledgement.
+    consent_required: true
+    prices: {input: 1, output: 2}
+    backends:
+      - {id: mock, provider: mock}
+""", tmp_path)
+    manager, member = world.people["manager"], world.people["member"]
+    secret = manager.call("POST", f"/api/clients/{world.c1}/keys", {"name": "service"}).json()["key"]
+    sdk = openai.OpenAI(base_url=world.http + "/v1", api_key=secret, max_retries=0)
+
+    def chat():
+        return sdk.chat.completions.create(model="careful-model", messages=[{"role": "user", "content": "hello"}])
+
+    deadline = time.time() + 5
+    while True:  # the gateway learns of the new model from the registry's watch
+        try:
+            chat()
+            raise AssertionError("a model that needs consent answered without it")
+        except openai.PermissionDeniedError as error:
+            assert error.body["code"] == "consent_required"
+            break
+        except openai.NotFoundError:
+            assert time.time() < deadline
+            time.sleep(0.05)
+    table = {row["model"]: row for row in manager.call("GET", f"/api/clients/{world.c1}/models").json()["data"]}
+    assert table["careful-model"]["access"] == "needs_consent" and table["careful-model"]["status"] == "ok"
+    assert table["lumen-demo"]["access"] == "allowed"
+    # A member may not consent for a client they do not manage; its manager may.
+    refused = member.call("POST", f"/api/clients/{world.c1}/models/careful-model/consent")
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "not_permitted"
+    consented = manager.call("POST", f"/api/clients/{world.c1}/models/careful-model/consent")
+    assert consented.status_code == 200 and consented.json()["access"] == "consented"
+    deadline = time.time() + 1.0
+    while True:
+        try:
+            assert chat().choices[0].message.content
+            break
+        except openai.PermissionDeniedError:
+            assert time.time() < deadline, "the client's key still needed consent a second after its manager gave it"
+            time.sleep(0.05)
+    table = {row["model"]: row for row in manager.call("GET", f"/api/clients/{world.c1}/models").json()["data"]}
+    assert table["careful-model"]["access"] == "consented"
+    assert table["careful-model"]["requests"] == 1 and table["careful-model"]["tokens"] > 0
+    # The member's own table is theirs: the client's consent is not the member's.
+    mine = {row["model"]: row for row in member.call("GET", "/api/me/models").json()["data"]}
+    assert mine["careful-model"]["access"] == "needs_consent" and mine["careful-model"]["requests"] == 0
+    page = member.call("GET", "/api/models/careful-model").json()
+    assert page["prices"]["input"] == {"coins": 100, "usd": 1} and page["prices"]["output"] == {"coins": 200, "usd": 2}
+    assert page["access"] == "needs_consent"
+    assert [(b["id"], b["provider"]) for b in page["backends"]] == [("mock", "mock")]
+    assert page["backends"][0]["health"] in ("unknown", "healthy")  # reported in batches
+    assert "credential_env" not in json.dumps(page) and "base_url" not in json.dumps(page)
+    assert page["description"] == "Needs a one-time acknowledgement."
+
+
+def lines_of(server, key_id):
+    """Every usage line of a key, through the management API (the record behind the figures)."""
+    token = {"Authorization": "Bearer " + server.credentials["management_token"]}
+    lines, page = [], 1
+    while True:
+        body = httpx.get(server.http + f"/v1/management/api-keys/{key_id}/usage", params={"page": page, "limit": 100},
+                         headers=token).json()
+        lines += body["data"]
+        if not body["has_more"]:
+            return lines
+        page += 1
+
+
+def test_profile_and_client_figures_equal_the_usage_lines_behind_them(world, tmp_path):
+    from decimal import Decimal
+    apply_models(world, """
+models:
+  - name: pricey
+    vendor: lumen
+    prices: {input: 3.7, output: 11.3}
+    backends:
+      - {id: mock, provider: mock}
+""", tmp_path)
+    member, manager = world.people["member"], world.people["manager"]
+    personal = [member.call("POST", "/api/me/keys", {"name": f"k{i}"}).json() for i in range(2)]
+    client_key = manager.call("POST", f"/api/clients/{world.c1}/keys", {"name": "svc"}).json()
+    plan = [(personal[0], "lumen-demo")] * 3 + [(personal[1], "pricey")] * 2 + [(client_key, "pricey")] * 4
+    for key, model in plan:
+        sdk = openai.OpenAI(base_url=world.http + "/v1", api_key=key["key"], max_retries=0)
+        deadline = time.time() + 5
+        while True:
+            try:
+                sdk.chat.completions.create(model=model, messages=[{"role": "user", "content": "count the coins " * 7}])
+                break
+            except openai.NotFoundError:  # the gateway has not heard of the model yet
+                assert time.time() < deadline
+                time.sleep(0.05)
+
+    def sums(keys):
+        lines = [line for key in keys for line in lines_of(world, key["id"])]
+        assert all(line["status"] == "settled" for line in lines)
+        cost = sum(Decimal(str(line["cost"])) for line in lines)
+        tokens = sum(line["input_tokens"] + line["cached_input_tokens"] + line["output_tokens"] for line in lines)
+        return len(lines), tokens, cost * 100  # 100 coins to the dollar
+
+    requests, tokens, coins = sums(personal)
+    profile = member.call("GET", "/api/me/profile").json()
+    assert (profile["requests"], profile["tokens_used"]) == (requests, tokens) == (5, tokens)
+    assert Decimal(str(profile["coins_used"])) == coins
+    assert profile["favorite_model"] == "lumen-demo"  # 3 requests against 2
+    assert profile["user"]["email"] == "member@demo.lumen.invalid"
+    assert profile["avatar_url"].startswith("https://www.gravatar.com/avatar/")
+    assert profile["pool"]["state"] == "not_configured"
+    by_model = {row["model"]: row for row in member.call("GET", "/api/me/models?sort=requests&order=desc").json()["data"]}
+    assert by_model["lumen-demo"]["requests"] == 3 and by_model["pricey"]["requests"] == 2
+    assert sum(Decimal(str(row["coins"])) for row in by_model.values()) == coins
+
+    requests, tokens, coins = sums([client_key])
+    page = manager.call("GET", f"/api/clients/{world.c1}").json()
+    assert page["usage"]["tokens"] == tokens and Decimal(str(page["usage"]["coins_spent"])) == coins
+    assert requests == 4

@@ -199,6 +199,19 @@ public enum Lumen_Ledger_V1_LedgerService: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "GetOwnerUsage" metadata.
+        public enum GetOwnerUsage: Sendable {
+            /// Request type for "GetOwnerUsage".
+            public typealias Input = Lumen_Ledger_V1_GetOwnerUsageRequest
+            /// Response type for "GetOwnerUsage".
+            public typealias Output = Lumen_Ledger_V1_GetOwnerUsageResponse
+            /// Descriptor for "GetOwnerUsage".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.ledger.v1.LedgerService"),
+                method: "GetOwnerUsage",
+                type: .unary
+            )
+        }
         /// Namespace for "CheckInvariant" metadata.
         public enum CheckInvariant: Sendable {
             /// Request type for "CheckInvariant".
@@ -226,6 +239,7 @@ public enum Lumen_Ledger_V1_LedgerService: Sendable {
             ListUsage.descriptor,
             GetBilling.descriptor,
             GetKeyTotals.descriptor,
+            GetOwnerUsage.descriptor,
             CheckInvariant.descriptor
         ]
     }
@@ -486,6 +500,29 @@ extension Lumen_Ledger_V1_LedgerService {
             request: GRPCCore.StreamingServerRequest<Lumen_Ledger_V1_GetKeyTotalsRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_GetKeyTotalsResponse>
+
+        /// Handle the "GetOwnerUsage" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Returns what a user or a client has used, by model: the sums of the settled lines of the
+        /// > keys it owns, kept (like GetKeyTotals) in the transaction that settles each line, so that
+        /// > they equal those lines' sums at all times; lines settled before this table existed count
+        /// > when some line of their key was still kept (the owner of a key is read from its lines).
+        /// > A person may ask about themselves and the clients they manage; administrators about
+        /// > anyone of the organisation.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Lumen_Ledger_V1_GetOwnerUsageRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Ledger_V1_GetOwnerUsageResponse` messages.
+        func getOwnerUsage(
+            request: GRPCCore.StreamingServerRequest<Lumen_Ledger_V1_GetOwnerUsageRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_GetOwnerUsageResponse>
 
         /// Handle the "CheckInvariant" method.
         ///
@@ -749,6 +786,29 @@ extension Lumen_Ledger_V1_LedgerService {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_GetKeyTotalsResponse>
 
+        /// Handle the "GetOwnerUsage" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Returns what a user or a client has used, by model: the sums of the settled lines of the
+        /// > keys it owns, kept (like GetKeyTotals) in the transaction that settles each line, so that
+        /// > they equal those lines' sums at all times; lines settled before this table existed count
+        /// > when some line of their key was still kept (the owner of a key is read from its lines).
+        /// > A person may ask about themselves and the clients they manage; administrators about
+        /// > anyone of the organisation.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_GetOwnerUsageRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Lumen_Ledger_V1_GetOwnerUsageResponse` message.
+        func getOwnerUsage(
+            request: GRPCCore.ServerRequest<Lumen_Ledger_V1_GetOwnerUsageRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_GetOwnerUsageResponse>
+
         /// Handle the "CheckInvariant" method.
         ///
         /// > Source IDL Documentation:
@@ -1010,6 +1070,29 @@ extension Lumen_Ledger_V1_LedgerService {
             context: GRPCCore.ServerContext
         ) async throws -> Lumen_Ledger_V1_GetKeyTotalsResponse
 
+        /// Handle the "GetOwnerUsage" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Returns what a user or a client has used, by model: the sums of the settled lines of the
+        /// > keys it owns, kept (like GetKeyTotals) in the transaction that settles each line, so that
+        /// > they equal those lines' sums at all times; lines settled before this table existed count
+        /// > when some line of their key was still kept (the owner of a key is read from its lines).
+        /// > A person may ask about themselves and the clients they manage; administrators about
+        /// > anyone of the organisation.
+        ///
+        /// - Parameters:
+        ///   - request: A `Lumen_Ledger_V1_GetOwnerUsageRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Lumen_Ledger_V1_GetOwnerUsageResponse` to respond with.
+        func getOwnerUsage(
+            request: Lumen_Ledger_V1_GetOwnerUsageRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Lumen_Ledger_V1_GetOwnerUsageResponse
+
         /// Handle the "CheckInvariant" method.
         ///
         /// > Source IDL Documentation:
@@ -1168,6 +1251,17 @@ extension Lumen_Ledger_V1_LedgerService.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
+            forMethod: Lumen_Ledger_V1_LedgerService.Method.GetOwnerUsage.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Ledger_V1_GetOwnerUsageRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Ledger_V1_GetOwnerUsageResponse>(),
+            handler: { request, context in
+                try await self.getOwnerUsage(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
             forMethod: Lumen_Ledger_V1_LedgerService.Method.CheckInvariant.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Ledger_V1_CheckInvariantRequest>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Ledger_V1_CheckInvariantResponse>(),
@@ -1299,6 +1393,17 @@ extension Lumen_Ledger_V1_LedgerService.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_GetKeyTotalsResponse> {
         let response = try await self.getKeyTotals(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func getOwnerUsage(
+        request: GRPCCore.StreamingServerRequest<Lumen_Ledger_V1_GetOwnerUsageRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_GetOwnerUsageResponse> {
+        let response = try await self.getOwnerUsage(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -1473,6 +1578,19 @@ extension Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_GetKeyTotalsResponse> {
         return GRPCCore.ServerResponse<Lumen_Ledger_V1_GetKeyTotalsResponse>(
             message: try await self.getKeyTotals(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func getOwnerUsage(
+        request: GRPCCore.ServerRequest<Lumen_Ledger_V1_GetOwnerUsageRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_GetOwnerUsageResponse> {
+        return GRPCCore.ServerResponse<Lumen_Ledger_V1_GetOwnerUsageResponse>(
+            message: try await self.getOwnerUsage(
                 request: request.message,
                 context: context
             ),
@@ -1795,6 +1913,34 @@ extension Lumen_Ledger_V1_LedgerService {
             deserializer: some GRPCCore.MessageDeserializer<Lumen_Ledger_V1_GetKeyTotalsResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_GetKeyTotalsResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "GetOwnerUsage" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Returns what a user or a client has used, by model: the sums of the settled lines of the
+        /// > keys it owns, kept (like GetKeyTotals) in the transaction that settles each line, so that
+        /// > they equal those lines' sums at all times; lines settled before this table existed count
+        /// > when some line of their key was still kept (the owner of a key is read from its lines).
+        /// > A person may ask about themselves and the clients they manage; administrators about
+        /// > anyone of the organisation.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_GetOwnerUsageRequest` message.
+        ///   - serializer: A serializer for `Lumen_Ledger_V1_GetOwnerUsageRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Ledger_V1_GetOwnerUsageResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func getOwnerUsage<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Ledger_V1_GetOwnerUsageRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Ledger_V1_GetOwnerUsageRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Ledger_V1_GetOwnerUsageResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_GetOwnerUsageResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "CheckInvariant" method.
@@ -2262,6 +2408,45 @@ extension Lumen_Ledger_V1_LedgerService {
             )
         }
 
+        /// Call the "GetOwnerUsage" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Returns what a user or a client has used, by model: the sums of the settled lines of the
+        /// > keys it owns, kept (like GetKeyTotals) in the transaction that settles each line, so that
+        /// > they equal those lines' sums at all times; lines settled before this table existed count
+        /// > when some line of their key was still kept (the owner of a key is read from its lines).
+        /// > A person may ask about themselves and the clients they manage; administrators about
+        /// > anyone of the organisation.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_GetOwnerUsageRequest` message.
+        ///   - serializer: A serializer for `Lumen_Ledger_V1_GetOwnerUsageRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Ledger_V1_GetOwnerUsageResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func getOwnerUsage<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Ledger_V1_GetOwnerUsageRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Ledger_V1_GetOwnerUsageRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Ledger_V1_GetOwnerUsageResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_GetOwnerUsageResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Lumen_Ledger_V1_LedgerService.Method.GetOwnerUsage.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
         /// Call the "CheckInvariant" method.
         ///
         /// > Source IDL Documentation:
@@ -2657,6 +2842,40 @@ extension Lumen_Ledger_V1_LedgerService.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Ledger_V1_GetKeyTotalsRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Ledger_V1_GetKeyTotalsResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetOwnerUsage" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Returns what a user or a client has used, by model: the sums of the settled lines of the
+    /// > keys it owns, kept (like GetKeyTotals) in the transaction that settles each line, so that
+    /// > they equal those lines' sums at all times; lines settled before this table existed count
+    /// > when some line of their key was still kept (the owner of a key is read from its lines).
+    /// > A person may ask about themselves and the clients they manage; administrators about
+    /// > anyone of the organisation.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Lumen_Ledger_V1_GetOwnerUsageRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getOwnerUsage<Result>(
+        request: GRPCCore.ClientRequest<Lumen_Ledger_V1_GetOwnerUsageRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_GetOwnerUsageResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.getOwnerUsage(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Ledger_V1_GetOwnerUsageRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Ledger_V1_GetOwnerUsageResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -3099,6 +3318,44 @@ extension Lumen_Ledger_V1_LedgerService.ClientProtocol {
             metadata: metadata
         )
         return try await self.getKeyTotals(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetOwnerUsage" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Returns what a user or a client has used, by model: the sums of the settled lines of the
+    /// > keys it owns, kept (like GetKeyTotals) in the transaction that settles each line, so that
+    /// > they equal those lines' sums at all times; lines settled before this table existed count
+    /// > when some line of their key was still kept (the owner of a key is read from its lines).
+    /// > A person may ask about themselves and the clients they manage; administrators about
+    /// > anyone of the organisation.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getOwnerUsage<Result>(
+        _ message: Lumen_Ledger_V1_GetOwnerUsageRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_GetOwnerUsageResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Lumen_Ledger_V1_GetOwnerUsageRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.getOwnerUsage(
             request: request,
             options: options,
             onResponse: handleResponse

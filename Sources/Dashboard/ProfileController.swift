@@ -1,0 +1,89 @@
+import Crypto
+import Foundation
+import GRPCCore
+import Gateway
+import Hummingbird
+import LumenAPI
+import RPCSupport
+import SharedRules
+
+/// Seed 001's profile card: who the person is and the six tiles — groups, coins used, tokens
+/// used, favorite model, coins available, refill rate — from the accounts service and the
+/// ledger's totals (never a scan of usage lines).
+struct ProfileController: Sendable {
+    let services: GatewayServices
+    let coins: Coins
+
+    func addRoutes(to group: RouterGroup<DashboardContext>) {
+        group.get("me/profile", use: profile)
+    }
+
+    @Sendable func profile(_ request: Request, context: DashboardContext) async throws -> JSONResponse<ProfileObject> {
+        let person = try context.person
+        let metadata = Metadata.acting(as: person, internalToken: services.internalToken)
+        let owner = Lumen_Common_V1_PrincipalRef.user(person.userID)
+        let (user, groups, models, pool) = try await APIError.translating {
+            async let user = services.accounts.getUser(.with { $0.userID = person.userID }, metadata: metadata).user
+            async let groups = services.accounts.listGroups(.init(), metadata: metadata).groups
+            async let models = services.ledger.getOwnerUsage(.with { $0.owner = owner }, metadata: metadata).models
+            async let pool = services.ledger.getPool(.with { $0.owner = owner }, metadata: metadata).pool
+            return try await (user, groups, models, pool)
+        }
+        let names = Dictionary(groups.map { ($0.id, $0.name) }, uniquingKeysWith: { first, _ in first })
+        return JSONResponse(
+            ProfileObject(
+                user: UserObject(user), avatarURL: ProfileObject.gravatar(user.email),
+                groups: user.groupIds.map { GroupRef(id: $0, name: names[$0] ?? $0) },
+                coinsUsed: coins.amount(micros: models.reduce(0) { $0 + $1.costMicros }),
+                tokensUsed: models.reduce(0) { $0 + $1.inputTokens + $1.cachedInputTokens + $1.outputTokens },
+                requests: models.reduce(0) { $0 + $1.requests },
+                // The ledger orders models by requests, then tokens.
+                favoriteModel: models.first?.logicalModel, pool: PoolObject(pool, coins: coins)))
+    }
+}
+
+struct GroupRef: Encodable, Sendable {
+    var id: String
+    var name: String
+}
+
+/// The profile card.
+struct ProfileObject: Encodable, Sendable {
+    var user: UserObject
+    var avatarURL: String
+    var groups: [GroupRef]
+    var coinsUsed: Decimal
+    var tokensUsed: Int64
+    var requests: Int64
+    /// The model used most (most requests; ties: most tokens); null before the first request.
+    var favoriteModel: String?
+    /// Coins available: the person's own pool.
+    var pool: PoolObject
+
+    /// Gravatar's address for an email: the SHA-256 of the trimmed, lower-cased address.
+    static func gravatar(_ email: String) -> String {
+        let normalized = email.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+        let digest = SHA256.hash(data: Data(normalized.utf8)).map { String(format: "%02x", $0) }.joined()
+        return "https://www.gravatar.com/avatar/\(digest)?d=identicon"
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case user, groups, requests, pool
+        case avatarURL = "avatar_url"
+        case coinsUsed = "coins_used"
+        case tokensUsed = "tokens_used"
+        case favoriteModel = "favorite_model"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(user, forKey: .user)
+        try container.encode(avatarURL, forKey: .avatarURL)
+        try container.encode(groups, forKey: .groups)
+        try container.encode(coinsUsed, forKey: .coinsUsed)
+        try container.encode(tokensUsed, forKey: .tokensUsed)
+        try container.encode(requests, forKey: .requests)
+        try container.encode(favoriteModel, forKey: .favoriteModel)
+        try container.encode(pool, forKey: .pool)
+    }
+}

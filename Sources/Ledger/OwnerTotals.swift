@@ -1,0 +1,93 @@
+import GRDB
+import LumenAPI
+
+/// What each user and client has used of each model — the sums of the settled lines of the
+/// keys it owns and the latest one's time — in `owner_model_totals`, added to in the
+/// transaction that settles the lines (`Book.flush`), like `key_totals`, so that a profile or
+/// a client page never scans lines.
+enum OwnerTotals {
+    struct Key: Hashable {
+        var organizationID: String
+        var ownerType: Int
+        var ownerID: String
+        var logicalModel: String
+    }
+
+    static func write(_ db: Database, _ deltas: [Key: KeyTotals.Delta]) throws {
+        let statement = try db.cachedStatement(
+            sql: """
+                INSERT INTO owner_model_totals (organization_id, owner_type, owner_id, logical_model, requests, input_tokens,
+                    cached_input_tokens, output_tokens, cost_micros, last_used_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT DO UPDATE SET
+                    requests = requests + excluded.requests, input_tokens = input_tokens + excluded.input_tokens,
+                    cached_input_tokens = cached_input_tokens + excluded.cached_input_tokens,
+                    output_tokens = output_tokens + excluded.output_tokens, cost_micros = cost_micros + excluded.cost_micros,
+                    last_used_at = max(last_used_at, excluded.last_used_at)
+                """)
+        for (key, delta) in deltas {
+            let totals = delta.totals
+            try statement.execute(arguments: [
+                key.organizationID, key.ownerType, key.ownerID, key.logicalModel, totals.requests, totals.inputTokens,
+                totals.cachedInputTokens, totals.outputTokens, totals.costMicros, delta.lastUsedAt,
+            ])
+        }
+    }
+
+    /// The owner's totals by model, most requests first (ties: most tokens, then by name).
+    static func fetch(_ db: Database, organizationID: String, owner: Lumen_Common_V1_PrincipalRef) throws -> [Lumen_Ledger_V1_ModelTotals] {
+        try Row.fetchAll(
+            db,
+            sql: """
+                SELECT logical_model, requests, input_tokens, cached_input_tokens, output_tokens, cost_micros, last_used_at
+                FROM owner_model_totals WHERE organization_id = ? AND owner_type = ? AND owner_id = ?
+                ORDER BY requests DESC, input_tokens + cached_input_tokens + output_tokens DESC, logical_model
+                """, arguments: [organizationID, owner.type.rawValue, owner.id]
+        ).map { row in
+            .with {
+                $0.logicalModel = row[0]
+                $0.requests = row[1]
+                $0.inputTokens = row[2]
+                $0.cachedInputTokens = row[3]
+                $0.outputTokens = row[4]
+                $0.costMicros = row[5]
+                $0.lastUsedAt = .init(millis: row[6])
+            }
+        }
+    }
+
+    /// The migration that creates the table and fills it from what the ledger has: the day
+    /// rollups (complete), each key's owner read from its lines (a key with no line left after
+    /// retention is not counted), the latest time from the lines or else the start of the last day.
+    static let migration = """
+        CREATE TABLE owner_model_totals (
+            organization_id TEXT NOT NULL,
+            owner_type INTEGER NOT NULL,
+            owner_id TEXT NOT NULL,
+            logical_model TEXT NOT NULL,
+            requests INTEGER NOT NULL,
+            input_tokens INTEGER NOT NULL,
+            cached_input_tokens INTEGER NOT NULL,
+            output_tokens INTEGER NOT NULL,
+            cost_micros INTEGER NOT NULL,
+            last_used_at INTEGER NOT NULL,
+            PRIMARY KEY (organization_id, owner_type, owner_id, logical_model)
+        ) WITHOUT ROWID;
+        CREATE TEMP TABLE key_owners AS
+            SELECT organization_id, key_id, min(owner_type) AS owner_type, min(owner_id) AS owner_id
+            FROM usage_lines GROUP BY organization_id, key_id;
+        INSERT INTO owner_model_totals
+            SELECT rollup.organization_id, owners.owner_type, owners.owner_id, rollup.logical_model, SUM(rollup.requests),
+                SUM(rollup.input_tokens), SUM(rollup.cached_input_tokens), SUM(rollup.output_tokens), SUM(rollup.cost_micros),
+                coalesce(
+                    (SELECT max(line.created_at) FROM usage_lines AS line
+                     WHERE line.organization_id = rollup.organization_id AND line.owner_type = owners.owner_type
+                         AND line.owner_id = owners.owner_id AND line.logical_model = rollup.logical_model AND line.status = 2),
+                    max(rollup.bucket))
+            FROM usage_rollups AS rollup
+            JOIN key_owners AS owners ON owners.organization_id = rollup.organization_id AND owners.key_id = rollup.key_id
+            WHERE rollup.span = 86400000 AND owners.owner_type IN (2, 3)
+            GROUP BY rollup.organization_id, owners.owner_type, owners.owner_id, rollup.logical_model;
+        DROP TABLE key_owners;
+        """
+}
