@@ -44,5 +44,6 @@ public struct Dashboard: Sendable {
         PoolsController(services: services, coins: coins).addRoutes(to: signedIn)
         ModelsController(services: services, coins: coins).addRoutes(to: signedIn)
         ProfileController(services: services, coins: coins).addRoutes(to: signedIn)
+        UsersController(services: services).addRoutes(to: signedIn)
     }
 }

@@ -317,3 +317,44 @@ models:
     page = manager.call("GET", f"/api/clients/{world.c1}").json()
     assert page["usage"]["tokens"] == tokens and Decimal(str(page["usage"]["coins_spent"])) == coins
     assert requests == 4
+
+
+def test_deactivating_a_person_ends_their_sessions_and_stops_their_keys_at_once(world):
+    admin, member = world.people["admin"], world.people["member"]
+    secret = member.call("POST", "/api/me/keys", {"name": "laptop"}).json()["key"]
+    sdk = openai.OpenAI(base_url=world.http + "/v1", api_key=secret, max_retries=0)
+
+    def chat():
+        return sdk.chat.completions.create(model="lumen-demo", messages=[{"role": "user", "content": "hello"}])
+
+    assert chat().choices[0].message.content
+    refused = member.call("PATCH", f"/api/users/{member.id}", {"active": False})
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "admin_required"
+    changed = admin.call("PATCH", f"/api/users/{member.id}", {"active": False})
+    assert changed.status_code == 200 and changed.json()["active"] is False
+    me = member.call("GET", "/api/me")
+    assert me.status_code == 401 and me.json()["error"]["code"] == "not_signed_in"
+    relogin = httpx.post(world.http + "/api/session", json={"email": "member@demo.lumen.invalid", "password": PASSWORD})
+    assert relogin.status_code == 401 and relogin.json()["error"]["code"] == "invalid_credentials"
+    deadline = time.time() + 1.0
+    while True:
+        try:
+            chat()
+        except openai.AuthenticationError as error:
+            assert error.body["code"] == "owner_inactive"
+            break
+        assert time.time() < deadline, "the key still worked a second after its owner was deactivated"
+        time.sleep(0.05)
+    assert admin.call("PATCH", f"/api/users/{member.id}", {"active": True}).status_code == 200
+    deadline = time.time() + 1.0
+    while True:
+        try:
+            assert chat().choices[0].message.content
+            break
+        except openai.AuthenticationError:
+            assert time.time() < deadline
+            time.sleep(0.05)
+    assert Person(world, "member@demo.lumen.invalid", PASSWORD).call("GET", "/api/me").status_code == 200
+    # Another organisation's administrator cannot touch the member.
+    stranger = world.people["stranger"].call("PATCH", f"/api/users/{member.id}", {"active": False})
+    assert stranger.status_code == 404 and stranger.json()["error"]["code"] == "user_not_found"

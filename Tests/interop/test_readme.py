@@ -88,8 +88,18 @@ def check_shown(shown, answer, where):
 
 
 def test_the_tour_runs_as_written_and_shows_what_comes(tmp_path):
-    tour = [command for block in blocks(section("### A short tour"), "sh") for command in commands(block)]
-    assert len(tour) >= 15 and sum(1 for c in tour if c["expected"]) >= 8, "the tour lost its commands or outputs"
+    run_section("### A short tour", tmp_path, commands_at_least=15, outputs_at_least=8)
+
+
+def test_the_people_walkthrough_runs_as_written_and_shows_what_comes(tmp_path):
+    run_section("### People and the dashboard API", tmp_path, commands_at_least=20, outputs_at_least=12)
+
+
+def run_section(heading, tmp_path, commands_at_least, outputs_at_least):
+    """Runs a section's `sh` blocks, as pasted, against `lumen serve --demo` and checks them."""
+    tour = [command for block in blocks(section(heading), "sh") for command in commands(block)]
+    assert len(tour) >= commands_at_least and sum(1 for c in tour if c["expected"]) >= outputs_at_least, \
+        f"{heading} lost its commands or outputs"
     server_dir = tmp_path / "server"
     server_dir.mkdir()
     work = tmp_path / "shell"
