@@ -22,13 +22,15 @@ struct ProfileController: Sendable {
         let person = try context.person
         let metadata = Metadata.acting(as: person, internalToken: services.internalToken)
         let owner = Lumen_Common_V1_PrincipalRef.user(person.userID)
-        let (user, groups, models, pool) = try await APIError.translating {
+        let (user, groups, usage, pool) = try await APIError.translating {
             async let user = services.accounts.getUser(.with { $0.userID = person.userID }, metadata: metadata).user
             async let groups = services.accounts.listGroups(.init(), metadata: metadata).groups
-            async let models = services.ledger.getOwnerUsage(.with { $0.owner = owner }, metadata: metadata).models
+            async let usage = services.ledger.getOwnerUsage(.with { $0.owner = owner }, metadata: metadata)
             async let pool = services.ledger.getPool(.with { $0.owner = owner }, metadata: metadata).pool
-            return try await (user, groups, models, pool)
+            return try await (user, groups, usage, pool)
         }
+        let models = usage.models
+        let web = usage.origins.first { $0.origin == .web }
         let names = Dictionary(groups.map { ($0.id, $0.name) }, uniquingKeysWith: { first, _ in first })
         return JSONResponse(
             ProfileObject(
@@ -38,7 +40,12 @@ struct ProfileController: Sendable {
                 tokensUsed: models.reduce(0) { $0 + $1.inputTokens + $1.cachedInputTokens + $1.outputTokens },
                 requests: models.reduce(0) { $0 + $1.requests },
                 // The ledger orders models by requests, then tokens.
-                favoriteModel: models.first?.logicalModel, pool: PoolObject(pool, coins: coins)))
+                favoriteModel: models.first?.logicalModel, pool: PoolObject(pool, coins: coins),
+                webChat: WebChatObject(
+                    requests: web?.requests ?? 0,
+                    tokens: (web?.inputTokens ?? 0) + (web?.cachedInputTokens ?? 0) + (web?.outputTokens ?? 0),
+                    coins: coins.amount(micros: web?.costMicros ?? 0),
+                    lastUsedAt: web.map { RFC3339.format(millis: $0.lastUsedAt.millis) })))
     }
 }
 
@@ -59,6 +66,8 @@ struct ProfileObject: Encodable, Sendable {
     var favoriteModel: String?
     /// Coins available: the person's own pool.
     var pool: PoolObject
+    /// What the person did through the dashboard's web chat (part of the totals above).
+    var webChat: WebChatObject
 
     /// Gravatar's address for an email: the SHA-256 of the trimmed, lower-cased address.
     static func gravatar(_ email: String) -> String {
@@ -73,6 +82,7 @@ struct ProfileObject: Encodable, Sendable {
         case coinsUsed = "coins_used"
         case tokensUsed = "tokens_used"
         case favoriteModel = "favorite_model"
+        case webChat = "web_chat"
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -85,5 +95,27 @@ struct ProfileObject: Encodable, Sendable {
         try container.encode(requests, forKey: .requests)
         try container.encode(favoriteModel, forKey: .favoriteModel)
         try container.encode(pool, forKey: .pool)
+        try container.encode(webChat, forKey: .webChat)
+    }
+}
+
+/// The profile's web-chat row: requests, tokens and coins through the web chat, and its last use.
+struct WebChatObject: Encodable, Sendable {
+    var requests: Int64
+    var tokens: Int64
+    var coins: Decimal
+    var lastUsedAt: String?
+
+    enum CodingKeys: String, CodingKey {
+        case requests, tokens, coins
+        case lastUsedAt = "last_used_at"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(requests, forKey: .requests)
+        try container.encode(tokens, forKey: .tokens)
+        try container.encode(coins, forKey: .coins)
+        try container.encode(lastUsedAt, forKey: .lastUsedAt)
     }
 }

@@ -25,6 +25,8 @@ final class Book: @unchecked Sendable {
         var accessChannel: Lumen_Common_V1_AccessChannel
         var estimateMicros: Int64
         var createdAt: Int64
+        /// The API or the web chat (never unspecified: read as the API).
+        var origin: Lumen_Common_V1_UsageOrigin = .api
 
         var path: [PoolKey] {
             Metering.path(organizationID: organizationID, keyID: keyID, owner: owner).map {
@@ -66,8 +68,9 @@ final class Book: @unchecked Sendable {
     private var rollups: [Rollups.Key: Rollups.Totals] = [:]
     /// The batch's additions to the keys' totals.
     private var keyTotals: [KeyTotals.Key: KeyTotals.Delta] = [:]
-    /// The batch's additions to the users' and clients' totals by model.
+    /// The batch's additions to the users' and clients' totals by model, and by origin.
     private var ownerTotals: [OwnerTotals.Key: KeyTotals.Delta] = [:]
+    private var originTotals: [OwnerTotals.OriginKey: KeyTotals.Delta] = [:]
 
     /// The open hold of `requestID`, if any.
     func hold(_ db: Database, _ requestID: String) throws -> Hold? {
@@ -120,6 +123,10 @@ final class Book: @unchecked Sendable {
                 organizationID: hold.organizationID, ownerType: hold.owner.type.rawValue, ownerID: hold.owner.id,
                 logicalModel: hold.logicalModel)
             ownerTotals[key, default: KeyTotals.Delta()].add(totals, at: hold.createdAt)
+            let origin = OwnerTotals.OriginKey(
+                organizationID: hold.organizationID, ownerType: hold.owner.type.rawValue, ownerID: hold.owner.id,
+                origin: hold.origin.rawValue)
+            originTotals[origin, default: KeyTotals.Delta()].add(totals, at: hold.createdAt)
         }
     }
 
@@ -136,6 +143,10 @@ final class Book: @unchecked Sendable {
         if !ownerTotals.isEmpty {
             try OwnerTotals.write(db, ownerTotals)
             ownerTotals.removeAll(keepingCapacity: true)
+        }
+        if !originTotals.isEmpty {
+            try OwnerTotals.write(db, originTotals)
+            originTotals.removeAll(keepingCapacity: true)
         }
         guard !dirty.isEmpty else {
             if pools.count > Self.poolCacheLimit { pools.removeAll(keepingCapacity: true) }
@@ -171,6 +182,7 @@ final class Book: @unchecked Sendable {
         rollups = [:]
         keyTotals = [:]
         ownerTotals = [:]
+        originTotals = [:]
     }
 
     private func loadHolds(_ db: Database) throws {
@@ -179,7 +191,7 @@ final class Book: @unchecked Sendable {
             db,
             sql: """
                 SELECT request_id, organization_id, key_id, owner_type, owner_id, logical_model, model_vendor,
-                    scene, access_channel, cost_micros, created_at
+                    scene, access_channel, cost_micros, created_at, origin
                 FROM usage_lines WHERE status = 1
                 """)  // 1: pending; written out so that the partial index `usage_pending` applies
         var loaded: [String: Hold] = [:]
@@ -187,7 +199,8 @@ final class Book: @unchecked Sendable {
             loaded[row[0]] = Hold(
                 organizationID: row[1], keyID: row[2], owner: LedgerStore.principal(type: row[3], id: row[4]),
                 logicalModel: row[5], modelVendor: row[6], scene: .init(rawValue: row[7]) ?? .unspecified,
-                accessChannel: .init(rawValue: row[8]) ?? .unspecified, estimateMicros: row[9], createdAt: row[10])
+                accessChannel: .init(rawValue: row[8]) ?? .unspecified, estimateMicros: row[9], createdAt: row[10],
+                origin: .init(rawValue: row[11]) ?? .api)
         }
         holds = loaded
         holdsLoaded = true

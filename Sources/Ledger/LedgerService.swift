@@ -365,8 +365,16 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
         try await requireExists(request.owner, organizationID: organizationID, param: "owner")
         try await requireActing(for: request.owner, organizationID: organizationID, param: "owner", to: "see usage")
         let owner = request.owner
-        let models = try await writer.read { db in try OwnerTotals.fetch(db, organizationID: organizationID, owner: owner) }
-        return .with { $0.models = models }
+        let (models, origins) = try await writer.read { db in
+            (
+                try OwnerTotals.fetch(db, organizationID: organizationID, owner: owner),
+                try OwnerTotals.origins(db, organizationID: organizationID, owner: owner)
+            )
+        }
+        return .with {
+            $0.models = models
+            $0.origins = origins
+        }
     }
 
     public func checkInvariant(request: Lumen_Ledger_V1_CheckInvariantRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_CheckInvariantResponse {

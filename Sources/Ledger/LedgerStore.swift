@@ -21,7 +21,8 @@ import Storage
 /// - `key_totals`: per key, the sums of its settled lines and the latest one's time (what the
 ///   key has used), maintained with the rollups; retention leaves it whole.
 /// - `owner_model_totals`: the same per user or client (the owner of the keys) and model, for
-///   the dashboard's profile, model and client pages.
+///   the dashboard's profile, model and client pages; `owner_origin_totals` per user or client
+///   and origin (the API, the web chat: `usage_lines.origin`).
 enum LedgerStore {
     /// A principal as stored (type number and id) in its message form.
     static func principal(type: Int, id: String) -> Lumen_Common_V1_PrincipalRef {
@@ -179,6 +180,9 @@ enum LedgerStore {
         migrator.registerMigration("v6: owner totals by model") { db in
             try db.execute(sql: OwnerTotals.migration)
         }
+        migrator.registerMigration("v7: where requests came from") { db in
+            try db.execute(sql: OwnerTotals.originMigration)
+        }
         return migrator
     }
 }
@@ -325,6 +329,7 @@ struct UsageLineRecord: Codable, Sendable, Equatable, FetchableRecord, Persistab
     var status: Int
     var estimated: Bool
     var expired: Bool
+    var origin: Int
 
     enum CodingKeys: String, CodingKey {
         case requestID = "request_id"
@@ -347,6 +352,7 @@ struct UsageLineRecord: Codable, Sendable, Equatable, FetchableRecord, Persistab
         case status
         case estimated
         case expired
+        case origin
     }
 
     var message: Lumen_Ledger_V1_UsageLine {
@@ -369,6 +375,7 @@ struct UsageLineRecord: Codable, Sendable, Equatable, FetchableRecord, Persistab
             $0.status = .init(rawValue: status) ?? .unspecified
             $0.estimated = estimated
             $0.expired = expired
+            $0.origin = .init(rawValue: origin) ?? .api
         }
     }
 }

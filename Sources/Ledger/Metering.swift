@@ -99,7 +99,8 @@ enum Metering {
         let hold = Book.Hold(
             organizationID: request.organizationID, keyID: request.keyID, owner: request.owner,
             logicalModel: request.logicalModel, modelVendor: request.modelVendor, scene: request.scene,
-            accessChannel: request.accessChannel, estimateMicros: byok ? 0 : request.estimateMicros, createdAt: now)
+            accessChannel: request.accessChannel, estimateMicros: byok ? 0 : request.estimateMicros, createdAt: now,
+            origin: request.origin == .web ? .web : .api)
         let path = hold.path
         var pools = try path.map { try book.pool(db, $0, now: now) }
         if !byok {
@@ -120,13 +121,13 @@ enum Metering {
             try db.cachedStatement(
                 sql: """
                     INSERT INTO usage_lines (request_id, created_at, organization_id, key_id, owner_type, owner_id,
-                        logical_model, model_vendor, scene, access_channel, cost_micros, status)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        logical_model, model_vendor, scene, access_channel, cost_micros, status, origin)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """
             ).execute(arguments: [
                 request.requestID, now, hold.organizationID, hold.keyID, hold.owner.type.rawValue, hold.owner.id,
                 hold.logicalModel, hold.modelVendor, hold.scene.rawValue, hold.accessChannel.rawValue,
-                hold.estimateMicros, Lumen_Ledger_V1_UsageStatus.pending.rawValue,
+                hold.estimateMicros, Lumen_Ledger_V1_UsageStatus.pending.rawValue, hold.origin.rawValue,
             ])
         } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_PRIMARYKEY {
             // No open hold but a line: the request was settled already.
@@ -171,6 +172,7 @@ enum Metering {
             $0.modelVendor = hold.modelVendor
             $0.scene = hold.scene
             $0.accessChannel = hold.accessChannel
+            $0.origin = hold.origin
             $0.inputTokens = request.inputTokens
             $0.cachedInputTokens = request.cachedInputTokens
             $0.outputTokens = request.outputTokens

@@ -6,17 +6,40 @@ import LumenAPI
 /// transaction that settles the lines (`Book.flush`), like `key_totals`, so that a profile or
 /// a client page never scans lines.
 enum OwnerTotals {
-    struct Key: Hashable {
+    /// A row's key: the owner and what its totals are split by (a model, an origin).
+    protocol RowKey: Hashable {
+        static var table: String { get }
+        static var column: String { get }
+        var organizationID: String { get }
+        var ownerType: Int { get }
+        var ownerID: String { get }
+        var split: any DatabaseValueConvertible { get }
+    }
+
+    struct Key: RowKey {
+        static let table = "owner_model_totals"
+        static let column = "logical_model"
         var organizationID: String
         var ownerType: Int
         var ownerID: String
         var logicalModel: String
+        var split: any DatabaseValueConvertible { logicalModel }
     }
 
-    static func write(_ db: Database, _ deltas: [Key: KeyTotals.Delta]) throws {
+    struct OriginKey: RowKey {
+        static let table = "owner_origin_totals"
+        static let column = "origin"
+        var organizationID: String
+        var ownerType: Int
+        var ownerID: String
+        var origin: Int
+        var split: any DatabaseValueConvertible { origin }
+    }
+
+    static func write<K: RowKey>(_ db: Database, _ deltas: [K: KeyTotals.Delta]) throws {
         let statement = try db.cachedStatement(
             sql: """
-                INSERT INTO owner_model_totals (organization_id, owner_type, owner_id, logical_model, requests, input_tokens,
+                INSERT INTO \(K.table) (organization_id, owner_type, owner_id, \(K.column), requests, input_tokens,
                     cached_input_tokens, output_tokens, cost_micros, last_used_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT DO UPDATE SET
@@ -28,11 +51,54 @@ enum OwnerTotals {
         for (key, delta) in deltas {
             let totals = delta.totals
             try statement.execute(arguments: [
-                key.organizationID, key.ownerType, key.ownerID, key.logicalModel, totals.requests, totals.inputTokens,
+                key.organizationID, key.ownerType, key.ownerID, key.split, totals.requests, totals.inputTokens,
                 totals.cachedInputTokens, totals.outputTokens, totals.costMicros, delta.lastUsedAt,
             ])
         }
     }
+
+    /// The owner's totals by origin, the API first.
+    static func origins(_ db: Database, organizationID: String, owner: Lumen_Common_V1_PrincipalRef) throws -> [Lumen_Ledger_V1_OriginTotals] {
+        try Row.fetchAll(
+            db,
+            sql: """
+                SELECT origin, requests, input_tokens, cached_input_tokens, output_tokens, cost_micros, last_used_at
+                FROM owner_origin_totals WHERE organization_id = ? AND owner_type = ? AND owner_id = ? ORDER BY origin
+                """, arguments: [organizationID, owner.type.rawValue, owner.id]
+        ).map { row in
+            .with {
+                $0.origin = .init(rawValue: row[0]) ?? .api
+                $0.requests = row[1]
+                $0.inputTokens = row[2]
+                $0.cachedInputTokens = row[3]
+                $0.outputTokens = row[4]
+                $0.costMicros = row[5]
+                $0.lastUsedAt = .init(millis: row[6])
+            }
+        }
+    }
+
+    /// Lines record their origin; what was settled before came from the API.
+    static let originMigration = """
+        ALTER TABLE usage_lines ADD COLUMN origin INTEGER NOT NULL DEFAULT 1;
+        CREATE TABLE owner_origin_totals (
+            organization_id TEXT NOT NULL,
+            owner_type INTEGER NOT NULL,
+            owner_id TEXT NOT NULL,
+            origin INTEGER NOT NULL,
+            requests INTEGER NOT NULL,
+            input_tokens INTEGER NOT NULL,
+            cached_input_tokens INTEGER NOT NULL,
+            output_tokens INTEGER NOT NULL,
+            cost_micros INTEGER NOT NULL,
+            last_used_at INTEGER NOT NULL,
+            PRIMARY KEY (organization_id, owner_type, owner_id, origin)
+        ) WITHOUT ROWID;
+        INSERT INTO owner_origin_totals
+            SELECT organization_id, owner_type, owner_id, 1, SUM(requests), SUM(input_tokens), SUM(cached_input_tokens),
+                SUM(output_tokens), SUM(cost_micros), max(last_used_at)
+            FROM owner_model_totals GROUP BY organization_id, owner_type, owner_id;
+        """
 
     /// The owner's totals by model, most requests first (ties: most tokens, then by name).
     static func fetch(_ db: Database, organizationID: String, owner: Lumen_Common_V1_PrincipalRef) throws -> [Lumen_Ledger_V1_ModelTotals] {

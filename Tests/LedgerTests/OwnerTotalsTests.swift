@@ -12,8 +12,11 @@ import Testing
 /// upgrade: always the sums of the lines behind it.
 @Suite("Owner totals by model")
 struct OwnerTotalsTests {
-    static func reserve(_ id: String, key: String, owner: Lumen_Common_V1_PrincipalRef, model: String) -> Lumen_Ledger_V1_ReserveRequest {
+    static func reserve(
+        _ id: String, key: String, owner: Lumen_Common_V1_PrincipalRef, model: String, origin: Lumen_Common_V1_UsageOrigin = .unspecified
+    ) -> Lumen_Ledger_V1_ReserveRequest {
         .with {
+            $0.origin = origin
             $0.requestID = id
             $0.organizationID = "org_1"
             $0.keyID = key
@@ -50,6 +53,17 @@ struct OwnerTotalsTests {
                     }, metadata: lumen)
             }
             _ = try await ledger.reserve(Self.reserve("req_6", key: "key_a", owner: ada, model: "small"), metadata: lumen)
+            // One request of Ada's through the web chat.
+            _ = try await ledger.reserve(Self.reserve("req_7", key: "key_w", owner: ada, model: "large", origin: .web), metadata: lumen)
+            let web = try await ledger.settle(
+                .with {
+                    $0.requestID = "req_7"
+                    $0.inputTokens = 2
+                    $0.outputTokens = 3
+                    $0.costMicros = 50
+                }, metadata: lumen
+            ).line
+            #expect(web.origin == .web)
 
             func usage(_ owner: Lumen_Common_V1_PrincipalRef) async throws -> [Lumen_Ledger_V1_ModelTotals] {
                 try await ledger.getOwnerUsage(
@@ -63,7 +77,16 @@ struct OwnerTotalsTests {
             #expect(adaUsage.map(\.logicalModel) == ["small", "large"])
             #expect(adaUsage[0].requests == 2 && adaUsage[0].inputTokens == 11 && adaUsage[0].outputTokens == 6)
             #expect(adaUsage[0].costMicros == 108)
-            #expect(adaUsage[1].requests == 1 && adaUsage[1].costMicros == 999)
+            #expect(adaUsage[1].requests == 2 && adaUsage[1].costMicros == 1_049)
+            let origins = try await ledger.getOwnerUsage(
+                .with {
+                    $0.organizationID = "org_1"
+                    $0.owner = ada
+                }, metadata: lumen
+            ).origins
+            #expect(origins.map(\.origin) == [.api, .web])
+            #expect(origins[0].requests == 3 && origins[0].costMicros == 1_107)
+            #expect(origins[1].requests == 1 && origins[1].costMicros == 50 && origins[1].outputTokens == 3)
             let ciUsage = try await usage(ci)
             #expect(ciUsage.count == 1 && ciUsage[0].requests == 1 && ciUsage[0].costMicros == 5_000)
             #expect(try await usage(.user("usr_nobody")).isEmpty)
@@ -73,7 +96,7 @@ struct OwnerTotalsTests {
         }
     }
 
-    @Test("Migration v6 fills the table from the day rollups, each key's owner read from its lines")
+    @Test("Migrations v6 and v7 fill the tables from the day rollups, each key's owner read from its lines")
     func backfill() throws {
         let queue = try DatabaseQueue()
         let migrator = LedgerStore.migrator
@@ -104,13 +127,16 @@ struct OwnerTotalsTests {
             }
         }
         try migrator.migrate(queue)
-        let (ada, ci, organization) = try queue.read { db in
+        let (ada, ci, organization, adaOrigins) = try queue.read { db in
             (
                 try OwnerTotals.fetch(db, organizationID: "org_1", owner: .user("usr_ada")),
                 try OwnerTotals.fetch(db, organizationID: "org_1", owner: .client("cli_ci")),
-                try OwnerTotals.fetch(db, organizationID: "org_1", owner: .with { $0.type = .organization; $0.id = "org_1" })
+                try OwnerTotals.fetch(db, organizationID: "org_1", owner: .with { $0.type = .organization; $0.id = "org_1" }),
+                try OwnerTotals.origins(db, organizationID: "org_1", owner: .user("usr_ada"))
             )
         }
+        // v7: everything settled before came from the API.
+        #expect(adaOrigins.map(\.origin) == [.api] && adaOrigins[0].requests == 2 && adaOrigins[0].costMicros == 420)
         #expect(ada.count == 1 && ada[0].requests == 2 && ada[0].inputTokens == 15 && ada[0].outputTokens == 27)
         #expect(ada[0].costMicros == 420 && ada[0].lastUsedAt.millis == 90_000_000)
         #expect(ci.count == 1 && ci[0].logicalModel == "large" && ci[0].costMicros == 42)

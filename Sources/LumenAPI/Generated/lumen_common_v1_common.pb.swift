@@ -228,6 +228,51 @@ public nonisolated enum Lumen_Common_V1_AccessChannel: SwiftProtobuf.Enum, Swift
 
 }
 
+/// Where a request came from.
+public nonisolated enum Lumen_Common_V1_UsageOrigin: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+
+  /// Not set: read as API.
+  case unspecified // = 0
+
+  /// The OpenAI-compatible API, with a key.
+  case api // = 1
+
+  /// The dashboard's web chat, for the person signed in.
+  case web // = 2
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .api
+    case 2: self = .web
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .api: return 1
+    case .web: return 2
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Lumen_Common_V1_UsageOrigin] = [
+    .unspecified,
+    .api,
+    .web,
+  ]
+
+}
+
 /// A reference to one principal of an organisation.
 public nonisolated struct Lumen_Common_V1_PrincipalRef: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
@@ -299,6 +344,10 @@ nonisolated extension Lumen_Common_V1_Scene: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Lumen_Common_V1_AccessChannel: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ACCESS_CHANNEL_UNSPECIFIED\0\u{1}ACCESS_CHANNEL_PLATFORM\0\u{1}ACCESS_CHANNEL_BYOK\0")
+}
+
+nonisolated extension Lumen_Common_V1_UsageOrigin: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0USAGE_ORIGIN_UNSPECIFIED\0\u{1}USAGE_ORIGIN_API\0\u{1}USAGE_ORIGIN_WEB\0")
 }
 
 nonisolated extension Lumen_Common_V1_PrincipalRef: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {

@@ -629,6 +629,9 @@ public nonisolated struct Lumen_Ledger_V1_ReserveRequest: Sendable {
   /// Platform or BYOK (BYOK holds nothing).
   public var accessChannel: Lumen_Common_V1_AccessChannel = .unspecified
 
+  /// Where the request came from (unset: the API).
+  public var origin: Lumen_Common_V1_UsageOrigin = .unspecified
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -949,6 +952,12 @@ public nonisolated struct Lumen_Ledger_V1_UsageLine: @unchecked Sendable {
   public var expired: Bool {
     get {_storage._expired}
     set {_uniqueStorage()._expired = newValue}
+  }
+
+  /// Where the request came from: the API (a key) or the dashboard's web chat.
+  public var origin: Lumen_Common_V1_UsageOrigin {
+    get {_storage._origin}
+    set {_uniqueStorage()._origin = newValue}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -1377,6 +1386,47 @@ public nonisolated struct Lumen_Ledger_V1_ModelTotals: Sendable {
   fileprivate var _lastUsedAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
 }
 
+/// What a principal has used from one origin (the API, the web chat).
+public nonisolated struct Lumen_Ledger_V1_OriginTotals: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The origin.
+  public var origin: Lumen_Common_V1_UsageOrigin = .unspecified
+
+  /// Settled requests.
+  public var requests: Int64 = 0
+
+  /// Input tokens, excluding cached ones.
+  public var inputTokens: Int64 = 0
+
+  /// Cached input tokens.
+  public var cachedInputTokens: Int64 = 0
+
+  /// Output tokens.
+  public var outputTokens: Int64 = 0
+
+  /// Cost in micro-USD.
+  public var costMicros: Int64 = 0
+
+  /// When the latest of these requests was made.
+  public var lastUsedAt: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_lastUsedAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_lastUsedAt = newValue}
+  }
+  /// Returns true if `lastUsedAt` has been explicitly set.
+  public var hasLastUsedAt: Bool {self._lastUsedAt != nil}
+  /// Clears the value of `lastUsedAt`. Subsequent reads from it will return its default value.
+  public mutating func clearLastUsedAt() {self._lastUsedAt = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _lastUsedAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+}
+
 /// The response of LedgerService.GetOwnerUsage.
 public nonisolated struct Lumen_Ledger_V1_GetOwnerUsageResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
@@ -1385,6 +1435,9 @@ public nonisolated struct Lumen_Ledger_V1_GetOwnerUsageResponse: Sendable {
 
   /// One per model used, most requests first (ties: most tokens, then by name).
   public var models: [Lumen_Ledger_V1_ModelTotals] = []
+
+  /// One per origin used (API, web chat), in that order.
+  public var origins: [Lumen_Ledger_V1_OriginTotals] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2027,7 +2080,7 @@ nonisolated extension Lumen_Ledger_V1_GetOrganizationBalanceResponse: SwiftProto
 
 nonisolated extension Lumen_Ledger_V1_ReserveRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ReserveRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}organization_id\0\u{3}key_id\0\u{1}owner\0\u{3}key_limit_micros\0\u{3}estimate_micros\0\u{3}logical_model\0\u{3}model_vendor\0\u{1}scene\0\u{3}access_channel\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}organization_id\0\u{3}key_id\0\u{1}owner\0\u{3}key_limit_micros\0\u{3}estimate_micros\0\u{3}logical_model\0\u{3}model_vendor\0\u{1}scene\0\u{3}access_channel\0\u{1}origin\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2045,6 +2098,7 @@ nonisolated extension Lumen_Ledger_V1_ReserveRequest: SwiftProtobuf.Message, Swi
       case 8: try { try decoder.decodeSingularStringField(value: &self.modelVendor) }()
       case 9: try { try decoder.decodeSingularEnumField(value: &self.scene) }()
       case 10: try { try decoder.decodeSingularEnumField(value: &self.accessChannel) }()
+      case 11: try { try decoder.decodeSingularEnumField(value: &self.origin) }()
       default: break
       }
     }
@@ -2085,6 +2139,9 @@ nonisolated extension Lumen_Ledger_V1_ReserveRequest: SwiftProtobuf.Message, Swi
     if self.accessChannel != .unspecified {
       try visitor.visitSingularEnumField(value: self.accessChannel, fieldNumber: 10)
     }
+    if self.origin != .unspecified {
+      try visitor.visitSingularEnumField(value: self.origin, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2099,6 +2156,7 @@ nonisolated extension Lumen_Ledger_V1_ReserveRequest: SwiftProtobuf.Message, Swi
     if lhs.modelVendor != rhs.modelVendor {return false}
     if lhs.scene != rhs.scene {return false}
     if lhs.accessChannel != rhs.accessChannel {return false}
+    if lhs.origin != rhs.origin {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2421,7 +2479,7 @@ nonisolated extension Lumen_Ledger_V1_MeterResponse: SwiftProtobuf.Message, Swif
 
 nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".UsageLine"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}billing_transaction_id\0\u{3}created_at\0\u{3}organization_id\0\u{3}key_id\0\u{1}owner\0\u{3}logical_model\0\u{3}model_vendor\0\u{1}scene\0\u{3}access_channel\0\u{3}input_tokens\0\u{3}cached_input_tokens\0\u{3}output_tokens\0\u{3}cost_micros\0\u{3}latency_ms\0\u{1}status\0\u{1}estimated\0\u{1}expired\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}billing_transaction_id\0\u{3}created_at\0\u{3}organization_id\0\u{3}key_id\0\u{1}owner\0\u{3}logical_model\0\u{3}model_vendor\0\u{1}scene\0\u{3}access_channel\0\u{3}input_tokens\0\u{3}cached_input_tokens\0\u{3}output_tokens\0\u{3}cost_micros\0\u{3}latency_ms\0\u{1}status\0\u{1}estimated\0\u{1}expired\0\u{1}origin\0")
 
   fileprivate class _StorageClass {
     var _requestID: String = String()
@@ -2442,6 +2500,7 @@ nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftPro
     var _status: Lumen_Ledger_V1_UsageStatus = .unspecified
     var _estimated: Bool = false
     var _expired: Bool = false
+    var _origin: Lumen_Common_V1_UsageOrigin = .unspecified
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -2470,6 +2529,7 @@ nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftPro
       _status = source._status
       _estimated = source._estimated
       _expired = source._expired
+      _origin = source._origin
     }
   }
 
@@ -2506,6 +2566,7 @@ nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftPro
         case 16: try { try decoder.decodeSingularEnumField(value: &_storage._status) }()
         case 17: try { try decoder.decodeSingularBoolField(value: &_storage._estimated) }()
         case 18: try { try decoder.decodeSingularBoolField(value: &_storage._expired) }()
+        case 19: try { try decoder.decodeSingularEnumField(value: &_storage._origin) }()
         default: break
         }
       }
@@ -2572,6 +2633,9 @@ nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftPro
       if _storage._expired != false {
         try visitor.visitSingularBoolField(value: _storage._expired, fieldNumber: 18)
       }
+      if _storage._origin != .unspecified {
+        try visitor.visitSingularEnumField(value: _storage._origin, fieldNumber: 19)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -2599,6 +2663,7 @@ nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftPro
         if _storage._status != rhs_storage._status {return false}
         if _storage._estimated != rhs_storage._estimated {return false}
         if _storage._expired != rhs_storage._expired {return false}
+        if _storage._origin != rhs_storage._origin {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -3252,9 +3317,73 @@ nonisolated extension Lumen_Ledger_V1_ModelTotals: SwiftProtobuf.Message, SwiftP
   }
 }
 
+nonisolated extension Lumen_Ledger_V1_OriginTotals: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".OriginTotals"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}origin\0\u{1}requests\0\u{3}input_tokens\0\u{3}cached_input_tokens\0\u{3}output_tokens\0\u{3}cost_micros\0\u{3}last_used_at\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularEnumField(value: &self.origin) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.requests) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.inputTokens) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.cachedInputTokens) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.outputTokens) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.costMicros) }()
+      case 7: try { try decoder.decodeSingularMessageField(value: &self._lastUsedAt) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.origin != .unspecified {
+      try visitor.visitSingularEnumField(value: self.origin, fieldNumber: 1)
+    }
+    if self.requests != 0 {
+      try visitor.visitSingularInt64Field(value: self.requests, fieldNumber: 2)
+    }
+    if self.inputTokens != 0 {
+      try visitor.visitSingularInt64Field(value: self.inputTokens, fieldNumber: 3)
+    }
+    if self.cachedInputTokens != 0 {
+      try visitor.visitSingularInt64Field(value: self.cachedInputTokens, fieldNumber: 4)
+    }
+    if self.outputTokens != 0 {
+      try visitor.visitSingularInt64Field(value: self.outputTokens, fieldNumber: 5)
+    }
+    if self.costMicros != 0 {
+      try visitor.visitSingularInt64Field(value: self.costMicros, fieldNumber: 6)
+    }
+    try { if let v = self._lastUsedAt {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Ledger_V1_OriginTotals, rhs: Lumen_Ledger_V1_OriginTotals) -> Bool {
+    if lhs.origin != rhs.origin {return false}
+    if lhs.requests != rhs.requests {return false}
+    if lhs.inputTokens != rhs.inputTokens {return false}
+    if lhs.cachedInputTokens != rhs.cachedInputTokens {return false}
+    if lhs.outputTokens != rhs.outputTokens {return false}
+    if lhs.costMicros != rhs.costMicros {return false}
+    if lhs._lastUsedAt != rhs._lastUsedAt {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Lumen_Ledger_V1_GetOwnerUsageResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GetOwnerUsageResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}models\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}models\0\u{1}origins\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3263,6 +3392,7 @@ nonisolated extension Lumen_Ledger_V1_GetOwnerUsageResponse: SwiftProtobuf.Messa
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.models) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.origins) }()
       default: break
       }
     }
@@ -3272,11 +3402,15 @@ nonisolated extension Lumen_Ledger_V1_GetOwnerUsageResponse: SwiftProtobuf.Messa
     if !self.models.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.models, fieldNumber: 1)
     }
+    if !self.origins.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.origins, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Lumen_Ledger_V1_GetOwnerUsageResponse, rhs: Lumen_Ledger_V1_GetOwnerUsageResponse) -> Bool {
     if lhs.models != rhs.models {return false}
+    if lhs.origins != rhs.origins {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
