@@ -28,7 +28,7 @@ struct ClientsController: Sendable {
     @Sendable func list(_ request: Request, context: DashboardContext) async throws -> JSONResponse<ListOf<ClientObject>> {
         let query = try ListQuery(request, sorts: ["name"], defaultSort: "name", flags: [])
         let clients = try await APIError.translating {
-            try await services.accounts.listClients(.with { $0.includeInactive = true }, metadata: try acting(context)).clients
+            try await services.accounts.listClients(.with { $0.includeInactive = true }, metadata: try context.acting(services)).clients
         }
         return JSONResponse(ListOf(data: try query.sorted(clients.filter { query.matches($0.name) }.map(ClientObject.init)) { client, _ in
             .text(client.name.lowercased())
@@ -46,7 +46,7 @@ struct ClientsController: Sendable {
                 .with {
                     $0.name = name
                     if let description { $0.description_p = description }
-                }, metadata: try acting(context)
+                }, metadata: try context.acting(services)
             ).client
         }
         return JSONResponse(ClientObject(client))
@@ -55,7 +55,7 @@ struct ClientsController: Sendable {
     /// The client's page: the four usage cards, managers with name and email, its keys.
     @Sendable func detail(_ request: Request, context: DashboardContext) async throws -> JSONResponse<ClientDetailObject> {
         let clientID = try context.path("clientId")
-        let metadata = try acting(context)
+        let metadata = try context.acting(services)
         let client = try await APIError.translating {
             try await services.accounts.getClient(.with { $0.clientID = clientID }, metadata: metadata).client
         }
@@ -97,7 +97,7 @@ struct ClientsController: Sendable {
                     if let name { $0.name = name }
                     if let description { $0.description_p = description }
                     if let active { $0.active = active }
-                }, metadata: try acting(context)
+                }, metadata: try context.acting(services)
             ).client
         }
         return JSONResponse(ClientObject(client))
@@ -107,7 +107,7 @@ struct ClientsController: Sendable {
     func managers(_ request: Request, _ context: DashboardContext, add: Bool) async throws -> JSONResponse<ClientObject> {
         let clientID = try context.path("clientId")
         let userID = try context.path("userId")
-        let metadata = try acting(context)
+        let metadata = try context.acting(services)
         let client = try await APIError.translating(params: ["user_id": "userId", "client_id": "clientId"]) {
             if add {
                 return try await services.accounts.addClientManager(
@@ -143,15 +143,12 @@ struct ClientsController: Sendable {
                         $0.page = 1
                         $0.limit = 10
                     }
-                }, metadata: try acting(context)
+                }, metadata: try context.acting(services)
             ).users
         }
         return JSONResponse(ListOf(data: users.map(PersonObject.init)))
     }
 
-    func acting(_ context: DashboardContext) throws -> Metadata {
-        .acting(as: try context.person, internalToken: services.internalToken)
-    }
 }
 
 /// A client as lists show it.

@@ -52,7 +52,6 @@ struct KeysController: Sendable {
     func create(_ request: Request, _ context: DashboardContext, owner: Lumen_Common_V1_PrincipalRef) async throws
         -> JSONResponse<KeyObject>
     {
-        let person = try context.person
         let body = try await Body.object(request)
         try Body.refuseUnknown(body, allowed: ["name"])
         let name = try Body.optionalText(body, "name")
@@ -61,7 +60,7 @@ struct KeysController: Sendable {
                 .with {
                     $0.owner = owner
                     if let name { $0.name = name }
-                }, metadata: acting(person))
+                }, metadata: try context.acting(services))
         }
         cache?.apply(response.key, secret: response.secret)
         var object = KeyObject(response.key, totals: nil, coins: coins)
@@ -73,9 +72,8 @@ struct KeysController: Sendable {
     func revoke(_ request: Request, _ context: DashboardContext, owner: Lumen_Common_V1_PrincipalRef) async throws
         -> JSONResponse<KeyObject>
     {
-        let person = try context.person
         let keyID = try context.path("keyId")
-        let metadata = acting(person)
+        let metadata = try context.acting(services)
         let key = try await APIError.translating {
             try await services.keys.getKey(.with { $0.keyID = keyID }, metadata: metadata).key
         }
@@ -92,7 +90,7 @@ struct KeysController: Sendable {
 
     /// Every inference key of `owner` with its totals, as the person may see them.
     func keys(of owner: Lumen_Common_V1_PrincipalRef, context: DashboardContext, includeRevoked: Bool) async throws -> [KeyObject] {
-        let metadata = acting(try context.person)
+        let metadata = try context.acting(services)
         var keys: [Lumen_Keys_V1_Key] = []
         var page: Int32 = 1
         while true {
@@ -134,8 +132,6 @@ struct KeysController: Sendable {
         }
         return totals
     }
-
-    func acting(_ person: Person) -> Metadata { .acting(as: person, internalToken: services.internalToken) }
 }
 
 /// An API key as the dashboard shows it.

@@ -41,8 +41,7 @@ struct ModelsController: Sendable {
 
     /// Every model the registry lists for `principal`, with its access and what it used.
     func rows(for principal: Lumen_Common_V1_PrincipalRef, context: DashboardContext, includeDisabled: Bool) async throws -> [ModelRow] {
-        let person = try context.person
-        let metadata = Metadata.acting(as: person, internalToken: services.internalToken)
+        let metadata = try context.acting(services)
         return try await APIError.translating(params: ["principal": principal.type == .client ? "clientId" : "userId"]) {
             // A person's access follows their groups; a client belongs to none.
             let groups =
@@ -67,13 +66,13 @@ struct ModelsController: Sendable {
         -> JSONResponse<ConsentObject>
     {
         let model = try context.path("model")
-        let person = try context.person
+        let metadata = try context.acting(services)
         let consent = try await APIError.translating(params: ["principal": principal.type == .client ? "clientId" : "userId"]) {
             try await services.registry.grantConsent(
                 .with {
                     $0.principal = principal
                     $0.model = model
-                }, metadata: .acting(as: person, internalToken: services.internalToken)
+                }, metadata: metadata
             ).consent
         }
         return JSONResponse(
@@ -87,7 +86,7 @@ struct ModelsController: Sendable {
     @Sendable func detail(_ request: Request, context: DashboardContext) async throws -> JSONResponse<ModelDetail> {
         let name = try context.path("model")
         let person = try context.person
-        let metadata = Metadata.acting(as: person, internalToken: services.internalToken)
+        let metadata = try context.acting(services)
         let (model, access) = try await APIError.translating {
             let model = try await services.registry.getModel(.with { $0.name = name }, metadata: metadata).model
             let groups = try await services.accounts.getUser(.with { $0.userID = person.userID }, metadata: metadata).user.groupIds

@@ -1,8 +1,8 @@
 import LumenAPI
 import SharedRules
 
-/// A user as `/api` shows it.
-struct UserObject: Encodable, Sendable {
+/// A user as `/api` and `lumen admin user` show it.
+public struct UserObject: Encodable, Sendable {
     var id: String
     var organizationID: String
     var email: String
@@ -12,7 +12,7 @@ struct UserObject: Encodable, Sendable {
     var groupIDs: [String]
     var createdAt: String
 
-    init(_ user: Lumen_Accounts_V1_User) {
+    public init(_ user: Lumen_Accounts_V1_User) {
         id = user.id
         organizationID = user.organizationID
         email = user.email

@@ -27,7 +27,7 @@ struct PoolsController: Sendable {
 
     func show(_ request: Request, _ context: DashboardContext, owner: Lumen_Common_V1_PrincipalRef) async throws -> JSONResponse<PoolObject> {
         let pool = try await APIError.translating {
-            try await services.ledger.getPool(.with { $0.owner = owner }, metadata: try acting(context)).pool
+            try await services.ledger.getPool(.with { $0.owner = owner }, metadata: try context.acting(services)).pool
         }
         return JSONResponse(PoolObject(pool, coins: coins))
     }
@@ -55,7 +55,7 @@ struct PoolsController: Sendable {
                     $0.mode = mode
                     if let limit { $0.limitMicros = limit }
                     $0.refillPerHourMicros = refill
-                }, metadata: try acting(context)
+                }, metadata: try context.acting(services)
             ).pool
         }
         return JSONResponse(PoolObject(pool, coins: coins))
@@ -80,7 +80,7 @@ struct PoolsController: Sendable {
                     $0.amountMicros = amount
                     $0.reason = reason
                     $0.idempotencyKey = idempotencyKey
-                }, metadata: try acting(context))
+                }, metadata: try context.acting(services))
         }
         return JSONResponse(
             GrantObject(
@@ -100,9 +100,6 @@ struct PoolsController: Sendable {
         return micros
     }
 
-    func acting(_ context: DashboardContext) throws -> Metadata {
-        .acting(as: try context.person, internalToken: services.internalToken)
-    }
 }
 
 /// A grant, with the pool after it.

@@ -20,7 +20,7 @@ struct ProfileController: Sendable {
 
     @Sendable func profile(_ request: Request, context: DashboardContext) async throws -> JSONResponse<ProfileObject> {
         let person = try context.person
-        let metadata = Metadata.acting(as: person, internalToken: services.internalToken)
+        let metadata = try context.acting(services)
         let owner = Lumen_Common_V1_PrincipalRef.user(person.userID)
         let (user, groups, usage, pool) = try await APIError.translating {
             async let user = services.accounts.getUser(.with { $0.userID = person.userID }, metadata: metadata).user

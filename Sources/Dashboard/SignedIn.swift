@@ -1,4 +1,5 @@
 import Foundation
+import GRPCCore
 import Gateway
 import HTTPTypes
 import Hummingbird
@@ -40,6 +41,11 @@ extension DashboardContext {
 }
 
 extension DashboardContext {
+    /// Metadata with which the facade calls the services as the person signed in.
+    func acting(_ services: GatewayServices) throws -> Metadata {
+        .acting(as: try person, internalToken: services.internalToken)
+    }
+
     /// A path parameter, percent-decoded (an id in a URL is the id itself).
     func path(_ name: String) throws -> String {
         let raw = try parameters.require(name)

@@ -48,7 +48,7 @@ struct UsersController: Sendable {
                     if let isAdmin { $0.isAdmin = isAdmin }
                     if let active { $0.active = active }
                     if let groups { $0.groups = .with { $0.ids = groups } }
-                }, metadata: .acting(as: try context.person, internalToken: services.internalToken)
+                }, metadata: try context.acting(services)
             ).user
         }
         return JSONResponse(UserObject(user))

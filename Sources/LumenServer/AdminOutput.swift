@@ -1,3 +1,4 @@
+import Dashboard
 import Foundation
 import LumenAPI
 import RPCSupport
@@ -57,36 +58,8 @@ public struct BootstrapOutput: Encodable {
     }
 }
 
-public struct UserOutput: Encodable {
-    public var id: String
-    public var organizationID: String
-    public var email: String
-    public var displayName: String
-    public var isAdmin: Bool
-    public var active: Bool
-    public var groupIDs: [String]
-    public var createdAt: String
-
-    public init(_ user: Lumen_Accounts_V1_User) {
-        id = user.id
-        organizationID = user.organizationID
-        email = user.email
-        displayName = user.displayName
-        isAdmin = user.isAdmin
-        active = user.active
-        groupIDs = user.groupIds
-        createdAt = RFC3339.format(millis: user.createdAt.millis)
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case id, email, active
-        case organizationID = "organization_id"
-        case displayName = "display_name"
-        case isAdmin = "is_admin"
-        case groupIDs = "group_ids"
-        case createdAt = "created_at"
-    }
-}
+/// A user, as `/api` shows one.
+public typealias UserOutput = UserObject
 
 public struct OperatorTokenOutput: Encodable {
     public var id: String

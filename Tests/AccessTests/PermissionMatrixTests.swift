@@ -88,7 +88,8 @@ struct PermissionMatrixTests {
                 }, metadata: lumen)
             let globex = try await services.tenant("Globex")
             var metadata: [Actor: Metadata] = [.signedOut: Metadata()]
-            var userIDs: [Actor: String] = [:]
+            // Whoever is not signed in names nobody; the services never see the name without a credential.
+            var userIDs: [Actor: String] = [.signedOut: "usr_nobody"]
             for (actor, userID, organizationID) in [
                 (Actor.admin, acme.adminUserID, acme.organizationID), (.manager, manager, acme.organizationID),
                 (.otherManager, otherManager, acme.organizationID), (.member, member, acme.organizationID),
@@ -279,7 +280,7 @@ struct PermissionMatrixTests {
                 for (actor, outcome) in zip(Actor.allCases, expected + [.unauthenticated]) {
                     let got: Outcome
                     do {
-                        try await action(world, world.metadata[actor]!, world.userIDs[actor] ?? "")
+                        try await action(world, try #require(world.metadata[actor]), try #require(world.userIDs[actor]))
                         got = .ok
                     } catch let error as RPCError {
                         switch error.code {

@@ -76,6 +76,36 @@ def fresh_key(world):
     return response.json()["id"]
 
 
+def within(seconds, attempt, failure):
+    """Calls `attempt` until it returns True, for at most `seconds`."""
+    deadline = time.time() + seconds
+    while not attempt():
+        assert time.time() < deadline, failure
+        time.sleep(0.05)
+
+
+def refused_with(chat, code):
+    """An attempt that succeeds once `chat` is refused with 401 `code`."""
+    def attempt():
+        try:
+            chat()
+            return False
+        except openai.AuthenticationError as error:
+            assert error.body["code"] == code
+            return True
+    return attempt
+
+
+def answered(chat):
+    """An attempt that succeeds once `chat` answers."""
+    def attempt():
+        try:
+            return bool(chat().choices[0].message.content)
+        except openai.AuthenticationError:
+            return False
+    return attempt
+
+
 OK = (200, None)
 NOT_PERMITTED = (403, "not_permitted")
 ADMIN_REQUIRED = (403, "admin_required")
@@ -157,24 +187,9 @@ def test_a_deactivated_client_s_keys_fail_within_a_second_and_work_again(world):
     assert chat().choices[0].message.content
     admin = world.people["admin"]
     assert admin.call("PATCH", f"/api/clients/{world.c1}", {"active": False}).status_code == 200
-    deadline = time.time() + 1.0
-    while True:
-        try:
-            chat()
-        except openai.AuthenticationError as error:
-            assert error.body["code"] == "owner_inactive"
-            break
-        assert time.time() < deadline, "the key still worked a second after its client was deactivated"
-        time.sleep(0.05)
+    within(1.0, refused_with(chat, "owner_inactive"), "the key still worked a second after its client was deactivated")
     assert admin.call("PATCH", f"/api/clients/{world.c1}", {"active": True}).status_code == 200
-    deadline = time.time() + 1.0
-    while True:
-        try:
-            assert chat().choices[0].message.content
-            break
-        except openai.AuthenticationError:
-            assert time.time() < deadline, "the key did not work again a second after its client was reactivated"
-            time.sleep(0.05)
+    within(1.0, answered(chat), "the key did not work again a second after its client was reactivated")
     # The page's usage cards count what the key used, as the ledger does.
     page = manager.call("GET", f"/api/clients/{world.c1}").json()
     keys = manager.call("GET", f"/api/clients/{world.c1}/keys?show_deleted=true").json()["data"]
@@ -338,24 +353,9 @@ def test_deactivating_a_person_ends_their_sessions_and_stops_their_keys_at_once(
     assert me.status_code == 401 and me.json()["error"]["code"] == "not_signed_in"
     relogin = httpx.post(world.http + "/api/session", json={"email": "member@demo.lumen.invalid", "password": PASSWORD})
     assert relogin.status_code == 401 and relogin.json()["error"]["code"] == "invalid_credentials"
-    deadline = time.time() + 1.0
-    while True:
-        try:
-            chat()
-        except openai.AuthenticationError as error:
-            assert error.body["code"] == "owner_inactive"
-            break
-        assert time.time() < deadline, "the key still worked a second after its owner was deactivated"
-        time.sleep(0.05)
+    within(1.0, refused_with(chat, "owner_inactive"), "the key still worked a second after its owner was deactivated")
     assert admin.call("PATCH", f"/api/users/{member.id}", {"active": True}).status_code == 200
-    deadline = time.time() + 1.0
-    while True:
-        try:
-            assert chat().choices[0].message.content
-            break
-        except openai.AuthenticationError:
-            assert time.time() < deadline
-            time.sleep(0.05)
+    within(1.0, answered(chat), "the key did not work again a second after its owner was reactivated")
     assert Person(world, "member@demo.lumen.invalid", PASSWORD).call("GET", "/api/me").status_code == 200
     # Another organisation's administrator cannot touch the member.
     stranger = world.people["stranger"].call("PATCH", f"/api/users/{member.id}", {"active": False})
