@@ -34,7 +34,8 @@ public struct Dashboard: Sendable {
         let api = router.group("api")
             .add(middleware: SessionMiddleware(sessionStorage: sessions, defaultSessionExpiration: Self.sessionLifetime))
             .add(middleware: SessionAuthenticator(context: DashboardContext.self) { session, _ in try await people.person(session) })
-        let controller = SessionController(accounts: services.accounts, internalToken: services.internalToken, sessions: sessions)
+        let controller = SessionController(
+            accounts: services.accounts, internalToken: services.internalToken, sessions: sessions, people: people)
         controller.addPublicRoutes(to: api)
         let signedIn = api.group().add(middleware: SignedIn())
         controller.addRoutes(to: signedIn)

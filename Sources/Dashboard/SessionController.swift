@@ -15,6 +15,7 @@ struct SessionController: Sendable {
     let accounts: any Lumen_Accounts_V1_AccountsService.ClientProtocol
     let internalToken: String
     let sessions: SessionStorage<DashboardSession>
+    let people: PersonDirectory
 
     func addPublicRoutes(to group: RouterGroup<DashboardContext>) {
         group.post("session", use: signIn)
@@ -44,7 +45,7 @@ struct SessionController: Sendable {
         let session = DashboardSession(
             userID: response.user.id, organizationID: response.user.organizationID, csrfToken: Identifier.secret(count: 40))
         context.sessions.createSession(session)
-        let managed = try await managedClients(of: session)
+        let managed = try await people.person(session)?.managedClientIDs.sorted() ?? []
         return JSONResponse(SessionObject(user: UserObject(response.user), managedClientIDs: managed, csrfToken: session.csrfToken))
     }
 
@@ -91,14 +92,5 @@ struct SessionController: Sendable {
                 }, metadata: .bearer(internalToken))
         }
         return JSONResponse(["user": UserObject(response.user)])
-    }
-
-    private func managedClients(of session: DashboardSession) async throws -> [String] {
-        try await accounts.getUser(
-            .with {
-                $0.organizationID = session.organizationID
-                $0.userID = session.userID
-            }, metadata: .bearer(internalToken)
-        ).managedClientIds
     }
 }
