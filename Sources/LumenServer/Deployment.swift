@@ -150,7 +150,13 @@ public struct Deployment: Sendable {
             let keys: any Lumen_Keys_V1_KeysService.ClientProtocol = try client(
                 .keys, { Lumen_Keys_V1_KeysService.Client(wrapping: $0) }, { Lumen_Keys_V1_KeysService.Client(wrapping: $0) })
             let interceptor = AuthInterceptor(
-                internalToken: internalToken, resolver: KeysTokenResolver(keys: keys, internalToken: internalToken))
+                internalToken: internalToken,
+                resolver: KeysTokenResolver(
+                    keys: keys,
+                    accounts: try? client(
+                        .accounts, { Lumen_Accounts_V1_AccountsService.Client(wrapping: $0) },
+                        { Lumen_Accounts_V1_AccountsService.Client(wrapping: $0) }),
+                    internalToken: internalToken))
             let inProcessServer = GRPCServer(transport: inProcess.server, services: services, interceptors: [interceptor])
             let transport = HTTP2ServerTransport.Posix(
                 address: .ipv4(host: configuration.grpcHost, port: configuration.grpcPort),

@@ -6,7 +6,8 @@ import LumenAPI
 /// transport, for as long as `body` runs. Used by one-shot commands (`lumen admin …`) and
 /// tests; `lumen serve` wires the same pieces as long-lived services.
 ///
-/// Management tokens are resolved by the keys service among `services`.
+/// Management tokens are resolved by the keys service among `services` (and their users checked by
+/// the accounts service when it is among them).
 public func withLocalServices<Result: Sendable>(
     _ services: [any RegistrableRPCService],
     internalToken: String,
@@ -25,7 +26,10 @@ public func withLocalServices<Result: Sendable>(
     let transport = InProcessTransport()
     let client = GRPCClient(transport: transport.client)
     let services = try making(client)
-    let resolver = KeysTokenResolver(keys: Lumen_Keys_V1_KeysService.Client(wrapping: client), internalToken: internalToken)
+    let hasAccounts = services.contains { $0 is any Lumen_Accounts_V1_AccountsService.ServiceProtocol }
+    let resolver = KeysTokenResolver(
+        keys: Lumen_Keys_V1_KeysService.Client(wrapping: client),
+        accounts: hasAccounts ? Lumen_Accounts_V1_AccountsService.Client(wrapping: client) : nil, internalToken: internalToken)
     let server = GRPCServer(
         transport: transport.server, services: services,
         interceptors: [AuthInterceptor(internalToken: internalToken, resolver: resolver)])

@@ -295,4 +295,38 @@ struct PermissionMatrixTests {
             }
         }
     }
+
+    @Test("A management token stops with its user: deactivated → 401, demoted → 403, restored → works")
+    func managementTokenFollowsItsUser() async throws {
+        try await TestServices.run { services in
+            let acme = try await services.tenant("Acme")
+            func listKeys() async -> String {
+                do {
+                    _ = try await services.keys.listKeys(.with { $0.organizationID = acme.organizationID }, metadata: acme.metadata)
+                    return "ok"
+                } catch let error as RPCError {
+                    return "\(error.code) \(reason(of: error))"
+                } catch {
+                    return "\(error)"
+                }
+            }
+            func update(_ change: (inout Lumen_Accounts_V1_UpdateUserRequest) -> Void) async throws {
+                var request = Lumen_Accounts_V1_UpdateUserRequest.with {
+                    $0.organizationID = acme.organizationID
+                    $0.userID = acme.adminUserID
+                }
+                change(&request)
+                _ = try await services.accounts.updateUser(request, metadata: services.asInternal)
+            }
+            #expect(await listKeys() == "ok")
+            try await update { $0.isAdmin = false }
+            #expect(await listKeys() == "\(RPCError.Code.permissionDenied) admin_required")
+            try await update { $0.isAdmin = true }
+            #expect(await listKeys() == "ok")
+            try await update { $0.active = false }
+            #expect(await listKeys() == "\(RPCError.Code.unauthenticated) token_owner_inactive")
+            try await update { $0.active = true }
+            #expect(await listKeys() == "ok")
+        }
+    }
 }

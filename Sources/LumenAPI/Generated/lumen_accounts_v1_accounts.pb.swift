@@ -89,7 +89,8 @@ public nonisolated struct Lumen_Accounts_V1_User: Sendable {
   /// Whether the user administers the organisation (users, clients, managers, budgets, models).
   public var isAdmin: Bool = false
 
-  /// Whether the user may sign in and use keys. Inactive users' keys are refused.
+  /// Whether the user may sign in and use keys. Inactive users' keys, sessions and management
+  /// tokens are refused.
   public var active: Bool = false
 
   /// Ids of the groups the user belongs to (`grp_…`); used by model access policies.
