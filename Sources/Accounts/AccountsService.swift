@@ -234,9 +234,12 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
         let (users, total) = try await store.writer.read { db in
             var query = UserRecord.filter(Column("organization_id") == organizationID)
             if !request.search.isEmpty {
+                // A prefix of the email, of the name or of a word of the name; by comparison,
+                // not LIKE, so `%` and `_` in what people type are plain characters.
+                let prefix = request.search.lowercased()
                 query = query.filter(
-                    sql: "(instr(lower(email), lower(?)) > 0 OR instr(lower(display_name), lower(?)) > 0)",
-                    arguments: [request.search, request.search])
+                    sql: "(substr(lower(email), 1, length(?)) = ? OR instr(' ' || lower(display_name), ' ' || ?) > 0)",
+                    arguments: [prefix, prefix, prefix])
             }
             let total = try query.fetchCount(db)
             let records = try query.order(Column("email")).limit(page.limit, offset: page.offset).fetchAll(db)

@@ -127,8 +127,8 @@ struct ClientsController: Sendable {
         return JSONResponse(ClientObject(client))
     }
 
-    /// `?query=`: up to 10 users whose name or email contains it (administrators and managers,
-    /// who pick managers).
+    /// `?query=`: up to 10 users whose email, name or a word of their name starts with it
+    /// (administrators and managers, who pick managers).
     @Sendable func users(_ request: Request, context: DashboardContext) async throws -> JSONResponse<ListOf<PersonObject>> {
         let parameters = request.uri.queryParameters
         if let unknown = parameters.first(where: { $0.key != "query" }) {

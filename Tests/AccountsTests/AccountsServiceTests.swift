@@ -94,8 +94,21 @@ struct AccountsServiceTests {
 
             let byEmail = try await services.accounts.getUser(.with { $0.email = "Grace@Acme.test" }, metadata: tenant.metadata)
             #expect(byEmail.user.id == user.id)
-            let search = try await services.accounts.listUsers(.with { $0.search = "GRA" }, metadata: tenant.metadata)
-            #expect(search.users.map(\.id) == [user.id])
+            // A prefix of the email, the name or a word of the name; not any substring.
+            _ = try await services.accounts.createUser(
+                .with {
+                    $0.email = "ada@acme.test"
+                    $0.displayName = "Ada Lovelace-Gray"
+                }, metadata: tenant.metadata)
+            func search(_ text: String) async throws -> [String] {
+                try await services.accounts.listUsers(.with { $0.search = text }, metadata: tenant.metadata).users.map(\.email)
+            }
+            #expect(try await search("GRA") == ["grace@acme.test"])
+            #expect(try await search("race") == [])
+            #expect(try await search("love") == ["ada@acme.test"])
+            #expect(try await search("ada lov") == ["ada@acme.test"])
+            #expect(try await search("acme") == [])
+            #expect(try await search("%") == [])
 
             let updated = try await services.accounts.updateUser(
                 .with {

@@ -437,7 +437,8 @@ public nonisolated struct Lumen_Accounts_V1_ListUsersRequest: Sendable {
   /// The organisation; empty means the caller's.
   public var organizationID: String = String()
 
-  /// Case-insensitive substring of the email or display name; empty lists all.
+  /// Case-insensitive prefix of the email, of the display name or of a word of the display name
+  /// ("gr", "grace@", "hop" for Grace Hopper); empty lists all.
   public var search: String = String()
 
   /// Page and size (default 50, at most 100).
