@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "bench-upstream", targets: ["bench-upstream"]),
         .executable(name: "bench-proxy-floor", targets: ["bench-proxy-floor"]),
         .executable(name: "bench-ledger", targets: ["bench-ledger"]),
+        .executable(name: "bench-pages", targets: ["bench-pages"]),
         .executable(name: "fuzz-json", targets: ["fuzz-json"]),
         .executable(name: "fuzz-sse", targets: ["fuzz-sse"]),
         .executable(name: "fuzz-multipart", targets: ["fuzz-multipart"]),
@@ -224,6 +225,21 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "bench/LedgerBench",
+            swiftSettings: swiftSettings
+        ),
+        /// The dashboard's pages for a person and a client with a million usage lines each.
+        .executableTarget(
+            name: "bench-pages",
+            dependencies: [
+                "LumenServer", "Ledger", "LumenAPI", "SharedRules", "Storage",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "bench/PageBench",
             swiftSettings: swiftSettings
         ),
 

@@ -33,12 +33,19 @@ struct SessionController: Sendable {
         let body = try await Body.object(request)
         let email = try Body.text(body, "email")
         let password = try Body.text(body, "password")
-        let response = try await APIError.translating {
-            try await accounts.signIn(
-                .with {
-                    $0.email = email
-                    $0.password = password
-                }, metadata: .bearer(internalToken))
+        let response: Lumen_Accounts_V1_SignInResponse
+        do {
+            response = try await APIError.translating {
+                try await accounts.signIn(
+                    .with {
+                        $0.email = email
+                        $0.password = password
+                    }, metadata: .bearer(internalToken))
+            }
+        } catch var error as APIError where error.code == "too_many_sign_ins" {
+            // The lockout counts failures of the last minute: a minute from now is always enough.
+            error.retryAfter = 60
+            throw error
         }
         // A sign-in replaces the session the browser had (if any): its id stops working.
         if sessions.getId(request: request) != nil { _ = try? await sessions.delete(request: request) }

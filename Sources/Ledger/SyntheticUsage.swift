@@ -2,26 +2,52 @@ import GRDB
 import LumenAPI
 import Storage
 
-/// Bulk-loads synthetic settled usage lines, with their rollups, into a ledger database: the
-/// data set of `bench-ledger`. Nothing else uses it. Lines are written directly (no holds, no
-/// pools), ids and times ascending, in transactions of 100,000.
+/// Bulk-loads synthetic settled usage lines, with their rollups and the key and owner totals
+/// (through `Book`, as settling does), into a ledger database: the data sets of `bench-ledger`
+/// and `bench-pages`. Nothing else uses it. Lines are written directly (no holds, no pools), ids
+/// and times ascending, in transactions of 100,000.
 public enum SyntheticUsage {
+    /// A key lines are written for, and its owner (the organisation, a user or a client).
+    public struct Key: Sendable {
+        public var id: String
+        public var owner: Lumen_Common_V1_PrincipalRef
+
+        public init(id: String, owner: Lumen_Common_V1_PrincipalRef) {
+            self.id = id
+            self.owner = owner
+        }
+    }
+
     public struct Plan: Sendable {
         public var organizationID = "org_bench"
         /// Lines in all.
         public var lines = 10_000_000
-        /// Keys `key_0` … ; `key_0` gets half of all lines, the others share the rest.
-        public var keys = 20
+        /// The keys; the first gets half of all lines, the others share the rest. Empty: 20
+        /// keys of the organisation, `key_0` … `key_19`.
+        public var keys: [Key] = []
         /// Lines are spread evenly over this many days, ending at `end`.
         public var days = 90
         /// Milliseconds since 1970 of the last line.
         public var end: Int64
+        /// Percent of the lines made through the web chat (origin `web`); the rest through the API.
+        public var webPercent = 0
+        /// Starts the request ids, so that several plans can load into one database.
+        public var requestPrefix = "req_"
 
         public init(end: Int64) {
             self.end = end
         }
 
         public var start: Int64 { end - Int64(days) * Rollups.day }
+
+        var resolvedKeys: [Key] {
+            guard keys.isEmpty else { return keys }
+            let organization = Lumen_Common_V1_PrincipalRef.with {
+                $0.type = .organization
+                $0.id = organizationID
+            }
+            return (0..<20).map { Key(id: "key_\($0)", owner: organization) }
+        }
     }
 
     static let models = [
@@ -33,6 +59,7 @@ public enum SyntheticUsage {
     /// `progress` is called after each transaction with the lines written so far.
     public static func load(_ plan: Plan, at location: ServiceDatabase.Location, progress: (Int) -> Void = { _ in }) throws {
         let writer = try ServiceDatabase.open(name: "ledger", at: location, migrator: LedgerStore.migrator)
+        let keys = plan.resolvedKeys
         let step = max(1, (plan.end - plan.start) / Int64(max(1, plan.lines)))
         var random: UInt64 = 0x9E37_79B9_7F4A_7C15
         func next() -> UInt64 {
@@ -41,7 +68,7 @@ public enum SyntheticUsage {
             random ^= random << 17
             return random
         }
-        var rollups: [Rollups.Key: Rollups.Totals] = [:]
+        let book = Book(holdTTLMillis: 0)
         var written = 0
         let chunk = 100_000
         while written < plan.lines {
@@ -51,15 +78,16 @@ public enum SyntheticUsage {
                     sql: """
                         INSERT INTO usage_lines (request_id, billing_transaction_id, created_at, settled_at, organization_id,
                             key_id, owner_type, owner_id, logical_model, model_vendor, scene, access_channel, input_tokens,
-                            cached_input_tokens, output_tokens, cost_micros, latency_ms, status, estimated, expired)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 2, 0, 0)
+                            cached_input_tokens, output_tokens, cost_micros, latency_ms, origin, status, estimated, expired)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 2, 0, 0)
                         """)
                 for index in written..<upper {
                     let roll = next()
-                    let key = roll % 2 == 0 ? 0 : Int(1 + (roll >> 1) % UInt64(max(1, plan.keys - 1)))
+                    let key = keys[roll % 2 == 0 ? 0 : Int(1 + (roll >> 1) % UInt64(max(1, keys.count - 1))) % keys.count]
                     let (model, vendor) = models[Int((roll >> 8) % UInt64(models.count))]
                     let scene: Lumen_Common_V1_Scene = model.hasPrefix("text-embedding") ? .embedding : .chat
                     let channel: Lumen_Common_V1_AccessChannel = (roll >> 16) % 10 == 0 ? .byok : .platform
+                    let origin: Lumen_Common_V1_UsageOrigin = Int((roll >> 44) % 100) < plan.webPercent ? .web : .api
                     let input = Int64((roll >> 20) % 4_000)
                     let cached = input / 4
                     let output = scene == .embedding ? 0 : Int64((roll >> 32) % 1_000)
@@ -68,25 +96,24 @@ public enum SyntheticUsage {
                     let suffix = String(index)
                     let id = String(repeating: "0", count: max(0, 12 - suffix.count)) + suffix
                     try statement.execute(arguments: [
-                        "req_" + id, "btx_" + id, createdAt, createdAt + 500, plan.organizationID, "key_\(key)",
-                        Lumen_Common_V1_PrincipalType.organization.rawValue, plan.organizationID, model, vendor,
-                        scene.rawValue, channel.rawValue, input - cached, cached, output, cost, 500,
+                        plan.requestPrefix + id, "btx_" + plan.requestPrefix + id, createdAt, createdAt + 500,
+                        plan.organizationID, key.id, key.owner.type.rawValue, key.owner.id, model, vendor, scene.rawValue,
+                        channel.rawValue, input - cached, cached, output, cost, 500, origin.rawValue,
                     ])
                     let hold = Book.Hold(
-                        organizationID: plan.organizationID, keyID: "key_\(key)",
-                        owner: LedgerStore.principal(type: Lumen_Common_V1_PrincipalType.organization.rawValue, id: plan.organizationID),
-                        logicalModel: model, modelVendor: vendor, scene: scene, accessChannel: channel, estimateMicros: cost,
-                        createdAt: createdAt)
-                    for rollupKey in Rollups.keys(of: hold) {
-                        rollups[rollupKey, default: Rollups.Totals()].add(Rollups.Totals(
+                        organizationID: plan.organizationID, keyID: key.id, owner: key.owner, logicalModel: model,
+                        modelVendor: vendor, scene: scene, accessChannel: channel, estimateMicros: cost,
+                        createdAt: createdAt, origin: origin)
+                    book.roll(
+                        hold,
+                        Rollups.Totals(
                             requests: 1, inputTokens: input - cached, cachedInputTokens: cached, outputTokens: output,
                             costMicros: cost))
-                    }
                 }
+                try book.flush(db)
             }
             written = upper
             progress(written)
         }
-        try writer.write { db in try Rollups.write(db, rollups) }
     }
 }

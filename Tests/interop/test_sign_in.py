@@ -53,6 +53,7 @@ def test_wrong_password_and_unknown_email_get_the_same_answer_and_ten_failures_l
         # Locked now, even with the right password; another email is not.
         _, locked = sign_in(server)
         assert locked.status_code == 429 and locked.json()["error"]["code"] == "too_many_sign_ins"
+        assert locked.headers["Retry-After"] == "60"
         assert sign_in(server, email="other@demo.lumen.invalid", password="not-the-password")[1].status_code == 401
 
 
