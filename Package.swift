@@ -35,6 +35,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -153,9 +154,14 @@ let package = Package(
                 .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Mustache", package: "swift-mustache"),
             ],
-            swiftSettings: swiftSettings
+            swiftSettings: swiftSettings,
+            plugins: ["EmbedFiles"]
         ),
+        /// Builds gateway/dashboard (templates, stylesheet, scripts) into the Dashboard module.
+        .plugin(name: "EmbedFiles", capability: .buildTool(), dependencies: ["embed-files"], path: "Plugins/EmbedFiles"),
+        .executableTarget(name: "embed-files", path: "Plugins/EmbedFilesTool", swiftSettings: swiftSettings),
         /// Lumen's built-in deterministic model (provider `mock`): answers as an OpenAI upstream
         /// would, in-process, for `--demo` and the tests. Not part of the gateway.
         .target(
@@ -300,6 +306,12 @@ let package = Package(
         .testTarget(
             name: "AccessTests",
             dependencies: ["LumenTesting", "RPCSupport", "LumenAPI", .product(name: "GRPCCore", package: "grpc-swift-2")],
+            swiftSettings: swiftSettings
+        ),
+        /// The dashboard's pages: templates render, escape and format as the API's figures.
+        .testTarget(
+            name: "DashboardTests",
+            dependencies: ["Dashboard", "LumenAPI", "SharedRules"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages Lumen needs on Debian/Ubuntu (with Swift already installed):
 # the SQLite headers GRDB links against, and curl and jq, which the README's tour uses; with
-# --tests, Python's venv for the interop tests; with --proto, protoc for
+# --tests, Python's venv for the interop tests and Chromium for the dashboard's browser tests
+# (Playwright drives Debian's chromium; its own browser download is not used); with --proto, protoc for
 # scripts/generate-proto.sh.
 # Installs only what is missing, with apt-get: as root, or through sudo otherwise.
 set -euo pipefail
@@ -9,7 +10,7 @@ packages=(libsqlite3-dev curl jq)
 for option in "$@"; do
   case "$option" in
     --tests)
-      packages+=(python3)
+      packages+=(python3 chromium)
       python3 -m venv --help >/dev/null 2>&1 || packages+=(python3-venv)
       ;;
     --proto) packages+=(protobuf-compiler) ;;

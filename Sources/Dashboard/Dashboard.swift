@@ -17,23 +17,34 @@ public struct Dashboard: Sendable {
     let services: GatewayServices
     let coins: Coins
     let store: AccountsSessionStore
+    let site: Site
 
-    public init(services: GatewayServices, coins: Coins = Coins(), clock: WallClock = .system) {
+    /// Throws when a template in gateway/dashboard does not parse.
+    public init(services: GatewayServices, coins: Coins = Coins(), clock: WallClock = .system) throws {
         self.services = services
         self.coins = coins
         self.store = AccountsSessionStore(accounts: services.accounts, internalToken: services.internalToken, clock: clock)
+        self.site = try Site()
     }
 
-    /// Adds `/api/…` to `router`; keys made or revoked here reach `caches` at once.
+    /// Adds the pages and `/api/…` to `router`; keys made or revoked here reach `caches` at once.
     public func addRoutes(to router: Router<DashboardContext>, caches: GatewayCaches?) {
         let sessions = SessionStorage<DashboardSession>(
             store,
             configuration: .init(
                 sessionCookieParameters: .init(name: Self.cookieName, path: "/", secure: false, sameSite: .lax), keyPrefix: "hbs."))
         let people = PersonDirectory(accounts: services.accounts, internalToken: services.internalToken)
-        let api = router.group("api")
+        let site = self.site
+        router.get("static/{file}") { request, context in
+            guard let response = site.asset(try context.parameters.require("file"), request: request) else {
+                throw APIError(.notFound, code: "not_found", message: "no such file")
+            }
+            return response
+        }
+        let withSession = router.group()
             .add(middleware: SessionMiddleware(sessionStorage: sessions, defaultSessionExpiration: Self.sessionLifetime))
             .add(middleware: SessionAuthenticator(context: DashboardContext.self) { session, _ in try await people.person(session) })
+        let api = withSession.group("api")
         let controller = SessionController(
             accounts: services.accounts, internalToken: services.internalToken, sessions: sessions, people: people)
         controller.addPublicRoutes(to: api)
@@ -43,8 +54,15 @@ public struct Dashboard: Sendable {
         keys.addRoutes(to: signedIn)
         ClientsController(services: services, coins: coins, keys: keys).addRoutes(to: signedIn)
         PoolsController(services: services, coins: coins).addRoutes(to: signedIn)
-        ModelsController(services: services, coins: coins).addRoutes(to: signedIn)
-        ProfileController(services: services, coins: coins).addRoutes(to: signedIn)
+        let models = ModelsController(services: services, coins: coins)
+        models.addRoutes(to: signedIn)
+        let profile = ProfileController(services: services, coins: coins)
+        profile.addRoutes(to: signedIn)
         UsersController(services: services).addRoutes(to: signedIn)
+
+        let pages = PagesController(site: site, session: controller, profile: profile, keys: keys, models: models)
+        let pageGroup = withSession.group().add(middleware: PageErrors(site: site))
+        pages.addPublicRoutes(to: pageGroup)
+        pages.addRoutes(to: pageGroup.group().add(middleware: SignedInPage()))
     }
 }

@@ -26,6 +26,9 @@ struct KeysController: Sendable {
         group.delete("me/keys/{keyId}") { request, context in
             try await revoke(request, context, owner: .user(try context.person.userID))
         }
+        group.patch("me/keys/{keyId}") { request, context in
+            try await rename(request, context, owner: .user(try context.person.userID))
+        }
         group.get("clients/{clientId}/keys") { request, context in
             try await list(request, context, owner: .client(try context.path("clientId")))
         }
@@ -34,6 +37,9 @@ struct KeysController: Sendable {
         }
         group.delete("clients/{clientId}/keys/{keyId}") { request, context in
             try await revoke(request, context, owner: .client(try context.path("clientId")))
+        }
+        group.patch("clients/{clientId}/keys/{keyId}") { request, context in
+            try await rename(request, context, owner: .client(try context.path("clientId")))
         }
     }
 
@@ -74,18 +80,47 @@ struct KeysController: Sendable {
     {
         let keyID = try context.path("keyId")
         let metadata = try context.acting(services)
-        let key = try await APIError.translating {
-            try await services.keys.getKey(.with { $0.keyID = keyID }, metadata: metadata).key
-        }
-        guard key.owner.type == owner.type, key.owner.id == owner.id, key.kind == .inference else {
-            throw APIError(.notFound, code: "key_not_found", message: "no API key \(keyID) here", param: "keyId")
-        }
+        try await requireOwned(keyID, by: owner, metadata: metadata)
         let revoked = try await APIError.translating {
             try await services.keys.revokeKey(.with { $0.keyID = keyID }, metadata: metadata).key
         }
         cache?.apply(revoked)
         let totals = try await self.totals(of: [revoked], owner: owner, metadata: metadata)
         return JSONResponse(KeyObject(revoked, totals: totals[revoked.id], coins: coins))
+    }
+
+    /// `{"name"}`: renames a key of `owner` (the dialog that shows a new key names it last).
+    func rename(_ request: Request, _ context: DashboardContext, owner: Lumen_Common_V1_PrincipalRef) async throws
+        -> JSONResponse<KeyObject>
+    {
+        let keyID = try context.path("keyId")
+        let body = try await Body.object(request)
+        try Body.refuseUnknown(body, allowed: ["name"])
+        let name = try Body.text(body, "name")
+        let metadata = try context.acting(services)
+        try await requireOwned(keyID, by: owner, metadata: metadata)
+        let renamed = try await APIError.translating {
+            try await services.keys.updateKey(
+                .with {
+                    $0.keyID = keyID
+                    $0.name = name
+                }, metadata: metadata
+            ).key
+        }
+        cache?.apply(renamed)
+        let totals = try await self.totals(of: [renamed], owner: owner, metadata: metadata)
+        return JSONResponse(KeyObject(renamed, totals: totals[renamed.id], coins: coins))
+    }
+
+    /// 404 `key_not_found` unless `keyID` is an API key of `owner` (the services decide whether
+    /// the person may see it at all).
+    func requireOwned(_ keyID: String, by owner: Lumen_Common_V1_PrincipalRef, metadata: Metadata) async throws {
+        let key = try await APIError.translating {
+            try await services.keys.getKey(.with { $0.keyID = keyID }, metadata: metadata).key
+        }
+        guard key.owner.type == owner.type, key.owner.id == owner.id, key.kind == .inference else {
+            throw APIError(.notFound, code: "key_not_found", message: "no API key \(keyID) here", param: "keyId")
+        }
     }
 
     /// Every inference key of `owner` with its totals, as the person may see them.

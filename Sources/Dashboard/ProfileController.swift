@@ -19,6 +19,11 @@ struct ProfileController: Sendable {
     }
 
     @Sendable func profile(_ request: Request, context: DashboardContext) async throws -> JSONResponse<ProfileObject> {
+        JSONResponse(try await profile(context))
+    }
+
+    /// The signed-in person's card; `/api/me/profile` and the profile page show the same.
+    func profile(_ context: DashboardContext) async throws -> ProfileObject {
         let person = try context.person
         let metadata = try context.acting(services)
         let owner = Lumen_Common_V1_PrincipalRef.user(person.userID)
@@ -32,20 +37,19 @@ struct ProfileController: Sendable {
         let models = usage.models
         let web = usage.origins.first { $0.origin == .web }
         let names = Dictionary(groups.map { ($0.id, $0.name) }, uniquingKeysWith: { first, _ in first })
-        return JSONResponse(
-            ProfileObject(
-                user: UserObject(user), avatarURL: ProfileObject.gravatar(user.email),
-                groups: user.groupIds.map { GroupRef(id: $0, name: names[$0] ?? $0) },
-                coinsUsed: coins.amount(micros: models.reduce(0) { $0 + $1.costMicros }),
-                tokensUsed: models.reduce(0) { $0 + $1.inputTokens + $1.cachedInputTokens + $1.outputTokens },
-                requests: models.reduce(0) { $0 + $1.requests },
-                // The ledger orders models by requests, then tokens.
-                favoriteModel: models.first?.logicalModel, pool: PoolObject(pool, coins: coins),
-                webChat: WebChatObject(
-                    requests: web?.requests ?? 0,
-                    tokens: (web?.inputTokens ?? 0) + (web?.cachedInputTokens ?? 0) + (web?.outputTokens ?? 0),
-                    coins: coins.amount(micros: web?.costMicros ?? 0),
-                    lastUsedAt: web.map { RFC3339.format(millis: $0.lastUsedAt.millis) })))
+        return ProfileObject(
+            user: UserObject(user), avatarURL: ProfileObject.gravatar(user.email),
+            groups: user.groupIds.map { GroupRef(id: $0, name: names[$0] ?? $0) },
+            coinsUsed: coins.amount(micros: models.reduce(0) { $0 + $1.costMicros }),
+            tokensUsed: models.reduce(0) { $0 + $1.inputTokens + $1.cachedInputTokens + $1.outputTokens },
+            requests: models.reduce(0) { $0 + $1.requests },
+            // The ledger orders models by requests, then tokens.
+            favoriteModel: models.first?.logicalModel, pool: PoolObject(pool, coins: coins),
+            webChat: WebChatObject(
+                requests: web?.requests ?? 0,
+                tokens: (web?.inputTokens ?? 0) + (web?.cachedInputTokens ?? 0) + (web?.outputTokens ?? 0),
+                coins: coins.amount(micros: web?.costMicros ?? 0),
+                lastUsedAt: web.map { RFC3339.format(millis: $0.lastUsedAt.millis) }))
     }
 }
 

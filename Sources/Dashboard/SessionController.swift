@@ -31,8 +31,12 @@ struct SessionController: Sendable {
     /// `{"email", "password"}` → the session cookie and `{"user", "managed_client_ids", "csrf_token"}`.
     @Sendable func signIn(_ request: Request, context: DashboardContext) async throws -> JSONResponse<SessionObject> {
         let body = try await Body.object(request)
-        let email = try Body.text(body, "email")
-        let password = try Body.text(body, "password")
+        return JSONResponse(try await signIn(email: try Body.text(body, "email"), password: try Body.text(body, "password"), request, context))
+    }
+
+    /// Checks the password with the accounts service and starts a session (the cookie goes out
+    /// with the response); the sign-in page and `POST /api/session` both come here.
+    func signIn(email: String, password: String, _ request: Request, _ context: DashboardContext) async throws -> SessionObject {
         let response: Lumen_Accounts_V1_SignInResponse
         do {
             response = try await APIError.translating {
@@ -53,7 +57,7 @@ struct SessionController: Sendable {
             userID: response.user.id, organizationID: response.user.organizationID, csrfToken: Identifier.secret(count: 40))
         context.sessions.createSession(session)
         let managed = try await people.person(session)?.managedClientIDs.sorted() ?? []
-        return JSONResponse(SessionObject(user: UserObject(response.user), managedClientIDs: managed, csrfToken: session.csrfToken))
+        return SessionObject(user: UserObject(response.user), managedClientIDs: managed, csrfToken: session.csrfToken)
     }
 
     /// Ends the session; its cookie is expired.
@@ -91,13 +95,17 @@ struct SessionController: Sendable {
     @Sendable func acceptInvite(_ request: Request, context: DashboardContext) async throws -> JSONResponse<[String: UserObject]> {
         let token = try context.path("token")
         let password = try Body.text(try await Body.object(request), "password")
-        let response = try await APIError.translating {
+        return JSONResponse(["user": UserObject(try await acceptInvite(token: token, password: password))])
+    }
+
+    /// Sets the password of the invitation's user and uses the invitation up.
+    func acceptInvite(token: String, password: String) async throws -> Lumen_Accounts_V1_User {
+        try await APIError.translating {
             try await accounts.acceptInvite(
                 .with {
                     $0.token = token
                     $0.password = password
                 }, metadata: .bearer(internalToken))
-        }
-        return JSONResponse(["user": UserObject(response.user)])
+        }.user
     }
 }

@@ -197,7 +197,7 @@ public struct Deployment: Sendable {
             )
             let (host, logger, onListening) = (configuration.httpHost, logger, onListening)
             let metricsHost = configuration.metricsHost
-            let dashboard = Dashboard(services: gatewayServices, coins: Coins(perUSD: Int64(configuration.coinsPerUSD)))
+            let dashboard = try Dashboard(services: gatewayServices, coins: Coins(perUSD: Int64(configuration.coinsPerUSD)))
             let gateway = buildGateway(
                 context: DashboardContext.self,
                 configuration: .init(

@@ -1,0 +1,281 @@
+import Foundation
+import RPCSupport
+
+// What the templates in gateway/dashboard/templates read. Every figure comes from the objects
+// `/api` answers with (ProfileObject, KeyObject, ModelRow…), only formatted here, so a page
+// and the API never disagree.
+
+/// How the pages write numbers: thousands separators, coins exactly (no rounding).
+enum Figures {
+    static func count(_ value: Int64) -> String {
+        grouped(String(value.magnitude), negative: value < 0)
+    }
+
+    static func coins(_ value: Decimal) -> String {
+        let text = value.description
+        let negative = text.hasPrefix("-")
+        let digits = negative ? String(text.dropFirst()) : text
+        let parts = digits.split(separator: ".", maxSplits: 1)
+        let whole = grouped(String(parts.first ?? "0"), negative: negative)
+        return parts.count == 2 ? whole + "." + parts[1] : whole
+    }
+
+    private static func grouped(_ digits: String, negative: Bool) -> String {
+        var out = ""
+        for (index, digit) in digits.enumerated() {
+            if index > 0, (digits.count - index) % 3 == 0 { out.append(",") }
+            out.append(digit)
+        }
+        return (negative ? "-" : "") + out
+    }
+}
+
+/// The frame around every page: who is signed in and where they are.
+struct LayoutView {
+    var signedIn: Bool
+    var name: String
+    var isAdmin: Bool
+    var csrfToken: String
+    var version: String
+    var onProfile = false
+    var onClients = false
+    var onChat = false
+    var onUsers = false
+
+    static func signedOut(version: String) -> LayoutView {
+        LayoutView(signedIn: false, name: "", isAdmin: false, csrfToken: "", version: version)
+    }
+}
+
+struct LoginPage {
+    var layout: LayoutView
+    var message: String?
+    var email: String
+    var next: String
+    var notice: String? = nil
+}
+
+struct InvitePage {
+    var layout: LayoutView
+    var message: String?
+    var token: String
+}
+
+struct ErrorPage {
+    var layout: LayoutView
+    var heading: String
+    var message: String
+}
+
+/// A coin pool as the tiles and cards show it (seed 001: a number, Unlimited, — or exhausted).
+struct PoolView {
+    var text: String
+    var exhausted: Bool
+    var hasLimit: Bool
+    var limit: String
+    var percent: Int
+    var refill: String
+    var nextRefillAt: String?
+
+    init(_ pool: PoolObject) {
+        switch pool.state {
+        case "unlimited": text = "Unlimited"
+        case "balance": text = Figures.coins(pool.balance ?? 0)
+        default: text = "—"
+        }
+        exhausted = pool.exhausted
+        hasLimit = pool.limit != nil && (pool.limit ?? 0) > 0
+        limit = pool.limit.map(Figures.coins) ?? ""
+        if let limit = pool.limit, limit > 0, let balance = pool.balance {
+            let ratio = NSDecimalNumber(decimal: balance / limit * 100).doubleValue
+            percent = Int(max(0, min(100, ratio)).rounded(.down))
+        } else {
+            percent = 0
+        }
+        refill = pool.refillPerHour > 0 ? "\(Figures.coins(pool.refillPerHour)) / hour" : "—"
+        nextRefillAt = pool.refillPerHour > 0 ? pool.nextRefillAt : nil
+    }
+}
+
+struct ProfileView {
+    var name: String
+    var email: String
+    var avatarURL: String
+    var initials: String
+    var groups: [String]
+    var coinsUsed: String
+    var tokensUsed: String
+    var favoriteModel: String
+    var pool: PoolView
+    var webChat: WebChatView
+
+    init(_ profile: ProfileObject) {
+        name = profile.user.displayName
+        email = profile.user.email
+        avatarURL = profile.avatarURL
+        initials = String(profile.user.displayName.split(separator: " ").prefix(2).compactMap(\.first)).uppercased()
+        groups = profile.groups.map(\.name)
+        coinsUsed = Figures.coins(profile.coinsUsed)
+        tokensUsed = Figures.count(profile.tokensUsed)
+        favoriteModel = profile.favoriteModel ?? "—"
+        pool = PoolView(profile.pool)
+        webChat = WebChatView(profile.webChat)
+    }
+}
+
+struct WebChatView {
+    var conversations: String
+    var requests: String
+    var tokens: String
+    var coins: String
+    var lastUsedAt: String?
+
+    init(_ row: WebChatObject) {
+        conversations = "—"
+        requests = Figures.count(row.requests)
+        tokens = Figures.count(row.tokens)
+        coins = Figures.coins(row.coins)
+        lastUsedAt = row.lastUsedAt
+    }
+}
+
+/// Requests, tokens, coins and last use, as the key and model tables show them (the
+/// `usage-cells` partial): formatted for people, raw for sorting.
+struct UsageCells {
+    var requests: String
+    var requestsValue: Int64
+    var tokens: String
+    var tokensValue: Int64
+    var coins: String
+    var costValue: Int64
+    var lastUsedAt: String?
+    var lastUsedValue: Int64
+
+    init(requests: Int64, tokens: Int64, coins: Decimal, costMicros: Int64, lastUsedAt: String?, lastUsedMillis: Int64) {
+        self.requests = Figures.count(requests)
+        requestsValue = requests
+        self.tokens = Figures.count(tokens)
+        tokensValue = tokens
+        self.coins = Figures.coins(coins)
+        costValue = costMicros
+        self.lastUsedAt = lastUsedAt
+        lastUsedValue = lastUsedMillis
+    }
+}
+
+/// Seed 001's API-key table (a person's or a client's).
+struct KeyTableView {
+    /// Where new keys are made (`POST`), and under which each key is (`PATCH`, `DELETE`).
+    var createURL: String
+    var canCreate: Bool
+    var rows: [KeyRowView]
+    /// Stored, not computed: templates see stored properties only.
+    var hasRows: Bool
+
+    init(_ keys: [KeyObject], base: String, canCreate: Bool = true) {
+        createURL = base
+        self.canCreate = canCreate
+        rows = keys.sorted { $0.name.lowercased() < $1.name.lowercased() }.map { KeyRowView($0, base: base) }
+        hasRows = !rows.isEmpty
+    }
+}
+
+struct KeyRowView {
+    var id: String
+    var name: String
+    var label: String
+    var hint: String
+    var usage: UsageCells
+    var revoked: Bool
+    var url: String
+
+    init(_ key: KeyObject, base: String) {
+        id = key.id
+        name = key.name
+        label = key.name.isEmpty ? "Untitled key" : key.name
+        hint = key.hint
+        usage = UsageCells(
+            requests: key.requests, tokens: key.tokens, coins: key.coins, costMicros: key.costMicros, lastUsedAt: key.lastUsedAt,
+            lastUsedMillis: key.lastUsedMillis)
+        revoked = key.status == "revoked"
+        url = base + "/" + PathSegment.encode(key.id)
+    }
+}
+
+/// Seed 001's model access table.
+struct ModelTableView {
+    var rows: [ModelRowView]
+    var forClient: Bool
+    var hasRows: Bool
+
+    init(_ models: [ModelRow], consentBase: String, forClient: Bool) {
+        self.forClient = forClient
+        rows = models.sorted { $0.model.lowercased() < $1.model.lowercased() }.map { ModelRowView($0, consentBase: consentBase) }
+        hasRows = !rows.isEmpty
+    }
+}
+
+struct ModelRowView {
+    var model: String
+    var link: String
+    var usage: UsageCells
+    var access: String
+    var accessLabel: String
+    var accessClass: String
+    var needsConsent: Bool
+    var consentURL: String
+    var status: String
+    var statusClass: String
+    var disabled: Bool
+
+    init(_ row: ModelRow, consentBase: String) {
+        model = row.model
+        link = "/models/" + PathSegment.encode(row.model)
+        usage = UsageCells(
+            requests: row.requests, tokens: row.tokens, coins: row.coins, costMicros: row.costMicros, lastUsedAt: row.lastUsedAt,
+            lastUsedMillis: row.lastUsedMillis)
+        access = row.access
+        (accessLabel, accessClass) = Self.badge(access: row.access)
+        needsConsent = row.access == "needs_consent"
+        consentURL = consentBase + "/" + PathSegment.encode(row.model) + "/consent"
+        status = row.status
+        statusClass = Self.badge(status: row.status)
+        disabled = row.status == "disabled"
+    }
+
+    /// Seed 001's access badges: label and colour.
+    static func badge(access: String) -> (String, String) {
+        switch access {
+        case "allowed": ("Allowed", "green")
+        case "consented": ("Consented", "green")
+        case "needs_consent": ("Need Consent", "warning")
+        default: ("Blocked", "red")
+        }
+    }
+
+    /// Seed 001's status colours.
+    static func badge(status: String) -> String {
+        switch status {
+        case "ok": "green"
+        case "degraded": "yellow"
+        case "down": "red"
+        default: "gray"
+        }
+    }
+}
+
+struct ProfilePage {
+    var layout: LayoutView
+    var profile: ProfileView
+    var keys: KeyTableView
+    var models: ModelTableView
+}
+
+/// One path segment, percent-encoded (ids and model names in links).
+enum PathSegment {
+    static let allowed = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+    static func encode(_ text: String) -> String {
+        text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
+    }
+}

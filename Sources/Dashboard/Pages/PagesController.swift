@@ -1,0 +1,210 @@
+import Foundation
+import Gateway
+import HTTPTypes
+import Hummingbird
+import HummingbirdAuth
+import LumenAPI
+import RPCSupport
+
+/// The dashboard's pages (seeds 000 and 001), rendered on the server from the same calls as
+/// `/api`: sign-in, invitations, the profile. Changes are made by the pages' scripts through
+/// `/api` with the session's CSRF token.
+struct PagesController: Sendable {
+    let site: Site
+    let session: SessionController
+    let profile: ProfileController
+    let keys: KeysController
+    let models: ModelsController
+
+    /// Pages anyone may open.
+    func addPublicRoutes(to group: RouterGroup<DashboardContext>) {
+        group.get("login", use: loginForm)
+        group.post("login", use: login)
+        group.get("invite/{token}", use: inviteForm)
+        group.post("invite/{token}", use: acceptInvite)
+    }
+
+    /// Pages for a person signed in (`SignedInPage` sends others to `/login`).
+    func addRoutes(to group: RouterGroup<DashboardContext>) {
+        group.get("/") { _, _ in Self.redirect("/profile") }
+        group.get("profile", use: profilePage)
+        group.post("logout", use: logout)
+    }
+
+    // MARK: Signing in
+
+    struct LoginForm: Decodable {
+        var email: String?
+        var password: String?
+        var next: String?
+    }
+
+    @Sendable func loginForm(_ request: Request, context: DashboardContext) async throws -> Response {
+        if context.identity != nil { return Self.redirect(Self.safeNext(request.uri.queryParameters["next"].map(String.init))) }
+        return try site.page(
+            "login",
+            LoginPage(
+                layout: .signedOut(version: site.version), message: nil, email: "",
+                next: Self.safeNext(request.uri.queryParameters["next"].map(String.init))))
+    }
+
+    @Sendable func login(_ request: Request, context: DashboardContext) async throws -> Response {
+        let form = try await Self.form(LoginForm.self, request)
+        let next = Self.safeNext(form.next)
+        let email = (form.email ?? "").trimmingCharacters(in: .whitespaces)
+        func again(_ message: String, _ status: HTTPResponse.Status) throws -> Response {
+            try site.page(
+                "login", LoginPage(layout: .signedOut(version: site.version), message: message, email: email, next: next),
+                status: status)
+        }
+        guard !email.isEmpty, let password = form.password, !password.isEmpty else {
+            return try again("Enter your email and password.", .badRequest)
+        }
+        do {
+            _ = try await session.signIn(email: email, password: password, request, context)
+        } catch let error as APIError where error.code == "invalid_credentials" {
+            return try again("Wrong email or password.", .unauthorized)
+        } catch let error as APIError where error.code == "too_many_sign_ins" {
+            var response = try again("Too many failed sign-ins for this email. Wait a minute and try again.", .tooManyRequests)
+            response.headers[HTTPField.Name("Retry-After")!] = "60"
+            return response
+        } catch let error as APIError where error.status.code < 500 {
+            return try again(error.message, error.status)
+        }
+        return Self.redirect(next)
+    }
+
+    struct LogoutForm: Decodable {
+        var csrf_token: String?
+    }
+
+    @Sendable func logout(_ request: Request, context: DashboardContext) async throws -> Response {
+        let form = try await Self.form(LogoutForm.self, request)
+        guard let current = context.sessions.session,
+            AuthInterceptor.constantTimeEqual(Array((form.csrf_token ?? "").utf8), Array(current.csrfToken.utf8))
+        else {
+            throw APIError(.forbidden, code: "csrf_token_invalid", message: "This sign-out form has expired; reload the page and try again.")
+        }
+        context.sessions.clearSession()
+        return Self.redirect("/login")
+    }
+
+    // MARK: Invitations
+
+    struct InviteForm: Decodable {
+        var password: String?
+        var confirm: String?
+    }
+
+    @Sendable func inviteForm(_ request: Request, context: DashboardContext) async throws -> Response {
+        try site.page("invite", InvitePage(layout: .signedOut(version: site.version), message: nil, token: try context.path("token")))
+    }
+
+    @Sendable func acceptInvite(_ request: Request, context: DashboardContext) async throws -> Response {
+        let token = try context.path("token")
+        let form = try await Self.form(InviteForm.self, request)
+        func again(_ message: String, _ status: HTTPResponse.Status) throws -> Response {
+            try site.page("invite", InvitePage(layout: .signedOut(version: site.version), message: message, token: token), status: status)
+        }
+        guard let password = form.password, !password.isEmpty else { return try again("Choose a password.", .badRequest) }
+        guard password == form.confirm else { return try again("The two passwords differ.", .badRequest) }
+        let user: Lumen_Accounts_V1_User
+        do {
+            user = try await session.acceptInvite(token: token, password: password)
+        } catch let error as APIError where error.status.code < 500 {
+            return try again(error.message, error.status)
+        }
+        return try site.page(
+            "login",
+            LoginPage(
+                layout: .signedOut(version: site.version), message: nil, email: user.email, next: "/profile", notice: "Your password is set. Sign in."))
+    }
+
+    // MARK: Pages
+
+    @Sendable func profilePage(_ request: Request, context: DashboardContext) async throws -> Response {
+        let person = try context.person
+        async let card = profile.profile(context)
+        async let keyRows = keys.keys(of: .user(person.userID), context: context, includeRevoked: true)
+        async let modelRows = models.rows(for: .user(person.userID), context: context, includeDisabled: true)
+        let (profileObject, keyObjects, modelObjects) = try await (card, keyRows, modelRows)
+        var layout = try layout(context, name: profileObject.user.displayName)
+        layout.onProfile = true
+        return try site.page(
+            "profile",
+            ProfilePage(
+                layout: layout, profile: ProfileView(profileObject), keys: KeyTableView(keyObjects, base: "/api/me/keys"),
+                models: ModelTableView(modelObjects, consentBase: "/api/me/models", forClient: false)))
+    }
+
+    // MARK: Helpers
+
+    func layout(_ context: DashboardContext, name: String) throws -> LayoutView {
+        let person = try context.person
+        return LayoutView(
+            signedIn: true, name: name, isAdmin: person.isAdmin, csrfToken: context.sessions.session?.csrfToken ?? "",
+            version: site.version)
+    }
+
+    static func redirect(_ location: String) -> Response {
+        Response(status: .seeOther, headers: [.location: location, .cacheControl: "no-store"])
+    }
+
+    /// Where to go after signing in: a path of this site, never another site (`//host`).
+    static func safeNext(_ next: String?) -> String {
+        guard let next, next.hasPrefix("/"), !next.hasPrefix("//"), !next.contains("\\"), !next.hasPrefix("/login") else {
+            return "/profile"
+        }
+        return next
+    }
+
+    /// A form body (`application/x-www-form-urlencoded`, at most 64 KiB).
+    static func form<Form: Decodable>(_ type: Form.Type, _ request: Request) async throws -> Form {
+        let body = try await request.body.collect(upTo: 64 * 1024)
+        do {
+            return try URLEncodedFormDecoder().decode(Form.self, from: String(buffer: body))
+        } catch {
+            throw APIError.invalid("invalid_form", "the form could not be read")
+        }
+    }
+}
+
+/// In front of the pages that need a person: without a session, a redirect to `/login` that
+/// comes back here afterwards.
+struct SignedInPage: RouterMiddleware {
+    typealias Context = DashboardContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard context.identity != nil, context.sessions.session != nil else {
+            guard request.method == .get || request.method == .head else { return PagesController.redirect("/login") }
+            let path = request.uri.path + (request.uri.query.map { "?" + $0 } ?? "")
+            let encoded = path.addingPercentEncoding(withAllowedCharacters: PathSegment.allowed.union(CharacterSet(charactersIn: "/"))) ?? "/profile"
+            return PagesController.redirect("/login?next=" + encoded)
+        }
+        return try await next(request, context)
+    }
+}
+
+/// Errors on pages as pages: the message and the status, in the site's frame.
+struct PageErrors: RouterMiddleware {
+    typealias Context = DashboardContext
+    let site: Site
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            let heading =
+                switch error.status {
+                case .notFound: "Not found"
+                case .forbidden: "Not allowed"
+                case .unauthorized: "Please sign in"
+                default: error.status.code >= 500 ? "Something went wrong" : "That did not work"
+                }
+            let layout = LayoutView(
+                signedIn: context.identity != nil, name: "", isAdmin: context.identity?.isAdmin ?? false,
+                csrfToken: context.sessions.session?.csrfToken ?? "", version: site.version)
+            return try site.page("error", ErrorPage(layout: layout, heading: heading, message: error.message), status: error.status)
+        }
+    }
+}

@@ -1,0 +1,192 @@
+// Lumen dashboard: plain ES module, no build step, nothing fetched but Lumen's own /api.
+// Pages are rendered on the server; this adds local times, countdowns, sorting and filtering
+// of tables, dialogs, copying, and the calls that change something (with the CSRF token).
+
+const csrf = document.querySelector('meta[name="csrf-token"]')?.content ?? "";
+
+/** Calls Lumen's JSON API as the signed-in person; throws an Error with the API's message. */
+export async function api(method, url, body) {
+  const headers = { "X-CSRF-Token": csrf };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(url, {
+    method, headers, credentials: "same-origin",
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  const json = text ? JSON.parse(text) : null;
+  if (!response.ok) {
+    const error = new Error(json?.error?.message ?? `${response.status} ${response.statusText}`);
+    error.code = json?.error?.code;
+    error.status = response.status;
+    throw error;
+  }
+  return json;
+}
+
+/** Times in the viewer's own time zone. */
+export function localTimes(root = document) {
+  for (const time of root.querySelectorAll("time[datetime]")) {
+    const when = new Date(time.getAttribute("datetime"));
+    if (!Number.isNaN(when.getTime())) {
+      time.textContent = when.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+      time.title = when.toISOString();
+    }
+  }
+}
+
+function countdowns() {
+  const items = [...document.querySelectorAll("[data-countdown]")];
+  if (items.length === 0) return;
+  const tick = () => {
+    for (const item of items) {
+      const left = Math.max(0, Math.round((new Date(item.dataset.countdown) - Date.now()) / 1000));
+      const h = Math.floor(left / 3600), m = Math.floor((left % 3600) / 60), s = left % 60;
+      item.textContent = left === 0 ? "now" : (h ? `${h}h ` : "") + `${String(m).padStart(2, "0")}:${String(s).padStart(2, "0")}`;
+    }
+  };
+  tick();
+  setInterval(tick, 1000);
+}
+
+/** Sorting by any column with a sort button, filtering by name, and hidden rows on demand. */
+function tables() {
+  for (const table of document.querySelectorAll("table.sortable")) {
+    const headers = [...table.tHead.rows[0].cells];
+    headers.forEach((th, index) => {
+      const button = th.querySelector("button");
+      if (!button || !th.dataset.sort) return;
+      button.addEventListener("click", () => {
+        const descending = th.getAttribute("aria-sort") !== "descending"
+          && (th.getAttribute("aria-sort") === "ascending" || th.dataset.sort === "number");
+        for (const other of headers) other.removeAttribute("aria-sort");
+        th.setAttribute("aria-sort", descending ? "descending" : "ascending");
+        const rows = [...table.tBodies[0].rows];
+        const value = (row) => row.cells[index].dataset.value ?? row.cells[index].textContent;
+        rows.sort((a, b) => {
+          const order = th.dataset.sort === "number"
+            ? Number(value(a)) - Number(value(b))
+            : value(a).localeCompare(value(b), undefined, { sensitivity: "base" });
+          return descending ? -order : order;
+        });
+        table.tBodies[0].append(...rows);
+      });
+    });
+  }
+  const refresh = (table) => {
+    const query = (document.querySelector(`[data-filter="${table.id}"]`)?.value ?? "").trim().toLowerCase();
+    const showHidden = document.querySelector(`[data-show-deleted="${table.id}"], [data-show-disabled="${table.id}"]`)?.checked;
+    for (const row of table.tBodies[0].rows) {
+      const optional = row.classList.contains("revoked") || row.classList.contains("disabled");
+      const matches = (row.dataset.name ?? "").toLowerCase().includes(query);
+      row.hidden = !matches || (optional && !showHidden);
+    }
+  };
+  for (const input of document.querySelectorAll("[data-filter], [data-show-deleted], [data-show-disabled]")) {
+    const table = document.getElementById(input.dataset.filter ?? input.dataset.showDeleted ?? input.dataset.showDisabled);
+    if (table) input.addEventListener("input", () => refresh(table));
+  }
+}
+
+function showError(dialog, error) {
+  const box = dialog.querySelector("[data-error]");
+  box.textContent = error.message;
+  box.hidden = false;
+}
+
+async function copy(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** "+ New API Key": the key is made when the dialog opens, shown once, then named. */
+function keys() {
+  for (const section of document.querySelectorAll("[data-keys]")) {
+    const dialog = section.querySelector("[data-new-key-dialog]");
+    let created = null;
+    section.querySelector("[data-new-key]")?.addEventListener("click", async (event) => {
+      event.target.disabled = true;
+      dialog.querySelector("[data-error]").hidden = true;
+      try {
+        created = await api("POST", section.dataset.createUrl, {});
+        dialog.querySelector("[data-secret]").value = created.key;
+        dialog.querySelector("[data-key-name-input]").value = "";
+        dialog.showModal();
+        dialog.querySelector("[data-secret]").select();
+      } catch (error) {
+        alert(`The key was not created: ${error.message}`);
+      } finally {
+        event.target.disabled = false;
+      }
+    });
+    dialog?.querySelector("[data-copy]").addEventListener("click", async (event) => {
+      const secret = dialog.querySelector("[data-secret]");
+      secret.select();
+      event.target.textContent = (await copy(secret.value)) ? "Copied" : "Press Ctrl+C";
+    });
+    dialog?.querySelector("[data-save-key]").addEventListener("click", async () => {
+      const name = dialog.querySelector("[data-key-name-input]").value.trim();
+      try {
+        if (name) await api("PATCH", `${section.dataset.createUrl}/${encodeURIComponent(created.id)}`, { name });
+        location.reload();
+      } catch (error) {
+        showError(dialog, error);
+      }
+    });
+    dialog?.addEventListener("close", () => { if (created) location.reload(); });
+    for (const button of section.querySelectorAll("[data-revoke]")) {
+      button.addEventListener("click", async () => {
+        const name = button.dataset.keyName || "this key";
+        if (!confirm(`Revoke ${name}? Code using it starts getting authentication errors at once. Its usage stays visible.`)) return;
+        try {
+          await api("DELETE", button.dataset.revoke);
+          location.reload();
+        } catch (error) {
+          alert(`The key was not revoked: ${error.message}`);
+        }
+      });
+    }
+  }
+}
+
+/** "Need Consent": a one-time acknowledgement, then the badge reads "Consented". */
+function consent() {
+  for (const section of document.querySelectorAll("[data-models]")) {
+    const dialog = section.querySelector("[data-consent-dialog]");
+    let url = null;
+    for (const button of section.querySelectorAll("[data-consent]")) {
+      button.addEventListener("click", () => {
+        url = button.dataset.consent;
+        dialog.querySelector("[data-consent-model]").textContent = button.dataset.modelName;
+        dialog.querySelector("[data-error]").hidden = true;
+        dialog.showModal();
+      });
+    }
+    dialog?.querySelector("[data-confirm-consent]").addEventListener("click", async () => {
+      try {
+        await api("POST", url, {});
+        location.reload();
+      } catch (error) {
+        showError(dialog, error);
+      }
+    });
+  }
+}
+
+function avatars() {
+  for (const image of document.querySelectorAll(".avatar img")) {
+    const hide = () => { image.hidden = true; };
+    if (image.complete && image.naturalWidth === 0) hide();
+    image.addEventListener("error", hide);
+  }
+}
+
+localTimes();
+countdowns();
+tables();
+keys();
+consent();
+avatars();
