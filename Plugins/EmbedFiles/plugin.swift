@@ -9,20 +9,23 @@ import PackagePlugin
 struct EmbedFiles: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: any Target) throws -> [Command] {
         let root = context.package.directoryURL.appending(path: "gateway/dashboard")
-        var files: [URL] = []
-        if let walk = FileManager.default.enumerator(at: root, includingPropertiesForKeys: [.isRegularFileKey]) {
-            for case let url as URL in walk where (try? url.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true {
-                if !url.lastPathComponent.hasPrefix(".") { files.append(url) }
+        // The files, and the folders that hold them: a file added to a folder changes the
+        // folder's modification time, which reruns the command (SwiftPM evaluates this plugin
+        // again only when the manifest changes, so the list of files here may be old; the tool
+        // lists the folder itself).
+        var inputs: [URL] = [root]
+        if let walk = FileManager.default.enumerator(at: root, includingPropertiesForKeys: [.isRegularFileKey, .isDirectoryKey]) {
+            for case let url as URL in walk where !url.lastPathComponent.hasPrefix(".") {
+                inputs.append(url)
             }
         }
-        files.sort { $0.path < $1.path }
         let output = context.pluginWorkDirectoryURL.appending(path: "EmbeddedFiles.swift")
         return [
             .buildCommand(
-                displayName: "Embedding gateway/dashboard (\(files.count) files) into \(target.name)",
+                displayName: "Embedding gateway/dashboard into \(target.name)",
                 executable: try context.tool(named: "embed-files").url,
-                arguments: [output.path, root.path] + files.map(\.path),
-                inputFiles: files,
+                arguments: [output.path, root.path],
+                inputFiles: inputs,
                 outputFiles: [output])
         ]
     }

@@ -1,10 +1,11 @@
 import Foundation
 
-// embed-files OUTPUT ROOT FILE…: writes a Swift file declaring `EmbeddedFiles.files`, each
-// FILE's bytes under its path relative to ROOT (base64 in the source, decoded once at first use).
+// embed-files OUTPUT ROOT: writes a Swift file declaring `EmbeddedFiles.files`, the bytes of
+// every file under ROOT (hidden ones aside) by its path relative to ROOT (base64 in the source,
+// decoded once at first use).
 let arguments = CommandLine.arguments.dropFirst()
-guard arguments.count >= 2 else {
-    FileHandle.standardError.write(Data("usage: embed-files OUTPUT ROOT [FILE…]\n".utf8))
+guard arguments.count == 2 else {
+    FileHandle.standardError.write(Data("usage: embed-files OUTPUT ROOT\n".utf8))
     exit(64)
 }
 let output = arguments[arguments.startIndex]
@@ -19,7 +20,18 @@ var source = """
             var files: [String: Data] = [:]
 
     """
-for path in arguments.dropFirst(2) {
+var paths: [String] = []
+if let walk = FileManager.default.enumerator(atPath: root) {
+    for case let relative as String in walk {
+        let path = root + "/" + relative
+        var directory: ObjCBool = false
+        guard !relative.split(separator: "/").contains(where: { $0.hasPrefix(".") }),
+            FileManager.default.fileExists(atPath: path, isDirectory: &directory), !directory.boolValue
+        else { continue }
+        paths.append(path)
+    }
+}
+for path in paths.sorted() {
     let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
     guard absolute.hasPrefix(root + "/") else {
         FileHandle.standardError.write(Data("embed-files: \(path) is not under \(root)\n".utf8))

@@ -27,12 +27,17 @@ struct ClientsController: Sendable {
     /// `?query=`: administrators see every client, others those they manage, inactive ones too.
     @Sendable func list(_ request: Request, context: DashboardContext) async throws -> JSONResponse<ListOf<ClientObject>> {
         let query = try ListQuery(request, sorts: ["name"], defaultSort: "name", flags: [])
-        let clients = try await APIError.translating {
-            try await services.accounts.listClients(.with { $0.includeInactive = true }, metadata: try context.acting(services)).clients
-        }
-        return JSONResponse(ListOf(data: try query.sorted(clients.filter { query.matches($0.name) }.map(ClientObject.init)) { client, _ in
+        let clients = try await self.clients(context)
+        return JSONResponse(ListOf(data: try query.sorted(clients.filter { query.matches($0.name) }) { client, _ in
             .text(client.name.lowercased())
         }))
+    }
+
+    /// The clients the person may see, inactive ones too.
+    func clients(_ context: DashboardContext) async throws -> [ClientObject] {
+        try await APIError.translating {
+            try await services.accounts.listClients(.with { $0.includeInactive = true }, metadata: try context.acting(services)).clients
+        }.map(ClientObject.init)
     }
 
     /// `{"name", "description"?}` (administrators).
@@ -54,7 +59,19 @@ struct ClientsController: Sendable {
 
     /// The client's page: the four usage cards, managers with name and email, its keys.
     @Sendable func detail(_ request: Request, context: DashboardContext) async throws -> JSONResponse<ClientDetailObject> {
-        let clientID = try context.path("clientId")
+        let detail = try await self.detail(try context.path("clientId"), context: context)
+        return JSONResponse(ClientDetailObject(detail, coins: coins))
+    }
+
+    /// What the client's page shows, revoked keys included (the API lists active keys only).
+    struct Detail {
+        var client: Lumen_Accounts_V1_Client
+        var managers: [PersonObject]
+        var pool: Lumen_Ledger_V1_Pool
+        var keys: [KeyObject]
+    }
+
+    func detail(_ clientID: String, context: DashboardContext) async throws -> Detail {
         let metadata = try context.acting(services)
         let client = try await APIError.translating {
             try await services.accounts.getClient(.with { $0.clientID = clientID }, metadata: metadata).client
@@ -71,11 +88,7 @@ struct ClientsController: Sendable {
         let pool = try await APIError.translating {
             try await services.ledger.getPool(.with { $0.owner = owner }, metadata: metadata).pool
         }
-        return JSONResponse(
-            ClientDetailObject(
-                client: ClientObject(client), managers: managers,
-                usage: UsageObject(tokens: keys.reduce(0) { $0 + $1.tokens }, costMicros: keys.reduce(0) { $0 + $1.costMicros }, coins: coins),
-                pool: PoolObject(pool, coins: coins), keys: keys.filter { $0.status != "revoked" }))
+        return Detail(client: client, managers: managers, pool: pool, keys: keys)
     }
 
     /// `{"name"?, "description"?, "active"?}`: managers rename and describe, administrators
@@ -253,4 +266,14 @@ struct ClientDetailObject: Encodable, Sendable {
     var usage: UsageObject
     var pool: PoolObject
     var keys: [KeyObject]
+
+    /// The cards count every key's usage, revoked ones too; the list has the active keys.
+    init(_ detail: ClientsController.Detail, coins: Coins) {
+        client = ClientObject(detail.client)
+        managers = detail.managers
+        usage = UsageObject(
+            tokens: detail.keys.reduce(0) { $0 + $1.tokens }, costMicros: detail.keys.reduce(0) { $0 + $1.costMicros }, coins: coins)
+        pool = PoolObject(detail.pool, coins: coins)
+        keys = detail.keys.filter { $0.status != "revoked" }
+    }
 }

@@ -52,7 +52,8 @@ public struct Dashboard: Sendable {
         controller.addRoutes(to: signedIn)
         let keys = KeysController(services: services, coins: coins, cache: caches?.keys)
         keys.addRoutes(to: signedIn)
-        ClientsController(services: services, coins: coins, keys: keys).addRoutes(to: signedIn)
+        let clients = ClientsController(services: services, coins: coins, keys: keys)
+        clients.addRoutes(to: signedIn)
         PoolsController(services: services, coins: coins).addRoutes(to: signedIn)
         let models = ModelsController(services: services, coins: coins)
         models.addRoutes(to: signedIn)
@@ -60,7 +61,7 @@ public struct Dashboard: Sendable {
         profile.addRoutes(to: signedIn)
         UsersController(services: services).addRoutes(to: signedIn)
 
-        let pages = PagesController(site: site, session: controller, profile: profile, keys: keys, models: models)
+        let pages = PagesController(site: site, session: controller, profile: profile, keys: keys, models: models, clients: clients)
         let pageGroup = withSession.group().add(middleware: PageErrors(site: site))
         pages.addPublicRoutes(to: pageGroup)
         pages.addRoutes(to: pageGroup.group().add(middleware: SignedInPage()))

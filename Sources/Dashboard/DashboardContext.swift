@@ -19,4 +19,4 @@ public struct DashboardSession: Codable, Sendable, Equatable {
 
 /// The request context of Lumen's HTTP port: Hummingbird's, with the dashboard's session and,
 /// once the session is resolved, the person signed in (identity).
-public typealias DashboardContext = BasicSessionRequestContext<DashboardSession, Person>
+public typealias DashboardContext = BasicSessionRequestContext<DashboardSession, SignedInPerson>

@@ -9,7 +9,7 @@ struct PersonDirectory: Sendable {
     let internalToken: String
 
     /// The person signed in with `session`, or nil when the user is gone or inactive.
-    func person(_ session: DashboardSession) async throws -> Person? {
+    func person(_ session: DashboardSession) async throws -> SignedInPerson? {
         let response: Lumen_Accounts_V1_GetUserResponse
         do {
             response = try await accounts.getUser(
@@ -21,8 +21,17 @@ struct PersonDirectory: Sendable {
             return nil
         }
         guard response.user.active else { return nil }
-        return Person(
-            organizationID: response.user.organizationID, userID: response.user.id, isAdmin: response.user.isAdmin,
-            managedClientIDs: Set(response.managedClientIds))
+        return SignedInPerson(
+            person: Person(
+                organizationID: response.user.organizationID, userID: response.user.id, isAdmin: response.user.isAdmin,
+                managedClientIDs: Set(response.managedClientIds)),
+            displayName: response.user.displayName)
     }
+}
+
+/// Who a request's session belongs to: the `Person` the services judge, and the name the pages
+/// show.
+public struct SignedInPerson: Sendable, Equatable {
+    public var person: Person
+    public var displayName: String
 }

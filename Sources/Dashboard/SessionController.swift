@@ -56,7 +56,7 @@ struct SessionController: Sendable {
         let session = DashboardSession(
             userID: response.user.id, organizationID: response.user.organizationID, csrfToken: Identifier.secret(count: 40))
         context.sessions.createSession(session)
-        let managed = try await people.person(session)?.managedClientIDs.sorted() ?? []
+        let managed = try await people.person(session)?.person.managedClientIDs.sorted() ?? []
         return SessionObject(user: UserObject(response.user), managedClientIDs: managed, csrfToken: session.csrfToken)
     }
 

@@ -35,7 +35,7 @@ extension DashboardContext {
     var person: Person {
         get throws {
             guard let identity else { throw APIError(.unauthorized, code: "not_signed_in", message: "sign in first") }
-            return identity
+            return identity.person
         }
     }
 }

@@ -5,6 +5,7 @@ a desktop (1280×800) and a phone (390×844) size, under test-output/screenshots
 import json
 import os
 import re
+import time
 from pathlib import Path
 
 import httpx
@@ -154,3 +155,102 @@ def test_signed_out_pages_go_to_sign_in_and_sign_out_ends_the_session(site, brow
     page.goto(site.http + "/profile")
     expect(page).to_have_url(re.compile(r"/login\?next=/profile$"))
     page.close()
+
+
+def signed_in_page(browser, site, email, password):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.goto(site.http + "/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(site.http + "/profile")
+    return page
+
+
+def test_clients_managers_client_keys_and_deactivation(site, browser):
+    from test_people_api import PASSWORD, Person, admin_cli
+
+    token = site.credentials["management_token"]
+    for name in ("manager", "member"):
+        admin_cli(site, "user", "create", "--email", f"{name}@demo.lumen.invalid", "--name", name.title(),
+                  "--password-stdin", token=token, password=PASSWORD)
+    globex = site.bootstrap("Globex", "admin@globex.test")
+    admin_cli(site, "user", "create", "--email", "boss@globex.test", "--name", "Boss", "--admin",
+              "--password-stdin", token=globex["management_token"], password=PASSWORD)
+    elsewhere = Person(site, "boss@globex.test", PASSWORD).call("POST", "/api/clients", {"name": "Globex bot"}).json()["id"]
+
+    # An administrator creates a client on /clients and lands on its page.
+    admin = signed_in_page(browser, site, site.credentials["email"], site.credentials["password"])
+    admin.get_by_role("link", name="Clients").click()
+    expect(admin.get_by_text("No clients yet")).to_be_visible()
+    admin.get_by_role("button", name="+ New Client").click()
+    admin.get_by_label("Name").fill("support-bot")
+    admin.get_by_label("Description").fill("Answers the help desk")
+    admin.get_by_role("button", name="Create client").click()
+    expect(admin).to_have_url(re.compile(r"/clients/cli_[a-z0-9]+$"))
+    client_url = admin.url
+    expect(admin.get_by_role("heading", level=1)).to_contain_text("support-bot")
+    expect(admin.get_by_text("No managers yet")).to_be_visible()
+
+    # "+ Add Manager": suggestions as one types, pick, add.
+    admin.get_by_role("button", name="+ Add Manager").click()
+    admin.get_by_label("Name or email").press_sequentially("mana", delay=30)
+    suggestion = admin.get_by_role("option", name=re.compile("manager@demo.lumen.invalid"))
+    expect(suggestion).to_be_visible()
+    expect(admin.get_by_role("option", name=re.compile("member@"))).to_have_count(0)
+    suggestion.click()
+    admin.get_by_role("button", name="Add Manager", exact=True).click()
+    expect(admin.locator("#managers-table")).to_contain_text("manager@demo.lumen.invalid")
+    screenshot(admin, "client")
+
+    # The manager sees the client, no admin controls, and makes a key for it that works.
+    manager = signed_in_page(browser, site, "manager@demo.lumen.invalid", PASSWORD)
+    manager.get_by_role("link", name="Clients").click()
+    expect(manager.get_by_role("link", name="support-bot")).to_be_visible()
+    screenshot(manager, "clients")
+    manager.get_by_role("link", name="support-bot").click()
+    expect(manager).to_have_url(client_url)
+    expect(manager.get_by_role("button", name="+ Add Manager")).to_have_count(0)
+    expect(manager.get_by_role("button", name="Deactivate client")).to_have_count(0)
+    expect(manager.get_by_role("button", name="Remove")).to_have_count(0)
+    manager.get_by_role("button", name="+ New API Key").click()
+    secret = manager.locator("dialog[open] [data-secret]").input_value()
+    manager.locator("dialog[open]").get_by_label("Name").fill("production")
+    manager.locator("dialog[open]").get_by_role("button", name="Save Key").click()
+    expect(key_row(manager, "production")).to_be_visible()
+    sdk = OpenAI(api_key=secret, base_url=site.http + "/v1")
+    sdk.chat.completions.create(model=site.credentials["model"], messages=[{"role": "user", "content": "Hi"}])
+    manager.reload()
+    expect(key_row(manager, "production").locator("td").nth(2)).to_have_text("1")
+    expect(manager.locator('[data-figure="tokens"]')).not_to_have_text("0")
+
+    # The administrator deactivates the client: its key fails at once.
+    admin.reload()
+    admin.once("dialog", lambda confirm: confirm.accept())
+    admin.get_by_role("button", name="Deactivate client").click()
+    expect(admin.locator("[data-client-status]")).to_have_text("inactive")
+    expect(admin.get_by_role("button", name="Activate client")).to_be_visible()
+    deadline = time.time() + 1
+    while True:
+        try:
+            sdk.chat.completions.create(model=site.credentials["model"], messages=[{"role": "user", "content": "Hi"}])
+        except Exception as error:
+            assert getattr(error, "status_code", None) == 401
+            break
+        assert time.time() < deadline, "the deactivated client's key still works after a second"
+        time.sleep(0.05)
+
+    # A plain member: no client listed, no admin link, 403 for this client, 404 for another organisation's.
+    member = signed_in_page(browser, site, "member@demo.lumen.invalid", PASSWORD)
+    expect(member.get_by_role("link", name="Users")).to_have_count(0)
+    member.get_by_role("link", name="Clients").click()
+    expect(member.get_by_text("You manage no client yet")).to_be_visible()
+    response = member.goto(client_url)
+    assert response.status == 403
+    expect(member.get_by_role("heading", level=1)).to_have_text("Not allowed")
+    response = member.goto(site.http + f"/clients/{elsewhere}")
+    assert response.status == 404
+    expect(member.get_by_role("heading", level=1)).to_have_text("Not found")
+    for page in (admin, manager, member):
+        page.context.close()

@@ -69,6 +69,10 @@ struct ErrorPage {
 
 /// A coin pool as the tiles and cards show it (seed 001: a number, Unlimited, — or exhausted).
 struct PoolView {
+    /// The tiles' titles: seed 001 says "Coins Available" and "Refill Rate", seed 000 "Coin
+    /// Pool" and "Coin Refill".
+    var title: String
+    var refillTitle: String
     var text: String
     var exhausted: Bool
     var hasLimit: Bool
@@ -77,7 +81,9 @@ struct PoolView {
     var refill: String
     var nextRefillAt: String?
 
-    init(_ pool: PoolObject) {
+    init(_ pool: PoolObject, title: String = "Coins Available", refillTitle: String = "Refill Rate") {
+        self.title = title
+        self.refillTitle = refillTitle
         switch pool.state {
         case "unlimited": text = "Unlimited"
         case "balance": text = Figures.coins(pool.balance ?? 0)
@@ -277,5 +283,85 @@ enum PathSegment {
 
     static func encode(_ text: String) -> String {
         text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
+    }
+}
+
+/// `/clients`: the clients the person may see.
+struct ClientsPage {
+    struct Row {
+        var name: String
+        var description: String
+        var link: String
+        var managers: Int
+        var status: String
+        var statusClass: String
+    }
+
+    var layout: LayoutView
+    var isAdmin: Bool
+    var rows: [Row]
+    var hasRows: Bool
+
+    init(layout: LayoutView, clients: [ClientObject]) {
+        self.layout = layout
+        isAdmin = layout.isAdmin
+        rows = clients.sorted { $0.name.lowercased() < $1.name.lowercased() }.map {
+            Row(
+                name: $0.name, description: $0.description, link: "/clients/" + PathSegment.encode($0.id),
+                managers: $0.managerIDs.count, status: $0.active ? "active" : "inactive", statusClass: $0.active ? "green" : "gray")
+        }
+        hasRows = !rows.isEmpty
+    }
+}
+
+/// `/clients/<id>`: seed 000's client detail.
+struct ClientPage {
+    struct Client {
+        var id: String
+        var name: String
+        var description: String?
+        var active: Bool
+        var status: String
+        var statusClass: String
+        var url: String
+    }
+
+    struct Manager {
+        var id: String
+        var name: String
+        var email: String
+        var removeURL: String
+    }
+
+    var layout: LayoutView
+    var isAdmin: Bool
+    var client: Client
+    var tokens: String
+    var coinsSpent: String
+    var pool: PoolView
+    var managers: [Manager]
+    var hasManagers: Bool
+    var managersURL: String
+    var keys: KeyTableView
+    var models: ModelTableView
+
+    init(layout: LayoutView, detail: ClientDetailObject, allKeys: [KeyObject], models: [ModelRow]) {
+        self.layout = layout
+        isAdmin = layout.isAdmin
+        let base = "/api/clients/" + PathSegment.encode(detail.client.id)
+        client = Client(
+            id: detail.client.id, name: detail.client.name,
+            description: detail.client.description.isEmpty ? nil : detail.client.description, active: detail.client.active,
+            status: detail.client.active ? "active" : "inactive", statusClass: detail.client.active ? "green" : "gray", url: base)
+        tokens = Figures.count(detail.usage.tokens)
+        coinsSpent = Figures.coins(detail.usage.coinsSpent)
+        pool = PoolView(detail.pool, title: "Coin Pool", refillTitle: "Coin Refill")
+        managersURL = base + "/managers"
+        managers = detail.managers.map {
+            Manager(id: $0.id, name: $0.displayName, email: $0.email, removeURL: base + "/managers/" + PathSegment.encode($0.id))
+        }
+        hasManagers = !managers.isEmpty
+        keys = KeyTableView(allKeys, base: base + "/keys")
+        self.models = ModelTableView(models, consentBase: base + "/models", forClient: true)
     }
 }

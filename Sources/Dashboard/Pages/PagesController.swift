@@ -15,6 +15,7 @@ struct PagesController: Sendable {
     let profile: ProfileController
     let keys: KeysController
     let models: ModelsController
+    let clients: ClientsController
 
     /// Pages anyone may open.
     func addPublicRoutes(to group: RouterGroup<DashboardContext>) {
@@ -28,6 +29,8 @@ struct PagesController: Sendable {
     func addRoutes(to group: RouterGroup<DashboardContext>) {
         group.get("/") { _, _ in Self.redirect("/profile") }
         group.get("profile", use: profilePage)
+        group.get("clients", use: clientsPage)
+        group.get("clients/{clientId}", use: clientPage)
         group.post("logout", use: logout)
     }
 
@@ -137,13 +140,34 @@ struct PagesController: Sendable {
                 models: ModelTableView(modelObjects, consentBase: "/api/me/models", forClient: false)))
     }
 
+    @Sendable func clientsPage(_ request: Request, context: DashboardContext) async throws -> Response {
+        let list = try await clients.clients(context)
+        var layout = try layout(context)
+        layout.onClients = true
+        return try site.page("clients", ClientsPage(layout: layout, clients: list))
+    }
+
+    @Sendable func clientPage(_ request: Request, context: DashboardContext) async throws -> Response {
+        let clientID = try context.path("clientId")
+        async let detail = clients.detail(clientID, context: context)
+        async let modelRows = models.rows(for: .client(clientID), context: context, includeDisabled: true)
+        let (page, rows) = try await (detail, modelRows)
+        var layout = try layout(context)
+        layout.onClients = true
+        return try site.page(
+            "client",
+            ClientPage(layout: layout, detail: ClientDetailObject(page, coins: clients.coins), allKeys: page.keys, models: rows))
+    }
+
     // MARK: Helpers
 
-    func layout(_ context: DashboardContext, name: String) throws -> LayoutView {
+    /// The frame of a signed-in page; the name in the corner is the session's (looked up once
+    /// per request by `PersonDirectory`, which the profile page already has in hand).
+    func layout(_ context: DashboardContext, name: String? = nil) throws -> LayoutView {
         let person = try context.person
         return LayoutView(
-            signedIn: true, name: name, isAdmin: person.isAdmin, csrfToken: context.sessions.session?.csrfToken ?? "",
-            version: site.version)
+            signedIn: true, name: name ?? context.identity?.displayName ?? "", isAdmin: person.isAdmin,
+            csrfToken: context.sessions.session?.csrfToken ?? "", version: site.version)
     }
 
     static func redirect(_ location: String) -> Response {
@@ -202,7 +226,7 @@ struct PageErrors: RouterMiddleware {
                 default: error.status.code >= 500 ? "Something went wrong" : "That did not work"
                 }
             let layout = LayoutView(
-                signedIn: context.identity != nil, name: "", isAdmin: context.identity?.isAdmin ?? false,
+                signedIn: context.identity != nil, name: context.identity?.displayName ?? "", isAdmin: context.identity?.person.isAdmin ?? false,
                 csrfToken: context.sessions.session?.csrfToken ?? "", version: site.version)
             return try site.page("error", ErrorPage(layout: layout, heading: heading, message: error.message), status: error.status)
         }

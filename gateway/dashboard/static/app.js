@@ -184,9 +184,131 @@ function avatars() {
   }
 }
 
+/** Buttons that open a dialog by id, and buttons that close theirs. */
+function dialogs() {
+  for (const button of document.querySelectorAll("[data-open]")) {
+    const dialog = document.getElementById(button.dataset.open);
+    button.addEventListener("click", () => {
+      dialog.querySelector("[data-error]")?.setAttribute("hidden", "");
+      dialog.showModal();
+    });
+  }
+  for (const button of document.querySelectorAll("dialog [data-close]")) {
+    button.addEventListener("click", () => button.closest("dialog").close());
+  }
+}
+
+/** `/clients`: an administrator makes a client and lands on its page. */
+function newClient() {
+  const form = document.querySelector("[data-new-client-form]");
+  form?.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = new FormData(form);
+    const body = { name: data.get("name").trim() };
+    if (data.get("description").trim()) body.description = data.get("description").trim();
+    try {
+      const client = await api("POST", "/api/clients", body);
+      location.href = `/clients/${encodeURIComponent(client.id)}`;
+    } catch (error) {
+      showError(form.closest("dialog"), error);
+    }
+  });
+}
+
+/** `/clients/<id>`: activation, and managers (search as you type, add, remove). */
+function client() {
+  const toggle = document.querySelector("[data-client-active]");
+  toggle?.addEventListener("click", async () => {
+    const activate = toggle.dataset.active !== "true";
+    if (!activate && !confirm("Deactivate this client? Its API keys are refused at once, until it is activated again.")) return;
+    try {
+      await api("PATCH", toggle.dataset.clientActive, { active: activate });
+      location.reload();
+    } catch (error) {
+      alert(error.message);
+    }
+  });
+  const section = document.querySelector("[data-managers]");
+  if (!section) return;
+  for (const button of section.querySelectorAll("[data-remove-manager]")) {
+    button.addEventListener("click", async () => {
+      if (!confirm(`Remove ${button.dataset.managerName} as a manager of this client?`)) return;
+      try {
+        await api("DELETE", button.dataset.removeManager);
+        location.reload();
+      } catch (error) {
+        alert(error.message);
+      }
+    });
+  }
+  const form = section.querySelector("[data-add-manager-form]");
+  if (!form) return;
+  const input = form.querySelector("[data-user-search]");
+  const list = form.querySelector("#user-suggestions");
+  const chosen = form.querySelector("[data-selected-user]");
+  const submit = form.querySelector("[data-add-manager-submit]");
+  let selected = null;
+  let timer = null;
+  let asked = 0;
+  const choose = (user) => {
+    selected = user;
+    chosen.textContent = `${user.display_name} <${user.email}> will manage this client.`;
+    submit.disabled = false;
+    list.replaceChildren();
+    input.setAttribute("aria-expanded", "false");
+  };
+  input.addEventListener("input", () => {
+    selected = null;
+    submit.disabled = true;
+    chosen.textContent = "";
+    clearTimeout(timer);
+    const query = input.value.trim();
+    if (!query) { list.replaceChildren(); return; }
+    timer = setTimeout(async () => {
+      const mine = ++asked;
+      try {
+        const users = (await api("GET", `/api/users?query=${encodeURIComponent(query)}`)).data;
+        if (mine !== asked) return;
+        list.replaceChildren(...users.map((user) => {
+          const item = document.createElement("li");
+          const button = document.createElement("button");
+          button.type = "button";
+          button.setAttribute("role", "option");
+          button.textContent = `${user.display_name} — ${user.email}`;
+          button.addEventListener("click", () => choose(user));
+          item.append(button);
+          return item;
+        }));
+        if (users.length === 0) {
+          const item = document.createElement("li");
+          item.className = "muted";
+          item.textContent = "Nobody matches.";
+          list.append(item);
+        }
+        input.setAttribute("aria-expanded", String(users.length > 0));
+      } catch (error) {
+        showError(form.closest("dialog"), error);
+      }
+    }, 150);
+  });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (!selected) return;
+    try {
+      await api("POST", `${section.dataset.managersUrl}/${encodeURIComponent(selected.id)}`);
+      location.reload();
+    } catch (error) {
+      showError(form.closest("dialog"), error);
+    }
+  });
+}
+
 localTimes();
 countdowns();
 tables();
 keys();
 consent();
 avatars();
+dialogs();
+newClient();
+client();
