@@ -84,7 +84,11 @@ struct ModelsController: Sendable {
     /// A model's page: description, scenes, prices per million tokens in coins and USD, status
     /// per backend (never a credential), and the person's access.
     @Sendable func detail(_ request: Request, context: DashboardContext) async throws -> JSONResponse<ModelDetail> {
-        let name = try context.path("model")
+        JSONResponse(try await detail(try context.path("model"), context: context))
+    }
+
+    /// A model as its page shows it, with the signed-in person's access.
+    func detail(_ name: String, context: DashboardContext) async throws -> ModelDetail {
         let person = try context.person
         let metadata = try context.acting(services)
         let (model, access) = try await APIError.translating {
@@ -99,7 +103,7 @@ struct ModelsController: Sendable {
             ).access.first { $0.model == name }
             return (model, access)
         }
-        return JSONResponse(ModelDetail(model, access: access?.level ?? .blocked, coins: coins))
+        return ModelDetail(model, access: access?.level ?? .blocked, coins: coins)
     }
 }
 

@@ -254,3 +254,47 @@ def test_clients_managers_client_keys_and_deactivation(site, browser):
     expect(member.get_by_role("heading", level=1)).to_have_text("Not found")
     for page in (admin, manager, member):
         page.context.close()
+
+
+def test_consent_from_the_model_table_and_the_model_page(site, browser, tmp_path):
+    from test_people_api import apply_models
+
+    apply_models(site, """
+models:
+  - name: careful-model
+    vendor: lumen
+    description: Needs a one-time acknowledgement.
+    consent_required: true
+    scenes: [chat]
+    prices: {input: 1, output: 2}
+    backends:
+      - {id: mock, provider: mock}
+""", tmp_path)
+    page = signed_in_page(browser, site, site.credentials["email"], site.credentials["password"])
+    row = page.locator('#models-table tr[data-model="careful-model"]')
+    for _ in range(50):  # the registry's watch reaches the page's services at once; the table reads them
+        if row.count():
+            break
+        page.wait_for_timeout(100)
+        page.reload()
+    need = row.get_by_role("button", name="Need Consent")
+    expect(need).to_be_visible()
+
+    # The model page: description, prices in coins and USD, the backend, the access.
+    row.get_by_role("link", name="careful-model").click()
+    expect(page).to_have_url(site.http + "/models/careful-model")
+    expect(page.get_by_text("Needs a one-time acknowledgement.", exact=True)).to_be_visible()
+    prices = page.locator("#prices-table")
+    expect(prices.get_by_role("row", name=re.compile(r"^Input, per million tokens"))).to_have_text(re.compile(r"100\s*\$1$"))
+    expect(prices.get_by_role("row", name=re.compile(r"^Output, per million tokens"))).to_have_text(re.compile(r"200\s*\$2$"))
+    expect(page.locator("#backends-table")).to_contain_text("mock")
+    screenshot(page, "model")
+
+    # Consent from the table: the one-time acknowledgement, then "Consented".
+    page.go_back()
+    page.locator('#models-table tr[data-model="careful-model"]').get_by_role("button", name="Need Consent").click()
+    page.locator("dialog[open]").get_by_role("button", name="I understand, enable it").click()
+    expect(page.locator('#models-table tr[data-model="careful-model"] td').nth(5)).to_have_text("Consented")
+    mine = {row["model"]: row for row in page.request.get(site.http + "/api/me/models").json()["data"]}
+    assert mine["careful-model"]["access"] == "consented"
+    page.context.close()

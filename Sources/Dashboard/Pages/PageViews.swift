@@ -365,3 +365,61 @@ struct ClientPage {
         self.models = ModelTableView(models, consentBase: base + "/models", forClient: true)
     }
 }
+
+/// `/models/<name>`: what the model is, what it costs, who serves it, and the person's access.
+struct ModelPage {
+    struct Model {
+        var name: String
+        var vendor: String
+        var description: String?
+        var scenes: [String]
+        var status: String
+        var statusClass: String
+        var accessLabel: String
+        var accessClass: String
+        var needsConsent: Bool
+        var consentURL: String
+        var prices: [Price]
+        var backends: [Backend]
+        var hasBackends: Bool
+    }
+
+    struct Price {
+        var label: String
+        var coins: String
+        var usd: String
+    }
+
+    struct Backend {
+        var id: String
+        var provider: String
+        var health: String
+        var healthClass: String
+    }
+
+    var layout: LayoutView
+    var model: Model
+
+    init(layout: LayoutView, detail: ModelDetail) {
+        self.layout = layout
+        let (label, colour) = ModelRowView.badge(access: detail.access)
+        let charges = [
+            ("input", "Input, per million tokens"), ("cached_input", "Cached input, per million tokens"),
+            ("output", "Output, per million tokens"), ("request", "Per request"),
+        ]
+        model = Model(
+            name: detail.name, vendor: detail.vendor, description: detail.description.isEmpty ? nil : detail.description,
+            scenes: detail.scenes, status: detail.status, statusClass: ModelRowView.badge(status: detail.status), accessLabel: label,
+            accessClass: colour, needsConsent: detail.access == "needs_consent",
+            consentURL: "/api/me/models/" + PathSegment.encode(detail.name) + "/consent",
+            prices: charges.compactMap { key, label in
+                detail.prices[key].map { Price(label: label, coins: Figures.coins($0.coins), usd: Figures.coins($0.usd)) }
+            },
+            backends: detail.backends.map {
+                Backend(
+                    id: $0.id, provider: $0.provider, health: $0.health,
+                    healthClass: $0.health == "healthy" ? "green" : $0.health == "unhealthy" ? "red" : "gray")
+            },
+            hasBackends: !detail.backends.isEmpty)
+    }
+}

@@ -31,6 +31,7 @@ struct PagesController: Sendable {
         group.get("profile", use: profilePage)
         group.get("clients", use: clientsPage)
         group.get("clients/{clientId}", use: clientPage)
+        group.get("models/{model}", use: modelPage)
         group.post("logout", use: logout)
     }
 
@@ -157,6 +158,11 @@ struct PagesController: Sendable {
         return try site.page(
             "client",
             ClientPage(layout: layout, detail: ClientDetailObject(page, coins: clients.coins), allKeys: page.keys, models: rows))
+    }
+
+    @Sendable func modelPage(_ request: Request, context: DashboardContext) async throws -> Response {
+        let detail = try await models.detail(try context.path("model"), context: context)
+        return try site.page("model", ModelPage(layout: try layout(context), detail: detail))
     }
 
     // MARK: Helpers
