@@ -156,6 +156,10 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Mustache", package: "swift-mustache"),
             ],
+            // `Site` links to gateway/dashboard: declared as a resource so that SwiftPM watches
+            // its files (a file added there replans the build and reruns the plugin); the pages
+            // themselves come from the plugin's embedding, never from the resource bundle.
+            resources: [.copy("Site")],
             swiftSettings: swiftSettings,
             plugins: ["EmbedFiles"]
         ),

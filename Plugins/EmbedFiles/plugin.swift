@@ -9,10 +9,10 @@ import PackagePlugin
 struct EmbedFiles: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: any Target) throws -> [Command] {
         let root = context.package.directoryURL.appending(path: "gateway/dashboard")
-        // The files, and the folders that hold them: a file added to a folder changes the
-        // folder's modification time, which reruns the command (SwiftPM evaluates this plugin
-        // again only when the manifest changes, so the list of files here may be old; the tool
-        // lists the folder itself).
+        // The files, and the folders that hold them (a file added changes its folder's
+        // modification time). SwiftPM evaluates this plugin again when the target's files change,
+        // which include these through `Sources/Dashboard/Site`, a link to gateway/dashboard
+        // declared as the target's resource; the tool lists the folder itself in any case.
         var inputs: [URL] = [root]
         if let walk = FileManager.default.enumerator(at: root, includingPropertiesForKeys: [.isRegularFileKey, .isDirectoryKey]) {
             for case let url as URL in walk where !url.lastPathComponent.hasPrefix(".") {

@@ -59,9 +59,10 @@ public struct Dashboard: Sendable {
         models.addRoutes(to: signedIn)
         let profile = ProfileController(services: services, coins: coins)
         profile.addRoutes(to: signedIn)
-        UsersController(services: services).addRoutes(to: signedIn)
+        let users = UsersController(services: services)
+        users.addRoutes(to: signedIn)
 
-        let pages = PagesController(site: site, session: controller, profile: profile, keys: keys, models: models, clients: clients)
+        let pages = PagesController(site: site, session: controller, profile: profile, keys: keys, models: models, clients: clients, users: users)
         let pageGroup = withSession.group().add(middleware: PageErrors(site: site))
         pages.addPublicRoutes(to: pageGroup)
         pages.addRoutes(to: pageGroup.group().add(middleware: SignedInPage()))

@@ -423,3 +423,53 @@ struct ModelPage {
             hasBackends: !detail.backends.isEmpty)
     }
 }
+
+/// `/users` (administrators): people, their groups, role and status.
+struct UsersPage {
+    struct Row {
+        var id: String
+        var name: String
+        var email: String
+        var groups: [String]
+        var groupIDs: String
+        var isAdmin: Bool
+        var active: Bool
+        var status: String
+        var statusClass: String
+        var url: String
+    }
+
+    struct GroupOption {
+        var id: String
+        var name: String
+    }
+
+    var layout: LayoutView
+    var query: String?
+    var rows: [Row]
+    var hasRows: Bool
+    var total: String
+    var shown: String
+    var more: Bool
+    var groupOptions: [GroupOption]
+    var hasGroups: Bool
+
+    init(layout: LayoutView, query: String, users: [UserObject], total: Int64, groups: [GroupObject]) {
+        self.layout = layout
+        self.query = query.isEmpty ? nil : query
+        let names = Dictionary(groups.map { ($0.id, $0.name) }, uniquingKeysWith: { first, _ in first })
+        rows = users.map {
+            Row(
+                id: $0.id, name: $0.displayName, email: $0.email, groups: $0.groupIDs.map { names[$0] ?? $0 },
+                groupIDs: $0.groupIDs.joined(separator: " "), isAdmin: $0.isAdmin, active: $0.active,
+                status: $0.active ? "active" : "inactive", statusClass: $0.active ? "green" : "gray",
+                url: "/api/users/" + PathSegment.encode($0.id))
+        }
+        hasRows = !rows.isEmpty
+        self.total = Figures.count(total)
+        shown = Figures.count(Int64(rows.count))
+        more = total > Int64(rows.count)
+        groupOptions = groups.map { GroupOption(id: $0.id, name: $0.name) }
+        hasGroups = !groups.isEmpty
+    }
+}

@@ -16,6 +16,7 @@ struct PagesController: Sendable {
     let keys: KeysController
     let models: ModelsController
     let clients: ClientsController
+    let users: UsersController
 
     /// Pages anyone may open.
     func addPublicRoutes(to group: RouterGroup<DashboardContext>) {
@@ -32,6 +33,7 @@ struct PagesController: Sendable {
         group.get("clients", use: clientsPage)
         group.get("clients/{clientId}", use: clientPage)
         group.get("models/{model}", use: modelPage)
+        group.get("users", use: usersPage)
         group.post("logout", use: logout)
     }
 
@@ -163,6 +165,34 @@ struct PagesController: Sendable {
     @Sendable func modelPage(_ request: Request, context: DashboardContext) async throws -> Response {
         let detail = try await models.detail(try context.path("model"), context: context)
         return try site.page("model", ModelPage(layout: try layout(context), detail: detail))
+    }
+
+    /// `?query=`: the first 100 people whose email, name or a word of it starts with it.
+    @Sendable func usersPage(_ request: Request, context: DashboardContext) async throws -> Response {
+        guard try context.person.isAdmin else {
+            throw APIError(.forbidden, code: "admin_required", message: "Only administrators manage users.")
+        }
+        let query = request.uri.queryParameters["query"].map { String($0).trimmingCharacters(in: .whitespaces) } ?? ""
+        let metadata = try context.acting(users.services)
+        async let listed = APIError.translating {
+            try await users.services.accounts.listUsers(
+                .with {
+                    $0.search = query
+                    $0.page = .with {
+                        $0.page = 1
+                        $0.limit = 100
+                    }
+                }, metadata: metadata)
+        }
+        async let groups = users.groups(context)
+        let (response, groupList) = try await (listed, groups)
+        var layout = try layout(context)
+        layout.onUsers = true
+        return try site.page(
+            "users",
+            UsersPage(
+                layout: layout, query: query, users: response.users.map(UserObject.init), total: response.pageInfo.total,
+                groups: groupList))
     }
 
     // MARK: Helpers

@@ -303,6 +303,158 @@ function client() {
   });
 }
 
+/** `/users`: an administrator's people and groups. */
+function users() {
+  const newUser = document.querySelector("[data-new-user-form]");
+  newUser?.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = new FormData(newUser);
+    const body = { email: data.get("email").trim(), is_admin: data.get("is_admin") === "on", group_ids: data.getAll("group_ids") };
+    if (data.get("display_name").trim()) body.display_name = data.get("display_name").trim();
+    try {
+      await api("POST", "/api/users", body);
+      location.reload();
+    } catch (error) {
+      showError(newUser.closest("dialog"), error);
+    }
+  });
+  const newGroup = document.querySelector("[data-new-group-form]");
+  newGroup?.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = new FormData(newGroup);
+    const body = { name: data.get("name").trim() };
+    if (data.get("description").trim()) body.description = data.get("description").trim();
+    try {
+      await api("POST", "/api/groups", body);
+      location.reload();
+    } catch (error) {
+      showError(newGroup.closest("dialog"), error);
+    }
+  });
+  const groupsDialog = document.getElementById("groups-dialog");
+  let editing = null;
+  for (const row of document.querySelectorAll("#users-table tr[data-user]")) {
+    const url = row.dataset.url;
+    const act = async (body, question) => {
+      if (question && !confirm(question)) return;
+      try {
+        await api("PATCH", url, body);
+        location.reload();
+      } catch (error) {
+        alert(error.message);
+      }
+    };
+    row.querySelector("[data-set-admin]")?.addEventListener("click", (event) => {
+      const admin = event.target.dataset.setAdmin === "true";
+      act({ is_admin: admin }, admin ? null : `Remove ${row.dataset.name}'s administrator rights?`);
+    });
+    row.querySelector("[data-set-active]")?.addEventListener("click", (event) => {
+      const active = event.target.dataset.setActive === "true";
+      act({ active }, active ? null : `Deactivate ${row.dataset.name}? Their sessions end and their API keys are refused at once.`);
+    });
+    row.querySelector("[data-edit-groups]")?.addEventListener("click", () => {
+      editing = row;
+      const mine = new Set(row.dataset.groupIds.split(" ").filter(Boolean));
+      for (const box of groupsDialog.querySelectorAll('input[name="group_ids"]')) box.checked = mine.has(box.value);
+      groupsDialog.querySelector("[data-who]").textContent = row.dataset.name;
+      groupsDialog.querySelector("[data-error]").hidden = true;
+      groupsDialog.showModal();
+    });
+    row.querySelector("[data-invite]")?.addEventListener("click", async () => {
+      const dialog = document.getElementById("invite-dialog");
+      try {
+        const invite = await api("POST", `${url}/invite`, {});
+        dialog.querySelector("[data-invite-url]").value = invite.url;
+        dialog.querySelector("[data-who]").textContent = row.dataset.name;
+        dialog.showModal();
+        dialog.querySelector("[data-invite-url]").select();
+      } catch (error) {
+        alert(error.message);
+      }
+    });
+  }
+  groupsDialog?.querySelector("[data-groups-form]").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const ids = [...groupsDialog.querySelectorAll('input[name="group_ids"]:checked')].map((box) => box.value);
+    try {
+      await api("PATCH", editing.dataset.url, { group_ids: ids });
+      location.reload();
+    } catch (error) {
+      showError(groupsDialog, error);
+    }
+  });
+  document.querySelector("[data-copy-invite]")?.addEventListener("click", async (event) => {
+    const field = document.querySelector("[data-invite-url]");
+    field.select();
+    event.target.textContent = (await copy(field.value)) ? "Copied" : "Press Ctrl+C";
+  });
+}
+
+/** A fresh key for a grant, so that a retried click grants once (works without HTTPS too). */
+function idempotencyKey() {
+  return [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** The coins dialog (administrators): a user's or client's pool, grants and settings. */
+function pools() {
+  const dialog = document.getElementById("pool-dialog");
+  if (!dialog) return;
+  let url = null;
+  const describe = (pool) => {
+    const parts = [pool.state === "unlimited" ? "Unlimited" : pool.state === "balance" ? `${pool.balance} coins` : "Not configured"];
+    if (pool.limit !== null) parts.push(`ceiling ${pool.limit}`);
+    if (Number(pool.refill_per_hour) > 0) parts.push(`refills ${pool.refill_per_hour} an hour`);
+    if (pool.exhausted) parts.push("exhausted");
+    dialog.querySelector("[data-pool-now]").textContent = `Now: ${parts.join(", ")}.`;
+    const form = dialog.querySelector("[data-configure-form]");
+    form.elements.mode.value = pool.state;
+    form.elements.limit.value = pool.limit ?? "";
+    form.elements.refill_per_hour.value = pool.refill_per_hour;
+  };
+  for (const button of document.querySelectorAll("[data-pool]")) {
+    button.addEventListener("click", async () => {
+      url = button.dataset.pool;
+      dialog.querySelector("[data-who]").textContent = button.dataset.poolName;
+      dialog.querySelector("[data-error]").hidden = true;
+      try {
+        describe(await api("GET", `${url}/pool`));
+        dialog.showModal();
+      } catch (error) {
+        alert(error.message);
+      }
+    });
+  }
+  const grant = dialog.querySelector("[data-grant-form]");
+  grant.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = new FormData(grant);
+    try {
+      const made = await api("POST", `${url}/grants`, {
+        coins: Number(data.get("coins")), reason: data.get("reason").trim(), idempotency_key: idempotencyKey(),
+      });
+      describe(made.pool);
+      grant.reset();
+      dialog.querySelector("[data-error]").hidden = true;
+    } catch (error) {
+      showError(dialog, error);
+    }
+  });
+  const configure = dialog.querySelector("[data-configure-form]");
+  configure.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = new FormData(configure);
+    const body = { mode: data.get("mode"), refill_per_hour: Number(data.get("refill_per_hour") || 0) };
+    body.limit = data.get("limit") === "" ? null : Number(data.get("limit"));
+    try {
+      describe(await api("PUT", `${url}/pool`, body));
+      dialog.querySelector("[data-error]").hidden = true;
+    } catch (error) {
+      showError(dialog, error);
+    }
+  });
+  dialog.addEventListener("close", () => location.reload());
+}
+
 localTimes();
 countdowns();
 tables();
@@ -312,3 +464,5 @@ avatars();
 dialogs();
 newClient();
 client();
+users();
+pools();
