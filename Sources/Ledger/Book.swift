@@ -116,8 +116,10 @@ final class Book: @unchecked Sendable {
     /// Adds a settled line to the batch's rollups.
     func roll(_ hold: Hold, _ totals: Rollups.Totals) {
         for key in Rollups.keys(of: hold) { rollups[key, default: Rollups.Totals()].add(totals) }
-        keyTotals[KeyTotals.Key(organizationID: hold.organizationID, keyID: hold.keyID), default: KeyTotals.Delta()]
-            .add(totals, at: hold.createdAt)
+        if !hold.keyID.isEmpty {  // the web chat's lines have no key
+            keyTotals[KeyTotals.Key(organizationID: hold.organizationID, keyID: hold.keyID), default: KeyTotals.Delta()]
+                .add(totals, at: hold.createdAt)
+        }
         if hold.owner.type == .user || hold.owner.type == .client {
             let key = OwnerTotals.Key(
                 organizationID: hold.organizationID, ownerType: hold.owner.type.rawValue, ownerID: hold.owner.id,

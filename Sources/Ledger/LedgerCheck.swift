@@ -70,7 +70,7 @@ public enum LedgerCheck {
             db,
             sql: """
                 SELECT organization_id, ? AS owner_type, key_id AS owner_id, SUM(cost_micros) AS held
-                    FROM usage_lines WHERE status = 1 GROUP BY organization_id, key_id
+                    FROM usage_lines WHERE status = 1 AND key_id != '' GROUP BY organization_id, key_id
                 UNION ALL
                 SELECT organization_id, owner_type, owner_id, SUM(cost_micros)
                     FROM usage_lines WHERE status = 1 AND owner_type != ? GROUP BY organization_id, owner_type, owner_id

@@ -79,9 +79,10 @@ enum Metering {
         }
     }
 
-    /// The pools a request draws on, in path order: key, owner (unless the organisation), organisation.
+    /// The pools a request draws on, in path order: key (none for the web chat), owner (unless
+    /// the organisation), organisation.
     static func path(organizationID: String, keyID: String, owner: Lumen_Common_V1_PrincipalRef) -> [Lumen_Common_V1_PrincipalRef] {
-        var path: [Lumen_Common_V1_PrincipalRef] = [.with { $0.type = .key; $0.id = keyID }]
+        var path: [Lumen_Common_V1_PrincipalRef] = keyID.isEmpty ? [] : [.with { $0.type = .key; $0.id = keyID }]
         if owner.type != .organization { path.append(owner) }
         path.append(.with { $0.type = .organization; $0.id = organizationID })
         return path
@@ -249,8 +250,10 @@ enum Metering {
         guard !request.organizationID.isEmpty else {
             throw ServiceError.invalid("organization_required", "organization_id is required", param: "organization_id")
         }
-        guard !request.keyID.isEmpty else {
-            throw ServiceError.invalid("key_required", "key_id is required", param: "key_id")
+        // Only the dashboard's web chat goes without a key: a person, charged to their own pool.
+        guard !request.keyID.isEmpty || (request.origin == .web && request.owner.type == .user) else {
+            throw ServiceError.invalid(
+                "key_required", "key_id is required (only the web chat, origin WEB for a user, has none)", param: "key_id")
         }
         guard request.owner.type != .unspecified, request.owner.type != .key, !request.owner.id.isEmpty else {
             throw ServiceError.invalid("invalid_owner", "owner must be the organisation, a user or a client", param: "owner")

@@ -192,6 +192,55 @@ struct MeteringTests {
         }
     }
 
+    @Test("The web chat holds without a key: on the person's and the organisation's pools; nobody else goes keyless")
+    func webChatWithoutKey() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("lumen-web-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try await TestServices.run(location: .directory(directory)) { services in
+            let ledger = services.ledger
+            let ada = Lumen_Common_V1_PrincipalRef.with {
+                $0.type = .user
+                $0.id = "usr_ada"
+            }
+            func web(_ id: String, owner: Lumen_Common_V1_PrincipalRef = ada, origin: Lumen_Common_V1_UsageOrigin = .web)
+                -> Lumen_Ledger_V1_ReserveRequest
+            {
+                var request = Self.reserve(id, key: "", estimate: 300)
+                request.owner = owner
+                request.origin = origin
+                return request
+            }
+            // Without a key: only the web chat, and only for a person.
+            for request in [web("req_api", origin: .api), web("req_client", owner: .client("cli_1"))] {
+                do {
+                    _ = try await ledger.reserve(request, metadata: services.asInternal)
+                    Issue.record("\(request.requestID) was held without a key")
+                } catch let error as RPCError {
+                    #expect(error.code == .invalidArgument && reason(of: error) == "key_required")
+                }
+            }
+            _ = try await ledger.reserve(web("req_open"), metadata: services.asInternal)
+            _ = try await ledger.reserve(web("req_done"), metadata: services.asInternal)
+            let line = try await ledger.settle(Self.settle("req_done", cost: 120), metadata: services.asInternal).line
+            #expect(line.keyID.isEmpty && line.origin == .web && line.owner == ada && line.costMicros == 120)
+            let pool = try await ledger.getPool(
+                .with {
+                    $0.organizationID = "org_1"
+                    $0.owner = ada
+                }, metadata: services.asInternal
+            ).pool
+            #expect(pool.reservedMicros == 300 && pool.spentMicros == 120)
+            let usage = try await ledger.getOwnerUsage(
+                .with {
+                    $0.organizationID = "org_1"
+                    $0.owner = ada
+                }, metadata: services.asInternal)
+            #expect(usage.origins.map(\.origin) == [.web] && usage.origins[0].requests == 1 && usage.origins[0].costMicros == 120)
+        }
+        let report = try LedgerCheck.run(location: .directory(directory))
+        #expect(report.ok && report.openHolds == 1 && report.pools == 2)  // usr_ada, org_1: no key pool
+    }
+
     @Test("The invariant check: reservations equal open holds on every path; a tampered pool is named")
     func invariantCheck() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("lumen-check-\(UUID().uuidString)").path

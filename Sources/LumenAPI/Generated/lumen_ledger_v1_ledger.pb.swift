@@ -591,10 +591,11 @@ public nonisolated struct Lumen_Ledger_V1_ReserveRequest: Sendable {
   /// The organisation.
   public var organizationID: String = String()
 
-  /// The key making the request.
+  /// The key making the request; empty only for the dashboard's web chat (origin WEB, owner a
+  /// user), which draws on the user's and the organisation's pools.
   public var keyID: String = String()
 
-  /// The key's owner (user, client or organisation).
+  /// The key's owner (user, client or organisation); for the web chat, the person chatting.
   public var owner: Lumen_Common_V1_PrincipalRef {
     get {_owner ?? Lumen_Common_V1_PrincipalRef()}
     set {_owner = newValue}
