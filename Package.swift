@@ -303,7 +303,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AccountsTests",
-            dependencies: ["Accounts", "LumenTesting", .product(name: "GRPCCore", package: "grpc-swift-2")],
+            dependencies: ["Accounts", "LumenTesting", "RPCSupport", .product(name: "GRPCCore", package: "grpc-swift-2")],
             swiftSettings: swiftSettings
         ),
         /// Who may do what, decided by the services: seed 000's table over the RPC API.

@@ -86,6 +86,32 @@ struct AccountsStore: Sendable {
                     CREATE INDEX sessions_by_expiry ON sessions(expires_at);
                     """)
         }
+        migrator.registerMigration("v3: web-chat conversations") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE conversations (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        organization_id TEXT NOT NULL,
+                        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                        title TEXT NOT NULL,
+                        model TEXT NOT NULL,
+                        message_count INTEGER NOT NULL DEFAULT 0,
+                        created_at INTEGER NOT NULL,
+                        updated_at INTEGER NOT NULL
+                    );
+                    CREATE INDEX conversations_by_user ON conversations(organization_id, user_id, updated_at DESC, id);
+                    CREATE TABLE conversation_messages (
+                        conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+                        seq INTEGER NOT NULL,
+                        role TEXT NOT NULL,
+                        content TEXT NOT NULL,
+                        model TEXT NOT NULL,
+                        request_id TEXT NOT NULL,
+                        created_at INTEGER NOT NULL,
+                        PRIMARY KEY (conversation_id, seq)
+                    ) WITHOUT ROWID;
+                    """)
+        }
         return migrator
     }
 }

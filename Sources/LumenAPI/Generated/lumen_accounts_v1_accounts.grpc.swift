@@ -333,6 +333,84 @@ public enum Lumen_Accounts_V1_AccountsService: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "CreateConversation" metadata.
+        public enum CreateConversation: Sendable {
+            /// Request type for "CreateConversation".
+            public typealias Input = Lumen_Accounts_V1_CreateConversationRequest
+            /// Response type for "CreateConversation".
+            public typealias Output = Lumen_Accounts_V1_CreateConversationResponse
+            /// Descriptor for "CreateConversation".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.accounts.v1.AccountsService"),
+                method: "CreateConversation",
+                type: .unary
+            )
+        }
+        /// Namespace for "ListConversations" metadata.
+        public enum ListConversations: Sendable {
+            /// Request type for "ListConversations".
+            public typealias Input = Lumen_Accounts_V1_ListConversationsRequest
+            /// Response type for "ListConversations".
+            public typealias Output = Lumen_Accounts_V1_ListConversationsResponse
+            /// Descriptor for "ListConversations".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.accounts.v1.AccountsService"),
+                method: "ListConversations",
+                type: .unary
+            )
+        }
+        /// Namespace for "GetConversation" metadata.
+        public enum GetConversation: Sendable {
+            /// Request type for "GetConversation".
+            public typealias Input = Lumen_Accounts_V1_GetConversationRequest
+            /// Response type for "GetConversation".
+            public typealias Output = Lumen_Accounts_V1_GetConversationResponse
+            /// Descriptor for "GetConversation".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.accounts.v1.AccountsService"),
+                method: "GetConversation",
+                type: .unary
+            )
+        }
+        /// Namespace for "UpdateConversation" metadata.
+        public enum UpdateConversation: Sendable {
+            /// Request type for "UpdateConversation".
+            public typealias Input = Lumen_Accounts_V1_UpdateConversationRequest
+            /// Response type for "UpdateConversation".
+            public typealias Output = Lumen_Accounts_V1_UpdateConversationResponse
+            /// Descriptor for "UpdateConversation".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.accounts.v1.AccountsService"),
+                method: "UpdateConversation",
+                type: .unary
+            )
+        }
+        /// Namespace for "DeleteConversation" metadata.
+        public enum DeleteConversation: Sendable {
+            /// Request type for "DeleteConversation".
+            public typealias Input = Lumen_Accounts_V1_DeleteConversationRequest
+            /// Response type for "DeleteConversation".
+            public typealias Output = Lumen_Accounts_V1_DeleteConversationResponse
+            /// Descriptor for "DeleteConversation".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.accounts.v1.AccountsService"),
+                method: "DeleteConversation",
+                type: .unary
+            )
+        }
+        /// Namespace for "AppendMessages" metadata.
+        public enum AppendMessages: Sendable {
+            /// Request type for "AppendMessages".
+            public typealias Input = Lumen_Accounts_V1_AppendMessagesRequest
+            /// Response type for "AppendMessages".
+            public typealias Output = Lumen_Accounts_V1_AppendMessagesResponse
+            /// Descriptor for "AppendMessages".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.accounts.v1.AccountsService"),
+                method: "AppendMessages",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "lumen.accounts.v1.AccountsService" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             BootstrapOrganization.descriptor,
@@ -357,7 +435,13 @@ public enum Lumen_Accounts_V1_AccountsService: Sendable {
             AcceptInvite.descriptor,
             PutSession.descriptor,
             GetSession.descriptor,
-            DeleteSession.descriptor
+            DeleteSession.descriptor,
+            CreateConversation.descriptor,
+            ListConversations.descriptor,
+            GetConversation.descriptor,
+            UpdateConversation.descriptor,
+            DeleteConversation.descriptor,
+            AppendMessages.descriptor
         ]
     }
 }
@@ -826,6 +910,115 @@ extension Lumen_Accounts_V1_AccountsService {
             request: GRPCCore.StreamingServerRequest<Lumen_Accounts_V1_DeleteSessionRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_DeleteSessionResponse>
+
+        /// Handle the "CreateConversation" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Starts a conversation. INVALID_ARGUMENT (`invalid_title`, `invalid_model`).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Lumen_Accounts_V1_CreateConversationRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Accounts_V1_CreateConversationResponse` messages.
+        func createConversation(
+            request: GRPCCore.StreamingServerRequest<Lumen_Accounts_V1_CreateConversationRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_CreateConversationResponse>
+
+        /// Handle the "ListConversations" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The person's conversations, the most recently changed first; `page_info.total` counts them.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Lumen_Accounts_V1_ListConversationsRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Accounts_V1_ListConversationsResponse` messages.
+        func listConversations(
+            request: GRPCCore.StreamingServerRequest<Lumen_Accounts_V1_ListConversationsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_ListConversationsResponse>
+
+        /// Handle the "GetConversation" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A conversation with its messages, oldest first.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Lumen_Accounts_V1_GetConversationRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Accounts_V1_GetConversationResponse` messages.
+        func getConversation(
+            request: GRPCCore.StreamingServerRequest<Lumen_Accounts_V1_GetConversationRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_GetConversationResponse>
+
+        /// Handle the "UpdateConversation" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Renames a conversation or changes its model.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Lumen_Accounts_V1_UpdateConversationRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Accounts_V1_UpdateConversationResponse` messages.
+        func updateConversation(
+            request: GRPCCore.StreamingServerRequest<Lumen_Accounts_V1_UpdateConversationRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_UpdateConversationResponse>
+
+        /// Handle the "DeleteConversation" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Deletes a conversation and its messages (what they cost stays in the ledger).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Lumen_Accounts_V1_DeleteConversationRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Accounts_V1_DeleteConversationResponse` messages.
+        func deleteConversation(
+            request: GRPCCore.StreamingServerRequest<Lumen_Accounts_V1_DeleteConversationRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_DeleteConversationResponse>
+
+        /// Handle the "AppendMessages" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Adds messages at the end of a conversation, in one transaction. INVALID_ARGUMENT
+        /// > (`invalid_role`, `message_too_large`, `too_many_messages`).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Lumen_Accounts_V1_AppendMessagesRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Accounts_V1_AppendMessagesResponse` messages.
+        func appendMessages(
+            request: GRPCCore.StreamingServerRequest<Lumen_Accounts_V1_AppendMessagesRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_AppendMessagesResponse>
     }
 
     /// Service protocol for the "lumen.accounts.v1.AccountsService" service.
@@ -1278,6 +1471,115 @@ extension Lumen_Accounts_V1_AccountsService {
             request: GRPCCore.ServerRequest<Lumen_Accounts_V1_DeleteSessionRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Lumen_Accounts_V1_DeleteSessionResponse>
+
+        /// Handle the "CreateConversation" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Starts a conversation. INVALID_ARGUMENT (`invalid_title`, `invalid_model`).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_CreateConversationRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Lumen_Accounts_V1_CreateConversationResponse` message.
+        func createConversation(
+            request: GRPCCore.ServerRequest<Lumen_Accounts_V1_CreateConversationRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Lumen_Accounts_V1_CreateConversationResponse>
+
+        /// Handle the "ListConversations" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The person's conversations, the most recently changed first; `page_info.total` counts them.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_ListConversationsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Lumen_Accounts_V1_ListConversationsResponse` message.
+        func listConversations(
+            request: GRPCCore.ServerRequest<Lumen_Accounts_V1_ListConversationsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Lumen_Accounts_V1_ListConversationsResponse>
+
+        /// Handle the "GetConversation" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A conversation with its messages, oldest first.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_GetConversationRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Lumen_Accounts_V1_GetConversationResponse` message.
+        func getConversation(
+            request: GRPCCore.ServerRequest<Lumen_Accounts_V1_GetConversationRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Lumen_Accounts_V1_GetConversationResponse>
+
+        /// Handle the "UpdateConversation" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Renames a conversation or changes its model.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_UpdateConversationRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Lumen_Accounts_V1_UpdateConversationResponse` message.
+        func updateConversation(
+            request: GRPCCore.ServerRequest<Lumen_Accounts_V1_UpdateConversationRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Lumen_Accounts_V1_UpdateConversationResponse>
+
+        /// Handle the "DeleteConversation" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Deletes a conversation and its messages (what they cost stays in the ledger).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_DeleteConversationRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Lumen_Accounts_V1_DeleteConversationResponse` message.
+        func deleteConversation(
+            request: GRPCCore.ServerRequest<Lumen_Accounts_V1_DeleteConversationRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Lumen_Accounts_V1_DeleteConversationResponse>
+
+        /// Handle the "AppendMessages" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Adds messages at the end of a conversation, in one transaction. INVALID_ARGUMENT
+        /// > (`invalid_role`, `message_too_large`, `too_many_messages`).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_AppendMessagesRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Lumen_Accounts_V1_AppendMessagesResponse` message.
+        func appendMessages(
+            request: GRPCCore.ServerRequest<Lumen_Accounts_V1_AppendMessagesRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Lumen_Accounts_V1_AppendMessagesResponse>
     }
 
     /// Simple service protocol for the "lumen.accounts.v1.AccountsService" service.
@@ -1729,6 +2031,115 @@ extension Lumen_Accounts_V1_AccountsService {
             request: Lumen_Accounts_V1_DeleteSessionRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Lumen_Accounts_V1_DeleteSessionResponse
+
+        /// Handle the "CreateConversation" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Starts a conversation. INVALID_ARGUMENT (`invalid_title`, `invalid_model`).
+        ///
+        /// - Parameters:
+        ///   - request: A `Lumen_Accounts_V1_CreateConversationRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Lumen_Accounts_V1_CreateConversationResponse` to respond with.
+        func createConversation(
+            request: Lumen_Accounts_V1_CreateConversationRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Lumen_Accounts_V1_CreateConversationResponse
+
+        /// Handle the "ListConversations" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The person's conversations, the most recently changed first; `page_info.total` counts them.
+        ///
+        /// - Parameters:
+        ///   - request: A `Lumen_Accounts_V1_ListConversationsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Lumen_Accounts_V1_ListConversationsResponse` to respond with.
+        func listConversations(
+            request: Lumen_Accounts_V1_ListConversationsRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Lumen_Accounts_V1_ListConversationsResponse
+
+        /// Handle the "GetConversation" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A conversation with its messages, oldest first.
+        ///
+        /// - Parameters:
+        ///   - request: A `Lumen_Accounts_V1_GetConversationRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Lumen_Accounts_V1_GetConversationResponse` to respond with.
+        func getConversation(
+            request: Lumen_Accounts_V1_GetConversationRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Lumen_Accounts_V1_GetConversationResponse
+
+        /// Handle the "UpdateConversation" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Renames a conversation or changes its model.
+        ///
+        /// - Parameters:
+        ///   - request: A `Lumen_Accounts_V1_UpdateConversationRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Lumen_Accounts_V1_UpdateConversationResponse` to respond with.
+        func updateConversation(
+            request: Lumen_Accounts_V1_UpdateConversationRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Lumen_Accounts_V1_UpdateConversationResponse
+
+        /// Handle the "DeleteConversation" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Deletes a conversation and its messages (what they cost stays in the ledger).
+        ///
+        /// - Parameters:
+        ///   - request: A `Lumen_Accounts_V1_DeleteConversationRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Lumen_Accounts_V1_DeleteConversationResponse` to respond with.
+        func deleteConversation(
+            request: Lumen_Accounts_V1_DeleteConversationRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Lumen_Accounts_V1_DeleteConversationResponse
+
+        /// Handle the "AppendMessages" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Adds messages at the end of a conversation, in one transaction. INVALID_ARGUMENT
+        /// > (`invalid_role`, `message_too_large`, `too_many_messages`).
+        ///
+        /// - Parameters:
+        ///   - request: A `Lumen_Accounts_V1_AppendMessagesRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Lumen_Accounts_V1_AppendMessagesResponse` to respond with.
+        func appendMessages(
+            request: Lumen_Accounts_V1_AppendMessagesRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Lumen_Accounts_V1_AppendMessagesResponse
     }
 }
 
@@ -1989,6 +2400,72 @@ extension Lumen_Accounts_V1_AccountsService.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Lumen_Accounts_V1_AccountsService.Method.CreateConversation.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Accounts_V1_CreateConversationRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_CreateConversationResponse>(),
+            handler: { request, context in
+                try await self.createConversation(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Lumen_Accounts_V1_AccountsService.Method.ListConversations.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Accounts_V1_ListConversationsRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_ListConversationsResponse>(),
+            handler: { request, context in
+                try await self.listConversations(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Lumen_Accounts_V1_AccountsService.Method.GetConversation.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Accounts_V1_GetConversationRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_GetConversationResponse>(),
+            handler: { request, context in
+                try await self.getConversation(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Lumen_Accounts_V1_AccountsService.Method.UpdateConversation.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Accounts_V1_UpdateConversationRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_UpdateConversationResponse>(),
+            handler: { request, context in
+                try await self.updateConversation(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Lumen_Accounts_V1_AccountsService.Method.DeleteConversation.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Accounts_V1_DeleteConversationRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_DeleteConversationResponse>(),
+            handler: { request, context in
+                try await self.deleteConversation(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Lumen_Accounts_V1_AccountsService.Method.AppendMessages.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Accounts_V1_AppendMessagesRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_AppendMessagesResponse>(),
+            handler: { request, context in
+                try await self.appendMessages(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -2242,6 +2719,72 @@ extension Lumen_Accounts_V1_AccountsService.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_DeleteSessionResponse> {
         let response = try await self.deleteSession(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func createConversation(
+        request: GRPCCore.StreamingServerRequest<Lumen_Accounts_V1_CreateConversationRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_CreateConversationResponse> {
+        let response = try await self.createConversation(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func listConversations(
+        request: GRPCCore.StreamingServerRequest<Lumen_Accounts_V1_ListConversationsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_ListConversationsResponse> {
+        let response = try await self.listConversations(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func getConversation(
+        request: GRPCCore.StreamingServerRequest<Lumen_Accounts_V1_GetConversationRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_GetConversationResponse> {
+        let response = try await self.getConversation(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func updateConversation(
+        request: GRPCCore.StreamingServerRequest<Lumen_Accounts_V1_UpdateConversationRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_UpdateConversationResponse> {
+        let response = try await self.updateConversation(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func deleteConversation(
+        request: GRPCCore.StreamingServerRequest<Lumen_Accounts_V1_DeleteConversationRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_DeleteConversationResponse> {
+        let response = try await self.deleteConversation(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func appendMessages(
+        request: GRPCCore.StreamingServerRequest<Lumen_Accounts_V1_AppendMessagesRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_AppendMessagesResponse> {
+        let response = try await self.appendMessages(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -2548,6 +3091,84 @@ extension Lumen_Accounts_V1_AccountsService.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Lumen_Accounts_V1_DeleteSessionResponse> {
         return GRPCCore.ServerResponse<Lumen_Accounts_V1_DeleteSessionResponse>(
             message: try await self.deleteSession(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func createConversation(
+        request: GRPCCore.ServerRequest<Lumen_Accounts_V1_CreateConversationRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Lumen_Accounts_V1_CreateConversationResponse> {
+        return GRPCCore.ServerResponse<Lumen_Accounts_V1_CreateConversationResponse>(
+            message: try await self.createConversation(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func listConversations(
+        request: GRPCCore.ServerRequest<Lumen_Accounts_V1_ListConversationsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Lumen_Accounts_V1_ListConversationsResponse> {
+        return GRPCCore.ServerResponse<Lumen_Accounts_V1_ListConversationsResponse>(
+            message: try await self.listConversations(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func getConversation(
+        request: GRPCCore.ServerRequest<Lumen_Accounts_V1_GetConversationRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Lumen_Accounts_V1_GetConversationResponse> {
+        return GRPCCore.ServerResponse<Lumen_Accounts_V1_GetConversationResponse>(
+            message: try await self.getConversation(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func updateConversation(
+        request: GRPCCore.ServerRequest<Lumen_Accounts_V1_UpdateConversationRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Lumen_Accounts_V1_UpdateConversationResponse> {
+        return GRPCCore.ServerResponse<Lumen_Accounts_V1_UpdateConversationResponse>(
+            message: try await self.updateConversation(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func deleteConversation(
+        request: GRPCCore.ServerRequest<Lumen_Accounts_V1_DeleteConversationRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Lumen_Accounts_V1_DeleteConversationResponse> {
+        return GRPCCore.ServerResponse<Lumen_Accounts_V1_DeleteConversationResponse>(
+            message: try await self.deleteConversation(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func appendMessages(
+        request: GRPCCore.ServerRequest<Lumen_Accounts_V1_AppendMessagesRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Lumen_Accounts_V1_AppendMessagesResponse> {
+        return GRPCCore.ServerResponse<Lumen_Accounts_V1_AppendMessagesResponse>(
+            message: try await self.appendMessages(
                 request: request.message,
                 context: context
             ),
@@ -3121,6 +3742,145 @@ extension Lumen_Accounts_V1_AccountsService {
             deserializer: some GRPCCore.MessageDeserializer<Lumen_Accounts_V1_DeleteSessionResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_DeleteSessionResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "CreateConversation" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Starts a conversation. INVALID_ARGUMENT (`invalid_title`, `invalid_model`).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_CreateConversationRequest` message.
+        ///   - serializer: A serializer for `Lumen_Accounts_V1_CreateConversationRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Accounts_V1_CreateConversationResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func createConversation<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Accounts_V1_CreateConversationRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Accounts_V1_CreateConversationRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Accounts_V1_CreateConversationResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_CreateConversationResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ListConversations" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The person's conversations, the most recently changed first; `page_info.total` counts them.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_ListConversationsRequest` message.
+        ///   - serializer: A serializer for `Lumen_Accounts_V1_ListConversationsRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Accounts_V1_ListConversationsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func listConversations<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Accounts_V1_ListConversationsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Accounts_V1_ListConversationsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Accounts_V1_ListConversationsResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_ListConversationsResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "GetConversation" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A conversation with its messages, oldest first.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_GetConversationRequest` message.
+        ///   - serializer: A serializer for `Lumen_Accounts_V1_GetConversationRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Accounts_V1_GetConversationResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func getConversation<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Accounts_V1_GetConversationRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Accounts_V1_GetConversationRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Accounts_V1_GetConversationResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_GetConversationResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "UpdateConversation" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Renames a conversation or changes its model.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_UpdateConversationRequest` message.
+        ///   - serializer: A serializer for `Lumen_Accounts_V1_UpdateConversationRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Accounts_V1_UpdateConversationResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func updateConversation<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Accounts_V1_UpdateConversationRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Accounts_V1_UpdateConversationRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Accounts_V1_UpdateConversationResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_UpdateConversationResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "DeleteConversation" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Deletes a conversation and its messages (what they cost stays in the ledger).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_DeleteConversationRequest` message.
+        ///   - serializer: A serializer for `Lumen_Accounts_V1_DeleteConversationRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Accounts_V1_DeleteConversationResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func deleteConversation<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Accounts_V1_DeleteConversationRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Accounts_V1_DeleteConversationRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Accounts_V1_DeleteConversationResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_DeleteConversationResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "AppendMessages" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Adds messages at the end of a conversation, in one transaction. INVALID_ARGUMENT
+        /// > (`invalid_role`, `message_too_large`, `too_many_messages`).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_AppendMessagesRequest` message.
+        ///   - serializer: A serializer for `Lumen_Accounts_V1_AppendMessagesRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Accounts_V1_AppendMessagesResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func appendMessages<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Accounts_V1_AppendMessagesRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Accounts_V1_AppendMessagesRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Accounts_V1_AppendMessagesResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_AppendMessagesResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -3948,6 +4708,211 @@ extension Lumen_Accounts_V1_AccountsService {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "CreateConversation" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Starts a conversation. INVALID_ARGUMENT (`invalid_title`, `invalid_model`).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_CreateConversationRequest` message.
+        ///   - serializer: A serializer for `Lumen_Accounts_V1_CreateConversationRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Accounts_V1_CreateConversationResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func createConversation<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Accounts_V1_CreateConversationRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Accounts_V1_CreateConversationRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Accounts_V1_CreateConversationResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_CreateConversationResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Lumen_Accounts_V1_AccountsService.Method.CreateConversation.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ListConversations" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The person's conversations, the most recently changed first; `page_info.total` counts them.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_ListConversationsRequest` message.
+        ///   - serializer: A serializer for `Lumen_Accounts_V1_ListConversationsRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Accounts_V1_ListConversationsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func listConversations<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Accounts_V1_ListConversationsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Accounts_V1_ListConversationsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Accounts_V1_ListConversationsResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_ListConversationsResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Lumen_Accounts_V1_AccountsService.Method.ListConversations.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "GetConversation" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A conversation with its messages, oldest first.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_GetConversationRequest` message.
+        ///   - serializer: A serializer for `Lumen_Accounts_V1_GetConversationRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Accounts_V1_GetConversationResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func getConversation<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Accounts_V1_GetConversationRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Accounts_V1_GetConversationRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Accounts_V1_GetConversationResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_GetConversationResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Lumen_Accounts_V1_AccountsService.Method.GetConversation.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "UpdateConversation" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Renames a conversation or changes its model.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_UpdateConversationRequest` message.
+        ///   - serializer: A serializer for `Lumen_Accounts_V1_UpdateConversationRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Accounts_V1_UpdateConversationResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func updateConversation<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Accounts_V1_UpdateConversationRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Accounts_V1_UpdateConversationRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Accounts_V1_UpdateConversationResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_UpdateConversationResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Lumen_Accounts_V1_AccountsService.Method.UpdateConversation.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "DeleteConversation" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Deletes a conversation and its messages (what they cost stays in the ledger).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_DeleteConversationRequest` message.
+        ///   - serializer: A serializer for `Lumen_Accounts_V1_DeleteConversationRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Accounts_V1_DeleteConversationResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func deleteConversation<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Accounts_V1_DeleteConversationRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Accounts_V1_DeleteConversationRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Accounts_V1_DeleteConversationResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_DeleteConversationResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Lumen_Accounts_V1_AccountsService.Method.DeleteConversation.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "AppendMessages" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Adds messages at the end of a conversation, in one transaction. INVALID_ARGUMENT
+        /// > (`invalid_role`, `message_too_large`, `too_many_messages`).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_AppendMessagesRequest` message.
+        ///   - serializer: A serializer for `Lumen_Accounts_V1_AppendMessagesRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Accounts_V1_AppendMessagesResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func appendMessages<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Accounts_V1_AppendMessagesRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Accounts_V1_AppendMessagesRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Accounts_V1_AppendMessagesResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_AppendMessagesResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Lumen_Accounts_V1_AccountsService.Method.AppendMessages.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -4639,6 +5604,181 @@ extension Lumen_Accounts_V1_AccountsService.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_DeleteSessionRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Accounts_V1_DeleteSessionResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "CreateConversation" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Starts a conversation. INVALID_ARGUMENT (`invalid_title`, `invalid_model`).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Lumen_Accounts_V1_CreateConversationRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func createConversation<Result>(
+        request: GRPCCore.ClientRequest<Lumen_Accounts_V1_CreateConversationRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_CreateConversationResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.createConversation(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_CreateConversationRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Accounts_V1_CreateConversationResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListConversations" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The person's conversations, the most recently changed first; `page_info.total` counts them.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Lumen_Accounts_V1_ListConversationsRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listConversations<Result>(
+        request: GRPCCore.ClientRequest<Lumen_Accounts_V1_ListConversationsRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_ListConversationsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.listConversations(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_ListConversationsRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Accounts_V1_ListConversationsResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetConversation" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A conversation with its messages, oldest first.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Lumen_Accounts_V1_GetConversationRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getConversation<Result>(
+        request: GRPCCore.ClientRequest<Lumen_Accounts_V1_GetConversationRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_GetConversationResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.getConversation(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_GetConversationRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Accounts_V1_GetConversationResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "UpdateConversation" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Renames a conversation or changes its model.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Lumen_Accounts_V1_UpdateConversationRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func updateConversation<Result>(
+        request: GRPCCore.ClientRequest<Lumen_Accounts_V1_UpdateConversationRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_UpdateConversationResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.updateConversation(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_UpdateConversationRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Accounts_V1_UpdateConversationResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "DeleteConversation" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Deletes a conversation and its messages (what they cost stays in the ledger).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Lumen_Accounts_V1_DeleteConversationRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func deleteConversation<Result>(
+        request: GRPCCore.ClientRequest<Lumen_Accounts_V1_DeleteConversationRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_DeleteConversationResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.deleteConversation(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_DeleteConversationRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Accounts_V1_DeleteConversationResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "AppendMessages" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Adds messages at the end of a conversation, in one transaction. INVALID_ARGUMENT
+    /// > (`invalid_role`, `message_too_large`, `too_many_messages`).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Lumen_Accounts_V1_AppendMessagesRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func appendMessages<Result>(
+        request: GRPCCore.ClientRequest<Lumen_Accounts_V1_AppendMessagesRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_AppendMessagesResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.appendMessages(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_AppendMessagesRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Accounts_V1_AppendMessagesResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -5424,6 +6564,205 @@ extension Lumen_Accounts_V1_AccountsService.ClientProtocol {
             metadata: metadata
         )
         return try await self.deleteSession(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "CreateConversation" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Starts a conversation. INVALID_ARGUMENT (`invalid_title`, `invalid_model`).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func createConversation<Result>(
+        _ message: Lumen_Accounts_V1_CreateConversationRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_CreateConversationResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Lumen_Accounts_V1_CreateConversationRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.createConversation(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListConversations" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The person's conversations, the most recently changed first; `page_info.total` counts them.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listConversations<Result>(
+        _ message: Lumen_Accounts_V1_ListConversationsRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_ListConversationsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Lumen_Accounts_V1_ListConversationsRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.listConversations(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetConversation" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A conversation with its messages, oldest first.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getConversation<Result>(
+        _ message: Lumen_Accounts_V1_GetConversationRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_GetConversationResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Lumen_Accounts_V1_GetConversationRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.getConversation(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "UpdateConversation" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Renames a conversation or changes its model.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func updateConversation<Result>(
+        _ message: Lumen_Accounts_V1_UpdateConversationRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_UpdateConversationResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Lumen_Accounts_V1_UpdateConversationRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.updateConversation(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "DeleteConversation" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Deletes a conversation and its messages (what they cost stays in the ledger).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func deleteConversation<Result>(
+        _ message: Lumen_Accounts_V1_DeleteConversationRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_DeleteConversationResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Lumen_Accounts_V1_DeleteConversationRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.deleteConversation(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "AppendMessages" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Adds messages at the end of a conversation, in one transaction. INVALID_ARGUMENT
+    /// > (`invalid_role`, `message_too_large`, `too_many_messages`).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func appendMessages<Result>(
+        _ message: Lumen_Accounts_V1_AppendMessagesRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_AppendMessagesResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Lumen_Accounts_V1_AppendMessagesRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.appendMessages(
             request: request,
             options: options,
             onResponse: handleResponse
