@@ -27,8 +27,9 @@ public struct Dashboard: Sendable {
         self.site = try Site()
     }
 
-    /// Adds the pages and `/api/…` to `router`; keys made or revoked here reach `caches` at once.
-    public func addRoutes(to router: Router<DashboardContext>, caches: GatewayCaches?) {
+    /// Adds the pages and `/api/…` to `router`; keys made or revoked here reach `caches` at once;
+    /// the web chat answers through `webChat`, the gateway's own inference path.
+    public func addRoutes(to router: Router<DashboardContext>, caches: GatewayCaches?, webChat: WebChat?) {
         let sessions = SessionStorage<DashboardSession>(
             store,
             configuration: .init(
@@ -61,6 +62,7 @@ public struct Dashboard: Sendable {
         profile.addRoutes(to: signedIn)
         let users = UsersController(services: services)
         users.addRoutes(to: signedIn)
+        ChatController(services: services, webChat: webChat).addRoutes(to: signedIn)
 
         let pages = PagesController(site: site, session: controller, profile: profile, keys: keys, models: models, clients: clients, users: users)
         let pageGroup = withSession.group().add(middleware: PageErrors(site: site))

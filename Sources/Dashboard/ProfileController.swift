@@ -27,12 +27,15 @@ struct ProfileController: Sendable {
         let person = try context.person
         let metadata = try context.acting(services)
         let owner = Lumen_Common_V1_PrincipalRef.user(person.userID)
-        let (user, groups, usage, pool) = try await APIError.translating {
+        let (user, groups, usage, pool, conversations) = try await APIError.translating {
             async let user = services.accounts.getUser(.with { $0.userID = person.userID }, metadata: metadata).user
             async let groups = services.accounts.listGroups(.init(), metadata: metadata).groups
             async let usage = services.ledger.getOwnerUsage(.with { $0.owner = owner }, metadata: metadata)
             async let pool = services.ledger.getPool(.with { $0.owner = owner }, metadata: metadata).pool
-            return try await (user, groups, usage, pool)
+            async let conversations = services.accounts.listConversations(
+                .with { $0.page = .with { $0.limit = 1 } }, metadata: metadata
+            ).pageInfo.total
+            return try await (user, groups, usage, pool, conversations)
         }
         let models = usage.models
         let web = usage.origins.first { $0.origin == .web }
@@ -46,7 +49,7 @@ struct ProfileController: Sendable {
             // The ledger orders models by requests, then tokens.
             favoriteModel: models.first?.logicalModel, pool: PoolObject(pool, coins: coins),
             webChat: WebChatObject(
-                requests: web?.requests ?? 0,
+                conversations: conversations, requests: web?.requests ?? 0,
                 tokens: (web?.inputTokens ?? 0) + (web?.cachedInputTokens ?? 0) + (web?.outputTokens ?? 0),
                 coins: coins.amount(micros: web?.costMicros ?? 0),
                 lastUsedAt: web.map { RFC3339.format(millis: $0.lastUsedAt.millis) }))
@@ -105,18 +108,21 @@ struct ProfileObject: Encodable, Sendable {
 
 /// The profile's web-chat row: requests, tokens and coins through the web chat, and its last use.
 struct WebChatObject: Encodable, Sendable {
+    /// Conversations the person has (deleted ones no longer count).
+    var conversations: Int64
     var requests: Int64
     var tokens: Int64
     var coins: Decimal
     var lastUsedAt: String?
 
     enum CodingKeys: String, CodingKey {
-        case requests, tokens, coins
+        case conversations, requests, tokens, coins
         case lastUsedAt = "last_used_at"
     }
 
     func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(conversations, forKey: .conversations)
         try container.encode(requests, forKey: .requests)
         try container.encode(tokens, forKey: .tokens)
         try container.encode(coins, forKey: .coins)

@@ -112,7 +112,7 @@ public struct GatewayConfiguration: Sendable {
 /// `x-request-id`, errors included.
 public func buildRouter<Context: RequestContext>(
     context: Context.Type, services: GatewayServices, caches: GatewayCaches, inference: GatewayInference,
-    clock: WallClock = .system, logger: Logger, more: (Router<Context>, GatewayCaches) -> Void = { _, _ in }
+    clock: WallClock = .system, logger: Logger, more: (Router<Context>, GatewayCaches, WebChat) -> Void = { _, _, _ in }
 ) -> Router<Context> {
     let (router, routes) = baseRouter(context: Context.self, caches: caches, inference: inference)
     let management = router.group("v1/management")
@@ -124,7 +124,7 @@ public func buildRouter<Context: RequestContext>(
         meter: inference.meter, router: inference.router, limiter: RateLimiter(),
         metrics: inference.metrics, clock: clock, logger: logger)
     OpenAIController(pipeline: pipeline).addRoutes(to: router.group("v1"))
-    more(router, caches)
+    more(router, caches, WebChat(pipeline: pipeline))
     routes.record(router.routes)
     return router
 }
@@ -219,7 +219,7 @@ public func buildGateway<Context: RequestContext>(
     configuration: GatewayConfiguration,
     services: GatewayServices,
     logger: Logger,
-    more: (Router<Context>, GatewayCaches) -> Void = { _, _ in },
+    more: (Router<Context>, GatewayCaches, WebChat) -> Void = { _, _, _ in },
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in },
     onOperationsRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> Gateway<Context> where Context: InitializableFromSource<ApplicationRequestContextSource> {

@@ -52,7 +52,7 @@ struct PageRenderingTests {
             avatarURL: ProfileObject.gravatar("ada@example.com"), groups: [GroupRef(id: "grp_1", name: "<b>research</b>")],
             coinsUsed: Decimal(string: "123456.789")!, tokensUsed: 9_876_543, requests: 3, favoriteModel: "gpt-4o",
             pool: PoolObject(.with { $0.mode = .unlimited }, coins: Coins()),
-            webChat: WebChatObject(requests: 0, tokens: 0, coins: 0, lastUsedAt: nil))
+            webChat: WebChatObject(conversations: 0, requests: 0, tokens: 0, coins: 0, lastUsedAt: nil))
         return ProfilePage(
             layout: layout(), profile: ProfileView(card), keys: KeyTableView(keys, base: "/api/me/keys"),
             models: ModelTableView([], consentBase: "/api/me/models", forClient: false))

@@ -137,7 +137,7 @@ struct WebChatView {
     var lastUsedAt: String?
 
     init(_ row: WebChatObject) {
-        conversations = "—"
+        conversations = Figures.count(row.conversations)
         requests = Figures.count(row.requests)
         tokens = Figures.count(row.tokens)
         coins = Figures.coins(row.coins)

@@ -47,15 +47,27 @@ struct InferencePipeline: Sendable {
         /// The backend that answered, once one has; the answer carries the logical name, the
         /// log line both.
         var backend: Lumen_Registry_V1_Backend?
+        /// The API (a key) or the dashboard's web chat (a person, no key).
+        var origin: Lumen_Common_V1_UsageOrigin = .api
     }
 
     /// Serves one request and counts it in the metrics (the model label only once the model
     /// is known to exist, so callers cannot inflate the label set).
     func handle(_ endpoint: InferenceEndpoint, _ httpRequest: Request) async throws -> Response {
+        try await counted(endpoint, httpRequest) { started, label in
+            try await serve(endpoint, httpRequest, started: started, label: &label)
+        }
+    }
+
+    /// Runs `serve` and counts what it answered in the metrics.
+    func counted(
+        _ endpoint: InferenceEndpoint, _ httpRequest: Request,
+        _ serve: (ContinuousClock.Instant, inout String) async throws -> Response
+    ) async throws -> Response {
         let started = ContinuousClock.now
         var label = "-"
         do {
-            let response = try await serve(endpoint, httpRequest, started: started, label: &label)
+            let response = try await serve(started, &label)
             metrics.request(model: label, scene: endpoint.scene, status: Int(response.status.code))
             if !(response.headers[.contentType]?.hasPrefix("text/event-stream") ?? false) {
                 metrics.latency(model: label, scene: endpoint.scene, started.duration(to: .now))
@@ -71,19 +83,52 @@ struct InferencePipeline: Sendable {
     func serve(
         _ endpoint: InferenceEndpoint, _ httpRequest: Request, started: ContinuousClock.Instant, label: inout String
     ) async throws -> Response {
-        let requestID = RequestID.current
         let key = try admission.key(httpRequest)
         let buffer = try await httpRequest.body.collect(upTo: endpoint.isPassthrough ? Self.maxUploadBytes : Self.maxBodyBytes)
         let request = try InferenceRequest(endpoint, bytes: buffer, contentType: httpRequest.headers[.contentType])
+        return try await run(
+            request, key: key, callerCredential: try Self.callerCredential(httpRequest), origin: .api, started: started, label: &label)
+    }
+
+    /// A chat completion for a person of the dashboard's web chat: admitted as the person (their
+    /// groups, their consents, not deactivated), held on their own pool without a key, origin
+    /// `web`, and answered as the API would.
+    func serveWeb(
+        organizationID: String, userID: String, body: [String: JSONValue], started: ContinuousClock.Instant, label: inout String
+    ) async throws -> Response {
+        if admission.memberships.isInactive(userID) {
+            throw APIError(.unauthorized, code: "owner_inactive", message: "your account is deactivated")
+        }
+        let person = Lumen_Keys_V1_Key.with {
+            $0.organizationID = organizationID
+            $0.owner = .with {
+                $0.type = .user
+                $0.id = userID
+            }
+            $0.kind = .inference
+            $0.status = .active
+        }
+        let request = try InferenceRequest(.chatCompletions, body: body)
+        return try await run(request, key: person, callerCredential: nil, origin: .web, started: started, label: &label)
+    }
+
+    /// Admission of the model, the hold, the upstream call and the answer, for `key` (a
+    /// person's stand-in without an id for the web chat).
+    func run(
+        _ request: InferenceRequest, key: Lumen_Keys_V1_Key, callerCredential: String?, origin: Lumen_Common_V1_UsageOrigin,
+        started: ContinuousClock.Instant, label: inout String
+    ) async throws -> Response {
+        let requestID = RequestID.current
+        let endpoint = request.endpoint
         let model = try admission.model(request.model, for: key)
         label = model.name
         guard model.scenes.contains(endpoint.scene) else {
             throw APIError.invalid(
                 "model_not_supported", "\(model.name) does not serve /v1/\(endpoint.rawValue)", param: "model")
         }
-        let callerCredential = try Self.callerCredential(httpRequest)
         var admitted = Admitted(
-            requestID: requestID, key: key, model: model, request: request, byok: callerCredential != nil, started: started)
+            requestID: requestID, key: key, model: model, request: request, byok: callerCredential != nil, started: started,
+            origin: origin)
         try await admit(&admitted)
         let backendResponse: (Lumen_Registry_V1_Backend, UpstreamResponse)
         do {
@@ -219,6 +264,7 @@ struct InferencePipeline: Sendable {
                     $0.modelVendor = admitted.model.vendor
                     $0.scene = admitted.request.endpoint.scene
                     $0.accessChannel = admitted.byok ? .byok : .platform
+                    $0.origin = admitted.origin
                 })
             metrics.holdPlaced()
         } catch let error as ServiceError {
