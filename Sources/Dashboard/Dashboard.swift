@@ -62,9 +62,10 @@ public struct Dashboard: Sendable {
         profile.addRoutes(to: signedIn)
         let users = UsersController(services: services)
         users.addRoutes(to: signedIn)
-        ChatController(services: services, webChat: webChat).addRoutes(to: signedIn)
+        let chat = ChatController(services: services, webChat: webChat)
+        chat.addRoutes(to: signedIn)
 
-        let pages = PagesController(site: site, session: controller, profile: profile, keys: keys, models: models, clients: clients, users: users)
+        let pages = PagesController(site: site, session: controller, profile: profile, keys: keys, models: models, clients: clients, users: users, chat: chat)
         let pageGroup = withSession.group().add(middleware: PageErrors(site: site))
         pages.addPublicRoutes(to: pageGroup)
         pages.addRoutes(to: pageGroup.group().add(middleware: SignedInPage()))

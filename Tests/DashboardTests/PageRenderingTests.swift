@@ -92,10 +92,12 @@ struct PageRenderingTests {
 
     @Test("Every template parses and every static file is served with its type")
     func assets() throws {
-        for name in ["layout", "login", "invite", "error", "profile", "keys", "models", "pool-tiles", "usage-cells"] {
+        for name in ["layout", "login", "invite", "error", "profile", "keys", "models", "pool-tiles", "usage-cells", "chat", "clients", "client", "model", "users", "pool-dialog", "consent-dialog"] {
             #expect(site.library.getTemplate(named: name) != nil, "\(name)")
         }
         #expect(site.assets["app.css"]?.contentType == "text/css; charset=utf-8")
-        #expect(site.assets["app.js"]?.contentType == "text/javascript; charset=utf-8")
+        for script in ["app.js", "api.js", "chat.js", "markdown.js"] {
+            #expect(site.assets[script]?.contentType == "text/javascript; charset=utf-8", "\(script)")
+        }
     }
 }

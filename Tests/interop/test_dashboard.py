@@ -372,3 +372,78 @@ def test_an_administrator_manages_people_groups_and_coins(site, browser):
     expect(newcomer).to_have_url(re.compile(r"/login\?next=/profile$"))
     admin.context.close()
     newcomer.context.close()
+
+
+def test_web_chat_streams_markdown_keeps_conversations_and_counts_on_the_profile(site, browser):
+    page = signed_in_page(browser, site, site.credentials["email"], site.credentials["password"])
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.get_by_role("link", name="Chat").click()
+    expect(page).to_have_url(site.http + "/chat")
+    expect(page.get_by_text("No conversations yet")).to_be_visible()
+    expect(page.get_by_label("Model")).to_have_value(site.credentials["model"])
+
+    # Shift+Enter makes a new line, Enter sends; the answer streams in as Markdown.
+    box = page.get_by_label("Message")
+    box.press_sequentially("Hello **there**")
+    box.press("Shift+Enter")
+    box.press_sequentially("- one")
+    expect(box).to_have_value("Hello **there**\n- one")
+    box.press("Enter")
+    answer = page.locator(".message.assistant .bubble").last
+    expect(answer.locator("strong")).to_have_text("there")
+    expect(answer.locator("li")).to_have_text("one")
+    expect(page.locator(".message.user .bubble").last).to_contain_text("Hello")
+    expect(box).to_have_value("")
+    expect(page).to_have_url(re.compile(r"/chat\?c=cnv_[a-z0-9]+$"))
+    expect(page.locator(".conversation-list [data-title]")).to_have_text(["Hello **there**"])
+
+    # No HTML from the model's text: an image tag is text.
+    box.fill("<img src=x onerror=alert(1)>")
+    box.press("Enter")
+    expect(page.locator(".message.assistant .bubble").last).to_contain_text("<img src=x onerror=alert(1)>")
+    assert page.locator(".messages img").count() == 0
+    screenshot(page, "chat")
+
+    # Kept on the server: another browser opens the same conversation.
+    url = page.url
+    other = browser.new_context().new_page()
+    other.goto(site.http + "/login")
+    other.get_by_label("Email").fill(site.credentials["email"])
+    other.get_by_label("Password").fill(site.credentials["password"])
+    other.get_by_role("button", name="Sign in").click()
+    other.goto(url)
+    expect(other.locator(".message")).to_have_count(4)
+    expect(other.locator(".message.assistant .bubble").first.locator("strong")).to_have_text("there")
+
+    # The profile's web-chat row counts it, equal to /api's.
+    other.goto(site.http + "/profile")
+    row = other.locator('[data-row="web-chat"]')
+    expect(row.locator('[data-figure="conversations"]')).to_have_text("1")
+    expect(row.locator('[data-figure="requests"]')).to_have_text("2")
+    web = other.request.get(site.http + "/api/me/profile").json()["web_chat"]
+    expect(row.locator('[data-figure="tokens"]')).to_have_text(f"{web['tokens']:,}")
+
+    # A refused request says why in the page, and keeps nothing.
+    me = other.request.get(site.http + "/api/me").json()
+    csrf = me["csrf_token"]
+    assert other.request.put(site.http + f"/api/users/{me['user']['id']}/pool", data={"mode": "balance", "refill_per_hour": 0},
+                             headers={"X-CSRF-Token": csrf}).ok
+    page.reload()
+    page.get_by_label("Message").fill("Are you there?")
+    page.get_by_label("Message").press("Enter")
+    expect(page.locator("[data-chat-error]")).to_be_visible()
+    expect(page.locator("[data-chat-error]")).not_to_be_empty()
+    expect(page.locator(".message")).to_have_count(4)
+
+    # Rename and delete.
+    page.once("dialog", lambda ask: ask.accept("Greetings"))
+    page.get_by_role("button", name="Rename").click()
+    expect(page.locator(".conversation-list [data-title]")).to_have_text(["Greetings"])
+    page.once("dialog", lambda confirm: confirm.accept())
+    page.get_by_role("button", name="Delete").click()
+    expect(page).to_have_url(site.http + "/chat")
+    expect(page.get_by_text("No conversations yet")).to_be_visible()
+    assert errors == [], errors
+    other.context.close()
+    page.context.close()

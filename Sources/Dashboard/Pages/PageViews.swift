@@ -473,3 +473,48 @@ struct UsersPage {
         hasGroups = !groups.isEmpty
     }
 }
+
+/// `/chat`: the person's conversations, the models they may talk to, and the open conversation.
+struct ChatPage {
+    struct Item {
+        var id: String
+        var title: String
+        var current: Bool
+    }
+
+    struct Option {
+        var name: String
+        var selected: Bool
+    }
+
+    struct Message {
+        var role: String
+        var content: String
+    }
+
+    var layout: LayoutView
+    var conversationID: String
+    var conversations: [Item]
+    var hasConversations: Bool
+    var models: [Option]
+    var hasModels: Bool
+    var messages: [Message]
+
+    init(layout: LayoutView, conversations: [ConversationObject], open: ConversationDetail?, models: [ModelRow]) {
+        self.layout = layout
+        conversationID = open?.conversation.id ?? ""
+        self.conversations = conversations.map { Item(id: $0.id, title: $0.title, current: $0.id == open?.conversation.id) }
+        hasConversations = !conversations.isEmpty
+        // The models the person may use now: allowed or consented, and turned on.
+        let usable = models.filter { ($0.access == "allowed" || $0.access == "consented") && $0.status != "disabled" }
+            .map(\.model).sorted { $0.lowercased() < $1.lowercased() }
+        let preferred = open?.conversation.model
+        var options = usable.map { Option(name: $0, selected: $0 == preferred) }
+        if let preferred, !usable.contains(preferred) {
+            options.insert(Option(name: preferred, selected: true), at: 0)  // still shown; sending says why not
+        }
+        self.models = options
+        hasModels = !options.isEmpty
+        messages = open?.messages.map { Message(role: $0.role, content: $0.content) } ?? []
+    }
+}

@@ -17,6 +17,7 @@ struct PagesController: Sendable {
     let models: ModelsController
     let clients: ClientsController
     let users: UsersController
+    let chat: ChatController
 
     /// Pages anyone may open.
     func addPublicRoutes(to group: RouterGroup<DashboardContext>) {
@@ -34,6 +35,7 @@ struct PagesController: Sendable {
         group.get("clients/{clientId}", use: clientPage)
         group.get("models/{model}", use: modelPage)
         group.get("users", use: usersPage)
+        group.get("chat", use: chatPage)
         group.post("logout", use: logout)
     }
 
@@ -195,6 +197,21 @@ struct PagesController: Sendable {
                 groups: groupList))
     }
 
+    /// `?c=<conversation>`: the web chat, with that conversation open.
+    @Sendable func chatPage(_ request: Request, context: DashboardContext) async throws -> Response {
+        let person = try context.person
+        let open = request.uri.queryParameters["c"].map(String.init)
+        async let list = chat.list(request, context: context)
+        async let rows = models.rows(for: .user(person.userID), context: context, includeDisabled: false)
+        let conversation = try await open.asyncMap { try await chat.conversation($0, context) }
+        let (conversations, models) = try await (list.value.data, rows)
+        var layout = try layout(context)
+        layout.onChat = true
+        return try site.page(
+            "chat",
+            ChatPage(layout: layout, conversations: conversations, open: conversation.map(ConversationDetail.init), models: models))
+    }
+
     // MARK: Helpers
 
     /// The frame of a signed-in page; the name in the corner is the session's (looked up once
@@ -266,5 +283,12 @@ struct PageErrors: RouterMiddleware {
                 csrfToken: context.sessions.session?.csrfToken ?? "", version: site.version)
             return try site.page("error", ErrorPage(layout: layout, heading: heading, message: error.message), status: error.status)
         }
+    }
+}
+
+extension Optional {
+    func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
+        guard let value = self else { return nil }
+        return try await transform(value)
     }
 }

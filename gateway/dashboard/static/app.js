@@ -2,26 +2,8 @@
 // Pages are rendered on the server; this adds local times, countdowns, sorting and filtering
 // of tables, dialogs, copying, and the calls that change something (with the CSRF token).
 
-const csrf = document.querySelector('meta[name="csrf-token"]')?.content ?? "";
-
-/** Calls Lumen's JSON API as the signed-in person; throws an Error with the API's message. */
-export async function api(method, url, body) {
-  const headers = { "X-CSRF-Token": csrf };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const response = await fetch(url, {
-    method, headers, credentials: "same-origin",
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  const json = text ? JSON.parse(text) : null;
-  if (!response.ok) {
-    const error = new Error(json?.error?.message ?? `${response.status} ${response.statusText}`);
-    error.code = json?.error?.code;
-    error.status = response.status;
-    throw error;
-  }
-  return json;
-}
+import { api } from "./api.js";
+import { chat } from "./chat.js";
 
 /** Times in the viewer's own time zone. */
 export function localTimes(root = document) {
@@ -466,3 +448,4 @@ newClient();
 client();
 users();
 pools();
+chat();
