@@ -325,7 +325,7 @@ models:
     assert profile["avatar_url"].startswith("https://www.gravatar.com/avatar/")
     assert profile["pool"]["state"] == "not_configured"
     # Keys are the API; nothing came through the web chat.
-    assert profile["web_chat"] == {"requests": 0, "tokens": 0, "coins": 0, "last_used_at": None}
+    assert profile["web_chat"] == {"conversations": 0, "requests": 0, "tokens": 0, "coins": 0, "last_used_at": None}
     by_model = {row["model"]: row for row in member.call("GET", "/api/me/models?sort=requests&order=desc").json()["data"]}
     assert by_model["lumen-demo"]["requests"] == 3 and by_model["pricey"]["requests"] == 2
     assert sum(Decimal(str(row["coins"])) for row in by_model.values()) == coins
