@@ -20,21 +20,17 @@ enum Conversations {
     /// Whose conversations a call may touch: the person calling (never someone else, even an
     /// administrator), or the user Lumen itself names.
     static func owner(_ requested: String) throws -> String {
-        switch try Caller.require() {
-        case .internal:
-            guard !requested.isEmpty else {
-                throw ServiceError.invalid("user_required", "user_id is required", param: "user_id")
-            }
-            return requested
-        case .person(let person):
+        try requirePersonOrInternal()
+        if let person = Caller.current?.person {
             guard requested.isEmpty || requested == person.userID else {
                 throw ServiceError(.permissionDenied, "not_permitted", "a conversation is its owner's alone")
             }
             return person.userID
-        case .management, .operator:
-            throw ServiceError(
-                .permissionDenied, "person_required", "conversations belong to the people who had them: sign in to the dashboard")
         }
+        guard !requested.isEmpty else {
+            throw ServiceError.invalid("user_required", "user_id is required", param: "user_id")
+        }
+        return requested
     }
 
     static func title(_ raw: String) throws -> String {

@@ -100,8 +100,9 @@ struct ChatController: Sendable {
         let body = try await Body.object(request)
         try Body.refuseUnknown(body, allowed: ["content", "model"])
         let content = try Body.text(body, "content")
-        let chosen = try Body.optionalText(body, "model")
         let current = try await conversation(id, context)
+        // The page sends its picker's model every time: only a different one is a switch.
+        let chosen = try Body.optionalText(body, "model").flatMap { $0 == current.conversation.model ? nil : $0 }
         let model = chosen ?? current.conversation.model
         let history: [JSONValue] = current.messages.map { .object(["role": .string($0.role), "content": .string($0.content)]) }
         let question: JSONValue = .object(["role": .string("user"), "content": .string(content)])
