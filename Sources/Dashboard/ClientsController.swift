@@ -59,16 +59,21 @@ struct ClientsController: Sendable {
 
     /// The client's page: the four usage cards, managers with name and email, its keys.
     @Sendable func detail(_ request: Request, context: DashboardContext) async throws -> JSONResponse<ClientDetailObject> {
-        let detail = try await self.detail(try context.path("clientId"), context: context)
-        return JSONResponse(ClientDetailObject(detail, coins: coins))
+        let clientID = try context.path("clientId")
+        async let detail = self.detail(clientID, context: context)
+        async let active = keys.page(of: .client(clientID), query: ListQuery(sort: "name"), limit: nil, context: context)
+        let (found, listed) = try await (detail, active)
+        return JSONResponse(ClientDetailObject(found, keys: listed.keys, coins: coins))
     }
 
-    /// What the client's page shows, revoked keys included (the API lists active keys only).
+    /// The client's cards and managers (its keys are listed by `KeysController`, the API's
+    /// every active key, the page's one page of them).
     struct Detail {
         var client: Lumen_Accounts_V1_Client
         var managers: [PersonObject]
         var pool: Lumen_Ledger_V1_Pool
-        var keys: [KeyObject]
+        /// Every model's usage by the client's keys, revoked ones too (the ledger's owner totals).
+        var usage: [Lumen_Ledger_V1_ModelTotals]
     }
 
     func detail(_ clientID: String, context: DashboardContext) async throws -> Detail {
@@ -76,19 +81,16 @@ struct ClientsController: Sendable {
         let client = try await APIError.translating {
             try await services.accounts.getClient(.with { $0.clientID = clientID }, metadata: metadata).client
         }
-        let managers = try await APIError.translating {
+        let owner = Lumen_Common_V1_PrincipalRef.client(client.id)
+        return try await APIError.translating {
+            async let usage = services.ledger.getOwnerUsage(.with { $0.owner = owner }, metadata: metadata).models
+            async let pool = services.ledger.getPool(.with { $0.owner = owner }, metadata: metadata).pool
             var managers: [PersonObject] = []
             for userID in client.managerUserIds {
                 managers.append(PersonObject(try await services.accounts.getUser(.with { $0.userID = userID }, metadata: metadata).user))
             }
-            return managers
+            return Detail(client: client, managers: managers, pool: try await pool, usage: try await usage)
         }
-        let owner = Lumen_Common_V1_PrincipalRef.client(client.id)
-        let keys = try await keys.keys(of: owner, context: context, includeRevoked: true)
-        let pool = try await APIError.translating {
-            try await services.ledger.getPool(.with { $0.owner = owner }, metadata: metadata).pool
-        }
-        return Detail(client: client, managers: managers, pool: pool, keys: keys)
     }
 
     /// `{"name"?, "description"?, "active"?}`: managers rename and describe, administrators
@@ -267,13 +269,14 @@ struct ClientDetailObject: Encodable, Sendable {
     var pool: PoolObject
     var keys: [KeyObject]
 
-    /// The cards count every key's usage, revoked ones too; the list has the active keys.
-    init(_ detail: ClientsController.Detail, coins: Coins) {
+    /// The cards count every key's usage, revoked ones too; `keys` are the active keys.
+    init(_ detail: ClientsController.Detail, keys: [KeyObject], coins: Coins) {
         client = ClientObject(detail.client)
         managers = detail.managers
         usage = UsageObject(
-            tokens: detail.keys.reduce(0) { $0 + $1.tokens }, costMicros: detail.keys.reduce(0) { $0 + $1.costMicros }, coins: coins)
+            tokens: detail.usage.reduce(0) { $0 + $1.inputTokens + $1.cachedInputTokens + $1.outputTokens },
+            costMicros: detail.usage.reduce(0) { $0 + $1.costMicros }, coins: coins)
         pool = PoolObject(detail.pool, coins: coins)
-        keys = detail.keys.filter { $0.status != "revoked" }
+        self.keys = keys
     }
 }

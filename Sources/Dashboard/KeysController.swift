@@ -49,9 +49,7 @@ struct KeysController: Sendable {
         -> JSONResponse<ListOf<KeyObject>>
     {
         let query = try ListQuery(request, sorts: KeyObject.sorts, defaultSort: "name")
-        let keys = try await self.keys(of: owner, context: context, includeRevoked: query.showDeleted)
-        let filtered = keys.filter { query.matches($0.name) }
-        return JSONResponse(ListOf(data: try query.sorted(filtered, by: KeyObject.sortKey)))
+        return JSONResponse(ListOf(data: try await page(of: owner, query: query, limit: nil, context: context).keys))
     }
 
     /// `{"name"}` → the key, with its secret in `key` (shown this once).
@@ -85,7 +83,7 @@ struct KeysController: Sendable {
             try await services.keys.revokeKey(.with { $0.keyID = keyID }, metadata: metadata).key
         }
         cache?.apply(revoked)
-        let totals = try await self.totals(of: [revoked], owner: owner, metadata: metadata)
+        let totals = try await self.totals(of: [revoked.id], owner: owner, metadata: metadata)
         return JSONResponse(KeyObject(revoked, totals: totals[revoked.id], coins: coins))
     }
 
@@ -108,7 +106,7 @@ struct KeysController: Sendable {
             ).key
         }
         cache?.apply(renamed)
-        let totals = try await self.totals(of: [renamed], owner: owner, metadata: metadata)
+        let totals = try await self.totals(of: [renamed.id], owner: owner, metadata: metadata)
         return JSONResponse(KeyObject(renamed, totals: totals[renamed.id], coins: coins))
     }
 
@@ -123,39 +121,116 @@ struct KeysController: Sendable {
         }
     }
 
-    /// Every inference key of `owner` with its totals, as the person may see them.
-    func keys(of owner: Lumen_Common_V1_PrincipalRef, context: DashboardContext, includeRevoked: Bool) async throws -> [KeyObject] {
-        let metadata = try context.acting(services)
-        var keys: [Lumen_Keys_V1_Key] = []
-        var page: Int32 = 1
-        while true {
-            let response = try await APIError.translating {
-                try await services.keys.listKeys(
-                    .with {
-                        $0.owner = owner
-                        $0.kind = .inference
-                        $0.includeDeleted = includeRevoked
-                        $0.page = .with {
-                            $0.page = page
-                            $0.limit = 1000
-                        }
-                    }, metadata: metadata)
-            }
-            keys += response.keys
-            guard response.pageInfo.hasMore_p else { break }
-            page += 1
-        }
-        let totals = try await self.totals(of: keys, owner: owner, metadata: metadata)
-        return keys.map { KeyObject($0, totals: totals[$0.id], coins: coins) }
+    /// One page of a key table: the rows, and how many keys match in all.
+    struct Page {
+        var keys: [KeyObject]
+        var total: Int
+        /// Where the page starts in the whole list (0 for the first).
+        var offset: Int
     }
 
-    /// The ledger's totals of `keys`, by key id, 1,000 at a time.
-    func totals(of keys: [Lumen_Keys_V1_Key], owner: Lumen_Common_V1_PrincipalRef, metadata: Metadata) async throws
+    /// The inference keys of `owner` that match `query` (name contains, revoked ones only with
+    /// `showDeleted`), in its order, page `query.page` of `limit` rows (nil: every match). The
+    /// keys service filters, and sorts by name or creation and pages itself. For a usage column
+    /// (the ledger's figures) the matching ids are read in name order with their totals, sorted
+    /// here (ties in name order), and only the page's keys are then read in full.
+    func page(of owner: Lumen_Common_V1_PrincipalRef, query: ListQuery, limit: Int?, context: DashboardContext) async throws -> Page {
+        let metadata = try context.acting(services)
+        let byService: Lumen_Keys_V1_KeySort? =
+            switch query.sort {
+            case "name": .name
+            case "created": .created
+            default: nil
+            }
+        let offset = limit.map { (query.page - 1) * $0 } ?? 0
+        var list = Lumen_Keys_V1_ListKeysRequest.with {
+            $0.owner = owner
+            $0.kind = .inference
+            $0.includeDeleted = query.showDeleted
+            if let text = query.text { $0.nameContains = text }
+            $0.sort = byService ?? .name
+            $0.reverse = byService != nil && query.descending
+        }
+        if byService != nil, let limit {
+            list.page = .with {
+                $0.page = Int32(query.page)
+                $0.limit = Int32(limit)
+            }
+            let response = try await listKeys(list, metadata: metadata)
+            let totals = try await self.totals(of: response.keys.map(\.id), owner: owner, metadata: metadata)
+            return Page(
+                keys: response.keys.map { KeyObject($0, totals: totals[$0.id], coins: coins) }, total: Int(response.pageInfo.total),
+                offset: offset)
+        }
+        // Every match: in full for the whole list, ids alone when a page of it is shown.
+        list.idsOnly = limit != nil
+        var keys: [Lumen_Keys_V1_Key] = []
+        list.page.limit = 1000
+        for page in Int32(1)... {
+            list.page.page = page
+            let response = try await listKeys(list, metadata: metadata)
+            keys += response.keys
+            guard response.pageInfo.hasMore_p else { break }
+        }
+        let totals = try await self.totals(of: keys.map(\.id), owner: owner, metadata: metadata)
+        if byService == nil {
+            // Each key's figure once (not a dictionary lookup per comparison); ties keep name order.
+            let values = keys.map { KeyObject.usage(totals[$0.id], query.sort) }
+            let order = keys.indices.sorted { a, b in
+                if values[a] == values[b] { return a < b }
+                return query.descending ? values[b] < values[a] : values[a] < values[b]
+            }
+            keys = order.map { keys[$0] }
+        }
+        guard let limit else {
+            return Page(keys: keys.map { KeyObject($0, totals: totals[$0.id], coins: coins) }, total: keys.count, offset: 0)
+        }
+        let ids = keys.dropFirst(offset).prefix(limit).map(\.id)
+        var full: [String: Lumen_Keys_V1_Key] = [:]
+        if !ids.isEmpty {
+            var these = list
+            these.idsOnly = false
+            these.keyIds = ids
+            these.page = .with {
+                $0.page = 1
+                $0.limit = Int32(ids.count)
+            }
+            for key in try await listKeys(these, metadata: metadata).keys { full[key.id] = key }
+        }
+        // A key revoked in between still shows (as revoked); one gone from the answer is left out.
+        return Page(
+            keys: ids.compactMap { id in full[id].map { KeyObject($0, totals: totals[id], coins: coins) } }, total: keys.count,
+            offset: offset)
+    }
+
+    /// How many inference keys `owner` has, revoked ones included (what an empty table says).
+    func count(of owner: Lumen_Common_V1_PrincipalRef, context: DashboardContext) async throws -> Int {
+        let response = try await listKeys(
+            .with {
+                $0.owner = owner
+                $0.kind = .inference
+                $0.includeDeleted = true
+                $0.idsOnly = true
+                $0.page = .with {
+                    $0.page = 1
+                    $0.limit = 1
+                }
+            }, metadata: try context.acting(services))
+        return Int(response.pageInfo.total)
+    }
+
+    private func listKeys(_ request: Lumen_Keys_V1_ListKeysRequest, metadata: Metadata) async throws -> Lumen_Keys_V1_ListKeysResponse {
+        try await APIError.translating { try await services.keys.listKeys(request, metadata: metadata) }
+    }
+
+    /// The ledger's totals of `keyIDs`, by key id, 1,000 at a time.
+    func totals(of keyIDs: [String], owner: Lumen_Common_V1_PrincipalRef, metadata: Metadata) async throws
         -> [String: Lumen_Ledger_V1_KeyTotals]
     {
         var totals: [String: Lumen_Ledger_V1_KeyTotals] = [:]
-        for start in stride(from: 0, to: keys.count, by: 1000) {
-            let ids = keys[start..<min(start + 1000, keys.count)].map(\.id)
+        totals.reserveCapacity(keyIDs.count)
+        for start in stride(from: 0, to: keyIDs.count, by: 1000) {
+            let ids = Array(keyIDs[start..<min(start + 1000, keyIDs.count)])
             let response = try await APIError.translating {
                 try await services.ledger.getKeyTotals(
                     .with {
@@ -194,10 +269,10 @@ struct KeyObject: Encodable, Sendable {
         hint = key.hint
         status = key.status.publicName
         requests = totals?.requests ?? 0
-        tokens = (totals?.inputTokens ?? 0) + (totals?.cachedInputTokens ?? 0) + (totals?.outputTokens ?? 0)
+        tokens = Self.usage(totals, "tokens")
         costMicros = totals?.costMicros ?? 0
         self.coins = coins.amount(micros: costMicros)
-        lastUsedMillis = totals?.hasLastUsedAt == true ? totals!.lastUsedAt.millis : 0
+        lastUsedMillis = Self.usage(totals, "last_used")
         lastUsedAt = lastUsedMillis > 0 ? RFC3339.format(millis: lastUsedMillis) : nil
         createdAt = RFC3339.format(millis: key.createdAt.millis)
         revokedAt = key.hasRevokedAt ? RFC3339.format(millis: key.revokedAt.millis) : nil
@@ -205,14 +280,15 @@ struct KeyObject: Encodable, Sendable {
 
     static let sorts = ["name", "requests", "tokens", "cost", "last_used", "created"]
 
-    static func sortKey(_ key: KeyObject, _ sort: String) -> SortValue {
-        switch sort {
-        case "requests": .number(key.requests)
-        case "tokens": .number(key.tokens)
-        case "cost": .number(key.costMicros)
-        case "last_used": .number(key.lastUsedMillis)
-        case "created": .text(key.createdAt)
-        default: .text(key.name.lowercased())
+    /// A usage column's figure (`requests`, `tokens`, `cost`, `last_used`) of a key's totals.
+    static func usage(_ totals: Lumen_Ledger_V1_KeyTotals?, _ sort: String) -> Int64 {
+        guard let totals else { return 0 }
+        return switch sort {
+        case "requests": totals.requests
+        case "tokens": totals.inputTokens + totals.cachedInputTokens + totals.outputTokens
+        case "cost": totals.costMicros
+        case "last_used": totals.hasLastUsedAt ? totals.lastUsedAt.millis : 0
+        default: 0
         }
     }
 

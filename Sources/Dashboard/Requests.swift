@@ -62,14 +62,27 @@ enum Body {
 struct ListQuery {
     var sort: String
     var descending: Bool
+    /// What the name must contain (any case), as given.
     var text: String?
     var showDeleted = false
     var showDisabled = false
+    /// The page asked for (`page`, from 1), where the list is paged (`pageable`).
+    var page = 1
 
-    init(_ request: Request, sorts: [String], defaultSort: String, flags: Set<String> = ["show_deleted"]) throws {
+    init(sort: String, descending: Bool = false, text: String? = nil, showDeleted: Bool = false, page: Int = 1) {
+        self.sort = sort
+        self.descending = descending
+        self.text = text
+        self.showDeleted = showDeleted
+        self.page = page
+    }
+
+    /// `pageable`: a page of the dashboard, which also takes `page` and lets other parameters
+    /// be (a link may carry more); `/api` refuses what it does not know.
+    init(_ request: Request, sorts: [String], defaultSort: String, flags: Set<String> = ["show_deleted"], pageable: Bool = false) throws {
         let parameters = request.uri.queryParameters
-        let known = Set(["sort", "order", "query"]).union(flags)
-        if let unknown = parameters.first(where: { !known.contains(String($0.key)) }) {
+        let known = Set(["sort", "order", "query"]).union(flags).union(pageable ? ["page"] : [])
+        if !pageable, let unknown = parameters.first(where: { !known.contains(String($0.key)) }) {
             throw APIError.invalid(
                 "unknown_parameter", "unknown query parameter \(unknown.key); known: \(known.sorted().joined(separator: ", "))",
                 param: String(unknown.key))
@@ -83,7 +96,7 @@ struct ListQuery {
         case "desc": descending = true
         default: throw APIError.invalid("invalid_order", "order is asc or desc", param: "order")
         }
-        text = parameters["query"].map(String.init).flatMap { $0.isEmpty ? nil : $0.lowercased() }
+        text = parameters["query"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
         for flag in flags {
             let value: Bool
             switch parameters[Substring(flag)].map(String.init) {
@@ -93,12 +106,18 @@ struct ListQuery {
             }
             if flag == "show_deleted" { showDeleted = value } else if flag == "show_disabled" { showDisabled = value }
         }
+        if let value = parameters["page"] {
+            guard let page = Int(value), (1...1_000_000).contains(page) else {
+                throw APIError.invalid("invalid_page", "page is a whole number from 1", param: "page")
+            }
+            self.page = page
+        }
     }
 
     /// Whether `name` contains the query (always, without one).
     func matches(_ name: String) -> Bool {
         guard let text else { return true }
-        return name.lowercased().contains(text)
+        return name.lowercased().contains(text.lowercased())
     }
 
     /// `items` in the asked order; ties keep the order they came in.

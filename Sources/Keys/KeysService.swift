@@ -101,6 +101,9 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
     ) async throws -> Lumen_Keys_V1_ListKeysResponse {
         let organizationID = try Caller.organization(request.organizationID)
         let page = try Page(request.page, defaultLimit: 100, maxLimit: 1000)
+        guard request.keyIds.count <= 1000 else {
+            throw ServiceError.invalid("too_many_keys", "ask for at most 1,000 key ids at once", param: "key_ids")
+        }
         if case .UNRECOGNIZED(let value) = request.sort {
             throw ServiceError.invalid(
                 "invalid_sort", "unknown sort \(value); sort by name or creation (usage totals are the ledger's: GetKeyTotals)",
@@ -124,12 +127,21 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
             ownerID: request.hasOwner ? request.owner.id : nil,
             includeRevoked: request.includeDeleted,
             nameContains: request.nameContains,
+            keyIDs: request.keyIds,
             sort: request.sort,
             reverse: request.reverse,
             offset: page.offset,
             limit: page.limit
         )
-        let (records, total) = try await store.list(query, revokedStatus: Lumen_Keys_V1_KeyStatus.revoked.rawValue)
+        let revoked = Lumen_Keys_V1_KeyStatus.revoked.rawValue
+        if request.idsOnly {
+            let (ids, total) = try await store.listIDs(query, revokedStatus: revoked)
+            return .with {
+                $0.keys = ids.map { id in .with { $0.id = id } }
+                $0.pageInfo = page.info(total: total)
+            }
+        }
+        let (records, total) = try await store.list(query, revokedStatus: revoked)
         return .with {
             $0.keys = records.map(\.message)
             $0.pageInfo = page.info(total: total)

@@ -114,6 +114,8 @@ struct KeysStore: Sendable {
         var ownerID: String?
         var includeRevoked: Bool
         var nameContains: String
+        /// Only these keys (none: every key).
+        var keyIDs: [String] = []
         var sort: Lumen_Keys_V1_KeySort
         var reverse: Bool
         var offset: Int
@@ -122,30 +124,48 @@ struct KeysStore: Sendable {
 
     func list(_ query: ListQuery, revokedStatus: Int) async throws -> (records: [KeyRecord], total: Int) {
         try await writer.read { db in
-            var request = KeyRecord.filter(Column("organization_id") == query.organizationID && Column("kind") == query.kind)
-            if let ownerType = query.ownerType, let ownerID = query.ownerID {
-                request = request.filter(Column("owner_type") == ownerType && Column("owner_id") == ownerID)
-            }
-            if !query.includeRevoked {
-                request = request.filter(Column("status") != revokedStatus)
-            }
-            if !query.nameContains.isEmpty {
-                request = request.filter(sql: "instr(lower(name), lower(?)) > 0", arguments: [query.nameContains])
-            }
-            let total = try request.fetchCount(db)
-            let descending = !query.reverse
-            let order: [SQLOrdering]
-            switch query.sort {
-            case .name:
-                order = [query.reverse ? Column("name").collating(.nocase).desc : Column("name").collating(.nocase).asc]
-            case .created:
-                order = [query.reverse ? Column("created_at").desc : Column("created_at").asc]
-            default:
-                order = [descending ? Column("created_at").desc : Column("created_at").asc]
-            }
-            let records = try request.order(order + [Column("id").asc]).limit(query.limit, offset: query.offset).fetchAll(db)
-            return (records, total)
+            let (request, total) = try Self.listed(db, query, revokedStatus: revokedStatus)
+            return (try request.fetchAll(db), total)
         }
+    }
+
+    /// `list`'s page as key ids alone (no row decoded).
+    func listIDs(_ query: ListQuery, revokedStatus: Int) async throws -> (ids: [String], total: Int) {
+        try await writer.read { db in
+            let (request, total) = try Self.listed(db, query, revokedStatus: revokedStatus)
+            return (try String.fetchAll(db, request.select(Column("id"))), total)
+        }
+    }
+
+    /// The page `query` asks for, and how many keys match in all.
+    private static func listed(_ db: Database, _ query: ListQuery, revokedStatus: Int) throws
+        -> (QueryInterfaceRequest<KeyRecord>, Int)
+    {
+        var request = KeyRecord.filter(Column("organization_id") == query.organizationID && Column("kind") == query.kind)
+        if let ownerType = query.ownerType, let ownerID = query.ownerID {
+            request = request.filter(Column("owner_type") == ownerType && Column("owner_id") == ownerID)
+        }
+        if !query.includeRevoked {
+            request = request.filter(Column("status") != revokedStatus)
+        }
+        if !query.nameContains.isEmpty {
+            request = request.filter(sql: "instr(lower(name), lower(?)) > 0", arguments: [query.nameContains])
+        }
+        if !query.keyIDs.isEmpty {
+            request = request.filter(query.keyIDs.contains(Column("id")))
+        }
+        let total = try request.fetchCount(db)
+        let descending = !query.reverse
+        let order: [SQLOrdering]
+        switch query.sort {
+        case .name:
+            order = [query.reverse ? Column("name").collating(.nocase).desc : Column("name").collating(.nocase).asc]
+        case .created:
+            order = [query.reverse ? Column("created_at").desc : Column("created_at").asc]
+        default:
+            order = [descending ? Column("created_at").desc : Column("created_at").asc]
+        }
+        return (request.order(order + [Column("id").asc]).limit(query.limit, offset: query.offset), total)
     }
 
     /// The keys of one organisation, or of every one; never the operator tokens.

@@ -25,6 +25,8 @@ public struct LedgerService: Sendable {
     /// touched, so that a typo is NOT_FOUND, not a phantom pool. nil: not checked (tools that
     /// open the ledger alone).
     let directory: (any PrincipalDirectory)?
+    /// Which keys are whose (`GetKeyTotals` checks a person's ids against it).
+    let ownership = KeyOwnership()
 
     /// How long a hold lives by default: 15 minutes.
     public static let defaultHoldTTL: Duration = .seconds(15 * 60)
@@ -348,8 +350,7 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
             try await requireExists(request.owner, organizationID: organizationID, param: "owner")
             try await requireActing(for: request.owner, organizationID: organizationID, param: "owner", to: "see usage")
             guard let directory else { throw Self.noDirectory }
-            let owned = try await directory.keyIDs(ownedBy: request.owner, organizationID: organizationID)
-            if let other = keyIDs.first(where: { !owned.contains($0) }) {
+            if let other = try await ownership.firstNotOwned(keyIDs, by: request.owner, organizationID: organizationID, directory: directory) {
                 throw ServiceError(.permissionDenied, "not_permitted", "\(other) is not a key of \(request.owner.id)", param: "key_ids")
             }
         }

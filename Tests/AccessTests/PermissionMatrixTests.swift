@@ -329,4 +329,39 @@ struct PermissionMatrixTests {
             #expect(await listKeys() == "ok")
         }
     }
+
+    @Test("Key totals: a person names only their owner's keys — one of another client is refused, a key made since is known")
+    func keyTotalsOnlyOfTheOwnersKeys() async throws {
+        try await TestServices.run { services in
+            let world = try await World.make(services)
+            let manager = try #require(world.metadata[.manager])
+            func totals(_ keyIDs: [String]) async -> String {
+                do {
+                    let response = try await world.services.ledger.getKeyTotals(
+                        .with {
+                            $0.owner = .client(world.client)
+                            $0.keyIds = keyIDs
+                        }, metadata: manager)
+                    return response.totals.map(\.keyID) == keyIDs ? "ok" : "wrong keys"
+                } catch let error as RPCError {
+                    return "\(error.code) \(reason(of: error))"
+                } catch {
+                    return "\(error)"
+                }
+            }
+            let theirs = try await world.services.keys.createKey(
+                .with {
+                    $0.organizationID = world.organizationID
+                    $0.owner = .client(world.otherClient)
+                }, metadata: world.services.asInternal
+            ).key.id
+            let denied = "\(RPCError.Code.permissionDenied) not_permitted"
+            #expect(await totals([world.clientKey]) == "ok")
+            #expect(await totals([world.clientKey, theirs]) == denied)
+            let made = try await world.freshClientKey()
+            #expect(await totals([world.clientKey, made]) == "ok")
+            #expect(await totals([theirs]) == denied)
+            #expect(await totals([made, "key_made_up"]) == denied)
+        }
+    }
 }

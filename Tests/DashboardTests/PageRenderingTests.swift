@@ -40,7 +40,10 @@ struct PageRenderingTests {
             }, coins: Coins(perUSD: 100))
     }
 
-    func profile(keys: [KeyObject]) -> ProfilePage {
+    func profile(
+        keys: [KeyObject], query: ListQuery = ListQuery(sort: "name", showDeleted: true), total: Int? = nil, offset: Int = 0,
+        everything: Int? = nil
+    ) -> ProfilePage {
         let card = ProfileObject(
             user: UserObject(
                 .with {
@@ -54,7 +57,9 @@ struct PageRenderingTests {
             pool: PoolObject(.with { $0.mode = .unlimited }, coins: Coins()),
             webChat: WebChatObject(conversations: 0, requests: 0, tokens: 0, coins: 0, lastUsedAt: nil))
         return ProfilePage(
-            layout: layout(), profile: ProfileView(card), keys: KeyTableView(keys, base: "/api/me/keys"),
+            layout: layout(), profile: ProfileView(card), keys: KeyTableView(
+                KeysController.Page(keys: keys, total: total ?? keys.count, offset: offset), query: query, everything: everything,
+                base: "/api/me/keys", action: "/profile"),
             models: ModelTableView([], consentBase: "/api/me/models", forClient: false))
     }
 
@@ -81,13 +86,80 @@ struct PageRenderingTests {
         #expect(Figures.coins(Coins(perUSD: 100).amount(micros: 1_234_567_890)) == "123,456.789")
     }
 
-    @Test("A revoked key is struck through and hidden until \"Show deleted keys\"; an empty table says what to do")
+    @Test("Coins are micro-USD × coins per dollar ÷ 1,000,000 exactly, large and negative amounts too")
+    func coinsExactly() {
+        for perUSD: Int64 in [1, 100, 1_000_000] {
+            let coins = Coins(perUSD: perUSD)
+            for micros: Int64 in [0, 1, -1, 999_999, 1_500_000, -123_456_789, .max, .min, .max / 100, .min / 7] {
+                let exact = Decimal(micros) * Decimal(perUSD) / 1_000_000
+                #expect(coins.amount(micros: micros) == exact, "\(micros) micro-USD at \(perUSD) coins to the dollar")
+                #expect(coins.amount(micros: micros).description == exact.description)
+            }
+        }
+    }
+
+    @Test("Every view the templates read answers each of its stored properties by name")
+    func viewsAnswerTheirFields() throws {
+        var page = profile(keys: [key(named: "ci-runner"), key(named: "old", revoked: true)])
+        page.layout.onProfile = true
+        var unanswered: [String] = []
+        func walk(_ value: Any, _ path: String) {
+            let mirror = Mirror(reflecting: value)
+            if mirror.displayStyle == .collection {
+                for (index, element) in mirror.children.enumerated() { walk(element.value, "\(path)[\(index)]") }
+                return
+            }
+            guard mirror.displayStyle == .struct else { return }
+            guard let view = value as? any TemplateView else {
+                unanswered.append("\(path): \(type(of: value)) is not a TemplateView")
+                return
+            }
+            for child in mirror.children {
+                guard let label = child.label else { continue }
+                let inner = Mirror(reflecting: child.value)
+                let isNil = inner.displayStyle == .optional && inner.children.isEmpty
+                let answer = view.field(label)
+                if !isNil, answer == nil { unanswered.append("\(path).\(label)") }
+                // The property's own value, not a namesake (a parameter called `name`).
+                let stored: Any? = inner.displayStyle == .optional ? inner.children.first?.value : child.value
+                if let answer, let stored, String(reflecting: answer) != String(reflecting: stored) {
+                    unanswered.append("\(path).\(label) answers \(answer), holds \(stored)")
+                }
+                walk(inner.displayStyle == .optional ? inner.children.first?.value ?? () : child.value, "\(path).\(label)")
+            }
+        }
+        walk(page, "ProfilePage")
+        #expect(unanswered.isEmpty, "\(unanswered)")
+    }
+
+    @Test("A revoked key is struck through, without Revoke; an empty table says why and what to do")
     func revokedAndEmpty() throws {
         let revoked = try render("profile", profile(keys: [key(named: "old", revoked: true)]))
-        #expect(revoked.contains(#"class="revoked" hidden"#))
+        #expect(revoked.contains(#"class="revoked""#))
         #expect(!revoked.contains("data-revoke="))
-        let empty = try render("profile", profile(keys: []))
+        #expect(revoked.contains(#"name="show_deleted" value="true" checked"#))
+        let empty = try render("profile", profile(keys: [], everything: 0))
         #expect(empty.contains("No API keys yet — create one"))
+        let allRevoked = try render("profile", profile(keys: [], query: ListQuery(sort: "name"), everything: 2))
+        #expect(allRevoked.contains("No active keys — tick “Show deleted keys”"))
+        let noMatch = try render("profile", profile(keys: [], query: ListQuery(sort: "name", text: "<zz>"), everything: 2))
+        #expect(noMatch.contains("No keys match “&lt;zz&gt;”."))
+    }
+
+    @Test("The key table pages by 50: sort links keep the search, turn the order round, and the pager says where it is")
+    func sortLinksAndPager() throws {
+        let query = ListQuery(sort: "requests", descending: true, text: "a+b & c", page: 2)
+        let html = try render("profile", profile(keys: [key(named: "ci-runner")], query: query, total: 120, offset: 50))
+        // Sorted by requests, largest first: its link turns that round, others start afresh.
+        #expect(html.contains(#"aria-sort="descending"><a class="sort" href="/profile?sort=requests&amp;order=asc&amp;query=a%2Bb%20%26%20c#keys">Requests</a>"#))
+        #expect(html.contains(#"href="/profile?sort=name&amp;order=asc&amp;query=a%2Bb%20%26%20c#keys">Name</a>"#))
+        #expect(html.contains(#"href="/profile?sort=tokens&amp;order=desc&amp;query=a%2Bb%20%26%20c#keys">Tokens</a>"#))
+        #expect(html.contains("Keys 51–51 of 120"))
+        #expect(html.contains(#"href="/profile?sort=requests&amp;order=desc&amp;query=a%2Bb%20%26%20c#keys" rel="prev""#))
+        #expect(html.contains(#"href="/profile?sort=requests&amp;order=desc&amp;query=a%2Bb%20%26%20c&amp;page=3#keys" rel="next""#))
+        #expect(html.contains(#"value="a+b &amp; c""#))
+        let one = try render("profile", profile(keys: [key(named: "ci-runner")]))
+        #expect(!one.contains("Keys 1–"))
     }
 
     @Test("Every template parses and every static file is served with its type")

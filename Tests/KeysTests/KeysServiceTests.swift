@@ -270,6 +270,48 @@ struct KeysServiceTests {
             #expect(page.keys.map(\.name) == ["delta"])
             #expect(page.pageInfo.total == 3)
             #expect(page.pageInfo.hasMore_p == false)
+
+        }
+    }
+
+    @Test("Listing ids alone in the order asked, then just those keys in full (a page sorted by usage)")
+    func idsOnlyAndKeyIDs() async throws {
+        try await TestServices.run { services in
+            let tenant = try await services.tenant()
+            func make(_ name: String) async throws -> String {
+                try await services.keys.createKey(.with { $0.name = name }, metadata: tenant.metadata).key.id
+            }
+            let bravo = try await make("Bravo")
+            let alpha = try await make("alpha")
+            let charlie = try await make("charlie")
+            _ = try await services.keys.revokeKey(.with { $0.keyID = charlie }, metadata: tenant.metadata)
+            func list(_ change: (inout Lumen_Keys_V1_ListKeysRequest) -> Void) async throws -> Lumen_Keys_V1_ListKeysResponse {
+                var request = Lumen_Keys_V1_ListKeysRequest()
+                change(&request)
+                return try await services.keys.listKeys(request, metadata: tenant.metadata)
+            }
+            let bare = try await list { $0.sort = .name; $0.idsOnly = true }
+            #expect(bare.keys.map(\.id) == [alpha, bravo])
+            let emptied = bare.keys.filter { $0.name.isEmpty && $0.hint.isEmpty && !$0.hasCreatedAt }
+            #expect(emptied.count == 2)
+            #expect(bare.pageInfo.total == 2)
+            let both = try await list { $0.sort = .name; $0.keyIds = [bravo, alpha] }
+            #expect(both.keys.map(\.name) == ["alpha", "Bravo"])
+            #expect(both.keys.first?.hint.isEmpty == false)
+            let revoked = try await list { $0.keyIds = [charlie] }
+            #expect(revoked.keys.isEmpty)  // revoked: only with include_deleted
+            let shown = try await list { $0.keyIds = [charlie]; $0.includeDeleted = true }
+            #expect(shown.keys.map(\.name) == ["charlie"])
+            let nobody = try await list { $0.keyIds = ["key_nobody"] }
+            #expect(nobody.keys.isEmpty)
+            let many = (0...1000).map { "key_\($0)" }
+            do {
+                _ = try await list { $0.keyIds = many }
+                Issue.record("expected too_many_keys")
+            } catch let error as RPCError {
+                #expect(error.code == .invalidArgument)
+                #expect(reason(of: error) == "too_many_keys")
+            }
         }
     }
 

@@ -108,7 +108,10 @@ def test_sign_in_create_use_and_revoke_a_personal_key(site, browser):
     row.get_by_role("button", name="Revoke").click()
     expect(page.get_by_text("No API keys yet")).to_have_count(0)
     expect(key_row(page, "my-research-script")).to_be_hidden()
-    page.get_by_label("Show deleted keys").check()
+    expect(page.get_by_text("No active keys")).to_be_visible()
+    page.get_by_label("Show deleted keys").click()
+    expect(page).to_have_url(re.compile(r"show_deleted=true"))
+    expect(page.get_by_label("Show deleted keys")).to_be_checked()
     revoked = key_row(page, "my-research-script")
     expect(revoked).to_be_visible()
     assert "line-through" in revoked.locator("td").first.evaluate("cell => getComputedStyle(cell).textDecorationLine")
@@ -125,24 +128,50 @@ def test_sign_in_create_use_and_revoke_a_personal_key(site, browser):
     context.close()
 
 
-def test_sort_and_search_the_key_table(site, browser):
+def test_sort_search_and_page_the_key_table(site, browser):
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     sign_in(page, site)
     expect(page).to_have_url(site.http + "/profile")
     csrf = page.locator('meta[name="csrf-token"]').get_attribute("content")
-    for name in ("beta", "alpha", "gamma"):
-        assert page.request.post(site.http + "/api/me/keys", data={"name": name}, headers={"X-CSRF-Token": csrf}).ok
+    made = {}
+    for name in ["beta", "alpha", "gamma"] + [f"bulk-{n:02}" for n in range(52)]:
+        response = page.request.post(site.http + "/api/me/keys", data={"name": name}, headers={"X-CSRF-Token": csrf})
+        assert response.ok
+        made[name] = response.json()["key"]
+    OpenAI(api_key=made["gamma"], base_url=site.http + "/v1").chat.completions.create(
+        model=site.credentials["model"], messages=[{"role": "user", "content": "Hi"}])
     page.reload()
-    names = lambda: [n.strip() for n in page.locator("#keys-table tbody tr:not([hidden]) td:first-child").all_inner_texts()]
-    assert names() == ["alpha", "beta", "gamma"]
-    page.locator("#keys-table th", has_text="Name").get_by_role("button").click()
-    assert names() == ["alpha", "beta", "gamma"]
-    page.locator("#keys-table th", has_text="Name").get_by_role("button").click()
-    assert names() == ["gamma", "beta", "alpha"]
-    page.get_by_label("Search keys").fill("MM")
+    names = lambda: [n.strip() for n in page.locator("#keys-table tbody tr td:first-child").all_inner_texts()]
+    summary = page.locator("[data-pager-summary]")
+
+    # 55 keys, 50 a page, by name.
+    assert names()[:3] == ["alpha", "beta", "bulk-00"] and len(names()) == 50
+    expect(summary).to_have_text("Keys 1–50 of 55")
+    page.get_by_role("link", name="Next").click()
+    expect(summary).to_have_text("Keys 51–55 of 55")
+    assert names() == ["bulk-48", "bulk-49", "bulk-50", "bulk-51", "gamma"]
+    page.get_by_role("link", name="Previous").click()
+    expect(summary).to_have_text("Keys 1–50 of 55")
+
+    # Name again: the other way round; Requests: the most used first.
+    page.locator("#keys-table th", has_text="Name").get_by_role("link").click()
+    expect(page.locator("#keys-table th", has_text="Name")).to_have_attribute("aria-sort", "descending")
+    assert names()[:2] == ["gamma", "bulk-51"]
+    page.locator("#keys-table th", has_text="Requests").get_by_role("link").click()
+    expect(page.locator("#keys-table th", has_text="Requests")).to_have_attribute("aria-sort", "descending")
+    assert names()[0] == "gamma"
+
+    # Search as one types: the server's answer, the box keeps the focus.
+    page.get_by_label("Search keys").press_sequentially("MM", delay=30)
+    expect(page).to_have_url(re.compile(r"query=MM"))
+    expect(page.locator("#keys-table tbody tr")).to_have_count(1)
     assert names() == ["gamma"]
+    expect(page.get_by_label("Search keys")).to_be_focused()
+    expect(summary).to_have_count(0)
+    page.get_by_label("Search keys").fill("nothing-like-it")
+    expect(page.get_by_text("No keys match “nothing-like-it”.")).to_be_visible()
     page.get_by_label("Search keys").fill("")
-    assert len(names()) == 3
+    expect(summary).to_have_text("Keys 1–50 of 55")
     page.close()
 
 
@@ -398,6 +427,11 @@ def test_web_chat_streams_markdown_keeps_conversations_and_counts_on_the_profile
     expect(page).to_have_url(re.compile(r"/chat\?c=cnv_[a-z0-9]+$"))
     expect(page.locator(".conversation-list [data-title]")).to_have_text(["Hello **there**"])
 
+    # The list item the page added after the answer can be renamed at once (no reload first).
+    page.once("dialog", lambda ask: ask.accept("Greetings"))
+    page.get_by_role("button", name="Rename").click()
+    expect(page.locator(".conversation-list [data-title]")).to_have_text(["Greetings"])
+
     # No HTML from the model's text: an image tag is text.
     box.fill("<img src=x onerror=alert(1)>")
     box.press("Enter")
@@ -436,9 +470,7 @@ def test_web_chat_streams_markdown_keeps_conversations_and_counts_on_the_profile
     expect(page.locator("[data-chat-error]")).not_to_be_empty()
     expect(page.locator(".message")).to_have_count(4)
 
-    # Rename and delete.
-    page.once("dialog", lambda ask: ask.accept("Greetings"))
-    page.get_by_role("button", name="Rename").click()
+    # Delete.
     expect(page.locator(".conversation-list [data-title]")).to_have_text(["Greetings"])
     page.once("dialog", lambda confirm: confirm.accept())
     page.get_by_role("button", name="Delete").click()

@@ -17,14 +17,16 @@ import Storage
 struct PageBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench-pages",
-        abstract: "Time the dashboard's profile and client pages for a person and a client with many usage lines.",
+        abstract: "Time the dashboard's pages for a person and a client with many usage lines and keys.",
         discussion: """
             Starts `lumen serve --demo` (this process, loopback, free ports) on an empty data \
             directory, signs in as the demo administrator, creates a client they manage and --keys \
             keys each for them and the client, stops, seeds --lines usage lines for the person's \
             keys and as many for the client's (rollups and totals as settling writes them), starts \
-            again and prints p50/p99 of GET /api/me/profile, /api/me/keys, /api/me/models, \
-            /api/clients/{id} and /api/clients/{id}/keys over one keep-alive connection.
+            again and prints p50/p99 of GET of every page (/profile, /clients, /clients/{id}, \
+            /models/lumen-demo, /users, /chat) and of /api/me/profile, /api/me/keys, \
+            /api/me/models, /api/clients/{id} and /api/clients/{id}/keys over one keep-alive \
+            connection.
             """)
 
     @Option(help: "Usage lines for the person, and as many for the client.")
@@ -38,6 +40,9 @@ struct PageBench: AsyncParsableCommand {
 
     @Option(help: "Timed requests of each page.")
     var iterations = 500
+
+    @Option(help: "Time only this page (a path as printed, {id} for the client's); repeat for more.")
+    var only: [String] = []
 
     /// What the set-up made, kept beside the data to reuse it.
     struct Seeded: Codable {
@@ -74,6 +79,8 @@ struct PageBench: AsyncParsableCommand {
         do {
             let session = try await Session.signIn(http: http, port: server.port, email: seeded.email, password: seeded.password)
             let pages = [
+                "/profile", "/profile?sort=requests&order=desc", "/profile?query=9&page=3", "/clients",
+                "/clients/\(seeded.clientID)", "/clients/\(seeded.clientID)?sort=cost&order=desc", "/models/lumen-demo", "/users", "/chat",
                 "/api/me/profile", "/api/me/keys", "/api/me/models", "/api/clients/\(seeded.clientID)",
                 "/api/clients/\(seeded.clientID)/keys",
             ]
@@ -81,19 +88,22 @@ struct PageBench: AsyncParsableCommand {
             print(
                 "\(lines.formatted()) usage lines and \(keys.formatted()) keys for the person, as many for the client; \(iterations) timed GETs each, one connection"
             )
-            for page in pages {
+            let chosen = only.isEmpty ? pages : only.map { $0.replacingOccurrences(of: "{id}", with: seeded.clientID) }
+            for page in chosen {
                 for _ in 0..<10 { _ = try await session.get(page) }
                 var durations: [Duration] = []
+                let cpuBefore = Self.cpuSeconds()
                 for _ in 0..<iterations {
                     let started = ContinuousClock.now
                     _ = try await session.get(page)
                     durations.append(ContinuousClock.now - started)
                 }
+                let cpu = (Self.cpuSeconds() - cpuBefore) / Double(iterations) * 1e3
                 durations.sort()
                 let p50 = durations[durations.count / 2]
                 let p99 = durations[min(durations.count - 1, Int((Double(durations.count) * 0.99).rounded(.up)) - 1)]
                 let name = page.replacingOccurrences(of: seeded.clientID, with: "{id}")
-                print("  GET \(name.padding(toLength: 26, withPad: " ", startingAt: 0)) p50 \(Self.millis(p50)) ms   p99 \(Self.millis(p99)) ms")
+                print("  GET \(name.padding(toLength: 36, withPad: " ", startingAt: 0)) p50 \(Self.millis(p50)) ms   p99 \(Self.millis(p99)) ms   CPU \(String(format: "%.2f", cpu)) ms")
             }
             // The figures are the lines': the person's requests, and the client's keys' requests.
             let profile = try session.object(try await session.get("/api/me/profile"))
@@ -171,6 +181,13 @@ struct PageBench: AsyncParsableCommand {
             }
         }
         return made.0
+    }
+
+    /// User and system CPU time of this process (the server and the benchmark's client).
+    static func cpuSeconds() -> Double {
+        var usage = rusage()
+        getrusage(Int32(RUSAGE_SELF.rawValue), &usage)
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
     }
 
     static func millis(_ duration: Duration) -> String {

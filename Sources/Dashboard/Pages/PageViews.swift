@@ -169,20 +169,95 @@ struct UsageCells {
     }
 }
 
-/// Seed 001's API-key table (a person's or a client's).
+/// Seed 001's API-key table (a person's or a client's), one page of it: sorting, search,
+/// "Show deleted keys" and paging are links and a form to the page itself (`sort`, `order`,
+/// `query`, `show_deleted`, `page`), so the server renders only the rows shown.
 struct KeyTableView {
+    struct Column {
+        var label: String
+        /// The link that sorts by this column (nil: not sortable).
+        var href: String?
+        /// `ascending` or `descending` on the column the table is sorted by.
+        var ariaSort: String?
+    }
+
+    struct Pager {
+        var summary: String
+        var previous: String?
+        var next: String?
+    }
+
+    /// Rows a page shows.
+    static let pageSize = 50
+
     /// Where new keys are made (`POST`), and under which each key is (`PATCH`, `DELETE`).
     var createURL: String
     var canCreate: Bool
+    /// The page the table is on (`/profile`, `/clients/<id>`): its links and form go there.
+    var action: String
+    var columns: [Column]
     var rows: [KeyRowView]
     /// Stored, not computed: templates see stored properties only.
     var hasRows: Bool
+    var empty: String?
+    var query: String?
+    var showDeleted: Bool
+    var sort: String
+    var order: String
+    var pager: Pager?
 
-    init(_ keys: [KeyObject], base: String, canCreate: Bool = true) {
+    /// `everything`: how many keys the owner has, revoked ones included (asked only when the
+    /// page is empty, to say why).
+    init(_ page: KeysController.Page, query: ListQuery, everything: Int?, base: String, action: String, canCreate: Bool = true) {
         createURL = base
         self.canCreate = canCreate
-        rows = keys.sorted { $0.name.lowercased() < $1.name.lowercased() }.map { KeyRowView($0, base: base) }
+        self.action = action
+        self.query = query.text
+        showDeleted = query.showDeleted
+        sort = query.sort
+        order = query.descending ? "desc" : "asc"
+        rows = page.keys.map { KeyRowView($0, base: base) }
         hasRows = !rows.isEmpty
+        func link(sort: String, descending: Bool, page: Int) -> String {
+            var items = [URLQueryItem(name: "sort", value: sort), URLQueryItem(name: "order", value: descending ? "desc" : "asc")]
+            if let text = query.text { items.append(URLQueryItem(name: "query", value: text)) }
+            if query.showDeleted { items.append(URLQueryItem(name: "show_deleted", value: "true")) }
+            if page > 1 { items.append(URLQueryItem(name: "page", value: String(page))) }
+            var components = URLComponents()
+            components.path = action
+            components.queryItems = items
+            // `+` is a space to a form decoder: spell it out.
+            return (components.string ?? action).replacingOccurrences(of: "+", with: "%2B") + "#keys"
+        }
+        columns = [("Name", "name"), ("Hint", nil), ("Requests", "requests"), ("Tokens", "tokens"), ("Coins", "cost"), ("Last Used", "last_used")]
+            .map { label, key in
+                guard let key else { return Column(label: label) }
+                let current = key == query.sort
+                // A second click turns the order round; numbers start with the largest.
+                let descending = current ? !query.descending : key != "name"
+                return Column(
+                    label: label, href: link(sort: key, descending: descending, page: 1),
+                    ariaSort: current ? (query.descending ? "descending" : "ascending") : nil)
+            }
+        if page.total > Self.pageSize || page.offset > 0 {
+            let first = min(page.offset + 1, page.total)
+            let last = page.offset + page.keys.count
+            pager = Pager(
+                summary: "Keys \(Figures.count(Int64(first)))–\(Figures.count(Int64(last))) of \(Figures.count(Int64(page.total)))",
+                previous: query.page > 1 ? link(sort: query.sort, descending: query.descending, page: query.page - 1) : nil,
+                next: page.offset + page.keys.count < page.total ? link(sort: query.sort, descending: query.descending, page: query.page + 1) : nil)
+        }
+        if !hasRows {
+            if page.total > 0 {
+                empty = "No keys on this page — go back to the first one."
+            } else if let text = query.text {
+                empty = "No keys match “\(text)”."
+            } else if !query.showDeleted, (everything ?? 0) > 0 {
+                empty = "No active keys — tick “Show deleted keys” to see the revoked ones."
+            } else {
+                empty = "No API keys yet — create one with “+ New API Key”."
+            }
+        }
     }
 }
 
@@ -345,7 +420,7 @@ struct ClientPage {
     var keys: KeyTableView
     var models: ModelTableView
 
-    init(layout: LayoutView, detail: ClientDetailObject, allKeys: [KeyObject], models: [ModelRow]) {
+    init(layout: LayoutView, detail: ClientDetailObject, keys: KeyTableView, models: [ModelRow]) {
         self.layout = layout
         isAdmin = layout.isAdmin
         let base = "/api/clients/" + PathSegment.encode(detail.client.id)
@@ -361,7 +436,7 @@ struct ClientPage {
             Manager(id: $0.id, name: $0.displayName, email: $0.email, removeURL: base + "/managers/" + PathSegment.encode($0.id))
         }
         hasManagers = !managers.isEmpty
-        keys = KeyTableView(allKeys, base: base + "/keys")
+        self.keys = keys
         self.models = ModelTableView(models, consentBase: base + "/models", forClient: true)
     }
 }

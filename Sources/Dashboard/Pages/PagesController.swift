@@ -130,18 +130,20 @@ struct PagesController: Sendable {
 
     // MARK: Pages
 
+    /// `?sort=&order=&query=&show_deleted=&page=`: the key table's page (see `KeyTableView`).
     @Sendable func profilePage(_ request: Request, context: DashboardContext) async throws -> Response {
         let person = try context.person
+        let query = try ListQuery(request, sorts: KeyObject.sorts, defaultSort: "name", pageable: true)
         async let card = profile.profile(context)
-        async let keyRows = keys.keys(of: .user(person.userID), context: context, includeRevoked: true)
+        async let keyTable = keyTable(of: .user(person.userID), query: query, base: "/api/me/keys", action: "/profile", context: context)
         async let modelRows = models.rows(for: .user(person.userID), context: context, includeDisabled: true)
-        let (profileObject, keyObjects, modelObjects) = try await (card, keyRows, modelRows)
+        let (profileObject, table, modelObjects) = try await (card, keyTable, modelRows)
         var layout = try layout(context, name: profileObject.user.displayName)
         layout.onProfile = true
         return try site.page(
             "profile",
             ProfilePage(
-                layout: layout, profile: ProfileView(profileObject), keys: KeyTableView(keyObjects, base: "/api/me/keys"),
+                layout: layout, profile: ProfileView(profileObject), keys: table,
                 models: ModelTableView(modelObjects, consentBase: "/api/me/models", forClient: false)))
     }
 
@@ -152,16 +154,33 @@ struct PagesController: Sendable {
         return try site.page("clients", ClientsPage(layout: layout, clients: list))
     }
 
+    /// `?sort=&order=&query=&show_deleted=&page=`: the key table's page, as on the profile.
     @Sendable func clientPage(_ request: Request, context: DashboardContext) async throws -> Response {
         let clientID = try context.path("clientId")
-        async let detail = clients.detail(clientID, context: context)
+        let query = try ListQuery(request, sorts: KeyObject.sorts, defaultSort: "name", pageable: true)
+        let path = PathSegment.encode(clientID)
+        async let found = clients.detail(clientID, context: context)
+        async let keyTable = keyTable(
+            of: .client(clientID), query: query, base: "/api/clients/\(path)/keys", action: "/clients/\(path)", context: context)
         async let modelRows = models.rows(for: .client(clientID), context: context, includeDisabled: true)
-        let (page, rows) = try await (detail, modelRows)
+        // The client's own answer first: a client of another organisation, or one the person
+        // may not see, says so (404 or 403) rather than whatever the key list says.
+        let detail = try await found
+        let (table, rows) = try await (keyTable, modelRows)
         var layout = try layout(context)
         layout.onClients = true
         return try site.page(
             "client",
-            ClientPage(layout: layout, detail: ClientDetailObject(page, coins: clients.coins), allKeys: page.keys, models: rows))
+            ClientPage(layout: layout, detail: ClientDetailObject(detail, keys: [], coins: clients.coins), keys: table, models: rows))
+    }
+
+    /// One page of `owner`'s key table; when it is empty, how many keys they have at all.
+    func keyTable(of owner: Lumen_Common_V1_PrincipalRef, query: ListQuery, base: String, action: String, context: DashboardContext)
+        async throws -> KeyTableView
+    {
+        let page = try await keys.page(of: owner, query: query, limit: KeyTableView.pageSize, context: context)
+        let everything = page.total == 0 ? try await keys.count(of: owner, context: context) : nil
+        return KeyTableView(page, query: query, everything: everything, base: base, action: action)
     }
 
     @Sendable func modelPage(_ request: Request, context: DashboardContext) async throws -> Response {

@@ -536,6 +536,13 @@ public nonisolated struct Lumen_Keys_V1_ListKeysRequest: Sendable {
   /// Clears the value of `page`. Subsequent reads from it will return its default value.
   public mutating func clearPage() {self._page = nil}
 
+  /// Only each key's id (every other field empty): for a caller that orders the keys by what
+  /// the ledger knows (GetKeyTotals) and then asks for one page of them in full (key_ids).
+  public var idsOnly: Bool = false
+
+  /// Only these keys (at most 1,000 ids; ids of other owners or organisations match nothing).
+  public var keyIds: [String] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1404,7 +1411,7 @@ nonisolated extension Lumen_Keys_V1_GetKeyResponse: SwiftProtobuf.Message, Swift
 
 nonisolated extension Lumen_Keys_V1_ListKeysRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ListKeysRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}organization_id\0\u{1}kind\0\u{1}owner\0\u{3}include_deleted\0\u{3}name_contains\0\u{1}sort\0\u{1}reverse\0\u{1}page\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}organization_id\0\u{1}kind\0\u{1}owner\0\u{3}include_deleted\0\u{3}name_contains\0\u{1}sort\0\u{1}reverse\0\u{1}page\0\u{3}ids_only\0\u{3}key_ids\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1420,6 +1427,8 @@ nonisolated extension Lumen_Keys_V1_ListKeysRequest: SwiftProtobuf.Message, Swif
       case 6: try { try decoder.decodeSingularEnumField(value: &self.sort) }()
       case 7: try { try decoder.decodeSingularBoolField(value: &self.reverse) }()
       case 8: try { try decoder.decodeSingularMessageField(value: &self._page) }()
+      case 9: try { try decoder.decodeSingularBoolField(value: &self.idsOnly) }()
+      case 10: try { try decoder.decodeRepeatedStringField(value: &self.keyIds) }()
       default: break
       }
     }
@@ -1454,6 +1463,12 @@ nonisolated extension Lumen_Keys_V1_ListKeysRequest: SwiftProtobuf.Message, Swif
     try { if let v = self._page {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
     } }()
+    if self.idsOnly != false {
+      try visitor.visitSingularBoolField(value: self.idsOnly, fieldNumber: 9)
+    }
+    if !self.keyIds.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.keyIds, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1466,6 +1481,8 @@ nonisolated extension Lumen_Keys_V1_ListKeysRequest: SwiftProtobuf.Message, Swif
     if lhs.sort != rhs.sort {return false}
     if lhs.reverse != rhs.reverse {return false}
     if lhs._page != rhs._page {return false}
+    if lhs.idsOnly != rhs.idsOnly {return false}
+    if lhs.keyIds != rhs.keyIds {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

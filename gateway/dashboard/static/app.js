@@ -1,6 +1,7 @@
 // Lumen dashboard: plain ES module, no build step, nothing fetched but Lumen's own /api.
 // Pages are rendered on the server; this adds local times, countdowns, sorting and filtering
-// of tables, dialogs, copying, and the calls that change something (with the CSRF token).
+// of the small tables (the key tables are sorted, searched and paged by the server), dialogs,
+// copying, and the calls that change something (with the CSRF token).
 
 import { api } from "./api.js";
 import { chat } from "./chat.js";
@@ -30,7 +31,7 @@ function countdowns() {
   setInterval(tick, 1000);
 }
 
-/** Sorting by any column with a sort button, filtering by name, and hidden rows on demand. */
+/** Sorting by any column with a sort button, filtering by name, and disabled rows on demand. */
 function tables() {
   for (const table of document.querySelectorAll("table.sortable")) {
     const headers = [...table.tHead.rows[0].cells];
@@ -56,16 +57,42 @@ function tables() {
   }
   const refresh = (table) => {
     const query = (document.querySelector(`[data-filter="${table.id}"]`)?.value ?? "").trim().toLowerCase();
-    const showHidden = document.querySelector(`[data-show-deleted="${table.id}"], [data-show-disabled="${table.id}"]`)?.checked;
+    const showHidden = document.querySelector(`[data-show-disabled="${table.id}"]`)?.checked;
     for (const row of table.tBodies[0].rows) {
-      const optional = row.classList.contains("revoked") || row.classList.contains("disabled");
+      const optional = row.classList.contains("disabled");
       const matches = (row.dataset.name ?? "").toLowerCase().includes(query);
       row.hidden = !matches || (optional && !showHidden);
     }
   };
-  for (const input of document.querySelectorAll("[data-filter], [data-show-deleted], [data-show-disabled]")) {
-    const table = document.getElementById(input.dataset.filter ?? input.dataset.showDeleted ?? input.dataset.showDisabled);
+  for (const input of document.querySelectorAll("[data-filter], [data-show-disabled]")) {
+    const table = document.getElementById(input.dataset.filter ?? input.dataset.showDisabled);
     if (table) input.addEventListener("input", () => refresh(table));
+  }
+}
+
+/** The key tables are paged on the server: their search asks it as one types (a pause of
+ * 400 ms), "Show deleted keys" at once; the search box keeps the focus across the reload. */
+function keySearch() {
+  for (const form of document.querySelectorAll("[data-key-search]")) {
+    const input = form.querySelector("[data-search-input]");
+    let timer = null;
+    input.addEventListener("input", () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        sessionStorage.setItem("lumen-key-search-focus", "1");
+        form.requestSubmit();
+      }, 400);
+    });
+    form.querySelector("[data-deleted-toggle]").addEventListener("change", () => form.requestSubmit());
+    if (sessionStorage.getItem("lumen-key-search-focus")) {
+      sessionStorage.removeItem("lumen-key-search-focus");
+      // After the load: going to the #keys fragment would take the focus away again.
+      const focus = () => setTimeout(() => {
+        input.focus();
+        input.setSelectionRange(input.value.length, input.value.length);
+      });
+      if (document.readyState === "complete") focus(); else addEventListener("load", focus, { once: true });
+    }
   }
 }
 
@@ -440,6 +467,7 @@ function pools() {
 localTimes();
 countdowns();
 tables();
+keySearch();
 keys();
 consent();
 avatars();

@@ -98,29 +98,25 @@ export function chat() {
     }
   });
 
-  for (const button of root.querySelectorAll("[data-rename]")) {
-    button.addEventListener("click", async () => {
-      const title = prompt("Rename the conversation", button.dataset.titleNow);
-      if (title === null) return;
-      try {
-        await api("PATCH", `/api/chat/conversations/${encodeURIComponent(button.dataset.rename)}`, { title });
+  // One listener for the list, so that an item the page adds after an answer works as well.
+  root.querySelector(".conversation-list").addEventListener("click", async (event) => {
+    const rename = event.target.closest("[data-rename]");
+    const remove = event.target.closest("[data-delete-conversation]");
+    try {
+      if (rename) {
+        const title = prompt("Rename the conversation", rename.dataset.titleNow);
+        if (title === null) return;
+        await api("PATCH", `/api/chat/conversations/${encodeURIComponent(rename.dataset.rename)}`, { title });
         location.reload();
-      } catch (failure) {
-        alert(failure.message);
+      } else if (remove) {
+        if (!confirm(`Delete “${remove.dataset.titleNow}”? Its messages go; what they cost stays counted.`)) return;
+        await api("DELETE", `/api/chat/conversations/${encodeURIComponent(remove.dataset.deleteConversation)}`);
+        location.href = remove.dataset.deleteConversation === conversation ? "/chat" : location.href;
       }
-    });
-  }
-  for (const button of root.querySelectorAll("[data-delete-conversation]")) {
-    button.addEventListener("click", async () => {
-      if (!confirm(`Delete “${button.dataset.titleNow}”? Its messages go; what they cost stays counted.`)) return;
-      try {
-        await api("DELETE", `/api/chat/conversations/${encodeURIComponent(button.dataset.deleteConversation)}`);
-        location.href = button.dataset.deleteConversation === conversation ? "/chat" : location.href;
-      } catch (failure) {
-        alert(failure.message);
-      }
-    });
-  }
+    } catch (failure) {
+      alert(failure.message);
+    }
+  });
 }
 
 /** After an answer: the conversation's title and place in the list, as the server has them. */
@@ -136,10 +132,22 @@ async function refreshList(root, id) {
     const link = document.createElement("a");
     link.href = `/chat?c=${encodeURIComponent(id)}`;
     link.dataset.title = "";
-    item.append(link);
+    const actions = document.createElement("span");
+    actions.className = "item-actions";
+    for (const [label, action, style] of [["Rename", "rename", "small"], ["Delete", "deleteConversation", "small danger"]]) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = style;
+      button.textContent = label;
+      button.dataset[action] = id;
+      actions.append(button);
+    }
+    item.append(link, actions);
     root.querySelector(".conversations .empty")?.remove();
   }
   item.querySelector("[data-title]").textContent = mine.title;
+  for (const button of item.querySelectorAll("button")) button.dataset.titleNow = mine.title;
+  for (const other of list.querySelectorAll("[aria-current]")) other.removeAttribute("aria-current");
   item.setAttribute("aria-current", "true");
   list.prepend(item);
 }
