@@ -165,27 +165,30 @@ struct KeysController: Sendable {
         // Every match: in full for the whole list, ids alone when a page of it is shown.
         list.idsOnly = limit != nil
         var keys: [Lumen_Keys_V1_Key] = []
+        var allIDs: [String] = []
         list.page.limit = 1000
         for page in Int32(1)... {
             list.page.page = page
             let response = try await listKeys(list, metadata: metadata)
             keys += response.keys
+            allIDs += list.idsOnly ? response.keyIds : response.keys.map(\.id)
             guard response.pageInfo.hasMore_p else { break }
         }
-        let totals = try await self.totals(of: keys.map(\.id), owner: owner, metadata: metadata)
+        let totals = try await self.totals(of: allIDs, owner: owner, metadata: metadata)
         if byService == nil {
             // Each key's figure once (not a dictionary lookup per comparison); ties keep name order.
-            let values = keys.map { KeyObject.usage(totals[$0.id], query.sort) }
-            let order = keys.indices.sorted { a, b in
+            let values = allIDs.map { KeyObject.usage(totals[$0], query.sort) }
+            let order = allIDs.indices.sorted { a, b in
                 if values[a] == values[b] { return a < b }
                 return query.descending ? values[b] < values[a] : values[a] < values[b]
             }
-            keys = order.map { keys[$0] }
+            allIDs = order.map { allIDs[$0] }
+            if !list.idsOnly { keys = order.map { keys[$0] } }
         }
         guard let limit else {
             return Page(keys: keys.map { KeyObject($0, totals: totals[$0.id], coins: coins) }, total: keys.count, offset: 0)
         }
-        let ids = keys.dropFirst(offset).prefix(limit).map(\.id)
+        let ids = Array(allIDs.dropFirst(offset).prefix(limit))
         var full: [String: Lumen_Keys_V1_Key] = [:]
         if !ids.isEmpty {
             var these = list
@@ -199,7 +202,7 @@ struct KeysController: Sendable {
         }
         // A key revoked in between still shows (as revoked); one gone from the answer is left out.
         return Page(
-            keys: ids.compactMap { id in full[id].map { KeyObject($0, totals: totals[id], coins: coins) } }, total: keys.count,
+            keys: ids.compactMap { id in full[id].map { KeyObject($0, totals: totals[id], coins: coins) } }, total: allIDs.count,
             offset: offset)
     }
 

@@ -137,7 +137,7 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
         if request.idsOnly {
             let (ids, total) = try await store.listIDs(query, revokedStatus: revoked)
             return .with {
-                $0.keys = ids.map { id in .with { $0.id = id } }
+                $0.keyIds = ids
                 $0.pageInfo = page.info(total: total)
             }
         }

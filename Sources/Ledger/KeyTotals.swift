@@ -54,7 +54,14 @@ enum KeyTotals {
                 SELECT key_id, requests, input_tokens, cached_input_tokens, output_tokens, cost_micros, last_used_at
                 FROM key_totals WHERE organization_id = ? AND key_id IN (SELECT value FROM json_each(?))
                 """)
-        let ids = String(decoding: try JSONEncoder().encode(keyIDs), as: UTF8.self)
+        guard !keyIDs.isEmpty else { return [] }
+        // Ids as Lumen makes them (letters, digits, `_`, `-`) need no escaping.
+        let plain = keyIDs.allSatisfy { id in
+            id.utf8.allSatisfy { byte in
+                (0x30...0x39).contains(byte) || (0x61...0x7A).contains(byte | 0x20) || byte == 0x5F || byte == 0x2D
+            }
+        }
+        let ids = plain ? "[\"" + keyIDs.joined(separator: "\",\"") + "\"]" : String(decoding: try JSONEncoder().encode(keyIDs), as: UTF8.self)
         let rows = try Row.fetchCursor(statement, arguments: [organizationID, ids])
         while let row = try rows.next() {
             let keyID: String = row[0]

@@ -52,5 +52,13 @@ struct KeyTotalsMigrationTests {
         #expect(a.lastUsedAt.millis == 90_000_000)
         #expect(totals.0[1].requests == 0)  // key_b is org_2's
         #expect(totals.1[0].requests == 1 && totals.1[0].costMicros == 42)
+
+        // Any id text is looked up as it is (quotes and backslashes too), repeats and order kept.
+        let odd = try queue.read { db in
+            try KeyTotals.fetch(db, organizationID: "org_1", keyIDs: ["key_a", #"k"ey\"#, "", "key_a"])
+        }
+        #expect(odd.map(\.keyID) == ["key_a", #"k"ey\"#, "", "key_a"])
+        #expect(odd.map(\.requests) == [2, 0, 0, 2])
+        #expect(try queue.read { db in try KeyTotals.fetch(db, organizationID: "org_1", keyIDs: []) }.isEmpty)
     }
 }

@@ -44,6 +44,14 @@ def screenshot(page, name):
     for label, width, height in (("desktop", 1280, 800), ("phone", 390, 844)):
         page.set_viewport_size({"width": width, "height": height})
         page.screenshot(path=str(SHOTS / f"{name}-{label}.png"), full_page=True)
+        # Every field has a label a screen reader reads.
+        unlabelled = page.evaluate("""() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+            .filter(field => field.labels.length === 0 && !field.getAttribute('aria-label') && !field.getAttribute('aria-labelledby'))
+            .map(field => field.outerHTML)""")
+        assert unlabelled == [], f"{name}: fields without a label: {unlabelled}"
+        # Nothing wider than the screen: wide tables scroll inside their own box.
+        overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, f"{name} is {overflow}px wider than a {width}px screen"
     page.set_viewport_size(size)
 
 
@@ -337,10 +345,24 @@ def test_an_administrator_manages_people_groups_and_coins(site, browser):
     admin.get_by_role("link", name="Users").click()
     expect(admin).to_have_url(site.http + "/users")
 
-    # A group, a person in it, an invitation link that sets their password.
-    admin.get_by_role("button", name="+ New Group").click()
-    admin.locator("#new-group-dialog").get_by_label("Name").fill("research")
-    admin.get_by_role("button", name="Create group").click()
+    # By keyboard: Enter opens a dialog with the focus inside it, Escape closes it and gives the
+    # focus back; then a group, made without the mouse.
+    opener = admin.get_by_role("button", name="+ New Group")
+    opener.focus()
+    admin.keyboard.press("Enter")
+    expect(admin.locator("#new-group-dialog")).to_be_visible()
+    assert admin.evaluate("document.getElementById('new-group-dialog').contains(document.activeElement)")
+    admin.keyboard.press("Escape")
+    expect(admin.locator("#new-group-dialog")).to_be_hidden()
+    expect(opener).to_be_focused()
+    admin.keyboard.press("Enter")
+    name = admin.locator("#new-group-dialog").get_by_label("Name")
+    name.focus()
+    admin.keyboard.type("research")
+    admin.keyboard.press("Enter")  # submits the dialog's form
+    expect(admin.locator("#new-group-dialog")).to_be_hidden()
+
+    # A person in the group, an invitation link that sets their password.
     admin.get_by_role("button", name="+ New User").click()
     dialog = admin.locator("#new-user-dialog")
     dialog.get_by_label("Email").fill("newcomer@demo.lumen.invalid")

@@ -536,8 +536,9 @@ public nonisolated struct Lumen_Keys_V1_ListKeysRequest: Sendable {
   /// Clears the value of `page`. Subsequent reads from it will return its default value.
   public mutating func clearPage() {self._page = nil}
 
-  /// Only each key's id (every other field empty): for a caller that orders the keys by what
-  /// the ledger knows (GetKeyTotals) and then asks for one page of them in full (key_ids).
+  /// Only the ids, in the response's key_ids (keys stays empty): for a caller that orders the
+  /// keys by what the ledger knows (GetKeyTotals) and then asks for one page of them in full
+  /// (key_ids below).
   public var idsOnly: Bool = false
 
   /// Only these keys (at most 1,000 ids; ids of other owners or organisations match nothing).
@@ -557,7 +558,7 @@ public nonisolated struct Lumen_Keys_V1_ListKeysResponse: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// The keys of the page.
+  /// The keys of the page (empty when the request asked for ids_only).
   public var keys: [Lumen_Keys_V1_Key] = []
 
   /// Pagination.
@@ -569,6 +570,9 @@ public nonisolated struct Lumen_Keys_V1_ListKeysResponse: Sendable {
   public var hasPageInfo: Bool {self._pageInfo != nil}
   /// Clears the value of `pageInfo`. Subsequent reads from it will return its default value.
   public mutating func clearPageInfo() {self._pageInfo = nil}
+
+  /// The page's key ids, in order, when the request asked for ids_only.
+  public var keyIds: [String] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1490,7 +1494,7 @@ nonisolated extension Lumen_Keys_V1_ListKeysRequest: SwiftProtobuf.Message, Swif
 
 nonisolated extension Lumen_Keys_V1_ListKeysResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ListKeysResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}keys\0\u{3}page_info\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}keys\0\u{3}page_info\0\u{3}key_ids\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1500,6 +1504,7 @@ nonisolated extension Lumen_Keys_V1_ListKeysResponse: SwiftProtobuf.Message, Swi
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.keys) }()
       case 2: try { try decoder.decodeSingularMessageField(value: &self._pageInfo) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.keyIds) }()
       default: break
       }
     }
@@ -1516,12 +1521,16 @@ nonisolated extension Lumen_Keys_V1_ListKeysResponse: SwiftProtobuf.Message, Swi
     try { if let v = self._pageInfo {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
     } }()
+    if !self.keyIds.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.keyIds, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Lumen_Keys_V1_ListKeysResponse, rhs: Lumen_Keys_V1_ListKeysResponse) -> Bool {
     if lhs.keys != rhs.keys {return false}
     if lhs._pageInfo != rhs._pageInfo {return false}
+    if lhs.keyIds != rhs.keyIds {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
