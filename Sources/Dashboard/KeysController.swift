@@ -200,7 +200,7 @@ struct KeysController: Sendable {
             }
             for key in try await listKeys(these, metadata: metadata).keys { full[key.id] = key }
         }
-        // A key revoked in between still shows (as revoked); one gone from the answer is left out.
+        // A key revoked between the two reads (deleted keys not shown) is left out of the page.
         return Page(
             keys: ids.compactMap { id in full[id].map { KeyObject($0, totals: totals[id], coins: coins) } }, total: allIDs.count,
             offset: offset)
