@@ -92,6 +92,44 @@ struct ManagementKeysRouteTests {
         }
     }
 
+    @Test("GET pages with page and limit (newest first, total and has_more); without them, every key; bad values are 400")
+    func paging() async throws {
+        try await GatewayHarness.run { gateway in
+            for name in ["first", "second", "third"] {
+                #expect(try await gateway.send(.post, "/v1/management/api-keys", json: #"{"name": "\#(name)"}"#).status == 200)
+            }
+            let (plainStatus, plain) = try await gateway.send(.get, "/v1/management/api-keys")
+            #expect(plainStatus == 200)
+            #expect(Set(plain.keys) == ["object", "data"])
+            #expect((plain["data"] as? [[String: Any]])?.compactMap { $0["name"] as? String } == ["third", "second", "first"])
+
+            let (status, first) = try await gateway.send(.get, "/v1/management/api-keys?limit=2")
+            #expect(status == 200)
+            #expect((first["data"] as? [[String: Any]])?.compactMap { $0["name"] as? String } == ["third", "second"])
+            #expect(first["page"] as? Int == 1)
+            #expect(first["limit"] as? Int == 2)
+            #expect(first["total"] as? Int == 3)
+            #expect(first["has_more"] as? Bool == true)
+            let (_, second) = try await gateway.send(.get, "/v1/management/api-keys?page=2&limit=2")
+            #expect((second["data"] as? [[String: Any]])?.compactMap { $0["name"] as? String } == ["first"])
+            #expect(second["has_more"] as? Bool == false)
+            let (_, defaults) = try await gateway.send(.get, "/v1/management/api-keys?page=1")
+            #expect(defaults["limit"] as? Int == 100)
+            #expect((defaults["data"] as? [Any])?.count == 3)
+
+            for (query, code, param) in [
+                ("limit=0", "invalid_limit", "limit"), ("limit=1001", "invalid_limit", "limit"), ("page=0", "invalid_page", "page"),
+                ("page=two", "invalid_page", "page"), ("sort=name", "unknown_parameter", "sort"),
+                ("limit=1&limit=2", "duplicate_parameter", "limit"),
+            ] {
+                let (status, body) = try await gateway.send(.get, "/v1/management/api-keys?\(query)")
+                #expect(status == 400, "\(query)")
+                #expect(GatewayHarness.error(body).code == code, "\(query)")
+                #expect(GatewayHarness.error(body).param == param, "\(query)")
+            }
+        }
+    }
+
     @Test("limitAmount: null or omitted is unlimited, 0 is zero quota, positive values are capped at 100,000")
     func limits() async throws {
         try await GatewayHarness.run { gateway in

@@ -72,8 +72,30 @@ struct APIKeyObject: Encodable {
     }
 }
 
-/// `{"object": "list", "data": [...]}`.
+/// `{"object": "list", "data": [...]}`; a page of a list adds `page`, `limit`, `total` and
+/// `has_more`.
 struct ListObject<Item: Encodable>: Encodable {
     var object = "list"
     var data: [Item]
+    var page: Int?
+    var limit: Int?
+    var total: Int64?
+    var hasMore: Bool?
+
+    init(data: [Item]) {
+        self.data = data
+    }
+
+    init(data: [Item], page info: Lumen_Common_V1_PageInfo) {
+        self.data = data
+        page = Int(info.page)
+        limit = Int(info.limit)
+        total = info.total
+        hasMore = info.hasMore_p
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case object, data, page, limit, total
+        case hasMore = "has_more"
+    }
 }

@@ -23,26 +23,29 @@ struct APIKeysController<Context: RequestContext>: Sendable {
         group.patch("api-keys/{keyId}", use: update)
     }
 
+    /// Every inference key, newest first (seed 003's plain list), or with `page` and/or `limit`
+    /// (1–1,000, 100 by default) one page of them with `page`, `limit`, `total` and `has_more`.
     @Sendable func list(_ request: Request, context: Context) async throws -> JSONResponse<ListObject<APIKeyObject>> {
         let metadata = try ManagementAuth.metadata(request)
+        let values = try PageParameters.values(request.uri.queryParameters, known: ["page", "limit"])
+        var list = Lumen_Keys_V1_ListKeysRequest.with {
+            $0.kind = .inference
+            $0.includeDeleted = true
+        }
+        if !values.isEmpty {
+            list.page = try PageParameters.page(values, maxLimit: 1000)
+            let response = try await call { try await self.keys.listKeys(list, metadata: metadata) }
+            let totals = try await self.totals(of: response.keys, metadata: metadata)
+            return JSONResponse(ListObject(data: response.keys.map { APIKeyObject($0, totals: totals[$0.id]) }, page: response.pageInfo))
+        }
         var keys: [APIKeyObject] = []
-        var page: Int32 = 1
-        while true {
-            let response = try await call {
-                try await self.keys.listKeys(
-                    .with {
-                        $0.kind = .inference
-                        $0.includeDeleted = true
-                        $0.page = .with {
-                            $0.page = page
-                            $0.limit = 1000
-                        }
-                    }, metadata: metadata)
-            }
+        list.page.limit = 1000
+        for page in Int32(1)... {
+            list.page.page = page
+            let response = try await call { try await self.keys.listKeys(list, metadata: metadata) }
             let totals = try await self.totals(of: response.keys, metadata: metadata)
             keys += response.keys.map { APIKeyObject($0, totals: totals[$0.id]) }
             guard response.pageInfo.hasMore_p else { break }
-            page += 1
         }
         return JSONResponse(ListObject(data: keys))
     }

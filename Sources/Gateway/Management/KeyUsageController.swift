@@ -79,33 +79,10 @@ enum KeyUsageQuery {
     /// parameter at fault. `/billing` is not paged: `page` and `limit` are unknown there.
     static func filter(_ parameters: Parameters, keyID: String, paged: Bool) throws(APIError) -> Lumen_Ledger_V1_ListUsageRequest {
         let known = paged ? filterParameters.union(["page", "limit"]) : filterParameters
-        var values: [String: String] = [:]
-        for (name, value) in parameters {
-            let name = String(name)
-            guard known.contains(name) else {
-                throw APIError.invalid(
-                    "unknown_parameter", "unknown query parameter \(name); known: \(known.sorted().joined(separator: ", "))",
-                    param: name)
-            }
-            guard values[name] == nil else {
-                throw APIError.invalid("duplicate_parameter", "\(name) is given more than once", param: name)
-            }
-            values[name] = String(value)
-        }
+        let values = try PageParameters.values(parameters, known: known)
         var request = Lumen_Ledger_V1_ListUsageRequest()
         request.filter.keyID = keyID
-        if let text = values["page"] {
-            guard let page = Int32(text), page >= 1 else {
-                throw APIError.invalid("invalid_page", "page must be a whole number, at least 1", param: "page")
-            }
-            request.page.page = page
-        }
-        if let text = values["limit"] {
-            guard let limit = Int32(text), (1...100).contains(limit) else {
-                throw APIError.invalid("invalid_limit", "limit must be a whole number from 1 to 100", param: "limit")
-            }
-            request.page.limit = limit
-        }
+        request.page = try PageParameters.page(values, maxLimit: 100)
         if let model = values["logicalModel"] { request.filter.logicalModel = model }
         if let vendor = values["modelVendor"] { request.filter.modelVendor = vendor }
         if let text = values["scene"] {
