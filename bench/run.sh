@@ -1,31 +1,48 @@
 #!/usr/bin/env bash
-# Lumen's inference benchmark: one run measures a fast mock upstream directly and through
-# Lumen (full admission, ledger hold and settlement, relaying), non-streaming and streaming,
-# and prints requests/s and p50/p99 for each, plus the single-connection median overhead.
+# Lumen's benchmark: one run measures, side by side, a fast mock upstream directly, the bare
+# proxy floor (Hummingbird + AsyncHTTPClient, nothing between) and Lumen (full governance,
+# durable ledger), then the ledger's hold+settle throughput, the RPC core on the wire, the
+# cost of 20,000 keys and a soak; it ends with the table of the performance targets.
 #
-# Usage: bench/run.sh            (DURATION=10s CONNECTIONS=64 to change the load)
+# Usage: bench/run.sh
+#   DURATION=10s CONNECTIONS=32   the load of each wrk run
+#   SOAK=600                      seconds of the soak at SOAK_RATE (1000) requests/s; 0 skips it
+#   KEYS=20000                    keys created for the key-cost figures; 0 skips them
+#   PAIRS=200000                  hold+settle pairs for the ledger figure; 0 skips it
+#   RPC_CALLS=200000              calls per RPC figure (h2load -c 4 -m 32); 0 skips them
 #
-# The gateway (all services in one process, SQLite under a temporary directory, durable
-# ledger writes) is pinned to CPU 0 with taskset; the mock upstream and wrk share CPU 1.
-# Builds in release; installs wrk with apt-get when it is missing. Loopback only.
+# The gateway and the floor are each pinned to CPU 0 with taskset; the mock upstream and the
+# load generators (wrk, h2load) share CPU 1. CPU per request is read from the process's own
+# counters (/proc/<pid>/stat, user + system) around each run. Builds in release; installs wrk,
+# h2load (nghttp2-client) and protoc with apt-get when missing. Loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION="${DURATION:-10s}"
-CONNECTIONS="${CONNECTIONS:-64}"
+CONNECTIONS="${CONNECTIONS:-32}"
+SOAK="${SOAK:-600}"
+SOAK_RATE="${SOAK_RATE:-1000}"
+KEYS="${KEYS:-20000}"
+PAIRS="${PAIRS:-200000}"
+RPC_CALLS="${RPC_CALLS:-200000}"
 UPSTREAM_PORT="${UPSTREAM_PORT:-9700}"
 GATEWAY_PORT="${GATEWAY_PORT:-9780}"
 METRICS_PORT="${METRICS_PORT:-9781}"
+GRPC_PORT="${GRPC_PORT:-9782}"
 FLOOR_PORT="${FLOOR_PORT:-9790}"
 
-if ! command -v wrk >/dev/null; then
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+command -v h2load >/dev/null || missing+=(nghttp2-client)
+command -v protoc >/dev/null || missing+=(protobuf-compiler)
+if [ ${#missing[@]} -gt 0 ]; then
     sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-    $sudo_cmd apt-get update -qq && $sudo_cmd apt-get install -y -qq wrk >/dev/null
+    $sudo_cmd apt-get update -qq && $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 scripts/setup.sh >/dev/null
-swift build -c release --product lumen >/dev/null
-swift build -c release --product bench-upstream >/dev/null
-swift build -c release --product bench-proxy-floor >/dev/null
+for product in lumen bench-upstream bench-proxy-floor bench-ledger; do
+    swift build -c release --product "$product" >/dev/null
+done
 BIN="$(swift build -c release --show-bin-path)"
 
 WORK="$(mktemp -d)"
@@ -39,13 +56,21 @@ trap cleanup EXIT
 
 cpus="$(nproc)"
 gateway_cpu=0; other_cpu=$(( cpus > 1 ? 1 : 0 ))
+TICKS="$(getconf CLK_TCK)"
+
+cpu_ticks() {  # pid: user + system time in clock ticks
+    awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
+}
+rss_mb() {  # pid: resident memory in MB
+    awk '/^VmRSS:/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"
+}
 
 taskset -c "$other_cpu" "$BIN/bench-upstream" "$UPSTREAM_PORT" >"$WORK/upstream.log" 2>&1 &
-PIDS+=($!)
+UPSTREAM_PID=$!; PIDS+=($UPSTREAM_PID)
 
 # The floor: Hummingbird + AsyncHTTPClient with nothing between, on the gateway's core.
 taskset -c "$gateway_cpu" "$BIN/bench-proxy-floor" "$FLOOR_PORT" "http://127.0.0.1:$UPSTREAM_PORT/v1" >"$WORK/floor.log" 2>&1 &
-PIDS+=($!)
+FLOOR_PID=$!; PIDS+=($FLOOR_PID)
 
 cat >"$WORK/lumen.yaml" <<YAML
 models:
@@ -57,8 +82,8 @@ models:
       - {id: local, provider: openai, base_url: "http://127.0.0.1:$UPSTREAM_PORT/v1", timeout_ms: 5000}
 YAML
 taskset -c "$gateway_cpu" "$BIN/lumen" serve --data-dir "$WORK/data" --config "$WORK/lumen.yaml" \
-    --http-port "$GATEWAY_PORT" --grpc-port 0 --metrics-port "$METRICS_PORT" --log-level warning >"$WORK/lumen.log" 2>&1 &
-PIDS+=($!)
+    --http-port "$GATEWAY_PORT" --grpc-port "$GRPC_PORT" --metrics-port "$METRICS_PORT" --log-level warning >"$WORK/lumen.log" 2>&1 &
+LUMEN_PID=$!; PIDS+=($LUMEN_PID)
 
 wait_for() {  # url
     for _ in $(seq 1 300); do
@@ -68,45 +93,154 @@ wait_for() {  # url
     echo "bench: $1 did not come up" >&2; cat "$WORK/lumen.log" >&2; exit 1
 }
 wait_for "http://127.0.0.1:$GATEWAY_PORT/healthz"
+for _ in $(seq 1 300); do  # the floor answers 404 to anything but its one route
+    curl -s -o /dev/null "http://127.0.0.1:$FLOOR_PORT/" && break
+    sleep 0.1
+done
 
-MT="$("$BIN/lumen" admin bootstrap --org Bench --admin-email bench@bench.test --data-dir "$WORK/data" \
-    | python3 -c 'import json,sys; print(json.load(sys.stdin)["management_token"])')"
+for pid in "$UPSTREAM_PID" "$FLOOR_PID" "$LUMEN_PID"; do  # a port taken by another process ends one early
+    kill -0 "$pid" 2>/dev/null || { echo "bench: a server exited at start; are ports $UPSTREAM_PORT, $FLOOR_PORT, $GATEWAY_PORT free?" >&2; exit 1; }
+done
+"$BIN/lumen" admin bootstrap --org Bench --admin-email bench@bench.test --data-dir "$WORK/data" >"$WORK/bootstrap.json"
+MT="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["management_token"])' "$WORK/bootstrap.json")"
+ORG="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["organization_id"])' "$WORK/bootstrap.json")"
 KEY="$(curl -fs "http://127.0.0.1:$GATEWAY_PORT/v1/management/api-keys" -H "Authorization: Bearer $MT" \
     -d '{"name": "bench"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')"
 for _ in $(seq 1 100); do  # the gateway learns of the key through its watch
     curl -fs -o /dev/null -H "Authorization: Bearer $KEY" "http://127.0.0.1:$GATEWAY_PORT/v1/models" && break
     sleep 0.05
 done
-
-run() {  # name url stream connections result-name
-    local line
+declare -A R  # results by name
+R[rss_start]="$(rss_mb "$LUMEN_PID")"
+run() {  # label url stream connections name [pid]
+    local before after line
+    before="$( [ -n "${6:-}" ] && cpu_ticks "$6" || echo 0)"
     line="$(BENCH_KEY="$KEY" BENCH_STREAM="$3" taskset -c "$other_cpu" wrk -t1 -c"$4" -d"$DURATION" \
         -s bench/chat.lua "$2/v1/chat/completions" | grep '^RESULT')"
+    after="$( [ -n "${6:-}" ] && cpu_ticks "$6" || echo 0)"
     read -r _ rps p50 p99 errors total <<<"$line"
-    printf "%-34s %10s %10s %10s %8s\n" "$1" "$rps" "$p50" "$p99" "$errors"
-    eval "RPS_$5=$rps; P50_$5=$p50"
+    local cpu="-"
+    [ -n "${6:-}" ] && cpu="$(python3 -c "print(f'{($after - $before) / $TICKS * 1000 / max(1, $total):.3f}')")"
+    printf "%-36s %9s %9s %9s %9s %7s\n" "$1" "$rps" "$cpu" "$p50" "$p99" "$errors"
+    R[rps_$5]=$rps; R[p50_$5]=$p50; R[p99_$5]=$p99; R[cpu_$5]=$cpu; R[err_$5]=$errors
 }
 
 UP="http://127.0.0.1:$UPSTREAM_PORT"
 GW="http://127.0.0.1:$GATEWAY_PORT"
 FL="http://127.0.0.1:$FLOOR_PORT"
-echo "Lumen bench: $DURATION per run, $CONNECTIONS connections, gateway on CPU $gateway_cpu ($(nproc) CPUs)"
-printf "%-34s %10s %10s %10s %8s\n" "scenario" "req/s" "p50 ms" "p99 ms" "errors"
+echo "Lumen bench: $DURATION per run, $CONNECTIONS connections; gateway and floor each pinned to CPU $gateway_cpu, upstream and load on CPU $other_cpu ($cpus CPUs)"
+echo
+printf "%-36s %9s %9s %9s %9s %7s\n" "scenario" "req/s" "CPU ms/req" "p50 ms" "p99 ms" "errors"
 run "upstream direct, JSON" "$UP" 0 "$CONNECTIONS" up_json
-run "bare proxy (floor), JSON" "$FL" 0 "$CONNECTIONS" fl_json
-run "through Lumen, JSON" "$GW" 0 "$CONNECTIONS" gw_json
+run "bare proxy (floor), JSON" "$FL" 0 "$CONNECTIONS" fl_json "$FLOOR_PID"
+run "through Lumen, JSON" "$GW" 0 "$CONNECTIONS" gw_json "$LUMEN_PID"
 run "upstream direct, streaming" "$UP" 1 "$CONNECTIONS" up_sse
-run "through Lumen, streaming" "$GW" 1 "$CONNECTIONS" gw_sse
+run "through Lumen, streaming" "$GW" 1 "$CONNECTIONS" gw_sse "$LUMEN_PID"
 run "upstream direct, JSON, 1 conn" "$UP" 0 1 up_one
-run "bare proxy (floor), JSON, 1 conn" "$FL" 0 1 fl_one
-run "through Lumen, JSON, 1 conn" "$GW" 0 1 gw_one
+run "bare proxy (floor), JSON, 1 conn" "$FL" 0 1 fl_one "$FLOOR_PID"
+run "through Lumen, JSON, 1 conn" "$GW" 0 1 gw_one "$LUMEN_PID"
+R[rss_load]="$(rss_mb "$LUMEN_PID")"; R[rss_floor]="$(rss_mb "$FLOOR_PID")"
+curl -fs "http://127.0.0.1:$METRICS_PORT/metrics" | grep '^lumen_requests_total' || true
 
-python3 - "$RPS_up_json" "$RPS_gw_json" "$RPS_up_sse" "$RPS_gw_sse" "$P50_up_one" "$P50_gw_one" "$RPS_fl_json" "$P50_fl_one" <<'PY'
-import sys
-up, gw, up_s, gw_s, p50_up, p50_gw, floor, p50_floor = map(float, sys.argv[1:])
-print(f"through Lumen / direct: JSON {gw / up:.2f}, streaming {gw_s / up_s:.2f}")
-print(f"through Lumen / bare proxy: JSON {gw / floor:.2f}")
-print(f"median added on one connection: by Lumen {p50_gw - p50_up:.3f} ms, by the bare proxy {p50_floor - p50_up:.3f} ms")
+# The RPC core on the wire: unary calls with an mt- token, frames built from the protos.
+grpc_frame() {  # message-type proto-file text-format out-file
+    printf '%s' "$3" | protoc -I proto --encode="$1" "$2" >"$WORK/message.bin"
+    python3 - "$WORK/message.bin" "$4" <<'PY'
+import struct, sys
+body = open(sys.argv[1], "rb").read()
+open(sys.argv[2], "wb").write(b"\0" + struct.pack(">I", len(body)) + body)
 PY
-LINES="$(curl -fs "http://127.0.0.1:$METRICS_PORT/metrics" | grep '^lumen_requests_total' || true)"
-echo "$LINES"
+}
+if [ "$RPC_CALLS" -gt 0 ]; then
+    echo
+    grpc_frame lumen.accounts.v1.GetOrganizationRequest lumen/accounts/v1/accounts.proto "" "$WORK/get-org.bin"
+    grpc_frame lumen.ledger.v1.GetPoolRequest lumen/ledger/v1/ledger.proto \
+        "owner { type: PRINCIPAL_TYPE_ORGANIZATION id: \"$ORG\" }" "$WORK/get-pool.bin"
+    printf "%-36s %9s %9s %9s\n" "RPC (h2load -c 4 -m 32)" "calls/s" "p99 ms" "2xx"
+    rpc() {  # label path frame name; the p99 from h2load's per-request log
+        local out rps ok p99
+        out="$(taskset -c "$other_cpu" h2load -n "$RPC_CALLS" -c 4 -m 32 -d "$3" --log-file "$WORK/h2load.log" \
+            -H 'content-type: application/grpc' -H 'te: trailers' -H "authorization: Bearer $MT" \
+            "http://127.0.0.1:$GRPC_PORT$2" 2>&1)"
+        rps="$(awk '/^finished in/ { gsub(",", "", $4); printf "%.0f", $4 }' <<<"$out")"
+        ok="$(awk '/^status codes:/ { gsub(",", "", $3); print $3 }' <<<"$out")"
+        p99="$(awk '{ print $3 }' "$WORK/h2load.log" | sort -n | awk '{ a[NR] = $1 } END { printf "%.3f", a[int(NR * 0.99)] / 1000 }')"
+        printf "%-36s %9s %9s %9s\n" "$1" "$rps" "$p99" "$ok"
+        R[rpc_$4]=$rps; R[rpc_p99_$4]=$p99
+    }
+    rpc "Accounts.GetOrganization" /lumen.accounts.v1.AccountsService/GetOrganization "$WORK/get-org.bin" org
+    rpc "Ledger.GetPool" /lumen.ledger.v1.LedgerService/GetPool "$WORK/get-pool.bin" pool
+fi
+
+# The ledger alone: hold+settle pairs, durable and group-committed.
+if [ "$PAIRS" -gt 0 ]; then
+    echo
+    "$BIN/bench-ledger" --only-pairs --pairs "$PAIRS" --concurrency 512 >"$WORK/ledger.log"
+    sed -n '/hold+settle/,$p' "$WORK/ledger.log"
+    R[pairs]="$(awk '/in-process/ { for (i = 1; i < NF; i++) if ($(i + 1) == "pairs/s") { gsub(",", "", $i); print $i } }' "$WORK/ledger.log")"
+    R[pairs_stream]="$(awk '/Meter stream/ { for (i = 1; i < NF; i++) if ($(i + 1) == "pairs/s") { gsub(",", "", $i); print $i } }' "$WORK/ledger.log")"
+fi
+
+# What keys cost: resident memory per cached key, and the key list.
+if [ "$KEYS" -gt 0 ]; then
+    echo
+    before="$(rss_mb "$LUMEN_PID")"
+    printf '{"name": "bench-key"}' >"$WORK/key.json"
+    taskset -c "$other_cpu" h2load --h1 -n "$KEYS" -c 8 -d "$WORK/key.json" -H "authorization: Bearer $MT" \
+        -H 'content-type: application/json' "$GW/v1/management/api-keys" >"$WORK/keys.log" 2>&1
+    grep -q "succeeded, 0 failed" "$WORK/keys.log" || { echo "bench: creating keys failed" >&2; grep -E "requests:|status codes" "$WORK/keys.log" >&2; }
+    sleep 2  # the gateway's cache learns of them through its watch
+    after="$(rss_mb "$LUMEN_PID")"
+    R[key_bytes]="$(python3 -c "print(round(($after - $before) * 1024 * 1024 / $KEYS))")"
+    list_ms() {  # url: the median of 5 GETs, in ms
+        for _ in 1 2 3 4 5; do
+            curl -fs -o /dev/null -w '%{time_total}\n' -H "Authorization: Bearer $MT" "$1"
+        done | sort -n | sed -n 3p | awk '{ printf "%.1f", $1 * 1000 }'
+    }
+    R[list_full]="$(list_ms "$GW/v1/management/api-keys")"
+    R[list_page]="$(list_ms "$GW/v1/management/api-keys?page=1&limit=100")"
+    echo "$((KEYS + 1)) keys: RSS $before → $after MB (${R[key_bytes]} bytes a key); full list ${R[list_full]} ms, a page of 100 ${R[list_page]} ms"
+fi
+
+# The soak: a steady SOAK_RATE requests/s for SOAK seconds; resident memory before and after.
+R[rss_before_soak]="$(rss_mb "$LUMEN_PID")"
+if [ "$SOAK" -gt 0 ]; then
+    echo
+    clients=10
+    printf '%s' '{"model":"bench-model","max_tokens":16,"messages":[{"role":"user","content":"Hello benchmark"}]}' >"$WORK/soak.json"
+    taskset -c "$other_cpu" h2load --h1 -c "$clients" --rps "$((SOAK_RATE / clients))" -D "$SOAK" -d "$WORK/soak.json" \
+        -H "authorization: Bearer $KEY" -H 'content-type: application/json' "$GW/v1/chat/completions" >"$WORK/soak.log" 2>&1 || true
+    echo "soak, $SOAK s at $SOAK_RATE req/s: $(grep -E '^requests:' "$WORK/soak.log")"
+fi
+R[rss_soak]="$(rss_mb "$LUMEN_PID")"
+
+echo
+python3 - <<PY
+r = {$(for k in "${!R[@]}"; do printf '"%s": "%s", ' "$k" "${R[$k]}"; done)}
+def num(name):
+    try: return float(r.get(name, "nan"))
+    except ValueError: return float("nan")
+rows = [
+    ("CPU per governed JSON request (ms)", num("cpu_gw_json"), "<=", 0.15, f"floor {r.get('cpu_fl_json')}"),
+    ("CPU per streamed request (ms)", num("cpu_gw_sse"), "<=", 0.25, ""),
+    ("added p50, one connection (ms)", num("p50_gw_one") - num("p50_up_one"), "<=", 0.2,
+        f"floor {num('p50_fl_one') - num('p50_up_one'):.3f}"),
+    ("p99, one connection (ms)", num("p99_gw_one"), "<=", 1.0, f"floor {r.get('p99_fl_one')}"),
+    ("hold+settle pairs/s, durable", num("pairs"), ">=", 20000, f"over the Meter stream {r.get('pairs_stream')}"),
+    ("RSS after load (MB)", num("rss_load"), "<=", 100, f"start {r.get('rss_start')}, floor {r.get('rss_floor')}"),
+    ("RSS growth over the soak (MB)", num("rss_soak") - num("rss_before_soak"), "<=", 5,
+        f"{r.get('rss_before_soak')} -> {r.get('rss_soak')}"),
+    ("bytes per cached key", num("key_bytes"), "<=", 1024, ""),
+    ("full key list, $KEYS keys (ms)", num("list_full"), "<=", 200, f"page of 100: {r.get('list_page')} ms"),
+    ("GetOrganization calls/s", num("rpc_org"), ">=", 20000, f"p99 {r.get('rpc_p99_org')} ms"),
+    ("Ledger.GetPool calls/s", num("rpc_pool"), ">=", 20000, f"p99 {r.get('rpc_p99_pool')} ms"),
+]
+print(f"{'target':40} {'measured':>10} {'target':>10}  met   note")
+for name, value, op, target, note in rows:
+    if value != value:
+        print(f"{name:40} {'-':>10} {op + ' ' + format(target, 'g'):>10}  -     skipped"); continue
+    met = value <= target if op == "<=" else value >= target
+    shown = f"{value:.3f}" if abs(value) < 10 else f"{value:,.0f}"
+    print(f"{name:40} {shown:>10} {op + ' ' + format(target, 'g'):>10}  {'yes' if met else 'NO ':4}  {note}")
+print(f"through Lumen / bare proxy, JSON req/s: {num('rps_gw_json') / num('rps_fl_json'):.2f}; through Lumen / direct: JSON {num('rps_gw_json') / num('rps_up_json'):.2f}, streaming {num('rps_gw_sse') / num('rps_up_sse'):.2f}")
+PY

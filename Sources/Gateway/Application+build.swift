@@ -16,19 +16,24 @@ public struct GatewayServices: Sendable {
     public var registry: any Lumen_Registry_V1_ModelRegistryService.ClientProtocol
     /// The deployment's internal token, with which the gateway opens its watch streams.
     public var internalToken: String
+    /// The ledger's own hold meter when the ledger runs in this process; nil: holds travel over
+    /// the ledger's `Meter` stream (`LedgerMeter`).
+    public var meter: (any HoldMeter)?
 
     public init(
         accounts: any Lumen_Accounts_V1_AccountsService.ClientProtocol,
         keys: any Lumen_Keys_V1_KeysService.ClientProtocol,
         ledger: any Lumen_Ledger_V1_LedgerService.ClientProtocol,
         registry: any Lumen_Registry_V1_ModelRegistryService.ClientProtocol,
-        internalToken: String
+        internalToken: String,
+        meter: (any HoldMeter)? = nil
     ) {
         self.accounts = accounts
         self.keys = keys
         self.ledger = ledger
         self.registry = registry
         self.internalToken = internalToken
+        self.meter = meter
     }
 }
 
@@ -52,18 +57,27 @@ public struct GatewayCaches: Sendable {
     public var services: [any Service] { [keys, registry, memberships] }
 }
 
-/// What the metered endpoints need besides the caches: the ledger's Meter stream, the
-/// upstream HTTP client and router (lifecycle services).
+/// What the metered endpoints need besides the caches: the hold meter (the ledger's own, or
+/// its Meter stream), the upstream HTTP client and router (lifecycle services).
 public struct GatewayInference: Sendable {
-    public let meter: LedgerMeter
+    public let meter: any HoldMeter
     public let http: UpstreamHTTP
     public let metrics: GatewayMetrics
     let router: BackendRouter
+    /// The Meter stream, when holds travel over it.
+    let stream: LedgerMeter?
 
     public init(
         services: GatewayServices, inProcess: (any InProcessProvider)? = nil, clock: WallClock = .system, logger: Logger
     ) {
-        self.meter = LedgerMeter(ledger: services.ledger, internalToken: services.internalToken, logger: logger)
+        if let local = services.meter {
+            self.meter = local
+            self.stream = nil
+        } else {
+            let stream = LedgerMeter(ledger: services.ledger, internalToken: services.internalToken, logger: logger)
+            self.meter = stream
+            self.stream = stream
+        }
         self.http = UpstreamHTTP()
         self.metrics = GatewayMetrics()
         self.router = BackendRouter(
@@ -72,7 +86,7 @@ public struct GatewayInference: Sendable {
     }
 
     /// The long-lived parts, to run next to the HTTP server.
-    public var services: [any Service] { [meter, http, router.health] }
+    public var services: [any Service] { (stream.map { [$0] } ?? []) + [http, router.health] }
 }
 
 /// Where the facade listens, and how it treats connections.

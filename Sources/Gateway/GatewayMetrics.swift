@@ -82,7 +82,7 @@ public final class GatewayMetrics: Sendable {
     /// The exposition text, with the gauges read now: holds open, cache state, circuits, and
     /// the ledger's invariant (`invariant` nil: the ledger did not answer the check).
     func render(
-        caches: GatewayCaches, meter: LedgerMeter, invariant: Lumen_Ledger_V1_CheckInvariantResponse?, nowMillis: Int64
+        caches: GatewayCaches, meter: any HoldMeter, invariant: Lumen_Ledger_V1_CheckInvariantResponse?, nowMillis: Int64
     ) -> String {
         Gauge(label: "lumen_holds_open", factory: factory).record(holdsOpen.load(ordering: .relaxed))
         Gauge(label: "lumen_ledger_invariant_checked", factory: factory).record(invariant == nil ? 0 : 1)

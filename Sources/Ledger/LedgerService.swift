@@ -14,7 +14,8 @@ import Synchronization
 /// the reconciler's sweeps, pool configuration and grants — goes through one `GroupCommit`
 /// and its in-memory `Book`, so concurrent operations share a durable transaction and a
 /// grant is seen by the next reserve. Reads (pools, balances, usage, billing) use SQLite
-/// snapshots of committed batches.
+/// snapshots of committed batches, taken once the operations queued before them are in
+/// (`read`).
 public struct LedgerService: Sendable {
     let writer: any DatabaseWriter
     let clock: WallClock
@@ -110,6 +111,13 @@ public struct LedgerService: Sendable {
     static let noDirectory = ServiceError(
         .unavailable, "directory_unavailable", "this ledger cannot tell whose a key is: give it --keys-address")
 
+    /// Reads a snapshot that includes every metering operation queued before the call: the
+    /// settlement a gateway queued before answering is in any read that follows the answer.
+    func read<T: Sendable>(_ block: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        await committer.flushed()
+        return try await writer.read(block)
+    }
+
     /// Runs one metering operation through the group commit.
     func meter(_ operation: Metering.Operation) async throws -> Metering.Outcome {
         let result = await withCheckedContinuation { continuation in
@@ -153,7 +161,7 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
         try await requireExists(request.owner, organizationID: organizationID, param: "owner")
         try await requireActing(for: request.owner, organizationID: organizationID, param: "owner", to: "see pools")
         let now = clock.nowMillis
-        let pool = try await writer.read { db in try PoolRecord.load(db, key, now: now) }
+        let pool = try await read { db in try PoolRecord.load(db, key, now: now) }
         return .with { $0.pool = pool.message(now: now) }
     }
 
@@ -200,7 +208,7 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
             try await requireExists(request.owner, organizationID: organizationID, param: "owner")
             query = query.filter(Column("owner_type") == key.ownerType && Column("owner_id") == key.ownerID)
         }
-        let (grants, total) = try await writer.read { [query] db in
+        let (grants, total) = try await read { [query] db in
             (
                 try query.order(Column("created_at").desc, Column("id").desc).limit(page.limit, offset: page.offset).fetchAll(db),
                 try query.fetchCount(db)
@@ -217,7 +225,7 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
         try Caller.requireAdmin(to: "see the organisation's balance")
         let now = clock.nowMillis
         let key = try PoolAdministration.poolKey(organizationID: organizationID, owner: .with { $0.type = .organization })
-        let pool = try await writer.read { db in try PoolRecord.load(db, key, now: now) }
+        let pool = try await read { db in try PoolRecord.load(db, key, now: now) }
         return .with {
             $0.mode = pool.poolMode
             $0.balanceMicros = pool.balanceMicros
@@ -312,7 +320,7 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
         try await requireActing(
             for: .with { $0.type = .key; $0.id = filter.keyID }, organizationID: organizationID, param: "key_id", to: "see usage")
         let page = try Page(request.page, defaultLimit: 50, maxLimit: 100)
-        let (lines, total) = try await writer.read { db in
+        let (lines, total) = try await read { db in
             let retainedFrom = try Retention.retainedFrom(db)
             let range = max(filter.range.lowerBound, retainedFrom)..<max(filter.range.upperBound, retainedFrom)
             let settled = try Rollups.settled(db, filter, range: range).values.reduce(0) { $0 + $1.requests }
@@ -332,7 +340,7 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
         try await requireExists(.with { $0.type = .key; $0.id = filter.keyID }, organizationID: organizationID, param: "key_id")
         try await requireActing(
             for: .with { $0.type = .key; $0.id = filter.keyID }, organizationID: organizationID, param: "key_id", to: "see usage")
-        let groups = try await writer.read { db in try Rollups.settled(db, filter, range: filter.range) }
+        let groups = try await read { db in try Rollups.settled(db, filter, range: filter.range) }
         return Billing.response(groups)
     }
 
@@ -354,7 +362,7 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
                 throw ServiceError(.permissionDenied, "not_permitted", "\(other) is not a key of \(request.owner.id)", param: "key_ids")
             }
         }
-        let totals = try await writer.read { db in try KeyTotals.fetch(db, organizationID: organizationID, keyIDs: keyIDs) }
+        let totals = try await read { db in try KeyTotals.fetch(db, organizationID: organizationID, keyIDs: keyIDs) }
         return .with { $0.totals = totals }
     }
 
@@ -366,7 +374,7 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
         try await requireExists(request.owner, organizationID: organizationID, param: "owner")
         try await requireActing(for: request.owner, organizationID: organizationID, param: "owner", to: "see usage")
         let owner = request.owner
-        let (models, origins) = try await writer.read { db in
+        let (models, origins) = try await read { db in
             (
                 try OwnerTotals.fetch(db, organizationID: organizationID, owner: owner),
                 try OwnerTotals.origins(db, organizationID: organizationID, owner: owner)
@@ -380,7 +388,7 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
 
     public func checkInvariant(request: Lumen_Ledger_V1_CheckInvariantRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_CheckInvariantResponse {
         try Caller.requireInternal()
-        let report = try await writer.read(LedgerCheck.check)
+        let report = try await read(LedgerCheck.check)
         return .with {
             $0.pools = Int64(report.pools)
             $0.openHolds = Int64(report.openHolds)
@@ -397,7 +405,9 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
 }
 
 /// Sweeps expired holds on a timer (`LedgerService.reconcileExpiredHolds`) and applies the
-/// usage retention (`LedgerService.pruneUsage`) once an hour, until shutdown.
+/// usage retention (`LedgerService.pruneUsage`) once an hour, until shutdown; then waits for
+/// every queued operation (the settlements of the last answers) to commit. Services stop in
+/// reverse order of starting, so the gateway has finished its requests by then.
 struct HoldReconciler: Service {
     let ledger: LedgerService
     let interval: Duration
@@ -410,6 +420,7 @@ struct HoldReconciler: Service {
                 // The sleep ends at graceful shutdown: the process must not wait out an interval.
                 try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
             } catch {
+                await ledger.committer.flushed()
                 return
             }
             do {
@@ -427,5 +438,6 @@ struct HoldReconciler: Service {
                 }
             }
         }
+        await ledger.committer.flushed()
     }
 }

@@ -84,6 +84,7 @@ public struct Deployment: Sendable {
 
         var services: [any RegistrableRPCService] = []
         var background: [any Service] = []
+        var localLedger: LedgerService?
         // The services that check principals named by people (keys, ledger, registry) ask the
         // accounts and keys services who exists, wherever those run.
         let directory: ServiceDirectory?
@@ -110,6 +111,7 @@ public struct Deployment: Sendable {
                 let ledger = try LedgerService(
                     location: location, holdTTL: .seconds(configuration.holdTTLSeconds), directory: directory, logger: logger)
                 services.append(ledger)
+                localLedger = ledger
                 background.append(ledger.reconciler(usageRetentionDays: configuration.usageRetentionDays))
             }
             if local.contains(.registry) {
@@ -193,7 +195,9 @@ public struct Deployment: Sendable {
                 registry: try client(
                     .registry, { Lumen_Registry_V1_ModelRegistryService.Client(wrapping: $0) },
                     { Lumen_Registry_V1_ModelRegistryService.Client(wrapping: $0) }),
-                internalToken: internalToken
+                internalToken: internalToken,
+                // A ledger in this process takes the holds into its group commit directly.
+                meter: localLedger?.localMeter
             )
             let (host, logger, onListening) = (configuration.httpHost, logger, onListening)
             let metricsHost = configuration.metricsHost

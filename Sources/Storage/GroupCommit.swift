@@ -10,7 +10,8 @@ import Synchronization
 /// The next batch starts as soon as that one is done, taking everything queued meanwhile;
 /// so under load batches grow by themselves, and an idle ledger commits a lone operation at
 /// once. No task and no timer: the work runs on the database writer's queue, and an
-/// operation is answered only after the transaction holding it has committed.
+/// operation is answered only after the transaction holding it has committed. A caller who
+/// does not wait for an operation can still wait for everything queued so far (`flushed`).
 ///
 /// An operation that throws is rolled back alone and its caller gets the error; the rest of
 /// the batch commits. With `savepoints` (the default) each operation runs in its own
@@ -37,6 +38,11 @@ public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable
     struct State {
         var pending: [(Operation, Completion)] = []
         var writing = false
+        /// Operations ever queued, and ever answered (in the same order: batches are FIFO).
+        var queued = 0
+        var answered = 0
+        /// Callers of `flushed()`, each waiting until `answered` reaches its mark.
+        var barriers: [(mark: Int, continuation: CheckedContinuation<Void, Never>)] = []
     }
 
     public init(
@@ -56,6 +62,7 @@ public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable
     public func enqueue(_ operation: Operation, completion: @escaping Completion) {
         let start = state.withLock { state in
             state.pending.append((operation, completion))
+            state.queued += 1
             if state.writing { return false }
             state.writing = true
             return true
@@ -67,6 +74,19 @@ public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable
     public func submit(_ operation: Operation) async throws -> Outcome {
         try await withCheckedThrowingContinuation { continuation in
             enqueue(operation) { continuation.resume(with: $0) }
+        }
+    }
+
+    /// Returns once every operation queued before the call has been answered (committed or
+    /// failed), at once when none is outstanding: a read after it sees their writes.
+    public func flushed() async {
+        await withCheckedContinuation { continuation in
+            let done = state.withLock { state -> Bool in
+                if state.answered >= state.queued { return true }
+                state.barriers.append((state.queued, continuation))
+                return false
+            }
+            if done { continuation.resume() }
         }
     }
 
@@ -112,6 +132,14 @@ public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable
             case .failure(let error):
                 for entry in batch { entry.1(.failure(error)) }
             }
+            let released = self.state.withLock { state -> [CheckedContinuation<Void, Never>] in
+                state.answered += batch.count
+                guard !state.barriers.isEmpty else { return [] }
+                let answered = state.answered
+                defer { state.barriers.removeAll { $0.mark <= answered } }
+                return state.barriers.filter { $0.mark <= answered }.map(\.continuation)
+            }
+            for continuation in released { continuation.resume() }
         })
     }
 }

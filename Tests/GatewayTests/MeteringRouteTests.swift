@@ -64,7 +64,7 @@ struct MeteringRouteTests {
             secrets.withLock {
                 $0 = [
                     "open": open.secret, "open_id": open.key.id, "capped": capped.secret, "capped_id": capped.key.id,
-                    "slow": slow.secret, "slow_id": slow.key.id, "slow_poor": slowAndPoor.secret,
+                    "slow": slow.secret, "slow_id": slow.key.id, "slow_poor": slowAndPoor.secret, "slow_poor_id": slowAndPoor.key.id,
                 ]
             }
         }
@@ -148,11 +148,13 @@ struct MeteringRouteTests {
         }
     }
 
-    @Test("Beyond its requests per minute a key gets 429 with Retry-After; out of money and rate, 402 comes first")
+    @Test("Beyond its requests per minute a key gets 429 with Retry-After and no hold; out of money and rate, 429 comes first")
     func rateLimited() async throws {
         let secrets = Secrets()
         try await GatewayHarness.run(prepare: Self.prepare(secrets)) { gateway in
-            let (slow, slowID, slowPoor) = secrets.withLock { ($0["slow"]!, $0["slow_id"]!, $0["slow_poor"]!) }
+            let (slow, slowID, slowPoor, slowPoorID) = secrets.withLock {
+                ($0["slow"]!, $0["slow_id"]!, $0["slow_poor"]!, $0["slow_poor_id"]!)
+            }
             let json = #"{"model": "priced", "max_tokens": 10, "messages": [{"role": "user", "content": "hello"}]}"#
             for _ in 0..<2 {
                 #expect(try await gateway.raw(.post, "/v1/chat/completions", json: json, bearer: slow).status == .ok)
@@ -169,10 +171,12 @@ struct MeteringRouteTests {
             // 1 request per minute and a 1,000 micro-USD cap: the first fits (estimate 10 × $8/M + 2 × $2/M).
             #expect(try await gateway.raw(.post, "/v1/chat/completions", json: json, bearer: slowPoor).status == .ok)
             #expect(try await gateway.raw(.post, "/v1/chat/completions", json: json, bearer: slowPoor).status == .tooManyRequests)
+            // Out of rate and of money: the rate answers first, and the ledger is not asked (no line).
             let expensive = #"{"model": "priced", "max_tokens": 1000, "messages": [{"role": "user", "content": "hello"}]}"#
             let (status, poor) = try await gateway.send(.post, "/v1/chat/completions", json: expensive, as: .bearer(slowPoor))
-            #expect(status == 402)
-            #expect(GatewayHarness.error(poor).code == "insufficient_quota")
+            #expect(status == 429)
+            #expect(GatewayHarness.error(poor).code == "rate_limit_exceeded")
+            #expect(try await Self.lines(gateway, key: slowPoorID).count == 1)
         }
     }
 

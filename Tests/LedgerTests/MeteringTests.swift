@@ -135,6 +135,36 @@ struct MeteringTests {
         }
     }
 
+    @Test("Settlements queued in-process without waiting (as the gateway answers) are in the very next read")
+    func queuedSettlementsAreRead() async throws {
+        // On disk (a DatabasePool): its reads run beside the writer, so only the ledger's own
+        // wait for queued operations makes them see the settlements.
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("lumen-queued-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try await TestServices.run(location: .directory(directory)) { services in
+            let meter = services.ledgerService.localMeter
+            let count = 200
+            for index in 0..<count { try await meter.reserve(Self.reserve("req_q\(index)", estimate: 5_000)) }
+            let failures = Mutex(0)
+            for index in 0..<count {
+                meter.settle(Self.settle("req_q\(index)", cost: 100)) { result in
+                    if case .failure = result { failures.withLock { $0 += 1 } }
+                }
+            }
+            let pool = try await Self.keyPool(services)
+            #expect(pool.spentMicros == Int64(count) * 100)
+            #expect(pool.reservedMicros == 0)
+            let usage = try await services.ledger.listUsage(
+                .with {
+                    $0.filter = .with { $0.organizationID = "org_1"; $0.keyID = "key_1" }
+                    $0.page = .with { $0.limit = 100 }
+                }, metadata: services.asInternal)
+            #expect(usage.pageInfo.total == Int64(count))
+            #expect(usage.lines.allSatisfy { $0.status == .settled && $0.costMicros == 100 })
+            #expect(failures.withLock { $0 } == 0)
+        }
+    }
+
     @Test("Holds and pool totals survive a restart: a hold placed before it is settled after it")
     func restart() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("lumen-ledger-\(UUID().uuidString)").path

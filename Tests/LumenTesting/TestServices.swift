@@ -30,7 +30,9 @@ public struct TestServices: Sendable {
 
     /// What the HTTP facade needs, wired to these services.
     public var gatewayServices: GatewayServices {
-        GatewayServices(accounts: accounts, keys: keys, ledger: ledger, registry: registry, internalToken: internalToken)
+        GatewayServices(
+            accounts: accounts, keys: keys, ledger: ledger, registry: registry, internalToken: internalToken,
+            meter: ledgerService.localMeter)
     }
 
     /// Metadata of the deployment's internal caller.

@@ -38,8 +38,11 @@ struct LedgerBench: AsyncParsableCommand {
     @Option(help: "Hold+settle pairs to time.")
     var pairs = 100_000
 
-    @Option(help: "Requests in flight on the Meter stream.")
+    @Option(help: "Requests in flight.")
     var concurrency = 512
+
+    @Flag(help: "Only time hold+settle pairs, on an empty ledger (no seeding, no queries).")
+    var onlyPairs = false
 
     func run() async throws {
         let directory = dataDir ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("lumen-bench-ledger-\(UUID())")
@@ -49,8 +52,10 @@ struct LedgerBench: AsyncParsableCommand {
         let marker = (directory as NSString).appendingPathComponent("seeded-\(lines)")
         let end = (Int64(Date().timeIntervalSince1970) / 3_600) * 3_600_000 - 1
         var seeded = SyntheticUsage.Plan(end: end)
-        seeded.lines = lines
-        if let text = try? String(contentsOfFile: marker, encoding: .utf8), let seededEnd = Int64(text) {
+        seeded.lines = onlyPairs ? 0 : lines
+        if onlyPairs {
+            // Nothing to seed: the pairs go into an empty ledger.
+        } else if let text = try? String(contentsOfFile: marker, encoding: .utf8), let seededEnd = Int64(text) {
             seeded.end = seededEnd
             print("reusing \(lines.formatted()) lines in \(directory)")
         } else {
@@ -83,112 +88,122 @@ struct LedgerBench: AsyncParsableCommand {
             let week = Int64(7) * 86_400_000
             let partialStart = plan.end - 30 * 86_400_000 + 13 * 60_000 + 27_500  // mid-hour, mid-day
             let partialEnd = plan.end - 2 * 86_400_000 - 17 * 60_000
-            let total = try await ledger.listUsage(.with { $0.filter = filter() }, metadata: metadata).pageInfo.total
-            print("")
-            print("key_0 holds \(total.formatted()) of \(lines.formatted()) lines; \(iterations) timed runs each, through LedgerService")
-            let queries: [(String, () async throws -> Void)] = [
-                ("usage page 1, 50 lines, no filter", {
-                    _ = try await ledger.listUsage(.with { $0.filter = filter() }, metadata: metadata)
-                }),
-                ("usage page 200, 50 lines (offset 9,950)", {
-                    _ = try await ledger.listUsage(
-                        .with { $0.filter = filter(); $0.page = .with { $0.page = 200 } }, metadata: metadata)
-                }),
-                ("usage page 1, model + vendor + last 7 days", {
-                    _ = try await ledger.listUsage(
-                        .with {
-                            $0.filter = filter {
-                                $0.logicalModel = "claude-3-7-sonnet"
-                                $0.modelVendor = "Anthropic"
-                                $0.startTime = .init(millis: plan.end - week)
-                            }
-                        }, metadata: metadata)
-                }),
-                ("billing, all time (90 days)", {
-                    _ = try await ledger.getBilling(.with { $0.filter = filter() }, metadata: metadata)
-                }),
-                ("billing, 28 days cut mid-hour, by model", {
-                    _ = try await ledger.getBilling(
-                        .with {
-                            $0.filter = filter {
-                                $0.logicalModel = "gpt-4o"
-                                $0.startTime = .init(millis: partialStart)
-                                $0.endTime = .init(millis: partialEnd)
-                            }
-                        }, metadata: metadata)
-                }),
-            ]
-            for (name, query) in queries {
-                for _ in 0..<5 { try await query() }
-                var durations: [Duration] = []
-                for _ in 0..<iterations {
-                    let started = ContinuousClock.now
-                    try await query()
-                    durations.append(ContinuousClock.now - started)
+            if !onlyPairs {
+                let total = try await ledger.listUsage(.with { $0.filter = filter() }, metadata: metadata).pageInfo.total
+                print("")
+                print("key_0 holds \(total.formatted()) of \(lines.formatted()) lines; \(iterations) timed runs each, through LedgerService")
+                let queries: [(String, () async throws -> Void)] = [
+                    ("usage page 1, 50 lines, no filter", {
+                        _ = try await ledger.listUsage(.with { $0.filter = filter() }, metadata: metadata)
+                    }),
+                    ("usage page 200, 50 lines (offset 9,950)", {
+                        _ = try await ledger.listUsage(
+                            .with { $0.filter = filter(); $0.page = .with { $0.page = 200 } }, metadata: metadata)
+                    }),
+                    ("usage page 1, model + vendor + last 7 days", {
+                        _ = try await ledger.listUsage(
+                            .with {
+                                $0.filter = filter {
+                                    $0.logicalModel = "claude-3-7-sonnet"
+                                    $0.modelVendor = "Anthropic"
+                                    $0.startTime = .init(millis: plan.end - week)
+                                }
+                            }, metadata: metadata)
+                    }),
+                    ("billing, all time (90 days)", {
+                        _ = try await ledger.getBilling(.with { $0.filter = filter() }, metadata: metadata)
+                    }),
+                    ("billing, 28 days cut mid-hour, by model", {
+                        _ = try await ledger.getBilling(
+                            .with {
+                                $0.filter = filter {
+                                    $0.logicalModel = "gpt-4o"
+                                    $0.startTime = .init(millis: partialStart)
+                                    $0.endTime = .init(millis: partialEnd)
+                                }
+                            }, metadata: metadata)
+                    }),
+                ]
+                for (name, query) in queries {
+                    for _ in 0..<5 { try await query() }
+                    var durations: [Duration] = []
+                    for _ in 0..<iterations {
+                        let started = ContinuousClock.now
+                        try await query()
+                        durations.append(ContinuousClock.now - started)
+                    }
+                    durations.sort()
+                    let p50 = durations[durations.count / 2]
+                    let p99 = durations[min(durations.count - 1, Int((Double(durations.count) * 0.99).rounded(.up)) - 1)]
+                    print("  \(name.padding(toLength: 46, withPad: " ", startingAt: 0)) p50 \(Self.millis(p50)) ms   p99 \(Self.millis(p99)) ms")
                 }
-                durations.sort()
-                let p50 = durations[durations.count / 2]
-                let p99 = durations[min(durations.count - 1, Int((Double(durations.count) * 0.99).rounded(.up)) - 1)]
-                print("  \(name.padding(toLength: 46, withPad: " ", startingAt: 0)) p50 \(Self.millis(p50)) ms   p99 \(Self.millis(p99)) ms")
             }
-
-            let meter = LedgerMeter(ledger: ledger, internalToken: token, logger: logger)
             let pairs = self.pairs
             let concurrency = self.concurrency
-            let elapsed = try await withThrowingTaskGroup(of: Duration?.self) { group in
+            let stream = LedgerMeter(ledger: ledger, internalToken: token, logger: logger)
+            let streamed = try await withThrowingTaskGroup(of: Duration?.self) { group in
                 group.addTask {
-                    try await meter.run()
+                    try await stream.run()
                     return nil
                 }
-                while !meter.isConnected { try await Task.sleep(for: .milliseconds(10)) }
-                let next = Counter()
-                let failures = Counter()
-                let started = ContinuousClock.now
-                await withTaskGroup(of: Void.self) { workers in
-                    for _ in 0..<concurrency {
-                        workers.addTask {
-                            while true {
-                                let index = next.increment()
-                                guard index < pairs else { return }
-                                let requestID = "bench_\(index)_\(started.hashValue)"
-                                do {
-                                    try await meter.reserve(.with {
-                                        $0.requestID = requestID
-                                        $0.organizationID = plan.organizationID
-                                        $0.keyID = "key_t\(index % 100)"
-                                        $0.owner = .with { $0.type = .organization; $0.id = plan.organizationID }
-                                        $0.estimateMicros = 1_000
-                                        $0.logicalModel = "gpt-4o-mini"
-                                        $0.modelVendor = "OpenAI"
-                                        $0.scene = .chat
-                                        $0.accessChannel = .platform
-                                    })
-                                    try await meter.settle(.with {
-                                        $0.requestID = requestID
-                                        $0.inputTokens = 1_000
-                                        $0.outputTokens = 500
-                                        $0.costMicros = 450
-                                        $0.latencyMs = 10
-                                    })
-                                } catch {
-                                    _ = failures.increment()
-                                }
-                            }
+                while !stream.isConnected { try await Task.sleep(for: .milliseconds(10)) }
+                let elapsed = try await Self.timePairs(stream, pairs: pairs, concurrency: concurrency, plan: plan, tag: "s")
+                group.cancelAll()
+                return elapsed
+            }
+            let local = try await Self.timePairs(service.localMeter, pairs: pairs, concurrency: concurrency, plan: plan, tag: "l")
+            print("")
+            print("hold+settle pairs, \(concurrency) in flight, each answered once its group-committed transaction is durable:")
+            for (path, elapsed) in [("over the Meter stream (a gateway elsewhere)", streamed), ("in-process (LedgerService.localMeter)", local)] {
+                let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+                print("  \(path): \(pairs.formatted()) pairs in \(String(format: "%.2f", seconds)) s = \(Int(Double(pairs) / seconds).formatted()) pairs/s")
+            }
+        }
+    }
+
+    /// Sends `pairs` hold+settle pairs through `meter`, `concurrency` at a time; how long they took.
+    static func timePairs(
+        _ meter: any HoldMeter, pairs: Int, concurrency: Int, plan: SyntheticUsage.Plan, tag: String
+    ) async throws -> Duration {
+        let next = Counter()
+        let failures = Counter()
+        let started = ContinuousClock.now
+        await withTaskGroup(of: Void.self) { workers in
+            for _ in 0..<concurrency {
+                workers.addTask {
+                    while true {
+                        let index = next.increment()
+                        guard index < pairs else { return }
+                        let requestID = "bench_\(tag)_\(index)_\(started.hashValue)"
+                        do {
+                            try await meter.reserve(.with {
+                                $0.requestID = requestID
+                                $0.organizationID = plan.organizationID
+                                $0.keyID = "key_t\(index % 100)"
+                                $0.owner = .with { $0.type = .organization; $0.id = plan.organizationID }
+                                $0.estimateMicros = 1_000
+                                $0.logicalModel = "gpt-4o-mini"
+                                $0.modelVendor = "OpenAI"
+                                $0.scene = .chat
+                                $0.accessChannel = .platform
+                            })
+                            try await meter.settle(.with {
+                                $0.requestID = requestID
+                                $0.inputTokens = 1_000
+                                $0.outputTokens = 500
+                                $0.costMicros = 450
+                                $0.latencyMs = 10
+                            })
+                        } catch {
+                            _ = failures.increment()
                         }
                     }
                 }
-                let elapsed = ContinuousClock.now - started
-                group.cancelAll()
-                if failures.value > 0 {
-                    print("  \(failures.value) hold+settle pairs failed")
-                }
-                return elapsed
             }
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            print("")
-            print("hold+settle over the Meter stream, \(concurrency) in flight, durable and group-committed:")
-            print("  \(pairs.formatted()) pairs in \(String(format: "%.2f", seconds)) s = \(Int(Double(pairs) / seconds).formatted()) pairs/s (\(Int(Double(2 * pairs) / seconds).formatted()) operations/s)")
         }
+        let elapsed = ContinuousClock.now - started
+        if failures.value > 0 { print("  \(failures.value) hold+settle pairs failed") }
+        return elapsed
     }
 
     static func millis(_ duration: Duration) -> String {

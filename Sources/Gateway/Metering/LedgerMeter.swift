@@ -10,14 +10,17 @@ import Synchronization
 /// which every reserve, settle and release travels, many in flight at once, each answered by
 /// request id. No unary RPC per request (DESIGN.md, "Hot path").
 ///
+/// A gateway in the ledger's own process uses the ledger directly (`GatewayServices.meter`).
+///
 /// The stream is reopened with a backoff when it fails; operations in flight then fail with
 /// 503 `ledger_unavailable` (a hold whose settle was lost expires and is settled at its
 /// estimate by the ledger).
-public final class LedgerMeter: Service, Sendable {
+public final class LedgerMeter: HoldMeter, Service, Sendable {
     private struct State {
         var outbox: AsyncStream<Lumen_Ledger_V1_MeterRequest>.Continuation?
         var generation = 0
-        var waiting: [String: CheckedContinuation<Lumen_Ledger_V1_MeterResponse, any Error>] = [:]
+        /// What to do with each answer, by request id.
+        var waiting: [String: @Sendable (Result<Lumen_Ledger_V1_MeterResponse, ServiceError>) -> Void] = [:]
     }
 
     private let state = Mutex(State())
@@ -39,9 +42,11 @@ public final class LedgerMeter: Service, Sendable {
         _ = try await send(.with { $0.reserve = request }, id: request.requestID)
     }
 
-    /// Settles a hold with the actual usage.
-    public func settle(_ request: Lumen_Ledger_V1_SettleRequest) async throws {
-        _ = try await send(.with { $0.settle = request }, id: request.requestID)
+    /// Queues the settlement of a hold; `completion` hears the ledger's answer.
+    public func settle(
+        _ request: Lumen_Ledger_V1_SettleRequest, completion: @escaping @Sendable (Result<Void, ServiceError>) -> Void
+    ) {
+        send(.with { $0.settle = request }, id: request.requestID) { completion($0.map { _ in () }) }
     }
 
     /// Drops a hold; nothing was produced.
@@ -50,23 +55,35 @@ public final class LedgerMeter: Service, Sendable {
     }
 
     private func send(_ message: Lumen_Ledger_V1_MeterRequest, id: String) async throws -> Lumen_Ledger_V1_MeterResponse {
-        let answer = try await withCheckedThrowingContinuation { continuation in
-            let refusal = state.withLock { state -> ServiceError? in
-                guard let outbox = state.outbox else { return Self.unavailable }
-                guard state.waiting[id] == nil else {
-                    return ServiceError(.alreadyExists, "duplicate_request_id", "request \(id) already has an operation in flight")
-                }
-                state.waiting[id] = continuation
-                outbox.yield(message)
-                return nil
+        try await withCheckedThrowingContinuation { continuation in
+            send(message, id: id) { continuation.resume(with: $0.mapError { $0 }) }
+        }
+    }
+
+    /// Sends `message` and hands its answer (or the refusal in it, or the stream's failure)
+    /// to `completion`.
+    private func send(
+        _ message: Lumen_Ledger_V1_MeterRequest, id: String,
+        completion: @escaping @Sendable (Result<Lumen_Ledger_V1_MeterResponse, ServiceError>) -> Void
+    ) {
+        let answered: @Sendable (Result<Lumen_Ledger_V1_MeterResponse, ServiceError>) -> Void = { result in
+            completion(result.flatMap { answer in
+                guard answer.statusCode != 0 else { return .success(answer) }
+                return .failure(ServiceError(
+                    Status.Code(rawValue: Int(answer.statusCode)).flatMap { RPCError.Code($0) } ?? .unknown, answer.reason,
+                    answer.message))
+            })
+        }
+        let refusal = state.withLock { state -> ServiceError? in
+            guard let outbox = state.outbox else { return Self.unavailable }
+            guard state.waiting[id] == nil else {
+                return ServiceError(.alreadyExists, "duplicate_request_id", "request \(id) already has an operation in flight")
             }
-            if let refusal { continuation.resume(throwing: refusal) }
+            state.waiting[id] = answered
+            outbox.yield(message)
+            return nil
         }
-        guard answer.statusCode == 0 else {
-            throw ServiceError(
-                Status.Code(rawValue: Int(answer.statusCode)).flatMap { RPCError.Code($0) } ?? .unknown, answer.reason, answer.message)
-        }
-        return answer
+        if let refusal { completion(.failure(refusal)) }
     }
 
     static let unavailable = ServiceError(
@@ -74,18 +91,18 @@ public final class LedgerMeter: Service, Sendable {
 
     private func deliver(_ answer: Lumen_Ledger_V1_MeterResponse) {
         let waiter = state.withLock { $0.waiting.removeValue(forKey: answer.requestID) }
-        waiter?.resume(returning: answer)
+        waiter?(.success(answer))
     }
 
     private func disconnect(generation: Int) {
-        let waiters = state.withLock { state -> [CheckedContinuation<Lumen_Ledger_V1_MeterResponse, any Error>] in
+        let waiters = state.withLock { state -> [@Sendable (Result<Lumen_Ledger_V1_MeterResponse, ServiceError>) -> Void] in
             guard state.generation == generation else { return [] }
             state.outbox?.finish()
             state.outbox = nil
             defer { state.waiting = [:] }
             return Array(state.waiting.values)
         }
-        for waiter in waiters { waiter.resume(throwing: Self.unavailable) }
+        for waiter in waiters { waiter(.failure(Self.unavailable)) }
     }
 
     public func run() async throws {

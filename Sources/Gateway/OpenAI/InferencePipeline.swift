@@ -17,10 +17,11 @@ import WireFormats
 /// 4. the answer relayed — as received, or event by event for a stream — and settled with
 ///    the upstream's usage, or Lumen's own count marked estimated when none came; a caller
 ///    who disconnects mid-stream is billed for what was produced (the ledger's key totals
-///    count it in the same transaction).
+///    count it in the same transaction). The settlement is queued as the answer goes out,
+///    not awaited before it.
 struct InferencePipeline: Sendable {
     let admission: InferenceAdmission
-    let meter: LedgerMeter
+    let meter: any HoldMeter
     let router: BackendRouter
     let limiter: RateLimiter
     let metrics: GatewayMetrics
@@ -153,7 +154,7 @@ struct InferencePipeline: Sendable {
         }
         let body = try await upstream.collect(upTo: Self.maxUpstreamBodyBytes)
         let reported = MeteredPayload.decode(body.readableBytesView)
-        await settle(admitted, reported: reported?.reported, producedText: reported?.text ?? "")
+        settle(admitted, reported: reported?.reported, producedText: reported?.text ?? "")
         let answer = ModelNameRewrite.applies(to: upstream.contentType) ? ModelNameRewrite.rewrite(body, to: model.name) : body
         return Response(
             status: upstream.status, headers: [.contentType: upstream.contentType ?? "application/json"],
@@ -180,7 +181,7 @@ struct InferencePipeline: Sendable {
                     }
                 }
                 if event.isDone {
-                    await settle(admitted, reported: reported, producedText: produced)
+                    settle(admitted, reported: reported, producedText: produced)
                     settled = true
                 }
                 do {
@@ -204,7 +205,7 @@ struct InferencePipeline: Sendable {
                     logger.warning("upstream stream broke off", metadata: ["request_id": "\(admitted.requestID)", "error": "\(error)"])
                 }
             }
-            if !settled { await settle(admitted, reported: reported, producedText: produced) }
+            if !settled { settle(admitted, reported: reported, producedText: produced) }
             if !callerGone { try? await writer.finish(nil) }
             metrics.latency(model: admitted.model.name, scene: admitted.request.endpoint.scene, admitted.started.duration(to: .now))
         }
@@ -214,8 +215,10 @@ struct InferencePipeline: Sendable {
 
     // MARK: Budget and rate
 
-    /// Holds the estimate and counts the request against the key's per-minute limits. A
-    /// request refused by both answers 402 (budget comes before rate in the API's order).
+    /// Counts the request against the key's per-minute limits, then holds the estimate. The
+    /// rate comes first: a 429 costs no ledger write, so a flood of refused requests costs
+    /// the ledger nothing; a request refused by both answers 429 (and 402 once it fits the
+    /// rate).
     func admit(_ admitted: inout Admitted) async throws {
         admitted.rateTokens = admitted.request.promptTokens
             + Pricing.maxOutput(
@@ -234,8 +237,6 @@ struct InferencePipeline: Sendable {
                 throw error
             }
         case .limited(let retryAfter, let reason):
-            try await reserve(admitted)
-            await release(admitted)
             var error = APIError(.tooManyRequests, code: "rate_limit_exceeded", message: "\(reason); retry in \(retryAfter) s")
             error.retryAfter = retryAfter
             throw error
@@ -284,7 +285,9 @@ struct InferencePipeline: Sendable {
     /// Settles with the upstream's usage, or with Lumen's count (marked estimated) when the
     /// upstream reported none: the prompt as counted for the hold plus the text produced.
     /// Pass-through requests are billed per request, plus any tokens the upstream reports.
-    func settle(_ admitted: Admitted, reported: Pricing.Tokens?, producedText: String) async {
+    /// The settlement is queued, not awaited: the answer goes out while it commits (the hold
+    /// is durable already; README, "Durability").
+    func settle(_ admitted: Admitted, reported: Pricing.Tokens?, producedText: String) {
         let passthrough = admitted.request.endpoint.isPassthrough
         let tokens = reported
             ?? (passthrough
@@ -298,21 +301,23 @@ struct InferencePipeline: Sendable {
         }
         let latency = admitted.started.duration(to: .now)
         let latencyMs = latency.wholeMilliseconds
-        do {
-            try await meter.settle(
-                .with {
-                    $0.requestID = admitted.requestID
-                    $0.inputTokens = tokens.input
-                    $0.cachedInputTokens = tokens.cachedInput
-                    $0.outputTokens = tokens.output
-                    $0.costMicros = cost
-                    $0.latencyMs = latencyMs
-                    $0.estimated = estimated
-                })
-        } catch {
-            logger.error(
-                "settle failed; the hold will be settled at its estimate when it expires",
-                metadata: ["request_id": "\(admitted.requestID)", "error": "\(error)"])
+        let (logger, requestID) = (self.logger, admitted.requestID)
+        meter.settle(
+            .with {
+                $0.requestID = admitted.requestID
+                $0.inputTokens = tokens.input
+                $0.cachedInputTokens = tokens.cachedInput
+                $0.outputTokens = tokens.output
+                $0.costMicros = cost
+                $0.latencyMs = latencyMs
+                $0.estimated = estimated
+            }
+        ) { result in
+            if case .failure(let error) = result {
+                logger.error(
+                    "settle failed; the hold will be settled at its estimate when it expires",
+                    metadata: ["request_id": "\(requestID)", "error": "\(error)"])
+            }
         }
         logger.info(
             "inference",

@@ -1,0 +1,32 @@
+import LumenAPI
+import RPCSupport
+
+/// The ledger's group commit as the gateway's `HoldMeter`, for a gateway in the same process:
+/// each operation goes straight into the batch being gathered, with the rules and the
+/// durability of the `Meter` stream (which stays for a gateway elsewhere) and without its
+/// protobuf encoding, streams and hops. Trusted wiring: no caller is checked.
+struct LocalHoldMeter: HoldMeter {
+    let ledger: LedgerService
+
+    var isConnected: Bool { true }
+
+    func reserve(_ request: Lumen_Ledger_V1_ReserveRequest) async throws {
+        _ = try await ledger.meter(.reserve(request))
+    }
+
+    func settle(
+        _ request: Lumen_Ledger_V1_SettleRequest, completion: @escaping @Sendable (Result<Void, ServiceError>) -> Void
+    ) {
+        let operation = Metering.Operation.settle(request)
+        ledger.committer.enqueue(operation) { [ledger] result in completion(ledger.settled(result, operation).map { _ in () }) }
+    }
+
+    func release(requestID: String) async throws {
+        _ = try await ledger.meter(.release(.with { $0.requestID = requestID }))
+    }
+}
+
+extension LedgerService {
+    /// This ledger as the hold meter of a gateway in the same process.
+    public var localMeter: any HoldMeter { LocalHoldMeter(ledger: self) }
+}
