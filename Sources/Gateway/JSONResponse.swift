@@ -3,7 +3,8 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 
-/// A JSON body with a status, encoded with the facade's one encoder configuration.
+/// A JSON body with a status, encoded with the facade's one encoder configuration (or, for a
+/// value that writes its own JSON text, `JSONWritable`, written directly: the same bytes).
 public struct JSONResponse<Value: Encodable>: ResponseGenerator {
     public var value: Value
     public var status: HTTPResponse.Status
@@ -14,6 +15,12 @@ public struct JSONResponse<Value: Encodable>: ResponseGenerator {
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
+        if let writable = value as? any JSONWritable {
+            var buffer = ByteBuffer()
+            writable.writeJSON(to: &buffer)
+            return Response(
+                status: status, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: buffer))
+        }
         let data = try JSONBody.encoder.encode(value)
         return Response(
             status: status,

@@ -20,6 +20,24 @@ public enum USD {
         Decimal(micros) / 1_000_000
     }
 
+    /// The decimal text of micro-USD as JSON carries it, the digits `amount(_:)` has
+    /// (`12`, `0.5`, `-0.000001`): no trailing zeros, no exponent.
+    public static func text(_ micros: Int64) -> String {
+        let magnitude = micros.magnitude
+        let whole = magnitude / 1_000_000
+        var fraction = magnitude % 1_000_000
+        var text = (micros < 0 ? "-" : "") + String(whole)
+        guard fraction > 0 else { return text }
+        var digits = 6
+        while fraction % 10 == 0 {
+            fraction /= 10
+            digits -= 1
+        }
+        let written = String(fraction)
+        text += "." + String(repeating: "0", count: digits - written.count) + written
+        return text
+    }
+
     /// Micro-USD for a decimal amount written as text (`12`, `-0.5`, `0.000001`), or nil when
     /// it is not a plain decimal number or has more than six decimal places. Read digit by
     /// digit, never through a binary float: `0.1` and `0.2` add up to exactly `0.3`.

@@ -94,7 +94,9 @@ extension JSONValue {
 
     private static let hexDigits = Array("0123456789abcdef".utf8)
 
-    private static func writeString(_ string: String, to buffer: inout ByteBuffer) {
+    /// Writes `string` as a JSON string (quoted; `"`, `\\` and control characters escaped,
+    /// everything else as UTF-8), for writers that produce JSON text without a tree.
+    public static func writeString(_ string: String, to buffer: inout ByteBuffer) {
         buffer.writeInteger(UInt8(ascii: "\""))
         var string = string
         string.withUTF8 { utf8 in

@@ -1,7 +1,16 @@
 import Foundation
 import LumenAPI
+import NIOCore
 import RPCSupport
 import SharedRules
+import WireFormats
+
+/// What writes its own JSON text, members in sorted order, byte for byte what the facade's
+/// `JSONEncoder` (`JSONBody.encoder`) writes for it: long lists are written without
+/// building a tree of them first.
+protocol JSONWritable {
+    func writeJSON(to buffer: inout ByteBuffer)
+}
 
 /// An API key as the management API shows it (seed 003): never the secret, except `key`
 /// in the response to its creation.
@@ -11,8 +20,9 @@ struct APIKeyObject: Encodable {
     var keyPrefix: String
     var hint: String
     var status: String
-    var limitAmount: Decimal?
-    var usedAmount: Decimal
+    /// The spending cap and what the key has used, in micro-USD (USD in the JSON).
+    var limitMicros: Int64?
+    var usedMicros: Int64
     var models: [String]
     var expiresAt: String?
     var lastUsedAt: String?
@@ -30,8 +40,8 @@ struct APIKeyObject: Encodable {
         self.keyPrefix = key.keyPrefix
         self.hint = key.hint
         self.status = key.status.publicName
-        self.limitAmount = key.hasLimitMicros ? USD.amount(key.limitMicros) : nil
-        self.usedAmount = USD.amount(totals?.costMicros ?? 0)
+        self.limitMicros = key.hasLimitMicros ? key.limitMicros : nil
+        self.usedMicros = totals?.costMicros ?? 0
         self.models = key.models
         self.expiresAt = key.hasExpiresAt ? RFC3339.format(millis: key.expiresAt.millis) : nil
         self.lastUsedAt = totals.flatMap { $0.hasLastUsedAt ? RFC3339.format(millis: $0.lastUsedAt.millis) : nil }
@@ -60,8 +70,8 @@ struct APIKeyObject: Encodable {
         try container.encode(keyPrefix, forKey: .keyPrefix)
         try container.encode(hint, forKey: .hint)
         try container.encode(status, forKey: .status)
-        try container.encode(limitAmount, forKey: .limitAmount)
-        try container.encode(usedAmount, forKey: .usedAmount)
+        try container.encode(limitMicros.map(USD.amount), forKey: .limitAmount)
+        try container.encode(USD.amount(usedMicros), forKey: .usedAmount)
         try container.encode(models, forKey: .models)
         try container.encode(expiresAt, forKey: .expiresAt)
         try container.encode(lastUsedAt, forKey: .lastUsedAt)
@@ -69,6 +79,33 @@ struct APIKeyObject: Encodable {
         try container.encode(rpmLimit, forKey: .rpmLimit)
         try container.encode(tpmLimit, forKey: .tpmLimit)
         try container.encodeIfPresent(key, forKey: .key)
+    }
+}
+
+extension APIKeyObject: JSONWritable {
+    func writeJSON(to buffer: inout ByteBuffer) {
+        var members = JSONMembers(opening: &buffer)
+        members.string("created_at", createdAt, in: &buffer)
+        members.string("expires_at", expiresAt, in: &buffer)
+        members.string("hint", hint, in: &buffer)
+        members.string("id", id, in: &buffer)
+        if let key { members.string("key", key, in: &buffer) }
+        members.string("key_prefix", keyPrefix, in: &buffer)
+        members.string("last_used_at", lastUsedAt, in: &buffer)
+        members.number("limit_amount", limitMicros.map(USD.text), in: &buffer)
+        members.name("models", in: &buffer)
+        buffer.writeInteger(UInt8(ascii: "["))
+        for (index, model) in models.enumerated() {
+            if index > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
+            JSONValue.writeString(model, to: &buffer)
+        }
+        buffer.writeInteger(UInt8(ascii: "]"))
+        members.string("name", name, in: &buffer)
+        members.number("rpm_limit", rpmLimit.map(String.init), in: &buffer)
+        members.string("status", status, in: &buffer)
+        members.number("tpm_limit", tpmLimit.map(String.init), in: &buffer)
+        members.number("used_amount", USD.text(usedMicros), in: &buffer)
+        members.close(&buffer)
     }
 }
 
@@ -97,5 +134,65 @@ struct ListObject<Item: Encodable>: Encodable {
     enum CodingKeys: String, CodingKey {
         case object, data, page, limit, total
         case hasMore = "has_more"
+    }
+}
+
+extension ListObject: JSONWritable where Item: JSONWritable {
+    func writeJSON(to buffer: inout ByteBuffer) {
+        var members = JSONMembers(opening: &buffer)
+        members.value("data", in: &buffer) { buffer in
+            buffer.writeInteger(UInt8(ascii: "["))
+            for (index, item) in data.enumerated() {
+                if index > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
+                item.writeJSON(to: &buffer)
+            }
+            buffer.writeInteger(UInt8(ascii: "]"))
+        }
+        if let hasMore { members.number("has_more", hasMore ? "true" : "false", in: &buffer) }
+        if let limit { members.number("limit", String(limit), in: &buffer) }
+        members.string("object", object, in: &buffer)
+        if let page { members.number("page", String(page), in: &buffer) }
+        if let total { members.number("total", String(total), in: &buffer) }
+        members.close(&buffer)
+    }
+}
+
+/// The members of one JSON object as they are written: `{`, then `"name":value` pairs with
+/// commas between, then `}`.
+struct JSONMembers {
+    private var first = true
+
+    init(opening buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt8(ascii: "{"))
+    }
+
+    mutating func name(_ name: StaticString, in buffer: inout ByteBuffer) {
+        if !first { buffer.writeInteger(UInt8(ascii: ",")) }
+        first = false
+        buffer.writeInteger(UInt8(ascii: "\""))
+        buffer.writeStaticString(name)
+        buffer.writeStaticString("\":")
+    }
+
+    /// A string member (`nil`: null).
+    mutating func string(_ name: StaticString, _ value: String?, in buffer: inout ByteBuffer) {
+        self.name(name, in: &buffer)
+        if let value { JSONValue.writeString(value, to: &buffer) } else { buffer.writeStaticString("null") }
+    }
+
+    /// A number member written as given (`nil`: null).
+    mutating func number(_ name: StaticString, _ text: String?, in buffer: inout ByteBuffer) {
+        self.name(name, in: &buffer)
+        if let text { buffer.writeString(text) } else { buffer.writeStaticString("null") }
+    }
+
+    /// A member whose value is written by `value`.
+    mutating func value(_ name: StaticString, in buffer: inout ByteBuffer, _ value: (inout ByteBuffer) -> Void) {
+        self.name(name, in: &buffer)
+        value(&buffer)
+    }
+
+    func close(_ buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt8(ascii: "}"))
     }
 }
