@@ -11,6 +11,8 @@ import Storage
 public struct AccountsService: Sendable {
     let store: AccountsStore
     let memberships = EventHub<Lumen_Accounts_V1_MembershipEvent>()
+    /// Counts every committed creation or change of a user (`CredentialChangeSource`).
+    public let credentialChanges = CredentialChanges()
     let clock: WallClock
     let logger: Logger
     let passwords: Passwords
@@ -286,7 +288,10 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
             $0.groupIds = user.groupIds
             $0.inactive = !user.active
         }
-        db.afterNextTransaction { _ in memberships.publish(event) }
+        db.afterNextTransaction { [credentialChanges] _ in
+            credentialChanges.record()
+            memberships.publish(event)
+        }
     }
 
     /// Tells the watchers whether a client is active, once the transaction of `db` commits.
@@ -452,4 +457,8 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
         }
         return .with { $0.client = client }
     }
+}
+
+extension AccountsService: CredentialChangeSource {
+    public func stillAdmits(_ key: Lumen_Keys_V1_Key) -> Bool? { nil }
 }

@@ -35,6 +35,15 @@ public struct KeysService: Sendable {
     public var watcherCount: Int { events.subscriberCount }
 }
 
+extension KeysService: CredentialChangeSource {
+    /// Counts every committed change of a key.
+    public var credentialChanges: CredentialChanges { store.changes }
+
+    public func stillAdmits(_ key: Lumen_Keys_V1_Key) -> Bool? {
+        KeyAdmission.refusal(key, nowMillis: clock.nowMillis) == nil
+    }
+}
+
 extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
     public func createKey(
         request: Lumen_Keys_V1_CreateKeyRequest, context: ServerContext

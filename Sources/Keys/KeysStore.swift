@@ -1,11 +1,14 @@
 import Foundation
 import GRDB
+import RPCSupport
 import LumenAPI
 import Storage
 
 /// The keys service's tables. Nothing outside this module reads them.
 struct KeysStore: Sendable {
     let writer: any DatabaseWriter
+    /// Every committed update of a key (`update`), counted after its commit.
+    let changes = CredentialChanges()
 
     init(location: ServiceDatabase.Location) throws {
         self.writer = try ServiceDatabase.open(name: "keys", at: location, migrator: Self.migrator)
@@ -112,7 +115,10 @@ struct KeysStore: Sendable {
             guard record != before else { return record }
             try record.update(db)
             let changed = record
-            db.afterNextTransaction { _ in committed(changed) }
+            db.afterNextTransaction { [changes] _ in
+                changes.record()
+                committed(changed)
+            }
             return record
         }
     }

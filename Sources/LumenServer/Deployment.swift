@@ -85,6 +85,7 @@ public struct Deployment: Sendable {
         var services: [any RegistrableRPCService] = []
         var background: [any Service] = []
         var localLedger: LedgerService?
+        var credentialSources: [any CredentialChangeSource] = []
         // The services that check principals named by people (keys, ledger, registry) ask the
         // accounts and keys services who exists, wherever those run.
         let directory: ServiceDirectory?
@@ -105,8 +106,16 @@ public struct Deployment: Sendable {
             }
         }
         do {
-            if local.contains(.accounts) { services.append(try AccountsService(location: location, logger: logger)) }
-            if local.contains(.keys) { services.append(try KeysService(location: location, directory: directory, logger: logger)) }
+            if local.contains(.accounts) {
+                let accounts = try AccountsService(location: location, logger: logger)
+                services.append(accounts)
+                credentialSources.append(accounts)
+            }
+            if local.contains(.keys) {
+                let keys = try KeysService(location: location, directory: directory, logger: logger)
+                services.append(keys)
+                credentialSources.append(keys)
+            }
             if local.contains(.ledger) {
                 let ledger = try LedgerService(
                     location: location, holdTTL: .seconds(configuration.holdTTLSeconds), directory: directory, logger: logger)
@@ -158,7 +167,10 @@ public struct Deployment: Sendable {
                     accounts: try? client(
                         .accounts, { Lumen_Accounts_V1_AccountsService.Client(wrapping: $0) },
                         { Lumen_Accounts_V1_AccountsService.Client(wrapping: $0) }),
-                    internalToken: internalToken))
+                    internalToken: internalToken,
+                    // Resolutions are kept only when every change that could stale them is seen
+                    // here: the keys and the accounts service both run in this process.
+                    local: local.isSuperset(of: [.keys, .accounts]) ? credentialSources : []))
             let inProcessServer = GRPCServer(transport: inProcess.server, services: services, interceptors: [interceptor])
             let transport = HTTP2ServerTransport.Posix(
                 address: .ipv4(host: configuration.grpcHost, port: configuration.grpcPort),

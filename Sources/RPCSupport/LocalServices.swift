@@ -27,9 +27,12 @@ public func withLocalServices<Result: Sendable>(
     let client = GRPCClient(transport: transport.client)
     let services = try making(client)
     let hasAccounts = services.contains { $0 is any Lumen_Accounts_V1_AccountsService.ServiceProtocol }
+    // Resolutions are kept when both the keys and the accounts service run here (as in `lumen serve`).
+    let sources = services.compactMap { $0 as? any CredentialChangeSource }
     let resolver = KeysTokenResolver(
         keys: Lumen_Keys_V1_KeysService.Client(wrapping: client),
-        accounts: hasAccounts ? Lumen_Accounts_V1_AccountsService.Client(wrapping: client) : nil, internalToken: internalToken)
+        accounts: hasAccounts ? Lumen_Accounts_V1_AccountsService.Client(wrapping: client) : nil, internalToken: internalToken,
+        local: hasAccounts && sources.count == 2 ? sources : [])
     let server = GRPCServer(
         transport: transport.server, services: services,
         interceptors: [AuthInterceptor(internalToken: internalToken, resolver: resolver)])
