@@ -425,8 +425,11 @@ extension Lumen_Ledger_V1_LedgerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > The gateway's long-lived stream: reserves, settles and releases, many in flight, each
-        /// > answered by request id; the ledger group-commits them. Internal only.
+        /// > The long-lived stream of a gateway in another process (one in the ledger's own process
+        /// > queues into its group commit directly): reserves, settles and releases, many in flight,
+        /// > each answered by request id once durable; the ledger group-commits them. The gateway
+        /// > awaits a reserve before calling the upstream, but sends a settle as its answer goes out
+        /// > without awaiting it. Internal only.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Lumen_Ledger_V1_MeterRequest` messages.
@@ -710,8 +713,11 @@ extension Lumen_Ledger_V1_LedgerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > The gateway's long-lived stream: reserves, settles and releases, many in flight, each
-        /// > answered by request id; the ledger group-commits them. Internal only.
+        /// > The long-lived stream of a gateway in another process (one in the ledger's own process
+        /// > queues into its group commit directly): reserves, settles and releases, many in flight,
+        /// > each answered by request id once durable; the ledger group-commits them. The gateway
+        /// > awaits a reserve before calling the upstream, but sends a settle as its answer goes out
+        /// > without awaiting it. Internal only.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Lumen_Ledger_V1_MeterRequest` messages.
@@ -993,8 +999,11 @@ extension Lumen_Ledger_V1_LedgerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > The gateway's long-lived stream: reserves, settles and releases, many in flight, each
-        /// > answered by request id; the ledger group-commits them. Internal only.
+        /// > The long-lived stream of a gateway in another process (one in the ledger's own process
+        /// > queues into its group commit directly): reserves, settles and releases, many in flight,
+        /// > each answered by request id once durable; the ledger group-commits them. The gateway
+        /// > awaits a reserve before calling the upstream, but sends a settle as its answer goes out
+        /// > without awaiting it. Internal only.
         ///
         /// - Parameters:
         ///   - request: A stream of `Lumen_Ledger_V1_MeterRequest` messages.
@@ -1819,8 +1828,11 @@ extension Lumen_Ledger_V1_LedgerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > The gateway's long-lived stream: reserves, settles and releases, many in flight, each
-        /// > answered by request id; the ledger group-commits them. Internal only.
+        /// > The long-lived stream of a gateway in another process (one in the ledger's own process
+        /// > queues into its group commit directly): reserves, settles and releases, many in flight,
+        /// > each answered by request id once durable; the ledger group-commits them. The gateway
+        /// > awaits a reserve before calling the upstream, but sends a settle as its answer goes out
+        /// > without awaiting it. Internal only.
         ///
         /// - Parameters:
         ///   - request: A streaming request producing `Lumen_Ledger_V1_MeterRequest` messages.
@@ -2270,8 +2282,11 @@ extension Lumen_Ledger_V1_LedgerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > The gateway's long-lived stream: reserves, settles and releases, many in flight, each
-        /// > answered by request id; the ledger group-commits them. Internal only.
+        /// > The long-lived stream of a gateway in another process (one in the ledger's own process
+        /// > queues into its group commit directly): reserves, settles and releases, many in flight,
+        /// > each answered by request id once durable; the ledger group-commits them. The gateway
+        /// > awaits a reserve before calling the upstream, but sends a settle as its answer goes out
+        /// > without awaiting it. Internal only.
         ///
         /// - Parameters:
         ///   - request: A streaming request producing `Lumen_Ledger_V1_MeterRequest` messages.
@@ -2729,8 +2744,11 @@ extension Lumen_Ledger_V1_LedgerService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > The gateway's long-lived stream: reserves, settles and releases, many in flight, each
-    /// > answered by request id; the ledger group-commits them. Internal only.
+    /// > The long-lived stream of a gateway in another process (one in the ledger's own process
+    /// > queues into its group commit directly): reserves, settles and releases, many in flight,
+    /// > each answered by request id once durable; the ledger group-commits them. The gateway
+    /// > awaits a reserve before calling the upstream, but sends a settle as its answer goes out
+    /// > without awaiting it. Internal only.
     ///
     /// - Parameters:
     ///   - request: A streaming request producing `Lumen_Ledger_V1_MeterRequest` messages.
@@ -3189,8 +3207,11 @@ extension Lumen_Ledger_V1_LedgerService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > The gateway's long-lived stream: reserves, settles and releases, many in flight, each
-    /// > answered by request id; the ledger group-commits them. Internal only.
+    /// > The long-lived stream of a gateway in another process (one in the ledger's own process
+    /// > queues into its group commit directly): reserves, settles and releases, many in flight,
+    /// > each answered by request id once durable; the ledger group-commits them. The gateway
+    /// > awaits a reserve before calling the upstream, but sends a settle as its answer goes out
+    /// > without awaiting it. Internal only.
     ///
     /// - Parameters:
     ///   - metadata: Additional metadata to send, defaults to empty.
