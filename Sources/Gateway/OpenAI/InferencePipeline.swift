@@ -161,9 +161,10 @@ struct InferencePipeline: Sendable {
             body: .init(byteBuffer: answer))
     }
 
-    /// Relays an SSE stream event by event. The usage chunk Lumen asked for is dropped unless
-    /// the caller asked for it too; the line is settled before `[DONE]` reaches the caller,
-    /// or when the stream ends or the caller leaves.
+    /// Relays an SSE stream as it comes: the events each upstream chunk completes go to the
+    /// caller in one write. The usage chunk Lumen asked for is dropped unless the caller asked
+    /// for it too; the settlement is queued before `[DONE]` reaches the caller, or when the
+    /// stream ends or the caller leaves.
     func relayStream(_ upstream: UpstreamResponse, _ admitted: Admitted) -> Response {
         let body = ResponseBody { writer in
             var parser = SSEParser()
@@ -172,8 +173,9 @@ struct InferencePipeline: Sendable {
             var settled = false
             var callerGone = false
             var first = true
-            func relay(_ event: SSEEvent) async throws {
-                if let data = event.data, !event.isDone, let payload = MeteredPayload.decode(Array(data.utf8)) {
+            /// Appends what the caller gets of `event` to `out` (settling first when it is `[DONE]`).
+            func relay(_ event: SSEEvent, into out: inout ByteBuffer) {
+                if let data = event.data, !event.isDone, let payload = MeteredPayload.decode(data.utf8) {
                     produced += payload.text
                     if let tokens = payload.reported {
                         reported = tokens
@@ -184,22 +186,30 @@ struct InferencePipeline: Sendable {
                     settle(admitted, reported: reported, producedText: produced)
                     settled = true
                 }
+                var relayed = event.data == nil ? event.raw : ModelNameRewrite.rewrite(event.raw, to: admitted.model.name)
+                out.writeBuffer(&relayed)
+            }
+            /// One write for every event an upstream chunk completed (a write is a hop to the
+            /// connection's event loop).
+            func send(_ events: [SSEEvent]) async throws {
+                guard !events.isEmpty else { return }
+                var out = ByteBuffer()
+                for event in events { relay(event, into: &out) }
+                guard out.readableBytes > 0 else { return }
                 do {
-                    try await writer.write(event.data == nil ? event.raw : ModelNameRewrite.rewrite(event.raw, to: admitted.model.name))
-                    if first {
-                        first = false
-                        metrics.timeToFirstToken(model: admitted.model.name, admitted.started.duration(to: .now))
-                    }
+                    try await writer.write(out)
                 } catch {
                     callerGone = true
                     throw error
                 }
+                if first {
+                    first = false
+                    metrics.timeToFirstToken(model: admitted.model.name, admitted.started.duration(to: .now))
+                }
             }
             do {
-                try await upstream.forEachChunk { chunk in
-                    for event in parser.feed(chunk) { try await relay(event) }
-                }
-                if let rest = parser.finish() { try await relay(rest) }
+                try await upstream.forEachChunk { chunk in try await send(parser.feed(chunk)) }
+                if let rest = parser.finish() { try await send([rest]) }
             } catch {
                 if !callerGone {
                     logger.warning("upstream stream broke off", metadata: ["request_id": "\(admitted.requestID)", "error": "\(error)"])
