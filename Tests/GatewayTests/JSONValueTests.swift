@@ -73,6 +73,17 @@ struct JSONValueTests {
         #expect(throws: APIError.self) { try JSONValue.object(from: Array("{\"a\":".utf8)) }
     }
 
+    @Test("Only an event whose data names a usage object is parsed as a stream passes", arguments: [
+        (#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}"#, true),
+        (#"{"type":"response.completed","response":{"usage" : {"input_tokens":5}}}"#, true),
+        (#"{"choices":[{"delta":{"content":"hi"}}],"usage":null}"#, false),
+        (#"{"choices":[{"delta":{"content":"the \"usage\": {x} of it"}}]}"#, false),
+        (#"{"choices":[{"delta":{"content":"usage"}}]}"#, false),
+    ])
+    func mayReportUsage(_ data: String, _ expected: Bool) {
+        #expect(MeteredPayload.mayReportUsage(data) == expected)
+    }
+
     @Test("Metering reads usage and text from every response shape")
     func meteredPayload() throws {
         let chat = MeteredPayload.decode(Array(#"""

@@ -169,21 +169,31 @@ struct InferencePipeline: Sendable {
         let body = ResponseBody { writer in
             var parser = SSEParser()
             var reported: Pricing.Tokens?
-            var produced = ""
+            // The events' data without usage, read for their text only if no usage comes.
+            var unread: [String] = []
             var settled = false
             var callerGone = false
             var first = true
+            func produced() -> String {
+                reported != nil ? "" : unread.lazy.compactMap { MeteredPayload.decode($0.utf8)?.text }.joined()
+            }
             /// Appends what the caller gets of `event` to `out` (settling first when it is `[DONE]`).
             func relay(_ event: SSEEvent, into out: inout ByteBuffer) {
-                if let data = event.data, !event.isDone, let payload = MeteredPayload.decode(data.utf8) {
-                    produced += payload.text
-                    if let tokens = payload.reported {
-                        reported = tokens
-                        if payload.hasNoChoices && !admitted.request.includeUsage { return }
+                if let data = event.data, !event.isDone {
+                    // Only an event that names usage is parsed as it passes (the usage chunk,
+                    // a responses stream's `response.completed`).
+                    if MeteredPayload.mayReportUsage(data), let payload = MeteredPayload.decode(data.utf8) {
+                        unread.append(data)
+                        if let tokens = payload.reported {
+                            reported = tokens
+                            if payload.hasNoChoices && !admitted.request.includeUsage { return }
+                        }
+                    } else {
+                        unread.append(data)
                     }
                 }
                 if event.isDone {
-                    settle(admitted, reported: reported, producedText: produced)
+                    settle(admitted, reported: reported, producedText: produced())
                     settled = true
                 }
                 var relayed = event.data == nil ? event.raw : ModelNameRewrite.rewrite(event.raw, to: admitted.model.name)
@@ -215,7 +225,7 @@ struct InferencePipeline: Sendable {
                     logger.warning("upstream stream broke off", metadata: ["request_id": "\(admitted.requestID)", "error": "\(error)"])
                 }
             }
-            if !settled { settle(admitted, reported: reported, producedText: produced) }
+            if !settled { settle(admitted, reported: reported, producedText: produced()) }
             if !callerGone { try? await writer.finish(nil) }
             metrics.latency(model: admitted.model.name, scene: admitted.request.endpoint.scene, admitted.started.duration(to: .now))
         }

@@ -67,6 +67,35 @@ struct MeteredPayload: Sendable {
         }
     }
 
+    /// Whether an event's data may carry usage (it holds `"usage"` followed by an object; OpenAI
+    /// sends `"usage":null` in every other chunk): the others need not be parsed unless the
+    /// stream ends without usage and its text must be counted.
+    static func mayReportUsage(_ data: String) -> Bool {
+        var data = data
+        return data.withUTF8 { bytes in
+            let name: StaticString = #""usage""#
+            let length = name.utf8CodeUnitCount
+            let pattern = UnsafeBufferPointer(start: name.utf8Start, count: length)
+            var index = 0
+            while index + length <= bytes.count {
+                guard bytes[index] == UInt8(ascii: "\""), bytes[index + 1] == UInt8(ascii: "u"),
+                    UnsafeBufferPointer(rebasing: bytes[index..<index + length]).elementsEqual(pattern)
+                else {
+                    index += 1
+                    continue
+                }
+                index += length
+                while index < bytes.count, bytes[index] == 0x20 || bytes[index] == 0x09 || bytes[index] == 0x0A
+                    || bytes[index] == 0x0D || bytes[index] == UInt8(ascii: ":")
+                {
+                    index += 1
+                }
+                if index < bytes.count, bytes[index] == UInt8(ascii: "{") { return true }
+            }
+            return false
+        }
+    }
+
     static func decode(_ bytes: some Collection<UInt8>) -> MeteredPayload? {
         (try? JSONValue.parse(bytes)).flatMap(MeteredPayload.init)
     }
