@@ -405,15 +405,24 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
 }
 
 /// Sweeps expired holds on a timer (`LedgerService.reconcileExpiredHolds`) and applies the
-/// usage retention (`LedgerService.pruneUsage`) once an hour, until shutdown; then waits for
-/// every queued operation (the settlements of the last answers) to commit. Services stop in
-/// reverse order of starting, so the gateway has finished its requests by then.
+/// usage retention (`LedgerService.pruneUsage`) once an hour, and checkpoints the ledger's WAL
+/// beside its writer (`WALCheckpointer`), until shutdown; then waits for every queued
+/// operation (the settlements of the last answers) to commit. Services stop in reverse order
+/// of starting, so the gateway has finished its requests by then.
 struct HoldReconciler: Service {
     let ledger: LedgerService
     let interval: Duration
     let usageRetentionDays: Int
 
     func run() async throws {
+        // The WAL is checkpointed beside the writer while the ledger runs (not inside a commit).
+        let checkpoints = Task { [writer = ledger.writer] in await WALCheckpointer(writer: writer)?.run() }
+        await reconcile()
+        checkpoints.cancel()
+        await checkpoints.value
+    }
+
+    private func reconcile() async {
         var lastPrune: ContinuousClock.Instant?
         while !Task.isShuttingDownGracefully {
             do {
