@@ -152,7 +152,11 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
         request: Lumen_Accounts_V1_GetOrganizationRequest, context: ServerContext
     ) async throws -> Lumen_Accounts_V1_GetOrganizationResponse {
         let organizationID = try Caller.organization(request.organizationID)
-        guard let record = try await store.writer.read({ try OrganizationRecord.fetchOne($0, key: organizationID) }) else {
+        guard
+            let record = try await store.writer.read({ db in
+                try OrganizationRecord.fetchOne(db.cachedStatement(sql: "SELECT * FROM organizations WHERE id = ?"), arguments: [organizationID])
+            })
+        else {
             throw AccountsError.organizationNotFound(organizationID)
         }
         return .with { $0.organization = record.message }

@@ -95,9 +95,7 @@ final class Book: @unchecked Sendable {
         if let cached = pools[key] {
             pool = cached
         } else {
-            let statement = try db.cachedStatement(
-                sql: "SELECT * FROM pools WHERE organization_id = ? AND owner_type = ? AND owner_id = ?")
-            pool = try PoolRecord.fetchOne(statement, arguments: [key.organizationID, key.ownerType, key.ownerID])
+            pool = try PoolRecord.fetch(db, key)
                 ?? PoolRecord(organizationID: key.organizationID, ownerType: key.ownerType, ownerID: key.ownerID, now: now)
             pools[key] = pool
         }

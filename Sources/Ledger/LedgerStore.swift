@@ -236,11 +236,17 @@ struct PoolRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRec
     /// The pool's committed row with the refills due by `now` applied, or a fresh
     /// unconfigured one (for reads; metering and administration go through `Book.pool`).
     static func load(_ db: Database, _ key: Book.PoolKey, now: Int64) throws -> PoolRecord {
-        let existing = try PoolRecord.fetchOne(
-            db, key: ["organization_id": key.organizationID, "owner_type": key.ownerType, "owner_id": key.ownerID])
-        var pool = existing ?? PoolRecord(organizationID: key.organizationID, ownerType: key.ownerType, ownerID: key.ownerID, now: now)
+        var pool = try fetch(db, key)
+            ?? PoolRecord(organizationID: key.organizationID, ownerType: key.ownerType, ownerID: key.ownerID, now: now)
         pool.refill(now: now)
         return pool
+    }
+
+    /// The stored row of `key`, if any (one cached statement: the metering reads it too).
+    static func fetch(_ db: Database, _ key: Book.PoolKey) throws -> PoolRecord? {
+        let statement = try db.cachedStatement(
+            sql: "SELECT * FROM pools WHERE organization_id = ? AND owner_type = ? AND owner_id = ?")
+        return try PoolRecord.fetchOne(statement, arguments: [key.organizationID, key.ownerType, key.ownerID])
     }
 
     /// Applies the hourly refills due by `now`: each whole hour since the last refill adds

@@ -180,16 +180,14 @@ struct InferencePipeline: Sendable {
             /// Appends what the caller gets of `event` to `out` (settling first when it is `[DONE]`).
             func relay(_ event: SSEEvent, into out: inout ByteBuffer) {
                 if let data = event.data, !event.isDone {
+                    unread.append(data)
                     // Only an event that names usage is parsed as it passes (the usage chunk,
                     // a responses stream's `response.completed`).
-                    if MeteredPayload.mayReportUsage(data), let payload = MeteredPayload.decode(data.utf8) {
-                        unread.append(data)
-                        if let tokens = payload.reported {
-                            reported = tokens
-                            if payload.hasNoChoices && !admitted.request.includeUsage { return }
-                        }
-                    } else {
-                        unread.append(data)
+                    if MeteredPayload.mayReportUsage(data), let payload = MeteredPayload.decode(data.utf8),
+                        let tokens = payload.reported
+                    {
+                        reported = tokens
+                        if payload.hasNoChoices && !admitted.request.includeUsage { return }
                     }
                 }
                 if event.isDone {
