@@ -156,9 +156,13 @@ if [ "$RPC_CALLS" -gt 0 ]; then
     grpc_frame lumen.accounts.v1.GetOrganizationRequest lumen/accounts/v1/accounts.proto "" "$WORK/get-org.bin"
     grpc_frame lumen.ledger.v1.GetPoolRequest lumen/ledger/v1/ledger.proto \
         "owner { type: PRINCIPAL_TYPE_ORGANIZATION id: \"$ORG\" }" "$WORK/get-pool.bin"
-    printf "%-36s %9s %9s %9s\n" "RPC (h2load -c 4 -m 32)" "calls/s" "p99 ms" "2xx"
+    printf "%-36s %9s %9s %9s\n" "RPC (h2load -c 4 -m 32)" "calls/s" "p99 ms" "HTTP 2xx"
     rpc() {  # label path frame name; the p99 from h2load's per-request log
         local out rps ok p99
+        # A gRPC refusal is HTTP 200 too: one call first must end with grpc-status 0.
+        curl -s --http2-prior-knowledge -o /dev/null -D - -H 'content-type: application/grpc' -H 'te: trailers' \
+            -H "authorization: Bearer $MT" --data-binary @"$3" "http://127.0.0.1:$GRPC_PORT$2" | grep -qi '^grpc-status: 0' \
+            || { echo "bench: $1 does not answer grpc-status 0" >&2; exit 1; }
         out="$(taskset -c "$other_cpu" h2load -n "$RPC_CALLS" -c 4 -m 32 -d "$3" --log-file "$WORK/h2load.log" \
             -H 'content-type: application/grpc' -H 'te: trailers' -H "authorization: Bearer $MT" \
             "http://127.0.0.1:$GRPC_PORT$2" 2>&1)"

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import WireFormats
 
 /// A JSON body with a status, encoded with the facade's one encoder configuration (or, for a
 /// value that writes its own JSON text, `JSONWritable`, written directly: the same bytes).
@@ -37,4 +38,58 @@ enum JSONBody {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return encoder
     }()
+}
+
+/// What writes its own JSON text, members in sorted order, byte for byte what the facade's
+/// `JSONEncoder` (`JSONBody.encoder`) writes for it: long lists are written without
+/// building a tree of them first.
+protocol JSONWritable {
+    func writeJSON(to buffer: inout ByteBuffer)
+}
+
+/// The members of one JSON object as they are written: `{`, then `"name":value` pairs with
+/// commas between, then `}`.
+struct JSONMembers {
+    private var first = true
+
+    init(opening buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt8(ascii: "{"))
+    }
+
+    mutating func name(_ name: StaticString, in buffer: inout ByteBuffer) {
+        if !first { buffer.writeInteger(UInt8(ascii: ",")) }
+        first = false
+        buffer.writeInteger(UInt8(ascii: "\""))
+        buffer.writeStaticString(name)
+        buffer.writeStaticString("\":")
+    }
+
+    /// A string member (`nil`: null).
+    mutating func string(_ name: StaticString, _ value: String?, in buffer: inout ByteBuffer) {
+        self.name(name, in: &buffer)
+        if let value { JSONValue.writeString(value, to: &buffer) } else { buffer.writeStaticString("null") }
+    }
+
+    /// A number member written as given (`nil`: null).
+    mutating func number(_ name: StaticString, _ text: String?, in buffer: inout ByteBuffer) {
+        self.name(name, in: &buffer)
+        if let text { buffer.writeString(text) } else { buffer.writeStaticString("null") }
+    }
+
+    /// An array member, each element written by `write`.
+    mutating func array<Element>(
+        _ name: StaticString, _ elements: [Element], in buffer: inout ByteBuffer, _ write: (Element, inout ByteBuffer) -> Void
+    ) {
+        self.name(name, in: &buffer)
+        buffer.writeInteger(UInt8(ascii: "["))
+        for (index, element) in elements.enumerated() {
+            if index > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
+            write(element, &buffer)
+        }
+        buffer.writeInteger(UInt8(ascii: "]"))
+    }
+
+    func close(_ buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt8(ascii: "}"))
+    }
 }

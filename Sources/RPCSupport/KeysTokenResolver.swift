@@ -14,9 +14,9 @@ import Synchronization
 ///
 /// With the keys and accounts services in this process (`local`: they count their committed
 /// changes, and the keys service judges whether a key may still be used now), a management
-/// token's resolution is kept and reused for as long as
-/// neither service has committed a change of a key or a user since it was made: a call then
-/// costs a SHA-256 and a lookup instead of two RPCs and two reads, and a revocation,
+/// token's resolution is kept and reused for as long as neither service has committed a change
+/// of a key or a user since it was made: a call then costs a SHA-256 and a lookup instead of
+/// two RPCs and two reads, and a revocation,
 /// deactivation or demotion still applies to the very next call. Operator tokens (which
 /// `lumen admin operator-token revoke` may revoke from another process) are never kept.
 public final class KeysTokenResolver: CredentialResolver {

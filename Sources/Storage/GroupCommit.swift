@@ -80,6 +80,7 @@ public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable
     /// Returns once every operation queued before the call has been answered (committed or
     /// failed), at once when none is outstanding: a read after it sees their writes.
     public func flushed() async {
+        if state.withLock({ $0.answered >= $0.queued }) { return }
         await withCheckedContinuation { continuation in
             let done = state.withLock { state -> Bool in
                 if state.answered >= state.queued { return true }

@@ -5,13 +5,6 @@ import RPCSupport
 import SharedRules
 import WireFormats
 
-/// What writes its own JSON text, members in sorted order, byte for byte what the facade's
-/// `JSONEncoder` (`JSONBody.encoder`) writes for it: long lists are written without
-/// building a tree of them first.
-protocol JSONWritable {
-    func writeJSON(to buffer: inout ByteBuffer)
-}
-
 /// An API key as the management API shows it (seed 003): never the secret, except `key`
 /// in the response to its creation.
 struct APIKeyObject: Encodable {
@@ -93,13 +86,7 @@ extension APIKeyObject: JSONWritable {
         members.string("key_prefix", keyPrefix, in: &buffer)
         members.string("last_used_at", lastUsedAt, in: &buffer)
         members.number("limit_amount", limitMicros.map(USD.text), in: &buffer)
-        members.name("models", in: &buffer)
-        buffer.writeInteger(UInt8(ascii: "["))
-        for (index, model) in models.enumerated() {
-            if index > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
-            JSONValue.writeString(model, to: &buffer)
-        }
-        buffer.writeInteger(UInt8(ascii: "]"))
+        members.array("models", models, in: &buffer) { JSONValue.writeString($0, to: &$1) }
         members.string("name", name, in: &buffer)
         members.number("rpm_limit", rpmLimit.map(String.init), in: &buffer)
         members.string("status", status, in: &buffer)
@@ -140,59 +127,12 @@ struct ListObject<Item: Encodable>: Encodable {
 extension ListObject: JSONWritable where Item: JSONWritable {
     func writeJSON(to buffer: inout ByteBuffer) {
         var members = JSONMembers(opening: &buffer)
-        members.value("data", in: &buffer) { buffer in
-            buffer.writeInteger(UInt8(ascii: "["))
-            for (index, item) in data.enumerated() {
-                if index > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
-                item.writeJSON(to: &buffer)
-            }
-            buffer.writeInteger(UInt8(ascii: "]"))
-        }
+        members.array("data", data, in: &buffer) { $0.writeJSON(to: &$1) }
         if let hasMore { members.number("has_more", hasMore ? "true" : "false", in: &buffer) }
         if let limit { members.number("limit", String(limit), in: &buffer) }
         members.string("object", object, in: &buffer)
         if let page { members.number("page", String(page), in: &buffer) }
         if let total { members.number("total", String(total), in: &buffer) }
         members.close(&buffer)
-    }
-}
-
-/// The members of one JSON object as they are written: `{`, then `"name":value` pairs with
-/// commas between, then `}`.
-struct JSONMembers {
-    private var first = true
-
-    init(opening buffer: inout ByteBuffer) {
-        buffer.writeInteger(UInt8(ascii: "{"))
-    }
-
-    mutating func name(_ name: StaticString, in buffer: inout ByteBuffer) {
-        if !first { buffer.writeInteger(UInt8(ascii: ",")) }
-        first = false
-        buffer.writeInteger(UInt8(ascii: "\""))
-        buffer.writeStaticString(name)
-        buffer.writeStaticString("\":")
-    }
-
-    /// A string member (`nil`: null).
-    mutating func string(_ name: StaticString, _ value: String?, in buffer: inout ByteBuffer) {
-        self.name(name, in: &buffer)
-        if let value { JSONValue.writeString(value, to: &buffer) } else { buffer.writeStaticString("null") }
-    }
-
-    /// A number member written as given (`nil`: null).
-    mutating func number(_ name: StaticString, _ text: String?, in buffer: inout ByteBuffer) {
-        self.name(name, in: &buffer)
-        if let text { buffer.writeString(text) } else { buffer.writeStaticString("null") }
-    }
-
-    /// A member whose value is written by `value`.
-    mutating func value(_ name: StaticString, in buffer: inout ByteBuffer, _ value: (inout ByteBuffer) -> Void) {
-        self.name(name, in: &buffer)
-        value(&buffer)
-    }
-
-    func close(_ buffer: inout ByteBuffer) {
-        buffer.writeInteger(UInt8(ascii: "}"))
     }
 }

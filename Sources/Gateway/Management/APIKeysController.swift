@@ -34,20 +34,27 @@ struct APIKeysController<Context: RequestContext>: Sendable {
         }
         if !values.isEmpty {
             list.page = try PageParameters.page(values, maxLimit: 1000)
-            let response = try await call { try await self.keys.listKeys(list, metadata: metadata) }
-            let totals = try await self.totals(of: response.keys, metadata: metadata)
-            return JSONResponse(ListObject(data: response.keys.map { APIKeyObject($0, totals: totals[$0.id]) }, page: response.pageInfo))
+            let (keys, info) = try await page(list, metadata: metadata)
+            return JSONResponse(ListObject(data: keys, page: info))
         }
         var keys: [APIKeyObject] = []
         list.page.limit = 1000
         for page in Int32(1)... {
             list.page.page = page
-            let response = try await call { try await self.keys.listKeys(list, metadata: metadata) }
-            let totals = try await self.totals(of: response.keys, metadata: metadata)
-            keys += response.keys.map { APIKeyObject($0, totals: totals[$0.id]) }
-            guard response.pageInfo.hasMore_p else { break }
+            let (more, info) = try await self.page(list, metadata: metadata)
+            keys += more
+            guard info.hasMore_p else { break }
         }
         return JSONResponse(ListObject(data: keys))
+    }
+
+    /// One page of keys with the ledger's totals, and where it stands in the list.
+    private func page(
+        _ list: Lumen_Keys_V1_ListKeysRequest, metadata: Metadata
+    ) async throws -> ([APIKeyObject], Lumen_Common_V1_PageInfo) {
+        let response = try await call { try await self.keys.listKeys(list, metadata: metadata) }
+        let totals = try await self.totals(of: response.keys, metadata: metadata)
+        return (response.keys.map { APIKeyObject($0, totals: totals[$0.id]) }, response.pageInfo)
     }
 
     @Sendable func create(_ request: Request, context: Context) async throws -> JSONResponse<APIKeyObject> {
