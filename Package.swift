@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "lumen", targets: ["lumen"]),
         .executable(name: "bench-upstream", targets: ["bench-upstream"]),
         .executable(name: "bench-proxy-floor", targets: ["bench-proxy-floor"]),
+        .executable(name: "bench-rpc-floor", targets: ["bench-rpc-floor"]),
         .executable(name: "bench-ledger", targets: ["bench-ledger"]),
         .executable(name: "bench-pages", targets: ["bench-pages"]),
         .executable(name: "fuzz-json", targets: ["fuzz-json"]),
@@ -228,6 +229,18 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "bench/ProxyFloor",
+            swiftSettings: swiftSettings
+        ),
+        /// The floor under the RPC figures: grpc-swift's HTTP/2 server answering one fixed message.
+        .executableTarget(
+            name: "bench-rpc-floor",
+            dependencies: [
+                "LumenAPI",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+            ],
+            path: "bench/RPCFloor",
             swiftSettings: swiftSettings
         ),
         /// The ledger at scale: usage and billing queries over millions of lines, hold+settle throughput.

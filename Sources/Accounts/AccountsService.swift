@@ -17,6 +17,7 @@ public struct AccountsService: Sendable {
     let logger: Logger
     let passwords: Passwords
     let throttle = SignInThrottle()
+    let organizations = Organizations()
 
     /// Opens (and migrates) the accounts database at `location`. `passwordCost` is bcrypt's
     /// work factor for new passwords (12: about a quarter of a second a hash).
@@ -152,6 +153,9 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
         request: Lumen_Accounts_V1_GetOrganizationRequest, context: ServerContext
     ) async throws -> Lumen_Accounts_V1_GetOrganizationResponse {
         let organizationID = try Caller.organization(request.organizationID)
+        if let organization = organizations[organizationID] {
+            return .with { $0.organization = organization }
+        }
         guard
             let record = try await store.writer.read({ db in
                 try OrganizationRecord.fetchOne(db.cachedStatement(sql: "SELECT * FROM organizations WHERE id = ?"), arguments: [organizationID])
@@ -159,6 +163,7 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
         else {
             throw AccountsError.organizationNotFound(organizationID)
         }
+        organizations.keep(record.message)
         return .with { $0.organization = record.message }
     }
 

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import LumenAPI
 import Storage
+import Synchronization
 
 /// The accounts service's tables. Nothing outside this module reads them.
 ///
@@ -239,5 +240,21 @@ extension AccountsStore {
             })
         }
         return events
+    }
+}
+
+/// The organisations read so far, by id. An organisation is written once, when it is
+/// bootstrapped, and never changed or deleted, and only the process that runs the accounts
+/// service writes its database (`DataDirectoryLock`): a kept one is never stale. They are few
+/// (one per organisation of the deployment), so nothing is evicted.
+final class Organizations: Sendable {
+    private let kept = Mutex<[String: Lumen_Accounts_V1_Organization]>([:])
+
+    subscript(id: String) -> Lumen_Accounts_V1_Organization? {
+        kept.withLock { $0[id] }
+    }
+
+    func keep(_ organization: Lumen_Accounts_V1_Organization) {
+        kept.withLock { $0[organization.id] = organization }
     }
 }

@@ -118,6 +118,17 @@ public struct LedgerService: Sendable {
         return try await writer.read(block)
     }
 
+    /// A pool as the metering sees it, refills due applied. Read through the group commit rather
+    /// than a reader: the read shares a batch's transaction on the writer (no reader connection,
+    /// no hop of its own — a third of the cost of a `GetPool` call), sees every operation queued
+    /// before it, and is answered once that batch is committed.
+    func pool(_ key: Book.PoolKey) async throws -> PoolRecord {
+        guard case .pool(let pool) = try await meter(.pool(key)) else {
+            throw ServiceError(.internalError, "internal", "the ledger answered a pool read with something else")
+        }
+        return pool
+    }
+
     /// Runs one metering operation through the group commit.
     func meter(_ operation: Metering.Operation) async throws -> Metering.Outcome {
         let result = await withCheckedContinuation { continuation in
@@ -160,9 +171,8 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
         let key = try PoolAdministration.poolKey(organizationID: organizationID, owner: request.owner)
         try await requireExists(request.owner, organizationID: organizationID, param: "owner")
         try await requireActing(for: request.owner, organizationID: organizationID, param: "owner", to: "see pools")
-        let now = clock.nowMillis
-        let pool = try await read { db in try PoolRecord.load(db, key, now: now) }
-        return .with { $0.pool = pool.message(now: now) }
+        let pool = try await pool(key)
+        return .with { $0.pool = pool.message(now: clock.nowMillis) }
     }
 
     public func configurePool(request: Lumen_Ledger_V1_ConfigurePoolRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_ConfigurePoolResponse {
@@ -225,7 +235,7 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
         try Caller.requireAdmin(to: "see the organisation's balance")
         let now = clock.nowMillis
         let key = try PoolAdministration.poolKey(organizationID: organizationID, owner: .with { $0.type = .organization })
-        let pool = try await read { db in try PoolRecord.load(db, key, now: now) }
+        let pool = try await pool(key)
         return .with {
             $0.mode = pool.poolMode
             $0.balanceMicros = pool.balanceMicros

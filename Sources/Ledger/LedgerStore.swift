@@ -233,16 +233,7 @@ struct PoolRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRec
 
     var poolMode: Lumen_Ledger_V1_PoolMode { .init(rawValue: mode) ?? .unspecified }
 
-    /// The pool's committed row with the refills due by `now` applied, or a fresh
-    /// unconfigured one (for reads; metering and administration go through `Book.pool`).
-    static func load(_ db: Database, _ key: Book.PoolKey, now: Int64) throws -> PoolRecord {
-        var pool = try fetch(db, key)
-            ?? PoolRecord(organizationID: key.organizationID, ownerType: key.ownerType, ownerID: key.ownerID, now: now)
-        pool.refill(now: now)
-        return pool
-    }
-
-    /// The stored row of `key`, if any (one cached statement: the metering reads it too).
+    /// The stored row of `key`, if any (one cached statement, read by `Book.pool`).
     static func fetch(_ db: Database, _ key: Book.PoolKey) throws -> PoolRecord? {
         let statement = try db.cachedStatement(
             sql: "SELECT * FROM pools WHERE organization_id = ? AND owner_type = ? AND owner_id = ?")

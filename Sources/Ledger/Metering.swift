@@ -26,13 +26,16 @@ enum Metering {
         case configure(organizationID: String, Lumen_Ledger_V1_ConfigurePoolRequest)
         /// Add money to a pool (`PoolAdministration.grant`).
         case grant(organizationID: String, grantedBy: String, Lumen_Ledger_V1_GrantRequest)
+        /// Read a pool as the metering sees it (refills due applied): answered from the book,
+        /// in the batch, after every operation queued before it.
+        case pool(Book.PoolKey)
 
         var requestID: String {
             switch self {
             case .reserve(let request): request.requestID
             case .settle(let request): request.requestID
             case .release(let request): request.requestID
-            case .reconcile, .configure, .grant: ""
+            case .reconcile, .configure, .grant, .pool: ""
             }
         }
     }
@@ -43,7 +46,7 @@ enum Metering {
         case released
         /// How many expired holds a sweep settled.
         case reconciled(Int)
-        /// A pool after its configuration changed.
+        /// A pool after its configuration changed, or as read.
         case pool(PoolRecord)
         /// A grant and its pool after it.
         case granted(GrantRow, PoolRecord)
@@ -70,6 +73,8 @@ enum Metering {
             let (grant, pool) = try PoolAdministration.grant(
                 db, book, organizationID: organizationID, grantedBy: userID, request, now: now)
             return .granted(grant, pool)
+        case .pool(let key):
+            return .pool(try book.pool(db, key, now: now))
         }
     }
 

@@ -36,6 +36,39 @@ struct AccountsServiceTests {
         }
     }
 
+    @Test("GetOrganization answers the caller's organisation, the same when read again, and never another's")
+    func getOrganization() async throws {
+        try await TestServices.run { services in
+            let acme = try await services.tenant("Acme")
+            let globex = try await services.tenant("Globex")
+            for _ in 1...2 {  // the second answer comes from what the service kept
+                let organization = try await services.accounts.getOrganization(.init(), metadata: .bearer(acme.managementToken))
+                    .organization
+                #expect(organization.id == acme.organizationID && organization.name == "Acme")
+                #expect(organization.createdAt.seconds > 0)
+                let byID = try await services.accounts.getOrganization(
+                    .with { $0.organizationID = globex.organizationID }, metadata: services.asInternal
+                ).organization
+                #expect(byID.id == globex.organizationID && byID.name == "Globex")
+                // Globex has been read (and kept): Acme's token still cannot see it.
+                do {
+                    _ = try await services.accounts.getOrganization(
+                        .with { $0.organizationID = globex.organizationID }, metadata: .bearer(acme.managementToken))
+                    Issue.record("expected PERMISSION_DENIED")
+                } catch let error as RPCError {
+                    #expect(error.code == .permissionDenied)
+                }
+            }
+            do {
+                _ = try await services.accounts.getOrganization(
+                    .with { $0.organizationID = "org_doesnotexist0000" }, metadata: services.asInternal)
+                Issue.record("expected NOT_FOUND")
+            } catch let error as RPCError {
+                #expect(error.code == .notFound && reason(of: error) == "organization_not_found")
+            }
+        }
+    }
+
     @Test("Bootstrap validates its input and is reserved for Lumen's own processes")
     func bootstrapRules() async throws {
         try await TestServices.run { services in
