@@ -129,7 +129,7 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
             }
             try Self.requireActing(kind: request.kind == .management ? Lumen_Keys_V1_KeyKind.management.rawValue : Lumen_Keys_V1_KeyKind.inference.rawValue, owner: request.owner, to: "list keys")
         }
-        let query = KeysStore.ListQuery(
+        var query = KeysStore.ListQuery(
             organizationID: organizationID,
             kind: (request.kind == .management ? Lumen_Keys_V1_KeyKind.management : .inference).rawValue,
             ownerType: request.hasOwner ? request.owner.type.rawValue : nil,
@@ -142,19 +142,47 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
             offset: page.offset,
             limit: page.limit
         )
+        let creationOrder = request.sort != .name
+        if !request.pageToken.isEmpty {
+            guard creationOrder else { throw PageToken.invalid }
+            query.after = try PageToken.position(request.pageToken, newestFirst: query.newestFirst)
+        }
         let revoked = Lumen_Keys_V1_KeyStatus.revoked.rawValue
+        var response = Lumen_Keys_V1_ListKeysResponse()
+        var positions: [KeysStore.ListPosition]
+        var records: [KeyRecord] = []
+        let total: Int?
         if request.idsOnly {
-            let (ids, total) = try await store.listIDs(query, revokedStatus: revoked)
-            return .with {
-                $0.keyIds = ids
-                $0.pageInfo = page.info(total: total)
+            (positions, total) = try await store.listIDs(query, revokedStatus: revoked)
+        } else {
+            (records, total) = try await store.list(query, revokedStatus: revoked)
+            positions = records.map { KeysStore.ListPosition(createdAt: $0.createdAt, id: $0.id) }
+        }
+        let hasMore: Bool
+        if let total {
+            response.pageInfo = page.info(total: total)
+            hasMore = response.pageInfo.hasMore_p
+        } else {
+            // Went on from a token: one row more than the page was read, to tell.
+            hasMore = positions.count > page.limit
+            if hasMore {
+                positions.removeLast()
+                if !records.isEmpty { records.removeLast() }
+            }
+            response.pageInfo = .with {
+                $0.limit = Int32(page.limit)
+                $0.hasMore_p = hasMore
             }
         }
-        let (records, total) = try await store.list(query, revokedStatus: revoked)
-        return .with {
-            $0.keys = records.map(\.message)
-            $0.pageInfo = page.info(total: total)
+        if request.idsOnly {
+            response.keyIds = positions.map(\.id)
+        } else {
+            response.keys = records.map(\.message)
         }
+        if hasMore, creationOrder, let last = positions.last {
+            response.nextPageToken = PageToken.make(after: last, newestFirst: query.newestFirst)
+        }
+        return response
     }
 
     public func updateKey(

@@ -136,26 +136,47 @@ struct KeysStore: Sendable {
         var reverse: Bool
         var offset: Int
         var limit: Int
+        /// Go on after this key (a page token's position) instead of counting past `offset`;
+        /// nothing is counted then.
+        var after: ListPosition? = nil
+
+        /// Newest first: the default order, or creation order reversed.
+        var newestFirst: Bool {
+            switch sort {
+            case .name: false
+            case .created: reverse
+            default: !reverse
+            }
+        }
     }
 
-    func list(_ query: ListQuery, revokedStatus: Int) async throws -> (records: [KeyRecord], total: Int) {
+    /// Where a page of a list in creation order ended: its last key's creation time and id.
+    struct ListPosition: Sendable, Equatable {
+        var createdAt: Int64
+        var id: String
+    }
+
+    /// A page of keys; `total` is nil when the query went on from a position (not counted).
+    func list(_ query: ListQuery, revokedStatus: Int) async throws -> (records: [KeyRecord], total: Int?) {
         try await writer.read { db in
             let (request, total) = try Self.listed(db, query, revokedStatus: revokedStatus)
             return (try request.fetchAll(db), total)
         }
     }
 
-    /// `list`'s page as key ids alone (no row decoded).
-    func listIDs(_ query: ListQuery, revokedStatus: Int) async throws -> (ids: [String], total: Int) {
+    /// `list`'s page as ids and creation times alone (no row decoded).
+    func listIDs(_ query: ListQuery, revokedStatus: Int) async throws -> (ids: [ListPosition], total: Int?) {
         try await writer.read { db in
             let (request, total) = try Self.listed(db, query, revokedStatus: revokedStatus)
-            return (try String.fetchAll(db, request.select(Column("id"))), total)
+            let rows = try Row.fetchAll(db, request.select(Column("id"), Column("created_at")))
+            return (rows.map { ListPosition(createdAt: $0[1], id: $0[0]) }, total)
         }
     }
 
-    /// The page `query` asks for, and how many keys match in all.
+    /// The page `query` asks for (`limit` rows, one more after a position: whether there are
+    /// more), and how many keys match in all (unless it goes on from a position).
     private static func listed(_ db: Database, _ query: ListQuery, revokedStatus: Int) throws
-        -> (QueryInterfaceRequest<KeyRecord>, Int)
+        -> (QueryInterfaceRequest<KeyRecord>, Int?)
     {
         var request = KeyRecord.filter(Column("organization_id") == query.organizationID && Column("kind") == query.kind)
         if let ownerType = query.ownerType, let ownerID = query.ownerID {
@@ -169,6 +190,16 @@ struct KeysStore: Sendable {
         }
         if !query.keyIDs.isEmpty {
             request = request.filter(query.keyIDs.contains(Column("id")))
+        }
+        if let after = query.after {
+            // In index order (`keys_listing`: created_at DESC, id): the range on created_at
+            // first, then past the position's id among keys created the same millisecond.
+            let createdAt = Column("created_at")
+            let past = query.newestFirst
+                ? createdAt <= after.createdAt && (createdAt < after.createdAt || Column("id") > after.id)
+                : createdAt >= after.createdAt && (createdAt > after.createdAt || Column("id") > after.id)
+            let order = query.newestFirst ? createdAt.desc : createdAt.asc
+            return (request.filter(past).order(order, Column("id").asc).limit(query.limit + 1), nil)
         }
         let total = try request.fetchCount(db)
         let descending = !query.reverse

@@ -85,6 +85,9 @@ public struct Deployment: Sendable {
         var services: [any RegistrableRPCService] = []
         var background: [any Service] = []
         var localLedger: LedgerService?
+        var localKeys: KeysService?
+        /// What the servers of this process authenticate calls with (when it serves any).
+        var localInterceptor: AuthInterceptor?
         var credentialSources: [any CredentialChangeSource] = []
         // The services that check principals named by people (keys, ledger, registry) ask the
         // accounts and keys services who exists, wherever those run.
@@ -115,6 +118,7 @@ public struct Deployment: Sendable {
                 let keys = try KeysService(location: location, directory: directory, logger: logger)
                 services.append(keys)
                 credentialSources.append(keys)
+                localKeys = keys
             }
             if local.contains(.ledger) {
                 let ledger = try LedgerService(
@@ -171,6 +175,7 @@ public struct Deployment: Sendable {
                     // Resolutions are kept only when every change that could stale them is seen
                     // here: the keys and the accounts service both run in this process.
                     local: local.isSuperset(of: [.keys, .accounts]) ? credentialSources : []))
+            localInterceptor = interceptor
             let inProcessServer = GRPCServer(transport: inProcess.server, services: services, interceptors: [interceptor])
             let transport = HTTP2ServerTransport.Posix(
                 address: .ipv4(host: configuration.grpcHost, port: configuration.grpcPort),
@@ -195,12 +200,20 @@ public struct Deployment: Sendable {
         }
 
         if local.contains(.gateway) {
+            // A keys service in this process answers the gateway's unary calls directly.
+            let keys: any Lumen_Keys_V1_KeysService.ClientProtocol
+            if let localKeys, let localInterceptor {
+                keys = localKeys.localClient(
+                    authenticating: localInterceptor, streams: Lumen_Keys_V1_KeysService.Client(wrapping: inProcessClient))
+            } else {
+                keys = try client(
+                    .keys, { Lumen_Keys_V1_KeysService.Client(wrapping: $0) }, { Lumen_Keys_V1_KeysService.Client(wrapping: $0) })
+            }
             let gatewayServices = GatewayServices(
                 accounts: try client(
                     .accounts, { Lumen_Accounts_V1_AccountsService.Client(wrapping: $0) },
                     { Lumen_Accounts_V1_AccountsService.Client(wrapping: $0) }),
-                keys: try client(
-                    .keys, { Lumen_Keys_V1_KeysService.Client(wrapping: $0) }, { Lumen_Keys_V1_KeysService.Client(wrapping: $0) }),
+                keys: keys,
                 ledger: try client(
                     .ledger, { Lumen_Ledger_V1_LedgerService.Client(wrapping: $0) },
                     { Lumen_Ledger_V1_LedgerService.Client(wrapping: $0) }),

@@ -130,6 +130,26 @@ struct ManagementKeysRouteTests {
         }
     }
 
+    @Test("Without page and limit, a list longer than the keys service's pages of 1,000 has every key once, newest first")
+    func longList() async throws {
+        try await GatewayHarness.run { gateway in
+            var created: [String] = []
+            for index in 0..<2_105 {
+                let key = try await gateway.services.keys.createKey(
+                    .with { $0.name = "key \(index)" }, metadata: gateway.tenant.metadata
+                ).key
+                created.append(key.id)
+            }
+            let (status, body) = try await gateway.send(.get, "/v1/management/api-keys")
+            #expect(status == 200)
+            let ids = (body["data"] as? [[String: Any]])?.compactMap { $0["id"] as? String } ?? []
+            #expect(ids.count == 2_105)
+            #expect(Set(ids) == Set(created))
+            let (_, page) = try await gateway.send(.get, "/v1/management/api-keys?limit=1000&page=3")
+            #expect((page["data"] as? [[String: Any]])?.compactMap { $0["id"] as? String } == Array(ids[2_000...]))
+        }
+    }
+
     @Test("limitAmount: null or omitted is unlimited, 0 is zero quota, positive values are capped at 100,000")
     func limits() async throws {
         try await GatewayHarness.run { gateway in

@@ -274,6 +274,67 @@ struct KeysServiceTests {
         }
     }
 
+    @Test("Page tokens walk a list in creation order, either way, exactly as one long page lists it, ties by id")
+    func pageTokens() async throws {
+        let clock = ManualClock()
+        try await TestServices.run(clock: clock.wallClock) { services in
+            let tenant = try await services.tenant()
+            for index in 0..<23 {
+                if index % 5 == 0 { clock.advance(seconds: 1) }  // five keys a millisecond: ties
+                let key = try await services.keys.createKey(.with { $0.name = "key \(index)" }, metadata: tenant.metadata).key
+                if index == 7 { _ = try await services.keys.revokeKey(.with { $0.keyID = key.id }, metadata: tenant.metadata) }
+            }
+            func list(_ change: (inout Lumen_Keys_V1_ListKeysRequest) -> Void) async throws -> Lumen_Keys_V1_ListKeysResponse {
+                var request = Lumen_Keys_V1_ListKeysRequest()
+                change(&request)
+                return try await services.keys.listKeys(request, metadata: tenant.metadata)
+            }
+            for (sort, reverse) in [(Lumen_Keys_V1_KeySort.unspecified, false), (.unspecified, true), (.created, false), (.created, true)] {
+                for (deleted, idsOnly) in [(false, false), (true, false), (true, true)] {
+                    func setUp(_ request: inout Lumen_Keys_V1_ListKeysRequest) {
+                        request.sort = sort
+                        request.reverse = reverse
+                        request.includeDeleted = deleted
+                        request.idsOnly = idsOnly
+                    }
+                    let whole = try await list { setUp(&$0); $0.page.limit = 100 }
+                    let expected = idsOnly ? whole.keyIds : whole.keys.map(\.id)
+                    #expect(expected.count == (deleted ? 23 : 22))
+                    #expect(whole.nextPageToken.isEmpty)
+                    var walked: [String] = []
+                    var page = try await list { setUp(&$0); $0.page.limit = 4 }
+                    #expect(page.pageInfo.total == Int64(expected.count))
+                    while true {
+                        walked += idsOnly ? page.keyIds : page.keys.map(\.id)
+                        #expect(page.pageInfo.hasMore_p == !page.nextPageToken.isEmpty)
+                        guard !page.nextPageToken.isEmpty else { break }
+                        let token = page.nextPageToken
+                        page = try await list { setUp(&$0); $0.page.limit = 4; $0.pageToken = token }
+                        #expect(page.pageInfo.total == 0)  // not counted when going on from a token
+                    }
+                    #expect(walked == expected, "sort \(sort) reverse \(reverse) deleted \(deleted) ids \(idsOnly)")
+                }
+            }
+            // A token runs one way, for creation orders only; anything else is refused.
+            let first = try await list { $0.page.limit = 4 }
+            let byName = try await list { $0.sort = .name; $0.page.limit = 4 }
+            #expect(byName.nextPageToken.isEmpty && byName.pageInfo.hasMore_p)
+            for change in [
+                { (request: inout Lumen_Keys_V1_ListKeysRequest) in request.reverse = true; request.pageToken = first.nextPageToken },
+                { $0.sort = .name; $0.pageToken = first.nextPageToken },
+                { $0.pageToken = "not-a-token" },
+                { $0.pageToken = "bi4xMjM" },  // "n.123": no id
+            ] {
+                do {
+                    _ = try await list(change)
+                    Issue.record("expected invalid_page_token")
+                } catch let error as RPCError {
+                    #expect(error.code == .invalidArgument && reason(of: error) == "invalid_page_token")
+                }
+            }
+        }
+    }
+
     @Test("Listing ids alone in the order asked, then just those keys in full (a page sorted by usage)")
     func idsOnlyAndKeyIDs() async throws {
         try await TestServices.run { services in

@@ -31,8 +31,16 @@ public struct TestServices: Sendable {
     /// What the HTTP facade needs, wired to these services.
     public var gatewayServices: GatewayServices {
         GatewayServices(
-            accounts: accounts, keys: keys, ledger: ledger, registry: registry, internalToken: internalToken,
+            accounts: accounts, keys: localKeys, ledger: ledger, registry: registry, internalToken: internalToken,
             meter: ledgerService.localMeter)
+    }
+
+    /// The keys service as `lumen serve`'s gateway calls it in one process: unary calls
+    /// straight to the service, authenticated as the servers do (`KeysLocalClient`).
+    public var localKeys: KeysLocalClient {
+        let resolver = KeysTokenResolver(keys: keys, accounts: accounts, internalToken: internalToken)
+        return keysService.localClient(
+            authenticating: AuthInterceptor(internalToken: internalToken, resolver: resolver), streams: keys)
     }
 
     /// Metadata of the deployment's internal caller.

@@ -34,27 +34,29 @@ struct APIKeysController<Context: RequestContext>: Sendable {
         }
         if !values.isEmpty {
             list.page = try PageParameters.page(values, maxLimit: 1000)
-            let (keys, info) = try await page(list, metadata: metadata)
+            let (keys, info, _) = try await page(list, metadata: metadata)
             return JSONResponse(ListObject(data: keys, page: info))
         }
+        // Pages of 1,000, each going on from where the last ended (no count, no offset).
         var keys: [APIKeyObject] = []
         list.page.limit = 1000
-        for page in Int32(1)... {
-            list.page.page = page
-            let (more, info) = try await self.page(list, metadata: metadata)
+        while true {
+            let (more, info, next) = try await self.page(list, metadata: metadata)
             keys += more
-            guard info.hasMore_p else { break }
+            guard info.hasMore_p, !next.isEmpty else { break }
+            list.pageToken = next
         }
         return JSONResponse(ListObject(data: keys))
     }
 
-    /// One page of keys with the ledger's totals, and where it stands in the list.
+    /// One page of keys with the ledger's totals, where it stands in the list and the token of
+    /// the next.
     private func page(
         _ list: Lumen_Keys_V1_ListKeysRequest, metadata: Metadata
-    ) async throws -> ([APIKeyObject], Lumen_Common_V1_PageInfo) {
+    ) async throws -> ([APIKeyObject], Lumen_Common_V1_PageInfo, String) {
         let response = try await call { try await self.keys.listKeys(list, metadata: metadata) }
         let totals = try await self.totals(of: response.keys, metadata: metadata)
-        return (response.keys.map { APIKeyObject($0, totals: totals[$0.id]) }, response.pageInfo)
+        return (response.keys.map { APIKeyObject($0, totals: totals[$0.id]) }, response.pageInfo, response.nextPageToken)
     }
 
     @Sendable func create(_ request: Request, context: Context) async throws -> JSONResponse<APIKeyObject> {

@@ -260,7 +260,9 @@ extension Lumen_Keys_V1_KeysService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Lists keys with filters, search and sorting.
+        /// > Lists keys with filters, search and sorting, by page number or, through a long list in
+        /// > creation order, by `page_token` (each page as cheap as the first). INVALID_ARGUMENT
+        /// > `invalid_page_token` for a token this list did not give (or with sort by name).
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Lumen_Keys_V1_ListKeysRequest` messages.
@@ -466,7 +468,9 @@ extension Lumen_Keys_V1_KeysService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Lists keys with filters, search and sorting.
+        /// > Lists keys with filters, search and sorting, by page number or, through a long list in
+        /// > creation order, by `page_token` (each page as cheap as the first). INVALID_ARGUMENT
+        /// > `invalid_page_token` for a token this list did not give (or with sort by name).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Keys_V1_ListKeysRequest` message.
@@ -670,7 +674,9 @@ extension Lumen_Keys_V1_KeysService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Lists keys with filters, search and sorting.
+        /// > Lists keys with filters, search and sorting, by page number or, through a long list in
+        /// > creation order, by `page_token` (each page as cheap as the first). INVALID_ARGUMENT
+        /// > `invalid_page_token` for a token this list did not give (or with sort by name).
         ///
         /// - Parameters:
         ///   - request: A `Lumen_Keys_V1_ListKeysRequest` message.
@@ -1258,7 +1264,9 @@ extension Lumen_Keys_V1_KeysService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Lists keys with filters, search and sorting.
+        /// > Lists keys with filters, search and sorting, by page number or, through a long list in
+        /// > creation order, by `page_token` (each page as cheap as the first). INVALID_ARGUMENT
+        /// > `invalid_page_token` for a token this list did not give (or with sort by name).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Keys_V1_ListKeysRequest` message.
@@ -1544,7 +1552,9 @@ extension Lumen_Keys_V1_KeysService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Lists keys with filters, search and sorting.
+        /// > Lists keys with filters, search and sorting, by page number or, through a long list in
+        /// > creation order, by `page_token` (each page as cheap as the first). INVALID_ARGUMENT
+        /// > `invalid_page_token` for a token this list did not give (or with sort by name).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Keys_V1_ListKeysRequest` message.
@@ -1890,7 +1900,9 @@ extension Lumen_Keys_V1_KeysService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Lists keys with filters, search and sorting.
+    /// > Lists keys with filters, search and sorting, by page number or, through a long list in
+    /// > creation order, by `page_token` (each page as cheap as the first). INVALID_ARGUMENT
+    /// > `invalid_page_token` for a token this list did not give (or with sort by name).
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Lumen_Keys_V1_ListKeysRequest` message.
@@ -2203,7 +2215,9 @@ extension Lumen_Keys_V1_KeysService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Lists keys with filters, search and sorting.
+    /// > Lists keys with filters, search and sorting, by page number or, through a long list in
+    /// > creation order, by `page_token` (each page as cheap as the first). INVALID_ARGUMENT
+    /// > `invalid_page_token` for a token this list did not give (or with sort by name).
     ///
     /// - Parameters:
     ///   - message: request message to send.

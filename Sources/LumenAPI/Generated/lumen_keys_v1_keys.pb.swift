@@ -544,6 +544,13 @@ public nonisolated struct Lumen_Keys_V1_ListKeysRequest: Sendable {
   /// Only these keys (at most 1,000 ids; ids of other owners or organisations match nothing).
   public var keyIds: [String] = []
 
+  /// The next_page_token of the previous page, to go on from there (page.page is then ignored;
+  /// page.limit applies): the keys after that one in the same order, found from an index
+  /// rather than counted past, and not counted in all (page_info.total is 0, page_info.page
+  /// 0). Only for the orders by creation (unspecified or KEY_SORT_CREATED, either direction),
+  /// with the same filters as the page it came from.
+  public var pageToken: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -573,6 +580,10 @@ public nonisolated struct Lumen_Keys_V1_ListKeysResponse: Sendable {
 
   /// The page's key ids, in order, when the request asked for ids_only.
   public var keyIds: [String] = []
+
+  /// When a later page holds more keys and the list is in an order by creation: the token
+  /// that asks for it (ListKeysRequest.page_token). Opaque.
+  public var nextPageToken: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1415,7 +1426,7 @@ nonisolated extension Lumen_Keys_V1_GetKeyResponse: SwiftProtobuf.Message, Swift
 
 nonisolated extension Lumen_Keys_V1_ListKeysRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ListKeysRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}organization_id\0\u{1}kind\0\u{1}owner\0\u{3}include_deleted\0\u{3}name_contains\0\u{1}sort\0\u{1}reverse\0\u{1}page\0\u{3}ids_only\0\u{3}key_ids\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}organization_id\0\u{1}kind\0\u{1}owner\0\u{3}include_deleted\0\u{3}name_contains\0\u{1}sort\0\u{1}reverse\0\u{1}page\0\u{3}ids_only\0\u{3}key_ids\0\u{3}page_token\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1433,6 +1444,7 @@ nonisolated extension Lumen_Keys_V1_ListKeysRequest: SwiftProtobuf.Message, Swif
       case 8: try { try decoder.decodeSingularMessageField(value: &self._page) }()
       case 9: try { try decoder.decodeSingularBoolField(value: &self.idsOnly) }()
       case 10: try { try decoder.decodeRepeatedStringField(value: &self.keyIds) }()
+      case 11: try { try decoder.decodeSingularStringField(value: &self.pageToken) }()
       default: break
       }
     }
@@ -1473,6 +1485,9 @@ nonisolated extension Lumen_Keys_V1_ListKeysRequest: SwiftProtobuf.Message, Swif
     if !self.keyIds.isEmpty {
       try visitor.visitRepeatedStringField(value: self.keyIds, fieldNumber: 10)
     }
+    if !self.pageToken.isEmpty {
+      try visitor.visitSingularStringField(value: self.pageToken, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1487,6 +1502,7 @@ nonisolated extension Lumen_Keys_V1_ListKeysRequest: SwiftProtobuf.Message, Swif
     if lhs._page != rhs._page {return false}
     if lhs.idsOnly != rhs.idsOnly {return false}
     if lhs.keyIds != rhs.keyIds {return false}
+    if lhs.pageToken != rhs.pageToken {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1494,7 +1510,7 @@ nonisolated extension Lumen_Keys_V1_ListKeysRequest: SwiftProtobuf.Message, Swif
 
 nonisolated extension Lumen_Keys_V1_ListKeysResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ListKeysResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}keys\0\u{3}page_info\0\u{3}key_ids\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}keys\0\u{3}page_info\0\u{3}key_ids\0\u{3}next_page_token\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1505,6 +1521,7 @@ nonisolated extension Lumen_Keys_V1_ListKeysResponse: SwiftProtobuf.Message, Swi
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.keys) }()
       case 2: try { try decoder.decodeSingularMessageField(value: &self._pageInfo) }()
       case 3: try { try decoder.decodeRepeatedStringField(value: &self.keyIds) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.nextPageToken) }()
       default: break
       }
     }
@@ -1524,6 +1541,9 @@ nonisolated extension Lumen_Keys_V1_ListKeysResponse: SwiftProtobuf.Message, Swi
     if !self.keyIds.isEmpty {
       try visitor.visitRepeatedStringField(value: self.keyIds, fieldNumber: 3)
     }
+    if !self.nextPageToken.isEmpty {
+      try visitor.visitSingularStringField(value: self.nextPageToken, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1531,6 +1551,7 @@ nonisolated extension Lumen_Keys_V1_ListKeysResponse: SwiftProtobuf.Message, Swi
     if lhs.keys != rhs.keys {return false}
     if lhs._pageInfo != rhs._pageInfo {return false}
     if lhs.keyIds != rhs.keyIds {return false}
+    if lhs.nextPageToken != rhs.nextPageToken {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
