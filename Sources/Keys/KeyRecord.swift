@@ -54,28 +54,37 @@ struct KeyRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableReco
 }
 
 extension KeyRecord {
+    /// The columns every read of a key selects, in this order: `init(row:)` reads them by
+    /// position (a lookup by name hashes the name, twenty times a row).
+    static var databaseSelection: [any SQLSelectable] {
+        [
+            CodingKeys.id, .organizationID, .kind, .ownerType, .ownerID, .name, .secretSHA256, .hint, .keyPrefix, .status,
+            .models, .limitMicros, .expiresAt, .createdAt, .updatedAt, .revokedAt, .createdByUserID, .rpmLimit, .tpmLimit,
+        ].map { Column($0.rawValue) }
+    }
+
     /// Read by hand rather than through `Codable`: a list of a thousand keys spent most of its
     /// time decoding rows generically, each `models` column with a JSON decoder of its own.
     init(row: Row) throws {
-        id = row["id"]
-        organizationID = row["organization_id"]
-        kind = row["kind"]
-        ownerType = row["owner_type"]
-        ownerID = row["owner_id"]
-        name = row["name"]
-        secretSHA256 = row["secret_sha256"]
-        hint = row["hint"]
-        keyPrefix = row["key_prefix"]
-        status = row["status"]
-        let models: String = row["models"] ?? "[]"
+        id = row[0]
+        organizationID = row[1]
+        kind = row[2]
+        ownerType = row[3]
+        ownerID = row[4]
+        name = row[5]
+        secretSHA256 = row[6]
+        hint = row[7]
+        keyPrefix = row[8]
+        status = row[9]
+        let models: String = row[10] ?? "[]"
         self.models = models == "[]" ? [] : try JSONDecoder().decode([String].self, from: Data(models.utf8))
-        limitMicros = row["limit_micros"]
-        expiresAt = row["expires_at"]
-        createdAt = row["created_at"]
-        updatedAt = row["updated_at"]
-        revokedAt = row["revoked_at"]
-        createdByUserID = row["created_by_user_id"] ?? ""
-        rpmLimit = row["rpm_limit"] ?? 0
-        tpmLimit = row["tpm_limit"] ?? 0
+        limitMicros = row[11]
+        expiresAt = row[12]
+        createdAt = row[13]
+        updatedAt = row[14]
+        revokedAt = row[15]
+        createdByUserID = row[16] ?? ""
+        rpmLimit = row[17] ?? 0
+        tpmLimit = row[18] ?? 0
     }
 }

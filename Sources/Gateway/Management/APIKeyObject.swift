@@ -8,41 +8,30 @@ import WireFormats
 /// An API key as the management API shows it (seed 003): never the secret, except `key`
 /// in the response to its creation.
 struct APIKeyObject: Encodable {
-    var id: String
-    var name: String
-    var keyPrefix: String
-    var hint: String
-    var status: String
-    /// The spending cap and what the key has used, in micro-USD (USD in the JSON).
-    var limitMicros: Int64?
-    var usedMicros: Int64
-    var models: [String]
-    var expiresAt: String?
-    var lastUsedAt: String?
-    var createdAt: String
-    /// Requests / tokens per minute; nil when unlimited.
-    var rpmLimit: Int?
-    var tpmLimit: Int64?
+    /// The key as the keys service gave it, and what the ledger recorded for it (none: a new
+    /// key, nothing used). Kept as they came, not copied field by field: a list of 20,000
+    /// keys builds 20,000 of these.
+    let key: Lumen_Keys_V1_Key
+    let totals: Lumen_Ledger_V1_KeyTotals?
     /// The full secret: set only in the response to POST.
-    var key: String?
+    let secret: String?
 
-    /// `totals` is what the ledger recorded for the key (none: a new key, nothing used).
     init(_ key: Lumen_Keys_V1_Key, totals: Lumen_Ledger_V1_KeyTotals? = nil, secret: String? = nil) {
-        self.id = key.id
-        self.name = key.name
-        self.keyPrefix = key.keyPrefix
-        self.hint = key.hint
-        self.status = key.status.publicName
-        self.limitMicros = key.hasLimitMicros ? key.limitMicros : nil
-        self.usedMicros = totals?.costMicros ?? 0
-        self.models = key.models
-        self.expiresAt = key.hasExpiresAt ? RFC3339.format(millis: key.expiresAt.millis) : nil
-        self.lastUsedAt = totals.flatMap { $0.hasLastUsedAt ? RFC3339.format(millis: $0.lastUsedAt.millis) : nil }
-        self.createdAt = RFC3339.format(millis: key.createdAt.millis)
-        self.rpmLimit = key.rpmLimit > 0 ? Int(key.rpmLimit) : nil
-        self.tpmLimit = key.tpmLimit > 0 ? key.tpmLimit : nil
-        self.key = secret
+        self.key = key
+        self.totals = totals
+        self.secret = secret
     }
+
+    var status: String { key.status.publicName }
+    /// The spending cap and what the key has used, in micro-USD (USD in the JSON).
+    var limitMicros: Int64? { key.hasLimitMicros ? key.limitMicros : nil }
+    var usedMicros: Int64 { totals?.costMicros ?? 0 }
+    var expiresAt: String? { key.hasExpiresAt ? RFC3339.format(millis: key.expiresAt.millis) : nil }
+    var lastUsedAt: String? { totals.flatMap { $0.hasLastUsedAt ? RFC3339.format(millis: $0.lastUsedAt.millis) : nil } }
+    var createdAt: String { RFC3339.format(millis: key.createdAt.millis) }
+    /// Requests / tokens per minute; nil when unlimited.
+    var rpmLimit: Int? { key.rpmLimit > 0 ? Int(key.rpmLimit) : nil }
+    var tpmLimit: Int64? { key.tpmLimit > 0 ? key.tpmLimit : nil }
 
     enum CodingKeys: String, CodingKey {
         case id, name, hint, status, models, key
@@ -58,20 +47,20 @@ struct APIKeyObject: Encodable {
 
     func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(id, forKey: .id)
-        try container.encode(name, forKey: .name)
-        try container.encode(keyPrefix, forKey: .keyPrefix)
-        try container.encode(hint, forKey: .hint)
+        try container.encode(key.id, forKey: .id)
+        try container.encode(key.name, forKey: .name)
+        try container.encode(key.keyPrefix, forKey: .keyPrefix)
+        try container.encode(key.hint, forKey: .hint)
         try container.encode(status, forKey: .status)
         try container.encode(limitMicros.map(USD.amount), forKey: .limitAmount)
         try container.encode(USD.amount(usedMicros), forKey: .usedAmount)
-        try container.encode(models, forKey: .models)
+        try container.encode(key.models, forKey: .models)
         try container.encode(expiresAt, forKey: .expiresAt)
         try container.encode(lastUsedAt, forKey: .lastUsedAt)
         try container.encode(createdAt, forKey: .createdAt)
         try container.encode(rpmLimit, forKey: .rpmLimit)
         try container.encode(tpmLimit, forKey: .tpmLimit)
-        try container.encodeIfPresent(key, forKey: .key)
+        try container.encodeIfPresent(secret, forKey: .key)
     }
 }
 
@@ -80,14 +69,14 @@ extension APIKeyObject: JSONWritable {
         var members = JSONMembers(opening: &buffer)
         members.string("created_at", createdAt, in: &buffer)
         members.string("expires_at", expiresAt, in: &buffer)
-        members.string("hint", hint, in: &buffer)
-        members.string("id", id, in: &buffer)
-        if let key { members.string("key", key, in: &buffer) }
-        members.string("key_prefix", keyPrefix, in: &buffer)
+        members.string("hint", key.hint, in: &buffer)
+        members.string("id", key.id, in: &buffer)
+        if let secret { members.string("key", secret, in: &buffer) }
+        members.string("key_prefix", key.keyPrefix, in: &buffer)
         members.string("last_used_at", lastUsedAt, in: &buffer)
         members.number("limit_amount", limitMicros.map(USD.text), in: &buffer)
-        members.array("models", models, in: &buffer) { JSONValue.writeString($0, to: &$1) }
-        members.string("name", name, in: &buffer)
+        members.array("models", key.models, in: &buffer) { JSONValue.writeString($0, to: &$1) }
+        members.string("name", key.name, in: &buffer)
         members.number("rpm_limit", rpmLimit.map(String.init), in: &buffer)
         members.string("status", status, in: &buffer)
         members.number("tpm_limit", tpmLimit.map(String.init), in: &buffer)
