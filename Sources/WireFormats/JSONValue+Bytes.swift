@@ -97,8 +97,20 @@ extension JSONValue {
     /// Writes `string` as a JSON string (quoted; `"`, `\\` and control characters escaped,
     /// everything else as UTF-8), for writers that produce JSON text without a tree.
     public static func writeString(_ string: String, to buffer: inout ByteBuffer) {
-        buffer.writeInteger(UInt8(ascii: "\""))
         var string = string
+        let plain = string.withUTF8 { utf8 in
+            // Most strings need no escape: then one write for the quotes and the text.
+            guard !utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else { return false }
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: utf8.count + 2) { out in
+                out[0] = UInt8(ascii: "\"")
+                UnsafeMutableRawBufferPointer(rebasing: out[1..<1 + utf8.count]).copyMemory(from: UnsafeRawBufferPointer(utf8))
+                out[1 + utf8.count] = UInt8(ascii: "\"")
+                return utf8.count + 2
+            }
+            return true
+        }
+        guard !plain else { return }
+        buffer.writeInteger(UInt8(ascii: "\""))
         string.withUTF8 { utf8 in
             var start = 0
             for (index, byte) in utf8.enumerated() where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
