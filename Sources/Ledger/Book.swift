@@ -1,5 +1,6 @@
 import GRDB
 import LumenAPI
+import Synchronization
 
 /// The ledger's working state, kept in memory so that a hold or a settlement costs one SQL
 /// statement: the open holds (every pending usage line) and the pools the metering touched.
@@ -12,7 +13,8 @@ import LumenAPI
 /// database.
 ///
 /// Only touched on the database writer (inside `GroupCommit`'s transactions), which
-/// serialises all access; hence `@unchecked Sendable`.
+/// serialises all access; hence `@unchecked Sendable` — except `committedPool`, which any
+/// thread may call: the pools as last committed, published once their batch is durable.
 final class Book: @unchecked Sendable {
     /// An open hold: what settling or releasing it needs, without reading its line back.
     struct Hold {
@@ -60,6 +62,12 @@ final class Book: @unchecked Sendable {
     /// Pools kept between batches at most; past it the cache starts again (clean entries only).
     static let poolCacheLimit = 100_000
 
+    /// Pools as committed (read from the database, or written by a batch that committed), for
+    /// reads from any thread; `unpublished`: the pools the current batch wrote, published once
+    /// it commits.
+    private let published = Mutex<[PoolKey: PoolRecord]>([:])
+    private var unpublished: [PoolKey: PoolRecord] = [:]
+
     private var holds: [String: Hold] = [:]
     private var holdsLoaded = false
     private var pools: [PoolKey: PoolRecord] = [:]
@@ -98,6 +106,8 @@ final class Book: @unchecked Sendable {
             pool = try PoolRecord.fetch(db, key)
                 ?? PoolRecord(organizationID: key.organizationID, ownerType: key.ownerType, ownerID: key.ownerID, now: now)
             pools[key] = pool
+            // Pools are written only when a batch commits (`flush`): what was read is committed.
+            publish([key: pool])
         }
         let before = (pool.balanceMicros, pool.refilledAt)
         pool.refill(now: now)
@@ -165,6 +175,7 @@ final class Book: @unchecked Sendable {
                 """)
         for key in dirty {
             guard let pool = pools[key] else { continue }
+            unpublished[key] = pool
             try statement.execute(arguments: [
                 pool.organizationID, pool.ownerType, pool.ownerID, pool.mode, pool.balanceMicros, pool.reservedMicros,
                 pool.limitMicros, pool.refillPerHourMicros, pool.refilledAt, pool.spentMicros, pool.grantedMicros,
@@ -173,8 +184,29 @@ final class Book: @unchecked Sendable {
         dirty.removeAll(keepingCapacity: true)
     }
 
+    /// The batch has committed: its pools are the committed ones now.
+    func committed() {
+        guard !unpublished.isEmpty else { return }
+        publish(unpublished)
+        unpublished.removeAll(keepingCapacity: true)
+    }
+
+    /// `key`'s pool as last committed, refills not applied; nil when it has not been read or
+    /// written since the ledger started (read it through a batch then).
+    func committedPool(_ key: PoolKey) -> PoolRecord? {
+        published.withLock { $0[key] }
+    }
+
+    private func publish(_ changed: [PoolKey: PoolRecord]) {
+        published.withLock { published in
+            if published.count + changed.count > Self.poolCacheLimit { published.removeAll(keepingCapacity: true) }
+            published.merge(changed) { _, new in new }
+        }
+    }
+
     /// Forgets everything; the next batch reloads from the database.
     func reset() {
+        unpublished = [:]
         holds = [:]
         holdsLoaded = false
         pools = [:]

@@ -21,6 +21,8 @@ public struct LedgerService: Sendable {
     let clock: WallClock
     let logger: Logger
     let committer: GroupCommit<Metering.Operation, Metering.Outcome>
+    /// The metering's working state; only `committedPool` is read outside the group commit.
+    let book: Book
     let holdTTL: Duration
     /// Who exists (accounts' users and clients, keys): asked before a pool or a key's usage is
     /// touched, so that a typo is NOT_FOUND, not a phantom pool. nil: not checked (tools that
@@ -46,8 +48,10 @@ public struct LedgerService: Sendable {
         self.holdTTL = holdTTL
         self.directory = directory
         let book = Book(holdTTLMillis: holdTTL.wholeMilliseconds)
+        self.book = book
         self.committer = GroupCommit(
-            writer: writer, savepoints: false, beforeCommit: { db in try book.flush(db) }, afterRollback: { book.reset() }
+            writer: writer, savepoints: false, beforeCommit: { db in try book.flush(db) }, afterRollback: { book.reset() },
+            afterCommit: { book.committed() }
         ) { db, operation in
             try Metering.apply(db, book, operation, now: clock.nowMillis)
         }
@@ -118,11 +122,16 @@ public struct LedgerService: Sendable {
         return try await writer.read(block)
     }
 
-    /// A pool as the metering sees it, refills due applied. Read through the group commit rather
-    /// than a reader: the read shares a batch's transaction on the writer (no reader connection,
-    /// no hop of its own — a third of the cost of a `GetPool` call), sees every operation queued
-    /// before it, and is answered once that batch is committed.
+    /// A pool as committed, refills due applied, after every metering operation queued before
+    /// the call: from the book's committed pools (no database read, no hop), or — a pool not
+    /// seen since the ledger started — read through the group commit (in a batch's
+    /// transaction on the writer, answered once that batch is committed), which publishes it.
     func pool(_ key: Book.PoolKey) async throws -> PoolRecord {
+        await committer.flushed()
+        if var pool = book.committedPool(key) {
+            pool.refill(now: clock.nowMillis)
+            return pool
+        }
         guard case .pool(let pool) = try await meter(.pool(key)) else {
             throw ServiceError(.internalError, "internal", "the ledger answered a pool read with something else")
         }

@@ -20,7 +20,8 @@ import Synchronization
 /// operation. `beforeCommit` runs once per batch, after its operations and inside its
 /// transaction (to write state the operations accumulated in memory). If it or the commit
 /// fails, every caller of the batch gets that error and `afterRollback` runs, on the writer,
-/// so that such in-memory state can be dropped.
+/// so that such in-memory state can be dropped; once it has committed, `afterCommit` runs, on
+/// the writer, before any caller of the batch hears of it (to publish what it made durable).
 public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable {
     public typealias Apply = @Sendable (Database, Operation) throws -> Outcome
     /// Called once per operation with its outcome, on the database writer's queue: it must
@@ -33,6 +34,7 @@ public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable
     private let savepoints: Bool
     private let beforeCommit: (@Sendable (Database) throws -> Void)?
     private let afterRollback: (@Sendable () -> Void)?
+    private let afterCommit: (@Sendable () -> Void)?
     private let state = Mutex(State())
 
     struct State {
@@ -48,6 +50,7 @@ public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable
     public init(
         writer: any DatabaseWriter, maxBatch: Int = 512, savepoints: Bool = true,
         beforeCommit: (@Sendable (Database) throws -> Void)? = nil, afterRollback: (@Sendable () -> Void)? = nil,
+        afterCommit: (@Sendable () -> Void)? = nil,
         apply: @escaping Apply
     ) {
         self.writer = writer
@@ -56,6 +59,7 @@ public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable
         self.savepoints = savepoints
         self.beforeCommit = beforeCommit
         self.afterRollback = afterRollback
+        self.afterCommit = afterCommit
     }
 
     /// Queues `operation`; `completion` gets its outcome once the batch holding it is durable.
@@ -106,7 +110,9 @@ public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable
             return Array(state.pending.prefix(maxBatch))
         }
         guard let batch else { return }
-        let (apply, savepoints, beforeCommit, afterRollback) = (self.apply, self.savepoints, self.beforeCommit, self.afterRollback)
+        let (apply, savepoints, beforeCommit, afterRollback, afterCommit) = (
+            self.apply, self.savepoints, self.beforeCommit, self.afterRollback, self.afterCommit
+        )
         writer.asyncWrite({ db in
             let outcomes = batch.map { entry -> Result<Outcome, any Error> in
                 do {
@@ -124,7 +130,10 @@ public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable
             try beforeCommit?(db)
             return outcomes
         }, completion: { _, result in
-            if case .failure = result { afterRollback?() }
+            switch result {
+            case .failure: afterRollback?()
+            case .success: afterCommit?()
+            }
             // Queue the next batch first: it runs on the writer after this completion returns.
             self.writeNextBatch()
             switch result {
