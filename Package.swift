@@ -41,6 +41,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
@@ -126,6 +127,30 @@ let package = Package(
             dependencies: [.product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
+        /// Where a connection's work runs: on its own event loop (`OnConnectionLoop`,
+        /// `EventLoopTaskExecutor`), and how many loops there are (`EventLoopCount`).
+        .target(
+            name: "ConnectionLoops",
+            dependencies: [
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        /// The HTTP/1.1 client the gateway calls upstream providers with (keep-alive per event loop,
+        /// TLS, timeouts, streamed bodies with back-pressure).
+        .target(
+            name: "UpstreamClient",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         /// The HTTP facade: REST/JSON and OpenAI-compatible routes translated into RPC calls.
         .target(
             name: "Gateway",
@@ -138,7 +163,7 @@ let package = Package(
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                "UpstreamClient", "ConnectionLoops",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -207,7 +232,7 @@ let package = Package(
         .executableTarget(
             name: "lumen",
             dependencies: [
-                "LumenServer", "LumenAPI",
+                "LumenServer", "LumenAPI", "ConnectionLoops",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -221,12 +246,16 @@ let package = Package(
             path: "bench/MockUpstream",
             swiftSettings: swiftSettings
         ),
-        /// Hummingbird in front of AsyncHTTPClient with nothing between: the floor under Lumen's figures.
+        /// Hummingbird in front of Lumen's upstream client with nothing between: the floor under
+        /// Lumen's figures (and the same proxy on AsyncHTTPClient, for comparison).
         .executableTarget(
             name: "bench-proxy-floor",
             dependencies: [
                 .product(name: "Hummingbird", package: "hummingbird"),
+                "UpstreamClient", "ConnectionLoops",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "bench/ProxyFloor",
             swiftSettings: swiftSettings
@@ -294,6 +323,17 @@ let package = Package(
                 .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
             ],
             path: "Tests/LumenTesting",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "UpstreamClientTests",
+            dependencies: [
+                "UpstreamClient",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Lumen's benchmark: one run measures, side by side, a fast mock upstream directly, the bare
-# proxy floor (Hummingbird + AsyncHTTPClient, nothing between) and Lumen (full governance,
+# proxy floor (Hummingbird + Lumen's upstream client, nothing between; and the same proxy on
+# AsyncHTTPClient, for comparison) and Lumen (full governance,
 # durable ledger), then the ledger's hold+settle throughput, the RPC core on the wire, the
 # cost of 20,000 keys and a soak; it ends with the table of the performance targets.
 #
@@ -33,6 +34,7 @@ METRICS_PORT="${METRICS_PORT:-9781}"
 GRPC_PORT="${GRPC_PORT:-9782}"
 FLOOR_PORT="${FLOOR_PORT:-9790}"
 RPC_FLOOR_PORT="${RPC_FLOOR_PORT:-9791}"
+AHC_FLOOR_PORT="${AHC_FLOOR_PORT:-9792}"
 
 missing=()
 command -v wrk >/dev/null || missing+=(wrk)
@@ -71,9 +73,13 @@ rss_mb() {  # pid: resident memory in MB
 taskset -c "$other_cpu" "$BIN/bench-upstream" "$UPSTREAM_PORT" >"$WORK/upstream.log" 2>&1 &
 UPSTREAM_PID=$!; PIDS+=($UPSTREAM_PID)
 
-# The floor: Hummingbird + AsyncHTTPClient with nothing between, on the gateway's core.
+# The floor: Hummingbird + Lumen's upstream client with nothing between, on the gateway's core;
+# and the same proxy on AsyncHTTPClient (what Lumen used before its own client).
 taskset -c "$gateway_cpu" "$BIN/bench-proxy-floor" "$FLOOR_PORT" "http://127.0.0.1:$UPSTREAM_PORT/v1" >"$WORK/floor.log" 2>&1 &
 FLOOR_PID=$!; PIDS+=($FLOOR_PID)
+taskset -c "$gateway_cpu" "$BIN/bench-proxy-floor" "$AHC_FLOOR_PORT" "http://127.0.0.1:$UPSTREAM_PORT/v1" \
+    --client async-http-client >"$WORK/ahc-floor.log" 2>&1 &
+AHC_FLOOR_PID=$!; PIDS+=($AHC_FLOOR_PID)
 # The RPC floor: grpc-swift's HTTP/2 server answering GetOrganization with a fixed message.
 taskset -c "$gateway_cpu" "$BIN/bench-rpc-floor" "$RPC_FLOOR_PORT" >"$WORK/rpc-floor.log" 2>&1 &
 RPC_FLOOR_PID=$!; PIDS+=($RPC_FLOOR_PID)
@@ -99,14 +105,16 @@ wait_for() {  # url
     echo "bench: $1 did not come up" >&2; cat "$WORK/lumen.log" >&2; exit 1
 }
 wait_for "http://127.0.0.1:$GATEWAY_PORT/healthz"
-for _ in $(seq 1 300); do  # the floor answers 404 to anything but its one route
-    curl -s -o /dev/null "http://127.0.0.1:$FLOOR_PORT/" && break
-    sleep 0.1
+for port in "$FLOOR_PORT" "$AHC_FLOOR_PORT"; do
+    for _ in $(seq 1 300); do  # a floor answers 404 to anything but its one route
+        curl -s -o /dev/null "http://127.0.0.1:$port/" && break
+        sleep 0.1
+    done
 done
 
-for pid in "$UPSTREAM_PID" "$FLOOR_PID" "$RPC_FLOOR_PID" "$LUMEN_PID"; do  # a port taken by another process ends one early
+for pid in "$UPSTREAM_PID" "$FLOOR_PID" "$AHC_FLOOR_PID" "$RPC_FLOOR_PID" "$LUMEN_PID"; do  # a port taken by another process ends one early
     kill -0 "$pid" 2>/dev/null || {
-        echo "bench: a server exited at start; are ports $UPSTREAM_PORT, $FLOOR_PORT, $RPC_FLOOR_PORT, $GATEWAY_PORT, $GRPC_PORT free?" >&2; exit 1; }
+        echo "bench: a server exited at start; are ports $UPSTREAM_PORT, $FLOOR_PORT, $AHC_FLOOR_PORT, $RPC_FLOOR_PORT, $GATEWAY_PORT, $GRPC_PORT free?" >&2; exit 1; }
 done
 "$BIN/lumen" admin bootstrap --org Bench --admin-email bench@bench.test --data-dir "$WORK/data" >"$WORK/bootstrap.json"
 MT="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["management_token"])' "$WORK/bootstrap.json")"
@@ -135,16 +143,19 @@ run() {  # label url stream connections name [pid]
 UP="http://127.0.0.1:$UPSTREAM_PORT"
 GW="http://127.0.0.1:$GATEWAY_PORT"
 FL="http://127.0.0.1:$FLOOR_PORT"
+AF="http://127.0.0.1:$AHC_FLOOR_PORT"
 echo "Lumen bench: $DURATION per run, $CONNECTIONS connections; gateway and floor each pinned to CPU $gateway_cpu, upstream and load on CPU $other_cpu ($cpus CPUs)"
 echo
 printf "%-36s %9s %9s %9s %9s %7s\n" "scenario" "req/s" "CPU ms/req" "p50 ms" "p99 ms" "errors"
 run "upstream direct, JSON" "$UP" 0 "$CONNECTIONS" up_json
 run "bare proxy (floor), JSON" "$FL" 0 "$CONNECTIONS" fl_json "$FLOOR_PID"
+run "bare proxy on AsyncHTTPClient, JSON" "$AF" 0 "$CONNECTIONS" af_json "$AHC_FLOOR_PID"
 run "through Lumen, JSON" "$GW" 0 "$CONNECTIONS" gw_json "$LUMEN_PID"
 run "upstream direct, streaming" "$UP" 1 "$CONNECTIONS" up_sse
 run "through Lumen, streaming" "$GW" 1 "$CONNECTIONS" gw_sse "$LUMEN_PID"
 run "upstream direct, JSON, 1 conn" "$UP" 0 1 up_one
 run "bare proxy (floor), JSON, 1 conn" "$FL" 0 1 fl_one "$FLOOR_PID"
+run "bare proxy on AsyncHTTPClient, 1 conn" "$AF" 0 1 af_one "$AHC_FLOOR_PID"
 run "through Lumen, JSON, 1 conn" "$GW" 0 1 gw_one "$LUMEN_PID"
 R[rss_load]="$(rss_mb "$LUMEN_PID")"; R[rss_floor]="$(rss_mb "$FLOOR_PID")"
 curl -fs "http://127.0.0.1:$METRICS_PORT/metrics" | grep '^lumen_requests_total' || true
@@ -256,5 +267,8 @@ for name, value, op, target, note in rows:
     met = value <= target if op == "<=" else value >= target
     shown = f"{value:.3f}" if abs(value) < 10 else f"{value:,.0f}"
     print(f"{name:40} {shown:>10} {op + ' ' + format(target, 'g'):>10}  {'yes' if met else 'NO ':4}  {note}")
+print(f"the floor on Lumen's client / on AsyncHTTPClient, CPU per request: {num('cpu_fl_json') / num('cpu_af_json'):.2f} "
+      f"({r.get('cpu_fl_json')} / {r.get('cpu_af_json')} ms); one connection: {num('cpu_fl_one') / num('cpu_af_one'):.2f} "
+      f"({r.get('cpu_fl_one')} / {r.get('cpu_af_one')} ms), added p50 {num('p50_fl_one') - num('p50_up_one'):.3f} / {num('p50_af_one') - num('p50_up_one'):.3f} ms")
 print(f"through Lumen / bare proxy, JSON req/s: {num('rps_gw_json') / num('rps_fl_json'):.2f}; through Lumen / direct: JSON {num('rps_gw_json') / num('rps_up_json'):.2f}, streaming {num('rps_gw_sse') / num('rps_up_sse'):.2f}")
 PY

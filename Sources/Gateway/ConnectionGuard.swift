@@ -1,3 +1,4 @@
+import ConnectionLoops
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -34,11 +35,11 @@ public struct ConnectionLimits: Sendable, Equatable {
     }
 
     /// The HTTP/1.1 server of the facade with these limits, and JSON errors for requests the
-    /// HTTP parser rejects.
+    /// HTTP parser rejects; each connection handled on its own event loop (`OnConnectionLoop`).
     func server(logger: Logger) -> HTTPServerBuilder {
         let connections = ConnectionCount()
         let limits = self
-        return .http1(
+        return .http1OnConnectionLoop(
             configuration: .init(
                 additionalChannelHandlers: [
                     RequestDeadlines(limits: limits, connections: connections, logger: logger)

@@ -1,3 +1,4 @@
+import ConnectionLoops
 import ArgumentParser
 import Foundation
 import Logging
@@ -102,6 +103,7 @@ struct Serve: AsyncParsableCommand {
     var demo = false
 
     func run() async throws {
+        EventLoopCount.matchAvailableCPUs()  // before anything starts NIO's event loops
         let environment = ProcessInfo.processInfo.environment
         let configuration: ServeConfiguration
         let logger: Logger

@@ -125,7 +125,14 @@ class MockUpstream:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            # socketserver's default listen backlog is 5: a burst of new connections (500
+            # concurrent requests open hundreds at once) overflows it, and the kernel then
+            # holds connections the client sees as open for seconds. Real servers listen with
+            # hundreds or thousands (uvicorn 2048, nginx 511).
+            request_queue_size = 1024
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

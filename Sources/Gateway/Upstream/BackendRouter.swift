@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import Foundation
 import GRPCCore
 import HTTPTypes
@@ -158,13 +157,6 @@ final class BackendRouter: Sendable {
     }
 
     static func describe(_ error: any Error) -> String {
-        if let error = error as? HTTPClientError {
-            switch error {
-            case .deadlineExceeded: return "timed out"
-            case .connectTimeout: return "connect timed out"
-            default: return "\(error)"
-            }
-        }
-        return "\(error)"
+        "\(error)"
     }
 }

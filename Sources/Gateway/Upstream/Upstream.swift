@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import Foundation
 import HTTPTypes
 import Logging
@@ -6,6 +5,7 @@ import LumenAPI
 import NIOCore
 import NIOHTTP1
 import ServiceLifecycle
+import UpstreamClient
 import WireFormats
 
 /// One call to an upstream backend, as the gateway prepared it.
@@ -36,7 +36,7 @@ struct UpstreamResponse: Sendable {
         /// The whole body.
         case buffered(ByteBuffer)
         /// Chunks as the upstream sends them.
-        case streamed(HTTPClientResponse.Body)
+        case streamed(UpstreamHTTPBody)
         /// Chunks produced in-process (the mock provider).
         case chunks([ByteBuffer])
     }
@@ -63,28 +63,24 @@ struct UpstreamResponse: Sendable {
     }
 }
 
-/// The shared HTTP client for upstream calls: one connection pool per upstream host, kept
-/// alive between requests. A lifecycle service so that it is shut down with the gateway.
+/// The shared HTTP client for upstream calls (`UpstreamClient`): keep-alive connections per
+/// upstream host and event loop. A lifecycle service so that it is shut down with the gateway.
 public final class UpstreamHTTP: Service, Sendable {
-    let client: HTTPClient
+    let client: UpstreamClient
 
     public init() {
-        var configuration = HTTPClient.Configuration()
-        // Connecting is bounded here; the time to the response head by each backend's timeout;
-        // a stream may pause between tokens for up to the read timeout.
-        configuration.timeout = .init(connect: .seconds(5), read: .seconds(300))
-        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 512)
-        // A refused connection fails at once and the router tries the next backend; AHC's own
-        // retry would hold the request until the connect timeout instead.
-        configuration.connectionPool.retryConnectionEstablishment = false
-        configuration.decompression = .disabled
-        configuration.redirectConfiguration = .disallow
-        self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        // Connecting is bounded by the client (5 s); the time to the response head by each
+        // backend's timeout; a stream may pause between tokens for up to the read timeout.
+        var configuration = UpstreamClient.Configuration()
+        configuration.connectTimeout = .seconds(5)
+        configuration.readTimeout = .seconds(300)
+        configuration.idleTimeout = .seconds(60)
+        self.client = UpstreamClient(configuration: configuration)
     }
 
     public func run() async throws {
         try? await gracefulShutdown()
-        try await client.shutdown()
+        client.shutdown()
     }
 
     /// Calls an OpenAI-compatible backend: `POST {base_url}/{path}` with the backend's
@@ -92,22 +88,23 @@ public final class UpstreamHTTP: Service, Sendable {
     func call(_ request: UpstreamRequest, backend: Lumen_Registry_V1_Backend) async throws -> UpstreamResponse {
         var base = backend.baseURL
         while base.hasSuffix("/") { base.removeLast() }
-        var call = HTTPClientRequest(url: base + "/" + request.path)
-        call.method = .POST
+        var headers = HTTPHeaders()
+        let body: ByteBuffer
         switch request.body {
-        case .json(let body):
-            call.headers.add(name: "content-type", value: "application/json")
-            call.body = .bytes(JSONValue.object(body).bytes)
+        case .json(let json):
+            headers.add(name: "content-type", value: "application/json")
+            body = JSONValue.object(json).bytes
         case .raw(let bytes, let contentType):
-            call.headers.add(name: "content-type", value: contentType)
-            call.body = .bytes(bytes)
+            headers.add(name: "content-type", value: contentType)
+            body = bytes
         }
-        if request.stream { call.headers.add(name: "accept", value: "text/event-stream") }
+        if request.stream { headers.add(name: "accept", value: "text/event-stream") }
         if let credential = request.callerCredential ?? Self.credential(backend.credentialEnv) {
-            call.headers.add(name: "authorization", value: "Bearer " + credential)
+            headers.add(name: "authorization", value: "Bearer " + credential)
         }
         let timeout = TimeAmount.milliseconds(Int64(backend.timeoutMs > 0 ? backend.timeoutMs : 60_000))
-        let response = try await client.execute(call, timeout: timeout)
+        let response = try await client.execute(
+            UpstreamHTTPRequest(url: base + "/" + request.path, method: .POST, headers: headers, body: body), headTimeout: timeout)
         let status = HTTPResponse.Status(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase)
         let contentType = response.headers.first(name: "content-type")
         return UpstreamResponse(status: status, contentType: contentType, body: .streamed(response.body))
@@ -117,12 +114,11 @@ public final class UpstreamHTTP: Service, Sendable {
     func probe(_ backend: Lumen_Registry_V1_Backend, timeout: TimeAmount) async throws -> Int {
         var base = backend.baseURL
         while base.hasSuffix("/") { base.removeLast() }
-        var call = HTTPClientRequest(url: base + "/models")
-        call.method = .GET
+        var headers = HTTPHeaders()
         if let credential = Self.credential(backend.credentialEnv) {
-            call.headers.add(name: "authorization", value: "Bearer " + credential)
+            headers.add(name: "authorization", value: "Bearer " + credential)
         }
-        let response = try await client.execute(call, timeout: timeout)
+        let response = try await client.execute(UpstreamHTTPRequest(url: base + "/models", headers: headers), headTimeout: timeout)
         _ = try? await response.body.collect(upTo: 1 << 20)
         return Int(response.status.code)
     }

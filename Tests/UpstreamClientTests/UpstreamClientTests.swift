@@ -1,0 +1,228 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import Testing
+
+@testable import UpstreamClient
+
+@Suite("The upstream HTTP client")
+struct UpstreamClientTests {
+    /// Runs `body` with a client and a test upstream, and stops both.
+    func withUpstream(
+        tls: Bool = false, configure: (inout UpstreamClient.Configuration) throws -> Void = { _ in },
+        _ body: (UpstreamClient, TestUpstream, String) async throws -> Void
+    ) async throws {
+        var serverTLS: NIOSSLContext? = nil
+        if tls {
+            let configuration = TLSConfiguration.makeServerConfiguration(
+                certificateChain: [.certificate(try NIOSSLCertificate(bytes: Array(TestCertificates.server.utf8), format: .pem))],
+                privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(TestCertificates.serverKey.utf8), format: .pem)))
+            serverTLS = try NIOSSLContext(configuration: configuration)
+        }
+        let upstream = try await TestUpstream(tls: serverTLS)
+        var configuration = UpstreamClient.Configuration()
+        try configure(&configuration)
+        let client = UpstreamClient(configuration: configuration)
+        do {
+            try await body(client, upstream, tls ? "https://localhost:\(upstream.port)" : "http://127.0.0.1:\(upstream.port)")
+        } catch {
+            client.shutdown()
+            try await upstream.stop()
+            throw error
+        }
+        client.shutdown()
+        try await upstream.stop()
+    }
+
+    func post(_ client: UpstreamClient, _ url: String, _ body: String = "{}", timeout: TimeAmount = .seconds(5)) async throws -> (HTTPResponseStatus, HTTPHeaders, String) {
+        let response = try await client.execute(
+            UpstreamHTTPRequest(url: url, method: .POST, headers: ["content-type": "application/json"], body: ByteBuffer(string: body)),
+            headTimeout: timeout)
+        let bytes = try await response.body.collect(upTo: 1 << 26)
+        return (response.status, response.headers, String(buffer: bytes))
+    }
+
+    /// Waits until `condition` holds (at most 5 s).
+    func eventually(_ condition: () -> Bool) async throws -> Bool {
+        for _ in 0..<500 {
+            if condition() { return true }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return condition()
+    }
+
+    @Test("sends the body with its length and the host, and keeps one connection for calls one after another")
+    func keepAlive() async throws {
+        try await withUpstream { client, upstream, base in
+            for n in 0..<20 {
+                let (status, headers, body) = try await post(client, base + "/echo", #"{"n":\#(n)}"#)
+                #expect(status == .ok)
+                #expect(body == #"{"n":\#(n)}"#)
+                #expect(headers.first(name: "x-host") == "127.0.0.1:\(upstream.port)")
+                #expect(headers.first(name: "x-content-length") == "\(body.utf8.count)")
+            }
+            #expect(upstream.connections == 1)
+        }
+    }
+
+    @Test("calls at the same time get connections of their own, kept for the next calls")
+    func concurrentCalls() async throws {
+        try await withUpstream { client, upstream, base in
+            for _ in 0..<3 {
+                try await withThrowingTaskGroup(of: String.self) { group in
+                    for n in 0..<16 { group.addTask { try await post(client, base + "/echo", "\(n)").2 } }
+                    var answers = Set<String>()
+                    for try await answer in group { answers.insert(answer) }
+                    #expect(answers == Set((0..<16).map(String.init)))
+                }
+            }
+            #expect(upstream.connections <= 16 * 2)  // the later rounds reuse the first round's
+            #expect(upstream.requests == 48)
+        }
+    }
+
+    @Test("a large answer arrives whole, and a larger one than asked is refused")
+    func largeBodies() async throws {
+        try await withUpstream { client, _, base in
+            let size = 8 << 20
+            let response = try await client.execute(UpstreamHTTPRequest(url: base + "/big?n=\(size)"), headTimeout: .seconds(5))
+            let body = try await response.body.collect(upTo: size)
+            #expect(body.readableBytes == size)
+            let again = try await client.execute(UpstreamHTTPRequest(url: base + "/big?n=\(size)"), headTimeout: .seconds(5))
+            await #expect(throws: UpstreamClientError.bodyTooLarge(limit: 1 << 20)) { try await again.body.collect(upTo: 1 << 20) }
+            // A large request body goes out whole too.
+            let sent = String(repeating: "y", count: 4 << 20)
+            let answer1 = try await post(client, base + "/echo", sent)
+            #expect(answer1.2 == sent)
+        }
+    }
+
+    @Test("an upstream that does not answer in time is a head timeout, and its connection is not reused")
+    func headTimeout() async throws {
+        try await withUpstream { client, upstream, base in
+            let started = ContinuousClock.now
+            await #expect(throws: UpstreamClientError.headTimeout) {
+                try await post(client, base + "/silent", timeout: .milliseconds(200))
+            }
+            #expect(ContinuousClock.now - started < .seconds(3))
+            let closed = try await eventually { upstream.openConnections == 0 }
+            #expect(closed)
+            let answer2 = try await post(client, base + "/echo", "after")
+            #expect(answer2.2 == "after")
+            #expect(upstream.connections == 2)
+        }
+    }
+
+    @Test("an answer that stalls past the read timeout fails its body")
+    func readTimeout() async throws {
+        try await withUpstream(configure: { $0.readTimeout = .milliseconds(300) }) { client, _, base in
+            let response = try await client.execute(UpstreamHTTPRequest(url: base + "/stall"), headTimeout: .seconds(5))
+            var iterator = response.body.makeAsyncIterator()
+            let first = try await iterator.next().map { String(buffer: $0) }
+            #expect(first == "first")
+            await #expect(throws: UpstreamClientError.readTimeout) { _ = try await iterator.next() }
+        }
+    }
+
+    @Test("dropping a body before its end closes the connection; the next call opens another")
+    func droppedBody() async throws {
+        try await withUpstream { client, upstream, base in
+            do {
+                let response = try await client.execute(UpstreamHTTPRequest(url: base + "/drip"), headTimeout: .seconds(5))
+                var chunks = 0
+                for try await _ in response.body {
+                    chunks += 1
+                    if chunks == 3 { break }
+                }
+            }
+            let closed = try await eventually { upstream.openConnections == 0 }
+            #expect(closed)
+            let answer3 = try await post(client, base + "/echo", "next")
+            #expect(answer3.2 == "next")
+            #expect(upstream.connections == 2)
+        }
+    }
+
+    @Test("cancelling the calling task closes the connection at once")
+    func cancellation() async throws {
+        try await withUpstream { client, upstream, base in
+            let call = Task { try await post(client, base + "/silent", timeout: .seconds(30)) }
+            let asked = try await eventually { upstream.requests == 1 }
+            #expect(asked)
+            let started = ContinuousClock.now
+            call.cancel()
+            await #expect(throws: (any Error).self) { try await call.value }
+            #expect(ContinuousClock.now - started < .seconds(2))
+            let closed = try await eventually { upstream.openConnections == 0 }
+            #expect(closed)
+        }
+    }
+
+    @Test("an answer with connection: close is not reused")
+    func connectionClose() async throws {
+        try await withUpstream { client, upstream, base in
+            let answer4 = try await post(client, base + "/close")
+            #expect(answer4.2 == "ok")
+            let answer5 = try await post(client, base + "/close")
+            #expect(answer5.2 == "ok")
+            #expect(upstream.connections == 2)
+        }
+    }
+
+    @Test("a kept connection the upstream closes as the next request arrives: the request goes once more, on a new connection")
+    func keepAliveRace() async throws {
+        try await withUpstream { client, upstream, base in
+            let answer6 = try await post(client, base + "/doom")
+            #expect(answer6.2 == "ok")
+            let answer7 = try await post(client, base + "/echo", "retried")
+            #expect(answer7.2 == "retried")
+            #expect(upstream.connections == 2)
+        }
+    }
+
+    @Test("a refused connection fails at once")
+    func refused() async throws {
+        let client = UpstreamClient()
+        defer { client.shutdown() }
+        // A port just bound and closed again: nothing listens there.
+        let probe = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+        let port = probe.localAddress!.port!
+        try await probe.close()
+        let started = ContinuousClock.now
+        await #expect(throws: (any Error).self) { try await post(client, "http://127.0.0.1:\(port)/echo") }
+        #expect(ContinuousClock.now - started < .seconds(2))
+    }
+
+    @Test("https with a trusted authority: answered; with an unknown one: refused before anything is sent")
+    func tls() async throws {
+        let authority = try NIOSSLCertificate(bytes: Array(TestCertificates.authority.utf8), format: .pem)
+        try await withUpstream(tls: true, configure: { $0.additionalTrustRoots = [authority] }) { client, upstream, base in
+            let (status, headers, body) = try await post(client, base + "/echo", "secret")
+            #expect(status == .ok && body == "secret")
+            #expect(headers.first(name: "x-host") == "localhost:\(upstream.port)")
+            let answer8 = try await post(client, base + "/echo", "again")
+            #expect(answer8.2 == "again")
+            #expect(upstream.connections == 1)
+        }
+        try await withUpstream(tls: true) { client, upstream, base in
+            await #expect(throws: NIOSSLError.self) { try await post(client, base + "/echo", "secret") }
+            #expect(upstream.requests == 0)
+        }
+    }
+
+    @Test("URLs: ports, IPv6 literals, paths and queries; anything but http(s) refused")
+    func urls() throws {
+        let plain = try Endpoint("http://example.com/v1/chat/completions?x=1")
+        #expect(plain.origin == .init(secure: false, host: "example.com", port: 80, isAddress: false))
+        #expect(plain.target == "/v1/chat/completions?x=1" && plain.hostHeader == "example.com")
+        let secure = try Endpoint("https://api.example.com:8443")
+        #expect(secure.origin.port == 8443 && secure.origin.secure && secure.target == "/" && secure.hostHeader == "api.example.com:8443")
+        let v6 = try Endpoint("http://[::1]:9000/v1/models")
+        #expect(v6.origin.host == "::1" && v6.origin.isAddress && v6.hostHeader == "[::1]:9000" && v6.target == "/v1/models")
+        #expect(try Endpoint("https://api.example.com:443/x").hostHeader == "api.example.com")
+        for bad in ["ftp://example.com", "example.com/v1", "http://", "http://user@example.com/", "http://example.com:99999/", "http://example.com:x/"] {
+            #expect(throws: UpstreamClientError.invalidURL(bad)) { try Endpoint(bad) }
+        }
+    }
+}
