@@ -20,8 +20,9 @@ import Synchronization
 ///   hostname verification), HTTP/1.1 only.
 /// - Bounded connecting (`connectTimeout`), a deadline for the response head (per call), and a
 ///   bound on the silence between two reads of a body (`readTimeout`).
-/// - A connection is reused once its answer was read to the end and the upstream did not ask to
-///   close; an idle connection is dropped after `idleTimeout`. A request that meets a reused
+/// - A connection is reused once its request was written whole, its answer read to the end and
+///   the upstream did not ask to close; an idle connection is not reused after `idleTimeout`
+///   (it is closed when next looked at, or by the read timeout). A request that meets a reused
 ///   connection closed by the upstream before any byte of the answer (the upstream's keep-alive
 ///   race) is sent once more on a new connection — it cannot have been answered.
 /// - Cancelling the calling task, or dropping the body before its end, closes the connection.
@@ -34,7 +35,7 @@ public final class UpstreamClient: Sendable {
         /// The longest silence between two reads once an answer has started (a stream pausing
         /// between tokens).
         public var readTimeout: TimeAmount = .seconds(300)
-        /// How long an idle connection is kept for reuse.
+        /// How long an idle connection may wait to be reused.
         public var idleTimeout: TimeAmount = .seconds(60)
         /// Idle connections kept per host and event loop; more are closed.
         public var maximumIdlePerLoop: Int = 256
@@ -109,7 +110,7 @@ public final class UpstreamClient: Sendable {
         let current = MultiThreadedEventLoopGroup.currentEventLoop
         let loop = group.any()
         let deadline = NIODeadline.now() + headTimeout
-        let head = endpoint.head(for: request)
+        let head = try endpoint.head(for: request)
         if let channel = checkOut(endpoint.origin, on: current == nil ? nil : loop) {
             do {
                 return try await exchange(on: channel, origin: endpoint.origin, head: head, body: request.body, deadline: deadline)
@@ -268,6 +269,8 @@ public enum UpstreamClientError: Error, Equatable, CustomStringConvertible {
     case closedMidAnswer
     /// The body was longer than the caller's limit.
     case bodyTooLarge(limit: Int)
+    /// A header name or value that cannot be sent as given.
+    case invalidHeader(String)
 
     public var description: String {
         switch self {
@@ -278,6 +281,7 @@ public enum UpstreamClientError: Error, Equatable, CustomStringConvertible {
         case .closedBeforeAnswer: "the upstream closed the connection before answering"
         case .closedMidAnswer: "the upstream closed the connection in the middle of its answer"
         case .bodyTooLarge(let limit): "the answer is larger than \(limit) bytes"
+        case .invalidHeader(let name): "the header \(name.debugDescription) cannot be sent as given (a line break or NUL, or a name that is not a token)"
         }
     }
 }
@@ -314,7 +318,9 @@ struct Endpoint: Sendable {
         let authority = rest[..<authorityEnd]
         rest = rest[authorityEnd...]
         if let fragment = rest.firstIndex(of: "#") { rest = rest[..<fragment] }
-        guard !authority.isEmpty, !authority.contains("@") else { throw UpstreamClientError.invalidURL(url) }
+        guard !authority.isEmpty, !authority.contains("@"),
+            url.utf8.allSatisfy({ $0 > 0x20 && $0 != 0x7F })  // no spaces or controls: the target goes on the request line as is
+        else { throw UpstreamClientError.invalidURL(url) }
         var host: Substring
         var port: Int? = nil
         if authority.hasPrefix("[") {  // [v6 address]:port
@@ -341,11 +347,16 @@ struct Endpoint: Sendable {
         hostHeader = port == nil || port == defaultPort ? hostName : "\(hostName):\(port!)"
     }
 
-    func head(for request: UpstreamHTTPRequest) -> HTTPRequestHead {
+    /// The request's head; `invalidHeader` for a name or value that would break the request's
+    /// framing (a line break, NUL, or a name that is not a token).
+    func head(for request: UpstreamHTTPRequest) throws -> HTTPRequestHead {
         var headers = HTTPHeaders()
         headers.reserveCapacity(request.headers.count + 2)
         headers.add(name: "host", value: hostHeader)
         for (name, value) in request.headers where !name.equalsIgnoringCase("host") && !name.equalsIgnoringCase("content-length") {
+            guard !name.isEmpty, name.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ":") }),
+                value.utf8.allSatisfy({ $0 != 0x0D && $0 != 0x0A && $0 != 0x00 })
+            else { throw UpstreamClientError.invalidHeader(name) }
             headers.add(name: name, value: value)
         }
         if let body = request.body {

@@ -36,6 +36,9 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
     /// The body's consumer is behind: reads from the socket wait.
     private var paused = false
     private var readHeld = false
+    /// The request was handed whole to the socket (an upstream may answer before it has read
+    /// it all; then the connection cannot be reused).
+    private var requestWritten = false
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
 
@@ -58,11 +61,16 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
         state = .awaitingHead(exchange, timer)
         // The exchange reached the connection: its outcome comes through `answer` from here on.
         promise?.succeed(())
+        requestWritten = false
         let written = context.eventLoop.makePromise(of: Void.self)
-        written.futureResult.assumeIsolated().whenFailure { [self] _ in
-            // The connection is failing; `errorCaught` (a TLS failure, say) or `channelInactive`
-            // ends the exchange with the reason.
-            self.context?.close(promise: nil)
+        written.futureResult.assumeIsolated().whenComplete { [self] result in
+            switch result {
+            case .success: requestWritten = true
+            case .failure:
+                // The connection is failing; `errorCaught` (a TLS failure, say) or
+                // `channelInactive` ends the exchange with the reason.
+                self.context?.close(promise: nil)
+            }
         }
         context.write(wrapOutboundOut(.head(exchange.head)), promise: nil)
         if let body = exchange.body, body.readableBytes > 0 {
@@ -95,7 +103,7 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
             }
             // Parked before the body's consumer hears of the end, so that its next call finds
             // the connection free.
-            if keepAlive {
+            if keepAlive && requestWritten {
                 state = .idle
                 exchange.park(context.channel)
             } else {

@@ -181,6 +181,20 @@ struct UpstreamClientTests {
         }
     }
 
+    @Test("a header that would break the request's framing is refused before anything is sent")
+    func headerInjection() async throws {
+        try await withUpstream { client, upstream, base in
+            for (name, value) in [("authorization", "Bearer sk\r\nX-Injected: 1"), ("x-a\nb", "1"), ("x a", "1"), ("", "1")] {
+                await #expect(throws: UpstreamClientError.invalidHeader(name)) {
+                    try await client.execute(
+                        UpstreamHTTPRequest(url: base + "/echo", method: .POST, headers: [name: value], body: ByteBuffer(string: "{}")),
+                        headTimeout: .seconds(5))
+                }
+            }
+            #expect(upstream.connections == 0)
+        }
+    }
+
     @Test("a refused connection fails at once")
     func refused() async throws {
         let client = UpstreamClient()
@@ -221,7 +235,10 @@ struct UpstreamClientTests {
         let v6 = try Endpoint("http://[::1]:9000/v1/models")
         #expect(v6.origin.host == "::1" && v6.origin.isAddress && v6.hostHeader == "[::1]:9000" && v6.target == "/v1/models")
         #expect(try Endpoint("https://api.example.com:443/x").hostHeader == "api.example.com")
-        for bad in ["ftp://example.com", "example.com/v1", "http://", "http://user@example.com/", "http://example.com:99999/", "http://example.com:x/"] {
+        for bad in [
+            "ftp://example.com", "example.com/v1", "http://", "http://user@example.com/", "http://example.com:99999/",
+            "http://example.com:x/", "http://example.com/v1 HTTP/1.1\r\nX-Injected: 1", "http://example.com/a b",
+        ] {
             #expect(throws: UpstreamClientError.invalidURL(bad)) { try Endpoint(bad) }
         }
     }
