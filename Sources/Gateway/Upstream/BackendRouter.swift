@@ -115,8 +115,8 @@ final class BackendRouter: Sendable {
             } catch {
                 if Task.isCancelled { throw CancellationError() }
                 outcome(of: backend, success: false)
-                lastProblem = "backend \(backend.id) failed after \(ContinuousClock.now - started): \(Self.describe(error))"
-                logger.warning("upstream failed; trying the next backend", metadata: ["model": "\(model.name)", "backend": "\(backend.id)", "error": "\(Self.describe(error))"])
+                lastProblem = "backend \(backend.id) failed after \(ContinuousClock.now - started): \(error)"
+                logger.warning("upstream failed; trying the next backend", metadata: ["model": "\(model.name)", "backend": "\(backend.id)", "error": "\(error)"])
             }
         }
         throw APIError(
@@ -154,9 +154,5 @@ final class BackendRouter: Sendable {
 
     static func key(_ backend: Lumen_Registry_V1_Backend) -> String {
         backend.model + "\u{0}" + backend.id
-    }
-
-    static func describe(_ error: any Error) -> String {
-        "\(error)"
     }
 }

@@ -62,7 +62,7 @@ final class HealthProber: Service, Sendable {
         } catch {
             logger.warning(
                 "health probe failed",
-                metadata: ["model": "\(backend.model)", "backend": "\(backend.id)", "error": "\(BackendRouter.describe(error))"])
+                metadata: ["model": "\(backend.model)", "backend": "\(backend.id)", "error": "\(error)"])
             router.outcome(of: backend, success: false)
         }
     }
