@@ -11,7 +11,7 @@ import Synchronization
 /// Why not AsyncHTTPClient (which Lumen used before): measured side by side in `bench/run.sh`,
 /// a proxy built on AsyncHTTPClient spent about 80 µs of CPU per request in the client (its
 /// connection pool state machines, request bag, tracing span and URL parsing, and a hop to
-/// another event loop both ways); this client spends about 20 µs, because a request made on an
+/// another event loop both ways); this client spends 20–30 µs, because a request made on an
 /// event loop's thread runs its upstream connection on that same loop and nothing between the
 /// socket and the caller is shared across threads but the idle-connection list.
 ///
