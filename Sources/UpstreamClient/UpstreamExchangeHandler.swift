@@ -127,7 +127,14 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
             context.fireUserInboundEventTriggered(event)
             return
         }
-        fail(UpstreamClientError.readTimeout, context: context)
+        switch state {
+        case .streaming:
+            fail(UpstreamClientError.readTimeout, context: context)
+        case .idle where generation > 0:
+            fail(UpstreamClientError.readTimeout, context: context)  // parked and silent that long: let it go
+        case .idle, .awaitingHead, .closed:
+            break  // a new connection not yet given its request, or the head's own deadline governs
+        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -125,6 +125,19 @@ struct UpstreamClientTests {
         }
     }
 
+    @Test("the read timeout bounds a pause inside an answer, not the wait for its head (the call's own deadline does)")
+    func readTimeoutIsNotHeadTimeout() async throws {
+        try await withUpstream(configure: { $0.readTimeout = .milliseconds(100) }) { client, upstream, base in
+            let started = ContinuousClock.now
+            await #expect(throws: UpstreamClientError.headTimeout) {
+                try await post(client, base + "/silent", timeout: .milliseconds(400))
+            }
+            #expect(ContinuousClock.now - started >= .milliseconds(400))
+            let answer = try await post(client, base + "/echo", "fine")
+            #expect(answer.2 == "fine")
+        }
+    }
+
     @Test("dropping a body before its end closes the connection; the next call opens another")
     func droppedBody() async throws {
         try await withUpstream { client, upstream, base in
