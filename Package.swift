@@ -336,6 +336,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        /// What the stores promise of the disk: every commit synced.
+        .testTarget(
+            name: "StorageTests",
+            dependencies: ["Storage", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "WireFormatsTests",
             dependencies: ["WireFormats", "FuzzChecks"],

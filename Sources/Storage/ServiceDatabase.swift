@@ -39,14 +39,15 @@ public enum ServiceDatabase {
             } catch {
                 throw StorageError.cannotCreateDirectory(directory, underlying: "\(error)")
             }
-            configuration.prepareDatabase { db in
-                // DatabasePool turns WAL on; FULL makes every commit durable across power
-                // loss, not only across a crash of the process.
-                try db.execute(sql: "PRAGMA synchronous = FULL")
-            }
             let path = (directory as NSString).appendingPathComponent("\(name).sqlite")
             do {
-                writer = try DatabasePool(path: path, configuration: configuration)
+                let pool = try DatabasePool(path: path, configuration: configuration)
+                // FULL makes every commit durable across power loss (the log is synced before
+                // the commit returns), not only across a crash of the process. Set on the
+                // writer once the pool is open: turning WAL on, GRDB sets NORMAL on it after
+                // `prepareDatabase` has run, so a setting made there does not last.
+                try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = FULL") }
+                writer = pool
             } catch {
                 throw StorageError.cannotOpen(path, underlying: "\(error)")
             }
