@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the system packages Lumen needs on Debian/Ubuntu (with Swift already installed):
 # the SQLite headers GRDB links against, and curl and jq, which the README's tour uses; with
-# --tests, Python's venv for the interop tests and Chromium for the dashboard's browser tests
-# (Playwright drives Debian's chromium; its own browser download is not used); with --proto, protoc for
+# --tests, Python's venv for the interop tests, Chromium for the dashboard's browser tests
+# (Playwright drives Debian's chromium; its own browser download is not used) and what the C client
+# of the interop tests builds and runs with (protobuf-c, nghttp2, valgrind); with --proto, protoc for
 # scripts/generate-proto.sh.
 # Installs only what is missing, with apt-get: as root, or through sudo otherwise.
 set -euo pipefail
@@ -11,6 +12,8 @@ for option in "$@"; do
   case "$option" in
     --tests)
       packages+=(python3 chromium)
+      # The C client of the interop tests (Tests/interop/c): protoc-c, protobuf-c, nghttp2, valgrind.
+      packages+=(gcc make pkg-config protobuf-c-compiler libprotobuf-c-dev libprotobuf-dev libnghttp2-dev valgrind)
       python3 -m venv --help >/dev/null 2>&1 || packages+=(python3-venv)
       ;;
     --proto) packages+=(protobuf-compiler) ;;
