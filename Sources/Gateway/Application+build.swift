@@ -1,5 +1,6 @@
 import GRPCCore
 import Hummingbird
+import NIOSSL
 import Logging
 import LumenAPI
 import NIOCore
@@ -107,10 +108,14 @@ public struct GatewayConfiguration: Sendable {
     /// What answers the backends of provider `mock` (Lumen's built-in model, `LumenMock`); nil:
     /// such backends are skipped as unreachable.
     public var inProcess: (any InProcessProvider)?
+    /// TLS on the API's port (HTTP/1.1 over TLS only); nil: plaintext. The metrics listener
+    /// stays plaintext (no secrets; loopback by default).
+    public var tls: TLSConfiguration?
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, probeInterval: Duration? = nil, limits: ConnectionLimits = .init(),
-        metrics: (host: String, port: Int)? = ("127.0.0.1", 9464), inProcess: (any InProcessProvider)? = nil
+        metrics: (host: String, port: Int)? = ("127.0.0.1", 9464), inProcess: (any InProcessProvider)? = nil,
+        tls: TLSConfiguration? = nil
     ) {
         self.host = host
         self.port = port
@@ -118,6 +123,7 @@ public struct GatewayConfiguration: Sendable {
         self.limits = limits
         self.metrics = metrics
         self.inProcess = inProcess
+        self.tls = tls
     }
 }
 
@@ -247,7 +253,7 @@ public func buildGateway<Context: RequestContext>(
     }
     let application = Application(
         router: buildRouter(context: Context.self, services: services, caches: caches, inference: inference, logger: logger, more: more),
-        server: configuration.limits.server(logger: logger),
+        server: configuration.limits.server(logger: logger, tls: configuration.tls),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "lumen"),
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
         logger: logger

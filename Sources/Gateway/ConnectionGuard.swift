@@ -3,10 +3,12 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
+import NIOSSL
 import RPCSupport
 import SharedRules
 import Synchronization
@@ -35,16 +37,25 @@ public struct ConnectionLimits: Sendable, Equatable {
     }
 
     /// The HTTP/1.1 server of the facade with these limits, and JSON errors for requests the
-    /// HTTP parser rejects; each connection handled on its own event loop (`OnConnectionLoop`).
-    func server(logger: Logger) -> HTTPServerBuilder {
+    /// HTTP parser rejects; each connection handled on its own event loop (`OnConnectionLoop`);
+    /// over TLS when `tls` is given (the handshake first, then HTTP as without).
+    func server(logger: Logger, tls: TLSConfiguration? = nil) -> HTTPServerBuilder {
         let connections = ConnectionCount()
         let limits = self
-        return .http1OnConnectionLoop(
+        let http: HTTPServerBuilder = .http1OnConnectionLoop(
             configuration: .init(
                 additionalChannelHandlers: [
                     RequestDeadlines(limits: limits, connections: connections, logger: logger)
                 ],
                 idleTimeout: TimeAmount(idleTimeout)))
+        guard let tls else { return http }
+        // The TLS context is made when the server starts: a bad identity fails the start, never
+        // falls back to plaintext (LumenServer checks the files before, naming them).
+        do {
+            return try .tls(http, tlsConfiguration: tls)
+        } catch {
+            return HTTPServerBuilder { _ in throw error }
+        }
     }
 }
 

@@ -6,6 +6,9 @@ import RPCSupport
 
 /// A running server's gRPC port and the token `lumen admin` acts with: `--server` (else
 /// `LUMEN_GRPC_ADDRESS`, else 127.0.0.1:9090) and `--token` (else the credential's variable).
+/// With `LUMEN_TLS_CA` the port is called over TLS (presenting `LUMEN_TLS_CERT` and
+/// `LUMEN_TLS_KEY` when set, for a port that requires client certificates), as `lumen serve`
+/// calls services with the same variables.
 public struct AdminConnection: Sendable {
     /// Which token a command acts with.
     public enum Credential: Sendable {
@@ -24,6 +27,7 @@ public struct AdminConnection: Sendable {
     public let host: String
     public let port: Int
     let token: String
+    let security: TransportSecuritySettings
 
     /// Checks the address and the token; a missing or malformed one is a `ConfigurationError`.
     public init(server: String?, token: String?, credential: Credential, environment: [String: String]) throws {
@@ -39,6 +43,21 @@ public struct AdminConnection: Sendable {
             throw ConfigurationError("--token must be \(credential.noun) (\(credential.prefix)…)")
         }
         (self.host, self.port, self.token) = (host, port, token)
+        var security = TransportSecuritySettings()
+        security.ca = environment.nonEmpty("LUMEN_TLS_CA")
+        security.certificate = environment.nonEmpty("LUMEN_TLS_CERT")
+        security.key = environment.nonEmpty("LUMEN_TLS_KEY")
+        if security.certificate != nil || security.key != nil || security.ca != nil {
+            var check = ServeConfiguration()
+            check.components = []
+            check.security = security
+            try security.check(check)
+        }
+        if !security.dials && !TransportSecuritySettings.isLoopback(host) && environment.nonEmpty("LUMEN_INSECURE_PLAINTEXT") == nil {
+            throw ConfigurationError(
+                "--server \(address) is not on loopback: set LUMEN_TLS_CA to call it over TLS, or LUMEN_INSECURE_PLAINTEXT=1 to send the token in plaintext")
+        }
+        self.security = security
     }
 
     /// Runs `body` with the server's ledger.
@@ -75,7 +94,8 @@ public struct AdminConnection: Sendable {
     ) async throws -> Result {
         do {
             return try await withGRPCClient(
-                transport: try Transport(target: .dns(host: host, port: port), transportSecurity: .plaintext)
+                transport: try Transport(
+                    target: TransportSecuritySettings.target(host: host, port: port), transportSecurity: security.grpcClient)
             ) { client in
                 try await body(client, .bearer(token))
             }

@@ -49,6 +49,7 @@ public struct Deployment: Sendable {
 
         // Nothing touches the data directory before every port is known to be free and the
         // directory's databases are this process's alone.
+        try configuration.security.check(configuration)
         try await StartupChecks.ensureFree(StartupChecks.listeners(configuration))
         let lock = try DataDirectoryLock(directory: configuration.dataDirectory, services: Component.services.filter(local.contains))
         defer { lock.release() }
@@ -63,7 +64,8 @@ public struct Deployment: Sendable {
             let (host, port) = ServeConfiguration.split(address)
             let client = GRPCClient(
                 transport: try HTTP2ClientTransport.Posix(
-                    target: .dns(host: host, port: port), transportSecurity: .plaintext))
+                    target: TransportSecuritySettings.target(host: host, port: port),
+                    transportSecurity: configuration.security.grpcClient))
             remote[component] = client
             clients.append(GRPCClientService(client: client))
         }
@@ -179,10 +181,12 @@ public struct Deployment: Sendable {
             let inProcessServer = GRPCServer(transport: inProcess.server, services: services, interceptors: [interceptor])
             let transport = HTTP2ServerTransport.Posix(
                 address: .ipv4(host: configuration.grpcHost, port: configuration.grpcPort),
-                transportSecurity: .plaintext)
+                transportSecurity: configuration.security.grpcServer)
             let grpcServer = GRPCServer(transport: transport, services: services, interceptors: [interceptor])
             let names = local.filter { $0 != .gateway }.sorted().map(\.rawValue).joined(separator: ",")
             let (logger, onListening, host) = (logger, onListening, configuration.grpcHost)
+            let security = configuration.security.requireClientCertificate
+                ? "mutual TLS" : configuration.security.serves ? "TLS" : "plaintext"
             lifecycle.append(GRPCServerService(server: inProcessServer))
             lifecycle.append(
                 GRPCServerService(server: grpcServer) {
@@ -194,7 +198,7 @@ public struct Deployment: Sendable {
                         throw ConfigurationError(
                             "cannot listen for gRPC on \(host):\(configuration.grpcPort); is the port in use? (\(error))")
                     }
-                    logger.notice("gRPC listening on \(host):\(port) (services: \(names))")
+                    logger.notice("gRPC listening on \(host):\(port) (services: \(names); \(security))")
                     await onListening(.grpc(host: host, port: port))
                 })
         }
@@ -225,6 +229,7 @@ public struct Deployment: Sendable {
                 meter: localLedger?.localMeter
             )
             let (host, logger, onListening) = (configuration.httpHost, logger, onListening)
+            let httpTLS = configuration.security.serves
             let metricsHost = configuration.metricsHost
             let dashboard = try Dashboard(services: gatewayServices, coins: Coins(perUSD: Int64(configuration.coinsPerUSD)))
             let gateway = buildGateway(
@@ -236,10 +241,11 @@ public struct Deployment: Sendable {
                         readHeaderTimeout: .seconds(configuration.readHeaderTimeoutSeconds),
                         bodyTimeout: .seconds(configuration.bodyTimeoutSeconds),
                         idleTimeout: .seconds(configuration.idleTimeoutSeconds), maxConnections: configuration.maxConnections),
-                    metrics: (metricsHost, configuration.metricsPort), inProcess: MockProvider()),
+                    metrics: (metricsHost, configuration.metricsPort), inProcess: MockProvider(),
+                    tls: try configuration.security.http()),
                 services: gatewayServices, logger: logger, more: dashboard.addRoutes,
                 onServerRunning: { port in
-                    logger.notice("HTTP listening on \(host):\(port)")
+                    logger.notice("HTTP listening on \(host):\(port)\(httpTLS ? " (TLS)" : "")")
                     await onListening(.http(host: host, port: port))
                 },
                 onOperationsRunning: { port in

@@ -75,11 +75,13 @@ public struct ServeConfiguration: Sendable, Equatable {
     public var demo = false
     /// Models and backends to upsert into the registry at start (the file's `models:`).
     public var catalog = ModelCatalog()
+    /// TLS on the ports served here and to the services called elsewhere.
+    public var security = TransportSecuritySettings()
 
     /// Keys of the YAML file (see gateway/lumen.example.yaml).
     static let fileKeys: Set<String> = [
         "data_dir", "log_level", "http", "grpc", "metrics", "services", "remote", "models", "probe_interval", "usage_retention_days", "hold_ttl",
-        "shutdown_grace", "coins_per_usd",
+        "shutdown_grace", "coins_per_usd", "tls", "insecure_plaintext",
     ]
 
     /// The defaults with the YAML file `path` (else `LUMEN_CONFIG`, else none) applied.
@@ -179,6 +181,19 @@ public struct ServeConfiguration: Sendable, Equatable {
         let grpc = try section("grpc", allowed: ["host", "port"])
         if let value = try string(grpc["host"], "grpc.host") { grpcHost = value }
         if let value = try port(grpc["port"], "grpc.port") { grpcPort = value }
+        let tls = try section("tls", allowed: ["cert", "key", "ca", "require_client_cert"])
+        if let value = try string(tls["cert"], "tls.cert") { security.certificate = value }
+        if let value = try string(tls["key"], "tls.key") { security.key = value }
+        if let value = try string(tls["ca"], "tls.ca") { security.ca = value }
+        func flag(_ value: Any?, _ key: String) throws -> Bool? {
+            guard let value else { return nil }
+            guard let flag = value as? Bool else { throw ConfigurationError("\(path): \(key) must be true or false") }
+            return flag
+        }
+        if let value = try flag(tls["require_client_cert"], "tls.require_client_cert") {
+            security.requireClientCertificate = value
+        }
+        if let value = try flag(root["insecure_plaintext"], "insecure_plaintext") { security.insecurePlaintext = value }
         if let value = root["services"] {
             if let list = value as? [Any] {
                 components = try Component.parseList(list.map { "\($0)" }.joined(separator: ","))

@@ -36,6 +36,9 @@ extension ServeConfiguration {
             Setting(flag: flag) { configuration, value, _ in configuration[keyPath: field] = try ServeConfiguration.port(value, noun) }
         }
 
+        /// A switch's text (a flag given is "true"; a variable `1`, `true` or `yes`).
+        static func isOn(_ value: String) -> Bool { ["1", "true", "yes"].contains(value.lowercased()) }
+
         static func address(_ component: Component) -> Setting {
             Setting(flag: "--\(component.rawValue)-address") { configuration, value, name in
                 configuration.addresses[component] = try ServeConfiguration.address(value, name)
@@ -65,7 +68,14 @@ extension ServeConfiguration {
         .number("--max-connections", unit: "connections", \.maxConnections, ServeConfiguration.maxConnections),
         .number("--shutdown-grace", unit: "seconds", \.shutdownGraceSeconds, ServeConfiguration.shutdownGrace),
         .number("--coins-per-usd", unit: "coins", \.coinsPerUSD, ServeConfiguration.coinsPerUSD),
-        Setting(flag: "--demo") { configuration, value, _ in configuration.demo = ["1", "true", "yes"].contains(value.lowercased()) },
+        Setting(flag: "--demo") { configuration, value, _ in configuration.demo = Setting.isOn(value) },
+        Setting(flag: "--tls-cert") { configuration, value, _ in configuration.security.certificate = value },
+        Setting(flag: "--tls-key") { configuration, value, _ in configuration.security.key = value },
+        Setting(flag: "--tls-ca") { configuration, value, _ in configuration.security.ca = value },
+        Setting(flag: "--tls-require-client-cert") { configuration, value, _ in
+            configuration.security.requireClientCertificate = Setting.isOn(value)
+        },
+        Setting(flag: "--insecure-plaintext") { configuration, value, _ in configuration.security.insecurePlaintext = Setting.isOn(value) },
         ]
     }
 

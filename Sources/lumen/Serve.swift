@@ -12,8 +12,11 @@ struct Serve: AsyncParsableCommand {
             OpenAI-compatible endpoints) on 127.0.0.1:8080, its metrics (/metrics) on \
             127.0.0.1:9464, and the four RPC services (accounts, \
             keys, ledger, registry), which the facade calls in-process and which are also served \
-            over gRPC (HTTP/2, plaintext) on 127.0.0.1:9090. Data lives in SQLite files under \
-            --data-dir.
+            over gRPC (HTTP/2) on 127.0.0.1:9090. Data lives in SQLite files under --data-dir.
+
+            Plaintext is for loopback: the HTTP and gRPC ports on another interface need \
+            --tls-cert and --tls-key (or --insecure-plaintext), and so do calls to services at \
+            non-loopback addresses (--tls-ca).
 
             Every option can also be set by a LUMEN_* environment variable or a key of the YAML \
             file given with --config (see gateway/lumen.example.yaml); flags win over variables, \
@@ -95,6 +98,21 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Coins to the dollar: the unit in which /api shows money (1–1000000). (LUMEN_COINS_PER_USD, default 100)")
     var coinsPerUSD: Int?
 
+    @Option(help: "PEM certificate chain of this process: the gRPC and HTTP ports then speak TLS only, and it is presented to the services this process calls. (LUMEN_TLS_CERT, tls.cert)")
+    var tlsCert: String?
+
+    @Option(help: "PEM private key of --tls-cert. (LUMEN_TLS_KEY, tls.key)")
+    var tlsKey: String?
+
+    @Option(help: "PEM CA certificates of the deployment: calls to --<service>-address go over TLS and their certificates must chain to it (and name the address's host); with --tls-require-client-cert, so must callers' certificates. (LUMEN_TLS_CA, tls.ca)")
+    var tlsCa: String?
+
+    @Flag(help: "Mutual TLS: the gRPC port accepts only callers presenting a certificate chained to --tls-ca. (LUMEN_TLS_REQUIRE_CLIENT_CERT=1, tls.require_client_cert)")
+    var tlsRequireClientCert = false
+
+    @Flag(help: "Allow plaintext HTTP and gRPC on interfaces other than loopback, and plaintext calls to services at non-loopback addresses (refused otherwise: tokens would cross the network in the clear). (LUMEN_INSECURE_PLAINTEXT=1, insecure_plaintext)")
+    var insecurePlaintext = false
+
     @Flag(help: """
         Demo mode: on an empty data directory, create a demo organisation, a demo model served by the \
         built-in mock provider and an API key, and print {"api_key", "management_token", "model"} \
@@ -138,6 +156,9 @@ struct Serve: AsyncParsableCommand {
             "--probe-interval": probeInterval.map(String.init), "--hold-ttl": holdTTL.map(String.init),
             "--usage-retention-days": usageRetentionDays.map(String.init), "--shutdown-grace": shutdownGrace.map(String.init),
             "--coins-per-usd": coinsPerUSD.map(String.init), "--demo": demo ? "true" : nil,
+            "--tls-cert": tlsCert, "--tls-key": tlsKey, "--tls-ca": tlsCa,
+            "--tls-require-client-cert": tlsRequireClientCert ? "true" : nil,
+            "--insecure-plaintext": insecurePlaintext ? "true" : nil,
         ]
         return given.compactMapValues { $0 }
     }

@@ -85,10 +85,12 @@ class Server:
         return json.loads(result.stdout)
 
 
-def start_server(tmp_path, *extra, env=None):
+def start_server(tmp_path, *extra, env=None, listeners=("HTTP", "gRPC", "metrics"), data_dir=None):
     """Starts `lumen serve` on free loopback ports, logging at trace level to a file, and
-    yields it; stops it afterwards. `env` adds environment variables."""
-    data_dir = tmp_path / "data"
+    yields it; stops it afterwards. `env` adds environment variables; `listeners` are those
+    the process is waited for (a split process has only some of them); `data_dir` defaults to
+    `tmp_path/data`."""
+    data_dir = data_dir or tmp_path / "data"
     log_path = tmp_path / "lumen.log"
     out_path = tmp_path / "lumen.out"
     log = open(log_path, "w")
@@ -100,20 +102,18 @@ def start_server(tmp_path, *extra, env=None):
     )
     try:
         deadline = time.time() + 60
-        http_port = grpc_port = metrics_port = None
-        while time.time() < deadline and (http_port is None or grpc_port is None or metrics_port is None):
+        found = {}
+        while time.time() < deadline and not all(found.get(name) for name in listeners):
             if process.poll() is not None:
                 pytest.fail(f"lumen serve exited early:\n{log_path.read_text()}")
             text = log_path.read_text(errors="replace")
-            if m := re.search(r"HTTP listening on [\d.]+:(\d+)", text):
-                http_port = int(m.group(1))
-            if m := re.search(r"gRPC listening on [\d.]+:(\d+)", text):
-                grpc_port = int(m.group(1))
-            if m := re.search(r"metrics listening on [\d.]+:(\d+)", text):
-                metrics_port = int(m.group(1))
+            for name in ("HTTP", "gRPC", "metrics"):
+                if m := re.search(name + r" listening on [\d.]+:(\d+)", text):
+                    found[name] = int(m.group(1))
             time.sleep(0.05)
-        if http_port is None or grpc_port is None:
+        if not all(found.get(name) for name in listeners):
             pytest.fail(f"lumen serve did not report its ports:\n{log_path.read_text()}")
+        http_port, grpc_port, metrics_port = found.get("HTTP"), found.get("gRPC"), found.get("metrics")
         server = Server(process, log_path, http_port, grpc_port, str(data_dir))
         server.metrics = f"http://127.0.0.1:{metrics_port}"
         server.stdout_path = out_path

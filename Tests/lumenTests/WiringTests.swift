@@ -245,7 +245,8 @@ struct WiringTests {
             "--idle-timeout", "6", "--max-connections", "7", "--services", "gateway", "--keys-address", "k:1",
             "--accounts-address", "a:1", "--ledger-address", "l:1", "--registry-address", "r:1", "--log-level", "debug",
             "--probe-interval", "8", "--hold-ttl", "9", "--usage-retention-days", "10", "--shutdown-grace", "11", "--coins-per-usd", "12",
-            "--demo",
+            "--demo", "--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-ca", "ca.pem", "--tls-require-client-cert",
+            "--insecure-plaintext",
         ])
         #expect(Set(everything.flags.keys) == ServeConfiguration.flags)
         let all = try everything.resolve(environment: [:])
@@ -258,12 +259,47 @@ struct WiringTests {
         #expect([all.dataDirectory, all.httpHost, all.grpcHost, all.metricsHost, all.logLevel] == ["d", "::1", "::2", "::3", "debug"])
         #expect(all.components == [.gateway] && all.demo)
         #expect(all.addresses == [.keys: "k:1", .accounts: "a:1", .ledger: "l:1", .registry: "r:1"])
+        #expect([all.security.certificate, all.security.key, all.security.ca] == ["c.pem", "k.pem", "ca.pem"])
+        #expect(all.security.requireClientCertificate && all.security.insecurePlaintext)
         let fromVariables = try Serve.parse([]).resolve(environment: [
             "LUMEN_MAX_CONNECTIONS": "12", "LUMEN_REGISTRY_ADDRESS": "r:2", "LUMEN_DEMO": "1", "LUMEN_SHUTDOWN_GRACE": "0",
         ])
         #expect(fromVariables.maxConnections == 12 && fromVariables.addresses == [.registry: "r:2"])
         #expect(fromVariables.demo && fromVariables.shutdownGraceSeconds == 0)
         #expect(try !Serve.parse([]).resolve(environment: ["LUMEN_DEMO": "no"]).demo)
+
+        // TLS from the file and the variables; plaintext off loopback refused before anything starts.
+        try """
+            grpc: {host: 10.0.0.5}
+            tls: {cert: /etc/lumen/cert.pem, key: /etc/lumen/key.pem, ca: /etc/lumen/ca.pem, require_client_cert: true}
+            insecure_plaintext: false
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        let secured = try Serve.parse(["--config", file]).resolve(environment: ["LUMEN_TLS_CA": "/srv/ca.pem"])
+        #expect(secured.security.certificate == "/etc/lumen/cert.pem" && secured.security.key == "/etc/lumen/key.pem")
+        #expect(secured.security.ca == "/srv/ca.pem" && secured.security.requireClientCertificate && !secured.security.insecurePlaintext)
+        try "tls: {cert: a.pem, verify: never}".write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(throws: ConfigurationError.self) { try Serve.parse(["--config", file]).resolve(environment: [:]) }
+        try "insecure_plaintext: sure".write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(throws: ConfigurationError.self) { try Serve.parse(["--config", file]).resolve(environment: [:]) }
+        func refusal(_ arguments: [String], _ environment: [String: String] = [:]) throws -> String? {
+            let configuration = try Serve.parse(arguments).resolve(environment: environment)
+            do {
+                try configuration.security.check(configuration)
+                return nil
+            } catch let error as ConfigurationError {
+                return error.description
+            }
+        }
+        #expect(try refusal([]) == nil)
+        #expect(try refusal(["--http-host", "127.0.0.2", "--grpc-host", "::1", "--keys-address", "localhost:1"]) == nil)
+        #expect(try refusal(["--http-host", "0.0.0.0"])?.hasPrefix("the HTTP port on 0.0.0.0 would carry API keys and tokens in plaintext") == true)
+        #expect(try refusal(["--grpc-host", "192.168.1.4"])?.contains("--insecure-plaintext") == true)
+        #expect(try refusal(["--services", "gateway", "--ledger-address", "ledger.internal:9090"])?.contains("--tls-ca") == true)
+        #expect(try refusal(["--http-host", "0.0.0.0", "--grpc-host", "0.0.0.0", "--insecure-plaintext"]) == nil)
+        #expect(try refusal(["--metrics-host", "0.0.0.0"]) == nil, "metrics carry no secret")
+        #expect(try refusal([], ["LUMEN_HTTP_HOST": "10.0.0.1", "LUMEN_INSECURE_PLAINTEXT": "1"]) == nil)
+        #expect(try refusal(["--tls-key", "k.pem"])?.hasPrefix("--tls-key needs --tls-cert") == true)
+        #expect(try refusal(["--tls-cert", "/nonexistent.pem", "--tls-key", "k.pem"])?.contains("cannot read PEM certificates from /nonexistent.pem") == true)
 
         // Splitting needs a shared internal token.
         #expect(throws: ConfigurationError.self) { try InternalToken.resolve(nil, configuration: resolved) }
