@@ -100,7 +100,10 @@ public struct AdminConnection: Sendable {
                 try await body(client, .bearer(token))
             }
         } catch let error as RPCError where error.code == .unavailable && ServiceError(error).code == "service_unavailable" {
-            throw Unreachable(description: "cannot reach \(service) at \(host):\(port) (is `lumen serve` running? --server)")
+            let tls = security.dials
+                ? "; over TLS: does its certificate chain to LUMEN_TLS_CA and name \(host)? does the port want a client certificate (LUMEN_TLS_CERT, LUMEN_TLS_KEY)?"
+                : "; a port on TLS needs LUMEN_TLS_CA"
+            throw Unreachable(description: "cannot reach \(service) at \(host):\(port) (is `lumen serve` running? --server\(tls))")
         }
     }
 
