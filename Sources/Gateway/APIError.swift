@@ -82,6 +82,7 @@ extension APIError {
             }
         let param = error.param.map { params[$0] ?? $0 }
         self.init(status, code: error.code, message: error.message, param: param)
+        self.retryAfter = error.retryAfter
     }
 }
 

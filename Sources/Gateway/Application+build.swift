@@ -141,7 +141,7 @@ public func buildRouter<Context: RequestContext>(
     BalanceController(ledger: services.ledger).addRoutes(to: management)
     let pipeline = InferencePipeline(
         admission: InferenceAdmission(keys: caches.keys, registry: caches.registry, memberships: caches.memberships, clock: clock),
-        meter: inference.meter, router: inference.router, limiter: RateLimiter(),
+        meter: inference.meter, router: inference.router,
         metrics: inference.metrics, clock: clock, logger: logger)
     OpenAIController(pipeline: pipeline).addRoutes(to: router.group("v1"))
     more(router, caches, WebChat(pipeline: pipeline))

@@ -29,12 +29,21 @@ final class Book: @unchecked Sendable {
         var createdAt: Int64
         /// The API or the web chat (never unspecified: read as the API).
         var origin: Lumen_Common_V1_UsageOrigin = .api
+        /// What the request counted in its key's minute (`rates`), to correct at settlement;
+        /// nil for a key without limits, and for holds read back from the database.
+        var rate: RateCharge?
 
         var path: [PoolKey] {
             Metering.path(organizationID: organizationID, keyID: keyID, owner: owner).map {
                 PoolKey(organizationID: organizationID, owner: $0)
             }
         }
+    }
+
+    /// A request's place in its key's minute: the second it counts in and the tokens counted.
+    struct RateCharge {
+        var second: Int64
+        var tokens: Int64
     }
 
     struct PoolKey: Hashable {
@@ -51,6 +60,8 @@ final class Book: @unchecked Sendable {
 
     /// How long a hold lives before the reconciler settles it at its estimate.
     let holdTTLMillis: Int64
+    /// The keys' requests and tokens per minute (memory only, kept across rollbacks).
+    let rates = RateLimiter()
 
     init(holdTTLMillis: Int64) {
         self.holdTTLMillis = holdTTLMillis

@@ -169,6 +169,7 @@ public struct LedgerService: Sendable {
                 $0.statusCode = Int32(failure.status.rawValue)
                 $0.reason = failure.code
                 $0.message = failure.message
+                if let retryAfter = failure.retryAfter { $0.retryAfterSeconds = retryAfter }
             }
         }
     }

@@ -102,11 +102,36 @@ enum Metering {
         }
         try validate(request)
         let byok = request.accessChannel == .byok
-        let hold = Book.Hold(
+        var hold = Book.Hold(
             organizationID: request.organizationID, keyID: request.keyID, owner: request.owner,
             logicalModel: request.logicalModel, modelVendor: request.modelVendor, scene: request.scene,
             accessChannel: request.accessChannel, estimateMicros: byok ? 0 : request.estimateMicros, createdAt: now,
             origin: request.origin == .web ? .web : .api)
+        // The key's minute first: a request refused by both is a 429, and a 429 writes nothing.
+        if !request.keyID.isEmpty {
+            let limits = RateLimiter.Limits(requestsPerMinute: Int64(request.rpmLimit), tokensPerMinute: request.tpmLimit)
+            switch book.rates.acquire(key: request.keyID, limits: limits, tokens: request.rateTokens, nowMillis: now) {
+            case .unlimited: break
+            case .admitted(let second): hold.rate = Book.RateCharge(second: second, tokens: request.rateTokens)
+            case .limited(let retryAfter, let reason):
+                var error = ServiceError(.resourceExhausted, "rate_limit_exceeded", "\(reason); retry in \(retryAfter) s")
+                error.retryAfter = retryAfter
+                throw error
+            }
+        }
+        do {
+            return try place(db, book, request, hold, now: now)
+        } catch {
+            if let rate = hold.rate { book.rates.adjust(key: hold.keyID, second: rate.second, tokens: -rate.tokens, request: true) }
+            throw error
+        }
+    }
+
+    /// The pools' checks and the hold's line, once the key's minute admitted the request.
+    private static func place(
+        _ db: Database, _ book: Book, _ request: Lumen_Ledger_V1_ReserveRequest, _ hold: Book.Hold, now: Int64
+    ) throws -> Outcome {
+        let byok = request.accessChannel == .byok
         let path = hold.path
         var pools = try path.map { try book.pool(db, $0, now: now) }
         if !byok {
@@ -210,6 +235,11 @@ enum Metering {
             tokens.latencyMs, Lumen_Ledger_V1_UsageStatus.settled.rawValue, estimated, expired, requestID,
         ])
         book.close(requestID)
+        if let rate = hold.rate, !expired {
+            book.rates.adjust(
+                key: hold.keyID, second: rate.second,
+                tokens: tokens.inputTokens + tokens.cachedInputTokens + tokens.outputTokens - rate.tokens)
+        }
         book.roll(hold, Rollups.Totals(
             requests: 1, inputTokens: tokens.inputTokens, cachedInputTokens: tokens.cachedInputTokens,
             outputTokens: tokens.outputTokens, costMicros: charge))
@@ -245,6 +275,7 @@ enum Metering {
         let pools = try path.map { try book.pool(db, $0, now: now) }
         try db.cachedStatement(sql: "DELETE FROM usage_lines WHERE request_id = ?").execute(arguments: [request.requestID])
         book.close(request.requestID)
+        if let rate = hold.rate { book.rates.adjust(key: hold.keyID, second: rate.second, tokens: -rate.tokens, request: true) }
         for (key, var pool) in zip(path, pools) {
             pool.reservedMicros -= hold.estimateMicros
             book.update(key, pool)
@@ -268,6 +299,10 @@ enum Metering {
         }
         guard request.accessChannel != .unspecified else {
             throw ServiceError.invalid("invalid_access_channel", "access_channel is required", param: "access_channel")
+        }
+        for (value, name) in [(Int64(request.rpmLimit), "rpm_limit"), (request.tpmLimit, "tpm_limit"), (request.rateTokens, "rate_tokens")]
+        where value < 0 {
+            throw ServiceError.invalid("invalid_rate_limit", "\(name) must not be negative", param: name)
         }
     }
 

@@ -11,12 +11,16 @@ public struct ServiceError: Error, Sendable, Equatable, CustomStringConvertible 
     public var code: String
     public var message: String
     public var param: String?
+    /// For a refusal that passes with time (`rate_limit_exceeded`): the seconds after which a
+    /// retry fits. On the wire, the `retry_after` entry of the ErrorInfo's metadata.
+    public var retryAfter: Int64?
 
-    public init(_ status: RPCError.Code, _ code: String, _ message: String, param: String? = nil) {
+    public init(_ status: RPCError.Code, _ code: String, _ message: String, param: String? = nil, retryAfter: Int64? = nil) {
         self.status = status
         self.code = code
         self.message = message
         self.param = param
+        self.retryAfter = retryAfter
     }
 
     /// INVALID_ARGUMENT for one bad input field.
@@ -35,6 +39,7 @@ extension ServiceError: RPCErrorConvertible {
     public var rpcErrorMetadata: Metadata {
         var metadata: [String: String] = [:]
         if let param { metadata["param"] = param }
+        if let retryAfter { metadata["retry_after"] = String(retryAfter) }
         let status = GoogleRPCStatus(
             code: status, message: message,
             details: [.errorInfo(reason: code, domain: Self.domain, metadata: metadata)])
@@ -49,7 +54,9 @@ extension ServiceError {
     public init(_ error: RPCError) {
         let info = (try? error.unpackGoogleRPCStatus())?.details.lazy.compactMap(\.errorInfo).first
         if let info, info.domain == Self.domain {
-            self.init(error.code, info.reason, error.message, param: info.metadata["param"])
+            self.init(
+                error.code, info.reason, error.message, param: info.metadata["param"],
+                retryAfter: info.metadata["retry_after"].flatMap { Int64($0) })
         } else {
             self.init(error.code, Self.defaultCode(for: error.code), error.message)
         }

@@ -135,6 +135,90 @@ struct MeteringTests {
         }
     }
 
+    @Test("A key's requests per minute hold across two Meter streams (two gateways): the rest are 429 with a retry time and write nothing")
+    func rateLimitAcrossStreams() async throws {
+        try await TestServices.run { services in
+            @Sendable func limited(_ id: String) -> Lumen_Ledger_V1_ReserveRequest {
+                var request = Self.reserve(id, estimate: 10)
+                request.rpmLimit = 30
+                request.rateTokens = 100
+                return request
+            }
+            // Two streams at once, as two gateway replicas would hold them, 40 reserves each.
+            let answers = try await withThrowingTaskGroup(of: [Lumen_Ledger_V1_MeterResponse].self) { group in
+                for gateway in 0..<2 {
+                    group.addTask {
+                        try await services.ledger.meter(
+                            request: StreamingClientRequest(metadata: services.asInternal) { writer in
+                                for index in 0..<40 { try await writer.write(.with { $0.reserve = limited("req_g\(gateway)_\(index)") }) }
+                            }
+                        ) { response in
+                            var answers: [Lumen_Ledger_V1_MeterResponse] = []
+                            for try await answer in response.messages { answers.append(answer) }
+                            return answers
+                        }
+                    }
+                }
+                return try await group.reduce(into: []) { $0 += $1 }
+            }
+            #expect(answers.count == 80)
+            #expect(answers.filter { $0.statusCode == 0 }.count == 30, "30 a minute in total, not 30 per gateway")
+            let refused = answers.filter { $0.statusCode != 0 }
+            #expect(refused.allSatisfy {
+                $0.reason == "rate_limit_exceeded" && $0.statusCode == Int32(RPCError.Code.resourceExhausted.rawValue)
+                    && (1...60).contains($0.retryAfterSeconds) && $0.message.contains("30 requests per minute")
+            })
+            let lines = try await services.ledger.listUsage(
+                .with {
+                    $0.filter = .with { $0.organizationID = "org_1"; $0.keyID = "key_1" }
+                    $0.page = .with { $0.limit = 100 }
+                }, metadata: services.asInternal)
+            #expect(lines.pageInfo.total == 30, "a refused reserve writes no line")
+            #expect(try await Self.keyPool(services).reservedMicros == 300)
+
+            // A released request gives its place back; the unary Reserve carries the retry time in ErrorInfo.
+            _ = try await services.ledger.release(.with { $0.requestID = answers.first { $0.statusCode == 0 }!.requestID }, metadata: services.asInternal)
+            _ = try await services.ledger.reserve(limited("req_after_release"), metadata: services.asInternal)
+            await #expect {
+                _ = try await services.ledger.reserve(limited("req_one_too_many"), metadata: services.asInternal)
+            } throws: { error in
+                guard let error = error as? RPCError else { return false }
+                let refusal = ServiceError(error)
+                return refusal.code == "rate_limit_exceeded" && (1...60).contains(refusal.retryAfter ?? 0)
+            }
+        }
+    }
+
+    @Test("Tokens per minute: a hold counts its most, its settlement the actual tokens; too large a request is refused outright")
+    func tokensPerMinute() async throws {
+        try await TestServices.run { services in
+            func limited(_ id: String, tokens: Int64) -> Lumen_Ledger_V1_ReserveRequest {
+                var request = Self.reserve(id, estimate: 10)
+                request.tpmLimit = 1_000
+                request.rateTokens = tokens
+                return request
+            }
+            let meter = services.ledgerService.localMeter
+            try await meter.reserve(limited("req_t1", tokens: 600))
+            await #expect(throws: ServiceError.self) { try await meter.reserve(limited("req_t2", tokens: 600)) }
+            // Settled at 30 tokens (10 in, 20 out): the minute has room again.
+            _ = try await services.ledger.settle(Self.settle("req_t1", cost: 5), metadata: services.asInternal)
+            try await meter.reserve(limited("req_t2", tokens: 600))
+            await #expect {
+                try await meter.reserve(limited("req_huge", tokens: 1_001))
+            } throws: { error in
+                (error as? ServiceError).map { $0.code == "rate_limit_exceeded" && $0.retryAfter == 60 && $0.message.contains("max_tokens") } == true
+            }
+            await #expect {
+                var bad = limited("req_bad", tokens: 1)
+                bad.rpmLimit = -1
+                try await meter.reserve(bad)
+            } throws: { error in
+                (error as? ServiceError)?.code == "invalid_rate_limit"
+            }
+        }
+    }
+
     @Test("Settlements queued in-process without waiting (as the gateway answers) are in the very next read")
     func queuedSettlementsAreRead() async throws {
         // On disk (a DatabasePool): its reads run beside the writer, so only the ledger's own

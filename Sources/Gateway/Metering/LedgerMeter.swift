@@ -71,7 +71,7 @@ public final class LedgerMeter: HoldMeter, Service, Sendable {
                 guard answer.statusCode != 0 else { return .success(answer) }
                 return .failure(ServiceError(
                     Status.Code(rawValue: Int(answer.statusCode)).flatMap { RPCError.Code($0) } ?? .unknown, answer.reason,
-                    answer.message))
+                    answer.message, retryAfter: answer.retryAfterSeconds > 0 ? answer.retryAfterSeconds : nil))
             })
         }
         let refusal = state.withLock { state -> ServiceError? in

@@ -23,7 +23,6 @@ struct InferencePipeline: Sendable {
     let admission: InferenceAdmission
     let meter: any HoldMeter
     let router: BackendRouter
-    let limiter: RateLimiter
     let metrics: GatewayMetrics
     let clock: WallClock
     let logger: Logger
@@ -42,9 +41,8 @@ struct InferencePipeline: Sendable {
         var request: InferenceRequest
         var byok: Bool
         var started: ContinuousClock.Instant
-        /// Tokens counted against the key's per-minute limit, and the second they count in.
+        /// Tokens counted against the key's per-minute limit (kept by the ledger) until settled.
         var rateTokens: Int64 = 0
-        var rateSecond: Int64?
         /// The backend that answered, once one has; the answer carries the logical name, the
         /// log line both.
         var backend: Lumen_Registry_V1_Backend?
@@ -233,32 +231,15 @@ struct InferencePipeline: Sendable {
 
     // MARK: Budget and rate
 
-    /// Counts the request against the key's per-minute limits, then holds the estimate. The
-    /// rate comes first: a 429 costs no ledger write, so a flood of refused requests costs
-    /// the ledger nothing; a request refused by both answers 429 (and 402 once it fits the
-    /// rate).
+    /// Holds the estimate, with the key's per-minute limits: the ledger counts the request in
+    /// the key's minute before it checks any pool, so the limits hold across gateway replicas,
+    /// a request refused by both answers 429 (and 402 once it fits the rate), and a 429 writes
+    /// nothing.
     func admit(_ admitted: inout Admitted) async throws {
         admitted.rateTokens = admitted.request.promptTokens
             + Pricing.maxOutput(
                 admitted.request.maxOutputTokens.map(Int64.init), choices: Int64(admitted.request.choices), model: admitted.model)
-        let limits = RateLimiter.Limits(
-            requestsPerMinute: Int64(admitted.key.rpmLimit), tokensPerMinute: admitted.key.tpmLimit)
-        switch limiter.acquire(key: admitted.key.id, limits: limits, tokens: admitted.rateTokens, nowMillis: clock.nowMillis) {
-        case .unlimited:
-            try await reserve(admitted)
-        case .admitted(let second):
-            admitted.rateSecond = second
-            do {
-                try await reserve(admitted)
-            } catch {
-                limiter.adjust(key: admitted.key.id, second: second, tokens: -admitted.rateTokens, request: true)
-                throw error
-            }
-        case .limited(let retryAfter, let reason):
-            var error = APIError(.tooManyRequests, code: "rate_limit_exceeded", message: "\(reason); retry in \(retryAfter) s")
-            error.retryAfter = retryAfter
-            throw error
-        }
+        try await reserve(admitted)
     }
 
     // MARK: Ledger
@@ -284,6 +265,9 @@ struct InferencePipeline: Sendable {
                     $0.scene = admitted.request.endpoint.scene
                     $0.accessChannel = admitted.byok ? .byok : .platform
                     $0.origin = admitted.origin
+                    $0.rpmLimit = admitted.key.rpmLimit
+                    $0.tpmLimit = admitted.key.tpmLimit
+                    $0.rateTokens = admitted.rateTokens
                 })
             metrics.holdPlaced()
         } catch let error as ServiceError {
@@ -314,9 +298,6 @@ struct InferencePipeline: Sendable {
         let estimated = reported == nil && !passthrough
         metrics.holdClosed()
         let cost = Pricing.cost(tokens, at: admitted.model.prices)
-        if let second = admitted.rateSecond {
-            limiter.adjust(key: admitted.key.id, second: second, tokens: tokens.total - admitted.rateTokens)
-        }
         let latency = admitted.started.duration(to: .now)
         let latencyMs = latency.wholeMilliseconds
         let (logger, requestID) = (self.logger, admitted.requestID)

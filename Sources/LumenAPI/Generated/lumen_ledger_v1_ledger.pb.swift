@@ -633,6 +633,24 @@ public nonisolated struct Lumen_Ledger_V1_ReserveRequest: Sendable {
   /// Where the request came from (unset: the API).
   public var origin: Lumen_Common_V1_UsageOrigin = .unspecified
 
+  /// The key's requests per minute (Key.rpm_limit); 0 means no limit.
+  public var rpmLimit: Int32 = 0
+
+  /// The key's tokens per minute (Key.tpm_limit); 0 means no limit.
+  public var tpmLimit: Int64 = 0
+
+  /// What this request counts against tpm_limit until it is settled: its prompt plus the most
+  /// output it may produce.
+  ///
+  /// The ledger keeps each limited key's sliding minute (one-second buckets, in memory: a
+  /// restarted ledger starts the minute afresh). It sees the reserves of every gateway, so the
+  /// limits hold in total across gateway replicas. A reserve past either limit is refused with
+  /// RESOURCE_EXHAUSTED `rate_limit_exceeded` before any pool is checked, and nothing is written;
+  /// the Meter answer carries retry_after_seconds, the unary Reserve's error the `retry_after`
+  /// entry of its ErrorInfo metadata. A settle corrects the tokens to the request's actual
+  /// count; a release takes the request back.
+  public var rateTokens: Int64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -824,6 +842,9 @@ public nonisolated struct Lumen_Ledger_V1_MeterResponse: Sendable {
   public var hasHoldExpiresAt: Bool {self._holdExpiresAt != nil}
   /// Clears the value of `holdExpiresAt`. Subsequent reads from it will return its default value.
   public mutating func clearHoldExpiresAt() {self._holdExpiresAt = nil}
+
+  /// For `rate_limit_exceeded`: the seconds after which the request would fit the key's minute.
+  public var retryAfterSeconds: Int64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2081,7 +2102,7 @@ nonisolated extension Lumen_Ledger_V1_GetOrganizationBalanceResponse: SwiftProto
 
 nonisolated extension Lumen_Ledger_V1_ReserveRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ReserveRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}organization_id\0\u{3}key_id\0\u{1}owner\0\u{3}key_limit_micros\0\u{3}estimate_micros\0\u{3}logical_model\0\u{3}model_vendor\0\u{1}scene\0\u{3}access_channel\0\u{1}origin\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}organization_id\0\u{3}key_id\0\u{1}owner\0\u{3}key_limit_micros\0\u{3}estimate_micros\0\u{3}logical_model\0\u{3}model_vendor\0\u{1}scene\0\u{3}access_channel\0\u{1}origin\0\u{3}rpm_limit\0\u{3}tpm_limit\0\u{3}rate_tokens\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2100,6 +2121,9 @@ nonisolated extension Lumen_Ledger_V1_ReserveRequest: SwiftProtobuf.Message, Swi
       case 9: try { try decoder.decodeSingularEnumField(value: &self.scene) }()
       case 10: try { try decoder.decodeSingularEnumField(value: &self.accessChannel) }()
       case 11: try { try decoder.decodeSingularEnumField(value: &self.origin) }()
+      case 12: try { try decoder.decodeSingularInt32Field(value: &self.rpmLimit) }()
+      case 13: try { try decoder.decodeSingularInt64Field(value: &self.tpmLimit) }()
+      case 14: try { try decoder.decodeSingularInt64Field(value: &self.rateTokens) }()
       default: break
       }
     }
@@ -2143,6 +2167,15 @@ nonisolated extension Lumen_Ledger_V1_ReserveRequest: SwiftProtobuf.Message, Swi
     if self.origin != .unspecified {
       try visitor.visitSingularEnumField(value: self.origin, fieldNumber: 11)
     }
+    if self.rpmLimit != 0 {
+      try visitor.visitSingularInt32Field(value: self.rpmLimit, fieldNumber: 12)
+    }
+    if self.tpmLimit != 0 {
+      try visitor.visitSingularInt64Field(value: self.tpmLimit, fieldNumber: 13)
+    }
+    if self.rateTokens != 0 {
+      try visitor.visitSingularInt64Field(value: self.rateTokens, fieldNumber: 14)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2158,6 +2191,9 @@ nonisolated extension Lumen_Ledger_V1_ReserveRequest: SwiftProtobuf.Message, Swi
     if lhs.scene != rhs.scene {return false}
     if lhs.accessChannel != rhs.accessChannel {return false}
     if lhs.origin != rhs.origin {return false}
+    if lhs.rpmLimit != rhs.rpmLimit {return false}
+    if lhs.tpmLimit != rhs.tpmLimit {return false}
+    if lhs.rateTokens != rhs.rateTokens {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2426,7 +2462,7 @@ nonisolated extension Lumen_Ledger_V1_MeterRequest: SwiftProtobuf.Message, Swift
 
 nonisolated extension Lumen_Ledger_V1_MeterResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".MeterResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}status_code\0\u{1}reason\0\u{1}message\0\u{3}hold_expires_at\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}status_code\0\u{1}reason\0\u{1}message\0\u{3}hold_expires_at\0\u{3}retry_after_seconds\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2439,6 +2475,7 @@ nonisolated extension Lumen_Ledger_V1_MeterResponse: SwiftProtobuf.Message, Swif
       case 3: try { try decoder.decodeSingularStringField(value: &self.reason) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.message) }()
       case 5: try { try decoder.decodeSingularMessageField(value: &self._holdExpiresAt) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.retryAfterSeconds) }()
       default: break
       }
     }
@@ -2464,6 +2501,9 @@ nonisolated extension Lumen_Ledger_V1_MeterResponse: SwiftProtobuf.Message, Swif
     try { if let v = self._holdExpiresAt {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
     } }()
+    if self.retryAfterSeconds != 0 {
+      try visitor.visitSingularInt64Field(value: self.retryAfterSeconds, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2473,6 +2513,7 @@ nonisolated extension Lumen_Ledger_V1_MeterResponse: SwiftProtobuf.Message, Swif
     if lhs.reason != rhs.reason {return false}
     if lhs.message != rhs.message {return false}
     if lhs._holdExpiresAt != rhs._holdExpiresAt {return false}
+    if lhs.retryAfterSeconds != rhs.retryAfterSeconds {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,6 +1,6 @@
 import Testing
 
-@testable import Gateway
+@testable import Ledger
 
 @Suite("Per-key rate limits over a sliding minute")
 struct RateLimiterTests {

@@ -1,7 +1,9 @@
 import Synchronization
 
-/// Per-key requests and tokens per minute, over a sliding minute of one-second buckets, in
-/// this gateway's memory (no RPC on the hot path). Keys without limits are not tracked.
+/// Per-key requests and tokens per minute, over a sliding minute of one-second buckets, in the
+/// ledger's memory: the ledger sees the reserves of every gateway, so a key's limits hold in
+/// total across gateway replicas (`Metering.reserve`). Keys without limits are not tracked; a
+/// restarted ledger starts every minute afresh.
 ///
 /// Tokens are counted at admission as the request's most (prompt plus the most output it
 /// may produce) and corrected to the actual count once it is settled.
