@@ -43,6 +43,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         /// Generated protobuf messages and gRPC stubs (scripts/generate-proto.sh); nothing hand-written.
@@ -60,6 +61,7 @@ let package = Package(
             name: "Storage",
             dependencies: [
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -117,7 +119,9 @@ let package = Package(
         ),
         .target(
             name: "ModelRegistry",
-            dependencies: ["LumenAPI", "Storage", "RPCSupport", "SharedRules"],
+            dependencies: [
+                "LumenAPI", "Storage", "RPCSupport", "SharedRules", .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         /// The hand-written parsers of the inference path — JSON, server-sent events, multipart
@@ -324,6 +328,7 @@ let package = Package(
                 "LumenAPI", "RPCSupport", "SharedRules", "Storage", "Accounts", "Keys", "Ledger", "ModelRegistry", "Gateway",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             path: "Tests/LumenTesting",
             swiftSettings: swiftSettings
@@ -339,10 +344,13 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        /// What the stores promise of the disk: every commit synced.
+        /// What the stores promise: every SQLite commit synced; PostgreSQL URLs and migrations.
         .testTarget(
             name: "StorageTests",
-            dependencies: ["Storage", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "Storage", "LumenTesting", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

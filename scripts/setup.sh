@@ -14,7 +14,8 @@ for option in "$@"; do
       packages+=(python3 chromium)
       # The C client of the interop tests (Tests/interop/c): protoc-c, protobuf-c, nghttp2, valgrind.
       packages+=(gcc make pkg-config protobuf-c-compiler libprotobuf-c-dev libprotobuf-dev libnghttp2-dev valgrind)
-      # The split deployment's test certificates (Tests/interop/test_split_tls.py).
+      # The split deployment's test certificates (Tests/interop/test_split_tls.py). PostgreSQL
+      # comes with scripts/postgres.sh, which installs it without a cluster of its own.
       packages+=(openssl)
       python3 -m venv --help >/dev/null 2>&1 || packages+=(python3-venv)
       ;;

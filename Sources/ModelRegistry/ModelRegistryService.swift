@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import GRPCCore
 import Logging
 import LumenAPI
@@ -12,7 +11,7 @@ import Storage
 /// Models are deployment-wide; consents belong to an organisation. Every change is
 /// published on `WatchRegistry`, so that gateways route from memory.
 public struct ModelRegistryService: Sendable {
-    let store: RegistryStore
+    let store: any RegistryStorage
     let events = EventHub<Lumen_Registry_V1_RegistryEvent>()
     let health: BackendHealthPolicy
     let clock: WallClock
@@ -20,26 +19,52 @@ public struct ModelRegistryService: Sendable {
     /// Where the registry asks whether a consent's principal (a user, a client) exists.
     let directory: (any PrincipalDirectory)?
 
-    /// Opens (and migrates) the registry database at `location`. With a `directory`, a
-    /// principal named by a person or a management token must exist in the organisation.
+    /// Opens (and migrates) the registry database at `location` (SQLite). With a `directory`,
+    /// a principal named by a person or a management token must exist in the organisation.
     public init(
         location: ServiceDatabase.Location, health: BackendHealthPolicy = .init(), clock: WallClock = .system,
         directory: (any PrincipalDirectory)? = nil, logger: Logger
     ) throws {
-        self.store = try RegistryStore(location: location)
+        self.init(
+            store: try SQLiteRegistryStore(location: location), health: health, clock: clock, directory: directory, logger: logger)
+    }
+
+    /// The registry's tables, opened (and migrated) ahead of the service, for a caller that
+    /// builds its services synchronously.
+    public struct Store: Sendable {
+        let storage: any RegistryStorage
+    }
+
+    /// Opens (and migrates) the registry's tables at `location`: a SQLite file, or the
+    /// `registry` schema of a PostgreSQL database.
+    public static func openStore(_ location: StoreLocation, logger: Logger) async throws -> Store {
+        switch location {
+        case .sqlite(let location): Store(storage: try SQLiteRegistryStore(location: location))
+        case .postgres(let database): Store(storage: try await PostgresRegistryStore(database: database, logger: logger))
+        }
+    }
+
+    /// The registry on tables opened with `openStore`.
+    public init(
+        store: Store, health: BackendHealthPolicy = .init(), clock: WallClock = .system,
+        directory: (any PrincipalDirectory)? = nil, logger: Logger
+    ) {
+        self.init(store: store.storage, health: health, clock: clock, directory: directory, logger: logger)
+    }
+
+    init(
+        store: any RegistryStorage, health: BackendHealthPolicy, clock: WallClock, directory: (any PrincipalDirectory)?,
+        logger: Logger
+    ) {
+        self.store = store
         self.health = health
         self.clock = clock
         self.directory = directory
         self.logger = logger
     }
 
-    func loadModel(named name: String, _ db: Database) throws -> Lumen_Registry_V1_Model {
-        guard let record = try ModelRecord.fetchOne(db, key: name) else { throw RegistryError.modelNotFound(name) }
-        return try message(record, db)
-    }
-
-    func message(_ record: ModelRecord, _ db: Database) throws -> Lumen_Registry_V1_Model {
-        let backends = try BackendRecord.filter(Column("model") == record.name).order(Column("id")).fetchAll(db)
+    func message(_ stored: StoredModel) -> Lumen_Registry_V1_Model {
+        let (record, backends) = (stored.record, stored.backends)
         let states = backends.map(\.state)
         return .with {
             $0.name = record.name
@@ -62,23 +87,17 @@ public struct ModelRegistryService: Sendable {
         }
     }
 
-    func allModels(includeDisabled: Bool, _ db: Database) throws -> [Lumen_Registry_V1_Model] {
-        var query = ModelRecord.order(Column("name"))
-        if !includeDisabled { query = query.filter(Column("enabled") == true) }
-        return try query.fetchAll(db).map { try message($0, db) }
+    func allModels(includeDisabled: Bool) async throws -> [Lumen_Registry_V1_Model] {
+        try await store.models(includeDisabled: includeDisabled).map(message)
     }
 
-    /// Publishes a model's new state once the transaction of `db` commits: on the writer, so
-    /// watchers get events in commit order and never apply an older state after a newer one.
-    func publish(_ model: Lumen_Registry_V1_Model, afterCommit db: Database) {
-        publish(.with {
+    /// Publishes a model's new state (called by the store once the write has committed, in
+    /// commit order, so watchers never apply an older state after a newer one).
+    func publish(_ stored: StoredModel) {
+        events.publish(.with {
             $0.type = .modelUpsert
-            $0.model = model
-        }, afterCommit: db)
-    }
-
-    func publish(_ event: Lumen_Registry_V1_RegistryEvent, afterCommit db: Database) {
-        db.afterNextTransaction { _ in events.publish(event) }
+            $0.model = message(stored)
+        })
     }
 
     /// A person acts for themselves and the clients they manage; the organisation is its
@@ -149,7 +168,7 @@ extension ModelRegistryService: Lumen_Registry_V1_ModelRegistryService.SimpleSer
         request: Lumen_Registry_V1_ListModelsRequest, context: ServerContext
     ) async throws -> Lumen_Registry_V1_ListModelsResponse {
         _ = try Caller.require()
-        let models = try await store.writer.read { try allModels(includeDisabled: request.includeDisabled, $0) }
+        let models = try await allModels(includeDisabled: request.includeDisabled)
         return .with { $0.models = models }
     }
 
@@ -157,8 +176,8 @@ extension ModelRegistryService: Lumen_Registry_V1_ModelRegistryService.SimpleSer
         request: Lumen_Registry_V1_GetModelRequest, context: ServerContext
     ) async throws -> Lumen_Registry_V1_GetModelResponse {
         _ = try Caller.require()
-        let model = try await store.writer.read { try loadModel(named: request.name, $0) }
-        return .with { $0.model = model }
+        guard let model = try await store.model(named: request.name) else { throw RegistryError.modelNotFound(request.name) }
+        return .with { $0.model = message(model) }
     }
 
     public func upsertModel(
@@ -166,12 +185,7 @@ extension ModelRegistryService: Lumen_Registry_V1_ModelRegistryService.SimpleSer
     ) async throws -> Lumen_Registry_V1_UpsertModelResponse {
         try Caller.requireOperator()
         let record = try ModelRules.record(request.model, now: clock.nowMillis)
-        let model = try await store.writer.write { db in
-            try record.save(db)
-            let model = try message(record, db)
-            publish(model, afterCommit: db)
-            return model
-        }
+        let model = message(try await store.save(record) { publish($0) })
         logger.info("model upserted", metadata: ["model": "\(model.name)"])
         return .with { $0.model = model }
     }
@@ -180,16 +194,13 @@ extension ModelRegistryService: Lumen_Registry_V1_ModelRegistryService.SimpleSer
         request: Lumen_Registry_V1_UpsertBackendRequest, context: ServerContext
     ) async throws -> Lumen_Registry_V1_UpsertBackendResponse {
         try Caller.requireOperator()
-        let backend = try await store.writer.write { db in
-            guard try ModelRecord.exists(db, key: request.backend.model) else {
-                throw RegistryError.modelNotFound(request.backend.model)
-            }
-            let existing = try BackendRecord.fetchOne(db, key: ["model": request.backend.model, "id": request.backend.id])
-            let record = try ModelRules.record(request.backend, keeping: existing)
-            try record.save(db)
-            publish(try loadModel(named: record.model, db), afterCommit: db)
-            return record.message
-        }
+        let wanted = request.backend
+        guard
+            let (record, _) = try await store.saveBackend(
+                BackendKey(model: wanted.model, id: wanted.id), make: { try ModelRules.record(wanted, keeping: $0) },
+                then: { publish($0) })
+        else { throw RegistryError.modelNotFound(wanted.model) }
+        let backend = record.message
         logger.info("backend upserted", metadata: ["model": "\(backend.model)", "backend": "\(backend.id)"])
         return .with { $0.backend = backend }
     }
@@ -198,12 +209,8 @@ extension ModelRegistryService: Lumen_Registry_V1_ModelRegistryService.SimpleSer
         request: Lumen_Registry_V1_RemoveBackendRequest, context: ServerContext
     ) async throws -> Lumen_Registry_V1_RemoveBackendResponse {
         try Caller.requireOperator()
-        try await store.writer.write { db in
-            guard try BackendRecord.deleteOne(db, key: ["model": request.model, "id": request.backendID]) else {
-                throw RegistryError.backendNotFound(request.model, request.backendID)
-            }
-            publish(try loadModel(named: request.model, db), afterCommit: db)
-        }
+        guard try await store.removeBackend(BackendKey(model: request.model, id: request.backendID), then: { publish($0) }) != nil
+        else { throw RegistryError.backendNotFound(request.model, request.backendID) }
         return .init()
     }
 
@@ -215,14 +222,9 @@ extension ModelRegistryService: Lumen_Registry_V1_ModelRegistryService.SimpleSer
         try await Caller.requireExists(principal, organizationID: organizationID, param: "principal", in: directory)
         try Self.requireActing(for: principal, to: "see model access")
         let groups = Set(request.groupIds)
-        let (models, consented) = try await store.writer.read { db in
-            let models = try allModels(includeDisabled: request.includeDisabled, db)
-            let consented = try String.fetchSet(
-                db,
-                sql: "SELECT model FROM consents WHERE organization_id = ? AND principal_type = ? AND principal_id = ?",
-                arguments: [organizationID, principal.type.rawValue, principal.id])
-            return (models, consented)
-        }
+        let models = try await allModels(includeDisabled: request.includeDisabled)
+        let consented = try await store.consentedModels(
+            organizationID: organizationID, principalType: principal.type.rawValue, principalID: principal.id)
         return .with {
             $0.access = models.map { model in
                 .with {
@@ -243,26 +245,19 @@ extension ModelRegistryService: Lumen_Registry_V1_ModelRegistryService.SimpleSer
         try Self.requireActing(for: principal, to: "consent")
         let grantedBy = request.grantedByUserID.isEmpty ? (Caller.current?.userID ?? "") : request.grantedByUserID
         let now = clock.nowMillis
-        let consent = try await store.writer.write { db in
-            guard let model = try ModelRecord.fetchOne(db, key: request.model) else {
-                throw RegistryError.modelNotFound(request.model)
-            }
-            guard model.consentRequired else { throw RegistryError.consentNotRequired(model.name) }
-            let key: [String: any DatabaseValueConvertible] = [
-                "organization_id": organizationID, "principal_type": principal.type.rawValue,
-                "principal_id": principal.id, "model": model.name,
-            ]
-            if let existing = try ConsentRecord.fetchOne(db, key: key) { return existing }
-            let record = ConsentRecord(
-                organizationID: organizationID, principalType: principal.type.rawValue, principalID: principal.id,
-                model: model.name, grantedByUserID: grantedBy, createdAt: now)
-            try record.insert(db)
-            publish(.with {
-                $0.type = .consentGranted
-                $0.consent = record.message
-            }, afterCommit: db)
-            return record
-        }
+        let wanted = ConsentRecord(
+            organizationID: organizationID, principalType: principal.type.rawValue, principalID: principal.id,
+            model: request.model, grantedByUserID: grantedBy, createdAt: now)
+        let consent = try await store.grantConsent(
+            wanted,
+            check: { model in guard model.consentRequired else { throw RegistryError.consentNotRequired(model.name) } },
+            then: { record in
+                events.publish(.with {
+                    $0.type = .consentGranted
+                    $0.consent = record.message
+                })
+            })
+        guard let consent else { throw RegistryError.modelNotFound(request.model) }
         return .with { $0.consent = consent.message }
     }
 
@@ -273,22 +268,19 @@ extension ModelRegistryService: Lumen_Registry_V1_ModelRegistryService.SimpleSer
         let principal = try Self.principal(request.principal, organizationID: organizationID)
         try await Caller.requireExists(principal, organizationID: organizationID, param: "principal", in: directory)
         try Self.requireActing(for: principal, to: "revoke consents")
-        try await store.writer.write { db in
-            let removed = try ConsentRecord.deleteOne(
-                db,
-                key: [
-                    "organization_id": organizationID, "principal_type": principal.type.rawValue,
-                    "principal_id": principal.id, "model": request.model,
-                ])
-            guard removed else { return }
-            publish(.with {
+        let key = ConsentKey(
+            organizationID: organizationID, principalType: principal.type.rawValue, principalID: principal.id,
+            model: request.model)
+        let events = self.events
+        _ = try await store.revokeConsent(key) {
+            events.publish(.with {
                 $0.type = .consentRevoked
                 $0.consent = .with {
                     $0.organizationID = organizationID
                     $0.principal = principal
                     $0.model = request.model
                 }
-            }, afterCommit: db)
+            })
         }
         return .init()
     }
@@ -304,13 +296,8 @@ extension ModelRegistryService: Lumen_Registry_V1_ModelRegistryService.SimpleSer
         } else {
             try Caller.requireAdmin(to: "list every consent of the organisation")
         }
-        let records = try await store.writer.read { db in
-            var query = ConsentRecord.filter(Column("organization_id") == organizationID)
-            if let principal {
-                query = query.filter(Column("principal_type") == principal.type.rawValue && Column("principal_id") == principal.id)
-            }
-            return try query.order(Column("created_at").desc, Column("model")).fetchAll(db)
-        }
+        let records = try await store.consents(
+            organizationID: organizationID, principalType: principal?.type.rawValue, principalID: principal?.id)
         return .with { $0.consents = records.map(\.message) }
     }
 
@@ -318,7 +305,7 @@ extension ModelRegistryService: Lumen_Registry_V1_ModelRegistryService.SimpleSer
         request: Lumen_Registry_V1_GetModelStatusRequest, context: ServerContext
     ) async throws -> Lumen_Registry_V1_GetModelStatusResponse {
         _ = try Caller.require()
-        let models = try await store.writer.read { try allModels(includeDisabled: true, $0) }
+        let models = try await allModels(includeDisabled: true)
         return .with { $0.models = models }
     }
 
@@ -328,12 +315,13 @@ extension ModelRegistryService: Lumen_Registry_V1_ModelRegistryService.SimpleSer
         try Caller.requireInternal()
         let now = clock.nowMillis
         let policy = health
-        try await store.writer.write { db in
-            var changedModels = Set<String>()
-            for report in request.reports where report.successes > 0 || report.failures > 0 || report.hasProblem {
-                guard var record = try BackendRecord.fetchOne(db, key: ["model": report.model, "id": report.backendID]) else {
-                    continue
-                }
+        let logger = self.logger
+        let reports = request.reports.filter { $0.successes > 0 || $0.failures > 0 || $0.hasProblem }
+        try await store.updateBackends(
+            reports.map { BackendKey(model: $0.model, id: $0.backendID) },
+            change: { index, record in
+                let report = reports[index]
+                var changed = false
                 if report.hasProblem && report.problem != record.problem {
                     // Bounded: words from a gateway, not a document.
                     record.problem = String(report.problem.prefix(500))
@@ -342,15 +330,14 @@ extension ModelRegistryService: Lumen_Registry_V1_ModelRegistryService.SimpleSer
                             "backend misconfigured",
                             metadata: ["model": "\(record.model)", "backend": "\(record.id)", "problem": "\(record.problem)"])
                     }
-                    try record.update(db)
-                    changedModels.insert(record.model)
+                    changed = true
                 }
-                guard report.successes > 0 || report.failures > 0 else { continue }
+                guard report.successes > 0 || report.failures > 0 else { return changed }
                 let observed = report.hasObservedAt ? min(report.observedAt.millis, now) : now
                 let next = policy.apply(
                     successes: Int(max(0, report.successes)), failures: Int(max(0, report.failures)),
                     to: record.state, now: observed)
-                guard next != record.state else { continue }
+                guard next != record.state else { return changed }
                 if next.health != record.state.health {
                     logger.notice(
                         "backend health changed",
@@ -359,11 +346,9 @@ extension ModelRegistryService: Lumen_Registry_V1_ModelRegistryService.SimpleSer
                 record.health = next.health.rawValue
                 record.consecutiveFailures = next.consecutiveFailures
                 record.circuitOpenUntil = next.circuitOpenUntil
-                try record.update(db)
-                changedModels.insert(record.model)
-            }
-            for name in changedModels.sorted() { publish(try loadModel(named: name, db), afterCommit: db) }
-        }
+                return true
+            },
+            then: { models in for model in models { publish(model) } })
         return .init()
     }
 
@@ -376,10 +361,8 @@ extension ModelRegistryService: Lumen_Registry_V1_ModelRegistryService.SimpleSer
         try await events.serve(
             to: response,
             snapshot: {
-                let (models, consents) = try await store.writer.read { db in
-                    (try allModels(includeDisabled: true, db), try ConsentRecord.fetchAll(db))
-                }
-                return models.map { model in .with { $0.type = .modelUpsert; $0.model = model } }
+                let (models, consents) = try await store.snapshot()
+                return models.map { model in .with { $0.type = .modelUpsert; $0.model = message(model) } }
                     + consents.map { consent in .with { $0.type = .consentGranted; $0.consent = consent.message } }
             },
             synced: .with { $0.type = .synced })

@@ -46,14 +46,32 @@ public struct TestServices: Sendable {
     /// Metadata of the deployment's internal caller.
     public var asInternal: Metadata { .bearer(internalToken) }
 
-    /// Runs `body` with fresh services; `clock` is what they take for now.
+    /// Runs `body` with fresh services; `clock` is what they take for now; `store` is where the
+    /// services already written for both keep their tables (the registry so far; the others
+    /// stay on SQLite at `location`).
     public static func run<Result: Sendable>(
         clock: WallClock = .system,
         location: ServiceDatabase.Location = .inMemory,
+        store: TestStore = .sqlite,
+        _ body: @Sendable (TestServices) async throws -> Result
+    ) async throws -> Result {
+        switch store {
+        case .sqlite:
+            return try await run(clock: clock, location: location, registry: .sqlite(location), body)
+        case .postgres:
+            return try await TestPostgres.withDatabase { database in
+                try await run(clock: clock, location: location, registry: .postgres(database), body)
+            }
+        }
+    }
+
+    static func run<Result: Sendable>(
+        clock: WallClock, location: ServiceDatabase.Location, registry: StoreLocation,
         _ body: @Sendable (TestServices) async throws -> Result
     ) async throws -> Result {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
+        let registryStore = try await ModelRegistryService.openStore(registry, logger: logger)
         let token = "it-test-" + Identifier.secret(count: 32)
         let made = Made()
         return try await withLocalServices(
@@ -70,7 +88,7 @@ public struct TestServices: Sendable {
                     try AccountsService(location: location, clock: clock, logger: logger),
                     keys,
                     ledger,
-                    try ModelRegistryService(location: location, clock: clock, directory: directory, logger: logger),
+                    ModelRegistryService(store: registryStore, clock: clock, directory: directory, logger: logger),
                 ]
             }
         ) { client in

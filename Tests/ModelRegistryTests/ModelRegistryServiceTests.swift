@@ -30,10 +30,10 @@ struct ModelRegistryServiceTests {
         }
     }
 
-    @Test("Models and backends are stored with defaults; status follows reported health")
-    func modelsBackendsAndStatus() async throws {
+    @Test("Models and backends are stored with defaults; status follows reported health", arguments: TestStore.available)
+    func modelsBackendsAndStatus(store: TestStore) async throws {
         let clock = ManualClock()
-        try await TestServices.run(clock: clock.wallClock) { services in
+        try await TestServices.run(clock: clock.wallClock, store: store) { services in
             let asInternal = services.asInternal
             let created = try await services.registry.upsertModel(.with { $0.model = Self.gpt() }, metadata: asInternal).model
             #expect(created.scenes == [.chat])
@@ -90,9 +90,9 @@ struct ModelRegistryServiceTests {
         }
     }
 
-    @Test("Bad definitions are refused with a reason and the field at fault")
-    func validation() async throws {
-        try await TestServices.run { services in
+    @Test("Bad definitions are refused with a reason and the field at fault", arguments: TestStore.available)
+    func validation(store: TestStore) async throws {
+        try await TestServices.run(store: store) { services in
             let asInternal = services.asInternal
             _ = try await services.registry.upsertModel(.with { $0.model = Self.gpt() }, metadata: asInternal)
             let models: [(Lumen_Registry_V1_Model, String)] = [
@@ -134,9 +134,9 @@ struct ModelRegistryServiceTests {
         }
     }
 
-    @Test("Access and consent: per principal, per organisation; health reports are asInternal only")
-    func accessAndConsent() async throws {
-        try await TestServices.run { services in
+    @Test("Access and consent: per principal, per organisation; health reports are asInternal only", arguments: TestStore.available)
+    func accessAndConsent(store: TestStore) async throws {
+        try await TestServices.run(store: store) { services in
             let asInternal = services.asInternal
             let acme = try await services.tenant("Acme")
             let globex = try await services.tenant("Globex")
@@ -207,9 +207,9 @@ struct ModelRegistryServiceTests {
         }
     }
 
-    @Test("Models, backends and prices are the operator's: an organisation's token is refused, an operator token is not")
-    func operatorOnly() async throws {
-        try await TestServices.run { services in
+    @Test("Models, backends and prices are the operator's: an organisation's token is refused, an operator token is not", arguments: TestStore.available)
+    func operatorOnly(store: TestStore) async throws {
+        try await TestServices.run(store: store) { services in
             let acme = try await services.tenant("Acme")
             let intruder = try await services.tenant("Intruder")
             _ = try await services.registry.upsertModel(.with { $0.model = Self.gpt() }, metadata: services.asInternal)
@@ -298,9 +298,9 @@ struct ModelRegistryServiceTests {
         }
     }
 
-    @Test("WatchRegistry sends the registry, SYNCED, then each change")
-    func watch() async throws {
-        try await TestServices.run { services in
+    @Test("WatchRegistry sends the registry, SYNCED, then each change", arguments: TestStore.available)
+    func watch(store: TestStore) async throws {
+        try await TestServices.run(store: store) { services in
             let asInternal = services.asInternal
             _ = try await services.registry.upsertModel(.with { $0.model = Self.gpt() }, metadata: asInternal)
             let events = try await services.registry.watchRegistry(.init(), metadata: asInternal) { response in

@@ -1,0 +1,75 @@
+/// The registry's rows, as the stores read and write them (`RegistryStorage`).
+
+struct ModelRecord: Codable, Sendable, Equatable {
+    var name: String
+    var vendor: String
+    var scenes: [Int]
+    var inputPerMillionMicros: Int64
+    var cachedInputPerMillionMicros: Int64
+    var outputPerMillionMicros: Int64
+    var perRequestMicros: Int64
+    var consentRequired: Bool
+    var enabled: Bool
+    var defaultMaxOutputTokens: Int64
+    var allowedGroupIDs: [String]
+    var blockedGroupIDs: [String]
+    var description: String
+    var updatedAt: Int64
+
+    enum CodingKeys: String, CodingKey {
+        case name, vendor, scenes, enabled, description
+        case inputPerMillionMicros = "input_per_million_micros"
+        case cachedInputPerMillionMicros = "cached_input_per_million_micros"
+        case outputPerMillionMicros = "output_per_million_micros"
+        case perRequestMicros = "per_request_micros"
+        case consentRequired = "consent_required"
+        case defaultMaxOutputTokens = "default_max_output_tokens"
+        case allowedGroupIDs = "allowed_group_ids"
+        case blockedGroupIDs = "blocked_group_ids"
+        case updatedAt = "updated_at"
+    }
+}
+
+struct BackendRecord: Codable, Sendable, Equatable {
+    var model: String
+    var id: String
+    var provider: Int
+    var baseURL: String
+    var credentialEnv: String
+    var upstreamModel: String
+    var weight: Int
+    var timeoutMs: Int
+    var health: Int
+    var consecutiveFailures: Int
+    var circuitOpenUntil: Int64?
+    /// What a gateway last reported wrong with it (`Backend.problem`); empty when nothing.
+    var problem: String
+
+    enum CodingKeys: String, CodingKey {
+        case model, id, provider, weight, health, problem
+        case baseURL = "base_url"
+        case credentialEnv = "credential_env"
+        case upstreamModel = "upstream_model"
+        case timeoutMs = "timeout_ms"
+        case consecutiveFailures = "consecutive_failures"
+        case circuitOpenUntil = "circuit_open_until"
+    }
+}
+
+struct ConsentRecord: Codable, Sendable, Equatable {
+    var organizationID: String
+    var principalType: Int
+    var principalID: String
+    var model: String
+    var grantedByUserID: String
+    var createdAt: Int64
+
+    enum CodingKeys: String, CodingKey {
+        case model
+        case organizationID = "organization_id"
+        case principalType = "principal_type"
+        case principalID = "principal_id"
+        case grantedByUserID = "granted_by_user_id"
+        case createdAt = "created_at"
+    }
+}

@@ -1,0 +1,180 @@
+import Foundation
+import Logging
+import PostgresNIO
+import Synchronization
+
+/// A PostgreSQL database that Lumen's services keep their tables in: a pool of connections
+/// (postgres-nio's `PostgresClient`) from a `postgres://` URL, and each service's migrations.
+///
+/// Services share one database and keep to their own schema (`registry`, `ledger`, …): no
+/// service reads another's tables, as with one SQLite file each. `run()` must run (a lifecycle
+/// service) for queries to be answered.
+public final class PostgresServiceDatabase: Sendable {
+    public let client: PostgresClient
+    /// The URL without its password, for logs and messages.
+    public let redactedURL: String
+    let logger: Logger
+
+    /// Parses `url` (`postgres://user[:password]@host[:port]/database[?sslmode=disable|prefer|require]`,
+    /// also `postgresql://`); the connections open once `run()` runs.
+    public init(url: String, logger: Logger) throws {
+        let (configuration, redacted) = try Self.configuration(url)
+        self.client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        self.redactedURL = redacted
+        self.logger = logger
+    }
+
+    /// Runs the connection pool until cancelled.
+    public func run() async { await client.run() }
+
+    /// Runs `body` in a transaction (committed when it returns, rolled back when it throws); a
+    /// refusal thrown by `body` comes out as itself, not wrapped in postgres-nio's
+    /// `PostgresTransactionError` (which stays for failures of the transaction itself).
+    public func transaction<Result: Sendable>(
+        _ body: @Sendable (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
+        do {
+            return try await client.withTransaction(logger: logger) { try await body($0) }
+        } catch let error as PostgresTransactionError {
+            if let closureError = error.closureError, error.rollbackError == nil { throw closureError }
+            throw error
+        }
+    }
+
+    /// The client configuration of `url`, and the URL with its password hidden.
+    public static func configuration(_ url: String) throws -> (PostgresClient.Configuration, String) {
+        guard let components = URLComponents(string: url), let scheme = components.scheme,
+            ["postgres", "postgresql"].contains(scheme.lowercased())
+        else { throw PostgresURLError("the database URL must be postgres://user@host[:port]/database, not \(redact(url))") }
+        guard let host = components.host, !host.isEmpty else { throw PostgresURLError("the database URL names no host") }
+        guard let user = components.user, !user.isEmpty else {
+            throw PostgresURLError("the database URL names no user (postgres://USER@\(host)/…)")
+        }
+        let database = String(components.path.drop(while: { $0 == "/" }))
+        guard !database.isEmpty else { throw PostgresURLError("the database URL names no database (…@\(host)/DATABASE)") }
+        let port = components.port ?? 5432
+        let sslmode = components.queryItems?.first { $0.name == "sslmode" }?.value ?? "prefer"
+        let tls: PostgresClient.Configuration.TLS
+        switch sslmode {
+        case "disable": tls = .disable
+        case "prefer", "allow": tls = .prefer(.makeClientConfiguration())
+        case "require", "verify-ca", "verify-full": tls = .require(.makeClientConfiguration())
+        default: throw PostgresURLError("sslmode must be disable, prefer or require, not \(sslmode)")
+        }
+        var configuration = PostgresClient.Configuration(
+            host: host, port: port, username: user.removingPercentEncoding ?? user,
+            password: components.password?.removingPercentEncoding, database: database, tls: tls)
+        configuration.options.maximumConnections = 20
+        return (configuration, redact(url))
+    }
+
+    /// `url` with the password replaced by `***`.
+    public static func redact(_ url: String) -> String {
+        guard var components = URLComponents(string: url), components.password != nil else { return url }
+        components.password = "***"
+        return components.string ?? url
+    }
+
+    /// Brings `schema` up to date with `migrations` (each a list of statements), once: every
+    /// migration not yet recorded in `lumen_migrations` runs in one transaction with its record,
+    /// under an advisory lock, so that processes starting together never run one twice. A
+    /// database that has migrations this Lumen does not know was written by a newer one: refused.
+    public func migrate(schema: String, _ migrations: [(name: String, statements: [String])]) async throws {
+        do {
+            try await transaction { connection in
+                // One lock for every schema, taken first: the first process creates and migrates,
+                // the others wait and find it done (CREATE … IF NOT EXISTS alone races).
+                try await connection.query("SELECT pg_advisory_xact_lock(7206001)", logger: logger)
+                try await connection.query(
+                    "CREATE TABLE IF NOT EXISTS lumen_migrations (schema_name TEXT NOT NULL, name TEXT NOT NULL, applied_at BIGINT NOT NULL, PRIMARY KEY (schema_name, name))",
+                    logger: logger)
+                var applied = Set<String>()
+                for try await name in try await connection.query(
+                    "SELECT name FROM lumen_migrations WHERE schema_name = \(schema)", logger: logger
+                ).decode(String.self) {
+                    applied.insert(name)
+                }
+                let known = Set(migrations.map(\.name))
+                if let unknown = applied.subtracting(known).sorted().first {
+                    throw PostgresMigrationError(
+                        "the \(schema) schema has migration \"\(unknown)\", which this Lumen does not know: it was written by a newer version; upgrade Lumen")
+                }
+                try await connection.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \(schema)"), logger: logger)
+                for migration in migrations where !applied.contains(migration.name) {
+                    for statement in migration.statements {
+                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                    }
+                    let now = Int64(Date().timeIntervalSince1970 * 1000)
+                    try await connection.query(
+                        "INSERT INTO lumen_migrations (schema_name, name, applied_at) VALUES (\(schema), \(migration.name), \(now))",
+                        logger: logger)
+                }
+            }
+        } catch let error as PostgresMigrationError {
+            throw error
+        } catch {
+            throw PostgresMigrationError("cannot migrate the \(schema) schema at \(redactedURL): \(String(reflecting: error))")
+        }
+    }
+}
+
+public struct PostgresURLError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}
+
+public struct PostgresMigrationError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Where a service keeps its tables: a SQLite file (or memory), or a schema of a PostgreSQL
+/// database shared by the services.
+public enum StoreLocation: Sendable {
+    case sqlite(ServiceDatabase.Location)
+    case postgres(PostgresServiceDatabase)
+}
+
+/// Runs async bodies one at a time, in the order they arrive: a PostgreSQL store's writes, so
+/// that what each publishes after its commit goes out in commit order.
+public final class SerialWrites: Sendable {
+    private struct State {
+        var busy = false
+        var waiting: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    public func run<Result: Sendable>(_ body: () async throws -> Result) async throws -> Result {
+        await acquire()
+        defer { release() }
+        return try await body()
+    }
+
+    private func acquire() async {
+        await withCheckedContinuation { continuation in
+            let now = state.withLock { state -> Bool in
+                if !state.busy {
+                    state.busy = true
+                    return true
+                }
+                state.waiting.append(continuation)
+                return false
+            }
+            if now { continuation.resume() }
+        }
+    }
+
+    private func release() {
+        let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard !state.waiting.isEmpty else {
+                state.busy = false
+                return nil
+            }
+            return state.waiting.removeFirst()
+        }
+        next?.resume()
+    }
+}
