@@ -104,7 +104,7 @@ let package = Package(
         .target(
             name: "Keys",
             dependencies: [
-                "LumenAPI", "Storage", "RPCSupport", "SharedRules",
+                "LumenAPI", "Storage", "RPCSupport", "SharedRules", .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings

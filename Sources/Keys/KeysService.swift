@@ -11,20 +11,44 @@ import Storage
 /// Secrets are generated here, returned once by `createKey`, and stored only as SHA-256
 /// digests; this type never logs a secret.
 public struct KeysService: Sendable {
-    let store: KeysStore
+    let store: any KeysStorage
     let events: EventHub<Lumen_Keys_V1_KeyEvent>
     let clock: WallClock
     let logger: Logger
     /// Where the keys service asks whether a key's owner (a user, a client) exists.
     let directory: (any PrincipalDirectory)?
 
-    /// Opens (and migrates) the keys database at `location`. With a `directory`, a key's owner
-    /// named by a person or a management token must exist in the organisation (NOT_FOUND
-    /// `user_not_found`, `client_not_found` otherwise).
+    /// Opens (and migrates) the keys database at `location` (SQLite). With a `directory`, a
+    /// key's owner named by a person or a management token must exist in the organisation
+    /// (NOT_FOUND `user_not_found`, `client_not_found` otherwise).
     public init(
         location: ServiceDatabase.Location, clock: WallClock = .system, directory: (any PrincipalDirectory)? = nil, logger: Logger
     ) throws {
-        self.store = try KeysStore(location: location)
+        self.init(storage: try SQLiteKeysStore(location: location), clock: clock, directory: directory, logger: logger)
+    }
+
+    /// The keys table, opened (and migrated) ahead of the service, for a caller that builds its
+    /// services synchronously.
+    public struct Store: Sendable {
+        let storage: any KeysStorage
+    }
+
+    /// Opens (and migrates) the keys table at `location`: a SQLite file, or the `keys` schema of
+    /// a PostgreSQL database.
+    public static func openStore(_ location: StoreLocation, logger: Logger) async throws -> Store {
+        switch location {
+        case .sqlite(let location): Store(storage: try SQLiteKeysStore(location: location))
+        case .postgres(let database): Store(storage: try await PostgresKeysStore(database: database, logger: logger))
+        }
+    }
+
+    /// The keys service on a table opened with `openStore`.
+    public init(store: Store, clock: WallClock = .system, directory: (any PrincipalDirectory)? = nil, logger: Logger) {
+        self.init(storage: store.storage, clock: clock, directory: directory, logger: logger)
+    }
+
+    init(storage: any KeysStorage, clock: WallClock, directory: (any PrincipalDirectory)?, logger: Logger) {
+        self.store = storage
         self.events = EventHub()
         self.clock = clock
         self.directory = directory
@@ -129,7 +153,7 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
             }
             try Self.requireActing(kind: request.kind == .management ? Lumen_Keys_V1_KeyKind.management.rawValue : Lumen_Keys_V1_KeyKind.inference.rawValue, owner: request.owner, to: "list keys")
         }
-        var query = KeysStore.ListQuery(
+        var query = KeyListQuery(
             organizationID: organizationID,
             kind: (request.kind == .management ? Lumen_Keys_V1_KeyKind.management : .inference).rawValue,
             ownerType: request.hasOwner ? request.owner.type.rawValue : nil,
@@ -149,14 +173,14 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
         }
         let revoked = Lumen_Keys_V1_KeyStatus.revoked.rawValue
         var response = Lumen_Keys_V1_ListKeysResponse()
-        var positions: [KeysStore.ListPosition]
+        var positions: [KeyListPosition]
         var records: [KeyRecord] = []
         let total: Int?
         if request.idsOnly {
             (positions, total) = try await store.listIDs(query, revokedStatus: revoked)
         } else {
             (records, total) = try await store.list(query, revokedStatus: revoked)
-            positions = records.map { KeysStore.ListPosition(createdAt: $0.createdAt, id: $0.id) }
+            positions = records.map { KeyListPosition(createdAt: $0.createdAt, id: $0.id) }
         }
         let hasMore: Bool
         if let total {

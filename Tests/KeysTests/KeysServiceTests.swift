@@ -11,9 +11,9 @@ import Testing
 
 @Suite("Keys service over the in-process transport")
 struct KeysServiceTests {
-    @Test("A created key's secret is returned once; reads show only its hint and prefix")
-    func secretShownOnce() async throws {
-        try await TestServices.run { services in
+    @Test("A created key's secret is returned once; reads show only its hint and prefix", arguments: TestStore.available)
+    func secretShownOnce(store: TestStore) async throws {
+        try await TestServices.run(store: store) { services in
             let tenant = try await services.tenant()
             let created = try await services.keys.createKey(.with { $0.name = "Backend Worker" }, metadata: tenant.metadata)
             let secret = created.secret
@@ -52,10 +52,10 @@ struct KeysServiceTests {
         #expect(bytes.range(of: Data(secret.dropFirst(3).utf8)) == nil)
     }
 
-    @Test("Authenticate resolves active keys and refuses revoked, inactive, suspended, expired and unknown ones")
-    func authenticate() async throws {
+    @Test("Authenticate resolves active keys and refuses revoked, inactive, suspended, expired and unknown ones", arguments: TestStore.available)
+    func authenticate(store: TestStore) async throws {
         let clock = ManualClock()
-        try await TestServices.run(clock: clock.wallClock) { services in
+        try await TestServices.run(clock: clock.wallClock, store: store) { services in
             let tenant = try await services.tenant()
             func create(_ change: (inout Lumen_Keys_V1_CreateKeyRequest) -> Void = { _ in }) async throws -> Lumen_Keys_V1_CreateKeyResponse {
                 var request = Lumen_Keys_V1_CreateKeyRequest()
@@ -103,9 +103,9 @@ struct KeysServiceTests {
         }
     }
 
-    @Test("Calls without a valid credential are UNAUTHENTICATED; another organisation is off limits")
-    func credentialsAndOrganisations() async throws {
-        try await TestServices.run { services in
+    @Test("Calls without a valid credential are UNAUTHENTICATED; another organisation is off limits", arguments: TestStore.available)
+    func credentialsAndOrganisations(store: TestStore) async throws {
+        try await TestServices.run(store: store) { services in
             let acme = try await services.tenant("Acme")
             let globex = try await services.tenant("Globex")
             let globexKey = try await services.keys.createKey(.init(), metadata: globex.metadata)
@@ -135,9 +135,9 @@ struct KeysServiceTests {
         }
     }
 
-    @Test("Limits: 0 to 1,000,000 USD accepted, stored at most 100,000 USD; CNY is retired")
-    func limitRules() async throws {
-        try await TestServices.run { services in
+    @Test("Limits: 0 to 1,000,000 USD accepted, stored at most 100,000 USD; CNY is retired", arguments: TestStore.available)
+    func limitRules(store: TestStore) async throws {
+        try await TestServices.run(store: store) { services in
             let tenant = try await services.tenant()
             func create(limit: Int64?, currency: String = "") async throws -> Lumen_Keys_V1_Key {
                 try await services.keys.createKey(
@@ -168,9 +168,9 @@ struct KeysServiceTests {
         }
     }
 
-    @Test("Updates change only what they name, need at least one change, and never touch a revoked key")
-    func updates() async throws {
-        try await TestServices.run { services in
+    @Test("Updates change only what they name, need at least one change, and never touch a revoked key", arguments: TestStore.available)
+    func updates(store: TestStore) async throws {
+        try await TestServices.run(store: store) { services in
             let tenant = try await services.tenant()
             let key = try await services.keys.createKey(
                 .with {
@@ -228,9 +228,9 @@ struct KeysServiceTests {
         }
     }
 
-    @Test("Listing filters by owner and name, hides revoked keys unless asked, sorts and pages")
-    func listing() async throws {
-        try await TestServices.run { services in
+    @Test("Listing filters by owner and name, hides revoked keys unless asked, sorts and pages", arguments: TestStore.available)
+    func listing(store: TestStore) async throws {
+        try await TestServices.run(store: store) { services in
             let tenant = try await services.tenant()
             var ids: [String: String] = [:]
             for name in ["charlie", "alpha", "Bravo", "delta"] {
@@ -274,10 +274,10 @@ struct KeysServiceTests {
         }
     }
 
-    @Test("Page tokens walk a list in creation order, either way, exactly as one long page lists it, ties by id")
-    func pageTokens() async throws {
+    @Test("Page tokens walk a list in creation order, either way, exactly as one long page lists it, ties by id", arguments: TestStore.available)
+    func pageTokens(store: TestStore) async throws {
         let clock = ManualClock()
-        try await TestServices.run(clock: clock.wallClock) { services in
+        try await TestServices.run(clock: clock.wallClock, store: store) { services in
             let tenant = try await services.tenant()
             for index in 0..<23 {
                 if index % 5 == 0 { clock.advance(seconds: 1) }  // five keys a millisecond: ties
@@ -335,9 +335,9 @@ struct KeysServiceTests {
         }
     }
 
-    @Test("Listing ids alone in the order asked, then just those keys in full (a page sorted by usage)")
-    func idsOnlyAndKeyIDs() async throws {
-        try await TestServices.run { services in
+    @Test("Listing ids alone in the order asked, then just those keys in full (a page sorted by usage)", arguments: TestStore.available)
+    func idsOnlyAndKeyIDs(store: TestStore) async throws {
+        try await TestServices.run(store: store) { services in
             let tenant = try await services.tenant()
             func make(_ name: String) async throws -> String {
                 try await services.keys.createKey(.with { $0.name = name }, metadata: tenant.metadata).key.id
@@ -375,9 +375,9 @@ struct KeysServiceTests {
         }
     }
 
-    @Test("WatchKeys sends a snapshot, a SYNCED marker, then live changes with the secret's digest")
-    func watch() async throws {
-        try await TestServices.run { services in
+    @Test("WatchKeys sends a snapshot, a SYNCED marker, then live changes with the secret's digest", arguments: TestStore.available)
+    func watch(store: TestStore) async throws {
+        try await TestServices.run(store: store) { services in
             let tenant = try await services.tenant()
             let first = try await services.keys.createKey(.with { $0.name = "first" }, metadata: tenant.metadata)
             let events = try await services.keys.watchKeys(
@@ -406,13 +406,13 @@ struct KeysServiceTests {
             #expect(!"\(events)".contains(first.secret))
         }
     }
-    @Test("Key events are published in commit order, however long publishing takes: the last one is the stored key")
-    func watchOrder() async throws {
+    @Test("Key events are published in commit order, however long publishing takes: the last one is the stored key", arguments: TestStore.available)
+    func watchOrder(store: TestStore) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("lumen-watch-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         // On disk (a WAL pool), as in production.
-        try await TestServices.run(location: .directory(directory.path)) { services in
+        try await TestServices.run(location: .directory(directory.path), store: store) { services in
             let tenant = try await services.tenant()
             let key = try await services.keys.createKey(.with { $0.name = "start" }, metadata: tenant.metadata).key
             let store = services.keysService.store

@@ -47,8 +47,8 @@ public struct TestServices: Sendable {
     public var asInternal: Metadata { .bearer(internalToken) }
 
     /// Runs `body` with fresh services; `clock` is what they take for now; `store` is where the
-    /// services already written for both keep their tables (the registry so far; the others
-    /// stay on SQLite at `location`).
+    /// services already written for both keep their tables (the keys service and the registry
+    /// so far; the others stay on SQLite at `location`).
     public static func run<Result: Sendable>(
         clock: WallClock = .system,
         location: ServiceDatabase.Location = .inMemory,
@@ -57,21 +57,22 @@ public struct TestServices: Sendable {
     ) async throws -> Result {
         switch store {
         case .sqlite:
-            return try await run(clock: clock, location: location, registry: .sqlite(location), body)
+            return try await run(clock: clock, location: location, shared: .sqlite(location), body)
         case .postgres:
             return try await TestPostgres.withDatabase { database in
-                try await run(clock: clock, location: location, registry: .postgres(database), body)
+                try await run(clock: clock, location: location, shared: .postgres(database), body)
             }
         }
     }
 
     static func run<Result: Sendable>(
-        clock: WallClock, location: ServiceDatabase.Location, registry: StoreLocation,
+        clock: WallClock, location: ServiceDatabase.Location, shared: StoreLocation,
         _ body: @Sendable (TestServices) async throws -> Result
     ) async throws -> Result {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        let registryStore = try await ModelRegistryService.openStore(registry, logger: logger)
+        let registryStore = try await ModelRegistryService.openStore(shared, logger: logger)
+        let keysStore = try await KeysService.openStore(shared, logger: logger)
         let token = "it-test-" + Identifier.secret(count: 32)
         let made = Made()
         return try await withLocalServices(
@@ -81,7 +82,7 @@ public struct TestServices: Sendable {
                 let directory = ServiceDirectory(
                     accounts: Lumen_Accounts_V1_AccountsService.Client(wrapping: client),
                     keys: Lumen_Keys_V1_KeysService.Client(wrapping: client), internalToken: token)
-                let keys = try KeysService(location: location, clock: clock, directory: directory, logger: logger)
+                let keys = KeysService(store: keysStore, clock: clock, directory: directory, logger: logger)
                 let ledger = try LedgerService(location: location, clock: clock, directory: directory, logger: logger)
                 made.services.withLock { $0 = (keys, ledger) }
                 return [

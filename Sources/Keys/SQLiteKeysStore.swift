@@ -4,8 +4,8 @@ import RPCSupport
 import LumenAPI
 import Storage
 
-/// The keys service's tables. Nothing outside this module reads them.
-struct KeysStore: Sendable {
+/// The keys service's table in one SQLite file (GRDB). Nothing outside this module reads it.
+struct SQLiteKeysStore: KeysStorage {
     let writer: any DatabaseWriter
     /// Every committed update of a key (`update`), counted after its commit.
     let changes = CredentialChanges()
@@ -79,7 +79,7 @@ struct KeysStore: Sendable {
 
     /// Inserts a key; `committed` runs once the transaction commits, on the writer, so that what
     /// it publishes goes out in commit order.
-    func insert(_ record: KeyRecord, committed: @escaping @Sendable (KeyRecord) -> Void = { _ in }) async throws {
+    func insert(_ record: KeyRecord, committed: @escaping @Sendable (KeyRecord) -> Void) async throws {
         try await writer.write { db in
             try record.insert(db)
             db.afterNextTransaction { _ in committed(record) }
@@ -103,7 +103,7 @@ struct KeysStore: Sendable {
     /// Returns nil when there is no such key in the organisation.
     func update(
         id: String, organizationID: String, _ change: @escaping @Sendable (inout KeyRecord) throws -> Void,
-        committed: @escaping @Sendable (KeyRecord) -> Void = { _ in }
+        committed: @escaping @Sendable (KeyRecord) -> Void
     ) async throws -> KeyRecord? {
         try await writer.write { db in
             guard
@@ -123,41 +123,8 @@ struct KeysStore: Sendable {
         }
     }
 
-    struct ListQuery: Sendable {
-        var organizationID: String
-        var kind: Int
-        var ownerType: Int?
-        var ownerID: String?
-        var includeRevoked: Bool
-        var nameContains: String
-        /// Only these keys (none: every key).
-        var keyIDs: [String] = []
-        var sort: Lumen_Keys_V1_KeySort
-        var reverse: Bool
-        var offset: Int
-        var limit: Int
-        /// Go on after this key (a page token's position) instead of counting past `offset`;
-        /// nothing is counted then.
-        var after: ListPosition? = nil
-
-        /// Newest first: the default order, or creation order reversed.
-        var newestFirst: Bool {
-            switch sort {
-            case .name: false
-            case .created: reverse
-            default: !reverse
-            }
-        }
-    }
-
-    /// Where a page of a list in creation order ended: its last key's creation time and id.
-    struct ListPosition: Sendable, Equatable {
-        var createdAt: Int64
-        var id: String
-    }
-
     /// A page of keys; `total` is nil when the query went on from a position (not counted).
-    func list(_ query: ListQuery, revokedStatus: Int) async throws -> (records: [KeyRecord], total: Int?) {
+    func list(_ query: KeyListQuery, revokedStatus: Int) async throws -> (records: [KeyRecord], total: Int?) {
         try await writer.read { db in
             let (request, total) = try Self.listed(db, query, revokedStatus: revokedStatus)
             return (try request.fetchAll(db), total)
@@ -165,17 +132,17 @@ struct KeysStore: Sendable {
     }
 
     /// `list`'s page as ids and creation times alone (no row decoded).
-    func listIDs(_ query: ListQuery, revokedStatus: Int) async throws -> (ids: [ListPosition], total: Int?) {
+    func listIDs(_ query: KeyListQuery, revokedStatus: Int) async throws -> (ids: [KeyListPosition], total: Int?) {
         try await writer.read { db in
             let (request, total) = try Self.listed(db, query, revokedStatus: revokedStatus)
             let rows = try Row.fetchAll(db, request.select(Column("id"), Column("created_at")))
-            return (rows.map { ListPosition(createdAt: $0[1], id: $0[0]) }, total)
+            return (rows.map { KeyListPosition(createdAt: $0[1], id: $0[0]) }, total)
         }
     }
 
     /// The page `query` asks for (`limit` rows, one more after a position: whether there are
     /// more), and how many keys match in all (unless it goes on from a position).
-    private static func listed(_ db: Database, _ query: ListQuery, revokedStatus: Int) throws
+    private static func listed(_ db: Database, _ query: KeyListQuery, revokedStatus: Int) throws
         -> (QueryInterfaceRequest<KeyRecord>, Int?)
     {
         var request = KeyRecord.filter(Column("organization_id") == query.organizationID && Column("kind") == query.kind)
@@ -230,5 +197,43 @@ struct KeysStore: Sendable {
             try KeyRecord.filter(Column("kind") == Lumen_Keys_V1_KeyKind.operator.rawValue)
                 .order(Column("created_at"), Column("id")).fetchAll(db)
         }
+    }
+}
+
+extension KeyRecord: FetchableRecord, PersistableRecord {
+    static let databaseTableName = "keys"
+
+    /// The columns every read of a key selects, in this order: `init(row:)` reads them by
+    /// position (a lookup by name hashes the name, twenty times a row).
+    static var databaseSelection: [any SQLSelectable] {
+        [
+            CodingKeys.id, .organizationID, .kind, .ownerType, .ownerID, .name, .secretSHA256, .hint, .keyPrefix, .status,
+            .models, .limitMicros, .expiresAt, .createdAt, .updatedAt, .revokedAt, .createdByUserID, .rpmLimit, .tpmLimit,
+        ].map { Column($0.rawValue) }
+    }
+
+    /// Read by hand rather than through `Codable`: a list of a thousand keys spent most of its
+    /// time decoding rows generically, each `models` column with a JSON decoder of its own.
+    init(row: Row) throws {
+        id = row[0]
+        organizationID = row[1]
+        kind = row[2]
+        ownerType = row[3]
+        ownerID = row[4]
+        name = row[5]
+        secretSHA256 = row[6]
+        hint = row[7]
+        keyPrefix = row[8]
+        status = row[9]
+        let models: String = row[10] ?? "[]"
+        self.models = models == "[]" ? [] : try JSONDecoder().decode([String].self, from: Data(models.utf8))
+        limitMicros = row[11]
+        expiresAt = row[12]
+        createdAt = row[13]
+        updatedAt = row[14]
+        revokedAt = row[15]
+        createdByUserID = row[16] ?? ""
+        rpmLimit = row[17] ?? 0
+        tpmLimit = row[18] ?? 0
     }
 }
