@@ -91,6 +91,45 @@ def pool(server, lumen_api, token, **owner):
             pb.GetPoolRequest(owner=ref), metadata=(("authorization", f"Bearer {token}"),)).pool
 
 
+class CrashLoad:
+    """Load to crash a gateway under: callers posting JSON requests in a loop and streams held
+    open (the mock's slow mode), each noting the request ids answered with a 200."""
+
+    def __init__(self, key, body):
+        self.headers = {"Authorization": f"Bearer {key}"}
+        self.body = body
+        self.answered, self.streams = [], []
+        self.lock, self.stop = threading.Lock(), threading.Event()
+
+    def json_thread(self, gateway):
+        def run():
+            with httpx.Client(base_url=gateway.http, timeout=30) as client:
+                while not self.stop.is_set():
+                    try:
+                        response = client.post("/v1/chat/completions", headers=self.headers, json=self.body)
+                    except httpx.HTTPError:
+                        return
+                    if response.status_code == 200:
+                        with self.lock:
+                            self.answered.append(response.headers["x-request-id"])
+        return threading.Thread(target=run)
+
+    def stream_thread(self, gateway):
+        def run():
+            try:
+                with httpx.Client(base_url=gateway.http, timeout=60) as client:
+                    with client.stream("POST", "/v1/chat/completions", headers=self.headers,
+                                       json=dict(self.body, stream=True)) as response:
+                        if response.status_code == 200:
+                            with self.lock:
+                                self.streams.append(response.headers["x-request-id"])
+                        for _ in response.iter_bytes():
+                            pass
+            except httpx.HTTPError:
+                pass
+        return threading.Thread(target=run)
+
+
 def test_500_concurrent_requests_never_exceed_a_cap_and_every_charge_is_a_line(tmp_path, upstream, lumen_api):
     config = write_config(tmp_path, upstream)
     for server in start_server(tmp_path, "--config", str(config), "--log-level", "info"):
@@ -152,45 +191,20 @@ def test_kill_9_mid_load_loses_no_answered_request_and_charges_nothing_twice(tmp
         tenant = server.bootstrap("Acme", "admin@acme.test")
         token = tenant["management_token"]
         key = create_key(server, token, {"name": "load"})
-        answered, streams, lock, stop = [], [], threading.Lock(), threading.Event()
-        headers = {"Authorization": f"Bearer {key['key']}"}
         body = {"model": "gpt-test", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 100}
-
-        def json_load():
-            with httpx.Client(base_url=server.http, timeout=30) as client:
-                while not stop.is_set():
-                    try:
-                        response = client.post("/v1/chat/completions", headers=headers, json=body)
-                    except httpx.HTTPError:
-                        return
-                    if response.status_code == 200:
-                        with lock:
-                            answered.append(response.headers["x-request-id"])
-
-        def stream_load():
-            try:
-                with httpx.Client(base_url=server.http, timeout=60) as client:
-                    with client.stream("POST", "/v1/chat/completions", headers=headers, json=dict(body, stream=True)) as response:
-                        if response.status_code == 200:
-                            with lock:
-                                streams.append(response.headers["x-request-id"])
-                        for _ in response.iter_bytes():
-                            pass
-            except httpx.HTTPError:
-                pass
-
-        threads = [threading.Thread(target=json_load) for _ in range(4)] + [threading.Thread(target=stream_load) for _ in range(3)]
+        load = CrashLoad(key["key"], body)
+        threads = [load.json_thread(server) for _ in range(4)] + [load.stream_thread(server) for _ in range(3)]
         for thread in threads:
             thread.start()
         deadline = time.time() + 20
-        while (len(answered) < 50 or len(streams) < 3) and time.time() < deadline:
+        while (len(load.answered) < 50 or len(load.streams) < 3) and time.time() < deadline:
             time.sleep(0.05)
         server.process.kill()  # SIGKILL: no shutdown, no flush
         server.process.wait()
-        stop.set()
+        load.stop.set()
         for thread in threads:
             thread.join(timeout=30)
-        assert len(answered) >= 50 and len(streams) == 3
+        assert len(load.answered) >= 50 and len(load.streams) == 3
     finally:
         first.close()
 
@@ -209,15 +223,15 @@ def test_kill_9_mid_load_loses_no_answered_request_and_charges_nothing_twice(tmp
         # the crash came between the answer and its settlement's commit, at its estimate.
         # (The mock reports usage, so an estimated line here is one the reconciler settled: no
         # tokens, the estimate's cost.)
-        for request_id in answered:
+        for request_id in load.answered:
             line = lines[request_id]
             assert line["status"] == "settled", line
             assert not line["estimated"] or (line["input_tokens"], line["output_tokens"]) == (0, 0), line
         # That window is one group commit: at most the last answer or two of each of the 4 callers.
-        caught = [request_id for request_id in answered if lines[request_id]["estimated"]]
+        caught = [request_id for request_id in load.answered if lines[request_id]["estimated"]]
         assert len(caught) <= 8, caught
         # The streams cut by the crash were settled by the reconciler at their estimate, flagged.
-        for request_id in streams:
+        for request_id in load.streams:
             assert lines[request_id]["status"] == "settled" and lines[request_id]["estimated"], lines[request_id]
         assert all(line["status"] == "settled" for line in lines.values())
 

@@ -6,7 +6,6 @@ other keeps serving."""
 
 import asyncio
 import secrets
-import threading
 import time
 from contextlib import ExitStack
 
@@ -15,7 +14,7 @@ import pytest
 
 from conftest import start_server, wait_ready
 from mock_upstream import MockUpstream
-from test_ledger import PER_CALL_MICROS, all_lines, micros, pool, write_config
+from test_ledger import PER_CALL_MICROS, CrashLoad, all_lines, micros, pool, write_config
 from test_management_http import call
 from test_upstream_inference import ledger_check
 
@@ -117,49 +116,24 @@ def test_a_keys_requests_per_minute_hold_across_replicas(replicas):
 def test_kill_9_of_one_replica_loses_no_charge_and_the_other_keeps_serving(replicas, lumen_api):
     gateways, token, services, upstream = replicas["gateways"], replicas["token"], replicas["services"], replicas["upstream"]
     key = create_key(gateways, token, {"name": "load"})
-    headers = {"Authorization": f"Bearer {key['key']}"}
     body = {"model": "gpt-test", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 100}
     upstream.mode = "slow"  # streams take about 20 s: some are in flight on the replica that dies
-    answered, streams, lock, stop = [], [], threading.Lock(), threading.Event()
-
-    def json_load(gateway):
-        with httpx.Client(base_url=gateway.http, timeout=30) as client:
-            while not stop.is_set():
-                try:
-                    response = client.post("/v1/chat/completions", headers=headers, json=body)
-                except httpx.HTTPError:
-                    return
-                if response.status_code == 200:
-                    with lock:
-                        answered.append(response.headers["x-request-id"])
-
-    def stream_load(gateway):
-        try:
-            with httpx.Client(base_url=gateway.http, timeout=60) as client:
-                with client.stream("POST", "/v1/chat/completions", headers=headers, json=dict(body, stream=True)) as response:
-                    if response.status_code == 200:
-                        with lock:
-                            streams.append(response.headers["x-request-id"])
-                    for _ in response.iter_bytes():
-                        pass
-        except httpx.HTTPError:
-            pass
-
+    load = CrashLoad(key["key"], body)
     doomed, survivor = gateways
-    threads = [threading.Thread(target=json_load, args=(gateway,)) for gateway in (doomed, doomed, survivor, survivor)]
-    threads += [threading.Thread(target=stream_load, args=(doomed,)) for _ in range(3)]
+    threads = [load.json_thread(gateway) for gateway in (doomed, doomed, survivor, survivor)]
+    threads += [load.stream_thread(doomed) for _ in range(3)]
     for thread in threads:
         thread.start()
     deadline = time.time() + 20
-    while (len(answered) < 50 or len(streams) < 3) and time.time() < deadline:
+    while (len(load.answered) < 50 or len(load.streams) < 3) and time.time() < deadline:
         time.sleep(0.05)
-    assert len(streams) == 3, "streams in flight on the replica about to die"
+    assert len(load.streams) == 3, "streams in flight on the replica about to die"
     doomed.process.kill()  # SIGKILL: no shutdown, no settlement of what it had in flight
     doomed.process.wait()
-    served_before = len(answered)
+    served_before = len(load.answered)
     time.sleep(1)
-    assert len(answered) > served_before, "the other replica kept serving"
-    stop.set()
+    assert len(load.answered) > served_before, "the other replica kept serving"
+    load.stop.set()
     for thread in threads:
         thread.join(timeout=60)
     upstream.mode = "ok"
@@ -172,9 +146,9 @@ def test_kill_9_of_one_replica_loses_no_charge_and_the_other_keeps_serving(repli
     assert report["ok"], report
     lines = {line["request_id"]: line for line in all_lines(survivor, token, key["id"])}
     assert all(line["status"] == "settled" for line in lines.values())
-    for request_id in answered:
+    for request_id in load.answered:
         assert lines[request_id]["status"] == "settled"
-    for request_id in streams:
+    for request_id in load.streams:
         line = lines[request_id]
         assert line["estimated"] and (line["input_tokens"], line["output_tokens"]) == (0, 0), line
     total = sum(micros(line["cost"]) for line in lines.values())
