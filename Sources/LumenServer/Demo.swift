@@ -126,9 +126,9 @@ enum Demo {
     /// The credentials again, last and framed, once the server listens: what a person looks
     /// for after the first start, below every log line. On standard output, after the JSON
     /// line: secrets never go to standard error, where the logs are.
-    static func announce(_ credentials: Credentials, httpHost: String, httpPort: Int, dataDirectory: String) {
+    static func announce(_ credentials: Credentials, httpHost: String, httpPort: Int, tls: Bool, dataDirectory: String) {
         let host = httpHost == "0.0.0.0" || httpHost == "::" ? "127.0.0.1" : httpHost
-        let base = "http://\(host):\(httpPort)"
+        let base = "\(tls ? "https" : "http")://\(host):\(httpPort)"
         let head = [
             "Lumen is running (demo mode). Your credentials:",
             "",

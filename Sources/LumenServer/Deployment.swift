@@ -149,7 +149,9 @@ public struct Deployment: Sendable {
         let startup = StartupReport(expected: StartupChecks.listeners(configuration).count) { [configuration, demo] listeners in
             guard let demo else { return }
             for case .http(_, let port) in listeners {
-                Demo.announce(demo, httpHost: configuration.httpHost, httpPort: port, dataDirectory: configuration.dataDirectory)
+                Demo.announce(
+                    demo, httpHost: configuration.httpHost, httpPort: port, tls: configuration.security.serves,
+                    dataDirectory: configuration.dataDirectory)
             }
         }
         let onListening: @Sendable (Listener) async -> Void = { [onListening] listener in
