@@ -36,7 +36,7 @@ case "$command" in
     port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
     # fsync stays on: the ledger's durability is measured on this server too.
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-      -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=200" start >/dev/null
+      -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=500" start >/dev/null
     echo "postgres://lumen@127.0.0.1:$port/postgres"
     ;;
   stop)

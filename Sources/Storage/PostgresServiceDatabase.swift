@@ -16,9 +16,11 @@ public final class PostgresServiceDatabase: Sendable {
     let logger: Logger
 
     /// Parses `url` (`postgres://user[:password]@host[:port]/database[?sslmode=disable|prefer|require]`,
-    /// also `postgresql://`); the connections open once `run()` runs.
-    public init(url: String, logger: Logger) throws {
-        let (configuration, redacted) = try Self.configuration(url)
+    /// also `postgresql://`); at most `maxConnections` connections open, as needed, once
+    /// `run()` runs.
+    public init(url: String, maxConnections: Int = 20, logger: Logger) throws {
+        var (configuration, redacted) = try Self.configuration(url)
+        configuration.options.maximumConnections = maxConnections
         self.client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         self.redactedURL = redacted
         self.logger = logger
@@ -61,10 +63,9 @@ public final class PostgresServiceDatabase: Sendable {
         case "require", "verify-ca", "verify-full": tls = .require(.makeClientConfiguration())
         default: throw PostgresURLError("sslmode must be disable, prefer or require, not \(sslmode)")
         }
-        var configuration = PostgresClient.Configuration(
+        let configuration = PostgresClient.Configuration(
             host: host, port: port, username: user.removingPercentEncoding ?? user,
             password: components.password?.removingPercentEncoding, database: database, tls: tls)
-        configuration.options.maximumConnections = 20
         return (configuration, redact(url))
     }
 

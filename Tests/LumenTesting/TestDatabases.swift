@@ -36,9 +36,10 @@ public enum TestPostgres {
         var logger = Logger(label: "test-postgres")
         logger.logLevel = .critical
         let name = "lumen_test_" + Identifier.make("db").lowercased().replacingOccurrences(of: "db_", with: "")
-        let admin = try PostgresServiceDatabase(url: serverURL, logger: logger)
+        // Few connections each: many tests run at once against one server.
+        let admin = try PostgresServiceDatabase(url: serverURL, maxConnections: 1, logger: logger)
         components.path = "/" + name
-        let database = try PostgresServiceDatabase(url: components.string!, logger: logger)
+        let database = try PostgresServiceDatabase(url: components.string!, maxConnections: 4, logger: logger)
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await admin.run() }
             group.addTask { await database.run() }
