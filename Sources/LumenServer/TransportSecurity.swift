@@ -33,8 +33,13 @@ public struct TransportSecuritySettings: Sendable, Equatable {
     public static func isLoopback(_ host: String) -> Bool {
         let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
         if bare == "::1" || bare.lowercased() == "localhost" { return true }
-        let parts = bare.split(separator: ".", omittingEmptySubsequences: false)
-        return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { UInt8($0) != nil }
+        return isIPv4(bare) && bare.hasPrefix("127.")
+    }
+
+    /// `a.b.c.d`, each 0–255.
+    static func isIPv4(_ host: String) -> Bool {
+        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts.allSatisfy { UInt8($0) != nil }
     }
 
     /// Checks the files (each readable and of its kind) and the combinations, and refuses
@@ -133,9 +138,7 @@ public struct TransportSecuritySettings: Sendable, Equatable {
     /// Where to dial `host`: an IP literal as itself (so that TLS checks the certificate's IP
     /// names and sends no SNI, which may not carry an IP), any other name through DNS.
     static func target(host: String, port: Int) -> any ResolvableTarget {
-        if host.split(separator: ".").count == 4, host.split(separator: ".").allSatisfy({ UInt8($0) != nil }) {
-            return .ipv4(address: host, port: port)
-        }
+        if isIPv4(host) { return .ipv4(address: host, port: port) }
         if host.contains(":") { return .ipv6(address: host, port: port) }
         return .dns(host: host, port: port)
     }

@@ -184,7 +184,7 @@ struct MeteringTests {
             } throws: { error in
                 guard let error = error as? RPCError else { return false }
                 let refusal = ServiceError(error)
-                return refusal.code == "rate_limit_exceeded" && (1...60).contains(refusal.retryAfter ?? 0)
+                return refusal.code == "rate_limit_exceeded" && refusal.retryAfter.map { (1...60).contains($0) } == true
             }
         }
     }
