@@ -56,12 +56,14 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        /// Shared SQLite plumbing: opening a database file, pragmas, migrations.
+        /// The stores' plumbing: SQLite (opening a file, pragmas, migrations, the group commit) and
+        /// PostgreSQL (a pool from a URL, migrations, serialised writes).
         .target(
             name: "Storage",
             dependencies: [
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

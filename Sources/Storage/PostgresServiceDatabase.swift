@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOSSL
 import PostgresNIO
 import Synchronization
 
@@ -15,7 +16,7 @@ public final class PostgresServiceDatabase: Sendable {
     public let redactedURL: String
     let logger: Logger
 
-    /// Parses `url` (`postgres://user[:password]@host[:port]/database[?sslmode=disable|prefer|require]`,
+    /// Parses `url` (`postgres://user[:password]@host[:port]/database[?sslmode=…]`, sslmode as libpq's,
     /// also `postgresql://`); at most `maxConnections` connections open, as needed, once
     /// `run()` runs.
     public init(url: String, maxConnections: Int = 20, logger: Logger) throws {
@@ -55,13 +56,22 @@ public final class PostgresServiceDatabase: Sendable {
         let database = String(components.path.drop(while: { $0 == "/" }))
         guard !database.isEmpty else { throw PostgresURLError("the database URL names no database (…@\(host)/DATABASE)") }
         let port = components.port ?? 5432
+        // sslmode as libpq reads it: prefer and require encrypt without checking the server's
+        // certificate, verify-ca checks its chain, verify-full its chain and name.
         let sslmode = components.queryItems?.first { $0.name == "sslmode" }?.value ?? "prefer"
+        func checking(_ verification: CertificateVerification) -> TLSConfiguration {
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            configuration.certificateVerification = verification
+            return configuration
+        }
         let tls: PostgresClient.Configuration.TLS
         switch sslmode {
         case "disable": tls = .disable
-        case "prefer", "allow": tls = .prefer(.makeClientConfiguration())
-        case "require", "verify-ca", "verify-full": tls = .require(.makeClientConfiguration())
-        default: throw PostgresURLError("sslmode must be disable, prefer or require, not \(sslmode)")
+        case "allow", "prefer": tls = .prefer(checking(.none))
+        case "require": tls = .require(checking(.none))
+        case "verify-ca": tls = .require(checking(.noHostnameVerification))
+        case "verify-full": tls = .require(checking(.fullVerification))
+        default: throw PostgresURLError("sslmode must be disable, prefer, require, verify-ca or verify-full, not \(sslmode)")
         }
         let configuration = PostgresClient.Configuration(
             host: host, port: port, username: user.removingPercentEncoding ?? user,

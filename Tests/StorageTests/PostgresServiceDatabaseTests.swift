@@ -15,6 +15,9 @@ struct PostgresServiceDatabaseTests {
         #expect(configuration.username == "lumen" && configuration.password == "s:cret" && configuration.database == "lumen")
         #expect(redacted == "postgres://lumen:***@db.internal:6543/lumen?sslmode=disable")
         #expect(try PostgresServiceDatabase.configuration("postgresql://u@h/d").0.port == 5432)
+        for mode in ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] {
+            #expect(throws: Never.self) { try PostgresServiceDatabase.configuration("postgres://u@h/d?sslmode=\(mode)") }
+        }
         let refusals: [(String, String)] = [
             ("mysql://u@h/d", "must be postgres://"),
             ("postgres://h/d", "names no user"),
