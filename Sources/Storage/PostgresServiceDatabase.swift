@@ -15,6 +15,8 @@ public final class PostgresServiceDatabase: Sendable {
     /// The URL without its password, for logs and messages.
     public let redactedURL: String
     let logger: Logger
+    /// Where a connection of its own (a service's claim) connects.
+    let connection: PostgresConnection.Configuration
 
     /// Parses `url` (`postgres://user[:password]@host[:port]/database[?sslmode=…]`, sslmode as libpq's,
     /// also `postgresql://`); at most `maxConnections` connections open, as needed, once
@@ -23,6 +25,7 @@ public final class PostgresServiceDatabase: Sendable {
         var (configuration, redacted) = try Self.configuration(url)
         configuration.options.maximumConnections = maxConnections
         self.client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        self.connection = try Self.connectionConfiguration(url)
         self.redactedURL = redacted
         self.logger = logger
     }
@@ -79,6 +82,55 @@ public final class PostgresServiceDatabase: Sendable {
         return (configuration, redact(url))
     }
 
+    /// The configuration of one connection to `url` (its TLS as `configuration(_:)` reads it).
+    static func connectionConfiguration(_ url: String) throws -> PostgresConnection.Configuration {
+        let (pool, _) = try configuration(url)
+        let components = URLComponents(string: url)!
+        let sslmode = components.queryItems?.first { $0.name == "sslmode" }?.value ?? "prefer"
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.certificateVerification = sslmode == "verify-full" ? .fullVerification : sslmode == "verify-ca" ? .noHostnameVerification : .none
+        let context = try NIOSSLContext(configuration: tls)
+        let mode: PostgresConnection.Configuration.TLS =
+            switch sslmode {
+            case "disable": .disable
+            case "allow", "prefer": .prefer(context)
+            default: .require(context)
+            }
+        return PostgresConnection.Configuration(
+            host: pool.host ?? components.host ?? "", port: pool.port ?? 5432, username: pool.username,
+            password: pool.password, database: pool.database, tls: mode)
+    }
+
+    /// Claims `service`'s schema for this process: a session-level advisory lock on a connection
+    /// of its own, held until `release()` — or until the process ends, `kill -9` included (the
+    /// server drops the lock with the connection). A second process claiming the same service on
+    /// the same database is refused, as a second process on the same SQLite files is.
+    public func claim(service: String) async throws -> PostgresServiceClaim {
+        let connection: PostgresConnection
+        do {
+            connection = try await PostgresConnection.connect(configuration: self.connection, id: 0, logger: logger)
+        } catch {
+            throw PostgresURLError("cannot connect to \(redactedURL): \(String(reflecting: error))")
+        }
+        var held = false
+        do {
+            for try await granted in try await connection.query(
+                "SELECT pg_try_advisory_lock(hashtext(\("lumen:" + service)))", logger: logger
+            ).decode(Bool.self) {
+                held = granted
+            }
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+        guard held else {
+            try? await connection.close()
+            throw PostgresClaimError(
+                "the \(service) service already runs on \(redactedURL) in another Lumen process: stop it, or give this one another database")
+        }
+        return PostgresServiceClaim(connection: connection)
+    }
+
     /// `url` with the password replaced by `***`.
     public static func redact(_ url: String) -> String {
         guard var components = URLComponents(string: url), components.password != nil else { return url }
@@ -132,6 +184,22 @@ public final class PostgresServiceDatabase: Sendable {
 public struct PostgresURLError: Error, CustomStringConvertible, Sendable {
     public var description: String
     init(_ description: String) { self.description = description }
+}
+
+/// A service's schema held by another process (`claim`).
+public struct PostgresClaimError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A service's claim on its schema (`PostgresServiceDatabase.claim`).
+public final class PostgresServiceClaim: Sendable {
+    let connection: PostgresConnection
+
+    init(connection: PostgresConnection) { self.connection = connection }
+
+    /// Lets the schema go.
+    public func release() async { try? await connection.close() }
 }
 
 public struct PostgresMigrationError: Error, CustomStringConvertible, Sendable {

@@ -63,4 +63,23 @@ struct PostgresServiceDatabaseTests {
             }
         }
     }
+
+    @Test(
+        "One process a service: a second claim on the same schema is refused until the first lets go",
+        .enabled(if: TestStore.available.contains(.postgres), "needs LUMEN_TEST_POSTGRES_URL"))
+    func claims() async throws {
+        try await TestPostgres.withDatabase { database in
+            let keys = try await database.claim(service: "keys")
+            let ledger = try await database.claim(service: "ledger")
+            await #expect {
+                _ = try await database.claim(service: "keys")
+            } throws: { error in
+                "\(error)".contains("the keys service already runs on") && "\(error)".contains("another Lumen process")
+            }
+            await keys.release()
+            let again = try await database.claim(service: "keys")
+            await again.release()
+            await ledger.release()
+        }
+    }
 }
