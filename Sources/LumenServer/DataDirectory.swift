@@ -14,26 +14,60 @@ import Storage
 /// (SQLite in WAL mode): the services it needs run in-process for the occasion, called as the
 /// internal caller with a token made for the occasion. Nothing is served.
 public enum DataDirectory {
-    /// Runs `body` with the keys service of `directory`, as the internal caller.
+    /// Runs `body` with the keys service of `directory` (or of the PostgreSQL `database`, when
+    /// given), as the internal caller.
     public static func withKeys<Result: Sendable>(
-        in directory: String,
+        in directory: String, database: String? = nil,
         _ body: @Sendable (Lumen_Keys_V1_KeysService.Client<InProcessTransport.Client>, Metadata) async throws -> Result
     ) async throws -> Result {
         let token = "it-" + Identifier.secret(count: 48)
-        let keys = try KeysService(location: .directory(directory), logger: quiet)
-        return try await withLocalServices([keys], internalToken: token) { client in
-            try await body(Lumen_Keys_V1_KeysService.Client(wrapping: client), .bearer(token))
+        return try await withKeysService(in: .directory(directory), database: database) { keys in
+            try await withLocalServices([keys], internalToken: token) { client in
+                try await body(Lumen_Keys_V1_KeysService.Client(wrapping: client), .bearer(token))
+            }
         }
     }
 
+    /// The keys service on `location`, or on the PostgreSQL `database` (its pool running while
+    /// `body` runs; no claim: a server may hold it).
+    static func withKeysService<Result: Sendable>(
+        in location: ServiceDatabase.Location, database url: String?, _ body: @Sendable (KeysService) async throws -> Result
+    ) async throws -> Result {
+        guard let url else { return try await body(try KeysService(location: location, logger: quiet)) }
+        let database: PostgresServiceDatabase
+        do {
+            database = try PostgresServiceDatabase(url: url, maxConnections: 2, logger: quiet)
+        } catch {
+            throw ConfigurationError("--database: \(error)")
+        }
+        let pool = Task { await database.run() }
+        defer { pool.cancel() }
+        let store: KeysService.Store
+        do {
+            store = try await KeysService.openStore(.postgres(database), logger: quiet)
+        } catch {
+            throw ConfigurationError("cannot open the keys schema in \(database.redactedURL): \(error)")
+        }
+        return try await body(KeysService(store: store, logger: quiet))
+    }
+
     /// Creates an organisation, its administrator and a management token in `location`
-    /// (accounts and keys).
+    /// (accounts and keys; the keys in the PostgreSQL `database` when given).
     public static func bootstrap(
-        organization: String, adminEmail: String, adminName: String = "", in location: ServiceDatabase.Location
+        organization: String, adminEmail: String, adminName: String = "", in location: ServiceDatabase.Location,
+        database: String? = nil
+    ) async throws -> OrganizationBootstrap {
+        try await withKeysService(in: location, database: database) { keys in
+            try await bootstrap(organization: organization, adminEmail: adminEmail, adminName: adminName, in: location, keys: keys)
+        }
+    }
+
+    static func bootstrap(
+        organization: String, adminEmail: String, adminName: String, in location: ServiceDatabase.Location, keys: KeysService
     ) async throws -> OrganizationBootstrap {
         let services: [any RegistrableRPCService] = [
             try AccountsService(location: location, logger: quiet),
-            try KeysService(location: location, logger: quiet),
+            keys,
         ]
         let token = "it-" + Identifier.secret(count: 48)
         return try await withLocalServices(services, internalToken: token) { client in

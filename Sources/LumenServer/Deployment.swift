@@ -50,9 +50,18 @@ public struct Deployment: Sendable {
         // Nothing touches the data directory before every port is known to be free and the
         // directory's databases are this process's alone.
         try configuration.security.check(configuration)
+        // PostgreSQL: the keys service and the registry; accounts and the ledger not yet.
+        let onPostgres: Set<Component> = configuration.database == nil ? [] : local.intersection([.keys, .registry])
+        if configuration.database != nil, let unready = [Component.accounts, .ledger].first(where: local.contains) {
+            throw ConfigurationError(
+                "--database: the \(unready.rawValue) service does not keep its tables in PostgreSQL yet; run the accounts and ledger services in another process without --database (the keys service and the registry here may use it)")
+        }
         try await StartupChecks.ensureFree(StartupChecks.listeners(configuration))
-        let lock = try DataDirectoryLock(directory: configuration.dataDirectory, services: Component.services.filter(local.contains))
+        let lock = try DataDirectoryLock(
+            directory: configuration.dataDirectory, services: Component.services.filter { local.contains($0) && !onPostgres.contains($0) })
         defer { lock.release() }
+        let postgres = try await PostgresStores(url: configuration.database, claiming: onPostgres, logger: logger)
+        defer { postgres?.stop() }
 
         // The clients first: services that ask each other (the ledger asks accounts and keys who
         // exists) get them at construction; their connections run with the lifecycle.
@@ -117,7 +126,9 @@ public struct Deployment: Sendable {
                 credentialSources.append(accounts)
             }
             if local.contains(.keys) {
-                let keys = try KeysService(location: location, directory: directory, logger: logger)
+                let store = try await postgres?.open("keys") { try await KeysService.openStore(.postgres($0), logger: logger) }
+                let keys = try store.map { KeysService(store: $0, directory: directory, logger: logger) }
+                    ?? KeysService(location: location, directory: directory, logger: logger)
                 services.append(keys)
                 credentialSources.append(keys)
                 localKeys = keys
@@ -130,7 +141,9 @@ public struct Deployment: Sendable {
                 background.append(ledger.reconciler(usageRetentionDays: configuration.usageRetentionDays))
             }
             if local.contains(.registry) {
-                let registry = try ModelRegistryService(location: location, directory: directory, logger: logger)
+                let store = try await postgres?.open("registry") { try await ModelRegistryService.openStore(.postgres($0), logger: logger) }
+                let registry = try store.map { ModelRegistryService(store: $0, directory: directory, logger: logger) }
+                    ?? ModelRegistryService(location: location, directory: directory, logger: logger)
                 try await applyCatalog(to: registry)
                 services.append(registry)
             }
@@ -318,5 +331,50 @@ actor StartupReport {
     func listening(_ listener: Deployment.Listener) {
         listeners.append(listener)
         if listeners.count == expected { whenAllUp(listeners) }
+    }
+}
+
+/// The PostgreSQL database of `--database` for the lifetime of a process: its connection pool
+/// running, and the schemas of the services this process runs there claimed (one process a
+/// service, as the data directory's lock files make it for SQLite).
+final class PostgresStores: Sendable {
+    let database: PostgresServiceDatabase
+    let pool: Task<Void, Never>
+    let claims: [PostgresServiceClaim]
+
+    /// nil without a URL.
+    init?(url: String?, claiming services: Set<Component>, logger: Logger) async throws {
+        guard let url else { return nil }
+        let database: PostgresServiceDatabase
+        do {
+            database = try PostgresServiceDatabase(url: url, logger: logger)
+        } catch {
+            throw ConfigurationError("--database: \(error)")
+        }
+        self.database = database
+        self.pool = Task { await database.run() }
+        var claims: [PostgresServiceClaim] = []
+        do {
+            for service in services.sorted() { claims.append(try await database.claim(service: service.rawValue)) }
+        } catch {
+            for claim in claims { await claim.release() }
+            pool.cancel()
+            throw ConfigurationError("\(error)")
+        }
+        self.claims = claims
+        logger.info("PostgreSQL", metadata: ["database": "\(database.redactedURL)", "services": "\(services.sorted().map(\.rawValue))"])
+    }
+
+    /// Opens a service's schema (migrating it); a failure names the database and the schema.
+    func open<Store>(_ schema: String, _ body: (PostgresServiceDatabase) async throws -> Store) async throws -> Store {
+        do {
+            return try await body(database)
+        } catch {
+            throw ConfigurationError("cannot open the \(schema) schema in \(database.redactedURL): \(error)")
+        }
+    }
+
+    func stop() {
+        pool.cancel()
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Storage
 import Yams
 
 /// The parts a deployment can run in one process.
@@ -77,11 +78,14 @@ public struct ServeConfiguration: Sendable, Equatable {
     public var catalog = ModelCatalog()
     /// TLS on the ports served here and to the services called elsewhere.
     public var security = TransportSecuritySettings()
+    /// A `postgres://` URL: the services of this process that can keep their tables in
+    /// PostgreSQL do (each in its schema); nil: SQLite files in `dataDirectory`.
+    public var database: String?
 
     /// Keys of the YAML file (see gateway/lumen.example.yaml).
     static let fileKeys: Set<String> = [
         "data_dir", "log_level", "http", "grpc", "metrics", "services", "remote", "models", "probe_interval", "usage_retention_days", "hold_ttl",
-        "shutdown_grace", "coins_per_usd", "tls", "insecure_plaintext",
+        "shutdown_grace", "coins_per_usd", "tls", "insecure_plaintext", "database",
     ]
 
     /// The defaults with the YAML file `path` (else `LUMEN_CONFIG`, else none) applied.
@@ -141,6 +145,7 @@ public struct ServeConfiguration: Sendable, Equatable {
             return mapping
         }
         if let value = try string(root["data_dir"], "data_dir") { dataDirectory = value }
+        if let value = try string(root["database"], "database") { database = try Self.database(value, "database") }
         if let value = try string(root["log_level"], "log_level") { logLevel = value }
         func whole(_ value: Any?, _ key: String, unit: String) throws -> Int? {
             guard let value else { return nil }
@@ -216,6 +221,23 @@ public struct ServeConfiguration: Sendable, Equatable {
                 addresses[component] = try Self.address(value, "remote.\(component.rawValue)")
             }
         }
+    }
+
+    /// A `postgres://` URL, checked (its password never in the message).
+    public static func database(_ url: String, _ name: String) throws -> String {
+        do {
+            _ = try PostgresServiceDatabase.configuration(url)
+        } catch {
+            throw ConfigurationError("\(name): \(error)")
+        }
+        return url
+    }
+
+    /// The database `lumen serve` with the same flag, variables and file would use: `flag`, else
+    /// `LUMEN_DATABASE`, else the file's `database`, else none (SQLite).
+    public static func database(flag: String?, file: String?, environment: [String: String]) throws -> String? {
+        if let url = flag ?? environment.nonEmpty("LUMEN_DATABASE") { return try database(url, flag != nil ? "--database" : "LUMEN_DATABASE") }
+        return try load(file: file, environment: environment).database
     }
 
     /// 0 (off) or 1–3600 seconds.

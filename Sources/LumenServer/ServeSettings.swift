@@ -50,6 +50,7 @@ extension ServeConfiguration {
     static var settings: [Setting] {
         [
         .text("--data-dir", \.dataDirectory),
+        Setting(flag: "--database") { configuration, value, name in configuration.database = try ServeConfiguration.database(value, name) },
         .text("--http-host", \.httpHost),
         .port("--http-port", "the HTTP port", \.httpPort),
         .text("--grpc-host", \.grpcHost),

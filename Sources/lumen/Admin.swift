@@ -62,7 +62,8 @@ struct Bootstrap: AsyncParsableCommand {
 
     func run() async throws {
         let result = try await DataDirectory.bootstrap(
-            organization: org, adminEmail: adminEmail, adminName: adminName ?? "", in: .directory(try data.path))
+            organization: org, adminEmail: adminEmail, adminName: adminName ?? "", in: .directory(try data.path),
+            database: try data.databaseURL)
         try printJSON(BootstrapOutput(result))
     }
 }

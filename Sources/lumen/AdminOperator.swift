@@ -9,11 +9,21 @@ struct DataDirectoryOptions: ParsableArguments {
     @Option(help: "Directory of the SQLite databases. (LUMEN_DATA_DIR, default: the configuration's data_dir, else ./data)")
     var dataDir: String?
 
-    @Option(help: "The YAML configuration file of `lumen serve --config`, to read its data_dir. (LUMEN_CONFIG)")
+    @Option(help: "The YAML configuration file of `lumen serve --config`, to read its data_dir and database. (LUMEN_CONFIG)")
     var config: String?
+
+    @Option(help: "The PostgreSQL URL of `lumen serve --database`, where the keys service keeps its table. (LUMEN_DATABASE, default: the configuration's database, else none)")
+    var database: String?
 
     var path: String {
         get throws { try resolve(environment: ProcessInfo.processInfo.environment) }
+    }
+
+    /// The PostgreSQL URL `lumen serve` with the same flag, variables and file would use.
+    var databaseURL: String? {
+        get throws {
+            try ServeConfiguration.database(flag: database, file: config, environment: ProcessInfo.processInfo.environment)
+        }
     }
 
     /// The directory `lumen serve` with the same flag, variables and file would use.
@@ -51,7 +61,7 @@ struct OperatorTokenCreate: AsyncParsableCommand {
 
     func run() async throws {
         let name = self.name
-        let response = try await DataDirectory.withKeys(in: try data.path) { keys, metadata in
+        let response = try await DataDirectory.withKeys(in: try data.path, database: try data.databaseURL) { keys, metadata in
             try await keys.createOperatorToken(.with { if let name { $0.name = name } }, metadata: metadata)
         }
         try printJSON(["id": response.key.id, "name": response.key.name, "operator_token": response.secret] as [String: String])
@@ -68,7 +78,7 @@ struct OperatorTokenList: AsyncParsableCommand {
     @OptionGroup var data: DataDirectoryOptions
 
     func run() async throws {
-        let response = try await DataDirectory.withKeys(in: try data.path) { keys, metadata in
+        let response = try await DataDirectory.withKeys(in: try data.path, database: try data.databaseURL) { keys, metadata in
             try await keys.listOperatorTokens(.init(), metadata: metadata)
         }
         try printJSON(response.keys.map(OperatorTokenOutput.init))
@@ -87,7 +97,7 @@ struct OperatorTokenRevoke: AsyncParsableCommand {
 
     func run() async throws {
         let id = self.id
-        let response = try await DataDirectory.withKeys(in: try data.path) { keys, metadata in
+        let response = try await DataDirectory.withKeys(in: try data.path, database: try data.databaseURL) { keys, metadata in
             try await keys.revokeOperatorToken(.with { $0.keyID = id }, metadata: metadata)
         }
         try printJSON(OperatorTokenOutput(response.key))

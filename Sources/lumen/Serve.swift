@@ -35,6 +35,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Directory of the SQLite databases, created if missing. (LUMEN_DATA_DIR, default ./data)")
     var dataDir: String?
 
+    @Option(help: "postgres://user[:password]@host[:port]/database[?sslmode=…]: the keys service and the registry keep their tables there (schemas keys and registry) instead of SQLite; the accounts and ledger services do not yet, run them in a process without it. (LUMEN_DATABASE, database)")
+    var database: String?
+
     @Option(help: "Interface of the HTTP facade. (LUMEN_HTTP_HOST, default 127.0.0.1)")
     var httpHost: String?
 
@@ -146,7 +149,7 @@ struct Serve: AsyncParsableCommand {
     /// The options given, keyed by flag, as typed.
     var flags: [String: String] {
         let given: [String: String?] = [
-            "--data-dir": dataDir, "--http-host": httpHost, "--http-port": httpPort.map(String.init),
+            "--data-dir": dataDir, "--database": database, "--http-host": httpHost, "--http-port": httpPort.map(String.init),
             "--grpc-host": grpcHost, "--grpc-port": grpcPort.map(String.init),
             "--metrics-host": metricsHost, "--metrics-port": metricsPort.map(String.init),
             "--read-header-timeout": readHeaderTimeout.map(String.init), "--body-timeout": bodyTimeout.map(String.init),

@@ -246,7 +246,7 @@ struct WiringTests {
             "--accounts-address", "a:1", "--ledger-address", "l:1", "--registry-address", "r:1", "--log-level", "debug",
             "--probe-interval", "8", "--hold-ttl", "9", "--usage-retention-days", "10", "--shutdown-grace", "11", "--coins-per-usd", "12",
             "--demo", "--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-ca", "ca.pem", "--tls-require-client-cert",
-            "--insecure-plaintext",
+            "--insecure-plaintext", "--database", "postgres://lumen@db.internal/lumen",
         ])
         #expect(Set(everything.flags.keys) == ServeConfiguration.flags)
         let all = try everything.resolve(environment: [:])
@@ -261,6 +261,14 @@ struct WiringTests {
         #expect(all.addresses == [.keys: "k:1", .accounts: "a:1", .ledger: "l:1", .registry: "r:1"])
         #expect([all.security.certificate, all.security.key, all.security.ca] == ["c.pem", "k.pem", "ca.pem"])
         #expect(all.security.requireClientCertificate && all.security.insecurePlaintext)
+        #expect(all.database == "postgres://lumen@db.internal/lumen")
+        #expect(try Serve.parse([]).resolve(environment: ["LUMEN_DATABASE": "postgresql://u@h:5433/d"]).database == "postgresql://u@h:5433/d")
+        #expect(try Serve.parse([]).resolve(environment: [:]).database == nil)
+        #expect {
+            try Serve.parse(["--database", "postgres://u:hunter2@h"]).resolve(environment: [:])
+        } throws: { error in
+            "\(error)".contains("--database") && "\(error)".contains("names no database") && !"\(error)".contains("hunter2")
+        }
         let fromVariables = try Serve.parse([]).resolve(environment: [
             "LUMEN_MAX_CONNECTIONS": "12", "LUMEN_REGISTRY_ADDRESS": "r:2", "LUMEN_DEMO": "1", "LUMEN_SHUTDOWN_GRACE": "0",
         ])
