@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Random identifiers and secrets.
 ///
 /// Uses `SystemRandomNumberGenerator`, which reads the operating system's cryptographically
@@ -18,27 +22,34 @@ public enum Identifier {
     }
 
     /// Each random byte below the largest multiple of the alphabet's size picks one
-    /// character (the rest are skipped, so every character is equally likely); one call to
-    /// the generator yields eight bytes, so an id costs two or three system calls, not one
-    /// per character.
+    /// character (the rest are skipped, so every character is equally likely). The bytes come
+    /// from the system's generator in one read of twice what is needed (more only in the rare
+    /// case that too many are skipped): one system call an id, not one per eight bytes.
     static func random(count: Int, from alphabet: [UInt8]) -> String {
         precondition(!alphabet.isEmpty && alphabet.count <= 256)
-        var generator = SystemRandomNumberGenerator()
         let usable = 256 / alphabet.count * alphabet.count
         return String(unsafeUninitializedCapacity: count) { buffer in
             var filled = 0
+            var bytes = [UInt8](repeating: 0, count: 2 * count)
             while filled < count {
-                var word: UInt64 = generator.next()
-                for _ in 0..<8 where filled < count {
-                    let byte = Int(word & 0xff)
-                    word >>= 8
-                    if byte < usable {
-                        buffer[filled] = alphabet[byte % alphabet.count]
-                        filled += 1
-                    }
+                fillRandom(&bytes)
+                for byte in bytes where filled < count && Int(byte) < usable {
+                    buffer[filled] = alphabet[Int(byte) % alphabet.count]
+                    filled += 1
                 }
             }
             return count
         }
+    }
+
+    /// Fills `bytes` from the operating system's cryptographically secure generator: on Linux
+    /// glibc's `arc4random_buf`, one `getrandom` call for the whole buffer.
+    static func fillRandom(_ bytes: inout [UInt8]) {
+        #if canImport(Glibc)
+        bytes.withUnsafeMutableBytes { arc4random_buf($0.baseAddress!, $0.count) }
+        #else
+        var generator = SystemRandomNumberGenerator()
+        for index in bytes.indices { bytes[index] = generator.next() }
+        #endif
     }
 }
