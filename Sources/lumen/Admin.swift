@@ -59,11 +59,12 @@ struct Bootstrap: AsyncParsableCommand {
     var adminName: String?
 
     @OptionGroup var data: DataDirectoryOptions
+    @OptionGroup var keysDatabase: KeysDatabaseOptions
 
     func run() async throws {
         let result = try await DataDirectory.bootstrap(
             organization: org, adminEmail: adminEmail, adminName: adminName ?? "", in: .directory(try data.path),
-            database: try data.databaseURL)
+            database: try keysDatabase.url(config: data.config))
         try printJSON(BootstrapOutput(result))
     }
 }

@@ -12,23 +12,25 @@ struct DataDirectoryOptions: ParsableArguments {
     @Option(help: "The YAML configuration file of `lumen serve --config`, to read its data_dir and database. (LUMEN_CONFIG)")
     var config: String?
 
-    @Option(help: "The PostgreSQL URL of `lumen serve --database`, where the keys service keeps its table. (LUMEN_DATABASE, default: the configuration's database, else none)")
-    var database: String?
-
     var path: String {
         get throws { try resolve(environment: ProcessInfo.processInfo.environment) }
-    }
-
-    /// The PostgreSQL URL `lumen serve` with the same flag, variables and file would use.
-    var databaseURL: String? {
-        get throws {
-            try ServeConfiguration.database(flag: database, file: config, environment: ProcessInfo.processInfo.environment)
-        }
     }
 
     /// The directory `lumen serve` with the same flag, variables and file would use.
     func resolve(environment: [String: String]) throws -> String {
         try ServeConfiguration.dataDirectory(flag: dataDir, file: config, environment: environment)
+    }
+}
+
+/// Where the keys service keeps its table when not in the data directory: the commands that
+/// write keys directly (bootstrap, operator tokens).
+struct KeysDatabaseOptions: ParsableArguments {
+    @Option(help: "The PostgreSQL URL of `lumen serve --database`, where the keys service keeps its table. (LUMEN_DATABASE, default: the configuration's database, else none)")
+    var database: String?
+
+    /// The URL `lumen serve` with the same flag, variables and file (`config`) would use.
+    func url(config: String?) throws -> String? {
+        try ServeConfiguration.database(flag: database, file: config, environment: ProcessInfo.processInfo.environment)
     }
 }
 
@@ -58,10 +60,11 @@ struct OperatorTokenCreate: AsyncParsableCommand {
     var name: String?
 
     @OptionGroup var data: DataDirectoryOptions
+    @OptionGroup var keysDatabase: KeysDatabaseOptions
 
     func run() async throws {
         let name = self.name
-        let response = try await DataDirectory.withKeys(in: try data.path, database: try data.databaseURL) { keys, metadata in
+        let response = try await DataDirectory.withKeys(in: try data.path, database: try keysDatabase.url(config: data.config)) { keys, metadata in
             try await keys.createOperatorToken(.with { if let name { $0.name = name } }, metadata: metadata)
         }
         try printJSON(["id": response.key.id, "name": response.key.name, "operator_token": response.secret] as [String: String])
@@ -76,9 +79,10 @@ struct OperatorTokenList: AsyncParsableCommand {
         discussion: #"Prints JSON [{"id", "name", "hint", "status", "created_at"}], oldest first."#)
 
     @OptionGroup var data: DataDirectoryOptions
+    @OptionGroup var keysDatabase: KeysDatabaseOptions
 
     func run() async throws {
-        let response = try await DataDirectory.withKeys(in: try data.path, database: try data.databaseURL) { keys, metadata in
+        let response = try await DataDirectory.withKeys(in: try data.path, database: try keysDatabase.url(config: data.config)) { keys, metadata in
             try await keys.listOperatorTokens(.init(), metadata: metadata)
         }
         try printJSON(response.keys.map(OperatorTokenOutput.init))
@@ -94,10 +98,11 @@ struct OperatorTokenRevoke: AsyncParsableCommand {
     var id: String
 
     @OptionGroup var data: DataDirectoryOptions
+    @OptionGroup var keysDatabase: KeysDatabaseOptions
 
     func run() async throws {
         let id = self.id
-        let response = try await DataDirectory.withKeys(in: try data.path, database: try data.databaseURL) { keys, metadata in
+        let response = try await DataDirectory.withKeys(in: try data.path, database: try keysDatabase.url(config: data.config)) { keys, metadata in
             try await keys.revokeOperatorToken(.with { $0.keyID = id }, metadata: metadata)
         }
         try printJSON(OperatorTokenOutput(response.key))
