@@ -56,8 +56,9 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        /// The stores' plumbing: SQLite (opening a file, pragmas, migrations, the group commit) and
-        /// PostgreSQL (a pool from a URL, migrations, serialised writes).
+        /// The stores' plumbing: SQLite (opening a file, pragmas, migrations, the group commit),
+        /// PostgreSQL (a pool from a URL, migrations, serialised writes), and `SQLStore`: the same
+        /// statements on either.
         .target(
             name: "Storage",
             dependencies: [
@@ -380,7 +381,10 @@ let package = Package(
         ),
         .testTarget(
             name: "AccountsTests",
-            dependencies: ["Accounts", "LumenTesting", "RPCSupport", .product(name: "GRPCCore", package: "grpc-swift-2")],
+            dependencies: [
+                "Accounts", "LumenTesting", "RPCSupport", .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
         /// Who may do what, decided by the services: seed 000's table over the RPC API.

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import GRPCCore
 import Logging
 import LumenAPI
@@ -22,7 +21,25 @@ public struct AccountsService: Sendable {
     /// Opens (and migrates) the accounts database at `location`. `passwordCost` is bcrypt's
     /// work factor for new passwords (12: about a quarter of a second a hash).
     public init(location: ServiceDatabase.Location, clock: WallClock = .system, passwordCost: UInt8 = 12, logger: Logger) throws {
-        self.store = try AccountsStore(location: location)
+        self.init(store: Store(store: try AccountsStore(location: location)), clock: clock, passwordCost: passwordCost, logger: logger)
+    }
+
+    /// The accounts service's tables, opened (and migrated) by `openStore`.
+    public struct Store: Sendable {
+        let store: AccountsStore
+    }
+
+    /// Opens the accounts tables: a SQLite file, or the `accounts` schema of a PostgreSQL database.
+    public static func openStore(_ location: StoreLocation, logger: Logger) async throws -> Store {
+        switch location {
+        case .sqlite(let location): Store(store: try AccountsStore(location: location))
+        case .postgres(let database): Store(store: try await AccountsStore(postgres: database, logger: logger))
+        }
+    }
+
+    /// The accounts service on tables opened with `openStore`.
+    public init(store: Store, clock: WallClock = .system, passwordCost: UInt8 = 12, logger: Logger) {
+        self.store = store.store
         self.clock = clock
         self.passwords = Passwords(cost: passwordCost)
         self.logger = logger
@@ -53,18 +70,21 @@ public struct AccountsService: Sendable {
         return try name(trimmed, param: "display_name")
     }
 
-    /// Turns SQLite's unique-constraint failure into the service's ALREADY_EXISTS error.
-    static func unique<T>(_ conflict: @autoclosure () -> ServiceError, _ body: () throws -> T) throws -> T {
+    /// Turns a unique-constraint failure into the service's ALREADY_EXISTS error.
+    static func unique<T>(_ conflict: @autoclosure () -> ServiceError, _ body: () async throws -> T) async throws -> T {
         do {
-            return try body()
-        } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
+            return try await body()
+        } catch is SQLUniqueViolation {
             throw conflict()
         }
     }
 
-    func userMessage(_ record: UserRecord, _ db: Database) throws -> Lumen_Accounts_V1_User {
-        let groups = try store.groupIDs(userID: record.id, db)
-        return .with {
+    func userMessage(_ record: UserRecord, _ db: any SQLSession) async throws -> Lumen_Accounts_V1_User {
+        userMessage(record, groups: try await store.groupIDs(userID: record.id, db))
+    }
+
+    func userMessage(_ record: UserRecord, groups: [String]) -> Lumen_Accounts_V1_User {
+        .with {
             $0.id = record.id
             $0.organizationID = record.organizationID
             $0.email = record.email
@@ -76,9 +96,12 @@ public struct AccountsService: Sendable {
         }
     }
 
-    func clientMessage(_ record: ClientRecord, _ db: Database) throws -> Lumen_Accounts_V1_Client {
-        let managers = try store.managerIDs(clientID: record.id, db)
-        return .with {
+    func clientMessage(_ record: ClientRecord, _ db: any SQLSession) async throws -> Lumen_Accounts_V1_Client {
+        clientMessage(record, managers: try await store.managerIDs(clientID: record.id, db))
+    }
+
+    func clientMessage(_ record: ClientRecord, managers: [String]) -> Lumen_Accounts_V1_Client {
+        .with {
             $0.id = record.id
             $0.organizationID = record.organizationID
             $0.name = record.name
@@ -89,16 +112,20 @@ public struct AccountsService: Sendable {
         }
     }
 
-    func fetchUser(id: String, organizationID: String, _ db: Database) throws -> UserRecord {
-        guard let record = try UserRecord.filter(Column("id") == id && Column("organization_id") == organizationID).fetchOne(db)
+    func fetchUser(id: String, organizationID: String, _ db: any SQLSession) async throws -> UserRecord {
+        guard
+            let row = try await db.row(
+                "SELECT \(UserRecord.columns) FROM users WHERE id = ? AND organization_id = ?", .text(id), .text(organizationID))
         else { throw AccountsError.userNotFound(id) }
-        return record
+        return try UserRecord(row)
     }
 
-    func fetchClient(id: String, organizationID: String, _ db: Database) throws -> ClientRecord {
-        guard let record = try ClientRecord.filter(Column("id") == id && Column("organization_id") == organizationID).fetchOne(db)
+    func fetchClient(id: String, organizationID: String, _ db: any SQLSession) async throws -> ClientRecord {
+        guard
+            let row = try await db.row(
+                "SELECT \(ClientRecord.columns) FROM clients WHERE id = ? AND organization_id = ?", .text(id), .text(organizationID))
         else { throw AccountsError.clientNotFound(id) }
-        return record
+        return try ClientRecord(row)
     }
 }
 
@@ -137,12 +164,13 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
         let admin = UserRecord(
             id: Identifier.make("usr"), organizationID: organization.id, email: email,
             displayName: displayName, isAdmin: true, active: true, createdAt: now)
-        let response = try await store.writer.write { db in
-            try Self.unique(AccountsError.organizationExists(name)) { try organization.insert(db) }
-            try admin.insert(db)
-            return try Lumen_Accounts_V1_BootstrapOrganizationResponse.with {
+        let response = try await store.write { db in
+            try await Self.unique(AccountsError.organizationExists(name)) { try await organization.insert(db) }
+            try await admin.insert(db)
+            let user = try await userMessage(admin, db)
+            return Lumen_Accounts_V1_BootstrapOrganizationResponse.with {
                 $0.organization = organization.message
-                $0.admin = try userMessage(admin, db)
+                $0.admin = user
             }
         }
         logger.info("organisation bootstrapped", metadata: ["organization_id": "\(organization.id)"])
@@ -157,8 +185,9 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
             return .with { $0.organization = organization }
         }
         guard
-            let record = try await store.writer.read({ db in
-                try OrganizationRecord.fetchOne(db.cachedStatement(sql: "SELECT * FROM organizations WHERE id = ?"), arguments: [organizationID])
+            let record = try await store.read({ db in
+                try await db.row("SELECT \(OrganizationRecord.columns) FROM organizations WHERE id = ?", .text(organizationID))
+                    .map(OrganizationRecord.init)
             })
         else {
             throw AccountsError.organizationNotFound(organizationID)
@@ -171,7 +200,9 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
         request: Lumen_Accounts_V1_ListOrganizationsRequest, context: ServerContext
     ) async throws -> Lumen_Accounts_V1_ListOrganizationsResponse {
         try Caller.requireInternal()
-        let records = try await store.writer.read { try OrganizationRecord.order(Column("created_at"), Column("id")).fetchAll($0) }
+        let records = try await store.read { db in
+            try await db.rows("SELECT \(OrganizationRecord.columns) FROM organizations ORDER BY created_at, id").map(OrganizationRecord.init)
+        }
         return .with { $0.organizations = records.map(\.message) }
     }
 
@@ -186,16 +217,16 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
             id: Identifier.make("usr"), organizationID: organizationID, email: email,
             displayName: try Self.displayName(request.displayName, email: email),
             isAdmin: request.isAdmin, active: true, createdAt: clock.nowMillis)
-        let user = try await store.writer.write { db in
-            guard try OrganizationRecord.exists(db, key: organizationID) else {
+        let user = try await store.write { db in
+            guard try await store.organizationExists(organizationID, db) else {
                 throw AccountsError.organizationNotFound(organizationID)
             }
-            try Self.unique(AccountsError.userExists(email)) { try record.insert(db) }
+            try await Self.unique(AccountsError.userExists(email)) { try await record.insert(db) }
             if let passwordHash {
-                try db.execute(sql: "UPDATE users SET password_hash = ? WHERE id = ?", arguments: [passwordHash, record.id])
+                try await db.execute("UPDATE users SET password_hash = ? WHERE id = ?", .text(passwordHash), .text(record.id))
             }
-            try store.setGroups(userID: record.id, organizationID: organizationID, groupIDs: request.groupIds, db)
-            let user = try userMessage(record, db)
+            try await store.setGroups(userID: record.id, organizationID: organizationID, groupIDs: request.groupIds, db)
+            let user = try await userMessage(record, db)
             publishMembership(user, afterCommit: db)
             return user
         }
@@ -206,23 +237,23 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
         request: Lumen_Accounts_V1_GetUserRequest, context: ServerContext
     ) async throws -> Lumen_Accounts_V1_GetUserResponse {
         let organizationID = try Caller.organization(request.organizationID)
-        let (user, managed) = try await store.writer.read { db in
-            let user = try { () throws -> Lumen_Accounts_V1_User in
-                switch request.lookup {
-                case .userID(let id):
-                    return try userMessage(try fetchUser(id: id, organizationID: organizationID, db), db)
-                case .email(let email):
-                    let email = email.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
-                    guard
-                        let record = try UserRecord.filter(Column("email") == email && Column("organization_id") == organizationID)
-                            .fetchOne(db)
-                    else { throw AccountsError.userNotFound(email) }
-                    return try userMessage(record, db)
-                case nil:
-                    throw ServiceError.invalid("invalid_lookup", "give user_id or email", param: "user_id")
-                }
-            }()
-            return (user, try store.managedClientIDs(userID: user.id, db))
+        let (user, managed) = try await store.read { db in
+            let record: UserRecord
+            switch request.lookup {
+            case .userID(let id):
+                record = try await fetchUser(id: id, organizationID: organizationID, db)
+            case .email(let email):
+                let email = email.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+                guard
+                    let row = try await db.row(
+                        "SELECT \(UserRecord.columns) FROM users WHERE email = ? AND organization_id = ?", .text(email),
+                        .text(organizationID))
+                else { throw AccountsError.userNotFound(email) }
+                record = try UserRecord(row)
+            case nil:
+                throw ServiceError.invalid("invalid_lookup", "give user_id or email", param: "user_id")
+            }
+            return (try await userMessage(record, db), try await store.managedClientIDs(userID: record.id, db))
         }
         // A person sees themselves; administrators and managers (who pick managers) see anyone.
         if let person = Caller.current?.person, !person.isAdmin, person.managedClientIDs.isEmpty, person.userID != user.id {
@@ -242,19 +273,23 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
             throw ServiceError(.permissionDenied, "not_permitted", "only administrators and client managers may search users")
         }
         let page = try Page(request.page, defaultLimit: 50, maxLimit: 100)
-        let (users, total) = try await store.writer.read { db in
-            var query = UserRecord.filter(Column("organization_id") == organizationID)
+        let (users, total) = try await store.read { db in
+            var filter = "organization_id = ?"
+            var arguments: [SQLValue] = [.text(organizationID)]
             if !request.search.isEmpty {
                 // A prefix of the email, of the name or of a word of the name; by comparison,
                 // not LIKE, so `%` and `_` in what people type are plain characters.
                 let prefix = request.search.lowercased()
-                query = query.filter(
-                    sql: "(substr(lower(email), 1, length(?)) = ? OR instr(' ' || lower(display_name), ' ' || ?) > 0)",
-                    arguments: [prefix, prefix, prefix])
+                filter += " AND (substr(lower(email), 1, length(?)) = ? OR \(db.dialect.contains("' ' || lower(display_name)", "' ' || ?")))"
+                arguments += [.text(prefix), .text(prefix), .text(prefix)]
             }
-            let total = try query.fetchCount(db)
-            let records = try query.order(Column("email")).limit(page.limit, offset: page.offset).fetchAll(db)
-            return (try records.map { try userMessage($0, db) }, total)
+            let total = try await db.rows("SELECT count(*) FROM users WHERE \(filter)", arguments)[0][0] as Int
+            let records = try await db.rows(
+                "SELECT \(UserRecord.columns) FROM users WHERE \(filter) ORDER BY email, id LIMIT ? OFFSET ?",
+                arguments + [.of(page.limit), .of(page.offset)]
+            ).map(UserRecord.init)
+            let groups = try await store.groupIDs(userIDs: records.map(\.id), db)
+            return (records.map { userMessage($0, groups: groups[$0.id] ?? []) }, total)
         }
         return .with {
             $0.users = users
@@ -268,18 +303,18 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
         let organizationID = try Caller.organization(request.organizationID)
         try Caller.requireAdmin(to: "change users")
         let displayName = request.hasDisplayName ? try Self.name(request.displayName, param: "display_name") : nil
-        let user = try await store.writer.write { db in
-            var record = try fetchUser(id: request.userID, organizationID: organizationID, db)
+        let user = try await store.write { db in
+            var record = try await fetchUser(id: request.userID, organizationID: organizationID, db)
             if let displayName { record.displayName = displayName }
             if request.hasIsAdmin { record.isAdmin = request.isAdmin }
             if request.hasActive { record.active = request.active }
-            try record.update(db)
+            try await record.update(db)
             // A deactivated user is signed out everywhere at once.
-            if !record.active { try db.execute(sql: "DELETE FROM sessions WHERE user_id = ?", arguments: [record.id]) }
+            if !record.active { try await db.execute("DELETE FROM sessions WHERE user_id = ?", .text(record.id)) }
             if request.hasGroups {
-                try store.setGroups(userID: record.id, organizationID: organizationID, groupIDs: request.groups.ids, db)
+                try await store.setGroups(userID: record.id, organizationID: organizationID, groupIDs: request.groups.ids, db)
             }
-            let user = try userMessage(record, db)
+            let user = try await userMessage(record, db)
             publishMembership(user, afterCommit: db)
             return user
         }
@@ -287,9 +322,9 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
     }
 
     /// Tells the membership watchers (the gateways) a user's groups once the transaction of `db`
-    /// commits: on the writer, so events go out in commit order and a watcher never applies an
-    /// older membership after a newer one.
-    func publishMembership(_ user: Lumen_Accounts_V1_User, afterCommit db: Database) {
+    /// commits, before the next write begins, so events go out in commit order and a watcher
+    /// never applies an older membership after a newer one.
+    func publishMembership(_ user: Lumen_Accounts_V1_User, afterCommit db: any SQLSession) {
         let event = Lumen_Accounts_V1_MembershipEvent.with {
             $0.type = .upsert
             $0.organizationID = user.organizationID
@@ -297,21 +332,21 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
             $0.groupIds = user.groupIds
             $0.inactive = !user.active
         }
-        db.afterNextTransaction { [credentialChanges] _ in
+        db.afterCommit { [credentialChanges] in
             credentialChanges.record()
             memberships.publish(event)
         }
     }
 
     /// Tells the watchers whether a client is active, once the transaction of `db` commits.
-    func publishMembership(_ client: Lumen_Accounts_V1_Client, afterCommit db: Database) {
+    func publishMembership(_ client: Lumen_Accounts_V1_Client, afterCommit db: any SQLSession) {
         let event = Lumen_Accounts_V1_MembershipEvent.with {
             $0.type = .upsert
             $0.organizationID = client.organizationID
             $0.clientID = client.id
             $0.inactive = !client.active
         }
-        db.afterNextTransaction { _ in memberships.publish(event) }
+        db.afterCommit { memberships.publish(event) }
     }
 
     public func watchMemberships(
@@ -321,7 +356,7 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
     ) async throws {
         try Caller.requireInternal()
         try await memberships.serve(
-            to: response, snapshot: { try await store.writer.read { try store.memberships($0) } },
+            to: response, snapshot: { try await store.read { try await store.memberships($0) } },
             synced: .with { $0.type = .synced })
     }
 
@@ -334,11 +369,11 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
         let record = GroupRecord(
             id: Identifier.make("grp"), organizationID: organizationID, name: name,
             description: request.description_p, createdAt: clock.nowMillis)
-        try await store.writer.write { db in
-            guard try OrganizationRecord.exists(db, key: organizationID) else {
+        try await store.write { db in
+            guard try await store.organizationExists(organizationID, db) else {
                 throw AccountsError.organizationNotFound(organizationID)
             }
-            try Self.unique(AccountsError.groupExists(name)) { try record.insert(db) }
+            try await Self.unique(AccountsError.groupExists(name)) { try await record.insert(db) }
         }
         return .with { $0.group = record.message }
     }
@@ -347,8 +382,10 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
         request: Lumen_Accounts_V1_ListGroupsRequest, context: ServerContext
     ) async throws -> Lumen_Accounts_V1_ListGroupsResponse {
         let organizationID = try Caller.organization(request.organizationID)
-        let records = try await store.writer.read { db in
-            try GroupRecord.filter(Column("organization_id") == organizationID).order(Column("name")).fetchAll(db)
+        let records = try await store.read { db in
+            try await db.rows(
+                "SELECT \(GroupRecord.columns) FROM groups WHERE organization_id = ? ORDER BY lower(name), id", .text(organizationID)
+            ).map(GroupRecord.init)
         }
         return .with { $0.groups = records.map(\.message) }
     }
@@ -362,17 +399,16 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
         let record = ClientRecord(
             id: Identifier.make("cli"), organizationID: organizationID, name: name,
             description: request.description_p, active: true, createdAt: clock.nowMillis)
-        let client = try await store.writer.write { db in
-            guard try OrganizationRecord.exists(db, key: organizationID) else {
+        let client = try await store.write { db in
+            guard try await store.organizationExists(organizationID, db) else {
                 throw AccountsError.organizationNotFound(organizationID)
             }
-            try Self.unique(AccountsError.clientExists(name)) { try record.insert(db) }
-            for userID in Set(request.managerUserIds) {
-                _ = try fetchUser(id: userID, organizationID: organizationID, db)
-                try db.execute(
-                    sql: "INSERT INTO client_managers (client_id, user_id) VALUES (?, ?)", arguments: [record.id, userID])
+            try await Self.unique(AccountsError.clientExists(name)) { try await record.insert(db) }
+            for userID in Set(request.managerUserIds).sorted() {
+                _ = try await fetchUser(id: userID, organizationID: organizationID, db)
+                try await db.execute("INSERT INTO client_managers (client_id, user_id) VALUES (?, ?)", .text(record.id), .text(userID))
             }
-            let client = try clientMessage(record, db)
+            let client = try await clientMessage(record, db)
             publishMembership(client, afterCommit: db)
             return client
         }
@@ -383,8 +419,8 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
         request: Lumen_Accounts_V1_GetClientRequest, context: ServerContext
     ) async throws -> Lumen_Accounts_V1_GetClientResponse {
         let organizationID = try Caller.organization(request.organizationID)
-        let client = try await store.writer.read { db in
-            try clientMessage(try fetchClient(id: request.clientID, organizationID: organizationID, db), db)
+        let client = try await store.read { db in
+            try await clientMessage(try await fetchClient(id: request.clientID, organizationID: organizationID, db), db)
         }
         try Caller.requireActing(for: .client(client.id), to: "see a client")
         return .with { $0.client = client }
@@ -402,15 +438,19 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
             }
             managedBy = person.userID
         }
-        let clients = try await store.writer.read { [managedBy] db in
-            var query = ClientRecord.filter(Column("organization_id") == organizationID)
-            if !request.includeInactive { query = query.filter(Column("active") == true) }
+        let clients = try await store.read { [managedBy] db in
+            var filter = "organization_id = ?"
+            var arguments: [SQLValue] = [.text(organizationID)]
+            if !request.includeInactive { filter += " AND active = TRUE" }
             if !managedBy.isEmpty {
-                query = query.filter(
-                    sql: "id IN (SELECT client_id FROM client_managers WHERE user_id = ?)",
-                    arguments: [managedBy])
+                filter += " AND id IN (SELECT client_id FROM client_managers WHERE user_id = ?)"
+                arguments.append(.text(managedBy))
             }
-            return try query.order(Column("name")).fetchAll(db).map { try clientMessage($0, db) }
+            let records = try await db.rows(
+                "SELECT \(ClientRecord.columns) FROM clients WHERE \(filter) ORDER BY lower(name), id", arguments
+            ).map(ClientRecord.init)
+            let managers = try await store.managerIDs(clientIDs: records.map(\.id), db)
+            return records.map { clientMessage($0, managers: managers[$0.id] ?? []) }
         }
         return .with { $0.clients = clients }
     }
@@ -420,16 +460,16 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
     ) async throws -> Lumen_Accounts_V1_UpdateClientResponse {
         let organizationID = try Caller.organization(request.organizationID)
         let name = request.hasName ? try Self.name(request.name, param: "name") : nil
-        let client = try await store.writer.write { db in
-            var record = try fetchClient(id: request.clientID, organizationID: organizationID, db)
+        let client = try await store.write { db in
+            var record = try await fetchClient(id: request.clientID, organizationID: organizationID, db)
             // Managers rename and describe their client; activating it is an administrator's.
             if request.hasActive { try Caller.requireAdmin(to: "activate or deactivate clients") }
             try Caller.requireActing(for: .client(record.id), to: "change a client")
             if let name { record.name = name }
             if request.hasDescription_p { record.description = request.description_p }
             if request.hasActive { record.active = request.active }
-            try Self.unique(AccountsError.clientExists(record.name)) { try record.update(db) }
-            let client = try clientMessage(record, db)
+            try await Self.unique(AccountsError.clientExists(record.name)) { try await record.update(db) }
+            let client = try await clientMessage(record, db)
             if request.hasActive { publishMembership(client, afterCommit: db) }
             return client
         }
@@ -440,14 +480,14 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
         request: Lumen_Accounts_V1_AddClientManagerRequest, context: ServerContext
     ) async throws -> Lumen_Accounts_V1_AddClientManagerResponse {
         let organizationID = try Caller.organization(request.organizationID)
-        let client = try await store.writer.write { db in
-            let record = try fetchClient(id: request.clientID, organizationID: organizationID, db)
+        let client = try await store.write { db in
+            let record = try await fetchClient(id: request.clientID, organizationID: organizationID, db)
             try Caller.requireAdmin(to: "add managers")
-            _ = try fetchUser(id: request.userID, organizationID: organizationID, db)
-            try db.execute(
-                sql: "INSERT OR IGNORE INTO client_managers (client_id, user_id) VALUES (?, ?)",
-                arguments: [record.id, request.userID])
-            return try clientMessage(record, db)
+            _ = try await fetchUser(id: request.userID, organizationID: organizationID, db)
+            try await db.execute(
+                "INSERT INTO client_managers (client_id, user_id) VALUES (?, ?) ON CONFLICT DO NOTHING", .text(record.id),
+                .text(request.userID))
+            return try await clientMessage(record, db)
         }
         return .with { $0.client = client }
     }
@@ -456,13 +496,11 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
         request: Lumen_Accounts_V1_RemoveClientManagerRequest, context: ServerContext
     ) async throws -> Lumen_Accounts_V1_RemoveClientManagerResponse {
         let organizationID = try Caller.organization(request.organizationID)
-        let client = try await store.writer.write { db in
-            let record = try fetchClient(id: request.clientID, organizationID: organizationID, db)
+        let client = try await store.write { db in
+            let record = try await fetchClient(id: request.clientID, organizationID: organizationID, db)
             try Caller.requireAdmin(to: "remove managers")
-            try db.execute(
-                sql: "DELETE FROM client_managers WHERE client_id = ? AND user_id = ?",
-                arguments: [record.id, request.userID])
-            return try clientMessage(record, db)
+            try await db.execute("DELETE FROM client_managers WHERE client_id = ? AND user_id = ?", .text(record.id), .text(request.userID))
+            return try await clientMessage(record, db)
         }
         return .with { $0.client = client }
     }

@@ -1,21 +1,39 @@
 import Foundation
 import GRDB
+import Logging
 import LumenAPI
 import Storage
 import Synchronization
 
-/// The accounts service's tables. Nothing outside this module reads them.
+/// The accounts service's tables, in one SQLite file or the `accounts` schema of a PostgreSQL
+/// database, read and written through the same statements (`SQLStore`). Nothing outside this
+/// module reads them.
 ///
 /// - `organizations`, `users` (with `password_hash`, bcrypt, NULL until one is set), `groups`,
-///   `user_groups`, `clients`, `client_managers`.
+///   `user_groups`, `clients`, `client_managers`. Names of organisations, groups and clients
+///   are unique without regard to ASCII case.
 /// - `invites`: one-time invitations to set a password, by the SHA-256 of their secret.
 /// - `sessions`: the dashboard's sessions, by the SHA-256 of their id, with the facade's opaque
 ///   data; deleted when they expire (at the next read or write) or their user is deactivated.
+/// - `conversations`, `conversation_messages`: the dashboard's web chats.
 struct AccountsStore: Sendable {
-    let writer: any DatabaseWriter
+    let sql: any SQLStore
 
     init(location: ServiceDatabase.Location) throws {
-        self.writer = try ServiceDatabase.open(name: "accounts", at: location, migrator: Self.migrator)
+        self.sql = try SQLiteStore(name: "accounts", at: location, migrator: Self.migrator)
+    }
+
+    init(postgres database: PostgresServiceDatabase, logger: Logger) async throws {
+        try await database.migrate(schema: "accounts", Self.postgresMigrations)
+        self.sql = PostgresStore(database: database, schema: "accounts", logger: logger)
+    }
+
+    func read<Result: Sendable>(_ body: @escaping @Sendable (any SQLSession) async throws -> Result) async throws -> Result {
+        try await sql.read(body)
+    }
+
+    func write<Result: Sendable>(_ body: @escaping @Sendable (any SQLSession) async throws -> Result) async throws -> Result {
+        try await sql.write(body)
     }
 
     static var migrator: DatabaseMigrator {
@@ -115,22 +133,151 @@ struct AccountsStore: Sendable {
         }
         return migrator
     }
+
+    /// `migrator`'s migrations, by the same names, in PostgreSQL's dialect: text `COLLATE "C"`
+    /// (byte-wise, as SQLite compares), booleans, `BYTEA`; SQLite's `NOCASE` unique names as
+    /// unique indexes on `lower(name)` (ASCII case, as NOCASE folds it).
+    static let postgresMigrations: [(name: String, statements: [String])] = [
+        (
+            "v1: organisations, users, groups, clients",
+            [
+                #"""
+                CREATE TABLE accounts.organizations (
+                    id TEXT COLLATE "C" PRIMARY KEY NOT NULL,
+                    name TEXT COLLATE "C" NOT NULL,
+                    created_at BIGINT NOT NULL
+                )
+                """#,
+                "CREATE UNIQUE INDEX organizations_by_name ON accounts.organizations (lower(name))",
+                #"""
+                CREATE TABLE accounts.users (
+                    id TEXT COLLATE "C" PRIMARY KEY NOT NULL,
+                    organization_id TEXT COLLATE "C" NOT NULL REFERENCES accounts.organizations(id),
+                    email TEXT COLLATE "C" NOT NULL,
+                    display_name TEXT COLLATE "C" NOT NULL,
+                    is_admin BOOLEAN NOT NULL DEFAULT FALSE,
+                    active BOOLEAN NOT NULL DEFAULT TRUE,
+                    created_at BIGINT NOT NULL,
+                    UNIQUE (organization_id, email)
+                )
+                """#,
+                #"""
+                CREATE TABLE accounts.groups (
+                    id TEXT COLLATE "C" PRIMARY KEY NOT NULL,
+                    organization_id TEXT COLLATE "C" NOT NULL REFERENCES accounts.organizations(id),
+                    name TEXT COLLATE "C" NOT NULL,
+                    description TEXT COLLATE "C" NOT NULL DEFAULT '',
+                    created_at BIGINT NOT NULL
+                )
+                """#,
+                "CREATE UNIQUE INDEX groups_by_name ON accounts.groups (organization_id, lower(name))",
+                #"""
+                CREATE TABLE accounts.user_groups (
+                    user_id TEXT COLLATE "C" NOT NULL REFERENCES accounts.users(id) ON DELETE CASCADE,
+                    group_id TEXT COLLATE "C" NOT NULL REFERENCES accounts.groups(id) ON DELETE CASCADE,
+                    PRIMARY KEY (user_id, group_id)
+                )
+                """#,
+                #"""
+                CREATE TABLE accounts.clients (
+                    id TEXT COLLATE "C" PRIMARY KEY NOT NULL,
+                    organization_id TEXT COLLATE "C" NOT NULL REFERENCES accounts.organizations(id),
+                    name TEXT COLLATE "C" NOT NULL,
+                    description TEXT COLLATE "C" NOT NULL DEFAULT '',
+                    active BOOLEAN NOT NULL DEFAULT TRUE,
+                    created_at BIGINT NOT NULL
+                )
+                """#,
+                "CREATE UNIQUE INDEX clients_by_name ON accounts.clients (organization_id, lower(name))",
+                #"""
+                CREATE TABLE accounts.client_managers (
+                    client_id TEXT COLLATE "C" NOT NULL REFERENCES accounts.clients(id) ON DELETE CASCADE,
+                    user_id TEXT COLLATE "C" NOT NULL REFERENCES accounts.users(id) ON DELETE CASCADE,
+                    PRIMARY KEY (client_id, user_id)
+                )
+                """#,
+            ]
+        ),
+        (
+            "v2: passwords, invitations, dashboard sessions",
+            [
+                "ALTER TABLE accounts.users ADD COLUMN password_hash TEXT COLLATE \"C\"",
+                #"""
+                CREATE TABLE accounts.invites (
+                    token_sha256 BYTEA PRIMARY KEY NOT NULL,
+                    user_id TEXT COLLATE "C" NOT NULL REFERENCES accounts.users(id) ON DELETE CASCADE,
+                    expires_at BIGINT NOT NULL,
+                    used_at BIGINT
+                )
+                """#,
+                #"""
+                CREATE TABLE accounts.sessions (
+                    id_sha256 BYTEA PRIMARY KEY NOT NULL,
+                    user_id TEXT COLLATE "C" NOT NULL DEFAULT '',
+                    data BYTEA NOT NULL,
+                    expires_at BIGINT NOT NULL
+                )
+                """#,
+                "CREATE INDEX sessions_by_user ON accounts.sessions(user_id)",
+                "CREATE INDEX sessions_by_expiry ON accounts.sessions(expires_at)",
+            ]
+        ),
+        (
+            "v3: web-chat conversations",
+            [
+                #"""
+                CREATE TABLE accounts.conversations (
+                    id TEXT COLLATE "C" PRIMARY KEY NOT NULL,
+                    organization_id TEXT COLLATE "C" NOT NULL,
+                    user_id TEXT COLLATE "C" NOT NULL REFERENCES accounts.users(id) ON DELETE CASCADE,
+                    title TEXT COLLATE "C" NOT NULL,
+                    model TEXT COLLATE "C" NOT NULL,
+                    message_count BIGINT NOT NULL DEFAULT 0,
+                    created_at BIGINT NOT NULL,
+                    updated_at BIGINT NOT NULL
+                )
+                """#,
+                "CREATE INDEX conversations_by_user ON accounts.conversations(organization_id, user_id, updated_at DESC, id)",
+                #"""
+                CREATE TABLE accounts.conversation_messages (
+                    conversation_id TEXT COLLATE "C" NOT NULL REFERENCES accounts.conversations(id) ON DELETE CASCADE,
+                    seq BIGINT NOT NULL,
+                    role TEXT COLLATE "C" NOT NULL,
+                    content TEXT COLLATE "C" NOT NULL,
+                    model TEXT COLLATE "C" NOT NULL,
+                    request_id TEXT COLLATE "C" NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    PRIMARY KEY (conversation_id, seq)
+                )
+                """#,
+            ]
+        ),
+    ]
 }
 
-struct OrganizationRecord: Codable, Sendable, FetchableRecord, PersistableRecord {
-    static let databaseTableName = "organizations"
+struct OrganizationRecord: Sendable {
     var id: String
     var name: String
     var createdAt: Int64
 
-    enum CodingKeys: String, CodingKey {
-        case id, name
-        case createdAt = "created_at"
+    static let columns = "id, name, created_at"
+
+    init(id: String, name: String, createdAt: Int64) {
+        self.id = id
+        self.name = name
+        self.createdAt = createdAt
+    }
+
+    init(_ row: SQLRow) throws {
+        self.init(id: try row[0], name: try row[1], createdAt: try row[2])
+    }
+
+    func insert(_ db: any SQLSession) async throws {
+        try await db.execute("INSERT INTO organizations (\(Self.columns)) VALUES (?, ?, ?)", .text(id), .text(name), .integer(createdAt))
     }
 }
 
-struct UserRecord: Codable, Sendable, FetchableRecord, PersistableRecord {
-    static let databaseTableName = "users"
+struct UserRecord: Sendable {
     var id: String
     var organizationID: String
     var email: String
@@ -139,32 +286,66 @@ struct UserRecord: Codable, Sendable, FetchableRecord, PersistableRecord {
     var active: Bool
     var createdAt: Int64
 
-    enum CodingKeys: String, CodingKey {
-        case id, email, active
-        case organizationID = "organization_id"
-        case displayName = "display_name"
-        case isAdmin = "is_admin"
-        case createdAt = "created_at"
+    static let columns = "id, organization_id, email, display_name, is_admin, active, created_at"
+
+    init(id: String, organizationID: String, email: String, displayName: String, isAdmin: Bool, active: Bool, createdAt: Int64) {
+        self.id = id
+        self.organizationID = organizationID
+        self.email = email
+        self.displayName = displayName
+        self.isAdmin = isAdmin
+        self.active = active
+        self.createdAt = createdAt
+    }
+
+    init(_ row: SQLRow) throws {
+        self.init(
+            id: try row[0], organizationID: try row[1], email: try row[2], displayName: try row[3], isAdmin: try row[4],
+            active: try row[5], createdAt: try row[6])
+    }
+
+    func insert(_ db: any SQLSession) async throws {
+        try await db.execute(
+            "INSERT INTO users (\(Self.columns)) VALUES (?, ?, ?, ?, ?, ?, ?)", .text(id), .text(organizationID), .text(email),
+            .text(displayName), .bool(isAdmin), .bool(active), .integer(createdAt))
+    }
+
+    func update(_ db: any SQLSession) async throws {
+        try await db.execute(
+            "UPDATE users SET display_name = ?, is_admin = ?, active = ? WHERE id = ?", .text(displayName), .bool(isAdmin),
+            .bool(active), .text(id))
     }
 }
 
-struct GroupRecord: Codable, Sendable, FetchableRecord, PersistableRecord {
-    static let databaseTableName = "groups"
+struct GroupRecord: Sendable {
     var id: String
     var organizationID: String
     var name: String
     var description: String
     var createdAt: Int64
 
-    enum CodingKeys: String, CodingKey {
-        case id, name, description
-        case organizationID = "organization_id"
-        case createdAt = "created_at"
+    static let columns = "id, organization_id, name, description, created_at"
+
+    init(id: String, organizationID: String, name: String, description: String, createdAt: Int64) {
+        self.id = id
+        self.organizationID = organizationID
+        self.name = name
+        self.description = description
+        self.createdAt = createdAt
+    }
+
+    init(_ row: SQLRow) throws {
+        self.init(id: try row[0], organizationID: try row[1], name: try row[2], description: try row[3], createdAt: try row[4])
+    }
+
+    func insert(_ db: any SQLSession) async throws {
+        try await db.execute(
+            "INSERT INTO groups (\(Self.columns)) VALUES (?, ?, ?, ?, ?)", .text(id), .text(organizationID), .text(name),
+            .text(description), .integer(createdAt))
     }
 }
 
-struct ClientRecord: Codable, Sendable, FetchableRecord, PersistableRecord {
-    static let databaseTableName = "clients"
+struct ClientRecord: Sendable {
     var id: String
     var organizationID: String
     var name: String
@@ -172,71 +353,129 @@ struct ClientRecord: Codable, Sendable, FetchableRecord, PersistableRecord {
     var active: Bool
     var createdAt: Int64
 
-    enum CodingKeys: String, CodingKey {
-        case id, name, description, active
-        case organizationID = "organization_id"
-        case createdAt = "created_at"
+    static let columns = "id, organization_id, name, description, active, created_at"
+
+    init(id: String, organizationID: String, name: String, description: String, active: Bool, createdAt: Int64) {
+        self.id = id
+        self.organizationID = organizationID
+        self.name = name
+        self.description = description
+        self.active = active
+        self.createdAt = createdAt
+    }
+
+    init(_ row: SQLRow) throws {
+        self.init(
+            id: try row[0], organizationID: try row[1], name: try row[2], description: try row[3], active: try row[4],
+            createdAt: try row[5])
+    }
+
+    func insert(_ db: any SQLSession) async throws {
+        try await db.execute(
+            "INSERT INTO clients (\(Self.columns)) VALUES (?, ?, ?, ?, ?, ?)", .text(id), .text(organizationID), .text(name),
+            .text(description), .bool(active), .integer(createdAt))
+    }
+
+    func update(_ db: any SQLSession) async throws {
+        try await db.execute(
+            "UPDATE clients SET name = ?, description = ?, active = ? WHERE id = ?", .text(name), .text(description),
+            .bool(active), .text(id))
     }
 }
 
 extension AccountsStore {
-    func groupIDs(userID: String, _ db: Database) throws -> [String] {
-        try String.fetchAll(
-            db, sql: "SELECT group_id FROM user_groups WHERE user_id = ? ORDER BY group_id", arguments: [userID])
+    func groupIDs(userID: String, _ db: any SQLSession) async throws -> [String] {
+        try await db.column(String.self, "SELECT group_id FROM user_groups WHERE user_id = ? ORDER BY group_id", .text(userID))
     }
 
-    func managerIDs(clientID: String, _ db: Database) throws -> [String] {
-        try String.fetchAll(
-            db, sql: "SELECT user_id FROM client_managers WHERE client_id = ? ORDER BY user_id", arguments: [clientID])
+    /// The groups of each of `userIDs` (one query for a page of users).
+    func groupIDs(userIDs: [String], _ db: any SQLSession) async throws -> [String: [String]] {
+        guard !userIDs.isEmpty else { return [:] }
+        var groups: [String: [String]] = [:]
+        for row in try await db.rows(
+            "SELECT user_id, group_id FROM user_groups WHERE user_id IN (\(sqlPlaceholders(userIDs.count))) ORDER BY user_id, group_id",
+            userIDs.map { .text($0) })
+        {
+            groups[try row[0], default: []].append(try row[1])
+        }
+        return groups
+    }
+
+    func managerIDs(clientID: String, _ db: any SQLSession) async throws -> [String] {
+        try await db.column(String.self, "SELECT user_id FROM client_managers WHERE client_id = ? ORDER BY user_id", .text(clientID))
+    }
+
+    /// The managers of each of `clientIDs` (one query for a list of clients).
+    func managerIDs(clientIDs: [String], _ db: any SQLSession) async throws -> [String: [String]] {
+        guard !clientIDs.isEmpty else { return [:] }
+        var managers: [String: [String]] = [:]
+        for row in try await db.rows(
+            "SELECT client_id, user_id FROM client_managers WHERE client_id IN (\(sqlPlaceholders(clientIDs.count))) ORDER BY client_id, user_id",
+            clientIDs.map { .text($0) })
+        {
+            managers[try row[0], default: []].append(try row[1])
+        }
+        return managers
     }
 
     /// The clients a user manages, by id.
-    func managedClientIDs(userID: String, _ db: Database) throws -> [String] {
-        try String.fetchAll(
-            db, sql: "SELECT client_id FROM client_managers WHERE user_id = ? ORDER BY client_id", arguments: [userID])
+    func managedClientIDs(userID: String, _ db: any SQLSession) async throws -> [String] {
+        try await db.column(String.self, "SELECT client_id FROM client_managers WHERE user_id = ? ORDER BY client_id", .text(userID))
     }
 
-    func setGroups(userID: String, organizationID: String, groupIDs: [String], _ db: Database) throws {
+    func organizationExists(_ id: String, _ db: any SQLSession) async throws -> Bool {
+        try await db.row("SELECT 1 FROM organizations WHERE id = ?", .text(id)) != nil
+    }
+
+    func setGroups(userID: String, organizationID: String, groupIDs: [String], _ db: any SQLSession) async throws {
         let unique = Array(Set(groupIDs)).sorted()
-        let known = try String.fetchAll(
-            db, GroupRecord.select(Column("id")).filter(unique.contains(Column("id")) && Column("organization_id") == organizationID))
+        let known =
+            unique.isEmpty
+            ? []
+            : Set(
+                try await db.rows(
+                    "SELECT id FROM groups WHERE organization_id = ? AND id IN (\(sqlPlaceholders(unique.count)))",
+                    [.text(organizationID)] + unique.map { .text($0) }
+                ).map { try $0[0] as String })
         if let missing = unique.first(where: { !known.contains($0) }) {
             throw AccountsError.groupNotFound(missing)
         }
-        try db.execute(sql: "DELETE FROM user_groups WHERE user_id = ?", arguments: [userID])
+        try await db.execute("DELETE FROM user_groups WHERE user_id = ?", .text(userID))
         for groupID in unique {
-            try db.execute(sql: "INSERT INTO user_groups (user_id, group_id) VALUES (?, ?)", arguments: [userID, groupID])
+            try await db.execute("INSERT INTO user_groups (user_id, group_id) VALUES (?, ?)", .text(userID), .text(groupID))
         }
     }
 
     /// Every user's groups and activity, then every client's activity, as membership events.
-    func memberships(_ db: Database) throws -> [Lumen_Accounts_V1_MembershipEvent] {
-        let rows = try Row.fetchAll(
-            db,
-            sql: """
-                SELECT users.id, users.organization_id, users.active, user_groups.group_id FROM users
-                LEFT JOIN user_groups ON user_groups.user_id = users.id
-                ORDER BY users.id, user_groups.group_id
-                """)
+    func memberships(_ db: any SQLSession) async throws -> [Lumen_Accounts_V1_MembershipEvent] {
+        let rows = try await db.rows(
+            """
+            SELECT users.id, users.organization_id, users.active, user_groups.group_id FROM users
+            LEFT JOIN user_groups ON user_groups.user_id = users.id
+            ORDER BY users.id, user_groups.group_id
+            """)
         var events: [Lumen_Accounts_V1_MembershipEvent] = []
         for row in rows {
-            let userID: String = row[0]
+            let userID: String = try row[0]
             if events.last?.userID != userID {
+                let organizationID: String = try row[1]
+                let active: Bool = try row[2]
                 events.append(.with {
                     $0.type = .upsert
                     $0.userID = userID
-                    $0.organizationID = row[1]
-                    $0.inactive = !(row[2] as Bool)
+                    $0.organizationID = organizationID
+                    $0.inactive = !active
                 })
             }
-            if let groupID: String = row[3] { events[events.count - 1].groupIds.append(groupID) }
+            if let groupID: String = try row[3] { events[events.count - 1].groupIds.append(groupID) }
         }
-        for row in try Row.fetchAll(db, sql: "SELECT id, organization_id, active FROM clients ORDER BY id") {
+        for row in try await db.rows("SELECT id, organization_id, active FROM clients ORDER BY id") {
+            let (id, organizationID, active): (String, String, Bool) = (try row[0], try row[1], try row[2])
             events.append(.with {
                 $0.type = .upsert
-                $0.clientID = row[0]
-                $0.organizationID = row[1]
-                $0.inactive = !(row[2] as Bool)
+                $0.clientID = id
+                $0.organizationID = organizationID
+                $0.inactive = !active
             })
         }
         return events

@@ -1,9 +1,9 @@
 import Foundation
-import GRDB
 import GRPCCore
 import LumenAPI
 import RPCSupport
 import SharedRules
+import Storage
 
 /// The dashboard's web-chat conversations: each person's own, private whatever their role.
 enum Conversations {
@@ -48,27 +48,31 @@ enum Conversations {
         return raw
     }
 
-    static func message(_ row: Row) -> Lumen_Accounts_V1_Conversation {
-        .with {
-            $0.id = row["id"]
-            $0.organizationID = row["organization_id"]
-            $0.userID = row["user_id"]
-            $0.title = row["title"]
-            $0.model = row["model"]
-            $0.messageCount = row["message_count"]
-            $0.createdAt = .init(millis: row["created_at"])
-            $0.updatedAt = .init(millis: row["updated_at"])
-        }
+    static let columns = "id, organization_id, user_id, title, model, message_count, created_at, updated_at"
+
+    static func message(_ row: SQLRow) throws -> Lumen_Accounts_V1_Conversation {
+        var conversation = Lumen_Accounts_V1_Conversation()
+        conversation.id = try row[0]
+        conversation.organizationID = try row[1]
+        conversation.userID = try row[2]
+        conversation.title = try row[3]
+        conversation.model = try row[4]
+        conversation.messageCount = Int32(try row[5] as Int64)
+        conversation.createdAt = .init(millis: try row[6])
+        conversation.updatedAt = .init(millis: try row[7])
+        return conversation
     }
 
     /// The conversation `id` of `userID`, or NOT_FOUND (another person's is not found either).
-    static func fetch(_ db: Database, id: String, organizationID: String, userID: String?) throws -> Row {
+    static func fetch(_ db: any SQLSession, id: String, organizationID: String, userID: String?) async throws
+        -> Lumen_Accounts_V1_Conversation
+    {
         guard
-            let row = try Row.fetchOne(
-                db, sql: "SELECT * FROM conversations WHERE id = ? AND organization_id = ?", arguments: [id, organizationID]),
-            userID == nil || row["user_id"] == userID
+            let row = try await db.row(
+                "SELECT \(columns) FROM conversations WHERE id = ? AND organization_id = ?", .text(id), .text(organizationID)),
+            case let conversation = try message(row), userID == nil || conversation.userID == userID
         else { throw notFound(id) }
-        return row
+        return conversation
     }
 
     /// The person calling, or nil for Lumen itself (which may read any of the organisation's).
@@ -95,16 +99,17 @@ extension AccountsService {
         let model = try Conversations.model(request.model)
         let now = clock.nowMillis
         let id = Identifier.make("cnv")
-        let row = try await store.writer.write { db in
-            guard try UserRecord.filter(Column("id") == userID && Column("organization_id") == organizationID).fetchCount(db) == 1 else {
+        let row = try await store.write { db in
+            guard try await db.row("SELECT 1 FROM users WHERE id = ? AND organization_id = ?", .text(userID), .text(organizationID)) != nil
+            else {
                 throw ServiceError(.notFound, "user_not_found", "no user \(userID)", param: "user_id")
             }
-            try db.execute(
-                sql: """
-                    INSERT INTO conversations (id, organization_id, user_id, title, model, message_count, created_at, updated_at)
-                    VALUES (?, ?, ?, ?, ?, 0, ?, ?)
-                    """, arguments: [id, organizationID, userID, title, model, now, now])
-            return Conversations.message(try Conversations.fetch(db, id: id, organizationID: organizationID, userID: userID))
+            try await db.execute(
+                """
+                INSERT INTO conversations (id, organization_id, user_id, title, model, message_count, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, 0, ?, ?)
+                """, .text(id), .text(organizationID), .text(userID), .text(title), .text(model), .integer(now), .integer(now))
+            return try await Conversations.fetch(db, id: id, organizationID: organizationID, userID: userID)
         }
         return .with { $0.conversation = row }
     }
@@ -115,18 +120,16 @@ extension AccountsService {
         let organizationID = try Caller.organization(request.organizationID)
         let userID = try Conversations.owner(request.userID)
         let page = try Page(request.page, defaultLimit: 50, maxLimit: 200)
-        let (rows, total) = try await store.writer.read { db in
-            let rows = try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT * FROM conversations WHERE organization_id = ? AND user_id = ?
-                    ORDER BY updated_at DESC, id LIMIT ? OFFSET ?
-                    """, arguments: [organizationID, userID, page.limit, page.offset])
-            let total =
-                try Int.fetchOne(
-                    db, sql: "SELECT COUNT(*) FROM conversations WHERE organization_id = ? AND user_id = ?",
-                    arguments: [organizationID, userID]) ?? 0
-            return (rows.map(Conversations.message), total)
+        let (rows, total) = try await store.read { db in
+            let rows = try await db.rows(
+                """
+                SELECT \(Conversations.columns) FROM conversations WHERE organization_id = ? AND user_id = ?
+                ORDER BY updated_at DESC, id LIMIT ? OFFSET ?
+                """, [.text(organizationID), .text(userID), .of(page.limit), .of(page.offset)])
+            let total = try await db.rows(
+                "SELECT count(*) FROM conversations WHERE organization_id = ? AND user_id = ?", [.text(organizationID), .text(userID)]
+            )[0][0] as Int
+            return (try rows.map(Conversations.message), total)
         }
         return .with {
             $0.conversations = rows
@@ -140,22 +143,21 @@ extension AccountsService {
         let organizationID = try Caller.organization(request.organizationID)
         try Conversations.requirePersonOrInternal()
         let userID = Conversations.callingUser
-        let (row, messages) = try await store.writer.read { db in
-            let row = try Conversations.fetch(db, id: request.conversationID, organizationID: organizationID, userID: userID)
-            let messages = try Row.fetchAll(
-                db,
-                sql: "SELECT role, content, model, request_id, created_at FROM conversation_messages WHERE conversation_id = ? ORDER BY seq",
-                arguments: [request.conversationID]
+        let (row, messages) = try await store.read { db in
+            let conversation = try await Conversations.fetch(db, id: request.conversationID, organizationID: organizationID, userID: userID)
+            let messages = try await db.rows(
+                "SELECT role, content, model, request_id, created_at FROM conversation_messages WHERE conversation_id = ? ORDER BY seq",
+                [.text(request.conversationID)]
             ).map { row in
-                Lumen_Accounts_V1_ChatMessage.with {
-                    $0.role = row["role"]
-                    $0.content = row["content"]
-                    $0.model = row["model"]
-                    $0.requestID = row["request_id"]
-                    $0.createdAt = .init(millis: row["created_at"])
-                }
+                var message = Lumen_Accounts_V1_ChatMessage()
+                message.role = try row[0]
+                message.content = try row[1]
+                message.model = try row[2]
+                message.requestID = try row[3]
+                message.createdAt = .init(millis: try row[4])
+                return message
             }
-            return (Conversations.message(row), messages)
+            return (conversation, messages)
         }
         return .with {
             $0.conversation = row
@@ -173,13 +175,12 @@ extension AccountsService {
         let model = request.hasModel ? try Conversations.model(request.model) : nil
         guard title != nil || model != nil else { throw ServiceError.invalid("empty_update", "give title or model", param: "title") }
         let now = clock.nowMillis
-        let row = try await store.writer.write { db in
-            _ = try Conversations.fetch(db, id: request.conversationID, organizationID: organizationID, userID: userID)
-            try db.execute(
-                sql: "UPDATE conversations SET title = coalesce(?, title), model = coalesce(?, model), updated_at = ? WHERE id = ?",
-                arguments: [title, model, now, request.conversationID])
-            return Conversations.message(
-                try Conversations.fetch(db, id: request.conversationID, organizationID: organizationID, userID: userID))
+        let row = try await store.write { db in
+            _ = try await Conversations.fetch(db, id: request.conversationID, organizationID: organizationID, userID: userID)
+            try await db.execute(
+                "UPDATE conversations SET title = coalesce(?, title), model = coalesce(?, model), updated_at = ? WHERE id = ?",
+                .of(title), .of(model), .integer(now), .text(request.conversationID))
+            return try await Conversations.fetch(db, id: request.conversationID, organizationID: organizationID, userID: userID)
         }
         return .with { $0.conversation = row }
     }
@@ -190,10 +191,10 @@ extension AccountsService {
         let organizationID = try Caller.organization(request.organizationID)
         try Conversations.requirePersonOrInternal()
         let userID = Conversations.callingUser
-        try await store.writer.write { db in
-            _ = try Conversations.fetch(db, id: request.conversationID, organizationID: organizationID, userID: userID)
-            try db.execute(sql: "DELETE FROM conversation_messages WHERE conversation_id = ?", arguments: [request.conversationID])
-            try db.execute(sql: "DELETE FROM conversations WHERE id = ?", arguments: [request.conversationID])
+        try await store.write { db in
+            _ = try await Conversations.fetch(db, id: request.conversationID, organizationID: organizationID, userID: userID)
+            try await db.execute("DELETE FROM conversation_messages WHERE conversation_id = ?", .text(request.conversationID))
+            try await db.execute("DELETE FROM conversations WHERE id = ?", .text(request.conversationID))
         }
         return .init()
     }
@@ -213,29 +214,26 @@ extension AccountsService {
             }
         }
         let now = clock.nowMillis
-        let row = try await store.writer.write { db in
-            let row = try Conversations.fetch(db, id: request.conversationID, organizationID: organizationID, userID: userID)
-            let count: Int = row["message_count"]
+        let row = try await store.write { db in
+            let conversation = try await Conversations.fetch(db, id: request.conversationID, organizationID: organizationID, userID: userID)
+            let count = Int(conversation.messageCount)
             guard count + request.messages.count <= Conversations.maxMessages else {
                 throw ServiceError.invalid(
                     "too_many_messages", "a conversation holds at most \(Conversations.maxMessages) messages; start another",
                     param: "messages")
             }
-            let statement = try db.makeStatement(
-                sql: """
+            for (offset, message) in request.messages.enumerated() {
+                try await db.execute(
+                    """
                     INSERT INTO conversation_messages (conversation_id, seq, role, content, model, request_id, created_at)
                     VALUES (?, ?, ?, ?, ?, ?, ?)
-                    """)
-            for (offset, message) in request.messages.enumerated() {
-                try statement.execute(arguments: [
-                    request.conversationID, count + offset, message.role, message.content, message.model, message.requestID, now,
-                ])
+                    """, .text(request.conversationID), .of(count + offset), .text(message.role), .text(message.content),
+                    .text(message.model), .text(message.requestID), .integer(now))
             }
-            try db.execute(
-                sql: "UPDATE conversations SET message_count = message_count + ?, updated_at = ? WHERE id = ?",
-                arguments: [request.messages.count, now, request.conversationID])
-            return Conversations.message(
-                try Conversations.fetch(db, id: request.conversationID, organizationID: organizationID, userID: userID))
+            try await db.execute(
+                "UPDATE conversations SET message_count = message_count + ?, updated_at = ? WHERE id = ?",
+                .of(request.messages.count), .integer(now), .text(request.conversationID))
+            return try await Conversations.fetch(db, id: request.conversationID, organizationID: organizationID, userID: userID)
         }
         return .with { $0.conversation = row }
     }

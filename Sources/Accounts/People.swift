@@ -1,12 +1,12 @@
 import Crypto
 import Dispatch
 import Foundation
-import GRDB
 import GRPCCore
 import HummingbirdBcrypt
 import LumenAPI
 import RPCSupport
 import SharedRules
+import Storage
 import Synchronization
 
 /// Passwords: checked for length, hashed with bcrypt off the cooperative threads (a hash takes
@@ -100,19 +100,18 @@ extension AccountsService {
         let email = request.email.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
         let now = clock.nowMillis
         guard !throttle.isLocked(email, now: now) else { throw PeopleError.tooManySignIns }
-        let candidates = try await store.writer.read { db in
-            try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT id, organization_id, password_hash FROM users
-                    WHERE email = ? AND active = 1 AND password_hash IS NOT NULL ORDER BY created_at, id
-                    """, arguments: [email]
-            ).map { (id: $0[0] as String, organizationID: $0[1] as String, hash: $0[2] as String) }
+        let candidates = try await store.read { db in
+            try await db.rows(
+                """
+                SELECT id, organization_id, password_hash FROM users
+                WHERE email = ? AND active = TRUE AND password_hash IS NOT NULL ORDER BY created_at, id
+                """, [.text(email)]
+            ).map { (id: try $0[0] as String, organizationID: try $0[1] as String, hash: try $0[2] as String) }
         }
         if candidates.isEmpty { await passwords.waste(request.password) }
         for candidate in candidates where await passwords.verify(request.password, hash: candidate.hash) {
-            let user = try await store.writer.read { db in
-                try userMessage(try fetchUser(id: candidate.id, organizationID: candidate.organizationID, db), db)
+            let user = try await store.read { db in
+                try await userMessage(try await fetchUser(id: candidate.id, organizationID: candidate.organizationID, db), db)
             }
             logger.info("signed in", metadata: ["user_id": "\(user.id)", "organization_id": "\(user.organizationID)"])
             return .with { $0.user = user }
@@ -126,13 +125,13 @@ extension AccountsService {
     ) async throws -> Lumen_Accounts_V1_SetPasswordResponse {
         let organizationID = try Caller.organization(request.organizationID)
         let password = try Passwords.check(request.password)
-        _ = try await store.writer.read { db in try fetchUser(id: request.userID, organizationID: organizationID, db) }
+        _ = try await store.read { db in try await fetchUser(id: request.userID, organizationID: organizationID, db) }
         try Caller.requireAdmin(to: "set passwords")
         let hash = await passwords.hash(password)
-        try await store.writer.write { db in
-            try db.execute(
-                sql: "UPDATE users SET password_hash = ? WHERE id = ? AND organization_id = ?",
-                arguments: [hash, request.userID, organizationID])
+        try await store.write { db in
+            try await db.execute(
+                "UPDATE users SET password_hash = ? WHERE id = ? AND organization_id = ?", .text(hash), .text(request.userID),
+                .text(organizationID))
         }
         logger.notice("password set", metadata: ["user_id": "\(request.userID)", "organization_id": "\(organizationID)"])
         return .init()
@@ -144,12 +143,12 @@ extension AccountsService {
         let organizationID = try Caller.organization(request.organizationID)
         let token = "inv-" + Identifier.secret(count: 48)
         let expiresAt = clock.nowMillis + Self.inviteLifetime
-        try await store.writer.write { db in
-            _ = try fetchUser(id: request.userID, organizationID: organizationID, db)
+        try await store.write { db in
+            _ = try await fetchUser(id: request.userID, organizationID: organizationID, db)
             try Caller.requireAdmin(to: "invite users")
-            try db.execute(
-                sql: "INSERT INTO invites (token_sha256, user_id, expires_at) VALUES (?, ?, ?)",
-                arguments: [Self.sha256(token), request.userID, expiresAt])
+            try await db.execute(
+                "INSERT INTO invites (token_sha256, user_id, expires_at) VALUES (?, ?, ?)", .blob(Self.sha256(token)),
+                .text(request.userID), .integer(expiresAt))
         }
         logger.notice("invitation created", metadata: ["user_id": "\(request.userID)", "organization_id": "\(organizationID)"])
         return .with {
@@ -165,25 +164,24 @@ extension AccountsService {
         let password = try Passwords.check(request.password)
         let digest = Self.sha256(request.token)
         let now = clock.nowMillis
-        @Sendable func invited(_ db: Database) throws -> (String, String) {
+        @Sendable func invited(_ db: any SQLSession) async throws -> (String, String) {
             guard
-                let row = try Row.fetchOne(
-                    db,
-                    sql: """
-                        SELECT users.id, users.organization_id FROM invites JOIN users ON users.id = invites.user_id
-                        WHERE invites.token_sha256 = ? AND invites.used_at IS NULL AND invites.expires_at > ? AND users.active = 1
-                        """, arguments: [digest, now])
+                let row = try await db.row(
+                    """
+                    SELECT users.id, users.organization_id FROM invites JOIN users ON users.id = invites.user_id
+                    WHERE invites.token_sha256 = ? AND invites.used_at IS NULL AND invites.expires_at > ? AND users.active = TRUE
+                    """, .blob(digest), .integer(now))
             else { throw PeopleError.inviteNotFound }
-            return (row[0], row[1])
+            return (try row[0], try row[1])
         }
         // Hash only for a valid invitation (a hash costs a quarter of a second), then check again.
-        _ = try await store.writer.read(invited)
+        _ = try await store.read(invited)
         let hash = await passwords.hash(password)
-        let user = try await store.writer.write { db in
-            let (userID, organizationID) = try invited(db)
-            try db.execute(sql: "UPDATE invites SET used_at = ? WHERE token_sha256 = ?", arguments: [now, digest])
-            try db.execute(sql: "UPDATE users SET password_hash = ? WHERE id = ?", arguments: [hash, userID])
-            return try userMessage(try fetchUser(id: userID, organizationID: organizationID, db), db)
+        let user = try await store.write { db in
+            let (userID, organizationID) = try await invited(db)
+            try await db.execute("UPDATE invites SET used_at = ? WHERE token_sha256 = ?", .integer(now), .blob(digest))
+            try await db.execute("UPDATE users SET password_hash = ? WHERE id = ?", .text(hash), .text(userID))
+            return try await userMessage(try await fetchUser(id: userID, organizationID: organizationID, db), db)
         }
         logger.notice("invitation accepted", metadata: ["user_id": "\(user.id)", "organization_id": "\(user.organizationID)"])
         return .with { $0.user = user }
@@ -195,19 +193,19 @@ extension AccountsService {
         try Caller.requireInternal()
         let id = try Self.sessionID(request.idSha256)
         let now = clock.nowMillis
-        try await store.writer.write { db in
-            try db.execute(sql: "DELETE FROM sessions WHERE expires_at <= ?", arguments: [now])
-            let existing = try Int64.fetchOne(db, sql: "SELECT expires_at FROM sessions WHERE id_sha256 = ?", arguments: [id])
+        try await store.write { db in
+            try await db.execute("DELETE FROM sessions WHERE expires_at <= ?", .integer(now))
+            let existing = try await db.value(Int64.self, "SELECT expires_at FROM sessions WHERE id_sha256 = ?", .blob(id))
             if existing != nil && request.createOnly { throw PeopleError.sessionExists }
             guard let expiresAt = request.hasExpiresAt ? request.expiresAt.millis : existing else {
                 throw ServiceError.invalid("invalid_expiry", "a new session needs expires_at", param: "expires_at")
             }
-            try db.execute(
-                sql: """
-                    INSERT INTO sessions (id_sha256, user_id, data, expires_at) VALUES (?, ?, ?, ?)
-                    ON CONFLICT (id_sha256) DO UPDATE SET user_id = excluded.user_id, data = excluded.data,
-                        expires_at = excluded.expires_at
-                    """, arguments: [id, request.userID, request.data, expiresAt])
+            try await db.execute(
+                """
+                INSERT INTO sessions (id_sha256, user_id, data, expires_at) VALUES (?, ?, ?, ?)
+                ON CONFLICT (id_sha256) DO UPDATE SET user_id = excluded.user_id, data = excluded.data,
+                    expires_at = excluded.expires_at
+                """, .blob(id), .text(request.userID), .blob(request.data), .integer(expiresAt))
         }
         return .init()
     }
@@ -218,10 +216,9 @@ extension AccountsService {
         try Caller.requireInternal()
         let id = try Self.sessionID(request.idSha256)
         let now = clock.nowMillis
-        let found = try await store.writer.read { db -> (data: Data, expiresAt: Int64)? in
-            try Row.fetchOne(
-                db, sql: "SELECT data, expires_at FROM sessions WHERE id_sha256 = ? AND expires_at > ?", arguments: [id, now]
-            ).map { ($0[0], $0[1]) }
+        let found = try await store.read { db -> (data: Data, expiresAt: Int64)? in
+            try await db.row("SELECT data, expires_at FROM sessions WHERE id_sha256 = ? AND expires_at > ?", .blob(id), .integer(now))
+                .map { (try $0[0], try $0[1]) }
         }
         guard let found else { throw PeopleError.sessionNotFound }
         return .with {
@@ -235,7 +232,7 @@ extension AccountsService {
     ) async throws -> Lumen_Accounts_V1_DeleteSessionResponse {
         try Caller.requireInternal()
         let id = try Self.sessionID(request.idSha256)
-        try await store.writer.write { db in try db.execute(sql: "DELETE FROM sessions WHERE id_sha256 = ?", arguments: [id]) }
+        try await store.write { db in try await db.execute("DELETE FROM sessions WHERE id_sha256 = ?", .blob(id)) }
         return .init()
     }
 

@@ -33,7 +33,41 @@ public enum DataDirectory {
     static func withKeysService<Result: Sendable>(
         in location: ServiceDatabase.Location, database url: String?, _ body: @Sendable (KeysService) async throws -> Result
     ) async throws -> Result {
-        guard let url else { return try await body(try KeysService(location: location, logger: quiet)) }
+        try await withStores(in: location, database: url) { stores in
+            try await body(KeysService(store: try await stores.keys(), logger: quiet))
+        }
+    }
+
+    /// Where `lumen admin` finds a service's tables: the data directory, or the schemas of a
+    /// PostgreSQL database.
+    struct Stores: Sendable {
+        let location: ServiceDatabase.Location
+        let database: PostgresServiceDatabase?
+
+        func keys() async throws -> KeysService.Store {
+            try await open("keys") { try await KeysService.openStore($0, logger: quiet) }
+        }
+
+        func accounts() async throws -> AccountsService.Store {
+            try await open("accounts") { try await AccountsService.openStore($0, logger: quiet) }
+        }
+
+        private func open<Store>(_ schema: String, _ body: (StoreLocation) async throws -> Store) async throws -> Store {
+            guard let database else { return try await body(.sqlite(location)) }
+            do {
+                return try await body(.postgres(database))
+            } catch {
+                throw ConfigurationError("cannot open the \(schema) schema in \(database.redactedURL): \(error)")
+            }
+        }
+    }
+
+    /// Runs `body` with the stores of `location`, or of the PostgreSQL `database` (its pool
+    /// running while `body` runs).
+    static func withStores<Result: Sendable>(
+        in location: ServiceDatabase.Location, database url: String?, _ body: @Sendable (Stores) async throws -> Result
+    ) async throws -> Result {
+        guard let url else { return try await body(Stores(location: location, database: nil)) }
         let database: PostgresServiceDatabase
         do {
             database = try PostgresServiceDatabase(url: url, maxConnections: 2, logger: quiet)
@@ -42,39 +76,27 @@ public enum DataDirectory {
         }
         let pool = Task { await database.run() }
         defer { pool.cancel() }
-        let store: KeysService.Store
-        do {
-            store = try await KeysService.openStore(.postgres(database), logger: quiet)
-        } catch {
-            throw ConfigurationError("cannot open the keys schema in \(database.redactedURL): \(error)")
-        }
-        return try await body(KeysService(store: store, logger: quiet))
+        return try await body(Stores(location: location, database: database))
     }
 
     /// Creates an organisation, its administrator and a management token in `location`
-    /// (accounts and keys; the keys in the PostgreSQL `database` when given).
+    /// (accounts and keys; in the PostgreSQL `database` when given).
     public static func bootstrap(
         organization: String, adminEmail: String, adminName: String = "", in location: ServiceDatabase.Location,
         database: String? = nil
     ) async throws -> OrganizationBootstrap {
-        try await withKeysService(in: location, database: database) { keys in
-            try await bootstrap(organization: organization, adminEmail: adminEmail, adminName: adminName, in: location, keys: keys)
-        }
-    }
-
-    static func bootstrap(
-        organization: String, adminEmail: String, adminName: String, in location: ServiceDatabase.Location, keys: KeysService
-    ) async throws -> OrganizationBootstrap {
-        let services: [any RegistrableRPCService] = [
-            try AccountsService(location: location, logger: quiet),
-            keys,
-        ]
-        let token = "it-" + Identifier.secret(count: 48)
-        return try await withLocalServices(services, internalToken: token) { client in
-            try await OrganizationBootstrap.run(
-                organization: organization, adminEmail: adminEmail, adminName: adminName,
-                accounts: Lumen_Accounts_V1_AccountsService.Client(wrapping: client),
-                keys: Lumen_Keys_V1_KeysService.Client(wrapping: client), internalToken: token)
+        try await withStores(in: location, database: database) { stores in
+            let services: [any RegistrableRPCService] = [
+                AccountsService(store: try await stores.accounts(), logger: quiet),
+                KeysService(store: try await stores.keys(), logger: quiet),
+            ]
+            let token = "it-" + Identifier.secret(count: 48)
+            return try await withLocalServices(services, internalToken: token) { client in
+                try await OrganizationBootstrap.run(
+                    organization: organization, adminEmail: adminEmail, adminName: adminName,
+                    accounts: Lumen_Accounts_V1_AccountsService.Client(wrapping: client),
+                    keys: Lumen_Keys_V1_KeysService.Client(wrapping: client), internalToken: token)
+            }
         }
     }
 

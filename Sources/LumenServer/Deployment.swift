@@ -50,11 +50,11 @@ public struct Deployment: Sendable {
         // Nothing touches the data directory before every port is known to be free and the
         // directory's databases are this process's alone.
         try configuration.security.check(configuration)
-        // PostgreSQL: the keys service and the registry; accounts and the ledger not yet.
-        let onPostgres: Set<Component> = configuration.database == nil ? [] : local.intersection([.keys, .registry])
-        if configuration.database != nil, let unready = [Component.accounts, .ledger].first(where: local.contains) {
+        // PostgreSQL: accounts, keys and the registry; the ledger not yet.
+        let onPostgres: Set<Component> = configuration.database == nil ? [] : local.intersection([.accounts, .keys, .registry])
+        if configuration.database != nil, local.contains(.ledger) {
             throw ConfigurationError(
-                "--database: the \(unready.rawValue) service does not keep its tables in PostgreSQL yet; run the accounts and ledger services in another process without --database (the keys service and the registry here may use it)")
+                "--database: the ledger service does not keep its tables in PostgreSQL yet; run the ledger in another process without --database (the accounts, keys and registry services here may use it)")
         }
         try await StartupChecks.ensureFree(StartupChecks.listeners(configuration))
         let lock = try DataDirectoryLock(
@@ -121,7 +121,8 @@ public struct Deployment: Sendable {
         }
         do {
             if local.contains(.accounts) {
-                let accounts = try AccountsService(location: location, logger: logger)
+                let store = try await postgres?.open("accounts") { try await AccountsService.openStore(.postgres($0), logger: logger) }
+                let accounts = try store.map { AccountsService(store: $0, logger: logger) } ?? AccountsService(location: location, logger: logger)
                 services.append(accounts)
                 credentialSources.append(accounts)
             }

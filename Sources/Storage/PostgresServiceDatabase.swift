@@ -17,12 +17,17 @@ public final class PostgresServiceDatabase: Sendable {
     let logger: Logger
     /// Where a connection of its own (a service's claim) connects.
     let connection: PostgresConnection.Configuration
+    /// Where the pools connect.
+    let pool: PostgresClient.Configuration
+    /// The pools of `client(searchPath:)`, to be run by `run()`.
+    let schemaClients = AsyncStream<PostgresClient>.makeStream()
 
     /// Parses `url` (`postgres://user[:password]@host[:port]/database[?sslmode=…]`, sslmode as libpq's,
     /// also `postgresql://`); at most `maxConnections` connections open, as needed, once
     /// `run()` runs.
     public init(url: String, maxConnections: Int = 20, logger: Logger) throws {
         var (configuration, redacted) = try Self.configuration(url)
+        self.pool = configuration
         configuration.options.maximumConnections = maxConnections
         self.client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         self.connection = try Self.connectionConfiguration(url)
@@ -30,14 +35,38 @@ public final class PostgresServiceDatabase: Sendable {
         self.logger = logger
     }
 
-    /// Runs the connection pool until cancelled.
-    public func run() async { await client.run() }
+    /// Runs the connection pools (this one's and those of `client(searchPath:)`) until cancelled.
+    public func run() async {
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.client.run() }
+            for await client in schemaClients.stream {
+                group.addTask { await client.run() }
+            }
+        }
+    }
+
+    /// A pool of its own whose connections look for tables in `searchPath` first (a service's
+    /// schema: its statements name tables unqualified); it runs with `run()`.
+    public func client(searchPath: String, maxConnections: Int) -> PostgresClient {
+        var configuration = pool
+        configuration.options.maximumConnections = maxConnections
+        configuration.options.additionalStartupParameters = [("search_path", searchPath)]
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        schemaClients.continuation.yield(client)
+        return client
+    }
 
     /// Runs `body` in a transaction (committed when it returns, rolled back when it throws); a
     /// refusal thrown by `body` comes out as itself, not wrapped in postgres-nio's
     /// `PostgresTransactionError` (which stays for failures of the transaction itself).
     public func transaction<Result: Sendable>(
         _ body: @Sendable (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
+        try await Self.transaction(on: client, logger: logger, body)
+    }
+
+    static func transaction<Result: Sendable>(
+        on client: PostgresClient, logger: Logger, _ body: @Sendable (PostgresConnection) async throws -> Result
     ) async throws -> Result {
         do {
             return try await client.withTransaction(logger: logger) { try await body($0) }

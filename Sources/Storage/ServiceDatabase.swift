@@ -16,15 +16,19 @@ public enum ServiceDatabase {
     }
 
     /// Opens (creating if needed) the database `name` at `location` and runs `migrator`.
+    /// `allowsUnsafeTransactions` lets a transaction span several accesses of the writer
+    /// (`SQLiteStore`, which alone writes the database it opens).
     ///
     /// - Throws: `StorageError` when the directory cannot be created or the file cannot be
     ///   opened or migrated (for example a database written by a newer Lumen).
     public static func open(
         name: String,
         at location: Location,
-        migrator: DatabaseMigrator
+        migrator: DatabaseMigrator,
+        allowsUnsafeTransactions: Bool = false
     ) throws -> any DatabaseWriter {
         var configuration = Configuration()
+        configuration.allowsUnsafeTransactions = allowsUnsafeTransactions
         configuration.foreignKeysEnabled = true
         configuration.busyMode = .timeout(10)
         configuration.label = name

@@ -59,12 +59,12 @@ struct Bootstrap: AsyncParsableCommand {
     var adminName: String?
 
     @OptionGroup var data: DataDirectoryOptions
-    @OptionGroup var keysDatabase: KeysDatabaseOptions
+    @OptionGroup var database: DatabaseOptions
 
     func run() async throws {
         let result = try await DataDirectory.bootstrap(
             organization: org, adminEmail: adminEmail, adminName: adminName ?? "", in: .directory(try data.path),
-            database: try keysDatabase.url(config: data.config))
+            database: try database.url(config: data.config))
         try printJSON(BootstrapOutput(result))
     }
 }

@@ -24,8 +24,8 @@ struct DataDirectoryOptions: ParsableArguments {
 
 /// Where the keys service keeps its table when not in the data directory: the commands that
 /// write keys directly (bootstrap, operator tokens).
-struct KeysDatabaseOptions: ParsableArguments {
-    @Option(help: "The PostgreSQL URL of `lumen serve --database`, where the keys service keeps its table. (LUMEN_DATABASE, default: the configuration's database, else none)")
+struct DatabaseOptions: ParsableArguments {
+    @Option(help: "The PostgreSQL URL of `lumen serve --database`, where the services keep their tables. (LUMEN_DATABASE, default: the configuration's database, else none)")
     var database: String?
 
     /// The URL `lumen serve` with the same flag, variables and file (`config`) would use.
@@ -60,11 +60,11 @@ struct OperatorTokenCreate: AsyncParsableCommand {
     var name: String?
 
     @OptionGroup var data: DataDirectoryOptions
-    @OptionGroup var keysDatabase: KeysDatabaseOptions
+    @OptionGroup var database: DatabaseOptions
 
     func run() async throws {
         let name = self.name
-        let response = try await DataDirectory.withKeys(in: try data.path, database: try keysDatabase.url(config: data.config)) { keys, metadata in
+        let response = try await DataDirectory.withKeys(in: try data.path, database: try database.url(config: data.config)) { keys, metadata in
             try await keys.createOperatorToken(.with { if let name { $0.name = name } }, metadata: metadata)
         }
         try printJSON(["id": response.key.id, "name": response.key.name, "operator_token": response.secret] as [String: String])
@@ -79,10 +79,10 @@ struct OperatorTokenList: AsyncParsableCommand {
         discussion: #"Prints JSON [{"id", "name", "hint", "status", "created_at"}], oldest first."#)
 
     @OptionGroup var data: DataDirectoryOptions
-    @OptionGroup var keysDatabase: KeysDatabaseOptions
+    @OptionGroup var database: DatabaseOptions
 
     func run() async throws {
-        let response = try await DataDirectory.withKeys(in: try data.path, database: try keysDatabase.url(config: data.config)) { keys, metadata in
+        let response = try await DataDirectory.withKeys(in: try data.path, database: try database.url(config: data.config)) { keys, metadata in
             try await keys.listOperatorTokens(.init(), metadata: metadata)
         }
         try printJSON(response.keys.map(OperatorTokenOutput.init))
@@ -98,11 +98,11 @@ struct OperatorTokenRevoke: AsyncParsableCommand {
     var id: String
 
     @OptionGroup var data: DataDirectoryOptions
-    @OptionGroup var keysDatabase: KeysDatabaseOptions
+    @OptionGroup var database: DatabaseOptions
 
     func run() async throws {
         let id = self.id
-        let response = try await DataDirectory.withKeys(in: try data.path, database: try keysDatabase.url(config: data.config)) { keys, metadata in
+        let response = try await DataDirectory.withKeys(in: try data.path, database: try database.url(config: data.config)) { keys, metadata in
             try await keys.revokeOperatorToken(.with { $0.keyID = id }, metadata: metadata)
         }
         try printJSON(OperatorTokenOutput(response.key))

@@ -5,9 +5,9 @@ import Testing
 
 @Suite("Accounts service over the in-process transport")
 struct AccountsServiceTests {
-    @Test("Bootstrap creates an organisation and its administrator, and refuses a second one of the same name")
-    func bootstrap() async throws {
-        try await TestServices.run { services in
+    @Test("Bootstrap creates an organisation and its administrator, and refuses a second one of the same name", arguments: TestStore.available)
+    func bootstrap(store: TestStore) async throws {
+        try await TestServices.run(store: store) { services in
             let created = try await services.accounts.bootstrapOrganization(
                 .with {
                     $0.organizationName = "  Acme Research "
@@ -36,9 +36,9 @@ struct AccountsServiceTests {
         }
     }
 
-    @Test("GetOrganization answers the caller's organisation, the same when read again, and never another's")
-    func getOrganization() async throws {
-        try await TestServices.run { services in
+    @Test("GetOrganization answers the caller's organisation, the same when read again, and never another's", arguments: TestStore.available)
+    func getOrganization(store: TestStore) async throws {
+        try await TestServices.run(store: store) { services in
             let acme = try await services.tenant("Acme")
             let globex = try await services.tenant("Globex")
             for _ in 1...2 {  // the second answer comes from what the service kept
@@ -69,9 +69,9 @@ struct AccountsServiceTests {
         }
     }
 
-    @Test("Bootstrap validates its input and is reserved for Lumen's own processes")
-    func bootstrapRules() async throws {
-        try await TestServices.run { services in
+    @Test("Bootstrap validates its input and is reserved for Lumen's own processes", arguments: TestStore.available)
+    func bootstrapRules(store: TestStore) async throws {
+        try await TestServices.run(store: store) { services in
             for (name, email, expected) in [("", "a@b.test", "invalid_name"), ("Acme", "not-an-email", "invalid_email")] {
                 do {
                     _ = try await services.accounts.bootstrapOrganization(
@@ -99,9 +99,9 @@ struct AccountsServiceTests {
         }
     }
 
-    @Test("Users: created in the caller's organisation, unique by email, found, searched, updated")
-    func users() async throws {
-        try await TestServices.run { services in
+    @Test("Users: created in the caller's organisation, unique by email, found, searched, updated", arguments: TestStore.available)
+    func users(store: TestStore) async throws {
+        try await TestServices.run(store: store) { services in
             let tenant = try await services.tenant("Acme")
             let other = try await services.tenant("Globex")
             let group = try await services.accounts.createGroup(.with { $0.name = "research" }, metadata: tenant.metadata).group
@@ -161,9 +161,9 @@ struct AccountsServiceTests {
         }
     }
 
-    @Test("Clients have managers from their own organisation")
-    func clients() async throws {
-        try await TestServices.run { services in
+    @Test("Clients have managers from their own organisation", arguments: TestStore.available)
+    func clients(store: TestStore) async throws {
+        try await TestServices.run(store: store) { services in
             let tenant = try await services.tenant()
             let client = try await services.accounts.createClient(
                 .with {

@@ -18,9 +18,9 @@ struct ConversationsTests {
         }
     }
 
-    @Test("A person starts, continues, lists, renames and deletes their conversations; nobody else sees them")
-    func ownConversations() async throws {
-        try await TestServices.run { services in
+    @Test("A person starts, continues, lists, renames and deletes their conversations; nobody else sees them", arguments: TestStore.available)
+    func ownConversations(store: TestStore) async throws {
+        try await TestServices.run(store: store) { services in
             let acme = try await services.tenant("Acme")
             let grace = try await services.accounts.createUser(
                 .with { $0.email = "grace@acme.test" }, metadata: acme.metadata

@@ -47,8 +47,8 @@ public struct TestServices: Sendable {
     public var asInternal: Metadata { .bearer(internalToken) }
 
     /// Runs `body` with fresh services; `clock` is what they take for now; `store` is where the
-    /// services already written for both keep their tables (the keys service and the registry
-    /// so far; the others stay on SQLite at `location`).
+    /// services already written for both keep their tables (accounts, keys and the registry so
+    /// far; the ledger stays on SQLite at `location`).
     public static func run<Result: Sendable>(
         clock: WallClock = .system,
         location: ServiceDatabase.Location = .inMemory,
@@ -73,6 +73,7 @@ public struct TestServices: Sendable {
         logger.logLevel = .critical
         let registryStore = try await ModelRegistryService.openStore(shared, logger: logger)
         let keysStore = try await KeysService.openStore(shared, logger: logger)
+        let accountsStore = try await AccountsService.openStore(shared, logger: logger)
         let token = "it-test-" + Identifier.secret(count: 32)
         let made = Made()
         return try await withLocalServices(
@@ -86,7 +87,7 @@ public struct TestServices: Sendable {
                 let ledger = try LedgerService(location: location, clock: clock, directory: directory, logger: logger)
                 made.services.withLock { $0 = (keys, ledger) }
                 return [
-                    try AccountsService(location: location, clock: clock, logger: logger),
+                    AccountsService(store: accountsStore, clock: clock, logger: logger),
                     keys,
                     ledger,
                     ModelRegistryService(store: registryStore, clock: clock, directory: directory, logger: logger),

@@ -1,8 +1,8 @@
-"""The keys service and the registry on PostgreSQL (`--database`), in a deployment split as
-processes: keys and registry on PostgreSQL, accounts and the ledger on SQLite, a gateway in front.
-A key made through the gateway lives in PostgreSQL, a request through it is metered; the
-services that cannot use PostgreSQL yet refuse it, and a second process cannot run the same
-service on the same database.
+"""Accounts, keys and the registry on PostgreSQL (`--database`), in a deployment split as
+processes: those three on PostgreSQL, the ledger on SQLite, a gateway in front. The organisation
+`lumen admin bootstrap --database` makes and a key made through the gateway live in PostgreSQL, a
+request through it is metered; the ledger, which cannot use PostgreSQL yet, refuses it, and a
+second process cannot run the same service on the same database.
 
 Needs a server: LUMEN_TEST_POSTGRES_URL (scripts/test.sh starts one)."""
 
@@ -14,6 +14,7 @@ import time
 from contextlib import ExitStack
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 import pytest
 
 from conftest import lumen_binary, start_server, wait_ready
@@ -43,7 +44,7 @@ def psql(url, sql):
     return result.stdout.strip()
 
 
-def test_keys_and_registry_on_postgres_in_a_split_deployment(tmp_path, database):
+def test_accounts_keys_and_registry_on_postgres_in_a_split_deployment(tmp_path, database):
     env = {"LUMEN_INTERNAL_TOKEN": secrets.token_hex(32)}
     data = tmp_path / "data"
     with MockUpstream() as upstream, ExitStack() as stack:
@@ -56,12 +57,13 @@ def test_keys_and_registry_on_postgres_in_a_split_deployment(tmp_path, database)
             stack.callback(servers.close)
             return next(servers)
 
-        stored = start("stored", "--services", "keys,registry", "--database", database, "--config", str(config),
+        stored = start("stored", "--services", "accounts,keys,registry", "--database", database, "--config", str(config),
                        listeners=("gRPC",))
         assert "PostgreSQL" in stored.log()
-        core = start("core", "--services", "accounts,ledger", "--keys-address", stored.grpc_target, listeners=("gRPC",))
+        core = start("core", "--services", "ledger", "--keys-address", stored.grpc_target,
+                     "--accounts-address", stored.grpc_target, listeners=("gRPC",))
         remote = ["--keys-address", stored.grpc_target, "--registry-address", stored.grpc_target,
-                  "--accounts-address", core.grpc_target, "--ledger-address", core.grpc_target]
+                  "--accounts-address", stored.grpc_target, "--ledger-address", core.grpc_target]
         gateway = start("gateway", "--services", "gateway", *remote, listeners=("HTTP", "metrics"))
         wait_ready(gateway)
 
@@ -73,6 +75,27 @@ def test_keys_and_registry_on_postgres_in_a_split_deployment(tmp_path, database)
              "--data-dir", str(data), "--database", database], capture_output=True, text=True, timeout=60)
         assert bootstrap.returncode == 0, bootstrap.stderr
         token = json.loads(bootstrap.stdout)["management_token"]
+        assert psql(database, "SELECT name FROM accounts.organizations") == "Acme"
+        assert psql(database, "SELECT email FROM accounts.users WHERE is_admin") == "admin@acme.test"
+        assert not (data / "accounts.sqlite").exists() and not (data / "keys.sqlite").exists()
+
+        # A person made with `lumen admin user create` signs in through the gateway (a session row
+        # in PostgreSQL) and makes a group there; names stay unique without regard to case.
+        created = subprocess.run(
+            [lumen_binary(), "admin", "user", "create", "--email", "grace@acme.test", "--name", "Grace", "--admin",
+             "--password-stdin", "--server", stored.grpc_target, "--token", token],
+            input="correct horse\n", capture_output=True, text=True, timeout=60)
+        assert created.returncode == 0, created.stderr
+        browser = httpx.Client(base_url=gateway.http, timeout=30)
+        signed_in = browser.post("/api/session", json={"email": "grace@acme.test", "password": "correct horse"})
+        assert signed_in.status_code == 200, signed_in.text
+        assert psql(database, "SELECT count(*) FROM accounts.sessions") == "1"
+        csrf = {"X-CSRF-Token": signed_in.json()["csrf_token"]}
+        group = browser.post("/api/groups", json={"name": "Research"}, headers=csrf)
+        assert group.status_code == 200, group.text
+        again = browser.post("/api/groups", json={"name": "RESEARCH"}, headers=csrf)
+        assert again.status_code == 409 and again.json()["error"]["code"] == "group_exists", again.text
+        assert psql(database, "SELECT name FROM accounts.groups") == "Research"
 
         status, key = call(gateway, "POST", "/v1/management/api-keys", token, {"name": "on postgres", "limitAmount": 1})
         assert status == 200, key
@@ -87,13 +110,13 @@ def test_keys_and_registry_on_postgres_in_a_split_deployment(tmp_path, database)
         lines = all_lines(gateway, token, key["id"])
         assert [micros(line["cost"]) for line in lines] == [PER_CALL_MICROS]
 
-        # One process a service on a database; accounts and the ledger do not use PostgreSQL yet.
+        # One process a service on a database; the ledger does not use PostgreSQL yet.
         twin = subprocess.run(
-            [lumen_binary(), "serve", "--services", "keys", "--database", database, "--data-dir", str(tmp_path / "twin"),
+            [lumen_binary(), "serve", "--services", "accounts", "--database", database, "--data-dir", str(tmp_path / "twin"),
              "--grpc-port", "0"], capture_output=True, text=True, timeout=60, env={**os.environ, **env})
-        assert twin.returncode != 0 and "the keys service already runs on" in twin.stderr
+        assert twin.returncode != 0 and "the accounts service already runs on" in twin.stderr
         refused = subprocess.run(
             [lumen_binary(), "serve", "--services", "ledger", "--database", database, "--data-dir", str(tmp_path / "other"),
-             "--grpc-port", "0", "--keys-address", stored.grpc_target, "--accounts-address", core.grpc_target],
+             "--grpc-port", "0", "--keys-address", stored.grpc_target, "--accounts-address", stored.grpc_target],
             capture_output=True, text=True, timeout=60, env={**os.environ, **env})
         assert refused.returncode != 0 and "the ledger service does not keep its tables in PostgreSQL yet" in refused.stderr
