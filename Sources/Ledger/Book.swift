@@ -1,4 +1,3 @@
-import GRDB
 import LumenAPI
 import Synchronization
 
@@ -92,7 +91,7 @@ final class Book: @unchecked Sendable {
     private var originTotals: [OwnerTotals.OriginKey: KeyTotals.Delta] = [:]
 
     /// The open hold of `requestID`, if any.
-    func hold(_ db: Database, _ requestID: String) throws -> Hold? {
+    func hold(_ db: any LedgerTables, _ requestID: String) throws -> Hold? {
         try loadHolds(db)
         return holds[requestID]
     }
@@ -100,7 +99,7 @@ final class Book: @unchecked Sendable {
     func open(_ requestID: String, _ hold: Hold) { holds[requestID] = hold }
 
     /// The open holds whose time is up at `now`, oldest first.
-    func expired(_ db: Database, now: Int64) throws -> [(requestID: String, hold: Hold)] {
+    func expired(_ db: any LedgerTables, now: Int64) throws -> [(requestID: String, hold: Hold)] {
         try loadHolds(db)
         return holds.filter { expiry(of: $0.value) <= now }.map { ($0.key, $0.value) }.sorted { $0.hold.createdAt < $1.hold.createdAt }
     }
@@ -109,12 +108,12 @@ final class Book: @unchecked Sendable {
 
     /// The pool of `key` with the refills due by `now` applied; an unconfigured pool that
     /// has no row yet is a fresh one (written when changed).
-    func pool(_ db: Database, _ key: PoolKey, now: Int64) throws -> PoolRecord {
+    func pool(_ db: any LedgerTables, _ key: PoolKey, now: Int64) throws -> PoolRecord {
         var pool: PoolRecord
         if let cached = pools[key] {
             pool = cached
         } else {
-            pool = try PoolRecord.fetch(db, key)
+            pool = try db.pool(key)
                 ?? PoolRecord(organizationID: key.organizationID, ownerType: key.ownerType, ownerID: key.ownerID, now: now)
             pools[key] = pool
             // Pools are written only when a batch commits (`flush`): what was read is committed.
@@ -152,46 +151,35 @@ final class Book: @unchecked Sendable {
     }
 
     /// Writes the pools changed in this batch, and its rollups.
-    func flush(_ db: Database) throws {
+    func flush(_ db: any LedgerTables) throws {
         if !rollups.isEmpty {
-            try Rollups.write(db, rollups)
+            try db.addRollups(rollups)
             rollups.removeAll(keepingCapacity: true)
         }
         if !keyTotals.isEmpty {
-            try KeyTotals.write(db, keyTotals)
+            try db.addKeyTotals(keyTotals)
             keyTotals.removeAll(keepingCapacity: true)
         }
         if !ownerTotals.isEmpty {
-            try OwnerTotals.write(db, ownerTotals)
+            try db.addOwnerTotals(ownerTotals)
             ownerTotals.removeAll(keepingCapacity: true)
         }
         if !originTotals.isEmpty {
-            try OwnerTotals.write(db, originTotals)
+            try db.addOriginTotals(originTotals)
             originTotals.removeAll(keepingCapacity: true)
         }
         guard !dirty.isEmpty else {
             if pools.count > Self.poolCacheLimit { pools.removeAll(keepingCapacity: true) }
             return
         }
-        let statement = try db.cachedStatement(
-            sql: """
-                INSERT INTO pools (organization_id, owner_type, owner_id, mode, balance_micros, reserved_micros,
-                    limit_micros, refill_per_hour_micros, refilled_at, spent_micros, granted_micros)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT (organization_id, owner_type, owner_id) DO UPDATE SET
-                    mode = excluded.mode, balance_micros = excluded.balance_micros,
-                    reserved_micros = excluded.reserved_micros, limit_micros = excluded.limit_micros,
-                    refill_per_hour_micros = excluded.refill_per_hour_micros, refilled_at = excluded.refilled_at,
-                    spent_micros = excluded.spent_micros, granted_micros = excluded.granted_micros
-                """)
+        var written: [PoolRecord] = []
+        written.reserveCapacity(dirty.count)
         for key in dirty {
             guard let pool = pools[key] else { continue }
             unpublished[key] = pool
-            try statement.execute(arguments: [
-                pool.organizationID, pool.ownerType, pool.ownerID, pool.mode, pool.balanceMicros, pool.reservedMicros,
-                pool.limitMicros, pool.refillPerHourMicros, pool.refilledAt, pool.spentMicros, pool.grantedMicros,
-            ])
+            written.append(pool)
         }
+        try db.writePools(written)
         dirty.removeAll(keepingCapacity: true)
     }
 
@@ -228,24 +216,18 @@ final class Book: @unchecked Sendable {
         originTotals = [:]
     }
 
-    private func loadHolds(_ db: Database) throws {
+    private func loadHolds(_ db: any LedgerTables) throws {
         guard !holdsLoaded else { return }
-        let rows = try Row.fetchCursor(
-            db,
-            sql: """
-                SELECT request_id, organization_id, key_id, owner_type, owner_id, logical_model, model_vendor,
-                    scene, access_channel, cost_micros, created_at, origin
-                FROM usage_lines WHERE status = 1
-                """)  // 1: pending; written out so that the partial index `usage_pending` applies
-        var loaded: [String: Hold] = [:]
-        while let row = try rows.next() {
-            loaded[row[0]] = Hold(
-                organizationID: row[1], keyID: row[2], owner: LedgerStore.principal(type: row[3], id: row[4]),
-                logicalModel: row[5], modelVendor: row[6], scene: .init(rawValue: row[7]) ?? .unspecified,
-                accessChannel: .init(rawValue: row[8]) ?? .unspecified, estimateMicros: row[9], createdAt: row[10],
-                origin: .init(rawValue: row[11]) ?? .api)
-        }
-        holds = loaded
+        holds = try db.pendingHolds()
         holdsLoaded = true
     }
+
+    /// Whether the open holds have been read since the start or the last rollback.
+    var hasHolds: Bool { holdsLoaded }
+
+    /// The open hold of `requestID` as kept, without reading the database.
+    func keptHold(_ requestID: String) -> Hold? { holds[requestID] }
+
+    /// The pool of `key` as kept (changes of this batch included), without reading the database.
+    func keptPool(_ key: PoolKey) -> PoolRecord? { pools[key] }
 }

@@ -22,27 +22,6 @@ enum KeyTotals {
         }
     }
 
-    static func write(_ db: Database, _ deltas: [Key: Delta]) throws {
-        let statement = try db.cachedStatement(
-            sql: """
-                INSERT INTO key_totals (organization_id, key_id, requests, input_tokens, cached_input_tokens,
-                    output_tokens, cost_micros, last_used_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT DO UPDATE SET
-                    requests = requests + excluded.requests, input_tokens = input_tokens + excluded.input_tokens,
-                    cached_input_tokens = cached_input_tokens + excluded.cached_input_tokens,
-                    output_tokens = output_tokens + excluded.output_tokens, cost_micros = cost_micros + excluded.cost_micros,
-                    last_used_at = max(coalesce(last_used_at, 0), excluded.last_used_at)
-                """)
-        for (key, delta) in deltas {
-            let totals = delta.totals
-            try statement.execute(arguments: [
-                key.organizationID, key.keyID, totals.requests, totals.inputTokens, totals.cachedInputTokens,
-                totals.outputTokens, totals.costMicros, delta.lastUsedAt,
-            ])
-        }
-    }
-
     /// The totals of `keyIDs` in `organizationID`, in the order asked; zeros for a key without
     /// lines. One cached statement for the lot (the ids as one JSON array, `json_each`), not a
     /// query per key nor a statement of a thousand placeholders prepared each time.

@@ -50,10 +50,10 @@ public struct LedgerService: Sendable {
         let book = Book(holdTTLMillis: holdTTL.wholeMilliseconds)
         self.book = book
         self.committer = GroupCommit(
-            writer: writer, savepoints: false, beforeCommit: { db in try book.flush(db) }, afterRollback: { book.reset() },
-            afterCommit: { book.committed() }
+            writer: writer, savepoints: false, beforeCommit: { db in try book.flush(SQLiteLedgerTables(db: db)) },
+            afterRollback: { book.reset() }, afterCommit: { book.committed() }
         ) { db, operation in
-            try Metering.apply(db, book, operation, now: clock.nowMillis)
+            try Metering.apply(SQLiteLedgerTables(db: db), book, operation, now: clock.nowMillis)
         }
     }
 

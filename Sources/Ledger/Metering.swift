@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import LumenAPI
 import RPCSupport
 import SharedRules
@@ -53,7 +52,7 @@ enum Metering {
     }
 
 
-    static func apply(_ db: Database, _ book: Book, _ operation: Operation, now: Int64) throws -> Outcome {
+    static func apply(_ db: any LedgerTables, _ book: Book, _ operation: Operation, now: Int64) throws -> Outcome {
         switch operation {
         case .reserve(let request):
             try validateRequestID(request.requestID)
@@ -96,7 +95,7 @@ enum Metering {
     // Each operation writes with one statement, after every check and before touching the
     // book, so an operation that throws has changed nothing (no savepoint needed).
 
-    static func reserve(_ db: Database, _ book: Book, _ request: Lumen_Ledger_V1_ReserveRequest, now: Int64) throws -> Outcome {
+    static func reserve(_ db: any LedgerTables, _ book: Book, _ request: Lumen_Ledger_V1_ReserveRequest, now: Int64) throws -> Outcome {
         if let hold = try book.hold(db, request.requestID) {
             return .reserved(expiresAt: book.expiry(of: hold))
         }
@@ -129,7 +128,7 @@ enum Metering {
 
     /// The pools' checks and the hold's line, once the key's minute admitted the request.
     private static func place(
-        _ db: Database, _ book: Book, _ request: Lumen_Ledger_V1_ReserveRequest, _ hold: Book.Hold, now: Int64
+        _ db: any LedgerTables, _ book: Book, _ request: Lumen_Ledger_V1_ReserveRequest, _ hold: Book.Hold, now: Int64
     ) throws -> Outcome {
         let byok = request.accessChannel == .byok
         let path = hold.path
@@ -149,18 +148,8 @@ enum Metering {
             }
         }
         do {
-            try db.cachedStatement(
-                sql: """
-                    INSERT INTO usage_lines (request_id, created_at, organization_id, key_id, owner_type, owner_id,
-                        logical_model, model_vendor, scene, access_channel, cost_micros, status, origin)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """
-            ).execute(arguments: [
-                request.requestID, now, hold.organizationID, hold.keyID, hold.owner.type.rawValue, hold.owner.id,
-                hold.logicalModel, hold.modelVendor, hold.scene.rawValue, hold.accessChannel.rawValue,
-                hold.estimateMicros, Lumen_Ledger_V1_UsageStatus.pending.rawValue, hold.origin.rawValue,
-            ])
-        } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_PRIMARYKEY {
+            try db.insertLine(UsageLineRecord(pending: hold, requestID: request.requestID))
+        } catch is LineExists {
             // No open hold but a line: the request was settled already.
             throw ServiceError(
                 .alreadyExists, "request_settled", "request \(request.requestID) was already settled", param: "request_id")
@@ -173,9 +162,9 @@ enum Metering {
         return .reserved(expiresAt: book.expiry(of: hold))
     }
 
-    static func settle(_ db: Database, _ book: Book, _ request: Lumen_Ledger_V1_SettleRequest, now: Int64) throws -> Lumen_Ledger_V1_UsageLine {
+    static func settle(_ db: any LedgerTables, _ book: Book, _ request: Lumen_Ledger_V1_SettleRequest, now: Int64) throws -> Lumen_Ledger_V1_UsageLine {
         guard let hold = try book.hold(db, request.requestID) else {
-            if let line = try UsageLineRecord.fetchOne(db, key: request.requestID),
+            if let line = try db.line(request.requestID),
                 line.status == Lumen_Ledger_V1_UsageStatus.settled.rawValue
             {
                 return line.message
@@ -217,23 +206,18 @@ enum Metering {
     /// Settles a hold's line with `charge` and draws it from every pool of the path; the
     /// line's billing transaction id.
     static func close(
-        _ db: Database, _ book: Book, _ requestID: String, _ hold: Book.Hold, charge: Int64,
+        _ db: any LedgerTables, _ book: Book, _ requestID: String, _ hold: Book.Hold, charge: Int64,
         tokens: Lumen_Ledger_V1_SettleRequest, estimated: Bool, expired: Bool, now: Int64
     ) throws -> String {
         let path = hold.path
         var pools = try path.map { try book.pool(db, $0, now: now) }
         let transaction = Identifier.make("btx")
-        try db.cachedStatement(
-            sql: """
-                UPDATE usage_lines SET billing_transaction_id = ?, settled_at = ?, input_tokens = ?,
-                    cached_input_tokens = ?, output_tokens = ?, cost_micros = ?, latency_ms = ?, status = ?, estimated = ?,
-                    expired = ?
-                WHERE request_id = ?
-                """
-        ).execute(arguments: [
-            transaction, now, tokens.inputTokens, tokens.cachedInputTokens, tokens.outputTokens, charge,
-            tokens.latencyMs, Lumen_Ledger_V1_UsageStatus.settled.rawValue, estimated, expired, requestID,
-        ])
+        try db.settleLine(
+            requestID,
+            Settlement(
+                billingTransactionID: transaction, settledAt: now, inputTokens: tokens.inputTokens,
+                cachedInputTokens: tokens.cachedInputTokens, outputTokens: tokens.outputTokens, costMicros: charge,
+                latencyMs: tokens.latencyMs, estimated: estimated, expired: expired))
         book.close(requestID)
         if let rate = hold.rate, !expired {
             book.rates.adjust(
@@ -256,7 +240,7 @@ enum Metering {
     /// `estimated`: a request whose settlement never came (the gateway died, the stream
     /// broke) is charged what was held for it — never nothing, never more. At most
     /// `reconcileBatch` per sweep, so one sweep never holds the writer for long.
-    static func reconcile(_ db: Database, _ book: Book, now: Int64) throws -> Int {
+    static func reconcile(_ db: any LedgerTables, _ book: Book, now: Int64) throws -> Int {
         let expired = try book.expired(db, now: now).prefix(reconcileBatch)
         for (requestID, hold) in expired {
             _ = try close(
@@ -269,11 +253,11 @@ enum Metering {
 
     /// Drops the hold and its line (nothing was produced); releasing twice, or a request
     /// never held, changes nothing.
-    static func release(_ db: Database, _ book: Book, _ request: Lumen_Ledger_V1_ReleaseRequest, now: Int64) throws {
+    static func release(_ db: any LedgerTables, _ book: Book, _ request: Lumen_Ledger_V1_ReleaseRequest, now: Int64) throws {
         guard let hold = try book.hold(db, request.requestID) else { return }
         let path = hold.path
         let pools = try path.map { try book.pool(db, $0, now: now) }
-        try db.cachedStatement(sql: "DELETE FROM usage_lines WHERE request_id = ?").execute(arguments: [request.requestID])
+        try db.deleteLine(request.requestID)
         book.close(request.requestID)
         if let rate = hold.rate { book.rates.adjust(key: hold.keyID, second: rate.second, tokens: -rate.tokens, request: true) }
         for (key, var pool) in zip(path, pools) {

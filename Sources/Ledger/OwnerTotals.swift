@@ -36,27 +36,6 @@ enum OwnerTotals {
         var split: any DatabaseValueConvertible { origin }
     }
 
-    static func write<K: RowKey>(_ db: Database, _ deltas: [K: KeyTotals.Delta]) throws {
-        let statement = try db.cachedStatement(
-            sql: """
-                INSERT INTO \(K.table) (organization_id, owner_type, owner_id, \(K.column), requests, input_tokens,
-                    cached_input_tokens, output_tokens, cost_micros, last_used_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT DO UPDATE SET
-                    requests = requests + excluded.requests, input_tokens = input_tokens + excluded.input_tokens,
-                    cached_input_tokens = cached_input_tokens + excluded.cached_input_tokens,
-                    output_tokens = output_tokens + excluded.output_tokens, cost_micros = cost_micros + excluded.cost_micros,
-                    last_used_at = max(last_used_at, excluded.last_used_at)
-                """)
-        for (key, delta) in deltas {
-            let totals = delta.totals
-            try statement.execute(arguments: [
-                key.organizationID, key.ownerType, key.ownerID, key.split, totals.requests, totals.inputTokens,
-                totals.cachedInputTokens, totals.outputTokens, totals.costMicros, delta.lastUsedAt,
-            ])
-        }
-    }
-
     /// The owner's totals by origin, the API first.
     static func origins(_ db: Database, organizationID: String, owner: Lumen_Common_V1_PrincipalRef) throws -> [Lumen_Ledger_V1_OriginTotals] {
         try Row.fetchAll(

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import LumenAPI
 import RPCSupport
 import SharedRules
@@ -32,7 +31,7 @@ enum PoolAdministration {
     }
 
     static func configure(
-        _ db: Database, _ book: Book, organizationID: String, _ request: Lumen_Ledger_V1_ConfigurePoolRequest, now: Int64
+        _ db: any LedgerTables, _ book: Book, organizationID: String, _ request: Lumen_Ledger_V1_ConfigurePoolRequest, now: Int64
     ) throws -> PoolRecord {
         let key = try poolKey(organizationID: organizationID, owner: request.owner)
         let mode = request.mode
@@ -68,7 +67,7 @@ enum PoolAdministration {
     }
 
     static func grant(
-        _ db: Database, _ book: Book, organizationID: String, grantedBy userID: String,
+        _ db: any LedgerTables, _ book: Book, organizationID: String, grantedBy userID: String,
         _ request: Lumen_Ledger_V1_GrantRequest, now: Int64
     ) throws -> (GrantRow, PoolRecord) {
         let key = try poolKey(organizationID: organizationID, owner: request.owner)
@@ -85,9 +84,7 @@ enum PoolAdministration {
                 "invalid_idempotency_key", "idempotency_key is at most 100 characters", param: "idempotency_key")
         }
         if !request.idempotencyKey.isEmpty,
-            let earlier = try GrantRow.filter(
-                Column("organization_id") == organizationID && Column("idempotency_key") == request.idempotencyKey
-            ).fetchOne(db)
+            let earlier = try db.grant(organizationID: organizationID, idempotencyKey: request.idempotencyKey)
         {
             guard earlier.ownerType == key.ownerType, earlier.ownerID == key.ownerID, earlier.amountMicros == request.amountMicros else {
                 throw ServiceError(
@@ -119,7 +116,7 @@ enum PoolAdministration {
             id: Identifier.make("grt"), organizationID: organizationID, ownerType: key.ownerType, ownerID: key.ownerID,
             amountMicros: request.amountMicros, reason: reason, grantedByUserID: userID,
             idempotencyKey: request.idempotencyKey.isEmpty ? nil : request.idempotencyKey, createdAt: now)
-        try row.insert(db)
+        try db.insertGrant(row)
         book.update(key, pool)
         return (row, pool)
     }

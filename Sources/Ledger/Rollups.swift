@@ -52,27 +52,6 @@ enum Rollups {
         }
     }
 
-    /// Writes the sums of a batch: one upsert per rollup row touched.
-    static func write(_ db: Database, _ deltas: [Key: Totals]) throws {
-        let statement = try db.cachedStatement(
-            sql: """
-                INSERT INTO usage_rollups (organization_id, key_id, span, bucket, logical_model, model_vendor, scene,
-                    access_channel, requests, input_tokens, cached_input_tokens, output_tokens, cost_micros)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT DO UPDATE SET
-                    requests = requests + excluded.requests, input_tokens = input_tokens + excluded.input_tokens,
-                    cached_input_tokens = cached_input_tokens + excluded.cached_input_tokens,
-                    output_tokens = output_tokens + excluded.output_tokens, cost_micros = cost_micros + excluded.cost_micros
-                """)
-        for (key, totals) in deltas {
-            try statement.execute(arguments: [
-                key.organizationID, key.keyID, key.span, key.bucket, key.logicalModel, key.modelVendor, key.scene,
-                key.accessChannel, totals.requests, totals.inputTokens, totals.cachedInputTokens, totals.outputTokens,
-                totals.costMicros,
-            ])
-        }
-    }
-
     /// How a half-open time range `[start, end)` is answered: whole days, whole hours, raw edges.
     struct Plan: Equatable {
         var days: Range<Int64>?

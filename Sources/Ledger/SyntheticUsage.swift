@@ -110,7 +110,7 @@ public enum SyntheticUsage {
                             requests: 1, inputTokens: input - cached, cachedInputTokens: cached, outputTokens: output,
                             costMicros: cost))
                 }
-                try book.flush(db)
+                try book.flush(SQLiteLedgerTables(db: db))
             }
             written = upper
             progress(written)
