@@ -115,7 +115,7 @@ let package = Package(
         .target(
             name: "Ledger",
             dependencies: [
-                "LumenAPI", "Storage", "RPCSupport", "SharedRules",
+                "LumenAPI", "Storage", "RPCSupport", "SharedRules", .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings

@@ -55,6 +55,12 @@ final class Book: @unchecked Sendable {
             self.ownerType = owner.type.rawValue
             self.ownerID = owner.id
         }
+
+        init(organizationID: String, ownerType: Int, ownerID: String) {
+            self.organizationID = organizationID
+            self.ownerType = ownerType
+            self.ownerID = ownerID
+        }
     }
 
     /// How long a hold lives before the reconciler settles it at its estimate.
@@ -227,6 +233,9 @@ final class Book: @unchecked Sendable {
 
     /// The open hold of `requestID` as kept, without reading the database.
     func keptHold(_ requestID: String) -> Hold? { holds[requestID] }
+
+    /// The open holds as kept (all of them once `hasHolds`).
+    func keptHolds() -> [String: Hold] { holds }
 
     /// The pool of `key` as kept (changes of this batch included), without reading the database.
     func keptPool(_ key: PoolKey) -> PoolRecord? { pools[key] }

@@ -1,5 +1,5 @@
 import Foundation
-import GRDB
+import Storage
 import LumenAPI
 
 /// What each key has used — the sums of its settled lines and the latest one's time — in
@@ -23,16 +23,11 @@ enum KeyTotals {
     }
 
     /// The totals of `keyIDs` in `organizationID`, in the order asked; zeros for a key without
-    /// lines. One cached statement for the lot (the ids as one JSON array, `json_each`), not a
-    /// query per key nor a statement of a thousand placeholders prepared each time.
-    static func fetch(_ db: Database, organizationID: String, keyIDs: [String]) throws -> [Lumen_Ledger_V1_KeyTotals] {
+    /// lines. One statement for the lot (the ids as one JSON array), not a query per key nor a
+    /// statement of a thousand placeholders prepared each time.
+    static func fetch(_ db: any SQLSession, organizationID: String, keyIDs: [String]) async throws -> [Lumen_Ledger_V1_KeyTotals] {
         var found: [String: Lumen_Ledger_V1_KeyTotals] = [:]
         found.reserveCapacity(keyIDs.count)
-        let statement = try db.cachedStatement(
-            sql: """
-                SELECT key_id, requests, input_tokens, cached_input_tokens, output_tokens, cost_micros, last_used_at
-                FROM key_totals WHERE organization_id = ? AND key_id IN (SELECT value FROM json_each(?))
-                """)
         guard !keyIDs.isEmpty else { return [] }
         // Ids as Lumen makes them (letters, digits, `_`, `-`) need no escaping.
         let plain = keyIDs.allSatisfy { id in
@@ -41,18 +36,21 @@ enum KeyTotals {
             }
         }
         let ids = plain ? "[\"" + keyIDs.joined(separator: "\",\"") + "\"]" : String(decoding: try JSONEncoder().encode(keyIDs), as: UTF8.self)
-        let rows = try Row.fetchCursor(statement, arguments: [organizationID, ids])
-        while let row = try rows.next() {
-            let keyID: String = row[0]
-            found[keyID] = .with {
-                $0.keyID = keyID
-                $0.requests = row[1]
-                $0.inputTokens = row[2]
-                $0.cachedInputTokens = row[3]
-                $0.outputTokens = row[4]
-                $0.costMicros = row[5]
-                if let lastUsedAt: Int64 = row[6] { $0.lastUsedAt = .init(millis: lastUsedAt) }
-            }
+        for row in try await db.rows(
+            """
+            SELECT key_id, requests, input_tokens, cached_input_tokens, output_tokens, cost_micros, last_used_at
+            FROM key_totals WHERE organization_id = ? AND key_id IN (\(db.dialect.jsonStrings))
+            """, [.text(organizationID), .text(ids)])
+        {
+            var totals = Lumen_Ledger_V1_KeyTotals()
+            totals.keyID = try row[0]
+            totals.requests = try row[1]
+            totals.inputTokens = try row[2]
+            totals.cachedInputTokens = try row[3]
+            totals.outputTokens = try row[4]
+            totals.costMicros = try row[5]
+            if let lastUsedAt: Int64 = try row[6] { totals.lastUsedAt = .init(millis: lastUsedAt) }
+            found[totals.keyID] = totals
         }
         return keyIDs.map { keyID in found[keyID] ?? .with { $0.keyID = keyID } }
     }

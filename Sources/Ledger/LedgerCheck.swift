@@ -57,34 +57,34 @@ public enum LedgerCheck {
     }
 
     /// Opens the ledger database at `location` and checks it.
-    public static func run(location: ServiceDatabase.Location) throws -> Report {
+    public static func run(location: ServiceDatabase.Location) async throws -> Report {
         let writer = try ServiceDatabase.open(name: "ledger", at: location, migrator: LedgerStore.migrator)
-        return try writer.read(check)
+        return try await SQLiteStore(reading: writer).snapshot(check)
     }
 
-    static func check(_ db: Database) throws -> Report {
+    /// Checks the ledger on `db`, a snapshot (one committed state).
+    static func check(_ db: any SQLSession) async throws -> Report {
         let (key, organization) = (Lumen_Common_V1_PrincipalType.key.rawValue, Lumen_Common_V1_PrincipalType.organization.rawValue)
         // Expected reservation per (organisation, owner type, owner id), from the open holds.
         // `status = 1` (pending) is written out so that the partial index of open holds applies.
-        let rows = try Row.fetchAll(
-            db,
-            sql: """
-                SELECT organization_id, ? AS owner_type, key_id AS owner_id, SUM(cost_micros) AS held
-                    FROM usage_lines WHERE status = 1 AND key_id != '' GROUP BY organization_id, key_id
-                UNION ALL
-                SELECT organization_id, owner_type, owner_id, SUM(cost_micros)
-                    FROM usage_lines WHERE status = 1 AND owner_type != ? GROUP BY organization_id, owner_type, owner_id
-                UNION ALL
-                SELECT organization_id, ?, organization_id, SUM(cost_micros)
-                    FROM usage_lines WHERE status = 1 GROUP BY organization_id
-                """, arguments: [key, organization, organization])
+        let rows = try await db.rows(
+            """
+            SELECT organization_id, CAST(? AS BIGINT) AS owner_type, key_id AS owner_id, CAST(SUM(cost_micros) AS BIGINT) AS held
+                FROM usage_lines WHERE status = 1 AND key_id != '' GROUP BY organization_id, key_id
+            UNION ALL
+            SELECT organization_id, owner_type, owner_id, CAST(SUM(cost_micros) AS BIGINT)
+                FROM usage_lines WHERE status = 1 AND owner_type != ? GROUP BY organization_id, owner_type, owner_id
+            UNION ALL
+            SELECT organization_id, CAST(? AS BIGINT), organization_id, CAST(SUM(cost_micros) AS BIGINT)
+                FROM usage_lines WHERE status = 1 GROUP BY organization_id
+            """, [.of(key), .of(organization), .of(organization)])
         var expected: [String: (String, Int, String, Int64)] = [:]
         for row in rows {
-            let (org, type, id, held): (String, Int, String, Int64) = (row[0], row[1], row[2], row[3])
+            let (org, type, id, held): (String, Int, String, Int64) = (try row[0], try row[1], try row[2], try row[3])
             expected[org + "\u{0}\(type)\u{0}" + id] = (org, type, id, held)
         }
         var violations: [Violation] = []
-        let pools = try PoolRecord.fetchAll(db)
+        let pools = try await db.rows("SELECT \(PoolRecord.columns) FROM pools").map(PoolRecord.init)
         for pool in pools {
             let id = pool.organizationID + "\u{0}\(pool.ownerType)\u{0}" + pool.ownerID
             let held = expected.removeValue(forKey: id)?.3 ?? 0
@@ -98,7 +98,7 @@ public enum LedgerCheck {
         for (org, type, id, held) in expected.values where held != 0 {
             violations.append(Violation(organizationID: org, ownerType: type, ownerID: id, reservedMicros: 0, openHoldsMicros: held))
         }
-        let open = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM usage_lines WHERE status = 1") ?? 0
+        let open = try await db.value(Int.self, "SELECT COUNT(*) FROM usage_lines WHERE status = 1") ?? 0
         return Report(
             pools: pools.count, openHolds: open,
             violations: violations.sorted { ($0.organizationID, $0.owner) < ($1.organizationID, $1.owner) })

@@ -17,7 +17,14 @@ import Synchronization
 /// snapshots of committed batches, taken once the operations queued before them are in
 /// (`read`).
 public struct LedgerService: Sendable {
-    let writer: any DatabaseWriter
+    let store: Store
+    /// The ledger's tables for reads (usage, billing, totals, the invariant check).
+    var tables: any SQLStore {
+        switch store.backend {
+        case .sqlite(_, let reads): reads
+        case .postgres(let ledger): ledger.tables
+        }
+    }
     let clock: WallClock
     let logger: Logger
     let committer: GroupCommit<Metering.Operation, Metering.Outcome>
@@ -34,6 +41,44 @@ public struct LedgerService: Sendable {
     /// How long a hold lives by default: 15 minutes.
     public static let defaultHoldTTL: Duration = .seconds(15 * 60)
 
+    /// Where the ledger keeps its tables, opened (and migrated) by `openStore`.
+    public struct Store: Sendable {
+        enum Backend: Sendable {
+            /// The writer (the group commit's) and reads of the same database.
+            case sqlite(any DatabaseWriter, SQLiteStore)
+            case postgres(PostgresLedger)
+        }
+
+        let backend: Backend
+
+        init(backend: Backend) {
+            self.backend = backend
+        }
+
+        /// The ledger database in SQLite at `location`.
+        public init(sqlite location: ServiceDatabase.Location) throws {
+            let writer = try ServiceDatabase.open(name: "ledger", at: location, migrator: LedgerStore.migrator)
+            self.backend = .sqlite(writer, SQLiteStore(reading: writer))
+        }
+    }
+
+    /// Opens the ledger's tables: a SQLite file, or the `ledger` schema of a PostgreSQL database
+    /// (whose process must be its only writer: `PostgresServiceDatabase.claim`).
+    public static func openStore(_ location: StoreLocation, logger: Logger) async throws -> Store {
+        switch location {
+        case .sqlite(let location): try Store(sqlite: location)
+        case .postgres(let database): Store(backend: .postgres(try await PostgresLedger(database: database, logger: logger)))
+        }
+    }
+
+    /// Checks the invariant on `store`'s tables (one consistent snapshot): `lumen admin ledger check`.
+    public static func check(_ store: Store) async throws -> LedgerCheck.Report {
+        switch store.backend {
+        case .sqlite(_, let reads): try await reads.snapshot(LedgerCheck.check)
+        case .postgres(let ledger): try await ledger.tables.snapshot(LedgerCheck.check)
+        }
+    }
+
     /// Opens the ledger database at `location`. A hold not settled or released within
     /// `holdTTL` is settled at its estimate by the reconciler: it must outlast the longest
     /// request (a long stream), or that request is billed its estimate.
@@ -41,19 +86,34 @@ public struct LedgerService: Sendable {
         location: ServiceDatabase.Location, clock: WallClock = .system, holdTTL: Duration = LedgerService.defaultHoldTTL,
         directory: (any PrincipalDirectory)? = nil, logger: Logger
     ) throws {
-        let writer = try ServiceDatabase.open(name: "ledger", at: location, migrator: LedgerStore.migrator)
-        self.writer = writer
+        self.init(store: try Store(sqlite: location), clock: clock, holdTTL: holdTTL, directory: directory, logger: logger)
+    }
+
+    /// The ledger on tables opened with `openStore`.
+    public init(
+        store: Store, clock: WallClock = .system, holdTTL: Duration = LedgerService.defaultHoldTTL,
+        directory: (any PrincipalDirectory)? = nil, logger: Logger
+    ) {
+        self.store = store
         self.clock = clock
         self.logger = logger
         self.holdTTL = holdTTL
         self.directory = directory
         let book = Book(holdTTLMillis: holdTTL.wholeMilliseconds)
         self.book = book
-        self.committer = GroupCommit(
-            writer: writer, savepoints: false, beforeCommit: { db in try book.flush(SQLiteLedgerTables(db: db)) },
-            afterRollback: { book.reset() }, afterCommit: { book.committed() }
-        ) { db, operation in
-            try Metering.apply(SQLiteLedgerTables(db: db), book, operation, now: clock.nowMillis)
+        switch store.backend {
+        case .sqlite(let writer, _):
+            self.committer = GroupCommit(
+                writer: writer, savepoints: false, beforeCommit: { db in try book.flush(SQLiteLedgerTables(db: db)) },
+                afterRollback: { book.reset() }, afterCommit: { book.committed() }
+            ) { db, operation in
+                try Metering.apply(SQLiteLedgerTables(db: db), book, operation, now: clock.nowMillis)
+            }
+        case .postgres(let ledger):
+            // One batch at a time, each at one time (what it read first was chosen for it).
+            self.committer = GroupCommit { batch, done in
+                Task { done(await ledger.write(batch, book: book, now: clock.nowMillis)) }
+            }
         }
     }
 
@@ -74,7 +134,13 @@ public struct LedgerService: Sendable {
         let cutoff = today - Int64(retentionDays) * Rollups.day
         var total = 0
         while true {
-            let deleted = try await writer.write { db in try Retention.prune(db, before: cutoff, limit: Retention.chunk) }
+            let deleted: Int
+            switch store.backend {
+            case .sqlite(let writer, _):
+                deleted = try await writer.write { db in try Retention.prune(db, before: cutoff, limit: Retention.chunk) }
+            case .postgres(let ledger):
+                deleted = try await ledger.prune(before: cutoff, limit: Retention.chunk)
+            }
             total += deleted
             if deleted < Retention.chunk { break }
         }
@@ -115,11 +181,12 @@ public struct LedgerService: Sendable {
     static let noDirectory = ServiceError(
         .unavailable, "directory_unavailable", "this ledger cannot tell whose a key is: give it --keys-address")
 
-    /// Reads a snapshot that includes every metering operation queued before the call: the
-    /// settlement a gateway queued before answering is in any read that follows the answer.
-    func read<T: Sendable>(_ block: @escaping @Sendable (Database) throws -> T) async throws -> T {
+    /// Reads what includes every metering operation queued before the call: the settlement a
+    /// gateway queued before answering is in any read that follows the answer. `snapshot`: all
+    /// of `body`'s statements see one committed state (a page and its total agree).
+    func read<T: Sendable>(snapshot: Bool = false, _ body: @escaping @Sendable (any SQLSession) async throws -> T) async throws -> T {
         await committer.flushed()
-        return try await writer.read(block)
+        return snapshot ? try await tables.snapshot(body) : try await tables.read(body)
     }
 
     /// A pool as committed, refills due applied, after every metering operation queued before
@@ -222,16 +289,21 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
         let organizationID = try Caller.organization(request.organizationID)
         try Caller.requireAdmin(to: "list grants")
         let page = try Page(request.page, defaultLimit: 50, maxLimit: 100)
-        var query = GrantRow.filter(Column("organization_id") == organizationID)
+        var filter = "organization_id = ?"
+        var arguments: [SQLValue] = [.text(organizationID)]
         if request.hasOwner {
             let key = try PoolAdministration.poolKey(organizationID: organizationID, owner: request.owner)
             try await requireExists(request.owner, organizationID: organizationID, param: "owner")
-            query = query.filter(Column("owner_type") == key.ownerType && Column("owner_id") == key.ownerID)
+            filter += " AND owner_type = ? AND owner_id = ?"
+            arguments += [.of(key.ownerType), .text(key.ownerID)]
         }
-        let (grants, total) = try await read { [query] db in
+        let (grants, total) = try await read(snapshot: true) { [filter, arguments] db in
             (
-                try query.order(Column("created_at").desc, Column("id").desc).limit(page.limit, offset: page.offset).fetchAll(db),
-                try query.fetchCount(db)
+                try await db.rows(
+                    "SELECT \(GrantRow.columns) FROM grants WHERE \(filter) ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+                    arguments + [.of(page.limit), .of(page.offset)]
+                ).map(GrantRow.init),
+                try await db.rows("SELECT count(*) FROM grants WHERE \(filter)", arguments)[0][0] as Int
             )
         }
         return .with {
@@ -340,13 +412,13 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
         try await requireActing(
             for: .with { $0.type = .key; $0.id = filter.keyID }, organizationID: organizationID, param: "key_id", to: "see usage")
         let page = try Page(request.page, defaultLimit: 50, maxLimit: 100)
-        let (lines, total) = try await read { db in
-            let retainedFrom = try Retention.retainedFrom(db)
+        let (lines, total) = try await read(snapshot: true) { db in
+            let retainedFrom = try await Retention.retainedFrom(db)
             let range = max(filter.range.lowerBound, retainedFrom)..<max(filter.range.upperBound, retainedFrom)
-            let settled = try Rollups.settled(db, filter, range: range).values.reduce(0) { $0 + $1.requests }
-            let total = settled + (try Rollups.pendingCount(db, filter, range: range))
+            let settled = try await Rollups.settled(db, filter, range: range).values.reduce(0) { $0 + $1.requests }
+            let total = settled + (try await Rollups.pendingCount(db, filter, range: range))
             guard page.offset < total else { return ([UsageLineRecord](), Int(total)) }
-            return (try filter.page(db, range: range, limit: page.limit, offset: page.offset), Int(total))
+            return (try await filter.page(db, range: range, limit: page.limit, offset: page.offset), Int(total))
         }
         return .with {
             $0.lines = lines.map(\.message)
@@ -360,7 +432,7 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
         try await requireExists(.with { $0.type = .key; $0.id = filter.keyID }, organizationID: organizationID, param: "key_id")
         try await requireActing(
             for: .with { $0.type = .key; $0.id = filter.keyID }, organizationID: organizationID, param: "key_id", to: "see usage")
-        let groups = try await read { db in try Rollups.settled(db, filter, range: filter.range) }
+        let groups = try await read(snapshot: true) { db in try await Rollups.settled(db, filter, range: filter.range) }
         return Billing.response(groups)
     }
 
@@ -382,7 +454,7 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
                 throw ServiceError(.permissionDenied, "not_permitted", "\(other) is not a key of \(request.owner.id)", param: "key_ids")
             }
         }
-        let totals = try await read { db in try KeyTotals.fetch(db, organizationID: organizationID, keyIDs: keyIDs) }
+        let totals = try await read { db in try await KeyTotals.fetch(db, organizationID: organizationID, keyIDs: keyIDs) }
         return .with { $0.totals = totals }
     }
 
@@ -394,10 +466,10 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
         try await requireExists(request.owner, organizationID: organizationID, param: "owner")
         try await requireActing(for: request.owner, organizationID: organizationID, param: "owner", to: "see usage")
         let owner = request.owner
-        let (models, origins) = try await read { db in
+        let (models, origins) = try await read(snapshot: true) { db in
             (
-                try OwnerTotals.fetch(db, organizationID: organizationID, owner: owner),
-                try OwnerTotals.origins(db, organizationID: organizationID, owner: owner)
+                try await OwnerTotals.fetch(db, organizationID: organizationID, owner: owner),
+                try await OwnerTotals.origins(db, organizationID: organizationID, owner: owner)
             )
         }
         return .with {
@@ -408,7 +480,7 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
 
     public func checkInvariant(request: Lumen_Ledger_V1_CheckInvariantRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_CheckInvariantResponse {
         try Caller.requireInternal()
-        let report = try await read(LedgerCheck.check)
+        let report = try await read(snapshot: true, LedgerCheck.check)
         return .with {
             $0.pools = Int64(report.pools)
             $0.openHolds = Int64(report.openHolds)
@@ -436,7 +508,10 @@ struct HoldReconciler: Service {
 
     func run() async throws {
         // The WAL is checkpointed beside the writer while the ledger runs (not inside a commit).
-        let checkpoints = Task { [writer = ledger.writer] in await WALCheckpointer(writer: writer)?.run() }
+        let checkpoints = Task { [backend = ledger.store.backend] in
+            guard case .sqlite(let writer, _) = backend else { return }
+            await WALCheckpointer(writer: writer)?.run()
+        }
         await reconcile()
         checkpoints.cancel()
         await checkpoints.value

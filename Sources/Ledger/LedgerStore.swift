@@ -233,6 +233,26 @@ struct PoolRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRec
 
     var poolMode: Lumen_Ledger_V1_PoolMode { .init(rawValue: mode) ?? .unspecified }
 
+    static let columns = """
+        organization_id, owner_type, owner_id, mode, balance_micros, reserved_micros, limit_micros, refill_per_hour_micros,
+        refilled_at, spent_micros, granted_micros
+        """
+
+    /// A row read with `columns`.
+    init(_ row: SQLRow) throws {
+        self.organizationID = try row[0]
+        self.ownerType = try row[1]
+        self.ownerID = try row[2]
+        self.mode = try row[3]
+        self.balanceMicros = try row[4]
+        self.reservedMicros = try row[5]
+        self.limitMicros = try row[6]
+        self.refillPerHourMicros = try row[7]
+        self.refilledAt = try row[8]
+        self.spentMicros = try row[9]
+        self.grantedMicros = try row[10]
+    }
+
     /// The stored row of `key`, if any (one cached statement, read by `Book.pool`).
     static func fetch(_ db: Database, _ key: Book.PoolKey) throws -> PoolRecord? {
         let statement = try db.cachedStatement(
@@ -289,6 +309,8 @@ struct GrantRow: Codable, Sendable, Equatable, FetchableRecord, PersistableRecor
         case idempotencyKey = "idempotency_key"
         case createdAt = "created_at"
     }
+
+    static let columns = "id, organization_id, owner_type, owner_id, amount_micros, reason, granted_by_user_id, idempotency_key, created_at"
 
     var message: Lumen_Ledger_V1_GrantRecord {
         .with {
@@ -352,6 +374,12 @@ struct UsageLineRecord: Codable, Sendable, Equatable, FetchableRecord, Persistab
         case origin
     }
 
+    static let columns = """
+        request_id, billing_transaction_id, created_at, settled_at, organization_id, key_id, owner_type, owner_id,
+        logical_model, model_vendor, scene, access_channel, input_tokens, cached_input_tokens, output_tokens, cost_micros,
+        latency_ms, status, estimated, expired, origin
+        """
+
     var message: Lumen_Ledger_V1_UsageLine {
         .with {
             $0.requestID = requestID
@@ -374,5 +402,26 @@ struct UsageLineRecord: Codable, Sendable, Equatable, FetchableRecord, Persistab
             $0.expired = expired
             $0.origin = .init(rawValue: origin) ?? .api
         }
+    }
+}
+
+extension GrantRow {
+    /// A row read with `columns`.
+    init(_ row: SQLRow) throws {
+        self.init(
+            id: try row[0], organizationID: try row[1], ownerType: try row[2], ownerID: try row[3], amountMicros: try row[4],
+            reason: try row[5], grantedByUserID: try row[6], idempotencyKey: try row[7], createdAt: try row[8])
+    }
+}
+
+extension UsageLineRecord {
+    /// A row read with `columns`.
+    init(_ row: SQLRow) throws {
+        self.init(
+            requestID: try row[0], billingTransactionID: try row[1], createdAt: try row[2], settledAt: try row[3],
+            organizationID: try row[4], keyID: try row[5], ownerType: try row[6], ownerID: try row[7], logicalModel: try row[8],
+            modelVendor: try row[9], scene: try row[10], accessChannel: try row[11], inputTokens: try row[12],
+            cachedInputTokens: try row[13], outputTokens: try row[14], costMicros: try row[15], latencyMs: try row[16],
+            status: try row[17], estimated: try row[18], expired: try row[19], origin: try row[20])
     }
 }

@@ -20,8 +20,8 @@ protocol LedgerTables {
     func grant(organizationID: String, idempotencyKey: String) throws -> GrantRow?
     /// Inserts a pending line; throws `LineExists` when the request has a line already.
     func insertLine(_ line: UsageLineRecord) throws
-    /// Settles a pending line.
-    func settleLine(_ requestID: String, _ settlement: Settlement) throws
+    /// Settles the pending line of `hold`.
+    func settleLine(_ requestID: String, hold: Book.Hold, _ settlement: Settlement) throws
     /// Deletes a pending line (a released hold).
     func deleteLine(_ requestID: String) throws
     func insertGrant(_ grant: GrantRow) throws
@@ -143,7 +143,7 @@ struct SQLiteLedgerTables: LedgerTables {
         }
     }
 
-    func settleLine(_ requestID: String, _ settlement: Settlement) throws {
+    func settleLine(_ requestID: String, hold: Book.Hold, _ settlement: Settlement) throws {
         try db.cachedStatement(
             sql: """
                 UPDATE usage_lines SET billing_transaction_id = ?, settled_at = ?, input_tokens = ?,

@@ -213,7 +213,7 @@ enum Metering {
         var pools = try path.map { try book.pool(db, $0, now: now) }
         let transaction = Identifier.make("btx")
         try db.settleLine(
-            requestID,
+            requestID, hold: hold,
             Settlement(
                 billingTransactionID: transaction, settledAt: now, inputTokens: tokens.inputTokens,
                 cachedInputTokens: tokens.cachedInputTokens, outputTokens: tokens.outputTokens, costMicros: charge,

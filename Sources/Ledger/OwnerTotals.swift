@@ -1,4 +1,5 @@
 import GRDB
+import Storage
 import LumenAPI
 
 /// What each user and client has used of each model — the sums of the settled lines of the
@@ -37,23 +38,24 @@ enum OwnerTotals {
     }
 
     /// The owner's totals by origin, the API first.
-    static func origins(_ db: Database, organizationID: String, owner: Lumen_Common_V1_PrincipalRef) throws -> [Lumen_Ledger_V1_OriginTotals] {
-        try Row.fetchAll(
-            db,
-            sql: """
-                SELECT origin, requests, input_tokens, cached_input_tokens, output_tokens, cost_micros, last_used_at
-                FROM owner_origin_totals WHERE organization_id = ? AND owner_type = ? AND owner_id = ? ORDER BY origin
-                """, arguments: [organizationID, owner.type.rawValue, owner.id]
+    static func origins(_ db: any SQLSession, organizationID: String, owner: Lumen_Common_V1_PrincipalRef) async throws
+        -> [Lumen_Ledger_V1_OriginTotals]
+    {
+        try await db.rows(
+            """
+            SELECT origin, requests, input_tokens, cached_input_tokens, output_tokens, cost_micros, last_used_at
+            FROM owner_origin_totals WHERE organization_id = ? AND owner_type = ? AND owner_id = ? ORDER BY origin
+            """, [.text(organizationID), .of(owner.type.rawValue), .text(owner.id)]
         ).map { row in
-            .with {
-                $0.origin = .init(rawValue: row[0]) ?? .api
-                $0.requests = row[1]
-                $0.inputTokens = row[2]
-                $0.cachedInputTokens = row[3]
-                $0.outputTokens = row[4]
-                $0.costMicros = row[5]
-                $0.lastUsedAt = .init(millis: row[6])
-            }
+            var totals = Lumen_Ledger_V1_OriginTotals()
+            totals.origin = .init(rawValue: try row[0]) ?? .api
+            totals.requests = try row[1]
+            totals.inputTokens = try row[2]
+            totals.cachedInputTokens = try row[3]
+            totals.outputTokens = try row[4]
+            totals.costMicros = try row[5]
+            totals.lastUsedAt = .init(millis: try row[6])
+            return totals
         }
     }
 
@@ -80,24 +82,25 @@ enum OwnerTotals {
         """
 
     /// The owner's totals by model, most requests first (ties: most tokens, then by name).
-    static func fetch(_ db: Database, organizationID: String, owner: Lumen_Common_V1_PrincipalRef) throws -> [Lumen_Ledger_V1_ModelTotals] {
-        try Row.fetchAll(
-            db,
-            sql: """
-                SELECT logical_model, requests, input_tokens, cached_input_tokens, output_tokens, cost_micros, last_used_at
-                FROM owner_model_totals WHERE organization_id = ? AND owner_type = ? AND owner_id = ?
-                ORDER BY requests DESC, input_tokens + cached_input_tokens + output_tokens DESC, logical_model
-                """, arguments: [organizationID, owner.type.rawValue, owner.id]
+    static func fetch(_ db: any SQLSession, organizationID: String, owner: Lumen_Common_V1_PrincipalRef) async throws
+        -> [Lumen_Ledger_V1_ModelTotals]
+    {
+        try await db.rows(
+            """
+            SELECT logical_model, requests, input_tokens, cached_input_tokens, output_tokens, cost_micros, last_used_at
+            FROM owner_model_totals WHERE organization_id = ? AND owner_type = ? AND owner_id = ?
+            ORDER BY requests DESC, input_tokens + cached_input_tokens + output_tokens DESC, logical_model
+            """, [.text(organizationID), .of(owner.type.rawValue), .text(owner.id)]
         ).map { row in
-            .with {
-                $0.logicalModel = row[0]
-                $0.requests = row[1]
-                $0.inputTokens = row[2]
-                $0.cachedInputTokens = row[3]
-                $0.outputTokens = row[4]
-                $0.costMicros = row[5]
-                $0.lastUsedAt = .init(millis: row[6])
-            }
+            var totals = Lumen_Ledger_V1_ModelTotals()
+            totals.logicalModel = try row[0]
+            totals.requests = try row[1]
+            totals.inputTokens = try row[2]
+            totals.cachedInputTokens = try row[3]
+            totals.outputTokens = try row[4]
+            totals.costMicros = try row[5]
+            totals.lastUsedAt = .init(millis: try row[6])
+            return totals
         }
     }
 

@@ -1,4 +1,5 @@
 import GRDB
+import Storage
 
 /// Deleting raw usage lines past the retention period. Their rollups stay, so billing and
 /// balances keep every figure; `/usage` lists (and counts) lines from `retained_from` on.
@@ -7,8 +8,8 @@ enum Retention {
     static let chunk = 5_000
 
     /// The time before which settled lines may have been deleted (0: none ever were).
-    static func retainedFrom(_ db: Database) throws -> Int64 {
-        try Int64.fetchOne(db, sql: "SELECT value FROM ledger_settings WHERE name = 'retained_from'") ?? 0
+    static func retainedFrom(_ db: any SQLSession) async throws -> Int64 {
+        try await db.value(Int64.self, "SELECT value FROM ledger_settings WHERE name = 'retained_from'") ?? 0
     }
 
     /// Deletes up to `limit` settled lines created before `cutoff` (the start of a UTC day)

@@ -1,4 +1,4 @@
-import GRDB
+import Storage
 import LumenAPI
 
 /// Hourly and daily totals of settled usage lines (`usage_rollups`), and the queries that
@@ -90,56 +90,67 @@ enum Rollups {
     }
 
     /// The settled lines matching `filter` within `range`, grouped, from rollups and raw edges.
-    static func settled(_ db: Database, _ filter: UsageQuery, range: Range<Int64>) throws -> [Group: Totals] {
+    static func settled(_ db: any SQLSession, _ filter: UsageQuery, range: Range<Int64>) async throws -> [Group: Totals] {
         var groups: [Group: Totals] = [:]
-        func collect(_ sql: String, _ arguments: StatementArguments) throws {
-            let rows = try Row.fetchCursor(db, sql: sql, arguments: arguments)
-            while let row = try rows.next() {
-                let group = Group(logicalModel: row[0], modelVendor: row[1], scene: row[2], accessChannel: row[3], day: row[4])
+        func collect(_ sql: String, _ arguments: [SQLValue]) async throws {
+            for row in try await db.rows(sql, arguments) {
+                let group = Group(
+                    logicalModel: try row[0], modelVendor: try row[1], scene: try row[2], accessChannel: try row[3], day: try row[4])
                 groups[group, default: Totals()].add(Totals(
-                    requests: row[5], inputTokens: row[6], cachedInputTokens: row[7], outputTokens: row[8], costMicros: row[9]))
+                    requests: try row[5], inputTokens: try row[6], cachedInputTokens: try row[7], outputTokens: try row[8],
+                    costMicros: try row[9]))
             }
         }
         let (dimensions, dimensionArguments) = filter.dimensionsSQL
         let plan = plan(range)
         let rollupSQL = """
-            SELECT logical_model, model_vendor, scene, access_channel, bucket - bucket % \(day), SUM(requests),
-                SUM(input_tokens), SUM(cached_input_tokens), SUM(output_tokens), SUM(cost_micros)
+            SELECT logical_model, model_vendor, scene, access_channel, bucket - bucket % \(day), CAST(SUM(requests) AS BIGINT),
+                CAST(SUM(input_tokens) AS BIGINT), CAST(SUM(cached_input_tokens) AS BIGINT), CAST(SUM(output_tokens) AS BIGINT),
+                CAST(SUM(cost_micros) AS BIGINT)
             FROM usage_rollups
             WHERE organization_id = ? AND key_id = ? AND span = ? AND bucket >= ? AND bucket < ?\(dimensions)
             GROUP BY 1, 2, 3, 4, 5
             """
         for (span, ranges) in [(day, plan.days.map { [$0] } ?? []), (hour, plan.hours)] {
             for range in ranges {
-                let arguments: StatementArguments = [filter.organizationID, filter.keyID, span, range.lowerBound, range.upperBound]
-                try collect(rollupSQL, arguments + dimensionArguments)
+                let arguments: [SQLValue] = [
+                    .text(filter.organizationID), .text(filter.keyID), .integer(span), .integer(range.lowerBound),
+                    .integer(range.upperBound),
+                ]
+                try await collect(rollupSQL, arguments + dimensionArguments)
             }
         }
         let rawSQL = """
             SELECT logical_model, model_vendor, scene, access_channel, created_at - created_at % \(day), COUNT(*),
-                SUM(input_tokens), SUM(cached_input_tokens), SUM(output_tokens), SUM(cost_micros)
+                CAST(SUM(input_tokens) AS BIGINT), CAST(SUM(cached_input_tokens) AS BIGINT), CAST(SUM(output_tokens) AS BIGINT),
+                CAST(SUM(cost_micros) AS BIGINT)
             FROM usage_lines
             WHERE organization_id = ? AND key_id = ? AND created_at >= ? AND created_at < ? AND status = 2\(dimensions)
             GROUP BY 1, 2, 3, 4, 5
             """
         for range in plan.raw {
-            let arguments: StatementArguments = [filter.organizationID, filter.keyID, range.lowerBound, range.upperBound]
-            try collect(rawSQL, arguments + dimensionArguments)
+            let arguments: [SQLValue] = [
+                .text(filter.organizationID), .text(filter.keyID), .integer(range.lowerBound), .integer(range.upperBound),
+            ]
+            try await collect(rawSQL, arguments + dimensionArguments)
         }
         return groups
     }
 
     /// The number of pending lines matching `filter` within `range` (through the partial
     /// index of open holds, which are few).
-    static func pendingCount(_ db: Database, _ filter: UsageQuery, range: Range<Int64>) throws -> Int64 {
+    static func pendingCount(_ db: any SQLSession, _ filter: UsageQuery, range: Range<Int64>) async throws -> Int64 {
         let (dimensions, dimensionArguments) = filter.dimensionsSQL
-        let arguments: StatementArguments = [range.lowerBound, range.upperBound, filter.organizationID, filter.keyID]
-        return try Int64.fetchOne(
-            db,
-            sql: """
-                SELECT COUNT(*) FROM usage_lines INDEXED BY usage_pending
-                WHERE status = 1 AND created_at >= ? AND created_at < ? AND organization_id = ? AND key_id = ?\(dimensions)
-                """,
-            arguments: arguments + dimensionArguments) ?? 0
+        let arguments: [SQLValue] = [
+            .integer(range.lowerBound), .integer(range.upperBound), .text(filter.organizationID), .text(filter.keyID),
+        ]
+        // SQLite is told the index; PostgreSQL's planner finds the partial index itself.
+        let index = db.dialect == .sqlite ? " INDEXED BY usage_pending" : ""
+        return try await db.rows(
+            """
+            SELECT COUNT(*) FROM usage_lines\(index)
+            WHERE status = 1 AND created_at >= ? AND created_at < ? AND organization_id = ? AND key_id = ?\(dimensions)
+            """,
+            arguments + dimensionArguments)[0][0]
     }
 }

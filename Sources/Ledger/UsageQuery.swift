@@ -1,4 +1,4 @@
-import GRDB
+import Storage
 import LumenAPI
 import RPCSupport
 import SharedRules
@@ -11,7 +11,7 @@ struct UsageQuery: Sendable {
     /// The filter's time bounds as a half-open range of `created_at` milliseconds.
     let range: Range<Int64>
     /// The filter's model, vendor, scene and channel conditions as SQL (` AND …`) and arguments.
-    let dimensionsSQL: (String, StatementArguments)
+    let dimensionsSQL: (String, [SQLValue])
 
     /// Later than any time Lumen stores (year 9999), the end of an open range.
     static let endOfTime: Int64 = 253_402_300_800_000
@@ -37,38 +37,38 @@ struct UsageQuery: Sendable {
         let end = filter.hasEndTime ? min(Self.endOfTime, filter.endTime.millis + 1) : Self.endOfTime
         self.range = start..<max(start, end)
         var sql = ""
-        var arguments = StatementArguments()
+        var arguments: [SQLValue] = []
         if !filter.logicalModel.isEmpty {
             sql += " AND logical_model = ?"
-            arguments += [filter.logicalModel]
+            arguments.append(.text(filter.logicalModel))
         }
         if !filter.modelVendor.isEmpty {
             sql += " AND model_vendor = ?"
-            arguments += [filter.modelVendor]
+            arguments.append(.text(filter.modelVendor))
         }
         if filter.scene != .unspecified {
             sql += " AND scene = ?"
-            arguments += [filter.scene.rawValue]
+            arguments.append(.of(filter.scene.rawValue))
         }
         if filter.accessChannel != .unspecified {
             sql += " AND access_channel = ?"
-            arguments += [filter.accessChannel.rawValue]
+            arguments.append(.of(filter.accessChannel.rawValue))
         }
         self.dimensionsSQL = (sql, arguments)
     }
 
     /// A page of the lines created within `range`, newest first, in the order of the
     /// `usage_by_key` index.
-    func page(_ db: Database, range: Range<Int64>, limit: Int, offset: Int) throws -> [UsageLineRecord] {
+    func page(_ db: any SQLSession, range: Range<Int64>, limit: Int, offset: Int) async throws -> [UsageLineRecord] {
         let (dimensions, dimensionArguments) = dimensionsSQL
-        let arguments: StatementArguments = [organizationID, keyID, range.lowerBound, range.upperBound]
-        return try UsageLineRecord.fetchAll(
-            db,
-            sql: """
-                SELECT * FROM usage_lines
-                WHERE organization_id = ? AND key_id = ? AND created_at >= ? AND created_at < ?\(dimensions)
-                ORDER BY created_at DESC, request_id DESC LIMIT ? OFFSET ?
-                """,
-            arguments: arguments + dimensionArguments + [limit, offset])
+        let arguments: [SQLValue] = [.text(organizationID), .text(keyID), .integer(range.lowerBound), .integer(range.upperBound)]
+        return try await db.rows(
+            """
+            SELECT \(UsageLineRecord.columns) FROM usage_lines
+            WHERE organization_id = ? AND key_id = ? AND created_at >= ? AND created_at < ?\(dimensions)
+            ORDER BY created_at DESC, request_id DESC LIMIT ? OFFSET ?
+            """,
+            arguments + dimensionArguments + [.of(limit), .of(offset)]
+        ).map(UsageLineRecord.init)
     }
 }

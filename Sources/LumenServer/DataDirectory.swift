@@ -48,6 +48,10 @@ public enum DataDirectory {
             try await open("keys") { try await KeysService.openStore($0, logger: quiet) }
         }
 
+        func ledger() async throws -> LedgerService.Store {
+            try await open("ledger") { try await LedgerService.openStore($0, logger: quiet) }
+        }
+
         func accounts() async throws -> AccountsService.Store {
             try await open("accounts") { try await AccountsService.openStore($0, logger: quiet) }
         }
@@ -102,11 +106,16 @@ public enum DataDirectory {
 
     /// Checks that every pool's reservation equals the sum of its open holds, on one
     /// consistent snapshot of the ledger database of `directory` (read-only; the server may run).
-    public static func checkLedger(in directory: String) throws -> LedgerCheck.Report {
+    public static func checkLedger(in directory: String, database: String? = nil) async throws -> LedgerCheck.Report {
+        if database != nil {
+            return try await withStores(in: .directory(directory), database: database) { stores in
+                try await LedgerService.check(try await stores.ledger())
+            }
+        }
         guard FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent("ledger.sqlite")) else {
             throw ConfigurationError("no ledger database in \(directory) (ledger.sqlite); give --data-dir")
         }
-        return try LedgerCheck.run(location: .directory(directory))
+        return try await LedgerCheck.run(location: .directory(directory))
     }
 
     /// The services' own logging, warnings and worse only: a command prints its result.

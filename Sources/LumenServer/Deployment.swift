@@ -50,12 +50,8 @@ public struct Deployment: Sendable {
         // Nothing touches the data directory before every port is known to be free and the
         // directory's databases are this process's alone.
         try configuration.security.check(configuration)
-        // PostgreSQL: accounts, keys and the registry; the ledger not yet.
-        let onPostgres: Set<Component> = configuration.database == nil ? [] : local.intersection([.accounts, .keys, .registry])
-        if configuration.database != nil, local.contains(.ledger) {
-            throw ConfigurationError(
-                "--database: the ledger service does not keep its tables in PostgreSQL yet; run the ledger in another process without --database (the accounts, keys and registry services here may use it)")
-        }
+        // With --database every service of this process keeps its tables in PostgreSQL.
+        let onPostgres: Set<Component> = configuration.database == nil ? [] : local.intersection(Component.services)
         try await StartupChecks.ensureFree(StartupChecks.listeners(configuration))
         let lock = try DataDirectoryLock(
             directory: configuration.dataDirectory, services: Component.services.filter { local.contains($0) && !onPostgres.contains($0) })
@@ -135,8 +131,10 @@ public struct Deployment: Sendable {
                 localKeys = keys
             }
             if local.contains(.ledger) {
-                let ledger = try LedgerService(
-                    location: location, holdTTL: .seconds(configuration.holdTTLSeconds), directory: directory, logger: logger)
+                let store = try await postgres?.open("ledger") { try await LedgerService.openStore(.postgres($0), logger: logger) }
+                    ?? LedgerService.Store(sqlite: location)
+                let ledger = LedgerService(
+                    store: store, holdTTL: .seconds(configuration.holdTTLSeconds), directory: directory, logger: logger)
                 services.append(ledger)
                 localLedger = ledger
                 background.append(ledger.reconciler(usageRetentionDays: configuration.usageRetentionDays))
@@ -343,9 +341,9 @@ final class PostgresStores: Sendable {
     let pool: Task<Void, Never>
     let claims: [PostgresServiceClaim]
 
-    /// nil without a URL.
+    /// nil without a URL, or without a service to run on it (a gateway).
     init?(url: String?, claiming services: Set<Component>, logger: Logger) async throws {
-        guard let url else { return nil }
+        guard let url, !services.isEmpty else { return nil }
         let database: PostgresServiceDatabase
         do {
             database = try PostgresServiceDatabase(url: url, logger: logger)

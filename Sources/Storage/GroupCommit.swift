@@ -27,14 +27,14 @@ public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable
     /// Called once per operation with its outcome, on the database writer's queue: it must
     /// not block (resume a continuation, yield to a stream).
     public typealias Completion = @Sendable (Result<Outcome, any Error>) -> Void
+    /// Writes one batch — each operation's outcome, or the failure of the whole batch — and
+    /// calls `done` once it is durable (or failed); the next batch is not written before.
+    public typealias BatchWriter = @Sendable (
+        _ batch: [Operation], _ done: @escaping @Sendable (Result<[Result<Outcome, any Error>], any Error>) -> Void
+    ) -> Void
 
-    private let writer: any DatabaseWriter
-    private let apply: Apply
+    private let write: BatchWriter
     private let maxBatch: Int
-    private let savepoints: Bool
-    private let beforeCommit: (@Sendable (Database) throws -> Void)?
-    private let afterRollback: (@Sendable () -> Void)?
-    private let afterCommit: (@Sendable () -> Void)?
     private let state = Mutex(State())
 
     struct State {
@@ -47,19 +47,44 @@ public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable
         var barriers: [(mark: Int, continuation: CheckedContinuation<Void, Never>)] = []
     }
 
-    public init(
+    /// Batches written as one SQLite transaction each on `writer` (see above).
+    public convenience init(
         writer: any DatabaseWriter, maxBatch: Int = 512, savepoints: Bool = true,
         beforeCommit: (@Sendable (Database) throws -> Void)? = nil, afterRollback: (@Sendable () -> Void)? = nil,
         afterCommit: (@Sendable () -> Void)? = nil,
         apply: @escaping Apply
     ) {
-        self.writer = writer
-        self.apply = apply
+        self.init(maxBatch: maxBatch) { batch, done in
+            writer.asyncWrite({ db in
+                let outcomes = batch.map { operation -> Result<Outcome, any Error> in
+                    do {
+                        guard savepoints else { return .success(try apply(db, operation)) }
+                        var outcome: Outcome?
+                        try db.inSavepoint {
+                            outcome = try apply(db, operation)
+                            return .commit
+                        }
+                        return .success(outcome!)
+                    } catch {
+                        return .failure(error)
+                    }
+                }
+                try beforeCommit?(db)
+                return outcomes
+            }, completion: { _, result in
+                switch result {
+                case .failure: afterRollback?()
+                case .success: afterCommit?()
+                }
+                done(result)
+            })
+        }
+    }
+
+    /// Batches written by `write` (a store other than SQLite), one at a time, in order.
+    public init(maxBatch: Int = 512, write: @escaping BatchWriter) {
+        self.write = write
         self.maxBatch = maxBatch
-        self.savepoints = savepoints
-        self.beforeCommit = beforeCommit
-        self.afterRollback = afterRollback
-        self.afterCommit = afterCommit
     }
 
     /// Queues `operation`; `completion` gets its outcome once the batch holding it is durable.
@@ -110,30 +135,7 @@ public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable
             return Array(state.pending.prefix(maxBatch))
         }
         guard let batch else { return }
-        let (apply, savepoints, beforeCommit, afterRollback, afterCommit) = (
-            self.apply, self.savepoints, self.beforeCommit, self.afterRollback, self.afterCommit
-        )
-        writer.asyncWrite({ db in
-            let outcomes = batch.map { entry -> Result<Outcome, any Error> in
-                do {
-                    guard savepoints else { return .success(try apply(db, entry.0)) }
-                    var outcome: Outcome?
-                    try db.inSavepoint {
-                        outcome = try apply(db, entry.0)
-                        return .commit
-                    }
-                    return .success(outcome!)
-                } catch {
-                    return .failure(error)
-                }
-            }
-            try beforeCommit?(db)
-            return outcomes
-        }, completion: { _, result in
-            switch result {
-            case .failure: afterRollback?()
-            case .success: afterCommit?()
-            }
+        write(batch.map(\.0)) { result in
             // Queue the next batch first: it runs on the writer after this completion returns.
             self.writeNextBatch()
             switch result {
@@ -150,6 +152,6 @@ public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable
                 return state.barriers.filter { $0.mark <= answered }.map(\.continuation)
             }
             for continuation in released { continuation.resume() }
-        })
+        }
     }
 }

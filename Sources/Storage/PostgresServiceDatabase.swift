@@ -65,7 +65,8 @@ public final class PostgresServiceDatabase: Sendable {
         try await Self.transaction(on: client, logger: logger, body)
     }
 
-    static func transaction<Result: Sendable>(
+    /// `transaction(_:)` on another pool of the database (`client(searchPath:maxConnections:)`).
+    public static func transaction<Result: Sendable>(
         on client: PostgresClient, logger: Logger, _ body: @Sendable (PostgresConnection) async throws -> Result
     ) async throws -> Result {
         do {

@@ -22,6 +22,8 @@ public protocol SQLStore: Sendable {
     func read<Result: Sendable>(_ body: @escaping @Sendable (any SQLSession) async throws -> Result) async throws -> Result
     /// Runs `body` in a transaction: committed when it returns, rolled back when it throws.
     func write<Result: Sendable>(_ body: @escaping @Sendable (any SQLSession) async throws -> Result) async throws -> Result
+    /// Runs `body`'s reads against one committed state (each `read` statement may see a later one).
+    func snapshot<Result: Sendable>(_ body: @escaping @Sendable (any SQLSession) async throws -> Result) async throws -> Result
 }
 
 public enum SQLDialect: Sendable {
@@ -32,6 +34,14 @@ public enum SQLDialect: Sendable {
         switch self {
         case .sqlite: "instr(\(haystack), \(needle)) > 0"
         case .postgres: "strpos(\(haystack), \(needle)) > 0"
+        }
+    }
+
+    /// A subquery of the strings of a JSON array bound to one `?` (`id IN (…)` with one value).
+    public var jsonStrings: String {
+        switch self {
+        case .sqlite: "SELECT value FROM json_each(?)"
+        case .postgres: "SELECT value FROM json_array_elements_text(CAST(? AS json))"
         }
     }
 }
@@ -193,10 +203,21 @@ public final class SQLiteStore: SQLStore {
         self.writer = try ServiceDatabase.open(name: name, at: location, migrator: migrator, allowsUnsafeTransactions: true)
     }
 
+    /// Reads (`read`, `snapshot`) of a database another component writes (the ledger's group
+    /// commit): `write` is not for such a store.
+    public init(reading writer: any DatabaseWriter) {
+        self.writer = writer
+    }
+
+    public func snapshot<Result: Sendable>(_ body: @escaping @Sendable (any SQLSession) async throws -> Result) async throws -> Result {
+        guard let pool = writer as? DatabasePool else { return try await read(body) }
+        return try await body(SQLiteSession(reader: try pool.makeSnapshot()))
+    }
+
     public func read<Result: Sendable>(_ body: @escaping @Sendable (any SQLSession) async throws -> Result) async throws -> Result {
         // An in-memory database is one connection: its reads wait for the write in progress.
-        if writer is DatabaseQueue { return try await writes.run { try await body(SQLiteSession(writer: writer, writing: false)) } }
-        return try await body(SQLiteSession(writer: writer, writing: false))
+        if writer is DatabaseQueue { return try await writes.run { try await body(SQLiteSession(reader: writer)) } }
+        return try await body(SQLiteSession(reader: writer))
     }
 
     public func write<Result: Sendable>(_ body: @escaping @Sendable (any SQLSession) async throws -> Result) async throws -> Result {
@@ -206,7 +227,7 @@ public final class SQLiteStore: SQLStore {
                     if db.isInsideTransaction { try db.execute(sql: "ROLLBACK") }
                     try db.execute(sql: "BEGIN IMMEDIATE")
                 }
-                let session = SQLiteSession(writer: writer, writing: true)
+                let session = SQLiteSession(writer: writer)
                 let result: Result
                 do {
                     result = try await body(session)
@@ -225,14 +246,20 @@ public final class SQLiteStore: SQLStore {
 }
 
 final class SQLiteSession: SQLSession {
-    let writer: any DatabaseWriter
-    let writing: Bool
+    let reader: any DatabaseReader
+    /// The writer, for a write's session.
+    let writer: (any DatabaseWriter)?
     let committed = Mutex<[@Sendable () -> Void]>([])
     var dialect: SQLDialect { .sqlite }
 
-    init(writer: any DatabaseWriter, writing: Bool) {
+    init(reader: any DatabaseReader) {
+        self.reader = reader
+        self.writer = nil
+    }
+
+    init(writer: any DatabaseWriter) {
+        self.reader = writer
         self.writer = writer
-        self.writing = writing
     }
 
     func rows(_ sql: String, _ arguments: [SQLValue]) async throws -> [SQLRow] {
@@ -244,11 +271,12 @@ final class SQLiteSession: SQLSession {
                 }
             }
         }
-        return writing ? try await writer.writeWithoutTransaction(fetch) : try await writer.read(fetch)
+        if let writer { return try await writer.writeWithoutTransaction(fetch) }
+        return try await reader.read(fetch)
     }
 
     func execute(_ sql: String, _ arguments: [SQLValue]) async throws {
-        precondition(writing, "a statement that writes runs in SQLStore.write")
+        guard let writer else { preconditionFailure("a statement that writes runs in SQLStore.write") }
         let arguments = StatementArguments(arguments.map(\.databaseValue))
         try await writer.writeWithoutTransaction { db in
             try Self.unique { try db.cachedStatement(sql: sql).execute(arguments: arguments) }
@@ -313,6 +341,13 @@ public final class PostgresStore: SQLStore {
 
     public func read<Result: Sendable>(_ body: @escaping @Sendable (any SQLSession) async throws -> Result) async throws -> Result {
         try await body(PostgresSession(run: .client(client), logger: logger))
+    }
+
+    public func snapshot<Result: Sendable>(_ body: @escaping @Sendable (any SQLSession) async throws -> Result) async throws -> Result {
+        try await PostgresServiceDatabase.transaction(on: client, logger: logger) { [logger] connection in
+            try await connection.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", logger: logger)
+            return try await body(PostgresSession(run: .connection(connection), logger: logger))
+        }
     }
 
     public func write<Result: Sendable>(_ body: @escaping @Sendable (any SQLSession) async throws -> Result) async throws -> Result {
@@ -407,7 +442,8 @@ final class PostgresSession: SQLSession {
 }
 
 extension SQLValue {
-    init(_ cell: PostgresCell) throws {
+    /// A PostgreSQL cell's value: integers, booleans, `BYTEA` and text (and what reads as text).
+    public init(_ cell: PostgresCell) throws {
         guard cell.bytes != nil else {
             self = .null
             return

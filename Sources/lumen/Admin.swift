@@ -21,18 +21,20 @@ struct LedgerCheckCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
         abstract: "Check that every pool's reservation equals the sum of its open holds.",
+        usage: "lumen admin ledger check [<options>]",
         discussion: """
             Prints JSON {"ok", "pools", "open_holds", "violations": [{"organization_id", "owner", \
             "reserved_micros", "open_holds_micros"}]} and exits with status 1 when a pool disagrees. \
-            Reads the ledger database directly (one consistent snapshot), so it may run while \
-            `lumen serve` runs.
+            Reads the ledger's tables directly (one consistent snapshot), in the data directory or \
+            in the PostgreSQL database of `--database`, so it may run while `lumen serve` runs.
             """
     )
 
     @OptionGroup var data: DataDirectoryOptions
+    @OptionGroup var database: DatabaseOptions
 
     func run() async throws {
-        let report = try DataDirectory.checkLedger(in: try data.path)
+        let report = try await DataDirectory.checkLedger(in: try data.path, database: try database.url(config: data.config))
         try printJSON(report)
         if !report.ok { throw ExitCode.failure }
     }

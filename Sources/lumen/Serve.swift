@@ -35,7 +35,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Directory of the SQLite databases, created if missing. (LUMEN_DATA_DIR, default ./data)")
     var dataDir: String?
 
-    @Option(help: "A PostgreSQL URL, postgres://user@host/db (also :password, :port, ?sslmode=): the accounts, keys and registry services keep their tables there (a schema each) instead of SQLite; the ledger does not yet, run it in a process without it. (LUMEN_DATABASE, database)")
+    @Option(help: "A PostgreSQL URL, postgres://user@host/db (also :password, :port, ?sslmode=): the services of this process keep their tables there (a schema each: accounts, keys, ledger, registry) instead of SQLite in the data directory. (LUMEN_DATABASE, database)")
     var database: String?
 
     @Option(help: "Interface of the HTTP facade. (LUMEN_HTTP_HOST, default 127.0.0.1)")

@@ -95,10 +95,10 @@ struct BillingTests {
         }
     }
 
-    @Test("Billing over any range and filter equals the sum of its lines, and the usage total their count")
-    func billingMatchesLines() async throws {
+    @Test("Billing over any range and filter equals the sum of its lines, and the usage total their count", arguments: TestStore.available)
+    func billingMatchesLines(store: TestStore) async throws {
         let clock = ManualClock()
-        try await TestServices.run(clock: clock.wallClock) { services in
+        try await TestServices.run(clock: clock.wallClock, store: store) { services in
             let start = try await Self.seed(services, clock)
             let hour: Int64 = 3_600_000
             let day: Int64 = 86_400_000
@@ -132,10 +132,10 @@ struct BillingTests {
         }
     }
 
-    @Test("Retention deletes old settled lines from /usage; billing keeps every figure")
-    func retention() async throws {
+    @Test("Retention deletes old settled lines from /usage; billing keeps every figure", arguments: TestStore.available)
+    func retention(store: TestStore) async throws {
         let clock = ManualClock()
-        try await TestServices.run(clock: clock.wallClock) { services in
+        try await TestServices.run(clock: clock.wallClock, store: store) { services in
             _ = try await Self.seed(services, clock, count: 60)
             let filter = Lumen_Ledger_V1_UsageFilter.with { $0.organizationID = "org_1"; $0.keyID = "key_1" }
             let before = try await services.ledger.getBilling(.with { $0.filter = filter }, metadata: services.asInternal)

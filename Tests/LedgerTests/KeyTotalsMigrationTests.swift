@@ -3,17 +3,18 @@ import GRDB
 @testable import Ledger
 import RPCSupport
 import SharedRules
+import Storage
 import Testing
 
 /// A ledger written before key totals existed gets them from its records on upgrade.
 @Suite("Key totals: backfilled on upgrade from the rollups and lines")
 struct KeyTotalsMigrationTests {
     @Test("Migration v5 sums each key's settled lines and takes its latest line's time")
-    func backfill() throws {
+    func backfill() async throws {
         let queue = try DatabaseQueue()
         let migrator = LedgerStore.migrator
         try migrator.migrate(queue, upTo: "v4: grants, usage rollups, usage pages in index order")
-        try queue.write { db in
+        try await queue.write { db in
             // Two settled lines and one pending for key_a, one settled for key_b (org_2); lines are
             // written with their rollups, as v4's settling did.
             let lines: [(String, String, String, Int64, Int64, Int64, Int64, Int)] = [
@@ -41,10 +42,11 @@ struct KeyTotalsMigrationTests {
             }
         }
         try migrator.migrate(queue)
-        let totals = try queue.read { db in
+        let store = SQLiteStore(reading: queue)
+        let totals = try await store.read { db in
             (
-                try KeyTotals.fetch(db, organizationID: "org_1", keyIDs: ["key_a", "key_b"]),
-                try KeyTotals.fetch(db, organizationID: "org_2", keyIDs: ["key_b"])
+                try await KeyTotals.fetch(db, organizationID: "org_1", keyIDs: ["key_a", "key_b"]),
+                try await KeyTotals.fetch(db, organizationID: "org_2", keyIDs: ["key_b"])
             )
         }
         let a = totals.0[0]
@@ -54,11 +56,11 @@ struct KeyTotalsMigrationTests {
         #expect(totals.1[0].requests == 1 && totals.1[0].costMicros == 42)
 
         // Any id text is looked up as it is (quotes and backslashes too), repeats and order kept.
-        let odd = try queue.read { db in
-            try KeyTotals.fetch(db, organizationID: "org_1", keyIDs: ["key_a", #"k"ey\"#, "", "key_a"])
+        let odd = try await store.read { db in
+            try await KeyTotals.fetch(db, organizationID: "org_1", keyIDs: ["key_a", #"k"ey\"#, "", "key_a"])
         }
         #expect(odd.map(\.keyID) == ["key_a", #"k"ey\"#, "", "key_a"])
         #expect(odd.map(\.requests) == [2, 0, 0, 2])
-        #expect(try queue.read { db in try KeyTotals.fetch(db, organizationID: "org_1", keyIDs: []) }.isEmpty)
+        #expect(try await store.read { db in try await KeyTotals.fetch(db, organizationID: "org_1", keyIDs: []) }.isEmpty)
     }
 }

@@ -48,9 +48,9 @@ struct MeteringTests {
         ).pool
     }
 
-    @Test("Reserve writes a pending line and a hold; settle replaces it by the actual cost, once")
-    func reserveThenSettle() async throws {
-        try await TestServices.run { services in
+    @Test("Reserve writes a pending line and a hold; settle replaces it by the actual cost, once", arguments: TestStore.available)
+    func reserveThenSettle(store: TestStore) async throws {
+        try await TestServices.run(store: store) { services in
             let ledger = services.ledger
             _ = try await ledger.reserve(Self.reserve("req_a", estimate: 5_000), metadata: services.asInternal)
             var pool = try await Self.keyPool(services)
@@ -84,9 +84,9 @@ struct MeteringTests {
         }
     }
 
-    @Test("A key's cap refuses what would exceed it, counting holds in flight; release frees the hold")
-    func keyCap() async throws {
-        try await TestServices.run { services in
+    @Test("A key's cap refuses what would exceed it, counting holds in flight; release frees the hold", arguments: TestStore.available)
+    func keyCap(store: TestStore) async throws {
+        try await TestServices.run(store: store) { services in
             let ledger = services.ledger
             _ = try await ledger.reserve(Self.reserve("req_1", estimate: 600, cap: 1_000), metadata: services.asInternal)
             // The same reserve again is idempotent, not a second hold.
@@ -112,9 +112,9 @@ struct MeteringTests {
         }
     }
 
-    @Test("Concurrent reserves over the Meter stream never exceed a cap")
-    func concurrentMeterStream() async throws {
-        try await TestServices.run { services in
+    @Test("Concurrent reserves over the Meter stream never exceed a cap", arguments: TestStore.available)
+    func concurrentMeterStream(store: TestStore) async throws {
+        try await TestServices.run(store: store) { services in
             let answers = try await services.ledger.meter(
                 request: StreamingClientRequest(metadata: services.asInternal) { writer in
                     for index in 0..<200 {
@@ -135,9 +135,9 @@ struct MeteringTests {
         }
     }
 
-    @Test("A key's requests per minute hold across two Meter streams (two gateways): the rest are 429 with a retry time and write nothing")
-    func rateLimitAcrossStreams() async throws {
-        try await TestServices.run { services in
+    @Test("A key's requests per minute hold across two Meter streams (two gateways): the rest are 429 with a retry time and write nothing", arguments: TestStore.available)
+    func rateLimitAcrossStreams(store: TestStore) async throws {
+        try await TestServices.run(store: store) { services in
             @Sendable func limited(_ id: String) -> Lumen_Ledger_V1_ReserveRequest {
                 var request = Self.reserve(id, estimate: 10)
                 request.rpmLimit = 30
@@ -189,9 +189,9 @@ struct MeteringTests {
         }
     }
 
-    @Test("Tokens per minute: a hold counts its most, its settlement the actual tokens; too large a request is refused outright")
-    func tokensPerMinute() async throws {
-        try await TestServices.run { services in
+    @Test("Tokens per minute: a hold counts its most, its settlement the actual tokens; too large a request is refused outright", arguments: TestStore.available)
+    func tokensPerMinute(store: TestStore) async throws {
+        try await TestServices.run(store: store) { services in
             func limited(_ id: String, tokens: Int64) -> Lumen_Ledger_V1_ReserveRequest {
                 var request = Self.reserve(id, estimate: 10)
                 request.tpmLimit = 1_000
@@ -272,10 +272,10 @@ struct MeteringTests {
         }
     }
 
-    @Test("Expired holds are settled at their estimate and flagged; a late settle changes nothing")
-    func reconcile() async throws {
+    @Test("Expired holds are settled at their estimate and flagged; a late settle changes nothing", arguments: TestStore.available)
+    func reconcile(store: TestStore) async throws {
         let now = Mutex(Date(timeIntervalSince1970: 1_800_000_000))
-        try await TestServices.run(clock: WallClock { now.withLock { $0 } }) { services in
+        try await TestServices.run(clock: WallClock { now.withLock { $0 } }, store: store) { services in
             let ledger = services.ledger
             _ = try await ledger.reserve(Self.reserve("req_lost", estimate: 700, cap: 10_000), metadata: services.asInternal)
             _ = try await ledger.reserve(Self.reserve("req_byok", estimate: 500, channel: .byok), metadata: services.asInternal)
@@ -351,7 +351,7 @@ struct MeteringTests {
                 }, metadata: services.asInternal)
             #expect(usage.origins.map(\.origin) == [.web] && usage.origins[0].requests == 1 && usage.origins[0].costMicros == 120)
         }
-        let report = try LedgerCheck.run(location: .directory(directory))
+        let report = try await LedgerCheck.run(location: .directory(directory))
         #expect(report.ok && report.openHolds == 1 && report.pools == 2)  // usr_ada, org_1: no key pool
     }
 
@@ -367,14 +367,14 @@ struct MeteringTests {
             }
             _ = try await services.ledger.settle(Self.settle("req_2", cost: 40), metadata: services.asInternal)
         }
-        let report = try LedgerCheck.run(location: .directory(directory))
+        let report = try await LedgerCheck.run(location: .directory(directory))
         #expect(report.ok && report.openHolds == 2 && report.pools == 3)  // key_1, usr_1, org_1
 
         let queue = try DatabaseQueue(path: directory + "/ledger.sqlite")
         try await queue.write { db in
             try db.execute(sql: "UPDATE pools SET reserved_micros = reserved_micros + 5 WHERE owner_id = 'org_1'")
         }
-        let tampered = try LedgerCheck.run(location: .directory(directory))
+        let tampered = try await LedgerCheck.run(location: .directory(directory))
         #expect(!tampered.ok)
         #expect(tampered.violations == [
             .init(
@@ -383,9 +383,9 @@ struct MeteringTests {
         ])
     }
 
-    @Test("BYOK requests hold nothing and charge nothing, but keep their line")
-    func byok() async throws {
-        try await TestServices.run { services in
+    @Test("BYOK requests hold nothing and charge nothing, but keep their line", arguments: TestStore.available)
+    func byok(store: TestStore) async throws {
+        try await TestServices.run(store: store) { services in
             _ = try await services.ledger.reserve(
                 Self.reserve("req_b", estimate: 5_000, cap: 0, channel: .byok), metadata: services.asInternal)
             let line = try await services.ledger.settle(Self.settle("req_b", cost: 700), metadata: services.asInternal).line
@@ -397,9 +397,9 @@ struct MeteringTests {
         }
     }
 
-    @Test("Holds and settlements are internal: a management token is refused")
-    func internalOnly() async throws {
-        try await TestServices.run { services in
+    @Test("Holds and settlements are internal: a management token is refused", arguments: TestStore.available)
+    func internalOnly(store: TestStore) async throws {
+        try await TestServices.run(store: store) { services in
             let tenant = try await services.tenant()
             await #expect {
                 _ = try await services.ledger.reserve(
@@ -410,9 +410,9 @@ struct MeteringTests {
         }
     }
 
-    @Test("Bad reserves are refused with the field at fault and write nothing")
-    func invalidReserve() async throws {
-        try await TestServices.run { services in
+    @Test("Bad reserves are refused with the field at fault and write nothing", arguments: TestStore.available)
+    func invalidReserve(store: TestStore) async throws {
+        try await TestServices.run(store: store) { services in
             var request = Self.reserve("req_bad", estimate: -1)
             await #expect {
                 _ = try await services.ledger.reserve(request, metadata: services.asInternal)

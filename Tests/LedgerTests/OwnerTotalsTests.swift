@@ -6,6 +6,7 @@ import LumenAPI
 import LumenTesting
 import RPCSupport
 import SharedRules
+import Storage
 import Testing
 
 /// What each user and client used of each model, kept as lines settle and backfilled on
@@ -29,9 +30,9 @@ struct OwnerTotalsTests {
         }
     }
 
-    @Test("GetOwnerUsage equals the sums of the owner's settled lines, by model, most used first")
-    func live() async throws {
-        try await TestServices.run { services in
+    @Test("GetOwnerUsage equals the sums of the owner's settled lines, by model, most used first", arguments: TestStore.available)
+    func live(store: TestStore) async throws {
+        try await TestServices.run(store: store) { services in
             let ledger = services.ledger
             let lumen = services.asInternal
             let ada = Lumen_Common_V1_PrincipalRef.user("usr_ada")
@@ -97,11 +98,11 @@ struct OwnerTotalsTests {
     }
 
     @Test("Migrations v6 and v7 fill the tables from the day rollups, each key's owner read from its lines")
-    func backfill() throws {
+    func backfill() async throws {
         let queue = try DatabaseQueue()
         let migrator = LedgerStore.migrator
         try migrator.migrate(queue, upTo: "v5: key totals")
-        try queue.write { db in
+        try await queue.write { db in
             // (request, key, owner type, owner id, model, created, input, output, cost)
             let lines: [(String, String, Int, String, String, Int64, Int64, Int64, Int64)] = [
                 ("req_1", "key_a", 2, "usr_ada", "small", 1_000, 10, 20, 300),
@@ -127,12 +128,12 @@ struct OwnerTotalsTests {
             }
         }
         try migrator.migrate(queue)
-        let (ada, ci, organization, adaOrigins) = try queue.read { db in
+        let (ada, ci, organization, adaOrigins) = try await SQLiteStore(reading: queue).read { db in
             (
-                try OwnerTotals.fetch(db, organizationID: "org_1", owner: .user("usr_ada")),
-                try OwnerTotals.fetch(db, organizationID: "org_1", owner: .client("cli_ci")),
-                try OwnerTotals.fetch(db, organizationID: "org_1", owner: .with { $0.type = .organization; $0.id = "org_1" }),
-                try OwnerTotals.origins(db, organizationID: "org_1", owner: .user("usr_ada"))
+                try await OwnerTotals.fetch(db, organizationID: "org_1", owner: .user("usr_ada")),
+                try await OwnerTotals.fetch(db, organizationID: "org_1", owner: .client("cli_ci")),
+                try await OwnerTotals.fetch(db, organizationID: "org_1", owner: .with { $0.type = .organization; $0.id = "org_1" }),
+                try await OwnerTotals.origins(db, organizationID: "org_1", owner: .user("usr_ada"))
             )
         }
         // v7: everything settled before came from the API.

@@ -68,11 +68,11 @@ struct PoolTests {
         }
     }
 
-    @Test("A pool refills hourly at its rate, never above its ceiling, and says when the next refill is")
-    func refill() async throws {
+    @Test("A pool refills hourly at its rate, never above its ceiling, and says when the next refill is", arguments: TestStore.available)
+    func refill(store: TestStore) async throws {
         let clock = ManualClock()
         let start = clock.nowMillis
-        try await TestServices.run(clock: clock.wallClock) { services in
+        try await TestServices.run(clock: clock.wallClock, store: store) { services in
             var pool = try await Self.configure(services, mode: .balance, limit: 2_500_000, refill: 1_000_000)
             #expect(pool.balanceMicros == 0)
             #expect(pool.nextRefillAt.millis == start + 3_600_000)
@@ -115,10 +115,10 @@ struct PoolTests {
         }
     }
 
-    @Test("The four states: not configured and Unlimited never block; a balance at 0 or below blocks until a grant or a refill")
-    func states() async throws {
+    @Test("The four states: not configured and Unlimited never block; a balance at 0 or below blocks until a grant or a refill", arguments: TestStore.available)
+    func states(store: TestStore) async throws {
         let clock = ManualClock()
-        try await TestServices.run(clock: clock.wallClock) { services in
+        try await TestServices.run(clock: clock.wallClock, store: store) { services in
             let ledger = services.ledger
             // Not configured (`—`): no limit from this pool.
             #expect(try await Self.pool(services).mode == .unspecified)
@@ -160,9 +160,9 @@ struct PoolTests {
         }
     }
 
-    @Test("Grants: recorded with who and why, idempotent by key, listed newest first; bad input changes nothing")
-    func grants() async throws {
-        try await TestServices.run { services in
+    @Test("Grants: recorded with who and why, idempotent by key, listed newest first; bad input changes nothing", arguments: TestStore.available)
+    func grants(store: TestStore) async throws {
+        try await TestServices.run(store: store) { services in
             let tenant = try await services.tenant()
             let ledger = services.ledger
             let organization: Lumen_Common_V1_PrincipalRef = .with { $0.type = .organization }
@@ -234,9 +234,9 @@ struct PoolTests {
         }
     }
 
-    @Test("Configuration is validated field by field and changes nothing when refused")
-    func configureValidation() async throws {
-        try await TestServices.run { services in
+    @Test("Configuration is validated field by field and changes nothing when refused", arguments: TestStore.available)
+    func configureValidation(store: TestStore) async throws {
+        try await TestServices.run(store: store) { services in
             _ = try await Self.configure(services, mode: .balance, limit: 1_000, refill: 10)
             for (mode, limit, refill, expected) in [
                 (Lumen_Ledger_V1_PoolMode.unlimited, Int64?(5), Int64(0), "invalid_limit"),
@@ -254,9 +254,9 @@ struct PoolTests {
         }
     }
 
-    @Test("An owner or key that does not exist in the organisation is NOT_FOUND, and nothing is written")
-    func unknownOwners() async throws {
-        try await TestServices.run { services in
+    @Test("An owner or key that does not exist in the organisation is NOT_FOUND, and nothing is written", arguments: TestStore.available)
+    func unknownOwners(store: TestStore) async throws {
+        try await TestServices.run(store: store) { services in
             let acme = try await services.tenant("Acme")
             let globex = try await services.tenant("Globex")
             let user = try await services.accounts.createUser(.with { $0.email = "ada@acme.test" }, metadata: acme.metadata).user

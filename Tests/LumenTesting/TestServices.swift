@@ -47,8 +47,7 @@ public struct TestServices: Sendable {
     public var asInternal: Metadata { .bearer(internalToken) }
 
     /// Runs `body` with fresh services; `clock` is what they take for now; `store` is where the
-    /// services already written for both keep their tables (accounts, keys and the registry so
-    /// far; the ledger stays on SQLite at `location`).
+    /// services keep their tables (SQLite at `location`, or a fresh PostgreSQL database).
     public static func run<Result: Sendable>(
         clock: WallClock = .system,
         location: ServiceDatabase.Location = .inMemory,
@@ -74,6 +73,7 @@ public struct TestServices: Sendable {
         let registryStore = try await ModelRegistryService.openStore(shared, logger: logger)
         let keysStore = try await KeysService.openStore(shared, logger: logger)
         let accountsStore = try await AccountsService.openStore(shared, logger: logger)
+        let ledgerStore = try await LedgerService.openStore(shared, logger: logger)
         let token = "it-test-" + Identifier.secret(count: 32)
         let made = Made()
         return try await withLocalServices(
@@ -84,7 +84,7 @@ public struct TestServices: Sendable {
                     accounts: Lumen_Accounts_V1_AccountsService.Client(wrapping: client),
                     keys: Lumen_Keys_V1_KeysService.Client(wrapping: client), internalToken: token)
                 let keys = KeysService(store: keysStore, clock: clock, directory: directory, logger: logger)
-                let ledger = try LedgerService(location: location, clock: clock, directory: directory, logger: logger)
+                let ledger = LedgerService(store: ledgerStore, clock: clock, directory: directory, logger: logger)
                 made.services.withLock { $0 = (keys, ledger) }
                 return [
                     AccountsService(store: accountsStore, clock: clock, logger: logger),

@@ -8,11 +8,14 @@ The binary is LUMEN_BIN, or .build/debug/lumen at the repository root (built by
 import json
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -158,3 +161,33 @@ def demo(tmp_path):
         server.credentials = json.loads(first)
         wait_ready(server)
         yield server
+
+
+@contextmanager
+def postgres_database():
+    """A fresh database on the test server of LUMEN_TEST_POSTGRES_URL (scripts/postgres.sh starts
+    one), its URL; dropped afterwards. Skips without a server, unless LUMEN_TEST_POSTGRES_REQUIRED=1."""
+    server = os.environ.get("LUMEN_TEST_POSTGRES_URL")
+    if not server:
+        if os.environ.get("LUMEN_TEST_POSTGRES_REQUIRED") == "1":
+            pytest.fail("LUMEN_TEST_POSTGRES_REQUIRED=1 but no LUMEN_TEST_POSTGRES_URL")
+        pytest.skip("no LUMEN_TEST_POSTGRES_URL (scripts/postgres.sh start DIR prints one)")
+    name = "lumen_interop_" + secrets.token_hex(6)
+    subprocess.run(["psql", server, "-q", "-c", f"CREATE DATABASE {name}"], check=True, capture_output=True)
+    try:
+        yield urlunsplit(urlsplit(server)._replace(path="/" + name))
+    finally:
+        subprocess.run(["psql", server, "-q", "-c", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], capture_output=True)
+
+
+@pytest.fixture
+def database():
+    """A fresh PostgreSQL database for one test (`postgres_database`)."""
+    with postgres_database() as url:
+        yield url
+
+
+def psql(url, sql):
+    result = subprocess.run(["psql", url, "-At", "-c", sql], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()

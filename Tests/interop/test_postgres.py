@@ -1,8 +1,9 @@
-"""Accounts, keys and the registry on PostgreSQL (`--database`), in a deployment split as
-processes: those three on PostgreSQL, the ledger on SQLite, a gateway in front. The organisation
-`lumen admin bootstrap --database` makes and a key made through the gateway live in PostgreSQL, a
-request through it is metered; the ledger, which cannot use PostgreSQL yet, refuses it, and a
-second process cannot run the same service on the same database.
+"""Every service on PostgreSQL (`--database`), in a deployment split as processes: the four
+services in one, on PostgreSQL, a gateway in front, nothing in the data directory. The
+organisation `lumen admin bootstrap --database` makes, a person's session and group, a key made
+through the gateway and the lines of the requests it makes live in PostgreSQL; `lumen admin
+ledger check --database` checks them; a second process cannot run the same service on the same
+database.
 
 Needs a server: LUMEN_TEST_POSTGRES_URL (scripts/test.sh starts one)."""
 
@@ -12,39 +13,16 @@ import secrets
 import subprocess
 import time
 from contextlib import ExitStack
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-import pytest
 
-from conftest import lumen_binary, start_server, wait_ready
+from conftest import lumen_binary, psql, start_server, wait_ready
 from mock_upstream import MockUpstream
 from test_ledger import PER_CALL_MICROS, all_lines, micros, write_config
 from test_management_http import call
 
 
-@pytest.fixture
-def database():
-    """A fresh database on the test server, dropped afterwards."""
-    server = os.environ.get("LUMEN_TEST_POSTGRES_URL")
-    if not server:
-        if os.environ.get("LUMEN_TEST_POSTGRES_REQUIRED") == "1":
-            pytest.fail("LUMEN_TEST_POSTGRES_REQUIRED=1 but no LUMEN_TEST_POSTGRES_URL")
-        pytest.skip("no LUMEN_TEST_POSTGRES_URL (scripts/postgres.sh start DIR prints one)")
-    name = "lumen_interop_" + secrets.token_hex(6)
-    subprocess.run(["psql", server, "-q", "-c", f"CREATE DATABASE {name}"], check=True, capture_output=True)
-    parts = urlsplit(server)
-    yield urlunsplit(parts._replace(path="/" + name))
-    subprocess.run(["psql", server, "-q", "-c", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], capture_output=True)
-
-
-def psql(url, sql):
-    result = subprocess.run(["psql", url, "-At", "-c", sql], capture_output=True, text=True, timeout=30)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
-
-
-def test_accounts_keys_and_registry_on_postgres_in_a_split_deployment(tmp_path, database):
+def test_every_service_on_postgres_in_a_split_deployment(tmp_path, database):
     env = {"LUMEN_INTERNAL_TOKEN": secrets.token_hex(32)}
     data = tmp_path / "data"
     with MockUpstream() as upstream, ExitStack() as stack:
@@ -57,13 +35,12 @@ def test_accounts_keys_and_registry_on_postgres_in_a_split_deployment(tmp_path, 
             stack.callback(servers.close)
             return next(servers)
 
-        stored = start("stored", "--services", "accounts,keys,registry", "--database", database, "--config", str(config),
-                       listeners=("gRPC",))
+        stored = start("stored", "--services", "accounts,keys,ledger,registry", "--database", database, "--config",
+                       str(config), listeners=("gRPC",))
         assert "PostgreSQL" in stored.log()
-        core = start("core", "--services", "ledger", "--keys-address", stored.grpc_target,
-                     "--accounts-address", stored.grpc_target, listeners=("gRPC",))
-        remote = ["--keys-address", stored.grpc_target, "--registry-address", stored.grpc_target,
-                  "--accounts-address", stored.grpc_target, "--ledger-address", core.grpc_target]
+        remote = []
+        for component in ("keys", "accounts", "ledger", "registry"):
+            remote += [f"--{component}-address", stored.grpc_target]
         gateway = start("gateway", "--services", "gateway", *remote, listeners=("HTTP", "metrics"))
         wait_ready(gateway)
 
@@ -77,7 +54,7 @@ def test_accounts_keys_and_registry_on_postgres_in_a_split_deployment(tmp_path, 
         token = json.loads(bootstrap.stdout)["management_token"]
         assert psql(database, "SELECT name FROM accounts.organizations") == "Acme"
         assert psql(database, "SELECT email FROM accounts.users WHERE is_admin") == "admin@acme.test"
-        assert not (data / "accounts.sqlite").exists() and not (data / "keys.sqlite").exists()
+        assert not list(data.glob("*.sqlite")), "nothing in the data directory"
 
         # A person made with `lumen admin user create` signs in through the gateway (a session row
         # in PostgreSQL) and makes a group there; names stay unique without regard to case.
@@ -109,14 +86,18 @@ def test_accounts_keys_and_registry_on_postgres_in_a_split_deployment(tmp_path, 
         assert status == 200, answer
         lines = all_lines(gateway, token, key["id"])
         assert [micros(line["cost"]) for line in lines] == [PER_CALL_MICROS]
+        assert psql(database, "SELECT status, cost_micros FROM ledger.usage_lines") == f"2|{PER_CALL_MICROS}"
+        assert psql(database, f"SELECT spent_micros FROM ledger.pools WHERE owner_id = '{key['id']}'") == str(PER_CALL_MICROS)
+        check = subprocess.run([lumen_binary(), "admin", "ledger", "check", "--data-dir", str(data), "--database", database],
+                               capture_output=True, text=True, timeout=60)
+        assert check.returncode == 0, check.stderr
+        assert json.loads(check.stdout)["ok"] and json.loads(check.stdout)["pools"] >= 2
+        assert not list(data.glob("*.sqlite")), "nothing in the data directory"
 
-        # One process a service on a database; the ledger does not use PostgreSQL yet.
-        twin = subprocess.run(
-            [lumen_binary(), "serve", "--services", "accounts", "--database", database, "--data-dir", str(tmp_path / "twin"),
-             "--grpc-port", "0"], capture_output=True, text=True, timeout=60, env={**os.environ, **env})
-        assert twin.returncode != 0 and "the accounts service already runs on" in twin.stderr
-        refused = subprocess.run(
-            [lumen_binary(), "serve", "--services", "ledger", "--database", database, "--data-dir", str(tmp_path / "other"),
-             "--grpc-port", "0", "--keys-address", stored.grpc_target, "--accounts-address", stored.grpc_target],
-            capture_output=True, text=True, timeout=60, env={**os.environ, **env})
-        assert refused.returncode != 0 and "the ledger service does not keep its tables in PostgreSQL yet" in refused.stderr
+        # One process a service on a database.
+        for service in ("accounts", "ledger"):
+            twin = subprocess.run(
+                [lumen_binary(), "serve", "--services", service, "--database", database, "--data-dir", str(tmp_path / "twin"),
+                 "--grpc-port", "0", "--keys-address", stored.grpc_target, "--accounts-address", stored.grpc_target],
+                capture_output=True, text=True, timeout=60, env={**os.environ, **env})
+            assert twin.returncode != 0 and f"the {service} service already runs on" in twin.stderr

@@ -1,29 +1,37 @@
 """Gateway replicas: the four services in one `lumen serve`, two gateways in two more, as an
-organisation that outgrows one gateway runs them. Both replicas draw on one ledger: a key's cap
-and its per-minute limits hold in total, every charge is a line, and a replica killed with
-`kill -9` mid-load loses no charge (its holds are settled by the ledger's reconciler) while the
-other keeps serving."""
+organisation that outgrows one gateway runs them — with the services on SQLite, and on
+PostgreSQL (`--database`, a fresh database of the server `scripts/test.sh` starts). Both replicas
+draw on one ledger: a key's cap and its per-minute limits hold in total, every charge is a line,
+and a replica killed with `kill -9` mid-load loses no charge (its holds are settled by the
+ledger's reconciler) while the other keeps serving."""
 
 import asyncio
 import secrets
 import time
 from contextlib import ExitStack
+from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import start_server, wait_ready
+from conftest import postgres_database, psql, start_server, wait_ready
 from mock_upstream import MockUpstream
 from test_ledger import PER_CALL_MICROS, CrashLoad, all_lines, micros, pool, write_config
 from test_management_http import call
 from test_upstream_inference import ledger_check
 
 
-@pytest.fixture
-def replicas(tmp_path):
-    """The services process and two gateway processes (plaintext on loopback, one internal token)."""
+@pytest.fixture(params=["sqlite", "postgres"])
+def replicas(request, tmp_path, monkeypatch):
+    """The services process and two gateway processes (plaintext on loopback, one internal token),
+    the services' tables in the data directory or in a PostgreSQL database (`LUMEN_DATABASE`, which
+    `lumen admin` reads too)."""
     env = {"LUMEN_INTERNAL_TOKEN": secrets.token_hex(32)}
     with MockUpstream() as upstream, ExitStack() as stack:
+        database = None
+        if request.param == "postgres":
+            database = stack.enter_context(postgres_database())
+            monkeypatch.setenv("LUMEN_DATABASE", database)
         config = write_config(tmp_path, upstream)
 
         def start(name, *flags, listeners):
@@ -42,8 +50,11 @@ def replicas(tmp_path):
         for gateway in gateways:
             wait_ready(gateway)
         tenant = services.bootstrap("Acme", "admin@acme.test")
+        if database:
+            assert "PostgreSQL" in services.log()
+            assert psql(database, "SELECT name FROM accounts.organizations") == "Acme"
         yield {"services": services, "gateways": gateways, "token": tenant["management_token"], "tenant": tenant,
-               "upstream": upstream}
+               "upstream": upstream, "database": database}
 
 
 def create_key(gateways, token, body):
@@ -92,6 +103,9 @@ def test_500_requests_over_two_replicas_never_exceed_a_cap_and_every_charge_is_a
     assert org_pool.spent_micros == 10_000_000 and org_pool.reserved_micros == 0
     report = ledger_check(services)
     assert report["ok"] and report["open_holds"] == 0
+    if replicas["database"]:  # the lines are rows of PostgreSQL, not of a file
+        assert psql(replicas["database"], "SELECT count(*), sum(cost_micros) FROM ledger.usage_lines") == "250|10000000"
+        assert not list(Path(services.data_dir).glob("*.sqlite"))
 
 
 def test_a_keys_requests_per_minute_hold_across_replicas(replicas):
