@@ -209,3 +209,77 @@ def test_the_module_graph_and_table_match_package_swift():
         assert reach(drawn, module) == reach(declared, module), (
             f"{module} reaches {sorted(reach(declared, module))} in Package.swift, "
             f"{sorted(reach(drawn, module))} in the README's graph")
+
+
+def free_ports(count):
+    """`count` distinct ports free on loopback now."""
+    import socket
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def test_running_at_scale_runs_as_written(tmp_path, database):
+    """The section's block as one shell script, pasted into a directory holding the example
+    configuration: only the ports, the database URL and the binary's path differ. Its services
+    and gateways are stopped afterwards; meanwhile a key made through one gateway answers
+    through the other, over HTTPS checked against the block's CA."""
+    import signal
+    import ssl
+
+    import httpx
+
+    (block,) = blocks(section("## Running at scale"), "sh")
+    assert "postgres://lumen@127.0.0.1:5432/lumen" in block
+    script = block.replace("postgres://lumen@127.0.0.1:5432/lumen", database)
+    ports = dict(zip(("9090", "9464", "9465", "9466", "8080", "8081"), free_ports(6)))
+    for shown, port in ports.items():
+        script = re.sub(rf"\b{shown}\b", str(port), script)
+    (tmp_path / "gateway").mkdir()
+    (tmp_path / "gateway" / "lumen.example.yaml").write_text((ROOT / "gateway" / "lumen.example.yaml").read_text())
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "lumen").symlink_to(lumen_binary())
+    env = {key: value for key, value in os.environ.items() if not key.startswith("LUMEN_")}
+    env["PATH"] = f"{tmp_path / 'bin'}:{env['PATH']}"
+    out_path, err_path = tmp_path / "script.out", tmp_path / "script.err"
+    with open(out_path, "w") as out, open(err_path, "w") as err:
+        # Files, not pipes: the servers the script leaves running (in its process group) hold them.
+        process = subprocess.Popen(["bash", "-e", "-c", script], cwd=tmp_path, env=env, stdout=out, stderr=err,
+                                   start_new_session=True)
+    try:
+        assert process.wait(timeout=240) == 0, err_path.read_text()
+        outputs = [json.loads(line) for line in out_path.read_text().splitlines()]
+        assert outputs[:2] == [{"status": "ok"}, {"status": "ok"}], outputs
+        token = outputs[2]["management_token"]
+        assert token.startswith("mt-") and outputs[2]["organization_id"].startswith("org_")
+        assert outputs[3] == {"ok": True, "open_holds": 0, "pools": 0, "violations": []}
+        first, second = (f"https://127.0.0.1:{ports[shown]}" for shown in ("8080", "8081"))
+        verify = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+        created = httpx.post(first + "/v1/management/api-keys", headers={"Authorization": f"Bearer {token}"},
+                             json={"name": "at scale"}, verify=verify, timeout=30)
+        assert created.status_code == 200, created.text
+        deadline = time.time() + 10
+        while (answer := httpx.get(second + "/v1/models", headers={"Authorization": f"Bearer {created.json()['key']}"},
+                                   verify=verify, timeout=30)).status_code != 200:
+            assert time.time() < deadline, answer.text
+            time.sleep(0.05)
+        assert [model["id"] for model in answer.json()["data"]] == ["gpt-4o-mini"]
+        assert not list((tmp_path / "data").glob("*.sqlite")), "every table is in PostgreSQL"
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                os.killpg(process.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            os.killpg(process.pid, signal.SIGKILL)
