@@ -390,15 +390,18 @@ extension AccountsStore {
 
     /// The groups of each of `userIDs` (one query for a page of users).
     func groupIDs(userIDs: [String], _ db: any SQLSession) async throws -> [String: [String]] {
-        guard !userIDs.isEmpty else { return [:] }
-        var groups: [String: [String]] = [:]
-        for row in try await db.rows(
-            "SELECT user_id, group_id FROM user_groups WHERE user_id IN (\(sqlPlaceholders(userIDs.count))) ORDER BY user_id, group_id",
-            userIDs.map { .text($0) })
-        {
-            groups[try row[0], default: []].append(try row[1])
+        try await Self.lists(of: userIDs, "SELECT user_id, group_id FROM user_groups WHERE user_id IN", db)
+    }
+
+    /// `select`'s second column listed by its first, for the rows whose first is one of `ids`
+    /// (`select` ends with `IN`; one query, not one per id).
+    private static func lists(of ids: [String], _ select: String, _ db: any SQLSession) async throws -> [String: [String]] {
+        guard !ids.isEmpty else { return [:] }
+        var lists: [String: [String]] = [:]
+        for row in try await db.rows("\(select) (\(sqlPlaceholders(ids.count))) ORDER BY 1, 2", ids.map { .text($0) }) {
+            lists[try row[0], default: []].append(try row[1])
         }
-        return groups
+        return lists
     }
 
     func managerIDs(clientID: String, _ db: any SQLSession) async throws -> [String] {
@@ -407,15 +410,7 @@ extension AccountsStore {
 
     /// The managers of each of `clientIDs` (one query for a list of clients).
     func managerIDs(clientIDs: [String], _ db: any SQLSession) async throws -> [String: [String]] {
-        guard !clientIDs.isEmpty else { return [:] }
-        var managers: [String: [String]] = [:]
-        for row in try await db.rows(
-            "SELECT client_id, user_id FROM client_managers WHERE client_id IN (\(sqlPlaceholders(clientIDs.count))) ORDER BY client_id, user_id",
-            clientIDs.map { .text($0) })
-        {
-            managers[try row[0], default: []].append(try row[1])
-        }
-        return managers
+        try await Self.lists(of: clientIDs, "SELECT client_id, user_id FROM client_managers WHERE client_id IN", db)
     }
 
     /// The clients a user manages, by id.
@@ -483,9 +478,8 @@ extension AccountsStore {
 }
 
 /// The organisations read so far, by id. An organisation is written once, when it is
-/// bootstrapped, and never changed or deleted, and only the process that runs the accounts
-/// service writes its database (`DataDirectoryLock`): a kept one is never stale. They are few
-/// (one per organisation of the deployment), so nothing is evicted.
+/// bootstrapped, and never changed or deleted: a kept one is never stale. They are few (one per
+/// organisation of the deployment), so nothing is evicted.
 final class Organizations: Sendable {
     private let kept = Mutex<[String: Lumen_Accounts_V1_Organization]>([:])
 

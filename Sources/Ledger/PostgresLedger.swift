@@ -17,7 +17,7 @@ import Storage
 /// the commit. A batch that fails rolls back whole and the book is reset, as on SQLite.
 final class PostgresLedger: Sendable {
     let database: PostgresServiceDatabase
-    /// The schema's own pool (`ledger` first on the search path).
+    /// The schema's own pool (`ledger` first on the search path), the batches' and the reads'.
     let client: PostgresClient
     /// Reads (usage, billing, totals, the invariant check) and retention.
     let tables: PostgresStore
@@ -27,7 +27,7 @@ final class PostgresLedger: Sendable {
         try await database.migrate(schema: "ledger", Self.migrations)
         self.database = database
         self.tables = PostgresStore(database: database, schema: "ledger", logger: logger)
-        self.client = database.client(searchPath: "ledger", maxConnections: 4)
+        self.client = tables.client
         self.logger = logger
     }
 

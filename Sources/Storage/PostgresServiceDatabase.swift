@@ -19,8 +19,8 @@ public final class PostgresServiceDatabase: Sendable {
     let connection: PostgresConnection.Configuration
     /// Where the pools connect.
     let pool: PostgresClient.Configuration
-    /// The pools of `client(searchPath:)`, to be run by `run()`.
-    let schemaClients = AsyncStream<PostgresClient>.makeStream()
+    /// The pools of `client(searchPath:)`, running, stopped when `run()` ends.
+    let schemaClients = Mutex<[Task<Void, Never>]>([])
 
     /// Parses `url` (`postgres://user[:password]@host[:port]/database[?sslmode=…]`, sslmode as libpq's,
     /// also `postgresql://`); at most `maxConnections` connections open, as needed, once
@@ -35,24 +35,27 @@ public final class PostgresServiceDatabase: Sendable {
         self.logger = logger
     }
 
-    /// Runs the connection pools (this one's and those of `client(searchPath:)`) until cancelled.
+    /// Runs the connection pool until cancelled; then stops the pools of `client(searchPath:)`.
     public func run() async {
-        await withDiscardingTaskGroup { group in
-            group.addTask { await self.client.run() }
-            for await client in schemaClients.stream {
-                group.addTask { await client.run() }
-            }
+        await client.run()
+        let running = schemaClients.withLock { clients in
+            defer { clients.removeAll() }
+            return clients
         }
+        for task in running { task.cancel() }
+        for task in running { await task.value }
     }
 
     /// A pool of its own whose connections look for tables in `searchPath` first (a service's
-    /// schema: its statements name tables unqualified); it runs with `run()`.
+    /// schema: its statements name tables unqualified). It runs from now on (started before
+    /// this returns, so that its first query finds it running) until `run()` ends.
     public func client(searchPath: String, maxConnections: Int) -> PostgresClient {
         var configuration = pool
         configuration.options.maximumConnections = maxConnections
         configuration.options.additionalStartupParameters = [("search_path", searchPath)]
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
-        schemaClients.continuation.yield(client)
+        let running = Task.immediate { await client.run() }
+        schemaClients.withLock { $0.append(running) }
         return client
     }
 

@@ -326,7 +326,8 @@ extension SQLValue {
 /// schema first on the search path (a connection pool of its own), so they name tables
 /// unqualified, as on SQLite.
 public final class PostgresStore: SQLStore {
-    let client: PostgresClient
+    /// The schema's pool (its statements may name its tables unqualified).
+    public let client: PostgresClient
     let database: PostgresServiceDatabase
     let logger: Logger
     let writes = SerialWrites()

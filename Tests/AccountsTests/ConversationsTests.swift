@@ -7,17 +7,6 @@ import Testing
 /// The web chat's conversations: kept per person, in order, private even from administrators.
 @Suite("Conversations of the web chat")
 struct ConversationsTests {
-    func refusal(_ call: () async throws -> Void) async -> String {
-        do {
-            try await call()
-            return "ok"
-        } catch let error as RPCError {
-            return "\(error.code) \(reason(of: error))"
-        } catch {
-            return "\(error)"
-        }
-    }
-
     @Test("A person starts, continues, lists, renames and deletes their conversations; nobody else sees them", arguments: TestStore.available)
     func ownConversations(store: TestStore) async throws {
         try await TestServices.run(store: store) { services in

@@ -10,17 +10,6 @@ import Testing
 /// store: what the dashboard relies on.
 @Suite("People: sign-in, invitations, sessions, groups")
 struct PeopleTests {
-    func refusal(_ call: () async throws -> Void) async -> String {
-        do {
-            try await call()
-            return "ok"
-        } catch let error as RPCError {
-            return "\(error.code) \(reason(of: error))"
-        } catch {
-            return "\(error)"
-        }
-    }
-
     func signIn(_ services: TestServices, _ email: String, _ password: String) async throws -> Lumen_Accounts_V1_User {
         try await services.accounts.signIn(
             .with {

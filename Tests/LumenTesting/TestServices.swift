@@ -143,6 +143,18 @@ public func reason(of error: RPCError) -> String {
     ServiceError(error).code
 }
 
+/// What a call came to: "ok", or its refusal as "<status> <code>" (`notFound user_not_found`).
+public func refusal(_ call: () async throws -> Void) async -> String {
+    do {
+        try await call()
+        return "ok"
+    } catch let error as RPCError {
+        return "\(error.code) \(reason(of: error))"
+    } catch {
+        return "\(error)"
+    }
+}
+
 /// A clock the test moves by hand.
 public final class ManualClock: Sendable {
     private let millis: Mutex<Int64>

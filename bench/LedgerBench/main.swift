@@ -23,7 +23,8 @@ struct LedgerBench: AsyncParsableCommand {
             database in --data-dir (reused when it already holds them), then prints p50/p99 of \
             usage pages and billing queries through LedgerService (in-process gRPC), and the \
             throughput of hold+settle pairs sent over the gateway's Meter stream with \
-            --concurrency in flight, each committed durably (SQLite WAL, synchronous=FULL).
+            --concurrency in flight, each committed durably (SQLite WAL, synchronous=FULL; or \
+            PostgreSQL with --database).
             """)
 
     @Option(help: "Usage lines to seed.")
@@ -43,6 +44,13 @@ struct LedgerBench: AsyncParsableCommand {
 
     @Flag(help: "Only time hold+settle pairs, on an empty ledger (no seeding, no queries).")
     var onlyPairs = false
+
+    @Option(help: "A PostgreSQL URL (postgres://user@host/db): time the pairs on a ledger there, in an empty database (with --only-pairs).")
+    var database: String?
+
+    func validate() throws {
+        if database != nil, !onlyPairs { throw ValidationError("--database times hold+settle pairs only: add --only-pairs") }
+    }
 
     func run() async throws {
         let directory = dataDir ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("lumen-bench-ledger-\(UUID())")
@@ -72,7 +80,17 @@ struct LedgerBench: AsyncParsableCommand {
         quiet.logLevel = .error
         let logger = quiet
         let plan = seeded
-        let service = try LedgerService(location: location, logger: logger)
+        let postgres = try database.map { try PostgresServiceDatabase(url: $0, logger: logger) }
+        let pool = Task { await postgres?.run() }
+        defer { pool.cancel() }
+        let store: LedgerService.Store
+        if let postgres {
+            store = try await LedgerService.openStore(.postgres(postgres), logger: logger)
+            print("ledger on PostgreSQL: \(postgres.redactedURL)")
+        } else {
+            store = try LedgerService.Store(sqlite: location)
+        }
+        let service = LedgerService(store: store, logger: logger)
         let token = "it-bench-" + Identifier.secret(count: 32)
         try await withLocalServices([service], internalToken: token) { client in
             let ledger = Lumen_Ledger_V1_LedgerService.Client(wrapping: client)
