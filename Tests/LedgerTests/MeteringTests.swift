@@ -219,13 +219,13 @@ struct MeteringTests {
         }
     }
 
-    @Test("Settlements queued in-process without waiting (as the gateway answers) are in the very next read")
-    func queuedSettlementsAreRead() async throws {
+    @Test("Settlements queued in-process without waiting (as the gateway answers) are in the very next read", arguments: TestStore.available)
+    func queuedSettlementsAreRead(store: TestStore) async throws {
         // On disk (a DatabasePool): its reads run beside the writer, so only the ledger's own
         // wait for queued operations makes them see the settlements.
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("lumen-queued-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        try await TestServices.run(location: .directory(directory)) { services in
+        try await TestServices.run(location: .directory(directory), store: store) { services in
             let meter = services.ledgerService.localMeter
             let count = 200
             for index in 0..<count { try await meter.reserve(Self.reserve("req_q\(index)", estimate: 5_000)) }
@@ -249,16 +249,23 @@ struct MeteringTests {
         }
     }
 
-    @Test("Holds and pool totals survive a restart: a hold placed before it is settled after it")
-    func restart() async throws {
+    @Test("Holds and pool totals survive a restart: a hold placed before it is settled after it", arguments: TestStore.available)
+    func restart(store: TestStore) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("lumen-ledger-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        try await TestServices.run(location: .directory(directory)) { services in
+        // The same tables twice: the files of `directory`, or one PostgreSQL database.
+        try await TestServices.twice(location: .directory(directory), store: store) { run in
+            try await self.restart(run)
+        }
+    }
+
+    func restart(_ run: TestServices.Runner) async throws {
+        try await run { services in
             _ = try await services.ledger.reserve(Self.reserve("req_open", estimate: 700, cap: 1_000), metadata: services.asInternal)
             _ = try await services.ledger.reserve(Self.reserve("req_done", estimate: 200, cap: 1_000), metadata: services.asInternal)
             _ = try await services.ledger.settle(Self.settle("req_done", cost: 150), metadata: services.asInternal)
         }
-        try await TestServices.run(location: .directory(directory)) { services in
+        try await run { services in
             var pool = try await Self.keyPool(services)
             #expect(pool.reservedMicros == 700 && pool.spentMicros == 150)
             // The open hold still counts against the cap, and is still there to settle.
@@ -306,11 +313,9 @@ struct MeteringTests {
         }
     }
 
-    @Test("The web chat holds without a key: on the person's and the organisation's pools; nobody else goes keyless")
-    func webChatWithoutKey() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("lumen-web-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        try await TestServices.run(location: .directory(directory)) { services in
+    @Test("The web chat holds without a key: on the person's and the organisation's pools; nobody else goes keyless", arguments: TestStore.available)
+    func webChatWithoutKey(store: TestStore) async throws {
+        try await TestServices.run(store: store) { services in
             let ledger = services.ledger
             let ada = Lumen_Common_V1_PrincipalRef.with {
                 $0.type = .user
@@ -350,9 +355,9 @@ struct MeteringTests {
                     $0.owner = ada
                 }, metadata: services.asInternal)
             #expect(usage.origins.map(\.origin) == [.web] && usage.origins[0].requests == 1 && usage.origins[0].costMicros == 120)
+            let report = try await services.ledger.checkInvariant(.init(), metadata: services.asInternal)
+            #expect(report.violations.isEmpty && report.openHolds == 1 && report.pools == 2)  // usr_ada, org_1: no key pool
         }
-        let report = try await LedgerCheck.run(location: .directory(directory))
-        #expect(report.ok && report.openHolds == 1 && report.pools == 2)  // usr_ada, org_1: no key pool
     }
 
     @Test("The invariant check: reservations equal open holds on every path; a tampered pool is named")

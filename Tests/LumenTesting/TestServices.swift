@@ -64,6 +64,26 @@ public struct TestServices: Sendable {
         }
     }
 
+    /// Runs services, the way `run` does, on the same tables.
+    public typealias Runner = @Sendable (_ body: @Sendable (TestServices) async throws -> Void) async throws -> Void
+
+    /// Gives `body` a `Runner` that runs services on one set of tables each time it is called —
+    /// the files at `location`, or one fresh PostgreSQL database — to see what survives a restart.
+    public static func twice(
+        location: ServiceDatabase.Location, store: TestStore, _ body: @Sendable (Runner) async throws -> Void
+    ) async throws {
+        switch store {
+        case .sqlite:
+            try await body { services in try await run(clock: .system, location: location, shared: .sqlite(location), services) }
+        case .postgres:
+            try await TestPostgres.withDatabase { database in
+                try await body { services in
+                    try await run(clock: .system, location: location, shared: .postgres(database), services)
+                }
+            }
+        }
+    }
+
     static func run<Result: Sendable>(
         clock: WallClock, location: ServiceDatabase.Location, shared: StoreLocation,
         _ body: @Sendable (TestServices) async throws -> Result
