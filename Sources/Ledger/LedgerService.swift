@@ -13,9 +13,10 @@ import Synchronization
 /// Every write — reserve, settle and release (one at a time or many in flight over `Meter`),
 /// the reconciler's sweeps, pool configuration and grants — goes through one `GroupCommit`
 /// and its in-memory `Book`, so concurrent operations share a durable transaction and a
-/// grant is seen by the next reserve. Reads (pools, balances, usage, billing) use SQLite
-/// snapshots of committed batches, taken once the operations queued before them are in
-/// (`read`).
+/// grant is seen by the next reserve. Reads (pools, balances, usage, billing) see committed
+/// batches, once the operations queued before them are in (`read`). The tables are a SQLite
+/// file or the `ledger` schema of PostgreSQL (`Store`); the rules are the same code on both
+/// (`LedgerTables` for the metering, `SQLStore` for the reads).
 public struct LedgerService: Sendable {
     let store: Store
     /// The ledger's tables for reads (usage, billing, totals, the invariant check).
