@@ -351,7 +351,7 @@ final class PostgresStores: Sendable {
             throw ConfigurationError("--database: \(error)")
         }
         self.database = database
-        self.pool = Task { await database.run() }
+        self.pool = Task.immediate { await database.run() }  // running before the first query
         var claims: [PostgresServiceClaim] = []
         do {
             for service in services.sorted() { claims.append(try await database.claim(service: service.rawValue)) }

@@ -81,7 +81,7 @@ struct LedgerBench: AsyncParsableCommand {
         let logger = quiet
         let plan = seeded
         let postgres = try database.map { try PostgresServiceDatabase(url: $0, logger: logger) }
-        let pool = Task { await postgres?.run() }
+        let pool = Task.immediate { await postgres?.run() }
         defer { pool.cancel() }
         let store: LedgerService.Store
         if let postgres {
