@@ -282,7 +282,7 @@ final class PostgresLedger: Sendable {
                         \(list.map(\.ownerID))::text[]))
                 """, logger: logger)
             for try await row in rows {
-                let pool = try PoolRecord(SQLRow(try row.map(SQLValue.init)))
+                let pool = try PoolRecord(SQLRow(row))
                 batch.pools[Book.PoolKey(organizationID: pool.organizationID, ownerType: pool.ownerType, ownerID: pool.ownerID)] = pool
             }
         }
@@ -305,7 +305,7 @@ final class PostgresLedger: Sendable {
                     SELECT * FROM unnest(\(list.map(\.organizationID))::text[], \(list.map(\.idempotencyKey))::text[]))
                 """, logger: logger)
             for try await row in rows {
-                let grant = try GrantRow(SQLRow(try row.map(SQLValue.init)))
+                let grant = try GrantRow(SQLRow(row))
                 if let idempotencyKey = grant.idempotencyKey {
                     batch.grants[.init(organizationID: grant.organizationID, idempotencyKey: idempotencyKey)] = grant
                 }
@@ -321,7 +321,7 @@ final class PostgresLedger: Sendable {
         for array in arrays { binds.append(array) }
         var lines: [UsageLineRecord] = []
         for try await row in try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger) {
-            lines.append(try UsageLineRecord(SQLRow(try row.map(SQLValue.init))))
+            lines.append(try UsageLineRecord(SQLRow(row)))
         }
         return lines
     }

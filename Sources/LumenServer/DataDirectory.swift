@@ -78,7 +78,7 @@ public enum DataDirectory {
         } catch {
             throw ConfigurationError("--database: \(error)")
         }
-        let pool = Task.immediate { await database.run() }  // running before the first query
+        let pool = database.start()
         defer { pool.cancel() }
         return try await body(Stores(location: location, database: database))
     }

@@ -351,7 +351,7 @@ final class PostgresStores: Sendable {
             throw ConfigurationError("--database: \(error)")
         }
         self.database = database
-        self.pool = Task.immediate { await database.run() }  // running before the first query
+        self.pool = database.start()
         var claims: [PostgresServiceClaim] = []
         do {
             for service in services.sorted() { claims.append(try await database.claim(service: service.rawValue)) }

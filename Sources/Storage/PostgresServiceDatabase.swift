@@ -35,6 +35,12 @@ public final class PostgresServiceDatabase: Sendable {
         self.logger = logger
     }
 
+    /// Runs `run()` in a task of its own, already running when this returns (so that a query
+    /// right after finds the pool running); cancel the task to stop it.
+    public func start() -> Task<Void, Never> {
+        Task.immediate { await self.run() }
+    }
+
     /// Runs the connection pool until cancelled; then stops the pools of `client(searchPath:)`.
     public func run() async {
         await client.run()

@@ -391,7 +391,7 @@ final class PostgresSession: SQLSession {
             }
             var rows: [SQLRow] = []
             for try await row in sequence {
-                rows.append(SQLRow(try row.map(SQLValue.init)))
+                rows.append(try SQLRow(row))
             }
             return rows
         } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
@@ -439,6 +439,13 @@ final class PostgresSession: SQLSession {
             }
         }
         return PostgresQuery(unsafeSQL: numbered, binds: binds)
+    }
+}
+
+extension SQLRow {
+    /// A PostgreSQL row's values, by column position.
+    public init(_ row: PostgresRow) throws {
+        self.init(try row.map(SQLValue.init))
     }
 }
 

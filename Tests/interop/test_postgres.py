@@ -11,7 +11,6 @@ import json
 import os
 import secrets
 import subprocess
-import time
 from contextlib import ExitStack
 
 import httpx
@@ -20,6 +19,7 @@ from conftest import lumen_binary, psql, start_server, wait_ready
 from mock_upstream import MockUpstream
 from test_ledger import PER_CALL_MICROS, all_lines, micros, write_config
 from test_management_http import call
+from test_replicas import create_key
 
 
 def test_every_service_on_postgres_in_a_split_deployment(tmp_path, database):
@@ -74,13 +74,8 @@ def test_every_service_on_postgres_in_a_split_deployment(tmp_path, database):
         assert again.status_code == 409 and again.json()["error"]["code"] == "group_exists", again.text
         assert psql(database, "SELECT name FROM accounts.groups") == "Research"
 
-        status, key = call(gateway, "POST", "/v1/management/api-keys", token, {"name": "on postgres", "limitAmount": 1})
-        assert status == 200, key
+        key = create_key([gateway], token, {"name": "on postgres", "limitAmount": 1})
         assert psql(database, f"SELECT name FROM keys.keys WHERE id = '{key['id']}'") == "on postgres"
-        deadline = time.time() + 10
-        while call(gateway, "GET", "/v1/models", key["key"])[0] != 200:
-            assert time.time() < deadline, "the gateway never learned of the key"
-            time.sleep(0.05)
         status, answer = call(gateway, "POST", "/v1/chat/completions", key["key"],
                               {"model": "per-call", "messages": [{"role": "user", "content": "hi"}]})
         assert status == 200, answer

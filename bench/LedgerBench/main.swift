@@ -81,8 +81,8 @@ struct LedgerBench: AsyncParsableCommand {
         let logger = quiet
         let plan = seeded
         let postgres = try database.map { try PostgresServiceDatabase(url: $0, logger: logger) }
-        let pool = Task.immediate { await postgres?.run() }
-        defer { pool.cancel() }
+        let pool = postgres?.start()
+        defer { pool?.cancel() }
         let store: LedgerService.Store
         if let postgres {
             store = try await LedgerService.openStore(.postgres(postgres), logger: logger)
