@@ -87,6 +87,7 @@ RPC_FLOOR_PID=$!; PIDS+=($RPC_FLOOR_PID)
 cat >"$WORK/lumen.yaml" <<YAML
 models:
   - name: bench-model
+    max_output_tokens: 1024
     vendor: Bench
     scenes: [chat]
     prices: {input: 0.15, output: 0.60}

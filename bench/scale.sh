@@ -72,6 +72,7 @@ PIDS+=($!)
 cat >"$WORK/lumen.yaml" <<YAML
 models:
   - name: bench-model
+    max_output_tokens: 1024
     vendor: Bench
     scenes: [chat]
     prices: {input: 0.15, output: 0.60}

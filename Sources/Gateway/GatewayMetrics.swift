@@ -90,6 +90,12 @@ public final class GatewayMetrics: Sendable {
             // Pools whose reserved amount differs from the sum of their open holds; 0 when the ledger is exact.
             Gauge(label: "lumen_ledger_invariant_violations", factory: factory).record(invariant.violations.count)
             Gauge(label: "lumen_ledger_open_holds", factory: factory).record(invariant.openHolds)
+            // Settlements above their holds (an upstream past max_tokens): the only way a pool goes below zero.
+            Gauge(label: "lumen_ledger_overrun_lines", factory: factory).record(invariant.overrunLines)
+            Gauge(label: "lumen_ledger_overrun_micros", factory: factory).record(invariant.overrunMicros)
+            Gauge(label: "lumen_ledger_pools_below_zero", factory: factory).record(invariant.poolsBelowZero.count)
+            Gauge(label: "lumen_ledger_pools_below_zero_unexplained", factory: factory)
+                .record(invariant.poolsBelowZero.filter(\.unexplained).count)
         }
         for (name, synced, entries) in [
             ("keys", caches.keys.isSynced, caches.keys.count), ("registry", caches.registry.isSynced, caches.registry.models.count),

@@ -493,6 +493,17 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
                     $0.openHoldsMicros = violation.openHoldsMicros
                 }
             }
+            $0.overrunLines = Int64(report.overrunLines)
+            $0.overrunMicros = report.overrunMicros
+            $0.poolsBelowZero = report.poolsBelowZero.map { pool in
+                .with {
+                    $0.organizationID = pool.organizationID
+                    $0.owner = pool.principal
+                    $0.balanceMicros = pool.balanceMicros
+                    $0.overrunMicros = pool.overrunMicros
+                    $0.unexplained = pool.unexplained
+                }
+            }
         }
     }
 }

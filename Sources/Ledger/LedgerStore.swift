@@ -32,6 +32,12 @@ enum LedgerStore {
         }
     }
 
+    /// v8: what a settlement charged above its hold, and the overrun lines found without a scan.
+    static let overrunMigration = """
+        ALTER TABLE usage_lines ADD COLUMN overrun_micros INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX usage_overruns ON usage_lines(organization_id) WHERE overrun_micros > 0;
+        """
+
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1: pools, holds, usage lines") { db in
@@ -182,6 +188,9 @@ enum LedgerStore {
         }
         migrator.registerMigration("v7: where requests came from") { db in
             try db.execute(sql: OwnerTotals.originMigration)
+        }
+        migrator.registerMigration("v8: overruns") { db in
+            try db.execute(sql: LedgerStore.overrunMigration)
         }
         return migrator
     }
@@ -349,6 +358,8 @@ struct UsageLineRecord: Codable, Sendable, Equatable, FetchableRecord, Persistab
     var estimated: Bool
     var expired: Bool
     var origin: Int
+    /// What the settlement charged above the hold (`UsageLine.overrun_micros`).
+    var overrunMicros: Int64 = 0
 
     enum CodingKeys: String, CodingKey {
         case requestID = "request_id"
@@ -372,12 +383,13 @@ struct UsageLineRecord: Codable, Sendable, Equatable, FetchableRecord, Persistab
         case estimated
         case expired
         case origin
+        case overrunMicros = "overrun_micros"
     }
 
     static let columns = """
         request_id, billing_transaction_id, created_at, settled_at, organization_id, key_id, owner_type, owner_id,
         logical_model, model_vendor, scene, access_channel, input_tokens, cached_input_tokens, output_tokens, cost_micros,
-        latency_ms, status, estimated, expired, origin
+        latency_ms, status, estimated, expired, origin, overrun_micros
         """
 
     var message: Lumen_Ledger_V1_UsageLine {
@@ -401,6 +413,7 @@ struct UsageLineRecord: Codable, Sendable, Equatable, FetchableRecord, Persistab
             $0.estimated = estimated
             $0.expired = expired
             $0.origin = .init(rawValue: origin) ?? .api
+            $0.overrunMicros = overrunMicros
         }
     }
 }
@@ -422,6 +435,6 @@ extension UsageLineRecord {
             organizationID: try row[4], keyID: try row[5], ownerType: try row[6], ownerID: try row[7], logicalModel: try row[8],
             modelVendor: try row[9], scene: try row[10], accessChannel: try row[11], inputTokens: try row[12],
             cachedInputTokens: try row[13], outputTokens: try row[14], costMicros: try row[15], latencyMs: try row[16],
-            status: try row[17], estimated: try row[18], expired: try row[19], origin: try row[20])
+            status: try row[17], estimated: try row[18], expired: try row[19], origin: try row[20], overrunMicros: try row[21])
     }
 }

@@ -45,6 +45,8 @@ struct Settlement {
     var latencyMs: Int64
     var estimated: Bool
     var expired: Bool
+    /// What `costMicros` is above the hold's estimate (0 when within it).
+    var overrunMicros: Int64 = 0
 }
 
 /// The request has a usage line already (it was settled).
@@ -75,6 +77,7 @@ extension UsageLineRecord {
         line.status = Lumen_Ledger_V1_UsageStatus.settled.rawValue
         line.estimated = settlement.estimated
         line.expired = settlement.expired
+        line.overrunMicros = settlement.overrunMicros
         return line
     }
 }
@@ -148,13 +151,13 @@ struct SQLiteLedgerTables: LedgerTables {
             sql: """
                 UPDATE usage_lines SET billing_transaction_id = ?, settled_at = ?, input_tokens = ?,
                     cached_input_tokens = ?, output_tokens = ?, cost_micros = ?, latency_ms = ?, status = ?, estimated = ?,
-                    expired = ?
+                    expired = ?, overrun_micros = ?
                 WHERE request_id = ?
                 """
         ).execute(arguments: [
             settlement.billingTransactionID, settlement.settledAt, settlement.inputTokens, settlement.cachedInputTokens,
             settlement.outputTokens, settlement.costMicros, settlement.latencyMs, Lumen_Ledger_V1_UsageStatus.settled.rawValue,
-            settlement.estimated, settlement.expired, requestID,
+            settlement.estimated, settlement.expired, settlement.overrunMicros, requestID,
         ])
     }
 

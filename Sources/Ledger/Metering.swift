@@ -178,9 +178,12 @@ enum Metering {
             throw ServiceError.invalid("invalid_usage", "\(name) must not be negative", param: name)
         }
         let charge = hold.accessChannel == .byok ? 0 : request.costMicros
+        // The hold bounds what its request can cost; an upstream past that bound (one that
+        // ignores max_tokens) is charged what it reported, and the line says by how much.
+        let overrun = max(0, charge - hold.estimateMicros)
         let transaction = try close(
-            db, book, request.requestID, hold, charge: charge, tokens: request, estimated: request.estimated, expired: false,
-            now: now)
+            db, book, request.requestID, hold, charge: charge, overrun: overrun, tokens: request, estimated: request.estimated,
+            expired: false, now: now)
         return .with {
             $0.requestID = request.requestID
             $0.billingTransactionID = transaction
@@ -200,13 +203,14 @@ enum Metering {
             $0.latencyMs = request.latencyMs
             $0.status = .settled
             $0.estimated = request.estimated
+            $0.overrunMicros = overrun
         }
     }
 
     /// Settles a hold's line with `charge` and draws it from every pool of the path; the
     /// line's billing transaction id.
     static func close(
-        _ db: any LedgerTables, _ book: Book, _ requestID: String, _ hold: Book.Hold, charge: Int64,
+        _ db: any LedgerTables, _ book: Book, _ requestID: String, _ hold: Book.Hold, charge: Int64, overrun: Int64 = 0,
         tokens: Lumen_Ledger_V1_SettleRequest, estimated: Bool, expired: Bool, now: Int64
     ) throws -> String {
         let path = hold.path
@@ -217,7 +221,7 @@ enum Metering {
             Settlement(
                 billingTransactionID: transaction, settledAt: now, inputTokens: tokens.inputTokens,
                 cachedInputTokens: tokens.cachedInputTokens, outputTokens: tokens.outputTokens, costMicros: charge,
-                latencyMs: tokens.latencyMs, estimated: estimated, expired: expired))
+                latencyMs: tokens.latencyMs, estimated: estimated, expired: expired, overrunMicros: overrun))
         book.close(requestID)
         if let rate = hold.rate, !expired {
             book.rates.adjust(

@@ -110,6 +110,14 @@ enum PoolAdministration {
         guard !overflow, abs(balance) <= maxAmountMicros * 10 else {
             throw ServiceError.invalid("invalid_amount", "the balance would leave the range Lumen keeps", param: "amount_micros")
         }
+        // Money removed never takes a pool below zero, nor below what requests in flight hold on
+        // it (their settlements would): only an overrun may (Metering.settle).
+        if request.amountMicros < 0, balance - pool.reservedMicros < 0 {
+            throw ServiceError(
+                .failedPrecondition, "balance_below_zero",
+                "removing \(USD.amount(-request.amountMicros)) USD would take the balance below zero: at most "
+                    + "\(USD.amount(max(0, pool.balanceMicros - pool.reservedMicros))) USD can be removed now", param: "amount_micros")
+        }
         pool.balanceMicros = balance
         pool.grantedMicros += request.amountMicros
         let row = GrantRow(

@@ -53,6 +53,8 @@ enum Demo {
                         // Every endpoint: the mock answers each as an upstream would.
                         $0.scenes = [.chat, .embedding, .image, .audio, .translation, .rerank]
                         $0.enabled = true
+                        // The echo is never longer than the request: a request's hold counts at most this much output.
+                        $0.maxOutputTokens = 1024
                         $0.description_p = "Lumen's built-in echo model, for trying the gateway without an upstream."
                         $0.prices = .with {
                             $0.inputPerMillionMicros = 1_000_000

@@ -16,13 +16,15 @@ public struct ModelCatalog: Sendable, Equatable {
     public init() {}
 
     static let modelKeys: Set<String> = [
-        "name", "vendor", "scenes", "prices", "consent_required", "enabled", "default_max_output_tokens",
-        "allowed_groups", "blocked_groups", "description", "backends",
+        "name", "vendor", "scenes", "prices", "consent_required", "enabled", "max_output_tokens",
+        "max_attachment_input_tokens", "allowed_groups", "blocked_groups", "description", "backends",
     ]
     static let priceKeys: Set<String> = ["input", "cached_input", "output", "per_request"]
     static let backendKeys: Set<String> = [
-        "id", "provider", "base_url", "credential_env", "upstream_model", "weight", "timeout_ms",
+        "id", "provider", "base_url", "credential_env", "upstream_model", "weight", "timeout_ms", "byok",
     ]
+    /// Settings that were renamed: a file that still uses one is told the new name.
+    static let renamed = ["default_max_output_tokens": "max_output_tokens"]
     static let scenes = Lumen_Common_V1_Scene.byPublicName
 
     /// Reads the `models` key of a configuration file, if it has one.
@@ -34,13 +36,21 @@ public struct ModelCatalog: Sendable, Equatable {
             let place = "\(path): models[\(index)]"
             let fields = try mapping(entry, place, allowed: modelKeys)
             guard let name = fields["name"]?.string, !name.isEmpty else { throw ConfigurationError("\(place).name is required") }
+            // The most output one request may produce bounds its hold (README, "Budgets"): no default.
+            guard let maxOutput = try int(fields["max_output_tokens"], "\(path): model \(name).max_output_tokens"), maxOutput > 0 else {
+                throw ConfigurationError(
+                    "\(path): model \(name).max_output_tokens is required: the most output tokens one request may produce "
+                        + "(the model's own output limit, such as 16384), which bounds each request's hold")
+            }
             let at = "\(path): model \(name)"
             var model = Lumen_Registry_V1_Model()
             model.name = name
             model.vendor = try string(fields["vendor"], "\(at).vendor") ?? ""
             model.enabled = try bool(fields["enabled"], "\(at).enabled") ?? true
             model.consentRequired = try bool(fields["consent_required"], "\(at).consent_required") ?? false
-            model.defaultMaxOutputTokens = Int64(try int(fields["default_max_output_tokens"], "\(at).default_max_output_tokens") ?? 0)
+            model.maxOutputTokens = Int64(maxOutput)
+            model.maxAttachmentInputTokens = Int64(
+                try int(fields["max_attachment_input_tokens"], "\(at).max_attachment_input_tokens") ?? 0)
             model.description_p = try string(fields["description"], "\(at).description") ?? ""
             model.allowedGroupIds = try strings(fields["allowed_groups"], "\(at).allowed_groups")
             model.blockedGroupIds = try strings(fields["blocked_groups"], "\(at).blocked_groups")
@@ -76,6 +86,7 @@ public struct ModelCatalog: Sendable, Equatable {
                     backend.upstreamModel = try string(values["upstream_model"], "\(place).upstream_model") ?? ""
                     backend.weight = Int32(try int(values["weight"], "\(place).weight") ?? 0)
                     backend.timeoutMs = Int32(try int(values["timeout_ms"], "\(place).timeout_ms") ?? 0)
+                    backend.byok = try bool(values["byok"], "\(place).byok") ?? false
                     catalog.backends.append(backend)
                 }
             }
@@ -87,6 +98,9 @@ public struct ModelCatalog: Sendable, Equatable {
         guard case .mapping(let mapping) = node else { throw ConfigurationError("\(place) must be a mapping") }
         var fields: [String: Node] = [:]
         for (key, value) in mapping {
+            if let name = key.string, let newName = renamed[name], allowed.contains(newName) {
+                throw ConfigurationError("\(place): \(name) was renamed \(newName)")
+            }
             guard let name = key.string, allowed.contains(name) else {
                 throw ConfigurationError(
                     "\(place): unknown setting \(key.string ?? "?"); known: \(allowed.sorted().joined(separator: ", "))")

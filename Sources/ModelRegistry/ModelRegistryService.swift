@@ -78,7 +78,8 @@ public struct ModelRegistryService: Sendable {
             }
             $0.consentRequired = record.consentRequired
             $0.enabled = record.enabled
-            $0.defaultMaxOutputTokens = record.defaultMaxOutputTokens
+            $0.maxOutputTokens = record.maxOutputTokens
+            $0.maxAttachmentInputTokens = record.maxAttachmentInputTokens
             $0.allowedGroupIds = record.allowedGroupIDs
             $0.blockedGroupIds = record.blockedGroupIDs
             $0.description_p = record.description
@@ -144,6 +145,7 @@ extension BackendRecord {
             $0.consecutiveFailures = Int32(consecutiveFailures)
             if let circuitOpenUntil { $0.circuitOpenUntil = .init(millis: circuitOpenUntil) }
             $0.problem = problem
+            $0.byok = byok
         }
     }
 }

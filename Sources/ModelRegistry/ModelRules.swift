@@ -3,7 +3,8 @@ import LumenAPI
 
 /// What a model or backend definition must satisfy before it is stored.
 enum ModelRules {
-    static let defaultMaxOutputTokens: Int64 = 1024
+    /// `Model.max_attachment_input_tokens` when an upsert leaves it 0.
+    static let defaultMaxAttachmentInputTokens: Int64 = 8_192
     static let defaultTimeoutMs = 60_000
 
     static func record(_ model: Lumen_Registry_V1_Model, now: Int64) throws -> ModelRecord {
@@ -31,9 +32,15 @@ enum ModelRules {
         ] where value < 0 {
             throw RegistryError.invalidModel("prices must not be negative", param: "model.prices.\(field)")
         }
-        guard (0...10_000_000).contains(model.defaultMaxOutputTokens) else {
+        guard (1...10_000_000).contains(model.maxOutputTokens) else {
             throw RegistryError.invalidModel(
-                "default_max_output_tokens must be between 0 and 10000000", param: "model.default_max_output_tokens")
+                "max_output_tokens is required: the most output tokens one request may produce, 1 to 10000000",
+                param: "model.max_output_tokens")
+        }
+        guard (0...10_000_000).contains(model.maxAttachmentInputTokens) else {
+            throw RegistryError.invalidModel(
+                "max_attachment_input_tokens must be between 1 and 10000000 (0: the default, \(defaultMaxAttachmentInputTokens))",
+                param: "model.max_attachment_input_tokens")
         }
         return ModelRecord(
             name: name, vendor: vendor,
@@ -43,7 +50,9 @@ enum ModelRules {
             outputPerMillionMicros: prices.outputPerMillionMicros,
             perRequestMicros: prices.perRequestMicros,
             consentRequired: model.consentRequired, enabled: model.enabled,
-            defaultMaxOutputTokens: model.defaultMaxOutputTokens == 0 ? defaultMaxOutputTokens : model.defaultMaxOutputTokens,
+            maxOutputTokens: model.maxOutputTokens,
+            maxAttachmentInputTokens: model.maxAttachmentInputTokens == 0
+                ? defaultMaxAttachmentInputTokens : model.maxAttachmentInputTokens,
             allowedGroupIDs: unique(model.allowedGroupIds), blockedGroupIDs: unique(model.blockedGroupIds),
             description: model.description_p, updatedAt: now)
     }
@@ -87,7 +96,7 @@ enum ModelRules {
             timeoutMs: backend.timeoutMs == 0 ? defaultTimeoutMs : Int(backend.timeoutMs),
             health: health?.health ?? Lumen_Registry_V1_BackendHealth.unspecified.rawValue,
             consecutiveFailures: health?.consecutiveFailures ?? 0,
-            circuitOpenUntil: health?.circuitOpenUntil, problem: "")
+            circuitOpenUntil: health?.circuitOpenUntil, problem: "", byok: backend.byok)
     }
 
     static func unique(_ values: [String]) -> [String] {

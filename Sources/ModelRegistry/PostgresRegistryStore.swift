@@ -66,6 +66,13 @@ struct PostgresRegistryStore: RegistryStorage {
             "v2: what a gateway found wrong with a backend",
             ["ALTER TABLE registry.backends ADD COLUMN problem TEXT NOT NULL DEFAULT ''"]
         ),
+        (
+            "v3: attachment ceilings, bring-your-own-key backends",
+            [
+                "ALTER TABLE registry.models ADD COLUMN max_attachment_input_tokens BIGINT NOT NULL DEFAULT 8192",
+                "ALTER TABLE registry.backends ADD COLUMN byok BOOLEAN NOT NULL DEFAULT FALSE",
+            ]
+        ),
     ]
 
     init(database: PostgresServiceDatabase, logger: Logger) async throws {
@@ -79,37 +86,37 @@ struct PostgresRegistryStore: RegistryStorage {
     static let modelColumns = """
         name, vendor, scenes, input_per_million_micros, cached_input_per_million_micros, output_per_million_micros,
         per_request_micros, consent_required, enabled, default_max_output_tokens, allowed_group_ids, blocked_group_ids,
-        description, updated_at
+        description, updated_at, max_attachment_input_tokens
         """
     static let backendColumns = """
         model, id, provider, base_url, credential_env, upstream_model, weight, timeout_ms, health, consecutive_failures,
-        circuit_open_until, problem
+        circuit_open_until, problem, byok
         """
     static let consentColumns = "organization_id, principal_type, principal_id, model, granted_by_user_id, created_at"
 
     static func models(_ rows: PostgresRowSequence) async throws -> [ModelRecord] {
         var records: [ModelRecord] = []
         for try await row in rows.decode(
-            (String, String, [Int], Int64, Int64, Int64, Int64, Bool, Bool, Int64, [String], [String], String, Int64).self)
+            (String, String, [Int], Int64, Int64, Int64, Int64, Bool, Bool, Int64, [String], [String], String, Int64, Int64).self)
         {
             records.append(
                 ModelRecord(
                     name: row.0, vendor: row.1, scenes: row.2, inputPerMillionMicros: row.3, cachedInputPerMillionMicros: row.4,
                     outputPerMillionMicros: row.5, perRequestMicros: row.6, consentRequired: row.7, enabled: row.8,
-                    defaultMaxOutputTokens: row.9, allowedGroupIDs: row.10, blockedGroupIDs: row.11, description: row.12,
-                    updatedAt: row.13))
+                    maxOutputTokens: row.9, maxAttachmentInputTokens: row.14, allowedGroupIDs: row.10, blockedGroupIDs: row.11,
+                    description: row.12, updatedAt: row.13))
         }
         return records
     }
 
     static func backends(_ rows: PostgresRowSequence) async throws -> [BackendRecord] {
         var records: [BackendRecord] = []
-        for try await row in rows.decode((String, String, Int, String, String, String, Int, Int, Int, Int, Int64?, String).self) {
+        for try await row in rows.decode((String, String, Int, String, String, String, Int, Int, Int, Int, Int64?, String, Bool).self) {
             records.append(
                 BackendRecord(
                     model: row.0, id: row.1, provider: row.2, baseURL: row.3, credentialEnv: row.4, upstreamModel: row.5,
                     weight: row.6, timeoutMs: row.7, health: row.8, consecutiveFailures: row.9, circuitOpenUntil: row.10,
-                    problem: row.11))
+                    problem: row.11, byok: row.12))
         }
         return records
     }
@@ -193,15 +200,17 @@ struct PostgresRegistryStore: RegistryStorage {
                 """
                 INSERT INTO registry.models (\(unescaped: Self.modelColumns)) VALUES (\(model.name), \(model.vendor), \(model.scenes),
                     \(model.inputPerMillionMicros), \(model.cachedInputPerMillionMicros), \(model.outputPerMillionMicros),
-                    \(model.perRequestMicros), \(model.consentRequired), \(model.enabled), \(model.defaultMaxOutputTokens),
-                    \(model.allowedGroupIDs), \(model.blockedGroupIDs), \(model.description), \(model.updatedAt))
+                    \(model.perRequestMicros), \(model.consentRequired), \(model.enabled), \(model.maxOutputTokens),
+                    \(model.allowedGroupIDs), \(model.blockedGroupIDs), \(model.description), \(model.updatedAt),
+                    \(model.maxAttachmentInputTokens))
                 ON CONFLICT (name) DO UPDATE SET vendor = excluded.vendor, scenes = excluded.scenes,
                     input_per_million_micros = excluded.input_per_million_micros,
                     cached_input_per_million_micros = excluded.cached_input_per_million_micros,
                     output_per_million_micros = excluded.output_per_million_micros, per_request_micros = excluded.per_request_micros,
                     consent_required = excluded.consent_required, enabled = excluded.enabled,
                     default_max_output_tokens = excluded.default_max_output_tokens, allowed_group_ids = excluded.allowed_group_ids,
-                    blocked_group_ids = excluded.blocked_group_ids, description = excluded.description, updated_at = excluded.updated_at
+                    blocked_group_ids = excluded.blocked_group_ids, description = excluded.description, updated_at = excluded.updated_at,
+                    max_attachment_input_tokens = excluded.max_attachment_input_tokens
                 """, logger: logger)
             return try await stored(connection, named: model.name)[0]
         }, then: then)
@@ -228,11 +237,12 @@ struct PostgresRegistryStore: RegistryStorage {
                 """
                 INSERT INTO registry.backends (\(unescaped: Self.backendColumns)) VALUES (\(record.model), \(record.id),
                     \(record.provider), \(record.baseURL), \(record.credentialEnv), \(record.upstreamModel), \(record.weight),
-                    \(record.timeoutMs), \(record.health), \(record.consecutiveFailures), \(record.circuitOpenUntil), \(record.problem))
+                    \(record.timeoutMs), \(record.health), \(record.consecutiveFailures), \(record.circuitOpenUntil), \(record.problem),
+                    \(record.byok))
                 ON CONFLICT (model, id) DO UPDATE SET provider = excluded.provider, base_url = excluded.base_url,
                     credential_env = excluded.credential_env, upstream_model = excluded.upstream_model, weight = excluded.weight,
                     timeout_ms = excluded.timeout_ms, health = excluded.health, consecutive_failures = excluded.consecutive_failures,
-                    circuit_open_until = excluded.circuit_open_until, problem = excluded.problem
+                    circuit_open_until = excluded.circuit_open_until, problem = excluded.problem, byok = excluded.byok
                 """, logger: logger)
             return (record, try await stored(connection, named: key.model)[0])
         }, then: { result in if let result { then(result.model) } })

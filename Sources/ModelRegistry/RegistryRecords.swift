@@ -10,7 +10,9 @@ struct ModelRecord: Codable, Sendable, Equatable {
     var perRequestMicros: Int64
     var consentRequired: Bool
     var enabled: Bool
-    var defaultMaxOutputTokens: Int64
+    /// `Model.max_output_tokens` (kept in the column first named `default_max_output_tokens`).
+    var maxOutputTokens: Int64
+    var maxAttachmentInputTokens: Int64
     var allowedGroupIDs: [String]
     var blockedGroupIDs: [String]
     var description: String
@@ -23,7 +25,8 @@ struct ModelRecord: Codable, Sendable, Equatable {
         case outputPerMillionMicros = "output_per_million_micros"
         case perRequestMicros = "per_request_micros"
         case consentRequired = "consent_required"
-        case defaultMaxOutputTokens = "default_max_output_tokens"
+        case maxOutputTokens = "default_max_output_tokens"
+        case maxAttachmentInputTokens = "max_attachment_input_tokens"
         case allowedGroupIDs = "allowed_group_ids"
         case blockedGroupIDs = "blocked_group_ids"
         case updatedAt = "updated_at"
@@ -44,9 +47,11 @@ struct BackendRecord: Codable, Sendable, Equatable {
     var circuitOpenUntil: Int64?
     /// What a gateway last reported wrong with it (`Backend.problem`); empty when nothing.
     var problem: String
+    /// Whether callers may bring their own upstream key (`Backend.byok`).
+    var byok: Bool
 
     enum CodingKeys: String, CodingKey {
-        case model, id, provider, weight, health, problem
+        case model, id, provider, weight, health, problem, byok
         case baseURL = "base_url"
         case credentialEnv = "credential_env"
         case upstreamModel = "upstream_model"

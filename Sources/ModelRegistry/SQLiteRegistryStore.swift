@@ -59,6 +59,13 @@ struct SQLiteRegistryStore: RegistryStorage {
         migrator.registerMigration("v2: what a gateway found wrong with a backend") { db in
             try db.execute(sql: "ALTER TABLE backends ADD COLUMN problem TEXT NOT NULL DEFAULT ''")
         }
+        migrator.registerMigration("v3: attachment ceilings, bring-your-own-key backends") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE models ADD COLUMN max_attachment_input_tokens INTEGER NOT NULL DEFAULT 8192;
+                    ALTER TABLE backends ADD COLUMN byok INTEGER NOT NULL DEFAULT 0;
+                    """)
+        }
         return migrator
     }
 }

@@ -34,19 +34,13 @@ public enum Pricing {
         return (perMillion + 500_000) / 1_000_000 + max(0, prices.perRequestMicros)
     }
 
-    /// The hold placed before the upstream call: the prompt at the input price plus the most
-    /// output the request may produce (`max_tokens`, or the model's default) at the output price.
-    public static func estimate(
-        promptTokens: Int64, maxOutputTokens: Int64?, choices: Int64 = 1, model: Lumen_Registry_V1_Model
-    ) -> Int64 {
-        cost(Tokens(input: promptTokens, output: maxOutput(maxOutputTokens, choices: choices, model: model)), at: model.prices)
-    }
-
-    /// The most output a request may produce: its own limit, else the model's default, else
-    /// 4096 — per choice, times the choices asked for (`n`).
+    /// The most output a request may produce, per choice times the choices asked for (`n`): its
+    /// own limit (`max_tokens` and kin) when it gives one below the model's `max_output_tokens`,
+    /// else the model's.
     public static func maxOutput(_ maxOutputTokens: Int64?, choices: Int64 = 1, model: Lumen_Registry_V1_Model) -> Int64 {
-        let each = maxOutputTokens ?? (model.defaultMaxOutputTokens > 0 ? model.defaultMaxOutputTokens : 4096)
-        return product(each, max(1, choices))
+        // A model always has one (the registry requires it); 4096 only for a message made by hand.
+        let ceiling = model.maxOutputTokens > 0 ? model.maxOutputTokens : 4096
+        return product(min(maxOutputTokens ?? ceiling, ceiling), max(1, choices))
     }
 
     /// tokens × price, saturating: absurd counts cost the most, never wrap to a refund.

@@ -34,6 +34,22 @@ public enum MultipartForm {
         }
     }
 
+    /// How many parts `body` has at most (its boundary delimiters, the closing one included):
+    /// each may be a file whose tokens are not its bytes.
+    public static func partCount(in body: ByteBuffer, contentType: String) -> Int {
+        guard let boundary = boundary(of: contentType), !boundary.isEmpty else { return 0 }
+        let delimiter = Array(("--" + boundary).utf8)
+        return body.withUnsafeReadableBytes { bytes in
+            var count = 0
+            var from = 0
+            while let at = firstIndex(of: delimiter, in: bytes, from: from) {
+                count += 1
+                from = at + delimiter.count
+            }
+            return count
+        }
+    }
+
     public static func boundary(of contentType: String) -> String? {
         for parameter in contentType.split(separator: ";").dropFirst() {
             let pair = parameter.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }

@@ -20,12 +20,16 @@ struct LedgerAdmin: AsyncParsableCommand {
 struct LedgerCheckCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
-        abstract: "Check that every pool's reservation equals the sum of its open holds.",
+        abstract: "Check every pool's reservation and balance; list overruns.",
         usage: "lumen admin ledger check [<options>]",
         discussion: """
             Prints JSON {"ok", "pools", "open_holds", "violations": [{"organization_id", "owner", \
-            "reserved_micros", "open_holds_micros"}]} and exits with status 1 when a pool disagrees. \
-            Reads the ledger's tables directly (one consistent snapshot), in the data directory or \
+            "reserved_micros", "open_holds_micros"}], "overrun_lines", "overrun_micros", \
+            "overruns": [{"request_id", "organization_id", "key_id", "owner", "logical_model", \
+            "cost_micros", "overrun_micros"}], "pools_below_zero": [{"organization_id", "owner", \
+            "balance_micros", "overrun_micros", "unexplained"}]} and exits with status 1 when a \
+            pool's reservation disagrees with its open holds or a pool is further below zero than \
+            the overruns (settlements above their holds) charged on its path. Reads the ledger's tables directly (one consistent snapshot), in the data directory or \
             in the PostgreSQL database of `--database`, so it may run while `lumen serve` runs.
             """
     )

@@ -79,6 +79,7 @@ struct PermissionMatrixTests {
             _ = try await services.registry.upsertModel(
                 .with {
                     $0.model = .with {
+                        $0.maxOutputTokens = 1024
                         $0.name = "careful"
                         $0.vendor = "lumen"
                         $0.scenes = [.chat]

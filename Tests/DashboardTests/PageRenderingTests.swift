@@ -172,4 +172,18 @@ struct PageRenderingTests {
             #expect(site.assets[script]?.contentType == "text/javascript; charset=utf-8", "\(script)")
         }
     }
+
+    @Test("After sign-in, next goes to a path of this site only: nothing a browser would turn into another origin")
+    func safeNext() {
+        for path in ["/profile", "/keys?page=2", "/clients/cli_1#usage", "/%09/evil.test", "/a/b/../c"] {
+            #expect(PagesController.safeNext(path) == path, "\(path)")
+        }
+        for path in [
+            nil, "", "profile", "https://evil.test/", "//evil.test", "/\t/evil.test", "/\n/evil.test", "/\r//evil.test",
+            "\t//evil.test", "/\\evil.test", "\\\\evil.test", "/\u{0}//evil.test", "/ /evil.test", "/\u{A0}/evil.test",
+            "/\u{2028}/evil.test", "/login?next=//evil.test", "javascript:alert(1)", "/" + String(repeating: "a", count: 3_000),
+        ] {
+            #expect(PagesController.safeNext(path) == "/profile", "\(String(describing: path))")
+        }
+    }
 }

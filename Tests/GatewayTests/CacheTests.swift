@@ -77,6 +77,7 @@ struct CacheTests {
             _ = try await services.registry.upsertModel(
                 .with {
                     $0.model = .with {
+                        $0.maxOutputTokens = 1024
                         $0.name = "o1"
                         $0.vendor = "openai"
                         $0.enabled = true

@@ -30,6 +30,7 @@ struct ChatCompletionsRouteTests {
                 _ = try await services.registry.upsertModel(
                     .with {
                         $0.model = .with {
+                            $0.maxOutputTokens = 1024
                             $0.name = name
                             $0.vendor = "lumen"
                             $0.enabled = enabled
@@ -230,6 +231,7 @@ struct ChatCompletionsRouteTests {
                 _ = try await services.registry.upsertModel(
                     .with {
                         $0.model = .with {
+                            $0.maxOutputTokens = 1024
                             $0.name = name
                             $0.vendor = "lumen"
                             $0.enabled = true

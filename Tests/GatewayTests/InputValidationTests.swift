@@ -21,6 +21,7 @@ struct InputValidationTests {
                 _ = try await services.registry.upsertModel(
                     .with {
                         $0.model = .with {
+                            $0.maxOutputTokens = 1024
                             $0.name = name
                             $0.vendor = "lumen"
                             $0.enabled = true

@@ -31,7 +31,7 @@ struct MeteringRouteTests {
                         $0.vendor = "Lumen"
                         $0.enabled = true
                         $0.scenes = [.chat]
-                        $0.defaultMaxOutputTokens = 100
+                        $0.maxOutputTokens = 100
                         $0.prices = .with {
                             $0.inputPerMillionMicros = 2_000_000
                             $0.outputPerMillionMicros = 8_000_000
@@ -41,6 +41,7 @@ struct MeteringRouteTests {
             _ = try await services.registry.upsertModel(
                 .with {
                     $0.model = .with {
+                        $0.maxOutputTokens = 1024
                         $0.name = "painter"
                         $0.vendor = "Lumen"
                         $0.enabled = true
@@ -48,9 +49,10 @@ struct MeteringRouteTests {
                         $0.prices = .with { $0.perRequestMicros = 40_000 }
                     }
                 }, metadata: services.asInternal)
+            // `priced` takes callers' own upstream keys; `painter` does not.
             for model in ["priced", "painter"] {
                 _ = try await services.registry.upsertBackend(
-                    .with { $0.backend = .with { $0.model = model; $0.id = "mock"; $0.provider = .mock } },
+                    .with { $0.backend = .with { $0.model = model; $0.id = "mock"; $0.provider = .mock; $0.byok = model == "priced" } },
                     metadata: services.asInternal)
             }
             let open = try await services.keys.createKey(.init(), metadata: tenant.metadata)
@@ -59,12 +61,14 @@ struct MeteringRouteTests {
             let slowAndPoor = try await services.keys.createKey(
                 .with {
                     $0.rpmLimit = 1
-                    $0.limitMicros = 1_000
+                    $0.limitMicros = 3_000
                 }, metadata: tenant.metadata)
+            let bounded = try await services.keys.createKey(.with { $0.limitMicros = 50_000 }, metadata: tenant.metadata)
             secrets.withLock {
                 $0 = [
                     "open": open.secret, "open_id": open.key.id, "capped": capped.secret, "capped_id": capped.key.id,
                     "slow": slow.secret, "slow_id": slow.key.id, "slow_poor": slowAndPoor.secret, "slow_poor_id": slowAndPoor.key.id,
+                    "bounded": bounded.secret, "bounded_id": bounded.key.id,
                 ]
             }
         }
@@ -148,6 +152,63 @@ struct MeteringRouteTests {
         }
     }
 
+    @Test("A hold bounds the whole request: tools, images by URL and schemas count; what does not fit is 402 before the upstream, with nothing written")
+    func holdBoundsTheWholeRequest() async throws {
+        let secrets = Secrets()
+        try await GatewayHarness.run(prepare: Self.prepare(secrets)) { gateway in
+            let (bounded, keyID) = secrets.withLock { ($0["bounded"]!, $0["bounded_id"]!) }
+            func chat(_ extra: [String: Any]) async throws -> (Int, [String: Any]) {
+                var body: [String: Any] = ["model": "priced", "max_tokens": 10, "messages": [["role": "user", "content": "hello"]]]
+                body.merge(extra) { _, new in new }
+                let json = String(decoding: try JSONSerialization.data(withJSONObject: body), as: UTF8.self)
+                return try await gateway.send(.post, "/v1/chat/completions", json: json, as: .bearer(bounded))
+            }
+            // A coding agent's turn: 40 KB of tool definitions around a one-word message. Its bound is
+            // over 40,000 input tokens at $2 per million: more than the key's 0.05 USD.
+            let description = String(repeating: "Reads a file from the workspace and returns its text. ", count: 14)
+            let tools: [[String: Any]] = (0..<50).map { index in
+                ["type": "function", "function": ["name": "tool_\(index)", "description": description, "parameters": ["type": "object"]]]
+            }
+            let (toolsStatus, toolsBody) = try await chat(["tools": tools])
+            #expect(toolsStatus == 402)
+            #expect(GatewayHarness.error(toolsBody).code == "insufficient_quota")
+            let message = try #require((toolsBody["error"] as? [String: Any])?["message"] as? String)
+            #expect(message.contains("this API key's spending limit") && message.contains("input tokens"), "\(message)")
+            // Ten images by URL: each counts the model's ceiling (8,192 tokens by default).
+            let image: [String: Any] = ["type": "image_url", "image_url": ["url": "https://example.invalid/cat.png"]]
+            let (imagesStatus, _) = try await chat(
+                ["messages": [["role": "user", "content": [["type": "text", "text": "what is this?"]] + Array(repeating: image, count: 10)]]])
+            #expect(imagesStatus == 402)
+            // A JSON schema counts like any other text.
+            let schema: [String: Any] = [
+                "type": "json_schema",
+                "json_schema": ["name": "answer", "schema": ["type": "object", "description": String(repeating: "x", count: 30_000)]],
+            ]
+            #expect(try await chat(["response_format": schema]).0 == 402)
+            // Nothing was written, nothing went upstream; the plain request fits and is charged.
+            #expect(try await Self.lines(gateway, key: keyID).isEmpty)
+            #expect(try await chat([:]).0 == 200)
+            #expect(try await Self.lines(gateway, key: keyID).count == 1)
+        }
+    }
+
+    @Test("A caller's own upstream key goes only to a backend configured for it: elsewhere 400 byok_not_allowed, never forwarded")
+    func byokNotAllowed() async throws {
+        let secrets = Secrets()
+        try await GatewayHarness.run(prepare: Self.prepare(secrets)) { gateway in
+            let (open, keyID) = secrets.withLock { ($0["open"]!, $0["open_id"]!) }
+            var headers: HTTPFields = [.authorization: "Bearer \(open)", .contentType: "application/json"]
+            headers[HTTPField.Name("X-Upstream-Authorization")!] = "Bearer junk"
+            let response = try await gateway.client.execute(
+                uri: "/v1/images/generations", method: .post, headers: headers,
+                body: ByteBuffer(string: #"{"model": "painter", "prompt": "a lighthouse"}"#))
+            #expect(response.status == .badRequest)
+            let body = try #require(try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any])
+            #expect(GatewayHarness.error(body).code == "byok_not_allowed")
+            #expect(try await Self.lines(gateway, key: keyID).isEmpty)
+        }
+    }
+
     @Test("Beyond its requests per minute a key gets 429 with Retry-After and no hold; out of money and rate, 429 comes first")
     func rateLimited() async throws {
         let secrets = Secrets()
@@ -168,7 +229,8 @@ struct MeteringRouteTests {
             #expect((body["error"] as? [String: Any])?["type"] as? String == "rate_limit_error")
             #expect(try await Self.lines(gateway, key: slowID).count == 2)
 
-            // 1 request per minute and a 1,000 micro-USD cap: the first fits (estimate 10 × $8/M + 2 × $2/M).
+            // 1 request per minute and a 3,000 micro-USD cap: the first fits (its bound: ~1,110 input
+            // tokens — its text and the template allowance — at $2/M and 10 output tokens at $8/M).
             #expect(try await gateway.raw(.post, "/v1/chat/completions", json: json, bearer: slowPoor).status == .ok)
             #expect(try await gateway.raw(.post, "/v1/chat/completions", json: json, bearer: slowPoor).status == .tooManyRequests)
             // Out of rate and of money: the rate answers first, and the ledger is not asked (no line).

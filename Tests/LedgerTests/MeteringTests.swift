@@ -481,16 +481,30 @@ struct PricingTests {
         #expect(USD.amount(300_000) == Decimal(string: "0.3"))
     }
 
-    @Test("The estimate holds the prompt plus max_tokens, or the model's default output, for each choice")
-    func estimate() {
+    @Test("A hold bounds its request: every byte of text, the template allowance, attachments, and the most output for each choice")
+    func holdBound() {
         let model = Lumen_Registry_V1_Model.with {
+            $0.name = "m"
             $0.prices = Self.prices
-            $0.defaultMaxOutputTokens = 1_000
+            $0.maxOutputTokens = 1_000
+            $0.maxAttachmentInputTokens = 500
         }
-        #expect(Pricing.estimate(promptTokens: 2_000, maxOutputTokens: 100, model: model) == 300 + 60)
-        #expect(Pricing.estimate(promptTokens: 2_000, maxOutputTokens: nil, model: model) == 300 + 600)
-        // `n` choices may each produce the most output.
-        #expect(Pricing.estimate(promptTokens: 2_000, maxOutputTokens: 100, choices: 3, model: model) == 300 + 180)
-        #expect(Pricing.maxOutput(nil, choices: 2, model: model) == 2_000)
+        let allowance = HoldBound.templateAllowance + 1  // the model's name, as sent upstream
+        let plain = HoldBound(textBytes: 2_000, attachments: 0, maxOutputTokens: 100, model: model)
+        #expect(plain == HoldBound(inputTokens: 2_000 + allowance, outputTokens: 100))
+        // No max_tokens, or more than the model's most: the model's most.
+        #expect(HoldBound(textBytes: 0, attachments: 0, maxOutputTokens: nil, model: model).outputTokens == 1_000)
+        #expect(HoldBound(textBytes: 0, attachments: 0, maxOutputTokens: 5_000_000, model: model).outputTokens == 1_000)
+        // `n` choices may each produce the most output; each attachment counts the model's ceiling.
+        let images = HoldBound(textBytes: 10, attachments: 3, maxOutputTokens: 100, choices: 3, model: model)
+        #expect(images == HoldBound(inputTokens: 10 + allowance + 1_500, outputTokens: 300))
+        // The longest name a backend sends upstream counts.
+        var renamed = model
+        renamed.backends = [.with { $0.upstreamModel = String(repeating: "x", count: 40) }]
+        #expect(HoldBound(textBytes: 0, attachments: 0, maxOutputTokens: 1, model: renamed).inputTokens == HoldBound.templateAllowance + 40)
+        // Priced: input 150,000 and output 600,000 micro-USD per million tokens.
+        #expect(plain.cost(at: Self.prices) == Pricing.cost(.init(input: 2_000 + allowance, output: 100), at: Self.prices))
+        // Absurd counts cost the most, never wrap.
+        #expect(HoldBound(textBytes: 1, attachments: Int64.max / 2, maxOutputTokens: 1, model: model).cost(at: Self.prices) > 0)
     }
 }

@@ -139,11 +139,23 @@ struct PoolTests {
             }
             #expect(blocked == (.resourceExhausted, "insufficient_quota"))
 
-            // A grant unblocks; an overrun (actual > estimate) leaves it negative: blocked again.
+            // A grant unblocks; an overrun (actual > estimate) leaves it negative: blocked until it is back above 0.
             _ = try await Self.grant(services, 50_000)
             _ = try await ledger.reserve(Self.reserve("req_ok", estimate: 40_000), metadata: services.asInternal)
-            _ = try await ledger.settle(.with { $0.requestID = "req_ok"; $0.costMicros = 80_000 }, metadata: services.asInternal)
+            let overrun = try await ledger.settle(.with { $0.requestID = "req_ok"; $0.costMicros = 80_000 }, metadata: services.asInternal)
             #expect(try await Self.pool(services).balanceMicros == -30_000)
+            // Charged in full, and recorded: the line, the check and so /metrics say so.
+            #expect(overrun.line.costMicros == 80_000 && overrun.line.overrunMicros == 40_000)
+            var check = try await ledger.checkInvariant(.init(), metadata: services.asInternal)
+            #expect(check.overrunLines == 1 && check.overrunMicros == 40_000)
+            #expect(check.poolsBelowZero.map(\.balanceMicros) == [-30_000] && !check.poolsBelowZero[0].unexplained)
+            // Money removed never takes a pool below zero.
+            #expect(await Self.code { _ = try await Self.grant(services, -1) } == (.failedPrecondition, "balance_below_zero"))
+            _ = try await Self.grant(services, 30_010)
+            #expect(await Self.code { _ = try await Self.grant(services, -11) } == (.failedPrecondition, "balance_below_zero"))
+            _ = try await Self.grant(services, -10)
+            check = try await ledger.checkInvariant(.init(), metadata: services.asInternal)
+            #expect(check.poolsBelowZero.isEmpty && check.overrunLines == 1)
             let negative = await Self.code {
                 _ = try await ledger.reserve(Self.reserve("req_neg", estimate: 1), metadata: services.asInternal)
             }
@@ -151,8 +163,8 @@ struct PoolTests {
 
             // The hourly refill brings it back above 0.
             clock.advance(seconds: 3_600)
-            #expect(try await Self.pool(services).balanceMicros == 70_000)
-            _ = try await ledger.reserve(Self.reserve("req_refilled", estimate: 70_000), metadata: services.asInternal)
+            #expect(try await Self.pool(services).balanceMicros == 100_000)
+            _ = try await ledger.reserve(Self.reserve("req_refilled", estimate: 100_000), metadata: services.asInternal)
 
             // Back to not configured: the pool no longer limits.
             #expect(try await Self.configure(services, mode: .unspecified).mode == .unspecified)

@@ -10,6 +10,7 @@ struct ModelRegistryServiceTests {
             $0.name = "gpt-4o-mini"
             $0.vendor = "openai"
             $0.enabled = true
+            $0.maxOutputTokens = 16_384
             $0.prices = .with {
                 $0.inputPerMillionMicros = 150_000
                 $0.cachedInputPerMillionMicros = 75_000
@@ -37,7 +38,7 @@ struct ModelRegistryServiceTests {
             let asInternal = services.asInternal
             let created = try await services.registry.upsertModel(.with { $0.model = Self.gpt() }, metadata: asInternal).model
             #expect(created.scenes == [.chat])
-            #expect(created.defaultMaxOutputTokens == 1024)
+            #expect(created.maxOutputTokens == 16_384 && created.maxAttachmentInputTokens == 8_192)
             #expect(created.status == .down)  // no backend yet
 
             let primary = try await services.registry.upsertBackend(.with { $0.backend = Self.backend("primary") }, metadata: asInternal).backend

@@ -302,6 +302,7 @@ def test_consent_from_the_model_table_and_the_model_page(site, browser, tmp_path
     apply_models(site, """
 models:
   - name: careful-model
+    max_output_tokens: 1024
     vendor: lumen
     description: Needs a one-time acknowledgement.
     consent_required: true

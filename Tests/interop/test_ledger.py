@@ -37,6 +37,7 @@ def write_config(tmp_path, upstream):
 hold_ttl: 3
 models:
   - name: per-call
+    max_output_tokens: 1024
     vendor: Lumen
     scenes: [chat]
     prices: {{per_request: 0.04}}
@@ -46,7 +47,7 @@ models:
     vendor: OpenAI
     scenes: [chat]
     prices: {{input: 0.15, cached_input: 0.075, output: 0.60}}
-    default_max_output_tokens: 1024
+    max_output_tokens: 1024
     backends:
       - {{id: live, provider: openai, base_url: "{upstream.base_url}", timeout_ms: 60000}}
 """)

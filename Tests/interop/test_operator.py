@@ -30,6 +30,7 @@ def gateway(tmp_path, upstreams):
     config.write_text(f"""
 models:
   - name: shared-model
+    max_output_tokens: 1024
     vendor: OpenAI
     scenes: [chat]
     prices: {{input: 0.15, output: 0.60}}
@@ -97,6 +98,7 @@ def test_the_operator_changes_models_with_a_token_made_on_the_machine(gateway, u
     models.write_text(f"""
 models:
   - name: shared-model
+    max_output_tokens: 1024
     vendor: OpenAI
     scenes: [chat]
     prices: {{input: 0.15, output: 0.90}}

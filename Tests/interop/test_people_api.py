@@ -215,6 +215,7 @@ def test_consent_end_to_end_with_the_openai_sdk(world, tmp_path):
     apply_models(world, """
 models:
   - name: careful-model
+    max_output_tokens: 1024
     vendor: lumen
     description: Needs a one-time acknowledgement.
     consent_required: true
@@ -289,6 +290,7 @@ def test_profile_and_client_figures_equal_the_usage_lines_behind_them(world, tmp
     apply_models(world, """
 models:
   - name: pricey
+    max_output_tokens: 1024
     vendor: lumen
     prices: {input: 3.7, output: 11.3}
     backends:

@@ -256,7 +256,8 @@ def test_running_at_scale_runs_as_written(tmp_path, database):
         assert outputs[:2] == [{"status": "ok"}, {"status": "ok"}], outputs
         token = outputs[2]["management_token"]
         assert token.startswith("mt-") and outputs[2]["organization_id"].startswith("org_")
-        assert outputs[3] == {"ok": True, "open_holds": 0, "pools": 0, "violations": []}
+        assert outputs[3] == {"ok": True, "open_holds": 0, "pools": 0, "violations": [], "overrun_lines": 0,
+                              "overrun_micros": 0, "overruns": [], "pools_below_zero": []}
         first, second = (f"https://127.0.0.1:{ports[shown]}" for shown in ("8080", "8081"))
         verify = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
         created = httpx.post(first + "/v1/management/api-keys", headers={"Authorization": f"Bearer {token}"},

@@ -29,7 +29,7 @@ models:
     vendor: OpenAI
     scenes: [chat]
     prices: {{input: 0.15, output: 0.60}}
-    default_max_output_tokens: 1024
+    max_output_tokens: 1024
     backends:
       - {{id: live, provider: openai, base_url: "{upstream.base_url}", timeout_ms: 60000}}
 """)

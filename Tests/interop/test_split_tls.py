@@ -70,6 +70,7 @@ def deployment(tmp_path_factory, pki):
         config.write_text(f"""
 models:
   - name: per-call
+    max_output_tokens: 1024
     vendor: Lumen
     scenes: [chat]
     prices: {{per_request: 0.04}}

@@ -52,32 +52,37 @@ models:
     vendor: OpenAI
     scenes: [chat]
     prices: {prices}
-    default_max_output_tokens: 1024
+    max_output_tokens: 1024
     backends:
       - {{id: dead, provider: openai, base_url: "{dead}", weight: 1000, timeout_ms: 2000}}
       - {{id: live, provider: openai, base_url: "{upstream.base_url}", credential_env: LUMEN_TEST_UPSTREAM_KEY,
-          upstream_model: upstream-model-v1, weight: 1, timeout_ms: 5000}}
+          upstream_model: upstream-model-v1, weight: 1, timeout_ms: 5000, byok: true}}
   - name: embed-test
+    max_output_tokens: 1024
     vendor: OpenAI
     scenes: [embedding]
     prices: {{input: 0.02}}
     backends:
       - {{id: live, provider: openai, base_url: "{upstream.base_url}", credential_env: LUMEN_TEST_UPSTREAM_KEY}}
   - name: image-test
+    max_output_tokens: 1024
     vendor: OpenAI
     scenes: [image, chat]
     prices: {{per_request: 0.04}}
     backends:
       - {{id: live, provider: openai, base_url: "{upstream.base_url}", upstream_model: dall-e-up}}
   - name: careful-model
+    max_output_tokens: 1024
     vendor: Lumen
     consent_required: true
     backends: [{{id: live, provider: openai, base_url: "{upstream.base_url}"}}]
   - name: off-model
+    max_output_tokens: 1024
     vendor: Lumen
     enabled: false
     backends: [{{id: live, provider: openai, base_url: "{upstream.base_url}"}}]
   - name: doomed-model
+    max_output_tokens: 1024
     vendor: Lumen
     prices: {prices}
     backends: [{{id: dead, provider: openai, base_url: "{dead}"}}]
@@ -279,6 +284,17 @@ def test_byok_forwards_the_callers_key_and_charges_nothing(gateway, upstream, lu
     assert line.cost_micros == 0 and line.output_tokens == 567
 
 
+def test_byok_is_refused_where_no_backend_takes_it_and_the_key_never_forwarded(gateway, upstream, lumen_api):
+    # image-test's backend needs no credential and is not configured for callers' keys: the
+    # header would have skipped every budget and been forwarded as is.
+    client = sdk(gateway, "poor", default_headers={"X-Upstream-Authorization": "Bearer junk"})
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model="image-test", messages=[{"role": "user", "content": "free?"}])
+    assert refused.value.code == "byok_not_allowed" and refused.value.param == "X-Upstream-Authorization"
+    assert upstream.received("/chat/completions") == []
+    assert usage_lines(gateway, lumen_api, "poor") == []
+
+
 def test_models_retrieve_answers_only_what_the_key_may_use(gateway, upstream):
     assert sdk(gateway, "restricted").models.retrieve("embed-test").id == "embed-test"
     for key, name in [("restricted", "gpt-test"), ("open", "off-model"), ("open", "careful-model"), ("open", "nope/with-slash")]:
@@ -344,6 +360,7 @@ def test_active_probes_take_a_failing_backend_out_and_bring_it_back_without_any_
 probe_interval: 1
 models:
   - name: probed-model
+    max_output_tokens: 1024
     vendor: Lumen
     backends: [{{id: live, provider: openai, base_url: "{upstream.base_url}", credential_env: LUMEN_TEST_UPSTREAM_KEY}}]
 """)
@@ -376,6 +393,7 @@ def test_an_unset_credential_env_is_warned_about_and_shown_on_the_backend(tmp_pa
     config.write_text(f"""
 models:
   - name: keyless
+    max_output_tokens: 1024
     vendor: OpenAI
     backends:
       - {{id: forgotten, provider: openai, base_url: "{upstream.base_url}", credential_env: LUMEN_TEST_NEVER_SET}}

@@ -147,13 +147,16 @@ struct WiringTests {
                   - name: gpt-4o-mini
                     vendor: openai
                     prices: {input: 0.15, cached_input: 0.075, output: 0.6}
+                    max_output_tokens: 16384
+                    max_attachment_input_tokens: 2000
                     backends:
                       - {id: primary, provider: openai, base_url: "http://127.0.0.1:9/v1", credential_env: OPENAI_API_KEY}
-                      - {id: local, provider: mock, weight: 3}
+                      - {id: local, provider: mock, weight: 3, byok: true}
                   - name: embed
                     vendor: lumen
                     scenes: [embedding]
                     prices: {input: 0.02}
+                    max_output_tokens: 1
                 """, path: "test.yaml")
         try await withDeployment(configuration, internalToken: "it-catalog-test-token-0123456789") { listeners in
             try await withHTTP2Client(port: try #require(listeners.grpc)) { client in
@@ -166,6 +169,9 @@ struct WiringTests {
                 #expect(gpt.prices.outputPerMillionMicros == 600_000)
                 #expect(gpt.backends.map(\.id) == ["local", "primary"])
                 #expect(gpt.backends.first?.weight == 3)
+                #expect(gpt.backends.map(\.byok) == [true, false])
+                #expect(gpt.maxOutputTokens == 16_384 && gpt.maxAttachmentInputTokens == 2_000)
+                #expect(models.first?.maxAttachmentInputTokens == 8_192)
                 #expect(gpt.status == .ok)
                 #expect(models.first?.scenes == [.embedding])
             }
@@ -176,16 +182,27 @@ struct WiringTests {
     func catalogErrors() throws {
         let cases = [
             "models: {name: x}",
-            "models:\n  - vendor: v",
-            "models:\n  - {name: m, prices: {input: -1}}",
-            "models:\n  - {name: m, prices: {input: 0.0000001}}",
-            "models:\n  - {name: m, prices: {inptu: 1}}",
-            "models:\n  - {name: m, scenes: [chatting]}",
-            "models:\n  - {name: m, backends: [{provider: grpc}]}",
-            "models:\n  - {name: m, api_key: sk-123}",
+            "models:\n  - {vendor: v, max_output_tokens: 10}",
+            "models:\n  - {name: m, max_output_tokens: 10, prices: {input: -1}}",
+            "models:\n  - {name: m, max_output_tokens: 10, prices: {input: 0.0000001}}",
+            "models:\n  - {name: m, max_output_tokens: 10, prices: {inptu: 1}}",
+            "models:\n  - {name: m, max_output_tokens: 10, scenes: [chatting]}",
+            "models:\n  - {name: m, max_output_tokens: 10, backends: [{provider: grpc}]}",
+            "models:\n  - {name: m, max_output_tokens: 10, backends: [{provider: openai, byok: maybe}]}",
+            "models:\n  - {name: m, max_output_tokens: 10, api_key: sk-123}",
+            "models:\n  - {name: m, max_output_tokens: 0}",
         ]
         for yaml in cases {
             #expect(throws: ConfigurationError.self, "\(yaml)") { try ModelCatalog.parse(yaml: yaml, path: "lumen.yaml") }
+        }
+        // Every model says how much one request may produce: its hold counts that much.
+        #expect(try ModelCatalog.parse(yaml: "models:\n  - {name: m, max_output_tokens: 10}", path: "lumen.yaml").models.count == 1)
+        for (yaml, says) in [
+            ("models:\n  - {name: m}", "lumen.yaml: model m.max_output_tokens is required"),
+            ("models:\n  - {name: m, default_max_output_tokens: 10}", "default_max_output_tokens was renamed max_output_tokens"),
+        ] {
+            let error = #expect(throws: ConfigurationError.self) { try ModelCatalog.parse(yaml: yaml, path: "lumen.yaml") }
+            #expect(error.map { "\($0)" }?.contains(says) == true, "\(String(describing: error))")
         }
     }
 

@@ -247,8 +247,14 @@ struct PagesController: Sendable {
     }
 
     /// Where to go after signing in: a path of this site, never another site (`//host`).
+    /// Where to go after signing in: a path of this site, or the profile. Only printable ASCII
+    /// without a backslash passes — browsers drop tabs and newlines from a URL and read `\` as
+    /// `/`, so `/\t/evil.test` or `/\\evil.test` would become `//evil.test`, another site — and
+    /// the path must not start with `//` (a scheme-relative URL) or lead back to the sign-in.
     static func safeNext(_ next: String?) -> String {
-        guard let next, next.hasPrefix("/"), !next.hasPrefix("//"), !next.contains("\\"), !next.hasPrefix("/login") else {
+        guard let next, next.utf8.count <= 2_048, next.hasPrefix("/"), !next.hasPrefix("//"), !next.hasPrefix("/login"),
+            next.utf8.allSatisfy({ (0x21...0x7E).contains($0) && $0 != UInt8(ascii: "\\") })
+        else {
             return "/profile"
         }
         return next

@@ -125,6 +125,14 @@ struct InferencePipeline: Sendable {
             throw APIError.invalid(
                 "model_not_supported", "\(model.name) does not serve /v1/\(endpoint.rawValue)", param: "model")
         }
+        // A caller's own upstream key goes only to backends configured to take one; anywhere
+        // else it would skip every budget on a backend that needs no credential.
+        if callerCredential != nil, !model.backends.contains(where: \.byok) {
+            throw APIError.invalid(
+                "byok_not_allowed",
+                "\(model.name) does not take your own upstream key: remove X-Upstream-Authorization (no backend of the model is configured with byok: true)",
+                param: "X-Upstream-Authorization")
+        }
         var admitted = Admitted(
             requestID: requestID, key: key, model: model, request: request, byok: callerCredential != nil, started: started,
             origin: origin)
@@ -244,13 +252,10 @@ struct InferencePipeline: Sendable {
 
     // MARK: Ledger
 
+    /// Holds the request's bound at the model's prices (README, "Budgets"); BYOK holds nothing.
     func reserve(_ admitted: Admitted) async throws {
-        let estimate = admitted.byok
-            ? 0
-            : Pricing.estimate(
-                promptTokens: admitted.request.promptTokens,
-                maxOutputTokens: admitted.request.maxOutputTokens.map(Int64.init), choices: Int64(admitted.request.choices),
-                model: admitted.model)
+        let bound = admitted.request.bound(admitted.model)
+        let estimate = admitted.byok ? 0 : bound.cost(at: admitted.model.prices)
         do {
             try await meter.reserve(
                 .with {
@@ -270,7 +275,13 @@ struct InferencePipeline: Sendable {
                     $0.rateTokens = admitted.rateTokens
                 })
             metrics.holdPlaced()
-        } catch let error as ServiceError {
+        } catch var error as ServiceError {
+            if error.code == "insufficient_quota" {
+                error.message += "; this request may use up to \(bound.inputTokens) input tokens (its text, attachments and "
+                    + "the provider's template) and \(bound.outputTokens) output tokens"
+                    + (admitted.request.maxOutputTokens == nil && bound.outputTokens > 0
+                        ? " (no max_tokens given: \(admitted.model.name)'s most); set max_tokens to need less" : "")
+            }
             throw APIError(error)
         }
     }

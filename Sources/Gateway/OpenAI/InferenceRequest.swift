@@ -65,6 +65,16 @@ struct InferenceRequest: Sendable {
     var inputs: [String] = []
     /// `encoding_format` is base64, and `dimensions`, of an embeddings request.
     var embeddingOptions: (base64: Bool, dimensions: Int?) = (false, nil)
+    /// The whole request as its hold's input bound counts it: its text's bytes and its image
+    /// and file parts (a multipart upload: its bytes and its parts).
+    var measure = JSONValue.Measure()
+
+    /// The most this request can use with `model`, in tokens: what its hold is priced from.
+    func bound(_ model: Lumen_Registry_V1_Model) -> HoldBound {
+        HoldBound(
+            textBytes: measure.textBytes, attachments: measure.attachments, maxOutputTokens: maxOutputTokens.map(Int64.init),
+            choices: Int64(choices), model: model)
+    }
 
     /// Prompt tokens as Lumen counts them, once: the estimate, the rate limit and an
     /// estimated line all use this figure.
@@ -84,6 +94,9 @@ struct InferenceRequest: Sendable {
             }
             self.init(passthrough: endpoint, model: model, body: [:])
             rawBody = (bytes, contentType)
+            measure = JSONValue.Measure(
+                textBytes: Int64(bytes.readableBytes),
+                attachments: Int64(MultipartForm.partCount(in: bytes, contentType: contentType)))
             return
         }
         try self.init(endpoint, body: try JSONValue.object(from: bytes.readableBytesView))
@@ -95,8 +108,10 @@ struct InferenceRequest: Sendable {
         self.model = model
         stream = false
         includeUsage = false
-        maxOutputTokens = 0
+        // Billed per request, plus whatever tokens the upstream reports: the model's most output.
+        maxOutputTokens = nil
         promptText = ""
+        measure = JSONValue.object(body).measure
         // What the mock echoes or ranks by: speech `input`, rerank `query`.
         switch body["input"] ?? body["query"] {
         case .string(let text)?: lastUserText = text
@@ -115,6 +130,7 @@ struct InferenceRequest: Sendable {
     private init(metered endpoint: InferenceEndpoint, body: [String: JSONValue]) throws(APIError) {
         self.endpoint = endpoint
         self.body = body
+        measure = JSONValue.object(body).measure
         switch endpoint {
         case .chatCompletions:
             let chat = try ChatRequest(body)

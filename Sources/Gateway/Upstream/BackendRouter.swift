@@ -76,7 +76,9 @@ final class BackendRouter: Sendable {
             Set(failures.filter { now - $0.value < Self.demoteMillis }.map(\.key))
         }
         var generator = SystemRandomNumberGenerator()
-        let candidates = Self.order(model.backends, now: now, demoted: demoted, using: &generator)
+        // A caller's own upstream key goes only to the backends that take one.
+        let backends = callerCredential == nil ? model.backends : model.backends.filter(\.byok)
+        let candidates = Self.order(backends, now: now, demoted: demoted, using: &generator)
         var lastProblem = "no backend of \(model.name) is routable"
         for backend in candidates {
             let started = ContinuousClock.now

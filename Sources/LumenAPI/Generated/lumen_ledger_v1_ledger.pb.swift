@@ -615,7 +615,10 @@ public nonisolated struct Lumen_Ledger_V1_ReserveRequest: Sendable {
   /// Clears the value of `keyLimitMicros`. Subsequent reads from it will return its default value.
   public mutating func clearKeyLimitMicros() {self._keyLimitMicros = nil}
 
-  /// Estimated cost, micro-USD.
+  /// The hold, micro-USD: an upper bound of what the request can cost — its input bounded from
+  /// the whole request as sent upstream and its output from `max_tokens` or the model's
+  /// `max_output_tokens`, at the model's prices (README, "Budgets"). A settlement above it is
+  /// charged and recorded as an overrun (UsageLine.overrun_micros).
   public var estimateMicros: Int64 = 0
 
   /// The logical model requested.
@@ -701,7 +704,8 @@ public nonisolated struct Lumen_Ledger_V1_SettleRequest: Sendable {
   /// Output tokens.
   public var outputTokens: Int64 = 0
 
-  /// Actual cost, micro-USD.
+  /// Actual cost, micro-USD. Above the hold it is charged all the same and the line records
+  /// the excess as `overrun_micros`.
   public var costMicros: Int64 = 0
 
   /// End-to-end latency in milliseconds.
@@ -982,6 +986,14 @@ public nonisolated struct Lumen_Ledger_V1_UsageLine: @unchecked Sendable {
     set {_uniqueStorage()._origin = newValue}
   }
 
+  /// What the settlement charged above the request's hold, micro-USD; 0 for every request whose
+  /// upstream kept within the bound it was held for. A line with an overrun is the only way a
+  /// pool goes below zero: `lumen admin ledger check` lists them, `/metrics` counts them.
+  public var overrunMicros: Int64 {
+    get {_storage._overrunMicros}
+    set {_uniqueStorage()._overrunMicros = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1188,9 +1200,56 @@ public nonisolated struct Lumen_Ledger_V1_CheckInvariantResponse: Sendable {
   /// Every pool that disagrees; empty when the ledger is consistent.
   public var violations: [Lumen_Ledger_V1_InvariantViolation] = []
 
+  /// Usage lines whose settlement charged more than their hold (an upstream past its bound).
+  public var overrunLines: Int64 = 0
+
+  /// What those lines charged above their holds, micro-USD.
+  public var overrunMicros: Int64 = 0
+
+  /// Every BALANCE pool below zero, with the overruns that explain it.
+  public var poolsBelowZero: [Lumen_Ledger_V1_PoolBelowZero] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+}
+
+/// A BALANCE pool whose balance is below zero. Holds are upper bounds of what their requests can
+/// cost, so only overruns can take a pool there; one that went further below zero than the
+/// overruns charged on its path (`unexplained`) is a violation of the ledger's rules.
+public nonisolated struct Lumen_Ledger_V1_PoolBelowZero: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The organisation.
+  public var organizationID: String = String()
+
+  /// Whose pool.
+  public var owner: Lumen_Common_V1_PrincipalRef {
+    get {_owner ?? Lumen_Common_V1_PrincipalRef()}
+    set {_owner = newValue}
+  }
+  /// Returns true if `owner` has been explicitly set.
+  public var hasOwner: Bool {self._owner != nil}
+  /// Clears the value of `owner`. Subsequent reads from it will return its default value.
+  public mutating func clearOwner() {self._owner = nil}
+
+  /// The balance, micro-USD (below zero).
+  public var balanceMicros: Int64 = 0
+
+  /// What overruns charged above their holds on this pool's path, micro-USD, over the usage
+  /// lines still kept.
+  public var overrunMicros: Int64 = 0
+
+  /// True when the deficit is larger than those overruns.
+  public var unexplained: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _owner: Lumen_Common_V1_PrincipalRef? = nil
 }
 
 /// The request of LedgerService.GetBilling.
@@ -2521,7 +2580,7 @@ nonisolated extension Lumen_Ledger_V1_MeterResponse: SwiftProtobuf.Message, Swif
 
 nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".UsageLine"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}billing_transaction_id\0\u{3}created_at\0\u{3}organization_id\0\u{3}key_id\0\u{1}owner\0\u{3}logical_model\0\u{3}model_vendor\0\u{1}scene\0\u{3}access_channel\0\u{3}input_tokens\0\u{3}cached_input_tokens\0\u{3}output_tokens\0\u{3}cost_micros\0\u{3}latency_ms\0\u{1}status\0\u{1}estimated\0\u{1}expired\0\u{1}origin\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}billing_transaction_id\0\u{3}created_at\0\u{3}organization_id\0\u{3}key_id\0\u{1}owner\0\u{3}logical_model\0\u{3}model_vendor\0\u{1}scene\0\u{3}access_channel\0\u{3}input_tokens\0\u{3}cached_input_tokens\0\u{3}output_tokens\0\u{3}cost_micros\0\u{3}latency_ms\0\u{1}status\0\u{1}estimated\0\u{1}expired\0\u{1}origin\0\u{3}overrun_micros\0")
 
   fileprivate class _StorageClass {
     var _requestID: String = String()
@@ -2543,6 +2602,7 @@ nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftPro
     var _estimated: Bool = false
     var _expired: Bool = false
     var _origin: Lumen_Common_V1_UsageOrigin = .unspecified
+    var _overrunMicros: Int64 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -2572,6 +2632,7 @@ nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftPro
       _estimated = source._estimated
       _expired = source._expired
       _origin = source._origin
+      _overrunMicros = source._overrunMicros
     }
   }
 
@@ -2609,6 +2670,7 @@ nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftPro
         case 17: try { try decoder.decodeSingularBoolField(value: &_storage._estimated) }()
         case 18: try { try decoder.decodeSingularBoolField(value: &_storage._expired) }()
         case 19: try { try decoder.decodeSingularEnumField(value: &_storage._origin) }()
+        case 20: try { try decoder.decodeSingularInt64Field(value: &_storage._overrunMicros) }()
         default: break
         }
       }
@@ -2678,6 +2740,9 @@ nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftPro
       if _storage._origin != .unspecified {
         try visitor.visitSingularEnumField(value: _storage._origin, fieldNumber: 19)
       }
+      if _storage._overrunMicros != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._overrunMicros, fieldNumber: 20)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -2706,6 +2771,7 @@ nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftPro
         if _storage._estimated != rhs_storage._estimated {return false}
         if _storage._expired != rhs_storage._expired {return false}
         if _storage._origin != rhs_storage._origin {return false}
+        if _storage._overrunMicros != rhs_storage._overrunMicros {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -2987,7 +3053,7 @@ nonisolated extension Lumen_Ledger_V1_InvariantViolation: SwiftProtobuf.Message,
 
 nonisolated extension Lumen_Ledger_V1_CheckInvariantResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CheckInvariantResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}pools\0\u{3}open_holds\0\u{1}violations\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}pools\0\u{3}open_holds\0\u{1}violations\0\u{3}overrun_lines\0\u{3}overrun_micros\0\u{3}pools_below_zero\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2998,6 +3064,9 @@ nonisolated extension Lumen_Ledger_V1_CheckInvariantResponse: SwiftProtobuf.Mess
       case 1: try { try decoder.decodeSingularInt64Field(value: &self.pools) }()
       case 2: try { try decoder.decodeSingularInt64Field(value: &self.openHolds) }()
       case 3: try { try decoder.decodeRepeatedMessageField(value: &self.violations) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.overrunLines) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.overrunMicros) }()
+      case 6: try { try decoder.decodeRepeatedMessageField(value: &self.poolsBelowZero) }()
       default: break
       }
     }
@@ -3013,6 +3082,15 @@ nonisolated extension Lumen_Ledger_V1_CheckInvariantResponse: SwiftProtobuf.Mess
     if !self.violations.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.violations, fieldNumber: 3)
     }
+    if self.overrunLines != 0 {
+      try visitor.visitSingularInt64Field(value: self.overrunLines, fieldNumber: 4)
+    }
+    if self.overrunMicros != 0 {
+      try visitor.visitSingularInt64Field(value: self.overrunMicros, fieldNumber: 5)
+    }
+    if !self.poolsBelowZero.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.poolsBelowZero, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3020,6 +3098,63 @@ nonisolated extension Lumen_Ledger_V1_CheckInvariantResponse: SwiftProtobuf.Mess
     if lhs.pools != rhs.pools {return false}
     if lhs.openHolds != rhs.openHolds {return false}
     if lhs.violations != rhs.violations {return false}
+    if lhs.overrunLines != rhs.overrunLines {return false}
+    if lhs.overrunMicros != rhs.overrunMicros {return false}
+    if lhs.poolsBelowZero != rhs.poolsBelowZero {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Ledger_V1_PoolBelowZero: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PoolBelowZero"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}organization_id\0\u{1}owner\0\u{3}balance_micros\0\u{3}overrun_micros\0\u{1}unexplained\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.organizationID) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._owner) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.balanceMicros) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.overrunMicros) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.unexplained) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.organizationID.isEmpty {
+      try visitor.visitSingularStringField(value: self.organizationID, fieldNumber: 1)
+    }
+    try { if let v = self._owner {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    if self.balanceMicros != 0 {
+      try visitor.visitSingularInt64Field(value: self.balanceMicros, fieldNumber: 3)
+    }
+    if self.overrunMicros != 0 {
+      try visitor.visitSingularInt64Field(value: self.overrunMicros, fieldNumber: 4)
+    }
+    if self.unexplained != false {
+      try visitor.visitSingularBoolField(value: self.unexplained, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Ledger_V1_PoolBelowZero, rhs: Lumen_Ledger_V1_PoolBelowZero) -> Bool {
+    if lhs.organizationID != rhs.organizationID {return false}
+    if lhs._owner != rhs._owner {return false}
+    if lhs.balanceMicros != rhs.balanceMicros {return false}
+    if lhs.overrunMicros != rhs.overrunMicros {return false}
+    if lhs.unexplained != rhs.unexplained {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -304,8 +304,12 @@ public nonisolated struct Lumen_Registry_V1_Model: Sendable {
   /// Whether the model can be called at all.
   public var enabled: Bool = false
 
-  /// Output tokens assumed when a request gives no `max_tokens`, for the budget estimate.
-  public var defaultMaxOutputTokens: Int64 = 0
+  /// The most output tokens one request (per choice) may produce: required, 1–10,000,000
+  /// (INVALID_ARGUMENT `invalid_model` otherwise). A request's hold counts this many output
+  /// tokens when it gives no `max_tokens` (`max_completion_tokens`, `max_output_tokens`), or
+  /// when it asks for more; an upstream that produces more is charged and its line marked as an
+  /// overrun (see ledger.proto).
+  public var maxOutputTokens: Int64 = 0
 
   /// Group ids allowed to use the model; empty means everybody not blocked.
   public var allowedGroupIds: [String] = []
@@ -321,6 +325,13 @@ public nonisolated struct Lumen_Registry_V1_Model: Sendable {
 
   /// The model's backends (output only; changed with UpsertBackend / RemoveBackend).
   public var backends: [Lumen_Registry_V1_Backend] = []
+
+  /// The most input tokens one attachment given by reference can count in a request's hold (an
+  /// image by URL or file id, a file by id: their bytes are not in the request), 1–10,000,000;
+  /// 0 when upserting means the default, 8,192 (above the most any of OpenAI's, Anthropic's or
+  /// Google's image encodings counts for one image). Raise it for models that read long
+  /// documents by file id.
+  public var maxAttachmentInputTokens: Int64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -382,6 +393,13 @@ public nonisolated struct Lumen_Registry_V1_Backend: Sendable {
   /// backend changes; with several gateways, the last report wins. Replacing the backend
   /// (UpsertBackend) clears it until a gateway looks again.
   public var problem: String = String()
+
+  /// Whether callers may bring their own upstream key (`X-Upstream-Authorization`) to this
+  /// backend: it is then sent upstream instead of the backend's credential, and the request
+  /// holds and charges nothing to Lumen's pools. Off by default: a request with that header for
+  /// a model none of whose backends allow it is refused (400 `byok_not_allowed`) and the header
+  /// is never forwarded; with it, only the backends that allow it are tried.
+  public var byok: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1089,7 +1107,7 @@ nonisolated extension Lumen_Registry_V1_Prices: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Lumen_Registry_V1_Model: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Model"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}vendor\0\u{1}scenes\0\u{1}prices\0\u{3}consent_required\0\u{1}enabled\0\u{3}default_max_output_tokens\0\u{3}allowed_group_ids\0\u{3}blocked_group_ids\0\u{1}description\0\u{1}status\0\u{1}backends\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}vendor\0\u{1}scenes\0\u{1}prices\0\u{3}consent_required\0\u{1}enabled\0\u{3}max_output_tokens\0\u{3}allowed_group_ids\0\u{3}blocked_group_ids\0\u{1}description\0\u{1}status\0\u{1}backends\0\u{3}max_attachment_input_tokens\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1103,12 +1121,13 @@ nonisolated extension Lumen_Registry_V1_Model: SwiftProtobuf.Message, SwiftProto
       case 4: try { try decoder.decodeSingularMessageField(value: &self._prices) }()
       case 5: try { try decoder.decodeSingularBoolField(value: &self.consentRequired) }()
       case 6: try { try decoder.decodeSingularBoolField(value: &self.enabled) }()
-      case 7: try { try decoder.decodeSingularInt64Field(value: &self.defaultMaxOutputTokens) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.maxOutputTokens) }()
       case 8: try { try decoder.decodeRepeatedStringField(value: &self.allowedGroupIds) }()
       case 9: try { try decoder.decodeRepeatedStringField(value: &self.blockedGroupIds) }()
       case 10: try { try decoder.decodeSingularStringField(value: &self.description_p) }()
       case 11: try { try decoder.decodeSingularEnumField(value: &self.status) }()
       case 12: try { try decoder.decodeRepeatedMessageField(value: &self.backends) }()
+      case 13: try { try decoder.decodeSingularInt64Field(value: &self.maxAttachmentInputTokens) }()
       default: break
       }
     }
@@ -1137,8 +1156,8 @@ nonisolated extension Lumen_Registry_V1_Model: SwiftProtobuf.Message, SwiftProto
     if self.enabled != false {
       try visitor.visitSingularBoolField(value: self.enabled, fieldNumber: 6)
     }
-    if self.defaultMaxOutputTokens != 0 {
-      try visitor.visitSingularInt64Field(value: self.defaultMaxOutputTokens, fieldNumber: 7)
+    if self.maxOutputTokens != 0 {
+      try visitor.visitSingularInt64Field(value: self.maxOutputTokens, fieldNumber: 7)
     }
     if !self.allowedGroupIds.isEmpty {
       try visitor.visitRepeatedStringField(value: self.allowedGroupIds, fieldNumber: 8)
@@ -1155,6 +1174,9 @@ nonisolated extension Lumen_Registry_V1_Model: SwiftProtobuf.Message, SwiftProto
     if !self.backends.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.backends, fieldNumber: 12)
     }
+    if self.maxAttachmentInputTokens != 0 {
+      try visitor.visitSingularInt64Field(value: self.maxAttachmentInputTokens, fieldNumber: 13)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1165,12 +1187,13 @@ nonisolated extension Lumen_Registry_V1_Model: SwiftProtobuf.Message, SwiftProto
     if lhs._prices != rhs._prices {return false}
     if lhs.consentRequired != rhs.consentRequired {return false}
     if lhs.enabled != rhs.enabled {return false}
-    if lhs.defaultMaxOutputTokens != rhs.defaultMaxOutputTokens {return false}
+    if lhs.maxOutputTokens != rhs.maxOutputTokens {return false}
     if lhs.allowedGroupIds != rhs.allowedGroupIds {return false}
     if lhs.blockedGroupIds != rhs.blockedGroupIds {return false}
     if lhs.description_p != rhs.description_p {return false}
     if lhs.status != rhs.status {return false}
     if lhs.backends != rhs.backends {return false}
+    if lhs.maxAttachmentInputTokens != rhs.maxAttachmentInputTokens {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1178,7 +1201,7 @@ nonisolated extension Lumen_Registry_V1_Model: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Lumen_Registry_V1_Backend: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Backend"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}model\0\u{1}provider\0\u{3}base_url\0\u{3}credential_env\0\u{3}upstream_model\0\u{1}weight\0\u{3}timeout_ms\0\u{1}health\0\u{3}consecutive_failures\0\u{3}circuit_open_until\0\u{1}problem\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}model\0\u{1}provider\0\u{3}base_url\0\u{3}credential_env\0\u{3}upstream_model\0\u{1}weight\0\u{3}timeout_ms\0\u{1}health\0\u{3}consecutive_failures\0\u{3}circuit_open_until\0\u{1}problem\0\u{1}byok\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1198,6 +1221,7 @@ nonisolated extension Lumen_Registry_V1_Backend: SwiftProtobuf.Message, SwiftPro
       case 10: try { try decoder.decodeSingularInt32Field(value: &self.consecutiveFailures) }()
       case 11: try { try decoder.decodeSingularMessageField(value: &self._circuitOpenUntil) }()
       case 12: try { try decoder.decodeSingularStringField(value: &self.problem) }()
+      case 13: try { try decoder.decodeSingularBoolField(value: &self.byok) }()
       default: break
       }
     }
@@ -1244,6 +1268,9 @@ nonisolated extension Lumen_Registry_V1_Backend: SwiftProtobuf.Message, SwiftPro
     if !self.problem.isEmpty {
       try visitor.visitSingularStringField(value: self.problem, fieldNumber: 12)
     }
+    if self.byok != false {
+      try visitor.visitSingularBoolField(value: self.byok, fieldNumber: 13)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1260,6 +1287,7 @@ nonisolated extension Lumen_Registry_V1_Backend: SwiftProtobuf.Message, SwiftPro
     if lhs.consecutiveFailures != rhs.consecutiveFailures {return false}
     if lhs._circuitOpenUntil != rhs._circuitOpenUntil {return false}
     if lhs.problem != rhs.problem {return false}
+    if lhs.byok != rhs.byok {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
