@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs the system packages Lumen needs on Debian/Ubuntu (with Swift already installed):
-# the SQLite headers GRDB links against, and curl and jq, which the README's tour uses; with
+# the SQLite headers GRDB links against, cracklib's word list (cracklib-runtime), which weak
+# passwords are checked against, and curl and jq, which the README's tour uses; with
 # --tests, Python's venv for the interop tests, Chromium for the dashboard's browser tests
 # (Playwright drives Debian's chromium; its own browser download is not used) and what the C client
 # of the interop tests builds and runs with (protobuf-c, nghttp2, valgrind); with --proto, protoc for
 # scripts/generate-proto.sh.
 # Installs only what is missing, with apt-get: as root, or through sudo otherwise.
 set -euo pipefail
-packages=(libsqlite3-dev curl jq)
+packages=(libsqlite3-dev cracklib-runtime curl jq)
 for option in "$@"; do
   case "$option" in
     --tests)

@@ -52,6 +52,7 @@ public struct AccountsService: Sendable {
         guard !name.isEmpty, name.count <= maxNameLength else {
             throw AccountsError.invalidName(param, "\(param) must be 1–\(maxNameLength) characters")
         }
+        if let problem = NameText.problem(name) { throw AccountsError.invalidName(param, "\(param) \(problem)") }
         return name
     }
 

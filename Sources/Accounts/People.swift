@@ -15,12 +15,9 @@ struct Passwords: Sendable {
     /// bcrypt's work factor (log2 of its rounds).
     let cost: UInt8
 
-    /// A password is 8 to 72 bytes (bcrypt reads no further than 72).
+    /// A password as `PasswordRules` has it.
     static func check(_ password: String, param: String = "password") throws -> String {
-        guard (8...72).contains(password.utf8.count) else {
-            throw ServiceError.invalid("invalid_password", "a password has 8 to 72 bytes", param: param)
-        }
-        return password
+        try PasswordRules.check(password, param: param)
     }
 
     func hash(_ password: String) async -> String {
@@ -53,28 +50,60 @@ struct Passwords: Sendable {
     }
 }
 
-/// Failed sign-ins per email in the last minute: the 11th within a minute is refused without
-/// looking at the password.
+/// Failed sign-ins, counted so that an attacker can neither lock a person out from everywhere
+/// nor try one password across many accounts: per email and client address (10 a minute),
+/// per address whatever the email (30 in 10 minutes), and a slower ceiling per email from
+/// anywhere (100 an hour). Past any of them the attempt is refused without looking at the
+/// password. In memory: a restart forgets them.
 final class SignInThrottle: Sendable {
-    static let limit = 10
-    static let window: Int64 = 60_000
+    struct Rule: Sendable {
+        let limit: Int
+        let window: Int64
+        /// What the refusal says is refused.
+        let what: String
+    }
 
+    static let pair = Rule(limit: 10, window: 60_000, what: "this email from your address")
+    static let address = Rule(limit: 30, window: 600_000, what: "your address")
+    static let account = Rule(limit: 100, window: 3_600_000, what: "this email")
+
+    /// Failure times by key (`p` email address, `a` address, `e` email), at most a rule's limit each.
     private let failures = Mutex<[String: [Int64]]>([:])
 
-    func isLocked(_ email: String, now: Int64) -> Bool {
+    static func keys(email: String, address: String) -> [(String, Rule)] {
+        [("p\u{0}\(email)\u{0}\(address)", pair), ("a\u{0}\(address)", Self.address), ("e\u{0}\(email)", account)]
+    }
+
+    /// The refusal of an attempt now, if one of the rules is at its limit.
+    func refusal(email: String, address: String, now: Int64) -> ServiceError? {
         failures.withLock { failures in
-            let recent = (failures[email] ?? []).filter { now - $0 < Self.window }
-            failures[email] = recent.isEmpty ? nil : recent
-            return recent.count >= Self.limit
+            for (key, rule) in Self.keys(email: email, address: address) {
+                let recent = (failures[key] ?? []).filter { now - $0 < rule.window }
+                failures[key] = recent.isEmpty ? nil : recent
+                if recent.count >= rule.limit, let oldest = recent.first {
+                    let seconds = max(1, (oldest + rule.window - now + 999) / 1000)
+                    var error = ServiceError(
+                        .resourceExhausted, "too_many_sign_ins",
+                        "too many failed sign-ins for \(rule.what); try again in \(seconds) s")
+                    error.retryAfter = seconds
+                    return error
+                }
+            }
+            return nil
         }
     }
 
-    func failed(_ email: String, now: Int64) {
+    func failed(email: String, address: String, now: Int64) {
         failures.withLock { failures in
-            failures[email, default: []].append(now)
-            if failures.count > 100_000 {
-                // Forget emails whose failures are all older than the window.
-                failures = failures.filter { $0.value.contains { now - $0 < Self.window } }
+            for (key, rule) in Self.keys(email: email, address: address) {
+                var times = failures[key] ?? []
+                times.append(now)
+                if times.count > rule.limit { times.removeFirst(times.count - rule.limit) }
+                failures[key] = times
+            }
+            if failures.count > 300_000 {
+                // Forget keys whose failures are all older than the longest window.
+                failures = failures.filter { $0.value.contains { now - $0 < Self.account.window } }
             }
         }
     }
@@ -82,8 +111,6 @@ final class SignInThrottle: Sendable {
 
 enum PeopleError {
     static let invalidCredentials = ServiceError(.unauthenticated, "invalid_credentials", "wrong email or password")
-    static let tooManySignIns = ServiceError(
-        .resourceExhausted, "too_many_sign_ins", "too many failed sign-ins for this email; wait a minute and try again")
     static let inviteNotFound = ServiceError(
         .notFound, "invite_not_found", "this invitation does not exist, was used or has expired", param: "token")
     static let sessionNotFound = ServiceError(.notFound, "session_not_found", "no such session")
@@ -99,7 +126,8 @@ extension AccountsService {
         try Caller.requireInternal()
         let email = request.email.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
         let now = clock.nowMillis
-        guard !throttle.isLocked(email, now: now) else { throw PeopleError.tooManySignIns }
+        let address = request.clientAddress
+        if let refusal = throttle.refusal(email: email, address: address, now: now) { throw refusal }
         let candidates = try await store.read { db in
             try await db.rows(
                 """
@@ -116,7 +144,7 @@ extension AccountsService {
             logger.info("signed in", metadata: ["user_id": "\(user.id)", "organization_id": "\(user.organizationID)"])
             return .with { $0.user = user }
         }
-        throttle.failed(email, now: now)
+        throttle.failed(email: email, address: address, now: now)
         throw PeopleError.invalidCredentials
     }
 
@@ -179,8 +207,12 @@ extension AccountsService {
         let hash = await passwords.hash(password)
         let user = try await store.write { db in
             let (userID, organizationID) = try await invited(db)
-            try await db.execute("UPDATE invites SET used_at = ? WHERE token_sha256 = ?", .integer(now), .blob(digest))
+            // A new password: every other invitation of the person is void and every session ends
+            // (whoever held the old password, or another link, is out).
+            try await db.execute(
+                "UPDATE invites SET used_at = ? WHERE user_id = ? AND used_at IS NULL", .integer(now), .text(userID))
             try await db.execute("UPDATE users SET password_hash = ? WHERE id = ?", .text(hash), .text(userID))
+            try await db.execute("DELETE FROM sessions WHERE user_id = ?", .text(userID))
             return try await userMessage(try await fetchUser(id: userID, organizationID: organizationID, db), db)
         }
         logger.notice("invitation accepted", metadata: ["user_id": "\(user.id)", "organization_id": "\(user.organizationID)"])

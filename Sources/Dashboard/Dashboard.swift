@@ -4,6 +4,7 @@ import HummingbirdAuth
 import LumenAPI
 import RPCSupport
 import SharedRules
+import Synchronization
 
 /// The dashboard's JSON API under `/api` (seeds 000 and 001), for people signed in with a
 /// session cookie. It translates only: every rule is the services', which it calls as the
@@ -18,13 +19,35 @@ public struct Dashboard: Sendable {
     let coins: Coins
     let store: AccountsSessionStore
     let site: Site
+    /// Where people reach Lumen (`https://lumen.example.com`), without a trailing slash.
+    let publicURL: PublicURL
+    /// Whether people reach Lumen over HTTPS: cookies are then `Secure`.
+    let secure: Bool
 
-    /// Throws when a template in gateway/dashboard does not parse.
-    public init(services: GatewayServices, coins: Coins = Coins(), clock: WallClock = .system) throws {
+    /// Throws when a template in gateway/dashboard does not parse. `publicURL` starts the links
+    /// Lumen makes; `secure` (the default: whether it is `https`) marks cookies `Secure`.
+    public init(
+        services: GatewayServices, coins: Coins = Coins(), clock: WallClock = .system,
+        publicURL: PublicURL = PublicURL("http://localhost:8080"), secure: Bool? = nil
+    ) throws {
         self.services = services
         self.coins = coins
         self.store = AccountsSessionStore(accounts: services.accounts, internalToken: services.internalToken, clock: clock)
         self.site = try Site()
+        self.publicURL = publicURL
+        self.secure = secure ?? publicURL.value.lowercased().hasPrefix("https://")
+    }
+
+    /// Where people reach Lumen, known once the HTTP port is bound when it is not configured
+    /// (a port 0 picks a free one).
+    public final class PublicURL: Sendable {
+        private let url: Mutex<String>
+
+        public init(_ url: String) { self.url = Mutex(url) }
+
+        public var value: String { url.withLock { $0 } }
+
+        public func set(_ url: String) { self.url.withLock { $0 = url } }
     }
 
     /// Adds the pages and `/api/…` to `router`; keys made or revoked here reach `caches` at once;
@@ -33,7 +56,7 @@ public struct Dashboard: Sendable {
         let sessions = SessionStorage<DashboardSession>(
             store,
             configuration: .init(
-                sessionCookieParameters: .init(name: Self.cookieName, path: "/", secure: false, sameSite: .lax), keyPrefix: "hbs."))
+                sessionCookieParameters: .init(name: Self.cookieName, path: "/", secure: secure, sameSite: .lax), keyPrefix: "hbs."))
         let people = PersonDirectory(accounts: services.accounts, internalToken: services.internalToken)
         let site = self.site
         router.get("static/{file}") { request, context in
@@ -47,7 +70,8 @@ public struct Dashboard: Sendable {
             .add(middleware: SessionAuthenticator(context: DashboardContext.self) { session, _ in try await people.person(session) })
         let api = withSession.group("api")
         let controller = SessionController(
-            accounts: services.accounts, internalToken: services.internalToken, sessions: sessions, people: people)
+            accounts: services.accounts, internalToken: services.internalToken, sessions: sessions, people: people,
+            guard: SignInGuard(publicURL: publicURL, secure: secure), publicURL: publicURL)
         controller.addPublicRoutes(to: api)
         let signedIn = api.group().add(middleware: SignedIn())
         controller.addRoutes(to: signedIn)

@@ -1,4 +1,6 @@
+import HTTPTypes
 import Hummingbird
+import NIOCore
 import HummingbirdAuth
 import RPCSupport
 
@@ -17,6 +19,33 @@ public struct DashboardSession: Codable, Sendable, Equatable {
     }
 }
 
-/// The request context of Lumen's HTTP port: Hummingbird's, with the dashboard's session and,
-/// once the session is resolved, the person signed in (identity).
-public typealias DashboardContext = BasicSessionRequestContext<DashboardSession, SignedInPerson>
+/// The request context of Lumen's HTTP port: Hummingbird's, with the dashboard's session, the
+/// person signed in once the session is resolved (identity), and the connection's peer.
+public struct DashboardContext: AuthRequestContext, SessionRequestContext, RemoteAddressRequestContext, RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public var identity: SignedInPerson?
+    public let sessions: SessionContext<DashboardSession>
+    /// The connection's peer (nil in tests without a socket).
+    public let remoteAddress: SocketAddress?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        identity = nil
+        sessions = .init()
+        remoteAddress = source.channel.remoteAddress
+    }
+
+    /// Who a sign-in attempt is throttled as: the peer's IP address — or, when the peer is this
+    /// machine (a reverse proxy beside Lumen), the last address the proxy appended to
+    /// `X-Forwarded-For`. A peer elsewhere cannot choose its address that way.
+    func clientAddress(_ request: Request) -> String {
+        let peer = remoteAddress?.ipAddress ?? ""
+        let loopback = peer.hasPrefix("127.") || peer == "::1" || peer.hasPrefix("::ffff:127.")
+        if loopback, let forwarded = request.headers[HTTPField.Name("X-Forwarded-For")!],
+            let last = forwarded.split(separator: ",").last?.trimmingCharacters(in: .whitespaces), !last.isEmpty
+        {
+            return last
+        }
+        return peer
+    }
+}

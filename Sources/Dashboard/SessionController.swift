@@ -16,6 +16,10 @@ struct SessionController: Sendable {
     let internalToken: String
     let sessions: SessionStorage<DashboardSession>
     let people: PersonDirectory
+    /// Keeps other sites from signing a browser in.
+    let `guard`: SignInGuard
+    /// Where people reach Lumen: invitation links start with it.
+    let publicURL: Dashboard.PublicURL
 
     func addPublicRoutes(to group: RouterGroup<DashboardContext>) {
         group.post("session", use: signIn)
@@ -30,6 +34,11 @@ struct SessionController: Sendable {
 
     /// `{"email", "password"}` → the session cookie and `{"user", "managed_client_ids", "csrf_token"}`.
     @Sendable func signIn(_ request: Request, context: DashboardContext) async throws -> JSONResponse<SessionObject> {
+        try `guard`.requireSameSite(request)
+        // JSON only: a cross-site form cannot send it without the browser asking first.
+        guard let type = request.headers[.contentType]?.lowercased(), type.hasPrefix("application/json") else {
+            throw APIError(.unsupportedMediaType, code: "json_required", message: "send the sign-in as JSON (Content-Type: application/json)")
+        }
         let body = try await Body.object(request)
         return JSONResponse(try await signIn(email: try Body.text(body, "email"), password: try Body.text(body, "password"), request, context))
     }
@@ -44,12 +53,9 @@ struct SessionController: Sendable {
                     .with {
                         $0.email = email
                         $0.password = password
+                        $0.clientAddress = context.clientAddress(request)
                     }, metadata: .bearer(internalToken))
             }
-        } catch var error as APIError where error.code == "too_many_sign_ins" {
-            // The lockout counts failures of the last minute: a minute from now is always enough.
-            error.retryAfter = 60
-            throw error
         }
         // A sign-in replaces the session the browser had (if any): its id stops working.
         if sessions.getId(request: request) != nil { _ = try? await sessions.delete(request: request) }
@@ -83,11 +89,10 @@ struct SessionController: Sendable {
         let response = try await APIError.translating {
             try await accounts.createInvite(.with { $0.userID = userID }, metadata: .acting(as: person, internalToken: internalToken))
         }
-        let scheme = request.headers[HTTPField.Name("X-Forwarded-Proto")!] == "https" ? "https" : "http"
-        let host = request.head.authority ?? "localhost"
+        // From the configured public URL, never from the request's headers (which a caller chooses).
         return JSONResponse(
             InviteObject(
-                url: "\(scheme)://\(host)/invite/\(response.token)", token: response.token,
+                url: "\(publicURL.value)/invite/\(response.token)", token: response.token,
                 expiresAt: RFC3339.format(millis: response.expiresAt.millis)))
     }
 

@@ -111,11 +111,14 @@ public struct GatewayConfiguration: Sendable {
     /// TLS on the API's port (HTTP/1.1 over TLS only); nil: plaintext. The metrics listener
     /// stays plaintext (no secrets; loopback by default).
     public var tls: TLSConfiguration?
+    /// Whether people reach the API's port over HTTPS (its own TLS, or a proxy's per the public
+    /// URL): every response then carries `Strict-Transport-Security`.
+    public var strictTransportSecurity: Bool
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, probeInterval: Duration? = nil, limits: ConnectionLimits = .init(),
         metrics: (host: String, port: Int)? = ("127.0.0.1", 9464), inProcess: (any InProcessProvider)? = nil,
-        tls: TLSConfiguration? = nil
+        tls: TLSConfiguration? = nil, strictTransportSecurity: Bool = false
     ) {
         self.host = host
         self.port = port
@@ -124,6 +127,7 @@ public struct GatewayConfiguration: Sendable {
         self.metrics = metrics
         self.inProcess = inProcess
         self.tls = tls
+        self.strictTransportSecurity = strictTransportSecurity
     }
 }
 
@@ -132,9 +136,11 @@ public struct GatewayConfiguration: Sendable {
 /// `x-request-id`, errors included.
 public func buildRouter<Context: RequestContext>(
     context: Context.Type, services: GatewayServices, caches: GatewayCaches, inference: GatewayInference,
-    clock: WallClock = .system, logger: Logger, more: (Router<Context>, GatewayCaches, WebChat) -> Void = { _, _, _ in }
+    clock: WallClock = .system, logger: Logger, strictTransportSecurity: Bool = false,
+    more: (Router<Context>, GatewayCaches, WebChat) -> Void = { _, _, _ in }
 ) -> Router<Context> {
-    let (router, routes) = baseRouter(context: Context.self, caches: caches, inference: inference)
+    let (router, routes) = baseRouter(
+        context: Context.self, caches: caches, inference: inference, strictTransportSecurity: strictTransportSecurity)
     let management = router.group("v1/management")
     APIKeysController(keys: services.keys, ledger: services.ledger, cache: caches.keys).addRoutes(to: management)
     KeyUsageController(keys: services.keys, ledger: services.ledger).addRoutes(to: management)
@@ -177,10 +183,12 @@ public func buildOperationsRouter(
 /// stream is open (before that, inference requests would be refused, so load balancers should
 /// wait); it tells nothing but that. Record the routes in the table once they are all added.
 private func baseRouter<Context: RequestContext>(
-    context: Context.Type, caches: GatewayCaches, inference: GatewayInference
+    context: Context.Type, caches: GatewayCaches, inference: GatewayInference, strictTransportSecurity: Bool = false
 ) -> (Router<Context>, RouteTable) {
     let router = Router(context: Context.self)
     let routes = RouteTable()
+    // Outermost: every response has it, whatever went wrong inside.
+    if strictTransportSecurity { router.add(middleware: StrictTransportSecurity()) }
     router.add(middleware: RequestIDMiddleware(routes: routes))
     router.add(middleware: APIErrorMiddleware())
     router.get("healthz") { _, _ in
@@ -252,7 +260,9 @@ public func buildGateway<Context: RequestContext>(
             HealthProber(interval: interval, registry: caches.registry, http: inference.http, router: inference.router, logger: logger))
     }
     let application = Application(
-        router: buildRouter(context: Context.self, services: services, caches: caches, inference: inference, logger: logger, more: more),
+        router: buildRouter(
+            context: Context.self, services: services, caches: caches, inference: inference, logger: logger,
+            strictTransportSecurity: configuration.strictTransportSecurity, more: more),
         server: configuration.limits.server(logger: logger, tls: configuration.tls),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "lumen"),
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },

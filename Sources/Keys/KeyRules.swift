@@ -13,7 +13,7 @@ enum KeyRules {
     static let maxModels = 100
     static let maxModelNameLength = 100
 
-    /// A trimmed name of 1–50 characters without control characters.
+    /// A trimmed name of 1–50 characters, as `NameText` has it.
     static func name(_ raw: String) throws -> String {
         let name = raw.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !name.isEmpty else { throw KeysError.invalidName("name must not be empty") }
@@ -21,9 +21,7 @@ enum KeyRules {
         guard name.unicodeScalars.count <= maxNameLength else {
             throw KeysError.invalidName("name must be at most \(maxNameLength) characters (got \(name.unicodeScalars.count))")
         }
-        guard !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-            throw KeysError.invalidName("name must not contain control characters")
-        }
+        if let problem = NameText.problem(name) { throw KeysError.invalidName("name \(problem)") }
         return name
     }
 

@@ -85,6 +85,7 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
         let owner = try owner(request.hasOwner ? request.owner : nil, kind: kind, organizationID: organizationID)
         try await Caller.requireExists(owner, organizationID: organizationID, param: "owner", in: directory)
         try Self.requireActing(kind: kind.rawValue, owner: owner, to: "create keys")
+        let createdBy = try await createdBy(request.createdByUserID, organizationID: organizationID)
 
         let secret = Secret.make(kind: kind)
         let record = KeyRecord(
@@ -104,7 +105,7 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
             createdAt: now,
             updatedAt: now,
             revokedAt: nil,
-            createdByUserID: request.createdByUserID.isEmpty ? (Caller.current?.userID ?? "") : request.createdByUserID,
+            createdByUserID: createdBy,
             rpmLimit: rpmLimit,
             tpmLimit: tpmLimit
         )
@@ -361,6 +362,19 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
         return .with { $0.key = updated.message }
     }
 
+    /// Who a new key is recorded as made by: the caller's user when none is named; a named one
+    /// must be a user of the caller's organisation (NOT_FOUND `user_not_found` otherwise, as for
+    /// any id of another organisation), and a person may name only themselves.
+    private func createdBy(_ named: String, organizationID: String) async throws -> String {
+        guard !named.isEmpty else { return Caller.current?.userID ?? "" }
+        if case .person(let person)? = Caller.current, person.userID != named {
+            throw ServiceError(
+                .permissionDenied, "not_permitted", "you may record only yourself as a key's maker", param: "created_by_user_id")
+        }
+        try await Caller.requireExists(.user(named), organizationID: organizationID, param: "created_by_user_id", in: directory)
+        return named
+    }
+
     /// Tells the watchers (gateways) a key as committed; the store calls it on its writer,
     /// after the commit, so events go out in commit order.
     private func publish(_ record: KeyRecord) {
@@ -374,8 +388,14 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
         try Caller.requireActing(for: owner, to: action)
     }
 
+    /// A key the caller may not act on is not found, as another organisation's is: its id tells
+    /// nothing (no PERMISSION_DENIED that would say it exists).
     static func requireActing(on record: KeyRecord, to action: String) throws {
-        try requireActing(kind: record.kind, owner: record.message.owner, to: action)
+        do {
+            try requireActing(kind: record.kind, owner: record.message.owner, to: action)
+        } catch let error as ServiceError where error.status == .permissionDenied {
+            throw KeysError.keyNotFound(record.id)
+        }
     }
 
     private func owner(

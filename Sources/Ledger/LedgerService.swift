@@ -175,8 +175,13 @@ public struct LedgerService: Sendable {
             guard let directory else { throw Self.noDirectory }
             owner = try await directory.owner(ofKey: principal.id, organizationID: organizationID, param: param)
         }
-        if owner.type == .organization || owner.type == .unspecified { try Caller.requireAdmin(to: action) }
-        try Caller.requireActing(for: owner, to: action)
+        do {
+            if owner.type == .organization || owner.type == .unspecified { try Caller.requireAdmin(to: action) }
+            try Caller.requireActing(for: owner, to: action)
+        } catch let error as ServiceError where error.status == .permissionDenied && principal.type == .key {
+            // Another person's key is not found, as another organisation's is: its id tells nothing.
+            throw ServiceError(.notFound, "key_not_found", "no key \(principal.id)", param: param)
+        }
     }
 
     static let noDirectory = ServiceError(

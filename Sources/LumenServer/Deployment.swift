@@ -245,7 +245,11 @@ public struct Deployment: Sendable {
             let (host, logger, onListening) = (configuration.httpHost, logger, onListening)
             let httpTLS = configuration.security.serves
             let metricsHost = configuration.metricsHost
-            let dashboard = try Dashboard(services: gatewayServices, coins: Coins(perUSD: Int64(configuration.coinsPerUSD)))
+            // People reach Lumen over HTTPS when its port is on TLS or its public URL says so.
+            let publicURL = Dashboard.PublicURL(configuration.effectivePublicURL)
+            let secure = httpTLS || publicURL.value.lowercased().hasPrefix("https://")
+            let dashboard = try Dashboard(
+                services: gatewayServices, coins: Coins(perUSD: Int64(configuration.coinsPerUSD)), publicURL: publicURL, secure: secure)
             let gateway = buildGateway(
                 context: DashboardContext.self,
                 configuration: .init(
@@ -256,9 +260,14 @@ public struct Deployment: Sendable {
                         bodyTimeout: .seconds(configuration.bodyTimeoutSeconds),
                         idleTimeout: .seconds(configuration.idleTimeoutSeconds), maxConnections: configuration.maxConnections),
                     metrics: (metricsHost, configuration.metricsPort), inProcess: MockProvider(),
-                    tls: try configuration.security.http()),
+                    tls: try configuration.security.http(), strictTransportSecurity: secure),
                 services: gatewayServices, logger: logger, more: dashboard.addRoutes,
-                onServerRunning: { port in
+                onServerRunning: { [configuration] port in
+                    if configuration.publicURL == nil {  // the port bound, when 0 asked for a free one
+                        var bound = configuration
+                        bound.httpPort = port
+                        publicURL.set(bound.effectivePublicURL)
+                    }
                     logger.notice("HTTP listening on \(host):\(port)\(httpTLS ? " (TLS)" : "")")
                     await onListening(.http(host: host, port: port))
                 },

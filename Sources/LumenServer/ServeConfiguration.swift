@@ -81,11 +81,24 @@ public struct ServeConfiguration: Sendable, Equatable {
     /// A `postgres://` URL: the services of this process that can keep their tables in
     /// PostgreSQL do (each in its schema); nil: SQLite files in `dataDirectory`.
     public var database: String?
+    /// Where people reach Lumen (`https://lumen.example.com`): the links Lumen makes
+    /// (invitations) start with it, and when it is `https` — or the HTTP port itself is on TLS —
+    /// cookies are `Secure` and HSTS is sent. nil: the HTTP port's own address.
+    public var publicURL: String?
+
+    /// The public URL in force: `publicURL`, else the HTTP port's address (`https` when it is
+    /// on TLS; a wildcard host read as `localhost`).
+    public var effectivePublicURL: String {
+        if let publicURL { return publicURL }
+        let scheme = security.serves ? "https" : "http"
+        let host = ["0.0.0.0", "::", "[::]", ""].contains(httpHost) ? "localhost" : (httpHost.contains(":") ? "[\(httpHost)]" : httpHost)
+        return "\(scheme)://\(host):\(httpPort)"
+    }
 
     /// Keys of the YAML file (see gateway/lumen.example.yaml).
     static let fileKeys: Set<String> = [
         "data_dir", "log_level", "http", "grpc", "metrics", "services", "remote", "models", "probe_interval", "usage_retention_days", "hold_ttl",
-        "shutdown_grace", "coins_per_usd", "tls", "insecure_plaintext", "database",
+        "shutdown_grace", "coins_per_usd", "tls", "insecure_plaintext", "database", "public_url",
     ]
 
     /// The defaults with the YAML file `path` (else `LUMEN_CONFIG`, else none) applied.
@@ -147,6 +160,7 @@ public struct ServeConfiguration: Sendable, Equatable {
         if let value = try string(root["data_dir"], "data_dir") { dataDirectory = value }
         if let value = try string(root["database"], "database") { database = try Self.database(value, "database") }
         if let value = try string(root["log_level"], "log_level") { logLevel = value }
+        if let value = try string(root["public_url"], "public_url") { publicURL = try Self.publicURL(value, "\(path): public_url") }
         func whole(_ value: Any?, _ key: String, unit: String) throws -> Int? {
             guard let value else { return nil }
             guard let number = value as? Int else { throw ConfigurationError("\(path): \(key) must be a number of \(unit)") }
@@ -238,6 +252,20 @@ public struct ServeConfiguration: Sendable, Equatable {
     public static func database(flag: String?, file: String?, environment: [String: String]) throws -> String? {
         if let url = flag ?? environment.nonEmpty("LUMEN_DATABASE") { return try database(url, flag != nil ? "--database" : "LUMEN_DATABASE") }
         return try load(file: file, environment: environment).database
+    }
+
+    /// An `http(s)://host[:port]` URL people reach Lumen at, without a path beyond `/`, a query or
+    /// credentials; kept without its trailing slash.
+    public static func publicURL(_ text: String, _ name: String) throws -> String {
+        let trimmed = text.hasSuffix("/") ? String(text.dropLast()) : text
+        guard let url = URLComponents(string: trimmed), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme),
+            let host = url.host, !host.isEmpty, url.path.isEmpty, url.query == nil, url.fragment == nil, url.user == nil,
+            url.password == nil, !trimmed.contains(where: { $0.isWhitespace })
+        else {
+            throw ConfigurationError(
+                "\(name) must be where people reach Lumen, http(s)://host[:port] without a path, such as https://lumen.example.com, not \"\(text)\"")
+        }
+        return trimmed
     }
 
     /// 0 (off) or 1–3600 seconds.

@@ -60,6 +60,7 @@ extension ServeConfiguration {
         Setting(flag: "--services") { configuration, value, _ in configuration.components = try Component.parseList(value) },
         .address(.accounts), .address(.keys), .address(.ledger), .address(.registry),
         .text("--log-level", \.logLevel),
+        Setting(flag: "--public-url") { configuration, value, name in configuration.publicURL = try ServeConfiguration.publicURL(value, name) },
         .number("--probe-interval", unit: "seconds", \.probeIntervalSeconds, ServeConfiguration.probeInterval),
         .number("--hold-ttl", unit: "seconds", \.holdTTLSeconds, ServeConfiguration.holdTTL),
         .number("--usage-retention-days", unit: "days", \.usageRetentionDays, ServeConfiguration.retentionDays),

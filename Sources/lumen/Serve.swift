@@ -83,6 +83,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "host:port of a registry service in another process. (LUMEN_REGISTRY_ADDRESS)")
     var registryAddress: String?
 
+    @Option(help: "Where people reach Lumen, such as https://lumen.example.com (behind a proxy, its public address): invitation links start with it, and with https cookies are Secure and HSTS is sent. (LUMEN_PUBLIC_URL, public_url; default the HTTP port's own address)")
+    var publicURL: String?
     @Option(help: "trace, debug, info, notice, warning, error or critical. (LUMEN_LOG_LEVEL, default info)")
     var logLevel: String?
 
@@ -155,7 +157,7 @@ struct Serve: AsyncParsableCommand {
             "--read-header-timeout": readHeaderTimeout.map(String.init), "--body-timeout": bodyTimeout.map(String.init),
             "--idle-timeout": idleTimeout.map(String.init), "--max-connections": maxConnections.map(String.init),
             "--services": services, "--keys-address": keysAddress, "--accounts-address": accountsAddress,
-            "--ledger-address": ledgerAddress, "--registry-address": registryAddress, "--log-level": logLevel,
+            "--ledger-address": ledgerAddress, "--registry-address": registryAddress, "--log-level": logLevel, "--public-url": publicURL,
             "--probe-interval": probeInterval.map(String.init), "--hold-ttl": holdTTL.map(String.init),
             "--usage-retention-days": usageRetentionDays.map(String.init), "--shutdown-grace": shutdownGrace.map(String.init),
             "--coins-per-usd": coinsPerUSD.map(String.init), "--demo": demo ? "true" : nil,

@@ -6,6 +6,8 @@ import LumenTesting
 import RPCSupport
 import Testing
 
+@testable import Accounts
+
 /// Passwords, invitations, dashboard sessions, groups and the membership snapshot, on every
 /// store: what the dashboard relies on.
 @Suite("People: sign-in, invitations, sessions, groups")
@@ -63,6 +65,89 @@ struct PeopleTests {
                     $0.active = false
                 }, metadata: tenant.metadata)
             #expect(await refusal { _ = try await signIn(services, "grace@acme.test", "correct horse") } == "unauthenticated invalid_credentials")
+        }
+    }
+
+    @Test("Passwords refuse control characters, fewer than 10 characters and easy guesses, and say why; nothing is written", arguments: TestStore.available)
+    func passwordRules(store: TestStore) async throws {
+        try await TestServices.run(store: store) { services in
+            let tenant = try await services.tenant()
+            func create(_ email: String, _ password: String) async -> String? {
+                await refusal {
+                    _ = try await services.accounts.createUser(
+                        .with {
+                            $0.email = email
+                            $0.password = password
+                        }, metadata: tenant.metadata)
+                }
+            }
+            for password in ["long enough\u{0}tail", "tab\tinside it", "line\nbreak here", "short one", "password"] {
+                #expect(await create("x@acme.test", password) == "invalidArgument invalid_password", "\(password)")
+            }
+            for password in [
+                "Password12", "password123!", "1234567890", "qwertyuiop", "abcdefghijk", "0987654321",
+                "aaaaaaaaaaaa", "abababababab", "Sunshine2024", "  iloveyou  ", "administrator", "12345678901234",
+            ] {
+                #expect(await create("x@acme.test", password) == "invalidArgument weak_password", "\(password)")
+            }
+            // Nothing was written: the email is free.
+            for (index, password) in ["correct horse battery", "Tr0ub4dor&3x!", "grüne Äpfel im Herbst"].enumerated() {
+                #expect(await create("x\(index)@acme.test", password) == "ok", "\(password)")
+            }
+        }
+    }
+
+    @Test("Names refuse bidirectional controls and strings with nothing visible; ordinary scripts pass", arguments: TestStore.available)
+    func nameText(store: TestStore) async throws {
+        try await TestServices.run(store: store) { services in
+            let tenant = try await services.tenant()
+            for name in ["invoice\u{202E}fdp.exe", "\u{2066}admin\u{2069}", "\u{200B}\u{200B}", "\u{3164}", "\u{2800}\u{115F}", "a\u{0}b"] {
+                #expect(await refusal { _ = try await services.accounts.createClient(.with { $0.name = name }, metadata: tenant.metadata) }
+                    == "invalidArgument invalid_name", "\(name.unicodeScalars.map { String($0.value, radix: 16) })")
+                #expect(await refusal { _ = try await services.accounts.createGroup(.with { $0.name = name }, metadata: tenant.metadata) }
+                    == "invalidArgument invalid_name")
+                #expect(await refusal {
+                    _ = try await services.keys.createKey(.with { $0.name = name }, metadata: tenant.metadata)
+                } == "invalidArgument invalid_name")
+            }
+            for name in ["Grüße aus Köln", "東京チーム", "שלום team", "🚀 launch", "نظام"] {
+                #expect(await refusal { _ = try await services.accounts.createClient(.with { $0.name = name }, metadata: tenant.metadata) } == "ok", "\(name)")
+            }
+        }
+    }
+
+    @Test("Accepting an invitation ends the person's other sessions and voids their other invitations", arguments: TestStore.available)
+    func invitationEndsSessions(store: TestStore) async throws {
+        try await TestServices.run(store: store) { services in
+            let tenant = try await services.tenant()
+            let ada = try await services.accounts.createUser(
+                .with {
+                    $0.email = "ada@acme.test"
+                    $0.password = "analytical engine"
+                }, metadata: tenant.metadata
+            ).user
+            let session = Data(SHA256.hash(data: Data("a stolen session".utf8)))
+            _ = try await services.accounts.putSession(
+                .with {
+                    $0.idSha256 = session
+                    $0.userID = ada.id
+                    $0.data = Data("ada".utf8)
+                    $0.expiresAt = .init(millis: Int64(Date().timeIntervalSince1970 * 1000) + 3_600_000)
+                }, metadata: services.asInternal)
+            let first = try await services.accounts.createInvite(.with { $0.userID = ada.id }, metadata: tenant.metadata)
+            let second = try await services.accounts.createInvite(.with { $0.userID = ada.id }, metadata: tenant.metadata)
+            func accept(_ token: String, _ password: String) async throws {
+                _ = try await services.accounts.acceptInvite(
+                    .with {
+                        $0.token = token
+                        $0.password = password
+                    }, metadata: services.asInternal)
+            }
+            try await accept(second.token, "difference engine")
+            #expect(await refusal { _ = try await services.accounts.getSession(.with { $0.idSha256 = session }, metadata: services.asInternal) }
+                == "notFound session_not_found")
+            #expect(await refusal { try await accept(first.token, "a third password") } == "notFound invite_not_found")
+            #expect(try await signIn(services, "ada@acme.test", "difference engine").id == ada.id)
         }
     }
 
@@ -162,5 +247,33 @@ struct PeopleTests {
             let page = try await services.accounts.listUsers(.with { $0.search = "mo" }, metadata: tenant.metadata)
             #expect(page.users.map(\.groupIds) == [user.groupIds])
         }
+    }
+}
+
+/// The throttle's three counts, without bcrypt's time.
+@Suite("Sign-in throttle: per email and address, per address, and a ceiling per email")
+struct SignInThrottleTests {
+    @Test("An attacker can lock neither a person out from everywhere cheaply nor spray one password across accounts")
+    func throttle() {
+        let throttle = SignInThrottle()
+        var now: Int64 = 1_000_000
+        for _ in 0..<10 { throttle.failed(email: "ada@acme.test", address: "203.0.113.1", now: now) }
+        #expect(throttle.refusal(email: "ada@acme.test", address: "203.0.113.1", now: now)?.code == "too_many_sign_ins")
+        // Elsewhere the person still signs in; a minute later the pair is free again.
+        #expect(throttle.refusal(email: "ada@acme.test", address: "198.51.100.1", now: now) == nil)
+        #expect(throttle.refusal(email: "ada@acme.test", address: "203.0.113.1", now: now + 60_000) == nil)
+
+        // One address across 30 accounts: refused for any account, for 10 minutes.
+        for index in 0..<30 { throttle.failed(email: "user\(index)@acme.test", address: "192.0.2.9", now: now) }
+        let sprayed = throttle.refusal(email: "fresh@acme.test", address: "192.0.2.9", now: now + 1_000)
+        #expect(sprayed?.code == "too_many_sign_ins" && sprayed?.retryAfter == 599)
+        #expect(throttle.refusal(email: "fresh@acme.test", address: "192.0.2.9", now: now + 600_000) == nil)
+
+        // The slower ceiling: 100 failures an hour for one email, from many addresses.
+        now += 1_000_000
+        for index in 0..<100 { throttle.failed(email: "grace@acme.test", address: "10.0.\(index / 5).\(index)", now: now + Int64(index)) }
+        let ceiling = throttle.refusal(email: "grace@acme.test", address: "198.51.100.77", now: now + 100)
+        #expect(ceiling?.code == "too_many_sign_ins" && ceiling?.message.contains("this email") == true)
+        #expect(throttle.refusal(email: "grace@acme.test", address: "198.51.100.77", now: now + 3_600_001) == nil)
     }
 }

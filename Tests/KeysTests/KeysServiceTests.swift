@@ -132,6 +132,14 @@ struct KeysServiceTests {
                 #expect(reason(of: error) == "key_not_found")
             }
             #expect(try await services.keys.listKeys(.init(), metadata: acme.metadata).keys.isEmpty)
+            // A key is recorded as made by a user of the caller's organisation only.
+            let foreign = await refusal {
+                _ = try await services.keys.createKey(.with { $0.createdByUserID = globex.adminUserID }, metadata: acme.metadata)
+            }
+            #expect(foreign == "notFound user_not_found")
+            #expect(try await services.keys.listKeys(.init(), metadata: acme.metadata).keys.isEmpty)
+            let own = try await services.keys.createKey(.with { $0.createdByUserID = acme.adminUserID }, metadata: acme.metadata)
+            #expect(own.key.createdByUserID == acme.adminUserID)
         }
     }
 

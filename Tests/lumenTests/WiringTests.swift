@@ -263,7 +263,7 @@ struct WiringTests {
             "--accounts-address", "a:1", "--ledger-address", "l:1", "--registry-address", "r:1", "--log-level", "debug",
             "--probe-interval", "8", "--hold-ttl", "9", "--usage-retention-days", "10", "--shutdown-grace", "11", "--coins-per-usd", "12",
             "--demo", "--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-ca", "ca.pem", "--tls-require-client-cert",
-            "--insecure-plaintext", "--database", "postgres://lumen@db.internal/lumen",
+            "--insecure-plaintext", "--database", "postgres://lumen@db.internal/lumen", "--public-url", "https://lumen.example.com/",
         ])
         #expect(Set(everything.flags.keys) == ServeConfiguration.flags)
         let all = try everything.resolve(environment: [:])
@@ -279,6 +279,14 @@ struct WiringTests {
         #expect([all.security.certificate, all.security.key, all.security.ca] == ["c.pem", "k.pem", "ca.pem"])
         #expect(all.security.requireClientCertificate && all.security.insecurePlaintext)
         #expect(all.database == "postgres://lumen@db.internal/lumen")
+        #expect(all.publicURL == "https://lumen.example.com" && all.effectivePublicURL == "https://lumen.example.com")
+        // Without one, the HTTP port's own address (https with TLS on it).
+        #expect(try Serve.parse(["--http-port", "8443", "--tls-cert", "c", "--tls-key", "k"]).resolve(environment: [:]).effectivePublicURL
+            == "https://127.0.0.1:8443")
+        #expect(try Serve.parse([]).resolve(environment: ["LUMEN_PUBLIC_URL": "http://10.1.2.3:8080"]).publicURL == "http://10.1.2.3:8080")
+        for bad in ["lumen.example.com", "ftp://x.test", "https://x.test/lumen", "https://x.test/?a=1", "https://u:p@x.test", "https://"] {
+            #expect(throws: ConfigurationError.self, "\(bad)") { try Serve.parse(["--public-url", bad]).resolve(environment: [:]) }
+        }
         #expect(try Serve.parse([]).resolve(environment: ["LUMEN_DATABASE": "postgresql://u@h:5433/d"]).database == "postgresql://u@h:5433/d")
         #expect(try Serve.parse([]).resolve(environment: [:]).database == nil)
         #expect {

@@ -53,6 +53,8 @@ struct LoginPage {
     var email: String
     var next: String
     var notice: String? = nil
+    /// The form's sign-in token (`SignInGuard`), set when the page is rendered.
+    var token = ""
 }
 
 struct InvitePage {

@@ -45,25 +45,37 @@ struct PagesController: Sendable {
         var email: String?
         var password: String?
         var next: String?
+        var sign_in_token: String?
+    }
+
+    /// The sign-in page with a fresh form token, its cookie set.
+    func loginPage(_ page: LoginPage, status: HTTPResponse.Status = .ok) throws -> Response {
+        var page = page
+        let (token, cookie) = session.guard.newToken()
+        page.token = token
+        var response = try site.page("login", page, status: status)
+        response.headers[.setCookie] = cookie
+        return response
     }
 
     @Sendable func loginForm(_ request: Request, context: DashboardContext) async throws -> Response {
         if context.identity != nil { return Self.redirect(Self.safeNext(request.uri.queryParameters["next"].map(String.init))) }
-        return try site.page(
-            "login",
+        return try loginPage(
             LoginPage(
                 layout: .signedOut(version: site.version), message: nil, email: "",
                 next: Self.safeNext(request.uri.queryParameters["next"].map(String.init))))
     }
 
     @Sendable func login(_ request: Request, context: DashboardContext) async throws -> Response {
+        try session.guard.requireSameSite(request)
         let form = try await Self.form(LoginForm.self, request)
         let next = Self.safeNext(form.next)
         let email = (form.email ?? "").trimmingCharacters(in: .whitespaces)
         func again(_ message: String, _ status: HTTPResponse.Status) throws -> Response {
-            try site.page(
-                "login", LoginPage(layout: .signedOut(version: site.version), message: message, email: email, next: next),
-                status: status)
+            try loginPage(LoginPage(layout: .signedOut(version: site.version), message: message, email: email, next: next), status: status)
+        }
+        guard session.guard.tokenMatches(request, form.sign_in_token) else {
+            return try again("This sign-in form has expired; sign in again.", .forbidden)
         }
         guard !email.isEmpty, let password = form.password, !password.isEmpty else {
             return try again("Enter your email and password.", .badRequest)
@@ -73,8 +85,11 @@ struct PagesController: Sendable {
         } catch let error as APIError where error.code == "invalid_credentials" {
             return try again("Wrong email or password.", .unauthorized)
         } catch let error as APIError where error.code == "too_many_sign_ins" {
-            var response = try again("Too many failed sign-ins for this email. Wait a minute and try again.", .tooManyRequests)
-            response.headers[HTTPField.Name("Retry-After")!] = "60"
+            let wait = error.retryAfter ?? 60
+            var response = try again(
+                "Too many failed sign-ins. Try again in \(wait < 120 ? "\(wait) seconds" : "\((wait + 59) / 60) minutes").",
+                .tooManyRequests)
+            response.headers[HTTPField.Name("Retry-After")!] = String(wait)
             return response
         } catch let error as APIError where error.status.code < 500 {
             return try again(error.message, error.status)
@@ -122,8 +137,7 @@ struct PagesController: Sendable {
         } catch let error as APIError where error.status.code < 500 {
             return try again(error.message, error.status)
         }
-        return try site.page(
-            "login",
+        return try loginPage(
             LoginPage(
                 layout: .signedOut(version: site.version), message: nil, email: user.email, next: "/profile", notice: "Your password is set. Sign in."))
     }
@@ -246,7 +260,6 @@ struct PagesController: Sendable {
         Response(status: .seeOther, headers: [.location: location, .cacheControl: "no-store"])
     }
 
-    /// Where to go after signing in: a path of this site, never another site (`//host`).
     /// Where to go after signing in: a path of this site, or the profile. Only printable ASCII
     /// without a backslash passes — browsers drop tabs and newlines from a URL and read `\` as
     /// `/`, so `/\t/evil.test` or `/\\evil.test` would become `//evil.test`, another site — and

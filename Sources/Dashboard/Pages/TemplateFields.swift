@@ -54,6 +54,7 @@ extension LoginPage: TemplateView {
         case "email": self.email
         case "next": self.next
         case "notice": self.notice
+        case "token": self.token
         default: nil
         }
     }

@@ -780,10 +780,18 @@ extension Lumen_Accounts_V1_AccountsService {
         /// > Checks a person's email and password (internal only: the facade's sign-in). An unknown
         /// > email, a wrong password, a user without a password and an inactive user all get the same
         /// > UNAUTHENTICATED (`invalid_credentials`), in about the same time, so that the answer never
-        /// > tells whether an email exists. After 10 failures for one email within a minute, every
-        /// > attempt for that email gets RESOURCE_EXHAUSTED (`too_many_sign_ins`) until the minute has
-        /// > passed. An email used in several organisations signs in to the oldest user whose
-        /// > password matches.
+        /// > tells whether an email exists. Failures are throttled so that an attacker can neither lock
+        /// > a person out from everywhere nor try one password across many accounts: 10 failures for
+        /// > one email from one client address within a minute refuse that pair for the rest of the
+        /// > minute; 30 failures from one address within 10 minutes, whatever the emails, refuse that
+        /// > address; 100 failures for one email within an hour, from anywhere, refuse that email —
+        /// > each RESOURCE_EXHAUSTED (`too_many_sign_ins`) with `retry_after` (seconds) in the error's
+        /// > metadata, without the password being looked at. An email used in several organisations
+        /// > signs in to the oldest user whose password matches. Passwords set here and below have at
+        /// > least 10 characters and at most 72 bytes, no control characters (INVALID_ARGUMENT
+        /// > `invalid_password`), and are not easy to guess (`weak_password`: a dictionary word with
+        /// > or without digits and symbols around it, a keyboard or alphabet run, fewer than five
+        /// > different characters).
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Lumen_Accounts_V1_SignInRequest` messages.
@@ -801,8 +809,9 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Sets a user's password (administrators). INVALID_ARGUMENT (`invalid_password`) unless it
-        /// > has 8 to 72 bytes. Passwords are stored as bcrypt hashes only and never logged.
+        /// > Sets a user's password (administrators). INVALID_ARGUMENT when it breaks the rules above
+        /// > (`invalid_password`, `weak_password`). Passwords are stored as bcrypt hashes only and
+        /// > never logged.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Lumen_Accounts_V1_SetPasswordRequest` messages.
@@ -1341,10 +1350,18 @@ extension Lumen_Accounts_V1_AccountsService {
         /// > Checks a person's email and password (internal only: the facade's sign-in). An unknown
         /// > email, a wrong password, a user without a password and an inactive user all get the same
         /// > UNAUTHENTICATED (`invalid_credentials`), in about the same time, so that the answer never
-        /// > tells whether an email exists. After 10 failures for one email within a minute, every
-        /// > attempt for that email gets RESOURCE_EXHAUSTED (`too_many_sign_ins`) until the minute has
-        /// > passed. An email used in several organisations signs in to the oldest user whose
-        /// > password matches.
+        /// > tells whether an email exists. Failures are throttled so that an attacker can neither lock
+        /// > a person out from everywhere nor try one password across many accounts: 10 failures for
+        /// > one email from one client address within a minute refuse that pair for the rest of the
+        /// > minute; 30 failures from one address within 10 minutes, whatever the emails, refuse that
+        /// > address; 100 failures for one email within an hour, from anywhere, refuse that email —
+        /// > each RESOURCE_EXHAUSTED (`too_many_sign_ins`) with `retry_after` (seconds) in the error's
+        /// > metadata, without the password being looked at. An email used in several organisations
+        /// > signs in to the oldest user whose password matches. Passwords set here and below have at
+        /// > least 10 characters and at most 72 bytes, no control characters (INVALID_ARGUMENT
+        /// > `invalid_password`), and are not easy to guess (`weak_password`: a dictionary word with
+        /// > or without digits and symbols around it, a keyboard or alphabet run, fewer than five
+        /// > different characters).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_SignInRequest` message.
@@ -1362,8 +1379,9 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Sets a user's password (administrators). INVALID_ARGUMENT (`invalid_password`) unless it
-        /// > has 8 to 72 bytes. Passwords are stored as bcrypt hashes only and never logged.
+        /// > Sets a user's password (administrators). INVALID_ARGUMENT when it breaks the rules above
+        /// > (`invalid_password`, `weak_password`). Passwords are stored as bcrypt hashes only and
+        /// > never logged.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_SetPasswordRequest` message.
@@ -1901,10 +1919,18 @@ extension Lumen_Accounts_V1_AccountsService {
         /// > Checks a person's email and password (internal only: the facade's sign-in). An unknown
         /// > email, a wrong password, a user without a password and an inactive user all get the same
         /// > UNAUTHENTICATED (`invalid_credentials`), in about the same time, so that the answer never
-        /// > tells whether an email exists. After 10 failures for one email within a minute, every
-        /// > attempt for that email gets RESOURCE_EXHAUSTED (`too_many_sign_ins`) until the minute has
-        /// > passed. An email used in several organisations signs in to the oldest user whose
-        /// > password matches.
+        /// > tells whether an email exists. Failures are throttled so that an attacker can neither lock
+        /// > a person out from everywhere nor try one password across many accounts: 10 failures for
+        /// > one email from one client address within a minute refuse that pair for the rest of the
+        /// > minute; 30 failures from one address within 10 minutes, whatever the emails, refuse that
+        /// > address; 100 failures for one email within an hour, from anywhere, refuse that email —
+        /// > each RESOURCE_EXHAUSTED (`too_many_sign_ins`) with `retry_after` (seconds) in the error's
+        /// > metadata, without the password being looked at. An email used in several organisations
+        /// > signs in to the oldest user whose password matches. Passwords set here and below have at
+        /// > least 10 characters and at most 72 bytes, no control characters (INVALID_ARGUMENT
+        /// > `invalid_password`), and are not easy to guess (`weak_password`: a dictionary word with
+        /// > or without digits and symbols around it, a keyboard or alphabet run, fewer than five
+        /// > different characters).
         ///
         /// - Parameters:
         ///   - request: A `Lumen_Accounts_V1_SignInRequest` message.
@@ -1922,8 +1948,9 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Sets a user's password (administrators). INVALID_ARGUMENT (`invalid_password`) unless it
-        /// > has 8 to 72 bytes. Passwords are stored as bcrypt hashes only and never logged.
+        /// > Sets a user's password (administrators). INVALID_ARGUMENT when it breaks the rules above
+        /// > (`invalid_password`, `weak_password`). Passwords are stored as bcrypt hashes only and
+        /// > never logged.
         ///
         /// - Parameters:
         ///   - request: A `Lumen_Accounts_V1_SetPasswordRequest` message.
@@ -3578,10 +3605,18 @@ extension Lumen_Accounts_V1_AccountsService {
         /// > Checks a person's email and password (internal only: the facade's sign-in). An unknown
         /// > email, a wrong password, a user without a password and an inactive user all get the same
         /// > UNAUTHENTICATED (`invalid_credentials`), in about the same time, so that the answer never
-        /// > tells whether an email exists. After 10 failures for one email within a minute, every
-        /// > attempt for that email gets RESOURCE_EXHAUSTED (`too_many_sign_ins`) until the minute has
-        /// > passed. An email used in several organisations signs in to the oldest user whose
-        /// > password matches.
+        /// > tells whether an email exists. Failures are throttled so that an attacker can neither lock
+        /// > a person out from everywhere nor try one password across many accounts: 10 failures for
+        /// > one email from one client address within a minute refuse that pair for the rest of the
+        /// > minute; 30 failures from one address within 10 minutes, whatever the emails, refuse that
+        /// > address; 100 failures for one email within an hour, from anywhere, refuse that email —
+        /// > each RESOURCE_EXHAUSTED (`too_many_sign_ins`) with `retry_after` (seconds) in the error's
+        /// > metadata, without the password being looked at. An email used in several organisations
+        /// > signs in to the oldest user whose password matches. Passwords set here and below have at
+        /// > least 10 characters and at most 72 bytes, no control characters (INVALID_ARGUMENT
+        /// > `invalid_password`), and are not easy to guess (`weak_password`: a dictionary word with
+        /// > or without digits and symbols around it, a keyboard or alphabet run, fewer than five
+        /// > different characters).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_SignInRequest` message.
@@ -3604,8 +3639,9 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Sets a user's password (administrators). INVALID_ARGUMENT (`invalid_password`) unless it
-        /// > has 8 to 72 bytes. Passwords are stored as bcrypt hashes only and never logged.
+        /// > Sets a user's password (administrators). INVALID_ARGUMENT when it breaks the rules above
+        /// > (`invalid_password`, `weak_password`). Passwords are stored as bcrypt hashes only and
+        /// > never logged.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_SetPasswordRequest` message.
@@ -4466,10 +4502,18 @@ extension Lumen_Accounts_V1_AccountsService {
         /// > Checks a person's email and password (internal only: the facade's sign-in). An unknown
         /// > email, a wrong password, a user without a password and an inactive user all get the same
         /// > UNAUTHENTICATED (`invalid_credentials`), in about the same time, so that the answer never
-        /// > tells whether an email exists. After 10 failures for one email within a minute, every
-        /// > attempt for that email gets RESOURCE_EXHAUSTED (`too_many_sign_ins`) until the minute has
-        /// > passed. An email used in several organisations signs in to the oldest user whose
-        /// > password matches.
+        /// > tells whether an email exists. Failures are throttled so that an attacker can neither lock
+        /// > a person out from everywhere nor try one password across many accounts: 10 failures for
+        /// > one email from one client address within a minute refuse that pair for the rest of the
+        /// > minute; 30 failures from one address within 10 minutes, whatever the emails, refuse that
+        /// > address; 100 failures for one email within an hour, from anywhere, refuse that email —
+        /// > each RESOURCE_EXHAUSTED (`too_many_sign_ins`) with `retry_after` (seconds) in the error's
+        /// > metadata, without the password being looked at. An email used in several organisations
+        /// > signs in to the oldest user whose password matches. Passwords set here and below have at
+        /// > least 10 characters and at most 72 bytes, no control characters (INVALID_ARGUMENT
+        /// > `invalid_password`), and are not easy to guess (`weak_password`: a dictionary word with
+        /// > or without digits and symbols around it, a keyboard or alphabet run, fewer than five
+        /// > different characters).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_SignInRequest` message.
@@ -4503,8 +4547,9 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Sets a user's password (administrators). INVALID_ARGUMENT (`invalid_password`) unless it
-        /// > has 8 to 72 bytes. Passwords are stored as bcrypt hashes only and never logged.
+        /// > Sets a user's password (administrators). INVALID_ARGUMENT when it breaks the rules above
+        /// > (`invalid_password`, `weak_password`). Passwords are stored as bcrypt hashes only and
+        /// > never logged.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_SetPasswordRequest` message.
@@ -5401,10 +5446,18 @@ extension Lumen_Accounts_V1_AccountsService.ClientProtocol {
     /// > Checks a person's email and password (internal only: the facade's sign-in). An unknown
     /// > email, a wrong password, a user without a password and an inactive user all get the same
     /// > UNAUTHENTICATED (`invalid_credentials`), in about the same time, so that the answer never
-    /// > tells whether an email exists. After 10 failures for one email within a minute, every
-    /// > attempt for that email gets RESOURCE_EXHAUSTED (`too_many_sign_ins`) until the minute has
-    /// > passed. An email used in several organisations signs in to the oldest user whose
-    /// > password matches.
+    /// > tells whether an email exists. Failures are throttled so that an attacker can neither lock
+    /// > a person out from everywhere nor try one password across many accounts: 10 failures for
+    /// > one email from one client address within a minute refuse that pair for the rest of the
+    /// > minute; 30 failures from one address within 10 minutes, whatever the emails, refuse that
+    /// > address; 100 failures for one email within an hour, from anywhere, refuse that email —
+    /// > each RESOURCE_EXHAUSTED (`too_many_sign_ins`) with `retry_after` (seconds) in the error's
+    /// > metadata, without the password being looked at. An email used in several organisations
+    /// > signs in to the oldest user whose password matches. Passwords set here and below have at
+    /// > least 10 characters and at most 72 bytes, no control characters (INVALID_ARGUMENT
+    /// > `invalid_password`), and are not easy to guess (`weak_password`: a dictionary word with
+    /// > or without digits and symbols around it, a keyboard or alphabet run, fewer than five
+    /// > different characters).
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Lumen_Accounts_V1_SignInRequest` message.
@@ -5433,8 +5486,9 @@ extension Lumen_Accounts_V1_AccountsService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Sets a user's password (administrators). INVALID_ARGUMENT (`invalid_password`) unless it
-    /// > has 8 to 72 bytes. Passwords are stored as bcrypt hashes only and never logged.
+    /// > Sets a user's password (administrators). INVALID_ARGUMENT when it breaks the rules above
+    /// > (`invalid_password`, `weak_password`). Passwords are stored as bcrypt hashes only and
+    /// > never logged.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Lumen_Accounts_V1_SetPasswordRequest` message.
@@ -6334,10 +6388,18 @@ extension Lumen_Accounts_V1_AccountsService.ClientProtocol {
     /// > Checks a person's email and password (internal only: the facade's sign-in). An unknown
     /// > email, a wrong password, a user without a password and an inactive user all get the same
     /// > UNAUTHENTICATED (`invalid_credentials`), in about the same time, so that the answer never
-    /// > tells whether an email exists. After 10 failures for one email within a minute, every
-    /// > attempt for that email gets RESOURCE_EXHAUSTED (`too_many_sign_ins`) until the minute has
-    /// > passed. An email used in several organisations signs in to the oldest user whose
-    /// > password matches.
+    /// > tells whether an email exists. Failures are throttled so that an attacker can neither lock
+    /// > a person out from everywhere nor try one password across many accounts: 10 failures for
+    /// > one email from one client address within a minute refuse that pair for the rest of the
+    /// > minute; 30 failures from one address within 10 minutes, whatever the emails, refuse that
+    /// > address; 100 failures for one email within an hour, from anywhere, refuse that email —
+    /// > each RESOURCE_EXHAUSTED (`too_many_sign_ins`) with `retry_after` (seconds) in the error's
+    /// > metadata, without the password being looked at. An email used in several organisations
+    /// > signs in to the oldest user whose password matches. Passwords set here and below have at
+    /// > least 10 characters and at most 72 bytes, no control characters (INVALID_ARGUMENT
+    /// > `invalid_password`), and are not easy to guess (`weak_password`: a dictionary word with
+    /// > or without digits and symbols around it, a keyboard or alphabet run, fewer than five
+    /// > different characters).
     ///
     /// - Parameters:
     ///   - message: request message to send.
@@ -6370,8 +6432,9 @@ extension Lumen_Accounts_V1_AccountsService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Sets a user's password (administrators). INVALID_ARGUMENT (`invalid_password`) unless it
-    /// > has 8 to 72 bytes. Passwords are stored as bcrypt hashes only and never logged.
+    /// > Sets a user's password (administrators). INVALID_ARGUMENT when it breaks the rules above
+    /// > (`invalid_password`, `weak_password`). Passwords are stored as bcrypt hashes only and
+    /// > never logged.
     ///
     /// - Parameters:
     ///   - message: request message to send.

@@ -327,7 +327,7 @@ public nonisolated struct Lumen_Accounts_V1_CreateUserRequest: Sendable {
   /// Groups to put the user in.
   public var groupIds: [String] = []
 
-  /// The user's password, if set (8 to 72 bytes; stored as a bcrypt hash, never logged).
+  /// The user's password, if set (see SignIn for the rules; stored as a bcrypt hash, never logged).
   public var password: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -1031,6 +1031,10 @@ public nonisolated struct Lumen_Accounts_V1_SignInRequest: Sendable {
   /// The password.
   public var password: String = String()
 
+  /// The address the attempt came from (the facade's client), for the throttle; empty: one
+  /// shared address.
+  public var clientAddress: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1071,7 +1075,7 @@ public nonisolated struct Lumen_Accounts_V1_SetPasswordRequest: Sendable {
   /// The user.
   public var userID: String = String()
 
-  /// The new password (8 to 72 bytes).
+  /// The new password (see SignIn for the rules).
   public var password: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -1142,7 +1146,8 @@ public nonisolated struct Lumen_Accounts_V1_AcceptInviteRequest: Sendable {
   /// The invitation's secret.
   public var token: String = String()
 
-  /// The password to set (8 to 72 bytes).
+  /// The password to set (see SignIn for the rules). Accepting ends every session of the user
+  /// and voids their other invitations.
   public var password: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -3140,7 +3145,7 @@ nonisolated extension Lumen_Accounts_V1_MembershipEvent.TypeEnum: SwiftProtobuf.
 
 nonisolated extension Lumen_Accounts_V1_SignInRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SignInRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}email\0\u{1}password\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}email\0\u{1}password\0\u{3}client_address\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3150,6 +3155,7 @@ nonisolated extension Lumen_Accounts_V1_SignInRequest: SwiftProtobuf.Message, Sw
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.email) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.password) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.clientAddress) }()
       default: break
       }
     }
@@ -3162,12 +3168,16 @@ nonisolated extension Lumen_Accounts_V1_SignInRequest: SwiftProtobuf.Message, Sw
     if !self.password.isEmpty {
       try visitor.visitSingularStringField(value: self.password, fieldNumber: 2)
     }
+    if !self.clientAddress.isEmpty {
+      try visitor.visitSingularStringField(value: self.clientAddress, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Lumen_Accounts_V1_SignInRequest, rhs: Lumen_Accounts_V1_SignInRequest) -> Bool {
     if lhs.email != rhs.email {return false}
     if lhs.password != rhs.password {return false}
+    if lhs.clientAddress != rhs.clientAddress {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

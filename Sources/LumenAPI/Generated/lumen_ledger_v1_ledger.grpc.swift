@@ -316,7 +316,9 @@ extension Lumen_Ledger_V1_LedgerService {
         /// >
         /// > Adds (or, with a negative amount, removes) money to a pool and records the grant with the
         /// > token's user. FAILED_PRECONDITION `pool_unlimited` on an UNLIMITED pool; ALREADY_EXISTS
-        /// > `idempotency_key_reused` when the key was used for a different grant.
+        /// > `idempotency_key_reused` when the key was used for a different grant; FAILED_PRECONDITION
+        /// > `balance_below_zero` when money removed would take the balance below zero or below what
+        /// > requests in flight hold on the pool (only an overrun may take a pool below zero).
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Lumen_Ledger_V1_GrantRequest` messages.
@@ -371,7 +373,8 @@ extension Lumen_Ledger_V1_LedgerService {
         /// > Source IDL Documentation:
         /// >
         /// > Places a hold for a request on every pool of its path. RESOURCE_EXHAUSTED
-        /// > (`insufficient_quota`) if any pool cannot cover the estimate. Internal only.
+        /// > (`insufficient_quota`) if any pool cannot cover the estimate (the request's bound).
+        /// > Internal only.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Lumen_Ledger_V1_ReserveRequest` messages.
@@ -532,7 +535,8 @@ extension Lumen_Ledger_V1_LedgerService {
         /// > Source IDL Documentation:
         /// >
         /// > Checks the invariant "every pool's reserved amount equals the sum of the open holds on
-        /// > it" on one consistent snapshot (the gateway exports it at `/metrics`). Internal only.
+        /// > it" on one consistent snapshot, counts the overruns and lists the pools below zero (the
+        /// > gateway exports them at `/metrics`). Internal only.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Lumen_Ledger_V1_CheckInvariantRequest` messages.
@@ -604,7 +608,9 @@ extension Lumen_Ledger_V1_LedgerService {
         /// >
         /// > Adds (or, with a negative amount, removes) money to a pool and records the grant with the
         /// > token's user. FAILED_PRECONDITION `pool_unlimited` on an UNLIMITED pool; ALREADY_EXISTS
-        /// > `idempotency_key_reused` when the key was used for a different grant.
+        /// > `idempotency_key_reused` when the key was used for a different grant; FAILED_PRECONDITION
+        /// > `balance_below_zero` when money removed would take the balance below zero or below what
+        /// > requests in flight hold on the pool (only an overrun may take a pool below zero).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Ledger_V1_GrantRequest` message.
@@ -659,7 +665,8 @@ extension Lumen_Ledger_V1_LedgerService {
         /// > Source IDL Documentation:
         /// >
         /// > Places a hold for a request on every pool of its path. RESOURCE_EXHAUSTED
-        /// > (`insufficient_quota`) if any pool cannot cover the estimate. Internal only.
+        /// > (`insufficient_quota`) if any pool cannot cover the estimate (the request's bound).
+        /// > Internal only.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Ledger_V1_ReserveRequest` message.
@@ -820,7 +827,8 @@ extension Lumen_Ledger_V1_LedgerService {
         /// > Source IDL Documentation:
         /// >
         /// > Checks the invariant "every pool's reserved amount equals the sum of the open holds on
-        /// > it" on one consistent snapshot (the gateway exports it at `/metrics`). Internal only.
+        /// > it" on one consistent snapshot, counts the overruns and lists the pools below zero (the
+        /// > gateway exports them at `/metrics`). Internal only.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Ledger_V1_CheckInvariantRequest` message.
@@ -890,7 +898,9 @@ extension Lumen_Ledger_V1_LedgerService {
         /// >
         /// > Adds (or, with a negative amount, removes) money to a pool and records the grant with the
         /// > token's user. FAILED_PRECONDITION `pool_unlimited` on an UNLIMITED pool; ALREADY_EXISTS
-        /// > `idempotency_key_reused` when the key was used for a different grant.
+        /// > `idempotency_key_reused` when the key was used for a different grant; FAILED_PRECONDITION
+        /// > `balance_below_zero` when money removed would take the balance below zero or below what
+        /// > requests in flight hold on the pool (only an overrun may take a pool below zero).
         ///
         /// - Parameters:
         ///   - request: A `Lumen_Ledger_V1_GrantRequest` message.
@@ -945,7 +955,8 @@ extension Lumen_Ledger_V1_LedgerService {
         /// > Source IDL Documentation:
         /// >
         /// > Places a hold for a request on every pool of its path. RESOURCE_EXHAUSTED
-        /// > (`insufficient_quota`) if any pool cannot cover the estimate. Internal only.
+        /// > (`insufficient_quota`) if any pool cannot cover the estimate (the request's bound).
+        /// > Internal only.
         ///
         /// - Parameters:
         ///   - request: A `Lumen_Ledger_V1_ReserveRequest` message.
@@ -1107,7 +1118,8 @@ extension Lumen_Ledger_V1_LedgerService {
         /// > Source IDL Documentation:
         /// >
         /// > Checks the invariant "every pool's reserved amount equals the sum of the open holds on
-        /// > it" on one consistent snapshot (the gateway exports it at `/metrics`). Internal only.
+        /// > it" on one consistent snapshot, counts the overruns and lists the pools below zero (the
+        /// > gateway exports them at `/metrics`). Internal only.
         ///
         /// - Parameters:
         ///   - request: A `Lumen_Ledger_V1_CheckInvariantRequest` message.
@@ -1689,7 +1701,9 @@ extension Lumen_Ledger_V1_LedgerService {
         /// >
         /// > Adds (or, with a negative amount, removes) money to a pool and records the grant with the
         /// > token's user. FAILED_PRECONDITION `pool_unlimited` on an UNLIMITED pool; ALREADY_EXISTS
-        /// > `idempotency_key_reused` when the key was used for a different grant.
+        /// > `idempotency_key_reused` when the key was used for a different grant; FAILED_PRECONDITION
+        /// > `balance_below_zero` when money removed would take the balance below zero or below what
+        /// > requests in flight hold on the pool (only an overrun may take a pool below zero).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Ledger_V1_GrantRequest` message.
@@ -1759,7 +1773,8 @@ extension Lumen_Ledger_V1_LedgerService {
         /// > Source IDL Documentation:
         /// >
         /// > Places a hold for a request on every pool of its path. RESOURCE_EXHAUSTED
-        /// > (`insufficient_quota`) if any pool cannot cover the estimate. Internal only.
+        /// > (`insufficient_quota`) if any pool cannot cover the estimate (the request's bound).
+        /// > Internal only.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Ledger_V1_ReserveRequest` message.
@@ -1960,7 +1975,8 @@ extension Lumen_Ledger_V1_LedgerService {
         /// > Source IDL Documentation:
         /// >
         /// > Checks the invariant "every pool's reserved amount equals the sum of the open holds on
-        /// > it" on one consistent snapshot (the gateway exports it at `/metrics`). Internal only.
+        /// > it" on one consistent snapshot, counts the overruns and lists the pools below zero (the
+        /// > gateway exports them at `/metrics`). Internal only.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Ledger_V1_CheckInvariantRequest` message.
@@ -2077,7 +2093,9 @@ extension Lumen_Ledger_V1_LedgerService {
         /// >
         /// > Adds (or, with a negative amount, removes) money to a pool and records the grant with the
         /// > token's user. FAILED_PRECONDITION `pool_unlimited` on an UNLIMITED pool; ALREADY_EXISTS
-        /// > `idempotency_key_reused` when the key was used for a different grant.
+        /// > `idempotency_key_reused` when the key was used for a different grant; FAILED_PRECONDITION
+        /// > `balance_below_zero` when money removed would take the balance below zero or below what
+        /// > requests in flight hold on the pool (only an overrun may take a pool below zero).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Ledger_V1_GrantRequest` message.
@@ -2180,7 +2198,8 @@ extension Lumen_Ledger_V1_LedgerService {
         /// > Source IDL Documentation:
         /// >
         /// > Places a hold for a request on every pool of its path. RESOURCE_EXHAUSTED
-        /// > (`insufficient_quota`) if any pool cannot cover the estimate. Internal only.
+        /// > (`insufficient_quota`) if any pool cannot cover the estimate (the request's bound).
+        /// > Internal only.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Ledger_V1_ReserveRequest` message.
@@ -2467,7 +2486,8 @@ extension Lumen_Ledger_V1_LedgerService {
         /// > Source IDL Documentation:
         /// >
         /// > Checks the invariant "every pool's reserved amount equals the sum of the open holds on
-        /// > it" on one consistent snapshot (the gateway exports it at `/metrics`). Internal only.
+        /// > it" on one consistent snapshot, counts the overruns and lists the pools below zero (the
+        /// > gateway exports them at `/metrics`). Internal only.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Ledger_V1_CheckInvariantRequest` message.
@@ -2569,7 +2589,9 @@ extension Lumen_Ledger_V1_LedgerService.ClientProtocol {
     /// >
     /// > Adds (or, with a negative amount, removes) money to a pool and records the grant with the
     /// > token's user. FAILED_PRECONDITION `pool_unlimited` on an UNLIMITED pool; ALREADY_EXISTS
-    /// > `idempotency_key_reused` when the key was used for a different grant.
+    /// > `idempotency_key_reused` when the key was used for a different grant; FAILED_PRECONDITION
+    /// > `balance_below_zero` when money removed would take the balance below zero or below what
+    /// > requests in flight hold on the pool (only an overrun may take a pool below zero).
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Lumen_Ledger_V1_GrantRequest` message.
@@ -2657,7 +2679,8 @@ extension Lumen_Ledger_V1_LedgerService.ClientProtocol {
     /// > Source IDL Documentation:
     /// >
     /// > Places a hold for a request on every pool of its path. RESOURCE_EXHAUSTED
-    /// > (`insufficient_quota`) if any pool cannot cover the estimate. Internal only.
+    /// > (`insufficient_quota`) if any pool cannot cover the estimate (the request's bound).
+    /// > Internal only.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Lumen_Ledger_V1_ReserveRequest` message.
@@ -2904,7 +2927,8 @@ extension Lumen_Ledger_V1_LedgerService.ClientProtocol {
     /// > Source IDL Documentation:
     /// >
     /// > Checks the invariant "every pool's reserved amount equals the sum of the open holds on
-    /// > it" on one consistent snapshot (the gateway exports it at `/metrics`). Internal only.
+    /// > it" on one consistent snapshot, counts the overruns and lists the pools below zero (the
+    /// > gateway exports them at `/metrics`). Internal only.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Lumen_Ledger_V1_CheckInvariantRequest` message.
@@ -3008,7 +3032,9 @@ extension Lumen_Ledger_V1_LedgerService.ClientProtocol {
     /// >
     /// > Adds (or, with a negative amount, removes) money to a pool and records the grant with the
     /// > token's user. FAILED_PRECONDITION `pool_unlimited` on an UNLIMITED pool; ALREADY_EXISTS
-    /// > `idempotency_key_reused` when the key was used for a different grant.
+    /// > `idempotency_key_reused` when the key was used for a different grant; FAILED_PRECONDITION
+    /// > `balance_below_zero` when money removed would take the balance below zero or below what
+    /// > requests in flight hold on the pool (only an overrun may take a pool below zero).
     ///
     /// - Parameters:
     ///   - message: request message to send.
@@ -3108,7 +3134,8 @@ extension Lumen_Ledger_V1_LedgerService.ClientProtocol {
     /// > Source IDL Documentation:
     /// >
     /// > Places a hold for a request on every pool of its path. RESOURCE_EXHAUSTED
-    /// > (`insufficient_quota`) if any pool cannot cover the estimate. Internal only.
+    /// > (`insufficient_quota`) if any pool cannot cover the estimate (the request's bound).
+    /// > Internal only.
     ///
     /// - Parameters:
     ///   - message: request message to send.
@@ -3388,7 +3415,8 @@ extension Lumen_Ledger_V1_LedgerService.ClientProtocol {
     /// > Source IDL Documentation:
     /// >
     /// > Checks the invariant "every pool's reserved amount equals the sum of the open holds on
-    /// > it" on one consistent snapshot (the gateway exports it at `/metrics`). Internal only.
+    /// > it" on one consistent snapshot, counts the overruns and lists the pools below zero (the
+    /// > gateway exports them at `/metrics`). Internal only.
     ///
     /// - Parameters:
     ///   - message: request message to send.
