@@ -41,6 +41,14 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         }
     }
 
+    /// The error as a server-sent event (`data: {"error": {…}}`), for a stream that must end
+    /// after its answer has begun.
+    var event: ByteBuffer {
+        let body = APIErrorBody(error: .init(type: type, code: code, message: message, param: param))
+        let json = (try? JSONEncoder().encode(body)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        return ByteBuffer(string: "data: \(json)\n\n")
+    }
+
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         let body = APIErrorBody(error: .init(type: type, code: code, message: message, param: param))
         var response = try JSONResponse(body, status: status).response(from: request, context: context)

@@ -67,6 +67,8 @@ public struct GatewayInference: Sendable {
     let router: BackendRouter
     /// The Meter stream, when holds travel over it.
     let stream: LedgerMeter?
+    /// The streams being answered, which a revocation or deactivation ends.
+    public let streams = OpenStreams()
 
     public init(
         services: GatewayServices, inProcess: (any InProcessProvider)? = nil, clock: WallClock = .system, logger: Logger
@@ -148,7 +150,7 @@ public func buildRouter<Context: RequestContext>(
     let pipeline = InferencePipeline(
         admission: InferenceAdmission(keys: caches.keys, registry: caches.registry, memberships: caches.memberships, clock: clock),
         meter: inference.meter, router: inference.router,
-        metrics: inference.metrics, clock: clock, logger: logger)
+        metrics: inference.metrics, streams: inference.streams, clock: clock, logger: logger)
     OpenAIController(pipeline: pipeline).addRoutes(to: router.group("v1"))
     more(router, caches, WebChat(pipeline: pipeline))
     routes.record(router.routes)
@@ -254,6 +256,7 @@ public func buildGateway<Context: RequestContext>(
     let caches = GatewayCaches(services: services, logger: logger)
     let inference = GatewayInference(services: services, inProcess: configuration.inProcess, logger: logger)
     var background = caches.services + inference.services
+    background.append(StreamGuard(streams: inference.streams, caches: caches, clock: .system))
     background.append(BackendConfigurationCheck(registry: caches.registry, router: inference.router, logger: logger))
     if let interval = configuration.probeInterval {
         background.append(

@@ -85,12 +85,13 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
             guard case .awaitingHead(let exchange, let timer) = state else { return }
             if head.status.code < 200 { return }  // an interim answer (100 Continue): the real one follows
             timer.cancel()
+            let delegate = UpstreamHTTPBody.Delegate(handler: NIOLoopBound(self, eventLoop: context.eventLoop), generation: generation)
             let sequence = UpstreamHTTPBody.Producer.makeSequence(
-                backPressureStrategy: .init(lowWatermark: 4, highWatermark: 32),
-                finishOnDeinit: false,
-                delegate: UpstreamHTTPBody.Delegate(handler: NIOLoopBound(self, eventLoop: context.eventLoop), generation: generation))
+                backPressureStrategy: .init(lowWatermark: 4, highWatermark: 32), finishOnDeinit: false, delegate: delegate)
             state = .streaming(exchange, sequence.source, keepAlive: head.isKeepAlive)
-            exchange.answer.succeed(UpstreamHTTPResponse(status: head.status, headers: head.headers, body: UpstreamHTTPBody(producer: sequence.sequence)))
+            exchange.answer.succeed(
+                UpstreamHTTPResponse(
+                    status: head.status, headers: head.headers, body: UpstreamHTTPBody(producer: sequence.sequence, delegate: delegate)))
         case .body(let part):
             guard case .streaming(_, let source, _) = state else { return }
             if source.yield(part) == .stopProducing { paused = true }
@@ -242,6 +243,11 @@ public struct UpstreamHTTPBody: AsyncSequence, Sendable {
     }
 
     let producer: Producer
+    let delegate: Delegate
+
+    /// Ends the body now from any thread: the connection is closed (never reused) and the
+    /// reader's next chunk is the end. For an answer that must stop mid-stream (its key was revoked).
+    public func abort() { delegate.didTerminate() }
 
     public struct AsyncIterator: AsyncIteratorProtocol {
         var inner: Producer.AsyncIterator

@@ -232,6 +232,90 @@ def test_a_caller_who_leaves_mid_stream_pays_for_what_was_produced(gateway, upst
     assert ledger_check(gateway)["ok"]
 
 
+def stream_until_stopped(server, secret, stop):
+    """Streams a slow answer with `secret`, calls `stop()` after ten events, and returns the
+    events that came after it and how long the stream took to end."""
+    with httpx.Client(timeout=30) as client:
+        with client.stream("POST", server.http + "/v1/chat/completions", headers={"authorization": "Bearer " + secret},
+                           json={"model": "gpt-test", "stream": True, "max_tokens": 4000,
+                                 "messages": [{"role": "user", "content": "Talk"}]}) as response:
+            assert response.status_code == 200
+            events, after, stopped_at = 0, [], None
+            for line in response.iter_lines():
+                if not line.startswith("data: "):
+                    continue
+                events += 1
+                if stopped_at is not None:
+                    after.append(line[6:])
+                if events == 10:
+                    stop()
+                    stopped_at = time.time()
+            return after, time.time() - stopped_at
+
+
+def settled_line(server, lumen_api, key):
+    deadline = time.time() + 15
+    while True:
+        lines = usage_lines(server, lumen_api, key)
+        if lines and lines[0].status == lumen_api.ledger_pb2.USAGE_STATUS_SETTLED:
+            return lines[0]
+        assert time.time() < deadline, "the stopped stream was not settled"
+        time.sleep(0.1)
+
+
+def test_revoking_a_key_ends_its_open_streams_and_charges_what_was_produced(gateway, upstream, lumen_api):
+    upstream.mode = "slow"  # 1000 words, 20 ms apart: about 20 s
+    status, created = call(gateway, "POST", "/v1/management/api-keys", gateway.token, {"name": "doomed"})
+    assert status == 200
+    gateway.keys["doomed"] = created
+    deadline = time.time() + 10
+    while call(gateway, "GET", "/v1/models", created["key"])[0] != 200:
+        assert time.time() < deadline
+        time.sleep(0.02)
+
+    def revoke():
+        assert call(gateway, "PATCH", f"/v1/management/api-keys/{created['id']}", gateway.token, {"status": "revoked"})[0] == 200
+
+    after, took = stream_until_stopped(gateway, created["key"], revoke)
+    assert took < 2.5, f"the stream went on {took:.1f} s after the revocation"
+    final = json.loads(after[-1])
+    assert final["error"]["code"] == "key_revoked", after[-3:]
+    assert "[DONE]" not in after
+    line = settled_line(gateway, lumen_api, "doomed")
+    assert 0 < line.output_tokens < 1000 and line.cost_micros > 0
+    assert ledger_check(gateway)["ok"]
+
+
+def test_deactivating_a_client_ends_the_streams_of_its_keys(gateway, upstream, lumen_api):
+    from lumen.common.v1 import common_pb2
+    upstream.mode = "slow"
+    token = (("authorization", f"Bearer {gateway.token}"),)
+    accounts, keys = lumen_api.accounts_pb2, lumen_api.keys_pb2
+    with grpc.insecure_channel(gateway.grpc_target) as channel:
+        client = lumen_api.accounts_pb2_grpc.AccountsServiceStub(channel).CreateClient(
+            accounts.CreateClientRequest(name="batch worker"), metadata=token).client
+        made = lumen_api.keys_pb2_grpc.KeysServiceStub(channel).CreateKey(
+            keys.CreateKeyRequest(name="worker", owner=common_pb2.PrincipalRef(
+                type=common_pb2.PRINCIPAL_TYPE_CLIENT, id=client.id)), metadata=token)
+    gateway.keys["worker"] = {"id": made.key.id, "key": made.secret}
+    deadline = time.time() + 10
+    while call(gateway, "GET", "/v1/models", made.secret)[0] != 200:
+        assert time.time() < deadline
+        time.sleep(0.02)
+
+    def deactivate():
+        with grpc.insecure_channel(gateway.grpc_target) as channel:
+            lumen_api.accounts_pb2_grpc.AccountsServiceStub(channel).UpdateClient(
+                accounts.UpdateClientRequest(client_id=client.id, active=False), metadata=token)
+
+    after, took = stream_until_stopped(gateway, made.secret, deactivate)
+    assert took < 2.5, f"the stream went on {took:.1f} s after the deactivation"
+    assert json.loads(after[-1])["error"]["code"] == "owner_inactive", after[-3:]
+    line = settled_line(gateway, lumen_api, "worker")
+    assert 0 < line.output_tokens < 1000 and line.cost_micros > 0
+    assert ledger_check(gateway)["ok"]
+
+
 def ledger_check(server):
     """`lumen admin ledger check` on the running server's data directory."""
     result = subprocess.run([lumen_binary(), "admin", "ledger", "check", "--data-dir", server.data_dir],

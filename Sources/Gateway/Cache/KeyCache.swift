@@ -50,6 +50,19 @@ public final class KeyCache: Service, Sendable {
         return .success(key)
     }
 
+    /// Why each of the keys `keyIDs` may not be used at `nowMillis`, for those that may not
+    /// (one pass over the keys held).
+    public func refusals(keyIDs: Set<String>, nowMillis: Int64) -> [String: ServiceError] {
+        guard !keyIDs.isEmpty else { return [:] }
+        return replica.read { keys, _ in
+            var refusals: [String: ServiceError] = [:]
+            for key in keys.values where keyIDs.contains(key.id) {
+                if let refusal = KeyAdmission.refusal(key, nowMillis: nowMillis) { refusals[key.id] = refusal }
+            }
+            return refusals
+        }
+    }
+
     /// A change a management call through this gateway has just made, applied at once, so
     /// that the caller's next request sees it (a new key works, a suspended one is refused)
     /// without waiting for the watch, which brings the same change a moment later. A new key

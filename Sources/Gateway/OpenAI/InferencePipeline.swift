@@ -24,6 +24,8 @@ struct InferencePipeline: Sendable {
     let meter: any HoldMeter
     let router: BackendRouter
     let metrics: GatewayMetrics
+    /// The streams being answered: a revoked key's or a deactivated owner's end (`StreamGuard`).
+    let streams: OpenStreams
     let clock: WallClock
     let logger: Logger
 
@@ -170,9 +172,19 @@ struct InferencePipeline: Sendable {
     /// Relays an SSE stream as it comes: the events each upstream chunk completes go to the
     /// caller in one write. The usage chunk Lumen asked for is dropped unless the caller asked
     /// for it too; the settlement is queued before `[DONE]` reaches the caller, or when the
-    /// stream ends or the caller leaves.
+    /// stream ends or the caller leaves. A stream whose key is revoked (or suspended, made
+    /// inactive, expired) or whose owner is deactivated meanwhile is ended by `StreamGuard`:
+    /// the upstream connection is closed, the caller gets an error event instead of `[DONE]`,
+    /// and what was produced until then is charged.
     func relayStream(_ upstream: UpstreamResponse, _ admitted: Admitted) -> Response {
         let body = ResponseBody { writer in
+            let stopped = StreamStop()
+            let streamID = streams.open(
+                .init(keyID: admitted.key.id, ownerID: admitted.key.owner.id) { reason in
+                    stopped.reason = reason
+                    upstream.abort()
+                })
+            defer { streams.close(streamID) }
             var parser = SSEParser()
             var reported: Pricing.Tokens?
             // The events' data without usage, read for their text only if no usage comes.
@@ -229,7 +241,13 @@ struct InferencePipeline: Sendable {
                     logger.warning("upstream stream broke off", metadata: ["request_id": "\(admitted.requestID)", "error": "\(error)"])
                 }
             }
+            let completed = settled  // `[DONE]` went out: a stop that came later changes nothing
             if !settled { settle(admitted, reported: reported, producedText: produced()) }
+            if let reason = stopped.reason, !completed {
+                logger.notice(
+                    "stream ended: \(reason.code)", metadata: ["request_id": "\(admitted.requestID)", "key_id": "\(admitted.key.id)"])
+                if !callerGone { try? await writer.write(APIError(reason).event) }
+            }
             if !callerGone { try? await writer.finish(nil) }
             metrics.latency(model: admitted.model.name, scene: admitted.request.endpoint.scene, admitted.started.duration(to: .now))
         }

@@ -53,6 +53,12 @@ struct UpstreamResponse: Sendable {
         }
     }
 
+    /// Ends a streamed body now (the connection is closed); the reader sees its end. Bodies
+    /// already in memory end by themselves.
+    func abort() {
+        if case .streamed(let stream) = body { stream.abort() }
+    }
+
     /// Hands each chunk of the body to `body`, in order.
     func forEachChunk(_ body: (ByteBuffer) async throws -> Void) async throws {
         switch self.body {
