@@ -1,6 +1,7 @@
 """A small OpenAI-compatible upstream for the interop tests: it answers chat completions,
 completions, embeddings and responses with fixed usage figures, records what it received,
-and can be told to fail, to omit usage, or to stream slowly."""
+and can be told to fail, to omit usage, to stream slowly, or to be honest — to keep within
+`max_tokens` and report usage that a real tokenizer could (chat only)."""
 
 import json
 import threading
@@ -16,7 +17,7 @@ WORDS = ["Hello", " from", " the", " upstream", "."]
 class MockUpstream:
     def __init__(self):
         self.requests = []          # (path, headers dict, body dict)
-        self.mode = "ok"            # ok | fail | no_usage | slow
+        self.mode = "ok"            # ok | fail | no_usage | slow | honest
         self.slow_repeat = 200      # slow streams send WORDS this many times, 20 ms a chunk
         self.lock = threading.Lock()
         upstream = self
@@ -41,6 +42,7 @@ class MockUpstream:
             def do_POST(self):
                 length = int(self.headers.get("content-length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
+                self.body_length = length
                 with upstream.lock:
                     upstream.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
                     mode = upstream.mode
@@ -81,8 +83,26 @@ class MockUpstream:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def honest_chat(self, body, base):
+                # Within the request's max_tokens (or 64), a word a token; a prompt token per four
+                # bytes of the request. `"user": "slow"` streams 40 ms a chunk.
+                count = min(int(body.get("max_completion_tokens") or body.get("max_tokens") or 64), 64)
+                usage = {"prompt_tokens": self.body_length // 4, "completion_tokens": count,
+                         "total_tokens": self.body_length // 4 + count}
+                if not body.get("stream"):
+                    return self.send_json(200, dict(base, object="chat.completion", usage=usage, choices=[
+                        {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": " w" * count}}]))
+                chunks = [dict(base, object="chat.completion.chunk", choices=[{"index": 0, "delta": {"content": " w"}, "finish_reason": None}])
+                          for _ in range(count)]
+                chunks.append(dict(base, object="chat.completion.chunk", choices=[{"index": 0, "delta": {}, "finish_reason": "stop"}]))
+                if (body.get("stream_options") or {}).get("include_usage"):
+                    chunks.append(dict(base, object="chat.completion.chunk", choices=[], usage=usage))
+                self.stream(chunks, slow=body.get("user") == "slow", pause=0.04)
+
             def chat(self, body, mode):
                 base = {"id": "chatcmpl-up", "created": 1, "model": body["model"]}
+                if mode == "honest":
+                    return self.honest_chat(body, base)
                 if not body.get("stream"):
                     answer = dict(base, object="chat.completion", choices=[{"index": 0, "finish_reason": "stop",
                                   "message": {"role": "assistant", "content": "".join(WORDS)}}])
@@ -108,7 +128,7 @@ class MockUpstream:
                     chunks.append(dict(base, choices=[], usage=USAGE))
                 self.stream(chunks)
 
-            def stream(self, chunks, slow=False):
+            def stream(self, chunks, slow=False, pause=0.02):
                 self.send_response(200)
                 self.send_header("content-type", "text/event-stream")
                 self.send_header("connection", "close")
@@ -119,7 +139,7 @@ class MockUpstream:
                         self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
                         self.wfile.flush()
                         if slow:
-                            time.sleep(0.02)
+                            time.sleep(pause)
                     self.wfile.write(b"data: [DONE]\n\n")
                     self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
