@@ -31,6 +31,9 @@ final class Book: @unchecked Sendable {
         /// What the request counted in its key's minute (`rates`), to correct at settlement;
         /// nil for a key without limits, and for holds read back from the database.
         var rate: RateCharge?
+        /// The model's prices when the hold was placed, which its settlement is charged at; nil
+        /// for holds read back from the database (their model's prices now apply).
+        var prices: Lumen_Registry_V1_Prices?
 
         var path: [PoolKey] {
             Metering.path(organizationID: organizationID, keyID: keyID, owner: owner).map {
@@ -67,9 +70,12 @@ final class Book: @unchecked Sendable {
     let holdTTLMillis: Int64
     /// The keys' requests and tokens per minute (memory only, kept across rollbacks).
     let rates = RateLimiter()
+    /// The registry's prices, which the ledger follows.
+    let prices: PriceBook
 
-    init(holdTTLMillis: Int64) {
+    init(holdTTLMillis: Int64, prices: PriceBook) {
         self.holdTTLMillis = holdTTLMillis
+        self.prices = prices
     }
 
     /// When `hold` expires.

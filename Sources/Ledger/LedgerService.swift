@@ -84,15 +84,17 @@ public struct LedgerService: Sendable {
     /// `holdTTL` is settled at its estimate by the reconciler: it must outlast the longest
     /// request (a long stream), or that request is billed its estimate.
     public init(
-        location: ServiceDatabase.Location, clock: WallClock = .system, holdTTL: Duration = LedgerService.defaultHoldTTL,
-        directory: (any PrincipalDirectory)? = nil, logger: Logger
+        location: ServiceDatabase.Location, prices: PriceBook, clock: WallClock = .system,
+        holdTTL: Duration = LedgerService.defaultHoldTTL, directory: (any PrincipalDirectory)? = nil, logger: Logger
     ) throws {
-        self.init(store: try Store(sqlite: location), clock: clock, holdTTL: holdTTL, directory: directory, logger: logger)
+        self.init(
+            store: try Store(sqlite: location), prices: prices, clock: clock, holdTTL: holdTTL, directory: directory, logger: logger)
     }
 
-    /// The ledger on tables opened with `openStore`.
+    /// The ledger on tables opened with `openStore`, pricing at `prices` (run it beside the
+    /// ledger: it follows the registry).
     public init(
-        store: Store, clock: WallClock = .system, holdTTL: Duration = LedgerService.defaultHoldTTL,
+        store: Store, prices: PriceBook, clock: WallClock = .system, holdTTL: Duration = LedgerService.defaultHoldTTL,
         directory: (any PrincipalDirectory)? = nil, logger: Logger
     ) {
         self.store = store
@@ -100,7 +102,7 @@ public struct LedgerService: Sendable {
         self.logger = logger
         self.holdTTL = holdTTL
         self.directory = directory
-        let book = Book(holdTTLMillis: holdTTL.wholeMilliseconds)
+        let book = Book(holdTTLMillis: holdTTL.wholeMilliseconds, prices: prices)
         self.book = book
         switch store.backend {
         case .sqlite(let writer, _):
@@ -338,9 +340,16 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
         }
     }
 
+    /// A reserve with its model's prices (nothing to look up for BYOK, which holds nothing).
+    func reserveOperation(_ request: Lumen_Ledger_V1_ReserveRequest) async throws -> Metering.Operation {
+        if request.accessChannel == .byok { return .reserve(request, prices: .init()) }
+        if let model = book.prices.cached(request.logicalModel) { return .reserve(request, prices: model.prices) }
+        return .reserve(request, prices: try await book.prices.model(request.logicalModel).prices)
+    }
+
     public func reserve(request: Lumen_Ledger_V1_ReserveRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_ReserveResponse {
         try Caller.requireInternal()
-        guard case .reserved(let expiresAt) = try await meter(.reserve(request)) else { return .init() }
+        guard case .reserved(let expiresAt) = try await meter(try await reserveOperation(request)) else { return .init() }
         return .with { $0.expiresAt = .init(millis: expiresAt) }
     }
     public func settle(request: Lumen_Ledger_V1_SettleRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_SettleResponse {
@@ -389,7 +398,16 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
             for try await message in request {
                 let operation: Metering.Operation
                 switch message.op {
-                case .reserve(let request): operation = .reserve(request)
+                case .reserve(let request):
+                    // A model's prices are held (the watch brought them) but for a model created a
+                    // moment ago, which is asked of the registry once.
+                    do {
+                        operation = try await reserveOperation(request)
+                    } catch {
+                        let failure = error as? ServiceError ?? ServiceError(.unavailable, "prices_unavailable", "\(error)")
+                        outbox.yield(Self.answer(.failure(failure), requestID: request.requestID))
+                        continue
+                    }
                 case .settle(let request): operation = .settle(request)
                 case .release(let request): operation = .release(request)
                 case nil:

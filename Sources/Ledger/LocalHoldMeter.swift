@@ -11,7 +11,7 @@ struct LocalHoldMeter: HoldMeter {
     var isConnected: Bool { true }
 
     func reserve(_ request: Lumen_Ledger_V1_ReserveRequest) async throws {
-        _ = try await ledger.meter(.reserve(request))
+        _ = try await ledger.meter(try await ledger.reserveOperation(request))
     }
 
     func settle(

@@ -13,10 +13,14 @@ import SharedRules
 /// - a pool in BALANCE mode: balance (after refills) > 0 and balance − held ≥ estimate;
 /// - an UNLIMITED or unconfigured pool never refuses.
 ///
-/// BYOK requests hold nothing and are never charged to a pool; their lines are kept.
+/// The ledger prices every hold and settlement itself: a hold is the request's bound (input
+/// and output tokens, as the gateway measured them) at its model's prices (`PriceBook`), a
+/// settlement the tokens measured at the prices the hold was placed at. BYOK requests hold
+/// nothing and are never charged to a pool; their lines are kept.
 enum Metering {
     enum Operation: Sendable {
-        case reserve(Lumen_Ledger_V1_ReserveRequest)
+        /// Place a hold; `prices` are its model's (`LedgerService.reserveOperation` looks them up).
+        case reserve(Lumen_Ledger_V1_ReserveRequest, prices: Lumen_Registry_V1_Prices)
         case settle(Lumen_Ledger_V1_SettleRequest)
         case release(Lumen_Ledger_V1_ReleaseRequest)
         /// Settle every hold expired by now at its estimate (the reconciler's sweep).
@@ -31,7 +35,7 @@ enum Metering {
 
         var requestID: String {
             switch self {
-            case .reserve(let request): request.requestID
+            case .reserve(let request, _): request.requestID
             case .settle(let request): request.requestID
             case .release(let request): request.requestID
             case .reconcile, .configure, .grant, .pool: ""
@@ -54,9 +58,9 @@ enum Metering {
 
     static func apply(_ db: any LedgerTables, _ book: Book, _ operation: Operation, now: Int64) throws -> Outcome {
         switch operation {
-        case .reserve(let request):
+        case .reserve(let request, let prices):
             try validateRequestID(request.requestID)
-            return try reserve(db, book, request, now: now)
+            return try reserve(db, book, request, prices: prices, now: now)
         case .settle(let request):
             try validateRequestID(request.requestID)
             return .settled(try settle(db, book, request, now: now))
@@ -95,17 +99,20 @@ enum Metering {
     // Each operation writes with one statement, after every check and before touching the
     // book, so an operation that throws has changed nothing (no savepoint needed).
 
-    static func reserve(_ db: any LedgerTables, _ book: Book, _ request: Lumen_Ledger_V1_ReserveRequest, now: Int64) throws -> Outcome {
+    static func reserve(
+        _ db: any LedgerTables, _ book: Book, _ request: Lumen_Ledger_V1_ReserveRequest, prices: Lumen_Registry_V1_Prices, now: Int64
+    ) throws -> Outcome {
         if let hold = try book.hold(db, request.requestID) {
             return .reserved(expiresAt: book.expiry(of: hold))
         }
         try validate(request)
         let byok = request.accessChannel == .byok
+        let bound = HoldBound(inputTokens: request.inputBoundTokens, outputTokens: request.outputBoundTokens)
         var hold = Book.Hold(
             organizationID: request.organizationID, keyID: request.keyID, owner: request.owner,
             logicalModel: request.logicalModel, modelVendor: request.modelVendor, scene: request.scene,
-            accessChannel: request.accessChannel, estimateMicros: byok ? 0 : request.estimateMicros, createdAt: now,
-            origin: request.origin == .web ? .web : .api)
+            accessChannel: request.accessChannel, estimateMicros: byok ? 0 : bound.cost(at: prices), createdAt: now,
+            origin: request.origin == .web ? .web : .api, prices: prices)
         // The key's minute first: a request refused by both is a 429, and a 429 writes nothing.
         if !request.keyID.isEmpty {
             let limits = RateLimiter.Limits(requestsPerMinute: Int64(request.rpmLimit), tokensPerMinute: request.tpmLimit)
@@ -173,11 +180,11 @@ enum Metering {
         }
         for (value, name) in [
             (request.inputTokens, "input_tokens"), (request.cachedInputTokens, "cached_input_tokens"),
-            (request.outputTokens, "output_tokens"), (request.costMicros, "cost_micros"), (request.latencyMs, "latency_ms"),
+            (request.outputTokens, "output_tokens"), (request.latencyMs, "latency_ms"),
         ] where value < 0 {
             throw ServiceError.invalid("invalid_usage", "\(name) must not be negative", param: name)
         }
-        let charge = hold.accessChannel == .byok ? 0 : request.costMicros
+        let charge = hold.accessChannel == .byok ? 0 : cost(of: request, hold: hold, book: book)
         // The hold bounds what its request can cost; an upstream past that bound (one that
         // ignores max_tokens) is charged what it reported, and the line says by how much.
         let overrun = max(0, charge - hold.estimateMicros)
@@ -205,6 +212,15 @@ enum Metering {
             $0.estimated = request.estimated
             $0.overrunMicros = overrun
         }
+    }
+
+    /// What a settlement costs: its tokens at the prices its hold was placed at (a hold read back
+    /// from the tables: at its model's prices now); the hold itself when its model is unknown.
+    static func cost(of request: Lumen_Ledger_V1_SettleRequest, hold: Book.Hold, book: Book) -> Int64 {
+        guard let prices = hold.prices ?? book.prices.cached(hold.logicalModel)?.prices else { return hold.estimateMicros }
+        return Pricing.cost(
+            Pricing.Tokens(input: request.inputTokens, cachedInput: request.cachedInputTokens, output: request.outputTokens),
+            at: prices)
     }
 
     /// Settles a hold's line with `charge` and draws it from every pool of the path; the
@@ -282,8 +298,9 @@ enum Metering {
         guard request.owner.type != .unspecified, request.owner.type != .key, !request.owner.id.isEmpty else {
             throw ServiceError.invalid("invalid_owner", "owner must be the organisation, a user or a client", param: "owner")
         }
-        guard request.estimateMicros >= 0 else {
-            throw ServiceError.invalid("invalid_estimate", "estimate_micros must not be negative", param: "estimate_micros")
+        for (value, name) in [(request.inputBoundTokens, "input_bound_tokens"), (request.outputBoundTokens, "output_bound_tokens")]
+        where value < 0 {
+            throw ServiceError.invalid("invalid_bound", "\(name) must not be negative", param: name)
         }
         guard request.accessChannel != .unspecified else {
             throw ServiceError.invalid("invalid_access_channel", "access_channel is required", param: "access_channel")

@@ -68,7 +68,7 @@ public enum SyntheticUsage {
             random ^= random << 17
             return random
         }
-        let book = Book(holdTTLMillis: 0)
+        let book = Book(holdTTLMillis: 0, prices: PriceBook(fixed: []))
         var written = 0
         let chunk = 100_000
         while written < plan.lines {

@@ -133,8 +133,16 @@ public struct Deployment: Sendable {
             if local.contains(.ledger) {
                 let store = try await postgres?.open("ledger") { try await LedgerService.openStore(.postgres($0), logger: logger) }
                     ?? LedgerService.Store(sqlite: location)
+                // The ledger prices every hold and settlement at the registry's prices, which it follows.
+                let prices = PriceBook(
+                    registry: try client(
+                        .registry, { Lumen_Registry_V1_ModelRegistryService.Client(wrapping: $0) },
+                        { Lumen_Registry_V1_ModelRegistryService.Client(wrapping: $0) }),
+                    internalToken: internalToken, logger: logger)
+                background.append(prices)
                 let ledger = LedgerService(
-                    store: store, holdTTL: .seconds(configuration.holdTTLSeconds), directory: directory, logger: logger)
+                    store: store, prices: prices, holdTTL: .seconds(configuration.holdTTLSeconds), directory: directory,
+                    logger: logger)
                 services.append(ledger)
                 localLedger = ledger
                 background.append(ledger.reconciler(usageRetentionDays: configuration.usageRetentionDays))

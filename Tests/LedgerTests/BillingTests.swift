@@ -13,6 +13,8 @@ struct BillingTests {
     /// models, scenes and channels, plus one pending request at the end; returns the start.
     static func seed(_ services: TestServices, _ clock: ManualClock, count: Int = 80) async throws -> Int64 {
         let start = clock.nowMillis
+        // Two models at a micro-dollar a token, which the ledger prices at.
+        try await services.registerMeteredModels(["model-a", "model-b"])
         for index in 0..<count {
             let requestID = "req_\(index)"
             _ = try await services.ledger.reserve(
@@ -21,7 +23,7 @@ struct BillingTests {
                     $0.organizationID = "org_1"
                     $0.keyID = "key_1"
                     $0.owner = .with { $0.type = .organization; $0.id = "org_1" }
-                    $0.estimateMicros = 10_000
+                    $0.inputBoundTokens = 10_000
                     $0.logicalModel = index % 3 == 0 ? "model-a" : "model-b"
                     $0.modelVendor = index % 3 == 0 ? "Vendor A" : "Vendor B"
                     $0.scene = index % 4 == 0 ? .embedding : .chat
@@ -32,8 +34,7 @@ struct BillingTests {
                     $0.requestID = requestID
                     $0.inputTokens = Int64(index)
                     $0.cachedInputTokens = Int64(index % 7)
-                    $0.outputTokens = Int64(2 * index)
-                    $0.costMicros = Int64(1_000 + index * 37)
+                    $0.outputTokens = Int64(2 * index + index * 37)
                 }, metadata: services.asInternal)
             clock.advance(seconds: 53 * 60 + 7)
         }
@@ -43,7 +44,7 @@ struct BillingTests {
                 $0.organizationID = "org_1"
                 $0.keyID = "key_1"
                 $0.owner = .with { $0.type = .organization; $0.id = "org_1" }
-                $0.estimateMicros = 10_000
+                $0.inputBoundTokens = 10_000
                 $0.logicalModel = "model-a"
                 $0.modelVendor = "Vendor A"
                 $0.scene = .chat

@@ -21,7 +21,8 @@ struct MeteringTests {
             $0.keyID = key
             $0.owner = .with { $0.type = .organization; $0.id = organization }
             if let cap { $0.keyLimitMicros = cap }
-            $0.estimateMicros = estimate
+            // `TestServices.meteredModel`: a micro-dollar a token, so the hold is `estimate`.
+            $0.inputBoundTokens = estimate
             $0.logicalModel = "gpt-test"
             $0.modelVendor = "OpenAI"
             $0.scene = .chat
@@ -29,12 +30,13 @@ struct MeteringTests {
         }
     }
 
-    static func settle(_ requestID: String, cost: Int64, input: Int64 = 10, output: Int64 = 20) -> Lumen_Ledger_V1_SettleRequest {
+    /// A settlement that costs `cost` at `TestServices.meteredModel`'s prices: 20 output tokens
+    /// and the rest input tokens (the ledger prices them; a caller names no price).
+    static func settle(_ requestID: String, cost: Int64) -> Lumen_Ledger_V1_SettleRequest {
         .with {
             $0.requestID = requestID
-            $0.inputTokens = input
-            $0.outputTokens = output
-            $0.costMicros = cost
+            $0.inputTokens = max(0, cost - 20)
+            $0.outputTokens = min(cost, 20)
             $0.latencyMs = 42
         }
     }
@@ -65,7 +67,7 @@ struct MeteringTests {
             let settled = try await ledger.settle(Self.settle("req_a", cost: 1_234), metadata: services.asInternal).line
             #expect(settled.status == .settled)
             #expect(settled.costMicros == 1_234)
-            #expect(settled.inputTokens == 10 && settled.outputTokens == 20 && settled.latencyMs == 42)
+            #expect(settled.inputTokens == 1_214 && settled.outputTokens == 20 && settled.latencyMs == 42)
             #expect(settled.billingTransactionID.hasPrefix("btx_"))
 
             // Idempotent: the same settle again answers the same line and charges nothing more.
@@ -201,7 +203,7 @@ struct MeteringTests {
             let meter = services.ledgerService.localMeter
             try await meter.reserve(limited("req_t1", tokens: 600))
             await #expect(throws: ServiceError.self) { try await meter.reserve(limited("req_t2", tokens: 600)) }
-            // Settled at 30 tokens (10 in, 20 out): the minute has room again.
+            // Settled at 5 tokens: the minute has room again.
             _ = try await services.ledger.settle(Self.settle("req_t1", cost: 5), metadata: services.asInternal)
             try await meter.reserve(limited("req_t2", tokens: 600))
             await #expect {
@@ -388,6 +390,49 @@ struct MeteringTests {
         ])
     }
 
+    @Test("The ledger prices holds and settlements at the registry's prices; a model it cannot find is refused", arguments: TestStore.available)
+    func ledgerPrices(store: TestStore) async throws {
+        try await TestServices.run(store: store) { services in
+            // A model created after the ledger started: asked of the registry once, then held.
+            _ = try await services.registry.upsertModel(
+                .with {
+                    $0.model = .with {
+                        $0.name = "priced-later"
+                        $0.vendor = "v"
+                        $0.maxOutputTokens = 100
+                        $0.prices = .with {
+                            $0.inputPerMillionMicros = 2_000_000
+                            $0.cachedInputPerMillionMicros = 500_000
+                            $0.outputPerMillionMicros = 8_000_000
+                            $0.perRequestMicros = 7
+                        }
+                    }
+                }, metadata: services.asInternal)
+            var request = Self.reserve("req_p", estimate: 0)
+            request.logicalModel = "priced-later"
+            request.inputBoundTokens = 1_000
+            request.outputBoundTokens = 100
+            _ = try await services.ledger.reserve(request, metadata: services.asInternal)
+            // The hold: 1,000 × 2 + 100 × 8 + 7 micro-USD.
+            #expect(try await Self.keyPool(services).reservedMicros == 2_807)
+            let line = try await services.ledger.settle(
+                .with {
+                    $0.requestID = "req_p"
+                    $0.inputTokens = 300
+                    $0.cachedInputTokens = 200
+                    $0.outputTokens = 50
+                }, metadata: services.asInternal
+            ).line
+            #expect(line.costMicros == 300 * 2 + 100 + 50 * 8 + 7 && line.overrunMicros == 0)
+            var unknown = Self.reserve("req_u", estimate: 10)
+            unknown.logicalModel = "no-such-model"
+            #expect(await refusal { _ = try await services.ledger.reserve(unknown, metadata: services.asInternal) } == "notFound model_not_found")
+            // Over the Meter stream too, and nothing was written.
+            await #expect(throws: ServiceError.self) { try await services.ledgerService.localMeter.reserve(unknown) }
+            #expect(try await Self.keyPool(services).reservedMicros == 0)
+        }
+    }
+
     @Test("BYOK requests hold nothing and charge nothing, but keep their line", arguments: TestStore.available)
     func byok(store: TestStore) async throws {
         try await TestServices.run(store: store) { services in
@@ -418,11 +463,11 @@ struct MeteringTests {
     @Test("Bad reserves are refused with the field at fault and write nothing", arguments: TestStore.available)
     func invalidReserve(store: TestStore) async throws {
         try await TestServices.run(store: store) { services in
-            var request = Self.reserve("req_bad", estimate: -1)
+            var request = Self.reserve("req_bad", estimate: -1)  // a negative bound
             await #expect {
                 _ = try await services.ledger.reserve(request, metadata: services.asInternal)
             } throws: { error in
-                (error as? RPCError).map(reason(of:)) == "invalid_estimate"
+                (error as? RPCError).map(reason(of:)) == "invalid_bound"
             }
             request = Self.reserve("req_bad", estimate: 1)
             request.accessChannel = .unspecified

@@ -22,7 +22,7 @@ struct OwnerTotalsTests {
             $0.organizationID = "org_1"
             $0.keyID = key
             $0.owner = owner
-            $0.estimateMicros = 1_000
+            $0.inputBoundTokens = 10_000  // at a micro-dollar a token (`TestServices.registerMeteredModels`)
             $0.logicalModel = model
             $0.modelVendor = "v"
             $0.scene = .chat
@@ -35,22 +35,23 @@ struct OwnerTotalsTests {
         try await TestServices.run(store: store) { services in
             let ledger = services.ledger
             let lumen = services.asInternal
+            try await services.registerMeteredModels(["small", "large"])
             let ada = Lumen_Common_V1_PrincipalRef.user("usr_ada")
             let ci = Lumen_Common_V1_PrincipalRef.client("cli_ci")
-            // (request, key, owner, model, input, output, cost); req_6 stays pending.
-            let requests: [(String, String, Lumen_Common_V1_PrincipalRef, String, Int64, Int64, Int64)] = [
-                ("req_1", "key_a", ada, "small", 10, 5, 101), ("req_2", "key_a", ada, "large", 7, 3, 999),
-                ("req_3", "key_b", ada, "small", 1, 1, 7), ("req_4", "key_c", ci, "small", 100, 50, 5_000),
-                ("req_5", "key_o", .with { $0.type = .organization; $0.id = "org_1" }, "small", 1, 1, 1),
+            // (request, key, owner, model, input, output); req_6 stays pending. At a micro-dollar a
+            // token, a request costs its tokens.
+            let requests: [(String, String, Lumen_Common_V1_PrincipalRef, String, Int64, Int64)] = [
+                ("req_1", "key_a", ada, "small", 10, 5), ("req_2", "key_a", ada, "large", 7, 3),
+                ("req_3", "key_b", ada, "small", 1, 1), ("req_4", "key_c", ci, "small", 100, 50),
+                ("req_5", "key_o", .with { $0.type = .organization; $0.id = "org_1" }, "small", 1, 1),
             ]
-            for (id, key, owner, model, input, output, cost) in requests {
+            for (id, key, owner, model, input, output) in requests {
                 _ = try await ledger.reserve(Self.reserve(id, key: key, owner: owner, model: model), metadata: lumen)
                 _ = try await ledger.settle(
                     .with {
                         $0.requestID = id
                         $0.inputTokens = input
                         $0.outputTokens = output
-                        $0.costMicros = cost
                     }, metadata: lumen)
             }
             _ = try await ledger.reserve(Self.reserve("req_6", key: "key_a", owner: ada, model: "small"), metadata: lumen)
@@ -61,7 +62,6 @@ struct OwnerTotalsTests {
                     $0.requestID = "req_7"
                     $0.inputTokens = 2
                     $0.outputTokens = 3
-                    $0.costMicros = 50
                 }, metadata: lumen
             ).line
             #expect(web.origin == .web)
@@ -77,8 +77,8 @@ struct OwnerTotalsTests {
             let adaUsage = try await usage(ada)
             #expect(adaUsage.map(\.logicalModel) == ["small", "large"])
             #expect(adaUsage[0].requests == 2 && adaUsage[0].inputTokens == 11 && adaUsage[0].outputTokens == 6)
-            #expect(adaUsage[0].costMicros == 108)
-            #expect(adaUsage[1].requests == 2 && adaUsage[1].costMicros == 1_049)
+            #expect(adaUsage[0].costMicros == 17)
+            #expect(adaUsage[1].requests == 2 && adaUsage[1].costMicros == 15)
             let origins = try await ledger.getOwnerUsage(
                 .with {
                     $0.organizationID = "org_1"
@@ -86,10 +86,10 @@ struct OwnerTotalsTests {
                 }, metadata: lumen
             ).origins
             #expect(origins.map(\.origin) == [.api, .web])
-            #expect(origins[0].requests == 3 && origins[0].costMicros == 1_107)
-            #expect(origins[1].requests == 1 && origins[1].costMicros == 50 && origins[1].outputTokens == 3)
+            #expect(origins[0].requests == 3 && origins[0].costMicros == 27)
+            #expect(origins[1].requests == 1 && origins[1].costMicros == 5 && origins[1].outputTokens == 3)
             let ciUsage = try await usage(ci)
-            #expect(ciUsage.count == 1 && ciUsage[0].requests == 1 && ciUsage[0].costMicros == 5_000)
+            #expect(ciUsage.count == 1 && ciUsage[0].requests == 1 && ciUsage[0].costMicros == 150)
             #expect(try await usage(.user("usr_nobody")).isEmpty)
             await #expect(throws: RPCError.self) {
                 _ = try await usage(.with { $0.type = .organization })

@@ -17,7 +17,7 @@ struct PoolTests {
             $0.organizationID = "org_1"
             $0.keyID = "key_1"
             $0.owner = user
-            $0.estimateMicros = estimate
+            $0.inputBoundTokens = estimate  // `TestServices.meteredModel`: a micro-dollar a token
             $0.logicalModel = "gpt-test"
             $0.modelVendor = "OpenAI"
             $0.scene = .chat
@@ -97,7 +97,7 @@ struct PoolTests {
             // Spending lowers it; the next refill tops it up, again only to the ceiling.
             _ = try await services.ledger.reserve(Self.reserve("req_1", estimate: 1_200_000), metadata: services.asInternal)
             _ = try await services.ledger.settle(
-                .with { $0.requestID = "req_1"; $0.costMicros = 1_200_000 }, metadata: services.asInternal)
+                .with { $0.requestID = "req_1"; $0.inputTokens = 1_200_000 }, metadata: services.asInternal)
             pool = try await Self.pool(services)
             #expect(pool.balanceMicros == 1_300_000)
             #expect(pool.spentMicros == 1_200_000)
@@ -142,7 +142,8 @@ struct PoolTests {
             // A grant unblocks; an overrun (actual > estimate) leaves it negative: blocked until it is back above 0.
             _ = try await Self.grant(services, 50_000)
             _ = try await ledger.reserve(Self.reserve("req_ok", estimate: 40_000), metadata: services.asInternal)
-            let overrun = try await ledger.settle(.with { $0.requestID = "req_ok"; $0.costMicros = 80_000 }, metadata: services.asInternal)
+            // An upstream that reported more than the request's bound (it ignored max_tokens).
+            let overrun = try await ledger.settle(.with { $0.requestID = "req_ok"; $0.outputTokens = 80_000 }, metadata: services.asInternal)
             #expect(try await Self.pool(services).balanceMicros == -30_000)
             // Charged in full, and recorded: the line, the check and so /metrics say so.
             #expect(overrun.line.costMicros == 80_000 && overrun.line.overrunMicros == 40_000)

@@ -43,6 +43,30 @@ public struct TestServices: Sendable {
             authenticating: AuthInterceptor(internalToken: internalToken, resolver: resolver), streams: keys)
     }
 
+    /// The model the ledger's tests meter: a micro-dollar a token, input, cached or output — so
+    /// that a hold of N input tokens is N micro-USD, and a settlement costs its tokens' sum.
+    public static let meteredModel = Lumen_Registry_V1_Model.with {
+        $0.name = "gpt-test"
+        $0.vendor = "OpenAI"
+        $0.maxOutputTokens = 1_024
+        $0.prices = .with {
+            $0.inputPerMillionMicros = 1_000_000
+            $0.cachedInputPerMillionMicros = 1_000_000
+            $0.outputPerMillionMicros = 1_000_000
+        }
+    }
+
+    /// Registers models named `names` at `meteredModel`'s prices, for the ledger to price them.
+    public func registerMeteredModels(_ names: [String], vendor: String = "v") async throws {
+        for name in names {
+            var model = Self.meteredModel
+            model.name = name
+            model.vendor = vendor
+            model.scenes = [.chat, .embedding]
+            _ = try await registry.upsertModel(.with { $0.model = model }, metadata: asInternal)
+        }
+    }
+
     /// Metadata of the deployment's internal caller.
     public var asInternal: Metadata { .bearer(internalToken) }
 
@@ -104,7 +128,12 @@ public struct TestServices: Sendable {
                     accounts: Lumen_Accounts_V1_AccountsService.Client(wrapping: client),
                     keys: Lumen_Keys_V1_KeysService.Client(wrapping: client), internalToken: token)
                 let keys = KeysService(store: keysStore, clock: clock, directory: directory, logger: logger)
-                let ledger = LedgerService(store: ledgerStore, clock: clock, directory: directory, logger: logger)
+                // The ledger asks the registry for prices it does not hold (no watch runs here); the
+                // ledger's own tests meter `TestServices.meteredModel` without registering it.
+                let prices = PriceBook(
+                    registry: Lumen_Registry_V1_ModelRegistryService.Client(wrapping: client), internalToken: token, logger: logger,
+                    known: [meteredModel])
+                let ledger = LedgerService(store: ledgerStore, prices: prices, clock: clock, directory: directory, logger: logger)
                 made.services.withLock { $0 = (keys, ledger) }
                 return [
                     AccountsService(store: accountsStore, clock: clock, logger: logger),

@@ -67,6 +67,23 @@ def key_row(page, name):
     return page.locator("#keys-table tbody tr", has=page.locator("td", has_text=name))
 
 
+def test_after_sign_in_next_never_leads_to_another_site(site, browser):
+    # As an attacker would link them: each `next` decodes to one a browser would turn into
+    # another origin (tabs and newlines dropped, backslashes read as slashes). After signing in
+    # the browser stays on this site.
+    for query in ["/%09/evil.test", "/%0A/evil.test", "/%0D/%2Fevil.test", "/%5Cevil.test", "%5C%5Cevil.test",
+                  "//evil.test", "/%2F/evil.test", "https://evil.test/", "/%09%5C/evil.test", "/%00//evil.test"]:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(site.http + "/login?next=" + query)
+        page.get_by_label("Email").fill(site.credentials["email"])
+        page.get_by_label("Password").fill(site.credentials["password"])
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_load_state()
+        assert page.url.startswith(site.http + "/"), (query, page.url)
+        context.close()
+
+
 def test_sign_in_create_use_and_revoke_a_personal_key(site, browser):
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=site.http)

@@ -90,7 +90,15 @@ struct LedgerBench: AsyncParsableCommand {
         } else {
             store = try LedgerService.Store(sqlite: location)
         }
-        let service = LedgerService(store: store, logger: logger)
+        // The ledger prices holds and settlements itself: the bench model's prices, fixed.
+        let prices = PriceBook(fixed: [.with {
+            $0.name = "gpt-4o-mini"
+            $0.prices = .with {
+                $0.inputPerMillionMicros = 150_000
+                $0.outputPerMillionMicros = 600_000
+            }
+        }])
+        let service = LedgerService(store: store, prices: prices, logger: logger)
         let token = "it-bench-" + Identifier.secret(count: 32)
         try await withLocalServices([service], internalToken: token) { client in
             let ledger = Lumen_Ledger_V1_LedgerService.Client(wrapping: client)
@@ -199,7 +207,9 @@ struct LedgerBench: AsyncParsableCommand {
                                 $0.organizationID = plan.organizationID
                                 $0.keyID = "key_t\(index % 100)"
                                 $0.owner = .with { $0.type = .organization; $0.id = plan.organizationID }
-                                $0.estimateMicros = 1_000
+                                // A hold of 1,000 micro-USD at the bench model's prices.
+                                $0.inputBoundTokens = 2_000
+                                $0.outputBoundTokens = 1_167
                                 $0.logicalModel = "gpt-4o-mini"
                                 $0.modelVendor = "OpenAI"
                                 $0.scene = .chat
@@ -208,8 +218,7 @@ struct LedgerBench: AsyncParsableCommand {
                             try await meter.settle(.with {
                                 $0.requestID = requestID
                                 $0.inputTokens = 1_000
-                                $0.outputTokens = 500
-                                $0.costMicros = 450
+                                $0.outputTokens = 500  // 450 micro-USD
                                 $0.latencyMs = 10
                             })
                         } catch {

@@ -270,10 +270,10 @@ struct InferencePipeline: Sendable {
 
     // MARK: Ledger
 
-    /// Holds the request's bound at the model's prices (README, "Budgets"); BYOK holds nothing.
+    /// Holds the request's bound (README, "Budgets"), which the ledger prices at the model's
+    /// prices (BYOK: nothing).
     func reserve(_ admitted: Admitted) async throws {
         let bound = admitted.request.bound(admitted.model)
-        let estimate = admitted.byok ? 0 : bound.cost(at: admitted.model.prices)
         do {
             try await meter.reserve(
                 .with {
@@ -282,7 +282,8 @@ struct InferencePipeline: Sendable {
                     $0.keyID = admitted.key.id
                     $0.owner = admitted.key.owner
                     if admitted.key.hasLimitMicros { $0.keyLimitMicros = admitted.key.limitMicros }
-                    $0.estimateMicros = estimate
+                    $0.inputBoundTokens = bound.inputTokens
+                    $0.outputBoundTokens = bound.outputTokens
                     $0.logicalModel = admitted.model.name
                     $0.modelVendor = admitted.model.vendor
                     $0.scene = admitted.request.endpoint.scene
@@ -313,7 +314,7 @@ struct InferencePipeline: Sendable {
         }
     }
 
-    /// Settles with the upstream's usage, or with Lumen's count (marked estimated) when the
+    /// Reports what was measured — the upstream's usage, or Lumen's count (marked estimated) when the
     /// upstream reported none: the prompt as counted for the hold plus the text produced.
     /// Pass-through requests are billed per request, plus any tokens the upstream reports.
     /// The settlement is queued, not awaited: the answer goes out while it commits (the hold
@@ -326,7 +327,6 @@ struct InferencePipeline: Sendable {
                 : Pricing.Tokens(input: admitted.request.promptTokens, output: Int64(TokenEstimate.count(producedText))))
         let estimated = reported == nil && !passthrough
         metrics.holdClosed()
-        let cost = Pricing.cost(tokens, at: admitted.model.prices)
         let latency = admitted.started.duration(to: .now)
         let latencyMs = latency.wholeMilliseconds
         let (logger, requestID) = (self.logger, admitted.requestID)
@@ -336,7 +336,6 @@ struct InferencePipeline: Sendable {
                 $0.inputTokens = tokens.input
                 $0.cachedInputTokens = tokens.cachedInput
                 $0.outputTokens = tokens.output
-                $0.costMicros = cost
                 $0.latencyMs = latencyMs
                 $0.estimated = estimated
             }
@@ -352,7 +351,7 @@ struct InferencePipeline: Sendable {
             metadata: [
                 "request_id": "\(admitted.requestID)", "key_id": "\(admitted.key.id)", "model": "\(admitted.model.name)",
                 "endpoint": "\(admitted.request.endpoint.rawValue)", "input_tokens": "\(tokens.input)",
-                "output_tokens": "\(tokens.output)", "cost_micros": "\(admitted.byok ? 0 : cost)",
+                "output_tokens": "\(tokens.output)", "channel": "\(admitted.byok ? "byok" : "platform")",
                 "estimated": "\(estimated)", "latency_ms": "\(latencyMs)", "backend": "\(admitted.backend?.id ?? "")",
                 "upstream_model": "\(admitted.backend.map { $0.upstreamModel.isEmpty ? admitted.model.name : $0.upstreamModel } ?? "")",
             ])

@@ -3,8 +3,10 @@
 /// - Pools hold budgets for the organisation, users, clients and keys: a balance, an optional
 ///   ceiling and an hourly auto-refill. A request must fit every pool on its path
 ///   (key → owner → organisation).
-/// - Before an upstream call the gateway reserves an estimate (a hold); afterwards it settles
-///   the actual cost or releases the hold. Holds are durable before they are acknowledged.
+/// - Before an upstream call the gateway reserves the request's bound (a hold); afterwards it
+///   settles what it measured (tokens) or releases the hold. The ledger alone turns tokens into
+///   money, at the registry's prices, which it follows itself. Holds are durable before they
+///   are acknowledged.
 /// - Every request leaves a usage line; settled lines carry a billing transaction id.
 ///
 /// All amounts are int64 micro-USD. Reserve, Settle and Release are idempotent by request id.

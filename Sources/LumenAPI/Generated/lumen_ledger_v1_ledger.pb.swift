@@ -13,8 +13,10 @@
 /// - Pools hold budgets for the organisation, users, clients and keys: a balance, an optional
 ///   ceiling and an hourly auto-refill. A request must fit every pool on its path
 ///   (key → owner → organisation).
-/// - Before an upstream call the gateway reserves an estimate (a hold); afterwards it settles
-///   the actual cost or releases the hold. Holds are durable before they are acknowledged.
+/// - Before an upstream call the gateway reserves the request's bound (a hold); afterwards it
+///   settles what it measured (tokens) or releases the hold. The ledger alone turns tokens into
+///   money, at the registry's prices, which it follows itself. Holds are durable before they
+///   are acknowledged.
 /// - Every request leaves a usage line; settled lines carry a billing transaction id.
 ///
 /// All amounts are int64 micro-USD. Reserve, Settle and Release are idempotent by request id.
@@ -615,12 +617,6 @@ public nonisolated struct Lumen_Ledger_V1_ReserveRequest: Sendable {
   /// Clears the value of `keyLimitMicros`. Subsequent reads from it will return its default value.
   public mutating func clearKeyLimitMicros() {self._keyLimitMicros = nil}
 
-  /// The hold, micro-USD: an upper bound of what the request can cost — its input bounded from
-  /// the whole request as sent upstream and its output from `max_tokens` or the model's
-  /// `max_output_tokens`, at the model's prices (README, "Budgets"). A settlement above it is
-  /// charged and recorded as an overrun (UsageLine.overrun_micros).
-  public var estimateMicros: Int64 = 0
-
   /// The logical model requested.
   public var logicalModel: String = String()
 
@@ -653,6 +649,16 @@ public nonisolated struct Lumen_Ledger_V1_ReserveRequest: Sendable {
   /// entry of its ErrorInfo metadata. A settle corrects the tokens to the request's actual
   /// count; a release takes the request back.
   public var rateTokens: Int64 = 0
+
+  /// The request's bound, as the gateway measured it (README, "Budgets"): the most input tokens
+  /// it can count — every byte of its text as sent upstream, the provider's template allowance,
+  /// the model's ceiling per attachment — and the most output tokens (`max_tokens` up to the
+  /// model's `max_output_tokens`, times `n`). The ledger prices them at the model's prices: the
+  /// hold is an upper bound of what the request can cost. Not negative (INVALID_ARGUMENT
+  /// `invalid_bound`). A model the ledger does not know is NOT_FOUND `model_not_found`.
+  public var inputBoundTokens: Int64 = 0
+
+  public var outputBoundTokens: Int64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -703,10 +709,6 @@ public nonisolated struct Lumen_Ledger_V1_SettleRequest: Sendable {
 
   /// Output tokens.
   public var outputTokens: Int64 = 0
-
-  /// Actual cost, micro-USD. Above the hold it is charged all the same and the line records
-  /// the excess as `overrun_micros`.
-  public var costMicros: Int64 = 0
 
   /// End-to-end latency in milliseconds.
   public var latencyMs: Int64 = 0
@@ -2161,7 +2163,7 @@ nonisolated extension Lumen_Ledger_V1_GetOrganizationBalanceResponse: SwiftProto
 
 nonisolated extension Lumen_Ledger_V1_ReserveRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ReserveRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}organization_id\0\u{3}key_id\0\u{1}owner\0\u{3}key_limit_micros\0\u{3}estimate_micros\0\u{3}logical_model\0\u{3}model_vendor\0\u{1}scene\0\u{3}access_channel\0\u{1}origin\0\u{3}rpm_limit\0\u{3}tpm_limit\0\u{3}rate_tokens\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}organization_id\0\u{3}key_id\0\u{1}owner\0\u{3}key_limit_micros\0\u{4}\u{2}logical_model\0\u{3}model_vendor\0\u{1}scene\0\u{3}access_channel\0\u{1}origin\0\u{3}rpm_limit\0\u{3}tpm_limit\0\u{3}rate_tokens\0\u{3}input_bound_tokens\0\u{3}output_bound_tokens\0\u{b}estimate_micros\0\u{c}\u{6}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2174,7 +2176,6 @@ nonisolated extension Lumen_Ledger_V1_ReserveRequest: SwiftProtobuf.Message, Swi
       case 3: try { try decoder.decodeSingularStringField(value: &self.keyID) }()
       case 4: try { try decoder.decodeSingularMessageField(value: &self._owner) }()
       case 5: try { try decoder.decodeSingularInt64Field(value: &self._keyLimitMicros) }()
-      case 6: try { try decoder.decodeSingularInt64Field(value: &self.estimateMicros) }()
       case 7: try { try decoder.decodeSingularStringField(value: &self.logicalModel) }()
       case 8: try { try decoder.decodeSingularStringField(value: &self.modelVendor) }()
       case 9: try { try decoder.decodeSingularEnumField(value: &self.scene) }()
@@ -2183,6 +2184,8 @@ nonisolated extension Lumen_Ledger_V1_ReserveRequest: SwiftProtobuf.Message, Swi
       case 12: try { try decoder.decodeSingularInt32Field(value: &self.rpmLimit) }()
       case 13: try { try decoder.decodeSingularInt64Field(value: &self.tpmLimit) }()
       case 14: try { try decoder.decodeSingularInt64Field(value: &self.rateTokens) }()
+      case 15: try { try decoder.decodeSingularInt64Field(value: &self.inputBoundTokens) }()
+      case 16: try { try decoder.decodeSingularInt64Field(value: &self.outputBoundTokens) }()
       default: break
       }
     }
@@ -2208,9 +2211,6 @@ nonisolated extension Lumen_Ledger_V1_ReserveRequest: SwiftProtobuf.Message, Swi
     try { if let v = self._keyLimitMicros {
       try visitor.visitSingularInt64Field(value: v, fieldNumber: 5)
     } }()
-    if self.estimateMicros != 0 {
-      try visitor.visitSingularInt64Field(value: self.estimateMicros, fieldNumber: 6)
-    }
     if !self.logicalModel.isEmpty {
       try visitor.visitSingularStringField(value: self.logicalModel, fieldNumber: 7)
     }
@@ -2235,6 +2235,12 @@ nonisolated extension Lumen_Ledger_V1_ReserveRequest: SwiftProtobuf.Message, Swi
     if self.rateTokens != 0 {
       try visitor.visitSingularInt64Field(value: self.rateTokens, fieldNumber: 14)
     }
+    if self.inputBoundTokens != 0 {
+      try visitor.visitSingularInt64Field(value: self.inputBoundTokens, fieldNumber: 15)
+    }
+    if self.outputBoundTokens != 0 {
+      try visitor.visitSingularInt64Field(value: self.outputBoundTokens, fieldNumber: 16)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2244,7 +2250,6 @@ nonisolated extension Lumen_Ledger_V1_ReserveRequest: SwiftProtobuf.Message, Swi
     if lhs.keyID != rhs.keyID {return false}
     if lhs._owner != rhs._owner {return false}
     if lhs._keyLimitMicros != rhs._keyLimitMicros {return false}
-    if lhs.estimateMicros != rhs.estimateMicros {return false}
     if lhs.logicalModel != rhs.logicalModel {return false}
     if lhs.modelVendor != rhs.modelVendor {return false}
     if lhs.scene != rhs.scene {return false}
@@ -2253,6 +2258,8 @@ nonisolated extension Lumen_Ledger_V1_ReserveRequest: SwiftProtobuf.Message, Swi
     if lhs.rpmLimit != rhs.rpmLimit {return false}
     if lhs.tpmLimit != rhs.tpmLimit {return false}
     if lhs.rateTokens != rhs.rateTokens {return false}
+    if lhs.inputBoundTokens != rhs.inputBoundTokens {return false}
+    if lhs.outputBoundTokens != rhs.outputBoundTokens {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2294,7 +2301,7 @@ nonisolated extension Lumen_Ledger_V1_ReserveResponse: SwiftProtobuf.Message, Sw
 
 nonisolated extension Lumen_Ledger_V1_SettleRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SettleRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}input_tokens\0\u{3}cached_input_tokens\0\u{3}output_tokens\0\u{3}cost_micros\0\u{3}latency_ms\0\u{1}estimated\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}input_tokens\0\u{3}cached_input_tokens\0\u{3}output_tokens\0\u{4}\u{2}latency_ms\0\u{1}estimated\0\u{b}cost_micros\0\u{c}\u{5}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2306,7 +2313,6 @@ nonisolated extension Lumen_Ledger_V1_SettleRequest: SwiftProtobuf.Message, Swif
       case 2: try { try decoder.decodeSingularInt64Field(value: &self.inputTokens) }()
       case 3: try { try decoder.decodeSingularInt64Field(value: &self.cachedInputTokens) }()
       case 4: try { try decoder.decodeSingularInt64Field(value: &self.outputTokens) }()
-      case 5: try { try decoder.decodeSingularInt64Field(value: &self.costMicros) }()
       case 6: try { try decoder.decodeSingularInt64Field(value: &self.latencyMs) }()
       case 7: try { try decoder.decodeSingularBoolField(value: &self.estimated) }()
       default: break
@@ -2327,9 +2333,6 @@ nonisolated extension Lumen_Ledger_V1_SettleRequest: SwiftProtobuf.Message, Swif
     if self.outputTokens != 0 {
       try visitor.visitSingularInt64Field(value: self.outputTokens, fieldNumber: 4)
     }
-    if self.costMicros != 0 {
-      try visitor.visitSingularInt64Field(value: self.costMicros, fieldNumber: 5)
-    }
     if self.latencyMs != 0 {
       try visitor.visitSingularInt64Field(value: self.latencyMs, fieldNumber: 6)
     }
@@ -2344,7 +2347,6 @@ nonisolated extension Lumen_Ledger_V1_SettleRequest: SwiftProtobuf.Message, Swif
     if lhs.inputTokens != rhs.inputTokens {return false}
     if lhs.cachedInputTokens != rhs.cachedInputTokens {return false}
     if lhs.outputTokens != rhs.outputTokens {return false}
-    if lhs.costMicros != rhs.costMicros {return false}
     if lhs.latencyMs != rhs.latencyMs {return false}
     if lhs.estimated != rhs.estimated {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}

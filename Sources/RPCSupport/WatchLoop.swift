@@ -1,12 +1,12 @@
 import Logging
 import ServiceLifecycle
 
-/// Keeps a server-streaming watch open for as long as the gateway runs: when the stream
+/// Keeps a server-streaming watch open for as long as its process runs: when the stream
 /// ends or fails (the service restarted, the network blinked) it is opened again after a
 /// backoff of 0.1 s doubling up to 5 s, and the cache is marked stale until it resyncs.
 /// Graceful shutdown (or cancellation) ends it.
-enum WatchLoop {
-    static func run(
+public enum WatchLoop {
+    public static func run(
         _ name: String, logger: Logger,
         onDisconnect: @escaping @Sendable () -> Void,
         _ watch: @escaping @Sendable () async throws -> Void
