@@ -25,14 +25,17 @@ public struct DashboardContext: AuthRequestContext, SessionRequestContext, Remot
     public var coreContext: CoreRequestContextStorage
     public var identity: SignedInPerson?
     public let sessions: SessionContext<DashboardSession>
+    /// The connection, whose peer is read only when asked for (sign-in attempts).
+    private let channel: any Channel
+
     /// The connection's peer (nil in tests without a socket).
-    public let remoteAddress: SocketAddress?
+    public var remoteAddress: SocketAddress? { channel.remoteAddress }
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         identity = nil
         sessions = .init()
-        remoteAddress = source.channel.remoteAddress
+        channel = source.channel
     }
 
     /// Who a sign-in attempt is throttled as: the peer's IP address — or, when the peer is this

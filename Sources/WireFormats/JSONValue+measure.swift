@@ -6,7 +6,7 @@ extension JSONValue {
     public struct Measure: Sendable, Equatable {
         /// The length of the value's compact JSON text with every string counted by its UTF-8
         /// content (what a provider decodes and tokenizes; escapes only add bytes) and every
-        /// number as Lumen writes it upstream (`1e300` is sent as 301 digits, so counts 301).
+        /// number by the most Lumen may write of it upstream (`1e100` is sent as 101 digits).
         public var textBytes: Int64 = 0
         /// Objects whose `type` names an image, a file or a document part, in any API's
         /// spelling: their tokens are not their bytes (an image given by URL or file id has no
@@ -37,7 +37,10 @@ extension JSONValue {
         switch value {
         case .null: measure.textBytes += 4
         case .bool(let flag): measure.textBytes += flag ? 4 : 5
-        case .number(let number): measure.textBytes += Int64(number.description.utf8.count)
+        // What Lumen writes of it has at most the significand's 39 digits, a sign and a point,
+        // and a zero for each power of ten of the exponent (`1e100` is sent as 101 digits):
+        // bounded without writing it.
+        case .number(let number): measure.textBytes += 41 + Int64(abs(number.exponent))
         case .string(let string): measure.textBytes += Int64(string.utf8.count) + 2
         case .array(let elements):
             measure.textBytes += 2 + Int64(max(0, elements.count - 1))
