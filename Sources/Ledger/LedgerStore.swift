@@ -32,9 +32,11 @@ enum LedgerStore {
         }
     }
 
-    /// v8: what a settlement charged above its hold, and the overrun lines found without a scan.
+    /// v8: what a settlement charged above its hold, and the overrun lines found without a scan;
+    /// the backend that answered.
     static let overrunMigration = """
         ALTER TABLE usage_lines ADD COLUMN overrun_micros INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE usage_lines ADD COLUMN backend_id TEXT NOT NULL DEFAULT '';
         CREATE INDEX usage_overruns ON usage_lines(organization_id) WHERE overrun_micros > 0;
         """
 
@@ -360,6 +362,8 @@ struct UsageLineRecord: Codable, Sendable, Equatable, FetchableRecord, Persistab
     var origin: Int
     /// What the settlement charged above the hold (`UsageLine.overrun_micros`).
     var overrunMicros: Int64 = 0
+    /// The backend that answered (`UsageLine.backend_id`).
+    var backendID: String = ""
 
     enum CodingKeys: String, CodingKey {
         case requestID = "request_id"
@@ -384,12 +388,13 @@ struct UsageLineRecord: Codable, Sendable, Equatable, FetchableRecord, Persistab
         case expired
         case origin
         case overrunMicros = "overrun_micros"
+        case backendID = "backend_id"
     }
 
     static let columns = """
         request_id, billing_transaction_id, created_at, settled_at, organization_id, key_id, owner_type, owner_id,
         logical_model, model_vendor, scene, access_channel, input_tokens, cached_input_tokens, output_tokens, cost_micros,
-        latency_ms, status, estimated, expired, origin, overrun_micros
+        latency_ms, status, estimated, expired, origin, overrun_micros, backend_id
         """
 
     var message: Lumen_Ledger_V1_UsageLine {
@@ -414,6 +419,7 @@ struct UsageLineRecord: Codable, Sendable, Equatable, FetchableRecord, Persistab
             $0.expired = expired
             $0.origin = .init(rawValue: origin) ?? .api
             $0.overrunMicros = overrunMicros
+            $0.backendID = backendID
         }
     }
 }
@@ -435,6 +441,7 @@ extension UsageLineRecord {
             organizationID: try row[4], keyID: try row[5], ownerType: try row[6], ownerID: try row[7], logicalModel: try row[8],
             modelVendor: try row[9], scene: try row[10], accessChannel: try row[11], inputTokens: try row[12],
             cachedInputTokens: try row[13], outputTokens: try row[14], costMicros: try row[15], latencyMs: try row[16],
-            status: try row[17], estimated: try row[18], expired: try row[19], origin: try row[20], overrunMicros: try row[21])
+            status: try row[17], estimated: try row[18], expired: try row[19], origin: try row[20], overrunMicros: try row[21],
+            backendID: try row[22])
     }
 }

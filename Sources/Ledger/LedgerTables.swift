@@ -47,6 +47,8 @@ struct Settlement {
     var expired: Bool
     /// What `costMicros` is above the hold's estimate (0 when within it).
     var overrunMicros: Int64 = 0
+    /// The backend that answered, as reported.
+    var backendID: String = ""
 }
 
 /// The request has a usage line already (it was settled).
@@ -78,6 +80,7 @@ extension UsageLineRecord {
         line.estimated = settlement.estimated
         line.expired = settlement.expired
         line.overrunMicros = settlement.overrunMicros
+        line.backendID = settlement.backendID
         return line
     }
 }
@@ -151,13 +154,13 @@ struct SQLiteLedgerTables: LedgerTables {
             sql: """
                 UPDATE usage_lines SET billing_transaction_id = ?, settled_at = ?, input_tokens = ?,
                     cached_input_tokens = ?, output_tokens = ?, cost_micros = ?, latency_ms = ?, status = ?, estimated = ?,
-                    expired = ?, overrun_micros = ?
+                    expired = ?, overrun_micros = ?, backend_id = ?
                 WHERE request_id = ?
                 """
         ).execute(arguments: [
             settlement.billingTransactionID, settlement.settledAt, settlement.inputTokens, settlement.cachedInputTokens,
             settlement.outputTokens, settlement.costMicros, settlement.latencyMs, Lumen_Ledger_V1_UsageStatus.settled.rawValue,
-            settlement.estimated, settlement.expired, settlement.overrunMicros, requestID,
+            settlement.estimated, settlement.expired, settlement.overrunMicros, settlement.backendID, requestID,
         ])
     }
 

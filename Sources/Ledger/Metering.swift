@@ -211,6 +211,7 @@ enum Metering {
             $0.status = .settled
             $0.estimated = request.estimated
             $0.overrunMicros = overrun
+            $0.backendID = String(request.backendID.prefix(64))
         }
     }
 
@@ -237,7 +238,8 @@ enum Metering {
             Settlement(
                 billingTransactionID: transaction, settledAt: now, inputTokens: tokens.inputTokens,
                 cachedInputTokens: tokens.cachedInputTokens, outputTokens: tokens.outputTokens, costMicros: charge,
-                latencyMs: tokens.latencyMs, estimated: estimated, expired: expired, overrunMicros: overrun))
+                latencyMs: tokens.latencyMs, estimated: estimated, expired: expired, overrunMicros: overrun,
+                backendID: String(tokens.backendID.prefix(64))))
         book.close(requestID)
         if let rate = hold.rate, !expired {
             book.rates.adjust(

@@ -196,6 +196,7 @@ final class PostgresLedger: Sendable {
             "v8: overruns",
             [
                 "ALTER TABLE ledger.usage_lines ADD COLUMN overrun_micros BIGINT NOT NULL DEFAULT 0",
+                #"ALTER TABLE ledger.usage_lines ADD COLUMN backend_id TEXT COLLATE "C" NOT NULL DEFAULT ''"#,
                 "CREATE INDEX usage_overruns ON ledger.usage_lines(organization_id) WHERE overrun_micros > 0",
             ]
         ),
@@ -483,13 +484,14 @@ final class PostgresLedgerBatch: LedgerTables, @unchecked Sendable {
                 UPDATE usage_lines AS line SET billing_transaction_id = v.transaction, settled_at = v.settled_at,
                     input_tokens = v.input_tokens, cached_input_tokens = v.cached_input_tokens, output_tokens = v.output_tokens,
                     cost_micros = v.cost_micros, latency_ms = v.latency_ms, status = 2, estimated = v.estimated,
-                    expired = v.expired, overrun_micros = v.overrun_micros
+                    expired = v.expired, overrun_micros = v.overrun_micros, backend_id = v.backend_id
                 FROM unnest(\(ids)::text[], \(rows.map(\.billingTransactionID))::text[], \(rows.map(\.settledAt))::bigint[],
                     \(rows.map(\.inputTokens))::bigint[], \(rows.map(\.cachedInputTokens))::bigint[],
                     \(rows.map(\.outputTokens))::bigint[], \(rows.map(\.costMicros))::bigint[], \(rows.map(\.latencyMs))::bigint[],
-                    \(rows.map(\.estimated))::boolean[], \(rows.map(\.expired))::boolean[], \(rows.map(\.overrunMicros))::bigint[])
+                    \(rows.map(\.estimated))::boolean[], \(rows.map(\.expired))::boolean[], \(rows.map(\.overrunMicros))::bigint[],
+                    \(rows.map(\.backendID))::text[])
                     AS v(request_id, transaction, settled_at, input_tokens, cached_input_tokens, output_tokens, cost_micros,
-                        latency_ms, estimated, expired, overrun_micros)
+                        latency_ms, estimated, expired, overrun_micros, backend_id)
                 WHERE line.request_id = v.request_id
                 """, logger: logger)
         }

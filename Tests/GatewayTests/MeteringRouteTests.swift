@@ -98,6 +98,8 @@ struct MeteringRouteTests {
             #expect(line.billingTransactionID.hasPrefix("btx_"))
             #expect(line.logicalModel == "priced" && line.modelVendor == "Lumen")
             #expect(line.scene == .chat && line.accessChannel == .platform)
+            // The backend that answered, as the gateway reported it; the ledger priced the tokens.
+            #expect(line.backendID == "mock" && line.overrunMicros == 0)
             // "hello there": 3 prompt tokens; "You said: hello there": 7 completion tokens.
             #expect(line.inputTokens == 3 && line.outputTokens == 7)
             #expect(line.costMicros == 3 * 2 + 7 * 8)

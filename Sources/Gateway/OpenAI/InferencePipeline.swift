@@ -338,6 +338,7 @@ struct InferencePipeline: Sendable {
                 $0.outputTokens = tokens.output
                 $0.latencyMs = latencyMs
                 $0.estimated = estimated
+                $0.backendID = admitted.backend?.id ?? ""
             }
         ) { result in
             if case .failure(let error) = result {

@@ -716,6 +716,9 @@ public nonisolated struct Lumen_Ledger_V1_SettleRequest: Sendable {
   /// True when the tokens were counted by Lumen because the upstream reported none.
   public var estimated: Bool = false
 
+  /// The backend that answered (`Backend.id` of the hold's model), for the record.
+  public var backendID: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -994,6 +997,13 @@ public nonisolated struct Lumen_Ledger_V1_UsageLine: @unchecked Sendable {
   public var overrunMicros: Int64 {
     get {_storage._overrunMicros}
     set {_uniqueStorage()._overrunMicros = newValue}
+  }
+
+  /// The backend that answered, as the gateway reported it; empty while pending, for lines
+  /// settled by the reconciler, and for lines settled before it was recorded.
+  public var backendID: String {
+    get {_storage._backendID}
+    set {_uniqueStorage()._backendID = newValue}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -2301,7 +2311,7 @@ nonisolated extension Lumen_Ledger_V1_ReserveResponse: SwiftProtobuf.Message, Sw
 
 nonisolated extension Lumen_Ledger_V1_SettleRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SettleRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}input_tokens\0\u{3}cached_input_tokens\0\u{3}output_tokens\0\u{4}\u{2}latency_ms\0\u{1}estimated\0\u{b}cost_micros\0\u{c}\u{5}\u{1}")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}input_tokens\0\u{3}cached_input_tokens\0\u{3}output_tokens\0\u{4}\u{2}latency_ms\0\u{1}estimated\0\u{3}backend_id\0\u{b}cost_micros\0\u{c}\u{5}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2315,6 +2325,7 @@ nonisolated extension Lumen_Ledger_V1_SettleRequest: SwiftProtobuf.Message, Swif
       case 4: try { try decoder.decodeSingularInt64Field(value: &self.outputTokens) }()
       case 6: try { try decoder.decodeSingularInt64Field(value: &self.latencyMs) }()
       case 7: try { try decoder.decodeSingularBoolField(value: &self.estimated) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.backendID) }()
       default: break
       }
     }
@@ -2339,6 +2350,9 @@ nonisolated extension Lumen_Ledger_V1_SettleRequest: SwiftProtobuf.Message, Swif
     if self.estimated != false {
       try visitor.visitSingularBoolField(value: self.estimated, fieldNumber: 7)
     }
+    if !self.backendID.isEmpty {
+      try visitor.visitSingularStringField(value: self.backendID, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2349,6 +2363,7 @@ nonisolated extension Lumen_Ledger_V1_SettleRequest: SwiftProtobuf.Message, Swif
     if lhs.outputTokens != rhs.outputTokens {return false}
     if lhs.latencyMs != rhs.latencyMs {return false}
     if lhs.estimated != rhs.estimated {return false}
+    if lhs.backendID != rhs.backendID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2582,7 +2597,7 @@ nonisolated extension Lumen_Ledger_V1_MeterResponse: SwiftProtobuf.Message, Swif
 
 nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".UsageLine"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}billing_transaction_id\0\u{3}created_at\0\u{3}organization_id\0\u{3}key_id\0\u{1}owner\0\u{3}logical_model\0\u{3}model_vendor\0\u{1}scene\0\u{3}access_channel\0\u{3}input_tokens\0\u{3}cached_input_tokens\0\u{3}output_tokens\0\u{3}cost_micros\0\u{3}latency_ms\0\u{1}status\0\u{1}estimated\0\u{1}expired\0\u{1}origin\0\u{3}overrun_micros\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}billing_transaction_id\0\u{3}created_at\0\u{3}organization_id\0\u{3}key_id\0\u{1}owner\0\u{3}logical_model\0\u{3}model_vendor\0\u{1}scene\0\u{3}access_channel\0\u{3}input_tokens\0\u{3}cached_input_tokens\0\u{3}output_tokens\0\u{3}cost_micros\0\u{3}latency_ms\0\u{1}status\0\u{1}estimated\0\u{1}expired\0\u{1}origin\0\u{3}overrun_micros\0\u{3}backend_id\0")
 
   fileprivate class _StorageClass {
     var _requestID: String = String()
@@ -2605,6 +2620,7 @@ nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftPro
     var _expired: Bool = false
     var _origin: Lumen_Common_V1_UsageOrigin = .unspecified
     var _overrunMicros: Int64 = 0
+    var _backendID: String = String()
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -2635,6 +2651,7 @@ nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftPro
       _expired = source._expired
       _origin = source._origin
       _overrunMicros = source._overrunMicros
+      _backendID = source._backendID
     }
   }
 
@@ -2673,6 +2690,7 @@ nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftPro
         case 18: try { try decoder.decodeSingularBoolField(value: &_storage._expired) }()
         case 19: try { try decoder.decodeSingularEnumField(value: &_storage._origin) }()
         case 20: try { try decoder.decodeSingularInt64Field(value: &_storage._overrunMicros) }()
+        case 21: try { try decoder.decodeSingularStringField(value: &_storage._backendID) }()
         default: break
         }
       }
@@ -2745,6 +2763,9 @@ nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftPro
       if _storage._overrunMicros != 0 {
         try visitor.visitSingularInt64Field(value: _storage._overrunMicros, fieldNumber: 20)
       }
+      if !_storage._backendID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._backendID, fieldNumber: 21)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -2774,6 +2795,7 @@ nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftPro
         if _storage._expired != rhs_storage._expired {return false}
         if _storage._origin != rhs_storage._origin {return false}
         if _storage._overrunMicros != rhs_storage._overrunMicros {return false}
+        if _storage._backendID != rhs_storage._backendID {return false}
         return true
       }
       if !storagesAreEqual {return false}
