@@ -419,6 +419,12 @@ def test_a_dead_backend_opens_its_circuit_and_the_model_goes_down(gateway, upstr
         with pytest.raises(openai.APIStatusError) as failed:
             sdk(gateway).chat.completions.create(model="doomed-model", messages=[{"role": "user", "content": "hi"}])
         assert (failed.value.status_code, failed.value.code) == (502, "upstream_unavailable")
+        # A short, stable answer: no backend address or connection error reaches the caller;
+        # the request id ties it to the log line that has them.
+        message = failed.value.response.json()["error"]["message"]
+        request_id = failed.value.response.headers["x-request-id"]
+        assert message == f"no upstream of doomed-model answered; try again later (request {request_id})", message
+    assert "no upstream answered" in gateway.log() and "errno" in gateway.log()
     deadline = time.time() + 10
     while True:
         with pytest.raises(openai.APIStatusError) as refused:

@@ -109,7 +109,9 @@ final class BackendRouter: Sendable {
                     } else {
                         metrics.upstreamError(model: backend.model, backend: backend.id)
                     }
-                    logger.warning("upstream refused; trying the next backend", metadata: ["model": "\(model.name)", "backend": "\(backend.id)", "status": "\(code)"])
+                    logger.warning(
+                        "upstream refused\(backend.id == candidates.last?.id ? "" : "; trying the next backend")",
+                        metadata: ["model": "\(model.name)", "backend": "\(backend.id)", "status": "\(code)", "request_id": "\(requestID)"])
                     continue
                 }
                 outcome(of: backend, success: true)
@@ -118,12 +120,19 @@ final class BackendRouter: Sendable {
                 if Task.isCancelled { throw CancellationError() }
                 outcome(of: backend, success: false)
                 lastProblem = "backend \(backend.id) failed after \(ContinuousClock.now - started): \(error)"
-                logger.warning("upstream failed; trying the next backend", metadata: ["model": "\(model.name)", "backend": "\(backend.id)", "error": "\(error)"])
+                logger.warning(
+                    "upstream failed\(backend.id == candidates.last?.id ? "" : "; trying the next backend")",
+                    metadata: ["model": "\(model.name)", "backend": "\(backend.id)", "error": "\(error)", "request_id": "\(requestID)"])
             }
         }
+        // The details (backends' addresses, connection errors) are the operator's: they go to the
+        // log under the request id; the caller gets a short, stable answer.
+        logger.error(
+            "no upstream answered",
+            metadata: ["model": "\(model.name)", "tried": "\(candidates.count)", "last": "\(lastProblem)", "request_id": "\(requestID)"])
         throw APIError(
             .badGateway, code: "upstream_unavailable",
-            message: "no upstream of \(model.name) answered (\(candidates.count) tried); last: \(lastProblem)", param: nil)
+            message: "no upstream of \(model.name) answered; try again later (request \(requestID))", param: nil)
     }
 
     /// Records a call's outcome for the registry's health (and for local demotion).
