@@ -306,9 +306,13 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
         let displayName = request.hasDisplayName ? try Self.name(request.displayName, param: "display_name") : nil
         let user = try await store.write { db in
             var record = try await fetchUser(id: request.userID, organizationID: organizationID, db)
+            let wasActiveAdmin = record.isAdmin && record.active
             if let displayName { record.displayName = displayName }
             if request.hasIsAdmin { record.isAdmin = request.isAdmin }
             if request.hasActive { record.active = request.active }
+            if wasActiveAdmin && !(record.isAdmin && record.active) {
+                try await requireAnotherAdmin(besides: record, deactivating: !record.active, db)
+            }
             try await record.update(db)
             // A deactivated user is signed out everywhere at once.
             if !record.active { try await db.execute("DELETE FROM sessions WHERE user_id = ?", .text(record.id)) }
@@ -320,6 +324,28 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
             return user
         }
         return .with { $0.user = user }
+    }
+
+    /// An organisation always keeps an active administrator, and nobody deactivates themselves:
+    /// FAILED_PRECONDITION `cannot_deactivate_self` / `last_admin` (409 over REST). The other
+    /// administrators' rows are locked until the transaction ends, so two administrators
+    /// demoting each other at once cannot leave none.
+    func requireAnotherAdmin(besides record: UserRecord, deactivating: Bool, _ db: any SQLSession) async throws {
+        if deactivating, case .person(let person)? = Caller.current, person.userID == record.id {
+            throw ServiceError(
+                .failedPrecondition, "cannot_deactivate_self",
+                "you cannot deactivate yourself; another administrator can", param: "active")
+        }
+        let others = try await db.rows(
+            """
+            SELECT id FROM users WHERE organization_id = ? AND is_admin = TRUE AND active = TRUE AND id != ?\(db.dialect.forUpdate)
+            """, [.text(record.organizationID), .text(record.id)])
+        guard !others.isEmpty else {
+            throw ServiceError(
+                .failedPrecondition, "last_admin",
+                "\(record.email) is the organisation's last active administrator: make someone else an administrator first",
+                param: deactivating ? "active" : "is_admin")
+        }
     }
 
     /// Tells the membership watchers (the gateways) a user's groups once the transaction of `db`

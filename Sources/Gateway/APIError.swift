@@ -69,11 +69,15 @@ extension APIError {
     /// Translates a service's error; `params` renames the service's field names to the
     /// names the REST body uses. This is the one place gRPC codes become HTTP statuses
     /// (the table of google/rpc/code.proto).
+    /// FAILED_PRECONDITION codes that are conflicts with the state of things (409).
+    static let conflicts: Set<String> = ["key_revoked", "last_admin", "cannot_deactivate_self"]
+
     public init(_ error: ServiceError, params: [String: String] = [:]) {
         let status: HTTPResponse.Status =
             switch error.status {
-            // A revoked key is a state the request cannot change: a conflict, not a bad request.
-            case .failedPrecondition where error.code == "key_revoked": .conflict
+            // A revoked key, or an organisation's last administrator, is a state the request cannot
+            // change: a conflict, not a bad request.
+            case .failedPrecondition where Self.conflicts.contains(error.code): .conflict
             case .invalidArgument, .failedPrecondition, .outOfRange: .badRequest
             case .unauthenticated: .unauthorized
             case .permissionDenied: .forbidden

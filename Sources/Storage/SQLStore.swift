@@ -37,6 +37,15 @@ public enum SQLDialect: Sendable {
         }
     }
 
+    /// What ends a `SELECT` that must lock the rows it reads until the transaction ends:
+    /// `FOR UPDATE` in PostgreSQL; nothing in SQLite, whose writes are serialised anyway.
+    public var forUpdate: String {
+        switch self {
+        case .sqlite: ""
+        case .postgres: " FOR UPDATE"
+        }
+    }
+
     /// A subquery of the strings of a JSON array bound to one `?` (`id IN (…)` with one value).
     public var jsonStrings: String {
         switch self {

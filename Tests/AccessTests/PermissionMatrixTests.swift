@@ -319,6 +319,13 @@ struct PermissionMatrixTests {
                 change(&request)
                 _ = try await services.accounts.updateUser(request, metadata: services.asInternal)
             }
+            // A second administrator, so that the first may be demoted and deactivated (an
+            // organisation keeps one).
+            _ = try await services.accounts.createUser(
+                .with {
+                    $0.email = "second@acme.test"
+                    $0.isAdmin = true
+                }, metadata: acme.metadata)
             #expect(await listKeys() == "ok")
             try await update { $0.isAdmin = false }
             #expect(await listKeys() == "\(RPCError.Code.permissionDenied) admin_required")

@@ -97,6 +97,44 @@ struct PeopleTests {
         }
     }
 
+    @Test("An organisation keeps an active administrator: nobody deactivates themselves, the last one is neither demoted nor deactivated", arguments: TestStore.available)
+    func lastAdministrator(store: TestStore) async throws {
+        try await TestServices.run(store: store) { services in
+            let tenant = try await services.tenant()
+            let admin = try await services.person(tenant.adminUserID, organizationID: tenant.organizationID)
+            func update(_ userID: String, as metadata: Metadata, _ change: (inout Lumen_Accounts_V1_UpdateUserRequest) -> Void) async -> String {
+                await refusal {
+                    var request = Lumen_Accounts_V1_UpdateUserRequest.with { $0.userID = userID }
+                    change(&request)
+                    _ = try await services.accounts.updateUser(request, metadata: metadata)
+                }
+            }
+            #expect(await update(tenant.adminUserID, as: services.acting(admin)) { $0.active = false } == "failedPrecondition cannot_deactivate_self")
+            #expect(await update(tenant.adminUserID, as: tenant.metadata) { $0.active = false } == "failedPrecondition last_admin")
+            #expect(await update(tenant.adminUserID, as: tenant.metadata) { $0.isAdmin = false } == "failedPrecondition last_admin")
+            // With a second administrator, either may step down — but not both.
+            let grace = try await services.accounts.createUser(
+                .with {
+                    $0.email = "grace@acme.test"
+                    $0.isAdmin = true
+                }, metadata: tenant.metadata
+            ).user
+            #expect(await update(tenant.adminUserID, as: services.acting(admin)) { $0.isAdmin = false } == "ok")
+            // (The tenant's token acted for the first administrator: it stopped with them. Lumen's own
+            // processes are held to the rule too.)
+            let lumen = services.asInternal
+            #expect(await update(grace.id, as: lumen) { $0.organizationID = tenant.organizationID; $0.active = false } == "failedPrecondition last_admin")
+            #expect(await update(grace.id, as: lumen) { $0.organizationID = tenant.organizationID; $0.displayName = "Grace H." } == "ok")
+            let stillAdmin = try await services.accounts.getUser(
+                .with {
+                    $0.organizationID = tenant.organizationID
+                    $0.userID = grace.id
+                }, metadata: lumen
+            ).user
+            #expect(stillAdmin.isAdmin && stillAdmin.active)
+        }
+    }
+
     @Test("Names refuse bidirectional controls and strings with nothing visible; ordinary scripts pass", arguments: TestStore.available)
     func nameText(store: TestStore) async throws {
         try await TestServices.run(store: store) { services in

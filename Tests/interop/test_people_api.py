@@ -363,3 +363,8 @@ def test_deactivating_a_person_ends_their_sessions_and_stops_their_keys_at_once(
     # Another organisation's administrator cannot touch the member.
     stranger = world.people["stranger"].call("PATCH", f"/api/users/{member.id}", {"active": False})
     assert stranger.status_code == 404 and stranger.json()["error"]["code"] == "user_not_found"
+    # Nobody deactivates themselves, and an organisation keeps an active administrator: 409.
+    me = admin.call("GET", "/api/me").json()["user"]["id"]
+    own = admin.call("PATCH", f"/api/users/{me}", {"active": False})
+    assert own.status_code == 409 and own.json()["error"]["code"] == "cannot_deactivate_self", own.text
+    assert admin.call("GET", "/api/me").status_code == 200

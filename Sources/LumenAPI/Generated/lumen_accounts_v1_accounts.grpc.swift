@@ -590,7 +590,9 @@ extension Lumen_Accounts_V1_AccountsService {
         /// > Source IDL Documentation:
         /// >
         /// > Changes a user's display name, admin flag, active flag or groups; fields left unset keep
-        /// > their value (administrators).
+        /// > their value (administrators). Nobody deactivates themselves (FAILED_PRECONDITION
+        /// > `cannot_deactivate_self`), and an organisation always keeps an active administrator: the
+        /// > last one is neither deactivated nor demoted (FAILED_PRECONDITION `last_admin`; 409 over REST).
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Lumen_Accounts_V1_UpdateUserRequest` messages.
@@ -1160,7 +1162,9 @@ extension Lumen_Accounts_V1_AccountsService {
         /// > Source IDL Documentation:
         /// >
         /// > Changes a user's display name, admin flag, active flag or groups; fields left unset keep
-        /// > their value (administrators).
+        /// > their value (administrators). Nobody deactivates themselves (FAILED_PRECONDITION
+        /// > `cannot_deactivate_self`), and an organisation always keeps an active administrator: the
+        /// > last one is neither deactivated nor demoted (FAILED_PRECONDITION `last_admin`; 409 over REST).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_UpdateUserRequest` message.
@@ -1728,7 +1732,9 @@ extension Lumen_Accounts_V1_AccountsService {
         /// > Source IDL Documentation:
         /// >
         /// > Changes a user's display name, admin flag, active flag or groups; fields left unset keep
-        /// > their value (administrators).
+        /// > their value (administrators). Nobody deactivates themselves (FAILED_PRECONDITION
+        /// > `cannot_deactivate_self`), and an organisation always keeps an active administrator: the
+        /// > last one is neither deactivated nor demoted (FAILED_PRECONDITION `last_admin`; 409 over REST).
         ///
         /// - Parameters:
         ///   - request: A `Lumen_Accounts_V1_UpdateUserRequest` message.
@@ -3365,7 +3371,9 @@ extension Lumen_Accounts_V1_AccountsService {
         /// > Source IDL Documentation:
         /// >
         /// > Changes a user's display name, admin flag, active flag or groups; fields left unset keep
-        /// > their value (administrators).
+        /// > their value (administrators). Nobody deactivates themselves (FAILED_PRECONDITION
+        /// > `cannot_deactivate_self`), and an organisation always keeps an active administrator: the
+        /// > last one is neither deactivated nor demoted (FAILED_PRECONDITION `last_admin`; 409 over REST).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_UpdateUserRequest` message.
@@ -4154,7 +4162,9 @@ extension Lumen_Accounts_V1_AccountsService {
         /// > Source IDL Documentation:
         /// >
         /// > Changes a user's display name, admin flag, active flag or groups; fields left unset keep
-        /// > their value (administrators).
+        /// > their value (administrators). Nobody deactivates themselves (FAILED_PRECONDITION
+        /// > `cannot_deactivate_self`), and an organisation always keeps an active administrator: the
+        /// > last one is neither deactivated nor demoted (FAILED_PRECONDITION `last_admin`; 409 over REST).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_UpdateUserRequest` message.
@@ -5148,7 +5158,9 @@ extension Lumen_Accounts_V1_AccountsService.ClientProtocol {
     /// > Source IDL Documentation:
     /// >
     /// > Changes a user's display name, admin flag, active flag or groups; fields left unset keep
-    /// > their value (administrators).
+    /// > their value (administrators). Nobody deactivates themselves (FAILED_PRECONDITION
+    /// > `cannot_deactivate_self`), and an organisation always keeps an active administrator: the
+    /// > last one is neither deactivated nor demoted (FAILED_PRECONDITION `last_admin`; 409 over REST).
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Lumen_Accounts_V1_UpdateUserRequest` message.
@@ -6050,7 +6062,9 @@ extension Lumen_Accounts_V1_AccountsService.ClientProtocol {
     /// > Source IDL Documentation:
     /// >
     /// > Changes a user's display name, admin flag, active flag or groups; fields left unset keep
-    /// > their value (administrators).
+    /// > their value (administrators). Nobody deactivates themselves (FAILED_PRECONDITION
+    /// > `cannot_deactivate_self`), and an organisation always keeps an active administrator: the
+    /// > last one is neither deactivated nor demoted (FAILED_PRECONDITION `last_admin`; 409 over REST).
     ///
     /// - Parameters:
     ///   - message: request message to send.
