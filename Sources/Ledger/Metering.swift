@@ -184,12 +184,15 @@ enum Metering {
         ] where value < 0 {
             throw ServiceError.invalid("invalid_usage", "\(name) must not be negative", param: name)
         }
-        let charge = hold.accessChannel == .byok ? 0 : cost(of: request, hold: hold, book: book)
+        let priced: (micros: Int64, known: Bool) = hold.accessChannel == .byok ? (0, true) : cost(of: request, hold: hold, book: book)
+        let charge = priced.micros
+        // Charged at the hold when its model's prices could not be found: flagged as estimated.
+        let estimated = request.estimated || !priced.known
         // The hold bounds what its request can cost; an upstream past that bound (one that
         // ignores max_tokens) is charged what it reported, and the line says by how much.
         let overrun = max(0, charge - hold.estimateMicros)
         let transaction = try close(
-            db, book, request.requestID, hold, charge: charge, overrun: overrun, tokens: request, estimated: request.estimated,
+            db, book, request.requestID, hold, charge: charge, overrun: overrun, tokens: request, estimated: estimated,
             expired: false, now: now)
         return .with {
             $0.requestID = request.requestID
@@ -209,19 +212,20 @@ enum Metering {
             $0.costMicros = charge
             $0.latencyMs = request.latencyMs
             $0.status = .settled
-            $0.estimated = request.estimated
+            $0.estimated = estimated
             $0.overrunMicros = overrun
             $0.backendID = String(request.backendID.prefix(64))
         }
     }
 
     /// What a settlement costs: its tokens at the prices its hold was placed at (a hold read back
-    /// from the tables: at its model's prices now); the hold itself when its model is unknown.
-    static func cost(of request: Lumen_Ledger_V1_SettleRequest, hold: Book.Hold, book: Book) -> Int64 {
-        guard let prices = hold.prices ?? book.prices.cached(hold.logicalModel)?.prices else { return hold.estimateMicros }
-        return Pricing.cost(
-            Pricing.Tokens(input: request.inputTokens, cachedInput: request.cachedInputTokens, output: request.outputTokens),
-            at: prices)
+    /// from the tables: at its model's prices now); the hold itself, not `known`, when its model's
+    /// prices cannot be found (a hold placed before a restart, settled before the prices were
+    /// followed again, or of a model the registry no longer has).
+    static func cost(of request: Lumen_Ledger_V1_SettleRequest, hold: Book.Hold, book: Book) -> (micros: Int64, known: Bool) {
+        guard let prices = hold.prices ?? book.prices.cached(hold.logicalModel)?.prices else { return (hold.estimateMicros, false) }
+        let tokens = Pricing.Tokens(input: request.inputTokens, cachedInput: request.cachedInputTokens, output: request.outputTokens)
+        return (Pricing.cost(tokens, at: prices), true)
     }
 
     /// Settles a hold's line with `charge` and draws it from every pool of the path; the

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import GRPCCore
 import Ledger
+import Logging
 import LumenAPI
 import LumenTesting
 import RPCSupport
@@ -279,6 +280,24 @@ struct MeteringTests {
             pool = try await Self.keyPool(services)
             #expect(pool.reservedMicros == 0 && pool.spentMicros == 450)
         }
+    }
+
+    @Test("A hold read back after a restart whose model's prices cannot be found is settled at the hold, flagged estimated")
+    func unpricedAfterRestart() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("lumen-ledger-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try await TestServices.run(location: .directory(directory)) { services in
+            _ = try await services.ledger.reserve(Self.reserve("req_open", estimate: 700), metadata: services.asInternal)
+        }
+        // The same tables, a ledger that knows no prices (as one whose registry watch has not synced).
+        let ledger = try LedgerService(location: .directory(directory), prices: PriceBook(fixed: []), logger: Logger(label: "test"))
+        try await ledger.localMeter.settle(Self.settle("req_open", cost: 300))
+        let queue = try DatabaseQueue(path: directory + "/ledger.sqlite")
+        let (cost, estimated) = try await queue.read { db in
+            let row = try Row.fetchOne(db, sql: "SELECT cost_micros, estimated FROM usage_lines WHERE request_id = 'req_open'")!
+            return (row[0] as Int64, row[1] as Bool)
+        }
+        #expect(cost == 700 && estimated)
     }
 
     @Test("Expired holds are settled at their estimate and flagged; a late settle changes nothing", arguments: TestStore.available)
