@@ -213,7 +213,7 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
         let organizationID = try Caller.organization(request.organizationID)
         try Caller.requireAdmin(to: "create users")
         let email = try Self.email(request.email)
-        let passwordHash = request.password.isEmpty ? nil : await passwords.hash(try Passwords.check(request.password))
+        let passwordHash = request.password.isEmpty ? nil : await passwords.hash(try PasswordRules.check(request.password))
         let record = UserRecord(
             id: Identifier.make("usr"), organizationID: organizationID, email: email,
             displayName: try Self.displayName(request.displayName, email: email),

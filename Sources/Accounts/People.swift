@@ -9,16 +9,12 @@ import SharedRules
 import Storage
 import Synchronization
 
-/// Passwords: checked for length, hashed with bcrypt off the cooperative threads (a hash takes
+/// Passwords (checked by `PasswordRules`): hashed with bcrypt off the cooperative threads (a hash takes
 /// a quarter of a second at cost 12), never logged.
 struct Passwords: Sendable {
     /// bcrypt's work factor (log2 of its rounds).
     let cost: UInt8
 
-    /// A password as `PasswordRules` has it.
-    static func check(_ password: String, param: String = "password") throws -> String {
-        try PasswordRules.check(password, param: param)
-    }
 
     func hash(_ password: String) async -> String {
         await Self.offload { [cost] in Bcrypt.hash(password, cost: cost) }
@@ -152,7 +148,7 @@ extension AccountsService {
         request: Lumen_Accounts_V1_SetPasswordRequest, context: ServerContext
     ) async throws -> Lumen_Accounts_V1_SetPasswordResponse {
         let organizationID = try Caller.organization(request.organizationID)
-        let password = try Passwords.check(request.password)
+        let password = try PasswordRules.check(request.password)
         _ = try await store.read { db in try await fetchUser(id: request.userID, organizationID: organizationID, db) }
         try Caller.requireAdmin(to: "set passwords")
         let hash = await passwords.hash(password)
@@ -189,7 +185,7 @@ extension AccountsService {
         request: Lumen_Accounts_V1_AcceptInviteRequest, context: ServerContext
     ) async throws -> Lumen_Accounts_V1_AcceptInviteResponse {
         try Caller.requireInternal()
-        let password = try Passwords.check(request.password)
+        let password = try PasswordRules.check(request.password)
         let digest = Self.sha256(request.token)
         let now = clock.nowMillis
         @Sendable func invited(_ db: any SQLSession) async throws -> (String, String) {

@@ -1,10 +1,9 @@
 import Foundation
 import LumenAPI
+import SharedRules
 
 /// What a model or backend definition must satisfy before it is stored.
 enum ModelRules {
-    /// `Model.max_attachment_input_tokens` when an upsert leaves it 0.
-    static let defaultMaxAttachmentInputTokens: Int64 = 8_192
     static let defaultTimeoutMs = 60_000
 
     static func record(_ model: Lumen_Registry_V1_Model, now: Int64) throws -> ModelRecord {
@@ -39,7 +38,7 @@ enum ModelRules {
         }
         guard (0...10_000_000).contains(model.maxAttachmentInputTokens) else {
             throw RegistryError.invalidModel(
-                "max_attachment_input_tokens must be between 1 and 10000000 (0: the default, \(defaultMaxAttachmentInputTokens))",
+                "max_attachment_input_tokens must be between 1 and 10000000 (0: the default, \(HoldBound.defaultAttachmentInputTokens))",
                 param: "model.max_attachment_input_tokens")
         }
         return ModelRecord(
@@ -52,7 +51,7 @@ enum ModelRules {
             consentRequired: model.consentRequired, enabled: model.enabled,
             maxOutputTokens: model.maxOutputTokens,
             maxAttachmentInputTokens: model.maxAttachmentInputTokens == 0
-                ? defaultMaxAttachmentInputTokens : model.maxAttachmentInputTokens,
+                ? HoldBound.defaultAttachmentInputTokens : model.maxAttachmentInputTokens,
             allowedGroupIDs: unique(model.allowedGroupIds), blockedGroupIDs: unique(model.blockedGroupIds),
             description: model.description_p, updatedAt: now)
     }

@@ -17,6 +17,9 @@ public struct HoldBound: Sendable, Equatable {
 
     /// Tokens a provider may add to a request beyond its own text.
     public static let templateAllowance: Int64 = 1_024
+    /// `Model.max_attachment_input_tokens` when a model leaves it 0: above what OpenAI's,
+    /// Anthropic's or Google's image encodings count for one image.
+    public static let defaultAttachmentInputTokens: Int64 = 8_192
 
     public init(inputTokens: Int64, outputTokens: Int64) {
         self.inputTokens = inputTokens
@@ -29,7 +32,7 @@ public struct HoldBound: Sendable, Equatable {
         textBytes: Int64, attachments: Int64, maxOutputTokens: Int64?, choices: Int64 = 1, model: Lumen_Registry_V1_Model
     ) {
         let longestName = model.backends.reduce(Int64(model.name.utf8.count)) { max($0, Int64($1.upstreamModel.utf8.count)) }
-        let perAttachment = model.maxAttachmentInputTokens > 0 ? model.maxAttachmentInputTokens : 8_192
+        let perAttachment = model.maxAttachmentInputTokens > 0 ? model.maxAttachmentInputTokens : Self.defaultAttachmentInputTokens
         let (attachmentTokens, overflow) = max(0, attachments).multipliedReportingOverflow(by: perAttachment)
         inputTokens = max(0, textBytes) &+ Self.templateAllowance &+ longestName &+ (overflow ? Int64.max / 4 : attachmentTokens)
         outputTokens = Pricing.maxOutput(maxOutputTokens, choices: choices, model: model)
