@@ -121,6 +121,15 @@ public struct AccountsService: Sendable {
         return try UserRecord(row)
     }
 
+    func fetchUser(email: String, organizationID: String, _ db: any SQLSession) async throws -> UserRecord {
+        let email = email.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+        guard
+            let row = try await db.row(
+                "SELECT \(UserRecord.columns) FROM users WHERE email = ? AND organization_id = ?", .text(email), .text(organizationID))
+        else { throw AccountsError.userNotFound(email) }
+        return try UserRecord(row)
+    }
+
     func fetchClient(id: String, organizationID: String, _ db: any SQLSession) async throws -> ClientRecord {
         guard
             let row = try await db.row(
@@ -200,7 +209,7 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
     public func listOrganizations(
         request: Lumen_Accounts_V1_ListOrganizationsRequest, context: ServerContext
     ) async throws -> Lumen_Accounts_V1_ListOrganizationsResponse {
-        try Caller.requireInternal()
+        try Caller.requireOperator("the list of organisations is the deployment's")
         let records = try await store.read { db in
             try await db.rows("SELECT \(OrganizationRecord.columns) FROM organizations ORDER BY created_at, id").map(OrganizationRecord.init)
         }
@@ -244,13 +253,7 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
             case .userID(let id):
                 record = try await fetchUser(id: id, organizationID: organizationID, db)
             case .email(let email):
-                let email = email.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
-                guard
-                    let row = try await db.row(
-                        "SELECT \(UserRecord.columns) FROM users WHERE email = ? AND organization_id = ?", .text(email),
-                        .text(organizationID))
-                else { throw AccountsError.userNotFound(email) }
-                record = try UserRecord(row)
+                record = try await fetchUser(email: email, organizationID: organizationID, db)
             case nil:
                 throw ServiceError.invalid("invalid_lookup", "give user_id or email", param: "user_id")
             }
@@ -301,11 +304,13 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
     public func updateUser(
         request: Lumen_Accounts_V1_UpdateUserRequest, context: ServerContext
     ) async throws -> Lumen_Accounts_V1_UpdateUserResponse {
-        let organizationID = try Caller.organization(request.organizationID)
-        try Caller.requireAdmin(to: "change users")
+        let organizationID = try Self.organization(changing: request)
         let displayName = request.hasDisplayName ? try Self.name(request.displayName, param: "display_name") : nil
         let user = try await store.write { db in
-            var record = try await fetchUser(id: request.userID, organizationID: organizationID, db)
+            var record =
+                request.userID.isEmpty && !request.email.isEmpty
+                ? try await fetchUser(email: request.email, organizationID: organizationID, db)
+                : try await fetchUser(id: request.userID, organizationID: organizationID, db)
             let wasActiveAdmin = record.isAdmin && record.active
             if let displayName { record.displayName = displayName }
             if request.hasIsAdmin { record.isAdmin = request.isAdmin }
@@ -324,6 +329,31 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
             return user
         }
         return .with { $0.user = user }
+    }
+
+    /// The organisation whose user `request` changes, once the caller may: its administrators
+    /// change anything; the deployment's operator only restores — names the organisation and
+    /// reactivates a user or makes them an administrator — the way back for an organisation
+    /// nobody can administer any more.
+    static func organization(changing request: Lumen_Accounts_V1_UpdateUserRequest) throws -> String {
+        guard case .operator = try Caller.require() else {
+            let organizationID = try Caller.organization(request.organizationID)
+            try Caller.requireAdmin(to: "change users")
+            return organizationID
+        }
+        let restores =
+            (request.hasActive || request.hasIsAdmin) && (!request.hasActive || request.active)
+            && (!request.hasIsAdmin || request.isAdmin) && !request.hasDisplayName && !request.hasGroups
+        guard restores else {
+            throw ServiceError(
+                .permissionDenied, "operator_restores_only",
+                "an operator token may only reactivate a user or make them an administrator; the organisation's administrators change the rest")
+        }
+        guard !request.organizationID.isEmpty else {
+            throw ServiceError.invalid(
+                "organization_required", "an operator token acts for no organisation: name it (organization_id)", param: "organization_id")
+        }
+        return request.organizationID
     }
 
     /// An organisation always keeps an active administrator, and nobody deactivates themselves:

@@ -16,10 +16,31 @@ public struct AdminConnection: Sendable {
         case managementToken
         /// The deployment operator's token (`op-…`, `LUMEN_OPERATOR_TOKEN`).
         case operatorToken
+        /// Either: a management token, else an operator token (the commands an operator may
+        /// also run, such as restoring an organisation's administrator).
+        case managementOrOperatorToken
 
-        var prefix: String { self == .managementToken ? "mt-" : "op-" }
-        var variable: String { self == .managementToken ? "LUMEN_MANAGEMENT_TOKEN" : "LUMEN_OPERATOR_TOKEN" }
-        var noun: String { self == .managementToken ? "a management token" : "an operator token" }
+        var prefixes: [String] {
+            switch self {
+            case .managementToken: ["mt-"]
+            case .operatorToken: ["op-"]
+            case .managementOrOperatorToken: ["mt-", "op-"]
+            }
+        }
+        var variables: [String] {
+            switch self {
+            case .managementToken: ["LUMEN_MANAGEMENT_TOKEN"]
+            case .operatorToken: ["LUMEN_OPERATOR_TOKEN"]
+            case .managementOrOperatorToken: ["LUMEN_MANAGEMENT_TOKEN", "LUMEN_OPERATOR_TOKEN"]
+            }
+        }
+        var noun: String {
+            switch self {
+            case .managementToken: "a management token"
+            case .operatorToken: "an operator token"
+            case .managementOrOperatorToken: "a management or operator token"
+            }
+        }
     }
 
     public typealias Transport = HTTP2ClientTransport.Posix
@@ -27,6 +48,8 @@ public struct AdminConnection: Sendable {
     public let host: String
     public let port: Int
     let token: String
+    /// Whether the command acts with an operator token (who names the organisation itself).
+    public let isOperator: Bool
     let security: TransportSecuritySettings
 
     /// Checks the address and the token; a missing or malformed one is a `ConfigurationError`.
@@ -36,12 +59,15 @@ public struct AdminConnection: Sendable {
         guard !host.isEmpty, (1...65_535).contains(port) else {
             throw ConfigurationError("--server must be host:port, not \(address)")
         }
-        guard let token = token ?? environment.nonEmpty(credential.variable) else {
-            throw ConfigurationError("\(credential.noun) is required: --token \(credential.prefix)… or \(credential.variable)")
+        let prefixes = credential.prefixes.map { "\($0)…" }.joined(separator: " or ")
+        guard let token = token ?? credential.variables.lazy.compactMap({ environment.nonEmpty($0) }).first else {
+            throw ConfigurationError(
+                "\(credential.noun) is required: --token \(prefixes) or \(credential.variables.joined(separator: " or "))")
         }
-        guard token.hasPrefix(credential.prefix) else {
-            throw ConfigurationError("--token must be \(credential.noun) (\(credential.prefix)…)")
+        guard credential.prefixes.contains(where: token.hasPrefix) else {
+            throw ConfigurationError("--token must be \(credential.noun) (\(prefixes))")
         }
+        self.isOperator = token.hasPrefix("op-")
         (self.host, self.port, self.token) = (host, port, token)
         var security = TransportSecuritySettings()
         security.ca = environment.nonEmpty("LUMEN_TLS_CA")

@@ -38,14 +38,17 @@ public enum Caller: Sendable, Equatable {
     }
 
     /// Passes the deployment's own callers: the internal token (the configuration file) and
-    /// operator tokens. An organisation's management token gets PERMISSION_DENIED.
-    public static func requireOperator() throws {
+    /// operator tokens. An organisation's management token gets PERMISSION_DENIED, saying
+    /// `whose` the thing is.
+    public static func requireOperator(
+        _ whose: String = "models, backends and prices belong to the deployment"
+    ) throws {
         switch try require() {
         case .internal, .operator: return
         case .management, .person:
             throw ServiceError(
                 .permissionDenied, "operator_only",
-                "models, backends and prices belong to the deployment: use an operator token (op-…, `lumen admin operator-token create` on the machine) or the configuration file"
+                "\(whose): use an operator token (op-…, `lumen admin operator-token create` on the machine) or the configuration file"
             )
         }
     }

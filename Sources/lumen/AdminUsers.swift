@@ -7,7 +7,8 @@ import LumenServer
 /// management token.
 struct UserAdmin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "user", abstract: "Create the people of an organisation, who sign in with a password.", subcommands: [UserCreate.self])
+        commandName: "user", abstract: "Create the people of an organisation, or (re)activate and promote them.",
+        subcommands: [UserCreate.self, UserSet.self])
 }
 
 struct UserCreate: AsyncParsableCommand {
@@ -66,5 +67,85 @@ struct UserCreate: AsyncParsableCommand {
             ).user
         }
         try printJSON(UserOutput(user))
+    }
+}
+
+/// `--active` or `--inactive`.
+enum UserActivity: String, EnumerableFlag {
+    case active, inactive
+
+    static func help(for value: Self) -> ArgumentHelp? {
+        value == .active ? "Let the user sign in again." : "Sign the user out everywhere and keep them out."
+    }
+}
+
+struct UserSet: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "set",
+        abstract: "Reactivate or deactivate a user; make them an administrator or not.",
+        usage: "lumen admin user set <user> [--[in]active] [--[no-]admin] [<options>]",
+        discussion: """
+            The way back when nobody can administer an organisation any more. With the \
+            organisation's management token (mt-…) any of the four changes; with the \
+            deployment's operator token (op-…, `lumen admin operator-token create` on the \
+            machine) and --org, only --active and --admin. Nobody deactivates themselves, and \
+            the last active administrator is neither deactivated nor demoted. Prints the user \
+            as JSON.
+            """)
+
+    @Argument(help: "The user, by id (usr_…) or email.")
+    var user: String
+
+    @Flag(help: .hidden)
+    var activity: UserActivity?
+
+    @Flag(inversion: .prefixedNo, help: "Make the user an administrator of the organisation (or not).")
+    var admin: Bool?
+
+    @Option(help: "With an operator token: the organisation, by id (org_…) or name.")
+    var org: String?
+
+    @Option(help: "host:port of the gRPC port of `lumen serve`. (LUMEN_GRPC_ADDRESS, default 127.0.0.1:9090)")
+    var server: String?
+
+    @Option(help: "A management token (mt-…) or an operator token (op-…). (LUMEN_MANAGEMENT_TOKEN, else LUMEN_OPERATOR_TOKEN)")
+    var token: String?
+
+    func validate() throws {
+        if activity == nil && admin == nil {
+            throw ValidationError("say what to change: --active, --inactive, --admin or --no-admin")
+        }
+    }
+
+    func run() async throws {
+        let connection = try AdminConnection(
+            server: server, token: token, credential: .managementOrOperatorToken, environment: ProcessInfo.processInfo.environment)
+        if connection.isOperator && org == nil {
+            throw ValidationError("an operator token acts for no organisation: name it with --org <org_… or name>")
+        }
+        let (user, org, activity, admin) = (self.user, self.org, self.activity, self.admin)
+        let changed = try await connection.withAccounts { accounts, metadata in
+            var organizationID = ""
+            if let org {
+                if org.hasPrefix("org_") {
+                    organizationID = org
+                } else {
+                    let known = try await accounts.listOrganizations(.init(), metadata: metadata).organizations
+                    guard let found = known.first(where: { $0.name.lowercased() == org.lowercased() }) else {
+                        throw ConfigurationError("--org \(org): no such organisation")
+                    }
+                    organizationID = found.id
+                }
+            }
+            return try await accounts.updateUser(
+                .with {
+                    $0.organizationID = organizationID
+                    if user.contains("@") { $0.email = user } else { $0.userID = user }
+                    if let activity { $0.active = activity == .active }
+                    if let admin { $0.isAdmin = admin }
+                }, metadata: metadata
+            ).user
+        }
+        try printJSON(UserOutput(changed))
     }
 }

@@ -135,6 +135,44 @@ struct PeopleTests {
         }
     }
 
+    @Test("The way back: the deployment's operator reactivates a user or makes them an administrator, and nothing else", arguments: TestStore.available)
+    func operatorRestores(store: TestStore) async throws {
+        try await TestServices.run(store: store) { services in
+            let tenant = try await services.tenant()
+            let grace = try await services.accounts.createUser(.with { $0.email = "grace@acme.test" }, metadata: tenant.metadata).user
+            _ = try await services.accounts.updateUser(
+                .with {
+                    $0.userID = grace.id
+                    $0.active = false
+                }, metadata: tenant.metadata)
+            let op = try await services.keys.createOperatorToken(.with { $0.name = "ops" }, metadata: services.asInternal).secret
+            let asOperator = Metadata.bearer(op)
+            let organizationID = tenant.organizationID
+            let update = { @Sendable (metadata: Metadata, change: @Sendable (inout Lumen_Accounts_V1_UpdateUserRequest) -> Void) async -> String in
+                var request = Lumen_Accounts_V1_UpdateUserRequest.with { $0.organizationID = organizationID }
+                change(&request)
+                let sent = request
+                return await refusal { _ = try await services.accounts.updateUser(sent, metadata: metadata) }
+            }
+            // Only restoring: never a deactivation, a demotion, a name or groups, and always a named organisation.
+            #expect(await update(asOperator) { $0.userID = tenant.adminUserID; $0.active = false } == "permissionDenied operator_restores_only")
+            #expect(await update(asOperator) { $0.userID = grace.id; $0.isAdmin = false } == "permissionDenied operator_restores_only")
+            #expect(await update(asOperator) { $0.userID = grace.id; $0.displayName = "G" } == "permissionDenied operator_restores_only")
+            #expect(await update(asOperator) { $0.userID = grace.id } == "permissionDenied operator_restores_only")
+            #expect(await update(asOperator) { $0.organizationID = ""; $0.userID = grace.id; $0.active = true } == "invalidArgument organization_required")
+            #expect(await update(asOperator) { $0.email = "nobody@acme.test"; $0.active = true } == "notFound user_not_found")
+            // By email, case-insensitively: back in, and an administrator.
+            #expect(await update(asOperator) { $0.email = "Grace@Acme.test"; $0.active = true; $0.isAdmin = true } == "ok")
+            let restored = try await services.accounts.getUser(.with { $0.userID = grace.id }, metadata: tenant.metadata).user
+            #expect(restored.active && restored.isAdmin)
+            // The operator may list the organisations (to name one); an organisation's token may not.
+            let organizations = try await services.accounts.listOrganizations(.init(), metadata: asOperator).organizations
+            let listed = organizations.contains { $0.id == tenant.organizationID }
+            #expect(listed)
+            #expect(await refusal { _ = try await services.accounts.listOrganizations(.init(), metadata: tenant.metadata) } == "permissionDenied operator_only")
+        }
+    }
+
     @Test("Names refuse bidirectional controls and strings with nothing visible; ordinary scripts pass", arguments: TestStore.available)
     func nameText(store: TestStore) async throws {
         try await TestServices.run(store: store) { services in

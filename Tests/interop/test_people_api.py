@@ -368,3 +368,30 @@ def test_deactivating_a_person_ends_their_sessions_and_stops_their_keys_at_once(
     own = admin.call("PATCH", f"/api/users/{me}", {"active": False})
     assert own.status_code == 409 and own.json()["error"]["code"] == "cannot_deactivate_self", own.text
     assert admin.call("GET", "/api/me").status_code == 200
+
+
+def test_the_command_line_way_back_restores_an_administrator(world):
+    """`lumen admin user set`: an organisation's token changes its people; the deployment's
+    operator (op-…) may only restore one — reactivate them, make them an administrator."""
+    member, token = world.people["member"], world.credentials["management_token"]
+    changed = admin_cli(world, "user", "set", "member@demo.lumen.invalid", "--inactive", token=token)
+    assert changed["active"] is False and member.call("GET", "/api/me").status_code == 401
+    env = {"LUMEN_DATA_DIR": world.data_dir, "LUMEN_GRPC_ADDRESS": world.grpc_target, "PATH": "/usr/bin:/bin"}
+    made = subprocess.run([lumen_binary(), "admin", "operator-token", "create"], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert made.returncode == 0, made.stderr
+    env["LUMEN_OPERATOR_TOKEN"] = json.loads(made.stdout)["operator_token"]
+
+    def as_operator(*args):
+        return subprocess.run([lumen_binary(), "admin", "user", "set", *args], capture_output=True, text=True,
+                              env=env, timeout=60)
+
+    unnamed = as_operator("member@demo.lumen.invalid", "--active")
+    assert unnamed.returncode == 64 and "name it with --org" in unnamed.stderr, unnamed.stderr
+    demoting = as_operator(world.people["admin"].id, "--no-admin", "--org", "Demo")
+    assert demoting.returncode != 0 and "operator_restores_only" in demoting.stderr, demoting.stderr
+    restored = as_operator("member@demo.lumen.invalid", "--active", "--admin", "--org", "demo")
+    assert restored.returncode == 0, restored.stderr
+    assert json.loads(restored.stdout)["active"] is True and json.loads(restored.stdout)["is_admin"] is True
+    me = Person(world, "member@demo.lumen.invalid", PASSWORD).call("GET", "/api/me")
+    assert me.status_code == 200 and me.json()["user"]["is_admin"] is True

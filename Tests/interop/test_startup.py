@@ -138,7 +138,8 @@ def test_the_quick_start_command_ends_with_the_demo_credentials(tmp_path):
 COMMANDS = [[], ["serve"], ["admin"], ["admin", "bootstrap"], ["admin", "grant"], ["admin", "grants"], ["admin", "pool"],
             ["admin", "pool", "show"], ["admin", "pool", "set"], ["admin", "ledger", "check"], ["admin", "operator-token"],
             ["admin", "operator-token", "create"], ["admin", "operator-token", "list"], ["admin", "operator-token", "revoke"],
-            ["admin", "models"], ["admin", "models", "list"], ["admin", "models", "apply"], ["admin", "models", "remove-backend"]]
+            ["admin", "models"], ["admin", "models", "list"], ["admin", "models", "apply"], ["admin", "models", "remove-backend"],
+            ["admin", "user"], ["admin", "user", "create"], ["admin", "user", "set"]]
 
 
 def test_help_reads_well_at_80_columns_and_errors_show_the_subcommands_usage(tmp_path):

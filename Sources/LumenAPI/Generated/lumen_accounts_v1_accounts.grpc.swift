@@ -514,7 +514,8 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Lists every organisation of the deployment. Internal only.
+        /// > Lists every organisation of the deployment: Lumen's own processes and the operator
+        /// > (operator tokens), who names an organisation when restoring its administrator.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Lumen_Accounts_V1_ListOrganizationsRequest` messages.
@@ -593,6 +594,9 @@ extension Lumen_Accounts_V1_AccountsService {
         /// > their value (administrators). Nobody deactivates themselves (FAILED_PRECONDITION
         /// > `cannot_deactivate_self`), and an organisation always keeps an active administrator: the
         /// > last one is neither deactivated nor demoted (FAILED_PRECONDITION `last_admin`; 409 over REST).
+        /// > The way back for an organisation nobody can administer: the deployment's operator (an
+        /// > operator token) may name the organisation and reactivate a user or make them an
+        /// > administrator, and nothing else (PERMISSION_DENIED `operator_restores_only`).
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Lumen_Accounts_V1_UpdateUserRequest` messages.
@@ -1086,7 +1090,8 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Lists every organisation of the deployment. Internal only.
+        /// > Lists every organisation of the deployment: Lumen's own processes and the operator
+        /// > (operator tokens), who names an organisation when restoring its administrator.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_ListOrganizationsRequest` message.
@@ -1165,6 +1170,9 @@ extension Lumen_Accounts_V1_AccountsService {
         /// > their value (administrators). Nobody deactivates themselves (FAILED_PRECONDITION
         /// > `cannot_deactivate_self`), and an organisation always keeps an active administrator: the
         /// > last one is neither deactivated nor demoted (FAILED_PRECONDITION `last_admin`; 409 over REST).
+        /// > The way back for an organisation nobody can administer: the deployment's operator (an
+        /// > operator token) may name the organisation and reactivate a user or make them an
+        /// > administrator, and nothing else (PERMISSION_DENIED `operator_restores_only`).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_UpdateUserRequest` message.
@@ -1656,7 +1664,8 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Lists every organisation of the deployment. Internal only.
+        /// > Lists every organisation of the deployment: Lumen's own processes and the operator
+        /// > (operator tokens), who names an organisation when restoring its administrator.
         ///
         /// - Parameters:
         ///   - request: A `Lumen_Accounts_V1_ListOrganizationsRequest` message.
@@ -1735,6 +1744,9 @@ extension Lumen_Accounts_V1_AccountsService {
         /// > their value (administrators). Nobody deactivates themselves (FAILED_PRECONDITION
         /// > `cannot_deactivate_self`), and an organisation always keeps an active administrator: the
         /// > last one is neither deactivated nor demoted (FAILED_PRECONDITION `last_admin`; 409 over REST).
+        /// > The way back for an organisation nobody can administer: the deployment's operator (an
+        /// > operator token) may name the organisation and reactivate a user or make them an
+        /// > administrator, and nothing else (PERMISSION_DENIED `operator_restores_only`).
         ///
         /// - Parameters:
         ///   - request: A `Lumen_Accounts_V1_UpdateUserRequest` message.
@@ -3275,7 +3287,8 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Lists every organisation of the deployment. Internal only.
+        /// > Lists every organisation of the deployment: Lumen's own processes and the operator
+        /// > (operator tokens), who names an organisation when restoring its administrator.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_ListOrganizationsRequest` message.
@@ -3374,6 +3387,9 @@ extension Lumen_Accounts_V1_AccountsService {
         /// > their value (administrators). Nobody deactivates themselves (FAILED_PRECONDITION
         /// > `cannot_deactivate_self`), and an organisation always keeps an active administrator: the
         /// > last one is neither deactivated nor demoted (FAILED_PRECONDITION `last_admin`; 409 over REST).
+        /// > The way back for an organisation nobody can administer: the deployment's operator (an
+        /// > operator token) may name the organisation and reactivate a user or make them an
+        /// > administrator, and nothing else (PERMISSION_DENIED `operator_restores_only`).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_UpdateUserRequest` message.
@@ -4022,7 +4038,8 @@ extension Lumen_Accounts_V1_AccountsService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Lists every organisation of the deployment. Internal only.
+        /// > Lists every organisation of the deployment: Lumen's own processes and the operator
+        /// > (operator tokens), who names an organisation when restoring its administrator.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_ListOrganizationsRequest` message.
@@ -4165,6 +4182,9 @@ extension Lumen_Accounts_V1_AccountsService {
         /// > their value (administrators). Nobody deactivates themselves (FAILED_PRECONDITION
         /// > `cannot_deactivate_self`), and an organisation always keeps an active administrator: the
         /// > last one is neither deactivated nor demoted (FAILED_PRECONDITION `last_admin`; 409 over REST).
+        /// > The way back for an organisation nobody can administer: the deployment's operator (an
+        /// > operator token) may name the organisation and reactivate a user or make them an
+        /// > administrator, and nothing else (PERMISSION_DENIED `operator_restores_only`).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Accounts_V1_UpdateUserRequest` message.
@@ -5038,7 +5058,8 @@ extension Lumen_Accounts_V1_AccountsService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Lists every organisation of the deployment. Internal only.
+    /// > Lists every organisation of the deployment: Lumen's own processes and the operator
+    /// > (operator tokens), who names an organisation when restoring its administrator.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Lumen_Accounts_V1_ListOrganizationsRequest` message.
@@ -5161,6 +5182,9 @@ extension Lumen_Accounts_V1_AccountsService.ClientProtocol {
     /// > their value (administrators). Nobody deactivates themselves (FAILED_PRECONDITION
     /// > `cannot_deactivate_self`), and an organisation always keeps an active administrator: the
     /// > last one is neither deactivated nor demoted (FAILED_PRECONDITION `last_admin`; 409 over REST).
+    /// > The way back for an organisation nobody can administer: the deployment's operator (an
+    /// > operator token) may name the organisation and reactivate a user or make them an
+    /// > administrator, and nothing else (PERMISSION_DENIED `operator_restores_only`).
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Lumen_Accounts_V1_UpdateUserRequest` message.
@@ -5926,7 +5950,8 @@ extension Lumen_Accounts_V1_AccountsService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Lists every organisation of the deployment. Internal only.
+    /// > Lists every organisation of the deployment: Lumen's own processes and the operator
+    /// > (operator tokens), who names an organisation when restoring its administrator.
     ///
     /// - Parameters:
     ///   - message: request message to send.
@@ -6065,6 +6090,9 @@ extension Lumen_Accounts_V1_AccountsService.ClientProtocol {
     /// > their value (administrators). Nobody deactivates themselves (FAILED_PRECONDITION
     /// > `cannot_deactivate_self`), and an organisation always keeps an active administrator: the
     /// > last one is neither deactivated nor demoted (FAILED_PRECONDITION `last_admin`; 409 over REST).
+    /// > The way back for an organisation nobody can administer: the deployment's operator (an
+    /// > operator token) may name the organisation and reactivate a user or make them an
+    /// > administrator, and nothing else (PERMISSION_DENIED `operator_restores_only`).
     ///
     /// - Parameters:
     ///   - message: request message to send.

@@ -504,11 +504,14 @@ public nonisolated struct Lumen_Accounts_V1_UpdateUserRequest: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// The organisation; empty means the caller's.
+  /// The organisation; empty means the caller's (an operator must name it).
   public var organizationID: String = String()
 
-  /// The user to change.
+  /// The user to change (or give `email`).
   public var userID: String = String()
+
+  /// Instead of user_id: the user's email in the organisation (case-insensitive).
+  public var email: String = String()
 
   /// New display name, if set.
   public var displayName: String {
@@ -2386,7 +2389,7 @@ nonisolated extension Lumen_Accounts_V1_GroupIds: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Lumen_Accounts_V1_UpdateUserRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".UpdateUserRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}organization_id\0\u{3}user_id\0\u{3}display_name\0\u{3}is_admin\0\u{1}active\0\u{1}groups\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}organization_id\0\u{3}user_id\0\u{3}display_name\0\u{3}is_admin\0\u{1}active\0\u{1}groups\0\u{1}email\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2400,6 +2403,7 @@ nonisolated extension Lumen_Accounts_V1_UpdateUserRequest: SwiftProtobuf.Message
       case 4: try { try decoder.decodeSingularBoolField(value: &self._isAdmin) }()
       case 5: try { try decoder.decodeSingularBoolField(value: &self._active) }()
       case 6: try { try decoder.decodeSingularMessageField(value: &self._groups) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.email) }()
       default: break
       }
     }
@@ -2428,12 +2432,16 @@ nonisolated extension Lumen_Accounts_V1_UpdateUserRequest: SwiftProtobuf.Message
     try { if let v = self._groups {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
     } }()
+    if !self.email.isEmpty {
+      try visitor.visitSingularStringField(value: self.email, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Lumen_Accounts_V1_UpdateUserRequest, rhs: Lumen_Accounts_V1_UpdateUserRequest) -> Bool {
     if lhs.organizationID != rhs.organizationID {return false}
     if lhs.userID != rhs.userID {return false}
+    if lhs.email != rhs.email {return false}
     if lhs._displayName != rhs._displayName {return false}
     if lhs._isAdmin != rhs._isAdmin {return false}
     if lhs._active != rhs._active {return false}
