@@ -106,15 +106,24 @@ def run_section(heading, tmp_path, commands_at_least, outputs_at_least):
     work.mkdir()
     for server in start_server(server_dir, "--demo"):
         wait_ready(server)
-        script = ["set -o pipefail", "curl() { command curl -w '%{stderr}\\nHTTP_STATUS=%{http_code}\\n' \"$@\"; }"]
+        # (The status goes to standard error: this -w, last, wins over the README's `-w '\\n'`.)
+        script = ["set -o pipefail", "curl() { command curl \"$@\" -w '%{stderr}\\nHTTP_STATUS=%{http_code}\\n'; }"]
         for number, command in enumerate(tour):
             text = command["text"].replace("localhost:8080", f"localhost:{server.http_port}")
             text = text.replace(".build/debug/lumen", lumen_binary())
             script.append(f"{{ {text}\n}} > out.{number} 2> err.{number}; echo $? > rc.{number}")
         env = {key: value for key, value in os.environ.items() if not key.startswith("LUMEN_")}
-        env.update(LUMEN_GRPC_ADDRESS=server.grpc_target, LUMEN_DATA_DIR=server.data_dir)
+        private = tmp_path / "tmp"
+        private.mkdir()
+        env.update(LUMEN_GRPC_ADDRESS=server.grpc_target, LUMEN_DATA_DIR=server.data_dir, TMPDIR=str(private))
         ran = subprocess.run(["bash", "-c", "\n".join(script)], cwd=work, env=env, capture_output=True, text=True, timeout=300)
         assert ran.returncode == 0, ran.stderr
+        # Pasted at the repository's root, the section leaves nothing there: what it keeps
+        # (tokens, cookies, keys) goes to its private folder.
+        left = sorted(path.name for path in work.iterdir() if not re.fullmatch(r"(out|err|rc)\.\d+", path.name))
+        assert left == [], f"{heading} left files in the directory it was pasted in: {left}"
+        kept = [path for folder in private.iterdir() for path in folder.iterdir()]
+        assert kept and all(folder.stat().st_mode & 0o077 == 0 for folder in private.iterdir()), kept
         for number, command in enumerate(tour):
             where = f"tour command {number + 1} ({command['text'].splitlines()[0][:70]})"
             rc = int((work / f"rc.{number}").read_text())
