@@ -12,7 +12,11 @@ scripts/setup.sh
 
 mkdir -p .build
 log=.build/lumen-build.log
-echo "serve: building lumen (the first build takes about ten minutes on two cores; log: $log)" >&2
+if [ -x .build/debug/lumen ]; then
+  echo "serve: building lumen (log: $log)" >&2
+else
+  echo "serve: building lumen (the first build takes five to ten minutes on two cores; log: $log)" >&2
+fi
 progress() {
   local line
   while IFS= read -r line; do

@@ -10,6 +10,7 @@ struct Lumen: AsyncParsableCommand {
             `lumen serve` runs the gateway and its services (all in one process by default, on \
             SQLite under ./data). `lumen admin` manages a deployment from the command line.
             """,
+        version: LumenVersion.current,
         subcommands: [Serve.self, Admin.self]
     )
 

@@ -8,8 +8,8 @@ struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the gateway and its services.",
         discussion: """
-            By default everything runs in this process: the HTTP facade (REST management API, \
-            OpenAI-compatible endpoints) on 127.0.0.1:8080, its metrics (/metrics) on \
+            By default everything runs in this process: the HTTP facade (the dashboard at /, the \
+            REST management API, the OpenAI-compatible endpoints) on 127.0.0.1:8080, its metrics (/metrics) on \
             127.0.0.1:9464, and the four RPC services (accounts, \
             keys, ledger, registry), which the facade calls in-process and which are also served \
             over gRPC (HTTP/2) on 127.0.0.1:9090. Data lives in SQLite files under --data-dir.
@@ -120,8 +120,9 @@ struct Serve: AsyncParsableCommand {
 
     @Flag(help: """
         Demo mode: on an empty data directory, create a demo organisation, a demo model served by the \
-        built-in mock provider and an API key, and print {"api_key", "management_token", "model"} \
-        as the first line of standard output. No network needed. (LUMEN_DEMO=1)
+        built-in mock provider and an API key, and print {"api_key", "email", "management_token", \
+        "model", "password"} (the dashboard's administrator) as the first line of standard \
+        output. No network needed. (LUMEN_DEMO=1)
         """)
     var demo = false
 

@@ -30,6 +30,13 @@ def test_demo_credentials_come_last_and_are_the_same_after_a_restart(tmp_path):
         assert all(f"{name} listening on" in log for name in ("HTTP", "gRPC", "metrics"))
         box = Path(server.stdout_path).read_text().split("\n", 1)[1]
     assert credentials["api_key"] not in log and credentials["management_token"] not in log
+    assert credentials["password"] not in log
+    # The README and `serve --help` name every field of the first line.
+    readme = (ROOT / "README.md").read_text()
+    shown = json.loads(readme[readme.index('{"api_key":'):].split("\n", 1)[0])
+    assert sorted(shown) == sorted(credentials), (shown, credentials)
+    helped = run_lumen("serve", "--help").stdout
+    assert all(f'"{name}"' in helped for name in credentials), helped
     assert credentials["api_key"] in box and credentials["management_token"] in box
     box_lines = box[box.index("╔"):].splitlines()
     assert box_lines[-1].startswith("╚"), "the frame is the last thing printed"
@@ -152,7 +159,11 @@ def test_help_reads_well_at_80_columns_and_errors_show_the_subcommands_usage(tmp
         # A paragraph wrapped twice leaves a word alone on a line ("…by default,\non\nSQLite").
         assert not [line for line in lines if line.strip() and len(line.strip()) <= 3 and not line.strip().startswith("-")], \
             (command, shown.stdout)
-        assert "dashboard" not in shown.stdout, "no help text promises what does not exist yet"
+    assert "the dashboard at /" in " ".join(run_lumen("serve", "--help").stdout.split())
+    # `lumen --version` and the API document agree.
+    version = run_lumen("--version")
+    assert version.returncode == 0, version.stderr
+    assert f"  version: {version.stdout.strip()}\n" in (ROOT / "gateway" / "openapi.yaml").read_text()
     refused = run_lumen("admin", "ledger", "check", "--data-dir", str(tmp_path / "nothing"))
     assert refused.returncode == 64
     assert "Usage: lumen admin ledger check" in refused.stderr and "Usage: lumen <subcommand>" not in refused.stderr
