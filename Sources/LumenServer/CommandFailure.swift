@@ -7,7 +7,8 @@ import Storage
 public enum CommandFailure: Equatable, Sendable {
     /// A bad option value, a configuration file or data directory that cannot be used.
     case usage(String)
-    /// What a service refused, or a server that cannot be reached: `error: …`, exit 1.
+    /// What a service refused, a server that cannot be reached, or a file the command was given
+    /// that cannot be used (the command line was right): `error: …`, exit 1.
     case refused(String)
 
     /// The failure `error` is, or nil for an error of another kind.
@@ -16,10 +17,18 @@ public enum CommandFailure: Equatable, Sendable {
         case let error as ConfigurationError: self = .usage(error.description)
         case let error as StorageError: self = .usage(error.description)
         case let error as AdminConnection.Unreachable: self = .refused(error.description)
+        case let error as FileProblem: self = .refused(error.description)
         case let error as RPCError:
             let cause = ServiceError(error)
             self = .refused("\(cause.message) (\(cause.code))")
         default: return nil
         }
     }
+}
+
+/// A file a command was given that cannot be read or used — not a mistake on the command line,
+/// so no usage follows the message.
+public struct FileProblem: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }

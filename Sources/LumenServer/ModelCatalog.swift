@@ -27,9 +27,24 @@ public struct ModelCatalog: Sendable, Equatable {
     static let renamed = ["default_max_output_tokens": "max_output_tokens"]
     static let scenes = Lumen_Common_V1_Scene.byPublicName
 
+    /// The models and backends of the file at `path` (`lumen admin models apply --file`), which
+    /// must list some.
+    public static func load(file path: String) throws -> ModelCatalog {
+        let catalog: ModelCatalog
+        do {
+            catalog = try parse(yaml: try YAMLFile.read(path, what: "the models file"), path: path)
+        } catch let error as ConfigurationError {
+            throw FileProblem(error.description)
+        }
+        guard !catalog.models.isEmpty else { throw FileProblem("\(path) has no `models:` list") }
+        return catalog
+    }
+
     /// Reads the `models` key of a configuration file, if it has one.
     public static func parse(yaml text: String, path: String) throws -> ModelCatalog {
-        guard let root = try Yams.compose(yaml: text), let list = root["models"] else { return ModelCatalog() }
+        guard let root = try YAMLFile.parse(text, path: path, { try Yams.compose(yaml: $0) }), let list = root["models"] else {
+            return ModelCatalog()
+        }
         guard case .sequence(let entries) = list else { throw ConfigurationError("\(path): models must be a list") }
         var catalog = ModelCatalog()
         for (index, entry) in entries.enumerated() {

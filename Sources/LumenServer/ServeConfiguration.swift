@@ -105,12 +105,7 @@ public struct ServeConfiguration: Sendable, Equatable {
     public static func load(file path: String?, environment: [String: String]) throws -> ServeConfiguration {
         var configuration = ServeConfiguration()
         guard let path = path ?? environment.nonEmpty("LUMEN_CONFIG") else { return configuration }
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw ConfigurationError("cannot read the configuration file \(path): \(error.localizedDescription)")
-        }
+        let text = try YAMLFile.read(path, what: "the configuration file")
         try configuration.apply(yaml: text, path: path)
         return configuration
     }
@@ -124,12 +119,7 @@ public struct ServeConfiguration: Sendable, Equatable {
 
     /// Applies the text of a YAML configuration file (`path` names it in errors).
     public mutating func apply(yaml text: String, path: String) throws {
-        let loaded: Any?
-        do {
-            loaded = try Yams.load(yaml: text)
-        } catch {
-            throw ConfigurationError("\(path) is not valid YAML: \(error)")
-        }
+        let loaded = try YAMLFile.parse(text, path: path) { try Yams.load(yaml: $0) }
         guard let root = loaded as? [String: Any] else {
             if loaded == nil { return }
             throw ConfigurationError("\(path) must be a YAML mapping of settings")
@@ -153,7 +143,8 @@ public struct ServeConfiguration: Sendable, Equatable {
             guard let value = root[key] else { return [:] }
             guard let mapping = value as? [String: Any] else { throw ConfigurationError("\(path): \(key) must be a mapping") }
             if let unknown = mapping.keys.sorted().first(where: { !allowed.contains($0) }) {
-                throw ConfigurationError("\(path): unknown setting \(key).\(unknown)")
+                throw ConfigurationError(
+                    "\(path): unknown setting \(key).\(unknown); known: \(allowed.sorted().map { "\(key).\($0)" }.joined(separator: ", "))")
             }
             return mapping
         }
@@ -222,13 +213,7 @@ public struct ServeConfiguration: Sendable, Equatable {
                 throw ConfigurationError("\(path): services must be a list of service names")
             }
         }
-        do {
-            catalog = try ModelCatalog.parse(yaml: text, path: path)
-        } catch let error as ConfigurationError {
-            throw error
-        } catch {
-            throw ConfigurationError("\(path) is not valid YAML: \(error)")
-        }
+        catalog = try ModelCatalog.parse(yaml: text, path: path)
         let remote = try section("remote", allowed: Set(Component.services.map(\.rawValue)))
         for component in Component.services {
             if let value = try string(remote[component.rawValue], "remote.\(component.rawValue)") {

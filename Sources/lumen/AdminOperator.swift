@@ -169,14 +169,7 @@ struct ModelsApply: AsyncParsableCommand {
     @OptionGroup var server: OperatorServerOptions
 
     func run() async throws {
-        let text: String
-        do {
-            text = try String(contentsOfFile: file, encoding: .utf8)
-        } catch {
-            throw ValidationError("cannot read \(file): \(error.localizedDescription)")
-        }
-        let catalog = try ModelCatalog.parse(yaml: text, path: file)
-        guard !catalog.models.isEmpty else { throw ValidationError("\(file) has no `models:` list") }
+        let catalog = try ModelCatalog.load(file: file)
         try await server.connection.withRegistry { registry, metadata in
             for model in catalog.models {
                 _ = try await registry.upsertModel(.with { $0.model = model }, metadata: metadata)

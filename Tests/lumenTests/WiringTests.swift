@@ -206,6 +206,40 @@ struct WiringTests {
         }
     }
 
+    @Test("A file that cannot be used is named, with the line of a syntax error and the known settings of a typo")
+    func fileErrors() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("lumen-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        func serveRefusal(_ yaml: String?) throws -> String {
+            let file = directory + "/lumen.yaml"
+            try? FileManager.default.removeItem(atPath: file)
+            if let yaml { try yaml.write(toFile: file, atomically: true, encoding: .utf8) }
+            let error = #expect(throws: ConfigurationError.self) { try Serve.parse(["--config", file]).resolve(environment: [:]) }
+            return error?.description.replacingOccurrences(of: directory + "/", with: "") ?? ""
+        }
+        #expect(try serveRefusal(nil) == "cannot read the configuration file lumen.yaml: no such file")
+        #expect(try serveRefusal("http:\n  port: [8080\n").hasPrefix(
+            "lumen.yaml:3:1: not valid YAML: did not find expected ',' or ']' (while parsing a flow sequence at 2:9)"))
+        #expect(try serveRefusal("http: {prot: 1}") == """
+            lumen.yaml: unknown setting http.prot; known: http.body_timeout, http.host, http.idle_timeout, \
+            http.max_connections, http.port, http.read_header_timeout
+            """)
+        #expect(try serveRefusal("a: 1\na: 2\n").contains("lumen.yaml:1:1: not valid YAML: a key appears twice in one mapping: a"))
+        // `lumen admin models apply --file`: a file problem, not a wrong command line (no usage follows).
+        for (yaml, says) in [
+            (nil, "cannot read the models file models.yaml: no such file"),
+            ("models: [\n", "models.yaml:2:1: not valid YAML"), ("http: {}", "models.yaml has no `models:` list"),
+        ] as [(String?, String)] {
+            let file = directory + "/models.yaml"
+            try? FileManager.default.removeItem(atPath: file)
+            if let yaml { try yaml.write(toFile: file, atomically: true, encoding: .utf8) }
+            let error = #expect(throws: FileProblem.self) { try ModelCatalog.load(file: file) }
+            #expect(error?.description.replacingOccurrences(of: directory + "/", with: "").hasPrefix(says) == true, "\(String(describing: error))")
+            #expect(error.flatMap { CommandFailure($0) }.map { if case .refused = $0 { true } else { false } } == true)
+        }
+    }
+
     @Test("Configuration: flags beat variables beat the file; bad values are refused with a message")
     func configuration() throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("lumen-\(UUID()).yaml").path
