@@ -211,6 +211,11 @@ struct ChatCompletionsRouteTests {
                 #expect(GatewayHarness.error(body).code == code)
                 #expect(response.headers[HTTPField.Name("x-request-id")!] != nil, "\(code)")
             }
+            // A key sent without `Bearer ` is told that the scheme is missing.
+            let bare = try await gateway.raw(.post, "/v1/chat/completions", json: chat("echo"), bearer: nil, authorization: k.open)
+            let body = (try? JSONSerialization.jsonObject(with: Data(bare.body.readableBytesView))) as? [String: Any] ?? [:]
+            #expect(bare.status.code == 401 && GatewayHarness.error(body).code == "missing_api_key")
+            #expect(GatewayHarness.error(body).message == "the Authorization header has no scheme: send `Authorization: Bearer sk-…`, with `Bearer ` before the token")
         }
     }
 

@@ -34,6 +34,16 @@ struct ManagementKeysRouteTests {
                 #expect(status == 401, "credential \(credential)")
                 #expect(GatewayHarness.error(body).code == code)
             }
+            // A token without its scheme, or under another one, is told what is missing.
+            for (header, says) in [
+                (gateway.tenant.managementToken, "the Authorization header has no scheme: send `Authorization: Bearer mt-…`"),
+                ("Basic YWRtaW46YWRtaW4=", "the Authorization header's scheme is Basic, not Bearer"),
+            ] {
+                let (status, body) = try await gateway.send(.get, "/v1/management/api-keys", as: .header(header))
+                #expect(status == 401)
+                #expect(GatewayHarness.error(body).code == "invalid_management_token")
+                #expect(GatewayHarness.error(body).message.hasPrefix(says), "\(body)")
+            }
             // A revoked management token stops working at once.
             let token = try await gateway.services.keys.createKey(
                 .with {

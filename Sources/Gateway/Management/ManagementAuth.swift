@@ -14,7 +14,10 @@ enum ManagementAuth {
                 .unauthorized, code: "missing_authorization",
                 message: "send a management token: `Authorization: Bearer mt-…`")
         }
-        guard let token = AuthInterceptor.bearerToken(header), token.hasPrefix("mt-") else {
+        guard let token = AuthInterceptor.bearerToken(header) else {
+            throw APIError(.unauthorized, code: "invalid_management_token", message: AuthorizationHeader.problem(header, prefix: "mt-"))
+        }
+        guard token.hasPrefix("mt-") else {
             throw APIError(
                 .unauthorized, code: "invalid_management_token",
                 message: "the management API takes `Authorization: Bearer mt-…`; sk- keys are for the model endpoints")

@@ -20,7 +20,10 @@ struct InferenceAdmission: Sendable {
     func key(_ request: Request) throws(APIError) -> Lumen_Keys_V1_Key {
         guard let header = request.headers[.authorization], let secret = AuthInterceptor.bearerToken(header) else {
             throw APIError(
-                .unauthorized, code: "missing_api_key", message: "send your API key: `Authorization: Bearer sk-…`")
+                .unauthorized, code: "missing_api_key",
+                message: request.headers[.authorization] == nil
+                    ? "send your API key: `Authorization: Bearer sk-…`"
+                    : AuthorizationHeader.problem(request.headers[.authorization], prefix: "sk-"))
         }
         guard secret.hasPrefix("sk-") else {
             throw APIError(.unauthorized, code: "invalid_api_key", message: "the model endpoints take an sk- API key")

@@ -51,9 +51,12 @@ struct GatewayHarness {
     }
 
     /// The raw response, for SSE bodies and headers.
-    func raw(_ method: HTTPRequest.Method, _ path: String, json: String?, bearer: String?) async throws -> TestResponse {
+    func raw(
+        _ method: HTTPRequest.Method, _ path: String, json: String?, bearer: String?, authorization: String? = nil
+    ) async throws -> TestResponse {
         var headers: HTTPFields = [:]
         if let bearer { headers[.authorization] = "Bearer \(bearer)" }
+        if let authorization { headers[.authorization] = authorization }
         return try await client.execute(uri: path, method: method, headers: headers, body: json.map { ByteBuffer(string: $0) })
     }
 
@@ -63,6 +66,8 @@ struct GatewayHarness {
         case tenant
         /// `Authorization: Bearer <secret>`.
         case bearer(String)
+        /// `Authorization: <value>`, as given (a bare token, another scheme).
+        case header(String)
         /// No Authorization header.
         case none
     }
@@ -75,6 +80,7 @@ struct GatewayHarness {
         switch credential {
         case .tenant: headers[.authorization] = "Bearer \(tenant.managementToken)"
         case .bearer(let secret): headers[.authorization] = "Bearer \(secret)"
+        case .header(let value): headers[.authorization] = value
         case .none: break
         }
         let response = try await client.execute(
@@ -85,8 +91,8 @@ struct GatewayHarness {
     }
 
     /// The `error.code` and `error.param` of an error body.
-    static func error(_ body: [String: Any]) -> (code: String?, param: String?) {
+    static func error(_ body: [String: Any]) -> (code: String?, param: String?, message: String) {
         let error = body["error"] as? [String: Any]
-        return (error?["code"] as? String, error?["param"] as? String)
+        return (error?["code"] as? String, error?["param"] as? String, error?["message"] as? String ?? "")
     }
 }
