@@ -219,7 +219,7 @@ struct ModelDetail: Encodable, Sendable {
             prices["request"] = Price(coins: coins.amount(micros: model.prices.perRequestMicros), usd: USD.amount(model.prices.perRequestMicros))
         }
         self.prices = prices
-        backends = model.backends.map { Backend(id: $0.id, provider: $0.provider == .mock ? "mock" : "openai", health: $0.health.publicName) }
+        backends = model.backends.map { Backend(id: $0.id, provider: $0.provider.publicName, health: $0.health.publicName) }
     }
 
     enum CodingKeys: String, CodingKey {

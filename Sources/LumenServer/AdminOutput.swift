@@ -7,9 +7,9 @@ import SharedRules
 /// What `lumen admin` prints: JSON with sorted keys, snake_case names, amounts in USD and
 /// times in RFC 3339.
 public enum AdminOutput {
-    public static func json(_ value: some Encodable) throws -> String {
+    public static func json(_ value: some Encodable, indented: Bool = false) throws -> String {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
+        encoder.outputFormatting = indented ? [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes] : [.sortedKeys]
         return String(decoding: try encoder.encode(value), as: UTF8.self)
     }
 
@@ -184,4 +184,100 @@ public struct GrantListOutput: Encodable {
         case grants, page, limit, total
         case hasMore = "has_more"
     }
+}
+
+/// A model as `lumen admin models list` prints it: the names and units of the YAML `models:`
+/// section (prices in USD per million tokens, `scenes: [chat]`, `provider: openai`), so that
+/// what is listed reads like what is applied, plus what the registry knows at run time
+/// (`status`, each backend's `health` and `problem`).
+public struct ModelOutput: Encodable {
+    public struct Prices: Encodable {
+        var input: Decimal
+        var cachedInput: Decimal
+        var output: Decimal
+        var perRequest: Decimal
+
+        enum CodingKeys: String, CodingKey {
+            case input, output
+            case cachedInput = "cached_input"
+            case perRequest = "per_request"
+        }
+    }
+
+    public struct Backend: Encodable {
+        var id: String
+        var provider: String
+        var baseURL: String
+        var credentialEnv: String
+        var upstreamModel: String
+        var weight: Int32
+        var timeoutMs: Int32
+        var byok: Bool
+        var health: String
+        var consecutiveFailures: Int32
+        var problem: String
+
+        enum CodingKeys: String, CodingKey {
+            case id, provider, weight, byok, health, problem
+            case baseURL = "base_url"
+            case credentialEnv = "credential_env"
+            case upstreamModel = "upstream_model"
+            case timeoutMs = "timeout_ms"
+            case consecutiveFailures = "consecutive_failures"
+        }
+    }
+
+    var name: String
+    var vendor: String
+    var description: String
+    var enabled: Bool
+    var status: String
+    var consentRequired: Bool
+    var scenes: [String]
+    var maxOutputTokens: Int64
+    var maxAttachmentInputTokens: Int64
+    var allowedGroups: [String]
+    var blockedGroups: [String]
+    var prices: Prices
+    var backends: [Backend]
+
+    enum CodingKeys: String, CodingKey {
+        case name, vendor, description, enabled, status, scenes, prices, backends
+        case consentRequired = "consent_required"
+        case maxOutputTokens = "max_output_tokens"
+        case maxAttachmentInputTokens = "max_attachment_input_tokens"
+        case allowedGroups = "allowed_groups"
+        case blockedGroups = "blocked_groups"
+    }
+
+    public init(_ model: Lumen_Registry_V1_Model) {
+        name = model.name
+        vendor = model.vendor
+        description = model.description_p
+        enabled = model.enabled
+        status = model.status.publicName
+        consentRequired = model.consentRequired
+        scenes = model.scenes.map(\.publicName)
+        maxOutputTokens = model.maxOutputTokens
+        maxAttachmentInputTokens = model.maxAttachmentInputTokens
+        allowedGroups = model.allowedGroupIds
+        blockedGroups = model.blockedGroupIds
+        prices = Prices(
+            input: USD.amount(model.prices.inputPerMillionMicros), cachedInput: USD.amount(model.prices.cachedInputPerMillionMicros),
+            output: USD.amount(model.prices.outputPerMillionMicros), perRequest: USD.amount(model.prices.perRequestMicros))
+        backends = model.backends.map {
+            Backend(
+                id: $0.id, provider: $0.provider.publicName, baseURL: $0.baseURL, credentialEnv: $0.credentialEnv,
+                upstreamModel: $0.upstreamModel, weight: $0.weight, timeoutMs: $0.timeoutMs, byok: $0.byok,
+                health: $0.health.publicName, consecutiveFailures: $0.consecutiveFailures, problem: $0.problem)
+        }
+    }
+}
+
+/// A list, as the REST API returns one: `{"object": "list", "data": […]}`.
+public struct ListOutput<Item: Encodable>: Encodable {
+    var object = "list"
+    var data: [Item]
+
+    public init(_ data: [Item]) { self.data = data }
 }

@@ -91,11 +91,12 @@ public struct ModelCatalog: Sendable, Equatable {
                     var backend = Lumen_Registry_V1_Backend()
                     backend.model = name
                     backend.id = try string(values["id"], "\(place).id") ?? "backend-\(position + 1)"
-                    switch try string(values["provider"], "\(place).provider") ?? "openai" {
-                    case "openai": backend.provider = .openai
-                    case "mock": backend.provider = .mock
-                    case let other: throw ConfigurationError("\(place).provider: unknown provider \(other); choose openai or mock")
+                    let provider = try string(values["provider"], "\(place).provider") ?? "openai"
+                    guard let kind = Lumen_Registry_V1_ProviderKind.byPublicName[provider] else {
+                        throw ConfigurationError(
+                            "\(place).provider: unknown provider \(provider); choose \(Lumen_Registry_V1_ProviderKind.byPublicName.keys.sorted().joined(separator: " or "))")
                     }
+                    backend.provider = kind
                     backend.baseURL = try string(values["base_url"], "\(place).base_url") ?? ""
                     backend.credentialEnv = try string(values["credential_env"], "\(place).credential_env") ?? ""
                     backend.upstreamModel = try string(values["upstream_model"], "\(place).upstream_model") ?? ""

@@ -113,3 +113,18 @@ extension Lumen_Registry_V1_BackendHealth {
         }
     }
 }
+
+extension Lumen_Registry_V1_ProviderKind {
+    /// The `provider:` of a backend in YAML and JSON: `openai` or `mock`; `unspecified` otherwise.
+    public var publicName: String {
+        switch self {
+        case .openai: "openai"
+        case .mock: "mock"
+        default: "unspecified"
+        }
+    }
+
+    /// Every provider with a public name, by that name.
+    public static let byPublicName: [String: Lumen_Registry_V1_ProviderKind] = Dictionary(
+        uniqueKeysWithValues: [.openai, .mock].map { ($0.publicName, $0) })
+}

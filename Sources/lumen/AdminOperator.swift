@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import LumenAPI
 import LumenServer
-import SwiftProtobuf
 
 /// The data directory the commands that work on the databases directly take.
 struct DataDirectoryOptions: ParsableArguments {
@@ -135,7 +134,14 @@ struct ModelsAdmin: AsyncParsableCommand {
 struct ModelsList: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "list",
-        abstract: "Print every model, disabled ones too, with its backends and their health, as JSON.")
+        abstract: "Print every model, disabled ones too, with its backends and their health, as JSON.",
+        usage: "lumen admin models list [<options>]",
+        discussion: """
+            Prints {"object": "list", "data": [model, …]}, indented; each model with the keys and \
+            units of the YAML `models:` section (prices in USD per million tokens, `scenes`, \
+            `provider`), its `status`, and each backend's `health`, `consecutive_failures` and \
+            `problem`.
+            """)
 
     @OptionGroup var server: OperatorServerOptions
 
@@ -143,10 +149,7 @@ struct ModelsList: AsyncParsableCommand {
         let response = try await server.connection.withRegistry { registry, metadata in
             try await registry.listModels(.with { $0.includeDisabled = true }, metadata: metadata)
         }
-        // The proto's own field names (`upstream_model`, `credential_env`), as the YAML has them.
-        var options = JSONEncodingOptions()
-        options.preserveProtoFieldNames = true
-        print(try response.jsonString(options: options))
+        print(try AdminOutput.json(ListOutput(response.models.map(ModelOutput.init)), indented: true))
     }
 }
 

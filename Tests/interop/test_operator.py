@@ -120,10 +120,14 @@ models:
     assert json.loads(applied.stdout) == {"backends": 1, "models": 1}
     listed = admin(gateway, "models", "list", "--token", token["operator_token"])
     assert listed.returncode == 0, listed.stderr
-    (model,) = json.loads(listed.stdout)["models"]
-    assert model["name"] == "shared-model"
+    # As the REST API lists things, in the YAML's names and units.
+    listing = json.loads(listed.stdout)
+    assert listing["object"] == "list" and listed.stdout.startswith("{\n")
+    (model,) = listing["data"]
+    assert model["name"] == "shared-model" and model["status"] in ("ok", "degraded", "down")
     assert sorted(b["id"] for b in model["backends"]) == ["primary", "secondary"]
-    assert model["prices"]["output_per_million_micros"] == "900000"
+    assert {b["provider"] for b in model["backends"]} == {"openai"} and model["scenes"] == ["chat"]
+    assert model["prices"]["output"] == 0.9
 
     removed = admin(gateway, "models", "remove-backend", "--model", "shared-model", "--backend", "primary",
                     "--token", token["operator_token"])

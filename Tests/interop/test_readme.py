@@ -162,7 +162,7 @@ def test_the_upstream_models_shown_are_accepted_as_written(tmp_path):
         deadline = time.time() + 15
         while True:
             listed = subprocess.run([lumen_binary(), "admin", "models", "list"], capture_output=True, text=True, timeout=60, env=env)
-            models = {m["name"]: m for m in json.loads(listed.stdout)["models"]}
+            models = {m["name"]: m for m in json.loads(listed.stdout)["data"]}
             if models["gpt-4o-mini"]["backends"][0].get("problem") or time.time() > deadline:
                 break
             time.sleep(0.2)

@@ -502,7 +502,7 @@ models:
                 [lumen_binary(), "admin", "models", "list", "--server", server.grpc_target, "--token", token],
                 capture_output=True, text=True, timeout=60)
             assert listed.returncode == 0, listed.stderr
-            backends = {b["id"]: b for m in json.loads(listed.stdout)["models"] for b in m.get("backends", [])}
+            backends = {b["id"]: b for m in json.loads(listed.stdout)["data"] for b in m.get("backends", [])}
             if backends["forgotten"].get("problem"):
                 break
             assert time.time() < deadline, listed.stdout
