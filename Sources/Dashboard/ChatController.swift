@@ -188,12 +188,40 @@ struct ConversationObject: Encodable, Sendable {
         updatedAt = RFC3339.format(millis: conversation.updatedAt.millis)
     }
 
-    /// A conversation's title from its first message: its first line, at most 60 characters.
+    /// A conversation's title from its first message: its first line of text (a code fence
+    /// skipped) as plain text — Markdown's headings, quotes, list markers, emphasis, code
+    /// ticks and link targets dropped — at most 60 characters.
     static func title(from content: String) -> String {
-        let line = content.split(whereSeparator: \.isNewline).first.map(String.init)?.trimmingCharacters(in: .whitespaces) ?? ""
+        let lines = content.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+        let line = lines.lazy.filter { !$0.hasPrefix("```") && !$0.hasPrefix("~~~") }.map(Self.plain).first { !$0.isEmpty } ?? ""
         guard !line.isEmpty else { return "New conversation" }
         return line.count <= 60 ? line : String(line.prefix(59)) + "…"
     }
+
+    /// One line of Markdown as the text a reader sees.
+    static func plain(_ line: String) -> String {
+        var text = Substring(line)
+        func dropPrefix(_ pattern: Regex<Substring>) {
+            if let match = text.prefixMatch(of: pattern) { text = text[match.range.upperBound...] }
+        }
+        dropPrefix(Self.blockMarker)
+        var plain = String(text)
+        plain.replace(Self.link) { "\($0.output.1)" }
+        plain.replace(Self.emphasis) { "\($0.output.2)" }
+        plain.replace(Self.underscores) { "\($0.output.1)\($0.output.3)" }
+        plain.removeAll { $0 == "`" }
+        return plain.trimmingCharacters(in: .whitespaces)
+    }
+
+    /// Quotes (`> `), headings (`## `), list items (`- `, `* `, `+ `, `1. `, `1) `), task boxes.
+    nonisolated(unsafe) static let blockMarker = try! Regex<Substring>(#"^(?:\s*>\s?)*\s*(?:#{1,6}\s+|[-*+]\s+(?:\[[ xX]\]\s+)?|\d{1,9}[.)]\s+)?"#)
+    /// `[text](target)` and `![alt](target)`: the text.
+    nonisolated(unsafe) static let link = try! Regex<(Substring, Substring)>(#"!?\[([^\]]*)\]\([^)]*\)"#)
+    /// `**strong**`, `*em*`, `~~struck~~`: the words.
+    nonisolated(unsafe) static let emphasis = try! Regex<(Substring, Substring, Substring)>(#"(\*{1,3}|~~)(\S(?:.*?\S)?)\1"#)
+    /// `__strong__`, `_em_` — between spaces or punctuation only, so `snake_case_names` stay.
+    nonisolated(unsafe) static let underscores = try! Regex<(Substring, Substring, Substring, Substring)>(
+        #"(^|\s)(_{1,3})(\S(?:.*?\S)?)\2(?=\s|$|[.,;:!?)])"#)
 
     enum CodingKeys: String, CodingKey {
         case id, title, model

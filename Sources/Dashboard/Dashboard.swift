@@ -23,17 +23,20 @@ public struct Dashboard: Sendable {
     let publicURL: PublicURL
     /// Whether people reach Lumen over HTTPS: cookies are then `Secure`.
     let secure: Bool
+    /// Whether profiles show Gravatar pictures (`--gravatar`).
+    let gravatar: Bool
 
     /// Throws when a template in gateway/dashboard does not parse. `publicURL` starts the links
     /// Lumen makes; `secure` (the default: whether it is `https`) marks cookies `Secure`.
     public init(
         services: GatewayServices, coins: Coins = Coins(), clock: WallClock = .system,
-        publicURL: PublicURL = PublicURL("http://localhost:8080"), secure: Bool? = nil
+        publicURL: PublicURL = PublicURL("http://localhost:8080"), secure: Bool? = nil, gravatar: Bool = false
     ) throws {
         self.services = services
         self.coins = coins
         self.store = AccountsSessionStore(accounts: services.accounts, internalToken: services.internalToken, clock: clock)
-        self.site = try Site()
+        self.site = try Site(gravatar: gravatar)
+        self.gravatar = gravatar
         self.publicURL = publicURL
         self.secure = secure ?? publicURL.value.lowercased().hasPrefix("https://")
     }
@@ -65,6 +68,10 @@ public struct Dashboard: Sendable {
             }
             return response
         }
+        // Browsers ask for it whatever the pages link.
+        router.get("favicon.ico") { request, _ in
+            site.asset("icon.svg", request: request) ?? Response(status: .notFound)
+        }
         let withSession = router.group()
             .add(middleware: SessionMiddleware(sessionStorage: sessions, defaultSessionExpiration: Self.sessionLifetime))
             .add(middleware: SessionAuthenticator(context: DashboardContext.self) { session, _ in try await people.person(session) })
@@ -82,7 +89,7 @@ public struct Dashboard: Sendable {
         PoolsController(services: services, coins: coins).addRoutes(to: signedIn)
         let models = ModelsController(services: services, coins: coins)
         models.addRoutes(to: signedIn)
-        let profile = ProfileController(services: services, coins: coins)
+        let profile = ProfileController(services: services, coins: coins, gravatar: gravatar)
         profile.addRoutes(to: signedIn)
         let users = UsersController(services: services)
         users.addRoutes(to: signedIn)
@@ -93,5 +100,7 @@ public struct Dashboard: Sendable {
         let pageGroup = withSession.group().add(middleware: PageErrors(site: site))
         pages.addPublicRoutes(to: pageGroup)
         pages.addRoutes(to: pageGroup.group().add(middleware: SignedInPage()))
+        // Last, so that it wraps only what no route answers: a browser gets a page, not JSON.
+        router.add(middleware: BrowserNotFound(site: site))
     }
 }

@@ -13,6 +13,8 @@ import SharedRules
 struct ProfileController: Sendable {
     let services: GatewayServices
     let coins: Coins
+    /// Whether the card carries a Gravatar address (`--gravatar`); else `avatar_url` is null.
+    var gravatar = false
 
     func addRoutes(to group: RouterGroup<DashboardContext>) {
         group.get("me/profile", use: profile)
@@ -41,7 +43,7 @@ struct ProfileController: Sendable {
         let web = usage.origins.first { $0.origin == .web }
         let names = Dictionary(groups.map { ($0.id, $0.name) }, uniquingKeysWith: { first, _ in first })
         return ProfileObject(
-            user: UserObject(user), avatarURL: ProfileObject.gravatar(user.email),
+            user: UserObject(user), avatarURL: gravatar ? ProfileObject.gravatar(user.email) : nil,
             groups: user.groupIds.map { GroupRef(id: $0, name: names[$0] ?? $0) },
             coinsUsed: coins.amount(micros: models.reduce(0) { $0 + $1.costMicros }),
             tokensUsed: models.reduce(0) { $0 + $1.inputTokens + $1.cachedInputTokens + $1.outputTokens },
@@ -64,7 +66,8 @@ struct GroupRef: Encodable, Sendable {
 /// The profile card.
 struct ProfileObject: Encodable, Sendable {
     var user: UserObject
-    var avatarURL: String
+    /// The person's Gravatar picture, when the deployment shows them (`--gravatar`); else null.
+    var avatarURL: String?
     var groups: [GroupRef]
     var coinsUsed: Decimal
     var tokensUsed: Int64

@@ -26,8 +26,11 @@ struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
             }
             response = try await RequestID.$current.withValue(requestID) { try await next(request, context) }
         } catch var error as APIError {
-            // The router's own 404 for a path it serves with other methods is a 405 with `Allow`.
-            if error.status == .notFound, error.code == "not_found", let allowed = routes.methods(for: request.uri.path) {
+            // The router's own 404 for a path it serves with other methods is a 405 with `Allow`
+            // (a route of this method that answers 404 itself — no such file — stays a 404).
+            if error.status == .notFound, error.code == "not_found", let allowed = routes.methods(for: request.uri.path),
+                !allowed.split(separator: ", ").contains(Substring(request.method.rawValue))
+            {
                 error = APIError(.methodNotAllowed, code: "method_not_allowed", message: "\(request.method) is not served here")
                 error.allow = allowed
             }

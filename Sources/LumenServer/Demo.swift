@@ -85,6 +85,7 @@ enum Demo {
             let key = try await keys.createKey(
                 .with {
                     $0.organizationID = tenant.organizationID
+                    $0.owner = .user(tenant.adminUserID)  // the administrator's own: on their profile
                     $0.name = "Demo key"
                     $0.createdByUserID = tenant.adminUserID
                 }, metadata: .bearer(token))

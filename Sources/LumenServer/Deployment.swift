@@ -257,7 +257,8 @@ public struct Deployment: Sendable {
             let publicURL = Dashboard.PublicURL(configuration.effectivePublicURL)
             let secure = httpTLS || publicURL.value.lowercased().hasPrefix("https://")
             let dashboard = try Dashboard(
-                services: gatewayServices, coins: Coins(perUSD: Int64(configuration.coinsPerUSD)), publicURL: publicURL, secure: secure)
+                services: gatewayServices, coins: Coins(perUSD: Int64(configuration.coinsPerUSD)), publicURL: publicURL, secure: secure,
+                gravatar: configuration.gravatar)
             let gateway = buildGateway(
                 context: DashboardContext.self,
                 configuration: .init(

@@ -85,6 +85,9 @@ public struct ServeConfiguration: Sendable, Equatable {
     /// (invitations) start with it, and when it is `https` — or the HTTP port itself is on TLS —
     /// cookies are `Secure` and HSTS is sent. nil: the HTTP port's own address.
     public var publicURL: String?
+    /// Whether profiles show Gravatar pictures (people's browsers fetch them from gravatar.com);
+    /// off by default: nothing on a page comes from elsewhere.
+    public var gravatar = false
 
     /// The public URL in force: `publicURL`, else the HTTP port's address (`https` when it is
     /// on TLS; a wildcard host read as `localhost`).
@@ -98,7 +101,7 @@ public struct ServeConfiguration: Sendable, Equatable {
     /// Keys of the YAML file (see gateway/lumen.example.yaml).
     static let fileKeys: Set<String> = [
         "data_dir", "log_level", "http", "grpc", "metrics", "services", "remote", "models", "probe_interval", "usage_retention_days", "hold_ttl",
-        "shutdown_grace", "coins_per_usd", "tls", "insecure_plaintext", "database", "public_url",
+        "shutdown_grace", "coins_per_usd", "tls", "insecure_plaintext", "database", "public_url", "gravatar",
     ]
 
     /// The defaults with the YAML file `path` (else `LUMEN_CONFIG`, else none) applied.
@@ -204,6 +207,7 @@ public struct ServeConfiguration: Sendable, Equatable {
             security.requireClientCertificate = value
         }
         if let value = try flag(root["insecure_plaintext"], "insecure_plaintext") { security.insecurePlaintext = value }
+        if let value = try flag(root["gravatar"], "gravatar") { gravatar = value }
         if let value = root["services"] {
             if let list = value as? [Any] {
                 components = try Component.parseList(list.map { "\($0)" }.joined(separator: ","))

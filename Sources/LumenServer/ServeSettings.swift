@@ -78,6 +78,7 @@ extension ServeConfiguration {
             configuration.security.requireClientCertificate = Setting.isOn(value)
         },
         Setting(flag: "--insecure-plaintext") { configuration, value, _ in configuration.security.insecurePlaintext = Setting.isOn(value) },
+        Setting(flag: "--gravatar") { configuration, value, _ in configuration.gravatar = Setting.isOn(value) },
         ]
     }
 

@@ -85,6 +85,9 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "Where people reach Lumen, such as https://lumen.example.com (behind a proxy, its public address): invitation links start with it, and with https cookies are Secure and HSTS is sent. (LUMEN_PUBLIC_URL, public_url; default the HTTP port's own address)")
     var publicURL: String?
+
+    @Flag(help: "Show people's Gravatar pictures on their profile, fetched by their browsers from gravatar.com (off: initials only, nothing fetched from elsewhere). (LUMEN_GRAVATAR=1, gravatar)")
+    var gravatar = false
     @Option(help: "trace, debug, info, notice, warning, error or critical. (LUMEN_LOG_LEVEL, default info)")
     var logLevel: String?
 
@@ -165,6 +168,7 @@ struct Serve: AsyncParsableCommand {
             "--tls-cert": tlsCert, "--tls-key": tlsKey, "--tls-ca": tlsCa,
             "--tls-require-client-cert": tlsRequireClientCert ? "true" : nil,
             "--insecure-plaintext": insecurePlaintext ? "true" : nil,
+            "--gravatar": gravatar ? "true" : nil,
         ]
         return given.compactMapValues { $0 }
     }

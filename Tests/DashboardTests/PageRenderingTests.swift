@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import LumenAPI
 import SharedRules
 import Testing
@@ -168,6 +169,7 @@ struct PageRenderingTests {
             #expect(site.library.getTemplate(named: name) != nil, "\(name)")
         }
         #expect(site.assets["app.css"]?.contentType == "text/css; charset=utf-8")
+        #expect(site.assets["icon.svg"]?.contentType == "image/svg+xml")
         for script in ["app.js", "api.js", "chat.js", "markdown.js"] {
             #expect(site.assets[script]?.contentType == "text/javascript; charset=utf-8", "\(script)")
         }
@@ -186,4 +188,33 @@ struct PageRenderingTests {
             #expect(PagesController.safeNext(path) == "/profile", "\(String(describing: path))")
         }
     }
+
+    @Test("A conversation is titled by its first message as plain text, never raw Markdown")
+    func conversationTitles() {
+        let cases: [(String, String)] = [
+            ("# Explain **Rust** lifetimes\nin detail", "Explain Rust lifetimes"),
+            ("> quoted _thought_ here", "quoted thought here"),
+            ("- [x] item with `code` and [a link](https://x.test)", "item with code and a link"),
+            ("```swift\nlet x = 1\n```", "let x = 1"),
+            ("1. first ~~old~~ step", "first old step"),
+            ("rename my_var_name please", "rename my_var_name please"),
+            ("  \n\n", "New conversation"),
+            ("**" + String(repeating: "long ", count: 20) + "end**", String(String(repeating: "long ", count: 12).prefix(59)) + "…"),
+            ("2 * 3 * 4", "2 * 3 * 4"),
+        ]
+        for (message, title) in cases {
+            #expect(ConversationObject.title(from: message) == title, "\(message)")
+        }
+    }
+
+    @Test("Profiles show initials without Gravatar; with it, the picture and a policy that lets it load")
+    func gravatar() throws {
+        let policy = HTTPField.Name("Content-Security-Policy")!
+        #expect(site.pageHeaders[policy]?.contains("gravatar") == false)
+        #expect(try Site(gravatar: true).pageHeaders[policy]?.contains("img-src 'self' https://www.gravatar.com") == true)
+        let html = try render("profile", profile(keys: []))
+        #expect(html.contains("ada<wbr>@example<wbr>.com<wbr>"))
+        #expect(html.contains(#"<img src="https://www.gravatar.com/avatar/"#))
+    }
+
 }

@@ -99,7 +99,25 @@ def test_sign_in_create_use_and_revoke_a_personal_key(site, browser):
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(site.http + "/profile")
     expect(page.get_by_role("heading", level=1)).to_have_text("Demo admin")
-    expect(page.get_by_text("No API keys yet")).to_be_visible()
+    # The quick start's key is the administrator's own: it is on their profile.
+    demo_key = site.credentials["api_key"]
+    expect(key_row(page, "Demo key").locator("td").nth(1)).to_have_text(demo_key[:4] + "..." + demo_key[-4:])
+
+    # "+ New API Key" closed without saving — Cancel, or Escape — leaves no key behind: it is revoked.
+    for close in ("Cancel", "Escape"):
+        page.get_by_role("button", name="+ New API Key").click()
+        dialog = page.locator("dialog[open]")
+        expect(dialog.locator("[data-secret]")).to_have_value(re.compile(r"^sk-"))
+        unsaved = dialog.locator("[data-secret]").input_value()
+        if close == "Cancel":
+            dialog.get_by_role("button", name="Cancel").click()
+        else:
+            page.keyboard.press("Escape")
+        expect(page.locator("dialog[open]")).to_have_count(0)
+        page.wait_for_load_state()
+        expect(key_row(page, "Default Key")).to_have_count(0)
+        refused = httpx.get(site.http + "/v1/models", headers={"Authorization": f"Bearer {unsaved}"})
+        assert refused.status_code == 401 and refused.json()["error"]["code"] == "key_revoked", (close, refused.text)
 
     # "+ New API Key": the secret once, copied, then named.
     page.get_by_role("button", name="+ New API Key").click()
@@ -131,9 +149,8 @@ def test_sign_in_create_use_and_revoke_a_personal_key(site, browser):
     # Revoke, confirmed: the key stops working, and shows only with "Show deleted keys", struck through.
     page.once("dialog", lambda confirm: confirm.accept())
     row.get_by_role("button", name="Revoke").click()
-    expect(page.get_by_text("No API keys yet")).to_have_count(0)
     expect(key_row(page, "my-research-script")).to_be_hidden()
-    expect(page.get_by_text("No active keys")).to_be_visible()
+    expect(key_row(page, "Demo key")).to_be_visible()
     page.get_by_label("Show deleted keys").click()
     expect(page).to_have_url(re.compile(r"show_deleted=true"))
     expect(page.get_by_label("Show deleted keys")).to_be_checked()
@@ -158,6 +175,10 @@ def test_sort_search_and_page_the_key_table(site, browser):
     sign_in(page, site)
     expect(page).to_have_url(site.http + "/profile")
     csrf = page.locator('meta[name="csrf-token"]').get_attribute("content")
+    # (The demo's own key, revoked: the table holds this test's keys alone.)
+    demo = page.request.get(site.http + "/api/me/keys").json()["data"]
+    for key in demo:
+        assert page.request.delete(site.http + f"/api/me/keys/{key['id']}", headers={"X-CSRF-Token": csrf}).ok
     made = {}
     for name in ["beta", "alpha", "gamma"] + [f"bulk-{n:02}" for n in range(52)]:
         response = page.request.post(site.http + "/api/me/keys", data={"name": name}, headers={"X-CSRF-Token": csrf})
@@ -465,7 +486,8 @@ def test_web_chat_streams_markdown_keeps_conversations_and_counts_on_the_profile
     expect(page.locator(".message.user .bubble").last).to_contain_text("Hello")
     expect(box).to_have_value("")
     expect(page).to_have_url(re.compile(r"/chat\?c=cnv_[a-z0-9]+$"))
-    expect(page.locator(".conversation-list [data-title]")).to_have_text(["Hello **there**"])
+    # Titled by the first line as text, not its Markdown.
+    expect(page.locator(".conversation-list [data-title]")).to_have_text(["Hello there"])
 
     # The list item the page added after the answer can be renamed at once (no reload first).
     page.once("dialog", lambda ask: ask.accept("Greetings"))
@@ -497,6 +519,16 @@ def test_web_chat_streams_markdown_keeps_conversations_and_counts_on_the_profile
     expect(row.locator('[data-figure="requests"]')).to_have_text("2")
     web = other.request.get(site.http + "/api/me/profile").json()["web_chat"]
     expect(row.locator('[data-figure="tokens"]')).to_have_text(f"{web['tokens']:,}")
+    # On a 390 px phone every figure of the row is on the screen, with its label: nothing to scroll to.
+    other.set_viewport_size({"width": 390, "height": 844})
+    for cell in row.locator("td").all():
+        box = cell.bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, (cell.get_attribute("data-label"), box)
+    assert row.locator("td").last.evaluate("cell => getComputedStyle(cell, '::before').content") == '"Last Used"'
+    # The email breaks between its parts, never inside a word.
+    email = other.locator(".identity .email")
+    assert email.inner_text().replace("\n", "") == site.credentials["email"]
+    other.set_viewport_size({"width": 1280, "height": 800})
 
     # A refused request says why in the page, and keeps nothing.
     me = other.request.get(site.http + "/api/me").json()
@@ -519,3 +551,18 @@ def test_web_chat_streams_markdown_keeps_conversations_and_counts_on_the_profile
     assert errors == [], errors
     other.context.close()
     page.context.close()
+
+
+def test_a_browser_gets_an_html_404_an_api_client_json_and_the_icon_is_served(site):
+    html = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+    page = httpx.get(site.http + "/no-such-page", headers=html)
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html"), page.text
+    assert "<h1>Not found</h1>" in page.text and "/no-such-page" in page.text and "x-request-id" in page.headers
+    for path, headers in [("/no-such-page", {}), ("/no-such-page", {"Accept": "application/json"}),
+                          ("/v1/no-such-route", html), ("/api/no-such-route", html), ("/static/nothing.js", html)]:
+        answer = httpx.get(site.http + path, headers=headers)
+        assert answer.status_code == 404 and answer.json()["error"]["code"] == "not_found", (path, answer.text)
+    posted = httpx.post(site.http + "/no-such-page", headers=html)
+    assert posted.status_code == 404 and posted.json()["error"]["code"] == "not_found"
+    icon = httpx.get(site.http + "/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml" and b"<svg" in icon.content

@@ -325,7 +325,7 @@ models:
     assert Decimal(str(profile["coins_used"])) == coins
     assert profile["favorite_model"] == "lumen-demo"  # 3 requests against 2
     assert profile["user"]["email"] == "member@demo.lumen.invalid"
-    assert profile["avatar_url"].startswith("https://www.gravatar.com/avatar/")
+    assert profile["avatar_url"] is None  # no Gravatar unless the deployment turns it on (--gravatar)
     assert profile["pool"]["state"] == "not_configured"
     # Keys are the API; nothing came through the web chat.
     assert profile["web_chat"] == {"conversations": 0, "requests": 0, "tokens": 0, "coins": 0, "last_used_at": None}

@@ -298,6 +298,7 @@ struct WiringTests {
             "--probe-interval", "8", "--hold-ttl", "9", "--usage-retention-days", "10", "--shutdown-grace", "11", "--coins-per-usd", "12",
             "--demo", "--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-ca", "ca.pem", "--tls-require-client-cert",
             "--insecure-plaintext", "--database", "postgres://lumen@db.internal/lumen", "--public-url", "https://lumen.example.com/",
+            "--gravatar",
         ])
         #expect(Set(everything.flags.keys) == ServeConfiguration.flags)
         let all = try everything.resolve(environment: [:])
@@ -311,7 +312,8 @@ struct WiringTests {
         #expect(all.components == [.gateway] && all.demo)
         #expect(all.addresses == [.keys: "k:1", .accounts: "a:1", .ledger: "l:1", .registry: "r:1"])
         #expect([all.security.certificate, all.security.key, all.security.ca] == ["c.pem", "k.pem", "ca.pem"])
-        #expect(all.security.requireClientCertificate && all.security.insecurePlaintext)
+        #expect(all.security.requireClientCertificate && all.security.insecurePlaintext && all.gravatar)
+        #expect(try !Serve.parse([]).resolve(environment: [:]).gravatar)
         #expect(all.database == "postgres://lumen@db.internal/lumen")
         #expect(all.publicURL == "https://lumen.example.com" && all.effectivePublicURL == "https://lumen.example.com")
         // Without one, the HTTP port's own address (https with TLS on it).

@@ -108,7 +108,9 @@ struct PoolView {
 struct ProfileView {
     var name: String
     var email: String
-    var avatarURL: String
+    /// The email in parts a line may break between: before the `@` and before each dot.
+    var emailParts: [String]
+    var avatarURL: String?
     var initials: String
     var groups: [String]
     var coinsUsed: String
@@ -120,6 +122,7 @@ struct ProfileView {
     init(_ profile: ProfileObject) {
         name = profile.user.displayName
         email = profile.user.email
+        emailParts = Self.breakable(profile.user.email)
         avatarURL = profile.avatarURL
         initials = String(profile.user.displayName.split(separator: " ").prefix(2).compactMap(\.first)).uppercased()
         groups = profile.groups.map(\.name)
@@ -128,6 +131,21 @@ struct ProfileView {
         favoriteModel = profile.favoriteModel ?? "—"
         pool = PoolView(profile.pool)
         webChat = WebChatView(profile.webChat)
+    }
+
+    /// `admin@demo.lumen.invalid` → `admin`, `@demo`, `.lumen`, `.invalid`.
+    static func breakable(_ email: String) -> [String] {
+        var parts: [String] = []
+        var part = ""
+        for character in email {
+            if (character == "@" || character == ".") && !part.isEmpty {
+                parts.append(part)
+                part = ""
+            }
+            part.append(character)
+        }
+        if !part.isEmpty { parts.append(part) }
+        return parts
     }
 }
 

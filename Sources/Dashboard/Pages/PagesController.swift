@@ -330,3 +330,31 @@ extension Optional {
         return try await transform(value)
     }
 }
+
+/// A page nobody serves, asked for by a browser (a GET or HEAD that accepts `text/html`,
+/// outside `/v1/`, `/api/` and `/static/`): the HTML "Not found" page with status 404. API
+/// clients keep the JSON error (`not_found`).
+struct BrowserNotFound: RouterMiddleware {
+    typealias Context = DashboardContext
+    let site: Site
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError where error.status == .notFound && Self.wantsPage(request) {
+            return try site.page(
+                "error",
+                ErrorPage(
+                    layout: .signedOut(version: site.version), heading: "Not found",
+                    message: "There is no page at \(request.uri.path)."),
+                status: .notFound)
+        }
+    }
+
+    static func wantsPage(_ request: Request) -> Bool {
+        guard request.method == .get || request.method == .head else { return false }
+        let path = request.uri.path
+        for api in ["/v1", "/api", "/static"] where path == api || path.hasPrefix(api + "/") { return false }
+        return request.headers[.accept]?.contains("text/html") == true
+    }
+}

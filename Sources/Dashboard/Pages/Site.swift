@@ -19,17 +19,19 @@ struct Site: Sendable {
     let version: String
 
     /// What every page says about itself: no caching of personal pages, no framing, nothing
-    /// from elsewhere but the Gravatar images, no inline script.
-    static let pageHeaders: HTTPFields = [
-        .contentType: "text/html; charset=utf-8",
-        .cacheControl: "no-store",
-        HTTPField.Name("Content-Security-Policy")!:
-            "default-src 'self'; img-src 'self' https://www.gravatar.com data:; style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
-        HTTPField.Name("X-Content-Type-Options")!: "nosniff",
-        HTTPField.Name("Referrer-Policy")!: "same-origin",
-    ]
+    /// from elsewhere (but Gravatar's pictures when `--gravatar` shows them), no inline script.
+    let pageHeaders: HTTPFields
 
-    init(files: [String: Data] = EmbeddedFiles.files) throws {
+    init(files: [String: Data] = EmbeddedFiles.files, gravatar: Bool = false) throws {
+        let images = gravatar ? "'self' https://www.gravatar.com data:" : "'self' data:"
+        pageHeaders = [
+            .contentType: "text/html; charset=utf-8",
+            .cacheControl: "no-store",
+            HTTPField.Name("Content-Security-Policy")!:
+                "default-src 'self'; img-src \(images); style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
+            HTTPField.Name("X-Content-Type-Options")!: "nosniff",
+            HTTPField.Name("Referrer-Policy")!: "same-origin",
+        ]
         var library = MustacheLibrary()
         var assets: [String: Asset] = [:]
         var digest = SHA256()
@@ -54,7 +56,7 @@ struct Site: Sendable {
         guard let html = library.render(view, withTemplate: template) else {
             throw HTTPError(.internalServerError, message: "no page template \(template)")
         }
-        return Response(status: status, headers: Self.pageHeaders, body: .init(byteBuffer: ByteBuffer(string: html)))
+        return Response(status: status, headers: pageHeaders, body: .init(byteBuffer: ByteBuffer(string: html)))
     }
 
     /// A static file, revalidated by its ETag (304 when unchanged).

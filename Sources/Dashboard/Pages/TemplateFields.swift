@@ -104,6 +104,7 @@ extension ProfileView: TemplateView {
         switch name {
         case "name": self.name
         case "email": self.email
+        case "emailParts": self.emailParts
         case "avatarURL": self.avatarURL
         case "initials": self.initials
         case "groups": self.groups

@@ -111,14 +111,19 @@ async function copy(text) {
   }
 }
 
-/** "+ New API Key": the key is made when the dialog opens, shown once, then named. */
+/**
+ * "+ New API Key": the key is made when the dialog opens, shown once, then named; "Save Key"
+ * keeps it. Closed any other way (Cancel, Escape), the key is revoked: only a saved key stays.
+ */
 function keys() {
   for (const section of document.querySelectorAll("[data-keys]")) {
     const dialog = section.querySelector("[data-new-key-dialog]");
     let created = null;
+    let saved = false;
     section.querySelector("[data-new-key]")?.addEventListener("click", async (event) => {
       event.target.disabled = true;
       dialog.querySelector("[data-error]").hidden = true;
+      saved = false;
       try {
         created = await api("POST", section.dataset.createUrl, {});
         dialog.querySelector("[data-secret]").value = created.key;
@@ -140,12 +145,24 @@ function keys() {
       const name = dialog.querySelector("[data-key-name-input]").value.trim();
       try {
         if (name) await api("PATCH", `${section.dataset.createUrl}/${encodeURIComponent(created.id)}`, { name });
+        saved = true;
         location.reload();
       } catch (error) {
         showError(dialog, error);
       }
     });
-    dialog?.addEventListener("close", () => { if (created) location.reload(); });
+    dialog?.querySelector("[data-cancel-key]").addEventListener("click", () => dialog.close());
+    dialog?.addEventListener("close", async () => {
+      if (!created || saved) return;
+      const id = created.id;
+      created = null;
+      try {
+        await api("DELETE", `${section.dataset.createUrl}/${encodeURIComponent(id)}`);
+      } catch (error) {
+        alert(`The unsaved key could not be revoked: ${error.message}. Revoke it from the table.`);
+      }
+      location.reload();
+    });
     for (const button of section.querySelectorAll("[data-revoke]")) {
       button.addEventListener("click", async () => {
         const name = button.dataset.keyName || "this key";
