@@ -216,6 +216,8 @@ public struct ModelOutput: Encodable {
         var health: String
         var consecutiveFailures: Int32
         var problem: String
+        var lastFailure: String?
+        var lastFailureAt: String?
 
         enum CodingKeys: String, CodingKey {
             case id, provider, weight, byok, health, problem
@@ -224,6 +226,26 @@ public struct ModelOutput: Encodable {
             case upstreamModel = "upstream_model"
             case timeoutMs = "timeout_ms"
             case consecutiveFailures = "consecutive_failures"
+            case lastFailure = "last_failure"
+            case lastFailureAt = "last_failure_at"
+        }
+
+        /// Every key, the latest failure's as null before the first.
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(id, forKey: .id)
+            try container.encode(provider, forKey: .provider)
+            try container.encode(baseURL, forKey: .baseURL)
+            try container.encode(credentialEnv, forKey: .credentialEnv)
+            try container.encode(upstreamModel, forKey: .upstreamModel)
+            try container.encode(weight, forKey: .weight)
+            try container.encode(timeoutMs, forKey: .timeoutMs)
+            try container.encode(byok, forKey: .byok)
+            try container.encode(health, forKey: .health)
+            try container.encode(consecutiveFailures, forKey: .consecutiveFailures)
+            try container.encode(problem, forKey: .problem)
+            try container.encode(lastFailure, forKey: .lastFailure)
+            try container.encode(lastFailureAt, forKey: .lastFailureAt)
         }
     }
 
@@ -269,7 +291,9 @@ public struct ModelOutput: Encodable {
             Backend(
                 id: $0.id, provider: $0.provider.publicName, baseURL: $0.baseURL, credentialEnv: $0.credentialEnv,
                 upstreamModel: $0.upstreamModel, weight: $0.weight, timeoutMs: $0.timeoutMs, byok: $0.byok,
-                health: $0.health.publicName, consecutiveFailures: $0.consecutiveFailures, problem: $0.problem)
+                health: $0.health.publicName, consecutiveFailures: $0.consecutiveFailures, problem: $0.problem,
+                lastFailure: $0.lastFailure.isEmpty ? nil : $0.lastFailure,
+                lastFailureAt: $0.hasLastFailureAt ? RFC3339.format(millis: $0.lastFailureAt.millis) : nil)
         }
     }
 }

@@ -146,6 +146,8 @@ extension BackendRecord {
             if let circuitOpenUntil { $0.circuitOpenUntil = .init(millis: circuitOpenUntil) }
             $0.problem = problem
             $0.byok = byok
+            $0.lastFailure = lastFailure
+            if let lastFailureAt { $0.lastFailureAt = .init(millis: lastFailureAt) }
         }
     }
 }
@@ -336,6 +338,11 @@ extension ModelRegistryService: Lumen_Registry_V1_ModelRegistryService.SimpleSer
                 }
                 guard report.successes > 0 || report.failures > 0 else { return changed }
                 let observed = report.hasObservedAt ? min(report.observedAt.millis, now) : now
+                if report.hasLastFailure && report.failures > 0 && observed >= (record.lastFailureAt ?? .min) {
+                    record.lastFailure = String(report.lastFailure.prefix(500))
+                    record.lastFailureAt = observed
+                    changed = true
+                }
                 let next = policy.apply(
                     successes: Int(max(0, report.successes)), failures: Int(max(0, report.failures)),
                     to: record.state, now: observed)

@@ -73,6 +73,13 @@ struct PostgresRegistryStore: RegistryStorage {
                 "ALTER TABLE registry.backends ADD COLUMN byok BOOLEAN NOT NULL DEFAULT FALSE",
             ]
         ),
+        (
+            "v4: a backend's latest failure",
+            [
+                "ALTER TABLE registry.backends ADD COLUMN last_failure TEXT NOT NULL DEFAULT ''",
+                "ALTER TABLE registry.backends ADD COLUMN last_failure_at BIGINT",
+            ]
+        ),
     ]
 
     init(database: PostgresServiceDatabase, logger: Logger) async throws {
@@ -90,7 +97,7 @@ struct PostgresRegistryStore: RegistryStorage {
         """
     static let backendColumns = """
         model, id, provider, base_url, credential_env, upstream_model, weight, timeout_ms, health, consecutive_failures,
-        circuit_open_until, problem, byok
+        circuit_open_until, problem, byok, last_failure, last_failure_at
         """
     static let consentColumns = "organization_id, principal_type, principal_id, model, granted_by_user_id, created_at"
 
@@ -111,12 +118,14 @@ struct PostgresRegistryStore: RegistryStorage {
 
     static func backends(_ rows: PostgresRowSequence) async throws -> [BackendRecord] {
         var records: [BackendRecord] = []
-        for try await row in rows.decode((String, String, Int, String, String, String, Int, Int, Int, Int, Int64?, String, Bool).self) {
+        for try await row in rows.decode(
+            (String, String, Int, String, String, String, Int, Int, Int, Int, Int64?, String, Bool, String, Int64?).self)
+        {
             records.append(
                 BackendRecord(
                     model: row.0, id: row.1, provider: row.2, baseURL: row.3, credentialEnv: row.4, upstreamModel: row.5,
                     weight: row.6, timeoutMs: row.7, health: row.8, consecutiveFailures: row.9, circuitOpenUntil: row.10,
-                    problem: row.11, byok: row.12))
+                    problem: row.11, byok: row.12, lastFailure: row.13, lastFailureAt: row.14))
         }
         return records
     }
@@ -238,11 +247,12 @@ struct PostgresRegistryStore: RegistryStorage {
                 INSERT INTO registry.backends (\(unescaped: Self.backendColumns)) VALUES (\(record.model), \(record.id),
                     \(record.provider), \(record.baseURL), \(record.credentialEnv), \(record.upstreamModel), \(record.weight),
                     \(record.timeoutMs), \(record.health), \(record.consecutiveFailures), \(record.circuitOpenUntil), \(record.problem),
-                    \(record.byok))
+                    \(record.byok), \(record.lastFailure), \(record.lastFailureAt))
                 ON CONFLICT (model, id) DO UPDATE SET provider = excluded.provider, base_url = excluded.base_url,
                     credential_env = excluded.credential_env, upstream_model = excluded.upstream_model, weight = excluded.weight,
                     timeout_ms = excluded.timeout_ms, health = excluded.health, consecutive_failures = excluded.consecutive_failures,
-                    circuit_open_until = excluded.circuit_open_until, problem = excluded.problem, byok = excluded.byok
+                    circuit_open_until = excluded.circuit_open_until, problem = excluded.problem, byok = excluded.byok,
+                    last_failure = excluded.last_failure, last_failure_at = excluded.last_failure_at
                 """, logger: logger)
             return (record, try await stored(connection, named: key.model)[0])
         }, then: { result in if let result { then(result.model) } })
@@ -279,7 +289,8 @@ struct PostgresRegistryStore: RegistryStorage {
                 try await connection.query(
                     """
                     UPDATE registry.backends SET health = \(record.health), consecutive_failures = \(record.consecutiveFailures),
-                        circuit_open_until = \(record.circuitOpenUntil), problem = \(record.problem)
+                        circuit_open_until = \(record.circuitOpenUntil), problem = \(record.problem),
+                        last_failure = \(record.lastFailure), last_failure_at = \(record.lastFailureAt)
                     WHERE model = \(record.model) AND id = \(record.id)
                     """, logger: logger)
                 changed.insert(record.model)

@@ -49,9 +49,14 @@ struct BackendRecord: Codable, Sendable, Equatable {
     var problem: String
     /// Whether callers may bring their own upstream key (`Backend.byok`).
     var byok: Bool
+    /// The latest failed call, in words, and when (`Backend.last_failure`, `last_failure_at`).
+    var lastFailure = ""
+    var lastFailureAt: Int64?
 
     enum CodingKeys: String, CodingKey {
         case model, id, provider, weight, health, problem, byok
+        case lastFailure = "last_failure"
+        case lastFailureAt = "last_failure_at"
         case baseURL = "base_url"
         case credentialEnv = "credential_env"
         case upstreamModel = "upstream_model"

@@ -66,6 +66,13 @@ struct SQLiteRegistryStore: RegistryStorage {
                     ALTER TABLE backends ADD COLUMN byok INTEGER NOT NULL DEFAULT 0;
                     """)
         }
+        migrator.registerMigration("v4: a backend's latest failure") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE backends ADD COLUMN last_failure TEXT NOT NULL DEFAULT '';
+                    ALTER TABLE backends ADD COLUMN last_failure_at INTEGER;
+                    """)
+        }
         return migrator
     }
 }

@@ -139,8 +139,9 @@ struct ModelsList: AsyncParsableCommand {
         discussion: """
             Prints {"object": "list", "data": [model, …]}, indented; each model with the keys and \
             units of the YAML `models:` section (prices in USD per million tokens, `scenes`, \
-            `provider`), its `status`, and each backend's `health`, `consecutive_failures` and \
-            `problem`.
+            `provider`), its `status`, and each backend's `health`, `consecutive_failures`, \
+            `problem` (its configuration) and `last_failure` with `last_failure_at` (the latest \
+            failed call: what went wrong and the request id its log lines carry).
             """)
 
     @OptionGroup var server: OperatorServerOptions

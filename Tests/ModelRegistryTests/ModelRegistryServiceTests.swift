@@ -49,7 +49,7 @@ struct ModelRegistryServiceTests {
             }
             #expect(try await status().status == .ok)
 
-            func report(_ backend: String, successes: Int32 = 0, failures: Int32 = 0) async throws {
+            func report(_ backend: String, successes: Int32 = 0, failures: Int32 = 0, failure: String? = nil) async throws {
                 _ = try await services.registry.reportBackendHealth(
                     .with {
                         $0.reports = [.with {
@@ -57,15 +57,18 @@ struct ModelRegistryServiceTests {
                             $0.backendID = backend
                             $0.successes = successes
                             $0.failures = failures
+                            if let failure { $0.lastFailure = failure }
                         }]
                     }, metadata: asInternal)
             }
-            try await report("primary", failures: 3)
+            try await report("primary", failures: 3, failure: "answered 503 (request req_1)")
             var model = try await status()
             #expect(model.status == .degraded)
             let down = try #require(model.backends.first { $0.id == "primary" })
             #expect(down.health == .unhealthy && down.consecutiveFailures == 3)
             #expect(down.circuitOpenUntil.millis == clock.nowMillis + 30_000)
+            // The operator sees what went wrong last, and when.
+            #expect(down.lastFailure == "answered 503 (request req_1)" && down.lastFailureAt.millis == clock.nowMillis)
 
             try await report("secondary", failures: 5)
             #expect(try await status().status == .down)
@@ -73,6 +76,7 @@ struct ModelRegistryServiceTests {
             model = try await status()
             #expect(model.status == .degraded)
             #expect(model.backends.first { $0.id == "primary" }?.health == .healthy)
+            #expect(model.backends.first { $0.id == "primary" }?.lastFailure == "answered 503 (request req_1)", "a success keeps it")
 
             // Re-declaring a backend keeps its health; removing one changes the status.
             _ = try await services.registry.upsertBackend(.with { $0.backend = Self.backend("secondary") }, metadata: asInternal)

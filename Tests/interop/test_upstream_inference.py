@@ -425,6 +425,23 @@ def test_a_dead_backend_opens_its_circuit_and_the_model_goes_down(gateway, upstr
         request_id = failed.value.response.headers["x-request-id"]
         assert message == f"no upstream of doomed-model answered; try again later (request {request_id})", message
     assert "no upstream answered" in gateway.log() and "errno" in gateway.log()
+    # The operator's listing says what went wrong last, under a request id the log has.
+    operator = subprocess.run([lumen_binary(), "admin", "operator-token", "create", "--data-dir", gateway.data_dir],
+                              capture_output=True, text=True, timeout=60)
+    assert operator.returncode == 0, operator.stderr
+    token = json.loads(operator.stdout)["operator_token"]
+    deadline = time.time() + 10
+    while True:
+        listed = subprocess.run([lumen_binary(), "admin", "models", "list", "--server", gateway.grpc_target, "--token", token],
+                                capture_output=True, text=True, timeout=60)
+        assert listed.returncode == 0, listed.stderr
+        (backend,) = [m for m in json.loads(listed.stdout)["data"] if m["name"] == "doomed-model"][0]["backends"]
+        if backend["last_failure"] or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    assert backend["last_failure"].startswith("failed after") and "(request req_" in backend["last_failure"], backend
+    assert backend["last_failure"].split("(request ")[-1].rstrip(")") in gateway.log()
+    assert backend["last_failure_at"].endswith("Z")
     deadline = time.time() + 10
     while True:
         with pytest.raises(openai.APIStatusError) as refused:

@@ -45,6 +45,7 @@ final class BackendRouter: Sendable {
                 pending.failures += more.failures
                 if more.observedAt.millis > pending.observedAt.millis { pending.observedAt = more.observedAt }
                 if more.hasProblem { pending.problem = more.problem }
+                if more.hasLastFailure { pending.lastFailure = more.lastFailure }
             },
             flush: { reports in
                 _ = try await registry.reportBackendHealth(.with { $0.reports = reports }, metadata: .bearer(internalToken))
@@ -105,7 +106,7 @@ final class BackendRouter: Sendable {
                     lastProblem = "backend \(backend.id) answered \(code)"
                     _ = try? await response.collect(upTo: 64 * 1024)
                     if code >= 500 {
-                        outcome(of: backend, success: false)
+                        outcome(of: backend, success: false, failure: "answered \(code) (request \(requestID))")
                     } else {
                         metrics.upstreamError(model: backend.model, backend: backend.id)
                     }
@@ -118,8 +119,9 @@ final class BackendRouter: Sendable {
                 return (backend, response)
             } catch {
                 if Task.isCancelled { throw CancellationError() }
-                outcome(of: backend, success: false)
-                lastProblem = "backend \(backend.id) failed after \(ContinuousClock.now - started): \(error)"
+                let failure = "failed after \(ContinuousClock.now - started): \(error)"
+                outcome(of: backend, success: false, failure: "\(failure) (request \(requestID))")
+                lastProblem = "backend \(backend.id) \(failure)"
                 logger.warning(
                     "upstream failed\(backend.id == candidates.last?.id ? "" : "; trying the next backend")",
                     metadata: ["model": "\(model.name)", "backend": "\(backend.id)", "error": "\(error)", "request_id": "\(requestID)"])
@@ -135,8 +137,9 @@ final class BackendRouter: Sendable {
             message: "no upstream of \(model.name) answered; try again later (request \(requestID))", param: nil)
     }
 
-    /// Records a call's outcome for the registry's health (and for local demotion).
-    func outcome(of backend: Lumen_Registry_V1_Backend, success: Bool) {
+    /// Records a call's outcome for the registry's health (and for local demotion); a failure
+    /// says what went wrong, for the operator (`Backend.last_failure`).
+    func outcome(of backend: Lumen_Registry_V1_Backend, success: Bool, failure: String? = nil) {
         let now = clock.nowMillis
         if !success { metrics.upstreamError(model: backend.model, backend: backend.id) }
         recentFailures.withLock { failures in
@@ -149,6 +152,7 @@ final class BackendRouter: Sendable {
                 $0.successes = success ? 1 : 0
                 $0.failures = success ? 0 : 1
                 $0.observedAt = .init(millis: now)
+                if let failure { $0.lastFailure = failure }
             }, under: Self.key(backend))
     }
 

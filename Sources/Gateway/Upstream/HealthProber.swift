@@ -58,12 +58,12 @@ final class HealthProber: Service, Sendable {
             if status >= 500 {
                 logger.warning("health probe failed", metadata: ["model": "\(backend.model)", "backend": "\(backend.id)", "status": "\(status)"])
             }
-            router.outcome(of: backend, success: status < 500)
+            router.outcome(of: backend, success: status < 500, failure: status >= 500 ? "health probe answered \(status)" : nil)
         } catch {
             logger.warning(
                 "health probe failed",
                 metadata: ["model": "\(backend.model)", "backend": "\(backend.id)", "error": "\(error)"])
-            router.outcome(of: backend, success: false)
+            router.outcome(of: backend, success: false, failure: "health probe failed: \(error)")
         }
     }
 }

@@ -341,50 +341,80 @@ public nonisolated struct Lumen_Registry_V1_Model: Sendable {
 }
 
 /// An upstream endpoint that serves a logical model.
-public nonisolated struct Lumen_Registry_V1_Backend: Sendable {
+public nonisolated struct Lumen_Registry_V1_Backend: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   /// Identifier, unique per model (for example `primary`).
-  public var id: String = String()
+  public var id: String {
+    get {_storage._id}
+    set {_uniqueStorage()._id = newValue}
+  }
 
   /// The logical model it serves.
-  public var model: String = String()
+  public var model: String {
+    get {_storage._model}
+    set {_uniqueStorage()._model = newValue}
+  }
 
   /// Wire protocol.
-  public var provider: Lumen_Registry_V1_ProviderKind = .unspecified
+  public var provider: Lumen_Registry_V1_ProviderKind {
+    get {_storage._provider}
+    set {_uniqueStorage()._provider = newValue}
+  }
 
   /// Base URL of the upstream API (for example `https://api.openai.com/v1`).
-  public var baseURL: String = String()
+  public var baseURL: String {
+    get {_storage._baseURL}
+    set {_uniqueStorage()._baseURL = newValue}
+  }
 
   /// Name of the environment variable holding the upstream key; empty means none.
-  public var credentialEnv: String = String()
+  public var credentialEnv: String {
+    get {_storage._credentialEnv}
+    set {_uniqueStorage()._credentialEnv = newValue}
+  }
 
   /// The model name sent upstream; empty means the logical name.
-  public var upstreamModel: String = String()
+  public var upstreamModel: String {
+    get {_storage._upstreamModel}
+    set {_uniqueStorage()._upstreamModel = newValue}
+  }
 
   /// Relative weight for the weighted choice among healthy backends (≥ 1).
-  public var weight: Int32 = 0
+  public var weight: Int32 {
+    get {_storage._weight}
+    set {_uniqueStorage()._weight = newValue}
+  }
 
   /// Upstream timeout in milliseconds.
-  public var timeoutMs: Int32 = 0
+  public var timeoutMs: Int32 {
+    get {_storage._timeoutMs}
+    set {_uniqueStorage()._timeoutMs = newValue}
+  }
 
   /// Current health (output only).
-  public var health: Lumen_Registry_V1_BackendHealth = .unspecified
+  public var health: Lumen_Registry_V1_BackendHealth {
+    get {_storage._health}
+    set {_uniqueStorage()._health = newValue}
+  }
 
   /// Consecutive failures counted by passive health (output only).
-  public var consecutiveFailures: Int32 = 0
+  public var consecutiveFailures: Int32 {
+    get {_storage._consecutiveFailures}
+    set {_uniqueStorage()._consecutiveFailures = newValue}
+  }
 
   /// Until when the circuit is open (output only).
   public var circuitOpenUntil: SwiftProtobuf.Google_Protobuf_Timestamp {
-    get {_circuitOpenUntil ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
-    set {_circuitOpenUntil = newValue}
+    get {_storage._circuitOpenUntil ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_uniqueStorage()._circuitOpenUntil = newValue}
   }
   /// Returns true if `circuitOpenUntil` has been explicitly set.
-  public var hasCircuitOpenUntil: Bool {self._circuitOpenUntil != nil}
+  public var hasCircuitOpenUntil: Bool {_storage._circuitOpenUntil != nil}
   /// Clears the value of `circuitOpenUntil`. Subsequent reads from it will return its default value.
-  public mutating func clearCircuitOpenUntil() {self._circuitOpenUntil = nil}
+  public mutating func clearCircuitOpenUntil() {_uniqueStorage()._circuitOpenUntil = nil}
 
   /// What a gateway found wrong with this backend's configuration, in words (output only);
   /// empty when nothing. Today: `credential_env NAME is not set in the gateway's environment`,
@@ -392,20 +422,45 @@ public nonisolated struct Lumen_Registry_V1_Backend: Sendable {
   /// upstream gets no key. Gateways report it (ReportBackendHealth) at start and whenever the
   /// backend changes; with several gateways, the last report wins. Replacing the backend
   /// (UpsertBackend) clears it until a gateway looks again.
-  public var problem: String = String()
+  public var problem: String {
+    get {_storage._problem}
+    set {_uniqueStorage()._problem = newValue}
+  }
 
   /// Whether callers may bring their own upstream key (`X-Upstream-Authorization`) to this
   /// backend: it is then sent upstream instead of the backend's credential, and the request
   /// holds and charges nothing to Lumen's pools. Off by default: a request with that header for
   /// a model none of whose backends allow it is refused (400 `byok_not_allowed`) and the header
   /// is never forwarded; with it, only the backends that allow it are tried.
-  public var byok: Bool = false
+  public var byok: Bool {
+    get {_storage._byok}
+    set {_uniqueStorage()._byok = newValue}
+  }
+
+  /// The latest failed call to this backend, in words, for the operator (output only; empty
+  /// before the first): what went wrong (`answered 503`, `failed after 0.2 s: connection
+  /// refused …`) and the request id its log lines carry. Callers never see it: they get
+  /// `upstream_unavailable` with the request id. Replacing the backend clears it.
+  public var lastFailure: String {
+    get {_storage._lastFailure}
+    set {_uniqueStorage()._lastFailure = newValue}
+  }
+
+  /// When that call failed (output only).
+  public var lastFailureAt: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_storage._lastFailureAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_uniqueStorage()._lastFailureAt = newValue}
+  }
+  /// Returns true if `lastFailureAt` has been explicitly set.
+  public var hasLastFailureAt: Bool {_storage._lastFailureAt != nil}
+  /// Clears the value of `lastFailureAt`. Subsequent reads from it will return its default value.
+  public mutating func clearLastFailureAt() {_uniqueStorage()._lastFailureAt = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _circuitOpenUntil: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 /// The request of ModelRegistryService.ListModels.
@@ -900,12 +955,24 @@ public nonisolated struct Lumen_Registry_V1_BackendReport: Sendable {
   /// Clears the value of `problem`. Subsequent reads from it will return its default value.
   public mutating func clearProblem() {self._problem = nil}
 
+  /// The latest of the failed calls, in words (see Backend.last_failure); it failed at
+  /// `observed_at`.
+  public var lastFailure: String {
+    get {_lastFailure ?? String()}
+    set {_lastFailure = newValue}
+  }
+  /// Returns true if `lastFailure` has been explicitly set.
+  public var hasLastFailure: Bool {self._lastFailure != nil}
+  /// Clears the value of `lastFailure`. Subsequent reads from it will return its default value.
+  public mutating func clearLastFailure() {self._lastFailure = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _observedAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
   fileprivate var _problem: String? = nil
+  fileprivate var _lastFailure: String? = nil
 }
 
 /// The request of ModelRegistryService.ReportBackendHealth.
@@ -1201,93 +1268,167 @@ nonisolated extension Lumen_Registry_V1_Model: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Lumen_Registry_V1_Backend: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Backend"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}model\0\u{1}provider\0\u{3}base_url\0\u{3}credential_env\0\u{3}upstream_model\0\u{1}weight\0\u{3}timeout_ms\0\u{1}health\0\u{3}consecutive_failures\0\u{3}circuit_open_until\0\u{1}problem\0\u{1}byok\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}model\0\u{1}provider\0\u{3}base_url\0\u{3}credential_env\0\u{3}upstream_model\0\u{1}weight\0\u{3}timeout_ms\0\u{1}health\0\u{3}consecutive_failures\0\u{3}circuit_open_until\0\u{1}problem\0\u{1}byok\0\u{3}last_failure\0\u{3}last_failure_at\0")
+
+  fileprivate class _StorageClass {
+    var _id: String = String()
+    var _model: String = String()
+    var _provider: Lumen_Registry_V1_ProviderKind = .unspecified
+    var _baseURL: String = String()
+    var _credentialEnv: String = String()
+    var _upstreamModel: String = String()
+    var _weight: Int32 = 0
+    var _timeoutMs: Int32 = 0
+    var _health: Lumen_Registry_V1_BackendHealth = .unspecified
+    var _consecutiveFailures: Int32 = 0
+    var _circuitOpenUntil: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+    var _problem: String = String()
+    var _byok: Bool = false
+    var _lastFailure: String = String()
+    var _lastFailureAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _id = source._id
+      _model = source._model
+      _provider = source._provider
+      _baseURL = source._baseURL
+      _credentialEnv = source._credentialEnv
+      _upstreamModel = source._upstreamModel
+      _weight = source._weight
+      _timeoutMs = source._timeoutMs
+      _health = source._health
+      _consecutiveFailures = source._consecutiveFailures
+      _circuitOpenUntil = source._circuitOpenUntil
+      _problem = source._problem
+      _byok = source._byok
+      _lastFailure = source._lastFailure
+      _lastFailureAt = source._lastFailureAt
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.model) }()
-      case 3: try { try decoder.decodeSingularEnumField(value: &self.provider) }()
-      case 4: try { try decoder.decodeSingularStringField(value: &self.baseURL) }()
-      case 5: try { try decoder.decodeSingularStringField(value: &self.credentialEnv) }()
-      case 6: try { try decoder.decodeSingularStringField(value: &self.upstreamModel) }()
-      case 7: try { try decoder.decodeSingularInt32Field(value: &self.weight) }()
-      case 8: try { try decoder.decodeSingularInt32Field(value: &self.timeoutMs) }()
-      case 9: try { try decoder.decodeSingularEnumField(value: &self.health) }()
-      case 10: try { try decoder.decodeSingularInt32Field(value: &self.consecutiveFailures) }()
-      case 11: try { try decoder.decodeSingularMessageField(value: &self._circuitOpenUntil) }()
-      case 12: try { try decoder.decodeSingularStringField(value: &self.problem) }()
-      case 13: try { try decoder.decodeSingularBoolField(value: &self.byok) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._id) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._model) }()
+        case 3: try { try decoder.decodeSingularEnumField(value: &_storage._provider) }()
+        case 4: try { try decoder.decodeSingularStringField(value: &_storage._baseURL) }()
+        case 5: try { try decoder.decodeSingularStringField(value: &_storage._credentialEnv) }()
+        case 6: try { try decoder.decodeSingularStringField(value: &_storage._upstreamModel) }()
+        case 7: try { try decoder.decodeSingularInt32Field(value: &_storage._weight) }()
+        case 8: try { try decoder.decodeSingularInt32Field(value: &_storage._timeoutMs) }()
+        case 9: try { try decoder.decodeSingularEnumField(value: &_storage._health) }()
+        case 10: try { try decoder.decodeSingularInt32Field(value: &_storage._consecutiveFailures) }()
+        case 11: try { try decoder.decodeSingularMessageField(value: &_storage._circuitOpenUntil) }()
+        case 12: try { try decoder.decodeSingularStringField(value: &_storage._problem) }()
+        case 13: try { try decoder.decodeSingularBoolField(value: &_storage._byok) }()
+        case 14: try { try decoder.decodeSingularStringField(value: &_storage._lastFailure) }()
+        case 15: try { try decoder.decodeSingularMessageField(value: &_storage._lastFailureAt) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if !self.id.isEmpty {
-      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
-    }
-    if !self.model.isEmpty {
-      try visitor.visitSingularStringField(value: self.model, fieldNumber: 2)
-    }
-    if self.provider != .unspecified {
-      try visitor.visitSingularEnumField(value: self.provider, fieldNumber: 3)
-    }
-    if !self.baseURL.isEmpty {
-      try visitor.visitSingularStringField(value: self.baseURL, fieldNumber: 4)
-    }
-    if !self.credentialEnv.isEmpty {
-      try visitor.visitSingularStringField(value: self.credentialEnv, fieldNumber: 5)
-    }
-    if !self.upstreamModel.isEmpty {
-      try visitor.visitSingularStringField(value: self.upstreamModel, fieldNumber: 6)
-    }
-    if self.weight != 0 {
-      try visitor.visitSingularInt32Field(value: self.weight, fieldNumber: 7)
-    }
-    if self.timeoutMs != 0 {
-      try visitor.visitSingularInt32Field(value: self.timeoutMs, fieldNumber: 8)
-    }
-    if self.health != .unspecified {
-      try visitor.visitSingularEnumField(value: self.health, fieldNumber: 9)
-    }
-    if self.consecutiveFailures != 0 {
-      try visitor.visitSingularInt32Field(value: self.consecutiveFailures, fieldNumber: 10)
-    }
-    try { if let v = self._circuitOpenUntil {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
-    } }()
-    if !self.problem.isEmpty {
-      try visitor.visitSingularStringField(value: self.problem, fieldNumber: 12)
-    }
-    if self.byok != false {
-      try visitor.visitSingularBoolField(value: self.byok, fieldNumber: 13)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._id.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._id, fieldNumber: 1)
+      }
+      if !_storage._model.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._model, fieldNumber: 2)
+      }
+      if _storage._provider != .unspecified {
+        try visitor.visitSingularEnumField(value: _storage._provider, fieldNumber: 3)
+      }
+      if !_storage._baseURL.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._baseURL, fieldNumber: 4)
+      }
+      if !_storage._credentialEnv.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._credentialEnv, fieldNumber: 5)
+      }
+      if !_storage._upstreamModel.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._upstreamModel, fieldNumber: 6)
+      }
+      if _storage._weight != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._weight, fieldNumber: 7)
+      }
+      if _storage._timeoutMs != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._timeoutMs, fieldNumber: 8)
+      }
+      if _storage._health != .unspecified {
+        try visitor.visitSingularEnumField(value: _storage._health, fieldNumber: 9)
+      }
+      if _storage._consecutiveFailures != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._consecutiveFailures, fieldNumber: 10)
+      }
+      try { if let v = _storage._circuitOpenUntil {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+      } }()
+      if !_storage._problem.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._problem, fieldNumber: 12)
+      }
+      if _storage._byok != false {
+        try visitor.visitSingularBoolField(value: _storage._byok, fieldNumber: 13)
+      }
+      if !_storage._lastFailure.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._lastFailure, fieldNumber: 14)
+      }
+      try { if let v = _storage._lastFailureAt {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Lumen_Registry_V1_Backend, rhs: Lumen_Registry_V1_Backend) -> Bool {
-    if lhs.id != rhs.id {return false}
-    if lhs.model != rhs.model {return false}
-    if lhs.provider != rhs.provider {return false}
-    if lhs.baseURL != rhs.baseURL {return false}
-    if lhs.credentialEnv != rhs.credentialEnv {return false}
-    if lhs.upstreamModel != rhs.upstreamModel {return false}
-    if lhs.weight != rhs.weight {return false}
-    if lhs.timeoutMs != rhs.timeoutMs {return false}
-    if lhs.health != rhs.health {return false}
-    if lhs.consecutiveFailures != rhs.consecutiveFailures {return false}
-    if lhs._circuitOpenUntil != rhs._circuitOpenUntil {return false}
-    if lhs.problem != rhs.problem {return false}
-    if lhs.byok != rhs.byok {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._id != rhs_storage._id {return false}
+        if _storage._model != rhs_storage._model {return false}
+        if _storage._provider != rhs_storage._provider {return false}
+        if _storage._baseURL != rhs_storage._baseURL {return false}
+        if _storage._credentialEnv != rhs_storage._credentialEnv {return false}
+        if _storage._upstreamModel != rhs_storage._upstreamModel {return false}
+        if _storage._weight != rhs_storage._weight {return false}
+        if _storage._timeoutMs != rhs_storage._timeoutMs {return false}
+        if _storage._health != rhs_storage._health {return false}
+        if _storage._consecutiveFailures != rhs_storage._consecutiveFailures {return false}
+        if _storage._circuitOpenUntil != rhs_storage._circuitOpenUntil {return false}
+        if _storage._problem != rhs_storage._problem {return false}
+        if _storage._byok != rhs_storage._byok {return false}
+        if _storage._lastFailure != rhs_storage._lastFailure {return false}
+        if _storage._lastFailureAt != rhs_storage._lastFailureAt {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2046,7 +2187,7 @@ nonisolated extension Lumen_Registry_V1_GetModelStatusResponse: SwiftProtobuf.Me
 
 nonisolated extension Lumen_Registry_V1_BackendReport: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".BackendReport"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}model\0\u{3}backend_id\0\u{1}successes\0\u{1}failures\0\u{3}observed_at\0\u{1}problem\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}model\0\u{3}backend_id\0\u{1}successes\0\u{1}failures\0\u{3}observed_at\0\u{1}problem\0\u{3}last_failure\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2060,6 +2201,7 @@ nonisolated extension Lumen_Registry_V1_BackendReport: SwiftProtobuf.Message, Sw
       case 4: try { try decoder.decodeSingularInt32Field(value: &self.failures) }()
       case 5: try { try decoder.decodeSingularMessageField(value: &self._observedAt) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self._problem) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self._lastFailure) }()
       default: break
       }
     }
@@ -2088,6 +2230,9 @@ nonisolated extension Lumen_Registry_V1_BackendReport: SwiftProtobuf.Message, Sw
     try { if let v = self._problem {
       try visitor.visitSingularStringField(value: v, fieldNumber: 6)
     } }()
+    try { if let v = self._lastFailure {
+      try visitor.visitSingularStringField(value: v, fieldNumber: 7)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2098,6 +2243,7 @@ nonisolated extension Lumen_Registry_V1_BackendReport: SwiftProtobuf.Message, Sw
     if lhs.failures != rhs.failures {return false}
     if lhs._observedAt != rhs._observedAt {return false}
     if lhs._problem != rhs._problem {return false}
+    if lhs._lastFailure != rhs._lastFailure {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
