@@ -33,7 +33,7 @@ def test_a_conversation_streams_its_answers_and_keeps_them(world):
     opened = member.call("GET", path).json()
     assert [m["role"] for m in opened["messages"]] == ["user", "assistant"]
     assert opened["messages"][1]["content"] == answer and opened["messages"][1]["request_id"].startswith("req_")
-    assert opened["conversation"]["title"] == "Hello *Lumen*"  # named by its first message
+    assert opened["conversation"]["title"] == "Hello Lumen"  # named by its first line, as text (no Markdown)
     with member.client.stream("POST", path + "/messages", json={"content": "Again"}, headers=member.csrf) as response:
         second = stream_text(response)
     assert member.call("GET", path).json()["conversation"]["message_count"] == 4
