@@ -309,18 +309,23 @@ struct PageErrors: RouterMiddleware {
         do {
             return try await next(request, context)
         } catch let error as APIError {
-            let heading =
-                switch error.status {
-                case .notFound: "Not found"
-                case .forbidden: "Not allowed"
-                case .unauthorized: "Please sign in"
-                default: error.status.code >= 500 ? "Something went wrong" : "That did not work"
-                }
             let layout = LayoutView(
                 signedIn: context.identity != nil, name: context.identity?.displayName ?? "", isAdmin: context.identity?.person.isAdmin ?? false,
                 csrfToken: context.sessions.session?.csrfToken ?? "", version: site.version)
-            return try site.page("error", ErrorPage(layout: layout, heading: heading, message: error.message), status: error.status)
+            return try Self.page(for: error, layout: layout, site: site)
         }
+    }
+
+    /// The error page for `error`: a heading for its status, its message, its status.
+    static func page(for error: APIError, layout: LayoutView, site: Site) throws -> Response {
+        let heading =
+            switch error.status {
+            case .notFound: "Not found"
+            case .forbidden: "Not allowed"
+            case .unauthorized: "Please sign in"
+            default: error.status.code >= 500 ? "Something went wrong" : "That did not work"
+            }
+        return try site.page("error", ErrorPage(layout: layout, heading: heading, message: error.message), status: error.status)
     }
 }
 
@@ -342,12 +347,9 @@ struct BrowserNotFound: RouterMiddleware {
         do {
             return try await next(request, context)
         } catch let error as HTTPError where error.status == .notFound && Self.wantsPage(request) {
-            return try site.page(
-                "error",
-                ErrorPage(
-                    layout: .signedOut(version: site.version), heading: "Not found",
-                    message: "There is no page at \(request.uri.path)."),
-                status: .notFound)
+            return try PageErrors.page(
+                for: APIError(.notFound, code: "not_found", message: "There is no page at \(request.uri.path)."),
+                layout: .signedOut(version: site.version), site: site)
         }
     }
 
