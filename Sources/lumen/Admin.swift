@@ -46,7 +46,7 @@ struct LedgerCheckCommand: AsyncParsableCommand {
 
 struct Bootstrap: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Create an organisation, its first administrator and a management token.",
+        abstract: "Create an organisation, its administrator and a management token.",
         usage: "lumen admin bootstrap --org <name> --admin-email <email> [<options>]",
         discussion: """
             Prints JSON {"organization_id", "admin_user_id", "management_token"}. The token is \

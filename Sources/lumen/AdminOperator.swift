@@ -127,7 +127,7 @@ struct OperatorServerOptions: ParsableArguments {
 struct ModelsAdmin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "models",
-        abstract: "List, apply or remove the deployment's models and backends (operator token).",
+        abstract: "List, apply or remove models and backends (operator token).",
         subcommands: [ModelsList.self, ModelsApply.self, BackendRemove.self])
 }
 
@@ -157,7 +157,7 @@ struct ModelsList: AsyncParsableCommand {
 struct ModelsApply: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "apply",
-        abstract: "Create or replace the models and backends of a YAML file's `models:` section.",
+        abstract: "Create or replace the models and backends a YAML file lists.",
         usage: "lumen admin models apply --file <file> [<options>]",
         discussion: """
             The file has the configuration file's `models:` section (a whole configuration file \

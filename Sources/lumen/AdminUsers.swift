@@ -7,7 +7,7 @@ import LumenServer
 /// management token.
 struct UserAdmin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "user", abstract: "Create the people of an organisation, or (re)activate and promote them.",
+        commandName: "user", abstract: "Create, (re)activate or promote an organisation's people.",
         subcommands: [UserCreate.self, UserSet.self])
 }
 

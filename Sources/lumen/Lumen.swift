@@ -7,8 +7,9 @@ struct Lumen: AsyncParsableCommand {
         commandName: "lumen",
         abstract: "Lumen, an organisation's gateway to language models.",
         discussion: """
-            `lumen serve` runs the gateway and its services (all in one process by default, on \
-            SQLite under ./data). `lumen admin` manages a deployment from the command line.
+            `lumen serve` runs the gateway, its dashboard and its services: all in one process by \
+            default, on SQLite under ./data. `lumen admin` manages a running deployment or its \
+            data directory.
             """,
         version: LumenVersion.current,
         subcommands: [Serve.self, Admin.self]

@@ -12,7 +12,8 @@ struct Serve: AsyncParsableCommand {
             REST management API, the OpenAI-compatible endpoints) on 127.0.0.1:8080, its metrics (/metrics) on \
             127.0.0.1:9464, and the four RPC services (accounts, \
             keys, ledger, registry), which the facade calls in-process and which are also served \
-            over gRPC (HTTP/2) on 127.0.0.1:9090. Data lives in SQLite files under --data-dir.
+            over gRPC (HTTP/2) on 127.0.0.1:9090. Data lives in SQLite files under --data-dir \
+            (or in PostgreSQL with --database).
 
             Plaintext is for loopback: the HTTP and gRPC ports on another interface need \
             --tls-cert and --tls-key (or --insecure-plaintext), and so do calls to services at \

@@ -159,6 +159,10 @@ def test_help_reads_well_at_80_columns_and_errors_show_the_subcommands_usage(tmp
         # A paragraph wrapped twice leaves a word alone on a line ("…by default,\non\nSQLite").
         assert not [line for line in lines if line.strip() and len(line.strip()) <= 3 and not line.strip().startswith("-")], \
             (command, shown.stdout)
+        # Nor does a paragraph of prose end in one word on a line of its own ("…from the command\nline.").
+        paragraphs = [p.splitlines() for p in shown.stdout.split("\n\n")]
+        widows = [p[-1] for p in paragraphs if len(p) > 1 and not p[-1].startswith(" ") and len(p[-1].split()) == 1]
+        assert widows == [], (command, widows)
     assert "the dashboard at /" in " ".join(run_lumen("serve", "--help").stdout.split())
     # `lumen --version` and the API document agree.
     version = run_lumen("--version")
