@@ -70,11 +70,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         /// The RPC plumbing: who is calling (credentials in metadata, resolved once per call by an
-        /// interceptor), the error contract on the wire, event streams, in-process service calls.
+        /// interceptor), event streams, in-process service calls, watch replication.
         .target(
             name: "RPCSupport",
             dependencies: [
-                "LumenAPI",
+                "LumenAPI", "SharedRules",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
@@ -86,12 +86,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         /// The rules the services and the gateway share: money (USD, prices), ids, time, key
-        /// admission, model access, backend circuits, pages, the public names of enums.
+        /// admission, model access, backend circuits, pages, the public names of enums, and the
+        /// error contract (`ServiceError`: a refusal's status, code and field, as gRPC carries it).
+        /// Below the RPC plumbing: it imports no Lumen module but the generated messages.
         .target(
             name: "SharedRules",
             dependencies: [
-                "LumenAPI", "RPCSupport",
+                "LumenAPI",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -282,11 +286,18 @@ let package = Package(
             path: "bench/RPCFloor",
             swiftSettings: swiftSettings
         ),
+        /// Synthetic usage for the benchmarks' data sets, loaded through the ledger's bulk loader.
+        .target(
+            name: "bench-synthetic",
+            dependencies: ["Ledger", "LumenAPI", "Storage"],
+            path: "bench/Synthetic",
+            swiftSettings: swiftSettings
+        ),
         /// The ledger at scale: usage and billing queries over millions of lines, hold+settle throughput.
         .executableTarget(
             name: "bench-ledger",
             dependencies: [
-                "Ledger", "Gateway", "RPCSupport", "SharedRules", "LumenAPI", "Storage",
+                "bench-synthetic", "Ledger", "Gateway", "RPCSupport", "SharedRules", "LumenAPI", "Storage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "Logging", package: "swift-log"),
@@ -298,7 +309,7 @@ let package = Package(
         .executableTarget(
             name: "bench-pages",
             dependencies: [
-                "LumenServer", "Ledger", "LumenAPI", "SharedRules", "Storage",
+                "bench-synthetic", "LumenServer", "Ledger", "LumenAPI", "SharedRules", "Storage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
@@ -329,6 +340,7 @@ let package = Package(
             name: "LumenTesting",
             dependencies: [
                 "LumenAPI", "RPCSupport", "SharedRules", "Storage", "Accounts", "Keys", "Ledger", "ModelRegistry", "Gateway",
+                "LumenServer",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),

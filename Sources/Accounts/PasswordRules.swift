@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import RPCSupport
+import SharedRules
 
 /// What a password must be: 10 to 72 bytes' worth (bcrypt reads no further than 72) of at least
 /// 10 characters, no control characters (a NUL would end it early in bcrypt), and not easy to

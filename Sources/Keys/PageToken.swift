@@ -1,5 +1,6 @@
 import Foundation
 import RPCSupport
+import SharedRules
 
 /// `ListKeys`' page tokens: where a page of a list in creation order ended, and which way the
 /// list runs (`n`ewest or `o`ldest first) — `n.1764633600123.key_abc`, base64url without

@@ -1,5 +1,6 @@
 import LumenAPI
 import RPCSupport
+import SharedRules
 
 /// The ledger's group commit as the gateway's `HoldMeter`, for a gateway in the same process:
 /// each operation goes straight into the batch being gathered, with the rules and the

@@ -3,6 +3,7 @@ import Logging
 import LumenAPI
 import RPCSupport
 import ServiceLifecycle
+import SharedRules
 
 /// The registry's models as the ledger follows them (`WatchRegistry`): the ledger alone turns
 /// tokens into money, at these prices, so that no gateway replica can name a price.

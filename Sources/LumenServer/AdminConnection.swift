@@ -3,6 +3,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import LumenAPI
 import RPCSupport
+import SharedRules
 
 /// A running server's gRPC port and the token `lumen admin` acts with: `--server` (else
 /// `LUMEN_GRPC_ADDRESS`, else 127.0.0.1:9090) and `--token` (else the credential's variable).

@@ -1,5 +1,6 @@
 import GRPCCore
 import RPCSupport
+import SharedRules
 import Storage
 
 /// How a command reports what went wrong once its arguments parsed: the user's to fix (shown

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import GRPCCore
+import SharedRules
 
 /// Resolves a management token (`mt-…`) or an operator token (`op-…`) to the caller it stands for.
 public protocol CredentialResolver: Sendable {

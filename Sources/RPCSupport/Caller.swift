@@ -1,5 +1,6 @@
 import GRPCCore
 import LumenAPI
+import SharedRules
 
 /// Who is making the current RPC, as established by `AuthInterceptor`.
 ///

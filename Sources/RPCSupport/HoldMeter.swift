@@ -1,4 +1,5 @@
 import LumenAPI
+import SharedRules
 
 /// Where the gateway places, settles and releases a request's hold on the ledger: the
 /// ledger's `Meter` stream when the ledger runs elsewhere (the gateway's `LedgerMeter`), or

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import GRPCCore
 import LumenAPI
+import SharedRules
 import Synchronization
 
 /// Resolves management and operator tokens through the keys service's `Authenticate`, wherever that

@@ -1,5 +1,6 @@
 import GRPCCore
 import LumenAPI
+import SharedRules
 
 /// A person of an organisation acting through a Lumen facade (the dashboard's `/api`): who they
 /// are, whether they administer the organisation and which clients they manage, as the facade

@@ -1,5 +1,6 @@
 import GRPCCore
 import LumenAPI
+import SharedRules
 
 /// Whether a principal exists in an organisation, asked of the services that own them: users
 /// and clients of accounts, keys of the keys service. The ledger asks before it creates or

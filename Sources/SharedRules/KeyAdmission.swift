@@ -1,5 +1,4 @@
 import LumenAPI
-import RPCSupport
 
 /// When a key authenticates: it is active and not expired. This is the keys service's rule,
 /// kept here so that the gateway's in-memory key cache applies exactly the same one.

@@ -1,5 +1,4 @@
 import LumenAPI
-import RPCSupport
 
 /// Offset pagination as every list call applies it (`lumen.common.v1.PageRequest`).
 public struct Page: Sendable, Equatable {

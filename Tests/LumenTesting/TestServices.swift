@@ -8,6 +8,7 @@ import Keys
 import Ledger
 import Logging
 import LumenAPI
+import LumenServer
 import ModelRegistry
 import RPCSupport
 import SharedRules

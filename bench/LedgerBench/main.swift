@@ -3,6 +3,7 @@ import Foundation
 import GRPCCore
 import Gateway
 import Ledger
+import bench_synthetic
 import Logging
 import LumenAPI
 import RPCSupport

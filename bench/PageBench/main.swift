@@ -2,6 +2,7 @@ import ArgumentParser
 import AsyncHTTPClient
 import Foundation
 import Ledger
+import bench_synthetic
 import Logging
 import LumenAPI
 import LumenServer

@@ -1,7 +1,9 @@
 import GRPCCore
 import LumenAPI
 
-/// What bootstrapping an organisation produced.
+/// The use case `lumen admin bootstrap`, `--demo` and the tests share: an organisation, its
+/// first administrator and a management token, across the accounts and keys services. The
+/// value is what it produced.
 public struct OrganizationBootstrap: Sendable {
     public var organizationID: String
     public var adminUserID: String
