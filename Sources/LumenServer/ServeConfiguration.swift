@@ -98,12 +98,6 @@ public struct ServeConfiguration: Sendable, Equatable {
         return "\(scheme)://\(host):\(httpPort)"
     }
 
-    /// Keys of the YAML file (see gateway/lumen.example.yaml).
-    static let fileKeys: Set<String> = [
-        "data_dir", "log_level", "http", "grpc", "metrics", "services", "remote", "models", "probe_interval", "usage_retention_days", "hold_ttl",
-        "shutdown_grace", "coins_per_usd", "tls", "insecure_plaintext", "database", "public_url", "gravatar",
-    ]
-
     /// The defaults with the YAML file `path` (else `LUMEN_CONFIG`, else none) applied.
     public static func load(file path: String?, environment: [String: String]) throws -> ServeConfiguration {
         var configuration = ServeConfiguration()
@@ -120,109 +114,55 @@ public struct ServeConfiguration: Sendable, Equatable {
         return try load(file: file, environment: environment).dataDirectory
     }
 
-    /// Applies the text of a YAML configuration file (`path` names it in errors).
+    /// Applies the text of a YAML configuration file (`path` names it in errors): each
+    /// setting's key (`ServeSettings`), then the `models:` section.
     public mutating func apply(yaml text: String, path: String) throws {
         let loaded = try YAMLFile.parse(text, path: path) { try Yams.load(yaml: $0) }
         guard let root = loaded as? [String: Any] else {
             if loaded == nil { return }
             throw ConfigurationError("\(path) must be a YAML mapping of settings")
         }
-        if let unknown = root.keys.sorted().first(where: { !Self.fileKeys.contains($0) }) {
-            throw ConfigurationError(
-                "\(path): unknown setting \"\(unknown)\"; known: \(Self.fileKeys.sorted().joined(separator: ", "))")
-        }
-        func string(_ value: Any?, _ key: String) throws -> String? {
-            guard let value else { return nil }
-            if let text = value as? String { return text }
-            if let number = value as? Int { return String(number) }
-            throw ConfigurationError("\(path): \(key) must be a string")
-        }
-        func port(_ value: Any?, _ key: String) throws -> Int? {
-            guard let value else { return nil }
-            guard let number = value as? Int else { throw ConfigurationError("\(path): \(key) must be a port number") }
-            return try Self.port(number, key)
-        }
-        func section(_ key: String, allowed: Set<String>) throws -> [String: Any] {
-            guard let value = root[key] else { return [:] }
-            guard let mapping = value as? [String: Any] else { throw ConfigurationError("\(path): \(key) must be a mapping") }
-            if let unknown = mapping.keys.sorted().first(where: { !allowed.contains($0) }) {
-                throw ConfigurationError(
-                    "\(path): unknown setting \(key).\(unknown); known: \(allowed.sorted().map { "\(key).\($0)" }.joined(separator: ", "))")
-            }
-            return mapping
-        }
-        if let value = try string(root["data_dir"], "data_dir") { dataDirectory = value }
-        if let value = try string(root["database"], "database") { database = try Self.database(value, "database") }
-        if let value = try string(root["log_level"], "log_level") { logLevel = value }
-        if let value = try string(root["public_url"], "public_url") { publicURL = try Self.publicURL(value, "\(path): public_url") }
-        func whole(_ value: Any?, _ key: String, unit: String) throws -> Int? {
-            guard let value else { return nil }
-            guard let number = value as? Int else { throw ConfigurationError("\(path): \(key) must be a number of \(unit)") }
-            return number
-        }
-        func number(_ key: String, unit: String) throws -> Int? { try whole(root[key], key, unit: unit) }
-        if let seconds = try number("probe_interval", unit: "seconds") {
-            probeIntervalSeconds = try Self.probeInterval(seconds, "probe_interval")
-        }
-        if let seconds = try number("hold_ttl", unit: "seconds") { holdTTLSeconds = try Self.holdTTL(seconds, "hold_ttl") }
-        if let days = try number("usage_retention_days", unit: "days") {
-            usageRetentionDays = try Self.retentionDays(days, "usage_retention_days")
-        }
-        if let seconds = try number("shutdown_grace", unit: "seconds") {
-            shutdownGraceSeconds = try Self.shutdownGrace(seconds, "shutdown_grace")
-        }
-        if let coins = try number("coins_per_usd", unit: "coins") { coinsPerUSD = try Self.coinsPerUSD(coins, "coins_per_usd") }
-        let http = try section(
-            "http", allowed: ["host", "port", "read_header_timeout", "body_timeout", "idle_timeout", "max_connections"])
-        if let value = try string(http["host"], "http.host") { httpHost = value }
-        if let value = try port(http["port"], "http.port") { httpPort = value }
-        if let seconds = try whole(http["read_header_timeout"], "http.read_header_timeout", unit: "seconds") {
-            readHeaderTimeoutSeconds = try Self.timeout(seconds, "http.read_header_timeout")
-        }
-        if let seconds = try whole(http["body_timeout"], "http.body_timeout", unit: "seconds") {
-            bodyTimeoutSeconds = try Self.timeout(seconds, "http.body_timeout")
-        }
-        if let seconds = try whole(http["idle_timeout"], "http.idle_timeout", unit: "seconds") {
-            idleTimeoutSeconds = try Self.timeout(seconds, "http.idle_timeout")
-        }
-        if let count = try whole(http["max_connections"], "http.max_connections", unit: "connections") {
-            maxConnections = try Self.maxConnections(count, "http.max_connections")
-        }
-        let metrics = try section("metrics", allowed: ["host", "port"])
-        if let value = try string(metrics["host"], "metrics.host") { metricsHost = value }
-        if let value = try port(metrics["port"], "metrics.port") { metricsPort = value }
-        let grpc = try section("grpc", allowed: ["host", "port"])
-        if let value = try string(grpc["host"], "grpc.host") { grpcHost = value }
-        if let value = try port(grpc["port"], "grpc.port") { grpcPort = value }
-        let tls = try section("tls", allowed: ["cert", "key", "ca", "require_client_cert"])
-        if let value = try string(tls["cert"], "tls.cert") { security.certificate = value }
-        if let value = try string(tls["key"], "tls.key") { security.key = value }
-        if let value = try string(tls["ca"], "tls.ca") { security.ca = value }
-        func flag(_ value: Any?, _ key: String) throws -> Bool? {
-            guard let value else { return nil }
-            guard let flag = value as? Bool else { throw ConfigurationError("\(path): \(key) must be true or false") }
-            return flag
-        }
-        if let value = try flag(tls["require_client_cert"], "tls.require_client_cert") {
-            security.requireClientCertificate = value
-        }
-        if let value = try flag(root["insecure_plaintext"], "insecure_plaintext") { security.insecurePlaintext = value }
-        if let value = try flag(root["gravatar"], "gravatar") { gravatar = value }
-        if let value = root["services"] {
-            if let list = value as? [Any] {
-                components = try Component.parseList(list.map { "\($0)" }.joined(separator: ","))
-            } else if let text = value as? String {
-                components = try Component.parseList(text)
-            } else {
-                throw ConfigurationError("\(path): services must be a list of service names")
-            }
+        try Self.checkKeys(of: root, path: path)
+        for setting in Self.settings {
+            guard let key = setting.key, let value = Self.value(at: key, in: root) else { continue }
+            try setting.apply(&self, try Self.text(value, "\(path): \(key)"), "\(path): \(key)")
         }
         catalog = try ModelCatalog.parse(yaml: text, path: path)
-        let remote = try section("remote", allowed: Set(Component.services.map(\.rawValue)))
-        for component in Component.services {
-            if let value = try string(remote[component.rawValue], "remote.\(component.rawValue)") {
-                addresses[component] = try Self.address(value, "remote.\(component.rawValue)")
+    }
+
+    /// Refuses a key no setting has, naming the known ones of its level.
+    static func checkKeys(of root: [String: Any], path: String) throws {
+        let keys = settings.compactMap(\.key)
+        let top = Set(keys.map { String($0.split(separator: ".")[0]) } + ["models"])
+        if let unknown = root.keys.sorted().first(where: { !top.contains($0) }) {
+            throw ConfigurationError("\(path): unknown setting \"\(unknown)\"; known: \(top.sorted().joined(separator: ", "))")
+        }
+        for section in Set(keys.filter { $0.contains(".") }.map { String($0.split(separator: ".")[0]) }) {
+            guard let value = root[section] else { continue }
+            guard let mapping = value as? [String: Any] else { throw ConfigurationError("\(path): \(section) must be a mapping") }
+            let allowed = keys.filter { $0.hasPrefix(section + ".") }
+            if let unknown = mapping.keys.sorted().first(where: { !allowed.contains(section + "." + $0) }) {
+                throw ConfigurationError("\(path): unknown setting \(section).\(unknown); known: \(allowed.sorted().joined(separator: ", "))")
             }
+        }
+    }
+
+    /// The value at `a` or `a.b` of the file, if present.
+    static func value(at key: String, in root: [String: Any]) -> Any? {
+        let parts = key.split(separator: ".").map(String.init)
+        guard parts.count == 2 else { return root[key] }
+        return (root[parts[0]] as? [String: Any])?[parts[1]]
+    }
+
+    /// A scalar of the file as the text a flag would give (a list: comma-separated).
+    static func text(_ value: Any, _ name: String) throws -> String {
+        switch value {
+        case let text as String: return text
+        case let flag as Bool: return flag ? "true" : "false"
+        case let number as Int: return String(number)
+        case let number as Double: return String(number)
+        case let list as [Any]: return try list.map { try text($0, name) }.joined(separator: ",")
+        default: throw ConfigurationError("\(name) must be a value, not a mapping")
         }
     }
 
@@ -257,35 +197,6 @@ public struct ServeConfiguration: Sendable, Equatable {
         return trimmed
     }
 
-    /// 0 (off) or 1–3600 seconds.
-    public static func probeInterval(_ seconds: Int, _ name: String) throws -> Int {
-        try bounded(seconds, 0...3600, "seconds", name, zero: "off")
-    }
-
-    /// 1–86400 seconds.
-    public static func holdTTL(_ seconds: Int, _ name: String) throws -> Int { try bounded(seconds, 1...86_400, "seconds", name) }
-
-    /// 1–3600 seconds.
-    public static func timeout(_ seconds: Int, _ name: String) throws -> Int { try bounded(seconds, 1...3600, "seconds", name) }
-
-    /// 1–1,000,000 connections.
-    public static func maxConnections(_ count: Int, _ name: String) throws -> Int {
-        try bounded(count, 1...1_000_000, "connections", name)
-    }
-
-    /// 0–3600 seconds.
-    public static func shutdownGrace(_ seconds: Int, _ name: String) throws -> Int { try bounded(seconds, 0...3600, "seconds", name) }
-
-    /// 1–1,000,000 coins to the dollar.
-    public static func coinsPerUSD(_ coins: Int, _ name: String) throws -> Int {
-        try bounded(coins, 1...1_000_000, "coins", name)
-    }
-
-    /// 0 (keep forever) or 1–36500 days.
-    public static func retentionDays(_ days: Int, _ name: String) throws -> Int {
-        try bounded(days, 0...36_500, "days", name, zero: "keep forever")
-    }
-
     /// `value` when it lies in `range`, else the error naming the option, its range and unit
     /// (and what 0 means, when it means something of its own).
     public static func bounded(_ value: Int, _ range: ClosedRange<Int>, _ unit: String, _ name: String, zero: String? = nil) throws -> Int {
@@ -297,14 +208,11 @@ public struct ServeConfiguration: Sendable, Equatable {
         return value
     }
 
-    public static func port(_ value: Int, _ name: String) throws -> Int {
-        guard (0...65535).contains(value) else { throw ConfigurationError("\(name) must be between 0 and 65535, not \(value)") }
-        return value
-    }
-
     public static func port(_ text: String, _ name: String) throws -> Int {
-        guard let value = Int(text) else { throw ConfigurationError("\(name) must be a port number, not \"\(text)\"") }
-        return try port(value, name)
+        guard let value = Int(text), (0...65535).contains(value) else {
+            throw ConfigurationError("\(name) must be a port number between 0 and 65535, not \"\(text)\"")
+        }
+        return value
     }
 
     /// Checks a `host:port` address.

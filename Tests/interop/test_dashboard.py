@@ -109,12 +109,13 @@ def test_sign_in_create_use_and_revoke_a_personal_key(site, browser):
         dialog = page.locator("dialog[open]")
         expect(dialog.locator("[data-secret]")).to_have_value(re.compile(r"^sk-"))
         unsaved = dialog.locator("[data-secret]").input_value()
-        if close == "Cancel":
-            dialog.get_by_role("button", name="Cancel").click()
-        else:
-            page.keyboard.press("Escape")
+        # The page reloads once the key is revoked.
+        with page.expect_navigation():
+            if close == "Cancel":
+                dialog.get_by_role("button", name="Cancel").click()
+            else:
+                page.keyboard.press("Escape")
         expect(page.locator("dialog[open]")).to_have_count(0)
-        page.wait_for_load_state()
         expect(key_row(page, "Default Key")).to_have_count(0)
         refused = httpx.get(site.http + "/v1/models", headers={"Authorization": f"Bearer {unsaved}"})
         assert refused.status_code == 401 and refused.json()["error"]["code"] == "key_revoked", (close, refused.text)

@@ -206,6 +206,53 @@ struct WiringTests {
         }
     }
 
+    @Test("Settings are declared once: the command line, the variables, the file and the example file all read the one table")
+    func settingsTable() throws {
+        // The command line: --flag value, --flag=value, switches alone; mistakes named.
+        let flags = try ServeConfiguration.flags(from: ["--hold-ttl", "60", "--http-port=0", "--demo", "--config", "x.yaml"])
+        #expect(flags == ["--hold-ttl": "60", "--http-port": "0", "--demo": "true", "--config": "x.yaml"])
+        func refusal(_ arguments: [String]) -> String {
+            do {
+                _ = try ServeConfiguration.flags(from: arguments)
+                return "accepted"
+            } catch { return "\(error)" }
+        }
+        #expect(refusal(["--hold-tt", "5"]) == "unknown option --hold-tt; did you mean --hold-ttl? (see --help)")
+        #expect(refusal(["--hold-ttl"]) == "--hold-ttl needs a value")
+        #expect(refusal(["--hold-ttl", "--demo"]) == "--hold-ttl needs a value")
+        #expect(refusal(["--demo=false"]) == "--demo is a switch and takes no value")
+        #expect(try ServeConfiguration.flags(from: ["--hold-ttl", "5", "--hold-ttl", "6"]) == ["--hold-ttl": "6"])
+        #expect(refusal(["9090"]) == "unexpected argument \"9090\": `lumen serve` takes options only (see --help)")
+        // A switch's variable is true or false, never silently off.
+        #expect(try ServeConfiguration.resolve(flags: [:], environment: ["LUMEN_GRAVATAR": "yes"]).gravatar)
+        #expect(throws: ConfigurationError.self) { try ServeConfiguration.resolve(flags: [:], environment: ["LUMEN_DEMO": "maybe"]) }
+        #expect(throws: ConfigurationError.self) { try ServeConfiguration.resolve(flags: ["--log-level": "loud"], environment: [:]) }
+        // Every setting has its variable and, but for --demo, its key; the example file shows each key and loads.
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let example = root.appendingPathComponent("gateway/lumen.example.yaml").path
+        let text = try String(contentsOfFile: example, encoding: .utf8)
+        // Each line without its comment mark and indentation: `#   port: 8080` reads `port: 8080`.
+        let lines = text.split(separator: "\n").map { $0.drop { $0 == "#" || $0 == " " } }
+        for setting in ServeConfiguration.settings {
+            #expect(setting.variable.hasPrefix("LUMEN_"))
+            guard let key = setting.key else {
+                #expect(setting.flag == "--demo")
+                continue
+            }
+            let parts = key.split(separator: ".")
+            let shown = lines.contains { $0.hasPrefix(parts.last! + ":") } && lines.contains { $0.hasPrefix(parts.first! + ":") }
+            #expect(shown, "gateway/lumen.example.yaml does not show \(key)")
+        }
+        let loaded = try ServeConfiguration.load(file: example, environment: [:])
+        #expect(!loaded.catalog.models.isEmpty)
+        // The help lists every setting with its variable, key and default.
+        let help = ServeConfiguration.help()
+        for setting in ServeConfiguration.settings {
+            #expect(help.contains(setting.flag) && help.replacingOccurrences(of: "\n", with: " ").contains(setting.variable))
+        }
+        #expect(help.split(separator: "\n").allSatisfy { $0.count <= 78 })
+    }
+
     @Test("A file that cannot be used is named, with the line of a syntax error and the known settings of a typo")
     func fileErrors() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("lumen-\(UUID())").path
@@ -300,7 +347,7 @@ struct WiringTests {
             "--insecure-plaintext", "--database", "postgres://lumen@db.internal/lumen", "--public-url", "https://lumen.example.com/",
             "--gravatar",
         ])
-        #expect(Set(everything.flags.keys) == ServeConfiguration.flags)
+        #expect(Set(try everything.flags.keys).union(["--config"]) == ServeConfiguration.flags)
         let all = try everything.resolve(environment: [:])
         let numbers: [Int] = [
             all.httpPort, all.grpcPort, all.metricsPort, all.readHeaderTimeoutSeconds, all.bodyTimeoutSeconds, all.idleTimeoutSeconds,
