@@ -42,129 +42,25 @@ public struct Deployment: Sendable {
         self.onListening = onListening
     }
 
-    /// Runs this process's part of the deployment until SIGTERM or SIGINT.
+    /// Runs this process's part of the deployment until SIGTERM or SIGINT: claim the ports and
+    /// the data, reach the services, open those that run here, set up the demo, serve gRPC and
+    /// HTTP, run until signalled.
     public func run() async throws {
-        let local = configuration.components
-        let location = ServiceDatabase.Location.directory(configuration.dataDirectory)
-
         // Nothing touches the data directory before every port is known to be free and the
         // directory's databases are this process's alone.
         try configuration.security.check(configuration)
+        try await StartupChecks.ensureFree(StartupChecks.listeners(configuration))
         // With --database every service of this process keeps its tables in PostgreSQL.
         let onPostgres: Set<Component> = configuration.database == nil ? [] : local.intersection(Component.services)
-        try await StartupChecks.ensureFree(StartupChecks.listeners(configuration))
         let lock = try DataDirectoryLock(
             directory: configuration.dataDirectory, services: Component.services.filter { local.contains($0) && !onPostgres.contains($0) })
         defer { lock.release() }
         let postgres = try await PostgresStores(url: configuration.database, claiming: onPostgres, logger: logger)
         defer { postgres?.stop() }
 
-        // The clients first: services that ask each other (the ledger asks accounts and keys who
-        // exists) get them at construction; their connections run with the lifecycle.
-        let inProcess = InProcessTransport()
-        let inProcessClient = GRPCClient(transport: inProcess.client)
-        var clients: [any Service] = [GRPCClientService(client: inProcessClient)]
-        var remote: [Component: GRPCClient<HTTP2ClientTransport.Posix>] = [:]
-        for (component, address) in configuration.addresses.sorted(by: { $0.key < $1.key }) where !local.contains(component) {
-            let (host, port) = ServeConfiguration.split(address)
-            let client = GRPCClient(
-                transport: try HTTP2ClientTransport.Posix(
-                    target: TransportSecuritySettings.target(host: host, port: port),
-                    transportSecurity: configuration.security.grpcClient))
-            remote[component] = client
-            clients.append(GRPCClientService(client: client))
-        }
-
-        func missing(_ component: Component) -> ConfigurationError {
-            ConfigurationError(
-                "this process needs the \(component.rawValue) service: run it here (--services) or give --\(component.rawValue)-address")
-        }
-        /// The RPC client of a service: in-process when it runs here, HTTP/2 when it has an address.
-        func client<C>(
-            _ component: Component, _ make: (GRPCClient<InProcessTransport.Client>) -> C,
-            _ makeRemote: (GRPCClient<HTTP2ClientTransport.Posix>) -> C
-        ) throws -> C {
-            if local.contains(component) { return make(inProcessClient) }
-            if let client = remote[component] { return makeRemote(client) }
-            throw missing(component)
-        }
-
-        var services: [any RegistrableRPCService] = []
-        var background: [any Service] = []
-        var localLedger: LedgerService?
-        var localKeys: KeysService?
-        /// What the servers of this process authenticate calls with (when it serves any).
-        var localInterceptor: AuthInterceptor?
-        var credentialSources: [any CredentialChangeSource] = []
-        // The services that check principals named by people (keys, ledger, registry) ask the
-        // accounts and keys services who exists, wherever those run.
-        let directory: ServiceDirectory?
-        do {
-            directory = ServiceDirectory(
-                accounts: try client(
-                    .accounts, { Lumen_Accounts_V1_AccountsService.Client(wrapping: $0) },
-                    { Lumen_Accounts_V1_AccountsService.Client(wrapping: $0) }),
-                keys: try client(
-                    .keys, { Lumen_Keys_V1_KeysService.Client(wrapping: $0) }, { Lumen_Keys_V1_KeysService.Client(wrapping: $0) }),
-                internalToken: internalToken)
-        } catch {
-            directory = nil
-            if !local.isDisjoint(with: [.keys, .ledger, .registry]) {
-                logger.warning(
-                    "without --accounts-address and --keys-address this process cannot check that the users, clients and keys people name exist, nor whose a key is"
-                )
-            }
-        }
-        do {
-            if local.contains(.accounts) {
-                let store = try await postgres?.open("accounts") { try await AccountsService.openStore(.postgres($0), logger: logger) }
-                let accounts = try store.map { AccountsService(store: $0, logger: logger) } ?? AccountsService(location: location, logger: logger)
-                services.append(accounts)
-                credentialSources.append(accounts)
-            }
-            if local.contains(.keys) {
-                let store = try await postgres?.open("keys") { try await KeysService.openStore(.postgres($0), logger: logger) }
-                let keys = try store.map { KeysService(store: $0, directory: directory, logger: logger) }
-                    ?? KeysService(location: location, directory: directory, logger: logger)
-                services.append(keys)
-                credentialSources.append(keys)
-                localKeys = keys
-            }
-            if local.contains(.ledger) {
-                let store = try await postgres?.open("ledger") { try await LedgerService.openStore(.postgres($0), logger: logger) }
-                    ?? LedgerService.Store(sqlite: location)
-                // The ledger prices every hold and settlement at the registry's prices, which it follows.
-                let prices = PriceBook(
-                    registry: try client(
-                        .registry, { Lumen_Registry_V1_ModelRegistryService.Client(wrapping: $0) },
-                        { Lumen_Registry_V1_ModelRegistryService.Client(wrapping: $0) }),
-                    internalToken: internalToken, logger: logger)
-                background.append(prices)
-                let ledger = LedgerService(
-                    store: store, prices: prices, holdTTL: .seconds(configuration.holdTTLSeconds), directory: directory,
-                    logger: logger)
-                services.append(ledger)
-                localLedger = ledger
-                background.append(ledger.reconciler(usageRetentionDays: configuration.usageRetentionDays))
-            }
-            if local.contains(.registry) {
-                let store = try await postgres?.open("registry") { try await ModelRegistryService.openStore(.postgres($0), logger: logger) }
-                let registry = try store.map { ModelRegistryService(store: $0, directory: directory, logger: logger) }
-                    ?? ModelRegistryService(location: location, directory: directory, logger: logger)
-                try await applyCatalog(to: registry)
-                services.append(registry)
-            }
-        } catch let error as StorageError {
-            throw ConfigurationError(error.description)
-        }
-        var demo: Demo.Credentials?
-        if configuration.demo {
-            guard local == Set(Component.allCases) else {
-                throw ConfigurationError("--demo runs everything in one process; drop --services")
-            }
-            demo = try await Demo.setUp(
-                services: services, internalToken: internalToken, dataDirectory: configuration.dataDirectory, logger: logger)
-        }
+        let clients = try ServiceClients(configuration: configuration)
+        let opened = try await openServices(clients: clients, postgres: postgres)
+        let demo = try await setUpDemo(opened.services)
         // Every listener reports here; once all are up, the demo's credentials are shown last.
         let startup = StartupReport(expected: StartupChecks.listeners(configuration).count) { [configuration, demo] listeners in
             guard let demo else { return }
@@ -179,119 +75,201 @@ public struct Deployment: Sendable {
             await startup.listening(listener)
         }
 
-        if !local.contains(.registry) && !configuration.catalog.models.isEmpty {
-            logger.warning("the models in the configuration are applied by the process that runs the registry, not this one")
+        var lifecycle: [any Service] = clients.lifecycle + opened.background
+        var interceptor: AuthInterceptor?
+        if !opened.services.isEmpty {
+            let (servers, authenticating) = try grpcServers(opened, clients: clients, onListening: onListening)
+            lifecycle += servers
+            interceptor = authenticating
         }
-
-        var lifecycle: [any Service] = clients + background
-
-        if !services.isEmpty {
-            let keys: any Lumen_Keys_V1_KeysService.ClientProtocol = try client(
-                .keys, { Lumen_Keys_V1_KeysService.Client(wrapping: $0) }, { Lumen_Keys_V1_KeysService.Client(wrapping: $0) })
-            let interceptor = AuthInterceptor(
-                internalToken: internalToken,
-                resolver: KeysTokenResolver(
-                    keys: keys,
-                    accounts: try? client(
-                        .accounts, { Lumen_Accounts_V1_AccountsService.Client(wrapping: $0) },
-                        { Lumen_Accounts_V1_AccountsService.Client(wrapping: $0) }),
-                    internalToken: internalToken,
-                    // Resolutions are kept only when every change that could stale them is seen
-                    // here: the keys and the accounts service both run in this process.
-                    local: local.isSuperset(of: [.keys, .accounts]) ? credentialSources : []))
-            localInterceptor = interceptor
-            let inProcessServer = GRPCServer(transport: inProcess.server, services: services, interceptors: [interceptor])
-            let transport = HTTP2ServerTransport.Posix(
-                address: .ipv4(host: configuration.grpcHost, port: configuration.grpcPort),
-                transportSecurity: configuration.security.grpcServer)
-            let grpcServer = GRPCServer(transport: transport, services: services, interceptors: [interceptor])
-            let names = local.filter { $0 != .gateway }.sorted().map(\.rawValue).joined(separator: ",")
-            let (logger, onListening, host) = (logger, onListening, configuration.grpcHost)
-            let security = configuration.security.requireClientCertificate
-                ? "mutual TLS" : configuration.security.serves ? "TLS" : "plaintext"
-            lifecycle.append(GRPCServerService(server: inProcessServer))
-            lifecycle.append(
-                GRPCServerService(server: grpcServer) {
-                    let port: Int
-                    do {
-                        let address = try await transport.listeningAddress
-                        port = address.ipv4?.port ?? address.ipv6?.port ?? configuration.grpcPort
-                    } catch {
-                        throw ConfigurationError(
-                            "cannot listen for gRPC on \(host):\(configuration.grpcPort); is the port in use? (\(error))")
-                    }
-                    logger.notice("gRPC listening on \(host):\(port) (services: \(names); \(security))")
-                    await onListening(.grpc(host: host, port: port))
-                })
-        }
-
         if local.contains(.gateway) {
-            // A keys service in this process answers the gateway's unary calls directly.
-            let keys: any Lumen_Keys_V1_KeysService.ClientProtocol
-            if let localKeys, let localInterceptor {
-                keys = localKeys.localClient(
-                    authenticating: localInterceptor, streams: Lumen_Keys_V1_KeysService.Client(wrapping: inProcessClient))
-            } else {
-                keys = try client(
-                    .keys, { Lumen_Keys_V1_KeysService.Client(wrapping: $0) }, { Lumen_Keys_V1_KeysService.Client(wrapping: $0) })
-            }
-            let gatewayServices = GatewayServices(
-                accounts: try client(
-                    .accounts, { Lumen_Accounts_V1_AccountsService.Client(wrapping: $0) },
-                    { Lumen_Accounts_V1_AccountsService.Client(wrapping: $0) }),
-                keys: keys,
-                ledger: try client(
-                    .ledger, { Lumen_Ledger_V1_LedgerService.Client(wrapping: $0) },
-                    { Lumen_Ledger_V1_LedgerService.Client(wrapping: $0) }),
-                registry: try client(
-                    .registry, { Lumen_Registry_V1_ModelRegistryService.Client(wrapping: $0) },
-                    { Lumen_Registry_V1_ModelRegistryService.Client(wrapping: $0) }),
-                internalToken: internalToken,
-                // A ledger in this process takes the holds into its group commit directly.
-                meter: localLedger?.localMeter
-            )
-            let (host, logger, onListening) = (configuration.httpHost, logger, onListening)
-            let httpTLS = configuration.security.serves
-            let metricsHost = configuration.metricsHost
-            // People reach Lumen over HTTPS when its port is on TLS or its public URL says so.
-            let publicURL = Dashboard.PublicURL(configuration.effectivePublicURL)
-            let secure = httpTLS || publicURL.value.lowercased().hasPrefix("https://")
-            let dashboard = try Dashboard(
-                services: gatewayServices, coins: Coins(perUSD: Int64(configuration.coinsPerUSD)), publicURL: publicURL, secure: secure,
-                gravatar: configuration.gravatar)
-            let gateway = buildGateway(
-                context: DashboardContext.self,
-                configuration: .init(
-                    host: host, port: configuration.httpPort,
-                    probeInterval: configuration.probeIntervalSeconds > 0 ? .seconds(configuration.probeIntervalSeconds) : nil,
-                    limits: .init(
-                        readHeaderTimeout: .seconds(configuration.readHeaderTimeoutSeconds),
-                        bodyTimeout: .seconds(configuration.bodyTimeoutSeconds),
-                        idleTimeout: .seconds(configuration.idleTimeoutSeconds), maxConnections: configuration.maxConnections),
-                    metrics: (metricsHost, configuration.metricsPort), inProcess: MockProvider(),
-                    tls: try configuration.security.http(), strictTransportSecurity: secure),
-                services: gatewayServices, logger: logger, more: dashboard.addRoutes,
-                onServerRunning: { [configuration] port in
-                    if configuration.publicURL == nil {  // the port bound, when 0 asked for a free one
-                        var bound = configuration
-                        bound.httpPort = port
-                        publicURL.set(bound.effectivePublicURL)
-                    }
-                    logger.notice("HTTP listening on \(host):\(port)\(httpTLS ? " (TLS)" : "")")
-                    await onListening(.http(host: host, port: port))
-                },
-                onOperationsRunning: { port in
-                    logger.notice("metrics listening on \(metricsHost):\(port)")
-                    await onListening(.metrics(host: metricsHost, port: port))
-                })
-            // Shut down in reverse order: the HTTP server first (requests in flight finish within
-            // the grace), then the caches and the Meter stream they settled over, then the services.
-            lifecycle += gateway.background
-            if let operations = gateway.operations { lifecycle.append(operations) }
-            lifecycle.append(
-                ShutdownGrace(base: gateway.application, grace: .seconds(configuration.shutdownGraceSeconds), logger: logger))
+            lifecycle += try gateway(opened, clients: clients, interceptor: interceptor, onListening: onListening)
         }
+        try await runUntilSignalled(lifecycle)
+    }
 
+    /// The components this process runs.
+    var local: Set<Component> { configuration.components }
+
+    /// The services this process runs, opened on their stores, and what runs beside them.
+    struct OpenedServices {
+        var services: [any RegistrableRPCService] = []
+        var background: [any Service] = []
+        var ledger: LedgerService?
+        var keys: KeysService?
+        /// Those whose changes can stale a cached credential resolution.
+        var credentialSources: [any CredentialChangeSource] = []
+    }
+
+    /// Opens each service of this process on SQLite in the data directory or on its schema in
+    /// PostgreSQL; the registry takes the configuration's models.
+    func openServices(clients: ServiceClients, postgres: PostgresStores?) async throws -> OpenedServices {
+        let location = ServiceDatabase.Location.directory(configuration.dataDirectory)
+        let directory = serviceDirectory(clients)
+        var opened = OpenedServices()
+        do {
+            if local.contains(.accounts) {
+                let store = try await postgres?.open("accounts") { try await AccountsService.openStore(.postgres($0), logger: logger) }
+                let accounts = try store.map { AccountsService(store: $0, logger: logger) } ?? AccountsService(location: location, logger: logger)
+                opened.services.append(accounts)
+                opened.credentialSources.append(accounts)
+            }
+            if local.contains(.keys) {
+                let store = try await postgres?.open("keys") { try await KeysService.openStore(.postgres($0), logger: logger) }
+                let keys = try store.map { KeysService(store: $0, directory: directory, logger: logger) }
+                    ?? KeysService(location: location, directory: directory, logger: logger)
+                opened.services.append(keys)
+                opened.credentialSources.append(keys)
+                opened.keys = keys
+            }
+            if local.contains(.ledger) {
+                let store = try await postgres?.open("ledger") { try await LedgerService.openStore(.postgres($0), logger: logger) }
+                    ?? LedgerService.Store(sqlite: location)
+                // The ledger prices every hold and settlement at the registry's prices, which it follows.
+                let prices = PriceBook(registry: try clients.registry(), internalToken: internalToken, logger: logger)
+                opened.background.append(prices)
+                let ledger = LedgerService(
+                    store: store, prices: prices, holdTTL: .seconds(configuration.holdTTLSeconds), directory: directory,
+                    logger: logger)
+                opened.services.append(ledger)
+                opened.ledger = ledger
+                opened.background.append(ledger.reconciler(usageRetentionDays: configuration.usageRetentionDays))
+            }
+            if local.contains(.registry) {
+                let store = try await postgres?.open("registry") { try await ModelRegistryService.openStore(.postgres($0), logger: logger) }
+                let registry = try store.map { ModelRegistryService(store: $0, directory: directory, logger: logger) }
+                    ?? ModelRegistryService(location: location, directory: directory, logger: logger)
+                try await applyCatalog(to: registry)
+                opened.services.append(registry)
+            } else if !configuration.catalog.models.isEmpty {
+                logger.warning("the models in the configuration are applied by the process that runs the registry, not this one")
+            }
+        } catch let error as StorageError {
+            throw ConfigurationError(error.description)
+        }
+        return opened
+    }
+
+    /// Who the services that check principals named by people (keys, ledger, registry) ask
+    /// whether they exist: the accounts and keys services, wherever those run.
+    func serviceDirectory(_ clients: ServiceClients) -> ServiceDirectory? {
+        guard let accounts = try? clients.accounts(), let keys = try? clients.keys() else {
+            if !local.isDisjoint(with: [.keys, .ledger, .registry]) {
+                logger.warning(
+                    "without --accounts-address and --keys-address this process cannot check that the users, clients and keys people name exist, nor whose a key is"
+                )
+            }
+            return nil
+        }
+        return ServiceDirectory(accounts: accounts, keys: keys, internalToken: internalToken)
+    }
+
+    /// With --demo, the demo organisation, model and key (made once, on an empty data directory).
+    func setUpDemo(_ services: [any RegistrableRPCService]) async throws -> Demo.Credentials? {
+        guard configuration.demo else { return nil }
+        guard local == Set(Component.allCases) else {
+            throw ConfigurationError("--demo runs everything in one process; drop --services")
+        }
+        return try await Demo.setUp(
+            services: services, internalToken: internalToken, dataDirectory: configuration.dataDirectory, logger: logger)
+    }
+
+    /// The services of this process served over gRPC — in-process for this process's own calls,
+    /// on the gRPC port for the others — behind the interceptor that authenticates every call.
+    func grpcServers(
+        _ opened: OpenedServices, clients: ServiceClients, onListening: @escaping @Sendable (Listener) async -> Void
+    ) throws -> ([any Service], AuthInterceptor) {
+        let interceptor = AuthInterceptor(
+            internalToken: internalToken,
+            resolver: KeysTokenResolver(
+                keys: try clients.keys(), accounts: try? clients.accounts(), internalToken: internalToken,
+                // Resolutions are kept only when every change that could stale them is seen
+                // here: the keys and the accounts service both run in this process.
+                local: local.isSuperset(of: [.keys, .accounts]) ? opened.credentialSources : []))
+        let inProcessServer = GRPCServer(transport: clients.inProcess.server, services: opened.services, interceptors: [interceptor])
+        let transport = HTTP2ServerTransport.Posix(
+            address: .ipv4(host: configuration.grpcHost, port: configuration.grpcPort),
+            transportSecurity: configuration.security.grpcServer)
+        let grpcServer = GRPCServer(transport: transport, services: opened.services, interceptors: [interceptor])
+        let names = local.filter { $0 != .gateway }.sorted().map(\.rawValue).joined(separator: ",")
+        let (logger, host, configuredPort) = (logger, configuration.grpcHost, configuration.grpcPort)
+        let security = configuration.security.requireClientCertificate ? "mutual TLS" : configuration.security.serves ? "TLS" : "plaintext"
+        let served = GRPCServerService(server: grpcServer) {
+            let port: Int
+            do {
+                let address = try await transport.listeningAddress
+                port = address.ipv4?.port ?? address.ipv6?.port ?? configuredPort
+            } catch {
+                throw ConfigurationError("cannot listen for gRPC on \(host):\(configuredPort); is the port in use? (\(error))")
+            }
+            logger.notice("gRPC listening on \(host):\(port) (services: \(names); \(security))")
+            await onListening(.grpc(host: host, port: port))
+        }
+        return ([GRPCServerService(server: inProcessServer), served], interceptor)
+    }
+
+    /// The HTTP facade with the dashboard, its metrics listener and what runs beside them, in
+    /// the order they stop: the HTTP server first (requests in flight finish within the grace),
+    /// then the caches and the Meter stream they settled over, then the services.
+    func gateway(
+        _ opened: OpenedServices, clients: ServiceClients, interceptor: AuthInterceptor?,
+        onListening: @escaping @Sendable (Listener) async -> Void
+    ) throws -> [any Service] {
+        // A keys service in this process answers the gateway's unary calls directly.
+        let keys: any Lumen_Keys_V1_KeysService.ClientProtocol
+        if let localKeys = opened.keys, let interceptor {
+            keys = localKeys.localClient(
+                authenticating: interceptor, streams: Lumen_Keys_V1_KeysService.Client(wrapping: clients.inProcessClient))
+        } else {
+            keys = try clients.keys()
+        }
+        let gatewayServices = GatewayServices(
+            accounts: try clients.accounts(), keys: keys, ledger: try clients.ledger(), registry: try clients.registry(),
+            internalToken: internalToken,
+            // A ledger in this process takes the holds into its group commit directly.
+            meter: opened.ledger?.localMeter)
+        let (host, logger) = (configuration.httpHost, logger)
+        let httpTLS = configuration.security.serves
+        let metricsHost = configuration.metricsHost
+        // People reach Lumen over HTTPS when its port is on TLS or its public URL says so.
+        let publicURL = Dashboard.PublicURL(configuration.effectivePublicURL)
+        let secure = httpTLS || publicURL.value.lowercased().hasPrefix("https://")
+        let dashboard = try Dashboard(
+            services: gatewayServices, coins: Coins(perUSD: Int64(configuration.coinsPerUSD)), publicURL: publicURL, secure: secure,
+            gravatar: configuration.gravatar)
+        let gateway = buildGateway(
+            context: DashboardContext.self,
+            configuration: .init(
+                host: host, port: configuration.httpPort,
+                probeInterval: configuration.probeIntervalSeconds > 0 ? .seconds(configuration.probeIntervalSeconds) : nil,
+                limits: .init(
+                    readHeaderTimeout: .seconds(configuration.readHeaderTimeoutSeconds),
+                    bodyTimeout: .seconds(configuration.bodyTimeoutSeconds),
+                    idleTimeout: .seconds(configuration.idleTimeoutSeconds), maxConnections: configuration.maxConnections),
+                metrics: (metricsHost, configuration.metricsPort), inProcess: MockProvider(),
+                tls: try configuration.security.http(), strictTransportSecurity: secure),
+            services: gatewayServices, logger: logger, more: dashboard.addRoutes,
+            onServerRunning: { [configuration] port in
+                if configuration.publicURL == nil {  // the port bound, when 0 asked for a free one
+                    var bound = configuration
+                    bound.httpPort = port
+                    publicURL.set(bound.effectivePublicURL)
+                }
+                logger.notice("HTTP listening on \(host):\(port)\(httpTLS ? " (TLS)" : "")")
+                await onListening(.http(host: host, port: port))
+            },
+            onOperationsRunning: { port in
+                logger.notice("metrics listening on \(metricsHost):\(port)")
+                await onListening(.metrics(host: metricsHost, port: port))
+            })
+        var services: [any Service] = gateway.background
+        if let operations = gateway.operations { services.append(operations) }
+        services.append(ShutdownGrace(base: gateway.application, grace: .seconds(configuration.shutdownGraceSeconds), logger: logger))
+        return services
+    }
+
+    /// Runs `lifecycle` until SIGTERM or SIGINT, then stops it in reverse order.
+    func runUntilSignalled(_ lifecycle: [any Service]) async throws {
         logger.info(
             "starting",
             metadata: [
@@ -303,8 +281,7 @@ public struct Deployment: Sendable {
         // A safety net: past the HTTP grace, the rest (flushes, streams, servers) gets 5 s more.
         groupConfiguration.maximumGracefulShutdownDuration = .seconds(configuration.shutdownGraceSeconds + 5)
         groupConfiguration.maximumCancellationDuration = .seconds(5)
-        let group = ServiceGroup(configuration: groupConfiguration)
-        try await group.run()
+        try await ServiceGroup(configuration: groupConfiguration).run()
     }
 
     /// Upserts the configuration's models and backends, through the registry's own RPCs so
@@ -393,5 +370,63 @@ final class PostgresStores: Sendable {
 
     func stop() {
         pool.cancel()
+    }
+}
+
+/// How this process reaches each service: in-process when it runs here, over HTTP/2 when it has
+/// an address; the clients' connections run with the lifecycle.
+struct ServiceClients {
+    let local: Set<Component>
+    let inProcess = InProcessTransport()
+    let inProcessClient: GRPCClient<InProcessTransport.Client>
+    let remote: [Component: GRPCClient<HTTP2ClientTransport.Posix>]
+
+    init(configuration: ServeConfiguration) throws {
+        local = configuration.components
+        inProcessClient = GRPCClient(transport: inProcess.client)
+        var remote: [Component: GRPCClient<HTTP2ClientTransport.Posix>] = [:]
+        for (component, address) in configuration.addresses.sorted(by: { $0.key < $1.key }) where !local.contains(component) {
+            let (host, port) = ServeConfiguration.split(address)
+            remote[component] = GRPCClient(
+                transport: try HTTP2ClientTransport.Posix(
+                    target: TransportSecuritySettings.target(host: host, port: port),
+                    transportSecurity: configuration.security.grpcClient))
+        }
+        self.remote = remote
+    }
+
+    /// The clients' connections, to run with the lifecycle.
+    var lifecycle: [any Service] {
+        [GRPCClientService(client: inProcessClient)] + remote.sorted { $0.key < $1.key }.map { GRPCClientService(client: $0.value) }
+    }
+
+    /// The RPC client of `component`: `make` over the in-process client when it runs here,
+    /// `makeRemote` over its HTTP/2 client when it has an address.
+    func client<C>(
+        _ component: Component, _ make: (GRPCClient<InProcessTransport.Client>) -> C,
+        _ makeRemote: (GRPCClient<HTTP2ClientTransport.Posix>) -> C
+    ) throws -> C {
+        if local.contains(component) { return make(inProcessClient) }
+        if let client = remote[component] { return makeRemote(client) }
+        throw ConfigurationError(
+            "this process needs the \(component.rawValue) service: run it here (--services) or give --\(component.rawValue)-address")
+    }
+
+    func accounts() throws -> any Lumen_Accounts_V1_AccountsService.ClientProtocol {
+        try client(.accounts, { Lumen_Accounts_V1_AccountsService.Client(wrapping: $0) }, { Lumen_Accounts_V1_AccountsService.Client(wrapping: $0) })
+    }
+
+    func keys() throws -> any Lumen_Keys_V1_KeysService.ClientProtocol {
+        try client(.keys, { Lumen_Keys_V1_KeysService.Client(wrapping: $0) }, { Lumen_Keys_V1_KeysService.Client(wrapping: $0) })
+    }
+
+    func ledger() throws -> any Lumen_Ledger_V1_LedgerService.ClientProtocol {
+        try client(.ledger, { Lumen_Ledger_V1_LedgerService.Client(wrapping: $0) }, { Lumen_Ledger_V1_LedgerService.Client(wrapping: $0) })
+    }
+
+    func registry() throws -> any Lumen_Registry_V1_ModelRegistryService.ClientProtocol {
+        try client(
+            .registry, { Lumen_Registry_V1_ModelRegistryService.Client(wrapping: $0) },
+            { Lumen_Registry_V1_ModelRegistryService.Client(wrapping: $0) })
     }
 }
