@@ -11,7 +11,7 @@ import Storage
 /// Secrets are generated here, returned once by `createKey`, and stored only as SHA-256
 /// digests; this type never logs a secret.
 public struct KeysService: Sendable {
-    let store: any KeysStorage
+    let store: KeysStore
     let events: EventHub<Lumen_Keys_V1_KeyEvent>
     let clock: WallClock
     let logger: Logger
@@ -24,21 +24,21 @@ public struct KeysService: Sendable {
     public init(
         location: ServiceDatabase.Location, clock: WallClock = .system, directory: (any PrincipalDirectory)? = nil, logger: Logger
     ) throws {
-        self.init(storage: try SQLiteKeysStore(location: location), clock: clock, directory: directory, logger: logger)
+        self.init(storage: try KeysStore(location: location), clock: clock, directory: directory, logger: logger)
     }
 
     /// The keys table, opened (and migrated) ahead of the service, for a caller that builds its
     /// services synchronously.
     public struct Store: Sendable {
-        let storage: any KeysStorage
+        let storage: KeysStore
     }
 
     /// Opens (and migrates) the keys table at `location`: a SQLite file, or the `keys` schema of
     /// a PostgreSQL database.
     public static func openStore(_ location: StoreLocation, logger: Logger) async throws -> Store {
         switch location {
-        case .sqlite(let location): Store(storage: try SQLiteKeysStore(location: location))
-        case .postgres(let database): Store(storage: try await PostgresKeysStore(database: database, logger: logger))
+        case .sqlite(let location): Store(storage: try KeysStore(location: location))
+        case .postgres(let database): Store(storage: try await KeysStore(postgres: database, logger: logger))
         }
     }
 
@@ -47,7 +47,7 @@ public struct KeysService: Sendable {
         self.init(storage: store.storage, clock: clock, directory: directory, logger: logger)
     }
 
-    init(storage: any KeysStorage, clock: WallClock, directory: (any PrincipalDirectory)?, logger: Logger) {
+    init(storage: KeysStore, clock: WallClock, directory: (any PrincipalDirectory)?, logger: Logger) {
         self.store = storage
         self.events = EventHub()
         self.clock = clock

@@ -181,7 +181,13 @@ public final class PostgresServiceDatabase: Sendable {
     /// migration not yet recorded in `lumen_migrations` runs in one transaction with its record,
     /// under an advisory lock, so that processes starting together never run one twice. A
     /// database that has migrations this Lumen does not know was written by a newer one: refused.
-    public func migrate(schema: String, _ migrations: [(name: String, statements: [String])]) async throws {
+    /// Brings `schema` up to date with `migrations`, whose statements name its tables
+    /// unqualified (they run with the schema first on the search path).
+    public func migrate(schema: String, _ migrations: [SQLMigration]) async throws {
+        try await migrate(schema: schema, migrations.map { (name: $0.name, statements: $0.statements(.postgres)) }, searchPath: true)
+    }
+
+    public func migrate(schema: String, _ migrations: [(name: String, statements: [String])], searchPath: Bool = false) async throws {
         do {
             try await transaction { connection in
                 // One lock for every schema, taken first: the first process creates and migrates,
@@ -202,6 +208,9 @@ public final class PostgresServiceDatabase: Sendable {
                         "the \(schema) schema has migration \"\(unknown)\", which this Lumen does not know: it was written by a newer version; upgrade Lumen")
                 }
                 try await connection.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \(schema)"), logger: logger)
+                if searchPath {
+                    try await connection.query(PostgresQuery(unsafeSQL: "SET LOCAL search_path TO \(schema), public"), logger: logger)
+                }
                 for migration in migrations where !applied.contains(migration.name) {
                     for statement in migration.statements {
                         try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)

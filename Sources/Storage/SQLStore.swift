@@ -212,6 +212,10 @@ public final class SQLiteStore: SQLStore {
         self.writer = try ServiceDatabase.open(name: name, at: location, migrator: migrator, allowsUnsafeTransactions: true)
     }
 
+    public convenience init(name: String, at location: ServiceDatabase.Location, migrations: [SQLMigration]) throws {
+        try self.init(name: name, at: location, migrator: migrations.sqliteMigrator)
+    }
+
     /// Reads (`read`, `snapshot`) of a database another component writes (the ledger's group
     /// commit): `write` is not for such a store.
     public init(reading writer: any DatabaseWriter) {
