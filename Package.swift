@@ -111,7 +111,7 @@ let package = Package(
         .target(
             name: "Keys",
             dependencies: [
-                "LumenAPI", "Storage", "RPCSupport", "SharedRules", .product(name: "PostgresNIO", package: "postgres-nio"),
+                "LumenAPI", "Storage", "RPCSupport", "SharedRules",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
@@ -127,7 +127,7 @@ let package = Package(
         .target(
             name: "ModelRegistry",
             dependencies: [
-                "LumenAPI", "Storage", "RPCSupport", "SharedRules", .product(name: "PostgresNIO", package: "postgres-nio"),
+                "LumenAPI", "Storage", "RPCSupport", "SharedRules",
             ],
             swiftSettings: swiftSettings
         ),

@@ -11,7 +11,7 @@ import Storage
 /// Models are deployment-wide; consents belong to an organisation. Every change is
 /// published on `WatchRegistry`, so that gateways route from memory.
 public struct ModelRegistryService: Sendable {
-    let store: any RegistryStorage
+    let store: RegistryStore
     let events = EventHub<Lumen_Registry_V1_RegistryEvent>()
     let health: BackendHealthPolicy
     let clock: WallClock
@@ -26,21 +26,21 @@ public struct ModelRegistryService: Sendable {
         directory: (any PrincipalDirectory)? = nil, logger: Logger
     ) throws {
         self.init(
-            store: try SQLiteRegistryStore(location: location), health: health, clock: clock, directory: directory, logger: logger)
+            store: try RegistryStore(location: location), health: health, clock: clock, directory: directory, logger: logger)
     }
 
     /// The registry's tables, opened (and migrated) ahead of the service, for a caller that
     /// builds its services synchronously.
     public struct Store: Sendable {
-        let storage: any RegistryStorage
+        let storage: RegistryStore
     }
 
     /// Opens (and migrates) the registry's tables at `location`: a SQLite file, or the
     /// `registry` schema of a PostgreSQL database.
     public static func openStore(_ location: StoreLocation, logger: Logger) async throws -> Store {
         switch location {
-        case .sqlite(let location): Store(storage: try SQLiteRegistryStore(location: location))
-        case .postgres(let database): Store(storage: try await PostgresRegistryStore(database: database, logger: logger))
+        case .sqlite(let location): Store(storage: try RegistryStore(location: location))
+        case .postgres(let database): Store(storage: try await RegistryStore(postgres: database, logger: logger))
         }
     }
 
@@ -53,7 +53,7 @@ public struct ModelRegistryService: Sendable {
     }
 
     init(
-        store: any RegistryStorage, health: BackendHealthPolicy, clock: WallClock, directory: (any PrincipalDirectory)?,
+        store: RegistryStore, health: BackendHealthPolicy, clock: WallClock, directory: (any PrincipalDirectory)?,
         logger: Logger
     ) {
         self.store = store

@@ -83,3 +83,22 @@ struct ConsentRecord: Codable, Sendable, Equatable {
         case createdAt = "created_at"
     }
 }
+
+/// A model as stored: its row and its backends' rows, by id.
+struct StoredModel: Sendable, Equatable {
+    var record: ModelRecord
+    var backends: [BackendRecord]
+}
+
+struct BackendKey: Sendable, Hashable {
+    var model: String
+    var id: String
+}
+
+struct ConsentKey: Sendable, Hashable {
+    var organizationID: String
+    var principalType: Int
+    var principalID: String
+    var model: String
+}
+

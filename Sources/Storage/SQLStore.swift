@@ -46,6 +46,15 @@ public enum SQLDialect: Sendable {
         }
     }
 
+    /// What follows a text expression in `ORDER BY` so that it sorts byte-wise in both
+    /// dialects: nothing in SQLite (BINARY), `COLLATE "C"` in PostgreSQL.
+    public var byteOrder: String {
+        switch self {
+        case .sqlite: ""
+        case .postgres: #" COLLATE "C""#
+        }
+    }
+
     /// A subquery of the strings of a JSON array bound to one `?` (`id IN (…)` with one value).
     public var jsonStrings: String {
         switch self {
