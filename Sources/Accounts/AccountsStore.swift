@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Logging
 import LumenAPI
 import Storage
@@ -20,11 +19,11 @@ struct AccountsStore: Sendable {
     let sql: any SQLStore
 
     init(location: ServiceDatabase.Location) throws {
-        self.sql = try SQLiteStore(name: "accounts", at: location, migrator: Self.migrator)
+        self.sql = try SQLiteStore(name: "accounts", at: location, migrations: Self.migrations)
     }
 
     init(postgres database: PostgresServiceDatabase, logger: Logger) async throws {
-        try await database.migrate(schema: "accounts", Self.postgresMigrations)
+        try await database.migrate(schema: "accounts", Self.migrations)
         self.sql = PostgresStore(database: database, schema: "accounts", logger: logger)
     }
 
@@ -36,123 +35,72 @@ struct AccountsStore: Sendable {
         try await sql.write(body)
     }
 
-    static var migrator: DatabaseMigrator {
-        var migrator = DatabaseMigrator()
-        migrator.registerMigration("v1: organisations, users, groups, clients") { db in
-            try db.execute(
-                sql: """
-                    CREATE TABLE organizations (
-                        id TEXT PRIMARY KEY NOT NULL,
-                        name TEXT NOT NULL UNIQUE COLLATE NOCASE,
-                        created_at INTEGER NOT NULL
-                    );
-                    CREATE TABLE users (
-                        id TEXT PRIMARY KEY NOT NULL,
-                        organization_id TEXT NOT NULL REFERENCES organizations(id),
-                        email TEXT NOT NULL,
-                        display_name TEXT NOT NULL,
-                        is_admin INTEGER NOT NULL DEFAULT 0,
-                        active INTEGER NOT NULL DEFAULT 1,
-                        created_at INTEGER NOT NULL,
-                        UNIQUE (organization_id, email)
-                    );
-                    CREATE TABLE groups (
-                        id TEXT PRIMARY KEY NOT NULL,
-                        organization_id TEXT NOT NULL REFERENCES organizations(id),
-                        name TEXT NOT NULL COLLATE NOCASE,
-                        description TEXT NOT NULL DEFAULT '',
-                        created_at INTEGER NOT NULL,
-                        UNIQUE (organization_id, name)
-                    );
-                    CREATE TABLE user_groups (
-                        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-                        group_id TEXT NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
-                        PRIMARY KEY (user_id, group_id)
-                    );
-                    CREATE TABLE clients (
-                        id TEXT PRIMARY KEY NOT NULL,
-                        organization_id TEXT NOT NULL REFERENCES organizations(id),
-                        name TEXT NOT NULL COLLATE NOCASE,
-                        description TEXT NOT NULL DEFAULT '',
-                        active INTEGER NOT NULL DEFAULT 1,
-                        created_at INTEGER NOT NULL,
-                        UNIQUE (organization_id, name)
-                    );
-                    CREATE TABLE client_managers (
-                        client_id TEXT NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
-                        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-                        PRIMARY KEY (client_id, user_id)
-                    );
-                    """)
-        }
-        migrator.registerMigration("v2: passwords, invitations, dashboard sessions") { db in
-            try db.execute(
-                sql: """
-                    ALTER TABLE users ADD COLUMN password_hash TEXT;
-                    CREATE TABLE invites (
-                        token_sha256 BLOB PRIMARY KEY NOT NULL,
-                        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-                        expires_at INTEGER NOT NULL,
-                        used_at INTEGER
-                    );
-                    CREATE TABLE sessions (
-                        id_sha256 BLOB PRIMARY KEY NOT NULL,
-                        user_id TEXT NOT NULL DEFAULT '',
-                        data BLOB NOT NULL,
-                        expires_at INTEGER NOT NULL
-                    );
-                    CREATE INDEX sessions_by_user ON sessions(user_id);
-                    CREATE INDEX sessions_by_expiry ON sessions(expires_at);
-                    """)
-        }
-        migrator.registerMigration("v3: web-chat conversations") { db in
-            try db.execute(
-                sql: """
-                    CREATE TABLE conversations (
-                        id TEXT PRIMARY KEY NOT NULL,
-                        organization_id TEXT NOT NULL,
-                        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-                        title TEXT NOT NULL,
-                        model TEXT NOT NULL,
-                        message_count INTEGER NOT NULL DEFAULT 0,
-                        created_at INTEGER NOT NULL,
-                        updated_at INTEGER NOT NULL
-                    );
-                    CREATE INDEX conversations_by_user ON conversations(organization_id, user_id, updated_at DESC, id);
-                    CREATE TABLE conversation_messages (
-                        conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
-                        seq INTEGER NOT NULL,
-                        role TEXT NOT NULL,
-                        content TEXT NOT NULL,
-                        model TEXT NOT NULL,
-                        request_id TEXT NOT NULL,
-                        created_at INTEGER NOT NULL,
-                        PRIMARY KEY (conversation_id, seq)
-                    ) WITHOUT ROWID;
-                    """)
-        }
-        return migrator
-    }
-
-    /// `migrator`'s migrations, by the same names, in PostgreSQL's dialect: text `COLLATE "C"`
-    /// (byte-wise, as SQLite compares), booleans, `BYTEA`; SQLite's `NOCASE` unique names as
-    /// unique indexes on `lower(name)` (ASCII case, as NOCASE folds it).
-    static let postgresMigrations: [(name: String, statements: [String])] = [
-        (
+    /// The schema in both dialects: PostgreSQL's text `COLLATE "C"` (byte-wise, as SQLite
+    /// compares), booleans, `BYTEA`; SQLite's `NOCASE` unique names as unique indexes on
+    /// `lower(name)` there (ASCII case, as NOCASE folds it).
+    static let migrations: [SQLMigration] = [
+        SQLMigration(
             "v1: organisations, users, groups, clients",
-            [
+            sqlite: [
+                """
+                CREATE TABLE organizations (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+                    created_at INTEGER NOT NULL
+                );
+                CREATE TABLE users (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    organization_id TEXT NOT NULL REFERENCES organizations(id),
+                    email TEXT NOT NULL,
+                    display_name TEXT NOT NULL,
+                    is_admin INTEGER NOT NULL DEFAULT 0,
+                    active INTEGER NOT NULL DEFAULT 1,
+                    created_at INTEGER NOT NULL,
+                    UNIQUE (organization_id, email)
+                );
+                CREATE TABLE groups (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    organization_id TEXT NOT NULL REFERENCES organizations(id),
+                    name TEXT NOT NULL COLLATE NOCASE,
+                    description TEXT NOT NULL DEFAULT '',
+                    created_at INTEGER NOT NULL,
+                    UNIQUE (organization_id, name)
+                );
+                CREATE TABLE user_groups (
+                    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    group_id TEXT NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+                    PRIMARY KEY (user_id, group_id)
+                );
+                CREATE TABLE clients (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    organization_id TEXT NOT NULL REFERENCES organizations(id),
+                    name TEXT NOT NULL COLLATE NOCASE,
+                    description TEXT NOT NULL DEFAULT '',
+                    active INTEGER NOT NULL DEFAULT 1,
+                    created_at INTEGER NOT NULL,
+                    UNIQUE (organization_id, name)
+                );
+                CREATE TABLE client_managers (
+                    client_id TEXT NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+                    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    PRIMARY KEY (client_id, user_id)
+                );
+
+                """
+            ],
+            postgres: [
                 #"""
-                CREATE TABLE accounts.organizations (
+                CREATE TABLE organizations (
                     id TEXT COLLATE "C" PRIMARY KEY NOT NULL,
                     name TEXT COLLATE "C" NOT NULL,
                     created_at BIGINT NOT NULL
                 )
                 """#,
-                "CREATE UNIQUE INDEX organizations_by_name ON accounts.organizations (lower(name))",
+                "CREATE UNIQUE INDEX organizations_by_name ON organizations (lower(name))",
                 #"""
-                CREATE TABLE accounts.users (
+                CREATE TABLE users (
                     id TEXT COLLATE "C" PRIMARY KEY NOT NULL,
-                    organization_id TEXT COLLATE "C" NOT NULL REFERENCES accounts.organizations(id),
+                    organization_id TEXT COLLATE "C" NOT NULL REFERENCES organizations(id),
                     email TEXT COLLATE "C" NOT NULL,
                     display_name TEXT COLLATE "C" NOT NULL,
                     is_admin BOOLEAN NOT NULL DEFAULT FALSE,
@@ -162,74 +110,118 @@ struct AccountsStore: Sendable {
                 )
                 """#,
                 #"""
-                CREATE TABLE accounts.groups (
+                CREATE TABLE groups (
                     id TEXT COLLATE "C" PRIMARY KEY NOT NULL,
-                    organization_id TEXT COLLATE "C" NOT NULL REFERENCES accounts.organizations(id),
+                    organization_id TEXT COLLATE "C" NOT NULL REFERENCES organizations(id),
                     name TEXT COLLATE "C" NOT NULL,
                     description TEXT COLLATE "C" NOT NULL DEFAULT '',
                     created_at BIGINT NOT NULL
                 )
                 """#,
-                "CREATE UNIQUE INDEX groups_by_name ON accounts.groups (organization_id, lower(name))",
+                "CREATE UNIQUE INDEX groups_by_name ON groups (organization_id, lower(name))",
                 #"""
-                CREATE TABLE accounts.user_groups (
-                    user_id TEXT COLLATE "C" NOT NULL REFERENCES accounts.users(id) ON DELETE CASCADE,
-                    group_id TEXT COLLATE "C" NOT NULL REFERENCES accounts.groups(id) ON DELETE CASCADE,
+                CREATE TABLE user_groups (
+                    user_id TEXT COLLATE "C" NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    group_id TEXT COLLATE "C" NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
                     PRIMARY KEY (user_id, group_id)
                 )
                 """#,
                 #"""
-                CREATE TABLE accounts.clients (
+                CREATE TABLE clients (
                     id TEXT COLLATE "C" PRIMARY KEY NOT NULL,
-                    organization_id TEXT COLLATE "C" NOT NULL REFERENCES accounts.organizations(id),
+                    organization_id TEXT COLLATE "C" NOT NULL REFERENCES organizations(id),
                     name TEXT COLLATE "C" NOT NULL,
                     description TEXT COLLATE "C" NOT NULL DEFAULT '',
                     active BOOLEAN NOT NULL DEFAULT TRUE,
                     created_at BIGINT NOT NULL
                 )
                 """#,
-                "CREATE UNIQUE INDEX clients_by_name ON accounts.clients (organization_id, lower(name))",
+                "CREATE UNIQUE INDEX clients_by_name ON clients (organization_id, lower(name))",
                 #"""
-                CREATE TABLE accounts.client_managers (
-                    client_id TEXT COLLATE "C" NOT NULL REFERENCES accounts.clients(id) ON DELETE CASCADE,
-                    user_id TEXT COLLATE "C" NOT NULL REFERENCES accounts.users(id) ON DELETE CASCADE,
+                CREATE TABLE client_managers (
+                    client_id TEXT COLLATE "C" NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+                    user_id TEXT COLLATE "C" NOT NULL REFERENCES users(id) ON DELETE CASCADE,
                     PRIMARY KEY (client_id, user_id)
                 )
                 """#,
-            ]
-        ),
-        (
+            ]),
+        SQLMigration(
             "v2: passwords, invitations, dashboard sessions",
-            [
-                "ALTER TABLE accounts.users ADD COLUMN password_hash TEXT COLLATE \"C\"",
+            sqlite: [
+                """
+                ALTER TABLE users ADD COLUMN password_hash TEXT;
+                CREATE TABLE invites (
+                    token_sha256 BLOB PRIMARY KEY NOT NULL,
+                    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    expires_at INTEGER NOT NULL,
+                    used_at INTEGER
+                );
+                CREATE TABLE sessions (
+                    id_sha256 BLOB PRIMARY KEY NOT NULL,
+                    user_id TEXT NOT NULL DEFAULT '',
+                    data BLOB NOT NULL,
+                    expires_at INTEGER NOT NULL
+                );
+                CREATE INDEX sessions_by_user ON sessions(user_id);
+                CREATE INDEX sessions_by_expiry ON sessions(expires_at);
+
+                """
+            ],
+            postgres: [
+                "ALTER TABLE users ADD COLUMN password_hash TEXT COLLATE \"C\"",
                 #"""
-                CREATE TABLE accounts.invites (
+                CREATE TABLE invites (
                     token_sha256 BYTEA PRIMARY KEY NOT NULL,
-                    user_id TEXT COLLATE "C" NOT NULL REFERENCES accounts.users(id) ON DELETE CASCADE,
+                    user_id TEXT COLLATE "C" NOT NULL REFERENCES users(id) ON DELETE CASCADE,
                     expires_at BIGINT NOT NULL,
                     used_at BIGINT
                 )
                 """#,
                 #"""
-                CREATE TABLE accounts.sessions (
+                CREATE TABLE sessions (
                     id_sha256 BYTEA PRIMARY KEY NOT NULL,
                     user_id TEXT COLLATE "C" NOT NULL DEFAULT '',
                     data BYTEA NOT NULL,
                     expires_at BIGINT NOT NULL
                 )
                 """#,
-                "CREATE INDEX sessions_by_user ON accounts.sessions(user_id)",
-                "CREATE INDEX sessions_by_expiry ON accounts.sessions(expires_at)",
-            ]
-        ),
-        (
+                "CREATE INDEX sessions_by_user ON sessions(user_id)",
+                "CREATE INDEX sessions_by_expiry ON sessions(expires_at)",
+            ]),
+        SQLMigration(
             "v3: web-chat conversations",
-            [
+            sqlite: [
+                """
+                CREATE TABLE conversations (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    organization_id TEXT NOT NULL,
+                    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    title TEXT NOT NULL,
+                    model TEXT NOT NULL,
+                    message_count INTEGER NOT NULL DEFAULT 0,
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL
+                );
+                CREATE INDEX conversations_by_user ON conversations(organization_id, user_id, updated_at DESC, id);
+                CREATE TABLE conversation_messages (
+                    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+                    seq INTEGER NOT NULL,
+                    role TEXT NOT NULL,
+                    content TEXT NOT NULL,
+                    model TEXT NOT NULL,
+                    request_id TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    PRIMARY KEY (conversation_id, seq)
+                ) WITHOUT ROWID;
+
+                """
+            ],
+            postgres: [
                 #"""
-                CREATE TABLE accounts.conversations (
+                CREATE TABLE conversations (
                     id TEXT COLLATE "C" PRIMARY KEY NOT NULL,
                     organization_id TEXT COLLATE "C" NOT NULL,
-                    user_id TEXT COLLATE "C" NOT NULL REFERENCES accounts.users(id) ON DELETE CASCADE,
+                    user_id TEXT COLLATE "C" NOT NULL REFERENCES users(id) ON DELETE CASCADE,
                     title TEXT COLLATE "C" NOT NULL,
                     model TEXT COLLATE "C" NOT NULL,
                     message_count BIGINT NOT NULL DEFAULT 0,
@@ -237,10 +229,10 @@ struct AccountsStore: Sendable {
                     updated_at BIGINT NOT NULL
                 )
                 """#,
-                "CREATE INDEX conversations_by_user ON accounts.conversations(organization_id, user_id, updated_at DESC, id)",
+                "CREATE INDEX conversations_by_user ON conversations(organization_id, user_id, updated_at DESC, id)",
                 #"""
-                CREATE TABLE accounts.conversation_messages (
-                    conversation_id TEXT COLLATE "C" NOT NULL REFERENCES accounts.conversations(id) ON DELETE CASCADE,
+                CREATE TABLE conversation_messages (
+                    conversation_id TEXT COLLATE "C" NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
                     seq BIGINT NOT NULL,
                     role TEXT COLLATE "C" NOT NULL,
                     content TEXT COLLATE "C" NOT NULL,
@@ -250,8 +242,7 @@ struct AccountsStore: Sendable {
                     PRIMARY KEY (conversation_id, seq)
                 )
                 """#,
-            ]
-        ),
+            ]),
     ]
 }
 
