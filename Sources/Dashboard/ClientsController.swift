@@ -145,11 +145,7 @@ struct ClientsController: Sendable {
     /// `?query=`: up to 10 users whose email, name or a word of their name starts with it
     /// (administrators and managers, who pick managers).
     @Sendable func users(_ request: Request, context: DashboardContext) async throws -> JSONResponse<ListOf<PersonObject>> {
-        let parameters = request.uri.queryParameters
-        if let unknown = parameters.first(where: { $0.key != "query" }) {
-            throw APIError.invalid("unknown_parameter", "unknown query parameter \(unknown.key); known: query", param: String(unknown.key))
-        }
-        let search = parameters["query"].map(String.init) ?? ""
+        let search = try RequestRules.query(request.uri.queryParameters, known: ["query"])["query"] ?? ""
         let users = try await APIError.translating {
             try await services.accounts.listUsers(
                 .with {

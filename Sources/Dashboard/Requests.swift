@@ -4,8 +4,8 @@ import Hummingbird
 import WireFormats
 
 /// Reading `/api` request bodies: a JSON object (an empty body is `{}`), at most 16 KiB, each
-/// field checked by its name, unknown fields refused (400 `unknown_parameter`) so that a typo
-/// never goes unnoticed.
+/// field checked by its name through the shared `RequestRules`, unknown fields refused (400
+/// `unknown_parameter`) so that a typo never goes unnoticed.
 enum Body {
     static let maxBytes = 16 * 1024
 
@@ -15,10 +15,7 @@ enum Body {
     }
 
     static func refuseUnknown(_ body: [String: JSONValue], allowed: Set<String>) throws {
-        if let unknown = body.keys.sorted().first(where: { !allowed.contains($0) }) {
-            throw APIError.invalid(
-                "unknown_parameter", "unknown field \(unknown); known: \(allowed.sorted().joined(separator: ", "))", param: unknown)
-        }
+        try RequestRules.refuseUnknown(body, allowed: allowed)
     }
 
     /// A required, non-empty string field.
@@ -31,29 +28,17 @@ enum Body {
 
     /// A string field, or nil when absent or null.
     static func optionalText(_ body: [String: JSONValue], _ name: String) throws -> String? {
-        switch body[name] {
-        case nil, .null?: return nil
-        case .string(let value)?: return value
-        default: throw APIError.invalid("invalid_\(name)", "\(name) must be a string", param: name)
-        }
+        try RequestRules.text(body[name], field: name)
     }
 
     /// A boolean field, or nil when absent or null.
     static func optionalBool(_ body: [String: JSONValue], _ name: String) throws -> Bool? {
-        switch body[name] {
-        case nil, .null?: return nil
-        case .bool(let value)?: return value
-        default: throw APIError.invalid("invalid_\(name)", "\(name) must be true or false", param: name)
-        }
+        try RequestRules.bool(body[name], field: name)
     }
 
     /// A decimal number field (exact: read from the JSON text), or nil when absent or null.
     static func optionalDecimal(_ body: [String: JSONValue], _ name: String) throws -> Decimal? {
-        switch body[name] {
-        case nil, .null?: return nil
-        case .number(let value)?: return value
-        default: throw APIError.invalid("invalid_\(name)", "\(name) must be a number", param: name)
-        }
+        try RequestRules.decimal(body[name], field: name)
     }
 }
 
@@ -80,38 +65,14 @@ struct ListQuery {
     /// `pageable`: a page of the dashboard, which also takes `page` and lets other parameters
     /// be (a link may carry more); `/api` refuses what it does not know.
     init(_ request: Request, sorts: [String], defaultSort: String, flags: Set<String> = ["show_deleted"], pageable: Bool = false) throws {
-        let parameters = request.uri.queryParameters
         let known = Set(["sort", "order", "query"]).union(flags).union(pageable ? ["page"] : [])
-        if !pageable, let unknown = parameters.first(where: { !known.contains(String($0.key)) }) {
-            throw APIError.invalid(
-                "unknown_parameter", "unknown query parameter \(unknown.key); known: \(known.sorted().joined(separator: ", "))",
-                param: String(unknown.key))
-        }
-        sort = parameters["sort"].map(String.init) ?? defaultSort
-        guard sorts.contains(sort) else {
-            throw APIError.invalid("invalid_sort", "sort by \(sorts.joined(separator: ", "))", param: "sort")
-        }
-        switch parameters["order"].map(String.init) {
-        case nil, "asc": descending = false
-        case "desc": descending = true
-        default: throw APIError.invalid("invalid_order", "order is asc or desc", param: "order")
-        }
-        text = parameters["query"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
-        for flag in flags {
-            let value: Bool
-            switch parameters[Substring(flag)].map(String.init) {
-            case nil, "false", "0": value = false
-            case "true", "1": value = true
-            default: throw APIError.invalid("invalid_\(flag)", "\(flag) is true or false", param: flag)
-            }
-            if flag == "show_deleted" { showDeleted = value } else if flag == "show_disabled" { showDisabled = value }
-        }
-        if let value = parameters["page"] {
-            guard let page = Int(value), (1...1_000_000).contains(page) else {
-                throw APIError.invalid("invalid_page", "page is a whole number from 1", param: "page")
-            }
-            self.page = page
-        }
+        let values = try RequestRules.query(request.uri.queryParameters, known: known, lenient: pageable)
+        sort = try RequestRules.choice(values, "sort", among: sorts, otherwise: defaultSort)
+        descending = try RequestRules.choice(values, "order", among: ["asc", "desc"], otherwise: "asc") == "desc"
+        text = values["query"].flatMap { $0.isEmpty ? nil : $0 }
+        showDeleted = flags.contains("show_deleted") ? try RequestRules.flag(values, "show_deleted") : false
+        showDisabled = flags.contains("show_disabled") ? try RequestRules.flag(values, "show_disabled") : false
+        page = try RequestRules.page(values) ?? 1
     }
 
     /// Whether `name` contains the query (always, without one).

@@ -22,11 +22,11 @@ enum APIKeyBody {
     ]
 
     static func create(_ body: [String: JSONValue]) throws(APIError) -> Lumen_Keys_V1_CreateKeyRequest {
-        try rejectUnknown(body, allowed: createFields)
+        try RequestRules.refuseUnknown(body, allowed: createFields)
         var request = Lumen_Keys_V1_CreateKeyRequest()
         request.kind = .inference
         // On creation `null` means "the default" for the fields that have one.
-        if let name = try string(body["name"], field: "name", code: "invalid_name", nullable: true) {
+        if let name = try RequestRules.text(body["name"], field: "name", code: "invalid_name", nullable: true) {
             request.name = name
         }
         switch try limit(body["limitAmount"]) {
@@ -44,13 +44,13 @@ enum APIKeyBody {
     }
 
     static func update(_ body: [String: JSONValue], keyID: String) throws(APIError) -> Lumen_Keys_V1_UpdateKeyRequest {
-        try rejectUnknown(body, allowed: updateFields)
+        try RequestRules.refuseUnknown(body, allowed: updateFields)
         var request = Lumen_Keys_V1_UpdateKeyRequest()
         request.keyID = keyID
-        if let name = try string(body["name"], field: "name", code: "invalid_name", nullable: false) {
+        if let name = try RequestRules.text(body["name"], field: "name", code: "invalid_name", nullable: false) {
             request.name = name
         }
-        if let status = try string(body["status"], field: "status", code: "invalid_status", nullable: false) {
+        if let status = try RequestRules.text(body["status"], field: "status", code: "invalid_status", nullable: false) {
             request.status = try Self.status(status)
         }
         switch try limit(body["limitAmount"]) {
@@ -82,32 +82,14 @@ enum APIKeyBody {
         ).map(Int64.init)
     }
 
-    static func rejectUnknown(_ body: [String: JSONValue], allowed: Set<String>) throws(APIError) {
-        if let unknown = body.keys.sorted().first(where: { !allowed.contains($0) }) {
-            throw APIError.invalid(
-                "unknown_parameter",
-                "unknown field \(unknown); accepted: \(allowed.sorted().joined(separator: ", "))", param: unknown)
-        }
-    }
-
     /// `limitCurrency`: the keys service checks the code; an explicit `""` is refused here, where
     /// it still differs from an absent field (the RPC's empty string means unset).
     static func currency(_ value: JSONValue?, nullable: Bool) throws(APIError) -> String? {
-        let currency = try string(value, field: "limitCurrency", code: "invalid_currency", nullable: nullable)
+        let currency = try RequestRules.text(value, field: "limitCurrency", code: "invalid_currency", nullable: nullable)
         if currency == "" {
             throw APIError.invalid("invalid_currency", "limitCurrency must be USD (or left out)", param: "limitCurrency")
         }
         return currency
-    }
-
-    /// nil when absent (or null where `nullable`).
-    static func string(_ value: JSONValue?, field: String, code: String, nullable: Bool) throws(APIError) -> String? {
-        switch value {
-        case nil: return nil
-        case .null? where nullable: return nil
-        case .string(let text)?: return text
-        case let other?: throw APIError.invalid(code, "\(field) must be a string, not \(other.typeName)", param: field)
-        }
     }
 
     /// nil: absent; .some(nil): null (unlimited); .some(micros): a cap.

@@ -27,13 +27,13 @@ struct APIKeysController<Context: RequestContext>: Sendable {
     /// (1–1,000, 100 by default) one page of them with `page`, `limit`, `total` and `has_more`.
     @Sendable func list(_ request: Request, context: Context) async throws -> JSONResponse<ListObject<APIKeyObject>> {
         let metadata = try ManagementAuth.metadata(request)
-        let values = try PageParameters.values(request.uri.queryParameters, known: ["page", "limit"])
+        let values = try RequestRules.query(request.uri.queryParameters, known: ["page", "limit"])
         var list = Lumen_Keys_V1_ListKeysRequest.with {
             $0.kind = .inference
             $0.includeDeleted = true
         }
         if !values.isEmpty {
-            list.page = try PageParameters.page(values, maxLimit: 1000)
+            list.page = try RequestRules.pageRequest(values, maxLimit: 1000)
             let (keys, info, _) = try await page(list, metadata: metadata)
             return JSONResponse(ListObject(data: keys, page: info))
         }

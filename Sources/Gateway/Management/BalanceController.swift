@@ -16,9 +16,7 @@ struct BalanceController<Context: RequestContext>: Sendable {
 
     @Sendable func balance(_ request: Request, context: Context) async throws -> JSONResponse<BalanceObject> {
         let metadata = try ManagementAuth.metadata(request)
-        if let name = request.uri.queryParameters.first?.key {
-            throw APIError.invalid("unknown_parameter", "GET /v1/management/balance takes no query parameter", param: String(name))
-        }
+        _ = try RequestRules.query(request.uri.queryParameters, known: [])
         return try await APIError.translating {
             JSONResponse(BalanceObject(try await ledger.getOrganizationBalance(.init(), metadata: metadata)))
         }

@@ -79,10 +79,10 @@ enum KeyUsageQuery {
     /// parameter at fault. `/billing` is not paged: `page` and `limit` are unknown there.
     static func filter(_ parameters: Parameters, keyID: String, paged: Bool) throws(APIError) -> Lumen_Ledger_V1_ListUsageRequest {
         let known = paged ? filterParameters.union(["page", "limit"]) : filterParameters
-        let values = try PageParameters.values(parameters, known: known)
+        let values = try RequestRules.query(parameters, known: known)
         var request = Lumen_Ledger_V1_ListUsageRequest()
         request.filter.keyID = keyID
-        request.page = try PageParameters.page(values, maxLimit: 100)
+        request.page = try RequestRules.pageRequest(values, maxLimit: 100)
         if let model = values["logicalModel"] { request.filter.logicalModel = model }
         if let vendor = values["modelVendor"] { request.filter.modelVendor = vendor }
         if let text = values["scene"] {

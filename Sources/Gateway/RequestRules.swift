@@ -1,0 +1,115 @@
+import Foundation
+import Hummingbird
+import LumenAPI
+import WireFormats
+
+/// The rules of a request's inputs, one set for the management API and the dashboard's `/api`:
+/// a query string's parameters (each known and given once, pages and limits, switches) and a
+/// JSON body's fields (unknown ones refused, each of its type), every refusal a 400 naming the
+/// parameter or field at fault. What the values mean is the services' to judge.
+public enum RequestRules {
+    // MARK: Query strings
+
+    /// The query's parameters by name, each given once (400 `duplicate_parameter`) and known
+    /// (400 `unknown_parameter`) — unless `lenient`: a dashboard page, whose links may carry
+    /// more, lets the others be.
+    public static func query(_ parameters: Parameters, known: Set<String>, lenient: Bool = false) throws(APIError) -> [String: String] {
+        var values: [String: String] = [:]
+        for (name, value) in parameters {
+            let name = String(name)
+            guard known.contains(name) else {
+                if lenient { continue }
+                throw APIError.invalid(
+                    "unknown_parameter", "unknown query parameter \(name); known: \(known.sorted().joined(separator: ", "))", param: name)
+            }
+            guard values[name] == nil else {
+                throw APIError.invalid("duplicate_parameter", "\(name) is given more than once", param: name)
+            }
+            values[name] = String(value)
+        }
+        return values
+    }
+
+    /// `page`, from 1 (400 `invalid_page`); nil when not given.
+    public static func page(_ values: [String: String], max: Int = 1_000_000) throws(APIError) -> Int? {
+        guard let text = values["page"] else { return nil }
+        guard let page = Int(text), (1...max).contains(page) else {
+            throw APIError.invalid("invalid_page", "page must be a whole number, at least 1", param: "page")
+        }
+        return page
+    }
+
+    /// `limit`, from 1 to `max` (400 `invalid_limit`); nil when not given.
+    public static func limit(_ values: [String: String], max: Int) throws(APIError) -> Int? {
+        guard let text = values["limit"] else { return nil }
+        guard let limit = Int(text), (1...max).contains(limit) else {
+            throw APIError.invalid("invalid_limit", "limit must be a whole number from 1 to \(max)", param: "limit")
+        }
+        return limit
+    }
+
+    /// `page` and `limit` as the services take them (unset: the service's defaults).
+    public static func pageRequest(_ values: [String: String], maxLimit: Int) throws(APIError) -> Lumen_Common_V1_PageRequest {
+        var request = Lumen_Common_V1_PageRequest()
+        if let page = try page(values, max: Int(Int32.max)) { request.page = Int32(page) }
+        if let limit = try limit(values, max: maxLimit) { request.limit = Int32(limit) }
+        return request
+    }
+
+    /// A switch: `true`/`1` or `false`/`0` (400 `invalid_<name>`); false when not given.
+    public static func flag(_ values: [String: String], _ name: String) throws(APIError) -> Bool {
+        switch values[name] {
+        case nil, "false", "0": return false
+        case "true", "1": return true
+        default: throw APIError.invalid("invalid_\(name)", "\(name) is true or false", param: name)
+        }
+    }
+
+    /// One of `choices` (400 `invalid_<name>`), `otherwise` when not given.
+    public static func choice(_ values: [String: String], _ name: String, among choices: [String], otherwise: String) throws(APIError) -> String {
+        let value = values[name] ?? otherwise
+        guard choices.contains(value) else {
+            throw APIError.invalid("invalid_\(name)", "\(name) is one of \(choices.joined(separator: ", "))", param: name)
+        }
+        return value
+    }
+
+    // MARK: JSON bodies
+
+    /// Refuses a field not in `allowed` (400 `unknown_parameter`, naming the known ones).
+    public static func refuseUnknown(_ body: [String: JSONValue], allowed: Set<String>) throws(APIError) {
+        if let unknown = body.keys.sorted().first(where: { !allowed.contains($0) }) {
+            throw APIError.invalid(
+                "unknown_parameter", "unknown field \(unknown); known: \(allowed.sorted().joined(separator: ", "))", param: unknown)
+        }
+    }
+
+    /// A string field: nil when absent (or null where `nullable`); 400 `code` when of another type.
+    public static func text(_ value: JSONValue?, field: String, code: String? = nil, nullable: Bool = true) throws(APIError) -> String? {
+        switch value {
+        case nil: return nil
+        case .null? where nullable: return nil
+        case .string(let text)?: return text
+        case let other?:
+            throw APIError.invalid(code ?? "invalid_\(field)", "\(field) must be a string, not \(other.typeName)", param: field)
+        }
+    }
+
+    /// A boolean field, nil when absent or null.
+    public static func bool(_ value: JSONValue?, field: String) throws(APIError) -> Bool? {
+        switch value {
+        case nil, .null?: return nil
+        case .bool(let flag)?: return flag
+        case let other?: throw APIError.invalid("invalid_\(field)", "\(field) must be true or false, not \(other.typeName)", param: field)
+        }
+    }
+
+    /// A decimal number field (exact: read from the JSON text), nil when absent or null.
+    public static func decimal(_ value: JSONValue?, field: String) throws(APIError) -> Decimal? {
+        switch value {
+        case nil, .null?: return nil
+        case .number(let number)?: return number
+        case let other?: throw APIError.invalid("invalid_\(field)", "\(field) must be a number, not \(other.typeName)", param: field)
+        }
+    }
+}
