@@ -1,12 +1,9 @@
 import Foundation
-import GRPCCore
 import Gateway
 import Hummingbird
 import LumenAPI
-import NIOCore
 import RPCSupport
 import SharedRules
-import Synchronization
 import WireFormats
 
 /// The web chat's JSON API: a person's conversations (kept by the accounts service) and the
@@ -106,22 +103,12 @@ struct ChatController: Sendable {
         let model = chosen ?? current.conversation.model
         let history: [JSONValue] = current.messages.map { .object(["role": .string($0.role), "content": .string($0.content)]) }
         let question: JSONValue = .object(["role": .string("user"), "content": .string(content)])
-        let (response, requestID) = try await webChat.complete(
-            organizationID: person.organizationID, userID: person.userID,
-            body: [
-                "model": .string(model), "stream": .bool(true), "messages": .array(history + [question]),
-            ], request: request)
-        guard response.status.code < 300 else { return response }
         let services = self.services
         let first = current.messages.isEmpty && current.conversation.title == "New conversation"
-        let answer = Answer()
-        let inner = response.body
-        var streamed = response
-        streamed.body = ResponseBody { writer in
-            try await inner.map { buffer in
-                answer.add(buffer)
-                return buffer
-            }.write(writer)
+        return try await webChat.complete(
+            organizationID: person.organizationID, userID: person.userID,
+            body: ["model": .string(model), "stream": .bool(true), "messages": .array(history + [question])], request: request
+        ) { answer, requestID in
             // What the model said, kept whatever happened to the browser meanwhile.
             _ = try? await services.accounts.appendMessages(
                 .with {
@@ -133,7 +120,7 @@ struct ChatController: Sendable {
                         },
                         .with {
                             $0.role = "assistant"
-                            $0.content = answer.text
+                            $0.content = answer
                             $0.model = model
                             $0.requestID = requestID
                         },
@@ -148,27 +135,7 @@ struct ChatController: Sendable {
                     }, metadata: metadata)
             }
         }
-        return streamed
     }
-}
-
-/// The text of a streamed answer, gathered from its events as they pass to the browser.
-final class Answer: Sendable {
-    private let state = Mutex<(parser: SSEParser, text: String)>((SSEParser(), ""))
-
-    func add(_ buffer: ByteBuffer) {
-        state.withLock { state in
-            for event in state.parser.feed(buffer) {
-                guard let data = event.data, !event.isDone, case .object(let chunk)? = try? JSONValue.parse(Array(data.utf8)),
-                    case .array(let choices)? = chunk["choices"], case .object(let choice)? = choices.first,
-                    case .object(let delta)? = choice["delta"], case .string(let text)? = delta["content"]
-                else { continue }
-                state.text += text
-            }
-        }
-    }
-
-    var text: String { state.withLock { $0.text } }
 }
 
 struct ConversationObject: Encodable, Sendable {

@@ -50,6 +50,9 @@ struct InferencePipeline: Sendable {
         var backend: Lumen_Registry_V1_Backend?
         /// The API (a key) or the dashboard's web chat (a person, no key).
         var origin: Lumen_Common_V1_UsageOrigin = .api
+        /// Told the answer's text and the request id once the answer has ended (the web chat
+        /// keeps it), from the events the relay already parsed.
+        var answered: (@Sendable (_ text: String, _ requestID: String) async -> Void)?
     }
 
     /// Serves one request and counts it in the metrics (the model label only once the model
@@ -95,7 +98,8 @@ struct InferencePipeline: Sendable {
     /// groups, their consents, not deactivated), held on their own pool without a key, origin
     /// `web`, and answered as the API would.
     func serveWeb(
-        organizationID: String, userID: String, body: [String: JSONValue], started: ContinuousClock.Instant, label: inout String
+        organizationID: String, userID: String, body: [String: JSONValue], started: ContinuousClock.Instant, label: inout String,
+        answered: @escaping @Sendable (_ text: String, _ requestID: String) async -> Void
     ) async throws -> Response {
         if admission.memberships.isInactive(userID) {
             throw APIError(.unauthorized, code: "owner_inactive", message: "your account is deactivated")
@@ -110,14 +114,16 @@ struct InferencePipeline: Sendable {
             $0.status = .active
         }
         let request = try InferenceRequest(.chatCompletions, body: body)
-        return try await run(request, key: person, callerCredential: nil, origin: .web, started: started, label: &label)
+        return try await run(
+            request, key: person, callerCredential: nil, origin: .web, started: started, label: &label, answered: answered)
     }
 
     /// Admission of the model, the hold, the upstream call and the answer, for `key` (a
     /// person's stand-in without an id for the web chat).
     func run(
         _ request: InferenceRequest, key: Lumen_Keys_V1_Key, callerCredential: String?, origin: Lumen_Common_V1_UsageOrigin,
-        started: ContinuousClock.Instant, label: inout String
+        started: ContinuousClock.Instant, label: inout String,
+        answered: (@Sendable (_ text: String, _ requestID: String) async -> Void)? = nil
     ) async throws -> Response {
         let requestID = RequestID.current
         let endpoint = request.endpoint
@@ -137,7 +143,7 @@ struct InferencePipeline: Sendable {
         }
         var admitted = Admitted(
             requestID: requestID, key: key, model: model, request: request, byok: callerCredential != nil, started: started,
-            origin: origin)
+            origin: origin, answered: answered)
         try await admit(&admitted)
         let backendResponse: (Lumen_Registry_V1_Backend, UpstreamResponse)
         do {
@@ -163,6 +169,7 @@ struct InferencePipeline: Sendable {
         let body = try await upstream.collect(upTo: Self.maxUpstreamBodyBytes)
         let reported = MeteredPayload.decode(body.readableBytesView)
         settle(admitted, reported: reported?.reported, producedText: reported?.text ?? "")
+        await admitted.answered?(reported?.text ?? "", admitted.requestID)
         let answer = ModelNameRewrite.applies(to: upstream.contentType) ? ModelNameRewrite.rewrite(body, to: model.name) : body
         return Response(
             status: upstream.status, headers: [.contentType: upstream.contentType ?? "application/json"],
@@ -192,9 +199,10 @@ struct InferencePipeline: Sendable {
             var settled = false
             var callerGone = false
             var first = true
-            func produced() -> String {
-                reported != nil ? "" : unread.lazy.compactMap { MeteredPayload.decode($0.utf8)?.text }.joined()
-            }
+            /// The answer's text, read from the events' data once: for the settlement when no
+            /// usage came, for `answered` (the web chat) always.
+            func text() -> String { unread.lazy.compactMap { MeteredPayload.decode($0.utf8)?.text }.joined() }
+            func produced() -> String { reported != nil ? "" : text() }
             /// Appends what the caller gets of `event` to `out` (settling first when it is `[DONE]`).
             func relay(_ event: SSEEvent, into out: inout ByteBuffer) {
                 if let data = event.data, !event.isDone {
@@ -248,6 +256,8 @@ struct InferencePipeline: Sendable {
                     "stream ended: \(reason.code)", metadata: ["request_id": "\(admitted.requestID)", "key_id": "\(admitted.key.id)"])
                 if !callerGone { try? await writer.write(APIError(reason).event) }
             }
+            // Kept before the stream ends, so that a page reloaded after it shows the answer.
+            if let answered = admitted.answered { await answered(text(), admitted.requestID) }
             if !callerGone { try? await writer.finish(nil) }
             metrics.latency(model: admitted.model.name, scene: admitted.request.endpoint.scene, admitted.started.duration(to: .now))
         }

@@ -9,14 +9,16 @@ public struct WebChat: Sendable {
     let pipeline: InferencePipeline
 
     /// Answers `body` (an OpenAI chat-completions request) for the person `userID` of
-    /// `organizationID`, as the API would: JSON, or a stream of server-sent events; with the
-    /// request's id, which is its usage line's.
+    /// `organizationID`, as the API would: JSON, or a stream of server-sent events. Once the
+    /// answer has ended, `answered` gets its text and the request's id (its usage line's),
+    /// read from the events the pipeline parsed as they passed.
     public func complete(
-        organizationID: String, userID: String, body: [String: JSONValue], request: Request
-    ) async throws -> (response: Response, requestID: String) {
-        let response = try await pipeline.counted(.chatCompletions, request) { started, label in
-            try await pipeline.serveWeb(organizationID: organizationID, userID: userID, body: body, started: started, label: &label)
+        organizationID: String, userID: String, body: [String: JSONValue], request: Request,
+        answered: @escaping @Sendable (_ text: String, _ requestID: String) async -> Void
+    ) async throws -> Response {
+        try await pipeline.counted(.chatCompletions, request) { started, label in
+            try await pipeline.serveWeb(
+                organizationID: organizationID, userID: userID, body: body, started: started, label: &label, answered: answered)
         }
-        return (response, RequestID.current)
     }
 }
