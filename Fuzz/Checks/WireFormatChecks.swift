@@ -7,9 +7,10 @@ import WireFormats
 /// `WireFormatsTests` replays the committed corpus (Fuzz/Corpus) through them, so a crash
 /// once found stays a regression test.
 public enum WireFormatChecks {
-    /// JSON: parsing never crashes; what parses writes back (as Lumen relays a body upstream)
-    /// to text that parses to the same value, under both number policies; measuring it for a
-    /// hold's bound never crashes.
+    /// JSON: parsing never crashes; what parses writes back to text that parses to the same
+    /// value, under both number policies; measuring it for a hold's bound never crashes; and an
+    /// object spliced as a request goes upstream (`JSONSplice`: `model` replaced,
+    /// `stream_options` added or replaced) parses to the object with exactly those changes.
     public static func json(_ input: UnsafeRawBufferPointer) {
         for policy in [JSONValue.NumberPolicy.refuseHugeNumbers, .clampingHugeNumbers] {
             guard let value = try? JSONValue.parse(input, numbers: policy) else { continue }
@@ -26,6 +27,19 @@ public enum WireFormatChecks {
             let measure = value.measure
             precondition(measure.textBytes > 0 && measure.attachments >= 0, "a measure below zero: \(measure)")
         }
+        guard case .object(var object)? = try? JSONValue.parse(input, numbers: .clampingHugeNumbers) else { return }
+        var original = ByteBuffer()
+        original.writeBytes(input)
+        let options = JSONValue.object(["include_usage": .bool(true)])
+        let spliced = JSONSplice.apply(
+            original, replace: ["model": JSONValue.string("upstream-model").bytes, "stream_options": options.bytes],
+            insert: [("stream_options", options.bytes)])
+        guard case .object(let after)? = try? JSONValue.parse(spliced.readableBytesView, numbers: .clampingHugeNumbers) else {
+            fatalError("a spliced object does not parse: \(String(buffer: spliced))")
+        }
+        if object["model"] != nil { object["model"] = .string("upstream-model") }
+        object["stream_options"] = options
+        precondition(after == object, "splicing changed more than it should: \(String(buffer: spliced))")
     }
 
     /// SSE: the events of a stream do not depend on how it is cut into chunks (one chunk, or

@@ -243,6 +243,11 @@ struct WiringTests {
             let shown = lines.contains { $0.hasPrefix(parts.last! + ":") } && lines.contains { $0.hasPrefix(parts.first! + ":") }
             #expect(shown, "gateway/lumen.example.yaml does not show \(key)")
         }
+        // The README's table names each setting, with its variable.
+        let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+        for setting in ServeConfiguration.settings {
+            #expect(readme.contains("`\(setting.flag)") && readme.contains("`\(setting.variable)"), "README misses \(setting.flag)")
+        }
         let loaded = try ServeConfiguration.load(file: example, environment: [:])
         #expect(!loaded.catalog.models.isEmpty)
         // The help lists every setting with its variable, key and default.

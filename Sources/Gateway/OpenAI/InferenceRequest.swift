@@ -48,6 +48,9 @@ struct InferenceRequest: Sendable {
     var body: [String: JSONValue]
     /// A pass-through body that is not JSON (multipart uploads), sent upstream as received.
     var rawBody: (bytes: ByteBuffer, contentType: String)?
+    /// The JSON body's bytes as the caller sent them (the web chat's, as Lumen wrote them):
+    /// what goes upstream, spliced (`JSONSplice`), never re-serialised.
+    var jsonBytes = ByteBuffer()
     var model: String
     var stream: Bool
     /// Whether the caller asked for the usage chunk of a stream.
@@ -99,7 +102,7 @@ struct InferenceRequest: Sendable {
                 attachments: Int64(MultipartForm.partCount(in: bytes, contentType: contentType)))
             return
         }
-        try self.init(endpoint, body: try JSONValue.object(from: bytes.readableBytesView))
+        try self.init(endpoint, body: try JSONValue.object(from: bytes.readableBytesView), bytes: bytes)
     }
 
     private init(passthrough endpoint: InferenceEndpoint, model: String, body: [String: JSONValue]) {
@@ -119,12 +122,15 @@ struct InferenceRequest: Sendable {
         }
     }
 
-    init(_ endpoint: InferenceEndpoint, body: [String: JSONValue]) throws(APIError) {
+    /// A JSON request: `body` as parsed from `bytes` (nil: a body Lumen made, the web chat's,
+    /// written out once here).
+    init(_ endpoint: InferenceEndpoint, body: [String: JSONValue], bytes: ByteBuffer? = nil) throws(APIError) {
         if endpoint.isPassthrough {
             self.init(passthrough: endpoint, model: try Self.model(body), body: body)
         } else {
             try self.init(metered: endpoint, body: body)
         }
+        jsonBytes = bytes ?? JSONValue.object(body).bytes
     }
 
     private init(metered endpoint: InferenceEndpoint, body: [String: JSONValue]) throws(APIError) {
@@ -190,20 +196,23 @@ struct InferenceRequest: Sendable {
         countedPromptTokens = promptTokens
     }
 
-    /// The body for one backend: its model name and, for streamed chat and completions, usage
-    /// asked for so that the line is exact (the chunk is removed again unless the caller asked).
-    func upstreamBody(model upstreamModel: String) -> UpstreamRequest.Body {
+    /// The body for one backend, as the caller's bytes with two top-level members spliced in:
+    /// its model name and, for streamed chat and completions, usage asked for so that the line
+    /// is exact (the chunk is removed again unless the caller asked).
+    func upstreamBody(model upstreamModel: String) -> (ByteBuffer, contentType: String) {
         // A multipart upload goes as it came: its model field is not rewritten.
-        if let rawBody { return .raw(rawBody.bytes, contentType: rawBody.contentType) }
-        var body = self.body
-        body["model"] = .string(upstreamModel)
+        if let rawBody { return (rawBody.bytes, rawBody.contentType) }
+        var replace = ["model": JSONValue.string(upstreamModel).bytes]
+        var insert: [(String, ByteBuffer)] = []
         if stream, endpoint == .chatCompletions || endpoint == .completions {
             var options: [String: JSONValue] = [:]
             if case .object(let existing)? = body["stream_options"] { options = existing }
             options["include_usage"] = .bool(true)
-            body["stream_options"] = .object(options)
+            let value = JSONValue.object(options).bytes
+            replace["stream_options"] = value
+            insert.append(("stream_options", value))
         }
-        return .json(body)
+        return (JSONSplice.apply(jsonBytes, replace: replace, insert: insert), "application/json")
     }
 
     static func model(_ body: [String: JSONValue]) throws(APIError) -> String {

@@ -93,10 +93,11 @@ final class BackendRouter: Sendable {
                     }
                     response = UpstreamResponse(try inProcess.respond(to: request.inProcessCall(model: model.name, id: String(requestID.dropFirst(4)))))
                 case .openai:
+                    let (body, contentType) = request.upstreamBody(
+                        model: backend.upstreamModel.isEmpty ? model.name : backend.upstreamModel)
                     let upstream = UpstreamRequest(
-                        path: request.endpoint.rawValue,
-                        body: request.upstreamBody(model: backend.upstreamModel.isEmpty ? model.name : backend.upstreamModel),
-                        stream: request.stream, callerCredential: callerCredential)
+                        path: request.endpoint.rawValue, body: body, contentType: contentType, stream: request.stream,
+                        callerCredential: callerCredential)
                     response = try await http.call(upstream, backend: backend)
                 default:
                     continue

@@ -12,14 +12,10 @@ import WireFormats
 struct UpstreamRequest: Sendable {
     /// The OpenAI path below the backend's base URL, without a leading slash (`chat/completions`).
     var path: String
-    /// The request body: JSON as parsed (the model already replaced by the backend's
-    /// upstream name), or bytes sent as received (multipart uploads).
-    var body: Body
-
-    enum Body: Sendable {
-        case json([String: JSONValue])
-        case raw(ByteBuffer, contentType: String)
-    }
+    /// The request body's bytes: the caller's, with the model already replaced by the
+    /// backend's upstream name (JSON), or as received (multipart uploads).
+    var body: ByteBuffer
+    var contentType: String
     /// Whether an SSE stream is asked for.
     var stream: Bool
     /// The caller's own upstream credential (`X-Upstream-Authorization`), for BYOK.
@@ -95,15 +91,8 @@ public final class UpstreamHTTP: Service, Sendable {
         var base = backend.baseURL
         while base.hasSuffix("/") { base.removeLast() }
         var headers = HTTPHeaders()
-        let body: ByteBuffer
-        switch request.body {
-        case .json(let json):
-            headers.add(name: "content-type", value: "application/json")
-            body = JSONValue.object(json).bytes
-        case .raw(let bytes, let contentType):
-            headers.add(name: "content-type", value: contentType)
-            body = bytes
-        }
+        headers.add(name: "content-type", value: request.contentType)
+        let body = request.body
         if request.stream { headers.add(name: "accept", value: "text/event-stream") }
         if let credential = request.callerCredential ?? Self.credential(backend.credentialEnv) {
             headers.add(name: "authorization", value: "Bearer " + credential)
