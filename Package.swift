@@ -1,4 +1,5 @@
 // swift-tools-version:6.2
+import CompilerPluginSupport
 import PackageDescription
 
 // Every target of this package builds without a warning: a warning is an error here (and only
@@ -44,6 +45,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/swiftlang/swift-syntax.git", from: "603.0.1"),
     ],
     targets: [
         /// Generated protobuf messages and gRPC stubs (scripts/generate-proto.sh); nothing hand-written.
@@ -190,7 +192,7 @@ let package = Package(
         .target(
             name: "Dashboard",
             dependencies: [
-                "Gateway", "LumenAPI", "RPCSupport", "SharedRules", "WireFormats",
+                "Gateway", "LumenAPI", "RPCSupport", "SharedRules", "WireFormats", "TemplateViewMacros",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -205,6 +207,15 @@ let package = Package(
             resources: [.copy("Site")],
             swiftSettings: swiftSettings,
             plugins: ["EmbedFiles"]
+        ),
+        /// `@TemplateView`: a dashboard view's table of fields for Mustache, written by the compiler.
+        .macro(
+            name: "TemplateViewMacros",
+            dependencies: [
+                .product(name: "SwiftSyntaxMacros", package: "swift-syntax"),
+                .product(name: "SwiftCompilerPlugin", package: "swift-syntax"),
+            ],
+            swiftSettings: swiftSettings
         ),
         /// Builds gateway/dashboard (templates, stylesheet, scripts) into the Dashboard module.
         .plugin(name: "EmbedFiles", capability: .buildTool(), dependencies: ["embed-files"], path: "Plugins/EmbedFiles"),

@@ -31,6 +31,7 @@ enum Figures {
 }
 
 /// The frame around every page: who is signed in and where they are.
+@TemplateView
 struct LayoutView {
     var signedIn: Bool
     var name: String
@@ -47,6 +48,7 @@ struct LayoutView {
     }
 }
 
+@TemplateView
 struct LoginPage {
     var layout: LayoutView
     var message: String?
@@ -57,12 +59,14 @@ struct LoginPage {
     var token = ""
 }
 
+@TemplateView
 struct InvitePage {
     var layout: LayoutView
     var message: String?
     var token: String
 }
 
+@TemplateView
 struct ErrorPage {
     var layout: LayoutView
     var heading: String
@@ -70,6 +74,7 @@ struct ErrorPage {
 }
 
 /// A coin pool as the tiles and cards show it (seed 001: a number, Unlimited, — or exhausted).
+@TemplateView
 struct PoolView {
     /// The tiles' titles: seed 001 says "Coins Available" and "Refill Rate", seed 000 "Coin
     /// Pool" and "Coin Refill".
@@ -105,6 +110,7 @@ struct PoolView {
     }
 }
 
+@TemplateView
 struct ProfileView {
     var name: String
     var email: String
@@ -149,6 +155,7 @@ struct ProfileView {
     }
 }
 
+@TemplateView
 struct WebChatView {
     var conversations: String
     var requests: String
@@ -167,6 +174,7 @@ struct WebChatView {
 
 /// Requests, tokens, coins and last use, as the key and model tables show them (the
 /// `usage-cells` partial): formatted for people, raw for sorting.
+@TemplateView
 struct UsageCells {
     var requests: String
     var requestsValue: Int64
@@ -192,7 +200,9 @@ struct UsageCells {
 /// Seed 001's API-key table (a person's or a client's), one page of it: sorting, search,
 /// "Show deleted keys" and paging are links and a form to the page itself (`sort`, `order`,
 /// `query`, `show_deleted`, `page`), so the server renders only the rows shown.
+@TemplateView
 struct KeyTableView {
+    @TemplateView
     struct Column {
         var label: String
         /// The link that sorts by this column (nil: not sortable).
@@ -201,6 +211,7 @@ struct KeyTableView {
         var ariaSort: String?
     }
 
+    @TemplateView
     struct Pager {
         var summary: String
         var previous: String?
@@ -281,6 +292,7 @@ struct KeyTableView {
     }
 }
 
+@TemplateView
 struct KeyRowView {
     var id: String
     var name: String
@@ -304,6 +316,7 @@ struct KeyRowView {
 }
 
 /// Seed 001's model access table.
+@TemplateView
 struct ModelTableView {
     var rows: [ModelRowView]
     var forClient: Bool
@@ -316,6 +329,7 @@ struct ModelTableView {
     }
 }
 
+@TemplateView
 struct ModelRowView {
     var model: String
     var link: String
@@ -365,6 +379,7 @@ struct ModelRowView {
     }
 }
 
+@TemplateView
 struct ProfilePage {
     var layout: LayoutView
     var profile: ProfileView
@@ -382,7 +397,9 @@ enum PathSegment {
 }
 
 /// `/clients`: the clients the person may see.
+@TemplateView
 struct ClientsPage {
+    @TemplateView
     struct Row {
         var name: String
         var description: String
@@ -410,7 +427,9 @@ struct ClientsPage {
 }
 
 /// `/clients/<id>`: seed 000's client detail.
+@TemplateView
 struct ClientPage {
+    @TemplateView
     struct Client {
         var id: String
         var name: String
@@ -421,6 +440,7 @@ struct ClientPage {
         var url: String
     }
 
+    @TemplateView
     struct Manager {
         var id: String
         var name: String
@@ -462,7 +482,9 @@ struct ClientPage {
 }
 
 /// `/models/<name>`: what the model is, what it costs, who serves it, and the person's access.
+@TemplateView
 struct ModelPage {
+    @TemplateView
     struct Model {
         var name: String
         var vendor: String
@@ -479,12 +501,14 @@ struct ModelPage {
         var hasBackends: Bool
     }
 
+    @TemplateView
     struct Price {
         var label: String
         var coins: String
         var usd: String
     }
 
+    @TemplateView
     struct Backend {
         var id: String
         var provider: String
@@ -520,7 +544,9 @@ struct ModelPage {
 }
 
 /// `/users` (administrators): people, their groups, role and status.
+@TemplateView
 struct UsersPage {
+    @TemplateView
     struct Row {
         var id: String
         var name: String
@@ -534,6 +560,7 @@ struct UsersPage {
         var url: String
     }
 
+    @TemplateView
     struct GroupOption {
         var id: String
         var name: String
@@ -570,18 +597,22 @@ struct UsersPage {
 }
 
 /// `/chat`: the person's conversations, the models they may talk to, and the open conversation.
+@TemplateView
 struct ChatPage {
+    @TemplateView
     struct Item {
         var id: String
         var title: String
         var current: Bool
     }
 
+    @TemplateView
     struct Option {
         var name: String
         var selected: Bool
     }
 
+    @TemplateView
     struct Message {
         var role: String
         var content: String
