@@ -31,10 +31,7 @@ public struct AccountsService: Sendable {
 
     /// Opens the accounts tables: a SQLite file, or the `accounts` schema of a PostgreSQL database.
     public static func openStore(_ location: StoreLocation, logger: Logger) async throws -> Store {
-        switch location {
-        case .sqlite(let location): Store(store: try AccountsStore(location: location))
-        case .postgres(let database): Store(store: try await AccountsStore(postgres: database, logger: logger))
-        }
+        Store(store: try await AccountsStore(location, logger: logger))
     }
 
     /// The accounts service on tables opened with `openStore`.

@@ -22,9 +22,10 @@ struct AccountsStore: Sendable {
         self.sql = try SQLiteStore(name: "accounts", at: location, migrations: Self.migrations)
     }
 
-    init(postgres database: PostgresServiceDatabase, logger: Logger) async throws {
-        try await database.migrate(schema: "accounts", Self.migrations)
-        self.sql = PostgresStore(database: database, schema: "accounts", logger: logger)
+    /// Opens (and migrates) the tables at `location`: a SQLite file or the `accounts` schema of a
+    /// PostgreSQL database.
+    init(_ location: StoreLocation, logger: Logger) async throws {
+        self.sql = try await location.open("accounts", migrations: Self.migrations, logger: logger)
     }
 
     func read<Result: Sendable>(_ body: @escaping @Sendable (any SQLSession) async throws -> Result) async throws -> Result {

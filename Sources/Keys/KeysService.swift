@@ -36,10 +36,7 @@ public struct KeysService: Sendable {
     /// Opens (and migrates) the keys table at `location`: a SQLite file, or the `keys` schema of
     /// a PostgreSQL database.
     public static func openStore(_ location: StoreLocation, logger: Logger) async throws -> Store {
-        switch location {
-        case .sqlite(let location): Store(storage: try KeysStore(location: location))
-        case .postgres(let database): Store(storage: try await KeysStore(postgres: database, logger: logger))
-        }
+        Store(storage: try await KeysStore(location, logger: logger))
     }
 
     /// The keys service on a table opened with `openStore`.

@@ -17,9 +17,10 @@ struct KeysStore: Sendable {
         sql = try SQLiteStore(name: "keys", at: location, migrations: Self.migrations)
     }
 
-    init(postgres database: PostgresServiceDatabase, logger: Logger) async throws {
-        try await database.migrate(schema: "keys", Self.migrations)
-        sql = PostgresStore(database: database, schema: "keys", logger: logger)
+    /// Opens (and migrates) the tables at `location`: a SQLite file or the `keys` schema of a
+    /// PostgreSQL database.
+    init(_ location: StoreLocation, logger: Logger) async throws {
+        sql = try await location.open("keys", migrations: Self.migrations, logger: logger)
     }
 
     static let migrations: [SQLMigration] = [

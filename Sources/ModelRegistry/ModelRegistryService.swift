@@ -38,10 +38,7 @@ public struct ModelRegistryService: Sendable {
     /// Opens (and migrates) the registry's tables at `location`: a SQLite file, or the
     /// `registry` schema of a PostgreSQL database.
     public static func openStore(_ location: StoreLocation, logger: Logger) async throws -> Store {
-        switch location {
-        case .sqlite(let location): Store(storage: try RegistryStore(location: location))
-        case .postgres(let database): Store(storage: try await RegistryStore(postgres: database, logger: logger))
-        }
+        Store(storage: try await RegistryStore(location, logger: logger))
     }
 
     /// The registry on tables opened with `openStore`.

@@ -17,9 +17,10 @@ struct RegistryStore: Sendable {
         sql = try SQLiteStore(name: "registry", at: location, migrations: Self.migrations)
     }
 
-    init(postgres database: PostgresServiceDatabase, logger: Logger) async throws {
-        try await database.migrate(schema: "registry", Self.migrations)
-        sql = PostgresStore(database: database, schema: "registry", logger: logger)
+    /// Opens (and migrates) the tables at `location`: a SQLite file or the `registry` schema of a
+    /// PostgreSQL database.
+    init(_ location: StoreLocation, logger: Logger) async throws {
+        sql = try await location.open("registry", migrations: Self.migrations, logger: logger)
     }
 
     static let migrations: [SQLMigration] = [

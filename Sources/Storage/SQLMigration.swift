@@ -1,4 +1,5 @@
 import GRDB
+import Logging
 
 /// One step of a service's schema, for SQLite and PostgreSQL alike: a service's migrations are
 /// one list of these, each named once, with statements of its own per dialect only where the
@@ -35,5 +36,20 @@ extension Array where Element == SQLMigration {
             }
         }
         return migrator
+    }
+}
+
+extension StoreLocation {
+    /// A service's tables here, opened and brought up to date with `migrations`: the SQLite
+    /// file `<name>.sqlite` of the data directory, or the schema `name` of the PostgreSQL
+    /// database.
+    public func open(_ name: String, migrations: [SQLMigration], logger: Logger) async throws -> any SQLStore {
+        switch self {
+        case .sqlite(let location):
+            return try SQLiteStore(name: name, at: location, migrations: migrations)
+        case .postgres(let database):
+            try await database.migrate(schema: name, migrations)
+            return PostgresStore(database: database, schema: name, logger: logger)
+        }
     }
 }
