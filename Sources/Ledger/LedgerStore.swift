@@ -40,162 +40,340 @@ enum LedgerStore {
         CREATE INDEX usage_overruns ON usage_lines(organization_id) WHERE overrun_micros > 0;
         """
 
-    static var migrator: DatabaseMigrator {
-        var migrator = DatabaseMigrator()
-        migrator.registerMigration("v1: pools, holds, usage lines") { db in
-            try db.execute(
-                sql: """
-                    CREATE TABLE pools (
-                        organization_id TEXT NOT NULL,
-                        owner_type INTEGER NOT NULL,
-                        owner_id TEXT NOT NULL,
-                        mode INTEGER NOT NULL DEFAULT 0,
-                        balance_micros INTEGER NOT NULL DEFAULT 0,
-                        reserved_micros INTEGER NOT NULL DEFAULT 0,
-                        limit_micros INTEGER,
-                        refill_per_hour_micros INTEGER NOT NULL DEFAULT 0,
-                        refilled_at INTEGER NOT NULL,
-                        spent_micros INTEGER NOT NULL DEFAULT 0,
-                        granted_micros INTEGER NOT NULL DEFAULT 0,
-                        PRIMARY KEY (organization_id, owner_type, owner_id)
-                    ) WITHOUT ROWID;
-                    CREATE TABLE holds (
-                        request_id TEXT PRIMARY KEY NOT NULL,
-                        organization_id TEXT NOT NULL,
-                        key_id TEXT NOT NULL,
-                        owner_type INTEGER NOT NULL,
-                        owner_id TEXT NOT NULL,
-                        estimate_micros INTEGER NOT NULL,
-                        created_at INTEGER NOT NULL,
-                        expires_at INTEGER NOT NULL
-                    );
-                    CREATE INDEX holds_by_expiry ON holds(expires_at);
-                    CREATE TABLE usage_lines (
-                        request_id TEXT PRIMARY KEY NOT NULL,
-                        billing_transaction_id TEXT,
-                        created_at INTEGER NOT NULL,
-                        settled_at INTEGER,
-                        organization_id TEXT NOT NULL,
-                        key_id TEXT NOT NULL,
-                        owner_type INTEGER NOT NULL,
-                        owner_id TEXT NOT NULL,
-                        logical_model TEXT NOT NULL,
-                        model_vendor TEXT NOT NULL,
-                        scene INTEGER NOT NULL,
-                        access_channel INTEGER NOT NULL,
-                        input_tokens INTEGER NOT NULL DEFAULT 0,
-                        cached_input_tokens INTEGER NOT NULL DEFAULT 0,
-                        output_tokens INTEGER NOT NULL DEFAULT 0,
-                        cost_micros INTEGER NOT NULL,
-                        latency_ms INTEGER NOT NULL DEFAULT 0,
-                        status INTEGER NOT NULL,
-                        estimated INTEGER NOT NULL DEFAULT 0
-                    );
-                    CREATE INDEX usage_by_key ON usage_lines(organization_id, key_id, created_at);
-                    """)
-        }
-        migrator.registerMigration("v2: holds are the pending usage lines") { db in
-            try db.execute(
-                sql: """
-                    CREATE INDEX usage_pending ON usage_lines(created_at) WHERE status = 1;
-                    DROP TABLE holds;
-                    """)
-        }
-        migrator.registerMigration("v3: lines settled by the reconciler are flagged") { db in
-            try db.execute(sql: "ALTER TABLE usage_lines ADD COLUMN expired INTEGER NOT NULL DEFAULT 0")
-        }
-        migrator.registerMigration("v4: grants, usage rollups, usage pages in index order") { db in
-            try db.execute(
-                sql: """
-                    CREATE TABLE grants (
-                        id TEXT PRIMARY KEY NOT NULL,
-                        organization_id TEXT NOT NULL,
-                        owner_type INTEGER NOT NULL,
-                        owner_id TEXT NOT NULL,
-                        amount_micros INTEGER NOT NULL,
-                        reason TEXT NOT NULL,
-                        granted_by_user_id TEXT NOT NULL DEFAULT '',
-                        idempotency_key TEXT,
-                        created_at INTEGER NOT NULL
-                    );
-                    CREATE UNIQUE INDEX grants_by_idempotency_key ON grants(organization_id, idempotency_key)
-                        WHERE idempotency_key IS NOT NULL;
-                    CREATE INDEX grants_by_owner ON grants(organization_id, owner_type, owner_id, created_at);
-                    CREATE INDEX grants_by_organization ON grants(organization_id, created_at);
-                    CREATE TABLE usage_rollups (
-                        organization_id TEXT NOT NULL,
-                        key_id TEXT NOT NULL,
-                        span INTEGER NOT NULL,
-                        bucket INTEGER NOT NULL,
-                        logical_model TEXT NOT NULL,
-                        model_vendor TEXT NOT NULL,
-                        scene INTEGER NOT NULL,
-                        access_channel INTEGER NOT NULL,
-                        requests INTEGER NOT NULL,
-                        input_tokens INTEGER NOT NULL,
-                        cached_input_tokens INTEGER NOT NULL,
-                        output_tokens INTEGER NOT NULL,
-                        cost_micros INTEGER NOT NULL,
-                        PRIMARY KEY (organization_id, key_id, span, bucket, logical_model, model_vendor, scene, access_channel)
-                    ) WITHOUT ROWID;
-                    CREATE TABLE ledger_settings (
-                        name TEXT PRIMARY KEY NOT NULL,
-                        value INTEGER NOT NULL
-                    );
-                    DROP INDEX usage_by_key;
-                    CREATE INDEX usage_by_key ON usage_lines(organization_id, key_id, created_at, request_id);
-                    """)
-            for span in [Rollups.hour, Rollups.day] {
-                try db.execute(
-                    sql: """
-                        INSERT INTO usage_rollups
-                        SELECT organization_id, key_id, ?1, created_at - created_at % ?1, logical_model, model_vendor, scene,
-                            access_channel, COUNT(*), SUM(input_tokens), SUM(cached_input_tokens), SUM(output_tokens),
-                            SUM(cost_micros)
-                        FROM usage_lines WHERE status = 2
-                        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
-                        """, arguments: [span])
-            }
-        }
-        migrator.registerMigration("v5: key totals") { db in
-            try db.execute(
-                sql: """
-                    CREATE TABLE key_totals (
-                        organization_id TEXT NOT NULL,
-                        key_id TEXT NOT NULL,
-                        requests INTEGER NOT NULL,
-                        input_tokens INTEGER NOT NULL,
-                        cached_input_tokens INTEGER NOT NULL,
-                        output_tokens INTEGER NOT NULL,
-                        cost_micros INTEGER NOT NULL,
-                        last_used_at INTEGER,
-                        PRIMARY KEY (organization_id, key_id)
-                    ) WITHOUT ROWID;
-                    INSERT INTO key_totals
-                    SELECT organization_id, key_id, SUM(requests), SUM(input_tokens), SUM(cached_input_tokens),
-                        SUM(output_tokens), SUM(cost_micros), NULL
-                    FROM usage_rollups WHERE span = \(Rollups.day)
-                    GROUP BY organization_id, key_id;
-                    UPDATE key_totals SET last_used_at = coalesce(
-                        (SELECT max(created_at) FROM usage_lines AS line
-                         WHERE line.organization_id = key_totals.organization_id AND line.key_id = key_totals.key_id
-                             AND line.status = 2),
-                        (SELECT max(bucket) FROM usage_rollups AS rollup
-                         WHERE rollup.organization_id = key_totals.organization_id AND rollup.key_id = key_totals.key_id
-                             AND rollup.span = \(Rollups.hour)));
-                    """)
-        }
-        migrator.registerMigration("v6: owner totals by model") { db in
-            try db.execute(sql: OwnerTotals.migration)
-        }
-        migrator.registerMigration("v7: where requests came from") { db in
-            try db.execute(sql: OwnerTotals.originMigration)
-        }
-        migrator.registerMigration("v8: overruns") { db in
-            try db.execute(sql: LedgerStore.overrunMigration)
-        }
-        return migrator
-    }
+    /// The schema in both dialects: PostgreSQL's text `COLLATE "C"`, booleans, no `WITHOUT
+    /// ROWID`. The backfills of v4–v7 (rollups and totals computed from lines written before
+    /// them) are SQLite's alone: every PostgreSQL ledger started at a schema that had them.
+    static let migrations: [SQLMigration] = [
+        SQLMigration(
+            "v1: pools, holds, usage lines",
+            sqlite: [
+                """
+                CREATE TABLE pools (
+                    organization_id TEXT NOT NULL,
+                    owner_type INTEGER NOT NULL,
+                    owner_id TEXT NOT NULL,
+                    mode INTEGER NOT NULL DEFAULT 0,
+                    balance_micros INTEGER NOT NULL DEFAULT 0,
+                    reserved_micros INTEGER NOT NULL DEFAULT 0,
+                    limit_micros INTEGER,
+                    refill_per_hour_micros INTEGER NOT NULL DEFAULT 0,
+                    refilled_at INTEGER NOT NULL,
+                    spent_micros INTEGER NOT NULL DEFAULT 0,
+                    granted_micros INTEGER NOT NULL DEFAULT 0,
+                    PRIMARY KEY (organization_id, owner_type, owner_id)
+                ) WITHOUT ROWID;
+                CREATE TABLE holds (
+                    request_id TEXT PRIMARY KEY NOT NULL,
+                    organization_id TEXT NOT NULL,
+                    key_id TEXT NOT NULL,
+                    owner_type INTEGER NOT NULL,
+                    owner_id TEXT NOT NULL,
+                    estimate_micros INTEGER NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    expires_at INTEGER NOT NULL
+                );
+                CREATE INDEX holds_by_expiry ON holds(expires_at);
+                CREATE TABLE usage_lines (
+                    request_id TEXT PRIMARY KEY NOT NULL,
+                    billing_transaction_id TEXT,
+                    created_at INTEGER NOT NULL,
+                    settled_at INTEGER,
+                    organization_id TEXT NOT NULL,
+                    key_id TEXT NOT NULL,
+                    owner_type INTEGER NOT NULL,
+                    owner_id TEXT NOT NULL,
+                    logical_model TEXT NOT NULL,
+                    model_vendor TEXT NOT NULL,
+                    scene INTEGER NOT NULL,
+                    access_channel INTEGER NOT NULL,
+                    input_tokens INTEGER NOT NULL DEFAULT 0,
+                    cached_input_tokens INTEGER NOT NULL DEFAULT 0,
+                    output_tokens INTEGER NOT NULL DEFAULT 0,
+                    cost_micros INTEGER NOT NULL,
+                    latency_ms INTEGER NOT NULL DEFAULT 0,
+                    status INTEGER NOT NULL,
+                    estimated INTEGER NOT NULL DEFAULT 0
+                );
+                CREATE INDEX usage_by_key ON usage_lines(organization_id, key_id, created_at);
+
+                """
+            ],
+            postgres: [
+                #"""
+                CREATE TABLE pools (
+                    organization_id TEXT COLLATE "C" NOT NULL,
+                    owner_type BIGINT NOT NULL,
+                    owner_id TEXT COLLATE "C" NOT NULL,
+                    mode BIGINT NOT NULL DEFAULT 0,
+                    balance_micros BIGINT NOT NULL DEFAULT 0,
+                    reserved_micros BIGINT NOT NULL DEFAULT 0,
+                    limit_micros BIGINT,
+                    refill_per_hour_micros BIGINT NOT NULL DEFAULT 0,
+                    refilled_at BIGINT NOT NULL,
+                    spent_micros BIGINT NOT NULL DEFAULT 0,
+                    granted_micros BIGINT NOT NULL DEFAULT 0,
+                    PRIMARY KEY (organization_id, owner_type, owner_id)
+                )
+                """#,
+                #"""
+                CREATE TABLE usage_lines (
+                    request_id TEXT COLLATE "C" PRIMARY KEY NOT NULL,
+                    billing_transaction_id TEXT COLLATE "C",
+                    created_at BIGINT NOT NULL,
+                    settled_at BIGINT,
+                    organization_id TEXT COLLATE "C" NOT NULL,
+                    key_id TEXT COLLATE "C" NOT NULL,
+                    owner_type BIGINT NOT NULL,
+                    owner_id TEXT COLLATE "C" NOT NULL,
+                    logical_model TEXT COLLATE "C" NOT NULL,
+                    model_vendor TEXT COLLATE "C" NOT NULL,
+                    scene BIGINT NOT NULL,
+                    access_channel BIGINT NOT NULL,
+                    input_tokens BIGINT NOT NULL DEFAULT 0,
+                    cached_input_tokens BIGINT NOT NULL DEFAULT 0,
+                    output_tokens BIGINT NOT NULL DEFAULT 0,
+                    cost_micros BIGINT NOT NULL,
+                    latency_ms BIGINT NOT NULL DEFAULT 0,
+                    status BIGINT NOT NULL,
+                    estimated BOOLEAN NOT NULL DEFAULT FALSE
+                )
+                """#,
+            ]
+        ),
+        SQLMigration(
+            "v2: holds are the pending usage lines",
+            sqlite: [
+                """
+                CREATE INDEX usage_pending ON usage_lines(created_at) WHERE status = 1;
+                DROP TABLE holds;
+
+                """
+            ],
+            postgres: []
+        ),
+        SQLMigration(
+            "v3: lines settled by the reconciler are flagged",
+            sqlite: [
+                "ALTER TABLE usage_lines ADD COLUMN expired INTEGER NOT NULL DEFAULT 0"
+            ],
+            postgres: ["ALTER TABLE usage_lines ADD COLUMN expired BOOLEAN NOT NULL DEFAULT FALSE"]
+        ),
+        SQLMigration(
+            "v4: grants, usage rollups, usage pages in index order",
+            sqlite: [
+                """
+                CREATE TABLE grants (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    organization_id TEXT NOT NULL,
+                    owner_type INTEGER NOT NULL,
+                    owner_id TEXT NOT NULL,
+                    amount_micros INTEGER NOT NULL,
+                    reason TEXT NOT NULL,
+                    granted_by_user_id TEXT NOT NULL DEFAULT '',
+                    idempotency_key TEXT,
+                    created_at INTEGER NOT NULL
+                );
+                CREATE UNIQUE INDEX grants_by_idempotency_key ON grants(organization_id, idempotency_key)
+                    WHERE idempotency_key IS NOT NULL;
+                CREATE INDEX grants_by_owner ON grants(organization_id, owner_type, owner_id, created_at);
+                CREATE INDEX grants_by_organization ON grants(organization_id, created_at);
+                CREATE TABLE usage_rollups (
+                    organization_id TEXT NOT NULL,
+                    key_id TEXT NOT NULL,
+                    span INTEGER NOT NULL,
+                    bucket INTEGER NOT NULL,
+                    logical_model TEXT NOT NULL,
+                    model_vendor TEXT NOT NULL,
+                    scene INTEGER NOT NULL,
+                    access_channel INTEGER NOT NULL,
+                    requests INTEGER NOT NULL,
+                    input_tokens INTEGER NOT NULL,
+                    cached_input_tokens INTEGER NOT NULL,
+                    output_tokens INTEGER NOT NULL,
+                    cost_micros INTEGER NOT NULL,
+                    PRIMARY KEY (organization_id, key_id, span, bucket, logical_model, model_vendor, scene, access_channel)
+                ) WITHOUT ROWID;
+                CREATE TABLE ledger_settings (
+                    name TEXT PRIMARY KEY NOT NULL,
+                    value INTEGER NOT NULL
+                );
+                DROP INDEX usage_by_key;
+                CREATE INDEX usage_by_key ON usage_lines(organization_id, key_id, created_at, request_id);
+
+                """,
+                """
+                INSERT INTO usage_rollups
+                SELECT organization_id, key_id, \(Rollups.hour), created_at - created_at % \(Rollups.hour), logical_model, model_vendor, scene,
+                    access_channel, COUNT(*), SUM(input_tokens), SUM(cached_input_tokens), SUM(output_tokens),
+                    SUM(cost_micros)
+                FROM usage_lines WHERE status = 2
+                GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+
+                """,
+                """
+                INSERT INTO usage_rollups
+                SELECT organization_id, key_id, \(Rollups.day), created_at - created_at % \(Rollups.day), logical_model, model_vendor, scene,
+                    access_channel, COUNT(*), SUM(input_tokens), SUM(cached_input_tokens), SUM(output_tokens),
+                    SUM(cost_micros)
+                FROM usage_lines WHERE status = 2
+                GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+
+                """,
+            ],
+            postgres: [
+                #"""
+                CREATE TABLE grants (
+                    id TEXT COLLATE "C" PRIMARY KEY NOT NULL,
+                    organization_id TEXT COLLATE "C" NOT NULL,
+                    owner_type BIGINT NOT NULL,
+                    owner_id TEXT COLLATE "C" NOT NULL,
+                    amount_micros BIGINT NOT NULL,
+                    reason TEXT COLLATE "C" NOT NULL,
+                    granted_by_user_id TEXT COLLATE "C" NOT NULL DEFAULT '',
+                    idempotency_key TEXT COLLATE "C",
+                    created_at BIGINT NOT NULL
+                )
+                """#,
+                """
+                CREATE UNIQUE INDEX grants_by_idempotency_key ON grants(organization_id, idempotency_key)
+                    WHERE idempotency_key IS NOT NULL
+                """,
+                "CREATE INDEX grants_by_owner ON grants(organization_id, owner_type, owner_id, created_at)",
+                "CREATE INDEX grants_by_organization ON grants(organization_id, created_at)",
+                #"""
+                CREATE TABLE usage_rollups (
+                    organization_id TEXT COLLATE "C" NOT NULL,
+                    key_id TEXT COLLATE "C" NOT NULL,
+                    span BIGINT NOT NULL,
+                    bucket BIGINT NOT NULL,
+                    logical_model TEXT COLLATE "C" NOT NULL,
+                    model_vendor TEXT COLLATE "C" NOT NULL,
+                    scene BIGINT NOT NULL,
+                    access_channel BIGINT NOT NULL,
+                    requests BIGINT NOT NULL,
+                    input_tokens BIGINT NOT NULL,
+                    cached_input_tokens BIGINT NOT NULL,
+                    output_tokens BIGINT NOT NULL,
+                    cost_micros BIGINT NOT NULL,
+                    PRIMARY KEY (organization_id, key_id, span, bucket, logical_model, model_vendor, scene, access_channel)
+                )
+                """#,
+                #"""
+                CREATE TABLE ledger_settings (
+                    name TEXT COLLATE "C" PRIMARY KEY NOT NULL,
+                    value BIGINT NOT NULL
+                )
+                """#,
+                "CREATE INDEX usage_by_key ON usage_lines(organization_id, key_id, created_at, request_id)",
+            ]
+        ),
+        SQLMigration(
+            "v5: key totals",
+            sqlite: [
+                """
+                CREATE TABLE key_totals (
+                    organization_id TEXT NOT NULL,
+                    key_id TEXT NOT NULL,
+                    requests INTEGER NOT NULL,
+                    input_tokens INTEGER NOT NULL,
+                    cached_input_tokens INTEGER NOT NULL,
+                    output_tokens INTEGER NOT NULL,
+                    cost_micros INTEGER NOT NULL,
+                    last_used_at INTEGER,
+                    PRIMARY KEY (organization_id, key_id)
+                ) WITHOUT ROWID;
+                INSERT INTO key_totals
+                SELECT organization_id, key_id, SUM(requests), SUM(input_tokens), SUM(cached_input_tokens),
+                    SUM(output_tokens), SUM(cost_micros), NULL
+                FROM usage_rollups WHERE span = \(Rollups.day)
+                GROUP BY organization_id, key_id;
+                UPDATE key_totals SET last_used_at = coalesce(
+                    (SELECT max(created_at) FROM usage_lines AS line
+                     WHERE line.organization_id = key_totals.organization_id AND line.key_id = key_totals.key_id
+                         AND line.status = 2),
+                    (SELECT max(bucket) FROM usage_rollups AS rollup
+                     WHERE rollup.organization_id = key_totals.organization_id AND rollup.key_id = key_totals.key_id
+                         AND rollup.span = \(Rollups.hour)));
+
+                """
+            ],
+            postgres: [
+                #"""
+                CREATE TABLE key_totals (
+                    organization_id TEXT COLLATE "C" NOT NULL,
+                    key_id TEXT COLLATE "C" NOT NULL,
+                    requests BIGINT NOT NULL,
+                    input_tokens BIGINT NOT NULL,
+                    cached_input_tokens BIGINT NOT NULL,
+                    output_tokens BIGINT NOT NULL,
+                    cost_micros BIGINT NOT NULL,
+                    last_used_at BIGINT,
+                    PRIMARY KEY (organization_id, key_id)
+                )
+                """#
+            ]
+        ),
+        SQLMigration(
+            "v6: owner totals by model",
+            sqlite: [
+                OwnerTotals.migration
+            ],
+            postgres: [
+                #"""
+                CREATE TABLE owner_model_totals (
+                    organization_id TEXT COLLATE "C" NOT NULL,
+                    owner_type BIGINT NOT NULL,
+                    owner_id TEXT COLLATE "C" NOT NULL,
+                    logical_model TEXT COLLATE "C" NOT NULL,
+                    requests BIGINT NOT NULL,
+                    input_tokens BIGINT NOT NULL,
+                    cached_input_tokens BIGINT NOT NULL,
+                    output_tokens BIGINT NOT NULL,
+                    cost_micros BIGINT NOT NULL,
+                    last_used_at BIGINT NOT NULL,
+                    PRIMARY KEY (organization_id, owner_type, owner_id, logical_model)
+                )
+                """#
+            ]
+        ),
+        SQLMigration(
+            "v7: where requests came from",
+            sqlite: [
+                OwnerTotals.originMigration
+            ],
+            postgres: [
+                "ALTER TABLE usage_lines ADD COLUMN origin BIGINT NOT NULL DEFAULT 1",
+                #"""
+                CREATE TABLE owner_origin_totals (
+                    organization_id TEXT COLLATE "C" NOT NULL,
+                    owner_type BIGINT NOT NULL,
+                    owner_id TEXT COLLATE "C" NOT NULL,
+                    origin BIGINT NOT NULL,
+                    requests BIGINT NOT NULL,
+                    input_tokens BIGINT NOT NULL,
+                    cached_input_tokens BIGINT NOT NULL,
+                    output_tokens BIGINT NOT NULL,
+                    cost_micros BIGINT NOT NULL,
+                    last_used_at BIGINT NOT NULL,
+                    PRIMARY KEY (organization_id, owner_type, owner_id, origin)
+                )
+                """#,
+            ]
+        ),
+        SQLMigration(
+            "v8: overruns",
+            sqlite: [
+                LedgerStore.overrunMigration
+            ],
+            postgres: [
+                "ALTER TABLE usage_lines ADD COLUMN overrun_micros BIGINT NOT NULL DEFAULT 0",
+                #"ALTER TABLE usage_lines ADD COLUMN backend_id TEXT COLLATE "C" NOT NULL DEFAULT ''"#,
+                "CREATE INDEX usage_overruns ON usage_lines(organization_id) WHERE overrun_micros > 0",
+            ]
+        ),
+    ]
+
+    static var migrator: DatabaseMigrator { migrations.sqliteMigrator }
 }
 
 /// A row of `pools`.
@@ -267,7 +445,8 @@ struct PoolRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRec
     /// The stored row of `key`, if any (one cached statement, read by `Book.pool`).
     static func fetch(_ db: Database, _ key: Book.PoolKey) throws -> PoolRecord? {
         let statement = try db.cachedStatement(
-            sql: "SELECT * FROM pools WHERE organization_id = ? AND owner_type = ? AND owner_id = ?")
+            sql: "SELECT * FROM pools WHERE organization_id = ? AND owner_type = ? AND owner_id = ?"
+        )
         return try PoolRecord.fetchOne(statement, arguments: [key.organizationID, key.ownerType, key.ownerID])
     }
 
@@ -428,8 +607,16 @@ extension GrantRow {
     /// A row read with `columns`.
     init(_ row: SQLRow) throws {
         self.init(
-            id: try row[0], organizationID: try row[1], ownerType: try row[2], ownerID: try row[3], amountMicros: try row[4],
-            reason: try row[5], grantedByUserID: try row[6], idempotencyKey: try row[7], createdAt: try row[8])
+            id: try row[0],
+            organizationID: try row[1],
+            ownerType: try row[2],
+            ownerID: try row[3],
+            amountMicros: try row[4],
+            reason: try row[5],
+            grantedByUserID: try row[6],
+            idempotencyKey: try row[7],
+            createdAt: try row[8]
+        )
     }
 }
 
@@ -437,11 +624,29 @@ extension UsageLineRecord {
     /// A row read with `columns`.
     init(_ row: SQLRow) throws {
         self.init(
-            requestID: try row[0], billingTransactionID: try row[1], createdAt: try row[2], settledAt: try row[3],
-            organizationID: try row[4], keyID: try row[5], ownerType: try row[6], ownerID: try row[7], logicalModel: try row[8],
-            modelVendor: try row[9], scene: try row[10], accessChannel: try row[11], inputTokens: try row[12],
-            cachedInputTokens: try row[13], outputTokens: try row[14], costMicros: try row[15], latencyMs: try row[16],
-            status: try row[17], estimated: try row[18], expired: try row[19], origin: try row[20], overrunMicros: try row[21],
-            backendID: try row[22])
+            requestID: try row[0],
+            billingTransactionID: try row[1],
+            createdAt: try row[2],
+            settledAt: try row[3],
+            organizationID: try row[4],
+            keyID: try row[5],
+            ownerType: try row[6],
+            ownerID: try row[7],
+            logicalModel: try row[8],
+            modelVendor: try row[9],
+            scene: try row[10],
+            accessChannel: try row[11],
+            inputTokens: try row[12],
+            cachedInputTokens: try row[13],
+            outputTokens: try row[14],
+            costMicros: try row[15],
+            latencyMs: try row[16],
+            status: try row[17],
+            estimated: try row[18],
+            expired: try row[19],
+            origin: try row[20],
+            overrunMicros: try row[21],
+            backendID: try row[22]
+        )
     }
 }
