@@ -38,18 +38,13 @@ enum KeyTotals {
         let ids = plain ? "[\"" + keyIDs.joined(separator: "\",\"") + "\"]" : String(decoding: try JSONEncoder().encode(keyIDs), as: UTF8.self)
         for row in try await db.rows(
             """
-            SELECT key_id, requests, input_tokens, cached_input_tokens, output_tokens, cost_micros, last_used_at
+            SELECT key_id, \(Totals.columns)
             FROM key_totals WHERE organization_id = ? AND key_id IN (\(db.dialect.jsonStrings))
             """, [.text(organizationID), .text(ids)])
         {
             var totals = Lumen_Ledger_V1_KeyTotals()
             totals.keyID = try row[0]
-            totals.requests = try row[1]
-            totals.inputTokens = try row[2]
-            totals.cachedInputTokens = try row[3]
-            totals.outputTokens = try row[4]
-            totals.costMicros = try row[5]
-            if let lastUsedAt: Int64 = try row[6] { totals.lastUsedAt = .init(millis: lastUsedAt) }
+            try totals.read(row, from: 1)
             found[totals.keyID] = totals
         }
         return keyIDs.map { keyID in found[keyID] ?? .with { $0.keyID = keyID } }

@@ -201,25 +201,17 @@ enum LedgerStore {
                 CREATE INDEX usage_by_key ON usage_lines(organization_id, key_id, created_at, request_id);
 
                 """,
-                """
-                INSERT INTO usage_rollups
-                SELECT organization_id, key_id, \(Rollups.hour), created_at - created_at % \(Rollups.hour), logical_model, model_vendor, scene,
-                    access_channel, COUNT(*), SUM(input_tokens), SUM(cached_input_tokens), SUM(output_tokens),
-                    SUM(cost_micros)
-                FROM usage_lines WHERE status = 2
-                GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
-
-                """,
-                """
-                INSERT INTO usage_rollups
-                SELECT organization_id, key_id, \(Rollups.day), created_at - created_at % \(Rollups.day), logical_model, model_vendor, scene,
-                    access_channel, COUNT(*), SUM(input_tokens), SUM(cached_input_tokens), SUM(output_tokens),
-                    SUM(cost_micros)
-                FROM usage_lines WHERE status = 2
-                GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
-
-                """,
-            ],
+            ]
+                // What was settled before: its hour and day rollups.
+                + [Rollups.hour, Rollups.day].map { span in
+                    """
+                    INSERT INTO usage_rollups
+                    SELECT organization_id, key_id, \(span), created_at - created_at % \(span), logical_model, model_vendor, scene,
+                        access_channel, COUNT(*), SUM(input_tokens), SUM(cached_input_tokens), SUM(output_tokens), SUM(cost_micros)
+                    FROM usage_lines WHERE status = 2
+                    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+                    """
+                },
             postgres: [
                 #"""
                 CREATE TABLE grants (

@@ -43,18 +43,13 @@ enum OwnerTotals {
     {
         try await db.rows(
             """
-            SELECT origin, requests, input_tokens, cached_input_tokens, output_tokens, cost_micros, last_used_at
+            SELECT origin, \(Totals.columns)
             FROM owner_origin_totals WHERE organization_id = ? AND owner_type = ? AND owner_id = ? ORDER BY origin
             """, [.text(organizationID), .of(owner.type.rawValue), .text(owner.id)]
         ).map { row in
             var totals = Lumen_Ledger_V1_OriginTotals()
             totals.origin = .init(rawValue: try row[0]) ?? .api
-            totals.requests = try row[1]
-            totals.inputTokens = try row[2]
-            totals.cachedInputTokens = try row[3]
-            totals.outputTokens = try row[4]
-            totals.costMicros = try row[5]
-            totals.lastUsedAt = .init(millis: try row[6])
+            try totals.read(row, from: 1)
             return totals
         }
     }
@@ -87,19 +82,14 @@ enum OwnerTotals {
     {
         try await db.rows(
             """
-            SELECT logical_model, requests, input_tokens, cached_input_tokens, output_tokens, cost_micros, last_used_at
+            SELECT logical_model, \(Totals.columns)
             FROM owner_model_totals WHERE organization_id = ? AND owner_type = ? AND owner_id = ?
             ORDER BY requests DESC, input_tokens + cached_input_tokens + output_tokens DESC, logical_model
             """, [.text(organizationID), .of(owner.type.rawValue), .text(owner.id)]
         ).map { row in
             var totals = Lumen_Ledger_V1_ModelTotals()
             totals.logicalModel = try row[0]
-            totals.requests = try row[1]
-            totals.inputTokens = try row[2]
-            totals.cachedInputTokens = try row[3]
-            totals.outputTokens = try row[4]
-            totals.costMicros = try row[5]
-            totals.lastUsedAt = .init(millis: try row[6])
+            try totals.read(row, from: 1)
             return totals
         }
     }
