@@ -181,7 +181,7 @@ def test_the_module_graph_and_table_match_package_swift():
         ["swift", "package", "dump-package"], cwd=ROOT, check=True, capture_output=True, text=True).stdout)
     tooling = ("bench-", "fuzz-", "Fuzz", "LumenTesting", "embed-files")
     modules = {target["name"] for target in manifest["targets"]
-               if target["type"] in ("regular", "executable") and not target["name"].startswith(tooling)}
+               if target["type"] in ("regular", "executable", "macro") and not target["name"].startswith(tooling)}
     declared = {}
     for target in manifest["targets"]:
         if target["name"] in modules:
