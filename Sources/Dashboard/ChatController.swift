@@ -181,14 +181,14 @@ struct ConversationObject: Encodable, Sendable {
     }
 
     /// Quotes (`> `), headings (`## `), list items (`- `, `* `, `+ `, `1. `, `1) `), task boxes.
-    nonisolated(unsafe) static let blockMarker = try! Regex<Substring>(#"^(?:\s*>\s?)*\s*(?:#{1,6}\s+|[-*+]\s+(?:\[[ xX]\]\s+)?|\d{1,9}[.)]\s+)?"#)
+    // Regex literals: checked when Lumen is compiled, so none can fail at run time.
+    nonisolated(unsafe) static let blockMarker = #/^(?:\s*>\s?)*\s*(?:\#{1,6}\s+|[-*+]\s+(?:\[[ xX]\]\s+)?|\d{1,9}[.)]\s+)?/#
     /// `[text](target)` and `![alt](target)`: the text.
-    nonisolated(unsafe) static let link = try! Regex<(Substring, Substring)>(#"!?\[([^\]]*)\]\([^)]*\)"#)
+    nonisolated(unsafe) static let link = #/!?\[([^\]]*)\]\([^)]*\)/#
     /// `**strong**`, `*em*`, `~~struck~~`: the words.
-    nonisolated(unsafe) static let emphasis = try! Regex<(Substring, Substring, Substring)>(#"(\*{1,3}|~~)(\S(?:.*?\S)?)\1"#)
+    nonisolated(unsafe) static let emphasis = #/(\*{1,3}|~~)(\S(?:.*?\S)?)\1/#
     /// `__strong__`, `_em_` — between spaces or punctuation only, so `snake_case_names` stay.
-    nonisolated(unsafe) static let underscores = try! Regex<(Substring, Substring, Substring, Substring)>(
-        #"(^|\s)(_{1,3})(\S(?:.*?\S)?)\2(?=\s|$|[.,;:!?)])"#)
+    nonisolated(unsafe) static let underscores = #/(^|\s)(_{1,3})(\S(?:.*?\S)?)\2(?=\s|$|[.,;:!?)])/#
 
     enum CodingKeys: String, CodingKey {
         case id, title, model
