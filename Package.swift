@@ -111,6 +111,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "Conversations",
+            dependencies: ["LumenAPI", "Storage", "RPCSupport", "SharedRules"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "Keys",
             dependencies: [
                 "LumenAPI", "Storage", "RPCSupport", "SharedRules",
@@ -237,8 +242,8 @@ let package = Package(
         .target(
             name: "LumenServer",
             dependencies: [
-                "LumenMock", "LumenAPI", "Storage", "RPCSupport", "SharedRules", "Accounts", "Keys", "Ledger", "ModelRegistry", "Gateway",
-                "Dashboard",
+                "LumenMock", "LumenAPI", "Storage", "RPCSupport", "SharedRules", "Accounts", "Conversations", "Keys", "Ledger",
+                "ModelRegistry", "Gateway", "Dashboard",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
@@ -350,8 +355,8 @@ let package = Package(
         .target(
             name: "LumenTesting",
             dependencies: [
-                "LumenAPI", "RPCSupport", "SharedRules", "Storage", "Accounts", "Keys", "Ledger", "ModelRegistry", "Gateway",
-                "LumenServer",
+                "LumenAPI", "RPCSupport", "SharedRules", "Storage", "Accounts", "Conversations", "Keys", "Ledger", "ModelRegistry",
+                "Gateway", "LumenServer",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -399,6 +404,14 @@ let package = Package(
             dependencies: [
                 "Ledger", "LumenTesting", .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ConversationsTests",
+            dependencies: [
+                "Accounts", "LumenTesting", "RPCSupport", "Storage", .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -14,7 +14,10 @@ import Synchronization
 /// - `invites`: one-time invitations to set a password, by the SHA-256 of their secret.
 /// - `sessions`: the dashboard's sessions, by the SHA-256 of their id, with the facade's opaque
 ///   data; deleted when they expire (at the next read or write) or their user is deactivated.
-/// - `conversations`, `conversation_messages`: the dashboard's web chats.
+/// - `conversations`, `conversation_messages` (v3): where the web chats were kept before they
+///   had a service of their own; emptied at start by the hand-over to `ConversationsService`
+///   (`ConversationsHandOver.swift`), read and written by nothing else, to be dropped once no
+///   deployment can still hold rows there.
 struct AccountsStore: Sendable {
     let sql: any SQLStore
 

@@ -24,7 +24,7 @@ struct ChatController: Sendable {
 
     @Sendable func list(_ request: Request, context: DashboardContext) async throws -> JSONResponse<ConversationList> {
         let response = try await APIError.translating {
-            try await services.accounts.listConversations(
+            try await services.conversations.listConversations(
                 .with { $0.page = .with { $0.limit = 200 } }, metadata: try context.acting(services))
         }
         return JSONResponse(ConversationList(data: response.conversations.map(ConversationObject.init), total: response.pageInfo.total))
@@ -37,7 +37,7 @@ struct ChatController: Sendable {
         let model = try Body.text(body, "model")
         let title = try Body.optionalText(body, "title")
         let conversation = try await APIError.translating {
-            try await services.accounts.createConversation(
+            try await services.conversations.createConversation(
                 .with {
                     $0.model = model
                     if let title { $0.title = title }
@@ -52,9 +52,9 @@ struct ChatController: Sendable {
         return JSONResponse(ConversationDetail(response))
     }
 
-    func conversation(_ id: String, _ context: DashboardContext) async throws -> Lumen_Accounts_V1_GetConversationResponse {
+    func conversation(_ id: String, _ context: DashboardContext) async throws -> Lumen_Conversations_V1_GetConversationResponse {
         try await APIError.translating(params: ["conversation_id": "conversationId"]) {
-            try await services.accounts.getConversation(.with { $0.conversationID = id }, metadata: try context.acting(services))
+            try await services.conversations.getConversation(.with { $0.conversationID = id }, metadata: try context.acting(services))
         }
     }
 
@@ -66,7 +66,7 @@ struct ChatController: Sendable {
         let title = try Body.optionalText(body, "title")
         let model = try Body.optionalText(body, "model")
         let conversation = try await APIError.translating(params: ["conversation_id": "conversationId"]) {
-            try await services.accounts.updateConversation(
+            try await services.conversations.updateConversation(
                 .with {
                     $0.conversationID = id
                     if let title { $0.title = title }
@@ -80,7 +80,7 @@ struct ChatController: Sendable {
     @Sendable func delete(_ request: Request, context: DashboardContext) async throws -> Response {
         let id = try context.path("conversationId")
         _ = try await APIError.translating(params: ["conversation_id": "conversationId"]) {
-            try await services.accounts.deleteConversation(.with { $0.conversationID = id }, metadata: try context.acting(services))
+            try await services.conversations.deleteConversation(.with { $0.conversationID = id }, metadata: try context.acting(services))
         }
         return Response(status: .noContent)
     }
@@ -110,7 +110,7 @@ struct ChatController: Sendable {
             body: ["model": .string(model), "stream": .bool(true), "messages": .array(history + [question])], request: request
         ) { answer, requestID in
             // What the model said, kept whatever happened to the browser meanwhile.
-            _ = try? await services.accounts.appendMessages(
+            _ = try? await services.conversations.appendMessages(
                 .with {
                     $0.conversationID = id
                     $0.messages = [
@@ -127,7 +127,7 @@ struct ChatController: Sendable {
                     ]
                 }, metadata: metadata)
             if first || chosen != nil {
-                _ = try? await services.accounts.updateConversation(
+                _ = try? await services.conversations.updateConversation(
                     .with {
                         $0.conversationID = id
                         if first { $0.title = ConversationObject.title(from: content) }
@@ -146,7 +146,7 @@ struct ConversationObject: Encodable, Sendable {
     var createdAt: String
     var updatedAt: String
 
-    init(_ conversation: Lumen_Accounts_V1_Conversation) {
+    init(_ conversation: Lumen_Conversations_V1_Conversation) {
         id = conversation.id
         title = conversation.title
         model = conversation.model
@@ -222,7 +222,7 @@ struct ConversationDetail: Encodable, Sendable {
     var conversation: ConversationObject
     var messages: [Message]
 
-    init(_ response: Lumen_Accounts_V1_GetConversationResponse) {
+    init(_ response: Lumen_Conversations_V1_GetConversationResponse) {
         conversation = ConversationObject(response.conversation)
         messages = response.messages.map {
             Message(

@@ -34,7 +34,7 @@ struct ProfileController: Sendable {
             async let groups = services.accounts.listGroups(.init(), metadata: metadata).groups
             async let usage = services.ledger.getOwnerUsage(.with { $0.owner = owner }, metadata: metadata)
             async let pool = services.ledger.getPool(.with { $0.owner = owner }, metadata: metadata).pool
-            async let conversations = services.accounts.listConversations(
+            async let conversations = services.conversations.listConversations(
                 .with { $0.page = .with { $0.limit = 1 } }, metadata: metadata
             ).pageInfo.total
             return try await (user, groups, usage, pool, conversations)

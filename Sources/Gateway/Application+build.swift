@@ -12,6 +12,8 @@ import ServiceLifecycle
 /// HTTP/2; the facade cannot tell and does not care.
 public struct GatewayServices: Sendable {
     public var accounts: any Lumen_Accounts_V1_AccountsService.ClientProtocol
+    /// The dashboard's web chats (the service runs beside accounts).
+    public var conversations: any Lumen_Conversations_V1_ConversationsService.ClientProtocol
     public var keys: any Lumen_Keys_V1_KeysService.ClientProtocol
     public var ledger: any Lumen_Ledger_V1_LedgerService.ClientProtocol
     public var registry: any Lumen_Registry_V1_ModelRegistryService.ClientProtocol
@@ -23,6 +25,7 @@ public struct GatewayServices: Sendable {
 
     public init(
         accounts: any Lumen_Accounts_V1_AccountsService.ClientProtocol,
+        conversations: any Lumen_Conversations_V1_ConversationsService.ClientProtocol,
         keys: any Lumen_Keys_V1_KeysService.ClientProtocol,
         ledger: any Lumen_Ledger_V1_LedgerService.ClientProtocol,
         registry: any Lumen_Registry_V1_ModelRegistryService.ClientProtocol,
@@ -30,6 +33,7 @@ public struct GatewayServices: Sendable {
         meter: (any HoldMeter)? = nil
     ) {
         self.accounts = accounts
+        self.conversations = conversations
         self.keys = keys
         self.ledger = ledger
         self.registry = registry

@@ -1,4 +1,5 @@
 import Accounts
+import Conversations
 import GRPCCore
 import GRPCInProcessTransport
 import GRPCNIOTransportHTTP2
@@ -113,6 +114,14 @@ public struct Deployment: Sendable {
                 let accounts = try store.map { AccountsService(store: $0, logger: logger) } ?? AccountsService(location: location, logger: logger)
                 opened.services.append(accounts)
                 opened.credentialSources.append(accounts)
+                // The web chats' own service runs beside accounts, on a store of its own.
+                let conversationsStore = try await postgres?.open("conversations") {
+                    try await ConversationsService.openStore(.postgres($0), logger: logger)
+                }
+                let conversations = try conversationsStore.map { ConversationsService(store: $0, logger: logger) }
+                    ?? ConversationsService(location: location, logger: logger)
+                try await ConversationsHandOver.run(from: accounts, to: conversations, logger: logger)
+                opened.services.append(conversations)
             }
             if local.contains(.keys) {
                 let store = try await postgres?.open("keys") { try await KeysService.openStore(.postgres($0), logger: logger) }
@@ -224,7 +233,7 @@ public struct Deployment: Sendable {
             keys = try clients.keys()
         }
         let gatewayServices = GatewayServices(
-            accounts: try clients.accounts(), keys: keys, ledger: try clients.ledger(), registry: try clients.registry(),
+            accounts: try clients.accounts(), conversations: try clients.conversations(), keys: keys, ledger: try clients.ledger(), registry: try clients.registry(),
             internalToken: internalToken,
             // A ledger in this process takes the holds into its group commit directly.
             meter: opened.ledger?.localMeter)
@@ -414,6 +423,13 @@ struct ServiceClients {
 
     func accounts() throws -> any Lumen_Accounts_V1_AccountsService.ClientProtocol {
         try client(.accounts, { Lumen_Accounts_V1_AccountsService.Client(wrapping: $0) }, { Lumen_Accounts_V1_AccountsService.Client(wrapping: $0) })
+    }
+
+    /// The conversations service runs wherever accounts does (`--accounts-address`).
+    func conversations() throws -> any Lumen_Conversations_V1_ConversationsService.ClientProtocol {
+        try client(
+            .accounts, { Lumen_Conversations_V1_ConversationsService.Client(wrapping: $0) },
+            { Lumen_Conversations_V1_ConversationsService.Client(wrapping: $0) })
     }
 
     func keys() throws -> any Lumen_Keys_V1_KeysService.ClientProtocol {

@@ -99,8 +99,8 @@ extension ServeConfiguration {
             "--database", key: "database", value: "url",
             help: """
                 A PostgreSQL URL, postgres://user@host/db (also :password, :port, ?sslmode=): the services of this \
-                process keep their tables there (a schema each: accounts, keys, ledger, registry) instead of SQLite in \
-                the data directory.
+                process keep their tables there (a schema each: accounts, conversations, keys, ledger, registry) instead of \
+                SQLite in the data directory.
                 """
         ) { configuration, text, name in configuration.database = try ServeConfiguration.database(text, name) },
         .text("--http-host", key: "http.host", value: "host", help: "Interface of the HTTP port (dashboard, APIs).", \.httpHost),

@@ -1,5 +1,6 @@
 import Synchronization
 import Accounts
+import Conversations
 import Foundation
 import GRPCCore
 import GRPCInProcessTransport
@@ -14,7 +15,7 @@ import RPCSupport
 import SharedRules
 import Storage
 
-/// The four services on in-memory databases behind the real `AuthInterceptor`, reached over
+/// The services on in-memory databases behind the real `AuthInterceptor`, reached over
 /// the in-process transport, for the duration of a test.
 public struct TestServices: Sendable {
     public let client: GRPCClient<InProcessTransport.Client>
@@ -25,6 +26,9 @@ public struct TestServices: Sendable {
     public let ledgerService: LedgerService
 
     public var accounts: Lumen_Accounts_V1_AccountsService.Client<InProcessTransport.Client> { .init(wrapping: client) }
+    public var conversations: Lumen_Conversations_V1_ConversationsService.Client<InProcessTransport.Client> {
+        .init(wrapping: client)
+    }
     public var keys: Lumen_Keys_V1_KeysService.Client<InProcessTransport.Client> { .init(wrapping: client) }
     public var ledger: Lumen_Ledger_V1_LedgerService.Client<InProcessTransport.Client> { .init(wrapping: client) }
     public var registry: Lumen_Registry_V1_ModelRegistryService.Client<InProcessTransport.Client> { .init(wrapping: client) }
@@ -32,7 +36,7 @@ public struct TestServices: Sendable {
     /// What the HTTP facade needs, wired to these services.
     public var gatewayServices: GatewayServices {
         GatewayServices(
-            accounts: accounts, keys: localKeys, ledger: ledger, registry: registry, internalToken: internalToken,
+            accounts: accounts, conversations: conversations, keys: localKeys, ledger: ledger, registry: registry, internalToken: internalToken,
             meter: ledgerService.localMeter)
     }
 
@@ -97,14 +101,22 @@ public struct TestServices: Sendable {
     public static func twice(
         location: ServiceDatabase.Location, store: TestStore, _ body: @Sendable (Runner) async throws -> Void
     ) async throws {
+        try await twice(location: location, store: store) { runner, _ in try await body(runner) }
+    }
+
+    /// `twice`, with where the tables are, for a test that looks at them between runs.
+    public static func twice(
+        location: ServiceDatabase.Location, store: TestStore, _ body: @Sendable (@escaping Runner, StoreLocation) async throws -> Void
+    ) async throws {
         switch store {
         case .sqlite:
-            try await body { services in try await run(clock: .system, location: location, shared: .sqlite(location), services) }
+            try await body({ services in try await run(clock: .system, location: location, shared: .sqlite(location), services) },
+                .sqlite(location))
         case .postgres:
             try await TestPostgres.withDatabase { database in
-                try await body { services in
+                try await body({ services in
                     try await run(clock: .system, location: location, shared: .postgres(database), services)
-                }
+                }, .postgres(database))
             }
         }
     }
@@ -117,7 +129,11 @@ public struct TestServices: Sendable {
         logger.logLevel = .critical
         let registryStore = try await ModelRegistryService.openStore(shared, logger: logger)
         let keysStore = try await KeysService.openStore(shared, logger: logger)
-        let accountsStore = try await AccountsService.openStore(shared, logger: logger)
+        let accounts = AccountsService(store: try await AccountsService.openStore(shared, logger: logger), clock: clock, logger: logger)
+        let conversations = ConversationsService(
+            store: try await ConversationsService.openStore(shared, logger: logger), clock: clock, logger: logger)
+        // As `lumen serve` does where accounts and conversations run.
+        try await ConversationsHandOver.run(from: accounts, to: conversations, logger: logger)
         let ledgerStore = try await LedgerService.openStore(shared, logger: logger)
         let token = "it-test-" + Identifier.secret(count: 32)
         let made = Made()
@@ -137,8 +153,7 @@ public struct TestServices: Sendable {
                 let ledger = LedgerService(store: ledgerStore, prices: prices, clock: clock, directory: directory, logger: logger)
                 made.services.withLock { $0 = (keys, ledger) }
                 return [
-                    AccountsService(store: accountsStore, clock: clock, logger: logger),
-                    keys,
+                    accounts, conversations, keys,
                     ledger,
                     ModelRegistryService(store: registryStore, clock: clock, directory: directory, logger: logger),
                 ]

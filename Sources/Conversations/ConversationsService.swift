@@ -1,11 +1,43 @@
 import Foundation
 import GRPCCore
+import Logging
 import LumenAPI
 import RPCSupport
 import SharedRules
 import Storage
 
-/// The dashboard's web-chat conversations: each person's own, private whatever their role.
+/// The conversations service: the dashboard's web chats, each person's own and private whatever
+/// their role, on a store of its own. It runs beside the accounts service; the people it names
+/// are the accounts service's, but it never reads their tables.
+public struct ConversationsService: Sendable {
+    let store: any SQLStore
+    let clock: WallClock
+    let logger: Logger
+
+    /// The conversations service's tables, opened (and migrated) by `openStore`.
+    public struct Store: Sendable {
+        let store: ConversationsStore
+    }
+
+    /// Opens the tables: `conversations.sqlite`, or the `conversations` schema of PostgreSQL.
+    public static func openStore(_ location: StoreLocation, logger: Logger) async throws -> Store {
+        Store(store: try await ConversationsStore(location, logger: logger))
+    }
+
+    /// Opens (and migrates) `conversations.sqlite` at `location`.
+    public init(location: ServiceDatabase.Location, clock: WallClock = .system, logger: Logger) throws {
+        self.init(store: Store(store: try ConversationsStore(location: location)), clock: clock, logger: logger)
+    }
+
+    /// The service on tables opened with `openStore`.
+    public init(store: Store, clock: WallClock = .system, logger: Logger) {
+        self.store = store.store.sql
+        self.clock = clock
+        self.logger = logger
+    }
+}
+
+/// The rules of a conversation: who owns it, what its title, model and messages may be.
 enum Conversations {
     static let maxTitle = 200
     static let maxModel = 200
@@ -50,8 +82,8 @@ enum Conversations {
 
     static let columns = "id, organization_id, user_id, title, model, message_count, created_at, updated_at"
 
-    static func message(_ row: SQLRow) throws -> Lumen_Accounts_V1_Conversation {
-        var conversation = Lumen_Accounts_V1_Conversation()
+    static func message(_ row: SQLRow) throws -> Lumen_Conversations_V1_Conversation {
+        var conversation = Lumen_Conversations_V1_Conversation()
         conversation.id = try row[0]
         conversation.organizationID = try row[1]
         conversation.userID = try row[2]
@@ -65,7 +97,7 @@ enum Conversations {
 
     /// The conversation `id` of `userID`, or NOT_FOUND (another person's is not found either).
     static func fetch(_ db: any SQLSession, id: String, organizationID: String, userID: String?) async throws
-        -> Lumen_Accounts_V1_Conversation
+        -> Lumen_Conversations_V1_Conversation
     {
         guard
             let row = try await db.row(
@@ -73,6 +105,18 @@ enum Conversations {
             case let conversation = try message(row), userID == nil || conversation.userID == userID
         else { throw notFound(id) }
         return conversation
+    }
+
+    /// Adds `message` to a conversation as its `seq`th (from 0), added at `createdAt`.
+    static func insert(
+        _ message: Lumen_Conversations_V1_ChatMessage, _ db: any SQLSession, conversationID: String, seq: Int, at createdAt: Int64
+    ) async throws {
+        try await db.execute(
+            """
+            INSERT INTO conversation_messages (conversation_id, seq, role, content, model, request_id, created_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            """, .text(conversationID), .of(seq), .text(message.role), .text(message.content), .text(message.model),
+            .text(message.requestID), .integer(createdAt))
     }
 
     /// The person calling, or nil for Lumen itself (which may read any of the organisation's).
@@ -89,21 +133,19 @@ enum Conversations {
     }
 }
 
-extension AccountsService {
+extension ConversationsService: Lumen_Conversations_V1_ConversationsService.SimpleServiceProtocol {
     public func createConversation(
-        request: Lumen_Accounts_V1_CreateConversationRequest, context: ServerContext
-    ) async throws -> Lumen_Accounts_V1_CreateConversationResponse {
+        request: Lumen_Conversations_V1_CreateConversationRequest, context: ServerContext
+    ) async throws -> Lumen_Conversations_V1_CreateConversationResponse {
         let organizationID = try Caller.organization(request.organizationID)
         let userID = try Conversations.owner(request.userID)
         let title = try Conversations.title(request.title)
         let model = try Conversations.model(request.model)
         let now = clock.nowMillis
         let id = Identifier.make("cnv")
+        // The owner is the person calling (vouched for by the Lumen process that signed them
+        // in) or a user Lumen itself names: neither needs looking up in the accounts service.
         let row = try await store.write { db in
-            guard try await db.row("SELECT 1 FROM users WHERE id = ? AND organization_id = ?", .text(userID), .text(organizationID)) != nil
-            else {
-                throw ServiceError(.notFound, "user_not_found", "no user \(userID)", param: "user_id")
-            }
             try await db.execute(
                 """
                 INSERT INTO conversations (id, organization_id, user_id, title, model, message_count, created_at, updated_at)
@@ -115,8 +157,8 @@ extension AccountsService {
     }
 
     public func listConversations(
-        request: Lumen_Accounts_V1_ListConversationsRequest, context: ServerContext
-    ) async throws -> Lumen_Accounts_V1_ListConversationsResponse {
+        request: Lumen_Conversations_V1_ListConversationsRequest, context: ServerContext
+    ) async throws -> Lumen_Conversations_V1_ListConversationsResponse {
         let organizationID = try Caller.organization(request.organizationID)
         let userID = try Conversations.owner(request.userID)
         let page = try Page(request.page, defaultLimit: 50, maxLimit: 200)
@@ -138,8 +180,8 @@ extension AccountsService {
     }
 
     public func getConversation(
-        request: Lumen_Accounts_V1_GetConversationRequest, context: ServerContext
-    ) async throws -> Lumen_Accounts_V1_GetConversationResponse {
+        request: Lumen_Conversations_V1_GetConversationRequest, context: ServerContext
+    ) async throws -> Lumen_Conversations_V1_GetConversationResponse {
         let organizationID = try Caller.organization(request.organizationID)
         try Conversations.requirePersonOrInternal()
         let userID = Conversations.callingUser
@@ -149,7 +191,7 @@ extension AccountsService {
                 "SELECT role, content, model, request_id, created_at FROM conversation_messages WHERE conversation_id = ? ORDER BY seq",
                 [.text(request.conversationID)]
             ).map { row in
-                var message = Lumen_Accounts_V1_ChatMessage()
+                var message = Lumen_Conversations_V1_ChatMessage()
                 message.role = try row[0]
                 message.content = try row[1]
                 message.model = try row[2]
@@ -166,8 +208,8 @@ extension AccountsService {
     }
 
     public func updateConversation(
-        request: Lumen_Accounts_V1_UpdateConversationRequest, context: ServerContext
-    ) async throws -> Lumen_Accounts_V1_UpdateConversationResponse {
+        request: Lumen_Conversations_V1_UpdateConversationRequest, context: ServerContext
+    ) async throws -> Lumen_Conversations_V1_UpdateConversationResponse {
         let organizationID = try Caller.organization(request.organizationID)
         try Conversations.requirePersonOrInternal()
         let userID = Conversations.callingUser
@@ -186,8 +228,8 @@ extension AccountsService {
     }
 
     public func deleteConversation(
-        request: Lumen_Accounts_V1_DeleteConversationRequest, context: ServerContext
-    ) async throws -> Lumen_Accounts_V1_DeleteConversationResponse {
+        request: Lumen_Conversations_V1_DeleteConversationRequest, context: ServerContext
+    ) async throws -> Lumen_Conversations_V1_DeleteConversationResponse {
         let organizationID = try Caller.organization(request.organizationID)
         try Conversations.requirePersonOrInternal()
         let userID = Conversations.callingUser
@@ -200,8 +242,8 @@ extension AccountsService {
     }
 
     public func appendMessages(
-        request: Lumen_Accounts_V1_AppendMessagesRequest, context: ServerContext
-    ) async throws -> Lumen_Accounts_V1_AppendMessagesResponse {
+        request: Lumen_Conversations_V1_AppendMessagesRequest, context: ServerContext
+    ) async throws -> Lumen_Conversations_V1_AppendMessagesResponse {
         let organizationID = try Caller.organization(request.organizationID)
         try Conversations.requirePersonOrInternal()
         let userID = Conversations.callingUser
@@ -223,12 +265,7 @@ extension AccountsService {
                     param: "messages")
             }
             for (offset, message) in request.messages.enumerated() {
-                try await db.execute(
-                    """
-                    INSERT INTO conversation_messages (conversation_id, seq, role, content, model, request_id, created_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)
-                    """, .text(request.conversationID), .of(count + offset), .text(message.role), .text(message.content),
-                    .text(message.model), .text(message.requestID), .integer(now))
+                try await Conversations.insert(message, db, conversationID: request.conversationID, seq: count + offset, at: now)
             }
             try await db.execute(
                 "UPDATE conversations SET message_count = message_count + ?, updated_at = ? WHERE id = ?",
