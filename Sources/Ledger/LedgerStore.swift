@@ -434,14 +434,6 @@ struct PoolRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRec
         self.grantedMicros = try row[10]
     }
 
-    /// The stored row of `key`, if any (one cached statement, read by `Book.pool`).
-    static func fetch(_ db: Database, _ key: Book.PoolKey) throws -> PoolRecord? {
-        let statement = try db.cachedStatement(
-            sql: "SELECT * FROM pools WHERE organization_id = ? AND owner_type = ? AND owner_id = ?"
-        )
-        return try PoolRecord.fetchOne(statement, arguments: [key.organizationID, key.ownerType, key.ownerID])
-    }
-
     /// Applies the hourly refills due by `now`: each whole hour since the last refill adds
     /// the rate, never lifting the balance above the ceiling (a balance already above it,
     /// after a grant, stays).

@@ -1,4 +1,3 @@
-import GRDB
 import Storage
 import LumenAPI
 
@@ -7,34 +6,20 @@ import LumenAPI
 /// transaction that settles the lines (`Book.flush`), like `key_totals`, so that a profile or
 /// a client page never scans lines.
 enum OwnerTotals {
-    /// A row's key: the owner and what its totals are split by (a model, an origin).
-    protocol RowKey: Hashable {
-        static var table: String { get }
-        static var column: String { get }
-        var organizationID: String { get }
-        var ownerType: Int { get }
-        var ownerID: String { get }
-        var split: any DatabaseValueConvertible { get }
-    }
-
-    struct Key: RowKey {
-        static let table = "owner_model_totals"
-        static let column = "logical_model"
+    /// A row of `owner_model_totals`: an owner's totals of one model.
+    struct Key: Hashable {
         var organizationID: String
         var ownerType: Int
         var ownerID: String
         var logicalModel: String
-        var split: any DatabaseValueConvertible { logicalModel }
     }
 
-    struct OriginKey: RowKey {
-        static let table = "owner_origin_totals"
-        static let column = "origin"
+    /// A row of `owner_origin_totals`: an owner's totals of one origin (the API, the web chat).
+    struct OriginKey: Hashable {
         var organizationID: String
         var ownerType: Int
         var ownerID: String
         var origin: Int
-        var split: any DatabaseValueConvertible { origin }
     }
 
     /// The owner's totals by origin, the API first.

@@ -285,11 +285,11 @@ final class SQLiteSession: SQLSession {
     }
 
     func rows(_ sql: String, _ arguments: [SQLValue]) async throws -> [SQLRow] {
-        let arguments = StatementArguments(arguments.map(\.databaseValue))
+        let arguments = StatementArguments(values: arguments)
         let fetch = { @Sendable (db: Database) throws -> [SQLRow] in
             try Self.unique {
                 try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments).map { row in
-                    SQLRow(row.databaseValues.map(SQLValue.init))
+                    SQLRow(row)
                 }
             }
         }
@@ -299,7 +299,7 @@ final class SQLiteSession: SQLSession {
 
     func execute(_ sql: String, _ arguments: [SQLValue]) async throws {
         guard let writer else { preconditionFailure("a statement that writes runs in SQLStore.write") }
-        let arguments = StatementArguments(arguments.map(\.databaseValue))
+        let arguments = StatementArguments(values: arguments)
         try await writer.writeWithoutTransaction { db in
             try Self.unique { try db.cachedStatement(sql: sql).execute(arguments: arguments) }
         }
@@ -317,6 +317,44 @@ final class SQLiteSession: SQLSession {
         {
             throw SQLUniqueViolation(description: error.message ?? "UNIQUE constraint failed")
         }
+    }
+}
+
+extension StatementArguments {
+    /// `values` bound in order. Through GRDB's array literal: its other initialisers are generic
+    /// (or cast `[Any]`) and run unspecialised from another module, at several times the cost —
+    /// measured on the ledger's group commit, where every write of a request binds a dozen values.
+    init(values: [SQLValue]) {
+        let v: [(any DatabaseValueConvertible)?] = values.map { $0.databaseValue }
+        self =
+            switch v.count {
+            case 0: []
+        case 1: [v[0]]
+        case 2: [v[0], v[1]]
+        case 3: [v[0], v[1], v[2]]
+        case 4: [v[0], v[1], v[2], v[3]]
+        case 5: [v[0], v[1], v[2], v[3], v[4]]
+        case 6: [v[0], v[1], v[2], v[3], v[4], v[5]]
+        case 7: [v[0], v[1], v[2], v[3], v[4], v[5], v[6]]
+        case 8: [v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]]
+        case 9: [v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8]]
+        case 10: [v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9]]
+        case 11: [v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10]]
+        case 12: [v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11]]
+        case 13: [v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12]]
+        case 14: [v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13]]
+        case 15: [v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14]]
+        case 16: [v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15]]
+        case 17: [v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16]]
+        case 18: [v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16], v[17]]
+        case 19: [v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16], v[17], v[18]]
+        case 20: [v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16], v[17], v[18], v[19]]
+        case 21: [v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16], v[17], v[18], v[19], v[20]]
+        case 22: [v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16], v[17], v[18], v[19], v[20], v[21]]
+        case 23: [v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16], v[17], v[18], v[19], v[20], v[21], v[22]]
+        case 24: [v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16], v[17], v[18], v[19], v[20], v[21], v[22], v[23]]
+            default: StatementArguments(v)
+            }
     }
 }
 

@@ -1,0 +1,176 @@
+import GRDB
+import Logging
+import PostgresNIO
+
+/// A statement a group commit runs for many rows at once, declared once — its table, its
+/// columns with their types, what a conflict does — and run as each database is best driven:
+/// on SQLite once a row, a cached statement on the writer inside the batch's transaction; on
+/// PostgreSQL once for all the rows, bound as one array a column (`unnest`), one round trip.
+///
+/// Rows are `[SQLValue]` in the order of `columns` (for `update`: the key, then what it sets).
+public struct BulkStatement: Sendable {
+    /// A column and the PostgreSQL type of its array (`text[]`, `bigint[]`, `boolean[]`).
+    public struct Column: Sendable {
+        public enum Kind: String, Sendable {
+            case text, bigint, boolean
+        }
+
+        public let name: String
+        public let kind: Kind
+        /// Whether it may hold NULL (sent to PostgreSQL as a value and a flag: its arrays have no NULLs).
+        public let nullable: Bool
+
+        public static func text(_ name: String, nullable: Bool = false) -> Column { Column(name: name, kind: .text, nullable: nullable) }
+        public static func bigint(_ name: String, nullable: Bool = false) -> Column { Column(name: name, kind: .bigint, nullable: nullable) }
+        public static func boolean(_ name: String) -> Column { Column(name: name, kind: .boolean, nullable: false) }
+    }
+
+    /// What an insert does to a row that conflicts on `key`, column by column.
+    public enum Merge: Sendable {
+        /// Takes the new value.
+        case replace
+        /// Adds the new value to the stored one.
+        case add
+        /// Keeps the greater (a missing stored value counts as 0).
+        case greatest
+    }
+
+    public let columns: [Column]
+    /// The statement SQLite runs for one row.
+    public let sqlite: String
+    /// The statement PostgreSQL runs for all rows, `$1`… one array a column.
+    public let postgres: String
+
+    // MARK: Declarations
+
+    /// `INSERT` of rows; on a conflict on `key`, each of `merge`'s columns merged as it says (no
+    /// `key`: a conflict is an error, `SQLUniqueViolation`).
+    public static func insert(
+        into table: String, _ columns: [Column], onConflict key: [String] = [], merge: [String: Merge] = [:]
+    ) -> BulkStatement {
+        let names = columns.map(\.name).joined(separator: ", ")
+        func conflict(_ qualified: String, _ excluded: String, greatest: String) -> String {
+            guard !key.isEmpty else { return "" }
+            let sets = columns.map(\.name).filter { merge[$0] != nil }.map { name -> String in
+                switch merge[name] {
+                case .add: "\(name) = \(qualified)\(name) + \(excluded).\(name)"
+                case .greatest: "\(name) = \(greatest)(coalesce(\(qualified)\(name), 0), \(excluded).\(name))"
+                default: "\(name) = \(excluded).\(name)"
+                }
+            }
+            return "\nON CONFLICT (\(key.joined(separator: ", "))) DO UPDATE SET \(sets.joined(separator: ", "))"
+        }
+        return BulkStatement(
+            columns: columns,
+            sqlite: "INSERT INTO \(table) (\(names)) VALUES (\(sqlPlaceholders(columns.count)))"
+                + conflict("", "excluded", greatest: "max"),
+            postgres: "INSERT INTO \(table) (\(names))\nSELECT \(values(columns)) FROM \(unnest(columns))"
+                + conflict("\(table).", "EXCLUDED", greatest: "GREATEST"))
+    }
+
+    /// `UPDATE` of the row each `key` names, setting `set`.
+    public static func update(_ table: String, key: [Column], set: [Column]) -> BulkStatement {
+        let columns = key + set
+        return BulkStatement(
+            columns: columns,
+            // Numbered, as a row's values come: the key first.
+            sqlite: "UPDATE \(table) SET "
+                + set.enumerated().map { "\($1.name) = ?\(key.count + $0 + 1)" }.joined(separator: ", ") + " WHERE "
+                + key.enumerated().map { "\($1.name) = ?\($0 + 1)" }.joined(separator: " AND "),
+            postgres: "UPDATE \(table) SET \(set.map { "\($0.name) = \(value($0))" }.joined(separator: ", "))\nFROM \(unnest(columns))\nWHERE "
+                + key.map { "\(table).\($0.name) = v.\($0.name)" }.joined(separator: " AND "))
+    }
+
+    /// `DELETE` of the rows each `key` names.
+    public static func delete(from table: String, key: [Column]) -> BulkStatement {
+        BulkStatement(
+            columns: key,
+            sqlite: "DELETE FROM \(table) WHERE " + key.map { "\($0.name) = ?" }.joined(separator: " AND "),
+            postgres: "DELETE FROM \(table) USING \(unnest(key)) WHERE "
+                + key.map { "\(table).\($0.name) = v.\($0.name)" }.joined(separator: " AND "))
+    }
+
+    /// `SELECT selected` of the rows each `key` names (rows are keys).
+    public static func select(_ selected: String, from table: String, key: [Column]) -> BulkStatement {
+        let names = key.map(\.name).joined(separator: ", ")
+        return BulkStatement(
+            columns: key,
+            sqlite: "SELECT \(selected) FROM \(table) WHERE " + key.map { "\($0.name) = ?" }.joined(separator: " AND "),
+            postgres: "SELECT \(selected) FROM \(table) WHERE (\(names)) IN (SELECT \(names) FROM \(unnest(key)))")
+    }
+
+    /// `unnest($1::text[], …) AS v(a, …)`, a nullable column followed by its flag `a_null`.
+    static func unnest(_ columns: [Column]) -> String {
+        var arrays: [String] = []
+        var names: [String] = []
+        for column in columns {
+            arrays.append("$\(arrays.count + 1)::\(column.kind.rawValue)[]")
+            names.append(column.name)
+            if column.nullable {
+                arrays.append("$\(arrays.count + 1)::boolean[]")
+                names.append(column.name + "_null")
+            }
+        }
+        return "unnest(\(arrays.joined(separator: ", "))) AS v(\(names.joined(separator: ", ")))"
+    }
+
+    static func value(_ column: Column) -> String {
+        column.nullable ? "CASE WHEN v.\(column.name)_null THEN NULL ELSE v.\(column.name) END" : "v.\(column.name)"
+    }
+
+    static func values(_ columns: [Column]) -> String { columns.map(value).joined(separator: ", ") }
+
+    // MARK: SQLite
+
+    /// Runs the statement once for each row, on the writer inside its transaction.
+    public func execute(_ rows: [[SQLValue]], in db: Database) throws {
+        guard !rows.isEmpty else { return }
+        let statement = try db.cachedStatement(sql: sqlite)
+        try SQLiteSession.unique {
+            for row in rows { try statement.execute(arguments: StatementArguments(values: row)) }
+        }
+    }
+
+    /// The rows a `select` finds for one key.
+    public func rows(_ key: [SQLValue], in db: Database) throws -> [SQLRow] {
+        try Row.fetchAll(db.cachedStatement(sql: sqlite), arguments: StatementArguments(values: key)).map(SQLRow.init)
+    }
+
+    // MARK: PostgreSQL
+
+    /// Runs the statement once for all `rows` (nothing when there are none); the rows it returns.
+    /// A duplicate key of an insert without `onConflict` throws `SQLUniqueViolation`, as on SQLite.
+    @discardableResult
+    public func execute(_ rows: [[SQLValue]], on connection: PostgresConnection, logger: Logger) async throws -> [SQLRow] {
+        guard !rows.isEmpty else { return [] }
+        var binds = PostgresBindings(capacity: columns.count)
+        for (index, column) in columns.enumerated() {
+            let cells = rows.map { $0[index] }
+            switch column.kind {
+            case .text:
+                binds.append(cells.map { if case .text(let text) = $0 { text } else { "" } })
+            case .bigint:
+                binds.append(cells.map { if case .integer(let integer) = $0 { integer } else { Int64(0) } })
+            case .boolean:
+                binds.append(cells.map { if case .bool(let bool) = $0 { bool } else { false } })
+            }
+            if column.nullable { binds.append(cells.map { $0 == .null }) }
+        }
+        var found: [SQLRow] = []
+        do {
+            for try await row in try await connection.query(PostgresQuery(unsafeSQL: postgres, binds: binds), logger: logger) {
+                found.append(try SQLRow(row))
+            }
+        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
+            throw SQLUniqueViolation(description: error.serverInfo?[.message] ?? "duplicate key")
+        }
+        return found
+    }
+}
+
+extension SQLRow {
+    /// A row GRDB read.
+    public init(_ row: Row) {
+        self.init(row.databaseValues.map(SQLValue.init))
+    }
+}
