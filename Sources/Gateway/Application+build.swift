@@ -88,8 +88,8 @@ public struct GatewayInference: Sendable {
         self.http = UpstreamHTTP()
         self.metrics = GatewayMetrics()
         self.router = BackendRouter(
-            http: http, registry: services.registry, internalToken: services.internalToken, metrics: metrics,
-            inProcess: inProcess, clock: clock, logger: logger)
+            providers: Providers(http: http, inProcess: inProcess), registry: services.registry,
+            internalToken: services.internalToken, metrics: metrics, clock: clock, logger: logger)
     }
 
     /// The long-lived parts, to run next to the HTTP server.
@@ -264,7 +264,7 @@ public func buildGateway<Context: RequestContext>(
     background.append(BackendConfigurationCheck(registry: caches.registry, router: inference.router, logger: logger))
     if let interval = configuration.probeInterval {
         background.append(
-            HealthProber(interval: interval, registry: caches.registry, http: inference.http, router: inference.router, logger: logger))
+            HealthProber(interval: interval, registry: caches.registry, router: inference.router, logger: logger))
     }
     let application = Application(
         router: buildRouter(

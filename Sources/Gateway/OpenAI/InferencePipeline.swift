@@ -145,46 +145,44 @@ struct InferencePipeline: Sendable {
             requestID: requestID, key: key, model: model, request: request, byok: callerCredential != nil, started: started,
             origin: origin, answered: answered)
         try await admit(&admitted)
-        let backendResponse: (Lumen_Registry_V1_Backend, UpstreamResponse)
+        let answered: BackendRouter.Answered
         do {
-            backendResponse = try await router.call(request, model: model, callerCredential: callerCredential, requestID: requestID)
+            answered = try await router.call(request, model: model, callerCredential: callerCredential, requestID: requestID)
         } catch {
             await release(admitted)
             throw error
         }
-        let upstream = backendResponse.1
-        admitted.backend = backendResponse.0
+        let upstream = answered.response
+        admitted.backend = answered.call.backend
         if !request.stream { metrics.timeToFirstToken(model: model.name, started.duration(to: .now)) }
         guard upstream.status.code < 300 else {
-            // The upstream refused the request itself (4xx): its error goes back as it came.
+            // The upstream refused the request itself (4xx): its error goes back as its provider reads it.
             let body = try await upstream.collect(upTo: Self.maxUpstreamBodyBytes)
             await release(admitted)
-            return Response(
-                status: upstream.status, headers: [.contentType: upstream.contentType ?? "application/json"],
-                body: .init(byteBuffer: body))
+            let refusal = answered.provider.answer(body, status: upstream.status, contentType: upstream.contentType, of: answered.call)
+            return Response(status: upstream.status, headers: [.contentType: refusal.contentType], body: .init(byteBuffer: refusal.body))
         }
         if request.stream {
-            return relayStream(upstream, admitted)
+            return relayStream(answered, admitted)
         }
         let body = try await upstream.collect(upTo: Self.maxUpstreamBodyBytes)
-        let reported = MeteredPayload.decode(body.readableBytesView)
-        settle(admitted, reported: reported?.reported, producedText: reported?.text ?? "")
-        await admitted.answered?(reported?.text ?? "", admitted.requestID)
-        let answer = ModelNameRewrite.applies(to: upstream.contentType) ? ModelNameRewrite.rewrite(body, to: model.name) : body
-        return Response(
-            status: upstream.status, headers: [.contentType: upstream.contentType ?? "application/json"],
-            body: .init(byteBuffer: answer))
+        let answer = answered.provider.answer(body, status: upstream.status, contentType: upstream.contentType, of: answered.call)
+        settle(admitted, reported: answer.reported, producedText: answer.text)
+        await admitted.answered?(answer.text, admitted.requestID)
+        return Response(status: upstream.status, headers: [.contentType: answer.contentType], body: .init(byteBuffer: answer.body))
     }
 
     /// Relays an SSE stream as it comes: the events each upstream chunk completes go to the
-    /// caller in one write. The usage chunk Lumen asked for is dropped unless the caller asked
-    /// for it too; the settlement is queued before `[DONE]` reaches the caller, or when the
-    /// stream ends or the caller leaves. A stream whose key is revoked (or suspended, made
+    /// caller in one write, as the backend's provider turns them out. The settlement
+    /// is queued before the event that ends the answer (`[DONE]`) reaches the caller, or when
+    /// the stream ends or the caller leaves. A stream whose key is revoked (or suspended, made
     /// inactive, expired) or whose owner is deactivated meanwhile is ended by `StreamGuard`:
-    /// the upstream connection is closed, the caller gets an error event instead of `[DONE]`,
+    /// the upstream connection is closed, the caller gets an error event instead of the end,
     /// and what was produced until then is charged.
-    func relayStream(_ upstream: UpstreamResponse, _ admitted: Admitted) -> Response {
+    func relayStream(_ answered: BackendRouter.Answered, _ admitted: Admitted) -> Response {
+        let upstream = answered.response
         let body = ResponseBody { writer in
+            let reader = answered.provider.stream(of: answered.call)
             let stopped = StreamStop()
             let streamID = streams.open(
                 .init(keyID: admitted.key.id, ownerID: admitted.key.owner.id) { reason in
@@ -193,35 +191,18 @@ struct InferencePipeline: Sendable {
                 })
             defer { streams.close(streamID) }
             var parser = SSEParser()
-            var reported: Pricing.Tokens?
-            // The events' data without usage, read for their text only if no usage comes.
-            var unread: [String] = []
             var settled = false
             var callerGone = false
             var first = true
-            /// The answer's text, read from the events' data once: for the settlement when no
-            /// usage came, for `answered` (the web chat) always.
-            func text() -> String { unread.lazy.compactMap { MeteredPayload.decode($0.utf8)?.text }.joined() }
-            func produced() -> String { reported != nil ? "" : text() }
-            /// Appends what the caller gets of `event` to `out` (settling first when it is `[DONE]`).
+            /// What was produced when no usage came (the text, counted).
+            func produced() -> String { reader.reported != nil ? "" : reader.text() }
+            /// Appends what the caller gets of `event` to `out`, settling when it ends the answer
+            /// (before `out` is written).
             func relay(_ event: SSEEvent, into out: inout ByteBuffer) {
-                if let data = event.data, !event.isDone {
-                    unread.append(data)
-                    // Only an event that names usage is parsed as it passes (the usage chunk,
-                    // a responses stream's `response.completed`).
-                    if MeteredPayload.mayReportUsage(data), let payload = MeteredPayload.decode(data.utf8),
-                        let tokens = payload.reported
-                    {
-                        reported = tokens
-                        if payload.hasNoChoices && !admitted.request.includeUsage { return }
-                    }
-                }
-                if event.isDone {
-                    settle(admitted, reported: reported, producedText: produced())
+                if reader.relay(event, into: &out), !settled {
+                    settle(admitted, reported: reader.reported, producedText: produced())
                     settled = true
                 }
-                var relayed = event.data == nil ? event.raw : ModelNameRewrite.rewrite(event.raw, to: admitted.model.name)
-                out.writeBuffer(&relayed)
             }
             /// One write for every event an upstream chunk completed (a write is a hop to the
             /// connection's event loop).
@@ -250,14 +231,14 @@ struct InferencePipeline: Sendable {
                 }
             }
             let completed = settled  // `[DONE]` went out: a stop that came later changes nothing
-            if !settled { settle(admitted, reported: reported, producedText: produced()) }
+            if !settled { settle(admitted, reported: reader.reported, producedText: produced()) }
             if let reason = stopped.reason, !completed {
                 logger.notice(
                     "stream ended: \(reason.code)", metadata: ["request_id": "\(admitted.requestID)", "key_id": "\(admitted.key.id)"])
                 if !callerGone { try? await writer.write(APIError(reason).event) }
             }
             // Kept before the stream ends, so that a page reloaded after it shows the answer.
-            if let answered = admitted.answered { await answered(text(), admitted.requestID) }
+            if let answered = admitted.answered { await answered(reader.text(), admitted.requestID) }
             if !callerGone { try? await writer.finish(nil) }
             metrics.latency(model: admitted.model.name, scene: admitted.request.endpoint.scene, admitted.started.duration(to: .now))
         }

@@ -2,8 +2,9 @@ import Logging
 import LumenAPI
 import ServiceLifecycle
 
-/// Looks, from where the gateway runs, at what the registry cannot see: whether each upstream
-/// backend's `credential_env` names a variable that is set here. One that is not is warned
+/// Looks, from where the gateway runs, at what the registry cannot see: what each backend's
+/// provider finds wrong with its configuration here (`UpstreamProvider.problem`: a
+/// `credential_env` that names a variable not set here). One that is not is warned
 /// about (naming the variable and the backend) as soon as the registry has loaded — at start —
 /// and whenever a backend changes, and reported to the registry as the backend's `problem`, so
 /// that `lumen admin models list` and `ListModels` show it. Requests still go to it (the
@@ -28,10 +29,7 @@ final class BackendConfigurationCheck: Service, Sendable {
 
     /// What is wrong with `backend` from here; empty when nothing.
     func problem(of backend: Lumen_Registry_V1_Backend) -> String {
-        guard backend.provider == .openai, !backend.credentialEnv.isEmpty, environment(backend.credentialEnv) == nil else {
-            return ""
-        }
-        return "credential_env \(backend.credentialEnv) is not set in the gateway's environment"
+        router.providers[backend.provider]?.problem(of: backend, environment: environment) ?? ""
     }
 
     func run() async throws {

@@ -19,22 +19,20 @@ import Synchronization
 /// - Health: every outcome is reported to the registry in batches (`ReportBackendHealth`),
 ///   which opens and closes circuits; the gateway sees the result through its registry watch.
 final class BackendRouter: Sendable {
-    let http: UpstreamHTTP
+    /// Who speaks each backend's wire format.
+    let providers: Providers
     let health: BatchReporter<Lumen_Registry_V1_BackendReport, String>
     let clock: WallClock
     let logger: Logger
     let metrics: GatewayMetrics
-    /// What answers the backends of provider `mock`, if anything.
-    let inProcess: (any InProcessProvider)?
     private let recentFailures = Mutex<[String: Int64]>([:])
     static let demoteMillis: Int64 = 5_000
 
     init(
-        http: UpstreamHTTP, registry: any Lumen_Registry_V1_ModelRegistryService.ClientProtocol, internalToken: String,
-        metrics: GatewayMetrics, inProcess: (any InProcessProvider)?, clock: WallClock, logger: Logger
+        providers: Providers, registry: any Lumen_Registry_V1_ModelRegistryService.ClientProtocol, internalToken: String,
+        metrics: GatewayMetrics, clock: WallClock, logger: Logger
     ) {
-        self.http = http
-        self.inProcess = inProcess
+        self.providers = providers
         self.metrics = metrics
         self.clock = clock
         self.logger = logger
@@ -68,10 +66,17 @@ final class BackendRouter: Sendable {
         return keyed.sorted { $0.1 > $1.1 }.map(\.0)
     }
 
+    /// A backend's answer, with the call that got it and the provider that reads it.
+    struct Answered: Sendable {
+        var call: UpstreamCall
+        var provider: any UpstreamProvider
+        var response: UpstreamResponse
+    }
+
     /// Sends `request` to the first backend of `model` that answers, in routing order.
     func call(
         _ request: InferenceRequest, model: Lumen_Registry_V1_Model, callerCredential: String?, requestID: String
-    ) async throws -> (Lumen_Registry_V1_Backend, UpstreamResponse) {
+    ) async throws -> Answered {
         let now = clock.nowMillis
         let demoted = recentFailures.withLock { failures in
             Set(failures.filter { now - $0.value < Self.demoteMillis }.map(\.key))
@@ -82,26 +87,15 @@ final class BackendRouter: Sendable {
         let candidates = Self.order(backends, now: now, demoted: demoted, using: &generator)
         var lastProblem = "no backend of \(model.name) is routable"
         for backend in candidates {
+            guard let provider = providers[backend.provider] else {
+                lastProblem = "backend \(backend.id) is of provider \(backend.provider.publicName), which this gateway does not speak"
+                continue
+            }
             let started = ContinuousClock.now
             do {
-                let response: UpstreamResponse
-                switch backend.provider {
-                case .mock:
-                    guard let inProcess else {
-                        lastProblem = "backend \(backend.id) is of provider mock, which this gateway was not given"
-                        continue
-                    }
-                    response = UpstreamResponse(try inProcess.respond(to: request.inProcessCall(model: model.name, id: String(requestID.dropFirst(4)))))
-                case .openai:
-                    let (body, contentType) = request.upstreamBody(
-                        model: backend.upstreamModel.isEmpty ? model.name : backend.upstreamModel)
-                    let upstream = UpstreamRequest(
-                        path: request.endpoint.rawValue, body: body, contentType: contentType, stream: request.stream,
-                        callerCredential: callerCredential)
-                    response = try await http.call(upstream, backend: backend)
-                default:
-                    continue
-                }
+                let call = UpstreamCall(
+                    request: request, backend: backend, model: model, callerCredential: callerCredential, requestID: requestID)
+                let response = try await provider.send(call)
                 let code = response.status.code
                 if code >= 500 || code == 429 {
                     lastProblem = "backend \(backend.id) answered \(code)"
@@ -117,7 +111,7 @@ final class BackendRouter: Sendable {
                     continue
                 }
                 outcome(of: backend, success: true)
-                return (backend, response)
+                return Answered(call: call, provider: provider, response: response)
             } catch {
                 if Task.isCancelled { throw CancellationError() }
                 let failure = "failed after \(ContinuousClock.now - started): \(error)"

@@ -4,7 +4,8 @@ import NIOCore
 import ServiceLifecycle
 
 /// The optional active health check (`lumen serve --probe-interval`): every interval, each
-/// `openai` backend of every enabled model is asked `GET {base_url}/models`, and the outcome
+/// backend of every enabled model is asked whether it is up as its provider asks
+/// (`UpstreamProvider.probe`; an OpenAI-compatible one `GET {base_url}/models`), and the outcome
 /// is reported like a request's — so a dead backend's circuit opens before a caller meets
 /// it, and an open circuit closes as soon as the backend answers again instead of waiting
 /// for a trial request after the cooldown.
@@ -14,17 +15,15 @@ import ServiceLifecycle
 final class HealthProber: Service, Sendable {
     let interval: Duration
     let registry: RegistryCache
-    let http: UpstreamHTTP
     let router: BackendRouter
     let logger: Logger
 
     /// A probe waits at most this long, or the backend's own timeout if shorter.
     static let probeTimeout: Int64 = 5_000
 
-    init(interval: Duration, registry: RegistryCache, http: UpstreamHTTP, router: BackendRouter, logger: Logger) {
+    init(interval: Duration, registry: RegistryCache, router: BackendRouter, logger: Logger) {
         self.interval = interval
         self.registry = registry
-        self.http = http
         self.router = router
         self.logger = logger
     }
@@ -42,19 +41,19 @@ final class HealthProber: Service, Sendable {
 
     /// Probes every backend once, concurrently.
     func probeAll() async {
-        let backends = registry.models.filter(\.enabled).flatMap(\.backends).filter { $0.provider == .openai }
+        let backends = registry.models.filter(\.enabled).flatMap(\.backends)
         await withTaskGroup(of: Void.self) { group in
             for backend in backends {
-                group.addTask { await self.probe(backend) }
+                guard let provider = router.providers[backend.provider] else { continue }
+                group.addTask { await self.probe(backend, provider) }
             }
         }
     }
 
-    func probe(_ backend: Lumen_Registry_V1_Backend) async {
+    func probe(_ backend: Lumen_Registry_V1_Backend, _ provider: any UpstreamProvider) async {
         let timeout = min(Self.probeTimeout, backend.timeoutMs > 0 ? Int64(backend.timeoutMs) : Self.probeTimeout)
         do {
-            let status = try await http.probe(backend, timeout: .milliseconds(timeout))
-            if status == 429 { return }
+            guard let status = try await provider.probe(backend, timeout: .milliseconds(timeout)), status != 429 else { return }
             if status >= 500 {
                 logger.warning("health probe failed", metadata: ["model": "\(backend.model)", "backend": "\(backend.id)", "status": "\(status)"])
             }

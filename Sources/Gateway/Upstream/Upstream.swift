@@ -8,20 +8,6 @@ import ServiceLifecycle
 import UpstreamClient
 import WireFormats
 
-/// One call to an upstream backend, as the gateway prepared it.
-struct UpstreamRequest: Sendable {
-    /// The OpenAI path below the backend's base URL, without a leading slash (`chat/completions`).
-    var path: String
-    /// The request body's bytes: the caller's, with the model already replaced by the
-    /// backend's upstream name (JSON), or as received (multipart uploads).
-    var body: ByteBuffer
-    var contentType: String
-    /// Whether an SSE stream is asked for.
-    var stream: Bool
-    /// The caller's own upstream credential (`X-Upstream-Authorization`), for BYOK.
-    var callerCredential: String?
-}
-
 /// An upstream's answer: its status, content type and body, buffered or streamed.
 struct UpstreamResponse: Sendable {
     var status: HTTPResponse.Status
@@ -66,7 +52,7 @@ struct UpstreamResponse: Sendable {
 }
 
 /// The shared HTTP client for upstream calls (`UpstreamClient`): keep-alive connections per
-/// upstream host and event loop. A lifecycle service so that it is shut down with the gateway.
+/// upstream host and event loop; the providers (`UpstreamProvider`) say what goes over it. A lifecycle service so that it is shut down with the gateway.
 public final class UpstreamHTTP: Service, Sendable {
     let client: UpstreamClient
 
@@ -85,37 +71,31 @@ public final class UpstreamHTTP: Service, Sendable {
         client.shutdown()
     }
 
-    /// Calls an OpenAI-compatible backend: `POST {base_url}/{path}` with the backend's
-    /// credential (from its environment variable) or the caller's own.
-    func call(_ request: UpstreamRequest, backend: Lumen_Registry_V1_Backend) async throws -> UpstreamResponse {
-        var base = backend.baseURL
-        while base.hasSuffix("/") { base.removeLast() }
-        var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: request.contentType)
-        let body = request.body
-        if request.stream { headers.add(name: "accept", value: "text/event-stream") }
-        if let credential = request.callerCredential ?? Self.credential(backend.credentialEnv) {
-            headers.add(name: "authorization", value: "Bearer " + credential)
-        }
-        let timeout = TimeAmount.milliseconds(Int64(backend.timeoutMs > 0 ? backend.timeoutMs : 60_000))
+    /// `POST url` with `headers` and `body`; the answer's head within `timeout`, its body streamed.
+    func post(_ url: String, headers: HTTPHeaders, body: ByteBuffer, timeout: TimeAmount) async throws -> UpstreamResponse {
         let response = try await client.execute(
-            UpstreamHTTPRequest(url: base + "/" + request.path, method: .POST, headers: headers, body: body), headTimeout: timeout)
+            UpstreamHTTPRequest(url: url, method: .POST, headers: headers, body: body), headTimeout: timeout)
         let status = HTTPResponse.Status(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase)
-        let contentType = response.headers.first(name: "content-type")
-        return UpstreamResponse(status: status, contentType: contentType, body: .streamed(response.body))
+        return UpstreamResponse(status: status, contentType: response.headers.first(name: "content-type"), body: .streamed(response.body))
     }
 
-    /// `GET {base_url}/models` with the backend's credential; the status code of the answer.
-    func probe(_ backend: Lumen_Registry_V1_Backend, timeout: TimeAmount) async throws -> Int {
-        var base = backend.baseURL
-        while base.hasSuffix("/") { base.removeLast() }
-        var headers = HTTPHeaders()
-        if let credential = Self.credential(backend.credentialEnv) {
-            headers.add(name: "authorization", value: "Bearer " + credential)
-        }
-        let response = try await client.execute(UpstreamHTTPRequest(url: base + "/models", headers: headers), headTimeout: timeout)
+    /// `GET url` with `headers`: the answer's status code (its body read and dropped).
+    func get(_ url: String, headers: HTTPHeaders, timeout: TimeAmount) async throws -> Int {
+        let response = try await client.execute(UpstreamHTTPRequest(url: url, headers: headers), headTimeout: timeout)
         _ = try? await response.body.collect(upTo: 1 << 20)
         return Int(response.status.code)
+    }
+
+    /// `path` below a backend's base URL (trailing slashes of the base ignored).
+    static func url(_ base: String, _ path: String) -> String {
+        var base = base
+        while base.hasSuffix("/") { base.removeLast() }
+        return base + "/" + path
+    }
+
+    /// How long a backend may take to start answering: its `timeout_ms`, 60 s by default.
+    static func timeout(of backend: Lumen_Registry_V1_Backend) -> TimeAmount {
+        .milliseconds(Int64(backend.timeoutMs > 0 ? backend.timeoutMs : 60_000))
     }
 
     /// The secret in the environment variable `name`, if it is set and not empty.

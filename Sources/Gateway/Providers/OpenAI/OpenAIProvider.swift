@@ -1,0 +1,93 @@
+import HTTPTypes
+import LumenAPI
+import NIOCore
+import NIOHTTP1
+import SharedRules
+import WireFormats
+
+/// Any OpenAI-compatible HTTP API (OpenAI, vLLM, Ollama, OpenRouter, …): `POST
+/// {base_url}/{endpoint}` with the caller's body (the model replaced, usage asked for when
+/// streaming), the credential as `Authorization: Bearer`; answers relayed as they come
+/// (`OpenAIWire`), health from `GET {base_url}/models`.
+struct OpenAIProvider: UpstreamProvider {
+    let http: UpstreamHTTP
+
+    func send(_ call: UpstreamCall) async throws -> UpstreamResponse {
+        let (body, contentType) = call.request.upstreamBody(model: call.upstreamModel)
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: contentType)
+        if call.request.stream { headers.add(name: "accept", value: "text/event-stream") }
+        if let credential = call.callerCredential ?? UpstreamHTTP.credential(call.backend.credentialEnv) {
+            headers.add(name: "authorization", value: "Bearer " + credential)
+        }
+        return try await http.post(
+            UpstreamHTTP.url(call.backend.baseURL, call.request.endpoint.rawValue), headers: headers, body: body,
+            timeout: UpstreamHTTP.timeout(of: call.backend))
+    }
+
+    func answer(_ body: ByteBuffer, status: HTTPResponse.Status, contentType: String?, of call: UpstreamCall) -> ProviderAnswer {
+        OpenAIWire.answer(body, status: status, contentType: contentType, model: call.model.name)
+    }
+
+    func stream(of call: UpstreamCall) -> any ProviderStream {
+        OpenAIWire.Stream(model: call.model.name, includeUsage: call.request.includeUsage)
+    }
+
+    func probe(_ backend: Lumen_Registry_V1_Backend, timeout: TimeAmount) async throws -> Int? {
+        var headers = HTTPHeaders()
+        if let credential = UpstreamHTTP.credential(backend.credentialEnv) {
+            headers.add(name: "authorization", value: "Bearer " + credential)
+        }
+        return try await http.get(UpstreamHTTP.url(backend.baseURL, "models"), headers: headers, timeout: timeout)
+    }
+
+    func problem(of backend: Lumen_Registry_V1_Backend, environment: (String) -> String?) -> String {
+        guard !backend.credentialEnv.isEmpty, environment(backend.credentialEnv) == nil else { return "" }
+        return "credential_env \(backend.credentialEnv) is not set in the gateway's environment"
+    }
+}
+
+/// Reading OpenAI's answers — what the OpenAI-compatible upstreams and the in-process mock
+/// send: relayed as they came, the model's name rewritten to the logical one, usage and text
+/// read for metering.
+enum OpenAIWire {
+    static func answer(_ body: ByteBuffer, status: HTTPResponse.Status, contentType: String?, model: String) -> ProviderAnswer {
+        let contentType = contentType ?? "application/json"
+        guard status.code < 300 else { return ProviderAnswer(body: body, contentType: contentType, reported: nil, text: "") }
+        let payload = MeteredPayload.decode(body.readableBytesView)
+        let relayed = ModelNameRewrite.applies(to: contentType) ? ModelNameRewrite.rewrite(body, to: model) : body
+        return ProviderAnswer(body: relayed, contentType: contentType, reported: payload?.reported, text: payload?.text ?? "")
+    }
+
+    /// An OpenAI event stream, relayed event by event. The usage chunk Lumen asked for is
+    /// dropped unless the caller asked for it too; `[DONE]` ends the answer.
+    final class Stream: ProviderStream {
+        let model: String
+        let includeUsage: Bool
+        private(set) var reported: Pricing.Tokens?
+        /// The events' data, read for their text only when asked (no usage came, the web chat).
+        private var unread: [String] = []
+
+        init(model: String, includeUsage: Bool) {
+            self.model = model
+            self.includeUsage = includeUsage
+        }
+
+        func relay(_ event: SSEEvent, into out: inout ByteBuffer) -> Bool {
+            if let data = event.data, !event.isDone {
+                unread.append(data)
+                // Only an event that names usage is parsed as it passes (the usage chunk, a
+                // responses stream's `response.completed`).
+                if MeteredPayload.mayReportUsage(data), let payload = MeteredPayload.decode(data.utf8), let tokens = payload.reported {
+                    reported = tokens
+                    if payload.hasNoChoices && !includeUsage { return false }
+                }
+            }
+            var relayed = event.data == nil ? event.raw : ModelNameRewrite.rewrite(event.raw, to: model)
+            out.writeBuffer(&relayed)
+            return event.isDone
+        }
+
+        func text() -> String { unread.lazy.compactMap { MeteredPayload.decode($0.utf8)?.text }.joined() }
+    }
+}

@@ -1,0 +1,81 @@
+import HTTPTypes
+import LumenAPI
+import NIOCore
+import SharedRules
+import WireFormats
+
+/// One wire format an upstream speaks, and the one place it lives: how a request is sent to a
+/// backend (its path, headers, credential and body, the model as the backend names it), how
+/// its answer and its stream are read back as what the caller gets, where the usage (cached
+/// tokens included) comes from, how health is probed and what configuration it needs. Each
+/// provider is a folder of its own under `Providers/` and one line of `Providers`.
+///
+/// What stays out: which backend is tried and when to fail over (`BackendRouter`), admission,
+/// holds and settlement (`InferencePipeline`) — the same for every provider.
+protocol UpstreamProvider: Sendable {
+    /// Sends `call` to its backend; the answer as it came (status, content type, body).
+    func send(_ call: UpstreamCall) async throws -> UpstreamResponse
+    /// A whole answer as the caller gets it — a success, or the upstream's refusal of the
+    /// request (4xx) — with what metering reads of it.
+    func answer(_ body: ByteBuffer, status: HTTPResponse.Status, contentType: String?, of call: UpstreamCall) -> ProviderAnswer
+    /// Reads a successful stream: each upstream event turned into what the caller gets.
+    func stream(of call: UpstreamCall) -> any ProviderStream
+    /// Asks `backend` whether it is up: its answer's status code; nil when this provider is not
+    /// probed (nothing to ask).
+    func probe(_ backend: Lumen_Registry_V1_Backend, timeout: TimeAmount) async throws -> Int?
+    /// What is wrong with `backend`'s configuration as seen from this gateway (a credential
+    /// variable that is not set here); empty when nothing.
+    func problem(of backend: Lumen_Registry_V1_Backend, environment: (String) -> String?) -> String
+}
+
+/// One request to one backend, as the router hands it to the backend's provider.
+struct UpstreamCall: Sendable {
+    var request: InferenceRequest
+    var backend: Lumen_Registry_V1_Backend
+    /// The logical model: its name is what the caller asked for and what answers carry.
+    var model: Lumen_Registry_V1_Model
+    /// The caller's own upstream key (`X-Upstream-Authorization`), for BYOK.
+    var callerCredential: String?
+    var requestID: String
+
+    /// The model as the backend names it.
+    var upstreamModel: String { backend.upstreamModel.isEmpty ? model.name : backend.upstreamModel }
+}
+
+/// A whole answer as the caller gets it, and what metering reads of it.
+struct ProviderAnswer: Sendable {
+    var body: ByteBuffer
+    var contentType: String
+    /// The usage the upstream reported, if any.
+    var reported: Pricing.Tokens?
+    /// The text produced (counted when no usage came; kept by the web chat).
+    var text: String
+}
+
+/// Reads one successful stream, event by event. Used by one request's relay only.
+protocol ProviderStream: AnyObject {
+    /// Appends what the caller gets of `event` to `out` (possibly nothing); true when the event
+    /// ends the answer — the relay settles before it reaches the caller.
+    func relay(_ event: SSEEvent, into out: inout ByteBuffer) -> Bool
+    /// The usage the upstream reported, once it has.
+    var reported: Pricing.Tokens? { get }
+    /// The text produced so far.
+    func text() -> String
+}
+
+/// Every provider this gateway speaks, by the registry's kind: the one registration a new
+/// provider needs.
+struct Providers: Sendable {
+    private let byKind: [Lumen_Registry_V1_ProviderKind: any UpstreamProvider]
+
+    /// OpenAI-compatible upstreams over `http`; the backends of provider `mock` answered by
+    /// `inProcess` when given (else they are skipped as unreachable).
+    init(http: UpstreamHTTP, inProcess: (any InProcessProvider)?) {
+        var byKind: [Lumen_Registry_V1_ProviderKind: any UpstreamProvider] = [.openai: OpenAIProvider(http: http)]
+        if let inProcess { byKind[.mock] = InProcessUpstream(provider: inProcess) }
+        self.byKind = byKind
+    }
+
+    /// The provider of `kind`, if this gateway speaks it.
+    subscript(_ kind: Lumen_Registry_V1_ProviderKind) -> (any UpstreamProvider)? { byKind[kind] }
+}
