@@ -88,7 +88,7 @@ public struct GatewayInference: Sendable {
         self.http = UpstreamHTTP()
         self.metrics = GatewayMetrics()
         self.router = BackendRouter(
-            providers: Providers(http: http, inProcess: inProcess), registry: services.registry,
+            providers: Providers(http: http, inProcess: inProcess, clock: clock), registry: services.registry,
             internalToken: services.internalToken, metrics: metrics, clock: clock, logger: logger)
     }
 

@@ -56,24 +56,32 @@ enum ModelRules {
             description: model.description_p, updatedAt: now)
     }
 
+    /// Where an anthropic backend without a base URL goes.
+    static let anthropicBaseURL = "https://api.anthropic.com"
+
     static func record(_ backend: Lumen_Registry_V1_Backend, keeping health: BackendRecord?) throws -> BackendRecord {
         let id = backend.id.trimmingCharacters(in: .whitespacesAndNewlines)
         let idCharacters = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "._-"))
         guard !id.isEmpty, id.count <= 64, id.unicodeScalars.allSatisfy({ idCharacters.contains($0) && $0.isASCII }) else {
             throw RegistryError.invalidBackend("a backend id is 1–64 letters, digits, '.', '_' or '-'", param: "backend.id")
         }
+        var baseURL = backend.baseURL.trimmingCharacters(in: .whitespacesAndNewlines)
         switch backend.provider {
-        case .openai:
-            guard let url = URL(string: backend.baseURL), ["http", "https"].contains(url.scheme?.lowercased() ?? ""),
+        case .openai, .anthropic:
+            if backend.provider == .anthropic && baseURL.isEmpty { baseURL = anthropicBaseURL }
+            guard let url = URL(string: baseURL), ["http", "https"].contains(url.scheme?.lowercased() ?? ""),
                 url.host?.isEmpty == false
             else {
                 throw RegistryError.invalidBackend(
-                    "an openai backend needs an http(s) base_url, such as https://api.openai.com/v1", param: "backend.base_url")
+                    backend.provider == .openai
+                        ? "an openai backend needs an http(s) base_url, such as https://api.openai.com/v1"
+                        : "an anthropic backend's base_url is an http(s) URL (leave it out for \(anthropicBaseURL))",
+                    param: "backend.base_url")
             }
         case .mock:
             break
         default:
-            throw RegistryError.invalidBackend("provider must be openai or mock", param: "backend.provider")
+            throw RegistryError.invalidBackend("provider must be openai, anthropic or mock", param: "backend.provider")
         }
         let env = backend.credentialEnv
         guard env.isEmpty || env.range(of: "^[A-Za-z_][A-Za-z0-9_]*$", options: .regularExpression) != nil else {
@@ -89,7 +97,7 @@ enum ModelRules {
         }
         return BackendRecord(
             model: backend.model, id: id, provider: backend.provider.rawValue,
-            baseURL: backend.baseURL.trimmingCharacters(in: .whitespacesAndNewlines),
+            baseURL: baseURL,
             credentialEnv: env, upstreamModel: backend.upstreamModel.trimmingCharacters(in: .whitespacesAndNewlines),
             weight: backend.weight == 0 ? 1 : Int(backend.weight),
             timeoutMs: backend.timeoutMs == 0 ? defaultTimeoutMs : Int(backend.timeoutMs),

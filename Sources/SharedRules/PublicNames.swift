@@ -115,10 +115,12 @@ extension Lumen_Registry_V1_BackendHealth {
 }
 
 extension Lumen_Registry_V1_ProviderKind {
-    /// The `provider:` of a backend in YAML and JSON: `openai` or `mock`; `unspecified` otherwise.
+    /// The `provider:` of a backend in YAML and JSON: `openai`, `anthropic` or `mock`;
+    /// `unspecified` otherwise.
     public var publicName: String {
         switch self {
         case .openai: "openai"
+        case .anthropic: "anthropic"
         case .mock: "mock"
         default: "unspecified"
         }
@@ -126,5 +128,5 @@ extension Lumen_Registry_V1_ProviderKind {
 
     /// Every provider with a public name, by that name.
     public static let byPublicName: [String: Lumen_Registry_V1_ProviderKind] = Dictionary(
-        uniqueKeysWithValues: [.openai, .mock].map { ($0.publicName, $0) })
+        uniqueKeysWithValues: [.openai, .anthropic, .mock].map { ($0.publicName, $0) })
 }

@@ -145,10 +145,11 @@ def run_section(heading, tmp_path, commands_at_least, outputs_at_least):
 
 def test_the_upstream_models_shown_are_accepted_as_written(tmp_path):
     part = section("### Connect a real upstream")
-    (yaml_block,) = blocks(part, "yaml")
+    yaml_block, claude_block = blocks(part, "yaml")
     config = tmp_path / "upstream.yaml"
     config.write_text(yaml_block)
-    for server in start_server(tmp_path, env={"OPENAI_API_KEY": "", "OPENROUTER_API_KEY": "sk-or-test"}):
+    (tmp_path / "claude.yaml").write_text(claude_block)
+    for server in start_server(tmp_path, env={"OPENAI_API_KEY": "", "OPENROUTER_API_KEY": "sk-or-test", "ANTHROPIC_API_KEY": ""}):
         wait_ready(server)
         created = subprocess.run([lumen_binary(), "admin", "operator-token", "create", "--data-dir", server.data_dir],
                                  capture_output=True, text=True, timeout=60)
@@ -171,6 +172,20 @@ def test_the_upstream_models_shown_are_accepted_as_written(tmp_path):
         assert "OPENAI_API_KEY" in models["gpt-4o-mini"]["backends"][0]["problem"]
         assert not models["claude-sonnet"]["backends"][0].get("problem")
         assert not models["llama-3.1-8b"]["backends"][0].get("problem")
+
+        # "Connect Claude": an anthropic backend, on Anthropic's API unless it names another.
+        applied = subprocess.run([lumen_binary(), "admin", "models", "apply", "--file", str(tmp_path / "claude.yaml")],
+                                 capture_output=True, text=True, timeout=60, env=env)
+        assert applied.returncode == 0, applied.stderr
+        deadline = time.time() + 15
+        while True:
+            listed = subprocess.run([lumen_binary(), "admin", "models", "list"], capture_output=True, text=True, timeout=60, env=env)
+            claude = {m["name"]: m for m in json.loads(listed.stdout)["data"]}["claude"]["backends"][0]
+            if claude.get("problem") or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        assert claude["provider"] == "anthropic" and claude["base_url"] == "https://api.anthropic.com"
+        assert "ANTHROPIC_API_KEY" in claude["problem"]
 
 
 def test_the_module_graph_and_table_match_package_swift():

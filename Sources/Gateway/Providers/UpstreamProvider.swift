@@ -68,10 +68,13 @@ protocol ProviderStream: AnyObject {
 struct Providers: Sendable {
     private let byKind: [Lumen_Registry_V1_ProviderKind: any UpstreamProvider]
 
-    /// OpenAI-compatible upstreams over `http`; the backends of provider `mock` answered by
-    /// `inProcess` when given (else they are skipped as unreachable).
-    init(http: UpstreamHTTP, inProcess: (any InProcessProvider)?) {
-        var byKind: [Lumen_Registry_V1_ProviderKind: any UpstreamProvider] = [.openai: OpenAIProvider(http: http)]
+    /// OpenAI-compatible and Anthropic upstreams over `http`; the backends of provider `mock`
+    /// answered by `inProcess` when given (else they are skipped as unreachable).
+    init(http: UpstreamHTTP, inProcess: (any InProcessProvider)?, clock: WallClock) {
+        var byKind: [Lumen_Registry_V1_ProviderKind: any UpstreamProvider] = [
+            .openai: OpenAIProvider(http: http),
+            .anthropic: AnthropicProvider(http: http, clock: clock),
+        ]
         if let inProcess { byKind[.mock] = InProcessUpstream(provider: inProcess) }
         self.byKind = byKind
     }

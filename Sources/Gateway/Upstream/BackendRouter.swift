@@ -15,7 +15,9 @@ import Synchronization
 ///   gateway within the last `demoteMillis` goes last, before the registry has even heard.
 /// - Failover: a connection failure, a timeout before the response head, a 5xx or a 429
 ///   moves on to the next backend; nothing has reached the caller yet. Any other answer,
-///   4xx included, is the answer.
+///   4xx included, is the answer. A request a backend's provider cannot take as it is (an
+///   endpoint or a part Anthropic has no counterpart for) moves on too, and is the caller's
+///   400 when no other backend answers.
 /// - Health: every outcome is reported to the registry in batches (`ReportBackendHealth`),
 ///   which opens and closes circuits; the gateway sees the result through its registry watch.
 final class BackendRouter: Sendable {
@@ -86,6 +88,7 @@ final class BackendRouter: Sendable {
         let backends = callerCredential == nil ? model.backends : model.backends.filter(\.byok)
         let candidates = Self.order(backends, now: now, demoted: demoted, using: &generator)
         var lastProblem = "no backend of \(model.name) is routable"
+        var refusal: APIError?
         for backend in candidates {
             guard let provider = providers[backend.provider] else {
                 lastProblem = "backend \(backend.id) is of provider \(backend.provider.publicName), which this gateway does not speak"
@@ -112,6 +115,10 @@ final class BackendRouter: Sendable {
                 }
                 outcome(of: backend, success: true)
                 return Answered(call: call, provider: provider, response: response)
+            } catch let error as APIError where error.status.code < 500 {
+                // This backend's provider cannot take the request as it is (400): another
+                // backend's may; if none answers, this is the caller's answer. Not a failure.
+                refusal = refusal ?? error
             } catch {
                 if Task.isCancelled { throw CancellationError() }
                 let failure = "failed after \(ContinuousClock.now - started): \(error)"
@@ -122,6 +129,7 @@ final class BackendRouter: Sendable {
                     metadata: ["model": "\(model.name)", "backend": "\(backend.id)", "error": "\(error)", "request_id": "\(requestID)"])
             }
         }
+        if let refusal { throw refusal }
         // The details (backends' addresses, connection errors) are the operator's: they go to the
         // log under the request id; the caller gets a short, stable answer.
         logger.error(

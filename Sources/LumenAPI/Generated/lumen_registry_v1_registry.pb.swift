@@ -115,6 +115,10 @@ public nonisolated enum Lumen_Registry_V1_ProviderKind: SwiftProtobuf.Enum, Swif
 
   /// Lumen's built-in deterministic model, for demos and tests; no network.
   case mock // = 2
+
+  /// Anthropic's Messages API (Claude): `POST {base_url}/v1/messages`, the key sent as
+  /// `x-api-key`; OpenAI chat requests are translated to it and its answers back.
+  case anthropic // = 3
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -126,6 +130,7 @@ public nonisolated enum Lumen_Registry_V1_ProviderKind: SwiftProtobuf.Enum, Swif
     case 0: self = .unspecified
     case 1: self = .openai
     case 2: self = .mock
+    case 3: self = .anthropic
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -135,6 +140,7 @@ public nonisolated enum Lumen_Registry_V1_ProviderKind: SwiftProtobuf.Enum, Swif
     case .unspecified: return 0
     case .openai: return 1
     case .mock: return 2
+    case .anthropic: return 3
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -144,6 +150,7 @@ public nonisolated enum Lumen_Registry_V1_ProviderKind: SwiftProtobuf.Enum, Swif
     .unspecified,
     .openai,
     .mock,
+    .anthropic,
   ]
 
 }
@@ -364,7 +371,8 @@ public nonisolated struct Lumen_Registry_V1_Backend: @unchecked Sendable {
     set {_uniqueStorage()._provider = newValue}
   }
 
-  /// Base URL of the upstream API (for example `https://api.openai.com/v1`).
+  /// Base URL of the upstream API (for example `https://api.openai.com/v1`). An anthropic
+  /// backend without one gets `https://api.anthropic.com`.
   public var baseURL: String {
     get {_storage._baseURL}
     set {_uniqueStorage()._baseURL = newValue}
@@ -1116,7 +1124,7 @@ nonisolated extension Lumen_Registry_V1_ModelStatus: SwiftProtobuf._ProtoNamePro
 }
 
 nonisolated extension Lumen_Registry_V1_ProviderKind: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0PROVIDER_KIND_UNSPECIFIED\0\u{1}PROVIDER_KIND_OPENAI\0\u{1}PROVIDER_KIND_MOCK\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0PROVIDER_KIND_UNSPECIFIED\0\u{1}PROVIDER_KIND_OPENAI\0\u{1}PROVIDER_KIND_MOCK\0\u{1}PROVIDER_KIND_ANTHROPIC\0")
 }
 
 nonisolated extension Lumen_Registry_V1_BackendHealth: SwiftProtobuf._ProtoNameProviding {

@@ -1,0 +1,72 @@
+import Foundation
+import HTTPTypes
+import LumenAPI
+import NIOCore
+import NIOHTTP1
+import SharedRules
+import WireFormats
+
+/// Anthropic's Messages API (Claude), `provider: anthropic`: `POST {base_url}/v1/messages`
+/// (`https://api.anthropic.com` unless the backend names another), the key from
+/// `credential_env` (or the caller's own, BYOK) as `x-api-key`, `anthropic-version` set.
+/// OpenAI chat requests are translated (`AnthropicRequest`) and the answers, streams and
+/// errors read back as OpenAI's (`AnthropicAnswer`); other endpoints are refused (400).
+struct AnthropicProvider: UpstreamProvider {
+    let http: UpstreamHTTP
+    let clock: WallClock
+
+    /// The Messages API version Lumen speaks.
+    static let version = "2023-06-01"
+
+    func send(_ call: UpstreamCall) async throws -> UpstreamResponse {
+        guard call.request.endpoint == .chatCompletions else {
+            throw APIError.invalid(
+                "model_not_supported",
+                "\(call.model.name) is served by Anthropic, which answers /v1/chat/completions only, not /v1/\(call.request.endpoint.rawValue)",
+                param: "model")
+        }
+        // Anthropic requires max_tokens: the caller's, else the model's most output.
+        let maxTokens = call.request.maxOutputTokens.map(Int64.init) ?? (call.model.maxOutputTokens > 0 ? call.model.maxOutputTokens : 4_096)
+        let body = try AnthropicRequest.body(call.request.body, model: call.upstreamModel, stream: call.request.stream, maxTokens: maxTokens)
+        return try await http.post(
+            Self.url(call.backend.baseURL, "messages"), headers: headers(call.callerCredential ?? UpstreamHTTP.credential(call.backend.credentialEnv), stream: call.request.stream),
+            body: body.bytes, timeout: UpstreamHTTP.timeout(of: call.backend))
+    }
+
+    func headers(_ credential: String?, stream: Bool = false) -> HTTPHeaders {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "application/json")
+        headers.add(name: "anthropic-version", value: Self.version)
+        if stream { headers.add(name: "accept", value: "text/event-stream") }
+        if let credential { headers.add(name: "x-api-key", value: credential) }
+        return headers
+    }
+
+    /// `path` below the API's `/v1` (a base URL that already ends in `/v1` is taken as it is).
+    static func url(_ base: String, _ path: String) -> String {
+        var base = base
+        while base.hasSuffix("/") { base.removeLast() }
+        return UpstreamHTTP.url(base.hasSuffix("/v1") ? base : base + "/v1", path)
+    }
+
+    func answer(_ body: ByteBuffer, status: HTTPResponse.Status, contentType: String?, of call: UpstreamCall) -> ProviderAnswer {
+        guard status.code < 300 else {
+            return ProviderAnswer(body: AnthropicAnswer.error(body), contentType: "application/json", reported: nil, text: "")
+        }
+        return AnthropicAnswer.completion(body, model: call.model.name, created: clock.nowMillis / 1000)
+            ?? ProviderAnswer(body: body, contentType: contentType ?? "application/json", reported: nil, text: "")
+    }
+
+    func stream(of call: UpstreamCall) -> any ProviderStream {
+        AnthropicAnswer.Stream(model: call.model.name, includeUsage: call.request.includeUsage, created: clock.nowMillis / 1000)
+    }
+
+    func probe(_ backend: Lumen_Registry_V1_Backend, timeout: TimeAmount) async throws -> Int? {
+        try await http.get(Self.url(backend.baseURL, "models"), headers: headers(UpstreamHTTP.credential(backend.credentialEnv)), timeout: timeout)
+    }
+
+    func problem(of backend: Lumen_Registry_V1_Backend, environment: (String) -> String?) -> String {
+        guard !backend.credentialEnv.isEmpty, environment(backend.credentialEnv) == nil else { return "" }
+        return "credential_env \(backend.credentialEnv) is not set in the gateway's environment"
+    }
+}

@@ -1,0 +1,186 @@
+import Foundation
+import WireFormats
+
+/// An OpenAI chat completion request as Anthropic's Messages API takes it:
+///
+/// - every `system` (and `developer`) message, in order, as one block each of `system`;
+/// - user and assistant turns as `messages`, consecutive messages of one role merged into one
+///   (Anthropic alternates), text and images as content blocks — an image inline (a `data:`
+///   URL) as base64; an image by URL is refused (400 `image_url_not_supported`): Lumen does not
+///   fetch it;
+/// - an assistant's `tool_calls` as `tool_use` blocks (arguments parsed), `role: tool` results
+///   as `tool_result` blocks of the next user turn;
+/// - `tools` as `input_schema`s, `tool_choice` (`auto`, `none`, `required` → `any`, a function
+///   → `tool`), `parallel_tool_calls: false` → `disable_parallel_tool_use`;
+/// - `stop` → `stop_sequences`, `temperature`, `top_p`, `user` → `metadata.user_id`;
+/// - `max_tokens` (Anthropic requires it): the request's, else the model's most output;
+/// - `n` above 1 refused (400 `n_not_supported`): Anthropic answers one choice.
+enum AnthropicRequest {
+    static func body(
+        _ request: [String: JSONValue], model: String, stream: Bool, maxTokens: Int64
+    ) throws(APIError) -> JSONValue {
+        if let n = try JSONValue.wholeNumber(request["n"], in: 1...128, else: APIError.invalid("invalid_n", "n must be a whole number from 1 to 128", param: "n")),
+            n > 1
+        {
+            throw APIError.invalid("n_not_supported", "this model's provider (Anthropic) answers one choice: leave n out or set it to 1", param: "n")
+        }
+        var system: [JSONValue] = []
+        var turns = Turns()
+        for (index, message) in (request["messages"]?.arrayValue ?? []).enumerated() {
+            let role = message["role"]?.stringValue ?? ""
+            let param = "messages[\(index)]"
+            switch role {
+            case "system", "developer":
+                for block in try blocks(message["content"], param: param) where block["type"]?.stringValue == "text" {
+                    system.append(block)
+                }
+            case "user":
+                turns.add("user", try blocks(message["content"], param: param))
+            case "assistant":
+                var content = try blocks(message["content"], param: param)
+                for call in message["tool_calls"]?.arrayValue ?? [] {
+                    content.append(try toolUse(call, param: "\(param).tool_calls"))
+                }
+                turns.add("assistant", content)
+            case "tool":
+                guard let id = message["tool_call_id"]?.stringValue, !id.isEmpty else {
+                    throw APIError.invalid("invalid_messages", "a tool message needs its tool_call_id", param: "\(param).tool_call_id")
+                }
+                let text = ChatRequest.text(of: message["content"])
+                turns.add("user", [.object(["type": .string("tool_result"), "tool_use_id": .string(id), "content": .string(text)])])
+            default:
+                throw APIError.invalid(
+                    "invalid_messages", "a message's role is system, developer, user, assistant or tool, not \(role)", param: param)
+            }
+        }
+        guard !turns.messages.isEmpty else {
+            throw APIError.invalid("invalid_messages", "messages need at least one user or assistant message", param: "messages")
+        }
+        var out: [String: JSONValue] = [
+            "model": .string(model),
+            "messages": .array(turns.messages),
+            "max_tokens": .number(Decimal(maxTokens)),
+        ]
+        if !system.isEmpty { out["system"] = .array(system) }
+        if stream { out["stream"] = .bool(true) }
+        for name in ["temperature", "top_p"] {
+            if let value = request[name], value != .null { out[name] = value }
+        }
+        switch request["stop"] {
+        case .string(let stop)?: out["stop_sequences"] = .array([.string(stop)])
+        case .array(let stops)?: out["stop_sequences"] = .array(stops)
+        default: break
+        }
+        if case .string(let user)? = request["user"] { out["metadata"] = .object(["user_id": .string(user)]) }
+        if case .array(let tools)? = request["tools"], !tools.isEmpty {
+            out["tools"] = .array(try tools.enumerated().map { index, tool throws(APIError) in try self.tool(tool, param: "tools[\(index)]") })
+        }
+        if var choice = try toolChoice(request["tool_choice"]) {
+            if request["parallel_tool_calls"] == .bool(false), case .object(var fields) = choice {
+                fields["disable_parallel_tool_use"] = .bool(true)
+                choice = .object(fields)
+            }
+            out["tool_choice"] = choice
+        }
+        return .object(out)
+    }
+
+    /// Turns in Anthropic's alternation: a message of the same role as the last is merged into it.
+    struct Turns {
+        var messages: [JSONValue] = []
+        private var lastRole = ""
+
+        mutating func add(_ role: String, _ content: [JSONValue]) {
+            guard !content.isEmpty else { return }
+            if role == lastRole, case .object(var last) = messages.removeLast() {
+                last["content"] = .array((last["content"]?.arrayValue ?? []) + content)
+                messages.append(.object(last))
+            } else {
+                messages.append(.object(["role": .string(role), "content": .array(content)]))
+            }
+            lastRole = role
+        }
+    }
+
+    /// A message's content as Anthropic's blocks: text, and images inline.
+    static func blocks(_ content: JSONValue?, param: String) throws(APIError) -> [JSONValue] {
+        switch content {
+        case nil, .null?: return []
+        case .string(let text)?: return text.isEmpty ? [] : [.object(["type": .string("text"), "text": .string(text)])]
+        case .array(let parts)?:
+            var blocks: [JSONValue] = []
+            for (index, part) in parts.enumerated() {
+                switch part["type"]?.stringValue {
+                case "text":
+                    if let text = part["text"]?.stringValue, !text.isEmpty { blocks.append(.object(["type": .string("text"), "text": .string(text)])) }
+                case "image_url":
+                    blocks.append(try image(part["image_url"]?["url"]?.stringValue ?? "", param: "\(param).content[\(index)]"))
+                default:
+                    throw APIError.invalid(
+                        "unsupported_content", "this model's provider (Anthropic) takes text and image parts, not \(part["type"]?.stringValue ?? "this part")",
+                        param: "\(param).content[\(index)]")
+                }
+            }
+            return blocks
+        case let other?:
+            throw APIError.invalid("invalid_messages", "a message's content is a string or an array of parts, not \(other.typeName)", param: "\(param).content")
+        }
+    }
+
+    /// An inline image (`data:image/png;base64,…`) as a base64 block.
+    static func image(_ url: String, param: String) throws(APIError) -> JSONValue {
+        guard url.hasPrefix("data:"), let comma = url.firstIndex(of: ","), url[..<comma].hasSuffix(";base64") else {
+            throw APIError.invalid(
+                "image_url_not_supported",
+                "this model's provider (Anthropic) takes images inline: send it as a data: URL (data:image/png;base64,…), Lumen does not fetch image URLs",
+                param: param)
+        }
+        let mediaType = String(url[url.index(url.startIndex, offsetBy: 5)..<comma].dropLast(";base64".count))
+        return .object([
+            "type": .string("image"),
+            "source": .object(["type": .string("base64"), "media_type": .string(mediaType), "data": .string(String(url[url.index(after: comma)...]))]),
+        ])
+    }
+
+    /// An assistant's tool call as a `tool_use` block, its arguments parsed.
+    static func toolUse(_ call: JSONValue, param: String) throws(APIError) -> JSONValue {
+        guard let id = call["id"]?.stringValue, let name = call["function"]?["name"]?.stringValue else {
+            throw APIError.invalid("invalid_messages", "a tool call needs an id and a function name", param: param)
+        }
+        let arguments = call["function"]?["arguments"]?.stringValue ?? "{}"
+        let input: JSONValue
+        do {
+            input = try JSONValue.parse(Array((arguments.isEmpty ? "{}" : arguments).utf8))
+        } catch {
+            throw APIError.invalid("invalid_messages", "a tool call's arguments are a JSON object", param: "\(param).function.arguments")
+        }
+        return .object(["type": .string("tool_use"), "id": .string(id), "name": .string(name), "input": input])
+    }
+
+    static func tool(_ tool: JSONValue, param: String) throws(APIError) -> JSONValue {
+        guard tool["type"]?.stringValue == "function", let function = tool["function"], let name = function["name"]?.stringValue else {
+            throw APIError.invalid("invalid_tools", "each tool is {\"type\": \"function\", \"function\": {\"name\": …}}", param: param)
+        }
+        var out: [String: JSONValue] = [
+            "name": .string(name), "input_schema": function["parameters"] ?? .object(["type": .string("object"), "properties": .object([:])]),
+        ]
+        if let description = function["description"], description != .null { out["description"] = description }
+        return .object(out)
+    }
+
+    static func toolChoice(_ choice: JSONValue?) throws(APIError) -> JSONValue? {
+        switch choice {
+        case nil, .null?: return nil
+        case .string("auto")?: return .object(["type": .string("auto")])
+        case .string("none")?: return .object(["type": .string("none")])
+        case .string("required")?: return .object(["type": .string("any")])
+        case .object?:
+            guard let name = choice?["function"]?["name"]?.stringValue else { fallthrough }
+            return .object(["type": .string("tool"), "name": .string(name)])
+        default:
+            throw APIError.invalid(
+                "invalid_tool_choice", "tool_choice is auto, none, required or {\"type\": \"function\", \"function\": {\"name\": …}}",
+                param: "tool_choice")
+        }
+    }
+}
