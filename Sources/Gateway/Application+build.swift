@@ -156,6 +156,7 @@ public func buildRouter<Context: RequestContext>(
         meter: inference.meter, router: inference.router,
         metrics: inference.metrics, streams: inference.streams, clock: clock, logger: logger)
     OpenAIController(pipeline: pipeline).addRoutes(to: router.group("v1"))
+    MessagesController(pipeline: pipeline).addRoutes(to: router.group("v1"))
     more(router, caches, WebChat(pipeline: pipeline))
     routes.record(router.routes)
     return router

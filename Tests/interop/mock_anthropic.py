@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from anthropic.types import (
     Message,
+    MessageTokensCount,
     RawContentBlockDeltaEvent,
     RawContentBlockStartEvent,
     RawContentBlockStopEvent,
@@ -33,6 +34,7 @@ CITIES = ["Paris", "Lyon"]
 class MockAnthropic:
     def __init__(self):
         self.requests = []          # (path, headers dict, body dict)
+        self.counted = 42           # what count_tokens answers
         self.lock = threading.Lock()
         anthropic = self
 
@@ -57,10 +59,13 @@ class MockAnthropic:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 with anthropic.lock:
                     anthropic.requests.append((self.path, headers, body))
-                if self.path.split("?")[0] != "/v1/messages":
+                path = self.path.split("?")[0]
+                if path not in ("/v1/messages", "/v1/messages/count_tokens"):
                     return self.send_error_json(404, "not_found_error", "no such path")
                 if headers.get("x-api-key") != "sk-ant-interop":
                     return self.send_error_json(401, "authentication_error", "invalid x-api-key")
+                if path.endswith("/count_tokens"):
+                    return self.send_json(200, MessageTokensCount(input_tokens=anthropic.counted).model_dump())
                 if body.get("max_tokens", 0) > 8192:
                     return self.send_error_json(400, "invalid_request_error", "max_tokens: 9000 > 8192, the most for this model")
                 message = anthropic.answer(body)
@@ -127,8 +132,9 @@ class MockAnthropic:
     def answer(self, body):
         """Tool calls for each city when tools are offered and the user spoke last; else text."""
         last = body["messages"][-1]
+        blocks = last["content"] if isinstance(last["content"], list) else [{"type": "text", "text": last["content"]}]
         wants_tools = body.get("tools") and last["role"] == "user" and all(
-            block.get("type") != "tool_result" for block in last["content"])
+            block.get("type") != "tool_result" for block in blocks)
         if wants_tools:
             content = [TextBlock(type="text", text="Checking.")] + [
                 ToolUseBlock(type="tool_use", id=f"toolu_{i}", name=body["tools"][0]["name"], input={"city": city})

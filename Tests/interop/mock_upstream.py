@@ -1,7 +1,8 @@
 """A small OpenAI-compatible upstream for the interop tests: it answers chat completions,
 completions, embeddings and responses with fixed usage figures, records what it received,
-and can be told to fail, to omit usage, to stream slowly, or to be honest — to keep within
-`max_tokens` and report usage that a real tokenizer could (chat only)."""
+and can be told to fail, to omit usage, to stream slowly, to be honest — to keep within
+`max_tokens` and report usage that a real tokenizer could (chat only) — or to call tools (a
+call of the first tool offered for each of CITIES, when the user spoke last)."""
 
 import json
 import threading
@@ -12,12 +13,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 USAGE = {"prompt_tokens": 1234, "completion_tokens": 567, "total_tokens": 1801,
          "prompt_tokens_details": {"cached_tokens": 200}}
 WORDS = ["Hello", " from", " the", " upstream", "."]
+CITIES = ["Paris", "Lyon"]
 
 
 class MockUpstream:
     def __init__(self):
         self.requests = []          # (path, headers dict, body dict)
-        self.mode = "ok"            # ok | fail | no_usage | slow | honest
+        self.mode = "ok"            # ok | fail | no_usage | slow | honest | tools
         self.slow_repeat = 200      # slow streams send WORDS this many times, 20 ms a chunk
         self.lock = threading.Lock()
         upstream = self
@@ -99,10 +101,34 @@ class MockUpstream:
                     chunks.append(dict(base, object="chat.completion.chunk", choices=[], usage=usage))
                 self.stream(chunks, slow=body.get("user") == "slow", pause=0.04)
 
+            def tool_chat(self, body, base):
+                # A call of the first tool for each of CITIES, its arguments in two pieces when streamed.
+                name = body["tools"][0]["function"]["name"]
+                calls = [{"id": f"call_{i}", "type": "function",
+                          "function": {"name": name, "arguments": json.dumps({"city": city})}} for i, city in enumerate(CITIES)]
+                if not body.get("stream"):
+                    return self.send_json(200, dict(base, object="chat.completion", usage=USAGE, choices=[
+                        {"index": 0, "finish_reason": "tool_calls",
+                         "message": {"role": "assistant", "content": None, "tool_calls": calls}}]))
+                chunk = lambda delta, finish=None: dict(base, object="chat.completion.chunk",
+                                                        choices=[{"index": 0, "delta": delta, "finish_reason": finish}])
+                chunks = [chunk({"role": "assistant", "content": None})]
+                for i, call in enumerate(calls):
+                    arguments = call["function"]["arguments"]
+                    chunks.append(chunk({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
+                                                         "function": {"name": name, "arguments": arguments[:5]}}]}))
+                    chunks.append(chunk({"tool_calls": [{"index": i, "function": {"arguments": arguments[5:]}}]}))
+                chunks.append(chunk({}, "tool_calls"))
+                if (body.get("stream_options") or {}).get("include_usage"):
+                    chunks.append(dict(base, object="chat.completion.chunk", choices=[], usage=USAGE))
+                self.stream(chunks)
+
             def chat(self, body, mode):
                 base = {"id": "chatcmpl-up", "created": 1, "model": body["model"]}
                 if mode == "honest":
                     return self.honest_chat(body, base)
+                if mode == "tools" and body.get("tools") and body["messages"][-1]["role"] == "user":
+                    return self.tool_chat(body, base)
                 if not body.get("stream"):
                     answer = dict(base, object="chat.completion", choices=[{"index": 0, "finish_reason": "stop",
                                   "message": {"role": "assistant", "content": "".join(WORDS)}}])

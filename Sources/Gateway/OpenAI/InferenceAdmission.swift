@@ -17,7 +17,13 @@ struct InferenceAdmission: Sendable {
     let clock: WallClock
 
     /// The key of a request's `Authorization: Bearer sk-…`.
-    func key(_ request: Request) throws(APIError) -> Lumen_Keys_V1_Key {
+    /// The `sk-` key of `Authorization: Bearer` — or, for Anthropic's routes (`xAPIKey`), of
+    /// `x-api-key` when there is no Authorization header (Claude Code and the `anthropic` SDKs
+    /// send either).
+    func key(_ request: Request, xAPIKey: Bool = false) throws(APIError) -> Lumen_Keys_V1_Key {
+        if xAPIKey, request.headers[.authorization] == nil, let secret = request.headers[Self.xAPIKey] {
+            return try key(secret: secret.trimmingCharacters(in: .whitespaces))
+        }
         guard let header = request.headers[.authorization], let secret = AuthInterceptor.bearerToken(header) else {
             throw APIError(
                 .unauthorized, code: "missing_api_key",
@@ -25,6 +31,12 @@ struct InferenceAdmission: Sendable {
                     ? "send your API key: `Authorization: Bearer sk-…`"
                     : AuthorizationHeader.problem(request.headers[.authorization], prefix: "sk-"))
         }
+        return try key(secret: secret)
+    }
+
+    static let xAPIKey = HTTPField.Name("x-api-key")!
+
+    func key(secret: String) throws(APIError) -> Lumen_Keys_V1_Key {
         guard secret.hasPrefix("sk-") else {
             throw APIError(.unauthorized, code: "invalid_api_key", message: "the model endpoints take an sk- API key")
         }

@@ -235,7 +235,11 @@ struct InferencePipeline: Sendable {
             if let reason = stopped.reason, !completed {
                 logger.notice(
                     "stream ended: \(reason.code)", metadata: ["request_id": "\(admitted.requestID)", "key_id": "\(admitted.key.id)"])
-                if !callerGone { try? await writer.write(APIError(reason).event) }
+                if !callerGone {
+                    let error = APIError(reason)
+                    try? await writer.write(
+                        admitted.request.format == .anthropic ? MessagesAnswer.errorEvent(error) : error.event)
+                }
             }
             // Kept before the stream ends, so that a page reloaded after it shows the answer.
             if let answered = admitted.answered { await answered(reader.text(), admitted.requestID) }

@@ -44,7 +44,18 @@ public enum InferenceEndpoint: String, Sendable, CaseIterable {
 /// What Lumen reads of an inference request; the body itself goes upstream untouched apart
 /// from the model name and, when streaming chat or completions, `stream_options.include_usage`.
 struct InferenceRequest: Sendable {
+    /// The wire format a caller speaks: OpenAI's, or Anthropic's (`/v1/messages`).
+    enum Format: Sendable {
+        case openai, anthropic
+    }
+
     var endpoint: InferenceEndpoint
+    /// What the caller speaks; `body` is OpenAI's chat request either way (a `/v1/messages`
+    /// request translated), which is what Lumen meters and what non-Anthropic backends get.
+    var format = Format.openai
+    /// A `/v1/messages` request's own bytes and Anthropic headers, which a Claude backend gets as
+    /// they are (the model name replaced).
+    var anthropic: (bytes: ByteBuffer, version: String?, beta: String?)?
     var body: [String: JSONValue]
     /// A pass-through body that is not JSON (multipart uploads), sent upstream as received.
     var rawBody: (bytes: ByteBuffer, contentType: String)?

@@ -140,6 +140,24 @@ final class BackendRouter: Sendable {
             message: "no upstream of \(model.name) answered; try again later (request \(requestID))", param: nil)
     }
 
+    /// Asks the first routable Claude backend of `model` to count a `/v1/messages` request's
+    /// input tokens (`POST /v1/messages/count_tokens`): its answer, or nil when the model has no
+    /// such backend or none answered (the caller then gets Lumen's own count).
+    func countTokens(_ request: InferenceRequest, model: Lumen_Registry_V1_Model) async -> (status: HTTPResponse.Status, body: ByteBuffer)? {
+        var generator = SystemRandomNumberGenerator()
+        for backend in Self.order(model.backends, now: clock.nowMillis, using: &generator) where backend.provider == .anthropic {
+            guard let provider = providers[.anthropic] as? AnthropicProvider, let native = request.anthropic else { return nil }
+            let upstreamModel = backend.upstreamModel.isEmpty ? model.name : backend.upstreamModel
+            if let counted = try? await provider.countTokens(
+                native.bytes, model: upstreamModel, backend: backend, version: native.version, beta: native.beta),
+                counted.status.code < 500 && counted.status.code != 429
+            {
+                return counted
+            }
+        }
+        return nil
+    }
+
     /// Records a call's outcome for the registry's health (and for local demotion); a failure
     /// says what went wrong, for the operator (`Backend.last_failure`).
     func outcome(of backend: Lumen_Registry_V1_Backend, success: Bool, failure: String? = nil) {

@@ -25,12 +25,38 @@ struct AnthropicProvider: UpstreamProvider {
                 "\(call.model.name) is served by Anthropic, which answers /v1/chat/completions only, not /v1/\(call.request.endpoint.rawValue)",
                 param: "model")
         }
+        if let native = call.request.anthropic {
+            // A `/v1/messages` caller's own request, the model as the backend names it.
+            let body = JSONSplice.apply(native.bytes, replace: ["model": JSONValue.string(call.upstreamModel).bytes], insert: [])
+            var headers = headers(call.callerCredential ?? UpstreamHTTP.credential(call.backend.credentialEnv), stream: call.request.stream)
+            if let version = native.version { headers.replaceOrAdd(name: "anthropic-version", value: version) }
+            if let beta = native.beta { headers.add(name: "anthropic-beta", value: beta) }
+            return try await http.post(
+                Self.url(call.backend.baseURL, "messages"), headers: headers, body: body, timeout: UpstreamHTTP.timeout(of: call.backend))
+        }
         // Anthropic requires max_tokens: the caller's, else the model's most output.
         let maxTokens = call.request.maxOutputTokens.map(Int64.init) ?? (call.model.maxOutputTokens > 0 ? call.model.maxOutputTokens : 4_096)
         let body = try AnthropicRequest.body(call.request.body, model: call.upstreamModel, stream: call.request.stream, maxTokens: maxTokens)
         return try await http.post(
             Self.url(call.backend.baseURL, "messages"), headers: headers(call.callerCredential ?? UpstreamHTTP.credential(call.backend.credentialEnv), stream: call.request.stream),
             body: body.bytes, timeout: UpstreamHTTP.timeout(of: call.backend))
+    }
+
+    /// `POST /v1/messages/count_tokens` with a `/v1/messages` caller's body (the model renamed).
+    func countTokens(
+        _ bytes: ByteBuffer, model: String, backend: Lumen_Registry_V1_Backend, version: String?, beta: String?
+    ) async throws -> (status: HTTPResponse.Status, body: ByteBuffer) {
+        var headers = headers(UpstreamHTTP.credential(backend.credentialEnv))
+        if let version { headers.replaceOrAdd(name: "anthropic-version", value: version) }
+        if let beta { headers.add(name: "anthropic-beta", value: beta) }
+        var fields = (try? JSONValue.object(from: bytes.readableBytesView)) ?? [:]
+        fields["model"] = .string(model)
+        fields["max_tokens"] = nil
+        fields["stream"] = nil
+        let response = try await http.post(
+            Self.url(backend.baseURL, "messages/count_tokens"), headers: headers, body: JSONValue.object(fields).bytes,
+            timeout: UpstreamHTTP.timeout(of: backend))
+        return (response.status, try await response.collect(upTo: 1 << 20))
     }
 
     func headers(_ credential: String?, stream: Bool = false) -> HTTPHeaders {
@@ -50,6 +76,9 @@ struct AnthropicProvider: UpstreamProvider {
     }
 
     func answer(_ body: ByteBuffer, status: HTTPResponse.Status, contentType: String?, of call: UpstreamCall) -> ProviderAnswer {
+        if call.request.anthropic != nil {
+            return MessagesAnswer.passthrough(body, status: status, contentType: contentType, model: call.model.name)
+        }
         guard status.code < 300 else {
             return ProviderAnswer(body: AnthropicAnswer.error(body), contentType: "application/json", reported: nil, text: "")
         }
@@ -58,7 +87,8 @@ struct AnthropicProvider: UpstreamProvider {
     }
 
     func stream(of call: UpstreamCall) -> any ProviderStream {
-        AnthropicAnswer.Stream(model: call.model.name, includeUsage: call.request.includeUsage, created: clock.nowMillis / 1000)
+        if call.request.anthropic != nil { return MessagesAnswer.Passthrough(model: call.model.name) }
+        return AnthropicAnswer.Stream(model: call.model.name, includeUsage: call.request.includeUsage, created: clock.nowMillis / 1000)
     }
 
     func probe(_ backend: Lumen_Registry_V1_Backend, timeout: TimeAmount) async throws -> Int? {

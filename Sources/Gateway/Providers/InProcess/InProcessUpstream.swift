@@ -12,12 +12,10 @@ struct InProcessUpstream: UpstreamProvider {
     }
 
     func answer(_ body: ByteBuffer, status: HTTPResponse.Status, contentType: String?, of call: UpstreamCall) -> ProviderAnswer {
-        OpenAIWire.answer(body, status: status, contentType: contentType, model: call.model.name)
+        OpenAIWire.answer(body, status: status, contentType: contentType, of: call)
     }
 
-    func stream(of call: UpstreamCall) -> any ProviderStream {
-        OpenAIWire.Stream(model: call.model.name, includeUsage: call.request.includeUsage)
-    }
+    func stream(of call: UpstreamCall) -> any ProviderStream { OpenAIWire.stream(of: call) }
 
     func probe(_ backend: Lumen_Registry_V1_Backend, timeout: TimeAmount) async throws -> Int? { nil }
 

@@ -26,12 +26,10 @@ struct OpenAIProvider: UpstreamProvider {
     }
 
     func answer(_ body: ByteBuffer, status: HTTPResponse.Status, contentType: String?, of call: UpstreamCall) -> ProviderAnswer {
-        OpenAIWire.answer(body, status: status, contentType: contentType, model: call.model.name)
+        OpenAIWire.answer(body, status: status, contentType: contentType, of: call)
     }
 
-    func stream(of call: UpstreamCall) -> any ProviderStream {
-        OpenAIWire.Stream(model: call.model.name, includeUsage: call.request.includeUsage)
-    }
+    func stream(of call: UpstreamCall) -> any ProviderStream { OpenAIWire.stream(of: call) }
 
     func probe(_ backend: Lumen_Registry_V1_Backend, timeout: TimeAmount) async throws -> Int? {
         var headers = HTTPHeaders()
@@ -51,6 +49,23 @@ struct OpenAIProvider: UpstreamProvider {
 /// send: relayed as they came, the model's name rewritten to the logical one, usage and text
 /// read for metering.
 enum OpenAIWire {
+    /// The answer for the caller: as it came, or in Anthropic's format for a `/v1/messages` caller.
+    static func answer(_ body: ByteBuffer, status: HTTPResponse.Status, contentType: String?, of call: UpstreamCall) -> ProviderAnswer {
+        guard call.request.format == .anthropic else { return answer(body, status: status, contentType: contentType, model: call.model.name) }
+        guard status.code < 300 else {
+            return ProviderAnswer(
+                body: MessagesAnswer.error(fromOpenAI: body, status: Int(status.code)), contentType: "application/json", reported: nil, text: "")
+        }
+        return MessagesAnswer.message(fromOpenAI: body, model: call.model.name)
+            ?? answer(body, status: status, contentType: contentType, model: call.model.name)
+    }
+
+    /// The stream's reader for the caller's format.
+    static func stream(of call: UpstreamCall) -> any ProviderStream {
+        guard call.request.format == .anthropic else { return Stream(model: call.model.name, includeUsage: call.request.includeUsage) }
+        return MessagesAnswer.Stream(model: call.model.name, id: "msg_" + call.requestID, promptTokens: call.request.promptTokens)
+    }
+
     static func answer(_ body: ByteBuffer, status: HTTPResponse.Status, contentType: String?, model: String) -> ProviderAnswer {
         let contentType = contentType ?? "application/json"
         guard status.code < 300 else { return ProviderAnswer(body: body, contentType: contentType, reported: nil, text: "") }
