@@ -17,16 +17,16 @@ struct MessagesController<Context: RequestContext>: Sendable {
     let pipeline: InferencePipeline
 
     func addRoutes(to group: RouterGroup<Context>) {
-        group.post("messages") { request, _ in await anthropicErrors { try await messages(request) } }
-        group.post("messages/count_tokens") { request, _ in await anthropicErrors { try await countTokens(request) } }
+        group.post("messages") { request, _ in await anthropicErrors(request) { try await messages(request) } }
+        group.post("messages/count_tokens") { request, _ in await anthropicErrors(request) { try await countTokens(request) } }
     }
 
     /// `body`'s answer, or its refusal as Anthropic answers one.
-    func anthropicErrors(_ body: () async throws -> Response) async -> Response {
+    func anthropicErrors(_ request: Request, _ body: () async throws -> Response) async -> Response {
         do {
             return try await body()
         } catch {
-            let apiError = error as? APIError ?? APIError(.internalServerError, code: "internal", message: "something went wrong")
+            let apiError = APIErrorMiddleware<BasicRequestContext>.apiError(for: error, request: request, logger: pipeline.logger)
             let (status, body) = MessagesAnswer.refusal(apiError)
             var headers: HTTPFields = [.contentType: "application/json"]
             if let retryAfter = apiError.retryAfter { headers[.retryAfter] = "\(retryAfter)" }
@@ -47,8 +47,11 @@ struct MessagesController<Context: RequestContext>: Sendable {
     static func inference(_ request: Request, countOnly: Bool) async throws -> InferenceRequest {
         let bytes = try await request.body.collect(upTo: InferencePipeline.maxBodyBytes)
         var native = try JSONValue.object(from: bytes.readableBytesView)
-        // count_tokens takes no max_tokens; its bound counts the input only.
-        if countOnly { native["max_tokens"] = .number(1) }
+        // count_tokens reads the input only (no max_tokens, no sampling): its bound counts that.
+        if countOnly {
+            native = native.filter { ["model", "messages", "system", "tools", "tool_choice"].contains($0.key) }
+            native["max_tokens"] = .number(1)
+        }
         var inference = try InferenceRequest(.chatCompletions, body: try MessagesRequest.chatBody(native))
         inference.format = .anthropic
         inference.anthropic = (bytes, request.headers[.anthropicVersion], request.headers[.anthropicBeta])

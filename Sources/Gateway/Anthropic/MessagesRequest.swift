@@ -28,12 +28,15 @@ enum MessagesRequest {
         guard case .array(let turns)? = request["messages"], !turns.isEmpty else {
             throw APIError.invalid("invalid_messages", "messages must be a non-empty array", param: "messages")
         }
+        try checkOptions(request)
         var messages: [JSONValue] = []
         switch request["system"] {
         case nil, .null?: break
         case .string(let text)?: if !text.isEmpty { messages.append(message("system", .string(text))) }
         case .array(let blocks)?:
-            let text = blocks.compactMap { $0["text"]?.stringValue }.joined(separator: "\n")
+            let text = try blocks.enumerated().map { index, block throws(APIError) in
+                try self.text(of: block, param: "system[\(index)]")
+            }.joined(separator: "\n")
             if !text.isEmpty { messages.append(message("system", .string(text))) }
         case let other?:
             throw APIError.invalid("invalid_system", "system is a string or an array of text blocks, not \(other.typeName)", param: "system")
@@ -48,28 +51,40 @@ enum MessagesRequest {
             var calls: [JSONValue] = []
             switch turn["content"] {
             case .string(let text)?: parts.append(.object(["type": .string("text"), "text": .string(text)]))
-            case .array(let blocks)?:
+            case .array(let blocks)? where !blocks.isEmpty:
                 for (position, block) in blocks.enumerated() {
                     let where_ = "\(param).content[\(position)]"
                     switch block["type"]?.stringValue {
                     case "text":
-                        parts.append(.object(["type": .string("text"), "text": block["text"] ?? .string("")]))
+                        parts.append(.object(["type": .string("text"), "text": .string(try text(of: block, param: where_))]))
                     case "image":
                         parts.append(.object(["type": .string("image_url"), "image_url": .object(["url": .string(try imageURL(block, param: where_))])]))
                     case "tool_use" where role == "assistant":
-                        let arguments = block["input"].map { String(buffer: $0.bytes) } ?? "{}"
+                        guard case .string(let id)? = block["id"], case .string(let name)? = block["name"],
+                            case .object? = block["input"], let input = block["input"]
+                        else {
+                            throw APIError.invalid("invalid_messages", "a tool_use block has an id, a name and an input object", param: where_)
+                        }
                         calls.append(.object([
-                            "id": block["id"] ?? .string(""), "type": .string("function"),
-                            "function": .object(["name": block["name"] ?? .string(""), "arguments": .string(arguments)]),
+                            "id": .string(id), "type": .string("function"),
+                            "function": .object(["name": .string(name), "arguments": .string(String(buffer: input.bytes))]),
                         ]))
                     case "tool_result" where role == "user":
-                        var result: [String: JSONValue] = ["role": .string("tool"), "tool_call_id": block["tool_use_id"] ?? .string("")]
-                        switch block["content"] {
-                        case .array(let inner)?: result["content"] = .string(inner.compactMap { $0["text"]?.stringValue }.joined(separator: "\n"))
-                        case let content?: result["content"] = content
-                        case nil: result["content"] = .string("")
+                        guard case .string(let id)? = block["tool_use_id"] else {
+                            throw APIError.invalid("invalid_messages", "a tool_result block names its tool_use_id", param: where_)
                         }
-                        messages.append(.object(result))
+                        let content: String
+                        switch block["content"] {
+                        case nil, .null?: content = ""
+                        case .string(let text)?: content = text
+                        case .array(let inner)?:
+                            content = try inner.enumerated().map { index, part throws(APIError) in
+                                try text(of: part, param: "\(where_).content[\(index)]")
+                            }.joined(separator: "\n")
+                        default:
+                            throw APIError.invalid("invalid_messages", "a tool_result's content is a string or text blocks", param: "\(where_).content")
+                        }
+                        messages.append(.object(["role": .string("tool"), "tool_call_id": .string(id), "content": .string(content)]))
                     case "thinking", "redacted_thinking":
                         continue
                     default:
@@ -102,24 +117,60 @@ enum MessagesRequest {
         if case .string(let user)? = request["metadata"]?["user_id"] { body["user"] = .string(user) }
         if case .array(let tools)? = request["tools"], !tools.isEmpty {
             body["tools"] = .array(tools.compactMap { tool -> JSONValue? in
-                guard let name = tool["name"]?.stringValue else { return nil }  // server tools (web search…) have a type and no schema
+                // Anthropic's server tools (web search…) have a type and no schema: nothing to translate.
+                guard let name = tool["name"]?.stringValue, case .object? = tool["input_schema"] else { return nil }
                 var function: [String: JSONValue] = ["name": .string(name), "parameters": tool["input_schema"] ?? .object([:])]
                 if let description = tool["description"] { function["description"] = description }
                 return .object(["type": .string("function"), "function": .object(function)])
             })
         }
-        if let choice = request["tool_choice"] {
+        if let choice = request["tool_choice"], choice != .null {
             switch choice["type"]?.stringValue {
             case "auto": body["tool_choice"] = .string("auto")
             case "any": body["tool_choice"] = .string("required")
             case "none": body["tool_choice"] = .string("none")
-            case "tool":
+            case "tool" where choice["name"]?.stringValue != nil:
                 body["tool_choice"] = .object(["type": .string("function"), "function": .object(["name": choice["name"] ?? .string("")])])
-            default: break
+            default:
+                throw APIError.invalid(
+                    "invalid_tool_choice", "tool_choice is {\"type\": \"auto\"}, any, none, or {\"type\": \"tool\", \"name\": …}",
+                    param: "tool_choice")
             }
             if choice["disable_parallel_tool_use"] == .bool(true) { body["parallel_tool_calls"] = .bool(false) }
         }
         return body
+    }
+
+    /// The text of a text block; 400 for anything else.
+    static func text(of block: JSONValue, param: String) throws(APIError) -> String {
+        guard block["type"]?.stringValue == "text", case .string(let text)? = block["text"] else {
+            throw APIError.invalid("invalid_messages", "a text block is {\"type\": \"text\", \"text\": …}", param: param)
+        }
+        return text
+    }
+
+    /// The optional members' types, as Anthropic's API documents them.
+    static func checkOptions(_ request: [String: JSONValue]) throws(APIError) {
+        func check(_ name: String, _ valid: (JSONValue) -> Bool, _ what: String) throws(APIError) {
+            guard let value = request[name], value != .null else { return }
+            guard valid(value) else { throw APIError.invalid("invalid_\(name)", "\(name) must be \(what)", param: name) }
+        }
+        try check("stream", { if case .bool = $0 { true } else { false } }, "true or false")
+        try check("temperature", { if case .number = $0 { true } else { false } }, "a number")
+        try check("top_p", { if case .number = $0 { true } else { false } }, "a number")
+        try check("stop_sequences", { $0.arrayValue?.allSatisfy { $0.stringValue != nil } ?? false }, "an array of strings")
+        try check("metadata", { value in
+            guard case .object = value else { return false }
+            return value["user_id"].map { $0 == .null || $0.stringValue != nil } ?? true
+        }, "an object whose user_id is a string")
+        try check("tools", { tools in
+            tools.arrayValue?.allSatisfy { tool in
+                guard tool["name"]?.stringValue != nil else { return false }
+                if case .object? = tool["input_schema"] { return true }
+                // Anthropic's server tools (web search…) carry a type instead of a schema.
+                return tool["type"]?.stringValue != nil
+            } ?? false
+        }, "an array of tools, each with a name and an input_schema object")
     }
 
     static func message(_ role: String, _ content: JSONValue) -> JSONValue {
@@ -131,7 +182,8 @@ enum MessagesRequest {
         let source = block["source"]
         switch source?["type"]?.stringValue {
         case "base64":
-            return "data:\(source?["media_type"]?.stringValue ?? "image/png");base64,\(source?["data"]?.stringValue ?? "")"
+            guard let mediaType = source?["media_type"]?.stringValue, let data = source?["data"]?.stringValue else { break }
+            return "data:\(mediaType);base64,\(data)"
         case "url":
             if let url = source?["url"]?.stringValue { return url }
         default: break
