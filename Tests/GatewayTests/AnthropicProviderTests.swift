@@ -278,3 +278,92 @@ struct AnthropicProviderTests {
         }
     }
 }
+
+/// `/v1/messages` callers whose model's backend speaks OpenAI's format: their requests and the
+/// answers translated, the other way from Claude as an upstream.
+@Suite("Anthropic's Messages API over an OpenAI-format backend")
+struct MessagesTranslationTests {
+    @Test("A Messages request as a chat request: system, turns, images, tool use and results, tools and choice")
+    func request() throws {
+        let body = try MessagesRequest.chatBody(
+            try AnthropicProviderTests.json(
+                #"""
+                {"model":"claude","max_tokens":300,"system":[{"type":"text","text":"Be brief."}],"stop_sequences":["END"],
+                 "metadata":{"user_id":"u-1"},"temperature":0.5,
+                 "tools":[{"name":"weather","input_schema":{"type":"object"}},{"type":"web_search_20250305","name":"web_search"}],
+                 "tool_choice":{"type":"any","disable_parallel_tool_use":true},
+                 "messages":[
+                   {"role":"user","content":[{"type":"text","text":"Look:"},{"type":"image","source":{"type":"base64","media_type":"image/png","data":"AAAA"}}]},
+                   {"role":"assistant","content":[{"type":"thinking","thinking":"hm","signature":"s"},{"type":"text","text":"Checking."},
+                     {"type":"tool_use","id":"toolu_1","name":"weather","input":{"city":"Paris"}}]},
+                   {"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":[{"type":"text","text":"18C"}]},{"type":"text","text":"Thanks"}]}]}
+                """#))
+        let messages = try #require(body["messages"]?.arrayValue)
+        #expect(messages.compactMap { $0["role"]?.stringValue } == ["system", "user", "assistant", "tool", "user"])
+        #expect(messages[0]["content"] == .string("Be brief."))
+        #expect(messages[1]["content"]?.arrayValue?.last?["image_url"]?["url"] == .string("data:image/png;base64,AAAA"))
+        #expect(messages[2]["content"] == .string("Checking."), "thinking is left out")
+        let call = try #require(messages[2]["tool_calls"]?.arrayValue?.first)
+        #expect(call["id"] == .string("toolu_1") && call["function"]?["arguments"] == .string(#"{"city":"Paris"}"#))
+        #expect(messages[3]["tool_call_id"] == .string("toolu_1") && messages[3]["content"] == .string("18C"))
+        #expect(body["tools"]?.arrayValue?.count == 1, "a server tool has nothing to translate")
+        #expect(body["tool_choice"] == .string("required") && body["parallel_tool_calls"] == .bool(false))
+        #expect(body["stop"] == .array([.string("END")]) && body["user"] == .string("u-1") && body["max_tokens"] == .number(300))
+        for (text, code) in [
+            (#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#, "invalid_max_tokens"),
+            (#"{"model":"m","max_tokens":5,"messages":[{"role":"system","content":"hi"}]}"#, "invalid_messages"),
+            (#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"tool_use","id":"a","name":"b","input":{}}]}]}"#, "unsupported_content"),
+            (#"{"model":"m","max_tokens":5,"stream":"yes","messages":[{"role":"user","content":"hi"}]}"#, "invalid_stream"),
+            (#"{"model":"m","max_tokens":5,"tool_choice":{"type":"tool"},"messages":[{"role":"user","content":"hi"}]}"#, "invalid_tool_choice"),
+        ] {
+            do {
+                _ = try MessagesRequest.chatBody(try AnthropicProviderTests.json(text))
+                Issue.record("accepted \(text)")
+            } catch let error as APIError {
+                #expect(error.status == .badRequest && error.code == code, "\(text)")
+            }
+        }
+    }
+
+    @Test("A chat completion as a message, a chat stream as Anthropic's events, refusals in Anthropic's shape")
+    func answers() throws {
+        let completion = ByteBuffer(
+            string: #"{"id":"c1","choices":[{"index":0,"finish_reason":"tool_calls","message":{"role":"assistant","content":"On it.","tool_calls":[{"id":"call_1","type":"function","function":{"name":"weather","arguments":"{\"city\":\"Lyon\"}"}}]}}],"usage":{"prompt_tokens":30,"completion_tokens":9,"prompt_tokens_details":{"cached_tokens":10}}}"#)
+        let answer = try #require(MessagesAnswer.message(fromOpenAI: completion, model: "claude"))
+        let message = try JSONValue.parse(answer.body)
+        #expect(message["type"] == .string("message") && message["model"] == .string("claude") && message["stop_reason"] == .string("tool_use"))
+        #expect(message["content"]?.arrayValue?.map { $0["type"]?.stringValue } == ["text", "tool_use"])
+        #expect(message["content"]?.arrayValue?.last?["input"]?["city"] == .string("Lyon"))
+        #expect(message["usage"]?["input_tokens"] == .number(20) && message["usage"]?["cache_read_input_tokens"] == .number(10))
+        #expect(answer.reported == .init(input: 20, cachedInput: 10, output: 9))
+
+        let chunks = [
+            #"{"choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},"finish_reason":null}]}"#,
+            #"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"weather","arguments":"{\"ci"}}]},"finish_reason":null}]}"#,
+            #"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"ty\":\"Lyon\"}"}}]},"finish_reason":null}]}"#,
+            #"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
+            #"{"choices":[],"usage":{"prompt_tokens":30,"completion_tokens":9}}"#,
+        ].map { "data: \($0)\n\n" }.joined() + "data: [DONE]\n\n"
+        let reader = MessagesAnswer.Stream(model: "claude", id: "msg_1", promptTokens: 25)
+        var parser = SSEParser()
+        var out = ByteBuffer()
+        var ended = false
+        for event in parser.feed(ByteBuffer(string: chunks)) where reader.relay(event, into: &out) { ended = true }
+        #expect(ended)
+        var again = SSEParser()
+        let events = again.feed(out)
+        let names = events.map { String(buffer: $0.raw).split(separator: "\n").first.map { String($0.dropFirst("event: ".count)) } ?? "" }
+        #expect(names == [
+            "message_start", "ping", "content_block_start", "content_block_delta", "content_block_stop", "content_block_start",
+            "content_block_delta", "content_block_delta", "content_block_stop", "message_delta", "message_stop",
+        ])
+        let delta = try JSONValue.parse(Array(try #require(events[9].data).utf8))
+        #expect(delta["delta"]?["stop_reason"] == .string("tool_use") && delta["usage"]?["output_tokens"] == .number(9))
+        #expect(reader.reported == .init(input: 30, output: 9) && reader.text() == "Hi")
+
+        let (status, body) = MessagesAnswer.refusal(APIError(.paymentRequired, code: "insufficient_quota", message: "no budget"))
+        #expect(status.code == 402)
+        #expect(try JSONValue.parse(body) == .object(["type": .string("error"), "error": .object(["type": .string("billing_error"), "message": .string("no budget")])]))
+        #expect(MessagesAnswer.refusal(APIError(.serviceUnavailable, code: "model_unavailable", message: "off")).status.code == 529)
+    }
+}

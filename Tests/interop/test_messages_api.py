@@ -176,3 +176,38 @@ def test_usage_is_metered_from_each_backends_own_usage(gateway):
     assert (gpt["input_tokens"], gpt["cached_input_tokens"], gpt["output_tokens"]) == (
         USAGE["prompt_tokens"] - cached, cached, USAGE["completion_tokens"])
     assert not claude["estimated"] and not gpt["estimated"]
+
+
+def test_a_claude_code_like_session(gateway, upstreams):
+    """What Claude Code sends — its version and beta headers, a bearer token, a system prompt of
+    blocks — goes to Claude as it came; a stream it cancels is billed for what was produced."""
+    claude, openai_like = upstreams
+    client = anthropic.Anthropic(
+        base_url=gateway.http, auth_token=gateway.key["key"], api_key=None, max_retries=0,
+        default_headers={"anthropic-beta": "interleaved-thinking-2025-05-14,fine-grained-tool-streaming-2025-05-14",
+                         "x-app": "cli", "user-agent": "claude-cli/2.0.0 (external, cli)"})
+    answer = client.messages.create(
+        model="claude", max_tokens=200, messages=[{"role": "user", "content": "Hi"}],
+        system=[{"type": "text", "text": "You are Claude Code.", "cache_control": {"type": "ephemeral"}}])
+    assert answer.content[0].text
+    headers, sent = claude.received()[-1]
+    assert headers["anthropic-beta"] == "interleaved-thinking-2025-05-14,fine-grained-tool-streaming-2025-05-14"
+    assert headers["anthropic-version"] == client.default_headers["anthropic-version"], "the SDK's version, forwarded"
+    assert sent["system"][0]["cache_control"] == {"type": "ephemeral"}, "passed through as sent"
+
+    # A stream cancelled after its first words: the line is settled, estimated, for what was produced.
+    openai_like.mode = "slow"
+    with client.messages.stream(model="gpt", max_tokens=1000, messages=[{"role": "user", "content": "Talk"}]) as stream:
+        words = 0
+        for _ in stream.text_stream:
+            words += 1
+            if words == 5:
+                break
+    deadline = time.time() + 15
+    while True:
+        lines = [line for line in all_lines(gateway, gateway.token, gateway.key["id"]) if line["logical_model"] == "gpt"]
+        if lines and lines[0]["status"] == "settled" or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    assert lines and lines[0]["status"] == "settled", lines
+    assert lines[0]["estimated"] and 0 < lines[0]["output_tokens"] < 1000
