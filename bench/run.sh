@@ -93,6 +93,13 @@ models:
     prices: {input: 0.15, output: 0.60}
     backends:
       - {id: local, provider: openai, base_url: "http://127.0.0.1:$UPSTREAM_PORT/v1", timeout_ms: 5000}
+  - name: bench-claude
+    max_output_tokens: 1024
+    vendor: Bench
+    scenes: [chat]
+    prices: {input: 0.15, output: 0.60}
+    backends:
+      - {id: local, provider: anthropic, base_url: "http://127.0.0.1:$UPSTREAM_PORT", timeout_ms: 5000}
 YAML
 taskset -c "$gateway_cpu" "$BIN/lumen" serve --data-dir "$WORK/data" --config "$WORK/lumen.yaml" \
     --http-port "$GATEWAY_PORT" --grpc-port "$GRPC_PORT" --metrics-port "$METRICS_PORT" --log-level warning >"$WORK/lumen.log" 2>&1 &
@@ -128,11 +135,11 @@ for _ in $(seq 1 100); do  # the gateway learns of the key through its watch
 done
 declare -A R  # results by name
 R[rss_start]="$(rss_mb "$LUMEN_PID")"
-run() {  # label url stream connections name [pid]
+run() {  # label url stream connections name [pid]; SCRIPT/ROUTE/MODEL pick another request
     local before after line
     before="$( [ -n "${6:-}" ] && cpu_ticks "$6" || echo 0)"
-    line="$(BENCH_KEY="$KEY" BENCH_STREAM="$3" taskset -c "$other_cpu" wrk -t1 -c"$4" -d"$DURATION" \
-        -s bench/chat.lua "$2/v1/chat/completions" | grep '^RESULT')"
+    line="$(BENCH_KEY="$KEY" BENCH_STREAM="$3" BENCH_MODEL="${MODEL:-bench-model}" taskset -c "$other_cpu" wrk -t1 -c"$4" -d"$DURATION" \
+        -s "bench/${SCRIPT:-chat.lua}" "$2/v1/${ROUTE:-chat/completions}" | grep '^RESULT')"
     after="$( [ -n "${6:-}" ] && cpu_ticks "$6" || echo 0)"
     read -r _ rps p50 p99 errors total <<<"$line"
     local cpu="-"
@@ -154,6 +161,10 @@ run "bare proxy on AsyncHTTPClient, JSON" "$AF" 0 "$CONNECTIONS" af_json "$AHC_F
 run "through Lumen, JSON" "$GW" 0 "$CONNECTIONS" gw_json "$LUMEN_PID"
 run "upstream direct, streaming" "$UP" 1 "$CONNECTIONS" up_sse
 run "through Lumen, streaming" "$GW" 1 "$CONNECTIONS" gw_sse "$LUMEN_PID"
+# Anthropic's Messages API (Claude Code): passed through to a Claude backend, and translated both
+# ways to the OpenAI-format one.
+SCRIPT=messages.lua ROUTE=messages MODEL=bench-claude run "/v1/messages → Claude, streaming" "$GW" 1 "$CONNECTIONS" msg_pass "$LUMEN_PID"
+SCRIPT=messages.lua ROUTE=messages MODEL=bench-model run "/v1/messages → OpenAI, translated" "$GW" 1 "$CONNECTIONS" msg_tr "$LUMEN_PID"
 run "upstream direct, JSON, 1 conn" "$UP" 0 1 up_one
 run "bare proxy (floor), JSON, 1 conn" "$FL" 0 1 fl_one "$FLOOR_PID"
 run "bare proxy on AsyncHTTPClient, 1 conn" "$AF" 0 1 af_one "$AHC_FLOOR_PID"
@@ -248,6 +259,8 @@ def num(name):
 rows = [
     ("CPU per governed JSON request (ms)", num("cpu_gw_json"), "<=", 0.15, f"floor {r.get('cpu_fl_json')}"),
     ("CPU per streamed request (ms)", num("cpu_gw_sse"), "<=", 0.25, ""),
+    ("/v1/messages translated / OpenAI stream, CPU", num("cpu_msg_tr") / num("cpu_gw_sse"), "<=", 1.3,
+        f"{r.get('cpu_msg_tr')} / {r.get('cpu_gw_sse')} ms; passed through to Claude {r.get('cpu_msg_pass')} ms"),
     ("added p50, one connection (ms)", num("p50_gw_one") - num("p50_up_one"), "<=", 0.2,
         f"floor {num('p50_fl_one') - num('p50_up_one'):.3f}"),
     ("p99, one connection (ms)", num("p99_gw_one"), "<=", 1.0, f"floor {r.get('p99_fl_one')}"),
