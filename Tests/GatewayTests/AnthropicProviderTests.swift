@@ -361,6 +361,12 @@ struct MessagesTranslationTests {
         #expect(delta["delta"]?["stop_reason"] == .string("tool_use") && delta["usage"]?["output_tokens"] == .number(9))
         #expect(reader.reported == .init(input: 30, output: 9) && reader.text() == "Hi")
 
+        // Content deltas are read without a parse; anything else is parsed.
+        #expect(MessagesAnswer.Stream.contentDelta(#"{"choices":[{"index":0,"delta":{"content":"He said \"hi\" \u00e9 \\"},"finish_reason":null}]}"#) == #"He said "hi" é \"#)
+        #expect(MessagesAnswer.Stream.contentDelta(#"{"choices":[{"index":0,"delta":{"content":"end"},"finish_reason":"stop"}]}"#) == nil)
+        #expect(MessagesAnswer.Stream.contentDelta(#"{"choices":[{"index":0,"delta":{"content":"x","tool_calls":[]},"finish_reason":null}]}"#) == nil)
+        #expect(MessagesAnswer.Stream.contentDelta(#"{"choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null}],"usage":{"prompt_tokens":1}}"#) == nil)
+
         let (status, body) = MessagesAnswer.refusal(APIError(.paymentRequired, code: "insufficient_quota", message: "no budget"))
         #expect(status.code == 402)
         #expect(try JSONValue.parse(body) == .object(["type": .string("error"), "error": .object(["type": .string("billing_error"), "message": .string("no budget")])]))

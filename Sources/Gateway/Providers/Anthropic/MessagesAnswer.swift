@@ -179,7 +179,14 @@ enum MessagesAnswer {
                 ended = true
                 return true
             }
-            guard let data = event.data, let chunk = try? JSONValue.parse(Array(data.utf8)) else { return false }
+            guard let data = event.data else { return false }
+            if let text = Self.contentDelta(data) {
+                // Most chunks: a content delta, read without parsing the chunk.
+                start(&out)
+                content(text, into: &out)
+                return false
+            }
+            guard let chunk = Self.parse(data) else { return false }
             if let reported = ReportedUsage(chunk["usage"]), let tokens = reported.tokens {
                 usage = reported
                 self.reported = tokens
@@ -187,19 +194,7 @@ enum MessagesAnswer {
             guard let choice = chunk["choices"]?.arrayValue?.first else { return false }
             start(&out)
             let delta = choice["delta"]
-            if let text = delta?["content"]?.stringValue, !text.isEmpty {
-                if open == nil || open?.tool != nil {
-                    close(&out)
-                    begin(&out) { out in out.writeStaticString(#"{"type":"text","text":""}"#) }
-                }
-                produced += text
-                blockDelta(&out) { out in
-                    var members = JSONMembers(opening: &out)
-                    members.string("type", "text_delta", in: &out)
-                    members.string("text", text, in: &out)
-                    members.close(&out)
-                }
-            }
+            if let text = delta?["content"]?.stringValue { content(text, into: &out) }
             for call in delta?["tool_calls"]?.arrayValue ?? [] {
                 let index = call["index"]?.int64Value.map(Int.init) ?? 0
                 if tools[index] == nil {
@@ -232,6 +227,67 @@ enum MessagesAnswer {
             }
             if let finish = choice["finish_reason"]?.stringValue { finishReason = finish }
             return false
+        }
+
+        /// Text as a `text_delta` of the open text block (opened first when there is none).
+        private func content(_ text: String, into out: inout ByteBuffer) {
+            guard !text.isEmpty else { return }
+            if open == nil || open?.tool != nil {
+                close(&out)
+                begin(&out) { out in out.writeStaticString(#"{"type":"text","text":""}"#) }
+            }
+            produced += text
+            blockDelta(&out) { out in
+                var members = JSONMembers(opening: &out)
+                members.string("type", "text_delta", in: &out)
+                members.string("text", text, in: &out)
+                members.close(&out)
+            }
+        }
+
+        static func parse(_ data: String) -> JSONValue? {
+            var data = data
+            return data.withUTF8 { try? JSONValue.parse(UnsafeRawBufferPointer($0)) }
+        }
+
+        private static let contentKey = Array(#""delta":{"content":""#.utf8)
+        private static let unfinished = Array(#""finish_reason":null"#.utf8)
+        private static let toolCalls = Array(#""tool_calls""#.utf8)
+
+        /// The text of a chunk that is nothing but a content delta (`"delta":{"content":"…"}`,
+        /// `"finish_reason":null`, no tool calls, no usage); nil for any other, which is parsed.
+        static func contentDelta(_ data: String) -> String? {
+            guard !MeteredPayload.mayReportUsage(data) else { return nil }
+            var data = data
+            return data.withUTF8 { bytes -> String? in
+                guard let key = find(contentKey, in: bytes), find(unfinished, in: bytes) != nil, find(toolCalls, in: bytes) == nil
+                else { return nil }
+                // The string value: from its opening quote to the first unescaped quote.
+                var index = key
+                while index < bytes.count, bytes[index] != UInt8(ascii: "\"") {
+                    index += bytes[index] == UInt8(ascii: "\\") ? 2 : 1
+                }
+                guard index < bytes.count,
+                    case .string(let text)? = try? JSONValue.parse(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[(key - 1)...index])))
+                else { return nil }
+                return text
+            }
+        }
+
+        /// Where `pattern` ends in `bytes`, if it is there.
+        static func find(_ pattern: [UInt8], in bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+            guard let base = bytes.baseAddress, bytes.count >= pattern.count else { return nil }
+            return pattern.withUnsafeBufferPointer { needle -> Int? in
+                guard let first = needle.baseAddress else { return nil }
+                var start = 0
+                while start + needle.count <= bytes.count {
+                    guard let hit = memchr(base + start, Int32(first.pointee), bytes.count - start - needle.count + 1) else { return nil }
+                    let offset = base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+                    if memcmp(base + offset, first, needle.count) == 0 { return offset + needle.count }
+                    start = offset + 1
+                }
+                return nil
+            }
         }
 
         private func start(_ out: inout ByteBuffer) {
