@@ -346,7 +346,8 @@ struct InferencePipeline: Sendable {
             "inference",
             metadata: [
                 "request_id": "\(admitted.requestID)", "key_id": "\(admitted.key.id)", "model": "\(admitted.model.name)",
-                "endpoint": "\(admitted.request.endpoint.rawValue)", "input_tokens": "\(tokens.input)",
+                "endpoint": "\(admitted.request.format == .anthropic ? "messages" : admitted.request.endpoint.rawValue)",
+                "input_tokens": "\(tokens.input)",
                 "output_tokens": "\(tokens.output)", "channel": "\(admitted.byok ? "byok" : "platform")",
                 "estimated": "\(estimated)", "latency_ms": "\(latencyMs)", "backend": "\(admitted.backend?.id ?? "")",
                 "upstream_model": "\(admitted.backend.map { $0.upstreamModel.isEmpty ? admitted.model.name : $0.upstreamModel } ?? "")",

@@ -155,7 +155,7 @@ enum AnthropicAnswer {
         func text() -> String { produced }
 
         func relay(_ event: SSEEvent, into out: inout ByteBuffer) -> Bool {
-            guard !ended, let data = event.data, let payload = try? JSONValue.parse(Array(data.utf8)) else { return false }
+            guard !ended, let data = event.data, let payload = MessagesAnswer.Stream.parse(data) else { return false }
             switch payload["type"]?.stringValue {
             case "message_start":
                 id = "chatcmpl-" + (payload["message"]?["id"]?.stringValue ?? "")
