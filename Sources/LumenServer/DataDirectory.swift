@@ -78,6 +78,11 @@ public enum DataDirectory {
         } catch {
             throw ConfigurationError("--database: \(error)")
         }
+        do {
+            try await database.checkReachable()
+        } catch {
+            throw ConfigurationError("--database: \(error)")
+        }
         let pool = database.start()
         defer { pool.cancel() }
         return try await body(Stores(location: location, database: database))

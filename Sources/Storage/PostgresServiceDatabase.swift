@@ -145,12 +145,7 @@ public final class PostgresServiceDatabase: Sendable {
     /// server drops the lock with the connection). A second process claiming the same service on
     /// the same database is refused, as a second process on the same SQLite files is.
     public func claim(service: String) async throws -> PostgresServiceClaim {
-        let connection: PostgresConnection
-        do {
-            connection = try await PostgresConnection.connect(configuration: self.connection, id: 0, logger: logger)
-        } catch {
-            throw PostgresURLError("cannot connect to \(redactedURL): \(String(reflecting: error))")
-        }
+        let connection = try await connect()
         var held = false
         do {
             for try await granted in try await connection.query(
@@ -168,6 +163,22 @@ public final class PostgresServiceDatabase: Sendable {
                 "the \(service) service already runs on \(redactedURL) in another Lumen process: stop it, or give this one another database")
         }
         return PostgresServiceClaim(connection: connection)
+    }
+
+    /// Connects once and lets go: a database that cannot be reached (or refuses the user) is
+    /// reported now, in the connection's own words, where the pools would retry for a minute
+    /// before giving up.
+    public func checkReachable() async throws {
+        try await connect().close()
+    }
+
+    /// A connection of its own, outside the pools (connect timeout: postgres-nio's, 10 s).
+    private func connect() async throws -> PostgresConnection {
+        do {
+            return try await PostgresConnection.connect(configuration: connection, id: 0, logger: logger)
+        } catch {
+            throw PostgresURLError("cannot connect to \(redactedURL): \(String(reflecting: error))")
+        }
     }
 
     /// `url` with the password replaced by `***`.

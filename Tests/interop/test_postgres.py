@@ -96,3 +96,24 @@ def test_every_service_on_postgres_in_a_split_deployment(tmp_path, database):
                  "--grpc-port", "0", "--keys-address", stored.grpc_target, "--accounts-address", stored.grpc_target],
                 capture_output=True, text=True, timeout=60, env={**os.environ, **env})
             assert twin.returncode != 0 and f"the {service} service already runs on" in twin.stderr
+
+
+def test_an_unreachable_database_is_named_at_once(tmp_path):
+    """Nothing listens at the URL: `lumen admin` and `lumen serve` say they cannot connect to it
+    (password hidden) within the connection's timeout, instead of waiting on a pool that retries."""
+    import socket
+    import time
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        url = f"postgres://lumen:hunter2@127.0.0.1:{port}/lumen"
+        for command in (["admin", "ledger", "check"], ["admin", "bootstrap", "--org", "Acme", "--admin-email", "a@acme.test"],
+                        ["serve", "--services", "ledger", "--grpc-port", "0", "--metrics-port", "0"]):
+            started = time.monotonic()
+            result = subprocess.run([lumen_binary(), *command, "--data-dir", str(tmp_path / "data"), "--database", url],
+                                    capture_output=True, text=True, timeout=60,
+                                    env={**os.environ, "LUMEN_INTERNAL_TOKEN": secrets.token_hex(32)})
+            assert result.returncode != 0, result.stdout
+            assert f"cannot connect to postgres://lumen:***@127.0.0.1:{port}/lumen" in result.stderr, result.stderr
+            assert "hunter2" not in result.stderr and time.monotonic() - started < 20, command

@@ -275,7 +275,18 @@ def test_running_at_scale_runs_as_written(tmp_path, database):
         process = subprocess.Popen(["bash", "-e", "-c", script], cwd=tmp_path, env=env, stdout=out, stderr=err,
                                    start_new_session=True)
     try:
-        assert process.wait(timeout=240) == 0, err_path.read_text()
+        try:
+            status = process.wait(timeout=240)
+        except subprocess.TimeoutExpired:
+            # What was running, and what the database was doing, to find what waited.
+            running = subprocess.run(["ps", "-o", "pid,stat,etime,args", "-g", str(process.pid)],
+                                     capture_output=True, text=True).stdout
+            activity = subprocess.run(
+                ["psql", database, "-At", "-c", "SELECT pid, state, wait_event_type, wait_event, left(query, 160) "
+                                                "FROM pg_stat_activity WHERE datname = current_database()"],
+                capture_output=True, text=True, timeout=30).stdout
+            status = f"still running after 240 s:\n{running}\n{activity}"
+        assert status == 0, f"{status}\n{out_path.read_text()}\n{err_path.read_text()}"
         outputs = [json.loads(line) for line in out_path.read_text().splitlines()]
         assert outputs[:2] == [{"status": "ok"}, {"status": "ok"}], outputs
         token = outputs[2]["management_token"]
