@@ -270,7 +270,7 @@ struct ClientDetailObject: Encodable, Sendable {
         client = ClientObject(detail.client)
         managers = detail.managers
         usage = UsageObject(
-            tokens: detail.usage.reduce(0) { $0 + $1.inputTokens + $1.cachedInputTokens + $1.outputTokens },
+            tokens: detail.usage.reduce(0) { $0 + $1.tokens },
             costMicros: detail.usage.reduce(0) { $0 + $1.costMicros }, coins: coins)
         pool = PoolObject(detail.pool, coins: coins)
         self.keys = keys

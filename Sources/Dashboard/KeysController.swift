@@ -288,7 +288,7 @@ struct KeyObject: Encodable, Sendable {
         guard let totals else { return 0 }
         return switch sort {
         case "requests": totals.requests
-        case "tokens": totals.inputTokens + totals.cachedInputTokens + totals.outputTokens
+        case "tokens": totals.tokens
         case "cost": totals.costMicros
         case "last_used": totals.hasLastUsedAt ? totals.lastUsedAt.millis : 0
         default: 0

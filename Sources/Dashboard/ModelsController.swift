@@ -124,7 +124,7 @@ struct ModelRow: Encodable, Sendable {
         self.access = access.level.publicName
         status = access.status.publicName
         requests = usage?.requests ?? 0
-        tokens = (usage?.inputTokens ?? 0) + (usage?.cachedInputTokens ?? 0) + (usage?.outputTokens ?? 0)
+        tokens = usage?.tokens ?? 0
         costMicros = usage?.costMicros ?? 0
         self.coins = coins.amount(micros: costMicros)
         lastUsedMillis = usage?.lastUsedAt.millis ?? 0
@@ -195,7 +195,7 @@ struct ModelDetail: Encodable, Sendable {
     var status: String
     var access: String
     var consentRequired: Bool
-    /// Per million tokens: `input`, `cached_input`, `output`; and `request`, per request, for a
+    /// Per million tokens: `input`, `cached_input`, `cache_write`, `output`; and `request`, per request, for a
     /// model billed by the request.
     var prices: [String: Price]
     var backends: [Backend]
@@ -214,6 +214,7 @@ struct ModelDetail: Encodable, Sendable {
         }
         price("input", model.prices.inputPerMillionMicros)
         price("cached_input", model.prices.cachedInputPerMillionMicros)
+        price("cache_write", Pricing.cacheWritePrice(model.prices))
         price("output", model.prices.outputPerMillionMicros)
         if model.prices.perRequestMicros > 0 {
             prices["request"] = Price(coins: coins.amount(micros: model.prices.perRequestMicros), usd: USD.amount(model.prices.perRequestMicros))

@@ -46,13 +46,13 @@ struct ProfileController: Sendable {
             user: UserObject(user), avatarURL: gravatar ? ProfileObject.gravatar(user.email) : nil,
             groups: user.groupIds.map { GroupRef(id: $0, name: names[$0] ?? $0) },
             coinsUsed: coins.amount(micros: models.reduce(0) { $0 + $1.costMicros }),
-            tokensUsed: models.reduce(0) { $0 + $1.inputTokens + $1.cachedInputTokens + $1.outputTokens },
+            tokensUsed: models.reduce(0) { $0 + $1.tokens },
             requests: models.reduce(0) { $0 + $1.requests },
             // The ledger orders models by requests, then tokens.
             favoriteModel: models.first?.logicalModel, pool: PoolObject(pool, coins: coins),
             webChat: WebChatObject(
                 conversations: conversations, requests: web?.requests ?? 0,
-                tokens: (web?.inputTokens ?? 0) + (web?.cachedInputTokens ?? 0) + (web?.outputTokens ?? 0),
+                tokens: web?.tokens ?? 0,
                 coins: coins.amount(micros: web?.costMicros ?? 0),
                 lastUsedAt: web.map { RFC3339.format(millis: $0.lastUsedAt.millis) }))
     }

@@ -40,6 +40,7 @@ enum Billing {
             $0.requests = totals.requests
             $0.inputTokens = totals.inputTokens
             $0.cachedInputTokens = totals.cachedInputTokens
+            $0.cacheWriteTokens = totals.cacheWriteTokens
             $0.outputTokens = totals.outputTokens
             $0.costMicros = totals.costMicros
         }

@@ -24,15 +24,19 @@ import Storage
         public var cachedInputTokens: Int64
         public var outputTokens: Int64
         public var costMicros: Int64
+        /// Input tokens written to the provider's cache.
+        public var cacheWriteTokens: Int64
 
         public init(
             requestID: String, createdAt: Int64, organizationID: String, keyID: String, owner: Lumen_Common_V1_PrincipalRef,
             logicalModel: String, modelVendor: String, scene: Lumen_Common_V1_Scene, accessChannel: Lumen_Common_V1_AccessChannel,
-            origin: Lumen_Common_V1_UsageOrigin, inputTokens: Int64, cachedInputTokens: Int64, outputTokens: Int64, costMicros: Int64
+            origin: Lumen_Common_V1_UsageOrigin, inputTokens: Int64, cachedInputTokens: Int64, outputTokens: Int64, costMicros: Int64,
+            cacheWriteTokens: Int64 = 0
         ) {
             (self.requestID, self.createdAt, self.organizationID, self.keyID, self.owner) = (requestID, createdAt, organizationID, keyID, owner)
             (self.logicalModel, self.modelVendor, self.scene, self.accessChannel, self.origin) = (logicalModel, modelVendor, scene, accessChannel, origin)
             (self.inputTokens, self.cachedInputTokens, self.outputTokens, self.costMicros) = (inputTokens, cachedInputTokens, outputTokens, costMicros)
+            self.cacheWriteTokens = cacheWriteTokens
         }
     }
 
@@ -54,15 +58,16 @@ import Storage
                 sql: """
                     INSERT INTO usage_lines (request_id, billing_transaction_id, created_at, settled_at, organization_id,
                         key_id, owner_type, owner_id, logical_model, model_vendor, scene, access_channel, input_tokens,
-                        cached_input_tokens, output_tokens, cost_micros, latency_ms, origin, status, estimated, expired)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 2, 0, 0)
+                        cached_input_tokens, output_tokens, cost_micros, latency_ms, origin, cache_write_tokens, status, estimated,
+                        expired)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 2, 0, 0)
                     """)
             for line in lines {
                 try statement.execute(arguments: [
                     line.requestID, "btx_" + line.requestID, line.createdAt, line.createdAt + 500, line.organizationID,
                     line.keyID, line.owner.type.rawValue, line.owner.id, line.logicalModel, line.modelVendor, line.scene.rawValue,
                     line.accessChannel.rawValue, line.inputTokens, line.cachedInputTokens, line.outputTokens, line.costMicros, 500,
-                    line.origin.rawValue,
+                    line.origin.rawValue, line.cacheWriteTokens,
                 ])
                 let hold = Book.Hold(
                     organizationID: line.organizationID, keyID: line.keyID, owner: line.owner, logicalModel: line.logicalModel,
@@ -72,7 +77,7 @@ import Storage
                     hold,
                     Rollups.Totals(
                         requests: 1, inputTokens: line.inputTokens, cachedInputTokens: line.cachedInputTokens,
-                        outputTokens: line.outputTokens, costMicros: line.costMicros))
+                        cacheWriteTokens: line.cacheWriteTokens, outputTokens: line.outputTokens, costMicros: line.costMicros))
             }
             try book.flush(SQLiteLedgerTables(db: db))
         }

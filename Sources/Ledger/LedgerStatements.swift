@@ -28,7 +28,7 @@ enum LedgerStatements {
         set: [
             .text("billing_transaction_id"), .bigint("settled_at"), .bigint("input_tokens"), .bigint("cached_input_tokens"),
             .bigint("output_tokens"), .bigint("cost_micros"), .bigint("latency_ms"), .bigint("status"), .boolean("estimated"),
-            .boolean("expired"), .bigint("overrun_micros"), .text("backend_id"),
+            .boolean("expired"), .bigint("overrun_micros"), .text("backend_id"), .bigint("cache_write_tokens"),
         ])
 
     static func settleLine(_ requestID: String, _ settlement: Settlement) -> [SQLValue] {
@@ -37,6 +37,7 @@ enum LedgerStatements {
             .integer(settlement.inputTokens), .integer(settlement.cachedInputTokens), .integer(settlement.outputTokens),
             .integer(settlement.costMicros), .integer(settlement.latencyMs), .of(Lumen_Ledger_V1_UsageStatus.settled.rawValue),
             .bool(settlement.estimated), .bool(settlement.expired), .integer(settlement.overrunMicros), .text(settlement.backendID),
+            .integer(settlement.cacheWriteTokens),
         ]
     }
 
@@ -100,6 +101,7 @@ enum LedgerStatements {
     /// The columns every rollup and total adds to.
     static let sums: [BulkStatement.Column] = [
         .bigint("requests"), .bigint("input_tokens"), .bigint("cached_input_tokens"), .bigint("output_tokens"), .bigint("cost_micros"),
+        .bigint("cache_write_tokens"),
     ]
 
     static let added = Dictionary(uniqueKeysWithValues: sums.map { ($0.name, BulkStatement.Merge.add) })
@@ -107,7 +109,7 @@ enum LedgerStatements {
     static func sums(_ totals: Rollups.Totals) -> [SQLValue] {
         [
             .integer(totals.requests), .integer(totals.inputTokens), .integer(totals.cachedInputTokens),
-            .integer(totals.outputTokens), .integer(totals.costMicros),
+            .integer(totals.outputTokens), .integer(totals.costMicros), .integer(totals.cacheWriteTokens),
         ]
     }
 

@@ -363,7 +363,16 @@ enum LedgerStore {
                 "CREATE INDEX usage_overruns ON usage_lines(organization_id) WHERE overrun_micros > 0",
             ]
         ),
+        SQLMigration("v9: cache writes", sqlite: cacheWriteMigration("INTEGER"), postgres: cacheWriteMigration("BIGINT")),
     ]
+
+    /// v9: input tokens written to the provider's prompt cache, beside the cached ones, in every
+    /// table that sums tokens (0 for what was recorded before: such writes were counted as input).
+    static func cacheWriteMigration(_ type: String) -> [String] {
+        ["usage_lines", "usage_rollups", "key_totals", "owner_model_totals", "owner_origin_totals"].map { table in
+            "ALTER TABLE \(table) ADD COLUMN cache_write_tokens \(type) NOT NULL DEFAULT 0"
+        }
+    }
 
     static var migrator: DatabaseMigrator { migrations.sqliteMigrator }
 }
@@ -527,6 +536,8 @@ struct UsageLineRecord: Codable, Sendable, Equatable, FetchableRecord, Persistab
     var overrunMicros: Int64 = 0
     /// The backend that answered (`UsageLine.backend_id`).
     var backendID: String = ""
+    /// Input tokens written to the provider's cache (`UsageLine.cache_write_tokens`).
+    var cacheWriteTokens: Int64 = 0
 
     enum CodingKeys: String, CodingKey {
         case requestID = "request_id"
@@ -552,12 +563,13 @@ struct UsageLineRecord: Codable, Sendable, Equatable, FetchableRecord, Persistab
         case origin
         case overrunMicros = "overrun_micros"
         case backendID = "backend_id"
+        case cacheWriteTokens = "cache_write_tokens"
     }
 
     static let columns = """
         request_id, billing_transaction_id, created_at, settled_at, organization_id, key_id, owner_type, owner_id,
         logical_model, model_vendor, scene, access_channel, input_tokens, cached_input_tokens, output_tokens, cost_micros,
-        latency_ms, status, estimated, expired, origin, overrun_micros, backend_id
+        latency_ms, status, estimated, expired, origin, overrun_micros, backend_id, cache_write_tokens
         """
 
     var message: Lumen_Ledger_V1_UsageLine {
@@ -574,6 +586,7 @@ struct UsageLineRecord: Codable, Sendable, Equatable, FetchableRecord, Persistab
             $0.accessChannel = .init(rawValue: accessChannel) ?? .unspecified
             $0.inputTokens = inputTokens
             $0.cachedInputTokens = cachedInputTokens
+            $0.cacheWriteTokens = cacheWriteTokens
             $0.outputTokens = outputTokens
             $0.costMicros = costMicros
             $0.latencyMs = latencyMs
@@ -630,7 +643,8 @@ extension UsageLineRecord {
             expired: try row[19],
             origin: try row[20],
             overrunMicros: try row[21],
-            backendID: try row[22]
+            backendID: try row[22],
+            cacheWriteTokens: try row[23]
         )
     }
 }

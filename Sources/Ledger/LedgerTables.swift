@@ -51,6 +51,8 @@ struct Settlement {
     var overrunMicros: Int64 = 0
     /// The backend that answered, as reported.
     var backendID: String = ""
+    /// Input tokens written to the provider's cache.
+    var cacheWriteTokens: Int64 = 0
 }
 
 /// The request has a usage line already (it was settled).
@@ -75,6 +77,7 @@ extension UsageLineRecord {
         line.settledAt = settlement.settledAt
         line.inputTokens = settlement.inputTokens
         line.cachedInputTokens = settlement.cachedInputTokens
+        line.cacheWriteTokens = settlement.cacheWriteTokens
         line.outputTokens = settlement.outputTokens
         line.costMicros = settlement.costMicros
         line.latencyMs = settlement.latencyMs

@@ -180,7 +180,8 @@ enum Metering {
         }
         for (value, name) in [
             (request.inputTokens, "input_tokens"), (request.cachedInputTokens, "cached_input_tokens"),
-            (request.outputTokens, "output_tokens"), (request.latencyMs, "latency_ms"),
+            (request.cacheWriteTokens, "cache_write_tokens"), (request.outputTokens, "output_tokens"),
+            (request.latencyMs, "latency_ms"),
         ] where value < 0 {
             throw ServiceError.invalid("invalid_usage", "\(name) must not be negative", param: name)
         }
@@ -208,6 +209,7 @@ enum Metering {
             $0.origin = hold.origin
             $0.inputTokens = request.inputTokens
             $0.cachedInputTokens = request.cachedInputTokens
+            $0.cacheWriteTokens = request.cacheWriteTokens
             $0.outputTokens = request.outputTokens
             $0.costMicros = charge
             $0.latencyMs = request.latencyMs
@@ -224,7 +226,9 @@ enum Metering {
     /// followed again, or of a model the registry no longer has).
     static func cost(of request: Lumen_Ledger_V1_SettleRequest, hold: Book.Hold, book: Book) -> (micros: Int64, known: Bool) {
         guard let prices = hold.prices ?? book.prices.cached(hold.logicalModel)?.prices else { return (hold.estimateMicros, false) }
-        let tokens = Pricing.Tokens(input: request.inputTokens, cachedInput: request.cachedInputTokens, output: request.outputTokens)
+        let tokens = Pricing.Tokens(
+            input: request.inputTokens, cachedInput: request.cachedInputTokens, cacheWrite: request.cacheWriteTokens,
+            output: request.outputTokens)
         return (Pricing.cost(tokens, at: prices), true)
     }
 
@@ -243,16 +247,16 @@ enum Metering {
                 billingTransactionID: transaction, settledAt: now, inputTokens: tokens.inputTokens,
                 cachedInputTokens: tokens.cachedInputTokens, outputTokens: tokens.outputTokens, costMicros: charge,
                 latencyMs: tokens.latencyMs, estimated: estimated, expired: expired, overrunMicros: overrun,
-                backendID: String(tokens.backendID.prefix(64))))
+                backendID: String(tokens.backendID.prefix(64)), cacheWriteTokens: tokens.cacheWriteTokens))
         book.close(requestID)
         if let rate = hold.rate, !expired {
             book.rates.adjust(
                 key: hold.keyID, second: rate.second,
-                tokens: tokens.inputTokens + tokens.cachedInputTokens + tokens.outputTokens - rate.tokens)
+                tokens: tokens.inputTokens + tokens.cachedInputTokens + tokens.cacheWriteTokens + tokens.outputTokens - rate.tokens)
         }
         book.roll(hold, Rollups.Totals(
             requests: 1, inputTokens: tokens.inputTokens, cachedInputTokens: tokens.cachedInputTokens,
-            outputTokens: tokens.outputTokens, costMicros: charge))
+            cacheWriteTokens: tokens.cacheWriteTokens, outputTokens: tokens.outputTokens, costMicros: charge))
         for (key, index) in zip(path, pools.indices) {
             pools[index].reservedMicros -= hold.estimateMicros
             pools[index].spentMicros += charge

@@ -69,7 +69,7 @@ enum OwnerTotals {
             """
             SELECT logical_model, \(Totals.columns)
             FROM owner_model_totals WHERE organization_id = ? AND owner_type = ? AND owner_id = ?
-            ORDER BY requests DESC, input_tokens + cached_input_tokens + output_tokens DESC, logical_model
+            ORDER BY requests DESC, input_tokens + cached_input_tokens + cache_write_tokens + output_tokens DESC, logical_model
             """, [.text(organizationID), .of(owner.type.rawValue), .text(owner.id)]
         ).map { row in
             var totals = Lumen_Ledger_V1_ModelTotals()

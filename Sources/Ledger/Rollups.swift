@@ -30,6 +30,7 @@ enum Rollups {
         var requests: Int64 = 0
         var inputTokens: Int64 = 0
         var cachedInputTokens: Int64 = 0
+        var cacheWriteTokens: Int64 = 0
         var outputTokens: Int64 = 0
         var costMicros: Int64 = 0
 
@@ -37,6 +38,7 @@ enum Rollups {
             requests += other.requests
             inputTokens += other.inputTokens
             cachedInputTokens += other.cachedInputTokens
+            cacheWriteTokens += other.cacheWriteTokens
             outputTokens += other.outputTokens
             costMicros += other.costMicros
         }
@@ -97,8 +99,8 @@ enum Rollups {
                 let group = Group(
                     logicalModel: try row[0], modelVendor: try row[1], scene: try row[2], accessChannel: try row[3], day: try row[4])
                 groups[group, default: Totals()].add(Totals(
-                    requests: try row[5], inputTokens: try row[6], cachedInputTokens: try row[7], outputTokens: try row[8],
-                    costMicros: try row[9]))
+                    requests: try row[5], inputTokens: try row[6], cachedInputTokens: try row[7], cacheWriteTokens: try row[10],
+                    outputTokens: try row[8], costMicros: try row[9]))
             }
         }
         let (dimensions, dimensionArguments) = filter.dimensionsSQL
@@ -106,7 +108,7 @@ enum Rollups {
         let rollupSQL = """
             SELECT logical_model, model_vendor, scene, access_channel, bucket - bucket % \(day), CAST(SUM(requests) AS BIGINT),
                 CAST(SUM(input_tokens) AS BIGINT), CAST(SUM(cached_input_tokens) AS BIGINT), CAST(SUM(output_tokens) AS BIGINT),
-                CAST(SUM(cost_micros) AS BIGINT)
+                CAST(SUM(cost_micros) AS BIGINT), CAST(SUM(cache_write_tokens) AS BIGINT)
             FROM usage_rollups
             WHERE organization_id = ? AND key_id = ? AND span = ? AND bucket >= ? AND bucket < ?\(dimensions)
             GROUP BY 1, 2, 3, 4, 5
@@ -123,7 +125,7 @@ enum Rollups {
         let rawSQL = """
             SELECT logical_model, model_vendor, scene, access_channel, created_at - created_at % \(day), COUNT(*),
                 CAST(SUM(input_tokens) AS BIGINT), CAST(SUM(cached_input_tokens) AS BIGINT), CAST(SUM(output_tokens) AS BIGINT),
-                CAST(SUM(cost_micros) AS BIGINT)
+                CAST(SUM(cost_micros) AS BIGINT), CAST(SUM(cache_write_tokens) AS BIGINT)
             FROM usage_lines
             WHERE organization_id = ? AND key_id = ? AND created_at >= ? AND created_at < ? AND status = 2\(dimensions)
             GROUP BY 1, 2, 3, 4, 5

@@ -9,6 +9,7 @@ protocol TotalsFigures {
     var requests: Int64 { get set }
     var inputTokens: Int64 { get set }
     var cachedInputTokens: Int64 { get set }
+    var cacheWriteTokens: Int64 { get set }
     var outputTokens: Int64 { get set }
     var costMicros: Int64 { get set }
     var lastUsedAt: SwiftProtobuf.Google_Protobuf_Timestamp { get set }
@@ -20,7 +21,7 @@ extension Lumen_Ledger_V1_OriginTotals: TotalsFigures {}
 
 enum Totals {
     /// The columns `read(_:)` takes, in its order.
-    static let columns = "requests, input_tokens, cached_input_tokens, output_tokens, cost_micros, last_used_at"
+    static let columns = "requests, input_tokens, cached_input_tokens, output_tokens, cost_micros, last_used_at, cache_write_tokens"
 }
 
 extension TotalsFigures {
@@ -32,5 +33,6 @@ extension TotalsFigures {
         outputTokens = try row[first + 3]
         costMicros = try row[first + 4]
         if let lastUsed: Int64 = try row[first + 5] { lastUsedAt = .init(millis: lastUsed) }
+        cacheWriteTokens = try row[first + 6]
     }
 }

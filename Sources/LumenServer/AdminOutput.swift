@@ -194,12 +194,14 @@ public struct ModelOutput: Encodable {
     public struct Prices: Encodable {
         var input: Decimal
         var cachedInput: Decimal
+        var cacheWrite: Decimal
         var output: Decimal
         var perRequest: Decimal
 
         enum CodingKeys: String, CodingKey {
             case input, output
             case cachedInput = "cached_input"
+            case cacheWrite = "cache_write"
             case perRequest = "per_request"
         }
     }
@@ -286,7 +288,7 @@ public struct ModelOutput: Encodable {
         blockedGroups = model.blockedGroupIds
         prices = Prices(
             input: USD.amount(model.prices.inputPerMillionMicros), cachedInput: USD.amount(model.prices.cachedInputPerMillionMicros),
-            output: USD.amount(model.prices.outputPerMillionMicros), perRequest: USD.amount(model.prices.perRequestMicros))
+            cacheWrite: USD.amount(Pricing.cacheWritePrice(model.prices)), output: USD.amount(model.prices.outputPerMillionMicros), perRequest: USD.amount(model.prices.perRequestMicros))
         backends = model.backends.map {
             Backend(
                 id: $0.id, provider: $0.provider.publicName, baseURL: $0.baseURL, credentialEnv: $0.credentialEnv,

@@ -19,7 +19,7 @@ public struct ModelCatalog: Sendable, Equatable {
         "name", "vendor", "scenes", "prices", "consent_required", "enabled", "max_output_tokens",
         "max_attachment_input_tokens", "allowed_groups", "blocked_groups", "description", "backends",
     ]
-    static let priceKeys: Set<String> = ["input", "cached_input", "output", "per_request"]
+    static let priceKeys: Set<String> = ["input", "cached_input", "cache_write", "output", "per_request"]
     static let backendKeys: Set<String> = [
         "id", "provider", "base_url", "credential_env", "upstream_model", "weight", "timeout_ms", "byok",
     ]
@@ -81,6 +81,7 @@ public struct ModelCatalog: Sendable, Equatable {
                 model.prices.cachedInputPerMillionMicros = try usd(values["cached_input"], "\(at).prices.cached_input")
                 model.prices.outputPerMillionMicros = try usd(values["output"], "\(at).prices.output")
                 model.prices.perRequestMicros = try usd(values["per_request"], "\(at).prices.per_request")
+                model.prices.cacheWritePerMillionMicros = try usd(values["cache_write"], "\(at).prices.cache_write")
             }
             catalog.models.append(model)
             if let backends = fields["backends"] {

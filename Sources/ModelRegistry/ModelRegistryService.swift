@@ -72,6 +72,7 @@ public struct ModelRegistryService: Sendable {
                 $0.cachedInputPerMillionMicros = record.cachedInputPerMillionMicros
                 $0.outputPerMillionMicros = record.outputPerMillionMicros
                 $0.perRequestMicros = record.perRequestMicros
+                $0.cacheWritePerMillionMicros = record.cacheWritePerMillionMicros
             }
             $0.consentRequired = record.consentRequired
             $0.enabled = record.enabled

@@ -28,6 +28,7 @@ enum ModelRules {
         for (value, field) in [
             (prices.inputPerMillionMicros, "input"), (prices.cachedInputPerMillionMicros, "cached_input"),
             (prices.outputPerMillionMicros, "output"), (prices.perRequestMicros, "per_request"),
+            (prices.cacheWritePerMillionMicros, "cache_write"),
         ] where value < 0 {
             throw RegistryError.invalidModel("prices must not be negative", param: "model.prices.\(field)")
         }
@@ -53,7 +54,7 @@ enum ModelRules {
             maxAttachmentInputTokens: model.maxAttachmentInputTokens == 0
                 ? HoldBound.defaultAttachmentInputTokens : model.maxAttachmentInputTokens,
             allowedGroupIDs: unique(model.allowedGroupIds), blockedGroupIDs: unique(model.blockedGroupIds),
-            description: model.description_p, updatedAt: now)
+            description: model.description_p, updatedAt: now, cacheWritePerMillionMicros: prices.cacheWritePerMillionMicros)
     }
 
     /// Where an anthropic backend without a base URL goes.

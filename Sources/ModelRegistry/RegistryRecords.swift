@@ -17,6 +17,8 @@ struct ModelRecord: Codable, Sendable, Equatable {
     var blockedGroupIDs: [String]
     var description: String
     var updatedAt: Int64
+    /// `Prices.cache_write_per_million_micros` (0: the input price).
+    var cacheWritePerMillionMicros: Int64 = 0
 
     enum CodingKeys: String, CodingKey {
         case name, vendor, scenes, enabled, description
@@ -30,6 +32,7 @@ struct ModelRecord: Codable, Sendable, Equatable {
         case allowedGroupIDs = "allowed_group_ids"
         case blockedGroupIDs = "blocked_group_ids"
         case updatedAt = "updated_at"
+        case cacheWritePerMillionMicros = "cache_write_per_million_micros"
     }
 }
 

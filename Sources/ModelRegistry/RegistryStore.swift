@@ -150,12 +150,16 @@ struct RegistryStore: Sendable {
                 "ALTER TABLE models ALTER COLUMN allowed_group_ids TYPE TEXT USING array_to_json(allowed_group_ids)::text",
                 "ALTER TABLE models ALTER COLUMN blocked_group_ids TYPE TEXT USING array_to_json(blocked_group_ids)::text",
             ]),
+        SQLMigration(
+            "v6: cache-write prices",
+            sqlite: ["ALTER TABLE models ADD COLUMN cache_write_per_million_micros INTEGER NOT NULL DEFAULT 0"],
+            postgres: ["ALTER TABLE models ADD COLUMN cache_write_per_million_micros BIGINT NOT NULL DEFAULT 0"]),
     ]
 
     static let modelColumns = """
         name, vendor, scenes, input_per_million_micros, cached_input_per_million_micros, output_per_million_micros,
         per_request_micros, consent_required, enabled, default_max_output_tokens, allowed_group_ids, blocked_group_ids,
-        description, updated_at, max_attachment_input_tokens
+        description, updated_at, max_attachment_input_tokens, cache_write_per_million_micros
         """
     static let backendColumns = """
         model, id, provider, base_url, credential_env, upstream_model, weight, timeout_ms, health, consecutive_failures,
@@ -205,7 +209,7 @@ struct RegistryStore: Sendable {
         try await sql.write { db in
             try await db.execute(
                 """
-                INSERT INTO models (\(Self.modelColumns)) VALUES (\(sqlPlaceholders(15)))
+                INSERT INTO models (\(Self.modelColumns)) VALUES (\(sqlPlaceholders(16)))
                 ON CONFLICT (name) DO UPDATE SET vendor = excluded.vendor, scenes = excluded.scenes,
                     input_per_million_micros = excluded.input_per_million_micros,
                     cached_input_per_million_micros = excluded.cached_input_per_million_micros,
@@ -213,7 +217,8 @@ struct RegistryStore: Sendable {
                     consent_required = excluded.consent_required, enabled = excluded.enabled,
                     default_max_output_tokens = excluded.default_max_output_tokens, allowed_group_ids = excluded.allowed_group_ids,
                     blocked_group_ids = excluded.blocked_group_ids, description = excluded.description, updated_at = excluded.updated_at,
-                    max_attachment_input_tokens = excluded.max_attachment_input_tokens
+                    max_attachment_input_tokens = excluded.max_attachment_input_tokens,
+                    cache_write_per_million_micros = excluded.cache_write_per_million_micros
                 """, try model.values)
             let stored = try await Self.stored(db, named: model.name)[0]
             db.afterCommit { then(stored) }
@@ -388,6 +393,7 @@ extension ModelRecord {
         description = try row[12]
         updatedAt = try row[13]
         maxAttachmentInputTokens = try row[14]
+        cacheWritePerMillionMicros = try row[15]
     }
 
     /// The values of `RegistryStore.modelColumns`, in order.
@@ -397,7 +403,7 @@ extension ModelRecord {
                 .text(name), .text(vendor), try jsonText(scenes), .integer(inputPerMillionMicros), .integer(cachedInputPerMillionMicros),
                 .integer(outputPerMillionMicros), .integer(perRequestMicros), .bool(consentRequired), .bool(enabled),
                 .integer(maxOutputTokens), try jsonText(allowedGroupIDs), try jsonText(blockedGroupIDs), .text(description),
-                .integer(updatedAt), .integer(maxAttachmentInputTokens),
+                .integer(updatedAt), .integer(maxAttachmentInputTokens), .integer(cacheWritePerMillionMicros),
             ]
         }
     }

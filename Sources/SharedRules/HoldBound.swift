@@ -38,9 +38,14 @@ public struct HoldBound: Sendable, Equatable {
         outputTokens = Pricing.maxOutput(maxOutputTokens, choices: choices, model: model)
     }
 
-    /// The bound as token counts to price (all input at the uncached price: the dearer one).
-    public var tokens: Pricing.Tokens { Pricing.Tokens(input: inputTokens, output: outputTokens) }
+    /// The bound as token counts to price at `prices`: all input at the dearest price an input
+    /// token can have — uncached, or written to the provider's cache when that costs more.
+    public func tokens(at prices: Lumen_Registry_V1_Prices) -> Pricing.Tokens {
+        Pricing.cacheWritePrice(prices) > prices.inputPerMillionMicros
+            ? Pricing.Tokens(input: 0, cacheWrite: inputTokens, output: outputTokens)
+            : Pricing.Tokens(input: inputTokens, output: outputTokens)
+    }
 
     /// The hold: the bound at the model's prices, micro-USD.
-    public func cost(at prices: Lumen_Registry_V1_Prices) -> Int64 { Pricing.cost(tokens, at: prices) }
+    public func cost(at prices: Lumen_Registry_V1_Prices) -> Int64 { Pricing.cost(tokens(at: prices), at: prices) }
 }

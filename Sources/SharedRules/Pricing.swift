@@ -9,20 +9,23 @@ import LumenAPI
 public enum Pricing {
     /// Token counts of one request.
     public struct Tokens: Sendable, Equatable {
-        /// Input tokens, excluding cached ones.
+        /// Input tokens, excluding cached ones and cache writes.
         public var input: Int64
-        /// Cached input tokens.
+        /// Cached input tokens (read from the provider's prompt cache).
         public var cachedInput: Int64
+        /// Input tokens written to the provider's prompt cache.
+        public var cacheWrite: Int64
         /// Output tokens.
         public var output: Int64
 
-        public init(input: Int64, cachedInput: Int64 = 0, output: Int64) {
+        public init(input: Int64, cachedInput: Int64 = 0, cacheWrite: Int64 = 0, output: Int64) {
             self.input = max(0, input)
             self.cachedInput = max(0, cachedInput)
+            self.cacheWrite = max(0, cacheWrite)
             self.output = max(0, output)
         }
 
-        public var total: Int64 { input + cachedInput + output }
+        public var total: Int64 { input &+ cachedInput &+ cacheWrite &+ output }
     }
 
     /// The cost of one request with these token counts.
@@ -30,8 +33,15 @@ public enum Pricing {
         let perMillion =
             product(tokens.input, prices.inputPerMillionMicros)
             &+ product(tokens.cachedInput, prices.cachedInputPerMillionMicros)
+            &+ product(tokens.cacheWrite, cacheWritePrice(prices))
             &+ product(tokens.output, prices.outputPerMillionMicros)
         return (perMillion + 500_000) / 1_000_000 + max(0, prices.perRequestMicros)
+    }
+
+    /// What a million cache-write tokens cost: the model's cache-write price, or its input price
+    /// when it names none.
+    public static func cacheWritePrice(_ prices: Lumen_Registry_V1_Prices) -> Int64 {
+        prices.cacheWritePerMillionMicros > 0 ? prices.cacheWritePerMillionMicros : prices.inputPerMillionMicros
     }
 
     /// The most output a request may produce, per choice times the choices asked for (`n`): its

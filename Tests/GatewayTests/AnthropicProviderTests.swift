@@ -110,8 +110,8 @@ struct AnthropicProviderTests {
         let usage = try #require(object["usage"] as? [String: Any])
         #expect(usage["prompt_tokens"] as? Int == 420 && usage["completion_tokens"] as? Int == 15 && usage["total_tokens"] as? Int == 435)
         #expect((usage["prompt_tokens_details"] as? [String: Any])?["cached_tokens"] as? Int == 300)
-        // Billed: cache reads as cached input, cache writes as input.
-        #expect(answer.reported == .init(input: 120, cachedInput: 300, output: 15))
+        // Billed: cache reads as cached input, cache writes as cache writes (each at its price).
+        #expect(answer.reported == .init(input: 100, cachedInput: 300, cacheWrite: 20, output: 15))
         for (stop, finish) in [("end_turn", "stop"), ("stop_sequence", "stop"), ("max_tokens", "length"), ("tool_use", "tool_calls"), ("refusal", "content_filter")] {
             #expect(AnthropicAnswer.finishReason(stop) == finish)
         }

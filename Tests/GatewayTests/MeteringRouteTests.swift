@@ -435,7 +435,7 @@ struct KeyUsageRouteTests {
             let line = data[0]
             #expect(Set(line.keys) == [
                 "request_id", "billing_transaction_id", "created_at", "logical_model", "model_vendor", "scene",
-                "access_channel", "input_tokens", "cached_input_tokens", "output_tokens", "cost", "status", "estimated",
+                "access_channel", "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens", "cost", "status", "estimated",
             ])
             #expect(requestIDs.contains(line["request_id"] as? String ?? ""))
             #expect((line["billing_transaction_id"] as? String)?.hasPrefix("btx_") == true)

@@ -34,6 +34,7 @@ struct BillingTests {
                     $0.requestID = requestID
                     $0.inputTokens = Int64(index)
                     $0.cachedInputTokens = Int64(index % 7)
+                    $0.cacheWriteTokens = Int64(index % 5)
                     $0.outputTokens = Int64(2 * index + index * 37)
                 }, metadata: services.asInternal)
             clock.advance(seconds: 53 * 60 + 7)
@@ -75,6 +76,7 @@ struct BillingTests {
             $0.requests = Int64(lines.count)
             $0.inputTokens = lines.reduce(0) { $0 + $1.inputTokens }
             $0.cachedInputTokens = lines.reduce(0) { $0 + $1.cachedInputTokens }
+            $0.cacheWriteTokens = lines.reduce(0) { $0 + $1.cacheWriteTokens }
             $0.outputTokens = lines.reduce(0) { $0 + $1.outputTokens }
             $0.costMicros = lines.reduce(0) { $0 + $1.costMicros }
         }

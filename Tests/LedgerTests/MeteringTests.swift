@@ -422,6 +422,7 @@ struct MeteringTests {
                         $0.prices = .with {
                             $0.inputPerMillionMicros = 2_000_000
                             $0.cachedInputPerMillionMicros = 500_000
+                            $0.cacheWritePerMillionMicros = 2_500_000
                             $0.outputPerMillionMicros = 8_000_000
                             $0.perRequestMicros = 7
                         }
@@ -432,17 +433,23 @@ struct MeteringTests {
             request.inputBoundTokens = 1_000
             request.outputBoundTokens = 100
             _ = try await services.ledger.reserve(request, metadata: services.asInternal)
-            // The hold: 1,000 × 2 + 100 × 8 + 7 micro-USD.
-            #expect(try await Self.keyPool(services).reservedMicros == 2_807)
+            // The hold: 1,000 input tokens at the dearer of input and cache write (2.5), 100 × 8, + 7 micro-USD.
+            #expect(try await Self.keyPool(services).reservedMicros == 3_307)
             let line = try await services.ledger.settle(
                 .with {
                     $0.requestID = "req_p"
                     $0.inputTokens = 300
                     $0.cachedInputTokens = 200
+                    $0.cacheWriteTokens = 400
                     $0.outputTokens = 50
                 }, metadata: services.asInternal
             ).line
-            #expect(line.costMicros == 300 * 2 + 100 + 50 * 8 + 7 && line.overrunMicros == 0)
+            // Cache writes at their own price: 300 × 2 + 200 × 0.5 + 400 × 2.5 + 50 × 8 + 7.
+            #expect(line.costMicros == 300 * 2 + 100 + 1_000 + 50 * 8 + 7 && line.overrunMicros == 0)
+            #expect(line.cacheWriteTokens == 400 && line.cachedInputTokens == 200 && line.inputTokens == 300)
+            let totals = try await services.ledger.getKeyTotals(
+                .with { $0.organizationID = "org_1"; $0.keyIds = ["key_1"] }, metadata: services.asInternal)
+            #expect(totals.totals.first?.cacheWriteTokens == 400)
             var unknown = Self.reserve("req_u", estimate: 10)
             unknown.logicalModel = "no-such-model"
             #expect(await refusal { _ = try await services.ledger.reserve(unknown, metadata: services.asInternal) } == "notFound model_not_found")
@@ -518,6 +525,16 @@ struct PricingTests {
         // 10 × 0.15 = 1.5 → 2 (half up); 1 token → 0.15 → 0.
         #expect(Pricing.cost(.init(input: 10, output: 0), at: Self.prices) == 2)
         #expect(Pricing.cost(.init(input: 1, output: 0), at: Self.prices) == 0)
+        // Cache writes at the input price unless the model names its own.
+        #expect(Pricing.cost(.init(input: 0, cacheWrite: 1_000, output: 0), at: Self.prices) == 150)
+        var cacheWrites = Self.prices
+        cacheWrites.cacheWritePerMillionMicros = 187_500
+        #expect(Pricing.cost(.init(input: 1_000, cacheWrite: 1_000, output: 0), at: cacheWrites) == 338)
+        // A hold prices its input at the dearer of the two: cache writes here, input when they are cheaper.
+        let bound = HoldBound(inputTokens: 1_000, outputTokens: 0)
+        #expect(bound.cost(at: cacheWrites) == 188 && bound.cost(at: Self.prices) == 150)
+        cacheWrites.cacheWritePerMillionMicros = 1
+        #expect(bound.cost(at: cacheWrites) == 150)
         // Per-request prices add on top.
         var perRequest = Self.prices
         perRequest.perRequestMicros = 40_000

@@ -7,6 +7,7 @@ priced from Claude's own usage."""
 import time
 from decimal import ROUND_HALF_UP, Decimal
 
+import httpx
 import openai
 import pytest
 from openai import OpenAI
@@ -15,7 +16,7 @@ from conftest import start_server, wait_ready
 from mock_anthropic import CITIES, USAGE, MockAnthropic
 from test_ledger import all_lines, create_key, micros
 
-PRICES = {"input": Decimal("3"), "cached_input": Decimal("0.30"), "output": Decimal("15")}
+PRICES = {"input": Decimal("3"), "cached_input": Decimal("0.30"), "cache_write": Decimal("3.75"), "output": Decimal("15")}
 TOOLS = [{"type": "function", "function": {
     "name": "weather", "description": "Today's weather in a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
@@ -35,7 +36,7 @@ models:
   - name: claude
     vendor: anthropic
     scenes: [chat]
-    prices: {{input: 3, cached_input: 0.30, output: 15}}
+    prices: {{input: 3, cached_input: 0.30, cache_write: 3.75, output: 15}}
     max_output_tokens: 4096
     backends:
       - {{id: anthropic, provider: anthropic, base_url: "{claude.base_url}", credential_env: LUMEN_TEST_ANTHROPIC_KEY,
@@ -140,10 +141,20 @@ def test_usage_lines_are_priced_from_claudes_own_usage(gateway, claude):
     while len(lines := all_lines(gateway, gateway.token, gateway.key["id"])) < 2:
         assert time.time() < deadline
         time.sleep(0.05)
-    billed_input = USAGE["input_tokens"] + USAGE["cache_creation_input_tokens"]
-    cost = (billed_input * PRICES["input"] + USAGE["cache_read_input_tokens"] * PRICES["cached_input"]
+    # Each kind of input token at its own price: cache reads, cache writes, the rest.
+    cost = (USAGE["input_tokens"] * PRICES["input"] + USAGE["cache_read_input_tokens"] * PRICES["cached_input"]
+            + USAGE["cache_creation_input_tokens"] * PRICES["cache_write"]
             + USAGE["output_tokens"] * PRICES["output"]).quantize(Decimal(1), rounding=ROUND_HALF_UP)
     for line in lines:
-        assert (line["input_tokens"], line["cached_input_tokens"], line["output_tokens"]) == (
-            billed_input, USAGE["cache_read_input_tokens"], USAGE["output_tokens"])
+        assert (line["input_tokens"], line["cached_input_tokens"], line["cache_write_tokens"], line["output_tokens"]) == (
+            USAGE["input_tokens"], USAGE["cache_read_input_tokens"], USAGE["cache_creation_input_tokens"],
+            USAGE["output_tokens"])
         assert micros(line["cost"]) == int(cost) and not line["estimated"]
+    # Billing shows them too.
+    billing = httpx.get(f"{gateway.http}/v1/management/api-keys/{gateway.key['id']}/billing",
+                        headers={"Authorization": f"Bearer {gateway.token}"}, timeout=30)
+    assert billing.status_code == 200, billing.text
+    total = billing.json()["total"]
+    assert (total["requests"], total["cache_write_tokens"], total["cached_input_tokens"]) == (
+        2, 2 * USAGE["cache_creation_input_tokens"], 2 * USAGE["cache_read_input_tokens"])
+    assert micros(total["cost"]) == 2 * int(cost)

@@ -168,9 +168,9 @@ def test_usage_is_metered_from_each_backends_own_usage(gateway):
         time.sleep(0.05)
     by_model = {line["logical_model"]: line for line in lines}
     claude = by_model["claude"]
-    assert (claude["input_tokens"], claude["cached_input_tokens"], claude["output_tokens"]) == (
-        CLAUDE_USAGE["input_tokens"] + CLAUDE_USAGE["cache_creation_input_tokens"],
-        CLAUDE_USAGE["cache_read_input_tokens"], CLAUDE_USAGE["output_tokens"])
+    assert (claude["input_tokens"], claude["cached_input_tokens"], claude["cache_write_tokens"], claude["output_tokens"]) == (
+        CLAUDE_USAGE["input_tokens"], CLAUDE_USAGE["cache_read_input_tokens"], CLAUDE_USAGE["cache_creation_input_tokens"],
+        CLAUDE_USAGE["output_tokens"])
     gpt = by_model["gpt"]
     cached = USAGE["prompt_tokens_details"]["cached_tokens"]
     assert (gpt["input_tokens"], gpt["cached_input_tokens"], gpt["output_tokens"]) == (

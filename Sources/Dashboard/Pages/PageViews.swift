@@ -524,7 +524,8 @@ struct ModelPage {
         let (label, colour) = ModelRowView.badge(access: detail.access)
         let charges = [
             ("input", "Input, per million tokens"), ("cached_input", "Cached input, per million tokens"),
-            ("output", "Output, per million tokens"), ("request", "Per request"),
+            ("cache_write", "Cache writes, per million tokens"), ("output", "Output, per million tokens"),
+            ("request", "Per request"),
         ]
         model = Model(
             name: detail.name, vendor: detail.vendor, description: detail.description.isEmpty ? nil : detail.description,

@@ -35,6 +35,7 @@ struct BillingObject: Encodable {
         var requests: Int64
         var inputTokens: Int64
         var cachedInputTokens: Int64
+        var cacheWriteTokens: Int64
         var outputTokens: Int64
         var cost: Decimal
 
@@ -44,6 +45,7 @@ struct BillingObject: Encodable {
             requests = bucket.requests
             inputTokens = bucket.inputTokens
             cachedInputTokens = bucket.cachedInputTokens
+            cacheWriteTokens = bucket.cacheWriteTokens
             outputTokens = bucket.outputTokens
             cost = USD.amount(bucket.costMicros)
         }
@@ -62,6 +64,7 @@ struct BillingObject: Encodable {
             try container.encode(requests, forKey: Key("requests"))
             try container.encode(inputTokens, forKey: Key("input_tokens"))
             try container.encode(cachedInputTokens, forKey: Key("cached_input_tokens"))
+            try container.encode(cacheWriteTokens, forKey: Key("cache_write_tokens"))
             try container.encode(outputTokens, forKey: Key("output_tokens"))
             try container.encode(cost, forKey: Key("cost"))
         }

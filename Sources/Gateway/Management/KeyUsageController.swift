@@ -156,6 +156,7 @@ struct UsageLineObject: Encodable {
     var accessChannel: String
     var inputTokens: Int64
     var cachedInputTokens: Int64
+    var cacheWriteTokens: Int64
     var outputTokens: Int64
     var cost: Decimal
     var status: String
@@ -171,6 +172,7 @@ struct UsageLineObject: Encodable {
         case accessChannel = "access_channel"
         case inputTokens = "input_tokens"
         case cachedInputTokens = "cached_input_tokens"
+        case cacheWriteTokens = "cache_write_tokens"
         case outputTokens = "output_tokens"
         case cost, status, estimated
     }
@@ -185,6 +187,7 @@ struct UsageLineObject: Encodable {
         accessChannel = line.accessChannel.publicName
         inputTokens = line.inputTokens
         cachedInputTokens = line.cachedInputTokens
+        cacheWriteTokens = line.cacheWriteTokens
         outputTokens = line.outputTokens
         cost = USD.amount(line.costMicros)
         status = line.status == .settled ? "settled" : "pending"
@@ -202,6 +205,7 @@ struct UsageLineObject: Encodable {
         try container.encode(accessChannel, forKey: .accessChannel)
         try container.encode(inputTokens, forKey: .inputTokens)
         try container.encode(cachedInputTokens, forKey: .cachedInputTokens)
+        try container.encode(cacheWriteTokens, forKey: .cacheWriteTokens)
         try container.encode(outputTokens, forKey: .outputTokens)
         try container.encode(cost, forKey: .cost)
         try container.encode(status, forKey: .status)

@@ -330,6 +330,7 @@ struct InferencePipeline: Sendable {
                 $0.requestID = admitted.requestID
                 $0.inputTokens = tokens.input
                 $0.cachedInputTokens = tokens.cachedInput
+                $0.cacheWriteTokens = tokens.cacheWrite
                 $0.outputTokens = tokens.output
                 $0.latencyMs = latencyMs
                 $0.estimated = estimated

@@ -701,11 +701,15 @@ public nonisolated struct Lumen_Ledger_V1_SettleRequest: Sendable {
   /// The request whose hold is settled.
   public var requestID: String = String()
 
-  /// Input tokens, excluding cached ones.
+  /// Input tokens, excluding cached ones and cache writes.
   public var inputTokens: Int64 = 0
 
   /// Cached input tokens.
   public var cachedInputTokens: Int64 = 0
+
+  /// Input tokens written to the provider's prompt cache (Anthropic's cache_creation_input_tokens),
+  /// priced at the model's cache-write price; not in input_tokens.
+  public var cacheWriteTokens: Int64 = 0
 
   /// Output tokens.
   public var outputTokens: Int64 = 0
@@ -936,7 +940,7 @@ public nonisolated struct Lumen_Ledger_V1_UsageLine: @unchecked Sendable {
     set {_uniqueStorage()._accessChannel = newValue}
   }
 
-  /// Input tokens, excluding cached ones.
+  /// Input tokens, excluding cached ones and cache writes.
   public var inputTokens: Int64 {
     get {_storage._inputTokens}
     set {_uniqueStorage()._inputTokens = newValue}
@@ -946,6 +950,13 @@ public nonisolated struct Lumen_Ledger_V1_UsageLine: @unchecked Sendable {
   public var cachedInputTokens: Int64 {
     get {_storage._cachedInputTokens}
     set {_uniqueStorage()._cachedInputTokens = newValue}
+  }
+
+  /// Input tokens written to the provider's prompt cache (Anthropic's cache_creation_input_tokens),
+  /// priced at the model's cache-write price; not in input_tokens.
+  public var cacheWriteTokens: Int64 {
+    get {_storage._cacheWriteTokens}
+    set {_uniqueStorage()._cacheWriteTokens = newValue}
   }
 
   /// Output tokens.
@@ -1142,6 +1153,10 @@ public nonisolated struct Lumen_Ledger_V1_BillingBucket: Sendable {
 
   /// Cached input tokens.
   public var cachedInputTokens: Int64 = 0
+
+  /// Input tokens written to the provider's prompt cache (Anthropic's cache_creation_input_tokens),
+  /// priced at the model's cache-write price; not in input_tokens.
+  public var cacheWriteTokens: Int64 = 0
 
   /// Output tokens.
   public var outputTokens: Int64 = 0
@@ -1369,11 +1384,15 @@ public nonisolated struct Lumen_Ledger_V1_KeyTotals: Sendable {
   /// Settled requests.
   public var requests: Int64 = 0
 
-  /// Input tokens, excluding cached ones.
+  /// Input tokens, excluding cached ones and cache writes.
   public var inputTokens: Int64 = 0
 
   /// Cached input tokens.
   public var cachedInputTokens: Int64 = 0
+
+  /// Input tokens written to the provider's prompt cache (Anthropic's cache_creation_input_tokens),
+  /// priced at the model's cache-write price; not in input_tokens.
+  public var cacheWriteTokens: Int64 = 0
 
   /// Output tokens.
   public var outputTokens: Int64 = 0
@@ -1450,11 +1469,15 @@ public nonisolated struct Lumen_Ledger_V1_ModelTotals: Sendable {
   /// Settled requests.
   public var requests: Int64 = 0
 
-  /// Input tokens, excluding cached ones.
+  /// Input tokens, excluding cached ones and cache writes.
   public var inputTokens: Int64 = 0
 
   /// Cached input tokens.
   public var cachedInputTokens: Int64 = 0
+
+  /// Input tokens written to the provider's prompt cache (Anthropic's cache_creation_input_tokens),
+  /// priced at the model's cache-write price; not in input_tokens.
+  public var cacheWriteTokens: Int64 = 0
 
   /// Output tokens.
   public var outputTokens: Int64 = 0
@@ -1491,11 +1514,15 @@ public nonisolated struct Lumen_Ledger_V1_OriginTotals: Sendable {
   /// Settled requests.
   public var requests: Int64 = 0
 
-  /// Input tokens, excluding cached ones.
+  /// Input tokens, excluding cached ones and cache writes.
   public var inputTokens: Int64 = 0
 
   /// Cached input tokens.
   public var cachedInputTokens: Int64 = 0
+
+  /// Input tokens written to the provider's prompt cache (Anthropic's cache_creation_input_tokens),
+  /// priced at the model's cache-write price; not in input_tokens.
+  public var cacheWriteTokens: Int64 = 0
 
   /// Output tokens.
   public var outputTokens: Int64 = 0
@@ -2311,7 +2338,7 @@ nonisolated extension Lumen_Ledger_V1_ReserveResponse: SwiftProtobuf.Message, Sw
 
 nonisolated extension Lumen_Ledger_V1_SettleRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SettleRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}input_tokens\0\u{3}cached_input_tokens\0\u{3}output_tokens\0\u{4}\u{2}latency_ms\0\u{1}estimated\0\u{3}backend_id\0\u{b}cost_micros\0\u{c}\u{5}\u{1}")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}input_tokens\0\u{3}cached_input_tokens\0\u{3}output_tokens\0\u{4}\u{2}latency_ms\0\u{1}estimated\0\u{3}backend_id\0\u{3}cache_write_tokens\0\u{b}cost_micros\0\u{c}\u{5}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2326,6 +2353,7 @@ nonisolated extension Lumen_Ledger_V1_SettleRequest: SwiftProtobuf.Message, Swif
       case 6: try { try decoder.decodeSingularInt64Field(value: &self.latencyMs) }()
       case 7: try { try decoder.decodeSingularBoolField(value: &self.estimated) }()
       case 8: try { try decoder.decodeSingularStringField(value: &self.backendID) }()
+      case 9: try { try decoder.decodeSingularInt64Field(value: &self.cacheWriteTokens) }()
       default: break
       }
     }
@@ -2353,6 +2381,9 @@ nonisolated extension Lumen_Ledger_V1_SettleRequest: SwiftProtobuf.Message, Swif
     if !self.backendID.isEmpty {
       try visitor.visitSingularStringField(value: self.backendID, fieldNumber: 8)
     }
+    if self.cacheWriteTokens != 0 {
+      try visitor.visitSingularInt64Field(value: self.cacheWriteTokens, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2360,6 +2391,7 @@ nonisolated extension Lumen_Ledger_V1_SettleRequest: SwiftProtobuf.Message, Swif
     if lhs.requestID != rhs.requestID {return false}
     if lhs.inputTokens != rhs.inputTokens {return false}
     if lhs.cachedInputTokens != rhs.cachedInputTokens {return false}
+    if lhs.cacheWriteTokens != rhs.cacheWriteTokens {return false}
     if lhs.outputTokens != rhs.outputTokens {return false}
     if lhs.latencyMs != rhs.latencyMs {return false}
     if lhs.estimated != rhs.estimated {return false}
@@ -2597,7 +2629,7 @@ nonisolated extension Lumen_Ledger_V1_MeterResponse: SwiftProtobuf.Message, Swif
 
 nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".UsageLine"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}billing_transaction_id\0\u{3}created_at\0\u{3}organization_id\0\u{3}key_id\0\u{1}owner\0\u{3}logical_model\0\u{3}model_vendor\0\u{1}scene\0\u{3}access_channel\0\u{3}input_tokens\0\u{3}cached_input_tokens\0\u{3}output_tokens\0\u{3}cost_micros\0\u{3}latency_ms\0\u{1}status\0\u{1}estimated\0\u{1}expired\0\u{1}origin\0\u{3}overrun_micros\0\u{3}backend_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}billing_transaction_id\0\u{3}created_at\0\u{3}organization_id\0\u{3}key_id\0\u{1}owner\0\u{3}logical_model\0\u{3}model_vendor\0\u{1}scene\0\u{3}access_channel\0\u{3}input_tokens\0\u{3}cached_input_tokens\0\u{3}output_tokens\0\u{3}cost_micros\0\u{3}latency_ms\0\u{1}status\0\u{1}estimated\0\u{1}expired\0\u{1}origin\0\u{3}overrun_micros\0\u{3}backend_id\0\u{3}cache_write_tokens\0")
 
   fileprivate class _StorageClass {
     var _requestID: String = String()
@@ -2612,6 +2644,7 @@ nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftPro
     var _accessChannel: Lumen_Common_V1_AccessChannel = .unspecified
     var _inputTokens: Int64 = 0
     var _cachedInputTokens: Int64 = 0
+    var _cacheWriteTokens: Int64 = 0
     var _outputTokens: Int64 = 0
     var _costMicros: Int64 = 0
     var _latencyMs: Int64 = 0
@@ -2643,6 +2676,7 @@ nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftPro
       _accessChannel = source._accessChannel
       _inputTokens = source._inputTokens
       _cachedInputTokens = source._cachedInputTokens
+      _cacheWriteTokens = source._cacheWriteTokens
       _outputTokens = source._outputTokens
       _costMicros = source._costMicros
       _latencyMs = source._latencyMs
@@ -2691,6 +2725,7 @@ nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftPro
         case 19: try { try decoder.decodeSingularEnumField(value: &_storage._origin) }()
         case 20: try { try decoder.decodeSingularInt64Field(value: &_storage._overrunMicros) }()
         case 21: try { try decoder.decodeSingularStringField(value: &_storage._backendID) }()
+        case 22: try { try decoder.decodeSingularInt64Field(value: &_storage._cacheWriteTokens) }()
         default: break
         }
       }
@@ -2766,6 +2801,9 @@ nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftPro
       if !_storage._backendID.isEmpty {
         try visitor.visitSingularStringField(value: _storage._backendID, fieldNumber: 21)
       }
+      if _storage._cacheWriteTokens != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._cacheWriteTokens, fieldNumber: 22)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -2787,6 +2825,7 @@ nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftPro
         if _storage._accessChannel != rhs_storage._accessChannel {return false}
         if _storage._inputTokens != rhs_storage._inputTokens {return false}
         if _storage._cachedInputTokens != rhs_storage._cachedInputTokens {return false}
+        if _storage._cacheWriteTokens != rhs_storage._cacheWriteTokens {return false}
         if _storage._outputTokens != rhs_storage._outputTokens {return false}
         if _storage._costMicros != rhs_storage._costMicros {return false}
         if _storage._latencyMs != rhs_storage._latencyMs {return false}
@@ -2954,7 +2993,7 @@ nonisolated extension Lumen_Ledger_V1_ListUsageResponse: SwiftProtobuf.Message, 
 
 nonisolated extension Lumen_Ledger_V1_BillingBucket: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".BillingBucket"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}requests\0\u{3}input_tokens\0\u{3}cached_input_tokens\0\u{3}output_tokens\0\u{3}cost_micros\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}requests\0\u{3}input_tokens\0\u{3}cached_input_tokens\0\u{3}output_tokens\0\u{3}cost_micros\0\u{3}cache_write_tokens\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2968,6 +3007,7 @@ nonisolated extension Lumen_Ledger_V1_BillingBucket: SwiftProtobuf.Message, Swif
       case 4: try { try decoder.decodeSingularInt64Field(value: &self.cachedInputTokens) }()
       case 5: try { try decoder.decodeSingularInt64Field(value: &self.outputTokens) }()
       case 6: try { try decoder.decodeSingularInt64Field(value: &self.costMicros) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.cacheWriteTokens) }()
       default: break
       }
     }
@@ -2992,6 +3032,9 @@ nonisolated extension Lumen_Ledger_V1_BillingBucket: SwiftProtobuf.Message, Swif
     if self.costMicros != 0 {
       try visitor.visitSingularInt64Field(value: self.costMicros, fieldNumber: 6)
     }
+    if self.cacheWriteTokens != 0 {
+      try visitor.visitSingularInt64Field(value: self.cacheWriteTokens, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3000,6 +3043,7 @@ nonisolated extension Lumen_Ledger_V1_BillingBucket: SwiftProtobuf.Message, Swif
     if lhs.requests != rhs.requests {return false}
     if lhs.inputTokens != rhs.inputTokens {return false}
     if lhs.cachedInputTokens != rhs.cachedInputTokens {return false}
+    if lhs.cacheWriteTokens != rhs.cacheWriteTokens {return false}
     if lhs.outputTokens != rhs.outputTokens {return false}
     if lhs.costMicros != rhs.costMicros {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
@@ -3323,7 +3367,7 @@ nonisolated extension Lumen_Ledger_V1_GetKeyTotalsRequest: SwiftProtobuf.Message
 
 nonisolated extension Lumen_Ledger_V1_KeyTotals: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".KeyTotals"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}key_id\0\u{1}requests\0\u{3}input_tokens\0\u{3}cached_input_tokens\0\u{3}output_tokens\0\u{3}cost_micros\0\u{3}last_used_at\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}key_id\0\u{1}requests\0\u{3}input_tokens\0\u{3}cached_input_tokens\0\u{3}output_tokens\0\u{3}cost_micros\0\u{3}last_used_at\0\u{3}cache_write_tokens\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3338,6 +3382,7 @@ nonisolated extension Lumen_Ledger_V1_KeyTotals: SwiftProtobuf.Message, SwiftPro
       case 5: try { try decoder.decodeSingularInt64Field(value: &self.outputTokens) }()
       case 6: try { try decoder.decodeSingularInt64Field(value: &self.costMicros) }()
       case 7: try { try decoder.decodeSingularMessageField(value: &self._lastUsedAt) }()
+      case 8: try { try decoder.decodeSingularInt64Field(value: &self.cacheWriteTokens) }()
       default: break
       }
     }
@@ -3369,6 +3414,9 @@ nonisolated extension Lumen_Ledger_V1_KeyTotals: SwiftProtobuf.Message, SwiftPro
     try { if let v = self._lastUsedAt {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
     } }()
+    if self.cacheWriteTokens != 0 {
+      try visitor.visitSingularInt64Field(value: self.cacheWriteTokens, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3377,6 +3425,7 @@ nonisolated extension Lumen_Ledger_V1_KeyTotals: SwiftProtobuf.Message, SwiftPro
     if lhs.requests != rhs.requests {return false}
     if lhs.inputTokens != rhs.inputTokens {return false}
     if lhs.cachedInputTokens != rhs.cachedInputTokens {return false}
+    if lhs.cacheWriteTokens != rhs.cacheWriteTokens {return false}
     if lhs.outputTokens != rhs.outputTokens {return false}
     if lhs.costMicros != rhs.costMicros {return false}
     if lhs._lastUsedAt != rhs._lastUsedAt {return false}
@@ -3456,7 +3505,7 @@ nonisolated extension Lumen_Ledger_V1_GetOwnerUsageRequest: SwiftProtobuf.Messag
 
 nonisolated extension Lumen_Ledger_V1_ModelTotals: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ModelTotals"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}logical_model\0\u{1}requests\0\u{3}input_tokens\0\u{3}cached_input_tokens\0\u{3}output_tokens\0\u{3}cost_micros\0\u{3}last_used_at\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}logical_model\0\u{1}requests\0\u{3}input_tokens\0\u{3}cached_input_tokens\0\u{3}output_tokens\0\u{3}cost_micros\0\u{3}last_used_at\0\u{3}cache_write_tokens\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3471,6 +3520,7 @@ nonisolated extension Lumen_Ledger_V1_ModelTotals: SwiftProtobuf.Message, SwiftP
       case 5: try { try decoder.decodeSingularInt64Field(value: &self.outputTokens) }()
       case 6: try { try decoder.decodeSingularInt64Field(value: &self.costMicros) }()
       case 7: try { try decoder.decodeSingularMessageField(value: &self._lastUsedAt) }()
+      case 8: try { try decoder.decodeSingularInt64Field(value: &self.cacheWriteTokens) }()
       default: break
       }
     }
@@ -3502,6 +3552,9 @@ nonisolated extension Lumen_Ledger_V1_ModelTotals: SwiftProtobuf.Message, SwiftP
     try { if let v = self._lastUsedAt {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
     } }()
+    if self.cacheWriteTokens != 0 {
+      try visitor.visitSingularInt64Field(value: self.cacheWriteTokens, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3510,6 +3563,7 @@ nonisolated extension Lumen_Ledger_V1_ModelTotals: SwiftProtobuf.Message, SwiftP
     if lhs.requests != rhs.requests {return false}
     if lhs.inputTokens != rhs.inputTokens {return false}
     if lhs.cachedInputTokens != rhs.cachedInputTokens {return false}
+    if lhs.cacheWriteTokens != rhs.cacheWriteTokens {return false}
     if lhs.outputTokens != rhs.outputTokens {return false}
     if lhs.costMicros != rhs.costMicros {return false}
     if lhs._lastUsedAt != rhs._lastUsedAt {return false}
@@ -3520,7 +3574,7 @@ nonisolated extension Lumen_Ledger_V1_ModelTotals: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Lumen_Ledger_V1_OriginTotals: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".OriginTotals"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}origin\0\u{1}requests\0\u{3}input_tokens\0\u{3}cached_input_tokens\0\u{3}output_tokens\0\u{3}cost_micros\0\u{3}last_used_at\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}origin\0\u{1}requests\0\u{3}input_tokens\0\u{3}cached_input_tokens\0\u{3}output_tokens\0\u{3}cost_micros\0\u{3}last_used_at\0\u{3}cache_write_tokens\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3535,6 +3589,7 @@ nonisolated extension Lumen_Ledger_V1_OriginTotals: SwiftProtobuf.Message, Swift
       case 5: try { try decoder.decodeSingularInt64Field(value: &self.outputTokens) }()
       case 6: try { try decoder.decodeSingularInt64Field(value: &self.costMicros) }()
       case 7: try { try decoder.decodeSingularMessageField(value: &self._lastUsedAt) }()
+      case 8: try { try decoder.decodeSingularInt64Field(value: &self.cacheWriteTokens) }()
       default: break
       }
     }
@@ -3566,6 +3621,9 @@ nonisolated extension Lumen_Ledger_V1_OriginTotals: SwiftProtobuf.Message, Swift
     try { if let v = self._lastUsedAt {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
     } }()
+    if self.cacheWriteTokens != 0 {
+      try visitor.visitSingularInt64Field(value: self.cacheWriteTokens, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3574,6 +3632,7 @@ nonisolated extension Lumen_Ledger_V1_OriginTotals: SwiftProtobuf.Message, Swift
     if lhs.requests != rhs.requests {return false}
     if lhs.inputTokens != rhs.inputTokens {return false}
     if lhs.cachedInputTokens != rhs.cachedInputTokens {return false}
+    if lhs.cacheWriteTokens != rhs.cacheWriteTokens {return false}
     if lhs.outputTokens != rhs.outputTokens {return false}
     if lhs.costMicros != rhs.costMicros {return false}
     if lhs._lastUsedAt != rhs._lastUsedAt {return false}

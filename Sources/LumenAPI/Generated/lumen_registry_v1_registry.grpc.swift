@@ -6,8 +6,8 @@
 /// all are healthy, `degraded` when some are down, `down` when none is healthy, `disabled`
 /// when the model is turned off.
 ///
-/// Prices are micro-USD per million tokens (input, cached input, output) or micro-USD per
-/// request for non-token scenes. Backend credentials are never stored: a backend names the
+/// Prices are micro-USD per million tokens (input, cached input, cache write, output) or
+/// micro-USD per request for non-token scenes. Backend credentials are never stored: a backend names the
 /// environment variable that holds its upstream key.
 ///
 /// Authorisation: management tokens read models and manage consents of their organisation.

@@ -16,8 +16,8 @@
 /// all are healthy, `degraded` when some are down, `down` when none is healthy, `disabled`
 /// when the model is turned off.
 ///
-/// Prices are micro-USD per million tokens (input, cached input, output) or micro-USD per
-/// request for non-token scenes. Backend credentials are never stored: a backend names the
+/// Prices are micro-USD per million tokens (input, cached input, cache write, output) or
+/// micro-USD per request for non-token scenes. Backend credentials are never stored: a backend names the
 /// environment variable that holds its upstream key.
 ///
 /// Authorisation: management tokens read models and manage consents of their organisation.
@@ -275,76 +275,116 @@ public nonisolated struct Lumen_Registry_V1_Prices: Sendable {
   /// Per request, for scenes billed per request (images, audio, …).
   public var perRequestMicros: Int64 = 0
 
+  /// Per million input tokens written to the provider's prompt cache (Anthropic's cache
+  /// writes). 0: the input price. A hold prices its input at the dearer of the two.
+  public var cacheWritePerMillionMicros: Int64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
 
 /// A logical model.
-public nonisolated struct Lumen_Registry_V1_Model: Sendable {
+public nonisolated struct Lumen_Registry_V1_Model: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   /// Public name callers send as `model` (unique).
-  public var name: String = String()
+  public var name: String {
+    get {_storage._name}
+    set {_uniqueStorage()._name = newValue}
+  }
 
   /// Public vendor (for example `openai`), used for reporting.
-  public var vendor: String = String()
+  public var vendor: String {
+    get {_storage._vendor}
+    set {_uniqueStorage()._vendor = newValue}
+  }
 
   /// Scenes the model serves.
-  public var scenes: [Lumen_Common_V1_Scene] = []
+  public var scenes: [Lumen_Common_V1_Scene] {
+    get {_storage._scenes}
+    set {_uniqueStorage()._scenes = newValue}
+  }
 
   /// Prices.
   public var prices: Lumen_Registry_V1_Prices {
-    get {_prices ?? Lumen_Registry_V1_Prices()}
-    set {_prices = newValue}
+    get {_storage._prices ?? Lumen_Registry_V1_Prices()}
+    set {_uniqueStorage()._prices = newValue}
   }
   /// Returns true if `prices` has been explicitly set.
-  public var hasPrices: Bool {self._prices != nil}
+  public var hasPrices: Bool {_storage._prices != nil}
   /// Clears the value of `prices`. Subsequent reads from it will return its default value.
-  public mutating func clearPrices() {self._prices = nil}
+  public mutating func clearPrices() {_uniqueStorage()._prices = nil}
 
   /// Callers must acknowledge the model once before using it.
-  public var consentRequired: Bool = false
+  public var consentRequired: Bool {
+    get {_storage._consentRequired}
+    set {_uniqueStorage()._consentRequired = newValue}
+  }
 
   /// Whether the model can be called at all.
-  public var enabled: Bool = false
+  public var enabled: Bool {
+    get {_storage._enabled}
+    set {_uniqueStorage()._enabled = newValue}
+  }
 
   /// The most output tokens one request (per choice) may produce: required, 1–10,000,000
   /// (INVALID_ARGUMENT `invalid_model` otherwise). A request's hold counts this many output
   /// tokens when it gives no `max_tokens` (`max_completion_tokens`, `max_output_tokens`), or
   /// when it asks for more; an upstream that produces more is charged and its line marked as an
   /// overrun (see ledger.proto).
-  public var maxOutputTokens: Int64 = 0
+  public var maxOutputTokens: Int64 {
+    get {_storage._maxOutputTokens}
+    set {_uniqueStorage()._maxOutputTokens = newValue}
+  }
 
   /// Group ids allowed to use the model; empty means everybody not blocked.
-  public var allowedGroupIds: [String] = []
+  public var allowedGroupIds: [String] {
+    get {_storage._allowedGroupIds}
+    set {_uniqueStorage()._allowedGroupIds = newValue}
+  }
 
   /// Group ids that may not use the model; wins over `allowed_group_ids`.
-  public var blockedGroupIds: [String] = []
+  public var blockedGroupIds: [String] {
+    get {_storage._blockedGroupIds}
+    set {_uniqueStorage()._blockedGroupIds = newValue}
+  }
 
   /// Free text shown in the dashboard.
-  public var description_p: String = String()
+  public var description_p: String {
+    get {_storage._description_p}
+    set {_uniqueStorage()._description_p = newValue}
+  }
 
   /// Derived status (output only).
-  public var status: Lumen_Registry_V1_ModelStatus = .unspecified
+  public var status: Lumen_Registry_V1_ModelStatus {
+    get {_storage._status}
+    set {_uniqueStorage()._status = newValue}
+  }
 
   /// The model's backends (output only; changed with UpsertBackend / RemoveBackend).
-  public var backends: [Lumen_Registry_V1_Backend] = []
+  public var backends: [Lumen_Registry_V1_Backend] {
+    get {_storage._backends}
+    set {_uniqueStorage()._backends = newValue}
+  }
 
   /// The most input tokens one attachment given by reference can count in a request's hold (an
   /// image by URL or file id, a file by id: their bytes are not in the request), 1–10,000,000;
   /// 0 when upserting means the default, 8,192 (above the most any of OpenAI's, Anthropic's or
   /// Google's image encodings counts for one image). Raise it for models that read long
   /// documents by file id.
-  public var maxAttachmentInputTokens: Int64 = 0
+  public var maxAttachmentInputTokens: Int64 {
+    get {_storage._maxAttachmentInputTokens}
+    set {_uniqueStorage()._maxAttachmentInputTokens = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _prices: Lumen_Registry_V1_Prices? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 /// An upstream endpoint that serves a logical model.
@@ -1020,36 +1060,33 @@ public nonisolated struct Lumen_Registry_V1_WatchRegistryRequest: Sendable {
 }
 
 /// One event of WatchRegistry.
-public nonisolated struct Lumen_Registry_V1_RegistryEvent: @unchecked Sendable {
+public nonisolated struct Lumen_Registry_V1_RegistryEvent: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   /// What happened.
-  public var type: Lumen_Registry_V1_RegistryEvent.TypeEnum {
-    get {_storage._type}
-    set {_uniqueStorage()._type = newValue}
-  }
+  public var type: Lumen_Registry_V1_RegistryEvent.TypeEnum = .unspecified
 
   /// For MODEL_UPSERT: the model.
   public var model: Lumen_Registry_V1_Model {
-    get {_storage._model ?? Lumen_Registry_V1_Model()}
-    set {_uniqueStorage()._model = newValue}
+    get {_model ?? Lumen_Registry_V1_Model()}
+    set {_model = newValue}
   }
   /// Returns true if `model` has been explicitly set.
-  public var hasModel: Bool {_storage._model != nil}
+  public var hasModel: Bool {self._model != nil}
   /// Clears the value of `model`. Subsequent reads from it will return its default value.
-  public mutating func clearModel() {_uniqueStorage()._model = nil}
+  public mutating func clearModel() {self._model = nil}
 
   /// For CONSENT_*: the consent.
   public var consent: Lumen_Registry_V1_Consent {
-    get {_storage._consent ?? Lumen_Registry_V1_Consent()}
-    set {_uniqueStorage()._consent = newValue}
+    get {_consent ?? Lumen_Registry_V1_Consent()}
+    set {_consent = newValue}
   }
   /// Returns true if `consent` has been explicitly set.
-  public var hasConsent: Bool {_storage._consent != nil}
+  public var hasConsent: Bool {self._consent != nil}
   /// Clears the value of `consent`. Subsequent reads from it will return its default value.
-  public mutating func clearConsent() {_uniqueStorage()._consent = nil}
+  public mutating func clearConsent() {self._consent = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1112,7 +1149,8 @@ public nonisolated struct Lumen_Registry_V1_RegistryEvent: @unchecked Sendable {
 
   public init() {}
 
-  fileprivate var _storage = _StorageClass.defaultInstance
+  fileprivate var _model: Lumen_Registry_V1_Model? = nil
+  fileprivate var _consent: Lumen_Registry_V1_Consent? = nil
 }
 
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
@@ -1137,7 +1175,7 @@ nonisolated extension Lumen_Registry_V1_AccessLevel: SwiftProtobuf._ProtoNamePro
 
 nonisolated extension Lumen_Registry_V1_Prices: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Prices"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}input_per_million_micros\0\u{3}cached_input_per_million_micros\0\u{3}output_per_million_micros\0\u{3}per_request_micros\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}input_per_million_micros\0\u{3}cached_input_per_million_micros\0\u{3}output_per_million_micros\0\u{3}per_request_micros\0\u{3}cache_write_per_million_micros\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1149,6 +1187,7 @@ nonisolated extension Lumen_Registry_V1_Prices: SwiftProtobuf.Message, SwiftProt
       case 2: try { try decoder.decodeSingularInt64Field(value: &self.cachedInputPerMillionMicros) }()
       case 3: try { try decoder.decodeSingularInt64Field(value: &self.outputPerMillionMicros) }()
       case 4: try { try decoder.decodeSingularInt64Field(value: &self.perRequestMicros) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.cacheWritePerMillionMicros) }()
       default: break
       }
     }
@@ -1167,6 +1206,9 @@ nonisolated extension Lumen_Registry_V1_Prices: SwiftProtobuf.Message, SwiftProt
     if self.perRequestMicros != 0 {
       try visitor.visitSingularInt64Field(value: self.perRequestMicros, fieldNumber: 4)
     }
+    if self.cacheWritePerMillionMicros != 0 {
+      try visitor.visitSingularInt64Field(value: self.cacheWritePerMillionMicros, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1175,6 +1217,7 @@ nonisolated extension Lumen_Registry_V1_Prices: SwiftProtobuf.Message, SwiftProt
     if lhs.cachedInputPerMillionMicros != rhs.cachedInputPerMillionMicros {return false}
     if lhs.outputPerMillionMicros != rhs.outputPerMillionMicros {return false}
     if lhs.perRequestMicros != rhs.perRequestMicros {return false}
+    if lhs.cacheWritePerMillionMicros != rhs.cacheWritePerMillionMicros {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1184,91 +1227,151 @@ nonisolated extension Lumen_Registry_V1_Model: SwiftProtobuf.Message, SwiftProto
   public static let protoMessageName: String = _protobuf_package + ".Model"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}vendor\0\u{1}scenes\0\u{1}prices\0\u{3}consent_required\0\u{1}enabled\0\u{3}max_output_tokens\0\u{3}allowed_group_ids\0\u{3}blocked_group_ids\0\u{1}description\0\u{1}status\0\u{1}backends\0\u{3}max_attachment_input_tokens\0")
 
+  fileprivate class _StorageClass {
+    var _name: String = String()
+    var _vendor: String = String()
+    var _scenes: [Lumen_Common_V1_Scene] = []
+    var _prices: Lumen_Registry_V1_Prices? = nil
+    var _consentRequired: Bool = false
+    var _enabled: Bool = false
+    var _maxOutputTokens: Int64 = 0
+    var _allowedGroupIds: [String] = []
+    var _blockedGroupIds: [String] = []
+    var _description_p: String = String()
+    var _status: Lumen_Registry_V1_ModelStatus = .unspecified
+    var _backends: [Lumen_Registry_V1_Backend] = []
+    var _maxAttachmentInputTokens: Int64 = 0
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _name = source._name
+      _vendor = source._vendor
+      _scenes = source._scenes
+      _prices = source._prices
+      _consentRequired = source._consentRequired
+      _enabled = source._enabled
+      _maxOutputTokens = source._maxOutputTokens
+      _allowedGroupIds = source._allowedGroupIds
+      _blockedGroupIds = source._blockedGroupIds
+      _description_p = source._description_p
+      _status = source._status
+      _backends = source._backends
+      _maxAttachmentInputTokens = source._maxAttachmentInputTokens
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.vendor) }()
-      case 3: try { try decoder.decodeRepeatedEnumField(value: &self.scenes) }()
-      case 4: try { try decoder.decodeSingularMessageField(value: &self._prices) }()
-      case 5: try { try decoder.decodeSingularBoolField(value: &self.consentRequired) }()
-      case 6: try { try decoder.decodeSingularBoolField(value: &self.enabled) }()
-      case 7: try { try decoder.decodeSingularInt64Field(value: &self.maxOutputTokens) }()
-      case 8: try { try decoder.decodeRepeatedStringField(value: &self.allowedGroupIds) }()
-      case 9: try { try decoder.decodeRepeatedStringField(value: &self.blockedGroupIds) }()
-      case 10: try { try decoder.decodeSingularStringField(value: &self.description_p) }()
-      case 11: try { try decoder.decodeSingularEnumField(value: &self.status) }()
-      case 12: try { try decoder.decodeRepeatedMessageField(value: &self.backends) }()
-      case 13: try { try decoder.decodeSingularInt64Field(value: &self.maxAttachmentInputTokens) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._name) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._vendor) }()
+        case 3: try { try decoder.decodeRepeatedEnumField(value: &_storage._scenes) }()
+        case 4: try { try decoder.decodeSingularMessageField(value: &_storage._prices) }()
+        case 5: try { try decoder.decodeSingularBoolField(value: &_storage._consentRequired) }()
+        case 6: try { try decoder.decodeSingularBoolField(value: &_storage._enabled) }()
+        case 7: try { try decoder.decodeSingularInt64Field(value: &_storage._maxOutputTokens) }()
+        case 8: try { try decoder.decodeRepeatedStringField(value: &_storage._allowedGroupIds) }()
+        case 9: try { try decoder.decodeRepeatedStringField(value: &_storage._blockedGroupIds) }()
+        case 10: try { try decoder.decodeSingularStringField(value: &_storage._description_p) }()
+        case 11: try { try decoder.decodeSingularEnumField(value: &_storage._status) }()
+        case 12: try { try decoder.decodeRepeatedMessageField(value: &_storage._backends) }()
+        case 13: try { try decoder.decodeSingularInt64Field(value: &_storage._maxAttachmentInputTokens) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if !self.name.isEmpty {
-      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
-    }
-    if !self.vendor.isEmpty {
-      try visitor.visitSingularStringField(value: self.vendor, fieldNumber: 2)
-    }
-    if !self.scenes.isEmpty {
-      try visitor.visitPackedEnumField(value: self.scenes, fieldNumber: 3)
-    }
-    try { if let v = self._prices {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
-    } }()
-    if self.consentRequired != false {
-      try visitor.visitSingularBoolField(value: self.consentRequired, fieldNumber: 5)
-    }
-    if self.enabled != false {
-      try visitor.visitSingularBoolField(value: self.enabled, fieldNumber: 6)
-    }
-    if self.maxOutputTokens != 0 {
-      try visitor.visitSingularInt64Field(value: self.maxOutputTokens, fieldNumber: 7)
-    }
-    if !self.allowedGroupIds.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.allowedGroupIds, fieldNumber: 8)
-    }
-    if !self.blockedGroupIds.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.blockedGroupIds, fieldNumber: 9)
-    }
-    if !self.description_p.isEmpty {
-      try visitor.visitSingularStringField(value: self.description_p, fieldNumber: 10)
-    }
-    if self.status != .unspecified {
-      try visitor.visitSingularEnumField(value: self.status, fieldNumber: 11)
-    }
-    if !self.backends.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.backends, fieldNumber: 12)
-    }
-    if self.maxAttachmentInputTokens != 0 {
-      try visitor.visitSingularInt64Field(value: self.maxAttachmentInputTokens, fieldNumber: 13)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._name.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._name, fieldNumber: 1)
+      }
+      if !_storage._vendor.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._vendor, fieldNumber: 2)
+      }
+      if !_storage._scenes.isEmpty {
+        try visitor.visitPackedEnumField(value: _storage._scenes, fieldNumber: 3)
+      }
+      try { if let v = _storage._prices {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+      } }()
+      if _storage._consentRequired != false {
+        try visitor.visitSingularBoolField(value: _storage._consentRequired, fieldNumber: 5)
+      }
+      if _storage._enabled != false {
+        try visitor.visitSingularBoolField(value: _storage._enabled, fieldNumber: 6)
+      }
+      if _storage._maxOutputTokens != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._maxOutputTokens, fieldNumber: 7)
+      }
+      if !_storage._allowedGroupIds.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._allowedGroupIds, fieldNumber: 8)
+      }
+      if !_storage._blockedGroupIds.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._blockedGroupIds, fieldNumber: 9)
+      }
+      if !_storage._description_p.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._description_p, fieldNumber: 10)
+      }
+      if _storage._status != .unspecified {
+        try visitor.visitSingularEnumField(value: _storage._status, fieldNumber: 11)
+      }
+      if !_storage._backends.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._backends, fieldNumber: 12)
+      }
+      if _storage._maxAttachmentInputTokens != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._maxAttachmentInputTokens, fieldNumber: 13)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Lumen_Registry_V1_Model, rhs: Lumen_Registry_V1_Model) -> Bool {
-    if lhs.name != rhs.name {return false}
-    if lhs.vendor != rhs.vendor {return false}
-    if lhs.scenes != rhs.scenes {return false}
-    if lhs._prices != rhs._prices {return false}
-    if lhs.consentRequired != rhs.consentRequired {return false}
-    if lhs.enabled != rhs.enabled {return false}
-    if lhs.maxOutputTokens != rhs.maxOutputTokens {return false}
-    if lhs.allowedGroupIds != rhs.allowedGroupIds {return false}
-    if lhs.blockedGroupIds != rhs.blockedGroupIds {return false}
-    if lhs.description_p != rhs.description_p {return false}
-    if lhs.status != rhs.status {return false}
-    if lhs.backends != rhs.backends {return false}
-    if lhs.maxAttachmentInputTokens != rhs.maxAttachmentInputTokens {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._name != rhs_storage._name {return false}
+        if _storage._vendor != rhs_storage._vendor {return false}
+        if _storage._scenes != rhs_storage._scenes {return false}
+        if _storage._prices != rhs_storage._prices {return false}
+        if _storage._consentRequired != rhs_storage._consentRequired {return false}
+        if _storage._enabled != rhs_storage._enabled {return false}
+        if _storage._maxOutputTokens != rhs_storage._maxOutputTokens {return false}
+        if _storage._allowedGroupIds != rhs_storage._allowedGroupIds {return false}
+        if _storage._blockedGroupIds != rhs_storage._blockedGroupIds {return false}
+        if _storage._description_p != rhs_storage._description_p {return false}
+        if _storage._status != rhs_storage._status {return false}
+        if _storage._backends != rhs_storage._backends {return false}
+        if _storage._maxAttachmentInputTokens != rhs_storage._maxAttachmentInputTokens {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2329,81 +2432,41 @@ nonisolated extension Lumen_Registry_V1_RegistryEvent: SwiftProtobuf.Message, Sw
   public static let protoMessageName: String = _protobuf_package + ".RegistryEvent"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}type\0\u{1}model\0\u{1}consent\0")
 
-  fileprivate class _StorageClass {
-    var _type: Lumen_Registry_V1_RegistryEvent.TypeEnum = .unspecified
-    var _model: Lumen_Registry_V1_Model? = nil
-    var _consent: Lumen_Registry_V1_Consent? = nil
-
-      // This property is used as the initial default value for new instances of the type.
-      // The type itself is protecting the reference to its storage via CoW semantics.
-      // This will force a copy to be made of this reference when the first mutation occurs;
-      // hence, it is safe to mark this as `nonisolated(unsafe)`.
-      static nonisolated(unsafe) let defaultInstance = _StorageClass()
-
-    private init() {}
-
-    init(copying source: _StorageClass) {
-      _type = source._type
-      _model = source._model
-      _consent = source._consent
-    }
-  }
-
-  fileprivate mutating func _uniqueStorage() -> _StorageClass {
-    if !isKnownUniquelyReferenced(&_storage) {
-      _storage = _StorageClass(copying: _storage)
-    }
-    return _storage
-  }
-
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    _ = _uniqueStorage()
-    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
-      while let fieldNumber = try decoder.nextFieldNumber() {
-        // The use of inline closures is to circumvent an issue where the compiler
-        // allocates stack space for every case branch when no optimizations are
-        // enabled. https://github.com/apple/swift-protobuf/issues/1034
-        switch fieldNumber {
-        case 1: try { try decoder.decodeSingularEnumField(value: &_storage._type) }()
-        case 2: try { try decoder.decodeSingularMessageField(value: &_storage._model) }()
-        case 3: try { try decoder.decodeSingularMessageField(value: &_storage._consent) }()
-        default: break
-        }
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularEnumField(value: &self.type) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._model) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._consent) }()
+      default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every if/case branch local when no optimizations
-      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-      // https://github.com/apple/swift-protobuf/issues/1182
-      if _storage._type != .unspecified {
-        try visitor.visitSingularEnumField(value: _storage._type, fieldNumber: 1)
-      }
-      try { if let v = _storage._model {
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
-      } }()
-      try { if let v = _storage._consent {
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
-      } }()
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.type != .unspecified {
+      try visitor.visitSingularEnumField(value: self.type, fieldNumber: 1)
     }
+    try { if let v = self._model {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    try { if let v = self._consent {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Lumen_Registry_V1_RegistryEvent, rhs: Lumen_Registry_V1_RegistryEvent) -> Bool {
-    if lhs._storage !== rhs._storage {
-      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
-        let _storage = _args.0
-        let rhs_storage = _args.1
-        if _storage._type != rhs_storage._type {return false}
-        if _storage._model != rhs_storage._model {return false}
-        if _storage._consent != rhs_storage._consent {return false}
-        return true
-      }
-      if !storagesAreEqual {return false}
-    }
+    if lhs.type != rhs.type {return false}
+    if lhs._model != rhs._model {return false}
+    if lhs._consent != rhs._consent {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

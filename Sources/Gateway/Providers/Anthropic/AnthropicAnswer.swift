@@ -34,8 +34,8 @@ enum AnthropicAnswer {
             if let output = value["output_tokens"]?.int64Value { self.output = output }
         }
 
-        /// What Lumen bills: cache reads as cached input, cache writes as input.
-        var tokens: Pricing.Tokens { Pricing.Tokens(input: input + cacheCreation, cachedInput: cacheRead, output: output) }
+        /// What Lumen bills: cache reads as cached input, cache writes at the cache-write price.
+        var tokens: Pricing.Tokens { Pricing.Tokens(input: input, cachedInput: cacheRead, cacheWrite: cacheCreation, output: output) }
 
         /// OpenAI's `usage` object: the prompt is every input token, cache reads among them.
         func write(to buffer: inout ByteBuffer) {
