@@ -288,7 +288,8 @@ public struct ModelOutput: Encodable {
         blockedGroups = model.blockedGroupIds
         prices = Prices(
             input: USD.amount(model.prices.inputPerMillionMicros), cachedInput: USD.amount(model.prices.cachedInputPerMillionMicros),
-            cacheWrite: USD.amount(Pricing.cacheWritePrice(model.prices)), output: USD.amount(model.prices.outputPerMillionMicros), perRequest: USD.amount(model.prices.perRequestMicros))
+            cacheWrite: USD.amount(Pricing.cacheWritePrice(model.prices)), output: USD.amount(model.prices.outputPerMillionMicros),
+            perRequest: USD.amount(model.prices.perRequestMicros))
         backends = model.backends.map {
             Backend(
                 id: $0.id, provider: $0.provider.publicName, baseURL: $0.baseURL, credentialEnv: $0.credentialEnv,
