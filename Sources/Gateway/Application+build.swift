@@ -74,8 +74,11 @@ public struct GatewayInference: Sendable {
     /// The streams being answered, which a revocation or deactivation ends.
     public let streams = OpenStreams()
 
+    /// `imageURLs`: the hosts whose images given by URL this gateway fetches for providers that
+    /// take images inline only (`--image-url-hosts`).
     public init(
-        services: GatewayServices, inProcess: (any InProcessProvider)? = nil, clock: WallClock = .system, logger: Logger
+        services: GatewayServices, inProcess: (any InProcessProvider)? = nil, clock: WallClock = .system,
+        imageURLs: ImageURLPolicy = .none, logger: Logger
     ) {
         if let local = services.meter {
             self.meter = local
@@ -88,7 +91,7 @@ public struct GatewayInference: Sendable {
         self.http = UpstreamHTTP()
         self.metrics = GatewayMetrics()
         self.router = BackendRouter(
-            providers: Providers(http: http, inProcess: inProcess, clock: clock), registry: services.registry,
+            providers: Providers(http: http, inProcess: inProcess, clock: clock, imageURLs: imageURLs), registry: services.registry,
             internalToken: services.internalToken, metrics: metrics, clock: clock, logger: logger)
     }
 
@@ -120,11 +123,14 @@ public struct GatewayConfiguration: Sendable {
     /// Whether people reach the API's port over HTTPS (its own TLS, or a proxy's per the public
     /// URL): every response then carries `Strict-Transport-Security`.
     public var strictTransportSecurity: Bool
+    /// The hosts whose images given by URL are fetched for providers that take images inline
+    /// only (`--image-url-hosts`); none by default.
+    public var imageURLs: ImageURLPolicy
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, probeInterval: Duration? = nil, limits: ConnectionLimits = .init(),
         metrics: (host: String, port: Int)? = ("127.0.0.1", 9464), inProcess: (any InProcessProvider)? = nil,
-        tls: TLSConfiguration? = nil, strictTransportSecurity: Bool = false
+        tls: TLSConfiguration? = nil, strictTransportSecurity: Bool = false, imageURLs: ImageURLPolicy = .none
     ) {
         self.host = host
         self.port = port
@@ -134,6 +140,7 @@ public struct GatewayConfiguration: Sendable {
         self.inProcess = inProcess
         self.tls = tls
         self.strictTransportSecurity = strictTransportSecurity
+        self.imageURLs = imageURLs
     }
 }
 
@@ -259,7 +266,8 @@ public func buildGateway<Context: RequestContext>(
     onOperationsRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> Gateway<Context> where Context: InitializableFromSource<ApplicationRequestContextSource> {
     let caches = GatewayCaches(services: services, logger: logger)
-    let inference = GatewayInference(services: services, inProcess: configuration.inProcess, logger: logger)
+    let inference = GatewayInference(
+        services: services, inProcess: configuration.inProcess, imageURLs: configuration.imageURLs, logger: logger)
     var background = caches.services + inference.services
     background.append(StreamGuard(streams: inference.streams, caches: caches, clock: .system))
     background.append(BackendConfigurationCheck(registry: caches.registry, router: inference.router, logger: logger))

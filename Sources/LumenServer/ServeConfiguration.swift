@@ -1,4 +1,5 @@
 import Foundation
+import Gateway
 import Storage
 import Yams
 
@@ -88,6 +89,9 @@ public struct ServeConfiguration: Sendable, Equatable {
     /// Whether profiles show Gravatar pictures (people's browsers fetch them from gravatar.com);
     /// off by default: nothing on a page comes from elsewhere.
     public var gravatar = false
+    /// The hosts whose images given by URL the gateway fetches for providers that take images
+    /// inline only (Claude); none by default (such images are refused).
+    public var imageURLs = ImageURLPolicy.none
 
     /// The public URL in force: `publicURL`, else the HTTP port's address (`https` when it is
     /// on TLS; a wildcard host read as `localhost`).

@@ -1,3 +1,4 @@
+import Gateway
 import Logging
 
 /// `lumen serve`'s settings, each declared once: its flag (and, derived from it, its `LUMEN_*`
@@ -138,6 +139,21 @@ extension ServeConfiguration {
             "--gravatar", key: "gravatar",
             help: "Show people's Gravatar pictures on their profile, fetched by their browsers from gravatar.com (off: initials only, nothing fetched from elsewhere).",
             \.gravatar),
+        Setting(
+            "--image-url-hosts", key: "image_url_hosts", value: "list",
+            help: """
+                Hosts whose images given by URL the gateway fetches for providers that take images inline only (Claude): \
+                comma-separated names or addresses, *.example.com for a domain's subdomains, or * for any host at a \
+                public address (never loopback, private or link-local ones). At most 5 MB an image, JPEG, PNG, GIF or \
+                WebP, no redirects.
+                """, default: "none: such images are refused (400)"
+        ) { configuration, text, name in
+            do {
+                configuration.imageURLs = try ImageURLPolicy(list: text)
+            } catch {
+                throw ConfigurationError("\(name): \(error)")
+            }
+        },
         Setting(
             "--log-level", key: "log_level", value: "level",
             help: "trace, debug, info, notice, warning, error or critical.", default: ServeConfiguration().logLevel

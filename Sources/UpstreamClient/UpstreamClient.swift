@@ -111,6 +111,11 @@ public final class UpstreamClient: Sendable {
         let loop = group.any()
         let deadline = NIODeadline.now() + headTimeout
         let head = try endpoint.head(for: request)
+        if let address = request.address {
+            // Pinned to an address the caller checked: a connection of its own, closed after.
+            let channel = try await connect(endpoint, to: address, on: loop, deadline: deadline)
+            return try await exchange(on: channel, origin: nil, head: head, body: request.body, deadline: deadline)
+        }
         if let channel = checkOut(endpoint.origin, on: current == nil ? nil : loop) {
             do {
                 return try await exchange(on: channel, origin: endpoint.origin, head: head, body: request.body, deadline: deadline)
@@ -123,12 +128,14 @@ public final class UpstreamClient: Sendable {
         return try await exchange(on: channel, origin: endpoint.origin, head: head, body: request.body, deadline: deadline)
     }
 
+    /// One request and its answer on `channel`; the connection is parked for reuse after it
+    /// under `origin` (nil: closed).
     private func exchange(
-        on channel: any Channel, origin: Endpoint.Origin, head: HTTPRequestHead, body: ByteBuffer?, deadline: NIODeadline
+        on channel: any Channel, origin: Endpoint.Origin?, head: HTTPRequestHead, body: ByteBuffer?, deadline: NIODeadline
     ) async throws -> UpstreamHTTPResponse {
         let promise = channel.eventLoop.makePromise(of: UpstreamHTTPResponse.self)
         let exchange = UpstreamExchange(head: head, body: body, deadline: deadline, answer: promise) { [weak self] channel in
-            if let self { self.park(channel, origin) } else { channel.close(promise: nil) }
+            if let self, let origin { self.park(channel, origin) } else { channel.close(promise: nil) }
         }
         // A connection closed before the exchange reached its handler fails this write alone
         // (the handler accepts the write as soon as it takes the exchange).
@@ -142,7 +149,10 @@ public final class UpstreamClient: Sendable {
         }
     }
 
-    private func connect(_ endpoint: Endpoint, on loop: any EventLoop, deadline: NIODeadline) async throws -> any Channel {
+    /// A new connection to `endpoint` (at `address` when given, else its host resolved).
+    private func connect(
+        _ endpoint: Endpoint, to address: SocketAddress? = nil, on loop: any EventLoop, deadline: NIODeadline
+    ) async throws -> any Channel {
         let tls = endpoint.origin.secure ? try tlsContext() : nil
         let readTimeout = configuration.readTimeout
         // A TLS connection is handed out once its handshake is done, so that a refused
@@ -166,7 +176,11 @@ public final class UpstreamClient: Sendable {
             }
         let channel: any Channel
         do {
-            channel = try await bootstrap.connect(host: endpoint.origin.host, port: endpoint.origin.port).get()
+            if let address {
+                channel = try await bootstrap.connect(to: address).get()
+            } else {
+                channel = try await bootstrap.connect(host: endpoint.origin.host, port: endpoint.origin.port).get()
+            }
         } catch ChannelError.connectTimeout {
             handshake?.fail(UpstreamClientError.connectTimeout)
             throw UpstreamClientError.connectTimeout
@@ -239,12 +253,19 @@ public struct UpstreamHTTPRequest: Sendable {
     /// Sent as given; `host` and `content-length` are set by the client.
     public var headers: HTTPHeaders
     public var body: ByteBuffer?
+    /// Where to connect, instead of the URL's host resolved: an address the caller resolved and
+    /// checked itself (the URL's host still names the server: `Host`, TLS's SNI and its
+    /// certificate check). Such a connection is never reused.
+    public var address: SocketAddress?
 
-    public init(url: String, method: HTTPMethod = .GET, headers: HTTPHeaders = [:], body: ByteBuffer? = nil) {
+    public init(
+        url: String, method: HTTPMethod = .GET, headers: HTTPHeaders = [:], body: ByteBuffer? = nil, address: SocketAddress? = nil
+    ) {
         self.url = url
         self.method = method
         self.headers = headers
         self.body = body
+        self.address = address
     }
 }
 

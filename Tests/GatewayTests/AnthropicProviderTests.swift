@@ -201,6 +201,129 @@ struct AnthropicProviderTests {
         let requests = Mutex<[(headers: HTTPFields, body: JSONValue)]>([])
     }
 
+    /// A gateway whose model `claude` has one Anthropic backend at `127.0.0.1:port`, fetching
+    /// images by URL as `imageURLs` allows; `body` gets it, a key's secret and the key's id.
+    static func gateway(
+        claude port: Int, imageURLs: ImageURLPolicy = .none,
+        _ body: @Sendable @escaping (GatewayHarness, String, String) async throws -> Void
+    ) async throws {
+        setenv("LUMEN_TEST_ANTHROPIC_KEY", "sk-ant-test", 1)
+        let key = Mutex(("", ""))
+        try await GatewayHarness.run(imageURLs: imageURLs, prepare: { services, tenant in
+            var model = TestServices.meteredModel
+            model.name = "claude"
+            model.vendor = "Anthropic"
+            model.maxOutputTokens = 2_000
+            model.enabled = true
+            _ = try await services.registry.upsertModel(.with { $0.model = model }, metadata: services.asInternal)
+            _ = try await services.registry.upsertBackend(
+                .with {
+                    $0.backend = .with {
+                        $0.model = "claude"
+                        $0.id = "anthropic"
+                        $0.provider = .anthropic
+                        $0.baseURL = "http://127.0.0.1:\(port)"
+                        $0.upstreamModel = "claude-sonnet-4-5"
+                        $0.credentialEnv = "LUMEN_TEST_ANTHROPIC_KEY"
+                    }
+                }, metadata: services.asInternal)
+            let created = try await services.keys.createKey(.init(), metadata: tenant.metadata)
+            key.withLock { $0 = (created.secret, created.key.id) }
+        }) { gateway in
+            let (secret, keyID) = key.withLock { $0 }
+            try await body(gateway, secret, keyID)
+        }
+    }
+
+    @Test("Images by URL: fetched from the hosts the operator allows and sent inline; refused otherwise, each refusal saying why")
+    func imagesByURL() async throws {
+        let received = Received()
+        let png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + Array(repeating: 7, count: 300)
+        let router = Router()
+        router.post("v1/messages") { request, _ -> Response in
+            received.requests.withLock { $0.append((request.headers, .null)) }
+            let body = try JSONValue.parse(try await request.body.collect(upTo: 1 << 24))
+            received.requests.withLock { $0[$0.count - 1].body = body }
+            return Response(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(string: #"{"id":"msg_1","type":"message","role":"assistant","content":[{"type":"text","text":"A cat"}],"stop_reason":"end_turn","usage":{"input_tokens":7,"output_tokens":3}}"#)))
+        }
+        router.get("cat.png") { _, _ in Response(status: .ok, headers: [.contentType: "image/png"], body: .init(byteBuffer: ByteBuffer(bytes: png))) }
+        router.get("big.png") { _, _ in
+            Response(status: .ok, headers: [.contentType: "image/png"], body: .init(byteBuffer: ByteBuffer(repeating: 1, count: ImageFetcher.maxBytes + 1)))
+        }
+        router.get("page.html") { _, _ in Response(status: .ok, headers: [.contentType: "text/html"], body: .init(byteBuffer: ByteBuffer(string: "<p>"))) }
+        router.get("moved") { _, _ in Response(status: .found, headers: [.location: "/cat.png"]) }
+        let server = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await server.test(.live) { upstream in
+            let port = try #require(upstream.port)
+            @Sendable func chat(_ gateway: GatewayHarness, _ secret: String, _ path: String) async throws -> (Int, [String: Any]) {
+                let (status, body) = try await gateway.send(
+                    .post, "/v1/chat/completions",
+                    json: #"{"model":"claude","messages":[{"role":"user","content":[{"type":"text","text":"What is it?"},{"type":"image_url","image_url":{"url":"http://127.0.0.1:\#(port)/\#(path)"}}]}]}"#,
+                    as: .bearer(secret))
+                return (status, (body["error"] as? [String: Any]) ?? body)
+            }
+            // Named by the operator: fetched, and sent to Claude inline with its media type.
+            try await Self.gateway(claude: port, imageURLs: try ImageURLPolicy(list: "127.0.0.1")) { gateway, secret, _ in
+                let (status, body) = try await chat(gateway, secret, "cat.png")
+                #expect(status == 200, "\(body)")
+                let sent = try #require(received.requests.withLock { $0.last?.body })
+                let image = try #require(sent["messages"]?.arrayValue?.first?["content"]?.arrayValue?.last)
+                #expect(image["type"] == .string("image"))
+                #expect(image["source"]?["type"] == .string("base64") && image["source"]?["media_type"] == .string("image/png"))
+                #expect(image["source"]?["data"] == .string(Data(png).base64EncodedString()))
+                for (path, code) in [
+                    ("big.png", "image_too_large"), ("page.html", "image_url_unsupported_type"), ("moved", "image_url_unreachable"),
+                    ("missing.png", "image_url_unreachable"),
+                ] {
+                    let (status, error) = try await chat(gateway, secret, path)
+                    #expect(status == 400 && error["code"] as? String == code, "\(path): \(error)")
+                    #expect((error["message"] as? String)?.contains(path) == true && error["param"] as? String == "messages[0].content[1]")
+                }
+            }
+            let calls = received.requests.withLock { $0.count }
+            #expect(calls == 1, "a refused image never reaches Claude")
+            // Any public host: loopback is not one. A host list without it: not fetched either.
+            for policy in ["*", "images.example.com,*.example.com"] {
+                try await Self.gateway(claude: port, imageURLs: try ImageURLPolicy(list: policy)) { gateway, secret, _ in
+                    let (status, error) = try await chat(gateway, secret, "cat.png")
+                    #expect(status == 400 && error["code"] as? String == "image_url_not_allowed", "\(policy): \(error)")
+                }
+            }
+            // None (the default): refused, saying what to do.
+            try await Self.gateway(claude: port) { gateway, secret, _ in
+                let (status, error) = try await chat(gateway, secret, "cat.png")
+                #expect(status == 400 && error["code"] as? String == "image_url_not_supported")
+                #expect((error["message"] as? String)?.contains("--image-url-hosts") == true)
+            }
+            #expect(received.requests.withLock { $0.count } == calls)
+        }
+    }
+
+    @Test("Which hosts and addresses an image may be fetched from")
+    func imagePolicy() throws {
+        let policy = try ImageURLPolicy(list: " assets.example.com, *.cdn.example.com ,10.0.0.7")
+        #expect(policy.admits("assets.example.com") == (true, false) && policy.admits("a.cdn.example.com") == (true, false))
+        #expect(policy.admits("cdn.example.com") == (false, true) && policy.admits("10.0.0.7") == (true, false))
+        #expect(try ImageURLPolicy(list: "*").admits("anything.test") == (true, true))
+        #expect(try ImageURLPolicy(list: "").isOff)
+        for bad in ["https://example.com", "a/b", "*x.com", "user@host"] {
+            #expect(throws: ImageURLPolicyError.self) { try ImageURLPolicy(list: bad) }
+        }
+        func isPublic(_ ip: String) throws -> Bool { ImageFetcher.isPublic(try SocketAddress(ipAddress: ip, port: 443)) }
+        for ip in ["93.184.216.34", "8.8.8.8", "2606:4700::6810:85e5", "::ffff:8.8.8.8", "64:ff9b::808:808"] {
+            #expect(try isPublic(ip), "\(ip)")
+        }
+        for ip in [
+            "127.0.0.1", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
+            "224.0.0.1", "255.255.255.255", "198.18.0.1", "::1", "::", "fe80::1", "fd00::1", "ff02::1", "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254", "64:ff9b::a00:1", "2002:c0a8:101::1", "2001:db8::1",
+        ] {
+            #expect(try !isPublic(ip), "\(ip)")
+        }
+    }
+
     @Test("Through the gateway: a chat request to a Claude backend, whole and streamed, metered from Claude's usage")
     func throughTheGateway() async throws {
         let received = Received()
@@ -217,32 +340,8 @@ struct AnthropicProviderTests {
                 body: .init(byteBuffer: ByteBuffer(string: #"{"id":"msg_1","type":"message","role":"assistant","content":[{"type":"text","text":"Bonjour"}],"stop_reason":"end_turn","usage":{"input_tokens":7,"output_tokens":3}}"#)))
         }
         let claude = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
-        setenv("LUMEN_TEST_ANTHROPIC_KEY", "sk-ant-test", 1)
         try await claude.test(.live) { upstream in
-            let port = try #require(upstream.port)
-            let key = Mutex(("", ""))
-            try await GatewayHarness.run(prepare: { services, tenant in
-                var model = TestServices.meteredModel
-                model.name = "claude"
-                model.vendor = "Anthropic"
-                model.maxOutputTokens = 2_000
-                model.enabled = true
-                _ = try await services.registry.upsertModel(.with { $0.model = model }, metadata: services.asInternal)
-                _ = try await services.registry.upsertBackend(
-                    .with {
-                        $0.backend = .with {
-                            $0.model = "claude"
-                            $0.id = "anthropic"
-                            $0.provider = .anthropic
-                            $0.baseURL = "http://127.0.0.1:\(port)"
-                            $0.upstreamModel = "claude-sonnet-4-5"
-                            $0.credentialEnv = "LUMEN_TEST_ANTHROPIC_KEY"
-                        }
-                    }, metadata: services.asInternal)
-                let created = try await services.keys.createKey(.init(), metadata: tenant.metadata)
-                key.withLock { $0 = (created.secret, created.key.id) }
-            }) { gateway in
-                let (secret, keyID) = key.withLock { $0 }
+            try await Self.gateway(claude: try #require(upstream.port)) { gateway, secret, keyID in
                 let (status, body) = try await gateway.send(
                     .post, "/v1/chat/completions",
                     json: #"{"model":"claude","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi"}]}"#,

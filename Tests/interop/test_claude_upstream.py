@@ -28,8 +28,9 @@ def claude():
         yield server
 
 
-@pytest.fixture
-def gateway(tmp_path, claude):
+def serve(tmp_path, claude, **env):
+    """`lumen serve` with the model `claude` on the mock's Messages API, an organisation, its
+    token (`.token`) and a key (`.key`); `env` adds settings."""
     config = tmp_path / "lumen.yaml"
     config.write_text(f"""
 models:
@@ -42,11 +43,16 @@ models:
       - {{id: anthropic, provider: anthropic, base_url: "{claude.base_url}", credential_env: LUMEN_TEST_ANTHROPIC_KEY,
           upstream_model: claude-test}}
 """)
-    for server in start_server(tmp_path, "--config", str(config), env={"LUMEN_TEST_ANTHROPIC_KEY": "sk-ant-interop"}):
+    for server in start_server(tmp_path, "--config", str(config), env={"LUMEN_TEST_ANTHROPIC_KEY": "sk-ant-interop", **env}):
         wait_ready(server)
         server.token = server.bootstrap("Acme", "admin@acme.test")["management_token"]
         server.key = create_key(server, server.token, {"name": "claude"})
         yield server
+
+
+@pytest.fixture
+def gateway(tmp_path, claude):
+    yield from serve(tmp_path, claude)
 
 
 def client(server):
@@ -158,3 +164,47 @@ def test_usage_lines_are_priced_from_claudes_own_usage(gateway, claude):
     assert (total["requests"], total["cache_write_tokens"], total["cached_input_tokens"]) == (
         2, 2 * USAGE["cache_creation_input_tokens"], 2 * USAGE["cache_read_input_tokens"])
     assert micros(total["cost"]) == 2 * int(cost)
+
+
+def test_an_image_by_url_is_fetched_from_a_host_the_operator_allows(tmp_path, claude):
+    """LUMEN_IMAGE_URL_HOSTS names the image server: Lumen fetches the image and sends it to
+    Claude inline; an image it cannot fetch is refused before Claude is called."""
+    import base64
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    png = bytes.fromhex("89504e470d0a1a0a") + bytes(range(256))
+
+    class Images(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            found = self.path == "/cat.png"
+            self.send_response(200 if found else 404)
+            self.send_header("content-type", "image/png" if found else "text/plain")
+            self.send_header("content-length", str(len(png) if found else 0))
+            self.end_headers()
+            if found:
+                self.wfile.write(png)
+
+    images = ThreadingHTTPServer(("127.0.0.1", 0), Images)
+    threading.Thread(target=images.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{images.server_address[1]}"
+    try:
+        for gateway in serve(tmp_path, claude, LUMEN_IMAGE_URL_HOSTS="127.0.0.1"):
+            def ask(url):
+                return client(gateway).chat.completions.create(model="claude", messages=[{"role": "user", "content": [
+                    {"type": "text", "text": "What is it?"}, {"type": "image_url", "image_url": {"url": url}}]}])
+
+            ask(f"{base}/cat.png")
+            ((_, body),) = claude.received()
+            assert body["messages"][0]["content"][-1] == {
+                "type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                            "data": base64.b64encode(png).decode()}}
+            with pytest.raises(openai.BadRequestError) as missing:
+                ask(f"{base}/nothing.png")
+            assert missing.value.code == "image_url_unreachable" and "404" in missing.value.message
+            assert len(claude.received()) == 1
+    finally:
+        images.shutdown()

@@ -350,7 +350,7 @@ struct WiringTests {
             "--probe-interval", "8", "--hold-ttl", "9", "--usage-retention-days", "10", "--shutdown-grace", "11", "--coins-per-usd", "12",
             "--demo", "--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-ca", "ca.pem", "--tls-require-client-cert",
             "--insecure-plaintext", "--database", "postgres://lumen@db.internal/lumen", "--public-url", "https://lumen.example.com/",
-            "--gravatar",
+            "--gravatar", "--image-url-hosts", "assets.example.com, *",
         ])
         #expect(Set(try everything.flags.keys).union(["--config"]) == ServeConfiguration.flags)
         let all = try everything.resolve(environment: [:])
@@ -366,6 +366,9 @@ struct WiringTests {
         #expect([all.security.certificate, all.security.key, all.security.ca] == ["c.pem", "k.pem", "ca.pem"])
         #expect(all.security.requireClientCertificate && all.security.insecurePlaintext && all.gravatar)
         #expect(try !Serve.parse([]).resolve(environment: [:]).gravatar)
+        #expect(all.imageURLs.hosts == ["assets.example.com"] && all.imageURLs.anyPublicHost)
+        #expect(try Serve.parse([]).resolve(environment: [:]).imageURLs.isOff)
+        #expect(throws: ConfigurationError.self) { try Serve.parse(["--image-url-hosts", "https://x.test/a.png"]).resolve(environment: [:]) }
         #expect(all.database == "postgres://lumen@db.internal/lumen")
         #expect(all.publicURL == "https://lumen.example.com" && all.effectivePublicURL == "https://lumen.example.com")
         // Without one, the HTTP port's own address (https with TLS on it).

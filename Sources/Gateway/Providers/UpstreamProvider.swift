@@ -69,11 +69,13 @@ struct Providers: Sendable {
     private let byKind: [Lumen_Registry_V1_ProviderKind: any UpstreamProvider]
 
     /// OpenAI-compatible and Anthropic upstreams over `http`; the backends of provider `mock`
-    /// answered by `inProcess` when given (else they are skipped as unreachable).
-    init(http: UpstreamHTTP, inProcess: (any InProcessProvider)?, clock: WallClock) {
+    /// answered by `inProcess` when given (else they are skipped as unreachable); images by URL
+    /// fetched for the providers that take them inline only as `imageURLs` allows.
+    init(http: UpstreamHTTP, inProcess: (any InProcessProvider)?, clock: WallClock, imageURLs: ImageURLPolicy = .none) {
+        let images = imageURLs.isOff ? nil : ImageFetcher(policy: imageURLs)
         var byKind: [Lumen_Registry_V1_ProviderKind: any UpstreamProvider] = [
             .openai: OpenAIProvider(http: http),
-            .anthropic: AnthropicProvider(http: http, clock: clock),
+            .anthropic: AnthropicProvider(http: http, clock: clock, images: images),
         ]
         if let inProcess { byKind[.mock] = InProcessUpstream(provider: inProcess) }
         self.byKind = byKind

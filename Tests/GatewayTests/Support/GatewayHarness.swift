@@ -20,6 +20,7 @@ struct GatewayHarness {
     /// Runs `body` against a facade whose caches have synced; `prepare` runs first, so what it
     /// creates is in the caches' snapshot.
     static func run(
+        imageURLs: ImageURLPolicy = .none,
         prepare: @Sendable @escaping (TestServices, TestServices.Tenant) async throws -> Void = { _, _ in },
         _ body: @Sendable @escaping (GatewayHarness) async throws -> Void
     ) async throws {
@@ -29,7 +30,8 @@ struct GatewayHarness {
             var logger = Logger(label: "gateway-test")
             logger.logLevel = .critical
             var gateway = buildGateway(
-                configuration: .init(host: "127.0.0.1", port: 0, metrics: nil, inProcess: MockProvider()), services: services.gatewayServices,
+                configuration: .init(host: "127.0.0.1", port: 0, metrics: nil, inProcess: MockProvider(), imageURLs: imageURLs),
+                services: services.gatewayServices,
                 logger: logger)
             gateway.application.addServices(gateway.background)
             let operations = Application(router: gateway.operationsRouter)

@@ -14,6 +14,8 @@ import WireFormats
 struct AnthropicProvider: UpstreamProvider {
     let http: UpstreamHTTP
     let clock: WallClock
+    /// Fetches images given by URL, where the operator allows it; nil: they are refused.
+    var images: ImageFetcher? = nil
 
     /// The Messages API version Lumen speaks.
     static let version = "2023-06-01"
@@ -36,7 +38,12 @@ struct AnthropicProvider: UpstreamProvider {
         }
         // Anthropic requires max_tokens: the caller's, else the model's most output.
         let maxTokens = call.request.maxOutputTokens.map(Int64.init) ?? (call.model.maxOutputTokens > 0 ? call.model.maxOutputTokens : 4_096)
-        let body = try AnthropicRequest.body(call.request.body, model: call.upstreamModel, stream: call.request.stream, maxTokens: maxTokens)
+        var fetched: [String: FetchedImage] = [:]
+        if let images, case let urls = AnthropicRequest.imageURLs(call.request.body), !urls.isEmpty {
+            fetched = try await images.fetch(urls, provider: "Anthropic")
+        }
+        let body = try AnthropicRequest.body(
+            call.request.body, model: call.upstreamModel, stream: call.request.stream, maxTokens: maxTokens, fetched: fetched)
         return try await http.post(
             Self.url(call.backend.baseURL, "messages"), headers: headers(call.callerCredential ?? UpstreamHTTP.credential(call.backend.credentialEnv), stream: call.request.stream),
             body: body.bytes, timeout: UpstreamHTTP.timeout(of: call.backend))

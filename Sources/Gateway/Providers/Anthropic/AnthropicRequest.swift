@@ -6,8 +6,8 @@ import WireFormats
 /// - every `system` (and `developer`) message, in order, as one block each of `system`;
 /// - user and assistant turns as `messages`, consecutive messages of one role merged into one
 ///   (Anthropic alternates), text and images as content blocks — an image inline (a `data:`
-///   URL) as base64; an image by URL is refused (400 `image_url_not_supported`): Lumen does not
-///   fetch it;
+///   URL) as base64, an image by URL as the bytes Lumen fetched (`ImageFetcher`, where the
+///   operator allows its host), else refused (400 `image_url_not_supported`);
 /// - an assistant's `tool_calls` as `tool_use` blocks (arguments parsed), `role: tool` results
 ///   as `tool_result` blocks of the next user turn;
 /// - `tools` as `input_schema`s, `tool_choice` (`auto`, `none`, `required` → `any`, a function
@@ -16,8 +16,9 @@ import WireFormats
 /// - `max_tokens` (Anthropic requires it): the request's, else the model's most output;
 /// - `n` above 1 refused (400 `n_not_supported`): Anthropic answers one choice.
 enum AnthropicRequest {
+    /// `fetched`: the images by URL Lumen fetched, by URL (`imageURLs`).
     static func body(
-        _ request: [String: JSONValue], model: String, stream: Bool, maxTokens: Int64
+        _ request: [String: JSONValue], model: String, stream: Bool, maxTokens: Int64, fetched: [String: FetchedImage] = [:]
     ) throws(APIError) -> JSONValue {
         if let n = try JSONValue.wholeNumber(request["n"], in: 1...128, else: APIError.invalid("invalid_n", "n must be a whole number from 1 to 128", param: "n")),
             n > 1
@@ -31,13 +32,13 @@ enum AnthropicRequest {
             let param = "messages[\(index)]"
             switch role {
             case "system", "developer":
-                for block in try blocks(message["content"], param: param) where block["type"]?.stringValue == "text" {
+                for block in try blocks(message["content"], param: param, fetched: fetched) where block["type"]?.stringValue == "text" {
                     system.append(block)
                 }
             case "user":
-                turns.add("user", try blocks(message["content"], param: param))
+                turns.add("user", try blocks(message["content"], param: param, fetched: fetched))
             case "assistant":
-                var content = try blocks(message["content"], param: param)
+                var content = try blocks(message["content"], param: param, fetched: fetched)
                 for call in message["tool_calls"]?.arrayValue ?? [] {
                     content.append(try toolUse(call, param: "\(param).tool_calls"))
                 }
@@ -102,8 +103,21 @@ enum AnthropicRequest {
         }
     }
 
+    /// The images of `request`'s messages given by URL (not `data:`), with the field each is in.
+    static func imageURLs(_ request: [String: JSONValue]) -> [(url: String, param: String)] {
+        var found: [(url: String, param: String)] = []
+        for (index, message) in (request["messages"]?.arrayValue ?? []).enumerated() {
+            for (part, content) in (message["content"]?.arrayValue ?? []).enumerated() where content["type"]?.stringValue == "image_url" {
+                if let url = content["image_url"]?["url"]?.stringValue, !url.hasPrefix("data:"), !found.contains(where: { $0.url == url }) {
+                    found.append((url, "messages[\(index)].content[\(part)]"))
+                }
+            }
+        }
+        return found
+    }
+
     /// A message's content as Anthropic's blocks: text, and images inline.
-    static func blocks(_ content: JSONValue?, param: String) throws(APIError) -> [JSONValue] {
+    static func blocks(_ content: JSONValue?, param: String, fetched: [String: FetchedImage] = [:]) throws(APIError) -> [JSONValue] {
         switch content {
         case nil, .null?: return []
         case .string(let text)?: return text.isEmpty ? [] : [.object(["type": .string("text"), "text": .string(text)])]
@@ -114,7 +128,7 @@ enum AnthropicRequest {
                 case "text":
                     if let text = part["text"]?.stringValue, !text.isEmpty { blocks.append(.object(["type": .string("text"), "text": .string(text)])) }
                 case "image_url":
-                    blocks.append(try image(part["image_url"]?["url"]?.stringValue ?? "", param: "\(param).content[\(index)]"))
+                    blocks.append(try image(part["image_url"]?["url"]?.stringValue ?? "", param: "\(param).content[\(index)]", fetched: fetched))
                 default:
                     throw APIError.invalid(
                         "unsupported_content", "this model's provider (Anthropic) takes text and image parts, not \(part["type"]?.stringValue ?? "this part")",
@@ -127,19 +141,23 @@ enum AnthropicRequest {
         }
     }
 
-    /// An inline image (`data:image/png;base64,…`) as a base64 block.
-    static func image(_ url: String, param: String) throws(APIError) -> JSONValue {
+    /// An inline image (`data:image/png;base64,…`), or one by URL that Lumen fetched, as a base64 block.
+    static func image(_ url: String, param: String, fetched: [String: FetchedImage] = [:]) throws(APIError) -> JSONValue {
+        func block(_ mediaType: String, _ data: String) -> JSONValue {
+            .object([
+                "type": .string("image"),
+                "source": .object(["type": .string("base64"), "media_type": .string(mediaType), "data": .string(data)]),
+            ])
+        }
+        if let image = fetched[url] { return block(image.mediaType, image.base64) }
         guard url.hasPrefix("data:"), let comma = url.firstIndex(of: ","), url[..<comma].hasSuffix(";base64") else {
             throw APIError.invalid(
                 "image_url_not_supported",
-                "this model's provider (Anthropic) takes images inline: send it as a data: URL (data:image/png;base64,…), Lumen does not fetch image URLs",
+                "this model's provider (Anthropic) takes images inline: send it as a data: URL (data:image/png;base64,…); this gateway does not fetch image URLs (its operator may allow hosts: --image-url-hosts)",
                 param: param)
         }
         let mediaType = String(url[url.index(url.startIndex, offsetBy: 5)..<comma].dropLast(";base64".count))
-        return .object([
-            "type": .string("image"),
-            "source": .object(["type": .string("base64"), "media_type": .string(mediaType), "data": .string(String(url[url.index(after: comma)...]))]),
-        ])
+        return block(mediaType, String(url[url.index(after: comma)...]))
     }
 
     /// An assistant's tool call as a `tool_use` block, its arguments parsed.
