@@ -121,7 +121,7 @@ struct ConversationsTests {
                 }
             }
             @Sendable func leftInAccounts() async throws -> Int {
-                try await accounts.read { db in try await db.value(Int.self, "SELECT count(*) FROM conversation_messages") ?? -1 }
+                try #require(try await accounts.read { db in try await db.value(Int.self, "SELECT count(*) FROM conversation_messages") })
             }
             try await keepTheOldWay()
 

@@ -28,6 +28,14 @@ protocol UpstreamProvider: Sendable {
     func problem(of backend: Lumen_Registry_V1_Backend, environment: (String) -> String?) -> String
 }
 
+extension UpstreamProvider {
+    /// A backend that names a credential variable not set in this gateway's environment.
+    func problem(of backend: Lumen_Registry_V1_Backend, environment: (String) -> String?) -> String {
+        guard !backend.credentialEnv.isEmpty, environment(backend.credentialEnv) == nil else { return "" }
+        return "credential_env \(backend.credentialEnv) is not set in the gateway's environment"
+    }
+}
+
 /// One request to one backend, as the router hands it to the backend's provider.
 struct UpstreamCall: Sendable {
     var request: InferenceRequest

@@ -101,9 +101,4 @@ struct AnthropicProvider: UpstreamProvider {
     func probe(_ backend: Lumen_Registry_V1_Backend, timeout: TimeAmount) async throws -> Int? {
         try await http.get(Self.url(backend.baseURL, "models"), headers: headers(UpstreamHTTP.credential(backend.credentialEnv)), timeout: timeout)
     }
-
-    func problem(of backend: Lumen_Registry_V1_Backend, environment: (String) -> String?) -> String {
-        guard !backend.credentialEnv.isEmpty, environment(backend.credentialEnv) == nil else { return "" }
-        return "credential_env \(backend.credentialEnv) is not set in the gateway's environment"
-    }
 }

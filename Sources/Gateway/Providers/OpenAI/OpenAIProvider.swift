@@ -38,11 +38,6 @@ struct OpenAIProvider: UpstreamProvider {
         }
         return try await http.get(UpstreamHTTP.url(backend.baseURL, "models"), headers: headers, timeout: timeout)
     }
-
-    func problem(of backend: Lumen_Registry_V1_Backend, environment: (String) -> String?) -> String {
-        guard !backend.credentialEnv.isEmpty, environment(backend.credentialEnv) == nil else { return "" }
-        return "credential_env \(backend.credentialEnv) is not set in the gateway's environment"
-    }
 }
 
 /// Reading OpenAI's answers — what the OpenAI-compatible upstreams and the in-process mock
