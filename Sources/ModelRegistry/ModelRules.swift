@@ -57,6 +57,10 @@ enum ModelRules {
             description: model.description_p, updatedAt: now, cacheWritePerMillionMicros: prices.cacheWritePerMillionMicros)
     }
 
+    /// The variables holding Lumen's own secrets (the services' shared token, a database URL with
+    /// its password), which no backend may name as its credential.
+    static let lumenSecrets: Set<String> = ["LUMEN_INTERNAL_TOKEN", "LUMEN_DATABASE"]
+
     /// Where an anthropic backend without a base URL goes.
     static let anthropicBaseURL = "https://api.anthropic.com"
 
@@ -89,6 +93,11 @@ enum ModelRules {
             throw RegistryError.invalidBackend(
                 "credential_env names an environment variable (letters, digits, _), never holds the secret itself",
                 param: "backend.credential_env")
+        }
+        // Lumen's own secrets stay in the gateway: a backend naming one would send it upstream.
+        guard !Self.lumenSecrets.contains(env) else {
+            throw RegistryError.invalidBackend(
+                "credential_env must name the upstream's key, not \(env), which holds Lumen's own secret", param: "backend.credential_env")
         }
         guard (0...1000).contains(backend.weight) else {
             throw RegistryError.invalidBackend("weight must be between 1 and 1000", param: "backend.weight")

@@ -121,7 +121,12 @@ struct ModelRegistryServiceTests {
             secretInEnv.credentialEnv = "sk-live-123"
             var noProvider = Self.backend("c")
             noProvider.provider = .unspecified
-            for backend in [noURL, secretInEnv, noProvider] {
+            // Lumen's own secrets never go upstream as a backend's key.
+            var internalToken = Self.backend("d")
+            internalToken.credentialEnv = "LUMEN_INTERNAL_TOKEN"
+            var databaseURL = Self.backend("e")
+            databaseURL.credentialEnv = "LUMEN_DATABASE"
+            for backend in [noURL, secretInEnv, noProvider, internalToken, databaseURL] {
                 do {
                     _ = try await services.registry.upsertBackend(.with { $0.backend = backend }, metadata: asInternal)
                     Issue.record("expected invalid_backend")

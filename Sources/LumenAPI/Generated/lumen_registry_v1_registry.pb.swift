@@ -418,7 +418,8 @@ public nonisolated struct Lumen_Registry_V1_Backend: @unchecked Sendable {
     set {_uniqueStorage()._baseURL = newValue}
   }
 
-  /// Name of the environment variable holding the upstream key; empty means none.
+  /// Name of the environment variable holding the upstream key; empty means none. Never one of
+  /// Lumen's own secrets (`LUMEN_INTERNAL_TOKEN`, `LUMEN_DATABASE`): INVALID_ARGUMENT.
   public var credentialEnv: String {
     get {_storage._credentialEnv}
     set {_uniqueStorage()._credentialEnv = newValue}
