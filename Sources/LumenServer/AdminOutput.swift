@@ -1,5 +1,6 @@
 import Dashboard
 import Foundation
+import Gateway
 import LumenAPI
 import RPCSupport
 import SharedRules
@@ -220,6 +221,8 @@ public struct ModelOutput: Encodable {
         var problem: String
         var lastFailure: String?
         var lastFailureAt: String?
+        /// An azure backend's API version (the default when it names none); absent for others.
+        var apiVersion: String?
 
         enum CodingKeys: String, CodingKey {
             case id, provider, weight, byok, health, problem
@@ -230,6 +233,7 @@ public struct ModelOutput: Encodable {
             case consecutiveFailures = "consecutive_failures"
             case lastFailure = "last_failure"
             case lastFailureAt = "last_failure_at"
+            case apiVersion = "api_version"
         }
 
         /// Every key, the latest failure's as null before the first.
@@ -248,6 +252,7 @@ public struct ModelOutput: Encodable {
             try container.encode(problem, forKey: .problem)
             try container.encode(lastFailure, forKey: .lastFailure)
             try container.encode(lastFailureAt, forKey: .lastFailureAt)
+            try container.encodeIfPresent(apiVersion, forKey: .apiVersion)
         }
     }
 
@@ -296,7 +301,8 @@ public struct ModelOutput: Encodable {
                 upstreamModel: $0.upstreamModel, weight: $0.weight, timeoutMs: $0.timeoutMs, byok: $0.byok,
                 health: $0.health.publicName, consecutiveFailures: $0.consecutiveFailures, problem: $0.problem,
                 lastFailure: $0.lastFailure.isEmpty ? nil : $0.lastFailure,
-                lastFailureAt: $0.hasLastFailureAt ? RFC3339.format(millis: $0.lastFailureAt.millis) : nil)
+                lastFailureAt: $0.hasLastFailureAt ? RFC3339.format(millis: $0.lastFailureAt.millis) : nil,
+                apiVersion: $0.provider == .azure ? ($0.apiVersion.isEmpty ? AzureProvider.defaultAPIVersion : $0.apiVersion) : nil)
         }
     }
 }

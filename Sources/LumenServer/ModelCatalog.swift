@@ -21,7 +21,7 @@ public struct ModelCatalog: Sendable, Equatable {
     ]
     static let priceKeys: Set<String> = ["input", "cached_input", "cache_write", "output", "per_request"]
     static let backendKeys: Set<String> = [
-        "id", "provider", "base_url", "credential_env", "upstream_model", "weight", "timeout_ms", "byok",
+        "id", "provider", "base_url", "credential_env", "upstream_model", "weight", "timeout_ms", "byok", "api_version",
     ]
     /// Settings that were renamed: a file that still uses one is told the new name.
     static let renamed = ["default_max_output_tokens": "max_output_tokens"]
@@ -104,6 +104,7 @@ public struct ModelCatalog: Sendable, Equatable {
                     backend.weight = Int32(try int(values["weight"], "\(place).weight") ?? 0)
                     backend.timeoutMs = Int32(try int(values["timeout_ms"], "\(place).timeout_ms") ?? 0)
                     backend.byok = try bool(values["byok"], "\(place).byok") ?? false
+                    backend.apiVersion = try string(values["api_version"], "\(place).api_version") ?? ""
                     catalog.backends.append(backend)
                 }
             }

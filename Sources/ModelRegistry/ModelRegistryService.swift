@@ -146,6 +146,7 @@ extension BackendRecord {
             $0.byok = byok
             $0.lastFailure = lastFailure
             if let lastFailureAt { $0.lastFailureAt = .init(millis: lastFailureAt) }
+            $0.apiVersion = apiVersion
         }
     }
 }

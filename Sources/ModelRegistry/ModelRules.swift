@@ -72,21 +72,31 @@ enum ModelRules {
         }
         var baseURL = backend.baseURL.trimmingCharacters(in: .whitespacesAndNewlines)
         switch backend.provider {
-        case .openai, .anthropic:
+        case .openai, .anthropic, .azure:
             if backend.provider == .anthropic && baseURL.isEmpty { baseURL = anthropicBaseURL }
             guard let url = URL(string: baseURL), ["http", "https"].contains(url.scheme?.lowercased() ?? ""),
                 url.host?.isEmpty == false
             else {
-                throw RegistryError.invalidBackend(
-                    backend.provider == .openai
-                        ? "an openai backend needs an http(s) base_url, such as https://api.openai.com/v1"
-                        : "an anthropic backend's base_url is an http(s) URL (leave it out for \(anthropicBaseURL))",
-                    param: "backend.base_url")
+                let message =
+                    switch backend.provider {
+                    case .openai: "an openai backend needs an http(s) base_url, such as https://api.openai.com/v1"
+                    case .azure: "an azure backend needs its resource's http(s) base_url, such as https://NAME.openai.azure.com"
+                    default: "an anthropic backend's base_url is an http(s) URL (leave it out for \(anthropicBaseURL))"
+                    }
+                throw RegistryError.invalidBackend(message, param: "backend.base_url")
             }
         case .mock:
             break
         default:
-            throw RegistryError.invalidBackend("provider must be openai, anthropic or mock", param: "backend.provider")
+            throw RegistryError.invalidBackend("provider must be openai, anthropic, azure or mock", param: "backend.provider")
+        }
+        let apiVersion = backend.apiVersion.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard apiVersion.isEmpty || backend.provider == .azure else {
+            throw RegistryError.invalidBackend("api_version is an azure backend's setting", param: "backend.api_version")
+        }
+        guard apiVersion.count <= 40, apiVersion.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || $0 == "-") })
+        else {
+            throw RegistryError.invalidBackend("api_version is a version such as 2024-10-21 (letters, digits, -)", param: "backend.api_version")
         }
         let env = backend.credentialEnv
         guard env.isEmpty || env.range(of: "^[A-Za-z_][A-Za-z0-9_]*$", options: .regularExpression) != nil else {
@@ -113,7 +123,7 @@ enum ModelRules {
             timeoutMs: backend.timeoutMs == 0 ? defaultTimeoutMs : Int(backend.timeoutMs),
             health: health?.health ?? Lumen_Registry_V1_BackendHealth.unspecified.rawValue,
             consecutiveFailures: health?.consecutiveFailures ?? 0,
-            circuitOpenUntil: health?.circuitOpenUntil, problem: "", byok: backend.byok)
+            circuitOpenUntil: health?.circuitOpenUntil, problem: "", byok: backend.byok, apiVersion: apiVersion)
     }
 
     static func unique(_ values: [String]) -> [String] {

@@ -55,6 +55,8 @@ struct BackendRecord: Codable, Sendable, Equatable {
     /// The latest failed call, in words, and when (`Backend.last_failure`, `last_failure_at`).
     var lastFailure = ""
     var lastFailureAt: Int64?
+    /// An azure backend's `api-version` (`Backend.api_version`); empty: the default.
+    var apiVersion = ""
 
     enum CodingKeys: String, CodingKey {
         case model, id, provider, weight, health, problem, byok
@@ -66,6 +68,7 @@ struct BackendRecord: Codable, Sendable, Equatable {
         case timeoutMs = "timeout_ms"
         case consecutiveFailures = "consecutive_failures"
         case circuitOpenUntil = "circuit_open_until"
+        case apiVersion = "api_version"
     }
 }
 

@@ -115,12 +115,13 @@ extension Lumen_Registry_V1_BackendHealth {
 }
 
 extension Lumen_Registry_V1_ProviderKind {
-    /// The `provider:` of a backend in YAML and JSON: `openai`, `anthropic` or `mock`;
+    /// The `provider:` of a backend in YAML and JSON: `openai`, `anthropic`, `azure` or `mock`;
     /// `unspecified` otherwise.
     public var publicName: String {
         switch self {
         case .openai: "openai"
         case .anthropic: "anthropic"
+        case .azure: "azure"
         case .mock: "mock"
         default: "unspecified"
         }
@@ -128,5 +129,5 @@ extension Lumen_Registry_V1_ProviderKind {
 
     /// Every provider with a public name, by that name.
     public static let byPublicName: [String: Lumen_Registry_V1_ProviderKind] = Dictionary(
-        uniqueKeysWithValues: [.openai, .anthropic, .mock].map { ($0.publicName, $0) })
+        uniqueKeysWithValues: [.openai, .anthropic, .azure, .mock].map { ($0.publicName, $0) })
 }

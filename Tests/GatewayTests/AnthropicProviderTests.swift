@@ -208,31 +208,15 @@ struct AnthropicProviderTests {
         _ body: @Sendable @escaping (GatewayHarness, String, String) async throws -> Void
     ) async throws {
         setenv("LUMEN_TEST_ANTHROPIC_KEY", "sk-ant-test", 1)
-        let key = Mutex(("", ""))
-        try await GatewayHarness.run(imageURLs: imageURLs, prepare: { services, tenant in
-            var model = TestServices.meteredModel
-            model.name = "claude"
-            model.vendor = "Anthropic"
-            model.maxOutputTokens = 2_000
-            model.enabled = true
-            _ = try await services.registry.upsertModel(.with { $0.model = model }, metadata: services.asInternal)
-            _ = try await services.registry.upsertBackend(
-                .with {
-                    $0.backend = .with {
-                        $0.model = "claude"
-                        $0.id = "anthropic"
-                        $0.provider = .anthropic
-                        $0.baseURL = "http://127.0.0.1:\(port)"
-                        $0.upstreamModel = "claude-sonnet-4-5"
-                        $0.credentialEnv = "LUMEN_TEST_ANTHROPIC_KEY"
-                    }
-                }, metadata: services.asInternal)
-            let created = try await services.keys.createKey(.init(), metadata: tenant.metadata)
-            key.withLock { $0 = (created.secret, created.key.id) }
-        }) { gateway in
-            let (secret, keyID) = key.withLock { $0 }
-            try await body(gateway, secret, keyID)
-        }
+        try await GatewayHarness.run(
+            model: "claude", vendor: "Anthropic",
+            backend: .with {
+                $0.id = "anthropic"
+                $0.provider = .anthropic
+                $0.baseURL = "http://127.0.0.1:\(port)"
+                $0.upstreamModel = "claude-sonnet-4-5"
+                $0.credentialEnv = "LUMEN_TEST_ANTHROPIC_KEY"
+            }, imageURLs: imageURLs, body)
     }
 
     @Test("Images by URL: fetched from the hosts the operator allows and sent inline; refused otherwise, each refusal saying why")

@@ -126,7 +126,13 @@ struct ModelRegistryServiceTests {
             internalToken.credentialEnv = "LUMEN_INTERNAL_TOKEN"
             var databaseURL = Self.backend("e")
             databaseURL.credentialEnv = "LUMEN_DATABASE"
-            for backend in [noURL, secretInEnv, noProvider, internalToken, databaseURL] {
+            // An API version is Azure's alone.
+            var versionElsewhere = Self.backend("f")
+            versionElsewhere.apiVersion = "2024-10-21"
+            var badVersion = Self.backend("g")
+            badVersion.provider = .azure
+            badVersion.apiVersion = "2024/10?x"
+            for backend in [noURL, secretInEnv, noProvider, internalToken, databaseURL, versionElsewhere, badVersion] {
                 do {
                     _ = try await services.registry.upsertBackend(.with { $0.backend = backend }, metadata: asInternal)
                     Issue.record("expected invalid_backend")

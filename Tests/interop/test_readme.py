@@ -145,10 +145,11 @@ def run_section(heading, tmp_path, commands_at_least, outputs_at_least):
 
 def test_the_upstream_models_shown_are_accepted_as_written(tmp_path):
     part = section("### Connect a real upstream")
-    yaml_block, claude_block = blocks(part, "yaml")
+    yaml_block, claude_block, azure_block = blocks(part, "yaml")
     config = tmp_path / "upstream.yaml"
     config.write_text(yaml_block)
     (tmp_path / "claude.yaml").write_text(claude_block)
+    (tmp_path / "azure.yaml").write_text(azure_block)
     for server in start_server(tmp_path, env={"OPENAI_API_KEY": "", "OPENROUTER_API_KEY": "sk-or-test", "ANTHROPIC_API_KEY": ""}):
         wait_ready(server)
         created = subprocess.run([lumen_binary(), "admin", "operator-token", "create", "--data-dir", server.data_dir],
@@ -186,6 +187,15 @@ def test_the_upstream_models_shown_are_accepted_as_written(tmp_path):
             time.sleep(0.2)
         assert claude["provider"] == "anthropic" and claude["base_url"] == "https://api.anthropic.com"
         assert "ANTHROPIC_API_KEY" in claude["problem"]
+
+        # "Connect Azure OpenAI": the deployment and its API version, as written.
+        applied = subprocess.run([lumen_binary(), "admin", "models", "apply", "--file", str(tmp_path / "azure.yaml")],
+                                 capture_output=True, text=True, timeout=60, env=env)
+        assert applied.returncode == 0, applied.stderr
+        listed = subprocess.run([lumen_binary(), "admin", "models", "list"], capture_output=True, text=True, timeout=60, env=env)
+        (azure,) = {m["name"]: m for m in json.loads(listed.stdout)["data"]}["gpt-4o"]["backends"]
+        assert (azure["provider"], azure["upstream_model"], azure["api_version"]) == ("azure", "gpt-4o-prod", "2024-10-21")
+        assert azure["base_url"] == "https://acme-eu.openai.azure.com" and "api_version" not in claude
 
 
 def test_the_module_graph_and_table_match_package_swift():

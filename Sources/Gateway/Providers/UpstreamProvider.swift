@@ -76,7 +76,7 @@ protocol ProviderStream: AnyObject {
 struct Providers: Sendable {
     private let byKind: [Lumen_Registry_V1_ProviderKind: any UpstreamProvider]
 
-    /// OpenAI-compatible and Anthropic upstreams over `http`; the backends of provider `mock`
+    /// OpenAI-compatible, Anthropic and Azure OpenAI upstreams over `http`; the backends of provider `mock`
     /// answered by `inProcess` when given (else they are skipped as unreachable); images by URL
     /// fetched for the providers that take them inline only as `imageURLs` allows.
     init(http: UpstreamHTTP, inProcess: (any InProcessProvider)?, clock: WallClock, imageURLs: ImageURLPolicy = .none) {
@@ -84,6 +84,7 @@ struct Providers: Sendable {
         var byKind: [Lumen_Registry_V1_ProviderKind: any UpstreamProvider] = [
             .openai: OpenAIProvider(http: http),
             .anthropic: AnthropicProvider(http: http, clock: clock, images: images),
+            .azure: AzureProvider(http: http),
         ]
         if let inProcess { byKind[.mock] = InProcessUpstream(provider: inProcess) }
         self.byKind = byKind

@@ -119,6 +119,11 @@ public nonisolated enum Lumen_Registry_V1_ProviderKind: SwiftProtobuf.Enum, Swif
   /// Anthropic's Messages API (Claude): `POST {base_url}/v1/messages`, the key sent as
   /// `x-api-key`; OpenAI chat requests are translated to it and its answers back.
   case anthropic // = 3
+
+  /// Azure OpenAI: `POST {base_url}/openai/deployments/{upstream_model}/{endpoint}?api-version=
+  /// {api_version}` (the deployment is the backend's upstream model), the key sent as `api-key`;
+  /// OpenAI's wire format otherwise.
+  case azure // = 4
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -131,6 +136,7 @@ public nonisolated enum Lumen_Registry_V1_ProviderKind: SwiftProtobuf.Enum, Swif
     case 1: self = .openai
     case 2: self = .mock
     case 3: self = .anthropic
+    case 4: self = .azure
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -141,6 +147,7 @@ public nonisolated enum Lumen_Registry_V1_ProviderKind: SwiftProtobuf.Enum, Swif
     case .openai: return 1
     case .mock: return 2
     case .anthropic: return 3
+    case .azure: return 4
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -151,6 +158,7 @@ public nonisolated enum Lumen_Registry_V1_ProviderKind: SwiftProtobuf.Enum, Swif
     .openai,
     .mock,
     .anthropic,
+    .azure,
   ]
 
 }
@@ -504,6 +512,13 @@ public nonisolated struct Lumen_Registry_V1_Backend: @unchecked Sendable {
   public var hasLastFailureAt: Bool {_storage._lastFailureAt != nil}
   /// Clears the value of `lastFailureAt`. Subsequent reads from it will return its default value.
   public mutating func clearLastFailureAt() {_uniqueStorage()._lastFailureAt = nil}
+
+  /// The API version an azure backend is called with (`api-version`); empty means 2024-10-21.
+  /// Other providers have none (INVALID_ARGUMENT when given).
+  public var apiVersion: String {
+    get {_storage._apiVersion}
+    set {_uniqueStorage()._apiVersion = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1163,7 +1178,7 @@ nonisolated extension Lumen_Registry_V1_ModelStatus: SwiftProtobuf._ProtoNamePro
 }
 
 nonisolated extension Lumen_Registry_V1_ProviderKind: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0PROVIDER_KIND_UNSPECIFIED\0\u{1}PROVIDER_KIND_OPENAI\0\u{1}PROVIDER_KIND_MOCK\0\u{1}PROVIDER_KIND_ANTHROPIC\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0PROVIDER_KIND_UNSPECIFIED\0\u{1}PROVIDER_KIND_OPENAI\0\u{1}PROVIDER_KIND_MOCK\0\u{1}PROVIDER_KIND_ANTHROPIC\0\u{1}PROVIDER_KIND_AZURE\0")
 }
 
 nonisolated extension Lumen_Registry_V1_BackendHealth: SwiftProtobuf._ProtoNameProviding {
@@ -1380,7 +1395,7 @@ nonisolated extension Lumen_Registry_V1_Model: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Lumen_Registry_V1_Backend: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Backend"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}model\0\u{1}provider\0\u{3}base_url\0\u{3}credential_env\0\u{3}upstream_model\0\u{1}weight\0\u{3}timeout_ms\0\u{1}health\0\u{3}consecutive_failures\0\u{3}circuit_open_until\0\u{1}problem\0\u{1}byok\0\u{3}last_failure\0\u{3}last_failure_at\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}model\0\u{1}provider\0\u{3}base_url\0\u{3}credential_env\0\u{3}upstream_model\0\u{1}weight\0\u{3}timeout_ms\0\u{1}health\0\u{3}consecutive_failures\0\u{3}circuit_open_until\0\u{1}problem\0\u{1}byok\0\u{3}last_failure\0\u{3}last_failure_at\0\u{3}api_version\0")
 
   fileprivate class _StorageClass {
     var _id: String = String()
@@ -1398,6 +1413,7 @@ nonisolated extension Lumen_Registry_V1_Backend: SwiftProtobuf.Message, SwiftPro
     var _byok: Bool = false
     var _lastFailure: String = String()
     var _lastFailureAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+    var _apiVersion: String = String()
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1423,6 +1439,7 @@ nonisolated extension Lumen_Registry_V1_Backend: SwiftProtobuf.Message, SwiftPro
       _byok = source._byok
       _lastFailure = source._lastFailure
       _lastFailureAt = source._lastFailureAt
+      _apiVersion = source._apiVersion
     }
   }
 
@@ -1456,6 +1473,7 @@ nonisolated extension Lumen_Registry_V1_Backend: SwiftProtobuf.Message, SwiftPro
         case 13: try { try decoder.decodeSingularBoolField(value: &_storage._byok) }()
         case 14: try { try decoder.decodeSingularStringField(value: &_storage._lastFailure) }()
         case 15: try { try decoder.decodeSingularMessageField(value: &_storage._lastFailureAt) }()
+        case 16: try { try decoder.decodeSingularStringField(value: &_storage._apiVersion) }()
         default: break
         }
       }
@@ -1513,6 +1531,9 @@ nonisolated extension Lumen_Registry_V1_Backend: SwiftProtobuf.Message, SwiftPro
       try { if let v = _storage._lastFailureAt {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
       } }()
+      if !_storage._apiVersion.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._apiVersion, fieldNumber: 16)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1537,6 +1558,7 @@ nonisolated extension Lumen_Registry_V1_Backend: SwiftProtobuf.Message, SwiftPro
         if _storage._byok != rhs_storage._byok {return false}
         if _storage._lastFailure != rhs_storage._lastFailure {return false}
         if _storage._lastFailureAt != rhs_storage._lastFailureAt {return false}
+        if _storage._apiVersion != rhs_storage._apiVersion {return false}
         return true
       }
       if !storagesAreEqual {return false}

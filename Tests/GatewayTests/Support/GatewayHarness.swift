@@ -4,9 +4,11 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Logging
+import LumenAPI
 import LumenMock
 import LumenTesting
 import NIOCore
+import Synchronization
 import Testing
 
 /// The facade over real in-process services, driven through Hummingbird's router test client.
@@ -49,6 +51,33 @@ struct GatewayHarness {
                 }
                 try await body(harness)
             }
+        }
+    }
+
+    /// A gateway with one model, `model` (for `scenes`, 2,000 output tokens at most, `meteredModel`'s prices),
+    /// served by `backend`, and a key; `body` gets the gateway, the key's secret and its id.
+    static func run(
+        model name: String, vendor: String, scenes: [Lumen_Common_V1_Scene] = [.chat], backend: Lumen_Registry_V1_Backend,
+        imageURLs: ImageURLPolicy = .none,
+        _ body: @Sendable @escaping (GatewayHarness, String, String) async throws -> Void
+    ) async throws {
+        let key = Mutex(("", ""))
+        try await run(imageURLs: imageURLs, prepare: { services, tenant in
+            var model = TestServices.meteredModel
+            model.name = name
+            model.vendor = vendor
+            model.scenes = scenes
+            model.maxOutputTokens = 2_000
+            model.enabled = true
+            _ = try await services.registry.upsertModel(.with { $0.model = model }, metadata: services.asInternal)
+            var backend = backend
+            backend.model = name
+            _ = try await services.registry.upsertBackend(.with { $0.backend = backend }, metadata: services.asInternal)
+            let created = try await services.keys.createKey(.init(), metadata: tenant.metadata)
+            key.withLock { $0 = (created.secret, created.key.id) }
+        }) { gateway in
+            let (secret, keyID) = key.withLock { $0 }
+            try await body(gateway, secret, keyID)
         }
     }
 

@@ -9,27 +9,15 @@ import WireFormats
 /// {base_url}/{endpoint}` with the caller's body (the model replaced, usage asked for when
 /// streaming), the credential as `Authorization: Bearer`; answers relayed as they come
 /// (`OpenAIWire`), health from `GET {base_url}/models`.
-struct OpenAIProvider: UpstreamProvider {
+struct OpenAIProvider: OpenAIWireProvider {
     let http: UpstreamHTTP
 
     func send(_ call: UpstreamCall) async throws -> UpstreamResponse {
-        let (body, contentType) = call.request.upstreamBody(model: call.upstreamModel)
-        var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: contentType)
-        if call.request.stream { headers.add(name: "accept", value: "text/event-stream") }
-        if let credential = call.callerCredential ?? UpstreamHTTP.credential(call.backend.credentialEnv) {
-            headers.add(name: "authorization", value: "Bearer " + credential)
-        }
+        let (body, headers) = OpenAIWire.request(call) { "Bearer " + $0 }
         return try await http.post(
             UpstreamHTTP.url(call.backend.baseURL, call.request.endpoint.rawValue), headers: headers, body: body,
             timeout: UpstreamHTTP.timeout(of: call.backend))
     }
-
-    func answer(_ body: ByteBuffer, status: HTTPResponse.Status, contentType: String?, of call: UpstreamCall) -> ProviderAnswer {
-        OpenAIWire.answer(body, status: status, contentType: contentType, of: call)
-    }
-
-    func stream(of call: UpstreamCall) -> any ProviderStream { OpenAIWire.stream(of: call) }
 
     func probe(_ backend: Lumen_Registry_V1_Backend, timeout: TimeAmount) async throws -> Int? {
         var headers = HTTPHeaders()
@@ -40,10 +28,38 @@ struct OpenAIProvider: UpstreamProvider {
     }
 }
 
+/// A provider whose answers are OpenAI's wire format (OpenAI-compatible APIs, Azure OpenAI):
+/// read as `OpenAIWire` reads them.
+protocol OpenAIWireProvider: UpstreamProvider {}
+
+extension OpenAIWireProvider {
+    func answer(_ body: ByteBuffer, status: HTTPResponse.Status, contentType: String?, of call: UpstreamCall) -> ProviderAnswer {
+        OpenAIWire.answer(body, status: status, contentType: contentType, of: call)
+    }
+
+    func stream(of call: UpstreamCall) -> any ProviderStream { OpenAIWire.stream(of: call) }
+}
+
 /// Reading OpenAI's answers — what the OpenAI-compatible upstreams and the in-process mock
 /// send: relayed as they came, the model's name rewritten to the logical one, usage and text
 /// read for metering.
 enum OpenAIWire {
+    /// The body and headers of `call` in OpenAI's wire format: the caller's body with the
+    /// upstream's model, its content type, `accept` for a stream, and the credential (the
+    /// caller's own, else the backend's) as `authorization` makes it the header's value.
+    static func request(
+        _ call: UpstreamCall, credentialHeader: String = "authorization", _ authorization: (String) -> String
+    ) -> (ByteBuffer, HTTPHeaders) {
+        let (body, contentType) = call.request.upstreamBody(model: call.upstreamModel)
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: contentType)
+        if call.request.stream { headers.add(name: "accept", value: "text/event-stream") }
+        if let credential = call.callerCredential ?? UpstreamHTTP.credential(call.backend.credentialEnv) {
+            headers.add(name: credentialHeader, value: authorization(credential))
+        }
+        return (body, headers)
+    }
+
     /// The answer for the caller: as it came, or in Anthropic's format for a `/v1/messages` caller.
     static func answer(_ body: ByteBuffer, status: HTTPResponse.Status, contentType: String?, of call: UpstreamCall) -> ProviderAnswer {
         guard call.request.format == .anthropic else { return answer(body, status: status, contentType: contentType, model: call.model.name) }
