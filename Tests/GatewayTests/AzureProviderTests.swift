@@ -69,7 +69,8 @@ struct AzureProviderTests {
                 let sent = try #require(received.requests.withLock { $0.first })
                 #expect(sent.path == "/openai/deployments/my-gpt-4o/chat/completions")
                 #expect(sent.query == "api-version=2025-01-01-preview")
-                #expect(sent.headers[HTTPField.Name("api-key")!] == "azure-key-1" && sent.headers[.authorization] == nil)
+                let apiKey = try #require(HTTPField.Name("api-key"))
+                #expect(sent.headers[apiKey] == "azure-key-1" && sent.headers[.authorization] == nil)
 
                 let streamed = try await gateway.raw(
                     .post, "/v1/chat/completions",
