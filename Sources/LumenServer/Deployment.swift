@@ -195,11 +195,12 @@ public struct Deployment: Sendable {
                 // Resolutions are kept only when every change that could stale them is seen
                 // here: the keys and the accounts service both run in this process.
                 local: local.isSuperset(of: [.keys, .accounts]) ? opened.credentialSources : []))
-        let inProcessServer = GRPCServer(transport: clients.inProcess.server, services: opened.services, interceptors: [interceptor])
+        let interceptors: [any ServerInterceptor] = [UnexpectedErrors(logger: logger), interceptor]
+        let inProcessServer = GRPCServer(transport: clients.inProcess.server, services: opened.services, interceptors: interceptors)
         let transport = HTTP2ServerTransport.Posix(
             address: .ipv4(host: configuration.grpcHost, port: configuration.grpcPort),
             transportSecurity: configuration.security.grpcServer)
-        let grpcServer = GRPCServer(transport: transport, services: opened.services, interceptors: [interceptor])
+        let grpcServer = GRPCServer(transport: transport, services: opened.services, interceptors: interceptors)
         let names = local.filter { $0 != .gateway }.sorted().map(\.rawValue).joined(separator: ",")
         let (logger, host, configuredPort) = (logger, configuration.grpcHost, configuration.grpcPort)
         let security = configuration.security.requireClientCertificate ? "mutual TLS" : configuration.security.serves ? "TLS" : "plaintext"
