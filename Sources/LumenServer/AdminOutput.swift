@@ -223,6 +223,9 @@ public struct ModelOutput: Encodable {
         var lastFailureAt: String?
         /// An azure backend's API version (the default when it names none); absent for others.
         var apiVersion: String?
+        /// A bedrock backend's region and AWS profile (empty: the gateway's variables); absent for others.
+        var region: String?
+        var awsProfile: String?
 
         enum CodingKeys: String, CodingKey {
             case id, provider, weight, byok, health, problem
@@ -234,6 +237,8 @@ public struct ModelOutput: Encodable {
             case lastFailure = "last_failure"
             case lastFailureAt = "last_failure_at"
             case apiVersion = "api_version"
+            case region
+            case awsProfile = "aws_profile"
         }
 
         /// Every key, the latest failure's as null before the first.
@@ -253,6 +258,8 @@ public struct ModelOutput: Encodable {
             try container.encode(lastFailure, forKey: .lastFailure)
             try container.encode(lastFailureAt, forKey: .lastFailureAt)
             try container.encodeIfPresent(apiVersion, forKey: .apiVersion)
+            try container.encodeIfPresent(region, forKey: .region)
+            try container.encodeIfPresent(awsProfile, forKey: .awsProfile)
         }
     }
 
@@ -302,7 +309,8 @@ public struct ModelOutput: Encodable {
                 health: $0.health.publicName, consecutiveFailures: $0.consecutiveFailures, problem: $0.problem,
                 lastFailure: $0.lastFailure.isEmpty ? nil : $0.lastFailure,
                 lastFailureAt: $0.hasLastFailureAt ? RFC3339.format(millis: $0.lastFailureAt.millis) : nil,
-                apiVersion: $0.provider == .azure ? ($0.apiVersion.isEmpty ? AzureProvider.defaultAPIVersion : $0.apiVersion) : nil)
+                apiVersion: $0.provider == .azure ? ($0.apiVersion.isEmpty ? AzureProvider.defaultAPIVersion : $0.apiVersion) : nil,
+                region: $0.provider == .bedrock ? $0.region : nil, awsProfile: $0.provider == .bedrock ? $0.awsProfile : nil)
         }
     }
 }

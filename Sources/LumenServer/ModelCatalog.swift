@@ -21,7 +21,8 @@ public struct ModelCatalog: Sendable, Equatable {
     ]
     static let priceKeys: Set<String> = ["input", "cached_input", "cache_write", "output", "per_request"]
     static let backendKeys: Set<String> = [
-        "id", "provider", "base_url", "credential_env", "upstream_model", "weight", "timeout_ms", "byok", "api_version",
+        "id", "provider", "base_url", "credential_env", "upstream_model", "weight", "timeout_ms", "byok", "api_version", "region",
+        "aws_profile",
     ]
     /// Settings that were renamed: a file that still uses one is told the new name.
     static let renamed = ["default_max_output_tokens": "max_output_tokens"]
@@ -105,6 +106,8 @@ public struct ModelCatalog: Sendable, Equatable {
                     backend.timeoutMs = Int32(try int(values["timeout_ms"], "\(place).timeout_ms") ?? 0)
                     backend.byok = try bool(values["byok"], "\(place).byok") ?? false
                     backend.apiVersion = try string(values["api_version"], "\(place).api_version") ?? ""
+                    backend.region = try string(values["region"], "\(place).region") ?? ""
+                    backend.awsProfile = try string(values["aws_profile"], "\(place).aws_profile") ?? ""
                     catalog.backends.append(backend)
                 }
             }

@@ -147,6 +147,8 @@ extension BackendRecord {
             $0.lastFailure = lastFailure
             if let lastFailureAt { $0.lastFailureAt = .init(millis: lastFailureAt) }
             $0.apiVersion = apiVersion
+            $0.region = region
+            $0.awsProfile = awsProfile
         }
     }
 }

@@ -63,6 +63,10 @@ enum ModelRules {
 
     /// Where an anthropic backend without a base URL goes.
     static let anthropicBaseURL = "https://api.anthropic.com"
+    /// Where a gemini backend without a base URL goes.
+    static let geminiBaseURL = "https://generativelanguage.googleapis.com"
+    /// Where a bedrock backend without a base URL goes, in its region.
+    static func bedrockBaseURL(region: String) -> String { "https://bedrock-runtime.\(region).amazonaws.com" }
 
     static func record(_ backend: Lumen_Registry_V1_Backend, keeping health: BackendRecord?) throws -> BackendRecord {
         let id = backend.id.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -70,10 +74,35 @@ enum ModelRules {
         guard !id.isEmpty, id.count <= 64, id.unicodeScalars.allSatisfy({ idCharacters.contains($0) && $0.isASCII }) else {
             throw RegistryError.invalidBackend("a backend id is 1–64 letters, digits, '.', '_' or '-'", param: "backend.id")
         }
+        let region = backend.region.trimmingCharacters(in: .whitespacesAndNewlines)
+        let profile = backend.awsProfile.trimmingCharacters(in: .whitespacesAndNewlines)
+        if backend.provider == .bedrock {
+            guard region.range(of: "^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$", options: .regularExpression) != nil else {
+                throw RegistryError.invalidBackend("a bedrock backend needs its AWS region, such as us-east-1", param: "backend.region")
+            }
+            guard profile.count <= 64, profile.unicodeScalars.allSatisfy({ $0.isASCII && (idCharacters.contains($0) || $0 == "@" || $0 == "+") })
+            else {
+                throw RegistryError.invalidBackend("aws_profile names a profile of the AWS credentials file (letters, digits, ., _, -)", param: "backend.aws_profile")
+            }
+            guard profile.isEmpty || backend.credentialEnv.isEmpty else {
+                throw RegistryError.invalidBackend(
+                    "a bedrock backend signs with aws_profile's keys or sends credential_env's API key, not both", param: "backend.aws_profile")
+            }
+        } else {
+            guard region.isEmpty else { throw RegistryError.invalidBackend("region is a bedrock backend's setting", param: "backend.region") }
+            guard profile.isEmpty else { throw RegistryError.invalidBackend("aws_profile is a bedrock backend's setting", param: "backend.aws_profile") }
+        }
         var baseURL = backend.baseURL.trimmingCharacters(in: .whitespacesAndNewlines)
         switch backend.provider {
-        case .openai, .anthropic, .azure:
-            if backend.provider == .anthropic && baseURL.isEmpty { baseURL = anthropicBaseURL }
+        case .openai, .anthropic, .azure, .gemini, .bedrock:
+            if baseURL.isEmpty {
+                switch backend.provider {
+                case .anthropic: baseURL = anthropicBaseURL
+                case .gemini: baseURL = geminiBaseURL
+                case .bedrock: baseURL = bedrockBaseURL(region: region)
+                default: break
+                }
+            }
             guard let url = URL(string: baseURL), ["http", "https"].contains(url.scheme?.lowercased() ?? ""),
                 url.host?.isEmpty == false
             else {
@@ -81,6 +110,8 @@ enum ModelRules {
                     switch backend.provider {
                     case .openai: "an openai backend needs an http(s) base_url, such as https://api.openai.com/v1"
                     case .azure: "an azure backend needs its resource's http(s) base_url, such as https://NAME.openai.azure.com"
+                    case .gemini: "a gemini backend's base_url is an http(s) URL (leave it out for \(geminiBaseURL))"
+                    case .bedrock: "a bedrock backend's base_url is an http(s) URL (leave it out for \(bedrockBaseURL(region: region)))"
                     default: "an anthropic backend's base_url is an http(s) URL (leave it out for \(anthropicBaseURL))"
                     }
                 throw RegistryError.invalidBackend(message, param: "backend.base_url")
@@ -88,7 +119,7 @@ enum ModelRules {
         case .mock:
             break
         default:
-            throw RegistryError.invalidBackend("provider must be openai, anthropic, azure or mock", param: "backend.provider")
+            throw RegistryError.invalidBackend("provider must be openai, anthropic, azure, gemini, bedrock or mock", param: "backend.provider")
         }
         let apiVersion = backend.apiVersion.trimmingCharacters(in: .whitespacesAndNewlines)
         guard apiVersion.isEmpty || backend.provider == .azure else {
@@ -123,7 +154,8 @@ enum ModelRules {
             timeoutMs: backend.timeoutMs == 0 ? defaultTimeoutMs : Int(backend.timeoutMs),
             health: health?.health ?? Lumen_Registry_V1_BackendHealth.unspecified.rawValue,
             consecutiveFailures: health?.consecutiveFailures ?? 0,
-            circuitOpenUntil: health?.circuitOpenUntil, problem: "", byok: backend.byok, apiVersion: apiVersion)
+            circuitOpenUntil: health?.circuitOpenUntil, problem: "", byok: backend.byok, apiVersion: apiVersion,
+            region: region, awsProfile: profile)
     }
 
     static func unique(_ values: [String]) -> [String] {

@@ -57,6 +57,9 @@ struct BackendRecord: Codable, Sendable, Equatable {
     var lastFailureAt: Int64?
     /// An azure backend's `api-version` (`Backend.api_version`); empty: the default.
     var apiVersion = ""
+    /// A bedrock backend's AWS region (`Backend.region`) and shared-credentials profile (`Backend.aws_profile`).
+    var region = ""
+    var awsProfile = ""
 
     enum CodingKeys: String, CodingKey {
         case model, id, provider, weight, health, problem, byok
@@ -69,6 +72,8 @@ struct BackendRecord: Codable, Sendable, Equatable {
         case consecutiveFailures = "consecutive_failures"
         case circuitOpenUntil = "circuit_open_until"
         case apiVersion = "api_version"
+        case region
+        case awsProfile = "aws_profile"
     }
 }
 

@@ -155,6 +155,9 @@ struct RegistryStore: Sendable {
             sqlite: ["ALTER TABLE models ADD COLUMN cache_write_per_million_micros INTEGER NOT NULL DEFAULT 0"],
             postgres: ["ALTER TABLE models ADD COLUMN cache_write_per_million_micros BIGINT NOT NULL DEFAULT 0"]),
         SQLMigration("v7: an azure backend's API version", "ALTER TABLE backends ADD COLUMN api_version TEXT NOT NULL DEFAULT ''"),
+        SQLMigration(
+            "v8: a bedrock backend's region and AWS profile", "ALTER TABLE backends ADD COLUMN region TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE backends ADD COLUMN aws_profile TEXT NOT NULL DEFAULT ''"),
     ]
 
     static let modelColumns = """
@@ -164,7 +167,7 @@ struct RegistryStore: Sendable {
         """
     static let backendColumns = """
         model, id, provider, base_url, credential_env, upstream_model, weight, timeout_ms, health, consecutive_failures,
-        circuit_open_until, problem, byok, last_failure, last_failure_at, api_version
+        circuit_open_until, problem, byok, last_failure, last_failure_at, api_version, region, aws_profile
         """
     static let consentColumns = "organization_id, principal_type, principal_id, model, granted_by_user_id, created_at"
 
@@ -241,13 +244,13 @@ struct RegistryStore: Sendable {
             let record = try make(try await Self.backend(key, db))
             try await db.execute(
                 """
-                INSERT INTO backends (\(Self.backendColumns)) VALUES (\(sqlPlaceholders(16)))
+                INSERT INTO backends (\(Self.backendColumns)) VALUES (\(sqlPlaceholders(18)))
                 ON CONFLICT (model, id) DO UPDATE SET provider = excluded.provider, base_url = excluded.base_url,
                     credential_env = excluded.credential_env, upstream_model = excluded.upstream_model, weight = excluded.weight,
                     timeout_ms = excluded.timeout_ms, health = excluded.health, consecutive_failures = excluded.consecutive_failures,
                     circuit_open_until = excluded.circuit_open_until, problem = excluded.problem, byok = excluded.byok,
                     last_failure = excluded.last_failure, last_failure_at = excluded.last_failure_at,
-                    api_version = excluded.api_version
+                    api_version = excluded.api_version, region = excluded.region, aws_profile = excluded.aws_profile
                 """, record.values)
             let stored = try await Self.stored(db, named: key.model)[0]
             db.afterCommit { then(stored) }
@@ -418,7 +421,7 @@ extension BackendRecord {
             model: try row[0], id: try row[1], provider: try row[2], baseURL: try row[3], credentialEnv: try row[4],
             upstreamModel: try row[5], weight: try row[6], timeoutMs: try row[7], health: try row[8], consecutiveFailures: try row[9],
             circuitOpenUntil: try row[10], problem: try row[11], byok: try row[12], lastFailure: try row[13],
-            lastFailureAt: try row[14], apiVersion: try row[15])
+            lastFailureAt: try row[14], apiVersion: try row[15], region: try row[16], awsProfile: try row[17])
     }
 
     /// The values of `RegistryStore.backendColumns`, in order.
@@ -426,7 +429,7 @@ extension BackendRecord {
         [
             .text(model), .text(id), .of(provider), .text(baseURL), .text(credentialEnv), .text(upstreamModel), .of(weight),
             .of(timeoutMs), .of(health), .of(consecutiveFailures), .of(circuitOpenUntil), .text(problem), .bool(byok),
-            .text(lastFailure), .of(lastFailureAt), .text(apiVersion),
+            .text(lastFailure), .of(lastFailureAt), .text(apiVersion), .text(region), .text(awsProfile),
         ]
     }
 }

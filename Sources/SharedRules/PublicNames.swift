@@ -115,19 +115,35 @@ extension Lumen_Registry_V1_BackendHealth {
 }
 
 extension Lumen_Registry_V1_ProviderKind {
-    /// The `provider:` of a backend in YAML and JSON: `openai`, `anthropic`, `azure` or `mock`;
+    /// The `provider:` of a backend in YAML and JSON: `openai`, `anthropic`, `azure`, `gemini`,
+    /// `bedrock` or `mock`;
     /// `unspecified` otherwise.
     public var publicName: String {
         switch self {
         case .openai: "openai"
         case .anthropic: "anthropic"
         case .azure: "azure"
+        case .gemini: "gemini"
+        case .bedrock: "bedrock"
         case .mock: "mock"
         default: "unspecified"
         }
     }
 
+    /// The provider as people call it, for pages: `Google Gemini`, `AWS Bedrock`, ….
+    public var displayName: String {
+        switch self {
+        case .openai: "OpenAI-compatible"
+        case .anthropic: "Anthropic"
+        case .azure: "Azure OpenAI"
+        case .gemini: "Google Gemini"
+        case .bedrock: "AWS Bedrock"
+        case .mock: "Built-in mock"
+        default: "Unknown"
+        }
+    }
+
     /// Every provider with a public name, by that name.
     public static let byPublicName: [String: Lumen_Registry_V1_ProviderKind] = Dictionary(
-        uniqueKeysWithValues: [.openai, .anthropic, .azure, .mock].map { ($0.publicName, $0) })
+        uniqueKeysWithValues: [.openai, .anthropic, .azure, .gemini, .bedrock, .mock].map { ($0.publicName, $0) })
 }

@@ -132,7 +132,22 @@ struct ModelRegistryServiceTests {
             var badVersion = Self.backend("g")
             badVersion.provider = .azure
             badVersion.apiVersion = "2024/10?x"
-            for backend in [noURL, secretInEnv, noProvider, internalToken, databaseURL, versionElsewhere, badVersion] {
+            // A region and an AWS profile are Bedrock's alone; Bedrock needs a region, and signs or sends a key, not both.
+            var regionElsewhere = Self.backend("h")
+            regionElsewhere.region = "us-east-1"
+            var bedrockWithoutRegion = Self.backend("i")
+            bedrockWithoutRegion.provider = .bedrock
+            bedrockWithoutRegion.baseURL = ""
+            var bedrockBadRegion = bedrockWithoutRegion
+            bedrockBadRegion.region = "us-east-1.evil.example/"
+            var bedrockBoth = bedrockWithoutRegion
+            bedrockBoth.region = "eu-west-3"
+            bedrockBoth.awsProfile = "prod"
+            bedrockBoth.credentialEnv = "AWS_BEARER_TOKEN_BEDROCK"
+            for backend in [
+                noURL, secretInEnv, noProvider, internalToken, databaseURL, versionElsewhere, badVersion, regionElsewhere,
+                bedrockWithoutRegion, bedrockBadRegion, bedrockBoth,
+            ] {
                 do {
                     _ = try await services.registry.upsertBackend(.with { $0.backend = backend }, metadata: asInternal)
                     Issue.record("expected invalid_backend")
@@ -147,6 +162,23 @@ struct ModelRegistryServiceTests {
                 #expect(error.code == .notFound)
             }
             #expect(try await services.registry.getModel(.with { $0.name = "gpt-4o-mini" }, metadata: asInternal).model.backends.isEmpty)
+
+            // Without a base URL, Gemini and Bedrock backends get Google's API and the region's endpoint.
+            var gemini = Self.backend("google")
+            gemini.provider = .gemini
+            gemini.baseURL = ""
+            var bedrock = Self.backend("aws")
+            bedrock.provider = .bedrock
+            bedrock.baseURL = ""
+            bedrock.region = "eu-west-3"
+            bedrock.awsProfile = "prod"
+            bedrock.credentialEnv = ""
+            _ = try await services.registry.upsertBackend(.with { $0.backend = gemini }, metadata: asInternal)
+            _ = try await services.registry.upsertBackend(.with { $0.backend = bedrock }, metadata: asInternal)
+            let stored = try await services.registry.getModel(.with { $0.name = "gpt-4o-mini" }, metadata: asInternal).model.backends
+            #expect(stored.first { $0.id == "google" }?.baseURL == "https://generativelanguage.googleapis.com")
+            let aws = try #require(stored.first { $0.id == "aws" })
+            #expect(aws.baseURL == "https://bedrock-runtime.eu-west-3.amazonaws.com" && aws.region == "eu-west-3" && aws.awsProfile == "prod")
         }
     }
 

@@ -367,7 +367,7 @@ models:
     prices = page.locator("#prices-table")
     expect(prices.get_by_role("row", name=re.compile(r"^Input, per million tokens"))).to_have_text(re.compile(r"100\s*\$1$"))
     expect(prices.get_by_role("row", name=re.compile(r"^Output, per million tokens"))).to_have_text(re.compile(r"200\s*\$2$"))
-    expect(page.locator("#backends-table")).to_contain_text("mock")
+    expect(page.locator("#backends-table")).to_contain_text("Built-in mock")
     screenshot(page, "model")
 
     # Consent from the table: the one-time acknowledgement, then "Consented".

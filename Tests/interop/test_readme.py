@@ -145,11 +145,12 @@ def run_section(heading, tmp_path, commands_at_least, outputs_at_least):
 
 def test_the_upstream_models_shown_are_accepted_as_written(tmp_path):
     part = section("### Connect a real upstream")
-    yaml_block, claude_block, azure_block = blocks(part, "yaml")
+    yaml_block, claude_block, azure_block, gemini_block = blocks(part, "yaml")
     config = tmp_path / "upstream.yaml"
     config.write_text(yaml_block)
     (tmp_path / "claude.yaml").write_text(claude_block)
     (tmp_path / "azure.yaml").write_text(azure_block)
+    (tmp_path / "gemini.yaml").write_text(gemini_block)
     for server in start_server(tmp_path, env={"OPENAI_API_KEY": "", "OPENROUTER_API_KEY": "sk-or-test", "ANTHROPIC_API_KEY": ""}):
         wait_ready(server)
         created = subprocess.run([lumen_binary(), "admin", "operator-token", "create", "--data-dir", server.data_dir],
@@ -196,6 +197,17 @@ def test_the_upstream_models_shown_are_accepted_as_written(tmp_path):
         (azure,) = {m["name"]: m for m in json.loads(listed.stdout)["data"]}["gpt-4o"]["backends"]
         assert (azure["provider"], azure["upstream_model"], azure["api_version"]) == ("azure", "gpt-4o-prod", "2024-10-21")
         assert azure["base_url"] == "https://acme-eu.openai.azure.com" and "api_version" not in claude
+
+        # "Connect Gemini": Google's API unless a backend names another, for chat and embeddings.
+        applied = subprocess.run([lumen_binary(), "admin", "models", "apply", "--file", str(tmp_path / "gemini.yaml")],
+                                 capture_output=True, text=True, timeout=60, env=env)
+        assert applied.returncode == 0, applied.stderr
+        listed = subprocess.run([lumen_binary(), "admin", "models", "list"], capture_output=True, text=True, timeout=60, env=env)
+        models = {m["name"]: m for m in json.loads(listed.stdout)["data"]}
+        for name, upstream in [("gemini-flash", "gemini-2.5-flash"), ("gemini-embedding", "gemini-embedding-001")]:
+            (google,) = models[name]["backends"]
+            assert (google["provider"], google["upstream_model"]) == ("gemini", upstream)
+            assert google["base_url"] == "https://generativelanguage.googleapis.com"
 
 
 def test_the_module_graph_and_table_match_package_swift():

@@ -1,5 +1,7 @@
 import Foundation
+import LumenAPI
 import RPCSupport
+import SharedRules
 
 // What the templates in gateway/dashboard/templates read. Every figure comes from the objects
 // `/api` answers with (ProfileObject, KeyObject, ModelRow…), only formatted here, so a page
@@ -537,7 +539,7 @@ struct ModelPage {
             },
             backends: detail.backends.map {
                 Backend(
-                    id: $0.id, provider: $0.provider, health: $0.health,
+                    id: $0.id, provider: Lumen_Registry_V1_ProviderKind.byPublicName[$0.provider]?.displayName ?? $0.provider, health: $0.health,
                     healthClass: $0.health == "healthy" ? "green" : $0.health == "unhealthy" ? "red" : "gray")
             },
             hasBackends: !detail.backends.isEmpty)

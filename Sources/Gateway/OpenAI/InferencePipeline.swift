@@ -196,20 +196,20 @@ struct InferencePipeline: Sendable {
             var first = true
             /// What was produced when no usage came (the text, counted).
             func produced() -> String { reader.reported != nil ? "" : reader.text() }
-            /// Appends what the caller gets of `event` to `out`, settling when it ends the answer
-            /// (before `out` is written).
-            func relay(_ event: SSEEvent, into out: inout ByteBuffer) {
-                if reader.relay(event, into: &out), !settled {
+            /// Settles when the reader says the answer `ended` (before what ends it is written).
+            func settleAtEnd(_ ended: Bool) {
+                if ended, !settled {
                     settle(admitted, reported: reader.reported, producedText: produced())
                     settled = true
                 }
             }
             /// One write for every event an upstream chunk completed (a write is a hop to the
-            /// connection's event loop).
-            func send(_ events: [SSEEvent]) async throws {
-                guard !events.isEmpty else { return }
+            /// connection's event loop); `ending`: what the reader adds once the upstream ended.
+            func send(_ events: [SSEEvent], ending: Bool = false) async throws {
+                guard !events.isEmpty || ending else { return }
                 var out = ByteBuffer()
-                for event in events { relay(event, into: &out) }
+                for event in events { settleAtEnd(reader.relay(event, into: &out)) }
+                if ending { settleAtEnd(reader.finish(into: &out)) }
                 guard out.readableBytes > 0 else { return }
                 do {
                     try await writer.write(out)
@@ -224,7 +224,7 @@ struct InferencePipeline: Sendable {
             }
             do {
                 try await upstream.forEachChunk { chunk in try await send(parser.feed(chunk)) }
-                if let rest = parser.finish() { try await send([rest]) }
+                try await send(parser.finish().map { [$0] } ?? [], ending: true)
             } catch {
                 if !callerGone {
                     logger.warning("upstream stream broke off", metadata: ["request_id": "\(admitted.requestID)", "error": "\(error)"])

@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import UpstreamClient
+import WireFormats
 
 /// Which images given by URL (`image_url.url` of a chat message) Lumen may fetch itself, for a
 /// provider that takes images inline only (Anthropic): the operator's `--image-url-hosts`.
@@ -59,10 +60,41 @@ public struct ImageURLPolicyError: Error, CustomStringConvertible, Sendable {
     init(_ description: String) { self.description = description }
 }
 
-/// An image fetched for a provider: its media type and its bytes in base64.
+/// An image for a provider that takes images inline: its media type and its bytes in base64.
 struct FetchedImage: Sendable, Equatable {
     var mediaType: String
     var base64: String
+}
+
+/// The images of an OpenAI chat request (`image_url` parts), as the providers that take images
+/// inline only (Anthropic, Gemini, Bedrock) read them.
+enum ChatImages {
+    /// The images of `request`'s messages given by URL (not `data:`), with the field each is in.
+    static func urls(_ request: [String: JSONValue]) -> [(url: String, param: String)] {
+        var found: [(url: String, param: String)] = []
+        for (index, message) in (request["messages"]?.arrayValue ?? []).enumerated() {
+            for (part, content) in (message["content"]?.arrayValue ?? []).enumerated() where content["type"]?.stringValue == "image_url" {
+                if let url = content["image_url"]?["url"]?.stringValue, !url.hasPrefix("data:"), !found.contains(where: { $0.url == url }) {
+                    found.append((url, "messages[\(index)].content[\(part)]"))
+                }
+            }
+        }
+        return found
+    }
+
+    /// The image of an `image_url` part: inline (`data:image/png;base64,…`), or by URL as Lumen
+    /// fetched it (`fetched`); else refused (400 `image_url_not_supported`) for `provider`.
+    static func inline(_ url: String, param: String, provider: String, fetched: [String: FetchedImage]) throws(APIError) -> FetchedImage {
+        if let image = fetched[url] { return image }
+        guard url.hasPrefix("data:"), let comma = url.firstIndex(of: ","), url[..<comma].hasSuffix(";base64") else {
+            throw APIError.invalid(
+                "image_url_not_supported",
+                "this model's provider (\(provider)) takes images inline: send it as a data: URL (data:image/png;base64,…); this gateway does not fetch image URLs (its operator may allow hosts: --image-url-hosts)",
+                param: param)
+        }
+        let mediaType = String(url[url.index(url.startIndex, offsetBy: 5)..<comma].dropLast(";base64".count))
+        return FetchedImage(mediaType: mediaType, base64: String(url[url.index(after: comma)...]))
+    }
 }
 
 /// Fetches images by URL as `ImageURLPolicy` allows: `http` or `https`, one GET, no

@@ -65,10 +65,18 @@ protocol ProviderStream: AnyObject {
     /// Appends what the caller gets of `event` to `out` (possibly nothing); true when the event
     /// ends the answer — the relay settles before it reaches the caller.
     func relay(_ event: SSEEvent, into out: inout ByteBuffer) -> Bool
+    /// Appends what the caller gets when the upstream's stream has ended (Gemini's and Bedrock's
+    /// end without an event of their own that ends the answer); true when that ends it.
+    func finish(into out: inout ByteBuffer) -> Bool
     /// The usage the upstream reported, once it has.
     var reported: Pricing.Tokens? { get }
     /// The text produced so far.
     func text() -> String
+}
+
+extension ProviderStream {
+    /// Nothing: the stream's own last event ended the answer.
+    func finish(into out: inout ByteBuffer) -> Bool { false }
 }
 
 /// Every provider this gateway speaks, by the registry's kind: the one registration a new
@@ -76,7 +84,7 @@ protocol ProviderStream: AnyObject {
 struct Providers: Sendable {
     private let byKind: [Lumen_Registry_V1_ProviderKind: any UpstreamProvider]
 
-    /// OpenAI-compatible, Anthropic and Azure OpenAI upstreams over `http`; the backends of provider `mock`
+    /// OpenAI-compatible, Anthropic, Azure OpenAI, Gemini and Bedrock upstreams over `http`; the backends of provider `mock`
     /// answered by `inProcess` when given (else they are skipped as unreachable); images by URL
     /// fetched for the providers that take them inline only as `imageURLs` allows.
     init(http: UpstreamHTTP, inProcess: (any InProcessProvider)?, clock: WallClock, imageURLs: ImageURLPolicy = .none) {
@@ -85,6 +93,7 @@ struct Providers: Sendable {
             .openai: OpenAIProvider(http: http),
             .anthropic: AnthropicProvider(http: http, clock: clock, images: images),
             .azure: AzureProvider(http: http),
+            .gemini: GeminiProvider(http: http, clock: clock, images: images),
         ]
         if let inProcess { byKind[.mock] = InProcessUpstream(provider: inProcess) }
         self.byKind = byKind

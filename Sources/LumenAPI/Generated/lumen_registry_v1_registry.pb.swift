@@ -124,6 +124,21 @@ public nonisolated enum Lumen_Registry_V1_ProviderKind: SwiftProtobuf.Enum, Swif
   /// {api_version}` (the deployment is the backend's upstream model), the key sent as `api-key`;
   /// OpenAI's wire format otherwise.
   case azure // = 4
+
+  /// Google's Gemini API: `POST {base_url}/v1beta/models/{upstream_model}:generateContent` (and
+  /// `:streamGenerateContent?alt=sse`, `:embedContent`, `:batchEmbedContents`), the key sent as
+  /// `x-goog-api-key`; a backend without a base URL gets
+  /// `https://generativelanguage.googleapis.com`. OpenAI chat and embeddings requests are
+  /// translated to it and its answers back.
+  case gemini // = 5
+
+  /// AWS Bedrock's Converse API: `POST {base_url}/model/{upstream_model}/converse` (and
+  /// `/converse-stream`, AWS's binary event stream), signed with AWS Signature Version 4 from the
+  /// gateway's AWS credentials (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
+  /// or the backend's `aws_profile`), or a Bedrock API key named by `credential_env` sent as a
+  /// bearer token; a backend without a base URL gets `https://bedrock-runtime.{region}.amazonaws.com`.
+  /// OpenAI chat requests are translated to it and its answers back.
+  case bedrock // = 6
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -137,6 +152,8 @@ public nonisolated enum Lumen_Registry_V1_ProviderKind: SwiftProtobuf.Enum, Swif
     case 2: self = .mock
     case 3: self = .anthropic
     case 4: self = .azure
+    case 5: self = .gemini
+    case 6: self = .bedrock
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -148,6 +165,8 @@ public nonisolated enum Lumen_Registry_V1_ProviderKind: SwiftProtobuf.Enum, Swif
     case .mock: return 2
     case .anthropic: return 3
     case .azure: return 4
+    case .gemini: return 5
+    case .bedrock: return 6
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -159,6 +178,8 @@ public nonisolated enum Lumen_Registry_V1_ProviderKind: SwiftProtobuf.Enum, Swif
     .mock,
     .anthropic,
     .azure,
+    .gemini,
+    .bedrock,
   ]
 
 }
@@ -419,14 +440,17 @@ public nonisolated struct Lumen_Registry_V1_Backend: @unchecked Sendable {
     set {_uniqueStorage()._provider = newValue}
   }
 
-  /// Base URL of the upstream API (for example `https://api.openai.com/v1`). An anthropic
-  /// backend without one gets `https://api.anthropic.com`.
+  /// Base URL of the upstream API (for example `https://api.openai.com/v1`). Without one, an
+  /// anthropic backend gets `https://api.anthropic.com`, a gemini backend
+  /// `https://generativelanguage.googleapis.com` and a bedrock backend its region's
+  /// `https://bedrock-runtime.{region}.amazonaws.com`; openai and azure backends need one.
   public var baseURL: String {
     get {_storage._baseURL}
     set {_uniqueStorage()._baseURL = newValue}
   }
 
-  /// Name of the environment variable holding the upstream key; empty means none. Never one of
+  /// Name of the environment variable holding the upstream key (a bedrock backend's: a Bedrock
+  /// API key, instead of signing); empty means none. Never one of
   /// Lumen's own secrets (`LUMEN_INTERNAL_TOKEN`, `LUMEN_DATABASE`): INVALID_ARGUMENT.
   public var credentialEnv: String {
     get {_storage._credentialEnv}
@@ -518,6 +542,22 @@ public nonisolated struct Lumen_Registry_V1_Backend: @unchecked Sendable {
   public var apiVersion: String {
     get {_storage._apiVersion}
     set {_uniqueStorage()._apiVersion = newValue}
+  }
+
+  /// The AWS region a bedrock backend is in and signs for (for example `us-east-1`); required
+  /// there. Other providers have none (INVALID_ARGUMENT when given).
+  public var region: String {
+    get {_storage._region}
+    set {_uniqueStorage()._region = newValue}
+  }
+
+  /// A profile of the gateway's AWS shared credentials file (`AWS_SHARED_CREDENTIALS_FILE`, else
+  /// `~/.aws/credentials`) whose keys sign a bedrock backend's requests; empty means the
+  /// gateway's `AWS_*` variables. Not with `credential_env` (INVALID_ARGUMENT); other providers
+  /// have none.
+  public var awsProfile: String {
+    get {_storage._awsProfile}
+    set {_uniqueStorage()._awsProfile = newValue}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -1178,7 +1218,7 @@ nonisolated extension Lumen_Registry_V1_ModelStatus: SwiftProtobuf._ProtoNamePro
 }
 
 nonisolated extension Lumen_Registry_V1_ProviderKind: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0PROVIDER_KIND_UNSPECIFIED\0\u{1}PROVIDER_KIND_OPENAI\0\u{1}PROVIDER_KIND_MOCK\0\u{1}PROVIDER_KIND_ANTHROPIC\0\u{1}PROVIDER_KIND_AZURE\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0PROVIDER_KIND_UNSPECIFIED\0\u{1}PROVIDER_KIND_OPENAI\0\u{1}PROVIDER_KIND_MOCK\0\u{1}PROVIDER_KIND_ANTHROPIC\0\u{1}PROVIDER_KIND_AZURE\0\u{1}PROVIDER_KIND_GEMINI\0\u{1}PROVIDER_KIND_BEDROCK\0")
 }
 
 nonisolated extension Lumen_Registry_V1_BackendHealth: SwiftProtobuf._ProtoNameProviding {
@@ -1395,7 +1435,7 @@ nonisolated extension Lumen_Registry_V1_Model: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Lumen_Registry_V1_Backend: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Backend"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}model\0\u{1}provider\0\u{3}base_url\0\u{3}credential_env\0\u{3}upstream_model\0\u{1}weight\0\u{3}timeout_ms\0\u{1}health\0\u{3}consecutive_failures\0\u{3}circuit_open_until\0\u{1}problem\0\u{1}byok\0\u{3}last_failure\0\u{3}last_failure_at\0\u{3}api_version\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}model\0\u{1}provider\0\u{3}base_url\0\u{3}credential_env\0\u{3}upstream_model\0\u{1}weight\0\u{3}timeout_ms\0\u{1}health\0\u{3}consecutive_failures\0\u{3}circuit_open_until\0\u{1}problem\0\u{1}byok\0\u{3}last_failure\0\u{3}last_failure_at\0\u{3}api_version\0\u{1}region\0\u{3}aws_profile\0")
 
   fileprivate class _StorageClass {
     var _id: String = String()
@@ -1414,6 +1454,8 @@ nonisolated extension Lumen_Registry_V1_Backend: SwiftProtobuf.Message, SwiftPro
     var _lastFailure: String = String()
     var _lastFailureAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
     var _apiVersion: String = String()
+    var _region: String = String()
+    var _awsProfile: String = String()
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1440,6 +1482,8 @@ nonisolated extension Lumen_Registry_V1_Backend: SwiftProtobuf.Message, SwiftPro
       _lastFailure = source._lastFailure
       _lastFailureAt = source._lastFailureAt
       _apiVersion = source._apiVersion
+      _region = source._region
+      _awsProfile = source._awsProfile
     }
   }
 
@@ -1474,6 +1518,8 @@ nonisolated extension Lumen_Registry_V1_Backend: SwiftProtobuf.Message, SwiftPro
         case 14: try { try decoder.decodeSingularStringField(value: &_storage._lastFailure) }()
         case 15: try { try decoder.decodeSingularMessageField(value: &_storage._lastFailureAt) }()
         case 16: try { try decoder.decodeSingularStringField(value: &_storage._apiVersion) }()
+        case 17: try { try decoder.decodeSingularStringField(value: &_storage._region) }()
+        case 18: try { try decoder.decodeSingularStringField(value: &_storage._awsProfile) }()
         default: break
         }
       }
@@ -1534,6 +1580,12 @@ nonisolated extension Lumen_Registry_V1_Backend: SwiftProtobuf.Message, SwiftPro
       if !_storage._apiVersion.isEmpty {
         try visitor.visitSingularStringField(value: _storage._apiVersion, fieldNumber: 16)
       }
+      if !_storage._region.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._region, fieldNumber: 17)
+      }
+      if !_storage._awsProfile.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._awsProfile, fieldNumber: 18)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1559,6 +1611,8 @@ nonisolated extension Lumen_Registry_V1_Backend: SwiftProtobuf.Message, SwiftPro
         if _storage._lastFailure != rhs_storage._lastFailure {return false}
         if _storage._lastFailureAt != rhs_storage._lastFailureAt {return false}
         if _storage._apiVersion != rhs_storage._apiVersion {return false}
+        if _storage._region != rhs_storage._region {return false}
+        if _storage._awsProfile != rhs_storage._awsProfile {return false}
         return true
       }
       if !storagesAreEqual {return false}

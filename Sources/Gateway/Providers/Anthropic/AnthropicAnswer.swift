@@ -39,16 +39,7 @@ enum AnthropicAnswer {
 
         /// OpenAI's `usage` object: the prompt is every input token, cache reads among them.
         func write(to buffer: inout ByteBuffer) {
-            let prompt = input + cacheCreation + cacheRead
-            var usage = JSONMembers(opening: &buffer)
-            usage.number("prompt_tokens", "\(prompt)", in: &buffer)
-            usage.number("completion_tokens", "\(output)", in: &buffer)
-            usage.number("total_tokens", "\(prompt + output)", in: &buffer)
-            usage.name("prompt_tokens_details", in: &buffer)
-            var details = JSONMembers(opening: &buffer)
-            details.number("cached_tokens", "\(cacheRead)", in: &buffer)
-            details.close(&buffer)
-            usage.close(&buffer)
+            OpenAIChatWriter.usage(prompt: input + cacheCreation + cacheRead, cached: cacheRead, completion: output, to: &buffer)
         }
     }
 
@@ -56,57 +47,23 @@ enum AnthropicAnswer {
     static func completion(_ body: ByteBuffer, model: String, created: Int64) -> ProviderAnswer? {
         guard let message = try? JSONValue.parse(body), message["type"]?.stringValue == "message" else { return nil }
         var text = ""
-        var calls: [(id: String, name: String, arguments: String)] = []
+        var calls: [OpenAIChatWriter.ToolCall] = []
         for block in message["content"]?.arrayValue ?? [] {
             switch block["type"]?.stringValue {
             case "text": text += block["text"]?.stringValue ?? ""
             case "tool_use":
                 let arguments = block["input"].map { String(buffer: $0.bytes) } ?? "{}"
-                calls.append((block["id"]?.stringValue ?? "", block["name"]?.stringValue ?? "", arguments))
+                calls.append(.init(id: block["id"]?.stringValue ?? "", name: block["name"]?.stringValue ?? "", arguments: arguments))
             default: break  // thinking and the like: not part of OpenAI's answer
             }
         }
         var usage = Usage()
         usage.read(message["usage"])
-        var out = ByteBuffer()
-        var completion = JSONMembers(opening: &out)
-        completion.string("id", "chatcmpl-" + (message["id"]?.stringValue ?? ""), in: &out)
-        completion.string("object", "chat.completion", in: &out)
-        completion.number("created", "\(created)", in: &out)
-        completion.string("model", model, in: &out)
-        completion.array("choices", [()], in: &out) { _, out in
-            var choice = JSONMembers(opening: &out)
-            choice.number("index", "0", in: &out)
-            choice.name("message", in: &out)
-            var reply = JSONMembers(opening: &out)
-            reply.string("role", "assistant", in: &out)
-            reply.string("content", text.isEmpty && !calls.isEmpty ? nil : text, in: &out)
-            if !calls.isEmpty {
-                reply.array("tool_calls", calls, in: &out) { call, out in writeToolCall(id: call.id, name: call.name, arguments: call.arguments, to: &out) }
-            }
-            reply.string("refusal", nil, in: &out)
-            reply.close(&out)
-            choice.string("logprobs", nil, in: &out)
-            choice.string("finish_reason", finishReason(message["stop_reason"]?.stringValue ?? "end_turn"), in: &out)
-            choice.close(&out)
-        }
-        completion.name("usage", in: &out)
-        usage.write(to: &out)
-        completion.close(&out)
+        let out = OpenAIChatWriter.completion(
+            id: "chatcmpl-" + (message["id"]?.stringValue ?? ""), model: model, created: created,
+            choices: [.init(text: text, calls: calls, finishReason: finishReason(message["stop_reason"]?.stringValue ?? "end_turn"))],
+            usage: usage.write(to:))
         return ProviderAnswer(body: out, contentType: "application/json", reported: usage.tokens, text: text)
-    }
-
-    static func writeToolCall(index: Int? = nil, id: String?, name: String?, arguments: String, to out: inout ByteBuffer) {
-        var call = JSONMembers(opening: &out)
-        if let index { call.number("index", "\(index)", in: &out) }
-        if let id { call.string("id", id, in: &out) }
-        if id != nil { call.string("type", "function", in: &out) }
-        call.name("function", in: &out)
-        var function = JSONMembers(opening: &out)
-        if let name { function.string("name", name, in: &out) }
-        function.string("arguments", arguments, in: &out)
-        function.close(&out)
-        call.close(&out)
     }
 
     /// An Anthropic error (`{"type":"error","error":{"type":…,"message":…}}`) in OpenAI's shape;
@@ -116,17 +73,7 @@ enum AnthropicAnswer {
             return body
         }
         let type = error["type"]?.stringValue ?? "api_error"
-        var out = ByteBuffer()
-        var members = JSONMembers(opening: &out)
-        members.name("error", in: &out)
-        var fields = JSONMembers(opening: &out)
-        fields.string("message", message, in: &out)
-        fields.string("type", type, in: &out)
-        fields.string("param", nil, in: &out)
-        fields.string("code", type, in: &out)
-        fields.close(&out)
-        members.close(&out)
-        return out
+        return OpenAIChatWriter.error(message: message, type: type, code: type)
     }
 
     /// A Messages API event stream as OpenAI chunks: the role first, text deltas as
@@ -135,10 +82,8 @@ enum AnthropicAnswer {
     /// `finish_reason`; at `message_stop` the usage chunk if the caller asked for it, then
     /// `[DONE]`. An `error` event goes on as an OpenAI error event.
     final class Stream: ProviderStream {
-        let model: String
         let includeUsage: Bool
-        let created: Int64
-        private var id = "chatcmpl-"
+        private var chunks: OpenAIChatWriter.Chunks
         private var usage = Usage()
         private var ended = false
         private(set) var reported: Pricing.Tokens?
@@ -147,9 +92,8 @@ enum AnthropicAnswer {
         private var toolIndex: [Int: Int] = [:]
 
         init(model: String, includeUsage: Bool, created: Int64) {
-            self.model = model
             self.includeUsage = includeUsage
-            self.created = created
+            self.chunks = OpenAIChatWriter.Chunks(id: "chatcmpl-", model: model, created: created)
         }
 
         func text() -> String { produced }
@@ -158,25 +102,17 @@ enum AnthropicAnswer {
             guard !ended, let data = event.data, let payload = MessagesAnswer.Stream.parse(data) else { return false }
             switch payload["type"]?.stringValue {
             case "message_start":
-                id = "chatcmpl-" + (payload["message"]?["id"]?.stringValue ?? "")
+                chunks.id = "chatcmpl-" + (payload["message"]?["id"]?.stringValue ?? "")
                 usage.read(payload["message"]?["usage"])
-                chunk(into: &out) { delta, out in
-                    delta.string("role", "assistant", in: &out)
-                    delta.string("content", "", in: &out)
-                }
+                chunks.role(into: &out)
             case "content_block_start":
                 let block = payload["content_block"]
                 let index = payload["index"]?.int64Value.map(Int.init) ?? 0
                 if block?["type"]?.stringValue == "tool_use" {
                     let call = toolIndex.count
                     toolIndex[index] = call
-                    chunk(into: &out) { delta, out in
-                        delta.array("tool_calls", [()], in: &out) { _, out in
-                            writeToolCall(
-                                index: call, id: block?["id"]?.stringValue ?? "", name: block?["name"]?.stringValue ?? "", arguments: "",
-                                to: &out)
-                        }
-                    }
+                    chunks.toolCall(
+                        call, id: block?["id"]?.stringValue ?? "", name: block?["name"]?.stringValue ?? "", arguments: "", into: &out)
                 } else if let text = block?["text"]?.stringValue, !text.isEmpty {
                     content(text, into: &out)
                 }
@@ -186,31 +122,23 @@ enum AnthropicAnswer {
                 case "text_delta": content(delta?["text"]?.stringValue ?? "", into: &out)
                 case "input_json_delta":
                     guard let call = toolIndex[payload["index"]?.int64Value.map(Int.init) ?? -1] else { break }
-                    let partial = delta?["partial_json"]?.stringValue ?? ""
-                    chunk(into: &out) { delta, out in
-                        delta.array("tool_calls", [()], in: &out) { _, out in
-                            writeToolCall(index: call, id: nil, name: nil, arguments: partial, to: &out)
-                        }
-                    }
+                    chunks.toolCall(call, id: nil, name: nil, arguments: delta?["partial_json"]?.stringValue ?? "", into: &out)
                 default: break  // thinking, signatures: not part of OpenAI's answer
                 }
             case "message_delta":
                 usage.read(payload["usage"])
                 reported = usage.tokens
                 if let stop = payload["delta"]?["stop_reason"]?.stringValue {
-                    chunk(finishReason: AnthropicAnswer.finishReason(stop), into: &out) { _, _ in }
+                    chunks.chunk(finishReason: AnthropicAnswer.finishReason(stop), into: &out) { _, _ in }
                 }
             case "message_stop":
                 ended = true
                 reported = usage.tokens
-                if includeUsage { usageChunk(into: &out) }
-                out.writeStaticString("data: [DONE]\n\n")
+                if includeUsage { chunks.usage(into: &out, usage.write(to:)) }
+                chunks.done(into: &out)
                 return true
             case "error":
-                out.writeStaticString("data: ")
-                var error = AnthropicAnswer.error(ByteBuffer(string: data))
-                out.writeBuffer(&error)
-                out.writeStaticString("\n\n")
+                chunks.error(AnthropicAnswer.error(ByteBuffer(string: data)), into: &out)
             default: break  // ping, content_block_stop
             }
             return false
@@ -219,45 +147,7 @@ enum AnthropicAnswer {
         private func content(_ text: String, into out: inout ByteBuffer) {
             guard !text.isEmpty else { return }
             produced += text
-            chunk(into: &out) { delta, out in delta.string("content", text, in: &out) }
-        }
-
-        /// `data: {…chunk…}` with one choice whose delta `write` fills.
-        private func chunk(finishReason: String? = nil, into out: inout ByteBuffer, _ write: (inout JSONMembers, inout ByteBuffer) -> Void) {
-            out.writeStaticString("data: ")
-            var chunk = opening(&out)
-            chunk.array("choices", [()], in: &out) { _, out in
-                var choice = JSONMembers(opening: &out)
-                choice.number("index", "0", in: &out)
-                choice.name("delta", in: &out)
-                var delta = JSONMembers(opening: &out)
-                write(&delta, &out)
-                delta.close(&out)
-                choice.string("logprobs", nil, in: &out)
-                choice.string("finish_reason", finishReason, in: &out)
-                choice.close(&out)
-            }
-            chunk.close(&out)
-            out.writeStaticString("\n\n")
-        }
-
-        private func usageChunk(into out: inout ByteBuffer) {
-            out.writeStaticString("data: ")
-            var chunk = opening(&out)
-            chunk.array("choices", [Int](), in: &out) { _, _ in }
-            chunk.name("usage", in: &out)
-            usage.write(to: &out)
-            chunk.close(&out)
-            out.writeStaticString("\n\n")
-        }
-
-        private func opening(_ out: inout ByteBuffer) -> JSONMembers {
-            var chunk = JSONMembers(opening: &out)
-            chunk.string("id", id, in: &out)
-            chunk.string("object", "chat.completion.chunk", in: &out)
-            chunk.number("created", "\(created)", in: &out)
-            chunk.string("model", model, in: &out)
-            return chunk
+            chunks.content(text, into: &out)
         }
     }
 }

@@ -39,7 +39,7 @@ struct AnthropicProvider: UpstreamProvider {
         // Anthropic requires max_tokens: the caller's, else the model's most output.
         let maxTokens = call.request.maxOutputTokens.map(Int64.init) ?? (call.model.maxOutputTokens > 0 ? call.model.maxOutputTokens : 4_096)
         var fetched: [String: FetchedImage] = [:]
-        if let images, case let urls = AnthropicRequest.imageURLs(call.request.body), !urls.isEmpty {
+        if let images, case let urls = ChatImages.urls(call.request.body), !urls.isEmpty {
             fetched = try await images.fetch(urls, provider: "Anthropic")
         }
         let body = try AnthropicRequest.body(

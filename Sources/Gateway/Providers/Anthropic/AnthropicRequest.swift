@@ -16,7 +16,7 @@ import WireFormats
 /// - `max_tokens` (Anthropic requires it): the request's, else the model's most output;
 /// - `n` above 1 refused (400 `n_not_supported`): Anthropic answers one choice.
 enum AnthropicRequest {
-    /// `fetched`: the images by URL Lumen fetched, by URL (`imageURLs`).
+    /// `fetched`: the images by URL Lumen fetched, by URL (`ChatImages.urls`).
     static func body(
         _ request: [String: JSONValue], model: String, stream: Bool, maxTokens: Int64, fetched: [String: FetchedImage] = [:]
     ) throws(APIError) -> JSONValue {
@@ -26,7 +26,7 @@ enum AnthropicRequest {
             throw APIError.invalid("n_not_supported", "this model's provider (Anthropic) answers one choice: leave n out or set it to 1", param: "n")
         }
         var system: [JSONValue] = []
-        var turns = Turns()
+        var turns = AlternatingTurns(field: "content")
         for (index, message) in (request["messages"]?.arrayValue ?? []).enumerated() {
             let role = message["role"]?.stringValue ?? ""
             let param = "messages[\(index)]"
@@ -86,36 +86,6 @@ enum AnthropicRequest {
         return .object(out)
     }
 
-    /// Turns in Anthropic's alternation: a message of the same role as the last is merged into it.
-    struct Turns {
-        var messages: [JSONValue] = []
-        private var lastRole = ""
-
-        mutating func add(_ role: String, _ content: [JSONValue]) {
-            guard !content.isEmpty else { return }
-            if role == lastRole, case .object(var last) = messages.removeLast() {
-                last["content"] = .array((last["content"]?.arrayValue ?? []) + content)
-                messages.append(.object(last))
-            } else {
-                messages.append(.object(["role": .string(role), "content": .array(content)]))
-            }
-            lastRole = role
-        }
-    }
-
-    /// The images of `request`'s messages given by URL (not `data:`), with the field each is in.
-    static func imageURLs(_ request: [String: JSONValue]) -> [(url: String, param: String)] {
-        var found: [(url: String, param: String)] = []
-        for (index, message) in (request["messages"]?.arrayValue ?? []).enumerated() {
-            for (part, content) in (message["content"]?.arrayValue ?? []).enumerated() where content["type"]?.stringValue == "image_url" {
-                if let url = content["image_url"]?["url"]?.stringValue, !url.hasPrefix("data:"), !found.contains(where: { $0.url == url }) {
-                    found.append((url, "messages[\(index)].content[\(part)]"))
-                }
-            }
-        }
-        return found
-    }
-
     /// A message's content as Anthropic's blocks: text, and images inline.
     static func blocks(_ content: JSONValue?, param: String, fetched: [String: FetchedImage] = [:]) throws(APIError) -> [JSONValue] {
         switch content {
@@ -143,21 +113,11 @@ enum AnthropicRequest {
 
     /// An inline image (`data:image/png;base64,…`), or one by URL that Lumen fetched, as a base64 block.
     static func image(_ url: String, param: String, fetched: [String: FetchedImage] = [:]) throws(APIError) -> JSONValue {
-        func block(_ mediaType: String, _ data: String) -> JSONValue {
-            .object([
-                "type": .string("image"),
-                "source": .object(["type": .string("base64"), "media_type": .string(mediaType), "data": .string(data)]),
-            ])
-        }
-        if let image = fetched[url] { return block(image.mediaType, image.base64) }
-        guard url.hasPrefix("data:"), let comma = url.firstIndex(of: ","), url[..<comma].hasSuffix(";base64") else {
-            throw APIError.invalid(
-                "image_url_not_supported",
-                "this model's provider (Anthropic) takes images inline: send it as a data: URL (data:image/png;base64,…); this gateway does not fetch image URLs (its operator may allow hosts: --image-url-hosts)",
-                param: param)
-        }
-        let mediaType = String(url[url.index(url.startIndex, offsetBy: 5)..<comma].dropLast(";base64".count))
-        return block(mediaType, String(url[url.index(after: comma)...]))
+        let image = try ChatImages.inline(url, param: param, provider: "Anthropic", fetched: fetched)
+        return .object([
+            "type": .string("image"),
+            "source": .object(["type": .string("base64"), "media_type": .string(image.mediaType), "data": .string(image.base64)]),
+        ])
     }
 
     /// An assistant's tool call as a `tool_use` block, its arguments parsed.
