@@ -22,6 +22,7 @@ let package = Package(
         .executable(name: "fuzz-json", targets: ["fuzz-json"]),
         .executable(name: "fuzz-sse", targets: ["fuzz-sse"]),
         .executable(name: "fuzz-multipart", targets: ["fuzz-multipart"]),
+        .executable(name: "fuzz-eventstream", targets: ["fuzz-eventstream"]),
     ],
     dependencies: [
         .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
@@ -272,7 +273,7 @@ let package = Package(
         /// A fast OpenAI-compatible upstream for the benchmark (bench/run.sh).
         .executableTarget(
             name: "bench-upstream",
-            dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
+            dependencies: ["WireFormats", .product(name: "Hummingbird", package: "hummingbird")],
             path: "bench/MockUpstream",
             swiftSettings: swiftSettings
         ),
@@ -349,6 +350,8 @@ let package = Package(
         .executableTarget(name: "fuzz-sse", dependencies: ["FuzzChecks"], path: "Fuzz/SSE", swiftSettings: swiftSettings),
         .executableTarget(
             name: "fuzz-multipart", dependencies: ["FuzzChecks"], path: "Fuzz/Multipart", swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "fuzz-eventstream", dependencies: ["FuzzChecks"], path: "Fuzz/EventStream", swiftSettings: swiftSettings),
 
         // Tests
         /// Services over the in-process transport, with an organisation and a management token, for tests.

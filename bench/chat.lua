@@ -1,13 +1,15 @@
 -- wrk script for bench/run.sh: POST a small chat completion, streamed or not, and print
 -- one machine-readable line: RESULT <requests/s> <p50 ms> <p99 ms> <non-2xx> <requests>.
--- Environment: BENCH_KEY (the sk- key; ignored by the upstream), BENCH_STREAM=1 to stream.
+-- Environment: BENCH_KEY (the sk- key; ignored by the upstream), BENCH_STREAM=1 to stream,
+-- BENCH_MODEL (default bench-model).
 local key = os.getenv("BENCH_KEY") or "sk-none"
 local stream = os.getenv("BENCH_STREAM") == "1"
+local model = os.getenv("BENCH_MODEL") or "bench-model"
 
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. key
-wrk.body = '{"model":"bench-model","max_tokens":16,"stream":' .. (stream and "true" or "false")
+wrk.body = '{"model":"' .. model .. '","max_tokens":16,"stream":' .. (stream and "true" or "false")
     .. ',"messages":[{"role":"user","content":"Hello benchmark"}]}'
 
 function done(summary, latency, requests)

@@ -100,8 +100,32 @@ models:
     prices: {input: 0.15, output: 0.60}
     backends:
       - {id: local, provider: anthropic, base_url: "http://127.0.0.1:$UPSTREAM_PORT", timeout_ms: 5000}
+  - name: bench-azure
+    max_output_tokens: 1024
+    vendor: Bench
+    scenes: [chat]
+    prices: {input: 0.15, output: 0.60}
+    backends:
+      - {id: local, provider: azure, base_url: "http://127.0.0.1:$UPSTREAM_PORT", upstream_model: bench, timeout_ms: 5000}
+  - name: bench-gemini
+    max_output_tokens: 1024
+    vendor: Bench
+    scenes: [chat]
+    prices: {input: 0.15, output: 0.60}
+    backends:
+      - {id: local, provider: gemini, base_url: "http://127.0.0.1:$UPSTREAM_PORT", upstream_model: bench, timeout_ms: 5000}
+  - name: bench-bedrock
+    max_output_tokens: 1024
+    vendor: Bench
+    scenes: [chat]
+    prices: {input: 0.15, output: 0.60}
+    backends:
+      - {id: local, provider: bedrock, region: us-east-1, base_url: "http://127.0.0.1:$UPSTREAM_PORT", upstream_model: "bench:0",
+         timeout_ms: 5000}
 YAML
-taskset -c "$gateway_cpu" "$BIN/lumen" serve --data-dir "$WORK/data" --config "$WORK/lumen.yaml" \
+# Bedrock requests are signed (SigV4) with these keys; the mock upstream does not check them.
+AWS_ACCESS_KEY_ID=AKIDBENCH AWS_SECRET_ACCESS_KEY=bench-secret \
+    taskset -c "$gateway_cpu" "$BIN/lumen" serve --data-dir "$WORK/data" --config "$WORK/lumen.yaml" \
     --http-port "$GATEWAY_PORT" --grpc-port "$GRPC_PORT" --metrics-port "$METRICS_PORT" --log-level warning >"$WORK/lumen.log" 2>&1 &
 LUMEN_PID=$!; PIDS+=($LUMEN_PID)
 
@@ -165,6 +189,16 @@ run "through Lumen, streaming" "$GW" 1 "$CONNECTIONS" gw_sse "$LUMEN_PID"
 # ways to the OpenAI-format one.
 SCRIPT=messages.lua ROUTE=messages MODEL=bench-claude run "/v1/messages → Claude, streaming" "$GW" 1 "$CONNECTIONS" msg_pass "$LUMEN_PID"
 SCRIPT=messages.lua ROUTE=messages MODEL=bench-model run "/v1/messages → OpenAI, translated" "$GW" 1 "$CONNECTIONS" msg_tr "$LUMEN_PID"
+# OpenAI chat to each provider: Claude, Gemini and Bedrock translated both ways (Bedrock signed,
+# its stream AWS's binary event stream), Azure OpenAI routed to a deployment.
+for provider in claude azure gemini bedrock; do
+    case $provider in
+        claude) label="Claude (translated)" ;; azure) label="Azure OpenAI" ;;
+        gemini) label="Gemini (translated)" ;; bedrock) label="Bedrock (translated, signed)" ;;
+    esac
+    MODEL=bench-$provider run "→ $label, JSON" "$GW" 0 "$CONNECTIONS" "${provider}_json" "$LUMEN_PID"
+    MODEL=bench-$provider run "→ $label, streaming" "$GW" 1 "$CONNECTIONS" "${provider}_sse" "$LUMEN_PID"
+done
 run "upstream direct, JSON, 1 conn" "$UP" 0 1 up_one
 run "bare proxy (floor), JSON, 1 conn" "$FL" 0 1 fl_one "$FLOOR_PID"
 run "bare proxy on AsyncHTTPClient, 1 conn" "$AF" 0 1 af_one "$AHC_FLOOR_PID"
@@ -284,5 +318,9 @@ for name, value, op, target, note in rows:
 print(f"the floor on Lumen's client / on AsyncHTTPClient, CPU per request: {num('cpu_fl_json') / num('cpu_af_json'):.2f} "
       f"({r.get('cpu_fl_json')} / {r.get('cpu_af_json')} ms); one connection: {num('cpu_fl_one') / num('cpu_af_one'):.2f} "
       f"({r.get('cpu_fl_one')} / {r.get('cpu_af_one')} ms), added p50 {num('p50_fl_one') - num('p50_up_one'):.3f} / {num('p50_af_one') - num('p50_up_one'):.3f} ms")
+print("CPU per request by provider, JSON / streaming (ms): OpenAI " + f"{r.get('cpu_gw_json')} / {r.get('cpu_gw_sse')}; "
+      + "; ".join(f"{name} {r.get(f'cpu_{key}_json')} / {r.get(f'cpu_{key}_sse')} "
+                  f"({num(f'cpu_{key}_json') / num('cpu_gw_json'):.2f}x / {num(f'cpu_{key}_sse') / num('cpu_gw_sse'):.2f}x)"
+                  for key, name in [("claude", "Claude"), ("azure", "Azure"), ("gemini", "Gemini"), ("bedrock", "Bedrock")]))
 print(f"through Lumen / bare proxy, JSON req/s: {num('rps_gw_json') / num('rps_fl_json'):.2f}; through Lumen / direct: JSON {num('rps_gw_json') / num('rps_up_json'):.2f}, streaming {num('rps_gw_sse') / num('rps_up_sse'):.2f}")
 PY

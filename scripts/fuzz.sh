@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzes the hand-written parsers of the inference path (Sources/WireFormats: the JSON reader,
-# the SSE splitter, the multipart field reader) with libFuzzer, for a bounded time each.
+# the SSE splitter, the multipart field reader, the AWS event stream decoder) with libFuzzer, for a bounded time each.
 #
 # Builds the fuzz-* products with -sanitize=fuzzer,address into .build-fuzz/ (only WireFormats
 # and NIOCore beneath it, so the build is short), then runs each for FUZZ_SECONDS (default 60)
@@ -10,12 +10,12 @@
 # on (WireFormatsTests). Reproduce one with the ordinary build:
 #   swift run fuzz-json .build-fuzz/crashes/json/crash-…
 #
-# Usage: scripts/fuzz.sh [json|sse|multipart …]   (default: all three)
+# Usage: scripts/fuzz.sh [json|sse|multipart|eventstream …]   (default: all four)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${FUZZ_SECONDS:-60}"
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(json sse multipart)
+[ ${#targets[@]} -gt 0 ] || targets=(json sse multipart eventstream)
 
 scratch=.build-fuzz
 mkdir -p "$scratch"

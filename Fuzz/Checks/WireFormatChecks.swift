@@ -71,6 +71,37 @@ public enum WireFormatChecks {
         return events
     }
 
+    /// AWS event stream: the messages, and whether the stream fails, do not depend on how the
+    /// bytes are cut into chunks; whatever is malformed (a length, a header, a CRC, a message
+    /// cut off) is an error after the messages before it, never a crash, and
+    /// re-encoding a message decoded gives its bytes again (string headers only).
+    public static func eventStream(_ input: UnsafeRawBufferPointer) {
+        let bytes = Array(input)
+        let whole = messages(of: [bytes[...]])
+        let size = 1 + Int(bytes.first ?? 0) % 13
+        let pieces = stride(from: 0, to: bytes.count, by: size).map { bytes[$0..<min($0 + size, bytes.count)] }
+        let chunked = messages(of: pieces)
+        precondition(whole.messages == chunked.messages, "event stream messages depend on chunking")
+        precondition(whole.failed == chunked.failed, "an event stream fails or not depending on chunking")
+        for message in whole.messages {
+            var again = EventStreamDecoder()
+            let encoded = EventStreamEncoder.message(headers: message.headers.sorted { $0.key < $1.key }, payload: message.payload)
+            precondition((try? again.feed(encoded)) == [message], "an event stream message does not survive re-encoding")
+        }
+    }
+
+    static func messages(of chunks: [ArraySlice<UInt8>]) -> (messages: [EventStreamMessage], failed: Bool) {
+        var decoder = EventStreamDecoder()
+        var messages: [EventStreamMessage] = []
+        do {
+            for chunk in chunks { messages += try decoder.feed(ByteBuffer(bytes: chunk)) }
+            try decoder.finish()
+        } catch {
+            return (messages, true)
+        }
+        return (messages, false)
+    }
+
     /// Multipart: the first line of the input is the Content-Type, the rest the body; reading
     /// the `model` field or counting the parts never crashes, and a field found is text the
     /// body contains.

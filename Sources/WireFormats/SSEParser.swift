@@ -7,6 +7,11 @@ public struct SSEEvent: Sendable {
     /// The `data:` lines joined by newlines; nil for an event without data (a comment).
     public var data: String?
 
+    public init(raw: ByteBuffer, data: String?) {
+        self.raw = raw
+        self.data = data
+    }
+
     public var isDone: Bool { data == "[DONE]" }
 }
 

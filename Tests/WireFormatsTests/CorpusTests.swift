@@ -29,4 +29,11 @@ struct CorpusTests {
         #expect(inputs.count >= 3)
         for input in inputs { input.withUnsafeBytes(WireFormatChecks.multipart) }
     }
+
+    @Test("AWS event stream: every corpus stream gives the same messages however it is chunked, or fails the same way")
+    func eventStream() throws {
+        let inputs = try WireFormatChecks.inputs(["\(Self.corpus)/eventstream"])
+        #expect(inputs.count >= 4)
+        for input in inputs { input.withUnsafeBytes(WireFormatChecks.eventStream) }
+    }
 }

@@ -1,9 +1,10 @@
 """The official `openai` SDK (chat, tool loops, streams with usage, embeddings) and the official
 `anthropic` SDK (messages, tool loops, streams) against `lumen serve`, through a model on each
-provider's mock: Azure OpenAI (`mock_upstream.py` at a deployment's URL) and Google's Gemini
-API (`mock_gemini.py`, which validates what Lumen sends against the `google-genai` SDK's types
-and answers with them). The same test runs against each: what a caller sees does not depend
-on the cloud behind the model."""
+provider's mock: Azure OpenAI (`mock_upstream.py` at a deployment's URL), Google's Gemini API
+(`mock_gemini.py`, which validates what Lumen sends against the `google-genai` SDK's types and
+answers with them) and AWS Bedrock (`mock_bedrock.py`, which verifies every signature with
+botocore's signer and every body against botocore's service model). The same test runs
+against each: what a caller sees does not depend on the cloud behind the model."""
 
 import json
 import time
@@ -18,11 +19,16 @@ from conftest import start_server, wait_ready
 from mock_gemini import CITIES as GEMINI_CITIES
 from mock_gemini import USAGE as GEMINI_USAGE
 from mock_gemini import MockGemini
+from mock_bedrock import ACCESS_KEY, API_KEY, SECRET_KEY, SESSION_TOKEN
+from mock_bedrock import CITIES as BEDROCK_CITIES
+from mock_bedrock import REGION, MockBedrock
+from mock_bedrock import USAGE as BEDROCK_USAGE
 from mock_upstream import CITIES, MockUpstream
 from test_ledger import all_lines, create_key, micros
 
-assert CITIES == GEMINI_CITIES
-PROVIDERS = ["azure", "gemini"]
+assert CITIES == GEMINI_CITIES == BEDROCK_CITIES
+# bedrock signs with AWS keys; bedrock-key sends a Bedrock API key.
+PROVIDERS = ["azure", "gemini", "bedrock", "bedrock-key"]
 TOOLS = [{"type": "function", "function": {
     "name": "weather", "description": "Today's weather in a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
@@ -34,9 +40,9 @@ PRICES = {"input": Decimal("1.25"), "cached_input": Decimal("0.125"), "output": 
 
 @pytest.fixture(scope="module")
 def clouds():
-    with MockUpstream() as azure, MockGemini() as gemini:
+    with MockUpstream() as azure, MockGemini() as gemini, MockBedrock() as bedrock:
         azure.mode = "tools"
-        yield {"azure": azure, "gemini": gemini}
+        yield {"azure": azure, "gemini": gemini, "bedrock": bedrock, "bedrock-key": bedrock}
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +67,25 @@ models:
     backends:
       - {{id: google, provider: gemini, base_url: "{clouds['gemini'].base_url}", credential_env: LUMEN_TEST_GEMINI_KEY,
           upstream_model: gemini-2.5-flash}}
+  - name: bedrock
+    vendor: anthropic
+    scenes: [chat]
+    prices: {{input: 3, cached_input: 0.30, cache_write: 3.75, output: 15}}
+    max_output_tokens: 4096
+    backends:
+      - {{id: aws, provider: bedrock, region: {REGION}, base_url: "{clouds['bedrock'].base_url}",
+          upstream_model: "anthropic.claude-sonnet-4-5-20250929-v1:0"}}
+  - name: bedrock-key
+    vendor: anthropic
+    scenes: [chat]
+    max_output_tokens: 4096
+    backends:
+      - {{id: aws, provider: bedrock, region: {REGION}, base_url: "{clouds['bedrock'].base_url}",
+          credential_env: LUMEN_TEST_BEDROCK_KEY, upstream_model: "anthropic.claude-sonnet-4-5-20250929-v1:0"}}
 """)
-    env = {"LUMEN_TEST_AZURE_KEY": "azure-interop", "LUMEN_TEST_GEMINI_KEY": "AIza-interop"}
+    env = {"LUMEN_TEST_AZURE_KEY": "azure-interop", "LUMEN_TEST_GEMINI_KEY": "AIza-interop",
+           "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_SESSION_TOKEN": SESSION_TOKEN,
+           "LUMEN_TEST_BEDROCK_KEY": API_KEY}
     for server in start_server(tmp_path, "--config", str(config), env=env):
         wait_ready(server)
         server.token = server.bootstrap("Acme", "admin@acme.test")["management_token"]
@@ -102,6 +125,15 @@ def test_openai_sdk_tool_loop(gateway, clouds, provider):
     assert second.choices[0].finish_reason == "stop" and second.choices[0].message.content
 
     path, headers, sent = last_request(clouds, provider)
+    if provider == "bedrock":
+        assert path == "/model/anthropic.claude-sonnet-4-5-20250929-v1%3A0/converse"
+        assert headers["authorization"].startswith(f"AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/")
+        assert sent["system"] == [{"text": "Be brief."}] and [m["role"] for m in sent["messages"]] == ["user", "assistant", "user"]
+        assert [b["toolResult"]["content"] for b in sent["messages"][2]["content"]] == [[{"text": "18C"}], [{"text": "21C"}]]
+        return
+    if provider == "bedrock-key":
+        assert headers["authorization"] == f"Bearer {API_KEY}"
+        return
     assert "authorization" not in headers, "Lumen's sk- key never goes upstream"
     if provider == "azure":
         assert path == "/openai/deployments/my-gpt-4o/chat/completions?api-version=2025-01-01-preview"
@@ -141,9 +173,16 @@ def test_openai_sdk_streams_with_usage_and_tools(gateway, clouds, provider):
         assert usage.prompt_tokens_details.cached_tokens == GEMINI_USAGE["cached_content_token_count"]
         assert usage.completion_tokens == GEMINI_USAGE["candidates_token_count"] + GEMINI_USAGE["thoughts_token_count"]
         assert usage.completion_tokens_details.reasoning_tokens == GEMINI_USAGE["thoughts_token_count"]
+    if provider == "bedrock":
+        path, headers, _ = last_request(clouds, provider)
+        assert path.endswith("/converse-stream") and headers["accept"] == "application/vnd.amazon.eventstream"
+        usage = chunks[-1].usage
+        assert usage.prompt_tokens == sum(BEDROCK_USAGE[k] for k in ("inputTokens", "cacheReadInputTokens", "cacheWriteInputTokens"))
+        assert usage.prompt_tokens_details.cached_tokens == BEDROCK_USAGE["cacheReadInputTokens"]
+        assert text == "Bonjour from Bedrock."
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("provider", ["azure", "gemini"])
 def test_openai_sdk_embeddings(gateway, clouds, provider):
     sdk = client(gateway)
     one = sdk.embeddings.create(model=provider, input="hello")
@@ -248,3 +287,44 @@ models:
         with pytest.raises(anthropic.BadRequestError) as claude:
             claude_client(server).messages.create(model="gemini", max_tokens=10, messages=[{"role": "user", "content": "Hi"}])
         assert "API key not valid" in claude.value.message
+
+
+def test_bedrock_usage_is_priced_from_bedrocks_own_counts(gateway, clouds):
+    """Cache reads at the cached price, cache writes at the cache-write price, the rest as input."""
+    key = create_key(gateway, gateway.token, {"name": "bedrock-pricing"})
+    sdk = OpenAI(base_url=gateway.http + "/v1", api_key=key["key"], max_retries=0)
+    with sdk.chat.completions.stream(model="bedrock", messages=[{"role": "user", "content": "Hi"}]) as stream:
+        stream.get_final_completion()
+    deadline = time.time() + 10
+    while not (lines := all_lines(gateway, gateway.token, key["id"])):
+        assert time.time() < deadline
+        time.sleep(0.05)
+    (line,) = lines
+    assert (line["input_tokens"], line["cached_input_tokens"], line["cache_write_tokens"], line["output_tokens"]) == (
+        BEDROCK_USAGE["inputTokens"], BEDROCK_USAGE["cacheReadInputTokens"], BEDROCK_USAGE["cacheWriteInputTokens"],
+        BEDROCK_USAGE["outputTokens"])
+    cost = (BEDROCK_USAGE["inputTokens"] * Decimal(3) + BEDROCK_USAGE["cacheReadInputTokens"] * Decimal("0.30")
+            + BEDROCK_USAGE["cacheWriteInputTokens"] * Decimal("3.75")
+            + BEDROCK_USAGE["outputTokens"] * Decimal(15)).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    assert micros(line["cost"]) == int(cost) and not line["estimated"]
+
+
+def test_the_bedrock_mock_is_what_boto3_itself_speaks(clouds):
+    """The mock, checked with AWS's own client: boto3 signs and serialises a Converse request
+    the mock accepts, and parses its answer and its event stream."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    client = boto3.client("bedrock-runtime", region_name=REGION, endpoint_url=clouds["bedrock"].base_url,
+                          aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY, aws_session_token=SESSION_TOKEN)
+    answer = client.converse(modelId="anthropic.claude-sonnet-4-5-20250929-v1:0",
+                             messages=[{"role": "user", "content": [{"text": "Weather?"}]}],
+                             toolConfig={"tools": [{"toolSpec": {"name": "weather", "inputSchema": {"json": {"type": "object"}}}}]})
+    assert answer["stopReason"] == "tool_use" and answer["usage"]["cacheWriteInputTokens"] == BEDROCK_USAGE["cacheWriteInputTokens"]
+    events = client.converse_stream(modelId="m", messages=[{"role": "user", "content": [{"text": "Hi"}]}])["stream"]
+    assert [next(iter(event)) for event in events][-2:] == ["messageStop", "metadata"]
+    wrong = boto3.client("bedrock-runtime", region_name=REGION, endpoint_url=clouds["bedrock"].base_url,
+                         aws_access_key_id=ACCESS_KEY, aws_secret_access_key="not-the-secret", aws_session_token=SESSION_TOKEN)
+    with pytest.raises(ClientError) as refused:
+        wrong.converse(modelId="m", messages=[{"role": "user", "content": [{"text": "Hi"}]}])
+    assert refused.value.response["Error"]["Code"] == "InvalidSignatureException"

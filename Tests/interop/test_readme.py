@@ -145,12 +145,13 @@ def run_section(heading, tmp_path, commands_at_least, outputs_at_least):
 
 def test_the_upstream_models_shown_are_accepted_as_written(tmp_path):
     part = section("### Connect a real upstream")
-    yaml_block, claude_block, azure_block, gemini_block = blocks(part, "yaml")
+    yaml_block, claude_block, azure_block, gemini_block, bedrock_block = blocks(part, "yaml")
     config = tmp_path / "upstream.yaml"
     config.write_text(yaml_block)
     (tmp_path / "claude.yaml").write_text(claude_block)
     (tmp_path / "azure.yaml").write_text(azure_block)
     (tmp_path / "gemini.yaml").write_text(gemini_block)
+    (tmp_path / "bedrock.yaml").write_text(bedrock_block)
     for server in start_server(tmp_path, env={"OPENAI_API_KEY": "", "OPENROUTER_API_KEY": "sk-or-test", "ANTHROPIC_API_KEY": ""}):
         wait_ready(server)
         created = subprocess.run([lumen_binary(), "admin", "operator-token", "create", "--data-dir", server.data_dir],
@@ -208,6 +209,25 @@ def test_the_upstream_models_shown_are_accepted_as_written(tmp_path):
             (google,) = models[name]["backends"]
             assert (google["provider"], google["upstream_model"]) == ("gemini", upstream)
             assert google["base_url"] == "https://generativelanguage.googleapis.com"
+
+        # "Connect AWS Bedrock": each region's endpoint, signed with the gateway's AWS keys or a profile's, or an API key.
+        applied = subprocess.run([lumen_binary(), "admin", "models", "apply", "--file", str(tmp_path / "bedrock.yaml")],
+                                 capture_output=True, text=True, timeout=60, env=env)
+        assert applied.returncode == 0, applied.stderr
+        deadline = time.time() + 15
+        while True:
+            listed = subprocess.run([lumen_binary(), "admin", "models", "list"], capture_output=True, text=True, timeout=60, env=env)
+            models = {m["name"]: m for m in json.loads(listed.stdout)["data"]}
+            backends = {b["id"]: b for b in models["claude-bedrock"]["backends"]}
+            us, eu = backends["aws-us"], backends["aws-eu"]
+            if (us.get("problem") and eu.get("problem")) or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        assert (us["provider"], us["region"], us["base_url"]) == ("bedrock", "us-east-1", "https://bedrock-runtime.us-east-1.amazonaws.com")
+        assert (eu["region"], eu["aws_profile"]) == ("eu-west-3", "bedrock-eu")
+        assert "AWS_ACCESS_KEY_ID" in us["problem"] and "profile bedrock-eu" in eu["problem"], "the server has no AWS keys"
+        (key,) = models["nova-pro"]["backends"]
+        assert key["credential_env"] == "AWS_BEARER_TOKEN_BEDROCK" and key["upstream_model"] == "amazon.nova-pro-v1:0"
 
 
 def test_the_module_graph_and_table_match_package_swift():

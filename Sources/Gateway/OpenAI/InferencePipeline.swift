@@ -190,7 +190,7 @@ struct InferencePipeline: Sendable {
                     upstream.abort()
                 })
             defer { streams.close(streamID) }
-            var parser = SSEParser()
+            var framing = answered.provider.framing()
             var settled = false
             var callerGone = false
             var first = true
@@ -223,8 +223,8 @@ struct InferencePipeline: Sendable {
                 }
             }
             do {
-                try await upstream.forEachChunk { chunk in try await send(parser.feed(chunk)) }
-                try await send(parser.finish().map { [$0] } ?? [], ending: true)
+                try await upstream.forEachChunk { chunk in try await send(framing.feed(chunk)) }
+                try await send(try framing.finish().map { [$0] } ?? [], ending: true)
             } catch {
                 if !callerGone {
                     logger.warning("upstream stream broke off", metadata: ["request_id": "\(admitted.requestID)", "error": "\(error)"])

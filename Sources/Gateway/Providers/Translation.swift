@@ -67,6 +67,63 @@ final class MessagesChain: ProviderStream {
     }
 }
 
+/// An OpenAI chat request's messages as a translated provider's system blocks and alternating
+/// turns — the walk every translation shares (roles, tool call ids, the errors); what differs
+/// is the provider's: a message's content as its blocks, an assistant's tool call, a tool's result.
+struct ChatTranscript {
+    private(set) var system: [JSONValue] = []
+    private(set) var turns: [JSONValue] = []
+
+    /// `field` names a turn's blocks and `assistantRole` the assistant's turns; `blocks` turns a
+    /// message's content (and the field it is in) into blocks, of which `isText` picks those a
+    /// system message keeps; `toolCall` turns an assistant's tool call into a block, `toolResult`
+    /// a tool message (its call's id, its content, its field) into a block of the next user turn.
+    init(
+        _ request: [String: JSONValue], field: String, assistantRole: String,
+        blocks: (JSONValue?, String) throws(APIError) -> [JSONValue], isText: (JSONValue) -> Bool,
+        toolCall: (JSONValue, String) throws(APIError) -> JSONValue,
+        toolResult: (String, JSONValue?, String) throws(APIError) -> JSONValue
+    ) throws(APIError) {
+        var turns = AlternatingTurns(field: field)
+        for (index, message) in (request["messages"]?.arrayValue ?? []).enumerated() {
+            let role = message["role"]?.stringValue ?? ""
+            let param = "messages[\(index)]"
+            switch role {
+            case "system", "developer":
+                system += try blocks(message["content"], param).filter(isText)
+            case "user":
+                turns.add("user", try blocks(message["content"], param))
+            case "assistant":
+                var content = try blocks(message["content"], param)
+                for (number, call) in (message["tool_calls"]?.arrayValue ?? []).enumerated() {
+                    content.append(try toolCall(call, "\(param).tool_calls[\(number)]"))
+                }
+                turns.add(assistantRole, content)
+            case "tool":
+                guard let id = message["tool_call_id"]?.stringValue, !id.isEmpty else {
+                    throw APIError.invalid("invalid_messages", "a tool message needs its tool_call_id", param: "\(param).tool_call_id")
+                }
+                turns.add("user", [try toolResult(id, message["content"], param)])
+            default:
+                throw APIError.invalid(
+                    "invalid_messages", "a message's role is system, developer, user, assistant or tool, not \(role)", param: param)
+            }
+        }
+        guard !turns.messages.isEmpty else {
+            throw APIError.invalid("invalid_messages", "messages need at least one user or assistant message", param: "messages")
+        }
+        self.turns = turns.messages
+    }
+
+    /// Refuses `n` above 1 (400 `n_not_supported`) for a provider that answers one choice.
+    static func refuseSeveralChoices(_ request: [String: JSONValue], provider: String) throws(APIError) {
+        let invalid = APIError.invalid("invalid_n", "n must be a whole number from 1 to 128", param: "n")
+        if let n = try JSONValue.wholeNumber(request["n"], in: 1...128, else: invalid), n > 1 {
+            throw APIError.invalid("n_not_supported", "this model's provider (\(provider)) answers one choice: leave n out or set it to 1", param: "n")
+        }
+    }
+}
+
 /// Turns in the alternation Anthropic's and Bedrock's APIs require (and Gemini's prefers): a
 /// message of the same role as the last is merged into it. `field` names a turn's list of
 /// blocks (`content`, Gemini's `parts`).

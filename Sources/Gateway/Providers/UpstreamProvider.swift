@@ -26,11 +26,31 @@ protocol UpstreamProvider: Sendable {
     /// What is wrong with `backend`'s configuration as seen from this gateway (a credential
     /// variable that is not set here); empty when nothing.
     func problem(of backend: Lumen_Registry_V1_Backend, environment: (String) -> String?) -> String
+    /// How a successful stream's body splits into events.
+    func framing() -> any StreamFraming
 }
 
+/// How a stream's body splits into the events a `ProviderStream` reads: server-sent events
+/// (`SSEParser`) for most providers, AWS's binary event stream for Bedrock.
+protocol StreamFraming {
+    /// The events `chunk` completes; an error ends the stream (the caller's answer is cut off).
+    mutating func feed(_ chunk: ByteBuffer) throws -> [SSEEvent]
+    /// What is left when the body ends; an error when the body was damaged or cut off.
+    mutating func finish() throws -> SSEEvent?
+}
+
+extension SSEParser: StreamFraming {}
+
 extension UpstreamProvider {
+    /// Server-sent events.
+    func framing() -> any StreamFraming { SSEParser() }
+
     /// A backend that names a credential variable not set in this gateway's environment.
     func problem(of backend: Lumen_Registry_V1_Backend, environment: (String) -> String?) -> String {
+        Self.credentialEnvProblem(of: backend, environment: environment)
+    }
+
+    static func credentialEnvProblem(of backend: Lumen_Registry_V1_Backend, environment: (String) -> String?) -> String {
         guard !backend.credentialEnv.isEmpty, environment(backend.credentialEnv) == nil else { return "" }
         return "credential_env \(backend.credentialEnv) is not set in the gateway's environment"
     }
@@ -94,6 +114,7 @@ struct Providers: Sendable {
             .anthropic: AnthropicProvider(http: http, clock: clock, images: images),
             .azure: AzureProvider(http: http),
             .gemini: GeminiProvider(http: http, clock: clock, images: images),
+            .bedrock: BedrockProvider(http: http, clock: clock, images: images),
         ]
         if let inProcess { byKind[.mock] = InProcessUpstream(provider: inProcess) }
         self.byKind = byKind

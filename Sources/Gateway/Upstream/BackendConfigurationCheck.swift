@@ -4,7 +4,8 @@ import ServiceLifecycle
 
 /// Looks, from where the gateway runs, at what the registry cannot see: what each backend's
 /// provider finds wrong with its configuration here (`UpstreamProvider.problem`: a
-/// `credential_env` that names a variable not set here). One that is not is warned
+/// `credential_env` that names a variable not set here, a bedrock backend without AWS keys).
+/// One that is not is warned
 /// about (naming the variable and the backend) as soon as the registry has loaded — at start —
 /// and whenever a backend changes, and reported to the registry as the backend's `problem`, so
 /// that `lumen admin models list` and `ListModels` show it. Requests still go to it (the
@@ -51,7 +52,7 @@ final class BackendConfigurationCheck: Service, Sendable {
             let key = BackendRouter.key(backend)
             if said[key] != problem && !problem.isEmpty {
                 logger.warning(
-                    "backend misconfigured: \(problem), so the upstream gets no key; set it where `lumen serve` runs, or remove credential_env",
+                    "backend misconfigured: \(problem), so the upstream gets no key; set it where `lumen serve` runs",
                     metadata: ["model": "\(backend.model)", "backend": "\(backend.id)", "variable": "\(backend.credentialEnv)"])
             }
             said[key] = problem

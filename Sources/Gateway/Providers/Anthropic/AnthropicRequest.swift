@@ -20,49 +20,20 @@ enum AnthropicRequest {
     static func body(
         _ request: [String: JSONValue], model: String, stream: Bool, maxTokens: Int64, fetched: [String: FetchedImage] = [:]
     ) throws(APIError) -> JSONValue {
-        if let n = try JSONValue.wholeNumber(request["n"], in: 1...128, else: APIError.invalid("invalid_n", "n must be a whole number from 1 to 128", param: "n")),
-            n > 1
-        {
-            throw APIError.invalid("n_not_supported", "this model's provider (Anthropic) answers one choice: leave n out or set it to 1", param: "n")
-        }
-        var system: [JSONValue] = []
-        var turns = AlternatingTurns(field: "content")
-        for (index, message) in (request["messages"]?.arrayValue ?? []).enumerated() {
-            let role = message["role"]?.stringValue ?? ""
-            let param = "messages[\(index)]"
-            switch role {
-            case "system", "developer":
-                for block in try blocks(message["content"], param: param, fetched: fetched) where block["type"]?.stringValue == "text" {
-                    system.append(block)
-                }
-            case "user":
-                turns.add("user", try blocks(message["content"], param: param, fetched: fetched))
-            case "assistant":
-                var content = try blocks(message["content"], param: param, fetched: fetched)
-                for call in message["tool_calls"]?.arrayValue ?? [] {
-                    content.append(try toolUse(call, param: "\(param).tool_calls"))
-                }
-                turns.add("assistant", content)
-            case "tool":
-                guard let id = message["tool_call_id"]?.stringValue, !id.isEmpty else {
-                    throw APIError.invalid("invalid_messages", "a tool message needs its tool_call_id", param: "\(param).tool_call_id")
-                }
-                let text = ChatRequest.text(of: message["content"])
-                turns.add("user", [.object(["type": .string("tool_result"), "tool_use_id": .string(id), "content": .string(text)])])
-            default:
-                throw APIError.invalid(
-                    "invalid_messages", "a message's role is system, developer, user, assistant or tool, not \(role)", param: param)
-            }
-        }
-        guard !turns.messages.isEmpty else {
-            throw APIError.invalid("invalid_messages", "messages need at least one user or assistant message", param: "messages")
-        }
+        try ChatTranscript.refuseSeveralChoices(request, provider: "Anthropic")
+        let transcript = try ChatTranscript(
+            request, field: "content", assistantRole: "assistant",
+            blocks: { content, param throws(APIError) in try blocks(content, param: param, fetched: fetched) },
+            isText: { $0["type"]?.stringValue == "text" }, toolCall: toolUse,
+            toolResult: { id, content, _ in
+                .object(["type": .string("tool_result"), "tool_use_id": .string(id), "content": .string(ChatRequest.text(of: content))])
+            })
         var out: [String: JSONValue] = [
             "model": .string(model),
-            "messages": .array(turns.messages),
+            "messages": .array(transcript.turns),
             "max_tokens": .number(Decimal(maxTokens)),
         ]
-        if !system.isEmpty { out["system"] = .array(system) }
+        if !transcript.system.isEmpty { out["system"] = .array(transcript.system) }
         if stream { out["stream"] = .bool(true) }
         for name in ["temperature", "top_p"] {
             if let value = request[name], value != .null { out[name] = value }

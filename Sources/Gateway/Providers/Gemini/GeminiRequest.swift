@@ -39,46 +39,27 @@ enum GeminiRequest {
                 "this model's provider (Gemini) cannot be told to call one tool at a time: leave parallel_tool_calls out",
                 param: "parallel_tool_calls")
         }
-        var system: [JSONValue] = []
-        var turns = AlternatingTurns(field: "parts")
         /// The function each tool call id named, for the results that answer them.
         var calledNames: [String: String] = [:]
-        for (index, message) in (request["messages"]?.arrayValue ?? []).enumerated() {
-            let role = message["role"]?.stringValue ?? ""
-            let param = "messages[\(index)]"
-            switch role {
-            case "system", "developer":
-                system += try parts(message["content"], param: param, fetched: fetched).filter { $0["text"] != nil }
-            case "user":
-                turns.add("user", try parts(message["content"], param: param, fetched: fetched))
-            case "assistant":
-                var content = try parts(message["content"], param: param, fetched: fetched)
-                for (number, call) in (message["tool_calls"]?.arrayValue ?? []).enumerated() {
-                    let (part, id, name) = try functionCall(call, param: "\(param).tool_calls[\(number)]")
-                    calledNames[id] = name
-                    content.append(part)
-                }
-                turns.add("model", content)
-            case "tool":
-                guard let id = message["tool_call_id"]?.stringValue, !id.isEmpty else {
-                    throw APIError.invalid("invalid_messages", "a tool message needs its tool_call_id", param: "\(param).tool_call_id")
-                }
+        let transcript = try ChatTranscript(
+            request, field: "parts", assistantRole: "model",
+            blocks: { content, param throws(APIError) in try parts(content, param: param, fetched: fetched) },
+            isText: { $0["text"] != nil },
+            toolCall: { call, param throws(APIError) in
+                let (part, id, name) = try functionCall(call, param: param)
+                calledNames[id] = name
+                return part
+            },
+            toolResult: { id, content, param throws(APIError) in
                 guard let name = calledNames[id] else {
                     throw APIError.invalid(
                         "invalid_messages", "a tool message answers a tool call of an earlier assistant message: no call has the id \(id)",
                         param: "\(param).tool_call_id")
                 }
-                turns.add("user", [.object(["functionResponse": .object(["name": .string(name), "response": response(message["content"])])])])
-            default:
-                throw APIError.invalid(
-                    "invalid_messages", "a message's role is system, developer, user, assistant or tool, not \(role)", param: param)
-            }
-        }
-        guard !turns.messages.isEmpty else {
-            throw APIError.invalid("invalid_messages", "messages need at least one user or assistant message", param: "messages")
-        }
-        var out: [String: JSONValue] = ["contents": .array(turns.messages)]
-        if !system.isEmpty { out["systemInstruction"] = .object(["parts": .array(system)]) }
+                return .object(["functionResponse": .object(["name": .string(name), "response": response(content)])])
+            })
+        var out: [String: JSONValue] = ["contents": .array(transcript.turns)]
+        if !transcript.system.isEmpty { out["systemInstruction"] = .object(["parts": .array(transcript.system)]) }
         if case .array(let tools)? = request["tools"], !tools.isEmpty {
             let declarations = try tools.enumerated().map { index, tool throws(APIError) in try declaration(tool, param: "tools[\(index)]") }
             out["tools"] = .array([.object(["functionDeclarations": .array(declarations)])])
