@@ -75,10 +75,11 @@ public struct GatewayInference: Sendable {
     public let streams = OpenStreams()
 
     /// `imageURLs`: the hosts whose images given by URL this gateway fetches for providers that
-    /// take images inline only (`--image-url-hosts`).
+    /// take images inline only (`--image-url-hosts`); `tokenSources`: where azure backends get
+    /// their Entra ID tokens (`--token-sources`).
     public init(
         services: GatewayServices, inProcess: (any InProcessProvider)? = nil, clock: WallClock = .system,
-        imageURLs: ImageURLPolicy = .none, logger: Logger
+        imageURLs: ImageURLPolicy = .none, tokenSources: TokenSources = .none, logger: Logger
     ) {
         if let local = services.meter {
             self.meter = local
@@ -91,7 +92,8 @@ public struct GatewayInference: Sendable {
         self.http = UpstreamHTTP()
         self.metrics = GatewayMetrics()
         self.router = BackendRouter(
-            providers: Providers(http: http, inProcess: inProcess, clock: clock, imageURLs: imageURLs), registry: services.registry,
+            providers: Providers(http: http, inProcess: inProcess, clock: clock, imageURLs: imageURLs, tokenSources: tokenSources),
+            registry: services.registry,
             internalToken: services.internalToken, metrics: metrics, clock: clock, logger: logger)
     }
 
@@ -126,11 +128,14 @@ public struct GatewayConfiguration: Sendable {
     /// The hosts whose images given by URL are fetched for providers that take images inline
     /// only (`--image-url-hosts`); none by default.
     public var imageURLs: ImageURLPolicy
+    /// The bearer token sources azure backends may name (`--token-sources`); none by default.
+    public var tokenSources: TokenSources
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, probeInterval: Duration? = nil, limits: ConnectionLimits = .init(),
         metrics: (host: String, port: Int)? = ("127.0.0.1", 9464), inProcess: (any InProcessProvider)? = nil,
-        tls: TLSConfiguration? = nil, strictTransportSecurity: Bool = false, imageURLs: ImageURLPolicy = .none
+        tls: TLSConfiguration? = nil, strictTransportSecurity: Bool = false, imageURLs: ImageURLPolicy = .none,
+        tokenSources: TokenSources = .none
     ) {
         self.host = host
         self.port = port
@@ -141,6 +146,7 @@ public struct GatewayConfiguration: Sendable {
         self.tls = tls
         self.strictTransportSecurity = strictTransportSecurity
         self.imageURLs = imageURLs
+        self.tokenSources = tokenSources
     }
 }
 
@@ -267,7 +273,8 @@ public func buildGateway<Context: RequestContext>(
 ) -> Gateway<Context> where Context: InitializableFromSource<ApplicationRequestContextSource> {
     let caches = GatewayCaches(services: services, logger: logger)
     let inference = GatewayInference(
-        services: services, inProcess: configuration.inProcess, imageURLs: configuration.imageURLs, logger: logger)
+        services: services, inProcess: configuration.inProcess, imageURLs: configuration.imageURLs,
+        tokenSources: configuration.tokenSources, logger: logger)
     var background = caches.services + inference.services
     background.append(StreamGuard(streams: inference.streams, caches: caches, clock: .system))
     background.append(BackendConfigurationCheck(registry: caches.registry, router: inference.router, logger: logger))

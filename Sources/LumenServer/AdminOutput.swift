@@ -226,6 +226,8 @@ public struct ModelOutput: Encodable {
         /// A bedrock backend's region and AWS profile (empty: the gateway's variables); absent for others.
         var region: String?
         var awsProfile: String?
+        /// An azure backend's bearer token source; absent when it sends its key.
+        var tokenSource: String?
 
         enum CodingKeys: String, CodingKey {
             case id, provider, weight, byok, health, problem
@@ -239,6 +241,7 @@ public struct ModelOutput: Encodable {
             case apiVersion = "api_version"
             case region
             case awsProfile = "aws_profile"
+            case tokenSource = "token_source"
         }
 
         /// Every key, the latest failure's as null before the first.
@@ -260,6 +263,7 @@ public struct ModelOutput: Encodable {
             try container.encodeIfPresent(apiVersion, forKey: .apiVersion)
             try container.encodeIfPresent(region, forKey: .region)
             try container.encodeIfPresent(awsProfile, forKey: .awsProfile)
+            try container.encodeIfPresent(tokenSource, forKey: .tokenSource)
         }
     }
 
@@ -310,7 +314,8 @@ public struct ModelOutput: Encodable {
                 lastFailure: $0.lastFailure.isEmpty ? nil : $0.lastFailure,
                 lastFailureAt: $0.hasLastFailureAt ? RFC3339.format(millis: $0.lastFailureAt.millis) : nil,
                 apiVersion: $0.provider == .azure ? ($0.apiVersion.isEmpty ? AzureProvider.defaultAPIVersion : $0.apiVersion) : nil,
-                region: $0.provider == .bedrock ? $0.region : nil, awsProfile: $0.provider == .bedrock ? $0.awsProfile : nil)
+                region: $0.provider == .bedrock ? $0.region : nil, awsProfile: $0.provider == .bedrock ? $0.awsProfile : nil,
+                tokenSource: $0.tokenSource.isEmpty ? nil : $0.tokenSource)
         }
     }
 }

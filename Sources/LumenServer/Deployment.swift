@@ -257,7 +257,8 @@ public struct Deployment: Sendable {
                     bodyTimeout: .seconds(configuration.bodyTimeoutSeconds),
                     idleTimeout: .seconds(configuration.idleTimeoutSeconds), maxConnections: configuration.maxConnections),
                 metrics: (metricsHost, configuration.metricsPort), inProcess: MockProvider(),
-                tls: try configuration.security.http(), strictTransportSecurity: secure, imageURLs: configuration.imageURLs),
+                tls: try configuration.security.http(), strictTransportSecurity: secure, imageURLs: configuration.imageURLs,
+                tokenSources: configuration.tokenSources),
             services: gatewayServices, logger: logger, more: dashboard.addRoutes,
             onServerRunning: { [configuration] port in
                 if configuration.publicURL == nil {  // the port bound, when 0 asked for a free one

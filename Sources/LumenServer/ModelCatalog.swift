@@ -22,7 +22,7 @@ public struct ModelCatalog: Sendable, Equatable {
     static let priceKeys: Set<String> = ["input", "cached_input", "cache_write", "output", "per_request"]
     static let backendKeys: Set<String> = [
         "id", "provider", "base_url", "credential_env", "upstream_model", "weight", "timeout_ms", "byok", "api_version", "region",
-        "aws_profile",
+        "aws_profile", "token_source",
     ]
     /// Settings that were renamed: a file that still uses one is told the new name.
     static let renamed = ["default_max_output_tokens": "max_output_tokens"]
@@ -108,6 +108,7 @@ public struct ModelCatalog: Sendable, Equatable {
                     backend.apiVersion = try string(values["api_version"], "\(place).api_version") ?? ""
                     backend.region = try string(values["region"], "\(place).region") ?? ""
                     backend.awsProfile = try string(values["aws_profile"], "\(place).aws_profile") ?? ""
+                    backend.tokenSource = try string(values["token_source"], "\(place).token_source") ?? ""
                     catalog.backends.append(backend)
                 }
             }

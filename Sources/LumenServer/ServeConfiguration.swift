@@ -92,6 +92,8 @@ public struct ServeConfiguration: Sendable, Equatable {
     /// The hosts whose images given by URL the gateway fetches for providers that take images
     /// inline only (Claude); none by default (such images are refused).
     public var imageURLs = ImageURLPolicy.none
+    /// Where azure backends get their Entra ID tokens (`--token-sources`).
+    public var tokenSources = TokenSources.none
 
     /// The public URL in force: `publicURL`, else the HTTP port's address (`https` when it is
     /// on TLS; a wildcard host read as `localhost`).

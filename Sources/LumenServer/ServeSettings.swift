@@ -142,7 +142,8 @@ extension ServeConfiguration {
         Setting(
             "--image-url-hosts", key: "image_url_hosts", value: "list",
             help: """
-                Hosts whose images given by URL the gateway fetches for providers that take images inline only (Claude): \
+                Hosts whose images given by URL the gateway fetches for providers that take images inline only (Claude, \
+                Gemini, Bedrock): \
                 comma-separated names or addresses, *.example.com for a domain's subdomains, or * for any host at a \
                 public address (never loopback, private or link-local ones). At most 5 MB an image, JPEG, PNG, GIF or \
                 WebP, no redirects.
@@ -150,6 +151,21 @@ extension ServeConfiguration {
         ) { configuration, text, name in
             do {
                 configuration.imageURLs = try ImageURLPolicy(list: text)
+            } catch {
+                throw ConfigurationError("\(name): \(error)")
+            }
+        },
+        Setting(
+            "--token-sources", key: "token_sources", value: "list",
+            help: """
+                Bearer token sources that azure backends may name (token_source) to send an Entra ID token instead of an \
+                api-key: NAME=file:/path (a file a managed identity's sidecar keeps fresh, read again when it changes) or \
+                NAME=command:program arg … (run without a shell; its output is the token, kept until 5 minutes before \
+                its exp), separated by commas.
+                """, default: "none"
+        ) { configuration, text, name in
+            do {
+                configuration.tokenSources = try TokenSources(list: text)
             } catch {
                 throw ConfigurationError("\(name): \(error)")
             }

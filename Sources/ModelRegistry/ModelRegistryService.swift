@@ -149,6 +149,7 @@ extension BackendRecord {
             $0.apiVersion = apiVersion
             $0.region = region
             $0.awsProfile = awsProfile
+            $0.tokenSource = tokenSource
         }
     }
 }

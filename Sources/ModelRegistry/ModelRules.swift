@@ -129,6 +129,20 @@ enum ModelRules {
         else {
             throw RegistryError.invalidBackend("api_version is a version such as 2024-10-21 (letters, digits, -)", param: "backend.api_version")
         }
+        let tokenSource = backend.tokenSource.trimmingCharacters(in: .whitespacesAndNewlines)
+        if !tokenSource.isEmpty {
+            guard backend.provider == .azure else {
+                throw RegistryError.invalidBackend("token_source is an azure backend's setting", param: "backend.token_source")
+            }
+            guard tokenSource.count <= 64, tokenSource.unicodeScalars.allSatisfy({ $0.isASCII && idCharacters.contains($0) }) else {
+                throw RegistryError.invalidBackend(
+                    "token_source names a token source of the gateways (--token-sources): letters, digits, ., _, -", param: "backend.token_source")
+            }
+            guard backend.credentialEnv.isEmpty else {
+                throw RegistryError.invalidBackend(
+                    "an azure backend sends token_source's bearer token or credential_env's api-key, not both", param: "backend.token_source")
+            }
+        }
         let env = backend.credentialEnv
         guard env.isEmpty || env.range(of: "^[A-Za-z_][A-Za-z0-9_]*$", options: .regularExpression) != nil else {
             throw RegistryError.invalidBackend(
@@ -155,7 +169,7 @@ enum ModelRules {
             health: health?.health ?? Lumen_Registry_V1_BackendHealth.unspecified.rawValue,
             consecutiveFailures: health?.consecutiveFailures ?? 0,
             circuitOpenUntil: health?.circuitOpenUntil, problem: "", byok: backend.byok, apiVersion: apiVersion,
-            region: region, awsProfile: profile)
+            region: region, awsProfile: profile, tokenSource: tokenSource)
     }
 
     static func unique(_ values: [String]) -> [String] {

@@ -60,6 +60,8 @@ struct BackendRecord: Codable, Sendable, Equatable {
     /// A bedrock backend's AWS region (`Backend.region`) and shared-credentials profile (`Backend.aws_profile`).
     var region = ""
     var awsProfile = ""
+    /// An azure backend's bearer token source (`Backend.token_source`); empty: its key.
+    var tokenSource = ""
 
     enum CodingKeys: String, CodingKey {
         case model, id, provider, weight, health, problem, byok
@@ -74,6 +76,7 @@ struct BackendRecord: Codable, Sendable, Equatable {
         case apiVersion = "api_version"
         case region
         case awsProfile = "aws_profile"
+        case tokenSource = "token_source"
     }
 }
 

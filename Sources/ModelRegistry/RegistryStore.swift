@@ -158,6 +158,7 @@ struct RegistryStore: Sendable {
         SQLMigration(
             "v8: a bedrock backend's region and AWS profile", "ALTER TABLE backends ADD COLUMN region TEXT NOT NULL DEFAULT ''",
             "ALTER TABLE backends ADD COLUMN aws_profile TEXT NOT NULL DEFAULT ''"),
+        SQLMigration("v9: an azure backend's bearer token source", "ALTER TABLE backends ADD COLUMN token_source TEXT NOT NULL DEFAULT ''"),
     ]
 
     static let modelColumns = """
@@ -167,7 +168,7 @@ struct RegistryStore: Sendable {
         """
     static let backendColumns = """
         model, id, provider, base_url, credential_env, upstream_model, weight, timeout_ms, health, consecutive_failures,
-        circuit_open_until, problem, byok, last_failure, last_failure_at, api_version, region, aws_profile
+        circuit_open_until, problem, byok, last_failure, last_failure_at, api_version, region, aws_profile, token_source
         """
     static let consentColumns = "organization_id, principal_type, principal_id, model, granted_by_user_id, created_at"
 
@@ -244,13 +245,14 @@ struct RegistryStore: Sendable {
             let record = try make(try await Self.backend(key, db))
             try await db.execute(
                 """
-                INSERT INTO backends (\(Self.backendColumns)) VALUES (\(sqlPlaceholders(18)))
+                INSERT INTO backends (\(Self.backendColumns)) VALUES (\(sqlPlaceholders(19)))
                 ON CONFLICT (model, id) DO UPDATE SET provider = excluded.provider, base_url = excluded.base_url,
                     credential_env = excluded.credential_env, upstream_model = excluded.upstream_model, weight = excluded.weight,
                     timeout_ms = excluded.timeout_ms, health = excluded.health, consecutive_failures = excluded.consecutive_failures,
                     circuit_open_until = excluded.circuit_open_until, problem = excluded.problem, byok = excluded.byok,
                     last_failure = excluded.last_failure, last_failure_at = excluded.last_failure_at,
-                    api_version = excluded.api_version, region = excluded.region, aws_profile = excluded.aws_profile
+                    api_version = excluded.api_version, region = excluded.region, aws_profile = excluded.aws_profile,
+                    token_source = excluded.token_source
                 """, record.values)
             let stored = try await Self.stored(db, named: key.model)[0]
             db.afterCommit { then(stored) }
@@ -421,7 +423,7 @@ extension BackendRecord {
             model: try row[0], id: try row[1], provider: try row[2], baseURL: try row[3], credentialEnv: try row[4],
             upstreamModel: try row[5], weight: try row[6], timeoutMs: try row[7], health: try row[8], consecutiveFailures: try row[9],
             circuitOpenUntil: try row[10], problem: try row[11], byok: try row[12], lastFailure: try row[13],
-            lastFailureAt: try row[14], apiVersion: try row[15], region: try row[16], awsProfile: try row[17])
+            lastFailureAt: try row[14], apiVersion: try row[15], region: try row[16], awsProfile: try row[17], tokenSource: try row[18])
     }
 
     /// The values of `RegistryStore.backendColumns`, in order.
@@ -429,7 +431,7 @@ extension BackendRecord {
         [
             .text(model), .text(id), .of(provider), .text(baseURL), .text(credentialEnv), .text(upstreamModel), .of(weight),
             .of(timeoutMs), .of(health), .of(consecutiveFailures), .of(circuitOpenUntil), .text(problem), .bool(byok),
-            .text(lastFailure), .of(lastFailureAt), .text(apiVersion), .text(region), .text(awsProfile),
+            .text(lastFailure), .of(lastFailureAt), .text(apiVersion), .text(region), .text(awsProfile), .text(tokenSource),
         ]
     }
 }

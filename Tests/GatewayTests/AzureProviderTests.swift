@@ -106,4 +106,70 @@ struct AzureProviderTests {
         backend.apiVersion = "2025-04-01-preview"
         #expect(AzureProvider.url(backend, deployment: nil, "models") == "https://acme.openai.azure.com/openai/models?api-version=2025-04-01-preview")
     }
+
+    @Test("Entra ID tokens: from a file, read again when it changes; from a command, kept until near its exp; failures say why")
+    func tokenSources() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("lumen-tokens-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let file = folder.appendingPathComponent("token")
+        try "eyJ-first\n".write(to: file, atomically: true, encoding: .utf8)
+        // A command that prints a new token each time it runs: the counter in a file.
+        let script = folder.appendingPathComponent("token.sh")
+        try "#!/bin/sh\nn=$(cat \"$1\" 2>/dev/null || echo 0); n=$((n + 1)); echo $n > \"$1\"; echo tok-$n\n"
+            .write(to: script, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: script.path)
+        let counter = folder.appendingPathComponent("n").path
+        let reader = TokenReader(sources: try TokenSources(
+            list: "file=file:\(file.path), cmd=command:\(script.path) \(counter), broken=command:/bin/false, gone=file:/nonexistent/token"))
+        #expect(try await reader.token("file") == "eyJ-first")
+        try "eyJ-second".write(to: file, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(5)], ofItemAtPath: file.path)
+        #expect(try await reader.token("file") == "eyJ-second", "a sidecar's new token is used at once")
+        #expect(try await reader.token("cmd") == "tok-1")
+        #expect(try await reader.token("cmd") == "tok-1", "not a JWT: kept for 5 minutes")
+        let failed = try await #require(throws: TokenSourceFailure.self) { try await reader.token("broken") }
+        #expect(failed.description == "token source broken: /bin/false exited with 1")
+        await #expect(throws: TokenSourceFailure.self) { try await reader.token("gone") }
+        #expect(reader.problem("nope") == "token_source nope is not one of this gateway's --token-sources" && reader.problem("cmd").isEmpty)
+        // A JWT's exp: kept until 5 minutes before it.
+        let claims = Data(#"{"aud":"https://cognitiveservices.azure.com","exp":1900000000}"#.utf8).base64EncodedString()
+            .replacingOccurrences(of: "=", with: "").replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+        #expect(TokenReader.expiry(ofJWT: "eyJhbGciOiJSUzI1NiJ9.\(claims).c2ln") == Date(timeIntervalSince1970: 1_900_000_000))
+        #expect(TokenReader.expiry(ofJWT: "not-a-jwt") == nil)
+    }
+
+    @Test("An azure backend naming a token source sends its token as a bearer, no api-key")
+    func bearerToken() async throws {
+        let received = Received()
+        let router = Router()
+        router.post("openai/deployments/**") { request, _ -> Response in
+            let body = try JSONValue.parse(try await request.body.collect(upTo: 1 << 20))
+            received.requests.withLock { $0.append((request.uri.path, request.uri.query ?? "", request.headers, body)) }
+            return Response(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(string: #"{"id":"c","object":"chat.completion","model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"Bonjour"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15}}"#)))
+        }
+        let azure = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await azure.test(.live) { upstream in
+            let port = try #require(upstream.port)
+            try await GatewayHarness.run(
+                model: "gpt", vendor: "OpenAI",
+                backend: .with {
+                    $0.id = "azure"
+                    $0.provider = .azure
+                    $0.baseURL = "http://127.0.0.1:\(port)"
+                    $0.upstreamModel = "my-gpt-4o"
+                    $0.tokenSource = "entra"
+                }, tokenSources: try TokenSources(list: "entra=command:/bin/echo eyJ-entra-token")
+            ) { gateway, secret, _ in
+                let (status, body) = try await gateway.send(
+                    .post, "/v1/chat/completions", json: #"{"model":"gpt","messages":[{"role":"user","content":"Hi"}]}"#, as: .bearer(secret))
+                #expect(status == 200, "\(body)")
+                let sent = try #require(received.requests.withLock { $0.first })
+                let apiKey = try #require(HTTPField.Name("api-key"))
+                #expect(sent.headers[.authorization] == "Bearer eyJ-entra-token" && sent.headers[apiKey] == nil)
+            }
+        }
+    }
 }

@@ -144,9 +144,19 @@ struct ModelRegistryServiceTests {
             bedrockBoth.region = "eu-west-3"
             bedrockBoth.awsProfile = "prod"
             bedrockBoth.credentialEnv = "AWS_BEARER_TOKEN_BEDROCK"
+            // A token source is Azure's alone, named (not a path), and not beside a key.
+            var tokenElsewhere = Self.backend("j")
+            tokenElsewhere.tokenSource = "entra"
+            var tokenPath = Self.backend("k")
+            tokenPath.provider = .azure
+            tokenPath.credentialEnv = ""
+            tokenPath.tokenSource = "/etc/shadow"
+            var tokenAndKey = tokenPath
+            tokenAndKey.tokenSource = "entra"
+            tokenAndKey.credentialEnv = "AZURE_OPENAI_API_KEY"
             for backend in [
                 noURL, secretInEnv, noProvider, internalToken, databaseURL, versionElsewhere, badVersion, regionElsewhere,
-                bedrockWithoutRegion, bedrockBadRegion, bedrockBoth,
+                bedrockWithoutRegion, bedrockBadRegion, bedrockBoth, tokenElsewhere, tokenPath, tokenAndKey,
             ] {
                 do {
                     _ = try await services.registry.upsertBackend(.with { $0.backend = backend }, metadata: asInternal)

@@ -195,9 +195,11 @@ def test_the_upstream_models_shown_are_accepted_as_written(tmp_path):
                                  capture_output=True, text=True, timeout=60, env=env)
         assert applied.returncode == 0, applied.stderr
         listed = subprocess.run([lumen_binary(), "admin", "models", "list"], capture_output=True, text=True, timeout=60, env=env)
-        (azure,) = {m["name"]: m for m in json.loads(listed.stdout)["data"]}["gpt-4o"]["backends"]
+        azures = {b["id"]: b for b in {m["name"]: m for m in json.loads(listed.stdout)["data"]}["gpt-4o"]["backends"]}
+        azure, entra = azures["azure-eu"], azures["azure-us"]
         assert (azure["provider"], azure["upstream_model"], azure["api_version"]) == ("azure", "gpt-4o-prod", "2024-10-21")
         assert azure["base_url"] == "https://acme-eu.openai.azure.com" and "api_version" not in claude
+        assert entra["token_source"] == "entra" and "token_source" not in azure
 
         # "Connect Gemini": Google's API unless a backend names another, for chat and embeddings.
         applied = subprocess.run([lumen_binary(), "admin", "models", "apply", "--file", str(tmp_path / "gemini.yaml")],

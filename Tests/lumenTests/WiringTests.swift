@@ -351,6 +351,7 @@ struct WiringTests {
             "--demo", "--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-ca", "ca.pem", "--tls-require-client-cert",
             "--insecure-plaintext", "--database", "postgres://lumen@db.internal/lumen", "--public-url", "https://lumen.example.com/",
             "--gravatar", "--image-url-hosts", "assets.example.com, *",
+            "--token-sources", "entra=file:/run/azure/token, az=command:az account get-access-token -o tsv",
         ])
         #expect(Set(try everything.flags.keys).union(["--config"]) == ServeConfiguration.flags)
         let all = try everything.resolve(environment: [:])
@@ -368,6 +369,10 @@ struct WiringTests {
         #expect(try !Serve.parse([]).resolve(environment: [:]).gravatar)
         #expect(all.imageURLs.hosts == ["assets.example.com"] && all.imageURLs.anyPublicHost)
         #expect(try Serve.parse([]).resolve(environment: [:]).imageURLs.isOff)
+        #expect(all.tokenSources.sources == ["entra": .file("/run/azure/token"), "az": .command(["az", "account", "get-access-token", "-o", "tsv"])])
+        for wrong in ["entra", "entra=file:relative/path", "entra=ftp://x", "a b=file:/x", "x=file:/a, x=file:/b"] {
+            #expect(throws: ConfigurationError.self) { try Serve.parse(["--token-sources", wrong]).resolve(environment: [:]) }
+        }
         #expect(throws: ConfigurationError.self) { try Serve.parse(["--image-url-hosts", "https://x.test/a.png"]).resolve(environment: [:]) }
         #expect(all.database == "postgres://lumen@db.internal/lumen")
         #expect(all.publicURL == "https://lumen.example.com" && all.effectivePublicURL == "https://lumen.example.com")

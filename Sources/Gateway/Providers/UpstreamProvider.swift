@@ -107,12 +107,16 @@ struct Providers: Sendable {
     /// OpenAI-compatible, Anthropic, Azure OpenAI, Gemini and Bedrock upstreams over `http`; the backends of provider `mock`
     /// answered by `inProcess` when given (else they are skipped as unreachable); images by URL
     /// fetched for the providers that take them inline only as `imageURLs` allows.
-    init(http: UpstreamHTTP, inProcess: (any InProcessProvider)?, clock: WallClock, imageURLs: ImageURLPolicy = .none) {
+    /// Azure backends get their Entra ID tokens from `tokenSources`.
+    init(
+        http: UpstreamHTTP, inProcess: (any InProcessProvider)?, clock: WallClock, imageURLs: ImageURLPolicy = .none,
+        tokenSources: TokenSources = .none
+    ) {
         let images = imageURLs.isOff ? nil : ImageFetcher(policy: imageURLs)
         var byKind: [Lumen_Registry_V1_ProviderKind: any UpstreamProvider] = [
             .openai: OpenAIProvider(http: http),
             .anthropic: AnthropicProvider(http: http, clock: clock, images: images),
-            .azure: AzureProvider(http: http),
+            .azure: AzureProvider(http: http, tokens: TokenReader(sources: tokenSources)),
             .gemini: GeminiProvider(http: http, clock: clock, images: images),
             .bedrock: BedrockProvider(http: http, clock: clock, images: images),
         ]

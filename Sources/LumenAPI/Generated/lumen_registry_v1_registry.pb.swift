@@ -560,6 +560,17 @@ public nonisolated struct Lumen_Registry_V1_Backend: @unchecked Sendable {
     set {_uniqueStorage()._awsProfile = newValue}
   }
 
+  /// The name of a bearer token source of the gateways (`--token-sources`: a file a managed
+  /// identity's sidecar keeps fresh, or a command such as `az account get-access-token`) whose
+  /// Entra ID token an azure backend sends as `Authorization: Bearer` instead of an `api-key`.
+  /// Letters, digits, `.`, `_`, `-`; azure backends only, and not with `credential_env`
+  /// (INVALID_ARGUMENT). The file or command itself is the gateway operator's to name, never the
+  /// registry's.
+  public var tokenSource: String {
+    get {_storage._tokenSource}
+    set {_uniqueStorage()._tokenSource = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1435,7 +1446,7 @@ nonisolated extension Lumen_Registry_V1_Model: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Lumen_Registry_V1_Backend: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Backend"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}model\0\u{1}provider\0\u{3}base_url\0\u{3}credential_env\0\u{3}upstream_model\0\u{1}weight\0\u{3}timeout_ms\0\u{1}health\0\u{3}consecutive_failures\0\u{3}circuit_open_until\0\u{1}problem\0\u{1}byok\0\u{3}last_failure\0\u{3}last_failure_at\0\u{3}api_version\0\u{1}region\0\u{3}aws_profile\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}model\0\u{1}provider\0\u{3}base_url\0\u{3}credential_env\0\u{3}upstream_model\0\u{1}weight\0\u{3}timeout_ms\0\u{1}health\0\u{3}consecutive_failures\0\u{3}circuit_open_until\0\u{1}problem\0\u{1}byok\0\u{3}last_failure\0\u{3}last_failure_at\0\u{3}api_version\0\u{1}region\0\u{3}aws_profile\0\u{3}token_source\0")
 
   fileprivate class _StorageClass {
     var _id: String = String()
@@ -1456,6 +1467,7 @@ nonisolated extension Lumen_Registry_V1_Backend: SwiftProtobuf.Message, SwiftPro
     var _apiVersion: String = String()
     var _region: String = String()
     var _awsProfile: String = String()
+    var _tokenSource: String = String()
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1484,6 +1496,7 @@ nonisolated extension Lumen_Registry_V1_Backend: SwiftProtobuf.Message, SwiftPro
       _apiVersion = source._apiVersion
       _region = source._region
       _awsProfile = source._awsProfile
+      _tokenSource = source._tokenSource
     }
   }
 
@@ -1520,6 +1533,7 @@ nonisolated extension Lumen_Registry_V1_Backend: SwiftProtobuf.Message, SwiftPro
         case 16: try { try decoder.decodeSingularStringField(value: &_storage._apiVersion) }()
         case 17: try { try decoder.decodeSingularStringField(value: &_storage._region) }()
         case 18: try { try decoder.decodeSingularStringField(value: &_storage._awsProfile) }()
+        case 19: try { try decoder.decodeSingularStringField(value: &_storage._tokenSource) }()
         default: break
         }
       }
@@ -1586,6 +1600,9 @@ nonisolated extension Lumen_Registry_V1_Backend: SwiftProtobuf.Message, SwiftPro
       if !_storage._awsProfile.isEmpty {
         try visitor.visitSingularStringField(value: _storage._awsProfile, fieldNumber: 18)
       }
+      if !_storage._tokenSource.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._tokenSource, fieldNumber: 19)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1613,6 +1630,7 @@ nonisolated extension Lumen_Registry_V1_Backend: SwiftProtobuf.Message, SwiftPro
         if _storage._apiVersion != rhs_storage._apiVersion {return false}
         if _storage._region != rhs_storage._region {return false}
         if _storage._awsProfile != rhs_storage._awsProfile {return false}
+        if _storage._tokenSource != rhs_storage._tokenSource {return false}
         return true
       }
       if !storagesAreEqual {return false}

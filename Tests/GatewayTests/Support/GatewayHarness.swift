@@ -22,7 +22,7 @@ struct GatewayHarness {
     /// Runs `body` against a facade whose caches have synced; `prepare` runs first, so what it
     /// creates is in the caches' snapshot.
     static func run(
-        imageURLs: ImageURLPolicy = .none,
+        imageURLs: ImageURLPolicy = .none, tokenSources: TokenSources = .none,
         prepare: @Sendable @escaping (TestServices, TestServices.Tenant) async throws -> Void = { _, _ in },
         _ body: @Sendable @escaping (GatewayHarness) async throws -> Void
     ) async throws {
@@ -32,7 +32,8 @@ struct GatewayHarness {
             var logger = Logger(label: "gateway-test")
             logger.logLevel = .critical
             var gateway = buildGateway(
-                configuration: .init(host: "127.0.0.1", port: 0, metrics: nil, inProcess: MockProvider(), imageURLs: imageURLs),
+                configuration: .init(
+                    host: "127.0.0.1", port: 0, metrics: nil, inProcess: MockProvider(), imageURLs: imageURLs, tokenSources: tokenSources),
                 services: services.gatewayServices,
                 logger: logger)
             gateway.application.addServices(gateway.background)
@@ -58,11 +59,11 @@ struct GatewayHarness {
     /// served by `backend`, and a key; `body` gets the gateway, the key's secret and its id.
     static func run(
         model name: String, vendor: String, scenes: [Lumen_Common_V1_Scene] = [.chat], backend: Lumen_Registry_V1_Backend,
-        imageURLs: ImageURLPolicy = .none,
+        imageURLs: ImageURLPolicy = .none, tokenSources: TokenSources = .none,
         _ body: @Sendable @escaping (GatewayHarness, String, String) async throws -> Void
     ) async throws {
         let key = Mutex(("", ""))
-        try await run(imageURLs: imageURLs, prepare: { services, tenant in
+        try await run(imageURLs: imageURLs, tokenSources: tokenSources, prepare: { services, tenant in
             var model = TestServices.meteredModel
             model.name = name
             model.vendor = vendor
