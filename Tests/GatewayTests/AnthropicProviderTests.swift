@@ -76,6 +76,8 @@ struct AnthropicProviderTests {
             (#"{"messages":[{"role":"system","content":"only a system prompt"}]}"#, "invalid_messages"),
             (#"{"messages":[{"role":"tool","content":"18C"}]}"#, "invalid_messages"),
             (#"{"tool_choice":"sometimes","messages":[{"role":"user","content":"hi"}]}"#, "invalid_tool_choice"),
+            (#"{"response_format":{"type":"json_object"},"messages":[{"role":"user","content":"hi"}]}"#, "unsupported_parameter"),
+            (#"{"seed":42,"messages":[{"role":"user","content":"hi"}]}"#, "unsupported_parameter"),
         ] {
             #expect(throws: APIError.self) { try Self.translated(text) }
             do {

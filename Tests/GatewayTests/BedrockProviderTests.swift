@@ -64,8 +64,10 @@ struct BedrockProviderTests {
             body: Array(#"{"messages":[]}"#.utf8), credentials: Self.example, region: "us-east-1", service: "bedrock", date: Self.moment)
         #expect(added.first { $0.0 == "authorization" }?.1.hasSuffix("Signature=40f11609b51d318bc71127993eb5b075cc12b3bde24aa11d2a25186d1fc1d196") == true)
         #expect(BedrockProvider.path(model: "arn:aws:bedrock:us-east-1:123:inference-profile/us.x", stream: true).hasSuffix("profile%2Fus.x/converse-stream"))
-        #expect(BedrockProvider.hostHeader("https://bedrock-runtime.eu-west-3.amazonaws.com") == "bedrock-runtime.eu-west-3.amazonaws.com")
-        #expect(BedrockProvider.hostHeader("http://127.0.0.1:9000/") == "127.0.0.1:9000")
+        #expect(BedrockProvider.authority("https://bedrock-runtime.eu-west-3.amazonaws.com") == ("bedrock-runtime.eu-west-3.amazonaws.com", ""))
+        #expect(BedrockProvider.authority("https://proxy.example:443/aws/") == ("proxy.example", "/aws/"))
+        #expect(BedrockProvider.authority("http://127.0.0.1:9000/") == ("127.0.0.1:9000", "/"))
+        #expect(BedrockProvider.authority("http://[::1]:80") == ("[::1]", ""))
     }
 
     @Test("AWS keys: from the variables, or a profile of the shared credentials file, read again when it changes")

@@ -6,7 +6,6 @@ when the request offers tools and the last turn is the user's."""
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from anthropic.types import (
     Message,
@@ -25,25 +24,22 @@ from anthropic.types import (
     MessageDeltaUsage,
 )
 
+from mock_http import MockHandler, MockServer
+
 # What every answer reports: fresh input, cache writes and reads, output.
 USAGE = {"input_tokens": 120, "cache_creation_input_tokens": 30, "cache_read_input_tokens": 400, "output_tokens": 25}
 REPLY = ["Bonjour", " from", " Claude", "."]
 CITIES = ["Paris", "Lyon"]
 
 
-class MockAnthropic:
+class MockAnthropic(MockServer):
     def __init__(self):
         self.requests = []          # (path, headers dict, body dict)
         self.counted = 42           # what count_tokens answers
         self.lock = threading.Lock()
         anthropic = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(MockHandler):
             def do_GET(self):
                 with anthropic.lock:
                     anthropic.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}, None))
@@ -54,9 +50,7 @@ class MockAnthropic:
                 return self.send_error_json(404, "not_found_error", "no such path")
 
             def do_POST(self):
-                length = int(self.headers.get("content-length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}")
-                headers = {k.lower(): v for k, v in self.headers.items()}
+                headers, _, body = self.read_request()
                 with anthropic.lock:
                     anthropic.requests.append((self.path, headers, body))
                 path = self.path.split("?")[0]
@@ -73,24 +67,13 @@ class MockAnthropic:
                     return self.stream(message)
                 return self.send_json(200, json.loads(message.model_dump_json()))
 
-            def send_json(self, status, value):
-                data = json.dumps(value).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
             def send_error_json(self, status, kind, message):
                 self.send_json(status, {"type": "error", "error": {"type": kind, "message": message}})
 
             def stream(self, message):
                 """The message as Anthropic streams it: message_start (no content, the input
                 usage), each block's start, deltas and stop, message_delta, message_stop."""
-                self.send_response(200)
-                self.send_header("content-type", "text/event-stream")
-                self.send_header("transfer-encoding", "chunked")
-                self.end_headers()
+                self.start_chunked("text/event-stream")
                 start = message.model_copy(update={"content": [], "stop_reason": None,
                                                    "usage": message.usage.model_copy(update={"output_tokens": 1})})
                 events = [RawMessageStartEvent(type="message_start", message=start)]
@@ -121,13 +104,8 @@ class MockAnthropic:
                         self.chunk(b'event: ping\ndata: {"type": "ping"}\n\n')
                 self.chunk(b"")
 
-            def chunk(self, data):
-                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-                self.wfile.flush()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.serve(Handler)
+        self.base_url = self.root_url
 
     def answer(self, body):
         """Tool calls for each city when tools are offered and the user spoke last; else text."""
@@ -149,11 +127,3 @@ class MockAnthropic:
     def received(self, path="/v1/messages"):
         with self.lock:
             return [(headers, body) for p, headers, body in self.requests if p.split("?")[0] == path]
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()

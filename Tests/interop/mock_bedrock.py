@@ -14,7 +14,6 @@ import json
 import struct
 import threading
 import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from unittest import mock
 from urllib.parse import unquote
 
@@ -26,6 +25,8 @@ from botocore.eventstream import EventStreamBuffer
 from botocore.exceptions import ParamValidationError
 from botocore.parsers import create_parser
 from botocore.validate import validate_parameters
+
+from mock_http import MockHandler, MockServer
 
 ACCESS_KEY = "AKIAINTEROP"
 SECRET_KEY = "interop/secret+key"
@@ -66,23 +67,15 @@ def frame(headers, payload):
     return message + struct.pack(">I", zlib.crc32(message))
 
 
-class MockBedrock:
+class MockBedrock(MockServer):
     def __init__(self):
         self.requests = []          # (path, headers dict, body dict)
         self.lock = threading.Lock()
         bedrock = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(MockHandler):
             def do_POST(self):
-                length = int(self.headers.get("content-length") or 0)
-                raw = self.rfile.read(length)
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                body = json.loads(raw or b"{}")
+                headers, raw, body = self.read_request()
                 with bedrock.lock:
                     bedrock.requests.append((self.path, headers, body))
                 try:
@@ -93,21 +86,11 @@ class MockBedrock:
                     operation = "Converse" if parts[3] == "converse" else "ConverseStream"
                     response = bedrock.answer(operation, unquote(parts[2]), body)
                 except Refused as refused:
-                    return self.send_json(refused.status, {"message": refused.message},
-                                          {"x-amzn-errortype": f"{refused.kind}:http://internal.amazon.com/coral/com.amazon.bedrock/"})
+                    return self.send_json(refused.status, {"message": refused.message}, extra={
+                        "x-amzn-errortype": f"{refused.kind}:http://internal.amazon.com/coral/com.amazon.bedrock/"})
                 if operation == "Converse":
                     return self.send_json(200, response)
                 self.stream(response)
-
-            def send_json(self, status, value, extra=None):
-                data = json.dumps(value).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                for name, header in (extra or {}).items():
-                    self.send_header(name, header)
-                self.end_headers()
-                self.wfile.write(data)
 
             def stream(self, response):
                 """As ConverseStream answers: messageStart, each block's start, deltas and stop,
@@ -140,9 +123,8 @@ class MockBedrock:
                     self.wfile.write(frames[start:start + 50])
                     self.wfile.flush()
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.serve(Handler)
+        self.base_url = self.root_url
 
     def authenticate(self, path, headers, raw):
         """A Bedrock API key as a bearer token, or a SigV4 signature botocore computes the same."""
@@ -206,11 +188,3 @@ class MockBedrock:
     def received(self, suffix="/converse"):
         with self.lock:
             return [(path, headers, body) for path, headers, body in self.requests if path.endswith(suffix)]
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()

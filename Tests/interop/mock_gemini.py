@@ -10,10 +10,11 @@ error shape."""
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pydantic
 from google.genai import types
+
+from mock_http import MockHandler, MockServer
 
 KEY = "AIza-interop"
 # What every answer reports: the prompt (cached part included), candidates, thinking.
@@ -35,18 +36,13 @@ class Refused(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-class MockGemini:
+class MockGemini(MockServer):
     def __init__(self):
         self.requests = []          # (path, headers dict, body dict)
         self.lock = threading.Lock()
         gemini = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(MockHandler):
             def do_GET(self):
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 with gemini.lock:
@@ -58,13 +54,11 @@ class MockGemini:
                     name = path[len("/v1beta/"):]
                     model = types.Model(name=name, display_name="Gemini mock", input_token_limit=1048576,
                                         output_token_limit=65536)
-                    return self.send_json(200, model.model_dump(mode="json", by_alias=True, exclude_none=True))
+                    return self.send_json(200, gemini.dump(model))
                 return self.refuse(Refused(404, "NOT_FOUND", "no such path"))
 
             def do_POST(self):
-                length = int(self.headers.get("content-length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}")
-                headers = {k.lower(): v for k, v in self.headers.items()}
+                headers, _, body = self.read_request()
                 with gemini.lock:
                     gemini.requests.append((self.path, headers, body))
                 path, _, query = self.path.partition("?")
@@ -92,14 +86,6 @@ class MockGemini:
                 except Refused as refused:
                     return self.refuse(refused)
 
-            def send_json(self, status, value):
-                data = json.dumps(value).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json; charset=UTF-8")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
             def refuse(self, refused):
                 self.send_json(refused.status, {"error": {"code": refused.status, "message": refused.message,
                                                           "status": refused.code}})
@@ -108,10 +94,7 @@ class MockGemini:
                 """As Gemini streams: text a word per chunk, function calls whole, the last chunk
                 with the finish reason; every chunk with the usage so far; then the connection
                 simply ends (no closing event)."""
-                self.send_response(200)
-                self.send_header("content-type", "text/event-stream")
-                self.send_header("transfer-encoding", "chunked")
-                self.end_headers()
+                self.start_chunked("text/event-stream")
                 candidate = response.candidates[0]
                 parts = candidate.content.parts
                 chunks = []
@@ -131,13 +114,8 @@ class MockGemini:
                     self.chunk(b"data: " + json.dumps(gemini.dump(chunk)).encode() + b"\r\n\r\n")
                 self.chunk(b"")
 
-            def chunk(self, data):
-                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-                self.wfile.flush()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.serve(Handler)
+        self.base_url = self.root_url
 
     @staticmethod
     def dump(value):
@@ -207,11 +185,3 @@ class MockGemini:
         with self.lock:
             return [(path, headers, body) for path, headers, body in self.requests
                     if method is None or path.split("?")[0].endswith(":" + method)]
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()

@@ -7,7 +7,8 @@ call of the first tool offered for each of CITIES, when the user spoke last)."""
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from mock_http import MockHandler, MockServer
 
 # What every answer reports; the tests compute the expected cost from these.
 USAGE = {"prompt_tokens": 1234, "completion_tokens": 567, "total_tokens": 1801,
@@ -16,7 +17,7 @@ WORDS = ["Hello", " from", " the", " upstream", "."]
 CITIES = ["Paris", "Lyon"]
 
 
-class MockUpstream:
+class MockUpstream(MockServer):
     def __init__(self):
         self.requests = []          # (path, headers dict, body dict)
         self.mode = "ok"            # ok | fail | no_usage | slow | honest | tools
@@ -24,12 +25,7 @@ class MockUpstream:
         self.lock = threading.Lock()
         upstream = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(MockHandler):
             def do_GET(self):
                 # Lumen's active health probe asks GET /models.
                 with upstream.lock:
@@ -76,14 +72,6 @@ class MockUpstream:
                                         "output_tokens_details": {"reasoning_tokens": 0}}}
                     return self.send_json(200, answer)
                 self.send_json(404, {"error": {"message": "no such path", "type": "invalid_request_error"}})
-
-            def send_json(self, status, value):
-                data = json.dumps(value).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
 
             def honest_chat(self, body, base):
                 # Within the request's max_tokens (or 64), a word a token; a prompt token per four
@@ -171,17 +159,7 @@ class MockUpstream:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-        class Server(ThreadingHTTPServer):
-            # socketserver's default listen backlog is 5: a burst of new connections (500
-            # concurrent requests open hundreds at once) overflows it, and the kernel then
-            # holds connections the client sees as open for seconds. Real servers listen with
-            # hundreds or thousands (uvicorn 2048, nginx 511).
-            request_queue_size = 1024
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.serve(Handler)
 
     @property
     def base_url(self):
@@ -190,11 +168,3 @@ class MockUpstream:
     def received(self, suffix):
         with self.lock:
             return [r for r in self.requests if r[0].endswith(suffix)]
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()

@@ -1,7 +1,7 @@
 """The README's promises, kept: its tour runs, block by block, against `lumen serve --demo`
 exactly as a newcomer pastes it (only the ports, the binary's path and the data directory
 differ), and every output it shows (`# {…}` after a command) is checked against what came.
-The models of "Connect a real upstream" are applied to a running server as they are written.
+The models of "Connect a provider" are applied to a running server as they are written.
 
 A shown output is a fragment: `"key":value` pairs must appear in the answer (anywhere in it),
 `"usr_…"` is a prefix, `…` stands for anything. A command whose shown output is an error
@@ -144,7 +144,7 @@ def run_section(heading, tmp_path, commands_at_least, outputs_at_least):
 
 
 def test_the_upstream_models_shown_are_accepted_as_written(tmp_path):
-    part = section("### Connect a real upstream")
+    part = section("### Connect a provider")
     yaml_block, claude_block, azure_block, gemini_block, bedrock_block = blocks(part, "yaml")
     config = tmp_path / "upstream.yaml"
     config.write_text(yaml_block)

@@ -500,7 +500,9 @@ public nonisolated struct Lumen_Registry_V1_Backend: @unchecked Sendable {
   /// What a gateway found wrong with this backend's configuration, in words (output only);
   /// empty when nothing. Today: `credential_env NAME is not set in the gateway's environment`,
   /// when the variable the backend names is unset or empty where the gateway runs, so the
-  /// upstream gets no key. Gateways report it (ReportBackendHealth) at start and whenever the
+  /// upstream gets no key; for a bedrock backend signing with AWS keys, `no AWS credentials: …`
+  /// (the variables unset, or its `aws_profile` not in the credentials file); for an azure
+  /// backend naming a `token_source`, that the gateway has no such source. Gateways report it (ReportBackendHealth) at start and whenever the
   /// backend changes; with several gateways, the last report wins. Replacing the backend
   /// (UpsertBackend) clears it until a gateway looks again.
   public var problem: String {

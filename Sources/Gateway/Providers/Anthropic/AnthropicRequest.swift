@@ -14,13 +14,22 @@ import WireFormats
 ///   → `tool`), `parallel_tool_calls: false` → `disable_parallel_tool_use`;
 /// - `stop` → `stop_sequences`, `temperature`, `top_p`, `user` → `metadata.user_id`;
 /// - `max_tokens` (Anthropic requires it): the request's, else the model's most output;
-/// - `n` above 1 refused (400 `n_not_supported`): Anthropic answers one choice.
+/// - `n` above 1 refused (400 `n_not_supported`): Anthropic answers one choice; and refused
+///   (400 `unsupported_parameter`) what has no equivalent here: `logprobs`, `top_logprobs`,
+///   `logit_bias`, `presence_penalty`, `frequency_penalty`, `seed`, `audio`, `prediction`,
+///   `web_search_options`, `response_format` other than text, `reasoning_effort`.
 enum AnthropicRequest {
     /// `fetched`: the images by URL Lumen fetched, by URL (`ChatImages.urls`).
     static func body(
         _ request: [String: JSONValue], model: String, stream: Bool, maxTokens: Int64, fetched: [String: FetchedImage] = [:]
     ) throws(APIError) -> JSONValue {
         try ChatTranscript.refuseSeveralChoices(request, provider: "Anthropic")
+        try UnmappedParameters.refuse(
+            request,
+            [
+                "logprobs", "top_logprobs", "logit_bias", "presence_penalty", "frequency_penalty", "seed", "audio", "prediction",
+                "web_search_options", "response_format", "reasoning_effort",
+            ], provider: "Anthropic")
         let transcript = try ChatTranscript(
             request, field: "content", assistantRole: "assistant",
             blocks: { content, param throws(APIError) in try blocks(content, param: param, fetched: fetched) },

@@ -10,7 +10,7 @@ final class AWSCredentialStore: Sendable {
     let environment: @Sendable (String) -> String?
     private let file = Mutex<(path: String, modified: Date, profiles: [String: AWSCredentials])?>(nil)
 
-    init(environment: @escaping @Sendable (String) -> String? = { ProcessInfo.processInfo.environment[$0] }) {
+    init(environment: @escaping @Sendable (String) -> String? = UpstreamHTTP.credential) {
         self.environment = environment
     }
 

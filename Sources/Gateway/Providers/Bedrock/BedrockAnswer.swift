@@ -177,7 +177,7 @@ struct EventStreamFraming: StreamFraming {
             payload = JSONValue.object(["message": .string(message.headers[":error-message"] ?? "Bedrock's stream failed")]).bytes
         default: return nil
         }
-        guard !kind.isEmpty, kind.utf8.allSatisfy({ SigV4.unreserved.contains($0) }) else { return nil }
+        guard !kind.isEmpty, kind.utf8.allSatisfy(SigV4.isUnreserved) else { return nil }
         if payload.readableBytes == 0 { payload = ByteBuffer(string: "{}") }
         var data = ByteBuffer(string: "{\"\(kind)\":")
         data.writeBuffer(&payload)

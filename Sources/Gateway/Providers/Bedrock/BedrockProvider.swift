@@ -46,9 +46,9 @@ struct BedrockProvider: TranslatingProvider {
         if let key = call.callerCredential ?? UpstreamHTTP.credential(call.backend.credentialEnv) {
             headers.add(name: "authorization", value: "Bearer " + key)
         } else if let keys = credentials.credentials(profile: call.backend.awsProfile) {
-            let basePath = URL(string: base)?.path ?? ""
+            let (host, basePath) = Self.authority(base)
             for (name, value) in SigV4.sign(
-                method: "POST", path: basePath + path, headers: [("host", Self.hostHeader(base)), ("content-type", "application/json")],
+                method: "POST", path: basePath + path, headers: [("host", host), ("content-type", "application/json")],
                 body: body.readableBytesView, credentials: keys, region: call.backend.region, service: Self.service, date: clock.now)
             {
                 headers.add(name: name, value: value)
@@ -71,13 +71,16 @@ struct BedrockProvider: TranslatingProvider {
         "/model/" + SigV4.uriEncode(model) + (stream ? "/converse-stream" : "/converse")
     }
 
-    /// The `Host` header the upstream client sends for `url`: the host, and the port unless it
-    /// is the scheme's own.
-    static func hostHeader(_ url: String) -> String {
-        guard let parts = URLComponents(string: url), let host = parts.host else { return "" }
-        let name = host.contains(":") ? "[\(host)]" : host
-        guard let port = parts.port, port != (parts.scheme == "https" ? 443 : 80) else { return name }
-        return "\(name):\(port)"
+    /// The `Host` header the upstream client sends for `url` (the authority, without the
+    /// scheme's own port), and the URL's path.
+    static func authority(_ url: String) -> (host: String, path: String) {
+        let secure = url.hasPrefix("https://")
+        let rest = url.dropFirst(secure ? 8 : url.hasPrefix("http://") ? 7 : 0)
+        let end = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
+        var host = rest[..<end]
+        if host.hasSuffix(secure ? ":443" : ":80") { host = host.dropLast(secure ? 4 : 3) }
+        let path = rest[end...].prefix { $0 != "?" }
+        return (String(host), String(path))
     }
 
     func openAIAnswer(_ body: ByteBuffer, status: HTTPResponse.Status, contentType: String?, of call: UpstreamCall) -> ProviderAnswer {

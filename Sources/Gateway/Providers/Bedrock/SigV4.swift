@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import SharedRules
+import Synchronization
 
 /// An AWS access key pair, with its session token when temporary.
 struct AWSCredentials: Sendable, Equatable {
@@ -40,7 +41,7 @@ enum SigV4 {
         ].joined(separator: "\n")
         let scope = "\(day)/\(region)/\(service)/aws4_request"
         let stringToSign = "AWS4-HMAC-SHA256\n\(amzDate)\n\(scope)\n\(hex(SHA256.hash(data: Array(canonical.utf8))))"
-        let key = signingKey(secret: credentials.secretAccessKey, day: day, region: region, service: service)
+        let key = keys.key(secret: credentials.secretAccessKey, day: day, region: region, service: service)
         let signature = hex(HMAC<SHA256>.authenticationCode(for: Array(stringToSign.utf8), using: key))
         var added = [("x-amz-date", amzDate)]
         if let token = credentials.sessionToken { added.append(("x-amz-security-token", token)) }
@@ -49,6 +50,25 @@ enum SigV4 {
             "AWS4-HMAC-SHA256 Credential=\(credentials.accessKeyID)/\(scope), SignedHeaders=\(signedNames), Signature=\(signature)"
         ))
         return added
+    }
+
+    /// The signing keys derived lately, as the AWS SDKs keep them: one per secret, day, region
+    /// and service, so that a request costs one HMAC chain less.
+    static let keys = SigningKeys()
+
+    final class SigningKeys: Sendable {
+        private let recent = Mutex<[String: SymmetricKey]>([:])
+
+        func key(secret: String, day: String, region: String, service: String) -> SymmetricKey {
+            let name = "\(day)/\(region)/\(service)/\(secret)"
+            if let key = recent.withLock({ $0[name] }) { return key }
+            let key = signingKey(secret: secret, day: day, region: region, service: service)
+            recent.withLock { keys in
+                if keys.count >= 64 { keys.removeAll() }
+                keys[name] = key
+            }
+            return key
+        }
     }
 
     /// `kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, day), region), service), "aws4_request")`.
@@ -66,20 +86,28 @@ enum SigV4 {
         return String(rfc3339.filter { $0 != "-" && $0 != ":" }.prefix(15)) + "Z"
     }
 
-    /// The characters AWS leaves unencoded.
-    static let unreserved = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~".utf8)
+    /// The characters AWS leaves unencoded, by byte.
+    static let unreservedBytes: [Bool] = {
+        var table = [Bool](repeating: false, count: 256)
+        for byte in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~".utf8 { table[Int(byte)] = true }
+        return table
+    }()
+
+    static func isUnreserved(_ byte: UInt8) -> Bool { unreservedBytes[Int(byte)] }
 
     /// `value` percent-encoded byte by byte, all but the unreserved (and `/` when `keepSlash`).
     static func uriEncode(_ value: String, keepSlash: Bool = false) -> String {
-        var out = ""
+        let digits = Array("0123456789ABCDEF".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(value.utf8.count)
         for byte in value.utf8 {
-            if unreserved.contains(byte) || (keepSlash && byte == UInt8(ascii: "/")) {
-                out.unicodeScalars.append(Unicode.Scalar(byte))
+            if isUnreserved(byte) || (keepSlash && byte == UInt8(ascii: "/")) {
+                out.append(byte)
             } else {
-                out += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
+                out += [UInt8(ascii: "%"), digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]]
             }
         }
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// The path as sent, encoded once more (empty: `/`).
@@ -106,12 +134,13 @@ enum SigV4 {
     }
 
     static func hex(_ bytes: some Sequence<UInt8>) -> String {
-        bytes.map { String($0, radix: 16).leftPadded(to: 2) }.joined()
-    }
-}
-
-extension String {
-    fileprivate func leftPadded(to width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(64)
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }
