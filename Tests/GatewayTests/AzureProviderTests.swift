@@ -16,7 +16,7 @@ import WireFormats
 @Suite("Azure OpenAI as an upstream")
 struct AzureProviderTests {
     final class Received: Sendable {
-        let requests = Mutex<[(path: String, query: String, headers: HTTPFields, body: JSONValue)]>([])
+        let requests = Mutex<[(path: String, query: String?, headers: HTTPFields, body: JSONValue)]>([])
     }
 
     @Test("Chat, streams and embeddings go to the deployment with the backend's api-version and the key as api-key")
@@ -25,7 +25,7 @@ struct AzureProviderTests {
         let router = Router()
         router.post("openai/deployments/**") { request, _ -> Response in
             let body = try JSONValue.parse(try await request.body.collect(upTo: 1 << 20))
-            received.requests.withLock { $0.append((request.uri.path, request.uri.query ?? "", request.headers, body)) }
+            received.requests.withLock { $0.append((request.uri.path, request.uri.query, request.headers, body)) }
             if request.uri.path.hasSuffix("/embeddings") {
                 return Response(
                     status: .ok, headers: [.contentType: "application/json"],
@@ -145,7 +145,7 @@ struct AzureProviderTests {
         let router = Router()
         router.post("openai/deployments/**") { request, _ -> Response in
             let body = try JSONValue.parse(try await request.body.collect(upTo: 1 << 20))
-            received.requests.withLock { $0.append((request.uri.path, request.uri.query ?? "", request.headers, body)) }
+            received.requests.withLock { $0.append((request.uri.path, request.uri.query, request.headers, body)) }
             return Response(
                 status: .ok, headers: [.contentType: "application/json"],
                 body: .init(byteBuffer: ByteBuffer(string: #"{"id":"c","object":"chat.completion","model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"Bonjour"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15}}"#)))

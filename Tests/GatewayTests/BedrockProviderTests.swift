@@ -24,27 +24,27 @@ struct BedrockProviderTests {
     static func signature(
         _ method: String, path: String = "/", query: String = "", headers: [(String, String)] = [], body: String = "",
         credentials: AWSCredentials = example, service: String = "service"
-    ) -> String {
+    ) throws -> String {
         let added = SigV4.sign(
             method: method, path: path, query: query, headers: [("Host", "example.amazonaws.com")] + headers, body: Array(body.utf8),
             credentials: credentials, region: "us-east-1", service: service, date: moment)
-        return added.first { $0.0 == "authorization" }?.1 ?? ""
+        return try #require(added.first { $0.0 == "authorization" }).1
     }
 
     @Test("Signature Version 4: AWS's published test suite (get-vanilla, query order, post-vanilla, a form body, a session token)")
-    func testSuite() {
+    func testSuite() throws {
         let prefix = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, "
-        #expect(Self.signature("GET") == prefix + "SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31")
-        #expect(Self.signature("GET", query: "Param2=value2&Param1=value1").hasSuffix("b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500"))
-        #expect(Self.signature("POST").hasSuffix("Signature=5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b"))
+        #expect(try Self.signature("GET") == prefix + "SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31")
+        #expect(try Self.signature("GET", query: "Param2=value2&Param1=value1").hasSuffix("b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500"))
+        #expect(try Self.signature("POST").hasSuffix("Signature=5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b"))
         #expect(
-            Self.signature("POST", headers: [("Content-Type", "application/x-www-form-urlencoded")], body: "Param1=value1")
+            try Self.signature("POST", headers: [("Content-Type", "application/x-www-form-urlencoded")], body: "Param1=value1")
                 == prefix + "SignedHeaders=content-type;host;x-amz-date, Signature=ff11897932ad3f4e8b18135d722051e5ac45fc38421b1da7b9d196a0fe09473a")
         var temporary = Self.example
         temporary.sessionToken =
             "AQoDYXdzEPT//////////wEXAMPLEtc764bNrC9SAPBSM22wDOk4x4HIZ8j4FZTwdQWLWsKWHGBuFqwAeMicRXmxfpSPfIeoIYRqTflfKD8YUuwthAx7mSEI/qkPpKPi/kMcGdQrmGdeehM4IC1NtBmUpp2wUE8phUZampKsburEDy0KPkyQDYwT7WZ0wq5VSXDvp75YU9HFvlRd8Tx6q6fE8YQcHNVXAkiY9q6d+xo0rKwT38xVqr7ZD0u0iPPkUL64lIZbqBAz+scqKmlzm8FDrypNC9Yjc8fPOLn9FX9KSYvKTr4rvx3iSIlTJabIQwj2ICCR/oLxBA=="
         #expect(
-            Self.signature("POST", credentials: temporary)
+            try Self.signature("POST", credentials: temporary)
                 == prefix + "SignedHeaders=host;x-amz-date;x-amz-security-token, Signature=85d96828115b5dc0cfc3bd16ad9e210dd772bbebba041836c64533a82be05ead")
         #expect(
             SigV4.hex(Array(SigV4.signingKey(secret: Self.example.secretAccessKey, day: "20150830", region: "us-east-1", service: "service")
@@ -225,7 +225,7 @@ struct BedrockProviderTests {
     }
 
     final class Received: Sendable {
-        let requests = Mutex<[(path: String, host: String, headers: HTTPFields, body: ByteBuffer)]>([])
+        let requests = Mutex<[(path: String, host: String?, headers: HTTPFields, body: ByteBuffer)]>([])
     }
 
     @Test("Through the gateway: signed chat, a signed stream from the event stream, metered from Bedrock's usage")
@@ -234,7 +234,7 @@ struct BedrockProviderTests {
         let router = Router()
         router.post("model/**") { request, _ -> Response in
             let body = try await request.body.collect(upTo: 1 << 20)
-            received.requests.withLock { $0.append((request.uri.path, request.head.authority ?? "", request.headers, body)) }
+            received.requests.withLock { $0.append((request.uri.path, request.head.authority, request.headers, body)) }
             if request.uri.path.hasSuffix("/converse-stream") {
                 return Response(
                     status: .ok, headers: [.contentType: "application/vnd.amazon.eventstream"], body: .init(byteBuffer: Self.converseStream()))
@@ -276,7 +276,7 @@ struct BedrockProviderTests {
                 let signedAt = try #require(Self.date(stamp))
                 let again = SigV4.sign(
                     method: "POST", path: sent.path,
-                    headers: [("host", sent.host), ("content-type", try #require(sent.headers[.contentType]))],
+                    headers: [("host", try #require(sent.host)), ("content-type", try #require(sent.headers[.contentType]))],
                     body: sent.body.readableBytesView,
                     credentials: .init(accessKeyID: "AKIDEXAMPLE", secretAccessKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", sessionToken: "session-1"),
                     region: "eu-west-3", service: "bedrock",

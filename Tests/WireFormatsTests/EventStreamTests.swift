@@ -53,7 +53,7 @@ struct EventStreamTests {
         let cut = try #require(throws: EventStreamError.self) { try truncated.finish() }
         #expect(cut.description == "the event stream ended inside a message")
         // A good message, then a damaged one in the same chunk: the good one first, the error next.
-        var stream = try Self.corpus("converse-stream.bin").getSlice(at: 0, length: 119) ?? ByteBuffer()
+        var stream = try #require(try Self.corpus("converse-stream.bin").getSlice(at: 0, length: 119))
         var damaged = try Self.corpus("bad-crc.bin")
         let good = stream.readableBytes
         stream.writeBuffer(&damaged)
