@@ -1,0 +1,189 @@
+import Crypto
+import Foundation
+
+/// One entry of a service's audit log: who changed what, when, from where; the values before
+/// and after as JSON (never a secret). Written by the service that made the change, in the
+/// transaction that made it.
+public struct AuditEntry: Sendable, Equatable {
+    /// Milliseconds since 1970.
+    public var at: Int64
+    /// The organisation the change belongs to; empty for the deployment's own (models, backends).
+    public var organizationID: String
+    /// Who: `person`, `key`, `management_token`, `operator`, `internal` or `cli`, and their id.
+    public var actorType: String
+    public var actorID: String
+    /// What, as `noun.verb` (`backend.upsert`, `key.revoke`).
+    public var action: String
+    /// To what: its kind and id.
+    public var targetType: String
+    public var targetID: String
+    /// The values before and after, as JSON; empty when there is none (a creation, a removal).
+    public var before: String
+    public var after: String
+    public var requestID: String
+    public var clientAddress: String
+
+    public init(
+        at: Int64, organizationID: String = "", actorType: String, actorID: String, action: String, targetType: String,
+        targetID: String, before: String = "", after: String = "", requestID: String = "", clientAddress: String = ""
+    ) {
+        self.at = at
+        self.organizationID = organizationID
+        self.actorType = actorType
+        self.actorID = actorID
+        self.action = action
+        self.targetType = targetType
+        self.targetID = targetID
+        self.before = before
+        self.after = after
+        self.requestID = requestID
+        self.clientAddress = clientAddress
+    }
+
+    /// The fields in the order the hash covers them.
+    var fields: [String] {
+        [
+            String(at), organizationID, actorType, actorID, action, targetType, targetID, before, after, requestID, clientAddress,
+        ]
+    }
+}
+
+/// A stored entry: its place in the chain and the hashes that link it.
+public struct AuditRecord: Sendable, Equatable {
+    public var sequence: Int64
+    public var entry: AuditEntry
+    /// The hash of the entry before (`AuditTrail.genesis` for the first), and this one's:
+    /// SHA-256 over the previous hash and each field, length-prefixed, in hex.
+    public var previousHash: String
+    public var hash: String
+}
+
+/// What `AuditTrail.verify` found.
+public enum AuditVerification: Sendable, Equatable {
+    /// Every entry's hash is right and links to the one before: `count` entries, the last hash.
+    case intact(count: Int64, head: String)
+    /// The first entry that is not what was written: its sequence and why.
+    case broken(sequence: Int64, reason: String)
+}
+
+/// A service's audit log: an append-only table (`audit_log`) in the service's own database,
+/// each entry carrying the hash of the one before, so that an entry edited or removed in the
+/// database breaks the chain from there on (`verify`). The same statements on SQLite and
+/// PostgreSQL; appended in the transaction of the change it records, so that a change is never
+/// without its entry nor an entry without its change. Entries removed from the end leave a
+/// shorter chain that still holds: only a record of the head kept apart from the table (a
+/// signed checkpoint) tells them missing.
+public enum AuditTrail {
+    /// The hash before the first entry.
+    public static let genesis = String(repeating: "0", count: 64)
+
+    /// The table, as a step of a service's migrations.
+    public static func migration(_ name: String) -> SQLMigration {
+        SQLMigration(
+            name,
+            sqlite: [
+                """
+                CREATE TABLE audit_log (
+                    sequence INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, organization_id TEXT NOT NULL, actor_type TEXT NOT NULL,
+                    actor_id TEXT NOT NULL, action TEXT NOT NULL, target_type TEXT NOT NULL, target_id TEXT NOT NULL,
+                    before_json TEXT NOT NULL, after_json TEXT NOT NULL, request_id TEXT NOT NULL, client_address TEXT NOT NULL,
+                    previous_hash TEXT NOT NULL, hash TEXT NOT NULL
+                )
+                """,
+                "CREATE INDEX audit_log_by_organization ON audit_log (organization_id, sequence)",
+            ],
+            postgres: [
+                """
+                CREATE TABLE audit_log (
+                    sequence BIGINT PRIMARY KEY, at_ms BIGINT NOT NULL, organization_id TEXT NOT NULL, actor_type TEXT NOT NULL,
+                    actor_id TEXT NOT NULL, action TEXT NOT NULL, target_type TEXT NOT NULL, target_id TEXT NOT NULL,
+                    before_json TEXT NOT NULL, after_json TEXT NOT NULL, request_id TEXT NOT NULL, client_address TEXT NOT NULL,
+                    previous_hash TEXT NOT NULL, hash TEXT NOT NULL
+                )
+                """,
+                "CREATE INDEX audit_log_by_organization ON audit_log (organization_id, sequence)",
+            ])
+    }
+
+    static let columns = """
+        sequence, at_ms, organization_id, actor_type, actor_id, action, target_type, target_id, before_json, after_json,
+        request_id, client_address, previous_hash, hash
+        """
+
+    /// The hash of `entry` after `previous`.
+    public static func hash(_ entry: AuditEntry, after previous: String) -> String {
+        var hasher = SHA256()
+        for field in [previous] + entry.fields {
+            let bytes = Array(field.utf8)
+            hasher.update(data: Array("\(bytes.count):".utf8))
+            hasher.update(data: bytes)
+        }
+        return hasher.finalize().map { byte in
+            let digits = Array("0123456789abcdef".utf8)
+            return String(decoding: [digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]], as: UTF8.self)
+        }.joined()
+    }
+
+    /// Appends `entry` in `session`'s transaction (a store's `write`, whose writes are
+    /// serialised, so that two entries never claim the same place).
+    @discardableResult
+    public static func append(_ entry: AuditEntry, in session: any SQLSession) async throws -> AuditRecord {
+        let last = try await session.row("SELECT sequence, hash FROM audit_log ORDER BY sequence DESC LIMIT 1")
+        let sequence: Int64 = try last.map { try $0[0] + 1 } ?? 1
+        let previous: String = try last.map { try $0[1] } ?? genesis
+        let record = AuditRecord(sequence: sequence, entry: entry, previousHash: previous, hash: hash(entry, after: previous))
+        try await session.execute("INSERT INTO audit_log (\(columns)) VALUES (\(sqlPlaceholders(14)))", values(record))
+        return record
+    }
+
+    static func values(_ record: AuditRecord) -> [SQLValue] {
+        let entry = record.entry
+        return [
+            .integer(record.sequence), .integer(entry.at), .text(entry.organizationID), .text(entry.actorType), .text(entry.actorID),
+            .text(entry.action), .text(entry.targetType), .text(entry.targetID), .text(entry.before), .text(entry.after),
+            .text(entry.requestID), .text(entry.clientAddress), .text(record.previousHash), .text(record.hash),
+        ]
+    }
+
+    static func record(_ row: SQLRow) throws -> AuditRecord {
+        AuditRecord(
+            sequence: try row[0],
+            entry: AuditEntry(
+                at: try row[1], organizationID: try row[2], actorType: try row[3], actorID: try row[4], action: try row[5],
+                targetType: try row[6], targetID: try row[7], before: try row[8], after: try row[9], requestID: try row[10],
+                clientAddress: try row[11]),
+            previousHash: try row[12], hash: try row[13])
+    }
+
+    /// Entries in order of sequence, after `sequence` (0: from the first), at most `limit`.
+    public static func records(after sequence: Int64 = 0, limit: Int = 1_000, in session: any SQLSession) async throws -> [AuditRecord] {
+        try await session.rows(
+            "SELECT \(columns) FROM audit_log WHERE sequence > ? ORDER BY sequence LIMIT ?", [.integer(sequence), .of(limit)]
+        ).map(record)
+    }
+
+    /// Walks the whole chain, a page at a time: each entry's hash recomputed from its fields and
+    /// the hash before it, its sequence the one after the last.
+    public static func verify(in store: any SQLStore) async throws -> AuditVerification {
+        var previous = genesis
+        var expected: Int64 = 1
+        while true {
+            let after = expected - 1
+            let page = try await store.read { session in try await records(after: after, limit: 1_000, in: session) }
+            for record in page {
+                if record.sequence != expected {
+                    return .broken(sequence: expected, reason: "entry \(expected) is missing (the next is \(record.sequence))")
+                }
+                if record.previousHash != previous {
+                    return .broken(sequence: record.sequence, reason: "entry \(record.sequence) does not follow the entry before it")
+                }
+                if hash(record.entry, after: previous) != record.hash {
+                    return .broken(sequence: record.sequence, reason: "entry \(record.sequence) was changed after it was written")
+                }
+                previous = record.hash
+                expected += 1
+            }
+            if page.count < 1_000 { return .intact(count: expected - 1, head: previous) }
+        }
+    }
+}
