@@ -115,6 +115,40 @@ struct ChatTranscript {
         self.turns = turns.messages
     }
 
+    /// A message's content (a string, or an array of text and image parts) as `provider`'s
+    /// blocks: `text` makes a text block (never of empty text), `image` one of an image inline
+    /// (a `data:` URL, or the bytes Lumen fetched: `fetched`) and the field it came from; other
+    /// parts are refused (400 `unsupported_content`).
+    static func blocks(
+        _ content: JSONValue?, param: String, provider: String, fetched: [String: FetchedImage],
+        text: (String) -> JSONValue, image: (FetchedImage, String) throws(APIError) -> JSONValue
+    ) throws(APIError) -> [JSONValue] {
+        switch content {
+        case nil, .null?: return []
+        case .string(let string)?: return string.isEmpty ? [] : [text(string)]
+        case .array(let parts)?:
+            var blocks: [JSONValue] = []
+            for (index, part) in parts.enumerated() {
+                let place = "\(param).content[\(index)]"
+                switch part["type"]?.stringValue {
+                case "text":
+                    if let string = part["text"]?.stringValue, !string.isEmpty { blocks.append(text(string)) }
+                case "image_url":
+                    let inline = try ChatImages.inline(part["image_url"]?["url"]?.stringValue ?? "", param: place, provider: provider, fetched: fetched)
+                    blocks.append(try image(inline, place))
+                default:
+                    throw APIError.invalid(
+                        "unsupported_content",
+                        "this model's provider (\(provider)) takes text and image parts here, not \(part["type"]?.stringValue ?? "this part")",
+                        param: place)
+                }
+            }
+            return blocks
+        case let other?:
+            throw APIError.invalid("invalid_messages", "a message's content is a string or an array of parts, not \(other.typeName)", param: "\(param).content")
+        }
+    }
+
     /// Refuses `n` above 1 (400 `n_not_supported`) for a provider that answers one choice.
     static func refuseSeveralChoices(_ request: [String: JSONValue], provider: String) throws(APIError) {
         let invalid = APIError.invalid("invalid_n", "n must be a whole number from 1 to 128", param: "n")

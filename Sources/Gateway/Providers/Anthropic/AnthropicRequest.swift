@@ -66,38 +66,17 @@ enum AnthropicRequest {
         return .object(out)
     }
 
-    /// A message's content as Anthropic's blocks: text, and images inline.
+    /// A message's content as Anthropic's blocks: text, and images inline as base64.
     static func blocks(_ content: JSONValue?, param: String, fetched: [String: FetchedImage] = [:]) throws(APIError) -> [JSONValue] {
-        switch content {
-        case nil, .null?: return []
-        case .string(let text)?: return text.isEmpty ? [] : [.object(["type": .string("text"), "text": .string(text)])]
-        case .array(let parts)?:
-            var blocks: [JSONValue] = []
-            for (index, part) in parts.enumerated() {
-                switch part["type"]?.stringValue {
-                case "text":
-                    if let text = part["text"]?.stringValue, !text.isEmpty { blocks.append(.object(["type": .string("text"), "text": .string(text)])) }
-                case "image_url":
-                    blocks.append(try image(part["image_url"]?["url"]?.stringValue ?? "", param: "\(param).content[\(index)]", fetched: fetched))
-                default:
-                    throw APIError.invalid(
-                        "unsupported_content", "this model's provider (Anthropic) takes text and image parts, not \(part["type"]?.stringValue ?? "this part")",
-                        param: "\(param).content[\(index)]")
-                }
-            }
-            return blocks
-        case let other?:
-            throw APIError.invalid("invalid_messages", "a message's content is a string or an array of parts, not \(other.typeName)", param: "\(param).content")
-        }
-    }
-
-    /// An inline image (`data:image/png;base64,…`), or one by URL that Lumen fetched, as a base64 block.
-    static func image(_ url: String, param: String, fetched: [String: FetchedImage] = [:]) throws(APIError) -> JSONValue {
-        let image = try ChatImages.inline(url, param: param, provider: "Anthropic", fetched: fetched)
-        return .object([
-            "type": .string("image"),
-            "source": .object(["type": .string("base64"), "media_type": .string(image.mediaType), "data": .string(image.base64)]),
-        ])
+        try ChatTranscript.blocks(
+            content, param: param, provider: "Anthropic", fetched: fetched,
+            text: { .object(["type": .string("text"), "text": .string($0)]) },
+            image: { image, _ in
+                .object([
+                    "type": .string("image"),
+                    "source": .object(["type": .string("base64"), "media_type": .string(image.mediaType), "data": .string(image.base64)]),
+                ])
+            })
     }
 
     /// An assistant's tool call as a `tool_use` block, its arguments parsed.

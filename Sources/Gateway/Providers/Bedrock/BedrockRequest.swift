@@ -73,35 +73,16 @@ enum BedrockRequest {
 
     /// A message's content as Converse's blocks: text, and images with their bytes.
     static func blocks(_ content: JSONValue?, param: String, fetched: [String: FetchedImage]) throws(APIError) -> [JSONValue] {
-        switch content {
-        case nil, .null?: return []
-        case .string(let text)?: return text.isEmpty ? [] : [.object(["text": .string(text)])]
-        case .array(let parts)?:
-            var out: [JSONValue] = []
-            for (index, part) in parts.enumerated() {
-                let place = "\(param).content[\(index)]"
-                switch part["type"]?.stringValue {
-                case "text":
-                    if let text = part["text"]?.stringValue, !text.isEmpty { out.append(.object(["text": .string(text)])) }
-                case "image_url":
-                    let image = try ChatImages.inline(part["image_url"]?["url"]?.stringValue ?? "", param: place, provider: provider, fetched: fetched)
-                    guard let format = imageFormats[image.mediaType.lowercased()] else {
-                        throw APIError.invalid(
-                            "unsupported_content", "this model's provider (Bedrock) takes PNG, JPEG, GIF and WebP images, not \(image.mediaType)",
-                            param: place)
-                    }
-                    out.append(.object(["image": .object(["format": .string(format), "source": .object(["bytes": .string(image.base64)])])]))
-                default:
+        try ChatTranscript.blocks(
+            content, param: param, provider: provider, fetched: fetched, text: { .object(["text": .string($0)]) },
+            image: { image, place throws(APIError) in
+                guard let format = imageFormats[image.mediaType.lowercased()] else {
                     throw APIError.invalid(
-                        "unsupported_content",
-                        "this model's provider (Bedrock) takes text and image parts here, not \(part["type"]?.stringValue ?? "this part")",
+                        "unsupported_content", "this model's provider (Bedrock) takes PNG, JPEG, GIF and WebP images, not \(image.mediaType)",
                         param: place)
                 }
-            }
-            return out
-        case let other?:
-            throw APIError.invalid("invalid_messages", "a message's content is a string or an array of parts, not \(other.typeName)", param: "\(param).content")
-        }
+                return .object(["image": .object(["format": .string(format), "source": .object(["bytes": .string(image.base64)])])])
+            })
     }
 
     static func toolUse(_ call: JSONValue, param: String) throws(APIError) -> JSONValue {

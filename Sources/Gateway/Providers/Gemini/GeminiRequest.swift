@@ -72,30 +72,9 @@ enum GeminiRequest {
 
     /// A message's content as Gemini's parts: text, and images inline.
     static func parts(_ content: JSONValue?, param: String, fetched: [String: FetchedImage]) throws(APIError) -> [JSONValue] {
-        switch content {
-        case nil, .null?: return []
-        case .string(let text)?: return text.isEmpty ? [] : [.object(["text": .string(text)])]
-        case .array(let parts)?:
-            var out: [JSONValue] = []
-            for (index, part) in parts.enumerated() {
-                switch part["type"]?.stringValue {
-                case "text":
-                    if let text = part["text"]?.stringValue, !text.isEmpty { out.append(.object(["text": .string(text)])) }
-                case "image_url":
-                    let image = try ChatImages.inline(
-                        part["image_url"]?["url"]?.stringValue ?? "", param: "\(param).content[\(index)]", provider: provider, fetched: fetched)
-                    out.append(.object(["inlineData": .object(["mimeType": .string(image.mediaType), "data": .string(image.base64)])]))
-                default:
-                    throw APIError.invalid(
-                        "unsupported_content",
-                        "this model's provider (Gemini) takes text and image parts here, not \(part["type"]?.stringValue ?? "this part")",
-                        param: "\(param).content[\(index)]")
-                }
-            }
-            return out
-        case let other?:
-            throw APIError.invalid("invalid_messages", "a message's content is a string or an array of parts, not \(other.typeName)", param: "\(param).content")
-        }
+        try ChatTranscript.blocks(
+            content, param: param, provider: provider, fetched: fetched, text: { .object(["text": .string($0)]) },
+            image: { image, _ in .object(["inlineData": .object(["mimeType": .string(image.mediaType), "data": .string(image.base64)])]) })
     }
 
     /// An assistant's tool call as a `functionCall` part (with its thought signature), its id and name.
