@@ -21,7 +21,12 @@ public enum CommandFailure: Equatable, Sendable {
         case let error as FileProblem: self = .refused(error.description)
         case let error as RPCError:
             let cause = ServiceError(error)
-            self = .refused("\(cause.message) (\(cause.code))")
+            // A failure the server does not explain to callers (a store failure, a bug): say so,
+            // and where the cause is, rather than an empty message.
+            self = .refused(
+                cause.message.isEmpty
+                    ? "the server failed this call (\(cause.code), gRPC \(error.code)); its log names the cause"
+                    : "\(cause.message) (\(cause.code))")
         default: return nil
         }
     }

@@ -290,6 +290,9 @@ struct WiringTests {
             #expect(error?.description.replacingOccurrences(of: directory + "/", with: "").hasPrefix(says) == true, "\(String(describing: error))")
             #expect(error.flatMap { CommandFailure($0) }.map { if case .refused = $0 { true } else { false } } == true)
         }
+        // A failure the server does not explain (UNKNOWN, no reason): said so, never an empty message.
+        #expect(CommandFailure(RPCError(code: .unknown, message: "")) == .refused(
+            "the server failed this call (internal_error, gRPC unknown); its log names the cause"))
     }
 
     @Test("Configuration: flags beat variables beat the file; bad values are refused with a message")
