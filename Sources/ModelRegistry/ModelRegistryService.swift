@@ -122,6 +122,28 @@ public struct ModelRegistryService: Sendable {
     }
 }
 
+extension AuditRecord {
+    /// The entry as the API shows it.
+    var message: Lumen_Common_V1_AuditEntry {
+        .with {
+            $0.sequence = sequence
+            $0.time = .init(millis: entry.at)
+            $0.organizationID = entry.organizationID
+            $0.actorType = entry.actorType
+            $0.actorID = entry.actorID
+            $0.action = entry.action
+            $0.targetType = entry.targetType
+            $0.targetID = entry.targetID
+            $0.beforeJson = entry.before
+            $0.afterJson = entry.after
+            $0.requestID = entry.requestID
+            $0.clientAddress = entry.clientAddress
+            $0.previousHash = previousHash
+            $0.hash = hash
+        }
+    }
+}
+
 extension BackendRecord {
     var state: BackendHealthPolicy.State {
         .init(
@@ -191,7 +213,7 @@ extension ModelRegistryService: Lumen_Registry_V1_ModelRegistryService.SimpleSer
     ) async throws -> Lumen_Registry_V1_UpsertModelResponse {
         try Caller.requireOperator()
         let record = try ModelRules.record(request.model, now: clock.nowMillis)
-        let model = message(try await store.save(record) { publish($0) })
+        let model = message(try await store.save(record, audit: audit("model.upsert", "model", record.name)) { publish($0) })
         logger.info("model upserted", metadata: ["model": "\(model.name)"])
         return .with { $0.model = model }
     }
@@ -204,7 +226,7 @@ extension ModelRegistryService: Lumen_Registry_V1_ModelRegistryService.SimpleSer
         guard
             let (record, _) = try await store.saveBackend(
                 BackendKey(model: wanted.model, id: wanted.id), make: { try ModelRules.record(wanted, keeping: $0) },
-                then: { publish($0) })
+                audit: audit("backend.upsert", "backend", "\(wanted.model)/\(wanted.id)"), then: { publish($0) })
         else { throw RegistryError.modelNotFound(wanted.model) }
         let backend = record.message
         logger.info("backend upserted", metadata: ["model": "\(backend.model)", "backend": "\(backend.id)"])
@@ -215,9 +237,64 @@ extension ModelRegistryService: Lumen_Registry_V1_ModelRegistryService.SimpleSer
         request: Lumen_Registry_V1_RemoveBackendRequest, context: ServerContext
     ) async throws -> Lumen_Registry_V1_RemoveBackendResponse {
         try Caller.requireOperator()
-        guard try await store.removeBackend(BackendKey(model: request.model, id: request.backendID), then: { publish($0) }) != nil
+        guard
+            try await store.removeBackend(
+                BackendKey(model: request.model, id: request.backendID),
+                audit: audit("backend.remove", "backend", "\(request.model)/\(request.backendID)"), then: { publish($0) }) != nil
         else { throw RegistryError.backendNotFound(request.model, request.backendID) }
         return .init()
+    }
+
+    /// An audit entry of the current caller, now: what the store completes with the values
+    /// before and after and records with the change.
+    func audit(_ action: String, _ targetType: String, _ targetID: String, organizationID: String = "") -> AuditEntry {
+        let actor = Caller.current?.auditActor ?? (type: "internal", id: "")
+        return AuditEntry(
+            at: clock.nowMillis, organizationID: organizationID, actorType: actor.type, actorID: actor.id, action: action,
+            targetType: targetType, targetID: targetID)
+    }
+
+    public func listAuditLog(
+        request: Lumen_Common_V1_ListAuditLogRequest, context: ServerContext
+    ) async throws -> Lumen_Common_V1_ListAuditLogResponse {
+        // Operators read all of it; an organisation's administrator their organisation's entries.
+        let organizationID: String?
+        switch try Caller.require() {
+        case .internal, .operator: organizationID = nil
+        case .management(let organization, _, _): organizationID = organization
+        case .person(let person) where person.isAdmin: organizationID = person.organizationID
+        case .person:
+            throw ServiceError(.permissionDenied, "admin_only", "the audit log is for the organisation's administrators")
+        }
+        let limit = request.limit == 0 ? 100 : Int(request.limit)
+        guard (1...1_000).contains(limit) else {
+            throw ServiceError(.invalidArgument, "invalid_limit", "limit is 1–1000", param: "limit")
+        }
+        let records = try await store.auditRecords(after: request.afterSequence, limit: limit + 1, organizationID: organizationID)
+        return .with {
+            $0.entries = records.prefix(limit).map(\.message)
+            $0.hasMore_p = records.count > limit
+        }
+    }
+
+    public func verifyAuditLog(
+        request: Lumen_Common_V1_VerifyAuditLogRequest, context: ServerContext
+    ) async throws -> Lumen_Common_V1_VerifyAuditLogResponse {
+        try Caller.requireOperator("the audit log's integrity is the deployment's to check")
+        switch try await store.verifyAudit() {
+        case .intact(let count, let head):
+            return .with {
+                $0.intact = true
+                $0.entries = count
+                $0.headHash = head
+            }
+        case .broken(let sequence, let reason):
+            return .with {
+                $0.entries = sequence - 1
+                $0.brokenSequence = sequence
+                $0.reason = reason
+            }
+        }
     }
 
     public func getModelAccess(
@@ -257,6 +334,8 @@ extension ModelRegistryService: Lumen_Registry_V1_ModelRegistryService.SimpleSer
         let consent = try await store.grantConsent(
             wanted,
             check: { model in guard model.consentRequired else { throw RegistryError.consentNotRequired(model.name) } },
+            audit: audit(
+                "consent.grant", "consent", "\(principal.type.publicName)/\(principal.id)/\(request.model)", organizationID: organizationID),
             then: { record in
                 events.publish(.with {
                     $0.type = .consentGranted
@@ -278,7 +357,9 @@ extension ModelRegistryService: Lumen_Registry_V1_ModelRegistryService.SimpleSer
             organizationID: organizationID, principalType: principal.type.rawValue, principalID: principal.id,
             model: request.model)
         let events = self.events
-        _ = try await store.revokeConsent(key) {
+        let entry = audit(
+            "consent.revoke", "consent", "\(principal.type.publicName)/\(principal.id)/\(request.model)", organizationID: organizationID)
+        _ = try await store.revokeConsent(key, audit: entry) {
             events.publish(.with {
                 $0.type = .consentRevoked
                 $0.consent = .with {

@@ -159,6 +159,7 @@ struct RegistryStore: Sendable {
             "v8: a bedrock backend's region and AWS profile", "ALTER TABLE backends ADD COLUMN region TEXT NOT NULL DEFAULT ''",
             "ALTER TABLE backends ADD COLUMN aws_profile TEXT NOT NULL DEFAULT ''"),
         SQLMigration("v9: an azure backend's bearer token source", "ALTER TABLE backends ADD COLUMN token_source TEXT NOT NULL DEFAULT ''"),
+        AuditTrail.migration("v10: the audit log"),
     ]
 
     static let modelColumns = """
@@ -209,9 +210,11 @@ struct RegistryStore: Sendable {
         }
     }
 
-    /// Inserts or replaces a model (its backends stay); the model after it.
-    func save(_ model: ModelRecord, then: @escaping @Sendable (StoredModel) -> Void) async throws -> StoredModel {
+    /// Inserts or replaces a model (its backends stay); the model after it. `audit` (its actor,
+    /// time, action and target) is recorded with the model before and after, unless nothing changed.
+    func save(_ model: ModelRecord, audit: AuditEntry, then: @escaping @Sendable (StoredModel) -> Void) async throws -> StoredModel {
         try await sql.write { db in
+            var before = try await db.row("SELECT \(Self.modelColumns) FROM models WHERE name = ?", .text(model.name)).map(ModelRecord.init)
             try await db.execute(
                 """
                 INSERT INTO models (\(Self.modelColumns)) VALUES (\(sqlPlaceholders(16)))
@@ -225,16 +228,27 @@ struct RegistryStore: Sendable {
                     max_attachment_input_tokens = excluded.max_attachment_input_tokens,
                     cache_write_per_million_micros = excluded.cache_write_per_million_micros
                 """, try model.values)
+            let beforeJSON = before.map(AuditTrail.json) ?? ""
+            before?.updatedAt = model.updatedAt
+            if before != model { try await Self.record(audit, before: beforeJSON, after: AuditTrail.json(model), in: db) }
             let stored = try await Self.stored(db, named: model.name)[0]
             db.afterCommit { then(stored) }
             return stored
         }
     }
 
+    /// Appends `audit` with the target's JSON before and after.
+    static func record(_ audit: AuditEntry, before: String, after: String, in db: any SQLSession) async throws {
+        var entry = audit
+        entry.before = before
+        entry.after = after
+        try await AuditTrail.append(entry, in: db)
+    }
+
     /// Inserts or replaces a backend of an existing model, `make` building it from the one it
     /// replaces; nil when the model does not exist (nothing written).
     func saveBackend(
-        _ key: BackendKey, make: @escaping @Sendable (BackendRecord?) throws -> BackendRecord,
+        _ key: BackendKey, make: @escaping @Sendable (BackendRecord?) throws -> BackendRecord, audit: AuditEntry,
         then: @escaping @Sendable (StoredModel) -> Void
     ) async throws -> (backend: BackendRecord, model: StoredModel)? {
         try await sql.write { db in
@@ -242,7 +256,8 @@ struct RegistryStore: Sendable {
             guard try await db.row("SELECT name FROM models WHERE name = ?\(db.dialect.forUpdate)", .text(key.model)) != nil else {
                 return nil
             }
-            let record = try make(try await Self.backend(key, db))
+            let before = try await Self.backend(key, db)
+            let record = try make(before)
             try await db.execute(
                 """
                 INSERT INTO backends (\(Self.backendColumns)) VALUES (\(sqlPlaceholders(19)))
@@ -254,6 +269,9 @@ struct RegistryStore: Sendable {
                     api_version = excluded.api_version, region = excluded.region, aws_profile = excluded.aws_profile,
                     token_source = excluded.token_source
                 """, record.values)
+            if before != record {
+                try await Self.record(audit, before: before.map(AuditTrail.json) ?? "", after: AuditTrail.json(record), in: db)
+            }
             let stored = try await Self.stored(db, named: key.model)[0]
             db.afterCommit { then(stored) }
             return (record, stored)
@@ -268,10 +286,13 @@ struct RegistryStore: Sendable {
     }
 
     /// Removes a backend; its model after it, nil when there was no such backend.
-    func removeBackend(_ key: BackendKey, then: @escaping @Sendable (StoredModel) -> Void) async throws -> StoredModel? {
+    func removeBackend(
+        _ key: BackendKey, audit: AuditEntry, then: @escaping @Sendable (StoredModel) -> Void
+    ) async throws -> StoredModel? {
         try await sql.write { db in
-            guard try await Self.backend(key, db, locked: true) != nil else { return nil }
+            guard let before = try await Self.backend(key, db, locked: true) else { return nil }
             try await db.execute("DELETE FROM backends WHERE model = ? AND id = ?", .text(key.model), .text(key.id))
+            try await Self.record(audit, before: AuditTrail.json(before), after: "", in: db)
             guard let stored = try await Self.stored(db, named: key.model).first else { return nil }
             db.afterCommit { then(stored) }
             return stored
@@ -317,7 +338,7 @@ struct RegistryStore: Sendable {
     /// Records `consent` unless the same one exists (answered then, `then` not called); `check`
     /// sees the model first and may refuse; nil when the model does not exist.
     func grantConsent(
-        _ consent: ConsentRecord, check: @escaping @Sendable (ModelRecord) throws -> Void,
+        _ consent: ConsentRecord, check: @escaping @Sendable (ModelRecord) throws -> Void, audit: AuditEntry,
         then: @escaping @Sendable (ConsentRecord) -> Void
     ) async throws -> ConsentRecord? {
         try await sql.write { db in
@@ -339,22 +360,33 @@ struct RegistryStore: Sendable {
             try await db.execute(
                 "INSERT INTO consents (\(Self.consentColumns)) VALUES (?, ?, ?, ?, ?, ?)",
                 key + [.text(consent.grantedByUserID), .integer(consent.createdAt)])
+            try await Self.record(audit, before: "", after: AuditTrail.json(consent), in: db)
             db.afterCommit { then(consent) }
             return consent
         }
     }
 
     /// Removes a consent; whether there was one (`then` runs only then).
-    func revokeConsent(_ key: ConsentKey, then: @escaping @Sendable () -> Void) async throws -> Bool {
+    func revokeConsent(_ key: ConsentKey, audit: AuditEntry, then: @escaping @Sendable () -> Void) async throws -> Bool {
         try await sql.write { db in
             let arguments: [SQLValue] = [.text(key.organizationID), .of(key.principalType), .text(key.principalID), .text(key.model)]
             let condition = "organization_id = ? AND principal_type = ? AND principal_id = ? AND model = ?"
-            guard try await db.rows("SELECT model FROM consents WHERE \(condition)", arguments).first != nil else { return false }
+            guard let before = try await db.rows("SELECT \(Self.consentColumns) FROM consents WHERE \(condition)", arguments).first else {
+                return false
+            }
             try await db.execute("DELETE FROM consents WHERE \(condition)", arguments)
+            try await Self.record(audit, before: AuditTrail.json(try ConsentRecord(before)), after: "", in: db)
             db.afterCommit { then() }
             return true
         }
     }
+
+    /// The audit log after `sequence`, at most `limit` entries (one organisation's, when given).
+    func auditRecords(after sequence: Int64, limit: Int, organizationID: String?) async throws -> [AuditRecord] {
+        try await sql.read { db in try await AuditTrail.records(after: sequence, limit: limit, organizationID: organizationID, in: db) }
+    }
+
+    func verifyAudit() async throws -> AuditVerification { try await AuditTrail.verify(in: sql) }
 
     /// An organisation's consents (one principal's, when given), newest first, then by model.
     func consents(organizationID: String, principalType: Int?, principalID: String?) async throws -> [ConsentRecord] {

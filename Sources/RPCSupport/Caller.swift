@@ -122,3 +122,16 @@ public enum Caller: Sendable, Equatable {
         throw ServiceError(.permissionDenied, "not_permitted", "you may \(action) only \(whose)")
     }
 }
+
+extension Caller {
+    /// Who the audit log names for this caller: its kind (`internal`, `management_token`,
+    /// `operator`, `person`) and id (a token's `key_…`, a person's `usr_…`; none for `internal`).
+    public var auditActor: (type: String, id: String) {
+        switch self {
+        case .internal: ("internal", "")
+        case .management(_, let tokenID, _): ("management_token", tokenID)
+        case .operator(let tokenID): ("operator", tokenID)
+        case .person(let person): ("person", person.userID)
+        }
+    }
+}

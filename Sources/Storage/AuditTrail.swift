@@ -110,6 +110,14 @@ public enum AuditTrail {
         request_id, client_address, previous_hash, hash
         """
 
+    /// `value` as the JSON of an entry's before or after: keys sorted, so that the same value
+    /// reads the same.
+    public static func json(_ value: some Encodable) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+    }
+
     /// The hash of `entry` after `previous`.
     public static func hash(_ entry: AuditEntry, after previous: String) -> String {
         var hasher = SHA256()
@@ -155,10 +163,19 @@ public enum AuditTrail {
             previousHash: try row[12], hash: try row[13])
     }
 
-    /// Entries in order of sequence, after `sequence` (0: from the first), at most `limit`.
-    public static func records(after sequence: Int64 = 0, limit: Int = 1_000, in session: any SQLSession) async throws -> [AuditRecord] {
-        try await session.rows(
-            "SELECT \(columns) FROM audit_log WHERE sequence > ? ORDER BY sequence LIMIT ?", [.integer(sequence), .of(limit)]
+    /// Entries in order of sequence, after `sequence` (0: from the first), at most `limit`;
+    /// only `organizationID`'s when given.
+    public static func records(
+        after sequence: Int64 = 0, limit: Int = 1_000, organizationID: String? = nil, in session: any SQLSession
+    ) async throws -> [AuditRecord] {
+        guard let organizationID else {
+            return try await session.rows(
+                "SELECT \(columns) FROM audit_log WHERE sequence > ? ORDER BY sequence LIMIT ?", [.integer(sequence), .of(limit)]
+            ).map(record)
+        }
+        return try await session.rows(
+            "SELECT \(columns) FROM audit_log WHERE organization_id = ? AND sequence > ? ORDER BY sequence LIMIT ?",
+            [.text(organizationID), .integer(sequence), .of(limit)]
         ).map(record)
     }
 

@@ -192,6 +192,73 @@ struct ModelRegistryServiceTests {
         }
     }
 
+    @Test("Every change of models, backends and consents writes one audit entry naming its caller; none for what changes nothing", arguments: TestStore.available)
+    func auditLog(store: TestStore) async throws {
+        try await TestServices.run(store: store) { services in
+            let asInternal = services.asInternal
+            let acme = try await services.tenant("Acme")
+            let start = try await services.registry.listAuditLog(.with { $0.limit = 1_000 }, metadata: asInternal).entries.last?.sequence
+            func entries() async throws -> [Lumen_Common_V1_AuditEntry] {
+                try await services.registry.listAuditLog(
+                    .with {
+                        $0.afterSequence = start ?? 0
+                        $0.limit = 1_000
+                    }, metadata: asInternal
+                ).entries
+            }
+            _ = try await services.registry.upsertModel(.with { $0.model = Self.gpt { $0.consentRequired = true } }, metadata: asInternal)
+            // The same definition again changes nothing: no entry.
+            _ = try await services.registry.upsertModel(.with { $0.model = Self.gpt { $0.consentRequired = true } }, metadata: asInternal)
+            _ = try await services.registry.upsertBackend(.with { $0.backend = Self.backend("a") }, metadata: asInternal)
+            _ = try await services.registry.upsertBackend(.with { $0.backend = Self.backend("a") }, metadata: asInternal)
+            var moved = Self.backend("a")
+            moved.weight = 5
+            _ = try await services.registry.upsertBackend(.with { $0.backend = moved }, metadata: asInternal)
+            _ = try await services.registry.removeBackend(
+                .with {
+                    $0.model = "gpt-4o-mini"
+                    $0.backendID = "a"
+                }, metadata: asInternal)
+            let user = Lumen_Common_V1_PrincipalRef.with {
+                $0.type = .user
+                $0.id = acme.adminUserID
+            }
+            _ = try await services.registry.grantConsent(
+                .with {
+                    $0.principal = user
+                    $0.model = "gpt-4o-mini"
+                }, metadata: acme.metadata)
+            _ = try await services.registry.revokeConsent(
+                .with {
+                    $0.principal = user
+                    $0.model = "gpt-4o-mini"
+                }, metadata: acme.metadata)
+
+            let log = try await entries()
+            #expect(log.map(\.action) == ["model.upsert", "backend.upsert", "backend.upsert", "backend.remove", "consent.grant", "consent.revoke"])
+            #expect(log.map(\.targetID).prefix(4) == ["gpt-4o-mini", "gpt-4o-mini/a", "gpt-4o-mini/a", "gpt-4o-mini/a"])
+            #expect(log.prefix(4).allSatisfy { $0.actorType == "internal" && $0.organizationID.isEmpty })
+            #expect(log[1].beforeJson.isEmpty && log[1].afterJson.contains(#""weight":1"#))
+            #expect(log[2].beforeJson.contains(#""weight":1"#) && log[2].afterJson.contains(#""weight":5"#))
+            #expect(log[3].afterJson.isEmpty && log[3].beforeJson.contains(#""credential_env":"UPSTREAM_KEY""#))
+            #expect(log[4].actorType == "management_token" && !log[4].actorID.isEmpty && log[4].organizationID == acme.organizationID)
+            #expect(log[4].targetID == "user/\(acme.adminUserID)/gpt-4o-mini")
+            for (earlier, later) in zip(log, log.dropFirst()) { #expect(later.previousHash == earlier.hash) }
+
+            // An administrator reads their organisation's entries only; the chain verifies.
+            let theirs = try await services.registry.listAuditLog(.init(), metadata: acme.metadata).entries
+            #expect(theirs.map(\.action) == ["consent.grant", "consent.revoke"])
+            let verified = try await services.registry.verifyAuditLog(.init(), metadata: asInternal)
+            #expect(verified.intact && verified.headHash == log.last?.hash)
+            do {
+                _ = try await services.registry.verifyAuditLog(.init(), metadata: acme.metadata)
+                Issue.record("expected operator_only")
+            } catch let error as RPCError {
+                #expect(error.code == .permissionDenied)
+            }
+        }
+    }
+
     @Test("Access and consent: per principal, per organisation; health reports are asInternal only", arguments: TestStore.available)
     func accessAndConsent(store: TestStore) async throws {
         try await TestServices.run(store: store) { services in
