@@ -6,6 +6,7 @@ import Keys
 import Ledger
 import Logging
 import LumenAPI
+import ModelRegistry
 import RPCSupport
 import SharedRules
 import Storage
@@ -50,6 +51,10 @@ public enum DataDirectory {
 
         func ledger() async throws -> LedgerService.Store {
             try await open("ledger") { try await LedgerService.openStore($0, logger: quiet) }
+        }
+
+        func registry() async throws -> ModelRegistryService.Store {
+            try await open("registry") { try await ModelRegistryService.openStore($0, logger: quiet) }
         }
 
         func accounts() async throws -> AccountsService.Store {
@@ -123,10 +128,58 @@ public enum DataDirectory {
         return try await LedgerCheck.run(location: .directory(directory))
     }
 
+    /// Walks the audit log of each service that keeps one, in the data directory or the
+    /// PostgreSQL `database` (`lumen admin audit verify`).
+    public static func verifyAudit(in directory: String, database: String? = nil) async throws -> AuditReport {
+        if database == nil,
+            !FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent("registry.sqlite"))
+        {
+            throw ConfigurationError("no registry database in \(directory) (registry.sqlite); give --data-dir")
+        }
+        return try await withStores(in: .directory(directory), database: database) { stores in
+            AuditReport(services: ["registry": .init(try await ModelRegistryService.verifyAudit(try await stores.registry()))])
+        }
+    }
+
     /// The services' own logging, warnings and worse only: a command prints its result.
     private static var quiet: Logger {
         var logger = Logger(label: "lumen")
         logger.logLevel = .warning
         return logger
+    }
+}
+
+/// What `lumen admin audit verify` prints: each service's audit log, intact or where it breaks.
+public struct AuditReport: Encodable, Sendable {
+    public struct Chain: Encodable, Sendable {
+        var intact: Bool
+        var entries: Int64
+        var headHash: String?
+        var brokenSequence: Int64?
+        var reason: String?
+
+        enum CodingKeys: String, CodingKey {
+            case intact, entries, reason
+            case headHash = "head_hash"
+            case brokenSequence = "broken_sequence"
+        }
+
+        init(_ verification: AuditVerification) {
+            switch verification {
+            case .intact(let count, let head): (intact, entries, headHash) = (true, count, head)
+            case .broken(let sequence, let why): (intact, entries, brokenSequence, reason) = (false, sequence - 1, sequence, why)
+            }
+        }
+    }
+
+    public var ok: Bool { services.values.allSatisfy(\.intact) }
+    var services: [String: Chain]
+
+    enum CodingKeys: String, CodingKey { case ok, services }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(ok, forKey: .ok)
+        try container.encode(services, forKey: .services)
     }
 }

@@ -41,6 +41,11 @@ public struct ModelRegistryService: Sendable {
         Store(storage: try await RegistryStore(location, logger: logger))
     }
 
+    /// Walks the registry's audit log in `store` (`lumen admin audit verify`).
+    public static func verifyAudit(_ store: Store) async throws -> AuditVerification {
+        try await store.storage.verifyAudit()
+    }
+
     /// The registry on tables opened with `openStore`.
     public init(
         store: Store, health: BackendHealthPolicy = .init(), clock: WallClock = .system,

@@ -7,7 +7,7 @@ struct Admin: AsyncParsableCommand {
         abstract: "Manage a deployment from the command line.",
         subcommands: [
             Bootstrap.self, GrantCommand.self, GrantsCommand.self, PoolAdmin.self, LedgerAdmin.self, OperatorTokenAdmin.self,
-            ModelsAdmin.self, UserAdmin.self,
+            ModelsAdmin.self, UserAdmin.self, AuditAdmin.self,
         ]
     )
 }
@@ -39,6 +39,37 @@ struct LedgerCheckCommand: AsyncParsableCommand {
 
     func run() async throws {
         let report = try await DataDirectory.checkLedger(in: try data.path, database: try database.url(config: data.config))
+        try printJSON(report)
+        if !report.ok { throw ExitCode.failure }
+    }
+}
+
+struct AuditAdmin: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "audit", abstract: "Check the services' audit logs.", subcommands: [AuditVerifyCommand.self])
+}
+
+struct AuditVerifyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Recompute every audit log entry's hash; name the first one edited or removed.",
+        usage: "lumen admin audit verify [<options>]",
+        discussion: """
+            Each service that keeps an audit log (today: the model registry) chains its entries: \
+            each carries the hash of the one before. Prints JSON {"ok", "services": {"registry": \
+            {"intact", "entries", "head_hash"} or {"intact": false, "broken_sequence", "reason"}}} \
+            and exits with status 1 when an entry was changed, removed or reordered. Entries \
+            removed from the end are found by comparing "head_hash" with one kept elsewhere. Reads \
+            the tables directly, in the data directory or in the PostgreSQL database of \
+            `--database`, so it may run while `lumen serve` runs.
+            """
+    )
+
+    @OptionGroup var data: DataDirectoryOptions
+    @OptionGroup var database: DatabaseOptions
+
+    func run() async throws {
+        let report = try await DataDirectory.verifyAudit(in: try data.path, database: try database.url(config: data.config))
         try printJSON(report)
         if !report.ok { throw ExitCode.failure }
     }
