@@ -6,8 +6,9 @@ import Synchronization
 
 /// Gives every request a fresh id (`req_…`; for an inference request, its usage line's
 /// `request_id`), gives it to the handler as `RequestID.current` (a client's own
-/// `x-request-id` is never trusted) and returns it on every response, errors included. TRACE
-/// (which would echo the request, credentials included) is refused with 405.
+/// `x-request-id` is never trusted) and returns it on every response, errors included; the
+/// service calls the request makes carry it and the client's address (`CallOrigin`), for the
+/// audit log. TRACE (which would echo the request, credentials included) is refused with 405.
 struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
     /// The router's paths and methods, for the `Allow` header of a 405 (filled once the routes exist).
     let routes: RouteTable
@@ -24,7 +25,10 @@ struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
                 error.allow = allowed
                 throw error
             }
-            response = try await RequestID.$current.withValue(requestID) { try await next(request, context) }
+            let address = (context as? any RemoteAddressRequestContext)?.remoteAddress?.ipAddress ?? ""
+            response = try await CallOrigin.$current.withValue(CallOrigin(requestID: requestID, clientAddress: address)) {
+                try await RequestID.$current.withValue(requestID) { try await next(request, context) }
+            }
         } catch var error as APIError {
             // The router's own 404 for a path it serves with other methods is a 405 with `Allow`
             // (a route of this method that answers 404 itself — no such file — stays a 404).

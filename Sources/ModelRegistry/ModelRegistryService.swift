@@ -256,7 +256,8 @@ extension ModelRegistryService: Lumen_Registry_V1_ModelRegistryService.SimpleSer
         let actor = Caller.current?.auditActor ?? (type: "internal", id: "")
         return AuditEntry(
             at: clock.nowMillis, organizationID: organizationID, actorType: actor.type, actorID: actor.id, action: action,
-            targetType: targetType, targetID: targetID)
+            targetType: targetType, targetID: targetID, requestID: CallOrigin.current.requestID,
+            clientAddress: CallOrigin.current.clientAddress)
     }
 
     public func listAuditLog(

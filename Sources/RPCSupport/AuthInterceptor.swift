@@ -37,15 +37,18 @@ public struct AuthInterceptor: ServerInterceptor {
         } catch let error as ServiceError {
             return StreamingServerResponse(error: RPCError(error))
         }
-        var response = try await Caller.$current.withValue(caller) {
-            try await next(request, context)
+        let origin = CallOrigin.of(request.metadata, peer: context.remotePeer)
+        var response = try await CallOrigin.$current.withValue(origin) {
+            try await Caller.$current.withValue(caller) { try await next(request, context) }
         }
         // A streaming handler runs inside the producer, after this function returns: bind the
         // caller there too.
         if case .success(var contents) = response.accepted {
             let producer = contents.producer
             contents.producer = { writer in
-                try await Caller.$current.withValue(caller) { try await producer(writer) }
+                try await CallOrigin.$current.withValue(origin) {
+                    try await Caller.$current.withValue(caller) { try await producer(writer) }
+                }
             }
             response.accepted = .success(contents)
         }
@@ -109,8 +112,11 @@ public struct AuthInterceptor: ServerInterceptor {
 }
 
 extension Metadata {
-    /// Metadata that authenticates a call with `token` (a management token or the internal token).
+    /// Metadata that authenticates a call with `token` (a management token or the internal
+    /// token), and names the call's origin when there is one (`CallOrigin.current`).
     public static func bearer(_ token: String) -> Metadata {
-        ["authorization": "Bearer \(token)"]
+        var metadata: Metadata = ["authorization": "Bearer \(token)"]
+        metadata.addOrigin()
+        return metadata
     }
 }

@@ -7,6 +7,7 @@ import json
 import os
 import sqlite3
 import subprocess
+import time
 
 from conftest import lumen_binary, start_server, wait_ready
 
@@ -75,3 +76,45 @@ models:
         assert status == 1 and not report["ok"], report
         assert report["services"]["registry"] == {
             "intact": False, "entries": 2, "broken_sequence": 3, "reason": "entry 3 was changed after it was written"}
+
+
+def test_a_persons_change_carries_its_request_id_and_address(demo, tmp_path):
+    """The administrator consents to a model through the dashboard's API: the registry's entry
+    names the person, the organisation, the request id the response carried and the address the
+    request came from."""
+    import httpx
+
+    from test_people_api import apply_models
+
+    apply_models(demo, """
+models:
+  - name: careful-model
+    max_output_tokens: 1024
+    vendor: lumen
+    consent_required: true
+    scenes: [chat]
+    backends:
+      - {id: mock, provider: mock}
+""", tmp_path)
+    client = httpx.Client(base_url=demo.http, timeout=30)
+    session = client.post("/api/session", json={"email": demo.credentials["email"], "password": demo.credentials["password"]})
+    assert session.status_code == 200, session.text
+    user = session.json()["user"]["id"]
+    deadline = time.time() + 10  # the demo's models arrive through the registry's watch
+    while (consented := client.post("/api/me/models/careful-model/consent",
+                                    headers={"X-CSRF-Token": session.json()["csrf_token"]})).status_code == 404:
+        assert time.time() < deadline, consented.text
+        time.sleep(0.05)
+    assert consented.status_code == 200, consented.text
+
+    database = sqlite3.connect(os.path.join(demo.data_dir, "registry.sqlite"))
+    try:
+        (row,) = database.execute("SELECT actor_type, actor_id, organization_id, action, target_id, request_id, client_address "
+                                  "FROM audit_log WHERE action = 'consent.grant'").fetchall()
+    finally:
+        database.close()
+    assert row[0:2] == ("person", user) and row[2].startswith("org_")
+    assert row[3:5] == ("consent.grant", f"user/{user}/careful-model")
+    assert row[5] == consented.headers["x-request-id"] and row[6] == "127.0.0.1"
+    status, report = verify(demo.data_dir)
+    assert status == 0 and report["services"]["registry"]["intact"], report

@@ -68,7 +68,10 @@ public nonisolated struct Lumen_Common_V1_AuditEntry: Sendable {
 
   public var afterJson: String = String()
 
-  /// The request that made the change, when a facade passed it on, and the client's address.
+  /// The request that made the change (its `x-request-id`), when a facade passed it on, and
+  /// the client's address as that facade saw it; a call that names an address of its own from
+  /// another machine is recorded with the address it came from (`203.0.113.5 via 198.51.100.7`),
+  /// one without from that address alone.
   public var requestID: String = String()
 
   public var clientAddress: String = String()
