@@ -117,10 +117,17 @@ let package = Package(
             dependencies: ["LumenAPI", "Storage", "RPCSupport", "SharedRules"],
             swiftSettings: swiftSettings
         ),
+        /// What every service's audit log shares above its storage: entries naming the caller and
+        /// the call's origin, who may read them, their API form.
+        .target(
+            name: "Audit",
+            dependencies: ["LumenAPI", "Storage", "RPCSupport", "SharedRules"],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "Keys",
             dependencies: [
-                "LumenAPI", "Storage", "RPCSupport", "SharedRules",
+                "Audit", "LumenAPI", "Storage", "RPCSupport", "SharedRules",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
@@ -136,7 +143,7 @@ let package = Package(
         .target(
             name: "ModelRegistry",
             dependencies: [
-                "LumenAPI", "Storage", "RPCSupport", "SharedRules",
+                "Audit", "LumenAPI", "Storage", "RPCSupport", "SharedRules",
             ],
             swiftSettings: swiftSettings
         ),

@@ -104,6 +104,26 @@ public struct KeysLocalClient: Lumen_Keys_V1_KeysService.ClientProtocol {
         try await calls.unary(request, Method.RevokeOperatorToken.descriptor, service.revokeOperatorToken, handleResponse)
     }
 
+    public func listAuditLog<Result: Sendable>(
+        request: ClientRequest<Lumen_Common_V1_ListAuditLogRequest>,
+        serializer: some MessageSerializer<Lumen_Common_V1_ListAuditLogRequest>,
+        deserializer: some MessageDeserializer<Lumen_Common_V1_ListAuditLogResponse>,
+        options: CallOptions,
+        onResponse handleResponse: @Sendable @escaping (ClientResponse<Lumen_Common_V1_ListAuditLogResponse>) async throws -> Result
+    ) async throws -> Result {
+        try await calls.unary(request, Method.ListAuditLog.descriptor, service.listAuditLog, handleResponse)
+    }
+
+    public func verifyAuditLog<Result: Sendable>(
+        request: ClientRequest<Lumen_Common_V1_VerifyAuditLogRequest>,
+        serializer: some MessageSerializer<Lumen_Common_V1_VerifyAuditLogRequest>,
+        deserializer: some MessageDeserializer<Lumen_Common_V1_VerifyAuditLogResponse>,
+        options: CallOptions,
+        onResponse handleResponse: @Sendable @escaping (ClientResponse<Lumen_Common_V1_VerifyAuditLogResponse>) async throws -> Result
+    ) async throws -> Result {
+        try await calls.unary(request, Method.VerifyAuditLog.descriptor, service.verifyAuditLog, handleResponse)
+    }
+
     public func watchKeys<Result: Sendable>(
         request: ClientRequest<Lumen_Keys_V1_WatchKeysRequest>,
         serializer: some MessageSerializer<Lumen_Keys_V1_WatchKeysRequest>,

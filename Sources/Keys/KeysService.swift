@@ -1,3 +1,4 @@
+import Audit
 import Foundation
 import GRPCCore
 import Logging
@@ -37,6 +38,11 @@ public struct KeysService: Sendable {
     /// a PostgreSQL database.
     public static func openStore(_ location: StoreLocation, logger: Logger) async throws -> Store {
         Store(storage: try await KeysStore(location, logger: logger))
+    }
+
+    /// Walks the keys service's audit log in `store` (`lumen admin audit verify`).
+    public static func verifyAudit(_ store: Store) async throws -> AuditVerification {
+        try await store.storage.verifyAudit()
     }
 
     /// The keys service on a table opened with `openStore`.
@@ -106,7 +112,8 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
             rpmLimit: rpmLimit,
             tpmLimit: tpmLimit
         )
-        try await store.insert(record, committed: publish)
+        try await store.insert(
+            record, audit: audit("key.create", record), committed: publish)
         logger.info(
             "key created",
             metadata: ["key_id": "\(record.id)", "organization_id": "\(organizationID)", "kind": "\(kind)"])
@@ -244,7 +251,8 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
         }
 
         let keyID = request.keyID
-        let updated = try await store.update(id: keyID, organizationID: organizationID) { record in
+        let action = status == .revoked ? "revoke" : "update"
+        let updated = try await store.update(id: keyID, organizationID: organizationID, audit: audit(action, keyID, organizationID)) { record in
             try Self.requireActing(on: record, to: "change keys")
             guard record.status != Lumen_Keys_V1_KeyStatus.revoked.rawValue else { throw KeysError.revoked(keyID) }
             if let name { record.name = name }
@@ -269,7 +277,9 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
     ) async throws -> Lumen_Keys_V1_RevokeKeyResponse {
         let organizationID = try Caller.organization(request.organizationID)
         let now = clock.nowMillis
-        let updated = try await store.update(id: request.keyID, organizationID: organizationID) { record in
+        let updated = try await store.update(
+            id: request.keyID, organizationID: organizationID, audit: audit("revoke", request.keyID, organizationID)
+        ) { record in
             try Self.requireActing(on: record, to: "revoke keys")
             guard record.status != Lumen_Keys_V1_KeyStatus.revoked.rawValue else { return }
             record.status = Lumen_Keys_V1_KeyStatus.revoked.rawValue
@@ -324,7 +334,7 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
             status: Lumen_Keys_V1_KeyStatus.active.rawValue, models: [], limitMicros: nil,
             expiresAt: nil, createdAt: now, updatedAt: now,
             revokedAt: nil, createdByUserID: "", rpmLimit: 0, tpmLimit: 0)
-        try await store.insert(record)
+        try await store.insert(record, audit: audit("operator_token.create", record))
         logger.notice("operator token created", metadata: ["key_id": "\(record.id)"])
         return .with {
             $0.key = record.message
@@ -347,7 +357,8 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
         let now = clock.nowMillis
         let operatorKind = Lumen_Keys_V1_KeyKind.operator.rawValue
         let keyID = request.keyID
-        let updated = try await store.update(id: keyID, organizationID: "") { record in
+        let entry = ServiceAudit.entry("operator_token.revoke", "key", keyID, at: now)
+        let updated = try await store.update(id: keyID, organizationID: "", audit: entry) { record in
             guard record.kind == operatorKind else { throw KeysError.keyNotFound(keyID) }
             guard record.status != Lumen_Keys_V1_KeyStatus.revoked.rawValue else { return }
             record.status = Lumen_Keys_V1_KeyStatus.revoked.rawValue
@@ -357,6 +368,31 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
         guard let updated else { throw KeysError.keyNotFound(keyID) }
         logger.notice("operator token revoked", metadata: ["key_id": "\(keyID)"])
         return .with { $0.key = updated.message }
+    }
+
+    /// The audit entry of a new key: `action` on it, now.
+    private func audit(_ action: String, _ record: KeyRecord) -> AuditEntry {
+        ServiceAudit.entry(action, "key", record.id, organizationID: record.organizationID, at: clock.nowMillis)
+    }
+
+    /// The audit entry of a change to a key (an `sk-` key or an `mt-` token; the values before
+    /// and after say which): `key.update` or `key.revoke`.
+    private func audit(_ verb: String, _ keyID: String, _ organizationID: String) -> AuditEntry {
+        ServiceAudit.entry("key." + verb, "key", keyID, organizationID: organizationID, at: clock.nowMillis)
+    }
+
+    public func listAuditLog(
+        request: Lumen_Common_V1_ListAuditLogRequest, context: ServerContext
+    ) async throws -> Lumen_Common_V1_ListAuditLogResponse {
+        try await ServiceAudit.list(request) { after, limit, organizationID in
+            try await store.auditRecords(after: after, limit: limit, organizationID: organizationID)
+        }
+    }
+
+    public func verifyAuditLog(
+        request: Lumen_Common_V1_VerifyAuditLogRequest, context: ServerContext
+    ) async throws -> Lumen_Common_V1_VerifyAuditLogResponse {
+        try await ServiceAudit.verify { try await store.verifyAudit() }
     }
 
     /// Who a new key is recorded as made by: the caller's user when none is named; a named one

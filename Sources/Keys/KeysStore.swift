@@ -127,6 +127,7 @@ struct KeysStore: Sendable {
                 #"ALTER TABLE keys ALTER COLUMN id TYPE TEXT COLLATE "C""#,
                 #"ALTER TABLE keys ALTER COLUMN name TYPE TEXT COLLATE "C""#,
             ]),
+        AuditTrail.migration("v6: the audit log"),
     ]
 
     static let columns = """
@@ -134,8 +135,8 @@ struct KeysStore: Sendable {
         expires_at, created_at, updated_at, revoked_at, created_by_user_id, rpm_limit, tpm_limit
         """
 
-    /// Inserts a key; `committed` runs once it has committed.
-    func insert(_ record: KeyRecord, committed: @escaping @Sendable (KeyRecord) -> Void = { _ in }) async throws {
+    /// Inserts a key, recording `audit` with it; `committed` runs once it has committed.
+    func insert(_ record: KeyRecord, audit: AuditEntry, committed: @escaping @Sendable (KeyRecord) -> Void = { _ in }) async throws {
         try await sql.write { db in
             try await db.execute(
                 "INSERT INTO keys (\(Self.columns)) VALUES (\(sqlPlaceholders(19)))",
@@ -146,9 +147,25 @@ struct KeysStore: Sendable {
                     .integer(record.updatedAt), .of(record.revokedAt), .text(record.createdByUserID), .integer(record.rpmLimit),
                     .integer(record.tpmLimit),
                 ])
+            try await Self.record(audit, before: nil, after: record, in: db)
             db.afterCommit { committed(record) }
         }
     }
+
+    /// Appends `audit` with the key before and after it, its secret's digest left out.
+    static func record(_ audit: AuditEntry, before: KeyRecord?, after: KeyRecord, in db: any SQLSession) async throws {
+        var entry = audit
+        entry.before = before.map { AuditTrail.json($0, omitting: ["secret_sha256"]) } ?? ""
+        entry.after = AuditTrail.json(after, omitting: ["secret_sha256"])
+        try await AuditTrail.append(entry, in: db)
+    }
+
+    /// The audit log after `sequence`, at most `limit` entries (one organisation's, when given).
+    func auditRecords(after sequence: Int64, limit: Int, organizationID: String?) async throws -> [AuditRecord] {
+        try await sql.read { db in try await AuditTrail.records(after: sequence, limit: limit, organizationID: organizationID, in: db) }
+    }
+
+    func verifyAudit() async throws -> AuditVerification { try await AuditTrail.verify(in: sql) }
 
     func key(id: String, organizationID: String) async throws -> KeyRecord? {
         try await sql.read { db in
@@ -164,10 +181,10 @@ struct KeysStore: Sendable {
     }
 
     /// Reads the key, lets `change` modify it, writes it back, in one transaction; when the row
-    /// changed, `changes` counts it and `committed` runs once it has committed. nil when there is
-    /// no such key in the organisation.
+    /// changed, `audit` is recorded with it (the key before and after), `changes` counts it and
+    /// `committed` runs once it has committed. nil when there is no such key in the organisation.
     func update(
-        id: String, organizationID: String, _ change: @escaping @Sendable (inout KeyRecord) throws -> Void,
+        id: String, organizationID: String, audit: AuditEntry, _ change: @escaping @Sendable (inout KeyRecord) throws -> Void,
         committed: @escaping @Sendable (KeyRecord) -> Void = { _ in }
     ) async throws -> KeyRecord? {
         try await sql.write { [changes] db in
@@ -193,6 +210,7 @@ struct KeysStore: Sendable {
                     .of(record.ownerType), .text(record.ownerID), .text(record.hint), .text(record.keyPrefix),
                     .blob(record.secretSHA256), .of(record.kind), .text(record.createdByUserID), .text(record.id),
                 ])
+            try await Self.record(audit, before: before, after: record, in: db)
             let changed = record
             db.afterCommit {
                 changes.record()

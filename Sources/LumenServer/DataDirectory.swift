@@ -131,13 +131,16 @@ public enum DataDirectory {
     /// Walks the audit log of each service that keeps one, in the data directory or the
     /// PostgreSQL `database` (`lumen admin audit verify`).
     public static func verifyAudit(in directory: String, database: String? = nil) async throws -> AuditReport {
-        if database == nil,
-            !FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent("registry.sqlite"))
-        {
-            throw ConfigurationError("no registry database in \(directory) (registry.sqlite); give --data-dir")
+        for name in ["keys", "registry"] where database == nil {
+            guard FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent("\(name).sqlite")) else {
+                throw ConfigurationError("no \(name) database in \(directory) (\(name).sqlite); give --data-dir")
+            }
         }
         return try await withStores(in: .directory(directory), database: database) { stores in
-            AuditReport(services: ["registry": .init(try await ModelRegistryService.verifyAudit(try await stores.registry()))])
+            AuditReport(services: [
+                "keys": .init(try await KeysService.verifyAudit(try await stores.keys())),
+                "registry": .init(try await ModelRegistryService.verifyAudit(try await stores.registry())),
+            ])
         }
     }
 

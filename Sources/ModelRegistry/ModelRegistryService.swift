@@ -1,3 +1,4 @@
+import Audit
 import Foundation
 import GRPCCore
 import Logging
@@ -127,28 +128,6 @@ public struct ModelRegistryService: Sendable {
     }
 }
 
-extension AuditRecord {
-    /// The entry as the API shows it.
-    var message: Lumen_Common_V1_AuditEntry {
-        .with {
-            $0.sequence = sequence
-            $0.time = .init(millis: entry.at)
-            $0.organizationID = entry.organizationID
-            $0.actorType = entry.actorType
-            $0.actorID = entry.actorID
-            $0.action = entry.action
-            $0.targetType = entry.targetType
-            $0.targetID = entry.targetID
-            $0.beforeJson = entry.before
-            $0.afterJson = entry.after
-            $0.requestID = entry.requestID
-            $0.clientAddress = entry.clientAddress
-            $0.previousHash = previousHash
-            $0.hash = hash
-        }
-    }
-}
-
 extension BackendRecord {
     var state: BackendHealthPolicy.State {
         .init(
@@ -250,57 +229,23 @@ extension ModelRegistryService: Lumen_Registry_V1_ModelRegistryService.SimpleSer
         return .init()
     }
 
-    /// An audit entry of the current caller, now: what the store completes with the values
-    /// before and after and records with the change.
+    /// An audit entry of the current caller, now (`ServiceAudit.entry`).
     func audit(_ action: String, _ targetType: String, _ targetID: String, organizationID: String = "") -> AuditEntry {
-        let actor = Caller.current?.auditActor ?? (type: "internal", id: "")
-        return AuditEntry(
-            at: clock.nowMillis, organizationID: organizationID, actorType: actor.type, actorID: actor.id, action: action,
-            targetType: targetType, targetID: targetID, requestID: CallOrigin.current.requestID,
-            clientAddress: CallOrigin.current.clientAddress)
+        ServiceAudit.entry(action, targetType, targetID, organizationID: organizationID, at: clock.nowMillis)
     }
 
     public func listAuditLog(
         request: Lumen_Common_V1_ListAuditLogRequest, context: ServerContext
     ) async throws -> Lumen_Common_V1_ListAuditLogResponse {
-        // Operators read all of it; an organisation's administrator their organisation's entries.
-        let organizationID: String?
-        switch try Caller.require() {
-        case .internal, .operator: organizationID = nil
-        case .management(let organization, _, _): organizationID = organization
-        case .person(let person) where person.isAdmin: organizationID = person.organizationID
-        case .person:
-            throw ServiceError(.permissionDenied, "admin_only", "the audit log is for the organisation's administrators")
-        }
-        let limit = request.limit == 0 ? 100 : Int(request.limit)
-        guard (1...1_000).contains(limit) else {
-            throw ServiceError(.invalidArgument, "invalid_limit", "limit is 1–1000", param: "limit")
-        }
-        let records = try await store.auditRecords(after: request.afterSequence, limit: limit + 1, organizationID: organizationID)
-        return .with {
-            $0.entries = records.prefix(limit).map(\.message)
-            $0.hasMore_p = records.count > limit
+        try await ServiceAudit.list(request) { after, limit, organizationID in
+            try await store.auditRecords(after: after, limit: limit, organizationID: organizationID)
         }
     }
 
     public func verifyAuditLog(
         request: Lumen_Common_V1_VerifyAuditLogRequest, context: ServerContext
     ) async throws -> Lumen_Common_V1_VerifyAuditLogResponse {
-        try Caller.requireOperator("the audit log's integrity is the deployment's to check")
-        switch try await store.verifyAudit() {
-        case .intact(let count, let head):
-            return .with {
-                $0.intact = true
-                $0.entries = count
-                $0.headHash = head
-            }
-        case .broken(let sequence, let reason):
-            return .with {
-                $0.entries = sequence - 1
-                $0.brokenSequence = sequence
-                $0.reason = reason
-            }
-        }
+        try await ServiceAudit.verify { try await store.verifyAudit() }
     }
 
     public func getModelAccess(

@@ -228,7 +228,7 @@ struct RegistryStore: Sendable {
                     max_attachment_input_tokens = excluded.max_attachment_input_tokens,
                     cache_write_per_million_micros = excluded.cache_write_per_million_micros
                 """, try model.values)
-            let beforeJSON = before.map(AuditTrail.json) ?? ""
+            let beforeJSON = before.map { AuditTrail.json($0) } ?? ""
             before?.updatedAt = model.updatedAt
             if before != model { try await Self.record(audit, before: beforeJSON, after: AuditTrail.json(model), in: db) }
             let stored = try await Self.stored(db, named: model.name)[0]
@@ -270,7 +270,7 @@ struct RegistryStore: Sendable {
                     token_source = excluded.token_source
                 """, record.values)
             if before != record {
-                try await Self.record(audit, before: before.map(AuditTrail.json) ?? "", after: AuditTrail.json(record), in: db)
+                try await Self.record(audit, before: before.map { AuditTrail.json($0) } ?? "", after: AuditTrail.json(record), in: db)
             }
             let stored = try await Self.stored(db, named: key.model)[0]
             db.afterCommit { then(stored) }

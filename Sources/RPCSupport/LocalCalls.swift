@@ -23,11 +23,14 @@ public struct LocalCalls: Sendable {
         let response: ClientResponse<Output>
         do {
             let caller = try await interceptor.authenticate(request.metadata)
-            let served = try await Caller.$current.withValue(caller) {
-                try await withServerContextRPCCancellationHandle { cancellation in
-                    try await handler(
-                        ServerRequest(metadata: request.metadata, message: request.message),
-                        ServerContext(descriptor: method, remotePeer: "in-process", localPeer: "in-process", cancellation: cancellation))
+            let origin = CallOrigin.of(request.metadata, peer: "in-process")
+            let served = try await CallOrigin.$current.withValue(origin) {
+                try await Caller.$current.withValue(caller) {
+                    try await withServerContextRPCCancellationHandle { cancellation in
+                        try await handler(
+                            ServerRequest(metadata: request.metadata, message: request.message),
+                            ServerContext(descriptor: method, remotePeer: "in-process", localPeer: "in-process", cancellation: cancellation))
+                    }
                 }
             }
             response = ClientResponse(

@@ -111,11 +111,16 @@ public enum AuditTrail {
         """
 
     /// `value` as the JSON of an entry's before or after: keys sorted, so that the same value
-    /// reads the same.
-    public static func json(_ value: some Encodable) -> String {
+    /// reads the same; the top-level members `omitting` names left out (a secret's digest).
+    public static func json(_ value: some Encodable, omitting: Set<String> = []) -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        guard var data = try? encoder.encode(value) else { return "" }
+        if !omitting.isEmpty, var object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] {
+            for name in omitting { object[name] = nil }
+            data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? data
+        }
+        return String(decoding: data, as: UTF8.self)
     }
 
     /// The hash of `entry` after `previous`.

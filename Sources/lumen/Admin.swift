@@ -55,9 +55,10 @@ struct AuditVerifyCommand: AsyncParsableCommand {
         abstract: "Recompute every audit log entry's hash; name the first one edited or removed.",
         usage: "lumen admin audit verify [<options>]",
         discussion: """
-            Each service that keeps an audit log (today: the model registry) chains its entries: \
-            each carries the hash of the one before. Prints JSON {"ok", "services": {"registry": \
-            {"intact", "entries", "head_hash"} or {"intact": false, "broken_sequence", "reason"}}} \
+            Each service that keeps an audit log (today: the keys service and the model registry) \
+            chains its entries: each carries the hash of the one before. Prints JSON {"ok", \
+            "services": {"keys": …, "registry": {"intact", "entries", "head_hash"} or {"intact": \
+            false, "broken_sequence", "reason"}}} \
             and exits with status 1 when an entry was changed, removed or reordered. Entries \
             removed from the end are found by comparing "head_hash" with one kept elsewhere. Reads \
             the tables directly, in the data directory or in the PostgreSQL database of \

@@ -35,6 +35,47 @@ struct KeysServiceTests {
         }
     }
 
+    @Test("Keys and tokens created, changed and revoked are each in the audit log once, never with their digest", arguments: TestStore.available)
+    func auditLog(store: TestStore) async throws {
+        try await TestServices.run(store: store) { services in
+            let acme = try await services.tenant("Acme")
+            let globex = try await services.tenant("Globex")
+            let start = try await services.keys.listAuditLog(.with { $0.limit = 1_000 }, metadata: services.asInternal).entries.last?.sequence
+            let created = try await services.keys.createKey(.with { $0.name = "ci" }, metadata: acme.metadata)
+            _ = try await services.keys.updateKey(
+                .with {
+                    $0.keyID = created.key.id
+                    $0.name = "ci-2"
+                }, metadata: acme.metadata)
+            _ = try await services.keys.revokeKey(.with { $0.keyID = created.key.id }, metadata: acme.metadata)
+            // Revoking again changes nothing: no entry.
+            _ = try await services.keys.revokeKey(.with { $0.keyID = created.key.id }, metadata: acme.metadata)
+            let token = try await services.keys.createOperatorToken(.with { $0.name = "platform" }, metadata: services.asInternal)
+            _ = try await services.keys.revokeOperatorToken(.with { $0.keyID = token.key.id }, metadata: services.asInternal)
+
+            let log = try await services.keys.listAuditLog(
+                .with {
+                    $0.afterSequence = start ?? 0
+                    $0.limit = 1_000
+                }, metadata: services.asInternal
+            ).entries
+            #expect(log.map(\.action) == ["key.create", "key.update", "key.revoke", "operator_token.create", "operator_token.revoke"])
+            #expect(log.prefix(3).allSatisfy { $0.targetID == created.key.id && $0.organizationID == acme.organizationID })
+            #expect(log.prefix(3).allSatisfy { $0.actorType == "management_token" && !$0.actorID.isEmpty })
+            #expect(log[1].beforeJson.contains(#""name":"ci""#) && log[1].afterJson.contains(#""name":"ci-2""#))
+            #expect(log.allSatisfy { !$0.beforeJson.contains("secret") && !$0.afterJson.contains("secret") }, "never a secret's digest")
+            #expect(!log.contains { $0.afterJson.contains(created.secret) || $0.afterJson.contains(token.secret) })
+            // Each organisation's administrators see their own entries.
+            let theirs = try await services.keys.listAuditLog(.init(), metadata: acme.metadata).entries
+            #expect(Set(theirs.map(\.organizationID)) == [acme.organizationID])
+            #expect(try await services.keys.listAuditLog(.init(), metadata: globex.metadata).entries.allSatisfy {
+                $0.organizationID == globex.organizationID
+            })
+            let verified = try await services.keys.verifyAuditLog(.init(), metadata: services.asInternal)
+            #expect(verified.intact && verified.headHash == log.last?.hash)
+        }
+    }
+
     @Test("Only the SHA-256 digest of a secret reaches the database file")
     func secretsHashedAtRest() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("lumen-keys-\(UUID())").path
@@ -432,7 +473,9 @@ struct KeysServiceTests {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     for index in 0..<20 {
                         group.addTask {
-                            _ = try await store.update(id: key.id, organizationID: tenant.organizationID) { record in
+                            let audit = AuditEntry(
+                                at: 0, actorType: "internal", actorID: "", action: "key.update", targetType: "key", targetID: key.id)
+                            _ = try await store.update(id: key.id, organizationID: tenant.organizationID, audit: audit) { record in
                                 // Inside the transaction, on the writer: the commit order.
                                 record.name = "name-\(round)-\(index)"
                                 committed.names.withLock { $0.append(record.name) }

@@ -174,6 +174,32 @@ public enum Lumen_Keys_V1_KeysService: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "ListAuditLog" metadata.
+        public enum ListAuditLog: Sendable {
+            /// Request type for "ListAuditLog".
+            public typealias Input = Lumen_Common_V1_ListAuditLogRequest
+            /// Response type for "ListAuditLog".
+            public typealias Output = Lumen_Common_V1_ListAuditLogResponse
+            /// Descriptor for "ListAuditLog".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.keys.v1.KeysService"),
+                method: "ListAuditLog",
+                type: .unary
+            )
+        }
+        /// Namespace for "VerifyAuditLog" metadata.
+        public enum VerifyAuditLog: Sendable {
+            /// Request type for "VerifyAuditLog".
+            public typealias Input = Lumen_Common_V1_VerifyAuditLogRequest
+            /// Response type for "VerifyAuditLog".
+            public typealias Output = Lumen_Common_V1_VerifyAuditLogResponse
+            /// Descriptor for "VerifyAuditLog".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.keys.v1.KeysService"),
+                method: "VerifyAuditLog",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "lumen.keys.v1.KeysService" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             CreateKey.descriptor,
@@ -185,7 +211,9 @@ public enum Lumen_Keys_V1_KeysService: Sendable {
             WatchKeys.descriptor,
             CreateOperatorToken.descriptor,
             ListOperatorTokens.descriptor,
-            RevokeOperatorToken.descriptor
+            RevokeOperatorToken.descriptor,
+            ListAuditLog.descriptor,
+            VerifyAuditLog.descriptor
         ]
     }
 }
@@ -410,6 +438,45 @@ extension Lumen_Keys_V1_KeysService {
             request: GRPCCore.StreamingServerRequest<Lumen_Keys_V1_RevokeOperatorTokenRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Keys_V1_RevokeOperatorTokenResponse>
+
+        /// Handle the "ListAuditLog" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The keys service's audit log: every key and token created, changed or revoked, in order,
+        /// > the secret's digest never in it. Operators and the internal token read all of it; an
+        /// > organisation's administrators (a management token, a person who is one) theirs.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Lumen_Common_V1_ListAuditLogRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Common_V1_ListAuditLogResponse` messages.
+        func listAuditLog(
+            request: GRPCCore.StreamingServerRequest<Lumen_Common_V1_ListAuditLogRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Common_V1_ListAuditLogResponse>
+
+        /// Handle the "VerifyAuditLog" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Walks the keys service's whole audit log, recomputing every hash. Operators and the internal
+        /// > token only.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Lumen_Common_V1_VerifyAuditLogRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Common_V1_VerifyAuditLogResponse` messages.
+        func verifyAuditLog(
+            request: GRPCCore.StreamingServerRequest<Lumen_Common_V1_VerifyAuditLogRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Common_V1_VerifyAuditLogResponse>
     }
 
     /// Service protocol for the "lumen.keys.v1.KeysService" service.
@@ -618,6 +685,45 @@ extension Lumen_Keys_V1_KeysService {
             request: GRPCCore.ServerRequest<Lumen_Keys_V1_RevokeOperatorTokenRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Lumen_Keys_V1_RevokeOperatorTokenResponse>
+
+        /// Handle the "ListAuditLog" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The keys service's audit log: every key and token created, changed or revoked, in order,
+        /// > the secret's digest never in it. Operators and the internal token read all of it; an
+        /// > organisation's administrators (a management token, a person who is one) theirs.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Common_V1_ListAuditLogRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Lumen_Common_V1_ListAuditLogResponse` message.
+        func listAuditLog(
+            request: GRPCCore.ServerRequest<Lumen_Common_V1_ListAuditLogRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Lumen_Common_V1_ListAuditLogResponse>
+
+        /// Handle the "VerifyAuditLog" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Walks the keys service's whole audit log, recomputing every hash. Operators and the internal
+        /// > token only.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Common_V1_VerifyAuditLogRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Lumen_Common_V1_VerifyAuditLogResponse` message.
+        func verifyAuditLog(
+            request: GRPCCore.ServerRequest<Lumen_Common_V1_VerifyAuditLogRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Lumen_Common_V1_VerifyAuditLogResponse>
     }
 
     /// Simple service protocol for the "lumen.keys.v1.KeysService" service.
@@ -825,6 +931,45 @@ extension Lumen_Keys_V1_KeysService {
             request: Lumen_Keys_V1_RevokeOperatorTokenRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Lumen_Keys_V1_RevokeOperatorTokenResponse
+
+        /// Handle the "ListAuditLog" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The keys service's audit log: every key and token created, changed or revoked, in order,
+        /// > the secret's digest never in it. Operators and the internal token read all of it; an
+        /// > organisation's administrators (a management token, a person who is one) theirs.
+        ///
+        /// - Parameters:
+        ///   - request: A `Lumen_Common_V1_ListAuditLogRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Lumen_Common_V1_ListAuditLogResponse` to respond with.
+        func listAuditLog(
+            request: Lumen_Common_V1_ListAuditLogRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Lumen_Common_V1_ListAuditLogResponse
+
+        /// Handle the "VerifyAuditLog" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Walks the keys service's whole audit log, recomputing every hash. Operators and the internal
+        /// > token only.
+        ///
+        /// - Parameters:
+        ///   - request: A `Lumen_Common_V1_VerifyAuditLogRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Lumen_Common_V1_VerifyAuditLogResponse` to respond with.
+        func verifyAuditLog(
+            request: Lumen_Common_V1_VerifyAuditLogRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Lumen_Common_V1_VerifyAuditLogResponse
     }
 }
 
@@ -942,6 +1087,28 @@ extension Lumen_Keys_V1_KeysService.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Lumen_Keys_V1_KeysService.Method.ListAuditLog.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Common_V1_ListAuditLogRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Common_V1_ListAuditLogResponse>(),
+            handler: { request, context in
+                try await self.listAuditLog(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Lumen_Keys_V1_KeysService.Method.VerifyAuditLog.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Common_V1_VerifyAuditLogRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Common_V1_VerifyAuditLogResponse>(),
+            handler: { request, context in
+                try await self.verifyAuditLog(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -1052,6 +1219,28 @@ extension Lumen_Keys_V1_KeysService.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Keys_V1_RevokeOperatorTokenResponse> {
         let response = try await self.revokeOperatorToken(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func listAuditLog(
+        request: GRPCCore.StreamingServerRequest<Lumen_Common_V1_ListAuditLogRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Common_V1_ListAuditLogResponse> {
+        let response = try await self.listAuditLog(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func verifyAuditLog(
+        request: GRPCCore.StreamingServerRequest<Lumen_Common_V1_VerifyAuditLogRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Common_V1_VerifyAuditLogResponse> {
+        let response = try await self.verifyAuditLog(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -1189,6 +1378,32 @@ extension Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Lumen_Keys_V1_RevokeOperatorTokenResponse> {
         return GRPCCore.ServerResponse<Lumen_Keys_V1_RevokeOperatorTokenResponse>(
             message: try await self.revokeOperatorToken(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func listAuditLog(
+        request: GRPCCore.ServerRequest<Lumen_Common_V1_ListAuditLogRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Lumen_Common_V1_ListAuditLogResponse> {
+        return GRPCCore.ServerResponse<Lumen_Common_V1_ListAuditLogResponse>(
+            message: try await self.listAuditLog(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func verifyAuditLog(
+        request: GRPCCore.ServerRequest<Lumen_Common_V1_VerifyAuditLogRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Lumen_Common_V1_VerifyAuditLogResponse> {
+        return GRPCCore.ServerResponse<Lumen_Common_V1_VerifyAuditLogResponse>(
+            message: try await self.verifyAuditLog(
                 request: request.message,
                 context: context
             ),
@@ -1453,6 +1668,55 @@ extension Lumen_Keys_V1_KeysService {
             deserializer: some GRPCCore.MessageDeserializer<Lumen_Keys_V1_RevokeOperatorTokenResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Keys_V1_RevokeOperatorTokenResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ListAuditLog" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The keys service's audit log: every key and token created, changed or revoked, in order,
+        /// > the secret's digest never in it. Operators and the internal token read all of it; an
+        /// > organisation's administrators (a management token, a person who is one) theirs.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Common_V1_ListAuditLogRequest` message.
+        ///   - serializer: A serializer for `Lumen_Common_V1_ListAuditLogRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Common_V1_ListAuditLogResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func listAuditLog<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Common_V1_ListAuditLogRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Common_V1_ListAuditLogRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Common_V1_ListAuditLogResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Common_V1_ListAuditLogResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "VerifyAuditLog" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Walks the keys service's whole audit log, recomputing every hash. Operators and the internal
+        /// > token only.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Common_V1_VerifyAuditLogRequest` message.
+        ///   - serializer: A serializer for `Lumen_Common_V1_VerifyAuditLogRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Common_V1_VerifyAuditLogResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func verifyAuditLog<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Common_V1_VerifyAuditLogRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Common_V1_VerifyAuditLogRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Common_V1_VerifyAuditLogResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Common_V1_VerifyAuditLogResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -1828,6 +2092,77 @@ extension Lumen_Keys_V1_KeysService {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "ListAuditLog" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The keys service's audit log: every key and token created, changed or revoked, in order,
+        /// > the secret's digest never in it. Operators and the internal token read all of it; an
+        /// > organisation's administrators (a management token, a person who is one) theirs.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Common_V1_ListAuditLogRequest` message.
+        ///   - serializer: A serializer for `Lumen_Common_V1_ListAuditLogRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Common_V1_ListAuditLogResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func listAuditLog<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Common_V1_ListAuditLogRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Common_V1_ListAuditLogRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Common_V1_ListAuditLogResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Common_V1_ListAuditLogResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Lumen_Keys_V1_KeysService.Method.ListAuditLog.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "VerifyAuditLog" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Walks the keys service's whole audit log, recomputing every hash. Operators and the internal
+        /// > token only.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Common_V1_VerifyAuditLogRequest` message.
+        ///   - serializer: A serializer for `Lumen_Common_V1_VerifyAuditLogRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Common_V1_VerifyAuditLogResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func verifyAuditLog<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Common_V1_VerifyAuditLogRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Common_V1_VerifyAuditLogRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Common_V1_VerifyAuditLogResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Common_V1_VerifyAuditLogResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Lumen_Keys_V1_KeysService.Method.VerifyAuditLog.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -2132,6 +2467,67 @@ extension Lumen_Keys_V1_KeysService.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Keys_V1_RevokeOperatorTokenRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Keys_V1_RevokeOperatorTokenResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListAuditLog" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The keys service's audit log: every key and token created, changed or revoked, in order,
+    /// > the secret's digest never in it. Operators and the internal token read all of it; an
+    /// > organisation's administrators (a management token, a person who is one) theirs.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Lumen_Common_V1_ListAuditLogRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listAuditLog<Result>(
+        request: GRPCCore.ClientRequest<Lumen_Common_V1_ListAuditLogRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Common_V1_ListAuditLogResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.listAuditLog(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Common_V1_ListAuditLogRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Common_V1_ListAuditLogResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "VerifyAuditLog" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Walks the keys service's whole audit log, recomputing every hash. Operators and the internal
+    /// > token only.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Lumen_Common_V1_VerifyAuditLogRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func verifyAuditLog<Result>(
+        request: GRPCCore.ClientRequest<Lumen_Common_V1_VerifyAuditLogRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Common_V1_VerifyAuditLogResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.verifyAuditLog(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Common_V1_VerifyAuditLogRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Common_V1_VerifyAuditLogResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -2478,6 +2874,75 @@ extension Lumen_Keys_V1_KeysService.ClientProtocol {
             metadata: metadata
         )
         return try await self.revokeOperatorToken(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListAuditLog" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The keys service's audit log: every key and token created, changed or revoked, in order,
+    /// > the secret's digest never in it. Operators and the internal token read all of it; an
+    /// > organisation's administrators (a management token, a person who is one) theirs.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listAuditLog<Result>(
+        _ message: Lumen_Common_V1_ListAuditLogRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Common_V1_ListAuditLogResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Lumen_Common_V1_ListAuditLogRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.listAuditLog(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "VerifyAuditLog" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Walks the keys service's whole audit log, recomputing every hash. Operators and the internal
+    /// > token only.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func verifyAuditLog<Result>(
+        _ message: Lumen_Common_V1_VerifyAuditLogRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Common_V1_VerifyAuditLogResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Lumen_Common_V1_VerifyAuditLogRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.verifyAuditLog(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -1,0 +1,90 @@
+import LumenAPI
+import RPCSupport
+import SharedRules
+import Storage
+
+/// What every service's audit log shares above its storage (`Storage.AuditTrail`): an entry
+/// naming the current caller and where the call came from, who may read which entries, and the
+/// entries and checks as the API shows them.
+public enum ServiceAudit {
+    /// An entry of the current caller (`Caller.current`: `internal` outside a call) from where
+    /// the call came (`CallOrigin.current`), made at `at`: what the service's store completes
+    /// with the target's values before and after and records with the change.
+    public static func entry(
+        _ action: String, _ targetType: String, _ targetID: String, organizationID: String = "", at: Int64
+    ) -> AuditEntry {
+        let actor = Caller.current?.auditActor ?? (type: "internal", id: "")
+        return AuditEntry(
+            at: at, organizationID: organizationID, actorType: actor.type, actorID: actor.id, action: action,
+            targetType: targetType, targetID: targetID, requestID: CallOrigin.current.requestID,
+            clientAddress: CallOrigin.current.clientAddress)
+    }
+
+    /// A page of a service's audit log for the current caller: all of it for operators and
+    /// Lumen's own processes, an organisation's entries for its administrators (a management
+    /// token, a person who is an administrator); PERMISSION_DENIED for others. `read` gives the
+    /// entries after a sequence, at most a number, of one organisation when given.
+    public static func list(
+        _ request: Lumen_Common_V1_ListAuditLogRequest,
+        read: (_ after: Int64, _ limit: Int, _ organizationID: String?) async throws -> [AuditRecord]
+    ) async throws -> Lumen_Common_V1_ListAuditLogResponse {
+        let organizationID: String?
+        switch try Caller.require() {
+        case .internal, .operator: organizationID = nil
+        case .management(let organization, _, _): organizationID = organization
+        case .person(let person) where person.isAdmin: organizationID = person.organizationID
+        case .person:
+            throw ServiceError(.permissionDenied, "admin_only", "the audit log is for the organisation's administrators")
+        }
+        let limit = request.limit == 0 ? 100 : Int(request.limit)
+        guard (1...1_000).contains(limit) else {
+            throw ServiceError(.invalidArgument, "invalid_limit", "limit is 1–1000", param: "limit")
+        }
+        let records = try await read(request.afterSequence, limit + 1, organizationID)
+        return .with {
+            $0.entries = records.prefix(limit).map(\.message)
+            $0.hasMore_p = records.count > limit
+        }
+    }
+
+    /// A service's whole chain checked (`verify`), for operators and Lumen's own processes only.
+    public static func verify(_ verify: () async throws -> AuditVerification) async throws -> Lumen_Common_V1_VerifyAuditLogResponse {
+        try Caller.requireOperator("the audit log's integrity is the deployment's to check")
+        switch try await verify() {
+        case .intact(let count, let head):
+            return .with {
+                $0.intact = true
+                $0.entries = count
+                $0.headHash = head
+            }
+        case .broken(let sequence, let reason):
+            return .with {
+                $0.entries = sequence - 1
+                $0.brokenSequence = sequence
+                $0.reason = reason
+            }
+        }
+    }
+}
+
+extension AuditRecord {
+    /// The entry as the API shows it.
+    public var message: Lumen_Common_V1_AuditEntry {
+        .with {
+            $0.sequence = sequence
+            $0.time = .init(millis: entry.at)
+            $0.organizationID = entry.organizationID
+            $0.actorType = entry.actorType
+            $0.actorID = entry.actorID
+            $0.action = entry.action
+            $0.targetType = entry.targetType
+            $0.targetID = entry.targetID
+            $0.beforeJson = entry.before
+            $0.afterJson = entry.after
+            $0.requestID = entry.requestID
+            $0.clientAddress = entry.clientAddress
+            $0.previousHash = previousHash
+            $0.hash = hash
+        }
+    }
+}
