@@ -197,11 +197,11 @@ struct ModelRegistryServiceTests {
         try await TestServices.run(store: store) { services in
             let asInternal = services.asInternal
             let acme = try await services.tenant("Acme")
-            let start = try await services.registry.listAuditLog(.with { $0.limit = 1_000 }, metadata: asInternal).entries.last?.sequence
+            let start = Int64(try await services.registry.listAuditLog(.with { $0.limit = 1_000 }, metadata: asInternal).entries.count)
             func entries() async throws -> [Lumen_Common_V1_AuditEntry] {
                 try await services.registry.listAuditLog(
                     .with {
-                        $0.afterSequence = start ?? 0
+                        $0.afterSequence = start
                         $0.limit = 1_000
                     }, metadata: asInternal
                 ).entries
