@@ -23,10 +23,9 @@ public enum ServiceAudit {
     /// A page of a service's audit log for the current caller: all of it for operators and
     /// Lumen's own processes, an organisation's entries for its administrators (a management
     /// token, a person who is an administrator); PERMISSION_DENIED for others. `read` gives the
-    /// entries after a sequence, at most a number, of one organisation when given.
+    /// entries of `log`.
     public static func list(
-        _ request: Lumen_Common_V1_ListAuditLogRequest,
-        read: (_ after: Int64, _ limit: Int, _ organizationID: String?) async throws -> [AuditRecord]
+        _ request: Lumen_Common_V1_ListAuditLogRequest, from log: some AuditLogged
     ) async throws -> Lumen_Common_V1_ListAuditLogResponse {
         let organizationID: String?
         switch try Caller.require() {
@@ -40,7 +39,7 @@ public enum ServiceAudit {
         guard (1...1_000).contains(limit) else {
             throw ServiceError(.invalidArgument, "invalid_limit", "limit is 1–1000", param: "limit")
         }
-        let records = try await read(request.afterSequence, limit + 1, organizationID)
+        let records = try await log.auditRecords(after: request.afterSequence, limit: limit + 1, organizationID: organizationID)
         return .with {
             $0.entries = records.prefix(limit).map(\.message)
             $0.hasMore_p = records.count > limit
@@ -48,9 +47,9 @@ public enum ServiceAudit {
     }
 
     /// A service's whole chain checked (`verify`), for operators and Lumen's own processes only.
-    public static func verify(_ verify: () async throws -> AuditVerification) async throws -> Lumen_Common_V1_VerifyAuditLogResponse {
+    public static func verify(_ log: some AuditLogged) async throws -> Lumen_Common_V1_VerifyAuditLogResponse {
         try Caller.requireOperator("the audit log's integrity is the deployment's to check")
-        switch try await verify() {
+        switch try await log.verifyAudit() {
         case .intact(let count, let head):
             return .with {
                 $0.intact = true

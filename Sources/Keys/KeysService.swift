@@ -384,15 +384,13 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
     public func listAuditLog(
         request: Lumen_Common_V1_ListAuditLogRequest, context: ServerContext
     ) async throws -> Lumen_Common_V1_ListAuditLogResponse {
-        try await ServiceAudit.list(request) { after, limit, organizationID in
-            try await store.auditRecords(after: after, limit: limit, organizationID: organizationID)
-        }
+        try await ServiceAudit.list(request, from: store)
     }
 
     public func verifyAuditLog(
         request: Lumen_Common_V1_VerifyAuditLogRequest, context: ServerContext
     ) async throws -> Lumen_Common_V1_VerifyAuditLogResponse {
-        try await ServiceAudit.verify { try await store.verifyAudit() }
+        try await ServiceAudit.verify(store)
     }
 
     /// Who a new key is recorded as made by: the caller's user when none is named; a named one

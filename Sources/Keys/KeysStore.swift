@@ -8,7 +8,7 @@ import Storage
 /// read and written through the same statements (`SQLStore`). Nothing outside this module reads
 /// it. Each method is one transaction; writes are serialised, and a write's `committed` runs
 /// after its commit and before the next write starts (events in commit order).
-struct KeysStore: Sendable {
+struct KeysStore: AuditLogged {
     let sql: any SQLStore
     /// Every committed update of a key (`update`), counted after its commit.
     let changes = CredentialChanges()
@@ -160,12 +160,6 @@ struct KeysStore: Sendable {
         try await AuditTrail.append(entry, in: db)
     }
 
-    /// The audit log after `sequence`, at most `limit` entries (one organisation's, when given).
-    func auditRecords(after sequence: Int64, limit: Int, organizationID: String?) async throws -> [AuditRecord] {
-        try await sql.read { db in try await AuditTrail.records(after: sequence, limit: limit, organizationID: organizationID, in: db) }
-    }
-
-    func verifyAudit() async throws -> AuditVerification { try await AuditTrail.verify(in: sql) }
 
     func key(id: String, organizationID: String) async throws -> KeyRecord? {
         try await sql.read { db in

@@ -237,15 +237,13 @@ extension ModelRegistryService: Lumen_Registry_V1_ModelRegistryService.SimpleSer
     public func listAuditLog(
         request: Lumen_Common_V1_ListAuditLogRequest, context: ServerContext
     ) async throws -> Lumen_Common_V1_ListAuditLogResponse {
-        try await ServiceAudit.list(request) { after, limit, organizationID in
-            try await store.auditRecords(after: after, limit: limit, organizationID: organizationID)
-        }
+        try await ServiceAudit.list(request, from: store)
     }
 
     public func verifyAuditLog(
         request: Lumen_Common_V1_VerifyAuditLogRequest, context: ServerContext
     ) async throws -> Lumen_Common_V1_VerifyAuditLogResponse {
-        try await ServiceAudit.verify { try await store.verifyAudit() }
+        try await ServiceAudit.verify(store)
     }
 
     public func getModelAccess(

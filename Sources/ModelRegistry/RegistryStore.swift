@@ -10,7 +10,7 @@ import Storage
 /// Each method is one transaction. Writes are serialised, and a write's `then` runs once it has
 /// committed and before the next write starts: events published there reach watchers in commit
 /// order, so a gateway never applies an older state after a newer one.
-struct RegistryStore: Sendable {
+struct RegistryStore: AuditLogged {
     let sql: any SQLStore
 
     init(location: ServiceDatabase.Location) throws {
@@ -381,12 +381,6 @@ struct RegistryStore: Sendable {
         }
     }
 
-    /// The audit log after `sequence`, at most `limit` entries (one organisation's, when given).
-    func auditRecords(after sequence: Int64, limit: Int, organizationID: String?) async throws -> [AuditRecord] {
-        try await sql.read { db in try await AuditTrail.records(after: sequence, limit: limit, organizationID: organizationID, in: db) }
-    }
-
-    func verifyAudit() async throws -> AuditVerification { try await AuditTrail.verify(in: sql) }
 
     /// An organisation's consents (one principal's, when given), newest first, then by model.
     func consents(organizationID: String, principalType: Int?, principalID: String?) async throws -> [ConsentRecord] {

@@ -209,3 +209,18 @@ public enum AuditTrail {
         }
     }
 }
+
+/// A service's store that keeps an audit log (`AuditTrail`) in its database, `sql`.
+public protocol AuditLogged: Sendable {
+    var sql: any SQLStore { get }
+}
+
+extension AuditLogged {
+    /// The audit log after `sequence`, at most `limit` entries (one organisation's, when given).
+    public func auditRecords(after sequence: Int64, limit: Int, organizationID: String?) async throws -> [AuditRecord] {
+        try await sql.read { db in try await AuditTrail.records(after: sequence, limit: limit, organizationID: organizationID, in: db) }
+    }
+
+    /// The whole chain checked (`AuditTrail.verify`).
+    public func verifyAudit() async throws -> AuditVerification { try await AuditTrail.verify(in: sql) }
+}
