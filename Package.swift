@@ -449,7 +449,7 @@ let package = Package(
         .testTarget(
             name: "GatewayTests",
             dependencies: [
-                "Gateway", "LumenMock", "LumenTesting",
+                "Gateway", "LumenMock", "LumenTesting", "UpstreamClient",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],

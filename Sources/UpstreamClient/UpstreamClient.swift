@@ -270,6 +270,15 @@ public struct UpstreamHTTPRequest: Sendable {
 }
 
 /// The head of an upstream's answer, and its body as it arrives.
+extension UpstreamClient {
+    /// The `Host` header and the request target (path and query) this client sends for `url`:
+    /// what a signature over the request (AWS SigV4) must cover.
+    public static func head(of url: String) throws -> (host: String, target: String) {
+        let endpoint = try Endpoint(url)
+        return (endpoint.hostHeader, endpoint.target)
+    }
+}
+
 public struct UpstreamHTTPResponse: Sendable {
     public var status: HTTPResponseStatus
     public var headers: HTTPHeaders

@@ -7,6 +7,7 @@ import LumenTesting
 import NIOCore
 import Synchronization
 import Testing
+import UpstreamClient
 import WireFormats
 
 @testable import Gateway
@@ -54,7 +55,7 @@ struct BedrockProviderTests {
     }
 
     @Test("A Bedrock model id's ':' is sent once encoded and signed twice encoded, as botocore signs it")
-    func modelIDs() {
+    func modelIDs() throws {
         let path = BedrockProvider.path(model: "anthropic.claude-3-5-sonnet-20240620-v1:0", stream: false)
         #expect(path == "/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse")
         #expect(SigV4.canonicalPath(path) == "/model/anthropic.claude-3-5-sonnet-20240620-v1%253A0/converse")
@@ -64,10 +65,10 @@ struct BedrockProviderTests {
             body: Array(#"{"messages":[]}"#.utf8), credentials: Self.example, region: "us-east-1", service: "bedrock", date: Self.moment)
         #expect(added.first { $0.0 == "authorization" }?.1.hasSuffix("Signature=40f11609b51d318bc71127993eb5b075cc12b3bde24aa11d2a25186d1fc1d196") == true)
         #expect(BedrockProvider.path(model: "arn:aws:bedrock:us-east-1:123:inference-profile/us.x", stream: true).hasSuffix("profile%2Fus.x/converse-stream"))
-        #expect(BedrockProvider.authority("https://bedrock-runtime.eu-west-3.amazonaws.com") == ("bedrock-runtime.eu-west-3.amazonaws.com", ""))
-        #expect(BedrockProvider.authority("https://proxy.example:443/aws/") == ("proxy.example", "/aws/"))
-        #expect(BedrockProvider.authority("http://127.0.0.1:9000/") == ("127.0.0.1:9000", "/"))
-        #expect(BedrockProvider.authority("http://[::1]:80") == ("[::1]", ""))
+        // Signed as the upstream client sends it: its Host header and target.
+        let head = try UpstreamClient.head(of: "https://proxy.example:443/aws" + path)
+        #expect(head.host == "proxy.example" && head.target == "/aws/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse")
+        #expect(try UpstreamClient.head(of: "http://127.0.0.1:9000/model/x/converse").host == "127.0.0.1:9000")
     }
 
     @Test("AWS keys: from the variables, or a profile of the shared credentials file, read again when it changes")

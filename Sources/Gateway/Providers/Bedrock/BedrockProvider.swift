@@ -4,6 +4,7 @@ import LumenAPI
 import NIOCore
 import NIOHTTP1
 import SharedRules
+import UpstreamClient
 import WireFormats
 
 /// AWS Bedrock's Converse API, `provider: bedrock`: `POST
@@ -46,9 +47,10 @@ struct BedrockProvider: TranslatingProvider {
         if let key = call.callerCredential ?? UpstreamHTTP.credential(call.backend.credentialEnv) {
             headers.add(name: "authorization", value: "Bearer " + key)
         } else if let keys = credentials.credentials(profile: call.backend.awsProfile) {
-            let (host, basePath) = Self.authority(base)
+            // Signed as the upstream client will send it: its Host header and target.
+            let (host, target) = try UpstreamClient.head(of: base + path)
             for (name, value) in SigV4.sign(
-                method: "POST", path: basePath + path, headers: [("host", host), ("content-type", "application/json")],
+                method: "POST", path: target, headers: [("host", host), ("content-type", "application/json")],
                 body: body.readableBytesView, credentials: keys, region: call.backend.region, service: Self.service, date: clock.now)
             {
                 headers.add(name: name, value: value)
@@ -69,18 +71,6 @@ struct BedrockProvider: TranslatingProvider {
     /// profile's ARN keeps no `/` either).
     static func path(model: String, stream: Bool) -> String {
         "/model/" + SigV4.uriEncode(model) + (stream ? "/converse-stream" : "/converse")
-    }
-
-    /// The `Host` header the upstream client sends for `url` (the authority, without the
-    /// scheme's own port), and the URL's path.
-    static func authority(_ url: String) -> (host: String, path: String) {
-        let secure = url.hasPrefix("https://")
-        let rest = url.dropFirst(secure ? 8 : url.hasPrefix("http://") ? 7 : 0)
-        let end = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
-        var host = rest[..<end]
-        if host.hasSuffix(secure ? ":443" : ":80") { host = host.dropLast(secure ? 4 : 3) }
-        let path = rest[end...].prefix { $0 != "?" }
-        return (String(host), String(path))
     }
 
     func openAIAnswer(_ body: ByteBuffer, status: HTTPResponse.Status, contentType: String?, of call: UpstreamCall) -> ProviderAnswer {
