@@ -106,7 +106,7 @@ let package = Package(
         .target(
             name: "Accounts",
             dependencies: [
-                "LumenAPI", "Storage", "RPCSupport", "SharedRules",
+                "Audit", "LumenAPI", "Storage", "RPCSupport", "SharedRules",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
             ],
@@ -135,7 +135,7 @@ let package = Package(
         .target(
             name: "Ledger",
             dependencies: [
-                "LumenAPI", "Storage", "RPCSupport", "SharedRules", .product(name: "PostgresNIO", package: "postgres-nio"),
+                "Audit", "LumenAPI", "Storage", "RPCSupport", "SharedRules", .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings

@@ -175,6 +175,9 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
             try await Self.unique(AccountsError.organizationExists(name)) { try await organization.insert(db) }
             try await admin.insert(db)
             let user = try await userMessage(admin, db)
+            try await audit(
+                "organization.bootstrap", "organization", organization.id, organizationID: organization.id,
+                after: ["name": organization.name, "admin_user_id": admin.id, "admin_email": admin.email], in: db)
             return Lumen_Accounts_V1_BootstrapOrganizationResponse.with {
                 $0.organization = organization.message
                 $0.admin = user
@@ -234,6 +237,7 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
             }
             try await store.setGroups(userID: record.id, organizationID: organizationID, groupIDs: request.groupIds, db)
             let user = try await userMessage(record, db)
+            try await audit("user.create", "user", record.id, organizationID: organizationID, after: AuditedUser(user), in: db)
             publishMembership(user, afterCommit: db)
             return user
         }
@@ -308,6 +312,7 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
                 request.userID.isEmpty && !request.email.isEmpty
                 ? try await fetchUser(email: request.email, organizationID: organizationID, db)
                 : try await fetchUser(id: request.userID, organizationID: organizationID, db)
+            let before = AuditedUser(try await userMessage(record, db))
             let wasActiveAdmin = record.isAdmin && record.active
             if let displayName { record.displayName = displayName }
             if request.hasIsAdmin { record.isAdmin = request.isAdmin }
@@ -322,6 +327,10 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
                 try await store.setGroups(userID: record.id, organizationID: organizationID, groupIDs: request.groups.ids, db)
             }
             let user = try await userMessage(record, db)
+            if AuditedUser(user) != before {
+                try await audit(
+                    "user.update", "user", record.id, organizationID: organizationID, before: before, after: AuditedUser(user), in: db)
+            }
             publishMembership(user, afterCommit: db)
             return user
         }
@@ -428,6 +437,9 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
                 throw AccountsError.organizationNotFound(organizationID)
             }
             try await Self.unique(AccountsError.groupExists(name)) { try await record.insert(db) }
+            try await audit(
+                "group.create", "group", record.id, organizationID: organizationID,
+                after: AuditedName(name: record.name, description: record.description), in: db)
         }
         return .with { $0.group = record.message }
     }
@@ -463,6 +475,7 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
                 try await db.execute("INSERT INTO client_managers (client_id, user_id) VALUES (?, ?)", .text(record.id), .text(userID))
             }
             let client = try await clientMessage(record, db)
+            try await audit("client.create", "client", record.id, organizationID: organizationID, after: AuditedClient(client), in: db)
             publishMembership(client, afterCommit: db)
             return client
         }
@@ -519,11 +532,17 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
             // Managers rename and describe their client; activating it is an administrator's.
             if request.hasActive { try Caller.requireAdmin(to: "activate or deactivate clients") }
             try Caller.requireActing(for: .client(record.id), to: "change a client")
+            let before = AuditedClient(try await clientMessage(record, db))
             if let name { record.name = name }
             if request.hasDescription_p { record.description = request.description_p }
             if request.hasActive { record.active = request.active }
             try await Self.unique(AccountsError.clientExists(record.name)) { try await record.update(db) }
             let client = try await clientMessage(record, db)
+            if AuditedClient(client) != before {
+                try await audit(
+                    "client.update", "client", record.id, organizationID: organizationID, before: before, after: AuditedClient(client),
+                    in: db)
+            }
             if request.hasActive { publishMembership(client, afterCommit: db) }
             return client
         }
@@ -538,10 +557,17 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
             let record = try await fetchClient(id: request.clientID, organizationID: organizationID, db)
             try Caller.requireAdmin(to: "add managers")
             _ = try await fetchUser(id: request.userID, organizationID: organizationID, db)
+            let before = AuditedClient(try await clientMessage(record, db))
             try await db.execute(
                 "INSERT INTO client_managers (client_id, user_id) VALUES (?, ?) ON CONFLICT DO NOTHING", .text(record.id),
                 .text(request.userID))
-            return try await clientMessage(record, db)
+            let client = try await clientMessage(record, db)
+            if AuditedClient(client) != before {
+                try await audit(
+                    "client.add_manager", "client", record.id, organizationID: organizationID, before: before,
+                    after: AuditedClient(client), in: db)
+            }
+            return client
         }
         return .with { $0.client = client }
     }
@@ -553,8 +579,15 @@ extension AccountsService: Lumen_Accounts_V1_AccountsService.SimpleServiceProtoc
         let client = try await store.write { db in
             let record = try await fetchClient(id: request.clientID, organizationID: organizationID, db)
             try Caller.requireAdmin(to: "remove managers")
+            let before = AuditedClient(try await clientMessage(record, db))
             try await db.execute("DELETE FROM client_managers WHERE client_id = ? AND user_id = ?", .text(record.id), .text(request.userID))
-            return try await clientMessage(record, db)
+            let client = try await clientMessage(record, db)
+            if AuditedClient(client) != before {
+                try await audit(
+                    "client.remove_manager", "client", record.id, organizationID: organizationID, before: before,
+                    after: AuditedClient(client), in: db)
+            }
+            return client
         }
         return .with { $0.client = client }
     }

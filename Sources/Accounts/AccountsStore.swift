@@ -247,6 +247,7 @@ struct AccountsStore: Sendable {
                 )
                 """#,
             ]),
+        AuditTrail.migration("v4: the audit log"),
     ]
 }
 

@@ -89,18 +89,23 @@ final class SignInThrottle: Sendable {
         }
     }
 
-    func failed(email: String, address: String, now: Int64) {
+    /// Counts a failure; the rule it brought to its limit, if any (a lockout begins).
+    @discardableResult
+    func failed(email: String, address: String, now: Int64) -> Rule? {
         failures.withLock { failures in
+            var reached: Rule?
             for (key, rule) in Self.keys(email: email, address: address) {
-                var times = failures[key] ?? []
+                var times = (failures[key] ?? []).filter { now - $0 < rule.window }
                 times.append(now)
                 if times.count > rule.limit { times.removeFirst(times.count - rule.limit) }
+                if times.count == rule.limit, reached == nil { reached = rule }
                 failures[key] = times
             }
             if failures.count > 300_000 {
                 // Forget keys whose failures are all older than the longest window.
                 failures = failures.filter { $0.value.contains { now - $0 < Self.account.window } }
             }
+            return reached
         }
     }
 }
@@ -124,23 +129,44 @@ extension AccountsService {
         let now = clock.nowMillis
         let address = request.clientAddress
         if let refusal = throttle.refusal(email: email, address: address, now: now) { throw refusal }
-        let candidates = try await store.read { db in
+        let people = try await store.read { db in
             try await db.rows(
-                """
-                SELECT id, organization_id, password_hash FROM users
-                WHERE email = ? AND active = TRUE AND password_hash IS NOT NULL ORDER BY created_at, id
-                """, [.text(email)]
-            ).map { (id: try $0[0] as String, organizationID: try $0[1] as String, hash: try $0[2] as String) }
+                "SELECT id, organization_id, active, password_hash FROM users WHERE email = ? ORDER BY created_at, id", [.text(email)]
+            ).map {
+                (id: try $0[0] as String, organizationID: try $0[1] as String, active: try $0[2] as Bool, hash: try $0[3] as String?)
+            }
         }
+        let candidates = people.compactMap { person in person.active ? person.hash.map { (person, $0) } : nil }
         if candidates.isEmpty { await passwords.waste(request.password) }
-        for candidate in candidates where await passwords.verify(request.password, hash: candidate.hash) {
-            let user = try await store.read { db in
-                try await userMessage(try await fetchUser(id: candidate.id, organizationID: candidate.organizationID, db), db)
+        // The attempt's address, where the facade gave it only in the request.
+        var origin = CallOrigin.current
+        if origin.clientAddress.isEmpty { origin.clientAddress = address }
+        for (candidate, hash) in candidates where await passwords.verify(request.password, hash: hash) {
+            let user = try await CallOrigin.$current.withValue(origin) {
+                try await store.write { db in
+                    let user = try await userMessage(
+                        try await fetchUser(id: candidate.id, organizationID: candidate.organizationID, db), db)
+                    try await audit(
+                        "session.sign_in", "user", user.id, organizationID: user.organizationID, after: AuditedSignIn(email: email),
+                        actor: (type: "person", id: user.id), in: db)
+                    return user
+                }
             }
             logger.info("signed in", metadata: ["user_id": "\(user.id)", "organization_id": "\(user.organizationID)"])
             return .with { $0.user = user }
         }
-        throttle.failed(email: email, address: address, now: now)
+        let lockout = throttle.failed(email: email, address: address, now: now)
+        // The person the email names (their organisation's administrators see the attempt), or the email alone.
+        let target = people.first.map { (type: "user", id: $0.id, organizationID: $0.organizationID) }
+            ?? (type: "email", id: String(email.prefix(320)), organizationID: "")
+        try await CallOrigin.$current.withValue(origin) {
+            try await store.write { db in
+                try await audit(
+                    lockout == nil ? "session.sign_in_failed" : "session.locked_out", target.type, target.id,
+                    organizationID: target.organizationID, after: AuditedSignIn(email: String(email.prefix(320)), lockedOut: lockout?.what),
+                    actor: (type: "anonymous", id: ""), in: db)
+            }
+        }
         throw PeopleError.invalidCredentials
     }
 
@@ -156,6 +182,7 @@ extension AccountsService {
             try await db.execute(
                 "UPDATE users SET password_hash = ? WHERE id = ? AND organization_id = ?", .text(hash), .text(request.userID),
                 .text(organizationID))
+            try await audit("user.set_password", "user", request.userID, organizationID: organizationID, in: db)
         }
         logger.notice("password set", metadata: ["user_id": "\(request.userID)", "organization_id": "\(organizationID)"])
         return .init()
@@ -173,6 +200,8 @@ extension AccountsService {
             try await db.execute(
                 "INSERT INTO invites (token_sha256, user_id, expires_at) VALUES (?, ?, ?)", .blob(Self.sha256(token)),
                 .text(request.userID), .integer(expiresAt))
+            try await audit(
+                "invite.create", "user", request.userID, organizationID: organizationID, after: ["expires_at": expiresAt], in: db)
         }
         logger.notice("invitation created", metadata: ["user_id": "\(request.userID)", "organization_id": "\(organizationID)"])
         return .with {
@@ -209,6 +238,8 @@ extension AccountsService {
                 "UPDATE invites SET used_at = ? WHERE user_id = ? AND used_at IS NULL", .integer(now), .text(userID))
             try await db.execute("UPDATE users SET password_hash = ? WHERE id = ?", .text(hash), .text(userID))
             try await db.execute("DELETE FROM sessions WHERE user_id = ?", .text(userID))
+            try await audit(
+                "invite.accept", "user", userID, organizationID: organizationID, actor: (type: "person", id: userID), in: db)
             return try await userMessage(try await fetchUser(id: userID, organizationID: organizationID, db), db)
         }
         logger.notice("invitation accepted", metadata: ["user_id": "\(user.id)", "organization_id": "\(user.organizationID)"])

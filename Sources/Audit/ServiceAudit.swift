@@ -9,21 +9,25 @@ import Storage
 public enum ServiceAudit {
     /// An entry of the current caller (`Caller.current`: `internal` outside a call) from where
     /// the call came (`CallOrigin.current`), made at `at`: what the service's store completes
-    /// with the target's values before and after and records with the change.
+    /// with the target's values before and after and records with the change. `actor` names
+    /// another actor where the caller acts for someone it has just identified (a sign-in).
     public static func entry(
-        _ action: String, _ targetType: String, _ targetID: String, organizationID: String = "", at: Int64
+        _ action: String, _ targetType: String, _ targetID: String, organizationID: String = "",
+        actor: (type: String, id: String)? = nil, at: Int64
     ) -> AuditEntry {
-        let actor = Caller.current?.auditActor ?? (type: "internal", id: "")
+        let origin = CallOrigin.current
+        let caller = Caller.current ?? .internal
+        // Lumen's own caller on behalf of a command on the machine: the account that ran it.
+        let actor = actor ?? (caller == .internal && !origin.localUser.isEmpty ? (type: "cli", id: origin.localUser) : caller.auditActor)
         return AuditEntry(
             at: at, organizationID: organizationID, actorType: actor.type, actorID: actor.id, action: action,
-            targetType: targetType, targetID: targetID, requestID: CallOrigin.current.requestID,
-            clientAddress: CallOrigin.current.clientAddress)
+            targetType: targetType, targetID: targetID, requestID: origin.requestID, clientAddress: origin.clientAddress)
     }
 
     /// A page of a service's audit log for the current caller: all of it for operators and
     /// Lumen's own processes, an organisation's entries for its administrators (a management
-    /// token, a person who is an administrator); PERMISSION_DENIED for others. `read` gives the
-    /// entries of `log`.
+    /// token, a person who is an administrator); PERMISSION_DENIED for others. Oldest first after
+    /// a sequence, or newest first by offset with the total (`newest_first`), filtered.
     public static func list(
         _ request: Lumen_Common_V1_ListAuditLogRequest, from log: some AuditLogged
     ) async throws -> Lumen_Common_V1_ListAuditLogResponse {
@@ -39,11 +43,43 @@ public enum ServiceAudit {
         guard (1...1_000).contains(limit) else {
             throw ServiceError(.invalidArgument, "invalid_limit", "limit is 1–1000", param: "limit")
         }
-        let records = try await log.auditRecords(after: request.afterSequence, limit: limit + 1, organizationID: organizationID)
-        return .with {
-            $0.entries = records.prefix(limit).map(\.message)
-            $0.hasMore_p = records.count > limit
+        var filter = try self.filter(request)
+        filter.organizationID = organizationID
+        guard request.newestFirst else {
+            let records = try await log.auditRecords(after: request.afterSequence, limit: limit + 1, matching: filter)
+            return .with {
+                $0.entries = records.prefix(limit).map(\.message)
+                $0.hasMore_p = records.count > limit
+            }
         }
+        guard (0...100_000).contains(request.offset) else {
+            throw ServiceError(.invalidArgument, "invalid_offset", "offset is 0–100000", param: "offset")
+        }
+        let (records, total) = try await log.newestAuditRecords(matching: filter, offset: Int(request.offset), limit: limit)
+        return .with {
+            $0.entries = records.map(\.message)
+            $0.total = total
+            $0.hasMore_p = Int64(request.offset) + Int64(records.count) < total
+        }
+    }
+
+    /// The filters of `request` (without the organisation), checked.
+    static func filter(_ request: Lumen_Common_V1_ListAuditLogRequest) throws -> AuditFilter {
+        func given(_ value: String, _ param: String) throws -> String? {
+            guard value.utf8.count <= 320 else {
+                throw ServiceError(.invalidArgument, "invalid_filter", "\(param) is at most 320 characters", param: param)
+            }
+            return value.isEmpty ? nil : value
+        }
+        let filter = AuditFilter(
+            actorType: try given(request.actorType, "actor_type"), actorID: try given(request.actorID, "actor_id"),
+            action: try given(request.action, "action"), targetType: try given(request.targetType, "target_type"),
+            targetID: try given(request.targetID, "target_id"), from: request.hasStartTime ? request.startTime.millis : nil,
+            to: request.hasEndTime ? request.endTime.millis : nil)
+        if let from = filter.from, let to = filter.to, to < from {
+            throw ServiceError(.invalidArgument, "invalid_filter", "end_time is before start_time", param: "end_time")
+        }
+        return filter
     }
 
     /// A service's whole chain checked (`verify`), for operators and Lumen's own processes only.

@@ -40,6 +40,11 @@ public struct GatewayServices: Sendable {
         self.internalToken = internalToken
         self.meter = meter
     }
+
+    /// The four services' audit logs, read together.
+    public var auditLog: AuditLogReader {
+        AuditLogReader(accounts: accounts, keys: keys, ledger: ledger, registry: registry)
+    }
 }
 
 /// The gateway's in-memory copies of the keys, the registry and the users' groups
@@ -164,6 +169,7 @@ public func buildRouter<Context: RequestContext>(
     APIKeysController(keys: services.keys, ledger: services.ledger, cache: caches.keys).addRoutes(to: management)
     KeyUsageController(keys: services.keys, ledger: services.ledger).addRoutes(to: management)
     BalanceController(ledger: services.ledger).addRoutes(to: management)
+    AuditLogController(reader: services.auditLog).addRoutes(to: management)
     let pipeline = InferencePipeline(
         admission: InferenceAdmission(keys: caches.keys, registry: caches.registry, memberships: caches.memberships, clock: clock),
         meter: inference.meter, router: inference.router,

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import LumenAPI
+import SharedRules
 import WireFormats
 
 /// The rules of a request's inputs, one set for the management API and the dashboard's `/api`:
@@ -54,6 +55,34 @@ public enum RequestRules {
         if let page = try page(values, max: Int(Int32.max)) { request.page = Int32(page) }
         if let limit = try limit(values, max: maxLimit) { request.limit = Int32(limit) }
         return request
+    }
+
+    /// `startDate` and `endDate` in milliseconds, each YYYY-MM-DD or an RFC 3339 date-time with a
+    /// zone, both included (a bare end day up to its last millisecond); 400 `invalid_start_date`,
+    /// `invalid_end_date`, or `invalid_date_range` for an end before the start.
+    public static func dateRange(_ values: [String: String]) throws(APIError) -> (start: Int64?, end: Int64?) {
+        var start: Int64?
+        var end: Int64?
+        if let text = values["startDate"] {
+            guard let millis = RFC3339.parseMillis(text) ?? RFC3339.parseDateMillis(text) else {
+                throw APIError.invalid(
+                    "invalid_start_date", "startDate must be YYYY-MM-DD or an RFC 3339 date-time with a time zone",
+                    param: "startDate")
+            }
+            start = millis
+        }
+        if let text = values["endDate"] {
+            // A bare day is inclusive: up to its last millisecond.
+            guard let millis = RFC3339.parseMillis(text) ?? RFC3339.parseDateMillis(text).map({ $0 + 86_400_000 - 1 }) else {
+                throw APIError.invalid(
+                    "invalid_end_date", "endDate must be YYYY-MM-DD or an RFC 3339 date-time with a time zone", param: "endDate")
+            }
+            end = millis
+        }
+        if let start, let end, end < start {
+            throw APIError.invalid("invalid_date_range", "startDate must be earlier than or equal to endDate", param: "endDate")
+        }
+        return (start, end)
     }
 
     /// A switch: `true`/`1` or `false`/`0` (400 `invalid_<name>`); false when not given.

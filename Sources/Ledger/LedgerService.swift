@@ -1,3 +1,4 @@
+import Audit
 import GRDB
 import GRPCCore
 import Logging
@@ -20,12 +21,7 @@ import Synchronization
 public struct LedgerService: Sendable {
     let store: Store
     /// The ledger's tables for reads (usage, billing, totals, the invariant check).
-    var tables: any SQLStore {
-        switch store.backend {
-        case .sqlite(_, let reads): reads
-        case .postgres(let ledger): ledger.tables
-        }
-    }
+    var tables: any SQLStore { store.reads }
     let clock: WallClock
     let logger: Logger
     let committer: GroupCommit<Metering.Operation, Metering.Outcome>
@@ -61,6 +57,22 @@ public struct LedgerService: Sendable {
             let writer = try ServiceDatabase.open(name: "ledger", at: location, migrator: LedgerStore.migrator)
             self.backend = .sqlite(writer, SQLiteStore(reading: writer))
         }
+
+        /// The tables for reads (usage, billing, totals, the invariant check, the audit log).
+        var reads: any SQLStore {
+            switch backend {
+            case .sqlite(_, let reads): reads
+            case .postgres(let ledger): ledger.tables
+            }
+        }
+
+        /// The audit log, read from the tables the group commit writes it in.
+        var auditLog: AuditLog { AuditLog(sql: reads) }
+    }
+
+    /// The ledger's audit log as `Storage.AuditLogged` reads it.
+    struct AuditLog: AuditLogged {
+        let sql: any SQLStore
     }
 
     /// Opens the ledger's tables: a SQLite file, or the `ledger` schema of a PostgreSQL database
@@ -74,10 +86,12 @@ public struct LedgerService: Sendable {
 
     /// Checks the invariant on `store`'s tables (one consistent snapshot): `lumen admin ledger check`.
     public static func check(_ store: Store) async throws -> LedgerCheck.Report {
-        switch store.backend {
-        case .sqlite(_, let reads): try await reads.snapshot(LedgerCheck.check)
-        case .postgres(let ledger): try await ledger.tables.snapshot(LedgerCheck.check)
-        }
+        try await store.reads.snapshot(LedgerCheck.check)
+    }
+
+    /// Walks the ledger's audit log in `store` (`lumen admin audit verify`).
+    public static func verifyAudit(_ store: Store) async throws -> AuditVerification {
+        try await store.auditLog.verifyAudit()
     }
 
     /// Opens the ledger database at `location`. A hold not settled or released within
@@ -262,11 +276,14 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
 
     public func configurePool(request: Lumen_Ledger_V1_ConfigurePoolRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_ConfigurePoolResponse {
         let organizationID = try Caller.organization(request.organizationID)
-        _ = try PoolAdministration.poolKey(organizationID: organizationID, owner: request.owner)
+        let key = try PoolAdministration.poolKey(organizationID: organizationID, owner: request.owner)
         try await requireExists(request.owner, organizationID: organizationID, param: "owner")
         try Caller.requireAdmin(to: "configure pools")
         let now = clock.nowMillis
-        guard case .pool(let pool) = try await meter(.configure(organizationID: organizationID, request)) else { return .init() }
+        let audit = ServiceAudit.entry("pool.configure", "pool", key.ownerID, organizationID: organizationID, at: now)
+        guard case .pool(let pool) = try await meter(.configure(organizationID: organizationID, request, audit: audit)) else {
+            return .init()
+        }
         logger.notice(
             "pool configured",
             metadata: ["organization_id": "\(organizationID)", "owner": "\(LedgerCheck.describe(pool.ownerType, pool.ownerID))",
@@ -276,12 +293,15 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
 
     public func grant(request: Lumen_Ledger_V1_GrantRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_GrantResponse {
         let organizationID = try Caller.organization(request.organizationID)
-        _ = try PoolAdministration.poolKey(organizationID: organizationID, owner: request.owner)
+        let key = try PoolAdministration.poolKey(organizationID: organizationID, owner: request.owner)
         try await requireExists(request.owner, organizationID: organizationID, param: "owner")
         try Caller.requireAdmin(to: "grant")
         let grantedBy = try Caller.require().userID ?? ""
         let now = clock.nowMillis
-        guard case .granted(let grant, let pool) = try await meter(.grant(organizationID: organizationID, grantedBy: grantedBy, request))
+        let audit = ServiceAudit.entry("pool.grant", "pool", key.ownerID, organizationID: organizationID, at: now)
+        guard
+            case .granted(let grant, let pool) = try await meter(
+                .grant(organizationID: organizationID, grantedBy: grantedBy, request, audit: audit))
         else { return .init() }
         logger.notice(
             "grant",
@@ -500,6 +520,18 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
             $0.models = models
             $0.origins = origins
         }
+    }
+
+    public func listAuditLog(
+        request: Lumen_Common_V1_ListAuditLogRequest, context: ServerContext
+    ) async throws -> Lumen_Common_V1_ListAuditLogResponse {
+        try await ServiceAudit.list(request, from: store.auditLog)
+    }
+
+    public func verifyAuditLog(
+        request: Lumen_Common_V1_VerifyAuditLogRequest, context: ServerContext
+    ) async throws -> Lumen_Common_V1_VerifyAuditLogResponse {
+        try await ServiceAudit.verify(store.auditLog)
     }
 
     public func checkInvariant(request: Lumen_Ledger_V1_CheckInvariantRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_CheckInvariantResponse {

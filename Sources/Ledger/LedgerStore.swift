@@ -364,6 +364,7 @@ enum LedgerStore {
             ]
         ),
         SQLMigration("v9: cache writes", sqlite: cacheWriteMigration("INTEGER"), postgres: cacheWriteMigration("BIGINT")),
+        AuditTrail.migration("v10: the audit log"),
     ]
 
     /// v9: input tokens written to the provider's prompt cache, beside the cached ones, in every

@@ -34,6 +34,8 @@ protocol LedgerTables {
     func addKeyTotals(_ deltas: [KeyTotals.Key: KeyTotals.Delta]) throws
     func addOwnerTotals(_ deltas: [OwnerTotals.Key: KeyTotals.Delta]) throws
     func addOriginTotals(_ deltas: [OwnerTotals.OriginKey: KeyTotals.Delta]) throws
+    /// Appends an entry to the ledger's audit log, in the batch's transaction.
+    func appendAudit(_ entry: AuditEntry) throws
 }
 
 /// What settling writes on a line.
@@ -171,4 +173,6 @@ struct SQLiteLedgerTables: LedgerTables {
         try LedgerStatements.addOwnerOriginTotals.execute(
             deltas.map { LedgerStatements.addTotals(LedgerStatements.originKey($0), $1) }, in: db)
     }
+
+    func appendAudit(_ entry: AuditEntry) throws { try AuditTrail.append([entry], in: db) }
 }

@@ -2,6 +2,7 @@ import Foundation
 import LumenAPI
 import RPCSupport
 import SharedRules
+import Storage
 
 /// Reserve, settle and release: the rules of holds, applied inside one (group-committed)
 /// transaction. Each is idempotent by request id.
@@ -25,10 +26,11 @@ enum Metering {
         case release(Lumen_Ledger_V1_ReleaseRequest)
         /// Settle every hold expired by now at its estimate (the reconciler's sweep).
         case reconcile
-        /// Set a pool's mode, ceiling and refill (`PoolAdministration.configure`).
-        case configure(organizationID: String, Lumen_Ledger_V1_ConfigurePoolRequest)
-        /// Add money to a pool (`PoolAdministration.grant`).
-        case grant(organizationID: String, grantedBy: String, Lumen_Ledger_V1_GrantRequest)
+        /// Set a pool's mode, ceiling and refill (`PoolAdministration.configure`); `audit` is the
+        /// entry of the caller who asked, completed and recorded when the pool changes.
+        case configure(organizationID: String, Lumen_Ledger_V1_ConfigurePoolRequest, audit: AuditEntry)
+        /// Add money to a pool (`PoolAdministration.grant`), recording `audit` with it.
+        case grant(organizationID: String, grantedBy: String, Lumen_Ledger_V1_GrantRequest, audit: AuditEntry)
         /// Read a pool as the metering sees it (refills due applied): answered from the book,
         /// in the batch, after every operation queued before it.
         case pool(Book.PoolKey)
@@ -70,11 +72,11 @@ enum Metering {
             return .released
         case .reconcile:
             return .reconciled(try reconcile(db, book, now: now))
-        case .configure(let organizationID, let request):
-            return .pool(try PoolAdministration.configure(db, book, organizationID: organizationID, request, now: now))
-        case .grant(let organizationID, let userID, let request):
+        case .configure(let organizationID, let request, let audit):
+            return .pool(try PoolAdministration.configure(db, book, organizationID: organizationID, request, audit: audit, now: now))
+        case .grant(let organizationID, let userID, let request, let audit):
             let (grant, pool) = try PoolAdministration.grant(
-                db, book, organizationID: organizationID, grantedBy: userID, request, now: now)
+                db, book, organizationID: organizationID, grantedBy: userID, request, audit: audit, now: now)
             return .granted(grant, pool)
         case .pool(let key):
             return .pool(try book.pool(db, key, now: now))

@@ -2,6 +2,7 @@ import Foundation
 import LumenAPI
 import RPCSupport
 import SharedRules
+import Storage
 
 /// Configuring pools and granting money: the administrator's side of the pools, applied
 /// through the same group commit and `Book` as metering, so a grant is seen by the very next
@@ -31,7 +32,8 @@ enum PoolAdministration {
     }
 
     static func configure(
-        _ db: any LedgerTables, _ book: Book, organizationID: String, _ request: Lumen_Ledger_V1_ConfigurePoolRequest, now: Int64
+        _ db: any LedgerTables, _ book: Book, organizationID: String, _ request: Lumen_Ledger_V1_ConfigurePoolRequest,
+        audit: AuditEntry, now: Int64
     ) throws -> PoolRecord {
         let key = try poolKey(organizationID: organizationID, owner: request.owner)
         let mode = request.mode
@@ -56,19 +58,65 @@ enum PoolAdministration {
         }
         // Refills due under the old settings are applied first (by `pool`).
         var pool = try book.pool(db, key, now: now)
+        let before = PoolSettings(pool)
         let wasRefilling = pool.nextRefillAt != nil
         pool.mode = mode.rawValue
         pool.limitMicros = request.hasLimitMicros ? request.limitMicros : nil
         pool.refillPerHourMicros = request.refillPerHourMicros
         // A refill that starts now is first due an hour from now; one that was running keeps its clock.
         if !wasRefilling { pool.refilledAt = now }
+        let after = PoolSettings(pool)
+        if after != before {
+            var entry = audit
+            entry.before = AuditTrail.json(before)
+            entry.after = AuditTrail.json(after)
+            try db.appendAudit(entry)
+        }
         book.update(key, pool)
         return pool
     }
 
+    /// A pool's settings as its audit entries show them.
+    struct PoolSettings: Encodable, Equatable {
+        var mode: String
+        var limitMicros: Int64?
+        var refillPerHourMicros: Int64
+
+        init(_ pool: PoolRecord) {
+            mode = switch pool.poolMode {
+            case .unlimited: "unlimited"
+            case .balance: "balance"
+            default: "unspecified"
+            }
+            limitMicros = pool.limitMicros
+            refillPerHourMicros = pool.refillPerHourMicros
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case mode
+            case limitMicros = "limit_micros"
+            case refillPerHourMicros = "refill_per_hour_micros"
+        }
+    }
+
+    /// What a grant changes, as its audit entry shows it.
+    struct GrantChange: Encodable {
+        var balanceMicros: Int64
+        var grantID: String?
+        var amountMicros: Int64?
+        var reason: String?
+
+        enum CodingKeys: String, CodingKey {
+            case balanceMicros = "balance_micros"
+            case grantID = "grant_id"
+            case amountMicros = "amount_micros"
+            case reason
+        }
+    }
+
     static func grant(
         _ db: any LedgerTables, _ book: Book, organizationID: String, grantedBy userID: String,
-        _ request: Lumen_Ledger_V1_GrantRequest, now: Int64
+        _ request: Lumen_Ledger_V1_GrantRequest, audit: AuditEntry, now: Int64
     ) throws -> (GrantRow, PoolRecord) {
         let key = try poolKey(organizationID: organizationID, owner: request.owner)
         guard request.amountMicros != 0, (-maxAmountMicros...maxAmountMicros).contains(request.amountMicros) else {
@@ -118,13 +166,18 @@ enum PoolAdministration {
                 "removing \(USD.amount(-request.amountMicros)) USD would take the balance below zero: at most "
                     + "\(USD.amount(max(0, pool.balanceMicros - pool.reservedMicros))) USD can be removed now", param: "amount_micros")
         }
-        pool.balanceMicros = balance
-        pool.grantedMicros += request.amountMicros
         let row = GrantRow(
             id: Identifier.make("grt"), organizationID: organizationID, ownerType: key.ownerType, ownerID: key.ownerID,
             amountMicros: request.amountMicros, reason: reason, grantedByUserID: userID,
             idempotencyKey: request.idempotencyKey.isEmpty ? nil : request.idempotencyKey, createdAt: now)
         try db.insertGrant(row)
+        var entry = audit
+        entry.before = AuditTrail.json(GrantChange(balanceMicros: pool.balanceMicros))
+        entry.after = AuditTrail.json(
+            GrantChange(balanceMicros: balance, grantID: row.id, amountMicros: row.amountMicros, reason: row.reason))
+        try db.appendAudit(entry)
+        pool.balanceMicros = balance
+        pool.grantedMicros += request.amountMicros
         book.update(key, pool)
         return (row, pool)
     }

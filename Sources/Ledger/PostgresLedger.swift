@@ -98,9 +98,9 @@ final class PostgresLedger: Sendable {
                 // Every expired hold's pools (a sweep settles the oldest of them).
                 let open = loaded ?? book.keptHolds()
                 for candidate in open.values where book.expiry(of: candidate) <= now { need(candidate.path) }
-            case .configure(let organizationID, let request):
+            case .configure(let organizationID, let request, _):
                 if let key = try? PoolAdministration.poolKey(organizationID: organizationID, owner: request.owner) { need([key]) }
-            case .grant(let organizationID, _, let request):
+            case .grant(let organizationID, _, let request, _):
                 if let key = try? PoolAdministration.poolKey(organizationID: organizationID, owner: request.owner) { need([key]) }
                 if !request.idempotencyKey.isEmpty {
                     grantKeys.insert(.init(organizationID: organizationID, idempotencyKey: request.idempotencyKey))
@@ -193,6 +193,7 @@ final class PostgresLedgerBatch: LedgerTables, @unchecked Sendable {
     private var keyTotals: [KeyTotals.Key: KeyTotals.Delta] = [:]
     private var ownerTotals: [OwnerTotals.Key: KeyTotals.Delta] = [:]
     private var originTotals: [OwnerTotals.OriginKey: KeyTotals.Delta] = [:]
+    private var audits: [AuditEntry] = []
 
     struct NotFetched: Error, CustomStringConvertible {
         var description: String
@@ -253,10 +254,11 @@ final class PostgresLedgerBatch: LedgerTables, @unchecked Sendable {
     func addKeyTotals(_ deltas: [KeyTotals.Key: KeyTotals.Delta]) throws { keyTotals = deltas }
     func addOwnerTotals(_ deltas: [OwnerTotals.Key: KeyTotals.Delta]) throws { ownerTotals = deltas }
     func addOriginTotals(_ deltas: [OwnerTotals.OriginKey: KeyTotals.Delta]) throws { originTotals = deltas }
+    func appendAudit(_ entry: AuditEntry) throws { audits.append(entry) }
 
     /// Sends the batch's writes: lines deleted (released holds of earlier batches), inserted,
     /// settled; grants; pools, rollups and totals upserted — each statement once for all its
-    /// rows. A line inserted and settled in the same batch is inserted first; one inserted and
+    /// rows; the audit log's entries, chained in the order they were made. A line inserted and settled in the same batch is inserted first; one inserted and
     /// released is never sent.
     func send(_ connection: PostgresConnection, logger: Logger) async throws {
         typealias Statements = LedgerStatements
@@ -273,5 +275,6 @@ final class PostgresLedgerBatch: LedgerTables, @unchecked Sendable {
         ] {
             try await statement.execute(rows, on: connection, logger: logger)
         }
+        try await AuditTrail.append(audits, on: connection, logger: logger)
     }
 }

@@ -24,7 +24,9 @@ public enum DataDirectory {
         let token = "it-" + Identifier.secret(count: 48)
         return try await withKeysService(in: .directory(directory), database: database) { keys in
             try await withLocalServices([keys], internalToken: token) { client in
-                try await body(Lumen_Keys_V1_KeysService.Client(wrapping: client), .bearer(token))
+                try await CallOrigin.$current.withValue(.onThisMachine) {
+                    try await body(Lumen_Keys_V1_KeysService.Client(wrapping: client), .bearer(token))
+                }
             }
         }
     }
@@ -106,10 +108,12 @@ public enum DataDirectory {
             ]
             let token = "it-" + Identifier.secret(count: 48)
             return try await withLocalServices(services, internalToken: token) { client in
-                try await OrganizationBootstrap.run(
-                    organization: organization, adminEmail: adminEmail, adminName: adminName,
-                    accounts: Lumen_Accounts_V1_AccountsService.Client(wrapping: client),
-                    keys: Lumen_Keys_V1_KeysService.Client(wrapping: client), internalToken: token)
+                try await CallOrigin.$current.withValue(.onThisMachine) {
+                    try await OrganizationBootstrap.run(
+                        organization: organization, adminEmail: adminEmail, adminName: adminName,
+                        accounts: Lumen_Accounts_V1_AccountsService.Client(wrapping: client),
+                        keys: Lumen_Keys_V1_KeysService.Client(wrapping: client), internalToken: token)
+                }
             }
         }
     }
@@ -131,14 +135,16 @@ public enum DataDirectory {
     /// Walks the audit log of each service that keeps one, in the data directory or the
     /// PostgreSQL `database` (`lumen admin audit verify`).
     public static func verifyAudit(in directory: String, database: String? = nil) async throws -> AuditReport {
-        for name in ["keys", "registry"] where database == nil {
+        for name in ["accounts", "keys", "ledger", "registry"] where database == nil {
             guard FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent("\(name).sqlite")) else {
                 throw ConfigurationError("no \(name) database in \(directory) (\(name).sqlite); give --data-dir")
             }
         }
         return try await withStores(in: .directory(directory), database: database) { stores in
             AuditReport(services: [
+                "accounts": .init(try await AccountsService.verifyAudit(try await stores.accounts())),
                 "keys": .init(try await KeysService.verifyAudit(try await stores.keys())),
+                "ledger": .init(try await LedgerService.verifyAudit(try await stores.ledger())),
                 "registry": .init(try await ModelRegistryService.verifyAudit(try await stores.registry())),
             ])
         }
@@ -149,6 +155,14 @@ public enum DataDirectory {
         var logger = Logger(label: "lumen")
         logger.logLevel = .warning
         return logger
+    }
+}
+
+extension CallOrigin {
+    /// A command run on this machine by its current account (the audit log's `cli` actor).
+    static var onThisMachine: CallOrigin {
+        let name = getpwuid(geteuid()).flatMap { $0.pointee.pw_name.map { String(cString: $0) } }
+        return CallOrigin(localUser: name ?? "uid \(geteuid())")
     }
 }
 

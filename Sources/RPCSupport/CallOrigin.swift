@@ -10,16 +10,21 @@ import GRPCCore
 public struct CallOrigin: Sendable, Equatable {
     public var requestID: String
     public var clientAddress: String
+    /// The account on the machine that ran a `lumen admin` command on the data directory itself
+    /// (as the internal caller): the audit log's `cli` actor.
+    public var localUser: String
 
-    public init(requestID: String = "", clientAddress: String = "") {
+    public init(requestID: String = "", clientAddress: String = "", localUser: String = "") {
         self.requestID = requestID
         self.clientAddress = clientAddress
+        self.localUser = localUser
     }
 
     @TaskLocal public static var current = CallOrigin()
 
     static let requestIDKey = "lumen-request-id"
     static let clientAddressKey = "lumen-client-address"
+    static let localUserKey = "lumen-local-user"
 
     /// The origin a call names in `metadata`, the address of its gRPC `peer` (`ipv4:10.0.0.2:5000`,
     /// `ipv6:[::1]:443`; none for `in-process:…`) beside a claimed one that differs.
@@ -33,7 +38,9 @@ public struct CallOrigin: Sendable, Equatable {
             case (false, true): claimed
             case (false, false): claimed == seen || isLoopback(seen) ? claimed : "\(claimed) via \(seen)"
             }
-        return CallOrigin(requestID: String(requestID.prefix(128)), clientAddress: String(address.prefix(200)))
+        let localUser = metadata[stringValues: localUserKey].first(where: { _ in true }) ?? ""
+        return CallOrigin(
+            requestID: String(requestID.prefix(128)), clientAddress: String(address.prefix(200)), localUser: String(localUser.prefix(100)))
     }
 
     /// `10.0.0.2` of `ipv4:10.0.0.2:5000`, `::1` of `ipv6:[::1]:443`; empty for other peers.
@@ -58,5 +65,6 @@ extension Metadata {
     mutating func addOrigin(_ origin: CallOrigin = .current) {
         if !origin.requestID.isEmpty { addString(origin.requestID, forKey: CallOrigin.requestIDKey) }
         if !origin.clientAddress.isEmpty { addString(origin.clientAddress, forKey: CallOrigin.clientAddressKey) }
+        if !origin.localUser.isEmpty { addString(origin.localUser, forKey: CallOrigin.localUserKey) }
     }
 }

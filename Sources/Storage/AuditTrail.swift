@@ -1,5 +1,8 @@
 import Crypto
 import Foundation
+import GRDB
+import Logging
+import PostgresNIO
 
 /// One entry of a service's audit log: who changed what, when, from where; the values before
 /// and after as JSON (never a secret). Written by the service that made the change, in the
@@ -9,7 +12,8 @@ public struct AuditEntry: Sendable, Equatable {
     public var at: Int64
     /// The organisation the change belongs to; empty for the deployment's own (models, backends).
     public var organizationID: String
-    /// Who: `person`, `key`, `management_token`, `operator`, `internal` or `cli`, and their id.
+    /// Who: `person`, `management_token`, `operator`, `internal`, `cli` (a command on the
+    /// machine, by its account) or `anonymous` (a failed sign-in), and their id.
     public var actorType: String
     public var actorID: String
     /// What, as `noun.verb` (`backend.upsert`, `key.revoke`).
@@ -141,12 +145,52 @@ public enum AuditTrail {
     /// serialised, so that two entries never claim the same place).
     @discardableResult
     public static func append(_ entry: AuditEntry, in session: any SQLSession) async throws -> AuditRecord {
-        let last = try await session.row("SELECT sequence, hash FROM audit_log ORDER BY sequence DESC LIMIT 1")
-        let sequence: Int64 = try last.map { try $0[0] + 1 } ?? 1
-        let previous: String = try last.map { try $0[1] } ?? genesis
-        let record = AuditRecord(sequence: sequence, entry: entry, previousHash: previous, hash: hash(entry, after: previous))
-        try await session.execute("INSERT INTO audit_log (\(columns)) VALUES (\(sqlPlaceholders(14)))", values(record))
+        let head = try await session.row(headQuery).map { (sequence: try $0[0] as Int64, hash: try $0[1] as String) }
+        let record = chain([entry], after: head)[0]
+        try await session.execute(insert.sqlite, values(record))
         return record
+    }
+
+    /// The last entry's sequence and hash.
+    static let headQuery = "SELECT sequence, hash FROM audit_log ORDER BY sequence DESC LIMIT 1"
+
+    /// `entries` as the records that follow `head` (nil: the chain is empty), in order.
+    static func chain(_ entries: [AuditEntry], after head: (sequence: Int64, hash: String)?) -> [AuditRecord] {
+        var sequence = head?.sequence ?? 0
+        var previous = head?.hash ?? genesis
+        return entries.map { entry in
+            sequence += 1
+            let record = AuditRecord(sequence: sequence, entry: entry, previousHash: previous, hash: hash(entry, after: previous))
+            previous = record.hash
+            return record
+        }
+    }
+
+    static let insert = BulkStatement.insert(
+        into: "audit_log",
+        [
+            .bigint("sequence"), .bigint("at_ms"), .text("organization_id"), .text("actor_type"), .text("actor_id"),
+            .text("action"), .text("target_type"), .text("target_id"), .text("before_json"), .text("after_json"),
+            .text("request_id"), .text("client_address"), .text("previous_hash"), .text("hash"),
+        ])
+
+    /// Appends `entries` in the transaction of a group commit's writer on SQLite (`db`).
+    public static func append(_ entries: [AuditEntry], in db: Database) throws {
+        guard !entries.isEmpty else { return }
+        let head = try Row.fetchOne(db, sql: headQuery).map { (sequence: $0[0] as Int64, hash: $0[1] as String) }
+        try insert.execute(chain(entries, after: head).map(values), in: db)
+    }
+
+    /// Appends `entries` in the transaction of a group commit's connection to PostgreSQL, in one
+    /// statement after reading the head (the ledger, the table's one writer, holds the schema's claim).
+    public static func append(_ entries: [AuditEntry], on connection: PostgresConnection, logger: Logger) async throws {
+        guard !entries.isEmpty else { return }
+        var head: (sequence: Int64, hash: String)?
+        for try await row in try await connection.query(PostgresQuery(unsafeSQL: headQuery), logger: logger) {
+            let values = try SQLRow(row)
+            head = (try values[0], try values[1])
+        }
+        try await insert.execute(chain(entries, after: head).map(values), on: connection, logger: logger)
     }
 
     static func values(_ record: AuditRecord) -> [SQLValue] {
@@ -168,19 +212,29 @@ public enum AuditTrail {
             previousHash: try row[12], hash: try row[13])
     }
 
+    /// The entries matching `filter`, newest first, from the `offset`-th, at most `limit`; and
+    /// how many match in all.
+    public static func newest(
+        matching filter: AuditFilter, offset: Int, limit: Int, in session: any SQLSession
+    ) async throws -> (records: [AuditRecord], total: Int64) {
+        let (condition, arguments) = filter.condition
+        let total: Int64 = try await session.rows("SELECT count(*) FROM audit_log WHERE \(condition)", arguments)[0][0]
+        let records = try await session.rows(
+            "SELECT \(columns) FROM audit_log WHERE \(condition) ORDER BY sequence DESC LIMIT ? OFFSET ?",
+            arguments + [.of(limit), .of(offset)]
+        ).map(record)
+        return (records, total)
+    }
+
     /// Entries in order of sequence, after `sequence` (0: from the first), at most `limit`;
-    /// only `organizationID`'s when given.
+    /// only those matching `filter`.
     public static func records(
-        after sequence: Int64 = 0, limit: Int = 1_000, organizationID: String? = nil, in session: any SQLSession
+        after sequence: Int64 = 0, limit: Int = 1_000, matching filter: AuditFilter = AuditFilter(), in session: any SQLSession
     ) async throws -> [AuditRecord] {
-        guard let organizationID else {
-            return try await session.rows(
-                "SELECT \(columns) FROM audit_log WHERE sequence > ? ORDER BY sequence LIMIT ?", [.integer(sequence), .of(limit)]
-            ).map(record)
-        }
+        let (condition, arguments) = filter.condition
         return try await session.rows(
-            "SELECT \(columns) FROM audit_log WHERE organization_id = ? AND sequence > ? ORDER BY sequence LIMIT ?",
-            [.text(organizationID), .integer(sequence), .of(limit)]
+            "SELECT \(columns) FROM audit_log WHERE sequence > ? AND \(condition) ORDER BY sequence LIMIT ?",
+            [.integer(sequence)] + arguments + [.of(limit)]
         ).map(record)
     }
 
@@ -210,15 +264,83 @@ public enum AuditTrail {
     }
 }
 
+/// Which entries of an audit log to read: each field given must match (an `action` ending in a
+/// dot matches every action that starts with it); times in milliseconds, both bounds included.
+public struct AuditFilter: Sendable, Equatable {
+    public var organizationID: String?
+    public var actorType: String?
+    public var actorID: String?
+    public var action: String?
+    public var targetType: String?
+    public var targetID: String?
+    public var from: Int64?
+    public var to: Int64?
+
+    public init(
+        organizationID: String? = nil, actorType: String? = nil, actorID: String? = nil, action: String? = nil,
+        targetType: String? = nil, targetID: String? = nil, from: Int64? = nil, to: Int64? = nil
+    ) {
+        self.organizationID = organizationID
+        self.actorType = actorType
+        self.actorID = actorID
+        self.action = action
+        self.targetType = targetType
+        self.targetID = targetID
+        self.from = from
+        self.to = to
+    }
+
+    /// The `WHERE` condition and its arguments.
+    var condition: (String, [SQLValue]) {
+        var terms = ["TRUE"]
+        var arguments: [SQLValue] = []
+        for (column, value) in [
+            ("organization_id", organizationID), ("actor_type", actorType), ("actor_id", actorID), ("target_type", targetType),
+            ("target_id", targetID),
+        ] {
+            guard let value else { continue }
+            terms.append("\(column) = ?")
+            arguments.append(.text(value))
+        }
+        if let action {
+            if action.hasSuffix(".") {
+                // By comparison, not LIKE: `%` and `_` are plain characters.
+                terms.append("substr(action, 1, length(?)) = ?")
+                arguments += [.text(action), .text(action)]
+            } else {
+                terms.append("action = ?")
+                arguments.append(.text(action))
+            }
+        }
+        if let from {
+            terms.append("at_ms >= ?")
+            arguments.append(.integer(from))
+        }
+        if let to {
+            terms.append("at_ms <= ?")
+            arguments.append(.integer(to))
+        }
+        return (terms.joined(separator: " AND "), arguments)
+    }
+}
+
 /// A service's store that keeps an audit log (`AuditTrail`) in its database, `sql`.
 public protocol AuditLogged: Sendable {
     var sql: any SQLStore { get }
 }
 
 extension AuditLogged {
-    /// The audit log after `sequence`, at most `limit` entries (one organisation's, when given).
-    public func auditRecords(after sequence: Int64, limit: Int, organizationID: String?) async throws -> [AuditRecord] {
-        try await sql.read { db in try await AuditTrail.records(after: sequence, limit: limit, organizationID: organizationID, in: db) }
+    /// The audit log after `sequence`, at most `limit` entries, those matching `filter`.
+    public func auditRecords(after sequence: Int64, limit: Int, matching filter: AuditFilter) async throws -> [AuditRecord] {
+        try await sql.read { db in try await AuditTrail.records(after: sequence, limit: limit, matching: filter, in: db) }
+    }
+
+    /// The entries matching `filter`, newest first, from the `offset`-th, at most `limit`, and
+    /// how many match (one consistent read).
+    public func newestAuditRecords(
+        matching filter: AuditFilter, offset: Int, limit: Int
+    ) async throws -> (records: [AuditRecord], total: Int64) {
+        try await sql.snapshot { db in try await AuditTrail.newest(matching: filter, offset: offset, limit: limit, in: db) }
     }
 
     /// The whole chain checked (`AuditTrail.verify`).

@@ -173,6 +173,42 @@ struct PoolTests {
         }
     }
 
+    @Test("Grants made at once are each one audit entry, chained in the order the group commit applied them", arguments: TestStore.available)
+    func concurrentGrantsChain(store: TestStore) async throws {
+        try await TestServices.run(store: store) { services in
+            let tenant = try await services.tenant()
+            let ledger = services.ledger
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for index in 1...40 {
+                    group.addTask {
+                        _ = try await ledger.grant(
+                            .with {
+                                $0.owner = .with { $0.type = .organization }
+                                $0.amountMicros = Int64(index)
+                                $0.reason = "grant \(index)"
+                            }, metadata: tenant.metadata)
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let log = try await ledger.listAuditLog(.with { $0.limit = 1_000 }, metadata: services.asInternal).entries
+            #expect(log.count == 40 && log.allSatisfy { $0.action == "pool.grant" && $0.targetID == tenant.organizationID })
+            // Each entry's balance before is the one after of the entry before it: the commit order.
+            func balance(_ json: String) -> Int64? {
+                guard let range = json.range(of: #""balance_micros":(-?\d+)"#, options: .regularExpression) else { return nil }
+                return Int64(json[range].split(separator: ":")[1])
+            }
+            for (earlier, later) in zip(log, log.dropFirst()) {
+                #expect(later.previousHash == earlier.hash)
+                #expect(balance(later.beforeJson) == balance(earlier.afterJson))
+            }
+            let last = try #require(log.last)
+            #expect(balance(last.afterJson) == (1...40).reduce(0, +))
+            let verified = try await ledger.verifyAuditLog(.init(), metadata: services.asInternal)
+            #expect(verified.intact && verified.entries == 40 && verified.headHash == log.last?.hash)
+        }
+    }
+
     @Test("Grants: recorded with who and why, idempotent by key, listed newest first; bad input changes nothing", arguments: TestStore.available)
     func grants(store: TestStore) async throws {
         try await TestServices.run(store: store) { services in

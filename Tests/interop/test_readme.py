@@ -1,6 +1,7 @@
 """The README's promises, kept: its tour runs, block by block, against `lumen serve --demo`
 exactly as a newcomer pastes it (only the ports, the binary's path and the data directory
-differ), and every output it shows (`# {…}` after a command) is checked against what came.
+differ), and every output it shows (`# {…}` after a command) is checked against what came;
+every change it makes is in the audit log, once, with the actor who made it.
 The models of "Connect a provider" are applied to a running server as they are written.
 
 A shown output is a fragment: `"key":value` pairs must appear in the answer (anywhere in it),
@@ -10,8 +11,10 @@ envelope must answer 4xx; every other curl must answer 2xx; every command must e
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import time
+from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
@@ -88,14 +91,42 @@ def check_shown(shown, answer, where):
 
 
 def test_the_tour_runs_as_written_and_shows_what_comes(tmp_path):
-    run_section("### A short tour", tmp_path, commands_at_least=15, outputs_at_least=8)
+    run_section("### A short tour", tmp_path, commands_at_least=15, outputs_at_least=8, audited=Counter({
+        # lumen admin bootstrap, on the data directory: the organisation and its first token.
+        ("cli", "organization.bootstrap"): 1, ("cli", "key.create"): 1,
+        # The key, the grants and the pool, with the management token (REST and lumen admin).
+        ("management_token", "key.create"): 1, ("management_token", "pool.grant"): 2,
+        ("management_token", "pool.configure"): 1, ("management_token", "key.update"): 1,
+    }))
 
 
 def test_the_people_walkthrough_runs_as_written_and_shows_what_comes(tmp_path):
-    run_section("### People and the dashboard API", tmp_path, commands_at_least=20, outputs_at_least=12)
+    run_section("### People and the dashboard API", tmp_path, commands_at_least=20, outputs_at_least=12, audited=Counter({
+        ("cli", "organization.bootstrap"): 1, ("cli", "key.create"): 1,
+        ("management_token", "user.create"): 2,
+        # Ada and Bob sign in; Ada makes a client, names Bob its manager and makes its key;
+        # Bob consents to a model for the client (his deactivation and key without a token are refused).
+        ("person", "session.sign_in"): 2, ("person", "client.create"): 1, ("person", "client.add_manager"): 1,
+        ("person", "key.create"): 1, ("person", "consent.grant"): 1,
+        # The operator's token, made on the machine, applies a model with its backend.
+        ("cli", "operator_token.create"): 1, ("operator", "model.upsert"): 1, ("operator", "backend.upsert"): 1,
+    }))
 
 
-def run_section(heading, tmp_path, commands_at_least, outputs_at_least):
+def audit_entries(data_dir, since_ms):
+    """(actor type, action, request id) of every service's audit entries made from `since_ms` on."""
+    found = []
+    for service in ("accounts", "keys", "ledger", "registry"):
+        database = sqlite3.connect(os.path.join(data_dir, f"{service}.sqlite"))
+        try:
+            found += database.execute(
+                "SELECT actor_type, action, request_id FROM audit_log WHERE at_ms >= ? ORDER BY sequence", (since_ms,)).fetchall()
+        finally:
+            database.close()
+    return found
+
+
+def run_section(heading, tmp_path, commands_at_least, outputs_at_least, audited):
     """Runs a section's `sh` blocks, as pasted, against `lumen serve --demo` and checks them."""
     tour = [command for block in blocks(section(heading), "sh") for command in commands(block)]
     assert len(tour) >= commands_at_least and sum(1 for c in tour if c["expected"]) >= outputs_at_least, \
@@ -116,8 +147,14 @@ def run_section(heading, tmp_path, commands_at_least, outputs_at_least):
         private = tmp_path / "tmp"
         private.mkdir()
         env.update(LUMEN_GRPC_ADDRESS=server.grpc_target, LUMEN_DATA_DIR=server.data_dir, TMPDIR=str(private))
+        since_ms = int(time.time() * 1000)
         ran = subprocess.run(["bash", "-c", "\n".join(script)], cwd=work, env=env, capture_output=True, text=True, timeout=300)
         assert ran.returncode == 0, ran.stderr
+        # Every change the section made, once, by whom it was made; those made over HTTP name
+        # their request.
+        entries = audit_entries(server.data_dir, since_ms)
+        assert Counter((actor, action) for actor, action, _ in entries) == audited, entries
+        assert all(request_id.startswith("req_") for actor, _, request_id in entries if actor == "person"), entries
         # Pasted at the repository's root, the section leaves nothing there: what it keeps
         # (tokens, cookies, keys) goes to its private folder.
         left = sorted(path.name for path in work.iterdir() if not re.fullmatch(r"(out|err|rc)\.\d+", path.name))

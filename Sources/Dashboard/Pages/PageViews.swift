@@ -1,4 +1,6 @@
 import Foundation
+import Gateway
+import WireFormats
 import LumenAPI
 import RPCSupport
 import SharedRules
@@ -44,6 +46,7 @@ struct LayoutView {
     var onClients = false
     var onChat = false
     var onUsers = false
+    var onAudit = false
 
     static func signedOut(version: String) -> LayoutView {
         LayoutView(signedIn: false, name: "", isAdmin: false, csrfToken: "", version: version)
@@ -645,5 +648,92 @@ struct ChatPage {
         self.models = options
         hasModels = !options.isEmpty
         messages = open?.messages.map { Message(role: $0.role, content: $0.content) } ?? []
+    }
+}
+
+/// `/audit` (administrators): the organisation's audit log, newest first, filtered as the
+/// management API's `GET /v1/management/audit-log` is, fifty entries a page.
+@TemplateView
+struct AuditPage {
+    @TemplateView
+    struct Row {
+        var time: String
+        var actor: String
+        var actorType: String
+        var action: String
+        var target: String
+        var before: String?
+        var after: String?
+        var hasValues: Bool
+        var requestID: String?
+        var clientAddress: String?
+        var service: String
+    }
+
+    @TemplateView
+    struct Filter {
+        var name: String
+        var label: String
+        var value: String
+        var placeholder: String
+    }
+
+    var layout: LayoutView
+    var filters: [Filter]
+    var rows: [Row]
+    var hasRows: Bool
+    var filtered: Bool
+    var error: String?
+    var total: String
+    var page: String
+    var previous: String?
+    var next: String?
+
+    static let filterFields: [(name: String, label: String, placeholder: String)] = [
+        ("action", "Action", "key.revoke, or key. for all"), ("actorId", "Actor", "usr_…, key_…"),
+        ("targetId", "Target", "key_…, usr_…, cli_…"), ("startDate", "From", "YYYY-MM-DD"), ("endDate", "To", "YYYY-MM-DD"),
+    ]
+
+    init(layout: LayoutView, values: [String: String], page: Int, result: Result<AuditLogPage, APIError>) {
+        self.layout = layout
+        filters = Self.filterFields.map { Filter(name: $0.name, label: $0.label, value: values[$0.name] ?? "", placeholder: $0.placeholder) }
+        filtered = values.contains { $0.key != "page" && !$0.value.isEmpty }
+        self.page = Figures.count(Int64(page))
+        switch result {
+        case .success(let listed):
+            rows = listed.data.map { entry in
+                let before = Self.text(entry.before)
+                let after = Self.text(entry.after)
+                return Row(
+                    time: entry.time, actor: entry.actor.id, actorType: entry.actor.type,
+                    action: entry.action, target: entry.target.type + " " + entry.target.id, before: before, after: after,
+                    hasValues: before != nil || after != nil, requestID: entry.requestID, clientAddress: entry.clientAddress,
+                    service: entry.service)
+            }
+            total = Figures.count(listed.total)
+            error = nil
+            func link(_ page: Int) -> String {
+                var query = values.filter { $0.key != "page" && !$0.value.isEmpty }
+                query["page"] = String(page)
+                return "/audit?" + query.sorted { $0.key < $1.key }.map { "\($0.key)=\(PathSegment.encode($0.value))" }.joined(separator: "&")
+            }
+            previous = page > 1 ? link(page - 1) : nil
+            next = listed.hasMore && page * listed.limit < AuditLogReader.maxDepth ? link(page + 1) : nil
+        case .failure(let refusal):
+            rows = []
+            total = "0"
+            error = refusal.message
+            previous = nil
+            next = nil
+        }
+        hasRows = !rows.isEmpty
+    }
+
+    /// A value before or after as compact JSON text, nil when there is none.
+    static func text(_ value: JSONValue) -> String? {
+        guard value != .null else { return nil }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) }
     }
 }

@@ -35,6 +35,7 @@ struct PagesController: Sendable {
         group.get("clients/{clientId}", use: clientPage)
         group.get("models/{model}", use: modelPage)
         group.get("users", use: usersPage)
+        group.get("audit", use: auditPage)
         group.get("chat", use: chatPage)
         group.post("logout", use: logout)
     }
@@ -228,6 +229,27 @@ struct PagesController: Sendable {
             UsersPage(
                 layout: layout, query: query, users: response.users.map(UserObject.init), total: response.pageInfo.total,
                 groups: groupList))
+    }
+
+    /// `/audit?action=…&actorId=…&targetId=…&startDate=…&endDate=…&page=…`: the organisation's
+    /// audit log (administrators); a refused filter is said on the page.
+    @Sendable func auditPage(_ request: Request, context: DashboardContext) async throws -> Response {
+        guard try context.person.isAdmin else {
+            throw APIError(.forbidden, code: "admin_required", message: "Only administrators read the audit log.")
+        }
+        let values = try RequestRules.query(request.uri.queryParameters, known: AuditLogReader.parameters, lenient: true)
+        let metadata = try context.acting(users.services)
+        let result: Result<AuditLogPage, APIError>
+        do {
+            let query = try AuditLogReader.Query(values)
+            result = .success(try await APIError.translating { try await users.services.auditLog.page(query, metadata: metadata) })
+        } catch let refusal as APIError where refusal.status == .badRequest {
+            result = .failure(refusal)
+        }
+        var layout = try layout(context)
+        layout.onAudit = true
+        return try site.page(
+            "audit", AuditPage(layout: layout, values: values, page: (try? RequestRules.page(values)).flatMap { $0 } ?? 1, result: result))
     }
 
     /// `?c=<conversation>`: the web chat, with that conversation open.

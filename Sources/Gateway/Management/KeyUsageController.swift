@@ -99,25 +99,9 @@ enum KeyUsageQuery {
             default: throw APIError.invalid("invalid_access_channel", "accessChannel must be platform or byok", param: "accessChannel")
             }
         }
-        if let text = values["startDate"] {
-            guard let millis = RFC3339.parseMillis(text) ?? RFC3339.parseDateMillis(text) else {
-                throw APIError.invalid(
-                    "invalid_start_date", "startDate must be YYYY-MM-DD or an RFC 3339 date-time with a time zone",
-                    param: "startDate")
-            }
-            request.filter.startTime = .init(millis: millis)
-        }
-        if let text = values["endDate"] {
-            // A bare day is inclusive: up to its last millisecond.
-            guard let millis = RFC3339.parseMillis(text) ?? RFC3339.parseDateMillis(text).map({ $0 + 86_400_000 - 1 }) else {
-                throw APIError.invalid(
-                    "invalid_end_date", "endDate must be YYYY-MM-DD or an RFC 3339 date-time with a time zone", param: "endDate")
-            }
-            request.filter.endTime = .init(millis: millis)
-        }
-        if request.filter.hasStartTime, request.filter.hasEndTime, request.filter.endTime.millis < request.filter.startTime.millis {
-            throw APIError.invalid("invalid_date_range", "startDate must be earlier than or equal to endDate", param: "endDate")
-        }
+        let (start, end) = try RequestRules.dateRange(values)
+        if let start { request.filter.startTime = .init(millis: start) }
+        if let end { request.filter.endTime = .init(millis: end) }
         return request
     }
 }

@@ -333,6 +333,32 @@ public enum Lumen_Accounts_V1_AccountsService: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "ListAuditLog" metadata.
+        public enum ListAuditLog: Sendable {
+            /// Request type for "ListAuditLog".
+            public typealias Input = Lumen_Common_V1_ListAuditLogRequest
+            /// Response type for "ListAuditLog".
+            public typealias Output = Lumen_Common_V1_ListAuditLogResponse
+            /// Descriptor for "ListAuditLog".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.accounts.v1.AccountsService"),
+                method: "ListAuditLog",
+                type: .unary
+            )
+        }
+        /// Namespace for "VerifyAuditLog" metadata.
+        public enum VerifyAuditLog: Sendable {
+            /// Request type for "VerifyAuditLog".
+            public typealias Input = Lumen_Common_V1_VerifyAuditLogRequest
+            /// Response type for "VerifyAuditLog".
+            public typealias Output = Lumen_Common_V1_VerifyAuditLogResponse
+            /// Descriptor for "VerifyAuditLog".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.accounts.v1.AccountsService"),
+                method: "VerifyAuditLog",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "lumen.accounts.v1.AccountsService" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             BootstrapOrganization.descriptor,
@@ -357,7 +383,9 @@ public enum Lumen_Accounts_V1_AccountsService: Sendable {
             AcceptInvite.descriptor,
             PutSession.descriptor,
             GetSession.descriptor,
-            DeleteSession.descriptor
+            DeleteSession.descriptor,
+            ListAuditLog.descriptor,
+            VerifyAuditLog.descriptor
         ]
     }
 }
@@ -841,6 +869,53 @@ extension Lumen_Accounts_V1_AccountsService {
             request: GRPCCore.StreamingServerRequest<Lumen_Accounts_V1_DeleteSessionRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_DeleteSessionResponse>
+
+        /// Handle the "ListAuditLog" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The accounts service's audit log: organisations bootstrapped (`organization.bootstrap`),
+        /// > users created and changed (`user.create`, `user.update`, the user before and after, never a
+        /// > password's hash), passwords set (`user.set_password`), invitations made and accepted
+        /// > (`invite.create`, `invite.accept`, never the token), groups (`group.create`), clients
+        /// > (`client.create`, `client.update`) and their managers (`client.add_manager`,
+        /// > `client.remove_manager`); and the security events: sign-ins (`session.sign_in`, the person
+        /// > as actor), failed sign-ins (`session.sign_in_failed`: actor `anonymous`, the target the user
+        /// > whose email was given, or `email` when no active user has it) and lockouts
+        /// > (`session.locked_out`: the attempt that reached a limit of failures). Sessions stored and
+        /// > read by the dashboard are not entries. Operators and the internal token read all of it; an
+        /// > organisation's administrators theirs.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Lumen_Common_V1_ListAuditLogRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Common_V1_ListAuditLogResponse` messages.
+        func listAuditLog(
+            request: GRPCCore.StreamingServerRequest<Lumen_Common_V1_ListAuditLogRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Common_V1_ListAuditLogResponse>
+
+        /// Handle the "VerifyAuditLog" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Walks the accounts service's whole audit log, recomputing every hash. Operators and the
+        /// > internal token only.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Lumen_Common_V1_VerifyAuditLogRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Common_V1_VerifyAuditLogResponse` messages.
+        func verifyAuditLog(
+            request: GRPCCore.StreamingServerRequest<Lumen_Common_V1_VerifyAuditLogRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Common_V1_VerifyAuditLogResponse>
     }
 
     /// Service protocol for the "lumen.accounts.v1.AccountsService" service.
@@ -1308,6 +1383,53 @@ extension Lumen_Accounts_V1_AccountsService {
             request: GRPCCore.ServerRequest<Lumen_Accounts_V1_DeleteSessionRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Lumen_Accounts_V1_DeleteSessionResponse>
+
+        /// Handle the "ListAuditLog" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The accounts service's audit log: organisations bootstrapped (`organization.bootstrap`),
+        /// > users created and changed (`user.create`, `user.update`, the user before and after, never a
+        /// > password's hash), passwords set (`user.set_password`), invitations made and accepted
+        /// > (`invite.create`, `invite.accept`, never the token), groups (`group.create`), clients
+        /// > (`client.create`, `client.update`) and their managers (`client.add_manager`,
+        /// > `client.remove_manager`); and the security events: sign-ins (`session.sign_in`, the person
+        /// > as actor), failed sign-ins (`session.sign_in_failed`: actor `anonymous`, the target the user
+        /// > whose email was given, or `email` when no active user has it) and lockouts
+        /// > (`session.locked_out`: the attempt that reached a limit of failures). Sessions stored and
+        /// > read by the dashboard are not entries. Operators and the internal token read all of it; an
+        /// > organisation's administrators theirs.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Common_V1_ListAuditLogRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Lumen_Common_V1_ListAuditLogResponse` message.
+        func listAuditLog(
+            request: GRPCCore.ServerRequest<Lumen_Common_V1_ListAuditLogRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Lumen_Common_V1_ListAuditLogResponse>
+
+        /// Handle the "VerifyAuditLog" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Walks the accounts service's whole audit log, recomputing every hash. Operators and the
+        /// > internal token only.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Common_V1_VerifyAuditLogRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Lumen_Common_V1_VerifyAuditLogResponse` message.
+        func verifyAuditLog(
+            request: GRPCCore.ServerRequest<Lumen_Common_V1_VerifyAuditLogRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Lumen_Common_V1_VerifyAuditLogResponse>
     }
 
     /// Simple service protocol for the "lumen.accounts.v1.AccountsService" service.
@@ -1774,6 +1896,53 @@ extension Lumen_Accounts_V1_AccountsService {
             request: Lumen_Accounts_V1_DeleteSessionRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Lumen_Accounts_V1_DeleteSessionResponse
+
+        /// Handle the "ListAuditLog" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The accounts service's audit log: organisations bootstrapped (`organization.bootstrap`),
+        /// > users created and changed (`user.create`, `user.update`, the user before and after, never a
+        /// > password's hash), passwords set (`user.set_password`), invitations made and accepted
+        /// > (`invite.create`, `invite.accept`, never the token), groups (`group.create`), clients
+        /// > (`client.create`, `client.update`) and their managers (`client.add_manager`,
+        /// > `client.remove_manager`); and the security events: sign-ins (`session.sign_in`, the person
+        /// > as actor), failed sign-ins (`session.sign_in_failed`: actor `anonymous`, the target the user
+        /// > whose email was given, or `email` when no active user has it) and lockouts
+        /// > (`session.locked_out`: the attempt that reached a limit of failures). Sessions stored and
+        /// > read by the dashboard are not entries. Operators and the internal token read all of it; an
+        /// > organisation's administrators theirs.
+        ///
+        /// - Parameters:
+        ///   - request: A `Lumen_Common_V1_ListAuditLogRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Lumen_Common_V1_ListAuditLogResponse` to respond with.
+        func listAuditLog(
+            request: Lumen_Common_V1_ListAuditLogRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Lumen_Common_V1_ListAuditLogResponse
+
+        /// Handle the "VerifyAuditLog" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Walks the accounts service's whole audit log, recomputing every hash. Operators and the
+        /// > internal token only.
+        ///
+        /// - Parameters:
+        ///   - request: A `Lumen_Common_V1_VerifyAuditLogRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Lumen_Common_V1_VerifyAuditLogResponse` to respond with.
+        func verifyAuditLog(
+            request: Lumen_Common_V1_VerifyAuditLogRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Lumen_Common_V1_VerifyAuditLogResponse
     }
 }
 
@@ -2034,6 +2203,28 @@ extension Lumen_Accounts_V1_AccountsService.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Lumen_Accounts_V1_AccountsService.Method.ListAuditLog.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Common_V1_ListAuditLogRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Common_V1_ListAuditLogResponse>(),
+            handler: { request, context in
+                try await self.listAuditLog(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Lumen_Accounts_V1_AccountsService.Method.VerifyAuditLog.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Common_V1_VerifyAuditLogRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Common_V1_VerifyAuditLogResponse>(),
+            handler: { request, context in
+                try await self.verifyAuditLog(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -2287,6 +2478,28 @@ extension Lumen_Accounts_V1_AccountsService.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_DeleteSessionResponse> {
         let response = try await self.deleteSession(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func listAuditLog(
+        request: GRPCCore.StreamingServerRequest<Lumen_Common_V1_ListAuditLogRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Common_V1_ListAuditLogResponse> {
+        let response = try await self.listAuditLog(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func verifyAuditLog(
+        request: GRPCCore.StreamingServerRequest<Lumen_Common_V1_VerifyAuditLogRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Common_V1_VerifyAuditLogResponse> {
+        let response = try await self.verifyAuditLog(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -2593,6 +2806,32 @@ extension Lumen_Accounts_V1_AccountsService.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Lumen_Accounts_V1_DeleteSessionResponse> {
         return GRPCCore.ServerResponse<Lumen_Accounts_V1_DeleteSessionResponse>(
             message: try await self.deleteSession(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func listAuditLog(
+        request: GRPCCore.ServerRequest<Lumen_Common_V1_ListAuditLogRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Lumen_Common_V1_ListAuditLogResponse> {
+        return GRPCCore.ServerResponse<Lumen_Common_V1_ListAuditLogResponse>(
+            message: try await self.listAuditLog(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func verifyAuditLog(
+        request: GRPCCore.ServerRequest<Lumen_Common_V1_VerifyAuditLogRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Lumen_Common_V1_VerifyAuditLogResponse> {
+        return GRPCCore.ServerResponse<Lumen_Common_V1_VerifyAuditLogResponse>(
+            message: try await self.verifyAuditLog(
                 request: request.message,
                 context: context
             ),
@@ -3181,6 +3420,63 @@ extension Lumen_Accounts_V1_AccountsService {
             deserializer: some GRPCCore.MessageDeserializer<Lumen_Accounts_V1_DeleteSessionResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_DeleteSessionResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ListAuditLog" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The accounts service's audit log: organisations bootstrapped (`organization.bootstrap`),
+        /// > users created and changed (`user.create`, `user.update`, the user before and after, never a
+        /// > password's hash), passwords set (`user.set_password`), invitations made and accepted
+        /// > (`invite.create`, `invite.accept`, never the token), groups (`group.create`), clients
+        /// > (`client.create`, `client.update`) and their managers (`client.add_manager`,
+        /// > `client.remove_manager`); and the security events: sign-ins (`session.sign_in`, the person
+        /// > as actor), failed sign-ins (`session.sign_in_failed`: actor `anonymous`, the target the user
+        /// > whose email was given, or `email` when no active user has it) and lockouts
+        /// > (`session.locked_out`: the attempt that reached a limit of failures). Sessions stored and
+        /// > read by the dashboard are not entries. Operators and the internal token read all of it; an
+        /// > organisation's administrators theirs.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Common_V1_ListAuditLogRequest` message.
+        ///   - serializer: A serializer for `Lumen_Common_V1_ListAuditLogRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Common_V1_ListAuditLogResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func listAuditLog<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Common_V1_ListAuditLogRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Common_V1_ListAuditLogRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Common_V1_ListAuditLogResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Common_V1_ListAuditLogResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "VerifyAuditLog" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Walks the accounts service's whole audit log, recomputing every hash. Operators and the
+        /// > internal token only.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Common_V1_VerifyAuditLogRequest` message.
+        ///   - serializer: A serializer for `Lumen_Common_V1_VerifyAuditLogRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Common_V1_VerifyAuditLogResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func verifyAuditLog<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Common_V1_VerifyAuditLogRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Common_V1_VerifyAuditLogRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Common_V1_VerifyAuditLogResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Common_V1_VerifyAuditLogResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -4023,6 +4319,85 @@ extension Lumen_Accounts_V1_AccountsService {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "ListAuditLog" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The accounts service's audit log: organisations bootstrapped (`organization.bootstrap`),
+        /// > users created and changed (`user.create`, `user.update`, the user before and after, never a
+        /// > password's hash), passwords set (`user.set_password`), invitations made and accepted
+        /// > (`invite.create`, `invite.accept`, never the token), groups (`group.create`), clients
+        /// > (`client.create`, `client.update`) and their managers (`client.add_manager`,
+        /// > `client.remove_manager`); and the security events: sign-ins (`session.sign_in`, the person
+        /// > as actor), failed sign-ins (`session.sign_in_failed`: actor `anonymous`, the target the user
+        /// > whose email was given, or `email` when no active user has it) and lockouts
+        /// > (`session.locked_out`: the attempt that reached a limit of failures). Sessions stored and
+        /// > read by the dashboard are not entries. Operators and the internal token read all of it; an
+        /// > organisation's administrators theirs.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Common_V1_ListAuditLogRequest` message.
+        ///   - serializer: A serializer for `Lumen_Common_V1_ListAuditLogRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Common_V1_ListAuditLogResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func listAuditLog<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Common_V1_ListAuditLogRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Common_V1_ListAuditLogRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Common_V1_ListAuditLogResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Common_V1_ListAuditLogResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Lumen_Accounts_V1_AccountsService.Method.ListAuditLog.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "VerifyAuditLog" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Walks the accounts service's whole audit log, recomputing every hash. Operators and the
+        /// > internal token only.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Common_V1_VerifyAuditLogRequest` message.
+        ///   - serializer: A serializer for `Lumen_Common_V1_VerifyAuditLogRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Common_V1_VerifyAuditLogResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func verifyAuditLog<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Common_V1_VerifyAuditLogRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Common_V1_VerifyAuditLogRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Common_V1_VerifyAuditLogResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Common_V1_VerifyAuditLogResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Lumen_Accounts_V1_AccountsService.Method.VerifyAuditLog.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -4729,6 +5104,75 @@ extension Lumen_Accounts_V1_AccountsService.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_DeleteSessionRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Accounts_V1_DeleteSessionResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListAuditLog" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The accounts service's audit log: organisations bootstrapped (`organization.bootstrap`),
+    /// > users created and changed (`user.create`, `user.update`, the user before and after, never a
+    /// > password's hash), passwords set (`user.set_password`), invitations made and accepted
+    /// > (`invite.create`, `invite.accept`, never the token), groups (`group.create`), clients
+    /// > (`client.create`, `client.update`) and their managers (`client.add_manager`,
+    /// > `client.remove_manager`); and the security events: sign-ins (`session.sign_in`, the person
+    /// > as actor), failed sign-ins (`session.sign_in_failed`: actor `anonymous`, the target the user
+    /// > whose email was given, or `email` when no active user has it) and lockouts
+    /// > (`session.locked_out`: the attempt that reached a limit of failures). Sessions stored and
+    /// > read by the dashboard are not entries. Operators and the internal token read all of it; an
+    /// > organisation's administrators theirs.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Lumen_Common_V1_ListAuditLogRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listAuditLog<Result>(
+        request: GRPCCore.ClientRequest<Lumen_Common_V1_ListAuditLogRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Common_V1_ListAuditLogResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.listAuditLog(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Common_V1_ListAuditLogRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Common_V1_ListAuditLogResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "VerifyAuditLog" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Walks the accounts service's whole audit log, recomputing every hash. Operators and the
+    /// > internal token only.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Lumen_Common_V1_VerifyAuditLogRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func verifyAuditLog<Result>(
+        request: GRPCCore.ClientRequest<Lumen_Common_V1_VerifyAuditLogRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Common_V1_VerifyAuditLogResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.verifyAuditLog(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Common_V1_VerifyAuditLogRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Common_V1_VerifyAuditLogResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -5529,6 +5973,83 @@ extension Lumen_Accounts_V1_AccountsService.ClientProtocol {
             metadata: metadata
         )
         return try await self.deleteSession(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListAuditLog" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The accounts service's audit log: organisations bootstrapped (`organization.bootstrap`),
+    /// > users created and changed (`user.create`, `user.update`, the user before and after, never a
+    /// > password's hash), passwords set (`user.set_password`), invitations made and accepted
+    /// > (`invite.create`, `invite.accept`, never the token), groups (`group.create`), clients
+    /// > (`client.create`, `client.update`) and their managers (`client.add_manager`,
+    /// > `client.remove_manager`); and the security events: sign-ins (`session.sign_in`, the person
+    /// > as actor), failed sign-ins (`session.sign_in_failed`: actor `anonymous`, the target the user
+    /// > whose email was given, or `email` when no active user has it) and lockouts
+    /// > (`session.locked_out`: the attempt that reached a limit of failures). Sessions stored and
+    /// > read by the dashboard are not entries. Operators and the internal token read all of it; an
+    /// > organisation's administrators theirs.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listAuditLog<Result>(
+        _ message: Lumen_Common_V1_ListAuditLogRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Common_V1_ListAuditLogResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Lumen_Common_V1_ListAuditLogRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.listAuditLog(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "VerifyAuditLog" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Walks the accounts service's whole audit log, recomputing every hash. Operators and the
+    /// > internal token only.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func verifyAuditLog<Result>(
+        _ message: Lumen_Common_V1_VerifyAuditLogRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Common_V1_VerifyAuditLogResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Lumen_Common_V1_VerifyAuditLogRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.verifyAuditLog(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -49,10 +49,12 @@ public nonisolated struct Lumen_Common_V1_AuditEntry: Sendable {
   public var organizationID: String = String()
 
   /// Who: `person`, `management_token`, `operator` (an op- token), `internal` (Lumen's own
-  /// processes, the configuration file) or `cli` (a command on the machine).
+  /// processes, the configuration file), `cli` (a `lumen admin` command run on the data
+  /// directory itself) or `anonymous` (a failed sign-in).
   public var actorType: String = String()
 
-  /// Their id (a person's `usr_…`, a token's `key_…`); empty for `internal`.
+  /// Their id (a person's `usr_…`, a token's `key_…`, the machine's account that ran a `cli`
+  /// command); empty for `internal` and `anonymous`.
   public var actorID: String = String()
 
   /// What, as `noun.verb`: `model.upsert`, `backend.remove`, `consent.grant` …
@@ -88,21 +90,62 @@ public nonisolated struct Lumen_Common_V1_AuditEntry: Sendable {
   fileprivate var _time: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
 }
 
-/// The request of a service's ListAuditLog: its entries in order, a page at a time.
+/// The request of a service's ListAuditLog: its entries in order, a page at a time, those that
+/// match every filter given (an empty one matches all).
 public nonisolated struct Lumen_Common_V1_ListAuditLogRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// Entries after this sequence (0: from the first).
+  /// Entries after this sequence (0: from the first); not used with `newest_first`.
   public var afterSequence: Int64 = 0
 
   /// At most this many (1–1,000; 0 means 100).
   public var limit: Int32 = 0
 
+  /// Filters: who (`actor_type`, `actor_id`), what (`action`: one, or every action on a kind of
+  /// target when it ends with a dot, `key.`), to what (`target_type`, `target_id`), when (from
+  /// `start_time` to `end_time`, both included). INVALID_ARGUMENT (`invalid_filter`, naming the
+  /// field) for a filter over 320 characters or an end before the start.
+  public var actorType: String = String()
+
+  public var actorID: String = String()
+
+  public var action: String = String()
+
+  public var targetType: String = String()
+
+  public var targetID: String = String()
+
+  public var startTime: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_startTime ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_startTime = newValue}
+  }
+  /// Returns true if `startTime` has been explicitly set.
+  public var hasStartTime: Bool {self._startTime != nil}
+  /// Clears the value of `startTime`. Subsequent reads from it will return its default value.
+  public mutating func clearStartTime() {self._startTime = nil}
+
+  public var endTime: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_endTime ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_endTime = newValue}
+  }
+  /// Returns true if `endTime` has been explicitly set.
+  public var hasEndTime: Bool {self._endTime != nil}
+  /// Clears the value of `endTime`. Subsequent reads from it will return its default value.
+  public mutating func clearEndTime() {self._endTime = nil}
+
+  /// Newest first, skipping the first `offset` (0–100,000) matching entries, with `total`.
+  public var newestFirst: Bool = false
+
+  public var offset: Int32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _startTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+  fileprivate var _endTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
 }
 
 /// The response of a service's ListAuditLog.
@@ -111,11 +154,14 @@ public nonisolated struct Lumen_Common_V1_ListAuditLogResponse: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// Entries in order of sequence.
+  /// Entries in order of sequence (newest first with `newest_first`).
   public var entries: [Lumen_Common_V1_AuditEntry] = []
 
   /// Whether entries follow the last one.
   public var hasMore_p: Bool = false
+
+  /// How many entries match the filters (with `newest_first`).
+  public var total: Int64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -263,7 +309,7 @@ nonisolated extension Lumen_Common_V1_AuditEntry: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Lumen_Common_V1_ListAuditLogRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ListAuditLogRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}after_sequence\0\u{1}limit\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}after_sequence\0\u{1}limit\0\u{3}actor_type\0\u{3}actor_id\0\u{1}action\0\u{3}target_type\0\u{3}target_id\0\u{3}start_time\0\u{3}end_time\0\u{3}newest_first\0\u{1}offset\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -273,17 +319,57 @@ nonisolated extension Lumen_Common_V1_ListAuditLogRequest: SwiftProtobuf.Message
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularInt64Field(value: &self.afterSequence) }()
       case 2: try { try decoder.decodeSingularInt32Field(value: &self.limit) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.actorType) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.actorID) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.action) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.targetType) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.targetID) }()
+      case 8: try { try decoder.decodeSingularMessageField(value: &self._startTime) }()
+      case 9: try { try decoder.decodeSingularMessageField(value: &self._endTime) }()
+      case 10: try { try decoder.decodeSingularBoolField(value: &self.newestFirst) }()
+      case 11: try { try decoder.decodeSingularInt32Field(value: &self.offset) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if self.afterSequence != 0 {
       try visitor.visitSingularInt64Field(value: self.afterSequence, fieldNumber: 1)
     }
     if self.limit != 0 {
       try visitor.visitSingularInt32Field(value: self.limit, fieldNumber: 2)
+    }
+    if !self.actorType.isEmpty {
+      try visitor.visitSingularStringField(value: self.actorType, fieldNumber: 3)
+    }
+    if !self.actorID.isEmpty {
+      try visitor.visitSingularStringField(value: self.actorID, fieldNumber: 4)
+    }
+    if !self.action.isEmpty {
+      try visitor.visitSingularStringField(value: self.action, fieldNumber: 5)
+    }
+    if !self.targetType.isEmpty {
+      try visitor.visitSingularStringField(value: self.targetType, fieldNumber: 6)
+    }
+    if !self.targetID.isEmpty {
+      try visitor.visitSingularStringField(value: self.targetID, fieldNumber: 7)
+    }
+    try { if let v = self._startTime {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+    } }()
+    try { if let v = self._endTime {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
+    } }()
+    if self.newestFirst != false {
+      try visitor.visitSingularBoolField(value: self.newestFirst, fieldNumber: 10)
+    }
+    if self.offset != 0 {
+      try visitor.visitSingularInt32Field(value: self.offset, fieldNumber: 11)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -291,6 +377,15 @@ nonisolated extension Lumen_Common_V1_ListAuditLogRequest: SwiftProtobuf.Message
   public static func ==(lhs: Lumen_Common_V1_ListAuditLogRequest, rhs: Lumen_Common_V1_ListAuditLogRequest) -> Bool {
     if lhs.afterSequence != rhs.afterSequence {return false}
     if lhs.limit != rhs.limit {return false}
+    if lhs.actorType != rhs.actorType {return false}
+    if lhs.actorID != rhs.actorID {return false}
+    if lhs.action != rhs.action {return false}
+    if lhs.targetType != rhs.targetType {return false}
+    if lhs.targetID != rhs.targetID {return false}
+    if lhs._startTime != rhs._startTime {return false}
+    if lhs._endTime != rhs._endTime {return false}
+    if lhs.newestFirst != rhs.newestFirst {return false}
+    if lhs.offset != rhs.offset {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -298,7 +393,7 @@ nonisolated extension Lumen_Common_V1_ListAuditLogRequest: SwiftProtobuf.Message
 
 nonisolated extension Lumen_Common_V1_ListAuditLogResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ListAuditLogResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}entries\0\u{3}has_more\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}entries\0\u{3}has_more\0\u{1}total\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -308,6 +403,7 @@ nonisolated extension Lumen_Common_V1_ListAuditLogResponse: SwiftProtobuf.Messag
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.entries) }()
       case 2: try { try decoder.decodeSingularBoolField(value: &self.hasMore_p) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.total) }()
       default: break
       }
     }
@@ -320,12 +416,16 @@ nonisolated extension Lumen_Common_V1_ListAuditLogResponse: SwiftProtobuf.Messag
     if self.hasMore_p != false {
       try visitor.visitSingularBoolField(value: self.hasMore_p, fieldNumber: 2)
     }
+    if self.total != 0 {
+      try visitor.visitSingularInt64Field(value: self.total, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Lumen_Common_V1_ListAuditLogResponse, rhs: Lumen_Common_V1_ListAuditLogResponse) -> Bool {
     if lhs.entries != rhs.entries {return false}
     if lhs.hasMore_p != rhs.hasMore_p {return false}
+    if lhs.total != rhs.total {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

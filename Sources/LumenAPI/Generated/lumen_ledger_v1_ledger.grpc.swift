@@ -227,6 +227,32 @@ public enum Lumen_Ledger_V1_LedgerService: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "ListAuditLog" metadata.
+        public enum ListAuditLog: Sendable {
+            /// Request type for "ListAuditLog".
+            public typealias Input = Lumen_Common_V1_ListAuditLogRequest
+            /// Response type for "ListAuditLog".
+            public typealias Output = Lumen_Common_V1_ListAuditLogResponse
+            /// Descriptor for "ListAuditLog".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.ledger.v1.LedgerService"),
+                method: "ListAuditLog",
+                type: .unary
+            )
+        }
+        /// Namespace for "VerifyAuditLog" metadata.
+        public enum VerifyAuditLog: Sendable {
+            /// Request type for "VerifyAuditLog".
+            public typealias Input = Lumen_Common_V1_VerifyAuditLogRequest
+            /// Response type for "VerifyAuditLog".
+            public typealias Output = Lumen_Common_V1_VerifyAuditLogResponse
+            /// Descriptor for "VerifyAuditLog".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.ledger.v1.LedgerService"),
+                method: "VerifyAuditLog",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "lumen.ledger.v1.LedgerService" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             GetPool.descriptor,
@@ -242,7 +268,9 @@ public enum Lumen_Ledger_V1_LedgerService: Sendable {
             GetBilling.descriptor,
             GetKeyTotals.descriptor,
             GetOwnerUsage.descriptor,
-            CheckInvariant.descriptor
+            CheckInvariant.descriptor,
+            ListAuditLog.descriptor,
+            VerifyAuditLog.descriptor
         ]
     }
 }
@@ -551,6 +579,47 @@ extension Lumen_Ledger_V1_LedgerService {
             request: GRPCCore.StreamingServerRequest<Lumen_Ledger_V1_CheckInvariantRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_CheckInvariantResponse>
+
+        /// Handle the "ListAuditLog" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The ledger's audit log: every pool configured (`pool.configure`, its mode, limit and refill
+        /// > before and after; a call that changes nothing writes nothing) and every grant (`pool.grant`,
+        /// > the balance before and after, the grant's id, amount and reason), recorded in the group
+        /// > commit that applied it. Metering (holds, settlements) is the usage lines' record, not this.
+        /// > Operators and the internal token read all of it; an organisation's administrators theirs.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Lumen_Common_V1_ListAuditLogRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Common_V1_ListAuditLogResponse` messages.
+        func listAuditLog(
+            request: GRPCCore.StreamingServerRequest<Lumen_Common_V1_ListAuditLogRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Common_V1_ListAuditLogResponse>
+
+        /// Handle the "VerifyAuditLog" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Walks the ledger's whole audit log, recomputing every hash. Operators and the internal
+        /// > token only.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Lumen_Common_V1_VerifyAuditLogRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Common_V1_VerifyAuditLogResponse` messages.
+        func verifyAuditLog(
+            request: GRPCCore.StreamingServerRequest<Lumen_Common_V1_VerifyAuditLogRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Common_V1_VerifyAuditLogResponse>
     }
 
     /// Service protocol for the "lumen.ledger.v1.LedgerService" service.
@@ -843,6 +912,47 @@ extension Lumen_Ledger_V1_LedgerService {
             request: GRPCCore.ServerRequest<Lumen_Ledger_V1_CheckInvariantRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_CheckInvariantResponse>
+
+        /// Handle the "ListAuditLog" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The ledger's audit log: every pool configured (`pool.configure`, its mode, limit and refill
+        /// > before and after; a call that changes nothing writes nothing) and every grant (`pool.grant`,
+        /// > the balance before and after, the grant's id, amount and reason), recorded in the group
+        /// > commit that applied it. Metering (holds, settlements) is the usage lines' record, not this.
+        /// > Operators and the internal token read all of it; an organisation's administrators theirs.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Common_V1_ListAuditLogRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Lumen_Common_V1_ListAuditLogResponse` message.
+        func listAuditLog(
+            request: GRPCCore.ServerRequest<Lumen_Common_V1_ListAuditLogRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Lumen_Common_V1_ListAuditLogResponse>
+
+        /// Handle the "VerifyAuditLog" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Walks the ledger's whole audit log, recomputing every hash. Operators and the internal
+        /// > token only.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Common_V1_VerifyAuditLogRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Lumen_Common_V1_VerifyAuditLogResponse` message.
+        func verifyAuditLog(
+            request: GRPCCore.ServerRequest<Lumen_Common_V1_VerifyAuditLogRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Lumen_Common_V1_VerifyAuditLogResponse>
     }
 
     /// Simple service protocol for the "lumen.ledger.v1.LedgerService" service.
@@ -1134,6 +1244,47 @@ extension Lumen_Ledger_V1_LedgerService {
             request: Lumen_Ledger_V1_CheckInvariantRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Lumen_Ledger_V1_CheckInvariantResponse
+
+        /// Handle the "ListAuditLog" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The ledger's audit log: every pool configured (`pool.configure`, its mode, limit and refill
+        /// > before and after; a call that changes nothing writes nothing) and every grant (`pool.grant`,
+        /// > the balance before and after, the grant's id, amount and reason), recorded in the group
+        /// > commit that applied it. Metering (holds, settlements) is the usage lines' record, not this.
+        /// > Operators and the internal token read all of it; an organisation's administrators theirs.
+        ///
+        /// - Parameters:
+        ///   - request: A `Lumen_Common_V1_ListAuditLogRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Lumen_Common_V1_ListAuditLogResponse` to respond with.
+        func listAuditLog(
+            request: Lumen_Common_V1_ListAuditLogRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Lumen_Common_V1_ListAuditLogResponse
+
+        /// Handle the "VerifyAuditLog" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Walks the ledger's whole audit log, recomputing every hash. Operators and the internal
+        /// > token only.
+        ///
+        /// - Parameters:
+        ///   - request: A `Lumen_Common_V1_VerifyAuditLogRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Lumen_Common_V1_VerifyAuditLogResponse` to respond with.
+        func verifyAuditLog(
+            request: Lumen_Common_V1_VerifyAuditLogRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Lumen_Common_V1_VerifyAuditLogResponse
     }
 }
 
@@ -1295,6 +1446,28 @@ extension Lumen_Ledger_V1_LedgerService.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Lumen_Ledger_V1_LedgerService.Method.ListAuditLog.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Common_V1_ListAuditLogRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Common_V1_ListAuditLogResponse>(),
+            handler: { request, context in
+                try await self.listAuditLog(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Lumen_Ledger_V1_LedgerService.Method.VerifyAuditLog.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Common_V1_VerifyAuditLogRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Common_V1_VerifyAuditLogResponse>(),
+            handler: { request, context in
+                try await self.verifyAuditLog(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -1438,6 +1611,28 @@ extension Lumen_Ledger_V1_LedgerService.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_CheckInvariantResponse> {
         let response = try await self.checkInvariant(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func listAuditLog(
+        request: GRPCCore.StreamingServerRequest<Lumen_Common_V1_ListAuditLogRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Common_V1_ListAuditLogResponse> {
+        let response = try await self.listAuditLog(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func verifyAuditLog(
+        request: GRPCCore.StreamingServerRequest<Lumen_Common_V1_VerifyAuditLogRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Common_V1_VerifyAuditLogResponse> {
+        let response = try await self.verifyAuditLog(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -1627,6 +1822,32 @@ extension Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_CheckInvariantResponse> {
         return GRPCCore.ServerResponse<Lumen_Ledger_V1_CheckInvariantResponse>(
             message: try await self.checkInvariant(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func listAuditLog(
+        request: GRPCCore.ServerRequest<Lumen_Common_V1_ListAuditLogRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Lumen_Common_V1_ListAuditLogResponse> {
+        return GRPCCore.ServerResponse<Lumen_Common_V1_ListAuditLogResponse>(
+            message: try await self.listAuditLog(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func verifyAuditLog(
+        request: GRPCCore.ServerRequest<Lumen_Common_V1_VerifyAuditLogRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Lumen_Common_V1_VerifyAuditLogResponse> {
+        return GRPCCore.ServerResponse<Lumen_Common_V1_VerifyAuditLogResponse>(
+            message: try await self.verifyAuditLog(
                 request: request.message,
                 context: context
             ),
@@ -1995,6 +2216,57 @@ extension Lumen_Ledger_V1_LedgerService {
             deserializer: some GRPCCore.MessageDeserializer<Lumen_Ledger_V1_CheckInvariantResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_CheckInvariantResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ListAuditLog" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The ledger's audit log: every pool configured (`pool.configure`, its mode, limit and refill
+        /// > before and after; a call that changes nothing writes nothing) and every grant (`pool.grant`,
+        /// > the balance before and after, the grant's id, amount and reason), recorded in the group
+        /// > commit that applied it. Metering (holds, settlements) is the usage lines' record, not this.
+        /// > Operators and the internal token read all of it; an organisation's administrators theirs.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Common_V1_ListAuditLogRequest` message.
+        ///   - serializer: A serializer for `Lumen_Common_V1_ListAuditLogRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Common_V1_ListAuditLogResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func listAuditLog<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Common_V1_ListAuditLogRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Common_V1_ListAuditLogRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Common_V1_ListAuditLogResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Common_V1_ListAuditLogResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "VerifyAuditLog" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Walks the ledger's whole audit log, recomputing every hash. Operators and the internal
+        /// > token only.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Common_V1_VerifyAuditLogRequest` message.
+        ///   - serializer: A serializer for `Lumen_Common_V1_VerifyAuditLogRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Common_V1_VerifyAuditLogResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func verifyAuditLog<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Common_V1_VerifyAuditLogRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Common_V1_VerifyAuditLogRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Common_V1_VerifyAuditLogResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Common_V1_VerifyAuditLogResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -2518,6 +2790,79 @@ extension Lumen_Ledger_V1_LedgerService {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "ListAuditLog" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The ledger's audit log: every pool configured (`pool.configure`, its mode, limit and refill
+        /// > before and after; a call that changes nothing writes nothing) and every grant (`pool.grant`,
+        /// > the balance before and after, the grant's id, amount and reason), recorded in the group
+        /// > commit that applied it. Metering (holds, settlements) is the usage lines' record, not this.
+        /// > Operators and the internal token read all of it; an organisation's administrators theirs.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Common_V1_ListAuditLogRequest` message.
+        ///   - serializer: A serializer for `Lumen_Common_V1_ListAuditLogRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Common_V1_ListAuditLogResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func listAuditLog<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Common_V1_ListAuditLogRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Common_V1_ListAuditLogRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Common_V1_ListAuditLogResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Common_V1_ListAuditLogResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Lumen_Ledger_V1_LedgerService.Method.ListAuditLog.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "VerifyAuditLog" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Walks the ledger's whole audit log, recomputing every hash. Operators and the internal
+        /// > token only.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Common_V1_VerifyAuditLogRequest` message.
+        ///   - serializer: A serializer for `Lumen_Common_V1_VerifyAuditLogRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Common_V1_VerifyAuditLogResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func verifyAuditLog<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Common_V1_VerifyAuditLogRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Common_V1_VerifyAuditLogRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Common_V1_VerifyAuditLogResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Common_V1_VerifyAuditLogResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Lumen_Ledger_V1_LedgerService.Method.VerifyAuditLog.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -2950,6 +3295,69 @@ extension Lumen_Ledger_V1_LedgerService.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Ledger_V1_CheckInvariantRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Ledger_V1_CheckInvariantResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListAuditLog" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The ledger's audit log: every pool configured (`pool.configure`, its mode, limit and refill
+    /// > before and after; a call that changes nothing writes nothing) and every grant (`pool.grant`,
+    /// > the balance before and after, the grant's id, amount and reason), recorded in the group
+    /// > commit that applied it. Metering (holds, settlements) is the usage lines' record, not this.
+    /// > Operators and the internal token read all of it; an organisation's administrators theirs.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Lumen_Common_V1_ListAuditLogRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listAuditLog<Result>(
+        request: GRPCCore.ClientRequest<Lumen_Common_V1_ListAuditLogRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Common_V1_ListAuditLogResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.listAuditLog(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Common_V1_ListAuditLogRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Common_V1_ListAuditLogResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "VerifyAuditLog" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Walks the ledger's whole audit log, recomputing every hash. Operators and the internal
+    /// > token only.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Lumen_Common_V1_VerifyAuditLogRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func verifyAuditLog<Result>(
+        request: GRPCCore.ClientRequest<Lumen_Common_V1_VerifyAuditLogRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Common_V1_VerifyAuditLogResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.verifyAuditLog(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Common_V1_VerifyAuditLogRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Common_V1_VerifyAuditLogResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -3441,6 +3849,77 @@ extension Lumen_Ledger_V1_LedgerService.ClientProtocol {
             metadata: metadata
         )
         return try await self.checkInvariant(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListAuditLog" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The ledger's audit log: every pool configured (`pool.configure`, its mode, limit and refill
+    /// > before and after; a call that changes nothing writes nothing) and every grant (`pool.grant`,
+    /// > the balance before and after, the grant's id, amount and reason), recorded in the group
+    /// > commit that applied it. Metering (holds, settlements) is the usage lines' record, not this.
+    /// > Operators and the internal token read all of it; an organisation's administrators theirs.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listAuditLog<Result>(
+        _ message: Lumen_Common_V1_ListAuditLogRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Common_V1_ListAuditLogResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Lumen_Common_V1_ListAuditLogRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.listAuditLog(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "VerifyAuditLog" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Walks the ledger's whole audit log, recomputing every hash. Operators and the internal
+    /// > token only.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func verifyAuditLog<Result>(
+        _ message: Lumen_Common_V1_VerifyAuditLogRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Common_V1_VerifyAuditLogResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Lumen_Common_V1_VerifyAuditLogRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.verifyAuditLog(
             request: request,
             options: options,
             onResponse: handleResponse
