@@ -118,3 +118,174 @@ models:
     assert row[5] == consented.headers["x-request-id"] and row[6] == "127.0.0.1"
     status, report = verify(demo.data_dir)
     assert status == 0 and report["services"]["registry"]["intact"], report
+
+
+# The routes that change something, each with the one audit entry it writes.
+ROUTE_ACTIONS = {
+    ("POST", "/api/session"): "session.sign_in",
+    ("POST", "/api/users"): "user.create",
+    ("PATCH", "/api/users/{userId}"): "user.update",
+    ("POST", "/api/groups"): "group.create",
+    ("POST", "/api/users/{userId}/invite"): "invite.create",
+    ("POST", "/api/invites/{token}"): "invite.accept",
+    ("POST", "/api/me/keys"): "key.create",
+    ("PATCH", "/api/me/keys/{keyId}"): "key.update",
+    ("DELETE", "/api/me/keys/{keyId}"): "key.revoke",
+    ("POST", "/api/clients"): "client.create",
+    ("PATCH", "/api/clients/{clientId}"): "client.update",
+    ("POST", "/api/clients/{clientId}/managers/{userId}"): "client.add_manager",
+    ("DELETE", "/api/clients/{clientId}/managers/{userId}"): "client.remove_manager",
+    ("POST", "/api/clients/{clientId}/keys"): "key.create",
+    ("PATCH", "/api/clients/{clientId}/keys/{keyId}"): "key.update",
+    ("DELETE", "/api/clients/{clientId}/keys/{keyId}"): "key.revoke",
+    ("PUT", "/api/users/{userId}/pool"): "pool.configure",
+    ("POST", "/api/users/{userId}/grants"): "pool.grant",
+    ("PUT", "/api/clients/{clientId}/pool"): "pool.configure",
+    ("POST", "/api/clients/{clientId}/grants"): "pool.grant",
+    ("POST", "/api/me/models/{model}/consent"): "consent.grant",
+    ("POST", "/api/clients/{clientId}/models/{model}/consent"): "consent.grant",
+    ("POST", "/v1/management/api-keys"): "key.create",
+    ("PATCH", "/v1/management/api-keys/{keyId}"): "key.update",
+}
+
+# The routes that change something the audit log leaves to another record.
+ROUTES_ELSEWHERE = {
+    ("DELETE", "/api/session"): "signing out ends a session; the sign-in is the entry",
+    **{("POST", path): "inference: the usage line is its record" for path in (
+        "/v1/chat/completions", "/v1/embeddings", "/v1/messages", "/v1/messages/count_tokens", "/v1/completions",
+        "/v1/responses", "/v1/images/generations", "/v1/images/edits", "/v1/images/variations", "/v1/audio/speech",
+        "/v1/audio/transcriptions", "/v1/audio/translations", "/v1/moderations", "/v1/rerank")},
+    ("POST", "/api/chat/conversations"): "a person's own web chat",
+    ("PATCH", "/api/chat/conversations/{conversationId}"): "a person's own web chat",
+    ("DELETE", "/api/chat/conversations/{conversationId}"): "a person's own web chat",
+    ("POST", "/api/chat/conversations/{conversationId}/messages"): "a person's own web chat (and its usage line)",
+}
+
+
+def all_entries(data_dir):
+    """Every service's audit entries: (service, sequence, actor type, action, request id)."""
+    found = []
+    for service in ("accounts", "keys", "ledger", "registry"):
+        database = sqlite3.connect(os.path.join(data_dir, f"{service}.sqlite"))
+        try:
+            found += [(service,) + row for row in database.execute(
+                "SELECT sequence, actor_type, action, request_id FROM audit_log ORDER BY sequence")]
+        finally:
+            database.close()
+    return found
+
+
+def test_every_route_that_changes_something_writes_one_entry(demo, tmp_path):
+    """Every route of the API document that changes something is called once, as its users call
+    it; each writes exactly one entry, with its action, the caller as actor and the response's
+    request id. A route the document gains fails here until it is given its entry (or a reason)."""
+    import httpx
+    import yaml
+
+    from test_people_api import apply_models
+
+    document = yaml.safe_load(open(os.path.join(os.path.dirname(__file__), "../../gateway/openapi.yaml")))
+    changing = {(method.upper(), path) for path, operations in document["paths"].items()
+                for method in operations if method in ("post", "put", "patch", "delete")}
+    assert changing == set(ROUTE_ACTIONS) | set(ROUTES_ELSEWHERE), (
+        changing ^ (set(ROUTE_ACTIONS) | set(ROUTES_ELSEWHERE)))
+
+    apply_models(demo, """
+models:
+  - name: careful-model
+    max_output_tokens: 1024
+    vendor: lumen
+    consent_required: true
+    scenes: [chat]
+    backends:
+      - {id: mock, provider: mock}
+""", tmp_path)
+    mt = {"Authorization": f"Bearer {demo.credentials['management_token']}"}
+    admin = httpx.Client(base_url=demo.http, timeout=30)
+    walked = {}
+
+    def call(client, method, template, actor, path=None, **kwargs):
+        before = set(all_entries(demo.data_dir))
+        response = client.request(method, path or template, **kwargs)
+        assert response.status_code in (200, 201), (method, template, response.text)
+        added = [entry for entry in all_entries(demo.data_dir) if entry not in before]
+        action = ROUTE_ACTIONS[(method, template)]
+        assert [(entry[2], entry[3]) for entry in added] == [(actor, action)], (method, template, added)
+        assert added[0][4] == response.headers["x-request-id"], (method, template, added)
+        walked[(method, template)] = action
+        return response.json() if response.content else None
+
+    session = call(admin, "POST", "/api/session", "person",
+                   json={"email": demo.credentials["email"], "password": demo.credentials["password"]})
+    admin.headers["X-CSRF-Token"] = session["csrf_token"]
+    user = call(admin, "POST", "/api/users", "person", json={"email": "walker@demo.test"})["id"]
+    call(admin, "PATCH", "/api/users/{userId}", "person", f"/api/users/{user}", json={"display_name": "Walker"})
+    call(admin, "POST", "/api/groups", "person", json={"name": "Walkers"})
+    token = call(admin, "POST", "/api/users/{userId}/invite", "person", f"/api/users/{user}/invite")["token"]
+    walker = httpx.Client(base_url=demo.http, timeout=30)
+    call(walker, "POST", "/api/invites/{token}", "person", f"/api/invites/{token}", json={"password": "a walk in the park"})
+    key = call(admin, "POST", "/api/me/keys", "person", json={"name": "walk"})["id"]
+    call(admin, "PATCH", "/api/me/keys/{keyId}", "person", f"/api/me/keys/{key}", json={"name": "walk-2"})
+    call(admin, "DELETE", "/api/me/keys/{keyId}", "person", f"/api/me/keys/{key}")
+    client = call(admin, "POST", "/api/clients", "person", json={"name": "walk-client"})["id"]
+    call(admin, "PATCH", "/api/clients/{clientId}", "person", f"/api/clients/{client}", json={"description": "walks"})
+    call(admin, "POST", "/api/clients/{clientId}/managers/{userId}", "person", f"/api/clients/{client}/managers/{user}")
+    call(admin, "DELETE", "/api/clients/{clientId}/managers/{userId}", "person", f"/api/clients/{client}/managers/{user}")
+    client_key = call(admin, "POST", "/api/clients/{clientId}/keys", "person", f"/api/clients/{client}/keys",
+                      json={"name": "ci"})["id"]
+    call(admin, "PATCH", "/api/clients/{clientId}/keys/{keyId}", "person", f"/api/clients/{client}/keys/{client_key}",
+         json={"name": "ci-2"})
+    call(admin, "DELETE", "/api/clients/{clientId}/keys/{keyId}", "person", f"/api/clients/{client}/keys/{client_key}")
+    call(admin, "PUT", "/api/users/{userId}/pool", "person", f"/api/users/{user}/pool", json={"mode": "balance", "limit": 10})
+    call(admin, "POST", "/api/users/{userId}/grants", "person", f"/api/users/{user}/grants",
+         json={"coins": 5, "reason": "walk", "idempotency_key": "walk-1"})
+    call(admin, "PUT", "/api/clients/{clientId}/pool", "person", f"/api/clients/{client}/pool", json={"mode": "balance"})
+    call(admin, "POST", "/api/clients/{clientId}/grants", "person", f"/api/clients/{client}/grants",
+         json={"coins": 3, "reason": "walk", "idempotency_key": "walk-2"})
+    deadline = time.time() + 10  # the model arrives at the gateway through the registry's watch
+    while admin.get("/api/models/careful-model").status_code == 404:
+        assert time.time() < deadline
+        time.sleep(0.05)
+    call(admin, "POST", "/api/me/models/{model}/consent", "person", "/api/me/models/careful-model/consent")
+    call(admin, "POST", "/api/clients/{clientId}/models/{model}/consent", "person",
+         f"/api/clients/{client}/models/careful-model/consent")
+    made = call(admin, "POST", "/v1/management/api-keys", "management_token", headers=mt, json={"name": "walk-api"})
+    call(admin, "PATCH", "/v1/management/api-keys/{keyId}", "management_token", f"/v1/management/api-keys/{made['id']}",
+         headers=mt, json={"name": "walk-api-2"})
+    assert set(walked) == set(ROUTE_ACTIONS)
+
+    # The management API lists them, newest first, filtered.
+    listed = admin.get("/v1/management/audit-log", headers=mt, params={"action": "key.", "limit": 3}).json()
+    assert [entry["action"] for entry in listed["data"]] == ["key.update", "key.create", "key.revoke"]
+    assert listed["total"] >= 8 and listed["has_more"] and listed["page"] == 1
+    assert listed["data"][0]["actor"]["type"] == "management_token" and listed["data"][0]["target"]["id"] == made["id"]
+    assert listed["data"][0]["before"]["name"] == "walk-api" and listed["data"][0]["after"]["name"] == "walk-api-2"
+    following = admin.get("/v1/management/audit-log", headers=mt, params={"action": "key.", "limit": 3, "page": 2}).json()
+    assert not {e["hash"] for e in following["data"]} & {e["hash"] for e in listed["data"]}
+    by_target = admin.get("/v1/management/audit-log", headers=mt, params={"targetId": user}).json()["data"]
+    assert {e["action"] for e in by_target} >= {"user.create", "user.update", "invite.create", "invite.accept",
+                                               "pool.configure", "pool.grant"}
+    refused = admin.get("/v1/management/audit-log", headers=mt, params={"startDate": "2026-02-30x"})
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "startDate"
+    assert admin.get("/v1/management/audit-log", headers=mt, params={"page": 101, "limit": 100}).json()["error"]["code"] \
+        == "invalid_page"
+    status, report = verify(demo.data_dir)
+    assert status == 0 and all(chain["intact"] for chain in report["services"].values()), report
+
+
+def test_a_removed_accounts_entry_is_found(tmp_path):
+    """The accounts service chains its entries as the others do: the organisation's bootstrap
+    removed from its table breaks `audit verify` there, and only there."""
+    for server in start_server(tmp_path, "--demo"):
+        wait_ready(server)
+        status, report = verify(server.data_dir)
+        assert status == 0 and report["services"]["accounts"]["entries"] >= 2, report
+        database = sqlite3.connect(os.path.join(server.data_dir, "accounts.sqlite"))
+        try:
+            database.execute("DELETE FROM audit_log WHERE sequence = 1")
+            database.commit()
+        finally:
+            database.close()
+        status, report = verify(server.data_dir)
+        assert status == 1 and report["services"]["accounts"]["broken_sequence"] == 1, report
+        assert report["services"]["keys"]["intact"] and report["services"]["ledger"]["intact"], report

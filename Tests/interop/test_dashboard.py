@@ -465,6 +465,48 @@ def test_an_administrator_manages_people_groups_and_coins(site, browser):
     newcomer.context.close()
 
 
+def test_an_administrator_reads_and_filters_the_audit_log(site, browser):
+    from test_people_api import PASSWORD, Person, admin_cli
+
+    token = site.credentials["management_token"]
+    admin_cli(site, "user", "create", "--email", "member@demo.lumen.invalid", "--name", "Member",
+              "--password-stdin", token=token, password=PASSWORD)
+    # A failed sign-in, then the administrator's own: both are on the page.
+    page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+    page.goto(site.http + "/login")
+    page.get_by_label("Email").fill(site.credentials["email"])
+    page.get_by_label("Password").fill("not the password at all")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+    admin = signed_in_page(browser, site, site.credentials["email"], site.credentials["password"])
+    admin.get_by_role("link", name="Audit").click()
+    expect(admin).to_have_url(site.http + "/audit")
+    rows = admin.locator("#audit-table tbody tr")
+    expect(rows.first).to_contain_text("session.sign_in")
+    expect(rows.first).to_contain_text("person")
+    expect(admin.locator("#audit-table tr[data-action='session.sign_in_failed']")).to_have_count(1)
+    expect(admin.locator("#audit-table tr[data-action='user.create']")).to_contain_text("management_token")
+
+    # Filtered to the people's changes: the values before and after, opened.
+    admin.get_by_label("Action").fill("user.")
+    admin.get_by_role("button", name="Filter").click()
+    expect(admin).to_have_url(re.compile(r"/audit\?action=user\.&"))
+    expect(rows).not_to_have_count(0)
+    assert set(rows.evaluate_all("rows => rows.map(row => row.dataset.action)")) <= {"user.create", "user.update",
+                                                                                 "user.set_password"}
+    created = admin.locator("#audit-table tr[data-action='user.create']", has_text="member@demo.lumen.invalid")
+    created.get_by_text("Values").click()
+    expect(created.locator("code.json")).to_contain_text('"email":"member@demo.lumen.invalid"')
+    screenshot(admin, "audit")
+
+    # A date that is not one is said on the page; a member may not read the log.
+    admin.get_by_label("From").fill("2026-02-31x")
+    admin.get_by_role("button", name="Filter").click()
+    expect(admin.get_by_role("alert")).to_contain_text("startDate must be")
+    member = Person(site, "member@demo.lumen.invalid", PASSWORD)
+    assert member.client.get("/audit", headers={"Accept": "text/html"}).status_code == 403
+
+
 def test_web_chat_streams_markdown_keeps_conversations_and_counts_on_the_profile(site, browser):
     page = signed_in_page(browser, site, site.credentials["email"], site.credentials["password"])
     errors = []

@@ -39,7 +39,9 @@ public struct AuditLogReader: Sendable {
         public var page = 1
         public var limit = 50
 
+        /// `values` by name; an empty one is no filter (a form's blank field).
         public init(_ values: [String: String]) throws(APIError) {
+            let values = values.filter { !$0.value.isEmpty }
             page = try RequestRules.page(values) ?? 1
             limit = try RequestRules.limit(values, max: 100) ?? 50
             guard page * limit <= AuditLogReader.maxDepth else {
@@ -47,7 +49,7 @@ public struct AuditLogReader: Sendable {
                     "invalid_page", "a page reaches at most \(AuditLogReader.maxDepth) entries deep; narrow it with startDate and endDate",
                     param: "page")
             }
-            for (name, value) in values where !value.isEmpty && value.utf8.count > 320 {
+            for (name, value) in values where value.utf8.count > 320 {
                 throw APIError.invalid("invalid_\(name)", "\(name) is at most 320 characters", param: name)
             }
             filter.actorType = values["actorType"] ?? ""
