@@ -24,9 +24,18 @@ extension AccountsService {
     }
 
     /// Walks the accounts service's audit log in `store` (`lumen admin audit verify`).
-    public static func verifyAudit(_ store: Store) async throws -> AuditVerification {
-        try await store.store.verifyAudit()
+    public static func verifyAudit(_ store: Store, signer: AuditSigner?) async throws -> AuditVerification {
+        try await store.store.verifyAudit(signer: signer)
     }
+
+    /// Prunes the audit entries older than `retentionDays` behind a signed checkpoint; how many
+    /// went (none without a signer or a retention).
+    public func pruneAudit(retentionDays: Int) async throws -> Int64 {
+        guard let auditSigner, retentionDays > 0 else { return 0 }
+        let now = clock.nowMillis
+        return try await store.pruneAudit(before: now - Int64(retentionDays) * 86_400_000, signer: auditSigner, now: now)
+    }
+
 
     public func listAuditLog(
         request: Lumen_Common_V1_ListAuditLogRequest, context: ServerContext
@@ -37,7 +46,7 @@ extension AccountsService {
     public func verifyAuditLog(
         request: Lumen_Common_V1_VerifyAuditLogRequest, context: ServerContext
     ) async throws -> Lumen_Common_V1_VerifyAuditLogResponse {
-        try await ServiceAudit.verify(store)
+        try await ServiceAudit.verify(store, signer: auditSigner)
     }
 }
 

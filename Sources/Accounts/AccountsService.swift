@@ -9,6 +9,9 @@ import Storage
 /// The accounts service: organisations, users, groups, clients and their managers.
 public struct AccountsService: Sendable {
     let store: AccountsStore
+    /// The deployment's audit signing key: it signs the checkpoint of the entries pruned past
+    /// retention (`pruneAudit`) and `VerifyAuditLog` checks a checkpoint with it. nil: never pruned.
+    public var auditSigner: AuditSigner?
     let memberships = EventHub<Lumen_Accounts_V1_MembershipEvent>()
     /// Counts every committed creation or change of a user (`CredentialChangeSource`).
     public let credentialChanges = CredentialChanges()

@@ -83,18 +83,19 @@ public enum ServiceAudit {
     }
 
     /// A service's whole chain checked (`verify`), for operators and Lumen's own processes only.
-    public static func verify(_ log: some AuditLogged) async throws -> Lumen_Common_V1_VerifyAuditLogResponse {
+    public static func verify(_ log: some AuditLogged, signer: AuditSigner?) async throws -> Lumen_Common_V1_VerifyAuditLogResponse {
         try Caller.requireOperator("the audit log's integrity is the deployment's to check")
-        switch try await log.verifyAudit() {
-        case .intact(let count, let head):
+        switch try await log.verifyAudit(signer: signer) {
+        case .intact(let count, let head, let prunedThrough):
             return .with {
                 $0.intact = true
                 $0.entries = count
                 $0.headHash = head
+                $0.prunedThrough = prunedThrough
             }
-        case .broken(let sequence, let reason):
+        case .broken(let sequence, let reason, let checked):
             return .with {
-                $0.entries = sequence - 1
+                $0.entries = checked
                 $0.brokenSequence = sequence
                 $0.reason = reason
             }

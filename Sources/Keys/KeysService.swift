@@ -13,6 +13,9 @@ import Storage
 /// digests; this type never logs a secret.
 public struct KeysService: Sendable {
     let store: KeysStore
+    /// The deployment's audit signing key: it signs the checkpoint of the entries pruned past
+    /// retention (`pruneAudit`) and `VerifyAuditLog` checks a checkpoint with it. nil: never pruned.
+    public var auditSigner: AuditSigner?
     let events: EventHub<Lumen_Keys_V1_KeyEvent>
     let clock: WallClock
     let logger: Logger
@@ -41,9 +44,18 @@ public struct KeysService: Sendable {
     }
 
     /// Walks the keys service's audit log in `store` (`lumen admin audit verify`).
-    public static func verifyAudit(_ store: Store) async throws -> AuditVerification {
-        try await store.storage.verifyAudit()
+    public static func verifyAudit(_ store: Store, signer: AuditSigner?) async throws -> AuditVerification {
+        try await store.storage.verifyAudit(signer: signer)
     }
+
+    /// Prunes the audit entries older than `retentionDays` behind a signed checkpoint; how many
+    /// went (none without a signer or a retention).
+    public func pruneAudit(retentionDays: Int) async throws -> Int64 {
+        guard let auditSigner, retentionDays > 0 else { return 0 }
+        let now = clock.nowMillis
+        return try await store.pruneAudit(before: now - Int64(retentionDays) * 86_400_000, signer: auditSigner, now: now)
+    }
+
 
     /// The keys service on a table opened with `openStore`.
     public init(store: Store, clock: WallClock = .system, directory: (any PrincipalDirectory)? = nil, logger: Logger) {
@@ -390,7 +402,7 @@ extension KeysService: Lumen_Keys_V1_KeysService.SimpleServiceProtocol {
     public func verifyAuditLog(
         request: Lumen_Common_V1_VerifyAuditLogRequest, context: ServerContext
     ) async throws -> Lumen_Common_V1_VerifyAuditLogResponse {
-        try await ServiceAudit.verify(store)
+        try await ServiceAudit.verify(store, signer: auditSigner)
     }
 
     /// Who a new key is recorded as made by: the caller's user when none is named; a named one

@@ -128,6 +128,7 @@ struct KeysStore: AuditLogged {
                 #"ALTER TABLE keys ALTER COLUMN name TYPE TEXT COLLATE "C""#,
             ]),
         AuditTrail.migration("v6: the audit log"),
+        AuditCheckpoint.migration("v7: the audit log's checkpoint"),
     ]
 
     static let columns = """

@@ -20,6 +20,9 @@ import Synchronization
 /// (`LedgerTables` for the metering, `SQLStore` for the reads).
 public struct LedgerService: Sendable {
     let store: Store
+    /// The deployment's audit signing key: it signs the checkpoint of the entries pruned past
+    /// retention (`pruneAudit`) and `VerifyAuditLog` checks a checkpoint with it. nil: never pruned.
+    public var auditSigner: AuditSigner?
     /// The ledger's tables for reads (usage, billing, totals, the invariant check).
     var tables: any SQLStore { store.reads }
     let clock: WallClock
@@ -90,8 +93,24 @@ public struct LedgerService: Sendable {
     }
 
     /// Walks the ledger's audit log in `store` (`lumen admin audit verify`).
-    public static func verifyAudit(_ store: Store) async throws -> AuditVerification {
-        try await store.auditLog.verifyAudit()
+    public static func verifyAudit(_ store: Store, signer: AuditSigner?) async throws -> AuditVerification {
+        try await store.auditLog.verifyAudit(signer: signer)
+    }
+
+    /// Prunes the audit entries older than `retentionDays` behind a signed checkpoint; how many
+    /// went (none without a signer or a retention). On SQLite on the group commit's writer.
+    public func pruneAudit(retentionDays: Int) async throws -> Int64 {
+        guard let auditSigner, retentionDays > 0 else { return 0 }
+        let now = clock.nowMillis
+        let cutoff = now - Int64(retentionDays) * 86_400_000
+        switch store.backend {
+        case .sqlite(let writer, _):
+            return try await writer.write { db in try AuditTrail.prune(before: cutoff, signer: auditSigner, now: now, in: db) }
+        case .postgres(let ledger):
+            return try await ledger.tables.write { session in
+                try await AuditTrail.prune(before: cutoff, signer: auditSigner, now: now, in: session)
+            }
+        }
     }
 
     /// Opens the ledger database at `location`. A hold not settled or released within
@@ -531,7 +550,7 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
     public func verifyAuditLog(
         request: Lumen_Common_V1_VerifyAuditLogRequest, context: ServerContext
     ) async throws -> Lumen_Common_V1_VerifyAuditLogResponse {
-        try await ServiceAudit.verify(store.auditLog)
+        try await ServiceAudit.verify(store.auditLog, signer: auditSigner)
     }
 
     public func checkInvariant(request: Lumen_Ledger_V1_CheckInvariantRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_CheckInvariantResponse {

@@ -365,6 +365,7 @@ enum LedgerStore {
         ),
         SQLMigration("v9: cache writes", sqlite: cacheWriteMigration("INTEGER"), postgres: cacheWriteMigration("BIGINT")),
         AuditTrail.migration("v10: the audit log"),
+        AuditCheckpoint.migration("v11: the audit log's checkpoint"),
     ]
 
     /// v9: input tokens written to the provider's prompt cache, beside the cached ones, in every

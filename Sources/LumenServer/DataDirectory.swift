@@ -134,7 +134,11 @@ public enum DataDirectory {
 
     /// Walks the audit log of each service that keeps one, in the data directory or the
     /// PostgreSQL `database` (`lumen admin audit verify`).
-    public static func verifyAudit(in directory: String, database: String? = nil) async throws -> AuditReport {
+    /// A checkpoint of pruned entries is checked with the key at `signingKey` (by default the data
+    /// directory's `audit-signing.key`), when there is one.
+    public static func verifyAudit(in directory: String, database: String? = nil, signingKey: String? = nil) async throws -> AuditReport {
+        let path = signingKey ?? (directory as NSString).appendingPathComponent("audit-signing.key")
+        let signer = FileManager.default.fileExists(atPath: path) ? try AuditSigner(path: path, create: false) : nil
         for name in ["accounts", "keys", "ledger", "registry"] where database == nil {
             guard FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent("\(name).sqlite")) else {
                 throw ConfigurationError("no \(name) database in \(directory) (\(name).sqlite); give --data-dir")
@@ -142,10 +146,10 @@ public enum DataDirectory {
         }
         return try await withStores(in: .directory(directory), database: database) { stores in
             AuditReport(services: [
-                "accounts": .init(try await AccountsService.verifyAudit(try await stores.accounts())),
-                "keys": .init(try await KeysService.verifyAudit(try await stores.keys())),
-                "ledger": .init(try await LedgerService.verifyAudit(try await stores.ledger())),
-                "registry": .init(try await ModelRegistryService.verifyAudit(try await stores.registry())),
+                "accounts": .init(try await AccountsService.verifyAudit(try await stores.accounts(), signer: signer)),
+                "keys": .init(try await KeysService.verifyAudit(try await stores.keys(), signer: signer)),
+                "ledger": .init(try await LedgerService.verifyAudit(try await stores.ledger(), signer: signer)),
+                "registry": .init(try await ModelRegistryService.verifyAudit(try await stores.registry(), signer: signer)),
             ])
         }
     }
@@ -174,17 +178,20 @@ public struct AuditReport: Encodable, Sendable {
         var headHash: String?
         var brokenSequence: Int64?
         var reason: String?
+        var prunedThrough: Int64?
 
         enum CodingKeys: String, CodingKey {
             case intact, entries, reason
             case headHash = "head_hash"
             case brokenSequence = "broken_sequence"
+            case prunedThrough = "pruned_through"
         }
 
         init(_ verification: AuditVerification) {
             switch verification {
-            case .intact(let count, let head): (intact, entries, headHash) = (true, count, head)
-            case .broken(let sequence, let why): (intact, entries, brokenSequence, reason) = (false, sequence - 1, sequence, why)
+            case .intact(let count, let head, let pruned):
+                (intact, entries, headHash, prunedThrough) = (true, count, head, pruned == 0 ? nil : pruned)
+            case .broken(let sequence, let why, let checked): (intact, entries, brokenSequence, reason) = (false, checked, sequence, why)
             }
         }
     }

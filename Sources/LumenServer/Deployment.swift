@@ -108,10 +108,18 @@ public struct Deployment: Sendable {
         let location = ServiceDatabase.Location.directory(configuration.dataDirectory)
         let directory = serviceDirectory(clients)
         var opened = OpenedServices()
+        var pruning: [(name: String, prune: @Sendable () async throws -> Int64)] = []
+        let retention = configuration.auditRetentionDays
         do {
+            // The key that signs the audit logs' checkpoints (made on first start).
+            let signer =
+                local.isDisjoint(with: [.accounts, .keys, .ledger, .registry])
+                ? nil : try AuditSigner(path: configuration.auditSigningKeyPath, create: true)
             if local.contains(.accounts) {
                 let store = try await postgres?.open("accounts") { try await AccountsService.openStore(.postgres($0), logger: logger) }
-                let accounts = try store.map { AccountsService(store: $0, logger: logger) } ?? AccountsService(location: location, logger: logger)
+                var accounts = try store.map { AccountsService(store: $0, logger: logger) } ?? AccountsService(location: location, logger: logger)
+                accounts.auditSigner = signer
+                pruning.append(("accounts", { [accounts] in try await accounts.pruneAudit(retentionDays: retention) }))
                 opened.services.append(accounts)
                 opened.credentialSources.append(accounts)
                 // The web chats' own service runs beside accounts, on a store of its own.
@@ -125,8 +133,10 @@ public struct Deployment: Sendable {
             }
             if local.contains(.keys) {
                 let store = try await postgres?.open("keys") { try await KeysService.openStore(.postgres($0), logger: logger) }
-                let keys = try store.map { KeysService(store: $0, directory: directory, logger: logger) }
+                var keys = try store.map { KeysService(store: $0, directory: directory, logger: logger) }
                     ?? KeysService(location: location, directory: directory, logger: logger)
+                keys.auditSigner = signer
+                pruning.append(("keys", { [keys] in try await keys.pruneAudit(retentionDays: retention) }))
                 opened.services.append(keys)
                 opened.credentialSources.append(keys)
                 opened.keys = keys
@@ -137,17 +147,21 @@ public struct Deployment: Sendable {
                 // The ledger prices every hold and settlement at the registry's prices, which it follows.
                 let prices = PriceBook(registry: try clients.registry(), internalToken: internalToken, logger: logger)
                 opened.background.append(prices)
-                let ledger = LedgerService(
+                var ledger = LedgerService(
                     store: store, prices: prices, holdTTL: .seconds(configuration.holdTTLSeconds), directory: directory,
                     logger: logger)
+                ledger.auditSigner = signer
+                pruning.append(("ledger", { [ledger] in try await ledger.pruneAudit(retentionDays: retention) }))
                 opened.services.append(ledger)
                 opened.ledger = ledger
                 opened.background.append(ledger.reconciler(usageRetentionDays: configuration.usageRetentionDays))
             }
             if local.contains(.registry) {
                 let store = try await postgres?.open("registry") { try await ModelRegistryService.openStore(.postgres($0), logger: logger) }
-                let registry = try store.map { ModelRegistryService(store: $0, directory: directory, logger: logger) }
+                var registry = try store.map { ModelRegistryService(store: $0, directory: directory, logger: logger) }
                     ?? ModelRegistryService(location: location, directory: directory, logger: logger)
+                registry.auditSigner = signer
+                pruning.append(("registry", { [registry] in try await registry.pruneAudit(retentionDays: retention) }))
                 try await applyCatalog(to: registry)
                 opened.services.append(registry)
             } else if !configuration.catalog.models.isEmpty {
@@ -156,6 +170,7 @@ public struct Deployment: Sendable {
         } catch let error as StorageError {
             throw ConfigurationError(error.description)
         }
+        if retention > 0 && !pruning.isEmpty { opened.background.append(AuditPruning(services: pruning, logger: logger)) }
         return opened
     }
 

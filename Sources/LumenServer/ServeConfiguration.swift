@@ -69,6 +69,10 @@ public struct ServeConfiguration: Sendable, Equatable {
     public var holdTTLSeconds = 900
     /// Days of raw usage lines the ledger keeps; 0: forever.
     public var usageRetentionDays = 0
+    /// Days of audit entries to keep (0: forever), and the key that signs their checkpoints
+    /// (nil: `audit-signing.key` in the data directory).
+    public var auditRetentionDays = 0
+    public var auditSigningKey: String?
     /// Seconds requests in flight at shutdown may take to finish before they are cancelled.
     public var shutdownGraceSeconds = 10
     /// Coins to the dollar: the dashboard's unit of money.
@@ -118,6 +122,18 @@ public struct ServeConfiguration: Sendable, Equatable {
     public static func dataDirectory(flag: String?, file: String?, environment: [String: String]) throws -> String {
         if let directory = flag ?? environment.nonEmpty("LUMEN_DATA_DIR") { return directory }
         return try load(file: file, environment: environment).dataDirectory
+    }
+
+    /// The audit signing key `lumen serve` with the same flag, variables and file would use:
+    /// `flag`, else `LUMEN_AUDIT_SIGNING_KEY`, else the file's `audit_signing_key`, else
+    /// `audit-signing.key` in `dataDirectory`.
+    public static func auditSigningKey(
+        flag: String?, file: String?, dataDirectory: String, environment: [String: String]
+    ) throws -> String {
+        if let path = flag ?? environment.nonEmpty("LUMEN_AUDIT_SIGNING_KEY") { return path }
+        var configured = try load(file: file, environment: environment)
+        configured.dataDirectory = dataDirectory
+        return configured.auditSigningKeyPath
     }
 
     /// Applies the text of a YAML configuration file (`path` names it in errors): each

@@ -193,6 +193,14 @@ extension ServeConfiguration {
             help: "Days of raw usage lines to keep; older settled lines are deleted hourly, their billing totals stay. 0: keep forever.",
             \.usageRetentionDays),
         .number(
+            "--audit-retention-days", key: "audit_retention_days", unit: "days", 0...36_500, zero: "keep forever",
+            help: "Days of audit log entries to keep; older ones are pruned hourly behind a checkpoint signed with --audit-signing-key, so the chain still verifies. 0: keep forever.",
+            \.auditRetentionDays),
+        Setting(
+            "--audit-signing-key", key: "audit_signing_key", value: "path",
+            help: "The Ed25519 key (32 bytes in base64) that signs the audit logs' checkpoints; created (mode 600) if missing. Default: audit-signing.key in --data-dir. Give every process of a split deployment the same file."
+        ) { configuration, text, _ in configuration.auditSigningKey = text },
+        .number(
             "--shutdown-grace", key: "shutdown_grace", unit: "seconds", 0...3600,
             help: "What requests in flight at SIGTERM/SIGINT may take to finish (no new ones are accepted); then they are cancelled and billed for what they produced, and the process exits.",
             \.shutdownGraceSeconds),

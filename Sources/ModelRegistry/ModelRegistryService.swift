@@ -13,6 +13,9 @@ import Storage
 /// published on `WatchRegistry`, so that gateways route from memory.
 public struct ModelRegistryService: Sendable {
     let store: RegistryStore
+    /// The deployment's audit signing key: it signs the checkpoint of the entries pruned past
+    /// retention (`pruneAudit`) and `VerifyAuditLog` checks a checkpoint with it. nil: never pruned.
+    public var auditSigner: AuditSigner?
     let events = EventHub<Lumen_Registry_V1_RegistryEvent>()
     let health: BackendHealthPolicy
     let clock: WallClock
@@ -43,9 +46,18 @@ public struct ModelRegistryService: Sendable {
     }
 
     /// Walks the registry's audit log in `store` (`lumen admin audit verify`).
-    public static func verifyAudit(_ store: Store) async throws -> AuditVerification {
-        try await store.storage.verifyAudit()
+    public static func verifyAudit(_ store: Store, signer: AuditSigner?) async throws -> AuditVerification {
+        try await store.storage.verifyAudit(signer: signer)
     }
+
+    /// Prunes the audit entries older than `retentionDays` behind a signed checkpoint; how many
+    /// went (none without a signer or a retention).
+    public func pruneAudit(retentionDays: Int) async throws -> Int64 {
+        guard let auditSigner, retentionDays > 0 else { return 0 }
+        let now = clock.nowMillis
+        return try await store.pruneAudit(before: now - Int64(retentionDays) * 86_400_000, signer: auditSigner, now: now)
+    }
+
 
     /// The registry on tables opened with `openStore`.
     public init(
@@ -243,7 +255,7 @@ extension ModelRegistryService: Lumen_Registry_V1_ModelRegistryService.SimpleSer
     public func verifyAuditLog(
         request: Lumen_Common_V1_VerifyAuditLogRequest, context: ServerContext
     ) async throws -> Lumen_Common_V1_VerifyAuditLogResponse {
-        try await ServiceAudit.verify(store)
+        try await ServiceAudit.verify(store, signer: auditSigner)
     }
 
     public func getModelAccess(

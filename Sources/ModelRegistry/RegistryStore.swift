@@ -160,6 +160,7 @@ struct RegistryStore: AuditLogged {
             "ALTER TABLE backends ADD COLUMN aws_profile TEXT NOT NULL DEFAULT ''"),
         SQLMigration("v9: an azure backend's bearer token source", "ALTER TABLE backends ADD COLUMN token_source TEXT NOT NULL DEFAULT ''"),
         AuditTrail.migration("v10: the audit log"),
+        AuditCheckpoint.migration("v11: the audit log's checkpoint"),
     ]
 
     static let modelColumns = """

@@ -64,10 +64,13 @@ public struct AuditRecord: Sendable, Equatable {
 
 /// What `AuditTrail.verify` found.
 public enum AuditVerification: Sendable, Equatable {
-    /// Every entry's hash is right and links to the one before: `count` entries, the last hash.
-    case intact(count: Int64, head: String)
-    /// The first entry that is not what was written: its sequence and why.
-    case broken(sequence: Int64, reason: String)
+    /// Every entry's hash is right and links to the one before: `count` entries checked, the
+    /// last hash; those up to `prunedThrough` were pruned past retention (a signed checkpoint
+    /// holds the last one's hash).
+    case intact(count: Int64, head: String, prunedThrough: Int64)
+    /// The first entry that is not what was written: its sequence and why; `checked` entries
+    /// before it were right.
+    case broken(sequence: Int64, reason: String, checked: Int64)
 }
 
 /// A service's audit log: an append-only table (`audit_log`) in the service's own database,
@@ -239,27 +242,50 @@ public enum AuditTrail {
     }
 
     /// Walks the whole chain, a page at a time: each entry's hash recomputed from its fields and
-    /// the hash before it, its sequence the one after the last.
-    public static func verify(in store: any SQLStore) async throws -> AuditVerification {
+    /// the hash before it, its sequence the one after the last. Where entries were pruned, the
+    /// chain starts at the checkpoint, whose signature must be `signer`'s (the deployment's).
+    public static func verify(in store: any SQLStore, signer: AuditSigner? = nil) async throws -> AuditVerification {
         var previous = genesis
         var expected: Int64 = 1
+        var prunedThrough: Int64 = 0
+        if let checkpoint = try await store.read({ session in try await AuditCheckpoint.read(in: session) }) {
+            guard let signer else {
+                return .broken(
+                    sequence: checkpoint.throughSequence + 1,
+                    reason: "entries up to \(checkpoint.throughSequence) were pruned; their checkpoint is checked with the deployment's audit signing key, which was not given",
+                    checked: 0)
+            }
+            guard signer.signed(checkpoint) else {
+                return .broken(
+                    sequence: checkpoint.throughSequence + 1,
+                    reason: "the checkpoint of the entries pruned up to \(checkpoint.throughSequence) is not signed with this deployment's audit signing key",
+                    checked: 0)
+            }
+            previous = checkpoint.hash
+            expected = checkpoint.throughSequence + 1
+            prunedThrough = checkpoint.throughSequence
+        }
         while true {
             let after = expected - 1
             let page = try await store.read { session in try await records(after: after, limit: 1_000, in: session) }
             for record in page {
+                let checked = expected - 1 - prunedThrough
                 if record.sequence != expected {
-                    return .broken(sequence: expected, reason: "entry \(expected) is missing (the next is \(record.sequence))")
+                    return .broken(
+                        sequence: expected, reason: "entry \(expected) is missing (the next is \(record.sequence))", checked: checked)
                 }
                 if record.previousHash != previous {
-                    return .broken(sequence: record.sequence, reason: "entry \(record.sequence) does not follow the entry before it")
+                    return .broken(
+                        sequence: record.sequence, reason: "entry \(record.sequence) does not follow the entry before it", checked: checked)
                 }
                 if hash(record.entry, after: previous) != record.hash {
-                    return .broken(sequence: record.sequence, reason: "entry \(record.sequence) was changed after it was written")
+                    return .broken(
+                        sequence: record.sequence, reason: "entry \(record.sequence) was changed after it was written", checked: checked)
                 }
                 previous = record.hash
                 expected += 1
             }
-            if page.count < 1_000 { return .intact(count: expected - 1, head: previous) }
+            if page.count < 1_000 { return .intact(count: expected - 1 - prunedThrough, head: previous, prunedThrough: prunedThrough) }
         }
     }
 }
@@ -343,6 +369,13 @@ extension AuditLogged {
         try await sql.snapshot { db in try await AuditTrail.newest(matching: filter, offset: offset, limit: limit, in: db) }
     }
 
-    /// The whole chain checked (`AuditTrail.verify`).
-    public func verifyAudit() async throws -> AuditVerification { try await AuditTrail.verify(in: sql) }
+    /// The whole chain checked (`AuditTrail.verify`), a checkpoint with `signer`'s key.
+    public func verifyAudit(signer: AuditSigner?) async throws -> AuditVerification {
+        try await AuditTrail.verify(in: sql, signer: signer)
+    }
+
+    /// Entries made before `cutoff` pruned behind a checkpoint `signer` signs (`AuditTrail.prune`).
+    public func pruneAudit(before cutoff: Int64, signer: AuditSigner, now: Int64) async throws -> Int64 {
+        try await sql.write { session in try await AuditTrail.prune(before: cutoff, signer: signer, now: now, in: session) }
+    }
 }

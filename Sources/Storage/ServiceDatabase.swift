@@ -76,6 +76,8 @@ public enum StorageError: Error, CustomStringConvertible, Sendable {
     case cannotOpen(String, underlying: String)
     case newerSchema(String)
     case migrationFailed(String, underlying: String)
+    /// The audit signing key cannot be read or written (its path and why).
+    case auditSigningKey(String)
 
     public var description: String {
         switch self {
@@ -87,6 +89,8 @@ public enum StorageError: Error, CustomStringConvertible, Sendable {
             "the \(name) database was written by a newer version of Lumen; upgrade Lumen to open it"
         case .migrationFailed(let name, let underlying):
             "cannot migrate the \(name) database: \(underlying)"
+        case .auditSigningKey(let problem):
+            "--audit-signing-key: \(problem)"
         }
     }
 }

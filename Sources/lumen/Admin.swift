@@ -55,22 +55,31 @@ struct AuditVerifyCommand: AsyncParsableCommand {
         abstract: "Recompute every audit log entry's hash; name the first one edited or removed.",
         usage: "lumen admin audit verify [<options>]",
         discussion: """
-            Each service that keeps an audit log (today: the keys service and the model registry) \
-            chains its entries: each carries the hash of the one before. Prints JSON {"ok", \
-            "services": {"keys": …, "registry": {"intact", "entries", "head_hash"} or {"intact": \
-            false, "broken_sequence", "reason"}}} \
-            and exits with status 1 when an entry was changed, removed or reordered. Entries \
-            removed from the end are found by comparing "head_hash" with one kept elsewhere. Reads \
-            the tables directly, in the data directory or in the PostgreSQL database of \
-            `--database`, so it may run while `lumen serve` runs.
+            Each service's audit log (accounts, keys, ledger, registry) chains its entries: each \
+            carries the hash of the one before. Prints JSON {"ok", "services": {"accounts": …, \
+            "keys": …, "ledger": …, "registry": {"intact", "entries", "head_hash", \
+            "pruned_through"?} or {"intact": false, "broken_sequence", "reason"}}} and exits with \
+            status 1 when an entry was changed, removed or reordered. Entries pruned past \
+            --audit-retention-days are vouched for by a checkpoint signed with the deployment's \
+            audit signing key, which this checks. Entries removed from the end are found by \
+            comparing "head_hash" with one kept elsewhere. Reads the tables directly, in the data \
+            directory or in the PostgreSQL database of `--database`, so it may run while `lumen \
+            serve` runs.
             """
     )
 
     @OptionGroup var data: DataDirectoryOptions
     @OptionGroup var database: DatabaseOptions
 
+    @Option(help: "The key of `lumen serve --audit-signing-key`. (LUMEN_AUDIT_SIGNING_KEY, default: the configuration's audit_signing_key, else audit-signing.key in the data directory)")
+    var auditSigningKey: String?
+
     func run() async throws {
-        let report = try await DataDirectory.verifyAudit(in: try data.path, database: try database.url(config: data.config))
+        let directory = try data.path
+        let key = try ServeConfiguration.auditSigningKey(
+            flag: auditSigningKey, file: data.config, dataDirectory: directory, environment: ProcessInfo.processInfo.environment)
+        let report = try await DataDirectory.verifyAudit(
+            in: directory, database: try database.url(config: data.config), signingKey: key)
         try printJSON(report)
         if !report.ok { throw ExitCode.failure }
     }

@@ -5,6 +5,7 @@ import LumenAPI
 import LumenTesting
 import RPCSupport
 import SharedRules
+import Storage
 import Testing
 
 @Suite("Pools: the four states, refills, grants and the organisation balance")
@@ -206,6 +207,42 @@ struct PoolTests {
             #expect(balance(last.afterJson) == (1...40).reduce(0, +))
             let verified = try await ledger.verifyAuditLog(.init(), metadata: services.asInternal)
             #expect(verified.intact && verified.entries == 40 && verified.headHash == log.last?.hash)
+        }
+    }
+
+    @Test("Audit entries past retention are pruned on the group commit's store behind a signed checkpoint; the chain still verifies", arguments: TestStore.available)
+    func auditRetention(store: TestStore) async throws {
+        let clock = ManualClock()
+        try await TestServices.run(clock: clock.wallClock, store: store) { services in
+            let tenant = try await services.tenant()
+            func grant(_ reason: String) async throws {
+                _ = try await services.ledger.grant(
+                    .with {
+                        $0.owner = .with { $0.type = .organization }
+                        $0.amountMicros = 1_000
+                        $0.reason = reason
+                    }, metadata: tenant.metadata)
+            }
+            try await grant("old")
+            try await grant("old too")
+            clock.advance(seconds: 3 * 86_400)
+            try await grant("recent")
+            var ledger = services.ledgerService
+            #expect(try await ledger.pruneAudit(retentionDays: 1) == 0, "no signing key: nothing is pruned")
+            let signer = AuditSigner(key: .init())
+            ledger.auditSigner = signer
+            #expect(try await ledger.pruneAudit(retentionDays: 1) == 2)
+            #expect(try await ledger.pruneAudit(retentionDays: 1) == 0)
+            let kept = try await services.ledger.listAuditLog(.with { $0.limit = 1_000 }, metadata: services.asInternal).entries
+            #expect(kept.map(\.sequence) == [3] && kept.first?.afterJson.contains("recent") == true)
+            let verified = try await LedgerService.verifyAudit(ledger.store, signer: signer)
+            #expect(verified == .intact(count: 1, head: try #require(kept.first).hash, prunedThrough: 2))
+            // The keys service prunes its own log the same way (the bootstrap's token, made days ago).
+            var keys = services.keysService
+            keys.auditSigner = signer
+            #expect(try await keys.pruneAudit(retentionDays: 1) == 0, "its newest entry is kept")
+            _ = try await services.keys.createKey(.with { $0.name = "today" }, metadata: tenant.metadata)
+            #expect(try await keys.pruneAudit(retentionDays: 1) == 1)
         }
     }
 

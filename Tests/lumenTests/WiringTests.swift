@@ -355,6 +355,7 @@ struct WiringTests {
             "--insecure-plaintext", "--database", "postgres://lumen@db.internal/lumen", "--public-url", "https://lumen.example.com/",
             "--gravatar", "--image-url-hosts", "assets.example.com, *",
             "--token-sources", "entra=file:/run/azure/token, az=command:az account get-access-token -o tsv",
+            "--audit-retention-days", "13", "--audit-signing-key", "/etc/lumen/audit.key",
         ])
         #expect(Set(try everything.flags.keys).union(["--config"]) == ServeConfiguration.flags)
         let all = try everything.resolve(environment: [:])
@@ -364,6 +365,9 @@ struct WiringTests {
             all.coinsPerUSD,
         ]
         #expect(numbers == Array(1...12))
+        #expect(all.auditRetentionDays == 13 && all.auditSigningKeyPath == "/etc/lumen/audit.key")
+        #expect(try Serve.parse(["--data-dir", "/srv/lumen"]).resolve(environment: [:]).auditSigningKeyPath == "/srv/lumen/audit-signing.key")
+        #expect(throws: ConfigurationError.self) { try Serve.parse(["--audit-retention-days", "-1"]).resolve(environment: [:]) }
         #expect([all.dataDirectory, all.httpHost, all.grpcHost, all.metricsHost, all.logLevel] == ["d", "::1", "::2", "::3", "debug"])
         #expect(all.components == [.gateway] && all.demo)
         #expect(all.addresses == [.keys: "k:1", .accounts: "a:1", .ledger: "l:1", .registry: "r:1"])

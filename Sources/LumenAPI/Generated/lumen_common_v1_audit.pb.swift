@@ -188,7 +188,7 @@ public nonisolated struct Lumen_Common_V1_VerifyAuditLogResponse: Sendable {
   /// True when every entry's hash is right and links to the entry before it.
   public var intact: Bool = false
 
-  /// How many entries were checked (all of them when intact).
+  /// How many entries were checked (all of those kept when intact).
   public var entries: Int64 = 0
 
   /// The last entry's hash, when intact: keep it elsewhere to find entries removed from the end.
@@ -198,6 +198,11 @@ public nonisolated struct Lumen_Common_V1_VerifyAuditLogResponse: Sendable {
   public var brokenSequence: Int64 = 0
 
   public var reason: String = String()
+
+  /// The entries up to this sequence were pruned past the retention period (0: none); the
+  /// chain is checked from the checkpoint of the last of them, signed with the deployment's
+  /// audit signing key.
+  public var prunedThrough: Int64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -452,7 +457,7 @@ nonisolated extension Lumen_Common_V1_VerifyAuditLogRequest: SwiftProtobuf.Messa
 
 nonisolated extension Lumen_Common_V1_VerifyAuditLogResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".VerifyAuditLogResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}intact\0\u{1}entries\0\u{3}head_hash\0\u{3}broken_sequence\0\u{1}reason\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}intact\0\u{1}entries\0\u{3}head_hash\0\u{3}broken_sequence\0\u{1}reason\0\u{3}pruned_through\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -465,6 +470,7 @@ nonisolated extension Lumen_Common_V1_VerifyAuditLogResponse: SwiftProtobuf.Mess
       case 3: try { try decoder.decodeSingularStringField(value: &self.headHash) }()
       case 4: try { try decoder.decodeSingularInt64Field(value: &self.brokenSequence) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.prunedThrough) }()
       default: break
       }
     }
@@ -486,6 +492,9 @@ nonisolated extension Lumen_Common_V1_VerifyAuditLogResponse: SwiftProtobuf.Mess
     if !self.reason.isEmpty {
       try visitor.visitSingularStringField(value: self.reason, fieldNumber: 5)
     }
+    if self.prunedThrough != 0 {
+      try visitor.visitSingularInt64Field(value: self.prunedThrough, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -495,6 +504,7 @@ nonisolated extension Lumen_Common_V1_VerifyAuditLogResponse: SwiftProtobuf.Mess
     if lhs.headHash != rhs.headHash {return false}
     if lhs.brokenSequence != rhs.brokenSequence {return false}
     if lhs.reason != rhs.reason {return false}
+    if lhs.prunedThrough != rhs.prunedThrough {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
