@@ -107,6 +107,7 @@ let package = Package(
             name: "Accounts",
             dependencies: [
                 "Audit", "LumenAPI", "Storage", "RPCSupport", "SharedRules",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
             ],

@@ -249,6 +249,7 @@ struct AccountsStore: Sendable {
             ]),
         AuditTrail.migration("v4: the audit log"),
         AuditCheckpoint.migration("v5: the audit log's checkpoint"),
+        AccountsService.ssoMigration,
     ]
 }
 

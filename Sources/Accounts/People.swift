@@ -136,7 +136,23 @@ extension AccountsService {
                 (id: try $0[0] as String, organizationID: try $0[1] as String, active: try $0[2] as Bool, hash: try $0[3] as String?)
             }
         }
-        let candidates = people.compactMap { person in person.active ? person.hash.map { (person, $0) } : nil }
+        // Organisations that sign in through their provider only take no password.
+        let ssoOnly = try await store.read { [people] db in
+            var names: [String: String] = [:]
+            for organizationID in Set(people.map(\.organizationID)) {
+                if let sso = try await Self.singleSignOn(organizationID, db), !sso.passwordsAllowed {
+                    names[organizationID] = sso.displayName
+                }
+            }
+            return names
+        }
+        let candidates = people.compactMap { person in
+            person.active && ssoOnly[person.organizationID] == nil ? person.hash.map { (person, $0) } : nil
+        }
+        if candidates.isEmpty, let provider = people.lazy.compactMap({ ssoOnly[$0.organizationID] }).first {
+            throw ServiceError(
+                .permissionDenied, "password_sign_in_off", "your organisation signs in through \(provider): use “Sign in with \(provider)”")
+        }
         if candidates.isEmpty { await passwords.waste(request.password) }
         // The attempt's address, where the facade gave it only in the request.
         var origin = CallOrigin.current

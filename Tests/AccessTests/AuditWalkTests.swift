@@ -18,7 +18,8 @@ struct AuditWalkTests {
         "lumen.accounts.v1.AccountsService/ListGroups", "lumen.accounts.v1.AccountsService/GetClient",
         "lumen.accounts.v1.AccountsService/ListClients", "lumen.accounts.v1.AccountsService/WatchMemberships",
         "lumen.accounts.v1.AccountsService/GetSession", "lumen.accounts.v1.AccountsService/ListAuditLog",
-        "lumen.accounts.v1.AccountsService/VerifyAuditLog",
+        "lumen.accounts.v1.AccountsService/VerifyAuditLog", "lumen.accounts.v1.AccountsService/GetSingleSignOn",
+        "lumen.accounts.v1.AccountsService/ListSingleSignOns",
         "lumen.keys.v1.KeysService/GetKey", "lumen.keys.v1.KeysService/ListKeys", "lumen.keys.v1.KeysService/Authenticate",
         "lumen.keys.v1.KeysService/WatchKeys", "lumen.keys.v1.KeysService/ListOperatorTokens",
         "lumen.keys.v1.KeysService/ListAuditLog", "lumen.keys.v1.KeysService/VerifyAuditLog",
@@ -163,6 +164,23 @@ struct AuditWalkTests {
                     .with {
                         $0.email = "ann@walk.test"
                         $0.password = "another horse battery"
+                    }, metadata: lumen)
+            }
+            try await change(Accounts.SetSingleSignOn.descriptor, "sso.set", by: "management_token") {
+                _ = try await services.accounts.setSingleSignOn(
+                    .with {
+                        $0.sso = .with {
+                            $0.issuer = "https://idp.walk.test"
+                            $0.clientID = "lumen"
+                            $0.passwordsAllowed = true
+                        }
+                    }, metadata: admin)
+            }
+            try await change(Accounts.SignInWithSingleSignOn.descriptor, "session.sign_in", by: "person") {
+                _ = try await services.accounts.signInWithSingleSignOn(
+                    .with {
+                        $0.organizationID = organizationID
+                        $0.claimsJson = #"{"sub":"ann","email":"ann@walk.test"}"#
                     }, metadata: lumen)
             }
             // A failed sign-in is one entry too, by nobody known.

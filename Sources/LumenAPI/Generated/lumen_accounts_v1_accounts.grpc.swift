@@ -359,6 +359,58 @@ public enum Lumen_Accounts_V1_AccountsService: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "SetSingleSignOn" metadata.
+        public enum SetSingleSignOn: Sendable {
+            /// Request type for "SetSingleSignOn".
+            public typealias Input = Lumen_Accounts_V1_SetSingleSignOnRequest
+            /// Response type for "SetSingleSignOn".
+            public typealias Output = Lumen_Accounts_V1_SetSingleSignOnResponse
+            /// Descriptor for "SetSingleSignOn".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.accounts.v1.AccountsService"),
+                method: "SetSingleSignOn",
+                type: .unary
+            )
+        }
+        /// Namespace for "GetSingleSignOn" metadata.
+        public enum GetSingleSignOn: Sendable {
+            /// Request type for "GetSingleSignOn".
+            public typealias Input = Lumen_Accounts_V1_GetSingleSignOnRequest
+            /// Response type for "GetSingleSignOn".
+            public typealias Output = Lumen_Accounts_V1_GetSingleSignOnResponse
+            /// Descriptor for "GetSingleSignOn".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.accounts.v1.AccountsService"),
+                method: "GetSingleSignOn",
+                type: .unary
+            )
+        }
+        /// Namespace for "ListSingleSignOns" metadata.
+        public enum ListSingleSignOns: Sendable {
+            /// Request type for "ListSingleSignOns".
+            public typealias Input = Lumen_Accounts_V1_ListSingleSignOnsRequest
+            /// Response type for "ListSingleSignOns".
+            public typealias Output = Lumen_Accounts_V1_ListSingleSignOnsResponse
+            /// Descriptor for "ListSingleSignOns".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.accounts.v1.AccountsService"),
+                method: "ListSingleSignOns",
+                type: .unary
+            )
+        }
+        /// Namespace for "SignInWithSingleSignOn" metadata.
+        public enum SignInWithSingleSignOn: Sendable {
+            /// Request type for "SignInWithSingleSignOn".
+            public typealias Input = Lumen_Accounts_V1_SignInWithSingleSignOnRequest
+            /// Response type for "SignInWithSingleSignOn".
+            public typealias Output = Lumen_Accounts_V1_SignInResponse
+            /// Descriptor for "SignInWithSingleSignOn".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.accounts.v1.AccountsService"),
+                method: "SignInWithSingleSignOn",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "lumen.accounts.v1.AccountsService" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             BootstrapOrganization.descriptor,
@@ -385,7 +437,11 @@ public enum Lumen_Accounts_V1_AccountsService: Sendable {
             GetSession.descriptor,
             DeleteSession.descriptor,
             ListAuditLog.descriptor,
-            VerifyAuditLog.descriptor
+            VerifyAuditLog.descriptor,
+            SetSingleSignOn.descriptor,
+            GetSingleSignOn.descriptor,
+            ListSingleSignOns.descriptor,
+            SignInWithSingleSignOn.descriptor
         ]
     }
 }
@@ -916,6 +972,91 @@ extension Lumen_Accounts_V1_AccountsService {
             request: GRPCCore.StreamingServerRequest<Lumen_Common_V1_VerifyAuditLogRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Common_V1_VerifyAuditLogResponse>
+
+        /// Handle the "SetSingleSignOn" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Sets (or, with `remove`, removes) an organisation's single sign-on: its administrators, the
+        /// > operator naming the organisation, or Lumen itself (the configuration file's `sso:`).
+        /// > INVALID_ARGUMENT (`invalid_sso`, naming the field) for an issuer that is not an https URL
+        /// > (http only on loopback), an empty client id, a secret's variable that is not a variable
+        /// > name, a domain or claim that is not one; recorded as `sso.set` / `sso.remove` (never a
+        /// > secret: the secret stays in the gateway's environment).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Lumen_Accounts_V1_SetSingleSignOnRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Accounts_V1_SetSingleSignOnResponse` messages.
+        func setSingleSignOn(
+            request: GRPCCore.StreamingServerRequest<Lumen_Accounts_V1_SetSingleSignOnRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_SetSingleSignOnResponse>
+
+        /// Handle the "GetSingleSignOn" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > An organisation's single sign-on, if any (its administrators, the operator, Lumen itself).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Lumen_Accounts_V1_GetSingleSignOnRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Accounts_V1_GetSingleSignOnResponse` messages.
+        func getSingleSignOn(
+            request: GRPCCore.StreamingServerRequest<Lumen_Accounts_V1_GetSingleSignOnRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_GetSingleSignOnResponse>
+
+        /// Handle the "ListSingleSignOns" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Every organisation's single sign-on (internal only: the gateway's sign-in page).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Lumen_Accounts_V1_ListSingleSignOnsRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Accounts_V1_ListSingleSignOnsResponse` messages.
+        func listSingleSignOns(
+            request: GRPCCore.StreamingServerRequest<Lumen_Accounts_V1_ListSingleSignOnsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_ListSingleSignOnsResponse>
+
+        /// Handle the "SignInWithSingleSignOn" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Signs a person in with the claims of an ID token the gateway has verified (issuer,
+        /// > audience, expiry, nonce, signature) for the organisation's provider (internal only). The
+        /// > organisation's rules decide: the email (`email`, lower-cased) must be in an allowed domain
+        /// > and not marked unverified (`email_verified: false`); a person of that email in the
+        /// > organisation signs in unless deactivated, and is otherwise created when the organisation
+        /// > creates people on first sign-in (`user.provision`); the admin claim sets the role and the
+        /// > groups claim the groups (exactly the mapped ones) at every sign-in. PERMISSION_DENIED
+        /// > `sso_refused` with the reason; recorded as `session.sign_in` (method `sso`) or
+        /// > `session.sign_in_failed`.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Lumen_Accounts_V1_SignInWithSingleSignOnRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Accounts_V1_SignInResponse` messages.
+        func signInWithSingleSignOn(
+            request: GRPCCore.StreamingServerRequest<Lumen_Accounts_V1_SignInWithSingleSignOnRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_SignInResponse>
     }
 
     /// Service protocol for the "lumen.accounts.v1.AccountsService" service.
@@ -1430,6 +1571,91 @@ extension Lumen_Accounts_V1_AccountsService {
             request: GRPCCore.ServerRequest<Lumen_Common_V1_VerifyAuditLogRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Lumen_Common_V1_VerifyAuditLogResponse>
+
+        /// Handle the "SetSingleSignOn" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Sets (or, with `remove`, removes) an organisation's single sign-on: its administrators, the
+        /// > operator naming the organisation, or Lumen itself (the configuration file's `sso:`).
+        /// > INVALID_ARGUMENT (`invalid_sso`, naming the field) for an issuer that is not an https URL
+        /// > (http only on loopback), an empty client id, a secret's variable that is not a variable
+        /// > name, a domain or claim that is not one; recorded as `sso.set` / `sso.remove` (never a
+        /// > secret: the secret stays in the gateway's environment).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_SetSingleSignOnRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Lumen_Accounts_V1_SetSingleSignOnResponse` message.
+        func setSingleSignOn(
+            request: GRPCCore.ServerRequest<Lumen_Accounts_V1_SetSingleSignOnRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Lumen_Accounts_V1_SetSingleSignOnResponse>
+
+        /// Handle the "GetSingleSignOn" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > An organisation's single sign-on, if any (its administrators, the operator, Lumen itself).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_GetSingleSignOnRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Lumen_Accounts_V1_GetSingleSignOnResponse` message.
+        func getSingleSignOn(
+            request: GRPCCore.ServerRequest<Lumen_Accounts_V1_GetSingleSignOnRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Lumen_Accounts_V1_GetSingleSignOnResponse>
+
+        /// Handle the "ListSingleSignOns" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Every organisation's single sign-on (internal only: the gateway's sign-in page).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_ListSingleSignOnsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Lumen_Accounts_V1_ListSingleSignOnsResponse` message.
+        func listSingleSignOns(
+            request: GRPCCore.ServerRequest<Lumen_Accounts_V1_ListSingleSignOnsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Lumen_Accounts_V1_ListSingleSignOnsResponse>
+
+        /// Handle the "SignInWithSingleSignOn" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Signs a person in with the claims of an ID token the gateway has verified (issuer,
+        /// > audience, expiry, nonce, signature) for the organisation's provider (internal only). The
+        /// > organisation's rules decide: the email (`email`, lower-cased) must be in an allowed domain
+        /// > and not marked unverified (`email_verified: false`); a person of that email in the
+        /// > organisation signs in unless deactivated, and is otherwise created when the organisation
+        /// > creates people on first sign-in (`user.provision`); the admin claim sets the role and the
+        /// > groups claim the groups (exactly the mapped ones) at every sign-in. PERMISSION_DENIED
+        /// > `sso_refused` with the reason; recorded as `session.sign_in` (method `sso`) or
+        /// > `session.sign_in_failed`.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_SignInWithSingleSignOnRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Lumen_Accounts_V1_SignInResponse` message.
+        func signInWithSingleSignOn(
+            request: GRPCCore.ServerRequest<Lumen_Accounts_V1_SignInWithSingleSignOnRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Lumen_Accounts_V1_SignInResponse>
     }
 
     /// Simple service protocol for the "lumen.accounts.v1.AccountsService" service.
@@ -1943,6 +2169,91 @@ extension Lumen_Accounts_V1_AccountsService {
             request: Lumen_Common_V1_VerifyAuditLogRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Lumen_Common_V1_VerifyAuditLogResponse
+
+        /// Handle the "SetSingleSignOn" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Sets (or, with `remove`, removes) an organisation's single sign-on: its administrators, the
+        /// > operator naming the organisation, or Lumen itself (the configuration file's `sso:`).
+        /// > INVALID_ARGUMENT (`invalid_sso`, naming the field) for an issuer that is not an https URL
+        /// > (http only on loopback), an empty client id, a secret's variable that is not a variable
+        /// > name, a domain or claim that is not one; recorded as `sso.set` / `sso.remove` (never a
+        /// > secret: the secret stays in the gateway's environment).
+        ///
+        /// - Parameters:
+        ///   - request: A `Lumen_Accounts_V1_SetSingleSignOnRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Lumen_Accounts_V1_SetSingleSignOnResponse` to respond with.
+        func setSingleSignOn(
+            request: Lumen_Accounts_V1_SetSingleSignOnRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Lumen_Accounts_V1_SetSingleSignOnResponse
+
+        /// Handle the "GetSingleSignOn" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > An organisation's single sign-on, if any (its administrators, the operator, Lumen itself).
+        ///
+        /// - Parameters:
+        ///   - request: A `Lumen_Accounts_V1_GetSingleSignOnRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Lumen_Accounts_V1_GetSingleSignOnResponse` to respond with.
+        func getSingleSignOn(
+            request: Lumen_Accounts_V1_GetSingleSignOnRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Lumen_Accounts_V1_GetSingleSignOnResponse
+
+        /// Handle the "ListSingleSignOns" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Every organisation's single sign-on (internal only: the gateway's sign-in page).
+        ///
+        /// - Parameters:
+        ///   - request: A `Lumen_Accounts_V1_ListSingleSignOnsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Lumen_Accounts_V1_ListSingleSignOnsResponse` to respond with.
+        func listSingleSignOns(
+            request: Lumen_Accounts_V1_ListSingleSignOnsRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Lumen_Accounts_V1_ListSingleSignOnsResponse
+
+        /// Handle the "SignInWithSingleSignOn" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Signs a person in with the claims of an ID token the gateway has verified (issuer,
+        /// > audience, expiry, nonce, signature) for the organisation's provider (internal only). The
+        /// > organisation's rules decide: the email (`email`, lower-cased) must be in an allowed domain
+        /// > and not marked unverified (`email_verified: false`); a person of that email in the
+        /// > organisation signs in unless deactivated, and is otherwise created when the organisation
+        /// > creates people on first sign-in (`user.provision`); the admin claim sets the role and the
+        /// > groups claim the groups (exactly the mapped ones) at every sign-in. PERMISSION_DENIED
+        /// > `sso_refused` with the reason; recorded as `session.sign_in` (method `sso`) or
+        /// > `session.sign_in_failed`.
+        ///
+        /// - Parameters:
+        ///   - request: A `Lumen_Accounts_V1_SignInWithSingleSignOnRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Lumen_Accounts_V1_SignInResponse` to respond with.
+        func signInWithSingleSignOn(
+            request: Lumen_Accounts_V1_SignInWithSingleSignOnRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Lumen_Accounts_V1_SignInResponse
     }
 }
 
@@ -2225,6 +2536,50 @@ extension Lumen_Accounts_V1_AccountsService.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Lumen_Accounts_V1_AccountsService.Method.SetSingleSignOn.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Accounts_V1_SetSingleSignOnRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_SetSingleSignOnResponse>(),
+            handler: { request, context in
+                try await self.setSingleSignOn(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Lumen_Accounts_V1_AccountsService.Method.GetSingleSignOn.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Accounts_V1_GetSingleSignOnRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_GetSingleSignOnResponse>(),
+            handler: { request, context in
+                try await self.getSingleSignOn(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Lumen_Accounts_V1_AccountsService.Method.ListSingleSignOns.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Accounts_V1_ListSingleSignOnsRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_ListSingleSignOnsResponse>(),
+            handler: { request, context in
+                try await self.listSingleSignOns(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Lumen_Accounts_V1_AccountsService.Method.SignInWithSingleSignOn.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Accounts_V1_SignInWithSingleSignOnRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_SignInResponse>(),
+            handler: { request, context in
+                try await self.signInWithSingleSignOn(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -2500,6 +2855,50 @@ extension Lumen_Accounts_V1_AccountsService.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Common_V1_VerifyAuditLogResponse> {
         let response = try await self.verifyAuditLog(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func setSingleSignOn(
+        request: GRPCCore.StreamingServerRequest<Lumen_Accounts_V1_SetSingleSignOnRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_SetSingleSignOnResponse> {
+        let response = try await self.setSingleSignOn(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func getSingleSignOn(
+        request: GRPCCore.StreamingServerRequest<Lumen_Accounts_V1_GetSingleSignOnRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_GetSingleSignOnResponse> {
+        let response = try await self.getSingleSignOn(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func listSingleSignOns(
+        request: GRPCCore.StreamingServerRequest<Lumen_Accounts_V1_ListSingleSignOnsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_ListSingleSignOnsResponse> {
+        let response = try await self.listSingleSignOns(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func signInWithSingleSignOn(
+        request: GRPCCore.StreamingServerRequest<Lumen_Accounts_V1_SignInWithSingleSignOnRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Accounts_V1_SignInResponse> {
+        let response = try await self.signInWithSingleSignOn(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -2832,6 +3231,58 @@ extension Lumen_Accounts_V1_AccountsService.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Lumen_Common_V1_VerifyAuditLogResponse> {
         return GRPCCore.ServerResponse<Lumen_Common_V1_VerifyAuditLogResponse>(
             message: try await self.verifyAuditLog(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func setSingleSignOn(
+        request: GRPCCore.ServerRequest<Lumen_Accounts_V1_SetSingleSignOnRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Lumen_Accounts_V1_SetSingleSignOnResponse> {
+        return GRPCCore.ServerResponse<Lumen_Accounts_V1_SetSingleSignOnResponse>(
+            message: try await self.setSingleSignOn(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func getSingleSignOn(
+        request: GRPCCore.ServerRequest<Lumen_Accounts_V1_GetSingleSignOnRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Lumen_Accounts_V1_GetSingleSignOnResponse> {
+        return GRPCCore.ServerResponse<Lumen_Accounts_V1_GetSingleSignOnResponse>(
+            message: try await self.getSingleSignOn(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func listSingleSignOns(
+        request: GRPCCore.ServerRequest<Lumen_Accounts_V1_ListSingleSignOnsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Lumen_Accounts_V1_ListSingleSignOnsResponse> {
+        return GRPCCore.ServerResponse<Lumen_Accounts_V1_ListSingleSignOnsResponse>(
+            message: try await self.listSingleSignOns(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func signInWithSingleSignOn(
+        request: GRPCCore.ServerRequest<Lumen_Accounts_V1_SignInWithSingleSignOnRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Lumen_Accounts_V1_SignInResponse> {
+        return GRPCCore.ServerResponse<Lumen_Accounts_V1_SignInResponse>(
+            message: try await self.signInWithSingleSignOn(
                 request: request.message,
                 context: context
             ),
@@ -3477,6 +3928,111 @@ extension Lumen_Accounts_V1_AccountsService {
             deserializer: some GRPCCore.MessageDeserializer<Lumen_Common_V1_VerifyAuditLogResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Common_V1_VerifyAuditLogResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "SetSingleSignOn" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Sets (or, with `remove`, removes) an organisation's single sign-on: its administrators, the
+        /// > operator naming the organisation, or Lumen itself (the configuration file's `sso:`).
+        /// > INVALID_ARGUMENT (`invalid_sso`, naming the field) for an issuer that is not an https URL
+        /// > (http only on loopback), an empty client id, a secret's variable that is not a variable
+        /// > name, a domain or claim that is not one; recorded as `sso.set` / `sso.remove` (never a
+        /// > secret: the secret stays in the gateway's environment).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_SetSingleSignOnRequest` message.
+        ///   - serializer: A serializer for `Lumen_Accounts_V1_SetSingleSignOnRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Accounts_V1_SetSingleSignOnResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func setSingleSignOn<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Accounts_V1_SetSingleSignOnRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Accounts_V1_SetSingleSignOnRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Accounts_V1_SetSingleSignOnResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_SetSingleSignOnResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "GetSingleSignOn" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > An organisation's single sign-on, if any (its administrators, the operator, Lumen itself).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_GetSingleSignOnRequest` message.
+        ///   - serializer: A serializer for `Lumen_Accounts_V1_GetSingleSignOnRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Accounts_V1_GetSingleSignOnResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func getSingleSignOn<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Accounts_V1_GetSingleSignOnRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Accounts_V1_GetSingleSignOnRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Accounts_V1_GetSingleSignOnResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_GetSingleSignOnResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ListSingleSignOns" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Every organisation's single sign-on (internal only: the gateway's sign-in page).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_ListSingleSignOnsRequest` message.
+        ///   - serializer: A serializer for `Lumen_Accounts_V1_ListSingleSignOnsRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Accounts_V1_ListSingleSignOnsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func listSingleSignOns<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Accounts_V1_ListSingleSignOnsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Accounts_V1_ListSingleSignOnsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Accounts_V1_ListSingleSignOnsResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_ListSingleSignOnsResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "SignInWithSingleSignOn" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Signs a person in with the claims of an ID token the gateway has verified (issuer,
+        /// > audience, expiry, nonce, signature) for the organisation's provider (internal only). The
+        /// > organisation's rules decide: the email (`email`, lower-cased) must be in an allowed domain
+        /// > and not marked unverified (`email_verified: false`); a person of that email in the
+        /// > organisation signs in unless deactivated, and is otherwise created when the organisation
+        /// > creates people on first sign-in (`user.provision`); the admin claim sets the role and the
+        /// > groups claim the groups (exactly the mapped ones) at every sign-in. PERMISSION_DENIED
+        /// > `sso_refused` with the reason; recorded as `session.sign_in` (method `sso`) or
+        /// > `session.sign_in_failed`.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_SignInWithSingleSignOnRequest` message.
+        ///   - serializer: A serializer for `Lumen_Accounts_V1_SignInWithSingleSignOnRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Accounts_V1_SignInResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func signInWithSingleSignOn<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Accounts_V1_SignInWithSingleSignOnRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Accounts_V1_SignInWithSingleSignOnRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Accounts_V1_SignInResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_SignInResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -4398,6 +4954,155 @@ extension Lumen_Accounts_V1_AccountsService {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "SetSingleSignOn" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Sets (or, with `remove`, removes) an organisation's single sign-on: its administrators, the
+        /// > operator naming the organisation, or Lumen itself (the configuration file's `sso:`).
+        /// > INVALID_ARGUMENT (`invalid_sso`, naming the field) for an issuer that is not an https URL
+        /// > (http only on loopback), an empty client id, a secret's variable that is not a variable
+        /// > name, a domain or claim that is not one; recorded as `sso.set` / `sso.remove` (never a
+        /// > secret: the secret stays in the gateway's environment).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_SetSingleSignOnRequest` message.
+        ///   - serializer: A serializer for `Lumen_Accounts_V1_SetSingleSignOnRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Accounts_V1_SetSingleSignOnResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func setSingleSignOn<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Accounts_V1_SetSingleSignOnRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Accounts_V1_SetSingleSignOnRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Accounts_V1_SetSingleSignOnResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_SetSingleSignOnResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Lumen_Accounts_V1_AccountsService.Method.SetSingleSignOn.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "GetSingleSignOn" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > An organisation's single sign-on, if any (its administrators, the operator, Lumen itself).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_GetSingleSignOnRequest` message.
+        ///   - serializer: A serializer for `Lumen_Accounts_V1_GetSingleSignOnRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Accounts_V1_GetSingleSignOnResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func getSingleSignOn<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Accounts_V1_GetSingleSignOnRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Accounts_V1_GetSingleSignOnRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Accounts_V1_GetSingleSignOnResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_GetSingleSignOnResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Lumen_Accounts_V1_AccountsService.Method.GetSingleSignOn.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ListSingleSignOns" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Every organisation's single sign-on (internal only: the gateway's sign-in page).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_ListSingleSignOnsRequest` message.
+        ///   - serializer: A serializer for `Lumen_Accounts_V1_ListSingleSignOnsRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Accounts_V1_ListSingleSignOnsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func listSingleSignOns<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Accounts_V1_ListSingleSignOnsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Accounts_V1_ListSingleSignOnsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Accounts_V1_ListSingleSignOnsResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_ListSingleSignOnsResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Lumen_Accounts_V1_AccountsService.Method.ListSingleSignOns.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "SignInWithSingleSignOn" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Signs a person in with the claims of an ID token the gateway has verified (issuer,
+        /// > audience, expiry, nonce, signature) for the organisation's provider (internal only). The
+        /// > organisation's rules decide: the email (`email`, lower-cased) must be in an allowed domain
+        /// > and not marked unverified (`email_verified: false`); a person of that email in the
+        /// > organisation signs in unless deactivated, and is otherwise created when the organisation
+        /// > creates people on first sign-in (`user.provision`); the admin claim sets the role and the
+        /// > groups claim the groups (exactly the mapped ones) at every sign-in. PERMISSION_DENIED
+        /// > `sso_refused` with the reason; recorded as `session.sign_in` (method `sso`) or
+        /// > `session.sign_in_failed`.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Accounts_V1_SignInWithSingleSignOnRequest` message.
+        ///   - serializer: A serializer for `Lumen_Accounts_V1_SignInWithSingleSignOnRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Accounts_V1_SignInResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func signInWithSingleSignOn<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Accounts_V1_SignInWithSingleSignOnRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Accounts_V1_SignInWithSingleSignOnRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Accounts_V1_SignInResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_SignInResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Lumen_Accounts_V1_AccountsService.Method.SignInWithSingleSignOn.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -5173,6 +5878,135 @@ extension Lumen_Accounts_V1_AccountsService.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Common_V1_VerifyAuditLogRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Common_V1_VerifyAuditLogResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SetSingleSignOn" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Sets (or, with `remove`, removes) an organisation's single sign-on: its administrators, the
+    /// > operator naming the organisation, or Lumen itself (the configuration file's `sso:`).
+    /// > INVALID_ARGUMENT (`invalid_sso`, naming the field) for an issuer that is not an https URL
+    /// > (http only on loopback), an empty client id, a secret's variable that is not a variable
+    /// > name, a domain or claim that is not one; recorded as `sso.set` / `sso.remove` (never a
+    /// > secret: the secret stays in the gateway's environment).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Lumen_Accounts_V1_SetSingleSignOnRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func setSingleSignOn<Result>(
+        request: GRPCCore.ClientRequest<Lumen_Accounts_V1_SetSingleSignOnRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_SetSingleSignOnResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.setSingleSignOn(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_SetSingleSignOnRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Accounts_V1_SetSingleSignOnResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetSingleSignOn" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > An organisation's single sign-on, if any (its administrators, the operator, Lumen itself).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Lumen_Accounts_V1_GetSingleSignOnRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getSingleSignOn<Result>(
+        request: GRPCCore.ClientRequest<Lumen_Accounts_V1_GetSingleSignOnRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_GetSingleSignOnResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.getSingleSignOn(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_GetSingleSignOnRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Accounts_V1_GetSingleSignOnResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListSingleSignOns" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Every organisation's single sign-on (internal only: the gateway's sign-in page).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Lumen_Accounts_V1_ListSingleSignOnsRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listSingleSignOns<Result>(
+        request: GRPCCore.ClientRequest<Lumen_Accounts_V1_ListSingleSignOnsRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_ListSingleSignOnsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.listSingleSignOns(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_ListSingleSignOnsRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Accounts_V1_ListSingleSignOnsResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SignInWithSingleSignOn" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Signs a person in with the claims of an ID token the gateway has verified (issuer,
+    /// > audience, expiry, nonce, signature) for the organisation's provider (internal only). The
+    /// > organisation's rules decide: the email (`email`, lower-cased) must be in an allowed domain
+    /// > and not marked unverified (`email_verified: false`); a person of that email in the
+    /// > organisation signs in unless deactivated, and is otherwise created when the organisation
+    /// > creates people on first sign-in (`user.provision`); the admin claim sets the role and the
+    /// > groups claim the groups (exactly the mapped ones) at every sign-in. PERMISSION_DENIED
+    /// > `sso_refused` with the reason; recorded as `session.sign_in` (method `sso`) or
+    /// > `session.sign_in_failed`.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Lumen_Accounts_V1_SignInWithSingleSignOnRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func signInWithSingleSignOn<Result>(
+        request: GRPCCore.ClientRequest<Lumen_Accounts_V1_SignInWithSingleSignOnRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_SignInResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.signInWithSingleSignOn(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Accounts_V1_SignInWithSingleSignOnRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Accounts_V1_SignInResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -6050,6 +6884,151 @@ extension Lumen_Accounts_V1_AccountsService.ClientProtocol {
             metadata: metadata
         )
         return try await self.verifyAuditLog(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SetSingleSignOn" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Sets (or, with `remove`, removes) an organisation's single sign-on: its administrators, the
+    /// > operator naming the organisation, or Lumen itself (the configuration file's `sso:`).
+    /// > INVALID_ARGUMENT (`invalid_sso`, naming the field) for an issuer that is not an https URL
+    /// > (http only on loopback), an empty client id, a secret's variable that is not a variable
+    /// > name, a domain or claim that is not one; recorded as `sso.set` / `sso.remove` (never a
+    /// > secret: the secret stays in the gateway's environment).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func setSingleSignOn<Result>(
+        _ message: Lumen_Accounts_V1_SetSingleSignOnRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_SetSingleSignOnResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Lumen_Accounts_V1_SetSingleSignOnRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.setSingleSignOn(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetSingleSignOn" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > An organisation's single sign-on, if any (its administrators, the operator, Lumen itself).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getSingleSignOn<Result>(
+        _ message: Lumen_Accounts_V1_GetSingleSignOnRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_GetSingleSignOnResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Lumen_Accounts_V1_GetSingleSignOnRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.getSingleSignOn(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListSingleSignOns" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Every organisation's single sign-on (internal only: the gateway's sign-in page).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listSingleSignOns<Result>(
+        _ message: Lumen_Accounts_V1_ListSingleSignOnsRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_ListSingleSignOnsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Lumen_Accounts_V1_ListSingleSignOnsRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.listSingleSignOns(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SignInWithSingleSignOn" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Signs a person in with the claims of an ID token the gateway has verified (issuer,
+    /// > audience, expiry, nonce, signature) for the organisation's provider (internal only). The
+    /// > organisation's rules decide: the email (`email`, lower-cased) must be in an allowed domain
+    /// > and not marked unverified (`email_verified: false`); a person of that email in the
+    /// > organisation signs in unless deactivated, and is otherwise created when the organisation
+    /// > creates people on first sign-in (`user.provision`); the admin claim sets the role and the
+    /// > groups claim the groups (exactly the mapped ones) at every sign-in. PERMISSION_DENIED
+    /// > `sso_refused` with the reason; recorded as `session.sign_in` (method `sso`) or
+    /// > `session.sign_in_failed`.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func signInWithSingleSignOn<Result>(
+        _ message: Lumen_Accounts_V1_SignInWithSingleSignOnRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Accounts_V1_SignInResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Lumen_Accounts_V1_SignInWithSingleSignOnRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.signInWithSingleSignOn(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -39,6 +39,209 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
+/// An organisation's single sign-on through an OpenID Connect provider (authorization code
+/// with PKCE; the gateway runs the flow and verifies the ID token).
+public nonisolated struct Lumen_Accounts_V1_SingleSignOn: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The provider's issuer URL: its discovery document is `{issuer}/.well-known/openid-configuration`,
+  /// and ID tokens must name it as `iss`.
+  public var issuer: String = String()
+
+  /// The client id Lumen is registered with (the ID token's `aud`).
+  public var clientID: String = String()
+
+  /// The environment variable of the gateway that holds the client secret (never the secret);
+  /// empty: a public client (PKCE alone).
+  public var clientSecretEnv: String = String()
+
+  /// The sign-in page's button says "Sign in with {display_name}" (default: the issuer's host).
+  public var displayName: String = String()
+
+  /// Email domains people may sign in from (`example.com`); empty: any the provider vouches for.
+  public var allowedDomains: [String] = []
+
+  /// A claim that makes a person an administrator when it holds `admin_value` (a string claim
+  /// equal to it, or a list containing it); empty: the role is Lumen's own.
+  public var adminClaim: String = String()
+
+  public var adminValue: String = String()
+
+  /// A claim listing the person's groups at the provider, and which Lumen group (by name) each
+  /// of its values means; empty: groups are Lumen's own.
+  public var groupsClaim: String = String()
+
+  public var groupMap: Dictionary<String,String> = [:]
+
+  /// Create a person on their first sign-in; false: only people created in Lumen beforehand.
+  public var createPeople: Bool = false
+
+  /// Whether the organisation's people may also sign in with a password.
+  public var passwordsAllowed: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The request of AccountsService.SetSingleSignOn.
+public nonisolated struct Lumen_Accounts_V1_SetSingleSignOnRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The organisation; empty means the caller's (an operator must name it).
+  public var organizationID: String = String()
+
+  public var sso: Lumen_Accounts_V1_SingleSignOn {
+    get {_sso ?? Lumen_Accounts_V1_SingleSignOn()}
+    set {_sso = newValue}
+  }
+  /// Returns true if `sso` has been explicitly set.
+  public var hasSso: Bool {self._sso != nil}
+  /// Clears the value of `sso`. Subsequent reads from it will return its default value.
+  public mutating func clearSso() {self._sso = nil}
+
+  /// Remove the organisation's single sign-on instead (passwords then work again).
+  public var remove: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _sso: Lumen_Accounts_V1_SingleSignOn? = nil
+}
+
+/// The response of AccountsService.SetSingleSignOn.
+public nonisolated struct Lumen_Accounts_V1_SetSingleSignOnResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var sso: Lumen_Accounts_V1_SingleSignOn {
+    get {_sso ?? Lumen_Accounts_V1_SingleSignOn()}
+    set {_sso = newValue}
+  }
+  /// Returns true if `sso` has been explicitly set.
+  public var hasSso: Bool {self._sso != nil}
+  /// Clears the value of `sso`. Subsequent reads from it will return its default value.
+  public mutating func clearSso() {self._sso = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _sso: Lumen_Accounts_V1_SingleSignOn? = nil
+}
+
+/// The request of AccountsService.GetSingleSignOn.
+public nonisolated struct Lumen_Accounts_V1_GetSingleSignOnRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var organizationID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The response of AccountsService.GetSingleSignOn.
+public nonisolated struct Lumen_Accounts_V1_GetSingleSignOnResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Whether the organisation has single sign-on, and how.
+  public var configured: Bool = false
+
+  public var sso: Lumen_Accounts_V1_SingleSignOn {
+    get {_sso ?? Lumen_Accounts_V1_SingleSignOn()}
+    set {_sso = newValue}
+  }
+  /// Returns true if `sso` has been explicitly set.
+  public var hasSso: Bool {self._sso != nil}
+  /// Clears the value of `sso`. Subsequent reads from it will return its default value.
+  public mutating func clearSso() {self._sso = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _sso: Lumen_Accounts_V1_SingleSignOn? = nil
+}
+
+/// The request of AccountsService.ListSingleSignOns.
+public nonisolated struct Lumen_Accounts_V1_ListSingleSignOnsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The response of AccountsService.ListSingleSignOns.
+public nonisolated struct Lumen_Accounts_V1_ListSingleSignOnsResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var entries: [Lumen_Accounts_V1_ListSingleSignOnsResponse.Entry] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated struct Entry: Sendable {
+    // SwiftProtobuf.Message conformance is added in an extension below. See the
+    // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+    // methods supported on all messages.
+
+    public var organizationID: String = String()
+
+    public var organizationName: String = String()
+
+    public var sso: Lumen_Accounts_V1_SingleSignOn {
+      get {_sso ?? Lumen_Accounts_V1_SingleSignOn()}
+      set {_sso = newValue}
+    }
+    /// Returns true if `sso` has been explicitly set.
+    public var hasSso: Bool {self._sso != nil}
+    /// Clears the value of `sso`. Subsequent reads from it will return its default value.
+    public mutating func clearSso() {self._sso = nil}
+
+    public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+    public init() {}
+
+    fileprivate var _sso: Lumen_Accounts_V1_SingleSignOn? = nil
+  }
+
+  public init() {}
+}
+
+/// The request of AccountsService.SignInWithSingleSignOn.
+public nonisolated struct Lumen_Accounts_V1_SignInWithSingleSignOnRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var organizationID: String = String()
+
+  /// The verified ID token's claims, as JSON.
+  public var claimsJson: String = String()
+
+  /// The address the sign-in came from.
+  public var clientAddress: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 /// An organisation: the tenant that owns users, clients, keys and budgets.
 public nonisolated struct Lumen_Accounts_V1_Organization: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
@@ -1295,6 +1498,366 @@ public nonisolated struct Lumen_Accounts_V1_DeleteSessionResponse: Sendable {
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "lumen.accounts.v1"
+
+nonisolated extension Lumen_Accounts_V1_SingleSignOn: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SingleSignOn"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}issuer\0\u{3}client_id\0\u{3}client_secret_env\0\u{3}display_name\0\u{3}allowed_domains\0\u{3}admin_claim\0\u{3}admin_value\0\u{3}groups_claim\0\u{3}group_map\0\u{3}create_people\0\u{3}passwords_allowed\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.issuer) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.clientID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.clientSecretEnv) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.displayName) }()
+      case 5: try { try decoder.decodeRepeatedStringField(value: &self.allowedDomains) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.adminClaim) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.adminValue) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.groupsClaim) }()
+      case 9: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.groupMap) }()
+      case 10: try { try decoder.decodeSingularBoolField(value: &self.createPeople) }()
+      case 11: try { try decoder.decodeSingularBoolField(value: &self.passwordsAllowed) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.issuer.isEmpty {
+      try visitor.visitSingularStringField(value: self.issuer, fieldNumber: 1)
+    }
+    if !self.clientID.isEmpty {
+      try visitor.visitSingularStringField(value: self.clientID, fieldNumber: 2)
+    }
+    if !self.clientSecretEnv.isEmpty {
+      try visitor.visitSingularStringField(value: self.clientSecretEnv, fieldNumber: 3)
+    }
+    if !self.displayName.isEmpty {
+      try visitor.visitSingularStringField(value: self.displayName, fieldNumber: 4)
+    }
+    if !self.allowedDomains.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.allowedDomains, fieldNumber: 5)
+    }
+    if !self.adminClaim.isEmpty {
+      try visitor.visitSingularStringField(value: self.adminClaim, fieldNumber: 6)
+    }
+    if !self.adminValue.isEmpty {
+      try visitor.visitSingularStringField(value: self.adminValue, fieldNumber: 7)
+    }
+    if !self.groupsClaim.isEmpty {
+      try visitor.visitSingularStringField(value: self.groupsClaim, fieldNumber: 8)
+    }
+    if !self.groupMap.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.groupMap, fieldNumber: 9)
+    }
+    if self.createPeople != false {
+      try visitor.visitSingularBoolField(value: self.createPeople, fieldNumber: 10)
+    }
+    if self.passwordsAllowed != false {
+      try visitor.visitSingularBoolField(value: self.passwordsAllowed, fieldNumber: 11)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Accounts_V1_SingleSignOn, rhs: Lumen_Accounts_V1_SingleSignOn) -> Bool {
+    if lhs.issuer != rhs.issuer {return false}
+    if lhs.clientID != rhs.clientID {return false}
+    if lhs.clientSecretEnv != rhs.clientSecretEnv {return false}
+    if lhs.displayName != rhs.displayName {return false}
+    if lhs.allowedDomains != rhs.allowedDomains {return false}
+    if lhs.adminClaim != rhs.adminClaim {return false}
+    if lhs.adminValue != rhs.adminValue {return false}
+    if lhs.groupsClaim != rhs.groupsClaim {return false}
+    if lhs.groupMap != rhs.groupMap {return false}
+    if lhs.createPeople != rhs.createPeople {return false}
+    if lhs.passwordsAllowed != rhs.passwordsAllowed {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Accounts_V1_SetSingleSignOnRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SetSingleSignOnRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}organization_id\0\u{1}sso\0\u{1}remove\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.organizationID) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._sso) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.remove) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.organizationID.isEmpty {
+      try visitor.visitSingularStringField(value: self.organizationID, fieldNumber: 1)
+    }
+    try { if let v = self._sso {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    if self.remove != false {
+      try visitor.visitSingularBoolField(value: self.remove, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Accounts_V1_SetSingleSignOnRequest, rhs: Lumen_Accounts_V1_SetSingleSignOnRequest) -> Bool {
+    if lhs.organizationID != rhs.organizationID {return false}
+    if lhs._sso != rhs._sso {return false}
+    if lhs.remove != rhs.remove {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Accounts_V1_SetSingleSignOnResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SetSingleSignOnResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sso\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._sso) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._sso {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Accounts_V1_SetSingleSignOnResponse, rhs: Lumen_Accounts_V1_SetSingleSignOnResponse) -> Bool {
+    if lhs._sso != rhs._sso {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Accounts_V1_GetSingleSignOnRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetSingleSignOnRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}organization_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.organizationID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.organizationID.isEmpty {
+      try visitor.visitSingularStringField(value: self.organizationID, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Accounts_V1_GetSingleSignOnRequest, rhs: Lumen_Accounts_V1_GetSingleSignOnRequest) -> Bool {
+    if lhs.organizationID != rhs.organizationID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Accounts_V1_GetSingleSignOnResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetSingleSignOnResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}configured\0\u{1}sso\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBoolField(value: &self.configured) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._sso) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.configured != false {
+      try visitor.visitSingularBoolField(value: self.configured, fieldNumber: 1)
+    }
+    try { if let v = self._sso {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Accounts_V1_GetSingleSignOnResponse, rhs: Lumen_Accounts_V1_GetSingleSignOnResponse) -> Bool {
+    if lhs.configured != rhs.configured {return false}
+    if lhs._sso != rhs._sso {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Accounts_V1_ListSingleSignOnsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListSingleSignOnsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Accounts_V1_ListSingleSignOnsRequest, rhs: Lumen_Accounts_V1_ListSingleSignOnsRequest) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Accounts_V1_ListSingleSignOnsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListSingleSignOnsResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}entries\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.entries) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.entries.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.entries, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Accounts_V1_ListSingleSignOnsResponse, rhs: Lumen_Accounts_V1_ListSingleSignOnsResponse) -> Bool {
+    if lhs.entries != rhs.entries {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Accounts_V1_ListSingleSignOnsResponse.Entry: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = Lumen_Accounts_V1_ListSingleSignOnsResponse.protoMessageName + ".Entry"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}organization_id\0\u{3}organization_name\0\u{1}sso\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.organizationID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.organizationName) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._sso) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.organizationID.isEmpty {
+      try visitor.visitSingularStringField(value: self.organizationID, fieldNumber: 1)
+    }
+    if !self.organizationName.isEmpty {
+      try visitor.visitSingularStringField(value: self.organizationName, fieldNumber: 2)
+    }
+    try { if let v = self._sso {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Accounts_V1_ListSingleSignOnsResponse.Entry, rhs: Lumen_Accounts_V1_ListSingleSignOnsResponse.Entry) -> Bool {
+    if lhs.organizationID != rhs.organizationID {return false}
+    if lhs.organizationName != rhs.organizationName {return false}
+    if lhs._sso != rhs._sso {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Accounts_V1_SignInWithSingleSignOnRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SignInWithSingleSignOnRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}organization_id\0\u{3}claims_json\0\u{3}client_address\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.organizationID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.claimsJson) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.clientAddress) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.organizationID.isEmpty {
+      try visitor.visitSingularStringField(value: self.organizationID, fieldNumber: 1)
+    }
+    if !self.claimsJson.isEmpty {
+      try visitor.visitSingularStringField(value: self.claimsJson, fieldNumber: 2)
+    }
+    if !self.clientAddress.isEmpty {
+      try visitor.visitSingularStringField(value: self.clientAddress, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Accounts_V1_SignInWithSingleSignOnRequest, rhs: Lumen_Accounts_V1_SignInWithSingleSignOnRequest) -> Bool {
+    if lhs.organizationID != rhs.organizationID {return false}
+    if lhs.claimsJson != rhs.claimsJson {return false}
+    if lhs.clientAddress != rhs.clientAddress {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
 
 nonisolated extension Lumen_Accounts_V1_Organization: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Organization"
