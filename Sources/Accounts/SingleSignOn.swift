@@ -297,8 +297,8 @@ enum SingleSignOnRules {
     }
 }
 
-/// A single sign-on setting as audit entries show it.
-struct AuditedSingleSignOn: Encodable, Equatable {
+/// A single sign-on setting as audit entries and `lumen admin sso` show it.
+public struct AuditedSingleSignOn: Encodable, Equatable, Sendable {
     var issuer: String
     var clientID: String
     var clientSecretEnv: String
@@ -311,7 +311,7 @@ struct AuditedSingleSignOn: Encodable, Equatable {
     var createPeople: Bool
     var passwordsAllowed: Bool
 
-    init(_ sso: Lumen_Accounts_V1_SingleSignOn) {
+    public init(_ sso: Lumen_Accounts_V1_SingleSignOn) {
         issuer = sso.issuer
         clientID = sso.clientID
         clientSecretEnv = sso.clientSecretEnv

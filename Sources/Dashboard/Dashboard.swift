@@ -1,3 +1,4 @@
+import Foundation
 import Gateway
 import Hummingbird
 import HummingbirdAuth
@@ -25,13 +26,22 @@ public struct Dashboard: Sendable {
     let secure: Bool
     /// Whether profiles show Gravatar pictures (`--gravatar`).
     let gravatar: Bool
+    let clock: WallClock
+    /// The OpenID Connect providers' documents and keys, for single sign-on.
+    let openID: OpenIDProviders
+    /// The process's environment: where single sign-on's client secrets are.
+    let environment: [String: String]
 
     /// Throws when a template in gateway/dashboard does not parse. `publicURL` starts the links
     /// Lumen makes; `secure` (the default: whether it is `https`) marks cookies `Secure`.
     public init(
         services: GatewayServices, coins: Coins = Coins(), clock: WallClock = .system,
-        publicURL: PublicURL = PublicURL("http://localhost:8080"), secure: Bool? = nil, gravatar: Bool = false
+        publicURL: PublicURL = PublicURL("http://localhost:8080"), secure: Bool? = nil, gravatar: Bool = false,
+        environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws {
+        self.clock = clock
+        self.openID = OpenIDProviders()
+        self.environment = environment
         self.services = services
         self.coins = coins
         self.store = AccountsSessionStore(accounts: services.accounts, internalToken: services.internalToken, clock: clock)
@@ -96,7 +106,12 @@ public struct Dashboard: Sendable {
         let chat = ChatController(services: services, webChat: webChat)
         chat.addRoutes(to: signedIn)
 
-        let pages = PagesController(site: site, session: controller, profile: profile, keys: keys, models: models, clients: clients, users: users, chat: chat)
+        let singleSignOn = SingleSignOnController(
+            accounts: services.accounts, internalToken: services.internalToken, providers: openID, publicURL: publicURL, secure: secure,
+            clock: clock, environment: environment)
+        let pages = PagesController(
+            site: site, session: controller, profile: profile, keys: keys, models: models, clients: clients, users: users, chat: chat,
+            singleSignOn: singleSignOn)
         let pageGroup = withSession.group().add(middleware: PageErrors(site: site))
         pages.addPublicRoutes(to: pageGroup)
         pages.addRoutes(to: pageGroup.group().add(middleware: SignedInPage()))

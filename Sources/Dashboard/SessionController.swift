@@ -57,13 +57,17 @@ struct SessionController: Sendable {
                     }, metadata: .bearer(internalToken))
             }
         }
-        // A sign-in replaces the session the browser had (if any): its id stops working.
+        return try await startSession(response.user, request, context)
+    }
+
+    /// Starts a session for `user`, signed in (with a password or through a provider): it
+    /// replaces the session the browser had (if any), whose id stops working.
+    func startSession(_ user: Lumen_Accounts_V1_User, _ request: Request, _ context: DashboardContext) async throws -> SessionObject {
         if sessions.getId(request: request) != nil { _ = try? await sessions.delete(request: request) }
-        let session = DashboardSession(
-            userID: response.user.id, organizationID: response.user.organizationID, csrfToken: Identifier.secret(count: 40))
+        let session = DashboardSession(userID: user.id, organizationID: user.organizationID, csrfToken: Identifier.secret(count: 40))
         context.sessions.createSession(session)
         let managed = try await people.person(session)?.person.managedClientIDs.sorted() ?? []
-        return SessionObject(user: UserObject(response.user), managedClientIDs: managed, csrfToken: session.csrfToken)
+        return SessionObject(user: UserObject(user), managedClientIDs: managed, csrfToken: session.csrfToken)
     }
 
     /// Ends the session; its cookie is expired.

@@ -1,3 +1,4 @@
+import Accounts
 import Dashboard
 import Foundation
 import Gateway
@@ -61,6 +62,9 @@ public struct BootstrapOutput: Encodable {
 
 /// A user, as `/api` shows one.
 public typealias UserOutput = UserObject
+
+/// An organisation's single sign-on as `lumen admin sso` prints it.
+public typealias SingleSignOnOutput = AuditedSingleSignOn
 
 public struct OperatorTokenOutput: Encodable {
     public var id: String

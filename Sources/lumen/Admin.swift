@@ -7,7 +7,7 @@ struct Admin: AsyncParsableCommand {
         abstract: "Manage a deployment from the command line.",
         subcommands: [
             Bootstrap.self, GrantCommand.self, GrantsCommand.self, PoolAdmin.self, LedgerAdmin.self, OperatorTokenAdmin.self,
-            ModelsAdmin.self, UserAdmin.self, AuditAdmin.self,
+            ModelsAdmin.self, UserAdmin.self, AuditAdmin.self, SSOAdmin.self,
         ]
     )
 }

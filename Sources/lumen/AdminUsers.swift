@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GRPCCore
 import LumenAPI
 import LumenServer
 
@@ -125,18 +126,7 @@ struct UserSet: AsyncParsableCommand {
         }
         let (user, org, activity, admin) = (self.user, self.org, self.activity, self.admin)
         let changed = try await connection.withAccounts { accounts, metadata in
-            var organizationID = ""
-            if let org {
-                if org.hasPrefix("org_") {
-                    organizationID = org
-                } else {
-                    let known = try await accounts.listOrganizations(.init(), metadata: metadata).organizations
-                    guard let found = known.first(where: { $0.name.lowercased() == org.lowercased() }) else {
-                        throw ConfigurationError("--org \(org): no such organisation")
-                    }
-                    organizationID = found.id
-                }
-            }
+            let organizationID = try await organization(org, accounts, metadata)
             return try await accounts.updateUser(
                 .with {
                     $0.organizationID = organizationID
@@ -148,4 +138,17 @@ struct UserSet: AsyncParsableCommand {
         }
         try printJSON(UserOutput(changed))
     }
+}
+
+/// The organisation `--org` names, by id (org_…) or name (empty: the token's own).
+func organization(
+    _ org: String?, _ accounts: Lumen_Accounts_V1_AccountsService.Client<AdminConnection.Transport>, _ metadata: Metadata
+) async throws -> String {
+    guard let org else { return "" }
+    if org.hasPrefix("org_") { return org }
+    let known = try await accounts.listOrganizations(.init(), metadata: metadata).organizations
+    guard let found = known.first(where: { $0.name.lowercased() == org.lowercased() }) else {
+        throw ConfigurationError("--org \(org): no such organisation")
+    }
+    return found.id
 }

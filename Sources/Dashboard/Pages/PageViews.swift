@@ -55,6 +55,14 @@ struct LayoutView {
 
 @TemplateView
 struct LoginPage {
+    /// An organisation's "Sign in with …".
+    @TemplateView
+    struct Provider {
+        var label: String
+        var organization: String
+        var url: String
+    }
+
     var layout: LayoutView
     var message: String?
     var email: String
@@ -62,6 +70,9 @@ struct LoginPage {
     var notice: String? = nil
     /// The form's sign-in token (`SignInGuard`), set when the page is rendered.
     var token = ""
+    /// Each organisation's single sign-on, set when the page is rendered.
+    var providers: [Provider] = []
+    var hasProviders = false
 }
 
 @TemplateView

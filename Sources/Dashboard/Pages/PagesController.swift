@@ -18,6 +18,7 @@ struct PagesController: Sendable {
     let clients: ClientsController
     let users: UsersController
     let chat: ChatController
+    let singleSignOn: SingleSignOnController
 
     /// Pages anyone may open.
     func addPublicRoutes(to group: RouterGroup<DashboardContext>) {
@@ -25,6 +26,8 @@ struct PagesController: Sendable {
         group.post("login", use: login)
         group.get("invite/{token}", use: inviteForm)
         group.post("invite/{token}", use: acceptInvite)
+        group.get("login/sso/start/{organizationId}", use: singleSignOnStart)
+        group.get("login/sso/callback", use: singleSignOnCallback)
     }
 
     /// Pages for a person signed in (`SignedInPage` sends others to `/login`).
@@ -49,11 +52,14 @@ struct PagesController: Sendable {
         var sign_in_token: String?
     }
 
-    /// The sign-in page with a fresh form token, its cookie set.
-    func loginPage(_ page: LoginPage, status: HTTPResponse.Status = .ok) throws -> Response {
+    /// The sign-in page with a fresh form token, its cookie set, and a button for each
+    /// organisation's single sign-on.
+    func loginPage(_ page: LoginPage, status: HTTPResponse.Status = .ok) async throws -> Response {
         var page = page
         let (token, cookie) = session.guard.newToken()
         page.token = token
+        page.providers = await singleSignOn.buttons(next: page.next)
+        page.hasProviders = !page.providers.isEmpty
         var response = try site.page("login", page, status: status)
         response.headers[.setCookie] = cookie
         return response
@@ -61,7 +67,7 @@ struct PagesController: Sendable {
 
     @Sendable func loginForm(_ request: Request, context: DashboardContext) async throws -> Response {
         if context.identity != nil { return Self.redirect(Self.safeNext(request.uri.queryParameters["next"].map(String.init))) }
-        return try loginPage(
+        return try await loginPage(
             LoginPage(
                 layout: .signedOut(version: site.version), message: nil, email: "",
                 next: Self.safeNext(request.uri.queryParameters["next"].map(String.init))))
@@ -72,30 +78,63 @@ struct PagesController: Sendable {
         let form = try await Self.form(LoginForm.self, request)
         let next = Self.safeNext(form.next)
         let email = (form.email ?? "").trimmingCharacters(in: .whitespaces)
-        func again(_ message: String, _ status: HTTPResponse.Status) throws -> Response {
-            try loginPage(LoginPage(layout: .signedOut(version: site.version), message: message, email: email, next: next), status: status)
+        func again(_ message: String, _ status: HTTPResponse.Status) async throws -> Response {
+            try await loginPage(LoginPage(layout: .signedOut(version: site.version), message: message, email: email, next: next), status: status)
         }
         guard session.guard.tokenMatches(request, form.sign_in_token) else {
-            return try again("This sign-in form has expired; sign in again.", .forbidden)
+            return try await again("This sign-in form has expired; sign in again.", .forbidden)
         }
         guard !email.isEmpty, let password = form.password, !password.isEmpty else {
-            return try again("Enter your email and password.", .badRequest)
+            return try await again("Enter your email and password.", .badRequest)
         }
         do {
             _ = try await session.signIn(email: email, password: password, request, context)
         } catch let error as APIError where error.code == "invalid_credentials" {
-            return try again("Wrong email or password.", .unauthorized)
+            return try await again("Wrong email or password.", .unauthorized)
         } catch let error as APIError where error.code == "too_many_sign_ins" {
             let wait = error.retryAfter ?? 60
-            var response = try again(
+            var response = try await again(
                 "Too many failed sign-ins. Try again in \(wait < 120 ? "\(wait) seconds" : "\((wait + 59) / 60) minutes").",
                 .tooManyRequests)
             response.headers[HTTPField.Name("Retry-After")!] = String(wait)
             return response
         } catch let error as APIError where error.status.code < 500 {
-            return try again(error.message, error.status)
+            return try await again(error.message, error.status)
         }
         return Self.redirect(next)
+    }
+
+    /// `/login/sso/start/{organizationId}?next=`: off to the organisation's provider.
+    @Sendable func singleSignOnStart(_ request: Request, context: DashboardContext) async throws -> Response {
+        let next = Self.safeNext(request.uri.queryParameters["next"].map(String.init))
+        do {
+            return try await singleSignOn.start(organizationID: try context.path("organizationId"), next: next)
+        } catch let failure as OpenIDProviders.Failure {
+            return try await loginPage(
+                LoginPage(layout: .signedOut(version: site.version), message: "Single sign-on failed: \(failure).", email: "", next: next),
+                status: .badGateway)
+        }
+    }
+
+    /// `/login/sso/callback?code=&state=`: back from the provider; signed in, or told why not.
+    @Sendable func singleSignOnCallback(_ request: Request, context: DashboardContext) async throws -> Response {
+        var response: Response
+        do {
+            let (user, next) = try await singleSignOn.finish(request, context: context)
+            _ = try await session.startSession(user, request, context)
+            response = Self.redirect(next)
+        } catch let failure as OpenIDProviders.Failure {
+            response = try await loginPage(
+                LoginPage(layout: .signedOut(version: site.version), message: "Single sign-on failed: \(failure).", email: "", next: "/profile"),
+                status: .badRequest)
+        } catch let refusal as APIError where refusal.status.code < 500 {
+            response = try await loginPage(
+                LoginPage(layout: .signedOut(version: site.version), message: "Single sign-on failed: \(refusal.message).", email: "", next: "/profile"),
+                status: refusal.status)
+        }
+        // The attempt is used up, whatever came of it: its callback cannot be replayed.
+        response.headers.append(HTTPField(name: .setCookie, value: singleSignOn.cookie("", maxAge: 0)))
+        return response
     }
 
     struct LogoutForm: Decodable {
@@ -138,7 +177,7 @@ struct PagesController: Sendable {
         } catch let error as APIError where error.status.code < 500 {
             return try again(error.message, error.status)
         }
-        return try loginPage(
+        return try await loginPage(
             LoginPage(
                 layout: .signedOut(version: site.version), message: nil, email: user.email, next: "/profile", notice: "Your password is set. Sign in."))
     }

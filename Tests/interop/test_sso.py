@@ -1,0 +1,201 @@
+"""Single sign-on through a real OpenID Connect provider: `oidc-provider-mock` (PyPI; authlib's
+authorization server) on loopback, and Chromium signing in through it to `lumen serve --demo`.
+
+The first sign-in creates the person with the role and groups the provider's claims map to;
+the next follows the provider (a group removed there is removed here); a person deactivated in
+Lumen cannot come back through the provider; a replayed callback and a tampered `state` each
+end on the sign-in page saying why; an organisation can turn passwords off."""
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from conftest import lumen_binary, start_server, wait_ready
+
+CHROMIUM = os.environ.get("LUMEN_CHROMIUM", "/usr/bin/chromium")
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def provider(tmp_path):
+    """oidc-provider-mock on a free loopback port; its issuer URL."""
+    port = free_port()
+    log = open(tmp_path / "oidc.log", "w")
+    process = subprocess.Popen([sys.executable, "-m", "oidc_provider_mock", "--port", str(port)], stdout=log, stderr=log)
+    issuer = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                if httpx.get(issuer + "/.well-known/openid-configuration", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.time() < deadline and process.poll() is None, (tmp_path / "oidc.log").read_text()
+            time.sleep(0.1)
+        yield issuer
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture
+def site(tmp_path):
+    # The client secret lives in the gateway's environment; the setting names its variable.
+    for server in start_server(tmp_path, "--demo", env={"MOCK_IDP_SECRET": "a client secret"}):
+        server.credentials = json.loads(Path(server.stdout_path).read_text().splitlines()[0])
+        wait_ready(server)
+        yield server
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"no Chromium at {CHROMIUM}: run scripts/setup.sh --tests (Debian's chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
+        yield browser
+        browser.close()
+
+
+def admin(site, *args):
+    env = {"LUMEN_GRPC_ADDRESS": site.grpc_target, "LUMEN_MANAGEMENT_TOKEN": site.credentials["management_token"],
+           "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([lumen_binary(), "admin", *args], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def administrator(site):
+    """An httpx client signed in as the demo's administrator."""
+    client = httpx.Client(base_url=site.http, timeout=30)
+    session = client.post("/api/session", json={"email": site.credentials["email"], "password": site.credentials["password"]})
+    assert session.status_code == 200, session.text
+    client.headers["X-CSRF-Token"] = session.json()["csrf_token"]
+    return client
+
+
+def set_up(site, provider, *extra):
+    return admin(site, "sso", "set", "--issuer", provider, "--client-id", "lumen", "--client-secret-env", "MOCK_IDP_SECRET",
+                 "--display-name", "Mock IdP",
+                 "--allowed-domain", "example.com", "--create-people", "--admin-claim", "roles", "--admin-value", "lumen-admin",
+                 "--groups-claim", "groups", "--group-map", "research=Research", "--group-map", "ops=Ops", *extra)
+
+
+def sign_in_through_provider(browser, site, subject):
+    """Chromium from Lumen's sign-in page through the provider's form; the page it ends on."""
+    page = browser.new_context().new_page()
+    page.goto(site.http + "/login")
+    page.get_by_role("link", name="Sign in with Mock IdP").click()
+    expect(page.locator("input[name=sub]")).to_be_visible()
+    page.locator("input[name=sub]").fill(subject)
+    page.get_by_role("button", name="Authorize").click()
+    page.wait_for_load_state()
+    return page
+
+
+def test_first_sign_in_creates_the_person_and_the_next_follows_the_provider(site, provider, browser):
+    lumen = administrator(site)
+    for name in ("Research", "Ops"):
+        assert lumen.post("/api/groups", json={"name": name}).status_code in (200, 201)
+    groups = {group["name"]: group["id"] for group in lumen.get("/api/groups").json()["data"]}
+    shown = set_up(site, provider)
+    assert shown["issuer"] == provider and shown["group_map"] == {"research": "Research", "ops": "Ops"}
+    assert shown["create_people"] and shown["passwords_allowed"]
+    assert admin(site, "sso", "show")["client_id"] == "lumen"
+
+    # The provider knows Ada as a researcher and an administrator.
+    claims = {"email": "ada@example.com", "name": "Ada Lovelace", "groups": ["research"], "roles": ["lumen-admin"]}
+    assert httpx.put(provider + "/users/ada", json=claims).status_code == 204
+    page = sign_in_through_provider(browser, site, "ada")
+    expect(page).to_have_url(site.http + "/profile")
+    me = page.request.get(site.http + "/api/me").json()
+    assert me["user"]["email"] == "ada@example.com" and me["user"]["display_name"] == "Ada Lovelace"
+    assert me["user"]["is_admin"] and me["user"]["group_ids"] == [groups["Research"]]
+
+    # She moves to operations and is no longer an administrator there: so here, at the next sign-in.
+    claims.update(groups=["ops"], roles=[])
+    assert httpx.put(provider + "/users/ada", json=claims).status_code == 204
+    page = sign_in_through_provider(browser, site, "ada")
+    expect(page).to_have_url(site.http + "/profile")
+    me = page.request.get(site.http + "/api/me").json()
+    assert not me["user"]["is_admin"] and me["user"]["group_ids"] == [groups["Ops"]]
+
+    # The audit log has the provisioning and the sign-ins, by Ada, with the method.
+    log = lumen.get("/audit", headers={"Accept": "text/html"})
+    assert log.status_code == 200
+    entries = httpx.get(site.http + "/v1/management/audit-log", params={"targetId": me["user"]["id"]},
+                        headers={"Authorization": f"Bearer {site.credentials['management_token']}"}).json()["data"]
+    actions = [entry["action"] for entry in entries]
+    assert actions.count("session.sign_in") == 2 and "user.provision" in actions and "user.update" in actions
+    assert all(entry["actor"] == {"type": "person", "id": me["user"]["id"]} for entry in entries
+               if entry["action"] in ("session.sign_in", "user.provision"))
+
+    # Deactivated in Lumen, she cannot come back through the provider.
+    assert lumen.patch(f"/api/users/{me['user']['id']}", json={"active": False}).status_code == 200
+    page = sign_in_through_provider(browser, site, "ada")
+    expect(page.get_by_role("alert")).to_contain_text("ada@example.com is deactivated in Lumen")
+
+
+def test_a_replayed_callback_and_a_tampered_state_are_refused_with_a_clear_page(site, provider, browser):
+    set_up(site, provider)
+    assert httpx.put(provider + "/users/bo", json={"email": "bo@example.com"}).status_code == 204
+
+    # A callback seen once (its code and state) does not sign in again.
+    page = browser.new_context().new_page()
+    callbacks = []
+    page.on("request", lambda request: callbacks.append(request.url)
+            if request.url.startswith(site.http + "/login/sso/callback") else None)
+    page.goto(site.http + "/login")
+    page.get_by_role("link", name="Sign in with Mock IdP").click()
+    page.locator("input[name=sub]").fill("bo")
+    page.get_by_role("button", name="Authorize").click()
+    expect(page).to_have_url(site.http + "/profile")
+    assert len(callbacks) == 1
+    replay = browser.new_context().new_page()
+    response = replay.goto(callbacks[0])
+    assert response.status == 400
+    expect(replay.get_by_role("alert")).to_contain_text("was not started in this browser, was used already or took too long")
+    again = page.goto(callbacks[0])
+    assert again.status == 400
+    expect(page.get_by_role("alert")).to_contain_text("Single sign-on failed")
+
+    # A state changed on its way back is not the one this browser started.
+    page = browser.new_context().new_page()
+    page.route(re.compile(re.escape(site.http) + r"/login/sso/callback.*"), lambda route: route.continue_(
+        url=re.sub(r"state=[^&]+", "state=forged", route.request.url)))
+    page.goto(site.http + "/login")
+    page.get_by_role("link", name="Sign in with Mock IdP").click()
+    page.locator("input[name=sub]").fill("bo")
+    page.get_by_role("button", name="Authorize").click()
+    expect(page.get_by_role("alert")).to_contain_text("the sign-in's state does not match the one this browser started")
+    assert page.request.get(site.http + "/api/me").status == 401
+
+
+def test_an_organisation_without_passwords_signs_in_through_its_provider_only(site, provider):
+    set_up(site, provider, "--no-passwords")
+    refused = httpx.post(site.http + "/api/session",
+                         json={"email": site.credentials["email"], "password": site.credentials["password"]})
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "password_sign_in_off"
+    assert "Sign in with Mock IdP" in refused.json()["error"]["message"]
+    # The sign-in page offers the provider.
+    page = httpx.get(site.http + "/login").text
+    assert "Sign in with Mock IdP" in page and "/login/sso/start/org_" in page
+    admin(site, "sso", "remove")
+    assert httpx.post(site.http + "/api/session",
+                      json={"email": site.credentials["email"], "password": site.credentials["password"]}).status_code == 200
