@@ -34,7 +34,7 @@ final class OpenIDProviders: Sendable {
     static let maxBytes = 1 << 20
 
     private let discoveries = Mutex<[String: Discovery]>([:])
-    private let keys = Mutex<[String: (keys: JWTKeyCollection, fetchedAt: ContinuousClock.Instant)]>([:])
+    private let keys = Mutex<[String: (keys: JWTKeyCollection, kids: Set<String>, fetchedAt: ContinuousClock.Instant)]>([:])
 
     init(client: UpstreamClient = UpstreamClient()) {
         self.client = client
@@ -82,20 +82,19 @@ final class OpenIDProviders: Sendable {
     /// The claims of `token` once its signature (a key the provider publishes), issuer,
     /// audience, expiry and nonce hold; `Failure` saying which does not.
     func verify(_ token: String, sso: Lumen_Accounts_V1_SingleSignOn, nonce: String, now: Date = Date()) async throws -> String {
+        // jwt-kit falls back to any key for a kid it does not hold: the kid is checked here, and
+        // the provider's keys fetched again (once) when it names one not seen yet (a rotation).
+        let kid = Self.keyID(of: token)
+        var known = try await keys(for: sso.issuer, refresh: false)
+        if let kid, !known.kids.contains(kid) {
+            known = try await keys(for: sso.issuer, refresh: true)
+            guard known.kids.contains(kid) else {
+                throw Failure(description: "the ID token is signed with a key the provider does not publish (unknown kid)")
+            }
+        }
         let claims: IDTokenClaims
         do {
-            claims = try await keys(for: sso.issuer, refresh: false).verify(token, as: IDTokenClaims.self)
-        } catch let error as JWTError where error.errorType == .unknownKID {
-            // The provider may have rotated its keys: fetch them again, once.
-            do {
-                claims = try await keys(for: sso.issuer, refresh: true).verify(token, as: IDTokenClaims.self)
-            } catch let error as JWTError where error.errorType == .unknownKID {
-                throw Failure(description: "the ID token is signed with a key the provider does not publish (unknown kid)")
-            } catch {
-                throw Failure(description: "the ID token's signature does not verify")
-            }
-        } catch let failure as Failure {
-            throw failure
+            claims = try await known.keys.verify(token, as: IDTokenClaims.self)
         } catch {
             throw Failure(description: "the ID token's signature does not verify")
         }
@@ -119,22 +118,33 @@ final class OpenIDProviders: Sendable {
         return String(decoding: payload, as: UTF8.self)
     }
 
-    /// The provider's keys, fetched at first use, again on `refresh` (at most every 10 seconds).
-    private func keys(for issuer: String, refresh: Bool) async throws -> JWTKeyCollection {
+    /// The provider's keys and their ids, fetched at first use, again on `refresh` (at most
+    /// every 10 seconds).
+    private func keys(for issuer: String, refresh: Bool) async throws -> (keys: JWTKeyCollection, kids: Set<String>) {
         if let known = keys.withLock({ $0[issuer] }), !refresh || known.fetchedAt.duration(to: .now) < .seconds(10) {
-            return known.keys
+            return (known.keys, known.kids)
         }
         let uri = try await discovery(issuer).jwksURI
         let (status, body) = try await fetch(UpstreamHTTPRequest(url: uri))
         guard status == .ok else { throw Failure(description: "the provider's keys at \(uri) answered \(status.code)") }
         let collection = JWTKeyCollection()
+        let listed = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any]
+        let kids = Set((listed?["keys"] as? [[String: Any]] ?? []).compactMap { $0["kid"] as? String })
         do {
             try await collection.add(jwksJSON: String(decoding: body, as: UTF8.self))
         } catch {
             throw Failure(description: "the provider's keys at \(uri) could not be read: \(error)")
         }
-        keys.withLock { $0[issuer] = (collection, .now) }
-        return collection
+        keys.withLock { $0[issuer] = (collection, kids, .now) }
+        return (collection, kids)
+    }
+
+    /// The `kid` of a JWT's header, if it names one.
+    static func keyID(of token: String) -> String? {
+        guard let header = token.split(separator: ".").first.flatMap({ base64URLDecoded(String($0)) }),
+            let object = (try? JSONSerialization.jsonObject(with: header)) as? [String: Any]
+        else { return nil }
+        return object["kid"] as? String
     }
 
     private func json(get url: String) async throws -> [String: Any] {

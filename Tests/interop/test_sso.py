@@ -199,3 +199,90 @@ def test_an_organisation_without_passwords_signs_in_through_its_provider_only(si
     admin(site, "sso", "remove")
     assert httpx.post(site.http + "/api/session",
                       json={"email": site.credentials["email"], "password": site.credentials["password"]}).status_code == 200
+
+
+class TamperingIssuer:
+    """An issuer in front of oidc-provider-mock that passes its sign-ins through (the browser
+    goes to the real provider's form) but rewrites the ID token of each code exchange as `mode`
+    says — re-signed with its own key (`ok`), for another audience (`aud`), expired an hour ago
+    (`expired`), or signed with a key it does not publish (`kid`) — to see Lumen refuse each."""
+
+    def __init__(self, upstream, mode):
+        from authlib.jose import JsonWebKey
+
+        self.upstream, self.mode = upstream, mode
+        self.key = JsonWebKey.generate_key("RSA", 2048, is_private=True, options={"kid": "published"})
+        self.stranger = JsonWebKey.generate_key("RSA", 2048, is_private=True, options={"kid": "unpublished"})
+
+    def __enter__(self):
+        from mock_http import MockHandler, MockServer
+
+        issuer = self
+
+        class Handler(MockHandler):
+            def do_GET(self):
+                if self.path == "/.well-known/openid-configuration":
+                    upstream = httpx.get(issuer.upstream + "/.well-known/openid-configuration").json()
+                    self.send_json(200, {**upstream, "issuer": issuer.url, "token_endpoint": issuer.url + "/token",
+                                         "jwks_uri": issuer.url + "/jwks"})
+                elif self.path == "/jwks":
+                    self.send_json(200, {"keys": [issuer.key.as_dict(is_private=False)]})
+                else:
+                    self.send_json(404, {})
+
+            def do_POST(self):
+                raw = self.rfile.read(int(self.headers.get("content-length") or 0))  # a form, not JSON
+                forwarded = {name: self.headers[name] for name in ("authorization", "content-type") if self.headers.get(name)}
+                upstream = httpx.post(issuer.upstream + "/oauth2/token", content=raw, headers=forwarded)
+                answer = upstream.json()
+                if "id_token" not in answer:
+                    self.send_json(upstream.status_code, answer)
+                    return
+                answer["id_token"] = issuer.rewrite(answer["id_token"])
+                self.send_json(200, answer)
+
+        self.server = MockServer()
+        self.server.serve(Handler)
+        self.server.__enter__()
+        self.url = self.server.root_url
+        return self
+
+    def __exit__(self, *exc):
+        self.server.__exit__(*exc)
+
+    def rewrite(self, token):
+        from authlib.jose import jwt
+
+        # The provider's claims as it wrote them (the real check of its signature is Lumen's, below).
+        claims = json.loads(_b64(token.split(".")[1]))
+        claims["iss"] = self.url
+        if self.mode == "aud":
+            claims["aud"] = "someone-else"
+        if self.mode == "expired":
+            claims["iat"], claims["exp"] = int(time.time()) - 7200, int(time.time()) - 3600
+        key = self.stranger if self.mode == "kid" else self.key
+        return jwt.encode({"alg": "RS256", "kid": key.as_dict()["kid"]}, claims, key).decode()
+
+
+def _b64(part):
+    import base64
+
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+@pytest.mark.parametrize("mode, said", [
+    ("ok", None),
+    ("aud", "the ID token is for another client (aud), not lumen"),
+    ("expired", "the ID token has expired"),
+    ("kid", "the ID token is signed with a key the provider does not publish (unknown kid)"),
+])
+def test_an_id_token_for_another_client_expired_or_signed_with_an_unknown_key_is_refused(site, provider, browser, mode, said):
+    with TamperingIssuer(provider, mode) as issuer:
+        set_up(site, issuer.url)
+        assert httpx.put(provider + "/users/cy", json={"email": "cy@example.com"}).status_code == 204
+        page = sign_in_through_provider(browser, site, "cy")
+        if said is None:
+            expect(page).to_have_url(site.http + "/profile")
+            return
+        expect(page.get_by_role("alert")).to_contain_text(said)
+        assert page.request.get(site.http + "/api/me").status == 401
