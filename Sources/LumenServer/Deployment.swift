@@ -58,7 +58,19 @@ public struct Deployment: Sendable {
         defer { lock.release() }
         let postgres = try await PostgresStores(url: configuration.database, claiming: onPostgres, logger: logger)
         defer { postgres?.stop() }
+        do {
+            try await serve(postgres: postgres)
+        } catch {
+            // The schemas' claims are let go (their connections closed) before the error is told.
+            await postgres?.release()
+            throw error
+        }
+        await postgres?.release()
+    }
 
+    /// Reach the services, open those that run here, set up the demo, serve gRPC and HTTP, run
+    /// until signalled.
+    func serve(postgres: PostgresStores?) async throws {
         let clients = try ServiceClients(configuration: configuration)
         let opened = try await openServices(clients: clients, postgres: postgres)
         let demo = try await setUpDemo(opened.services)
@@ -396,6 +408,11 @@ final class PostgresStores: Sendable {
 
     func stop() {
         pool.cancel()
+    }
+
+    /// Lets the schemas go.
+    func release() async {
+        for claim in claims { await claim.release() }
     }
 }
 

@@ -27,6 +27,10 @@ public struct AuditSigner: Sendable {
         }
         guard create else { throw StorageError.auditSigningKey("no audit signing key at \(path)") }
         let key = Curve25519.Signing.PrivateKey()
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty {
+            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        }
         let made = FileManager.default.createFile(
             atPath: path, contents: Data((key.rawRepresentation.base64EncodedString() + "\n").utf8),
             attributes: [.posixPermissions: 0o600])
