@@ -74,6 +74,7 @@ public struct Deployment: Sendable {
         let clients = try ServiceClients(configuration: configuration)
         let opened = try await openServices(clients: clients, postgres: postgres)
         let demo = try await setUpDemo(opened.services)
+        if let accounts = opened.accounts { try await applySingleSignOn(to: accounts) }
         // Every listener reports here; once all are up, the demo's credentials are shown last.
         let startup = StartupReport(expected: StartupChecks.listeners(configuration).count) { [configuration, demo] listeners in
             guard let demo else { return }
@@ -110,6 +111,7 @@ public struct Deployment: Sendable {
         var background: [any Service] = []
         var ledger: LedgerService?
         var keys: KeysService?
+        var accounts: AccountsService?
         /// Those whose changes can stale a cached credential resolution.
         var credentialSources: [any CredentialChangeSource] = []
     }
@@ -131,6 +133,7 @@ public struct Deployment: Sendable {
                 let store = try await postgres?.open("accounts") { try await AccountsService.openStore(.postgres($0), logger: logger) }
                 var accounts = try store.map { AccountsService(store: $0, logger: logger) } ?? AccountsService(location: location, logger: logger)
                 accounts.auditSigner = signer
+                opened.accounts = accounts
                 pruning.append(("accounts", { [accounts] in try await accounts.pruneAudit(retentionDays: retention) }))
                 opened.services.append(accounts)
                 opened.credentialSources.append(accounts)

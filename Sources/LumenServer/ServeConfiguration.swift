@@ -81,6 +81,8 @@ public struct ServeConfiguration: Sendable, Equatable {
     public var demo = false
     /// Models and backends to upsert into the registry at start (the file's `models:`).
     public var catalog = ModelCatalog()
+    /// Single sign-on per organisation, from the file's `sso:` section.
+    public var singleSignOn = SingleSignOnCatalog()
     /// TLS on the ports served here and to the services called elsewhere.
     public var security = TransportSecuritySettings()
     /// A `postgres://` URL: the services of this process that can keep their tables in
@@ -150,12 +152,13 @@ public struct ServeConfiguration: Sendable, Equatable {
             try setting.apply(&self, try Self.text(value, "\(path): \(key)"), "\(path): \(key)")
         }
         catalog = try ModelCatalog.parse(yaml: text, path: path)
+        singleSignOn = try SingleSignOnCatalog.parse(yaml: text, path: path)
     }
 
     /// Refuses a key no setting has, naming the known ones of its level.
     static func checkKeys(of root: [String: Any], path: String) throws {
         let keys = settings.compactMap(\.key)
-        let top = Set(keys.map { String($0.split(separator: ".")[0]) } + ["models"])
+        let top = Set(keys.map { String($0.split(separator: ".")[0]) } + ["models", "sso"])
         if let unknown = root.keys.sorted().first(where: { !top.contains($0) }) {
             throw ConfigurationError("\(path): unknown setting \"\(unknown)\"; known: \(top.sorted().joined(separator: ", "))")
         }

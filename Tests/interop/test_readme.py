@@ -400,3 +400,33 @@ def test_running_at_scale_runs_as_written(tmp_path, database):
             time.sleep(0.1)
         else:
             os.killpg(process.pid, signal.SIGKILL)
+
+
+def test_the_single_sign_on_settings_shown_are_applied_as_written(tmp_path):
+    """Each `sso:` block of "Single sign-on" (the generic provider, Keycloak, Entra ID, Google),
+    given to `lumen serve --demo --config` for the demo's organisation, is what
+    `lumen admin sso show` then prints."""
+    import yaml
+
+    shown = blocks(section("### Single sign-on"), "yaml")
+    assert len(shown) == 4, "the generic, Keycloak, Entra ID and Google examples"
+    for number, text in enumerate(shown):
+        entry = yaml.safe_load(text)["sso"][0]
+        config = tmp_path / f"sso-{number}.yaml"
+        config.write_text(text.replace(f"organization: {entry['organization']}", "organization: Demo"))
+        run = tmp_path / f"run-{number}"
+        run.mkdir()
+        for server in start_server(run, "--demo", "--config", str(config)):
+            credentials = json.loads(Path(server.stdout_path).read_text().splitlines()[0])
+            wait_ready(server)
+            env = {"LUMEN_GRPC_ADDRESS": server.grpc_target, "LUMEN_MANAGEMENT_TOKEN": credentials["management_token"],
+                   "PATH": "/usr/bin:/bin"}
+            result = subprocess.run([lumen_binary(), "admin", "sso", "show"], capture_output=True, text=True, env=env,
+                                    timeout=60)
+            assert result.returncode == 0, result.stderr
+            applied = json.loads(result.stdout)
+            assert applied["issuer"] == entry["issuer"].rstrip("/") and applied["client_id"] == str(entry["client_id"])
+            assert applied["client_secret_env"] == entry["client_secret_env"]
+            assert applied["group_map"] == {str(k): v for k, v in (entry.get("group_map") or {}).items()}
+            assert applied["create_people"] == entry.get("create_people", False)
+            assert applied["passwords_allowed"] == entry.get("passwords", True)

@@ -295,6 +295,42 @@ struct WiringTests {
             "the server failed this call (internal_error, gRPC unknown); its log names the cause"))
     }
 
+    @Test("The file's sso section: each organisation's provider read as the accounts service takes it; a wrong entry named")
+    func singleSignOnSection() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("lumen-\(UUID()).yaml").path
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        try """
+            sso:
+              - organization: Acme
+                issuer: https://login.microsoftonline.com/tenant/v2.0
+                client_id: 0b7f
+                client_secret_env: ACME_OIDC_SECRET
+                allowed_domains: [acme.com]
+                admin_claim: roles
+                admin_value: Lumen.Admin
+                groups_claim: groups
+                group_map: {"6f1c": Research}
+                create_people: true
+                passwords: false
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        let loaded = try Serve.parse(["--config", file]).resolve(environment: [:]).singleSignOn.entries
+        let entry = try #require(loaded.first)
+        #expect(loaded.count == 1 && entry.organization == "Acme")
+        #expect(entry.sso.issuer == "https://login.microsoftonline.com/tenant/v2.0" && entry.sso.clientID == "0b7f")
+        #expect(entry.sso.clientSecretEnv == "ACME_OIDC_SECRET" && entry.sso.allowedDomains == ["acme.com"])
+        #expect(entry.sso.groupMap == ["6f1c": "Research"] && entry.sso.createPeople && !entry.sso.passwordsAllowed)
+        try "sso:\n  - {issuer: https://idp.test, client_id: x}\n".write(toFile: file, atomically: true, encoding: .utf8)
+        do {
+            _ = try Serve.parse(["--config", file]).resolve(environment: [:])
+            Issue.record("an entry without its organisation was read")
+        } catch let error as ConfigurationError {
+            #expect(error.description.hasSuffix("sso[0].organization is required (its name or org_… id)"))
+        }
+        try "sso:\n  - {organization: Acme, issuer: https://idp.test, client_id: x, colour: red}\n".write(
+            toFile: file, atomically: true, encoding: .utf8)
+        #expect(throws: ConfigurationError.self) { try Serve.parse(["--config", file]).resolve(environment: [:]) }
+    }
+
     @Test("Configuration: flags beat variables beat the file; bad values are refused with a message")
     func configuration() throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("lumen-\(UUID()).yaml").path
