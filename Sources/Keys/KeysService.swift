@@ -51,9 +51,7 @@ public struct KeysService: Sendable {
     /// Prunes the audit entries older than `retentionDays` behind a signed checkpoint; how many
     /// went (none without a signer or a retention).
     public func pruneAudit(retentionDays: Int) async throws -> Int64 {
-        guard let auditSigner, retentionDays > 0 else { return 0 }
-        let now = clock.nowMillis
-        return try await store.pruneAudit(before: now - Int64(retentionDays) * 86_400_000, signer: auditSigner, now: now)
+        try await store.pruneAudit(olderThan: retentionDays, signer: auditSigner, now: clock.nowMillis)
     }
 
 

@@ -100,9 +100,8 @@ public struct LedgerService: Sendable {
     /// Prunes the audit entries older than `retentionDays` behind a signed checkpoint; how many
     /// went (none without a signer or a retention). On SQLite on the group commit's writer.
     public func pruneAudit(retentionDays: Int) async throws -> Int64 {
-        guard let auditSigner, retentionDays > 0 else { return 0 }
         let now = clock.nowMillis
-        let cutoff = now - Int64(retentionDays) * 86_400_000
+        guard let auditSigner, let cutoff = AuditTrail.cutoff(retentionDays: retentionDays, now: now) else { return 0 }
         switch store.backend {
         case .sqlite(let writer, _):
             return try await writer.write { db in try AuditTrail.prune(before: cutoff, signer: auditSigner, now: now, in: db) }

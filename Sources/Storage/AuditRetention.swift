@@ -138,6 +138,11 @@ public struct AuditCheckpoint: Sendable, Equatable {
 }
 
 extension AuditTrail {
+    /// The time before which entries go when `retentionDays` are kept (nil: kept forever).
+    public static func cutoff(retentionDays: Int, now: Int64) -> Int64? {
+        retentionDays > 0 ? now - Int64(retentionDays) * 86_400_000 : nil
+    }
+
     /// Prunes the entries made before `cutoff` (never the newest), in `session`'s transaction:
     /// the checkpoint of the last one pruned, signed, replaces the one before; how many went.
     @discardableResult

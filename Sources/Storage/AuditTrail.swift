@@ -374,8 +374,10 @@ extension AuditLogged {
         try await AuditTrail.verify(in: sql, signer: signer)
     }
 
-    /// Entries made before `cutoff` pruned behind a checkpoint `signer` signs (`AuditTrail.prune`).
-    public func pruneAudit(before cutoff: Int64, signer: AuditSigner, now: Int64) async throws -> Int64 {
-        try await sql.write { session in try await AuditTrail.prune(before: cutoff, signer: signer, now: now, in: session) }
+    /// Entries older than `days` pruned behind a checkpoint `signer` signs (`AuditTrail.prune`);
+    /// none without a signer or a retention.
+    public func pruneAudit(olderThan days: Int, signer: AuditSigner?, now: Int64) async throws -> Int64 {
+        guard let signer, let cutoff = AuditTrail.cutoff(retentionDays: days, now: now) else { return 0 }
+        return try await sql.write { session in try await AuditTrail.prune(before: cutoff, signer: signer, now: now, in: session) }
     }
 }

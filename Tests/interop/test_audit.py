@@ -163,13 +163,13 @@ ROUTES_ELSEWHERE = {
 
 
 def all_entries(data_dir):
-    """Every service's audit entries: (service, sequence, actor type, action, request id)."""
+    """Every service's audit entries: (service, sequence, actor type, action, request id, time in ms)."""
     found = []
     for service in ("accounts", "keys", "ledger", "registry"):
         database = sqlite3.connect(os.path.join(data_dir, f"{service}.sqlite"))
         try:
             found += [(service,) + row for row in database.execute(
-                "SELECT sequence, actor_type, action, request_id FROM audit_log ORDER BY sequence")]
+                "SELECT sequence, actor_type, action, request_id, at_ms FROM audit_log ORDER BY sequence")]
         finally:
             database.close()
     return found

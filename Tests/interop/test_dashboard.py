@@ -11,11 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 from openai import OpenAI
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from conftest import ROOT, start_server, wait_ready
 
-CHROMIUM = os.environ.get("LUMEN_CHROMIUM", "/usr/bin/chromium")
 SHOTS = Path(os.environ.get("LUMEN_TEST_OUTPUT", ROOT / "test-output")) / "screenshots"
 
 
@@ -25,16 +24,6 @@ def site(tmp_path):
         server.credentials = json.loads(Path(server.stdout_path).read_text().splitlines()[0])
         wait_ready(server)
         yield server
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"no Chromium at {CHROMIUM}: run scripts/setup.sh --tests (Debian's chromium)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
-        yield browser
-        browser.close()
 
 
 def screenshot(page, name):

@@ -11,7 +11,6 @@ envelope must answer 4xx; every other curl must answer 2xx; every command must e
 import json
 import os
 import re
-import sqlite3
 import subprocess
 import time
 from collections import Counter
@@ -115,15 +114,9 @@ def test_the_people_walkthrough_runs_as_written_and_shows_what_comes(tmp_path):
 
 def audit_entries(data_dir, since_ms):
     """(actor type, action, request id) of every service's audit entries made from `since_ms` on."""
-    found = []
-    for service in ("accounts", "keys", "ledger", "registry"):
-        database = sqlite3.connect(os.path.join(data_dir, f"{service}.sqlite"))
-        try:
-            found += database.execute(
-                "SELECT actor_type, action, request_id FROM audit_log WHERE at_ms >= ? ORDER BY sequence", (since_ms,)).fetchall()
-        finally:
-            database.close()
-    return found
+    from test_audit import all_entries
+
+    return [(actor, action, request_id) for _, _, actor, action, request_id, at in all_entries(data_dir) if at >= since_ms]
 
 
 def run_section(heading, tmp_path, commands_at_least, outputs_at_least, audited):

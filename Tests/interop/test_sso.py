@@ -17,11 +17,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from conftest import lumen_binary, start_server, wait_ready
 
-CHROMIUM = os.environ.get("LUMEN_CHROMIUM", "/usr/bin/chromium")
 
 
 def free_port():
@@ -61,16 +60,6 @@ def site(tmp_path):
         server.credentials = json.loads(Path(server.stdout_path).read_text().splitlines()[0])
         wait_ready(server)
         yield server
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"no Chromium at {CHROMIUM}: run scripts/setup.sh --tests (Debian's chromium)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
-        yield browser
-        browser.close()
 
 
 def admin(site, *args):
@@ -118,6 +107,14 @@ def test_first_sign_in_creates_the_person_and_the_next_follows_the_provider(site
     assert shown["issuer"] == provider and shown["group_map"] == {"research": "Research", "ops": "Ops"}
     assert shown["create_people"] and shown["passwords_allowed"]
     assert admin(site, "sso", "show")["client_id"] == "lumen"
+
+    # The sign-in page offers the organisation's provider.
+    from test_dashboard import screenshot
+
+    login = browser.new_context().new_page()
+    login.goto(site.http + "/login")
+    expect(login.get_by_role("link", name="Sign in with Mock IdP")).to_be_visible()
+    screenshot(login, "login-sso")
 
     # The provider knows Ada as a researcher and an administrator.
     claims = {"email": "ada@example.com", "name": "Ada Lovelace", "groups": ["research"], "roles": ["lumen-admin"]}
