@@ -37,8 +37,10 @@ struct SingleSignOnController: Sendable {
 
     /// The organisation's setting, if it has single sign-on.
     func setting(_ organizationID: String) async throws -> Lumen_Accounts_V1_SingleSignOn? {
-        let entries = try await accounts.listSingleSignOns(.init(), metadata: .bearer(internalToken)).entries
-        return entries.first { $0.organizationID == organizationID }?.sso
+        let found = try await APIError.translating {
+            try await accounts.getSingleSignOn(.with { $0.organizationID = organizationID }, metadata: .bearer(internalToken))
+        }
+        return found.configured ? found.sso : nil
     }
 
     /// The redirect to the provider's authorization endpoint, with the attempt's cookie.

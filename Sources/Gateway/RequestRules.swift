@@ -31,6 +31,20 @@ public enum RequestRules {
         return values
     }
 
+    /// Every parameter's name and value must percent-decode to UTF-8 text: decoded otherwise,
+    /// bad bytes would silently become U+FFFD and filter for something nobody asked for.
+    public static func checkEncoding(_ query: String?) throws(APIError) {
+        guard let query else { return }
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = String(parts[0]).removingPercentEncoding
+            guard name != nil, parts.count < 2 || String(parts[1]).removingPercentEncoding != nil else {
+                let param = name ?? String(parts[0])
+                throw APIError.invalid("invalid_encoding", "the query parameter \(param) is not UTF-8 text", param: param)
+            }
+        }
+    }
+
     /// `page`, from 1 (400 `invalid_page`); nil when not given.
     public static func page(_ values: [String: String], max: Int = 1_000_000) throws(APIError) -> Int? {
         guard let text = values["page"] else { return nil }

@@ -27,10 +27,11 @@ enum Metering {
         /// Settle every hold expired by now at its estimate (the reconciler's sweep).
         case reconcile
         /// Set a pool's mode, ceiling and refill (`PoolAdministration.configure`); `audit` is the
-        /// entry of the caller who asked, completed and recorded when the pool changes.
-        case configure(organizationID: String, Lumen_Ledger_V1_ConfigurePoolRequest, audit: AuditEntry)
+        /// entry of the caller who asked, completed and recorded when the pool changes. (Boxed,
+        /// as `grant`: the reserves and settlements the group commit moves stay their own size.)
+        indirect case configure(organizationID: String, Lumen_Ledger_V1_ConfigurePoolRequest, audit: AuditEntry)
         /// Add money to a pool (`PoolAdministration.grant`), recording `audit` with it.
-        case grant(organizationID: String, grantedBy: String, Lumen_Ledger_V1_GrantRequest, audit: AuditEntry)
+        indirect case grant(organizationID: String, grantedBy: String, Lumen_Ledger_V1_GrantRequest, audit: AuditEntry)
         /// Read a pool as the metering sees it (refills due applied): answered from the book,
         /// in the batch, after every operation queued before it.
         case pool(Book.PoolKey)

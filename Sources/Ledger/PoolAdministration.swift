@@ -83,11 +83,7 @@ enum PoolAdministration {
         var refillPerHourMicros: Int64
 
         init(_ pool: PoolRecord) {
-            mode = switch pool.poolMode {
-            case .unlimited: "unlimited"
-            case .balance: "balance"
-            default: "unspecified"
-            }
+            mode = pool.poolMode.publicName
             limitMicros = pool.limitMicros
             refillPerHourMicros = pool.refillPerHourMicros
         }

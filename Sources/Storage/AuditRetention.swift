@@ -39,7 +39,7 @@ public struct AuditSigner: Sendable {
     }
 
     /// The public key, in hex: what a checkpoint names as its signer.
-    public var publicKey: String { Self.hex(key.publicKey.rawRepresentation) }
+    public var publicKey: String { Hex.string(key.publicKey.rawRepresentation) }
 
     /// What a checkpoint's signature covers.
     static func message(through: Int64, hash: String, at: Int64) -> Data {
@@ -49,19 +49,31 @@ public struct AuditSigner: Sendable {
     func sign(through: Int64, hash: String, at: Int64) throws -> AuditCheckpoint {
         let signature = try key.signature(for: Self.message(through: through, hash: hash, at: at))
         return AuditCheckpoint(
-            throughSequence: through, hash: hash, at: at, publicKey: publicKey, signature: Self.hex(signature))
+            throughSequence: through, hash: hash, at: at, publicKey: publicKey, signature: Hex.string(signature))
     }
 
     /// Whether `checkpoint` was signed with this key.
     func signed(_ checkpoint: AuditCheckpoint) -> Bool {
-        guard checkpoint.publicKey == publicKey, let signature = Self.bytes(hex: checkpoint.signature) else { return false }
+        guard checkpoint.publicKey == publicKey, let signature = Hex.bytes(checkpoint.signature) else { return false }
         return key.publicKey.isValidSignature(
             signature, for: Self.message(through: checkpoint.throughSequence, hash: checkpoint.hash, at: checkpoint.at))
     }
+}
 
-    static func hex(_ bytes: some DataProtocol) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+/// Bytes as lower-case hex, and back.
+enum Hex {
+    static func string(_ bytes: some Sequence<UInt8>) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(128)
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
 
-    static func bytes(hex: String) -> Data? {
+    static func bytes(_ hex: String) -> Data? {
         let digits = Array(hex.utf8)
         guard digits.count % 2 == 0 else { return nil }
         var data = Data(capacity: digits.count / 2)

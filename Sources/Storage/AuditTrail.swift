@@ -78,8 +78,9 @@ public enum AuditVerification: Sendable, Equatable {
 /// database breaks the chain from there on (`verify`). The same statements on SQLite and
 /// PostgreSQL; appended in the transaction of the change it records, so that a change is never
 /// without its entry nor an entry without its change. Entries removed from the end leave a
-/// shorter chain that still holds: only a record of the head kept apart from the table (a
-/// signed checkpoint) tells them missing.
+/// shorter chain that still holds: only the head hash kept apart from the table (`verify`
+/// reports it) tells them missing. Entries pruned past retention are vouched for by a signed
+/// checkpoint (`AuditCheckpoint`).
 public enum AuditTrail {
     /// The hash before the first entry.
     public static let genesis = String(repeating: "0", count: 64)
@@ -112,10 +113,8 @@ public enum AuditTrail {
             ])
     }
 
-    static let columns = """
-        sequence, at_ms, organization_id, actor_type, actor_id, action, target_type, target_id, before_json, after_json,
-        request_id, client_address, previous_hash, hash
-        """
+    /// The columns in the order `values` and `record` take them (the insert's).
+    static let columns = insert.columns.map(\.name).joined(separator: ", ")
 
     /// `value` as the JSON of an entry's before or after: keys sorted, so that the same value
     /// reads the same; the top-level members `omitting` names left out (a secret's digest).
@@ -138,10 +137,7 @@ public enum AuditTrail {
             hasher.update(data: Array("\(bytes.count):".utf8))
             hasher.update(data: bytes)
         }
-        return hasher.finalize().map { byte in
-            let digits = Array("0123456789abcdef".utf8)
-            return String(decoding: [digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]], as: UTF8.self)
-        }.joined()
+        return Hex.string(hasher.finalize())
     }
 
     /// Appends `entry` in `session`'s transaction (a store's `write`, whose writes are

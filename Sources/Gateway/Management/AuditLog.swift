@@ -198,7 +198,7 @@ struct AuditLogController<Context: RequestContext>: Sendable {
 
     @Sendable func list(_ request: Request, context: Context) async throws -> JSONResponse<AuditLogPage> {
         let metadata = try ManagementAuth.metadata(request)
-        try KeyUsageQuery.checkEncoding(request.uri.query)
+        try RequestRules.checkEncoding(request.uri.query)
         let query = try AuditLogReader.Query(try RequestRules.query(request.uri.queryParameters, known: AuditLogReader.parameters))
         return try await APIError.translating {
             JSONResponse(try await reader.page(query, metadata: metadata))

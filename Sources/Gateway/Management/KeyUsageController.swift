@@ -22,7 +22,7 @@ struct KeyUsageController<Context: RequestContext>: Sendable {
     @Sendable func billing(_ request: Request, context: Context) async throws -> JSONResponse<BillingObject> {
         let metadata = try ManagementAuth.metadata(request)
         let keyID = try context.parameters.require("keyId")
-        try KeyUsageQuery.checkEncoding(request.uri.query)
+        try RequestRules.checkEncoding(request.uri.query)
         let filter = try KeyUsageQuery.filter(request.uri.queryParameters, keyID: keyID, paged: false)
         return try await APIError.translating(params: KeyUsageQuery.params) {
             _ = try await keys.getKey(.with { $0.keyID = keyID }, metadata: metadata)
@@ -34,7 +34,7 @@ struct KeyUsageController<Context: RequestContext>: Sendable {
     @Sendable func usage(_ request: Request, context: Context) async throws -> JSONResponse<UsagePage> {
         let metadata = try ManagementAuth.metadata(request)
         let keyID = try context.parameters.require("keyId")
-        try KeyUsageQuery.checkEncoding(request.uri.query)
+        try RequestRules.checkEncoding(request.uri.query)
         let query = try KeyUsageQuery.request(request.uri.queryParameters, keyID: keyID)
         return try await APIError.translating(params: KeyUsageQuery.params) {
             _ = try await keys.getKey(.with { $0.keyID = keyID }, metadata: metadata)
@@ -55,20 +55,6 @@ enum KeyUsageQuery {
     static let filterParameters: Set<String> = [
         "logicalModel", "modelVendor", "scene", "accessChannel", "startDate", "endDate",
     ]
-
-    /// Every parameter's name and value must percent-decode to UTF-8 text: decoded otherwise,
-    /// bad bytes would silently become U+FFFD and filter for something nobody asked for.
-    static func checkEncoding(_ query: String?) throws(APIError) {
-        guard let query else { return }
-        for pair in query.split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let name = String(parts[0]).removingPercentEncoding
-            guard name != nil, parts.count < 2 || String(parts[1]).removingPercentEncoding != nil else {
-                let param = name ?? String(parts[0])
-                throw APIError.invalid("invalid_encoding", "the query parameter \(param) is not UTF-8 text", param: param)
-            }
-        }
-    }
 
     /// The `ListUsage` request of a query string, or 400 naming the parameter at fault.
     static func request(_ parameters: Parameters, keyID: String) throws(APIError) -> Lumen_Ledger_V1_ListUsageRequest {
