@@ -540,6 +540,20 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
         }
     }
 
+    public func getUsageSeries(
+        request: Lumen_Ledger_V1_GetUsageSeriesRequest, context: ServerContext
+    ) async throws -> Lumen_Ledger_V1_GetUsageSeriesResponse {
+        let organizationID = try Caller.organization(request.organizationID)
+        let series = try UsageSeries(request, organizationID: organizationID, now: clock.nowMillis)
+        if let owner = series.owner {
+            try await requireExists(owner, organizationID: organizationID, param: "owner")
+            try await requireActing(for: owner, organizationID: organizationID, param: "owner", to: "see usage")
+        } else {
+            try Caller.requireAdmin(to: "see the organisation's usage")
+        }
+        return try await read(snapshot: true) { db in try await series.fetch(db) }
+    }
+
     public func listAuditLog(
         request: Lumen_Common_V1_ListAuditLogRequest, context: ServerContext
     ) async throws -> Lumen_Common_V1_ListAuditLogResponse {

@@ -118,14 +118,16 @@ enum LedgerStatements {
             .text("organization_id"), .text("key_id"), .bigint("span"), .bigint("bucket"), .text("logical_model"),
             .text("model_vendor"), .bigint("scene"), .bigint("access_channel"),
         ]
-        return .insert(into: "usage_rollups", key + sums, onConflict: key.map(\.name), merge: added)
+        // The key's owner is written with a new row and never changes.
+        let owner: [BulkStatement.Column] = [.bigint("owner_type"), .text("owner_id")]
+        return .insert(into: "usage_rollups", key + sums + owner, onConflict: key.map(\.name), merge: added)
     }()
 
     static func addRollup(_ key: Rollups.Key, _ totals: Rollups.Totals) -> [SQLValue] {
         [
             .text(key.organizationID), .text(key.keyID), .integer(key.span), .integer(key.bucket), .text(key.logicalModel),
             .text(key.modelVendor), .of(key.scene), .of(key.accessChannel),
-        ] + sums(totals)
+        ] + sums(totals) + [.of(key.ownerType), .text(key.ownerID)]
     }
 
     /// Totals with the time of their latest line, kept as the greatest.

@@ -16,7 +16,9 @@ import Storage
 /// - `grants`: every manual change of a pool's balance, with who and why.
 /// - `usage_rollups`: per key, hour (`span` 3,600,000) or UTC day (86,400,000) of
 ///   `created_at`, model, vendor, scene and channel, the totals of the settled lines;
-///   maintained in the transaction that settles them, so billing never scans raw lines.
+///   maintained in the transaction that settles them, so billing never scans raw lines. Each
+///   row names its key's owner (v12), so usage over time is answered per organisation, owner
+///   or model from the daily rows alone (`UsageSeries`).
 /// - `ledger_settings`: `retained_from`, the time before which raw lines were deleted.
 /// - `key_totals`: per key, the sums of its settled lines and the latest one's time (what the
 ///   key has used), maintained with the rollups; retention leaves it whole.
@@ -366,6 +368,10 @@ enum LedgerStore {
         SQLMigration("v9: cache writes", sqlite: cacheWriteMigration("INTEGER"), postgres: cacheWriteMigration("BIGINT")),
         AuditTrail.migration("v10: the audit log"),
         AuditCheckpoint.migration("v11: the audit log's checkpoint"),
+        SQLMigration(
+            "v12: rollups by owner and by day",
+            sqlite: UsageSeries.migration(integer: "INTEGER", text: "TEXT"),
+            postgres: UsageSeries.migration(integer: "BIGINT", text: #"TEXT COLLATE "C""#)),
     ]
 
     /// v9: input tokens written to the provider's prompt cache, beside the cached ones, in every

@@ -13,7 +13,8 @@ enum Rollups {
     static let hour: Int64 = 3_600_000
     static let day: Int64 = 86_400_000
 
-    /// The identity of one rollup row.
+    /// The identity of one rollup row, and the owner of its key (a key never changes owner,
+    /// so the owner is written with the row and never merged).
     struct Key: Hashable {
         var organizationID: String
         var keyID: String
@@ -23,6 +24,8 @@ enum Rollups {
         var modelVendor: String
         var scene: Int
         var accessChannel: Int
+        var ownerType: Int
+        var ownerID: String
     }
 
     /// Sums of a group of settled lines.
@@ -50,7 +53,8 @@ enum Rollups {
             Key(
                 organizationID: hold.organizationID, keyID: hold.keyID, span: span,
                 bucket: hold.createdAt - hold.createdAt % span, logicalModel: hold.logicalModel,
-                modelVendor: hold.modelVendor, scene: hold.scene.rawValue, accessChannel: hold.accessChannel.rawValue)
+                modelVendor: hold.modelVendor, scene: hold.scene.rawValue, accessChannel: hold.accessChannel.rawValue,
+                ownerType: hold.owner.type.rawValue, ownerID: hold.owner.id)
         }
     }
 

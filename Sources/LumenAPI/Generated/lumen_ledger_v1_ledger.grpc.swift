@@ -214,6 +214,19 @@ public enum Lumen_Ledger_V1_LedgerService: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "GetUsageSeries" metadata.
+        public enum GetUsageSeries: Sendable {
+            /// Request type for "GetUsageSeries".
+            public typealias Input = Lumen_Ledger_V1_GetUsageSeriesRequest
+            /// Response type for "GetUsageSeries".
+            public typealias Output = Lumen_Ledger_V1_GetUsageSeriesResponse
+            /// Descriptor for "GetUsageSeries".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.ledger.v1.LedgerService"),
+                method: "GetUsageSeries",
+                type: .unary
+            )
+        }
         /// Namespace for "CheckInvariant" metadata.
         public enum CheckInvariant: Sendable {
             /// Request type for "CheckInvariant".
@@ -268,6 +281,7 @@ public enum Lumen_Ledger_V1_LedgerService: Sendable {
             GetBilling.descriptor,
             GetKeyTotals.descriptor,
             GetOwnerUsage.descriptor,
+            GetUsageSeries.descriptor,
             CheckInvariant.descriptor,
             ListAuditLog.descriptor,
             VerifyAuditLog.descriptor
@@ -559,6 +573,29 @@ extension Lumen_Ledger_V1_LedgerService {
             request: GRPCCore.StreamingServerRequest<Lumen_Ledger_V1_GetOwnerUsageRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_GetOwnerUsageResponse>
+
+        /// Handle the "GetUsageSeries" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Usage over time: settled requests, tokens and cost per UTC day and model over the last
+        /// > `days` days (today included), with the keys and owners that spent most in that window —
+        /// > of the whole organisation (administrators and management tokens), or of one user or
+        /// > client (its keys: what GetOwnerUsage may show), optionally of one model. Answered from the
+        /// > daily rollups alone (the number of lines does not matter), which are written in the
+        /// > transaction that settles each line: today's figures include every line settled so far.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Lumen_Ledger_V1_GetUsageSeriesRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Ledger_V1_GetUsageSeriesResponse` messages.
+        func getUsageSeries(
+            request: GRPCCore.StreamingServerRequest<Lumen_Ledger_V1_GetUsageSeriesRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_GetUsageSeriesResponse>
 
         /// Handle the "CheckInvariant" method.
         ///
@@ -893,6 +930,29 @@ extension Lumen_Ledger_V1_LedgerService {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_GetOwnerUsageResponse>
 
+        /// Handle the "GetUsageSeries" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Usage over time: settled requests, tokens and cost per UTC day and model over the last
+        /// > `days` days (today included), with the keys and owners that spent most in that window —
+        /// > of the whole organisation (administrators and management tokens), or of one user or
+        /// > client (its keys: what GetOwnerUsage may show), optionally of one model. Answered from the
+        /// > daily rollups alone (the number of lines does not matter), which are written in the
+        /// > transaction that settles each line: today's figures include every line settled so far.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_GetUsageSeriesRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Lumen_Ledger_V1_GetUsageSeriesResponse` message.
+        func getUsageSeries(
+            request: GRPCCore.ServerRequest<Lumen_Ledger_V1_GetUsageSeriesRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_GetUsageSeriesResponse>
+
         /// Handle the "CheckInvariant" method.
         ///
         /// > Source IDL Documentation:
@@ -1225,6 +1285,29 @@ extension Lumen_Ledger_V1_LedgerService {
             context: GRPCCore.ServerContext
         ) async throws -> Lumen_Ledger_V1_GetOwnerUsageResponse
 
+        /// Handle the "GetUsageSeries" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Usage over time: settled requests, tokens and cost per UTC day and model over the last
+        /// > `days` days (today included), with the keys and owners that spent most in that window —
+        /// > of the whole organisation (administrators and management tokens), or of one user or
+        /// > client (its keys: what GetOwnerUsage may show), optionally of one model. Answered from the
+        /// > daily rollups alone (the number of lines does not matter), which are written in the
+        /// > transaction that settles each line: today's figures include every line settled so far.
+        ///
+        /// - Parameters:
+        ///   - request: A `Lumen_Ledger_V1_GetUsageSeriesRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Lumen_Ledger_V1_GetUsageSeriesResponse` to respond with.
+        func getUsageSeries(
+            request: Lumen_Ledger_V1_GetUsageSeriesRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Lumen_Ledger_V1_GetUsageSeriesResponse
+
         /// Handle the "CheckInvariant" method.
         ///
         /// > Source IDL Documentation:
@@ -1436,6 +1519,17 @@ extension Lumen_Ledger_V1_LedgerService.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
+            forMethod: Lumen_Ledger_V1_LedgerService.Method.GetUsageSeries.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Ledger_V1_GetUsageSeriesRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Ledger_V1_GetUsageSeriesResponse>(),
+            handler: { request, context in
+                try await self.getUsageSeries(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
             forMethod: Lumen_Ledger_V1_LedgerService.Method.CheckInvariant.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Ledger_V1_CheckInvariantRequest>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Ledger_V1_CheckInvariantResponse>(),
@@ -1600,6 +1694,17 @@ extension Lumen_Ledger_V1_LedgerService.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_GetOwnerUsageResponse> {
         let response = try await self.getOwnerUsage(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func getUsageSeries(
+        request: GRPCCore.StreamingServerRequest<Lumen_Ledger_V1_GetUsageSeriesRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_GetUsageSeriesResponse> {
+        let response = try await self.getUsageSeries(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -1809,6 +1914,19 @@ extension Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_GetOwnerUsageResponse> {
         return GRPCCore.ServerResponse<Lumen_Ledger_V1_GetOwnerUsageResponse>(
             message: try await self.getOwnerUsage(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func getUsageSeries(
+        request: GRPCCore.ServerRequest<Lumen_Ledger_V1_GetUsageSeriesRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_GetUsageSeriesResponse> {
+        return GRPCCore.ServerResponse<Lumen_Ledger_V1_GetUsageSeriesResponse>(
+            message: try await self.getUsageSeries(
                 request: request.message,
                 context: context
             ),
@@ -2191,6 +2309,34 @@ extension Lumen_Ledger_V1_LedgerService {
             deserializer: some GRPCCore.MessageDeserializer<Lumen_Ledger_V1_GetOwnerUsageResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_GetOwnerUsageResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "GetUsageSeries" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Usage over time: settled requests, tokens and cost per UTC day and model over the last
+        /// > `days` days (today included), with the keys and owners that spent most in that window —
+        /// > of the whole organisation (administrators and management tokens), or of one user or
+        /// > client (its keys: what GetOwnerUsage may show), optionally of one model. Answered from the
+        /// > daily rollups alone (the number of lines does not matter), which are written in the
+        /// > transaction that settles each line: today's figures include every line settled so far.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_GetUsageSeriesRequest` message.
+        ///   - serializer: A serializer for `Lumen_Ledger_V1_GetUsageSeriesRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Ledger_V1_GetUsageSeriesResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func getUsageSeries<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Ledger_V1_GetUsageSeriesRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Ledger_V1_GetUsageSeriesRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Ledger_V1_GetUsageSeriesResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_GetUsageSeriesResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "CheckInvariant" method.
@@ -2755,6 +2901,45 @@ extension Lumen_Ledger_V1_LedgerService {
             )
         }
 
+        /// Call the "GetUsageSeries" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Usage over time: settled requests, tokens and cost per UTC day and model over the last
+        /// > `days` days (today included), with the keys and owners that spent most in that window —
+        /// > of the whole organisation (administrators and management tokens), or of one user or
+        /// > client (its keys: what GetOwnerUsage may show), optionally of one model. Answered from the
+        /// > daily rollups alone (the number of lines does not matter), which are written in the
+        /// > transaction that settles each line: today's figures include every line settled so far.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_GetUsageSeriesRequest` message.
+        ///   - serializer: A serializer for `Lumen_Ledger_V1_GetUsageSeriesRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Ledger_V1_GetUsageSeriesResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func getUsageSeries<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Ledger_V1_GetUsageSeriesRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Ledger_V1_GetUsageSeriesRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Ledger_V1_GetUsageSeriesResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_GetUsageSeriesResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Lumen_Ledger_V1_LedgerService.Method.GetUsageSeries.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
         /// Call the "CheckInvariant" method.
         ///
         /// > Source IDL Documentation:
@@ -3264,6 +3449,40 @@ extension Lumen_Ledger_V1_LedgerService.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Ledger_V1_GetOwnerUsageRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Ledger_V1_GetOwnerUsageResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetUsageSeries" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Usage over time: settled requests, tokens and cost per UTC day and model over the last
+    /// > `days` days (today included), with the keys and owners that spent most in that window —
+    /// > of the whole organisation (administrators and management tokens), or of one user or
+    /// > client (its keys: what GetOwnerUsage may show), optionally of one model. Answered from the
+    /// > daily rollups alone (the number of lines does not matter), which are written in the
+    /// > transaction that settles each line: today's figures include every line settled so far.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Lumen_Ledger_V1_GetUsageSeriesRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getUsageSeries<Result>(
+        request: GRPCCore.ClientRequest<Lumen_Ledger_V1_GetUsageSeriesRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_GetUsageSeriesResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.getUsageSeries(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Ledger_V1_GetUsageSeriesRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Ledger_V1_GetUsageSeriesResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -3814,6 +4033,44 @@ extension Lumen_Ledger_V1_LedgerService.ClientProtocol {
             metadata: metadata
         )
         return try await self.getOwnerUsage(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetUsageSeries" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Usage over time: settled requests, tokens and cost per UTC day and model over the last
+    /// > `days` days (today included), with the keys and owners that spent most in that window —
+    /// > of the whole organisation (administrators and management tokens), or of one user or
+    /// > client (its keys: what GetOwnerUsage may show), optionally of one model. Answered from the
+    /// > daily rollups alone (the number of lines does not matter), which are written in the
+    /// > transaction that settles each line: today's figures include every line settled so far.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getUsageSeries<Result>(
+        _ message: Lumen_Ledger_V1_GetUsageSeriesRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_GetUsageSeriesResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Lumen_Ledger_V1_GetUsageSeriesRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.getUsageSeries(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -1564,6 +1564,174 @@ public nonisolated struct Lumen_Ledger_V1_GetOwnerUsageResponse: Sendable {
   public init() {}
 }
 
+/// The request of LedgerService.GetUsageSeries.
+public nonisolated struct Lumen_Ledger_V1_GetUsageSeriesRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The organisation; empty means the caller's.
+  public var organizationID: String = String()
+
+  /// A user or a client: the usage of its keys. Unset: the whole organisation (administrators
+  /// only: PERMISSION_DENIED `admin_required` for others).
+  public var owner: Lumen_Common_V1_PrincipalRef {
+    get {_owner ?? Lumen_Common_V1_PrincipalRef()}
+    set {_owner = newValue}
+  }
+  /// Returns true if `owner` has been explicitly set.
+  public var hasOwner: Bool {self._owner != nil}
+  /// Clears the value of `owner`. Subsequent reads from it will return its default value.
+  public mutating func clearOwner() {self._owner = nil}
+
+  /// Exact logical model name, if set (at most 100 characters).
+  public var logicalModel: String = String()
+
+  /// How many UTC days, ending today: 1 to 366 (INVALID_ARGUMENT `invalid_days`); 0 means 30.
+  public var days: Int32 = 0
+
+  /// How many keys and owners in `top_keys` and `top_owners`: 0 to 100 (INVALID_ARGUMENT
+  /// `invalid_top`); 0 means none.
+  public var top: Int32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _owner: Lumen_Common_V1_PrincipalRef? = nil
+}
+
+/// Sums of settled usage lines.
+public nonisolated struct Lumen_Ledger_V1_UsageSums: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Settled requests.
+  public var requests: Int64 = 0
+
+  /// Input tokens, excluding cached ones and cache writes.
+  public var inputTokens: Int64 = 0
+
+  /// Cached input tokens.
+  public var cachedInputTokens: Int64 = 0
+
+  /// Input tokens written to the provider's prompt cache.
+  public var cacheWriteTokens: Int64 = 0
+
+  /// Output tokens.
+  public var outputTokens: Int64 = 0
+
+  /// Cost, micro-USD.
+  public var costMicros: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// One model's usage on one day.
+public nonisolated struct Lumen_Ledger_V1_UsageSeriesPoint: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The UTC day, `YYYY-MM-DD`.
+  public var day: String = String()
+
+  /// The logical model.
+  public var logicalModel: String = String()
+
+  /// Its sums.
+  public var sums: Lumen_Ledger_V1_UsageSums {
+    get {_sums ?? Lumen_Ledger_V1_UsageSums()}
+    set {_sums = newValue}
+  }
+  /// Returns true if `sums` has been explicitly set.
+  public var hasSums: Bool {self._sums != nil}
+  /// Clears the value of `sums`. Subsequent reads from it will return its default value.
+  public mutating func clearSums() {self._sums = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _sums: Lumen_Ledger_V1_UsageSums? = nil
+}
+
+/// A key or an owner among those that spent most.
+public nonisolated struct Lumen_Ledger_V1_UsageSeriesLeader: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// A key (`top_keys`), or a user or client (`top_owners`); an owner whose keys' lines were all
+  /// deleted by retention before owners were recorded in the rollups is unspecified.
+  public var principal: Lumen_Common_V1_PrincipalRef {
+    get {_principal ?? Lumen_Common_V1_PrincipalRef()}
+    set {_principal = newValue}
+  }
+  /// Returns true if `principal` has been explicitly set.
+  public var hasPrincipal: Bool {self._principal != nil}
+  /// Clears the value of `principal`. Subsequent reads from it will return its default value.
+  public mutating func clearPrincipal() {self._principal = nil}
+
+  /// Its sums over the window.
+  public var sums: Lumen_Ledger_V1_UsageSums {
+    get {_sums ?? Lumen_Ledger_V1_UsageSums()}
+    set {_sums = newValue}
+  }
+  /// Returns true if `sums` has been explicitly set.
+  public var hasSums: Bool {self._sums != nil}
+  /// Clears the value of `sums`. Subsequent reads from it will return its default value.
+  public mutating func clearSums() {self._sums = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _principal: Lumen_Common_V1_PrincipalRef? = nil
+  fileprivate var _sums: Lumen_Ledger_V1_UsageSums? = nil
+}
+
+/// The response of LedgerService.GetUsageSeries.
+public nonisolated struct Lumen_Ledger_V1_GetUsageSeriesResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The window's first day and last day (today), `YYYY-MM-DD`, UTC, both included.
+  public var startDay: String = String()
+
+  public var endDay: String = String()
+
+  /// Every (day, model) with settled usage, days oldest first, then by model name; days and
+  /// models without usage are left out.
+  public var points: [Lumen_Ledger_V1_UsageSeriesPoint] = []
+
+  /// The keys that cost most over the window (ties: most tokens, then by id), at most `top`.
+  public var topKeys: [Lumen_Ledger_V1_UsageSeriesLeader] = []
+
+  /// The users and clients whose keys cost most, ordered as `top_keys`; empty when `owner` is set.
+  public var topOwners: [Lumen_Ledger_V1_UsageSeriesLeader] = []
+
+  /// The sums over the whole window.
+  public var total: Lumen_Ledger_V1_UsageSums {
+    get {_total ?? Lumen_Ledger_V1_UsageSums()}
+    set {_total = newValue}
+  }
+  /// Returns true if `total` has been explicitly set.
+  public var hasTotal: Bool {self._total != nil}
+  /// Clears the value of `total`. Subsequent reads from it will return its default value.
+  public mutating func clearTotal() {self._total = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _total: Lumen_Ledger_V1_UsageSums? = nil
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "lumen.ledger.v1"
@@ -3671,6 +3839,257 @@ nonisolated extension Lumen_Ledger_V1_GetOwnerUsageResponse: SwiftProtobuf.Messa
   public static func ==(lhs: Lumen_Ledger_V1_GetOwnerUsageResponse, rhs: Lumen_Ledger_V1_GetOwnerUsageResponse) -> Bool {
     if lhs.models != rhs.models {return false}
     if lhs.origins != rhs.origins {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Ledger_V1_GetUsageSeriesRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetUsageSeriesRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}organization_id\0\u{1}owner\0\u{3}logical_model\0\u{1}days\0\u{1}top\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.organizationID) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._owner) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.logicalModel) }()
+      case 4: try { try decoder.decodeSingularInt32Field(value: &self.days) }()
+      case 5: try { try decoder.decodeSingularInt32Field(value: &self.top) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.organizationID.isEmpty {
+      try visitor.visitSingularStringField(value: self.organizationID, fieldNumber: 1)
+    }
+    try { if let v = self._owner {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    if !self.logicalModel.isEmpty {
+      try visitor.visitSingularStringField(value: self.logicalModel, fieldNumber: 3)
+    }
+    if self.days != 0 {
+      try visitor.visitSingularInt32Field(value: self.days, fieldNumber: 4)
+    }
+    if self.top != 0 {
+      try visitor.visitSingularInt32Field(value: self.top, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Ledger_V1_GetUsageSeriesRequest, rhs: Lumen_Ledger_V1_GetUsageSeriesRequest) -> Bool {
+    if lhs.organizationID != rhs.organizationID {return false}
+    if lhs._owner != rhs._owner {return false}
+    if lhs.logicalModel != rhs.logicalModel {return false}
+    if lhs.days != rhs.days {return false}
+    if lhs.top != rhs.top {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Ledger_V1_UsageSums: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".UsageSums"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}requests\0\u{3}input_tokens\0\u{3}cached_input_tokens\0\u{3}cache_write_tokens\0\u{3}output_tokens\0\u{3}cost_micros\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.requests) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.inputTokens) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.cachedInputTokens) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.cacheWriteTokens) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.outputTokens) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.costMicros) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.requests != 0 {
+      try visitor.visitSingularInt64Field(value: self.requests, fieldNumber: 1)
+    }
+    if self.inputTokens != 0 {
+      try visitor.visitSingularInt64Field(value: self.inputTokens, fieldNumber: 2)
+    }
+    if self.cachedInputTokens != 0 {
+      try visitor.visitSingularInt64Field(value: self.cachedInputTokens, fieldNumber: 3)
+    }
+    if self.cacheWriteTokens != 0 {
+      try visitor.visitSingularInt64Field(value: self.cacheWriteTokens, fieldNumber: 4)
+    }
+    if self.outputTokens != 0 {
+      try visitor.visitSingularInt64Field(value: self.outputTokens, fieldNumber: 5)
+    }
+    if self.costMicros != 0 {
+      try visitor.visitSingularInt64Field(value: self.costMicros, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Ledger_V1_UsageSums, rhs: Lumen_Ledger_V1_UsageSums) -> Bool {
+    if lhs.requests != rhs.requests {return false}
+    if lhs.inputTokens != rhs.inputTokens {return false}
+    if lhs.cachedInputTokens != rhs.cachedInputTokens {return false}
+    if lhs.cacheWriteTokens != rhs.cacheWriteTokens {return false}
+    if lhs.outputTokens != rhs.outputTokens {return false}
+    if lhs.costMicros != rhs.costMicros {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Ledger_V1_UsageSeriesPoint: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".UsageSeriesPoint"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}day\0\u{3}logical_model\0\u{1}sums\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.day) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.logicalModel) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._sums) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.day.isEmpty {
+      try visitor.visitSingularStringField(value: self.day, fieldNumber: 1)
+    }
+    if !self.logicalModel.isEmpty {
+      try visitor.visitSingularStringField(value: self.logicalModel, fieldNumber: 2)
+    }
+    try { if let v = self._sums {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Ledger_V1_UsageSeriesPoint, rhs: Lumen_Ledger_V1_UsageSeriesPoint) -> Bool {
+    if lhs.day != rhs.day {return false}
+    if lhs.logicalModel != rhs.logicalModel {return false}
+    if lhs._sums != rhs._sums {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Ledger_V1_UsageSeriesLeader: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".UsageSeriesLeader"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}principal\0\u{1}sums\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._principal) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._sums) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._principal {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try { if let v = self._sums {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Ledger_V1_UsageSeriesLeader, rhs: Lumen_Ledger_V1_UsageSeriesLeader) -> Bool {
+    if lhs._principal != rhs._principal {return false}
+    if lhs._sums != rhs._sums {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Ledger_V1_GetUsageSeriesResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetUsageSeriesResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}start_day\0\u{3}end_day\0\u{1}points\0\u{3}top_keys\0\u{3}top_owners\0\u{1}total\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.startDay) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.endDay) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.points) }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.topKeys) }()
+      case 5: try { try decoder.decodeRepeatedMessageField(value: &self.topOwners) }()
+      case 6: try { try decoder.decodeSingularMessageField(value: &self._total) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.startDay.isEmpty {
+      try visitor.visitSingularStringField(value: self.startDay, fieldNumber: 1)
+    }
+    if !self.endDay.isEmpty {
+      try visitor.visitSingularStringField(value: self.endDay, fieldNumber: 2)
+    }
+    if !self.points.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.points, fieldNumber: 3)
+    }
+    if !self.topKeys.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.topKeys, fieldNumber: 4)
+    }
+    if !self.topOwners.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.topOwners, fieldNumber: 5)
+    }
+    try { if let v = self._total {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Ledger_V1_GetUsageSeriesResponse, rhs: Lumen_Ledger_V1_GetUsageSeriesResponse) -> Bool {
+    if lhs.startDay != rhs.startDay {return false}
+    if lhs.endDay != rhs.endDay {return false}
+    if lhs.points != rhs.points {return false}
+    if lhs.topKeys != rhs.topKeys {return false}
+    if lhs.topOwners != rhs.topOwners {return false}
+    if lhs._total != rhs._total {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
