@@ -105,13 +105,15 @@ public struct Dashboard: Sendable {
         users.addRoutes(to: signedIn)
         let chat = ChatController(services: services, webChat: webChat)
         chat.addRoutes(to: signedIn)
+        let usage = UsageController(services: services, coins: coins)
+        usage.addRoutes(to: signedIn)
 
         let singleSignOn = SingleSignOnController(
             accounts: services.accounts, internalToken: services.internalToken, providers: openID, publicURL: publicURL, secure: secure,
             clock: clock, environment: environment)
         let pages = PagesController(
             site: site, session: controller, profile: profile, keys: keys, models: models, clients: clients, users: users, chat: chat,
-            singleSignOn: singleSignOn)
+            singleSignOn: singleSignOn, usage: usage)
         let pageGroup = withSession.group().add(middleware: PageErrors(site: site))
         pages.addPublicRoutes(to: pageGroup)
         pages.addRoutes(to: pageGroup.group().add(middleware: SignedInPage()))

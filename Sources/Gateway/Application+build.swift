@@ -169,6 +169,7 @@ public func buildRouter<Context: RequestContext>(
     APIKeysController(keys: services.keys, ledger: services.ledger, cache: caches.keys).addRoutes(to: management)
     KeyUsageController(keys: services.keys, ledger: services.ledger).addRoutes(to: management)
     BalanceController(ledger: services.ledger).addRoutes(to: management)
+    UsageOverTimeController(ledger: services.ledger).addRoutes(to: management)
     AuditLogController(reader: services.auditLog).addRoutes(to: management)
     let pipeline = InferencePipeline(
         admission: InferenceAdmission(keys: caches.keys, registry: caches.registry, memberships: caches.memberships, clock: clock),

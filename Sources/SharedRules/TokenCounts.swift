@@ -19,3 +19,4 @@ extension Lumen_Ledger_V1_ModelTotals: TokenCounts {}
 extension Lumen_Ledger_V1_OriginTotals: TokenCounts {}
 extension Lumen_Ledger_V1_BillingBucket: TokenCounts {}
 extension Lumen_Ledger_V1_UsageLine: TokenCounts {}
+extension Lumen_Ledger_V1_UsageSums: TokenCounts {}

@@ -61,7 +61,38 @@ struct PageRenderingTests {
             layout: layout(), profile: ProfileView(card), keys: KeyTableView(
                 KeysController.Page(keys: keys, total: total ?? keys.count, offset: offset), query: query, everything: everything,
                 base: "/api/me/keys", action: "/profile"),
-            models: ModelTableView([], consentBase: "/api/me/models", forClient: false))
+            models: ModelTableView([], consentBase: "/api/me/models", forClient: false), usage: Self.usage())
+    }
+
+    /// Usage over three days: two models on the first, one of them named like markup.
+    static func usage(days: Int = 3) -> UsageChartView {
+        func point(_ day: String, _ model: String, cost: Int64, tokens: Int64) -> Lumen_Ledger_V1_UsageSeriesPoint {
+            .with {
+                $0.day = day
+                $0.logicalModel = model
+                $0.sums = .with {
+                    $0.requests = 1
+                    $0.costMicros = cost
+                    $0.inputTokens = tokens
+                }
+            }
+        }
+        let response = Lumen_Ledger_V1_GetUsageSeriesResponse.with {
+            $0.startDay = "2026-12-04"
+            $0.endDay = "2026-12-06"
+            $0.points = [
+                point("2026-12-04", "<script>x</script>", cost: 250_000, tokens: 100), point("2026-12-04", "gpt-4o", cost: 750_000, tokens: 300),
+                point("2026-12-06", "gpt-4o", cost: 2_000_000, tokens: 50),
+            ]
+            $0.total = .with {
+                $0.requests = 3
+                $0.costMicros = 3_000_000
+                $0.inputTokens = 450
+            }
+        }
+        return UsageChartView(
+            response, heading: "Your usage", days: days, coins: Coins(perUSD: 100), page: "/profile", csv: "userId=usr_1",
+            topKeys: [], topOwners: [])
     }
 
     @Test("A key named <script> renders as text, and so does every other name")
@@ -72,6 +103,28 @@ struct PageRenderingTests {
         #expect(!html.contains("<b>research</b>"))
         #expect(!html.contains("Ada <Admin>"))
         #expect(!html.contains("csrf\"token"))
+    }
+
+    @Test("Usage chart: a bar a day, models stacked to the day's total, the axis above the highest day, names as text")
+    func usageChart() throws {
+        let chart = Self.usage()
+        let coins = try #require(chart.charts.first { $0.id == "coins" })
+        // 100 coins to the dollar: the first day 25 + 75, the last 200; the axis tops at 200.
+        #expect(coins.bars.map(\.value) == ["75", "25", "200"])  // the costlier model first
+        #expect(coins.ticks.last?.label == "200")
+        func number(_ text: String) throws -> Double { try #require(Double(text)) }
+        let firstDay = coins.bars.filter { $0.day == "2026-12-04" }
+        let heights = try firstDay.map { try number($0.height) }.reduce(0, +)
+        let lastDay = try number(try #require(coins.bars.last).height)
+        #expect(abs(heights * 2 - lastDay) < 0.5)  // 100 coins is half of 200
+        #expect(Set(firstDay.map(\.x)).count == 1 && coins.bars.last?.x != firstDay.first?.x)
+        #expect(chart.legend.map(\.name) == ["gpt-4o", "<script>x</script>"])
+        #expect(chart.csvURL == "/api/usage?userId=usr_1&days=3&format=csv")
+        #expect(chart.choices.map(\.url) == ["/profile?days=7#usage", "/profile?days=30#usage", "/profile?days=90#usage"])
+        let html = try render("profile", profile(keys: []))
+        #expect(!html.contains("<script>x"))
+        #expect(html.contains("data-chart=\"coins\"") && html.contains("<svg viewBox="))
+        #expect(html.contains("data-figure=\"usage-coins\">300<"))
     }
 
     @Test("Figures: thousands separators, coins exactly, the pool as seed 001 names it")

@@ -60,6 +60,14 @@ def _ordered_dates(query):
     return start[:10] <= end[:10]
 
 
+def _one_owner(query):
+    """Usage over time is of one user or one client, not both (400 `invalid_owner`): another
+    rule between two parameters."""
+    if not isinstance(query, dict):
+        return True
+    return query.get("userId") is None or query.get("clientId") is None
+
+
 @schemathesis.hook
 def filter_query(ctx, query):
-    return _ordered_dates(query)
+    return _ordered_dates(query) and _one_owner(query)

@@ -47,6 +47,7 @@ struct LayoutView {
     var onChat = false
     var onUsers = false
     var onAudit = false
+    var onUsage = false
 
     static func signedOut(version: String) -> LayoutView {
         LayoutView(signedIn: false, name: "", isAdmin: false, csrfToken: "", version: version)
@@ -401,6 +402,14 @@ struct ProfilePage {
     var profile: ProfileView
     var keys: KeyTableView
     var models: ModelTableView
+    var usage: UsageChartView
+}
+
+/// `/usage`: the organisation's usage over time (administrators).
+@TemplateView
+struct UsagePage {
+    var layout: LayoutView
+    var usage: UsageChartView
 }
 
 /// One path segment, percent-encoded (ids and model names in links).
@@ -475,9 +484,11 @@ struct ClientPage {
     var managersURL: String
     var keys: KeyTableView
     var models: ModelTableView
+    var usage: UsageChartView
 
-    init(layout: LayoutView, detail: ClientDetailObject, keys: KeyTableView, models: [ModelRow]) {
+    init(layout: LayoutView, detail: ClientDetailObject, keys: KeyTableView, models: [ModelRow], usage: UsageChartView) {
         self.layout = layout
+        self.usage = usage
         isAdmin = layout.isAdmin
         let base = "/api/clients/" + PathSegment.encode(detail.client.id)
         client = Client(
@@ -534,9 +545,11 @@ struct ModelPage {
 
     var layout: LayoutView
     var model: Model
+    var usage: UsageChartView
 
-    init(layout: LayoutView, detail: ModelDetail) {
+    init(layout: LayoutView, detail: ModelDetail, usage: UsageChartView) {
         self.layout = layout
+        self.usage = usage
         let (label, colour) = ModelRowView.badge(access: detail.access)
         let charges = [
             ("input", "Input, per million tokens"), ("cached_input", "Cached input, per million tokens"),

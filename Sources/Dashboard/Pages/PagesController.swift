@@ -19,6 +19,7 @@ struct PagesController: Sendable {
     let users: UsersController
     let chat: ChatController
     let singleSignOn: SingleSignOnController
+    let usage: UsageController
 
     /// Pages anyone may open.
     func addPublicRoutes(to group: RouterGroup<DashboardContext>) {
@@ -39,6 +40,7 @@ struct PagesController: Sendable {
         group.get("models/{model}", use: modelPage)
         group.get("users", use: usersPage)
         group.get("audit", use: auditPage)
+        group.get("usage", use: usagePage)
         group.get("chat", use: chatPage)
         group.post("logout", use: logout)
     }
@@ -191,14 +193,15 @@ struct PagesController: Sendable {
         async let card = profile.profile(context)
         async let keyTable = keyTable(of: .user(person.userID), query: query, base: "/api/me/keys", action: "/profile", context: context)
         async let modelRows = models.rows(for: .user(person.userID), context: context, includeDisabled: true)
-        let (profileObject, table, modelObjects) = try await (card, keyTable, modelRows)
+        async let chart = usage.chart(request, owner: .user(person.userID), heading: "Your usage", page: "/profile", context: context)
+        let (profileObject, table, modelObjects, usageChart) = try await (card, keyTable, modelRows, chart)
         var layout = try layout(context, name: profileObject.user.displayName)
         layout.onProfile = true
         return try site.page(
             "profile",
             ProfilePage(
                 layout: layout, profile: ProfileView(profileObject), keys: table,
-                models: ModelTableView(modelObjects, consentBase: "/api/me/models", forClient: false)))
+                models: ModelTableView(modelObjects, consentBase: "/api/me/models", forClient: false), usage: usageChart))
     }
 
     @Sendable func clientsPage(_ request: Request, context: DashboardContext) async throws -> Response {
@@ -217,15 +220,18 @@ struct PagesController: Sendable {
         async let keyTable = keyTable(
             of: .client(clientID), query: query, base: "/api/clients/\(path)/keys", action: "/clients/\(path)", context: context)
         async let modelRows = models.rows(for: .client(clientID), context: context, includeDisabled: true)
+        async let chart = usage.chart(request, owner: .client(clientID), heading: "Usage", page: "/clients/\(path)", context: context)
         // The client's own answer first: a client of another organisation, or one the person
         // may not see, says so (404 or 403) rather than whatever the key list says.
         let detail = try await found
-        let (table, rows) = try await (keyTable, modelRows)
+        let (table, rows, usageChart) = try await (keyTable, modelRows, chart)
         var layout = try layout(context)
         layout.onClients = true
         return try site.page(
             "client",
-            ClientPage(layout: layout, detail: ClientDetailObject(detail, keys: [], coins: clients.coins), keys: table, models: rows))
+            ClientPage(
+                layout: layout, detail: ClientDetailObject(detail, keys: [], coins: clients.coins), keys: table, models: rows,
+                usage: usageChart))
     }
 
     /// One page of `owner`'s key table; when it is empty, how many keys they have at all.
@@ -237,9 +243,27 @@ struct PagesController: Sendable {
         return KeyTableView(page, query: query, everything: everything, base: base, action: action)
     }
 
+    /// An administrator sees the organisation's use of the model; others their own.
     @Sendable func modelPage(_ request: Request, context: DashboardContext) async throws -> Response {
-        let detail = try await models.detail(try context.path("model"), context: context)
-        return try site.page("model", ModelPage(layout: try layout(context), detail: detail))
+        let name = try context.path("model")
+        let person = try context.person
+        let detail = try await models.detail(name, context: context)
+        let chart = try await usage.chart(
+            request, owner: person.isAdmin ? nil : .user(person.userID), model: detail.name,
+            heading: person.isAdmin ? "The organisation's usage" : "Your usage", page: "/models/\(PathSegment.encode(detail.name))",
+            context: context)
+        return try site.page("model", ModelPage(layout: try layout(context), detail: detail, usage: chart))
+    }
+
+    /// `/usage?days=`: the organisation's usage over time (administrators).
+    @Sendable func usagePage(_ request: Request, context: DashboardContext) async throws -> Response {
+        guard try context.person.isAdmin else {
+            throw APIError(.forbidden, code: "admin_required", message: "Only administrators see the organisation's usage.")
+        }
+        let chart = try await usage.chart(request, owner: nil, heading: "The organisation's usage", page: "/usage", context: context)
+        var layout = try layout(context)
+        layout.onUsage = true
+        return try site.page("usage", UsagePage(layout: layout, usage: chart))
     }
 
     /// `?query=`: the first 100 people whose email, name or a word of it starts with it.
