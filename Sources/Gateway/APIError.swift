@@ -14,6 +14,8 @@ public struct APIError: Error, HTTPResponseError, Sendable {
     public var param: String?
     /// Seconds after which a retry may succeed (`Retry-After`), for 429.
     public var retryAfter: Int64?
+    /// A key's minute, for a 429 of its per-minute limits (`x-ratelimit-*`).
+    public var rateWindow: RateWindow?
     /// The methods the resource serves (`Allow`), for 405.
     public var allow: String?
 
@@ -58,6 +60,7 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         if let retryAfter {
             response.headers[HTTPField.Name("Retry-After")!] = String(retryAfter)
         }
+        rateWindow?.add(to: &response.headers)
         if let allow {
             response.headers[.allow] = allow
         }
@@ -95,6 +98,16 @@ extension APIError {
         let param = error.param.map { params[$0] ?? $0 }
         self.init(status, code: error.code, message: error.message, param: param)
         self.retryAfter = error.retryAfter
+        self.rateWindow = error.rateWindow
+    }
+}
+
+extension RateWindow {
+    /// Adds the window's `x-ratelimit-*` headers.
+    func add(to headers: inout HTTPFields) {
+        for (name, value) in self.headers {
+            if let name = HTTPField.Name(name) { headers[name] = value }
+        }
     }
 }
 

@@ -270,13 +270,16 @@ public struct LedgerService: Sendable {
         .with {
             $0.requestID = requestID
             switch result {
-            case .success(.reserved(let expiresAt)): $0.holdExpiresAt = .init(millis: expiresAt)
+            case .success(.reserved(let expiresAt, let rate)):
+                $0.holdExpiresAt = .init(millis: expiresAt)
+                if let rate { $0.rateLimit = rate.message }
             case .success: break
             case .failure(let failure):
                 $0.statusCode = Int32(failure.status.rawValue)
                 $0.reason = failure.code
                 $0.message = failure.message
                 if let retryAfter = failure.retryAfter { $0.retryAfterSeconds = retryAfter }
+                if let rate = failure.rateWindow { $0.rateLimit = rate.message }
             }
         }
     }
@@ -387,8 +390,11 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
 
     public func reserve(request: Lumen_Ledger_V1_ReserveRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_ReserveResponse {
         try Caller.requireInternal()
-        guard case .reserved(let expiresAt) = try await meter(try await reserveOperation(request)) else { return .init() }
-        return .with { $0.expiresAt = .init(millis: expiresAt) }
+        guard case .reserved(let expiresAt, let rate) = try await meter(try await reserveOperation(request)) else { return .init() }
+        return .with {
+            $0.expiresAt = .init(millis: expiresAt)
+            if let rate { $0.rateLimit = rate.message }
+        }
     }
     public func settle(request: Lumen_Ledger_V1_SettleRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_SettleResponse {
         try Caller.requireInternal()

@@ -11,8 +11,9 @@ struct LocalHoldMeter: HoldMeter {
 
     var isConnected: Bool { true }
 
-    func reserve(_ request: Lumen_Ledger_V1_ReserveRequest) async throws {
-        _ = try await ledger.meter(try await ledger.reserveOperation(request))
+    func reserve(_ request: Lumen_Ledger_V1_ReserveRequest) async throws -> RateWindow? {
+        guard case .reserved(_, let rate) = try await ledger.meter(try await ledger.reserveOperation(request)) else { return nil }
+        return rate
     }
 
     func settle(

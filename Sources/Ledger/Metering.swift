@@ -47,7 +47,9 @@ enum Metering {
     }
 
     enum Outcome: Sendable {
-        case reserved(expiresAt: Int64)
+        /// The hold placed (or found: a repeated reserve), and the key's minute when it counted in
+        /// one (keys with per-minute limits).
+        case reserved(expiresAt: Int64, rate: RateWindow? = nil)
         case settled(Lumen_Ledger_V1_UsageLine)
         case released
         /// How many expired holds a sweep settled.
@@ -111,6 +113,7 @@ enum Metering {
         try validate(request)
         let byok = request.accessChannel == .byok
         let bound = HoldBound(inputTokens: request.inputBoundTokens, outputTokens: request.outputBoundTokens)
+        var window: RateWindow?
         var hold = Book.Hold(
             organizationID: request.organizationID, keyID: request.keyID, owner: request.owner,
             logicalModel: request.logicalModel, modelVendor: request.modelVendor, scene: request.scene,
@@ -121,15 +124,20 @@ enum Metering {
             let limits = RateLimiter.Limits(requestsPerMinute: Int64(request.rpmLimit), tokensPerMinute: request.tpmLimit)
             switch book.rates.acquire(key: request.keyID, limits: limits, tokens: request.rateTokens, nowMillis: now) {
             case .unlimited: break
-            case .admitted(let second): hold.rate = Book.RateCharge(second: second, tokens: request.rateTokens)
-            case .limited(let retryAfter, let reason):
+            case .admitted(let second, let minute):
+                hold.rate = Book.RateCharge(second: second, tokens: request.rateTokens)
+                window = minute
+            case .limited(let retryAfter, let reason, let minute):
                 var error = ServiceError(.resourceExhausted, "rate_limit_exceeded", "\(reason); retry in \(retryAfter) s")
                 error.retryAfter = retryAfter
+                error.rateWindow = minute
                 throw error
             }
         }
         do {
-            return try place(db, book, request, hold, now: now)
+            let placed = try place(db, book, request, hold, now: now)
+            guard let window, case .reserved(let expiresAt, _) = placed else { return placed }
+            return .reserved(expiresAt: expiresAt, rate: window)
         } catch {
             if let rate = hold.rate { book.rates.adjust(key: hold.keyID, second: rate.second, tokens: -rate.tokens, request: true) }
             throw error

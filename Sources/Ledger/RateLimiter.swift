@@ -1,3 +1,4 @@
+import SharedRules
 import Synchronization
 
 /// Per-key requests and tokens per minute, over a sliding minute of one-second buckets, in the
@@ -15,10 +16,10 @@ final class RateLimiter: Sendable {
     }
 
     enum Verdict: Sendable, Equatable {
-        /// Admitted in the bucket of `second`.
-        case admitted(second: Int64)
+        /// Admitted in the bucket of `second`; the minute with it counted.
+        case admitted(second: Int64, window: RateWindow)
         /// Refused; a retry after this many seconds fits (60 when the request alone is too large).
-        case limited(retryAfter: Int64, reason: String)
+        case limited(retryAfter: Int64, reason: String, window: RateWindow)
         /// The key has no limits.
         case unlimited
     }
@@ -40,16 +41,30 @@ final class RateLimiter: Sendable {
     func acquire(key: String, limits: Limits, tokens: Int64, nowMillis: Int64) -> Verdict {
         guard !limits.isUnlimited else { return .unlimited }
         let now = nowMillis / 1000
-        if limits.tokensPerMinute > 0, tokens > limits.tokensPerMinute {
-            return .limited(
-                retryAfter: 60,
-                reason: "this request may use \(tokens) tokens, more than the key's \(limits.tokensPerMinute) tokens per minute; lower max_tokens")
-        }
         return windows.withLock { windows in
             var window = windows[key] ?? Window()
             defer { windows[key] = window }
             // Live buckets, oldest first.
-            let live = window.buckets.filter { $0.second > now - Int64(Self.span) }.sorted { $0.second < $1.second }
+            var live = window.buckets.filter { $0.second > now - Int64(Self.span) }.sorted { $0.second < $1.second }
+            /// The minute as its answers report it, from the live buckets.
+            func report() -> RateWindow {
+                let requests = live.reduce(0) { $0 + $1.requests }
+                let used = live.reduce(0) { $0 + $1.tokens }
+                func reset(_ limit: Int64, _ counted: (Bucket) -> Bool) -> Int64 {
+                    guard limit > 0 else { return 0 }
+                    return live.first(where: counted).map { max(1, $0.second + Int64(Self.span) - now) } ?? 0
+                }
+                return RateWindow(
+                    limitRequests: max(0, limits.requestsPerMinute), remainingRequests: max(0, limits.requestsPerMinute - requests),
+                    resetRequestsSeconds: reset(limits.requestsPerMinute) { $0.requests > 0 }, limitTokens: max(0, limits.tokensPerMinute),
+                    remainingTokens: max(0, limits.tokensPerMinute - used), resetTokensSeconds: reset(limits.tokensPerMinute) { $0.tokens > 0 })
+            }
+            if limits.tokensPerMinute > 0, tokens > limits.tokensPerMinute {
+                return .limited(
+                    retryAfter: 60,
+                    reason: "this request may use \(tokens) tokens, more than the key's \(limits.tokensPerMinute) tokens per minute; lower max_tokens",
+                    window: report())
+            }
             var requests = live.reduce(0) { $0 + $1.requests }
             var used = live.reduce(0) { $0 + $1.tokens }
             func fits() -> Bool {
@@ -61,8 +76,14 @@ final class RateLimiter: Sendable {
                 if window.buckets[index].second != now { window.buckets[index] = Bucket(second: now) }
                 window.buckets[index].requests += 1
                 window.buckets[index].tokens += tokens
-                return .admitted(second: now)
+                if let last = live.indices.last, live[last].second == now {
+                    live[last] = window.buckets[index]
+                } else {
+                    live.append(window.buckets[index])
+                }
+                return .admitted(second: now, window: report())
             }
+            let refused = report()
             let reason = limits.requestsPerMinute > 0 && requests + 1 > limits.requestsPerMinute
                 ? "this key may make \(limits.requestsPerMinute) requests per minute"
                 : "this key may use \(limits.tokensPerMinute) tokens per minute"
@@ -70,9 +91,9 @@ final class RateLimiter: Sendable {
             for bucket in live {
                 requests -= bucket.requests
                 used -= bucket.tokens
-                if fits() { return .limited(retryAfter: max(1, bucket.second + Int64(Self.span) - now), reason: reason) }
+                if fits() { return .limited(retryAfter: max(1, bucket.second + Int64(Self.span) - now), reason: reason, window: refused) }
             }
-            return .limited(retryAfter: 60, reason: reason)
+            return .limited(retryAfter: 60, reason: reason, window: refused)
         }
     }
 

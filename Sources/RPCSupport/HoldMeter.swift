@@ -15,8 +15,10 @@ import SharedRules
 public protocol HoldMeter: Sendable {
     /// Whether operations can be sent now (the stream is open; always true in-process).
     var isConnected: Bool { get }
-    /// Places a hold.
-    func reserve(_ request: Lumen_Ledger_V1_ReserveRequest) async throws
+    /// Places a hold; for a key with per-minute limits, returns its minute with the request
+    /// counted (a refusal by them carries it in `ServiceError.rateWindow`).
+    @discardableResult
+    func reserve(_ request: Lumen_Ledger_V1_ReserveRequest) async throws -> RateWindow?
     /// Queues the settlement of a hold with the actual usage; `completion` is called once it
     /// is durable or has failed, on whatever thread that happened.
     func settle(

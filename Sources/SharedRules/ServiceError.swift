@@ -14,6 +14,9 @@ public struct ServiceError: Error, Sendable, Equatable, CustomStringConvertible 
     /// For a refusal that passes with time (`rate_limit_exceeded`): the seconds after which a
     /// retry fits. On the wire, the `retry_after` entry of the ErrorInfo's metadata.
     public var retryAfter: Int64?
+    /// For a refusal by a key's per-minute limits: its minute (the `x-ratelimit-*` headers). On
+    /// the wire, the `rate_window` entry of the ErrorInfo's metadata.
+    public var rateWindow: RateWindow?
 
     public init(_ status: RPCError.Code, _ code: String, _ message: String, param: String? = nil, retryAfter: Int64? = nil) {
         self.status = status
@@ -40,6 +43,7 @@ extension ServiceError: RPCErrorConvertible {
         var metadata: [String: String] = [:]
         if let param { metadata["param"] = param }
         if let retryAfter { metadata["retry_after"] = String(retryAfter) }
+        if let rateWindow { metadata["rate_window"] = rateWindow.text }
         let status = GoogleRPCStatus(
             code: status, message: message,
             details: [.errorInfo(reason: code, domain: Self.domain, metadata: metadata)])
@@ -57,6 +61,7 @@ extension ServiceError {
             self.init(
                 error.code, info.reason, error.message, param: info.metadata["param"],
                 retryAfter: info.metadata["retry_after"].flatMap { Int64($0) })
+            self.rateWindow = info.metadata["rate_window"].flatMap { RateWindow(text: $0) }
         } else {
             self.init(error.code, Self.defaultCode(for: error.code), error.message)
         }

@@ -219,13 +219,25 @@ struct MeteringRouteTests {
                 ($0["slow"]!, $0["slow_id"]!, $0["slow_poor"]!, $0["slow_poor_id"]!)
             }
             let json = #"{"model": "priced", "max_tokens": 10, "messages": [{"role": "user", "content": "hello"}]}"#
-            for _ in 0..<2 {
-                #expect(try await gateway.raw(.post, "/v1/chat/completions", json: json, bearer: slow).status == .ok)
-            }
+            func header(_ response: TestResponse, _ name: String) -> String? { response.headers[HTTPField.Name(name)!] }
+            // Each answer says what is left of the key's minute, as OpenAI names it; a stream too.
+            let first = try await gateway.raw(.post, "/v1/chat/completions", json: json, bearer: slow)
+            #expect(first.status == .ok)
+            #expect(header(first, "x-ratelimit-limit-requests") == "2" && header(first, "x-ratelimit-remaining-requests") == "1")
+            #expect(header(first, "x-ratelimit-reset-requests").map { $0.hasSuffix("s") } == true)
+            #expect(header(first, "x-ratelimit-limit-tokens") == nil)  // the key has no token limit
+            let streamed = try await gateway.raw(
+                .post, "/v1/chat/completions",
+                json: #"{"model": "priced", "max_tokens": 10, "stream": true, "messages": [{"role": "user", "content": "hello"}]}"#, bearer: slow)
+            #expect(streamed.status == .ok && header(streamed, "x-ratelimit-remaining-requests") == "0")
             let refused = try await gateway.raw(.post, "/v1/chat/completions", json: json, bearer: slow)
             #expect(refused.status == .tooManyRequests)
             let retryAfter = try #require(refused.headers[HTTPField.Name("Retry-After")!].flatMap { Int($0) })
             #expect((1...60).contains(retryAfter))
+            #expect(header(refused, "x-ratelimit-remaining-requests") == "0" && header(refused, "x-ratelimit-reset-requests") == (retryAfter < 60 ? "\(retryAfter)s" : "1m0s"))
+            // A key without limits has no such headers.
+            let open = secrets.withLock { $0["open"]! }
+            #expect(header(try await gateway.raw(.post, "/v1/chat/completions", json: json, bearer: open), "x-ratelimit-limit-requests") == nil)
             let body = try #require(try JSONSerialization.jsonObject(with: Data(refused.body.readableBytesView)) as? [String: Any])
             #expect(GatewayHarness.error(body).code == "rate_limit_exceeded")
             #expect((body["error"] as? [String: Any])?["type"] as? String == "rate_limit_error")

@@ -111,8 +111,13 @@ def test_500_requests_over_two_replicas_never_exceed_a_cap_and_every_charge_is_a
 def test_a_keys_requests_per_minute_hold_across_replicas(replicas):
     gateways, token = replicas["gateways"], replicas["token"]
     key = create_key(gateways, token, {"name": "hasty", "rpmLimit": 10})
-    answers = []
-    for index in range(30):
+    # The key's minute, in each answer (over the ledger's Meter stream: the gateways are processes of their own).
+    first = httpx.post(gateways[0].http + "/v1/chat/completions", headers={"Authorization": f"Bearer {key['key']}"},
+                       json={"model": "per-call", "messages": [{"role": "user", "content": "hi"}]})
+    assert first.status_code == 200, first.text
+    assert first.headers["x-ratelimit-limit-requests"] == "10" and first.headers["x-ratelimit-remaining-requests"] == "9"
+    answers = [(200, first.json())]
+    for index in range(1, 30):
         status, body = call(gateways[index % 2], "POST", "/v1/chat/completions", key["key"],
                             {"model": "per-call", "messages": [{"role": "user", "content": "hi"}]})
         answers.append((status, body))
@@ -123,6 +128,7 @@ def test_a_keys_requests_per_minute_hold_across_replicas(replicas):
     response = httpx.post(gateways[1].http + "/v1/chat/completions", headers={"Authorization": f"Bearer {key['key']}"},
                           json={"model": "per-call", "messages": [{"role": "user", "content": "hi"}]})
     assert response.status_code == 429 and 1 <= int(response.headers["Retry-After"]) <= 60
+    assert response.headers["x-ratelimit-remaining-requests"] == "0" and response.headers["x-ratelimit-limit-requests"] == "10"
     # A refused request wrote nothing.
     assert len(all_lines(gateways[0], token, key["id"])) == 10
 

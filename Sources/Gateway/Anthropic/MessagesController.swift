@@ -30,6 +30,7 @@ struct MessagesController<Context: RequestContext>: Sendable {
             let (status, body) = MessagesAnswer.refusal(apiError)
             var headers: HTTPFields = [.contentType: "application/json"]
             if let retryAfter = apiError.retryAfter { headers[.retryAfter] = "\(retryAfter)" }
+            apiError.rateWindow?.add(to: &headers)
             return Response(status: status, headers: headers, body: .init(byteBuffer: body))
         }
     }

@@ -38,8 +38,10 @@ public final class LedgerMeter: HoldMeter, Service, Sendable {
     public var isConnected: Bool { state.withLock { $0.outbox != nil } }
 
     /// Places a hold; `insufficient_quota` and other refusals come back as `ServiceError`.
-    public func reserve(_ request: Lumen_Ledger_V1_ReserveRequest) async throws {
-        _ = try await send(.with { $0.reserve = request }, id: request.requestID)
+    @discardableResult
+    public func reserve(_ request: Lumen_Ledger_V1_ReserveRequest) async throws -> RateWindow? {
+        let answer = try await send(.with { $0.reserve = request }, id: request.requestID)
+        return answer.hasRateLimit ? RateWindow(answer.rateLimit) : nil
     }
 
     /// Queues the settlement of a hold; `completion` hears the ledger's answer.
@@ -69,9 +71,11 @@ public final class LedgerMeter: HoldMeter, Service, Sendable {
         let answered: @Sendable (Result<Lumen_Ledger_V1_MeterResponse, ServiceError>) -> Void = { result in
             completion(result.flatMap { answer in
                 guard answer.statusCode != 0 else { return .success(answer) }
-                return .failure(ServiceError(
+                var error = ServiceError(
                     Status.Code(rawValue: Int(answer.statusCode)).flatMap { RPCError.Code($0) } ?? .unknown, answer.reason,
-                    answer.message, retryAfter: answer.retryAfterSeconds > 0 ? answer.retryAfterSeconds : nil))
+                    answer.message, retryAfter: answer.retryAfterSeconds > 0 ? answer.retryAfterSeconds : nil)
+                if answer.hasRateLimit { error.rateWindow = RateWindow(answer.rateLimit) }
+                return .failure(error)
             })
         }
         let refusal = state.withLock { state -> ServiceError? in

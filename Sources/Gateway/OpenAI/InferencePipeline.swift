@@ -45,6 +45,9 @@ struct InferencePipeline: Sendable {
         var started: ContinuousClock.Instant
         /// Tokens counted against the key's per-minute limit (kept by the ledger) until settled.
         var rateTokens: Int64 = 0
+        /// The key's minute with this request counted, for a key with per-minute limits: the
+        /// answer's `x-ratelimit-*` headers.
+        var rateWindow: RateWindow?
         /// The backend that answered, once one has; the answer carries the logical name, the
         /// log line both.
         var backend: Lumen_Registry_V1_Backend?
@@ -160,7 +163,9 @@ struct InferencePipeline: Sendable {
             let body = try await upstream.collect(upTo: Self.maxUpstreamBodyBytes)
             await release(admitted)
             let refusal = answered.provider.answer(body, status: upstream.status, contentType: upstream.contentType, of: answered.call)
-            return Response(status: upstream.status, headers: [.contentType: refusal.contentType], body: .init(byteBuffer: refusal.body))
+            return Response(
+                status: upstream.status, headers: Self.headers(contentType: refusal.contentType, admitted.rateWindow),
+                body: .init(byteBuffer: refusal.body))
         }
         if request.stream {
             return relayStream(answered, admitted)
@@ -169,7 +174,16 @@ struct InferencePipeline: Sendable {
         let answer = answered.provider.answer(body, status: upstream.status, contentType: upstream.contentType, of: answered.call)
         settle(admitted, reported: answer.reported, producedText: answer.text)
         await admitted.answered?(answer.text, admitted.requestID)
-        return Response(status: upstream.status, headers: [.contentType: answer.contentType], body: .init(byteBuffer: answer.body))
+        return Response(
+            status: upstream.status, headers: Self.headers(contentType: answer.contentType, admitted.rateWindow),
+            body: .init(byteBuffer: answer.body))
+    }
+
+    /// An answer's headers: its type and, for a key with per-minute limits, its minute.
+    static func headers(contentType: String, _ window: RateWindow?) -> HTTPFields {
+        var headers: HTTPFields = [.contentType: contentType]
+        window?.add(to: &headers)
+        return headers
     }
 
     /// Relays an SSE stream as it comes: the events each upstream chunk completes go to the
@@ -246,8 +260,9 @@ struct InferencePipeline: Sendable {
             if !callerGone { try? await writer.finish(nil) }
             metrics.latency(model: admitted.model.name, scene: admitted.request.endpoint.scene, admitted.started.duration(to: .now))
         }
-        return Response(
-            status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
+        var headers = Self.headers(contentType: "text/event-stream", admitted.rateWindow)
+        headers[.cacheControl] = "no-cache"
+        return Response(status: .ok, headers: headers, body: body)
     }
 
     // MARK: Budget and rate
@@ -260,17 +275,17 @@ struct InferencePipeline: Sendable {
         admitted.rateTokens = admitted.request.promptTokens
             + Pricing.maxOutput(
                 admitted.request.maxOutputTokens.map(Int64.init), choices: Int64(admitted.request.choices), model: admitted.model)
-        try await reserve(admitted)
+        admitted.rateWindow = try await reserve(admitted)
     }
 
     // MARK: Ledger
 
     /// Holds the request's bound (README, "Budgets"), which the ledger prices at the model's
     /// prices (BYOK: nothing).
-    func reserve(_ admitted: Admitted) async throws {
+    func reserve(_ admitted: Admitted) async throws -> RateWindow? {
         let bound = admitted.request.bound(admitted.model)
         do {
-            try await meter.reserve(
+            let window = try await meter.reserve(
                 .with {
                     $0.requestID = admitted.requestID
                     $0.organizationID = admitted.key.organizationID
@@ -289,6 +304,7 @@ struct InferencePipeline: Sendable {
                     $0.rateTokens = admitted.rateTokens
                 })
             metrics.holdPlaced()
+            return window
         } catch var error as ServiceError {
             if error.code == "insufficient_quota" {
                 error.message += "; this request may use up to \(bound.inputTokens) input tokens (its text, attachments and "

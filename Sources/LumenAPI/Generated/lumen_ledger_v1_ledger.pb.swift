@@ -685,11 +685,54 @@ public nonisolated struct Lumen_Ledger_V1_ReserveResponse: Sendable {
   /// Clears the value of `expiresAt`. Subsequent reads from it will return its default value.
   public mutating func clearExpiresAt() {self._expiresAt = nil}
 
+  /// The key's minute after this request counted in it; unset for a key without per-minute
+  /// limits (and for a reserve repeated by request id).
+  public var rateLimit: Lumen_Ledger_V1_RateLimitWindow {
+    get {_rateLimit ?? Lumen_Ledger_V1_RateLimitWindow()}
+    set {_rateLimit = newValue}
+  }
+  /// Returns true if `rateLimit` has been explicitly set.
+  public var hasRateLimit: Bool {self._rateLimit != nil}
+  /// Clears the value of `rateLimit`. Subsequent reads from it will return its default value.
+  public mutating func clearRateLimit() {self._rateLimit = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _expiresAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+  fileprivate var _rateLimit: Lumen_Ledger_V1_RateLimitWindow? = nil
+}
+
+/// A key's sliding minute as its answers report it (OpenAI's `x-ratelimit-*` headers): for each
+/// limit the key has, the limit, what is left of it, and the seconds until the oldest request
+/// counted in the minute leaves it (what is left then grows). A limit of 0 is none.
+public nonisolated struct Lumen_Ledger_V1_RateLimitWindow: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Requests per minute.
+  public var limitRequests: Int64 = 0
+
+  /// Requests the minute still admits.
+  public var remainingRequests: Int64 = 0
+
+  /// Seconds until the oldest request counted leaves the minute.
+  public var resetRequestsSeconds: Int64 = 0
+
+  /// Tokens per minute (a request counts its most until settled, then what it used).
+  public var limitTokens: Int64 = 0
+
+  /// Tokens the minute still admits.
+  public var remainingTokens: Int64 = 0
+
+  /// Seconds until the oldest tokens counted leave the minute.
+  public var resetTokensSeconds: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 /// The request of LedgerService.Settle.
@@ -859,11 +902,22 @@ public nonisolated struct Lumen_Ledger_V1_MeterResponse: Sendable {
   /// For `rate_limit_exceeded`: the seconds after which the request would fit the key's minute.
   public var retryAfterSeconds: Int64 = 0
 
+  /// For a reserve of a key with per-minute limits, admitted or refused by them: its minute.
+  public var rateLimit: Lumen_Ledger_V1_RateLimitWindow {
+    get {_rateLimit ?? Lumen_Ledger_V1_RateLimitWindow()}
+    set {_rateLimit = newValue}
+  }
+  /// Returns true if `rateLimit` has been explicitly set.
+  public var hasRateLimit: Bool {self._rateLimit != nil}
+  /// Clears the value of `rateLimit`. Subsequent reads from it will return its default value.
+  public mutating func clearRateLimit() {self._rateLimit = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _holdExpiresAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+  fileprivate var _rateLimit: Lumen_Ledger_V1_RateLimitWindow? = nil
 }
 
 /// One request's usage.
@@ -2472,7 +2526,7 @@ nonisolated extension Lumen_Ledger_V1_ReserveRequest: SwiftProtobuf.Message, Swi
 
 nonisolated extension Lumen_Ledger_V1_ReserveResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ReserveResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}expires_at\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}expires_at\0\u{3}rate_limit\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2481,6 +2535,7 @@ nonisolated extension Lumen_Ledger_V1_ReserveResponse: SwiftProtobuf.Message, Sw
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularMessageField(value: &self._expiresAt) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._rateLimit) }()
       default: break
       }
     }
@@ -2494,11 +2549,70 @@ nonisolated extension Lumen_Ledger_V1_ReserveResponse: SwiftProtobuf.Message, Sw
     try { if let v = self._expiresAt {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
     } }()
+    try { if let v = self._rateLimit {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Lumen_Ledger_V1_ReserveResponse, rhs: Lumen_Ledger_V1_ReserveResponse) -> Bool {
     if lhs._expiresAt != rhs._expiresAt {return false}
+    if lhs._rateLimit != rhs._rateLimit {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Ledger_V1_RateLimitWindow: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RateLimitWindow"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}limit_requests\0\u{3}remaining_requests\0\u{3}reset_requests_seconds\0\u{3}limit_tokens\0\u{3}remaining_tokens\0\u{3}reset_tokens_seconds\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.limitRequests) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.remainingRequests) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.resetRequestsSeconds) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.limitTokens) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.remainingTokens) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.resetTokensSeconds) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.limitRequests != 0 {
+      try visitor.visitSingularInt64Field(value: self.limitRequests, fieldNumber: 1)
+    }
+    if self.remainingRequests != 0 {
+      try visitor.visitSingularInt64Field(value: self.remainingRequests, fieldNumber: 2)
+    }
+    if self.resetRequestsSeconds != 0 {
+      try visitor.visitSingularInt64Field(value: self.resetRequestsSeconds, fieldNumber: 3)
+    }
+    if self.limitTokens != 0 {
+      try visitor.visitSingularInt64Field(value: self.limitTokens, fieldNumber: 4)
+    }
+    if self.remainingTokens != 0 {
+      try visitor.visitSingularInt64Field(value: self.remainingTokens, fieldNumber: 5)
+    }
+    if self.resetTokensSeconds != 0 {
+      try visitor.visitSingularInt64Field(value: self.resetTokensSeconds, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Ledger_V1_RateLimitWindow, rhs: Lumen_Ledger_V1_RateLimitWindow) -> Bool {
+    if lhs.limitRequests != rhs.limitRequests {return false}
+    if lhs.remainingRequests != rhs.remainingRequests {return false}
+    if lhs.resetRequestsSeconds != rhs.resetRequestsSeconds {return false}
+    if lhs.limitTokens != rhs.limitTokens {return false}
+    if lhs.remainingTokens != rhs.remainingTokens {return false}
+    if lhs.resetTokensSeconds != rhs.resetTokensSeconds {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2738,7 +2852,7 @@ nonisolated extension Lumen_Ledger_V1_MeterRequest: SwiftProtobuf.Message, Swift
 
 nonisolated extension Lumen_Ledger_V1_MeterResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".MeterResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}status_code\0\u{1}reason\0\u{1}message\0\u{3}hold_expires_at\0\u{3}retry_after_seconds\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}status_code\0\u{1}reason\0\u{1}message\0\u{3}hold_expires_at\0\u{3}retry_after_seconds\0\u{3}rate_limit\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2752,6 +2866,7 @@ nonisolated extension Lumen_Ledger_V1_MeterResponse: SwiftProtobuf.Message, Swif
       case 4: try { try decoder.decodeSingularStringField(value: &self.message) }()
       case 5: try { try decoder.decodeSingularMessageField(value: &self._holdExpiresAt) }()
       case 6: try { try decoder.decodeSingularInt64Field(value: &self.retryAfterSeconds) }()
+      case 7: try { try decoder.decodeSingularMessageField(value: &self._rateLimit) }()
       default: break
       }
     }
@@ -2780,6 +2895,9 @@ nonisolated extension Lumen_Ledger_V1_MeterResponse: SwiftProtobuf.Message, Swif
     if self.retryAfterSeconds != 0 {
       try visitor.visitSingularInt64Field(value: self.retryAfterSeconds, fieldNumber: 6)
     }
+    try { if let v = self._rateLimit {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2790,6 +2908,7 @@ nonisolated extension Lumen_Ledger_V1_MeterResponse: SwiftProtobuf.Message, Swif
     if lhs.message != rhs.message {return false}
     if lhs._holdExpiresAt != rhs._holdExpiresAt {return false}
     if lhs.retryAfterSeconds != rhs.retryAfterSeconds {return false}
+    if lhs._rateLimit != rhs._rateLimit {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
