@@ -137,8 +137,10 @@ let package = Package(
         .target(
             name: "Ledger",
             dependencies: [
-                "Audit", "LumenAPI", "Storage", "RPCSupport", "SharedRules", .product(name: "PostgresNIO", package: "postgres-nio"),
+                "Audit", "LumenAPI", "Storage", "RPCSupport", "SharedRules", "UpstreamClient",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -256,7 +258,7 @@ let package = Package(
             name: "LumenServer",
             dependencies: [
                 "LumenMock", "LumenAPI", "Storage", "RPCSupport", "SharedRules", "Accounts", "Conversations", "Keys", "Ledger",
-                "ModelRegistry", "Gateway", "Dashboard",
+                "ModelRegistry", "Gateway", "Dashboard", "UpstreamClient",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
@@ -417,7 +419,7 @@ let package = Package(
         .testTarget(
             name: "LedgerTests",
             dependencies: [
-                "Ledger", "LumenTesting", .product(name: "GRPCCore", package: "grpc-swift-2"),
+                "Ledger", "LumenTesting", "UpstreamClient", .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: swiftSettings

@@ -107,13 +107,15 @@ public struct Dashboard: Sendable {
         chat.addRoutes(to: signedIn)
         let usage = UsageController(services: services, coins: coins)
         usage.addRoutes(to: signedIn)
+        let alerts = AlertsController(services: services, coins: coins)
+        alerts.addRoutes(to: signedIn)
 
         let singleSignOn = SingleSignOnController(
             accounts: services.accounts, internalToken: services.internalToken, providers: openID, publicURL: publicURL, secure: secure,
             clock: clock, environment: environment)
         let pages = PagesController(
             site: site, session: controller, profile: profile, keys: keys, models: models, clients: clients, users: users, chat: chat,
-            singleSignOn: singleSignOn, usage: usage)
+            singleSignOn: singleSignOn, usage: usage, alerts: alerts)
         let pageGroup = withSession.group().add(middleware: PageErrors(site: site))
         pages.addPublicRoutes(to: pageGroup)
         pages.addRoutes(to: pageGroup.group().add(middleware: SignedInPage()))

@@ -1,12 +1,13 @@
 import GRPCCore
 import Hummingbird
-import NIOSSL
 import Logging
 import LumenAPI
 import NIOCore
+import NIOSSL
 import RPCSupport
-import SharedRules
 import ServiceLifecycle
+import SharedRules
+import UpstreamClient
 
 /// The RPC clients the facade translates into. Each may reach its service in-process or over
 /// HTTP/2; the facade cannot tell and does not care.
@@ -84,7 +85,7 @@ public struct GatewayInference: Sendable {
     /// their Entra ID tokens (`--token-sources`).
     public init(
         services: GatewayServices, inProcess: (any InProcessProvider)? = nil, clock: WallClock = .system,
-        imageURLs: ImageURLPolicy = .none, tokenSources: TokenSources = .none, logger: Logger
+        imageURLs: HostPolicy = .none, tokenSources: TokenSources = .none, logger: Logger
     ) {
         if let local = services.meter {
             self.meter = local
@@ -132,14 +133,14 @@ public struct GatewayConfiguration: Sendable {
     public var strictTransportSecurity: Bool
     /// The hosts whose images given by URL are fetched for providers that take images inline
     /// only (`--image-url-hosts`); none by default.
-    public var imageURLs: ImageURLPolicy
+    public var imageURLs: HostPolicy
     /// The bearer token sources azure backends may name (`--token-sources`); none by default.
     public var tokenSources: TokenSources
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, probeInterval: Duration? = nil, limits: ConnectionLimits = .init(),
         metrics: (host: String, port: Int)? = ("127.0.0.1", 9464), inProcess: (any InProcessProvider)? = nil,
-        tls: TLSConfiguration? = nil, strictTransportSecurity: Bool = false, imageURLs: ImageURLPolicy = .none,
+        tls: TLSConfiguration? = nil, strictTransportSecurity: Bool = false, imageURLs: HostPolicy = .none,
         tokenSources: TokenSources = .none
     ) {
         self.host = host
@@ -170,6 +171,7 @@ public func buildRouter<Context: RequestContext>(
     KeyUsageController(keys: services.keys, ledger: services.ledger).addRoutes(to: management)
     BalanceController(ledger: services.ledger).addRoutes(to: management)
     UsageOverTimeController(ledger: services.ledger).addRoutes(to: management)
+    AlertsController(ledger: services.ledger).addRoutes(to: management)
     AuditLogController(reader: services.auditLog).addRoutes(to: management)
     let pipeline = InferencePipeline(
         admission: InferenceAdmission(keys: caches.keys, registry: caches.registry, memberships: caches.memberships, clock: clock),

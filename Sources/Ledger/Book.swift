@@ -72,6 +72,9 @@ final class Book: @unchecked Sendable {
     let rates = RateLimiter()
     /// The registry's prices, which the ledger follows.
     let prices: PriceBook
+    /// Told the pools each batch wrote once it is durable (the budget alerts' monitor). Set once,
+    /// before the first batch.
+    var onCommit: (@Sendable ([PoolKey: PoolRecord]) -> Void)?
 
     init(holdTTLMillis: Int64, prices: PriceBook) {
         self.holdTTLMillis = holdTTLMillis
@@ -199,6 +202,7 @@ final class Book: @unchecked Sendable {
     func committed() {
         guard !unpublished.isEmpty else { return }
         publish(unpublished)
+        onCommit?(unpublished)
         unpublished.removeAll(keepingCapacity: true)
     }
 

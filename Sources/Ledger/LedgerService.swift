@@ -4,10 +4,11 @@ import GRPCCore
 import Logging
 import LumenAPI
 import RPCSupport
-import SharedRules
 import ServiceLifecycle
+import SharedRules
 import Storage
 import Synchronization
+import UpstreamClient
 
 /// The ledger service: pools, holds, usage lines and billing.
 ///
@@ -37,6 +38,10 @@ public struct LedgerService: Sendable {
     let directory: (any PrincipalDirectory)?
     /// Which keys are whose (`GetKeyTotals` checks a person's ids against it).
     let ownership = KeyOwnership()
+    /// Watches the pools with budget alerts as batches commit, and records their crossings.
+    let alerts = AlertMonitor()
+    /// The webhooks' signing secrets and the hosts they may be on (`--alert-webhook-hosts`).
+    public var alertSettings = AlertSettings.random()
 
     /// How long a hold lives by default: 15 minutes.
     public static let defaultHoldTTL: Duration = .seconds(15 * 60)
@@ -135,6 +140,7 @@ public struct LedgerService: Sendable {
         self.holdTTL = holdTTL
         self.directory = directory
         let book = Book(holdTTLMillis: holdTTL.wholeMilliseconds, prices: prices)
+        book.onCommit = { [alerts] pools in alerts.committed(pools) }
         self.book = book
         switch store.backend {
         case .sqlite(let writer, _):
@@ -191,6 +197,23 @@ public struct LedgerService: Sendable {
     public func reconciler(every interval: Duration? = nil, usageRetentionDays: Int = 0) -> some Service {
         let sweep = interval ?? min(.seconds(60), max(.seconds(1), holdTTL / 4))
         return HoldReconciler(ledger: self, interval: sweep, usageRetentionDays: usageRetentionDays)
+    }
+
+    /// Budget alerts, to run next to the service: the monitor that records crossings as batches
+    /// commit, and the deliveries to the organisations' webhooks through `client`.
+    public func alertService(client: UpstreamClient) -> some Service {
+        AlertService(ledger: self, deliverer: AlertDeliverer(settings: alertSettings, client: client))
+    }
+
+    /// Evaluates the pools with alerts changed since the last time and records their crossings
+    /// (what the alert service does as batches commit); how many alerts were recorded.
+    @discardableResult
+    public func processAlerts() async throws -> Int { try await alerts.process(self) }
+
+    /// Sends the alert deliveries due now through `client`; how many were delivered.
+    @discardableResult
+    public func deliverAlerts(client: UpstreamClient) async throws -> Int {
+        try await AlertDeliverer(settings: alertSettings, client: client).deliverDue(self)
     }
 
     /// Throws NOT_FOUND unless `owner` exists in the organisation (when a directory is set).
@@ -558,6 +581,38 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
             try Caller.requireAdmin(to: "see the organisation's usage")
         }
         return try await read(snapshot: true) { db in try await series.fetch(db) }
+    }
+
+    public func setPoolAlerts(request: Lumen_Ledger_V1_SetPoolAlertsRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_SetPoolAlertsResponse {
+        try await setPoolAlerts(request)
+    }
+
+    public func getPoolAlerts(request: Lumen_Ledger_V1_GetPoolAlertsRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_GetPoolAlertsResponse {
+        try await getPoolAlerts(request)
+    }
+
+    public func createAlertEndpoint(
+        request: Lumen_Ledger_V1_CreateAlertEndpointRequest, context: ServerContext
+    ) async throws -> Lumen_Ledger_V1_CreateAlertEndpointResponse {
+        try await createAlertEndpoint(request)
+    }
+
+    public func listAlertEndpoints(
+        request: Lumen_Ledger_V1_ListAlertEndpointsRequest, context: ServerContext
+    ) async throws -> Lumen_Ledger_V1_ListAlertEndpointsResponse {
+        try await listAlertEndpoints(request)
+    }
+
+    public func deleteAlertEndpoint(
+        request: Lumen_Ledger_V1_DeleteAlertEndpointRequest, context: ServerContext
+    ) async throws -> Lumen_Ledger_V1_DeleteAlertEndpointResponse {
+        try await deleteAlertEndpoint(request)
+    }
+
+    public func listAlertDeliveries(
+        request: Lumen_Ledger_V1_ListAlertDeliveriesRequest, context: ServerContext
+    ) async throws -> Lumen_Ledger_V1_ListAlertDeliveriesResponse {
+        try await listAlertDeliveries(request)
     }
 
     public func listAuditLog(

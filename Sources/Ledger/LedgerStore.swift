@@ -372,6 +372,10 @@ enum LedgerStore {
             "v12: rollups by owner and by day",
             sqlite: UsageSeries.migration(integer: "INTEGER", text: "TEXT"),
             postgres: UsageSeries.migration(integer: "BIGINT", text: #"TEXT COLLATE "C""#)),
+        SQLMigration(
+            "v13: budget alerts",
+            sqlite: AlertRules.migration(integer: "INTEGER", text: "TEXT"),
+            postgres: AlertRules.migration(integer: "BIGINT", text: #"TEXT COLLATE "C""#)),
     ]
 
     /// v9: input tokens written to the provider's prompt cache, beside the cached ones, in every

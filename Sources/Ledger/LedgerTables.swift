@@ -36,6 +36,8 @@ protocol LedgerTables {
     func addOriginTotals(_ deltas: [OwnerTotals.OriginKey: KeyTotals.Delta]) throws
     /// Appends an entry to the ledger's audit log, in the batch's transaction.
     func appendAudit(_ entry: AuditEntry) throws
+    /// Runs `statement` for `rows` (the ledger's other tables: budget alerts).
+    func execute(_ statement: BulkStatement, _ rows: [[SQLValue]]) throws
 }
 
 /// What settling writes on a line.
@@ -175,4 +177,6 @@ struct SQLiteLedgerTables: LedgerTables {
     }
 
     func appendAudit(_ entry: AuditEntry) throws { try AuditTrail.append([entry], in: db) }
+
+    func execute(_ statement: BulkStatement, _ rows: [[SQLValue]]) throws { try statement.execute(rows, in: db) }
 }

@@ -35,13 +35,16 @@ enum Metering {
         /// Read a pool as the metering sees it (refills due applied): answered from the book,
         /// in the batch, after every operation queued before it.
         case pool(Book.PoolKey)
+        /// Rows of the ledger's other tables (budget alerts), with the audit entry of the change
+        /// when it is one: written in the group commit, the ledger's one writer.
+        indirect case write([AlertRules.Write], audit: AuditEntry?)
 
         var requestID: String {
             switch self {
             case .reserve(let request, _): request.requestID
             case .settle(let request): request.requestID
             case .release(let request): request.requestID
-            case .reconcile, .configure, .grant, .pool: ""
+            case .reconcile, .configure, .grant, .pool, .write: ""
             }
         }
     }
@@ -58,6 +61,8 @@ enum Metering {
         case pool(PoolRecord)
         /// A grant and its pool after it.
         case granted(GrantRow, PoolRecord)
+        /// Rows written.
+        case written
     }
 
 
@@ -83,6 +88,10 @@ enum Metering {
             return .granted(grant, pool)
         case .pool(let key):
             return .pool(try book.pool(db, key, now: now))
+        case .write(let writes, let audit):
+            for write in writes { try db.execute(write.statement, write.rows) }
+            if let audit { try db.appendAudit(audit) }
+            return .written
         }
     }
 

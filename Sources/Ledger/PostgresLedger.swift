@@ -107,6 +107,8 @@ final class PostgresLedger: Sendable {
                 }
             case .pool(let key):
                 need([key])
+            case .write:
+                break
             }
         }
         // Pools the book keeps need no read.
@@ -194,6 +196,7 @@ final class PostgresLedgerBatch: LedgerTables, @unchecked Sendable {
     private var ownerTotals: [OwnerTotals.Key: KeyTotals.Delta] = [:]
     private var originTotals: [OwnerTotals.OriginKey: KeyTotals.Delta] = [:]
     private var audits: [AuditEntry] = []
+    private var writes: [AlertRules.Write] = []
 
     struct NotFetched: Error, CustomStringConvertible {
         var description: String
@@ -255,6 +258,7 @@ final class PostgresLedgerBatch: LedgerTables, @unchecked Sendable {
     func addOwnerTotals(_ deltas: [OwnerTotals.Key: KeyTotals.Delta]) throws { ownerTotals = deltas }
     func addOriginTotals(_ deltas: [OwnerTotals.OriginKey: KeyTotals.Delta]) throws { originTotals = deltas }
     func appendAudit(_ entry: AuditEntry) throws { audits.append(entry) }
+    func execute(_ statement: BulkStatement, _ rows: [[SQLValue]]) throws { writes.append(.init(statement: statement, rows: rows)) }
 
     /// Sends the batch's writes: lines deleted (released holds of earlier batches), inserted,
     /// settled; grants; pools, rollups and totals upserted — each statement once for all its
@@ -275,6 +279,8 @@ final class PostgresLedgerBatch: LedgerTables, @unchecked Sendable {
         ] {
             try await statement.execute(rows, on: connection, logger: logger)
         }
+        // Budget alerts' rows, in the order they were made (rare: a change, a crossing, an attempt).
+        for write in writes { try await write.statement.execute(write.rows, on: connection, logger: logger) }
         try await AuditTrail.append(audits, on: connection, logger: logger)
     }
 }

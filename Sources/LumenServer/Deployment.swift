@@ -1,10 +1,10 @@
 import Accounts
 import Conversations
+import Dashboard
+import Gateway
 import GRPCCore
 import GRPCInProcessTransport
 import GRPCNIOTransportHTTP2
-import Dashboard
-import Gateway
 import Hummingbird
 import Keys
 import Ledger
@@ -13,9 +13,10 @@ import LumenAPI
 import LumenMock
 import ModelRegistry
 import RPCSupport
-import SharedRules
 import ServiceLifecycle
+import SharedRules
 import Storage
+import UpstreamClient
 
 /// The wiring of one `lumen serve` process: which services run here, how the facade reaches
 /// each service (in-process or over HTTP/2), and the lifecycle that runs it all.
@@ -166,10 +167,12 @@ public struct Deployment: Sendable {
                     store: store, prices: prices, holdTTL: .seconds(configuration.holdTTLSeconds), directory: directory,
                     logger: logger)
                 ledger.auditSigner = signer
+                ledger.alertSettings = AlertSettings(internalToken: internalToken, hosts: configuration.alertWebhookHosts)
                 pruning.append(("ledger", { [ledger] in try await ledger.pruneAudit(retentionDays: retention) }))
                 opened.services.append(ledger)
                 opened.ledger = ledger
                 opened.background.append(ledger.reconciler(usageRetentionDays: configuration.usageRetentionDays))
+                opened.background.append(ledger.alertService(client: UpstreamClient()))
             }
             if local.contains(.registry) {
                 let store = try await postgres?.open("registry") { try await ModelRegistryService.openStore(.postgres($0), logger: logger) }

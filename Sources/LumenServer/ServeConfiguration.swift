@@ -1,6 +1,7 @@
 import Foundation
 import Gateway
 import Storage
+import UpstreamClient
 import Yams
 
 /// The parts a deployment can run in one process.
@@ -97,7 +98,13 @@ public struct ServeConfiguration: Sendable, Equatable {
     public var gravatar = false
     /// The hosts whose images given by URL the gateway fetches for providers that take images
     /// inline only (Claude); none by default (such images are refused).
-    public var imageURLs = ImageURLPolicy.none
+    public var imageURLs = HostPolicy.none
+    /// The hosts budget alerts' webhooks may be on: any host at a public address by default
+    /// (`*`); named hosts at any address, and over `http://` too.
+    public var alertWebhookHosts = ServeConfiguration.anyPublicHost
+
+    /// `*`: any host at a public address.
+    public static let anyPublicHost: HostPolicy = (try? HostPolicy(list: "*")) ?? .none
     /// Where azure backends get their Entra ID tokens (`--token-sources`).
     public var tokenSources = TokenSources.none
 

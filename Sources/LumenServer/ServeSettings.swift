@@ -1,5 +1,6 @@
 import Gateway
 import Logging
+import UpstreamClient
 
 /// `lumen serve`'s settings, each declared once: its flag (and, derived from it, its `LUMEN_*`
 /// variable), its key in the YAML file, what its value is, its help, its bounds and where it
@@ -150,7 +151,21 @@ extension ServeConfiguration {
                 """, default: "none: such images are refused (400)"
         ) { configuration, text, name in
             do {
-                configuration.imageURLs = try ImageURLPolicy(list: text)
+                configuration.imageURLs = try HostPolicy(list: text)
+            } catch {
+                throw ConfigurationError("\(name): \(error)")
+            }
+        },
+        Setting(
+            "--alert-webhook-hosts", key: "alert_webhook_hosts", value: "list",
+            help: """
+                Hosts budget alerts' webhooks may be on: comma-separated names or addresses, *.example.com for a \
+                domain's subdomains, and * for any host at a public address. Named hosts may be at private \
+                addresses and take http:// too; others need https://.
+                """, default: "*: any host at a public address, https only"
+        ) { configuration, text, name in
+            do {
+                configuration.alertWebhookHosts = try HostPolicy(list: text)
             } catch {
                 throw ConfigurationError("\(name): \(error)")
             }

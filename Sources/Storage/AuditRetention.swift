@@ -61,8 +61,8 @@ public struct AuditSigner: Sendable {
 }
 
 /// Bytes as lower-case hex, and back.
-enum Hex {
-    static func string(_ bytes: some Sequence<UInt8>) -> String {
+public enum Hex {
+    public static func string(_ bytes: some Sequence<UInt8>) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var out: [UInt8] = []
         out.reserveCapacity(128)

@@ -27,6 +27,8 @@ struct AuditWalkTests {
         "lumen.ledger.v1.LedgerService/GetOrganizationBalance", "lumen.ledger.v1.LedgerService/ListUsage",
         "lumen.ledger.v1.LedgerService/GetBilling", "lumen.ledger.v1.LedgerService/GetKeyTotals",
         "lumen.ledger.v1.LedgerService/GetOwnerUsage", "lumen.ledger.v1.LedgerService/GetUsageSeries",
+        "lumen.ledger.v1.LedgerService/GetPoolAlerts", "lumen.ledger.v1.LedgerService/ListAlertEndpoints",
+        "lumen.ledger.v1.LedgerService/ListAlertDeliveries",
         "lumen.ledger.v1.LedgerService/CheckInvariant",
         "lumen.ledger.v1.LedgerService/ListAuditLog", "lumen.ledger.v1.LedgerService/VerifyAuditLog",
         "lumen.registry.v1.ModelRegistryService/ListModels", "lumen.registry.v1.ModelRegistryService/GetModel",
@@ -236,6 +238,19 @@ struct AuditWalkTests {
                         $0.amountMicros = 2_000_000
                         $0.reason = "pilot"
                     }, metadata: admin)
+            }
+            try await change(Ledger.SetPoolAlerts.descriptor, "pool.alerts", by: "management_token") {
+                _ = try await services.ledger.setPoolAlerts(
+                    .with {
+                        $0.owner = ann
+                        $0.thresholdsPercent = [50, 80]
+                    }, metadata: admin)
+            }
+            let endpoint = try await change(Ledger.CreateAlertEndpoint.descriptor, "alert_endpoint.create", by: "management_token") {
+                try await services.ledger.createAlertEndpoint(.with { $0.url = "https://hooks.example.com/lumen" }, metadata: admin).endpoint
+            }
+            try await change(Ledger.DeleteAlertEndpoint.descriptor, "alert_endpoint.delete", by: "management_token") {
+                _ = try await services.ledger.deleteAlertEndpoint(.with { $0.endpointID = endpoint.id }, metadata: admin)
             }
 
             var model = TestServices.meteredModel

@@ -1,3 +1,4 @@
+import UpstreamClient
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -206,7 +207,7 @@ struct AnthropicProviderTests {
     /// A gateway whose model `claude` has one Anthropic backend at `127.0.0.1:port`, fetching
     /// images by URL as `imageURLs` allows; `body` gets it, a key's secret and the key's id.
     static func gateway(
-        claude port: Int, imageURLs: ImageURLPolicy = .none,
+        claude port: Int, imageURLs: HostPolicy = .none,
         _ body: @Sendable @escaping (GatewayHarness, String, String) async throws -> Void
     ) async throws {
         setenv("LUMEN_TEST_ANTHROPIC_KEY", "sk-ant-test", 1)
@@ -251,7 +252,7 @@ struct AnthropicProviderTests {
                 return (status, (body["error"] as? [String: Any]) ?? body)
             }
             // Named by the operator: fetched, and sent to Claude inline with its media type.
-            try await Self.gateway(claude: port, imageURLs: try ImageURLPolicy(list: "127.0.0.1")) { gateway, secret, _ in
+            try await Self.gateway(claude: port, imageURLs: try HostPolicy(list: "127.0.0.1")) { gateway, secret, _ in
                 let (status, body) = try await chat(gateway, secret, "cat.png")
                 #expect(status == 200, "\(body)")
                 let sent = try #require(received.requests.withLock { $0.last?.body })
@@ -272,7 +273,7 @@ struct AnthropicProviderTests {
             #expect(calls == 1, "a refused image never reaches Claude")
             // Any public host: loopback is not one. A host list without it: not fetched either.
             for policy in ["*", "images.example.com,*.example.com"] {
-                try await Self.gateway(claude: port, imageURLs: try ImageURLPolicy(list: policy)) { gateway, secret, _ in
+                try await Self.gateway(claude: port, imageURLs: try HostPolicy(list: policy)) { gateway, secret, _ in
                     let (status, error) = try await chat(gateway, secret, "cat.png")
                     #expect(status == 400 && error["code"] as? String == "image_url_not_allowed", "\(policy): \(error)")
                 }
@@ -289,15 +290,15 @@ struct AnthropicProviderTests {
 
     @Test("Which hosts and addresses an image may be fetched from")
     func imagePolicy() throws {
-        let policy = try ImageURLPolicy(list: " assets.example.com, *.cdn.example.com ,10.0.0.7")
+        let policy = try HostPolicy(list: " assets.example.com, *.cdn.example.com ,10.0.0.7")
         #expect(policy.admits("assets.example.com") == (true, false) && policy.admits("a.cdn.example.com") == (true, false))
         #expect(policy.admits("cdn.example.com") == (false, true) && policy.admits("10.0.0.7") == (true, false))
-        #expect(try ImageURLPolicy(list: "*").admits("anything.test") == (true, true))
-        #expect(try ImageURLPolicy(list: "").isOff)
+        #expect(try HostPolicy(list: "*").admits("anything.test") == (true, true))
+        #expect(try HostPolicy(list: "").isOff)
         for bad in ["https://example.com", "a/b", "*x.com", "user@host"] {
-            #expect(throws: ImageURLPolicyError.self) { try ImageURLPolicy(list: bad) }
+            #expect(throws: HostPolicyError.self) { try HostPolicy(list: bad) }
         }
-        func isPublic(_ ip: String) throws -> Bool { ImageFetcher.isPublic(try SocketAddress(ipAddress: ip, port: 443)) }
+        func isPublic(_ ip: String) throws -> Bool { HostPolicy.isPublic(try SocketAddress(ipAddress: ip, port: 443)) }
         for ip in ["93.184.216.34", "8.8.8.8", "2606:4700::6810:85e5", "::ffff:8.8.8.8", "64:ff9b::808:808"] {
             #expect(try isPublic(ip), "\(ip)")
         }

@@ -144,8 +144,15 @@ ROUTE_ACTIONS = {
     ("POST", "/api/clients/{clientId}/grants"): "pool.grant",
     ("POST", "/api/me/models/{model}/consent"): "consent.grant",
     ("POST", "/api/clients/{clientId}/models/{model}/consent"): "consent.grant",
+    ("PUT", "/api/users/{userId}/pool/alerts"): "pool.alerts",
+    ("PUT", "/api/clients/{clientId}/pool/alerts"): "pool.alerts",
+    ("POST", "/api/alerts/endpoints"): "alert_endpoint.create",
+    ("DELETE", "/api/alerts/endpoints/{endpointId}"): "alert_endpoint.delete",
     ("POST", "/v1/management/api-keys"): "key.create",
     ("PATCH", "/v1/management/api-keys/{keyId}"): "key.update",
+    ("PUT", "/v1/management/pools/{ownerType}/{ownerId}/alerts"): "pool.alerts",
+    ("POST", "/v1/management/alerts/endpoints"): "alert_endpoint.create",
+    ("DELETE", "/v1/management/alerts/endpoints/{endpointId}"): "alert_endpoint.delete",
 }
 
 # The routes that change something the audit log leaves to another record.
@@ -207,7 +214,7 @@ models:
     def call(client, method, template, actor, path=None, **kwargs):
         before = set(all_entries(demo.data_dir))
         response = client.request(method, path or template, **kwargs)
-        assert response.status_code in (200, 201), (method, template, response.text)
+        assert response.status_code in (200, 201, 204), (method, template, response.text)
         added = [entry for entry in all_entries(demo.data_dir) if entry not in before]
         action = ROUTE_ACTIONS[(method, template)]
         assert [(entry[2], entry[3]) for entry in added] == [(actor, action)], (method, template, added)
@@ -242,6 +249,12 @@ models:
     call(admin, "PUT", "/api/clients/{clientId}/pool", "person", f"/api/clients/{client}/pool", json={"mode": "balance"})
     call(admin, "POST", "/api/clients/{clientId}/grants", "person", f"/api/clients/{client}/grants",
          json={"coins": 3, "reason": "walk", "idempotency_key": "walk-2"})
+    call(admin, "PUT", "/api/users/{userId}/pool/alerts", "person", f"/api/users/{user}/pool/alerts",
+         json={"thresholds_percent": [50]})
+    call(admin, "PUT", "/api/clients/{clientId}/pool/alerts", "person", f"/api/clients/{client}/pool/alerts",
+         json={"thresholds_percent": [80]})
+    hook = call(admin, "POST", "/api/alerts/endpoints", "person", json={"url": "https://hooks.example.com/walk"})["id"]
+    call(admin, "DELETE", "/api/alerts/endpoints/{endpointId}", "person", f"/api/alerts/endpoints/{hook}")
     deadline = time.time() + 10  # the model arrives at the gateway through the registry's watch
     while admin.get("/api/models/careful-model").status_code == 404:
         assert time.time() < deadline
@@ -252,6 +265,12 @@ models:
     made = call(admin, "POST", "/v1/management/api-keys", "management_token", headers=mt, json={"name": "walk-api"})
     call(admin, "PATCH", "/v1/management/api-keys/{keyId}", "management_token", f"/v1/management/api-keys/{made['id']}",
          headers=mt, json={"name": "walk-api-2"})
+    call(admin, "PUT", "/v1/management/pools/{ownerType}/{ownerId}/alerts", "management_token",
+         f"/v1/management/pools/user/{user}/alerts", headers=mt, json={"thresholds_percent": [90]})
+    hook = call(admin, "POST", "/v1/management/alerts/endpoints", "management_token", headers=mt,
+                json={"url": "https://hooks.example.com/walk-2"})["id"]
+    call(admin, "DELETE", "/v1/management/alerts/endpoints/{endpointId}", "management_token",
+         f"/v1/management/alerts/endpoints/{hook}", headers=mt)
     assert set(walked) == set(ROUTE_ACTIONS)
 
     # The management API lists them, newest first, filtered.

@@ -389,7 +389,7 @@ struct WiringTests {
             "--probe-interval", "8", "--hold-ttl", "9", "--usage-retention-days", "10", "--shutdown-grace", "11", "--coins-per-usd", "12",
             "--demo", "--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-ca", "ca.pem", "--tls-require-client-cert",
             "--insecure-plaintext", "--database", "postgres://lumen@db.internal/lumen", "--public-url", "https://lumen.example.com/",
-            "--gravatar", "--image-url-hosts", "assets.example.com, *",
+            "--gravatar", "--image-url-hosts", "assets.example.com, *", "--alert-webhook-hosts", "10.0.0.7",
             "--token-sources", "entra=file:/run/azure/token, az=command:az account get-access-token -o tsv",
             "--audit-retention-days", "13", "--audit-signing-key", "/etc/lumen/audit.key",
         ])
@@ -412,6 +412,8 @@ struct WiringTests {
         #expect(try !Serve.parse([]).resolve(environment: [:]).gravatar)
         #expect(all.imageURLs.hosts == ["assets.example.com"] && all.imageURLs.anyPublicHost)
         #expect(try Serve.parse([]).resolve(environment: [:]).imageURLs.isOff)
+        #expect(all.alertWebhookHosts.hosts == ["10.0.0.7"] && !all.alertWebhookHosts.anyPublicHost)
+        #expect(try Serve.parse([]).resolve(environment: [:]).alertWebhookHosts.anyPublicHost)
         #expect(all.tokenSources.sources == ["entra": .file("/run/azure/token"), "az": .command(["az", "account", "get-access-token", "-o", "tsv"])])
         for wrong in ["entra", "entra=file:relative/path", "entra=ftp://x", "a b=file:/x", "x=file:/a, x=file:/b"] {
             #expect(throws: ConfigurationError.self) { try Serve.parse(["--token-sources", wrong]).resolve(environment: [:]) }

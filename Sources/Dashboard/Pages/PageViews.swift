@@ -410,6 +410,7 @@ struct ProfilePage {
 struct UsagePage {
     var layout: LayoutView
     var usage: UsageChartView
+    var alerts: AlertsView
 }
 
 /// One path segment, percent-encoded (ids and model names in links).

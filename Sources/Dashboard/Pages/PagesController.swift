@@ -20,6 +20,7 @@ struct PagesController: Sendable {
     let chat: ChatController
     let singleSignOn: SingleSignOnController
     let usage: UsageController
+    let alerts: AlertsController
 
     /// Pages anyone may open.
     func addPublicRoutes(to group: RouterGroup<DashboardContext>) {
@@ -255,15 +256,16 @@ struct PagesController: Sendable {
         return try site.page("model", ModelPage(layout: try layout(context), detail: detail, usage: chart))
     }
 
-    /// `/usage?days=`: the organisation's usage over time (administrators).
+    /// `/usage?days=`: the organisation's usage over time and its budget alerts (administrators).
     @Sendable func usagePage(_ request: Request, context: DashboardContext) async throws -> Response {
         guard try context.person.isAdmin else {
             throw APIError(.forbidden, code: "admin_required", message: "Only administrators see the organisation's usage.")
         }
-        let chart = try await usage.chart(request, owner: nil, heading: "The organisation's usage", page: "/usage", context: context)
+        async let chart = usage.chart(request, owner: nil, heading: "The organisation's usage", page: "/usage", context: context)
+        async let section = alerts.section(context)
         var layout = try layout(context)
         layout.onUsage = true
-        return try site.page("usage", UsagePage(layout: layout, usage: chart))
+        return try site.page("usage", UsagePage(layout: layout, usage: try await chart, alerts: try await section))
     }
 
     /// `?query=`: the first 100 people whose email, name or a word of it starts with it.

@@ -255,3 +255,68 @@ struct UsageChartView {
         return "\(months[month - 1]) \(date)"
     }
 }
+
+/// The Usage page's alerts (administrators): the organisation's webhooks and its latest alerts.
+@TemplateView
+struct AlertsView {
+    @TemplateView
+    struct Endpoint {
+        var id: String
+        var url: String
+        var format: String
+        var description: String
+        var created: String
+        var deleteURL: String
+    }
+
+    @TemplateView
+    struct Delivery {
+        var time: String
+        var alertID: String
+        var webhook: String
+        var pool: String
+        var threshold: String
+        var balance: String
+        var status: String
+        var statusClass: String
+        var attempts: String
+        var detail: String?
+    }
+
+    var endpoints: [Endpoint]
+    var hasEndpoints: Bool
+    var deliveries: [Delivery]
+    var hasDeliveries: Bool
+    var totalDeliveries: String
+
+    init(endpoints: [Lumen_Ledger_V1_AlertEndpoint], deliveries: Lumen_Ledger_V1_ListAlertDeliveriesResponse, coins: Coins) {
+        self.endpoints = endpoints.map {
+            Endpoint(
+                id: $0.id, url: $0.url, format: $0.format == .slack ? "Slack" : "JSON", description: $0.description_p,
+                created: RFC3339.format(millis: $0.createdAt.millis), deleteURL: "/api/alerts/endpoints/" + PathSegment.encode($0.id))
+        }
+        hasEndpoints = !endpoints.isEmpty
+        let webhooks = Dictionary(endpoints.map { ($0.id, $0.description_p.isEmpty ? $0.url : $0.description_p) }, uniquingKeysWith: { first, _ in first })
+        self.deliveries = deliveries.deliveries.map { delivery in
+            let (status, colour) =
+                switch delivery.status {
+                case .delivered: ("delivered", "green")
+                case .failed: ("failed", "red")
+                default: ("pending", "yellow")
+                }
+            var detail: String?
+            if !delivery.lastError.isEmpty { detail = delivery.lastError }
+            if delivery.status == .pending, delivery.hasNextAttemptAt {
+                detail = (detail.map { $0 + "; " } ?? "") + "next attempt " + RFC3339.format(millis: delivery.nextAttemptAt.millis)
+            }
+            return Delivery(
+                time: RFC3339.format(millis: delivery.createdAt.millis), alertID: delivery.alertID,
+                webhook: webhooks[delivery.endpointID] ?? delivery.endpointID,
+                pool: delivery.owner.type.publicName + " " + delivery.owner.id, threshold: "\(delivery.thresholdPercent) %",
+                balance: UsageChartView.decimal(coins.amount(micros: delivery.balanceMicros)), status: status, statusClass: colour,
+                attempts: "\(delivery.attempts)", detail: detail)
+        }
+        hasDeliveries = !self.deliveries.isEmpty
+        totalDeliveries = "\(deliveries.pageInfo.total)"
+    }
+}

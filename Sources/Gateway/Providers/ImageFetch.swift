@@ -5,61 +5,6 @@ import NIOPosix
 import UpstreamClient
 import WireFormats
 
-/// Which images given by URL (`image_url.url` of a chat message) Lumen may fetch itself, for a
-/// provider that takes images inline only (Anthropic): the operator's `--image-url-hosts`.
-/// Off by default — such an image is then refused (400 `image_url_not_supported`), as fetching
-/// a URL a caller chose is a door into the gateway's network (SSRF).
-public struct ImageURLPolicy: Sendable, Equatable {
-    /// Hosts the operator named: exact names or addresses, or `*.example.com` for the
-    /// subdomains of `example.com`. Fetched whatever address they resolve to.
-    public private(set) var hosts: [String] = []
-    /// `*` among them: any other host too, when the address it resolves to is public (never
-    /// loopback, private, link-local, carrier-grade NAT, multicast or reserved).
-    public private(set) var anyPublicHost = false
-
-    /// Nothing is fetched.
-    public static let none = ImageURLPolicy()
-
-    public var isOff: Bool { hosts.isEmpty && !anyPublicHost }
-
-    init() {}
-
-    /// `list`: comma-separated entries (`assets.example.com`, `*.example.com`, `10.0.0.7`, `*`);
-    /// empty: none.
-    public init(list: String) throws(ImageURLPolicyError) {
-        for entry in list.split(separator: ",") {
-            let host = entry.trimmingCharacters(in: .whitespaces).lowercased()
-            if host.isEmpty { continue }
-            if host == "*" {
-                anyPublicHost = true
-                continue
-            }
-            let name = host.hasPrefix("*.") ? String(host.dropFirst(2)) : host
-            guard !name.isEmpty, !name.contains("*"), !name.contains("/"), !name.contains("@"),
-                name.unicodeScalars.allSatisfy({ $0.isASCII && $0.value > 0x20 })
-            else {
-                throw ImageURLPolicyError(
-                    "\"\(entry)\" is not a host: give host names (assets.example.com), *.example.com for a domain's subdomains, addresses, or * for any public host")
-            }
-            hosts.append(host)
-        }
-    }
-
-    /// Whether `host` (lowercased, no brackets) may be fetched, and whether only at a public address.
-    func admits(_ host: String) -> (allowed: Bool, publicOnly: Bool) {
-        let named = hosts.contains { entry in
-            entry.hasPrefix("*.") ? host.hasSuffix(entry.dropFirst()) : host == entry
-        }
-        if named { return (true, false) }
-        return (anyPublicHost, true)
-    }
-}
-
-public struct ImageURLPolicyError: Error, CustomStringConvertible, Sendable {
-    public let description: String
-    init(_ description: String) { self.description = description }
-}
-
 /// An image for a provider that takes images inline: its media type and its bytes in base64.
 struct FetchedImage: Sendable, Equatable {
     var mediaType: String
@@ -97,12 +42,12 @@ enum ChatImages {
     }
 }
 
-/// Fetches images by URL as `ImageURLPolicy` allows: `http` or `https`, one GET, no
+/// Fetches images by URL as `HostPolicy` allows: `http` or `https`, one GET, no
 /// redirects, connected to the very address that was checked (a name that resolves anew to a
 /// private address cannot slip through), within `timeout`, at most `maxBytes`, of a media type
 /// the providers take (JPEG, PNG, GIF, WebP). Every refusal is a 400 naming the URL's part.
 struct ImageFetcher: Sendable {
-    let policy: ImageURLPolicy
+    let policy: HostPolicy
     let client: UpstreamClient
 
     /// Anthropic's limit for one image.
@@ -112,7 +57,7 @@ struct ImageFetcher: Sendable {
     static let timeout: Duration = .seconds(10)
     static let mediaTypes: Set<String> = ["image/jpeg", "image/png", "image/gif", "image/webp"]
 
-    init(policy: ImageURLPolicy) {
+    init(policy: HostPolicy) {
         self.policy = policy
         var configuration = UpstreamClient.Configuration()
         configuration.connectTimeout = .seconds(5)
@@ -171,7 +116,7 @@ struct ImageFetcher: Sendable {
         } catch {
             throw refuse("image_url_unreachable", "could not be fetched: its host \(host) does not resolve")
         }
-        if publicOnly, !Self.isPublic(address) {
+        if publicOnly, !HostPolicy.isPublic(address) {
             throw refuse("image_url_not_allowed", "is on a host at a private or reserved address, which this gateway does not fetch from")
         }
         let response: UpstreamHTTPResponse
@@ -223,53 +168,5 @@ struct ImageFetcher: Sendable {
             guard let first = try await group.next(), let value = first else { throw UpstreamClientError.headTimeout }
             return value
         }
-    }
-
-    /// Whether `address` is one anybody on the internet could reach: not loopback, private,
-    /// shared (carrier-grade NAT), link-local, documentation, benchmarking, multicast or
-    /// reserved — IPv4 inside IPv6 (mapped, NAT64, 6to4) judged as IPv4.
-    static func isPublic(_ address: SocketAddress) -> Bool {
-        switch address {
-        case .v4(let v4):
-            return isPublic(v4: withUnsafeBytes(of: v4.address.sin_addr) { Array($0) })
-        case .v6(let v6):
-            return isPublic(v6: withUnsafeBytes(of: v6.address.sin6_addr) { Array($0) })
-        case .unixDomainSocket:
-            return false
-        }
-    }
-
-    static func isPublic(v4 bytes: [UInt8]) -> Bool {
-        guard bytes.count == 4 else { return false }
-        let (a, b, c) = (bytes[0], bytes[1], bytes[2])
-        switch a {
-        case 0, 10, 127: return false
-        case 100 where (64...127).contains(b): return false  // shared address space
-        case 169 where b == 254: return false  // link-local
-        case 172 where (16...31).contains(b): return false
-        case 192 where b == 168: return false
-        case 192 where b == 0 && (c == 0 || c == 2): return false  // IETF protocol assignments, documentation
-        case 198 where b == 18 || b == 19: return false  // benchmarking
-        case 198 where b == 51 && c == 100, 203 where b == 0 && c == 113: return false  // documentation
-        case 224...255: return false  // multicast, reserved, broadcast
-        default: return true
-        }
-    }
-
-    static func isPublic(v6 bytes: [UInt8]) -> Bool {
-        guard bytes.count == 16 else { return false }
-        if bytes[0..<10].allSatisfy({ $0 == 0 }) {
-            // ::, ::1, IPv4-compatible (::a.b.c.d) and IPv4-mapped (::ffff:a.b.c.d).
-            if bytes[10] == 0xFF && bytes[11] == 0xFF { return isPublic(v4: Array(bytes[12..<16])) }
-            return false
-        }
-        if bytes[0..<12] == [0x00, 0x64, 0xFF, 0x9B, 0, 0, 0, 0, 0, 0, 0, 0] { return isPublic(v4: Array(bytes[12..<16])) }  // NAT64
-        if bytes[0] == 0x20 && bytes[1] == 0x02 { return isPublic(v4: Array(bytes[2..<6])) }  // 6to4
-        if bytes[0] & 0xFE == 0xFC { return false }  // unique local
-        if bytes[0] == 0xFE && bytes[1] & 0xC0 == 0x80 { return false }  // link-local
-        if bytes[0] == 0xFF { return false }  // multicast
-        if bytes[0] == 0x20 && bytes[1] == 0x01 && bytes[2] == 0x0D && bytes[3] == 0xB8 { return false }  // documentation
-        if bytes[0] == 0x01 && bytes[1] == 0x00 && bytes[2..<8].allSatisfy({ $0 == 0 }) { return false }  // discard
-        return true
     }
 }

@@ -2,6 +2,7 @@ import HTTPTypes
 import LumenAPI
 import NIOCore
 import SharedRules
+import UpstreamClient
 import WireFormats
 
 /// One wire format an upstream speaks, and the one place it lives: how a request is sent to a
@@ -109,7 +110,7 @@ struct Providers: Sendable {
     /// fetched for the providers that take them inline only as `imageURLs` allows.
     /// Azure backends get their Entra ID tokens from `tokenSources`.
     init(
-        http: UpstreamHTTP, inProcess: (any InProcessProvider)?, clock: WallClock, imageURLs: ImageURLPolicy = .none,
+        http: UpstreamHTTP, inProcess: (any InProcessProvider)?, clock: WallClock, imageURLs: HostPolicy = .none,
         tokenSources: TokenSources = .none
     ) {
         let images = imageURLs.isOff ? nil : ImageFetcher(policy: imageURLs)

@@ -227,6 +227,84 @@ public enum Lumen_Ledger_V1_LedgerService: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "SetPoolAlerts" metadata.
+        public enum SetPoolAlerts: Sendable {
+            /// Request type for "SetPoolAlerts".
+            public typealias Input = Lumen_Ledger_V1_SetPoolAlertsRequest
+            /// Response type for "SetPoolAlerts".
+            public typealias Output = Lumen_Ledger_V1_SetPoolAlertsResponse
+            /// Descriptor for "SetPoolAlerts".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.ledger.v1.LedgerService"),
+                method: "SetPoolAlerts",
+                type: .unary
+            )
+        }
+        /// Namespace for "GetPoolAlerts" metadata.
+        public enum GetPoolAlerts: Sendable {
+            /// Request type for "GetPoolAlerts".
+            public typealias Input = Lumen_Ledger_V1_GetPoolAlertsRequest
+            /// Response type for "GetPoolAlerts".
+            public typealias Output = Lumen_Ledger_V1_GetPoolAlertsResponse
+            /// Descriptor for "GetPoolAlerts".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.ledger.v1.LedgerService"),
+                method: "GetPoolAlerts",
+                type: .unary
+            )
+        }
+        /// Namespace for "CreateAlertEndpoint" metadata.
+        public enum CreateAlertEndpoint: Sendable {
+            /// Request type for "CreateAlertEndpoint".
+            public typealias Input = Lumen_Ledger_V1_CreateAlertEndpointRequest
+            /// Response type for "CreateAlertEndpoint".
+            public typealias Output = Lumen_Ledger_V1_CreateAlertEndpointResponse
+            /// Descriptor for "CreateAlertEndpoint".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.ledger.v1.LedgerService"),
+                method: "CreateAlertEndpoint",
+                type: .unary
+            )
+        }
+        /// Namespace for "ListAlertEndpoints" metadata.
+        public enum ListAlertEndpoints: Sendable {
+            /// Request type for "ListAlertEndpoints".
+            public typealias Input = Lumen_Ledger_V1_ListAlertEndpointsRequest
+            /// Response type for "ListAlertEndpoints".
+            public typealias Output = Lumen_Ledger_V1_ListAlertEndpointsResponse
+            /// Descriptor for "ListAlertEndpoints".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.ledger.v1.LedgerService"),
+                method: "ListAlertEndpoints",
+                type: .unary
+            )
+        }
+        /// Namespace for "DeleteAlertEndpoint" metadata.
+        public enum DeleteAlertEndpoint: Sendable {
+            /// Request type for "DeleteAlertEndpoint".
+            public typealias Input = Lumen_Ledger_V1_DeleteAlertEndpointRequest
+            /// Response type for "DeleteAlertEndpoint".
+            public typealias Output = Lumen_Ledger_V1_DeleteAlertEndpointResponse
+            /// Descriptor for "DeleteAlertEndpoint".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.ledger.v1.LedgerService"),
+                method: "DeleteAlertEndpoint",
+                type: .unary
+            )
+        }
+        /// Namespace for "ListAlertDeliveries" metadata.
+        public enum ListAlertDeliveries: Sendable {
+            /// Request type for "ListAlertDeliveries".
+            public typealias Input = Lumen_Ledger_V1_ListAlertDeliveriesRequest
+            /// Response type for "ListAlertDeliveries".
+            public typealias Output = Lumen_Ledger_V1_ListAlertDeliveriesResponse
+            /// Descriptor for "ListAlertDeliveries".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.ledger.v1.LedgerService"),
+                method: "ListAlertDeliveries",
+                type: .unary
+            )
+        }
         /// Namespace for "CheckInvariant" metadata.
         public enum CheckInvariant: Sendable {
             /// Request type for "CheckInvariant".
@@ -282,6 +360,12 @@ public enum Lumen_Ledger_V1_LedgerService: Sendable {
             GetKeyTotals.descriptor,
             GetOwnerUsage.descriptor,
             GetUsageSeries.descriptor,
+            SetPoolAlerts.descriptor,
+            GetPoolAlerts.descriptor,
+            CreateAlertEndpoint.descriptor,
+            ListAlertEndpoints.descriptor,
+            DeleteAlertEndpoint.descriptor,
+            ListAlertDeliveries.descriptor,
             CheckInvariant.descriptor,
             ListAuditLog.descriptor,
             VerifyAuditLog.descriptor
@@ -596,6 +680,127 @@ extension Lumen_Ledger_V1_LedgerService {
             request: GRPCCore.StreamingServerRequest<Lumen_Ledger_V1_GetUsageSeriesRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_GetUsageSeriesResponse>
+
+        /// Handle the "SetPoolAlerts" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A pool's budget alerts: thresholds in percent of its limit (a BALANCE pool with one), or,
+        /// > without a limit, of its balance after its latest top-up (a grant or refill that lifted the
+        /// > balance above the last reference starts a new period). When the pool's balance falls to
+        /// > or below a threshold's share — `threshold`% of the reference spent — the ledger records an
+        /// > alert, once per crossing: the threshold is re-armed only when the balance rises above it
+        /// > again. Each alert goes to every webhook endpoint of the organisation (at least once,
+        /// > retried with exponential backoff for a day). Administrators only (`admin_required`);
+        /// > INVALID_ARGUMENT `invalid_thresholds` unless 1–10 distinct whole percents from 1 to 100.
+        /// > An empty list removes the alerts. Recorded in the audit log (`pool.alerts`).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Lumen_Ledger_V1_SetPoolAlertsRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Ledger_V1_SetPoolAlertsResponse` messages.
+        func setPoolAlerts(
+            request: GRPCCore.StreamingServerRequest<Lumen_Ledger_V1_SetPoolAlertsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_SetPoolAlertsResponse>
+
+        /// Handle the "GetPoolAlerts" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A pool's alert thresholds and which are crossed now (administrators; members their own and
+        /// > their clients' pools).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Lumen_Ledger_V1_GetPoolAlertsRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Ledger_V1_GetPoolAlertsResponse` messages.
+        func getPoolAlerts(
+            request: GRPCCore.StreamingServerRequest<Lumen_Ledger_V1_GetPoolAlertsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_GetPoolAlertsResponse>
+
+        /// Handle the "CreateAlertEndpoint" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Adds a webhook endpoint that receives the organisation's alerts: `https://` (or `http://`
+        /// > to a host the operator lists in --alert-webhook-hosts, which also allows private
+        /// > addresses; by default only hosts at public addresses are called). Returns the endpoint's
+        /// > signing secret, derived from the deployment's internal token and never stored: shown here
+        /// > only. Administrators only; recorded in the audit log (`alert_endpoint.create`).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Lumen_Ledger_V1_CreateAlertEndpointRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Ledger_V1_CreateAlertEndpointResponse` messages.
+        func createAlertEndpoint(
+            request: GRPCCore.StreamingServerRequest<Lumen_Ledger_V1_CreateAlertEndpointRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_CreateAlertEndpointResponse>
+
+        /// Handle the "ListAlertEndpoints" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The organisation's webhook endpoints (administrators).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Lumen_Ledger_V1_ListAlertEndpointsRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Ledger_V1_ListAlertEndpointsResponse` messages.
+        func listAlertEndpoints(
+            request: GRPCCore.StreamingServerRequest<Lumen_Ledger_V1_ListAlertEndpointsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_ListAlertEndpointsResponse>
+
+        /// Handle the "DeleteAlertEndpoint" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Removes an endpoint; its pending deliveries are dropped (administrators; `alert_endpoint.delete`).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Lumen_Ledger_V1_DeleteAlertEndpointRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Ledger_V1_DeleteAlertEndpointResponse` messages.
+        func deleteAlertEndpoint(
+            request: GRPCCore.StreamingServerRequest<Lumen_Ledger_V1_DeleteAlertEndpointRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_DeleteAlertEndpointResponse>
+
+        /// Handle the "ListAlertDeliveries" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The organisation's alerts and their deliveries, newest first (administrators).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Lumen_Ledger_V1_ListAlertDeliveriesRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Ledger_V1_ListAlertDeliveriesResponse` messages.
+        func listAlertDeliveries(
+            request: GRPCCore.StreamingServerRequest<Lumen_Ledger_V1_ListAlertDeliveriesRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_ListAlertDeliveriesResponse>
 
         /// Handle the "CheckInvariant" method.
         ///
@@ -953,6 +1158,127 @@ extension Lumen_Ledger_V1_LedgerService {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_GetUsageSeriesResponse>
 
+        /// Handle the "SetPoolAlerts" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A pool's budget alerts: thresholds in percent of its limit (a BALANCE pool with one), or,
+        /// > without a limit, of its balance after its latest top-up (a grant or refill that lifted the
+        /// > balance above the last reference starts a new period). When the pool's balance falls to
+        /// > or below a threshold's share — `threshold`% of the reference spent — the ledger records an
+        /// > alert, once per crossing: the threshold is re-armed only when the balance rises above it
+        /// > again. Each alert goes to every webhook endpoint of the organisation (at least once,
+        /// > retried with exponential backoff for a day). Administrators only (`admin_required`);
+        /// > INVALID_ARGUMENT `invalid_thresholds` unless 1–10 distinct whole percents from 1 to 100.
+        /// > An empty list removes the alerts. Recorded in the audit log (`pool.alerts`).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_SetPoolAlertsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Lumen_Ledger_V1_SetPoolAlertsResponse` message.
+        func setPoolAlerts(
+            request: GRPCCore.ServerRequest<Lumen_Ledger_V1_SetPoolAlertsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_SetPoolAlertsResponse>
+
+        /// Handle the "GetPoolAlerts" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A pool's alert thresholds and which are crossed now (administrators; members their own and
+        /// > their clients' pools).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_GetPoolAlertsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Lumen_Ledger_V1_GetPoolAlertsResponse` message.
+        func getPoolAlerts(
+            request: GRPCCore.ServerRequest<Lumen_Ledger_V1_GetPoolAlertsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_GetPoolAlertsResponse>
+
+        /// Handle the "CreateAlertEndpoint" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Adds a webhook endpoint that receives the organisation's alerts: `https://` (or `http://`
+        /// > to a host the operator lists in --alert-webhook-hosts, which also allows private
+        /// > addresses; by default only hosts at public addresses are called). Returns the endpoint's
+        /// > signing secret, derived from the deployment's internal token and never stored: shown here
+        /// > only. Administrators only; recorded in the audit log (`alert_endpoint.create`).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_CreateAlertEndpointRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Lumen_Ledger_V1_CreateAlertEndpointResponse` message.
+        func createAlertEndpoint(
+            request: GRPCCore.ServerRequest<Lumen_Ledger_V1_CreateAlertEndpointRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_CreateAlertEndpointResponse>
+
+        /// Handle the "ListAlertEndpoints" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The organisation's webhook endpoints (administrators).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_ListAlertEndpointsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Lumen_Ledger_V1_ListAlertEndpointsResponse` message.
+        func listAlertEndpoints(
+            request: GRPCCore.ServerRequest<Lumen_Ledger_V1_ListAlertEndpointsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_ListAlertEndpointsResponse>
+
+        /// Handle the "DeleteAlertEndpoint" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Removes an endpoint; its pending deliveries are dropped (administrators; `alert_endpoint.delete`).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_DeleteAlertEndpointRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Lumen_Ledger_V1_DeleteAlertEndpointResponse` message.
+        func deleteAlertEndpoint(
+            request: GRPCCore.ServerRequest<Lumen_Ledger_V1_DeleteAlertEndpointRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_DeleteAlertEndpointResponse>
+
+        /// Handle the "ListAlertDeliveries" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The organisation's alerts and their deliveries, newest first (administrators).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_ListAlertDeliveriesRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Lumen_Ledger_V1_ListAlertDeliveriesResponse` message.
+        func listAlertDeliveries(
+            request: GRPCCore.ServerRequest<Lumen_Ledger_V1_ListAlertDeliveriesRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_ListAlertDeliveriesResponse>
+
         /// Handle the "CheckInvariant" method.
         ///
         /// > Source IDL Documentation:
@@ -1308,6 +1634,127 @@ extension Lumen_Ledger_V1_LedgerService {
             context: GRPCCore.ServerContext
         ) async throws -> Lumen_Ledger_V1_GetUsageSeriesResponse
 
+        /// Handle the "SetPoolAlerts" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A pool's budget alerts: thresholds in percent of its limit (a BALANCE pool with one), or,
+        /// > without a limit, of its balance after its latest top-up (a grant or refill that lifted the
+        /// > balance above the last reference starts a new period). When the pool's balance falls to
+        /// > or below a threshold's share — `threshold`% of the reference spent — the ledger records an
+        /// > alert, once per crossing: the threshold is re-armed only when the balance rises above it
+        /// > again. Each alert goes to every webhook endpoint of the organisation (at least once,
+        /// > retried with exponential backoff for a day). Administrators only (`admin_required`);
+        /// > INVALID_ARGUMENT `invalid_thresholds` unless 1–10 distinct whole percents from 1 to 100.
+        /// > An empty list removes the alerts. Recorded in the audit log (`pool.alerts`).
+        ///
+        /// - Parameters:
+        ///   - request: A `Lumen_Ledger_V1_SetPoolAlertsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Lumen_Ledger_V1_SetPoolAlertsResponse` to respond with.
+        func setPoolAlerts(
+            request: Lumen_Ledger_V1_SetPoolAlertsRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Lumen_Ledger_V1_SetPoolAlertsResponse
+
+        /// Handle the "GetPoolAlerts" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A pool's alert thresholds and which are crossed now (administrators; members their own and
+        /// > their clients' pools).
+        ///
+        /// - Parameters:
+        ///   - request: A `Lumen_Ledger_V1_GetPoolAlertsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Lumen_Ledger_V1_GetPoolAlertsResponse` to respond with.
+        func getPoolAlerts(
+            request: Lumen_Ledger_V1_GetPoolAlertsRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Lumen_Ledger_V1_GetPoolAlertsResponse
+
+        /// Handle the "CreateAlertEndpoint" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Adds a webhook endpoint that receives the organisation's alerts: `https://` (or `http://`
+        /// > to a host the operator lists in --alert-webhook-hosts, which also allows private
+        /// > addresses; by default only hosts at public addresses are called). Returns the endpoint's
+        /// > signing secret, derived from the deployment's internal token and never stored: shown here
+        /// > only. Administrators only; recorded in the audit log (`alert_endpoint.create`).
+        ///
+        /// - Parameters:
+        ///   - request: A `Lumen_Ledger_V1_CreateAlertEndpointRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Lumen_Ledger_V1_CreateAlertEndpointResponse` to respond with.
+        func createAlertEndpoint(
+            request: Lumen_Ledger_V1_CreateAlertEndpointRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Lumen_Ledger_V1_CreateAlertEndpointResponse
+
+        /// Handle the "ListAlertEndpoints" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The organisation's webhook endpoints (administrators).
+        ///
+        /// - Parameters:
+        ///   - request: A `Lumen_Ledger_V1_ListAlertEndpointsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Lumen_Ledger_V1_ListAlertEndpointsResponse` to respond with.
+        func listAlertEndpoints(
+            request: Lumen_Ledger_V1_ListAlertEndpointsRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Lumen_Ledger_V1_ListAlertEndpointsResponse
+
+        /// Handle the "DeleteAlertEndpoint" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Removes an endpoint; its pending deliveries are dropped (administrators; `alert_endpoint.delete`).
+        ///
+        /// - Parameters:
+        ///   - request: A `Lumen_Ledger_V1_DeleteAlertEndpointRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Lumen_Ledger_V1_DeleteAlertEndpointResponse` to respond with.
+        func deleteAlertEndpoint(
+            request: Lumen_Ledger_V1_DeleteAlertEndpointRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Lumen_Ledger_V1_DeleteAlertEndpointResponse
+
+        /// Handle the "ListAlertDeliveries" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The organisation's alerts and their deliveries, newest first (administrators).
+        ///
+        /// - Parameters:
+        ///   - request: A `Lumen_Ledger_V1_ListAlertDeliveriesRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Lumen_Ledger_V1_ListAlertDeliveriesResponse` to respond with.
+        func listAlertDeliveries(
+            request: Lumen_Ledger_V1_ListAlertDeliveriesRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Lumen_Ledger_V1_ListAlertDeliveriesResponse
+
         /// Handle the "CheckInvariant" method.
         ///
         /// > Source IDL Documentation:
@@ -1530,6 +1977,72 @@ extension Lumen_Ledger_V1_LedgerService.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
+            forMethod: Lumen_Ledger_V1_LedgerService.Method.SetPoolAlerts.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Ledger_V1_SetPoolAlertsRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Ledger_V1_SetPoolAlertsResponse>(),
+            handler: { request, context in
+                try await self.setPoolAlerts(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Lumen_Ledger_V1_LedgerService.Method.GetPoolAlerts.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Ledger_V1_GetPoolAlertsRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Ledger_V1_GetPoolAlertsResponse>(),
+            handler: { request, context in
+                try await self.getPoolAlerts(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Lumen_Ledger_V1_LedgerService.Method.CreateAlertEndpoint.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Ledger_V1_CreateAlertEndpointRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Ledger_V1_CreateAlertEndpointResponse>(),
+            handler: { request, context in
+                try await self.createAlertEndpoint(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Lumen_Ledger_V1_LedgerService.Method.ListAlertEndpoints.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Ledger_V1_ListAlertEndpointsRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Ledger_V1_ListAlertEndpointsResponse>(),
+            handler: { request, context in
+                try await self.listAlertEndpoints(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Lumen_Ledger_V1_LedgerService.Method.DeleteAlertEndpoint.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Ledger_V1_DeleteAlertEndpointRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Ledger_V1_DeleteAlertEndpointResponse>(),
+            handler: { request, context in
+                try await self.deleteAlertEndpoint(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Lumen_Ledger_V1_LedgerService.Method.ListAlertDeliveries.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Ledger_V1_ListAlertDeliveriesRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Ledger_V1_ListAlertDeliveriesResponse>(),
+            handler: { request, context in
+                try await self.listAlertDeliveries(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
             forMethod: Lumen_Ledger_V1_LedgerService.Method.CheckInvariant.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Ledger_V1_CheckInvariantRequest>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Ledger_V1_CheckInvariantResponse>(),
@@ -1705,6 +2218,72 @@ extension Lumen_Ledger_V1_LedgerService.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_GetUsageSeriesResponse> {
         let response = try await self.getUsageSeries(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func setPoolAlerts(
+        request: GRPCCore.StreamingServerRequest<Lumen_Ledger_V1_SetPoolAlertsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_SetPoolAlertsResponse> {
+        let response = try await self.setPoolAlerts(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func getPoolAlerts(
+        request: GRPCCore.StreamingServerRequest<Lumen_Ledger_V1_GetPoolAlertsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_GetPoolAlertsResponse> {
+        let response = try await self.getPoolAlerts(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func createAlertEndpoint(
+        request: GRPCCore.StreamingServerRequest<Lumen_Ledger_V1_CreateAlertEndpointRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_CreateAlertEndpointResponse> {
+        let response = try await self.createAlertEndpoint(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func listAlertEndpoints(
+        request: GRPCCore.StreamingServerRequest<Lumen_Ledger_V1_ListAlertEndpointsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_ListAlertEndpointsResponse> {
+        let response = try await self.listAlertEndpoints(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func deleteAlertEndpoint(
+        request: GRPCCore.StreamingServerRequest<Lumen_Ledger_V1_DeleteAlertEndpointRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_DeleteAlertEndpointResponse> {
+        let response = try await self.deleteAlertEndpoint(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func listAlertDeliveries(
+        request: GRPCCore.StreamingServerRequest<Lumen_Ledger_V1_ListAlertDeliveriesRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_ListAlertDeliveriesResponse> {
+        let response = try await self.listAlertDeliveries(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -1927,6 +2506,84 @@ extension Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_GetUsageSeriesResponse> {
         return GRPCCore.ServerResponse<Lumen_Ledger_V1_GetUsageSeriesResponse>(
             message: try await self.getUsageSeries(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func setPoolAlerts(
+        request: GRPCCore.ServerRequest<Lumen_Ledger_V1_SetPoolAlertsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_SetPoolAlertsResponse> {
+        return GRPCCore.ServerResponse<Lumen_Ledger_V1_SetPoolAlertsResponse>(
+            message: try await self.setPoolAlerts(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func getPoolAlerts(
+        request: GRPCCore.ServerRequest<Lumen_Ledger_V1_GetPoolAlertsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_GetPoolAlertsResponse> {
+        return GRPCCore.ServerResponse<Lumen_Ledger_V1_GetPoolAlertsResponse>(
+            message: try await self.getPoolAlerts(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func createAlertEndpoint(
+        request: GRPCCore.ServerRequest<Lumen_Ledger_V1_CreateAlertEndpointRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_CreateAlertEndpointResponse> {
+        return GRPCCore.ServerResponse<Lumen_Ledger_V1_CreateAlertEndpointResponse>(
+            message: try await self.createAlertEndpoint(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func listAlertEndpoints(
+        request: GRPCCore.ServerRequest<Lumen_Ledger_V1_ListAlertEndpointsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_ListAlertEndpointsResponse> {
+        return GRPCCore.ServerResponse<Lumen_Ledger_V1_ListAlertEndpointsResponse>(
+            message: try await self.listAlertEndpoints(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func deleteAlertEndpoint(
+        request: GRPCCore.ServerRequest<Lumen_Ledger_V1_DeleteAlertEndpointRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_DeleteAlertEndpointResponse> {
+        return GRPCCore.ServerResponse<Lumen_Ledger_V1_DeleteAlertEndpointResponse>(
+            message: try await self.deleteAlertEndpoint(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func listAlertDeliveries(
+        request: GRPCCore.ServerRequest<Lumen_Ledger_V1_ListAlertDeliveriesRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_ListAlertDeliveriesResponse> {
+        return GRPCCore.ServerResponse<Lumen_Ledger_V1_ListAlertDeliveriesResponse>(
+            message: try await self.listAlertDeliveries(
                 request: request.message,
                 context: context
             ),
@@ -2337,6 +2994,157 @@ extension Lumen_Ledger_V1_LedgerService {
             deserializer: some GRPCCore.MessageDeserializer<Lumen_Ledger_V1_GetUsageSeriesResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_GetUsageSeriesResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "SetPoolAlerts" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A pool's budget alerts: thresholds in percent of its limit (a BALANCE pool with one), or,
+        /// > without a limit, of its balance after its latest top-up (a grant or refill that lifted the
+        /// > balance above the last reference starts a new period). When the pool's balance falls to
+        /// > or below a threshold's share — `threshold`% of the reference spent — the ledger records an
+        /// > alert, once per crossing: the threshold is re-armed only when the balance rises above it
+        /// > again. Each alert goes to every webhook endpoint of the organisation (at least once,
+        /// > retried with exponential backoff for a day). Administrators only (`admin_required`);
+        /// > INVALID_ARGUMENT `invalid_thresholds` unless 1–10 distinct whole percents from 1 to 100.
+        /// > An empty list removes the alerts. Recorded in the audit log (`pool.alerts`).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_SetPoolAlertsRequest` message.
+        ///   - serializer: A serializer for `Lumen_Ledger_V1_SetPoolAlertsRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Ledger_V1_SetPoolAlertsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func setPoolAlerts<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Ledger_V1_SetPoolAlertsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Ledger_V1_SetPoolAlertsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Ledger_V1_SetPoolAlertsResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_SetPoolAlertsResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "GetPoolAlerts" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A pool's alert thresholds and which are crossed now (administrators; members their own and
+        /// > their clients' pools).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_GetPoolAlertsRequest` message.
+        ///   - serializer: A serializer for `Lumen_Ledger_V1_GetPoolAlertsRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Ledger_V1_GetPoolAlertsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func getPoolAlerts<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Ledger_V1_GetPoolAlertsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Ledger_V1_GetPoolAlertsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Ledger_V1_GetPoolAlertsResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_GetPoolAlertsResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "CreateAlertEndpoint" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Adds a webhook endpoint that receives the organisation's alerts: `https://` (or `http://`
+        /// > to a host the operator lists in --alert-webhook-hosts, which also allows private
+        /// > addresses; by default only hosts at public addresses are called). Returns the endpoint's
+        /// > signing secret, derived from the deployment's internal token and never stored: shown here
+        /// > only. Administrators only; recorded in the audit log (`alert_endpoint.create`).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_CreateAlertEndpointRequest` message.
+        ///   - serializer: A serializer for `Lumen_Ledger_V1_CreateAlertEndpointRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Ledger_V1_CreateAlertEndpointResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func createAlertEndpoint<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Ledger_V1_CreateAlertEndpointRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Ledger_V1_CreateAlertEndpointRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Ledger_V1_CreateAlertEndpointResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_CreateAlertEndpointResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ListAlertEndpoints" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The organisation's webhook endpoints (administrators).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_ListAlertEndpointsRequest` message.
+        ///   - serializer: A serializer for `Lumen_Ledger_V1_ListAlertEndpointsRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Ledger_V1_ListAlertEndpointsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func listAlertEndpoints<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Ledger_V1_ListAlertEndpointsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Ledger_V1_ListAlertEndpointsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Ledger_V1_ListAlertEndpointsResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_ListAlertEndpointsResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "DeleteAlertEndpoint" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Removes an endpoint; its pending deliveries are dropped (administrators; `alert_endpoint.delete`).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_DeleteAlertEndpointRequest` message.
+        ///   - serializer: A serializer for `Lumen_Ledger_V1_DeleteAlertEndpointRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Ledger_V1_DeleteAlertEndpointResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func deleteAlertEndpoint<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Ledger_V1_DeleteAlertEndpointRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Ledger_V1_DeleteAlertEndpointRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Ledger_V1_DeleteAlertEndpointResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_DeleteAlertEndpointResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ListAlertDeliveries" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The organisation's alerts and their deliveries, newest first (administrators).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_ListAlertDeliveriesRequest` message.
+        ///   - serializer: A serializer for `Lumen_Ledger_V1_ListAlertDeliveriesRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Ledger_V1_ListAlertDeliveriesResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func listAlertDeliveries<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Ledger_V1_ListAlertDeliveriesRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Ledger_V1_ListAlertDeliveriesRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Ledger_V1_ListAlertDeliveriesResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_ListAlertDeliveriesResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "CheckInvariant" method.
@@ -2940,6 +3748,223 @@ extension Lumen_Ledger_V1_LedgerService {
             )
         }
 
+        /// Call the "SetPoolAlerts" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A pool's budget alerts: thresholds in percent of its limit (a BALANCE pool with one), or,
+        /// > without a limit, of its balance after its latest top-up (a grant or refill that lifted the
+        /// > balance above the last reference starts a new period). When the pool's balance falls to
+        /// > or below a threshold's share — `threshold`% of the reference spent — the ledger records an
+        /// > alert, once per crossing: the threshold is re-armed only when the balance rises above it
+        /// > again. Each alert goes to every webhook endpoint of the organisation (at least once,
+        /// > retried with exponential backoff for a day). Administrators only (`admin_required`);
+        /// > INVALID_ARGUMENT `invalid_thresholds` unless 1–10 distinct whole percents from 1 to 100.
+        /// > An empty list removes the alerts. Recorded in the audit log (`pool.alerts`).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_SetPoolAlertsRequest` message.
+        ///   - serializer: A serializer for `Lumen_Ledger_V1_SetPoolAlertsRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Ledger_V1_SetPoolAlertsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func setPoolAlerts<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Ledger_V1_SetPoolAlertsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Ledger_V1_SetPoolAlertsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Ledger_V1_SetPoolAlertsResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_SetPoolAlertsResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Lumen_Ledger_V1_LedgerService.Method.SetPoolAlerts.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "GetPoolAlerts" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A pool's alert thresholds and which are crossed now (administrators; members their own and
+        /// > their clients' pools).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_GetPoolAlertsRequest` message.
+        ///   - serializer: A serializer for `Lumen_Ledger_V1_GetPoolAlertsRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Ledger_V1_GetPoolAlertsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func getPoolAlerts<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Ledger_V1_GetPoolAlertsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Ledger_V1_GetPoolAlertsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Ledger_V1_GetPoolAlertsResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_GetPoolAlertsResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Lumen_Ledger_V1_LedgerService.Method.GetPoolAlerts.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "CreateAlertEndpoint" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Adds a webhook endpoint that receives the organisation's alerts: `https://` (or `http://`
+        /// > to a host the operator lists in --alert-webhook-hosts, which also allows private
+        /// > addresses; by default only hosts at public addresses are called). Returns the endpoint's
+        /// > signing secret, derived from the deployment's internal token and never stored: shown here
+        /// > only. Administrators only; recorded in the audit log (`alert_endpoint.create`).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_CreateAlertEndpointRequest` message.
+        ///   - serializer: A serializer for `Lumen_Ledger_V1_CreateAlertEndpointRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Ledger_V1_CreateAlertEndpointResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func createAlertEndpoint<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Ledger_V1_CreateAlertEndpointRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Ledger_V1_CreateAlertEndpointRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Ledger_V1_CreateAlertEndpointResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_CreateAlertEndpointResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Lumen_Ledger_V1_LedgerService.Method.CreateAlertEndpoint.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ListAlertEndpoints" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The organisation's webhook endpoints (administrators).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_ListAlertEndpointsRequest` message.
+        ///   - serializer: A serializer for `Lumen_Ledger_V1_ListAlertEndpointsRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Ledger_V1_ListAlertEndpointsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func listAlertEndpoints<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Ledger_V1_ListAlertEndpointsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Ledger_V1_ListAlertEndpointsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Ledger_V1_ListAlertEndpointsResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_ListAlertEndpointsResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Lumen_Ledger_V1_LedgerService.Method.ListAlertEndpoints.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "DeleteAlertEndpoint" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Removes an endpoint; its pending deliveries are dropped (administrators; `alert_endpoint.delete`).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_DeleteAlertEndpointRequest` message.
+        ///   - serializer: A serializer for `Lumen_Ledger_V1_DeleteAlertEndpointRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Ledger_V1_DeleteAlertEndpointResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func deleteAlertEndpoint<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Ledger_V1_DeleteAlertEndpointRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Ledger_V1_DeleteAlertEndpointRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Ledger_V1_DeleteAlertEndpointResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_DeleteAlertEndpointResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Lumen_Ledger_V1_LedgerService.Method.DeleteAlertEndpoint.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ListAlertDeliveries" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The organisation's alerts and their deliveries, newest first (administrators).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_ListAlertDeliveriesRequest` message.
+        ///   - serializer: A serializer for `Lumen_Ledger_V1_ListAlertDeliveriesRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Ledger_V1_ListAlertDeliveriesResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func listAlertDeliveries<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Ledger_V1_ListAlertDeliveriesRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Ledger_V1_ListAlertDeliveriesRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Ledger_V1_ListAlertDeliveriesResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_ListAlertDeliveriesResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Lumen_Ledger_V1_LedgerService.Method.ListAlertDeliveries.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
         /// Call the "CheckInvariant" method.
         ///
         /// > Source IDL Documentation:
@@ -3483,6 +4508,193 @@ extension Lumen_Ledger_V1_LedgerService.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Ledger_V1_GetUsageSeriesRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Ledger_V1_GetUsageSeriesResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SetPoolAlerts" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A pool's budget alerts: thresholds in percent of its limit (a BALANCE pool with one), or,
+    /// > without a limit, of its balance after its latest top-up (a grant or refill that lifted the
+    /// > balance above the last reference starts a new period). When the pool's balance falls to
+    /// > or below a threshold's share — `threshold`% of the reference spent — the ledger records an
+    /// > alert, once per crossing: the threshold is re-armed only when the balance rises above it
+    /// > again. Each alert goes to every webhook endpoint of the organisation (at least once,
+    /// > retried with exponential backoff for a day). Administrators only (`admin_required`);
+    /// > INVALID_ARGUMENT `invalid_thresholds` unless 1–10 distinct whole percents from 1 to 100.
+    /// > An empty list removes the alerts. Recorded in the audit log (`pool.alerts`).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Lumen_Ledger_V1_SetPoolAlertsRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func setPoolAlerts<Result>(
+        request: GRPCCore.ClientRequest<Lumen_Ledger_V1_SetPoolAlertsRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_SetPoolAlertsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.setPoolAlerts(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Ledger_V1_SetPoolAlertsRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Ledger_V1_SetPoolAlertsResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetPoolAlerts" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A pool's alert thresholds and which are crossed now (administrators; members their own and
+    /// > their clients' pools).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Lumen_Ledger_V1_GetPoolAlertsRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getPoolAlerts<Result>(
+        request: GRPCCore.ClientRequest<Lumen_Ledger_V1_GetPoolAlertsRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_GetPoolAlertsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.getPoolAlerts(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Ledger_V1_GetPoolAlertsRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Ledger_V1_GetPoolAlertsResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "CreateAlertEndpoint" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Adds a webhook endpoint that receives the organisation's alerts: `https://` (or `http://`
+    /// > to a host the operator lists in --alert-webhook-hosts, which also allows private
+    /// > addresses; by default only hosts at public addresses are called). Returns the endpoint's
+    /// > signing secret, derived from the deployment's internal token and never stored: shown here
+    /// > only. Administrators only; recorded in the audit log (`alert_endpoint.create`).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Lumen_Ledger_V1_CreateAlertEndpointRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func createAlertEndpoint<Result>(
+        request: GRPCCore.ClientRequest<Lumen_Ledger_V1_CreateAlertEndpointRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_CreateAlertEndpointResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.createAlertEndpoint(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Ledger_V1_CreateAlertEndpointRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Ledger_V1_CreateAlertEndpointResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListAlertEndpoints" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The organisation's webhook endpoints (administrators).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Lumen_Ledger_V1_ListAlertEndpointsRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listAlertEndpoints<Result>(
+        request: GRPCCore.ClientRequest<Lumen_Ledger_V1_ListAlertEndpointsRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_ListAlertEndpointsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.listAlertEndpoints(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Ledger_V1_ListAlertEndpointsRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Ledger_V1_ListAlertEndpointsResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "DeleteAlertEndpoint" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Removes an endpoint; its pending deliveries are dropped (administrators; `alert_endpoint.delete`).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Lumen_Ledger_V1_DeleteAlertEndpointRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func deleteAlertEndpoint<Result>(
+        request: GRPCCore.ClientRequest<Lumen_Ledger_V1_DeleteAlertEndpointRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_DeleteAlertEndpointResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.deleteAlertEndpoint(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Ledger_V1_DeleteAlertEndpointRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Ledger_V1_DeleteAlertEndpointResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListAlertDeliveries" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The organisation's alerts and their deliveries, newest first (administrators).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Lumen_Ledger_V1_ListAlertDeliveriesRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listAlertDeliveries<Result>(
+        request: GRPCCore.ClientRequest<Lumen_Ledger_V1_ListAlertDeliveriesRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_ListAlertDeliveriesResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.listAlertDeliveries(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Ledger_V1_ListAlertDeliveriesRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Ledger_V1_ListAlertDeliveriesResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -4071,6 +5283,217 @@ extension Lumen_Ledger_V1_LedgerService.ClientProtocol {
             metadata: metadata
         )
         return try await self.getUsageSeries(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SetPoolAlerts" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A pool's budget alerts: thresholds in percent of its limit (a BALANCE pool with one), or,
+    /// > without a limit, of its balance after its latest top-up (a grant or refill that lifted the
+    /// > balance above the last reference starts a new period). When the pool's balance falls to
+    /// > or below a threshold's share — `threshold`% of the reference spent — the ledger records an
+    /// > alert, once per crossing: the threshold is re-armed only when the balance rises above it
+    /// > again. Each alert goes to every webhook endpoint of the organisation (at least once,
+    /// > retried with exponential backoff for a day). Administrators only (`admin_required`);
+    /// > INVALID_ARGUMENT `invalid_thresholds` unless 1–10 distinct whole percents from 1 to 100.
+    /// > An empty list removes the alerts. Recorded in the audit log (`pool.alerts`).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func setPoolAlerts<Result>(
+        _ message: Lumen_Ledger_V1_SetPoolAlertsRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_SetPoolAlertsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Lumen_Ledger_V1_SetPoolAlertsRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.setPoolAlerts(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetPoolAlerts" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A pool's alert thresholds and which are crossed now (administrators; members their own and
+    /// > their clients' pools).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getPoolAlerts<Result>(
+        _ message: Lumen_Ledger_V1_GetPoolAlertsRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_GetPoolAlertsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Lumen_Ledger_V1_GetPoolAlertsRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.getPoolAlerts(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "CreateAlertEndpoint" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Adds a webhook endpoint that receives the organisation's alerts: `https://` (or `http://`
+    /// > to a host the operator lists in --alert-webhook-hosts, which also allows private
+    /// > addresses; by default only hosts at public addresses are called). Returns the endpoint's
+    /// > signing secret, derived from the deployment's internal token and never stored: shown here
+    /// > only. Administrators only; recorded in the audit log (`alert_endpoint.create`).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func createAlertEndpoint<Result>(
+        _ message: Lumen_Ledger_V1_CreateAlertEndpointRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_CreateAlertEndpointResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Lumen_Ledger_V1_CreateAlertEndpointRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.createAlertEndpoint(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListAlertEndpoints" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The organisation's webhook endpoints (administrators).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listAlertEndpoints<Result>(
+        _ message: Lumen_Ledger_V1_ListAlertEndpointsRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_ListAlertEndpointsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Lumen_Ledger_V1_ListAlertEndpointsRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.listAlertEndpoints(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "DeleteAlertEndpoint" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Removes an endpoint; its pending deliveries are dropped (administrators; `alert_endpoint.delete`).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func deleteAlertEndpoint<Result>(
+        _ message: Lumen_Ledger_V1_DeleteAlertEndpointRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_DeleteAlertEndpointResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Lumen_Ledger_V1_DeleteAlertEndpointRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.deleteAlertEndpoint(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListAlertDeliveries" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The organisation's alerts and their deliveries, newest first (administrators).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listAlertDeliveries<Result>(
+        _ message: Lumen_Ledger_V1_ListAlertDeliveriesRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_ListAlertDeliveriesResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Lumen_Ledger_V1_ListAlertDeliveriesRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.listAlertDeliveries(
             request: request,
             options: options,
             onResponse: handleResponse

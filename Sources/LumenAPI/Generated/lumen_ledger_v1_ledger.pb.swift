@@ -135,6 +135,100 @@ public nonisolated enum Lumen_Ledger_V1_UsageStatus: SwiftProtobuf.Enum, Swift.C
 
 }
 
+/// How a webhook endpoint's body is written.
+public nonisolated enum Lumen_Ledger_V1_AlertFormat: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+
+  /// Lumen's JSON event (the default).
+  case unspecified // = 0
+
+  /// Lumen's JSON event.
+  case json // = 1
+
+  /// A Slack incoming webhook's message (`{"text": …}`).
+  case slack // = 2
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .json
+    case 2: self = .slack
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .json: return 1
+    case .slack: return 2
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Lumen_Ledger_V1_AlertFormat] = [
+    .unspecified,
+    .json,
+    .slack,
+  ]
+
+}
+
+/// How a delivery stands.
+public nonisolated enum Lumen_Ledger_V1_AlertDeliveryStatus: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case unspecified // = 0
+
+  /// Not delivered yet; retried at `next_attempt_at`.
+  case pending // = 1
+
+  /// The endpoint answered 2xx.
+  case delivered // = 2
+
+  /// Given up after a day of retries.
+  case failed // = 3
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .pending
+    case 2: self = .delivered
+    case 3: self = .failed
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .pending: return 1
+    case .delivered: return 2
+    case .failed: return 3
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Lumen_Ledger_V1_AlertDeliveryStatus] = [
+    .unspecified,
+    .pending,
+    .delivered,
+    .failed,
+  ]
+
+}
+
 /// A budget pool.
 public nonisolated struct Lumen_Ledger_V1_Pool: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
@@ -1786,6 +1880,436 @@ public nonisolated struct Lumen_Ledger_V1_GetUsageSeriesResponse: Sendable {
   fileprivate var _total: Lumen_Ledger_V1_UsageSums? = nil
 }
 
+/// The request of LedgerService.SetPoolAlerts.
+public nonisolated struct Lumen_Ledger_V1_SetPoolAlertsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The organisation; empty means the caller's.
+  public var organizationID: String = String()
+
+  /// The pool's owner: the organisation, a user, a client or a key.
+  public var owner: Lumen_Common_V1_PrincipalRef {
+    get {_owner ?? Lumen_Common_V1_PrincipalRef()}
+    set {_owner = newValue}
+  }
+  /// Returns true if `owner` has been explicitly set.
+  public var hasOwner: Bool {self._owner != nil}
+  /// Clears the value of `owner`. Subsequent reads from it will return its default value.
+  public mutating func clearOwner() {self._owner = nil}
+
+  /// Percent of the reference spent, 1–100, at most 10; empty: no alerts.
+  public var thresholdsPercent: [Int32] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _owner: Lumen_Common_V1_PrincipalRef? = nil
+}
+
+/// A pool's budget alerts.
+public nonisolated struct Lumen_Ledger_V1_PoolAlerts: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Whose pool.
+  public var owner: Lumen_Common_V1_PrincipalRef {
+    get {_owner ?? Lumen_Common_V1_PrincipalRef()}
+    set {_owner = newValue}
+  }
+  /// Returns true if `owner` has been explicitly set.
+  public var hasOwner: Bool {self._owner != nil}
+  /// Clears the value of `owner`. Subsequent reads from it will return its default value.
+  public mutating func clearOwner() {self._owner = nil}
+
+  /// The thresholds, ascending.
+  public var thresholdsPercent: [Int32] = []
+
+  /// The thresholds crossed now (alerted, not re-armed).
+  public var crossedPercent: [Int32] = []
+
+  /// What the thresholds are shares of, micro-USD: the pool's limit, else its balance after its
+  /// latest top-up; 0 while the pool has neither (no alert can fire).
+  public var referenceMicros: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _owner: Lumen_Common_V1_PrincipalRef? = nil
+}
+
+/// The response of LedgerService.SetPoolAlerts.
+public nonisolated struct Lumen_Ledger_V1_SetPoolAlertsResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var alerts: Lumen_Ledger_V1_PoolAlerts {
+    get {_alerts ?? Lumen_Ledger_V1_PoolAlerts()}
+    set {_alerts = newValue}
+  }
+  /// Returns true if `alerts` has been explicitly set.
+  public var hasAlerts: Bool {self._alerts != nil}
+  /// Clears the value of `alerts`. Subsequent reads from it will return its default value.
+  public mutating func clearAlerts() {self._alerts = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _alerts: Lumen_Ledger_V1_PoolAlerts? = nil
+}
+
+/// The request of LedgerService.GetPoolAlerts.
+public nonisolated struct Lumen_Ledger_V1_GetPoolAlertsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The organisation; empty means the caller's.
+  public var organizationID: String = String()
+
+  /// Whose pool.
+  public var owner: Lumen_Common_V1_PrincipalRef {
+    get {_owner ?? Lumen_Common_V1_PrincipalRef()}
+    set {_owner = newValue}
+  }
+  /// Returns true if `owner` has been explicitly set.
+  public var hasOwner: Bool {self._owner != nil}
+  /// Clears the value of `owner`. Subsequent reads from it will return its default value.
+  public mutating func clearOwner() {self._owner = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _owner: Lumen_Common_V1_PrincipalRef? = nil
+}
+
+/// The response of LedgerService.GetPoolAlerts.
+public nonisolated struct Lumen_Ledger_V1_GetPoolAlertsResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var alerts: Lumen_Ledger_V1_PoolAlerts {
+    get {_alerts ?? Lumen_Ledger_V1_PoolAlerts()}
+    set {_alerts = newValue}
+  }
+  /// Returns true if `alerts` has been explicitly set.
+  public var hasAlerts: Bool {self._alerts != nil}
+  /// Clears the value of `alerts`. Subsequent reads from it will return its default value.
+  public mutating func clearAlerts() {self._alerts = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _alerts: Lumen_Ledger_V1_PoolAlerts? = nil
+}
+
+/// A webhook endpoint.
+public nonisolated struct Lumen_Ledger_V1_AlertEndpoint: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// `whk_…`.
+  public var id: String = String()
+
+  /// Where alerts are POSTed.
+  public var url: String = String()
+
+  /// The body's format.
+  public var format: Lumen_Ledger_V1_AlertFormat = .unspecified
+
+  /// What it is for (at most 200 characters).
+  public var description_p: String = String()
+
+  /// When it was added.
+  public var createdAt: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_createdAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_createdAt = newValue}
+  }
+  /// Returns true if `createdAt` has been explicitly set.
+  public var hasCreatedAt: Bool {self._createdAt != nil}
+  /// Clears the value of `createdAt`. Subsequent reads from it will return its default value.
+  public mutating func clearCreatedAt() {self._createdAt = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _createdAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+}
+
+/// The request of LedgerService.CreateAlertEndpoint.
+public nonisolated struct Lumen_Ledger_V1_CreateAlertEndpointRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The organisation; empty means the caller's.
+  public var organizationID: String = String()
+
+  /// `https://…` (at most 2,048 characters, no user or password); INVALID_ARGUMENT `invalid_url`.
+  public var url: String = String()
+
+  public var format: Lumen_Ledger_V1_AlertFormat = .unspecified
+
+  public var description_p: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The response of LedgerService.CreateAlertEndpoint.
+public nonisolated struct Lumen_Ledger_V1_CreateAlertEndpointResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var endpoint: Lumen_Ledger_V1_AlertEndpoint {
+    get {_endpoint ?? Lumen_Ledger_V1_AlertEndpoint()}
+    set {_endpoint = newValue}
+  }
+  /// Returns true if `endpoint` has been explicitly set.
+  public var hasEndpoint: Bool {self._endpoint != nil}
+  /// Clears the value of `endpoint`. Subsequent reads from it will return its default value.
+  public mutating func clearEndpoint() {self._endpoint = nil}
+
+  /// The signing secret (`whsec_…`): each delivery carries `Lumen-Signature: t=<unix seconds>,v1=<hex
+  /// HMAC-SHA256 of "<t>.<body>" under this secret>`.
+  public var secret: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _endpoint: Lumen_Ledger_V1_AlertEndpoint? = nil
+}
+
+/// The request of LedgerService.ListAlertEndpoints.
+public nonisolated struct Lumen_Ledger_V1_ListAlertEndpointsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The organisation; empty means the caller's.
+  public var organizationID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The response of LedgerService.ListAlertEndpoints.
+public nonisolated struct Lumen_Ledger_V1_ListAlertEndpointsResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Oldest first.
+  public var endpoints: [Lumen_Ledger_V1_AlertEndpoint] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The request of LedgerService.DeleteAlertEndpoint.
+public nonisolated struct Lumen_Ledger_V1_DeleteAlertEndpointRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The organisation; empty means the caller's.
+  public var organizationID: String = String()
+
+  /// The endpoint (NOT_FOUND `endpoint_not_found` otherwise).
+  public var endpointID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The response of LedgerService.DeleteAlertEndpoint.
+public nonisolated struct Lumen_Ledger_V1_DeleteAlertEndpointResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// One alert's delivery to one endpoint.
+public nonisolated struct Lumen_Ledger_V1_AlertDelivery: @unchecked Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The alert (`alt_…`): the idempotency id a receiver sees as `Lumen-Webhook-Id`.
+  public var alertID: String {
+    get {_storage._alertID}
+    set {_uniqueStorage()._alertID = newValue}
+  }
+
+  /// The endpoint.
+  public var endpointID: String {
+    get {_storage._endpointID}
+    set {_uniqueStorage()._endpointID = newValue}
+  }
+
+  /// Whose pool crossed the threshold.
+  public var owner: Lumen_Common_V1_PrincipalRef {
+    get {_storage._owner ?? Lumen_Common_V1_PrincipalRef()}
+    set {_uniqueStorage()._owner = newValue}
+  }
+  /// Returns true if `owner` has been explicitly set.
+  public var hasOwner: Bool {_storage._owner != nil}
+  /// Clears the value of `owner`. Subsequent reads from it will return its default value.
+  public mutating func clearOwner() {_uniqueStorage()._owner = nil}
+
+  /// The threshold crossed, percent.
+  public var thresholdPercent: Int32 {
+    get {_storage._thresholdPercent}
+    set {_uniqueStorage()._thresholdPercent = newValue}
+  }
+
+  /// The pool's balance when it crossed, micro-USD.
+  public var balanceMicros: Int64 {
+    get {_storage._balanceMicros}
+    set {_uniqueStorage()._balanceMicros = newValue}
+  }
+
+  /// The reference the threshold is a share of, micro-USD.
+  public var referenceMicros: Int64 {
+    get {_storage._referenceMicros}
+    set {_uniqueStorage()._referenceMicros = newValue}
+  }
+
+  /// When it crossed.
+  public var createdAt: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_storage._createdAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_uniqueStorage()._createdAt = newValue}
+  }
+  /// Returns true if `createdAt` has been explicitly set.
+  public var hasCreatedAt: Bool {_storage._createdAt != nil}
+  /// Clears the value of `createdAt`. Subsequent reads from it will return its default value.
+  public mutating func clearCreatedAt() {_uniqueStorage()._createdAt = nil}
+
+  public var status: Lumen_Ledger_V1_AlertDeliveryStatus {
+    get {_storage._status}
+    set {_uniqueStorage()._status = newValue}
+  }
+
+  /// Attempts made.
+  public var attempts: Int32 {
+    get {_storage._attempts}
+    set {_uniqueStorage()._attempts = newValue}
+  }
+
+  /// When the next attempt is due (pending only).
+  public var nextAttemptAt: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_storage._nextAttemptAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_uniqueStorage()._nextAttemptAt = newValue}
+  }
+  /// Returns true if `nextAttemptAt` has been explicitly set.
+  public var hasNextAttemptAt: Bool {_storage._nextAttemptAt != nil}
+  /// Clears the value of `nextAttemptAt`. Subsequent reads from it will return its default value.
+  public mutating func clearNextAttemptAt() {_uniqueStorage()._nextAttemptAt = nil}
+
+  /// The last attempt's HTTP status (0: none came).
+  public var lastStatusCode: Int32 {
+    get {_storage._lastStatusCode}
+    set {_uniqueStorage()._lastStatusCode = newValue}
+  }
+
+  /// Why the last attempt failed.
+  public var lastError: String {
+    get {_storage._lastError}
+    set {_uniqueStorage()._lastError = newValue}
+  }
+
+  /// When it was delivered.
+  public var deliveredAt: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_storage._deliveredAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_uniqueStorage()._deliveredAt = newValue}
+  }
+  /// Returns true if `deliveredAt` has been explicitly set.
+  public var hasDeliveredAt: Bool {_storage._deliveredAt != nil}
+  /// Clears the value of `deliveredAt`. Subsequent reads from it will return its default value.
+  public mutating func clearDeliveredAt() {_uniqueStorage()._deliveredAt = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// The request of LedgerService.ListAlertDeliveries.
+public nonisolated struct Lumen_Ledger_V1_ListAlertDeliveriesRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The organisation; empty means the caller's.
+  public var organizationID: String = String()
+
+  /// Only these, if set.
+  public var status: Lumen_Ledger_V1_AlertDeliveryStatus = .unspecified
+
+  /// Page (default 1) and size (default 50, 1–100).
+  public var page: Lumen_Common_V1_PageRequest {
+    get {_page ?? Lumen_Common_V1_PageRequest()}
+    set {_page = newValue}
+  }
+  /// Returns true if `page` has been explicitly set.
+  public var hasPage: Bool {self._page != nil}
+  /// Clears the value of `page`. Subsequent reads from it will return its default value.
+  public mutating func clearPage() {self._page = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _page: Lumen_Common_V1_PageRequest? = nil
+}
+
+/// The response of LedgerService.ListAlertDeliveries.
+public nonisolated struct Lumen_Ledger_V1_ListAlertDeliveriesResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Newest first.
+  public var deliveries: [Lumen_Ledger_V1_AlertDelivery] = []
+
+  public var pageInfo: Lumen_Common_V1_PageInfo {
+    get {_pageInfo ?? Lumen_Common_V1_PageInfo()}
+    set {_pageInfo = newValue}
+  }
+  /// Returns true if `pageInfo` has been explicitly set.
+  public var hasPageInfo: Bool {self._pageInfo != nil}
+  /// Clears the value of `pageInfo`. Subsequent reads from it will return its default value.
+  public mutating func clearPageInfo() {self._pageInfo = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _pageInfo: Lumen_Common_V1_PageInfo? = nil
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "lumen.ledger.v1"
@@ -1796,6 +2320,14 @@ nonisolated extension Lumen_Ledger_V1_PoolMode: SwiftProtobuf._ProtoNameProvidin
 
 nonisolated extension Lumen_Ledger_V1_UsageStatus: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0USAGE_STATUS_UNSPECIFIED\0\u{1}USAGE_STATUS_PENDING\0\u{1}USAGE_STATUS_SETTLED\0")
+}
+
+nonisolated extension Lumen_Ledger_V1_AlertFormat: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ALERT_FORMAT_UNSPECIFIED\0\u{1}ALERT_FORMAT_JSON\0\u{1}ALERT_FORMAT_SLACK\0")
+}
+
+nonisolated extension Lumen_Ledger_V1_AlertDeliveryStatus: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ALERT_DELIVERY_STATUS_UNSPECIFIED\0\u{1}ALERT_DELIVERY_STATUS_PENDING\0\u{1}ALERT_DELIVERY_STATUS_DELIVERED\0\u{1}ALERT_DELIVERY_STATUS_FAILED\0")
 }
 
 nonisolated extension Lumen_Ledger_V1_Pool: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -4209,6 +4741,695 @@ nonisolated extension Lumen_Ledger_V1_GetUsageSeriesResponse: SwiftProtobuf.Mess
     if lhs.topKeys != rhs.topKeys {return false}
     if lhs.topOwners != rhs.topOwners {return false}
     if lhs._total != rhs._total {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Ledger_V1_SetPoolAlertsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SetPoolAlertsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}organization_id\0\u{1}owner\0\u{3}thresholds_percent\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.organizationID) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._owner) }()
+      case 3: try { try decoder.decodeRepeatedInt32Field(value: &self.thresholdsPercent) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.organizationID.isEmpty {
+      try visitor.visitSingularStringField(value: self.organizationID, fieldNumber: 1)
+    }
+    try { if let v = self._owner {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    if !self.thresholdsPercent.isEmpty {
+      try visitor.visitPackedInt32Field(value: self.thresholdsPercent, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Ledger_V1_SetPoolAlertsRequest, rhs: Lumen_Ledger_V1_SetPoolAlertsRequest) -> Bool {
+    if lhs.organizationID != rhs.organizationID {return false}
+    if lhs._owner != rhs._owner {return false}
+    if lhs.thresholdsPercent != rhs.thresholdsPercent {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Ledger_V1_PoolAlerts: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PoolAlerts"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}owner\0\u{3}thresholds_percent\0\u{3}crossed_percent\0\u{3}reference_micros\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._owner) }()
+      case 2: try { try decoder.decodeRepeatedInt32Field(value: &self.thresholdsPercent) }()
+      case 3: try { try decoder.decodeRepeatedInt32Field(value: &self.crossedPercent) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.referenceMicros) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._owner {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if !self.thresholdsPercent.isEmpty {
+      try visitor.visitPackedInt32Field(value: self.thresholdsPercent, fieldNumber: 2)
+    }
+    if !self.crossedPercent.isEmpty {
+      try visitor.visitPackedInt32Field(value: self.crossedPercent, fieldNumber: 3)
+    }
+    if self.referenceMicros != 0 {
+      try visitor.visitSingularInt64Field(value: self.referenceMicros, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Ledger_V1_PoolAlerts, rhs: Lumen_Ledger_V1_PoolAlerts) -> Bool {
+    if lhs._owner != rhs._owner {return false}
+    if lhs.thresholdsPercent != rhs.thresholdsPercent {return false}
+    if lhs.crossedPercent != rhs.crossedPercent {return false}
+    if lhs.referenceMicros != rhs.referenceMicros {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Ledger_V1_SetPoolAlertsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SetPoolAlertsResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}alerts\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._alerts) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._alerts {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Ledger_V1_SetPoolAlertsResponse, rhs: Lumen_Ledger_V1_SetPoolAlertsResponse) -> Bool {
+    if lhs._alerts != rhs._alerts {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Ledger_V1_GetPoolAlertsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetPoolAlertsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}organization_id\0\u{1}owner\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.organizationID) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._owner) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.organizationID.isEmpty {
+      try visitor.visitSingularStringField(value: self.organizationID, fieldNumber: 1)
+    }
+    try { if let v = self._owner {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Ledger_V1_GetPoolAlertsRequest, rhs: Lumen_Ledger_V1_GetPoolAlertsRequest) -> Bool {
+    if lhs.organizationID != rhs.organizationID {return false}
+    if lhs._owner != rhs._owner {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Ledger_V1_GetPoolAlertsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetPoolAlertsResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}alerts\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._alerts) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._alerts {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Ledger_V1_GetPoolAlertsResponse, rhs: Lumen_Ledger_V1_GetPoolAlertsResponse) -> Bool {
+    if lhs._alerts != rhs._alerts {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Ledger_V1_AlertEndpoint: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AlertEndpoint"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}url\0\u{1}format\0\u{1}description\0\u{3}created_at\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.url) }()
+      case 3: try { try decoder.decodeSingularEnumField(value: &self.format) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.description_p) }()
+      case 5: try { try decoder.decodeSingularMessageField(value: &self._createdAt) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    if !self.url.isEmpty {
+      try visitor.visitSingularStringField(value: self.url, fieldNumber: 2)
+    }
+    if self.format != .unspecified {
+      try visitor.visitSingularEnumField(value: self.format, fieldNumber: 3)
+    }
+    if !self.description_p.isEmpty {
+      try visitor.visitSingularStringField(value: self.description_p, fieldNumber: 4)
+    }
+    try { if let v = self._createdAt {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Ledger_V1_AlertEndpoint, rhs: Lumen_Ledger_V1_AlertEndpoint) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.url != rhs.url {return false}
+    if lhs.format != rhs.format {return false}
+    if lhs.description_p != rhs.description_p {return false}
+    if lhs._createdAt != rhs._createdAt {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Ledger_V1_CreateAlertEndpointRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CreateAlertEndpointRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}organization_id\0\u{1}url\0\u{1}format\0\u{1}description\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.organizationID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.url) }()
+      case 3: try { try decoder.decodeSingularEnumField(value: &self.format) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.description_p) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.organizationID.isEmpty {
+      try visitor.visitSingularStringField(value: self.organizationID, fieldNumber: 1)
+    }
+    if !self.url.isEmpty {
+      try visitor.visitSingularStringField(value: self.url, fieldNumber: 2)
+    }
+    if self.format != .unspecified {
+      try visitor.visitSingularEnumField(value: self.format, fieldNumber: 3)
+    }
+    if !self.description_p.isEmpty {
+      try visitor.visitSingularStringField(value: self.description_p, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Ledger_V1_CreateAlertEndpointRequest, rhs: Lumen_Ledger_V1_CreateAlertEndpointRequest) -> Bool {
+    if lhs.organizationID != rhs.organizationID {return false}
+    if lhs.url != rhs.url {return false}
+    if lhs.format != rhs.format {return false}
+    if lhs.description_p != rhs.description_p {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Ledger_V1_CreateAlertEndpointResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CreateAlertEndpointResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}endpoint\0\u{1}secret\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._endpoint) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.secret) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._endpoint {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if !self.secret.isEmpty {
+      try visitor.visitSingularStringField(value: self.secret, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Ledger_V1_CreateAlertEndpointResponse, rhs: Lumen_Ledger_V1_CreateAlertEndpointResponse) -> Bool {
+    if lhs._endpoint != rhs._endpoint {return false}
+    if lhs.secret != rhs.secret {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Ledger_V1_ListAlertEndpointsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListAlertEndpointsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}organization_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.organizationID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.organizationID.isEmpty {
+      try visitor.visitSingularStringField(value: self.organizationID, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Ledger_V1_ListAlertEndpointsRequest, rhs: Lumen_Ledger_V1_ListAlertEndpointsRequest) -> Bool {
+    if lhs.organizationID != rhs.organizationID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Ledger_V1_ListAlertEndpointsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListAlertEndpointsResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}endpoints\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.endpoints) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.endpoints.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.endpoints, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Ledger_V1_ListAlertEndpointsResponse, rhs: Lumen_Ledger_V1_ListAlertEndpointsResponse) -> Bool {
+    if lhs.endpoints != rhs.endpoints {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Ledger_V1_DeleteAlertEndpointRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DeleteAlertEndpointRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}organization_id\0\u{3}endpoint_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.organizationID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.endpointID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.organizationID.isEmpty {
+      try visitor.visitSingularStringField(value: self.organizationID, fieldNumber: 1)
+    }
+    if !self.endpointID.isEmpty {
+      try visitor.visitSingularStringField(value: self.endpointID, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Ledger_V1_DeleteAlertEndpointRequest, rhs: Lumen_Ledger_V1_DeleteAlertEndpointRequest) -> Bool {
+    if lhs.organizationID != rhs.organizationID {return false}
+    if lhs.endpointID != rhs.endpointID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Ledger_V1_DeleteAlertEndpointResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DeleteAlertEndpointResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Ledger_V1_DeleteAlertEndpointResponse, rhs: Lumen_Ledger_V1_DeleteAlertEndpointResponse) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Ledger_V1_AlertDelivery: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AlertDelivery"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}alert_id\0\u{3}endpoint_id\0\u{1}owner\0\u{3}threshold_percent\0\u{3}balance_micros\0\u{3}reference_micros\0\u{3}created_at\0\u{1}status\0\u{1}attempts\0\u{3}next_attempt_at\0\u{3}last_status_code\0\u{3}last_error\0\u{3}delivered_at\0")
+
+  fileprivate class _StorageClass {
+    var _alertID: String = String()
+    var _endpointID: String = String()
+    var _owner: Lumen_Common_V1_PrincipalRef? = nil
+    var _thresholdPercent: Int32 = 0
+    var _balanceMicros: Int64 = 0
+    var _referenceMicros: Int64 = 0
+    var _createdAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+    var _status: Lumen_Ledger_V1_AlertDeliveryStatus = .unspecified
+    var _attempts: Int32 = 0
+    var _nextAttemptAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+    var _lastStatusCode: Int32 = 0
+    var _lastError: String = String()
+    var _deliveredAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _alertID = source._alertID
+      _endpointID = source._endpointID
+      _owner = source._owner
+      _thresholdPercent = source._thresholdPercent
+      _balanceMicros = source._balanceMicros
+      _referenceMicros = source._referenceMicros
+      _createdAt = source._createdAt
+      _status = source._status
+      _attempts = source._attempts
+      _nextAttemptAt = source._nextAttemptAt
+      _lastStatusCode = source._lastStatusCode
+      _lastError = source._lastError
+      _deliveredAt = source._deliveredAt
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._alertID) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._endpointID) }()
+        case 3: try { try decoder.decodeSingularMessageField(value: &_storage._owner) }()
+        case 4: try { try decoder.decodeSingularInt32Field(value: &_storage._thresholdPercent) }()
+        case 5: try { try decoder.decodeSingularInt64Field(value: &_storage._balanceMicros) }()
+        case 6: try { try decoder.decodeSingularInt64Field(value: &_storage._referenceMicros) }()
+        case 7: try { try decoder.decodeSingularMessageField(value: &_storage._createdAt) }()
+        case 8: try { try decoder.decodeSingularEnumField(value: &_storage._status) }()
+        case 9: try { try decoder.decodeSingularInt32Field(value: &_storage._attempts) }()
+        case 10: try { try decoder.decodeSingularMessageField(value: &_storage._nextAttemptAt) }()
+        case 11: try { try decoder.decodeSingularInt32Field(value: &_storage._lastStatusCode) }()
+        case 12: try { try decoder.decodeSingularStringField(value: &_storage._lastError) }()
+        case 13: try { try decoder.decodeSingularMessageField(value: &_storage._deliveredAt) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._alertID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._alertID, fieldNumber: 1)
+      }
+      if !_storage._endpointID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._endpointID, fieldNumber: 2)
+      }
+      try { if let v = _storage._owner {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+      } }()
+      if _storage._thresholdPercent != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._thresholdPercent, fieldNumber: 4)
+      }
+      if _storage._balanceMicros != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._balanceMicros, fieldNumber: 5)
+      }
+      if _storage._referenceMicros != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._referenceMicros, fieldNumber: 6)
+      }
+      try { if let v = _storage._createdAt {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+      } }()
+      if _storage._status != .unspecified {
+        try visitor.visitSingularEnumField(value: _storage._status, fieldNumber: 8)
+      }
+      if _storage._attempts != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._attempts, fieldNumber: 9)
+      }
+      try { if let v = _storage._nextAttemptAt {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+      } }()
+      if _storage._lastStatusCode != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._lastStatusCode, fieldNumber: 11)
+      }
+      if !_storage._lastError.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._lastError, fieldNumber: 12)
+      }
+      try { if let v = _storage._deliveredAt {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
+      } }()
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Ledger_V1_AlertDelivery, rhs: Lumen_Ledger_V1_AlertDelivery) -> Bool {
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._alertID != rhs_storage._alertID {return false}
+        if _storage._endpointID != rhs_storage._endpointID {return false}
+        if _storage._owner != rhs_storage._owner {return false}
+        if _storage._thresholdPercent != rhs_storage._thresholdPercent {return false}
+        if _storage._balanceMicros != rhs_storage._balanceMicros {return false}
+        if _storage._referenceMicros != rhs_storage._referenceMicros {return false}
+        if _storage._createdAt != rhs_storage._createdAt {return false}
+        if _storage._status != rhs_storage._status {return false}
+        if _storage._attempts != rhs_storage._attempts {return false}
+        if _storage._nextAttemptAt != rhs_storage._nextAttemptAt {return false}
+        if _storage._lastStatusCode != rhs_storage._lastStatusCode {return false}
+        if _storage._lastError != rhs_storage._lastError {return false}
+        if _storage._deliveredAt != rhs_storage._deliveredAt {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Ledger_V1_ListAlertDeliveriesRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListAlertDeliveriesRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}organization_id\0\u{1}status\0\u{1}page\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.organizationID) }()
+      case 2: try { try decoder.decodeSingularEnumField(value: &self.status) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._page) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.organizationID.isEmpty {
+      try visitor.visitSingularStringField(value: self.organizationID, fieldNumber: 1)
+    }
+    if self.status != .unspecified {
+      try visitor.visitSingularEnumField(value: self.status, fieldNumber: 2)
+    }
+    try { if let v = self._page {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Ledger_V1_ListAlertDeliveriesRequest, rhs: Lumen_Ledger_V1_ListAlertDeliveriesRequest) -> Bool {
+    if lhs.organizationID != rhs.organizationID {return false}
+    if lhs.status != rhs.status {return false}
+    if lhs._page != rhs._page {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Ledger_V1_ListAlertDeliveriesResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListAlertDeliveriesResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}deliveries\0\u{3}page_info\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.deliveries) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._pageInfo) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.deliveries.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.deliveries, fieldNumber: 1)
+    }
+    try { if let v = self._pageInfo {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Ledger_V1_ListAlertDeliveriesResponse, rhs: Lumen_Ledger_V1_ListAlertDeliveriesResponse) -> Bool {
+    if lhs.deliveries != rhs.deliveries {return false}
+    if lhs._pageInfo != rhs._pageInfo {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

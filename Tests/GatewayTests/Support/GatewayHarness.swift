@@ -10,6 +10,7 @@ import LumenTesting
 import NIOCore
 import Synchronization
 import Testing
+import UpstreamClient
 
 /// The facade over real in-process services, driven through Hummingbird's router test client.
 struct GatewayHarness {
@@ -22,7 +23,7 @@ struct GatewayHarness {
     /// Runs `body` against a facade whose caches have synced; `prepare` runs first, so what it
     /// creates is in the caches' snapshot.
     static func run(
-        imageURLs: ImageURLPolicy = .none, tokenSources: TokenSources = .none,
+        imageURLs: HostPolicy = .none, tokenSources: TokenSources = .none,
         prepare: @Sendable @escaping (TestServices, TestServices.Tenant) async throws -> Void = { _, _ in },
         _ body: @Sendable @escaping (GatewayHarness) async throws -> Void
     ) async throws {
@@ -59,7 +60,7 @@ struct GatewayHarness {
     /// served by `backend`, and a key; `body` gets the gateway, the key's secret and its id.
     static func run(
         model name: String, vendor: String, scenes: [Lumen_Common_V1_Scene] = [.chat], backend: Lumen_Registry_V1_Backend,
-        imageURLs: ImageURLPolicy = .none, tokenSources: TokenSources = .none,
+        imageURLs: HostPolicy = .none, tokenSources: TokenSources = .none,
         _ body: @Sendable @escaping (GatewayHarness, String, String) async throws -> Void
     ) async throws {
         let key = Mutex(("", ""))

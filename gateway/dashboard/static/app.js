@@ -465,6 +465,34 @@ function pools() {
       showError(dialog, error);
     }
   });
+  const alertsForm = dialog.querySelector("[data-alerts-form]");
+  const describeAlerts = (alerts) => {
+    alertsForm.elements.thresholds.value = alerts.thresholds_percent.join(", ");
+    const crossed = alerts.crossed_percent.length ? `; crossed now: ${alerts.crossed_percent.map((p) => `${p} %`).join(", ")}` : "";
+    dialog.querySelector("[data-alerts-now]").textContent = alerts.thresholds_percent.length
+      ? `Of ${alerts.reference_coins} coins (the ceiling, or the balance after the latest grant)${crossed}.`
+      : "No alerts.";
+  };
+  for (const button of document.querySelectorAll("[data-pool]")) {
+    button.addEventListener("click", async () => {
+      try {
+        describeAlerts(await api("GET", `${button.dataset.pool}/pool/alerts`));
+      } catch (error) {
+        showError(dialog, error);
+      }
+    });
+  }
+  alertsForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const text = new FormData(alertsForm).get("thresholds").trim();
+    const thresholds = text === "" ? [] : text.split(/[\s,]+/).filter(Boolean).map(Number);
+    try {
+      describeAlerts(await api("PUT", `${url}/pool/alerts`, { thresholds_percent: thresholds }));
+      dialog.querySelector("[data-error]").hidden = true;
+    } catch (error) {
+      showError(dialog, error);
+    }
+  });
   const configure = dialog.querySelector("[data-configure-form]");
   configure.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -481,6 +509,63 @@ function pools() {
   dialog.addEventListener("close", () => location.reload());
 }
 
+/** The Usage page's webhooks (administrators): add one (its secret shown once), delete one. */
+function alertWebhooks() {
+  const section = document.querySelector("[data-alerts]");
+  if (!section) return;
+  const table = section.querySelector("#alert-endpoints");
+  const body = table.querySelector("tbody");
+  const empty = section.querySelector("[data-no-endpoints]");
+  const error = section.querySelector("[data-error]");
+  const fail = (problem) => {
+    error.textContent = problem.message;
+    error.hidden = false;
+  };
+  const remove = async (button) => {
+    if (!confirm("Delete this webhook? Alerts will no longer be sent to it.")) return;
+    try {
+      await api("DELETE", button.dataset.deleteEndpoint);
+      button.closest("tr").remove();
+      table.hidden = body.rows.length === 0;
+      empty.hidden = body.rows.length !== 0;
+    } catch (problem) {
+      fail(problem);
+    }
+  };
+  for (const button of section.querySelectorAll("[data-delete-endpoint]")) button.addEventListener("click", () => remove(button));
+  const form = section.querySelector("[data-endpoint-form]");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = new FormData(form);
+    try {
+      const made = await api("POST", "/api/alerts/endpoints", {
+        url: data.get("url").trim(), format: data.get("format"), description: data.get("description").trim(),
+      });
+      const row = body.insertRow();
+      row.dataset.endpoint = made.id;
+      for (const [label, text] of [["Webhook", made.url], ["Format", made.format === "slack" ? "Slack" : "JSON"],
+        ["Description", made.description], ["Added", new Date(made.created_at).toLocaleString()]]) {
+        const cell = row.insertCell();
+        cell.dataset.label = label;
+        cell.textContent = text;
+      }
+      const button = document.createElement("button");
+      Object.assign(button, { type: "button", className: "small danger", textContent: "Delete" });
+      button.dataset.deleteEndpoint = `/api/alerts/endpoints/${encodeURIComponent(made.id)}`;
+      button.addEventListener("click", () => remove(button));
+      row.insertCell().append(button);
+      table.hidden = false;
+      empty.hidden = true;
+      section.querySelector("[data-secret]").textContent = made.secret;
+      section.querySelector("[data-secret-notice]").hidden = false;
+      error.hidden = true;
+      form.reset();
+    } catch (problem) {
+      fail(problem);
+    }
+  });
+}
+
 localTimes();
 countdowns();
 tables();
@@ -493,4 +578,5 @@ newClient();
 client();
 users();
 pools();
+alertWebhooks();
 chat();
