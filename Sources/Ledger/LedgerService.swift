@@ -583,6 +583,10 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
         return try await read(snapshot: true) { db in try await series.fetch(db) }
     }
 
+    public func listRequests(request: Lumen_Ledger_V1_ListRequestsRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_ListRequestsResponse {
+        try await listRequests(request)
+    }
+
     public func setPoolAlerts(request: Lumen_Ledger_V1_SetPoolAlertsRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_SetPoolAlertsResponse {
         try await setPoolAlerts(request)
     }

@@ -29,6 +29,7 @@ enum LedgerStatements {
             .text("billing_transaction_id"), .bigint("settled_at"), .bigint("input_tokens"), .bigint("cached_input_tokens"),
             .bigint("output_tokens"), .bigint("cost_micros"), .bigint("latency_ms"), .bigint("status"), .boolean("estimated"),
             .boolean("expired"), .bigint("overrun_micros"), .text("backend_id"), .bigint("cache_write_tokens"),
+            .bigint("http_status"), .bigint("ttft_ms"),
         ])
 
     static func settleLine(_ requestID: String, _ settlement: Settlement) -> [SQLValue] {
@@ -37,11 +38,23 @@ enum LedgerStatements {
             .integer(settlement.inputTokens), .integer(settlement.cachedInputTokens), .integer(settlement.outputTokens),
             .integer(settlement.costMicros), .integer(settlement.latencyMs), .of(Lumen_Ledger_V1_UsageStatus.settled.rawValue),
             .bool(settlement.estimated), .bool(settlement.expired), .integer(settlement.overrunMicros), .text(settlement.backendID),
-            .integer(settlement.cacheWriteTokens),
+            .integer(settlement.cacheWriteTokens), .of(settlement.httpStatus), .integer(settlement.ttftMs),
         ]
     }
 
-    static let deleteLine = BulkStatement.delete(from: "usage_lines", key: [.text("request_id")])
+    static let failLine = BulkStatement.update(
+        "usage_lines", key: [.text("request_id")],
+        set: [
+            .bigint("settled_at"), .bigint("cost_micros"), .bigint("latency_ms"), .bigint("status"), .bigint("http_status"),
+            .text("error_code"), .text("backend_id"),
+        ])
+
+    static func failLine(_ requestID: String, _ failure: Failure) -> [SQLValue] {
+        [
+            .text(requestID), .integer(failure.settledAt), .integer(0), .integer(failure.latencyMs),
+            .of(Lumen_Ledger_V1_UsageStatus.failed.rawValue), .of(failure.httpStatus), .text(failure.errorCode), .text(failure.backendID),
+        ]
+    }
 
     static let selectLine = BulkStatement.select(UsageLineRecord.columns, from: "usage_lines", key: [.text("request_id")])
 

@@ -376,6 +376,10 @@ enum LedgerStore {
             "v13: budget alerts",
             sqlite: AlertRules.migration(integer: "INTEGER", text: "TEXT"),
             postgres: AlertRules.migration(integer: "BIGINT", text: #"TEXT COLLATE "C""#)),
+        SQLMigration(
+            "v14: the request log",
+            sqlite: RequestLog.migration(integer: "INTEGER", text: "TEXT"),
+            postgres: RequestLog.migration(integer: "BIGINT", text: #"TEXT COLLATE "C""#)),
     ]
 
     /// v9: input tokens written to the provider's prompt cache, beside the cached ones, in every
@@ -550,6 +554,11 @@ struct UsageLineRecord: Codable, Sendable, Equatable, FetchableRecord, Persistab
     var backendID: String = ""
     /// Input tokens written to the provider's cache (`UsageLine.cache_write_tokens`).
     var cacheWriteTokens: Int64 = 0
+    /// The HTTP status the caller got, the time to the answer's first byte, and a failed line's
+    /// error (`UsageLine.http_status`, `ttft_ms`, `error_code`; v14).
+    var httpStatus: Int = 0
+    var ttftMs: Int64 = 0
+    var errorCode: String = ""
 
     enum CodingKeys: String, CodingKey {
         case requestID = "request_id"
@@ -576,12 +585,16 @@ struct UsageLineRecord: Codable, Sendable, Equatable, FetchableRecord, Persistab
         case overrunMicros = "overrun_micros"
         case backendID = "backend_id"
         case cacheWriteTokens = "cache_write_tokens"
+        case httpStatus = "http_status"
+        case ttftMs = "ttft_ms"
+        case errorCode = "error_code"
     }
 
     static let columns = """
         request_id, billing_transaction_id, created_at, settled_at, organization_id, key_id, owner_type, owner_id,
         logical_model, model_vendor, scene, access_channel, input_tokens, cached_input_tokens, output_tokens, cost_micros,
-        latency_ms, status, estimated, expired, origin, overrun_micros, backend_id, cache_write_tokens
+        latency_ms, status, estimated, expired, origin, overrun_micros, backend_id, cache_write_tokens, http_status, ttft_ms,
+        error_code
         """
 
     var message: Lumen_Ledger_V1_UsageLine {
@@ -608,6 +621,9 @@ struct UsageLineRecord: Codable, Sendable, Equatable, FetchableRecord, Persistab
             $0.origin = .init(rawValue: origin) ?? .api
             $0.overrunMicros = overrunMicros
             $0.backendID = backendID
+            $0.httpStatus = Int32(httpStatus)
+            $0.ttftMs = ttftMs
+            $0.errorCode = errorCode
         }
     }
 }
@@ -656,7 +672,10 @@ extension UsageLineRecord {
             origin: try row[20],
             overrunMicros: try row[21],
             backendID: try row[22],
-            cacheWriteTokens: try row[23]
+            cacheWriteTokens: try row[23],
+            httpStatus: try row[24],
+            ttftMs: try row[25],
+            errorCode: try row[26]
         )
     }
 }

@@ -24,8 +24,8 @@ protocol LedgerTables {
     func insertLine(_ line: UsageLineRecord) throws
     /// Settles the pending line of `hold`.
     func settleLine(_ requestID: String, hold: Book.Hold, _ settlement: Settlement) throws
-    /// Deletes a pending line (a released hold).
-    func deleteLine(_ requestID: String) throws
+    /// Marks a pending line FAILED (a released hold): it costs nothing and stays as the request's record.
+    func failLine(_ requestID: String, _ failure: Failure) throws
     func insertGrant(_ grant: GrantRow) throws
     /// Inserts or replaces pools.
     func writePools(_ pools: [PoolRecord]) throws
@@ -57,6 +57,18 @@ struct Settlement {
     var backendID: String = ""
     /// Input tokens written to the provider's cache.
     var cacheWriteTokens: Int64 = 0
+    /// What the caller got, and when its first byte went out.
+    var httpStatus: Int = 0
+    var ttftMs: Int64 = 0
+}
+
+/// How a released request ended: its line becomes FAILED with these.
+struct Failure {
+    var settledAt: Int64
+    var httpStatus: Int
+    var errorCode: String
+    var latencyMs: Int64
+    var backendID: String
 }
 
 /// The request has a usage line already (it was settled).
@@ -90,6 +102,21 @@ extension UsageLineRecord {
         line.expired = settlement.expired
         line.overrunMicros = settlement.overrunMicros
         line.backendID = settlement.backendID
+        line.httpStatus = settlement.httpStatus
+        line.ttftMs = settlement.ttftMs
+        return line
+    }
+
+    /// The line once `failure` applies.
+    func failed(_ failure: Failure) -> UsageLineRecord {
+        var line = self
+        line.settledAt = failure.settledAt
+        line.costMicros = 0
+        line.latencyMs = failure.latencyMs
+        line.status = Lumen_Ledger_V1_UsageStatus.failed.rawValue
+        line.httpStatus = failure.httpStatus
+        line.errorCode = failure.errorCode
+        line.backendID = failure.backendID
         return line
     }
 }
@@ -145,8 +172,8 @@ struct SQLiteLedgerTables: LedgerTables {
         try LedgerStatements.settleLine.execute([LedgerStatements.settleLine(requestID, settlement)], in: db)
     }
 
-    func deleteLine(_ requestID: String) throws {
-        try LedgerStatements.deleteLine.execute([[.text(requestID)]], in: db)
+    func failLine(_ requestID: String, _ failure: Failure) throws {
+        try LedgerStatements.failLine.execute([LedgerStatements.failLine(requestID, failure)], in: db)
     }
 
     func insertGrant(_ grant: GrantRow) throws {

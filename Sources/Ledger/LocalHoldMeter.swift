@@ -23,8 +23,8 @@ struct LocalHoldMeter: HoldMeter {
         ledger.committer.enqueue(operation) { [ledger] result in completion(ledger.settled(result, operation).map { _ in () }) }
     }
 
-    func release(requestID: String) async throws {
-        _ = try await ledger.meter(.release(.with { $0.requestID = requestID }))
+    func release(_ request: Lumen_Ledger_V1_ReleaseRequest) async throws {
+        _ = try await ledger.meter(.release(request))
     }
 }
 

@@ -267,7 +267,8 @@ enum Metering {
                 billingTransactionID: transaction, settledAt: now, inputTokens: tokens.inputTokens,
                 cachedInputTokens: tokens.cachedInputTokens, outputTokens: tokens.outputTokens, costMicros: charge,
                 latencyMs: tokens.latencyMs, estimated: estimated, expired: expired, overrunMicros: overrun,
-                backendID: String(tokens.backendID.prefix(64)), cacheWriteTokens: tokens.cacheWriteTokens))
+                backendID: String(tokens.backendID.prefix(64)), cacheWriteTokens: tokens.cacheWriteTokens,
+                httpStatus: Int(tokens.httpStatus), ttftMs: max(0, tokens.ttftMs)))
         book.close(requestID)
         if let rate = hold.rate, !expired {
             book.rates.adjust(
@@ -307,7 +308,11 @@ enum Metering {
         guard let hold = try book.hold(db, request.requestID) else { return }
         let path = hold.path
         let pools = try path.map { try book.pool(db, $0, now: now) }
-        try db.deleteLine(request.requestID)
+        try db.failLine(
+            request.requestID,
+            Failure(
+                settledAt: now, httpStatus: Int(request.httpStatus), errorCode: String(request.errorCode.prefix(64)),
+                latencyMs: max(0, request.latencyMs), backendID: String(request.backendID.prefix(64))))
         book.close(request.requestID)
         if let rate = hold.rate { book.rates.adjust(key: hold.keyID, second: rate.second, tokens: -rate.tokens, request: true) }
         for (key, var pool) in zip(path, pools) {

@@ -13,7 +13,7 @@ import Storage
 /// operations will read (their pools, the lines of requests without an open hold, grants by
 /// idempotency key) are fetched first, in three queries; the operations are applied to the book
 /// and to a `PostgresLedgerBatch`, which keeps their writes; those go out as one statement a
-/// kind, over arrays (lines inserted, settled, deleted; pools, rollups and totals upserted),
+/// kind, over arrays (lines inserted, settled, failed; pools, rollups and totals upserted),
 /// then the commit. A batch that fails rolls back whole and the book is reset, as on SQLite.
 /// The statements are SQLite's, declared once in `LedgerStatements`: only how they are run
 /// differs.
@@ -158,7 +158,7 @@ final class PostgresLedger: Sendable {
                     WITH gone AS (
                         DELETE FROM usage_lines WHERE request_id IN (
                             SELECT request_id FROM usage_lines
-                            WHERE organization_id = ? AND key_id = ? AND created_at < ? AND status = 2 LIMIT ?)
+                            WHERE organization_id = ? AND key_id = ? AND created_at < ? AND status IN (2, 3) LIMIT ?)
                         RETURNING 1)
                     SELECT count(*) FROM gone
                     """, .text(organizationID), .text(keyID), .integer(cutoff), .of(limit - deleted)) ?? 0
@@ -185,7 +185,7 @@ final class PostgresLedgerBatch: LedgerTables, @unchecked Sendable {
     var lines: [String: UsageLineRecord?] = [:]
     var grants: [GrantKey: GrantRow?] = [:]
 
-    private var deleted: [String] = []
+    private var failed: [(String, Failure)] = []
     private var inserted: [String: UsageLineRecord] = [:]
     private var insertOrder: [String] = []
     private var settled: [(String, Settlement)] = []
@@ -236,13 +236,10 @@ final class PostgresLedgerBatch: LedgerTables, @unchecked Sendable {
         settled.append((requestID, settlement))
     }
 
-    func deleteLine(_ requestID: String) throws {
-        lines[requestID] = .some(nil)
-        if inserted.removeValue(forKey: requestID) != nil {
-            insertOrder.removeAll { $0 == requestID }
-        } else {
-            deleted.append(requestID)
-        }
+    func failLine(_ requestID: String, _ failure: Failure) throws {
+        // A line this batch read or wrote is kept as it now stands (one never read needs nothing).
+        if case .some(.some(let line)) = lines[requestID] { lines[requestID] = line.failed(failure) }
+        failed.append((requestID, failure))
     }
 
     func insertGrant(_ grant: GrantRow) throws {
@@ -260,16 +257,16 @@ final class PostgresLedgerBatch: LedgerTables, @unchecked Sendable {
     func appendAudit(_ entry: AuditEntry) throws { audits.append(entry) }
     func execute(_ statement: BulkStatement, _ rows: [[SQLValue]]) throws { writes.append(.init(statement: statement, rows: rows)) }
 
-    /// Sends the batch's writes: lines deleted (released holds of earlier batches), inserted,
-    /// settled; grants; pools, rollups and totals upserted — each statement once for all its
-    /// rows; the audit log's entries, chained in the order they were made. A line inserted and settled in the same batch is inserted first; one inserted and
-    /// released is never sent.
+    /// Sends the batch's writes: lines inserted, settled, failed (released holds); grants; pools,
+    /// rollups and totals upserted — each statement once for all its rows; the alerts' rows; the
+    /// audit log's entries, chained in the order they were made. A line inserted and settled (or
+    /// failed) in the same batch is inserted first.
     func send(_ connection: PostgresConnection, logger: Logger) async throws {
         typealias Statements = LedgerStatements
         for (statement, rows) in [
-            (Statements.deleteLine, deleted.map { [SQLValue.text($0)] }),
             (Statements.insertLine, insertOrder.compactMap { inserted[$0] }.map(Statements.insertLine)),
             (Statements.settleLine, settled.map(Statements.settleLine)),
+            (Statements.failLine, failed.map(Statements.failLine)),
             (Statements.insertGrant, newGrants.map(Statements.insertGrant)),
             (Statements.writePool, writtenPools.map(Statements.writePool)),
             (Statements.addRollup, rollups.map(Statements.addRollup)),

@@ -31,7 +31,7 @@ enum Retention {
                 sql: """
                     DELETE FROM usage_lines WHERE rowid IN (
                         SELECT rowid FROM usage_lines
-                        WHERE organization_id = ? AND key_id = ? AND created_at < ? AND status = 2 LIMIT ?)
+                        WHERE organization_id = ? AND key_id = ? AND created_at < ? AND status IN (2, 3) LIMIT ?)
                     """, arguments: [key[0] as String, key[1] as String, cutoff, limit - deleted])
             deleted += db.changesCount
         }

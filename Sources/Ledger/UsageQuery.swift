@@ -65,7 +65,7 @@ struct UsageQuery: Sendable {
         return try await db.rows(
             """
             SELECT \(UsageLineRecord.columns) FROM usage_lines
-            WHERE organization_id = ? AND key_id = ? AND created_at >= ? AND created_at < ?\(dimensions)
+            WHERE organization_id = ? AND key_id = ? AND created_at >= ? AND created_at < ? AND status <> 3\(dimensions)
             ORDER BY created_at DESC, request_id DESC LIMIT ? OFFSET ?
             """,
             arguments + dimensionArguments + [.of(limit), .of(offset)]

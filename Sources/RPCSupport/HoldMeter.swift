@@ -23,8 +23,8 @@ public protocol HoldMeter: Sendable {
     /// is durable or has failed, on whatever thread that happened.
     func settle(
         _ request: Lumen_Ledger_V1_SettleRequest, completion: @escaping @Sendable (Result<Void, ServiceError>) -> Void)
-    /// Drops a hold; nothing was produced.
-    func release(requestID: String) async throws
+    /// Drops a hold; nothing was produced. The request's line stays, FAILED, with how it ended.
+    func release(_ request: Lumen_Ledger_V1_ReleaseRequest) async throws
 }
 
 extension HoldMeter {

@@ -28,7 +28,7 @@ struct AuditWalkTests {
         "lumen.ledger.v1.LedgerService/GetBilling", "lumen.ledger.v1.LedgerService/GetKeyTotals",
         "lumen.ledger.v1.LedgerService/GetOwnerUsage", "lumen.ledger.v1.LedgerService/GetUsageSeries",
         "lumen.ledger.v1.LedgerService/GetPoolAlerts", "lumen.ledger.v1.LedgerService/ListAlertEndpoints",
-        "lumen.ledger.v1.LedgerService/ListAlertDeliveries",
+        "lumen.ledger.v1.LedgerService/ListAlertDeliveries", "lumen.ledger.v1.LedgerService/ListRequests",
         "lumen.ledger.v1.LedgerService/CheckInvariant",
         "lumen.ledger.v1.LedgerService/ListAuditLog", "lumen.ledger.v1.LedgerService/VerifyAuditLog",
         "lumen.registry.v1.ModelRegistryService/ListModels", "lumen.registry.v1.ModelRegistryService/GetModel",

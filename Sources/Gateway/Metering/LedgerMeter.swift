@@ -52,8 +52,8 @@ public final class LedgerMeter: HoldMeter, Service, Sendable {
     }
 
     /// Drops a hold; nothing was produced.
-    public func release(requestID: String) async throws {
-        _ = try await send(.with { $0.release = .with { $0.requestID = requestID } }, id: requestID)
+    public func release(_ request: Lumen_Ledger_V1_ReleaseRequest) async throws {
+        _ = try await send(.with { $0.release = request }, id: request.requestID)
     }
 
     private func send(_ message: Lumen_Ledger_V1_MeterRequest, id: String) async throws -> Lumen_Ledger_V1_MeterResponse {

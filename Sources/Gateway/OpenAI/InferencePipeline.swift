@@ -48,6 +48,8 @@ struct InferencePipeline: Sendable {
         /// The key's minute with this request counted, for a key with per-minute limits: the
         /// answer's `x-ratelimit-*` headers.
         var rateWindow: RateWindow?
+        /// When the answer's first byte was ready (a JSON answer's head, a stream's first event).
+        var firstByte: ContinuousClock.Instant?
         /// The backend that answered, once one has; the answer carries the logical name, the
         /// log line both.
         var backend: Lumen_Registry_V1_Backend?
@@ -152,16 +154,20 @@ struct InferencePipeline: Sendable {
         do {
             answered = try await router.call(request, model: model, callerCredential: callerCredential, requestID: requestID)
         } catch {
-            await release(admitted)
+            let refusal = error as? APIError
+            await release(admitted, status: Int(refusal?.status.code ?? 502), code: refusal?.code ?? "upstream_unavailable")
             throw error
         }
         let upstream = answered.response
         admitted.backend = answered.call.backend
-        if !request.stream { metrics.timeToFirstToken(model: model.name, started.duration(to: .now)) }
+        if !request.stream {
+            admitted.firstByte = .now
+            metrics.timeToFirstToken(model: model.name, started.duration(to: .now))
+        }
         guard upstream.status.code < 300 else {
             // The upstream refused the request itself (4xx): its error goes back as its provider reads it.
             let body = try await upstream.collect(upTo: Self.maxUpstreamBodyBytes)
-            await release(admitted)
+            await release(admitted, status: Int(upstream.status.code), code: "upstream_refused")
             let refusal = answered.provider.answer(body, status: upstream.status, contentType: upstream.contentType, of: answered.call)
             return Response(
                 status: upstream.status, headers: Self.headers(contentType: refusal.contentType, admitted.rateWindow),
@@ -208,12 +214,15 @@ struct InferencePipeline: Sendable {
             var settled = false
             var callerGone = false
             var first = true
+            var timed = admitted
             /// What was produced when no usage came (the text, counted).
             func produced() -> String { reader.reported != nil ? "" : reader.text() }
-            /// Settles when the reader says the answer `ended` (before what ends it is written).
+            /// Settles when the reader says the answer `ended` (before what ends it is written:
+            /// an answer in one event is settled as its first byte goes out).
             func settleAtEnd(_ ended: Bool) {
                 if ended, !settled {
-                    settle(admitted, reported: reader.reported, producedText: produced())
+                    if timed.firstByte == nil { timed.firstByte = .now }
+                    settle(timed, reported: reader.reported, producedText: produced())
                     settled = true
                 }
             }
@@ -233,6 +242,7 @@ struct InferencePipeline: Sendable {
                 }
                 if first {
                     first = false
+                    if timed.firstByte == nil { timed.firstByte = .now }
                     metrics.timeToFirstToken(model: admitted.model.name, admitted.started.duration(to: .now))
                 }
             }
@@ -245,7 +255,7 @@ struct InferencePipeline: Sendable {
                 }
             }
             let completed = settled  // `[DONE]` went out: a stop that came later changes nothing
-            if !settled { settle(admitted, reported: reader.reported, producedText: produced()) }
+            if !settled { settle(timed, reported: reader.reported, producedText: produced()) }
             if let reason = stopped.reason, !completed {
                 logger.notice(
                     "stream ended: \(reason.code)", metadata: ["request_id": "\(admitted.requestID)", "key_id": "\(admitted.key.id)"])
@@ -316,10 +326,19 @@ struct InferencePipeline: Sendable {
         }
     }
 
-    func release(_ admitted: Admitted) async {
+    /// Drops the hold of a request that produced nothing; its line keeps what the caller got
+    /// (`status`, the error's `code`), how long it took and the backend that refused it.
+    func release(_ admitted: Admitted, status: Int, code: String) async {
         metrics.holdClosed()
         do {
-            try await meter.release(requestID: admitted.requestID)
+            try await meter.release(
+                .with {
+                    $0.requestID = admitted.requestID
+                    $0.httpStatus = Int32(status)
+                    $0.errorCode = code
+                    $0.latencyMs = admitted.started.duration(to: .now).wholeMilliseconds
+                    $0.backendID = admitted.backend?.id ?? ""
+                })
         } catch {
             logger.error("release failed; the hold will expire", metadata: ["request_id": "\(admitted.requestID)", "error": "\(error)"])
         }
@@ -351,6 +370,8 @@ struct InferencePipeline: Sendable {
                 $0.latencyMs = latencyMs
                 $0.estimated = estimated
                 $0.backendID = admitted.backend?.id ?? ""
+                $0.httpStatus = 200
+                if let firstByte = admitted.firstByte { $0.ttftMs = admitted.started.duration(to: firstByte).wholeMilliseconds }
             }
         ) { result in
             if case .failure(let error) = result {

@@ -175,6 +175,19 @@ public enum Lumen_Ledger_V1_LedgerService: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "ListRequests" metadata.
+        public enum ListRequests: Sendable {
+            /// Request type for "ListRequests".
+            public typealias Input = Lumen_Ledger_V1_ListRequestsRequest
+            /// Response type for "ListRequests".
+            public typealias Output = Lumen_Ledger_V1_ListRequestsResponse
+            /// Descriptor for "ListRequests".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.ledger.v1.LedgerService"),
+                method: "ListRequests",
+                type: .unary
+            )
+        }
         /// Namespace for "GetBilling" metadata.
         public enum GetBilling: Sendable {
             /// Request type for "GetBilling".
@@ -356,6 +369,7 @@ public enum Lumen_Ledger_V1_LedgerService: Sendable {
             Release.descriptor,
             Meter.descriptor,
             ListUsage.descriptor,
+            ListRequests.descriptor,
             GetBilling.descriptor,
             GetKeyTotals.descriptor,
             GetOwnerUsage.descriptor,
@@ -593,6 +607,29 @@ extension Lumen_Ledger_V1_LedgerService {
             request: GRPCCore.StreamingServerRequest<Lumen_Ledger_V1_ListUsageRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_ListUsageResponse>
+
+        /// Handle the "ListRequests" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The request log: every request of the organisation, one line each — pending, settled or
+        /// > FAILED (released: the HTTP status and error it ended with) — newest first, filtered by key,
+        /// > owner, model, backend, status and time, at most 10,000 deep (narrow the time beyond).
+        /// > Administrators and management tokens see the organisation's; a member their own and their
+        /// > clients' (an `owner` they may act for; without one, all of those). Lines older than the
+        /// > usage retention period are gone.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Lumen_Ledger_V1_ListRequestsRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Ledger_V1_ListRequestsResponse` messages.
+        func listRequests(
+            request: GRPCCore.StreamingServerRequest<Lumen_Ledger_V1_ListRequestsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_ListRequestsResponse>
 
         /// Handle the "GetBilling" method.
         ///
@@ -1071,6 +1108,29 @@ extension Lumen_Ledger_V1_LedgerService {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_ListUsageResponse>
 
+        /// Handle the "ListRequests" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The request log: every request of the organisation, one line each — pending, settled or
+        /// > FAILED (released: the HTTP status and error it ended with) — newest first, filtered by key,
+        /// > owner, model, backend, status and time, at most 10,000 deep (narrow the time beyond).
+        /// > Administrators and management tokens see the organisation's; a member their own and their
+        /// > clients' (an `owner` they may act for; without one, all of those). Lines older than the
+        /// > usage retention period are gone.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_ListRequestsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Lumen_Ledger_V1_ListRequestsResponse` message.
+        func listRequests(
+            request: GRPCCore.ServerRequest<Lumen_Ledger_V1_ListRequestsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_ListRequestsResponse>
+
         /// Handle the "GetBilling" method.
         ///
         /// > Source IDL Documentation:
@@ -1547,6 +1607,29 @@ extension Lumen_Ledger_V1_LedgerService {
             context: GRPCCore.ServerContext
         ) async throws -> Lumen_Ledger_V1_ListUsageResponse
 
+        /// Handle the "ListRequests" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The request log: every request of the organisation, one line each — pending, settled or
+        /// > FAILED (released: the HTTP status and error it ended with) — newest first, filtered by key,
+        /// > owner, model, backend, status and time, at most 10,000 deep (narrow the time beyond).
+        /// > Administrators and management tokens see the organisation's; a member their own and their
+        /// > clients' (an `owner` they may act for; without one, all of those). Lines older than the
+        /// > usage retention period are gone.
+        ///
+        /// - Parameters:
+        ///   - request: A `Lumen_Ledger_V1_ListRequestsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Lumen_Ledger_V1_ListRequestsResponse` to respond with.
+        func listRequests(
+            request: Lumen_Ledger_V1_ListRequestsRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Lumen_Ledger_V1_ListRequestsResponse
+
         /// Handle the "GetBilling" method.
         ///
         /// > Source IDL Documentation:
@@ -1933,6 +2016,17 @@ extension Lumen_Ledger_V1_LedgerService.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
+            forMethod: Lumen_Ledger_V1_LedgerService.Method.ListRequests.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Ledger_V1_ListRequestsRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Ledger_V1_ListRequestsResponse>(),
+            handler: { request, context in
+                try await self.listRequests(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
             forMethod: Lumen_Ledger_V1_LedgerService.Method.GetBilling.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Ledger_V1_GetBillingRequest>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Ledger_V1_GetBillingResponse>(),
@@ -2174,6 +2268,17 @@ extension Lumen_Ledger_V1_LedgerService.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_ListUsageResponse> {
         let response = try await self.listUsage(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func listRequests(
+        request: GRPCCore.StreamingServerRequest<Lumen_Ledger_V1_ListRequestsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_ListRequestsResponse> {
+        let response = try await self.listRequests(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -2454,6 +2559,19 @@ extension Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_ListUsageResponse> {
         return GRPCCore.ServerResponse<Lumen_Ledger_V1_ListUsageResponse>(
             message: try await self.listUsage(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func listRequests(
+        request: GRPCCore.ServerRequest<Lumen_Ledger_V1_ListRequestsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_ListRequestsResponse> {
+        return GRPCCore.ServerResponse<Lumen_Ledger_V1_ListRequestsResponse>(
+            message: try await self.listRequests(
                 request: request.message,
                 context: context
             ),
@@ -2887,6 +3005,34 @@ extension Lumen_Ledger_V1_LedgerService {
             deserializer: some GRPCCore.MessageDeserializer<Lumen_Ledger_V1_ListUsageResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_ListUsageResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ListRequests" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The request log: every request of the organisation, one line each — pending, settled or
+        /// > FAILED (released: the HTTP status and error it ended with) — newest first, filtered by key,
+        /// > owner, model, backend, status and time, at most 10,000 deep (narrow the time beyond).
+        /// > Administrators and management tokens see the organisation's; a member their own and their
+        /// > clients' (an `owner` they may act for; without one, all of those). Lines older than the
+        /// > usage retention period are gone.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_ListRequestsRequest` message.
+        ///   - serializer: A serializer for `Lumen_Ledger_V1_ListRequestsRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Ledger_V1_ListRequestsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func listRequests<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Ledger_V1_ListRequestsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Ledger_V1_ListRequestsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Ledger_V1_ListRequestsResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_ListRequestsResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "GetBilling" method.
@@ -3590,6 +3736,45 @@ extension Lumen_Ledger_V1_LedgerService {
             try await self.client.unary(
                 request: request,
                 descriptor: Lumen_Ledger_V1_LedgerService.Method.ListUsage.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ListRequests" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The request log: every request of the organisation, one line each — pending, settled or
+        /// > FAILED (released: the HTTP status and error it ended with) — newest first, filtered by key,
+        /// > owner, model, backend, status and time, at most 10,000 deep (narrow the time beyond).
+        /// > Administrators and management tokens see the organisation's; a member their own and their
+        /// > clients' (an `owner` they may act for; without one, all of those). Lines older than the
+        /// > usage retention period are gone.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_ListRequestsRequest` message.
+        ///   - serializer: A serializer for `Lumen_Ledger_V1_ListRequestsRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Ledger_V1_ListRequestsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func listRequests<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Ledger_V1_ListRequestsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Ledger_V1_ListRequestsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Ledger_V1_ListRequestsResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_ListRequestsResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Lumen_Ledger_V1_LedgerService.Method.ListRequests.descriptor,
                 serializer: serializer,
                 deserializer: deserializer,
                 options: options,
@@ -4382,6 +4567,40 @@ extension Lumen_Ledger_V1_LedgerService.ClientProtocol {
         )
     }
 
+    /// Call the "ListRequests" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The request log: every request of the organisation, one line each — pending, settled or
+    /// > FAILED (released: the HTTP status and error it ended with) — newest first, filtered by key,
+    /// > owner, model, backend, status and time, at most 10,000 deep (narrow the time beyond).
+    /// > Administrators and management tokens see the organisation's; a member their own and their
+    /// > clients' (an `owner` they may act for; without one, all of those). Lines older than the
+    /// > usage retention period are gone.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Lumen_Ledger_V1_ListRequestsRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listRequests<Result>(
+        request: GRPCCore.ClientRequest<Lumen_Ledger_V1_ListRequestsRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_ListRequestsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.listRequests(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Ledger_V1_ListRequestsRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Ledger_V1_ListRequestsResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
     /// Call the "GetBilling" method.
     ///
     /// > Source IDL Documentation:
@@ -5136,6 +5355,44 @@ extension Lumen_Ledger_V1_LedgerService.ClientProtocol {
             metadata: metadata
         )
         return try await self.listUsage(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListRequests" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The request log: every request of the organisation, one line each — pending, settled or
+    /// > FAILED (released: the HTTP status and error it ended with) — newest first, filtered by key,
+    /// > owner, model, backend, status and time, at most 10,000 deep (narrow the time beyond).
+    /// > Administrators and management tokens see the organisation's; a member their own and their
+    /// > clients' (an `owner` they may act for; without one, all of those). Lines older than the
+    /// > usage retention period are gone.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listRequests<Result>(
+        _ message: Lumen_Ledger_V1_ListRequestsRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_ListRequestsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Lumen_Ledger_V1_ListRequestsRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.listRequests(
             request: request,
             options: options,
             onResponse: handleResponse

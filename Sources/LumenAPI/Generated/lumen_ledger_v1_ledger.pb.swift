@@ -102,6 +102,10 @@ public nonisolated enum Lumen_Ledger_V1_UsageStatus: SwiftProtobuf.Enum, Swift.C
 
   /// Settled: the cost is final and `billing_transaction_id` is set.
   case settled // = 2
+
+  /// Released: nothing was produced (the upstream failed or refused, the caller left before the
+  /// answer began); it cost nothing. Listed by ListRequests, not by ListUsage.
+  case failed // = 3
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -113,6 +117,7 @@ public nonisolated enum Lumen_Ledger_V1_UsageStatus: SwiftProtobuf.Enum, Swift.C
     case 0: self = .unspecified
     case 1: self = .pending
     case 2: self = .settled
+    case 3: self = .failed
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -122,6 +127,7 @@ public nonisolated enum Lumen_Ledger_V1_UsageStatus: SwiftProtobuf.Enum, Swift.C
     case .unspecified: return 0
     case .pending: return 1
     case .settled: return 2
+    case .failed: return 3
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -131,6 +137,7 @@ public nonisolated enum Lumen_Ledger_V1_UsageStatus: SwiftProtobuf.Enum, Swift.C
     .unspecified,
     .pending,
     .settled,
+    .failed,
   ]
 
 }
@@ -860,6 +867,13 @@ public nonisolated struct Lumen_Ledger_V1_SettleRequest: Sendable {
   /// The backend that answered (`Backend.id` of the hold's model), for the record.
   public var backendID: String = String()
 
+  /// Milliseconds from the request's arrival to the first byte of its answer (a stream's first
+  /// event), as the gateway measured it; 0: not measured.
+  public var ttftMs: Int64 = 0
+
+  /// The HTTP status the caller got (200 for an answer); 0: not reported.
+  public var httpStatus: Int32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -896,6 +910,17 @@ public nonisolated struct Lumen_Ledger_V1_ReleaseRequest: Sendable {
 
   /// The request whose hold is dropped.
   public var requestID: String = String()
+
+  /// What the caller got instead of an answer, kept on the request's line (which becomes
+  /// FAILED, costing nothing): the HTTP status, the error's code, the time it took, the backend
+  /// that refused it (empty: none was reached).
+  public var httpStatus: Int32 = 0
+
+  public var errorCode: String = String()
+
+  public var latencyMs: Int64 = 0
+
+  public var backendID: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1163,6 +1188,24 @@ public nonisolated struct Lumen_Ledger_V1_UsageLine: @unchecked Sendable {
   public var backendID: String {
     get {_storage._backendID}
     set {_uniqueStorage()._backendID = newValue}
+  }
+
+  /// The HTTP status the caller got (0 for lines from before it was recorded, and pending ones).
+  public var httpStatus: Int32 {
+    get {_storage._httpStatus}
+    set {_uniqueStorage()._httpStatus = newValue}
+  }
+
+  /// Milliseconds to the answer's first byte (0: not measured).
+  public var ttftMs: Int64 {
+    get {_storage._ttftMs}
+    set {_uniqueStorage()._ttftMs = newValue}
+  }
+
+  /// For a FAILED line: the error's code (`upstream_unavailable`, …).
+  public var errorCode: String {
+    get {_storage._errorCode}
+    set {_uniqueStorage()._errorCode = newValue}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -2310,6 +2353,103 @@ public nonisolated struct Lumen_Ledger_V1_ListAlertDeliveriesResponse: Sendable 
   fileprivate var _pageInfo: Lumen_Common_V1_PageInfo? = nil
 }
 
+/// The request of LedgerService.ListRequests.
+public nonisolated struct Lumen_Ledger_V1_ListRequestsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The organisation; empty means the caller's.
+  public var organizationID: String = String()
+
+  /// A key, if set.
+  public var keyID: String = String()
+
+  /// A user or client (its keys and, for a user, its web chat), if set.
+  public var owner: Lumen_Common_V1_PrincipalRef {
+    get {_owner ?? Lumen_Common_V1_PrincipalRef()}
+    set {_owner = newValue}
+  }
+  /// Returns true if `owner` has been explicitly set.
+  public var hasOwner: Bool {self._owner != nil}
+  /// Clears the value of `owner`. Subsequent reads from it will return its default value.
+  public mutating func clearOwner() {self._owner = nil}
+
+  /// Exact logical model, if set (at most 100 characters).
+  public var logicalModel: String = String()
+
+  /// Exact backend id, if set (at most 100 characters).
+  public var backendID: String = String()
+
+  /// Pending, settled or failed, if set.
+  public var status: Lumen_Ledger_V1_UsageStatus = .unspecified
+
+  /// Inclusive bounds on created_at, if set.
+  public var startTime: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_startTime ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_startTime = newValue}
+  }
+  /// Returns true if `startTime` has been explicitly set.
+  public var hasStartTime: Bool {self._startTime != nil}
+  /// Clears the value of `startTime`. Subsequent reads from it will return its default value.
+  public mutating func clearStartTime() {self._startTime = nil}
+
+  public var endTime: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_endTime ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_endTime = newValue}
+  }
+  /// Returns true if `endTime` has been explicitly set.
+  public var hasEndTime: Bool {self._endTime != nil}
+  /// Clears the value of `endTime`. Subsequent reads from it will return its default value.
+  public mutating func clearEndTime() {self._endTime = nil}
+
+  /// Page (default 1) and size (default 50, 1–100); page × limit at most 10,000
+  /// (INVALID_ARGUMENT `invalid_page`).
+  public var page: Lumen_Common_V1_PageRequest {
+    get {_page ?? Lumen_Common_V1_PageRequest()}
+    set {_page = newValue}
+  }
+  /// Returns true if `page` has been explicitly set.
+  public var hasPage: Bool {self._page != nil}
+  /// Clears the value of `page`. Subsequent reads from it will return its default value.
+  public mutating func clearPage() {self._page = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _owner: Lumen_Common_V1_PrincipalRef? = nil
+  fileprivate var _startTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+  fileprivate var _endTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+  fileprivate var _page: Lumen_Common_V1_PageRequest? = nil
+}
+
+/// The response of LedgerService.ListRequests.
+public nonisolated struct Lumen_Ledger_V1_ListRequestsResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Newest first.
+  public var lines: [Lumen_Ledger_V1_UsageLine] = []
+
+  /// `total` counts at most 10,001 lines (more: narrow the filters).
+  public var pageInfo: Lumen_Common_V1_PageInfo {
+    get {_pageInfo ?? Lumen_Common_V1_PageInfo()}
+    set {_pageInfo = newValue}
+  }
+  /// Returns true if `pageInfo` has been explicitly set.
+  public var hasPageInfo: Bool {self._pageInfo != nil}
+  /// Clears the value of `pageInfo`. Subsequent reads from it will return its default value.
+  public mutating func clearPageInfo() {self._pageInfo = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _pageInfo: Lumen_Common_V1_PageInfo? = nil
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "lumen.ledger.v1"
@@ -2319,7 +2459,7 @@ nonisolated extension Lumen_Ledger_V1_PoolMode: SwiftProtobuf._ProtoNameProvidin
 }
 
 nonisolated extension Lumen_Ledger_V1_UsageStatus: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0USAGE_STATUS_UNSPECIFIED\0\u{1}USAGE_STATUS_PENDING\0\u{1}USAGE_STATUS_SETTLED\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0USAGE_STATUS_UNSPECIFIED\0\u{1}USAGE_STATUS_PENDING\0\u{1}USAGE_STATUS_SETTLED\0\u{1}USAGE_STATUS_FAILED\0")
 }
 
 nonisolated extension Lumen_Ledger_V1_AlertFormat: SwiftProtobuf._ProtoNameProviding {
@@ -3152,7 +3292,7 @@ nonisolated extension Lumen_Ledger_V1_RateLimitWindow: SwiftProtobuf.Message, Sw
 
 nonisolated extension Lumen_Ledger_V1_SettleRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SettleRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}input_tokens\0\u{3}cached_input_tokens\0\u{3}output_tokens\0\u{4}\u{2}latency_ms\0\u{1}estimated\0\u{3}backend_id\0\u{3}cache_write_tokens\0\u{b}cost_micros\0\u{c}\u{5}\u{1}")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}input_tokens\0\u{3}cached_input_tokens\0\u{3}output_tokens\0\u{4}\u{2}latency_ms\0\u{1}estimated\0\u{3}backend_id\0\u{3}cache_write_tokens\0\u{3}ttft_ms\0\u{3}http_status\0\u{b}cost_micros\0\u{c}\u{5}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3168,6 +3308,8 @@ nonisolated extension Lumen_Ledger_V1_SettleRequest: SwiftProtobuf.Message, Swif
       case 7: try { try decoder.decodeSingularBoolField(value: &self.estimated) }()
       case 8: try { try decoder.decodeSingularStringField(value: &self.backendID) }()
       case 9: try { try decoder.decodeSingularInt64Field(value: &self.cacheWriteTokens) }()
+      case 10: try { try decoder.decodeSingularInt64Field(value: &self.ttftMs) }()
+      case 11: try { try decoder.decodeSingularInt32Field(value: &self.httpStatus) }()
       default: break
       }
     }
@@ -3198,6 +3340,12 @@ nonisolated extension Lumen_Ledger_V1_SettleRequest: SwiftProtobuf.Message, Swif
     if self.cacheWriteTokens != 0 {
       try visitor.visitSingularInt64Field(value: self.cacheWriteTokens, fieldNumber: 9)
     }
+    if self.ttftMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.ttftMs, fieldNumber: 10)
+    }
+    if self.httpStatus != 0 {
+      try visitor.visitSingularInt32Field(value: self.httpStatus, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3210,6 +3358,8 @@ nonisolated extension Lumen_Ledger_V1_SettleRequest: SwiftProtobuf.Message, Swif
     if lhs.latencyMs != rhs.latencyMs {return false}
     if lhs.estimated != rhs.estimated {return false}
     if lhs.backendID != rhs.backendID {return false}
+    if lhs.ttftMs != rhs.ttftMs {return false}
+    if lhs.httpStatus != rhs.httpStatus {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3251,7 +3401,7 @@ nonisolated extension Lumen_Ledger_V1_SettleResponse: SwiftProtobuf.Message, Swi
 
 nonisolated extension Lumen_Ledger_V1_ReleaseRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ReleaseRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}http_status\0\u{3}error_code\0\u{3}latency_ms\0\u{3}backend_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3260,6 +3410,10 @@ nonisolated extension Lumen_Ledger_V1_ReleaseRequest: SwiftProtobuf.Message, Swi
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularInt32Field(value: &self.httpStatus) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.errorCode) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.latencyMs) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.backendID) }()
       default: break
       }
     }
@@ -3269,11 +3423,27 @@ nonisolated extension Lumen_Ledger_V1_ReleaseRequest: SwiftProtobuf.Message, Swi
     if !self.requestID.isEmpty {
       try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
     }
+    if self.httpStatus != 0 {
+      try visitor.visitSingularInt32Field(value: self.httpStatus, fieldNumber: 2)
+    }
+    if !self.errorCode.isEmpty {
+      try visitor.visitSingularStringField(value: self.errorCode, fieldNumber: 3)
+    }
+    if self.latencyMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.latencyMs, fieldNumber: 4)
+    }
+    if !self.backendID.isEmpty {
+      try visitor.visitSingularStringField(value: self.backendID, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Lumen_Ledger_V1_ReleaseRequest, rhs: Lumen_Ledger_V1_ReleaseRequest) -> Bool {
     if lhs.requestID != rhs.requestID {return false}
+    if lhs.httpStatus != rhs.httpStatus {return false}
+    if lhs.errorCode != rhs.errorCode {return false}
+    if lhs.latencyMs != rhs.latencyMs {return false}
+    if lhs.backendID != rhs.backendID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3448,7 +3618,7 @@ nonisolated extension Lumen_Ledger_V1_MeterResponse: SwiftProtobuf.Message, Swif
 
 nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".UsageLine"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}billing_transaction_id\0\u{3}created_at\0\u{3}organization_id\0\u{3}key_id\0\u{1}owner\0\u{3}logical_model\0\u{3}model_vendor\0\u{1}scene\0\u{3}access_channel\0\u{3}input_tokens\0\u{3}cached_input_tokens\0\u{3}output_tokens\0\u{3}cost_micros\0\u{3}latency_ms\0\u{1}status\0\u{1}estimated\0\u{1}expired\0\u{1}origin\0\u{3}overrun_micros\0\u{3}backend_id\0\u{3}cache_write_tokens\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}billing_transaction_id\0\u{3}created_at\0\u{3}organization_id\0\u{3}key_id\0\u{1}owner\0\u{3}logical_model\0\u{3}model_vendor\0\u{1}scene\0\u{3}access_channel\0\u{3}input_tokens\0\u{3}cached_input_tokens\0\u{3}output_tokens\0\u{3}cost_micros\0\u{3}latency_ms\0\u{1}status\0\u{1}estimated\0\u{1}expired\0\u{1}origin\0\u{3}overrun_micros\0\u{3}backend_id\0\u{3}cache_write_tokens\0\u{3}http_status\0\u{3}ttft_ms\0\u{3}error_code\0")
 
   fileprivate class _StorageClass {
     var _requestID: String = String()
@@ -3473,6 +3643,9 @@ nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftPro
     var _origin: Lumen_Common_V1_UsageOrigin = .unspecified
     var _overrunMicros: Int64 = 0
     var _backendID: String = String()
+    var _httpStatus: Int32 = 0
+    var _ttftMs: Int64 = 0
+    var _errorCode: String = String()
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -3505,6 +3678,9 @@ nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftPro
       _origin = source._origin
       _overrunMicros = source._overrunMicros
       _backendID = source._backendID
+      _httpStatus = source._httpStatus
+      _ttftMs = source._ttftMs
+      _errorCode = source._errorCode
     }
   }
 
@@ -3545,6 +3721,9 @@ nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftPro
         case 20: try { try decoder.decodeSingularInt64Field(value: &_storage._overrunMicros) }()
         case 21: try { try decoder.decodeSingularStringField(value: &_storage._backendID) }()
         case 22: try { try decoder.decodeSingularInt64Field(value: &_storage._cacheWriteTokens) }()
+        case 23: try { try decoder.decodeSingularInt32Field(value: &_storage._httpStatus) }()
+        case 24: try { try decoder.decodeSingularInt64Field(value: &_storage._ttftMs) }()
+        case 25: try { try decoder.decodeSingularStringField(value: &_storage._errorCode) }()
         default: break
         }
       }
@@ -3623,6 +3802,15 @@ nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftPro
       if _storage._cacheWriteTokens != 0 {
         try visitor.visitSingularInt64Field(value: _storage._cacheWriteTokens, fieldNumber: 22)
       }
+      if _storage._httpStatus != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._httpStatus, fieldNumber: 23)
+      }
+      if _storage._ttftMs != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._ttftMs, fieldNumber: 24)
+      }
+      if !_storage._errorCode.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._errorCode, fieldNumber: 25)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -3654,6 +3842,9 @@ nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftPro
         if _storage._origin != rhs_storage._origin {return false}
         if _storage._overrunMicros != rhs_storage._overrunMicros {return false}
         if _storage._backendID != rhs_storage._backendID {return false}
+        if _storage._httpStatus != rhs_storage._httpStatus {return false}
+        if _storage._ttftMs != rhs_storage._ttftMs {return false}
+        if _storage._errorCode != rhs_storage._errorCode {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -5429,6 +5620,119 @@ nonisolated extension Lumen_Ledger_V1_ListAlertDeliveriesResponse: SwiftProtobuf
 
   public static func ==(lhs: Lumen_Ledger_V1_ListAlertDeliveriesResponse, rhs: Lumen_Ledger_V1_ListAlertDeliveriesResponse) -> Bool {
     if lhs.deliveries != rhs.deliveries {return false}
+    if lhs._pageInfo != rhs._pageInfo {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Ledger_V1_ListRequestsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListRequestsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}organization_id\0\u{3}key_id\0\u{1}owner\0\u{3}logical_model\0\u{3}backend_id\0\u{1}status\0\u{3}start_time\0\u{3}end_time\0\u{1}page\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.organizationID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.keyID) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._owner) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.logicalModel) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.backendID) }()
+      case 6: try { try decoder.decodeSingularEnumField(value: &self.status) }()
+      case 7: try { try decoder.decodeSingularMessageField(value: &self._startTime) }()
+      case 8: try { try decoder.decodeSingularMessageField(value: &self._endTime) }()
+      case 9: try { try decoder.decodeSingularMessageField(value: &self._page) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.organizationID.isEmpty {
+      try visitor.visitSingularStringField(value: self.organizationID, fieldNumber: 1)
+    }
+    if !self.keyID.isEmpty {
+      try visitor.visitSingularStringField(value: self.keyID, fieldNumber: 2)
+    }
+    try { if let v = self._owner {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
+    if !self.logicalModel.isEmpty {
+      try visitor.visitSingularStringField(value: self.logicalModel, fieldNumber: 4)
+    }
+    if !self.backendID.isEmpty {
+      try visitor.visitSingularStringField(value: self.backendID, fieldNumber: 5)
+    }
+    if self.status != .unspecified {
+      try visitor.visitSingularEnumField(value: self.status, fieldNumber: 6)
+    }
+    try { if let v = self._startTime {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    } }()
+    try { if let v = self._endTime {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+    } }()
+    try { if let v = self._page {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Ledger_V1_ListRequestsRequest, rhs: Lumen_Ledger_V1_ListRequestsRequest) -> Bool {
+    if lhs.organizationID != rhs.organizationID {return false}
+    if lhs.keyID != rhs.keyID {return false}
+    if lhs._owner != rhs._owner {return false}
+    if lhs.logicalModel != rhs.logicalModel {return false}
+    if lhs.backendID != rhs.backendID {return false}
+    if lhs.status != rhs.status {return false}
+    if lhs._startTime != rhs._startTime {return false}
+    if lhs._endTime != rhs._endTime {return false}
+    if lhs._page != rhs._page {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Ledger_V1_ListRequestsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListRequestsResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}lines\0\u{3}page_info\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.lines) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._pageInfo) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.lines.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.lines, fieldNumber: 1)
+    }
+    try { if let v = self._pageInfo {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Ledger_V1_ListRequestsResponse, rhs: Lumen_Ledger_V1_ListRequestsResponse) -> Bool {
+    if lhs.lines != rhs.lines {return false}
     if lhs._pageInfo != rhs._pageInfo {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
