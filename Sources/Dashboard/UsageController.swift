@@ -16,6 +16,33 @@ struct UsageController: Sendable {
 
     func addRoutes(to group: RouterGroup<DashboardContext>) {
         group.get("usage", use: usage)
+        group.get("requests", use: requests)
+    }
+
+    /// `/api/requests?keyId=&userId=|clientId=&logicalModel=&backendId=&status=&startDate=&endDate=&page=&limit=`:
+    /// the request log as the person may see it, with coins beside USD.
+    @Sendable func requests(_ request: Request, context: DashboardContext) async throws -> JSONResponse<RequestLogPage> {
+        try RequestRules.checkEncoding(request.uri.query)
+        let message = try RequestLogAPI.request(try RequestRules.query(request.uri.queryParameters, known: RequestLogAPI.parameters))
+        let response = try await RequestLogAPI.fetch(message, ledger: services.ledger, metadata: try context.acting(services))
+        return JSONResponse(RequestLogPage(response, coins: coins))
+    }
+
+    /// The names of the keys and owners of `lines` (each looked up once), by id.
+    func names(of lines: [Lumen_Ledger_V1_UsageLine], metadata: Metadata) async -> [String: String] {
+        var principals: [String: Lumen_Common_V1_PrincipalRef] = [:]
+        for line in lines {
+            if !line.keyID.isEmpty { principals[line.keyID] = .with { $0.type = .key; $0.id = line.keyID } }
+            principals[line.owner.id] = line.owner
+        }
+        return await withTaskGroup(of: (String, String).self) { group in
+            for (id, principal) in principals {
+                group.addTask { (id, await describe(principal, metadata: metadata).0) }
+            }
+            var names: [String: String] = [:]
+            for await (id, name) in group { names[id] = name }
+            return names
+        }
     }
 
     /// `/api/usage?days=&userId=|clientId=&logicalModel=&top=&format=json|csv`.

@@ -172,6 +172,7 @@ public func buildRouter<Context: RequestContext>(
     BalanceController(ledger: services.ledger).addRoutes(to: management)
     UsageOverTimeController(ledger: services.ledger).addRoutes(to: management)
     AlertsController(ledger: services.ledger).addRoutes(to: management)
+    RequestLogController(ledger: services.ledger).addRoutes(to: management)
     AuditLogController(reader: services.auditLog).addRoutes(to: management)
     let pipeline = InferencePipeline(
         admission: InferenceAdmission(keys: caches.keys, registry: caches.registry, memberships: caches.memberships, clock: clock),

@@ -6,17 +6,19 @@ import csv
 import io
 import json
 import re
+import time
 from decimal import Decimal
 from pathlib import Path
 
 import httpx
+import openai
 import pytest
 from openai import OpenAI
 from playwright.sync_api import expect
 
 from conftest import start_server, wait_ready
 from test_dashboard import screenshot, signed_in_page
-from test_people_api import PASSWORD, Person, admin_cli
+from test_people_api import PASSWORD, Person, admin_cli, apply_models
 
 
 @pytest.fixture
@@ -121,3 +123,72 @@ def test_usage_over_time_by_api_csv_and_charts(site, browser):
     # The profile's chart is the person's own.
     page.goto(site.http + "/profile")
     expect(page.locator("#usage [data-figure='usage-requests']")).to_have_text("3")
+
+
+def test_the_request_log_lists_every_request_failed_ones_too(site, browser, tmp_path):
+    """One answered and one failed request (a backend nobody listens on): both in the log, the
+    failed one with its status and error and no cost; filters; a member sees their own only."""
+    token = site.credentials["management_token"]
+    management = httpx.Client(base_url=site.http, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    apply_models(site, """
+models:
+  - name: broken-model
+    max_output_tokens: 64
+    vendor: lumen
+    scenes: [chat]
+    backends:
+      - {id: nowhere, provider: openai, base_url: "http://127.0.0.1:9/v1"}
+""", tmp_path)
+    client = OpenAI(api_key=site.credentials["api_key"], base_url=site.http + "/v1", max_retries=0)
+    client.chat.completions.create(model=site.credentials["model"], messages=[{"role": "user", "content": "Hello"}])
+    deadline = time.time() + 10  # the model reaches the gateway through the registry's watch
+    while True:
+        try:
+            client.chat.completions.create(model="broken-model", messages=[{"role": "user", "content": "Hello"}])
+            pytest.fail("a backend nobody listens on answered")
+        except openai.NotFoundError:
+            assert time.time() < deadline
+            time.sleep(0.1)
+        except openai.APIStatusError as refusal:
+            assert refusal.status_code == 502
+            break
+
+    log = management.get("/v1/management/requests").json()
+    assert [line["status"] for line in log["data"]] == ["failed", "settled"] and log["total"] == 2
+    failed, answered = log["data"]
+    assert failed["http_status"] == 502 and failed["error_code"] == "upstream_unavailable" and failed["cost"] == 0
+    assert failed["logical_model"] == "broken-model" and failed["latency_ms"] is not None
+    assert answered["http_status"] == 200 and answered["backend_id"] == "mock" and answered["cost"] > 0
+    assert answered["ttft_ms"] is not None and answered["ttft_ms"] <= answered["latency_ms"]
+    assert [line["request_id"] for line in management.get("/v1/management/requests", params={"status": "failed"}).json()["data"]] \
+        == [failed["request_id"]]
+    assert management.get("/v1/management/requests", params={"logicalModel": site.credentials["model"]}).json()["total"] == 1
+    refused = management.get("/v1/management/requests", params={"status": "lost"})
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "status"
+    # The key's usage lists what it was charged for only.
+    assert management.get(f"/v1/management/api-keys/{answered['key_id']}/usage").json()["total"] == 1
+
+    admin_cli(site, "user", "create", "--email", "member@demo.lumen.invalid", "--name", "Member",
+              "--password-stdin", token=token, password=PASSWORD)
+    member = Person(site, "member@demo.lumen.invalid", PASSWORD)
+    assert member.call("GET", "/api/requests").json()["data"] == []
+    assert member.call("GET", f"/api/requests?userId={answered['owner_id']}").status_code == 403
+
+    page = signed_in_page(browser, site, site.credentials["email"], site.credentials["password"])
+    page.get_by_role("link", name="Activity").click()
+    expect(page).to_have_url(site.http + "/activity")
+    rows = page.locator("#activity-table tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.first).to_contain_text("502")
+    expect(rows.first).to_contain_text("upstream_unavailable")
+    expect(rows.first).to_contain_text("broken-model")
+    expect(rows.nth(1)).to_contain_text("Demo key")
+    expect(rows.nth(1)).to_contain_text("Demo admin")
+    screenshot(page, "activity")
+    page.get_by_label("Status").select_option("failed")
+    page.get_by_role("button", name="Filter").click()
+    expect(page).to_have_url(re.compile(r"/activity\?.*status=failed"))
+    expect(rows).to_have_count(1)
+    page.get_by_label("From").fill("2026-02-31")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.get_by_role("alert")).to_contain_text("startDate")

@@ -48,6 +48,7 @@ struct LayoutView {
     var onUsers = false
     var onAudit = false
     var onUsage = false
+    var onActivity = false
 
     static func signedOut(version: String) -> LayoutView {
         LayoutView(signedIn: false, name: "", isAdmin: false, csrfToken: "", version: version)

@@ -42,6 +42,7 @@ struct PagesController: Sendable {
         group.get("users", use: usersPage)
         group.get("audit", use: auditPage)
         group.get("usage", use: usagePage)
+        group.get("activity", use: activityPage)
         group.get("chat", use: chatPage)
         group.post("logout", use: logout)
     }
@@ -254,6 +255,29 @@ struct PagesController: Sendable {
             heading: person.isAdmin ? "The organisation's usage" : "Your usage", page: "/models/\(PathSegment.encode(detail.name))",
             context: context)
         return try site.page("model", ModelPage(layout: try layout(context), detail: detail, usage: chart))
+    }
+
+    /// `/activity?keyId=…&status=…&page=…`: the request log as the person may see it; a refused
+    /// filter is said on the page.
+    @Sendable func activityPage(_ request: Request, context: DashboardContext) async throws -> Response {
+        let values = try RequestRules.query(request.uri.queryParameters, known: RequestLogAPI.parameters, lenient: true)
+        let metadata = try context.acting(users.services)
+        let result: Result<Lumen_Ledger_V1_ListRequestsResponse, APIError>
+        do {
+            var message = try RequestLogAPI.request(values)
+            message.page.limit = 50
+            result = .success(try await RequestLogAPI.fetch(message, ledger: users.services.ledger, metadata: metadata))
+        } catch let refusal as APIError where refusal.status.code < 500 {
+            result = .failure(refusal)
+        }
+        let names = await usage.names(of: (try? result.get())?.lines ?? [], metadata: metadata)
+        var layout = try layout(context)
+        layout.onActivity = true
+        return try site.page(
+            "activity",
+            ActivityPage(
+                layout: layout, values: values, page: (try? RequestRules.page(values)).flatMap { $0 } ?? 1, result: result,
+                names: names, coins: usage.coins))
     }
 
     /// `/usage?days=`: the organisation's usage over time and its budget alerts (administrators).

@@ -7,7 +7,8 @@
 ///   settles what it measured (tokens) or releases the hold. The ledger alone turns tokens into
 ///   money, at the registry's prices, which it follows itself. Holds are durable before they
 ///   are acknowledged.
-/// - Every request leaves a usage line; settled lines carry a billing transaction id.
+/// - Every request leaves a usage line; settled lines carry a billing transaction id, released
+///   ones stay as FAILED (the request log, ListRequests).
 ///
 /// All amounts are int64 micro-USD. Reserve, Settle and Release are idempotent by request id.
 /// Authorisation: management tokens read their own organisation's pools, usage and billing
@@ -552,7 +553,8 @@ extension Lumen_Ledger_V1_LedgerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Drops a request's hold when nothing was produced. Internal only.
+        /// > Drops a request's hold when nothing was produced; its line stays, FAILED and costing
+        /// > nothing, with the status and error the request ended with (the request log). Internal only.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Lumen_Ledger_V1_ReleaseRequest` messages.
@@ -1052,7 +1054,8 @@ extension Lumen_Ledger_V1_LedgerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Drops a request's hold when nothing was produced. Internal only.
+        /// > Drops a request's hold when nothing was produced; its line stays, FAILED and costing
+        /// > nothing, with the status and error the request ended with (the request log). Internal only.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Ledger_V1_ReleaseRequest` message.
@@ -1550,7 +1553,8 @@ extension Lumen_Ledger_V1_LedgerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Drops a request's hold when nothing was produced. Internal only.
+        /// > Drops a request's hold when nothing was produced; its line stays, FAILED and costing
+        /// > nothing, with the status and error the request ended with (the request log). Internal only.
         ///
         /// - Parameters:
         ///   - request: A `Lumen_Ledger_V1_ReleaseRequest` message.
@@ -2936,7 +2940,8 @@ extension Lumen_Ledger_V1_LedgerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Drops a request's hold when nothing was produced. Internal only.
+        /// > Drops a request's hold when nothing was produced; its line stays, FAILED and costing
+        /// > nothing, with the status and error the request ended with (the request log). Internal only.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Ledger_V1_ReleaseRequest` message.
@@ -3641,7 +3646,8 @@ extension Lumen_Ledger_V1_LedgerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Drops a request's hold when nothing was produced. Internal only.
+        /// > Drops a request's hold when nothing was produced; its line stays, FAILED and costing
+        /// > nothing, with the status and error the request ended with (the request log). Internal only.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Lumen_Ledger_V1_ReleaseRequest` message.
@@ -4480,7 +4486,8 @@ extension Lumen_Ledger_V1_LedgerService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Drops a request's hold when nothing was produced. Internal only.
+    /// > Drops a request's hold when nothing was produced; its line stays, FAILED and costing
+    /// > nothing, with the status and error the request ended with (the request log). Internal only.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Lumen_Ledger_V1_ReleaseRequest` message.
@@ -5261,7 +5268,8 @@ extension Lumen_Ledger_V1_LedgerService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Drops a request's hold when nothing was produced. Internal only.
+    /// > Drops a request's hold when nothing was produced; its line stays, FAILED and costing
+    /// > nothing, with the status and error the request ended with (the request log). Internal only.
     ///
     /// - Parameters:
     ///   - message: request message to send.

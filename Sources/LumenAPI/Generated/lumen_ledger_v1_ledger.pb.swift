@@ -17,7 +17,8 @@
 ///   settles what it measured (tokens) or releases the hold. The ledger alone turns tokens into
 ///   money, at the registry's prices, which it follows itself. Holds are durable before they
 ///   are acknowledged.
-/// - Every request leaves a usage line; settled lines carry a billing transaction id.
+/// - Every request leaves a usage line; settled lines carry a billing transaction id, released
+///   ones stay as FAILED (the request log, ListRequests).
 ///
 /// All amounts are int64 micro-USD. Reserve, Settle and Release are idempotent by request id.
 /// Authorisation: management tokens read their own organisation's pools, usage and billing

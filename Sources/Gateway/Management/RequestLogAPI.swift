@@ -1,0 +1,192 @@
+import Foundation
+import GRPCCore
+import Hummingbird
+import LumenAPI
+import SharedRules
+
+/// The request log (the ledger's `ListRequests`) as the management API and the dashboard ask
+/// for it: the query parameters and the lines as objects. The ledger decides who sees what.
+public enum RequestLogAPI {
+    /// The query parameters a listing takes.
+    public static let parameters: Set<String> = [
+        "keyId", "userId", "clientId", "logicalModel", "backendId", "status", "startDate", "endDate", "page", "limit",
+    ]
+
+    /// The ledger's field names as the query names them.
+    static func params(_ request: Lumen_Ledger_V1_ListRequestsRequest) -> [String: String] {
+        [
+            "key_id": "keyId", "owner": request.owner.type == .client ? "clientId" : "userId", "logical_model": "logicalModel",
+            "backend_id": "backendId", "start_time": "startDate", "end_time": "endDate", "page": "page", "limit": "limit",
+        ]
+    }
+
+    /// A listing read from query `values` (400 naming the parameter at fault); an empty value is
+    /// no filter (a form's blank field).
+    public static func request(_ values: [String: String]) throws(APIError) -> Lumen_Ledger_V1_ListRequestsRequest {
+        let values = values.filter { !$0.value.isEmpty }
+        var request = Lumen_Ledger_V1_ListRequestsRequest()
+        request.page = try RequestRules.pageRequest(values, maxLimit: 100)
+        if let key = values["keyId"] { request.keyID = key }
+        switch (values["userId"], values["clientId"]) {
+        case (let user?, nil): request.owner = .user(user)
+        case (nil, let client?): request.owner = .client(client)
+        case (nil, nil): break
+        case (_?, _?): throw APIError.invalid("invalid_owner", "give userId or clientId, not both", param: "clientId")
+        }
+        if let model = values["logicalModel"] { request.logicalModel = model }
+        if let backend = values["backendId"] { request.backendID = backend }
+        if let status = values["status"] {
+            switch status {
+            case "pending": request.status = .pending
+            case "settled": request.status = .settled
+            case "failed": request.status = .failed
+            default: throw APIError.invalid("invalid_status", "status is pending, settled or failed", param: "status")
+            }
+        }
+        let (start, end) = try RequestRules.dateRange(values)
+        if let start { request.startTime = .init(millis: start) }
+        if let end { request.endTime = .init(millis: end) }
+        return request
+    }
+
+    /// The ledger's answer, its refusals translated.
+    public static func fetch(
+        _ request: Lumen_Ledger_V1_ListRequestsRequest, ledger: any Lumen_Ledger_V1_LedgerService.ClientProtocol, metadata: Metadata
+    ) async throws -> Lumen_Ledger_V1_ListRequestsResponse {
+        try await APIError.translating(params: params(request)) { try await ledger.listRequests(request, metadata: metadata) }
+    }
+}
+
+/// One request as the log shows it: money in USD (and coins on the dashboard).
+public struct RequestLineObject: Encodable, Sendable {
+    var requestID: String
+    var createdAt: String
+    var keyID: String?
+    var ownerType: String
+    var ownerID: String
+    var origin: String
+    var logicalModel: String
+    var backendID: String?
+    var status: String
+    var httpStatus: Int32?
+    var errorCode: String?
+    var inputTokens: Int64
+    var cachedInputTokens: Int64
+    var cacheWriteTokens: Int64
+    var outputTokens: Int64
+    var cost: Decimal
+    var coins: Decimal?
+    var estimated: Bool
+    var latencyMs: Int64?
+    var ttftMs: Int64?
+
+    public init(_ line: Lumen_Ledger_V1_UsageLine, coins: Coins? = nil) {
+        requestID = line.requestID
+        createdAt = RFC3339.format(millis: line.createdAt.millis)
+        keyID = line.keyID.isEmpty ? nil : line.keyID
+        ownerType = line.owner.type.publicName
+        ownerID = line.owner.id
+        origin = line.origin == .web ? "web" : "api"
+        logicalModel = line.logicalModel
+        backendID = line.backendID.isEmpty ? nil : line.backendID
+        status =
+            switch line.status {
+            case .settled: "settled"
+            case .failed: "failed"
+            default: "pending"
+            }
+        httpStatus = line.httpStatus == 0 ? nil : line.httpStatus
+        errorCode = line.errorCode.isEmpty ? nil : line.errorCode
+        inputTokens = line.inputTokens
+        cachedInputTokens = line.cachedInputTokens
+        cacheWriteTokens = line.cacheWriteTokens
+        outputTokens = line.outputTokens
+        cost = USD.amount(line.costMicros)
+        self.coins = coins?.amount(micros: line.costMicros)
+        estimated = line.estimated
+        latencyMs = line.status == .pending ? nil : line.latencyMs
+        ttftMs = line.ttftMs == 0 ? nil : line.ttftMs
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case origin, status, cost, coins, estimated
+        case requestID = "request_id"
+        case createdAt = "created_at"
+        case keyID = "key_id"
+        case ownerType = "owner_type"
+        case ownerID = "owner_id"
+        case logicalModel = "logical_model"
+        case backendID = "backend_id"
+        case httpStatus = "http_status"
+        case errorCode = "error_code"
+        case inputTokens = "input_tokens"
+        case cachedInputTokens = "cached_input_tokens"
+        case cacheWriteTokens = "cache_write_tokens"
+        case outputTokens = "output_tokens"
+        case latencyMs = "latency_ms"
+        case ttftMs = "ttft_ms"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(requestID, forKey: .requestID)
+        try container.encode(createdAt, forKey: .createdAt)
+        try container.encode(keyID, forKey: .keyID)
+        try container.encode(ownerType, forKey: .ownerType)
+        try container.encode(ownerID, forKey: .ownerID)
+        try container.encode(origin, forKey: .origin)
+        try container.encode(logicalModel, forKey: .logicalModel)
+        try container.encode(backendID, forKey: .backendID)
+        try container.encode(status, forKey: .status)
+        try container.encode(httpStatus, forKey: .httpStatus)
+        try container.encode(errorCode, forKey: .errorCode)
+        try container.encode(inputTokens, forKey: .inputTokens)
+        try container.encode(cachedInputTokens, forKey: .cachedInputTokens)
+        try container.encode(cacheWriteTokens, forKey: .cacheWriteTokens)
+        try container.encode(outputTokens, forKey: .outputTokens)
+        try container.encode(cost, forKey: .cost)
+        try container.encodeIfPresent(coins, forKey: .coins)
+        try container.encode(estimated, forKey: .estimated)
+        try container.encode(latencyMs, forKey: .latencyMs)
+        try container.encode(ttftMs, forKey: .ttftMs)
+    }
+}
+
+/// A page of the log: `{"object": "list", "data", "page", "limit", "total", "has_more"}`.
+public struct RequestLogPage: Encodable, Sendable {
+    var object = "list"
+    var data: [RequestLineObject]
+    var page: Int
+    var limit: Int
+    var total: Int64
+    var hasMore: Bool
+
+    public init(_ response: Lumen_Ledger_V1_ListRequestsResponse, coins: Coins? = nil) {
+        data = response.lines.map { RequestLineObject($0, coins: coins) }
+        page = Int(response.pageInfo.page)
+        limit = Int(response.pageInfo.limit)
+        total = response.pageInfo.total
+        hasMore = response.pageInfo.hasMore_p
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case object, data, page, limit, total
+        case hasMore = "has_more"
+    }
+}
+
+/// `GET /v1/management/requests`: the organisation's request log.
+struct RequestLogController<Context: RequestContext>: Sendable {
+    let ledger: any Lumen_Ledger_V1_LedgerService.ClientProtocol
+
+    func addRoutes(to group: RouterGroup<Context>) {
+        group.get("requests", use: list)
+    }
+
+    @Sendable func list(_ request: Request, context: Context) async throws -> JSONResponse<RequestLogPage> {
+        let metadata = try ManagementAuth.metadata(request)
+        try RequestRules.checkEncoding(request.uri.query)
+        let message = try RequestLogAPI.request(try RequestRules.query(request.uri.queryParameters, known: RequestLogAPI.parameters))
+        return JSONResponse(RequestLogPage(try await RequestLogAPI.fetch(message, ledger: ledger, metadata: metadata)))
+    }
+}
