@@ -17,6 +17,20 @@ struct UsageController: Sendable {
     func addRoutes(to group: RouterGroup<DashboardContext>) {
         group.get("usage", use: usage)
         group.get("requests", use: requests)
+        group.get("requests/{requestId}/capture", use: capture)
+    }
+
+    /// `/api/requests/{requestId}/capture`: the request's captured prompt and answer, for whoever may see the request.
+    @Sendable func capture(_ request: Request, context: DashboardContext) async throws -> JSONResponse<CapturedRequestObject> {
+        JSONResponse(try await captured(try context.path("requestId"), context: context))
+    }
+
+    func captured(_ requestID: String, context: DashboardContext) async throws -> CapturedRequestObject {
+        let metadata = try context.acting(services)
+        return try await APIError.translating(params: ["request_id": "requestId"]) {
+            let response = try await services.ledger.getRequestCapture(.with { $0.requestID = requestID }, metadata: metadata)
+            return CapturedRequestObject(requestID: requestID, response.capture)
+        }
     }
 
     /// `/api/requests?keyId=&userId=|clientId=&logicalModel=&backendId=&status=&startDate=&endDate=&page=&limit=`:

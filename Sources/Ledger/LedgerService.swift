@@ -40,6 +40,8 @@ public struct LedgerService: Sendable {
     let ownership = KeyOwnership()
     /// Watches the pools with budget alerts as batches commit, and records their crossings.
     let alerts = AlertMonitor()
+    /// Whose requests' prompts and answers are captured.
+    let captures = CaptureRules()
     /// The webhooks' signing secrets and the hosts they may be on (`--alert-webhook-hosts`).
     public var alertSettings = AlertSettings.random()
 
@@ -293,9 +295,10 @@ public struct LedgerService: Sendable {
         .with {
             $0.requestID = requestID
             switch result {
-            case .success(.reserved(let expiresAt, let rate)):
+            case .success(.reserved(let expiresAt, let rate, let capture)):
                 $0.holdExpiresAt = .init(millis: expiresAt)
                 if let rate { $0.rateLimit = rate.message }
+                if let capture { $0.capture = capture }
             case .success: break
             case .failure(let failure):
                 $0.statusCode = Int32(failure.status.rawValue)
@@ -405,18 +408,24 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
     }
 
     /// A reserve with its model's prices (nothing to look up for BYOK, which holds nothing).
+    /// A reserve with its model's prices (nothing to look up for BYOK, which holds nothing), and
+    /// how its request is captured, if it is.
     func reserveOperation(_ request: Lumen_Ledger_V1_ReserveRequest) async throws -> Metering.Operation {
-        if request.accessChannel == .byok { return .reserve(request, prices: .init()) }
-        if let model = book.prices.cached(request.logicalModel) { return .reserve(request, prices: model.prices) }
-        return .reserve(request, prices: try await book.prices.model(request.logicalModel).prices)
+        let capture = try await captures.settings(self, organizationID: request.organizationID, owner: request.owner, keyID: request.keyID)
+        if request.accessChannel == .byok { return .reserve(request, prices: .init(), capture: capture) }
+        if let model = book.prices.cached(request.logicalModel) { return .reserve(request, prices: model.prices, capture: capture) }
+        return .reserve(request, prices: try await book.prices.model(request.logicalModel).prices, capture: capture)
     }
 
     public func reserve(request: Lumen_Ledger_V1_ReserveRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_ReserveResponse {
         try Caller.requireInternal()
-        guard case .reserved(let expiresAt, let rate) = try await meter(try await reserveOperation(request)) else { return .init() }
+        guard case .reserved(let expiresAt, let rate, let capture) = try await meter(try await reserveOperation(request)) else {
+            return .init()
+        }
         return .with {
             $0.expiresAt = .init(millis: expiresAt)
             if let rate { $0.rateLimit = rate.message }
+            if let capture { $0.capture = capture }
         }
     }
     public func settle(request: Lumen_Ledger_V1_SettleRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_SettleResponse {
@@ -587,6 +596,20 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
         try await listRequests(request)
     }
 
+    public func setCapture(request: Lumen_Ledger_V1_SetCaptureRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_SetCaptureResponse {
+        try await setCapture(request)
+    }
+
+    public func listCaptures(request: Lumen_Ledger_V1_ListCapturesRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_ListCapturesResponse {
+        try await listCaptures(request)
+    }
+
+    public func getRequestCapture(
+        request: Lumen_Ledger_V1_GetRequestCaptureRequest, context: ServerContext
+    ) async throws -> Lumen_Ledger_V1_GetRequestCaptureResponse {
+        try await getRequestCapture(request)
+    }
+
     public func setPoolAlerts(request: Lumen_Ledger_V1_SetPoolAlertsRequest, context: ServerContext) async throws -> Lumen_Ledger_V1_SetPoolAlertsResponse {
         try await setPoolAlerts(request)
     }
@@ -683,6 +706,7 @@ struct HoldReconciler: Service {
 
     private func reconcile() async {
         var lastPrune: ContinuousClock.Instant?
+        var lastCapturePrune: ContinuousClock.Instant?
         while !Task.isShuttingDownGracefully {
             do {
                 // The sleep ends at graceful shutdown: the process must not wait out an interval.
@@ -703,6 +727,15 @@ struct HoldReconciler: Service {
                     _ = try await ledger.pruneUsage(retentionDays: usageRetentionDays)
                 } catch {
                     ledger.logger.error("deleting usage lines past retention failed; will retry", metadata: ["error": "\(error)"])
+                }
+            }
+            // Captured prompts and answers go within a minute of their time.
+            if lastCapturePrune.map({ $0.duration(to: .now) >= .seconds(60) }) ?? true {
+                lastCapturePrune = .now
+                do {
+                    try await ledger.pruneCaptures()
+                } catch {
+                    ledger.logger.error("deleting expired captures failed; will retry", metadata: ["error": "\(error)"])
                 }
             }
         }

@@ -380,6 +380,10 @@ enum LedgerStore {
             "v14: the request log",
             sqlite: RequestLog.migration(integer: "INTEGER", text: "TEXT"),
             postgres: RequestLog.migration(integer: "BIGINT", text: #"TEXT COLLATE "C""#)),
+        SQLMigration(
+            "v15: captured prompts and answers",
+            sqlite: CaptureRules.migration(integer: "INTEGER", text: "TEXT", bool: "INTEGER"),
+            postgres: CaptureRules.migration(integer: "BIGINT", text: #"TEXT COLLATE "C""#, bool: "BOOLEAN")),
     ]
 
     /// v9: input tokens written to the provider's prompt cache, beside the cached ones, in every

@@ -11,9 +11,11 @@ struct LocalHoldMeter: HoldMeter {
 
     var isConnected: Bool { true }
 
-    func reserve(_ request: Lumen_Ledger_V1_ReserveRequest) async throws -> RateWindow? {
-        guard case .reserved(_, let rate) = try await ledger.meter(try await ledger.reserveOperation(request)) else { return nil }
-        return rate
+    func reserve(_ request: Lumen_Ledger_V1_ReserveRequest) async throws -> Reservation {
+        guard case .reserved(_, let rate, let capture) = try await ledger.meter(try await ledger.reserveOperation(request)) else {
+            return Reservation()
+        }
+        return Reservation(rate: rate, capture: capture)
     }
 
     func settle(

@@ -21,7 +21,7 @@ import Storage
 enum Metering {
     enum Operation: Sendable {
         /// Place a hold; `prices` are its model's (`LedgerService.reserveOperation` looks them up).
-        case reserve(Lumen_Ledger_V1_ReserveRequest, prices: Lumen_Registry_V1_Prices)
+        case reserve(Lumen_Ledger_V1_ReserveRequest, prices: Lumen_Registry_V1_Prices, capture: Lumen_Ledger_V1_CaptureSettings? = nil)
         case settle(Lumen_Ledger_V1_SettleRequest)
         case release(Lumen_Ledger_V1_ReleaseRequest)
         /// Settle every hold expired by now at its estimate (the reconciler's sweep).
@@ -41,7 +41,7 @@ enum Metering {
 
         var requestID: String {
             switch self {
-            case .reserve(let request, _): request.requestID
+            case .reserve(let request, _, _): request.requestID
             case .settle(let request): request.requestID
             case .release(let request): request.requestID
             case .reconcile, .configure, .grant, .pool, .write: ""
@@ -52,7 +52,7 @@ enum Metering {
     enum Outcome: Sendable {
         /// The hold placed (or found: a repeated reserve), and the key's minute when it counted in
         /// one (keys with per-minute limits).
-        case reserved(expiresAt: Int64, rate: RateWindow? = nil)
+        case reserved(expiresAt: Int64, rate: RateWindow? = nil, capture: Lumen_Ledger_V1_CaptureSettings? = nil)
         case settled(Lumen_Ledger_V1_UsageLine)
         case released
         /// How many expired holds a sweep settled.
@@ -68,9 +68,11 @@ enum Metering {
 
     static func apply(_ db: any LedgerTables, _ book: Book, _ operation: Operation, now: Int64) throws -> Outcome {
         switch operation {
-        case .reserve(let request, let prices):
+        case .reserve(let request, let prices, let capture):
             try validateRequestID(request.requestID)
-            return try reserve(db, book, request, prices: prices, now: now)
+            let placed = try reserve(db, book, request, prices: prices, now: now)
+            guard let capture, case .reserved(let expiresAt, let rate, _) = placed else { return placed }
+            return .reserved(expiresAt: expiresAt, rate: rate, capture: capture)
         case .settle(let request):
             try validateRequestID(request.requestID)
             return .settled(try settle(db, book, request, now: now))
@@ -145,7 +147,7 @@ enum Metering {
         }
         do {
             let placed = try place(db, book, request, hold, now: now)
-            guard let window, case .reserved(let expiresAt, _) = placed else { return placed }
+            guard let window, case .reserved(let expiresAt, _, _) = placed else { return placed }
             return .reserved(expiresAt: expiresAt, rate: window)
         } catch {
             if let rate = hold.rate { book.rates.adjust(key: hold.keyID, second: rate.second, tokens: -rate.tokens, request: true) }
@@ -269,6 +271,16 @@ enum Metering {
                 latencyMs: tokens.latencyMs, estimated: estimated, expired: expired, overrunMicros: overrun,
                 backendID: String(tokens.backendID.prefix(64)), cacheWriteTokens: tokens.cacheWriteTokens,
                 httpStatus: Int(tokens.httpStatus), ttftMs: max(0, tokens.ttftMs)))
+        if tokens.hasCapture, !expired {
+            // Captured as the reserve said (the gateway echoes its retention), kept from the request's start.
+            let capture = tokens.capture
+            let days = Int64(min(max(capture.retentionDays, CaptureRules.retentionDays.lowerBound), CaptureRules.retentionDays.upperBound))
+            try db.execute(CaptureRules.insertCapture, [[
+                .text(requestID), .text(hold.organizationID), .integer(hold.createdAt), .integer(hold.createdAt + days * Rollups.day),
+                .text(String(capture.prompt.utf8.prefix(Int(CaptureRules.maxBytes.upperBound))) ?? ""),
+                .text(String(capture.answer.utf8.prefix(Int(CaptureRules.maxBytes.upperBound))) ?? ""), .bool(capture.truncated),
+            ]])
+        }
         book.close(requestID)
         if let rate = hold.rate, !expired {
             book.rates.adjust(

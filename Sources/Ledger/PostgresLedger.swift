@@ -82,7 +82,7 @@ final class PostgresLedger: Sendable {
         func need(_ path: [Book.PoolKey]) { keys.formUnion(path) }
         for operation in operations {
             switch operation {
-            case .reserve(let request, _):
+            case .reserve(let request, _, _):
                 if hold(request.requestID) == nil {
                     requestIDs.insert(request.requestID)
                     need(

@@ -1,3 +1,4 @@
+import Foundation
 import LumenAPI
 import RPCSupport
 import SharedRules
@@ -111,9 +112,22 @@ extension LedgerService {
                 for: .with { $0.type = .key; $0.id = request.keyID }, organizationID: organizationID, param: "key_id", to: "see requests")
         }
         let log = try RequestLog(request, organizationID: organizationID, owners: owners)
-        let (lines, total) = try await read(snapshot: true) { db in try await log.fetch(db) }
+        let now = clock.nowMillis
+        let (lines, total, captured) = try await read(snapshot: true) { db in
+            let (lines, total) = try await log.fetch(db)
+            guard !lines.isEmpty else { return (lines, total, Set<String>()) }
+            let ids = String(decoding: try JSONEncoder().encode(lines.map(\.requestID)), as: UTF8.self)
+            let captured = try await db.rows(
+                "SELECT request_id FROM request_captures WHERE request_id IN (\(db.dialect.jsonStrings)) AND expires_at > ?",
+                [.text(ids), .integer(now)])
+            return (lines, total, Set(try captured.map { try $0[0] as String }))
+        }
         return .with {
-            $0.lines = lines.map(\.message)
+            $0.lines = lines.map { line in
+                var message = line.message
+                message.captured = captured.contains(line.requestID)
+                return message
+            }
             $0.pageInfo = log.page.info(total: total)
         }
     }

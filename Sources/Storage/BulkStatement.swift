@@ -90,6 +90,14 @@ public struct BulkStatement: Sendable {
                 + key.map { "\(table).\($0.name) = v.\($0.name)" }.joined(separator: " AND "))
     }
 
+    /// `DELETE` of the rows whose `column` is at most a row's value (one row: a cutoff).
+    public static func deleteUpTo(from table: String, column: Column) -> BulkStatement {
+        BulkStatement(
+            columns: [column],
+            sqlite: "DELETE FROM \(table) WHERE \(column.name) <= ?",
+            postgres: "DELETE FROM \(table) USING \(unnest([column])) WHERE \(table).\(column.name) <= v.\(column.name)")
+    }
+
     /// `SELECT selected` of the rows each `key` names (rows are keys).
     public static func select(_ selected: String, from table: String, key: [Column]) -> BulkStatement {
         let names = key.map(\.name).joined(separator: ", ")

@@ -29,6 +29,7 @@ struct AuditWalkTests {
         "lumen.ledger.v1.LedgerService/GetOwnerUsage", "lumen.ledger.v1.LedgerService/GetUsageSeries",
         "lumen.ledger.v1.LedgerService/GetPoolAlerts", "lumen.ledger.v1.LedgerService/ListAlertEndpoints",
         "lumen.ledger.v1.LedgerService/ListAlertDeliveries", "lumen.ledger.v1.LedgerService/ListRequests",
+        "lumen.ledger.v1.LedgerService/ListCaptures", "lumen.ledger.v1.LedgerService/GetRequestCapture",
         "lumen.ledger.v1.LedgerService/CheckInvariant",
         "lumen.ledger.v1.LedgerService/ListAuditLog", "lumen.ledger.v1.LedgerService/VerifyAuditLog",
         "lumen.registry.v1.ModelRegistryService/ListModels", "lumen.registry.v1.ModelRegistryService/GetModel",
@@ -251,6 +252,11 @@ struct AuditWalkTests {
             }
             try await change(Ledger.DeleteAlertEndpoint.descriptor, "alert_endpoint.delete", by: "management_token") {
                 _ = try await services.ledger.deleteAlertEndpoint(.with { $0.endpointID = endpoint.id }, metadata: admin)
+            }
+            try await change(Ledger.SetCapture.descriptor, "capture.set", by: "management_token") {
+                _ = try await services.ledger.setCapture(
+                    .with { $0.rule = .with { $0.owner = .with { $0.type = .organization }; $0.enabled = true; $0.retentionDays = 7; $0.maxBytes = 4_096 } },
+                    metadata: admin)
             }
 
             var model = TestServices.meteredModel

@@ -153,6 +153,7 @@ ROUTE_ACTIONS = {
     ("PUT", "/v1/management/pools/{ownerType}/{ownerId}/alerts"): "pool.alerts",
     ("POST", "/v1/management/alerts/endpoints"): "alert_endpoint.create",
     ("DELETE", "/v1/management/alerts/endpoints/{endpointId}"): "alert_endpoint.delete",
+    ("PUT", "/v1/management/captures/{ownerType}/{ownerId}"): "capture.set",
 }
 
 # The routes that change something the audit log leaves to another record.
@@ -271,6 +272,8 @@ models:
                 json={"url": "https://hooks.example.com/walk-2"})["id"]
     call(admin, "DELETE", "/v1/management/alerts/endpoints/{endpointId}", "management_token",
          f"/v1/management/alerts/endpoints/{hook}", headers=mt)
+    call(admin, "PUT", "/v1/management/captures/{ownerType}/{ownerId}", "management_token",
+         f"/v1/management/captures/client/{client}", headers=mt, json={"enabled": True, "retention_days": 3})
     assert set(walked) == set(ROUTE_ACTIONS)
 
     # The management API lists them, newest first, filtered.

@@ -139,8 +139,17 @@ models:
     backends:
       - {id: nowhere, provider: openai, base_url: "http://127.0.0.1:9/v1"}
 """, tmp_path)
+    # Capturing, on for the organisation: a week, at most 4 KiB of each.
+    admin = Person(site, site.credentials["email"], site.credentials["password"])
+    organization = admin.client.get("/api/me").json()["user"]["organization_id"]
+    setting = management.put(f"/v1/management/captures/organization/{organization}",
+                             json={"enabled": True, "retention_days": 7, "max_bytes": 4096})
+    assert setting.status_code == 200 and setting.json()["enabled"], setting.text
+    assert management.put(f"/v1/management/captures/organization/{organization}",
+                          json={"enabled": True, "retention_days": 365}).json()["error"]["code"] == "invalid_retention_days"
     client = OpenAI(api_key=site.credentials["api_key"], base_url=site.http + "/v1", max_retries=0)
-    client.chat.completions.create(model=site.credentials["model"], messages=[{"role": "user", "content": "Hello"}])
+    client.chat.completions.create(model=site.credentials["model"],
+                                   messages=[{"role": "user", "content": "Hello, the password is tangerine-42"}])
     deadline = time.time() + 10  # the model reaches the gateway through the registry's watch
     while True:
         try:
@@ -160,6 +169,13 @@ models:
     assert failed["logical_model"] == "broken-model" and failed["latency_ms"] is not None
     assert answered["http_status"] == 200 and answered["backend_id"] == "mock" and answered["cost"] > 0
     assert answered["ttft_ms"] is not None and answered["ttft_ms"] <= answered["latency_ms"]
+    assert answered["captured"] and not failed["captured"]
+    captured = management.get(f"/v1/management/requests/{answered['request_id']}/capture").json()
+    assert "tangerine-42" in captured["prompt"] and "tangerine-42" in captured["answer"] and not captured["truncated"]
+    assert management.get(f"/v1/management/requests/{failed['request_id']}/capture").status_code == 404
+    # Never in the log (written at trace level here) nor in the metrics.
+    assert "tangerine-42" not in Path(site.log_path).read_text()
+    assert "tangerine-42" not in httpx.get(site.metrics + "/metrics").text
     assert [line["request_id"] for line in management.get("/v1/management/requests", params={"status": "failed"}).json()["data"]] \
         == [failed["request_id"]]
     assert management.get("/v1/management/requests", params={"logicalModel": site.credentials["model"]}).json()["total"] == 1
@@ -173,6 +189,7 @@ models:
     member = Person(site, "member@demo.lumen.invalid", PASSWORD)
     assert member.call("GET", "/api/requests").json()["data"] == []
     assert member.call("GET", f"/api/requests?userId={answered['owner_id']}").status_code == 403
+    assert member.call("GET", f"/api/requests/{answered['request_id']}/capture").status_code == 404
 
     page = signed_in_page(browser, site, site.credentials["email"], site.credentials["password"])
     page.get_by_role("link", name="Activity").click()
@@ -185,6 +202,9 @@ models:
     expect(rows.nth(1)).to_contain_text("Demo key")
     expect(rows.nth(1)).to_contain_text("Demo admin")
     screenshot(page, "activity")
+    rows.nth(1).get_by_role("link", name="Prompt and answer").click()
+    expect(page.locator("[data-prompt]")).to_contain_text("tangerine-42")
+    page.go_back()
     page.get_by_label("Status").select_option("failed")
     page.get_by_role("button", name="Filter").click()
     expect(page).to_have_url(re.compile(r"/activity\?.*status=failed"))

@@ -43,6 +43,7 @@ struct PagesController: Sendable {
         group.get("audit", use: auditPage)
         group.get("usage", use: usagePage)
         group.get("activity", use: activityPage)
+        group.get("activity/{requestId}", use: capturePage)
         group.get("chat", use: chatPage)
         group.post("logout", use: logout)
     }
@@ -278,6 +279,14 @@ struct PagesController: Sendable {
             ActivityPage(
                 layout: layout, values: values, page: (try? RequestRules.page(values)).flatMap { $0 } ?? 1, result: result,
                 names: names, coins: usage.coins))
+    }
+
+    /// `/activity/{requestId}`: a captured request's prompt and answer.
+    @Sendable func capturePage(_ request: Request, context: DashboardContext) async throws -> Response {
+        let capture = try await usage.captured(try context.path("requestId"), context: context)
+        var layout = try layout(context)
+        layout.onActivity = true
+        return try site.page("capture", CapturePage(layout: layout, capture: capture))
     }
 
     /// `/usage?days=`: the organisation's usage over time and its budget alerts (administrators).

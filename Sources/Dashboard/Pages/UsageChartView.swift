@@ -342,6 +342,7 @@ struct ActivityPage {
         var coins: String
         var latency: String
         var ttft: String
+        var captureURL: String?
     }
 
     @TemplateView
@@ -404,7 +405,8 @@ struct ActivityPage {
                     status: status, statusClass: colour, detail: line.errorCode.isEmpty ? nil : line.errorCode,
                     tokens: Figures.count(line.tokens), coins: UsageChartView.decimal(coins.amount(micros: line.costMicros)),
                     latency: line.status == .pending ? "—" : "\(Figures.count(line.latencyMs)) ms",
-                    ttft: line.ttftMs == 0 ? "—" : "\(Figures.count(line.ttftMs)) ms")
+                    ttft: line.ttftMs == 0 ? "—" : "\(Figures.count(line.ttftMs)) ms",
+                    captureURL: line.captured ? "/activity/" + PathSegment.encode(line.requestID) : nil)
             }
             total = Figures.count(listed.pageInfo.total) + (listed.pageInfo.total > 10_000 ? "+" : "")
             error = nil
@@ -423,5 +425,25 @@ struct ActivityPage {
             next = nil
         }
         hasRows = !rows.isEmpty
+    }
+}
+
+/// `/activity/{requestId}`: a captured request's prompt and answer, as text.
+@TemplateView
+struct CapturePage {
+    var layout: LayoutView
+    var requestID: String
+    var prompt: String
+    var answer: String
+    var truncated: Bool
+    var expiresAt: String
+
+    init(layout: LayoutView, capture: CapturedRequestObject) {
+        self.layout = layout
+        requestID = capture.requestID
+        prompt = capture.prompt
+        answer = capture.answer
+        truncated = capture.truncated
+        expiresAt = capture.expiresAt
     }
 }

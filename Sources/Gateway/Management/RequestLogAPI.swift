@@ -3,6 +3,7 @@ import GRPCCore
 import Hummingbird
 import LumenAPI
 import SharedRules
+import WireFormats
 
 /// The request log (the ledger's `ListRequests`) as the management API and the dashboard ask
 /// for it: the query parameters and the lines as objects. The ledger decides who sees what.
@@ -79,6 +80,7 @@ public struct RequestLineObject: Encodable, Sendable {
     var estimated: Bool
     var latencyMs: Int64?
     var ttftMs: Int64?
+    var captured: Bool
 
     public init(_ line: Lumen_Ledger_V1_UsageLine, coins: Coins? = nil) {
         requestID = line.requestID
@@ -106,10 +108,11 @@ public struct RequestLineObject: Encodable, Sendable {
         estimated = line.estimated
         latencyMs = line.status == .pending ? nil : line.latencyMs
         ttftMs = line.ttftMs == 0 ? nil : line.ttftMs
+        captured = line.captured
     }
 
     enum CodingKeys: String, CodingKey {
-        case origin, status, cost, coins, estimated
+        case origin, status, cost, coins, estimated, captured
         case requestID = "request_id"
         case createdAt = "created_at"
         case keyID = "key_id"
@@ -149,6 +152,89 @@ public struct RequestLineObject: Encodable, Sendable {
         try container.encode(estimated, forKey: .estimated)
         try container.encode(latencyMs, forKey: .latencyMs)
         try container.encode(ttftMs, forKey: .ttftMs)
+        try container.encode(captured, forKey: .captured)
+    }
+}
+
+/// A request's captured prompt and answer.
+public struct CapturedRequestObject: Encodable, Sendable {
+    public let requestID: String
+    public let prompt: String
+    public let answer: String
+    public let truncated: Bool
+    public let expiresAt: String
+
+    public init(requestID: String, _ capture: Lumen_Ledger_V1_CapturedRequest) {
+        self.requestID = requestID
+        prompt = capture.prompt
+        answer = capture.answer
+        truncated = capture.truncated
+        expiresAt = RFC3339.format(millis: capture.expiresAt.millis)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case prompt, answer, truncated
+        case requestID = "request_id"
+        case expiresAt = "expires_at"
+    }
+}
+
+/// A capture setting: `{"owner_type", "owner_id", "enabled", "retention_days", "max_bytes"}`.
+public struct CaptureRuleObject: Encodable, Sendable {
+    var ownerType: String
+    var ownerID: String
+    var enabled: Bool
+    var retentionDays: Int32
+    var maxBytes: Int64
+
+    public init(_ rule: Lumen_Ledger_V1_CaptureRule) {
+        ownerType = rule.owner.type.publicName
+        ownerID = rule.owner.id
+        enabled = rule.enabled
+        retentionDays = rule.retentionDays
+        maxBytes = rule.maxBytes
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case enabled
+        case ownerType = "owner_type"
+        case ownerID = "owner_id"
+        case retentionDays = "retention_days"
+        case maxBytes = "max_bytes"
+    }
+}
+
+/// `{"object": "list", "data": [rule]}`.
+public struct CaptureRuleList: Encodable, Sendable {
+    var object = "list"
+    var data: [CaptureRuleObject]
+}
+
+extension RequestLogAPI {
+    /// `{"enabled", "retention_days", "max_bytes"}` for `owner`.
+    public static func captureRule(_ body: [String: JSONValue], owner: Lumen_Common_V1_PrincipalRef) throws(APIError) -> Lumen_Ledger_V1_CaptureRule {
+        try RequestRules.refuseUnknown(body, allowed: ["enabled", "retention_days", "max_bytes"])
+        guard let enabled = try RequestRules.bool(body["enabled"], field: "enabled") else {
+            throw APIError.invalid("invalid_enabled", "enabled is required: true or false", param: "enabled")
+        }
+        func whole(_ name: String, default value: Int64) throws(APIError) -> Int64 {
+            guard let number = try RequestRules.decimal(body[name], field: name) else { return value }
+            guard let whole = Int64(exactly: NSDecimalNumber(decimal: number).doubleValue), Decimal(whole) == number else {
+                throw APIError.invalid("invalid_\(name)", "\(name) must be a whole number", param: name)
+            }
+            return whole
+        }
+        let days = try whole("retention_days", default: 7)
+        let bytes = try whole("max_bytes", default: 65_536)
+        guard let retentionDays = Int32(exactly: days) else {
+            throw APIError.invalid("invalid_retention_days", "retention_days must be from 1 to 90", param: "retention_days")
+        }
+        return .with {
+            $0.owner = owner
+            $0.enabled = enabled
+            $0.retentionDays = retentionDays
+            $0.maxBytes = bytes
+        }
     }
 }
 
@@ -181,6 +267,35 @@ struct RequestLogController<Context: RequestContext>: Sendable {
 
     func addRoutes(to group: RouterGroup<Context>) {
         group.get("requests", use: list)
+        group.get("requests/{requestId}/capture", use: capture)
+        group.get("captures", use: captures)
+        group.put("captures/{ownerType}/{ownerId}", use: setCapture)
+    }
+
+    @Sendable func capture(_ request: Request, context: Context) async throws -> JSONResponse<CapturedRequestObject> {
+        let metadata = try ManagementAuth.metadata(request)
+        let id = try context.parameters.require("requestId")
+        return try await APIError.translating(params: ["request_id": "requestId"]) {
+            let response = try await ledger.getRequestCapture(.with { $0.requestID = id }, metadata: metadata)
+            return JSONResponse(CapturedRequestObject(requestID: id, response.capture))
+        }
+    }
+
+    @Sendable func captures(_ request: Request, context: Context) async throws -> JSONResponse<CaptureRuleList> {
+        let metadata = try ManagementAuth.metadata(request)
+        return try await APIError.translating {
+            JSONResponse(CaptureRuleList(data: try await ledger.listCaptures(.init(), metadata: metadata).rules.map(CaptureRuleObject.init)))
+        }
+    }
+
+    @Sendable func setCapture(_ request: Request, context: Context) async throws -> JSONResponse<CaptureRuleObject> {
+        let metadata = try ManagementAuth.metadata(request)
+        let owner = try AlertsController<Context>.owner(context)
+        let body = try JSONValue.object(from: try await request.body.collect(upTo: AlertsAPI.maxBodyBytes).readableBytesView)
+        let rule = try RequestLogAPI.captureRule(body, owner: owner)
+        return try await APIError.translating(params: ["owner": "ownerId"]) {
+            JSONResponse(CaptureRuleObject(try await ledger.setCapture(.with { $0.rule = rule }, metadata: metadata).rule))
+        }
     }
 
     @Sendable func list(_ request: Request, context: Context) async throws -> JSONResponse<RequestLogPage> {

@@ -39,9 +39,9 @@ public final class LedgerMeter: HoldMeter, Service, Sendable {
 
     /// Places a hold; `insufficient_quota` and other refusals come back as `ServiceError`.
     @discardableResult
-    public func reserve(_ request: Lumen_Ledger_V1_ReserveRequest) async throws -> RateWindow? {
+    public func reserve(_ request: Lumen_Ledger_V1_ReserveRequest) async throws -> Reservation {
         let answer = try await send(.with { $0.reserve = request }, id: request.requestID)
-        return answer.hasRateLimit ? RateWindow(answer.rateLimit) : nil
+        return Reservation(rate: answer.hasRateLimit ? RateWindow(answer.rateLimit) : nil, capture: answer.hasCapture ? answer.capture : nil)
     }
 
     /// Queues the settlement of a hold; `completion` hears the ledger's answer.

@@ -50,6 +50,8 @@ struct InferencePipeline: Sendable {
         var rateWindow: RateWindow?
         /// When the answer's first byte was ready (a JSON answer's head, a stream's first event).
         var firstByte: ContinuousClock.Instant?
+        /// Set when the ledger said to capture this request's prompt and answer.
+        var capture: Lumen_Ledger_V1_CaptureSettings?
         /// The backend that answered, once one has; the answer carries the logical name, the
         /// log line both.
         var backend: Lumen_Registry_V1_Backend?
@@ -178,7 +180,9 @@ struct InferencePipeline: Sendable {
         }
         let body = try await upstream.collect(upTo: Self.maxUpstreamBodyBytes)
         let answer = answered.provider.answer(body, status: upstream.status, contentType: upstream.contentType, of: answered.call)
-        settle(admitted, reported: answer.reported, producedText: answer.text)
+        settle(
+            admitted, reported: answer.reported, producedText: answer.text,
+            answer: admitted.capture == nil ? nil : String(buffer: answer.body))
         await admitted.answered?(answer.text, admitted.requestID)
         return Response(
             status: upstream.status, headers: Self.headers(contentType: answer.contentType, admitted.rateWindow),
@@ -222,7 +226,7 @@ struct InferencePipeline: Sendable {
             func settleAtEnd(_ ended: Bool) {
                 if ended, !settled {
                     if timed.firstByte == nil { timed.firstByte = .now }
-                    settle(timed, reported: reader.reported, producedText: produced())
+                    settle(timed, reported: reader.reported, producedText: produced(), answer: timed.capture == nil ? nil : reader.text())
                     settled = true
                 }
             }
@@ -255,7 +259,9 @@ struct InferencePipeline: Sendable {
                 }
             }
             let completed = settled  // `[DONE]` went out: a stop that came later changes nothing
-            if !settled { settle(timed, reported: reader.reported, producedText: produced()) }
+            if !settled {
+                settle(timed, reported: reader.reported, producedText: produced(), answer: timed.capture == nil ? nil : reader.text())
+            }
             if let reason = stopped.reason, !completed {
                 logger.notice(
                     "stream ended: \(reason.code)", metadata: ["request_id": "\(admitted.requestID)", "key_id": "\(admitted.key.id)"])
@@ -285,17 +291,19 @@ struct InferencePipeline: Sendable {
         admitted.rateTokens = admitted.request.promptTokens
             + Pricing.maxOutput(
                 admitted.request.maxOutputTokens.map(Int64.init), choices: Int64(admitted.request.choices), model: admitted.model)
-        admitted.rateWindow = try await reserve(admitted)
+        let reservation = try await reserve(admitted)
+        admitted.rateWindow = reservation.rate
+        admitted.capture = reservation.capture
     }
 
     // MARK: Ledger
 
     /// Holds the request's bound (README, "Budgets"), which the ledger prices at the model's
     /// prices (BYOK: nothing).
-    func reserve(_ admitted: Admitted) async throws -> RateWindow? {
+    func reserve(_ admitted: Admitted) async throws -> Reservation {
         let bound = admitted.request.bound(admitted.model)
         do {
-            let window = try await meter.reserve(
+            let reservation = try await meter.reserve(
                 .with {
                     $0.requestID = admitted.requestID
                     $0.organizationID = admitted.key.organizationID
@@ -314,7 +322,7 @@ struct InferencePipeline: Sendable {
                     $0.rateTokens = admitted.rateTokens
                 })
             metrics.holdPlaced()
-            return window
+            return reservation
         } catch var error as ServiceError {
             if error.code == "insufficient_quota" {
                 error.message += "; this request may use up to \(bound.inputTokens) input tokens (its text, attachments and "
@@ -349,7 +357,8 @@ struct InferencePipeline: Sendable {
     /// Pass-through requests are billed per request, plus any tokens the upstream reports.
     /// The settlement is queued, not awaited: the answer goes out while it commits (the hold
     /// is durable already; README, "Durability").
-    func settle(_ admitted: Admitted, reported: Pricing.Tokens?, producedText: String) {
+    /// `answer`: what to capture of the answer, when the request is captured.
+    func settle(_ admitted: Admitted, reported: Pricing.Tokens?, producedText: String, answer: String? = nil) {
         let passthrough = admitted.request.endpoint.isPassthrough
         let tokens = reported
             ?? (passthrough
@@ -372,6 +381,7 @@ struct InferencePipeline: Sendable {
                 $0.backendID = admitted.backend?.id ?? ""
                 $0.httpStatus = 200
                 if let firstByte = admitted.firstByte { $0.ttftMs = admitted.started.duration(to: firstByte).wholeMilliseconds }
+                if let capture = admitted.capture { $0.capture = Self.captured(admitted.request, answer: answer ?? "", as: capture) }
             }
         ) { result in
             if case .failure(let error) = result {
@@ -390,6 +400,30 @@ struct InferencePipeline: Sendable {
                 "estimated": "\(estimated)", "latency_ms": "\(latencyMs)", "backend": "\(admitted.backend?.id ?? "")",
                 "upstream_model": "\(admitted.backend.map { $0.upstreamModel.isEmpty ? admitted.model.name : $0.upstreamModel } ?? "")",
             ])
+    }
+
+    /// A captured request: its body as the caller sent it (a multipart upload is named, not
+    /// kept) and its answer, each cut at the capture's size on a character's boundary.
+    static func captured(_ request: InferenceRequest, answer: String, as settings: Lumen_Ledger_V1_CaptureSettings) -> Lumen_Ledger_V1_CapturedRequest {
+        let prompt: String =
+            if let anthropic = request.anthropic { String(buffer: anthropic.bytes) }
+            else if let raw = request.rawBody { "[\(raw.contentType) body of \(raw.bytes.readableBytes) bytes, not captured]" }
+            else { String(buffer: request.jsonBytes) }
+        let limit = Int(settings.maxBytes)
+        func cut(_ text: String) -> (String, Bool) {
+            guard text.utf8.count > limit else { return (text, false) }
+            var end = text.utf8.index(text.utf8.startIndex, offsetBy: limit)
+            while end.samePosition(in: text.unicodeScalars) == nil, end > text.utf8.startIndex { end = text.utf8.index(before: end) }
+            return (String(text[..<end]), true)
+        }
+        let (keptPrompt, promptCut) = cut(prompt)
+        let (keptAnswer, answerCut) = cut(answer)
+        return .with {
+            $0.prompt = keptPrompt
+            $0.answer = keptAnswer
+            $0.truncated = promptCut || answerCut
+            $0.retentionDays = settings.retentionDays
+        }
     }
 
     /// The caller's own upstream key from `X-Upstream-Authorization` (`Bearer …` or bare).

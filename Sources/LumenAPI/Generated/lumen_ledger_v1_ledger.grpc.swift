@@ -189,6 +189,45 @@ public enum Lumen_Ledger_V1_LedgerService: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "SetCapture" metadata.
+        public enum SetCapture: Sendable {
+            /// Request type for "SetCapture".
+            public typealias Input = Lumen_Ledger_V1_SetCaptureRequest
+            /// Response type for "SetCapture".
+            public typealias Output = Lumen_Ledger_V1_SetCaptureResponse
+            /// Descriptor for "SetCapture".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.ledger.v1.LedgerService"),
+                method: "SetCapture",
+                type: .unary
+            )
+        }
+        /// Namespace for "ListCaptures" metadata.
+        public enum ListCaptures: Sendable {
+            /// Request type for "ListCaptures".
+            public typealias Input = Lumen_Ledger_V1_ListCapturesRequest
+            /// Response type for "ListCaptures".
+            public typealias Output = Lumen_Ledger_V1_ListCapturesResponse
+            /// Descriptor for "ListCaptures".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.ledger.v1.LedgerService"),
+                method: "ListCaptures",
+                type: .unary
+            )
+        }
+        /// Namespace for "GetRequestCapture" metadata.
+        public enum GetRequestCapture: Sendable {
+            /// Request type for "GetRequestCapture".
+            public typealias Input = Lumen_Ledger_V1_GetRequestCaptureRequest
+            /// Response type for "GetRequestCapture".
+            public typealias Output = Lumen_Ledger_V1_GetRequestCaptureResponse
+            /// Descriptor for "GetRequestCapture".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "lumen.ledger.v1.LedgerService"),
+                method: "GetRequestCapture",
+                type: .unary
+            )
+        }
         /// Namespace for "GetBilling" metadata.
         public enum GetBilling: Sendable {
             /// Request type for "GetBilling".
@@ -371,6 +410,9 @@ public enum Lumen_Ledger_V1_LedgerService: Sendable {
             Meter.descriptor,
             ListUsage.descriptor,
             ListRequests.descriptor,
+            SetCapture.descriptor,
+            ListCaptures.descriptor,
+            GetRequestCapture.descriptor,
             GetBilling.descriptor,
             GetKeyTotals.descriptor,
             GetOwnerUsage.descriptor,
@@ -632,6 +674,65 @@ extension Lumen_Ledger_V1_LedgerService {
             request: GRPCCore.StreamingServerRequest<Lumen_Ledger_V1_ListRequestsRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_ListRequestsResponse>
+
+        /// Handle the "SetCapture" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Turns capturing prompts and answers on or off for the organisation, a client or a key
+        /// > (the most specific setting applies: a key's, else its client's, else the organisation's):
+        /// > at most `max_bytes` (1 KiB–1 MiB) of each, kept `retention_days` (1–90) days, then deleted.
+        /// > Off by default. Captured bodies are never logged; GetRequestCapture shows them to whoever
+        /// > may see the request. Administrators only; recorded in the audit log (`capture.set`).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Lumen_Ledger_V1_SetCaptureRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Ledger_V1_SetCaptureResponse` messages.
+        func setCapture(
+            request: GRPCCore.StreamingServerRequest<Lumen_Ledger_V1_SetCaptureRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_SetCaptureResponse>
+
+        /// Handle the "ListCaptures" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The organisation's capture settings (administrators).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Lumen_Ledger_V1_ListCapturesRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Ledger_V1_ListCapturesResponse` messages.
+        func listCaptures(
+            request: GRPCCore.StreamingServerRequest<Lumen_Ledger_V1_ListCapturesRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_ListCapturesResponse>
+
+        /// Handle the "GetRequestCapture" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A request's captured prompt and answer (NOT_FOUND `capture_not_found` when it was not
+        /// > captured, or was deleted), to whoever may see the request (as ListRequests).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Lumen_Ledger_V1_GetRequestCaptureRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Lumen_Ledger_V1_GetRequestCaptureResponse` messages.
+        func getRequestCapture(
+            request: GRPCCore.StreamingServerRequest<Lumen_Ledger_V1_GetRequestCaptureRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_GetRequestCaptureResponse>
 
         /// Handle the "GetBilling" method.
         ///
@@ -1134,6 +1235,65 @@ extension Lumen_Ledger_V1_LedgerService {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_ListRequestsResponse>
 
+        /// Handle the "SetCapture" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Turns capturing prompts and answers on or off for the organisation, a client or a key
+        /// > (the most specific setting applies: a key's, else its client's, else the organisation's):
+        /// > at most `max_bytes` (1 KiB–1 MiB) of each, kept `retention_days` (1–90) days, then deleted.
+        /// > Off by default. Captured bodies are never logged; GetRequestCapture shows them to whoever
+        /// > may see the request. Administrators only; recorded in the audit log (`capture.set`).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_SetCaptureRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Lumen_Ledger_V1_SetCaptureResponse` message.
+        func setCapture(
+            request: GRPCCore.ServerRequest<Lumen_Ledger_V1_SetCaptureRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_SetCaptureResponse>
+
+        /// Handle the "ListCaptures" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The organisation's capture settings (administrators).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_ListCapturesRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Lumen_Ledger_V1_ListCapturesResponse` message.
+        func listCaptures(
+            request: GRPCCore.ServerRequest<Lumen_Ledger_V1_ListCapturesRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_ListCapturesResponse>
+
+        /// Handle the "GetRequestCapture" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A request's captured prompt and answer (NOT_FOUND `capture_not_found` when it was not
+        /// > captured, or was deleted), to whoever may see the request (as ListRequests).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_GetRequestCaptureRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Lumen_Ledger_V1_GetRequestCaptureResponse` message.
+        func getRequestCapture(
+            request: GRPCCore.ServerRequest<Lumen_Ledger_V1_GetRequestCaptureRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_GetRequestCaptureResponse>
+
         /// Handle the "GetBilling" method.
         ///
         /// > Source IDL Documentation:
@@ -1634,6 +1794,65 @@ extension Lumen_Ledger_V1_LedgerService {
             context: GRPCCore.ServerContext
         ) async throws -> Lumen_Ledger_V1_ListRequestsResponse
 
+        /// Handle the "SetCapture" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Turns capturing prompts and answers on or off for the organisation, a client or a key
+        /// > (the most specific setting applies: a key's, else its client's, else the organisation's):
+        /// > at most `max_bytes` (1 KiB–1 MiB) of each, kept `retention_days` (1–90) days, then deleted.
+        /// > Off by default. Captured bodies are never logged; GetRequestCapture shows them to whoever
+        /// > may see the request. Administrators only; recorded in the audit log (`capture.set`).
+        ///
+        /// - Parameters:
+        ///   - request: A `Lumen_Ledger_V1_SetCaptureRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Lumen_Ledger_V1_SetCaptureResponse` to respond with.
+        func setCapture(
+            request: Lumen_Ledger_V1_SetCaptureRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Lumen_Ledger_V1_SetCaptureResponse
+
+        /// Handle the "ListCaptures" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The organisation's capture settings (administrators).
+        ///
+        /// - Parameters:
+        ///   - request: A `Lumen_Ledger_V1_ListCapturesRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Lumen_Ledger_V1_ListCapturesResponse` to respond with.
+        func listCaptures(
+            request: Lumen_Ledger_V1_ListCapturesRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Lumen_Ledger_V1_ListCapturesResponse
+
+        /// Handle the "GetRequestCapture" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A request's captured prompt and answer (NOT_FOUND `capture_not_found` when it was not
+        /// > captured, or was deleted), to whoever may see the request (as ListRequests).
+        ///
+        /// - Parameters:
+        ///   - request: A `Lumen_Ledger_V1_GetRequestCaptureRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Lumen_Ledger_V1_GetRequestCaptureResponse` to respond with.
+        func getRequestCapture(
+            request: Lumen_Ledger_V1_GetRequestCaptureRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Lumen_Ledger_V1_GetRequestCaptureResponse
+
         /// Handle the "GetBilling" method.
         ///
         /// > Source IDL Documentation:
@@ -2031,6 +2250,39 @@ extension Lumen_Ledger_V1_LedgerService.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
+            forMethod: Lumen_Ledger_V1_LedgerService.Method.SetCapture.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Ledger_V1_SetCaptureRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Ledger_V1_SetCaptureResponse>(),
+            handler: { request, context in
+                try await self.setCapture(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Lumen_Ledger_V1_LedgerService.Method.ListCaptures.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Ledger_V1_ListCapturesRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Ledger_V1_ListCapturesResponse>(),
+            handler: { request, context in
+                try await self.listCaptures(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Lumen_Ledger_V1_LedgerService.Method.GetRequestCapture.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Ledger_V1_GetRequestCaptureRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Ledger_V1_GetRequestCaptureResponse>(),
+            handler: { request, context in
+                try await self.getRequestCapture(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
             forMethod: Lumen_Ledger_V1_LedgerService.Method.GetBilling.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Ledger_V1_GetBillingRequest>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Ledger_V1_GetBillingResponse>(),
@@ -2283,6 +2535,39 @@ extension Lumen_Ledger_V1_LedgerService.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_ListRequestsResponse> {
         let response = try await self.listRequests(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func setCapture(
+        request: GRPCCore.StreamingServerRequest<Lumen_Ledger_V1_SetCaptureRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_SetCaptureResponse> {
+        let response = try await self.setCapture(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func listCaptures(
+        request: GRPCCore.StreamingServerRequest<Lumen_Ledger_V1_ListCapturesRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_ListCapturesResponse> {
+        let response = try await self.listCaptures(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func getRequestCapture(
+        request: GRPCCore.StreamingServerRequest<Lumen_Ledger_V1_GetRequestCaptureRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Lumen_Ledger_V1_GetRequestCaptureResponse> {
+        let response = try await self.getRequestCapture(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -2576,6 +2861,45 @@ extension Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_ListRequestsResponse> {
         return GRPCCore.ServerResponse<Lumen_Ledger_V1_ListRequestsResponse>(
             message: try await self.listRequests(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func setCapture(
+        request: GRPCCore.ServerRequest<Lumen_Ledger_V1_SetCaptureRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_SetCaptureResponse> {
+        return GRPCCore.ServerResponse<Lumen_Ledger_V1_SetCaptureResponse>(
+            message: try await self.setCapture(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func listCaptures(
+        request: GRPCCore.ServerRequest<Lumen_Ledger_V1_ListCapturesRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_ListCapturesResponse> {
+        return GRPCCore.ServerResponse<Lumen_Ledger_V1_ListCapturesResponse>(
+            message: try await self.listCaptures(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func getRequestCapture(
+        request: GRPCCore.ServerRequest<Lumen_Ledger_V1_GetRequestCaptureRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Lumen_Ledger_V1_GetRequestCaptureResponse> {
+        return GRPCCore.ServerResponse<Lumen_Ledger_V1_GetRequestCaptureResponse>(
+            message: try await self.getRequestCapture(
                 request: request.message,
                 context: context
             ),
@@ -3038,6 +3362,80 @@ extension Lumen_Ledger_V1_LedgerService {
             deserializer: some GRPCCore.MessageDeserializer<Lumen_Ledger_V1_ListRequestsResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_ListRequestsResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "SetCapture" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Turns capturing prompts and answers on or off for the organisation, a client or a key
+        /// > (the most specific setting applies: a key's, else its client's, else the organisation's):
+        /// > at most `max_bytes` (1 KiB–1 MiB) of each, kept `retention_days` (1–90) days, then deleted.
+        /// > Off by default. Captured bodies are never logged; GetRequestCapture shows them to whoever
+        /// > may see the request. Administrators only; recorded in the audit log (`capture.set`).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_SetCaptureRequest` message.
+        ///   - serializer: A serializer for `Lumen_Ledger_V1_SetCaptureRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Ledger_V1_SetCaptureResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func setCapture<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Ledger_V1_SetCaptureRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Ledger_V1_SetCaptureRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Ledger_V1_SetCaptureResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_SetCaptureResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ListCaptures" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The organisation's capture settings (administrators).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_ListCapturesRequest` message.
+        ///   - serializer: A serializer for `Lumen_Ledger_V1_ListCapturesRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Ledger_V1_ListCapturesResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func listCaptures<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Ledger_V1_ListCapturesRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Ledger_V1_ListCapturesRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Ledger_V1_ListCapturesResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_ListCapturesResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "GetRequestCapture" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A request's captured prompt and answer (NOT_FOUND `capture_not_found` when it was not
+        /// > captured, or was deleted), to whoever may see the request (as ListRequests).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_GetRequestCaptureRequest` message.
+        ///   - serializer: A serializer for `Lumen_Ledger_V1_GetRequestCaptureRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Ledger_V1_GetRequestCaptureResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func getRequestCapture<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Ledger_V1_GetRequestCaptureRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Ledger_V1_GetRequestCaptureRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Ledger_V1_GetRequestCaptureResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_GetRequestCaptureResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "GetBilling" method.
@@ -3781,6 +4179,113 @@ extension Lumen_Ledger_V1_LedgerService {
             try await self.client.unary(
                 request: request,
                 descriptor: Lumen_Ledger_V1_LedgerService.Method.ListRequests.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "SetCapture" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Turns capturing prompts and answers on or off for the organisation, a client or a key
+        /// > (the most specific setting applies: a key's, else its client's, else the organisation's):
+        /// > at most `max_bytes` (1 KiB–1 MiB) of each, kept `retention_days` (1–90) days, then deleted.
+        /// > Off by default. Captured bodies are never logged; GetRequestCapture shows them to whoever
+        /// > may see the request. Administrators only; recorded in the audit log (`capture.set`).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_SetCaptureRequest` message.
+        ///   - serializer: A serializer for `Lumen_Ledger_V1_SetCaptureRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Ledger_V1_SetCaptureResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func setCapture<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Ledger_V1_SetCaptureRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Ledger_V1_SetCaptureRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Ledger_V1_SetCaptureResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_SetCaptureResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Lumen_Ledger_V1_LedgerService.Method.SetCapture.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ListCaptures" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The organisation's capture settings (administrators).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_ListCapturesRequest` message.
+        ///   - serializer: A serializer for `Lumen_Ledger_V1_ListCapturesRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Ledger_V1_ListCapturesResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func listCaptures<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Ledger_V1_ListCapturesRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Ledger_V1_ListCapturesRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Ledger_V1_ListCapturesResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_ListCapturesResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Lumen_Ledger_V1_LedgerService.Method.ListCaptures.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "GetRequestCapture" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A request's captured prompt and answer (NOT_FOUND `capture_not_found` when it was not
+        /// > captured, or was deleted), to whoever may see the request (as ListRequests).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Lumen_Ledger_V1_GetRequestCaptureRequest` message.
+        ///   - serializer: A serializer for `Lumen_Ledger_V1_GetRequestCaptureRequest` messages.
+        ///   - deserializer: A deserializer for `Lumen_Ledger_V1_GetRequestCaptureResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func getRequestCapture<Result>(
+            request: GRPCCore.ClientRequest<Lumen_Ledger_V1_GetRequestCaptureRequest>,
+            serializer: some GRPCCore.MessageSerializer<Lumen_Ledger_V1_GetRequestCaptureRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Lumen_Ledger_V1_GetRequestCaptureResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_GetRequestCaptureResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Lumen_Ledger_V1_LedgerService.Method.GetRequestCapture.descriptor,
                 serializer: serializer,
                 deserializer: deserializer,
                 options: options,
@@ -4608,6 +5113,98 @@ extension Lumen_Ledger_V1_LedgerService.ClientProtocol {
         )
     }
 
+    /// Call the "SetCapture" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Turns capturing prompts and answers on or off for the organisation, a client or a key
+    /// > (the most specific setting applies: a key's, else its client's, else the organisation's):
+    /// > at most `max_bytes` (1 KiB–1 MiB) of each, kept `retention_days` (1–90) days, then deleted.
+    /// > Off by default. Captured bodies are never logged; GetRequestCapture shows them to whoever
+    /// > may see the request. Administrators only; recorded in the audit log (`capture.set`).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Lumen_Ledger_V1_SetCaptureRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func setCapture<Result>(
+        request: GRPCCore.ClientRequest<Lumen_Ledger_V1_SetCaptureRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_SetCaptureResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.setCapture(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Ledger_V1_SetCaptureRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Ledger_V1_SetCaptureResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListCaptures" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The organisation's capture settings (administrators).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Lumen_Ledger_V1_ListCapturesRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listCaptures<Result>(
+        request: GRPCCore.ClientRequest<Lumen_Ledger_V1_ListCapturesRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_ListCapturesResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.listCaptures(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Ledger_V1_ListCapturesRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Ledger_V1_ListCapturesResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetRequestCapture" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A request's captured prompt and answer (NOT_FOUND `capture_not_found` when it was not
+    /// > captured, or was deleted), to whoever may see the request (as ListRequests).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Lumen_Ledger_V1_GetRequestCaptureRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getRequestCapture<Result>(
+        request: GRPCCore.ClientRequest<Lumen_Ledger_V1_GetRequestCaptureRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_GetRequestCaptureResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.getRequestCapture(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Lumen_Ledger_V1_GetRequestCaptureRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Lumen_Ledger_V1_GetRequestCaptureResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
     /// Call the "GetBilling" method.
     ///
     /// > Source IDL Documentation:
@@ -5401,6 +5998,110 @@ extension Lumen_Ledger_V1_LedgerService.ClientProtocol {
             metadata: metadata
         )
         return try await self.listRequests(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SetCapture" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Turns capturing prompts and answers on or off for the organisation, a client or a key
+    /// > (the most specific setting applies: a key's, else its client's, else the organisation's):
+    /// > at most `max_bytes` (1 KiB–1 MiB) of each, kept `retention_days` (1–90) days, then deleted.
+    /// > Off by default. Captured bodies are never logged; GetRequestCapture shows them to whoever
+    /// > may see the request. Administrators only; recorded in the audit log (`capture.set`).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func setCapture<Result>(
+        _ message: Lumen_Ledger_V1_SetCaptureRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_SetCaptureResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Lumen_Ledger_V1_SetCaptureRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.setCapture(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListCaptures" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The organisation's capture settings (administrators).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listCaptures<Result>(
+        _ message: Lumen_Ledger_V1_ListCapturesRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_ListCapturesResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Lumen_Ledger_V1_ListCapturesRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.listCaptures(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetRequestCapture" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A request's captured prompt and answer (NOT_FOUND `capture_not_found` when it was not
+    /// > captured, or was deleted), to whoever may see the request (as ListRequests).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getRequestCapture<Result>(
+        _ message: Lumen_Ledger_V1_GetRequestCaptureRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Lumen_Ledger_V1_GetRequestCaptureResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Lumen_Ledger_V1_GetRequestCaptureRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.getRequestCapture(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -798,12 +798,40 @@ public nonisolated struct Lumen_Ledger_V1_ReserveResponse: Sendable {
   /// Clears the value of `rateLimit`. Subsequent reads from it will return its default value.
   public mutating func clearRateLimit() {self._rateLimit = nil}
 
+  /// Set when the request's prompt and answer are to be captured (SetCapture): how much of each
+  /// to keep, and for how long. The gateway sends them with the settlement.
+  public var capture: Lumen_Ledger_V1_CaptureSettings {
+    get {_capture ?? Lumen_Ledger_V1_CaptureSettings()}
+    set {_capture = newValue}
+  }
+  /// Returns true if `capture` has been explicitly set.
+  public var hasCapture: Bool {self._capture != nil}
+  /// Clears the value of `capture`. Subsequent reads from it will return its default value.
+  public mutating func clearCapture() {self._capture = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _expiresAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
   fileprivate var _rateLimit: Lumen_Ledger_V1_RateLimitWindow? = nil
+  fileprivate var _capture: Lumen_Ledger_V1_CaptureSettings? = nil
+}
+
+/// How a request is captured: at most `max_bytes` of its prompt and of its answer, kept
+/// `retention_days` days.
+public nonisolated struct Lumen_Ledger_V1_CaptureSettings: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var maxBytes: Int64 = 0
+
+  public var retentionDays: Int32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 /// A key's sliding minute as its answers report it (OpenAI's `x-ratelimit-*` headers): for each
@@ -875,9 +903,56 @@ public nonisolated struct Lumen_Ledger_V1_SettleRequest: Sendable {
   /// The HTTP status the caller got (200 for an answer); 0: not reported.
   public var httpStatus: Int32 = 0
 
+  /// The prompt and answer, when the reserve said to capture them; never logged.
+  public var capture: Lumen_Ledger_V1_CapturedRequest {
+    get {_capture ?? Lumen_Ledger_V1_CapturedRequest()}
+    set {_capture = newValue}
+  }
+  /// Returns true if `capture` has been explicitly set.
+  public var hasCapture: Bool {self._capture != nil}
+  /// Clears the value of `capture`. Subsequent reads from it will return its default value.
+  public mutating func clearCapture() {self._capture = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _capture: Lumen_Ledger_V1_CapturedRequest? = nil
+}
+
+/// A request's prompt and answer as captured.
+public nonisolated struct Lumen_Ledger_V1_CapturedRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The request body as the caller sent it, at most the capture's max_bytes.
+  public var prompt: String = String()
+
+  /// The answer (a JSON body; a stream's text), at most max_bytes.
+  public var answer: String = String()
+
+  /// True when either was cut at max_bytes.
+  public var truncated: Bool = false
+
+  /// Days to keep it (from the reserve's CaptureSettings).
+  public var retentionDays: Int32 = 0
+
+  /// When it is deleted (in GetRequestCapture's answer).
+  public var expiresAt: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_expiresAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_expiresAt = newValue}
+  }
+  /// Returns true if `expiresAt` has been explicitly set.
+  public var hasExpiresAt: Bool {self._expiresAt != nil}
+  /// Clears the value of `expiresAt`. Subsequent reads from it will return its default value.
+  public mutating func clearExpiresAt() {self._expiresAt = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _expiresAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
 }
 
 /// The response of LedgerService.Settle.
@@ -1032,12 +1107,23 @@ public nonisolated struct Lumen_Ledger_V1_MeterResponse: Sendable {
   /// Clears the value of `rateLimit`. Subsequent reads from it will return its default value.
   public mutating func clearRateLimit() {self._rateLimit = nil}
 
+  /// For a reserve whose request is to be captured: how (as ReserveResponse.capture).
+  public var capture: Lumen_Ledger_V1_CaptureSettings {
+    get {_capture ?? Lumen_Ledger_V1_CaptureSettings()}
+    set {_capture = newValue}
+  }
+  /// Returns true if `capture` has been explicitly set.
+  public var hasCapture: Bool {self._capture != nil}
+  /// Clears the value of `capture`. Subsequent reads from it will return its default value.
+  public mutating func clearCapture() {self._capture = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _holdExpiresAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
   fileprivate var _rateLimit: Lumen_Ledger_V1_RateLimitWindow? = nil
+  fileprivate var _capture: Lumen_Ledger_V1_CaptureSettings? = nil
 }
 
 /// One request's usage.
@@ -1207,6 +1293,13 @@ public nonisolated struct Lumen_Ledger_V1_UsageLine: @unchecked Sendable {
   public var errorCode: String {
     get {_storage._errorCode}
     set {_uniqueStorage()._errorCode = newValue}
+  }
+
+  /// In ListRequests: the request's prompt and answer were captured and are still kept
+  /// (GetRequestCapture).
+  public var captured: Bool {
+    get {_storage._captured}
+    set {_uniqueStorage()._captured = newValue}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -2451,6 +2544,149 @@ public nonisolated struct Lumen_Ledger_V1_ListRequestsResponse: Sendable {
   fileprivate var _pageInfo: Lumen_Common_V1_PageInfo? = nil
 }
 
+/// A capture setting: whose requests, on or off, how much, how long.
+public nonisolated struct Lumen_Ledger_V1_CaptureRule: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The organisation, a client or a key.
+  public var owner: Lumen_Common_V1_PrincipalRef {
+    get {_owner ?? Lumen_Common_V1_PrincipalRef()}
+    set {_owner = newValue}
+  }
+  /// Returns true if `owner` has been explicitly set.
+  public var hasOwner: Bool {self._owner != nil}
+  /// Clears the value of `owner`. Subsequent reads from it will return its default value.
+  public mutating func clearOwner() {self._owner = nil}
+
+  public var enabled: Bool = false
+
+  /// 1–90 (INVALID_ARGUMENT `invalid_retention_days`).
+  public var retentionDays: Int32 = 0
+
+  /// 1,024–1,048,576 (INVALID_ARGUMENT `invalid_max_bytes`).
+  public var maxBytes: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _owner: Lumen_Common_V1_PrincipalRef? = nil
+}
+
+/// The request of LedgerService.SetCapture.
+public nonisolated struct Lumen_Ledger_V1_SetCaptureRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The organisation; empty means the caller's.
+  public var organizationID: String = String()
+
+  public var rule: Lumen_Ledger_V1_CaptureRule {
+    get {_rule ?? Lumen_Ledger_V1_CaptureRule()}
+    set {_rule = newValue}
+  }
+  /// Returns true if `rule` has been explicitly set.
+  public var hasRule: Bool {self._rule != nil}
+  /// Clears the value of `rule`. Subsequent reads from it will return its default value.
+  public mutating func clearRule() {self._rule = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _rule: Lumen_Ledger_V1_CaptureRule? = nil
+}
+
+/// The response of LedgerService.SetCapture.
+public nonisolated struct Lumen_Ledger_V1_SetCaptureResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var rule: Lumen_Ledger_V1_CaptureRule {
+    get {_rule ?? Lumen_Ledger_V1_CaptureRule()}
+    set {_rule = newValue}
+  }
+  /// Returns true if `rule` has been explicitly set.
+  public var hasRule: Bool {self._rule != nil}
+  /// Clears the value of `rule`. Subsequent reads from it will return its default value.
+  public mutating func clearRule() {self._rule = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _rule: Lumen_Ledger_V1_CaptureRule? = nil
+}
+
+/// The request of LedgerService.ListCaptures.
+public nonisolated struct Lumen_Ledger_V1_ListCapturesRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The organisation; empty means the caller's.
+  public var organizationID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The response of LedgerService.ListCaptures.
+public nonisolated struct Lumen_Ledger_V1_ListCapturesResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var rules: [Lumen_Ledger_V1_CaptureRule] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The request of LedgerService.GetRequestCapture.
+public nonisolated struct Lumen_Ledger_V1_GetRequestCaptureRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The organisation; empty means the caller's.
+  public var organizationID: String = String()
+
+  public var requestID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The response of LedgerService.GetRequestCapture.
+public nonisolated struct Lumen_Ledger_V1_GetRequestCaptureResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var capture: Lumen_Ledger_V1_CapturedRequest {
+    get {_capture ?? Lumen_Ledger_V1_CapturedRequest()}
+    set {_capture = newValue}
+  }
+  /// Returns true if `capture` has been explicitly set.
+  public var hasCapture: Bool {self._capture != nil}
+  /// Clears the value of `capture`. Subsequent reads from it will return its default value.
+  public mutating func clearCapture() {self._capture = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _capture: Lumen_Ledger_V1_CapturedRequest? = nil
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "lumen.ledger.v1"
@@ -3199,7 +3435,7 @@ nonisolated extension Lumen_Ledger_V1_ReserveRequest: SwiftProtobuf.Message, Swi
 
 nonisolated extension Lumen_Ledger_V1_ReserveResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ReserveResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}expires_at\0\u{3}rate_limit\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}expires_at\0\u{3}rate_limit\0\u{1}capture\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3209,6 +3445,7 @@ nonisolated extension Lumen_Ledger_V1_ReserveResponse: SwiftProtobuf.Message, Sw
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularMessageField(value: &self._expiresAt) }()
       case 2: try { try decoder.decodeSingularMessageField(value: &self._rateLimit) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._capture) }()
       default: break
       }
     }
@@ -3225,12 +3462,51 @@ nonisolated extension Lumen_Ledger_V1_ReserveResponse: SwiftProtobuf.Message, Sw
     try { if let v = self._rateLimit {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
     } }()
+    try { if let v = self._capture {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Lumen_Ledger_V1_ReserveResponse, rhs: Lumen_Ledger_V1_ReserveResponse) -> Bool {
     if lhs._expiresAt != rhs._expiresAt {return false}
     if lhs._rateLimit != rhs._rateLimit {return false}
+    if lhs._capture != rhs._capture {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Ledger_V1_CaptureSettings: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CaptureSettings"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}max_bytes\0\u{3}retention_days\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.maxBytes) }()
+      case 2: try { try decoder.decodeSingularInt32Field(value: &self.retentionDays) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.maxBytes != 0 {
+      try visitor.visitSingularInt64Field(value: self.maxBytes, fieldNumber: 1)
+    }
+    if self.retentionDays != 0 {
+      try visitor.visitSingularInt32Field(value: self.retentionDays, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Ledger_V1_CaptureSettings, rhs: Lumen_Ledger_V1_CaptureSettings) -> Bool {
+    if lhs.maxBytes != rhs.maxBytes {return false}
+    if lhs.retentionDays != rhs.retentionDays {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3293,7 +3569,7 @@ nonisolated extension Lumen_Ledger_V1_RateLimitWindow: SwiftProtobuf.Message, Sw
 
 nonisolated extension Lumen_Ledger_V1_SettleRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SettleRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}input_tokens\0\u{3}cached_input_tokens\0\u{3}output_tokens\0\u{4}\u{2}latency_ms\0\u{1}estimated\0\u{3}backend_id\0\u{3}cache_write_tokens\0\u{3}ttft_ms\0\u{3}http_status\0\u{b}cost_micros\0\u{c}\u{5}\u{1}")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}input_tokens\0\u{3}cached_input_tokens\0\u{3}output_tokens\0\u{4}\u{2}latency_ms\0\u{1}estimated\0\u{3}backend_id\0\u{3}cache_write_tokens\0\u{3}ttft_ms\0\u{3}http_status\0\u{1}capture\0\u{b}cost_micros\0\u{c}\u{5}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3311,12 +3587,17 @@ nonisolated extension Lumen_Ledger_V1_SettleRequest: SwiftProtobuf.Message, Swif
       case 9: try { try decoder.decodeSingularInt64Field(value: &self.cacheWriteTokens) }()
       case 10: try { try decoder.decodeSingularInt64Field(value: &self.ttftMs) }()
       case 11: try { try decoder.decodeSingularInt32Field(value: &self.httpStatus) }()
+      case 12: try { try decoder.decodeSingularMessageField(value: &self._capture) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.requestID.isEmpty {
       try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
     }
@@ -3347,6 +3628,9 @@ nonisolated extension Lumen_Ledger_V1_SettleRequest: SwiftProtobuf.Message, Swif
     if self.httpStatus != 0 {
       try visitor.visitSingularInt32Field(value: self.httpStatus, fieldNumber: 11)
     }
+    try { if let v = self._capture {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3361,6 +3645,61 @@ nonisolated extension Lumen_Ledger_V1_SettleRequest: SwiftProtobuf.Message, Swif
     if lhs.backendID != rhs.backendID {return false}
     if lhs.ttftMs != rhs.ttftMs {return false}
     if lhs.httpStatus != rhs.httpStatus {return false}
+    if lhs._capture != rhs._capture {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Ledger_V1_CapturedRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CapturedRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}prompt\0\u{1}answer\0\u{1}truncated\0\u{3}retention_days\0\u{3}expires_at\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.prompt) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.answer) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.truncated) }()
+      case 4: try { try decoder.decodeSingularInt32Field(value: &self.retentionDays) }()
+      case 5: try { try decoder.decodeSingularMessageField(value: &self._expiresAt) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.prompt.isEmpty {
+      try visitor.visitSingularStringField(value: self.prompt, fieldNumber: 1)
+    }
+    if !self.answer.isEmpty {
+      try visitor.visitSingularStringField(value: self.answer, fieldNumber: 2)
+    }
+    if self.truncated != false {
+      try visitor.visitSingularBoolField(value: self.truncated, fieldNumber: 3)
+    }
+    if self.retentionDays != 0 {
+      try visitor.visitSingularInt32Field(value: self.retentionDays, fieldNumber: 4)
+    }
+    try { if let v = self._expiresAt {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Ledger_V1_CapturedRequest, rhs: Lumen_Ledger_V1_CapturedRequest) -> Bool {
+    if lhs.prompt != rhs.prompt {return false}
+    if lhs.answer != rhs.answer {return false}
+    if lhs.truncated != rhs.truncated {return false}
+    if lhs.retentionDays != rhs.retentionDays {return false}
+    if lhs._expiresAt != rhs._expiresAt {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3555,7 +3894,7 @@ nonisolated extension Lumen_Ledger_V1_MeterRequest: SwiftProtobuf.Message, Swift
 
 nonisolated extension Lumen_Ledger_V1_MeterResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".MeterResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}status_code\0\u{1}reason\0\u{1}message\0\u{3}hold_expires_at\0\u{3}retry_after_seconds\0\u{3}rate_limit\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}status_code\0\u{1}reason\0\u{1}message\0\u{3}hold_expires_at\0\u{3}retry_after_seconds\0\u{3}rate_limit\0\u{1}capture\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3570,6 +3909,7 @@ nonisolated extension Lumen_Ledger_V1_MeterResponse: SwiftProtobuf.Message, Swif
       case 5: try { try decoder.decodeSingularMessageField(value: &self._holdExpiresAt) }()
       case 6: try { try decoder.decodeSingularInt64Field(value: &self.retryAfterSeconds) }()
       case 7: try { try decoder.decodeSingularMessageField(value: &self._rateLimit) }()
+      case 8: try { try decoder.decodeSingularMessageField(value: &self._capture) }()
       default: break
       }
     }
@@ -3601,6 +3941,9 @@ nonisolated extension Lumen_Ledger_V1_MeterResponse: SwiftProtobuf.Message, Swif
     try { if let v = self._rateLimit {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
     } }()
+    try { if let v = self._capture {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3612,6 +3955,7 @@ nonisolated extension Lumen_Ledger_V1_MeterResponse: SwiftProtobuf.Message, Swif
     if lhs._holdExpiresAt != rhs._holdExpiresAt {return false}
     if lhs.retryAfterSeconds != rhs.retryAfterSeconds {return false}
     if lhs._rateLimit != rhs._rateLimit {return false}
+    if lhs._capture != rhs._capture {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3619,7 +3963,7 @@ nonisolated extension Lumen_Ledger_V1_MeterResponse: SwiftProtobuf.Message, Swif
 
 nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".UsageLine"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}billing_transaction_id\0\u{3}created_at\0\u{3}organization_id\0\u{3}key_id\0\u{1}owner\0\u{3}logical_model\0\u{3}model_vendor\0\u{1}scene\0\u{3}access_channel\0\u{3}input_tokens\0\u{3}cached_input_tokens\0\u{3}output_tokens\0\u{3}cost_micros\0\u{3}latency_ms\0\u{1}status\0\u{1}estimated\0\u{1}expired\0\u{1}origin\0\u{3}overrun_micros\0\u{3}backend_id\0\u{3}cache_write_tokens\0\u{3}http_status\0\u{3}ttft_ms\0\u{3}error_code\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}billing_transaction_id\0\u{3}created_at\0\u{3}organization_id\0\u{3}key_id\0\u{1}owner\0\u{3}logical_model\0\u{3}model_vendor\0\u{1}scene\0\u{3}access_channel\0\u{3}input_tokens\0\u{3}cached_input_tokens\0\u{3}output_tokens\0\u{3}cost_micros\0\u{3}latency_ms\0\u{1}status\0\u{1}estimated\0\u{1}expired\0\u{1}origin\0\u{3}overrun_micros\0\u{3}backend_id\0\u{3}cache_write_tokens\0\u{3}http_status\0\u{3}ttft_ms\0\u{3}error_code\0\u{1}captured\0")
 
   fileprivate class _StorageClass {
     var _requestID: String = String()
@@ -3647,6 +3991,7 @@ nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftPro
     var _httpStatus: Int32 = 0
     var _ttftMs: Int64 = 0
     var _errorCode: String = String()
+    var _captured: Bool = false
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -3682,6 +4027,7 @@ nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftPro
       _httpStatus = source._httpStatus
       _ttftMs = source._ttftMs
       _errorCode = source._errorCode
+      _captured = source._captured
     }
   }
 
@@ -3725,6 +4071,7 @@ nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftPro
         case 23: try { try decoder.decodeSingularInt32Field(value: &_storage._httpStatus) }()
         case 24: try { try decoder.decodeSingularInt64Field(value: &_storage._ttftMs) }()
         case 25: try { try decoder.decodeSingularStringField(value: &_storage._errorCode) }()
+        case 26: try { try decoder.decodeSingularBoolField(value: &_storage._captured) }()
         default: break
         }
       }
@@ -3812,6 +4159,9 @@ nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftPro
       if !_storage._errorCode.isEmpty {
         try visitor.visitSingularStringField(value: _storage._errorCode, fieldNumber: 25)
       }
+      if _storage._captured != false {
+        try visitor.visitSingularBoolField(value: _storage._captured, fieldNumber: 26)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -3846,6 +4196,7 @@ nonisolated extension Lumen_Ledger_V1_UsageLine: SwiftProtobuf.Message, SwiftPro
         if _storage._httpStatus != rhs_storage._httpStatus {return false}
         if _storage._ttftMs != rhs_storage._ttftMs {return false}
         if _storage._errorCode != rhs_storage._errorCode {return false}
+        if _storage._captured != rhs_storage._captured {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -5735,6 +6086,257 @@ nonisolated extension Lumen_Ledger_V1_ListRequestsResponse: SwiftProtobuf.Messag
   public static func ==(lhs: Lumen_Ledger_V1_ListRequestsResponse, rhs: Lumen_Ledger_V1_ListRequestsResponse) -> Bool {
     if lhs.lines != rhs.lines {return false}
     if lhs._pageInfo != rhs._pageInfo {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Ledger_V1_CaptureRule: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CaptureRule"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}owner\0\u{1}enabled\0\u{3}retention_days\0\u{3}max_bytes\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._owner) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.enabled) }()
+      case 3: try { try decoder.decodeSingularInt32Field(value: &self.retentionDays) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.maxBytes) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._owner {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if self.enabled != false {
+      try visitor.visitSingularBoolField(value: self.enabled, fieldNumber: 2)
+    }
+    if self.retentionDays != 0 {
+      try visitor.visitSingularInt32Field(value: self.retentionDays, fieldNumber: 3)
+    }
+    if self.maxBytes != 0 {
+      try visitor.visitSingularInt64Field(value: self.maxBytes, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Ledger_V1_CaptureRule, rhs: Lumen_Ledger_V1_CaptureRule) -> Bool {
+    if lhs._owner != rhs._owner {return false}
+    if lhs.enabled != rhs.enabled {return false}
+    if lhs.retentionDays != rhs.retentionDays {return false}
+    if lhs.maxBytes != rhs.maxBytes {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Ledger_V1_SetCaptureRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SetCaptureRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}organization_id\0\u{1}rule\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.organizationID) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._rule) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.organizationID.isEmpty {
+      try visitor.visitSingularStringField(value: self.organizationID, fieldNumber: 1)
+    }
+    try { if let v = self._rule {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Ledger_V1_SetCaptureRequest, rhs: Lumen_Ledger_V1_SetCaptureRequest) -> Bool {
+    if lhs.organizationID != rhs.organizationID {return false}
+    if lhs._rule != rhs._rule {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Ledger_V1_SetCaptureResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SetCaptureResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rule\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._rule) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._rule {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Ledger_V1_SetCaptureResponse, rhs: Lumen_Ledger_V1_SetCaptureResponse) -> Bool {
+    if lhs._rule != rhs._rule {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Ledger_V1_ListCapturesRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListCapturesRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}organization_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.organizationID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.organizationID.isEmpty {
+      try visitor.visitSingularStringField(value: self.organizationID, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Ledger_V1_ListCapturesRequest, rhs: Lumen_Ledger_V1_ListCapturesRequest) -> Bool {
+    if lhs.organizationID != rhs.organizationID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Ledger_V1_ListCapturesResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListCapturesResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rules\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.rules) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.rules.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.rules, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Ledger_V1_ListCapturesResponse, rhs: Lumen_Ledger_V1_ListCapturesResponse) -> Bool {
+    if lhs.rules != rhs.rules {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Ledger_V1_GetRequestCaptureRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetRequestCaptureRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}organization_id\0\u{3}request_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.organizationID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.organizationID.isEmpty {
+      try visitor.visitSingularStringField(value: self.organizationID, fieldNumber: 1)
+    }
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Ledger_V1_GetRequestCaptureRequest, rhs: Lumen_Ledger_V1_GetRequestCaptureRequest) -> Bool {
+    if lhs.organizationID != rhs.organizationID {return false}
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Lumen_Ledger_V1_GetRequestCaptureResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetRequestCaptureResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}capture\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._capture) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._capture {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Lumen_Ledger_V1_GetRequestCaptureResponse, rhs: Lumen_Ledger_V1_GetRequestCaptureResponse) -> Bool {
+    if lhs._capture != rhs._capture {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
