@@ -81,7 +81,8 @@ struct AlertsController: Sendable {
         let message = try AlertsAPI.deliveries(try RequestRules.query(request.uri.queryParameters, known: AlertsAPI.deliveryParameters))
         let metadata = try context.acting(services)
         return try await APIError.translating {
-            JSONResponse(AlertDeliveryPage(try await services.ledger.listAlertDeliveries(message, metadata: metadata)))
+            let response = try await services.ledger.listAlertDeliveries(message, metadata: metadata)
+            return JSONResponse(AlertDeliveryPage(response.deliveries.map(AlertDeliveryObject.init), response.pageInfo))
         }
     }
 

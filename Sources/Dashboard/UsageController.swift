@@ -39,7 +39,7 @@ struct UsageController: Sendable {
         try RequestRules.checkEncoding(request.uri.query)
         let message = try RequestLogAPI.request(try RequestRules.query(request.uri.queryParameters, known: RequestLogAPI.parameters))
         let response = try await RequestLogAPI.fetch(message, ledger: services.ledger, metadata: try context.acting(services))
-        return JSONResponse(RequestLogPage(response, coins: coins))
+        return JSONResponse(RequestLogPage(response.lines.map { RequestLineObject($0, coins: coins) }, response.pageInfo))
     }
 
     /// The names of the keys and owners of `lines` (each looked up once), by id.

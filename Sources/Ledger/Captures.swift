@@ -24,8 +24,10 @@ final class CaptureRules: Sendable {
     }
 
     private let state = Mutex(State())
-    /// Whether any setting is on: a reserve asks nothing else otherwise.
+    /// Whether any setting is on, and whether they were read: a reserve asks nothing else (and
+    /// takes no lock) while nothing is captured.
     private let anyEnabled = Atomic<Bool>(false)
+    private let loaded = Atomic<Bool>(false)
 
     /// v15: the capture tables.
     static func migration(integer: String, text: String, bool: String) -> [String] {
@@ -93,6 +95,7 @@ final class CaptureRules: Sendable {
             state.rules.merge(rules) { current, _ in current }
             state.loaded = true
             anyEnabled.store(state.rules.values.contains(where: \.enabled), ordering: .relaxed)
+            loaded.store(true, ordering: .releasing)
         }
     }
 
@@ -100,7 +103,7 @@ final class CaptureRules: Sendable {
     func settings(_ ledger: LedgerService, organizationID: String, owner: Lumen_Common_V1_PrincipalRef, keyID: String) async throws
         -> Lumen_Ledger_V1_CaptureSettings?
     {
-        if state.withLock({ $0.loaded }) {
+        if loaded.load(ordering: .acquiring) {
             guard anyEnabled.load(ordering: .relaxed) else { return nil }
         } else {
             try await load(ledger)

@@ -143,7 +143,7 @@ public struct AlertDeliveryObject: Encodable, Sendable {
     var lastError: String?
     var deliveredAt: String?
 
-    init(_ delivery: Lumen_Ledger_V1_AlertDelivery) {
+    public init(_ delivery: Lumen_Ledger_V1_AlertDelivery) {
         alertID = delivery.alertID
         endpointID = delivery.endpointID
         ownerType = delivery.owner.type.publicName
@@ -199,27 +199,7 @@ public struct AlertDeliveryObject: Encodable, Sendable {
 }
 
 /// A page of deliveries, newest first, paged as the usage endpoint.
-public struct AlertDeliveryPage: Encodable, Sendable {
-    var object = "list"
-    var data: [AlertDeliveryObject]
-    var page: Int
-    var limit: Int
-    var total: Int64
-    var hasMore: Bool
-
-    public init(_ response: Lumen_Ledger_V1_ListAlertDeliveriesResponse) {
-        data = response.deliveries.map(AlertDeliveryObject.init)
-        page = Int(response.pageInfo.page)
-        limit = Int(response.pageInfo.limit)
-        total = response.pageInfo.total
-        hasMore = response.pageInfo.hasMore_p
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case object, data, page, limit, total
-        case hasMore = "has_more"
-    }
-}
+public typealias AlertDeliveryPage = ListPage<AlertDeliveryObject>
 
 /// The management API's budget alerts: `GET|PUT /v1/management/pools/{ownerType}/{ownerId}/alerts`,
 /// `GET|POST /v1/management/alerts/endpoints`, `DELETE /v1/management/alerts/endpoints/{endpointId}`,
@@ -304,7 +284,8 @@ struct AlertsController<Context: RequestContext>: Sendable {
         try RequestRules.checkEncoding(request.uri.query)
         let message = try AlertsAPI.deliveries(try RequestRules.query(request.uri.queryParameters, known: AlertsAPI.deliveryParameters))
         return try await APIError.translating {
-            JSONResponse(AlertDeliveryPage(try await ledger.listAlertDeliveries(message, metadata: metadata)))
+            let response = try await ledger.listAlertDeliveries(message, metadata: metadata)
+            return JSONResponse(AlertDeliveryPage(response.deliveries.map(AlertDeliveryObject.init), response.pageInfo))
         }
     }
 }

@@ -39,7 +39,7 @@ struct KeyUsageController<Context: RequestContext>: Sendable {
         return try await APIError.translating(params: KeyUsageQuery.params) {
             _ = try await keys.getKey(.with { $0.keyID = keyID }, metadata: metadata)
             let response = try await ledger.listUsage(query, metadata: metadata)
-            return JSONResponse(UsagePage(response))
+            return JSONResponse(UsagePage(response.lines.map(UsageLineObject.init), response.pageInfo))
         }
     }
 }
@@ -92,31 +92,11 @@ enum KeyUsageQuery {
     }
 }
 
-/// A page of usage lines: `{"object": "list", "data", "page", "limit", "total", "has_more"}`.
-struct UsagePage: Encodable {
-    var object = "list"
-    var data: [UsageLineObject]
-    var page: Int
-    var limit: Int
-    var total: Int64
-    var hasMore: Bool
-
-    enum CodingKeys: String, CodingKey {
-        case object, data, page, limit, total
-        case hasMore = "has_more"
-    }
-
-    init(_ response: Lumen_Ledger_V1_ListUsageResponse) {
-        data = response.lines.map(UsageLineObject.init)
-        page = Int(response.pageInfo.page)
-        limit = Int(response.pageInfo.limit)
-        total = response.pageInfo.total
-        hasMore = response.pageInfo.hasMore_p
-    }
-}
+/// A page of usage lines, newest first.
+typealias UsagePage = ListPage<UsageLineObject>
 
 /// One usage line as the management API shows it: public fields only, money in USD.
-struct UsageLineObject: Encodable {
+struct UsageLineObject: Encodable, Sendable {
     var requestID: String
     var billingTransactionID: String?
     var createdAt: String

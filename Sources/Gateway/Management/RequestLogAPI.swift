@@ -238,28 +238,8 @@ extension RequestLogAPI {
     }
 }
 
-/// A page of the log: `{"object": "list", "data", "page", "limit", "total", "has_more"}`.
-public struct RequestLogPage: Encodable, Sendable {
-    var object = "list"
-    var data: [RequestLineObject]
-    var page: Int
-    var limit: Int
-    var total: Int64
-    var hasMore: Bool
-
-    public init(_ response: Lumen_Ledger_V1_ListRequestsResponse, coins: Coins? = nil) {
-        data = response.lines.map { RequestLineObject($0, coins: coins) }
-        page = Int(response.pageInfo.page)
-        limit = Int(response.pageInfo.limit)
-        total = response.pageInfo.total
-        hasMore = response.pageInfo.hasMore_p
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case object, data, page, limit, total
-        case hasMore = "has_more"
-    }
-}
+/// A page of the log, newest first.
+public typealias RequestLogPage = ListPage<RequestLineObject>
 
 /// `GET /v1/management/requests`: the organisation's request log.
 struct RequestLogController<Context: RequestContext>: Sendable {
@@ -302,6 +282,7 @@ struct RequestLogController<Context: RequestContext>: Sendable {
         let metadata = try ManagementAuth.metadata(request)
         try RequestRules.checkEncoding(request.uri.query)
         let message = try RequestLogAPI.request(try RequestRules.query(request.uri.queryParameters, known: RequestLogAPI.parameters))
-        return JSONResponse(RequestLogPage(try await RequestLogAPI.fetch(message, ledger: ledger, metadata: metadata)))
+        let response = try await RequestLogAPI.fetch(message, ledger: ledger, metadata: metadata)
+        return JSONResponse(RequestLogPage(response.lines.map { RequestLineObject($0) }, response.pageInfo))
     }
 }
