@@ -18,6 +18,33 @@ struct UsageController: Sendable {
         group.get("usage", use: usage)
         group.get("requests", use: requests)
         group.get("requests/{requestId}/capture", use: capture)
+        group.get("captures", use: captures)
+        group.put("captures/{ownerType}/{ownerId}", use: setCapture)
+    }
+
+    /// `/api/captures`: the organisation's capture settings (administrators).
+    @Sendable func captures(_ request: Request, context: DashboardContext) async throws -> JSONResponse<CaptureRuleList> {
+        let metadata = try context.acting(services)
+        return try await APIError.translating {
+            JSONResponse(CaptureRuleList(try await services.ledger.listCaptures(.init(), metadata: metadata).rules))
+        }
+    }
+
+    /// `PUT /api/captures/{organization|client|key}/{id}` `{"enabled", "retention_days", "max_bytes"}` (administrators).
+    @Sendable func setCapture(_ request: Request, context: DashboardContext) async throws -> JSONResponse<CaptureRuleObject> {
+        let id = try context.path("ownerId")
+        let owner: Lumen_Common_V1_PrincipalRef
+        switch try context.path("ownerType") {
+        case "organization": owner = .with { $0.type = .organization; $0.id = id }
+        case "client": owner = .client(id)
+        case "key": owner = .with { $0.type = .key; $0.id = id }
+        default: throw APIError(.notFound, code: "not_found", message: "capture is set for an organization, a client or a key")
+        }
+        let rule = try RequestLogAPI.captureRule(try await Body.object(request), owner: owner)
+        let metadata = try context.acting(services)
+        return try await APIError.translating(params: ["owner": "ownerId"]) {
+            JSONResponse(CaptureRuleObject(try await services.ledger.setCapture(.with { $0.rule = rule }, metadata: metadata).rule))
+        }
     }
 
     /// `/api/requests/{requestId}/capture`: the request's captured prompt and answer, for whoever may see the request.

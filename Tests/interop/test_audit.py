@@ -154,6 +154,7 @@ ROUTE_ACTIONS = {
     ("POST", "/v1/management/alerts/endpoints"): "alert_endpoint.create",
     ("DELETE", "/v1/management/alerts/endpoints/{endpointId}"): "alert_endpoint.delete",
     ("PUT", "/v1/management/captures/{ownerType}/{ownerId}"): "capture.set",
+    ("PUT", "/api/captures/{ownerType}/{ownerId}"): "capture.set",
 }
 
 # The routes that change something the audit log leaves to another record.
@@ -272,6 +273,8 @@ models:
                 json={"url": "https://hooks.example.com/walk-2"})["id"]
     call(admin, "DELETE", "/v1/management/alerts/endpoints/{endpointId}", "management_token",
          f"/v1/management/alerts/endpoints/{hook}", headers=mt)
+    call(admin, "PUT", "/api/captures/{ownerType}/{ownerId}", "person", f"/api/captures/client/{client}",
+         json={"enabled": True, "retention_days": 5})
     call(admin, "PUT", "/v1/management/captures/{ownerType}/{ownerId}", "management_token",
          f"/v1/management/captures/client/{client}", headers=mt, json={"enabled": True, "retention_days": 3})
     assert set(walked) == set(ROUTE_ACTIONS)

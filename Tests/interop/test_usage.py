@@ -205,6 +205,19 @@ models:
     rows.nth(1).get_by_role("link", name="Prompt and answer").click()
     expect(page.locator("[data-prompt]")).to_contain_text("tangerine-42")
     page.go_back()
+    # The organisation's capture, turned off and on again here.
+    settings = page.locator("[data-capture-settings]")
+    expect(settings.get_by_label("Capture the organisation's requests")).to_be_checked()
+    expect(settings.get_by_label("Keep for (days)")).to_have_value("7")
+    settings.get_by_label("Capture the organisation's requests").uncheck()
+    settings.get_by_label("Keep for (days)").fill("3")
+    settings.get_by_role("button", name="Save").click()
+    expect(settings.get_by_role("status")).to_have_text("Saved.")
+    rule = management.get("/v1/management/captures").json()["data"][0]
+    assert (rule["owner_type"], rule["enabled"], rule["retention_days"], rule["max_bytes"]) == ("organization", False, 3, 4096)
+    # A retention past 90 days is refused by the form itself (and by the API: the test above).
+    settings.get_by_label("Keep for (days)").fill("300")
+    assert not settings.get_by_label("Keep for (days)").evaluate("field => field.checkValidity()")
     page.get_by_label("Status").select_option("failed")
     page.get_by_role("button", name="Filter").click()
     expect(page).to_have_url(re.compile(r"/activity\?.*status=failed"))

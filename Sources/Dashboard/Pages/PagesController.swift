@@ -272,13 +272,24 @@ struct PagesController: Sendable {
             result = .failure(refusal)
         }
         let names = await usage.names(of: (try? result.get())?.lines ?? [], metadata: metadata)
+        // Administrators set the organisation's capture here.
+        var capture: ActivityPage.Capture?
+        let person = try context.person
+        if person.isAdmin {
+            let rules = try await APIError.translating { try await users.services.ledger.listCaptures(.init(), metadata: metadata).rules }
+            let rule = rules.first { $0.owner.type == .organization }
+            capture = ActivityPage.Capture(
+                url: "/api/captures/organization/" + PathSegment.encode(person.organizationID), enabled: rule?.enabled ?? false,
+                days: Int(rule?.retentionDays ?? 7), kib: Int((rule?.maxBytes ?? 65_536) / 1_024),
+                others: rules.filter { $0.owner.type != .organization }.count)
+        }
         var layout = try layout(context)
         layout.onActivity = true
         return try site.page(
             "activity",
             ActivityPage(
                 layout: layout, values: values, page: (try? RequestRules.page(values)).flatMap { $0 } ?? 1, result: result,
-                names: names, coins: usage.coins))
+                names: names, coins: usage.coins, capture: capture))
     }
 
     /// `/activity/{requestId}`: a captured request's prompt and answer.

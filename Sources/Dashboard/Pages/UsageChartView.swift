@@ -360,7 +360,19 @@ struct ActivityPage {
         var selected: Bool
     }
 
+    /// The organisation's capture setting, for administrators.
+    @TemplateView
+    struct Capture {
+        var url: String
+        var enabled: Bool
+        var days: Int
+        var kib: Int
+        /// Settings of clients and keys, which the management API shows.
+        var others: Int
+    }
+
     var layout: LayoutView
+    var capture: Capture?
     var filters: [Filter]
     var statuses: [Option]
     var filtered: Bool
@@ -380,9 +392,10 @@ struct ActivityPage {
     /// `names`: keys' and owners' names by id, where they could be read.
     init(
         layout: LayoutView, values: [String: String], page: Int, result: Result<Lumen_Ledger_V1_ListRequestsResponse, APIError>,
-        names: [String: String], coins: Coins
+        names: [String: String], coins: Coins, capture: Capture? = nil
     ) {
         self.layout = layout
+        self.capture = capture
         filters = Self.filterFields.map { Filter(name: $0.name, label: $0.label, value: values[$0.name] ?? "", placeholder: $0.placeholder) }
         statuses = [("", "Any"), ("settled", "Settled"), ("failed", "Failed"), ("pending", "In flight")].map {
             Option(value: $0.0, label: $0.1, selected: (values["status"] ?? "") == $0.0)

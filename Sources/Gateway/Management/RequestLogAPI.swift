@@ -208,6 +208,10 @@ public struct CaptureRuleObject: Encodable, Sendable {
 public struct CaptureRuleList: Encodable, Sendable {
     var object = "list"
     var data: [CaptureRuleObject]
+
+    public init(_ rules: [Lumen_Ledger_V1_CaptureRule]) {
+        data = rules.map(CaptureRuleObject.init)
+    }
 }
 
 extension RequestLogAPI {
@@ -264,7 +268,7 @@ struct RequestLogController<Context: RequestContext>: Sendable {
     @Sendable func captures(_ request: Request, context: Context) async throws -> JSONResponse<CaptureRuleList> {
         let metadata = try ManagementAuth.metadata(request)
         return try await APIError.translating {
-            JSONResponse(CaptureRuleList(data: try await ledger.listCaptures(.init(), metadata: metadata).rules.map(CaptureRuleObject.init)))
+            JSONResponse(CaptureRuleList(try await ledger.listCaptures(.init(), metadata: metadata).rules))
         }
     }
 

@@ -566,6 +566,30 @@ function alertWebhooks() {
   });
 }
 
+/** The Activity page's capture setting (administrators). */
+function captureSettings() {
+  const form = document.querySelector("[data-capture-form]");
+  if (!form) return;
+  const section = form.closest("section");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = new FormData(form);
+    try {
+      await api("PUT", form.dataset.url, {
+        enabled: data.get("enabled") === "on", retention_days: Number(data.get("retention_days")),
+        max_bytes: Number(data.get("kib")) * 1024,
+      });
+      section.querySelector("[data-error]").hidden = true;
+      section.querySelector("[data-saved]").hidden = false;
+    } catch (problem) {
+      const error = section.querySelector("[data-error]");
+      error.textContent = problem.message;
+      error.hidden = false;
+      section.querySelector("[data-saved]").hidden = true;
+    }
+  });
+}
+
 localTimes();
 countdowns();
 tables();
@@ -579,4 +603,5 @@ client();
 users();
 pools();
 alertWebhooks();
+captureSettings();
 chat();
