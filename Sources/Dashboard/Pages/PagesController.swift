@@ -281,7 +281,8 @@ struct PagesController: Sendable {
             capture = ActivityPage.Capture(
                 url: "/api/captures/organization/" + PathSegment.encode(person.organizationID), enabled: rule?.enabled ?? false,
                 days: Int(rule?.retentionDays ?? 7), kib: Int((rule?.maxBytes ?? 65_536) / 1_024),
-                others: rules.filter { $0.owner.type != .organization }.count)
+                others: rules.contains { $0.owner.type != .organization }
+                    ? "\(rules.filter { $0.owner.type != .organization }.count) have one" : nil)
         }
         var layout = try layout(context)
         layout.onActivity = true

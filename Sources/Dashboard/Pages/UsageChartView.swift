@@ -367,8 +367,8 @@ struct ActivityPage {
         var enabled: Bool
         var days: Int
         var kib: Int
-        /// Settings of clients and keys, which the management API shows.
-        var others: Int
+        /// How many clients and keys have settings of their own (the management API shows them); nil: none.
+        var others: String?
     }
 
     var layout: LayoutView
