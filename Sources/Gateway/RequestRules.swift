@@ -63,6 +63,25 @@ public enum RequestRules {
         return limit
     }
 
+    /// A whole-number parameter within `range` (400 `code` otherwise); nil when not given.
+    public static func number(_ values: [String: String], _ name: String, in range: ClosedRange<Int32>, code: String) throws(APIError) -> Int32? {
+        guard let text = values[name] else { return nil }
+        guard let number = Int32(text), range.contains(number) else {
+            throw APIError.invalid(code, "\(name) must be a whole number from \(range.lowerBound) to \(range.upperBound)", param: name)
+        }
+        return number
+    }
+
+    /// `userId` or `clientId`: whose usage or requests (400 `invalid_owner` for both); nil for neither.
+    public static func owner(_ values: [String: String]) throws(APIError) -> Lumen_Common_V1_PrincipalRef? {
+        switch (values["userId"], values["clientId"]) {
+        case (let user?, nil): return .user(user)
+        case (nil, let client?): return .client(client)
+        case (nil, nil): return nil
+        case (_?, _?): throw APIError.invalid("invalid_owner", "give userId or clientId, not both", param: "clientId")
+        }
+    }
+
     /// `page` and `limit` as the services take them (unset: the service's defaults).
     public static func pageRequest(_ values: [String: String], maxLimit: Int) throws(APIError) -> Lumen_Common_V1_PageRequest {
         var request = Lumen_Common_V1_PageRequest()

@@ -4,7 +4,6 @@ import Logging
 import LumenAPI
 import NIOCore
 import NIOHTTP1
-import NIOPosix
 import RPCSupport
 import ServiceLifecycle
 import SharedRules
@@ -53,20 +52,13 @@ public struct AlertSettings: Sendable {
         func refuse(_ why: String) -> ServiceError { ServiceError.invalid("invalid_url", "url \(why)", param: "url") }
         guard url.utf8.count <= 2_048 else { throw refuse("is at most 2,048 characters") }
         guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(),
-            let host = Self.host(components), components.user == nil, components.password == nil
+            let host = HostPolicy.host(of: components), components.user == nil, components.password == nil
         else { throw refuse("must be an http(s) URL with a host and no user or password") }
         let (allowed, publicOnly) = hosts.admits(host)
         guard allowed else { throw refuse("is on a host the operator does not allow (--alert-webhook-hosts)") }
         guard scheme == "https" || (scheme == "http" && !publicOnly) else {
             throw refuse("must be https:// (http:// only to a host the operator lists in --alert-webhook-hosts)")
         }
-    }
-
-    static func host(_ components: URLComponents) -> String? {
-        guard var host = components.host?.lowercased(), !host.isEmpty else { return nil }
-        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        if host.hasSuffix(".") { host.removeLast() }
-        return host
     }
 }
 
@@ -160,19 +152,18 @@ struct AlertDeliverer: Sendable {
     /// One attempt: the HTTP status (0 when none came) and why it failed.
     func send(_ delivery: Due, now: Int64) async -> (Int, String) {
         let body = delivery.format == .slack ? delivery.event.slack : delivery.event.json
-        guard let components = URLComponents(string: delivery.url), let host = AlertSettings.host(components) else {
+        guard let components = URLComponents(string: delivery.url), let host = HostPolicy.host(of: components) else {
             return (0, "the endpoint's URL cannot be read")
         }
-        let (allowed, publicOnly) = settings.hosts.admits(host)
-        guard allowed else { return (0, "the host \(host) is not allowed (--alert-webhook-hosts)") }
         let port = components.port ?? (components.scheme?.lowercased() == "http" ? 80 : 443)
         let address: SocketAddress
         do {
-            address = try await NIOThreadPool.singleton.runIfActive { try SocketAddress.makeAddressResolvingHost(host, port: port) }
-        } catch {
+            address = try await settings.hosts.address(of: host, port: port)
+        } catch .notAllowed {
+            return (0, "the host \(host) is not allowed (--alert-webhook-hosts)")
+        } catch .doesNotResolve {
             return (0, "the host \(host) does not resolve")
-        }
-        if publicOnly, !HostPolicy.isPublic(address) {
+        } catch {
             return (0, "the host \(host) is at a private or reserved address (the operator may list it in --alert-webhook-hosts)")
         }
         let timestamp = now / 1000

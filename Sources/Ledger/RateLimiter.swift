@@ -45,14 +45,17 @@ final class RateLimiter: Sendable {
             var window = windows[key] ?? Window()
             defer { windows[key] = window }
             // Live buckets, oldest first.
-            var live = window.buckets.filter { $0.second > now - Int64(Self.span) }.sorted { $0.second < $1.second }
-            /// The minute as its answers report it, from the live buckets.
-            func report() -> RateWindow {
-                let requests = live.reduce(0) { $0 + $1.requests }
-                let used = live.reduce(0) { $0 + $1.tokens }
+            let live = window.buckets.filter { $0.second > now - Int64(Self.span) }.sorted { $0.second < $1.second }
+            var requests = live.reduce(0) { $0 + $1.requests }
+            var used = live.reduce(0) { $0 + $1.tokens }
+            /// The minute as its answers report it: what is left of each limit with `requests` and
+            /// `used` counted, and when the oldest second that counted some leaves the minute (`now`
+            /// when only this request does).
+            func report(admitted: Bool) -> RateWindow {
                 func reset(_ limit: Int64, _ counted: (Bucket) -> Bool) -> Int64 {
                     guard limit > 0 else { return 0 }
-                    return live.first(where: counted).map { max(1, $0.second + Int64(Self.span) - now) } ?? 0
+                    let oldest = live.first(where: counted)?.second ?? (admitted ? now : nil)
+                    return oldest.map { max(1, $0 + Int64(Self.span) - now) } ?? 0
                 }
                 return RateWindow(
                     limitRequests: max(0, limits.requestsPerMinute), remainingRequests: max(0, limits.requestsPerMinute - requests),
@@ -63,10 +66,8 @@ final class RateLimiter: Sendable {
                 return .limited(
                     retryAfter: 60,
                     reason: "this request may use \(tokens) tokens, more than the key's \(limits.tokensPerMinute) tokens per minute; lower max_tokens",
-                    window: report())
+                    window: report(admitted: false))
             }
-            var requests = live.reduce(0) { $0 + $1.requests }
-            var used = live.reduce(0) { $0 + $1.tokens }
             func fits() -> Bool {
                 (limits.requestsPerMinute <= 0 || requests + 1 <= limits.requestsPerMinute)
                     && (limits.tokensPerMinute <= 0 || used + tokens <= limits.tokensPerMinute)
@@ -76,14 +77,11 @@ final class RateLimiter: Sendable {
                 if window.buckets[index].second != now { window.buckets[index] = Bucket(second: now) }
                 window.buckets[index].requests += 1
                 window.buckets[index].tokens += tokens
-                if let last = live.indices.last, live[last].second == now {
-                    live[last] = window.buckets[index]
-                } else {
-                    live.append(window.buckets[index])
-                }
-                return .admitted(second: now, window: report())
+                requests += 1
+                used += tokens
+                return .admitted(second: now, window: report(admitted: true))
             }
-            let refused = report()
+            let refused = report(admitted: false)
             let reason = limits.requestsPerMinute > 0 && requests + 1 > limits.requestsPerMinute
                 ? "this key may make \(limits.requestsPerMinute) requests per minute"
                 : "this key may use \(limits.tokensPerMinute) tokens per minute"

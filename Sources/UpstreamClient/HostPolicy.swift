@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import NIOPosix
 
 /// Which hosts Lumen may call at an address a caller (or an organisation's administrator)
 /// chose — images given by URL (`--image-url-hosts`), alert webhooks (`--alert-webhook-hosts`):
@@ -40,6 +41,40 @@ public struct HostPolicy: Sendable, Equatable {
             }
             hosts.append(host)
         }
+    }
+
+    /// The host of a URL as a policy compares it: lower-cased, without an IPv6 literal's brackets
+    /// or a trailing dot; nil when there is none.
+    public static func host(of components: URLComponents) -> String? {
+        guard var host = components.host?.lowercased(), !host.isEmpty else { return nil }
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        if host.hasSuffix(".") { host.removeLast() }
+        return host
+    }
+
+    /// Why a host may not be called.
+    public enum Refusal: Error, Sendable, Equatable {
+        /// Neither named nor covered by `*`.
+        case notAllowed
+        case doesNotResolve
+        /// Not named, and at a loopback, private, link-local or reserved address.
+        case notPublic
+    }
+
+    /// Where to connect for `host` (as `host(of:)` gives it) on `port`: resolved off the event
+    /// loops, and for a host the operator did not name, only a public address. Connect to this
+    /// address (`UpstreamHTTPRequest.address`), so a name cannot resolve elsewhere in between.
+    public func address(of host: String, port: Int) async throws(Refusal) -> SocketAddress {
+        let (allowed, publicOnly) = admits(host)
+        guard allowed else { throw .notAllowed }
+        let address: SocketAddress
+        do {
+            address = try await NIOThreadPool.singleton.runIfActive { try SocketAddress.makeAddressResolvingHost(host, port: port) }
+        } catch {
+            throw .doesNotResolve
+        }
+        guard !publicOnly || Self.isPublic(address) else { throw .notPublic }
+        return address
     }
 
     /// Whether `host` (lowercased, no brackets) may be called, and whether only at a public address.

@@ -763,3 +763,207 @@ struct AuditPage {
         return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) }
     }
 }
+
+/// The Usage page's alerts (administrators): the organisation's webhooks and its latest alerts.
+@TemplateView
+struct AlertsView {
+    @TemplateView
+    struct Endpoint {
+        var id: String
+        var url: String
+        var format: String
+        var description: String
+        var created: String
+        var deleteURL: String
+    }
+
+    @TemplateView
+    struct Delivery {
+        var time: String
+        var alertID: String
+        var webhook: String
+        var pool: String
+        var threshold: String
+        var balance: String
+        var status: String
+        var statusClass: String
+        var attempts: String
+        var detail: String?
+    }
+
+    var endpoints: [Endpoint]
+    var hasEndpoints: Bool
+    var deliveries: [Delivery]
+    var hasDeliveries: Bool
+    var totalDeliveries: String
+
+    init(endpoints: [Lumen_Ledger_V1_AlertEndpoint], deliveries: Lumen_Ledger_V1_ListAlertDeliveriesResponse, coins: Coins) {
+        self.endpoints = endpoints.map {
+            Endpoint(
+                id: $0.id, url: $0.url, format: $0.format == .slack ? "Slack" : "JSON", description: $0.description_p,
+                created: RFC3339.format(millis: $0.createdAt.millis), deleteURL: "/api/alerts/endpoints/" + PathSegment.encode($0.id))
+        }
+        hasEndpoints = !endpoints.isEmpty
+        let webhooks = Dictionary(endpoints.map { ($0.id, $0.description_p.isEmpty ? $0.url : $0.description_p) }, uniquingKeysWith: { first, _ in first })
+        self.deliveries = deliveries.deliveries.map { delivery in
+            let (status, colour) =
+                switch delivery.status {
+                case .delivered: ("delivered", "green")
+                case .failed: ("failed", "red")
+                default: ("pending", "yellow")
+                }
+            var detail: String?
+            if !delivery.lastError.isEmpty { detail = delivery.lastError }
+            if delivery.status == .pending, delivery.hasNextAttemptAt {
+                detail = (detail.map { $0 + "; " } ?? "") + "next attempt " + RFC3339.format(millis: delivery.nextAttemptAt.millis)
+            }
+            return Delivery(
+                time: RFC3339.format(millis: delivery.createdAt.millis), alertID: delivery.alertID,
+                webhook: webhooks[delivery.endpointID] ?? delivery.endpointID,
+                pool: delivery.owner.type.publicName + " " + delivery.owner.id, threshold: "\(delivery.thresholdPercent) %",
+                balance: UsageChartView.decimal(coins.amount(micros: delivery.balanceMicros)), status: status, statusClass: colour,
+                attempts: "\(delivery.attempts)", detail: detail)
+        }
+        hasDeliveries = !self.deliveries.isEmpty
+        totalDeliveries = "\(deliveries.pageInfo.total)"
+    }
+}
+
+/// `/activity`: the request log — every request the person may see (administrators: the
+/// organisation's; managers: their clients' too; everyone: their own), newest first, filtered
+/// as `GET /v1/management/requests` is, fifty a page.
+@TemplateView
+struct ActivityPage {
+    @TemplateView
+    struct Row {
+        var time: String
+        var requestID: String
+        var key: String
+        var who: String
+        var model: String
+        var backend: String
+        var status: String
+        var statusClass: String
+        var detail: String?
+        var tokens: String
+        var coins: String
+        var latency: String
+        var ttft: String
+        var captureURL: String?
+    }
+
+    @TemplateView
+    struct Filter {
+        var name: String
+        var label: String
+        var value: String
+        var placeholder: String
+    }
+
+    @TemplateView
+    struct Option {
+        var value: String
+        var label: String
+        var selected: Bool
+    }
+
+    /// The organisation's capture setting, for administrators.
+    @TemplateView
+    struct Capture {
+        var url: String
+        var enabled: Bool
+        var days: Int
+        var kib: Int
+        /// How many clients and keys have settings of their own (the management API shows them); nil: none.
+        var others: String?
+    }
+
+    var layout: LayoutView
+    var capture: Capture?
+    var filters: [Filter]
+    var statuses: [Option]
+    var filtered: Bool
+    var rows: [Row]
+    var hasRows: Bool
+    var error: String?
+    var total: String
+    var page: String
+    var previous: String?
+    var next: String?
+
+    static let filterFields: [(name: String, label: String, placeholder: String)] = [
+        ("keyId", "Key", "key_…"), ("userId", "Person", "usr_…"), ("clientId", "Client", "cli_…"), ("logicalModel", "Model", "gpt-4o"),
+        ("backendId", "Backend", "primary"), ("startDate", "From", "YYYY-MM-DD"), ("endDate", "To", "YYYY-MM-DD"),
+    ]
+
+    /// `names`: keys' and owners' names by id, where they could be read.
+    init(
+        layout: LayoutView, values: [String: String], page: Int, result: Result<Lumen_Ledger_V1_ListRequestsResponse, APIError>,
+        names: [String: String], coins: Coins, capture: Capture? = nil
+    ) {
+        self.layout = layout
+        self.capture = capture
+        filters = Self.filterFields.map { Filter(name: $0.name, label: $0.label, value: values[$0.name] ?? "", placeholder: $0.placeholder) }
+        statuses = [("", "Any"), ("settled", "Settled"), ("failed", "Failed"), ("pending", "In flight")].map {
+            Option(value: $0.0, label: $0.1, selected: (values["status"] ?? "") == $0.0)
+        }
+        filtered = values.contains { $0.key != "page" && !$0.value.isEmpty }
+        self.page = Figures.count(Int64(page))
+        switch result {
+        case .success(let listed):
+            rows = listed.lines.map { line in
+                let (status, colour) =
+                    switch line.status {
+                    case .settled: ("\(line.httpStatus == 0 ? 200 : line.httpStatus)", "green")
+                    case .failed: ("\(line.httpStatus == 0 ? "failed" : String(line.httpStatus))", "red")
+                    default: ("in flight", "yellow")
+                    }
+                return Row(
+                    time: RFC3339.format(millis: line.createdAt.millis), requestID: line.requestID,
+                    key: line.keyID.isEmpty ? "web chat" : names[line.keyID] ?? line.keyID,
+                    who: names[line.owner.id] ?? line.owner.id, model: line.logicalModel, backend: line.backendID.isEmpty ? "—" : line.backendID,
+                    status: status, statusClass: colour, detail: line.errorCode.isEmpty ? nil : line.errorCode,
+                    tokens: Figures.count(line.tokens), coins: UsageChartView.decimal(coins.amount(micros: line.costMicros)),
+                    latency: line.status == .pending ? "—" : "\(Figures.count(line.latencyMs)) ms",
+                    ttft: line.ttftMs == 0 ? "—" : "\(Figures.count(line.ttftMs)) ms",
+                    captureURL: line.captured ? "/activity/" + PathSegment.encode(line.requestID) : nil)
+            }
+            total = Figures.count(listed.pageInfo.total) + (listed.pageInfo.total > 10_000 ? "+" : "")
+            error = nil
+            func link(_ page: Int) -> String {
+                var query = values.filter { $0.key != "page" && !$0.value.isEmpty }
+                query["page"] = String(page)
+                return "/activity?" + query.sorted { $0.key < $1.key }.map { "\($0.key)=\(PathSegment.encode($0.value))" }.joined(separator: "&")
+            }
+            previous = page > 1 ? link(page - 1) : nil
+            next = listed.pageInfo.hasMore_p && page * Int(listed.pageInfo.limit) < 10_000 ? link(page + 1) : nil
+        case .failure(let refusal):
+            rows = []
+            total = "0"
+            error = refusal.message
+            previous = nil
+            next = nil
+        }
+        hasRows = !rows.isEmpty
+    }
+}
+
+/// `/activity/{requestId}`: a captured request's prompt and answer, as text.
+@TemplateView
+struct CapturePage {
+    var layout: LayoutView
+    var requestID: String
+    var prompt: String
+    var answer: String
+    var truncated: Bool
+    var expiresAt: String
+
+    init(layout: LayoutView, capture: CapturedRequestObject) {
+        self.layout = layout
+        requestID = capture.requestID
+        prompt = capture.prompt
+        answer = capture.answer
+        truncated = capture.truncated
+        expiresAt = capture.expiresAt
+    }
+}

@@ -17,14 +17,12 @@ public enum AlertsAPI {
             throw APIError.invalid(
                 "invalid_thresholds", "thresholds_percent is required: a list of whole percents from 1 to 100", param: "thresholds_percent")
         }
+        let refusal = APIError.invalid(
+            "invalid_thresholds", "thresholds_percent must hold whole percents from 1 to 100", param: "thresholds_percent")
         return try list.map { value throws(APIError) in
-            guard case .number(let number) = value, let percent = Int32(exactly: NSDecimalNumber(decimal: number).doubleValue),
-                Decimal(Int(percent)) == number
-            else {
-                throw APIError.invalid(
-                    "invalid_thresholds", "thresholds_percent must hold whole percents from 1 to 100", param: "thresholds_percent")
-            }
-            return percent
+            // Null is no percent either; the range is the ledger's to judge.
+            guard let percent = try JSONValue.wholeNumber(value, in: Int(Int32.min)...Int(Int32.max), else: refusal) else { throw refusal }
+            return Int32(percent)
         }
     }
 

@@ -28,12 +28,7 @@ public enum RequestLogAPI {
         var request = Lumen_Ledger_V1_ListRequestsRequest()
         request.page = try RequestRules.pageRequest(values, maxLimit: 100)
         if let key = values["keyId"] { request.keyID = key }
-        switch (values["userId"], values["clientId"]) {
-        case (let user?, nil): request.owner = .user(user)
-        case (nil, let client?): request.owner = .client(client)
-        case (nil, nil): break
-        case (_?, _?): throw APIError.invalid("invalid_owner", "give userId or clientId, not both", param: "clientId")
-        }
+        if let owner = try RequestRules.owner(values) { request.owner = owner }
         if let model = values["logicalModel"] { request.logicalModel = model }
         if let backend = values["backendId"] { request.backendID = backend }
         if let status = values["status"] {
@@ -221,23 +216,18 @@ extension RequestLogAPI {
         guard let enabled = try RequestRules.bool(body["enabled"], field: "enabled") else {
             throw APIError.invalid("invalid_enabled", "enabled is required: true or false", param: "enabled")
         }
-        func whole(_ name: String, default value: Int64) throws(APIError) -> Int64 {
-            guard let number = try RequestRules.decimal(body[name], field: name) else { return value }
-            guard let whole = Int64(exactly: NSDecimalNumber(decimal: number).doubleValue), Decimal(whole) == number else {
-                throw APIError.invalid("invalid_\(name)", "\(name) must be a whole number", param: name)
-            }
-            return whole
-        }
-        let days = try whole("retention_days", default: 7)
-        let bytes = try whole("max_bytes", default: 65_536)
-        guard let retentionDays = Int32(exactly: days) else {
-            throw APIError.invalid("invalid_retention_days", "retention_days must be from 1 to 90", param: "retention_days")
-        }
+        // Whole numbers; their ranges are the ledger's to judge (and to name).
+        let days = try JSONValue.wholeNumber(
+            body["retention_days"], in: Int(Int32.min)...Int(Int32.max),
+            else: APIError.invalid("invalid_retention_days", "retention_days must be a whole number from 1 to 90", param: "retention_days"))
+        let bytes = try JSONValue.wholeNumber(
+            body["max_bytes"], in: Int.min...Int.max,
+            else: APIError.invalid("invalid_max_bytes", "max_bytes must be a whole number from 1,024 to 1,048,576", param: "max_bytes"))
         return .with {
             $0.owner = owner
             $0.enabled = enabled
-            $0.retentionDays = retentionDays
-            $0.maxBytes = bytes
+            $0.retentionDays = Int32(days ?? 7)
+            $0.maxBytes = Int64(bytes ?? 65_536)
         }
     }
 }

@@ -27,28 +27,15 @@ public enum UsageOverTime {
         /// `values` by name; an empty one is not given (a form's blank field). `top` defaults to 10.
         public init(_ values: [String: String]) throws(APIError) {
             let values = values.filter { !$0.value.isEmpty }
-            request.days = try Self.number(values, "days", 1...366, code: "invalid_days") ?? 30
-            request.top = try Self.number(values, "top", 0...100, code: "invalid_top") ?? 10
-            switch (values["userId"], values["clientId"]) {
-            case (let user?, nil): request.owner = .user(user)
-            case (nil, let client?): request.owner = .client(client)
-            case (nil, nil): break
-            case (_?, _?): throw APIError.invalid("invalid_owner", "give userId or clientId, not both", param: "clientId")
-            }
+            request.days = try RequestRules.number(values, "days", in: 1...366, code: "invalid_days") ?? 30
+            request.top = try RequestRules.number(values, "top", in: 0...100, code: "invalid_top") ?? 10
+            if let owner = try RequestRules.owner(values) { request.owner = owner }
             if let model = values["logicalModel"] { request.logicalModel = model }
             switch values["format"] ?? "json" {
             case "json": csv = false
             case "csv": csv = true
             default: throw APIError.invalid("invalid_format", "format must be json or csv", param: "format")
             }
-        }
-
-        static func number(_ values: [String: String], _ name: String, _ range: ClosedRange<Int32>, code: String) throws(APIError) -> Int32? {
-            guard let text = values[name] else { return nil }
-            guard let number = Int32(text), range.contains(number) else {
-                throw APIError.invalid(code, "\(name) must be a whole number from \(range.lowerBound) to \(range.upperBound)", param: name)
-            }
-            return number
         }
     }
 

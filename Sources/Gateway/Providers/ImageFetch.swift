@@ -96,27 +96,22 @@ struct ImageFetcher: Sendable {
             APIError.invalid(code, "the image at \(url) \(why)", param: param)
         }
         guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(),
-            scheme == "https" || scheme == "http", var host = components.host?.lowercased(), !host.isEmpty,
+            scheme == "https" || scheme == "http", let host = HostPolicy.host(of: components),
             components.user == nil, components.password == nil
         else {
             throw APIError.invalid("invalid_image_url", "an image URL is http(s)://host/path or a data: URL, not \(url.prefix(80))", param: param)
         }
-        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        if host.hasSuffix(".") { host.removeLast() }
-        let (allowed, publicOnly) = policy.admits(host)
-        guard allowed else {
-            throw refuse(
-                "image_url_not_allowed",
-                "is on a host this gateway does not fetch from (its operator lists them: --image-url-hosts); \(provider) takes images inline: send it as a data: URL")
-        }
         let port = components.port ?? (scheme == "https" ? 443 : 80)
         let address: SocketAddress
         do {
-            address = try await NIOThreadPool.singleton.runIfActive { [host] in try SocketAddress.makeAddressResolvingHost(host, port: port) }
-        } catch {
+            address = try await policy.address(of: host, port: port)
+        } catch .notAllowed {
+            throw refuse(
+                "image_url_not_allowed",
+                "is on a host this gateway does not fetch from (its operator lists them: --image-url-hosts); \(provider) takes images inline: send it as a data: URL")
+        } catch .doesNotResolve {
             throw refuse("image_url_unreachable", "could not be fetched: its host \(host) does not resolve")
-        }
-        if publicOnly, !HostPolicy.isPublic(address) {
+        } catch {
             throw refuse("image_url_not_allowed", "is on a host at a private or reserved address, which this gateway does not fetch from")
         }
         let response: UpstreamHTTPResponse
