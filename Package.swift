@@ -18,6 +18,7 @@ let package = Package(
         .executable(name: "bench-proxy-floor", targets: ["bench-proxy-floor"]),
         .executable(name: "bench-rpc-floor", targets: ["bench-rpc-floor"]),
         .executable(name: "bench-ledger", targets: ["bench-ledger"]),
+        .executable(name: "bench-otlp-sink", targets: ["bench-otlp-sink"]),
         .executable(name: "bench-pages", targets: ["bench-pages"]),
         .executable(name: "fuzz-json", targets: ["fuzz-json"]),
         .executable(name: "fuzz-sse", targets: ["fuzz-sse"]),
@@ -48,6 +49,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/swiftlang/swift-syntax.git", from: "603.0.1"),
+        // Traces (`--otlp-endpoint`): the tracing API, and the OpenTelemetry SDK with its OTLP
+        // exporters (gRPC and HTTP; the gRPC one over the grpc-swift already here).
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
+        .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0"),
     ],
     targets: [
         /// Generated protobuf messages and gRPC stubs (scripts/generate-proto.sh); nothing hand-written.
@@ -87,6 +92,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -139,6 +145,7 @@ let package = Package(
             dependencies: [
                 "Audit", "LumenAPI", "Storage", "RPCSupport", "SharedRules", "UpstreamClient",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -202,6 +209,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -270,6 +278,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "OTel", package: "swift-otel"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -315,6 +324,16 @@ let package = Package(
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
             ],
             path: "bench/RPCFloor",
+            swiftSettings: swiftSettings
+        ),
+        /// The collector of the benchmark's "tracing on" runs: takes OTLP/gRPC exports without decoding them.
+        .executableTarget(
+            name: "bench-otlp-sink",
+            dependencies: [
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            ],
+            path: "bench/OTLPSink",
             swiftSettings: swiftSettings
         ),
         /// Synthetic usage for the benchmarks' data sets, loaded through the ledger's bulk loader.

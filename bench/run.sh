@@ -2,7 +2,9 @@
 # Lumen's benchmark: one run measures, side by side, a fast mock upstream directly, the bare
 # proxy floor (Hummingbird + Lumen's upstream client, nothing between; and the same proxy on
 # AsyncHTTPClient, for comparison) and Lumen (full governance,
-# durable ledger), then the ledger's hold+settle throughput, the RPC core on the wire, the
+# durable ledger) — beside a second Lumen with tracing on (`--otlp-endpoint`, every request
+# sampled, exported to bench-otlp-sink, a collector that takes the spans without decoding them)
+# — then the ledger's hold+settle throughput, the RPC core on the wire, the
 # cost of 20,000 keys and a soak; it ends with the table of the performance targets.
 #
 # Usage: bench/run.sh
@@ -35,6 +37,10 @@ GRPC_PORT="${GRPC_PORT:-9782}"
 FLOOR_PORT="${FLOOR_PORT:-9790}"
 RPC_FLOOR_PORT="${RPC_FLOOR_PORT:-9791}"
 AHC_FLOOR_PORT="${AHC_FLOOR_PORT:-9792}"
+TRACED_PORT="${TRACED_PORT:-9783}"      # the same Lumen exporting traces (--otlp-endpoint), and its other ports
+TRACED_GRPC_PORT="${TRACED_GRPC_PORT:-9784}"
+TRACED_METRICS_PORT="${TRACED_METRICS_PORT:-9785}"
+OTLP_PORT="${OTLP_PORT:-9793}"           # bench-otlp-sink, the collector it exports to
 
 missing=()
 command -v wrk >/dev/null || missing+=(wrk)
@@ -45,7 +51,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     $sudo_cmd apt-get update -qq && $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 scripts/setup.sh >/dev/null
-for product in lumen bench-upstream bench-proxy-floor bench-rpc-floor bench-ledger; do
+for product in lumen bench-upstream bench-proxy-floor bench-rpc-floor bench-ledger bench-otlp-sink; do
     swift build -c release --product "$product" >/dev/null
 done
 BIN="$(swift build -c release --show-bin-path)"
@@ -128,6 +134,14 @@ AWS_ACCESS_KEY_ID=AKIDBENCH AWS_SECRET_ACCESS_KEY=bench-secret \
     taskset -c "$gateway_cpu" "$BIN/lumen" serve --data-dir "$WORK/data" --config "$WORK/lumen.yaml" \
     --http-port "$GATEWAY_PORT" --grpc-port "$GRPC_PORT" --metrics-port "$METRICS_PORT" --log-level warning >"$WORK/lumen.log" 2>&1 &
 LUMEN_PID=$!; PIDS+=($LUMEN_PID)
+# The same Lumen with tracing on (every request sampled), exporting to a sink that takes the
+# spans without decoding them; it idles on the gateway's core while the other is measured.
+taskset -c "$other_cpu" "$BIN/bench-otlp-sink" "$OTLP_PORT" >"$WORK/otlp.log" 2>&1 &
+OTLP_PID=$!; PIDS+=($OTLP_PID)
+taskset -c "$gateway_cpu" "$BIN/lumen" serve --data-dir "$WORK/traced" --config "$WORK/lumen.yaml" \
+    --http-port "$TRACED_PORT" --grpc-port "$TRACED_GRPC_PORT" --metrics-port "$TRACED_METRICS_PORT" --log-level warning \
+    --otlp-endpoint "http://127.0.0.1:$OTLP_PORT" >"$WORK/traced.log" 2>&1 &
+TRACED_PID=$!; PIDS+=($TRACED_PID)
 
 wait_for() {  # url
     for _ in $(seq 1 300); do
@@ -137,6 +151,7 @@ wait_for() {  # url
     echo "bench: $1 did not come up" >&2; cat "$WORK/lumen.log" >&2; exit 1
 }
 wait_for "http://127.0.0.1:$GATEWAY_PORT/healthz"
+wait_for "http://127.0.0.1:$TRACED_PORT/healthz"
 for port in "$FLOOR_PORT" "$AHC_FLOOR_PORT"; do
     for _ in $(seq 1 300); do  # a floor answers 404 to anything but its one route
         curl -s -o /dev/null "http://127.0.0.1:$port/" && break
@@ -144,19 +159,26 @@ for port in "$FLOOR_PORT" "$AHC_FLOOR_PORT"; do
     done
 done
 
-for pid in "$UPSTREAM_PID" "$FLOOR_PID" "$AHC_FLOOR_PID" "$RPC_FLOOR_PID" "$LUMEN_PID"; do  # a port taken by another process ends one early
+for pid in "$UPSTREAM_PID" "$FLOOR_PID" "$AHC_FLOOR_PID" "$RPC_FLOOR_PID" "$LUMEN_PID" "$OTLP_PID" "$TRACED_PID"; do  # a port taken by another process ends one early
     kill -0 "$pid" 2>/dev/null || {
-        echo "bench: a server exited at start; are ports $UPSTREAM_PORT, $FLOOR_PORT, $AHC_FLOOR_PORT, $RPC_FLOOR_PORT, $GATEWAY_PORT, $GRPC_PORT free?" >&2; exit 1; }
+        echo "bench: a server exited at start; are ports $UPSTREAM_PORT, $FLOOR_PORT, $AHC_FLOOR_PORT, $RPC_FLOOR_PORT, $GATEWAY_PORT, $GRPC_PORT, $TRACED_PORT, $TRACED_GRPC_PORT, $OTLP_PORT free?" >&2; exit 1; }
 done
-"$BIN/lumen" admin bootstrap --org Bench --admin-email bench@bench.test --data-dir "$WORK/data" >"$WORK/bootstrap.json"
-MT="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["management_token"])' "$WORK/bootstrap.json")"
-ORG="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["organization_id"])' "$WORK/bootstrap.json")"
-KEY="$(curl -fs "http://127.0.0.1:$GATEWAY_PORT/v1/management/api-keys" -H "Authorization: Bearer $MT" \
-    -d '{"name": "bench"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')"
-for _ in $(seq 1 100); do  # the gateway learns of the key through its watch
-    curl -fs -o /dev/null -H "Authorization: Bearer $KEY" "http://127.0.0.1:$GATEWAY_PORT/v1/models" && break
-    sleep 0.05
-done
+bench_key() {  # data-dir port: bootstraps an organisation there and prints an inference key the gateway knows
+    "$BIN/lumen" admin bootstrap --org Bench --admin-email bench@bench.test --data-dir "$1" >"$1.bootstrap.json"
+    local mt key
+    mt="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["management_token"])' "$1.bootstrap.json")"
+    key="$(curl -fs "http://127.0.0.1:$2/v1/management/api-keys" -H "Authorization: Bearer $mt" \
+        -d '{"name": "bench"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')"
+    for _ in $(seq 1 100); do  # the gateway learns of the key through its watch
+        curl -fs -o /dev/null -H "Authorization: Bearer $key" "http://127.0.0.1:$2/v1/models" && break
+        sleep 0.05
+    done
+    echo "$key"
+}
+KEY="$(bench_key "$WORK/data" "$GATEWAY_PORT")"
+TRACED_KEY="$(bench_key "$WORK/traced" "$TRACED_PORT")"
+MT="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["management_token"])' "$WORK/data.bootstrap.json")"
+ORG="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["organization_id"])' "$WORK/data.bootstrap.json")"
 declare -A R  # results by name
 R[rss_start]="$(rss_mb "$LUMEN_PID")"
 run() {  # label url stream connections name [pid]; SCRIPT/ROUTE/MODEL pick another request
@@ -174,6 +196,7 @@ run() {  # label url stream connections name [pid]; SCRIPT/ROUTE/MODEL pick anot
 
 UP="http://127.0.0.1:$UPSTREAM_PORT"
 GW="http://127.0.0.1:$GATEWAY_PORT"
+TR="http://127.0.0.1:$TRACED_PORT"
 FL="http://127.0.0.1:$FLOOR_PORT"
 AF="http://127.0.0.1:$AHC_FLOOR_PORT"
 echo "Lumen bench: $DURATION per run, $CONNECTIONS connections; gateway and floor each pinned to CPU $gateway_cpu, upstream and load on CPU $other_cpu ($cpus CPUs)"
@@ -183,8 +206,10 @@ run "upstream direct, JSON" "$UP" 0 "$CONNECTIONS" up_json
 run "bare proxy (floor), JSON" "$FL" 0 "$CONNECTIONS" fl_json "$FLOOR_PID"
 run "bare proxy on AsyncHTTPClient, JSON" "$AF" 0 "$CONNECTIONS" af_json "$AHC_FLOOR_PID"
 run "through Lumen, JSON" "$GW" 0 "$CONNECTIONS" gw_json "$LUMEN_PID"
+KEY="$TRACED_KEY" run "through Lumen, JSON, tracing on" "$TR" 0 "$CONNECTIONS" tr_json "$TRACED_PID"
 run "upstream direct, streaming" "$UP" 1 "$CONNECTIONS" up_sse
 run "through Lumen, streaming" "$GW" 1 "$CONNECTIONS" gw_sse "$LUMEN_PID"
+KEY="$TRACED_KEY" run "through Lumen, streaming, tracing on" "$TR" 1 "$CONNECTIONS" tr_sse "$TRACED_PID"
 # Anthropic's Messages API (Claude Code): passed through to a Claude backend, and translated both
 # ways to the OpenAI-format one.
 SCRIPT=messages.lua ROUTE=messages MODEL=bench-claude run "/v1/messages → Claude, streaming" "$GW" 1 "$CONNECTIONS" msg_pass "$LUMEN_PID"
@@ -203,6 +228,9 @@ run "upstream direct, JSON, 1 conn" "$UP" 0 1 up_one
 run "bare proxy (floor), JSON, 1 conn" "$FL" 0 1 fl_one "$FLOOR_PID"
 run "bare proxy on AsyncHTTPClient, 1 conn" "$AF" 0 1 af_one "$AHC_FLOOR_PID"
 run "through Lumen, JSON, 1 conn" "$GW" 0 1 gw_one "$LUMEN_PID"
+KEY="$TRACED_KEY" run "through Lumen, 1 conn, tracing on" "$TR" 0 1 tr_one "$TRACED_PID"
+sleep 2  # the last batch of spans exported
+R[otlp]="$(tail -1 "$WORK/otlp.log")"; R[otlp_dropped]="$(grep -c 'dropped' "$WORK/traced.log" || true)"
 R[rss_load]="$(rss_mb "$LUMEN_PID")"; R[rss_floor]="$(rss_mb "$FLOOR_PID")"
 curl -fs "http://127.0.0.1:$METRICS_PORT/metrics" | grep '^lumen_requests_total' || true
 
@@ -322,5 +350,10 @@ print("CPU per request by provider, JSON / streaming (ms): OpenAI " + f"{r.get('
       + "; ".join(f"{name} {r.get(f'cpu_{key}_json')} / {r.get(f'cpu_{key}_sse')} "
                   f"({num(f'cpu_{key}_json') / num('cpu_gw_json'):.2f}x / {num(f'cpu_{key}_sse') / num('cpu_gw_sse'):.2f}x)"
                   for key, name in [("claude", "Claude"), ("azure", "Azure"), ("gemini", "Gemini"), ("bedrock", "Bedrock")]))
+print(f"tracing off / on (every request, exported over OTLP/gRPC), CPU per request: JSON {r.get('cpu_gw_json')} / {r.get('cpu_tr_json')} ms "
+      f"(+{num('cpu_tr_json') - num('cpu_gw_json'):.3f}), streaming {r.get('cpu_gw_sse')} / {r.get('cpu_tr_sse')} ms "
+      f"(+{num('cpu_tr_sse') - num('cpu_gw_sse'):.3f}), one connection {r.get('cpu_gw_one')} / {r.get('cpu_tr_one')} ms, "
+      f"added p50 {num('p50_gw_one') - num('p50_up_one'):.3f} / {num('p50_tr_one') - num('p50_up_one'):.3f} ms; "
+      f"the collector got {r.get('otlp')} ({r.get('otlp_dropped')} warnings of dropped spans)")
 print(f"through Lumen / bare proxy, JSON req/s: {num('rps_gw_json') / num('rps_fl_json'):.2f}; through Lumen / direct: JSON {num('rps_gw_json') / num('rps_up_json'):.2f}, streaming {num('rps_gw_sse') / num('rps_up_sse'):.2f}")
 PY

@@ -165,7 +165,8 @@ public func buildRouter<Context: RequestContext>(
     more: (Router<Context>, GatewayCaches, WebChat) -> Void = { _, _, _ in }
 ) -> Router<Context> {
     let (router, routes) = baseRouter(
-        context: Context.self, caches: caches, inference: inference, strictTransportSecurity: strictTransportSecurity)
+        context: Context.self, caches: caches, inference: inference, strictTransportSecurity: strictTransportSecurity,
+        traced: Traces.isOn)
     let management = router.group("v1/management")
     APIKeysController(keys: services.keys, ledger: services.ledger, cache: caches.keys).addRoutes(to: management)
     KeyUsageController(keys: services.keys, ledger: services.ledger).addRoutes(to: management)
@@ -213,12 +214,15 @@ public func buildOperationsRouter(
 /// stream is open (before that, inference requests would be refused, so load balancers should
 /// wait); it tells nothing but that. Record the routes in the table once they are all added.
 private func baseRouter<Context: RequestContext>(
-    context: Context.Type, caches: GatewayCaches, inference: GatewayInference, strictTransportSecurity: Bool = false
+    context: Context.Type, caches: GatewayCaches, inference: GatewayInference, strictTransportSecurity: Bool = false,
+    traced: Bool = false
 ) -> (Router<Context>, RouteTable) {
     let router = Router(context: Context.self)
     let routes = RouteTable()
     // Outermost: every response has it, whatever went wrong inside.
     if strictTransportSecurity { router.add(middleware: StrictTransportSecurity()) }
+    // Around everything else, to see the answer as it goes out; only in a process that traces.
+    if traced { router.add(middleware: RequestSpan()) }
     router.add(middleware: RequestIDMiddleware(routes: routes))
     router.add(middleware: APIErrorMiddleware())
     router.get("healthz") { _, _ in

@@ -8,6 +8,7 @@ import ServiceLifecycle
 import SharedRules
 import Storage
 import Synchronization
+import Tracing
 import UpstreamClient
 
 /// The ledger service: pools, holds, usage lines and billing.
@@ -273,9 +274,27 @@ public struct LedgerService: Sendable {
     /// Runs one metering operation through the group commit.
     func meter(_ operation: Metering.Operation) async throws -> Metering.Outcome {
         let result = await withCheckedContinuation { continuation in
-            committer.enqueue(operation) { continuation.resume(returning: self.settled($0, operation)) }
+            commit(operation) { continuation.resume(returning: $0) }
         }
         return try result.get()
+    }
+
+    /// Queues `operation` into the group commit; `completion` hears its result once its batch
+    /// is durable (or failed). A hold operation the gateway traces gets a span of its own, child
+    /// of the gateway's, from its arrival here to that moment (README, "Tracing").
+    func commit(_ operation: Metering.Operation, completion: @escaping @Sendable (Result<Metering.Outcome, ServiceError>) -> Void) {
+        let span = operation.traced.flatMap { Traces.start($0.name, continuing: $0.traceparent) }
+        guard let span else {
+            committer.enqueue(operation) { completion(self.settled($0, operation)) }
+            return
+        }
+        span.attributes["lumen.request_id"] = operation.requestID
+        committer.enqueue(operation) { result in
+            let settled = self.settled(result, operation)
+            if case .failure(let refusal) = settled { Traces.fail(span, code: refusal.code, message: refusal.message) }
+            span.end()
+            completion(settled)
+        }
     }
 
     /// A committed operation's result, with storage failures logged and turned into
@@ -495,9 +514,7 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
                     continue
                 }
                 open.withLock { $0.inFlight += 1 }
-                committer.enqueue(operation) { result in
-                    answered(Self.answer(self.settled(result, operation), requestID: operation.requestID))
-                }
+                commit(operation) { answered(Self.answer($0, requestID: operation.requestID)) }
             }
         }
     }

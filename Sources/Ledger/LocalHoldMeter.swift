@@ -21,8 +21,7 @@ struct LocalHoldMeter: HoldMeter {
     func settle(
         _ request: Lumen_Ledger_V1_SettleRequest, completion: @escaping @Sendable (Result<Void, ServiceError>) -> Void
     ) {
-        let operation = Metering.Operation.settle(request)
-        ledger.committer.enqueue(operation) { [ledger] result in completion(ledger.settled(result, operation).map { _ in () }) }
+        ledger.commit(.settle(request)) { completion($0.map { _ in () }) }
     }
 
     func release(_ request: Lumen_Ledger_V1_ReleaseRequest) async throws {

@@ -47,6 +47,17 @@ enum Metering {
             case .reconcile, .configure, .grant, .pool, .write: ""
             }
         }
+
+        /// The gateway's span this hold operation continues (its message's `traceparent`), and
+        /// the name of the ledger's span for it; nil for the ledger's own operations.
+        var traced: (name: String, traceparent: String)? {
+            switch self {
+            case .reserve(let request, _, _): ("lumen.ledger.reserve", request.traceparent)
+            case .settle(let request): ("lumen.ledger.settle", request.traceparent)
+            case .release(let request): ("lumen.ledger.release", request.traceparent)
+            case .reconcile, .configure, .grant, .pool, .write: nil
+            }
+        }
     }
 
     enum Outcome: Sendable {

@@ -60,7 +60,13 @@ public struct Deployment: Sendable {
         let postgres = try await PostgresStores(url: configuration.database, claiming: onPostgres, logger: logger)
         defer { postgres?.stop() }
         do {
-            try await serve(postgres: postgres)
+            // Before anything that serves: whether to trace is decided once, at start.
+            let tracing = try configuration.otlpEndpoint.map {
+                try TraceExport.start(
+                    endpoint: $0, wire: configuration.otlpProtocol, components: local.sorted().map(\.rawValue).joined(separator: ","),
+                    logger: logger)
+            }
+            try await serve(postgres: postgres, tracing: tracing)
         } catch {
             // The schemas' claims are let go (their connections closed) before the error is told.
             await postgres?.release()
@@ -70,8 +76,8 @@ public struct Deployment: Sendable {
     }
 
     /// Reach the services, open those that run here, set up the demo, serve gRPC and HTTP, run
-    /// until signalled.
-    func serve(postgres: PostgresStores?) async throws {
+    /// until signalled; `tracing` exports the traces (stopped last, so that it flushes them all).
+    func serve(postgres: PostgresStores?, tracing: (any Service)? = nil) async throws {
         let clients = try ServiceClients(configuration: configuration)
         let opened = try await openServices(clients: clients, postgres: postgres)
         let demo = try await setUpDemo(opened.services)
@@ -90,7 +96,7 @@ public struct Deployment: Sendable {
             await startup.listening(listener)
         }
 
-        var lifecycle: [any Service] = clients.lifecycle + opened.background
+        var lifecycle: [any Service] = (tracing.map { [$0] } ?? []) + clients.lifecycle + opened.background
         var interceptor: AuthInterceptor?
         if !opened.services.isEmpty {
             let (servers, authenticating) = try grpcServers(opened, clients: clients, onListening: onListening)
@@ -228,7 +234,9 @@ public struct Deployment: Sendable {
                 // Resolutions are kept only when every change that could stale them is seen
                 // here: the keys and the accounts service both run in this process.
                 local: local.isSuperset(of: [.keys, .accounts]) ? opened.credentialSources : []))
-        let interceptors: [any ServerInterceptor] = [UnexpectedErrors(logger: logger), interceptor]
+        var interceptors: [any ServerInterceptor] = [UnexpectedErrors(logger: logger), interceptor]
+        // A call from a traced request elsewhere is served within a span continuing it.
+        if Traces.isOn { interceptors.insert(TraceServerInterceptor(), at: 0) }
         let inProcessServer = GRPCServer(transport: clients.inProcess.server, services: opened.services, interceptors: interceptors)
         let transport = HTTP2ServerTransport.Posix(
             address: .ipv4(host: configuration.grpcHost, port: configuration.grpcPort),
@@ -439,7 +447,9 @@ struct ServiceClients {
             remote[component] = GRPCClient(
                 transport: try HTTP2ClientTransport.Posix(
                     target: TransportSecuritySettings.target(host: host, port: port),
-                    transportSecurity: configuration.security.grpcClient))
+                    transportSecurity: configuration.security.grpcClient),
+                // Calls made within a traced request carry its span to the service.
+                interceptors: Traces.isOn ? [TraceClientInterceptor()] : [])
         }
         self.remote = remote
     }

@@ -107,6 +107,11 @@ public struct ServeConfiguration: Sendable, Equatable {
     public static let anyPublicHost: HostPolicy = (try? HostPolicy(list: "*")) ?? .none
     /// Where azure backends get their Entra ID tokens (`--token-sources`).
     public var tokenSources = TokenSources.none
+    /// Where traces go (`--otlp-endpoint`, an OTLP collector); nil: no traces, nothing
+    /// bootstrapped (README, "Tracing").
+    public var otlpEndpoint: String?
+    /// OTLP over gRPC or over HTTP with protobuf bodies (`--otlp-protocol`).
+    public var otlpProtocol = TraceExport.WireProtocol.grpc
 
     /// The public URL in force: `publicURL`, else the HTTP port's address (`https` when it is
     /// on TLS; a wildcard host read as `localhost`).

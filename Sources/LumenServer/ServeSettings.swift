@@ -186,6 +186,18 @@ extension ServeConfiguration {
             }
         },
         Setting(
+            "--otlp-endpoint", key: "tracing.otlp_endpoint", value: "url",
+            help: """
+                Export OpenTelemetry traces to this OTLP collector, such as http://127.0.0.1:4317 (https: over TLS): \
+                a span per HTTP request with its admission, hold, upstream call and settlement, across processes. \
+                OTEL_* variables refine it (sampler, headers, service name).
+                """, default: "none: no traces"
+        ) { configuration, text, name in configuration.otlpEndpoint = try TraceExport.endpoint(text, name) },
+        Setting(
+            "--otlp-protocol", key: "tracing.otlp_protocol", value: "protocol",
+            help: "grpc, or http/protobuf (then an endpoint without a path gets /v1/traces).", default: "grpc"
+        ) { configuration, text, name in configuration.otlpProtocol = try TraceExport.WireProtocol(text, name) },
+        Setting(
             "--log-level", key: "log_level", value: "level",
             help: "trace, debug, info, notice, warning, error or critical.", default: ServeConfiguration().logLevel
         ) { configuration, text, name in

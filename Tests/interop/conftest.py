@@ -132,6 +132,29 @@ def start_server(tmp_path, *extra, env=None, listeners=("HTTP", "gRPC", "metrics
         out.close()
 
 
+def start_split(tmp_path, stack, config, *flags, env, gateways=1):
+    """A split deployment: the four services in one `lumen serve` (with the models of `config`),
+    and `gateways` gateway processes reaching them over gRPC, each with `flags` and `env` (the
+    shared internal token); every process is stopped when `stack` closes. Returns the services
+    process and the gateways, ready."""
+    def start(name, *more, listeners):
+        (tmp_path / name).mkdir()
+        servers = start_server(tmp_path / name, *more, *flags, env=env, listeners=listeners)
+        stack.callback(servers.close)
+        return next(servers)
+
+    services = start("services", "--services", "accounts,keys,ledger,registry", "--config", str(config),
+                     listeners=("gRPC",))
+    remote = []
+    for component in ("keys", "accounts", "ledger", "registry"):
+        remote += [f"--{component}-address", services.grpc_target]
+    started = [start(f"gateway-{index}", "--services", "gateway", *remote, listeners=("HTTP", "metrics"))
+               for index in range(gateways)]
+    for gateway in started:
+        wait_ready(gateway)
+    return services, started
+
+
 def wait_ready(server, timeout=30):
     """Waits until /healthz is 200: the gateway's caches have synced and the ledger stream is open."""
     import urllib.request

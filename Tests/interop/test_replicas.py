@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import postgres_database, psql, start_server, wait_ready
+from conftest import postgres_database, psql, start_split
 from mock_upstream import MockUpstream
 from test_ledger import PER_CALL_MICROS, CrashLoad, all_lines, micros, pool, write_config
 from test_management_http import call
@@ -33,22 +33,7 @@ def replicas(request, tmp_path, monkeypatch):
             database = stack.enter_context(postgres_database())
             monkeypatch.setenv("LUMEN_DATABASE", database)
         config = write_config(tmp_path, upstream)
-
-        def start(name, *flags, listeners):
-            (tmp_path / name).mkdir()
-            servers = start_server(tmp_path / name, *flags, "--log-level", "info", env=env, listeners=listeners)
-            stack.callback(servers.close)
-            return next(servers)
-
-        services = start("services", "--services", "accounts,keys,ledger,registry", "--config", str(config),
-                         listeners=("gRPC",))
-        remote = []
-        for component in ("keys", "accounts", "ledger", "registry"):
-            remote += [f"--{component}-address", services.grpc_target]
-        gateways = [start(f"gateway-{index}", "--services", "gateway", *remote, listeners=("HTTP", "metrics"))
-                    for index in range(2)]
-        for gateway in gateways:
-            wait_ready(gateway)
+        services, gateways = start_split(tmp_path, stack, config, "--log-level", "info", env=env, gateways=2)
         tenant = services.bootstrap("Acme", "admin@acme.test")
         if database:
             assert "PostgreSQL" in services.log()

@@ -392,6 +392,7 @@ struct WiringTests {
             "--gravatar", "--image-url-hosts", "assets.example.com, *", "--alert-webhook-hosts", "10.0.0.7",
             "--token-sources", "entra=file:/run/azure/token, az=command:az account get-access-token -o tsv",
             "--audit-retention-days", "13", "--audit-signing-key", "/etc/lumen/audit.key",
+            "--otlp-endpoint", "https://otel.internal:4318", "--otlp-protocol", "http",
         ])
         #expect(Set(try everything.flags.keys).union(["--config"]) == ServeConfiguration.flags)
         let all = try everything.resolve(environment: [:])
@@ -415,6 +416,13 @@ struct WiringTests {
         #expect(all.alertWebhookHosts.hosts == ["10.0.0.7"] && !all.alertWebhookHosts.anyPublicHost)
         #expect(try Serve.parse([]).resolve(environment: [:]).alertWebhookHosts.anyPublicHost)
         #expect(all.tokenSources.sources == ["entra": .file("/run/azure/token"), "az": .command(["az", "account", "get-access-token", "-o", "tsv"])])
+        // Traces: off unless an endpoint is given; grpc by default; an endpoint is a collector's URL.
+        #expect(all.otlpEndpoint == "https://otel.internal:4318" && all.otlpProtocol == .http)
+        let plain = try Serve.parse([]).resolve(environment: [:])
+        #expect(plain.otlpEndpoint == nil && plain.otlpProtocol == .grpc)
+        for wrong in [["--otlp-endpoint", "otel:4317"], ["--otlp-endpoint", "ftp://otel"], ["--otlp-protocol", "thrift"]] {
+            #expect(throws: ConfigurationError.self) { try Serve.parse(wrong).resolve(environment: [:]) }
+        }
         for wrong in ["entra", "entra=file:relative/path", "entra=ftp://x", "a b=file:/x", "x=file:/a, x=file:/b"] {
             #expect(throws: ConfigurationError.self) { try Serve.parse(["--token-sources", wrong]).resolve(environment: [:]) }
         }

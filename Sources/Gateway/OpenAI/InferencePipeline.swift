@@ -6,6 +6,7 @@ import LumenAPI
 import NIOCore
 import RPCSupport
 import SharedRules
+import Tracing
 import WireFormats
 
 /// One metered inference request from admission to settlement:
@@ -60,6 +61,10 @@ struct InferencePipeline: Sendable {
         /// Told the answer's text and the request id once the answer has ended (the web chat
         /// keeps it), from the events the relay already parsed.
         var answered: (@Sendable (_ text: String, _ requestID: String) async -> Void)?
+        /// The HTTP request's span context, when this process traces: the parent of the hold's,
+        /// the settlement's and the release's spans, wherever those start (a stream's body is
+        /// written outside the handler's task).
+        var trace: InstrumentationContext?
     }
 
     /// Serves one request and counts it in the metrics (the model label only once the model
@@ -94,11 +99,22 @@ struct InferencePipeline: Sendable {
     func serve(
         _ endpoint: InferenceEndpoint, _ httpRequest: Request, started: ContinuousClock.Instant, label: inout String
     ) async throws -> Response {
-        let key = try admission.key(httpRequest)
-        let buffer = try await httpRequest.body.collect(upTo: endpoint.isPassthrough ? Self.maxUploadBytes : Self.maxBodyBytes)
-        let request = try InferenceRequest(endpoint, bytes: buffer, contentType: httpRequest.headers[.contentType])
+        // Admission's span: the key, the body, the model and its access (`run` ends it).
+        let checking = Traces.start("lumen.admission")
+        let key: Lumen_Keys_V1_Key
+        let request: InferenceRequest
+        let credential: String?
+        do {
+            key = try admission.key(httpRequest)
+            let buffer = try await httpRequest.body.collect(upTo: endpoint.isPassthrough ? Self.maxUploadBytes : Self.maxBodyBytes)
+            request = try InferenceRequest(endpoint, bytes: buffer, contentType: httpRequest.headers[.contentType])
+            credential = try Self.callerCredential(httpRequest)
+        } catch {
+            Traces.end(checking, failing: error)
+            throw error
+        }
         return try await run(
-            request, key: key, callerCredential: try Self.callerCredential(httpRequest), origin: .api, started: started, label: &label)
+            request, key: key, callerCredential: credential, origin: .api, started: started, label: &label, checking: checking)
     }
 
     /// A chat completion for a person of the dashboard's web chat: admitted as the person (their
@@ -108,8 +124,11 @@ struct InferencePipeline: Sendable {
         organizationID: String, userID: String, body: [String: JSONValue], started: ContinuousClock.Instant, label: inout String,
         answered: @escaping @Sendable (_ text: String, _ requestID: String) async -> Void
     ) async throws -> Response {
+        let checking = Traces.start("lumen.admission")
         if admission.memberships.isInactive(userID) {
-            throw APIError(.unauthorized, code: "owner_inactive", message: "your account is deactivated")
+            let error = APIError(.unauthorized, code: "owner_inactive", message: "your account is deactivated")
+            Traces.end(checking, failing: error)
+            throw error
         }
         let person = Lumen_Keys_V1_Key.with {
             $0.organizationID = organizationID
@@ -120,37 +139,59 @@ struct InferencePipeline: Sendable {
             $0.kind = .inference
             $0.status = .active
         }
-        let request = try InferenceRequest(.chatCompletions, body: body)
+        let request: InferenceRequest
+        do {
+            request = try InferenceRequest(.chatCompletions, body: body)
+        } catch {
+            Traces.end(checking, failing: error)
+            throw error
+        }
         return try await run(
-            request, key: person, callerCredential: nil, origin: .web, started: started, label: &label, answered: answered)
+            request, key: person, callerCredential: nil, origin: .web, started: started, label: &label, checking: checking,
+            answered: answered)
     }
 
     /// Admission of the model, the hold, the upstream call and the answer, for `key` (a
-    /// person's stand-in without an id for the web chat).
+    /// person's stand-in without an id for the web chat); `checking`: admission's span, ended
+    /// here once the model is admitted.
     func run(
         _ request: InferenceRequest, key: Lumen_Keys_V1_Key, callerCredential: String?, origin: Lumen_Common_V1_UsageOrigin,
-        started: ContinuousClock.Instant, label: inout String,
+        started: ContinuousClock.Instant, label: inout String, checking: (any Span)? = nil,
         answered: (@Sendable (_ text: String, _ requestID: String) async -> Void)? = nil
     ) async throws -> Response {
         let requestID = RequestID.current
         let endpoint = request.endpoint
-        let model = try admission.model(request.model, for: key)
-        label = model.name
-        guard model.scenes.contains(endpoint.scene) else {
-            throw APIError.invalid(
-                "model_not_supported", "\(model.name) does not serve /v1/\(endpoint.rawValue)", param: "model")
+        let model: Lumen_Registry_V1_Model
+        do {
+            model = try admission.model(request.model, for: key)
+            label = model.name
+            guard model.scenes.contains(endpoint.scene) else {
+                throw APIError.invalid(
+                    "model_not_supported", "\(model.name) does not serve /v1/\(endpoint.rawValue)", param: "model")
+            }
+            // A caller's own upstream key goes only to backends configured to take one; anywhere
+            // else it would skip every budget on a backend that needs no credential.
+            if callerCredential != nil, !model.backends.contains(where: \.byok) {
+                throw APIError.invalid(
+                    "byok_not_allowed",
+                    "\(model.name) does not take your own upstream key: remove X-Upstream-Authorization (no backend of the model is configured with byok: true)",
+                    param: "X-Upstream-Authorization")
+            }
+        } catch {
+            Traces.end(checking, failing: error)
+            throw error
         }
-        // A caller's own upstream key goes only to backends configured to take one; anywhere
-        // else it would skip every budget on a backend that needs no credential.
-        if callerCredential != nil, !model.backends.contains(where: \.byok) {
-            throw APIError.invalid(
-                "byok_not_allowed",
-                "\(model.name) does not take your own upstream key: remove X-Upstream-Authorization (no backend of the model is configured with byok: true)",
-                param: "X-Upstream-Authorization")
+        if let checking {
+            checking.updateAttributes { attributes in
+                attributes["lumen.request_id"] = requestID
+                if !key.id.isEmpty { attributes["lumen.key_id"] = key.id }
+                attributes["lumen.model"] = model.name
+            }
+            checking.end()
         }
         var admitted = Admitted(
             requestID: requestID, key: key, model: model, request: request, byok: callerCredential != nil, started: started,
-            origin: origin, answered: answered)
+            origin: origin, answered: answered, trace: Traces.context)
         try await admit(&admitted)
         let answered: BackendRouter.Answered
         do {
@@ -168,6 +209,7 @@ struct InferencePipeline: Sendable {
         }
         guard upstream.status.code < 300 else {
             // The upstream refused the request itself (4xx): its error goes back as its provider reads it.
+            UpstreamSpan.fail(answered.span, code: "\(upstream.status.code)", message: "the upstream refused the request")
             let body = try await upstream.collect(upTo: Self.maxUpstreamBodyBytes)
             await release(admitted, status: Int(upstream.status.code), code: "upstream_refused")
             let refusal = answered.provider.answer(body, status: upstream.status, contentType: upstream.contentType, of: answered.call)
@@ -178,11 +220,17 @@ struct InferencePipeline: Sendable {
         if request.stream {
             return relayStream(answered, admitted)
         }
-        let body = try await upstream.collect(upTo: Self.maxUpstreamBodyBytes)
+        let body: ByteBuffer
+        do {
+            body = try await upstream.collect(upTo: Self.maxUpstreamBodyBytes)
+        } catch {
+            UpstreamSpan.fail(answered.span, code: "transport", message: "\(error)")
+            throw error
+        }
         let answer = answered.provider.answer(body, status: upstream.status, contentType: upstream.contentType, of: answered.call)
         settle(
             admitted, reported: answer.reported, producedText: answer.text,
-            answer: admitted.capture == nil ? nil : String(buffer: answer.body))
+            answer: admitted.capture == nil ? nil : String(buffer: answer.body), upstream: answered.span)
         await admitted.answered?(answer.text, admitted.requestID)
         return Response(
             status: upstream.status, headers: Self.headers(contentType: answer.contentType, admitted.rateWindow),
@@ -226,7 +274,9 @@ struct InferencePipeline: Sendable {
             func settleAtEnd(_ ended: Bool) {
                 if ended, !settled {
                     if timed.firstByte == nil { timed.firstByte = .now }
-                    settle(timed, reported: reader.reported, producedText: produced(), answer: timed.capture == nil ? nil : reader.text())
+                    settle(
+                        timed, reported: reader.reported, producedText: produced(), answer: timed.capture == nil ? nil : reader.text(),
+                        upstream: answered.span)
                     settled = true
                 }
             }
@@ -260,7 +310,9 @@ struct InferencePipeline: Sendable {
             }
             let completed = settled  // `[DONE]` went out: a stop that came later changes nothing
             if !settled {
-                settle(timed, reported: reader.reported, producedText: produced(), answer: timed.capture == nil ? nil : reader.text())
+                settle(
+                    timed, reported: reader.reported, producedText: produced(), answer: timed.capture == nil ? nil : reader.text(),
+                    upstream: answered.span)
             }
             if let reason = stopped.reason, !completed {
                 logger.notice(
@@ -302,6 +354,11 @@ struct InferencePipeline: Sendable {
     /// prices (BYOK: nothing).
     func reserve(_ admitted: Admitted) async throws -> Reservation {
         let bound = admitted.request.bound(admitted.model)
+        let span = Traces.start("lumen.hold", in: admitted.trace)
+        span?.updateAttributes { attributes in
+            attributes["lumen.hold.input_bound_tokens"] = bound.inputTokens
+            attributes["lumen.hold.output_bound_tokens"] = bound.outputTokens
+        }
         do {
             let reservation = try await meter.reserve(
                 .with {
@@ -320,10 +377,13 @@ struct InferencePipeline: Sendable {
                     $0.rpmLimit = admitted.key.rpmLimit
                     $0.tpmLimit = admitted.key.tpmLimit
                     $0.rateTokens = admitted.rateTokens
+                    $0.traceparent = Traces.traceparent(of: span)
                 })
+            span?.end()
             metrics.holdPlaced()
             return reservation
         } catch var error as ServiceError {
+            Traces.end(span, refusal: error)
             if error.code == "insufficient_quota" {
                 error.message += "; this request may use up to \(bound.inputTokens) input tokens (its text, attachments and "
                     + "the provider's template) and \(bound.outputTokens) output tokens"
@@ -331,6 +391,9 @@ struct InferencePipeline: Sendable {
                         ? " (no max_tokens given: \(admitted.model.name)'s most); set max_tokens to need less" : "")
             }
             throw APIError(error)
+        } catch {
+            Traces.end(span, failing: error)
+            throw error
         }
     }
 
@@ -338,6 +401,8 @@ struct InferencePipeline: Sendable {
     /// (`status`, the error's `code`), how long it took and the backend that refused it.
     func release(_ admitted: Admitted, status: Int, code: String) async {
         metrics.holdClosed()
+        let span = Traces.start("lumen.release", in: admitted.trace)
+        defer { span?.end() }
         do {
             try await meter.release(
                 .with {
@@ -346,8 +411,10 @@ struct InferencePipeline: Sendable {
                     $0.errorCode = code
                     $0.latencyMs = admitted.started.duration(to: .now).wholeMilliseconds
                     $0.backendID = admitted.backend?.id ?? ""
+                    $0.traceparent = Traces.traceparent(of: span)
                 })
         } catch {
+            if let span { Traces.fail(span, code: "ledger_unavailable", message: "\(error)") }
             logger.error("release failed; the hold will expire", metadata: ["request_id": "\(admitted.requestID)", "error": "\(error)"])
         }
     }
@@ -357,14 +424,20 @@ struct InferencePipeline: Sendable {
     /// Pass-through requests are billed per request, plus any tokens the upstream reports.
     /// The settlement is queued, not awaited: the answer goes out while it commits (the hold
     /// is durable already; README, "Durability").
-    /// `answer`: what to capture of the answer, when the request is captured.
-    func settle(_ admitted: Admitted, reported: Pricing.Tokens?, producedText: String, answer: String? = nil) {
+    /// `answer`: what to capture of the answer, when the request is captured; `upstream`: the
+    /// upstream call's span, ended here with the tokens. The settlement's own span lasts until
+    /// the ledger has it durable.
+    func settle(
+        _ admitted: Admitted, reported: Pricing.Tokens?, producedText: String, answer: String? = nil, upstream: (any Span)? = nil
+    ) {
         let passthrough = admitted.request.endpoint.isPassthrough
         let tokens = reported
             ?? (passthrough
                 ? Pricing.Tokens(input: 0, output: 0)
                 : Pricing.Tokens(input: admitted.request.promptTokens, output: Int64(TokenEstimate.count(producedText))))
         let estimated = reported == nil && !passthrough
+        UpstreamSpan.end(upstream, tokens: tokens, estimated: estimated)
+        let span = Traces.start("lumen.settle", in: admitted.trace)
         metrics.holdClosed()
         let latency = admitted.started.duration(to: .now)
         let latencyMs = latency.wholeMilliseconds
@@ -382,8 +455,13 @@ struct InferencePipeline: Sendable {
                 $0.httpStatus = 200
                 if let firstByte = admitted.firstByte { $0.ttftMs = admitted.started.duration(to: firstByte).wholeMilliseconds }
                 if let capture = admitted.capture { $0.capture = Self.captured(admitted.request, answer: answer ?? "", as: capture) }
+                $0.traceparent = Traces.traceparent(of: span)
             }
         ) { result in
+            if let span {
+                if case .failure(let error) = result { Traces.fail(span, code: error.code, message: error.message) }
+                span.end()
+            }
             if case .failure(let error) = result {
                 logger.error(
                     "settle failed; the hold will be settled at its estimate when it expires",

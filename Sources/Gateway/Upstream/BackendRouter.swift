@@ -7,6 +7,7 @@ import NIOCore
 import RPCSupport
 import SharedRules
 import Synchronization
+import Tracing
 
 /// Chooses backends for a request and fails over between them.
 ///
@@ -73,6 +74,8 @@ final class BackendRouter: Sendable {
         var call: UpstreamCall
         var provider: any UpstreamProvider
         var response: UpstreamResponse
+        /// The call's span, when this process traces: ended by whoever reads the answer to its end.
+        var span: (any Span)?
     }
 
     /// Sends `request` to the first backend of `model` that answers, in routing order.
@@ -95,12 +98,15 @@ final class BackendRouter: Sendable {
                 continue
             }
             let started = ContinuousClock.now
+            let call = UpstreamCall(
+                request: request, backend: backend, model: model, callerCredential: callerCredential, requestID: requestID)
+            // Each backend tried is a call of its own (its span the upstream's parent).
+            let span = UpstreamSpan.start(call)
             do {
-                let call = UpstreamCall(
-                    request: request, backend: backend, model: model, callerCredential: callerCredential, requestID: requestID)
-                let response = try await provider.send(call)
+                let response = try await Traces.within(span) { try await provider.send(call) }
                 let code = response.status.code
                 if code >= 500 || code == 429 {
+                    UpstreamSpan.fail(span, code: "\(code)", message: "answered \(code)")
                     lastProblem = "backend \(backend.id) answered \(code)"
                     _ = try? await response.collect(upTo: 64 * 1024)
                     if code >= 500 {
@@ -114,12 +120,14 @@ final class BackendRouter: Sendable {
                     continue
                 }
                 outcome(of: backend, success: true)
-                return Answered(call: call, provider: provider, response: response)
+                return Answered(call: call, provider: provider, response: response, span: span)
             } catch let error as APIError where error.status.code < 500 {
                 // This backend's provider cannot take the request as it is (400): another
                 // backend's may; if none answers, this is the caller's answer. Not a failure.
+                UpstreamSpan.fail(span, code: error.code, message: error.message)
                 refusal = refusal ?? error
             } catch {
+                UpstreamSpan.fail(span, code: Task.isCancelled ? "cancelled" : "transport", message: "\(error)")
                 if Task.isCancelled { throw CancellationError() }
                 let failure = "failed after \(ContinuousClock.now - started): \(error)"
                 outcome(of: backend, success: false, failure: "\(failure) (request \(requestID))")

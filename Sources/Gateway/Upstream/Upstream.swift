@@ -4,7 +4,9 @@ import Logging
 import LumenAPI
 import NIOCore
 import NIOHTTP1
+import RPCSupport
 import ServiceLifecycle
+import Tracing
 import UpstreamClient
 import WireFormats
 
@@ -72,7 +74,12 @@ public final class UpstreamHTTP: Service, Sendable {
     }
 
     /// `POST url` with `headers` and `body`; the answer's head within `timeout`, its body streamed.
+    /// Within a traced call, the call's span goes with it (`traceparent`), whatever the provider.
     func post(_ url: String, headers: HTTPHeaders, body: ByteBuffer, timeout: TimeAmount) async throws -> UpstreamResponse {
+        var headers = headers
+        if Traces.isOn, let context = InstrumentationContext.current {
+            InstrumentationSystem.instrument.inject(context, into: &headers, using: HTTPHeadersCarrier())
+        }
         let response = try await client.execute(
             UpstreamHTTPRequest(url: url, method: .POST, headers: headers, body: body), headTimeout: timeout)
         let status = HTTPResponse.Status(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase)

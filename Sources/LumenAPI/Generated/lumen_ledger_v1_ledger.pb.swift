@@ -684,61 +684,91 @@ public nonisolated struct Lumen_Ledger_V1_GetOrganizationBalanceResponse: Sendab
 }
 
 /// The request of LedgerService.Reserve.
-public nonisolated struct Lumen_Ledger_V1_ReserveRequest: Sendable {
+public nonisolated struct Lumen_Ledger_V1_ReserveRequest: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   /// Idempotency key and the id of the usage line (`x-request-id`).
-  public var requestID: String = String()
+  public var requestID: String {
+    get {_storage._requestID}
+    set {_uniqueStorage()._requestID = newValue}
+  }
 
   /// The organisation.
-  public var organizationID: String = String()
+  public var organizationID: String {
+    get {_storage._organizationID}
+    set {_uniqueStorage()._organizationID = newValue}
+  }
 
   /// The key making the request; empty only for the dashboard's web chat (origin WEB, owner a
   /// user), which draws on the user's and the organisation's pools.
-  public var keyID: String = String()
+  public var keyID: String {
+    get {_storage._keyID}
+    set {_uniqueStorage()._keyID = newValue}
+  }
 
   /// The key's owner (user, client or organisation); for the web chat, the person chatting.
   public var owner: Lumen_Common_V1_PrincipalRef {
-    get {_owner ?? Lumen_Common_V1_PrincipalRef()}
-    set {_owner = newValue}
+    get {_storage._owner ?? Lumen_Common_V1_PrincipalRef()}
+    set {_uniqueStorage()._owner = newValue}
   }
   /// Returns true if `owner` has been explicitly set.
-  public var hasOwner: Bool {self._owner != nil}
+  public var hasOwner: Bool {_storage._owner != nil}
   /// Clears the value of `owner`. Subsequent reads from it will return its default value.
-  public mutating func clearOwner() {self._owner = nil}
+  public mutating func clearOwner() {_uniqueStorage()._owner = nil}
 
   /// The key's own spending cap, micro-USD; unset means none.
   public var keyLimitMicros: Int64 {
-    get {_keyLimitMicros ?? 0}
-    set {_keyLimitMicros = newValue}
+    get {_storage._keyLimitMicros ?? 0}
+    set {_uniqueStorage()._keyLimitMicros = newValue}
   }
   /// Returns true if `keyLimitMicros` has been explicitly set.
-  public var hasKeyLimitMicros: Bool {self._keyLimitMicros != nil}
+  public var hasKeyLimitMicros: Bool {_storage._keyLimitMicros != nil}
   /// Clears the value of `keyLimitMicros`. Subsequent reads from it will return its default value.
-  public mutating func clearKeyLimitMicros() {self._keyLimitMicros = nil}
+  public mutating func clearKeyLimitMicros() {_uniqueStorage()._keyLimitMicros = nil}
 
   /// The logical model requested.
-  public var logicalModel: String = String()
+  public var logicalModel: String {
+    get {_storage._logicalModel}
+    set {_uniqueStorage()._logicalModel = newValue}
+  }
 
   /// Its public vendor.
-  public var modelVendor: String = String()
+  public var modelVendor: String {
+    get {_storage._modelVendor}
+    set {_uniqueStorage()._modelVendor = newValue}
+  }
 
   /// The request's scene.
-  public var scene: Lumen_Common_V1_Scene = .unspecified
+  public var scene: Lumen_Common_V1_Scene {
+    get {_storage._scene}
+    set {_uniqueStorage()._scene = newValue}
+  }
 
   /// Platform or BYOK (BYOK holds nothing).
-  public var accessChannel: Lumen_Common_V1_AccessChannel = .unspecified
+  public var accessChannel: Lumen_Common_V1_AccessChannel {
+    get {_storage._accessChannel}
+    set {_uniqueStorage()._accessChannel = newValue}
+  }
 
   /// Where the request came from (unset: the API).
-  public var origin: Lumen_Common_V1_UsageOrigin = .unspecified
+  public var origin: Lumen_Common_V1_UsageOrigin {
+    get {_storage._origin}
+    set {_uniqueStorage()._origin = newValue}
+  }
 
   /// The key's requests per minute (Key.rpm_limit); 0 means no limit.
-  public var rpmLimit: Int32 = 0
+  public var rpmLimit: Int32 {
+    get {_storage._rpmLimit}
+    set {_uniqueStorage()._rpmLimit = newValue}
+  }
 
   /// The key's tokens per minute (Key.tpm_limit); 0 means no limit.
-  public var tpmLimit: Int64 = 0
+  public var tpmLimit: Int64 {
+    get {_storage._tpmLimit}
+    set {_uniqueStorage()._tpmLimit = newValue}
+  }
 
   /// What this request counts against tpm_limit until it is settled: its prompt plus the most
   /// output it may produce.
@@ -750,7 +780,10 @@ public nonisolated struct Lumen_Ledger_V1_ReserveRequest: Sendable {
   /// the Meter answer carries retry_after_seconds, the unary Reserve's error the `retry_after`
   /// entry of its ErrorInfo metadata. A settle corrects the tokens to the request's actual
   /// count; a release takes the request back.
-  public var rateTokens: Int64 = 0
+  public var rateTokens: Int64 {
+    get {_storage._rateTokens}
+    set {_uniqueStorage()._rateTokens = newValue}
+  }
 
   /// The request's bound, as the gateway measured it (README, "Budgets"): the most input tokens
   /// it can count — every byte of its text as sent upstream, the provider's template allowance,
@@ -758,16 +791,29 @@ public nonisolated struct Lumen_Ledger_V1_ReserveRequest: Sendable {
   /// model's `max_output_tokens`, times `n`). The ledger prices them at the model's prices: the
   /// hold is an upper bound of what the request can cost. Not negative (INVALID_ARGUMENT
   /// `invalid_bound`). A model the ledger does not know is NOT_FOUND `model_not_found`.
-  public var inputBoundTokens: Int64 = 0
+  public var inputBoundTokens: Int64 {
+    get {_storage._inputBoundTokens}
+    set {_uniqueStorage()._inputBoundTokens = newValue}
+  }
 
-  public var outputBoundTokens: Int64 = 0
+  public var outputBoundTokens: Int64 {
+    get {_storage._outputBoundTokens}
+    set {_uniqueStorage()._outputBoundTokens = newValue}
+  }
+
+  /// The W3C `traceparent` of the gateway's span for this hold, when the gateway traces
+  /// (`--otlp-endpoint`): the ledger's span of the operation becomes its child, in whatever
+  /// process the ledger runs. Empty: not traced. Never affects the operation.
+  public var traceparent: String {
+    get {_storage._traceparent}
+    set {_uniqueStorage()._traceparent = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _owner: Lumen_Common_V1_PrincipalRef? = nil
-  fileprivate var _keyLimitMicros: Int64? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 /// The response of LedgerService.Reserve.
@@ -866,58 +912,94 @@ public nonisolated struct Lumen_Ledger_V1_RateLimitWindow: Sendable {
 }
 
 /// The request of LedgerService.Settle.
-public nonisolated struct Lumen_Ledger_V1_SettleRequest: Sendable {
+public nonisolated struct Lumen_Ledger_V1_SettleRequest: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   /// The request whose hold is settled.
-  public var requestID: String = String()
+  public var requestID: String {
+    get {_storage._requestID}
+    set {_uniqueStorage()._requestID = newValue}
+  }
 
   /// Input tokens, excluding cached ones and cache writes.
-  public var inputTokens: Int64 = 0
+  public var inputTokens: Int64 {
+    get {_storage._inputTokens}
+    set {_uniqueStorage()._inputTokens = newValue}
+  }
 
   /// Cached input tokens.
-  public var cachedInputTokens: Int64 = 0
+  public var cachedInputTokens: Int64 {
+    get {_storage._cachedInputTokens}
+    set {_uniqueStorage()._cachedInputTokens = newValue}
+  }
 
   /// Input tokens written to the provider's prompt cache (Anthropic's cache_creation_input_tokens),
   /// priced at the model's cache-write price; not in input_tokens.
-  public var cacheWriteTokens: Int64 = 0
+  public var cacheWriteTokens: Int64 {
+    get {_storage._cacheWriteTokens}
+    set {_uniqueStorage()._cacheWriteTokens = newValue}
+  }
 
   /// Output tokens.
-  public var outputTokens: Int64 = 0
+  public var outputTokens: Int64 {
+    get {_storage._outputTokens}
+    set {_uniqueStorage()._outputTokens = newValue}
+  }
 
   /// End-to-end latency in milliseconds.
-  public var latencyMs: Int64 = 0
+  public var latencyMs: Int64 {
+    get {_storage._latencyMs}
+    set {_uniqueStorage()._latencyMs = newValue}
+  }
 
   /// True when the tokens were counted by Lumen because the upstream reported none.
-  public var estimated: Bool = false
+  public var estimated: Bool {
+    get {_storage._estimated}
+    set {_uniqueStorage()._estimated = newValue}
+  }
 
   /// The backend that answered (`Backend.id` of the hold's model), for the record.
-  public var backendID: String = String()
+  public var backendID: String {
+    get {_storage._backendID}
+    set {_uniqueStorage()._backendID = newValue}
+  }
 
   /// Milliseconds from the request's arrival to the first byte of its answer (a stream's first
   /// event), as the gateway measured it; 0: not measured.
-  public var ttftMs: Int64 = 0
+  public var ttftMs: Int64 {
+    get {_storage._ttftMs}
+    set {_uniqueStorage()._ttftMs = newValue}
+  }
 
   /// The HTTP status the caller got (200 for an answer); 0: not reported.
-  public var httpStatus: Int32 = 0
+  public var httpStatus: Int32 {
+    get {_storage._httpStatus}
+    set {_uniqueStorage()._httpStatus = newValue}
+  }
 
   /// The prompt and answer, when the reserve said to capture them; never logged.
   public var capture: Lumen_Ledger_V1_CapturedRequest {
-    get {_capture ?? Lumen_Ledger_V1_CapturedRequest()}
-    set {_capture = newValue}
+    get {_storage._capture ?? Lumen_Ledger_V1_CapturedRequest()}
+    set {_uniqueStorage()._capture = newValue}
   }
   /// Returns true if `capture` has been explicitly set.
-  public var hasCapture: Bool {self._capture != nil}
+  public var hasCapture: Bool {_storage._capture != nil}
   /// Clears the value of `capture`. Subsequent reads from it will return its default value.
-  public mutating func clearCapture() {self._capture = nil}
+  public mutating func clearCapture() {_uniqueStorage()._capture = nil}
+
+  /// The W3C `traceparent` of the gateway's settlement span (see ReserveRequest.traceparent).
+  public var traceparent: String {
+    get {_storage._traceparent}
+    set {_uniqueStorage()._traceparent = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _capture: Lumen_Ledger_V1_CapturedRequest? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 /// A request's prompt and answer as captured.
@@ -997,6 +1079,9 @@ public nonisolated struct Lumen_Ledger_V1_ReleaseRequest: Sendable {
   public var latencyMs: Int64 = 0
 
   public var backendID: String = String()
+
+  /// The W3C `traceparent` of the gateway's release span (see ReserveRequest.traceparent).
+  public var traceparent: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -3331,103 +3416,174 @@ nonisolated extension Lumen_Ledger_V1_GetOrganizationBalanceResponse: SwiftProto
 
 nonisolated extension Lumen_Ledger_V1_ReserveRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ReserveRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}organization_id\0\u{3}key_id\0\u{1}owner\0\u{3}key_limit_micros\0\u{4}\u{2}logical_model\0\u{3}model_vendor\0\u{1}scene\0\u{3}access_channel\0\u{1}origin\0\u{3}rpm_limit\0\u{3}tpm_limit\0\u{3}rate_tokens\0\u{3}input_bound_tokens\0\u{3}output_bound_tokens\0\u{b}estimate_micros\0\u{c}\u{6}\u{1}")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}organization_id\0\u{3}key_id\0\u{1}owner\0\u{3}key_limit_micros\0\u{4}\u{2}logical_model\0\u{3}model_vendor\0\u{1}scene\0\u{3}access_channel\0\u{1}origin\0\u{3}rpm_limit\0\u{3}tpm_limit\0\u{3}rate_tokens\0\u{3}input_bound_tokens\0\u{3}output_bound_tokens\0\u{1}traceparent\0\u{b}estimate_micros\0\u{c}\u{6}\u{1}")
+
+  fileprivate class _StorageClass {
+    var _requestID: String = String()
+    var _organizationID: String = String()
+    var _keyID: String = String()
+    var _owner: Lumen_Common_V1_PrincipalRef? = nil
+    var _keyLimitMicros: Int64? = nil
+    var _logicalModel: String = String()
+    var _modelVendor: String = String()
+    var _scene: Lumen_Common_V1_Scene = .unspecified
+    var _accessChannel: Lumen_Common_V1_AccessChannel = .unspecified
+    var _origin: Lumen_Common_V1_UsageOrigin = .unspecified
+    var _rpmLimit: Int32 = 0
+    var _tpmLimit: Int64 = 0
+    var _rateTokens: Int64 = 0
+    var _inputBoundTokens: Int64 = 0
+    var _outputBoundTokens: Int64 = 0
+    var _traceparent: String = String()
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _requestID = source._requestID
+      _organizationID = source._organizationID
+      _keyID = source._keyID
+      _owner = source._owner
+      _keyLimitMicros = source._keyLimitMicros
+      _logicalModel = source._logicalModel
+      _modelVendor = source._modelVendor
+      _scene = source._scene
+      _accessChannel = source._accessChannel
+      _origin = source._origin
+      _rpmLimit = source._rpmLimit
+      _tpmLimit = source._tpmLimit
+      _rateTokens = source._rateTokens
+      _inputBoundTokens = source._inputBoundTokens
+      _outputBoundTokens = source._outputBoundTokens
+      _traceparent = source._traceparent
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.organizationID) }()
-      case 3: try { try decoder.decodeSingularStringField(value: &self.keyID) }()
-      case 4: try { try decoder.decodeSingularMessageField(value: &self._owner) }()
-      case 5: try { try decoder.decodeSingularInt64Field(value: &self._keyLimitMicros) }()
-      case 7: try { try decoder.decodeSingularStringField(value: &self.logicalModel) }()
-      case 8: try { try decoder.decodeSingularStringField(value: &self.modelVendor) }()
-      case 9: try { try decoder.decodeSingularEnumField(value: &self.scene) }()
-      case 10: try { try decoder.decodeSingularEnumField(value: &self.accessChannel) }()
-      case 11: try { try decoder.decodeSingularEnumField(value: &self.origin) }()
-      case 12: try { try decoder.decodeSingularInt32Field(value: &self.rpmLimit) }()
-      case 13: try { try decoder.decodeSingularInt64Field(value: &self.tpmLimit) }()
-      case 14: try { try decoder.decodeSingularInt64Field(value: &self.rateTokens) }()
-      case 15: try { try decoder.decodeSingularInt64Field(value: &self.inputBoundTokens) }()
-      case 16: try { try decoder.decodeSingularInt64Field(value: &self.outputBoundTokens) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._requestID) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._organizationID) }()
+        case 3: try { try decoder.decodeSingularStringField(value: &_storage._keyID) }()
+        case 4: try { try decoder.decodeSingularMessageField(value: &_storage._owner) }()
+        case 5: try { try decoder.decodeSingularInt64Field(value: &_storage._keyLimitMicros) }()
+        case 7: try { try decoder.decodeSingularStringField(value: &_storage._logicalModel) }()
+        case 8: try { try decoder.decodeSingularStringField(value: &_storage._modelVendor) }()
+        case 9: try { try decoder.decodeSingularEnumField(value: &_storage._scene) }()
+        case 10: try { try decoder.decodeSingularEnumField(value: &_storage._accessChannel) }()
+        case 11: try { try decoder.decodeSingularEnumField(value: &_storage._origin) }()
+        case 12: try { try decoder.decodeSingularInt32Field(value: &_storage._rpmLimit) }()
+        case 13: try { try decoder.decodeSingularInt64Field(value: &_storage._tpmLimit) }()
+        case 14: try { try decoder.decodeSingularInt64Field(value: &_storage._rateTokens) }()
+        case 15: try { try decoder.decodeSingularInt64Field(value: &_storage._inputBoundTokens) }()
+        case 16: try { try decoder.decodeSingularInt64Field(value: &_storage._outputBoundTokens) }()
+        case 17: try { try decoder.decodeSingularStringField(value: &_storage._traceparent) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if !self.requestID.isEmpty {
-      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
-    }
-    if !self.organizationID.isEmpty {
-      try visitor.visitSingularStringField(value: self.organizationID, fieldNumber: 2)
-    }
-    if !self.keyID.isEmpty {
-      try visitor.visitSingularStringField(value: self.keyID, fieldNumber: 3)
-    }
-    try { if let v = self._owner {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
-    } }()
-    try { if let v = self._keyLimitMicros {
-      try visitor.visitSingularInt64Field(value: v, fieldNumber: 5)
-    } }()
-    if !self.logicalModel.isEmpty {
-      try visitor.visitSingularStringField(value: self.logicalModel, fieldNumber: 7)
-    }
-    if !self.modelVendor.isEmpty {
-      try visitor.visitSingularStringField(value: self.modelVendor, fieldNumber: 8)
-    }
-    if self.scene != .unspecified {
-      try visitor.visitSingularEnumField(value: self.scene, fieldNumber: 9)
-    }
-    if self.accessChannel != .unspecified {
-      try visitor.visitSingularEnumField(value: self.accessChannel, fieldNumber: 10)
-    }
-    if self.origin != .unspecified {
-      try visitor.visitSingularEnumField(value: self.origin, fieldNumber: 11)
-    }
-    if self.rpmLimit != 0 {
-      try visitor.visitSingularInt32Field(value: self.rpmLimit, fieldNumber: 12)
-    }
-    if self.tpmLimit != 0 {
-      try visitor.visitSingularInt64Field(value: self.tpmLimit, fieldNumber: 13)
-    }
-    if self.rateTokens != 0 {
-      try visitor.visitSingularInt64Field(value: self.rateTokens, fieldNumber: 14)
-    }
-    if self.inputBoundTokens != 0 {
-      try visitor.visitSingularInt64Field(value: self.inputBoundTokens, fieldNumber: 15)
-    }
-    if self.outputBoundTokens != 0 {
-      try visitor.visitSingularInt64Field(value: self.outputBoundTokens, fieldNumber: 16)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._requestID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._requestID, fieldNumber: 1)
+      }
+      if !_storage._organizationID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._organizationID, fieldNumber: 2)
+      }
+      if !_storage._keyID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._keyID, fieldNumber: 3)
+      }
+      try { if let v = _storage._owner {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+      } }()
+      try { if let v = _storage._keyLimitMicros {
+        try visitor.visitSingularInt64Field(value: v, fieldNumber: 5)
+      } }()
+      if !_storage._logicalModel.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._logicalModel, fieldNumber: 7)
+      }
+      if !_storage._modelVendor.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._modelVendor, fieldNumber: 8)
+      }
+      if _storage._scene != .unspecified {
+        try visitor.visitSingularEnumField(value: _storage._scene, fieldNumber: 9)
+      }
+      if _storage._accessChannel != .unspecified {
+        try visitor.visitSingularEnumField(value: _storage._accessChannel, fieldNumber: 10)
+      }
+      if _storage._origin != .unspecified {
+        try visitor.visitSingularEnumField(value: _storage._origin, fieldNumber: 11)
+      }
+      if _storage._rpmLimit != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._rpmLimit, fieldNumber: 12)
+      }
+      if _storage._tpmLimit != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._tpmLimit, fieldNumber: 13)
+      }
+      if _storage._rateTokens != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._rateTokens, fieldNumber: 14)
+      }
+      if _storage._inputBoundTokens != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._inputBoundTokens, fieldNumber: 15)
+      }
+      if _storage._outputBoundTokens != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._outputBoundTokens, fieldNumber: 16)
+      }
+      if !_storage._traceparent.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._traceparent, fieldNumber: 17)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Lumen_Ledger_V1_ReserveRequest, rhs: Lumen_Ledger_V1_ReserveRequest) -> Bool {
-    if lhs.requestID != rhs.requestID {return false}
-    if lhs.organizationID != rhs.organizationID {return false}
-    if lhs.keyID != rhs.keyID {return false}
-    if lhs._owner != rhs._owner {return false}
-    if lhs._keyLimitMicros != rhs._keyLimitMicros {return false}
-    if lhs.logicalModel != rhs.logicalModel {return false}
-    if lhs.modelVendor != rhs.modelVendor {return false}
-    if lhs.scene != rhs.scene {return false}
-    if lhs.accessChannel != rhs.accessChannel {return false}
-    if lhs.origin != rhs.origin {return false}
-    if lhs.rpmLimit != rhs.rpmLimit {return false}
-    if lhs.tpmLimit != rhs.tpmLimit {return false}
-    if lhs.rateTokens != rhs.rateTokens {return false}
-    if lhs.inputBoundTokens != rhs.inputBoundTokens {return false}
-    if lhs.outputBoundTokens != rhs.outputBoundTokens {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._requestID != rhs_storage._requestID {return false}
+        if _storage._organizationID != rhs_storage._organizationID {return false}
+        if _storage._keyID != rhs_storage._keyID {return false}
+        if _storage._owner != rhs_storage._owner {return false}
+        if _storage._keyLimitMicros != rhs_storage._keyLimitMicros {return false}
+        if _storage._logicalModel != rhs_storage._logicalModel {return false}
+        if _storage._modelVendor != rhs_storage._modelVendor {return false}
+        if _storage._scene != rhs_storage._scene {return false}
+        if _storage._accessChannel != rhs_storage._accessChannel {return false}
+        if _storage._origin != rhs_storage._origin {return false}
+        if _storage._rpmLimit != rhs_storage._rpmLimit {return false}
+        if _storage._tpmLimit != rhs_storage._tpmLimit {return false}
+        if _storage._rateTokens != rhs_storage._rateTokens {return false}
+        if _storage._inputBoundTokens != rhs_storage._inputBoundTokens {return false}
+        if _storage._outputBoundTokens != rhs_storage._outputBoundTokens {return false}
+        if _storage._traceparent != rhs_storage._traceparent {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3569,83 +3725,146 @@ nonisolated extension Lumen_Ledger_V1_RateLimitWindow: SwiftProtobuf.Message, Sw
 
 nonisolated extension Lumen_Ledger_V1_SettleRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SettleRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}input_tokens\0\u{3}cached_input_tokens\0\u{3}output_tokens\0\u{4}\u{2}latency_ms\0\u{1}estimated\0\u{3}backend_id\0\u{3}cache_write_tokens\0\u{3}ttft_ms\0\u{3}http_status\0\u{1}capture\0\u{b}cost_micros\0\u{c}\u{5}\u{1}")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}input_tokens\0\u{3}cached_input_tokens\0\u{3}output_tokens\0\u{4}\u{2}latency_ms\0\u{1}estimated\0\u{3}backend_id\0\u{3}cache_write_tokens\0\u{3}ttft_ms\0\u{3}http_status\0\u{1}capture\0\u{1}traceparent\0\u{b}cost_micros\0\u{c}\u{5}\u{1}")
+
+  fileprivate class _StorageClass {
+    var _requestID: String = String()
+    var _inputTokens: Int64 = 0
+    var _cachedInputTokens: Int64 = 0
+    var _cacheWriteTokens: Int64 = 0
+    var _outputTokens: Int64 = 0
+    var _latencyMs: Int64 = 0
+    var _estimated: Bool = false
+    var _backendID: String = String()
+    var _ttftMs: Int64 = 0
+    var _httpStatus: Int32 = 0
+    var _capture: Lumen_Ledger_V1_CapturedRequest? = nil
+    var _traceparent: String = String()
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _requestID = source._requestID
+      _inputTokens = source._inputTokens
+      _cachedInputTokens = source._cachedInputTokens
+      _cacheWriteTokens = source._cacheWriteTokens
+      _outputTokens = source._outputTokens
+      _latencyMs = source._latencyMs
+      _estimated = source._estimated
+      _backendID = source._backendID
+      _ttftMs = source._ttftMs
+      _httpStatus = source._httpStatus
+      _capture = source._capture
+      _traceparent = source._traceparent
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
-      case 2: try { try decoder.decodeSingularInt64Field(value: &self.inputTokens) }()
-      case 3: try { try decoder.decodeSingularInt64Field(value: &self.cachedInputTokens) }()
-      case 4: try { try decoder.decodeSingularInt64Field(value: &self.outputTokens) }()
-      case 6: try { try decoder.decodeSingularInt64Field(value: &self.latencyMs) }()
-      case 7: try { try decoder.decodeSingularBoolField(value: &self.estimated) }()
-      case 8: try { try decoder.decodeSingularStringField(value: &self.backendID) }()
-      case 9: try { try decoder.decodeSingularInt64Field(value: &self.cacheWriteTokens) }()
-      case 10: try { try decoder.decodeSingularInt64Field(value: &self.ttftMs) }()
-      case 11: try { try decoder.decodeSingularInt32Field(value: &self.httpStatus) }()
-      case 12: try { try decoder.decodeSingularMessageField(value: &self._capture) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._requestID) }()
+        case 2: try { try decoder.decodeSingularInt64Field(value: &_storage._inputTokens) }()
+        case 3: try { try decoder.decodeSingularInt64Field(value: &_storage._cachedInputTokens) }()
+        case 4: try { try decoder.decodeSingularInt64Field(value: &_storage._outputTokens) }()
+        case 6: try { try decoder.decodeSingularInt64Field(value: &_storage._latencyMs) }()
+        case 7: try { try decoder.decodeSingularBoolField(value: &_storage._estimated) }()
+        case 8: try { try decoder.decodeSingularStringField(value: &_storage._backendID) }()
+        case 9: try { try decoder.decodeSingularInt64Field(value: &_storage._cacheWriteTokens) }()
+        case 10: try { try decoder.decodeSingularInt64Field(value: &_storage._ttftMs) }()
+        case 11: try { try decoder.decodeSingularInt32Field(value: &_storage._httpStatus) }()
+        case 12: try { try decoder.decodeSingularMessageField(value: &_storage._capture) }()
+        case 13: try { try decoder.decodeSingularStringField(value: &_storage._traceparent) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if !self.requestID.isEmpty {
-      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._requestID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._requestID, fieldNumber: 1)
+      }
+      if _storage._inputTokens != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._inputTokens, fieldNumber: 2)
+      }
+      if _storage._cachedInputTokens != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._cachedInputTokens, fieldNumber: 3)
+      }
+      if _storage._outputTokens != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._outputTokens, fieldNumber: 4)
+      }
+      if _storage._latencyMs != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._latencyMs, fieldNumber: 6)
+      }
+      if _storage._estimated != false {
+        try visitor.visitSingularBoolField(value: _storage._estimated, fieldNumber: 7)
+      }
+      if !_storage._backendID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._backendID, fieldNumber: 8)
+      }
+      if _storage._cacheWriteTokens != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._cacheWriteTokens, fieldNumber: 9)
+      }
+      if _storage._ttftMs != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._ttftMs, fieldNumber: 10)
+      }
+      if _storage._httpStatus != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._httpStatus, fieldNumber: 11)
+      }
+      try { if let v = _storage._capture {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+      } }()
+      if !_storage._traceparent.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._traceparent, fieldNumber: 13)
+      }
     }
-    if self.inputTokens != 0 {
-      try visitor.visitSingularInt64Field(value: self.inputTokens, fieldNumber: 2)
-    }
-    if self.cachedInputTokens != 0 {
-      try visitor.visitSingularInt64Field(value: self.cachedInputTokens, fieldNumber: 3)
-    }
-    if self.outputTokens != 0 {
-      try visitor.visitSingularInt64Field(value: self.outputTokens, fieldNumber: 4)
-    }
-    if self.latencyMs != 0 {
-      try visitor.visitSingularInt64Field(value: self.latencyMs, fieldNumber: 6)
-    }
-    if self.estimated != false {
-      try visitor.visitSingularBoolField(value: self.estimated, fieldNumber: 7)
-    }
-    if !self.backendID.isEmpty {
-      try visitor.visitSingularStringField(value: self.backendID, fieldNumber: 8)
-    }
-    if self.cacheWriteTokens != 0 {
-      try visitor.visitSingularInt64Field(value: self.cacheWriteTokens, fieldNumber: 9)
-    }
-    if self.ttftMs != 0 {
-      try visitor.visitSingularInt64Field(value: self.ttftMs, fieldNumber: 10)
-    }
-    if self.httpStatus != 0 {
-      try visitor.visitSingularInt32Field(value: self.httpStatus, fieldNumber: 11)
-    }
-    try { if let v = self._capture {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
-    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Lumen_Ledger_V1_SettleRequest, rhs: Lumen_Ledger_V1_SettleRequest) -> Bool {
-    if lhs.requestID != rhs.requestID {return false}
-    if lhs.inputTokens != rhs.inputTokens {return false}
-    if lhs.cachedInputTokens != rhs.cachedInputTokens {return false}
-    if lhs.cacheWriteTokens != rhs.cacheWriteTokens {return false}
-    if lhs.outputTokens != rhs.outputTokens {return false}
-    if lhs.latencyMs != rhs.latencyMs {return false}
-    if lhs.estimated != rhs.estimated {return false}
-    if lhs.backendID != rhs.backendID {return false}
-    if lhs.ttftMs != rhs.ttftMs {return false}
-    if lhs.httpStatus != rhs.httpStatus {return false}
-    if lhs._capture != rhs._capture {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._requestID != rhs_storage._requestID {return false}
+        if _storage._inputTokens != rhs_storage._inputTokens {return false}
+        if _storage._cachedInputTokens != rhs_storage._cachedInputTokens {return false}
+        if _storage._cacheWriteTokens != rhs_storage._cacheWriteTokens {return false}
+        if _storage._outputTokens != rhs_storage._outputTokens {return false}
+        if _storage._latencyMs != rhs_storage._latencyMs {return false}
+        if _storage._estimated != rhs_storage._estimated {return false}
+        if _storage._backendID != rhs_storage._backendID {return false}
+        if _storage._ttftMs != rhs_storage._ttftMs {return false}
+        if _storage._httpStatus != rhs_storage._httpStatus {return false}
+        if _storage._capture != rhs_storage._capture {return false}
+        if _storage._traceparent != rhs_storage._traceparent {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3741,7 +3960,7 @@ nonisolated extension Lumen_Ledger_V1_SettleResponse: SwiftProtobuf.Message, Swi
 
 nonisolated extension Lumen_Ledger_V1_ReleaseRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ReleaseRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}http_status\0\u{3}error_code\0\u{3}latency_ms\0\u{3}backend_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}http_status\0\u{3}error_code\0\u{3}latency_ms\0\u{3}backend_id\0\u{1}traceparent\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3754,6 +3973,7 @@ nonisolated extension Lumen_Ledger_V1_ReleaseRequest: SwiftProtobuf.Message, Swi
       case 3: try { try decoder.decodeSingularStringField(value: &self.errorCode) }()
       case 4: try { try decoder.decodeSingularInt64Field(value: &self.latencyMs) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.backendID) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.traceparent) }()
       default: break
       }
     }
@@ -3775,6 +3995,9 @@ nonisolated extension Lumen_Ledger_V1_ReleaseRequest: SwiftProtobuf.Message, Swi
     if !self.backendID.isEmpty {
       try visitor.visitSingularStringField(value: self.backendID, fieldNumber: 5)
     }
+    if !self.traceparent.isEmpty {
+      try visitor.visitSingularStringField(value: self.traceparent, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3784,6 +4007,7 @@ nonisolated extension Lumen_Ledger_V1_ReleaseRequest: SwiftProtobuf.Message, Swi
     if lhs.errorCode != rhs.errorCode {return false}
     if lhs.latencyMs != rhs.latencyMs {return false}
     if lhs.backendID != rhs.backendID {return false}
+    if lhs.traceparent != rhs.traceparent {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
