@@ -82,10 +82,11 @@ public struct GatewayInference: Sendable {
 
     /// `imageURLs`: the hosts whose images given by URL this gateway fetches for providers that
     /// take images inline only (`--image-url-hosts`); `tokenSources`: where azure backends get
-    /// their Entra ID tokens (`--token-sources`).
+    /// their Entra ID tokens (`--token-sources`); `connectionsPerHost`: the cap on connections to
+    /// one upstream host (`--upstream-max-connections`; nil: none).
     public init(
         services: GatewayServices, inProcess: (any InProcessProvider)? = nil, clock: WallClock = .system,
-        imageURLs: HostPolicy = .none, tokenSources: TokenSources = .none, logger: Logger
+        imageURLs: HostPolicy = .none, tokenSources: TokenSources = .none, connectionsPerHost: Int? = nil, logger: Logger
     ) {
         if let local = services.meter {
             self.meter = local
@@ -95,7 +96,7 @@ public struct GatewayInference: Sendable {
             self.meter = stream
             self.stream = stream
         }
-        self.http = UpstreamHTTP()
+        self.http = UpstreamHTTP(connectionsPerHost: connectionsPerHost)
         self.metrics = GatewayMetrics()
         self.router = BackendRouter(
             providers: Providers(http: http, inProcess: inProcess, clock: clock, imageURLs: imageURLs, tokenSources: tokenSources),
@@ -136,12 +137,15 @@ public struct GatewayConfiguration: Sendable {
     public var imageURLs: HostPolicy
     /// The bearer token sources azure backends may name (`--token-sources`); none by default.
     public var tokenSources: TokenSources
+    /// The most connections open to one upstream host at once (`--upstream-max-connections`);
+    /// as many requests again wait for one, more get 503 `upstream_busy`. nil: no cap.
+    public var upstreamConnectionsPerHost: Int?
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, probeInterval: Duration? = nil, limits: ConnectionLimits = .init(),
         metrics: (host: String, port: Int)? = ("127.0.0.1", 9464), inProcess: (any InProcessProvider)? = nil,
         tls: TLSConfiguration? = nil, strictTransportSecurity: Bool = false, imageURLs: HostPolicy = .none,
-        tokenSources: TokenSources = .none
+        tokenSources: TokenSources = .none, upstreamConnectionsPerHost: Int? = nil
     ) {
         self.host = host
         self.port = port
@@ -153,6 +157,7 @@ public struct GatewayConfiguration: Sendable {
         self.strictTransportSecurity = strictTransportSecurity
         self.imageURLs = imageURLs
         self.tokenSources = tokenSources
+        self.upstreamConnectionsPerHost = upstreamConnectionsPerHost
     }
 }
 
@@ -288,7 +293,7 @@ public func buildGateway<Context: RequestContext>(
     let caches = GatewayCaches(services: services, logger: logger)
     let inference = GatewayInference(
         services: services, inProcess: configuration.inProcess, imageURLs: configuration.imageURLs,
-        tokenSources: configuration.tokenSources, logger: logger)
+        tokenSources: configuration.tokenSources, connectionsPerHost: configuration.upstreamConnectionsPerHost, logger: logger)
     var background = caches.services + inference.services
     background.append(StreamGuard(streams: inference.streams, caches: caches, clock: .system))
     background.append(BackendConfigurationCheck(registry: caches.registry, router: inference.router, logger: logger))

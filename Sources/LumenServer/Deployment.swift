@@ -299,7 +299,8 @@ public struct Deployment: Sendable {
                     idleTimeout: .seconds(configuration.idleTimeoutSeconds), maxConnections: configuration.maxConnections),
                 metrics: (metricsHost, configuration.metricsPort), inProcess: MockProvider(),
                 tls: try configuration.security.http(), strictTransportSecurity: secure, imageURLs: configuration.imageURLs,
-                tokenSources: configuration.tokenSources),
+                tokenSources: configuration.tokenSources,
+                upstreamConnectionsPerHost: configuration.upstreamMaxConnections > 0 ? configuration.upstreamMaxConnections : nil),
             services: gatewayServices, logger: logger, more: dashboard.addRoutes,
             onServerRunning: { [configuration] port in
                 if configuration.publicURL == nil {  // the port bound, when 0 asked for a free one

@@ -66,6 +66,9 @@ public struct ServeConfiguration: Sendable, Equatable {
     public var logLevel = "info"
     /// Seconds between active health probes of the upstream backends; 0: passive health only.
     public var probeIntervalSeconds = 0
+    /// The most connections open to one upstream host at once (as many requests again wait for
+    /// one; more get 503 `upstream_busy`); 0: no cap.
+    public var upstreamMaxConnections = 1_000
     /// Seconds a hold lives before the reconciler settles it at its estimate.
     public var holdTTLSeconds = 900
     /// Days of raw usage lines the ledger keeps; 0: forever.

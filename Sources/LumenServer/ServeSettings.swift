@@ -212,6 +212,12 @@ extension ServeConfiguration {
             help: "Between active health probes (GET {base_url}/models) of every upstream backend; 0: off, health then comes from requests alone.",
             \.probeIntervalSeconds),
         .number(
+            "--upstream-max-connections", key: "upstream_max_connections", unit: "connections", 0...1_000_000, zero: "no cap",
+            help: """
+                Connections open at once to one upstream host (a provider's API); as many requests again wait for one, \
+                in order, more get 503 upstream_busy with Retry-After. 0: no cap.
+                """, \.upstreamMaxConnections),
+        .number(
             "--hold-ttl", key: "hold_ttl", unit: "seconds", 1...86_400,
             help: "How long a request's hold lives; one never settled (the gateway died) is then settled at its estimate. Must outlast the longest request.",
             \.holdTTLSeconds),

@@ -26,6 +26,12 @@ import Synchronization
 ///   connection closed by the upstream before any byte of the answer (the upstream's keep-alive
 ///   race) is sent once more on a new connection — it cannot have been answered.
 /// - Cancelling the calling task, or dropping the body before its end, closes the connection.
+/// - With `maximumConnectionsPerHost`, at most that many connections to one upstream are open
+///   at once (answering or idle): a call that finds them all busy waits — in order, at most
+///   `maximumWaitingPerHost` calls, and not past its deadline — for one to come free (a finished
+///   answer's connection is handed to the first waiting call, a closed one's place too), and is
+///   refused at once with `saturated` when too many wait already. So a burst cannot open
+///   thousands of connections to a provider.
 /// - No redirects, no decompression, no proxies, no cookies: an upstream is called as written.
 public final class UpstreamClient: Sendable {
     /// How the client connects and waits.
@@ -39,6 +45,12 @@ public final class UpstreamClient: Sendable {
         public var idleTimeout: TimeAmount = .seconds(60)
         /// Idle connections kept per host and event loop; more are closed.
         public var maximumIdlePerLoop: Int = 256
+        /// Connections to one upstream (scheme, host and port) open at once, answering or idle;
+        /// beyond, a call waits for one to come free. nil: no cap.
+        public var maximumConnectionsPerHost: Int? = nil
+        /// Calls waiting for a connection to one upstream at once; one more is refused
+        /// (`UpstreamClientError.saturated`), as is a call still waiting at its deadline.
+        public var maximumWaitingPerHost: Int = 1_000
         /// Certificates trusted besides the system's roots (PEM), for upstreams behind a
         /// private certificate authority.
         public var additionalTrustRoots: [NIOSSLCertificate] = []
@@ -53,9 +65,42 @@ public final class UpstreamClient: Sendable {
     private let idle = Mutex<Idle>(Idle())
     private let endpoints = Mutex<[String: Endpoint]>([:])
 
+    /// The idle connections and, when connections are capped, each upstream's count and queue:
+    /// one lock, so that a connection coming free and a call starting to wait cannot miss each other.
     private struct Idle {
         var connections: [PoolKey: [Parked]] = [:]
+        var slots: [Endpoint.Origin: Slots] = [:]
+        var nextWaiter = 0
         var closed = false
+
+        /// An idle connection to `origin` on `loop` (any loop's when nil) that is still good;
+        /// those found closed or idle too long go to `stale`.
+        mutating func take(
+            _ origin: Endpoint.Origin, on loop: (any EventLoop)?, now: NIODeadline, idleTimeout: TimeAmount, stale: inout [any Channel]
+        ) -> (any Channel)? {
+            let keys = loop.map { [PoolKey(endpoint: origin, loop: ObjectIdentifier($0))] }
+                ?? connections.keys.filter { $0.endpoint == origin }
+            for key in keys {
+                while let parked = connections[key]?.popLast() {
+                    if parked.channel.isActive && now - parked.since < idleTimeout { return parked.channel }
+                    stale.append(parked.channel)
+                }
+            }
+            return nil
+        }
+    }
+
+    /// One upstream's connections under the cap: how many are open, and the calls waiting.
+    private struct Slots {
+        var open = 0
+        var waiting = CircularBuffer<Waiter>()
+    }
+
+    /// A call waiting for a connection: handed an idle one, or leave to open one (nil).
+    private struct Waiter {
+        var id: Int
+        var continuation: CheckedContinuation<(any Channel)?, any Error>
+        var deadline: Scheduled<Void>?
     }
 
     private struct Parked {
@@ -90,14 +135,22 @@ public final class UpstreamClient: Sendable {
         }
     }
 
-    /// Closes the idle connections; connections in use close when their answer ends.
+    /// Closes the idle connections and refuses the calls waiting for one; connections in use
+    /// close when their answer ends.
     public func shutdown() {
-        let parked = idle.withLock { idle in
+        let (parked, waiting) = idle.withLock { idle in
             idle.closed = true
-            defer { idle.connections = [:] }
-            return idle.connections.values.flatMap { $0 }
+            defer {
+                idle.connections = [:]
+                for origin in idle.slots.keys { idle.slots[origin]?.waiting.removeAll() }
+            }
+            return (idle.connections.values.flatMap { $0 }, idle.slots.values.flatMap(\.waiting))
         }
         for connection in parked { connection.channel.close(promise: nil) }
+        for waiter in waiting {
+            waiter.deadline?.cancel()
+            waiter.continuation.resume(throwing: UpstreamClientError.saturated)
+        }
     }
 
     /// Sends `request` and waits for the head of the answer, at most `headTimeout`. The body
@@ -116,16 +169,138 @@ public final class UpstreamClient: Sendable {
             let channel = try await connect(endpoint, to: address, on: loop, deadline: deadline)
             return try await exchange(on: channel, origin: nil, head: head, body: request.body, deadline: deadline)
         }
-        if let channel = checkOut(endpoint.origin, on: current == nil ? nil : loop) {
+        let first = try await connection(to: endpoint, preferring: current == nil ? nil : loop, on: loop, deadline: deadline)
+        if first.reused {
             do {
-                return try await exchange(on: channel, origin: endpoint.origin, head: head, body: request.body, deadline: deadline)
+                return try await exchange(on: first.channel, origin: endpoint.origin, head: head, body: request.body, deadline: deadline)
             } catch UpstreamClientError.closedBeforeAnswer where !Task.isCancelled {
                 // The upstream closed the idle connection as the request went out: it cannot
                 // have answered it. Once more on a new connection.
             }
         }
-        let channel = try await connect(endpoint, on: loop, deadline: deadline)
+        let channel =
+            first.reused ? try await connection(to: endpoint, on: loop, deadline: deadline, fresh: true).channel : first.channel
         return try await exchange(on: channel, origin: endpoint.origin, head: head, body: request.body, deadline: deadline)
+    }
+
+    /// A connection for a call to `endpoint`: an idle one (on `preferring`'s loop, or any loop's
+    /// when nil; none when `fresh`), else a new one on `loop` — under the cap, once one comes
+    /// free (handed over idle, or its place to open another). `reused`: it served calls before.
+    private func connection(
+        to endpoint: Endpoint, preferring: (any EventLoop)? = nil, on loop: any EventLoop, deadline: NIODeadline, fresh: Bool = false
+    ) async throws -> (channel: any Channel, reused: Bool) {
+        if let handed = try await obtain(endpoint.origin, preferring: preferring, fresh: fresh, deadline: deadline) {
+            return (handed, true)
+        }
+        guard configuration.maximumConnectionsPerHost != nil else { return (try await connect(endpoint, on: loop, deadline: deadline), false) }
+        // This connection holds one of the upstream's places until it closes.
+        let channel: any Channel
+        do {
+            channel = try await connect(endpoint, on: loop, deadline: deadline)
+        } catch {
+            release(endpoint.origin)
+            throw error
+        }
+        channel.closeFuture.whenComplete { [weak self] _ in self?.release(endpoint.origin) }
+        return (channel, false)
+    }
+
+    /// An idle connection to `origin` when there is one (not when `fresh`); nil: open a new one
+    /// (when connections are capped, a place is held for it — after waiting for one to come free,
+    /// if need be: `saturated` when too many wait already or `deadline` passes first).
+    private func obtain(
+        _ origin: Endpoint.Origin, preferring: (any EventLoop)?, fresh: Bool, deadline: NIODeadline
+    ) async throws -> (any Channel)? {
+        let now = NIODeadline.now()
+        let (idleTimeout, cap, maximumWaiting) =
+            (configuration.idleTimeout, configuration.maximumConnectionsPerHost, configuration.maximumWaitingPerHost)
+        var stale: [any Channel] = []
+        defer { for channel in stale { channel.close(promise: nil) } }
+        // Decided at once, without waiting, in most calls.
+        enum Decision {
+            case now((any Channel)?)
+            case refused
+            case wait
+        }
+        let decision = idle.withLock { idle -> Decision in
+            if !fresh, let channel = idle.take(origin, on: preferring, now: now, idleTimeout: idleTimeout, stale: &stale) {
+                return .now(channel)
+            }
+            guard let cap else { return .now(nil) }
+            if idle.slots[origin, default: Slots()].open < cap {
+                idle.slots[origin, default: Slots()].open += 1
+                return .now(nil)
+            }
+            if let channel = idle.take(origin, on: nil, now: now, idleTimeout: idleTimeout, stale: &stale) { return .now(channel) }
+            return idle.closed || idle.slots[origin, default: Slots()].waiting.count >= maximumWaiting || deadline <= now ? .refused : .wait
+        }
+        switch decision {
+        case .now(let channel): return channel
+        case .refused: throw UpstreamClientError.saturated
+        case .wait: break
+        }
+        let id = idle.withLock { idle in
+            idle.nextWaiter += 1
+            return idle.nextWaiter
+        }
+        let loop = group.any()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<(any Channel)?, any Error>) in
+                // Queued under the lock that frees connections: none can come free unseen. The
+                // deadline's timer takes the lock too, so it finds the call queued.
+                var stale: [any Channel] = []
+                let decided = idle.withLock { idle -> Result<(any Channel)?, any Error>? in
+                    guard !idle.closed else { return .failure(UpstreamClientError.saturated) }
+                    // A place, or an idle connection, came free in between.
+                    if idle.slots[origin, default: Slots()].open < (cap ?? .max) {
+                        idle.slots[origin, default: Slots()].open += 1
+                        return .success(nil)
+                    }
+                    if let channel = idle.take(origin, on: nil, now: .now(), idleTimeout: idleTimeout, stale: &stale) {
+                        return .success(channel)
+                    }
+                    let timer = loop.scheduleTask(deadline: deadline) { [weak self] in
+                        guard let self else { return }
+                        self.abandon(origin, id, UpstreamClientError.saturated)
+                    }
+                    idle.slots[origin, default: Slots()].waiting.append(Waiter(id: id, continuation: continuation, deadline: timer))
+                    return nil
+                }
+                for channel in stale { channel.close(promise: nil) }
+                if let decided { continuation.resume(with: decided) }
+            }
+        } onCancel: {
+            abandon(origin, id, CancellationError())
+        }
+    }
+
+    /// How many calls wait for a connection to `url`'s upstream now.
+    func waiting(for url: String) -> Int {
+        guard let origin = try? Endpoint(url).origin else { return 0 }
+        return idle.withLock { $0.slots[origin]?.waiting.count ?? 0 }
+    }
+
+    /// Takes the call `id` out of `origin`'s queue, if it is still there, and fails it with `error`.
+    private func abandon(_ origin: Endpoint.Origin, _ id: Int, _ error: any Error) {
+        let waiter = idle.withLock { idle -> Waiter? in
+            guard let index = idle.slots[origin]?.waiting.firstIndex(where: { $0.id == id }) else { return nil }
+            return idle.slots[origin, default: Slots()].waiting.remove(at: index)
+        }
+        waiter?.deadline?.cancel()
+        waiter?.continuation.resume(throwing: error)
+    }
+
+    /// A connection to `origin` closed: its place goes to the first call waiting (which opens
+    /// one), or is free.
+    private func release(_ origin: Endpoint.Origin) {
+        let waiter = idle.withLock { idle -> Waiter? in
+            if let next = idle.slots[origin]?.waiting.popFirst() { return next }
+            idle.slots[origin]?.open -= 1
+            if idle.slots[origin]?.open == 0 { idle.slots[origin] = nil }
+            return nil
+        }
+        waiter?.deadline?.cancel()
+        waiter?.continuation.resume(returning: nil)
     }
 
     /// One request and its answer on `channel`; the connection is parked for reuse after it
@@ -203,35 +378,24 @@ public final class UpstreamClient: Sendable {
         return channel
     }
 
-    /// An idle connection to `origin` on `loop` (on any loop when nil), if one is still good.
-    private func checkOut(_ origin: Endpoint.Origin, on loop: (any EventLoop)?) -> (any Channel)? {
-        let now = NIODeadline.now()
-        let idleTimeout = configuration.idleTimeout
-        var stale: [any Channel] = []
-        defer { for channel in stale { channel.close(promise: nil) } }
-        return idle.withLock { idle -> (any Channel)? in
-            let keys = loop.map { [PoolKey(endpoint: origin, loop: ObjectIdentifier($0))] }
-                ?? idle.connections.keys.filter { $0.endpoint == origin }
-            for key in keys {
-                while let parked = idle.connections[key]?.popLast() {
-                    if parked.channel.isActive && now - parked.since < idleTimeout { return parked.channel }
-                    stale.append(parked.channel)
-                }
-            }
-            return nil
-        }
-    }
-
-    /// Keeps a connection whose answer ended for the next call on its loop.
+    /// Keeps a connection whose answer ended for the next call on its loop — or hands it to the
+    /// first call waiting for a connection to its upstream.
     private func park(_ channel: any Channel, _ origin: Endpoint.Origin) {
         let key = PoolKey(endpoint: origin, loop: ObjectIdentifier(channel.eventLoop))
         let limit = configuration.maximumIdlePerLoop
-        let kept = idle.withLock { idle -> Bool in
-            guard !idle.closed, idle.connections[key, default: []].count < limit else { return false }
+        let (kept, waiter) = idle.withLock { idle -> (Bool, Waiter?) in
+            guard !idle.closed else { return (false, nil) }
+            if let next = idle.slots[origin]?.waiting.popFirst() { return (true, next) }
+            guard idle.connections[key, default: []].count < limit else { return (false, nil) }
             idle.connections[key, default: []].append(Parked(channel: channel, since: .now()))
-            return true
+            return (true, nil)
         }
-        if !kept { channel.close(promise: nil) }
+        if let waiter {
+            waiter.deadline?.cancel()
+            waiter.continuation.resume(returning: channel)
+        } else if !kept {
+            channel.close(promise: nil)
+        }
     }
 
     private func endpoint(_ url: String) throws -> Endpoint {
@@ -293,6 +457,9 @@ public enum UpstreamClientError: Error, Equatable, CustomStringConvertible {
     case headTimeout
     /// The answer stopped for longer than the read timeout.
     case readTimeout
+    /// Every connection this client may open to the upstream is busy and too many calls wait
+    /// for one already, or this one waited until its deadline.
+    case saturated
     /// The connection closed before the answer's head.
     case closedBeforeAnswer
     /// The connection closed in the middle of the answer's body.
@@ -308,6 +475,7 @@ public enum UpstreamClientError: Error, Equatable, CustomStringConvertible {
         case .connectTimeout: "connect timed out"
         case .headTimeout: "timed out"
         case .readTimeout: "the answer stalled past the read timeout"
+        case .saturated: "every connection to the upstream is busy, and too many calls wait for one"
         case .closedBeforeAnswer: "the upstream closed the connection before answering"
         case .closedMidAnswer: "the upstream closed the connection in the middle of its answer"
         case .bodyTooLarge(let limit): "the answer is larger than \(limit) bytes"

@@ -82,6 +82,68 @@ struct UpstreamClientTests {
         }
     }
 
+    @Test("with a cap, a burst takes the capped connections in turn, each handed on as an answer ends")
+    func connectionCap() async throws {
+        try await withUpstream(configure: {
+            $0.maximumConnectionsPerHost = 2
+            $0.maximumWaitingPerHost = 6
+        }) { client, upstream, base in
+            // Eight calls at once, each answered after 150 ms: two connections, the others wait their turn.
+            let started = ContinuousClock.now
+            try await withThrowingTaskGroup(of: String.self) { group in
+                for _ in 0..<8 { group.addTask { try await post(client, base + "/slow?ms=150").2 } }
+                for try await answer in group { #expect(answer == "ok") }
+            }
+            #expect(upstream.connections == 2)
+            #expect(ContinuousClock.now - started >= .milliseconds(600))  // four rounds of two
+            #expect(client.waiting(for: base) == 0)
+        }
+    }
+
+    @Test("with a cap, calls wait in a bounded queue: one more is refused at once, one past its deadline then")
+    func connectionQueue() async throws {
+        try await withUpstream(configure: {
+            $0.maximumConnectionsPerHost = 2
+            $0.maximumWaitingPerHost = 2
+        }) { client, upstream, base in
+            // Two calls the upstream never answers hold both connections; two more wait.
+            let holding = (0..<2).map { _ in Task { try await post(client, base + "/silent", timeout: .seconds(60)) } }
+            let holdingBoth = try await eventually { upstream.openConnections == 2 }
+            #expect(holdingBoth)
+            let waiting = (0..<2).map { n in Task { try await post(client, base + "/echo", "\(n)", timeout: .seconds(60)).2 } }
+            let queued = try await eventually { client.waiting(for: base) == 2 }
+            #expect(queued)
+            // The queue is full: the next call is refused at once.
+            await #expect(throws: UpstreamClientError.saturated) { try await post(client, base + "/echo", timeout: .seconds(60)) }
+            // The holding calls end (their connections close): their places go to the waiting calls.
+            for task in holding { task.cancel() }
+            let (first, second) = (try await waiting[0].value, try await waiting[1].value)
+            #expect(Set([first, second]) == ["0", "1"])
+            // (one new connection each, or the second handed the first's once it answered)
+            #expect((3...4).contains(upstream.connections) && client.waiting(for: base) == 0)
+            // A call that would wait past its own deadline is refused then.
+            let more = (0..<2).map { _ in Task { try await post(client, base + "/silent", timeout: .seconds(60)) } }
+            let heldAgain = try await eventually { upstream.requests == 6 }
+            #expect(heldAgain)
+            await #expect(throws: UpstreamClientError.saturated) { try await post(client, base + "/echo", timeout: .milliseconds(100)) }
+            #expect(client.waiting(for: base) == 0)
+            for task in more { task.cancel() }
+        }
+    }
+
+    @Test("with a cap, a closed connection's place goes to the next waiting call")
+    func connectionCapAfterClose() async throws {
+        try await withUpstream(configure: { $0.maximumConnectionsPerHost = 1 }) { client, upstream, base in
+            try await withThrowingTaskGroup(of: String.self) { group in
+                for _ in 0..<4 { group.addTask { try await post(client, base + "/close").2 } }
+                for try await answer in group { #expect(answer == "ok") }
+            }
+            #expect(upstream.connections == 4)  // one at a time, each closed by the upstream
+            let closed = try await eventually { upstream.openConnections == 0 }
+            #expect(closed)
+        }
+    }
+
     @Test("a large answer arrives whole, and a larger one than asked is refused")
     func largeBodies() async throws {
         try await withUpstream { client, _, base in

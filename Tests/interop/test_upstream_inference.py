@@ -532,3 +532,54 @@ models:
                       if " warning " in line and "credential_env LUMEN_TEST_NEVER_SET is not set" in line]
         assert "backend=forgotten" in warning and "model=keyless" in warning
         assert UPSTREAM_SECRET not in log
+
+
+def test_a_burst_past_the_upstream_connection_cap_waits_its_turn_then_gets_503_upstream_busy(tmp_path, upstream):
+    """--upstream-max-connections 1: one stream at a time reaches the upstream, one more request
+    waits for its connection, a third is refused at once with 503 upstream_busy and Retry-After,
+    its hold released (a failed line in the request log, nothing charged)."""
+    import asyncio
+    import httpx
+    config = tmp_path / "lumen.yaml"
+    config.write_text(f"""
+models:
+  - name: capped-model
+    max_output_tokens: 1024
+    vendor: Lumen
+    prices: {{input: 0.15, output: 0.60}}
+    backends: [{{id: live, provider: openai, base_url: "{upstream.base_url}"}}]
+""")
+    for server in start_server(tmp_path, "--config", str(config), "--upstream-max-connections", "1"):
+        wait_ready(server)
+        token = server.bootstrap("Acme", "admin@acme.test")["management_token"]
+        status, key = call(server, "POST", "/v1/management/api-keys", token, {"name": "burst"})
+        assert status == 200, key
+        deadline = time.time() + 10
+        while call(server, "GET", "/v1/models", key["key"])[0] != 200:
+            assert time.time() < deadline
+            time.sleep(0.02)
+        upstream.mode, upstream.slow_repeat = "slow", 20  # 100 chunks, 20 ms apart: two seconds a stream
+
+        async def burst():
+            async with httpx.AsyncClient(base_url=server.http, timeout=60) as client:
+                async def one(index):
+                    await asyncio.sleep(0.3 * (index > 0))  # the first holds the connection before the others arrive
+                    async with client.stream(
+                            "POST", "/v1/chat/completions", headers={"Authorization": f"Bearer {key['key']}"},
+                            json={"model": "capped-model", "stream": True, "messages": [{"role": "user", "content": "hi"}]}) as r:
+                        body = (await r.aread()).decode()
+                        return r.status_code, r.headers.get("retry-after"), body
+                return await asyncio.gather(*(one(index) for index in range(3)))
+
+        started = time.time()
+        results = asyncio.run(burst())
+        statuses = sorted(status for status, _, _ in results)
+        assert statuses == [200, 200, 503], results
+        refused = next(result for result in results if result[0] == 503)
+        assert refused[1] == "1" and '"upstream_busy"' in refused[2]
+        assert all("[DONE]" in body for status, _, body in results if status == 200)
+        assert time.time() - started >= 3.5  # the second stream waited for the first's connection
+        assert len(upstream.received("/chat/completions")) == 2
+        status, log = call(server, "GET", "/v1/management/requests?status=failed", token)
+        assert status == 200 and [line["error_code"] for line in log["data"]] == ["upstream_busy"], log
+        assert log["data"][0]["http_status"] == 503 and log["data"][0]["cost"] == 0

@@ -392,7 +392,7 @@ struct WiringTests {
             "--gravatar", "--image-url-hosts", "assets.example.com, *", "--alert-webhook-hosts", "10.0.0.7",
             "--token-sources", "entra=file:/run/azure/token, az=command:az account get-access-token -o tsv",
             "--audit-retention-days", "13", "--audit-signing-key", "/etc/lumen/audit.key",
-            "--otlp-endpoint", "https://otel.internal:4318", "--otlp-protocol", "http",
+            "--otlp-endpoint", "https://otel.internal:4318", "--otlp-protocol", "http", "--upstream-max-connections", "14",
         ])
         #expect(Set(try everything.flags.keys).union(["--config"]) == ServeConfiguration.flags)
         let all = try everything.resolve(environment: [:])
@@ -403,6 +403,7 @@ struct WiringTests {
         ]
         #expect(numbers == Array(1...12))
         #expect(all.auditRetentionDays == 13 && all.auditSigningKeyPath == "/etc/lumen/audit.key")
+        #expect(all.upstreamMaxConnections == 14 && ServeConfiguration().upstreamMaxConnections == 1_000)
         #expect(try Serve.parse(["--data-dir", "/srv/lumen"]).resolve(environment: [:]).auditSigningKeyPath == "/srv/lumen/audit-signing.key")
         #expect(throws: ConfigurationError.self) { try Serve.parse(["--audit-retention-days", "-1"]).resolve(environment: [:]) }
         #expect([all.dataDirectory, all.httpHost, all.grpcHost, all.metricsHost, all.logLevel] == ["d", "::1", "::2", "::3", "debug"])

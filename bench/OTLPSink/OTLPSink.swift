@@ -2,6 +2,10 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The collector of the benchmark's "tracing on" runs: an OTLP/gRPC trace receiver
 /// (`opentelemetry.proto.collector.trace.v1.TraceService/Export`) that takes each export, counts
 /// it and its bytes without decoding them, and answers with the empty response — so that what
@@ -26,7 +30,8 @@ struct OTLPSink {
                 while true {
                     try await Task.sleep(for: .seconds(1))
                     let now = sink.counts.withLock { $0 }
-                    if now != last { print("exports \(now.0) bytes \(now.1)") }
+                    // Written at once (print would hold it in a buffer when stdout is a file).
+                    if now != last { _ = "exports \(now.0) bytes \(now.1)\n".withCString { write(1, $0, strlen($0)) } }
                     last = now
                 }
             }

@@ -8,6 +8,7 @@ import RPCSupport
 import SharedRules
 import Synchronization
 import Tracing
+import UpstreamClient
 
 /// Chooses backends for a request and fails over between them.
 ///
@@ -15,7 +16,10 @@ import Tracing
 ///   weight 2 comes first twice as often as one of weight 1); one that failed in this
 ///   gateway within the last `demoteMillis` goes last, before the registry has even heard.
 /// - Failover: a connection failure, a timeout before the response head, a 5xx or a 429
-///   moves on to the next backend; nothing has reached the caller yet. Any other answer,
+///   moves on to the next backend; nothing has reached the caller yet. So does a backend whose
+///   host has every connection this gateway may open busy, with too many requests waiting
+///   (`--upstream-max-connections`): not a failure of the backend; when no other backend
+///   answers, the caller gets 503 `upstream_busy` with `Retry-After`. Any other answer,
 ///   4xx included, is the answer. A request a backend's provider cannot take as it is (an
 ///   endpoint or a part Anthropic has no counterpart for) moves on too, and is the caller's
 ///   400 when no other backend answers.
@@ -92,6 +96,7 @@ final class BackendRouter: Sendable {
         let candidates = Self.order(backends, now: now, demoted: demoted, using: &generator)
         var lastProblem = "no backend of \(model.name) is routable"
         var refusal: APIError?
+        var busy = false
         for backend in candidates {
             guard let provider = providers[backend.provider] else {
                 lastProblem = "backend \(backend.id) is of provider \(backend.provider.publicName), which this gateway does not speak"
@@ -126,6 +131,11 @@ final class BackendRouter: Sendable {
                 // backend's may; if none answers, this is the caller's answer. Not a failure.
                 UpstreamSpan.fail(span, code: error.code, message: error.message)
                 refusal = refusal ?? error
+            } catch UpstreamClientError.saturated {
+                // Every connection to the backend's host is busy: the backend is not at fault.
+                UpstreamSpan.fail(span, code: "upstream_busy", message: "every connection to the backend's host is busy")
+                busy = true
+                lastProblem = "backend \(backend.id) has every connection this gateway may open busy"
             } catch {
                 UpstreamSpan.fail(span, code: Task.isCancelled ? "cancelled" : "transport", message: "\(error)")
                 if Task.isCancelled { throw CancellationError() }
@@ -138,6 +148,16 @@ final class BackendRouter: Sendable {
             }
         }
         if let refusal { throw refusal }
+        if busy {
+            logger.warning(
+                "upstream connections exhausted",
+                metadata: ["model": "\(model.name)", "last": "\(lastProblem)", "request_id": "\(requestID)"])
+            var error = APIError(
+                .serviceUnavailable, code: "upstream_busy",
+                message: "every connection to \(model.name)'s upstreams is in use; try again in a moment (request \(requestID))", param: nil)
+            error.retryAfter = 1
+            throw error
+        }
         // The details (backends' addresses, connection errors) are the operator's: they go to the
         // log under the request id; the caller gets a short, stable answer.
         logger.error(

@@ -58,13 +58,17 @@ struct UpstreamResponse: Sendable {
 public final class UpstreamHTTP: Service, Sendable {
     let client: UpstreamClient
 
-    public init() {
+    /// `connectionsPerHost`: the most connections open to one upstream host at once (as many
+    /// calls again may wait for one; beyond, a call is refused as `saturated`); nil: no cap.
+    public init(connectionsPerHost: Int? = nil) {
         // Connecting is bounded by the client (5 s); the time to the response head by each
         // backend's timeout; a stream may pause between tokens for up to the read timeout.
         var configuration = UpstreamClient.Configuration()
         configuration.connectTimeout = .seconds(5)
         configuration.readTimeout = .seconds(300)
         configuration.idleTimeout = .seconds(60)
+        configuration.maximumConnectionsPerHost = connectionsPerHost
+        if let connectionsPerHost { configuration.maximumWaitingPerHost = connectionsPerHost }
         self.client = UpstreamClient(configuration: configuration)
     }
 

@@ -12,6 +12,7 @@ import Synchronization
 /// - `/stall`: the head and one chunk, then silence.
 /// - `/drip`: 200 and a chunk every 10 ms, up to 1,000.
 /// - `/close`: 200 with `connection: close`.
+/// - `/slow?ms=N`: 200 after N milliseconds.
 /// - `/doom`: 200, then the next request on the same connection is met by closing it unanswered
 ///   (an upstream closing an idle keep-alive connection as a request arrives).
 final class TestUpstream: Sendable {
@@ -111,6 +112,12 @@ final class TestUpstream: Sendable {
                 drip(1, context: context)
             case "/close":
                 send(.ok, ["content-length": "2", "connection": "close"], [ByteBuffer(string: "ok")], context: context, close: true)
+            case "/slow":
+                let ms = head.uri.split(separator: "=").last.flatMap { Int64($0) } ?? 100
+                let later = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                context.eventLoop.scheduleTask(in: .milliseconds(ms)) {
+                    later.value.0.send(.ok, ["content-length": "2"], [ByteBuffer(string: "ok")], context: later.value.1)
+                }
             case "/doom":
                 doomed = true
                 send(.ok, ["content-length": "2"], [ByteBuffer(string: "ok")], context: context)
