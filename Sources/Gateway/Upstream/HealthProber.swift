@@ -2,6 +2,7 @@ import Logging
 import LumenAPI
 import NIOCore
 import ServiceLifecycle
+import UpstreamClient
 
 /// The optional active health check (`lumen serve --probe-interval`): every interval, each
 /// backend of every enabled model is asked whether it is up as its provider asks
@@ -58,6 +59,10 @@ final class HealthProber: Service, Sendable {
                 logger.warning("health probe failed", metadata: ["model": "\(backend.model)", "backend": "\(backend.id)", "status": "\(status)"])
             }
             router.outcome(of: backend, success: status < 500, failure: status >= 500 ? "health probe answered \(status)" : nil)
+        } catch UpstreamClientError.saturated {
+            // Every connection to the backend's host is busy answering (--upstream-max-connections):
+            // that says nothing against its health.
+            return
         } catch {
             logger.warning(
                 "health probe failed",
