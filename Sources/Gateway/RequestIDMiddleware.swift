@@ -9,6 +9,8 @@ import Synchronization
 /// `x-request-id` is never trusted) and returns it on every response, errors included; the
 /// service calls the request makes carry it and the client's address (`CallOrigin`), for the
 /// audit log. TRACE (which would echo the request, credentials included) is refused with 405.
+/// A refused request gets the access log's line here (`refused`, with its status and code; the
+/// route's pattern, never the path, which may hold an invitation's token).
 struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
     /// The router's paths and methods, for the `Allow` header of a 405 (filled once the routes exist).
     let routes: RouteTable
@@ -39,6 +41,14 @@ struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
                 error.allow = allowed
             }
             response = try error.response(from: request, context: context)
+            // The access log's line for a refused request (a served inference logs its own).
+            context.logger.info(
+                "refused",
+                metadata: [
+                    "request_id": .string(requestID), "method": .string(request.method.rawValue),
+                    "route": .string(context.endpointPath ?? "none"), "status": .stringConvertible(error.status.code),
+                    "code": .string(error.code),
+                ])
         }
         response.headers[.requestID] = requestID
         return response

@@ -155,8 +155,8 @@ public struct LedgerService: Sendable {
             }
         case .postgres(let ledger):
             // One batch at a time, each at one time (what it read first was chosen for it).
-            self.committer = GroupCommit { batch, done in
-                Task { done(await ledger.write(batch, book: book, now: clock.nowMillis)) }
+            self.committer = GroupCommit { batch, decided, done in
+                Task { done(await ledger.write(batch, book: book, now: clock.nowMillis, decided: decided)) }
             }
         }
     }
@@ -280,16 +280,21 @@ public struct LedgerService: Sendable {
     }
 
     /// Queues `operation` into the group commit; `completion` hears its result once its batch
-    /// is durable (or failed). A hold operation the gateway traces gets a span of its own, child
-    /// of the gateway's, from its arrival here to that moment (README, "Tracing").
-    func commit(_ operation: Metering.Operation, completion: @escaping @Sendable (Result<Metering.Outcome, ServiceError>) -> Void) {
+    /// is durable (or failed); `decided`, when given, its successful outcome as soon as it is
+    /// applied, before its batch commits (README, "Durability"). A hold operation the gateway
+    /// traces gets a span of its own, child of the gateway's, from its arrival here to the
+    /// moment it is durable (README, "Tracing").
+    func commit(
+        _ operation: Metering.Operation, decided: (@Sendable (Metering.Outcome) -> Void)? = nil,
+        completion: @escaping @Sendable (Result<Metering.Outcome, ServiceError>) -> Void
+    ) {
         let span = operation.traced.flatMap { Traces.start($0.name, continuing: $0.traceparent) }
         guard let span else {
-            committer.enqueue(operation) { completion(self.settled($0, operation)) }
+            committer.enqueue(operation, decided: decided) { completion(self.settled($0, operation)) }
             return
         }
         span.attributes["lumen.request_id"] = operation.requestID
-        committer.enqueue(operation) { result in
+        committer.enqueue(operation, decided: decided) { result in
             let settled = self.settled(result, operation)
             if case .failure(let refusal) = settled { Traces.fail(span, code: refusal.code, message: refusal.message) }
             span.end()
@@ -458,7 +463,8 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
         return .init()
     }
 
-    /// Every operation is answered as soon as its batch commits, in whatever order that is.
+    /// Every operation is answered as soon as its batch commits, in whatever order that is; a
+    /// reserve sent with `answer_when_decided` also as soon as its batch has applied it.
     /// Messages go straight into the group commit as they arrive (no task per message);
     /// answers go back through one writer task because an `RPCWriter` takes one write at a
     /// time. The stream ends once every operation received has been answered.
@@ -514,7 +520,16 @@ extension LedgerService: Lumen_Ledger_V1_LedgerService.SimpleServiceProtocol {
                     continue
                 }
                 open.withLock { $0.inFlight += 1 }
-                commit(operation) { answered(Self.answer($0, requestID: operation.requestID)) }
+                // A reserve that asks is answered twice: decided (before its batch commits), then durable.
+                var early: (@Sendable (Metering.Outcome) -> Void)?
+                if message.answerWhenDecided, case .reserve = operation {
+                    early = { outcome in
+                        var answer = Self.answer(.success(outcome), requestID: operation.requestID)
+                        answer.decided = true
+                        outbox.yield(answer)
+                    }
+                }
+                commit(operation, decided: early) { answered(Self.answer($0, requestID: operation.requestID)) }
             }
         }
     }

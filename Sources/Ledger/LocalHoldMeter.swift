@@ -1,6 +1,7 @@
 import LumenAPI
 import RPCSupport
 import SharedRules
+import Synchronization
 
 /// The ledger's group commit as the gateway's `HoldMeter`, for a gateway in the same process:
 /// each operation goes straight into the batch being gathered, with the rules and the
@@ -11,11 +12,21 @@ struct LocalHoldMeter: HoldMeter {
 
     var isConnected: Bool { true }
 
-    func reserve(_ request: Lumen_Ledger_V1_ReserveRequest) async throws -> Reservation {
-        guard case .reserved(_, let rate, let capture) = try await ledger.meter(try await ledger.reserveOperation(request)) else {
-            return Reservation()
+    func place(_ request: Lumen_Ledger_V1_ReserveRequest) async throws -> Reservation {
+        let operation = try await ledger.reserveOperation(request)
+        let durability = HoldDurability()
+        let answered = Mutex(false)
+        let outcome = await withCheckedContinuation { (continuation: CheckedContinuation<Result<Metering.Outcome, ServiceError>, Never>) in
+            @Sendable func answer(_ result: Result<Metering.Outcome, ServiceError>) {
+                if answered.withLock({ answered in defer { answered = true }; return !answered }) { continuation.resume(returning: result) }
+            }
+            ledger.commit(operation, decided: { answer(.success($0)) }) { result in
+                answer(result)
+                durability.resolve(result.map { _ in () })
+            }
         }
-        return Reservation(rate: rate, capture: capture)
+        guard case .reserved(_, let rate, let capture) = try outcome.get() else { return Reservation(durability: durability) }
+        return Reservation(rate: rate, capture: capture, durability: durability)
     }
 
     func settle(

@@ -39,13 +39,15 @@ final class PostgresLedger: Sendable {
     /// `book` at one time `now`, flushes the book, and sends the writes in one transaction.
     /// The book is reset when the batch fails, and told of the commit when it succeeds.
     func write(
-        _ operations: [Metering.Operation], book: Book, now: Int64
+        _ operations: [Metering.Operation], book: Book, now: Int64, decided: @escaping @Sendable (Int, Metering.Outcome) -> Void
     ) async -> Result<[Result<Metering.Outcome, any Error>], any Error> {
         do {
             let outcomes = try await PostgresServiceDatabase.transaction(on: client, logger: logger) { [logger] connection in
                 let batch = try await Self.prefetch(operations, book: book, now: now, connection: connection, logger: logger)
-                let outcomes = operations.map { operation -> Result<Metering.Outcome, any Error> in
-                    Result { try Metering.apply(batch, book, operation, now: now) }
+                let outcomes = operations.enumerated().map { index, operation -> Result<Metering.Outcome, any Error> in
+                    let outcome = Result { try Metering.apply(batch, book, operation, now: now) }
+                    if case .success(let decision) = outcome { decided(index, decision) }
+                    return outcome
                 }
                 try book.flush(batch)
                 try await batch.send(connection, logger: logger)

@@ -166,6 +166,7 @@ enum Demo {
             text += "║ \(line)\(String(repeating: " ", count: width - line.count)) ║\n"
         }
         text += "╚\(rule)╝\n"
+        LogSetup.flush()  // the lines logged so far above it, not after it
         FileHandle.standardOutput.write(Data(text.utf8))
     }
 }

@@ -64,6 +64,8 @@ public struct ServeConfiguration: Sendable, Equatable {
     /// `host:port` of services that run in another process.
     public var addresses: [Component: String] = [:]
     public var logLevel = "info"
+    /// Where log lines are appended; empty: standard error.
+    public var logFile = ""
     /// Seconds between active health probes of the upstream backends; 0: passive health only.
     public var probeIntervalSeconds = 0
     /// The most connections open to one upstream host at once (as many requests again wait for

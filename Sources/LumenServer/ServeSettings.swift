@@ -207,6 +207,14 @@ extension ServeConfiguration {
             }
             configuration.logLevel = text.lowercased()
         },
+        Setting(
+            "--log-file", key: "log_file", value: "path",
+            help: "Append log lines to this file (created, mode 640) instead of standard error.",
+            default: "none: standard error"
+        ) { configuration, text, name in
+            guard !text.isEmpty else { throw ConfigurationError("\(name) needs a path") }
+            configuration.logFile = text
+        },
         .number(
             "--probe-interval", key: "probe_interval", unit: "seconds", 0...3600, zero: "off",
             help: "Between active health probes (GET {base_url}/models) of every upstream backend; 0: off, health then comes from requests alone.",

@@ -22,23 +22,38 @@ import Synchronization
 /// fails, every caller of the batch gets that error and `afterRollback` runs, on the writer,
 /// so that such in-memory state can be dropped; once it has committed, `afterCommit` runs, on
 /// the writer, before any caller of the batch hears of it (to publish what it made durable).
+///
+/// An operation may also ask to hear its outcome as soon as it is decided (`enqueue(_:decided:completion:)`):
+/// applied in its batch's transaction, the batch not yet committed. Its completion follows as
+/// usual — success once durable, or the batch's failure, which voids the decision.
 public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable {
     public typealias Apply = @Sendable (Database, Operation) throws -> Outcome
     /// Called once per operation with its outcome, on the database writer's queue: it must
     /// not block (resume a continuation, yield to a stream).
     public typealias Completion = @Sendable (Result<Outcome, any Error>) -> Void
+    /// Called at most once per operation that asked for it, with its successful outcome before
+    /// its batch commits, on the writer: it must not block.
+    public typealias Decided = @Sendable (Outcome) -> Void
     /// Writes one batch — each operation's outcome, or the failure of the whole batch — and
     /// calls `done` once it is durable (or failed); the next batch is not written before.
+    /// `decided(i, outcome)` as soon as operation `i` has succeeded, before the batch commits.
     public typealias BatchWriter = @Sendable (
-        _ batch: [Operation], _ done: @escaping @Sendable (Result<[Result<Outcome, any Error>], any Error>) -> Void
+        _ batch: [Operation], _ decided: @escaping @Sendable (Int, Outcome) -> Void,
+        _ done: @escaping @Sendable (Result<[Result<Outcome, any Error>], any Error>) -> Void
     ) -> Void
 
     private let write: BatchWriter
     private let maxBatch: Int
     private let state = Mutex(State())
 
+    struct Entry {
+        let operation: Operation
+        let decided: Decided?
+        let completion: Completion
+    }
+
     struct State {
-        var pending: [(Operation, Completion)] = []
+        var pending: [Entry] = []
         var writing = false
         /// Operations ever queued, and ever answered (in the same order: batches are FIFO).
         var queued = 0
@@ -54,16 +69,21 @@ public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable
         afterCommit: (@Sendable () -> Void)? = nil,
         apply: @escaping Apply
     ) {
-        self.init(maxBatch: maxBatch) { batch, done in
+        self.init(maxBatch: maxBatch) { batch, decided, done in
             writer.asyncWrite({ db in
-                let outcomes = batch.map { operation -> Result<Outcome, any Error> in
+                let outcomes = batch.enumerated().map { index, operation -> Result<Outcome, any Error> in
                     do {
-                        guard savepoints else { return .success(try apply(db, operation)) }
+                        guard savepoints else {
+                            let outcome = try apply(db, operation)
+                            decided(index, outcome)
+                            return .success(outcome)
+                        }
                         var outcome: Outcome?
                         try db.inSavepoint {
                             outcome = try apply(db, operation)
                             return .commit
                         }
+                        decided(index, outcome!)
                         return .success(outcome!)
                     } catch {
                         return .failure(error)
@@ -87,10 +107,11 @@ public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable
         self.maxBatch = maxBatch
     }
 
-    /// Queues `operation`; `completion` gets its outcome once the batch holding it is durable.
-    public func enqueue(_ operation: Operation, completion: @escaping Completion) {
+    /// Queues `operation`; `completion` gets its outcome once the batch holding it is durable;
+    /// `decided`, when given, its successful outcome as soon as it is applied (see above).
+    public func enqueue(_ operation: Operation, decided: Decided? = nil, completion: @escaping Completion) {
         let start = state.withLock { state in
-            state.pending.append((operation, completion))
+            state.pending.append(Entry(operation: operation, decided: decided, completion: completion))
             state.queued += 1
             if state.writing { return false }
             state.writing = true
@@ -122,7 +143,7 @@ public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable
 
     private func writeNextBatch() {
         let maxBatch = self.maxBatch
-        let batch = state.withLock { state -> [(Operation, Completion)]? in
+        let batch = state.withLock { state -> [Entry]? in
             if state.pending.isEmpty {
                 state.writing = false
                 return nil
@@ -135,14 +156,14 @@ public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable
             return Array(state.pending.prefix(maxBatch))
         }
         guard let batch else { return }
-        write(batch.map(\.0)) { result in
+        write(batch.map(\.operation), { index, outcome in batch[index].decided?(outcome) }) { result in
             // Queue the next batch first: it runs on the writer after this completion returns.
             self.writeNextBatch()
             switch result {
             case .success(let outcomes):
-                for (entry, outcome) in zip(batch, outcomes) { entry.1(outcome) }
+                for (entry, outcome) in zip(batch, outcomes) { entry.completion(outcome) }
             case .failure(let error):
-                for entry in batch { entry.1(.failure(error)) }
+                for entry in batch { entry.completion(.failure(error)) }
             }
             let released = self.state.withLock { state -> [CheckedContinuation<Void, Never>] in
                 state.answered += batch.count

@@ -56,13 +56,14 @@ struct Serve: AsyncParsableCommand {
         let internalToken: String
         do {
             configuration = try resolve(environment: environment)
-            logger = try LogSetup.bootstrap(level: configuration.logLevel)
+            logger = try LogSetup.bootstrap(level: configuration.logLevel, file: configuration.logFile)
             internalToken = try InternalToken.resolve(environment["LUMEN_INTERNAL_TOKEN"], configuration: configuration)
         } catch let error as ConfigurationError {
             var standardError = FileHandleOutputStream.standardError
             print("error: \(error.description)", to: &standardError)
             throw ExitCode.validationFailure
         }
+        defer { LogSetup.flush() }  // a clean end loses no line
         do {
             try await Deployment(configuration: configuration, internalToken: internalToken, logger: logger).run()
         } catch let error as ConfigurationError {

@@ -138,6 +138,38 @@ struct MeteringTests {
         }
     }
 
+    @Test("A reserve sent with answer_when_decided is answered twice on the Meter stream, decided then durable; a refusal once", arguments: TestStore.available)
+    func decidedThenDurable(store: TestStore) async throws {
+        try await TestServices.run(store: store) { services in
+            let answers = try await services.ledger.meter(
+                request: StreamingClientRequest(metadata: services.asInternal) { writer in
+                    for index in 0..<3 {
+                        try await writer.write(.with {
+                            $0.reserve = Self.reserve("req_\(index)", estimate: 400, cap: 1_000)
+                            $0.answerWhenDecided = true
+                        })
+                    }
+                    try await writer.write(.with { $0.reserve = Self.reserve("req_once", estimate: 100, cap: 1_000) })
+                }
+            ) { response in
+                var answers: [Lumen_Ledger_V1_MeterResponse] = []
+                for try await answer in response.messages { answers.append(answer) }
+                return answers
+            }
+            // Two placed (decided, then durable), the third refused by the cap (one answer), and
+            // one that did not ask: answered once, durable.
+            for placed in ["req_0", "req_1"] {
+                let mine = answers.filter { $0.requestID == placed }
+                #expect(mine.map(\.decided) == [true, false], "\(placed): \(mine)")
+                #expect(mine.allSatisfy { $0.statusCode == 0 && $0.hasHoldExpiresAt })
+            }
+            let refused = answers.filter { $0.requestID == "req_2" }
+            #expect(refused.count == 1 && refused[0].reason == "insufficient_quota" && !refused[0].decided)
+            #expect(answers.filter { $0.requestID == "req_once" }.map(\.decided) == [false])
+            #expect(try await Self.keyPool(services).reservedMicros == 900)
+        }
+    }
+
     @Test("A key's requests per minute hold across two Meter streams (two gateways): the rest are 429 with a retry time and write nothing", arguments: TestStore.available)
     func rateLimitAcrossStreams(store: TestStore) async throws {
         try await TestServices.run(store: store) { services in

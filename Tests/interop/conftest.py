@@ -77,6 +77,8 @@ class Server:
         return f"127.0.0.1:{self.grpc_port}"
 
     def log(self):
+        # Lumen writes its lines in batches at most 10 ms old (README, "Logs"): wait for the last.
+        time.sleep(0.05)
         return Path(self.log_path).read_text(errors="replace")
 
     def bootstrap(self, org, email):

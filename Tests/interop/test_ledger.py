@@ -3,11 +3,13 @@
 `kill -9` mid-load and a restart, every answered request has its line, nothing is charged
 twice, the invariant holds and the holds left open are reconciled.
 
-The promise under a crash (README, "Durability"): a request's hold is durable before its
-upstream is called, and its settlement is queued as the answer goes out, durable a group
-commit later. So an answered request's line is settled at its real cost, or — answered in
-the last instant before the crash — at its estimate, flagged estimated and expired; never
-missing, never charged twice."""
+The promise under a crash (README, "Durability"): no caller receives a byte that the ledger
+has not durably recorded — the hold is decided before the upstream call, committed beside it,
+and the answer waits for that commit — and the settlement is queued as the answer goes out,
+durable a group commit later. So every request whose caller received anything (a JSON answer,
+a stream's first bytes, an error from the upstream) has its line, settled at its real cost,
+or — answered in the last instant before the crash — at its estimate, flagged estimated and
+expired; never missing, never charged twice."""
 
 import asyncio
 import threading
@@ -94,12 +96,13 @@ def pool(server, lumen_api, token, **owner):
 
 class CrashLoad:
     """Load to crash a gateway under: callers posting JSON requests in a loop and streams held
-    open (the mock's slow mode), each noting the request ids answered with a 200."""
+    open (the mock's slow mode), each noting the request ids of every answer it received: 200s
+    in `answered` and `streams`, anything else in `others` (status and id)."""
 
     def __init__(self, key, body):
         self.headers = {"Authorization": f"Bearer {key}"}
         self.body = body
-        self.answered, self.streams = [], []
+        self.answered, self.streams, self.others = [], [], []
         self.lock, self.stop = threading.Lock(), threading.Event()
 
     def json_thread(self, gateway):
@@ -110,9 +113,11 @@ class CrashLoad:
                         response = client.post("/v1/chat/completions", headers=self.headers, json=self.body)
                     except httpx.HTTPError:
                         return
-                    if response.status_code == 200:
-                        with self.lock:
+                    with self.lock:
+                        if response.status_code == 200:
                             self.answered.append(response.headers["x-request-id"])
+                        else:
+                            self.others.append((response.status_code, response.headers.get("x-request-id")))
         return threading.Thread(target=run)
 
     def stream_thread(self, gateway):
@@ -121,9 +126,11 @@ class CrashLoad:
                 with httpx.Client(base_url=gateway.http, timeout=60) as client:
                     with client.stream("POST", "/v1/chat/completions", headers=self.headers,
                                        json=dict(self.body, stream=True)) as response:
-                        if response.status_code == 200:
-                            with self.lock:
+                        with self.lock:
+                            if response.status_code == 200:
                                 self.streams.append(response.headers["x-request-id"])
+                            else:
+                                self.others.append((response.status_code, response.headers.get("x-request-id")))
                         for _ in response.iter_bytes():
                             pass
             except httpx.HTTPError:
@@ -206,6 +213,8 @@ def test_kill_9_mid_load_loses_no_answered_request_and_charges_nothing_twice(tmp
         for thread in threads:
             thread.join(timeout=30)
         assert len(load.answered) >= 50 and len(load.streams) == 3
+        # Nothing but 200s reached a caller: a hold that was not durable would have been a 503.
+        assert load.others == []
     finally:
         first.close()
 
@@ -225,6 +234,7 @@ def test_kill_9_mid_load_loses_no_answered_request_and_charges_nothing_twice(tmp
         # (The mock reports usage, so an estimated line here is one the reconciler settled: no
         # tokens, the estimate's cost.)
         for request_id in load.answered:
+            assert request_id in lines, f"{request_id} was answered but the ledger has no line of it"
             line = lines[request_id]
             assert line["status"] == "settled", line
             assert not line["estimated"] or (line["input_tokens"], line["output_tokens"]) == (0, 0), line

@@ -393,6 +393,7 @@ struct WiringTests {
             "--token-sources", "entra=file:/run/azure/token, az=command:az account get-access-token -o tsv",
             "--audit-retention-days", "13", "--audit-signing-key", "/etc/lumen/audit.key",
             "--otlp-endpoint", "https://otel.internal:4318", "--otlp-protocol", "http", "--upstream-max-connections", "14",
+            "--log-file", "/var/log/lumen.log",
         ])
         #expect(Set(try everything.flags.keys).union(["--config"]) == ServeConfiguration.flags)
         let all = try everything.resolve(environment: [:])
@@ -407,6 +408,7 @@ struct WiringTests {
         #expect(try Serve.parse(["--data-dir", "/srv/lumen"]).resolve(environment: [:]).auditSigningKeyPath == "/srv/lumen/audit-signing.key")
         #expect(throws: ConfigurationError.self) { try Serve.parse(["--audit-retention-days", "-1"]).resolve(environment: [:]) }
         #expect([all.dataDirectory, all.httpHost, all.grpcHost, all.metricsHost, all.logLevel] == ["d", "::1", "::2", "::3", "debug"])
+        #expect(all.logFile == "/var/log/lumen.log" && ServeConfiguration().logFile.isEmpty)
         #expect(all.components == [.gateway] && all.demo)
         #expect(all.addresses == [.keys: "k:1", .accounts: "a:1", .ledger: "l:1", .registry: "r:1"])
         #expect([all.security.certificate, all.security.key, all.security.ca] == ["c.pem", "k.pem", "ca.pem"])

@@ -53,6 +53,9 @@ struct InferencePipeline: Sendable {
         var firstByte: ContinuousClock.Instant?
         /// Set when the ledger said to capture this request's prompt and answer.
         var capture: Lumen_Ledger_V1_CaptureSettings?
+        /// When the hold, decided before the upstream call, is durable: nothing goes to the
+        /// caller before (`durable`).
+        var durability = HoldDurability.durable
         /// The backend that answered, once one has; the answer carries the logical name, the
         /// log line both.
         var backend: Lumen_Registry_V1_Backend?
@@ -193,15 +196,25 @@ struct InferencePipeline: Sendable {
             requestID: requestID, key: key, model: model, request: request, byok: callerCredential != nil, started: started,
             origin: origin, answered: answered, trace: Traces.context)
         try await admit(&admitted)
+        // The upstream call runs while the hold's batch commits; whatever comes of it, the
+        // caller gets nothing before the hold is durable.
         let answered: BackendRouter.Answered
         do {
             answered = try await router.call(request, model: model, callerCredential: callerCredential, requestID: requestID)
         } catch {
+            try await durable(admitted)
             let refusal = error as? APIError
             await release(admitted, status: Int(refusal?.status.code ?? 502), code: refusal?.code ?? "upstream_unavailable")
             throw error
         }
         let upstream = answered.response
+        do {
+            try await durable(admitted)
+        } catch {
+            upstream.abort()
+            UpstreamSpan.fail(answered.span, code: "ledger_unavailable", message: "the hold did not become durable")
+            throw error
+        }
         admitted.backend = answered.call.backend
         if !request.stream {
             admitted.firstByte = .now
@@ -346,12 +359,27 @@ struct InferencePipeline: Sendable {
         let reservation = try await reserve(admitted)
         admitted.rateWindow = reservation.rate
         admitted.capture = reservation.capture
+        admitted.durability = reservation.durability
+    }
+
+    /// Returns once the request's hold is durable: the promise that no caller receives a byte
+    /// the ledger has not durably recorded (README, "Durability"). A hold that could not be
+    /// made durable does not exist: the caller gets 503 `ledger_unavailable` and nothing is
+    /// charged or released.
+    func durable(_ admitted: Admitted) async throws {
+        guard case .failure(let error) = await admitted.durability.wait() else { return }
+        metrics.holdClosed()
+        logger.error(
+            "hold not durable; the request is answered 503 and not recorded",
+            metadata: ["request_id": "\(admitted.requestID)", "error": "\(error)"])
+        throw APIError(
+            ServiceError(.unavailable, "ledger_unavailable", "the ledger could not record this request; try again"))
     }
 
     // MARK: Ledger
 
     /// Holds the request's bound (README, "Budgets"), which the ledger prices at the model's
-    /// prices (BYOK: nothing).
+    /// prices (BYOK: nothing); returns once the ledger has decided it (its durability follows).
     func reserve(_ admitted: Admitted) async throws -> Reservation {
         let bound = admitted.request.bound(admitted.model)
         let span = Traces.start("lumen.hold", in: admitted.trace)
@@ -360,7 +388,7 @@ struct InferencePipeline: Sendable {
             attributes["lumen.hold.output_bound_tokens"] = bound.outputTokens
         }
         do {
-            let reservation = try await meter.reserve(
+            let reservation = try await meter.place(
                 .with {
                     $0.requestID = admitted.requestID
                     $0.organizationID = admitted.key.organizationID

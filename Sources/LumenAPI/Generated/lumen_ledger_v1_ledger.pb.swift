@@ -1135,6 +1135,14 @@ public nonisolated struct Lumen_Ledger_V1_MeterRequest: Sendable {
     set {op = .release(newValue)}
   }
 
+  /// For a reserve: answer twice — first as soon as the hold is decided (placed in the ledger's
+  /// book, its batch not yet durable; the answer has `decided` set), then again once it is
+  /// durable, or with the failure that kept it from being durable. The gateway starts the
+  /// upstream call on the first answer and sends the caller nothing before the second (README,
+  /// "Durability"). A refusal is answered once. A ledger that predates this field answers once,
+  /// when durable.
+  public var answerWhenDecided: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   /// The operation.
@@ -1201,6 +1209,10 @@ public nonisolated struct Lumen_Ledger_V1_MeterResponse: Sendable {
   public var hasCapture: Bool {self._capture != nil}
   /// Clears the value of `capture`. Subsequent reads from it will return its default value.
   public mutating func clearCapture() {self._capture = nil}
+
+  /// Set on a reserve's first answer when it asked `answer_when_decided`: the hold is placed
+  /// but not yet durable; a second answer with the same request id follows (OK once durable).
+  public var decided: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -4034,7 +4046,7 @@ nonisolated extension Lumen_Ledger_V1_ReleaseResponse: SwiftProtobuf.Message, Sw
 
 nonisolated extension Lumen_Ledger_V1_MeterRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".MeterRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}reserve\0\u{1}settle\0\u{1}release\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}reserve\0\u{1}settle\0\u{1}release\0\u{3}answer_when_decided\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4081,6 +4093,7 @@ nonisolated extension Lumen_Ledger_V1_MeterRequest: SwiftProtobuf.Message, Swift
           self.op = .release(v)
         }
       }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.answerWhenDecided) }()
       default: break
       }
     }
@@ -4106,11 +4119,15 @@ nonisolated extension Lumen_Ledger_V1_MeterRequest: SwiftProtobuf.Message, Swift
     }()
     case nil: break
     }
+    if self.answerWhenDecided != false {
+      try visitor.visitSingularBoolField(value: self.answerWhenDecided, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Lumen_Ledger_V1_MeterRequest, rhs: Lumen_Ledger_V1_MeterRequest) -> Bool {
     if lhs.op != rhs.op {return false}
+    if lhs.answerWhenDecided != rhs.answerWhenDecided {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4118,7 +4135,7 @@ nonisolated extension Lumen_Ledger_V1_MeterRequest: SwiftProtobuf.Message, Swift
 
 nonisolated extension Lumen_Ledger_V1_MeterResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".MeterResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}status_code\0\u{1}reason\0\u{1}message\0\u{3}hold_expires_at\0\u{3}retry_after_seconds\0\u{3}rate_limit\0\u{1}capture\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}status_code\0\u{1}reason\0\u{1}message\0\u{3}hold_expires_at\0\u{3}retry_after_seconds\0\u{3}rate_limit\0\u{1}capture\0\u{1}decided\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4134,6 +4151,7 @@ nonisolated extension Lumen_Ledger_V1_MeterResponse: SwiftProtobuf.Message, Swif
       case 6: try { try decoder.decodeSingularInt64Field(value: &self.retryAfterSeconds) }()
       case 7: try { try decoder.decodeSingularMessageField(value: &self._rateLimit) }()
       case 8: try { try decoder.decodeSingularMessageField(value: &self._capture) }()
+      case 9: try { try decoder.decodeSingularBoolField(value: &self.decided) }()
       default: break
       }
     }
@@ -4168,6 +4186,9 @@ nonisolated extension Lumen_Ledger_V1_MeterResponse: SwiftProtobuf.Message, Swif
     try { if let v = self._capture {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
     } }()
+    if self.decided != false {
+      try visitor.visitSingularBoolField(value: self.decided, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4180,6 +4201,7 @@ nonisolated extension Lumen_Ledger_V1_MeterResponse: SwiftProtobuf.Message, Swif
     if lhs.retryAfterSeconds != rhs.retryAfterSeconds {return false}
     if lhs._rateLimit != rhs._rateLimit {return false}
     if lhs._capture != rhs._capture {return false}
+    if lhs.decided != rhs.decided {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -8,6 +8,7 @@ import LumenAPI
 import LumenMock
 import LumenTesting
 import NIOCore
+import RPCSupport
 import Synchronization
 import Testing
 import UpstreamClient
@@ -22,8 +23,11 @@ struct GatewayHarness {
 
     /// Runs `body` against a facade whose caches have synced; `prepare` runs first, so what it
     /// creates is in the caches' snapshot.
+    /// `provider`: the in-process upstream (the mock by default); `meter`: what the gateway
+    /// places holds through, made from the ledger's own.
     static func run(
-        imageURLs: HostPolicy = .none, tokenSources: TokenSources = .none,
+        imageURLs: HostPolicy = .none, tokenSources: TokenSources = .none, provider: any InProcessProvider = MockProvider(),
+        meter: @Sendable @escaping (any HoldMeter) -> any HoldMeter = { $0 },
         prepare: @Sendable @escaping (TestServices, TestServices.Tenant) async throws -> Void = { _, _ in },
         _ body: @Sendable @escaping (GatewayHarness) async throws -> Void
     ) async throws {
@@ -32,10 +36,12 @@ struct GatewayHarness {
             try await prepare(services, tenant)
             var logger = Logger(label: "gateway-test")
             logger.logLevel = .critical
+            var gatewayServices = services.gatewayServices
+            gatewayServices.meter = gatewayServices.meter.map(meter)
             var gateway = buildGateway(
                 configuration: .init(
-                    host: "127.0.0.1", port: 0, metrics: nil, inProcess: MockProvider(), imageURLs: imageURLs, tokenSources: tokenSources),
-                services: services.gatewayServices,
+                    host: "127.0.0.1", port: 0, metrics: nil, inProcess: provider, imageURLs: imageURLs, tokenSources: tokenSources),
+                services: gatewayServices,
                 logger: logger)
             gateway.application.addServices(gateway.background)
             let operations = Application(router: gateway.operationsRouter)
@@ -60,11 +66,12 @@ struct GatewayHarness {
     /// served by `backend`, and a key; `body` gets the gateway, the key's secret and its id.
     static func run(
         model name: String, vendor: String, scenes: [Lumen_Common_V1_Scene] = [.chat], backend: Lumen_Registry_V1_Backend,
-        imageURLs: HostPolicy = .none, tokenSources: TokenSources = .none,
+        imageURLs: HostPolicy = .none, tokenSources: TokenSources = .none, provider: any InProcessProvider = MockProvider(),
+        meter: @Sendable @escaping (any HoldMeter) -> any HoldMeter = { $0 },
         _ body: @Sendable @escaping (GatewayHarness, String, String) async throws -> Void
     ) async throws {
         let key = Mutex(("", ""))
-        try await run(imageURLs: imageURLs, tokenSources: tokenSources, prepare: { services, tenant in
+        try await run(imageURLs: imageURLs, tokenSources: tokenSources, provider: provider, meter: meter, prepare: { services, tenant in
             var model = TestServices.meteredModel
             model.name = name
             model.vendor = vendor

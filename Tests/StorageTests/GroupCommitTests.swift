@@ -1,0 +1,88 @@
+import Foundation
+import GRDB
+import Storage
+import Synchronization
+import Testing
+
+/// The group commit's two answers: an operation that asks hears its outcome as soon as its batch
+/// has applied it — before the commit, which another connection does not see yet — and its
+/// completion once the batch is durable; a batch that fails to commit voids the decision.
+@Suite("Group commit: decided, then durable")
+struct GroupCommitTests {
+    enum Failure: Error { case commit }
+
+    static func database() throws -> (DatabasePool, String) {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("group-commit-\(UUID().uuidString).sqlite").path
+        let pool = try DatabasePool(path: path)
+        try pool.write { try $0.execute(sql: "CREATE TABLE t (id INTEGER PRIMARY KEY)") }
+        return (pool, path)
+    }
+
+    @Test("A decided outcome comes before the commit (a reader does not see it yet), the completion after")
+    func decidedBeforeDurable() async throws {
+        let (pool, path) = try Self.database()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let committer = GroupCommit<Int, Int>(writer: pool, savepoints: false) { db, value in
+            try db.execute(sql: "INSERT INTO t (id) VALUES (?)", arguments: [value])
+            return value * 10
+        }
+        // What a reader saw when each answer came, in the order they came.
+        let seen = Mutex<[(String, Int, Int)]>([])
+        let rows: @Sendable () -> Int = { (try? pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM t") ?? -1 }) ?? -1 }
+        let result: Int = try await withCheckedThrowingContinuation { continuation in
+            committer.enqueue(7, decided: { outcome in seen.withLock { $0.append(("decided", outcome, rows())) } }) { result in
+                seen.withLock { $0.append(("durable", (try? result.get()) ?? -1, rows())) }
+                continuation.resume(with: result)
+            }
+        }
+        #expect(result == 70)
+        let answers = seen.withLock { $0 }
+        #expect(answers.map(\.0) == ["decided", "durable"])
+        #expect(answers.map(\.1) == [70, 70])
+        #expect(answers.map(\.2) == [0, 1], "decided before the commit, durable after it")
+    }
+
+    @Test("A batch that fails to commit: its operations were decided, and each hears the failure")
+    func failedCommitVoidsTheDecision() async throws {
+        let (pool, path) = try Self.database()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let committer = GroupCommit<Int, Int>(writer: pool, savepoints: false, beforeCommit: { _ in throw Failure.commit }) {
+            db, value in
+            try db.execute(sql: "INSERT INTO t (id) VALUES (?)", arguments: [value])
+            return value
+        }
+        let decided = Mutex(0)
+        await #expect(throws: Failure.self) {
+            let _: Int = try await withCheckedThrowingContinuation { continuation in
+                committer.enqueue(1, decided: { _ in decided.withLock { $0 += 1 } }) { continuation.resume(with: $0) }
+            }
+        }
+        #expect(decided.withLock { $0 } == 1)
+        let rows = try await pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM t") }
+        #expect(rows == 0)
+    }
+
+    @Test("An operation that throws is not decided; the others are")
+    func refusalIsNotDecided() async throws {
+        let (pool, path) = try Self.database()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let committer = GroupCommit<Int, Int>(writer: pool) { db, value in
+            guard value >= 0 else { throw Failure.commit }
+            try db.execute(sql: "INSERT INTO t (id) VALUES (?)", arguments: [value])
+            return value
+        }
+        final class Decided: Sendable { let values = Mutex<[Int]>([]) }
+        let decided = Decided()
+        var successes = 0
+        for value in [1, -1, 2] {
+            let result: Result<Int, any Error> = await withCheckedContinuation { continuation in
+                committer.enqueue(value, decided: { outcome in decided.values.withLock { $0.append(outcome) } }) {
+                    continuation.resume(returning: $0)
+                }
+            }
+            if case .success = result { successes += 1 }
+        }
+        #expect(successes == 2)
+        #expect(decided.values.withLock { $0 } == [1, 2])
+    }
+}
