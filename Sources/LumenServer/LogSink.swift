@@ -98,12 +98,7 @@ public final class LogSink: @unchecked Sendable {
             let full = pending.count >= Self.highWater
             buffer.unlock()
             if !full { Thread.sleep(forTimeInterval: Self.interval) }
-            writing.lock()
-            buffer.lock()
-            let batch = take()
-            buffer.unlock(withValue: 0)
-            write(batch)
-            writing.unlock()
+            flush()
         }
     }
 
