@@ -24,7 +24,6 @@ public final class LogSink: @unchecked Sendable {
     static let highWater = 64 * 1024
 
     private let descriptor: Int32
-    private let ownsDescriptor: Bool
     /// Guards `pending` and `second`; its value is 1 while lines wait for the writer.
     private let buffer = ConditionLock(value: 0)
     private var pending: [UInt8] = []
@@ -34,7 +33,7 @@ public final class LogSink: @unchecked Sendable {
     private let writing = NIOLock()
 
     /// Lines to standard error.
-    public static func standardError() -> LogSink { LogSink(descriptor: STDERR_FILENO, owns: false) }
+    public static func standardError() -> LogSink { LogSink(descriptor: STDERR_FILENO) }
 
     /// Lines appended to the file at `path` (created with mode 0640 if it does not exist).
     public static func file(_ path: String) throws -> LogSink {
@@ -42,12 +41,11 @@ public final class LogSink: @unchecked Sendable {
         guard descriptor >= 0 else {
             throw ConfigurationError("cannot open the log file \(path): \(String(cString: strerror(errno)))")
         }
-        return LogSink(descriptor: descriptor, owns: true)
+        return LogSink(descriptor: descriptor)
     }
 
-    private init(descriptor: Int32, owns: Bool) {
+    private init(descriptor: Int32) {
         self.descriptor = descriptor
-        self.ownsDescriptor = owns
         pending.reserveCapacity(Self.highWater)
         let thread = Thread { self.drain() }  // a sink lives as long as the process
         thread.name = "lumen-log"
