@@ -148,7 +148,7 @@ public struct LedgerService: Sendable {
         switch store.backend {
         case .sqlite(let writer, _):
             self.committer = GroupCommit(
-                writer: writer, savepoints: false, beforeCommit: { db in try book.flush(SQLiteLedgerTables(db: db)) },
+                writer: writer, savepoints: false, synced: { $0.synced }, beforeCommit: { db in try book.flush(SQLiteLedgerTables(db: db)) },
                 afterRollback: { book.reset() }, afterCommit: { book.committed() }
             ) { db, operation in
                 try Metering.apply(SQLiteLedgerTables(db: db), book, operation, now: clock.nowMillis)

@@ -48,6 +48,19 @@ enum Metering {
             }
         }
 
+        /// Whether its caller must not hear of it before it is on disk (`GroupCommit`'s `synced`):
+        /// a hold (no caller gets a byte the ledger has not durably recorded) and an
+        /// administrator's change. A settlement, a release, a sweep and a read are made durable by
+        /// the next synced commit or checkpoint (within 100 ms): a power failure may take the
+        /// last of them, and a settlement lost so leaves its hold, which the reconciler settles
+        /// at its estimate — never a request charged nothing.
+        var synced: Bool {
+            switch self {
+            case .reserve, .configure, .grant, .write: true
+            case .settle, .release, .reconcile, .pool: false
+            }
+        }
+
         /// The gateway's span this hold operation continues (its message's `traceparent`), and
         /// the name of the ledger's span for it; nil for the ledger's own operations.
         var traced: (name: String, traceparent: String)? {

@@ -43,6 +43,12 @@ final class PostgresLedger: Sendable {
     ) async -> Result<[Result<Metering.Outcome, any Error>], any Error> {
         do {
             let outcomes = try await PostgresServiceDatabase.transaction(on: client, logger: logger) { [logger] connection in
+                // As on SQLite, a batch that holds nothing a caller waits on to be on disk (settlements,
+                // releases, sweeps) commits without waiting for its WAL flush; the next commit that
+                // waits, or the WAL writer within a few hundred milliseconds, makes it durable.
+                if !operations.contains(where: \.synced) {
+                    try await connection.query("SET LOCAL synchronous_commit = off", logger: logger)
+                }
                 let batch = try await Self.prefetch(operations, book: book, now: now, connection: connection, logger: logger)
                 let outcomes = operations.enumerated().map { index, operation -> Result<Metering.Outcome, any Error> in
                     let outcome = Result { try Metering.apply(batch, book, operation, now: now) }

@@ -26,6 +26,13 @@ import Synchronization
 /// An operation may also ask to hear its outcome as soon as it is decided (`enqueue(_:decided:completion:)`):
 /// applied in its batch's transaction, the batch not yet committed. Its completion follows as
 /// usual — success once durable, or the batch's failure, which voids the decision.
+///
+/// On SQLite, `synced` may say which operations must be on disk before their callers hear of
+/// them. A batch with none of them commits without its own fsync (`PRAGMA synchronous =
+/// NORMAL` for that one commit): its writes are durable with the next synced commit — the
+/// fsync of the log covers everything before it — or the next checkpoint, whichever comes
+/// first; what a power failure takes is a suffix of such batches, never a hole. So a lone
+/// settlement does not make the next request's hold wait for a sync of its own.
 public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable {
     public typealias Apply = @Sendable (Database, Operation) throws -> Outcome
     /// Called once per operation with its outcome, on the database writer's queue: it must
@@ -65,39 +72,56 @@ public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable
     /// Batches written as one SQLite transaction each on `writer` (see above).
     public convenience init(
         writer: any DatabaseWriter, maxBatch: Int = 512, savepoints: Bool = true,
+        synced: (@Sendable (Operation) -> Bool)? = nil,
         beforeCommit: (@Sendable (Database) throws -> Void)? = nil, afterRollback: (@Sendable () -> Void)? = nil,
         afterCommit: (@Sendable () -> Void)? = nil,
         apply: @escaping Apply
     ) {
         self.init(maxBatch: maxBatch) { batch, decided, done in
-            writer.asyncWrite({ db in
-                let outcomes = batch.enumerated().map { index, operation -> Result<Outcome, any Error> in
-                    do {
-                        guard savepoints else {
-                            let outcome = try apply(db, operation)
-                            decided(index, outcome)
-                            return .success(outcome)
-                        }
-                        var outcome: Outcome?
-                        try db.inSavepoint {
-                            outcome = try apply(db, operation)
-                            return .commit
-                        }
-                        decided(index, outcome!)
-                        return .success(outcome!)
-                    } catch {
-                        return .failure(error)
+            writer.asyncWriteWithoutTransaction { db in
+                // The writer's own setting (FULL: every commit synced) is back after the batch,
+                // for every other write on this connection.
+                let unsynced = synced.map { synced in !batch.contains(where: synced) } ?? false
+                let result = Result { () throws -> [Result<Outcome, any Error>] in
+                    var setting: Int?
+                    if unsynced {
+                        setting = try Int.fetchOne(db.cachedStatement(sql: "PRAGMA synchronous"))
+                        try db.cachedStatement(sql: "PRAGMA synchronous = NORMAL").execute()
                     }
+                    defer { if let setting { try? db.execute(sql: "PRAGMA synchronous = \(setting)") } }
+                    var outcomes: [Result<Outcome, any Error>] = []
+                    outcomes.reserveCapacity(batch.count)
+                    try db.inTransaction {
+                        for (index, operation) in batch.enumerated() {
+                            do {
+                                guard savepoints else {
+                                    let outcome = try apply(db, operation)
+                                    decided(index, outcome)
+                                    outcomes.append(.success(outcome))
+                                    continue
+                                }
+                                var outcome: Outcome?
+                                try db.inSavepoint {
+                                    outcome = try apply(db, operation)
+                                    return .commit
+                                }
+                                decided(index, outcome!)
+                                outcomes.append(.success(outcome!))
+                            } catch {
+                                outcomes.append(.failure(error))
+                            }
+                        }
+                        try beforeCommit?(db)
+                        return .commit
+                    }
+                    return outcomes
                 }
-                try beforeCommit?(db)
-                return outcomes
-            }, completion: { _, result in
                 switch result {
                 case .failure: afterRollback?()
                 case .success: afterCommit?()
                 }
                 done(result)
-            })
+            }
         }
     }
 

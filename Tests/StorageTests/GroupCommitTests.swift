@@ -42,6 +42,28 @@ struct GroupCommitTests {
         #expect(answers.map(\.2) == [0, 1], "decided before the commit, durable after it")
     }
 
+    @Test("A batch of operations that need no sync commits at synchronous NORMAL; the writer's FULL is back after it")
+    func unsyncedBatch() async throws {
+        let (pool, path) = try Self.database()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try await pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = FULL") }
+        let setting: @Sendable (Database) throws -> Int = { try Int.fetchOne($0, sql: "PRAGMA synchronous") ?? -1 }
+        // Negative values must be synced before their callers hear of them; each answers the
+        // setting its batch committed at.
+        let committer = GroupCommit<Int, Int>(writer: pool, savepoints: false, synced: { $0 < 0 }) { db, value in
+            try db.execute(sql: "INSERT INTO t (id) VALUES (?)", arguments: [value])
+            return try setting(db)
+        }
+        let lazy = try await committer.submit(1)
+        #expect(lazy == 1, "NORMAL: committed without a sync of its own")
+        let after = try await pool.writeWithoutTransaction { try setting($0) }
+        #expect(after == 2, "FULL again for every other write")
+        let synced = try await committer.submit(-1)
+        #expect(synced == 2)
+        let rows = try await pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM t") ?? 0 }
+        #expect(rows == 2)
+    }
+
     @Test("A batch that fails to commit: its operations were decided, and each hears the failure")
     func failedCommitVoidsTheDecision() async throws {
         let (pool, path) = try Self.database()

@@ -6,7 +6,8 @@
 /// - Before an upstream call the gateway reserves the request's bound (a hold); afterwards it
 ///   settles what it measured (tokens) or releases the hold. The ledger alone turns tokens into
 ///   money, at the registry's prices, which it follows itself. Holds are durable before they
-///   are acknowledged.
+///   are acknowledged; settlements and releases are acknowledged once committed, and made
+///   durable by the next commit that syncs or the next checkpoint (README "Durability").
 /// - Every request leaves a usage line; settled lines carry a billing transaction id, released
 ///   ones stay as FAILED (the request log, ListRequests).
 ///
@@ -616,7 +617,7 @@ extension Lumen_Ledger_V1_LedgerService {
         /// >
         /// > The long-lived stream of a gateway in another process (one in the ledger's own process
         /// > queues into its group commit directly): reserves, settles and releases, many in flight,
-        /// > each answered by request id once durable; the ledger group-commits them. The gateway
+        /// > each answered by request id once committed (a reserve: durable); the ledger group-commits them. The gateway
         /// > awaits a reserve before calling the upstream, but sends a settle as its answer goes out
         /// > without awaiting it. Internal only.
         ///
@@ -1176,7 +1177,7 @@ extension Lumen_Ledger_V1_LedgerService {
         /// >
         /// > The long-lived stream of a gateway in another process (one in the ledger's own process
         /// > queues into its group commit directly): reserves, settles and releases, many in flight,
-        /// > each answered by request id once durable; the ledger group-commits them. The gateway
+        /// > each answered by request id once committed (a reserve: durable); the ledger group-commits them. The gateway
         /// > awaits a reserve before calling the upstream, but sends a settle as its answer goes out
         /// > without awaiting it. Internal only.
         ///
@@ -1734,7 +1735,7 @@ extension Lumen_Ledger_V1_LedgerService {
         /// >
         /// > The long-lived stream of a gateway in another process (one in the ledger's own process
         /// > queues into its group commit directly): reserves, settles and releases, many in flight,
-        /// > each answered by request id once durable; the ledger group-commits them. The gateway
+        /// > each answered by request id once committed (a reserve: durable); the ledger group-commits them. The gateway
         /// > awaits a reserve before calling the upstream, but sends a settle as its answer goes out
         /// > without awaiting it. Internal only.
         ///
@@ -3290,7 +3291,7 @@ extension Lumen_Ledger_V1_LedgerService {
         /// >
         /// > The long-lived stream of a gateway in another process (one in the ledger's own process
         /// > queues into its group commit directly): reserves, settles and releases, many in flight,
-        /// > each answered by request id once durable; the ledger group-commits them. The gateway
+        /// > each answered by request id once committed (a reserve: durable); the ledger group-commits them. The gateway
         /// > awaits a reserve before calling the upstream, but sends a settle as its answer goes out
         /// > without awaiting it. Internal only.
         ///
@@ -4081,7 +4082,7 @@ extension Lumen_Ledger_V1_LedgerService {
         /// >
         /// > The long-lived stream of a gateway in another process (one in the ledger's own process
         /// > queues into its group commit directly): reserves, settles and releases, many in flight,
-        /// > each answered by request id once durable; the ledger group-commits them. The gateway
+        /// > each answered by request id once committed (a reserve: durable); the ledger group-commits them. The gateway
         /// > awaits a reserve before calling the upstream, but sends a settle as its answer goes out
         /// > without awaiting it. Internal only.
         ///
@@ -5023,7 +5024,7 @@ extension Lumen_Ledger_V1_LedgerService.ClientProtocol {
     /// >
     /// > The long-lived stream of a gateway in another process (one in the ledger's own process
     /// > queues into its group commit directly): reserves, settles and releases, many in flight,
-    /// > each answered by request id once durable; the ledger group-commits them. The gateway
+    /// > each answered by request id once committed (a reserve: durable); the ledger group-commits them. The gateway
     /// > awaits a reserve before calling the upstream, but sends a settle as its answer goes out
     /// > without awaiting it. Internal only.
     ///
@@ -5901,7 +5902,7 @@ extension Lumen_Ledger_V1_LedgerService.ClientProtocol {
     /// >
     /// > The long-lived stream of a gateway in another process (one in the ledger's own process
     /// > queues into its group commit directly): reserves, settles and releases, many in flight,
-    /// > each answered by request id once durable; the ledger group-commits them. The gateway
+    /// > each answered by request id once committed (a reserve: durable); the ledger group-commits them. The gateway
     /// > awaits a reserve before calling the upstream, but sends a settle as its answer goes out
     /// > without awaiting it. Internal only.
     ///
