@@ -11,9 +11,11 @@ import Synchronization
 /// When a batch rolls back, `reset` drops everything and the next batch reloads from the
 /// database.
 ///
-/// Only touched on the database writer (inside `GroupCommit`'s transactions), which
-/// serialises all access; hence `@unchecked Sendable` — except `committedPool`, which any
-/// thread may call: the pools as last committed, published once their batch is durable.
+/// Only touched by one batch at a time — on SQLite on the database writer (inside
+/// `GroupCommit`'s transactions), on PostgreSQL under `PostgresLedger`'s lock (a batch is
+/// applied there while the one before commits) — hence `@unchecked Sendable`; except
+/// `committedPool` and `committed(_:)`, which any thread may call: the pools as last committed,
+/// published once their batch is durable.
 final class Book: @unchecked Sendable {
     /// An open hold: what settling or releasing it needs, without reading its line back.
     struct Hold {
@@ -199,11 +201,20 @@ final class Book: @unchecked Sendable {
     }
 
     /// The batch has committed: its pools are the committed ones now.
-    func committed() {
-        guard !unpublished.isEmpty else { return }
-        publish(unpublished)
-        onCommit?(unpublished)
-        unpublished.removeAll(keepingCapacity: true)
+    func committed() { committed(flushed()) }
+
+    /// The pools written by the batches flushed since the last call (a batch's, taken when it
+    /// has flushed, to publish once it commits while the next batch is being applied).
+    func flushed() -> [PoolKey: PoolRecord] {
+        defer { unpublished.removeAll(keepingCapacity: true) }
+        return unpublished
+    }
+
+    /// A batch that wrote `pools` has committed (any thread: only what is published is touched).
+    func committed(_ pools: [PoolKey: PoolRecord]) {
+        guard !pools.isEmpty else { return }
+        publish(pools)
+        onCommit?(pools)
     }
 
     /// `key`'s pool as last committed, refills not applied; nil when it has not been read or

@@ -154,9 +154,10 @@ public struct LedgerService: Sendable {
                 try Metering.apply(SQLiteLedgerTables(db: db), book, operation, now: clock.nowMillis)
             }
         case .postgres(let ledger):
-            // One batch at a time, each at one time (what it read first was chosen for it).
-            self.committer = GroupCommit { batch, decided, done in
-                Task { done(await ledger.write(batch, book: book, now: clock.nowMillis, decided: decided)) }
+            // Each batch at one time (what it read first was chosen for it), applied while the
+            // batch before commits.
+            self.committer = GroupCommit { batch, decided, proceed, done in
+                ledger.write(batch, book: book, now: clock.nowMillis, decided: decided, proceed: proceed, done: done)
             }
         }
     }

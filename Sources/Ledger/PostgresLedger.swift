@@ -4,6 +4,7 @@ import LumenAPI
 import PostgresNIO
 import RPCSupport
 import Storage
+import Synchronization
 
 /// The ledger in the `ledger` schema of a PostgreSQL database.
 ///
@@ -35,46 +36,105 @@ final class PostgresLedger: Sendable {
 
     // MARK: - A batch
 
-    /// Writes one batch of the group commit: fetches what its operations read, applies them to
-    /// `book` at one time `now`, flushes the book, and sends the writes in one transaction.
-    /// The book is reset when the batch fails, and told of the commit when it succeeds.
+    /// The batch in flight before the next: its outcome once its callers have heard it (true when
+    /// it committed), and — once it has applied its operations — what it read and wrote, which the
+    /// next batch reads instead of the tables while that commit is not visible yet.
+    private let inFlight = Mutex<(outcome: Task<Bool, Never>, batch: PostgresLedgerBatch?)?>(nil)
+    /// The book is touched by one batch at a time: planning its reads, applying its operations,
+    /// resetting it after a failure.
+    private let bookLock = BookLock()
+
+    final class BookLock: Sendable {
+        private let mutex = Mutex(())
+        func withLock<T>(_ body: () throws -> T) rethrows -> T { try mutex.withLock { _ in try body() } }
+    }
+
+    struct PreviousBatchFailed: Error, CustomStringConvertible {
+        var description: String { "the ledger's previous batch failed to commit" }
+    }
+
+    /// Writes one batch of the group commit, overlapping the one before: fetches what its
+    /// operations read, applies them to `book` at one time `now` (`decided` as each succeeds) and
+    /// flushes the book — while the batch before may still be committing —, then, once that one
+    /// has committed, lets the next batch start (`proceed`) and sends its writes in one
+    /// transaction. So PostgreSQL runs one batch's statements while the next is applied here.
+    /// `done` comes in the order of the batches. A batch that fails, or follows one that failed,
+    /// rolls back and resets the book (the next batch reads the tables again); the book is told
+    /// of each commit.
     func write(
-        _ operations: [Metering.Operation], book: Book, now: Int64, decided: @escaping @Sendable (Int, Metering.Outcome) -> Void
+        _ operations: [Metering.Operation], book: Book, now: Int64, decided: @escaping @Sendable (Int, Metering.Outcome) -> Void,
+        proceed: @escaping @Sendable () -> Void,
+        done: @escaping @Sendable (Result<[Result<Metering.Outcome, any Error>], any Error>) -> Void
+    ) {
+        inFlight.withLock { state in
+            let previous = state
+            // A batch started before the one before it was done (it let this one start once it had
+            // applied its operations) builds on it; one started after it is done, on the tables.
+            let base = previous?.batch != nil ? previous : nil
+            let outcome = Task<Bool, Never> {
+                let result = await self.write(
+                    operations, book: book, now: now, after: base?.outcome, reading: base?.batch, decided: decided,
+                    proceed: proceed)
+                _ = await previous?.outcome.value  // the batch before is answered first
+                done(result)
+                if case .success = result { return true }
+                return false
+            }
+            state = (outcome, nil)
+        }
+    }
+
+    private func write(
+        _ operations: [Metering.Operation], book: Book, now: Int64, after previous: Task<Bool, Never>?,
+        reading before: PostgresLedgerBatch?, decided: @escaping @Sendable (Int, Metering.Outcome) -> Void,
+        proceed: @escaping @Sendable () -> Void
     ) async -> Result<[Result<Metering.Outcome, any Error>], any Error> {
         do {
-            let outcomes = try await PostgresServiceDatabase.transaction(on: client, logger: logger) { [logger] connection in
+            let (outcomes, pools) = try await PostgresServiceDatabase.transaction(on: client, logger: logger) {
+                [logger, bookLock] connection in
                 // As on SQLite, a batch that holds nothing a caller waits on to be on disk (settlements,
                 // releases, sweeps) commits without waiting for its WAL flush; the next commit that
                 // waits, or the WAL writer within a few hundred milliseconds, makes it durable.
                 if !operations.contains(where: \.synced) {
                     try await connection.query("SET LOCAL synchronous_commit = off", logger: logger)
                 }
-                let batch = try await Self.prefetch(operations, book: book, now: now, connection: connection, logger: logger)
-                let outcomes = operations.enumerated().map { index, operation -> Result<Metering.Outcome, any Error> in
-                    let outcome = Result { try Metering.apply(batch, book, operation, now: now) }
-                    if case .success(let decision) = outcome { decided(index, decision) }
-                    return outcome
+                let batch = try await Self.prefetch(
+                    operations, book: book, now: now, before: before, lock: bookLock, connection: connection, logger: logger)
+                let (outcomes, pools) = try bookLock.withLock {
+                    let outcomes = operations.enumerated().map { index, operation -> Result<Metering.Outcome, any Error> in
+                        let outcome = Result { try Metering.apply(batch, book, operation, now: now) }
+                        if case .success(let decision) = outcome { decided(index, decision) }
+                        return outcome
+                    }
+                    try book.flush(batch)
+                    return (outcomes, book.flushed())
                 }
-                try book.flush(batch)
+                // What this batch wrote builds on the batch before: it must have committed.
+                guard await previous?.value ?? true else { throw PreviousBatchFailed() }
+                self.inFlight.withLock { $0?.batch = batch }
+                proceed()
                 try await batch.send(connection, logger: logger)
-                return outcomes
+                return (outcomes, pools)
             }
-            book.committed()
+            book.committed(pools)
             return .success(outcomes)
         } catch {
-            book.reset()
+            bookLock.withLock { book.reset() }
             return .failure(error)
         }
     }
 
     /// Reads, in three queries at most (four on the first batch, which reads the open holds),
-    /// every row `operations` will ask `LedgerTables` for.
+    /// every row `operations` will ask `LedgerTables` for — lines and grants the batch `before`
+    /// read or wrote are taken from it (its commit may not be visible yet). The book is read
+    /// under `lock`.
     static func prefetch(
-        _ operations: [Metering.Operation], book: Book, now: Int64, connection: PostgresConnection, logger: Logger
+        _ operations: [Metering.Operation], book: Book, now: Int64, before: PostgresLedgerBatch?, lock: BookLock,
+        connection: PostgresConnection, logger: Logger
     ) async throws -> PostgresLedgerBatch {
         let batch = PostgresLedgerBatch()
         var loaded: [String: Book.Hold]?
-        if !book.hasHolds {
+        if !lock.withLock({ book.hasHolds }) {
             var holds: [String: Book.Hold] = [:]
             for try await row in try await connection.query(PostgresQuery(unsafeSQL: LedgerStatements.pendingLines), logger: logger) {
                 let line = try UsageLineRecord(SQLRow(row))
@@ -83,6 +143,41 @@ final class PostgresLedger: Sendable {
             loaded = holds
             batch.pending = holds
         }
+        let (missing, requestIDs, grantKeys) = lock.withLock { plan(operations, book: book, now: now, loaded: loaded) }
+        batch.fetchedPools = missing
+        for row in try await LedgerStatements.selectPool.execute(missing.map(LedgerStatements.poolKey), on: connection, logger: logger) {
+            let pool = try PoolRecord(row)
+            batch.pools[Book.PoolKey(organizationID: pool.organizationID, ownerType: pool.ownerType, ownerID: pool.ownerID)] = pool
+        }
+        var unread: [String] = []
+        for id in requestIDs {
+            if let known = before?.lines[id] { batch.lines[id] = known } else { unread.append(id) }
+        }
+        for id in unread { batch.lines[id] = .some(nil) }
+        for row in try await LedgerStatements.selectLine.execute(unread.map { [.text($0)] }, on: connection, logger: logger) {
+            let line = try UsageLineRecord(row)
+            batch.lines[line.requestID] = line
+        }
+        var unreadGrants: [PostgresLedgerBatch.GrantKey] = []
+        for key in grantKeys {
+            if let known = before?.grants[key] { batch.grants[key] = known } else { unreadGrants.append(key) }
+        }
+        for key in unreadGrants { batch.grants[key] = .some(nil) }
+        for row in try await LedgerStatements.selectGrant.execute(
+            unreadGrants.map { [.text($0.organizationID), .text($0.idempotencyKey)] }, on: connection, logger: logger)
+        {
+            let grant = try GrantRow(row)
+            if let idempotencyKey = grant.idempotencyKey {
+                batch.grants[.init(organizationID: grant.organizationID, idempotencyKey: idempotencyKey)] = grant
+            }
+        }
+        return batch
+    }
+
+    /// The pools the book does not keep, the lines and the grants `operations` will read.
+    private static func plan(
+        _ operations: [Metering.Operation], book: Book, now: Int64, loaded: [String: Book.Hold]?
+    ) -> (pools: Set<Book.PoolKey>, lines: Set<String>, grants: Set<PostgresLedgerBatch.GrantKey>) {
         func hold(_ requestID: String) -> Book.Hold? { loaded.map { $0[requestID] } ?? book.keptHold(requestID) }
         var keys = Set<Book.PoolKey>()
         var requestIDs = Set<String>()
@@ -120,27 +215,7 @@ final class PostgresLedger: Sendable {
             }
         }
         // Pools the book keeps need no read.
-        let missing = keys.filter { book.keptPool($0) == nil }
-        batch.fetchedPools = missing
-        for row in try await LedgerStatements.selectPool.execute(missing.map(LedgerStatements.poolKey), on: connection, logger: logger) {
-            let pool = try PoolRecord(row)
-            batch.pools[Book.PoolKey(organizationID: pool.organizationID, ownerType: pool.ownerType, ownerID: pool.ownerID)] = pool
-        }
-        for id in requestIDs { batch.lines[id] = .some(nil) }
-        for row in try await LedgerStatements.selectLine.execute(requestIDs.map { [.text($0)] }, on: connection, logger: logger) {
-            let line = try UsageLineRecord(row)
-            batch.lines[line.requestID] = line
-        }
-        for key in grantKeys { batch.grants[key] = .some(nil) }
-        for row in try await LedgerStatements.selectGrant.execute(
-            grantKeys.map { [.text($0.organizationID), .text($0.idempotencyKey)] }, on: connection, logger: logger)
-        {
-            let grant = try GrantRow(row)
-            if let idempotencyKey = grant.idempotencyKey {
-                batch.grants[.init(organizationID: grant.organizationID, idempotencyKey: idempotencyKey)] = grant
-            }
-        }
-        return batch
+        return (keys.filter { book.keptPool($0) == nil }, requestIDs, grantKeys)
     }
 
     // MARK: - Retention

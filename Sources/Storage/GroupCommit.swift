@@ -42,10 +42,14 @@ public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable
     /// its batch commits, on the writer: it must not block.
     public typealias Decided = @Sendable (Outcome) -> Void
     /// Writes one batch — each operation's outcome, or the failure of the whole batch — and
-    /// calls `done` once it is durable (or failed); the next batch is not written before.
-    /// `decided(i, outcome)` as soon as operation `i` has succeeded, before the batch commits.
+    /// calls `done` once it is durable (or failed). `decided(i, outcome)` as soon as operation
+    /// `i` has succeeded, before the batch commits. The next batch is not written before `done`,
+    /// or before `proceed`, which a writer that overlaps batches may call earlier (once its
+    /// batch no longer needs to be alone: PostgreSQL's, once it has applied its operations);
+    /// such a writer must still call `done` in the order of the batches.
     public typealias BatchWriter = @Sendable (
         _ batch: [Operation], _ decided: @escaping @Sendable (Int, Outcome) -> Void,
+        _ proceed: @escaping @Sendable () -> Void,
         _ done: @escaping @Sendable (Result<[Result<Outcome, any Error>], any Error>) -> Void
     ) -> Void
 
@@ -77,7 +81,7 @@ public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable
         afterCommit: (@Sendable () -> Void)? = nil,
         apply: @escaping Apply
     ) {
-        self.init(maxBatch: maxBatch) { batch, decided, done in
+        self.init(maxBatch: maxBatch) { batch, decided, _, done in
             writer.asyncWriteWithoutTransaction { db in
                 // The writer's own setting (FULL: every commit synced) is back after the batch,
                 // for every other write on this connection.
@@ -180,9 +184,14 @@ public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable
             return Array(state.pending.prefix(maxBatch))
         }
         guard let batch else { return }
-        write(batch.map(\.operation), { index, outcome in batch[index].decided?(outcome) }) { result in
-            // Queue the next batch first: it runs on the writer after this completion returns.
-            self.writeNextBatch()
+        let proceeded = Atomic(false)
+        let proceed: @Sendable () -> Void = {
+            if !proceeded.exchange(true, ordering: .acquiringAndReleasing) { self.writeNextBatch() }
+        }
+        write(batch.map(\.operation), { index, outcome in batch[index].decided?(outcome) }, proceed) { result in
+            // Queue the next batch first (when the writer has not let it start already): it runs
+            // on the writer after this completion returns.
+            proceed()
             switch result {
             case .success(let outcomes):
                 for (entry, outcome) in zip(batch, outcomes) { entry.completion(outcome) }
