@@ -2,11 +2,11 @@ import LumenAPI
 import Synchronization
 
 /// The ledger's working state, kept in memory so that a hold or a settlement costs one SQL
-/// statement: the open holds (every pending usage line) and the pools the metering touched.
+/// statement or two: the open holds (`usage_holds`) and the pools the metering touched.
 ///
 /// The database stays the record. The ledger is the only writer of its tables, and every
-/// change is written in the transaction that makes it: the usage line by the operation
-/// itself, the pools it changed (metering, configuration and grants alike) and the rollups
+/// change is written in the transaction that makes it: the hold, and the usage line that
+/// closes it, by the operation itself, the pools it changed (metering, configuration and grants alike) and the rollups
 /// and key and owner totals of the lines it settled once per batch (`flush`, from the group commit's `beforeCommit`).
 /// When a batch rolls back, `reset` drops everything and the next batch reloads from the
 /// database.
@@ -245,7 +245,7 @@ final class Book: @unchecked Sendable {
 
     private func loadHolds(_ db: any LedgerTables) throws {
         guard !holdsLoaded else { return }
-        holds = try db.pendingHolds()
+        holds = try db.openHolds()
         holdsLoaded = true
     }
 

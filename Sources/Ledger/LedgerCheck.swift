@@ -136,17 +136,16 @@ public enum LedgerCheck {
     static func check(_ db: any SQLSession) async throws -> Report {
         let (key, organization) = (Lumen_Common_V1_PrincipalType.key.rawValue, Lumen_Common_V1_PrincipalType.organization.rawValue)
         // Expected reservation per (organisation, owner type, owner id), from the open holds.
-        // `status = 1` (pending) is written out so that the partial index of open holds applies.
         let rows = try await db.rows(
             """
-            SELECT organization_id, CAST(? AS BIGINT) AS owner_type, key_id AS owner_id, CAST(SUM(cost_micros) AS BIGINT) AS held
-                FROM usage_lines WHERE status = 1 AND key_id != '' GROUP BY organization_id, key_id
+            SELECT organization_id, CAST(? AS BIGINT) AS owner_type, key_id AS owner_id, CAST(SUM(estimate_micros) AS BIGINT) AS held
+                FROM usage_holds WHERE key_id != '' GROUP BY organization_id, key_id
             UNION ALL
-            SELECT organization_id, owner_type, owner_id, CAST(SUM(cost_micros) AS BIGINT)
-                FROM usage_lines WHERE status = 1 AND owner_type != ? GROUP BY organization_id, owner_type, owner_id
+            SELECT organization_id, owner_type, owner_id, CAST(SUM(estimate_micros) AS BIGINT)
+                FROM usage_holds WHERE owner_type != ? GROUP BY organization_id, owner_type, owner_id
             UNION ALL
-            SELECT organization_id, CAST(? AS BIGINT), organization_id, CAST(SUM(cost_micros) AS BIGINT)
-                FROM usage_lines WHERE status = 1 GROUP BY organization_id
+            SELECT organization_id, CAST(? AS BIGINT), organization_id, CAST(SUM(estimate_micros) AS BIGINT)
+                FROM usage_holds GROUP BY organization_id
             """, [.of(key), .of(organization), .of(organization)])
         var expected: [String: (String, Int, String, Int64)] = [:]
         for row in rows {
@@ -168,7 +167,7 @@ public enum LedgerCheck {
         for (org, type, id, held) in expected.values where held != 0 {
             violations.append(Violation(organizationID: org, ownerType: type, ownerID: id, reservedMicros: 0, openHoldsMicros: held))
         }
-        let open = try await db.value(Int.self, "SELECT COUNT(*) FROM usage_lines WHERE status = 1") ?? 0
+        let open = try await db.value(Int.self, "SELECT COUNT(*) FROM usage_holds") ?? 0
         var report = Report(
             pools: pools.count, openHolds: open,
             violations: violations.sorted { ($0.organizationID, $0.owner) < ($1.organizationID, $1.owner) })

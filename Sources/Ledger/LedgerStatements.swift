@@ -7,59 +7,30 @@ import Storage
 enum LedgerStatements {
     // MARK: Lines
 
+    /// A request's line, written once: when its hold is settled or released (`OpenHolds`).
     static let insertLine = BulkStatement.insert(
         into: "usage_lines",
         [
-            .text("request_id"), .bigint("created_at"), .text("organization_id"), .text("key_id"), .bigint("owner_type"),
-            .text("owner_id"), .text("logical_model"), .text("model_vendor"), .bigint("scene"), .bigint("access_channel"),
-            .bigint("cost_micros"), .bigint("status"), .bigint("origin"),
+            .text("request_id"), .text("billing_transaction_id", nullable: true), .bigint("created_at"),
+            .bigint("settled_at", nullable: true), .text("organization_id"), .text("key_id"), .bigint("owner_type"), .text("owner_id"),
+            .text("logical_model"), .text("model_vendor"), .bigint("scene"), .bigint("access_channel"), .bigint("input_tokens"),
+            .bigint("cached_input_tokens"), .bigint("output_tokens"), .bigint("cost_micros"), .bigint("latency_ms"), .bigint("status"),
+            .boolean("estimated"), .boolean("expired"), .bigint("origin"), .bigint("overrun_micros"), .text("backend_id"),
+            .bigint("cache_write_tokens"), .bigint("http_status"), .bigint("ttft_ms"), .text("error_code"),
         ])
 
     static func insertLine(_ line: UsageLineRecord) -> [SQLValue] {
         [
-            .text(line.requestID), .integer(line.createdAt), .text(line.organizationID), .text(line.keyID), .of(line.ownerType),
-            .text(line.ownerID), .text(line.logicalModel), .text(line.modelVendor), .of(line.scene), .of(line.accessChannel),
-            .integer(line.costMicros), .of(line.status), .of(line.origin),
-        ]
-    }
-
-    static let settleLine = BulkStatement.update(
-        "usage_lines", key: [.text("request_id")],
-        set: [
-            .text("billing_transaction_id"), .bigint("settled_at"), .bigint("input_tokens"), .bigint("cached_input_tokens"),
-            .bigint("output_tokens"), .bigint("cost_micros"), .bigint("latency_ms"), .bigint("status"), .boolean("estimated"),
-            .boolean("expired"), .bigint("overrun_micros"), .text("backend_id"), .bigint("cache_write_tokens"),
-            .bigint("http_status"), .bigint("ttft_ms"),
-        ])
-
-    static func settleLine(_ requestID: String, _ settlement: Settlement) -> [SQLValue] {
-        [
-            .text(requestID), .text(settlement.billingTransactionID), .integer(settlement.settledAt),
-            .integer(settlement.inputTokens), .integer(settlement.cachedInputTokens), .integer(settlement.outputTokens),
-            .integer(settlement.costMicros), .integer(settlement.latencyMs), .of(Lumen_Ledger_V1_UsageStatus.settled.rawValue),
-            .bool(settlement.estimated), .bool(settlement.expired), .integer(settlement.overrunMicros), .text(settlement.backendID),
-            .integer(settlement.cacheWriteTokens), .of(settlement.httpStatus), .integer(settlement.ttftMs),
-        ]
-    }
-
-    static let failLine = BulkStatement.update(
-        "usage_lines", key: [.text("request_id")],
-        set: [
-            .bigint("settled_at"), .bigint("cost_micros"), .bigint("latency_ms"), .bigint("status"), .bigint("http_status"),
-            .text("error_code"), .text("backend_id"),
-        ])
-
-    static func failLine(_ requestID: String, _ failure: Failure) -> [SQLValue] {
-        [
-            .text(requestID), .integer(failure.settledAt), .integer(0), .integer(failure.latencyMs),
-            .of(Lumen_Ledger_V1_UsageStatus.failed.rawValue), .of(failure.httpStatus), .text(failure.errorCode), .text(failure.backendID),
+            .text(line.requestID), .of(line.billingTransactionID), .integer(line.createdAt), .of(line.settledAt),
+            .text(line.organizationID), .text(line.keyID), .of(line.ownerType), .text(line.ownerID), .text(line.logicalModel),
+            .text(line.modelVendor), .of(line.scene), .of(line.accessChannel), .integer(line.inputTokens),
+            .integer(line.cachedInputTokens), .integer(line.outputTokens), .integer(line.costMicros), .integer(line.latencyMs),
+            .of(line.status), .bool(line.estimated), .bool(line.expired), .of(line.origin), .integer(line.overrunMicros),
+            .text(line.backendID), .integer(line.cacheWriteTokens), .of(line.httpStatus), .integer(line.ttftMs), .text(line.errorCode),
         ]
     }
 
     static let selectLine = BulkStatement.select(UsageLineRecord.columns, from: "usage_lines", key: [.text("request_id")])
-
-    /// Every pending line (status 1, written out so that the partial index `usage_pending` applies).
-    static let pendingLines = "SELECT \(UsageLineRecord.columns) FROM usage_lines WHERE status = 1"
 
     // MARK: Grants
 

@@ -9,10 +9,13 @@ import Storage
 ///
 /// - `pools`: one row per (organisation, principal) that has been configured or has spent;
 ///   keys are principals too (their spending cap is checked against their row).
-/// - `usage_lines`: one row per request, pending while held (its cost is then the estimate
-///   held, and Σ of a pool's pending lines is its `reserved_micros`), settled with its
-///   final cost. (Until v2 a `holds` table repeated the pending lines.) Settled lines older
-///   than the retention period are deleted; their rollups stay.
+/// - `usage_holds`: the open holds, one narrow row each (`OpenHolds`); Σ of a pool's open
+///   holds' estimates is its `reserved_micros`.
+/// - `usage_lines`: one row per request, written once when its hold is settled (with its
+///   final cost) or released (FAILED, costing nothing), in the transaction that deletes the
+///   hold. (Until v2 a `holds` table repeated the pending lines; from v2 to v16 a hold was a
+///   PENDING line, updated when settled.) Settled lines older than the retention period are
+///   deleted; their rollups stay.
 /// - `grants`: every manual change of a pool's balance, with who and why.
 /// - `usage_rollups`: per key, hour (`span` 3,600,000) or UTC day (86,400,000) of
 ///   `created_at`, model, vendor, scene and channel, the totals of the settled lines;
@@ -384,6 +387,9 @@ enum LedgerStore {
             "v15: captured prompts and answers",
             sqlite: CaptureRules.migration(integer: "INTEGER", text: "TEXT", bool: "INTEGER"),
             postgres: CaptureRules.migration(integer: "BIGINT", text: #"TEXT COLLATE "C""#, bool: "BOOLEAN")),
+        SQLMigration(
+            "v16: open holds in a table of their own", sqlite: OpenHolds.migration(sqlite: true),
+            postgres: OpenHolds.migration(sqlite: false)),
     ]
 
     /// v9: input tokens written to the provider's prompt cache, beside the cached ones, in every

@@ -14,18 +14,16 @@ import Storage
 protocol LedgerTables {
     /// The stored row of a pool, if any.
     func pool(_ key: Book.PoolKey) throws -> PoolRecord?
-    /// Every pending usage line, as open holds by request id.
-    func pendingHolds() throws -> [String: Book.Hold]
-    /// The usage line of a request, if any.
+    /// Every open hold, by request id (`usage_holds`).
+    func openHolds() throws -> [String: Book.Hold]
+    /// The usage line of a request (settled, or FAILED: released), if any.
     func line(_ requestID: String) throws -> UsageLineRecord?
     /// The grant made with an idempotency key, if any.
     func grant(organizationID: String, idempotencyKey: String) throws -> GrantRow?
-    /// Inserts a pending line; throws `LineExists` when the request has a line already.
-    func insertLine(_ line: UsageLineRecord) throws
-    /// Settles the pending line of `hold`.
-    func settleLine(_ requestID: String, hold: Book.Hold, _ settlement: Settlement) throws
-    /// Marks a pending line FAILED (a released hold): it costs nothing and stays as the request's record.
-    func failLine(_ requestID: String, _ failure: Failure) throws
+    /// Records a new hold.
+    func insertHold(_ requestID: String, _ hold: Book.Hold) throws
+    /// Closes an open hold: its request's line (settled or FAILED) written, the hold deleted.
+    func closeHold(_ line: UsageLineRecord) throws
     func insertGrant(_ grant: GrantRow) throws
     /// Inserts or replaces pools.
     func writePools(_ pools: [PoolRecord]) throws
@@ -40,7 +38,7 @@ protocol LedgerTables {
     func execute(_ statement: BulkStatement, _ rows: [[SQLValue]]) throws
 }
 
-/// What settling writes on a line.
+/// What settling writes on a hold's line.
 struct Settlement {
     var billingTransactionID: String
     var settledAt: Int64
@@ -62,7 +60,7 @@ struct Settlement {
     var ttftMs: Int64 = 0
 }
 
-/// How a released request ended: its line becomes FAILED with these.
+/// How a released request ended: its line is FAILED with these.
 struct Failure {
     var settledAt: Int64
     var httpStatus: Int
@@ -71,11 +69,9 @@ struct Failure {
     var backendID: String
 }
 
-/// The request has a usage line already (it was settled).
-struct LineExists: Error {}
-
 extension UsageLineRecord {
-    /// The pending line of a new hold.
+    /// An open hold as a PENDING line (its estimate its cost): what its settled or failed line
+    /// starts from.
     init(pending hold: Book.Hold, requestID: String) {
         self.init(
             requestID: requestID, billingTransactionID: nil, createdAt: hold.createdAt, settledAt: nil,
@@ -121,17 +117,6 @@ extension UsageLineRecord {
     }
 }
 
-extension Book.Hold {
-    /// The hold of a pending line.
-    init(_ line: UsageLineRecord) {
-        self.init(
-            organizationID: line.organizationID, keyID: line.keyID, owner: LedgerStore.principal(type: line.ownerType, id: line.ownerID),
-            logicalModel: line.logicalModel, modelVendor: line.modelVendor, scene: .init(rawValue: line.scene) ?? .unspecified,
-            accessChannel: .init(rawValue: line.accessChannel) ?? .unspecified, estimateMicros: line.costMicros,
-            createdAt: line.createdAt, origin: .init(rawValue: line.origin) ?? .api)
-    }
-}
-
 /// The metering's statements on the SQLite writer, inside the group commit's transaction:
 /// each `LedgerStatements` statement run for one row as the operations go, cached (prepared
 /// once).
@@ -142,12 +127,12 @@ struct SQLiteLedgerTables: LedgerTables {
         try LedgerStatements.selectPool.rows(LedgerStatements.poolKey(key), in: db).first.map(PoolRecord.init)
     }
 
-    func pendingHolds() throws -> [String: Book.Hold] {
+    func openHolds() throws -> [String: Book.Hold] {
         var loaded: [String: Book.Hold] = [:]
-        let rows = try Row.fetchCursor(db, sql: LedgerStatements.pendingLines)
+        let rows = try Row.fetchCursor(db, sql: OpenHolds.all)
         while let row = try rows.next() {
-            let line = try UsageLineRecord(SQLRow(row))
-            loaded[line.requestID] = Book.Hold(line)
+            let (requestID, hold) = try OpenHolds.hold(SQLRow(row))
+            loaded[requestID] = hold
         }
         return loaded
     }
@@ -160,20 +145,13 @@ struct SQLiteLedgerTables: LedgerTables {
         try LedgerStatements.selectGrant.rows([.text(organizationID), .text(idempotencyKey)], in: db).first.map(GrantRow.init)
     }
 
-    func insertLine(_ line: UsageLineRecord) throws {
-        do {
-            try LedgerStatements.insertLine.execute([LedgerStatements.insertLine(line)], in: db)
-        } catch is SQLUniqueViolation {
-            throw LineExists()
-        }
+    func insertHold(_ requestID: String, _ hold: Book.Hold) throws {
+        try OpenHolds.insert.execute([OpenHolds.insert(requestID, hold)], in: db)
     }
 
-    func settleLine(_ requestID: String, hold: Book.Hold, _ settlement: Settlement) throws {
-        try LedgerStatements.settleLine.execute([LedgerStatements.settleLine(requestID, settlement)], in: db)
-    }
-
-    func failLine(_ requestID: String, _ failure: Failure) throws {
-        try LedgerStatements.failLine.execute([LedgerStatements.failLine(requestID, failure)], in: db)
+    func closeHold(_ line: UsageLineRecord) throws {
+        try LedgerStatements.insertLine.execute([LedgerStatements.insertLine(line)], in: db)
+        try OpenHolds.delete.execute([[.text(line.requestID)]], in: db)
     }
 
     func insertGrant(_ grant: GrantRow) throws {

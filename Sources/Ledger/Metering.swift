@@ -136,8 +136,9 @@ enum Metering {
         return path
     }
 
-    // Each operation writes with one statement, after every check and before touching the
-    // book, so an operation that throws has changed nothing (no savepoint needed).
+    // Each operation writes after every check and before touching the book, with one statement
+    // that may fail (closing a hold: its line's insert, then the hold's delete by its key), so an
+    // operation that throws has changed nothing (no savepoint needed).
 
     static func reserve(
         _ db: any LedgerTables, _ book: Book, _ request: Lumen_Ledger_V1_ReserveRequest, prices: Lumen_Registry_V1_Prices, now: Int64
@@ -200,13 +201,12 @@ enum Metering {
                 }
             }
         }
-        do {
-            try db.insertLine(UsageLineRecord(pending: hold, requestID: request.requestID))
-        } catch is LineExists {
-            // No open hold but a line: the request was settled already.
+        // No open hold but a line: the request was settled (or released) already.
+        if try db.line(request.requestID) != nil {
             throw ServiceError(
                 .alreadyExists, "request_settled", "request \(request.requestID) was already settled", param: "request_id")
         }
+        try db.insertHold(request.requestID, hold)
         book.open(request.requestID, hold)
         for (key, index) in zip(path, pools.indices) {
             pools[index].reservedMicros += hold.estimateMicros
@@ -278,8 +278,8 @@ enum Metering {
         return (Pricing.cost(tokens, at: prices), true)
     }
 
-    /// Settles a hold's line with `charge` and draws it from every pool of the path; the
-    /// line's billing transaction id.
+    /// Settles a hold with `charge` (its line written, the hold deleted) and draws it from every
+    /// pool of the path; the line's billing transaction id.
     static func close(
         _ db: any LedgerTables, _ book: Book, _ requestID: String, _ hold: Book.Hold, charge: Int64, overrun: Int64 = 0,
         tokens: Lumen_Ledger_V1_SettleRequest, estimated: Bool, expired: Bool, now: Int64
@@ -287,14 +287,14 @@ enum Metering {
         let path = hold.path
         var pools = try path.map { try book.pool(db, $0, now: now) }
         let transaction = Identifier.make("btx")
-        try db.settleLine(
-            requestID, hold: hold,
-            Settlement(
+        try db.closeHold(
+            UsageLineRecord(pending: hold, requestID: requestID).settled(
+                Settlement(
                 billingTransactionID: transaction, settledAt: now, inputTokens: tokens.inputTokens,
                 cachedInputTokens: tokens.cachedInputTokens, outputTokens: tokens.outputTokens, costMicros: charge,
                 latencyMs: tokens.latencyMs, estimated: estimated, expired: expired, overrunMicros: overrun,
                 backendID: String(tokens.backendID.prefix(64)), cacheWriteTokens: tokens.cacheWriteTokens,
-                httpStatus: Int(tokens.httpStatus), ttftMs: max(0, tokens.ttftMs)))
+                    httpStatus: Int(tokens.httpStatus), ttftMs: max(0, tokens.ttftMs))))
         if tokens.hasCapture, !expired {
             // Captured as the reserve said (the gateway echoes its retention), kept from the request's start.
             let capture = tokens.capture
@@ -338,17 +338,17 @@ enum Metering {
 
     static let reconcileBatch = 1_000
 
-    /// Drops the hold and its line (nothing was produced); releasing twice, or a request
-    /// never held, changes nothing.
+    /// Drops the hold (nothing was produced), its line kept FAILED at no cost; releasing twice,
+    /// or a request never held, changes nothing.
     static func release(_ db: any LedgerTables, _ book: Book, _ request: Lumen_Ledger_V1_ReleaseRequest, now: Int64) throws {
         guard let hold = try book.hold(db, request.requestID) else { return }
         let path = hold.path
         let pools = try path.map { try book.pool(db, $0, now: now) }
-        try db.failLine(
-            request.requestID,
-            Failure(
-                settledAt: now, httpStatus: Int(request.httpStatus), errorCode: String(request.errorCode.prefix(64)),
-                latencyMs: max(0, request.latencyMs), backendID: String(request.backendID.prefix(64))))
+        try db.closeHold(
+            UsageLineRecord(pending: hold, requestID: request.requestID).failed(
+                Failure(
+                    settledAt: now, httpStatus: Int(request.httpStatus), errorCode: String(request.errorCode.prefix(64)),
+                    latencyMs: max(0, request.latencyMs), backendID: String(request.backendID.prefix(64)))))
         book.close(request.requestID)
         if let rate = hold.rate { book.rates.adjust(key: hold.keyID, second: rate.second, tokens: -rate.tokens, request: true) }
         for (key, var pool) in zip(path, pools) {

@@ -136,9 +136,9 @@ final class PostgresLedger: Sendable {
         var loaded: [String: Book.Hold]?
         if !lock.withLock({ book.hasHolds }) {
             var holds: [String: Book.Hold] = [:]
-            for try await row in try await connection.query(PostgresQuery(unsafeSQL: LedgerStatements.pendingLines), logger: logger) {
-                let line = try UsageLineRecord(SQLRow(row))
-                holds[line.requestID] = Book.Hold(line)
+            for try await row in try await connection.query(PostgresQuery(unsafeSQL: OpenHolds.all), logger: logger) {
+                let (requestID, hold) = try OpenHolds.hold(SQLRow(row))
+                holds[requestID] = hold
             }
             loaded = holds
             batch.pending = holds
@@ -268,10 +268,12 @@ final class PostgresLedgerBatch: LedgerTables, @unchecked Sendable {
     var lines: [String: UsageLineRecord?] = [:]
     var grants: [GrantKey: GrantRow?] = [:]
 
-    private var failed: [(String, Failure)] = []
-    private var inserted: [String: UsageLineRecord] = [:]
-    private var insertOrder: [String] = []
-    private var settled: [(String, Settlement)] = []
+    /// Holds placed in this batch and still open, in the order placed.
+    private var opened: [String: Book.Hold] = [:]
+    private var openOrder: [String] = []
+    /// Lines written (holds closed), and the holds to delete (those placed before this batch).
+    private var closed: [UsageLineRecord] = []
+    private var deletedHolds: [String] = []
     private var newGrants: [GrantRow] = []
     private var writtenPools: [PoolRecord] = []
     private var rollups: [Rollups.Key: Rollups.Totals] = [:]
@@ -290,7 +292,7 @@ final class PostgresLedgerBatch: LedgerTables, @unchecked Sendable {
         return pools[key]
     }
 
-    func pendingHolds() throws -> [String: Book.Hold] {
+    func openHolds() throws -> [String: Book.Hold] {
         guard let pending else { throw NotFetched(description: "the open holds were not read before the batch") }
         return pending
     }
@@ -307,22 +309,17 @@ final class PostgresLedgerBatch: LedgerTables, @unchecked Sendable {
         return grant
     }
 
-    func insertLine(_ line: UsageLineRecord) throws {
-        if try self.line(line.requestID) != nil { throw LineExists() }
+    func insertHold(_ requestID: String, _ hold: Book.Hold) throws {
+        opened[requestID] = hold
+        openOrder.append(requestID)
+    }
+
+    func closeHold(_ line: UsageLineRecord) throws {
+        // An open hold has no line yet (the insert's key would refuse a second one at `send`).
         lines[line.requestID] = line
-        inserted[line.requestID] = line
-        insertOrder.append(line.requestID)
-    }
-
-    func settleLine(_ requestID: String, hold: Book.Hold, _ settlement: Settlement) throws {
-        lines[requestID] = UsageLineRecord(pending: hold, requestID: requestID).settled(settlement)
-        settled.append((requestID, settlement))
-    }
-
-    func failLine(_ requestID: String, _ failure: Failure) throws {
-        // A line this batch read or wrote is kept as it now stands (one never read needs nothing).
-        if case .some(.some(let line)) = lines[requestID] { lines[requestID] = line.failed(failure) }
-        failed.append((requestID, failure))
+        closed.append(line)
+        // A hold placed and closed in the same batch is never written.
+        if opened.removeValue(forKey: line.requestID) == nil { deletedHolds.append(line.requestID) }
     }
 
     func insertGrant(_ grant: GrantRow) throws {
@@ -340,16 +337,16 @@ final class PostgresLedgerBatch: LedgerTables, @unchecked Sendable {
     func appendAudit(_ entry: AuditEntry) throws { audits.append(entry) }
     func execute(_ statement: BulkStatement, _ rows: [[SQLValue]]) throws { writes.append(.init(statement: statement, rows: rows)) }
 
-    /// Sends the batch's writes: lines inserted, settled, failed (released holds); grants; pools,
-    /// rollups and totals upserted — each statement once for all its rows; the alerts' rows; the
-    /// audit log's entries, chained in the order they were made. A line inserted and settled (or
-    /// failed) in the same batch is inserted first.
+    /// Sends the batch's writes: holds placed, lines written and holds deleted (settled or
+    /// released); grants; pools, rollups and totals upserted — each statement once for all its
+    /// rows; the alerts' rows; the audit log's entries, chained in the order they were made. A
+    /// hold placed and closed in the same batch is only its line.
     func send(_ connection: PostgresConnection, logger: Logger) async throws {
         typealias Statements = LedgerStatements
         for (statement, rows) in [
-            (Statements.insertLine, insertOrder.compactMap { inserted[$0] }.map(Statements.insertLine)),
-            (Statements.settleLine, settled.map(Statements.settleLine)),
-            (Statements.failLine, failed.map(Statements.failLine)),
+            (OpenHolds.insert, openOrder.compactMap { id in opened[id].map { OpenHolds.insert(id, $0) } }),
+            (Statements.insertLine, closed.map(Statements.insertLine)),
+            (OpenHolds.delete, deletedHolds.map { [.text($0)] }),
             (Statements.insertGrant, newGrants.map(Statements.insertGrant)),
             (Statements.writePool, writtenPools.map(Statements.writePool)),
             (Statements.addRollup, rollups.map(Statements.addRollup)),

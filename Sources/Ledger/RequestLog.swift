@@ -4,9 +4,9 @@ import RPCSupport
 import SharedRules
 import Storage
 
-/// The request log (`ListRequests`): every request's line — pending, settled, or failed (a
-/// released hold, kept with the status and error it ended with) — across the organisation,
-/// newest first through `usage_by_organization`, filtered, at most `maxDepth` deep.
+/// The request log (`ListRequests`): every request's line — pending (an open hold), settled,
+/// or failed (a released hold, kept with the status and error it ended with) — across the
+/// organisation, newest first through `usage_by_organization`, filtered, at most `maxDepth` deep.
 struct RequestLog: Sendable {
     /// How deep a page may reach (page × limit), and how far the total counts.
     static let maxDepth = 10_000
@@ -77,16 +77,24 @@ struct RequestLog: Sendable {
         self.arguments = arguments
     }
 
-    /// The page asked for, and how many lines match (counted up to `maxDepth` + 1).
+    /// The page asked for, and how many lines match (counted up to `maxDepth` + 1): the
+    /// organisation's lines in the order of `usage_by_organization` merged with its open holds
+    /// (as pending lines).
     func fetch(_ db: any SQLSession) async throws -> (lines: [UsageLineRecord], total: Int) {
-        let total: Int64 = try await db.rows(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM usage_lines WHERE \(condition) LIMIT \(Self.maxDepth + 1)) AS counted", arguments)[0][0]
+        let counted: Int64 = try await db.rows(
+            """
+            SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM usage_lines WHERE \(condition) LIMIT \(Self.maxDepth + 1)) AS counted)
+                + (SELECT COUNT(*) FROM \(OpenHolds.asLines) WHERE \(condition))
+            """, arguments + arguments)[0][0]
+        let total = min(counted, Int64(Self.maxDepth + 1))
         guard page.offset < total else { return ([], Int(total)) }
         let lines = try await db.rows(
             """
             SELECT \(UsageLineRecord.columns) FROM usage_lines WHERE \(condition)
+            UNION ALL
+            SELECT \(UsageLineRecord.columns) FROM \(OpenHolds.asLines) WHERE \(condition)
             ORDER BY created_at DESC, request_id DESC LIMIT ? OFFSET ?
-            """, arguments + [.of(page.limit), .of(page.offset)]
+            """, arguments + arguments + [.of(page.limit), .of(page.offset)]
         ).map(UsageLineRecord.init)
         return (lines, Int(total))
     }

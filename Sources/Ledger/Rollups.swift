@@ -143,19 +143,17 @@ enum Rollups {
         return groups
     }
 
-    /// The number of pending lines matching `filter` within `range` (through the partial
-    /// index of open holds, which are few).
+    /// The number of open holds (pending lines) matching `filter` within `range` (`usage_holds`:
+    /// the requests in flight, few).
     static func pendingCount(_ db: any SQLSession, _ filter: UsageQuery, range: Range<Int64>) async throws -> Int64 {
         let (dimensions, dimensionArguments) = filter.dimensionsSQL
         let arguments: [SQLValue] = [
             .integer(range.lowerBound), .integer(range.upperBound), .text(filter.organizationID), .text(filter.keyID),
         ]
-        // SQLite is told the index; PostgreSQL's planner finds the partial index itself.
-        let index = db.dialect == .sqlite ? " INDEXED BY usage_pending" : ""
         return try await db.rows(
             """
-            SELECT COUNT(*) FROM usage_lines\(index)
-            WHERE status = 1 AND created_at >= ? AND created_at < ? AND organization_id = ? AND key_id = ?\(dimensions)
+            SELECT COUNT(*) FROM usage_holds
+            WHERE created_at >= ? AND created_at < ? AND organization_id = ? AND key_id = ?\(dimensions)
             """,
             arguments + dimensionArguments)[0][0]
     }

@@ -57,18 +57,22 @@ struct UsageQuery: Sendable {
         self.dimensionsSQL = (sql, arguments)
     }
 
-    /// A page of the lines created within `range`, newest first, in the order of the
-    /// `usage_by_key` index.
+    /// A page of the lines created within `range`, newest first: the key's lines in the order
+    /// of the `usage_by_key` index merged with its open holds (as pending lines).
     func page(_ db: any SQLSession, range: Range<Int64>, limit: Int, offset: Int) async throws -> [UsageLineRecord] {
         let (dimensions, dimensionArguments) = dimensionsSQL
-        let arguments: [SQLValue] = [.text(organizationID), .text(keyID), .integer(range.lowerBound), .integer(range.upperBound)]
+        let arguments: [SQLValue] =
+            [.text(organizationID), .text(keyID), .integer(range.lowerBound), .integer(range.upperBound)] + dimensionArguments
         return try await db.rows(
             """
             SELECT \(UsageLineRecord.columns) FROM usage_lines
             WHERE organization_id = ? AND key_id = ? AND created_at >= ? AND created_at < ? AND status <> 3\(dimensions)
+            UNION ALL
+            SELECT \(UsageLineRecord.columns) FROM \(OpenHolds.asLines)
+            WHERE organization_id = ? AND key_id = ? AND created_at >= ? AND created_at < ?\(dimensions)
             ORDER BY created_at DESC, request_id DESC LIMIT ? OFFSET ?
             """,
-            arguments + dimensionArguments + [.of(limit), .of(offset)]
+            arguments + arguments + [.of(limit), .of(offset)]
         ).map(UsageLineRecord.init)
     }
 }
