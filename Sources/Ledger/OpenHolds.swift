@@ -31,13 +31,18 @@ enum OpenHolds {
                 origin \(integer) NOT NULL
             )\(sqlite ? " WITHOUT ROWID" : "")
             """,
-            "INSERT INTO usage_holds (\(columns)) SELECT \(columns.replacingOccurrences(of: "estimate_micros", with: "cost_micros")) FROM usage_lines WHERE status = 1",
+            """
+            INSERT INTO usage_holds (\(columns))
+            SELECT \(columns.replacingOccurrences(of: "estimate_micros", with: "cost_micros")) FROM usage_lines WHERE status = 1
+            """,
             "DELETE FROM usage_lines WHERE status = 1",
         ] + (sqlite ? ["DROP INDEX usage_pending"] : [])
     }
 
-    static let columns =
-        "request_id, created_at, organization_id, key_id, owner_type, owner_id, logical_model, model_vendor, scene, access_channel, estimate_micros, origin"
+    static let columns = """
+        request_id, created_at, organization_id, key_id, owner_type, owner_id, logical_model, model_vendor, scene,
+        access_channel, estimate_micros, origin
+        """
 
     static let insert = BulkStatement.insert(
         into: "usage_holds",
@@ -75,9 +80,9 @@ enum OpenHolds {
     /// The open holds as PENDING usage lines (`UsageLineRecord.columns`, the estimate as their
     /// cost), a table to select from: `SELECT … FROM \(asLines) WHERE …`.
     static let asLines = """
-        (SELECT request_id, CAST(NULL AS TEXT) AS billing_transaction_id, created_at, CAST(NULL AS BIGINT) AS settled_at, organization_id, key_id, owner_type,
-            owner_id, logical_model, model_vendor, scene, access_channel, 0 AS input_tokens, 0 AS cached_input_tokens,
-            0 AS output_tokens, estimate_micros AS cost_micros, 0 AS latency_ms, \(Lumen_Ledger_V1_UsageStatus.pending.rawValue) AS status,
+        (SELECT request_id, CAST(NULL AS TEXT) AS billing_transaction_id, created_at, CAST(NULL AS BIGINT) AS settled_at,
+            organization_id, key_id, owner_type, owner_id, logical_model, model_vendor, scene, access_channel,
+            0 AS input_tokens, 0 AS cached_input_tokens, 0 AS output_tokens, estimate_micros AS cost_micros, 0 AS latency_ms, \(Lumen_Ledger_V1_UsageStatus.pending.rawValue) AS status,
             FALSE AS estimated, FALSE AS expired, origin, 0 AS overrun_micros, '' AS backend_id, 0 AS cache_write_tokens,
             0 AS http_status, 0 AS ttft_ms, '' AS error_code
         FROM usage_holds) AS held

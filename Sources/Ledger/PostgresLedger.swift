@@ -14,8 +14,8 @@ import Synchronization
 /// operations will read (their pools, the lines of requests without an open hold, grants by
 /// idempotency key) are fetched first, in three queries; the operations are applied to the book
 /// and to a `PostgresLedgerBatch`, which keeps their writes; those go out as one statement a
-/// kind, over arrays (lines inserted, settled, failed; pools, rollups and totals upserted),
-/// then the commit. A batch that fails rolls back whole and the book is reset, as on SQLite.
+/// kind, over arrays (holds placed, lines written, holds deleted; pools, rollups and totals
+/// upserted), then the commit. A batch that fails rolls back whole and the book is reset, as on SQLite.
 /// The statements are SQLite's, declared once in `LedgerStatements`: only how they are run
 /// differs.
 final class PostgresLedger: Sendable {
