@@ -156,8 +156,9 @@ public struct LedgerService: Sendable {
         case .postgres(let ledger):
             // Each batch at one time (what it read first was chosen for it), applied while the
             // batch before commits.
-            self.committer = GroupCommit { batch, decided, proceed, done in
-                ledger.write(batch, book: book, now: clock.nowMillis, decided: decided, proceed: proceed, done: done)
+            self.committer = GroupCommit(synced: { $0.synced }) { batch, synced, decided, proceed, done in
+                ledger.write(
+                    batch, synced: synced, book: book, now: clock.nowMillis, decided: decided, proceed: proceed, done: done)
             }
         }
     }

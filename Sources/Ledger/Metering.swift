@@ -290,10 +290,10 @@ enum Metering {
         try db.closeHold(
             UsageLineRecord(pending: hold, requestID: requestID).settled(
                 Settlement(
-                billingTransactionID: transaction, settledAt: now, inputTokens: tokens.inputTokens,
-                cachedInputTokens: tokens.cachedInputTokens, outputTokens: tokens.outputTokens, costMicros: charge,
-                latencyMs: tokens.latencyMs, estimated: estimated, expired: expired, overrunMicros: overrun,
-                backendID: String(tokens.backendID.prefix(64)), cacheWriteTokens: tokens.cacheWriteTokens,
+                    billingTransactionID: transaction, settledAt: now, inputTokens: tokens.inputTokens,
+                    cachedInputTokens: tokens.cachedInputTokens, outputTokens: tokens.outputTokens, costMicros: charge,
+                    latencyMs: tokens.latencyMs, estimated: estimated, expired: expired, overrunMicros: overrun,
+                    backendID: String(tokens.backendID.prefix(64)), cacheWriteTokens: tokens.cacheWriteTokens,
                     httpStatus: Int(tokens.httpStatus), ttftMs: max(0, tokens.ttftMs))))
         if tokens.hasCapture, !expired {
             // Captured as the reserve said (the gateway echoes its retention), kept from the request's start.

@@ -15,9 +15,9 @@ import Synchronization
 /// idempotency key) are fetched first, in three queries; the operations are applied to the book
 /// and to a `PostgresLedgerBatch`, which keeps their writes; those go out as one statement a
 /// kind, over arrays (holds placed, lines written, holds deleted; pools, rollups and totals
-/// upserted), then the commit. A batch that fails rolls back whole and the book is reset, as on SQLite.
-/// The statements are SQLite's, declared once in `LedgerStatements`: only how they are run
-/// differs.
+/// upserted), then the commit. A batch that fails rolls back whole and the book is reset, as on
+/// SQLite. The statements are SQLite's, declared once in `LedgerStatements`: only how they are
+/// run differs.
 final class PostgresLedger: Sendable {
     let database: PostgresServiceDatabase
     /// The schema's own pool (`ledger` first on the search path), the batches' and the reads'.
@@ -60,9 +60,10 @@ final class PostgresLedger: Sendable {
     /// transaction. So PostgreSQL runs one batch's statements while the next is applied here.
     /// `done` comes in the order of the batches. A batch that fails, or follows one that failed,
     /// rolls back and resets the book (the next batch reads the tables again); the book is told
-    /// of each commit.
+    /// of each commit. A batch not `synced` (`GroupCommit`: none of its operations must be on
+    /// disk before its caller hears of it) commits without waiting for its WAL flush.
     func write(
-        _ operations: [Metering.Operation], book: Book, now: Int64, decided: @escaping @Sendable (Int, Metering.Outcome) -> Void,
+        _ operations: [Metering.Operation], synced: Bool, book: Book, now: Int64, decided: @escaping @Sendable (Int, Metering.Outcome) -> Void,
         proceed: @escaping @Sendable () -> Void,
         done: @escaping @Sendable (Result<[Result<Metering.Outcome, any Error>], any Error>) -> Void
     ) {
@@ -73,7 +74,7 @@ final class PostgresLedger: Sendable {
             let base = previous?.batch != nil ? previous : nil
             let outcome = Task<Bool, Never> {
                 let result = await self.write(
-                    operations, book: book, now: now, after: base?.outcome, reading: base?.batch, decided: decided,
+                    operations, synced: synced, book: book, now: now, after: base?.outcome, reading: base?.batch, decided: decided,
                     proceed: proceed)
                 _ = await previous?.outcome.value  // the batch before is answered first
                 done(result)
@@ -85,7 +86,7 @@ final class PostgresLedger: Sendable {
     }
 
     private func write(
-        _ operations: [Metering.Operation], book: Book, now: Int64, after previous: Task<Bool, Never>?,
+        _ operations: [Metering.Operation], synced: Bool, book: Book, now: Int64, after previous: Task<Bool, Never>?,
         reading before: PostgresLedgerBatch?, decided: @escaping @Sendable (Int, Metering.Outcome) -> Void,
         proceed: @escaping @Sendable () -> Void
     ) async -> Result<[Result<Metering.Outcome, any Error>], any Error> {
@@ -95,7 +96,7 @@ final class PostgresLedger: Sendable {
                 // As on SQLite, a batch that holds nothing a caller waits on to be on disk (settlements,
                 // releases, sweeps) commits without waiting for its WAL flush; the next commit that
                 // waits, or the WAL writer within a few hundred milliseconds, makes it durable.
-                if !operations.contains(where: \.synced) {
+                if !synced {
                     try await connection.query("SET LOCAL synchronous_commit = off", logger: logger)
                 }
                 let batch = try await Self.prefetch(

@@ -27,12 +27,13 @@ import Synchronization
 /// applied in its batch's transaction, the batch not yet committed. Its completion follows as
 /// usual — success once durable, or the batch's failure, which voids the decision.
 ///
-/// On SQLite, `synced` may say which operations must be on disk before their callers hear of
-/// them. A batch with none of them commits without its own fsync (`PRAGMA synchronous =
-/// NORMAL` for that one commit): its writes are durable with the next synced commit — the
-/// fsync of the log covers everything before it — or the next checkpoint, whichever comes
-/// first; what a power failure takes is a suffix of such batches, never a hole. So a lone
-/// settlement does not make the next request's hold wait for a sync of its own.
+/// `synced` may say which operations must be on disk before their callers hear of them; each
+/// batch's writer is told whether it holds any. On SQLite a batch with none of them commits
+/// without its own fsync (`PRAGMA synchronous = NORMAL` for that one commit): its writes are
+/// durable with the next synced commit — the fsync of the log covers everything before it — or
+/// the next checkpoint, whichever comes first; what a power failure takes is a suffix of such
+/// batches, never a hole. So a lone settlement does not make the next request's hold wait for a
+/// sync of its own.
 public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable {
     public typealias Apply = @Sendable (Database, Operation) throws -> Outcome
     /// Called once per operation with its outcome, on the database writer's queue: it must
@@ -42,18 +43,20 @@ public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable
     /// its batch commits, on the writer: it must not block.
     public typealias Decided = @Sendable (Outcome) -> Void
     /// Writes one batch — each operation's outcome, or the failure of the whole batch — and
-    /// calls `done` once it is durable (or failed). `decided(i, outcome)` as soon as operation
+    /// calls `done` once it is durable (or failed); `synced` false when no operation of the
+    /// batch must be on disk before its caller hears of it (it may commit without a sync). `decided(i, outcome)` as soon as operation
     /// `i` has succeeded, before the batch commits. The next batch is not written before `done`,
     /// or before `proceed`, which a writer that overlaps batches may call earlier (once its
     /// batch no longer needs to be alone: PostgreSQL's, once it has applied its operations);
     /// such a writer must still call `done` in the order of the batches.
     public typealias BatchWriter = @Sendable (
-        _ batch: [Operation], _ decided: @escaping @Sendable (Int, Outcome) -> Void,
+        _ batch: [Operation], _ synced: Bool, _ decided: @escaping @Sendable (Int, Outcome) -> Void,
         _ proceed: @escaping @Sendable () -> Void,
         _ done: @escaping @Sendable (Result<[Result<Outcome, any Error>], any Error>) -> Void
     ) -> Void
 
     private let write: BatchWriter
+    private let synced: (@Sendable (Operation) -> Bool)?
     private let maxBatch: Int
     private let state = Mutex(State())
 
@@ -81,11 +84,11 @@ public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable
         afterCommit: (@Sendable () -> Void)? = nil,
         apply: @escaping Apply
     ) {
-        self.init(maxBatch: maxBatch) { batch, decided, _, done in
+        self.init(maxBatch: maxBatch, synced: synced) { batch, synced, decided, _, done in
             writer.asyncWriteWithoutTransaction { db in
                 // The writer's own setting (FULL: every commit synced) is back after the batch,
                 // for every other write on this connection.
-                let unsynced = synced.map { synced in !batch.contains(where: synced) } ?? false
+                let unsynced = !synced
                 let result = Result { () throws -> [Result<Outcome, any Error>] in
                     var setting: Int?
                     if unsynced {
@@ -130,8 +133,9 @@ public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable
     }
 
     /// Batches written by `write` (a store other than SQLite), one at a time, in order.
-    public init(maxBatch: Int = 512, write: @escaping BatchWriter) {
+    public init(maxBatch: Int = 512, synced: (@Sendable (Operation) -> Bool)? = nil, write: @escaping BatchWriter) {
         self.write = write
+        self.synced = synced
         self.maxBatch = maxBatch
     }
 
@@ -188,7 +192,8 @@ public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable
         let proceed: @Sendable () -> Void = {
             if !proceeded.exchange(true, ordering: .acquiringAndReleasing) { self.writeNextBatch() }
         }
-        write(batch.map(\.operation), { index, outcome in batch[index].decided?(outcome) }, proceed) { result in
+        let operations = batch.map(\.operation)
+        write(operations, synced.map { operations.contains(where: $0) } ?? true, { index, outcome in batch[index].decided?(outcome) }, proceed) { result in
             // Queue the next batch first (when the writer has not let it start already): it runs
             // on the writer after this completion returns.
             proceed()
