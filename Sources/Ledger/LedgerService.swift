@@ -172,8 +172,8 @@ public struct LedgerService: Sendable {
         return count
     }
 
-    /// Deletes settled usage lines created before the UTC day `retentionDays` days before
-    /// today, in chunks so that metering waits at most one chunk; how many. Rollups stay.
+    /// Deletes usage lines (settled and failed) created before the UTC day `retentionDays` days
+    /// before today, in chunks so that metering waits at most one chunk; how many. Rollups stay.
     public func pruneUsage(retentionDays: Int) async throws -> Int {
         guard retentionDays > 0 else { return 0 }
         let today = clock.nowMillis / Rollups.day * Rollups.day

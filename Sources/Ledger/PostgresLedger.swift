@@ -221,8 +221,8 @@ final class PostgresLedger: Sendable {
 
     // MARK: - Retention
 
-    /// `Retention.prune` on PostgreSQL: up to `limit` settled lines created before `cutoff`
-    /// deleted, the cutoff recorded; how many.
+    /// `Retention.prune` on PostgreSQL: up to `limit` lines created before `cutoff` deleted, the
+    /// cutoff recorded; how many.
     func prune(before cutoff: Int64, limit: Int) async throws -> Int {
         try await tables.write { db in
             try await db.execute(
@@ -230,22 +230,19 @@ final class PostgresLedger: Sendable {
                 INSERT INTO ledger_settings (name, value) VALUES ('retained_from', ?)
                 ON CONFLICT (name) DO UPDATE SET value = GREATEST(ledger_settings.value, EXCLUDED.value)
                 """, .integer(cutoff))
-            let keys = try await db.rows(
-                "SELECT DISTINCT organization_id, key_id FROM usage_rollups WHERE span = ? AND bucket < ?", .integer(Rollups.day),
-                .integer(cutoff))
+            let organizations = try await db.rows(Retention.organizations, Retention.arguments(cutoff))
             var deleted = 0
-            for key in keys where deleted < limit {
-                let (organizationID, keyID): (String, String) = (try key[0], try key[1])
+            for organization in organizations where deleted < limit {
+                let organizationID: String = try organization[0]
                 deleted += try await db.value(
                     Int.self,
                     """
                     WITH gone AS (
                         DELETE FROM usage_lines WHERE request_id IN (
-                            SELECT request_id FROM usage_lines
-                            WHERE organization_id = ? AND key_id = ? AND created_at < ? AND status IN (2, 3) LIMIT ?)
+                            SELECT request_id FROM usage_lines WHERE organization_id = ? AND created_at < ? LIMIT ?)
                         RETURNING 1)
                     SELECT count(*) FROM gone
-                    """, .text(organizationID), .text(keyID), .integer(cutoff), .of(limit - deleted)) ?? 0
+                    """, .text(organizationID), .integer(cutoff), .of(limit - deleted)) ?? 0
             }
             return deleted
         }
