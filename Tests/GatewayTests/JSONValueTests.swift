@@ -116,4 +116,21 @@ struct JSONValueTests {
         #expect(MeteredPayload.decode(Array("not json".utf8)) == nil)
         #expect(MeteredPayload.decode(Array("[]".utf8)) == nil)
     }
+
+    @Test("A whole answer's usage, read from its usage member alone, is what parsing all of it reads", arguments: [
+        #"{"id":"c1","choices":[{"message":{"content":"a \"usage\": {\"prompt_tokens\":99} inside"}}],"usage":{"prompt_tokens":10,"completion_tokens":3,"prompt_tokens_details":{"cached_tokens":4}}}"#,
+        #" { "usage" : { "input_tokens" : 5, "output_tokens" : 6, "input_tokens_details" : {"cached_tokens":1} } , "output" : [] } "#,
+        #"{"type":"response.completed","response":{"id":"r","usage":{"input_tokens":7,"output_tokens":2}}}"#,
+        #"{"choices":[{"message":{"content":"no usage"}}],"usage":null}"#,
+        #"{"choices":[{"message":{"content":"no usage at all"}}]}"#,
+        #"{"usage":{"prompt_tokens":1,"completion_tokens":1},"usage":{"prompt_tokens":2,"completion_tokens":3}}"#,
+        #"{"usage":{"completion_tokens":3}}"#,
+        #"[{"usage":{"prompt_tokens":1}}]"#,
+        #"{"\u0075sage":{"prompt_tokens":8,"completion_tokens":1}}"#,
+    ])
+    func reportedUsage(_ answer: String) {
+        let whole = MeteredPayload.decode(Array(answer.utf8))?.reported
+        #expect(MeteredPayload.reportedUsage(in: ByteBuffer(string: answer)) == whole)
+        #expect(answer.contains("no usage") || answer.hasPrefix("[") || answer.contains(#"{"completion_tokens":3}}"#) || whole != nil)
+    }
 }

@@ -456,13 +456,14 @@ struct InferencePipeline: Sendable {
     /// upstream call's span, ended here with the tokens. The settlement's own span lasts until
     /// the ledger has it durable.
     func settle(
-        _ admitted: Admitted, reported: Pricing.Tokens?, producedText: String, answer: String? = nil, upstream: (any Span)? = nil
+        _ admitted: Admitted, reported: Pricing.Tokens?, producedText: @autoclosure () -> String, answer: String? = nil,
+        upstream: (any Span)? = nil
     ) {
         let passthrough = admitted.request.endpoint.isPassthrough
         let tokens = reported
             ?? (passthrough
                 ? Pricing.Tokens(input: 0, output: 0)
-                : Pricing.Tokens(input: admitted.request.promptTokens, output: Int64(TokenEstimate.count(producedText))))
+                : Pricing.Tokens(input: admitted.request.promptTokens, output: Int64(TokenEstimate.count(producedText()))))
         let estimated = reported == nil && !passthrough
         UpstreamSpan.end(upstream, tokens: tokens, estimated: estimated)
         let span = Traces.start("lumen.settle", in: admitted.trace)

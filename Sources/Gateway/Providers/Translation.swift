@@ -21,7 +21,7 @@ extension TranslatingProvider {
         guard call.request.format == .anthropic else { return openAI }
         var messages = OpenAIWire.answer(openAI.body, status: status, contentType: openAI.contentType, of: call)
         messages.reported = openAI.reported
-        messages.text = openAI.text
+        messages.readText = openAI.readText
         return messages
     }
 

@@ -77,8 +77,21 @@ struct ProviderAnswer: Sendable {
     var contentType: String
     /// The usage the upstream reported, if any.
     var reported: Pricing.Tokens?
-    /// The text produced (counted when no usage came; kept by the web chat).
-    var text: String
+    /// Reads the text produced, when asked: an answer that reports its usage has its text
+    /// counted by nobody, so an OpenAI answer is not parsed for it (`OpenAIWire.answer`).
+    var readText: @Sendable () -> String
+
+    /// `text`: the text produced (counted when no usage came; kept by the web chat), read
+    /// only if asked for.
+    init(body: ByteBuffer, contentType: String, reported: Pricing.Tokens?, text: @escaping @autoclosure @Sendable () -> String) {
+        self.body = body
+        self.contentType = contentType
+        self.reported = reported
+        self.readText = text
+    }
+
+    /// The text produced.
+    var text: String { readText() }
 }
 
 /// Reads one successful stream, event by event. Used by one request's relay only.

@@ -63,7 +63,8 @@ enum AnthropicAnswer {
             id: "chatcmpl-" + (message["id"]?.stringValue ?? ""), model: model, created: created,
             choices: [.init(text: text, calls: calls, finishReason: finishReason(message["stop_reason"]?.stringValue ?? "end_turn"))],
             usage: usage.write(to:))
-        return ProviderAnswer(body: out, contentType: "application/json", reported: usage.tokens, text: text)
+        let produced = text
+        return ProviderAnswer(body: out, contentType: "application/json", reported: usage.tokens, text: produced)
     }
 
     /// An Anthropic error (`{"type":"error","error":{"type":…,"message":…}}`) in OpenAI's shape;

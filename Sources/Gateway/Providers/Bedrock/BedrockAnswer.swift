@@ -57,7 +57,8 @@ enum BedrockAnswer {
             id: id, model: model, created: created,
             choices: [.init(text: text, calls: calls, finishReason: finishReason(response["stopReason"]?.stringValue))],
             usage: usage.write(to:))
-        return ProviderAnswer(body: out, contentType: "application/json", reported: usage.tokens, text: text)
+        let produced = text
+        return ProviderAnswer(body: out, contentType: "application/json", reported: usage.tokens, text: produced)
     }
 
     /// AWS's error code for an HTTP status Bedrock answers with.

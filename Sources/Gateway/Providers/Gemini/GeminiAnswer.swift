@@ -90,8 +90,8 @@ enum GeminiAnswer {
         let out = OpenAIChatWriter.completion(
             id: response["responseId"]?.stringValue.map { "chatcmpl-" + $0 } ?? id, model: model, created: created, choices: choices,
             usage: usage.write(to:))
-        return ProviderAnswer(
-            body: out, contentType: "application/json", reported: usage.tokens, text: choices.map(\.text).joined())
+        let produced = choices.map(\.text).joined()
+        return ProviderAnswer(body: out, contentType: "application/json", reported: usage.tokens, text: produced)
     }
 
     /// A Google API error (`{"error":{"code":…,"message":…,"status":…}}`) in OpenAI's shape,

@@ -80,9 +80,10 @@ enum OpenAIWire {
     static func answer(_ body: ByteBuffer, status: HTTPResponse.Status, contentType: String?, model: String) -> ProviderAnswer {
         let contentType = contentType ?? "application/json"
         guard status.code < 300 else { return ProviderAnswer(body: body, contentType: contentType, reported: nil, text: "") }
-        let payload = MeteredPayload.decode(body.readableBytesView)
         let relayed = ModelNameRewrite.applies(to: contentType) ? ModelNameRewrite.rewrite(body, to: model) : body
-        return ProviderAnswer(body: relayed, contentType: contentType, reported: payload?.reported, text: payload?.text ?? "")
+        return ProviderAnswer(
+            body: relayed, contentType: contentType, reported: MeteredPayload.reportedUsage(in: body),
+            text: MeteredPayload.decode(body.readableBytesView)?.text ?? "")
     }
 
     /// An OpenAI event stream, relayed event by event. The usage chunk Lumen asked for is

@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import RPCSupport
 import SharedRules
 import WireFormats
@@ -101,4 +102,17 @@ struct MeteredPayload: Sendable {
     }
 
     var reported: Pricing.Tokens? { (usage ?? responseUsage)?.tokens }
+
+    /// The usage a whole JSON answer reports, from its top-level `usage` and `response` members
+    /// alone: the rest (the choices and their text, most of the answer) is stepped over, not
+    /// parsed — what `decode(…).reported` answers for a JSON object, at a fraction of the cost.
+    static func reportedUsage(in body: ByteBuffer) -> Pricing.Tokens? {
+        body.withUnsafeReadableBytes { bytes in
+            var members: [String: JSONValue] = [:]
+            for member in JSONSplice.members(of: bytes) where member.key == "usage" || member.key == "response" {
+                members[member.key] = try? JSONValue.parse(UnsafeRawBufferPointer(rebasing: bytes[member.value]))
+            }
+            return members.isEmpty ? nil : MeteredPayload(.object(members))?.reported
+        }
+    }
 }
