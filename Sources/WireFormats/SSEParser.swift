@@ -69,14 +69,37 @@ public struct SSEParser: Sendable {
         return nil
     }
 
-    private static func data(of raw: ByteBuffer) -> String? {
-        var lines: [Substring] = []
-        for line in String(buffer: raw).split(omittingEmptySubsequences: true, whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }) {
-            guard line.hasPrefix("data:") else { continue }
-            var value = line.dropFirst(5)
-            if value.first == " " { value = value.dropFirst() }
-            lines.append(value)
+    /// The event's `data:` lines (a line ends at LF, CRLF or CR), each without the field name
+    /// and one leading space, joined by LF; nil when it has none. Read on the bytes: one
+    /// String made at the end (one data line, as every upstream sends, is not copied twice).
+    static func data(of raw: ByteBuffer) -> String? {
+        raw.withUnsafeReadableBytes { bytes -> String? in
+            let (lf, cr) = (UInt8(ascii: "\n"), UInt8(ascii: "\r"))
+            var first: Range<Int>?
+            var joined: [UInt8]?
+            var lineStart = 0
+            while lineStart < bytes.count {
+                var end = lineStart
+                while end < bytes.count, bytes[end] != lf, bytes[end] != cr { end += 1 }
+                if end - lineStart >= 5, bytes[lineStart] == UInt8(ascii: "d"), bytes[lineStart + 1] == UInt8(ascii: "a"),
+                    bytes[lineStart + 2] == UInt8(ascii: "t"), bytes[lineStart + 3] == UInt8(ascii: "a"),
+                    bytes[lineStart + 4] == UInt8(ascii: ":")
+                {
+                    var valueStart = lineStart + 5
+                    if valueStart < end, bytes[valueStart] == UInt8(ascii: " ") { valueStart += 1 }
+                    if let earlier = first {
+                        if joined == nil { joined = Array(UnsafeRawBufferPointer(rebasing: bytes[earlier])) }
+                        joined!.append(lf)
+                        joined!.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[valueStart..<end]))
+                    } else {
+                        first = valueStart..<end
+                    }
+                }
+                if end < bytes.count, bytes[end] == cr, end + 1 < bytes.count, bytes[end + 1] == lf { end += 1 }
+                lineStart = end + 1
+            }
+            if let joined { return String(decoding: joined, as: UTF8.self) }
+            return first.map { String(decoding: UnsafeRawBufferPointer(rebasing: bytes[$0]), as: UTF8.self) }
         }
-        return lines.isEmpty ? nil : lines.joined(separator: "\n")
     }
 }

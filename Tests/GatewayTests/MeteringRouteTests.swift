@@ -409,6 +409,20 @@ struct SSEParserTests {
         }
     }
 
+    @Test("An event's data: its data lines, each less one leading space, joined by LF; other fields ignored", arguments: [
+        ("event: delta\ndata: {\"a\":1}\nid: 7", "{\"a\":1}"),
+        ("data:no space\ndata:  two spaces\r\ndata:\rdata: é 😀", "no space\n two spaces\n\né 😀"),
+        ("datax: not data\n:data: a comment\n data: indented", nil),
+        ("retry: 10", nil),
+        ("data", nil),
+        ("data:", ""),
+    ])
+    func eventData(_ event: String, _ expected: String?) {
+        var parser = SSEParser()
+        #expect(parser.feed(ByteBuffer(string: event)).isEmpty)
+        #expect(parser.finish()?.data == expected)
+    }
+
     @Test("Usage is read in both OpenAI shapes; cached tokens are priced apart")
     func usageShapes() throws {
         let chat = try #require(MeteredPayload.decode(Array(#"{"choices":[],"usage":{"prompt_tokens":10,"completion_tokens":4,"prompt_tokens_details":{"cached_tokens":6}}}"#.utf8)))
