@@ -99,7 +99,7 @@ public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable
                         setting = try Int.fetchOne(db.cachedStatement(sql: "PRAGMA synchronous"))
                         try db.cachedStatement(sql: "PRAGMA synchronous = NORMAL").execute()
                     }
-                    defer { if let setting { try? db.execute(sql: "PRAGMA synchronous = \(setting)") } }
+                    defer { if let setting { try? db.cachedStatement(sql: "PRAGMA synchronous = \(setting)").execute() } }
                     var outcomes: [Result<Outcome, any Error>] = []
                     outcomes.reserveCapacity(batch.count)
                     try db.inTransaction {
