@@ -31,6 +31,7 @@ enum LedgerStatements {
     }
 
     static let selectLine = BulkStatement.select(UsageLineRecord.columns, from: "usage_lines", key: [.text("request_id")])
+    static let lineExists = BulkStatement.select("request_id", from: "usage_lines", key: [.text("request_id")])
 
     // MARK: Grants
 

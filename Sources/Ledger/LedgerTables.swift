@@ -18,6 +18,8 @@ protocol LedgerTables {
     func openHolds() throws -> [String: Book.Hold]
     /// The usage line of a request (settled, or FAILED: released), if any.
     func line(_ requestID: String) throws -> UsageLineRecord?
+    /// Whether a request has a usage line (a hold's check that its request was never closed).
+    func hasLine(_ requestID: String) throws -> Bool
     /// The grant made with an idempotency key, if any.
     func grant(organizationID: String, idempotencyKey: String) throws -> GrantRow?
     /// Records a new hold.
@@ -139,6 +141,12 @@ struct SQLiteLedgerTables: LedgerTables {
 
     func line(_ requestID: String) throws -> UsageLineRecord? {
         try LedgerStatements.selectLine.rows([.text(requestID)], in: db).first.map(UsageLineRecord.init)
+    }
+
+    /// Read from `usage_lines`' key alone: a hold's request has no line, and decoding the
+    /// 27 columns of one that is not there cost more than the hold's own insert.
+    func hasLine(_ requestID: String) throws -> Bool {
+        try !LedgerStatements.lineExists.rows([.text(requestID)], in: db).isEmpty
     }
 
     func grant(organizationID: String, idempotencyKey: String) throws -> GrantRow? {

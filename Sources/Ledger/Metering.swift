@@ -202,7 +202,7 @@ enum Metering {
             }
         }
         // No open hold but a line: the request was settled (or released) already.
-        if try db.line(request.requestID) != nil {
+        if try db.hasLine(request.requestID) {
             throw ServiceError(
                 .alreadyExists, "request_settled", "request \(request.requestID) was already settled", param: "request_id")
         }

@@ -300,6 +300,8 @@ final class PostgresLedgerBatch: LedgerTables, @unchecked Sendable {
         return line
     }
 
+    func hasLine(_ requestID: String) throws -> Bool { try line(requestID) != nil }
+
     func grant(organizationID: String, idempotencyKey: String) throws -> GrantRow? {
         guard let grant = grants[GrantKey(organizationID: organizationID, idempotencyKey: idempotencyKey)] else {
             throw NotFetched(description: "grant \(idempotencyKey) was not read before the batch")
