@@ -80,7 +80,16 @@ public enum JSONSplice {
     }
 
     static func skipWhitespace(_ bytes: UnsafeRawBufferPointer, _ index: inout Int) {
-        while index < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 }
+        while index < bytes.count, isWhitespace(bytes[index]) { index += 1 }
+    }
+
+    /// Whether a byte is JSON's whitespace (a switch, not `[…].contains`: an array literal in a
+    /// loop is an allocation a byte).
+    public static func isWhitespace(_ byte: UInt8) -> Bool {
+        switch byte {
+        case 0x20, 0x09, 0x0A, 0x0D: true
+        default: false
+        }
     }
 
     /// Past a string whose opening quote is at `index`.
@@ -118,7 +127,7 @@ public enum JSONSplice {
                 index += 1
             }
         default:
-            while index < bytes.count, ![UInt8(ascii: ","), UInt8(ascii: "}"), 0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) {
+            while index < bytes.count, bytes[index] != UInt8(ascii: ","), bytes[index] != UInt8(ascii: "}"), !isWhitespace(bytes[index]) {
                 index += 1
             }
         }

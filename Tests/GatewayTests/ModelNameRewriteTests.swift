@@ -23,6 +23,18 @@ struct ModelNameRewriteTests {
         #expect(rewrite(#"{"model":"x"}"#, to: "a\"b") == #"{"model":"a\"b"}"#)
     }
 
+    @Test("JSON and event streams are rewritten, whatever the case of their content type; nothing else is")
+    func contentTypes() {
+        for type in ["application/json", "application/json; charset=utf-8", "Application/JSON", "application/vnd.api+json",
+            "text/event-stream", "Text/Event-Stream;charset=UTF-8"]
+        {
+            #expect(ModelNameRewrite.applies(to: type), "\(type)")
+        }
+        for type in [nil, "", "text/plain", "application/jso", "text/event", "application/octet-stream"] {
+            #expect(!ModelNameRewrite.applies(to: type), "\(type ?? "nil")")
+        }
+    }
+
     @Test("Text that mentions \"model\" and non-string values are left alone")
     func leftAlone() {
         let texts = [

@@ -44,13 +44,13 @@ enum ModelNameRewrite {
             let start = index
             index += key.count
             var before = start - 1
-            while before >= 0, isWhitespace(view[before]) { before -= 1 }
+            while before >= 0, JSONSplice.isWhitespace(view[before]) { before -= 1 }
             guard before >= 0, view[before] == UInt8(ascii: "{") || view[before] == UInt8(ascii: ",") else { continue }
             var cursor = index
-            while cursor < end, isWhitespace(view[cursor]) { cursor += 1 }
+            while cursor < end, JSONSplice.isWhitespace(view[cursor]) { cursor += 1 }
             guard cursor < end, view[cursor] == UInt8(ascii: ":") else { continue }
             cursor += 1
-            while cursor < end, isWhitespace(view[cursor]) { cursor += 1 }
+            while cursor < end, JSONSplice.isWhitespace(view[cursor]) { cursor += 1 }
             guard cursor < end, view[cursor] == UInt8(ascii: "\"") else { continue }
             let valueStart = cursor
             cursor += 1
@@ -64,13 +64,26 @@ enum ModelNameRewrite {
         return nil
     }
 
-    private static func isWhitespace(_ byte: UInt8) -> Bool {
-        byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r")
-    }
-
     /// Whether a response of this content type is rewritten (JSON or an event stream).
     static func applies(to contentType: String?) -> Bool {
-        guard let contentType = contentType?.lowercased() else { return false }
-        return contentType.contains("json") || contentType.contains("text/event-stream")
+        guard let contentType else { return false }
+        return contains(contentType, "json") || contains(contentType, "text/event-stream")
+    }
+
+    /// Whether `text` holds `part` (lowercase ASCII), ASCII letters compared without case: on
+    /// the bytes (Foundation's `lowercased().contains` cost more than the rewrite itself).
+    private static func contains(_ text: String, _ part: StaticString) -> Bool {
+        let needle = UnsafeRawBufferPointer(start: part.utf8Start, count: part.utf8CodeUnitCount)
+        var text = text
+        return text.withUTF8 { bytes in
+            guard bytes.count >= needle.count else { return false }
+            return (0...(bytes.count - needle.count)).contains { start in
+                (0..<needle.count).allSatisfy { offset in
+                    let byte = bytes[start + offset]
+                    let lowered = (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte | 0x20 : byte
+                    return lowered == needle[offset]
+                }
+            }
+        }
     }
 }
