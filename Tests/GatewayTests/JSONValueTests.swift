@@ -80,6 +80,18 @@ struct JSONValueTests {
         #expect(foundation?["max_tokens"] as? Int == 16)
     }
 
+    @Test("A number's Int64 is exact: whole numbers in range only, whatever their spelling", arguments: [
+        ("0", Int64(0)), ("-0", 0), ("42", 42), ("-42", -42), ("1e3", 1000), ("12300", 12300), ("1.0", 1), ("2.50e1", 25),
+        ("9007199254740993", 9_007_199_254_740_993), ("-9007199254740993", -9_007_199_254_740_993),
+        ("9223372036854775807", Int64.max), ("-9223372036854775808", Int64.min),
+        ("9223372036854775808", nil), ("1.5", nil), ("-0.001", nil), ("1e30", nil), ("123456789012345678901234567890", nil),
+    ] as [(String, Int64?)])
+    func exactIntegers(_ text: String, _ expected: Int64?) throws {
+        let value = try JSONValue.parse(Array(text.utf8))
+        #expect(value.int64Value == expected)
+        #expect((try? JSONValue.wholeNumber(value, in: Int.min...Int.max, else: CancellationError())) == expected.map(Int.init))
+    }
+
     @Test("A request body must be an object; an empty body is {}")
     func requestBody() throws {
         #expect(try JSONValue.object(from: Array("  ".utf8)) == [:])
