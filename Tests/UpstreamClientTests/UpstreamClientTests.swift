@@ -286,11 +286,17 @@ struct UpstreamClientTests {
     @Test("https with a trusted authority: answered; with an unknown one: refused before anything is sent")
     func tls() async throws {
         let authority = try NIOSSLCertificate(bytes: Array(TestCertificates.authority.utf8), format: .pem)
-        try await withUpstream(tls: true, configure: { $0.additionalTrustRoots = [authority] }) { client, upstream, base in
-            let (status, headers, body) = try await post(client, base + "/echo", "secret")
+        // Handshakes in a debug build on a machine busy with every other suite take seconds:
+        // this test is about trust, not speed.
+        let patient = TimeAmount.seconds(60)
+        try await withUpstream(tls: true, configure: {
+            $0.additionalTrustRoots = [authority]
+            $0.connectTimeout = patient
+        }) { client, upstream, base in
+            let (status, headers, body) = try await post(client, base + "/echo", "secret", timeout: patient)
             #expect(status == .ok && body == "secret")
             #expect(headers.first(name: "x-host") == "localhost:\(upstream.port)")
-            let answer8 = try await post(client, base + "/echo", "again")
+            let answer8 = try await post(client, base + "/echo", "again", timeout: patient)
             #expect(answer8.2 == "again")
             #expect(upstream.connections == 1)
         }
