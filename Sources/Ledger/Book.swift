@@ -1,4 +1,5 @@
 import LumenAPI
+import SharedRules
 import Synchronization
 
 /// The ledger's working state, kept in memory so that a hold or a settlement costs one SQL
@@ -11,14 +12,23 @@ import Synchronization
 /// When a batch rolls back, `reset` drops everything and the next batch reloads from the
 /// database.
 ///
-/// Only touched by one batch at a time — on SQLite on the database writer (inside
-/// `GroupCommit`'s transactions), on PostgreSQL under `PostgresLedger`'s lock (a batch is
-/// applied there while the one before commits) — hence `@unchecked Sendable`; except
-/// `committedPool` and `committed(_:)`, which any thread may call: the pools as last committed,
-/// published once their batch is durable.
+/// A hold is decided on its caller's thread when the book keeps everything the decision reads
+/// (`Metering.decide`: the open holds, and the pools of its path): the decision counts it in
+/// its pools at once, so that the next decision sees it, and queues the operation that writes
+/// its line (`deliver`, in a batch); until then the pools written to the tables leave it out
+/// (`undelivered`), so that what a batch commits is always what its lines say. A batch that
+/// rolls back resets the book; the holds decided before that and not yet written are then
+/// checked again when their operations come (`isCurrent`), and no hold is decided on a caller's
+/// thread until they have all come — the pools read back from the tables do not count them.
+///
+/// Touched under `lock` only: by the batches (on SQLite on the database writer, inside
+/// `GroupCommit`'s transactions; on PostgreSQL under `PostgresLedger`'s batches, a batch applied
+/// there while the one before commits) and by the decisions on callers' threads — hence
+/// `@unchecked Sendable`; except `committedPool` and `committed(_:)`, which any thread may call:
+/// the pools as last committed, published once their batch is durable.
 final class Book: @unchecked Sendable {
     /// An open hold: what settling or releasing it needs, without reading its line back.
-    struct Hold {
+    struct Hold: Sendable {
         var organizationID: String
         var keyID: String
         var owner: Lumen_Common_V1_PrincipalRef
@@ -45,12 +55,12 @@ final class Book: @unchecked Sendable {
     }
 
     /// A request's place in its key's minute: the second it counts in and the tokens counted.
-    struct RateCharge {
+    struct RateCharge: Sendable {
         var second: Int64
         var tokens: Int64
     }
 
-    struct PoolKey: Hashable {
+    struct PoolKey: Hashable, Sendable {
         var organizationID: String
         var ownerType: Int
         var ownerID: String
@@ -67,6 +77,20 @@ final class Book: @unchecked Sendable {
             self.ownerID = ownerID
         }
     }
+
+    /// A hold decided on its caller's thread, its line not yet written: what its operation
+    /// (`Metering.Operation.decided`) carries to the batch that writes it.
+    struct Decision: Sendable {
+        var requestID: String
+        var hold: Hold
+        /// The key's minute, for a key with per-minute limits.
+        var window: RateWindow?
+        /// The book's `epoch` when it was decided.
+        var epoch: Int
+    }
+
+    /// Guards everything below but the published pools (see above).
+    let lock = BookLock()
 
     /// How long a hold lives before the reconciler settles it at its estimate.
     let holdTTLMillis: Int64
@@ -99,6 +123,14 @@ final class Book: @unchecked Sendable {
     private var holdsLoaded = false
     private var pools: [PoolKey: PoolRecord] = [:]
     private var dirty: Set<PoolKey> = []
+    /// Holds decided on callers' threads whose lines no batch has written yet, and what they
+    /// add to each pool's `reservedMicros` here (the tables' pools leave it out until then).
+    private var decided: [String: Hold] = [:]
+    private var undelivered: [PoolKey: Int64] = [:]
+    /// Counts the resets: a decision taken before the last one is checked again when written.
+    private(set) var epoch = 0
+    /// Decisions taken before the last reset whose operations have not come yet.
+    private var stale = 0
     /// The batch's additions to the usage rollups.
     private var rollups: [Rollups.Key: Rollups.Totals] = [:]
     /// The batch's additions to the keys' totals.
@@ -186,13 +218,15 @@ final class Book: @unchecked Sendable {
             originTotals.removeAll(keepingCapacity: true)
         }
         guard !dirty.isEmpty else {
-            if pools.count > Self.poolCacheLimit { pools.removeAll(keepingCapacity: true) }
+            // Decided holds are counted in their pools here only: those pools stay.
+            if pools.count > Self.poolCacheLimit, decided.isEmpty { pools.removeAll(keepingCapacity: true) }
             return
         }
         var written: [PoolRecord] = []
         written.reserveCapacity(dirty.count)
         for key in dirty {
-            guard let pool = pools[key] else { continue }
+            guard var pool = pools[key] else { continue }
+            if let held = undelivered[key] { pool.reservedMicros -= held }
             unpublished[key] = pool
             written.append(pool)
         }
@@ -200,8 +234,49 @@ final class Book: @unchecked Sendable {
         dirty.removeAll(keepingCapacity: true)
     }
 
-    /// The batch has committed: its pools are the committed ones now.
-    func committed() { committed(flushed()) }
+    // MARK: Holds decided on callers' threads
+
+    /// Whether a hold for `requestID` may be decided now without a batch (see above).
+    func decidesAtOnce(_ requestID: String) -> Bool {
+        holdsLoaded && stale == 0 && holds[requestID] == nil && decided[requestID] == nil
+    }
+
+    /// Counts a decided hold in `pools` (the pools of its path, as checked): reserved here, not
+    /// yet in the tables.
+    func decide(_ decision: Decision, path: [PoolKey]) {
+        decided[decision.requestID] = decision.hold
+        for key in path {
+            pools[key]?.reservedMicros += decision.hold.estimateMicros
+            undelivered[key, default: 0] += decision.hold.estimateMicros
+        }
+    }
+
+    /// Whether `decision` was taken since the last reset (its hold is counted in the pools).
+    func isCurrent(_ decision: Decision) -> Bool { decision.epoch == epoch }
+
+    /// A current decision's line is written in this batch: its hold is open, its pools written.
+    func deliver(_ decision: Decision) {
+        decided[decision.requestID] = nil
+        holds[decision.requestID] = decision.hold
+        for key in decision.hold.path {
+            undelivered[key, default: 0] -= decision.hold.estimateMicros
+            if undelivered[key] == 0 { undelivered[key] = nil }
+            dirty.insert(key)
+        }
+    }
+
+    /// A current decision's line could not be written: its hold counts nowhere.
+    func withdraw(_ decision: Decision) {
+        decided[decision.requestID] = nil
+        for key in decision.hold.path {
+            pools[key]?.reservedMicros -= decision.hold.estimateMicros
+            undelivered[key, default: 0] -= decision.hold.estimateMicros
+            if undelivered[key] == 0 { undelivered[key] = nil }
+        }
+    }
+
+    /// A decision taken before the last reset has come to be written (checked again).
+    func staleDecisionCame() { stale -= 1 }
 
     /// The pools written by the batches flushed since the last call (a batch's, taken when it
     /// has flushed, to publish once it commits while the next batch is being applied).
@@ -230,8 +305,13 @@ final class Book: @unchecked Sendable {
         }
     }
 
-    /// Forgets everything; the next batch reloads from the database.
+    /// Forgets everything; the next batch reloads from the database. The holds decided and not
+    /// yet written are checked again when they come.
     func reset() {
+        stale += decided.count
+        decided = [:]
+        undelivered = [:]
+        epoch += 1
         unpublished = [:]
         holds = [:]
         holdsLoaded = false
@@ -260,4 +340,10 @@ final class Book: @unchecked Sendable {
 
     /// The pool of `key` as kept (changes of this batch included), without reading the database.
     func keptPool(_ key: PoolKey) -> PoolRecord? { pools[key] }
+}
+
+/// The lock of a `Book` (see there).
+final class BookLock: Sendable {
+    private let mutex = Mutex(())
+    func withLock<T>(_ body: () throws -> T) rethrows -> T { try mutex.withLock { _ in try body() } }
 }

@@ -147,11 +147,15 @@ public struct LedgerService: Sendable {
         self.book = book
         switch store.backend {
         case .sqlite(let writer, _):
+            // The book under its lock one operation at a time (a hold decided on a caller's
+            // thread waits for one operation at most).
             self.committer = GroupCommit(
-                writer: writer, savepoints: false, synced: { $0.synced }, beforeCommit: { db in try book.flush(SQLiteLedgerTables(db: db)) },
-                afterRollback: { book.reset() }, afterCommit: { book.committed() }
+                writer: writer, savepoints: false, synced: { $0.synced },
+                beforeCommit: { db in try book.lock.withLock { try book.flush(SQLiteLedgerTables(db: db)) } },
+                afterRollback: { book.lock.withLock { book.reset() } },
+                afterCommit: { book.committed(book.lock.withLock { book.flushed() }) }
             ) { db, operation in
-                try Metering.apply(SQLiteLedgerTables(db: db), book, operation, now: clock.nowMillis)
+                try book.lock.withLock { try Metering.apply(SQLiteLedgerTables(db: db), book, operation, now: clock.nowMillis) }
             }
         case .postgres(let ledger):
             // Each batch at one time (what it read first was chosen for it), applied while the
@@ -279,6 +283,22 @@ public struct LedgerService: Sendable {
             commit(operation) { continuation.resume(returning: $0) }
         }
         return try result.get()
+    }
+
+    /// Decides a reserve (`.reserve`) at once on the caller's thread when the book keeps all it
+    /// reads (`Metering.decide`) and queues the write of its hold; `completion` hears once that
+    /// is durable (or has failed: the hold then never existed). Nil when the book cannot decide
+    /// it: `commit` it then. A refusal is thrown, and nothing is queued.
+    func decideAtOnce(
+        _ operation: Metering.Operation, completion: @escaping @Sendable (Result<Metering.Outcome, ServiceError>) -> Void
+    ) throws -> Metering.Outcome? {
+        guard case .reserve(let request, let prices, let capture) = operation else { return nil }
+        return try book.lock.withLock {
+            guard let decision = try Metering.decide(book, request, prices: prices, now: clock.nowMillis) else { return nil }
+            // Queued under the lock: holds are written in the order they were decided.
+            commit(.decided(request, decision, capture: capture), completion: completion)
+            return .reserved(expiresAt: book.expiry(of: decision.hold), rate: decision.window, capture: capture)
+        }
     }
 
     /// Queues `operation` into the group commit; `completion` hears its result once its batch

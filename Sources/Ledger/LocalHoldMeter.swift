@@ -15,6 +15,12 @@ struct LocalHoldMeter: HoldMeter {
     func place(_ request: Lumen_Ledger_V1_ReserveRequest) async throws -> Reservation {
         let operation = try await ledger.reserveOperation(request)
         let durability = HoldDurability()
+        // Decided here when the book keeps what the decision reads; else in the next batch.
+        let resolve: @Sendable (Result<Metering.Outcome, ServiceError>) -> Void = { durability.resolve($0.map { _ in () }) }
+        if let decided = try ledger.decideAtOnce(operation, completion: resolve) {
+            guard case .reserved(_, let rate, let capture) = decided else { return Reservation(durability: durability) }
+            return Reservation(rate: rate, capture: capture, durability: durability)
+        }
         let answered = Mutex(false)
         let outcome = await withCheckedContinuation { (continuation: CheckedContinuation<Result<Metering.Outcome, ServiceError>, Never>) in
             @Sendable func answer(_ result: Result<Metering.Outcome, ServiceError>) {

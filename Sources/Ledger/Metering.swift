@@ -5,7 +5,8 @@ import SharedRules
 import Storage
 
 /// Reserve, settle and release: the rules of holds, applied inside one (group-committed)
-/// transaction. Each is idempotent by request id.
+/// transaction — a hold may be decided before, on its caller's thread (`decide`), and only
+/// written there. Each is idempotent by request id.
 ///
 /// A request's path is its key, the key's owner and the organisation (the owner step is
 /// skipped when the organisation owns the key). A reserve must fit every pool on the path:
@@ -22,6 +23,9 @@ enum Metering {
     enum Operation: Sendable {
         /// Place a hold; `prices` are its model's (`LedgerService.reserveOperation` looks them up).
         case reserve(Lumen_Ledger_V1_ReserveRequest, prices: Lumen_Registry_V1_Prices, capture: Lumen_Ledger_V1_CaptureSettings? = nil)
+        /// Write the line of a hold decided on its caller's thread (`decide`), or — the book
+        /// reset since — check it again and place it (boxed: a decision carries its hold).
+        indirect case decided(Lumen_Ledger_V1_ReserveRequest, Book.Decision, capture: Lumen_Ledger_V1_CaptureSettings?)
         case settle(Lumen_Ledger_V1_SettleRequest)
         case release(Lumen_Ledger_V1_ReleaseRequest)
         /// Settle every hold expired by now at its estimate (the reconciler's sweep).
@@ -41,7 +45,7 @@ enum Metering {
 
         var requestID: String {
             switch self {
-            case .reserve(let request, _, _): request.requestID
+            case .reserve(let request, _, _), .decided(let request, _, _): request.requestID
             case .settle(let request): request.requestID
             case .release(let request): request.requestID
             case .reconcile, .configure, .grant, .pool, .write: ""
@@ -56,7 +60,7 @@ enum Metering {
         /// at its estimate — never a request charged nothing.
         var synced: Bool {
             switch self {
-            case .reserve, .configure, .grant, .write: true
+            case .reserve, .decided, .configure, .grant, .write: true
             case .settle, .release, .reconcile, .pool: false
             }
         }
@@ -65,7 +69,7 @@ enum Metering {
         /// the name of the ledger's span for it; nil for the ledger's own operations.
         var traced: (name: String, traceparent: String)? {
             switch self {
-            case .reserve(let request, _, _): ("lumen.ledger.reserve", request.traceparent)
+            case .reserve(let request, _, _), .decided(let request, _, _): ("lumen.ledger.reserve", request.traceparent)
             case .settle(let request): ("lumen.ledger.settle", request.traceparent)
             case .release(let request): ("lumen.ledger.release", request.traceparent)
             case .reconcile, .configure, .grant, .pool, .write: nil
@@ -97,6 +101,8 @@ enum Metering {
             let placed = try reserve(db, book, request, prices: prices, now: now)
             guard let capture, case .reserved(let expiresAt, let rate, _) = placed else { return placed }
             return .reserved(expiresAt: expiresAt, rate: rate, capture: capture)
+        case .decided(let request, let decision, let capture):
+            return try write(db, book, request, decision, capture: capture, now: now)
         case .settle(let request):
             try validateRequestID(request.requestID)
             return .settled(try settle(db, book, request, now: now))
@@ -147,72 +153,151 @@ enum Metering {
             return .reserved(expiresAt: book.expiry(of: hold))
         }
         try validate(request)
-        let byok = request.accessChannel == .byok
-        let bound = HoldBound(inputTokens: request.inputBoundTokens, outputTokens: request.outputBoundTokens)
-        var window: RateWindow?
-        var hold = Book.Hold(
-            organizationID: request.organizationID, keyID: request.keyID, owner: request.owner,
-            logicalModel: request.logicalModel, modelVendor: request.modelVendor, scene: request.scene,
-            accessChannel: request.accessChannel, estimateMicros: byok ? 0 : bound.cost(at: prices), createdAt: now,
-            origin: request.origin == .web ? .web : .api, prices: prices)
-        // The key's minute first: a request refused by both is a 429, and a 429 writes nothing.
-        if !request.keyID.isEmpty {
-            let limits = RateLimiter.Limits(requestsPerMinute: Int64(request.rpmLimit), tokensPerMinute: request.tpmLimit)
-            switch book.rates.acquire(key: request.keyID, limits: limits, tokens: request.rateTokens, nowMillis: now) {
-            case .unlimited: break
-            case .admitted(let second, let minute):
-                hold.rate = Book.RateCharge(second: second, tokens: request.rateTokens)
-                window = minute
-            case .limited(let retryAfter, let reason, let minute):
-                var error = ServiceError(.resourceExhausted, "rate_limit_exceeded", "\(reason); retry in \(retryAfter) s")
-                error.retryAfter = retryAfter
-                error.rateWindow = minute
-                throw error
-            }
-        }
+        let (hold, window) = try admit(book, request, prices: prices, now: now)
         do {
             let placed = try place(db, book, request, hold, now: now)
             guard let window, case .reserved(let expiresAt, _, _) = placed else { return placed }
             return .reserved(expiresAt: expiresAt, rate: window)
         } catch {
-            if let rate = hold.rate { book.rates.adjust(key: hold.keyID, second: rate.second, tokens: -rate.tokens, request: true) }
+            uncount(book, hold)
             throw error
         }
+    }
+
+    /// Decides a hold on its caller's thread, under the book's lock, when the book keeps all it
+    /// reads (`Book.decidesAtOnce`, every pool of the path): the same checks as `reserve`, and
+    /// the hold counted in its pools at once; nil when the book cannot decide it (the batch
+    /// will). The caller queues the decision (`Operation.decided`) before it lets go of the lock,
+    /// so that the batches write the holds in the order they were decided.
+    static func decide(
+        _ book: Book, _ request: Lumen_Ledger_V1_ReserveRequest, prices: Lumen_Registry_V1_Prices, now: Int64
+    ) throws -> Book.Decision? {
+        try validateRequestID(request.requestID)
+        guard book.decidesAtOnce(request.requestID) else { return nil }
+        try validate(request)
+        let path = Metering.path(organizationID: request.organizationID, keyID: request.keyID, owner: request.owner).map {
+            Book.PoolKey(organizationID: request.organizationID, owner: $0)
+        }
+        var pools: [PoolRecord] = []
+        pools.reserveCapacity(path.count)
+        for key in path {
+            guard var pool = book.keptPool(key) else { return nil }
+            pool.refill(now: now)
+            pools.append(pool)
+        }
+        let (hold, window) = try admit(book, request, prices: prices, now: now)
+        do {
+            try check(request, hold, pools)
+        } catch {
+            uncount(book, hold)
+            throw error
+        }
+        let decision = Book.Decision(requestID: request.requestID, hold: hold, window: window, epoch: book.epoch)
+        book.decide(decision, path: path)
+        return decision
+    }
+
+    /// Writes the line of a hold decided on its caller's thread. Decided since the last reset, it
+    /// is counted in its pools already; decided before, the pools were read again from the tables
+    /// without it, so it is checked again and placed as a batch places one (a refusal then is
+    /// its caller's: the hold never becomes durable, and its answer is never sent).
+    static func write(
+        _ db: any LedgerTables, _ book: Book, _ request: Lumen_Ledger_V1_ReserveRequest, _ decision: Book.Decision,
+        capture: Lumen_Ledger_V1_CaptureSettings?, now: Int64
+    ) throws -> Outcome {
+        guard book.isCurrent(decision) else {
+            book.staleDecisionCame()
+            do {
+                if try book.hold(db, request.requestID) == nil { _ = try place(db, book, request, decision.hold, now: now) }
+            } catch {
+                uncount(book, decision.hold)
+                throw error
+            }
+            return .reserved(expiresAt: book.expiry(of: decision.hold), rate: decision.window, capture: capture)
+        }
+        do {
+            try insert(db, request.requestID, decision.hold)
+        } catch {
+            book.withdraw(decision)
+            uncount(book, decision.hold)
+            throw error
+        }
+        book.deliver(decision)
+        return .reserved(expiresAt: book.expiry(of: decision.hold), rate: decision.window, capture: capture)
+    }
+
+    /// The hold a reserve asks for, counted in its key's minute (the minute first: a request
+    /// refused by both is a 429, and a 429 writes nothing); the minute when it counted in one.
+    private static func admit(
+        _ book: Book, _ request: Lumen_Ledger_V1_ReserveRequest, prices: Lumen_Registry_V1_Prices, now: Int64
+    ) throws -> (Book.Hold, RateWindow?) {
+        let byok = request.accessChannel == .byok
+        let bound = HoldBound(inputTokens: request.inputBoundTokens, outputTokens: request.outputBoundTokens)
+        var hold = Book.Hold(
+            organizationID: request.organizationID, keyID: request.keyID, owner: request.owner,
+            logicalModel: request.logicalModel, modelVendor: request.modelVendor, scene: request.scene,
+            accessChannel: request.accessChannel, estimateMicros: byok ? 0 : bound.cost(at: prices), createdAt: now,
+            origin: request.origin == .web ? .web : .api, prices: prices)
+        guard !request.keyID.isEmpty else { return (hold, nil) }
+        let limits = RateLimiter.Limits(requestsPerMinute: Int64(request.rpmLimit), tokensPerMinute: request.tpmLimit)
+        switch book.rates.acquire(key: request.keyID, limits: limits, tokens: request.rateTokens, nowMillis: now) {
+        case .unlimited:
+            return (hold, nil)
+        case .admitted(let second, let minute):
+            hold.rate = Book.RateCharge(second: second, tokens: request.rateTokens)
+            return (hold, minute)
+        case .limited(let retryAfter, let reason, let minute):
+            var error = ServiceError(.resourceExhausted, "rate_limit_exceeded", "\(reason); retry in \(retryAfter) s")
+            error.retryAfter = retryAfter
+            error.rateWindow = minute
+            throw error
+        }
+    }
+
+    /// Takes a hold that was not placed out of its key's minute.
+    private static func uncount(_ book: Book, _ hold: Book.Hold) {
+        if let rate = hold.rate { book.rates.adjust(key: hold.keyID, second: rate.second, tokens: -rate.tokens, request: true) }
     }
 
     /// The pools' checks and the hold's line, once the key's minute admitted the request.
     private static func place(
         _ db: any LedgerTables, _ book: Book, _ request: Lumen_Ledger_V1_ReserveRequest, _ hold: Book.Hold, now: Int64
     ) throws -> Outcome {
-        let byok = request.accessChannel == .byok
         let path = hold.path
         var pools = try path.map { try book.pool(db, $0, now: now) }
-        if !byok {
-            let estimate = hold.estimateMicros
-            if request.hasKeyLimitMicros {
-                let key = pools[0]
-                if key.spentMicros + key.reservedMicros + estimate > request.keyLimitMicros {
-                    throw insufficientQuota("this API key's spending limit", available: request.keyLimitMicros - key.spentMicros - key.reservedMicros, estimate: estimate)
-                }
-            }
-            for pool in pools where pool.poolMode == .balance {
-                if pool.balanceMicros <= 0 || pool.balanceMicros - pool.reservedMicros < estimate {
-                    throw insufficientQuota(describe(pool), available: pool.balanceMicros - pool.reservedMicros, estimate: estimate)
-                }
-            }
-        }
-        // No open hold but a line: the request was settled (or released) already.
-        if try db.hasLine(request.requestID) {
-            throw ServiceError(
-                .alreadyExists, "request_settled", "request \(request.requestID) was already settled", param: "request_id")
-        }
-        try db.insertHold(request.requestID, hold)
+        try check(request, hold, pools)
+        try insert(db, request.requestID, hold)
         book.open(request.requestID, hold)
         for (key, index) in zip(path, pools.indices) {
             pools[index].reservedMicros += hold.estimateMicros
             book.update(key, pools[index])
         }
         return .reserved(expiresAt: book.expiry(of: hold))
+    }
+
+    /// Whether `hold` fits every pool of its path (`pools`, refills applied); BYOK always does.
+    private static func check(_ request: Lumen_Ledger_V1_ReserveRequest, _ hold: Book.Hold, _ pools: [PoolRecord]) throws {
+        guard request.accessChannel != .byok else { return }
+        let estimate = hold.estimateMicros
+        if request.hasKeyLimitMicros {
+            let key = pools[0]
+            if key.spentMicros + key.reservedMicros + estimate > request.keyLimitMicros {
+                throw insufficientQuota("this API key's spending limit", available: request.keyLimitMicros - key.spentMicros - key.reservedMicros, estimate: estimate)
+            }
+        }
+        for pool in pools where pool.poolMode == .balance {
+            if pool.balanceMicros <= 0 || pool.balanceMicros - pool.reservedMicros < estimate {
+                throw insufficientQuota(describe(pool), available: pool.balanceMicros - pool.reservedMicros, estimate: estimate)
+            }
+        }
+    }
+
+    /// The hold's row, unless its request has a line already (it was settled or released).
+    private static func insert(_ db: any LedgerTables, _ requestID: String, _ hold: Book.Hold) throws {
+        if try db.hasLine(requestID) {
+            throw ServiceError(.alreadyExists, "request_settled", "request \(requestID) was already settled", param: "request_id")
+        }
+        try db.insertHold(requestID, hold)
     }
 
     static func settle(_ db: any LedgerTables, _ book: Book, _ request: Lumen_Ledger_V1_SettleRequest, now: Int64) throws -> Lumen_Ledger_V1_UsageLine {

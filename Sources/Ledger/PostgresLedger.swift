@@ -40,14 +40,6 @@ final class PostgresLedger: Sendable {
     /// it committed), and — once it has applied its operations — what it read and wrote, which the
     /// next batch reads instead of the tables while that commit is not visible yet.
     private let inFlight = Mutex<(outcome: Task<Bool, Never>, batch: PostgresLedgerBatch?)?>(nil)
-    /// The book is touched by one batch at a time: planning its reads, applying its operations,
-    /// resetting it after a failure.
-    private let bookLock = BookLock()
-
-    final class BookLock: Sendable {
-        private let mutex = Mutex(())
-        func withLock<T>(_ body: () throws -> T) rethrows -> T { try mutex.withLock { _ in try body() } }
-    }
 
     struct PreviousBatchFailed: Error, CustomStringConvertible {
         var description: String { "the ledger's previous batch failed to commit" }
@@ -92,7 +84,7 @@ final class PostgresLedger: Sendable {
     ) async -> Result<[Result<Metering.Outcome, any Error>], any Error> {
         do {
             let (outcomes, pools) = try await PostgresServiceDatabase.transaction(on: client, logger: logger) {
-                [logger, bookLock] connection in
+                [logger] connection in
                 // As on SQLite, a batch that holds nothing a caller waits on to be on disk (settlements,
                 // releases, sweeps) commits without waiting for its WAL flush; the next commit that
                 // waits, or the WAL writer within a few hundred milliseconds, makes it durable.
@@ -100,15 +92,18 @@ final class PostgresLedger: Sendable {
                     try await connection.query("SET LOCAL synchronous_commit = off", logger: logger)
                 }
                 let batch = try await Self.prefetch(
-                    operations, book: book, now: now, before: before, lock: bookLock, connection: connection, logger: logger)
-                let (outcomes, pools) = try bookLock.withLock {
-                    let outcomes = operations.enumerated().map { index, operation -> Result<Metering.Outcome, any Error> in
-                        let outcome = Result { try Metering.apply(batch, book, operation, now: now) }
-                        if case .success(let decision) = outcome { decided(index, decision) }
-                        return outcome
-                    }
+                    operations, book: book, now: now, before: before, connection: connection, logger: logger)
+                // The book is touched by one batch at a time (planning its reads, applying its
+                // operations, resetting it), under its lock one operation at a time (a hold decided
+                // on a caller's thread waits for one operation at most).
+                let outcomes = operations.enumerated().map { index, operation -> Result<Metering.Outcome, any Error> in
+                    let outcome = book.lock.withLock { Result { try Metering.apply(batch, book, operation, now: now) } }
+                    if case .success(let decision) = outcome { decided(index, decision) }
+                    return outcome
+                }
+                let pools = try book.lock.withLock {
                     try book.flush(batch)
-                    return (outcomes, book.flushed())
+                    return book.flushed()
                 }
                 // What this batch wrote builds on the batch before: it must have committed.
                 guard await previous?.value ?? true else { throw PreviousBatchFailed() }
@@ -120,7 +115,7 @@ final class PostgresLedger: Sendable {
             book.committed(pools)
             return .success(outcomes)
         } catch {
-            bookLock.withLock { book.reset() }
+            book.lock.withLock { book.reset() }
             return .failure(error)
         }
     }
@@ -128,14 +123,14 @@ final class PostgresLedger: Sendable {
     /// Reads, in three queries at most (four on the first batch, which reads the open holds),
     /// every row `operations` will ask `LedgerTables` for — lines and grants the batch `before`
     /// read or wrote are taken from it (its commit may not be visible yet). The book is read
-    /// under `lock`.
+    /// under its lock.
     static func prefetch(
-        _ operations: [Metering.Operation], book: Book, now: Int64, before: PostgresLedgerBatch?, lock: BookLock,
+        _ operations: [Metering.Operation], book: Book, now: Int64, before: PostgresLedgerBatch?,
         connection: PostgresConnection, logger: Logger
     ) async throws -> PostgresLedgerBatch {
         let batch = PostgresLedgerBatch()
         var loaded: [String: Book.Hold]?
-        if !lock.withLock({ book.hasHolds }) {
+        if !book.lock.withLock({ book.hasHolds }) {
             var holds: [String: Book.Hold] = [:]
             for try await row in try await connection.query(PostgresQuery(unsafeSQL: OpenHolds.all), logger: logger) {
                 let (requestID, hold) = try OpenHolds.hold(SQLRow(row))
@@ -144,7 +139,7 @@ final class PostgresLedger: Sendable {
             loaded = holds
             batch.pending = holds
         }
-        let (missing, requestIDs, grantKeys) = lock.withLock { plan(operations, book: book, now: now, loaded: loaded) }
+        let (missing, requestIDs, grantKeys) = book.lock.withLock { plan(operations, book: book, now: now, loaded: loaded) }
         batch.fetchedPools = missing
         for row in try await LedgerStatements.selectPool.execute(missing.map(LedgerStatements.poolKey), on: connection, logger: logger) {
             let pool = try PoolRecord(row)
@@ -194,6 +189,10 @@ final class PostgresLedger: Sendable {
                             Book.PoolKey(organizationID: request.organizationID, owner: $0)
                         })
                 }
+            case .decided(let request, let decision, _):
+                // Its line's absence; its pools, kept unless the book was reset since.
+                requestIDs.insert(request.requestID)
+                need(decision.hold.path)
             case .settle(let request):
                 if let open = hold(request.requestID) { need(open.path) } else { requestIDs.insert(request.requestID) }
             case .release(let request):
