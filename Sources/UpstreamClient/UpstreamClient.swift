@@ -259,6 +259,11 @@ public final class UpstreamClient: Sendable {
                     if let channel = idle.take(origin, on: nil, now: .now(), idleTimeout: idleTimeout, stale: &stale) {
                         return .success(channel)
                     }
+                    // Other calls may have started to wait since this one was told to: the bound
+                    // is kept here, where the queue grows.
+                    if idle.slots[origin, default: Slots()].waiting.count >= maximumWaiting {
+                        return .failure(UpstreamClientError.saturated)
+                    }
                     let timer = loop.scheduleTask(deadline: deadline) { [weak self] in
                         guard let self else { return }
                         self.abandon(origin, id, UpstreamClientError.saturated)

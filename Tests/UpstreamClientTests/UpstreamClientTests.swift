@@ -2,6 +2,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import Synchronization
 import Testing
 
 @testable import UpstreamClient
@@ -128,6 +129,40 @@ struct UpstreamClientTests {
             await #expect(throws: UpstreamClientError.saturated) { try await post(client, base + "/echo", timeout: .milliseconds(100)) }
             #expect(client.waiting(for: base) == 0)
             for task in more { task.cancel() }
+        }
+    }
+
+    @Test("with a cap, a burst at once against a busy connection queues no more calls than the bound")
+    func connectionQueueBurst() async throws {
+        try await withUpstream(configure: {
+            $0.maximumConnectionsPerHost = 1
+            $0.maximumWaitingPerHost = 1
+        }) { client, upstream, base in
+            let holding = Task { try await post(client, base + "/silent", timeout: .seconds(60)) }
+            let held = try await eventually { upstream.openConnections == 1 }
+            #expect(held)
+            // Twenty calls at once, told to wait at the same moment: one is queued (the bound), every
+            // other refused.
+            final class Count: Sendable { let value = Mutex(0) }
+            let count = Count()
+            let calls = (0..<20).map { n in
+                Task {
+                    do {
+                        return try await post(client, base + "/echo", "\(n)", timeout: .seconds(60)).2
+                    } catch UpstreamClientError.saturated {
+                        count.value.withLock { $0 += 1 }
+                        return "refused"
+                    }
+                }
+            }
+            let settled = try await eventually { count.value.withLock { $0 } == 19 }
+            #expect(settled, "refused: \(count.value.withLock { $0 }), waiting: \(client.waiting(for: base))")
+            #expect(client.waiting(for: base) == 1)
+            // The holding call ends: its place goes to the one waiting.
+            holding.cancel()
+            var answered = 0
+            for call in calls where try await call.value != "refused" { answered += 1 }
+            #expect(answered == 1 && count.value.withLock { $0 } == 19)
         }
     }
 
