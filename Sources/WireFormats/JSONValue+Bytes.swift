@@ -148,12 +148,7 @@ extension JSONValue {
         var current: UInt8? { index < bytes.count ? bytes[index] : nil }
 
         mutating func skipWhitespace() {
-            while index < bytes.count {
-                switch bytes[index] {
-                case 0x20, 0x0A, 0x0D, 0x09: index += 1
-                default: return
-                }
-            }
+            while index < bytes.count, JSONSplice.isWhitespace(bytes[index]) { index += 1 }
         }
 
         mutating func expect(_ literal: StaticString, _ value: JSONValue) throws(SyntaxError) -> JSONValue {
