@@ -187,7 +187,7 @@ final class RequestDeadlines: ChannelDuplexHandler, RemovableChannelHandler {
             status: .badRequest,
             headerFields: [
                 .contentType: "application/json; charset=utf-8", .contentLength: "\(bytes.count)", .connection: "close",
-                .requestID: Identifier.make("req"),
+                .requestID: Identifier.ordered("req"),
             ])
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.write(wrapOutboundOut(.body(ByteBuffer(bytes: bytes))), promise: nil)

@@ -16,7 +16,7 @@ struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
     let routes: RouteTable
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let requestID = Identifier.make("req")
+        let requestID = Identifier.ordered("req")
         var response: Response
         do {
             guard request.method != .trace else {

@@ -1,5 +1,7 @@
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// Random identifiers and secrets.
@@ -14,6 +16,29 @@ public enum Identifier {
     /// lower-case alphanumerics (about 82 bits).
     public static func make(_ prefix: String) -> String {
         prefix + "_" + random(count: 16, from: lowercase)
+    }
+
+    /// A new identifier that sorts by the time it was made, such as
+    /// `req_0mifx3k2a7q9x0c2m1z8b`: `prefix`, an underscore, the milliseconds since 1970 in 9
+    /// lower-case base-36 digits (fixed width, so the text sorts as the time does, until the
+    /// year 5188) and 12 random lower-case alphanumerics (about 62 bits). The ids a database
+    /// indexes in the order they come (a request's usage line, its hold) then land at the end
+    /// of the index — the same few pages for a whole batch — instead of one random page each.
+    public static func ordered(_ prefix: String, now: Int64 = currentMilliseconds()) -> String {
+        var time = [UInt8](repeating: UInt8(ascii: "0"), count: 9)
+        var remaining = max(0, now)
+        for index in time.indices.reversed() {
+            time[index] = lowercase[Int(remaining % 36)]
+            remaining /= 36
+        }
+        return prefix + "_" + String(decoding: time, as: UTF8.self) + random(count: 12, from: lowercase)
+    }
+
+    /// The milliseconds since 1970 by the system's clock.
+    public static func currentMilliseconds() -> Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
     }
 
     /// `count` characters drawn uniformly from the 62 ASCII letters and digits.

@@ -201,7 +201,7 @@ struct LedgerBench: AsyncParsableCommand {
                     while true {
                         let index = next.increment()
                         guard index < pairs else { return }
-                        let requestID = "bench_\(tag)_\(index)_\(started.hashValue)"
+                        let requestID = Identifier.ordered("req")  // as the gateway makes them
                         do {
                             try await meter.reserve(.with {
                                 $0.requestID = requestID

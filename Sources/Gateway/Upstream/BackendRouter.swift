@@ -62,8 +62,11 @@ final class BackendRouter: Sendable {
         _ backends: [Lumen_Registry_V1_Backend], now: Int64, demoted: Set<String> = [],
         using random: inout some RandomNumberGenerator
     ) -> [Lumen_Registry_V1_Backend] {
+        let routable = backends.filter { $0.isRoutable(at: now) }
+        // One backend has one order (no draw: the system's generator is a system call).
+        guard routable.count > 1 else { return routable }
         // Efraimidis–Spirakis: sorting by u^(1/w) draws without replacement proportionally to w.
-        let keyed = backends.filter { $0.isRoutable(at: now) }.map { backend -> (Lumen_Registry_V1_Backend, Double) in
+        let keyed = routable.map { backend -> (Lumen_Registry_V1_Backend, Double) in
             let weight = Double(max(backend.weight, 0))
             let u = Double.random(in: Double.ulpOfOne...1, using: &random)
             var key = weight > 0 ? pow(u, 1 / weight) : -1 + u / 2
