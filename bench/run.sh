@@ -13,6 +13,10 @@
 #
 # Usage: bench/run.sh
 #   DURATION=10s CONNECTIONS=32   the load of each wrk run
+#   ROUNDS=3                      rounds of the rows the targets compare (nginx as a proxy, the
+#                                 floor and Lumen: JSON and streaming at 32 connections, one
+#                                 connection on the 2 ms upstream; the ledger's pairs on SQLite
+#                                 and PostgreSQL), taken in turn; the targets use each row's median
 #   LITELLM=1                     0 leaves LiteLLM out (its first install takes minutes, into .build-litellm/)
 #   PG=1                          0 leaves out the PostgreSQL pairs (scripts/postgres.sh starts a server)
 #   SOAK=600                      seconds of the soak at SOAK_RATE (1000) requests/s; 0 skips it
@@ -31,6 +35,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION="${DURATION:-10s}"
+ROUNDS="${ROUNDS:-3}"
 CONNECTIONS="${CONNECTIONS:-32}"
 SOAK="${SOAK:-600}"
 SOAK_RATE="${SOAK_RATE:-1000}"
@@ -294,7 +299,12 @@ run() {  # label url stream connections name [pid]; SCRIPT/ROUTE/MODEL pick anot
     local cpu="-"
     [ -n "${6:-}" ] && cpu="$(python3 -c "print(f'{($after - $before) / $TICKS * 1000 / max(1, $total):.3f}')")"
     printf "%-36s %9s %9s %9s %9s %7s\n" "$1" "$rps" "$cpu" "$p50" "$p99" "$errors"
-    R[rps_$5]=$rps; R[p50_$5]=$p50; R[p99_$5]=$p99; R[cpu_$5]=$cpu; R[err_$5]=$errors
+    # A row run in several rounds keeps every round's figure; the summary takes their median.
+    local key value
+    for key in rps p50 p99 cpu err; do
+        case $key in rps) value=$rps ;; p50) value=$p50 ;; p99) value=$p99 ;; cpu) value=$cpu ;; err) value=$errors ;; esac
+        R[${key}_$5]="${R[${key}_$5]:+${R[${key}_$5]} }$value"
+    done
 }
 
 UP="http://127.0.0.1:$UPSTREAM_PORT"
@@ -328,6 +338,19 @@ run "bare proxy on AHC, 2 ms, 1 conn" "http://127.0.0.1:$AHC_FLOOR_SLOW_PORT" 0 
 MODEL=bench-slow run "through Lumen, 2 ms, 1 conn" "$GW" 0 1 gw_one "$LUMEN_PID"
 KEY="$TRACED_KEY" MODEL=bench-slow run "through Lumen, 2 ms, 1 conn, tracing on" "$TR" 0 1 tr_one "$TRACED_PID"
 litellm "through LiteLLM, 2 ms, 1 conn" 0 1 ll_one bench-slow
+# The rows the targets compare, again: this machine's speed moves by tens of percent within
+# minutes, so each comparison is the median of rounds taken in turn, not one sample of each.
+for round in $(seq 2 "$ROUNDS"); do
+    echo "round $round of $ROUNDS"
+    run "nginx as a reverse proxy, JSON" "http://127.0.0.1:$PROXY_PORT" 0 "$CONNECTIONS" np_json "$PROXY_PID"
+    run "bare proxy (Lumen's floor), JSON" "http://127.0.0.1:$FLOOR_PORT" 0 "$CONNECTIONS" fl_json "$FLOOR_PID"
+    run "through Lumen, JSON" "$GW" 0 "$CONNECTIONS" gw_json "$LUMEN_PID"
+    run "bare proxy (Lumen's floor), streaming" "http://127.0.0.1:$FLOOR_SSE_PORT" 1 "$CONNECTIONS" fl_sse "$FLOOR_SSE_PID"
+    run "through Lumen, streaming" "$GW" 1 "$CONNECTIONS" gw_sse "$LUMEN_PID"
+    MODEL=bench-slow run "nginx direct, 2 ms, 1 conn" "http://127.0.0.1:$NGINX_SLOW_PORT" 0 1 up_one
+    run "bare proxy (Lumen's floor), 2 ms, 1 conn" "http://127.0.0.1:$FLOOR_SLOW_PORT" 0 1 fl_one "$FLOOR_SLOW_PID"
+    MODEL=bench-slow run "through Lumen, 2 ms, 1 conn" "$GW" 0 1 gw_one "$LUMEN_PID"
+done
 R[rss_load]="$(rss_mb "$LUMEN_PID")"; R[rss_floor]="$(rss_mb "$FLOOR_PID")"; R[rss_proxy]="$(rss_mb "$PROXY_PID")"
 R[rss_ahc]="$(rss_mb "$AHC_FLOOR_PID")"; [ -n "$LITELLM_PID" ] && R[rss_litellm]="$(rss_mb "$LITELLM_PID")"
 # Anthropic's Messages API (Claude Code): passed through to a Claude backend, and translated both
@@ -388,13 +411,19 @@ if [ "$RPC_CALLS" -gt 0 ]; then
 fi
 
 # The ledger alone: hold+settle pairs, durable and group-committed.
+# Each round, SQLite then PostgreSQL (a server of Debian's on a fresh data directory), each on a
+# fresh database; the targets take the medians.
+pairs_of() {  # log "in-process"|"Meter stream": that line's pairs/s
+    awk -v what="$2" 'index($0, what) { for (i = 1; i < NF; i++) if ($(i + 1) == "pairs/s") { gsub(",", "", $i); print $i } }' "$1"
+}
 if [ "$PAIRS" -gt 0 ]; then
-    echo
-    "$BIN/bench-ledger" --only-pairs --pairs "$PAIRS" --concurrency 512 >"$WORK/ledger.log"
-    sed -n '/hold+settle/,$p' "$WORK/ledger.log"
-    R[pairs]="$(awk '/in-process/ { for (i = 1; i < NF; i++) if ($(i + 1) == "pairs/s") { gsub(",", "", $i); print $i } }' "$WORK/ledger.log")"
-    R[pairs_stream]="$(awk '/Meter stream/ { for (i = 1; i < NF; i++) if ($(i + 1) == "pairs/s") { gsub(",", "", $i); print $i } }' "$WORK/ledger.log")"
-    if [ "$PG" = 1 ]; then  # the same pairs on PostgreSQL (a server of Debian's, on a data directory of its own)
+    for round in $(seq 1 "$ROUNDS"); do
+        echo
+        "$BIN/bench-ledger" --only-pairs --pairs "$PAIRS" --concurrency 512 >"$WORK/ledger.log"
+        sed -n '/hold+settle/,$p' "$WORK/ledger.log"
+        R[pairs]="${R[pairs]:+${R[pairs]} }$(pairs_of "$WORK/ledger.log" in-process)"
+        R[pairs_stream]="${R[pairs_stream]:+${R[pairs_stream]} }$(pairs_of "$WORK/ledger.log" "Meter stream")"
+        [ "$PG" = 1 ] || continue
         pg_dir="$(mktemp -u /tmp/lumen-bench-pg.XXXXXX)"  # outside $WORK: the server runs as postgres
         if pg_url="$(scripts/postgres.sh start "$pg_dir" | tail -1)"; then
             "$BIN/bench-ledger" --only-pairs --pairs "$PAIRS" --concurrency 512 --database "$pg_url" >"$WORK/ledger-pg.log" || true
@@ -404,8 +433,8 @@ if [ "$PAIRS" -gt 0 ]; then
         scripts/postgres.sh stop "$pg_dir" >/dev/null 2>&1 || true
         rm -rf "$pg_dir"
         sed -n '/hold+settle/,$p' "$WORK/ledger-pg.log"
-        R[pairs_pg]="$(awk '/in-process/ { for (i = 1; i < NF; i++) if ($(i + 1) == "pairs/s") { gsub(",", "", $i); print $i } }' "$WORK/ledger-pg.log")"
-    fi
+        R[pairs_pg]="${R[pairs_pg]:+${R[pairs_pg]} }$(pairs_of "$WORK/ledger-pg.log" in-process)"
+    done
 fi
 
 # What keys cost: resident memory per cached key, and the key list.
@@ -444,6 +473,16 @@ fi
 echo
 python3 - <<PY
 r = {$(for k in "${!R[@]}"; do printf '"%s": "%s", ' "$k" "${R[$k]}"; done)}
+# A figure taken in several rounds is their median (the rounds are listed at the end).
+rounds = {}
+for k, v in list(r.items()):
+    parts = v.split()
+    if len(parts) > 1:
+        try: values = sorted(float(x) for x in parts)
+        except ValueError: continue
+        rounds[k] = v
+        m = values[len(values) // 2] if len(values) % 2 else (values[len(values) // 2 - 1] + values[len(values) // 2]) / 2
+        r[k] = f"{m:.3f}" if k.startswith(("cpu_", "p50_", "p99_")) else f"{m:.0f}"
 def num(name):
     try: return float(r.get(name, "nan"))
     except ValueError: return float("nan")
@@ -500,5 +539,8 @@ print(f"tracing off / on (every request, exported over OTLP/gRPC), CPU per reque
       f"(+{num('cpu_tr_sse') - num('cpu_gw_sse'):.3f}), one connection {r.get('cpu_gw_one')} / {r.get('cpu_tr_one')} ms, "
       f"added p50 {added('gw'):.3f} / {added('tr'):.3f} ms; "
       f"the collector got {r.get('otlp')} ({r.get('otlp_dropped')} warnings of dropped spans)")
+if rounds:
+    print("rounds (each row's figures in the order taken; the tables show their medians): "
+          + "; ".join(f"{k} {v}" for k, v in sorted(rounds.items()) if k.startswith(("cpu_", "p50_", "p99_", "pairs"))))
 print(f"Lumen / LiteLLM, CPU per JSON request: {num('cpu_gw_json') / num('cpu_ll_json'):.3f}; through Lumen / nginx direct, JSON req/s: {num('rps_gw_json') / num('rps_up_json'):.2f}")
 PY

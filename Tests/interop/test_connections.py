@@ -112,6 +112,23 @@ def test_a_slow_body_and_an_idle_connection_are_closed(guarded):
         assert client.get("/healthz").status_code == 200
 
 
+def test_each_request_on_a_connection_gets_its_own_deadlines(guarded):
+    """A request that follows a served one on the same connection is held to its own header
+    deadline (2 s from its first byte), not to what is left of the one before's (the body's 3 s,
+    set when the first request's head came)."""
+    sock = connect(guarded)
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: lumen\r\n\r\n")
+    sock.settimeout(5)
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:40]
+    time.sleep(1.5)  # inside the idle timeout; then a request whose headers never end
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: lumen\r\n")
+    seconds = closed_within(sock, 8, trickle=b"X")
+    assert seconds is not None and 1.5 < seconds < 3.5, seconds
+
+
 def test_past_the_connection_cap_connections_are_closed_on_arrival(tmp_path):
     for server in start_server(tmp_path, "--demo", "--max-connections", "5"):
         wait_ready(server)
