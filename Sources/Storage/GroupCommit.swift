@@ -206,7 +206,7 @@ public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable
         let proceed: @Sendable () -> Void = {
             if !proceeded.exchange(true, ordering: .acquiringAndReleasing) { self.writeNextBatch() }
         }
-        let operations = batch.map(\.operation)
+        let operations = batch.map { $0.operation }  // not `\.operation`: a key path of a generic type is built at run time, each call
         let mustSync = synced.map { operations.contains(where: $0) } ?? true
         write(operations, mustSync, { index, outcome in batch[index].decided?(outcome) }, proceed) { result in
             // Queue the next batch first (when the writer has not let it start already): it runs
@@ -223,7 +223,7 @@ public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable
                 guard !state.barriers.isEmpty else { return [] }
                 let answered = state.answered
                 defer { state.barriers.removeAll { $0.mark <= answered } }
-                return state.barriers.filter { $0.mark <= answered }.map(\.continuation)
+                return state.barriers.filter { $0.mark <= answered }.map { $0.continuation }
             }
             for continuation in released { continuation.resume() }
         }
