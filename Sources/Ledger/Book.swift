@@ -47,11 +47,7 @@ final class Book: @unchecked Sendable {
         /// for holds read back from the database (their model's prices now apply).
         var prices: Lumen_Registry_V1_Prices?
 
-        var path: [PoolKey] {
-            Metering.path(organizationID: organizationID, keyID: keyID, owner: owner).map {
-                PoolKey(organizationID: organizationID, owner: $0)
-            }
-        }
+        var path: [PoolKey] { PoolKey.path(organizationID: organizationID, keyID: keyID, owner: owner) }
     }
 
     /// A request's place in its key's minute: the second it counts in and the tokens counted.
@@ -75,6 +71,18 @@ final class Book: @unchecked Sendable {
             self.organizationID = organizationID
             self.ownerType = ownerType
             self.ownerID = ownerID
+        }
+
+        /// The pools a request of this key and owner draws on, in path order (`Metering.path`).
+        static func path(organizationID: String, keyID: String, owner: Lumen_Common_V1_PrincipalRef) -> [PoolKey] {
+            Metering.path(organizationID: organizationID, keyID: keyID, owner: owner).map {
+                PoolKey(organizationID: organizationID, owner: $0)
+            }
+        }
+
+        /// The pools `request` draws on, in path order.
+        static func path(of request: Lumen_Ledger_V1_ReserveRequest) -> [PoolKey] {
+            path(organizationID: request.organizationID, keyID: request.keyID, owner: request.owner)
         }
     }
 

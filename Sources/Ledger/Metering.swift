@@ -175,9 +175,7 @@ enum Metering {
         try validateRequestID(request.requestID)
         guard book.decidesAtOnce(request.requestID) else { return nil }
         try validate(request)
-        let path = Metering.path(organizationID: request.organizationID, keyID: request.keyID, owner: request.owner).map {
-            Book.PoolKey(organizationID: request.organizationID, owner: $0)
-        }
+        let path = Book.PoolKey.path(of: request)
         var pools: [PoolRecord] = []
         pools.reserveCapacity(path.count)
         for key in path {

@@ -184,10 +184,7 @@ final class PostgresLedger: Sendable {
             case .reserve(let request, _, _):
                 if hold(request.requestID) == nil {
                     requestIDs.insert(request.requestID)
-                    need(
-                        Metering.path(organizationID: request.organizationID, keyID: request.keyID, owner: request.owner).map {
-                            Book.PoolKey(organizationID: request.organizationID, owner: $0)
-                        })
+                    need(Book.PoolKey.path(of: request))
                 }
             case .decided(let request, let decision, _):
                 // Its line's absence; its pools, kept unless the book was reset since.
