@@ -1,7 +1,5 @@
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 /// Random identifiers and secrets.
@@ -24,7 +22,7 @@ public enum Identifier {
     /// year 5188) and 12 random lower-case alphanumerics (about 62 bits). The ids a database
     /// indexes in the order they come (a request's usage line, its hold) then land at the end
     /// of the index — the same few pages for a whole batch — instead of one random page each.
-    public static func ordered(_ prefix: String, now: Int64 = currentMilliseconds()) -> String {
+    public static func ordered(_ prefix: String, now: Int64 = WallClock.system.nowMillis) -> String {
         var time = [UInt8](repeating: UInt8(ascii: "0"), count: 9)
         var remaining = max(0, now)
         for index in time.indices.reversed() {
@@ -32,13 +30,6 @@ public enum Identifier {
             remaining /= 36
         }
         return prefix + "_" + String(decoding: time, as: UTF8.self) + random(count: 12, from: lowercase)
-    }
-
-    /// The milliseconds since 1970 by the system's clock.
-    public static func currentMilliseconds() -> Int64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
     }
 
     /// `count` characters drawn uniformly from the 62 ASCII letters and digits.

@@ -37,7 +37,7 @@ struct IdentifierTests {
         let sameMillisecond = Set((0..<1_000).map { _ in Identifier.ordered("req", now: 1_796_601_600_000) })
         #expect(sameMillisecond.count == 1_000, "twelve random characters keep ids of one millisecond apart")
         let now = Identifier.ordered("req")
-        let later = Identifier.currentMilliseconds() + 1
+        let later = WallClock.system.nowMillis + 1
         #expect(now < Identifier.ordered("req", now: later), "the clock's own time sorts before the next millisecond")
     }
 }

@@ -174,11 +174,11 @@ struct LedgerBench: AsyncParsableCommand {
                     return nil
                 }
                 while !stream.isConnected { try await Task.sleep(for: .milliseconds(10)) }
-                let elapsed = try await Self.timePairs(stream, pairs: pairs, concurrency: concurrency, plan: plan, tag: "s")
+                let elapsed = try await Self.timePairs(stream, pairs: pairs, concurrency: concurrency, plan: plan)
                 group.cancelAll()
                 return elapsed
             }
-            let local = try await Self.timePairs(service.localMeter, pairs: pairs, concurrency: concurrency, plan: plan, tag: "l")
+            let local = try await Self.timePairs(service.localMeter, pairs: pairs, concurrency: concurrency, plan: plan)
             print("")
             print("hold+settle pairs, \(concurrency) in flight, each answered once its group-committed transaction is durable:")
             for (path, elapsed) in [("over the Meter stream (a gateway elsewhere)", streamed), ("in-process (LedgerService.localMeter)", local)] {
@@ -190,7 +190,7 @@ struct LedgerBench: AsyncParsableCommand {
 
     /// Sends `pairs` hold+settle pairs through `meter`, `concurrency` at a time; how long they took.
     static func timePairs(
-        _ meter: any HoldMeter, pairs: Int, concurrency: Int, plan: SyntheticUsage.Plan, tag: String
+        _ meter: any HoldMeter, pairs: Int, concurrency: Int, plan: SyntheticUsage.Plan
     ) async throws -> Duration {
         let next = Counter()
         let failures = Counter()
