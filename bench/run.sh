@@ -288,6 +288,10 @@ MT="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["managemen
 ORG="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["organization_id"])' "$WORK/data.bootstrap.json")"
 declare -A R  # results by name
 R[rss_start]="$(rss_mb "$LUMEN_PID")"
+# A figure taken in several rounds keeps every round's value; the summary takes their median.
+append() {  # name value
+    R[$1]="${R[$1]:+${R[$1]} }$2"
+}
 run() {  # label url stream connections name [pid]; SCRIPT/ROUTE/MODEL pick another request
     local before after line
     before="$( [ -n "${6:-}" ] && cpu_ticks "$6" || echo 0)"
@@ -299,12 +303,7 @@ run() {  # label url stream connections name [pid]; SCRIPT/ROUTE/MODEL pick anot
     local cpu="-"
     [ -n "${6:-}" ] && cpu="$(python3 -c "print(f'{($after - $before) / $TICKS * 1000 / max(1, $total):.3f}')")"
     printf "%-36s %9s %9s %9s %9s %7s\n" "$1" "$rps" "$cpu" "$p50" "$p99" "$errors"
-    # A row run in several rounds keeps every round's figure; the summary takes their median.
-    local key value
-    for key in rps p50 p99 cpu err; do
-        case $key in rps) value=$rps ;; p50) value=$p50 ;; p99) value=$p99 ;; cpu) value=$cpu ;; err) value=$errors ;; esac
-        R[${key}_$5]="${R[${key}_$5]:+${R[${key}_$5]} }$value"
-    done
+    append "rps_$5" "$rps"; append "p50_$5" "$p50"; append "p99_$5" "$p99"; append "cpu_$5" "$cpu"; append "err_$5" "$errors"
 }
 
 UP="http://127.0.0.1:$UPSTREAM_PORT"
@@ -318,38 +317,42 @@ litellm() {  # label stream connections name [model]: a row for LiteLLM, when it
     [ -n "$LITELLM_PID" ] || return 0
     KEY=sk-litellm-bench MODEL="${5:-}" run "$1" "$LL" "$2" "$3" "$4" "$LITELLM_PID"
 }
-run "nginx direct, JSON" "http://127.0.0.1:$NGINX_PORT" 0 "$CONNECTIONS" up_json
-run "nginx as a reverse proxy, JSON" "http://127.0.0.1:$PROXY_PORT" 0 "$CONNECTIONS" np_json "$PROXY_PID"
-run "bare proxy (Lumen's floor), JSON" "http://127.0.0.1:$FLOOR_PORT" 0 "$CONNECTIONS" fl_json "$FLOOR_PID"
-run "bare proxy on AsyncHTTPClient, JSON" "http://127.0.0.1:$AHC_FLOOR_PORT" 0 "$CONNECTIONS" af_json "$AHC_FLOOR_PID"
-run "through Lumen, JSON" "$GW" 0 "$CONNECTIONS" gw_json "$LUMEN_PID"
-KEY="$TRACED_KEY" run "through Lumen, JSON, tracing on" "$TR" 0 "$CONNECTIONS" tr_json "$TRACED_PID"
-litellm "through LiteLLM, JSON" 0 "$CONNECTIONS" ll_json
-run "nginx direct, streaming" "http://127.0.0.1:$NGINX_SSE_PORT" 1 "$CONNECTIONS" up_sse
-run "bare proxy (Lumen's floor), streaming" "http://127.0.0.1:$FLOOR_SSE_PORT" 1 "$CONNECTIONS" fl_sse "$FLOOR_SSE_PID"
-run "through Lumen, streaming" "$GW" 1 "$CONNECTIONS" gw_sse "$LUMEN_PID"
-KEY="$TRACED_KEY" run "through Lumen, streaming, tracing on" "$TR" 1 "$CONNECTIONS" tr_sse "$TRACED_PID"
-litellm "through LiteLLM, streaming" 1 "$CONNECTIONS" ll_sse
-# One connection, the upstream answering 2 ms after each request.
-MODEL=bench-slow run "nginx direct, 2 ms, 1 conn" "http://127.0.0.1:$NGINX_SLOW_PORT" 0 1 up_one
-run "nginx as a reverse proxy, 2 ms, 1 conn" "http://127.0.0.1:$PROXY_SLOW_PORT" 0 1 np_one "$PROXY_PID"
-run "bare proxy (Lumen's floor), 2 ms, 1 conn" "http://127.0.0.1:$FLOOR_SLOW_PORT" 0 1 fl_one "$FLOOR_SLOW_PID"
-run "bare proxy on AHC, 2 ms, 1 conn" "http://127.0.0.1:$AHC_FLOOR_SLOW_PORT" 0 1 af_one "$AHC_FLOOR_SLOW_PID"
-MODEL=bench-slow run "through Lumen, 2 ms, 1 conn" "$GW" 0 1 gw_one "$LUMEN_PID"
-KEY="$TRACED_KEY" MODEL=bench-slow run "through Lumen, 2 ms, 1 conn, tracing on" "$TR" 0 1 tr_one "$TRACED_PID"
-litellm "through LiteLLM, 2 ms, 1 conn" 0 1 ll_one bench-slow
-# The rows the targets compare, again: this machine's speed moves by tens of percent within
-# minutes, so each comparison is the median of rounds taken in turn, not one sample of each.
-for round in $(seq 2 "$ROUNDS"); do
-    echo "round $round of $ROUNDS"
+# The rows the targets compare, in groups: taken again in every round after the first.
+compared_json() {
     run "nginx as a reverse proxy, JSON" "http://127.0.0.1:$PROXY_PORT" 0 "$CONNECTIONS" np_json "$PROXY_PID"
     run "bare proxy (Lumen's floor), JSON" "http://127.0.0.1:$FLOOR_PORT" 0 "$CONNECTIONS" fl_json "$FLOOR_PID"
     run "through Lumen, JSON" "$GW" 0 "$CONNECTIONS" gw_json "$LUMEN_PID"
+}
+compared_streaming() {
     run "bare proxy (Lumen's floor), streaming" "http://127.0.0.1:$FLOOR_SSE_PORT" 1 "$CONNECTIONS" fl_sse "$FLOOR_SSE_PID"
     run "through Lumen, streaming" "$GW" 1 "$CONNECTIONS" gw_sse "$LUMEN_PID"
+}
+compared_one() {  # one connection, the upstream answering 2 ms after each request
     MODEL=bench-slow run "nginx direct, 2 ms, 1 conn" "http://127.0.0.1:$NGINX_SLOW_PORT" 0 1 up_one
     run "bare proxy (Lumen's floor), 2 ms, 1 conn" "http://127.0.0.1:$FLOOR_SLOW_PORT" 0 1 fl_one "$FLOOR_SLOW_PID"
     MODEL=bench-slow run "through Lumen, 2 ms, 1 conn" "$GW" 0 1 gw_one "$LUMEN_PID"
+}
+run "nginx direct, JSON" "http://127.0.0.1:$NGINX_PORT" 0 "$CONNECTIONS" up_json
+compared_json
+run "bare proxy on AsyncHTTPClient, JSON" "http://127.0.0.1:$AHC_FLOOR_PORT" 0 "$CONNECTIONS" af_json "$AHC_FLOOR_PID"
+KEY="$TRACED_KEY" run "through Lumen, JSON, tracing on" "$TR" 0 "$CONNECTIONS" tr_json "$TRACED_PID"
+litellm "through LiteLLM, JSON" 0 "$CONNECTIONS" ll_json
+run "nginx direct, streaming" "http://127.0.0.1:$NGINX_SSE_PORT" 1 "$CONNECTIONS" up_sse
+compared_streaming
+KEY="$TRACED_KEY" run "through Lumen, streaming, tracing on" "$TR" 1 "$CONNECTIONS" tr_sse "$TRACED_PID"
+litellm "through LiteLLM, streaming" 1 "$CONNECTIONS" ll_sse
+compared_one
+run "nginx as a reverse proxy, 2 ms, 1 conn" "http://127.0.0.1:$PROXY_SLOW_PORT" 0 1 np_one "$PROXY_PID"
+run "bare proxy on AHC, 2 ms, 1 conn" "http://127.0.0.1:$AHC_FLOOR_SLOW_PORT" 0 1 af_one "$AHC_FLOOR_SLOW_PID"
+KEY="$TRACED_KEY" MODEL=bench-slow run "through Lumen, 2 ms, 1 conn, tracing on" "$TR" 0 1 tr_one "$TRACED_PID"
+litellm "through LiteLLM, 2 ms, 1 conn" 0 1 ll_one bench-slow
+# The compared rows again: this machine's speed moves by tens of percent within minutes, so
+# each comparison is the median of rounds taken in turn, not one sample of each.
+for round in $(seq 2 "$ROUNDS"); do
+    echo "round $round of $ROUNDS"
+    compared_json
+    compared_streaming
+    compared_one
 done
 R[rss_load]="$(rss_mb "$LUMEN_PID")"; R[rss_floor]="$(rss_mb "$FLOOR_PID")"; R[rss_proxy]="$(rss_mb "$PROXY_PID")"
 R[rss_ahc]="$(rss_mb "$AHC_FLOOR_PID")"; [ -n "$LITELLM_PID" ] && R[rss_litellm]="$(rss_mb "$LITELLM_PID")"
@@ -421,8 +424,8 @@ if [ "$PAIRS" -gt 0 ]; then
         echo
         "$BIN/bench-ledger" --only-pairs --pairs "$PAIRS" --concurrency 512 >"$WORK/ledger.log"
         sed -n '/hold+settle/,$p' "$WORK/ledger.log"
-        R[pairs]="${R[pairs]:+${R[pairs]} }$(pairs_of "$WORK/ledger.log" in-process)"
-        R[pairs_stream]="${R[pairs_stream]:+${R[pairs_stream]} }$(pairs_of "$WORK/ledger.log" "Meter stream")"
+        append pairs "$(pairs_of "$WORK/ledger.log" in-process)"
+        append pairs_stream "$(pairs_of "$WORK/ledger.log" "Meter stream")"
         [ "$PG" = 1 ] || continue
         pg_dir="$(mktemp -u /tmp/lumen-bench-pg.XXXXXX)"  # outside $WORK: the server runs as postgres
         if pg_url="$(scripts/postgres.sh start "$pg_dir" | tail -1)"; then
@@ -433,7 +436,7 @@ if [ "$PAIRS" -gt 0 ]; then
         scripts/postgres.sh stop "$pg_dir" >/dev/null 2>&1 || true
         rm -rf "$pg_dir"
         sed -n '/hold+settle/,$p' "$WORK/ledger-pg.log"
-        R[pairs_pg]="${R[pairs_pg]:+${R[pairs_pg]} }$(pairs_of "$WORK/ledger-pg.log" in-process)"
+        append pairs_pg "$(pairs_of "$WORK/ledger-pg.log" in-process)"
     done
 fi
 
@@ -472,16 +475,16 @@ fi
 
 echo
 python3 - <<PY
+import statistics
 r = {$(for k in "${!R[@]}"; do printf '"%s": "%s", ' "$k" "${R[$k]}"; done)}
 # A figure taken in several rounds is their median (the rounds are listed at the end).
 rounds = {}
 for k, v in list(r.items()):
     parts = v.split()
     if len(parts) > 1:
-        try: values = sorted(float(x) for x in parts)
+        try: m = statistics.median(float(x) for x in parts)
         except ValueError: continue
         rounds[k] = v
-        m = values[len(values) // 2] if len(values) % 2 else (values[len(values) // 2 - 1] + values[len(values) // 2]) / 2
         r[k] = f"{m:.3f}" if k.startswith(("cpu_", "p50_", "p99_")) else f"{m:.0f}"
 def num(name):
     try: return float(r.get(name, "nan"))

@@ -13,9 +13,9 @@ import Synchronization
 /// as on SQLite. The group commit is the same; a batch is one transaction: the rows its
 /// operations will read (their pools, the lines of requests without an open hold, grants by
 /// idempotency key) are fetched first, in three queries; the operations are applied to the book
-/// and to a `PostgresLedgerBatch`, which keeps their writes; those go out as one statement a
-/// kind, over arrays (holds placed, lines written, holds deleted; pools, rollups and totals
-/// upserted), then the commit. A batch that fails rolls back whole and the book is reset, as on
+/// and to a `PostgresLedgerBatch`, which keeps their writes; those go out as one statement, a
+/// part a kind, over arrays (holds placed, lines written, holds deleted; pools, rollups and
+/// totals upserted), then the commit. A batch that fails rolls back whole and the book is reset, as on
 /// SQLite. The statements are SQLite's, declared once in `LedgerStatements`: only how they are
 /// run differs.
 final class PostgresLedger: Sendable {
@@ -335,11 +335,13 @@ final class PostgresLedgerBatch: LedgerTables, @unchecked Sendable {
 
     /// Sends the batch's writes: holds placed, lines written and holds deleted (settled or
     /// released); grants; pools, rollups and totals upserted — each statement once for all its
-    /// rows; the alerts' rows; the audit log's entries, chained in the order they were made. A
-    /// hold placed and closed in the same batch is only its line.
+    /// rows, all of them as one statement (one round trip: each writes its own table, and a hold
+    /// placed and closed in the same batch is only its line, so none touches a row another
+    /// writes); then the alerts' rows and the audit log's entries, chained in the order they were
+    /// made.
     func send(_ connection: PostgresConnection, logger: Logger) async throws {
         typealias Statements = LedgerStatements
-        for (statement, rows) in [
+        try await BulkStatement.execute(together: [
             (OpenHolds.insert, openOrder.compactMap { id in opened[id].map { OpenHolds.insert(id, $0) } }),
             (Statements.insertLine, closed.map(Statements.insertLine)),
             (OpenHolds.delete, deletedHolds.map { [.text($0)] }),
@@ -349,9 +351,7 @@ final class PostgresLedgerBatch: LedgerTables, @unchecked Sendable {
             (Statements.addKeyTotals, keyTotals.map { Statements.addTotals(Statements.keyTotalsKey($0), $1) }),
             (Statements.addOwnerModelTotals, ownerTotals.map { Statements.addTotals(Statements.ownerKey($0), $1) }),
             (Statements.addOwnerOriginTotals, originTotals.map { Statements.addTotals(Statements.originKey($0), $1) }),
-        ] {
-            try await statement.execute(rows, on: connection, logger: logger)
-        }
+        ], on: connection, logger: logger)
         // Budget alerts' rows, in the order they were made (rare: a change, a crossing, an attempt).
         for write in writes { try await write.statement.execute(write.rows, on: connection, logger: logger) }
         try await AuditTrail.append(audits, on: connection, logger: logger)

@@ -152,6 +152,47 @@ public struct BulkStatement: Sendable {
     public func execute(_ rows: [[SQLValue]], on connection: PostgresConnection, logger: Logger) async throws -> [SQLRow] {
         guard !rows.isEmpty else { return [] }
         var binds = PostgresBindings(capacity: columns.count)
+        bind(rows, into: &binds)
+        return try await Self.run(postgres, binds, on: connection, logger: logger)
+    }
+
+    /// Runs writes (inserts, updates, deletes: no `select`) as one statement, one round trip for
+    /// all, each its part of a `WITH`; those without rows are left out. The parts see one snapshot
+    /// and none sees another's rows: no two may write the same row, nor one read what another
+    /// writes.
+    public static func execute(together writes: [(BulkStatement, [[SQLValue]])], on connection: PostgresConnection, logger: Logger) async throws {
+        let writes = writes.filter { !$0.1.isEmpty }
+        if writes.count <= 1 {
+            if let (statement, rows) = writes.first { try await statement.execute(rows, on: connection, logger: logger) }
+            return
+        }
+        var binds = PostgresBindings(capacity: writes.reduce(0) { $0 + $1.0.columns.count * 2 })
+        var parts: [String] = []
+        for (statement, rows) in writes {
+            let first = binds.count
+            statement.bind(rows, into: &binds)
+            parts.append("w\(parts.count) AS (\(statement.postgres(placeholdersAfter: first)))")
+        }
+        try await run("WITH " + parts.joined(separator: ",\n") + "\nSELECT 1", binds, on: connection, logger: logger)
+    }
+
+    /// `postgres` with its placeholders `$1`… numbered from `offset + 1` (the statement's text is
+    /// built here: a `$` in it is a placeholder).
+    func postgres(placeholdersAfter offset: Int) -> String {
+        guard offset > 0 else { return postgres }
+        var text = ""
+        var rest = Substring(postgres)
+        while let dollar = rest.firstIndex(of: "$") {
+            text += rest[...dollar]
+            let digits = rest[rest.index(after: dollar)...].prefix { $0.isASCII && $0.isNumber }
+            text += Int(digits).map { String($0 + offset) } ?? ""
+            rest = rest[digits.endIndex...]
+        }
+        return text + rest
+    }
+
+    /// Binds `rows`, one array a column (and a column of NULL flags after a nullable one).
+    func bind(_ rows: [[SQLValue]], into binds: inout PostgresBindings) {
         for (index, column) in columns.enumerated() {
             let cells = rows.map { $0[index] }
             switch column.kind {
@@ -164,9 +205,13 @@ public struct BulkStatement: Sendable {
             }
             if column.nullable { binds.append(cells.map { $0 == .null }) }
         }
+    }
+
+    @discardableResult
+    static func run(_ sql: String, _ binds: PostgresBindings, on connection: PostgresConnection, logger: Logger) async throws -> [SQLRow] {
         var found: [SQLRow] = []
         do {
-            for try await row in try await connection.query(PostgresQuery(unsafeSQL: postgres, binds: binds), logger: logger) {
+            for try await row in try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger) {
                 found.append(try SQLRow(row))
             }
         } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
