@@ -100,4 +100,47 @@ struct BulkStatementTests {
             return Outcome(rows: try Self.render(found), duplicateRefused: refused)
         }
     }
+
+    static let tally = BulkStatement.insert(
+        into: "tallies", [.text("name"), .bigint("n"), .text("label", nullable: true)], onConflict: ["name"], merge: ["n": .add])
+    static let untally = BulkStatement.delete(from: "tallies", key: [.text("name")])
+
+    @Test(
+        "Writes to different tables sent together, as one statement, leave what they leave one by one; a duplicate in any part refuses them all",
+        .enabled(if: TestStore.available.contains(.postgres)))
+    func together() async throws {
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        try await TestPostgres.withDatabase { [logger] database in
+            func run(_ writes: [(BulkStatement, [[SQLValue]])]) async throws {
+                try await PostgresServiceDatabase.transaction(on: database.client, logger: logger) { connection in
+                    try await BulkStatement.execute(together: writes, on: connection, logger: logger)
+                }
+            }
+            func tallies() async throws -> [String] {
+                var found: [String] = []
+                let rows = try await database.client.query(PostgresQuery(unsafeSQL: "SELECT name, n, label FROM tallies ORDER BY name"), logger: logger)
+                for try await (name, n, label) in rows.decode((String, Int64, String?).self) { found.append("\(name)=\(n) \(label ?? "nil")") }
+                return found
+            }
+            try await database.client.query(PostgresQuery(unsafeSQL: Self.table), logger: logger)
+            try await database.client.query(PostgresQuery(unsafeSQL: "CREATE TABLE tallies (name TEXT PRIMARY KEY, n BIGINT NOT NULL, label TEXT)"), logger: logger)
+            // Placeholders of each part numbered after the parts before it; a part without rows left out.
+            try await run([(Self.upsert, Self.steps[0].1), (Self.delete, []), (Self.tally, [["x", 1, nil], ["y", 2, "why"]])])
+            try await run([(Self.update, [["a", 2, 100, "two"]]), (Self.untally, [["x"]]), (Self.tally, [["y", 5, nil]])])
+            let items = try await PostgresServiceDatabase.transaction(on: database.client, logger: logger) { connection in
+                try await Self.select.execute(Self.keys, on: connection, logger: logger)
+            }
+            #expect(try Self.render(items) == [
+                "a/1 note=nil flag=true total=10 seen=5 label=nil",
+                "a/2 note=7 flag=false total=100 seen=1 label=two",
+                "b/1 note=3 flag=false total=0 seen=9 label=nil",
+            ])
+            #expect(try await tallies() == ["y=7 why"])
+            await #expect(throws: SQLUniqueViolation.self) {
+                try await run([(Self.tally, [["z", 1, "zed"]]), (Self.plain, [["a", 2, 1]])])
+            }
+            #expect(try await tallies() == ["y=7 why"])
+        }
+    }
 }
