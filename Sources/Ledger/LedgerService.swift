@@ -150,7 +150,7 @@ public struct LedgerService: Sendable {
             // The book under its lock one operation at a time (a hold decided on a caller's
             // thread waits for one operation at most).
             self.committer = GroupCommit(
-                writer: writer, savepoints: false, synced: { $0.synced },
+                writer: writer, savepoints: false, synced: { $0.synced }, linger: Self.settlementLinger, lingers: { $0.lingers },
                 beforeCommit: { db in try book.lock.withLock { try book.flush(SQLiteLedgerTables(db: db)) } },
                 afterRollback: { book.lock.withLock { book.reset() } },
                 afterCommit: { book.committed(book.lock.withLock { book.flushed() }) }
@@ -160,7 +160,8 @@ public struct LedgerService: Sendable {
         case .postgres(let ledger):
             // Each batch at one time (what it read first was chosen for it), applied while the
             // batch before commits.
-            self.committer = GroupCommit(synced: { $0.synced }) { batch, synced, decided, proceed, done in
+            self.committer = GroupCommit(synced: { $0.synced }, linger: Self.settlementLinger, lingers: { $0.lingers }) {
+                batch, synced, decided, proceed, done in
                 ledger.write(
                     batch, synced: synced, book: book, now: clock.nowMillis, decided: decided, proceed: proceed, done: done)
             }
@@ -250,6 +251,10 @@ public struct LedgerService: Sendable {
         }
     }
 
+    /// How long a settlement queued while the ledger's writer is idle waits for the next hold to
+    /// share its transaction (one commit a request on a connection instead of two), at most.
+    static let settlementLinger = Duration.milliseconds(5)
+
     static let noDirectory = ServiceError(
         .unavailable, "directory_unavailable", "this ledger cannot tell whose a key is: give it --keys-address")
 
@@ -294,7 +299,10 @@ public struct LedgerService: Sendable {
     ) throws -> Metering.Outcome? {
         guard case .reserve(let request, let prices, let capture) = operation else { return nil }
         return try book.lock.withLock {
-            guard let decision = try Metering.decide(book, request, prices: prices, now: clock.nowMillis) else { return nil }
+            guard
+                let decision = try Metering.decide(
+                    book, request, prices: prices, now: clock.nowMillis, settlementsWaiting: committer.lingeringInFlight)
+            else { return nil }
             // Queued under the lock: holds are written in the order they were decided.
             commit(.decided(request, decision, capture: capture), completion: completion)
             return .reserved(expiresAt: book.expiry(of: decision.hold), rate: decision.window, capture: capture)

@@ -65,6 +65,12 @@ enum Metering {
             }
         }
 
+        /// Whether its batch may wait a little for the next one's (`GroupCommit`'s linger): a
+        /// settlement, which no caller waits for, shares the next hold's transaction.
+        var lingers: Bool {
+            if case .settle = self { true } else { false }
+        }
+
         /// The gateway's span this hold operation continues (its message's `traceparent`), and
         /// the name of the ledger's span for it; nil for the ledger's own operations.
         var traced: (name: String, traceparent: String)? {
@@ -169,8 +175,14 @@ enum Metering {
     /// the hold counted in its pools at once; nil when the book cannot decide it (the batch
     /// will). The caller queues the decision (`Operation.decided`) before it lets go of the lock,
     /// so that the batches write the holds in the order they were decided.
+    ///
+    /// `settlementsWaiting`: settlements are queued or being written, perhaps not applied yet
+    /// (one may linger for the next hold's batch: `GroupCommit`). A request they would refuse is
+    /// then decided in a batch instead, after them — an answered request's hold never refuses
+    /// the next one.
     static func decide(
-        _ book: Book, _ request: Lumen_Ledger_V1_ReserveRequest, prices: Lumen_Registry_V1_Prices, now: Int64
+        _ book: Book, _ request: Lumen_Ledger_V1_ReserveRequest, prices: Lumen_Registry_V1_Prices, now: Int64,
+        settlementsWaiting: Bool = false
     ) throws -> Book.Decision? {
         try validateRequestID(request.requestID)
         guard book.decidesAtOnce(request.requestID) else { return nil }
@@ -183,11 +195,17 @@ enum Metering {
             pool.refill(now: now)
             pools.append(pool)
         }
-        let (hold, window) = try admit(book, request, prices: prices, now: now)
+        let (hold, window): (Book.Hold, RateWindow?)
+        do {
+            (hold, window) = try admit(book, request, prices: prices, now: now)
+        } catch where settlementsWaiting {
+            return nil
+        }
         do {
             try check(request, hold, pools)
         } catch {
             uncount(book, hold)
+            if settlementsWaiting { return nil }
             throw error
         }
         let decision = Book.Decision(requestID: request.requestID, hold: hold, window: window, epoch: book.epoch)

@@ -1,4 +1,5 @@
 import GRDB
+import NIOCore
 import NIOPosix
 import Synchronization
 
@@ -37,6 +38,13 @@ import Synchronization
 /// the next checkpoint, whichever comes first; what a power failure takes is a suffix of such
 /// batches, never a hole. So a lone settlement does not make the next request's hold wait for a
 /// sync of its own.
+///
+/// `lingers` may say which operations may wait up to `linger` for their batch when nothing else
+/// is queued (operations no caller waits on: settlements): such an operation, queued while the
+/// writer is idle, starts no batch of its own; the next operation that may not wait starts one
+/// that takes it along, or it is written alone once `linger` is up — at once when `flushed()`
+/// waits for it. So a connection's settlement shares its next request's hold's transaction
+/// instead of paying one more transaction of its own.
 public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable {
     public typealias Apply = @Sendable (Database, Operation) throws -> Outcome
     /// Called once per operation with its outcome, on the database writer's queue: it must
@@ -61,11 +69,16 @@ public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable
 
     private let write: BatchWriter
     private let synced: (@Sendable (Operation) -> Bool)?
+    private let linger: TimeAmount
+    private let lingers: (@Sendable (Operation) -> Bool)?
     private let maxBatch: Int
     private let state = Mutex(State())
 
+    enum Start { case now, later, no }
+
     struct Entry {
         let operation: Operation
+        let lingers: Bool
         let decided: Decided?
         let completion: Completion
     }
@@ -73,6 +86,12 @@ public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable
     struct State {
         var pending: [Entry] = []
         var writing = false
+        /// Whether `pending` holds an operation that may not linger.
+        var urgent = false
+        /// Whether a timer will start the lingering operations' batch.
+        var lingering = false
+        /// Operations that may linger, queued and not answered yet.
+        var lingeringUnanswered = 0
         /// Operations ever queued, and ever answered (in the same order: batches are FIFO).
         var queued = 0
         var answered = 0
@@ -83,12 +102,12 @@ public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable
     /// Batches written as one SQLite transaction each on `writer` (see above).
     public convenience init(
         writer: any DatabaseWriter, maxBatch: Int = 512, savepoints: Bool = true,
-        synced: (@Sendable (Operation) -> Bool)? = nil,
+        synced: (@Sendable (Operation) -> Bool)? = nil, linger: Duration = .zero, lingers: (@Sendable (Operation) -> Bool)? = nil,
         beforeCommit: (@Sendable (Database) throws -> Void)? = nil, afterRollback: (@Sendable () -> Void)? = nil,
         afterCommit: (@Sendable () -> Void)? = nil,
         apply: @escaping Apply
     ) {
-        self.init(maxBatch: maxBatch, synced: synced) { batch, synced, decided, _, done in
+        self.init(maxBatch: maxBatch, synced: synced, linger: linger, lingers: lingers) { batch, synced, decided, _, done in
             writer.asyncWriteWithoutTransaction { db in
                 // The writer's own setting (FULL: every commit synced) is back after the batch,
                 // for every other write on this connection.
@@ -137,23 +156,42 @@ public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable
     }
 
     /// Batches written by `write` (a store other than SQLite), one at a time, in order.
-    public init(maxBatch: Int = 512, synced: (@Sendable (Operation) -> Bool)? = nil, write: @escaping BatchWriter) {
+    public init(
+        maxBatch: Int = 512, synced: (@Sendable (Operation) -> Bool)? = nil, linger: Duration = .zero,
+        lingers: (@Sendable (Operation) -> Bool)? = nil, write: @escaping BatchWriter
+    ) {
         self.write = write
         self.synced = synced
+        self.linger = TimeAmount(linger)
+        self.lingers = linger > .zero ? lingers : nil
         self.maxBatch = maxBatch
     }
 
     /// Queues `operation`; `completion` gets its outcome once the batch holding it is durable;
     /// `decided`, when given, its successful outcome as soon as it is applied (see above).
     public func enqueue(_ operation: Operation, decided: Decided? = nil, completion: @escaping Completion) {
-        let start = state.withLock { state in
-            state.pending.append(Entry(operation: operation, decided: decided, completion: completion))
+        let mayLinger = lingers?(operation) ?? false
+        let start = state.withLock { state -> Start in
+            state.pending.append(Entry(operation: operation, lingers: mayLinger, decided: decided, completion: completion))
             state.queued += 1
-            if state.writing { return false }
+            if mayLinger { state.lingeringUnanswered += 1 } else { state.urgent = true }
+            if state.writing { return .no }
+            if !state.urgent {
+                if state.lingering { return .no }
+                state.lingering = true
+                return .later
+            }
             state.writing = true
-            return true
+            return .now
         }
-        guard start else { return }
+        switch start {
+        case .no: return
+        case .later:
+            let loop = MultiThreadedEventLoopGroup.currentEventLoop ?? MultiThreadedEventLoopGroup.singleton.any()
+            loop.scheduleTask(in: linger) { self.lingered() }
+            return
+        case .now: break
+        }
         // Queued from an event loop (a request's handler), the batch starts once that loop has
         // run what it has in hand: the operations of the other requests it is serving join it.
         // Started at once, the writer would wake on the same core in the middle of the loop's
@@ -164,6 +202,12 @@ public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable
         } else {
             writeNextBatch()
         }
+    }
+
+    /// Whether operations that may linger are queued or in a batch not answered yet (their
+    /// effects may not be applied yet).
+    public var lingeringInFlight: Bool {
+        state.withLock { $0.lingeringUnanswered > 0 }
     }
 
     /// Applies `operation` in the next batch and returns its outcome once that batch is durable.
@@ -177,6 +221,7 @@ public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable
     /// failed), at once when none is outstanding: a read after it sees their writes.
     public func flushed() async {
         if state.withLock({ $0.answered >= $0.queued }) { return }
+        startLingering()
         await withCheckedContinuation { continuation in
             let done = state.withLock { state -> Bool in
                 if state.answered >= state.queued { return true }
@@ -187,6 +232,22 @@ public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable
         }
     }
 
+    /// The lingering operations' time is up: their batch starts unless one has taken them.
+    private func lingered() {
+        state.withLock { $0.lingering = false }
+        startLingering()
+    }
+
+    /// Starts a batch of the operations queued while the writer is idle (lingering ones).
+    private func startLingering() {
+        let start = state.withLock { state -> Bool in
+            guard !state.writing, !state.pending.isEmpty else { return false }
+            state.writing = true
+            return true
+        }
+        if start { writeNextBatch() }
+    }
+
     private func writeNextBatch() {
         let maxBatch = self.maxBatch
         let batch = state.withLock { state -> [Entry]? in
@@ -195,7 +256,10 @@ public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable
                 return nil
             }
             if state.pending.count <= maxBatch {
-                defer { state.pending = [] }
+                defer {
+                    state.pending = []
+                    state.urgent = false
+                }
                 return state.pending
             }
             defer { state.pending.removeFirst(maxBatch) }
@@ -218,8 +282,10 @@ public final class GroupCommit<Operation: Sendable, Outcome: Sendable>: Sendable
             case .failure(let error):
                 for entry in batch { entry.completion(.failure(error)) }
             }
+            let lingered = batch.count { $0.lingers }
             let released = self.state.withLock { state -> [CheckedContinuation<Void, Never>] in
                 state.answered += batch.count
+                state.lingeringUnanswered -= lingered
                 guard !state.barriers.isEmpty else { return [] }
                 let answered = state.answered
                 defer { state.barriers.removeAll { $0.mark <= answered } }

@@ -254,6 +254,21 @@ struct MeteringTests {
         }
     }
 
+    @Test("A request that fits once the answer before it is settled is admitted at once, its settlement still queued", arguments: TestStore.available)
+    func settlementBeforeTheNextHold(store: TestStore) async throws {
+        try await TestServices.run(store: store) { services in
+            let meter = services.ledgerService.localMeter
+            for index in 0..<20 {
+                // Held at 900 of the key's 1,000, settled at 10: the next one (900) fits only after
+                // that settlement, queued as the gateway queues it (no wait) just before.
+                try await meter.reserve(Self.reserve("req_s\(index)", estimate: 900, cap: 1_000 + 10 * Int64(index)))
+                meter.settle(Self.settle("req_s\(index)", cost: 10)) { _ in }
+            }
+            try await meter.reserve(Self.reserve("req_s_last", estimate: 900, cap: 1_100))
+            await #expect(throws: ServiceError.self) { try await meter.reserve(Self.reserve("req_s_over", estimate: 900, cap: 1_100)) }
+        }
+    }
+
     @Test("Settlements queued in-process without waiting (as the gateway answers) are in the very next read", arguments: TestStore.available)
     func queuedSettlementsAreRead(store: TestStore) async throws {
         // On disk (a DatabasePool): its reads run beside the writer, so only the ledger's own

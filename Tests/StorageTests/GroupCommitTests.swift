@@ -107,4 +107,46 @@ struct GroupCommitTests {
         #expect(successes == 2)
         #expect(decided.values.withLock { $0 } == [1, 2])
     }
+
+    /// A committer whose batches are counted: each answers the number of its batch.
+    static func counting(_ pool: DatabasePool, linger: Duration) -> GroupCommit<Int, Int> {
+        let batches = Mutex(0)
+        return GroupCommit<Int, Int>(
+            writer: pool, savepoints: false, synced: { $0 < 0 }, linger: linger, lingers: { $0 > 0 },
+            beforeCommit: { _ in batches.withLock { $0 += 1 } }
+        ) { db, value in
+            try db.execute(sql: "INSERT INTO t (id) VALUES (?)", arguments: [value])
+            return batches.withLock { $0 } + 1
+        }
+    }
+
+    @Test("An operation that may linger, queued alone, waits for the next one that may not and shares its batch")
+    func lingeringJoinsTheNextBatch() async throws {
+        let (pool, path) = try Self.database()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        // A minute: only the next operation can start the batch in time.
+        let committer = Self.counting(pool, linger: .seconds(60))
+        async let lingering = committer.submit(1)
+        let rows = { try await pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM t") ?? -1 } }
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(try await rows() == 0, "not written alone")
+        let urgent = try await committer.submit(-1)
+        #expect(try await lingering == urgent, "one batch")
+        #expect(try await rows() == 2)
+    }
+
+    @Test("A lingering operation is written once its time is up, or at once when someone waits for everything queued")
+    func lingeringEnds() async throws {
+        let (pool, path) = try Self.database()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let short = Self.counting(pool, linger: .milliseconds(5))
+        #expect(try await short.submit(1) == 1)
+        let long = Self.counting(pool, linger: .seconds(60))
+        let answered = Mutex(false)
+        long.enqueue(2) { _ in answered.withLock { $0 = true } }
+        let started = ContinuousClock.now
+        await long.flushed()
+        #expect(answered.withLock { $0 })
+        #expect(ContinuousClock.now - started < .seconds(30), "not the minute's linger")
+    }
 }
