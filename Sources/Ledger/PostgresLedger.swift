@@ -10,13 +10,14 @@ import Synchronization
 ///
 /// One writer: the process that claims the schema (`PostgresServiceDatabase.claim`) is the only
 /// one that writes it, so the `Book` in its memory stays the truth about open holds and pools,
-/// as on SQLite. The group commit is the same; a batch is one transaction: the rows its
+/// as on SQLite. The group commit is the same; a batch's writes are one transaction: the rows its
 /// operations will read (their pools, the lines of requests without an open hold, grants by
 /// idempotency key) are fetched first, in three queries; the operations are applied to the book
 /// and to a `PostgresLedgerBatch`, which keeps their writes; those go out as one statement, a
 /// part a kind, over arrays (holds placed, lines written, holds deleted; pools, rollups and
-/// totals upserted), then the commit. A batch that fails rolls back whole and the book is reset, as on
-/// SQLite. The statements are SQLite's, declared once in `LedgerStatements`: only how they are
+/// totals upserted) — a transaction of its own — or, with alerts' rows or audit entries to write
+/// or no sync to wait for, between BEGIN and COMMIT. A batch that fails writes nothing and the
+/// book is reset, as on SQLite. The statements are SQLite's, declared once in `LedgerStatements`: only how they are
 /// run differs.
 final class PostgresLedger: Sendable {
     let database: PostgresServiceDatabase
@@ -49,7 +50,8 @@ final class PostgresLedger: Sendable {
     /// operations read, applies them to `book` at one time `now` (`decided` as each succeeds) and
     /// flushes the book — while the batch before may still be committing —, then, once that one
     /// has committed, lets the next batch start (`proceed`) and sends its writes in one
-    /// transaction. So PostgreSQL runs one batch's statements while the next is applied here.
+    /// transaction (usually one statement, without BEGIN and COMMIT). So PostgreSQL runs one
+    /// batch's statements while the next is applied here.
     /// `done` comes in the order of the batches. A batch that fails, or follows one that failed,
     /// rolls back and resets the book (the next batch reads the tables again); the book is told
     /// of each commit. A batch not `synced` (`GroupCommit`: none of its operations must be on
@@ -83,14 +85,9 @@ final class PostgresLedger: Sendable {
         proceed: @escaping @Sendable () -> Void
     ) async -> Result<[Result<Metering.Outcome, any Error>], any Error> {
         do {
-            let (outcomes, pools) = try await PostgresServiceDatabase.transaction(on: client, logger: logger) {
-                [logger] connection in
-                // As on SQLite, a batch that holds nothing a caller waits on to be on disk (settlements,
-                // releases, sweeps) commits without waiting for its WAL flush; the next commit that
-                // waits, or the WAL writer within a few hundred milliseconds, makes it durable.
-                if !synced {
-                    try await connection.query("SET LOCAL synchronous_commit = off", logger: logger)
-                }
+            let (outcomes, pools) = try await client.withConnection { [logger] connection in
+                // Read at READ COMMITTED, as inside a transaction: the ledger is the schema's one
+                // writer, and what the batch before wrote and has not committed yet is taken from it.
                 let batch = try await Self.prefetch(
                     operations, book: book, now: now, before: before, connection: connection, logger: logger)
                 // The book is touched by one batch at a time (planning its reads, applying its
@@ -109,7 +106,22 @@ final class PostgresLedger: Sendable {
                 guard await previous?.value ?? true else { throw PreviousBatchFailed() }
                 self.inFlight.withLock { $0?.batch = batch }
                 proceed()
-                try await batch.send(connection, logger: logger)
+                if synced, batch.isOneStatement {
+                    // One statement is a transaction of its own: committed, and flushed, when it
+                    // returns — no BEGIN and COMMIT round trips.
+                    try await batch.sendTables(connection, logger: logger)
+                } else {
+                    try await PostgresServiceDatabase.transaction(on: connection, logger: logger) { connection in
+                        // As on SQLite, a batch that holds nothing a caller waits on to be on disk
+                        // (settlements, releases, sweeps) commits without waiting for its WAL flush;
+                        // the next commit that waits, or the WAL writer within a few hundred
+                        // milliseconds, makes it durable.
+                        if !synced {
+                            try await connection.query("SET LOCAL synchronous_commit = off", logger: logger)
+                        }
+                        try await batch.send(connection, logger: logger)
+                    }
+                }
                 return (outcomes, pools)
             }
             book.committed(pools)
@@ -340,6 +352,18 @@ final class PostgresLedgerBatch: LedgerTables, @unchecked Sendable {
     /// writes); then the alerts' rows and the audit log's entries, chained in the order they were
     /// made.
     func send(_ connection: PostgresConnection, logger: Logger) async throws {
+        try await sendTables(connection, logger: logger)
+        // Budget alerts' rows, in the order they were made (rare: a change, a crossing, an attempt).
+        for write in writes { try await write.statement.execute(write.rows, on: connection, logger: logger) }
+        try await AuditTrail.append(audits, on: connection, logger: logger)
+    }
+
+    /// Whether the batch's writes are the one statement of `sendTables` (no alert's row, no audit
+    /// entry).
+    var isOneStatement: Bool { writes.isEmpty && audits.isEmpty }
+
+    /// The holds, lines, grants, pools, rollups and totals, as one statement.
+    func sendTables(_ connection: PostgresConnection, logger: Logger) async throws {
         typealias Statements = LedgerStatements
         try await BulkStatement.execute(together: [
             (OpenHolds.insert, openOrder.compactMap { id in opened[id].map { OpenHolds.insert(id, $0) } }),
@@ -352,8 +376,5 @@ final class PostgresLedgerBatch: LedgerTables, @unchecked Sendable {
             (Statements.addOwnerModelTotals, ownerTotals.map { Statements.addTotals(Statements.ownerKey($0), $1) }),
             (Statements.addOwnerOriginTotals, originTotals.map { Statements.addTotals(Statements.originKey($0), $1) }),
         ], on: connection, logger: logger)
-        // Budget alerts' rows, in the order they were made (rare: a change, a crossing, an attempt).
-        for write in writes { try await write.statement.execute(write.rows, on: connection, logger: logger) }
-        try await AuditTrail.append(audits, on: connection, logger: logger)
     }
 }

@@ -78,8 +78,15 @@ public final class PostgresServiceDatabase: Sendable {
     public static func transaction<Result: Sendable>(
         on client: PostgresClient, logger: Logger, _ body: @Sendable (PostgresConnection) async throws -> Result
     ) async throws -> Result {
+        try await client.withConnection { try await transaction(on: $0, logger: logger, body) }
+    }
+
+    /// `transaction(_:)` on a connection already leased.
+    public static func transaction<Result: Sendable>(
+        on connection: PostgresConnection, logger: Logger, _ body: @Sendable (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
         do {
-            return try await client.withTransaction(logger: logger) { try await body($0) }
+            return try await connection.withTransaction(logger: logger) { try await body($0) }
         } catch let error as PostgresTransactionError {
             if let closureError = error.closureError, error.rollbackError == nil { throw closureError }
             throw error
