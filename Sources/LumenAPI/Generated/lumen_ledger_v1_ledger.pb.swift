@@ -16,8 +16,9 @@
 /// - Before an upstream call the gateway reserves the request's bound (a hold); afterwards it
 ///   settles what it measured (tokens) or releases the hold. The ledger alone turns tokens into
 ///   money, at the registry's prices, which it follows itself. Holds are durable before they
-///   are acknowledged; settlements and releases are acknowledged once committed, and made
-///   durable by the next commit that syncs or the next checkpoint (README "Durability").
+///   are acknowledged; settlements and releases are acknowledged once committed (a settlement
+///   queued while the ledger's writer is idle waits up to 5 ms to share the next hold's commit),
+///   and made durable by the next commit that syncs or the next checkpoint (README "Durability").
 /// - Every request leaves a usage line; settled lines carry a billing transaction id, released
 ///   ones stay as FAILED (the request log, ListRequests).
 ///
