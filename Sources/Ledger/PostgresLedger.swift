@@ -17,8 +17,8 @@ import Synchronization
 /// part a kind, over arrays (holds placed, lines written, holds deleted; pools, rollups and
 /// totals upserted) — a transaction of its own — or, with alerts' rows or audit entries to write
 /// or no sync to wait for, between BEGIN and COMMIT. A batch that fails writes nothing and the
-/// book is reset, as on SQLite. The statements are SQLite's, declared once in `LedgerStatements`: only how they are
-/// run differs.
+/// book is reset, as on SQLite. The statements are SQLite's, declared once in
+/// `LedgerStatements`: only how they are run differs.
 final class PostgresLedger: Sendable {
     let database: PostgresServiceDatabase
     /// The schema's own pool (`ledger` first on the search path), the batches' and the reads'.
