@@ -176,13 +176,13 @@ enum Metering {
     /// will). The caller queues the decision (`Operation.decided`) before it lets go of the lock,
     /// so that the batches write the holds in the order they were decided.
     ///
-    /// `settlementsWaiting`: settlements are queued or being written, perhaps not applied yet
-    /// (one may linger for the next hold's batch: `GroupCommit`). A request they would refuse is
-    /// then decided in a batch instead, after them — an answered request's hold never refuses
-    /// the next one.
+    /// `settlementsWaiting` (asked only when the request would be refused): settlements are
+    /// queued or being written, perhaps not applied yet (one may linger for the next hold's
+    /// batch: `GroupCommit`). A request they would refuse is then decided in a batch instead,
+    /// after them — an answered request's hold never refuses the next one.
     static func decide(
         _ book: Book, _ request: Lumen_Ledger_V1_ReserveRequest, prices: Lumen_Registry_V1_Prices, now: Int64,
-        settlementsWaiting: Bool = false
+        settlementsWaiting: @autoclosure () -> Bool = false
     ) throws -> Book.Decision? {
         try validateRequestID(request.requestID)
         guard book.decidesAtOnce(request.requestID) else { return nil }
@@ -198,14 +198,14 @@ enum Metering {
         let (hold, window): (Book.Hold, RateWindow?)
         do {
             (hold, window) = try admit(book, request, prices: prices, now: now)
-        } catch where settlementsWaiting {
+        } catch where settlementsWaiting() {
             return nil
         }
         do {
             try check(request, hold, pools)
         } catch {
             uncount(book, hold)
-            if settlementsWaiting { return nil }
+            if settlementsWaiting() { return nil }
             throw error
         }
         let decision = Book.Decision(requestID: request.requestID, hold: hold, window: window, epoch: book.epoch)
