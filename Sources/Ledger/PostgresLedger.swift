@@ -15,8 +15,9 @@ import Synchronization
 /// idempotency key) are fetched first, in three queries; the operations are applied to the book
 /// and to a `PostgresLedgerBatch`, which keeps their writes; those go out as one statement, a
 /// part a kind, over arrays (holds placed, lines written, holds deleted; pools, rollups and
-/// totals upserted) — a transaction of its own — or, with alerts' rows or audit entries to write
-/// or no sync to wait for, between BEGIN and COMMIT. A batch that fails writes nothing and the
+/// totals upserted) — a transaction of its own, which a batch with no sync to wait for commits
+/// without waiting for its WAL flush — or, with alerts' rows or audit entries to write, between
+/// BEGIN and COMMIT. A batch that fails writes nothing and the
 /// book is reset, as on SQLite. The statements are SQLite's, declared once in
 /// `LedgerStatements`: only how they are run differs.
 final class PostgresLedger: Sendable {
@@ -102,24 +103,27 @@ final class PostgresLedger: Sendable {
                     try book.flush(batch)
                     return book.flushed()
                 }
+                // Its statement is built while the batch before commits: an unsynced batch's
+                // commits without waiting for its WAL flush (as on SQLite, a batch that holds
+                // nothing a caller waits on to be on disk — settlements, releases, sweeps; the
+                // next commit that waits, or the WAL writer within a few hundred milliseconds,
+                // makes it durable).
+                let alone = batch.isOneStatement
+                let tables = batch.tables(synchronousCommit: synced || !alone)
                 // What this batch wrote builds on the batch before: it must have committed.
                 guard await previous?.value ?? true else { throw PreviousBatchFailed() }
                 self.inFlight.withLock { $0?.batch = batch }
                 proceed()
-                if synced, batch.isOneStatement {
-                    // One statement is a transaction of its own: committed, and flushed, when it
-                    // returns — no BEGIN and COMMIT round trips.
-                    try await batch.sendTables(connection, logger: logger)
+                if alone {
+                    // One statement is a transaction of its own: committed (and flushed, when
+                    // synced) when it returns — no BEGIN and COMMIT round trips.
+                    if let tables { try await BulkStatement.run(tables, on: connection, logger: logger) }
                 } else {
                     try await PostgresServiceDatabase.transaction(on: connection, logger: logger) { connection in
-                        // As on SQLite, a batch that holds nothing a caller waits on to be on disk
-                        // (settlements, releases, sweeps) commits without waiting for its WAL flush;
-                        // the next commit that waits, or the WAL writer within a few hundred
-                        // milliseconds, makes it durable.
                         if !synced {
                             try await connection.query("SET LOCAL synchronous_commit = off", logger: logger)
                         }
-                        try await batch.send(connection, logger: logger)
+                        try await batch.send(tables, connection, logger: logger)
                     }
                 }
                 return (outcomes, pools)
@@ -345,27 +349,28 @@ final class PostgresLedgerBatch: LedgerTables, @unchecked Sendable {
     func appendAudit(_ entry: AuditEntry) throws { audits.append(entry) }
     func execute(_ statement: BulkStatement, _ rows: [[SQLValue]]) throws { writes.append(.init(statement: statement, rows: rows)) }
 
-    /// Sends the batch's writes: holds placed, lines written and holds deleted (settled or
-    /// released); grants; pools, rollups and totals upserted — each statement once for all its
-    /// rows, all of them as one statement (one round trip: each writes its own table, and a hold
-    /// placed and closed in the same batch is only its line, so none touches a row another
-    /// writes); then the alerts' rows and the audit log's entries, chained in the order they were
-    /// made.
-    func send(_ connection: PostgresConnection, logger: Logger) async throws {
-        try await sendTables(connection, logger: logger)
+    /// Sends the batch's writes, inside a transaction: the holds, lines, grants, pools, rollups and
+    /// totals (`tables`), then the alerts' rows and the audit log's entries, chained in the order
+    /// they were made.
+    func send(_ tables: PostgresQuery?, _ connection: PostgresConnection, logger: Logger) async throws {
+        if let tables { try await BulkStatement.run(tables, on: connection, logger: logger) }
         // Budget alerts' rows, in the order they were made (rare: a change, a crossing, an attempt).
         for write in writes { try await write.statement.execute(write.rows, on: connection, logger: logger) }
         try await AuditTrail.append(audits, on: connection, logger: logger)
     }
 
-    /// Whether the batch's writes are the one statement of `sendTables` (no alert's row, no audit
+    /// Whether the batch's writes are the one statement of `tables` (no alert's row, no audit
     /// entry).
     var isOneStatement: Bool { writes.isEmpty && audits.isEmpty }
 
-    /// The holds, lines, grants, pools, rollups and totals, as one statement.
-    func sendTables(_ connection: PostgresConnection, logger: Logger) async throws {
+    /// The holds placed, lines written and holds deleted (settled or released); grants; pools,
+    /// rollups and totals upserted — each statement once for all its rows, all of them as one
+    /// statement (`BulkStatement.together`: each writes its own table, and a hold placed and
+    /// closed in the same batch is only its line, so none touches a row another writes); nil
+    /// when there are none.
+    func tables(synchronousCommit: Bool) -> PostgresQuery? {
         typealias Statements = LedgerStatements
-        try await BulkStatement.execute(together: [
+        return BulkStatement.together([
             (OpenHolds.insert, openOrder.compactMap { id in opened[id].map { OpenHolds.insert(id, $0) } }),
             (Statements.insertLine, closed.map(Statements.insertLine)),
             (OpenHolds.delete, deletedHolds.map { [.text($0)] }),
@@ -375,6 +380,6 @@ final class PostgresLedgerBatch: LedgerTables, @unchecked Sendable {
             (Statements.addKeyTotals, keyTotals.map { Statements.addTotals(Statements.keyTotalsKey($0), $1) }),
             (Statements.addOwnerModelTotals, ownerTotals.map { Statements.addTotals(Statements.ownerKey($0), $1) }),
             (Statements.addOwnerOriginTotals, originTotals.map { Statements.addTotals(Statements.originKey($0), $1) }),
-        ], on: connection, logger: logger)
+        ], synchronousCommit: synchronousCommit)
     }
 }

@@ -86,7 +86,8 @@ public struct BulkStatement: Sendable {
         BulkStatement(
             columns: key,
             sqlite: "DELETE FROM \(table) WHERE " + key.map { "\($0.name) = ?" }.joined(separator: " AND "),
-            postgres: "DELETE FROM \(table) USING \(unnest(key)) WHERE "
+            postgres: anyOf(key).map { "DELETE FROM \(table) WHERE \($0)" }
+                ?? "DELETE FROM \(table) USING \(unnest(key)) WHERE "
                 + key.map { "\(table).\($0.name) = v.\($0.name)" }.joined(separator: " AND "))
     }
 
@@ -104,7 +105,16 @@ public struct BulkStatement: Sendable {
         return BulkStatement(
             columns: key,
             sqlite: "SELECT \(selected) FROM \(table) WHERE " + key.map { "\($0.name) = ?" }.joined(separator: " AND "),
-            postgres: "SELECT \(selected) FROM \(table) WHERE (\(names)) IN (SELECT \(names) FROM \(unnest(key)))")
+            postgres: "SELECT \(selected) FROM \(table) WHERE " + (anyOf(key) ?? "(\(names)) IN (SELECT \(names) FROM \(unnest(key)))"))
+    }
+
+    /// `a = ANY($1::text[])` for a key of one column: the planner reckons its cost by the array's
+    /// length and looks each value up in the key's index, where for `IN (SELECT … FROM unnest(…))`
+    /// or a join on `unnest` it guesses the rows and, on a table whose statistics lag behind its
+    /// growth, scans all of it (seen: a batch's lines read in 7–15 ms instead of 0.3).
+    static func anyOf(_ key: [Column]) -> String? {
+        guard key.count == 1, let column = key.first, !column.nullable else { return nil }
+        return "\(column.name) = ANY($1::\(column.kind.rawValue)[])"
     }
 
     /// `unnest($1::text[], …) AS v(a, …)`, a nullable column followed by its flag `a_null`.
@@ -153,27 +163,40 @@ public struct BulkStatement: Sendable {
         guard !rows.isEmpty else { return [] }
         var binds = PostgresBindings(capacity: columns.count)
         bind(rows, into: &binds)
-        return try await Self.run(postgres, binds, on: connection, logger: logger)
+        return try await Self.run(PostgresQuery(unsafeSQL: postgres, binds: binds), on: connection, logger: logger)
     }
 
-    /// Runs writes (inserts, updates, deletes: no `select`) as one statement, one round trip for
-    /// all, each its part of a `WITH`; those without rows are left out. The parts see one snapshot
-    /// and none sees another's rows: no two may write the same row, nor one read what another
-    /// writes.
+    /// Runs writes (inserts, updates, deletes: no `select`) as one statement (`together`).
     public static func execute(together writes: [(BulkStatement, [[SQLValue]])], on connection: PostgresConnection, logger: Logger) async throws {
+        if let statement = together(writes) { try await run(statement, on: connection, logger: logger) }
+    }
+
+    /// Writes (inserts, updates, deletes: no `select`) as one statement, one round trip for all,
+    /// each its part of a `WITH`; those without rows are left out (nil when none has rows). The
+    /// parts see one snapshot and none sees another's rows: no two may write the same row, nor
+    /// one read what another writes. Without `synchronousCommit`, the transaction the statement
+    /// is in commits without waiting for its WAL flush (`set_config('synchronous_commit', 'off',
+    /// true)`: as `SET LOCAL`, for that transaction alone — the statement's own when it is sent
+    /// alone, with no round trip of its own).
+    public static func together(_ writes: [(BulkStatement, [[SQLValue]])], synchronousCommit: Bool = true) -> PostgresQuery? {
         let writes = writes.filter { !$0.1.isEmpty }
-        if writes.count <= 1 {
-            if let (statement, rows) = writes.first { try await statement.execute(rows, on: connection, logger: logger) }
-            return
-        }
+        if writes.isEmpty { return nil }
         var binds = PostgresBindings(capacity: writes.reduce(0) { $0 + $1.0.columns.count * 2 })
+        if writes.count == 1, synchronousCommit {
+            writes[0].0.bind(writes[0].1, into: &binds)
+            return PostgresQuery(unsafeSQL: writes[0].0.postgres, binds: binds)
+        }
         var parts: [String] = []
         for (statement, rows) in writes {
             let first = binds.count
             statement.bind(rows, into: &binds)
             parts.append("w\(parts.count) AS (\(statement.postgres(placeholdersAfter: first)))")
         }
-        try await run("WITH " + parts.joined(separator: ",\n") + "\nSELECT 1", binds, on: connection, logger: logger)
+        if !synchronousCommit {
+            parts.append("unsynced AS (SELECT set_config('synchronous_commit', 'off', true))")
+            return PostgresQuery(unsafeSQL: "WITH " + parts.joined(separator: ",\n") + "\nSELECT 1 FROM unsynced", binds: binds)
+        }
+        return PostgresQuery(unsafeSQL: "WITH " + parts.joined(separator: ",\n") + "\nSELECT 1", binds: binds)
     }
 
     /// `postgres` with its placeholders `$1`… numbered from `offset + 1` (the statement's text is
@@ -207,11 +230,12 @@ public struct BulkStatement: Sendable {
         }
     }
 
+    /// Runs `statement` (one of the above); the rows it returns.
     @discardableResult
-    static func run(_ sql: String, _ binds: PostgresBindings, on connection: PostgresConnection, logger: Logger) async throws -> [SQLRow] {
+    public static func run(_ statement: PostgresQuery, on connection: PostgresConnection, logger: Logger) async throws -> [SQLRow] {
         var found: [SQLRow] = []
         do {
-            for try await row in try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger) {
+            for try await row in try await connection.query(statement, logger: logger) {
                 found.append(try SQLRow(row))
             }
         } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {

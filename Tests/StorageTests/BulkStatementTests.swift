@@ -143,4 +143,39 @@ struct BulkStatementTests {
             #expect(try await tallies() == ["y=7 why"])
         }
     }
+
+    @Test(
+        "Writes sent together without a synchronous commit turn it off for their own transaction alone: committed, and the connection's setting is back after it",
+        .enabled(if: TestStore.available.contains(.postgres)))
+    func withoutSynchronousCommit() async throws {
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        try await TestPostgres.withDatabase { [logger] database in
+            @Sendable func setting(_ connection: PostgresConnection) async throws -> String {
+                var found = ""
+                for try await (value) in try await connection.query("SHOW synchronous_commit", logger: logger).decode(String.self) { found = value }
+                return found
+            }
+            try await database.client.query(PostgresQuery(unsafeSQL: "CREATE TABLE tallies (name TEXT PRIMARY KEY, n BIGINT NOT NULL, label TEXT)"), logger: logger)
+            let writes: [(BulkStatement, [[SQLValue]])] = [(Self.tally, [["x", 1, nil]])]
+            let (inside, after) = try await database.client.withConnection { connection in
+                // Inside a transaction: off from the statement on, for that transaction.
+                let inside = try await PostgresServiceDatabase.transaction(on: connection, logger: logger) { connection in
+                    try await BulkStatement.run(try #require(BulkStatement.together(writes, synchronousCommit: false)), on: connection, logger: logger)
+                    return try await setting(connection)
+                }
+                // Alone: the statement's own transaction, committed; the setting back after it.
+                try await BulkStatement.run(
+                    try #require(BulkStatement.together([(Self.tally, [["y", 2, "why"]])], synchronousCommit: false)), on: connection, logger: logger)
+                return (inside, try await setting(connection))
+            }
+            #expect(inside == "off")
+            #expect(after == "on")
+            var found: [String] = []
+            let rows = try await database.client.query(PostgresQuery(unsafeSQL: "SELECT name, n FROM tallies ORDER BY name"), logger: logger)
+            for try await (name, n) in rows.decode((String, Int64).self) { found.append("\(name)=\(n)") }
+            #expect(found == ["x=1", "y=2"])
+            #expect(BulkStatement.together([(Self.tally, [])], synchronousCommit: false) == nil)
+        }
+    }
 }
