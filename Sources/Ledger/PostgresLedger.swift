@@ -38,10 +38,13 @@ final class PostgresLedger: Sendable {
 
     // MARK: - A batch
 
-    /// The batch in flight before the next: its outcome once its callers have heard it (true when
-    /// it committed), and — once it has applied its operations — what it read and wrote, which the
-    /// next batch reads instead of the tables while that commit is not visible yet.
-    private let inFlight = Mutex<(outcome: Task<Bool, Never>, batch: PostgresLedgerBatch?)?>(nil)
+    typealias BatchResult = Result<[Result<Metering.Outcome, any Error>], any Error>
+
+    /// The batch in flight before the next: its outcome once written (committed or failed), the
+    /// same once its callers have heard it, and — once it has applied its operations — what it
+    /// read and wrote, which the next batch reads instead of the tables while that commit is not
+    /// visible yet.
+    private let inFlight = Mutex<(written: Task<BatchResult, Never>, answered: Task<Void, Never>, batch: PostgresLedgerBatch?)?>(nil)
 
     struct PreviousBatchFailed: Error, CustomStringConvertible {
         var description: String { "the ledger's previous batch failed to commit" }
@@ -67,24 +70,27 @@ final class PostgresLedger: Sendable {
             // A batch started before the one before it was done (it let this one start once it had
             // applied its operations) builds on it; one started after it is done, on the tables.
             let base = previous?.batch != nil ? previous : nil
-            let outcome = Task<Bool, Never> {
-                let result = await self.write(
-                    operations, synced: synced, book: book, now: now, after: base?.outcome, reading: base?.batch, decided: decided,
+            let written = Task<BatchResult, Never> {
+                await self.write(
+                    operations, synced: synced, book: book, now: now, after: base?.written, reading: base?.batch, decided: decided,
                     proceed: proceed)
-                _ = await previous?.outcome.value  // the batch before is answered first
-                done(result)
-                if case .success = result { return true }
-                return false
             }
-            state = (outcome, nil)
+            // The next batch sends its writes once this one is written, not after its callers
+            // have heard it (a batch's answers are a few hundred continuations resumed).
+            let answered = Task<Void, Never> {
+                let result = await written.value
+                _ = await previous?.answered.value  // the batch before is answered first
+                done(result)
+            }
+            state = (written, answered, nil)
         }
     }
 
     private func write(
-        _ operations: [Metering.Operation], synced: Bool, book: Book, now: Int64, after previous: Task<Bool, Never>?,
+        _ operations: [Metering.Operation], synced: Bool, book: Book, now: Int64, after previous: Task<BatchResult, Never>?,
         reading before: PostgresLedgerBatch?, decided: @escaping @Sendable (Int, Metering.Outcome) -> Void,
         proceed: @escaping @Sendable () -> Void
-    ) async -> Result<[Result<Metering.Outcome, any Error>], any Error> {
+    ) async -> BatchResult {
         do {
             let (outcomes, pools) = try await client.withConnection { [logger] connection in
                 // Read at READ COMMITTED, as inside a transaction: the ledger is the schema's one
@@ -111,7 +117,7 @@ final class PostgresLedger: Sendable {
                 let alone = batch.isOneStatement
                 let tables = batch.tables(synchronousCommit: synced || !alone)
                 // What this batch wrote builds on the batch before: it must have committed.
-                guard await previous?.value ?? true else { throw PreviousBatchFailed() }
+                if case .failure = await previous?.value { throw PreviousBatchFailed() }
                 self.inFlight.withLock { $0?.batch = batch }
                 proceed()
                 if alone {
