@@ -109,8 +109,8 @@ final class PostgresLedger: Sendable {
                     try book.flush(batch)
                     return book.flushed()
                 }
-                // Its statement is built while the batch before commits: an unsynced batch's
-                // commits without waiting for its WAL flush (as on SQLite, a batch that holds
+                // Its statement is built while the batch before commits. A batch with no sync to
+                // wait for commits without waiting for its WAL flush (as on SQLite: it holds
                 // nothing a caller waits on to be on disk — settlements, releases, sweeps; the
                 // next commit that waits, or the WAL writer within a few hundred milliseconds,
                 // makes it durable).
